@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module graph follows DESIGN.md §4: each target depends only on those below it.
+let package = Package(
+    name: "ds-lb",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ds-lb", targets: ["ds-lb"]),
+        .executable(name: "ds-server", targets: ["ds-server"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "DSSystem", dependencies: ["CLinux"]),
+        .target(name: "DSReactor", dependencies: ["DSSystem", "CLinux"]),
+        .target(name: "DSHTTP1"),
+        .target(name: "DSHashing"),
+        .target(name: "DSBalancer", dependencies: ["DSHashing"]),
+        .target(name: "DSProxy", dependencies: ["DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "DSControl", dependencies: ["DSProxy", "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSHashing", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "ds-lb", dependencies: [
+            "DSControl", "DSProxy", "DSSystem", "CSystemd",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "ds-server", dependencies: [
+            "DSReactor", "DSSystem", "DSHTTP1",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "DSHTTP1Tests", dependencies: ["DSHTTP1"]),
+        .testTarget(name: "DSReactorTests", dependencies: ["DSReactor", "DSSystem"]),
+        .testTarget(name: "DSHashingTests", dependencies: ["DSHashing"]),
+        .testTarget(name: "DSBalancerTests", dependencies: ["DSBalancer", "DSHashing"]),
+        .testTarget(name: "IntegrationTests", dependencies: []),
+    ],
+    swiftLanguageModes: [.v6]
+)

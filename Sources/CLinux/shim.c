@@ -1,0 +1,167 @@
+#define _GNU_SOURCE
+#include "CLinux.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+const uint32_t CL_EPOLLIN = EPOLLIN;
+const uint32_t CL_EPOLLOUT = EPOLLOUT;
+const uint32_t CL_EPOLLERR = EPOLLERR;
+const uint32_t CL_EPOLLHUP = EPOLLHUP;
+const uint32_t CL_EPOLLRDHUP = EPOLLRDHUP;
+const uint32_t CL_EPOLLET = EPOLLET;
+const uint32_t CL_EPOLLEXCLUSIVE = EPOLLEXCLUSIVE;
+
+const int CL_SOL_SOCKET = SOL_SOCKET;
+const int CL_SO_REUSEADDR = SO_REUSEADDR;
+const int CL_SO_REUSEPORT = SO_REUSEPORT;
+const int CL_IPPROTO_TCP = IPPROTO_TCP;
+const int CL_TCP_NODELAY = TCP_NODELAY;
+
+int cl_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+static int epoll_ctl_with(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int cl_epoll_add(int epfd, int fd, uint32_t events, uint64_t data) {
+    return epoll_ctl_with(epfd, EPOLL_CTL_ADD, fd, events, data);
+}
+
+int cl_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data) {
+    return epoll_ctl_with(epfd, EPOLL_CTL_MOD, fd, events, data);
+}
+
+int cl_epoll_del(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
+
+int cl_epoll_wait(int epfd, cl_epoll_event *out, int max, int timeout_ms) {
+    // struct epoll_event is packed on x86_64, so it is copied into our unpacked layout rather
+    // than handed to Swift directly.
+    struct epoll_event events[256];
+    if (max > 256) max = 256;
+    int n = epoll_wait(epfd, events, max, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        out[i].events = events[i].events;
+        out[i].data = events[i].data.u64;
+    }
+    return n;
+}
+
+int cl_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int cl_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t n = write(fd, &one, sizeof one);
+    // EAGAIN means the counter is saturated: the reader is already due to wake.
+    return (n == sizeof one || errno == EAGAIN) ? 0 : -1;
+}
+
+int cl_eventfd_drain(int fd) {
+    uint64_t value;
+    ssize_t n = read(fd, &value, sizeof value);
+    return (n == sizeof value || errno == EAGAIN) ? 0 : -1;
+}
+
+int cl_timerfd_create(void) { return timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC); }
+
+int cl_timerfd_arm_abs(int fd, uint64_t deadline_ns) {
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof spec);
+    // A zero it_value would disarm the timer; a deadline already past fires at once.
+    if (deadline_ns == 0) deadline_ns = 1;
+    spec.it_value.tv_sec = (time_t)(deadline_ns / 1000000000ull);
+    spec.it_value.tv_nsec = (long)(deadline_ns % 1000000000ull);
+    return timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL);
+}
+
+int cl_timerfd_disarm(int fd) {
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof spec);
+    return timerfd_settime(fd, 0, &spec, NULL);
+}
+
+uint64_t cl_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void fill_set(sigset_t *set, const int *signals, int count) {
+    sigemptyset(set);
+    for (int i = 0; i < count; i++) sigaddset(set, signals[i]);
+}
+
+int cl_block_signals(const int *signals, int count) {
+    sigset_t set;
+    fill_set(&set, signals, count);
+    return pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int cl_signalfd(const int *signals, int count) {
+    sigset_t set;
+    fill_set(&set, signals, count);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int cl_signalfd_read(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    if (n == sizeof info) return (int)info.ssi_signo;
+    if (n < 0 && errno == EAGAIN) return 0;
+    return -1;
+}
+
+int cl_accept4(int fd, struct sockaddr *addr, socklen_t *len) {
+    return accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+int cl_socket_nonblocking(int domain, int type) {
+    return socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+int cl_set_int_option(int fd, int level, int name, int value) {
+    return setsockopt(fd, level, name, &value, sizeof value);
+}
+
+int cl_set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+int cl_pipe2_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
+
+ssize_t cl_splice(int fd_in, int fd_out, size_t len) {
+    return splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+}
+
+pid_t cl_spawn(const char *path, char *const argv[], char *const envp[]) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    // Child: only async-signal-safe calls from here to execve.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL); // signalfd users block signals; the child must not inherit that
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(127);
+    if (getppid() != parent) _exit(127); // the parent died before prctl took effect
+    execve(path, argv, envp);
+    _exit(127);
+}

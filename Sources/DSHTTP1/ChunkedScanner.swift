@@ -1,0 +1,136 @@
+/// Follows chunked framing (RFC 9112 §7.1) over bytes that are forwarded unchanged, to learn
+/// where the message ends. It never rewrites: the bytes go through as they came.
+public struct ChunkedScanner: Sendable {
+    public enum Outcome: Equatable, Sendable {
+        /// All `consumed` bytes belong to the message; more are needed.
+        case needMore
+        /// The message ended after `consumed` bytes (trailers included).
+        case complete(consumed: Int)
+    }
+
+    enum State: Sendable {
+        case size
+        case sizeDigitsDone
+        case extensionText
+        case sizeLF
+        case data(UInt64)
+        case dataCR
+        case dataLF
+        case trailerLineStart
+        case trailerLine
+        case trailerLF
+        case lastLF
+        case done
+    }
+
+    /// Longest chunk extension accepted; §7.1.1 asks recipients to limit them.
+    public static let maxExtensionBytes = 4096
+
+    private var state: State = .size
+    private var size: UInt64 = 0
+    private var sizeDigits = 0
+    private var extensionBytes = 0
+    private var isLastChunk = false
+
+    public init() {}
+
+    public var isDone: Bool {
+        if case .done = state { return true }
+        return false
+    }
+
+    /// Scans `bytes`; returns how much of it is part of the message, or throws on bad framing.
+    public mutating func scan(_ bytes: UnsafeRawBufferPointer) throws -> Outcome {
+        var i = 0
+        let count = bytes.count
+        while i < count {
+            switch state {
+            case .data(let remaining):
+                let take = Int(min(UInt64(count - i), remaining))
+                i += take
+                state = remaining - UInt64(take) == 0 ? .dataCR : .data(remaining - UInt64(take))
+                continue
+            case .done:
+                return .complete(consumed: i)
+            default:
+                break
+            }
+            let c = bytes[i]
+            i += 1
+            switch state {
+            case .size:
+                if let digit = Self.hexValue(c) {
+                    sizeDigits += 1
+                    guard sizeDigits <= 15 else { throw HTTPParseError(400, "Chunk size too large") }
+                    size = size << 4 | UInt64(digit)
+                } else if sizeDigits == 0 {
+                    throw HTTPParseError(400, "Invalid chunk size")
+                } else if c == 13 {
+                    state = .sizeLF
+                } else if c == 59 { // ';' starts a chunk extension
+                    state = .extensionText
+                } else if c == 32 || c == 9 {
+                    state = .sizeDigitsDone
+                } else {
+                    throw HTTPParseError(400, "Invalid chunk size")
+                }
+            case .sizeDigitsDone:
+                // BWS before a chunk extension only.
+                if c == 59 { state = .extensionText }
+                else if c == 13 { state = .sizeLF }
+                else if c != 32 && c != 9 { throw HTTPParseError(400, "Invalid chunk size line") }
+            case .extensionText:
+                extensionBytes += 1
+                guard extensionBytes <= Self.maxExtensionBytes else { throw HTTPParseError(400, "Chunk extension too long") }
+                if c == 13 { state = .sizeLF }
+                else if c == 10 || c == 0 { throw HTTPParseError(400, "Bad byte in chunk extension") }
+            case .sizeLF:
+                guard c == 10 else { throw HTTPParseError(400, "Bare CR in chunk size line") }
+                extensionBytes = 0
+                sizeDigits = 0
+                if size == 0 {
+                    state = .trailerLineStart
+                } else {
+                    state = .data(size)
+                    size = 0
+                }
+            case .dataCR:
+                guard c == 13 else { throw HTTPParseError(400, "Chunk data not followed by CRLF") }
+                state = .dataLF
+            case .dataLF:
+                guard c == 10 else { throw HTTPParseError(400, "Chunk data not followed by CRLF") }
+                state = .size
+            case .trailerLineStart:
+                if c == 13 { state = .lastLF }
+                else if c == 10 { throw HTTPParseError(400, "Bare LF in trailer section") }
+                else { state = .trailerLine }
+            case .trailerLine:
+                extensionBytes += 1
+                guard extensionBytes <= 64 * 1024 else { throw HTTPParseError(400, "Trailer section too large") }
+                if c == 13 { state = .trailerLF }
+                else if c == 10 || c == 0 { throw HTTPParseError(400, "Bad byte in trailer section") }
+            case .trailerLF:
+                guard c == 10 else { throw HTTPParseError(400, "Bare CR in trailer section") }
+                state = .trailerLineStart
+            case .lastLF:
+                guard c == 10 else { throw HTTPParseError(400, "Bare CR after last chunk") }
+                state = .done
+                return .complete(consumed: i)
+            case .data, .done:
+                break
+            }
+        }
+        if case .done = state { return .complete(consumed: i) }
+        return .needMore
+    }
+
+    @inline(__always)
+    static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: return c - 48
+        case 65...70: return c - 55
+        case 97...102: return c - 87
+        default: return nil
+        }
+    }
+}

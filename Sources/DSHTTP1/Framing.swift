@@ -1,0 +1,63 @@
+/// The one place that decides how a message body is delimited (RFC 9112 §6). Every refusal here
+/// is answered and followed by closing the connection: once framing is in doubt, so is where the
+/// next message starts.
+public enum Framing {
+    /// Whether this build decodes chunked request bodies. Until it does, a chunked request is
+    /// refused with 501 rather than forwarded with a guessed length.
+    public static let acceptsChunkedRequests = false
+
+    /// The body framing of a request.
+    public static func request(_ head: RequestHead) -> Result<BodyFraming, HTTPParseError> {
+        if !head.transferCodings.isEmpty {
+            // §6.1: Transfer-Encoding with Content-Length is the classic smuggling shape; refuse
+            // it outright (as nginx does) instead of silently preferring one header.
+            if head.contentLength != nil {
+                return .failure(HTTPParseError(400, "Both Content-Length and Transfer-Encoding present"))
+            }
+            if head.version == .http10 {
+                return .failure(HTTPParseError(400, "Transfer-Encoding in an HTTP/1.0 request"))
+            }
+            // §6.3 item 3: chunked must be the final coding of a request, and only once.
+            guard head.transferCodings.last == "chunked" else {
+                return .failure(HTTPParseError(400, "Request transfer coding does not end in chunked"))
+            }
+            if head.transferCodings.count > 1 {
+                let known: Set<String> = ["chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress"]
+                if head.transferCodings.dropLast().contains("chunked") {
+                    return .failure(HTTPParseError(400, "chunked applied more than once"))
+                }
+                if !head.transferCodings.allSatisfy(known.contains) {
+                    return .failure(HTTPParseError(501, "Unknown transfer coding"))
+                }
+            }
+            guard acceptsChunkedRequests else {
+                return .failure(HTTPParseError(501, "Chunked request bodies are not supported yet"))
+            }
+            return .success(.chunked)
+        }
+        if let length = head.contentLength, length > 0 { return .success(.contentLength(length)) }
+        return .success(.none)
+    }
+
+    /// The body framing of a response to a request with `requestMethod` (§6.3 items 1–7).
+    /// A response whose framing is invalid is a 502 for the client and a closed upstream.
+    public static func response(_ head: ResponseHead, requestMethod: String) -> Result<BodyFraming, HTTPParseError> {
+        if requestMethod == "HEAD" || (100..<200).contains(head.status) || head.status == 204 || head.status == 304 {
+            return .success(.none)
+        }
+        if !head.transferCodings.isEmpty {
+            if head.contentLength != nil {
+                return .failure(HTTPParseError(502, "Upstream sent both Content-Length and Transfer-Encoding"))
+            }
+            if head.transferCodings.last == "chunked" {
+                if head.transferCodings.dropLast().contains("chunked") {
+                    return .failure(HTTPParseError(502, "Upstream applied chunked twice"))
+                }
+                return .success(.chunked)
+            }
+            return .success(.untilClose)
+        }
+        if let length = head.contentLength { return .success(length == 0 ? .none : .contentLength(length)) }
+        return .success(.untilClose)
+    }
+}

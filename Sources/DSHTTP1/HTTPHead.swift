@@ -1,0 +1,138 @@
+/// HTTP/1.x version of a message. Anything other than 1.0 and 1.1 is refused with 505.
+public enum HTTPVersion: Sendable, Equatable {
+    case http10
+    case http11
+}
+
+/// A header field as offsets into the bytes the head was parsed from, so the head can be
+/// forwarded as it arrived and nothing is copied unless someone asks for a value.
+public struct HeaderField: Sendable, Equatable {
+    public let nameStart: Int32
+    public let nameEnd: Int32
+    public let valueStart: Int32
+    public let valueEnd: Int32
+}
+
+/// Why a head was refused: the status to answer with and a message for the JSON body. The
+/// connection is always closed after such an answer (RFC 9112 §6.3: after a framing error the
+/// receiver cannot know where the next message starts).
+public struct HTTPParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let status: Int
+    public let message: String
+
+    public init(_ status: Int, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String { "\(status) \(message)" }
+}
+
+/// Limits a parser enforces (DESIGN.md: 64 KiB head, 100 fields, answered with 431).
+public struct HTTPLimits: Sendable {
+    public var maxHeadBytes: Int
+    public var maxHeaderCount: Int
+
+    public init(maxHeadBytes: Int = 64 * 1024, maxHeaderCount: Int = 100) {
+        self.maxHeadBytes = maxHeadBytes
+        self.maxHeaderCount = maxHeaderCount
+    }
+}
+
+/// How a message body is delimited (RFC 9112 §6.3), decided in one place: `BodyFraming`.
+public enum BodyFraming: Sendable, Equatable {
+    case none
+    case contentLength(UInt64)
+    case chunked
+    /// Response only: the body runs until the server closes the connection.
+    case untilClose
+}
+
+/// Connection-management facts gathered while parsing, so no one re-scans the fields.
+public struct ConnectionTokens: Sendable, Equatable {
+    public var close = false
+    public var keepAlive = false
+    public var upgrade = false
+}
+
+/// A parsed request head. Text accessors copy out of the original bytes on demand.
+public struct RequestHead: Sendable {
+    public var method: String
+    public var target: String
+    public var version: HTTPVersion
+    public var fields: [HeaderField]
+    /// The number of bytes of the head, including the final empty line.
+    public var length: Int
+    public var contentLength: UInt64?
+    /// The Transfer-Encoding codings in order, lowercased (all fields joined).
+    public var transferCodings: [String]
+    public var hostCount: Int
+    public var connection: ConnectionTokens
+    public var expectContinue: Bool
+
+    /// The target's path (before `?`).
+    public var path: Substring {
+        if let q = target.firstIndex(of: "?") { return target[..<q] }
+        return Substring(target)
+    }
+
+    /// The query string (after `?`, without the fragment), if any.
+    public var query: Substring? {
+        guard let q = target.firstIndex(of: "?") else { return nil }
+        return target[target.index(after: q)...]
+    }
+
+    /// The first value of query parameter `name` (not percent-decoded: keys are hashed as sent).
+    public func queryParameter(_ name: String) -> Substring? {
+        guard let query else { return nil }
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            if let eq = pair.firstIndex(of: "=") {
+                if pair[..<eq] == name { return pair[pair.index(after: eq)...] }
+            } else if pair == name {
+                return pair[pair.endIndex...]
+            }
+        }
+        return nil
+    }
+
+    /// Whether the connection stays open after this exchange (RFC 9112 §9.3).
+    public var wantsKeepAlive: Bool {
+        switch version {
+        case .http11: return !connection.close
+        case .http10: return connection.keepAlive && !connection.close
+        }
+    }
+
+    public var isHead: Bool { method == "HEAD" }
+}
+
+/// A parsed response head.
+public struct ResponseHead: Sendable {
+    public var version: HTTPVersion
+    public var status: Int
+    public var fields: [HeaderField]
+    public var length: Int
+    public var contentLength: UInt64?
+    public var transferCodings: [String]
+    public var connection: ConnectionTokens
+
+    /// Whether the server keeps the connection open after this response.
+    public var keepsConnection: Bool {
+        switch version {
+        case .http11: return !connection.close
+        case .http10: return connection.keepAlive && !connection.close
+        }
+    }
+}
+
+extension HeaderField {
+    /// The field's name as text.
+    public func name(in bytes: UnsafeRawBufferPointer) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[Int(nameStart)..<Int(nameEnd)]), as: UTF8.self)
+    }
+
+    /// The field's value as text, without surrounding whitespace.
+    public func value(in bytes: UnsafeRawBufferPointer) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[Int(valueStart)..<Int(valueEnd)]), as: UTF8.self)
+    }
+}

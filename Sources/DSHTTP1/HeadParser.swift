@@ -1,0 +1,323 @@
+/// The outcome of offering buffered bytes to the parser.
+public enum HeadParseResult<Head: Sendable>: Sendable {
+    /// No complete head yet; search again from `resumeAt` when more bytes arrive.
+    case incomplete(resumeAt: Int)
+    case complete(Head)
+    case failed(HTTPParseError)
+}
+
+/// A strict HTTP/1.1 head parser (RFC 9112 §2–§5), pure: it reads bytes and returns values.
+///
+/// Line endings: only CRLF is accepted. A bare LF (RFC 9112 §2.2 allows a recipient to accept it)
+/// is refused with 400 everywhere, heads and chunked framing alike, because a proxy that reads
+/// LF while its peer reads CRLF is how requests get smuggled (HAProxy 4837e9989). A bare CR, NUL,
+/// obs-fold, whitespace before the colon and empty or non-token names are refused with 400.
+public struct HeadParser: Sendable {
+    public var limits: HTTPLimits
+
+    public init(limits: HTTPLimits = HTTPLimits()) {
+        self.limits = limits
+    }
+
+    // MARK: requests
+
+    /// Parses a request head at the start of `bytes`. `from` is the `resumeAt` of the previous
+    /// incomplete result (0 the first time), so a head trickling in is not rescanned from the start.
+    public func parseRequest(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHead> {
+        var start = 0
+        // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
+        while start + 1 < bytes.count && bytes[start] == 13 && bytes[start + 1] == 10 { start += 2 }
+        switch Self.findHeadEnd(bytes, from: max(from, start), limit: limits.maxHeadBytes + start) {
+        case .incomplete(let resume): return .incomplete(resumeAt: resume)
+        case .failed(let error): return .failed(error)
+        case .complete(let end):
+            do {
+                return .complete(try parseRequestHead(bytes, start: start, end: end))
+            } catch let error as HTTPParseError {
+                return .failed(error)
+            } catch {
+                return .failed(HTTPParseError(400, "Malformed request"))
+            }
+        }
+    }
+
+    private func parseRequestHead(_ bytes: UnsafeRawBufferPointer, start: Int, end: Int) throws -> RequestHead {
+        let lineEnd = try Self.lineEnd(bytes, from: start, end: end)
+        // request-line = method SP request-target SP HTTP-version (RFC 9112 §3)
+        var i = start
+        while i < lineEnd && Self.isTokenChar(bytes[i]) { i += 1 }
+        guard i > start, i < lineEnd, bytes[i] == 32 else { throw HTTPParseError(400, "Malformed request line") }
+        let method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+        let targetStart = i + 1
+        var j = targetStart
+        while j < lineEnd && bytes[j] > 32 && bytes[j] != 127 { j += 1 }
+        guard j > targetStart, j < lineEnd, bytes[j] == 32 else { throw HTTPParseError(400, "Malformed request target") }
+        let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<j]), as: UTF8.self)
+        let version = try Self.parseVersion(bytes, from: j + 1, to: lineEnd)
+
+        var head = RequestHead(method: method, target: target, version: version, fields: [], length: end,
+                               contentLength: nil, transferCodings: [], hostCount: 0,
+                               connection: ConnectionTokens(), expectContinue: false)
+        var contentLengthSeen = false
+        try parseFields(bytes, from: lineEnd + 2, end: end) { field, name in
+            switch name {
+            case .contentLength:
+                let value = try Self.parseContentLength(bytes, field)
+                if contentLengthSeen && head.contentLength != value {
+                    throw HTTPParseError(400, "Conflicting Content-Length headers")
+                }
+                contentLengthSeen = true
+                head.contentLength = value
+            case .transferEncoding:
+                try Self.appendCodings(bytes, field, to: &head.transferCodings)
+            case .host:
+                head.hostCount += 1
+            case .connection:
+                Self.scanConnection(bytes, field, into: &head.connection)
+            case .expect:
+                head.expectContinue = Self.equalsIgnoringCase(bytes, field.valueStart, field.valueEnd, "100-continue")
+            case .other:
+                break
+            }
+            head.fields.append(field)
+        }
+        if version == .http11 {
+            if head.hostCount == 0 { throw HTTPParseError(400, "Missing Host header") }
+        }
+        if head.hostCount > 1 { throw HTTPParseError(400, "Duplicate Host header") }
+        return head
+    }
+
+    // MARK: responses
+
+    public func parseResponse(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<ResponseHead> {
+        switch Self.findHeadEnd(bytes, from: from, limit: limits.maxHeadBytes) {
+        case .incomplete(let resume): return .incomplete(resumeAt: resume)
+        case .failed(let error): return .failed(error)
+        case .complete(let end):
+            do {
+                return .complete(try parseResponseHead(bytes, end: end))
+            } catch let error as HTTPParseError {
+                return .failed(error)
+            } catch {
+                return .failed(HTTPParseError(502, "Malformed response"))
+            }
+        }
+    }
+
+    private func parseResponseHead(_ bytes: UnsafeRawBufferPointer, end: Int) throws -> ResponseHead {
+        let lineEnd = try Self.lineEnd(bytes, from: 0, end: end)
+        // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4)
+        guard lineEnd >= 12 else { throw HTTPParseError(400, "Malformed status line") }
+        let version = try Self.parseVersion(bytes, from: 0, to: 8)
+        guard bytes[8] == 32 else { throw HTTPParseError(400, "Malformed status line") }
+        var status = 0
+        for k in 9..<12 {
+            let c = bytes[k]
+            guard c >= 48 && c <= 57 else { throw HTTPParseError(400, "Malformed status code") }
+            status = status * 10 + Int(c - 48)
+        }
+        guard status >= 100, lineEnd == 12 || bytes[12] == 32 else { throw HTTPParseError(400, "Malformed status line") }
+        for k in 12..<lineEnd where bytes[k] < 32 && bytes[k] != 9 || bytes[k] == 127 {
+            throw HTTPParseError(400, "Control character in reason phrase")
+        }
+        var head = ResponseHead(version: version, status: status, fields: [], length: end, contentLength: nil,
+                                transferCodings: [], connection: ConnectionTokens())
+        var contentLengthSeen = false
+        try parseFields(bytes, from: lineEnd + 2, end: end) { field, name in
+            switch name {
+            case .contentLength:
+                let value = try Self.parseContentLength(bytes, field)
+                if contentLengthSeen && head.contentLength != value {
+                    throw HTTPParseError(400, "Conflicting Content-Length headers")
+                }
+                contentLengthSeen = true
+                head.contentLength = value
+            case .transferEncoding:
+                try Self.appendCodings(bytes, field, to: &head.transferCodings)
+            case .connection:
+                Self.scanConnection(bytes, field, into: &head.connection)
+            case .host, .expect, .other:
+                break
+            }
+            head.fields.append(field)
+        }
+        return head
+    }
+
+    // MARK: shared pieces
+
+    enum FindResult {
+        case incomplete(Int)
+        case complete(Int)
+        case failed(HTTPParseError)
+    }
+
+    /// Finds the end of the head (just past the empty line). Fails fast on a bare LF and on a
+    /// head longer than `limit`.
+    static func findHeadEnd(_ bytes: UnsafeRawBufferPointer, from: Int, limit: Int) -> FindResult {
+        var i = max(from, 0)
+        let count = bytes.count
+        while i < count {
+            if bytes[i] == 10 {
+                if i == 0 || bytes[i - 1] != 13 { return .failed(HTTPParseError(400, "Bare LF in message head")) }
+                // An empty line: CR LF directly after the previous line's CR LF.
+                if i >= 3 && bytes[i - 2] == 10 && bytes[i - 3] == 13 {
+                    if i + 1 > limit { return .failed(HTTPParseError(431, "Request header section too large")) }
+                    return .complete(i + 1)
+                }
+            }
+            i += 1
+        }
+        if count > limit { return .failed(HTTPParseError(431, "Request header section too large")) }
+        // Resume a few bytes back so a terminator split across reads is still seen.
+        return .incomplete(max(0, count - 3))
+    }
+
+    /// The index of the CR ending the line that starts at `from`.
+    static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int) throws -> Int {
+        var i = from
+        while i + 1 < end {
+            let c = bytes[i]
+            if c == 13 {
+                guard bytes[i + 1] == 10 else { throw HTTPParseError(400, "Bare CR in message head") }
+                return i
+            }
+            if c == 0 { throw HTTPParseError(400, "NUL in message head") }
+            i += 1
+        }
+        throw HTTPParseError(400, "Unterminated line")
+    }
+
+    static func parseVersion(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) throws -> HTTPVersion {
+        guard to - from == 8 else { throw HTTPParseError(400, "Malformed HTTP version") }
+        let prefix: [UInt8] = Array("HTTP/".utf8)
+        for k in 0..<5 where bytes[from + k] != prefix[k] { throw HTTPParseError(400, "Malformed HTTP version") }
+        let major = bytes[from + 5], dot = bytes[from + 6], minor = bytes[from + 7]
+        guard dot == 46, (48...57).contains(major), (48...57).contains(minor) else {
+            throw HTTPParseError(400, "Malformed HTTP version")
+        }
+        switch (major, minor) {
+        case (49, 49): return .http11
+        case (49, 48): return .http10
+        default: throw HTTPParseError(505, "HTTP version not supported")
+        }
+    }
+
+    enum KnownField {
+        case contentLength, transferEncoding, host, connection, expect, other
+    }
+
+    /// Parses `field-name ":" OWS field-value OWS CRLF` lines up to the empty line (RFC 9112 §5).
+    func parseFields(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int,
+                     _ onField: (HeaderField, KnownField) throws -> Void) throws {
+        var lineStart = from
+        var count = 0
+        while true {
+            let cr = try Self.lineEnd(bytes, from: lineStart, end: end)
+            if cr == lineStart { return } // the empty line
+            let first = bytes[lineStart]
+            if first == 32 || first == 9 { throw HTTPParseError(400, "Obsolete line folding in header") }
+            var colon = lineStart
+            while colon < cr && Self.isTokenChar(bytes[colon]) { colon += 1 }
+            guard colon < cr, bytes[colon] == 58 else {
+                if colon < cr && (bytes[colon] == 32 || bytes[colon] == 9) {
+                    throw HTTPParseError(400, "Whitespace before colon in header name")
+                }
+                throw HTTPParseError(400, "Invalid header field name")
+            }
+            guard colon > lineStart else { throw HTTPParseError(400, "Empty header field name") }
+            var valueStart = colon + 1
+            while valueStart < cr && (bytes[valueStart] == 32 || bytes[valueStart] == 9) { valueStart += 1 }
+            var valueEnd = cr
+            while valueEnd > valueStart && (bytes[valueEnd - 1] == 32 || bytes[valueEnd - 1] == 9) { valueEnd -= 1 }
+            for k in valueStart..<valueEnd {
+                let c = bytes[k]
+                if (c < 32 && c != 9) || c == 127 { throw HTTPParseError(400, "Control character in header value") }
+            }
+            count += 1
+            if count > limits.maxHeaderCount { throw HTTPParseError(431, "Too many header fields") }
+            let field = HeaderField(nameStart: Int32(lineStart), nameEnd: Int32(colon),
+                                    valueStart: Int32(valueStart), valueEnd: Int32(valueEnd))
+            try onField(field, Self.classify(bytes, lineStart, colon))
+            lineStart = cr + 2
+        }
+    }
+
+    static func classify(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> KnownField {
+        switch end - start {
+        case 4 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "host"): return .host
+        case 6 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "expect"): return .expect
+        case 10 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "connection"): return .connection
+        case 14 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "content-length"): return .contentLength
+        case 17 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "transfer-encoding"): return .transferEncoding
+        default: return .other
+        }
+    }
+
+    /// Content-Length = 1*DIGIT (RFC 9110 §8.6). Signs, spaces inside, lists, empty values and
+    /// values past 2^63 are refused: each is a known desync vector (HAProxy 6492f1f29).
+    static func parseContentLength(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField) throws -> UInt64 {
+        let start = Int(field.valueStart), end = Int(field.valueEnd)
+        guard end > start else { throw HTTPParseError(400, "Empty Content-Length") }
+        guard end - start <= 18 else { throw HTTPParseError(400, "Content-Length too large") }
+        var value: UInt64 = 0
+        for k in start..<end {
+            let c = bytes[k]
+            guard c >= 48 && c <= 57 else { throw HTTPParseError(400, "Invalid Content-Length") }
+            value = value * 10 + UInt64(c - 48)
+        }
+        return value
+    }
+
+    static func appendCodings(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField, to codings: inout [String]) throws {
+        let value = field.value(in: bytes).lowercased()
+        for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+            let coding = part.trimmingWhitespace()
+            guard !coding.isEmpty else { throw HTTPParseError(400, "Empty transfer coding") }
+            codings.append(String(coding))
+        }
+    }
+
+    static func scanConnection(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField, into tokens: inout ConnectionTokens) {
+        for part in field.value(in: bytes).split(separator: ",") {
+            switch part.trimmingWhitespace().lowercased() {
+            case "close": tokens.close = true
+            case "keep-alive": tokens.keepAlive = true
+            case "upgrade": tokens.upgrade = true
+            default: break
+            }
+        }
+    }
+
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ start: Int32, _ end: Int32, _ lowercase: StaticString) -> Bool {
+        let length = lowercase.utf8CodeUnitCount
+        guard Int(end - start) == length else { return false }
+        let expected = lowercase.utf8Start
+        for k in 0..<length {
+            var c = bytes[Int(start) + k]
+            if c >= 65 && c <= 90 { c += 32 }
+            if c != expected[k] { return false }
+        }
+        return true
+    }
+
+    /// tchar (RFC 9110 §5.6.2).
+    @inline(__always)
+    static func isTokenChar(_ c: UInt8) -> Bool {
+        switch c {
+        case 48...57, 65...90, 97...122: return true
+        case 33, 35, 36, 37, 38, 39, 42, 43, 45, 46, 94, 95, 96, 124, 126: return true
+        default: return false
+        }
+    }
+}
+
+extension Substring {
+    func trimmingWhitespace() -> Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+}

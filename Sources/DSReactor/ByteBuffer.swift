@@ -1,0 +1,100 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DSSystem
+
+/// A growable byte buffer with read and write indexes, owned by one connection and reused for
+/// every request on it, so steady-state traffic allocates nothing.
+///
+/// Safety: `storage` is allocated and freed only here; every pointer handed out covers
+/// `[readerIndex, writerIndex)` or `[writerIndex, capacity)`, and callers use it only until
+/// their next mutating call (the loop thread owns the buffer, so nothing else mutates it).
+public final class ByteBuffer {
+    private var storage: UnsafeMutableRawPointer
+    public private(set) var capacity: Int
+    public private(set) var readerIndex = 0
+    public private(set) var writerIndex = 0
+
+    public init(capacity: Int = 16 * 1024) {
+        self.capacity = max(capacity, 64)
+        storage = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
+    }
+
+    deinit { storage.deallocate() }
+
+    public var readableCount: Int { writerIndex - readerIndex }
+    public var isEmpty: Bool { readerIndex == writerIndex }
+
+    /// The unread bytes. Valid until the next mutation.
+    public var readable: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: storage + readerIndex, count: writerIndex - readerIndex)
+    }
+
+    /// Marks `count` bytes as read; an emptied buffer rewinds so the next read starts at 0.
+    public func consume(_ count: Int) {
+        precondition(count <= readableCount)
+        readerIndex += count
+        if readerIndex == writerIndex { readerIndex = 0; writerIndex = 0 }
+    }
+
+    public func clear() { readerIndex = 0; writerIndex = 0 }
+
+    /// Free space after the data, growing (or compacting) so at least `minimum` bytes fit.
+    public func reserve(_ minimum: Int) -> UnsafeMutableRawBufferPointer {
+        if capacity - writerIndex < minimum {
+            if readerIndex > 0 {
+                let live = readableCount
+                memmove(storage, storage + readerIndex, live)
+                readerIndex = 0
+                writerIndex = live
+            }
+            if capacity - writerIndex < minimum {
+                var newCapacity = capacity
+                while newCapacity - writerIndex < minimum { newCapacity *= 2 }
+                let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+                newStorage.copyMemory(from: storage, byteCount: writerIndex)
+                storage.deallocate()
+                storage = newStorage
+                capacity = newCapacity
+            }
+        }
+        return UnsafeMutableRawBufferPointer(start: storage + writerIndex, count: capacity - writerIndex)
+    }
+
+    public func commit(_ count: Int) {
+        precondition(writerIndex + count <= capacity)
+        writerIndex += count
+    }
+
+    public func append(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        let space = reserve(bytes.count)
+        space.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        commit(bytes.count)
+    }
+
+    public func append(_ string: String) {
+        var s = string
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    public func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    /// Reads from `fd` into free space (at least `chunk` bytes of it). `.done(0)` is EOF.
+    public func read(from fd: Int32, chunk: Int = 16 * 1024) throws -> IOResult<Int> {
+        let space = reserve(chunk)
+        let result = try Socket.read(fd, into: space)
+        if case .done(let n) = result { writerIndex += n }
+        return result
+    }
+
+    /// Writes unread bytes to `fd`, consuming what was sent.
+    public func write(to fd: Int32, limit: Int = .max) throws -> IOResult<Int> {
+        let bytes = UnsafeRawBufferPointer(start: storage + readerIndex, count: min(readableCount, limit))
+        let result = try Socket.write(fd, bytes)
+        if case .done(let n) = result { consume(n) }
+        return result
+    }
+}

@@ -1,0 +1,216 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import DSSystem
+import Synchronization
+
+/// What a registered descriptor is told about. Registrations are edge-triggered and always ask
+/// for both directions, so a connection never pays an epoll_ctl to change interest: it keeps its
+/// own "may read / may write" state and acts on the edges (as nginx and HAProxy's ev_epoll do).
+public struct IOEvents: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let readable = IOEvents(rawValue: CL_EPOLLIN)
+    public static let writable = IOEvents(rawValue: CL_EPOLLOUT)
+    public static let readHangup = IOEvents(rawValue: CL_EPOLLRDHUP)
+    public static let hangup = IOEvents(rawValue: CL_EPOLLHUP)
+    public static let error = IOEvents(rawValue: CL_EPOLLERR)
+}
+
+/// Something that owns a descriptor registered with a loop. Loop thread only.
+public protocol EventHandler: AnyObject {
+    func handle(_ events: IOEvents)
+}
+
+/// An identifier for a scheduled timer, used to cancel it.
+public struct TimerID: Hashable, Sendable {
+    fileprivate let value: UInt64
+}
+
+/// One epoll loop on one thread (DESIGN.md §2). Registration, timers and `run` are loop-thread
+/// only; `execute` and `stop` may be called from any thread and wake the loop through an eventfd.
+///
+/// `@unchecked Sendable`: the only state touched off the loop thread is `inbox` (a Mutex) and the
+/// eventfd (a kernel object); everything else is confined to the thread that calls `run`.
+public final class EventLoop: @unchecked Sendable {
+    private struct Registration {
+        let handler: EventHandler
+        let generation: UInt32
+    }
+
+    private struct TimerEntry {
+        let deadline: UInt64
+        let id: UInt64
+    }
+
+    private let epfd: Int32
+    private let wakeFD: Int32
+    private let timerFD: Int32
+    private var registrations: [Registration?] = []
+    private var nextGeneration: UInt32 = 1
+    private var timerHeap = BinaryHeap<TimerEntry>(areInOrder: { $0.deadline < $1.deadline || ($0.deadline == $1.deadline && $0.id < $1.id) })
+    private var timerCallbacks: [UInt64: () -> Void] = [:]
+    private var nextTimerID: UInt64 = 1
+    private var armedDeadline: UInt64 = 0
+    private let inbox = Mutex<[@Sendable () -> Void]>([])
+    private let stopRequested = Atomic<Bool>(false)
+    private var iterationHooks: [() -> Void] = []
+
+    /// Reserved epoll data values for the loop's own descriptors.
+    private static let wakeToken: UInt64 = UInt64.max
+    private static let timerToken: UInt64 = UInt64.max - 1
+
+    public init() throws {
+        epfd = try syscall("epoll_create1") { cl_epoll_create() }
+        wakeFD = try syscall("eventfd") { cl_eventfd() }
+        timerFD = try syscall("timerfd_create") { cl_timerfd_create() }
+        _ = try syscall("epoll_ctl(eventfd)") { cl_epoll_add(epfd, wakeFD, CL_EPOLLIN | CL_EPOLLET, Self.wakeToken) }
+        _ = try syscall("epoll_ctl(timerfd)") { cl_epoll_add(epfd, timerFD, CL_EPOLLIN | CL_EPOLLET, Self.timerToken) }
+    }
+
+    deinit {
+        Socket.close(timerFD)
+        Socket.close(wakeFD)
+        Socket.close(epfd)
+    }
+
+    // MARK: descriptors (loop thread only)
+
+    /// Registers `fd` edge-triggered for reads, writes and peer half-close. `exclusive` sets
+    /// EPOLLEXCLUSIVE, for a listener shared by several loops (one wake-up per connection).
+    public func register(_ fd: Int32, handler: EventHandler, exclusive: Bool = false) throws {
+        let generation = nextGeneration
+        nextGeneration = nextGeneration &+ 1 == 0 ? 1 : nextGeneration &+ 1
+        let index = Int(fd)
+        if index >= registrations.count {
+            registrations.append(contentsOf: repeatElement(nil, count: index - registrations.count + 1))
+        }
+        registrations[index] = Registration(handler: handler, generation: generation)
+        var events = CL_EPOLLIN | CL_EPOLLRDHUP | CL_EPOLLET
+        if exclusive { events |= CL_EPOLLEXCLUSIVE } else { events |= CL_EPOLLOUT }
+        let data = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
+        do {
+            _ = try syscall("epoll_ctl(add)") { cl_epoll_add(epfd, fd, events, data) }
+        } catch {
+            registrations[index] = nil
+            throw error
+        }
+    }
+
+    /// Forgets `fd`. Call before closing it: events already fetched for it are dropped because
+    /// the generation in their data no longer matches.
+    public func unregister(_ fd: Int32) {
+        let index = Int(fd)
+        guard index < registrations.count, registrations[index] != nil else { return }
+        registrations[index] = nil
+        _ = cl_epoll_del(epfd, fd)
+    }
+
+    // MARK: timers (loop thread only)
+
+    /// Runs `callback` on this loop after `nanoseconds`.
+    @discardableResult
+    public func schedule(afterNanoseconds nanoseconds: UInt64, _ callback: @escaping () -> Void) -> TimerID {
+        let id = nextTimerID
+        nextTimerID += 1
+        timerCallbacks[id] = callback
+        timerHeap.push(TimerEntry(deadline: cl_monotonic_ns() &+ nanoseconds, id: id))
+        return TimerID(value: id)
+    }
+
+    public func cancel(_ timer: TimerID) {
+        // Lazy deletion: the heap entry stays until it reaches the top and finds no callback.
+        timerCallbacks[timer.value] = nil
+    }
+
+    // MARK: cross-thread
+
+    /// Any thread. Runs `task` on the loop thread soon.
+    public func execute(_ task: @escaping @Sendable () -> Void) {
+        inbox.withLock { $0.append(task) }
+        _ = cl_eventfd_signal(wakeFD)
+    }
+
+    /// Any thread. Makes `run` return after the current iteration.
+    public func stop() {
+        stopRequested.store(true, ordering: .releasing)
+        _ = cl_eventfd_signal(wakeFD)
+    }
+
+    /// Loop thread only. `hook` runs once per loop iteration, after events and timers (the
+    /// worker's snapshot refresh hangs here: DESIGN.md §3).
+    public func onEachIteration(_ hook: @escaping () -> Void) {
+        iterationHooks.append(hook)
+    }
+
+    // MARK: running
+
+    /// Runs the loop on the calling thread until `stop()`.
+    public func run() {
+        let capacity = 256
+        let events = UnsafeMutablePointer<cl_epoll_event>.allocate(capacity: capacity)
+        defer { events.deallocate() }
+        while !stopRequested.load(ordering: .acquiring) {
+            armTimer()
+            let count = cl_epoll_wait(epfd, events, Int32(capacity), -1)
+            if count < 0 {
+                if errno == EINTR { continue }
+                fatalError("epoll_wait: \(SyscallError(errno: errno, function: "epoll_wait"))")
+            }
+            for i in 0..<Int(count) {
+                let event = events[i]
+                switch event.data {
+                case Self.wakeToken:
+                    _ = cl_eventfd_drain(wakeFD)
+                case Self.timerToken:
+                    var expirations: UInt64 = 0
+                    _ = Glibc.read(timerFD, &expirations, 8)
+                    armedDeadline = 0
+                default:
+                    let fd = Int(UInt32(truncatingIfNeeded: event.data))
+                    let generation = UInt32(truncatingIfNeeded: event.data >> 32)
+                    guard fd < registrations.count, let registration = registrations[fd],
+                          registration.generation == generation else { continue }
+                    registration.handler.handle(IOEvents(rawValue: event.events))
+                }
+            }
+            runExpiredTimers()
+            runInbox()
+            for hook in iterationHooks { hook() }
+        }
+        stopRequested.store(false, ordering: .relaxed)
+        runInbox()
+    }
+
+    private func runExpiredTimers() {
+        let now = cl_monotonic_ns()
+        while let top = timerHeap.peek, top.deadline <= now {
+            _ = timerHeap.pop()
+            if let callback = timerCallbacks.removeValue(forKey: top.id) { callback() }
+        }
+    }
+
+    private func runInbox() {
+        let tasks = inbox.withLock { tasks -> [@Sendable () -> Void] in
+            let taken = tasks
+            tasks.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for task in tasks { task() }
+    }
+
+    /// Points the timerfd at the earliest live deadline; a syscall only when that changes.
+    private func armTimer() {
+        while let top = timerHeap.peek, timerCallbacks[top.id] == nil { _ = timerHeap.pop() }
+        guard let top = timerHeap.peek else {
+            if armedDeadline != 0 { _ = cl_timerfd_disarm(timerFD); armedDeadline = 0 }
+            return
+        }
+        if top.deadline != armedDeadline {
+            _ = cl_timerfd_arm_abs(timerFD, top.deadline)
+            armedDeadline = top.deadline
+        }
+    }
+}

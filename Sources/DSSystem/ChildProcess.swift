@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+
+/// A child process started with `cl_spawn`: it is killed by the kernel if we die (PR_SET_PDEATHSIG),
+/// so no replica outlives ds-lb, even on SIGKILL.
+///
+/// PR_SET_PDEATHSIG fires when the *thread* that forked exits, so spawn only from a thread that
+/// lives as long as the process (the control thread).
+public struct ChildProcess: Sendable {
+    public let pid: pid_t
+
+    public static func spawn(path: String, arguments: [String], environment: [String: String]) throws -> ChildProcess {
+        let argv = ([path] + arguments).map { strdup($0) }
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") }
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        let pid = (argv + [nil]).withUnsafeBufferPointer { argvBuffer in
+            (envp + [nil]).withUnsafeBufferPointer { envBuffer in
+                cl_spawn(path, argvBuffer.baseAddress, envBuffer.baseAddress)
+            }
+        }
+        if pid < 0 { throw SyscallError(errno: errno, function: "fork(\(path))") }
+        return ChildProcess(pid: pid)
+    }
+
+    public init(pid: pid_t) { self.pid = pid }
+
+    public func signal(_ sig: Int32) {
+        _ = kill(pid, sig)
+    }
+
+    /// Reaps the child if it has exited; returns its wait status, or nil while it runs.
+    public func reap() -> Int32? {
+        var status: Int32 = 0
+        let rc = waitpid(pid, &status, WNOHANG)
+        if rc == pid { return status }
+        if rc < 0 && errno == ECHILD { return 0 }
+        return nil
+    }
+
+    /// Sends SIGTERM, waits up to `grace` nanoseconds, then SIGKILLs and reaps.
+    public func terminate(graceNanoseconds: UInt64 = 2_000_000_000) {
+        signal(SIGTERM)
+        let deadline = cl_monotonic_ns() + graceNanoseconds
+        while cl_monotonic_ns() < deadline {
+            if reap() != nil { return }
+            usleep(5_000)
+        }
+        signal(SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+    }
+}
+
+/// The current monotonic time in nanoseconds.
+@inline(__always)
+public func monotonicNanoseconds() -> UInt64 { cl_monotonic_ns() }

@@ -1,0 +1,307 @@
+// Starts a binary as a child process with posix_spawn, captures its stderr and stdout into
+// thread-safe line buffers, and reaps it with waitpid. posix_spawn (rather than Foundation's
+// Process) gives us the PID to signal and sole ownership of waitpid, and lets the child start
+// with default signal dispositions and an empty signal mask, as from a shell.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// How a child ended.
+enum Termination: Equatable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    init(waitStatus status: Int32) {
+        let signal = status & 0x7f
+        if signal == 0 {
+            self = .exited((status >> 8) & 0xff)
+        } else {
+            self = .signaled(signal)
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .exited(let code): return "exited with status \(code)"
+        case .signaled(let sig): return "killed by signal \(sig)"
+        }
+    }
+}
+
+/// Lines written by a child to one of its output streams. Any thread.
+final class LineBuffer: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var lines: [String] = []
+    private var partial: [UInt8] = []
+    private var eof = false
+    private var stopRequested = false
+
+    /// Appends bytes read from the stream; complete lines become visible to waiters.
+    func append(_ bytes: ArraySlice<UInt8>) {
+        condition.lock()
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") {
+                lines.append(String(decoding: partial, as: UTF8.self))
+                partial.removeAll(keepingCapacity: true)
+            } else {
+                partial.append(byte)
+            }
+        }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func markEOF() {
+        condition.lock()
+        if !partial.isEmpty {
+            lines.append(String(decoding: partial, as: UTF8.self))
+            partial.removeAll()
+        }
+        eof = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    var isEOF: Bool { condition.lock(); defer { condition.unlock() }; return eof }
+
+    /// Asks the reader thread to stop even though writers (e.g. orphaned grandchildren that
+    /// inherited the pipe) may still hold it open.
+    func requestStop() { condition.lock(); stopRequested = true; condition.unlock() }
+    var shouldStop: Bool { condition.lock(); defer { condition.unlock() }; return stopRequested }
+
+    var allLines: [String] { condition.lock(); defer { condition.unlock() }; return lines }
+
+    /// Waits until a line from index `from` on matches `regex` or `deadline` passes; returns
+    /// the index of the line and the capture groups (group 0 = the whole match). `giveUp`
+    /// is polled so a caller can stop early (e.g. the process exited).
+    func waitForLine(matching regex: NSRegularExpression, from: Int = 0, deadline: Date,
+                     giveUp: () -> Bool) -> (index: Int, groups: [String])? {
+        var next = from
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            while next < lines.count {
+                let line = lines[next]
+                let range = NSRange(line.startIndex..., in: line)
+                if let match = regex.firstMatch(in: line, range: range) {
+                    let groups = (0..<match.numberOfRanges).map { i -> String in
+                        guard let r = Range(match.range(at: i), in: line) else { return "" }
+                        return String(line[r])
+                    }
+                    return (next, groups)
+                }
+                next += 1
+            }
+            if eof || Date() >= deadline { return nil }
+            condition.unlock()
+            let stop = giveUp()
+            condition.lock()
+            if stop && next >= lines.count { return nil }
+            _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.05)))
+        }
+    }
+}
+
+/// A child process started by a test. Any thread.
+final class ChildProcess: @unchecked Sendable {
+    let name: String
+    let executable: String
+    let arguments: [String]
+    let pid: pid_t
+    let stderr = LineBuffer()
+    let stdout = LineBuffer()
+    private let lock = NSLock()
+    private var termination: Termination?
+
+    struct LaunchError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Starts `executable` with `arguments`. The environment is this process's, minus
+    /// `PORT` and `SERVER_ID` (so the tests' own environment cannot leak into the
+    /// binaries), with `environment` applied on top (nil value = unset).
+    init(name: String, executable: String, arguments: [String],
+         environment: [String: String?] = [:]) throws {
+        self.name = name
+        self.executable = executable
+        self.arguments = arguments
+
+        guard access(executable, X_OK) == 0 else {
+            throw LaunchError(description: "\(name): no executable at \(executable)")
+        }
+
+        var env = ProcessInfo.processInfo.environment
+        env["PORT"] = nil
+        env["SERVER_ID"] = nil
+        for (key, value) in environment { env[key] = value }
+
+        var errPipe: [Int32] = [-1, -1]
+        var outPipe: [Int32] = [-1, -1]
+        guard pipe2(&errPipe, O_CLOEXEC) == 0, pipe2(&outPipe, O_CLOEXEC) == 0 else {
+            throw LaunchError(description: "pipe2 failed: \(String(cString: strerror(errno)))")
+        }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // dup2 clears FD_CLOEXEC on the target, so only fds 0-2 reach the child.
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        posix_spawnattr_setsigmask(&attr, &emptyMask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for sig in 1..<32 where sig != SIGKILL && sig != SIGSTOP {
+            sigaddset(&defaults, Int32(sig))
+        }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, executable, &actions, &attr, argv, envp)
+        Glibc.close(errPipe[1])
+        Glibc.close(outPipe[1])
+        guard rc == 0 else {
+            Glibc.close(errPipe[0])
+            Glibc.close(outPipe[0])
+            throw LaunchError(description: "posix_spawn \(executable): \(String(cString: strerror(rc)))")
+        }
+        pid = child
+        Self.startReader(fd: errPipe[0], into: stderr, label: "\(name)[\(child)] stderr")
+        Self.startReader(fd: outPipe[0], into: stdout, label: "\(name)[\(child)] stdout")
+    }
+
+    /// Drains `fd` on its own thread until EOF or `requestStop()`; owns and closes `fd`.
+    /// With DSLB_ITEST_VERBOSE=1 the lines are echoed to the test's stderr.
+    private static func startReader(fd: Int32, into buffer: LineBuffer, label: String) {
+        let verbose = ProcessInfo.processInfo.environment["DSLB_ITEST_VERBOSE"] == "1"
+        let thread = Thread {
+            var chunk = [UInt8](repeating: 0, count: 8192)
+            while !buffer.shouldStop {
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&pfd, 1, 100)
+                if ready < 0 && errno != EINTR { break }
+                if ready <= 0 { continue }
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    buffer.append(chunk[0..<n])
+                    if verbose {
+                        let text = String(decoding: chunk[0..<n], as: UTF8.self)
+                        FileHandle.standardError.write(Data(text.split(separator: "\n", omittingEmptySubsequences: false)
+                            .dropLast(text.hasSuffix("\n") ? 1 : 0)
+                            .map { "[\(label)] \($0)\n" }.joined().utf8))
+                    }
+                } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                    break
+                }
+            }
+            buffer.markEOF()
+            Glibc.close(fd)
+        }
+        thread.name = label
+        thread.start()
+    }
+
+    // MARK: State
+
+    /// Reaps the child if it has ended (waitpid WNOHANG). Any thread.
+    func pollTermination() -> Termination? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let termination { return termination }
+        var status: Int32 = 0
+        let rc = waitpid(pid, &status, WNOHANG)
+        if rc == pid {
+            termination = Termination(waitStatus: status)
+        } else if rc < 0 && errno == ECHILD {
+            // Someone else reaped it; we cannot know how it ended.
+            termination = .exited(-1)
+        }
+        return termination
+    }
+
+    var isRunning: Bool { pollTermination() == nil }
+
+    /// Waits up to `timeout` seconds for the child to end.
+    func waitForExit(timeout: TimeInterval) -> Termination? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let t = pollTermination() { return t }
+            if Date() >= deadline { return nil }
+            usleep(10_000)
+        }
+    }
+
+    /// Sends `signal` to this PID (only while it is still our unreaped child, so the PID
+    /// cannot have been reused).
+    @discardableResult
+    func send(signal: Int32) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard termination == nil else { return false }
+        return kill(pid, signal) == 0
+    }
+
+    /// SIGKILL and reap. Idempotent.
+    func forceStop() {
+        if pollTermination() == nil {
+            send(signal: SIGKILL)
+            _ = waitForExit(timeout: 5)
+        }
+    }
+
+    /// Stops the output readers (after the process is gone; grandchildren may keep the
+    /// pipes open).
+    func stopReaders() {
+        stderr.requestStop()
+        stdout.requestStop()
+    }
+
+    // MARK: Output
+
+    /// Waits for a stderr line matching `pattern`; returns its capture groups (0 = the whole
+    /// match). Throws with the captured output when the time runs out or the process exits.
+    @discardableResult
+    func waitForStderrLine(matching pattern: String, timeout: TimeInterval) throws -> [String] {
+        let regex = try NSRegularExpression(pattern: pattern)
+        let deadline = Date().addingTimeInterval(timeout)
+        var exitedAt: Date?
+        let found = stderr.waitForLine(matching: regex, deadline: deadline) {
+            // After the process ends, allow a moment for its last lines to arrive.
+            if self.pollTermination() != nil {
+                if exitedAt == nil { exitedAt = Date() }
+                return Date().timeIntervalSince(exitedAt!) > 0.3
+            }
+            return false
+        }
+        if let found { return found.groups }
+        let why = pollTermination().map { "the process \($0)" } ?? "\(timeout)s passed"
+        throw LaunchError(description: """
+            \(name) (pid \(pid)): no stderr line matching /\(pattern)/ before \(why).
+            command: \(([executable] + arguments).joined(separator: " "))
+            \(outputTail())
+            """)
+    }
+
+    /// The last lines of both streams, for failure messages.
+    func outputTail(_ count: Int = 40) -> String {
+        let err = stderr.allLines.suffix(count).map { "  | \($0)" }.joined(separator: "\n")
+        let out = stdout.allLines.suffix(count).map { "  | \($0)" }.joined(separator: "\n")
+        return "--- \(name) stderr (last \(count) lines):\n\(err)\n--- \(name) stdout:\n\(out)"
+    }
+}
