@@ -1,0 +1,24 @@
+/// The algorithms `--hash` can select, by the name users type.
+///
+/// Thread safety: a plain value; `build` returns an immutable table usable from any thread.
+public enum HashAlgorithm: String, CaseIterable, Sendable {
+    case ring
+
+    /// What ds-lb uses without `--hash`.
+    public static let `default`: HashAlgorithm = .ring
+
+    /// Builds this algorithm's table over `members` (order does not matter). Supervisor thread:
+    /// it allocates and may take milliseconds for large memberships.
+    public func build(_ members: [HashMember]) -> any ConsistentHash {
+        switch self {
+        case .ring: return Ring(members: members)
+        }
+    }
+
+    /// The concrete type, e.g. to read `algorithmName`.
+    public var type: any ConsistentHash.Type {
+        switch self {
+        case .ring: return Ring.self
+        }
+    }
+}

@@ -1,0 +1,21 @@
+/// The canonical member order every table is built from (ConsistentHash's contract): sorted by
+/// name, so the same set gives the same table whatever order `/add` calls came in, on every
+/// process. Ties (two entries with one name, a caller bug) break by number and weight so the
+/// result is still a function of the set alone. String `<` compares Unicode scalar values,
+/// which does not depend on locale or process.
+extension HashMember {
+    public static func canonicalOrder(_ members: [HashMember]) -> [HashMember] {
+        members.sorted { a, b in
+            if a.name != b.name { return a.name < b.name }
+            if a.number != b.number { return a.number < b.number }
+            return a.weight < b.weight
+        }
+    }
+
+    /// Weight used for building tables: at least 1 (every member is reachable, so a failover
+    /// walk covers the whole membership) and at most `max` (bounds memory and build time).
+    @inlinable
+    static func clampedWeight(_ weight: Int, max maximum: Int) -> Int {
+        Swift.min(Swift.max(weight, 1), maximum)
+    }
+}
