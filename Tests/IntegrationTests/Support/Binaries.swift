@@ -54,7 +54,8 @@ enum Binaries {
     }
 
     static func isExecutable(_ path: String) -> Bool {
-        var st = stat()
-        return access(path, X_OK) == 0 && Glibc.stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
+            && FileManager.default.isExecutableFile(atPath: path)
     }
 }

@@ -139,9 +139,12 @@ final class ChildProcess: @unchecked Sendable {
 
         var errPipe: [Int32] = [-1, -1]
         var outPipe: [Int32] = [-1, -1]
-        guard pipe2(&errPipe, O_CLOEXEC) == 0, pipe2(&outPipe, O_CLOEXEC) == 0 else {
-            throw LaunchError(description: "pipe2 failed: \(String(cString: strerror(errno)))")
+        // Close-on-exec, so later children do not inherit these pipes (the tests start
+        // processes from one thread at a time, so pipe + fcntl is not racy here).
+        guard pipe(&errPipe) == 0, pipe(&outPipe) == 0 else {
+            throw LaunchError(description: "pipe failed: \(String(cString: strerror(errno)))")
         }
+        for fd in errPipe + outPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -274,23 +277,32 @@ final class ChildProcess: @unchecked Sendable {
 
     // MARK: Output
 
-    /// Waits for a stderr line matching `pattern`; returns its capture groups (0 = the whole
-    /// match). Throws with the captured output when the time runs out or the process exits.
+    /// Waits for a stderr line matching `pattern` (and `accept`, given the capture groups;
+    /// lines it rejects are skipped); returns its capture groups (0 = the whole match).
+    /// Throws with the captured output when the time runs out or the process exits.
     @discardableResult
-    func waitForStderrLine(matching pattern: String, timeout: TimeInterval) throws -> [String] {
+    func waitForStderrLine(matching pattern: String, timeout: TimeInterval,
+                           accept: ([String]) -> Bool = { _ in true }) throws -> [String] {
         let regex = try NSRegularExpression(pattern: pattern)
         let deadline = Date().addingTimeInterval(timeout)
         var exitedAt: Date?
-        let found = stderr.waitForLine(matching: regex, deadline: deadline) {
-            // After the process ends, allow a moment for its last lines to arrive.
-            if self.pollTermination() != nil {
-                if exitedAt == nil { exitedAt = Date() }
-                return Date().timeIntervalSince(exitedAt!) > 0.3
+        var from = 0
+        while true {
+            let found = stderr.waitForLine(matching: regex, from: from, deadline: deadline) {
+                // After the process ends, allow a moment for its last lines to arrive.
+                if self.pollTermination() != nil {
+                    if exitedAt == nil { exitedAt = Date() }
+                    return Date().timeIntervalSince(exitedAt!) > 0.3
+                }
+                return false
             }
-            return false
+            guard let found else { break }
+            if accept(found.groups) { return found.groups }
+            from = found.index + 1
         }
-        if let found { return found.groups }
-        let why = pollTermination().map { "the process \($0)" } ?? "\(timeout)s passed"
+        let ended = stderr.isEOF ? waitForExit(timeout: 1) : pollTermination()
+        let why = ended.map { "the process \($0)" }
+            ?? (stderr.isEOF ? "its stderr was closed" : "\(timeout)s passed")
         throw LaunchError(description: """
             \(name) (pid \(pid)): no stderr line matching /\(pattern)/ before \(why).
             command: \(([executable] + arguments).joined(separator: " "))

@@ -128,6 +128,33 @@ enum ProcFS {
         _ = Glibc.kill(identity.pid, SIGKILL)
     }
 
+    /// TCP ports on which `pid` holds a listening IPv4/IPv6 socket: the LISTEN rows of
+    /// /proc/net/tcp{,6} whose socket inode is among the process's open fds.
+    static func listeningPorts(of pid: pid_t) -> Set<UInt16> {
+        var inodes = Set<String>()
+        if let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") {
+            for fd in fds {
+                if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                   link.hasPrefix("socket:[") {
+                    inodes.insert(String(link.dropFirst("socket:[".count).dropLast()))
+                }
+            }
+        }
+        var ports = Set<UInt16>()
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let bytes = read(table) else { continue }
+            for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n").dropFirst() {
+                let cols = line.split(separator: " ")
+                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                guard cols.count > 9, cols[3] == "0A", inodes.contains(String(cols[9])),
+                      let portHex = cols[1].split(separator: ":").last,
+                      let port = UInt16(portHex, radix: 16) else { continue }
+                ports.insert(port)
+            }
+        }
+        return ports
+    }
+
     static func describe(_ pid: pid_t) -> String {
         let cmd = cmdline(pid)?.joined(separator: " ") ?? "?"
         let st = stat(pid).map { "state \($0.state), ppid \($0.ppid)" } ?? "gone"

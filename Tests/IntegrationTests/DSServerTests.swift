@@ -1,0 +1,131 @@
+// ds-server, the replica, as a black box: its three endpoints, configuration from flags and
+// environment, keep-alive, pipelining, the 501/400 answers that close the connection, and a
+// clean exit on SIGTERM.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+final class DSServerTests: IntegrationTestCase {
+    func testHomeAnswersGreetingAsJSON() throws {
+        let server = try startServer(id: 7)
+        let connection = try HTTPConnection(port: server.port)
+        let response = try connection.get("/home")
+        XCTAssertEqual(response.status, 200, "\(response)")
+        XCTAssertEqual(response.header("Content-Type")?.lowercased().hasPrefix("application/json"), true,
+                       "Content-Type: \(response.header("Content-Type") ?? "missing")")
+        let json = try XCTUnwrap(response.jsonObject, "body is not a JSON object: \(response)")
+        XCTAssertEqual(json["message"] as? String, "Hello from Server: 7")
+        XCTAssertEqual(json["status"] as? String, "successful")
+        XCTAssertEqual(json.count, 2, "only message and status: \(response)")
+        XCTAssertEqual(response.header("Content-Length").flatMap(Int.init), response.body.count)
+    }
+
+    func testHeartbeatAnswersEmpty200() throws {
+        let server = try startServer(id: 7)
+        let response = try HTTPConnection(port: server.port).get("/heartbeat")
+        XCTAssertEqual(response.status, 200, "\(response)")
+        XCTAssertEqual(response.header("Content-Length"), "0", "\(response)")
+        XCTAssertTrue(response.body.isEmpty, "\(response)")
+    }
+
+    func testUnknownPathAnswers400JSON() throws {
+        let server = try startServer(id: 7)
+        let connection = try HTTPConnection(port: server.port)
+        let response = try connection.get("/foo")
+        assertFailure(response, 400, "GET /foo",
+                      message: "<Error> '/foo' endpoint does not exist in server replicas")
+        // A 400 for an unknown endpoint is an ordinary answer: the connection stays usable.
+        let next = try connection.get("/home")
+        XCTAssertEqual(next.status, 200, "GET /home after the 400 on the same connection: \(next)")
+    }
+
+    func testIDAndPortFromEnvironment() throws {
+        let port = try SocketAddress.freeLoopbackPort()
+        let server = try startServer(["--host", "127.0.0.1"],
+                                     environment: ["SERVER_ID": "11", "PORT": "\(port)"], name: "ds-server-env")
+        XCTAssertEqual(server.port, port, "ds-server must listen on $PORT")
+        let response = try HTTPConnection(port: port).get("/home")
+        XCTAssertEqual(response.status, 200, "\(response)")
+        XCTAssertEqual(response.messageString, "Hello from Server: 11", "\(response)")
+    }
+
+    func testKeepAliveServesManyRequestsOnOneConnection() throws {
+        let server = try startServer(id: 7)
+        let connection = try HTTPConnection(port: server.port)
+        for i in 0..<200 {
+            let path = ["/home", "/heartbeat", "/foo"][i % 3]
+            let response = try connection.get(path)
+            switch path {
+            case "/home":
+                XCTAssertEqual(response.status, 200, "request \(i) \(path): \(response)")
+                XCTAssertEqual(response.messageString, "Hello from Server: 7", "request \(i): \(response)")
+            case "/heartbeat":
+                XCTAssertEqual(response.status, 200, "request \(i) \(path): \(response)")
+                XCTAssertTrue(response.body.isEmpty, "request \(i): \(response)")
+            default:
+                XCTAssertEqual(response.status, 400, "request \(i) \(path): \(response)")
+            }
+            XCTAssertFalse(response.connectionClose, "request \(i): server asked to close a keep-alive connection")
+            if response.connectionClose { return }
+        }
+        XCTAssertFalse(connection.isClosed)
+    }
+
+    func testPipelinedRequestsAreAnsweredInOrder() throws {
+        let server = try startServer(id: 7)
+        let connection = try HTTPConnection(port: server.port)
+        // Three requests in one write.
+        try connection.send(HTTPConnection.requestBytes("GET", "/home")
+                            + HTTPConnection.requestBytes("GET", "/foo")
+                            + HTTPConnection.requestBytes("GET", "/heartbeat"))
+        let first = try connection.readResponse()
+        let second = try connection.readResponse()
+        let third = try connection.readResponse()
+        XCTAssertEqual(first.status, 200, "1st: \(first)")
+        XCTAssertEqual(first.messageString, "Hello from Server: 7", "1st: \(first)")
+        assertFailure(second, 400, "2nd (GET /foo)",
+                      message: "<Error> '/foo' endpoint does not exist in server replicas")
+        XCTAssertEqual(third.status, 200, "3rd: \(third)")
+        XCTAssertTrue(third.body.isEmpty, "3rd (GET /heartbeat): \(third)")
+        XCTAssertTrue(connection.unconsumedBytes.isEmpty,
+                      "bytes after the 3rd response: \(String(decoding: connection.unconsumedBytes, as: UTF8.self).debugDescription)")
+        // And the connection still works afterwards.
+        XCTAssertEqual(try connection.get("/home").status, 200)
+    }
+
+    func testSIGTERMExitsZeroPromptly() throws {
+        let server = try startServer(id: 7)
+        // An idle keep-alive connection must not hold up the shutdown.
+        let idle = try HTTPConnection(port: server.port)
+        XCTAssertEqual(try idle.get("/home").status, 200)
+        XCTAssertTrue(server.process.send(signal: SIGTERM))
+        let termination = server.process.waitForExit(timeout: 5)
+        XCTAssertEqual(termination, .exited(0),
+                       "after SIGTERM ds-server must exit with status 0 within 5 s; got \(termination.map { "\($0)" } ?? "still running")")
+        XCTAssertTrue(idle.isClosedByPeer(within: 1), "the idle client connection is closed")
+    }
+
+    func testChunkedRequestAnswers501AndCloses() throws {
+        let server = try startServer(id: 7)
+        let connection = try HTTPConnection(port: server.port)
+        try connection.send(HTTPConnection.requestBytes(
+            "POST", "/home", headers: [("Transfer-Encoding", "chunked")],
+            body: Array("5\r\nhello\r\n0\r\n\r\n".utf8)))
+        let response = try connection.readResponse()
+        assertFailure(response, 501, "POST /home with Transfer-Encoding: chunked")
+        XCTAssertTrue(connection.isClosedByPeer(within: 2),
+                      "the connection must be closed after the 501 (the body framing is unknown)")
+    }
+
+    func testMalformedRequestLineAnswers400AndCloses() throws {
+        let server = try startServer(id: 7)
+        let connection = try HTTPConnection(port: server.port)
+        try connection.send("BROKEN\r\nHost: 127.0.0.1\r\n\r\n")
+        let response = try connection.readResponse()
+        assertFailure(response, 400, "malformed request line \"BROKEN\"")
+        XCTAssertTrue(connection.isClosedByPeer(within: 2), "the connection must be closed after the 400")
+    }
+}

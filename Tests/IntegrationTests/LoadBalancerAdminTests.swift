@@ -1,0 +1,216 @@
+// ds-lb's admin API (/rep, /add, /rm): the state it reports, how commands change the pool
+// and the routing, every error answer, and that a failed command changes nothing.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+final class LoadBalancerAdminTests: IntegrationTestCase {
+    let initial = ["server-1", "server-2", "server-3"]
+
+    func testRepListsTheInitialReplicas() throws {
+        let lb = try startLoadBalancer()
+        let response = try lb.request("GET", "/rep")
+        assertReplicaState(response, initial, "GET /rep")
+        XCTAssertEqual(response.header("Content-Type")?.lowercased().hasPrefix("application/json"), true, "\(response)")
+        // Loopback is allowed by default (127.0.0.0/8), not only 127.0.0.1.
+        assertReplicaState(try lb.request("GET", "/rep", source: "127.0.0.3"), initial, "GET /rep from 127.0.0.3")
+        // Keep-alive on the admin path too.
+        let client = lb.client()
+        for _ in 0..<3 { assertReplicaState(try client.get("/rep"), initial, "GET /rep (keep-alive)") }
+        XCTAssertEqual(client.reconnects, 0, "admin answers keep the connection alive")
+    }
+
+    /// POST /add without a body adds `server-4`; some ids move to it and only to it.
+    func testAddWithoutBodyAddsAGeneratedReplicaThatTakesOverSomeIDs() throws {
+        let lb = try startLoadBalancer()
+        var rng = SeededRandom(seed: 4)
+        let ids = rng.sixDigitIDs(900)
+        let (before, _) = try routeIDs(ids, through: lb, connections: 2)
+
+        assertReplicaState(try lb.admin("POST", "/add"), initial + ["server-4"], "POST /add (no body)")
+        assertReplicaState(try lb.request("GET", "/rep"), initial + ["server-4"], "GET /rep after POST /add")
+
+        let (after, _) = try routeIDs(ids, through: lb, connections: 2)
+        let toNew = ids.filter { after[$0] == 4 }
+        XCTAssertFalse(toNew.isEmpty, "after adding server-4 some ids must move to it (Hello from Server: 4); distribution \(distribution(after))")
+        // Consistent hashing: ids that did not move to the new replica stay where they were.
+        // A ring moves none; allow a little for table-based algorithms (Maglev).
+        let shuffled = ids.filter { after[$0] != 4 && after[$0] != before[$0] }
+        XCTAssertLessThanOrEqual(shuffled.count, ids.count / 20,
+                                 "\(shuffled.count) of \(ids.count) ids moved between the old replicas: \(shuffled.prefix(10).map { "\($0): \(before[$0] ?? -1) → \(after[$0] ?? -1)" })")
+    }
+
+    /// Given hostnames are used first, then generated names; a 63-character name is valid.
+    func testAddWithHostnamesUsesTheGivenNamesFirst() throws {
+        let lb = try startLoadBalancer()
+        let added = try lb.admin("POST", "/add", json: ["n": 3, "hostnames": ["S5", "S4"]])
+        assertReplicaState(added, initial + ["S5", "S4", "server-4"], "POST /add {n: 3, hostnames: [S5, S4]}")
+
+        let longName = "a" + String(repeating: "b_.-9", count: 12) + "z"  // 62 chars
+        let name63 = longName + "Q"
+        XCTAssertEqual(name63.count, 63)
+        assertReplicaState(try lb.admin("POST", "/add", json: ["n": 1, "hostnames": [name63]]),
+                           initial + ["S5", "S4", "server-4", name63], "POST /add with a 63-character name")
+
+        // The classic form with n == count of hostnames.
+        assertReplicaState(try lb.admin("POST", "/add", json: ["n": 2, "hostnames": ["S7", "S6"]]),
+                           initial + ["S5", "S4", "server-4", name63, "S7", "S6"], "POST /add {n: 2, hostnames: [S7, S6]}")
+
+        // Every replica, whatever its name, answers routed requests.
+        var rng = SeededRandom(seed: 8)
+        let client = lb.client()
+        for id in rng.sixDigitIDs(300) {
+            let response = try client.get("/home?id=\(id)")
+            XCTAssertEqual(response.status, 200, "GET /home?id=\(id): \(response)")
+            XCTAssertTrue(response.messageString?.hasPrefix("Hello from Server: ") == true, "GET /home?id=\(id): \(response)")
+            if response.status != 200 { break }
+        }
+    }
+
+    /// DELETE /rm?id=2 removes server-2: /rep shows it, no id reaches it any more, the ids of
+    /// the others stay put, and its process is stopped.
+    func testRemoveByIDTakesTheReplicaOutOfRouting() throws {
+        let lb = try startLoadBalancer()
+        let pids = lb.replicaPIDsByID()
+        XCTAssertEqual(Set(pids.keys), [1, 2, 3], "ds-lb's ds-server children by --id: \(pids)")
+        var rng = SeededRandom(seed: 2)
+        let ids = rng.sixDigitIDs(900)
+        let (before, _) = try routeIDs(ids, through: lb, connections: 2)
+        XCTAssertTrue(before.values.contains(2), "some ids reach server 2 before the removal")
+
+        assertReplicaState(try lb.admin("DELETE", "/rm?id=2"), ["server-1", "server-3"], "DELETE /rm?id=2")
+        assertReplicaState(try lb.request("GET", "/rep"), ["server-1", "server-3"], "GET /rep after DELETE /rm?id=2")
+
+        let (after, _) = try routeIDs(ids, through: lb, connections: 2)
+        XCTAssertEqual(Set(distribution(after).keys), [1, 3], "after removing server-2: distribution \(distribution(after))")
+        let moved = ids.filter { before[$0] != 2 && after[$0] != before[$0] }
+        XCTAssertLessThanOrEqual(moved.count, ids.count / 20,
+                                 "\(moved.count) ids of server-1/server-3 moved: \(moved.prefix(10).map { "\($0): \(before[$0] ?? -1) → \(after[$0] ?? -1)" })")
+
+        if let pid2 = pids[2], let identity = ProcFS.identity(pid2) {
+            XCTAssertEqual(ProcFS.waitUntilGone([identity], timeout: 5), [],
+                           "the removed replica's process must stop: \(ProcFS.describe(pid2))")
+        }
+    }
+
+    /// Named replicas go first, then random others up to n.
+    func testRemoveNamedReplicasThenRandomOnes() throws {
+        let lb = try startLoadBalancer()
+        assertReplicaState(try lb.admin("POST", "/add", json: ["n": 1, "hostnames": ["S5"]]),
+                           initial + ["S5"], "POST /add {n: 1, hostnames: [S5]}")
+        let response = try lb.admin("DELETE", "/rm", json: ["n": 2, "hostnames": ["S5"]])
+        XCTAssertEqual(response.status, 200, "DELETE /rm {n: 2, hostnames: [S5]}: \(response)")
+        let state = try XCTUnwrap(response.replicaState, "DELETE /rm answer not in the /rep format: \(response)")
+        XCTAssertEqual(state.n, 2, "\(response)")
+        XCTAssertEqual(state.replicas.count, 2, "\(response)")
+        XCTAssertFalse(state.replicas.contains("S5"), "S5 was named, so it must be removed: \(response)")
+        XCTAssertTrue(Set(state.replicas).isSubset(of: Set(initial)), "\(response)")
+        XCTAssertEqual(state.replicas, initial.filter(state.replicas.contains), "order of addition kept: \(response)")
+        assertReplicaState(try lb.request("GET", "/rep"), state.replicas, "GET /rep after the removal")
+
+        // The classic single-name form.
+        let remaining = state.replicas
+        assertReplicaState(try lb.admin("DELETE", "/rm", json: ["n": 1, "hostnames": [remaining[0]]]),
+                           [remaining[1]], "DELETE /rm {n: 1, hostnames: [\(remaining[0])]}")
+    }
+
+    /// Generated names take the smallest unused number: after removing server-2, /add makes
+    /// a new server-2 (SERVER_ID 2) at the end of the list.
+    func testGeneratedNameReusesTheSmallestFreeNumber() throws {
+        let lb = try startLoadBalancer()
+        assertReplicaState(try lb.admin("DELETE", "/rm?id=2"), ["server-1", "server-3"], "DELETE /rm?id=2")
+        assertReplicaState(try lb.admin("POST", "/add"), ["server-1", "server-3", "server-2"], "POST /add after removing server-2")
+        var rng = SeededRandom(seed: 22)
+        let (owners, _) = try routeIDs(rng.sixDigitIDs(600), through: lb, connections: 2)
+        XCTAssertEqual(Set(distribution(owners).keys), [1, 2, 3], "the new server-2 answers as Server 2; distribution \(distribution(owners))")
+    }
+
+    /// With every replica removed a routed request gets 503; adding one brings routing back.
+    func testNoReplicaAnswers503UntilOneIsAdded() throws {
+        let lb = try startLoadBalancer()
+        assertReplicaState(try lb.admin("DELETE", "/rm", json: ["n": 3]), [], "DELETE /rm {n: 3}")
+        let client = lb.client()
+        for id in [1, 123456, 999999] {
+            assertFailure(try client.get("/home?id=\(id)"), 503, "GET /home?id=\(id) with no replica")
+        }
+        assertReplicaState(try lb.admin("POST", "/add"), ["server-1"], "POST /add into an empty pool")
+        let response = try lb.request("GET", "/home?id=123456")
+        XCTAssertEqual(response.status, 200, "\(response)")
+        XCTAssertEqual(response.helloServerID, 1, "\(response)")
+    }
+
+    /// Every bad command gets its status and a JSON failure body, and changes nothing.
+    func testBadCommandsAreRejectedAndChangeNothing() throws {
+        let lb = try startLoadBalancer()
+        let pidsBefore = lb.replicaPIDsByID()
+        let name64 = String(repeating: "x", count: 64)
+        struct Case {
+            let method: String
+            let target: String
+            let body: String?
+            let status: Int
+            var message: String? = nil
+        }
+        func json(_ value: Any) -> String { String(decoding: JSON.bytes(value), as: UTF8.self) }
+        let cases: [Case] = [
+            Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["A", "B"]]), status: 400,
+                 message: "<Error> Length of hostname list is more than newly added instances"),
+            Case(method: "DELETE", target: "/rm", body: json(["n": 1, "hostnames": ["server-1", "server-2"]]), status: 400,
+                 message: "<Error> Length of hostname list is more than removable instances"),
+            // Invalid JSON.
+            Case(method: "POST", target: "/add", body: #"{"n": "#, status: 400),
+            Case(method: "DELETE", target: "/rm", body: "not json", status: 400),
+            Case(method: "POST", target: "/add", body: "[1, 2]", status: 400),
+            Case(method: "POST", target: "/add", body: #"{"n": 1, "hostnames": "S5"}"#, status: 400),
+            // n <= 0 or not an integer.
+            Case(method: "POST", target: "/add", body: #"{"n": 0}"#, status: 400),
+            Case(method: "POST", target: "/add", body: #"{"n": -2}"#, status: 400),
+            Case(method: "POST", target: "/add", body: #"{"n": "two"}"#, status: 400),
+            Case(method: "POST", target: "/add", body: #"{"n": 1.5}"#, status: 400),
+            Case(method: "DELETE", target: "/rm", body: #"{"n": 0}"#, status: 400),
+            Case(method: "DELETE", target: "/rm", body: #"{"n": -1}"#, status: 400),
+            // More than the pool holds.
+            Case(method: "DELETE", target: "/rm", body: #"{"n": 4}"#, status: 400),
+            // Unknown names.
+            Case(method: "DELETE", target: "/rm", body: json(["n": 1, "hostnames": ["nope"]]), status: 404),
+            Case(method: "DELETE", target: "/rm", body: json(["n": 2, "hostnames": ["server-1", "nope"]]), status: 404),
+            Case(method: "DELETE", target: "/rm?id=9", body: nil, status: 404),
+            // Names already in the pool; the valid name before it must not be added either.
+            Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["server-2"]]), status: 409),
+            Case(method: "POST", target: "/add", body: json(["n": 2, "hostnames": ["fresh-1", "server-3"]]), status: 409),
+            // The same name twice.
+            Case(method: "POST", target: "/add", body: json(["n": 2, "hostnames": ["X", "X"]]), status: 400),
+            Case(method: "DELETE", target: "/rm", body: json(["n": 2, "hostnames": ["server-1", "server-1"]]), status: 400),
+            // Names that could not be container names.
+            Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["bad name"]]), status: 400),
+            Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["-dash-first"]]), status: 400),
+            Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": [".dot-first"]]), status: 400),
+            Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["slash/name"]]), status: 400),
+            Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": [""]]), status: 400),
+            Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": [name64]]), status: 400),
+            Case(method: "POST", target: "/add", body: json(["n": 2, "hostnames": ["ok-name", "bad name"]]), status: 400),
+            // Wrong method on an admin path.
+            Case(method: "GET", target: "/add", body: nil, status: 405),
+            Case(method: "GET", target: "/rm", body: nil, status: 405),
+            Case(method: "POST", target: "/rep", body: nil, status: 405),
+            Case(method: "DELETE", target: "/add", body: nil, status: 405),
+            Case(method: "PUT", target: "/rm", body: json(["n": 1]), status: 405),
+        ]
+        for c in cases {
+            let what = "\(c.method) \(c.target) \(c.body ?? "(no body)")"
+            let response = try lb.admin(c.method, c.target, rawBody: c.body ?? "")
+            assertFailure(response, c.status, what, message: c.message)
+            let state = try lb.replicaState()
+            XCTAssertEqual(state.replicas, initial, "\(what) must change nothing; /rep now \(state)")
+            XCTAssertEqual(state.n, initial.count, "\(what) must change nothing; /rep now \(state)")
+        }
+        // And the pool still routes to all three.
+        var rng = SeededRandom(seed: 405)
+        let (owners, _) = try routeIDs(rng.sixDigitIDs(300), through: lb, connections: 1)
+        XCTAssertEqual(Set(distribution(owners).keys), [1, 2, 3], "distribution \(distribution(owners))")
+        XCTAssertEqual(lb.replicaPIDsByID(), pidsBefore, "no replica process started or stopped by a failed command")
+    }
+}

@@ -1,0 +1,73 @@
+// ds-lb's children: what it spawns, and that none outlives it (SIGTERM or SIGKILL).
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+final class LoadBalancerLifecycleTests: IntegrationTestCase {
+    /// Records ds-lb's replica processes (also for teardown) and checks there are `count`.
+    private func replicas(of lb: LoadBalancerUnderTest, count: Int,
+                          file: StaticString = #filePath, line: UInt = #line) throws -> [ProcFS.Identity] {
+        let children = ProcFS.descendants(of: lb.process.pid)
+        recordStrays(children)
+        let identities = children.compactMap(ProcFS.identity)
+        XCTAssertEqual(identities.count, count, "ds-lb's descendants: \(children.map(ProcFS.describe))",
+                       file: file, line: line)
+        return identities
+    }
+
+    /// The children are `<bindir>/ds-server --id N --host 127.0.0.1 --port P` with
+    /// SERVER_ID=N, each listening on its P.
+    func testReplicasAreDSServerChildrenWithTheirIDs() throws {
+        let lb = try startLoadBalancer()
+        let expectedExe = URL(fileURLWithPath: try Binaries.path("ds-server")).resolvingSymlinksInPath().path
+        let byID = lb.replicaPIDsByID()
+        XCTAssertEqual(Set(byID.keys), [1, 2, 3], "children by --id: \(ProcFS.children(of: lb.process.pid).map(ProcFS.describe))")
+        for (id, pid) in byID.sorted(by: { $0.key < $1.key }) {
+            let argv = ProcFS.cmdline(pid) ?? []
+            XCTAssertEqual(ProcFS.executablePath(pid), expectedExe, "replica \(id) runs \(argv)")
+            func value(_ flag: String) -> String? {
+                argv.firstIndex(of: flag).flatMap { $0 + 1 < argv.count ? argv[$0 + 1] : nil }
+            }
+            XCTAssertEqual(value("--host"), "127.0.0.1", "replica \(id): \(argv)")
+            XCTAssertEqual(ProcFS.environment(pid)?["SERVER_ID"], "\(id)", "replica \(id): SERVER_ID")
+            let listening = ProcFS.listeningPorts(of: pid)
+            if let port = value("--port").flatMap(UInt16.init), port != 0 {
+                XCTAssertTrue(listening.contains(port), "replica \(id) listens on its --port \(port); listening: \(listening)")
+            }
+            // Each replica answers directly as itself.
+            if let port = listening.first {
+                let response = try HTTPConnection(port: port).get("/home")
+                XCTAssertEqual(response.helloServerID, id, "replica \(id) on port \(port): \(response)")
+            }
+        }
+    }
+
+    func testSIGTERMStopsEveryChildAndExitsZero() throws {
+        let lb = try startLoadBalancer()
+        assertReplicaState(try lb.admin("POST", "/add"), ["server-1", "server-2", "server-3", "server-4"], "POST /add")
+        let children = try replicas(of: lb, count: 4)
+        // A client connection is open and idle while ds-lb stops.
+        let idle = lb.client()
+        XCTAssertEqual(try idle.get("/home?id=1").status, 200)
+
+        XCTAssertTrue(lb.process.send(signal: SIGTERM))
+        let termination = lb.process.waitForExit(timeout: 10)
+        XCTAssertEqual(termination, .exited(0), "ds-lb after SIGTERM: \(termination.map { "\($0)" } ?? "still running after 10 s")")
+        let alive = ProcFS.waitUntilGone(children, timeout: 5)
+        XCTAssertEqual(alive, [], "children alive after ds-lb's SIGTERM exit: \(alive.map { ProcFS.describe($0.pid) })")
+    }
+
+    func testSIGKILLOfTheBalancerTakesItsChildrenDown() throws {
+        let lb = try startLoadBalancer()
+        assertReplicaState(try lb.admin("POST", "/add"), ["server-1", "server-2", "server-3", "server-4"], "POST /add")
+        let children = try replicas(of: lb, count: 4)
+
+        XCTAssertTrue(lb.process.send(signal: SIGKILL))
+        XCTAssertEqual(lb.process.waitForExit(timeout: 5), .signaled(SIGKILL))
+        let alive = ProcFS.waitUntilGone(children, timeout: 5)
+        XCTAssertEqual(alive, [], "children alive 5 s after SIGKILL of ds-lb (PR_SET_PDEATHSIG): \(alive.map { ProcFS.describe($0.pid) })")
+    }
+}

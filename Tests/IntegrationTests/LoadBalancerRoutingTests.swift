@@ -1,0 +1,90 @@
+// ds-lb with three process replicas: routing by consistent hash of ?id=, keep-alive to
+// clients, forwarding of any non-admin path, `ds-lb serve`, and the 501 for chunked requests.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+final class LoadBalancerRoutingTests: IntegrationTestCase {
+    /// 3,000 random 6-digit ids over 4 keep-alive connections reach all three replicas; a
+    /// sample asked again (on other connections) reaches the same replica every time.
+    func testThreeThousandRandomIDsReachAllReplicasConsistently() throws {
+        let lb = try startLoadBalancer()
+        var rng = SeededRandom(seed: 0x5EED_2024)
+        let ids = rng.sixDigitIDs(3000)
+
+        let (owners, reconnects) = try routeIDs(ids, through: lb, connections: 4)
+        XCTAssertEqual(owners.count, ids.count, "every request answered by a replica")
+        XCTAssertEqual(reconnects, 0, "ds-lb must keep client connections alive (4 connections for 3,000 requests)")
+        let spread = distribution(owners)
+        XCTAssertEqual(Set(spread.keys), [1, 2, 3], "ids must reach all three replicas; distribution \(spread)")
+
+        // Same id → same replica: a sample of 300, asked twice more on fresh connections.
+        let sample = Array(ids.shuffled(using: &rng).prefix(300))
+        for round in 1...2 {
+            let (again, _) = try routeIDs(sample, through: lb, connections: 3)
+            let moved = sample.filter { again[$0] != owners[$0] }
+            XCTAssertTrue(moved.isEmpty,
+                          "round \(round): ids answered by another replica than before: \(moved.prefix(10).map { "\($0): \(owners[$0] ?? -1) → \(again[$0] ?? -1)" })")
+        }
+    }
+
+    /// Without ?id= the key is the client address: repeated requests from one address,
+    /// over new connections (new source ports), reach one replica.
+    func testRequestWithoutIDIsStickyToClientAddress() throws {
+        let lb = try startLoadBalancer()
+        for source in ["127.0.0.1", "127.0.0.5"] {
+            var seen = Set<Int>()
+            for _ in 0..<6 {
+                let response = try lb.request("GET", "/home", source: source)
+                XCTAssertEqual(response.status, 200, "GET /home from \(source): \(response)")
+                if let server = response.helloServerID { seen.insert(server) }
+            }
+            XCTAssertEqual(seen.count, 1, "GET /home without ?id= from \(source) reached replicas \(seen.sorted())")
+        }
+    }
+
+    /// Any non-admin path goes to the replica: its own 400 for an unknown endpoint and its
+    /// empty /heartbeat come back through ds-lb.
+    func testNonAdminPathsAreForwardedToTheReplica() throws {
+        let lb = try startLoadBalancer()
+        let client = lb.client()
+        let unknown = try client.get("/foo?id=123456")
+        assertFailure(unknown, 400, "GET /foo?id=123456 through ds-lb",
+                      message: "<Error> '/foo' endpoint does not exist in server replicas")
+        let heartbeat = try client.get("/heartbeat?id=123456")
+        XCTAssertEqual(heartbeat.status, 200, "GET /heartbeat?id=123456 through ds-lb: \(heartbeat)")
+        XCTAssertTrue(heartbeat.body.isEmpty, "\(heartbeat)")
+        let home = try client.get("/home?id=123456")
+        XCTAssertEqual(home.status, 200, "\(home)")
+        XCTAssertEqual(home.jsonStatus, "successful", "\(home)")
+        XCTAssertNotNil(home.helloServerID, "GET /home?id=123456 through ds-lb: \(home)")
+        XCTAssertEqual(home.header("Content-Type")?.lowercased().hasPrefix("application/json"), true, "\(home)")
+    }
+
+    /// `ds-lb serve ...` is the same as `ds-lb ...`.
+    func testServeSubcommandRunsTheSameBalancer() throws {
+        let lb = try startLoadBalancer(["serve", "--listen", "127.0.0.1:0", "--replicas", "2"])
+        assertReplicaState(try lb.request("GET", "/rep"), ["server-1", "server-2"], "GET /rep after `serve --replicas 2`")
+        var rng = SeededRandom(seed: 77)
+        let (owners, _) = try routeIDs(rng.sixDigitIDs(200), through: lb, connections: 1)
+        XCTAssertEqual(Set(distribution(owners).keys), [1, 2], "distribution \(distribution(owners))")
+    }
+
+    /// A chunked request cannot be framed yet: 501 with JSON, and the connection is closed.
+    func testChunkedRequestAnswers501AndCloses() throws {
+        let lb = try startLoadBalancer()
+        let connection = try HTTPConnection(port: lb.port)
+        XCTAssertEqual(try connection.get("/home?id=1").status, 200)
+        try connection.send(HTTPConnection.requestBytes(
+            "POST", "/home?id=1", headers: [("Transfer-Encoding", "chunked")],
+            body: Array("5\r\nhello\r\n0\r\n\r\n".utf8)))
+        let response = try connection.readResponse()
+        assertFailure(response, 501, "POST /home?id=1 with Transfer-Encoding: chunked through ds-lb")
+        XCTAssertTrue(connection.isClosedByPeer(within: 2), "ds-lb must close the connection after the 501")
+        // ds-lb itself is fine afterwards.
+        XCTAssertEqual(try lb.request("GET", "/home?id=1").status, 200)
+    }
+}

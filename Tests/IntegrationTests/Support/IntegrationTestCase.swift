@@ -1,0 +1,220 @@
+// The base of the end-to-end tests: starts ds-server and ds-lb as child processes, waits for
+// them to be ready, and stops every process it started (and every replica it saw ds-lb
+// spawn) by PID in teardown, also when the test failed.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+/// A running ds-server started by a test.
+struct ServerUnderTest {
+    let process: ChildProcess
+    let port: UInt16
+}
+
+/// A running ds-lb started by a test.
+struct LoadBalancerUnderTest {
+    let process: ChildProcess
+    let port: UInt16
+
+    /// A new keep-alive client, optionally bound to a source address (e.g. 127.0.0.3).
+    func client(source: String? = nil) -> KeepAliveClient {
+        KeepAliveClient(port: port, sourceAddress: source)
+    }
+
+    /// One request on a fresh connection.
+    func request(_ method: String, _ target: String, body: [UInt8]? = nil,
+                 source: String? = nil) throws -> HTTPResponse {
+        let connection = try HTTPConnection(port: port, sourceAddress: source)
+        defer { connection.close() }
+        return try connection.request(method, target, body: body)
+    }
+
+    /// An admin command with a JSON body built from `json` (nil = no body).
+    func admin(_ method: String, _ target: String, json: Any? = nil,
+               source: String? = nil) throws -> HTTPResponse {
+        try request(method, target, body: json.map(JSON.bytes), source: source)
+    }
+
+    /// An admin command with a raw body (for invalid JSON).
+    func admin(_ method: String, _ target: String, rawBody: String,
+               source: String? = nil) throws -> HTTPResponse {
+        try request(method, target, body: Array(rawBody.utf8), source: source)
+    }
+
+    /// `GET /rep`, decoded; throws when it is not a 200 in the /rep format.
+    func replicaState(source: String? = nil) throws -> (n: Int, replicas: [String]) {
+        let response = try request("GET", "/rep", source: source)
+        guard response.status == 200, response.jsonStatus == "successful",
+              let state = response.replicaState else {
+            throw ChildProcess.LaunchError(description: "GET /rep did not answer 200 in the /rep format: \(response)")
+        }
+        return state
+    }
+
+    /// ds-lb's child processes that run ds-server, by the N of their `--id N`.
+    func replicaPIDsByID() -> [Int: pid_t] {
+        var result: [Int: pid_t] = [:]
+        for child in ProcFS.children(of: process.pid) {
+            guard let argv = ProcFS.cmdline(child),
+                  let i = argv.firstIndex(of: "--id"), i + 1 < argv.count,
+                  let id = Int(argv[i + 1]) else { continue }
+            result[id] = child
+        }
+        return result
+    }
+}
+
+class IntegrationTestCase: XCTestCase {
+    /// Processes not started by us that must not survive the test (replicas of ds-lb
+    /// recorded while it ran); SIGKILLed in teardown if still the same process.
+    private var strays: [ProcFS.Identity] = []
+
+    /// How long a binary may take to print its `Listening on` line.
+    let startupTimeout: TimeInterval = 20
+
+    override func setUp() {
+        super.setUp()
+        strays = []
+        // Registered first, so it runs last (teardown blocks run in reverse order).
+        addTeardownBlock { [unowned self] in
+            for stray in strays { ProcFS.kill(stray) }
+            let alive = ProcFS.waitUntilGone(strays, timeout: 3)
+            if !alive.isEmpty {
+                print("[teardown] still alive after SIGKILL: \(alive.map { ProcFS.describe($0.pid) })")
+            }
+        }
+    }
+
+    /// Remembers processes to kill in teardown (e.g. replicas of a ds-lb).
+    func recordStrays(_ pids: [pid_t]) {
+        for pid in pids {
+            if let id = ProcFS.identity(pid), !strays.contains(id) { strays.append(id) }
+        }
+    }
+
+    /// Starts `binary` from the binaries directory; it (and its descendants) are SIGKILLed in
+    /// teardown. When the test failed, teardown prints the process's output.
+    func launch(_ binary: String, _ arguments: [String], environment: [String: String?] = [:],
+                name: String? = nil) throws -> ChildProcess {
+        let path = try Binaries.path(binary)
+        let process = try ChildProcess(name: name ?? binary, executable: path, arguments: arguments,
+                                       environment: environment)
+        addTeardownBlock { [unowned self] in
+            if let run = testRun, run.totalFailureCount > 0 {
+                print("[teardown] \(process.name) pid \(process.pid), \(process.pollTermination().map { "\($0)" } ?? "running")\n\(process.outputTail(60))")
+            }
+            let descendants = ProcFS.descendants(of: process.pid).compactMap(ProcFS.identity)
+            process.forceStop()
+            for d in descendants { ProcFS.kill(d) }
+            _ = ProcFS.waitUntilGone(descendants, timeout: 3)
+            process.stopReaders()
+        }
+        return process
+    }
+
+    /// Starts `ds-server` with `arguments` and waits for `Listening on 127.0.0.1:PORT`.
+    func startServer(_ arguments: [String], environment: [String: String?] = [:],
+                     name: String = "ds-server") throws -> ServerUnderTest {
+        let process = try launch("ds-server", arguments, environment: environment, name: name)
+        let groups = try process.waitForStderrLine(matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#,
+                                                   timeout: startupTimeout)
+        guard let port = UInt16(groups[1]), port != 0 else {
+            throw ChildProcess.LaunchError(description: "\(name) printed an invalid port: \(groups[0])")
+        }
+        return ServerUnderTest(process: process, port: port)
+    }
+
+    /// `ds-server --id N --host 127.0.0.1 --port 0`.
+    func startServer(id: Int) throws -> ServerUnderTest {
+        try startServer(["--id", "\(id)", "--host", "127.0.0.1", "--port", "0"], name: "ds-server-\(id)")
+    }
+
+    /// Starts `ds-lb` with `arguments` and waits for its own `Listening on 127.0.0.1:PORT`
+    /// line (a line whose port ds-lb itself listens on, so a replica's line, should replicas
+    /// share ds-lb's stderr, is not taken for it).
+    func startLoadBalancer(_ arguments: [String] = ["--listen", "127.0.0.1:0", "--replicas", "3"],
+                           environment: [String: String?] = [:]) throws -> LoadBalancerUnderTest {
+        let process = try launch("ds-lb", arguments, environment: environment)
+        let groups = try process.waitForStderrLine(matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#,
+                                                   timeout: startupTimeout) { groups in
+            guard let port = UInt16(groups[1]), port != 0 else { return false }
+            // The line is printed once the socket listens; allow a moment in case it is not.
+            for _ in 0..<20 {
+                if ProcFS.listeningPorts(of: process.pid).contains(port) { return true }
+                usleep(50_000)
+            }
+            return false
+        }
+        let port = UInt16(groups[1])!
+        let lb = LoadBalancerUnderTest(process: process, port: port)
+        recordStrays(ProcFS.descendants(of: process.pid))
+        return lb
+    }
+
+    /// Routes `GET /home?id=<id>` for every id over `connections` keep-alive connections
+    /// (round robin) and returns id → server number from `Hello from Server: N`. Every
+    /// response must be a 200 with that message; any other answer fails the test.
+    func routeIDs(_ ids: [Int], through lb: LoadBalancerUnderTest, connections: Int = 4,
+                  file: StaticString = #filePath, line: UInt = #line) throws -> (owners: [Int: Int], reconnects: Int) {
+        let clients = (0..<max(1, connections)).map { _ in lb.client() }
+        defer { clients.forEach { $0.close() } }
+        var owners: [Int: Int] = [:]
+        var bad: [String] = []
+        for (i, id) in ids.enumerated() {
+            let response = try clients[i % clients.count].get("/home?id=\(id)")
+            if response.status == 200, response.jsonStatus == "successful", let server = response.helloServerID {
+                owners[id] = server
+            } else if bad.count < 5 {
+                bad.append("id \(id): \(response)")
+            }
+        }
+        XCTAssertTrue(bad.isEmpty, "routed GET /home?id= did not answer 200 Hello from Server:\n\(bad.joined(separator: "\n"))",
+                      file: file, line: line)
+        return (owners, clients.reduce(0) { $0 + $1.reconnects })
+    }
+
+    /// Counts how many ids each server got.
+    func distribution(_ owners: [Int: Int]) -> [Int: Int] {
+        owners.values.reduce(into: [:]) { $0[$1, default: 0] += 1 }
+    }
+
+    /// Asserts the response is `status` with a JSON `{"message": <non-empty string>,
+    /// "status": "failure"}` body; returns the message.
+    @discardableResult
+    func assertFailure(_ response: HTTPResponse, _ status: Int, _ what: String,
+                       message expected: String? = nil,
+                       file: StaticString = #filePath, line: UInt = #line) -> String? {
+        XCTAssertEqual(response.status, status, "\(what): status; got \(response)", file: file, line: line)
+        guard response.jsonObject != nil else {
+            XCTFail("\(what): body is not a JSON object: \(response)", file: file, line: line)
+            return nil
+        }
+        XCTAssertEqual(response.jsonStatus, "failure", "\(what): JSON status; got \(response)", file: file, line: line)
+        let message = response.messageString
+        XCTAssertFalse((message ?? "").isEmpty, "\(what): JSON message must be a non-empty string; got \(response)",
+                       file: file, line: line)
+        if let expected {
+            XCTAssertEqual(message, expected, "\(what): message", file: file, line: line)
+        }
+        return message
+    }
+
+    /// Asserts a 200 in the /rep format with exactly `replicas`; returns true when it matched.
+    @discardableResult
+    func assertReplicaState(_ response: HTTPResponse, _ replicas: [String], _ what: String,
+                            file: StaticString = #filePath, line: UInt = #line) -> Bool {
+        XCTAssertEqual(response.status, 200, "\(what): status; got \(response)", file: file, line: line)
+        XCTAssertEqual(response.jsonStatus, "successful", "\(what): JSON status; got \(response)", file: file, line: line)
+        guard let state = response.replicaState else {
+            XCTFail("\(what): body not in the /rep format {\"message\": {\"N\": n, \"replicas\": [...]}, ...}: \(response)",
+                    file: file, line: line)
+            return false
+        }
+        XCTAssertEqual(state.replicas, replicas, "\(what): replicas", file: file, line: line)
+        XCTAssertEqual(state.n, replicas.count, "\(what): N", file: file, line: line)
+        return state.replicas == replicas && state.n == replicas.count
+    }
+}
