@@ -64,12 +64,12 @@ final class LoadBalancerRoutingTests: IntegrationTestCase {
         XCTAssertEqual(home.header("Content-Type")?.lowercased().hasPrefix("application/json"), true, "\(home)")
     }
 
-    /// `ds-lb serve ...` is the same as `ds-lb ...`.
+    /// `ds-lb serve ...` is the same as `ds-lb ...` (here also with `--workers 2`).
     func testServeSubcommandRunsTheSameBalancer() throws {
-        let lb = try startLoadBalancer(["serve", "--listen", "127.0.0.1:0", "--replicas", "2"])
+        let lb = try startLoadBalancer(["serve", "--listen", "127.0.0.1:0", "--replicas", "2", "--workers", "2"])
         assertReplicaState(try lb.request("GET", "/rep"), ["server-1", "server-2"], "GET /rep after `serve --replicas 2`")
         var rng = SeededRandom(seed: 77)
-        let (owners, _) = try routeIDs(rng.sixDigitIDs(200), through: lb, connections: 1)
+        let (owners, _) = try routeIDs(rng.sixDigitIDs(200), through: lb, connections: 4)
         XCTAssertEqual(Set(distribution(owners).keys), [1, 2], "distribution \(distribution(owners))")
     }
 
