@@ -3,6 +3,8 @@
 /// Thread safety: a plain value; `build` returns an immutable table usable from any thread.
 public enum HashAlgorithm: String, CaseIterable, Sendable {
     case ring
+    case maglev
+    case assignment
 
     /// What ds-lb uses without `--hash`.
     public static let `default`: HashAlgorithm = .ring
@@ -12,6 +14,8 @@ public enum HashAlgorithm: String, CaseIterable, Sendable {
     public func build(_ members: [HashMember]) -> any ConsistentHash {
         switch self {
         case .ring: return Ring(members: members)
+        case .maglev: return Maglev(members: members)
+        case .assignment: return Assignment(members: members)
         }
     }
 
@@ -19,6 +23,8 @@ public enum HashAlgorithm: String, CaseIterable, Sendable {
     public var type: any ConsistentHash.Type {
         switch self {
         case .ring: return Ring.self
+        case .maglev: return Maglev.self
+        case .assignment: return Assignment.self
         }
     }
 }

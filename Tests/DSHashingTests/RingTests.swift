@@ -97,4 +97,17 @@ final class RingTests: XCTestCase {
         let ring = Ring(members: servers(3))
         XCTAssertEqual(ring.key("abc"), 0x44BC_2CF5_AD77_0999)
     }
+
+    /// Golden vectors: fixed keys → fixed member names. Generated once and frozen: a change here
+    /// means every deployed ring would route differently.
+    func testGoldenVectors() {
+        let ring = Ring(members: servers(5))
+        let got = ["1", "42", "user-7", "session-abcdef", "100000", "x"].map { ring.members[ring.lookup(ring.key($0))!].name }
+        XCTAssertEqual(got, goldenRing)
+        // And the point identity itself: point i of a member is XXH64(name, seed: i).
+        let small = Ring(members: [HashMember(name: "server-1", number: 1)], pointsPerWeight: 3)
+        XCTAssertEqual(Set(small.points), Set((0..<3).map { XXH64.hash("server-1", seed: UInt64($0)) }))
+    }
 }
+
+private let goldenRing = ["server-4", "server-1", "server-2", "server-3", "server-1", "server-5"]
