@@ -165,3 +165,5 @@ pid_t cl_spawn(const char *path, char *const argv[], char *const envp[]) {
     execve(path, argv, envp);
     _exit(127);
 }
+
+void cl_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }

@@ -88,8 +88,10 @@ public final class EventLoop: @unchecked Sendable {
             registrations.append(contentsOf: repeatElement(nil, count: index - registrations.count + 1))
         }
         registrations[index] = Registration(handler: handler, generation: generation)
-        var events = CL_EPOLLIN | CL_EPOLLRDHUP | CL_EPOLLET
-        if exclusive { events |= CL_EPOLLEXCLUSIVE } else { events |= CL_EPOLLOUT }
+        // EPOLLEXCLUSIVE may only be combined with EPOLLIN/EPOLLOUT/EPOLLET (epoll_ctl(2)).
+        let events = exclusive
+            ? CL_EPOLLIN | CL_EPOLLET | CL_EPOLLEXCLUSIVE
+            : CL_EPOLLIN | CL_EPOLLOUT | CL_EPOLLRDHUP | CL_EPOLLET
         let data = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
         do {
             _ = try syscall("epoll_ctl(add)") { cl_epoll_add(epfd, fd, events, data) }
@@ -130,6 +132,11 @@ public final class EventLoop: @unchecked Sendable {
     /// Any thread. Runs `task` on the loop thread soon.
     public func execute(_ task: @escaping @Sendable () -> Void) {
         inbox.withLock { $0.append(task) }
+        _ = cl_eventfd_signal(wakeFD)
+    }
+
+    /// Any thread. Makes the loop run one more iteration (its iteration hooks included) soon.
+    public func wakeUp() {
         _ = cl_eventfd_signal(wakeFD)
     }
 

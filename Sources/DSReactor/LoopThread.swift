@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 
 /// Starts threads without Foundation: a worker or the supervisor is one pthread running one loop.
 public enum LoopThread {
@@ -11,7 +12,10 @@ public enum LoopThread {
 
     /// Starts a detached thread named `name` (visible in `top -H`) that runs `body`.
     public static func start(name: String, _ body: @escaping @Sendable () -> Void) {
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let box = Unmanaged.passRetained(Box({
+            name.withCString { cl_set_thread_name($0) }
+            body()
+        })).toOpaque()
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
@@ -19,7 +23,6 @@ public enum LoopThread {
             return nil
         }, box)
         precondition(rc == 0, "pthread_create failed: \(rc)")
-        _ = String(name.prefix(15)).withCString { pthread_setname_np(thread, $0) }
         pthread_detach(thread)
     }
 }

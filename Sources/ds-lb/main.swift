@@ -1,1 +1,12 @@
-print("wip")
+import ArgumentParser
+
+/// ds-lb: a consistent-hashing HTTP load balancer. `ds-lb` alone is `ds-lb serve`.
+struct DSLB: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ds-lb",
+        abstract: "Consistent-hashing HTTP load balancer with a self-managed replica pool.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self)
+}
+
+DSLB.main()

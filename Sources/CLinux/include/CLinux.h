@@ -74,6 +74,9 @@ ssize_t cl_splice(int fd_in, int fd_out, size_t len);
 // Only async-signal-safe calls run between fork and exec. Returns the pid or -1 with errno.
 pid_t cl_spawn(const char *path, char *const argv[], char *const envp[]);
 
+// Names the calling thread (at most 15 bytes are kept), for `top -H` and gdb.
+void cl_set_thread_name(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

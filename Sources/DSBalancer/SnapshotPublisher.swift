@@ -1,0 +1,74 @@
+import Synchronization
+
+/// Publishes snapshots to workers (DESIGN.md §3): the supervisor stores a new one under a Mutex
+/// and bumps an atomic generation with release ordering; each worker does one acquiring load per
+/// loop iteration and takes the Mutex only when the generation moved. The hot path is one load.
+public final class SnapshotPublisher: Sendable {
+    private let current: Mutex<Snapshot>
+    private let generation: Atomic<UInt64>
+    /// The generation each worker last switched to, so the supervisor can wait for all of them
+    /// before stopping a replica it removed. Written only on a switch (rare), hence a Mutex.
+    private let workerGenerations: Mutex<[UInt64]>
+    /// Wakes each worker's loop after a publish: an idle worker sleeps in epoll_wait and would
+    /// otherwise not look at the generation until its next event.
+    private let wakers: Mutex<[@Sendable () -> Void]>
+
+    public init(initial: Snapshot, workers: Int) {
+        current = Mutex(initial)
+        generation = Atomic(initial.generation)
+        workerGenerations = Mutex([UInt64](repeating: initial.generation, count: workers))
+        wakers = Mutex([])
+    }
+
+    /// Any thread. Registers a closure that makes one worker look at the generation soon.
+    public func addWaker(_ wake: @escaping @Sendable () -> Void) {
+        wakers.withLock { $0.append(wake) }
+    }
+
+    /// Supervisor thread. Publishes `snapshot` (its generation must be newer than the current).
+    public func publish(_ snapshot: Snapshot) {
+        current.withLock { $0 = snapshot }
+        generation.store(snapshot.generation, ordering: .releasing)
+        for wake in wakers.withLock({ $0 }) { wake() }
+    }
+
+    /// Any thread. The latest snapshot (takes the Mutex: not for the hot path; use a Reader).
+    public func latest() -> Snapshot {
+        current.withLock { $0 }
+    }
+
+    public var currentGeneration: UInt64 { generation.load(ordering: .acquiring) }
+
+    /// Any thread. Whether every worker has switched to `target` or later.
+    public func allWorkersReached(_ target: UInt64) -> Bool {
+        workerGenerations.withLock { $0.allSatisfy { $0 >= target } }
+    }
+
+    fileprivate func acknowledge(worker: Int, generation: UInt64) {
+        workerGenerations.withLock { if worker < $0.count { $0[worker] = generation } }
+    }
+
+    /// One worker's view: its own strong reference and the generation it saw.
+    public struct Reader {
+        public let publisher: SnapshotPublisher
+        public let worker: Int
+        public private(set) var snapshot: Snapshot
+
+        public init(publisher: SnapshotPublisher, worker: Int) {
+            self.publisher = publisher
+            self.worker = worker
+            self.snapshot = publisher.latest()
+            publisher.acknowledge(worker: worker, generation: snapshot.generation)
+        }
+
+        /// Loop thread only, once per iteration: one acquiring load; re-copies the reference
+        /// only when the generation changed.
+        public mutating func refresh() {
+            let seen = publisher.generation.load(ordering: .acquiring)
+            if seen != snapshot.generation {
+                snapshot = publisher.latest()
+                publisher.acknowledge(worker: worker, generation: snapshot.generation)
+            }
+        }
+    }
+}

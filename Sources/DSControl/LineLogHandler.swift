@@ -1,0 +1,30 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+
+/// One line per event on stderr, message first (`[!] Server 2 ...`), metadata as `KEY=value`.
+/// journald (or the terminal) adds the timestamp; the message stays greppable.
+public struct LineLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    private let label: String
+
+    public init(label: String) {
+        self.label = label
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var text = "\(event.message)"
+        let all = event.metadata.map { self.metadata.merging($0) { $1 } } ?? self.metadata
+        for (key, value) in all.sorted(by: { $0.key < $1.key }) { text += " \(key)=\(value)" }
+        text += "\n"
+        // One write per line, so lines from several threads never interleave.
+        text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+}

@@ -1,0 +1,54 @@
+import DSHTTP1
+
+/// An admin request as a worker hands it to the supervisor: everything copied out of the
+/// connection's buffers, so it can cross threads.
+public struct AdminRequest: Sendable {
+    public let method: String
+    public let path: String
+    public let query: String?
+    public let body: [UInt8]
+
+    public init(method: String, path: String, query: String?, body: [UInt8]) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.body = body
+    }
+
+    /// The first value of query parameter `name`.
+    public func queryParameter(_ name: String) -> String? {
+        guard let query else { return nil }
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if parts[0] == name { return parts.count > 1 ? String(parts[1]) : "" }
+        }
+        return nil
+    }
+}
+
+/// The supervisor's answer: a status and a JSON body.
+public struct AdminResponse: Sendable {
+    public let status: Int
+    public let body: String
+    public let extraHeaders: String
+
+    public init(status: Int, body: String, extraHeaders: String = "") {
+        self.status = status
+        self.body = body
+        self.extraHeaders = extraHeaders
+    }
+
+    public static func failure(_ status: Int, _ message: String, extraHeaders: String = "") -> AdminResponse {
+        AdminResponse(status: status, body: JSON.object(["message": .string(message), "status": .string("failure")]),
+                      extraHeaders: extraHeaders)
+    }
+}
+
+/// The supervisor side of the admin API. Workers call `submit` on their own thread; the
+/// implementation answers later through `reply`, from any thread (the worker hops back to its
+/// loop itself). Nothing here may block the calling worker.
+public protocol AdminHandler: Sendable {
+    /// Whether `path` is an admin endpoint (checked per request: keep it cheap).
+    func isAdminPath(_ path: Substring) -> Bool
+    func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void)
+}

@@ -1,0 +1,625 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DSBalancer
+import DSHTTP1
+import DSReactor
+import DSSystem
+
+/// One client connection on one worker: reads request heads, answers admin requests through the
+/// supervisor, and proxies everything else to the replica the snapshot picks. Loop thread only.
+///
+/// Requests on a connection are handled one at a time; pipelined requests wait in `input` and
+/// are answered in order once the current exchange ends.
+final class ClientConnection: EventHandler, UpstreamOwner {
+    enum State {
+        case readingHead
+        /// Waiting for `length` body bytes of an admin request after the head.
+        case readingAdminBody(head: RequestHead, length: Int)
+        case awaitingAdmin
+        case proxying
+        /// Flush what is queued in `output`, then close.
+        case closing
+    }
+
+    let fd: Int32
+    let peer: SocketAddress?
+    private unowned let worker: Worker
+    private let input = ByteBuffer(capacity: 8 * 1024)
+    private let output = ByteBuffer(capacity: 1024)
+    private var state = State.readingHead
+    private var parseFrom = 0
+    private var mayRead = true
+    private var mayWrite = true
+    private var readEOF = false
+    private(set) var closed = false
+
+    /// The headers a proxy adds to every request it forwards; the peer never changes, so this is
+    /// built once per connection.
+    private lazy var forwardedHeader: [UInt8] = Array(
+        "X-Forwarded-For: \(peer?.host ?? "unknown")\r\nX-Forwarded-Proto: http\r\n\r\n".utf8)
+
+    // The exchange in progress (state == .proxying).
+    private var exchange = Exchange()
+
+    struct Exchange {
+        var head: RequestHead?
+        var upstream: UpstreamConnection?
+        /// Whether the head has been written upstream, and whether it has left `input`. A request
+        /// without a body keeps its head at the front of `input` until the response begins, so a
+        /// reused connection that turns out dead can be retried on a fresh one.
+        var headSent = false
+        var headConsumed = false
+        var bodyRemaining: UInt64 = 0
+        var retried = false
+        var responseStarted = false
+        var responseHead: ResponseHead?
+        var framing = BodyFraming.none
+        var responseRemaining: UInt64 = 0
+        var chunked = ChunkedScanner()
+        /// Bytes at the front of `upstream.input` that belong to the response and await the client.
+        var readyForClient = 0
+        var responseParseFrom = 0
+        var closeClientAfter = false
+        var timer: TimerID?
+    }
+
+    init(fd: Int32, peer: SocketAddress?, worker: Worker) {
+        self.fd = fd
+        self.peer = peer
+        self.worker = worker
+    }
+
+    // MARK: events
+
+    func handle(_ events: IOEvents) {
+        if events.contains(.error) || events.contains(.hangup) {
+            close()
+            return
+        }
+        if events.contains(.readable) || events.contains(.readHangup) { mayRead = true }
+        if events.contains(.writable) { mayWrite = true }
+        drive()
+    }
+
+    func upstreamEvent(_ upstream: UpstreamConnection, _ events: IOEvents) {
+        guard upstream === exchange.upstream else { return }
+        if !upstream.connected && (events.contains(.writable) || events.contains(.error) || events.contains(.hangup)) {
+            let err = Socket.connectResult(upstream.fd)
+            if err != 0 {
+                upstreamFailed(upstream, reason: String(cString: strerror(err)))
+                return
+            }
+            upstream.connected = true
+            upstream.mayWrite = true
+        }
+        drive()
+    }
+
+    /// Makes all the progress possible now, then returns to wait for the next event.
+    private func drive() {
+        var progressed = true
+        while progressed && !closed {
+            switch state {
+            case .readingHead: progressed = stepReadHead()
+            case .readingAdminBody(let head, let length): progressed = stepAdminBody(head, length)
+            case .awaitingAdmin: progressed = flushOutput() && false
+            case .proxying: progressed = stepProxy()
+            case .closing:
+                if flushOutput() { close() }
+                progressed = false
+            }
+        }
+    }
+
+    // MARK: reading requests
+
+    private enum ReadOutcome { case data, wouldBlock, eof }
+
+    private func readClient() -> ReadOutcome {
+        guard mayRead, !readEOF else { return readEOF ? .eof : .wouldBlock }
+        do {
+            switch try input.read(from: fd) {
+            case .wouldBlock:
+                mayRead = false
+                return .wouldBlock
+            case .done(0):
+                readEOF = true
+                return .eof
+            case .done:
+                return .data
+            }
+        } catch {
+            readEOF = true
+            return .eof
+        }
+    }
+
+    private func stepReadHead() -> Bool {
+        if !flushOutput() { return false }
+        if !input.isEmpty {
+            switch worker.parser.parseRequest(input.readable, from: parseFrom) {
+            case .complete(let head):
+                parseFrom = 0
+                begin(head)
+                return true
+            case .failed(let error):
+                respond(status: error.status, message: error.message, close: true)
+                return true
+            case .incomplete(let resume):
+                parseFrom = resume
+            }
+        }
+        switch readClient() {
+        case .data: return true
+        case .wouldBlock: return false
+        case .eof:
+            // The client is done. A partial head left behind is dropped with the connection.
+            close()
+            return false
+        }
+    }
+
+    /// Routes a complete head: admin endpoint, or proxied to a replica.
+    private func begin(_ head: RequestHead) {
+        let framing: BodyFraming
+        switch Framing.request(head) {
+        case .failure(let error):
+            respond(status: error.status, message: error.message, close: true)
+            return
+        case .success(let decided):
+            framing = decided
+        }
+        let bodyLength: UInt64
+        if case .contentLength(let length) = framing { bodyLength = length } else { bodyLength = 0 }
+
+        if let admin = worker.admin, admin.isAdminPath(head.path) {
+            guard let peer, worker.config.adminAllow.contains(where: { $0.contains(peer) }) else {
+                respond(status: 403, message: "Admin endpoint \(head.path) is not allowed from \(peer?.host ?? "this client")", close: true)
+                return
+            }
+            guard bodyLength <= UInt64(worker.config.maxAdminBody) else {
+                respond(status: 413, message: "Admin request body larger than \(worker.config.maxAdminBody) bytes", close: true)
+                return
+            }
+            state = .readingAdminBody(head: head, length: Int(bodyLength))
+            return
+        }
+        proxy(head, bodyLength: bodyLength)
+    }
+
+    private func stepAdminBody(_ head: RequestHead, _ length: Int) -> Bool {
+        if input.readableCount >= head.length + length {
+            let body = [UInt8](UnsafeRawBufferPointer(rebasing: input.readable[head.length..<(head.length + length)]))
+            input.consume(head.length + length)
+            let request = AdminRequest(method: head.method, path: String(head.path),
+                                       query: head.query.map(String.init), body: body)
+            let closeAfter = !head.wantsKeepAlive
+            let headOnly = head.isHead
+            state = .awaitingAdmin
+            let loop = worker.loop
+            let me = LoopBound(self)
+            worker.admin?.submit(request) { response in
+                loop.execute { me.value.adminReplied(response, close: closeAfter, headOnly: headOnly) }
+            }
+            return false
+        }
+        switch readClient() {
+        case .data: return true
+        case .wouldBlock: return false
+        case .eof:
+            close()
+            return false
+        }
+    }
+
+    private func adminReplied(_ response: AdminResponse, close closeAfter: Bool, headOnly: Bool) {
+        guard !closed, case .awaitingAdmin = state else { return }
+        output.append(ResponseWriter.response(status: response.status, body: response.body, close: closeAfter,
+                                              headOnly: headOnly, extraHeaders: response.extraHeaders))
+        state = closeAfter ? .closing : .readingHead
+        drive()
+    }
+
+    /// Queues one of our own responses. `close` ends the connection after it is sent; a request
+    /// body still unread makes that mandatory, since its bytes would be taken for the next head.
+    private func respond(status: Int, message: String, close: Bool) {
+        output.append(ResponseWriter.failure(status: status, message: message, close: close))
+        if close {
+            state = .closing
+            input.clear()
+        } else {
+            state = .readingHead
+        }
+    }
+
+    /// Writes queued own responses. True when nothing is left to write.
+    private func flushOutput() -> Bool {
+        while !output.isEmpty {
+            guard mayWrite else { return false }
+            do {
+                if case .wouldBlock = try output.write(to: fd) {
+                    mayWrite = false
+                    return false
+                }
+            } catch {
+                close()
+                return false
+            }
+        }
+        return true
+    }
+
+    // MARK: proxying
+
+    private func proxy(_ head: RequestHead, bodyLength: UInt64) {
+        let snapshot = worker.reader.snapshot
+        var key = worker.config.keyExtractor.key(for: head, headBytes: input.readable, peer: peer)
+        let backend = key.withUTF8 { snapshot.select(keyBytes: UnsafeRawBufferPointer($0)) }
+        guard let backend else {
+            input.consume(head.length)
+            respond(status: 503, message: snapshot.isEmpty ? "No replica available: the pool is empty" : "No healthy replica available",
+                    close: bodyLength > 0 || !head.wantsKeepAlive)
+            return
+        }
+        exchange = Exchange()
+        exchange.head = head
+        exchange.bodyRemaining = bodyLength
+        exchange.closeClientAfter = !head.wantsKeepAlive
+        state = .proxying
+        attach(backend)
+    }
+
+    /// Gets a connection to `backend` (pooled or new) for the current exchange.
+    private func attach(_ backend: Backend) {
+        let upstream: UpstreamConnection
+        if !exchange.retried, let pooled = worker.pool.take(backend) {
+            upstream = pooled
+        } else {
+            do {
+                upstream = try worker.pool.connect(backend)
+            } catch {
+                worker.reportUnreachable(backend)
+                fail(status: 502, message: "Server \(backend.name) is unreachable: \(error)")
+                return
+            }
+        }
+        upstream.owner = self
+        exchange.upstream = upstream
+        if let timer = exchange.timer { worker.loop.cancel(timer) }
+        let timeout = upstream.connected ? worker.config.responseTimeoutNanoseconds : worker.config.connectTimeoutNanoseconds
+        exchange.timer = worker.loop.schedule(afterNanoseconds: timeout) { [weak self] in self?.exchangeTimedOut() }
+    }
+
+    private func exchangeTimedOut() {
+        guard !closed, case .proxying = state, let upstream = exchange.upstream else { return }
+        exchange.timer = nil
+        if !upstream.connected {
+            worker.reportUnreachable(upstream.backend)
+            fail(status: 502, message: "Server \(upstream.backend.name) did not accept the connection in time")
+        } else if exchange.responseHead == nil {
+            fail(status: 504, message: "Server \(upstream.backend.name) did not answer in time")
+        } else {
+            close()
+        }
+    }
+
+    /// One round of moving bytes: request to the replica, response to the client.
+    private func stepProxy() -> Bool {
+        guard let upstream = exchange.upstream else { return false }
+        guard upstream.connected else { return false }
+        var progressed = false
+        if !exchange.headSent {
+            guard sendHead(upstream) else { return false }
+            progressed = true
+        }
+        if upstream.closed { return false }
+        if exchange.bodyRemaining > 0 || !upstream.output.isEmpty {
+            if sendBody(upstream) { progressed = true }
+            if closed || upstream.closed { return false }
+        }
+        if forwardResponse(upstream) { progressed = true }
+        return progressed
+    }
+
+    /// Writes the head as it arrived plus X-Forwarded-For, in one writev (DESIGN.md §1).
+    private func sendHead(_ upstream: UpstreamConnection) -> Bool {
+        guard let head = exchange.head, upstream.mayWrite else { return false }
+        let forwarded = forwardedHeader
+        let headBytes = input.readable
+        let sent: Int
+        do {
+            sent = try forwarded.withUnsafeBytes { extra -> Int in
+                var iov = [
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: headBytes.baseAddress!), iov_len: head.length - 2),
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: extra.baseAddress!), iov_len: extra.count),
+                ]
+                return try iov.withUnsafeMutableBufferPointer { buffer in
+                    switch try Socket.writev(upstream.fd, buffer) {
+                    case .done(let n): return n
+                    case .wouldBlock: return 0
+                    }
+                }
+            }
+        } catch {
+            upstreamFailed(upstream, reason: "\(error)")
+            return false
+        }
+        let total = head.length - 2 + forwarded.count
+        if sent < total {
+            // Keep what the socket did not take; it goes out before anything else.
+            upstream.mayWrite = false
+            let headPart = head.length - 2
+            if sent < headPart {
+                upstream.output.append(UnsafeRawBufferPointer(rebasing: headBytes[sent..<headPart]))
+                forwarded.withUnsafeBytes { upstream.output.append($0) }
+            } else {
+                forwarded.withUnsafeBytes { upstream.output.append(UnsafeRawBufferPointer(rebasing: $0[(sent - headPart)...])) }
+            }
+        }
+        exchange.headSent = true
+        if exchange.bodyRemaining > 0 || sent < total {
+            input.consume(head.length)
+            exchange.headConsumed = true
+        }
+        return true
+    }
+
+    /// Streams the request body from the client to the replica; returns whether bytes moved.
+    private func sendBody(_ upstream: UpstreamConnection) -> Bool {
+        var progressed = false
+        while !closed && !upstream.closed {
+            if !upstream.output.isEmpty {
+                guard upstream.mayWrite else { return progressed }
+                do {
+                    switch try upstream.output.write(to: upstream.fd) {
+                    case .wouldBlock: upstream.mayWrite = false; return progressed
+                    case .done: progressed = true; continue
+                    }
+                } catch {
+                    upstreamFailed(upstream, reason: "\(error)")
+                    return false
+                }
+            }
+            guard exchange.bodyRemaining > 0 else { return progressed }
+            if input.isEmpty {
+                switch readClient() {
+                case .data: continue
+                case .wouldBlock: return progressed
+                case .eof:
+                    // The client vanished mid-body: the request cannot complete.
+                    close()
+                    return false
+                }
+            }
+            guard upstream.mayWrite else { return progressed }
+            let chunk = Int(min(UInt64(input.readableCount), exchange.bodyRemaining))
+            do {
+                switch try Socket.write(upstream.fd, UnsafeRawBufferPointer(rebasing: input.readable[0..<chunk])) {
+                case .wouldBlock:
+                    upstream.mayWrite = false
+                    return progressed
+                case .done(let n):
+                    input.consume(n)
+                    exchange.bodyRemaining -= UInt64(n)
+                    progressed = true
+                }
+            } catch {
+                upstreamFailed(upstream, reason: "\(error)")
+                return false
+            }
+        }
+        return progressed
+    }
+
+    /// Reads the response and passes its bytes to the client unchanged.
+    private func forwardResponse(_ upstream: UpstreamConnection) -> Bool {
+        var progressed = false
+        while !closed && !upstream.closed {
+            // 1. Write what is ready.
+            if exchange.readyForClient > 0 {
+                guard mayWrite else { return progressed }
+                do {
+                    let bytes = UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<exchange.readyForClient])
+                    switch try Socket.write(fd, bytes) {
+                    case .wouldBlock:
+                        mayWrite = false
+                        return progressed
+                    case .done(let n):
+                        upstream.input.consume(n)
+                        exchange.readyForClient -= n
+                        progressed = true
+                        continue
+                    }
+                } catch {
+                    close()
+                    return false
+                }
+            }
+            // 2. Finished?
+            if isResponseComplete(upstream) {
+                finishExchange(upstream)
+                return true
+            }
+            // 3. Classify bytes already buffered.
+            if upstream.input.readableCount > exchange.readyForClient {
+                guard classifyResponseBytes(upstream) else { return false }
+                if exchange.readyForClient > 0 || isResponseComplete(upstream) { continue }
+            }
+            // 4. Read more from the replica.
+            guard upstream.mayRead else { return progressed }
+            do {
+                switch try upstream.input.read(from: upstream.fd) {
+                case .wouldBlock:
+                    upstream.mayRead = false
+                    return progressed
+                case .done(0):
+                    upstream.peerClosed = true
+                    upstream.mayRead = false
+                    if exchange.responseHead == nil {
+                        if upstream.input.isEmpty {
+                            upstreamFailed(upstream, reason: "connection closed before a response")
+                        } else {
+                            fail(status: 502, message: "Server \(upstream.backend.name) sent an incomplete response head")
+                        }
+                        return false
+                    }
+                    if case .untilClose = exchange.framing { continue } // complete once flushed
+                    // The replica closed mid-body: the client cannot get a complete response.
+                    close()
+                    return false
+                case .done:
+                    if !exchange.responseStarted {
+                        exchange.responseStarted = true
+                        releaseHeadFromInput()
+                    }
+                    progressed = true
+                }
+            } catch {
+                upstream.peerClosed = true
+                if exchange.responseHead == nil && upstream.input.isEmpty {
+                    upstreamFailed(upstream, reason: "\(error)")
+                } else {
+                    close()
+                }
+                return false
+            }
+        }
+        return progressed
+    }
+
+    /// Decides which newly buffered bytes belong to the response. False after an error reply.
+    private func classifyResponseBytes(_ upstream: UpstreamConnection) -> Bool {
+        if exchange.responseHead == nil {
+            switch worker.parser.parseResponse(upstream.input.readable, from: exchange.responseParseFrom) {
+            case .incomplete(let resume):
+                exchange.responseParseFrom = resume
+                return true
+            case .failed(let error):
+                fail(status: 502, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                return false
+            case .complete(let head):
+                if head.status >= 100 && head.status < 200 {
+                    // Interim responses (100 Continue) are passed on; the final one follows.
+                    exchange.readyForClient += head.length
+                    exchange.responseParseFrom = exchange.readyForClient
+                    return true
+                }
+                switch Framing.response(head, requestMethod: exchange.head?.method ?? "GET") {
+                case .failure(let error):
+                    fail(status: 502, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                    return false
+                case .success(let framing):
+                    exchange.responseHead = head
+                    exchange.framing = framing
+                    if case .contentLength(let n) = framing { exchange.responseRemaining = n }
+                    exchange.readyForClient += head.length - exchange.readyForClient
+                    if let timer = exchange.timer { worker.loop.cancel(timer); exchange.timer = nil }
+                }
+            }
+        }
+        let unclassified = upstream.input.readableCount - exchange.readyForClient
+        guard unclassified > 0 else { return true }
+        switch exchange.framing {
+        case .none:
+            return true
+        case .contentLength:
+            let take = Int(min(UInt64(unclassified), exchange.responseRemaining))
+            exchange.responseRemaining -= UInt64(take)
+            exchange.readyForClient += take
+        case .untilClose:
+            exchange.readyForClient += unclassified
+        case .chunked:
+            let fresh = UnsafeRawBufferPointer(rebasing: upstream.input.readable[exchange.readyForClient...])
+            do {
+                switch try exchange.chunked.scan(fresh) {
+                case .needMore: exchange.readyForClient += unclassified
+                case .complete(let consumed): exchange.readyForClient += consumed
+                }
+            } catch {
+                // The head is already on its way to the client: all we can do is cut both ends.
+                close()
+                return false
+            }
+        }
+        return true
+    }
+
+    private func isResponseComplete(_ upstream: UpstreamConnection) -> Bool {
+        guard exchange.responseHead != nil, exchange.readyForClient == 0 else { return false }
+        switch exchange.framing {
+        case .none: return true
+        case .contentLength: return exchange.responseRemaining == 0
+        case .chunked: return exchange.chunked.isDone
+        case .untilClose: return upstream.peerClosed && upstream.input.isEmpty
+        }
+    }
+
+    private func releaseHeadFromInput() {
+        if !exchange.headConsumed, let head = exchange.head {
+            input.consume(head.length)
+            exchange.headConsumed = true
+        }
+    }
+
+    private func finishExchange(_ upstream: UpstreamConnection) {
+        if let timer = exchange.timer { worker.loop.cancel(timer) }
+        releaseHeadFromInput()
+        let reusable = exchange.responseHead?.keepsConnection == true && exchange.framing != .untilClose
+            && exchange.bodyRemaining == 0 && upstream.input.isEmpty
+        if reusable { worker.pool.give(upstream) } else { upstream.close() }
+        let closeAfter = exchange.closeClientAfter || exchange.framing == .untilClose
+        exchange = Exchange()
+        state = closeAfter ? .closing : .readingHead
+    }
+
+    /// The replica connection failed before the response began.
+    private func upstreamFailed(_ upstream: UpstreamConnection, reason: String) {
+        let backend = upstream.backend
+        let wasReused = upstream.reused
+        upstream.close()
+        exchange.upstream = nil
+        // A pooled connection the replica had already closed: retry once on a fresh one, if
+        // the request can be sent again (its head is still in `input` and it had no body).
+        if wasReused && !exchange.retried && !exchange.responseStarted && !exchange.headConsumed {
+            exchange.retried = true
+            exchange.headSent = false
+            attach(backend)
+            if !closed { drive() }
+            return
+        }
+        worker.reportUnreachable(backend)
+        fail(status: 502, message: "Server \(backend.name) is unreachable: \(reason)")
+    }
+
+    /// Ends the exchange with our own error response (nothing of the replica's reached the client).
+    private func fail(status: Int, message: String) {
+        if let timer = exchange.timer { worker.loop.cancel(timer) }
+        exchange.upstream?.close()
+        if !exchange.headConsumed, let head = exchange.head { input.consume(head.length) }
+        // A body not fully forwarded cannot be told apart from the next request: close.
+        let mustClose = exchange.closeClientAfter || exchange.bodyRemaining > 0
+        exchange = Exchange()
+        respond(status: status, message: message, close: mustClose)
+    }
+
+    // MARK: teardown
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        if let timer = exchange.timer { worker.loop.cancel(timer) }
+        exchange.upstream?.close()
+        exchange = Exchange()
+        worker.loop.unregister(fd)
+        Socket.close(fd)
+        worker.forget(self)
+    }
+}
+
+/// Carries a loop-confined object through a `@Sendable` closure that is only ever run on that
+/// same loop (via `EventLoop.execute`), so the object is never touched from another thread.
+struct LoopBound<T: AnyObject>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

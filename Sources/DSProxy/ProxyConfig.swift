@@ -1,0 +1,25 @@
+import DSBalancer
+import DSHTTP1
+import DSSystem
+
+/// Settings every worker shares; immutable after start-up.
+public struct ProxyConfig: Sendable {
+    public var limits = HTTPLimits()
+    /// Largest admin request body accepted (413 above it).
+    public var maxAdminBody = 64 * 1024
+    /// Who may call the admin endpoints; everyone else gets 403.
+    public var adminAllow: [CIDR]
+    public var keyExtractor = KeyExtractor.default
+    public var connectTimeoutNanoseconds: UInt64 = 2_000_000_000
+    public var responseTimeoutNanoseconds: UInt64 = 30_000_000_000
+    /// Idle keep-alive connections kept per replica per worker.
+    public var maxIdlePerBackend = 64
+
+    public init(adminAllow: [CIDR]) {
+        self.adminAllow = adminAllow
+    }
+
+    public static func defaultAdminAllow() -> [CIDR] {
+        [try! CIDR(parsing: "127.0.0.0/8"), try! CIDR(parsing: "::1/128")]
+    }
+}

@@ -1,0 +1,139 @@
+import DSBalancer
+import DSReactor
+import DSSystem
+
+/// Whoever is using an upstream connection right now gets its events.
+protocol UpstreamOwner: AnyObject {
+    func upstreamEvent(_ upstream: UpstreamConnection, _ events: IOEvents)
+}
+
+/// A connection from a worker to one replica. Loop thread only. While a request uses it, its
+/// events go to that client connection; while idle in the pool, any event means the replica
+/// closed it (or sent bytes nobody asked for), so it is dropped before anyone reuses it.
+final class UpstreamConnection: EventHandler {
+    let fd: Int32
+    let backend: Backend
+    let input = ByteBuffer(capacity: 16 * 1024)
+    /// Request bytes the socket did not take yet (rare: only after a partial write).
+    let output = ByteBuffer(capacity: 256)
+    var connected: Bool
+    /// Whether this connection came from the pool (a failure before any response byte then
+    /// says "the replica closed an idle connection", not "the replica is down").
+    var reused = false
+    /// Edge-triggered readiness as last reported.
+    var mayRead = true
+    var mayWrite: Bool
+    var peerClosed = false
+    weak var owner: UpstreamOwner?
+    private unowned let pool: UpstreamPool
+    private(set) var closed = false
+
+    init(fd: Int32, backend: Backend, connected: Bool, pool: UpstreamPool) {
+        self.fd = fd
+        self.backend = backend
+        self.connected = connected
+        self.mayWrite = connected
+        self.pool = pool
+    }
+
+    func handle(_ events: IOEvents) {
+        if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
+            mayRead = true
+        }
+        if events.contains(.writable) { mayWrite = true }
+        if let owner {
+            owner.upstreamEvent(self, events)
+        } else if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
+            pool.discard(self)
+        }
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        owner = nil
+        pool.loop.unregister(fd)
+        Socket.close(fd)
+    }
+}
+
+/// Per-worker idle keep-alive connections, per replica address. Loop thread only.
+final class UpstreamPool {
+    unowned let loop: EventLoop
+    private var idle: [String: [UpstreamConnection]] = [:]
+    private let maxIdlePerBackend: Int
+
+    init(loop: EventLoop, maxIdlePerBackend: Int) {
+        self.loop = loop
+        self.maxIdlePerBackend = maxIdlePerBackend
+    }
+
+    /// An idle connection to `backend`, most recently used first (the warmest one).
+    func take(_ backend: Backend) -> UpstreamConnection? {
+        let key = backend.address
+        while let connection = idle[key]?.popLast() {
+            if connection.closed { continue }
+            if connection.backend != backend {
+                // Same address, different replica (renamed or restarted elsewhere): never mix them.
+                connection.close()
+                continue
+            }
+            connection.reused = true
+            return connection
+        }
+        return nil
+    }
+
+    /// Opens a new connection to `backend`.
+    func connect(_ backend: Backend) throws -> UpstreamConnection {
+        let address = try SocketAddress.parse(backend.address)
+        let (fd, connected) = try Socket.connect(to: address)
+        let connection = UpstreamConnection(fd: fd, backend: backend, connected: connected, pool: self)
+        do {
+            try loop.register(fd, handler: connection)
+        } catch {
+            Socket.close(fd)
+            throw error
+        }
+        return connection
+    }
+
+    /// Returns a connection whose exchange ended cleanly.
+    func give(_ connection: UpstreamConnection) {
+        connection.owner = nil
+        guard !connection.closed, connection.input.isEmpty, connection.output.isEmpty, !connection.peerClosed else {
+            connection.close()
+            return
+        }
+        var list = idle[connection.backend.address, default: []]
+        if list.count >= maxIdlePerBackend {
+            connection.close()
+            return
+        }
+        list.append(connection)
+        idle[connection.backend.address] = list
+    }
+
+    func discard(_ connection: UpstreamConnection) {
+        connection.close()
+        if var list = idle[connection.backend.address], let index = list.firstIndex(where: { $0 === connection }) {
+            list.remove(at: index)
+            idle[connection.backend.address] = list
+        }
+    }
+
+    /// Drops idle connections to replicas no longer in the snapshot.
+    func retain(only backends: [Backend]) {
+        let live = Set(backends)
+        for (key, list) in idle {
+            let (keep, drop) = (list.filter { live.contains($0.backend) }, list.filter { !live.contains($0.backend) })
+            drop.forEach { $0.close() }
+            idle[key] = keep.isEmpty ? nil : keep
+        }
+    }
+
+    func closeAll() {
+        for list in idle.values { list.forEach { $0.close() } }
+        idle.removeAll()
+    }
+}

@@ -1,0 +1,93 @@
+import DSBalancer
+import DSHTTP1
+import DSReactor
+import DSSystem
+
+/// One worker thread (DESIGN.md §2): its own epoll loop, its client connections, its upstream
+/// pool and its view of the snapshot. Everything here is loop thread only.
+public final class Worker {
+    public let loop: EventLoop
+    let index: Int
+    let config: ProxyConfig
+    let parser: HeadParser
+    var reader: SnapshotPublisher.Reader
+    let pool: UpstreamPool
+    let admin: AdminHandler?
+    private let onUnreachable: @Sendable (Backend) -> Void
+    private var listener: Listener?
+    private var connections: [ObjectIdentifier: ClientConnection] = [:]
+
+    init(index: Int, loop: EventLoop, publisher: SnapshotPublisher, config: ProxyConfig, admin: AdminHandler?,
+         onUnreachable: @escaping @Sendable (Backend) -> Void) {
+        self.index = index
+        self.loop = loop
+        self.config = config
+        self.parser = HeadParser(limits: config.limits)
+        self.reader = SnapshotPublisher.Reader(publisher: publisher, worker: index)
+        self.pool = UpstreamPool(loop: loop, maxIdlePerBackend: config.maxIdlePerBackend)
+        self.admin = admin
+        self.onUnreachable = onUnreachable
+    }
+
+    /// Starts worker `index` on its own thread, accepting on the shared `listenFD`. Returns its
+    /// loop (to stop it). Any thread.
+    public static func start(index: Int, listenFD: Int32, publisher: SnapshotPublisher, config: ProxyConfig,
+                             admin: AdminHandler?, onUnreachable: @escaping @Sendable (Backend) -> Void) throws -> EventLoop {
+        let loop = try EventLoop()
+        LoopThread.start(name: "ds-lb-w\(index)") {
+            let worker = Worker(index: index, loop: loop, publisher: publisher, config: config, admin: admin,
+                                onUnreachable: onUnreachable)
+            do {
+                try worker.listen(on: listenFD)
+            } catch {
+                fatalError("worker \(index): cannot watch the listening socket: \(error)")
+            }
+            loop.run()
+            worker.shutdown()
+        }
+        return loop
+    }
+
+    private func listen(on fd: Int32) throws {
+        listener = try Listener(fd: fd, loop: loop) { [unowned self] client, peer in
+            self.accept(client, peer: peer)
+        }
+        let loop = self.loop
+        reader.publisher.addWaker { loop.wakeUp() }
+        loop.onEachIteration { [unowned self] in
+            let before = self.reader.snapshot.generation
+            self.reader.refresh()
+            if self.reader.snapshot.generation != before {
+                self.pool.retain(only: self.reader.snapshot.backends)
+            }
+        }
+    }
+
+    private func accept(_ fd: Int32, peer: SocketAddress?) {
+        let connection = ClientConnection(fd: fd, peer: peer, worker: self)
+        do {
+            try loop.register(fd, handler: connection)
+        } catch {
+            Socket.close(fd)
+            return
+        }
+        connections[ObjectIdentifier(connection)] = connection
+        // Edge-triggered: bytes that arrived with the connection must be read now.
+        connection.handle([.readable, .writable])
+    }
+
+    func forget(_ connection: ClientConnection) {
+        connections[ObjectIdentifier(connection)] = nil
+    }
+
+    /// A replica refused or dropped a connection on live traffic.
+    func reportUnreachable(_ backend: Backend) {
+        onUnreachable(backend)
+    }
+
+    private func shutdown() {
+        listener?.stop()
+        for connection in Array(connections.values) { connection.close() }
+        pool.closeAll()
+    }
+}

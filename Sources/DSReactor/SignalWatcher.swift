@@ -1,0 +1,30 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import DSSystem
+
+/// Delivers signals as loop events through a signalfd. Create it on the main thread before any
+/// other thread starts: the signals are blocked in the creating thread and every thread created
+/// after it inherits that mask, so only the signalfd ever sees them.
+public final class SignalWatcher: EventHandler {
+    private let fd: Int32
+    private let onSignal: (Int32) -> Void
+
+    /// Loop thread only (registers with `loop`).
+    public init(signals: [Int32], loop: EventLoop, onSignal: @escaping (Int32) -> Void) throws {
+        fd = try signals.withUnsafeBufferPointer { list in
+            try syscall("signalfd") { cl_signalfd(list.baseAddress, Int32(list.count)) }
+        }
+        self.onSignal = onSignal
+        try loop.register(fd, handler: self)
+    }
+
+    public func handle(_ events: IOEvents) {
+        while true {
+            let signal = cl_signalfd_read(fd)
+            if signal <= 0 { return }
+            onSignal(signal)
+        }
+    }
+}

@@ -1,0 +1,156 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import CSystemd
+import DSBalancer
+import DSControl
+import DSHashing
+import DSProxy
+import DSReactor
+import DSSystem
+import Logging
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the load balancer (the default command).")
+
+    @Option(help: "Address to listen on (ignored when systemd passes a listening socket).")
+    var listen: String = "0.0.0.0:5000"
+
+    @Option(help: "How replicas are run: process (local ds-server children) or static (--backend).")
+    var driver: String = "process"
+
+    @Option(help: "Replicas to start with (process driver).")
+    var replicas: Int = 3
+
+    @Option(name: .customLong("backend"), help: "A replica run by someone else, NAME=HOST:PORT (static driver; repeatable).")
+    var backends: [String] = []
+
+    @Option(help: "Who may use /rep, /add and /rm: comma-separated CIDR blocks (replaces the default).")
+    var adminAllow: String = "127.0.0.0/8,::1/128"
+
+    @Option(help: "Worker threads (default: the number of CPUs).")
+    var workers: Int?
+
+    @Option(help: "Consistent-hash algorithm: \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var hash: String = HashAlgorithm.default.rawValue
+
+    @Option(help: "Where the routing key comes from, a fallback chain: query:NAME, header:NAME, cookie:NAME, path, client-ip.")
+    var hashKey: String = "query:id,client-ip"
+
+    @Option(help: "Path of the ds-server binary (default: next to ds-lb).")
+    var serverBinary: String?
+
+    func validate() throws {
+        guard ["process", "static"].contains(driver) else {
+            throw ValidationError("--driver: unknown driver '\(driver)' (use process or static)")
+        }
+        guard replicas >= 0 && replicas <= 1000 else { throw ValidationError("--replicas must be 0...1000, got \(replicas)") }
+        if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1...256, got \(workers)") }
+        if driver == "static" && backends.isEmpty { throw ValidationError("--driver static needs at least one --backend NAME=HOST:PORT") }
+        if driver != "static" && !backends.isEmpty { throw ValidationError("--backend is only used with --driver static") }
+        guard HashAlgorithm(rawValue: hash) != nil else {
+            throw ValidationError("--hash: unknown algorithm '\(hash)' (use \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { LineLogHandler(label: $0) }
+        let logger = Logger(label: "ds-lb")
+        signal(SIGPIPE, SIG_IGN)
+
+        let listenAddress: SocketAddress
+        do { listenAddress = try SocketAddress.parse(listen) } catch { throw ValidationError("--listen: \(error)") }
+        let allow: [CIDR]
+        do {
+            allow = try adminAllow.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(inSet: " "))) }
+        } catch { throw ValidationError("--admin-allow: \(error)") }
+        let extractor: KeyExtractor
+        do { extractor = try KeyExtractor(parsing: hashKey) } catch { throw ValidationError("\(error)") }
+        let staticBackends = try backends.map(Self.parseBackend)
+        if Set(staticBackends.map(\.name)).count != staticBackends.count {
+            throw ValidationError("--backend: each replica needs a distinct name")
+        }
+        let algorithm = HashAlgorithm(rawValue: hash)!
+        let workerCount = workers ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
+        // The control loop runs on this (main) thread for the life of the process: replicas are
+        // forked from it, and PR_SET_PDEATHSIG follows the forking thread. Signals are blocked
+        // here before any other thread exists, so only the signalfd sees them.
+        let control = try EventLoop()
+        var stopping = false
+        let replicaDriver: ReplicaDriver = driver == "static"
+            ? StaticDriver(backends: staticBackends)
+            : ProcessDriver(serverBinary: try serverBinary ?? Self.siblingBinary("ds-server"))
+        let supervisor = Supervisor(loop: control, driver: replicaDriver, algorithm: algorithm, workers: workerCount, logger: logger)
+        var workerLoops: [EventLoop] = []
+        _ = try SignalWatcher(signals: [SIGTERM, SIGINT], loop: control) { signal in
+            guard !stopping else { return }
+            stopping = true
+            logger.info("[i] Received signal \(signal): stopping")
+            workerLoops.forEach { $0.stop() }
+            control.stop()
+        }
+
+        let listenFD = try Self.listeningSocket(listenAddress, logger: logger)
+        do {
+            try supervisor.bootstrap(replicas: driver == "static" ? 0 : replicas)
+        } catch {
+            supervisor.stopAll()
+            throw ValidationError("could not start the initial replicas: \(error)")
+        }
+
+        var config = ProxyConfig(adminAllow: allow)
+        config.keyExtractor = extractor
+        for index in 0..<workerCount {
+            workerLoops.append(try Worker.start(index: index, listenFD: listenFD, publisher: supervisor.publisher, config: config,
+                                                admin: supervisor, onUnreachable: { supervisor.reportUnreachable($0) }))
+        }
+        let bound = (try? Socket.localAddress(listenFD))?.description ?? listen
+        logger.info("[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(replicaDriver.name), hash: \(algorithm.rawValue), key: \(extractor))")
+        control.run()
+        supervisor.stopAll()
+        logger.info("[i] ds-lb stopped")
+    }
+
+    /// The socket systemd passed us (socket activation), else one we open.
+    static func listeningSocket(_ address: SocketAddress, logger: Logger) throws -> Int32 {
+        let passed = sd_listen_fds(1)
+        if passed > 0 {
+            let fd = SD_LISTEN_FDS_START
+            guard Socket.isListeningStream(fd) else {
+                throw ValidationError("the socket passed by systemd (fd \(fd)) is not a listening TCP socket")
+            }
+            try Socket.setNonBlocking(fd)
+            logger.info("[i] Using the listening socket passed by systemd (\(passed) fd)")
+            return fd
+        }
+        return try Socket.listen(on: address)
+    }
+
+    static func parseBackend(_ text: String) throws -> Backend {
+        let parts = text.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2, !parts[0].isEmpty else {
+            throw ValidationError("--backend: expected NAME=HOST:PORT, got '\(text)'")
+        }
+        let name = String(parts[0])
+        let address: SocketAddress
+        do { address = try SocketAddress.parse(String(parts[1])) } catch { throw ValidationError("--backend: \(error)") }
+        guard address.port != 0 else { throw ValidationError("--backend: '\(text)' needs a port") }
+        let number = name.hasPrefix("server-") ? Int(name.dropFirst(7)) ?? 0 : 0
+        return Backend(name: name, number: number, host: address.host, port: address.port)
+    }
+
+    /// A binary installed next to this one (`swift build` and `make install` put both together).
+    static func siblingBinary(_ name: String) throws -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { throw ValidationError("cannot locate ds-lb's own path; pass --server-binary") }
+        let me = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let directory = me.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let path = directory + "/" + name
+        guard access(path, X_OK) == 0 else { throw ValidationError("\(name) not found at \(path); pass --server-binary") }
+        return path
+    }
+}

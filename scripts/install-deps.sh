@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and testing ds-lb needs on Debian 12, only what is missing.
+# Usage: scripts/install-deps.sh [build|test|bench]
+set -euo pipefail
+profile=${1:-build}
+
+packages=(pkg-config libsystemd-dev)
+case "$profile" in
+  build) ;;
+  test) packages+=(curl) ;;
+  bench) packages+=(curl wrk apache2-utils haproxy nginx) ;;
+  *) echo "install-deps: unknown profile '$profile' (use build, test or bench)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
+    echo "install-deps: need root or sudo to install ${missing[*]}" >&2; exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v swift >/dev/null; then
+  for d in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+    [ -x "$d/swift" ] && { echo "install-deps: swift found at $d; add it to PATH" >&2; exit 1; }
+  done
+  echo "install-deps: Swift 6 is required (https://www.swift.org/install/linux/)" >&2
+  exit 1
+fi
