@@ -1,0 +1,58 @@
+import DSBalancer
+import XCTest
+
+final class KeyExtractorTests: XCTestCase {
+    func testValidChains() throws {
+        let cases: [(String, [KeyExtractor.Source])] = [
+            ("query:id", [.query("id")]),
+            ("query:id,client-ip", [.query("id"), .clientIP]),
+            ("header:X-User-ID", [.header("x-user-id")]),
+            ("cookie:Session", [.cookie("Session")]),
+            ("path", [.path]),
+            ("client-ip", [.clientIP]),
+            ("QUERY:Id,Header:X-A,Cookie:c,PATH,Client-IP", [.query("Id"), .header("x-a"), .cookie("c"), .path, .clientIP]),
+            ("  query:id ,  path  ", [.query("id"), .path]),
+            ("query:a:b", [.query("a:b")]),
+            ("header:x,header:y,query:id,cookie:s,path,client-ip",
+             [.header("x"), .header("y"), .query("id"), .cookie("s"), .path, .clientIP]),
+        ]
+        for (text, sources) in cases {
+            let parsed = try KeyExtractor(parsing: text)
+            XCTAssertEqual(parsed.sources, sources, text)
+            XCTAssertEqual(try KeyExtractor(parsing: parsed.description).sources, sources, "description round trip of \(text)")
+        }
+    }
+
+    func testErrors() {
+        let cases: [(String, String)] = [
+            ("", "unknown key source"), // the "empty" branch is unreachable: "" splits into one empty item
+            ("query", "needs a name"),
+            ("query:", "needs a name"),
+            ("header:", "needs a name"),
+            ("cookie", "needs a name"),
+            ("bogus", "unknown key source"),
+            ("ip", "unknown key source"),
+            ("query:id,", "unknown key source"),
+            (",path", "unknown key source"),
+            ("query:id,,path", "unknown key source"),
+            ("body:id", "unknown key source"),
+        ]
+        for (text, fragment) in cases {
+            XCTAssertThrowsError(try KeyExtractor(parsing: text), text) { error in
+                let message = (error as? KeyExtractor.ParseError)?.description ?? "\(error)"
+                XCTAssertTrue(message.contains(fragment), "'\(text)' gave '\(message)'")
+                XCTAssertTrue(message.hasPrefix("--hash-key"), message)
+            }
+        }
+    }
+
+    func testDefault() {
+        XCTAssertEqual(KeyExtractor.default.sources, [.query("id"), .clientIP])
+        XCTAssertEqual(KeyExtractor.default.description, "query:id,client-ip")
+    }
+
+    func testTrimmingHelper() {
+        XCTAssertEqual("  a b  "[...].trimmingCharacters(inSet: " "), "a b")
+        XCTAssertEqual("xxx"[...].trimmingCharacters(inSet: "x"), "")
+    }
+}

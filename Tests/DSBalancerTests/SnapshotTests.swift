@@ -1,0 +1,119 @@
+import DSBalancer
+import DSHashing
+import XCTest
+
+final class SnapshotTests: XCTestCase {
+    let keys = (0..<400).map { "key-\($0 * 7919)" } + (0..<200).map { String(100_000 + $0 * 37) }
+
+    func testBackendAddress() {
+        XCTAssertEqual(Backend(name: "a", number: 1, host: "10.0.0.1", port: 80).address, "10.0.0.1:80")
+        XCTAssertEqual(Backend(name: "b", number: 2, host: "::1", port: 8080).address, "[::1]:8080")
+    }
+
+    func testMembersAreSortedByName() {
+        for algorithm in HashAlgorithm.allCases {
+            let input = [backend(3), backend(1, name: "zeta"), backend(10), backend(2), backend(7, name: "alpha")]
+            let s = Snapshot(generation: 4, backends: input, algorithm: algorithm)
+            XCTAssertEqual(s.backends.map(\.name), ["alpha", "server-10", "server-2", "server-3", "zeta"], "\(algorithm)")
+            XCTAssertEqual(s.table.members.map(\.name), s.backends.map(\.name), "\(algorithm)")
+            XCTAssertEqual(s.healthy, [true, true, true, true, true])
+            XCTAssertEqual(s.generation, 4)
+            XCTAssertEqual(s.algorithm, algorithm)
+            XCTAssertFalse(s.isEmpty)
+        }
+    }
+
+    /// The same membership in any order gives the same choice for every key (DESIGN.md §3: the
+    /// same table on every ds-lb instance).
+    func testSelectionIndependentOfInputOrder() {
+        var rng = SeededRNG(seed: 17)
+        let members = (1...7).map { backend($0) }
+        for algorithm in HashAlgorithm.allCases {
+            let reference = Snapshot(generation: 1, backends: members, algorithm: algorithm)
+            let expected = keys.map { select(reference, $0) }
+            XCTAssertTrue(expected.allSatisfy { $0 != nil }, "\(algorithm)")
+            XCTAssertGreaterThan(Set(expected.compactMap { $0?.name }).count, 1, "\(algorithm) sends every key to one member")
+            for _ in 0..<4 {
+                let shuffled = Snapshot(generation: 2, backends: members.shuffled(using: &rng), algorithm: algorithm)
+                XCTAssertEqual(keys.map { select(shuffled, $0) }, expected, "\(algorithm)")
+            }
+        }
+    }
+
+    func testSelectKeyBytesMatchesHashedKey() {
+        for algorithm in HashAlgorithm.allCases {
+            let s = Snapshot(generation: 1, backends: (1...4).map { backend($0) }, algorithm: algorithm)
+            for key in keys.prefix(100) {
+                XCTAssertEqual(select(s, key), s.select(hashedKey: s.table.key(key)), "\(algorithm) \(key)")
+            }
+        }
+    }
+
+    /// A down member is skipped: select returns the first healthy candidate in the table's
+    /// preference order; keys of healthy members do not move.
+    func testUnhealthyMembersAreSkipped() {
+        let members = (1...5).map { backend($0) }
+        for algorithm in HashAlgorithm.allCases {
+            let all = Snapshot(generation: 1, backends: members, algorithm: algorithm)
+            let down: Set<String> = ["server-2", "server-4"]
+            let degraded = Snapshot(generation: 2, backends: members,
+                                    healthy: Dictionary(uniqueKeysWithValues: down.map { ($0, false) }), algorithm: algorithm)
+            XCTAssertEqual(degraded.healthy, [true, false, true, false, true])
+            var moved = 0
+            for key in keys {
+                guard let before = select(all, key), let after = select(degraded, key) else {
+                    XCTFail("\(algorithm): no backend for \(key)")
+                    continue
+                }
+                XCTAssertFalse(down.contains(after.name), "\(algorithm): \(key) sent to down \(after.name)")
+                if down.contains(before.name) {
+                    moved += 1
+                    var expected: Int?
+                    degraded.table.forEachCandidate(degraded.table.key(key)) { index in
+                        if degraded.healthy[index] { expected = index; return false }
+                        return true
+                    }
+                    XCTAssertEqual(after, expected.map { degraded.backends[$0] }, "\(algorithm) \(key)")
+                } else {
+                    XCTAssertEqual(after, before, "\(algorithm): \(key) moved off a healthy member")
+                }
+            }
+            XCTAssertGreaterThan(moved, 0, "\(algorithm): the test keys never hit a down member")
+        }
+    }
+
+    func testOnlyOneHealthyMemberTakesEverything() {
+        let members = (1...4).map { backend($0) }
+        for algorithm in HashAlgorithm.allCases {
+            let s = Snapshot(generation: 1, backends: members,
+                             healthy: ["server-1": false, "server-2": false, "server-4": false], algorithm: algorithm)
+            for key in keys.prefix(200) {
+                XCTAssertEqual(select(s, key)?.name, "server-3", "\(algorithm) \(key)")
+            }
+        }
+    }
+
+    func testAllDownOrEmptyGivesNil() {
+        for algorithm in HashAlgorithm.allCases {
+            let down = Snapshot(generation: 1, backends: [backend(1), backend(2)],
+                                healthy: ["server-1": false, "server-2": false], algorithm: algorithm)
+            let empty = Snapshot.empty(algorithm: algorithm)
+            XCTAssertTrue(empty.isEmpty)
+            XCTAssertEqual(empty.generation, 0)
+            for key in keys.prefix(50) {
+                XCTAssertNil(select(down, key), "\(algorithm)")
+                XCTAssertNil(select(empty, key), "\(algorithm)")
+            }
+            XCTAssertNil(empty.select(hashedKey: 0))
+            XCTAssertNil(empty.select(hashedKey: .max))
+        }
+    }
+
+    /// Health of names not in the membership is ignored; names missing from the map are healthy.
+    func testHealthMapDefaults() {
+        let s = Snapshot(generation: 1, backends: [backend(2), backend(1)], healthy: ["server-9": false, "server-2": false],
+                         algorithm: .default)
+        XCTAssertEqual(s.backends.map(\.name), ["server-1", "server-2"])
+        XCTAssertEqual(s.healthy, [true, false])
+    }
+}

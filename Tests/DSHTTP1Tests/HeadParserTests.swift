@@ -1,0 +1,246 @@
+import DSHTTP1
+import XCTest
+
+/// Parser behaviour that is not one row of the corpus: limits, incremental input, pipelining,
+/// field accessors.
+final class HeadParserTests: XCTestCase {
+    // MARK: limits
+
+    private func head(fieldCount: Int) -> String {
+        var text = "GET / HTTP/1.1\r\nHost: lb\r\n"
+        for k in 1..<fieldCount { text += "X-Field-\(k): \(k)\r\n" }
+        return text + "\r\n"
+    }
+
+    func testHeaderCountAtLimitIsAccepted() {
+        let limit = HTTPLimits().maxHeaderCount
+        XCTAssertEqual(limit, 100)
+        guard case .complete(let h) = parseRequest(head(fieldCount: limit)) else {
+            return XCTFail("\(limit) fields must be accepted")
+        }
+        XCTAssertEqual(h.fields.count, limit)
+    }
+
+    func testHeaderCountOverLimitIs431() {
+        let limit = HTTPLimits().maxHeaderCount
+        guard case .failed(let error) = parseRequest(head(fieldCount: limit + 1)) else {
+            return XCTFail("\(limit + 1) fields must be refused")
+        }
+        XCTAssertEqual(error.status, 431)
+    }
+
+    func testCustomHeaderCountLimit() {
+        let limits = HTTPLimits(maxHeadBytes: 64 * 1024, maxHeaderCount: 3)
+        if case .complete = parseRequest(head(fieldCount: 3), limits: limits) {} else { XCTFail("3 fields allowed") }
+        guard case .failed(let error) = parseRequest(head(fieldCount: 4), limits: limits) else { return XCTFail() }
+        XCTAssertEqual(error.status, 431)
+    }
+
+    func testHeadLargerThanMaxHeadBytesIs431() {
+        let limit = HTTPLimits().maxHeadBytes
+        XCTAssertEqual(limit, 64 * 1024)
+        let big = "GET / HTTP/1.1\r\nHost: lb\r\nX-Big: " + String(repeating: "a", count: limit) + "\r\n\r\n"
+        guard case .failed(let error) = parseRequest(big) else { return XCTFail("an oversized complete head") }
+        XCTAssertEqual(error.status, 431)
+        // Still incomplete, but already past the limit: refused without waiting for the end.
+        let partial = Array(big.utf8.prefix(limit + 10))
+        guard case .failed(let error2) = parseRequest(partial) else { return XCTFail("an oversized partial head") }
+        XCTAssertEqual(error2.status, 431)
+    }
+
+    func testHeadSizeLimitBoundary() {
+        let prefix = "GET / HTTP/1.1\r\nHost: lb\r\nX: "
+        let suffix = "\r\n\r\n"
+        let limit = 200
+        let limits = HTTPLimits(maxHeadBytes: limit, maxHeaderCount: 100)
+        let exact = prefix + String(repeating: "v", count: limit - prefix.utf8.count - suffix.utf8.count) + suffix
+        XCTAssertEqual(exact.utf8.count, limit)
+        guard case .complete(let h) = parseRequest(exact, limits: limits) else { return XCTFail("a head of exactly the limit") }
+        XCTAssertEqual(h.length, limit)
+        let over = prefix + String(repeating: "v", count: limit - prefix.utf8.count - suffix.utf8.count + 1) + suffix
+        guard case .failed(let error) = parseRequest(over, limits: limits) else { return XCTFail("one byte over") }
+        XCTAssertEqual(error.status, 431)
+        // An incomplete head exactly at the limit waits for more.
+        if case .incomplete = parseRequest(Array(over.utf8.prefix(limit)), limits: limits) {} else {
+            XCTFail("incomplete at the limit must wait")
+        }
+    }
+
+    func testOversizedHeadFedIncrementallyIs431() {
+        let limits = HTTPLimits(maxHeadBytes: 100, maxHeaderCount: 100)
+        let big = bytes("GET / HTTP/1.1\r\nHost: lb\r\nX: " + String(repeating: "z", count: 300) + "\r\n\r\n")
+        let (result, offered) = parseIncrementally(big, limits: limits)
+        guard case .failed(let error) = result else { return XCTFail("expected 431") }
+        XCTAssertEqual(error.status, 431)
+        XCTAssertEqual(offered, 101, "refused as soon as the buffer passes the limit")
+    }
+
+    // MARK: incremental input
+
+    func testIncompleteHeads() {
+        for text in ["", "G", "GET / HTTP/1.1", "GET / HTTP/1.1\r", "GET / HTTP/1.1\r\n", "GET / HTTP/1.1\r\nHost: lb\r\n",
+                     "GET / HTTP/1.1\r\nHost: lb\r\n\r", "\r\n", "\r\n\r\n"] {
+            let raw = bytes(text)
+            guard case .incomplete(let resume) = parseRequest(raw) else {
+                XCTFail("'\(text.debugDescription)' must be incomplete")
+                continue
+            }
+            XCTAssertGreaterThanOrEqual(resume, 0)
+            XCTAssertLessThanOrEqual(resume, raw.count)
+        }
+    }
+
+    func testResumeAtGivesSameResultAsWhole() {
+        let raw = bytes("POST /echo?id=42 HTTP/1.1\r\nHost: lb\r\nContent-Length: 11\r\nX-Long: " +
+                        String(repeating: "q", count: 500) + "\r\n\r\n")
+        guard case .complete(let whole) = parseRequest(raw) else { return XCTFail() }
+        // Every split point, resuming from the first half's resumeAt.
+        for split in 1..<raw.count {
+            guard case .incomplete(let resume) = parseRequest(Array(raw[0..<split])) else {
+                XCTFail("split \(split): the first part must be incomplete")
+                continue
+            }
+            guard case .complete(let head) = parseRequest(raw, from: resume) else {
+                XCTFail("split \(split): resuming at \(resume) must complete")
+                continue
+            }
+            XCTAssertEqual(head.length, whole.length)
+            XCTAssertEqual(head.target, whole.target)
+            XCTAssertEqual(head.contentLength, 11)
+            XCTAssertEqual(head.fields, whole.fields)
+        }
+    }
+
+    func testTerminatorSplitAcrossReads() {
+        let raw = bytes("GET / HTTP/1.1\r\nHost: lb\r\n\r\n")
+        for tailLength in 1...4 {
+            let first = Array(raw.dropLast(tailLength))
+            guard case .incomplete(let resume) = parseRequest(first) else { return XCTFail() }
+            guard case .complete(let head) = parseRequest(raw, from: resume) else {
+                return XCTFail("terminator split with \(tailLength) bytes in the second read")
+            }
+            XCTAssertEqual(head.length, raw.count)
+        }
+    }
+
+    // MARK: pipelining
+
+    func testPipelinedHeadsParseAfterConsuming() {
+        let requests = [
+            "GET /home?id=1 HTTP/1.1\r\nHost: lb\r\n\r\n",
+            "POST /echo HTTP/1.1\r\nHost: lb\r\nContent-Length: 5\r\n\r\nhello",
+            "\r\nGET /home?id=3 HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n",
+            "HEAD /x HTTP/1.1\r\nHost: lb\r\n\r\n",
+        ]
+        var buffer = bytes(requests.joined())
+        var seen: [(String, String?, Bool)] = []
+        while !buffer.isEmpty {
+            guard case .complete(let head) = parseRequest(buffer) else { return XCTFail("pipelined head \(seen.count)") }
+            guard case .success(let framing) = Framing.request(head) else { return XCTFail() }
+            var bodyLength = 0
+            if case .contentLength(let n) = framing { bodyLength = Int(n) }
+            if bodyLength > 0 {
+                XCTAssertEqual(Array(buffer[head.length..<head.length + bodyLength]), bytes("hello"))
+            }
+            seen.append((head.method, head.queryParameter("id").map(String.init), head.wantsKeepAlive))
+            buffer.removeFirst(head.length + bodyLength)
+        }
+        XCTAssertEqual(seen.map(\.0), ["GET", "POST", "GET", "HEAD"])
+        XCTAssertEqual(seen.map(\.1), ["1", nil, "3", nil])
+        XCTAssertEqual(seen.map(\.2), [true, true, false, true])
+    }
+
+    func testPipelinedHeadLengthIsExact() {
+        let first = bytes("GET /a HTTP/1.1\r\nHost: lb\r\n\r\n")
+        let second = bytes("GET /b HTTP/1.1\r\nHost: lb\r\n\r\n")
+        guard case .complete(let a) = parseRequest(first + second) else { return XCTFail() }
+        XCTAssertEqual(a.length, first.count)
+        XCTAssertEqual(a.target, "/a")
+        guard case .complete(let b) = parseRequest(Array((first + second)[a.length...])) else { return XCTFail() }
+        XCTAssertEqual(b.target, "/b")
+        XCTAssertEqual(b.length, second.count)
+    }
+
+    // MARK: accessors
+
+    func testFieldOffsetsAndAccessors() {
+        let raw = bytes("GET / HTTP/1.1\r\nHost:lb:5000\r\nX-Trim: \t  spaced value \t \r\nX-Empty:\r\n\r\n")
+        guard case .complete(let head) = parseRequest(raw) else { return XCTFail() }
+        raw.withUnsafeBytes { buffer in
+            XCTAssertEqual(head.fields.map { $0.name(in: buffer) }, ["Host", "X-Trim", "X-Empty"])
+            XCTAssertEqual(head.fields.map { $0.value(in: buffer) }, ["lb:5000", "spaced value", ""])
+        }
+        XCTAssertEqual(head.hostCount, 1)
+        for field in head.fields {
+            XCTAssertLessThan(field.nameStart, field.nameEnd)
+            XCTAssertLessThanOrEqual(field.valueStart, field.valueEnd)
+            XCTAssertLessThan(Int(field.valueEnd), head.length)
+        }
+    }
+
+    func testQueryAccessors() {
+        let cases: [(target: String, path: String, query: String?, id: String?)] = [
+            ("/", "/", nil, nil),
+            ("/home?", "/home", "", nil),
+            ("/home?id=", "/home", "id=", ""),
+            ("/home?id=12", "/home", "id=12", "12"),
+            ("/home?&&id=5&", "/home", "&&id=5&", "5"),
+            ("/home?a=1&id=x%20y", "/home", "a=1&id=x%20y", "x%20y"),
+            ("/home?id=a=b", "/home", "id=a=b", "a=b"),
+            ("/home?ID=1", "/home", "ID=1", nil),
+            ("/p?q?id=1", "/p", "q?id=1", nil),
+        ]
+        for c in cases {
+            guard case .complete(let head) = parseRequest("GET \(c.target) HTTP/1.1\r\nHost: lb\r\n\r\n") else {
+                XCTFail(c.target)
+                continue
+            }
+            XCTAssertEqual(String(head.path), c.path, c.target)
+            XCTAssertEqual(head.query.map(String.init), c.query, c.target)
+            XCTAssertEqual(head.queryParameter("id").map(String.init), c.id, c.target)
+        }
+    }
+
+    // MARK: known bugs (reported; each test is skipped until its flag is flipped with the fix)
+
+    static let fragmentBugFixed = false
+    static let leadingEmptyLinesBugFixed = false
+
+    /// BUG: `RequestHead.query` is documented as "the query string (after `?`, without the
+    /// fragment)" but keeps the fragment, so a target the parser accepts, `/home?id=12#frag`,
+    /// routes by the key "12#frag" instead of "12".
+    func test_BUG_queryKeepsFragment() throws {
+        guard Self.fragmentBugFixed else {
+            throw XCTSkip("BUG: RequestHead.query (HTTPHead.swift:80-83) returns 'id=12#frag' for '/home?id=12#frag'; documented as without the fragment")
+        }
+        guard case .complete(let head) = parseRequest("GET /home?id=12#frag HTTP/1.1\r\nHost: lb\r\n\r\n") else {
+            return XCTFail("a target with a fragment is accepted today")
+        }
+        XCTAssertEqual(head.query.map(String.init), "id=12")
+        XCTAssertEqual(head.queryParameter("id").map(String.init), "12")
+    }
+
+    /// BUG: empty lines before the request line are skipped without counting toward
+    /// `maxHeadBytes`, so a client sending nothing but CRLFs gets `.incomplete` forever and the
+    /// connection buffers them without bound (the 64 KiB / 431 limit never triggers).
+    func test_BUG_leadingEmptyLinesBypassHeadLimit() throws {
+        guard Self.leadingEmptyLinesBugFixed else {
+            throw XCTSkip("BUG: HeadParser.parseRequest (HeadParser.swift:29-31) skips leading CRLFs and passes limit maxHeadBytes + start, so 128 KiB of CRLFs is .incomplete, never 431")
+        }
+        let flood: [UInt8] = (0..<128 * 1024).map { $0 % 2 == 0 ? 13 : 10 }
+        guard case .failed(let error) = parseRequest(flood) else {
+            return XCTFail("128 KiB of empty lines must be refused, got \(Summary(parseRequest(flood)))")
+        }
+        XCTAssertEqual(error.status, 431)
+        guard case .failed(let error2) = parseRequest(flood + bytes("GET / HTTP/1.1\r\nHost: lb\r\n\r\n")) else {
+            return XCTFail("a head after 128 KiB of empty lines must be refused")
+        }
+        XCTAssertEqual(error2.status, 431)
+    }
+
+    func testParseErrorDescription() {
+        let error = HTTPParseError(431, "Too many header fields")
+        XCTAssertEqual(error.description, "431 Too many header fields")
+        XCTAssertEqual(error, HTTPParseError(431, "Too many header fields"))
+    }
+}

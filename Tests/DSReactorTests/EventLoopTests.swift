@@ -1,0 +1,251 @@
+import Dispatch
+@testable import DSReactor
+import DSSystem
+import Glibc
+import Synchronization
+import XCTest
+
+/// Records every event a registered descriptor gets and drains it (registrations are
+/// edge-triggered, so a handler must read until EAGAIN).
+final class RecordingHandler: EventHandler, @unchecked Sendable {
+    let fd: Int32
+    let events = Locked<[IOEvents]>([])
+    let received = Locked<[UInt8]>([])
+    let sawEOF = Locked(false)
+
+    init(fd: Int32) { self.fd = fd }
+
+    func handle(_ ev: IOEvents) {
+        events.withLock { $0.append(ev) }
+        guard ev.contains(.readable) || ev.contains(.readHangup) else { return }
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                received.withLock { $0 += chunk[0..<n] }
+            } else {
+                if n == 0 { sawEOF.withLock { $0 = true } }
+                return
+            }
+        }
+    }
+
+    var eventCount: Int { events.withLock { $0.count } }
+}
+
+final class EventLoopTests: XCTestCase {
+    // MARK: cross-thread
+
+    func testExecuteFromAnotherThreadWakesBlockedLoop() throws {
+        let h = try LoopHarness()
+        defer { XCTAssertTrue(h.stop()) }
+        usleep(100_000) // no timers, no descriptors: the loop is asleep in epoll_wait(-1)
+        let ran = DispatchSemaphore(value: 0)
+        h.loop.execute { ran.signal() }
+        XCTAssertEqual(ran.wait(timeout: .now() + 5), .success, "execute did not wake the loop")
+    }
+
+    /// Repeated posts with random pauses: a wake-up is never lost, tasks run on the loop thread.
+    func testExecuteNeverLosesAWakeUp() throws {
+        let h = try LoopHarness()
+        defer { XCTAssertTrue(h.stop()) }
+        let loopThread = try h.sync { pthread_self() }
+        XCTAssertEqual(pthread_equal(loopThread, pthread_self()), 0)
+        var rng = SplitMix64(seed: 11)
+        let wrongThread = Locked(0)
+        for _ in 0..<200 {
+            let ran = DispatchSemaphore(value: 0)
+            h.loop.execute {
+                if pthread_equal(pthread_self(), loopThread) == 0 { wrongThread.withLock { $0 += 1 } }
+                ran.signal()
+            }
+            XCTAssertEqual(ran.wait(timeout: .now() + 5), .success)
+            usleep(UInt32.random(in: 0...1500, using: &rng))
+        }
+        XCTAssertEqual(wrongThread.get, 0)
+    }
+
+    /// Several threads post concurrently: every task runs once, each poster's tasks in order.
+    func testExecuteFromManyThreadsKeepsPerThreadOrder() throws {
+        let h = try LoopHarness()
+        defer { XCTAssertTrue(h.stop()) }
+        let log = Locked<[(Int, Int)]>([])
+        let posters = 4, perPoster = 500
+        let allPosted = DispatchSemaphore(value: 0)
+        for p in 0..<posters {
+            let loop = h.loop
+            LoopThread.start(name: "poster-\(p)") {
+                for k in 0..<perPoster { loop.execute { log.withLock { $0.append((p, k)) } } }
+                allPosted.signal()
+            }
+        }
+        for _ in 0..<posters { XCTAssertEqual(allPosted.wait(timeout: .now() + 10), .success) }
+        XCTAssertTrue(waitUntil(10) { log.withLock { $0.count } == posters * perPoster })
+        let entries = log.get
+        XCTAssertEqual(entries.count, posters * perPoster)
+        for p in 0..<posters {
+            XCTAssertEqual(entries.filter { $0.0 == p }.map(\.1), Array(0..<perPoster), "poster \(p)")
+        }
+    }
+
+    func testStopFromAnotherThreadEndsRun() throws {
+        let loop = try EventLoop()
+        let exited = DispatchSemaphore(value: 0)
+        LoopThread.start(name: "stop-test") {
+            loop.run()
+            exited.signal()
+        }
+        usleep(50_000)
+        loop.stop()
+        XCTAssertEqual(exited.wait(timeout: .now() + 5), .success, "run() did not return after stop()")
+    }
+
+    /// Tasks posted before stop() still run before run() returns; the loop can run again.
+    func testStopRunsPendingTasksAndLoopRestarts() throws {
+        let loop = try EventLoop()
+        let ran = Locked<[Int]>([])
+        let exited = DispatchSemaphore(value: 0)
+        LoopThread.start(name: "restart-1") { loop.run(); exited.signal() }
+        usleep(20_000)
+        for k in 0..<10 { loop.execute { ran.withLock { $0.append(k) } } }
+        loop.stop()
+        XCTAssertEqual(exited.wait(timeout: .now() + 5), .success)
+        XCTAssertEqual(ran.get, Array(0..<10))
+
+        LoopThread.start(name: "restart-2") { loop.run(); exited.signal() }
+        let again = DispatchSemaphore(value: 0)
+        loop.execute { again.signal() }
+        XCTAssertEqual(again.wait(timeout: .now() + 5), .success, "a stopped loop must run again")
+        loop.stop()
+        XCTAssertEqual(exited.wait(timeout: .now() + 5), .success)
+    }
+
+    func testStopFromInsideTheLoop() throws {
+        let loop = try EventLoop()
+        let exited = DispatchSemaphore(value: 0)
+        LoopThread.start(name: "self-stop") { loop.run(); exited.signal() }
+        loop.execute { loop.stop() }
+        XCTAssertEqual(exited.wait(timeout: .now() + 5), .success)
+    }
+
+    /// wakeUp() makes an idle loop run one more iteration, iteration hooks included.
+    func testWakeUpRunsIterationHooks() throws {
+        let h = try LoopHarness()
+        defer { XCTAssertTrue(h.stop()) }
+        let iterations = Locked(0)
+        try h.sync { h.loop.onEachIteration { iterations.withLock { $0 += 1 } } }
+        usleep(50_000)
+        let before = iterations.get
+        usleep(50_000)
+        XCTAssertEqual(iterations.get, before, "an idle loop must not spin")
+        h.loop.wakeUp()
+        XCTAssertTrue(waitUntil { iterations.get > before }, "wakeUp did not run an iteration")
+    }
+
+    // MARK: descriptors
+
+    func testRegisteredSocketGetsReadableEventsAndUnregisterStopsThem() throws {
+        let h = try LoopHarness()
+        defer { XCTAssertTrue(h.stop()) }
+        let (mine, peer) = try socketPair()
+        defer { Socket.close(mine); Socket.close(peer) }
+        let handler = RecordingHandler(fd: mine)
+        try h.sync { try h.loop.register(mine, handler: handler) }
+        // A fresh stream socket is writable: registration reports that edge.
+        XCTAssertTrue(waitUntil { handler.events.withLock { $0.contains { $0.contains(.writable) } } })
+
+        writeAll(peer, Array("ping".utf8))
+        XCTAssertTrue(waitUntil { handler.received.get == Array("ping".utf8) }, "no readable event")
+        XCTAssertTrue(handler.events.withLock { $0.contains { $0.contains(.readable) } })
+
+        writeAll(peer, Array("pong".utf8))
+        XCTAssertTrue(waitUntil { handler.received.get == Array("pingpong".utf8) }, "second edge missed")
+
+        try h.sync { h.loop.unregister(mine) }
+        let count = handler.eventCount
+        writeAll(peer, Array("ignored".utf8))
+        usleep(100_000)
+        try h.sync {} // one more loop iteration after the write
+        XCTAssertEqual(handler.eventCount, count, "events after unregister")
+        XCTAssertEqual(handler.received.get, Array("pingpong".utf8))
+        try h.sync { h.loop.unregister(mine) } // twice is harmless
+    }
+
+    func testPeerCloseReportsReadHangup() throws {
+        let h = try LoopHarness()
+        defer { XCTAssertTrue(h.stop()) }
+        let (mine, peer) = try socketPair()
+        defer { Socket.close(mine) }
+        let handler = RecordingHandler(fd: mine)
+        try h.sync { try h.loop.register(mine, handler: handler) }
+        writeAll(peer, Array("last words".utf8))
+        Socket.close(peer)
+        XCTAssertTrue(waitUntil { handler.sawEOF.get }, "EOF not seen")
+        XCTAssertTrue(handler.events.withLock { $0.contains { $0.contains(.readHangup) } }, "EPOLLRDHUP not reported")
+        XCTAssertEqual(handler.received.get, Array("last words".utf8))
+        try h.sync { h.loop.unregister(mine) }
+    }
+
+    /// Unregister then register the same fd with a new handler: only the new one hears of it.
+    func testReRegistrationGoesToTheNewHandler() throws {
+        let h = try LoopHarness()
+        defer { XCTAssertTrue(h.stop()) }
+        let (mine, peer) = try socketPair()
+        defer { Socket.close(mine); Socket.close(peer) }
+        let old = RecordingHandler(fd: mine)
+        let new = RecordingHandler(fd: mine)
+        try h.sync { try h.loop.register(mine, handler: old) }
+        XCTAssertTrue(waitUntil { old.eventCount > 0 })
+        try h.sync {
+            h.loop.unregister(mine)
+            try h.loop.register(mine, handler: new)
+        }
+        let oldCount = old.eventCount
+        writeAll(peer, Array("x".utf8))
+        XCTAssertTrue(waitUntil { new.received.get == Array("x".utf8) })
+        XCTAssertEqual(old.eventCount, oldCount)
+        try h.sync { h.loop.unregister(mine) }
+    }
+
+    /// epoll refuses regular files (EPERM): register throws SyscallError and leaves no registration.
+    func testRegisterFailureThrows() throws {
+        let h = try LoopHarness()
+        defer { XCTAssertTrue(h.stop()) }
+        var template = Array("/tmp/ds-reactor-test-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer {
+            Socket.close(fd)
+            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        }
+        let handler = RecordingHandler(fd: fd)
+        let error = try h.sync { () -> SyscallError? in
+            do {
+                try h.loop.register(fd, handler: handler)
+                return nil
+            } catch let e as SyscallError {
+                return e
+            }
+        }
+        XCTAssertEqual(error?.errno, EPERM)
+        XCTAssertEqual(handler.eventCount, 0)
+    }
+
+    func testManySocketsEachGetTheirOwnEvents() throws {
+        let h = try LoopHarness()
+        defer { XCTAssertTrue(h.stop()) }
+        var pairs: [(Int32, Int32, RecordingHandler)] = []
+        for _ in 0..<20 {
+            let (a, b) = try socketPair()
+            pairs.append((a, b, RecordingHandler(fd: a)))
+        }
+        defer { for (a, b, _) in pairs { Socket.close(a); Socket.close(b) } }
+        let snapshot = UncheckedBox(pairs)
+        try h.sync { for (a, _, handler) in snapshot.value { try h.loop.register(a, handler: handler) } }
+        for (k, (_, b, _)) in pairs.enumerated() { writeAll(b, Array("fd\(k)".utf8)) }
+        for (k, (_, _, handler)) in pairs.enumerated() {
+            XCTAssertTrue(waitUntil { handler.received.get == Array("fd\(k)".utf8) }, "pair \(k)")
+        }
+        try h.sync { for (a, _, _) in snapshot.value { h.loop.unregister(a) } }
+    }
+}
