@@ -1,18 +1,6 @@
 import DSHashing
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny deterministic PRNG so property tests use fixed,
-/// reproducible keys instead of the system generator.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+// SplitMix64 comes from DSHashing (public, deterministic).
 
 /// `server-1 ... server-n`, the names the supervisor gives replicas.
 func servers(_ n: Int, from first: Int = 1) -> [HashMember] {
