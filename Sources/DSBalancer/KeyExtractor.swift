@@ -30,6 +30,10 @@ public struct KeyExtractor: Sendable, CustomStringConvertible {
             let pieces = item.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
             let kind = pieces[0].lowercased()
             let name = pieces.count > 1 ? String(pieces[1]) : ""
+            guard !item.isEmpty else { throw ParseError(description: "--hash-key: empty key source in '\(text)'") }
+            if (kind == "path" || kind == "client-ip") && pieces.count > 1 {
+                throw ParseError(description: "--hash-key: '\(item)' takes no name (use \(kind))")
+            }
             switch kind {
             case "query", "header", "cookie":
                 guard !name.isEmpty else { throw ParseError(description: "--hash-key: '\(item)' needs a name, e.g. \(kind):id") }
@@ -42,7 +46,6 @@ public struct KeyExtractor: Sendable, CustomStringConvertible {
                 throw ParseError(description: "--hash-key: unknown key source '\(item)' (use query:NAME, header:NAME, cookie:NAME, path or client-ip)")
             }
         }
-        guard !sources.isEmpty else { throw ParseError(description: "--hash-key: empty") }
         self.sources = sources
     }
 

@@ -70,16 +70,24 @@ public struct RequestHead: Sendable {
     public var connection: ConnectionTokens
     public var expectContinue: Bool
 
+    /// The target without a fragment (clients should not send one; some do, and nginx drops it).
+    private var targetWithoutFragment: Substring {
+        if let hash = target.firstIndex(of: "#") { return target[..<hash] }
+        return Substring(target)
+    }
+
     /// The target's path (before `?`).
     public var path: Substring {
-        if let q = target.firstIndex(of: "?") { return target[..<q] }
-        return Substring(target)
+        let t = targetWithoutFragment
+        if let q = t.firstIndex(of: "?") { return t[..<q] }
+        return t
     }
 
     /// The query string (after `?`, without the fragment), if any.
     public var query: Substring? {
-        guard let q = target.firstIndex(of: "?") else { return nil }
-        return target[target.index(after: q)...]
+        let t = targetWithoutFragment
+        guard let q = t.firstIndex(of: "?") else { return nil }
+        return t[t.index(after: q)...]
     }
 
     /// The first value of query parameter `name` (not percent-decoded: keys are hashed as sent).

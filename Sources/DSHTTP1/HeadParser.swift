@@ -27,7 +27,9 @@ public struct HeadParser: Sendable {
         var start = 0
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
         while start + 1 < bytes.count && bytes[start] == 13 && bytes[start + 1] == 10 { start += 2 }
-        switch Self.findHeadEnd(bytes, from: max(from, start), limit: limits.maxHeadBytes + start) {
+        // The skipped empty lines count toward the head limit, or a stream of CRLFs would be
+        // buffered without bound.
+        switch Self.findHeadEnd(bytes, from: max(from, start), limit: limits.maxHeadBytes) {
         case .incomplete(let resume): return .incomplete(resumeAt: resume)
         case .failed(let error): return .failed(error)
         case .complete(let end):

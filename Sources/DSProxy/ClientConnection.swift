@@ -27,7 +27,12 @@ final class ClientConnection: EventHandler, UpstreamOwner {
     private unowned let worker: Worker
     private let input = ByteBuffer(capacity: 8 * 1024)
     private let output = ByteBuffer(capacity: 1024)
-    private var state = State.readingHead
+    private var state = State.readingHead {
+        didSet { transitions &+= 1 }
+    }
+    /// Counts state changes, so `drive` keeps going after a step that changed state without
+    /// moving bytes (an error answer queued from inside the upstream code, say).
+    private var transitions = 0
     private var parseFrom = 0
     private var mayRead = true
     private var mayWrite = true
@@ -88,6 +93,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
             let err = Socket.connectResult(upstream.fd)
             if err != 0 {
                 upstreamFailed(upstream, reason: String(cString: strerror(err)))
+                drive()
                 return
             }
             upstream.connected = true
@@ -100,6 +106,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
     private func drive() {
         var progressed = true
         while progressed && !closed {
+            let before = transitions
             switch state {
             case .readingHead: progressed = stepReadHead()
             case .readingAdminBody(let head, let length): progressed = stepAdminBody(head, length)
@@ -109,6 +116,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                 if flushOutput() { close() }
                 progressed = false
             }
+            if transitions != before { progressed = true }
         }
     }
 
@@ -302,6 +310,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         } else {
             close()
         }
+        drive()
     }
 
     /// One round of moving bytes: request to the replica, response to the client.
@@ -491,7 +500,10 @@ final class ClientConnection: EventHandler, UpstreamOwner {
     /// Decides which newly buffered bytes belong to the response. False after an error reply.
     private func classifyResponseBytes(_ upstream: UpstreamConnection) -> Bool {
         if exchange.responseHead == nil {
-            switch worker.parser.parseResponse(upstream.input.readable, from: exchange.responseParseFrom) {
+            // The head is parsed from the first byte not yet classified; `responseParseFrom` is
+            // relative to that point, which stays put while earlier bytes go to the client.
+            let unparsed = UnsafeRawBufferPointer(rebasing: upstream.input.readable[exchange.readyForClient...])
+            switch worker.parser.parseResponse(unparsed, from: exchange.responseParseFrom) {
             case .incomplete(let resume):
                 exchange.responseParseFrom = resume
                 return true
@@ -502,7 +514,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                 if head.status >= 100 && head.status < 200 {
                     // Interim responses (100 Continue) are passed on; the final one follows.
                     exchange.readyForClient += head.length
-                    exchange.responseParseFrom = exchange.readyForClient
+                    exchange.responseParseFrom = 0
                     return true
                 }
                 switch Framing.response(head, requestMethod: exchange.head?.method ?? "GET") {
@@ -513,7 +525,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                     exchange.responseHead = head
                     exchange.framing = framing
                     if case .contentLength(let n) = framing { exchange.responseRemaining = n }
-                    exchange.readyForClient += head.length - exchange.readyForClient
+                    exchange.readyForClient += head.length
                     if let timer = exchange.timer { worker.loop.cancel(timer); exchange.timer = nil }
                 }
             }
@@ -585,7 +597,6 @@ final class ClientConnection: EventHandler, UpstreamOwner {
             exchange.retried = true
             exchange.headSent = false
             attach(backend)
-            if !closed { drive() }
             return
         }
         worker.reportUnreachable(backend)

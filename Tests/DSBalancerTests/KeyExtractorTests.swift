@@ -25,16 +25,18 @@ final class KeyExtractorTests: XCTestCase {
 
     func testErrors() {
         let cases: [(String, String)] = [
-            ("", "unknown key source"), // the "empty" branch is unreachable: "" splits into one empty item
+            ("", "empty key source"),
             ("query", "needs a name"),
             ("query:", "needs a name"),
             ("header:", "needs a name"),
             ("cookie", "needs a name"),
             ("bogus", "unknown key source"),
             ("ip", "unknown key source"),
-            ("query:id,", "unknown key source"),
-            (",path", "unknown key source"),
-            ("query:id,,path", "unknown key source"),
+            ("query:id,", "empty key source"),
+            (",path", "empty key source"),
+            ("query:id,,path", "empty key source"),
+            ("path:x", "takes no name"),
+            ("client-ip:x", "takes no name"),
             ("body:id", "unknown key source"),
         ]
         for (text, fragment) in cases {

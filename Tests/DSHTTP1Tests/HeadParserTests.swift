@@ -201,18 +201,10 @@ final class HeadParserTests: XCTestCase {
         }
     }
 
-    // MARK: known bugs (reported; each test is skipped until its flag is flipped with the fix)
+    // MARK: regressions
 
-    static let fragmentBugFixed = false
-    static let leadingEmptyLinesBugFixed = false
-
-    /// BUG: `RequestHead.query` is documented as "the query string (after `?`, without the
-    /// fragment)" but keeps the fragment, so a target the parser accepts, `/home?id=12#frag`,
-    /// routes by the key "12#frag" instead of "12".
-    func test_BUG_queryKeepsFragment() throws {
-        guard Self.fragmentBugFixed else {
-            throw XCTSkip("BUG: RequestHead.query (HTTPHead.swift:80-83) returns 'id=12#frag' for '/home?id=12#frag'; documented as without the fragment")
-        }
+    /// A fragment in the target (`/home?id=12#frag`) is not part of the routing key.
+    func testQueryDropsFragment() throws {
         guard case .complete(let head) = parseRequest("GET /home?id=12#frag HTTP/1.1\r\nHost: lb\r\n\r\n") else {
             return XCTFail("a target with a fragment is accepted today")
         }
@@ -220,13 +212,9 @@ final class HeadParserTests: XCTestCase {
         XCTAssertEqual(head.queryParameter("id").map(String.init), "12")
     }
 
-    /// BUG: empty lines before the request line are skipped without counting toward
-    /// `maxHeadBytes`, so a client sending nothing but CRLFs gets `.incomplete` forever and the
-    /// connection buffers them without bound (the 64 KiB / 431 limit never triggers).
-    func test_BUG_leadingEmptyLinesBypassHeadLimit() throws {
-        guard Self.leadingEmptyLinesBugFixed else {
-            throw XCTSkip("BUG: HeadParser.parseRequest (HeadParser.swift:29-31) skips leading CRLFs and passes limit maxHeadBytes + start, so 128 KiB of CRLFs is .incomplete, never 431")
-        }
+    /// Empty lines before the request line count toward `maxHeadBytes`, so a stream of CRLFs
+    /// is refused with 431 instead of being buffered without bound.
+    func testLeadingEmptyLinesCountTowardHeadLimit() throws {
         let flood: [UInt8] = (0..<128 * 1024).map { $0 % 2 == 0 ? 13 : 10 }
         guard case .failed(let error) = parseRequest(flood) else {
             return XCTFail("128 KiB of empty lines must be refused, got \(Summary(parseRequest(flood)))")
