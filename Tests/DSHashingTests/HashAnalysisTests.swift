@@ -1,0 +1,43 @@
+import XCTest
+@testable import DSHashing
+
+final class HashAnalysisTests: XCTestCase {
+    func testAlgorithmNamesMatchTypes() {
+        for algorithm in HashAlgorithm.allCases {
+            XCTAssertEqual(algorithm.type.algorithmName, algorithm.rawValue)
+            XCTAssertEqual(type(of: algorithm.build(servers(2))).algorithmName, algorithm.rawValue)
+            XCTAssertEqual(HashAlgorithm(rawValue: algorithm.rawValue), algorithm)
+        }
+        XCTAssertEqual(Set(HashAlgorithm.allCases.map(\.rawValue)), ["rendezvous", "ring", "maglev", "assignment"])
+    }
+
+    func testKeySetIsDeterministic() {
+        let a = HashAnalysis.KeySet(count: 100, seed: 9), b = HashAnalysis.KeySet(count: 100, seed: 9)
+        XCTAssertEqual(a.bytes, b.bytes)
+        XCTAssertEqual(a.ends, b.ends)
+        var first = ""
+        a.forEach(0..<1) { first = String(decoding: $0, as: UTF8.self) }
+        XCTAssertEqual(UInt64(first), { var r = SplitMix64(seed: 9); return r.next() }())
+    }
+
+    /// Small run: the report's figures are the real ones (moved = the removed member's share for
+    /// a minimal-disruption algorithm; ideal = R/N).
+    func testRunReportsBalanceAndChurn() {
+        let r = HashAnalysis.run(algorithm: .rendezvous, servers: 8, keys: 40_000, remove: 2, seed: 4)
+        XCTAssertEqual(r.algorithm, "rendezvous")
+        XCTAssertEqual(r.idealMovedFraction, 0.25)
+        XCTAssertEqual(r.movedFraction!, 0.25, accuracy: 0.02)
+        XCTAssertGreaterThanOrEqual(r.maxOverAvg, 1.0)
+        XCTAssertLessThan(r.maxOverAvg, 1.1)
+        XCTAssertGreaterThan(r.stddevShare, 0)
+        XCTAssertGreaterThan(r.lookupNs, 0)
+        XCTAssertGreaterThan(r.buildMs, 0)
+        let added = HashAnalysis.run(algorithm: .ring, servers: 4, keys: 20_000, add: 1, seed: 4)
+        XCTAssertEqual(added.idealMovedFraction, 0.2)
+        XCTAssertTrue(added.json.hasPrefix("{\"algorithm\":\"ring\",\"servers\":4,\"keys\":20000,\"max_over_avg\":"))
+        XCTAssertTrue(added.json.contains("\"ideal_moved_fraction\":0.2,"))
+        let none = HashAnalysis.run(algorithm: .maglev, servers: 3, keys: 1000)
+        XCTAssertNil(none.movedFraction)
+        XCTAssertTrue(none.json.contains("\"moved_fraction\":null"))
+    }
+}
