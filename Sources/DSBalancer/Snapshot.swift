@@ -50,9 +50,15 @@ public final class Snapshot: Sendable {
     }
 
     public func select(hashedKey: UInt64) -> Backend? {
+        select(hashedKey: hashedKey, excluding: [])
+    }
+
+    /// The first healthy candidate whose name is not in `excluded` (failover after a replica
+    /// refused the connection): the next distinct replica in the table's order for this key.
+    public func select(hashedKey: UInt64, excluding excluded: [String]) -> Backend? {
         var chosen: Int?
         table.forEachCandidate(hashedKey) { index in
-            if healthy[index] {
+            if healthy[index] && (excluded.isEmpty || !excluded.contains(backends[index].name)) {
                 chosen = index
                 return false
             }

@@ -2,9 +2,10 @@
 import Glibc
 #endif
 import DSBalancer
+import DSHTTP1
 import DSSystem
 
-/// Replicas as local `ds-server` children on 127.0.0.1, each on its own free port. Children get
+/// Replicas as local `ds-server` children on 127.0.0.1, each on its own port. Children get
 /// PR_SET_PDEATHSIG, so they die with ds-lb even on SIGKILL. Control thread only — and that
 /// thread must live as long as the process, since the death signal follows the forking thread.
 public final class ProcessDriver: ReplicaDriver {
@@ -12,42 +13,59 @@ public final class ProcessDriver: ReplicaDriver {
     public let canCreate = true
     private let serverBinary: String
     private let host = "127.0.0.1"
-    private let readyTimeoutNanoseconds: UInt64
-    private var children: [String: (backend: Backend, process: ChildProcess)] = [:]
+    private let stopGraceNanoseconds: UInt64
 
-    public init(serverBinary: String, readyTimeoutNanoseconds: UInt64 = 10_000_000_000) {
+    private struct Child {
+        let backend: Backend
+        let process: ChildProcess
+        /// Set once asked to stop: SIGKILL follows at this time.
+        var killAt: UInt64?
+    }
+
+    private var children: [String: Child] = [:]
+    /// Children asked to stop, kept until reaped so no zombie is left.
+    private var stopping: [Child] = []
+
+    public init(serverBinary: String, stopGraceNanoseconds: UInt64 = 5_000_000_000) {
         self.serverBinary = serverBinary
-        self.readyTimeoutNanoseconds = readyTimeoutNanoseconds
+        self.stopGraceNanoseconds = stopGraceNanoseconds
     }
 
     public func initialBackends() -> [Backend] { [] }
 
-    public func start(_ replicas: [ReplicaSpec]) throws -> [Backend] {
-        var started: [(Backend, ChildProcess)] = []
-        do {
-            for replica in replicas {
-                let port = try freePort()
-                let process = try ChildProcess.spawn(
-                    path: serverBinary,
-                    arguments: ["--id", String(replica.number), "--host", host, "--port", String(port)],
-                    environment: childEnvironment(id: replica.number, port: port))
-                started.append((Backend(name: replica.name, number: replica.number, host: host, port: port), process))
-            }
-            try waitUntilReady(started)
-        } catch {
-            for (_, process) in started { process.terminate() }
-            throw error
-        }
-        for (backend, process) in started { children[backend.name] = (backend, process) }
-        return started.map(\.0)
+    public func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
+        if children[replica.name] != nil { throw DriverError("replica \(replica.name) is already running") }
+        let port = try previous.map(\.port) ?? freePort()
+        let process = try ChildProcess.spawn(
+            path: serverBinary,
+            arguments: ["--id", String(replica.number), "--host", host, "--port", String(port)],
+            environment: childEnvironment(id: replica.number, port: port))
+        let backend = Backend(name: replica.name, number: replica.number, host: host, port: port)
+        children[replica.name] = Child(backend: backend, process: process)
+        return backend
     }
 
     public func stop(_ backend: Backend) {
+        guard var child = children.removeValue(forKey: backend.name) else { return }
+        child.process.signal(SIGTERM)
+        child.killAt = monotonicNanoseconds() + stopGraceNanoseconds
+        stopping.append(child)
+    }
+
+    public func kill(_ backend: Backend) {
         guard let child = children.removeValue(forKey: backend.name) else { return }
-        child.process.terminate()
+        child.process.signal(SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(child.process.pid, &status, 0)
     }
 
     public func poll() -> [(Backend, String)] {
+        let now = monotonicNanoseconds()
+        stopping.removeAll { child in
+            if child.process.reap() != nil { return true }
+            if let killAt = child.killAt, now > killAt { child.process.signal(SIGKILL) }
+            return false
+        }
         var exited: [(Backend, String)] = []
         for (name, child) in children {
             guard let status = child.process.reap() else { continue }
@@ -57,19 +75,23 @@ public final class ProcessDriver: ReplicaDriver {
         return exited
     }
 
-    /// The pid of a running replica (for logs and tests).
-    public func pid(of name: String) -> pid_t? { children[name]?.process.pid }
+    public func details(of backend: Backend) -> [(String, JSONValue)] {
+        guard let child = children[backend.name] else { return [("pid", .null)] }
+        return [("pid", .int(Int(child.process.pid)))]
+    }
 
     public func stopAll() {
-        for (_, child) in children { child.process.signal(SIGTERM) }
-        for (_, child) in children { child.process.terminate(graceNanoseconds: 2_000_000_000) }
+        let all = Array(children.values) + stopping
         children.removeAll()
+        stopping.removeAll()
+        for child in all { child.process.signal(SIGTERM) }
+        for child in all { child.process.terminate(graceNanoseconds: 2_000_000_000) }
     }
 
     // MARK: helpers
 
     /// Asks the kernel for a free port by binding port 0. Another process could take the port
-    /// before the child binds it; the child then fails to start and the command reports it.
+    /// before the child binds it; the child then exits and the supervisor reports it.
     private func freePort() throws -> UInt16 {
         let fd = try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1)
         defer { Socket.close(fd) }
@@ -84,35 +106,6 @@ public final class ProcessDriver: ReplicaDriver {
         environment["SERVER_ID"] = String(id)
         environment["PORT"] = String(port)
         return environment
-    }
-
-    /// Waits until every started child accepts a TCP connection, or one of them exits.
-    private func waitUntilReady(_ started: [(Backend, ChildProcess)]) throws {
-        var pending = started
-        let deadline = monotonicNanoseconds() + readyTimeoutNanoseconds
-        while !pending.isEmpty {
-            pending = try pending.filter { backend, process in
-                if let status = process.reap() {
-                    throw DriverError("replica \(backend.name) exited during start-up (\(Self.describe(status)))")
-                }
-                return !accepts(backend)
-            }
-            if pending.isEmpty { break }
-            if monotonicNanoseconds() > deadline {
-                throw DriverError("replica \(pending[0].0.name) did not accept connections within \(readyTimeoutNanoseconds / 1_000_000_000) s")
-            }
-            usleep(10_000)
-        }
-    }
-
-    private func accepts(_ backend: Backend) -> Bool {
-        guard let address = try? SocketAddress.parse(backend.address),
-              let (fd, connected) = try? Socket.connect(to: address) else { return false }
-        defer { Socket.close(fd) }
-        if connected { return true }
-        var poll = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-        guard Glibc.poll(&poll, 1, 200) == 1 else { return false }
-        return Socket.connectResult(fd) == 0
     }
 
     static func describe(_ status: Int32) -> String {

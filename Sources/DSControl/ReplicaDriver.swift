@@ -1,4 +1,5 @@
 import DSBalancer
+import DSHTTP1
 
 /// What a replica is to a driver: its stable name and number.
 public struct ReplicaSpec: Sendable, Hashable {
@@ -17,21 +18,25 @@ public struct DriverError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Runs replicas for the supervisor: local processes, containers, or nothing (static). Control
-/// thread only.
+/// thread only. No call may block for long: readiness is judged by heartbeats, not by the driver.
 public protocol ReplicaDriver: AnyObject {
     /// The name users give to `--driver`.
     var name: String { get }
-    /// Whether `/add` can create replicas with this driver.
+    /// Whether `/add` can create replicas and failed ones can be restarted.
     var canCreate: Bool { get }
     /// Replicas that exist before any command (the static driver's `--backend` list).
     func initialBackends() -> [Backend]
-    /// Starts the given replicas and returns them once each one accepts connections. All or
-    /// nothing: on failure, whatever was started is stopped again before the error is thrown.
-    func start(_ replicas: [ReplicaSpec]) throws -> [Backend]
-    /// Stops a replica (no-op for replicas the driver does not run).
+    /// Starts one replica and returns where it will listen; it is ready once it passes
+    /// heartbeats. `previous` is the instance it replaces (a restart keeps its address).
+    func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend
+    /// Asks a replica to stop and returns at once (the driver escalates if it lingers).
     func stop(_ backend: Backend)
-    /// Called about once a second: reaps exited replicas and reports them.
+    /// Makes sure a failed instance is gone before it is replaced.
+    func kill(_ backend: Backend)
+    /// Called often: reaps replicas that exited on their own and reports them with a reason.
     func poll() -> [(Backend, String)]
-    /// Stops everything at shutdown.
+    /// Driver facts for `/status` (pid, container id).
+    func details(of backend: Backend) -> [(String, JSONValue)]
+    /// Stops everything at shutdown (may block briefly).
     func stopAll()
 }

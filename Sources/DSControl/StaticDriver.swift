@@ -1,7 +1,8 @@
 import DSBalancer
+import DSHTTP1
 
-/// Replicas run by someone else, given as `--backend NAME=HOST:PORT`. `/rm` takes them out of
-/// the pool; nothing is started or stopped.
+/// Replicas run by someone else, given as `--backend NAME=HOST:PORT`. Heartbeats take them out of
+/// rotation and put them back; `/rm` takes them out of the pool; nothing is started or stopped.
 public final class StaticDriver: ReplicaDriver {
     public let name = "static"
     public let canCreate = false
@@ -13,11 +14,13 @@ public final class StaticDriver: ReplicaDriver {
 
     public func initialBackends() -> [Backend] { backends }
 
-    public func start(_ replicas: [ReplicaSpec]) throws -> [Backend] {
+    public func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
         throw DriverError("the static driver cannot start replicas; give them with --backend, or use --driver process")
     }
 
     public func stop(_ backend: Backend) {}
+    public func kill(_ backend: Backend) {}
     public func poll() -> [(Backend, String)] { [] }
+    public func details(of backend: Backend) -> [(String, JSONValue)] { [] }
     public func stopAll() {}
 }

@@ -9,49 +9,74 @@ import DSReactor
 import DSSystem
 import Logging
 
-/// Owns membership (DESIGN.md §2): the driver, the admin commands and the snapshots. It runs on
-/// the control loop; workers reach it only through `submit` (which posts to that loop) and get
-/// their answer through the reply closure.
+/// Owns membership (DESIGN.md §2): heartbeats, the driver, the admin commands and the snapshots.
+/// It runs on the control loop; workers reach it only through `submit` and `reportUnreachable`
+/// (which post to that loop) and get their answer through the reply closure.
 ///
 /// `@unchecked Sendable`: every mutable property is touched only on `loop`'s thread; the
-/// cross-thread entry points (`submit`, `isAdminPath`, `reportUnreachable`) only read immutable
-/// state or post to the loop.
+/// cross-thread entry points only read immutable state or post to the loop.
 public final class Supervisor: AdminHandler, @unchecked Sendable {
     public let loop: EventLoop
     public let publisher: SnapshotPublisher
-    private let driver: ReplicaDriver
+    let driver: ReplicaDriver
+    let config: SupervisorConfig
     private let algorithm: HashAlgorithm
-    private let logger: Logger
-    /// Members in order of addition (the order `/rep` lists them in).
-    private var members: [Backend] = []
+    let logger: Logger
+    private let startedAt = monotonicNanoseconds()
+    /// Replicas in the pool, in order of addition (the order `/rep` lists them in).
+    var members: [Replica] = []
     private var generation: UInt64 = 0
-    private var lastUnreachableLog: [String: UInt64] = [:]
+    private var publishedHealth: [String: Bool] = [:]
+    /// Admin commands run one at a time; the others wait here in arrival order.
+    private var queue: [(AdminRequest, @Sendable (AdminResponse) -> Void)] = []
+    private var busy = false
+    private var onInitialPoolReady: (() -> Void)?
 
-    public static let adminPaths: Set<Substring> = ["/rep", "/add", "/rm"]
+    public static let adminPaths: Set<Substring> = ["/rep", "/add", "/rm", "/status"]
 
-    public init(loop: EventLoop, driver: ReplicaDriver, algorithm: HashAlgorithm, workers: Int, logger: Logger) {
+    public init(loop: EventLoop, driver: ReplicaDriver, algorithm: HashAlgorithm, config: SupervisorConfig,
+                workers: Int, logger: Logger) {
         self.loop = loop
         self.driver = driver
         self.algorithm = algorithm
+        self.config = config
         self.logger = logger
         self.publisher = SnapshotPublisher(initial: .empty(algorithm: algorithm), workers: workers)
     }
 
-    /// Control thread, before workers start: brings up the initial pool.
-    public func bootstrap(replicas: Int) throws {
-        members = driver.initialBackends()
-        if driver.canCreate && replicas > 0 {
-            let specs = (0..<replicas).map { _ -> ReplicaSpec in
-                let spec = nextGeneratedSpec(taken: members)
-                members.append(Backend(name: spec.name, number: spec.number, host: "", port: 0))
-                return spec
-            }
-            members.removeAll { $0.port == 0 }
-            members += try driver.start(specs)
+    /// Control thread, before the loop runs: launches the initial pool. `ready` runs on the loop
+    /// once every initial replica has passed its first checks (or the start timeout passed).
+    public func bootstrap(replicas: Int, ready: @escaping () -> Void) throws {
+        onInitialPoolReady = ready
+        for backend in driver.initialBackends() {
+            members.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true))
         }
-        for backend in members { logger.info("[+] Server \(backend.number) started: \(backend.name) at \(backend.address)") }
+        if driver.canCreate {
+            for _ in 0..<replicas {
+                let spec = nextGeneratedSpec(taken: members.map(\.backend))
+                let backend = try driver.launch(spec, previous: nil)
+                members.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true))
+            }
+        }
+        for replica in members {
+            logger.info("[+] Server \(replica.backend.number) started: \(replica.backend.name) at \(replica.backend.address)")
+            scheduleCheck(replica, after: 0)
+        }
         publish()
-        loop.schedule(afterNanoseconds: 1_000_000_000) { [unowned self] in self.pollDriver() }
+        loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self] in self.initialPoolSettled(force: true) }
+        initialPoolSettled(force: false)
+        loop.schedule(afterNanoseconds: 100_000_000) { [unowned self] in self.pollDriver() }
+    }
+
+    private func initialPoolSettled(force: Bool) {
+        guard let ready = onInitialPoolReady else { return }
+        let waiting = members.filter { $0.health.status == .starting }
+        guard force || waiting.isEmpty else { return }
+        if !waiting.isEmpty {
+            logger.warning("[!] Not yet healthy after \(DurationText.format(config.startTimeout)): \(waiting.map(\.backend.name).joined(separator: ", "))")
+        }
+        onInitialPoolReady = nil
+        ready()
     }
 
     // MARK: AdminHandler (any thread)
@@ -61,165 +86,117 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     }
 
     public func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void) {
-        loop.execute { [self] in reply(self.handle(request)) }
+        loop.execute { [self] in
+            queue.append((request, reply))
+            runNextCommand()
+        }
     }
 
-    /// Any thread. Passive signal from a worker: a replica refused or dropped a connection.
+    /// Any thread. Passive signal from a worker: a replica refused or dropped a connection on
+    /// live traffic. It is checked now instead of at the next interval.
     public func reportUnreachable(_ backend: Backend) {
         loop.execute { [self] in
-            let now = monotonicNanoseconds()
-            if let last = lastUnreachableLog[backend.name], now - last < 5_000_000_000 { return }
-            lastUnreachableLog[backend.name] = now
-            logger.warning("[!] Server \(backend.number) (\(backend.name)) unreachable at \(backend.address)")
+            guard let replica = members.first(where: { $0.backend == backend }), replica.probe == nil, replica.isUp else { return }
+            scheduleCheck(replica, after: 0)
         }
     }
 
-    // MARK: admin commands (control thread)
+    // MARK: commands (control thread)
 
-    func handle(_ request: AdminRequest) -> AdminResponse {
+    private func runNextCommand() {
+        guard !busy, !queue.isEmpty else { return }
+        let (request, reply) = queue.removeFirst()
+        busy = true
+        execute(request) { [unowned self] response in
+            reply(response)
+            busy = false
+            runNextCommand()
+        }
+    }
+
+    private func execute(_ request: AdminRequest, done: @escaping (AdminResponse) -> Void) {
         switch (request.path, request.method) {
         case ("/rep", "GET"), ("/rep", "HEAD"):
-            return AdminResponse(status: 200, body: repBody())
+            done(AdminResponse(status: 200, body: repBody()))
+        case ("/status", "GET"), ("/status", "HEAD"):
+            done(AdminResponse(status: 200, body: statusBody()))
         case ("/add", "POST"):
-            return add(request)
+            add(request, done: done)
         case ("/rm", "DELETE"):
-            return remove(request)
-        case ("/rep", _):
-            return .failure(405, "<Error> Method \(request.method) not allowed on /rep; use GET", extraHeaders: "Allow: GET\r\n")
+            done(remove(request))
+        case ("/rep", _), ("/status", _):
+            done(.failure(405, "<Error> Method \(request.method) not allowed on \(request.path); use GET", extraHeaders: "Allow: GET\r\n"))
         case ("/add", _):
-            return .failure(405, "<Error> Method \(request.method) not allowed on /add; use POST", extraHeaders: "Allow: POST\r\n")
+            done(.failure(405, "<Error> Method \(request.method) not allowed on /add; use POST", extraHeaders: "Allow: POST\r\n"))
         case ("/rm", _):
-            return .failure(405, "<Error> Method \(request.method) not allowed on /rm; use DELETE", extraHeaders: "Allow: DELETE\r\n")
+            done(.failure(405, "<Error> Method \(request.method) not allowed on /rm; use DELETE", extraHeaders: "Allow: DELETE\r\n"))
         default:
-            return .failure(404, "<Error> '\(request.path)' is not an admin endpoint")
+            done(.failure(404, "<Error> '\(request.path)' is not an admin endpoint"))
         }
     }
 
-    private func repBody() -> String {
+    func repBody() -> String {
+        let pool = members.filter(\.inPool)
         let message = JSONValue.object([
-            ("N", .int(members.count)),
-            ("replicas", .array(members.map { .string($0.name) })),
+            ("N", .int(pool.count)),
+            ("replicas", .array(pool.map { .string($0.backend.name) })),
         ])
         return JSONValue.object([("message", message), ("status", .string("successful"))]).serialized
     }
 
-    private func add(_ request: AdminRequest) -> AdminResponse {
-        let command: ScaleCommand
-        do { command = try ScaleCommand.parse(request.body) } catch let error as ScaleCommand.Invalid {
-            return .failure(400, error.message)
-        } catch { return .failure(400, "<Error> Invalid request body") }
-        let hostnames = command.hostnames ?? []
-        let n = command.n ?? max(hostnames.count, 1)
-        guard n > 0 else { return .failure(400, "<Error> 'n' must be a positive integer, got \(n)") }
-        guard n <= 1000 else { return .failure(400, "<Error> 'n' is too large: at most 1000 replicas per command") }
-        guard hostnames.count <= n else {
-            return .failure(400, "<Error> Length of hostname list is more than newly added instances")
+    private func statusBody() -> String {
+        let replicas: [JSONValue] = members.filter(\.inPool).map { replica in
+            var fields: [(String, JSONValue)] = [
+                ("name", .string(replica.backend.name)),
+                ("id", .int(replica.backend.number)),
+                ("address", .string(replica.backend.address)),
+                ("state", .string(replica.health.status.rawValue)),
+            ]
+            fields += driver.details(of: replica.backend)
+            fields += [
+                ("last_check", replica.health.last.map { .string($0.description) } ?? .null),
+                ("last_check_code", replica.health.last.map { .string($0.code) } ?? .null),
+                ("last_check_ms", .double(Double(replica.lastLatency / 1000) / 1000)),
+                ("checks", .int(replica.checks)),
+                ("consecutive_failures", .int(replica.health.consecutiveFailures)),
+                ("restarts", .int(replica.restarts)),
+                ("failed_restarts", .int(replica.failedRestarts)),
+            ]
+            return .object(fields)
         }
-        var seen = Set<String>()
-        for name in hostnames {
-            guard ScaleCommand.isValidName(name) else {
-                return .failure(400, "<Error> Invalid hostname '\(name)': use letters, digits, '_', '.', '-' (starting with a letter or digit), at most 63 characters")
-            }
-            guard seen.insert(name).inserted else { return .failure(400, "<Error> Hostname '\(name)' is given more than once") }
-            if members.contains(where: { $0.name == name }) {
-                return .failure(409, "<Error> Hostname '\(name)' is already in the pool")
-            }
-        }
-        guard driver.canCreate else {
-            return .failure(501, "<Error> The \(driver.name) driver cannot start replicas")
-        }
-        // Names and numbers are chosen before anything starts, so the command is all or nothing.
-        var taken = members
-        var specs: [ReplicaSpec] = []
-        for name in hostnames {
-            let spec = ReplicaSpec(name: name, number: Self.numberFor(name: name, taken: taken))
-            taken.append(Backend(name: spec.name, number: spec.number, host: "", port: 0))
-            specs.append(spec)
-        }
-        while specs.count < n {
-            let spec = nextGeneratedSpec(taken: taken)
-            taken.append(Backend(name: spec.name, number: spec.number, host: "", port: 0))
-            specs.append(spec)
-        }
-        let started: [Backend]
-        do {
-            started = try driver.start(specs)
-        } catch {
-            logger.error("[!] Failed to add \(specs.map(\.name).joined(separator: ", ")): \(error)")
-            return .failure(500, "<Error> Could not start replicas: \(error)")
-        }
-        members += started
-        publish()
-        for backend in started { logger.info("[+] Server \(backend.number) added: \(backend.name) at \(backend.address)") }
-        return AdminResponse(status: 200, body: repBody())
-    }
-
-    private func remove(_ request: AdminRequest) -> AdminResponse {
-        var names: [String]
-        var n: Int
-        if let id = request.queryParameter("id") {
-            guard let number = Int(id), number > 0 else { return .failure(400, "<Error> 'id' must be a positive integer, got '\(id)'") }
-            guard let backend = members.first(where: { $0.number == number }) else {
-                return .failure(404, "<Error> No replica with id \(number) in the pool")
-            }
-            names = [backend.name]
-            n = 1
-        } else {
-            let command: ScaleCommand
-            do { command = try ScaleCommand.parse(request.body) } catch let error as ScaleCommand.Invalid {
-                return .failure(400, error.message)
-            } catch { return .failure(400, "<Error> Invalid request body") }
-            names = command.hostnames ?? []
-            n = command.n ?? max(names.count, 1)
-            guard n > 0 else { return .failure(400, "<Error> 'n' must be a positive integer, got \(n)") }
-            guard names.count <= n else {
-                return .failure(400, "<Error> Length of hostname list is more than removable instances")
-            }
-            guard n <= members.count else {
-                return .failure(400, "<Error> Cannot remove \(n) replicas: the pool has \(members.count)")
-            }
-            var seen = Set<String>()
-            for name in names {
-                guard seen.insert(name).inserted else { return .failure(400, "<Error> Hostname '\(name)' is given more than once") }
-                guard members.contains(where: { $0.name == name }) else {
-                    return .failure(404, "<Error> Hostname '\(name)' is not in the pool")
-                }
-            }
-            var others = members.filter { !seen.contains($0.name) }.map(\.name)
-            others.shuffle()
-            names += others.prefix(n - names.count)
-        }
-        let removed = members.filter { names.contains($0.name) }
-        members.removeAll { names.contains($0.name) }
-        let target = publish()
-        for backend in removed { logger.info("[-] Server \(backend.number) removed: \(backend.name)") }
-        stopWhenUnused(removed, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)
-        return AdminResponse(status: 200, body: repBody())
-    }
-
-    /// Stops removed replicas once every worker runs a snapshot without them (DESIGN.md §3), so
-    /// no new request reaches a replica that is going away.
-    private func stopWhenUnused(_ removed: [Backend], generation target: UInt64, deadline: UInt64) {
-        if publisher.allWorkersReached(target) || monotonicNanoseconds() > deadline {
-            removed.forEach(driver.stop)
-            return
-        }
-        loop.schedule(afterNanoseconds: 5_000_000) { [unowned self] in
-            self.stopWhenUnused(removed, generation: target, deadline: deadline)
-        }
+        let message = JSONValue.object([
+            ("generation", .int(Int(generation))),
+            ("algorithm", .string(algorithm.rawValue)),
+            ("driver", .string(driver.name)),
+            ("uptime_s", .double(Double((monotonicNanoseconds() - startedAt) / 1_000_000) / 1000)),
+            ("heartbeat_interval", .string(DurationText.format(config.heartbeatInterval))),
+            ("N", .int(replicas.count)),
+            ("replicas", .array(replicas)),
+        ])
+        return JSONValue.object([("message", message), ("status", .string("successful"))]).serialized
     }
 
     // MARK: membership
 
+    /// Publishes the pool with its current health, when either changed.
     @discardableResult
-    private func publish() -> UInt64 {
+    func publish(force: Bool = false) -> UInt64 {
+        let pool = members.filter(\.inPool)
+        var health: [String: Bool] = [:]
+        for replica in pool { health[replica.backend.name] = replica.isUp }
+        let current = publisher.latest()
+        if !force && current.backends == pool.map(\.backend).sorted(by: { $0.name < $1.name }) && health == publishedHealth
+            && generation > 0 {
+            return generation
+        }
         generation += 1
-        publisher.publish(Snapshot(generation: generation, backends: members, algorithm: algorithm))
+        publishedHealth = health
+        publisher.publish(Snapshot(generation: generation, backends: pool.map(\.backend), healthy: health, algorithm: algorithm))
         return generation
     }
 
     /// `server-K` with the smallest K that is neither a member's number nor a member's name.
-    private func nextGeneratedSpec(taken: [Backend]) -> ReplicaSpec {
+    func nextGeneratedSpec(taken: [Backend]) -> ReplicaSpec {
         let numbers = Set(taken.map(\.number))
         let names = Set(taken.map(\.name))
         var k = 1
@@ -236,12 +213,198 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         return k
     }
 
+    // MARK: heartbeats
+
+    func scheduleCheck(_ replica: Replica, after delay: UInt64) {
+        if let timer = replica.nextCheck { loop.cancel(timer) }
+        replica.nextCheck = loop.schedule(afterNanoseconds: delay) { [unowned self, weak replica] in
+            guard let replica, !replica.removed else { return }
+            replica.nextCheck = nil
+            self.check(replica)
+        }
+    }
+
+    private func check(_ replica: Replica) {
+        guard replica.probe == nil else { return }
+        replica.probe = HeartbeatProbe(backend: replica.backend, loop: loop, timeoutNanoseconds: config.heartbeatTimeout) {
+            [unowned self, weak replica] result, latency in
+            guard let replica else { return }
+            replica.probe = nil
+            guard !replica.removed else { return }
+            self.checked(replica, result: result, latency: latency)
+        }
+    }
+
+    private func checked(_ replica: Replica, result: CheckResult, latency: UInt64) {
+        replica.checks += 1
+        replica.lastLatency = latency
+        let previous = replica.health.status
+        let wasStarting = previous == .starting
+        switch replica.health.record(result) {
+        case .wentUp:
+            replicaCameUp(replica, wasDown: previous == .down)
+        case .wentDown:
+            replicaWentDown(replica, result: result)
+        case nil:
+            if wasStarting || replica.health.status == .down { break }
+            if !result.isSuccess {
+                logger.warning("[!] Server \(replica.backend.number) heartbeat failed: \(result) (\(replica.health.consecutiveFailures)/\(config.fall))")
+            }
+        }
+        let next: UInt64
+        switch replica.health.status {
+        case .starting: next = config.startingInterval
+        case .up: next = replica.health.wantsFastCheck ? min(config.fastInterval, config.heartbeatInterval) : config.heartbeatInterval
+        case .down: next = replica.repairPending == nil && !replica.restarting ? config.heartbeatInterval : config.startingInterval
+        }
+        // A replica being restarted is checked by the restart path; one waiting out its backoff is not.
+        if replica.health.status == .down && replica.repairPending != nil { return }
+        scheduleCheck(replica, after: next)
+    }
+
+    private func replicaCameUp(_ replica: Replica, wasDown: Bool) {
+        replica.upSince = monotonicNanoseconds()
+        if let deadline = replica.startDeadline { loop.cancel(deadline); replica.startDeadline = nil }
+        if let pending = replica.repairPending { loop.cancel(pending); replica.repairPending = nil }
+        if replica.restarting {
+            replica.restarting = false
+            replica.restarts += 1
+            replica.failedRestarts = 0
+            logger.info("[+] Server \(replica.backend.number) restarted")
+        } else if wasDown {
+            logger.info("[+] Server \(replica.backend.number) is back up")
+        }
+        pendingAdd?.replicaCameUp(replica, supervisor: self)
+        if replica.inPool { publish() }
+        initialPoolSettled(force: false)
+    }
+
+    func replicaWentDown(_ replica: Replica, result: CheckResult) {
+        _ = replica.health.markDown(result)
+        publish()
+        guard driver.canCreate else {
+            logger.warning("[!] Server \(replica.backend.number) failed heartbeat: \(result). Out of rotation until it answers again")
+            return
+        }
+        let now = monotonicNanoseconds()
+        let flapping = replica.upSince.map { now - $0 < config.stableAfter } ?? false
+        replica.upSince = nil
+        if flapping && replica.restarts > 0 {
+            let delay = nextBackoff(replica)
+            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. Restarting... (in \(DurationText.format(delay)): it failed again within \(DurationText.format(config.stableAfter)) of its last restart)")
+            scheduleRestart(replica, after: delay)
+        } else {
+            replica.backoff = 0
+            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. Restarting...")
+            scheduleRestart(replica, after: 0)
+        }
+    }
+
+    // MARK: repair
+
+    private func nextBackoff(_ replica: Replica) -> UInt64 {
+        replica.backoff = replica.backoff == 0 ? config.backoffInitial : min(config.backoffMax, replica.backoff * 2)
+        return replica.backoff
+    }
+
+    private func scheduleRestart(_ replica: Replica, after delay: UInt64) {
+        if let timer = replica.nextCheck { loop.cancel(timer); replica.nextCheck = nil }
+        if let pending = replica.repairPending { loop.cancel(pending) }
+        replica.repairPending = loop.schedule(afterNanoseconds: delay) { [unowned self, weak replica] in
+            guard let replica, !replica.removed else { return }
+            replica.repairPending = nil
+            self.restart(replica)
+        }
+    }
+
+    private func restart(_ replica: Replica) {
+        driver.kill(replica.backend)
+        do {
+            replica.backend = try driver.launch(replica.spec, previous: replica.backend)
+        } catch {
+            restartFailed(replica, reason: "\(error)")
+            return
+        }
+        replica.restarting = true
+        replica.health.restart()
+        replica.startDeadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak replica] in
+            guard let replica, !replica.removed, replica.restarting else { return }
+            replica.startDeadline = nil
+            self.restartFailed(replica, reason: "no successful heartbeat within \(DurationText.format(self.config.startTimeout)) (last: \(replica.health.last?.description ?? "none"))")
+        }
+        scheduleCheck(replica, after: config.startingInterval)
+    }
+
+    func restartFailed(_ replica: Replica, reason: String) {
+        if let deadline = replica.startDeadline { loop.cancel(deadline); replica.startDeadline = nil }
+        replica.restarting = false
+        replica.failedRestarts += 1
+        _ = replica.health.markDown(.l4Connection("restart failed"))
+        logger.error("[!] Failed to restart server \(replica.backend.number): \(reason)")
+        if config.onFailure == .replace && replica.failedRestarts >= config.maxRestarts {
+            replace(replica)
+            return
+        }
+        let delay = nextBackoff(replica)
+        logger.info("[i] Server \(replica.backend.number): next restart in \(DurationText.format(delay))")
+        scheduleRestart(replica, after: delay)
+    }
+
+    /// `--on-failure replace`: gives up on a replica and starts a new one under a new name, so
+    /// the pool keeps its size.
+    private func replace(_ replica: Replica) {
+        retire(replica, graceful: false)
+        let spec = nextGeneratedSpec(taken: members.map(\.backend) + [replica.backend])
+        logger.warning("[!] Server \(replica.backend.number) failed \(replica.failedRestarts) restarts: replacing it with \(spec.name)")
+        do {
+            let backend = try driver.launch(spec, previous: nil)
+            let fresh = Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true)
+            fresh.restarting = true
+            members.append(fresh)
+            publish()
+            fresh.startDeadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak fresh] in
+                guard let fresh, !fresh.removed, fresh.restarting else { return }
+                fresh.startDeadline = nil
+                self.restartFailed(fresh, reason: "no successful heartbeat within \(DurationText.format(self.config.startTimeout))")
+            }
+            scheduleCheck(fresh, after: config.startingInterval)
+        } catch {
+            logger.error("[!] Failed to start replacement \(spec.name): \(error)")
+        }
+    }
+
+    /// Takes a replica out of the supervisor's care: timers cancelled, removed from the list.
+    func retire(_ replica: Replica, graceful: Bool) {
+        replica.removed = true
+        for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
+        replica.nextCheck = nil
+        replica.repairPending = nil
+        replica.startDeadline = nil
+        replica.probe = nil
+        members.removeAll { $0 === replica }
+        if graceful { driver.stop(replica.backend) } else { driver.kill(replica.backend) }
+    }
+
     private func pollDriver() {
         for (backend, reason) in driver.poll() {
+            guard let replica = members.first(where: { $0.backend == backend }) ?? pendingAdd?.replicas.first(where: { $0.backend == backend }) else { continue }
             logger.warning("[!] Server \(backend.number) (\(backend.name)) exited: \(reason)")
+            if pendingAdd?.replicas.contains(where: { $0 === replica }) == true {
+                pendingAdd?.fail("replica \(backend.name) exited during start-up (\(reason))", supervisor: self)
+            } else if replica.restarting {
+                restartFailed(replica, reason: "exited during start-up (\(reason))")
+            } else if replica.isUp {
+                // The process is gone: no need to wait for `fall` failed heartbeats.
+                if let probe = replica.nextCheck { loop.cancel(probe); replica.nextCheck = nil }
+                replicaWentDown(replica, result: .l4Connection("process exited: \(reason)"))
+            }
         }
-        loop.schedule(afterNanoseconds: 1_000_000_000) { [unowned self] in self.pollDriver() }
+        loop.schedule(afterNanoseconds: 100_000_000) { [unowned self] in self.pollDriver() }
     }
+
+    // MARK: scaling (see Supervisor+Scaling.swift)
+
+    var pendingAdd: PendingAdd?
 
     /// Control thread, at shutdown.
     public func stopAll() {

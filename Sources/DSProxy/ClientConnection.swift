@@ -56,7 +56,14 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         var headSent = false
         var headConsumed = false
         var bodyRemaining: UInt64 = 0
+        /// A reused connection failed and the request went again on a fresh one.
         var retried = false
+        /// The snapshot and hashed key the replica was chosen with, for failover to the next
+        /// distinct candidate (`--retries`), and the replicas tried so far.
+        var snapshot: Snapshot?
+        var hashedKey: UInt64 = 0
+        var tried: [String] = []
+        var failoversLeft = 0
         var responseStarted = false
         var responseHead: ResponseHead?
         var framing = BodyFraming.none
@@ -98,6 +105,11 @@ final class ClientConnection: EventHandler, UpstreamOwner {
             }
             upstream.connected = true
             upstream.mayWrite = true
+            // Connected: the connect deadline gives way to the response deadline.
+            if let timer = exchange.timer { worker.loop.cancel(timer) }
+            exchange.timer = worker.loop.schedule(afterNanoseconds: worker.config.responseTimeoutNanoseconds) { [weak self] in
+                self?.exchangeTimedOut()
+            }
         }
         drive()
     }
@@ -263,7 +275,8 @@ final class ClientConnection: EventHandler, UpstreamOwner {
     private func proxy(_ head: RequestHead, bodyLength: UInt64) {
         let snapshot = worker.reader.snapshot
         var key = worker.config.keyExtractor.key(for: head, headBytes: input.readable, peer: peer)
-        let backend = key.withUTF8 { snapshot.select(keyBytes: UnsafeRawBufferPointer($0)) }
+        let hashedKey = key.withUTF8 { snapshot.table.key(UnsafeRawBufferPointer($0)) }
+        let backend = snapshot.select(hashedKey: hashedKey)
         guard let backend else {
             input.consume(head.length)
             respond(status: 503, message: snapshot.isEmpty ? "No replica available: the pool is empty" : "No healthy replica available",
@@ -274,6 +287,9 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         exchange.head = head
         exchange.bodyRemaining = bodyLength
         exchange.closeClientAfter = !head.wantsKeepAlive
+        exchange.snapshot = snapshot
+        exchange.hashedKey = hashedKey
+        exchange.failoversLeft = worker.config.retries
         state = .proxying
         attach(backend)
     }
@@ -288,7 +304,9 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                 upstream = try worker.pool.connect(backend)
             } catch {
                 worker.reportUnreachable(backend)
-                fail(status: 502, message: "Server \(backend.name) is unreachable: \(error)")
+                if !failOver(from: backend) {
+                    fail(status: 502, message: "Server \(backend.name) is unreachable: \(error)")
+                }
                 return
             }
         }
@@ -303,8 +321,13 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         guard !closed, case .proxying = state, let upstream = exchange.upstream else { return }
         exchange.timer = nil
         if !upstream.connected {
-            worker.reportUnreachable(upstream.backend)
-            fail(status: 502, message: "Server \(upstream.backend.name) did not accept the connection in time")
+            let backend = upstream.backend
+            worker.reportUnreachable(backend)
+            upstream.close()
+            exchange.upstream = nil
+            if !failOver(from: backend) {
+                fail(status: 502, message: "Server \(backend.name) did not accept the connection in time")
+            }
         } else if exchange.responseHead == nil {
             fail(status: 504, message: "Server \(upstream.backend.name) did not answer in time")
         } else {
@@ -589,18 +612,46 @@ final class ClientConnection: EventHandler, UpstreamOwner {
     private func upstreamFailed(_ upstream: UpstreamConnection, reason: String) {
         let backend = upstream.backend
         let wasReused = upstream.reused
+        let neverConnected = !upstream.connected
         upstream.close()
         exchange.upstream = nil
-        // A pooled connection the replica had already closed: retry once on a fresh one, if
-        // the request can be sent again (its head is still in `input` and it had no body).
-        if wasReused && !exchange.retried && !exchange.responseStarted && !exchange.headConsumed {
+        // The request can go again only if nothing of the response arrived and its head is still
+        // in `input` (no body, so nothing was consumed).
+        let resendable = !exchange.responseStarted && !exchange.headConsumed
+        // A pooled connection the replica had already closed: once more on a fresh one.
+        if wasReused && !exchange.retried && resendable {
             exchange.retried = true
             exchange.headSent = false
             attach(backend)
             return
         }
         worker.reportUnreachable(backend)
+        // Another replica, if nothing was sent (connect failed) or the method is idempotent
+        // (RFC 9110 §9.2.2: safe to repeat after a connection failure).
+        if resendable && (neverConnected || exchange.head.map(Self.isIdempotent) == true) && failOver(from: backend) {
+            return
+        }
         fail(status: 502, message: "Server \(backend.name) is unreachable: \(reason)")
+    }
+
+    /// Moves the exchange to the next distinct healthy candidate for its key. False when the
+    /// retry budget is spent or no candidate is left.
+    private func failOver(from backend: Backend) -> Bool {
+        exchange.tried.append(backend.name)
+        guard exchange.failoversLeft > 0, let snapshot = exchange.snapshot, !exchange.headConsumed,
+              let next = snapshot.select(hashedKey: exchange.hashedKey, excluding: exchange.tried) else { return false }
+        exchange.failoversLeft -= 1
+        exchange.headSent = false
+        exchange.retried = false
+        attach(next)
+        return true
+    }
+
+    static func isIdempotent(_ head: RequestHead) -> Bool {
+        switch head.method {
+        case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE": return true
+        default: return false
+        }
     }
 
     /// Ends the exchange with our own error response (nothing of the replica's reached the client).

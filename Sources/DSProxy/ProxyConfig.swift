@@ -12,6 +12,9 @@ public struct ProxyConfig: Sendable {
     public var keyExtractor = KeyExtractor.default
     public var connectTimeoutNanoseconds: UInt64 = 2_000_000_000
     public var responseTimeoutNanoseconds: UInt64 = 30_000_000_000
+    /// How many other replicas a request may fail over to when its replica refuses the
+    /// connection (or drops it before answering an idempotent request).
+    public var retries = 1
     /// Idle keep-alive connections kept per replica per worker.
     public var maxIdlePerBackend = 64
 

@@ -42,6 +42,27 @@ struct Serve: ParsableCommand {
     @Option(help: "Path of the ds-server binary (default: next to ds-lb).")
     var serverBinary: String?
 
+    @Option(help: "Time between heartbeats (GET /heartbeat) to each replica, e.g. 5s, 500ms.")
+    var heartbeatInterval: String = "5s"
+
+    @Option(help: "How long one heartbeat may take (connect + response).")
+    var heartbeatTimeout: String = "2s"
+
+    @Option(help: "Consecutive failed heartbeats that take a replica out of rotation.")
+    var fall: Int = 2
+
+    @Option(help: "Consecutive successful heartbeats that put a replica back.")
+    var rise: Int = 1
+
+    @Option(help: "What to do with a replica whose restarts keep failing: restart (keep trying, with backoff) or replace (a new replica under a new name after --max-restarts).")
+    var onFailure: String = "restart"
+
+    @Option(help: "Failed restarts before --on-failure replace gives up on a replica.")
+    var maxRestarts: Int = 3
+
+    @Option(help: "Other replicas a request may fail over to when its replica refuses the connection.")
+    var retries: Int = 1
+
     func validate() throws {
         guard ["process", "static"].contains(driver) else {
             throw ValidationError("--driver: unknown driver '\(driver)' (use process or static)")
@@ -50,9 +71,38 @@ struct Serve: ParsableCommand {
         if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1...256, got \(workers)") }
         if driver == "static" && backends.isEmpty { throw ValidationError("--driver static needs at least one --backend NAME=HOST:PORT") }
         if driver != "static" && !backends.isEmpty { throw ValidationError("--backend is only used with --driver static") }
+        guard (1...100).contains(fall) else { throw ValidationError("--fall must be 1...100, got \(fall)") }
+        guard (1...100).contains(rise) else { throw ValidationError("--rise must be 1...100, got \(rise)") }
+        guard (1...100).contains(maxRestarts) else { throw ValidationError("--max-restarts must be 1...100, got \(maxRestarts)") }
+        guard (0...10).contains(retries) else { throw ValidationError("--retries must be 0...10, got \(retries)") }
+        guard SupervisorConfig.OnFailure(rawValue: onFailure) != nil else {
+            throw ValidationError("--on-failure: unknown policy '\(onFailure)' (use restart or replace)")
+        }
+        _ = try supervisorConfig()
         guard HashAlgorithm(rawValue: hash) != nil else {
             throw ValidationError("--hash: unknown algorithm '\(hash)' (use \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
+    }
+
+    func supervisorConfig() throws -> SupervisorConfig {
+        var config = SupervisorConfig()
+        do {
+            config.heartbeatInterval = try DurationText.nanoseconds(heartbeatInterval, name: "--heartbeat-interval")
+            config.heartbeatTimeout = try DurationText.nanoseconds(heartbeatTimeout, name: "--heartbeat-timeout")
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        guard config.heartbeatInterval >= 10_000_000 else {
+            throw ValidationError("--heartbeat-interval: '\(heartbeatInterval)' is too short (at least 10ms)")
+        }
+        guard config.heartbeatTimeout >= 1_000_000 else {
+            throw ValidationError("--heartbeat-timeout: '\(heartbeatTimeout)' is too short (at least 1ms)")
+        }
+        config.fall = fall
+        config.rise = rise
+        config.onFailure = SupervisorConfig.OnFailure(rawValue: onFailure) ?? .restart
+        config.maxRestarts = maxRestarts
+        return config
     }
 
     func run() throws {
@@ -83,7 +133,8 @@ struct Serve: ParsableCommand {
         let replicaDriver: ReplicaDriver = driver == "static"
             ? StaticDriver(backends: staticBackends)
             : ProcessDriver(serverBinary: try serverBinary ?? Self.siblingBinary("ds-server"))
-        let supervisor = Supervisor(loop: control, driver: replicaDriver, algorithm: algorithm, workers: workerCount, logger: logger)
+        let supervisor = Supervisor(loop: control, driver: replicaDriver, algorithm: algorithm, config: try supervisorConfig(),
+                                    workers: workerCount, logger: logger)
         var workerLoops: [EventLoop] = []
         _ = try SignalWatcher(signals: [SIGTERM, SIGINT], loop: control) { signal in
             guard !stopping else { return }
@@ -94,23 +145,35 @@ struct Serve: ParsableCommand {
         }
 
         let listenFD = try Self.listeningSocket(listenAddress, logger: logger)
+        var config = ProxyConfig(adminAllow: allow)
+        config.keyExtractor = extractor
+        config.retries = retries
+        // Workers start once the initial replicas pass their first heartbeats, so the first
+        // requests do not meet an empty rotation; until then connections wait in the backlog.
+        var startError: Error?
         do {
-            try supervisor.bootstrap(replicas: driver == "static" ? 0 : replicas)
+            try supervisor.bootstrap(replicas: driver == "static" ? 0 : replicas) {
+                do {
+                    for index in 0..<workerCount {
+                        workerLoops.append(try Worker.start(index: index, listenFD: listenFD, publisher: supervisor.publisher,
+                                                            config: config, admin: supervisor,
+                                                            onUnreachable: { supervisor.reportUnreachable($0) }))
+                    }
+                } catch {
+                    startError = error
+                    control.stop()
+                    return
+                }
+                let bound = (try? Socket.localAddress(listenFD))?.description ?? listen
+                logger.info("[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(replicaDriver.name), hash: \(algorithm.rawValue), key: \(extractor))")
+            }
         } catch {
             supervisor.stopAll()
             throw ValidationError("could not start the initial replicas: \(error)")
         }
-
-        var config = ProxyConfig(adminAllow: allow)
-        config.keyExtractor = extractor
-        for index in 0..<workerCount {
-            workerLoops.append(try Worker.start(index: index, listenFD: listenFD, publisher: supervisor.publisher, config: config,
-                                                admin: supervisor, onUnreachable: { supervisor.reportUnreachable($0) }))
-        }
-        let bound = (try? Socket.localAddress(listenFD))?.description ?? listen
-        logger.info("[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(replicaDriver.name), hash: \(algorithm.rawValue), key: \(extractor))")
         control.run()
         supervisor.stopAll()
+        if let startError { throw startError }
         logger.info("[i] ds-lb stopped")
     }
 

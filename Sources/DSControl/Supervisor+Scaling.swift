@@ -1,0 +1,176 @@
+import DSBalancer
+import DSHTTP1
+import DSProxy
+import DSReactor
+import DSSystem
+
+/// An `/add` waiting for its new replicas to pass their first heartbeats. Control loop only.
+final class PendingAdd {
+    let replicas: [Replica]
+    private let done: (AdminResponse) -> Void
+    var deadline: TimerID?
+    private var finished = false
+
+    init(replicas: [Replica], done: @escaping (AdminResponse) -> Void) {
+        self.replicas = replicas
+        self.done = done
+    }
+
+    func replicaCameUp(_ replica: Replica, supervisor: Supervisor) {
+        guard !finished, replicas.allSatisfy(\.isUp) else { return }
+        finished = true
+        supervisor.completeAdd(self)
+        done(AdminResponse(status: 200, body: supervisor.repBody()))
+    }
+
+    func fail(_ reason: String, supervisor: Supervisor) {
+        guard !finished else { return }
+        finished = true
+        supervisor.abortAdd(self, reason: reason)
+        done(.failure(500, "<Error> Could not add replicas: \(reason)"))
+    }
+}
+
+extension Supervisor {
+    /// `POST /add`: validates everything, launches the replicas, and answers once all of them
+    /// pass their first heartbeats and are published — or stops them all and changes nothing.
+    func add(_ request: AdminRequest, done: @escaping (AdminResponse) -> Void) {
+        let command: ScaleCommand
+        do { command = try ScaleCommand.parse(request.body) } catch let error as ScaleCommand.Invalid {
+            return done(.failure(400, error.message))
+        } catch { return done(.failure(400, "<Error> Invalid request body")) }
+        let hostnames = command.hostnames ?? []
+        let n = command.n ?? max(hostnames.count, 1)
+        guard n > 0 else { return done(.failure(400, "<Error> 'n' must be a positive integer, got \(n)")) }
+        guard n <= 1000 else { return done(.failure(400, "<Error> 'n' is too large: at most 1000 replicas per command")) }
+        guard hostnames.count <= n else {
+            return done(.failure(400, "<Error> Length of hostname list is more than newly added instances"))
+        }
+        var seen = Set<String>()
+        for name in hostnames {
+            guard ScaleCommand.isValidName(name) else {
+                return done(.failure(400, "<Error> Invalid hostname '\(name)': use letters, digits, '_', '.', '-' (starting with a letter or digit), at most 63 characters"))
+            }
+            guard seen.insert(name).inserted else { return done(.failure(400, "<Error> Hostname '\(name)' is given more than once")) }
+            if members.contains(where: { $0.backend.name == name }) {
+                return done(.failure(409, "<Error> Hostname '\(name)' is already in the pool"))
+            }
+        }
+        guard driver.canCreate else {
+            return done(.failure(501, "<Error> The \(driver.name) driver cannot start replicas"))
+        }
+        // Names and numbers are chosen before anything starts, so the command is all or nothing.
+        var taken = members.map(\.backend)
+        var specs: [ReplicaSpec] = []
+        for name in hostnames {
+            let spec = ReplicaSpec(name: name, number: Self.numberFor(name: name, taken: taken))
+            taken.append(Backend(name: spec.name, number: spec.number, host: "", port: 0))
+            specs.append(spec)
+        }
+        while specs.count < n {
+            let spec = nextGeneratedSpec(taken: taken)
+            taken.append(Backend(name: spec.name, number: spec.number, host: "", port: 0))
+            specs.append(spec)
+        }
+        var launched: [Replica] = []
+        for spec in specs {
+            do {
+                let backend = try driver.launch(spec, previous: nil)
+                launched.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: false))
+            } catch {
+                launched.forEach { driver.kill($0.backend) }
+                logger.error("[!] Failed to add \(specs.map(\.name).joined(separator: ", ")): \(error)")
+                return done(.failure(500, "<Error> Could not start replica \(spec.name): \(error)"))
+            }
+        }
+        let pending = PendingAdd(replicas: launched, done: done)
+        pendingAdd = pending
+        pending.deadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak pending] in
+            guard let pending else { return }
+            let late = pending.replicas.filter { !$0.isUp }.map(\.backend.name)
+            pending.fail("\(late.joined(separator: ", ")) did not pass a heartbeat within \(DurationText.format(self.config.startTimeout))", supervisor: self)
+        }
+        for replica in launched { scheduleCheck(replica, after: config.startingInterval) }
+    }
+
+    func completeAdd(_ pending: PendingAdd) {
+        if let deadline = pending.deadline { loop.cancel(deadline) }
+        pendingAdd = nil
+        for replica in pending.replicas {
+            replica.inPool = true
+            members.append(replica)
+        }
+        publish()
+        for replica in pending.replicas {
+            logger.info("[+] Server \(replica.backend.number) added: \(replica.backend.name) at \(replica.backend.address)")
+        }
+    }
+
+    func abortAdd(_ pending: PendingAdd, reason: String) {
+        if let deadline = pending.deadline { loop.cancel(deadline) }
+        pendingAdd = nil
+        for replica in pending.replicas { retire(replica, graceful: false) }
+        logger.error("[!] Failed to add \(pending.replicas.map(\.backend.name).joined(separator: ", ")): \(reason)")
+    }
+
+    /// `DELETE /rm`: takes the replicas out of the snapshot at once and stops them once every
+    /// worker runs a snapshot without them.
+    func remove(_ request: AdminRequest) -> AdminResponse {
+        var names: [String]
+        if let id = request.queryParameter("id") {
+            guard let number = Int(id), number > 0 else { return .failure(400, "<Error> 'id' must be a positive integer, got '\(id)'") }
+            guard let replica = members.first(where: { $0.backend.number == number }) else {
+                return .failure(404, "<Error> No replica with id \(number) in the pool")
+            }
+            names = [replica.backend.name]
+        } else {
+            let command: ScaleCommand
+            do { command = try ScaleCommand.parse(request.body) } catch let error as ScaleCommand.Invalid {
+                return .failure(400, error.message)
+            } catch { return .failure(400, "<Error> Invalid request body") }
+            names = command.hostnames ?? []
+            let n = command.n ?? max(names.count, 1)
+            guard n > 0 else { return .failure(400, "<Error> 'n' must be a positive integer, got \(n)") }
+            guard names.count <= n else {
+                return .failure(400, "<Error> Length of hostname list is more than removable instances")
+            }
+            guard n <= members.count else {
+                return .failure(400, "<Error> Cannot remove \(n) replicas: the pool has \(members.count)")
+            }
+            var seen = Set<String>()
+            for name in names {
+                guard seen.insert(name).inserted else { return .failure(400, "<Error> Hostname '\(name)' is given more than once") }
+                guard members.contains(where: { $0.backend.name == name }) else {
+                    return .failure(404, "<Error> Hostname '\(name)' is not in the pool")
+                }
+            }
+            var others = members.filter { !seen.contains($0.backend.name) }.map(\.backend.name)
+            others.shuffle()
+            names += others.prefix(n - names.count)
+        }
+        let removed = members.filter { names.contains($0.backend.name) }
+        for replica in removed { replica.inPool = false }
+        let target = publish()
+        for replica in removed { logger.info("[-] Server \(replica.backend.number) removed: \(replica.backend.name)") }
+        stopWhenUnused(removed, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)
+        members.removeAll { names.contains($0.backend.name) }
+        return AdminResponse(status: 200, body: repBody())
+    }
+
+    /// Stops removed replicas once every worker runs a snapshot without them (DESIGN.md §3), so
+    /// no new request reaches a replica that is going away.
+    private func stopWhenUnused(_ removed: [Replica], generation target: UInt64, deadline: UInt64) {
+        for replica in removed {
+            replica.removed = true
+            for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
+        }
+        func attempt() {
+            if publisher.allWorkersReached(target) || monotonicNanoseconds() > deadline {
+                removed.forEach { driver.stop($0.backend) }
+                return
+            }
+            loop.schedule(afterNanoseconds: 2_000_000) { attempt() }
+        }
+        attempt()
+    }
+}
