@@ -36,6 +36,7 @@ let package = Package(
         .testTarget(name: "DSReactorTests", dependencies: ["DSReactor", "DSSystem"]),
         .testTarget(name: "DSHashingTests", dependencies: ["DSHashing"]),
         .testTarget(name: "DSBalancerTests", dependencies: ["DSBalancer", "DSHashing"]),
+        .testTarget(name: "DSControlTests", dependencies: ["DSControl", "DSBalancer", "DSProxy"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

@@ -6,6 +6,11 @@ struct ScaleCommand: Decodable, Equatable {
     var n: Int?
     var hostnames: [String]?
 
+    init(n: Int? = nil, hostnames: [String]? = nil) {
+        self.n = n
+        self.hostnames = hostnames
+    }
+
     struct Invalid: Error {
         let message: String
     }
