@@ -47,17 +47,32 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
     func testAddWithHostnamesUsesTheGivenNamesFirst() throws {
         let lb = try startLoadBalancer()
         let added = try lb.admin("POST", "/add", json: ["n": 3, "hostnames": ["S5", "S4"]])
-        assertReplicaState(added, initial + ["S5", "S4", "server-4"], "POST /add {n: 3, hostnames: [S5, S4]}")
+        XCTAssertEqual(added.status, 200, "POST /add {n: 3, hostnames: [S5, S4]}: \(added)")
+        let state = try XCTUnwrap(added.replicaState, "POST /add answer not in the /rep format: \(added)")
+        XCTAssertEqual(state.n, 6, "\(added)")
+        XCTAssertEqual(Array(state.replicas.prefix(5)), initial + ["S5", "S4"], "given names first, in order: \(added)")
+        // The generated name is server-K with K the smallest unused number. Two readings of
+        // "unused" are accepted: not the number of any server-K name (K = 4), or not the
+        // number (SERVER_ID, `--id`) of any member, as S5 and S4 hold numbers too.
+        let generated = state.replicas.count == 6 ? state.replicas[5] : "(none)"
+        let k = generated.hasPrefix("server-") ? Int(generated.dropFirst("server-".count)) : nil
+        let ids = lb.replicaPIDsByID()
+        let otherIDs = Set(ids.keys).subtracting(k.map { [$0] } ?? [])
+        let smallestFreeID = (1...).first { !otherIDs.contains($0) }!
+        XCTAssertTrue(k == 4 || k == smallestFreeID,
+                      "generated name \(generated): expected server-4 or server-\(smallestFreeID) (members' --id: \(ids.keys.sorted()))")
+        XCTAssertEqual(ids.count, 6, "six ds-server children with distinct --id: \(ids.keys.sorted())")
+        let current = state.replicas
 
         let longName = "a" + String(repeating: "b_.-9", count: 12) + "z"  // 62 chars
         let name63 = longName + "Q"
         XCTAssertEqual(name63.count, 63)
         assertReplicaState(try lb.admin("POST", "/add", json: ["n": 1, "hostnames": [name63]]),
-                           initial + ["S5", "S4", "server-4", name63], "POST /add with a 63-character name")
+                           current + [name63], "POST /add with a 63-character name")
 
         // The classic form with n == count of hostnames.
         assertReplicaState(try lb.admin("POST", "/add", json: ["n": 2, "hostnames": ["S7", "S6"]]),
-                           initial + ["S5", "S4", "server-4", name63, "S7", "S6"], "POST /add {n: 2, hostnames: [S7, S6]}")
+                           current + [name63, "S7", "S6"], "POST /add {n: 2, hostnames: [S7, S6]}")
 
         // Every replica, whatever its name, answers routed requests.
         var rng = SeededRandom(seed: 8)
@@ -126,6 +141,38 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
         var rng = SeededRandom(seed: 22)
         let (owners, _) = try routeIDs(rng.sixDigitIDs(600), through: lb, connections: 2)
         XCTAssertEqual(Set(distribution(owners).keys), [1, 2, 3], "the new server-2 answers as Server 2; distribution \(distribution(owners))")
+    }
+
+    /// Removing replicas and at once adding ones that get the same names: the removed
+    /// processes stop, the new ones keep running and answer their ids (stopping the old
+    /// `server-1` must not hit the new `server-1`). Repeated, as the window is timing-bound.
+    func testReaddingRemovedNamesStopsOnlyTheOldProcesses() throws {
+        let lb = try startLoadBalancer()
+        var rng = SeededRandom(seed: 11)
+        let ids = rng.sixDigitIDs(300)
+        for round in 1...6 {
+            let old = ProcFS.children(of: lb.process.pid).compactMap(ProcFS.identity)
+            XCTAssertEqual(old.count, 3, "round \(round): ds-lb's children: \(old.map { ProcFS.describe($0.pid) })")
+            let expected: [String]
+            if round == 1 {
+                assertReplicaState(try lb.admin("DELETE", "/rm?id=1"), ["server-2", "server-3"], "round 1: DELETE /rm?id=1")
+                expected = ["server-2", "server-3", "server-1"]
+                assertReplicaState(try lb.admin("POST", "/add"), expected, "round 1: POST /add")
+            } else {
+                assertReplicaState(try lb.admin("DELETE", "/rm", json: ["n": 3]), [], "round \(round): DELETE /rm {n: 3}")
+                expected = ["server-1", "server-2", "server-3"]
+                assertReplicaState(try lb.admin("POST", "/add", json: ["n": 3]), expected, "round \(round): POST /add {n: 3}")
+            }
+            let removed = round == 1 ? old.filter { ProcFS.argument(after: "--id", of: $0.pid) == "1" } : old
+            let alive = ProcFS.waitUntilGone(removed, timeout: 4)
+            XCTAssertEqual(alive, [], "round \(round): removed replicas still running: \(alive.map { ProcFS.describe($0.pid) })")
+            let byID = lb.replicaPIDsByID()
+            XCTAssertEqual(Set(byID.keys), [1, 2, 3],
+                           "round \(round): children after the re-add: \(ProcFS.children(of: lb.process.pid).map(ProcFS.describe))")
+            let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
+            XCTAssertEqual(Set(distribution(owners).keys), [1, 2, 3], "round \(round): distribution \(distribution(owners))")
+            if !alive.isEmpty || Set(owners.values) != [1, 2, 3] { break }
+        }
     }
 
     /// With every replica removed a routed request gets 503; adding one brings routing back.

@@ -58,9 +58,7 @@ struct LoadBalancerUnderTest {
     func replicaPIDsByID() -> [Int: pid_t] {
         var result: [Int: pid_t] = [:]
         for child in ProcFS.children(of: process.pid) {
-            guard let argv = ProcFS.cmdline(child),
-                  let i = argv.firstIndex(of: "--id"), i + 1 < argv.count,
-                  let id = Int(argv[i + 1]) else { continue }
+            guard let id = ProcFS.argument(after: "--id", of: child).flatMap({ Int($0) }) else { continue }
             result[id] = child
         }
         return result
@@ -141,7 +139,12 @@ class IntegrationTestCase: XCTestCase {
         let groups = try process.waitForStderrLine(matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#,
                                                    timeout: startupTimeout) { groups in
             guard let port = UInt16(groups[1]), port != 0 else { return false }
-            // The line is printed once the socket listens; allow a moment in case it is not.
+            // A replica's line (replicas may share ds-lb's stderr): skip it at once.
+            for child in ProcFS.descendants(of: process.pid)
+            where ProcFS.listeningPorts(of: child).contains(port) {
+                return false
+            }
+            // The line should be printed once the socket listens; allow a moment if not.
             for _ in 0..<20 {
                 if ProcFS.listeningPorts(of: process.pid).contains(port) { return true }
                 usleep(50_000)

@@ -54,6 +54,12 @@ enum ProcFS {
         return parts
     }
 
+    /// The argument that follows `flag` in the process's command line (`--id 2` → "2").
+    static func argument(after flag: String, of pid: pid_t) -> String? {
+        guard let argv = cmdline(pid), let i = argv.firstIndex(of: flag), i + 1 < argv.count else { return nil }
+        return argv[i + 1]
+    }
+
     /// The environment from /proc/<pid>/environ (readable for our own user/root).
     static func environment(_ pid: pid_t) -> [String: String]? {
         guard let bytes = read("/proc/\(pid)/environ") else { return nil }
