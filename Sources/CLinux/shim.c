@@ -1,4 +1,6 @@
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE // GNU-only calls: accept4, pipe2, splice, signalfd helpers
+#endif
 #include "CLinux.h"
 
 #include <errno.h>

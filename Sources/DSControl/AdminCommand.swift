@@ -15,12 +15,13 @@ struct ScaleCommand: Decodable, Equatable {
         let message: String
     }
 
-    /// Parses a request body; an empty body means "no parameters".
+    /// Parses a request body; an empty body means "no parameters", and so does `null` for a key.
     static func parse(_ body: [UInt8]) throws -> ScaleCommand {
         if body.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) { return ScaleCommand() }
         do {
             return try JSONDecoder().decode(ScaleCommand.self, from: Data(body))
-        } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
+        } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
+                DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
             switch context.codingPath.first?.stringValue {
             case "n": throw Invalid(message: "<Error> 'n' must be a positive integer")
             case "hostnames": throw Invalid(message: "<Error> 'hostnames' must be a list of strings")

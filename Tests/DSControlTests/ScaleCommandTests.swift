@@ -11,6 +11,7 @@ final class ScaleCommandTests: XCTestCase {
         XCTAssertEqual(try parse(#"{"n": 2, "hostnames": ["S5", "S4"]}"#), ScaleCommand(n: 2, hostnames: ["S5", "S4"]))
         XCTAssertEqual(try parse(#"{"n": 3}"#), ScaleCommand(n: 3, hostnames: nil))
         XCTAssertEqual(try parse(#"{"hostnames": []}"#), ScaleCommand(n: nil, hostnames: []))
+        XCTAssertEqual(try parse(#"{"n": null}"#), ScaleCommand(), "null is the same as absent")
     }
 
     func testInvalidBodiesSayWhatIsWrong() {
@@ -19,8 +20,8 @@ final class ScaleCommandTests: XCTestCase {
             ("n=2", "not valid JSON"),
             (#"{"n": "2"}"#, "'n' must be a positive integer"),
             (#"{"n": true}"#, "'n' must be a positive integer"),
-            (#"{"n": 1.5}"#, "'n'"),
-            (#"{"n": null}"#, "'n' must be a positive integer"),
+            (#"{"n": 1.5}"#, "'n' must be a positive integer"),
+            (#"{"n": 99999999999999999999}"#, "'n' must be a positive integer"),
             (#"{"hostnames": "S1"}"#, "'hostnames' must be a list of strings"),
             (#"{"hostnames": [1, 2]}"#, "'hostnames' must be a list of strings"),
             ("[1, 2]", "JSON object"),
