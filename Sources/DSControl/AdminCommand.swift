@@ -11,6 +11,23 @@ struct ScaleCommand: Decodable, Equatable {
         self.hostnames = hostnames
     }
 
+    private enum CodingKeys: String, CodingKey { case n, hostnames }
+
+    /// `n` is read as a JSON number first: Foundation reports a fraction or an out-of-range
+    /// integer as "not valid JSON", which would not tell the user what is wrong.
+    init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        hostnames = try container.decodeIfPresent([String].self, forKey: .hostnames)
+        if let value = try container.decodeIfPresent(Double.self, forKey: .n) {
+            guard value == value.rounded(), abs(value) < 1e15 else {
+                throw Invalid(message: "<Error> 'n' must be a positive integer")
+            }
+            n = Int(value)
+        } else {
+            n = nil
+        }
+    }
+
     struct Invalid: Error {
         let message: String
     }
@@ -20,6 +37,8 @@ struct ScaleCommand: Decodable, Equatable {
         if body.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) { return ScaleCommand() }
         do {
             return try JSONDecoder().decode(ScaleCommand.self, from: Data(body))
+        } catch let error as Invalid {
+            throw error
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
                 DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
             switch context.codingPath.first?.stringValue {
