@@ -101,6 +101,7 @@ extension Supervisor {
             members.append(replica)
         }
         publish()
+        persist()
         for replica in pending.replicas {
             logger.info("[+] Server \(replica.backend.number) added: \(replica.backend.name) at \(replica.backend.address)")
         }
@@ -154,6 +155,7 @@ extension Supervisor {
         for replica in removed { logger.info("[-] Server \(replica.backend.number) removed: \(replica.backend.name)") }
         stopWhenUnused(removed, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)
         members.removeAll { names.contains($0.backend.name) }
+        persist()
         return AdminResponse(status: 200, body: repBody())
     }
 

@@ -44,14 +44,25 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         self.publisher = SnapshotPublisher(initial: .empty(algorithm: algorithm), workers: workers)
     }
 
-    /// Control thread, before the loop runs: launches the initial pool. `ready` runs on the loop
-    /// once every initial replica has passed its first checks (or the start timeout passed).
+    /// Where the desired pool is kept across restarts (nil: nowhere). Set before `bootstrap`.
+    public var stateStore: StateStore?
+
+    /// Control thread, before the loop runs: launches the initial pool — the saved one when
+    /// there is one, else `replicas` new ones. `ready` runs on the loop once every initial
+    /// replica has passed its first checks (or the start timeout passed).
     public func bootstrap(replicas: Int, ready: @escaping () -> Void) throws {
         onInitialPoolReady = ready
         for backend in driver.initialBackends() {
             members.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true))
         }
-        if driver.canCreate {
+        let saved = driver.canCreate ? try stateStore?.load(driver: driver.name) : nil
+        if let saved {
+            logger.info("[i] Restoring \(saved.count) replicas from \(stateStore!.path)")
+            for previous in saved {
+                let backend = try driver.launch(ReplicaSpec(name: previous.name, number: previous.number), previous: previous)
+                members.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true))
+            }
+        } else if driver.canCreate {
             for _ in 0..<replicas {
                 let spec = nextGeneratedSpec(taken: members.map(\.backend))
                 let backend = try driver.launch(spec, previous: nil)
@@ -63,6 +74,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             scheduleCheck(replica, after: 0)
         }
         publish()
+        try saveState()
         loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self] in self.initialPoolSettled(force: true) }
         initialPoolSettled(force: false)
         loop.schedule(afterNanoseconds: 100_000_000) { [unowned self] in self.pollDriver() }
@@ -211,6 +223,17 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         var k = 1
         while numbers.contains(k) || taken.contains(where: { $0.name == "server-\(k)" }) { k += 1 }
         return k
+    }
+
+    /// Writes the desired pool after a change. A failure is logged, not fatal: the pool in
+    /// memory is still right, only a restart would lose the change.
+    func saveState() throws {
+        guard let stateStore, driver.canCreate else { return }
+        try stateStore.save(members.filter(\.inPool).map(\.backend), driver: driver.name)
+    }
+
+    func persist() {
+        do { try saveState() } catch { logger.error("[!] Could not save the pool: \(error)") }
     }
 
     // MARK: heartbeats
@@ -362,6 +385,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             fresh.restarting = true
             members.append(fresh)
             publish()
+            persist()
             fresh.startDeadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak fresh] in
                 guard let fresh, !fresh.removed, fresh.restarting else { return }
                 fresh.startDeadline = nil

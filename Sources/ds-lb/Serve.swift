@@ -11,6 +11,11 @@ import DSReactor
 import DSSystem
 import Logging
 
+/// A runtime error: printed as one line (`Error: ...`), without the usage text.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+}
+
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the load balancer (the default command).")
@@ -62,6 +67,12 @@ struct Serve: ParsableCommand {
 
     @Option(help: "Other replicas a request may fail over to when its replica refuses the connection.")
     var retries: Int = 1
+
+    @Option(help: "Where the desired pool is kept across restarts (default: $STATE_DIRECTORY, else /var/lib/ds-lb).")
+    var stateDir: String?
+
+    @Flag(help: "Forget the saved pool and start a new one.")
+    var resetState = false
 
     func validate() throws {
         guard ["process", "static"].contains(driver) else {
@@ -144,6 +155,11 @@ struct Serve: ParsableCommand {
             control.stop()
         }
 
+        let store = StateStore(directory: stateDir ?? Self.defaultStateDirectory())
+        if resetState {
+            do { try store.reset() } catch { throw ValidationError("--reset-state: cannot remove \(store.path): \(error)") }
+        }
+        supervisor.stateStore = store
         let listenFD = try Self.listeningSocket(listenAddress, logger: logger)
         var config = ProxyConfig(adminAllow: allow)
         config.keyExtractor = extractor
@@ -167,14 +183,25 @@ struct Serve: ParsableCommand {
                 let bound = (try? Socket.localAddress(listenFD))?.description ?? listen
                 logger.info("[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(replicaDriver.name), hash: \(algorithm.rawValue), key: \(extractor))")
             }
+        } catch let error as StateStore.Failure {
+            supervisor.stopAll()
+            throw Failure(description: "\(error)")
         } catch {
             supervisor.stopAll()
-            throw ValidationError("could not start the initial replicas: \(error)")
+            throw Failure(description: "could not start the initial replicas: \(error)")
         }
         control.run()
         supervisor.stopAll()
         if let startError { throw startError }
         logger.info("[i] ds-lb stopped")
+    }
+
+    /// systemd's `StateDirectory=` (first entry), else /var/lib/ds-lb.
+    static func defaultStateDirectory() -> String {
+        if let value = getenv("STATE_DIRECTORY"), let first = String(cString: value).split(separator: ":").first {
+            return String(first)
+        }
+        return "/var/lib/ds-lb"
     }
 
     /// The socket systemd passed us (socket activation), else one we open.
