@@ -37,6 +37,42 @@ public enum HashAnalysis {
                 + "\"moved_fraction\":\(num(movedFraction)),\"ideal_moved_fraction\":\(num(idealMovedFraction)),"
                 + "\"lookup_ns\":\(num(lookupNs)),\"build_ms\":\(num(buildMs))}"
         }
+
+        /// The same figures for people, one per line (what `ds-lb ring` prints without --json).
+        public var text: String {
+            var lines = [
+                "algorithm     \(algorithm)",
+                "servers       \(servers)",
+                "keys          \(keys)",
+                "balance       max/avg \(fixed(maxOverAvg, 4)), stddev of share \(fixed(stddevShare * 100, 2)) % of the mean",
+            ]
+            if let moved = movedFraction, let ideal = idealMovedFraction {
+                let ratio = ideal > 0 ? fixed(moved / ideal, 3) : "-"
+                lines.append("moved         \(fixed(moved * 100, 3)) % of keys (ideal \(fixed(ideal * 100, 3)) %, \(ratio) × ideal)")
+            }
+            lines.append("lookup        \(fixed(lookupNs, 1)) ns median, including key hashing")
+            lines.append("build         \(fixed(buildMs, 3)) ms median")
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// `x` rounded to `digits` decimals, without Foundation's String(format:).
+    static func fixed(_ x: Double, _ digits: Int) -> String {
+        guard x.isFinite else { return "\(x)" }
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let negative = x < 0
+        // + 0.5 and truncate: round half up without `rounded()`, which may call libm (see squareRoot).
+        let scaled = abs(x) * scale + 0.5
+        guard scaled < 9e18 else { return "\(x)" }
+        let units = UInt64(scaled)
+        let whole = units / UInt64(scale), frac = units % UInt64(scale)
+        var out = (negative && units != 0 ? "-" : "") + "\(whole)"
+        if digits > 0 {
+            let f = String(frac)
+            out += "." + String(repeating: "0", count: digits - f.count) + f
+        }
+        return out
     }
 
     /// Packed key strings: bytes plus end offsets.
