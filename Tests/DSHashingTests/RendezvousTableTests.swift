@@ -98,23 +98,51 @@ final class RendezvousTableTests: XCTestCase {
         }
     }
 
-    /// `lookup` (records, including overflowing cells and UInt16 records past 255 virtual members)
+    /// `lookup` (narrow records including overflowing cells; wide lists past 255 virtual members)
     /// agrees with the reference order computed from first principles by forEachCandidate.
     func testLookupMatchesReferenceIncludingOverflowCells() {
         // N = 110 with 2^12 cells: ≈ 7 candidates per cell, a 16-entry stride, and a few cells
-        // (< 1/256) whose lists overflow it. N = 300 needs UInt16 records.
-        for (n, cellCount) in [(5, 1 << 10), (110, 1 << 12), (300, 1 << 10)] {
-            let t = RendezvousTable(members: servers(n), cellCount: cellCount)
-            XCTAssertEqual(t.records16.isEmpty, n <= 255)
+        // (< 1/256) whose lists overflow it. N = 300 and 1000 use the wide lists. N = 255 with
+        // one-cell groups puts all 255 in every list: a 256-byte stride where a count of 255
+        // must not be mistaken for the overflow mark.
+        for (n, cellCount, groupShift) in [(5, 1 << 10, 4), (110, 1 << 12, 4), (300, 1 << 10, 4),
+                                           (1000, 1 << 12, 4), (255, 16, 0), (40, 1 << 8, 8)] {
+            let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift)
+            XCTAssertEqual(t.entries16.isEmpty, n <= RendezvousTable.narrowLimit)
+            XCTAssertEqual(t.records8.isEmpty, n > RendezvousTable.narrowLimit)
             var keys = randomKeys(2000, seed: UInt64(n))
             // Keys inside every overflowing cell: the cell is the key's top log2(M) bits.
             let shift = UInt64(64 - cellCount.trailingZeroBitCount)
             for c in t.overflowCells { keys.append(UInt64(c) << shift | 12345) }
-            if n == 110 { XCTAssertFalse(t.overflowCells.isEmpty, "n = 110 should exercise overflow") }
+            if n == 110 || n == 255 { XCTAssertFalse(t.overflowCells.isEmpty, "n = \(n) should exercise overflow") }
             for k in keys {
                 var first: Int?
                 t.forEachCandidate(k) { first = $0; return false }
-                XCTAssertEqual(t.lookup(k), first)
+                XCTAssertEqual(t.lookup(k), first, "n = \(n), key \(k)")
+            }
+        }
+    }
+
+    /// The candidate lists the table is built from, against a direct reading of the definition
+    /// (each member's cell per group; for an empty cell the smallest non-empty aligned block).
+    func testCandidateListsFollowTheDefinition() {
+        for (n, cellCount, groupShift) in [(3, 1 << 8, 4), (40, 1 << 8, 4), (300, 1 << 7, 3), (7, 64, 6)] {
+            let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift)
+            let lists = RendezvousTable.candidateLists(seeds: t.seeds, cellCount: cellCount, groupShift: groupShift)
+            let groupSize = 1 << groupShift
+            for c in 0..<cellCount {
+                let group = c >> groupShift, offset = c & (groupSize - 1)
+                var span = 1, expected: [UInt16] = []
+                while expected.isEmpty {
+                    let first = offset & ~(span - 1)
+                    expected = (0..<n).filter { v in
+                        let cell = RendezvousTable.cellInGroup(t.seeds[2 * v], group, groupShift)
+                        return cell >= first && cell < first + span
+                    }.map { UInt16($0) }
+                    span <<= 1
+                }
+                let got = Array(lists.entries[Int(lists.starts[c])..<Int(lists.starts[c + 1])])
+                XCTAssertEqual(got, expected, "n = \(n), cell \(c)")
             }
         }
     }
