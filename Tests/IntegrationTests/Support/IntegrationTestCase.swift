@@ -113,6 +113,18 @@ class IntegrationTestCase: XCTestCase {
         return process
     }
 
+    /// A new empty directory under $TMPDIR (or /tmp), removed in teardown.
+    func temporaryDirectory() throws -> String {
+        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(base)/ds-lb-itest-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw ChildProcess.LaunchError(description: "mkdtemp in \(base): \(String(cString: strerror(errno)))")
+        }
+        let path = String(cString: made)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
     /// Starts `ds-server` with `arguments` and waits for `Listening on 127.0.0.1:PORT`.
     func startServer(_ arguments: [String], environment: [String: String?] = [:],
                      name: String = "ds-server") throws -> ServerUnderTest {
@@ -135,6 +147,12 @@ class IntegrationTestCase: XCTestCase {
     /// share ds-lb's stderr, is not taken for it).
     func startLoadBalancer(_ arguments: [String] = ["--listen", "127.0.0.1:0", "--replicas", "3"],
                            environment: [String: String?] = [:]) throws -> LoadBalancerUnderTest {
+        // ds-lb may keep its pool across restarts in $STATE_DIRECTORY (else a system-wide
+        // directory): give every ds-lb its own empty one, so no test sees another's pool.
+        var environment = environment
+        if environment["STATE_DIRECTORY"] == nil {
+            environment["STATE_DIRECTORY"] = try temporaryDirectory()
+        }
         let process = try launch("ds-lb", arguments, environment: environment)
         let groups = try process.waitForStderrLine(matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#,
                                                    timeout: startupTimeout) { groups in
