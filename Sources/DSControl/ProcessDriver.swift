@@ -46,10 +46,20 @@ public final class ProcessDriver: ReplicaDriver {
     }
 
     public func stop(_ backend: Backend) {
-        guard var child = children.removeValue(forKey: backend.name) else { return }
-        child.process.signal(SIGTERM)
-        child.killAt = monotonicNanoseconds() + stopGraceNanoseconds
+        retire(backend)()
+    }
+
+    public func retire(_ backend: Backend) -> () -> Void {
+        guard let child = children.removeValue(forKey: backend.name) else { return {} }
+        // Reaped by poll() from now on, but not reported as an unexpected exit.
         stopping.append(child)
+        let pid = child.process.pid
+        return { [weak self] in
+            guard let self else { return }
+            guard let i = self.stopping.firstIndex(where: { $0.process.pid == pid }) else { return }
+            self.stopping[i].process.signal(SIGTERM)
+            self.stopping[i].killAt = monotonicNanoseconds() + self.stopGraceNanoseconds
+        }
     }
 
     public func kill(_ backend: Backend) {

@@ -31,6 +31,9 @@ public protocol ReplicaDriver: AnyObject {
     func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend
     /// Asks a replica to stop and returns at once (the driver escalates if it lingers).
     func stop(_ backend: Backend)
+    /// Takes a replica out of the driver's name space now (its name may be reused at once) and
+    /// returns what stops that very instance later, once no worker sends it requests.
+    func retire(_ backend: Backend) -> () -> Void
     /// Makes sure a failed instance is gone before it is replaced.
     func kill(_ backend: Backend)
     /// Called often: reaps replicas that exited on their own and reports them with a reason.

@@ -19,6 +19,7 @@ public final class StaticDriver: ReplicaDriver {
     }
 
     public func stop(_ backend: Backend) {}
+    public func retire(_ backend: Backend) -> () -> Void { {} }
     public func kill(_ backend: Backend) {}
     public func poll() -> [(Backend, String)] { [] }
     public func details(of backend: Backend) -> [(String, JSONValue)] { [] }

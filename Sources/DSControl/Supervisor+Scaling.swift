@@ -153,7 +153,9 @@ extension Supervisor {
         for replica in removed { replica.inPool = false }
         let target = publish()
         for replica in removed { logger.info("[-] Server \(replica.backend.number) removed: \(replica.backend.name)") }
-        stopWhenUnused(removed, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)
+        // The names are free at once (a re-add may reuse them); these instances stop later.
+        let stoppers = removed.map { driver.retire($0.backend) }
+        stopWhenUnused(removed, stoppers: stoppers, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)
         members.removeAll { names.contains($0.backend.name) }
         persist()
         return AdminResponse(status: 200, body: repBody())
@@ -161,14 +163,14 @@ extension Supervisor {
 
     /// Stops removed replicas once every worker runs a snapshot without them (DESIGN.md §3), so
     /// no new request reaches a replica that is going away.
-    private func stopWhenUnused(_ removed: [Replica], generation target: UInt64, deadline: UInt64) {
+    private func stopWhenUnused(_ removed: [Replica], stoppers: [() -> Void], generation target: UInt64, deadline: UInt64) {
         for replica in removed {
             replica.removed = true
             for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
         }
         func attempt() {
             if publisher.allWorkersReached(target) || monotonicNanoseconds() > deadline {
-                removed.forEach { driver.stop($0.backend) }
+                stoppers.forEach { $0() }
                 return
             }
             loop.schedule(afterNanoseconds: 2_000_000) { attempt() }

@@ -52,8 +52,10 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     /// replica has passed its first checks (or the start timeout passed).
     public func bootstrap(replicas: Int, ready: @escaping () -> Void) throws {
         onInitialPoolReady = ready
+        // Replicas run by someone else start UP, as HAProxy's servers do: they are presumed to
+        // serve until checks say otherwise. Replicas we launch must first pass `rise` checks.
         for backend in driver.initialBackends() {
-            members.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true))
+            members.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise, status: .up), inPool: true))
         }
         let saved = driver.canCreate ? try stateStore?.load(driver: driver.name) : nil
         if let saved {
@@ -72,6 +74,12 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         for replica in members {
             logger.info("[+] Server \(replica.backend.number) started: \(replica.backend.name) at \(replica.backend.address)")
             scheduleCheck(replica, after: 0)
+            guard driver.canCreate else { continue }
+            replica.startDeadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak replica] in
+                guard let replica, !replica.removed, replica.health.status == .starting else { return }
+                replica.startDeadline = nil
+                self.restartFailed(replica, reason: "no successful heartbeat within \(DurationText.format(self.config.startTimeout)) of start")
+            }
         }
         publish()
         try saveState()
@@ -108,7 +116,10 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     /// live traffic. It is checked now instead of at the next interval.
     public func reportUnreachable(_ backend: Backend) {
         loop.execute { [self] in
-            guard let replica = members.first(where: { $0.backend == backend }), replica.probe == nil, replica.isUp else { return }
+            // Only the first sign of trouble triggers a check: after that the quick re-checks
+            // run on their own timer, so a burst of failing requests is not a burst of probes.
+            guard let replica = members.first(where: { $0.backend == backend }), replica.probe == nil, replica.isUp,
+                  replica.health.consecutiveFailures == 0 else { return }
             scheduleCheck(replica, after: 0)
         }
     }
@@ -415,7 +426,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             logger.warning("[!] Server \(backend.number) (\(backend.name)) exited: \(reason)")
             if pendingAdd?.replicas.contains(where: { $0 === replica }) == true {
                 pendingAdd?.fail("replica \(backend.name) exited during start-up (\(reason))", supervisor: self)
-            } else if replica.restarting {
+            } else if replica.restarting || replica.health.status == .starting {
                 restartFailed(replica, reason: "exited during start-up (\(reason))")
             } else if replica.isUp {
                 // The process is gone: no need to wait for `fall` failed heartbeats.

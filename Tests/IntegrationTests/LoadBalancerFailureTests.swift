@@ -1,5 +1,7 @@
-// A replica that dies: the ids it owned get 502 JSON while every other id keeps reaching its
-// own replica (there is no automatic restart yet).
+// A replica that dies while ds-lb keeps it in rotation: with `--retries 0` the ids it owned get
+// 502 JSON (never a hang) while every other id keeps reaching its own replica; with the default
+// `--retries 1` they are served by the next replica for their key instead. Static backends are
+// used so nothing restarts the dead one, and `--fall 100` keeps it in rotation for the test.
 
 #if canImport(Glibc)
 import Glibc
@@ -8,19 +10,27 @@ import Foundation
 import XCTest
 
 final class LoadBalancerFailureTests: IntegrationTestCase {
-    func testKilledReplicaAnswers502WhileOthersKeepWorking() throws {
-        let lb = try startLoadBalancer()
-        var rng = SeededRandom(seed: 502)
-        let ids = rng.sixDigitIDs(600)
-        let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
-        XCTAssertEqual(Set(distribution(owners).keys), [1, 2, 3], "distribution \(distribution(owners))")
+    private func startPair(retries: Int) throws -> (LoadBalancerUnderTest, ServerUnderTest, ServerUnderTest) {
+        let a = try startServer(id: 1)
+        let b = try startServer(id: 2)
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static",
+                                        "--backend", "server-1=127.0.0.1:\(a.port)", "--backend", "server-2=127.0.0.1:\(b.port)",
+                                        "--retries", "\(retries)", "--fall", "100", "--heartbeat-interval", "1m"])
+        return (lb, a, b)
+    }
 
-        // Find server 2 among ds-lb's children by `--id 2` in its command line.
-        let pids = lb.replicaPIDsByID()
-        let victim = try XCTUnwrap(pids[2], "no child of ds-lb runs with --id 2: \(ProcFS.children(of: lb.process.pid).map(ProcFS.describe))")
-        let identity = try XCTUnwrap(ProcFS.identity(victim))
-        XCTAssertEqual(kill(victim, SIGKILL), 0)
-        XCTAssertEqual(ProcFS.waitUntilGone([identity], timeout: 5), [], "replica 2 did not die: \(ProcFS.describe(victim))")
+    private func kill(_ server: ServerUnderTest) throws {
+        XCTAssertTrue(server.process.send(signal: SIGKILL))
+        XCTAssertNotNil(server.process.waitForExit(timeout: 5), "replica did not die")
+    }
+
+    func testKilledReplicaAnswers502WhileOthersKeepWorking() throws {
+        let (lb, _, b) = try startPair(retries: 0)
+        var rng = SeededRandom(seed: 502)
+        let ids = rng.sixDigitIDs(400)
+        let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
+        XCTAssertEqual(Set(distribution(owners).keys), [1, 2], "distribution \(distribution(owners))")
+        try kill(b)
 
         // Keep-alive clients that were idle while the replica died; ds-lb may close them
         // after a 502, the client then reconnects.
@@ -38,7 +48,21 @@ final class LoadBalancerFailureTests: IntegrationTestCase {
         }
         XCTAssertTrue(failures.isEmpty, "\(failures.count) of \(ids.count) answers wrong after SIGKILL of replica 2:\n\(failures.prefix(8).joined(separator: "\n"))")
         XCTAssertTrue(lb.process.isRunning, "ds-lb must survive a replica's death")
-        // No restart yet: the pool still lists server-2.
-        assertReplicaState(try lb.request("GET", "/rep"), ["server-1", "server-2", "server-3"], "GET /rep after the kill")
+        assertReplicaState(try lb.request("GET", "/rep"), ["server-1", "server-2"], "GET /rep after the kill")
+    }
+
+    func testRetryMovesRequestsOfADeadReplicaToTheNextOne() throws {
+        let (lb, _, b) = try startPair(retries: 1)
+        var rng = SeededRandom(seed: 503)
+        let ids = rng.sixDigitIDs(300)
+        let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
+        XCTAssertEqual(Set(distribution(owners).keys), [1, 2])
+        try kill(b)
+        let client = lb.client()
+        for id in ids {
+            let response = try client.get("/home?id=\(id)")
+            XCTAssertEqual(response.status, 200, "id \(id): \(response)")
+            XCTAssertEqual(response.helloServerID, 1, "id \(id) must fail over to the only live replica")
+        }
     }
 }

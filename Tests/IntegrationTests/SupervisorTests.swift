@@ -1,0 +1,261 @@
+// The supervisor end to end: replicas that die or hang are noticed, taken out of rotation,
+// restarted and put back while a load runs; the pool survives a restart of ds-lb itself.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+/// A steady keep-alive load of `GET /home?id=` over fixed ids on its own threads, counting
+/// every answer that is not a 200 from a replica.
+final class BackgroundLoad: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    private var finishedThreads = 0
+    private(set) var sent = 0
+    private(set) var failures: [String] = []
+    private let threads: Int
+
+    init(port: UInt16, ids: [Int], threads: Int = 2) {
+        self.threads = threads
+        for t in 0..<threads {
+            let thread = Thread { [self] in
+                let client = KeepAliveClient(port: port)
+                var i = t
+                while !self.isStopped {
+                    let id = ids[i % ids.count]
+                    i += threads
+                    var failure: String?
+                    do {
+                        let response = try client.get("/home?id=\(id)")
+                        if response.status != 200 || response.helloServerID == nil { failure = "id \(id): \(response)" }
+                    } catch {
+                        failure = "id \(id): \(error)"
+                        client.close()
+                    }
+                    self.lock.lock()
+                    self.sent += 1
+                    if let failure { self.failures.append(failure) }
+                    self.lock.unlock()
+                }
+                client.close()
+                self.lock.lock()
+                self.finishedThreads += 1
+                self.lock.unlock()
+            }
+            thread.start()
+        }
+    }
+
+    private var isStopped: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return stopped
+    }
+
+    /// Stops the threads and waits for them (each is at most one request timeout away).
+    func stop() -> (sent: Int, failures: [String]) {
+        lock.lock(); stopped = true; lock.unlock()
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            lock.lock()
+            let done = finishedThreads == threads
+            lock.unlock()
+            if done { break }
+            usleep(10_000)
+        }
+        lock.lock(); defer { lock.unlock() }
+        return (sent, failures)
+    }
+}
+
+final class SupervisorTests: IntegrationTestCase {
+    private func index(of pattern: String, in lines: [String], after start: Int = 0) -> Int? {
+        let regex = try! NSRegularExpression(pattern: pattern)
+        for i in start..<lines.count where i >= 0 {
+            let line = lines[i]
+            if regex.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) != nil { return i }
+        }
+        return nil
+    }
+
+    func testKilledReplicaIsRestartedWhileTheLoadSeesNoFailure() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "3", "--heartbeat-interval", "1s"])
+        var rng = SeededRandom(seed: 5)
+        let ids = rng.sixDigitIDs(300)
+        let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
+        XCTAssertEqual(Set(distribution(owners).keys), [1, 2, 3])
+
+        let load = BackgroundLoad(port: lb.port, ids: ids)
+        usleep(300_000)
+        let victim = try XCTUnwrap(lb.replicaPIDsByID()[2])
+        let killedAt = Date()
+        XCTAssertEqual(kill(victim, SIGKILL), 0)
+        // Interval + timeout + 0.5 s is the bound; the process driver notices the exit sooner.
+        try lb.process.waitForStderrLine(matching: #"\[!\] Server 2 failed heartbeat\. Restarting\.\.\."#, timeout: 1 + 2 + 0.5 + 1)
+        let detected = Date().timeIntervalSince(killedAt)
+        try lb.process.waitForStderrLine(matching: #"\[\+\] Server 2 restarted"#, timeout: 10)
+        usleep(500_000)
+        let (sent, failures) = load.stop()
+
+        XCTAssertLessThan(detected, 3.5, "DOWN must be noticed within interval + timeout + 0.5 s")
+        XCTAssertGreaterThan(sent, 50, "the load must have run")
+        XCTAssertTrue(failures.isEmpty, "\(failures.count) of \(sent) requests failed:\n\(failures.prefix(5).joined(separator: "\n"))\n\(lb.process.outputTail())")
+        let lines = lb.process.stderr.allLines
+        let down = try XCTUnwrap(index(of: #"\[!\] Server 2 failed heartbeat\. Restarting\.\.\."#, in: lines))
+        XCTAssertNotNil(index(of: #"\[\+\] Server 2 restarted"#, in: lines, after: down + 1), "restarted must follow failed")
+
+        // Same name, same keys: server 2 serves exactly its old ids again, from a new process.
+        let newPID = try XCTUnwrap(lb.replicaPIDsByID()[2], "server 2 was not respawned")
+        XCTAssertNotEqual(newPID, victim)
+        let (after, _) = try routeIDs(ids, through: lb, connections: 2)
+        XCTAssertEqual(after, owners, "every id must reach the same replica after the restart")
+        assertReplicaState(try lb.request("GET", "/rep"), ["server-1", "server-2", "server-3"], "GET /rep after the restart")
+    }
+
+    func testHungReplicaIsDetectedByTimeoutAndReplaced() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "3",
+                                        "--heartbeat-interval", "500ms", "--heartbeat-timeout", "300ms"])
+        let victim = try XCTUnwrap(lb.replicaPIDsByID()[1])
+        let identity = try XCTUnwrap(ProcFS.identity(victim))
+        XCTAssertEqual(kill(victim, SIGSTOP), 0)
+        addTeardownBlock { _ = kill(victim, SIGKILL) }
+        try lb.process.waitForStderrLine(matching: #"\[!\] Server 1 failed heartbeat\. Restarting\.\.\."#, timeout: 6)
+        try lb.process.waitForStderrLine(matching: #"\[\+\] Server 1 restarted"#, timeout: 10)
+        XCTAssertEqual(ProcFS.waitUntilGone([identity], timeout: 3), [], "the hung process must be killed, not left behind")
+        let status = try lb.request("GET", "/status")
+        XCTAssertEqual(status.status, 200)
+        let message = try XCTUnwrap(status.jsonObject?["message"] as? [String: Any])
+        let replicas = try XCTUnwrap(message["replicas"] as? [[String: Any]])
+        let one = try XCTUnwrap(replicas.first { $0["name"] as? String == "server-1" })
+        XCTAssertEqual(one["state"] as? String, "UP")
+        XCTAssertEqual(one["restarts"] as? Int, 1)
+        XCTAssertTrue((one["last_check"] as? String)?.hasPrefix("L7OK") == true, "\(one)")
+    }
+
+    func testStatusDescribesEveryReplica() throws {
+        let lb = try startLoadBalancer()
+        let response = try lb.request("GET", "/status")
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.jsonStatus, "successful")
+        let message = try XCTUnwrap(response.jsonObject?["message"] as? [String: Any], "\(response)")
+        XCTAssertEqual(message["N"] as? Int, 3)
+        XCTAssertNotNil(message["generation"] as? Int)
+        XCTAssertNotNil(message["algorithm"] as? String)
+        let replicas = try XCTUnwrap(message["replicas"] as? [[String: Any]])
+        let pids = lb.replicaPIDsByID()
+        XCTAssertEqual(replicas.compactMap { $0["name"] as? String }, ["server-1", "server-2", "server-3"])
+        for replica in replicas {
+            let id = try XCTUnwrap(replica["id"] as? Int)
+            XCTAssertEqual(replica["state"] as? String, "UP", "\(replica)")
+            XCTAssertEqual(replica["pid"] as? Int, pids[id].map(Int.init), "\(replica)")
+            XCTAssertTrue((replica["address"] as? String)?.hasPrefix("127.0.0.1:") == true)
+            XCTAssertEqual(replica["consecutive_failures"] as? Int, 0)
+        }
+        let denied = try lb.request("GET", "/status", source: "127.0.0.3")
+        XCTAssertEqual(denied.status, 200, "loopback is allowed by default")
+    }
+
+    func testScalingUnderLoadLosesNothing() throws {
+        let lb = try startLoadBalancer()
+        var rng = SeededRandom(seed: 7)
+        let ids = rng.sixDigitIDs(200)
+        let load = BackgroundLoad(port: lb.port, ids: ids)
+        for _ in 0..<3 {
+            let added = try lb.admin("POST", "/add", json: ["n": 2])
+            XCTAssertEqual(added.status, 200, "\(added)")
+            XCTAssertEqual(added.replicaState?.n, 5)
+            usleep(200_000)
+            let removed = try lb.admin("DELETE", "/rm", json: ["n": 2])
+            XCTAssertEqual(removed.status, 200, "\(removed)")
+            XCTAssertEqual(removed.replicaState?.n, 3)
+            usleep(200_000)
+        }
+        let (sent, failures) = load.stop()
+        XCTAssertGreaterThan(sent, 50)
+        XCTAssertTrue(failures.isEmpty, "\(failures.count) of \(sent) requests failed while scaling:\n\(failures.prefix(5).joined(separator: "\n"))")
+        XCTAssertEqual(lb.replicaPIDsByID().count, 3, "removed replicas must be stopped: \(lb.replicaPIDsByID())")
+    }
+
+    func testPoolSurvivesRestartsOfTheBalancer() throws {
+        let stateDir = try temporaryDirectory()
+        let environment: [String: String?] = ["STATE_DIRECTORY": stateDir]
+        let first = try startLoadBalancer(environment: environment)
+        XCTAssertEqual(try first.admin("POST", "/add", json: ["hostnames": ["S9"]]).status, 200)
+        var rng = SeededRandom(seed: 11)
+        let ids = rng.sixDigitIDs(200)
+        let (owners, _) = try routeIDs(ids, through: first, connections: 2)
+        let pool = try first.replicaState().replicas
+        XCTAssertEqual(pool.count, 4)
+
+        // SIGTERM: a clean stop, then the same pool comes back.
+        XCTAssertTrue(first.process.send(signal: SIGTERM))
+        XCTAssertEqual(first.process.waitForExit(timeout: 10)?.description.contains("0") ?? false, true)
+        let second = try startLoadBalancer(environment: environment)
+        XCTAssertEqual(try second.replicaState().replicas.sorted(), pool.sorted())
+        XCTAssertEqual(try routeIDs(ids, through: second, connections: 2).0, owners, "same replicas, same keys")
+
+        // SIGKILL: the children die with it (PR_SET_PDEATHSIG); the next start neither
+        // duplicates nor forgets a replica.
+        let orphans = ProcFS.children(of: second.process.pid).compactMap(ProcFS.identity)
+        XCTAssertTrue(second.process.send(signal: SIGKILL))
+        XCTAssertEqual(ProcFS.waitUntilGone(orphans, timeout: 5), [], "replicas outlived a SIGKILLed ds-lb")
+        let third = try startLoadBalancer(environment: environment)
+        XCTAssertEqual(try third.replicaState().replicas.sorted(), pool.sorted())
+        XCTAssertEqual(third.replicaPIDsByID().count, 4, "exactly the saved replicas run")
+        XCTAssertEqual(try routeIDs(ids, through: third, connections: 2).0, owners)
+    }
+
+    func testCorruptStateFileIsReportedAndRefused() throws {
+        let stateDir = try temporaryDirectory()
+        let path = stateDir + "/state.json"
+        try Data(#"{"version": 1, "driver": "proc"#.utf8).write(to: URL(fileURLWithPath: path))
+        let process = try launch("ds-lb", ["--listen", "127.0.0.1:0"], environment: ["STATE_DIRECTORY": stateDir])
+        let ended = process.waitForExit(timeout: 10)
+        XCTAssertNotNil(ended, "ds-lb must refuse to start")
+        XCTAssertFalse(ended?.description.contains("status 0") ?? true, "\(String(describing: ended))")
+        let output = process.stderr.allLines.joined(separator: "\n")
+        XCTAssertTrue(output.contains(path), "the error must name the file: \(output)")
+        XCTAssertTrue(output.contains("corrupt"), output)
+    }
+
+    func testFailingRestartsBackOffThenReplaceTheReplica() throws {
+        // A replica binary that fails while a marker file exists.
+        let dir = try temporaryDirectory()
+        let marker = dir + "/broken"
+        let script = dir + "/replica.sh"
+        let server = try Binaries.path("ds-server")
+        try Data("#!/bin/sh\n[ -e \(marker) ] && exit 3\nexec \(server) \"$@\"\n".utf8).write(to: URL(fileURLWithPath: script))
+        XCTAssertEqual(chmod(script, 0o755), 0)
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "3", "--server-binary", script,
+                                        "--heartbeat-interval", "500ms", "--on-failure", "replace", "--max-restarts", "3"])
+        XCTAssertTrue(FileManager.default.createFile(atPath: marker, contents: nil))
+        let victim = try XCTUnwrap(lb.replicaPIDsByID()[1])
+        XCTAssertEqual(kill(victim, SIGKILL), 0)
+        try lb.process.waitForStderrLine(matching: #"\[!\] Failed to restart server 1: .*exit status 3"#, timeout: 5)
+        try lb.process.waitForStderrLine(matching: #"next restart in 1s"#, timeout: 3)
+        try lb.process.waitForStderrLine(matching: #"next restart in 2s"#, timeout: 5)
+        try lb.process.waitForStderrLine(matching: #"replacing it with server-4"#, timeout: 8)
+        try FileManager.default.removeItem(atPath: marker)
+        try lb.process.waitForStderrLine(matching: #"\[\+\] Server 4 restarted"#, timeout: 10)
+        let state = try lb.replicaState()
+        XCTAssertEqual(state.replicas.sorted(), ["server-2", "server-3", "server-4"], "the pool keeps its size under a new name")
+        let restarts = lb.process.stderr.allLines.filter { $0.contains("Failed to restart server 1") }.count
+        XCTAssertEqual(restarts, 3, "exactly --max-restarts failed attempts before the replacement")
+    }
+
+    func testFlappingReplicaIsNotRestartedInAStorm() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "3", "--heartbeat-interval", "500ms"])
+        let started = Date()
+        while Date().timeIntervalSince(started) < 6 {
+            if let pid = lb.replicaPIDsByID()[3] { _ = kill(pid, SIGKILL) }
+            usleep(300_000)
+        }
+        let restarts = lb.process.stderr.allLines.filter { $0.contains("[+] Server 3 restarted") }.count
+        // Without damping a restart would follow every kill (~20); backoff (1 s, 2 s, 4 s ...)
+        // allows about four in six seconds.
+        XCTAssertLessThanOrEqual(restarts, 5, lb.process.outputTail())
+        XCTAssertGreaterThanOrEqual(restarts, 1, lb.process.outputTail())
+        XCTAssertTrue(lb.process.isRunning)
+    }
+}
