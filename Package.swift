@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
@@ -21,8 +22,12 @@ let package = Package(
         .target(name: "DSHTTP1"),
         .target(name: "DSHashing"),
         .target(name: "DSBalancer", dependencies: ["DSHashing"]),
-        .target(name: "DSProxy", dependencies: ["DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "DSControl", dependencies: ["DSProxy", "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSHashing", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "DSProxy", dependencies: ["DSReactor", "DSSystem", "DSHTTP1", "DSBalancer",
+                                                .product(name: "Logging", package: "swift-log"),
+                                                .product(name: "Prometheus", package: "swift-prometheus")]),
+        .target(name: "DSControl", dependencies: ["DSProxy", "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSHashing",
+                                                  .product(name: "Logging", package: "swift-log"),
+                                                  .product(name: "Prometheus", package: "swift-prometheus")]),
         .executableTarget(name: "ds-lb", dependencies: [
             "DSControl", "DSProxy", "DSSystem", "CSystemd",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

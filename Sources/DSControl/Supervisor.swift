@@ -8,6 +8,7 @@ import DSProxy
 import DSReactor
 import DSSystem
 import Logging
+import Prometheus
 
 /// Owns membership (DESIGN.md §2): heartbeats, the driver, the admin commands and the snapshots.
 /// It runs on the control loop; workers reach it only through `submit` and `reportUnreachable`
@@ -32,7 +33,14 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     private var busy = false
     private var onInitialPoolReady: (() -> Void)?
 
-    public static let adminPaths: Set<Substring> = ["/rep", "/add", "/rm", "/status"]
+    public static let adminPaths: Set<Substring> = ["/rep", "/add", "/rm", "/status", "/metrics"]
+
+    /// Shared with the workers: they count requests, the supervisor health and restarts.
+    public let metrics: ProxyMetrics
+    private let generationGauge: Gauge
+    private let poolGauge: Gauge
+    private var healthGauges: [String: Gauge] = [:]
+    private var restartCounters: [String: Counter] = [:]
 
     public init(loop: EventLoop, driver: ReplicaDriver, algorithm: HashAlgorithm, config: SupervisorConfig,
                 workers: Int, logger: Logger) {
@@ -42,6 +50,27 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         self.config = config
         self.logger = logger
         self.publisher = SnapshotPublisher(initial: .empty(algorithm: algorithm), workers: workers)
+        self.metrics = ProxyMetrics()
+        generationGauge = metrics.registry.makeGauge(
+            descriptor: ProxyMetrics.name("ring", unit: "generation", help: "Generation of the published snapshot"))
+        poolGauge = metrics.registry.makeGauge(descriptor: ProxyMetrics.name("pool", unit: "replicas", help: "Replicas in the pool"))
+    }
+
+    private func healthGauge(_ name: String) -> Gauge {
+        if let gauge = healthGauges[name] { return gauge }
+        let gauge = metrics.registry.makeGauge(
+            descriptor: ProxyMetrics.name("replica", unit: "up", help: "1 when the replica passes its heartbeats, else 0"),
+            labels: [("replica", name)])
+        healthGauges[name] = gauge
+        return gauge
+    }
+
+    func countRestart(_ name: String) {
+        let counter = restartCounters[name] ?? metrics.registry.makeCounter(
+            descriptor: ProxyMetrics.name("replica_restarts", unit: "total", help: "Successful restarts of the replica"),
+            labels: [("replica", name)])
+        restartCounters[name] = counter
+        counter.increment()
     }
 
     /// Where the desired pool is kept across restarts (nil: nowhere). Set before `bootstrap`.
@@ -143,11 +172,13 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             done(AdminResponse(status: 200, body: repBody()))
         case ("/status", "GET"), ("/status", "HEAD"):
             done(AdminResponse(status: 200, body: statusBody()))
+        case ("/metrics", "GET"), ("/metrics", "HEAD"):
+            done(AdminResponse(status: 200, body: metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
         case ("/add", "POST"):
             add(request, done: done)
         case ("/rm", "DELETE"):
             done(remove(request))
-        case ("/rep", _), ("/status", _):
+        case ("/rep", _), ("/status", _), ("/metrics", _):
             done(.failure(405, "<Error> Method \(request.method) not allowed on \(request.path); use GET", extraHeaders: "Allow: GET\r\n"))
         case ("/add", _):
             done(.failure(405, "<Error> Method \(request.method) not allowed on /add; use POST", extraHeaders: "Allow: POST\r\n"))
@@ -184,6 +215,8 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
                 ("consecutive_failures", .int(replica.health.consecutiveFailures)),
                 ("restarts", .int(replica.restarts)),
                 ("failed_restarts", .int(replica.failedRestarts)),
+                ("requests", .int(metrics.replica(replica.backend.name).served)),
+                ("in_flight", .int(metrics.replica(replica.backend.name).inFlight)),
             ]
             return .object(fields)
         }
@@ -214,6 +247,9 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         }
         generation += 1
         publishedHealth = health
+        generationGauge.set(Int64(generation))
+        poolGauge.set(Int64(pool.count))
+        for (name, up) in health { healthGauge(name).set(Int64(up ? 1 : 0)) }
         publisher.publish(Snapshot(generation: generation, backends: pool.map(\.backend), healthy: health, algorithm: algorithm))
         return generation
     }
@@ -304,6 +340,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             replica.restarting = false
             replica.restarts += 1
             replica.failedRestarts = 0
+            countRestart(replica.backend.name)
             logger.info("[+] Server \(replica.backend.number) restarted")
         } else if wasDown {
             logger.info("[+] Server \(replica.backend.number) is back up")

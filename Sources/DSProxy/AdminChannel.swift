@@ -26,15 +26,17 @@ public struct AdminRequest: Sendable {
     }
 }
 
-/// The supervisor's answer: a status and a JSON body.
+/// The supervisor's answer: a status and a body (JSON unless said otherwise).
 public struct AdminResponse: Sendable {
     public let status: Int
     public let body: String
+    public let contentType: String
     public let extraHeaders: String
 
-    public init(status: Int, body: String, extraHeaders: String = "") {
+    public init(status: Int, body: String, contentType: String = "application/json", extraHeaders: String = "") {
         self.status = status
         self.body = body
+        self.contentType = contentType
         self.extraHeaders = extraHeaders
     }
 

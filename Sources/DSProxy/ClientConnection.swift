@@ -64,6 +64,9 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         var hashedKey: UInt64 = 0
         var tried: [String] = []
         var failoversLeft = 0
+        /// The replica this exchange is counted against, and since when.
+        var tracked: ProxyMetrics.Replica?
+        var trackedSince: UInt64 = 0
         var responseStarted = false
         var responseHead: ResponseHead?
         var framing = BodyFraming.none
@@ -164,6 +167,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                 begin(head)
                 return true
             case .failed(let error):
+                worker.metrics.count(.badRequest)
                 respond(status: error.status, message: error.message, close: true)
                 return true
             case .incomplete(let resume):
@@ -185,6 +189,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         let framing: BodyFraming
         switch Framing.request(head) {
         case .failure(let error):
+            worker.metrics.count(.badRequest)
             respond(status: error.status, message: error.message, close: true)
             return
         case .success(let decided):
@@ -235,8 +240,8 @@ final class ClientConnection: EventHandler, UpstreamOwner {
 
     private func adminReplied(_ response: AdminResponse, close closeAfter: Bool, headOnly: Bool) {
         guard !closed, case .awaitingAdmin = state else { return }
-        output.append(ResponseWriter.response(status: response.status, body: response.body, close: closeAfter,
-                                              headOnly: headOnly, extraHeaders: response.extraHeaders))
+        output.append(ResponseWriter.response(status: response.status, contentType: response.contentType, body: response.body,
+                                              close: closeAfter, headOnly: headOnly, extraHeaders: response.extraHeaders))
         state = closeAfter ? .closing : .readingHead
         drive()
     }
@@ -278,6 +283,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         let hashedKey = key.withUTF8 { snapshot.table.key(UnsafeRawBufferPointer($0)) }
         let backend = snapshot.select(hashedKey: hashedKey)
         guard let backend else {
+            worker.metrics.count(.noReplica)
             input.consume(head.length)
             respond(status: 503, message: snapshot.isEmpty ? "No replica available: the pool is empty" : "No healthy replica available",
                     close: bodyLength > 0 || !head.wantsKeepAlive)
@@ -312,6 +318,12 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         }
         upstream.owner = self
         exchange.upstream = upstream
+        if exchange.tracked == nil || exchange.tracked !== worker.metrics(for: backend) {
+            exchange.tracked?.end(answered: false, nanoseconds: 0)
+            exchange.tracked = worker.metrics(for: backend)
+            exchange.tracked?.begin()
+            exchange.trackedSince = monotonicNanoseconds()
+        }
         if let timer = exchange.timer { worker.loop.cancel(timer) }
         let timeout = upstream.connected ? worker.config.responseTimeoutNanoseconds : worker.config.connectTimeoutNanoseconds
         exchange.timer = worker.loop.schedule(afterNanoseconds: timeout) { [weak self] in self?.exchangeTimedOut() }
@@ -599,6 +611,8 @@ final class ClientConnection: EventHandler, UpstreamOwner {
 
     private func finishExchange(_ upstream: UpstreamConnection) {
         if let timer = exchange.timer { worker.loop.cancel(timer) }
+        exchange.tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - exchange.trackedSince)
+        exchange.tracked = nil
         releaseHeadFromInput()
         let reusable = exchange.responseHead?.keepsConnection == true && exchange.framing != .untilClose
             && exchange.bodyRemaining == 0 && upstream.input.isEmpty
@@ -641,6 +655,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         guard exchange.failoversLeft > 0, let snapshot = exchange.snapshot, !exchange.headConsumed,
               let next = snapshot.select(hashedKey: exchange.hashedKey, excluding: exchange.tried) else { return false }
         exchange.failoversLeft -= 1
+        worker.metrics.count(.retried)
         exchange.headSent = false
         exchange.retried = false
         attach(next)
@@ -657,6 +672,9 @@ final class ClientConnection: EventHandler, UpstreamOwner {
     /// Ends the exchange with our own error response (nothing of the replica's reached the client).
     private func fail(status: Int, message: String) {
         if let timer = exchange.timer { worker.loop.cancel(timer) }
+        exchange.tracked?.end(answered: false, nanoseconds: 0)
+        exchange.tracked = nil
+        worker.metrics.count(status == 504 ? .timeout : message.contains("invalid response") || message.contains("incomplete response") ? .invalidResponse : .connect)
         exchange.upstream?.close()
         if !exchange.headConsumed, let head = exchange.head { input.consume(head.length) }
         // A body not fully forwarded cannot be told apart from the next request: close.
@@ -671,6 +689,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         guard !closed else { return }
         closed = true
         if let timer = exchange.timer { worker.loop.cancel(timer) }
+        exchange.tracked?.end(answered: false, nanoseconds: 0)
         exchange.upstream?.close()
         exchange = Exchange()
         worker.loop.unregister(fd)

@@ -14,11 +14,15 @@ public final class Worker {
     let pool: UpstreamPool
     let admin: AdminHandler?
     private let onUnreachable: @Sendable (Backend) -> Void
+    let metrics: ProxyMetrics
+    /// This worker's handles to per-replica metrics, so the hot path skips the shared lock.
+    private var replicaMetrics: [String: ProxyMetrics.Replica] = [:]
     private var listener: Listener?
     private var connections: [ObjectIdentifier: ClientConnection] = [:]
 
     init(index: Int, loop: EventLoop, publisher: SnapshotPublisher, config: ProxyConfig, admin: AdminHandler?,
-         onUnreachable: @escaping @Sendable (Backend) -> Void) {
+         metrics: ProxyMetrics, onUnreachable: @escaping @Sendable (Backend) -> Void) {
+        self.metrics = metrics
         self.index = index
         self.loop = loop
         self.config = config
@@ -32,11 +36,12 @@ public final class Worker {
     /// Starts worker `index` on its own thread, accepting on the shared `listenFD`. Returns its
     /// loop (to stop it). Any thread.
     public static func start(index: Int, listenFD: Int32, publisher: SnapshotPublisher, config: ProxyConfig,
-                             admin: AdminHandler?, onUnreachable: @escaping @Sendable (Backend) -> Void) throws -> EventLoop {
+                             admin: AdminHandler?, metrics: ProxyMetrics,
+                             onUnreachable: @escaping @Sendable (Backend) -> Void) throws -> EventLoop {
         let loop = try EventLoop()
         LoopThread.start(name: "ds-lb-w\(index)") {
             let worker = Worker(index: index, loop: loop, publisher: publisher, config: config, admin: admin,
-                                onUnreachable: onUnreachable)
+                                metrics: metrics, onUnreachable: onUnreachable)
             do {
                 try worker.listen(on: listenFD)
             } catch {
@@ -74,6 +79,13 @@ public final class Worker {
         connections[ObjectIdentifier(connection)] = connection
         // Edge-triggered: bytes that arrived with the connection must be read now.
         connection.handle([.readable, .writable])
+    }
+
+    func metrics(for backend: Backend) -> ProxyMetrics.Replica {
+        if let cached = replicaMetrics[backend.name] { return cached }
+        let handle = metrics.replica(backend.name)
+        replicaMetrics[backend.name] = handle
+        return handle
     }
 
     func forget(_ connection: ClientConnection) {

@@ -172,7 +172,7 @@ struct Serve: ParsableCommand {
                 do {
                     for index in 0..<workerCount {
                         workerLoops.append(try Worker.start(index: index, listenFD: listenFD, publisher: supervisor.publisher,
-                                                            config: config, admin: supervisor,
+                                                            config: config, admin: supervisor, metrics: supervisor.metrics,
                                                             onUnreachable: { supervisor.reportUnreachable($0) }))
                     }
                 } catch {

@@ -5,7 +5,7 @@ struct DSLB: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ds-lb",
         abstract: "Consistent-hashing HTTP load balancer with a self-managed replica pool.",
-        subcommands: [Serve.self, RingCommand.self],
+        subcommands: [Serve.self, RingCommand.self, StatusCommand.self],
         defaultSubcommand: Serve.self)
 }
 

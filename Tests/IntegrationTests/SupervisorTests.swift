@@ -156,6 +156,47 @@ final class SupervisorTests: IntegrationTestCase {
         XCTAssertEqual(denied.status, 200, "loopback is allowed by default")
     }
 
+    func testMetricsAndStatusCountTheRequestsSent() throws {
+        let lb = try startLoadBalancer()
+        var rng = SeededRandom(seed: 13)
+        let ids = rng.sixDigitIDs(120)
+        let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
+        let expected = distribution(owners)
+
+        let metrics = try lb.request("GET", "/metrics")
+        XCTAssertEqual(metrics.status, 200)
+        XCTAssertTrue(metrics.header("Content-Type")?.hasPrefix("text/plain") == true, "\(metrics)")
+        var perReplica: [String: Int] = [:]
+        for line in metrics.bodyString.split(separator: "\n") where line.hasPrefix("dslb_replica_requests_total{") {
+            // dslb_replica_requests_total{replica="server-1"} 42
+            let name = line.split(separator: "\"")[1]
+            perReplica[String(name)] = Int(Double(line.split(separator: " ").last!)!)
+        }
+        XCTAssertEqual(perReplica, Dictionary(uniqueKeysWithValues: expected.map { ("server-\($0.key)", $0.value) }),
+                       "Prometheus counters must match the requests sent")
+        for line in ["dslb_replica_up{replica=\"server-1\"} 1", "dslb_pool_replicas 3", "# TYPE dslb_replica_response_seconds histogram"] {
+            XCTAssertTrue(metrics.bodyString.contains(line), "missing '\(line)' in /metrics")
+        }
+
+        let status = try lb.request("GET", "/status")
+        let message = try XCTUnwrap(status.jsonObject?["message"] as? [String: Any])
+        let replicas = try XCTUnwrap(message["replicas"] as? [[String: Any]])
+        for replica in replicas {
+            let id = try XCTUnwrap(replica["id"] as? Int)
+            XCTAssertEqual(replica["requests"] as? Int, expected[id] ?? 0, "\(replica)")
+            XCTAssertEqual(replica["in_flight"] as? Int, 0)
+        }
+
+        // `ds-lb status` prints the same as a table.
+        let cli = try launch("ds-lb", ["status", "--address", "127.0.0.1:\(lb.port)"])
+        XCTAssertNotNil(cli.waitForExit(timeout: 10))
+        let table = cli.stdout.allLines
+        XCTAssertTrue(table.contains { $0.hasPrefix("NAME") && $0.contains("STATE") && $0.contains("REQUESTS") }, "\(table)")
+        for id in 1...3 {
+            XCTAssertTrue(table.contains { $0.hasPrefix("server-\(id) ") && $0.contains(" UP ") }, "\(table)")
+        }
+    }
+
     func testScalingUnderLoadLosesNothing() throws {
         let lb = try startLoadBalancer()
         var rng = SeededRandom(seed: 7)

@@ -1,0 +1,99 @@
+import Prometheus
+import Synchronization
+
+/// What the data plane counts, for `/metrics` (Prometheus text format) and `/status`.
+/// Any thread: counters are atomics inside swift-prometheus; workers cache the per-replica
+/// handles so the hot path never takes the registry's lock.
+public final class ProxyMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+
+    /// Per-replica handles: counters for `/metrics`, plain atomics for `/status`.
+    public final class Replica: Sendable {
+        public let requests: Counter
+        public let latency: DurationHistogram
+        let inFlightGauge: Gauge
+        private let servedCount = Atomic<Int>(0)
+        private let inFlightCount = Atomic<Int>(0)
+
+        init(registry: PrometheusCollectorRegistry, name: String) {
+            requests = registry.makeCounter(
+                descriptor: ProxyMetrics.name("replica_requests", unit: "total", help: "Requests answered by the replica (any status)"),
+                labels: [("replica", name)])
+            latency = registry.makeDurationHistogram(
+                descriptor: ProxyMetrics.name("replica_response", unit: "seconds",
+                                              help: "Time from choosing the replica to the end of its response"),
+                labels: [("replica", name)],
+                buckets: [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                          .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+                          .seconds(2.5), .seconds(5), .seconds(10)])
+            inFlightGauge = registry.makeGauge(
+                descriptor: ProxyMetrics.name("replica_in_flight", unit: "requests", help: "Requests sent to the replica and not yet answered"),
+                labels: [("replica", name)])
+        }
+
+        public var served: Int { servedCount.load(ordering: .relaxed) }
+        public var inFlight: Int { inFlightCount.load(ordering: .relaxed) }
+
+        func begin() {
+            inFlightCount.add(1, ordering: .relaxed)
+            inFlightGauge.increment()
+        }
+
+        func end(answered: Bool, nanoseconds: UInt64) {
+            inFlightCount.subtract(1, ordering: .relaxed)
+            inFlightGauge.decrement()
+            guard answered else { return }
+            servedCount.add(1, ordering: .relaxed)
+            requests.increment()
+            latency.recordNanoseconds(Int64(clamping: nanoseconds))
+        }
+    }
+
+    /// Why a request was not answered by a replica.
+    public enum ErrorKind: String, Sendable, CaseIterable {
+        case badRequest = "bad_request"
+        case noReplica = "no_replica"
+        case connect
+        case timeout
+        case invalidResponse = "invalid_response"
+        case retried
+    }
+
+    /// `dslb_<name>_<unit>` with its help text.
+    public static func name(_ name: String, unit: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "dslb", metricName: name, unitName: unit, helpText: help)
+    }
+
+    private let replicas = Mutex<[String: Replica]>([:])
+    private let errors: [ErrorKind: Counter]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var errors: [ErrorKind: Counter] = [:]
+        for kind in ErrorKind.allCases {
+            errors[kind] = registry.makeCounter(
+                descriptor: ProxyMetrics.name("errors", unit: "total", help: "Requests ds-lb answered itself with an error, or retried, by kind"),
+                labels: [("kind", kind.rawValue)])
+        }
+        self.errors = errors
+    }
+
+    /// Any thread (takes a lock: callers cache the result).
+    public func replica(_ name: String) -> Replica {
+        replicas.withLock { all in
+            if let existing = all[name] { return existing }
+            let created = Replica(registry: registry, name: name)
+            all[name] = created
+            return created
+        }
+    }
+
+    public func count(_ kind: ErrorKind) {
+        errors[kind]?.increment()
+    }
+
+    /// The Prometheus text exposition of everything registered.
+    public func render() -> String {
+        registry.emitToString()
+    }
+}
