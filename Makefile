@@ -14,7 +14,7 @@ run: release
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
-	$(SWIFT) test --scratch-path .build-tsan --sanitize=thread --filter DSBalancerTests
+	$(SWIFT) test --scratch-path .build-tsan --sanitize=thread --filter 'DSBalancerTests|DSReactorTests'
 
 deps:
 	@scripts/install-deps.sh test

@@ -1,23 +1,24 @@
+import DSSystem
 import Synchronization
 
 /// Publishes snapshots to workers (DESIGN.md §3): the supervisor stores a new one under a Mutex
 /// and bumps an atomic generation with release ordering; each worker does one acquiring load per
 /// loop iteration and takes the Mutex only when the generation moved. The hot path is one load.
 public final class SnapshotPublisher: Sendable {
-    private let current: Mutex<Snapshot>
+    private let current: Locked<Snapshot>
     private let generation: Atomic<UInt64>
     /// The generation each worker last switched to, so the supervisor can wait for all of them
     /// before stopping a replica it removed. Written only on a switch (rare), hence a Mutex.
-    private let workerGenerations: Mutex<[UInt64]>
+    private let workerGenerations: Locked<[UInt64]>
     /// Wakes each worker's loop after a publish: an idle worker sleeps in epoll_wait and would
     /// otherwise not look at the generation until its next event.
-    private let wakers: Mutex<[@Sendable () -> Void]>
+    private let wakers: Locked<[@Sendable () -> Void]>
 
     public init(initial: Snapshot, workers: Int) {
-        current = Mutex(initial)
+        current = Locked(initial)
         generation = Atomic(initial.generation)
-        workerGenerations = Mutex([UInt64](repeating: initial.generation, count: workers))
-        wakers = Mutex([])
+        workerGenerations = Locked([UInt64](repeating: initial.generation, count: workers))
+        wakers = Locked([])
     }
 
     /// Any thread. Registers a closure that makes one worker look at the generation soon.

@@ -168,9 +168,19 @@ extension Supervisor {
             replica.removed = true
             for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
         }
+        let drainDeadline = monotonicNanoseconds() + config.drainTimeout
+        let counters = removed.map { metrics.replica($0.backend.name) }
+        // Then in-flight requests finish (or --drain-timeout passes) before the replicas stop.
+        func drain() {
+            if counters.allSatisfy({ $0.inFlight == 0 }) || monotonicNanoseconds() > drainDeadline {
+                stoppers.forEach { $0() }
+                return
+            }
+            loop.schedule(afterNanoseconds: 10_000_000) { drain() }
+        }
         func attempt() {
             if publisher.allWorkersReached(target) || monotonicNanoseconds() > deadline {
-                stoppers.forEach { $0() }
+                drain()
                 return
             }
             loop.schedule(afterNanoseconds: 2_000_000) { attempt() }

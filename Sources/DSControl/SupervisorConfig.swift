@@ -24,6 +24,8 @@ public struct SupervisorConfig: Sendable {
     /// A replica UP for less than this when it fails again is flapping: its restart waits out
     /// the backoff instead of happening at once.
     public var stableAfter: UInt64 = 30_000_000_000
+    /// How long a removed replica may finish its in-flight requests before it is stopped.
+    public var drainTimeout: UInt64 = 10_000_000_000
 
     public init() {}
 }

@@ -1,4 +1,5 @@
 import Prometheus
+import DSSystem
 import Synchronization
 
 /// What the data plane counts, for `/metrics` (Prometheus text format) and `/status`.
@@ -64,7 +65,7 @@ public final class ProxyMetrics: Sendable {
         MetricNameDescriptor(namespace: "dslb", metricName: name, unitName: unit, helpText: help)
     }
 
-    private let replicas = Mutex<[String: Replica]>([:])
+    private let replicas = Locked<[String: Replica]>([:])
     private let errors: [ErrorKind: Counter]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {

@@ -54,7 +54,7 @@ public final class EventLoop: @unchecked Sendable {
     private var timerCallbacks: [UInt64: () -> Void] = [:]
     private var nextTimerID: UInt64 = 1
     private var armedDeadline: UInt64 = 0
-    private let inbox = Mutex<[@Sendable () -> Void]>([])
+    private let inbox = Locked<[@Sendable () -> Void]>([])
     private let stopRequested = Atomic<Bool>(false)
     private var iterationHooks: [() -> Void] = []
 

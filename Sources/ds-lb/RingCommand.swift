@@ -12,7 +12,7 @@ struct RingCommand: ParsableCommand {
             Build with -c release for meaningful timings.
             """)
 
-    @Option(help: "Consistent-hash algorithm: \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")) (default: \(HashAlgorithm.default.rawValue)).")
+    @Option(help: "Consistent-hash algorithm: \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
     var hash: String = HashAlgorithm.default.rawValue
 
     @Option(help: "Number of servers N.")

@@ -68,6 +68,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Other replicas a request may fail over to when its replica refuses the connection.")
     var retries: Int = 1
 
+    @Option(help: "How long a removed replica may finish its in-flight requests before it is stopped.")
+    var drainTimeout: String = "10s"
+
     @Option(help: "Where the desired pool is kept across restarts (default: $STATE_DIRECTORY, else /var/lib/ds-lb).")
     var stateDir: String?
 
@@ -100,6 +103,7 @@ struct Serve: ParsableCommand {
         do {
             config.heartbeatInterval = try DurationText.nanoseconds(heartbeatInterval, name: "--heartbeat-interval")
             config.heartbeatTimeout = try DurationText.nanoseconds(heartbeatTimeout, name: "--heartbeat-timeout")
+            config.drainTimeout = try DurationText.nanoseconds(drainTimeout, name: "--drain-timeout")
         } catch {
             throw ValidationError("\(error)")
         }

@@ -1,6 +1,6 @@
+import DSSystem
 import DSBalancer
 import DSHashing
-import Synchronization
 
 /// A seeded PRNG (SplitMix64) private to these tests, so they replay exactly.
 struct SeededRNG: RandomNumberGenerator {
@@ -25,10 +25,11 @@ func select(_ snapshot: Snapshot, _ key: String) -> Backend? {
     return k.withUTF8 { snapshot.select(keyBytes: UnsafeRawBufferPointer($0)) }
 }
 
-/// Shared mutable test state guarded by a Mutex.
+/// Shared mutable test state behind DSSystem's pthread-based lock (visible to the thread
+/// sanitizer, unlike the standard library's futex `Mutex`).
 final class Shared<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<R: Sendable>(_ body: @Sendable (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+    private let locked: Locked<Value>
+    init(_ value: Value) { locked = Locked(value) }
+    func withLock<R: Sendable>(_ body: @Sendable (inout Value) -> R) -> R { locked.withLock { body(&$0) } }
     var value: Value { withLock { $0 } }
 }

@@ -1,6 +1,7 @@
 import Dispatch
 @testable import DSReactor
 import Glibc
+import DSSystem
 import XCTest
 
 /// Timers: deadline order, never early, cancel. Lower bounds are exact (a timer must not fire

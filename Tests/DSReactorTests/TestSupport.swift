@@ -2,7 +2,6 @@ import Dispatch
 @testable import DSReactor
 import DSSystem
 import Glibc
-import Synchronization
 import XCTest
 
 /// SplitMix64: a seeded PRNG so property tests replay exactly.
@@ -25,14 +24,9 @@ func monotonicNanos() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-/// A value shared between the test thread and a loop thread.
-final class Locked<Value>: @unchecked Sendable {
-    private let mutex: Mutex<Void> = Mutex(())
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        try mutex.withLock { _ in try body(&value) }
-    }
+/// A value shared between the test thread and a loop thread: DSSystem's pthread-based `Locked`
+/// (the sanitizer run sees through it; the standard library's futex `Mutex` it cannot).
+extension Locked {
     var get: Value { withLock { $0 } }
 }
 

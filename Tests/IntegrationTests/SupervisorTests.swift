@@ -190,7 +190,12 @@ final class SupervisorTests: IntegrationTestCase {
         // `ds-lb status` prints the same as a table.
         let cli = try launch("ds-lb", ["status", "--address", "127.0.0.1:\(lb.port)"])
         XCTAssertNotNil(cli.waitForExit(timeout: 10))
-        let table = cli.stdout.allLines
+        // The pipe reader may still be draining after the exit.
+        var table = cli.stdout.allLines
+        for _ in 0..<200 where table.count < 5 {
+            usleep(10_000)
+            table = cli.stdout.allLines
+        }
         XCTAssertTrue(table.contains { $0.hasPrefix("NAME") && $0.contains("STATE") && $0.contains("REQUESTS") }, "\(table)")
         for id in 1...3 {
             XCTAssertTrue(table.contains { $0.hasPrefix("server-\(id) ") && $0.contains(" UP ") }, "\(table)")
