@@ -41,6 +41,13 @@ public enum ResponseWriter {
         return out
     }
 
+    /// A response head whose body the caller streams (Content-Length framing).
+    public static func head(status: Int, contentType: String, contentLength: UInt64, close: Bool) -> [UInt8] {
+        var text = "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(contentLength)\r\n"
+        if close { text += "Connection: close\r\n" }
+        return Array((text + "\r\n").utf8)
+    }
+
     /// `{"message": "...", "status": "failure"}`, the error body every refusal carries.
     public static func failure(status: Int, message: String, close: Bool, extraHeaders: String = "") -> [UInt8] {
         response(status: status, body: JSON.object(["message": .string(message), "status": .string("failure")]),

@@ -43,6 +43,8 @@ final class ClientConnection: EventHandler, UpstreamOwner {
     /// built once per connection.
     private lazy var forwardedHeader: [UInt8] = Array(
         "X-Forwarded-For: \(peer?.host ?? "unknown")\r\nX-Forwarded-Proto: http\r\n\r\n".utf8)
+    private lazy var forwardedHeaderKeepAlive: [UInt8] = Array(
+        "X-Forwarded-For: \(peer?.host ?? "unknown")\r\nX-Forwarded-Proto: http\r\nConnection: keep-alive\r\n\r\n".utf8)
 
     // The exchange in progress (state == .proxying).
     private var exchange = Exchange()
@@ -366,18 +368,23 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         return progressed
     }
 
-    /// Writes the head as it arrived plus X-Forwarded-For, in one writev (DESIGN.md §1).
+    /// Writes the head as it arrived, minus hop-by-hop fields, plus X-Forwarded-For and
+    /// X-Forwarded-Proto, in one writev (DESIGN.md §1): the kept bytes are never copied.
     private func sendHead(_ upstream: UpstreamConnection) -> Bool {
         guard let head = exchange.head, upstream.mayWrite else { return false }
-        let forwarded = forwardedHeader
         let headBytes = input.readable
+        let ranges = HopByHop.keptRanges(of: head, in: headBytes)
+        // An HTTP/1.0 client's request goes out asking for keep-alive: the connection to the
+        // replica is ours to reuse, whatever the client does with its own.
+        let added = head.version == .http10 ? forwardedHeaderKeepAlive : forwardedHeader
+        let total = ranges.reduce(0) { $0 + $1.count } + added.count
         let sent: Int
         do {
-            sent = try forwarded.withUnsafeBytes { extra -> Int in
-                var iov = [
-                    iovec(iov_base: UnsafeMutableRawPointer(mutating: headBytes.baseAddress!), iov_len: head.length - 2),
-                    iovec(iov_base: UnsafeMutableRawPointer(mutating: extra.baseAddress!), iov_len: extra.count),
-                ]
+            sent = try added.withUnsafeBytes { extra -> Int in
+                var iov = ranges.map {
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: headBytes.baseAddress! + $0.lowerBound), iov_len: $0.count)
+                }
+                iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: extra.baseAddress!), iov_len: extra.count))
                 return try iov.withUnsafeMutableBufferPointer { buffer in
                     switch try Socket.writev(upstream.fd, buffer) {
                     case .done(let n): return n
@@ -389,17 +396,16 @@ final class ClientConnection: EventHandler, UpstreamOwner {
             upstreamFailed(upstream, reason: "\(error)")
             return false
         }
-        let total = head.length - 2 + forwarded.count
         if sent < total {
             // Keep what the socket did not take; it goes out before anything else.
             upstream.mayWrite = false
-            let headPart = head.length - 2
-            if sent < headPart {
-                upstream.output.append(UnsafeRawBufferPointer(rebasing: headBytes[sent..<headPart]))
-                forwarded.withUnsafeBytes { upstream.output.append($0) }
-            } else {
-                forwarded.withUnsafeBytes { upstream.output.append(UnsafeRawBufferPointer(rebasing: $0[(sent - headPart)...])) }
+            var skip = sent
+            for range in ranges {
+                if skip >= range.count { skip -= range.count; continue }
+                upstream.output.append(UnsafeRawBufferPointer(rebasing: headBytes[(range.lowerBound + skip)..<range.upperBound]))
+                skip = 0
             }
+            added.withUnsafeBytes { upstream.output.append(UnsafeRawBufferPointer(rebasing: $0[skip...])) }
         }
         exchange.headSent = true
         if exchange.bodyRemaining > 0 || sent < total {

@@ -11,6 +11,10 @@ final class ReplicaConnection: EventHandler {
     private let output = ByteBuffer(capacity: 4096)
     private var parseFrom = 0
     private var bodyToSkip: UInt64 = 0
+    /// Body bytes of an `/echo` request still to copy back.
+    private var bodyToEcho: UInt64 = 0
+    /// A `/slow` answer is pending: later requests wait so answers stay in order.
+    private var paused = false
     private var closeAfterFlush = false
     private var closed = false
 
@@ -47,12 +51,19 @@ final class ReplicaConnection: EventHandler {
     }
 
     private func process() {
-        while !closeAfterFlush {
+        while !closeAfterFlush && !paused {
             if bodyToSkip > 0 {
                 let skip = Int(min(UInt64(input.readableCount), bodyToSkip))
                 input.consume(skip)
                 bodyToSkip -= UInt64(skip)
                 if bodyToSkip > 0 { return }
+            }
+            if bodyToEcho > 0 {
+                let take = Int(min(UInt64(input.readableCount), bodyToEcho))
+                output.append(UnsafeRawBufferPointer(rebasing: input.readable[0..<take]))
+                input.consume(take)
+                bodyToEcho -= UInt64(take)
+                if bodyToEcho > 0 { return }
             }
             if input.isEmpty { return }
             switch server.parser.parseRequest(input.readable, from: parseFrom) {
@@ -64,15 +75,44 @@ final class ReplicaConnection: EventHandler {
                 closeAfterFlush = true
             case .complete(let head):
                 parseFrom = 0
+                let headBytes = head.path == "/debug/head" ? Array(input.readable[0..<head.length]) : []
                 input.consume(head.length)
                 switch Framing.request(head) {
                 case .failure(let error):
                     output.append(ResponseWriter.failure(status: error.status, message: error.message, close: true))
                     closeAfterFlush = true
                 case .success(let framing):
-                    if case .contentLength(let length) = framing { bodyToSkip = length }
+                    var length: UInt64 = 0
+                    if case .contentLength(let n) = framing { length = n }
                     let keepAlive = head.wantsKeepAlive
-                    output.append(server.respond(to: head, close: !keepAlive))
+                    switch head.path {
+                    case "/echo":
+                        // Test endpoint: the request body back, streamed, any size.
+                        output.append(ResponseWriter.head(status: 200, contentType: "application/octet-stream",
+                                                          contentLength: length, close: !keepAlive))
+                        bodyToEcho = length
+                    case "/slow":
+                        // Test endpoint: answers after ?ms= milliseconds (at most 60 s).
+                        bodyToSkip = length
+                        let ms = head.queryParameter("ms").flatMap { UInt64($0) }.map { min($0, 60_000) } ?? 1000
+                        paused = true
+                        let response = server.respond(to: head, close: !keepAlive, path: "/home")
+                        server.loop.schedule(afterNanoseconds: ms * 1_000_000) { [weak self] in
+                            guard let self, !self.closed else { return }
+                            self.output.append(response)
+                            self.paused = false
+                            self.process()
+                            self.flush()
+                        }
+                    case "/debug/head":
+                        // Test endpoint: the request head exactly as received.
+                        bodyToSkip = length
+                        output.append(ResponseWriter.response(status: 200, contentType: "text/plain",
+                                                              body: String(decoding: headBytes, as: UTF8.self), close: !keepAlive))
+                    default:
+                        bodyToSkip = length
+                        output.append(server.respond(to: head, close: !keepAlive))
+                    }
                     if !keepAlive { closeAfterFlush = true }
                 }
             }
@@ -88,7 +128,7 @@ final class ReplicaConnection: EventHandler {
                 return
             }
         }
-        if closeAfterFlush { close() }
+        if closeAfterFlush && !paused { close() }
     }
 
     func close() {

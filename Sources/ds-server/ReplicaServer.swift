@@ -25,8 +25,8 @@ final class ReplicaServer {
         }
     }
 
-    func respond(to head: RequestHead, close: Bool) -> [UInt8] {
-        let path = head.path
+    func respond(to head: RequestHead, close: Bool, path routedPath: Substring? = nil) -> [UInt8] {
+        let path = routedPath ?? head.path
         let headOnly = head.isHead
         switch path {
         case "/home" where head.method == "GET" || headOnly:
