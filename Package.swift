@@ -28,8 +28,10 @@ let package = Package(
         .target(name: "DSControl", dependencies: ["DSProxy", "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSHashing",
                                                   .product(name: "Logging", package: "swift-log"),
                                                   .product(name: "Prometheus", package: "swift-prometheus")]),
+        .target(name: "DSSystemd", dependencies: ["CSystemd", "DSReactor", "DSSystem",
+                                                  .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "ds-lb", dependencies: [
-            "DSControl", "DSProxy", "DSSystem", "CSystemd",
+            "DSControl", "DSProxy", "DSSystem", "CSystemd", "DSSystemd",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -42,6 +44,7 @@ let package = Package(
         .testTarget(name: "DSHashingTests", dependencies: ["DSHashing"]),
         .testTarget(name: "DSBalancerTests", dependencies: ["DSBalancer", "DSHashing", "DSSystem"]),
         .testTarget(name: "DSControlTests", dependencies: ["DSControl", "DSBalancer", "DSProxy"]),
+        .testTarget(name: "DSSystemdTests", dependencies: ["DSSystemd", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

@@ -4,11 +4,14 @@ import Glibc
 import Logging
 
 /// One line per event on stderr, message first (`[!] Server 2 ...`), metadata as `KEY=value`.
-/// journald (or the terminal) adds the timestamp; the message stays greppable.
+/// journald (or the terminal) adds the timestamp; the message stays greppable. The `event` and
+/// `backend` keys are fields for journald (`JournalLogHandler`); the line already says them.
 public struct LineLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     private let label: String
+
+    static let journalOnly: Set<String> = ["event", "backend"]
 
     public init(label: String) {
         self.label = label
@@ -22,7 +25,7 @@ public struct LineLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var text = "\(event.message)"
         let all = event.metadata.map { self.metadata.merging($0) { $1 } } ?? self.metadata
-        for (key, value) in all.sorted(by: { $0.key < $1.key }) { text += " \(key)=\(value)" }
+        for (key, value) in all.sorted(by: { $0.key < $1.key }) where !Self.journalOnly.contains(key) { text += " \(key)=\(value)" }
         text += "\n"
         // One write per line, so lines from several threads never interleave.
         text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }

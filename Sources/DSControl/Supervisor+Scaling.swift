@@ -103,7 +103,7 @@ extension Supervisor {
         publish()
         persist()
         for replica in pending.replicas {
-            logger.info("[+] Server \(replica.backend.number) added: \(replica.backend.name) at \(replica.backend.address)")
+            logger.info("[+] Server \(replica.backend.number) added: \(replica.backend.name) at \(replica.backend.address)", metadata: event("added", replica.backend))
         }
     }
 
@@ -152,7 +152,7 @@ extension Supervisor {
         let removed = members.filter { names.contains($0.backend.name) }
         for replica in removed { replica.inPool = false }
         let target = publish()
-        for replica in removed { logger.info("[-] Server \(replica.backend.number) removed: \(replica.backend.name)") }
+        for replica in removed { logger.info("[-] Server \(replica.backend.number) removed: \(replica.backend.name)", metadata: event("removed", replica.backend)) }
         // The names are free at once (a re-add may reuse them); these instances stop later.
         let stoppers = removed.map { driver.retire($0.backend) }
         stopWhenUnused(removed, stoppers: stoppers, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)

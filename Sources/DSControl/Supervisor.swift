@@ -73,6 +73,22 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         counter.increment()
     }
 
+    /// Structured fields of a replica event (`EVENT=restarted`, `BACKEND=server-2` in journald).
+    func event(_ name: String, _ backend: Backend) -> Logger.Metadata {
+        ["event": .string(name), "backend": .string(backend.name)]
+    }
+
+    /// Control thread only. One line for systemd's `STATUS=`: "3/3 replicas up, ring generation 7".
+    public var statusLine: String {
+        let pool = members.filter(\.inPool)
+        return "\(pool.filter(\.isUp).count)/\(pool.count) replicas up, ring generation \(generation)"
+    }
+
+    /// Control thread only. Requests forwarded to a replica and not yet answered (graceful stop).
+    public var inFlightRequests: Int {
+        members.reduce(0) { $0 + metrics.replica($1.backend.name).inFlight }
+    }
+
     /// Where the desired pool is kept across restarts (nil: nowhere). Set before `bootstrap`.
     public var stateStore: StateStore?
 
@@ -101,7 +117,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             }
         }
         for replica in members {
-            logger.info("[+] Server \(replica.backend.number) started: \(replica.backend.name) at \(replica.backend.address)")
+            logger.info("[+] Server \(replica.backend.number) started: \(replica.backend.name) at \(replica.backend.address)", metadata: event("started", replica.backend))
             scheduleCheck(replica, after: 0)
             guard driver.canCreate else { continue }
             replica.startDeadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak replica] in
@@ -318,7 +334,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         case nil:
             if wasStarting || replica.health.status == .down { break }
             if !result.isSuccess {
-                logger.warning("[!] Server \(replica.backend.number) heartbeat failed: \(result) (\(replica.health.consecutiveFailures)/\(config.fall))")
+                logger.warning("[!] Server \(replica.backend.number) heartbeat failed: \(result) (\(replica.health.consecutiveFailures)/\(config.fall))", metadata: event("heartbeat_missed", replica.backend))
             }
         }
         let next: UInt64
@@ -341,9 +357,9 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             replica.restarts += 1
             replica.failedRestarts = 0
             countRestart(replica.backend.name)
-            logger.info("[+] Server \(replica.backend.number) restarted")
+            logger.info("[+] Server \(replica.backend.number) restarted", metadata: event("restarted", replica.backend))
         } else if wasDown {
-            logger.info("[+] Server \(replica.backend.number) is back up")
+            logger.info("[+] Server \(replica.backend.number) is back up", metadata: event("back_up", replica.backend))
         }
         pendingAdd?.replicaCameUp(replica, supervisor: self)
         if replica.inPool { publish() }
@@ -354,7 +370,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         _ = replica.health.markDown(result)
         publish()
         guard driver.canCreate else {
-            logger.warning("[!] Server \(replica.backend.number) failed heartbeat: \(result). Out of rotation until it answers again")
+            logger.warning("[!] Server \(replica.backend.number) failed heartbeat: \(result). Out of rotation until it answers again", metadata: event("heartbeat_failed", replica.backend))
             return
         }
         let now = monotonicNanoseconds()
@@ -362,11 +378,11 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         replica.upSince = nil
         if flapping && replica.restarts > 0 {
             let delay = nextBackoff(replica)
-            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. Restarting... (in \(DurationText.format(delay)): it failed again within \(DurationText.format(config.stableAfter)) of its last restart)")
+            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. Restarting... (in \(DurationText.format(delay)): it failed again within \(DurationText.format(config.stableAfter)) of its last restart)", metadata: event("heartbeat_failed", replica.backend))
             scheduleRestart(replica, after: delay)
         } else {
             replica.backoff = 0
-            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. Restarting...")
+            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. Restarting...", metadata: event("heartbeat_failed", replica.backend))
             scheduleRestart(replica, after: 0)
         }
     }
@@ -411,7 +427,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         replica.restarting = false
         replica.failedRestarts += 1
         _ = replica.health.markDown(.l4Connection("restart failed"))
-        logger.error("[!] Failed to restart server \(replica.backend.number): \(reason)")
+        logger.error("[!] Failed to restart server \(replica.backend.number): \(reason)", metadata: event("restart_failed", replica.backend))
         if config.onFailure == .replace && replica.failedRestarts >= config.maxRestarts {
             replace(replica)
             return
@@ -426,7 +442,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     private func replace(_ replica: Replica) {
         retire(replica, graceful: false)
         let spec = nextGeneratedSpec(taken: members.map(\.backend) + [replica.backend])
-        logger.warning("[!] Server \(replica.backend.number) failed \(replica.failedRestarts) restarts: replacing it with \(spec.name)")
+        logger.warning("[!] Server \(replica.backend.number) failed \(replica.failedRestarts) restarts: replacing it with \(spec.name)", metadata: event("replaced", replica.backend))
         do {
             let backend = try driver.launch(spec, previous: nil)
             let fresh = Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true)
@@ -460,7 +476,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     private func pollDriver() {
         for (backend, reason) in driver.poll() {
             guard let replica = members.first(where: { $0.backend == backend }) ?? pendingAdd?.replicas.first(where: { $0.backend == backend }) else { continue }
-            logger.warning("[!] Server \(backend.number) (\(backend.name)) exited: \(reason)")
+            logger.warning("[!] Server \(backend.number) (\(backend.name)) exited: \(reason)", metadata: event("exited", backend))
             if pendingAdd?.replicas.contains(where: { $0 === replica }) == true {
                 pendingAdd?.fail("replica \(backend.name) exited during start-up (\(reason))", supervisor: self)
             } else if replica.restarting || replica.health.status == .starting {

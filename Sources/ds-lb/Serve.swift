@@ -9,6 +9,7 @@ import DSHashing
 import DSProxy
 import DSReactor
 import DSSystem
+import DSSystemd
 import Logging
 
 /// A runtime error: printed as one line (`Error: ...`), without the usage text.
@@ -121,7 +122,11 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        LoggingSystem.bootstrap { LineLogHandler(label: $0) }
+        // Under systemd, stderr is a journald stream: structured entries (EVENT=, BACKEND=) go
+        // straight to journald; anywhere else, plain lines.
+        let journal = JournalLogHandler.isJournalStderr
+        LoggingSystem.bootstrap { journal ? JournalLogHandler(label: $0) as any LogHandler : LineLogHandler(label: $0) }
+        let notifier = SystemdNotifier()
         let logger = Logger(label: "ds-lb")
         signal(SIGPIPE, SIG_IGN)
 
@@ -151,12 +156,26 @@ struct Serve: ParsableCommand {
         let supervisor = Supervisor(loop: control, driver: replicaDriver, algorithm: algorithm, config: try supervisorConfig(),
                                     workers: workerCount, logger: logger)
         var workerLoops: [EventLoop] = []
+        var acceptFD: Int32 = -1
+        let drainTimeoutNanoseconds = try supervisorConfig().drainTimeout
         _ = try SignalWatcher(signals: [SIGTERM, SIGINT], loop: control) { signal in
             guard !stopping else { return }
             stopping = true
+            notifier.stopping(status: "Stopping (signal \(signal)): finishing requests in flight")
             logger.info("[i] Received signal \(signal): stopping")
-            workerLoops.forEach { $0.stop() }
-            control.stop()
+            // Stop accepting (new connections wait in the socket's backlog, which systemd keeps
+            // for the next ds-lb), let the requests in flight finish, then stop.
+            guard acceptFD >= 0, !workerLoops.isEmpty else {
+                workerLoops.forEach { $0.stop() }
+                control.stop()
+                return
+            }
+            do { try GracefulStop.stopAccepting(acceptFD) } catch { logger.error("[!] Could not stop accepting: \(error)") }
+            GracefulStop.drain(loop: control, timeout: drainTimeoutNanoseconds, inFlight: { supervisor.inFlightRequests }) { left in
+                if left > 0 { logger.warning("[!] Stopping with \(left) requests still in flight after \(DurationText.format(drainTimeoutNanoseconds))") }
+                workerLoops.forEach { $0.stop() }
+                control.stop()
+            }
         }
 
         let store = StateStore(directory: stateDir ?? Self.defaultStateDirectory())
@@ -165,9 +184,29 @@ struct Serve: ParsableCommand {
         }
         supervisor.stateStore = store
         let listenFD = try Self.listeningSocket(listenAddress, logger: logger)
+        acceptFD = listenFD
         var config = ProxyConfig(adminAllow: allow)
         config.keyExtractor = extractor
         config.retries = retries
+        // systemd: WATCHDOG=1 only while every loop makes progress; STATUS= follows the pool.
+        var watchdog: ProgressWatchdog?
+        var lastStatus = "Starting replicas"
+        if notifier.isEnabled {
+            notifier.status(lastStatus)
+            if let timeout = notifier.watchdogTimeout() {
+                watchdog = ProgressWatchdog(control: control, timeoutNanoseconds: timeout, notifier: notifier, logger: logger)
+                watchdog?.start()
+            }
+            func refreshStatus() {
+                control.schedule(afterNanoseconds: 1_000_000_000) {
+                    guard !stopping else { return }
+                    let line = supervisor.statusLine
+                    if line != lastStatus, !workerLoops.isEmpty { lastStatus = line; notifier.status(line) }
+                    refreshStatus()
+                }
+            }
+            refreshStatus()
+        }
         // Workers start once the initial replicas pass their first heartbeats, so the first
         // requests do not meet an empty rotation; until then connections wait in the backlog.
         var startError: Error?
@@ -186,6 +225,9 @@ struct Serve: ParsableCommand {
                 }
                 let bound = (try? Socket.localAddress(listenFD))?.description ?? listen
                 logger.info("[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(replicaDriver.name), hash: \(algorithm.rawValue), key: \(extractor))")
+                workerLoops.forEach { watchdog?.watch($0) }
+                notifier.ready(status: supervisor.statusLine)
+                lastStatus = supervisor.statusLine
             }
         } catch let error as StateStore.Failure {
             supervisor.stopAll()
@@ -208,17 +250,20 @@ struct Serve: ParsableCommand {
         return "/var/lib/ds-lb"
     }
 
-    /// The socket systemd passed us (socket activation), else one we open.
+    /// The socket systemd passed us named `http` (`FileDescriptorName=http` in ds-lb.socket; the
+    /// only one when none is named), else one we open.
     static func listeningSocket(_ address: SocketAddress, logger: Logger) throws -> Int32 {
-        let passed = sd_listen_fds(1)
-        if passed > 0 {
-            let fd = SD_LISTEN_FDS_START
-            guard Socket.isListeningStream(fd) else {
-                throw ValidationError("the socket passed by systemd (fd \(fd)) is not a listening TCP socket")
+        let passed = SystemdListeners.take()
+        if !passed.isEmpty {
+            guard let http = SystemdListeners.pick(passed, name: "http") else {
+                throw ValidationError("systemd passed sockets named \(passed.map(\.name).joined(separator: ", ")), none named 'http' (FileDescriptorName=http)")
             }
-            try Socket.setNonBlocking(fd)
-            logger.info("[i] Using the listening socket passed by systemd (\(passed) fd)")
-            return fd
+            guard Socket.isListeningStream(http.fd) else {
+                throw ValidationError("the socket passed by systemd (fd \(http.fd), \(http.name)) is not a listening TCP socket")
+            }
+            try Socket.setNonBlocking(http.fd)
+            logger.info("[i] Using the listening socket passed by systemd: \(http.name) (fd \(http.fd), \(passed.count) passed)")
+            return http.fd
         }
         return try Socket.listen(on: address)
     }

@@ -1,0 +1,53 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSystemd
+
+/// The sd_notify protocol (anchors §4.2), through libsystemd. Every call is a no-op when
+/// `NOTIFY_SOCKET` is unset (not run by systemd, or `Type=simple`). Any thread.
+public struct SystemdNotifier: Sendable {
+    public init() {}
+
+    /// True when systemd listens for our notifications.
+    public var isEnabled: Bool { getenv("NOTIFY_SOCKET") != nil }
+
+    /// Startup (or a reload) finished; `status` becomes the `STATUS=` line.
+    public func ready(status: String? = nil) {
+        send("READY=1" + (status.map { "\nSTATUS=" + Self.oneLine($0) } ?? ""))
+    }
+
+    public func status(_ text: String) { send("STATUS=" + Self.oneLine(text)) }
+
+    /// Shutdown started: systemd shows the unit as deactivating while we drain.
+    public func stopping(status: String? = nil) {
+        send("STOPPING=1" + (status.map { "\nSTATUS=" + Self.oneLine($0) } ?? ""))
+    }
+
+    /// Reload started. systemd ≥ 253 (`Type=notify-reload`) wants the monotonic time with it.
+    public func reloading(status: String? = nil) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let usec = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+        send("RELOADING=1\nMONOTONIC_USEC=\(usec)" + (status.map { "\nSTATUS=" + Self.oneLine($0) } ?? ""))
+    }
+
+    public func watchdog() { send("WATCHDOG=1") }
+
+    /// `WatchdogSec=` in nanoseconds when the watchdog is on for this process, else nil.
+    public func watchdogTimeout() -> UInt64? {
+        var usec: UInt64 = 0
+        guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
+        return usec * 1000
+    }
+
+    /// Sends one datagram. The environment is kept: later messages need `NOTIFY_SOCKET` too.
+    public func send(_ state: String) {
+        guard isEnabled else { return }
+        _ = sd_notify(0, state)
+    }
+
+    /// `STATUS=` is one line; a newline would start another `KEY=VALUE` assignment.
+    static func oneLine(_ text: String) -> String {
+        String(text.map { $0 == "\n" || $0 == "\r" ? " " : $0 })
+    }
+}
