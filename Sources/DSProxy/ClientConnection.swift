@@ -178,7 +178,15 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         }
         switch readClient() {
         case .data: return true
-        case .wouldBlock: return false
+        case .wouldBlock:
+            // Waiting: for a new request (idle keep-alive), or for the rest of a head, which
+            // has one deadline from its first byte however slowly it trickles (slowloris).
+            if input.isEmpty {
+                if clientWait != .idle { expectClient(.idle, within: worker.config.idleTimeoutNanoseconds) }
+            } else if clientWait != .head {
+                expectClient(.head, within: worker.config.headTimeoutNanoseconds)
+            }
+            return false
         case .eof:
             // The client is done. A partial head left behind is dropped with the connection.
             close()
@@ -186,8 +194,71 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         }
     }
 
+    // MARK: client deadlines
+
+    /// What the connection is waiting for from its client, and until when. One timer serves
+    /// them all and is re-armed lazily, so moving a deadline costs no timer operation.
+    enum ClientWait { case none, idle, head, body }
+    private var clientWait = ClientWait.none
+    private var clientDeadline: UInt64 = 0
+    private var clientTimer: TimerID?
+    private var clientTimerAt: UInt64 = 0
+
+    private func expectClient(_ wait: ClientWait, within nanoseconds: UInt64) {
+        clientWait = wait
+        clientDeadline = monotonicNanoseconds() + nanoseconds
+        // A later deadline waits for the armed timer to fire and re-arm; an earlier one (the
+        // head deadline replacing the idle one) needs the timer moved.
+        if let timer = clientTimer, clientDeadline < clientTimerAt {
+            worker.loop.cancel(timer)
+            clientTimer = nil
+        }
+        if clientTimer == nil {
+            clientTimerAt = clientDeadline
+            clientTimer = worker.loop.schedule(afterNanoseconds: nanoseconds) { [weak self] in self?.clientTimerFired() }
+        }
+    }
+
+    private func clientTimerFired() {
+        clientTimer = nil
+        guard !closed, clientWait != .none else { return }
+        let now = monotonicNanoseconds()
+        if now < clientDeadline {
+            clientTimerAt = clientDeadline
+            clientTimer = worker.loop.schedule(afterNanoseconds: clientDeadline - now) { [weak self] in self?.clientTimerFired() }
+            return
+        }
+        switch clientWait {
+        case .none:
+            return
+        case .idle:
+            close()
+        case .head:
+            clientWait = .none
+            worker.metrics.count(.badRequest)
+            respond(status: 408, message: "Request header not received within \(worker.config.headTimeoutNanoseconds / 1_000_000_000) s", close: true)
+            drive()
+        case .body:
+            clientWait = .none
+            // A request body that stopped arriving: nothing sensible can reach the replica.
+            if case .proxying = state, !exchange.responseStarted, exchange.readyForClient == 0 {
+                exchange.upstream?.close()
+                exchange.upstream = nil
+                exchange.tracked?.end(answered: false, nanoseconds: 0)
+                exchange.tracked = nil
+                if let timer = exchange.timer { worker.loop.cancel(timer) }
+                exchange = Exchange()
+                respond(status: 408, message: "Request body stalled for \(worker.config.bodyTimeoutNanoseconds / 1_000_000_000) s", close: true)
+                drive()
+            } else {
+                close()
+            }
+        }
+    }
+
     /// Routes a complete head: admin endpoint, or proxied to a replica.
     private func begin(_ head: RequestHead) {
+        clientWait = .none
         let framing: BodyFraming
         switch Framing.request(head) {
         case .failure(let error):
@@ -224,6 +295,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
             let closeAfter = !head.wantsKeepAlive
             let headOnly = head.isHead
             state = .awaitingAdmin
+            clientWait = .none
             let loop = worker.loop
             let me = LoopBound(self)
             worker.admin?.submit(request) { response in
@@ -232,8 +304,12 @@ final class ClientConnection: EventHandler, UpstreamOwner {
             return false
         }
         switch readClient() {
-        case .data: return true
-        case .wouldBlock: return false
+        case .data:
+            expectClient(.body, within: worker.config.bodyTimeoutNanoseconds)
+            return true
+        case .wouldBlock:
+            if clientWait != .body { expectClient(.body, within: worker.config.bodyTimeoutNanoseconds) }
+            return false
         case .eof:
             close()
             return false
@@ -434,8 +510,12 @@ final class ClientConnection: EventHandler, UpstreamOwner {
             guard exchange.bodyRemaining > 0 else { return progressed }
             if input.isEmpty {
                 switch readClient() {
-                case .data: continue
-                case .wouldBlock: return progressed
+                case .data:
+                    expectClient(.body, within: worker.config.bodyTimeoutNanoseconds)
+                    continue
+                case .wouldBlock:
+                    if clientWait != .body { expectClient(.body, within: worker.config.bodyTimeoutNanoseconds) }
+                    return progressed
                 case .eof:
                     // The client vanished mid-body: the request cannot complete.
                     close()
@@ -452,6 +532,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                 case .done(let n):
                     input.consume(n)
                     exchange.bodyRemaining -= UInt64(n)
+                    if exchange.bodyRemaining == 0 && clientWait == .body { clientWait = .none }
                     progressed = true
                 }
             } catch {
@@ -623,7 +704,9 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         let reusable = exchange.responseHead?.keepsConnection == true && exchange.framing != .untilClose
             && exchange.bodyRemaining == 0 && upstream.input.isEmpty
         if reusable { worker.pool.give(upstream) } else { upstream.close() }
-        let closeAfter = exchange.closeClientAfter || exchange.framing == .untilClose
+        // A replica may answer before reading the whole body; the rest of it would then be taken
+        // for the next request, so the connection ends here.
+        let closeAfter = exchange.closeClientAfter || exchange.framing == .untilClose || exchange.bodyRemaining > 0
         exchange = Exchange()
         state = closeAfter ? .closing : .readingHead
     }
@@ -698,6 +781,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         exchange.tracked?.end(answered: false, nanoseconds: 0)
         exchange.upstream?.close()
         exchange = Exchange()
+        if let timer = clientTimer { worker.loop.cancel(timer) }
         worker.loop.unregister(fd)
         Socket.close(fd)
         worker.forget(self)

@@ -10,6 +10,12 @@ public struct ProxyConfig: Sendable {
     /// Who may call the admin endpoints; everyone else gets 403.
     public var adminAllow: [CIDR]
     public var keyExtractor = KeyExtractor.default
+    /// A request head must arrive whole within this, from its first byte (slowloris: 408).
+    public var headTimeoutNanoseconds: UInt64 = 10_000_000_000
+    /// An idle keep-alive client connection is closed after this.
+    public var idleTimeoutNanoseconds: UInt64 = 60_000_000_000
+    /// A request body may pause this long between reads; there is no total body deadline.
+    public var bodyTimeoutNanoseconds: UInt64 = 30_000_000_000
     public var connectTimeoutNanoseconds: UInt64 = 2_000_000_000
     public var responseTimeoutNanoseconds: UInt64 = 30_000_000_000
     /// How many other replicas a request may fail over to when its replica refuses the

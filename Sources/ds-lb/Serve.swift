@@ -72,6 +72,38 @@ struct Serve: ParsableCommand {
     @Option(help: "How long a removed replica may finish its in-flight requests before it is stopped.")
     var drainTimeout: String = "10s"
 
+    @Option(help: "A request head must arrive whole within this, from its first byte (else 408).")
+    var headTimeout: String = "10s"
+
+    @Option(help: "Idle keep-alive client connections are closed after this.")
+    var idleTimeout: String = "60s"
+
+    @Option(help: "A request body may pause this long between reads (no total body deadline).")
+    var bodyTimeout: String = "30s"
+
+    @Option(help: "A replica must accept a connection within this (else the next replica, or 502).")
+    var connectTimeout: String = "2s"
+
+    @Option(help: "A replica must start its response within this (else 504).")
+    var responseTimeout: String = "30s"
+
+    /// The data-plane timeouts, parsed; errors name the flag and the value.
+    func proxyTimeouts(into config: inout ProxyConfig) throws {
+        do {
+            config.headTimeoutNanoseconds = try DurationText.nanoseconds(headTimeout, name: "--head-timeout")
+            config.idleTimeoutNanoseconds = try DurationText.nanoseconds(idleTimeout, name: "--idle-timeout")
+            config.bodyTimeoutNanoseconds = try DurationText.nanoseconds(bodyTimeout, name: "--body-timeout")
+            config.connectTimeoutNanoseconds = try DurationText.nanoseconds(connectTimeout, name: "--connect-timeout")
+            config.responseTimeoutNanoseconds = try DurationText.nanoseconds(responseTimeout, name: "--response-timeout")
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        for (flag, value) in [("--head-timeout", config.headTimeoutNanoseconds), ("--idle-timeout", config.idleTimeoutNanoseconds),
+                              ("--body-timeout", config.bodyTimeoutNanoseconds), ("--connect-timeout", config.connectTimeoutNanoseconds),
+                              ("--response-timeout", config.responseTimeoutNanoseconds)] where value < 1_000_000 {
+            throw ValidationError("\(flag): must be at least 1ms")
+        }
+
     @Option(help: "Where the desired pool is kept across restarts (default: $STATE_DIRECTORY, else /var/lib/ds-lb).")
     var stateDir: String?
 
@@ -94,6 +126,8 @@ struct Serve: ParsableCommand {
             throw ValidationError("--on-failure: unknown policy '\(onFailure)' (use restart or replace)")
         }
         _ = try supervisorConfig()
+        var probe = ProxyConfig(adminAllow: [])
+        try proxyTimeouts(into: &probe)
         guard HashAlgorithm(rawValue: hash) != nil else {
             throw ValidationError("--hash: unknown algorithm '\(hash)' (use \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -188,6 +222,7 @@ struct Serve: ParsableCommand {
         var config = ProxyConfig(adminAllow: allow)
         config.keyExtractor = extractor
         config.retries = retries
+        try proxyTimeouts(into: &config)
         // systemd: WATCHDOG=1 only while every loop makes progress; STATUS= follows the pool.
         var watchdog: ProgressWatchdog?
         var lastStatus = "Starting replicas"

@@ -24,9 +24,10 @@ final class ReplicaConnection: EventHandler {
     }
 
     func handle(_ events: IOEvents) {
-        if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) {
-            readAvailable()
-        }
+        // Edge-triggered: reading may have stopped early while answers piled up, so every event
+        // (a writable edge included) first drains output, then resumes reading.
+        flush()
+        if !closed { readAvailable() }
         if !closed { flush() }
     }
 
