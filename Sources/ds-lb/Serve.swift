@@ -24,8 +24,17 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to listen on (ignored when systemd passes a listening socket).")
     var listen: String = "0.0.0.0:5000"
 
-    @Option(help: "How replicas are run: process (local ds-server children) or static (--backend).")
+    @Option(help: "How replicas are run: process (local ds-server children), docker (containers), auto (docker when the engine answers and --image exists, else process) or static (--backend).")
     var driver: String = "process"
+
+    @Option(help: "Image of the replicas (docker driver).")
+    var image: String = "ds-server:latest"
+
+    @Option(help: "Network of the replicas (docker driver): host (each replica on its own port on 127.0.0.1).")
+    var network: String = "host"
+
+    @Option(help: "Pool name (docker driver): the ds-lb.pool label of the containers this ds-lb manages and adopts.")
+    var pool: String = "default"
 
     @Option(help: "Replicas to start with (process driver).")
     var replicas: Int = 3
@@ -111,9 +120,10 @@ struct Serve: ParsableCommand {
     var resetState = false
 
     func validate() throws {
-        guard ["process", "static"].contains(driver) else {
-            throw ValidationError("--driver: unknown driver '\(driver)' (use process or static)")
+        guard ["process", "static", "docker", "auto"].contains(driver) else {
+            throw ValidationError("--driver: unknown driver '\(driver)' (use process, docker, auto or static)")
         }
+        try validateDocker()
         guard replicas >= 0 && replicas <= 1000 else { throw ValidationError("--replicas must be 0...1000, got \(replicas)") }
         if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1...256, got \(workers)") }
         if driver == "static" && backends.isEmpty { throw ValidationError("--driver static needs at least one --backend NAME=HOST:PORT") }
@@ -184,9 +194,7 @@ struct Serve: ParsableCommand {
         // here before any other thread exists, so only the signalfd sees them.
         let control = try EventLoop()
         var stopping = false
-        let replicaDriver: ReplicaDriver = driver == "static"
-            ? StaticDriver(backends: staticBackends)
-            : ProcessDriver(serverBinary: try serverBinary ?? Self.siblingBinary("ds-server"))
+        let replicaDriver = try makeDriver(staticBackends: staticBackends, logger: logger)
         let supervisor = Supervisor(loop: control, driver: replicaDriver, algorithm: algorithm, config: try supervisorConfig(),
                                     workers: workerCount, logger: logger)
         var workerLoops: [EventLoop] = []

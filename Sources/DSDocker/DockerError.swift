@@ -1,0 +1,22 @@
+/// What can go wrong talking to the engine. `engine` carries the engine's own message.
+public enum DockerError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The socket is missing, refused, or timed out.
+    case unreachable(String)
+    /// The engine answered with an error status; `message` is its own text.
+    case engine(status: Int, message: String)
+    /// The bytes were not the HTTP/JSON we expect.
+    case protocolError(String)
+
+    public var description: String {
+        switch self {
+        case .unreachable(let reason): return "Docker engine unreachable: \(reason)"
+        case .engine(let status, let message): return "Docker engine error \(status): \(message)"
+        case .protocolError(let reason): return "Docker engine protocol error: \(reason)"
+        }
+    }
+
+    public var status: Int? {
+        if case .engine(let status, _) = self { return status }
+        return nil
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import DSBalancer
+import DSControl
+import DSDocker
+import Logging
+
+extension Serve {
+    func validateDocker() throws {
+        guard network == "host" else {
+            throw ValidationError("--network: only 'host' is supported so far (replicas on 127.0.0.1), got '\(network)'")
+        }
+        guard !pool.isEmpty, pool.count <= 63, pool.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }) else {
+            throw ValidationError("--pool: '\(pool)' is not a valid name (letters, digits, '_', '.', '-')")
+        }
+        guard !image.isEmpty else { throw ValidationError("--image must not be empty") }
+    }
+
+    /// The driver `--driver` asks for. `auto` picks docker when the engine answers and has the
+    /// image, else local processes, and says which and why. Blocks briefly (engine calls): call
+    /// before the control loop runs.
+    func makeDriver(staticBackends: [Backend], logger: Logger) throws -> ReplicaDriver {
+        switch driver {
+        case "static":
+            return StaticDriver(backends: staticBackends)
+        case "docker":
+            let client: DockerClient
+            do { client = try DockerClient.connect() } catch {
+                throw Failure(description: "--driver docker: \(error)")
+            }
+            do {
+                guard try client.imageExists(image) else {
+                    throw Failure(description: "--driver docker: image '\(image)' not found on the engine; build it with `make images` or pass --image")
+                }
+                return try DockerDriver(client: client, image: image, pool: pool, logger: logger)
+            } catch let error as Failure { throw error } catch {
+                throw Failure(description: "--driver docker: \(error)")
+            }
+        case "auto":
+            do {
+                let client = try DockerClient.connect(timeout: 2)
+                if try client.imageExists(image) {
+                    logger.info("[i] --driver auto: using docker (engine \(client.engineVersion) answers at \(client.socketPath), image \(image) present)")
+                    return try DockerDriver(client: client, image: image, pool: pool, logger: logger)
+                }
+                logger.info("[i] --driver auto: using process (the Docker engine has no image \(image))")
+            } catch {
+                logger.info("[i] --driver auto: using process (\(error))")
+            }
+            return ProcessDriver(serverBinary: try serverBinary ?? Self.siblingBinary("ds-server"))
+        default:
+            return ProcessDriver(serverBinary: try serverBinary ?? Self.siblingBinary("ds-server"))
+        }
+    }
+}
