@@ -4,7 +4,7 @@ SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 LISTEN ?= 0.0.0.0:5000
 REPLICAS ?= 3
 
-.PHONY: run test deps build release unit-test integration-test tsan-test clean
+.PHONY: run test deps build release unit-test integration-test tsan-test clean images docker-e2e
 
 ## make run: install what is missing, build release, run ds-lb on :5000 with 3 local replicas.
 run: release
@@ -15,6 +15,16 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(SWIFT) test --scratch-path .build-tsan --sanitize=thread --filter 'DSBalancerTests|DSReactorTests'
+	$(MAKE) docker-e2e
+
+## make images: ds-server:latest and ds-lb:latest FROM scratch, no registry (docker/build-images.sh).
+images:
+	@scripts/install-deps.sh build
+	docker/build-images.sh
+
+## make docker-e2e: the Docker driver end to end on a real engine (installs and starts one if needed).
+docker-e2e:
+	docker/e2e-test.sh
 
 deps:
 	@scripts/install-deps.sh test

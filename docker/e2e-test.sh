@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# The Docker driver end to end against a real Docker engine (issue 6):
+#   make images; ds-lb --driver docker; /add ×3 → server-1…3 run; /home answers;
+#   docker stop / kill / rm -f server-2 → "[!] Server 2 failed heartbeat. Restarting..." then
+#   "[+] Server 2 restarted", server-2 runs again and serves; /rm removes its container; /add with
+#   hostnames names the containers; a foreign server-9 is left alone and /add of it is refused;
+#   a restarted ds-lb adopts the running containers (none created, none removed); the same from
+#   ds-lb's own image with the Docker socket mounted.
+# Installs docker.io when missing and starts dockerd (vfs) when no engine answers, and stops it by
+# PID at the end. Every container uses host networking and 127.0.0.1. Under CI=true a skip fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "docker-e2e: $*"; }
+fail() { echo "docker-e2e: FAIL: $*" >&2; exit 1; }
+skip() {
+  echo "docker-e2e: SKIP: $*"
+  if [ "${CI:-}" = true ]; then echo "docker-e2e: under CI=true a skip is a failure" >&2; exit 1; fi
+  exit 0
+}
+
+work=$(mktemp -d /tmp/ds-lb-docker-e2e.XXXXXX)
+pool="e2e-$$"
+sock=/var/run/docker.sock
+dockerd_pid=""
+lb_pid=""
+foreign_id=""
+lb_container=""
+
+cleanup() {
+  set +e
+  [ -n "$lb_pid" ] && kill "$lb_pid" 2>/dev/null && wait "$lb_pid" 2>/dev/null
+  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    [ -n "$lb_container" ] && docker rm -f "$lb_container" >/dev/null 2>&1
+    ids=$(docker ps -aq --filter "label=ds-lb.pool=$pool")
+    [ -n "$ids" ] && docker rm -f $ids >/dev/null
+    [ -n "$foreign_id" ] && docker rm -f "$foreign_id" >/dev/null 2>&1
+  fi
+  if [ -n "$dockerd_pid" ]; then
+    say "stopping the dockerd we started (pid $dockerd_pid)"
+    kill "$dockerd_pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$dockerd_pid" 2>/dev/null
+  fi
+  if [ "${KEEP_LOGS:-}" = 1 ]; then say "logs kept in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# --- an engine --------------------------------------------------------------------------------
+engine_answers() { curl -sf --max-time 3 --unix-socket "$sock" http://docker/_ping >/dev/null 2>&1; }
+if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+  [ "$(id -u)" -eq 0 ] || skip "docker.io is not installed and we are not root to install it"
+  say "installing docker.io"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || skip "apt-get update failed: no way to install docker.io"
+  apt-get install -y -qq docker.io >/dev/null || skip "apt-get install docker.io failed"
+fi
+if ! engine_answers; then
+  [ "$(id -u)" -eq 0 ] || skip "no Docker engine answers at $sock and we are not root to start dockerd"
+  say "starting dockerd --storage-driver=vfs (log: $work/dockerd.log)"
+  dockerd --storage-driver=vfs >"$work/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 1 150); do engine_answers && break; kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+  engine_answers || { tail -20 "$work/dockerd.log" >&2; skip "dockerd did not come up (see its log above)"; }
+fi
+say "engine: $(curl -s --unix-socket "$sock" http://docker/version | grep -o '"Version":"[^"]*"' | head -1)"
+for name in server-1 server-2 server-3 server-9 alpha beta ds-lb-e2e; do
+  if docker inspect "$name" >/dev/null 2>&1; then fail "a container named $name already exists; this test needs the name"; fi
+done
+
+# --- images -----------------------------------------------------------------------------------
+t0=$(date +%s)
+make -s images
+say "images built in $(( $(date +%s) - t0 )) s"
+SWIFT=${SWIFT:-$(command -v swift || echo /opt/swift/usr/bin/swift)}
+bin=$("$SWIFT" build -c release --scratch-path "${SCRATCH:-.build}" --show-bin-path)
+
+# --- helpers ----------------------------------------------------------------------------------
+log="$work/ds-lb.log"
+state="$work/state"
+interval=1s
+start_lb() {
+  : >"$log"
+  "$bin/ds-lb" --driver docker --pool "$pool" --replicas 0 --listen "127.0.0.1:${port:-0}" --state-dir "$state" \
+    --heartbeat-interval $interval --heartbeat-timeout 1s --drain-timeout 1s >>"$log" 2>&1 &
+  lb_pid=$!
+  for _ in $(seq 1 100); do grep -q "Listening on" "$log" && break; kill -0 $lb_pid 2>/dev/null || break; sleep 0.1; done
+  grep -q "Listening on" "$log" || { cat "$log" >&2; fail "ds-lb did not start"; }
+  port=$(grep -o 'Listening on 127.0.0.1:[0-9]*' "$log" | head -1 | cut -d: -f2)
+}
+stop_lb() {
+  kill "$lb_pid"; wait "$lb_pid" || true; lb_pid=""
+}
+url() { echo "http://127.0.0.1:$port$1"; }
+# wait_for TIMEOUT_S COMMAND...: retries the command every 0.1 s.
+wait_for() {
+  local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s%N)" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+running() { [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
+gone() { ! docker inspect "$1" >/dev/null 2>&1; }
+count() { grep -cF -- "$1" "${2:-$log}" || true; }
+log_has_more() { [ "$(count "$1" "${3:-$log}")" -gt "$2" ]; }
+all_keys_served() {
+  for id in $(seq 1 40); do
+    curl -sf --max-time 2 "$(url "/home?id=$id")" | grep -q "Hello from Server" || return 1
+  done
+}
+pool_ids() { docker ps -aq --no-trunc --filter "label=ds-lb.pool=$pool" | sort; }
+
+# --- scale up -----------------------------------------------------------------------------------
+start_lb
+say "ds-lb on port $port, pool $pool"
+for k in 1 2 3; do
+  t=$(date +%s%N)
+  body=$(curl -sf -X POST "$(url /add)") || fail "/add $k failed: $body"
+  echo "$body" | grep -q "\"server-$k\"" || fail "/add $k answered $body"
+  say "/add → server-$k answered in $(( ($(date +%s%N) - t) / 1000000 )) ms (container created, started, first heartbeat passed)"
+done
+for k in 1 2 3; do
+  running "server-$k" || fail "container server-$k is not running"
+  labels=$(docker inspect -f '{{index .Config.Labels "ds-lb.managed"}} {{index .Config.Labels "ds-lb.pool"}} {{index .Config.Labels "ds-lb.id"}}' "server-$k")
+  [ "$labels" = "true $pool $k" ] || fail "server-$k has labels '$labels'"
+  docker inspect -f '{{.HostConfig.NetworkMode}}' "server-$k" | grep -qx host || fail "server-$k is not on host networking"
+done
+answer=$(curl -sf "$(url '/home?id=12')")
+echo "$answer" | grep -qE 'Hello from Server: [123]"' || fail "/home?id=12 answered $answer"
+say "ok: /add ×3 → server-1…3 running with labels; /home?id=12 → $answer"
+
+# --- failures are repaired -------------------------------------------------------------------------
+for action in stop kill "rm -f"; do
+  down_before=$(count "[!] Server 2 failed heartbeat. Restarting...")
+  up_before=$(count "[+] Server 2 restarted")
+  old_id=$(docker inspect -f '{{.Id}}' server-2)
+  t=$(date +%s%N)
+  docker $action server-2 >/dev/null
+  # interval + timeout + 5 s
+  wait_for 7 log_has_more "[!] Server 2 failed heartbeat. Restarting..." "$down_before" || { cat "$log" >&2; fail "docker $action: no failed-heartbeat line"; }
+  t_down=$(( ($(date +%s%N) - t) / 1000000 ))
+  wait_for 20 log_has_more "[+] Server 2 restarted" "$up_before" || { cat "$log" >&2; fail "docker $action: no restarted line"; }
+  t_up=$(( ($(date +%s%N) - t) / 1000000 ))
+  # The two lines in order: the last "failed" comes before the last "restarted".
+  last_down=$(grep -nF "[!] Server 2 failed heartbeat. Restarting..." "$log" | tail -1 | cut -d: -f1)
+  last_up=$(grep -nF "[+] Server 2 restarted" "$log" | tail -1 | cut -d: -f1)
+  [ "$last_down" -lt "$last_up" ] || fail "docker $action: lines out of order"
+  running server-2 || fail "docker $action: server-2 is not running after the restart"
+  [ "$(docker inspect -f '{{.Id}}' server-2)" != "$old_id" ] || fail "docker $action: server-2 is the old container"
+  wait_for 5 all_keys_served || fail "docker $action: not every key is served after the restart"
+  say "ok: docker $action server-2 → failed-heartbeat line after ${t_down} ms, restarted after ${t_up} ms, all keys served"
+done
+
+# --- /rm and /add with hostnames -------------------------------------------------------------------
+body=$(curl -sf -X DELETE -d '{"hostnames":["server-3"]}' "$(url /rm)") || fail "/rm failed"
+echo "$body" | grep -q '"server-3"' && fail "/rm answered $body"
+wait_for 15 gone server-3 || fail "/rm: container server-3 still exists"
+no_retired() { [ -z "$(docker ps -aq --filter name=server-3-retired)" ]; }
+wait_for 15 no_retired || fail "/rm: the retired container of server-3 still exists"
+body=$(curl -sf -X POST -d '{"hostnames":["alpha","beta"]}' "$(url /add)") || fail "/add alpha beta failed"
+running alpha && running beta || fail "/add with hostnames: alpha and beta are not running"
+say "ok: /rm server-3 removed its container; /add {alpha, beta} → containers alpha, beta"
+
+# --- a foreign container is left alone -------------------------------------------------------------
+foreign_id=$(docker run -d --name server-9 --network host --entrypoint /usr/local/bin/ds-server ds-server:latest \
+  --id 9 --host 127.0.0.1 --port 0)
+sleep 1  # the driver refreshes its view of the engine twice a second
+code=$(curl -s -o "$work/foreign.json" -w '%{http_code}' -X POST -d '{"hostnames":["server-9"]}' "$(url /add)")
+[ "$code" != 200 ] || fail "/add server-9 over a foreign container succeeded"
+grep -q "not managed by ds-lb" "$work/foreign.json" || fail "/add server-9: unclear refusal: $(cat "$work/foreign.json")"
+[ "$(docker inspect -f '{{.Id}}' server-9)" = "$foreign_id" ] && running server-9 || fail "the foreign server-9 was touched"
+say "ok: foreign server-9 left alone; /add refused with $code: $(cat "$work/foreign.json")"
+
+# --- a restarted ds-lb adopts its containers ---------------------------------------------------------
+before=$(pool_ids)
+stop_lb
+[ "$(pool_ids)" = "$before" ] || fail "stopping ds-lb changed the pool's containers"
+t=$(date +%s%N)
+start_lb
+say "ds-lb restarted and listening after $(( ($(date +%s%N) - t) / 1000000 )) ms"
+[ "$(pool_ids)" = "$before" ] || fail "restart: containers were created or removed"
+[ "$(count "[i] Adopted container")" -eq 4 ] || { cat "$log" >&2; fail "restart: expected 4 adopted containers"; }
+curl -sf "$(url /rep)" | grep -q '"N": 4' || fail "restart: /rep is not the 4 replicas"
+wait_for 5 all_keys_served || fail "restart: not every key is served"
+sleep 2
+[ "$(pool_ids)" = "$before" ] || fail "restart: containers changed after start"
+say "ok: restarted ds-lb adopted server-1, server-2, alpha, beta — none created, none removed"
+
+# --- ds-lb from its own image ------------------------------------------------------------------------
+stop_lb
+lb_container=ds-lb-e2e
+docker run -d --name $lb_container --network host -v "$sock:/var/run/docker.sock" -v "$state:/var/lib/ds-lb" \
+  ds-lb:latest --driver docker --pool "$pool" --replicas 0 --listen "127.0.0.1:$port" \
+  --heartbeat-interval $interval --heartbeat-timeout 1s --drain-timeout 1s >/dev/null
+clog="$work/ds-lb-container.log"
+container_log() { docker logs $lb_container >"$clog" 2>&1; grep -q "$1" "$clog"; }
+wait_for 15 container_log "Listening on" || { docker logs $lb_container >&2; fail "ds-lb in its container did not start"; }
+[ "$(pool_ids)" = "$before" ] || fail "containerised ds-lb: containers were created or removed"
+wait_for 5 all_keys_served || fail "containerised ds-lb: not every key is served"
+docker stop server-1 >/dev/null
+wait_for 7 container_log "Server 1 failed heartbeat. Restarting..." || { cat "$clog" >&2; fail "containerised ds-lb: no failed-heartbeat line"; }
+wait_for 20 container_log "Server 1 restarted" || { cat "$clog" >&2; fail "containerised ds-lb: no restarted line"; }
+running server-1 || fail "containerised ds-lb: server-1 not running"
+curl -sf -X POST -d '{"hostnames":["server-3"]}' "$(url /add)" >/dev/null || fail "containerised ds-lb: /add failed"
+running server-3 || fail "containerised ds-lb: server-3 not running"
+wait_for 5 all_keys_served || fail "containerised ds-lb: not every key is served"
+say "ok: ds-lb from ds-lb:latest (socket mounted) adopted the pool, repaired docker stop server-1, added server-3"
+docker rm -f $lb_container >/dev/null; lb_container=""
+
+say "PASS"
