@@ -4,7 +4,15 @@ SWIFT ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
 LISTEN ?= 0.0.0.0:5000
 REPLICAS ?= 3
 
-.PHONY: run test deps build release unit-test integration-test tsan-test clean images docker-e2e
+# make install: PREFIX (/usr/local) and DESTDIR as usual; the release build links the Swift
+# runtime statically, so the binaries run on a Debian 12 without a Swift toolchain.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL_SCRATCH ?= .build-install
+
+.PHONY: run test deps build release install systemd-e2e unit-test integration-test tsan-test clean images docker-e2e
 
 ## make run: install what is missing, build release, run ds-lb on :5000 with 3 local replicas.
 run: release
@@ -16,6 +24,21 @@ test: deps
 	$(SWIFT) test --skip-build
 	$(SWIFT) test --scratch-path .build-tsan --sanitize=thread --filter 'DSBalancerTests|DSReactorTests'
 	$(MAKE) docker-e2e
+	$(MAKE) systemd-e2e
+
+## make systemd-e2e: ds-lb installed into a Debian 12 root and run by a real systemd (root; see the script).
+systemd-e2e:
+	tests/systemd-e2e.sh
+
+## make install: the binaries to $(DESTDIR)$(BINDIR), ds-lb.socket and ds-lb.service to $(DESTDIR)$(UNITDIR).
+install:
+	@scripts/install-deps.sh build
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(INSTALL_SCRATCH)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	install -m 755 $(INSTALL_SCRATCH)/release/ds-lb $(INSTALL_SCRATCH)/release/ds-server $(DESTDIR)$(BINDIR)/
+	install -m 644 systemd/ds-lb.socket $(DESTDIR)$(UNITDIR)/ds-lb.socket
+	sed 's|/usr/local/bin/|$(BINDIR)/|g' systemd/ds-lb.service >$(DESTDIR)$(UNITDIR)/ds-lb.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/ds-lb.service
 
 ## make images: ds-server:latest and ds-lb:latest FROM scratch, no registry (docker/build-images.sh).
 images:
@@ -38,4 +61,4 @@ build:
 	$(SWIFT) build
 
 clean:
-	rm -rf .build .build-tsan
+	rm -rf .build .build-tsan $(INSTALL_SCRATCH)
