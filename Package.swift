@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "DSBalancerTests", dependencies: ["DSBalancer", "DSHashing", "DSSystem"]),
         .testTarget(name: "DSControlTests", dependencies: ["DSControl", "DSBalancer", "DSProxy"]),
         .testTarget(name: "DSDockerTests", dependencies: ["DSDocker"]),
-        .testTarget(name: "DSSystemdTests", dependencies: ["DSSystemd", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "DSSystemdTests", dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

@@ -5,6 +5,10 @@ import Logging
 import Testing
 @testable import DSSystemd
 
+/// One serialized parent: these tests set process-wide environment variables (NOTIFY_SOCKET,
+/// JOURNAL_STREAM, LISTEN_*), which must not change while another test reads them.
+@Suite(.serialized) struct SystemdTests {
+
 @Suite struct SystemdListenersTests {
     @Test func picksTheNamedSocket() {
         let passed = [SystemdListeners.Passed(name: "admin", fd: 3), .init(name: "http", fd: 4)]
@@ -105,4 +109,5 @@ import Testing
         #expect(SystemdNotifier().watchdogTimeout() == nil)
         SystemdNotifier().ready()
     }
+}
 }
