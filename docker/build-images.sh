@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # `make images`: builds ds-server:latest and ds-lb:latest FROM scratch, without any registry.
-# SCRATCH (default .build) is the SwiftPM scratch path of the release build.
+# The binaries link the Swift runtime statically (--static-swift-stdlib, as `make install` does),
+# so an image holds them plus glibc, libstdc++ and libsystemd only. SCRATCH is the SwiftPM scratch
+# path; the default is the one `make install` uses, so `make test` builds this release once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-$(command -v swift || echo /opt/swift/usr/bin/swift)}
-scratch=${SCRATCH:-.build}
-"$SWIFT" build -c release --scratch-path "$scratch" --product ds-server
-"$SWIFT" build -c release --scratch-path "$scratch" --product ds-lb
-bin=$("$SWIFT" build -c release --scratch-path "$scratch" --show-bin-path)
+scratch=${SCRATCH:-.build-install}
+flags=(-c release --static-swift-stdlib --scratch-path "$scratch")
+"$SWIFT" build "${flags[@]}" --product ds-server
+"$SWIFT" build "${flags[@]}" --product ds-lb
+bin=$("$SWIFT" build "${flags[@]}" --show-bin-path)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 docker/make-rootfs.sh "$work/ds-server" "$bin/ds-server"

@@ -32,7 +32,7 @@ cleanup() {
   [ -n "$lb_pid" ] && kill "$lb_pid" 2>/dev/null && wait "$lb_pid" 2>/dev/null
   if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     [ -n "$lb_container" ] && docker rm -f "$lb_container" >/dev/null 2>&1
-    ids=$(docker ps -aq --filter "label=ds-lb.pool=$pool")
+    ids=$(docker ps -aq --filter "label=ds-lb.pool=$pool"; docker ps -aq --filter "label=ds-lb.pool=$pool-auto")
     [ -n "$ids" ] && docker rm -f $ids >/dev/null
     [ -n "$foreign_id" ] && docker rm -f "$foreign_id" >/dev/null 2>&1
   fi
@@ -73,7 +73,7 @@ t0=$(date +%s)
 make -s images
 say "images built in $(( $(date +%s) - t0 )) s"
 SWIFT=${SWIFT:-$(command -v swift || echo /opt/swift/usr/bin/swift)}
-bin=$("$SWIFT" build -c release --scratch-path "${SCRATCH:-.build}" --show-bin-path)
+bin=$("$SWIFT" build -c release --static-swift-stdlib --scratch-path "${SCRATCH:-.build-install}" --show-bin-path)
 
 # --- helpers ----------------------------------------------------------------------------------
 log="$work/ds-lb.log"
@@ -207,5 +207,26 @@ running server-3 || fail "containerised ds-lb: server-3 not running"
 wait_for 5 all_keys_served || fail "containerised ds-lb: not every key is served"
 say "ok: ds-lb from ds-lb:latest (socket mounted) adopted the pool, repaired docker stop server-1, added server-3"
 docker rm -f $lb_container >/dev/null; lb_container=""
+
+# --- --driver auto ---------------------------------------------------------------------------------
+# (The main pool is gone first: the names server-1… are free again.)
+# Docker when the engine answers and has the image; local processes otherwise; the choice is logged.
+auto_run() { # $1 = image, $2 = expected line; own pool and state, so the main pool is not touched
+  local alog="$work/auto.log" apid
+  "$bin/ds-lb" --driver auto --image "$1" --pool "$pool-auto" --replicas 1 --listen 127.0.0.1:0 \
+    --state-dir "$work/auto-state-$RANDOM" --heartbeat-interval $interval >"$alog" 2>&1 &
+  apid=$!
+  wait_for 15 grep -q "Listening on" "$alog" || { cat "$alog" >&2; kill $apid; fail "--driver auto did not start"; }
+  local aport=$(grep -o 'Listening on 127.0.0.1:[0-9]*' "$alog" | head -1 | cut -d: -f2)
+  curl -sf "http://127.0.0.1:$aport/home?id=1" | grep -q "Hello from Server: 1" || { kill $apid; fail "--driver auto: /home failed"; }
+  grep -qF -- "$2" "$alog" || { cat "$alog" >&2; kill $apid; fail "--driver auto: expected '$2' in the log"; }
+  kill $apid; wait $apid || true
+  say "ok: --driver auto --image $1 → $(grep -o '\-\-driver auto: using [a-z]*' "$alog")"
+}
+docker rm -f $(pool_ids) >/dev/null
+auto_run ds-server:latest "--driver auto: using docker"
+running server-1 || fail "--driver auto (docker): no container server-1"
+docker rm -f $(docker ps -aq --filter "label=ds-lb.pool=$pool-auto") >/dev/null
+auto_run ds-lb-e2e-no-such-image:latest "--driver auto: using process"
 
 say "PASS"

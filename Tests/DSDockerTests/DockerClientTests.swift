@@ -26,7 +26,7 @@ final class DockerClientTests: XCTestCase {
     }
 
     func testChunkedResponseIsDecoded() throws {
-        let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n[{\"Id\r\n9\r\n\":\"x\"}]\n\r\n0\r\nTrailer: y\r\n\r\n"
+        let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n[{\"Id\r\n8\r\n\":\"x\"}]\n\r\n0\r\nTrailer: y\r\n\r\n"
         let response = try DockerResponse.parse(Array(raw.utf8))
         XCTAssertEqual(response.text, "[{\"Id\":\"x\"}]\n")
     }
