@@ -228,14 +228,14 @@ say "SIGSTOP of ds-lb: watchdog timeout, new ds-lb PID $(main_pid) active ${took
 # (Connection: close), and records HTTP code, curl exit code and total time per request.
 STOPFILE=$WORK/stop-load
 load_worker() {
-  local out=$1 i urls
+  local out=$1 base=$2 i urls
   while [ ! -e "$STOPFILE" ]; do
     urls=()
-    for i in $(seq 1 25); do urls+=(-o /dev/null "$URL/home?id=$RANDOM"); done
+    for i in $(seq 1 25); do urls+=(-o /dev/null "$base/home?id=$RANDOM"); done
     curl -s -H 'Connection: close' --max-time 30 -w '%{http_code} %{exitcode} %{time_total}\n' "${urls[@]}" >>"$out" 2>/dev/null || true
   done
 }
-for w in 1 2 3 4; do load_worker "$WORK/load.$w" & LOAD_PIDS+=("$!"); done
+for w in 1 2 3 4; do load_worker "$WORK/load.$w" "$URL" & LOAD_PIDS+=("$!"); done
 sleep 3
 MAIN=$(main_pid)
 restart_started=$(date +%s%N)
@@ -260,7 +260,39 @@ if [ "$failed" -ne 0 ]; then
 fi
 say "systemctl restart under load (4 clients, new connection per request): $total requests, 0 failed, 0 refused, 0 reset; restart job took $restart_ms ms, slowest request $max_ms ms"
 
-# --- 7. ds-lb's replicas die with it ----------------------------------------------------------
+# --- 7. no socket unit: ds-lb's own socket survives a restart in the FD store -------------------
+PORT2=5001
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT2") 2>/dev/null; then fail "something already listens on 127.0.0.1:$PORT2"; fi
+in_ct systemd-run --quiet --unit=ds-lb-fdstore -p Type=notify -p FileDescriptorStoreMax=1 -p DynamicUser=yes \
+  -p StateDirectory=ds-lb-fdstore -p KillMode=mixed -p TimeoutStopSec=20s \
+  /usr/local/bin/ds-lb serve --listen "127.0.0.1:$PORT2" --replicas 2 || fail "systemd-run ds-lb-fdstore"
+fd_active() { [ "$(sctl is-active ds-lb-fdstore.service)" = active ]; }
+wait_for 60 fd_active || fail "ds-lb-fdstore did not become active"
+in_ct journalctl -u ds-lb-fdstore --no-pager -o cat | grep -q "handed to systemd's FD store as http" || fail "ds-lb did not store its socket"
+rm -f "$STOPFILE" "$WORK"/load.*
+for w in 1 2 3 4; do load_worker "$WORK/load.$w" "http://127.0.0.1:$PORT2" & LOAD_PIDS+=("$!"); done
+sleep 2
+MAIN2=$(sctl show -p MainPID --value ds-lb-fdstore.service)
+sctl restart ds-lb-fdstore.service
+[ "$(sctl show -p MainPID --value ds-lb-fdstore.service)" != "$MAIN2" ] || fail "restart did not replace ds-lb-fdstore"
+sleep 3
+touch "$STOPFILE"
+for pid in "${LOAD_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+LOAD_PIDS=()
+in_ct journalctl -u ds-lb-fdstore --no-pager -o cat | grep -q 'Using the listening socket passed by systemd: http' \
+  || fail "the restarted ds-lb did not get its socket back from the FD store"
+cat "$WORK"/load.* >"$WORK/load.all"
+total2=$(wc -l <"$WORK/load.all")
+failed2=$(awk '$1 != 200 || $2 != 0' "$WORK/load.all" | wc -l)
+[ "$total2" -ge 100 ] || fail "the load generator sent only $total2 requests"
+if [ "$failed2" -ne 0 ]; then
+  awk '$1 != 200 || $2 != 0' "$WORK/load.all" | sort | uniq -c | head
+  fail "restart with the FD store under load: $failed2 of $total2 requests failed"
+fi
+sctl stop ds-lb-fdstore.service
+say "no socket unit: ds-lb's own socket went to the FD store and back; restart under load: $total2 requests, 0 failed"
+
+# --- 8. ds-lb's replicas die with it ----------------------------------------------------------
 MAIN=$(main_pid)
 replicas=$(in_ct pgrep -P "$MAIN" -x ds-server | tr '\n' ' ')
 in_ct kill -KILL "$MAIN"

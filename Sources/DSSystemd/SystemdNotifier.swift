@@ -33,6 +33,17 @@ public struct SystemdNotifier: Sendable {
 
     public func watchdog() { send("WATCHDOG=1") }
 
+    /// Hands a duplicate of `fd` to systemd's FD store under `name` (anchors §4.3). After a
+    /// restart job it comes back through `LISTEN_FDS`/`LISTEN_FDNAMES` like a socket-activated
+    /// one, so a socket ds-lb opened itself keeps its backlog across `systemctl restart`. Needs
+    /// `FileDescriptorStoreMax=` > 0; otherwise systemd drops it. True when the message went out.
+    @discardableResult
+    public func storeFD(_ fd: Int32, name: String) -> Bool {
+        guard isEnabled else { return false }
+        let fds = [fd]
+        return sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=\(name)", fds, 1) > 0
+    }
+
     /// `WatchdogSec=` in nanoseconds when the watchdog is on for this process, else nil.
     public func watchdogTimeout() -> UInt64? {
         var usec: UInt64 = 0

@@ -112,6 +112,7 @@ struct Serve: ParsableCommand {
                               ("--response-timeout", config.responseTimeoutNanoseconds)] where value < 1_000_000 {
             throw ValidationError("\(flag): must be at least 1ms")
         }
+    }
 
     @Option(help: "Where the desired pool is kept across restarts (default: $STATE_DIRECTORY, else /var/lib/ds-lb).")
     var stateDir: String?
@@ -308,7 +309,13 @@ struct Serve: ParsableCommand {
             logger.info("[i] Using the listening socket passed by systemd: \(http.name) (fd \(http.fd), \(passed.count) passed)")
             return http.fd
         }
-        return try Socket.listen(on: address)
+        let fd = try Socket.listen(on: address)
+        // Under systemd without a socket unit: keep the socket in the FD store, so the next
+        // ds-lb of a restart job gets the same socket, with the connections queued meanwhile.
+        if SystemdNotifier().storeFD(fd, name: "http") {
+            logger.info("[i] Listening socket handed to systemd's FD store as http (kept across restarts when FileDescriptorStoreMax= > 0)")
+        }
+        return fd
     }
 
     static func parseBackend(_ text: String) throws -> Backend {
