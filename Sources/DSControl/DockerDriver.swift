@@ -182,6 +182,8 @@ final class DockerWorker: Sendable {
         var foreignNames: Set<String> = []
         var reports: [Report] = []
         var refreshing = false
+        /// The last list failed (logged once, not twice a second).
+        var listFailing = false
     }
 
     let client: DockerClient
@@ -288,8 +290,13 @@ final class DockerWorker: Sendable {
         defer { shared.withLock { $0.refreshing = false } }
         let all: [ContainerSummary]
         do { all = try client.listContainers() } catch {
-            logger.warning("[!] Could not list containers: \(error)")
+            if !shared.withLock({ $0.listFailing }) { logger.warning("[!] Could not list containers: \(error)") }
+            shared.withLock { $0.listFailing = true }
             return
+        }
+        if shared.withLock({ $0.listFailing }) {
+            logger.info("[i] The Docker engine answers again")
+            shared.withLock { $0.listFailing = false }
         }
         let byID = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         shared.withLock { shared in
