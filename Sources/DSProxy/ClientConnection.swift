@@ -405,6 +405,9 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         if let timer = exchange.timer { worker.loop.cancel(timer) }
         let timeout = upstream.connected ? worker.config.responseTimeoutNanoseconds : worker.config.connectTimeoutNanoseconds
         exchange.timer = worker.loop.schedule(afterNanoseconds: timeout) { [weak self] in self?.exchangeTimedOut() }
+        // A pooled or already-connected socket gets no new edge-triggered event: count the
+        // attach as progress so `drive` goes on to send on it now.
+        transitions &+= 1
     }
 
     private func exchangeTimedOut() {
