@@ -33,6 +33,7 @@ algorithms=$( ("$lb" ring --hash '?' 2>&1 || true) | sed -n "s/.*unknown algorit
 [ -n "$algorithms" ] || { echo "could not list the algorithms" >&2; exit 1; }
 sizes="3 10 100 1000"
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 jsonl=$(mktemp)
 trap 'rm -f "$jsonl"' EXIT
 total=$((rounds * 4 * 2 * $(echo "$algorithms" | wc -w)))
@@ -52,11 +53,12 @@ done
 echo >&2
 [ -z "$raw" ] || cp "$jsonl" "$raw"
 
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 report=$(python3 - "$jsonl" "$rounds" "$keys" "$(nproc)" "$cpu" "$command_line" "$(date -u '+%Y-%m-%d %H:%M UTC')" \
-    "$(swift --version 2>/dev/null | head -1)" <<'EOF'
+    "$(swift --version 2>/dev/null | head -1)" "$load_start" "$load_end" <<'EOF'
 import json, statistics, sys
-path, rounds, keys, nproc, cpu, command, date, swift = sys.argv[1:]
+path, rounds, keys, nproc, cpu, command, date, swift, load_start, load_end = sys.argv[1:]
 runs = [json.loads(l) for l in open(path)]
 order = []
 for r in runs:
@@ -79,10 +81,11 @@ def check(n, ratio, m, lookup, build):
     else:
         if lookup > 100: misses.append("lookup")
         if build > 10: misses.append("build")
+        if not misses: return "lookup, build (×2)"
     return "all" if not misses else "✗ " + ", ".join(misses)
 
 print(f"- Machine: {cpu}, nproc {nproc}; {swift}")
-print(f"- Date: {date}")
+print(f"- Date: {date}; load average (1, 5, 15 min) {load_start} at the start, {load_end} at the end")
 print(f"- Command: `{command}` ({rounds} rounds, {int(keys):,} keys, seeds 1…{rounds}; medians over rounds)")
 print()
 print("| algorithm | N | change | max/avg | stddev of share | moved | ideal | moved / ideal | lookup ns | build ms | targets met |")
