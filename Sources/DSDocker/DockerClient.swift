@@ -129,7 +129,8 @@ public final class DockerClient: Sendable {
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8], socketPath: String) throws {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            // MSG_NOSIGNAL: an engine that closed early is an error here, not a SIGPIPE for the process.
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
             if n > 0 { offset += n; continue }
             if n < 0 && errno == EINTR { continue }
             throw DockerError.unreachable("write to \(socketPath): \(String(cString: strerror(errno)))")

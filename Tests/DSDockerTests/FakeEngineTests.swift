@@ -36,7 +36,11 @@ final class FakeEngine: @unchecked Sendable {
     private func serve() {
         while true {
             let client = accept(fd, nil, nil)
-            if client < 0 { return }
+            if client < 0 {
+                if errno == EINTR { continue }
+                close(fd)
+                return
+            }
             var received: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 4096)
             while !received.containsHeadEnd {
@@ -48,14 +52,15 @@ final class FakeEngine: @unchecked Sendable {
             let line = String(text.split(separator: "\r\n").first ?? "")
             lock.withLock { lines.append(line) }
             let answer = Array(reply(line).utf8)
-            _ = answer.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+            _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             close(client)
         }
     }
 
+    /// Wakes the accept loop, which then closes the listener itself: closing it here could let
+    /// a later test reuse the descriptor number under the still-running thread.
     func stop() {
         shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
         unlink(path)
     }
 }
