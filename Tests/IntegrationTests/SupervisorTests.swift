@@ -223,6 +223,40 @@ final class SupervisorTests: IntegrationTestCase {
         XCTAssertEqual(lb.replicaPIDsByID().count, 3, "removed replicas must be stopped: \(lb.replicaPIDsByID())")
     }
 
+    func testInFlightSlowRequestOnARemovedReplicaCompletes() throws {
+        let lb = try startLoadBalancer()
+        var rng = SeededRandom(seed: 17)
+        let ids = rng.sixDigitIDs(60)
+        let (owners, _) = try routeIDs(ids, through: lb, connections: 1)
+        let id = try XCTUnwrap(ids.first { owners[$0] == 3 }, "no id owned by server 3")
+        let port = lb.port
+        let done = DispatchSemaphore(value: 0)
+        let box = Unchecked(ResultBox())
+        Thread {
+            do {
+                let connection = try HTTPConnection(port: port, timeout: 10)
+                box.value.response = try connection.request("GET", "/slow?ms=1500&id=\(id)")
+                connection.close()
+            } catch {
+                box.value.error = error
+            }
+            done.signal()
+        }.start()
+        usleep(300_000)
+        let removed = try lb.admin("DELETE", "/rm", json: ["hostnames": ["server-3"]])
+        XCTAssertEqual(removed.status, 200, "\(removed)")
+        // The semaphore orders the thread's writes to `box` before these reads.
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        let answer = box.value.response
+        let failure = box.value.error
+        XCTAssertNil(failure, "the in-flight request failed: \(String(describing: failure))")
+        XCTAssertEqual(answer?.status, 200, "\(String(describing: answer))")
+        XCTAssertEqual(answer?.helloServerID, 3, "it is answered by the replica it was sent to")
+        // Once drained, the replica stops.
+        for _ in 0..<100 where lb.replicaPIDsByID()[3] != nil { usleep(50_000) }
+        XCTAssertNil(lb.replicaPIDsByID()[3], "server 3 must stop after its in-flight request finished")
+    }
+
     func testPoolSurvivesRestartsOfTheBalancer() throws {
         let stateDir = try temporaryDirectory()
         let environment: [String: String?] = ["STATE_DIRECTORY": stateDir]
@@ -304,4 +338,9 @@ final class SupervisorTests: IntegrationTestCase {
         XCTAssertGreaterThanOrEqual(restarts, 1, lb.process.outputTail())
         XCTAssertTrue(lb.process.isRunning)
     }
+}
+
+final class ResultBox: @unchecked Sendable {
+    var response: HTTPResponse?
+    var error: Error?
 }
