@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "DSDocker", dependencies: ["DSHTTP1"]),
         .target(name: "DSHashing"),
         .target(name: "DSBalancer", dependencies: ["DSHashing", "DSSystem"]),
-        .target(name: "DSProxy", dependencies: ["DSReactor", "DSSystem", "DSHTTP1", "DSBalancer",
+        .target(name: "DSProxy", dependencies: ["DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSHashing",
                                                 .product(name: "Logging", package: "swift-log"),
                                                 .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(name: "DSControl", dependencies: ["DSDocker", "DSProxy", "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSHashing",

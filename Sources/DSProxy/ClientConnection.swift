@@ -359,7 +359,8 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         let snapshot = worker.reader.snapshot
         var key = worker.config.keyExtractor.key(for: head, headBytes: input.readable, peer: peer)
         let hashedKey = key.withUTF8 { snapshot.table.key(UnsafeRawBufferPointer($0)) }
-        let backend = snapshot.select(hashedKey: hashedKey)
+        let backend = worker.config.balanceFactor.map { worker.boundedSelect(snapshot, hashedKey: hashedKey, factor: $0) }
+            ?? snapshot.select(hashedKey: hashedKey)
         guard let backend else {
             worker.metrics.count(.noReplica)
             input.consume(head.length)

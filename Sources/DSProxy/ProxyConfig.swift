@@ -21,6 +21,9 @@ public struct ProxyConfig: Sendable {
     /// How many other replicas a request may fail over to when its replica refuses the
     /// connection (or drops it before answering an idempotent request).
     public var retries = 1
+    /// Bounded loads (Mirrokni, Thorup, Zadimoghaddam): cap each replica's in-flight requests
+    /// at ⌈c × average⌉; nil (the default) routes by the hash alone.
+    public var balanceFactor: Double?
     /// Idle keep-alive connections kept per replica per worker.
     public var maxIdlePerBackend = 64
 

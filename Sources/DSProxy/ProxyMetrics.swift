@@ -67,6 +67,7 @@ public final class ProxyMetrics: Sendable {
 
     private let replicas = Locked<[String: Replica]>([:])
     private let errors: [ErrorKind: Counter]
+    private let boundedMoves: Counter
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -77,6 +78,12 @@ public final class ProxyMetrics: Sendable {
                 labels: [("kind", kind.rawValue)])
         }
         self.errors = errors
+        boundedMoves = registry.makeCounter(descriptor: ProxyMetrics.name(
+            "bounded_load_moved", unit: "total", help: "Requests bounded loads sent past their first-choice replica"))
+    }
+
+    public func countBoundedMove() {
+        boundedMoves.increment()
     }
 
     /// Any thread (takes a lock: callers cache the result).

@@ -1,4 +1,5 @@
 import DSBalancer
+import DSHashing
 import DSHTTP1
 import DSReactor
 import DSSystem
@@ -86,6 +87,26 @@ public final class Worker {
         let handle = metrics.replica(backend.name)
         replicaMetrics[backend.name] = handle
         return handle
+    }
+
+    /// Bounded loads (`--balance-factor`) for the current snapshot, built once per generation:
+    /// the decorator and each member's in-flight counter, in the snapshot's member order.
+    private var bounded: (generation: UInt64, table: BoundedLoad, load: [ProxyMetrics.Replica])?
+
+    /// Loop thread only. The replica for `hashedKey` under bounded loads: the first candidate
+    /// whose in-flight requests (over all workers) are under ⌈c × average⌉.
+    func boundedSelect(_ snapshot: Snapshot, hashedKey: UInt64, factor: Double) -> Backend? {
+        if bounded?.generation != snapshot.generation {
+            bounded = (snapshot.generation, BoundedLoad(snapshot.table, balanceFactor: factor),
+                       snapshot.backends.map { metrics(for: $0) })
+        }
+        guard let (_, table, load) = bounded else { return nil }
+        let total = load.reduce(0) { $0 + $1.inFlight }
+        guard let choice = table.choose(hashedKey, totalInFlight: total, load: { index in
+            snapshot.healthy[index] ? load[index].inFlight : Int.max
+        }) else { return nil }
+        if choice.rank > 0 { metrics.countBoundedMove() }
+        return snapshot.backends[choice.index]
     }
 
     func forget(_ connection: ClientConnection) {

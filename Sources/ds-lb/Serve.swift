@@ -81,6 +81,9 @@ struct Serve: ParsableCommand {
     @Option(help: "How long a removed replica may finish its in-flight requests before it is stopped.")
     var drainTimeout: String = "10s"
 
+    @Option(help: "Bounded loads: cap each replica's in-flight requests at ceil(factor × average), e.g. 1.25 (off by default).")
+    var balanceFactor: Double?
+
     @Option(help: "A request head must arrive whole within this, from its first byte (else 408).")
     var headTimeout: String = "10s"
 
@@ -135,6 +138,9 @@ struct Serve: ParsableCommand {
         guard (0...10).contains(retries) else { throw ValidationError("--retries must be 0...10, got \(retries)") }
         guard SupervisorConfig.OnFailure(rawValue: onFailure) != nil else {
             throw ValidationError("--on-failure: unknown policy '\(onFailure)' (use restart or replace)")
+        }
+        if let balanceFactor, !(balanceFactor >= 1 && balanceFactor <= 1000) {
+            throw ValidationError("--balance-factor must be 1...1000, got \(balanceFactor)")
         }
         _ = try supervisorConfig()
         var probe = ProxyConfig(adminAllow: [])
@@ -231,6 +237,7 @@ struct Serve: ParsableCommand {
         var config = ProxyConfig(adminAllow: allow)
         config.keyExtractor = extractor
         config.retries = retries
+        config.balanceFactor = balanceFactor
         try proxyTimeouts(into: &config)
         // systemd: WATCHDOG=1 only while every loop makes progress; STATUS= follows the pool.
         var watchdog: ProgressWatchdog?
