@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Turns the raw output of one bench/compare run into the `## Proxy comparison` Markdown section.
+
+Usage: report.py OUTDIR [--update RESULTS.md]
+
+OUTDIR holds meta.json (machine, versions, settings, commands), raw/ (one wrk or ab output per
+round, target, thread count and test: r<round>_<target>_T<threads>_<test>.txt, T0 = direct),
+rss/ (idle_conns.py JSON per target and thread count) and events.log (crashes, restarts).
+Prints the section; with --update also replaces that section of RESULTS.md (or appends it),
+leaving every other section untouched. Standard library only.
+"""
+import json
+import os
+import re
+import statistics
+import sys
+
+SECTION = "## Proxy comparison"
+PROXIES = ["ds-lb", "haproxy", "nginx"]
+NAMES = {"ds-lb": "ds-lb", "haproxy": "HAProxy", "nginx": "nginx", "direct": "direct (no proxy)"}
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    return float(m.group(1)) * UNITS[m.group(2)] if m else None
+
+
+def parse_wrk(text):
+    r = {"rps": None, "p50": None, "p99": None, "requests": 0, "socket_errors": 0, "non2xx": 0,
+         "error_detail": ""}
+    if m := re.search(r"Requests/sec:\s+([\d.]+)", text):
+        r["rps"] = float(m.group(1))
+    if m := re.search(r"^\s+50%\s+(\S+)", text, re.M):
+        r["p50"] = ms(m.group(1))
+    if m := re.search(r"^\s+99%\s+(\S+)", text, re.M):
+        r["p99"] = ms(m.group(1))
+    if m := re.search(r"(\d+) requests in", text):
+        r["requests"] = int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text):
+        r["socket_errors"] = sum(int(x) for x in m.groups())
+        r["error_detail"] = m.group(0)
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", text):
+        r["non2xx"] = int(m.group(1))
+    return r
+
+
+def parse_ab(text):
+    r = {"rps": None, "requests": 0, "socket_errors": 0, "non2xx": 0, "error_detail": ""}
+    if m := re.search(r"Requests per second:\s+([\d.]+)", text):
+        r["rps"] = float(m.group(1))
+    if m := re.search(r"Complete requests:\s+(\d+)", text):
+        r["requests"] = int(m.group(1))
+    if m := re.search(r"Failed requests:\s+(\d+)", text):
+        r["socket_errors"] = int(m.group(1))
+        if r["socket_errors"]:
+            if d := re.search(r"Failed requests:.*\n(\s+\(.*\))", text):
+                r["error_detail"] = "Failed requests: %d %s" % (r["socket_errors"], d.group(1).strip())
+    if m := re.search(r"Non-2xx responses:\s+(\d+)", text):
+        r["non2xx"] = int(m.group(1))
+    if r["rps"] is None:  # ab gave up (it prints why on stderr, captured in the same file)
+        r["error_detail"] = " / ".join(l.strip() for l in text.splitlines() if "apr_" in l or "rror" in l)[:300]
+    return r
+
+
+def parse_body(text):
+    """curl -w output of one POST /echo: MiB/s of body each way (both directions run at once)."""
+    v = dict(l.split(None, 1) for l in text.splitlines() if " " in l)
+    r = {"rps": None, "requests": 1, "socket_errors": 0, "non2xx": 0, "error_detail": ""}
+    try:
+        code, up, down, secs = int(v["http_code"]), int(float(v["size_upload"])), int(float(v["size_download"])), float(v["time_total"])
+    except (KeyError, ValueError):
+        r["socket_errors"] = 1
+        r["error_detail"] = "curl: " + " ".join(text.split())[:200]
+        return r
+    if code != 200:
+        r["non2xx"] = 1
+        r["error_detail"] = f"HTTP {code}, {up} bytes up, {down} down"
+    elif down != up or secs <= 0:
+        r["socket_errors"] = 1
+        r["error_detail"] = f"sent {up} bytes, got {down} back" + (f" ({v['curl_exit'].strip()})" if "curl_exit" in v else "")
+    else:
+        r["rps"] = up / 1048576 / secs
+    return r
+
+
+def load(outdir):
+    runs = {}  # (target, threads, test) -> [result per round]
+    raw = os.path.join(outdir, "raw")
+    for name in sorted(os.listdir(raw)):
+        m = re.fullmatch(r"r(\d+)_(.+)_T(\d+)_(c\d+|close|body)\.txt", name)
+        if not m:
+            continue
+        rnd, target, threads, test = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
+        with open(os.path.join(raw, name), errors="replace") as f:
+            text = f.read()
+        res = parse_ab(text) if test == "close" else parse_body(text) if test == "body" else parse_wrk(text)
+        opens = os.path.join(raw, name[:-4] + ".opens")
+        if test == "close" and os.path.exists(opens):
+            with open(opens) as f:
+                # passive opens during the ab run minus ab's own connections = upstream connects
+                res["upstream_per_req"] = max(0, int(f.read().strip() or 0) - res["requests"]) / max(1, res["requests"])
+        res["round"], res["file"] = rnd, name
+        runs.setdefault((target, threads, test), []).append(res)
+    return runs
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt_rps(v):
+    return "—" if v is None else f"{v:,.0f}"
+
+
+def fmt_ms(v):
+    if v is None:
+        return "—"
+    return f"{v * 1000:.0f} µs" if v < 1 else f"{v:.2f} ms"
+
+
+def ratio(a, b):
+    return "—" if a is None or not b else f"{a / b:.2f}×"
+
+
+def spread(results):
+    vals = [r["rps"] for r in results if r["rps"] is not None]
+    if len(vals) < 2:
+        return "—"
+    return f"{min(vals):,.0f}–{max(vals):,.0f}"
+
+
+def errors_cell(results):
+    sock = sum(r["socket_errors"] for r in results)
+    bad = sum(r["non2xx"] for r in results)
+    missing = sum(1 for r in results if r["rps"] is None)
+    parts = []
+    if sock:
+        parts.append(f"{sock} socket err")
+    if bad:
+        parts.append(f"{bad} non-2xx")
+    if missing:
+        parts.append(f"{missing} run(s) failed")
+    return ", ".join(parts) if parts else "0"
+
+
+def upstream_cell(results):
+    v = med(r.get("upstream_per_req") for r in results)
+    return "—" if v is None else f"{v:.2f}"
+
+
+def noise(outdir, runs):
+    """Largest (max - min) / median of req/s over the rounds, and the 1-min load seen at visit starts."""
+    worst = None
+    for key, rs in runs.items():
+        vals = [r["rps"] for r in rs if r["rps"] is not None]
+        if len(vals) >= 2:
+            rel = (max(vals) - min(vals)) / statistics.median(vals)
+            if worst is None or rel > worst[0]:
+                worst = (rel, key)
+    loads = []
+    raw = os.path.join(outdir, "raw")
+    for name in os.listdir(raw):
+        if name.endswith(".loadavg"):
+            with open(os.path.join(raw, name)) as f:
+                try:
+                    loads.append(float(f.read().split()[0]))
+                except (ValueError, IndexError):
+                    pass
+    return worst, loads
+
+
+def render(outdir):
+    with open(os.path.join(outdir, "meta.json")) as f:
+        meta = json.load(f)
+    runs = load(outdir)
+    threads = meta["threads"]
+    conns = meta["conns"]
+    out = [SECTION, ""]
+    out.append(f"Measured by `bench/compare` on {meta['date']}: one ds-server replica behind each proxy in turn, "
+               f"{meta['rounds']} interleaved rounds (each round visits every proxy and thread count once, "
+               f"the order rotated from round to round), medians over the rounds. Ratios are ratios of medians.")
+    out.append("")
+    out.append(f"- Machine: {meta['nproc']} CPUs ({meta['cpu']}), {meta['mem']}, kernel {meta['kernel']}; "
+               f"load generator, proxy and replica share these CPUs.")
+    out.append(f"- Software: ds-lb {meta['commit']} ({meta.get('source', 'working tree')}, release, `--scratch-path .build-bench`), {meta['haproxy']}, "
+               f"{meta['nginx']}, {meta['wrk']}, {meta['ab']}, Swift {meta['swift']}.")
+    out.append(f"- Thread counts T: {', '.join(map(str, threads))} (ds-lb `--workers T`, HAProxy `nbthread T`, "
+               f"nginx `worker_processes T`; the replica is ds-server, one event loop).")
+    out.append("")
+    out.append("Commands (ports are free loopback ports picked at run time; configs in `bench/compare.d/`):")
+    out.append("")
+    out.append("```")
+    out.extend(meta["commands"])
+    out.append("```")
+    out.append("")
+
+    out.append(f"### Keep-alive, small response (`GET {meta['path']}`, {meta['duration']} per run)")
+    out.append("")
+    out.append("| Proxy | T | wrk -c | req/s (median) | req/s min–max | p50 | p99 | vs HAProxy | vs direct | errors (all rounds) |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    for c in conns:
+        test = f"c{c}"
+        direct = runs.get(("direct", 0, test), [])
+        d_rps = med(r["rps"] for r in direct)
+        rows = [("direct", 0)] + [(p, t) for t in threads for p in PROXIES]
+        for target, t in rows:
+            rs = runs.get((target, t, test), [])
+            if not rs:
+                continue
+            rps = med(r["rps"] for r in rs)
+            h_rps = med(r["rps"] for r in runs.get(("haproxy", t, test), [])) if t else None
+            out.append(f"| {NAMES[target]} | {t or '—'} | {c} | {fmt_rps(rps)} | {spread(rs)} | "
+                       f"{fmt_ms(med(r['p50'] for r in rs))} | {fmt_ms(med(r['p99'] for r in rs))} | "
+                       f"{ratio(rps, h_rps) if t else '—'} | {ratio(rps, d_rps) if t else '1.00×'} | {errors_cell(rs)} |")
+    out.append("")
+
+    out.append(f"### New connection per request (`ab -r -s 5 -n {meta['ab_n']} -c {meta['ab_c']}`, HTTP/1.0, no keep-alive)")
+    out.append("")
+    out.append("| Proxy | T | connections/s (median) | min–max | vs HAProxy | vs direct | new upstream connections per request | failed (all rounds) |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    direct = runs.get(("direct", 0, "close"), [])
+    d_rps = med(r["rps"] for r in direct)
+    for target, t in [("direct", 0)] + [(p, t) for t in threads for p in PROXIES]:
+        rs = runs.get((target, t, "close"), [])
+        if not rs:
+            continue
+        rps = med(r["rps"] for r in rs)
+        h_rps = med(r["rps"] for r in runs.get(("haproxy", t, "close"), [])) if t else None
+        out.append(f"| {NAMES[target]} | {t or '—'} | {fmt_rps(rps)} | {spread(rs)} | "
+                   f"{ratio(rps, h_rps) if t else '—'} | {ratio(rps, d_rps) if t else '1.00×'} | "
+                   f"{upstream_cell(rs) if t else '—'} | {errors_cell(rs)} |")
+    out.append("")
+    out.append("New upstream connections per request: the machine-wide TCP `PassiveOpens` counter over the ab run, "
+               "minus ab's own connections, divided by the requests (median over rounds): 0 means the proxy reused "
+               "its keep-alive connections to the replica, 1 means it opened one per request.")
+    out.append("")
+
+    if any(k[2] == "body" for k in runs):
+        out.append(f"### Large body ({meta['body_mib']} MiB up and the same {meta['body_mib']} MiB back through `POST /echo`, curl, one per round)")
+        out.append("")
+        out.append("| Proxy | T | MiB/s each way (median) | min–max | vs HAProxy | vs direct | failed (all rounds) |")
+        out.append("|---|---|---|---|---|---|---|")
+        direct = runs.get(("direct", 0, "body"), [])
+        d_rps = med(r["rps"] for r in direct)
+        for target, t in [("direct", 0)] + [(p, t) for t in threads for p in PROXIES]:
+            rs = runs.get((target, t, "body"), [])
+            if not rs:
+                continue
+            rps = med(r["rps"] for r in rs)
+            h_rps = med(r["rps"] for r in runs.get(("haproxy", t, "body"), [])) if t else None
+            vals = [r["rps"] for r in rs if r["rps"] is not None]
+            rng = f"{min(vals):,.0f}–{max(vals):,.0f}" if len(vals) > 1 else "—"
+            out.append(f"| {NAMES[target]} | {t or '—'} | {fmt_rps(rps)} | {rng} | "
+                       f"{ratio(rps, h_rps) if t else '—'} | {ratio(rps, d_rps) if t else '1.00×'} | {errors_cell(rs)} |")
+        out.append("")
+
+    rss_dir = os.path.join(outdir, "rss")
+    rss_rows = []
+    if os.path.isdir(rss_dir):
+        for t in threads:
+            for p in PROXIES:
+                path = os.path.join(rss_dir, f"{p}_T{t}.json")
+                if os.path.exists(path):
+                    with open(path) as f:
+                        text = f.read().strip()
+                    try:
+                        rss_rows.append((p, t, json.loads(text.splitlines()[-1])))
+                    except (ValueError, IndexError):
+                        rss_rows.append((p, t, {"failed": text[-200:]}))
+    if rss_rows:
+        out.append(f"### Memory: RSS growth for {meta['rss_conns']:,} idle keep-alive client connections")
+        out.append("")
+        out.append("Each connection first completes one `GET` (so it has been through a full request), then sits idle; "
+                   "VmRSS of the proxy (nginx: master plus workers) is read after a warm-up and again 2 s after the "
+                   "last connection was opened (`bench/compare.d/idle_conns.py`), on a freshly started proxy.")
+        out.append("")
+        out.append("| Proxy | T | held / still open | RSS before | RSS after | growth per connection |")
+        out.append("|---|---|---|---|---|---|")
+        for p, t, r in rss_rows:
+            if "failed" in r:
+                out.append(f"| {NAMES[p]} | {t} | failed: `{r['failed']}` | | | |")
+                continue
+            per = r["per_conn_bytes"]
+            extra = f" ({r['errors']} errors)" if r["errors"] else ""
+            out.append(f"| {NAMES[p]} | {t} | {r['connections']:,} / {r['still_open']:,}{extra} | "
+                       f"{r['rss_before_kib'] / 1024:.1f} MiB | {r['rss_after_kib'] / 1024:.1f} MiB | "
+                       f"{'—' if per is None else f'{per / 1024:.2f} KiB'} |")
+        out.append("")
+
+    events = os.path.join(outdir, "events.log")
+    if os.path.exists(events) and os.path.getsize(events):
+        out.append("### Problems observed during the run")
+        out.append("")
+        out.append("```")
+        with open(events, errors="replace") as f:
+            out.extend(l.rstrip("\n") for l in f.readlines()[-40:])
+        out.append("```")
+        out.append("")
+    detail = []
+    for (target, t, test), rs in sorted(runs.items()):
+        for r in rs:
+            if r["socket_errors"] or r["non2xx"] or r["rps"] is None:
+                detail.append(f"- round {r['round']}, {NAMES[target]}, T={t or '—'}, {test}: "
+                              f"{r['error_detail'] or 'no result'}; non-2xx {r['non2xx']} of {r['requests']}")
+    if detail:
+        out.append("Runs with errors:")
+        out.append("")
+        out.extend(detail)
+        out.append("")
+
+    out.append("Notes:")
+    out.append("")
+    worst, loads = noise(outdir, runs)
+    spread_text = ""
+    if worst:
+        (target, t, test) = worst[1]
+        spread_text = (f" The round-to-round spread of req/s reaches {worst[0] * 100:.0f} % of the median "
+                       f"({NAMES[target]}, T={t or '—'}, {test}), so only differences well beyond the min–max "
+                       f"ranges above mean anything.")
+    if loads:
+        spread_text += (f" The 1-minute load average at the start of each visit was {min(loads):.1f}–{max(loads):.1f} "
+                        f"(other work on the machine adds to the noise).")
+    out.append(f"- Noise: the machine has {meta['nproc']} shared CPUs and wrk/ab, the proxy and the replica all run on "
+               "them, so the load generator competes with the proxy for CPU; with T equal to the CPU count the "
+               "proxy's threads are oversubscribed. Absolute numbers are far below what these proxies do on "
+               "dedicated cores. The direct baseline is bounded by the single-threaded ds-server." + spread_text)
+    out.append("- All three proxies do the same work per request: parse, pick the replica by hashing `?id=`, add "
+               "`X-Forwarded-For`/`X-Forwarded-Proto`, reuse a keep-alive upstream connection; access logs off.")
+    skipped = os.path.join(outdir, "body-skipped")
+    if os.path.exists(skipped) and open(skipped).read().strip() == "no-echo":
+        out.append("- Not measured: large-body throughput (issue 3) — the ds-server that was built has no `POST /echo` "
+                   "endpoint, so no replica accepts and returns a large body; `bench/compare` runs the test once it has.")
+    elif os.path.exists(skipped):
+        out.append("- Large-body test not run (`--no-body`).")
+    else:
+        out.append("- Large body: ds-lb and HAProxy stream the request and the response at the same time. nginx is not "
+                   "measured: once it has forwarded the replica's response head it stops sending the request body "
+                   "upstream (`ngx_http_upstream_send_request_handler`: `u->header_sent` switches the write handler to "
+                   "a dummy), and `/echo` answers while it reads, so a 256 MiB echo through nginx stalled after "
+                   "5–110 MB until `proxy_read_timeout` in every try (`proxy_request_buffering` off and on). One "
+                   "transfer per visit, so these figures are noisier than the others.")
+    out.append(f"- Raw wrk/ab outputs and proxy logs of this run: `{meta['outdir_rel']}/` (not committed).")
+    out.append("")
+    return "\n".join(out)
+
+
+def update(path, section):
+    text = open(path).read() if os.path.exists(path) else ""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, l in enumerate(lines) if l.rstrip() == SECTION), None)
+    if start is None:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        new = text + ("\n" if text else "") + section
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        tail = "".join(lines[end:])
+        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
+    with open(path, "w") as f:
+        f.write(new)
+
+
+def main():
+    outdir = sys.argv[1]
+    section = render(outdir)
+    print(section)
+    if len(sys.argv) > 3 and sys.argv[2] == "--update":
+        update(sys.argv[3], section)
+
+
+if __name__ == "__main__":
+    main()
