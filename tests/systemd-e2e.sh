@@ -15,7 +15,7 @@ REPO=$PWD
 CACHE=${DS_LB_E2E_CACHE:-/var/cache/ds-lb-e2e}
 PORT=5000
 URL="http://127.0.0.1:$PORT"
-INCLUDE=systemd,dbus,libstdc++6,curl,procps
+INCLUDE=systemd,dbus,libstdc++6,procps
 STARTED=$(date +%s)
 
 say() { printf '[e2e %3ss] %s\n' "$(( $(date +%s) - STARTED ))" "$*"; }
@@ -54,31 +54,16 @@ mirror() {
     | awk '{for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; exit}}' | grep -v security | head -1 || true)
   echo "${uri:-http://deb.debian.org/debian}"
 }
-BASE=$CACHE/bookworm-$(echo "$INCLUDE" | md5sum | cut -c1-8)
-if [ ! -e "$BASE/.complete" ]; then
-  say "debootstrap Debian 12 into $BASE (once; cached) from $(mirror)"
-  mkdir -p "$CACHE"
-  rm -rf "$BASE.tmp"
-  ok=false
-  for attempt in 1 2 3; do
-    if debootstrap --variant=minbase --include="$INCLUDE" bookworm "$BASE.tmp" "$(mirror)" >"$CACHE/debootstrap.log" 2>&1; then
-      ok=true; break
-    fi
-    say "debootstrap attempt $attempt failed (tail of $CACHE/debootstrap.log):"; tail -5 "$CACHE/debootstrap.log"
-    rm -rf "$BASE.tmp"; sleep 5
-  done
-  $ok || fail "debootstrap failed"
-  touch "$BASE.tmp/.complete"
-  rm -rf "$BASE"; mv "$BASE.tmp" "$BASE"
-fi
-
 WORK=$(mktemp -d /var/tmp/ds-lb-e2e.XXXXXX)
 ROOT=$WORK/root
 NSPAWN_PID=
+DEBOOTSTRAP_PID=
 LOAD_PIDS=()
 cleanup() {
   local rc=$?
   set +e
+  # debootstrap runs in its own process group (setsid): stop the whole group.
+  [ -n "$DEBOOTSTRAP_PID" ] && kill -- "-$DEBOOTSTRAP_PID" 2>/dev/null && wait "$DEBOOTSTRAP_PID" 2>/dev/null
   for pid in "${LOAD_PIDS[@]}"; do pkill -P "$pid" 2>/dev/null; kill "$pid" 2>/dev/null; done
   for pid in "${LOAD_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
   if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
@@ -100,10 +85,38 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "copy the root to $ROOT"
+# The cached root: built once by debootstrap, in the background while `make install` compiles
+# (one is network-bound, the other CPU-bound).
+BASE=$CACHE/bookworm-$(echo "$INCLUDE" | md5sum | cut -c1-8)
+if [ ! -e "$BASE/.complete" ]; then
+  MIRROR=$(mirror)
+  say "debootstrap Debian 12 into $BASE (once; cached) from $MIRROR, in the background"
+  mkdir -p "$CACHE"
+  setsid bash -c '
+    base=$1 include=$2 mirror=$3 log=$4
+    for attempt in 1 2 3; do
+      rm -rf "$base.tmp"
+      if debootstrap --variant=minbase --include="$include" bookworm "$base.tmp" "$mirror" >"$log" 2>&1; then
+        touch "$base.tmp/.complete"; rm -rf "$base"; mv "$base.tmp" "$base"; exit 0
+      fi
+      echo "debootstrap attempt $attempt failed" >>"$log.attempts"; tail -5 "$log" >>"$log.attempts"; sleep 5
+    done
+    exit 1' debootstrap "$BASE" "$INCLUDE" "$MIRROR" "$CACHE/debootstrap.log" </dev/null &
+  DEBOOTSTRAP_PID=$!
+fi
+
+say "make install DESTDIR=$WORK/stage PREFIX=/usr/local (release, static Swift runtime)"
+make -s install DESTDIR="$WORK/stage" PREFIX=/usr/local >"$WORK/install.log" 2>&1 || { tail -30 "$WORK/install.log"; fail "make install"; }
+if [ -n "$DEBOOTSTRAP_PID" ]; then
+  say "waiting for debootstrap"
+  wait "$DEBOOTSTRAP_PID" || { cat "$CACHE/debootstrap.log.attempts" 2>/dev/null; fail "debootstrap failed 3 times"; }
+  DEBOOTSTRAP_PID=
+  say "debootstrap done"
+fi
+[ -e "$BASE/.complete" ] || fail "no debootstrapped root at $BASE"
+say "copy the root to $ROOT and install into it"
 cp -a "$BASE" "$ROOT"
-say "make install DESTDIR=$ROOT PREFIX=/usr/local (release, static Swift runtime)"
-make -s install DESTDIR="$ROOT" PREFIX=/usr/local >"$WORK/install.log" 2>&1 || { tail -30 "$WORK/install.log"; fail "make install"; }
+cp -a "$WORK/stage/." "$ROOT/"
 [ -x "$ROOT/usr/local/bin/ds-lb" ] && [ -x "$ROOT/usr/local/bin/ds-server" ] || fail "binaries not installed"
 [ -f "$ROOT/usr/local/lib/systemd/system/ds-lb.service" ] || fail "units not installed"
 
