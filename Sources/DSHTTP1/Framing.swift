@@ -2,9 +2,9 @@
 /// is answered and followed by closing the connection: once framing is in doubt, so is where the
 /// next message starts.
 public enum Framing {
-    /// Whether this build decodes chunked request bodies. Until it does, a chunked request is
-    /// refused with 501 rather than forwarded with a guessed length.
-    public static let acceptsChunkedRequests = false
+    /// Whether chunked request bodies are accepted (they are forwarded as they came, their end
+    /// found by `ChunkedScanner`). With false, they are refused with 501, never mis-framed.
+    public static let acceptsChunkedRequests = true
 
     /// The body framing of a request.
     public static func request(_ head: RequestHead) -> Result<BodyFraming, HTTPParseError> {

@@ -58,6 +58,10 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         var headSent = false
         var headConsumed = false
         var bodyRemaining: UInt64 = 0
+        /// A chunked request body is forwarded as it came; the scanner finds where it ends, and
+        /// `chunkReady` counts the bytes at the front of `input` known to belong to it.
+        var requestChunks: ChunkedScanner?
+        var chunkReady = 0
         /// A reused connection failed and the request went again on a fresh one.
         var retried = false
         /// The snapshot and hashed key the replica was chosen with, for failover to the next
@@ -268,12 +272,22 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         case .success(let decided):
             framing = decided
         }
+        // A chunked body's length is unknown until its last chunk: `UInt64.max` keeps every
+        // "body still pending" rule in force until the scanner sees the end.
         let bodyLength: UInt64
-        if case .contentLength(let length) = framing { bodyLength = length } else { bodyLength = 0 }
+        switch framing {
+        case .contentLength(let length): bodyLength = length
+        case .chunked: bodyLength = .max
+        default: bodyLength = 0
+        }
 
         if let admin = worker.admin, admin.isAdminPath(head.path) {
             guard let peer, worker.config.adminAllow.contains(where: { $0.contains(peer) }) else {
                 respond(status: 403, message: "Admin endpoint \(head.path) is not allowed from \(peer?.host ?? "this client")", close: true)
+                return
+            }
+            guard framing != .chunked else {
+                respond(status: 411, message: "Admin requests need a Content-Length body, not chunked", close: true)
                 return
             }
             guard bodyLength <= UInt64(worker.config.maxAdminBody) else {
@@ -371,6 +385,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         exchange = Exchange()
         exchange.head = head
         exchange.bodyRemaining = bodyLength
+        if bodyLength == .max { exchange.requestChunks = ChunkedScanner() }
         exchange.closeClientAfter = !head.wantsKeepAlive
         exchange.snapshot = snapshot
         exchange.hashedKey = hashedKey
@@ -527,7 +542,29 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                 }
             }
             guard upstream.mayWrite else { return progressed }
-            let chunk = Int(min(UInt64(input.readableCount), exchange.bodyRemaining))
+            if exchange.requestChunks != nil && exchange.chunkReady == 0 {
+                do {
+                    switch try exchange.requestChunks!.scan(input.readable) {
+                    case .needMore: exchange.chunkReady = input.readableCount
+                    case .complete(let consumed): exchange.chunkReady = consumed
+                    }
+                } catch let error as HTTPParseError {
+                    // Bad chunked framing: whatever reached the replica is cut off with it.
+                    worker.metrics.count(.badRequest)
+                    fail(status: error.status, message: error.message)
+                    return false
+                } catch {
+                    close()
+                    return false
+                }
+                if exchange.chunkReady == 0 {
+                    // Only the final CRLF of the trailer section was missing and has now come.
+                    if exchange.requestChunks!.isDone { exchange.bodyRemaining = 0 }
+                    continue
+                }
+            }
+            let chunk = exchange.requestChunks != nil
+                ? exchange.chunkReady : Int(min(UInt64(input.readableCount), exchange.bodyRemaining))
             do {
                 switch try Socket.write(upstream.fd, UnsafeRawBufferPointer(rebasing: input.readable[0..<chunk])) {
                 case .wouldBlock:
@@ -535,7 +572,12 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                     return progressed
                 case .done(let n):
                     input.consume(n)
-                    exchange.bodyRemaining -= UInt64(n)
+                    if exchange.requestChunks != nil {
+                        exchange.chunkReady -= n
+                        if exchange.chunkReady == 0 && exchange.requestChunks!.isDone { exchange.bodyRemaining = 0 }
+                    } else {
+                        exchange.bodyRemaining -= UInt64(n)
+                    }
                     if exchange.bodyRemaining == 0 && clientWait == .body { clientWait = .none }
                     progressed = true
                 }

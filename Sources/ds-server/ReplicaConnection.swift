@@ -13,6 +13,9 @@ final class ReplicaConnection: EventHandler {
     private var bodyToSkip: UInt64 = 0
     /// Body bytes of an `/echo` request still to copy back.
     private var bodyToEcho: UInt64 = 0
+    /// A chunked request body in progress (skipped, or echoed as it came for `/echo`).
+    private var chunkedBody: ChunkedScanner?
+    private var echoChunks = false
     /// A `/slow` answer is pending: later requests wait so answers stay in order.
     private var paused = false
     private var closeAfterFlush = false
@@ -66,6 +69,23 @@ final class ReplicaConnection: EventHandler {
                 bodyToEcho -= UInt64(take)
                 if bodyToEcho > 0 { return }
             }
+            if chunkedBody != nil {
+                guard !input.isEmpty else { return }
+                let consumed: Int
+                do {
+                    switch try chunkedBody!.scan(input.readable) {
+                    case .needMore: consumed = input.readableCount
+                    case .complete(let n): consumed = n
+                    }
+                } catch let error as HTTPParseError {
+                    output.append(ResponseWriter.failure(status: error.status, message: error.message, close: true))
+                    closeAfterFlush = true
+                    return
+                } catch { return }
+                if echoChunks { output.append(UnsafeRawBufferPointer(rebasing: input.readable[0..<consumed])) }
+                input.consume(consumed)
+                if chunkedBody!.isDone { chunkedBody = nil } else { return }
+            }
             if input.isEmpty { return }
             switch server.parser.parseRequest(input.readable, from: parseFrom) {
             case .incomplete(let resume):
@@ -85,8 +105,14 @@ final class ReplicaConnection: EventHandler {
                 case .success(let framing):
                     var length: UInt64 = 0
                     if case .contentLength(let n) = framing { length = n }
+                    echoChunks = false
+                    if framing == .chunked { chunkedBody = ChunkedScanner() }
                     let keepAlive = head.wantsKeepAlive
                     switch head.path {
+                    case "/echo" where framing == .chunked:
+                        // A chunked body comes back chunked, its chunks exactly as they came.
+                        output.append(Array("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\(keepAlive ? "" : "Connection: close\r\n")\r\n".utf8))
+                        echoChunks = true
                     case "/echo":
                         // Test endpoint: the request body back, streamed, any size.
                         output.append(ResponseWriter.head(status: 200, contentType: "application/octet-stream",

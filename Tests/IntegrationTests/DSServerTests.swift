@@ -1,5 +1,5 @@
 // ds-server, the replica, as a black box: its three endpoints, configuration from flags and
-// environment, keep-alive, pipelining, the 501/400 answers that close the connection, and a
+// environment, keep-alive, pipelining, the 400 answers that close the connection, and a
 // clean exit on SIGTERM.
 
 #if canImport(Glibc)
@@ -108,16 +108,25 @@ final class DSServerTests: IntegrationTestCase {
         XCTAssertTrue(idle.isClosedByPeer(within: 1), "the idle client connection is closed")
     }
 
-    func testChunkedRequestAnswers501AndCloses() throws {
+    /// A chunked body is read to its end (trailers included), so the next request on the
+    /// connection is answered; `/echo` returns the chunks as they came; bad framing is 400 + close.
+    func testChunkedBodiesAreFramedAndEchoed() throws {
         let server = try startServer(id: 7)
         let connection = try HTTPConnection(port: server.port)
         try connection.send(HTTPConnection.requestBytes(
-            "POST", "/home", headers: [("Transfer-Encoding", "chunked")],
-            body: Array("5\r\nhello\r\n0\r\n\r\n".utf8)))
-        let response = try connection.readResponse()
-        assertFailure(response, 501, "POST /home with Transfer-Encoding: chunked")
-        XCTAssertTrue(connection.isClosedByPeer(within: 2),
-                      "the connection must be closed after the 501 (the body framing is unknown)")
+            "POST", "/echo", headers: [("Transfer-Encoding", "chunked")],
+            body: Array("5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n".utf8)))
+        let echoed = try connection.readResponse(method: "POST")
+        XCTAssertEqual(echoed.status, 200)
+        XCTAssertEqual(echoed.bodyString, "hello world", "\(echoed)")
+        XCTAssertEqual(try connection.get("/home").helloServerID, 7, "the connection stays usable after a chunked body")
+
+        let bad = try HTTPConnection(port: server.port)
+        try bad.send(HTTPConnection.requestBytes(
+            "POST", "/home", headers: [("Transfer-Encoding", "chunked")], body: Array("zz\r\nhello\r\n0\r\n\r\n".utf8)))
+        let response = try bad.readResponse()
+        XCTAssertEqual(response.status, 400, "\(response)")
+        XCTAssertTrue(bad.isClosedByPeer(within: 2), "the connection must be closed after bad chunked framing")
     }
 
     func testMalformedRequestLineAnswers400AndCloses() throws {

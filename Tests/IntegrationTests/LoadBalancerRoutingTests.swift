@@ -1,5 +1,5 @@
 // ds-lb with three process replicas: routing by consistent hash of ?id=, keep-alive to
-// clients, forwarding of any non-admin path, `ds-lb serve`, and the 501 for chunked requests.
+// clients, forwarding of any non-admin path, `ds-lb serve`, and chunked request bodies.
 
 #if canImport(Glibc)
 import Glibc
@@ -73,18 +73,35 @@ final class LoadBalancerRoutingTests: IntegrationTestCase {
         XCTAssertEqual(Set(distribution(owners).keys), [1, 2], "distribution \(distribution(owners))")
     }
 
-    /// A chunked request cannot be framed yet: 501 with JSON, and the connection is closed.
-    func testChunkedRequestAnswers501AndCloses() throws {
+    /// Chunked request bodies go through as they came (their end found by the chunk framing),
+    /// the connection stays usable, and bad chunk framing is 400 with JSON and a closed connection.
+    func testChunkedRequestBodiesAreForwarded() throws {
         let lb = try startLoadBalancer()
         let connection = try HTTPConnection(port: lb.port)
         XCTAssertEqual(try connection.get("/home?id=1").status, 200)
+        var rng = SeededRandom(seed: 99)
+        var payload: [UInt8] = []
+        var expected: [UInt8] = []
+        for _ in 0..<50 {
+            let size = Int(rng.next() % 5000) + 1
+            let chunk = (0..<size).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            payload += Array(String(size, radix: 16).utf8) + [13, 10] + chunk + [13, 10]
+            expected += chunk
+        }
+        payload += Array("0\r\nX-Checksum: none\r\n\r\n".utf8)
         try connection.send(HTTPConnection.requestBytes(
-            "POST", "/home?id=1", headers: [("Transfer-Encoding", "chunked")],
-            body: Array("5\r\nhello\r\n0\r\n\r\n".utf8)))
-        let response = try connection.readResponse()
-        assertFailure(response, 501, "POST /home?id=1 with Transfer-Encoding: chunked through ds-lb")
-        XCTAssertTrue(connection.isClosedByPeer(within: 2), "ds-lb must close the connection after the 501")
-        // ds-lb itself is fine afterwards.
+            "POST", "/echo?id=1", headers: [("Transfer-Encoding", "chunked")], body: payload))
+        let response = try connection.readResponse(method: "POST")
+        XCTAssertEqual(response.status, 200, "\(response)")
+        XCTAssertTrue(response.body == expected, "the chunked body must arrive byte-identical")
+        XCTAssertEqual(try connection.get("/home?id=1").status, 200, "the connection stays usable")
+
+        let bad = try HTTPConnection(port: lb.port)
+        try bad.send(HTTPConnection.requestBytes(
+            "POST", "/home?id=1", headers: [("Transfer-Encoding", "chunked")], body: Array("zz\r\nhello\r\n0\r\n\r\n".utf8)))
+        let refused = try bad.readResponse()
+        assertFailure(refused, 400, "POST with an invalid chunk size through ds-lb")
+        XCTAssertTrue(bad.isClosedByPeer(within: 2), "ds-lb must close the connection after bad chunk framing")
         XCTAssertEqual(try lb.request("GET", "/home?id=1").status, 200)
     }
 }
