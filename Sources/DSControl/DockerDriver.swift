@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import Foundation
 import DSBalancer
 import DSDocker
 import DSHTTP1
@@ -50,6 +51,7 @@ public final class DockerDriver: ReplicaDriver {
         adoptable = [:]
         for container in all where worker.isOurs(container) { adoptable[container.name] = container }
         worker.shared.withLock { $0.foreignNames = Set(all.filter { !worker.isOurs($0) }.map(\.name)) }
+        worker.watchEvents()
         logger.info("[i] Docker engine \(client.engineVersion) (API \(client.apiVersion)) at \(client.socketPath); image \(image), pool \(pool): \(adoptable.count) container(s) of the pool found")
     }
 
@@ -129,9 +131,11 @@ public final class DockerDriver: ReplicaDriver {
         }
         // Ask the engine which containers still run, at most twice a second and one list at a time.
         let now = monotonicNanoseconds()
-        if now - lastRefresh >= 500_000_000, worker.shared.withLock({ shared in
-            if shared.refreshing { return false }
+        if worker.shared.withLock({ shared in
+            // An event (die, stop, kill, oom, destroy) asks for a list now; else twice a second.
+            guard !shared.refreshing, shared.eventPending || now - lastRefresh >= 500_000_000 else { return false }
             shared.refreshing = true
+            shared.eventPending = false
             return true
         }) {
             lastRefresh = now
@@ -184,6 +188,8 @@ final class DockerWorker: Sendable {
         var refreshing = false
         /// The last list failed (logged once, not twice a second).
         var listFailing = false
+        /// `/events` reported that one of our containers stopped: list now.
+        var eventPending = false
     }
 
     let client: DockerClient
@@ -211,6 +217,39 @@ final class DockerWorker: Sendable {
 
     static func foreignMessage(_ name: String, pool: String) -> String {
         "a container named '\(name)' exists and is not managed by ds-lb (pool \(pool)); ds-lb leaves it alone: remove it or choose another name"
+    }
+
+    /// Follows `GET /events` for the pool's containers on a thread of its own, for the life of
+    /// the process: a container that dies, stops, is killed, OOM-killed or removed makes the next
+    /// `poll()` list the containers at once instead of at its next half-second tick. Reconnects
+    /// with backoff (1 s doubling to 30 s) and asks for a list after each reconnection.
+    func watchEvents() {
+        let thread = Thread { [self] in
+            var backoff: UInt32 = 1
+            var failing = false
+            while true {
+                do {
+                    try client.streamContainerEvents(labels: ["ds-lb.pool=\(pool)"]) { event in
+                        if failing {
+                            failing = false
+                            backoff = 1
+                            logger.info("[i] Following Docker events again")
+                        }
+                        if ["die", "stop", "kill", "oom", "destroy"].contains(event.action) {
+                            shared.withLock { $0.eventPending = true }
+                        }
+                    }
+                } catch {
+                    if !failing { logger.warning("[!] Docker events: \(error); retrying with backoff") }
+                    failing = true
+                }
+                shared.withLock { $0.eventPending = true }
+                sleep(backoff)
+                backoff = min(backoff * 2, 30)
+            }
+        }
+        thread.name = "ds-lb-docker-events"
+        thread.start()
     }
 
     // MARK: queue only

@@ -74,28 +74,8 @@ public final class DockerClient: Sendable {
     static func roundTrip(socketPath: String, method: String, target: String, body: [UInt8]?,
                           timeout: Double) throws -> DockerResponse {
         let deadline = Date().addingTimeInterval(timeout)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw DockerError.unreachable("socket(): \(String(cString: strerror(errno)))") }
+        let fd = try openConnection(socketPath: socketPath, timeout: timeout)
         defer { Glibc.close(fd) }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(socketPath.utf8)
-        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw DockerError.unreachable("socket path too long: \(socketPath)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in pathBytes.enumerated() { raw[i] = b }
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
-            throw DockerError.unreachable("cannot connect to \(socketPath): \(String(cString: strerror(errno)))")
-        }
 
         var head = "\(method) \(target) HTTP/1.1\r\nHost: docker\r\nUser-Agent: ds-lb\r\nConnection: close\r\n"
         if let body {
@@ -126,7 +106,37 @@ public final class DockerClient: Sendable {
         return try DockerResponse.parse(received)
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], socketPath: String) throws {
+    /// A connected unix socket; `timeout` > 0 bounds each read and write (0: no bound).
+    static func openConnection(socketPath: String, timeout: Double) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw DockerError.unreachable("socket(): \(String(cString: strerror(errno)))") }
+        if timeout > 0 {
+            var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(socketPath.utf8)
+        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            Glibc.close(fd)
+            throw DockerError.unreachable("socket path too long: \(socketPath)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in pathBytes.enumerated() { raw[i] = b }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw DockerError.unreachable("cannot connect to \(socketPath): \(reason)")
+        }
+        return fd
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], socketPath: String) throws {
         var offset = 0
         while offset < bytes.count {
             // MSG_NOSIGNAL: an engine that closed early is an error here, not a SIGPIPE for the process.
