@@ -2,18 +2,8 @@ import DSSystem
 import DSBalancer
 import DSHashing
 
-/// A seeded PRNG (SplitMix64) private to these tests, so they replay exactly.
-struct SeededRNG: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The seeded PRNG these tests replay from: DSHashing's SplitMix64.
+typealias SeededRNG = SplitMix64
 
 /// `server-N` on 127.0.0.1:(9000 + N).
 func backend(_ number: Int, name: String? = nil) -> Backend {

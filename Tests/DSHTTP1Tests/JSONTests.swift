@@ -1,3 +1,4 @@
+import DSHashing
 import DSHTTP1
 import Foundation
 import XCTest

@@ -1,3 +1,4 @@
+import DSHashing
 import DSReactor
 import DSSystem
 import Glibc

@@ -1,3 +1,4 @@
+import DSHashing
 import Dispatch
 @testable import DSReactor
 import Glibc
