@@ -6,7 +6,8 @@
 #   hostnames names the containers; a foreign server-9 is left alone and /add of it is refused;
 #   a restarted ds-lb adopts the running containers (none created, none removed); the same from
 #   ds-lb's own image with the Docker socket mounted.
-# Installs docker.io when missing and starts dockerd (vfs) when no engine answers, and stops it by
+# Installs docker.io when missing and runs a private dockerd (vfs, its own socket and roots, no
+# bridge) so it collides with no other engine or concurrent run, and stops it by
 # PID at the end. Every container uses host networking and 127.0.0.1. Under CI=true a skip fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,6 @@ skip() {
 
 work=$(mktemp -d /tmp/ds-lb-docker-e2e.XXXXXX)
 pool="e2e-$$"
-sock=/var/run/docker.sock
 dockerd_pid=""
 lb_pid=""
 foreign_id=""
@@ -30,7 +30,7 @@ lb_container=""
 cleanup() {
   set +e
   [ -n "$lb_pid" ] && kill "$lb_pid" 2>/dev/null && wait "$lb_pid" 2>/dev/null
-  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  if [ -n "$dockerd_pid" ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     [ -n "$lb_container" ] && docker rm -f "$lb_container" >/dev/null 2>&1
     ids=$(docker ps -aq --filter "label=ds-lb.pool=$pool"; docker ps -aq --filter "label=ds-lb.pool=$pool-auto")
     [ -n "$ids" ] && docker rm -f $ids >/dev/null
@@ -41,13 +41,17 @@ cleanup() {
     kill "$dockerd_pid" 2>/dev/null
     for _ in $(seq 1 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$dockerd_pid" 2>/dev/null
+    # dockerd leaves its network namespace bind-mounted under the exec root.
+    grep -o " $work/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null; done
   fi
-  if [ "${KEEP_LOGS:-}" = 1 ]; then say "logs kept in $work"; else rm -rf "$work"; fi
+  if [ "${KEEP_LOGS:-}" = 1 ]; then say "logs kept in $work"; else rm -rf "$work" 2>/dev/null || say "could not remove all of $work"; fi
 }
 trap cleanup EXIT
 
-# --- an engine --------------------------------------------------------------------------------
-engine_answers() { curl -sf --max-time 3 --unix-socket "$sock" http://docker/_ping >/dev/null 2>&1; }
+# --- an engine of our own ----------------------------------------------------------------------
+# A private dockerd (own socket, data and exec roots, no bridge: every container here uses host
+# networking), so concurrent runs and whatever the host's engine runs cannot collide with the
+# container names this test needs; stopped by PID at the end.
 if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
   [ "$(id -u)" -eq 0 ] || skip "docker.io is not installed and we are not root to install it"
   say "installing docker.io"
@@ -55,14 +59,16 @@ if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
   apt-get update -qq >/dev/null || skip "apt-get update failed: no way to install docker.io"
   apt-get install -y -qq docker.io >/dev/null || skip "apt-get install docker.io failed"
 fi
-if ! engine_answers; then
-  [ "$(id -u)" -eq 0 ] || skip "no Docker engine answers at $sock and we are not root to start dockerd"
-  say "starting dockerd --storage-driver=vfs (log: $work/dockerd.log)"
-  dockerd --storage-driver=vfs >"$work/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  for _ in $(seq 1 150); do engine_answers && break; kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
-  engine_answers || { tail -20 "$work/dockerd.log" >&2; skip "dockerd did not come up (see its log above)"; }
-fi
+[ "$(id -u)" -eq 0 ] || skip "starting a Docker engine needs root"
+sock="$work/docker.sock"
+engine_answers() { curl -sf --max-time 3 --unix-socket "$sock" http://docker/_ping >/dev/null 2>&1; }
+say "starting dockerd --storage-driver=vfs on $sock (log: $work/dockerd.log)"
+dockerd --storage-driver=vfs -H "unix://$sock" --data-root "$work/docker-data" --exec-root "$work/docker-exec" \
+  --pidfile "$work/dockerd.pid" --bridge=none --iptables=false >"$work/dockerd.log" 2>&1 &
+dockerd_pid=$!
+for _ in $(seq 1 150); do engine_answers && break; kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
+engine_answers || { tail -20 "$work/dockerd.log" >&2; skip "dockerd did not come up (see its log above)"; }
+export DOCKER_HOST="unix://$sock"
 say "engine: $(curl -s --unix-socket "$sock" http://docker/version | grep -o '"Version":"[^"]*"' | head -1)"
 for name in server-1 server-2 server-3 server-9 alpha beta ds-lb-e2e; do
   if docker inspect "$name" >/dev/null 2>&1; then fail "a container named $name already exists; this test needs the name"; fi
