@@ -173,7 +173,7 @@ foreign_id=$(docker run -d --name server-9 --network host --entrypoint /usr/loca
   --id 9 --host 127.0.0.1 --port 0)
 sleep 1  # the driver refreshes its view of the engine twice a second
 code=$(curl -s -o "$work/foreign.json" -w '%{http_code}' -X POST -d '{"hostnames":["server-9"]}' "$(url /add)")
-[ "$code" != 200 ] || fail "/add server-9 over a foreign container succeeded"
+[ "$code" = 409 ] || fail "/add server-9 over a foreign container: expected 409, got $code"
 grep -q "not managed by ds-lb" "$work/foreign.json" || fail "/add server-9: unclear refusal: $(cat "$work/foreign.json")"
 [ "$(docker inspect -f '{{.Id}}' server-9)" = "$foreign_id" ] && running server-9 || fail "the foreign server-9 was touched"
 say "ok: foreign server-9 left alone; /add refused with $code: $(cat "$work/foreign.json")"

@@ -63,7 +63,7 @@ public final class DockerDriver: ReplicaDriver {
             kill(existing.backend)
         }
         if worker.shared.withLock({ $0.foreignNames.contains(replica.name) }) {
-            throw DriverError(DockerWorker.foreignMessage(replica.name, pool: worker.pool))
+            throw DriverError(DockerWorker.foreignMessage(replica.name, pool: worker.pool), isNameConflict: true)
         }
         nextToken += 1
         let token = nextToken

@@ -14,7 +14,13 @@ public struct ReplicaSpec: Sendable, Hashable {
 
 public struct DriverError: Error, CustomStringConvertible, Sendable {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The name is taken by something the driver must not touch (a foreign container): the
+    /// admin API answers 409, not 500.
+    public let isNameConflict: Bool
+    public init(_ description: String, isNameConflict: Bool = false) {
+        self.description = description
+        self.isNameConflict = isNameConflict
+    }
 }
 
 /// Runs replicas for the supervisor: local processes, containers, or nothing (static). Control

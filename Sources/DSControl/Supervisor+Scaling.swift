@@ -80,7 +80,8 @@ extension Supervisor {
             } catch {
                 launched.forEach { driver.kill($0.backend) }
                 logger.error("[!] Failed to add \(specs.map(\.name).joined(separator: ", ")): \(error)")
-                return done(.failure(500, "<Error> Could not start replica \(spec.name): \(error)"))
+                let status = (error as? DriverError)?.isNameConflict == true ? 409 : 500
+                return done(.failure(status, "<Error> Could not start replica \(spec.name): \(error)"))
             }
         }
         let pending = PendingAdd(replicas: launched, done: done)
