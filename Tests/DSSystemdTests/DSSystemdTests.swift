@@ -68,38 +68,17 @@ import Testing
 /// The notifier against a socket playing systemd's part.
 @Suite(.serialized) struct SystemdNotifierTests {
     @Test func sendsDatagramsToNotifySocket() throws {
-        let path = "/tmp/ds-lb-notify-\(getpid()).sock"
-        unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        #expect(fd >= 0)
-        defer { close(fd); unlink(path) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in path.utf8.enumerated() { raw[i] = byte }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        #expect(bound == 0)
-        setenv("NOTIFY_SOCKET", path, 1)
-        defer { unsetenv("NOTIFY_SOCKET") }
-
+        let sink = NotifySink()  // binds the socket and sets NOTIFY_SOCKET; undone when released
         let notifier = SystemdNotifier()
         #expect(notifier.isEnabled)
-        func receive() -> String {
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let n = recv(fd, &buffer, buffer.count, 0)
-            return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
-        }
         notifier.ready(status: "3/3 replicas up,\nring generation 7")
-        #expect(receive() == "READY=1\nSTATUS=3/3 replicas up, ring generation 7")
+        #expect(sink.receive() == "READY=1\nSTATUS=3/3 replicas up, ring generation 7")
         notifier.watchdog()
-        #expect(receive() == "WATCHDOG=1")
+        #expect(sink.receive() == "WATCHDOG=1")
         notifier.stopping()
-        #expect(receive() == "STOPPING=1")
+        #expect(sink.receive() == "STOPPING=1")
         notifier.reloading()
-        let reloading = receive()
+        let reloading = sink.receive()
         #expect(reloading.hasPrefix("RELOADING=1\nMONOTONIC_USEC="))
     }
 
