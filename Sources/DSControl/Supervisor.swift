@@ -120,11 +120,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             logger.info("[+] Server \(replica.backend.number) started: \(replica.backend.name) at \(replica.backend.address)", metadata: event("started", replica.backend))
             scheduleCheck(replica, after: 0)
             guard driver.canCreate else { continue }
-            replica.startDeadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak replica] in
-                guard let replica, !replica.removed, replica.health.status == .starting else { return }
-                replica.startDeadline = nil
-                self.restartFailed(replica, reason: "no successful heartbeat within \(DurationText.format(self.config.startTimeout)) of start")
-            }
+            armStartDeadline(replica)
         }
         publish()
         try saveState()
@@ -414,12 +410,18 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         }
         replica.restarting = true
         replica.health.restart()
+        armStartDeadline(replica)
+        scheduleCheck(replica, after: config.startingInterval)
+    }
+
+    /// Gives a launched replica `startTimeout` to pass its first checks; past that the launch
+    /// counts as a failed restart (backoff, or replacement). Coming up or failing earlier cancels it.
+    private func armStartDeadline(_ replica: Replica) {
         replica.startDeadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak replica] in
-            guard let replica, !replica.removed, replica.restarting else { return }
+            guard let replica, !replica.removed, !replica.isUp else { return }
             replica.startDeadline = nil
             self.restartFailed(replica, reason: "no successful heartbeat within \(DurationText.format(self.config.startTimeout)) (last: \(replica.health.last?.description ?? "none"))")
         }
-        scheduleCheck(replica, after: config.startingInterval)
     }
 
     func restartFailed(_ replica: Replica, reason: String) {
@@ -450,11 +452,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             members.append(fresh)
             publish()
             persist()
-            fresh.startDeadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak fresh] in
-                guard let fresh, !fresh.removed, fresh.restarting else { return }
-                fresh.startDeadline = nil
-                self.restartFailed(fresh, reason: "no successful heartbeat within \(DurationText.format(self.config.startTimeout))")
-            }
+            armStartDeadline(fresh)
             scheduleCheck(fresh, after: config.startingInterval)
         } catch {
             logger.error("[!] Failed to start replacement \(spec.name): \(error)")
