@@ -405,7 +405,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
             } catch {
                 worker.reportUnreachable(backend)
                 if !failOver(from: backend) {
-                    fail(status: 502, message: "Server \(backend.name) is unreachable: \(error)")
+                    fail(status: 502, kind: .connect, message: "Server \(backend.name) is unreachable: \(error)")
                 }
                 return
             }
@@ -435,10 +435,10 @@ final class ClientConnection: EventHandler, UpstreamOwner {
             upstream.close()
             exchange.upstream = nil
             if !failOver(from: backend) {
-                fail(status: 502, message: "Server \(backend.name) did not accept the connection in time")
+                fail(status: 502, kind: .connect, message: "Server \(backend.name) did not accept the connection in time")
             }
         } else if exchange.responseHead == nil {
-            fail(status: 504, message: "Server \(upstream.backend.name) did not answer in time")
+            fail(status: 504, kind: .timeout, message: "Server \(upstream.backend.name) did not answer in time")
         } else {
             close()
         }
@@ -550,8 +550,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                     }
                 } catch let error as HTTPParseError {
                     // Bad chunked framing: whatever reached the replica is cut off with it.
-                    worker.metrics.count(.badRequest)
-                    fail(status: error.status, message: error.message)
+                    fail(status: error.status, kind: .badRequest, message: error.message)
                     return false
                 } catch {
                     close()
@@ -637,7 +636,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                         if upstream.input.isEmpty {
                             upstreamFailed(upstream, reason: "connection closed before a response")
                         } else {
-                            fail(status: 502, message: "Server \(upstream.backend.name) sent an incomplete response head")
+                            fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an incomplete response head")
                         }
                         return false
                     }
@@ -676,7 +675,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                 exchange.responseParseFrom = resume
                 return true
             case .failed(let error):
-                fail(status: 502, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
                 return false
             case .complete(let head):
                 if head.status >= 100 && head.status < 200 {
@@ -687,7 +686,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
                 }
                 switch Framing.response(head, requestMethod: exchange.head?.method ?? "GET") {
                 case .failure(let error):
-                    fail(status: 502, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                    fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
                     return false
                 case .success(let framing):
                     exchange.responseHead = head
@@ -780,7 +779,7 @@ final class ClientConnection: EventHandler, UpstreamOwner {
         if resendable && (neverConnected || exchange.head.map(Self.isIdempotent) == true) && failOver(from: backend) {
             return
         }
-        fail(status: 502, message: "Server \(backend.name) is unreachable: \(reason)")
+        fail(status: 502, kind: .connect, message: "Server \(backend.name) is unreachable: \(reason)")
     }
 
     /// Moves the exchange to the next distinct healthy candidate for its key. False when the
@@ -805,11 +804,11 @@ final class ClientConnection: EventHandler, UpstreamOwner {
     }
 
     /// Ends the exchange with our own error response (nothing of the replica's reached the client).
-    private func fail(status: Int, message: String) {
+    private func fail(status: Int, kind: ProxyMetrics.ErrorKind, message: String) {
         if let timer = exchange.timer { worker.loop.cancel(timer) }
         exchange.tracked?.end(answered: false, nanoseconds: 0)
         exchange.tracked = nil
-        worker.metrics.count(status == 504 ? .timeout : message.contains("invalid response") || message.contains("incomplete response") ? .invalidResponse : .connect)
+        worker.metrics.count(kind)
         exchange.upstream?.close()
         if !exchange.headConsumed, let head = exchange.head { input.consume(head.length) }
         // A body not fully forwarded cannot be told apart from the next request: close.
