@@ -8,11 +8,14 @@ let package = Package(
     products: [
         .executable(name: "ds-lb", targets: ["ds-lb"]),
         .executable(name: "ds-server", targets: ["ds-server"]),
+        .executable(name: "ds-bench", targets: ["ds-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
@@ -35,10 +38,16 @@ let package = Package(
             "DSControl", "DSDocker", "DSProxy", "DSSystem", "CSystemd", "DSSystemd",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "ds-server", dependencies: [
             "DSReactor", "DSSystem", "DSHTTP1",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "ds-bench", dependencies: [
+            "DSReactor", "DSSystem", "DSHTTP1",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
         .testTarget(name: "DSHTTP1Tests", dependencies: ["DSHTTP1", "DSHashing"]),
         .testTarget(name: "DSReactorTests", dependencies: ["DSReactor", "DSSystem", "DSHashing"]),
