@@ -49,6 +49,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
+        // Counts heap allocations per proxied request (malloc wrappers): only ds-alloc-count links it.
+        .target(name: "CAllocCounter"),
+        .executableTarget(name: "ds-alloc-count", dependencies: ["CAllocCounter", "DSProxy", "DSReactor", "DSBalancer", "DSHashing", "DSSystem"]),
         .testTarget(name: "DSHTTP1Tests", dependencies: ["DSHTTP1", "DSHashing"]),
         .testTarget(name: "DSReactorTests", dependencies: ["DSReactor", "DSSystem", "DSHashing"]),
         .testTarget(name: "DSHashingTests", dependencies: ["DSHashing"]),
