@@ -45,7 +45,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ds-bench", dependencies: [
-            "DSReactor", "DSSystem", "DSHTTP1",
+            "DSReactor", "DSSystem", "DSHTTP1", "DSHashing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
