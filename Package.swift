@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "DSSystem", dependencies: ["CLinux"]),
         .target(name: "DSReactor", dependencies: ["DSSystem", "CLinux"]),
         .target(name: "DSHTTP1"),
-        .target(name: "DSDocker", dependencies: ["DSHTTP1"]),
+        .target(name: "DSDocker", dependencies: ["DSHTTP1", "DSReactor", "DSSystem", "CLinux"]),
         .target(name: "DSHashing"),
         .target(name: "DSBalancer", dependencies: ["DSHashing", "DSSystem"]),
         .target(name: "DSProxy", dependencies: ["DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSHashing",
