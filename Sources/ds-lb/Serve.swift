@@ -24,13 +24,13 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to listen on (ignored when systemd passes a listening socket).")
     var listen: String = "0.0.0.0:5000"
 
-    @Option(help: "How replicas are run: process (local ds-server children), docker (containers), auto (docker when the engine answers and --image exists, else process) or static (--backend).")
-    var driver: String = "process"
+    @Option(help: "How replicas are run: auto (docker when the engine answers and --image exists, else process; the choice is logged), process (local ds-server children), docker (containers) or static (--backend).")
+    var driver: String = "auto"
 
     @Option(help: "Image of the replicas (docker driver).")
     var image: String = "ds-server:latest"
 
-    @Option(help: "Network of the replicas (docker driver): host (each replica on its own port on 127.0.0.1).")
+    @Option(help: "Network of the replicas (docker driver): host (each replica on its own port on 127.0.0.1) or the name of a user-defined network (replicas reached at their address on it).")
     var network: String = "host"
 
     @Option(help: "Pool name (docker driver): the ds-lb.pool label of the containers this ds-lb manages and adopts.")
