@@ -34,11 +34,11 @@ let package = Package(
                                                   .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(name: "DSSystemd", dependencies: ["CSystemd", "DSReactor", "DSSystem",
                                                   .product(name: "Logging", package: "swift-log")]),
+        .target(name: "DSConfig", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
         .executableTarget(name: "ds-lb", dependencies: [
-            "DSControl", "DSDocker", "DSProxy", "DSSystem", "CSystemd", "DSSystemd",
+            "DSControl", "DSDocker", "DSProxy", "DSSystem", "CSystemd", "DSSystemd", "DSConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "ds-server", dependencies: [
             "DSReactor", "DSSystem", "DSHTTP1",
@@ -58,6 +58,7 @@ let package = Package(
         .testTarget(name: "DSBalancerTests", dependencies: ["DSBalancer", "DSHashing", "DSSystem"]),
         .testTarget(name: "DSControlTests", dependencies: ["DSControl", "DSBalancer", "DSProxy"]),
         .testTarget(name: "DSDockerTests", dependencies: ["DSDocker"]),
+        .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
         .testTarget(name: "DSSystemdTests", dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ],

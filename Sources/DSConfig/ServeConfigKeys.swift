@@ -1,0 +1,44 @@
+/// The keys of /etc/ds-lb/ds-lb.toml: one per `ds-lb serve` option (IntegrationTests'
+/// ConfigFileTests fails when an option has none). `live` keys are applied by a reload (SIGHUP)
+/// through the supervisor and the workers; `restart` keys shape sockets, threads or the pool
+/// and take effect at the next start.
+public enum ServeConfigKeys {
+    public static let all: [ConfigKey] = [
+        ConfigKey("listen", .string, .restart),
+        ConfigKey("admin-listen", .string, .restart),
+        ConfigKey("driver", .string, .restart),
+        ConfigKey("image", .string, .restart),
+        ConfigKey("network", .string, .restart),
+        ConfigKey("pool", .string, .restart),
+        ConfigKey("replicas", .integer, .restart),
+        ConfigKey("backend", .strings, .restart),
+        ConfigKey("admin-allow", .list, .live),
+        ConfigKey("workers", .integer, .restart),
+        ConfigKey("hash", .string, .restart),
+        ConfigKey("hash-key", .string, .live),
+        ConfigKey("server-binary", .string, .restart),
+        ConfigKey("heartbeat-interval", .duration, .live),
+        ConfigKey("heartbeat-timeout", .duration, .live),
+        ConfigKey("fall", .integer, .live),
+        ConfigKey("rise", .integer, .live),
+        ConfigKey("on-failure", .string, .live),
+        ConfigKey("max-restarts", .integer, .live),
+        ConfigKey("retries", .integer, .live),
+        ConfigKey("drain-timeout", .duration, .live),
+        ConfigKey("balance-factor", .number, .live),
+        ConfigKey("head-timeout", .duration, .live),
+        ConfigKey("idle-timeout", .duration, .live),
+        ConfigKey("body-timeout", .duration, .live),
+        ConfigKey("connect-timeout", .duration, .live),
+        ConfigKey("response-timeout", .duration, .live),
+        ConfigKey("state-dir", .string, .restart),
+        ConfigKey("reset-state", .boolean, .restart),
+    ]
+
+    /// `serve` options that are not keys: the file's own path.
+    public static let commandLineOnly: Set<String> = ["config"]
+
+    public static func key(named name: String) -> ConfigKey? {
+        all.first { $0.name == name }
+    }
+}
