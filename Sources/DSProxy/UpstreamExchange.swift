@@ -1,0 +1,529 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DSBalancer
+import DSHTTP1
+import DSReactor
+import DSSystem
+
+/// The replica side of one proxied request: gets a connection (pooled or new), sends the head
+/// and body, reads the response and relays it to the client, retries and fails over. Created by
+/// its `ClientConnection` when a request is routed, dropped when the exchange ends. Loop thread
+/// only.
+///
+/// The client's `input` holds the request: a request without a body keeps its head at the front
+/// of `input` until the response begins, so a reused connection that turns out dead can be
+/// retried on a fresh one.
+final class UpstreamExchange: UpstreamOwner {
+    private unowned let client: ClientConnection
+    private unowned let worker: Worker
+    let head: RequestHead
+    private(set) var upstream: UpstreamConnection?
+    /// Whether the head has been written upstream, and whether it has left `input`.
+    private var headSent = false
+    private var headConsumed = false
+    private(set) var bodyRemaining: UInt64
+    /// A chunked request body is forwarded as it came; the scanner finds where it ends, and
+    /// `chunkReady` counts the bytes at the front of `input` known to belong to it.
+    private var requestChunks: ChunkedScanner?
+    private var chunkReady = 0
+    /// A reused connection failed and the request went again on a fresh one.
+    private var retried = false
+    /// The snapshot and hashed key the replica was chosen with, for failover to the next
+    /// distinct candidate (`--retries`), and the replicas tried so far.
+    private let snapshot: Snapshot
+    private let hashedKey: UInt64
+    private var tried: [String] = []
+    private var failoversLeft: Int
+    /// The replica this exchange is counted against, and since when.
+    private var tracked: ProxyMetrics.Replica?
+    private var trackedSince: UInt64 = 0
+    private(set) var responseStarted = false
+    private var responseHead: ResponseHead?
+    private var framing = BodyFraming.none
+    private var responseRemaining: UInt64 = 0
+    private var chunked = ChunkedScanner()
+    /// Bytes at the front of `upstream.input` that belong to the response and await the client.
+    private(set) var readyForClient = 0
+    private var responseParseFrom = 0
+    private let closeClientAfter: Bool
+    private var timer: TimerID?
+    /// Set once the exchange has handed the connection back to its client (finished or failed).
+    private var ended = false
+
+    init(client: ClientConnection, worker: Worker, head: RequestHead, bodyLength: UInt64,
+         snapshot: Snapshot, hashedKey: UInt64) {
+        self.client = client
+        self.worker = worker
+        self.head = head
+        self.bodyRemaining = bodyLength
+        if bodyLength == .max { requestChunks = ChunkedScanner() }
+        self.closeClientAfter = !head.wantsKeepAlive
+        self.snapshot = snapshot
+        self.hashedKey = hashedKey
+        self.failoversLeft = worker.config.retries
+    }
+
+    /// Whether the request body has been read from the client in full.
+    var bodyPending: Bool { bodyRemaining > 0 }
+
+    // MARK: events
+
+    func upstreamEvent(_ upstream: UpstreamConnection, _ events: IOEvents) {
+        guard upstream === self.upstream, !ended else { return }
+        if !upstream.connected && (events.contains(.writable) || events.contains(.error) || events.contains(.hangup)) {
+            let err = Socket.connectResult(upstream.fd)
+            if err != 0 {
+                upstreamFailed(upstream, reason: String(cString: strerror(err)))
+                client.drive()
+                return
+            }
+            upstream.connected = true
+            upstream.mayWrite = true
+            // Connected: the connect deadline gives way to the response deadline.
+            if let timer { worker.loop.cancel(timer) }
+            timer = worker.loop.schedule(afterNanoseconds: worker.config.responseTimeoutNanoseconds) { [weak self] in
+                self?.timedOut()
+            }
+        }
+        client.drive()
+    }
+
+    /// Gets a connection to `backend` (pooled or new) for this exchange.
+    func attach(_ backend: Backend) {
+        let upstream: UpstreamConnection
+        if !retried, let pooled = worker.pool.take(backend) {
+            upstream = pooled
+        } else {
+            do {
+                upstream = try worker.pool.connect(backend)
+            } catch {
+                worker.reportUnreachable(backend)
+                if !failOver(from: backend) {
+                    fail(status: 502, kind: .connect, message: "Server \(backend.name) is unreachable: \(error)")
+                }
+                return
+            }
+        }
+        upstream.owner = self
+        self.upstream = upstream
+        if tracked == nil || tracked !== worker.metrics(for: backend) {
+            tracked?.end(answered: false, nanoseconds: 0)
+            tracked = worker.metrics(for: backend)
+            tracked?.begin()
+            trackedSince = monotonicNanoseconds()
+        }
+        if let timer { worker.loop.cancel(timer) }
+        let timeout = upstream.connected ? worker.config.responseTimeoutNanoseconds : worker.config.connectTimeoutNanoseconds
+        timer = worker.loop.schedule(afterNanoseconds: timeout) { [weak self] in self?.timedOut() }
+        // A pooled or already-connected socket gets no new edge-triggered event: count the
+        // attach as progress so `drive` goes on to send on it now.
+        client.noteProgress()
+    }
+
+    private func timedOut() {
+        guard !ended, !client.closed, let upstream else { return }
+        timer = nil
+        if !upstream.connected {
+            let backend = upstream.backend
+            worker.reportUnreachable(backend)
+            upstream.close()
+            self.upstream = nil
+            if !failOver(from: backend) {
+                fail(status: 502, kind: .connect, message: "Server \(backend.name) did not accept the connection in time")
+            }
+        } else if responseHead == nil {
+            fail(status: 504, kind: .timeout, message: "Server \(upstream.backend.name) did not answer in time")
+        } else {
+            client.close()
+        }
+        client.drive()
+    }
+
+    /// One round of moving bytes: request to the replica, response to the client.
+    func step() -> Bool {
+        guard !ended, let upstream, upstream.connected else { return false }
+        var progressed = false
+        if !headSent {
+            guard sendHead(upstream) else { return false }
+            progressed = true
+        }
+        if upstream.closed || ended { return false }
+        if bodyRemaining > 0 || !upstream.output.isEmpty {
+            if sendBody(upstream) { progressed = true }
+            if client.closed || upstream.closed || ended { return false }
+        }
+        if forwardResponse(upstream) { progressed = true }
+        return progressed
+    }
+
+    // MARK: request
+
+    /// Writes the head as it arrived, minus hop-by-hop fields, plus X-Forwarded-For and
+    /// X-Forwarded-Proto, in one writev (DESIGN.md §1): the kept bytes are never copied.
+    private func sendHead(_ upstream: UpstreamConnection) -> Bool {
+        guard upstream.mayWrite else { return false }
+        let headBytes = client.input.readable
+        let ranges = HopByHop.keptRanges(of: head, in: headBytes)
+        // An HTTP/1.0 client's request goes out asking for keep-alive: the connection to the
+        // replica is ours to reuse, whatever the client does with its own.
+        let added = head.version == .http10 ? client.forwardedHeaderKeepAlive : client.forwardedHeader
+        let total = ranges.reduce(0) { $0 + $1.count } + added.count
+        let sent: Int
+        do {
+            sent = try added.withUnsafeBytes { extra -> Int in
+                var iov = ranges.map {
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: headBytes.baseAddress! + $0.lowerBound), iov_len: $0.count)
+                }
+                iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: extra.baseAddress!), iov_len: extra.count))
+                return try iov.withUnsafeMutableBufferPointer { buffer in
+                    switch try Socket.writev(upstream.fd, buffer) {
+                    case .done(let n): return n
+                    case .wouldBlock: return 0
+                    }
+                }
+            }
+        } catch {
+            upstreamFailed(upstream, reason: "\(error)")
+            return false
+        }
+        if sent < total {
+            // Keep what the socket did not take; it goes out before anything else.
+            upstream.mayWrite = false
+            var skip = sent
+            for range in ranges {
+                if skip >= range.count { skip -= range.count; continue }
+                upstream.output.append(UnsafeRawBufferPointer(rebasing: headBytes[(range.lowerBound + skip)..<range.upperBound]))
+                skip = 0
+            }
+            added.withUnsafeBytes { upstream.output.append(UnsafeRawBufferPointer(rebasing: $0[skip...])) }
+        }
+        headSent = true
+        if bodyRemaining > 0 || sent < total {
+            client.input.consume(head.length)
+            headConsumed = true
+        }
+        return true
+    }
+
+    /// Streams the request body from the client to the replica; returns whether bytes moved.
+    private func sendBody(_ upstream: UpstreamConnection) -> Bool {
+        let input = client.input
+        var progressed = false
+        while !client.closed && !upstream.closed && !ended {
+            if !upstream.output.isEmpty {
+                guard upstream.mayWrite else { return progressed }
+                do {
+                    switch try upstream.output.write(to: upstream.fd) {
+                    case .wouldBlock: upstream.mayWrite = false; return progressed
+                    case .done: progressed = true; continue
+                    }
+                } catch {
+                    upstreamFailed(upstream, reason: "\(error)")
+                    return false
+                }
+            }
+            guard bodyRemaining > 0 else { return progressed }
+            if input.isEmpty {
+                switch client.readClient() {
+                case .data:
+                    client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds)
+                    continue
+                case .wouldBlock:
+                    if client.clientWait != .body { client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds) }
+                    return progressed
+                case .eof:
+                    // The client vanished mid-body: the request cannot complete.
+                    client.close()
+                    return false
+                }
+            }
+            guard upstream.mayWrite else { return progressed }
+            if requestChunks != nil && chunkReady == 0 {
+                do {
+                    switch try requestChunks!.scan(input.readable) {
+                    case .needMore: chunkReady = input.readableCount
+                    case .complete(let consumed): chunkReady = consumed
+                    }
+                } catch let error as HTTPParseError {
+                    // Bad chunked framing: whatever reached the replica is cut off with it.
+                    fail(status: error.status, kind: .badRequest, message: error.message)
+                    return false
+                } catch {
+                    client.close()
+                    return false
+                }
+                if chunkReady == 0 {
+                    // Only the final CRLF of the trailer section was missing and has now come.
+                    if requestChunks!.isDone { bodyRemaining = 0 }
+                    continue
+                }
+            }
+            let chunk = requestChunks != nil
+                ? chunkReady : Int(min(UInt64(input.readableCount), bodyRemaining))
+            do {
+                switch try Socket.write(upstream.fd, UnsafeRawBufferPointer(rebasing: input.readable[0..<chunk])) {
+                case .wouldBlock:
+                    upstream.mayWrite = false
+                    return progressed
+                case .done(let n):
+                    input.consume(n)
+                    if requestChunks != nil {
+                        chunkReady -= n
+                        if chunkReady == 0 && requestChunks!.isDone { bodyRemaining = 0 }
+                    } else {
+                        bodyRemaining -= UInt64(n)
+                    }
+                    if bodyRemaining == 0 && client.clientWait == .body { client.clientWait = .none }
+                    progressed = true
+                }
+            } catch {
+                upstreamFailed(upstream, reason: "\(error)")
+                return false
+            }
+        }
+        return progressed
+    }
+
+    // MARK: response
+
+    /// Reads the response and passes its bytes to the client unchanged.
+    private func forwardResponse(_ upstream: UpstreamConnection) -> Bool {
+        var progressed = false
+        while !client.closed && !upstream.closed && !ended {
+            // 1. Write what is ready.
+            if readyForClient > 0 {
+                guard client.mayWrite else { return progressed }
+                do {
+                    let bytes = UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<readyForClient])
+                    switch try Socket.write(client.fd, bytes) {
+                    case .wouldBlock:
+                        client.mayWrite = false
+                        return progressed
+                    case .done(let n):
+                        upstream.input.consume(n)
+                        readyForClient -= n
+                        progressed = true
+                        continue
+                    }
+                } catch {
+                    client.close()
+                    return false
+                }
+            }
+            // 2. Finished?
+            if isResponseComplete(upstream) {
+                finish(upstream)
+                return true
+            }
+            // 3. Classify bytes already buffered.
+            if upstream.input.readableCount > readyForClient {
+                guard classifyResponseBytes(upstream) else { return false }
+                if readyForClient > 0 || isResponseComplete(upstream) { continue }
+            }
+            // 4. Read more from the replica.
+            guard upstream.mayRead else { return progressed }
+            do {
+                switch try upstream.input.read(from: upstream.fd) {
+                case .wouldBlock:
+                    upstream.mayRead = false
+                    return progressed
+                case .done(0):
+                    upstream.peerClosed = true
+                    upstream.mayRead = false
+                    if responseHead == nil {
+                        if upstream.input.isEmpty {
+                            upstreamFailed(upstream, reason: "connection closed before a response")
+                        } else {
+                            fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an incomplete response head")
+                        }
+                        return false
+                    }
+                    if case .untilClose = framing { continue } // complete once flushed
+                    // The replica closed mid-body: the client cannot get a complete response.
+                    client.close()
+                    return false
+                case .done:
+                    if !responseStarted {
+                        responseStarted = true
+                        releaseHeadFromInput()
+                    }
+                    progressed = true
+                }
+            } catch {
+                upstream.peerClosed = true
+                if responseHead == nil && upstream.input.isEmpty {
+                    upstreamFailed(upstream, reason: "\(error)")
+                } else {
+                    client.close()
+                }
+                return false
+            }
+        }
+        return progressed
+    }
+
+    /// Decides which newly buffered bytes belong to the response. False after an error reply.
+    private func classifyResponseBytes(_ upstream: UpstreamConnection) -> Bool {
+        if responseHead == nil {
+            // The head is parsed from the first byte not yet classified; `responseParseFrom` is
+            // relative to that point, which stays put while earlier bytes go to the client.
+            let unparsed = UnsafeRawBufferPointer(rebasing: upstream.input.readable[readyForClient...])
+            switch worker.parser.parseResponse(unparsed, from: responseParseFrom) {
+            case .incomplete(let resume):
+                responseParseFrom = resume
+                return true
+            case .failed(let error):
+                fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                return false
+            case .complete(let responseHead):
+                if responseHead.status >= 100 && responseHead.status < 200 {
+                    // Interim responses (100 Continue) are passed on; the final one follows.
+                    readyForClient += responseHead.length
+                    responseParseFrom = 0
+                    return true
+                }
+                switch Framing.response(responseHead, requestMethod: head.method) {
+                case .failure(let error):
+                    fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                    return false
+                case .success(let framing):
+                    self.responseHead = responseHead
+                    self.framing = framing
+                    if case .contentLength(let n) = framing { responseRemaining = n }
+                    readyForClient += responseHead.length
+                    if let timer { worker.loop.cancel(timer); self.timer = nil }
+                }
+            }
+        }
+        let unclassified = upstream.input.readableCount - readyForClient
+        guard unclassified > 0 else { return true }
+        switch framing {
+        case .none:
+            return true
+        case .contentLength:
+            let take = Int(min(UInt64(unclassified), responseRemaining))
+            responseRemaining -= UInt64(take)
+            readyForClient += take
+        case .untilClose:
+            readyForClient += unclassified
+        case .chunked:
+            let fresh = UnsafeRawBufferPointer(rebasing: upstream.input.readable[readyForClient...])
+            do {
+                switch try chunked.scan(fresh) {
+                case .needMore: readyForClient += unclassified
+                case .complete(let consumed): readyForClient += consumed
+                }
+            } catch {
+                // The head is already on its way to the client: all we can do is cut both ends.
+                client.close()
+                return false
+            }
+        }
+        return true
+    }
+
+    private func isResponseComplete(_ upstream: UpstreamConnection) -> Bool {
+        guard responseHead != nil, readyForClient == 0 else { return false }
+        switch framing {
+        case .none: return true
+        case .contentLength: return responseRemaining == 0
+        case .chunked: return chunked.isDone
+        case .untilClose: return upstream.peerClosed && upstream.input.isEmpty
+        }
+    }
+
+    private func releaseHeadFromInput() {
+        if !headConsumed {
+            client.input.consume(head.length)
+            headConsumed = true
+        }
+    }
+
+    // MARK: endings
+
+    private func finish(_ upstream: UpstreamConnection) {
+        if let timer { worker.loop.cancel(timer) }
+        timer = nil
+        tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
+        tracked = nil
+        releaseHeadFromInput()
+        let reusable = responseHead?.keepsConnection == true && framing != .untilClose
+            && bodyRemaining == 0 && upstream.input.isEmpty
+        if reusable { worker.pool.give(upstream) } else { upstream.close() }
+        self.upstream = nil
+        // A replica may answer before reading the whole body; the rest of it would then be taken
+        // for the next request, so the connection ends here.
+        let closeAfter = closeClientAfter || framing == .untilClose || bodyRemaining > 0
+        ended = true
+        client.exchangeEnded(closeAfter: closeAfter)
+    }
+
+    /// The replica connection failed before the response began.
+    private func upstreamFailed(_ upstream: UpstreamConnection, reason: String) {
+        let backend = upstream.backend
+        let wasReused = upstream.reused
+        let neverConnected = !upstream.connected
+        upstream.close()
+        self.upstream = nil
+        // The request can go again only if nothing of the response arrived and its head is still
+        // in `input` (no body, so nothing was consumed).
+        let resendable = !responseStarted && !headConsumed
+        // A pooled connection the replica had already closed: once more on a fresh one.
+        if wasReused && !retried && resendable {
+            retried = true
+            headSent = false
+            attach(backend)
+            return
+        }
+        worker.reportUnreachable(backend)
+        // Another replica, if nothing was sent (connect failed) or the method is idempotent
+        // (RFC 9110 §9.2.2: safe to repeat after a connection failure).
+        if resendable && (neverConnected || Self.isIdempotent(head)) && failOver(from: backend) {
+            return
+        }
+        fail(status: 502, kind: .connect, message: "Server \(backend.name) is unreachable: \(reason)")
+    }
+
+    /// Moves the exchange to the next distinct healthy candidate for its key. False when the
+    /// retry budget is spent or no candidate is left.
+    private func failOver(from backend: Backend) -> Bool {
+        tried.append(backend.name)
+        guard failoversLeft > 0, !headConsumed,
+              let next = snapshot.select(hashedKey: hashedKey, excluding: tried) else { return false }
+        failoversLeft -= 1
+        worker.metrics.count(.retried)
+        headSent = false
+        retried = false
+        attach(next)
+        return true
+    }
+
+    static func isIdempotent(_ head: RequestHead) -> Bool {
+        switch head.method {
+        case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE": return true
+        default: return false
+        }
+    }
+
+    /// Ends the exchange with our own error response (nothing of the replica's reached the client).
+    private func fail(status: Int, kind: ProxyMetrics.ErrorKind, message: String) {
+        worker.metrics.count(kind)
+        if !headConsumed { client.input.consume(head.length) }
+        // A body not fully forwarded cannot be told apart from the next request: close.
+        let mustClose = closeClientAfter || bodyRemaining > 0
+        abandon()
+        client.exchangeFailed(status: status, message: message, close: mustClose)
+    }
+
+    /// Drops the exchange without an answer of its own: the client is closing, or answers for it.
+    func abandon() {
+        if let timer { worker.loop.cancel(timer) }
+        timer = nil
+        tracked?.end(answered: false, nanoseconds: 0)
+        tracked = nil
+        upstream?.close()
+        upstream = nil
+        ended = true
+    }
+}
