@@ -8,7 +8,13 @@ public enum Framing {
 
     /// The body framing of a request.
     public static func request(_ head: RequestHead) -> Result<BodyFraming, HTTPParseError> {
-        if !head.transferCodings.isEmpty {
+        request(head.info)
+    }
+
+    /// The body framing of a request (the one decision; `request(_: RequestHead)` asks it too).
+    public static func request(_ head: RequestHeadInfo) -> Result<BodyFraming, HTTPParseError> {
+        let codings = head.transferCodings
+        if !codings.isEmpty {
             // §6.1: Transfer-Encoding with Content-Length is the classic smuggling shape; refuse
             // it outright (as nginx does) instead of silently preferring one header.
             if head.contentLength != nil {
@@ -18,15 +24,14 @@ public enum Framing {
                 return .failure(HTTPParseError(400, "Transfer-Encoding in an HTTP/1.0 request"))
             }
             // §6.3 item 3: chunked must be the final coding of a request, and only once.
-            guard head.transferCodings.last == "chunked" else {
+            guard codings.lastIsChunked else {
                 return .failure(HTTPParseError(400, "Request transfer coding does not end in chunked"))
             }
-            if head.transferCodings.count > 1 {
-                let known: Set<String> = ["chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress"]
-                if head.transferCodings.dropLast().contains("chunked") {
+            if codings.count > 1 {
+                if codings.chunkedBeforeLast {
                     return .failure(HTTPParseError(400, "chunked applied more than once"))
                 }
-                if !head.transferCodings.allSatisfy(known.contains) {
+                if !codings.allKnown {
                     return .failure(HTTPParseError(501, "Unknown transfer coding"))
                 }
             }
@@ -42,15 +47,21 @@ public enum Framing {
     /// The body framing of a response to a request with `requestMethod` (§6.3 items 1–7).
     /// A response whose framing is invalid is a 502 for the client and a closed upstream.
     public static func response(_ head: ResponseHead, requestMethod: String) -> Result<BodyFraming, HTTPParseError> {
-        if requestMethod == "HEAD" || (100..<200).contains(head.status) || head.status == 204 || head.status == 304 {
+        response(head.info, requestIsHead: requestMethod == "HEAD")
+    }
+
+    /// The body framing of a response (the one decision; the other overload asks it too).
+    public static func response(_ head: ResponseHeadInfo, requestIsHead: Bool) -> Result<BodyFraming, HTTPParseError> {
+        if requestIsHead || (100..<200).contains(head.status) || head.status == 204 || head.status == 304 {
             return .success(.none)
         }
-        if !head.transferCodings.isEmpty {
+        let codings = head.transferCodings
+        if !codings.isEmpty {
             if head.contentLength != nil {
                 return .failure(HTTPParseError(502, "Upstream sent both Content-Length and Transfer-Encoding"))
             }
-            if head.transferCodings.last == "chunked" {
-                if head.transferCodings.dropLast().contains("chunked") {
+            if codings.lastIsChunked {
+                if codings.chunkedBeforeLast {
                     return .failure(HTTPParseError(502, "Upstream applied chunked twice"))
                 }
                 return .success(.chunked)

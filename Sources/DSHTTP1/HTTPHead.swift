@@ -55,20 +55,50 @@ public struct ConnectionTokens: Sendable, Equatable {
     public var upgrade = false
 }
 
-/// A parsed request head. Text accessors copy out of the original bytes on demand.
+/// A parsed request head with its method and target as text and every field listed: the
+/// convenient form (ds-server, tests, fuzzing). It allocates; the proxy's hot path uses
+/// `RequestHeadInfo`, which this wraps, so both forms follow the same rules.
 public struct RequestHead: Sendable {
+    public var info: RequestHeadInfo
     public var method: String
     public var target: String
-    public var version: HTTPVersion
     public var fields: [HeaderField]
-    /// The number of bytes of the head, including the final empty line.
-    public var length: Int
-    public var contentLength: UInt64?
     /// The Transfer-Encoding codings in order, lowercased (all fields joined).
     public var transferCodings: [String]
-    public var hostCount: Int
-    public var connection: ConnectionTokens
-    public var expectContinue: Bool
+
+    init(info: RequestHeadInfo, bytes: UnsafeRawBufferPointer, fields: [HeaderField], transferCodings: [String]) {
+        self.info = info
+        method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[info.method]), as: UTF8.self)
+        target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[info.target]), as: UTF8.self)
+        self.fields = fields
+        self.transferCodings = transferCodings
+    }
+
+    public var version: HTTPVersion {
+        get { info.version }
+        set { info.version = newValue }
+    }
+    /// The number of bytes of the head, including the final empty line.
+    public var length: Int {
+        get { info.length }
+        set { info.length = newValue }
+    }
+    public var contentLength: UInt64? {
+        get { info.contentLength }
+        set { info.contentLength = newValue }
+    }
+    public var hostCount: Int {
+        get { info.hostCount }
+        set { info.hostCount = newValue }
+    }
+    public var connection: ConnectionTokens {
+        get { info.connection }
+        set { info.connection = newValue }
+    }
+    public var expectContinue: Bool {
+        get { info.expectContinue }
+        set { info.expectContinue = newValue }
+    }
 
     /// The target without a fragment (clients should not send one; some do, and nginx drops it).
     private var targetWithoutFragment: Substring {
@@ -104,25 +134,27 @@ public struct RequestHead: Sendable {
     }
 
     /// Whether the connection stays open after this exchange (RFC 9112 §9.3).
-    public var wantsKeepAlive: Bool {
-        switch version {
-        case .http11: return !connection.close
-        case .http10: return connection.keepAlive && !connection.close
-        }
-    }
+    public var wantsKeepAlive: Bool { info.wantsKeepAlive }
 
-    public var isHead: Bool { method == "HEAD" }
+    public var isHead: Bool { info.isHead }
 }
 
-/// A parsed response head.
-public struct ResponseHead: Sendable {
+/// A parsed response head as facts only (no reference, nothing allocated): what the proxy needs
+/// to frame the body and to decide whether the connection can be reused.
+public struct ResponseHeadInfo: Sendable, Equatable {
     public var version: HTTPVersion
     public var status: Int
-    public var fields: [HeaderField]
+    /// The number of bytes of the head, including the final empty line.
     public var length: Int
     public var contentLength: UInt64?
-    public var transferCodings: [String]
-    public var connection: ConnectionTokens
+    public var transferCodings = TransferCodingSummary()
+    public var connection = ConnectionTokens()
+
+    public init(version: HTTPVersion, status: Int, length: Int) {
+        self.version = version
+        self.status = status
+        self.length = length
+    }
 
     /// Whether the server keeps the connection open after this response.
     public var keepsConnection: Bool {
@@ -131,6 +163,43 @@ public struct ResponseHead: Sendable {
         case .http10: return connection.keepAlive && !connection.close
         }
     }
+}
+
+/// A parsed response head with every field listed (the convenient, allocating form).
+public struct ResponseHead: Sendable {
+    public var info: ResponseHeadInfo
+    public var fields: [HeaderField]
+    public var transferCodings: [String]
+
+    init(info: ResponseHeadInfo, fields: [HeaderField], transferCodings: [String]) {
+        self.info = info
+        self.fields = fields
+        self.transferCodings = transferCodings
+    }
+
+    public var version: HTTPVersion {
+        get { info.version }
+        set { info.version = newValue }
+    }
+    public var status: Int {
+        get { info.status }
+        set { info.status = newValue }
+    }
+    public var length: Int {
+        get { info.length }
+        set { info.length = newValue }
+    }
+    public var contentLength: UInt64? {
+        get { info.contentLength }
+        set { info.contentLength = newValue }
+    }
+    public var connection: ConnectionTokens {
+        get { info.connection }
+        set { info.connection = newValue }
+    }
+
+    /// Whether the server keeps the connection open after this response.
+    public var keepsConnection: Bool { info.keepsConnection }
 }
 
 extension HeaderField {

@@ -23,7 +23,35 @@ public struct HeadParser: Sendable {
 
     /// Parses a request head at the start of `bytes`. `from` is the `resumeAt` of the previous
     /// incomplete result (0 the first time), so a head trickling in is not rescanned from the start.
+    /// The result carries the method and target as strings and every field: convenient, and it
+    /// allocates; the proxy uses `parseRequestInfo`, which does not.
     public func parseRequest(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHead> {
+        var fields: [HeaderField] = []
+        switch scanRequest(bytes, from: from, onField: { fields.append($0) }) {
+        case .incomplete(let resume): return .incomplete(resumeAt: resume)
+        case .failed(let error): return .failed(error)
+        case .complete(let info):
+            var codings: [String] = []
+            if !info.transferCodings.isEmpty {
+                for field in fields where Self.classify(bytes, Int(field.nameStart), Int(field.nameEnd)) == .transferEncoding {
+                    // Already validated by the scan: no empty coding is left.
+                    try? Self.forEachCoding(bytes, field) { range in
+                        codings.append(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self).lowercased())
+                    }
+                }
+            }
+            return .complete(RequestHead(info: info, bytes: bytes, fields: fields, transferCodings: codings))
+        }
+    }
+
+    /// Parses a request head like `parseRequest` (same rules, same errors) into byte ranges and
+    /// facts only; allocates nothing. Loop thread code parses every request this way.
+    public func parseRequestInfo(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHeadInfo> {
+        scanRequest(bytes, from: from, onField: { _ in })
+    }
+
+    private func scanRequest(_ bytes: UnsafeRawBufferPointer, from: Int,
+                             onField: (HeaderField) -> Void) -> HeadParseResult<RequestHeadInfo> {
         var start = 0
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
         while start + 1 < bytes.count && bytes[start] == 13 && bytes[start + 1] == 10 { start += 2 }
@@ -34,34 +62,30 @@ public struct HeadParser: Sendable {
         case .failed(let error): return .failed(error)
         case .complete(let end):
             do {
-                return .complete(try parseRequestHead(bytes, start: start, end: end))
-            } catch let error as HTTPParseError {
-                return .failed(error)
+                return .complete(try parseRequestHead(bytes, start: start, end: end, onField: onField))
             } catch {
-                return .failed(HTTPParseError(400, "Malformed request"))
+                return .failed(error)
             }
         }
     }
 
-    private func parseRequestHead(_ bytes: UnsafeRawBufferPointer, start: Int, end: Int) throws -> RequestHead {
+    private func parseRequestHead(_ bytes: UnsafeRawBufferPointer, start: Int, end: Int,
+                                  onField: (HeaderField) -> Void) throws(HTTPParseError) -> RequestHeadInfo {
         let lineEnd = try Self.lineEnd(bytes, from: start, end: end)
         // request-line = method SP request-target SP HTTP-version (RFC 9112 §3)
         var i = start
         while i < lineEnd && Self.isTokenChar(bytes[i]) { i += 1 }
         guard i > start, i < lineEnd, bytes[i] == 32 else { throw HTTPParseError(400, "Malformed request line") }
-        let method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
         let targetStart = i + 1
         var j = targetStart
         while j < lineEnd && bytes[j] > 32 && bytes[j] != 127 { j += 1 }
         guard j > targetStart, j < lineEnd, bytes[j] == 32 else { throw HTTPParseError(400, "Malformed request target") }
-        let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<j]), as: UTF8.self)
         let version = try Self.parseVersion(bytes, from: j + 1, to: lineEnd)
 
-        var head = RequestHead(method: method, target: target, version: version, fields: [], length: end,
-                               contentLength: nil, transferCodings: [], hostCount: 0,
-                               connection: ConnectionTokens(), expectContinue: false)
+        var head = RequestHeadInfo(method: start..<i, methodKind: HTTPMethodKind.classify(bytes, start..<i),
+                                   target: targetStart..<j, version: version, length: end, fieldsStart: lineEnd + 2)
         var contentLengthSeen = false
-        try parseFields(bytes, from: lineEnd + 2, end: end) { field, name in
+        try parseFields(bytes, from: lineEnd + 2, end: end) { (field, name) throws(HTTPParseError) in
             switch name {
             case .contentLength:
                 let value = try Self.parseContentLength(bytes, field)
@@ -71,17 +95,21 @@ public struct HeadParser: Sendable {
                 contentLengthSeen = true
                 head.contentLength = value
             case .transferEncoding:
-                try Self.appendCodings(bytes, field, to: &head.transferCodings)
+                try Self.summarizeCodings(bytes, field, into: &head.transferCodings)
             case .host:
                 head.hostCount += 1
             case .connection:
+                head.hasHopByHopField = true
                 Self.scanConnection(bytes, field, into: &head.connection)
             case .expect:
                 head.expectContinue = Self.equalsIgnoringCase(bytes, field.valueStart, field.valueEnd, "100-continue")
+            case .hopByHop:
+                head.hasHopByHopField = true
             case .other:
                 break
             }
-            head.fields.append(field)
+            head.fieldCount += 1
+            onField(field)
         }
         if version == .http11 {
             if head.hostCount == 0 { throw HTTPParseError(400, "Missing Host header") }
@@ -92,22 +120,46 @@ public struct HeadParser: Sendable {
 
     // MARK: responses
 
+    /// Parses a response head; like `parseRequest`, it lists every field and allocates.
     public func parseResponse(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<ResponseHead> {
+        var fields: [HeaderField] = []
+        switch scanResponse(bytes, from: from, onField: { fields.append($0) }) {
+        case .incomplete(let resume): return .incomplete(resumeAt: resume)
+        case .failed(let error): return .failed(error)
+        case .complete(let info):
+            var codings: [String] = []
+            if !info.transferCodings.isEmpty {
+                for field in fields where Self.classify(bytes, Int(field.nameStart), Int(field.nameEnd)) == .transferEncoding {
+                    try? Self.forEachCoding(bytes, field) { range in
+                        codings.append(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self).lowercased())
+                    }
+                }
+            }
+            return .complete(ResponseHead(info: info, fields: fields, transferCodings: codings))
+        }
+    }
+
+    /// Parses a response head into facts only, allocating nothing (the proxy's response path).
+    public func parseResponseInfo(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<ResponseHeadInfo> {
+        scanResponse(bytes, from: from, onField: { _ in })
+    }
+
+    private func scanResponse(_ bytes: UnsafeRawBufferPointer, from: Int,
+                              onField: (HeaderField) -> Void) -> HeadParseResult<ResponseHeadInfo> {
         switch Self.findHeadEnd(bytes, from: from, limit: limits.maxHeadBytes) {
         case .incomplete(let resume): return .incomplete(resumeAt: resume)
         case .failed(let error): return .failed(error)
         case .complete(let end):
             do {
-                return .complete(try parseResponseHead(bytes, end: end))
-            } catch let error as HTTPParseError {
-                return .failed(error)
+                return .complete(try parseResponseHead(bytes, end: end, onField: onField))
             } catch {
-                return .failed(HTTPParseError(502, "Malformed response"))
+                return .failed(error)
             }
         }
     }
 
-    private func parseResponseHead(_ bytes: UnsafeRawBufferPointer, end: Int) throws -> ResponseHead {
+    private func parseResponseHead(_ bytes: UnsafeRawBufferPointer, end: Int,
+                                   onField: (HeaderField) -> Void) throws(HTTPParseError) -> ResponseHeadInfo {
         let lineEnd = try Self.lineEnd(bytes, from: 0, end: end)
         // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4)
         guard lineEnd >= 12 else { throw HTTPParseError(400, "Malformed status line") }
@@ -123,10 +175,9 @@ public struct HeadParser: Sendable {
         for k in 12..<lineEnd where bytes[k] < 32 && bytes[k] != 9 || bytes[k] == 127 {
             throw HTTPParseError(400, "Control character in reason phrase")
         }
-        var head = ResponseHead(version: version, status: status, fields: [], length: end, contentLength: nil,
-                                transferCodings: [], connection: ConnectionTokens())
+        var head = ResponseHeadInfo(version: version, status: status, length: end)
         var contentLengthSeen = false
-        try parseFields(bytes, from: lineEnd + 2, end: end) { field, name in
+        try parseFields(bytes, from: lineEnd + 2, end: end) { (field, name) throws(HTTPParseError) in
             switch name {
             case .contentLength:
                 let value = try Self.parseContentLength(bytes, field)
@@ -136,13 +187,13 @@ public struct HeadParser: Sendable {
                 contentLengthSeen = true
                 head.contentLength = value
             case .transferEncoding:
-                try Self.appendCodings(bytes, field, to: &head.transferCodings)
+                try Self.summarizeCodings(bytes, field, into: &head.transferCodings)
             case .connection:
                 Self.scanConnection(bytes, field, into: &head.connection)
-            case .host, .expect, .other:
+            case .host, .expect, .hopByHop, .other:
                 break
             }
-            head.fields.append(field)
+            onField(field)
         }
         return head
     }
@@ -177,7 +228,7 @@ public struct HeadParser: Sendable {
     }
 
     /// The index of the CR ending the line that starts at `from`.
-    static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int) throws -> Int {
+    static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int) throws(HTTPParseError) -> Int {
         var i = from
         while i + 1 < end {
             let c = bytes[i]
@@ -191,10 +242,11 @@ public struct HeadParser: Sendable {
         throw HTTPParseError(400, "Unterminated line")
     }
 
-    static func parseVersion(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) throws -> HTTPVersion {
+    static func parseVersion(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) throws(HTTPParseError) -> HTTPVersion {
         guard to - from == 8 else { throw HTTPParseError(400, "Malformed HTTP version") }
-        let prefix: [UInt8] = Array("HTTP/".utf8)
-        for k in 0..<5 where bytes[from + k] != prefix[k] { throw HTTPParseError(400, "Malformed HTTP version") }
+        guard bytes[from] == 72, bytes[from + 1] == 84, bytes[from + 2] == 84, bytes[from + 3] == 80, bytes[from + 4] == 47 else {
+            throw HTTPParseError(400, "Malformed HTTP version") // "HTTP/"
+        }
         let major = bytes[from + 5], dot = bytes[from + 6], minor = bytes[from + 7]
         guard dot == 46, (48...57).contains(major), (48...57).contains(minor) else {
             throw HTTPParseError(400, "Malformed HTTP version")
@@ -207,12 +259,13 @@ public struct HeadParser: Sendable {
     }
 
     enum KnownField {
-        case contentLength, transferEncoding, host, connection, expect, other
+        /// `hopByHop`: Keep-Alive, Proxy-Connection, TE or Upgrade (Connection has its own case).
+        case contentLength, transferEncoding, host, connection, expect, hopByHop, other
     }
 
     /// Parses `field-name ":" OWS field-value OWS CRLF` lines up to the empty line (RFC 9112 §5).
     func parseFields(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int,
-                     _ onField: (HeaderField, KnownField) throws -> Void) throws {
+                     _ onField: (HeaderField, KnownField) throws(HTTPParseError) -> Void) throws(HTTPParseError) {
         var lineStart = from
         var count = 0
         while true {
@@ -248,9 +301,13 @@ public struct HeadParser: Sendable {
 
     static func classify(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> KnownField {
         switch end - start {
+        case 2 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "te"): return .hopByHop
         case 4 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "host"): return .host
         case 6 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "expect"): return .expect
+        case 7 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "upgrade"): return .hopByHop
         case 10 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "connection"): return .connection
+        case 10 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "keep-alive"): return .hopByHop
+        case 16 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "proxy-connection"): return .hopByHop
         case 14 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "content-length"): return .contentLength
         case 17 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "transfer-encoding"): return .transferEncoding
         default: return .other
@@ -259,7 +316,7 @@ public struct HeadParser: Sendable {
 
     /// Content-Length = 1*DIGIT (RFC 9110 §8.6). Signs, spaces inside, lists, empty values and
     /// values past 2^63 are refused: each is a known desync vector (HAProxy 6492f1f29).
-    static func parseContentLength(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField) throws -> UInt64 {
+    static func parseContentLength(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField) throws(HTTPParseError) -> UInt64 {
         let start = Int(field.valueStart), end = Int(field.valueEnd)
         guard end > start else { throw HTTPParseError(400, "Empty Content-Length") }
         guard end - start <= 18 else { throw HTTPParseError(400, "Content-Length too large") }
@@ -272,24 +329,56 @@ public struct HeadParser: Sendable {
         return value
     }
 
-    static func appendCodings(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField, to codings: inout [String]) throws {
-        let value = field.value(in: bytes).lowercased()
-        for part in value.split(separator: ",", omittingEmptySubsequences: false) {
-            let coding = part.trimmingWhitespace()
-            guard !coding.isEmpty else { throw HTTPParseError(400, "Empty transfer coding") }
-            codings.append(String(coding))
+    /// Calls `body` with each coding of a Transfer-Encoding field (a comma list, each item
+    /// trimmed of OWS); an empty item is refused.
+    static func forEachCoding(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField,
+                              _ body: (Range<Int>) -> Void) throws(HTTPParseError) {
+        var itemStart = Int(field.valueStart)
+        let end = Int(field.valueEnd)
+        while true {
+            var itemEnd = itemStart
+            while itemEnd < end && bytes[itemEnd] != 44 { itemEnd += 1 } // ','
+            let item = trimmingOWS(bytes, itemStart..<itemEnd)
+            guard !item.isEmpty else { throw HTTPParseError(400, "Empty transfer coding") }
+            body(item)
+            if itemEnd >= end { return }
+            itemStart = itemEnd + 1
         }
     }
 
-    static func scanConnection(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField, into tokens: inout ConnectionTokens) {
-        for part in field.value(in: bytes).split(separator: ",") {
-            switch part.trimmingWhitespace().lowercased() {
-            case "close": tokens.close = true
-            case "keep-alive": tokens.keepAlive = true
-            case "upgrade": tokens.upgrade = true
-            default: break
-            }
+    static func summarizeCodings(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField,
+                                 into summary: inout TransferCodingSummary) throws(HTTPParseError) {
+        try forEachCoding(bytes, field) { range in
+            let isChunked = RequestHeadInfo.equalsIgnoringCase(bytes, range, "chunked")
+            let (lo, hi) = (Int32(range.lowerBound), Int32(range.upperBound))
+            let known = isChunked || equalsIgnoringCase(bytes, lo, hi, "gzip") || equalsIgnoringCase(bytes, lo, hi, "x-gzip")
+                || equalsIgnoringCase(bytes, lo, hi, "deflate") || equalsIgnoringCase(bytes, lo, hi, "compress")
+                || equalsIgnoringCase(bytes, lo, hi, "x-compress")
+            summary.add(isChunked: isChunked, isKnown: known)
         }
+    }
+
+    /// Connection options (RFC 9110 §7.6.1): a comma list of tokens, empty items skipped.
+    static func scanConnection(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField, into tokens: inout ConnectionTokens) {
+        var itemStart = Int(field.valueStart)
+        let end = Int(field.valueEnd)
+        while itemStart < end {
+            var itemEnd = itemStart
+            while itemEnd < end && bytes[itemEnd] != 44 { itemEnd += 1 }
+            let item = trimmingOWS(bytes, itemStart..<itemEnd)
+            let (lo, hi) = (Int32(item.lowerBound), Int32(item.upperBound))
+            if equalsIgnoringCase(bytes, lo, hi, "close") { tokens.close = true }
+            else if equalsIgnoringCase(bytes, lo, hi, "keep-alive") { tokens.keepAlive = true }
+            else if equalsIgnoringCase(bytes, lo, hi, "upgrade") { tokens.upgrade = true }
+            itemStart = itemEnd + 1
+        }
+    }
+
+    static func trimmingOWS(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Range<Int> {
+        var lo = range.lowerBound, hi = range.upperBound
+        while lo < hi && (bytes[lo] == 32 || bytes[lo] == 9) { lo += 1 }
+        while hi > lo && (bytes[hi - 1] == 32 || bytes[hi - 1] == 9) { hi -= 1 }
+        return lo..<hi
     }
 
     static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ start: Int32, _ end: Int32, _ lowercase: StaticString) -> Bool {
@@ -312,14 +401,5 @@ public struct HeadParser: Sendable {
         case 33, 35, 36, 37, 38, 39, 42, 43, 45, 46, 94, 95, 96, 124, 126: return true
         default: return false
         }
-    }
-}
-
-extension Substring {
-    func trimmingWhitespace() -> Substring {
-        var s = self
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return s
     }
 }

@@ -1,0 +1,248 @@
+/// A request head as byte ranges into the buffer it was parsed from, plus the facts the proxy
+/// needs, gathered in the parser's one pass. It holds no reference (no String, no array), so
+/// parsing into it allocates nothing: the proxy's per-request path (DESIGN.md §2, "no
+/// allocation per request in steady state"). Field values are found again by re-scanning the
+/// head's lines on demand; the parser has already validated them, and the proxy asks for at
+/// most a few per request.
+///
+/// Every method that takes `bytes` expects the same bytes the head was parsed from.
+public struct RequestHeadInfo: Sendable, Equatable {
+    public var method: Range<Int>
+    public var methodKind: HTTPMethodKind
+    public var target: Range<Int>
+    public var version: HTTPVersion
+    /// The number of bytes of the head, including the final empty line.
+    public var length: Int
+    public var contentLength: UInt64?
+    public var transferCodings = TransferCodingSummary()
+    public var hostCount = 0
+    public var connection = ConnectionTokens()
+    public var expectContinue = false
+    public var fieldCount = 0
+    /// Where the first field line starts (just after the request line's CRLF).
+    public var fieldsStart: Int
+    /// Whether a field is hop-by-hop by its name alone (Connection, Keep-Alive,
+    /// Proxy-Connection, TE, Upgrade): when none is, the head is forwarded whole.
+    public var hasHopByHopField = false
+
+    public init(method: Range<Int>, methodKind: HTTPMethodKind, target: Range<Int>, version: HTTPVersion,
+                length: Int, fieldsStart: Int) {
+        self.method = method
+        self.methodKind = methodKind
+        self.target = target
+        self.version = version
+        self.length = length
+        self.fieldsStart = fieldsStart
+    }
+
+    /// Whether the connection stays open after this exchange (RFC 9112 §9.3).
+    public var wantsKeepAlive: Bool {
+        switch version {
+        case .http11: return !connection.close
+        case .http10: return connection.keepAlive && !connection.close
+        }
+    }
+
+    public var isHead: Bool { methodKind == .head }
+
+    // MARK: target
+
+    /// The target without a fragment (clients should not send one; some do, and nginx drops it).
+    public func targetWithoutFragment(in bytes: UnsafeRawBufferPointer) -> Range<Int> {
+        var i = target.lowerBound
+        while i < target.upperBound && bytes[i] != UInt8(ascii: "#") { i += 1 }
+        return target.lowerBound..<i
+    }
+
+    /// The target's path (before `?`).
+    public func path(in bytes: UnsafeRawBufferPointer) -> Range<Int> {
+        let t = targetWithoutFragment(in: bytes)
+        var i = t.lowerBound
+        while i < t.upperBound && bytes[i] != UInt8(ascii: "?") { i += 1 }
+        return t.lowerBound..<i
+    }
+
+    /// The query string (after `?`, without the fragment), if any.
+    public func query(in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+        let t = targetWithoutFragment(in: bytes)
+        let p = path(in: bytes)
+        guard p.upperBound < t.upperBound else { return nil }
+        return (p.upperBound + 1)..<t.upperBound
+    }
+
+    /// The value of the first query parameter called `name` (compared byte for byte, not
+    /// percent-decoded: keys are hashed as sent). Empty pairs (`&&`) are skipped; a parameter
+    /// without `=` has an empty value.
+    public func queryParameter(_ name: String, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+        guard let query = query(in: bytes) else { return nil }
+        var pairStart = query.lowerBound
+        while pairStart < query.upperBound {
+            var pairEnd = pairStart
+            while pairEnd < query.upperBound && bytes[pairEnd] != UInt8(ascii: "&") { pairEnd += 1 }
+            if pairEnd > pairStart {
+                var eq = pairStart
+                while eq < pairEnd && bytes[eq] != UInt8(ascii: "=") { eq += 1 }
+                if Self.equals(bytes, pairStart..<eq, name) {
+                    return eq < pairEnd ? (eq + 1)..<pairEnd : pairEnd..<pairEnd
+                }
+            }
+            pairStart = pairEnd + 1
+        }
+        return nil
+    }
+
+    // MARK: fields
+
+    /// Calls `body` with each field in order until it returns false.
+    public func forEachField(in bytes: UnsafeRawBufferPointer, _ body: (HeaderField) -> Bool) {
+        var lineStart = fieldsStart
+        let end = length - 2
+        while lineStart < end {
+            var cr = lineStart
+            while bytes[cr] != 13 { cr += 1 }
+            var colon = lineStart
+            while bytes[colon] != UInt8(ascii: ":") { colon += 1 }
+            var valueStart = colon + 1
+            while valueStart < cr && (bytes[valueStart] == 32 || bytes[valueStart] == 9) { valueStart += 1 }
+            var valueEnd = cr
+            while valueEnd > valueStart && (bytes[valueEnd - 1] == 32 || bytes[valueEnd - 1] == 9) { valueEnd -= 1 }
+            let field = HeaderField(nameStart: Int32(lineStart), nameEnd: Int32(colon),
+                                    valueStart: Int32(valueStart), valueEnd: Int32(valueEnd))
+            if !body(field) { return }
+            lineStart = cr + 2
+        }
+    }
+
+    /// The first field whose name equals `name` ignoring ASCII case.
+    public func firstField(named name: String, in bytes: UnsafeRawBufferPointer) -> HeaderField? {
+        var found: HeaderField?
+        forEachField(in: bytes) { field in
+            if Self.equalsIgnoringCase(bytes, field.nameRange, name) { found = field; return false }
+            return true
+        }
+        return found
+    }
+
+    /// The value of cookie `name` from the Cookie fields (RFC 6265 §4.2.1, read leniently the
+    /// way the proxy always has): pairs split at `;`, the name trimmed of spaces and compared
+    /// byte for byte, the value taken as it is after the first `=` (a pair with an empty name
+    /// or value is skipped).
+    public func cookie(_ name: String, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+        var found: Range<Int>?
+        forEachField(in: bytes) { field in
+            guard Self.equalsIgnoringCase(bytes, field.nameRange, "cookie") else { return true }
+            let value = field.valueRange
+            var pairStart = value.lowerBound
+            while pairStart < value.upperBound {
+                var pairEnd = pairStart
+                while pairEnd < value.upperBound && bytes[pairEnd] != UInt8(ascii: ";") { pairEnd += 1 }
+                // Leading `=` would make an empty first piece, which a split omitting empty
+                // pieces drops: the name starts after them.
+                var nameStart = pairStart
+                while nameStart < pairEnd && bytes[nameStart] == UInt8(ascii: "=") { nameStart += 1 }
+                var eq = nameStart
+                while eq < pairEnd && bytes[eq] != UInt8(ascii: "=") { eq += 1 }
+                if eq < pairEnd && eq + 1 < pairEnd {
+                    var n = nameStart..<eq
+                    while !n.isEmpty && bytes[n.lowerBound] == 32 { n = (n.lowerBound + 1)..<n.upperBound }
+                    while !n.isEmpty && bytes[n.upperBound - 1] == 32 { n = n.lowerBound..<(n.upperBound - 1) }
+                    if Self.equals(bytes, n, name) {
+                        found = (eq + 1)..<pairEnd
+                        return false
+                    }
+                }
+                pairStart = pairEnd + 1
+            }
+            return true
+        }
+        return found
+    }
+
+    // MARK: byte comparisons
+
+    /// Whether `bytes[range]` is exactly the UTF-8 of `text`.
+    public static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: String) -> Bool {
+        var i = range.lowerBound
+        for c in text.utf8 {
+            guard i < range.upperBound, bytes[i] == c else { return false }
+            i += 1
+        }
+        return i == range.upperBound
+    }
+
+    /// Whether `bytes[range]` equals `text` ignoring ASCII case.
+    public static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: String) -> Bool {
+        var i = range.lowerBound
+        for c in text.utf8 {
+            guard i < range.upperBound, asciiLower(bytes[i]) == asciiLower(c) else { return false }
+            i += 1
+        }
+        return i == range.upperBound
+    }
+
+    @inline(__always)
+    static func asciiLower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
+}
+
+/// The request methods the proxy treats specially (HEAD has no response body; RFC 9110 §9.2.2's
+/// idempotent methods may be retried after a connection failure).
+public enum HTTPMethodKind: Sendable, Equatable {
+    case get, head, post, put, delete, options, trace, connect, patch, other
+
+    /// Method names are case-sensitive (RFC 9110 §9.1).
+    static func classify(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTPMethodKind {
+        switch range.count {
+        case 3:
+            if RequestHeadInfo.equals(bytes, range, "GET") { return .get }
+            if RequestHeadInfo.equals(bytes, range, "PUT") { return .put }
+        case 4:
+            if RequestHeadInfo.equals(bytes, range, "HEAD") { return .head }
+            if RequestHeadInfo.equals(bytes, range, "POST") { return .post }
+        case 5:
+            if RequestHeadInfo.equals(bytes, range, "TRACE") { return .trace }
+            if RequestHeadInfo.equals(bytes, range, "PATCH") { return .patch }
+        case 6:
+            if RequestHeadInfo.equals(bytes, range, "DELETE") { return .delete }
+        case 7:
+            if RequestHeadInfo.equals(bytes, range, "OPTIONS") { return .options }
+            if RequestHeadInfo.equals(bytes, range, "CONNECT") { return .connect }
+        default:
+            break
+        }
+        return .other
+    }
+
+    /// RFC 9110 §9.2.2: repeating the request has the same effect as sending it once.
+    public var isIdempotent: Bool {
+        switch self {
+        case .get, .head, .options, .trace, .put, .delete: return true
+        case .post, .connect, .patch, .other: return false
+        }
+    }
+}
+
+/// The Transfer-Encoding codings of a message, summarised while parsing so the framing decision
+/// needs no list of strings: how many, whether the last is `chunked`, whether `chunked` also
+/// came earlier, and whether every coding is one this proxy knows (RFC 9112 §6.1, §7).
+public struct TransferCodingSummary: Sendable, Equatable {
+    public var count = 0
+    public var lastIsChunked = false
+    public var chunkedBeforeLast = false
+    public var allKnown = true
+
+    public init() {}
+
+    public var isEmpty: Bool { count == 0 }
+
+    mutating func add(isChunked: Bool, isKnown: Bool) {
+        if lastIsChunked { chunkedBeforeLast = true }
+        count += 1
+        lastIsChunked = isChunked
+        if !isKnown { allKnown = false }
+    }
+}
+
+extension HeaderField {
+    public var nameRange: Range<Int> { Int(nameStart)..<Int(nameEnd) }
+    public var valueRange: Range<Int> { Int(valueStart)..<Int(valueEnd) }
+}
