@@ -56,8 +56,10 @@ let package = Package(
         .testTarget(name: "DSReactorTests", dependencies: ["DSReactor", "DSSystem", "DSHashing"]),
         .testTarget(name: "DSHashingTests", dependencies: ["DSHashing"]),
         .testTarget(name: "DSBalancerTests", dependencies: ["DSBalancer", "DSHashing", "DSSystem"]),
-        .testTarget(name: "DSControlTests", dependencies: ["DSControl", "DSBalancer", "DSProxy"]),
-        .testTarget(name: "DSDockerTests", dependencies: ["DSDocker"]),
+        .testTarget(name: "DSControlTests", dependencies: ["DSControl", "DSBalancer", "DSProxy", "DSDocker", "DSDockerTestSupport"]),
+        // A fake Docker engine (unix socket) shared by the DSDocker and driver tests.
+        .target(name: "DSDockerTestSupport", path: "Tests/DSDockerTestSupport"),
+        .testTarget(name: "DSDockerTests", dependencies: ["DSDocker", "DSDockerTestSupport"]),
         .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
         .testTarget(name: "DSSystemdTests", dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "IntegrationTests", dependencies: []),

@@ -44,8 +44,16 @@ public protocol ReplicaDriver: AnyObject {
     func kill(_ backend: Backend)
     /// Called often: reaps replicas that exited on their own and reports them with a reason.
     func poll() -> [(Backend, String)]
+    /// Called often: replicas whose address became known after `launch` returned (a container on
+    /// a user-defined network gets it from the engine once it runs), as (launched, now).
+    func addressChanges() -> [(Backend, Backend)]
     /// Driver facts for `/status` (pid, container id).
     func details(of backend: Backend) -> [(String, JSONValue)]
     /// Stops everything at shutdown (may block briefly).
     func stopAll()
+}
+
+extension ReplicaDriver {
+    /// Most drivers know the address when they launch.
+    public func addressChanges() -> [(Backend, Backend)] { [] }
 }

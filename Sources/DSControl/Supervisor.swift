@@ -472,6 +472,12 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     }
 
     private func pollDriver() {
+        for (old, new) in driver.addressChanges() {
+            guard let replica = members.first(where: { $0.backend == old }) ?? pendingAdd?.replicas.first(where: { $0.backend == old }) else { continue }
+            replica.backend = new
+            logger.info("[i] Server \(new.number) (\(new.name)) is at \(new.address)")
+            if replica.inPool { publish(); persist() }
+        }
         for (backend, reason) in driver.poll() {
             guard let replica = members.first(where: { $0.backend == backend }) ?? pendingAdd?.replicas.first(where: { $0.backend == backend }) else { continue }
             logger.warning("[!] Server \(backend.number) (\(backend.name)) exited: \(reason)", metadata: event("exited", backend))

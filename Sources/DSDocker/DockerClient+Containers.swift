@@ -1,80 +1,80 @@
 import Foundation
 
-/// A container as `GET /containers/json` lists it.
-public struct ContainerSummary: Sendable, Equatable {
-    public let id: String
-    /// Without the leading "/".
-    public let name: String
-    public let labels: [String: String]
-    /// created, running, paused, restarting, removing, exited, dead.
-    public let state: String
-    /// Human text such as "Exited (137) 2 seconds ago".
-    public let status: String
-
-    public init(id: String, name: String, labels: [String: String], state: String, status: String) {
-        self.id = id
-        self.name = name
-        self.labels = labels
-        self.state = state
-        self.status = status
-    }
-
-    public var isRunning: Bool { state == "running" }
-    public var shortID: String { String(id.prefix(12)) }
-
-    static func parseList(_ value: Any?) throws -> [ContainerSummary] {
-        guard let items = value as? [[String: Any]] else { throw DockerError.protocolError("container list is not a JSON array") }
-        return items.compactMap { item in
-            guard let id = item["Id"] as? String else { return nil }
-            let names = (item["Names"] as? [String]) ?? []
-            let name = names.first.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 } ?? ""
-            return ContainerSummary(id: id, name: name, labels: item["Labels"] as? [String: String] ?? [:],
-                                    state: item["State"] as? String ?? "", status: item["Status"] as? String ?? "")
-        }
-    }
-}
-
-/// Typed calls for what the Docker driver needs (anchors.md §5.2). All block; see DockerClient.
+/// The typed calls the Docker driver makes. Each takes a completion, called once on the client's
+/// loop thread; none blocks. `listContainers(labels:)` and `imageExists(_:)` also come blocking,
+/// for start-up (before any loop runs).
 extension DockerClient {
+    public typealias Completion<T> = @Sendable (Result<T, DockerError>) -> Void
+
     /// `GET /containers/json?all=1`, optionally filtered by labels (`key=value` or `key`).
-    public func listContainers(labels: [String] = []) throws -> [ContainerSummary] {
+    public func listContainers(labels: [String] = [], timeout: Double = 10, completion: @escaping Completion<[ContainerSummary]>) {
         var query = [("all", "1")]
         if !labels.isEmpty {
-            let filters = try JSONSerialization.data(withJSONObject: ["label": labels])
+            let filters = (try? JSONSerialization.data(withJSONObject: ["label": labels])) ?? Data()
             query.append(("filters", String(decoding: filters, as: UTF8.self)))
         }
-        return try ContainerSummary.parseList(call("GET", "/containers/json", query: query, accept: [200]).json)
-    }
-
-    /// `POST /containers/create?name=` and returns the new container's id. 409: the name is taken.
-    public func createContainer(name: String, config: [String: Any], timeout: Double = 60) throws -> String {
-        let response = try call("POST", "/containers/create", query: [("name", name)], body: config, timeout: timeout, accept: [201])
-        guard let object = response.json as? [String: Any], let id = object["Id"] as? String else {
-            throw DockerError.protocolError("create answered without an Id")
+        call("GET", "/containers/json", query: query, timeout: timeout, accept: [200]) { result in
+            completion(result.flatMap { response in Result { try ContainerSummary.parseList(response.json) }.mapError(Self.asDockerError) })
         }
-        return id
     }
 
-    public func startContainer(_ id: String, timeout: Double = 30) throws {
-        _ = try call("POST", "/containers/\(id)/start", timeout: timeout, accept: [204, 304])
+    /// `POST /containers/create?name=`: the new container's id. A 409 means the name is taken.
+    public func createContainer(name: String, config: [String: Any], timeout: Double = 60, completion: @escaping Completion<String>) {
+        call("POST", "/containers/create", query: [("name", name)], body: config, timeout: timeout, accept: [201]) { result in
+            completion(result.flatMap { response in
+                guard let object = response.json as? [String: Any], let id = object["Id"] as? String else {
+                    return .failure(.protocolError("create answered without an Id"))
+                }
+                return .success(id)
+            })
+        }
     }
 
-    /// Asks it to stop (SIGTERM, then SIGKILL after `grace` seconds). Blocks up to grace + 10 s.
-    public func stopContainer(_ id: String, grace: Int) throws {
-        _ = try call("POST", "/containers/\(id)/stop", query: [("t", String(grace))], timeout: Double(grace) + 10, accept: [204, 304])
+    public func startContainer(_ id: String, timeout: Double = 30, completion: @escaping Completion<Void>) {
+        call("POST", "/containers/\(id)/start", timeout: timeout, accept: [204, 304]) { completion($0.map { _ in }) }
+    }
+
+    /// `GET /containers/{id}/json`.
+    public func inspectContainer(_ id: String, timeout: Double = 10, completion: @escaping Completion<ContainerDetails>) {
+        call("GET", "/containers/\(id)/json", timeout: timeout, accept: [200]) { result in
+            completion(result.flatMap { response in Result { try ContainerDetails.parse(response.json) }.mapError(Self.asDockerError) })
+        }
+    }
+
+    /// Asks it to stop (SIGTERM, then SIGKILL after `grace` seconds); waits up to grace + 10 s.
+    public func stopContainer(_ id: String, grace: Int, completion: @escaping Completion<Void>) {
+        call("POST", "/containers/\(id)/stop", query: [("t", String(grace))], timeout: Double(grace) + 10, accept: [204, 304]) {
+            completion($0.map { _ in })
+        }
     }
 
     /// `DELETE /containers/{id}`; a container that is already gone is not an error.
-    public func removeContainer(_ id: String, force: Bool) throws {
-        _ = try call("DELETE", "/containers/\(id)", query: [("force", force ? "1" : "0")], timeout: 30, accept: [204, 404])
+    public func removeContainer(_ id: String, force: Bool, completion: @escaping Completion<Void>) {
+        call("DELETE", "/containers/\(id)", query: [("force", force ? "1" : "0")], timeout: 30, accept: [204, 404]) {
+            completion($0.map { _ in })
+        }
     }
 
-    public func renameContainer(_ id: String, to name: String) throws {
-        _ = try call("POST", "/containers/\(id)/rename", query: [("name", name)], accept: [204])
+    public func renameContainer(_ id: String, to name: String, completion: @escaping Completion<Void>) {
+        call("POST", "/containers/\(id)/rename", query: [("name", name)], accept: [204]) { completion($0.map { _ in }) }
     }
 
     /// `GET /images/{name}/json`: whether the engine has the image locally.
-    public func imageExists(_ name: String) throws -> Bool {
-        try call("GET", "/images/\(name)/json", accept: [200, 404]).status == 200
+    public func imageExists(_ name: String, timeout: Double = 10, completion: @escaping Completion<Bool>) {
+        call("GET", "/images/\(name)/json", timeout: timeout, accept: [200, 404]) { completion($0.map { $0.status == 200 }) }
+    }
+
+    // MARK: blocking, for start-up
+
+    public func listContainers(labels: [String] = [], timeout: Double = 10) throws -> [ContainerSummary] {
+        try wait { listContainers(labels: labels, timeout: timeout, completion: $0) }
+    }
+
+    public func imageExists(_ name: String, timeout: Double = 10) throws -> Bool {
+        try wait { imageExists(name, timeout: timeout, completion: $0) }
+    }
+
+    static func asDockerError(_ error: Error) -> DockerError {
+        error as? DockerError ?? .protocolError("\(error)")
     }
 }

@@ -1,21 +1,34 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import Foundation
+import DSReactor
+import DSSystem
 
 /// A Docker Engine API client over the engine's unix socket (HTTP/1.1, one connection per call,
-/// `Connection: close`). Calls BLOCK for up to their timeout: call them from a thread of your own,
-/// never from a loop thread (the Docker driver runs them on its own serial queue, DESIGN.md §2).
-/// Any thread; the client holds no mutable state.
+/// `Connection: close`), on our own reactor: the client runs one `EventLoop` on a thread of its
+/// own, every call is a non-blocking `EngineConnection` on it, and calls run concurrently. A slow
+/// or silent engine costs a timer, never a blocked thread (DESIGN.md §2).
+///
+/// Calls take a completion, called once on the client's loop thread; `wait` turns one into a
+/// blocking call for code that runs before any loop (start-up, tests) — never call it from a
+/// completion. Any thread otherwise; the client's own state is immutable.
 public final class DockerClient: Sendable {
     public let socketPath: String
     /// The negotiated API version, e.g. "1.41"; every call is sent as `/v<version>/...`.
     public let apiVersion: String
     /// The engine's own version string (for logs).
     public let engineVersion: String
+    /// Bounds connecting (a missing socket fails at once; a full backlog is retried until then).
+    public let connectTimeout: Double
+    private let owner: LoopOwner
+    private var loop: EventLoop { owner.loop }
 
     /// The newest API version whose behaviour for the calls we make we have read; a newer engine
-    /// is spoken to in this version as long as it still accepts it (anchors.md §5.1).
+    /// is spoken to in this version as long as it still accepts it (docs/version-history: 1.44
+    /// moved MacAddress per endpoint and allows several EndpointsConfig entries at create, 1.52
+    /// dropped `status`/`id`/`from` from events — none of it changes the fields we send or read).
     public static let newestKnown = APIVersion(1, 47)
 
     /// `DOCKER_HOST=unix:///path` when set, else /var/run/docker.sock.
@@ -27,9 +40,15 @@ public final class DockerClient: Sendable {
         return "/var/run/docker.sock"
     }
 
-    /// Connects and negotiates the version with an unversioned `GET /version`. Blocks.
-    public static func connect(socketPath: String = defaultSocketPath(), timeout: Double = 5) throws -> DockerClient {
-        let response = try roundTrip(socketPath: socketPath, method: "GET", target: "/version", body: nil, timeout: timeout)
+    /// Starts the client's loop thread and negotiates the version with an unversioned
+    /// `GET /version`. Blocks up to `timeout` (any thread but a loop's).
+    public static func connect(socketPath: String = defaultSocketPath(), timeout: Double = 5,
+                               connectTimeout: Double = 2) throws -> DockerClient {
+        let loop = try EventLoop()
+        LoopThread.start(name: "ds-lb-docker") { loop.run() }
+        let owner = LoopOwner(loop)
+        let probe = DockerClient(socketPath: socketPath, apiVersion: "", engineVersion: "", connectTimeout: connectTimeout, owner: owner)
+        let response = try probe.wait { probe.exchange("GET", "/version", body: nil, timeout: timeout, completion: $0) }
         guard response.status == 200, let object = response.json as? [String: Any] else {
             throw DockerError.engine(status: response.status, message: response.engineMessage)
         }
@@ -39,112 +58,85 @@ public final class DockerClient: Sendable {
         let minimum = (object["MinAPIVersion"] as? String).flatMap(APIVersion.init)
         let chosen = APIVersion.negotiate(ours: newestKnown, server: server, serverMinimum: minimum)
         return DockerClient(socketPath: socketPath, apiVersion: chosen.description,
-                            engineVersion: object["Version"] as? String ?? "unknown")
+                            engineVersion: object["Version"] as? String ?? "unknown", connectTimeout: connectTimeout, owner: owner)
     }
 
-    init(socketPath: String, apiVersion: String, engineVersion: String) {
+    private init(socketPath: String, apiVersion: String, engineVersion: String, connectTimeout: Double, owner: LoopOwner) {
         self.socketPath = socketPath
         self.apiVersion = apiVersion
         self.engineVersion = engineVersion
+        self.connectTimeout = connectTimeout
+        self.owner = owner
     }
 
-    /// One call: `path` without the version prefix, `body` a JSON-serialisable value. Blocks.
-    public func request(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil,
-                        timeout: Double = 10) throws -> DockerResponse {
+    /// One call: `path` without the version prefix, `body` a JSON-serialisable value. `timeout`
+    /// bounds the whole answer. Any thread; `completion` runs on the client's loop thread.
+    public func request(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil, timeout: Double = 10,
+                        completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
         var target = "/v\(apiVersion)\(path)"
         if !query.isEmpty {
             target += "?" + query.map { "\(Self.percentEncode($0.0))=\(Self.percentEncode($0.1))" }.joined(separator: "&")
         }
-        let data = try body.map { try JSONSerialization.data(withJSONObject: $0) }.map { [UInt8]($0) }
-        return try Self.roundTrip(socketPath: socketPath, method: method, target: target, body: data, timeout: timeout)
+        let bytes: [UInt8]?
+        do { bytes = try body.map { [UInt8](try JSONSerialization.data(withJSONObject: $0, options: .sortedKeys)) } } catch {
+            return loop.execute { completion(.failure(.protocolError("request body is not JSON: \(error)"))) }
+        }
+        exchange(method, target, body: bytes, timeout: timeout, completion: completion)
     }
 
-    /// Like `request`, but any status outside `accept` is thrown with the engine's message.
-    public func call(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil,
-                     timeout: Double = 10, accept: Set<Int>) throws -> DockerResponse {
-        let response = try request(method, path, query: query, body: body, timeout: timeout)
-        guard accept.contains(response.status) else {
-            throw DockerError.engine(status: response.status, message: response.engineMessage)
+    /// Like `request`, but any status outside `accept` is a failure carrying the engine's message.
+    public func call(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil, timeout: Double = 10,
+                     accept: Set<Int>, completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
+        request(method, path, query: query, body: body, timeout: timeout) { result in
+            completion(result.flatMap { response in
+                accept.contains(response.status) ? .success(response)
+                    : .failure(.engine(status: response.status, message: response.engineMessage))
+            })
         }
-        return response
+    }
+
+    /// Runs `task` on the client's loop thread after `seconds` (retries, backoff). Any thread.
+    public func after(_ seconds: Double, _ task: @escaping @Sendable () -> Void) {
+        let loop = self.loop
+        loop.execute { loop.schedule(afterNanoseconds: EngineConnection.nanoseconds(seconds), task) }
+    }
+
+    /// Blocks the calling thread until the call `start` begins has completed. For start-up code
+    /// and tests only: never on the client's loop thread (it would wait for itself).
+    public func wait<T: Sendable>(_ start: (@escaping @Sendable (Result<T, DockerError>) -> Void) -> Void) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        let box = Locked<Result<T, DockerError>?>(nil)
+        start { result in
+            box.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        return try box.withLock { $0! }.get()
     }
 
     // MARK: transport
 
-    static func roundTrip(socketPath: String, method: String, target: String, body: [UInt8]?,
-                          timeout: Double) throws -> DockerResponse {
-        let deadline = Date().addingTimeInterval(timeout)
-        let fd = try openConnection(socketPath: socketPath, timeout: timeout)
-        defer { Glibc.close(fd) }
-
-        var head = "\(method) \(target) HTTP/1.1\r\nHost: docker\r\nUser-Agent: ds-lb\r\nConnection: close\r\n"
-        if let body {
-            head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n"
-        } else if method == "POST" {
-            head += "Content-Length: 0\r\n"
+    func exchange(_ method: String, _ target: String, body: [UInt8]?, timeout: Double,
+                  completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
+        let loop = self.loop, path = socketPath, connectTimeout = self.connectTimeout
+        loop.execute {
+            EngineConnection(loop: loop, socketPath: path, method: method, target: target, body: body,
+                             timeout: timeout, connectTimeout: connectTimeout, handling: .whole(completion)).start()
         }
-        head += "\r\n"
-        try writeAll(fd, Array(head.utf8) + (body ?? []), socketPath: socketPath)
-
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n > 0 {
-                received.append(contentsOf: buffer[0..<n])
-                guard received.count < 64 * 1024 * 1024 else { throw DockerError.protocolError("response larger than 64 MiB") }
-                if Date() > deadline { throw DockerError.unreachable("\(method) \(target): no complete answer within \(timeout)s") }
-                continue
-            }
-            if n == 0 { break }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK {
-                throw DockerError.unreachable("\(method) \(target): no answer within \(timeout)s")
-            }
-            throw DockerError.unreachable("read from \(socketPath): \(String(cString: strerror(errno)))")
-        }
-        return try DockerResponse.parse(received)
     }
 
-    /// A connected unix socket; `timeout` > 0 bounds each read and write (0: no bound).
-    static func openConnection(socketPath: String, timeout: Double) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw DockerError.unreachable("socket(): \(String(cString: strerror(errno)))") }
-        if timeout > 0 {
-            var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    /// Opens a stream whose 200 body is read line by line (see `followContainerEvents`).
+    func stream(_ target: String, timeout: Double, onLine: @escaping @Sendable ([UInt8]) -> Void,
+                onEnd: @escaping @Sendable (DockerError) -> Void) -> StreamHandle {
+        let handle = StreamHandle(loop: loop)
+        let loop = self.loop, path = socketPath, connectTimeout = self.connectTimeout
+        loop.execute {
+            let connection = EngineConnection(loop: loop, socketPath: path, method: "GET", target: target, body: nil, timeout: timeout,
+                                              connectTimeout: connectTimeout, handling: .lines(onLine: onLine, onEnd: onEnd))
+            handle.attach(connection)
+            connection.start()
         }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(socketPath.utf8)
-        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            Glibc.close(fd)
-            throw DockerError.unreachable("socket path too long: \(socketPath)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in pathBytes.enumerated() { raw[i] = b }
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
-            let reason = String(cString: strerror(errno))
-            Glibc.close(fd)
-            throw DockerError.unreachable("cannot connect to \(socketPath): \(reason)")
-        }
-        return fd
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], socketPath: String) throws {
-        var offset = 0
-        while offset < bytes.count {
-            // MSG_NOSIGNAL: an engine that closed early is an error here, not a SIGPIPE for the process.
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n > 0 { offset += n; continue }
-            if n < 0 && errno == EINTR { continue }
-            throw DockerError.unreachable("write to \(socketPath): \(String(cString: strerror(errno)))")
-        }
+        return handle
     }
 
     /// RFC 3986 §2.3: everything but unreserved characters is percent-encoded.
@@ -160,6 +152,36 @@ public final class DockerClient: Sendable {
             }
         }
         return out
+    }
+}
+
+/// Stops the client's loop thread once the last client on it is gone.
+private final class LoopOwner: Sendable {
+    let loop: EventLoop
+    init(_ loop: EventLoop) { self.loop = loop }
+    deinit { loop.stop() }
+}
+
+/// A stream in progress (`/events`): `cancel` closes it without calling its `onEnd`. Any thread.
+public final class StreamHandle: @unchecked Sendable {
+    // @unchecked: `connection` is touched on the loop thread only (attach and cancel both hop there).
+    private let loop: EventLoop
+    private var connection: EngineConnection?
+    private var cancelled = false
+
+    init(loop: EventLoop) { self.loop = loop }
+
+    /// Loop thread only.
+    func attach(_ connection: EngineConnection) {
+        if cancelled { connection.cancel() } else { self.connection = connection }
+    }
+
+    public func cancel() {
+        loop.execute { [self] in
+            cancelled = true
+            connection?.cancel()
+            connection = nil
+        }
     }
 }
 
@@ -183,7 +205,7 @@ public struct APIVersion: Comparable, Sendable, CustomStringConvertible {
 
     public static func < (a: APIVersion, b: APIVersion) -> Bool { (a.major, a.minor) < (b.major, b.minor) }
 
-    /// min(ours, the server's), but never below the server's minimum (anchors.md §5.1).
+    /// min(ours, the server's), but never below the server's minimum.
     public static func negotiate(ours: APIVersion, server: APIVersion, serverMinimum: APIVersion?) -> APIVersion {
         let chosen = Swift.min(ours, server)
         if let serverMinimum, chosen < serverMinimum { return serverMinimum }

@@ -6,8 +6,11 @@ import Logging
 
 extension Serve {
     func validateDocker() throws {
-        guard network == "host" else {
-            throw ValidationError("--network: only 'host' is supported so far (replicas on 127.0.0.1), got '\(network)'")
+        // Docker's network names: a letter or digit, then letters, digits, '_', '.', '-'. "none"
+        // and "container:<id>" leave no address to reach a replica at.
+        guard let first = network.first, first.isASCII && (first.isLetter || first.isNumber), network.count <= 128,
+              network.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }), network != "none" else {
+            throw ValidationError("--network: '\(network)' is not usable (use host, or the name of a user-defined network)")
         }
         guard !pool.isEmpty, pool.count <= 63, pool.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }) else {
             throw ValidationError("--pool: '\(pool)' is not a valid name (letters, digits, '_', '.', '-')")
@@ -31,16 +34,18 @@ extension Serve {
                 guard try client.imageExists(image) else {
                     throw Failure(description: "--driver docker: image '\(image)' not found on the engine; build it with `make images` or pass --image")
                 }
-                return try DockerDriver(client: client, image: image, pool: pool, logger: logger)
+                return try DockerDriver(client: client, image: image, pool: pool, network: network, logger: logger)
             } catch let error as Failure { throw error } catch {
                 throw Failure(description: "--driver docker: \(error)")
             }
         case "auto":
+            // Bounded: no socket fails at once, a silent engine after 2 s, so ds-lb without Docker
+            // starts with local processes without a noticeable wait.
             do {
-                let client = try DockerClient.connect(timeout: 2)
-                if try client.imageExists(image) {
+                let client = try DockerClient.connect(timeout: 2, connectTimeout: 1)
+                if try client.imageExists(image, timeout: 2) {
                     logger.info("[i] --driver auto: using docker (engine \(client.engineVersion) answers at \(client.socketPath), image \(image) present)")
-                    return try DockerDriver(client: client, image: image, pool: pool, logger: logger)
+                    return try DockerDriver(client: client, image: image, pool: pool, network: network, logger: logger)
                 }
                 logger.info("[i] --driver auto: using process (the Docker engine has no image \(image))")
             } catch {

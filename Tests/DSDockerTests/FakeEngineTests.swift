@@ -3,91 +3,22 @@ import Glibc
 #endif
 import Foundation
 import XCTest
+import DSDockerTestSupport
+import DSSystem
 @testable import DSDocker
 
-/// A one-thread fake engine on a unix socket: answers each connection from `reply(requestLine)`
-/// and records the request lines, so the client's wire behaviour is checked without Docker.
-final class FakeEngine: @unchecked Sendable {
-    let path: String
-    private let fd: Int32
-    private let lock = NSLock()
-    private var lines: [String] = []
-    private let reply: @Sendable (String) -> String
-
-    init(reply: @escaping @Sendable (String) -> String) throws {
-        path = NSTemporaryDirectory() + "/ds-lb-fake-docker-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-        self.reply = reply
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in Array(path.utf8).enumerated() { raw[i] = b }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(fd, 16) == 0 else { throw DockerError.unreachable("fake engine: bind/listen failed") }
-        let thread = Thread { [self] in serve() }
-        thread.start()
-    }
-
-    var requestLines: [String] { lock.withLock { lines } }
-
-    private func serve() {
-        while true {
-            let client = accept(fd, nil, nil)
-            if client < 0 {
-                if errno == EINTR { continue }
-                close(fd)
-                return
-            }
-            var received: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while !received.containsHeadEnd {
-                let n = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                received += buffer[0..<n]
-            }
-            let text = String(decoding: received, as: UTF8.self)
-            let line = String(text.split(separator: "\r\n").first ?? "")
-            lock.withLock { lines.append(line) }
-            let answer = Array(reply(line).utf8)
-            _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            close(client)
-        }
-    }
-
-    /// Wakes the accept loop, which then closes the listener itself: closing it here could let
-    /// a later test reuse the descriptor number under the still-running thread.
-    func stop() {
-        shutdown(fd, Int32(SHUT_RDWR))
-        unlink(path)
-    }
-}
-
-private extension Array where Element == UInt8 {
-    var containsHeadEnd: Bool {
-        guard count >= 4 else { return false }
-        for i in 0...(count - 4) where self[i] == 13 && self[i + 1] == 10 && self[i + 2] == 13 && self[i + 3] == 10 { return true }
-        return false
-    }
-}
-
+/// The client on the wire, against fake engines: negotiation, framing, errors, timeouts,
+/// concurrency, and both API shapes (1.41 and ≥ 1.44) for the calls the driver makes.
 final class FakeEngineTests: XCTestCase {
-    static func json(_ status: String, _ body: String) -> String {
-        "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-    }
-
     func testNegotiatesWithGetVersionAndPrefixesEveryCall() throws {
-        let engine = try FakeEngine { line in
-            if line.hasPrefix("GET /version ") {
-                return Self.json("200 OK", #"{"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"}"#)
+        let engine = try FakeEngine { request in
+            if request.line.hasPrefix("GET /version ") {
+                return FakeEngine.json("200 OK", #"{"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"}"#)
             }
             // The list comes back chunked, as engines do for streamed JSON.
             let body = #"[{"Id":"abc","Names":["/server-1"],"State":"running","Status":"Up","Labels":{"ds-lb.managed":"true"}}]"#
             let half = body.utf8.count / 2
-            let a = String(body.prefix(half)), b = String(body.dropFirst(half))
-            return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\(String(a.utf8.count, radix: 16))\r\n\(a)\r\n\(String(b.utf8.count, radix: 16))\r\n\(b)\r\n0\r\n\r\n"
+            return FakeEngine.chunked("200 OK", [String(body.prefix(half)), String(body.dropFirst(half))])
         }
         defer { engine.stop() }
         let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
@@ -101,23 +32,24 @@ final class FakeEngineTests: XCTestCase {
     }
 
     func testANewEngineIsSpokenToInOurNewestVersionAndNeverBelowItsMinimum() throws {
-        let engine = try FakeEngine { _ in Self.json("200 OK", #"{"Version":"29.0.0","ApiVersion":"1.52","MinAPIVersion":"1.44"}"#) }
+        let engine = try FakeEngine { _ in FakeEngine.json("200 OK", #"{"Version":"29.0.0","ApiVersion":"1.52","MinAPIVersion":"1.44"}"#) }
         defer { engine.stop() }
         XCTAssertEqual(try DockerClient.connect(socketPath: engine.path, timeout: 2).apiVersion, DockerClient.newestKnown.description)
     }
 
     func testEngineErrorsCarryTheEnginesMessage() throws {
-        let engine = try FakeEngine { line in
-            if line.hasPrefix("GET /version ") { return Self.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
-            return Self.json("409 Conflict", #"{"message":"Conflict. The container name \"/server-9\" is already in use by container \"123\"."}"#)
+        let engine = try FakeEngine { request in
+            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
+            return FakeEngine.json("409 Conflict", #"{"message":"Conflict. The container name \"/server-9\" is already in use by container \"123\"."}"#)
         }
         defer { engine.stop() }
         let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
-        XCTAssertThrowsError(try client.createContainer(name: "server-9", config: ["Image": "x"])) { error in
+        XCTAssertThrowsError(try client.wait { client.createContainer(name: "server-9", config: ["Image": "x"], completion: $0) }) { error in
             XCTAssertEqual(error as? DockerError,
                            .engine(status: 409, message: "Conflict. The container name \"/server-9\" is already in use by container \"123\"."))
         }
         XCTAssertEqual(engine.requestLines.last, "POST /v1.41/containers/create?name=server-9 HTTP/1.1")
+        XCTAssertEqual(engine.requests.last?.json?["Image"] as? String, "x")
     }
 
     func testASilentEngineTimesOut() throws {
@@ -126,10 +58,126 @@ final class FakeEngineTests: XCTestCase {
             return ""
         }
         defer { engine.stop() }
-        let started = Date()
         XCTAssertThrowsError(try DockerClient.connect(socketPath: engine.path, timeout: 0.3)) { error in
-            guard case DockerError.unreachable = error else { return XCTFail("\(error)") }
+            guard case DockerError.timedOut = error else { return XCTFail("\(error)") }
         }
-        XCTAssertLessThan(Date().timeIntervalSince(started), 1.4)
+    }
+
+    func testASlowAnswerTimesOutAndABodyCutShortIsAnError() throws {
+        let engine = try FakeEngine { request in
+            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
+            if request.path == "/containers/slow/json" {
+                Thread.sleep(forTimeInterval: 1.5)
+            }
+            return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Id\":"
+        }
+        defer { engine.stop() }
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        XCTAssertThrowsError(try client.wait { client.inspectContainer("slow", timeout: 0.3, completion: $0) }) { error in
+            guard case DockerError.timedOut = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try client.wait { client.inspectContainer("cut", completion: $0) }) { error in
+            guard case DockerError.protocolError(let text) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(text.contains("cut short"), text)
+        }
+    }
+
+    /// Calls run concurrently on the client's loop: the engine answers none of three calls until
+    /// all three are open at once, which a client doing one call at a time never achieves.
+    func testCallsRunConcurrently() throws {
+        let open = Locked(0)
+        let engine = try FakeEngine { request in
+            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
+            open.withLock { $0 += 1 }
+            for _ in 0..<500 where open.withLock({ $0 }) < 3 { Thread.sleep(forTimeInterval: 0.01) }
+            return open.withLock({ $0 }) >= 3 ? "HTTP/1.1 204 No Content\r\n\r\n" : FakeEngine.json("500 Internal Server Error", #"{"message":"alone"}"#)
+        }
+        defer { engine.stop() }
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let results = Locked<[Result<Void, DockerError>]>([])
+        let done = expectation(description: "three answers")
+        done.expectedFulfillmentCount = 3
+        for id in ["a", "b", "c"] {
+            client.startContainer(id, timeout: 10) { result in
+                results.withLock { $0.append(result) }
+                done.fulfill()
+            }
+        }
+        wait(for: [done], timeout: 15)
+        XCTAssertEqual(results.withLock { $0.filter { if case .success = $0 { return true } else { return false } }.count }, 3)
+    }
+
+    func testMissingSocketIsUnreachableAtOnce() {
+        XCTAssertThrowsError(try DockerClient.connect(socketPath: "/nonexistent/docker.sock", timeout: 30, connectTimeout: 30)) { error in
+            guard case DockerError.unreachable(let text) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(text.contains("No such file or directory"), text)
+        }
+    }
+
+    // MARK: API shapes
+
+    /// On a user-defined network the same create body is accepted by a 1.41 engine (one endpoint,
+    /// the NetworkMode one) and a current one, and the address comes from
+    /// `NetworkSettings.Networks[NAME]` in both inspect shapes (1.41 still has an empty top-level
+    /// `IPAddress`; current engines have none).
+    func testAUserNetworkReplicaIsCreatedAndFoundInBothAPIShapes() throws {
+        for shape in [VersionedEngine.Shape.v1_41, .current] {
+            let engine = try VersionedEngine(shape: shape)
+            defer { engine.stop() }
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+            XCTAssertEqual(client.apiVersion, shape == .v1_41 ? "1.41" : "1.47")
+            let body = ReplicaContainer.createBody(image: "ds-server:latest", pool: "p", number: 2, port: 0, network: "appnet")
+            let id = try client.wait { client.createContainer(name: "server-2", config: body, completion: $0) }
+            let sent = try XCTUnwrap(engine.engine.requests.last?.json)
+            XCTAssertEqual((sent["HostConfig"] as? [String: Any])?["NetworkMode"] as? String, "appnet")
+            XCTAssertEqual(((sent["NetworkingConfig"] as? [String: Any])?["EndpointsConfig"] as? [String: Any])?.keys.sorted(), ["appnet"])
+            XCTAssertNil(sent["MacAddress"], "container-wide MacAddress is deprecated from 1.44")
+            XCTAssertEqual(sent["Cmd"] as? [String], ["--id", "2", "--host", "0.0.0.0", "--port", "5000"])
+            // Before it runs it has no address there.
+            let before = try client.wait { client.inspectContainer(id, completion: $0) }
+            XCTAssertNil(ReplicaContainer.host(onNetwork: "appnet", addresses: before.networks))
+            try client.wait { client.startContainer(id, completion: $0) }
+            let details = try client.wait { client.inspectContainer(id, completion: $0) }
+            XCTAssertEqual(details.networkMode, "appnet")
+            XCTAssertEqual(ReplicaContainer.host(onNetwork: "appnet", addresses: details.networks), "172.20.0.10")
+            // Not on another network, and the list shows the same address (adoption reads it).
+            XCTAssertNil(ReplicaContainer.host(onNetwork: "other", addresses: details.networks))
+            let listed = try client.listContainers()
+            XCTAssertEqual(listed.first?.networks["appnet"], "172.20.0.10")
+        }
+    }
+
+    func testAHostNetworkReplicaHasItsOwnPortOnLoopbackInBothAPIShapes() throws {
+        for shape in [VersionedEngine.Shape.v1_41, .current] {
+            let engine = try VersionedEngine(shape: shape)
+            defer { engine.stop() }
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+            let body = ReplicaContainer.createBody(image: "ds-server:latest", pool: "p", number: 1, port: 41234, network: "host")
+            let id = try client.wait { client.createContainer(name: "server-1", config: body, completion: $0) }
+            let sent = try XCTUnwrap(engine.engine.requests.last?.json)
+            XCTAssertNil(sent["NetworkingConfig"])
+            XCTAssertEqual(sent["Env"] as? [String], ["SERVER_ID=1", "PORT=41234"])
+            XCTAssertEqual((sent["Labels"] as? [String: String])?["ds-lb.port"], "41234")
+            try client.wait { client.startContainer(id, completion: $0) }
+            let details = try client.wait { client.inspectContainer(id, completion: $0) }
+            XCTAssertEqual(ReplicaContainer.host(onNetwork: "host", addresses: details.networks), "127.0.0.1")
+        }
+    }
+
+    func testTheOldShapeRefusesTwoEndpointsAndTheNewOneAnOldVersionWithTheirOwnMessages() throws {
+        let old = try VersionedEngine(shape: .v1_41)
+        defer { old.stop() }
+        let client = try DockerClient.connect(socketPath: old.path, timeout: 2)
+        var body = ReplicaContainer.createBody(image: "i", pool: "p", number: 1, port: 0, network: "a")
+        body["NetworkingConfig"] = ["EndpointsConfig": ["a": [String: Any](), "b": [String: Any]()]]
+        XCTAssertThrowsError(try client.wait { client.createContainer(name: "x", config: body, completion: $0) }) { error in
+            XCTAssertEqual(error as? DockerError, .engine(status: 400, message: "Container cannot be connected to network endpoints: a, b"))
+        }
+        let current = try VersionedEngine(shape: .current)
+        defer { current.stop() }
+        let raw = try DockerClient.connect(socketPath: current.path, timeout: 2)
+        let refused = try raw.wait { raw.exchange("GET", "/v1.41/containers/json", body: nil, timeout: 2, completion: $0) }
+        XCTAssertEqual(refused.status, 400)
+        XCTAssertTrue(refused.engineMessage.contains("Minimum supported API version is 1.44"), refused.engineMessage)
     }
 }

@@ -1,0 +1,290 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DSBalancer
+import DSDocker
+import DSSystem
+import Logging
+
+/// The engine side of the Docker driver. Every method starts non-blocking calls on the client's
+/// loop and returns at once; their completions run on that loop thread. What the control thread
+/// needs to know comes back through `shared`. Any thread.
+///
+/// Calls about one container name run in a lane, one operation after another (an operation
+/// says it is finished with `done`); lanes of different names run concurrently.
+final class DockerEngineWorker: Sendable {
+    struct Report: Sendable {
+        let token: UInt64
+        let name: String
+        let reason: String
+    }
+
+    /// A container on a user-defined network got its address (from inspect).
+    struct Address: Sendable {
+        let token: UInt64
+        let name: String
+        let host: String
+    }
+
+    struct Shared: Sendable {
+        var containerIDs: [UInt64: String] = [:]
+        var started: Set<UInt64> = []
+        var foreignNames: Set<String> = []
+        var reports: [Report] = []
+        var addresses: [Address] = []
+        var refreshing = false
+        /// The last list failed (logged once, not twice a second).
+        var listFailing = false
+        /// `/events` reported that one of our containers stopped: list now.
+        var eventPending = false
+    }
+
+    typealias Operation = @Sendable (_ done: @escaping @Sendable () -> Void) -> Void
+
+    private struct Lanes: Sendable {
+        var busy: Set<String> = []
+        var queued: [String: [Operation]] = [:]
+        var pending = 0
+    }
+
+    private struct EventWatch: Sendable {
+        var failing = false
+        var backoff = 1.0
+    }
+
+    let client: DockerClient
+    let image: String
+    let pool: String
+    let network: String
+    let stopGrace: Int
+    let logger: Logger
+    let shared = Locked(Shared())
+    private let lanes = Locked(Lanes())
+    private let eventWatch = Locked(EventWatch())
+
+    init(client: DockerClient, image: String, pool: String, network: String, stopGrace: Int, logger: Logger) {
+        self.client = client
+        self.image = image
+        self.pool = pool
+        self.network = network
+        self.stopGrace = stopGrace
+        self.logger = logger
+    }
+
+    func isOurs(_ container: ContainerSummary) -> Bool {
+        container.labels["ds-lb.managed"] == "true" && container.labels["ds-lb.pool"] == pool
+    }
+
+    static func foreignMessage(_ name: String, pool: String) -> String {
+        "a container named '\(name)' exists and is not managed by ds-lb (pool \(pool)); ds-lb leaves it alone: remove it or choose another name"
+    }
+
+    // MARK: lanes
+
+    /// Runs `operation` after those already queued for `name`.
+    func enqueue(_ name: String, _ operation: @escaping Operation) {
+        let now = lanes.withLock { lanes -> Bool in
+            lanes.pending += 1
+            guard !lanes.busy.contains(name) else {
+                lanes.queued[name, default: []].append(operation)
+                return false
+            }
+            lanes.busy.insert(name)
+            return true
+        }
+        if now { run(name, operation) }
+    }
+
+    private func run(_ name: String, _ operation: @escaping Operation) {
+        operation { [self] in
+            let next = lanes.withLock { lanes -> Operation? in
+                lanes.pending -= 1
+                guard var queue = lanes.queued[name], !queue.isEmpty else {
+                    lanes.busy.remove(name)
+                    return nil
+                }
+                let next = queue.removeFirst()
+                lanes.queued[name] = queue.isEmpty ? nil : queue
+                return next
+            }
+            if let next { run(name, next) }
+        }
+    }
+
+    /// Waits (polling; shutdown only) until no operation is queued or running.
+    func waitUntilIdle(seconds: Double) -> Bool {
+        let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+        while lanes.withLock({ $0.pending }) > 0 {
+            guard monotonicNanoseconds() < deadline else { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
+    // MARK: events
+
+    /// Follows `GET /events` for the pool's containers for the life of the process: a container
+    /// that dies, stops, is killed, OOM-killed or removed makes the next `poll()` list the
+    /// containers at once instead of at its next half-second tick. Reconnects with backoff (1 s
+    /// doubling to 30 s, timers on the client's loop) and asks for a list after each reconnection.
+    func watchEvents() {
+        client.followContainerEvents(labels: ["ds-lb.pool=\(pool)"], onEvent: { [self] event in
+            if eventWatch.withLock({ watch in defer { watch = EventWatch() }; return watch.failing }) {
+                logger.info("[i] Following Docker events again")
+            }
+            if ["die", "stop", "kill", "oom", "destroy"].contains(event.action) {
+                shared.withLock { $0.eventPending = true }
+            }
+        }, onEnd: { [self] error in
+            let (wasFailing, delay) = eventWatch.withLock { watch in
+                defer { watch.failing = true; watch.backoff = min(watch.backoff * 2, 30) }
+                return (watch.failing, watch.backoff)
+            }
+            if !wasFailing { logger.warning("[!] Docker events: \(error); retrying with backoff") }
+            shared.withLock { $0.eventPending = true }
+            client.after(delay) { [self] in watchEvents() }
+        })
+    }
+
+    // MARK: operations (each calls `done` exactly once)
+
+    private func report(_ token: UInt64, _ name: String, _ reason: String) {
+        shared.withLock { $0.reports.append(Report(token: token, name: name, reason: reason)) }
+    }
+
+    func create(token: UInt64, backend: Backend, done: @escaping @Sendable () -> Void) {
+        // Built where it is sent: a JSON dictionary is not Sendable.
+        let config: @Sendable () -> [String: Any] = { [self] in
+            ReplicaContainer.createBody(image: image, pool: pool, number: backend.number, port: backend.port, network: network)
+        }
+        let name = backend.name
+        let failed: @Sendable (Any) -> Void = { [self] error in
+            report(token, name, "container \(name) could not start: \(error)")
+            done()
+        }
+        client.createContainer(name: name, config: config()) { [self] result in
+            switch result {
+            case .success(let id):
+                start(token: token, name: name, id: id, done: done)
+            case .failure(let error) where error.status == 409:
+                // The name is taken: a leftover of this pool is replaced, anyone else's is left alone.
+                client.listContainers { [self] listed in
+                    guard case .success(let all) = listed else { return failed(error) }
+                    guard let existing = all.first(where: { $0.name == name }), isOurs(existing) else {
+                        shared.withLock { _ = $0.foreignNames.insert(name) }
+                        return failed(Self.foreignMessage(name, pool: pool))
+                    }
+                    client.removeContainer(existing.id, force: true) { [self] removed in
+                        if case .failure(let error) = removed { return failed(error) }
+                        client.createContainer(name: name, config: config()) { [self] created in
+                            switch created {
+                            case .success(let id): start(token: token, name: name, id: id, done: done)
+                            case .failure(let error): failed(error)
+                            }
+                        }
+                    }
+                }
+            case .failure(let error):
+                failed(error)
+            }
+        }
+    }
+
+    /// Starts a created container; on a user-defined network, then asks where it is.
+    private func start(token: UInt64, name: String, id: String, done: @escaping @Sendable () -> Void) {
+        shared.withLock { $0.containerIDs[token] = id }
+        client.startContainer(id) { [self] result in
+            if case .failure(let error) = result {
+                report(token, name, "container \(name) could not start: \(error)")
+                return done()
+            }
+            shared.withLock { _ = $0.started.insert(token) }
+            guard network != "host" else { return done() }
+            client.inspectContainer(id) { [self] inspected in
+                switch inspected {
+                case .success(let details):
+                    if let host = ReplicaContainer.host(onNetwork: network, addresses: details.networks) {
+                        shared.withLock { $0.addresses.append(Address(token: token, name: name, host: host)) }
+                    } else {
+                        report(token, name, "container \(name) has no address on network \(network) (networks: \(details.networks.keys.sorted().joined(separator: ", ")))")
+                    }
+                case .failure(let error):
+                    report(token, name, "container \(name): inspect failed: \(error)")
+                }
+                done()
+            }
+        }
+    }
+
+    func rename(token: UInt64, name: String, done: @escaping @Sendable () -> Void) {
+        guard let id = shared.withLock({ $0.containerIDs[token] }) else { return done() }
+        client.renameContainer(id, to: "\(name)-retired-\(id.prefix(12))") { [self] result in
+            if case .failure(let error) = result { logger.warning("[!] Could not rename retired container \(name): \(error)") }
+            done()
+        }
+    }
+
+    func stopAndRemove(token: UInt64, name: String, done: @escaping @Sendable () -> Void) {
+        guard let id = forget(token) else { return done() }
+        client.stopContainer(id, grace: stopGrace) { [self] stopped in
+            if case .failure(let error) = stopped {
+                logger.warning("[!] Could not stop container \(name) (\(id.prefix(12))): \(error)")
+            }
+            remove(id, name: name, done: done)
+        }
+    }
+
+    func forceRemove(token: UInt64, name: String, done: @escaping @Sendable () -> Void) {
+        guard let id = forget(token) else { return done() }
+        remove(id, name: name, done: done)
+    }
+
+    func removeUnclaimed(_ container: ContainerSummary, done: @escaping @Sendable () -> Void) {
+        remove(container.id, name: container.name, done: done)
+    }
+
+    private func forget(_ token: UInt64) -> String? {
+        shared.withLock { shared in
+            shared.started.remove(token)
+            return shared.containerIDs.removeValue(forKey: token)
+        }
+    }
+
+    private func remove(_ id: String, name: String, done: @escaping @Sendable () -> Void) {
+        client.removeContainer(id, force: true) { [self] result in
+            if case .failure(let error) = result { logger.warning("[!] Could not remove container \(name) (\(id.prefix(12))): \(error)") }
+            done()
+        }
+    }
+
+    /// Lists every container: refreshes the foreign names and reports watched replicas whose
+    /// container stopped or vanished (heartbeats would notice too, only later).
+    func refresh(watched: [(UInt64, Backend)]) {
+        client.listContainers { [self] result in
+            let all: [ContainerSummary]
+            switch result {
+            case .success(let list): all = list
+            case .failure(let error):
+                let first = shared.withLock { shared in defer { shared.listFailing = true; shared.refreshing = false }; return !shared.listFailing }
+                if first { logger.warning("[!] Could not list containers: \(error)") }
+                return
+            }
+            let byID = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            let recovered = shared.withLock { shared -> Bool in
+                defer { shared.listFailing = false; shared.refreshing = false }
+                shared.foreignNames = Set(all.filter { !isOurs($0) }.map(\.name))
+                for (token, backend) in watched where shared.started.contains(token) {
+                    guard let id = shared.containerIDs[token] else { continue }
+                    if let container = byID[id] {
+                        if container.isRunning { continue }
+                        shared.reports.append(Report(token: token, name: backend.name, reason: "container \(container.state): \(container.status)"))
+                    } else {
+                        shared.reports.append(Report(token: token, name: backend.name, reason: "container \(backend.name) was removed"))
+                    }
+                }
+                return shared.listFailing
+            }
+            if recovered { logger.info("[i] The Docker engine answers again") }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+/// A ds-lb replica as a container: the create request the driver sends and how the replica is
+/// reached once it runs. Pure: tested against the fake engine in both API shapes.
+///
+/// Networking (`--network`):
+/// - `host` (default): host networking; each replica gets its own port (`PORT` env and
+///   `--port`) and is reached at 127.0.0.1:port.
+/// - any other name: a user-defined network. Every replica listens on `networkPort` on all its
+///   addresses and is reached at the address inspect reports on that network
+///   (`NetworkSettings.Networks[NAME].IPAddress`), known only once the container runs.
+///
+/// API versions: the create body is the same for 1.41 and ≥ 1.44. Before 1.44 the engine accepts
+/// at most one `NetworkingConfig.EndpointsConfig` entry at create, and it must be the
+/// `HostConfig.NetworkMode` network; from 1.44 it accepts several, and the container-wide
+/// `Config.MacAddress` moved to each endpoint. We attach exactly one network, named the same in
+/// both places, and set no MAC address, so both shapes accept it.
+public enum ReplicaContainer {
+    /// The port every replica listens on inside a user-defined network (the image's default PORT).
+    public static let networkPort: UInt16 = 5000
+    public static let loopback = "127.0.0.1"
+
+    /// The `POST /containers/create` body for replica `number` of `pool`.
+    public static func createBody(image: String, pool: String, number: Int, port: UInt16, network: String) -> [String: Any] {
+        let id = String(number)
+        let onHost = network == "host"
+        let listenPort = onHost ? port : networkPort
+        let hostConfig: [String: Any] = [
+            "NetworkMode": network,
+            // ds-lb is the one restarter (no second restart loop racing ours, and every failure is
+            // logged and repaired the same way); a container that died while ds-lb was down is
+            // replaced at the next start.
+            "RestartPolicy": ["Name": "no"],
+        ]
+        var body: [String: Any] = [
+            "Image": image,
+            "Cmd": ["--id", id, "--host", onHost ? loopback : "0.0.0.0", "--port", String(listenPort)],
+            "Env": ["SERVER_ID=\(id)", "PORT=\(listenPort)"],
+            "Labels": ["ds-lb.managed": "true", "ds-lb.pool": pool, "ds-lb.id": id, "ds-lb.port": String(listenPort),
+                       "ds-lb.network": network],
+            "HostConfig": hostConfig,
+        ]
+        if !onHost {
+            body["NetworkingConfig"] = ["EndpointsConfig": [network: [String: Any]()]]
+        }
+        return body
+    }
+
+    /// Where a running replica answers: 127.0.0.1 on the host network, else its address on
+    /// `network`; nil while it has none (not attached, or not running).
+    public static func host(onNetwork network: String, addresses: [String: String]) -> String? {
+        if network == "host" { return loopback }
+        guard let address = addresses[network], !address.isEmpty else { return nil }
+        return address
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import XCTest
+import DSBalancer
+import DSDocker
+import DSDockerTestSupport
+import Logging
+@testable import DSControl
+
+/// The Docker driver against a fake engine in both API shapes (1.41 and current): where each
+/// replica is reached. No real network: the rules forbid traffic to a Docker bridge, so the
+/// addresses here are the fake engine's and nothing connects to them.
+final class DockerDriverTests: XCTestCase {
+    private let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    /// Calls poll() and addressChanges() as the supervisor does until `until` says stop.
+    private func drive(_ driver: DockerDriver, seconds: Double = 5, until: ([(Backend, Backend)], [(Backend, String)]) -> Bool) {
+        let deadline = Date().addingTimeInterval(seconds)
+        var changes: [(Backend, Backend)] = []
+        var exits: [(Backend, String)] = []
+        while Date() < deadline {
+            changes += driver.addressChanges()
+            exits += driver.poll()
+            if until(changes, exits) { return }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        XCTFail("gave up after \(seconds)s: changes \(changes), exits \(exits)")
+    }
+
+    func testOnAUserNetworkAReplicaIsReachedAtItsAddressFromInspect() throws {
+        for shape in [VersionedEngine.Shape.v1_41, .current] {
+            let engine = try VersionedEngine(shape: shape)
+            defer { engine.stop() }
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+            let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "appnet", logger: logger)
+            let launched = try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil)
+            // Not known yet: a placeholder that refuses at once, never a guess.
+            XCTAssertEqual(launched.port, 0)
+            var found: Backend?
+            drive(driver) { changes, _ in
+                found = changes.first(where: { $0.0 == launched })?.1
+                return found != nil
+            }
+            XCTAssertEqual(found, Backend(name: "server-1", number: 1, host: "172.20.0.10", port: 5000), "\(shape)")
+            let container = try XCTUnwrap(engine.all.first)
+            XCTAssertEqual(container.name, "server-1")
+            XCTAssertTrue(container.running)
+            XCTAssertEqual(container.network, "appnet")
+            XCTAssertEqual(container.labels["ds-lb.pool"], "p")
+            XCTAssertEqual(container.labels["ds-lb.id"], "1")
+            // The updated backend is the driver's: killing it by that identity removes the container.
+            driver.kill(try XCTUnwrap(found))
+            XCTAssertTrue(driver.waitForEngine())
+            XCTAssertTrue(engine.all.isEmpty)
+        }
+    }
+
+    func testOnTheHostNetworkEachReplicaHasItsOwnPortOnLoopbackAtOnce() throws {
+        for shape in [VersionedEngine.Shape.v1_41, .current] {
+            let engine = try VersionedEngine(shape: shape)
+            defer { engine.stop() }
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+            let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
+            let one = try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil)
+            let two = try driver.launch(ReplicaSpec(name: "server-2", number: 2), previous: nil)
+            XCTAssertEqual(one.host, "127.0.0.1")
+            XCTAssertEqual(two.host, "127.0.0.1")
+            XCTAssertNotEqual(one.port, 0)
+            XCTAssertNotEqual(one.port, two.port)
+            XCTAssertTrue(driver.waitForEngine())
+            XCTAssertEqual(Set(engine.all.filter(\.running).map(\.name)), ["server-1", "server-2"])
+            XCTAssertEqual(engine.all.first { $0.name == "server-1" }?.labels["ds-lb.port"], String(one.port))
+            XCTAssertTrue(driver.addressChanges().isEmpty)
+        }
+    }
+
+    func testARunningContainerOfThePoolOnTheNetworkIsAdoptedAtItsAddress() throws {
+        for shape in [VersionedEngine.Shape.v1_41, .current] {
+            let engine = try VersionedEngine(shape: shape)
+            defer { engine.stop() }
+            engine.add(.init(id: String(repeating: "ab", count: 32), name: "server-3", network: "appnet", ip: "172.20.0.77",
+                             labels: ["ds-lb.managed": "true", "ds-lb.pool": "p", "ds-lb.id": "3", "ds-lb.port": "5000"], running: true))
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+            let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "appnet", logger: logger)
+            let adopted = try driver.launch(ReplicaSpec(name: "server-3", number: 3), previous: nil)
+            XCTAssertEqual(adopted, Backend(name: "server-3", number: 3, host: "172.20.0.77", port: 5000))
+            XCTAssertEqual(engine.all.count, 1, "adopted, not created")
+        }
+    }
+
+    func testAForeignContainerIsAClearConflictAndLeftAlone() throws {
+        let engine = try VersionedEngine(shape: .current)
+        defer { engine.stop() }
+        engine.add(.init(id: String(repeating: "cd", count: 32), name: "server-9", network: "host", ip: "", labels: [:], running: true))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
+        XCTAssertThrowsError(try driver.launch(ReplicaSpec(name: "server-9", number: 9), previous: nil)) { error in
+            let conflict = error as? DriverError
+            XCTAssertEqual(conflict?.isNameConflict, true)
+            XCTAssertTrue(conflict?.description.contains("not managed by ds-lb") == true, "\(error)")
+        }
+        XCTAssertEqual(engine.all.map(\.name), ["server-9"])
+    }
+}
