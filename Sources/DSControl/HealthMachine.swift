@@ -56,8 +56,8 @@ public struct HealthMachine: Sendable, Equatable {
         case wentDown
     }
 
-    public let fall: Int
-    public let rise: Int
+    public private(set) var fall: Int
+    public private(set) var rise: Int
     public private(set) var status: Status
     public private(set) var consecutiveFailures = 0
     public private(set) var consecutiveSuccesses = 0
@@ -95,6 +95,14 @@ public struct HealthMachine: Sendable, Equatable {
     /// just failed (confirm quickly, HAProxy's `fastinter`) or one that is not UP yet.
     public var wantsFastCheck: Bool {
         (status == .up && consecutiveFailures > 0) || status == .starting
+    }
+
+    /// New thresholds from a reload. The status and the counts so far stay; the next result is
+    /// judged against the new thresholds (HAProxy applies a changed rise/fall the same way).
+    public mutating func retune(fall: Int, rise: Int) {
+        precondition(fall >= 1 && rise >= 1)
+        self.fall = fall
+        self.rise = rise
     }
 
     /// A fresh start after a restart: STARTING, counters cleared.

@@ -20,7 +20,8 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     public let loop: EventLoop
     public let publisher: SnapshotPublisher
     let driver: ReplicaDriver
-    let config: SupervisorConfig
+    /// Control thread only; a reload replaces it (`reconfigure`).
+    var config: SupervisorConfig
     private let algorithm: HashAlgorithm
     let logger: Logger
     private let startedAt = monotonicNanoseconds()

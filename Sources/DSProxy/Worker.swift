@@ -9,7 +9,9 @@ import DSSystem
 public final class Worker {
     public let loop: EventLoop
     let index: Int
-    let config: ProxyConfig
+    /// Replaced by a reload (`WorkerHandle.reconfigure`); read at each use, so the next request,
+    /// timer or failover follows it. `limits` and `maxIdlePerBackend` are fixed at start.
+    var config: ProxyConfig
     let parser: HeadParser
     var reader: SnapshotPublisher.Reader
     let pool: UpstreamPool
@@ -38,11 +40,14 @@ public final class Worker {
     /// loop (to stop it). Any thread.
     public static func start(index: Int, listenFD: Int32, publisher: SnapshotPublisher, config: ProxyConfig,
                              admin: AdminHandler?, metrics: ProxyMetrics,
-                             onUnreachable: @escaping @Sendable (Backend) -> Void) throws -> EventLoop {
+                             onUnreachable: @escaping @Sendable (Backend) -> Void,
+                             handle: WorkerHandle? = nil) throws -> EventLoop {
         let loop = try EventLoop()
+        handle?.loop = loop
         LoopThread.start(name: "ds-lb-w\(index)") {
             let worker = Worker(index: index, loop: loop, publisher: publisher, config: config, admin: admin,
                                 metrics: metrics, onUnreachable: onUnreachable)
+            handle?.worker = worker
             do {
                 try worker.listen(on: listenFD)
             } catch {

@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import CSystemd
 import DSBalancer
+import DSConfig
 import DSControl
 import DSHashing
 import DSProxy
@@ -21,8 +22,14 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the load balancer (the default command).")
 
+    @Option(help: "Configuration file, one key per option, e.g. heartbeat-interval = \"1s\" (default: \(ConfigFile.defaultPath) when it exists). Options given here override it; SIGHUP reloads it.")
+    var config: String?
+
     @Option(help: "Address to listen on (ignored when systemd passes a listening socket).")
     var listen: String = "0.0.0.0:5000"
+
+    @Option(help: "Serve the admin endpoints (/rep /add /rm /status /metrics) on this address only, not on --listen (a socket systemd passes named admin takes its place).")
+    var adminListen: String?
 
     @Option(help: "How replicas are run: auto (docker when the engine answers and --image exists, else process; the choice is logged), process (local ds-server children), docker (containers) or static (--backend).")
     var driver: String = "auto"
@@ -148,6 +155,34 @@ struct Serve: ParsableCommand {
         guard HashAlgorithm(rawValue: hash) != nil else {
             throw ValidationError("--hash: unknown algorithm '\(hash)' (use \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
+        // Everything run() parses later is checked here too, so a reload refuses a file that
+        // would not start.
+        _ = try addresses()
+        _ = try liveProxyConfig(from: ProxyConfig(adminAllow: []))
+        for backend in backends { _ = try Self.parseBackend(backend) }
+    }
+
+    /// `--listen` and `--admin-listen`, parsed.
+    func addresses() throws -> (listen: SocketAddress, admin: SocketAddress?) {
+        let listenAddress: SocketAddress
+        do { listenAddress = try SocketAddress.parse(listen) } catch { throw ValidationError("--listen: \(error)") }
+        guard let adminListen else { return (listenAddress, nil) }
+        do { return (listenAddress, try SocketAddress.parse(adminListen)) } catch { throw ValidationError("--admin-listen: \(error)") }
+    }
+
+    /// `base` with the settings a reload applies to running workers taken from these options
+    /// (ConfigKey.Reload.live): admin allow-list, routing key, retries, bounded loads, timeouts.
+    /// The rest of `base` (limits, pool size) stays as the workers started with it.
+    func liveProxyConfig(from base: ProxyConfig) throws -> ProxyConfig {
+        var config = base
+        do {
+            config.adminAllow = try adminAllow.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(inSet: " "))) }
+        } catch { throw ValidationError("--admin-allow: \(error)") }
+        do { config.keyExtractor = try KeyExtractor(parsing: hashKey) } catch { throw ValidationError("\(error)") }
+        config.retries = retries
+        config.balanceFactor = balanceFactor
+        try proxyTimeouts(into: &config)
+        return config
     }
 
     func supervisorConfig() throws -> SupervisorConfig {
@@ -181,14 +216,7 @@ struct Serve: ParsableCommand {
         let logger = Logger(label: "ds-lb")
         signal(SIGPIPE, SIG_IGN)
 
-        let listenAddress: SocketAddress
-        do { listenAddress = try SocketAddress.parse(listen) } catch { throw ValidationError("--listen: \(error)") }
-        let allow: [CIDR]
-        do {
-            allow = try adminAllow.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(inSet: " "))) }
-        } catch { throw ValidationError("--admin-allow: \(error)") }
-        let extractor: KeyExtractor
-        do { extractor = try KeyExtractor(parsing: hashKey) } catch { throw ValidationError("\(error)") }
+        let (listenAddress, adminAddress) = try addresses()
         let staticBackends = try backends.map(Self.parseBackend)
         if Set(staticBackends.map(\.name)).count != staticBackends.count {
             throw ValidationError("--backend: each replica needs a distinct name")
@@ -198,30 +226,41 @@ struct Serve: ParsableCommand {
 
         // The control loop runs on this (main) thread for the life of the process: replicas are
         // forked from it, and PR_SET_PDEATHSIG follows the forking thread. Signals are blocked
-        // here before any other thread exists, so only the signalfd sees them.
+        // here before any other thread exists (the Docker driver starts one), so only the
+        // signalfd sees them.
         let control = try EventLoop()
+        var onSignal: (Int32) -> Void = { _ in }
+        _ = try SignalWatcher(signals: [SIGTERM, SIGINT, SIGHUP], loop: control) { onSignal($0) }
         var stopping = false
+        let listeners = try Self.listeningSockets(listen: listenAddress, admin: adminAddress, logger: logger)
         let replicaDriver = try makeDriver(staticBackends: staticBackends, logger: logger)
+        // The admin socket's worker reads snapshots like the others (it acknowledges generations).
         let supervisor = Supervisor(loop: control, driver: replicaDriver, algorithm: algorithm, config: try supervisorConfig(),
-                                    workers: workerCount, logger: logger)
+                                    workers: workerCount + (listeners.admin == nil ? 0 : 1), logger: logger)
         var workerLoops: [EventLoop] = []
-        var acceptFD: Int32 = -1
-        let drainTimeoutNanoseconds = try supervisorConfig().drainTimeout
-        _ = try SignalWatcher(signals: [SIGTERM, SIGINT], loop: control) { signal in
+        let reloader = Reloader(invocation: ServeInvocation.started ?? ServeInvocation.none, supervisor: supervisor,
+                                proxyConfig: try liveProxyConfig(from: ProxyConfig(adminAllow: [])),
+                                notifier: notifier, logger: logger)
+        onSignal = { signal in
+            if signal == SIGHUP {
+                if !stopping { reloader.reload() }
+                return
+            }
             guard !stopping else { return }
             stopping = true
             notifier.stopping(status: "Stopping (signal \(signal)): finishing requests in flight")
             logger.info("[i] Received signal \(signal): stopping")
             // Stop accepting (new connections wait in the socket's backlog, which systemd keeps
             // for the next ds-lb), let the requests in flight finish, then stop.
-            guard acceptFD >= 0, !workerLoops.isEmpty else {
+            guard !workerLoops.isEmpty else {
                 workerLoops.forEach { $0.stop() }
                 control.stop()
                 return
             }
-            do { try GracefulStop.stopAccepting(acceptFD) } catch { logger.error("[!] Could not stop accepting: \(error)") }
-            GracefulStop.drain(loop: control, timeout: drainTimeoutNanoseconds, inFlight: { supervisor.inFlightRequests }) { left in
-                if left > 0 { logger.warning("[!] Stopping with \(left) requests still in flight after \(DurationText.format(drainTimeoutNanoseconds))") }
+            do { try GracefulStop.stopAccepting(listeners.http) } catch { logger.error("[!] Could not stop accepting: \(error)") }
+            let drainTimeout = reloader.drainTimeout
+            GracefulStop.drain(loop: control, timeout: drainTimeout, inFlight: { supervisor.inFlightRequests }) { left in
+                if left > 0 { logger.warning("[!] Stopping with \(left) requests still in flight after \(DurationText.format(drainTimeout))") }
                 workerLoops.forEach { $0.stop() }
                 control.stop()
             }
@@ -232,14 +271,8 @@ struct Serve: ParsableCommand {
             do { try store.reset() } catch { throw ValidationError("--reset-state: cannot remove \(store.path): \(error)") }
         }
         supervisor.stateStore = store
-        let listenFD = try Self.listeningSocket(listenAddress, logger: logger)
-        acceptFD = listenFD
-        var config = ProxyConfig(adminAllow: allow)
-        config.keyExtractor = extractor
-        config.retries = retries
-        config.balanceFactor = balanceFactor
-        try proxyTimeouts(into: &config)
-        // systemd: WATCHDOG=1 only while every loop makes progress; STATUS= follows the pool.
+        // systemd: WATCHDOG=1 only while every loop makes progress; STATUS= follows the pool
+        // (and says when the last reload failed or left a setting for the next restart).
         var watchdog: ProgressWatchdog?
         var lastStatus = "Starting replicas"
         if notifier.isEnabled {
@@ -251,7 +284,7 @@ struct Serve: ParsableCommand {
             func refreshStatus() {
                 control.schedule(afterNanoseconds: 1_000_000_000) {
                     guard !stopping else { return }
-                    let line = supervisor.statusLine
+                    let line = reloader.statusLine
                     if line != lastStatus, !workerLoops.isEmpty { lastStatus = line; notifier.status(line) }
                     refreshStatus()
                 }
@@ -260,25 +293,39 @@ struct Serve: ParsableCommand {
         }
         // Workers start once the initial replicas pass their first heartbeats, so the first
         // requests do not meet an empty rotation; until then connections wait in the backlog.
+        // With an admin socket, the admin endpoints leave the traffic socket for it.
         var startError: Error?
         do {
             try supervisor.bootstrap(replicas: driver == "static" ? 0 : replicas) {
                 do {
+                    let admin: AdminHandler? = listeners.admin == nil ? supervisor : nil
                     for index in 0..<workerCount {
-                        workerLoops.append(try Worker.start(index: index, listenFD: listenFD, publisher: supervisor.publisher,
-                                                            config: config, admin: supervisor, metrics: supervisor.metrics,
-                                                            onUnreachable: { supervisor.reportUnreachable($0) }))
+                        let handle = WorkerHandle()
+                        workerLoops.append(try Worker.start(index: index, listenFD: listeners.http, publisher: supervisor.publisher,
+                                                            config: reloader.proxyConfig, admin: admin, metrics: supervisor.metrics,
+                                                            onUnreachable: { supervisor.reportUnreachable($0) }, handle: handle))
+                        reloader.workers.append(handle)
+                    }
+                    if let adminFD = listeners.admin {
+                        let handle = WorkerHandle()
+                        workerLoops.append(try Worker.start(index: workerCount, listenFD: adminFD, publisher: supervisor.publisher,
+                                                            config: reloader.proxyConfig, admin: AdminOnlyHandler(supervisor: supervisor),
+                                                            metrics: supervisor.metrics, onUnreachable: { _ in }, handle: handle))
+                        reloader.workers.append(handle)
+                        let bound = (try? Socket.localAddress(adminFD))?.description ?? adminListen ?? "the admin socket"
+                        logger.info("[i] Admin endpoints on \(bound) only")
                     }
                 } catch {
                     startError = error
                     control.stop()
                     return
                 }
-                let bound = (try? Socket.localAddress(listenFD))?.description ?? listen
-                logger.info("[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(replicaDriver.name), hash: \(algorithm.rawValue), key: \(extractor))")
+                let bound = (try? Socket.localAddress(listeners.http))?.description ?? listen
+                logger.info("[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(replicaDriver.name), hash: \(algorithm.rawValue), key: \(reloader.proxyConfig.keyExtractor))")
+                if let path = reloader.invocation.file?.path { logger.info("[i] Configuration: \(path) (reload: systemctl reload ds-lb, or SIGHUP)") }
                 workerLoops.forEach { watchdog?.watch($0) }
-                notifier.ready(status: supervisor.statusLine)
-                lastStatus = supervisor.statusLine
+                notifier.ready(status: reloader.statusLine)
+                lastStatus = reloader.statusLine
             }
         } catch let error as StateStore.Failure {
             supervisor.stopAll()
@@ -299,30 +346,6 @@ struct Serve: ParsableCommand {
             return String(first)
         }
         return "/var/lib/ds-lb"
-    }
-
-    /// The socket systemd passed us named `http` (`FileDescriptorName=http` in ds-lb.socket; the
-    /// only one when none is named), else one we open.
-    static func listeningSocket(_ address: SocketAddress, logger: Logger) throws -> Int32 {
-        let passed = SystemdListeners.take()
-        if !passed.isEmpty {
-            guard let http = SystemdListeners.pick(passed, name: "http") else {
-                throw ValidationError("systemd passed sockets named \(passed.map(\.name).joined(separator: ", ")), none named 'http' (FileDescriptorName=http)")
-            }
-            guard Socket.isListeningStream(http.fd) else {
-                throw ValidationError("the socket passed by systemd (fd \(http.fd), \(http.name)) is not a listening TCP socket")
-            }
-            try Socket.setNonBlocking(http.fd)
-            logger.info("[i] Using the listening socket passed by systemd: \(http.name) (fd \(http.fd), \(passed.count) passed)")
-            return http.fd
-        }
-        let fd = try Socket.listen(on: address)
-        // Under systemd without a socket unit: keep the socket in the FD store, so the next
-        // ds-lb of a restart job gets the same socket, with the connections queued meanwhile.
-        if SystemdNotifier().storeFD(fd, name: "http") {
-            logger.info("[i] Listening socket handed to systemd's FD store as http (kept across restarts when FileDescriptorStoreMax= > 0)")
-        }
-        return fd
     }
 
     static func parseBackend(_ text: String) throws -> Backend {

@@ -5,8 +5,8 @@ struct DSLB: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ds-lb",
         abstract: "Consistent-hashing HTTP load balancer with a self-managed replica pool.",
-        subcommands: [Serve.self, RingCommand.self, StatusCommand.self],
+        subcommands: [Serve.self, RingCommand.self, StatusCommand.self, ConfigCommand.self],
         defaultSubcommand: Serve.self)
 }
 
-DSLB.main()
+ServeInvocation.main()

@@ -1,0 +1,27 @@
+import DSReactor
+
+extension Supervisor {
+    /// Control thread only. Settings from a reload (ds-lb's SIGHUP): every field of
+    /// `SupervisorConfig` can change while replicas run. The next heartbeat of each replica uses
+    /// the new interval and timeout — when the interval got shorter, a check already scheduled
+    /// for later is brought forward to the new interval, so the change shows at once; fall and
+    /// rise judge the next result; the failure policy and the drain timeout apply to the next
+    /// failure and the next removal.
+    public func reconfigure(_ new: SupervisorConfig) {
+        let shorter = new.heartbeatInterval < config.heartbeatInterval
+        config = new
+        for replica in members where !replica.removed {
+            replica.health.retune(fall: new.fall, rise: new.rise)
+            if shorter, replica.probe == nil, replica.nextCheck != nil, replica.health.status == .up,
+               !replica.health.wantsFastCheck {
+                scheduleCheck(replica, after: new.heartbeatInterval)
+            }
+        }
+    }
+
+    /// Control thread only. The heartbeat interval in force (for the reload's log line).
+    public var heartbeatInterval: UInt64 { config.heartbeatInterval }
+
+    /// Control thread only. How long a stop waits for requests in flight.
+    public var drainTimeout: UInt64 { config.drainTimeout }
+}

@@ -1,0 +1,15 @@
+import DSControl
+import DSProxy
+
+/// The admin socket's handler (`--admin-listen`, or ds-lb.socket's `admin`): every path is the
+/// supervisor's to answer, so a routed path gets its 404 ("not an admin endpoint") instead of
+/// reaching a replica, and the traffic socket serves no admin endpoint at all.
+struct AdminOnlyHandler: AdminHandler {
+    let supervisor: Supervisor
+
+    func isAdminPath(_ path: Substring) -> Bool { true }
+
+    func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void) {
+        supervisor.submit(request, reply: reply)
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import DSReactor
+import DSSystem
+import DSSystemd
+import Logging
+
+extension Serve {
+    /// The listening sockets: those systemd passed, by name (`FileDescriptorName=http` and the
+    /// optional `admin` in ds-lb.socket; a lone unnamed one is `http`), else ones ds-lb opens on
+    /// `listen` and, when given, `admin`. Before any thread starts.
+    static func listeningSockets(listen: SocketAddress, admin: SocketAddress?, logger: Logger) throws -> (http: Int32, admin: Int32?) {
+        let passed = SystemdListeners.take()
+        if !passed.isEmpty {
+            guard let http = SystemdListeners.pick(passed, name: "http") else {
+                throw ValidationError("systemd passed sockets named \(passed.map(\.name).joined(separator: ", ")), none named 'http' (FileDescriptorName=http)")
+            }
+            let httpFD = try checkedPassed(http)
+            logger.info("[i] Using the listening socket passed by systemd: \(http.name) (fd \(httpFD), \(passed.count) passed)")
+            if let adminSocket = passed.first(where: { $0.name == "admin" }) {
+                let fd = try checkedPassed(adminSocket)
+                logger.info("[i] Using the admin socket passed by systemd: admin (fd \(fd))")
+                return (httpFD, fd)
+            }
+            return (httpFD, try admin.map { try openOwn($0, name: "admin", logger: logger) })
+        }
+        return (try openOwn(listen, name: "http", logger: logger), try admin.map { try openOwn($0, name: "admin", logger: logger) })
+    }
+
+    private static func checkedPassed(_ socket: SystemdListeners.Passed) throws -> Int32 {
+        guard Socket.isListeningStream(socket.fd) else {
+            throw ValidationError("the socket passed by systemd (fd \(socket.fd), \(socket.name)) is not a listening TCP socket")
+        }
+        try Socket.setNonBlocking(socket.fd)
+        return socket.fd
+    }
+
+    private static func openOwn(_ address: SocketAddress, name: String, logger: Logger) throws -> Int32 {
+        let fd = try Socket.listen(on: address)
+        // Under systemd without a socket unit: keep the socket in the FD store, so the next
+        // ds-lb of a restart job gets the same socket, with the connections queued meanwhile.
+        if SystemdNotifier().storeFD(fd, name: name) {
+            logger.info("[i] Listening socket handed to systemd's FD store as \(name) (kept across restarts when FileDescriptorStoreMax= > 0)")
+        }
+        return fd
+    }
+}
