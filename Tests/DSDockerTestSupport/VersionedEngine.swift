@@ -37,7 +37,8 @@ public final class VersionedEngine: @unchecked Sendable {
 
     public init(shape: Shape) throws {
         self.shape = shape
-        engine = try FakeEngine { [unowned self] request in self.answer(request) }
+        // Weak: a driver under test may still reconnect (events) after the test dropped the engine.
+        engine = try FakeEngine { [weak self] request in self?.answer(request) ?? "" }
     }
 
     public var path: String { engine.path }
