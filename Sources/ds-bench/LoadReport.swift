@@ -78,7 +78,10 @@ enum LoadReport {
 
     /// "2" before "10": replica names are usually numbers.
     static func naturalLess(_ a: String, _ b: String) -> Bool {
-        if let x = Int(a), let y = Int(b) { return x < y }
+        let pa = a.reversed().prefix { $0.isNumber }.count, pb = b.reversed().prefix { $0.isNumber }.count
+        if pa > 0, pb > 0, a.dropLast(pa) == b.dropLast(pb), let x = Int(a.suffix(pa)), let y = Int(b.suffix(pb)), x != y {
+            return x < y
+        }
         return a < b
     }
 

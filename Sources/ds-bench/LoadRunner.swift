@@ -31,7 +31,7 @@ enum LoadRunner {
         var finished: UInt64
     }
 
-    static func run(_ plan: LoadPlan, progressBar: Bool) throws -> LoadResult {
+    static func run(_ plan: LoadPlan, progressBar: Bool, start: UInt64? = nil) throws -> LoadResult {
         let zipf: ZipfTable? = {
             if case .zipf(let s) = plan.ids { return ZipfTable(exponent: s) }
             return nil
@@ -39,7 +39,7 @@ enum LoadRunner {
         let progress = LoadProgress()
         let outcomes = Locked<[ThreadOutcome?]>(Array(repeating: nil, count: plan.threads))
         let startErrors = Locked<[String]>([])
-        let runStart = Clock.now()
+        let runStart = start ?? Clock.now()
         for thread in 0..<plan.threads {
             LoopThread.start(name: "ds-bench-\(thread)") {
                 do {

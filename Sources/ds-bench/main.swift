@@ -5,7 +5,7 @@ struct DSBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ds-bench",
         abstract: "Load generator and analyses for ds-lb.",
-        subcommands: [LoadCommand.self])
+        subcommands: [LoadCommand.self, AnalysisCommand.self])
 }
 
 DSBench.main()

@@ -1,0 +1,58 @@
+import DSHashing
+import Foundation
+
+/// A-2: N = 2…6, `requests` requests each, per algorithm: the mean load per replica and the
+/// spread (max/avg, standard deviation). One ds-lb per algorithm, started with 2 replicas and
+/// grown by `POST /add` (the table depends only on the member set, so this routes exactly as a
+/// fresh ds-lb with N replicas would; it also exercises scaling under the analysis).
+enum A2Analysis {
+    static let sizes = Array(2...6)
+
+    static func run(_ context: AnalysisContext) throws -> String {
+        let algorithms = try context.attachedAlgorithm().map { [$0] } ?? AnalysisContext.algorithms
+        var long = CSVTable("group", "n", "replica", "requests", "status_requests")
+        var lines = CSVTable("group", "n", "mean", "min", "max", "max_over_avg", "stddev_pct")
+        var table = ["| algorithm | " + sizes.map { "N = \($0)" }.joined(separator: " | ") + " |",
+                     "|---|" + sizes.map { _ in "---:|" }.joined()]
+        var allAgree = true
+        var failed = 0
+        for algorithm in algorithms {
+            var cells: [String] = []
+            try context.withBalancer(replicas: sizes[0], algorithm: algorithm) { balancer in
+                for n in sizes {
+                    try balancer.scale(to: n)
+                    context.say("A-2: \(algorithm.rawValue), N = \(n), \(context.requests) requests")
+                    let run = try DistributionRun.measure(context, on: balancer)
+                    guard run.replies.count == n else {
+                        throw Balancer.Failure(description: "A-2: expected \(n) replicas, /status lists \(run.replies.map(\.name))")
+                    }
+                    allAgree = allAgree && run.agrees
+                    failed += run.result.stats.failed
+                    for (name, count) in run.replies {
+                        long.add(AnalysisContext.label(algorithm), n, name, count, run.served[name] ?? 0)
+                    }
+                    let s = run.spread
+                    lines.add(AnalysisContext.label(algorithm), n, LoadReport.format(s.mean, 1), s.min, s.max,
+                              LoadReport.format(s.maxOverAvg, 4), LoadReport.format(s.stddevPercent, 2))
+                    cells.append("\(LoadReport.format(s.maxOverAvg, 3)) / \(LoadReport.format(s.stddevPercent, 1)) %")
+                }
+            }
+            table.append("| \(AnalysisContext.label(algorithm)) | " + cells.joined(separator: " | ") + " |")
+        }
+        try long.write(to: context.path("a2-replicas.csv"))
+        try lines.write(to: context.path("a2.csv"))
+        try context.plotter.plot("lines", csv: context.path("a2.csv"), png: context.path("a2.png"),
+                                 title: "A-2: load per replica as N grows (\(context.requests) random ids per N)")
+        let summary = """
+            # A-2: scaling from N = 2 to 6
+
+            For each algorithm one ds-lb starts with 2 local replicas and grows by `POST /add` to 6; at each N it serves \(context.requests) `GET /home` requests with the same random 6-digit ids (seed \(context.seed)). Cells: max/avg / standard deviation of the per-replica counts (as % of the mean); the mean load per replica is \(context.requests)/N for every algorithm, so the spread is what differs.
+
+            \(table.joined(separator: "\n"))
+
+            Failed requests over all runs: \(failed). ds-bench's per-replica counts \(allAgree ? "match" : "do NOT all match") ds-lb's `/status` counters. Chart: `a2.png`; numbers: `a2.csv` (per N), `a2-replicas.csv` (per replica).
+            """
+        try (summary + "\n").write(toFile: context.path("a2.md"), atomically: true, encoding: .utf8)
+        return summary
+    }
+}
