@@ -12,7 +12,7 @@ BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL_SCRATCH ?= .build-install
 
-.PHONY: run test deps build release install systemd-e2e unit-test integration-test tsan-test clean images docker-e2e
+.PHONY: run test deps build release install systemd-e2e unit-test integration-test tsan-test clean images docker-e2e fuzz fuzz-smoke
 
 ## make run: install what is missing, build release, run ds-lb on :5000 with 3 local replicas.
 run: release
@@ -48,6 +48,17 @@ images:
 ## make docker-e2e: the Docker driver end to end on a real engine (installs and starts one if needed).
 docker-e2e:
 	docker/e2e-test.sh
+
+## make fuzz: libFuzzer targets (request and response heads, chunked scanner, admin JSON), FUZZ_SECONDS (600) each, in parallel.
+FUZZ_SECONDS ?= 600
+fuzz:
+	fuzz/build.sh
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+## make fuzz-smoke: the same targets for 25 s each (CI).
+fuzz-smoke:
+	fuzz/build.sh
+	fuzz/run.sh 25
 
 deps:
 	@scripts/install-deps.sh test

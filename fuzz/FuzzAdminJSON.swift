@@ -1,0 +1,33 @@
+// libFuzzer target: the admin body decoding (`ScaleCommand.parse`, DSControl/AdminCommand.swift,
+// compiled into this binary) (issue #9.1). Properties: no crash; every refusal is the typed
+// `Invalid` error with a message (what the admin API answers with 400); and an accepted
+// command encoded again as JSON decodes to the same command.
+
+import Foundation
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzAdminJSON(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let body = Array(UnsafeBufferPointer(start: data, count: size))
+    let command: ScaleCommand
+    do {
+        command = try ScaleCommand.parse(body)
+    } catch let error as ScaleCommand.Invalid {
+        require(error.message.hasPrefix("<Error> "), "refusal without a message: \(error.message)")
+        return 0
+    } catch {
+        violated("parse threw \(type(of: error)), not ScaleCommand.Invalid: \(error)")
+    }
+    var object: [String: Any] = [:]
+    if let n = command.n { object["n"] = n }
+    if let names = command.hostnames { object["hostnames"] = names }
+    guard let encoded = try? JSONSerialization.data(withJSONObject: object) else {
+        violated("an accepted command cannot be encoded again: \(command)")
+    }
+    do {
+        let again = try ScaleCommand.parse(Array(encoded))
+        require(again == command, "round trip changed the command: \(command) → \(again)")
+    } catch {
+        violated("an accepted command, encoded again, is refused: \(command) \(error)")
+    }
+    return 0
+}

@@ -1,0 +1,76 @@
+// libFuzzer target: the chunked scanner (DSHTTP1, the data plane's) (issue #9.1).
+// Properties: no crash; the outcome does not depend on how the bytes are split into reads
+// (the same refusal, or the same end of message); `consumed` never exceeds what was offered;
+// and a chunked body built from the input (sizes and extensions taken from its bytes) is
+// accepted and ends exactly at its last byte.
+
+import DSHTTP1
+
+/// Feeds `bytes` in pieces cut at `cuts`; the end of the message (nil: needs more) or an error.
+private func scanInPieces(_ bytes: UnsafeRawBufferPointer, cuts: [Int]) -> Result<Int?, HTTPParseError> {
+    var scanner = ChunkedScanner()
+    var offset = 0
+    for end in cuts + [bytes.count] where end >= offset {
+        let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
+        do {
+            switch try scanner.scan(piece) {
+            case .needMore:
+                offset = end
+            case .complete(let consumed):
+                require(consumed >= 0 && consumed <= piece.count, "consumed \(consumed) of \(piece.count)")
+                require(scanner.isDone, "complete but not done")
+                return .success(offset + consumed)
+            }
+        } catch let error as HTTPParseError {
+            return .failure(error)
+        } catch {
+            violated("scan threw a non-HTTPParseError: \(error)")
+        }
+    }
+    return .success(nil)
+}
+
+private func same(_ a: Result<Int?, HTTPParseError>, _ b: Result<Int?, HTTPParseError>) -> Bool {
+    switch (a, b) {
+    case (.success(let x), .success(let y)): return x == y
+    case (.failure(let x), .failure(let y)): return x.status == y.status
+    default: return false
+    }
+}
+
+/// A well-formed chunked body from the input: each byte pair is a chunk size (0-255) and whether
+/// it carries an extension; then a trailer when the last byte is odd.
+private func buildBody(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+    var body: [UInt8] = []
+    var i = 0
+    while i + 1 < bytes.count && body.count < 64 * 1024 {
+        let size = Int(bytes[i]) + 1
+        body += Array(String(size, radix: 16, uppercase: bytes[i + 1] & 2 != 0).utf8)
+        if bytes[i + 1] & 1 != 0 { body += Array(";name=\"v\"".utf8) }
+        body += [13, 10] + [UInt8](repeating: bytes[i + 1], count: size) + [13, 10]
+        i += 2
+    }
+    body += Array("0\r\n".utf8)
+    if let last = bytes.last, last & 1 != 0 { body += Array("X-Trailer: t\r\n".utf8) }
+    return body + [13, 10]
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzChunked(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    let whole = scanInPieces(bytes, cuts: [])
+    let cut = splitPoint(bytes)
+    let split = scanInPieces(bytes, cuts: [cut])
+    require(same(whole, split), "split at \(cut): \(split) vs whole \(whole)")
+    let byteByByte = scanInPieces(bytes, cuts: Array(0..<min(size, 512)))
+    if size <= 512 { require(same(whole, byteByByte), "byte by byte: \(byteByByte) vs whole \(whole)") }
+
+    let body = buildBody(bytes)
+    body.withUnsafeBytes { built in
+        let result = scanInPieces(built, cuts: [splitPoint(bytes) % max(1, built.count)])
+        guard case .success(let end) = result, end == built.count else {
+            violated("a well-formed body of \(built.count) bytes gave \(result)")
+        }
+    }
+    return 0
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (issue #9.1) into $FUZZ_DIR (default .build-fuzz) with swiftc
+# directly: SwiftPM has no fuzzer product type, and `-sanitize=fuzzer,address` must instrument
+# the code under test, not only the entry point. DSHTTP1 is built once as an instrumented static
+# library the targets import, so they see only its public API.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SWIFTC=${SWIFTC:-$(command -v swiftc || echo /opt/swift/usr/bin/swiftc)}
+OUT=${FUZZ_DIR:-.build-fuzz}
+FLAGS=(-O -sanitize=fuzzer,address -parse-as-library -swift-version 6)
+mkdir -p "$OUT/lib"
+
+# The gold linker warns once per ASan helper symbol; only real errors are worth showing.
+quiet() { "$@" 2> >(grep -v "Cannot export local symbol" >&2); }
+
+quiet "$SWIFTC" "${FLAGS[@]}" -module-name DSHTTP1 -emit-library -static -emit-module \
+    -emit-module-path "$OUT/lib/DSHTTP1.swiftmodule" -o "$OUT/lib/libDSHTTP1.a" Sources/DSHTTP1/*.swift
+
+for target in RequestHead ResponseHead Chunked; do
+    quiet "$SWIFTC" "${FLAGS[@]}" -module-name "Fuzz$target" -I "$OUT/lib" -L "$OUT/lib" -lDSHTTP1 \
+        fuzz/Fuzz$target.swift fuzz/FuzzSupport.swift -o "$OUT/fuzz-$(echo $target | sed 's/\([a-z]\)\([A-Z]\)/\1-\2/g' | tr A-Z a-z)"
+done
+# ScaleCommand is internal to DSControl, whose other files need the whole data plane: its one
+# file (Foundation only) is compiled into the target.
+quiet "$SWIFTC" "${FLAGS[@]}" -module-name FuzzAdminJSON \
+    Sources/DSControl/AdminCommand.swift fuzz/FuzzAdminJSON.swift fuzz/FuzzSupport.swift -o "$OUT/fuzz-admin-json"
+
+python3 fuzz/seeds.py "$OUT/seeds"
+ls "$OUT"/fuzz-*
