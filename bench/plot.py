@@ -5,7 +5,8 @@ by scripts/install-deps.sh). Only the standard library and matplotlib.
 
   plot.py bars     CSV PNG --title T    CSV: group,replica,requests   (A-1, A-4 per function)
   plot.py lines    CSV PNG --title T    CSV: group,n,mean,min,max,max_over_avg,stddev_pct  (A-2, A-4)
-  plot.py timeline CSV PNG --title T --events EVENTS   CSV: t_s,ok_rps,error_rps  EVENTS: label,t_s
+  plot.py timeline CSV PNG --title T --events EVENTS --victim NAME
+                                       CSV: t_s,ok_rps,error_rps,victim_rps  EVENTS: kind,label,t_s
 """
 import argparse
 import csv
@@ -61,45 +62,75 @@ def bars(rows, out, title):
 
 def lines(rows, out, title):
     groups = list(dict.fromkeys(r["group"] for r in rows))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
     markers = "osD^vP*X"
+    colors = plt.cm.tab10.colors
+    ns_all = sorted({int(r["n"]) for r in rows})
+    series = {}
     for k, g in enumerate(groups):
         pts = sorted((int(r["n"]), r) for r in rows if r["group"] == g)
+        series[g] = pts
         ns = [n for n, _ in pts]
         mean = [float(r["mean"]) for _, r in pts]
         lo = [float(r["min"]) for _, r in pts]
         hi = [float(r["max"]) for _, r in pts]
-        m = markers[k % len(markers)]
-        line, = axes[0].plot(ns, mean, marker=m, label=g)
-        axes[0].fill_between(ns, lo, hi, color=line.get_color(), alpha=0.12)
-        axes[0].plot(ns, hi, color=line.get_color(), linestyle="dotted", linewidth=1)
-        axes[1].plot(ns, [float(r["max_over_avg"]) for _, r in pts], marker=m, label=g)
-        axes[2].plot(ns, [float(r["stddev_pct"]) for _, r in pts], marker=m, label=g)
-    axes[0].set_title("mean load per replica\n(band and dotted line: min–max)")
+        # Each group's min–max bar is shifted a little so that overlapping groups stay visible.
+        dx = (k - (len(groups) - 1) / 2) * 0.12
+        axes[0].errorbar([n + dx for n in ns], mean, yerr=[[m - l for m, l in zip(mean, lo)], [h - m for m, h in zip(mean, hi)]],
+                         fmt=markers[k % len(markers)], color=colors[k % 10], capsize=3, label=g, markersize=5)
+    axes[0].set_title("load per replica: mean, bar = min to max")
     axes[0].set_ylabel("requests per replica")
-    axes[1].set_title("max / avg (1 = perfectly even)")
-    axes[1].set_ylabel("max / avg")
+    zoomable(axes[1], groups, series, "max_over_avg", "max / avg (1 = perfectly even)", "max / avg", markers, colors, "{:.2f}")
     axes[1].axhline(1.0, color="black", linewidth=0.8)
-    axes[2].set_title("standard deviation of the load")
-    axes[2].set_ylabel("% of the mean")
+    zoomable(axes[2], groups, series, "stddev_pct", "standard deviation of the load", "% of the mean", markers, colors, "{:.0f} %")
     for ax in axes:
         ax.set_xlabel("replicas N")
-        ax.set_xticks(sorted({int(r["n"]) for r in rows}))
-    axes[1].set_yscale("log") if max(float(r["max_over_avg"]) for r in rows) > 3 else None
+        ax.set_xticks(ns_all)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(groups), 7), bbox_to_anchor=(0.5, -0.01))
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(out)
 
 
-def timeline(rows, out, title, events_path):
+def zoomable(ax, groups, series, key, title, ylabel, markers, colors, fmt):
+    """Plots one metric per group. Groups far above the others (more than 3x the others' largest
+    distance from the ideal) would squash them into a flat line, so the axis is fitted to the
+    others and the outliers' values are written as text instead."""
+    ideal = 1.0 if key == "max_over_avg" else 0.0
+    peak = {g: max(float(r[key]) for _, r in series[g]) - ideal for g in groups}
+    ordered = sorted(peak.values())
+    cut = None
+    if len(ordered) > 1 and ordered[-1] > 3 * max(ordered[0], 1e-9) and ordered[-1] > 0.2 * (1 if ideal else 100):
+        normal = [v for v in ordered if v * 3 < ordered[-1]]
+        cut = ideal + (max(normal) if normal else ordered[0]) * 1.4 + (0.005 if ideal else 0.5)
+    notes = []
+    for k, g in enumerate(groups):
+        ns = [n for n, _ in series[g]]
+        ys = [float(r[key]) for _, r in series[g]]
+        if cut is not None and max(ys) > cut:
+            notes.append(f"{g}: " + ", ".join(fmt.format(y) for y in ys) + " (off scale)")
+            continue
+        ax.plot(ns, ys, marker=markers[k % len(markers)], color=colors[k % 10], label=g)
+    if cut is not None:
+        ax.set_ylim(ideal - (cut - ideal) * 0.05, cut)
+        ax.text(0.02, 0.97, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=9,
+                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.7"})
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+
+
+def timeline(rows, out, title, events_path, victim):
     t = [float(r["t_s"]) for r in rows]
     ok = [float(r["ok_rps"]) for r in rows]
     err = [float(r["error_rps"]) for r in rows]
     step = t[1] - t[0] if len(t) > 1 else 0.1
-    fig, ax = plt.subplots(figsize=(11, 4.8))
-    ax.plot(t, ok, color="tab:blue", label="answered (2xx) req/s")
+    fig, ax = plt.subplots(figsize=(12.5, 4.8))
+    # Steps, not lines: a bin's value holds for the whole bin, so a recovery is not drawn early.
+    ax.step(t, ok, where="post", color="tab:blue", label="answered (2xx) req/s, all replicas")
+    if victim and "victim_rps" in rows[0]:
+        ax.step(t, [float(r["victim_rps"]) for r in rows], where="post", color="tab:purple", linewidth=1.2,
+                label=f"answered by {victim} req/s")
     ax.bar(t, err, width=step, color="tab:red", alpha=0.8, label="failed req/s", align="edge")
     ax.set_xlabel("time since the load started (s)")
     ax.set_ylabel("requests per second")
@@ -114,7 +145,7 @@ def timeline(rows, out, title, events_path):
             color, style = styles.get(e["kind"], ("gray", "dashed"))
             x = float(e["t_s"])
             ax.axvline(x, color=color, linestyle=style, linewidth=1.6, label=e["label"])
-    ax.legend(loc="lower left", fontsize=9, framealpha=0.9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
     fig.tight_layout()
     fig.savefig(out)
 
@@ -126,6 +157,7 @@ def main():
     p.add_argument("png")
     p.add_argument("--title", default="")
     p.add_argument("--events")
+    p.add_argument("--victim", help="timeline: name of the replica in the victim_rps column")
     a = p.parse_args()
     rows = read(a.csv)
     if not rows:
@@ -135,7 +167,7 @@ def main():
     elif a.kind == "lines":
         lines(rows, a.png, a.title)
     else:
-        timeline(rows, a.png, a.title, a.events)
+        timeline(rows, a.png, a.title, a.events, a.victim)
 
 
 if __name__ == "__main__":

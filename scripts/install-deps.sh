@@ -7,8 +7,9 @@ profile=${1:-build}
 packages=(pkg-config libsystemd-dev)
 case "$profile" in
   build) ;;
-  test) packages+=(curl) ;;
-  bench) packages+=(curl wrk apache2-utils haproxy nginx) ;;
+  # python3-matplotlib: ds-bench analysis draws its charts with bench/plot.py under /usr/bin/python3.
+  test) packages+=(curl python3-matplotlib) ;;
+  bench) packages+=(curl wrk apache2-utils haproxy nginx python3-matplotlib) ;;
   *) echo "install-deps: unknown profile '$profile' (use build, test or bench)" >&2; exit 2 ;;
 esac
 

@@ -131,8 +131,10 @@ enum A3Analysis {
         // The chart: 100 ms bins as req/s.
         var timeline = CSVTable("t_s", "ok_rps", "error_rps", "victim_rps")
         let per = 10
-        for b in stride(from: 0, to: stats.timelineOK.count, by: per) {
-            let range = b..<min(b + per, stats.timelineOK.count)
+        // Whole bins inside the run only: the last partial one would look like a drop in load.
+        let buckets = min(stats.timelineOK.count, Int(seconds * 1e9) / Int(bucket) / per * per)
+        for b in stride(from: 0, to: buckets, by: per) {
+            let range = b..<(b + per)
             let ok = range.map { stats.timelineOK[$0] }.reduce(0, +)
             let err = range.map { stats.timelineErrors[$0] }.reduce(0, +)
             let vic = victimIndex.map { v in range.map { stats.timelineReplicas[$0][v] }.reduce(0, +) } ?? 0
@@ -151,7 +153,7 @@ enum A3Analysis {
         try events.write(to: context.path("a3-events.csv"))
         try context.plotter.plot("timeline", csv: context.path("a3-timeline.csv"), png: context.path("a3.png"),
                                  title: "A-3: \(victim) killed under \(Int(rate)) req/s (open loop, 100 ms bins)",
-                                 extra: ["--events", context.path("a3-events.csv")])
+                                 extra: ["--events", context.path("a3-events.csv"), "--victim", victim])
         let errors = stats.errors.isEmpty ? "none" : stats.errors.keys.sorted().map { "\($0) \(stats.errors[$0]!)" }.joined(separator: ", ")
         return """
             Open-loop load of \(Int(rate)) `GET /home` req/s with random ids for \(LoadReport.format(seconds, 0)) s over \(context.concurrency) connections; \(victim) (pid \(pid)) SIGKILLed after \(LoadReport.format(killAfter, 1)) s. Times from ds-lb's log lines and from ds-bench's 10 ms timeline.
