@@ -7,14 +7,17 @@ public struct Backend: Sendable, Hashable {
     public let host: String
     public let port: UInt16
 
+    /// `host:port` (`[host]:port` for IPv6), built once: the upstream pool keys its idle
+    /// connections by it on every request.
+    public let address: String
+
     public init(name: String, number: Int, host: String, port: UInt16) {
         self.name = name
         self.number = number
         self.host = host
         self.port = port
+        address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
-
-    public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 /// An immutable view of the pool: members sorted by name, the hash table built over them, and

@@ -105,13 +105,14 @@ final class UpstreamPool {
             connection.close()
             return
         }
-        var list = idle[connection.backend.address, default: []]
-        if list.count >= maxIdlePerBackend {
+        let key = connection.backend.address
+        if idle[key]?.count ?? 0 >= maxIdlePerBackend {
             connection.close()
             return
         }
-        list.append(connection)
-        idle[connection.backend.address] = list
+        // Appended in place: a copy taken out and stored back would share the array's storage
+        // while appending, and so copy it on every request.
+        idle[key, default: []].append(connection)
     }
 
     func discard(_ connection: UpstreamConnection) {

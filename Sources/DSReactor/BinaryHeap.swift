@@ -25,7 +25,23 @@ struct BinaryHeap<Element> {
         guard !storage.isEmpty else { return nil }
         storage.swapAt(0, storage.count - 1)
         let top = storage.removeLast()
-        var parent = 0
+        siftDown(0)
+        return top
+    }
+
+    /// Drops every element `shouldRemove` picks and restores the heap order (Floyd's bottom-up
+    /// build, O(n)); the storage is reused, so nothing is allocated.
+    mutating func removeAll(where shouldRemove: (Element) -> Bool) {
+        storage.removeAll(where: shouldRemove)
+        var parent = storage.count / 2 - 1
+        while parent >= 0 {
+            siftDown(parent)
+            parent -= 1
+        }
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var parent = start
         while true {
             let left = 2 * parent + 1
             let right = left + 1
@@ -36,6 +52,5 @@ struct BinaryHeap<Element> {
             storage.swapAt(parent, best)
             parent = best
         }
-        return top
     }
 }

@@ -6,28 +6,66 @@ import DSSystem
 /// A growable byte buffer with read and write indexes, owned by one connection and reused for
 /// every request on it, so steady-state traffic allocates nothing.
 ///
-/// Safety: `storage` is allocated and freed only here; every pointer handed out covers
-/// `[readerIndex, writerIndex)` or `[writerIndex, capacity)`, and callers use it only until
-/// their next mutating call (the loop thread owns the buffer, so nothing else mutates it).
+/// With a `BufferPool`, storage is taken from the pool at the first write and can be given back
+/// with `releaseStorageIfEmpty()` (an idle connection then holds no buffer).
+///
+/// Safety: `storage` is allocated and freed (or taken from and given back to `pool`) only here;
+/// every pointer handed out covers `[readerIndex, writerIndex)` or `[writerIndex, capacity)`, and
+/// callers use it only until their next mutating call (the loop thread owns the buffer, so
+/// nothing else mutates it).
 public final class ByteBuffer {
-    private var storage: UnsafeMutableRawPointer
+    private var storage: UnsafeMutableRawPointer?
     public private(set) var capacity: Int
     public private(set) var readerIndex = 0
     public private(set) var writerIndex = 0
+    private let pool: BufferPool?
 
     public init(capacity: Int = 16 * 1024) {
         self.capacity = max(capacity, 64)
+        pool = nil
         storage = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
     }
 
-    deinit { storage.deallocate() }
+    /// A buffer whose storage comes from `pool` when first needed.
+    public init(pool: BufferPool) {
+        self.pool = pool
+        capacity = 0
+    }
+
+    deinit { releaseStorage() }
+
+    /// Whether the buffer holds storage now (false for a pooled buffer that was released).
+    public var hasStorage: Bool { storage != nil }
+
+    /// Gives the storage back (to the pool when it came from there) if no unread byte is left.
+    public func releaseStorageIfEmpty() {
+        guard isEmpty, storage != nil else { return }
+        readerIndex = 0
+        writerIndex = 0
+        releaseStorage()
+    }
+
+    private func releaseStorage() {
+        guard let storage else { return }
+        if let pool, capacity == pool.bufferSize { pool.give(storage) } else { storage.deallocate() }
+        self.storage = nil
+        capacity = 0
+    }
+
+    // Never written nor freed: only ever the base of zero-length views.
+    nonisolated(unsafe) private static let emptyByte = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 16)
+
+    /// The base of the storage, or of a never-written dummy when there is none (so an empty
+    /// buffer still hands out a valid, zero-length pointer).
+    @inline(__always)
+    private var base: UnsafeMutableRawPointer { storage ?? Self.emptyByte }
 
     public var readableCount: Int { writerIndex - readerIndex }
     public var isEmpty: Bool { readerIndex == writerIndex }
 
     /// The unread bytes. Valid until the next mutation.
     public var readable: UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: storage + readerIndex, count: writerIndex - readerIndex)
+        UnsafeRawBufferPointer(start: base + readerIndex, count: writerIndex - readerIndex)
     }
 
     /// Marks `count` bytes as read; an emptied buffer rewinds so the next read starts at 0.
@@ -41,6 +79,16 @@ public final class ByteBuffer {
 
     /// Free space after the data, growing (or compacting) so at least `minimum` bytes fit.
     public func reserve(_ minimum: Int) -> UnsafeMutableRawBufferPointer {
+        if storage == nil {
+            if let pool, minimum <= pool.bufferSize {
+                storage = pool.take()
+                capacity = pool.bufferSize
+            } else {
+                capacity = max(minimum, 64)
+                storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+            }
+        }
+        let storage = storage!
         if capacity - writerIndex < minimum {
             if readerIndex > 0 {
                 let live = readableCount
@@ -53,12 +101,12 @@ public final class ByteBuffer {
                 while newCapacity - writerIndex < minimum { newCapacity *= 2 }
                 let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
                 newStorage.copyMemory(from: storage, byteCount: writerIndex)
-                storage.deallocate()
-                storage = newStorage
+                if let pool, capacity == pool.bufferSize { pool.give(storage) } else { storage.deallocate() }
+                self.storage = newStorage
                 capacity = newCapacity
             }
         }
-        return UnsafeMutableRawBufferPointer(start: storage + writerIndex, count: capacity - writerIndex)
+        return UnsafeMutableRawBufferPointer(start: self.storage! + writerIndex, count: capacity - writerIndex)
     }
 
     public func commit(_ count: Int) {
@@ -92,7 +140,7 @@ public final class ByteBuffer {
 
     /// Writes unread bytes to `fd`, consuming what was sent.
     public func write(to fd: Int32, limit: Int = .max) throws -> IOResult<Int> {
-        let bytes = UnsafeRawBufferPointer(start: storage + readerIndex, count: min(readableCount, limit))
+        let bytes = UnsafeRawBufferPointer(start: base + readerIndex, count: min(readableCount, limit))
         let result = try Socket.write(fd, bytes)
         if case .done(let n) = result { consume(n) }
         return result

@@ -25,6 +25,12 @@ public protocol EventHandler: AnyObject {
 }
 
 /// An identifier for a scheduled timer, used to cancel it.
+/// An object a timer calls back without a closure (`EventLoop.schedule(afterNanoseconds:target:tag:)`).
+public protocol TimerTarget: AnyObject {
+    /// Loop thread only. `tag` is the value given when scheduling.
+    func timerFired(_ tag: Int)
+}
+
 public struct TimerID: Hashable, Sendable {
     fileprivate let value: UInt64
 }
@@ -51,7 +57,15 @@ public final class EventLoop: @unchecked Sendable {
     private var registrations: [Registration?] = []
     private var nextGeneration: UInt32 = 1
     private var timerHeap = BinaryHeap<TimerEntry>(areInOrder: { $0.deadline < $1.deadline || ($0.deadline == $1.deadline && $0.id < $1.id) })
-    private var timerCallbacks: [UInt64: () -> Void] = [:]
+    private enum TimerAction {
+        case closure(() -> Void)
+        case target(TimerTarget, Int)
+    }
+    private var timerCallbacks: [UInt64: TimerAction] = [:]
+    /// Heap entries whose timer was cancelled (lazy deletion); compacted when they outnumber
+    /// the live ones, so a timer armed and cancelled per request does not grow the heap for
+    /// as long as its deadline.
+    private var cancelledInHeap = 0
     private var nextTimerID: UInt64 = 1
     private var armedDeadline: UInt64 = 0
     private let inbox = Locked<[@Sendable () -> Void]>([])
@@ -117,14 +131,35 @@ public final class EventLoop: @unchecked Sendable {
     public func schedule(afterNanoseconds nanoseconds: UInt64, _ callback: @escaping () -> Void) -> TimerID {
         let id = nextTimerID
         nextTimerID += 1
-        timerCallbacks[id] = callback
+        timerCallbacks[id] = .closure(callback)
         timerHeap.push(TimerEntry(deadline: cl_monotonic_ns() &+ nanoseconds, id: id))
         return TimerID(value: id)
     }
 
+    /// Calls `target.timerFired(tag)` on this loop after `nanoseconds`. Unlike a closure, this
+    /// allocates nothing (a per-request deadline costs no heap allocation); the loop holds
+    /// `target` until the timer fires or is cancelled.
+    @discardableResult
+    public func schedule(afterNanoseconds nanoseconds: UInt64, target: TimerTarget, tag: Int = 0) -> TimerID {
+        let id = nextTimerID
+        nextTimerID += 1
+        timerCallbacks[id] = .target(target, tag)
+        timerHeap.push(TimerEntry(deadline: cl_monotonic_ns() &+ nanoseconds, id: id))
+        return TimerID(value: id)
+    }
+
+    /// Entries in the timer heap, live and cancelled (for tests). Loop thread only.
+    var timerHeapCount: Int { timerHeap.count }
+
     public func cancel(_ timer: TimerID) {
-        // Lazy deletion: the heap entry stays until it reaches the top and finds no callback.
-        timerCallbacks[timer.value] = nil
+        // Lazy deletion: the heap entry stays until it reaches the top and finds no callback,
+        // or until cancelled entries are the majority and are swept out in one pass.
+        guard timerCallbacks.removeValue(forKey: timer.value) != nil else { return }
+        cancelledInHeap += 1
+        if cancelledInHeap > 64 && cancelledInHeap * 2 > timerHeap.count {
+            timerHeap.removeAll { timerCallbacks[$0.id] == nil }
+            cancelledInHeap = 0
+        }
     }
 
     // MARK: cross-thread
@@ -195,7 +230,11 @@ public final class EventLoop: @unchecked Sendable {
         let now = cl_monotonic_ns()
         while let top = timerHeap.peek, top.deadline <= now {
             _ = timerHeap.pop()
-            if let callback = timerCallbacks.removeValue(forKey: top.id) { callback() }
+            switch timerCallbacks.removeValue(forKey: top.id) {
+            case .closure(let callback)?: callback()
+            case .target(let target, let tag)?: target.timerFired(tag)
+            case nil: cancelledInHeap -= 1
+            }
         }
     }
 
@@ -210,7 +249,10 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Points the timerfd at the earliest live deadline; a syscall only when that changes.
     private func armTimer() {
-        while let top = timerHeap.peek, timerCallbacks[top.id] == nil { _ = timerHeap.pop() }
+        while let top = timerHeap.peek, timerCallbacks[top.id] == nil {
+            _ = timerHeap.pop()
+            cancelledInHeap -= 1
+        }
         guard let top = timerHeap.peek else {
             if armedDeadline != 0 { _ = cl_timerfd_disarm(timerFD); armedDeadline = 0 }
             return
