@@ -214,12 +214,12 @@ wait_for 5 all_keys_served || fail "containerised ds-lb: not every key is served
 say "ok: ds-lb from ds-lb:latest (socket mounted) adopted the pool, repaired docker stop server-1, added server-3"
 docker rm -f $lb_container >/dev/null; lb_container=""
 
-# --- --driver auto ---------------------------------------------------------------------------------
+# --- --driver auto (the default: no --driver given) ---------------------------------------------------
 # (The main pool is gone first: the names server-1… are free again.)
 # Docker when the engine answers and has the image; local processes otherwise; the choice is logged.
 auto_run() { # $1 = image, $2 = expected line; own pool and state, so the main pool is not touched
   local alog="$work/auto.log" apid
-  "$bin/ds-lb" --driver auto --image "$1" --pool "$pool-auto" --replicas 1 --listen 127.0.0.1:0 \
+  "$bin/ds-lb" --image "$1" --pool "$pool-auto" --replicas 1 --listen 127.0.0.1:0 \
     --state-dir "$work/auto-state-$RANDOM" --heartbeat-interval $interval >"$alog" 2>&1 &
   apid=$!
   wait_for 15 grep -q "Listening on" "$alog" || { cat "$alog" >&2; kill $apid; fail "--driver auto did not start"; }
@@ -234,5 +234,7 @@ auto_run ds-server:latest "--driver auto: using docker"
 running server-1 || fail "--driver auto (docker): no container server-1"
 docker rm -f $(docker ps -aq --filter "label=ds-lb.pool=$pool-auto") >/dev/null
 auto_run ds-lb-e2e-no-such-image:latest "--driver auto: using process"
+# No engine at all (a socket path nobody listens on): processes, without waiting for a timeout.
+DOCKER_HOST="unix://$work/no-engine.sock" auto_run ds-server:latest "--driver auto: using process"
 
 say "PASS"
