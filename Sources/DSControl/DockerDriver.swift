@@ -48,6 +48,10 @@ public final class DockerDriver: ReplicaDriver {
         self.logger = logger
         self.network = network
         worker = DockerEngineWorker(client: client, image: image, pool: pool, network: network, stopGrace: stopGraceSeconds, logger: logger)
+        if network != "host" {
+            // A missing network would fail every create later; say so now, in the engine's words.
+            try client.wait { client.inspectNetwork(network, completion: $0) }
+        }
         let all = try client.listContainers()
         adoptable = [:]
         for container in all where worker.isOurs(container) { adoptable[container.name] = container }

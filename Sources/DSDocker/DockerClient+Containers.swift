@@ -64,6 +64,12 @@ extension DockerClient {
         call("GET", "/images/\(name)/json", timeout: timeout, accept: [200, 404]) { completion($0.map { $0.status == 200 }) }
     }
 
+    /// `GET /networks/{name}`: fails with the engine's message (404 "network x not found") when
+    /// the engine has no such network.
+    public func inspectNetwork(_ name: String, timeout: Double = 10, completion: @escaping Completion<Void>) {
+        call("GET", "/networks/\(name)", timeout: timeout, accept: [200]) { completion($0.map { _ in }) }
+    }
+
     // MARK: blocking, for start-up
 
     public func listContainers(labels: [String] = [], timeout: Double = 10) throws -> [ContainerSummary] {

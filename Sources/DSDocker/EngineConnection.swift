@@ -213,6 +213,8 @@ final class EngineConnection: EventHandler {
                 onLine(line)
                 if finished { return }
             }
+            // The engine's lines are small JSON objects: a runaway one is an error, not unbounded memory.
+            if body.count > 1024 * 1024 { return fail(.protocolError("\(label): a line longer than 1 MiB in the stream")) }
             if chunks.finished { fail(.unreachable("\(label): the engine ended the stream")) }
             return
         }

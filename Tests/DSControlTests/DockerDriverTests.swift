@@ -87,6 +87,15 @@ final class DockerDriverTests: XCTestCase {
         }
     }
 
+    func testAMissingNetworkIsRefusedAtStartInTheEnginesWords() throws {
+        let engine = try VersionedEngine(shape: .current)
+        defer { engine.stop() }
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        XCTAssertThrowsError(try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "nope", logger: logger)) { error in
+            XCTAssertEqual(error as? DockerError, .engine(status: 404, message: "network nope not found"))
+        }
+    }
+
     func testAForeignContainerIsAClearConflictAndLeftAlone() throws {
         let engine = try VersionedEngine(shape: .current)
         defer { engine.stop() }

@@ -80,6 +80,9 @@ public final class VersionedEngine: @unchecked Sendable {
                 case ("GET", "json"): return FakeEngine.json("200 OK", Self.text(inspect(containers[index])))
                 default: return Self.error("404 Not Found", "page not found")
                 }
+            case ("GET", "networks", 2):
+                return ["appnet", "host", "bridge"].contains(parts[1]) ? FakeEngine.json("200 OK", Self.text(["Name": parts[1]]))
+                    : Self.error("404 Not Found", "network \(parts[1]) not found")
             case ("GET", "images", _):
                 return FakeEngine.json("200 OK", #"{"Id":"sha256:1"}"#)
             default:
