@@ -26,6 +26,7 @@ final class LoadConnection: EventHandler {
     /// The first bytes of the body, enough to find `Hello from Server: X`.
     private var bodyStart: [UInt8] = []
     private static let bodyStartLimit = 512
+    private static let readChunk = 16 * 1024
     /// When the request in flight was meant to be sent (latency starts here) and when it was.
     private(set) var intendedAt: UInt64 = 0
     private(set) var sentAt: UInt64 = 0
@@ -129,7 +130,7 @@ final class LoadConnection: EventHandler {
         let reading = epoch
         while epoch == reading && (state == .busy || state == .idle) {
             let result: IOResult<Int>
-            do { result = try input.read(from: fd) } catch { fail("closed"); return }
+            do { result = try input.read(from: fd, chunk: Self.readChunk) } catch { fail("closed"); return }
             switch result {
             case .wouldBlock:
                 return
@@ -144,13 +145,17 @@ final class LoadConnection: EventHandler {
                     worker.connectionLost(self)
                 }
                 return
-            case .done:
+            case .done(let n):
                 if state != .busy {
                     // Bytes nobody asked for: the connection is out of step with the server.
                     fail("bad_response")
                     return
                 }
                 process()
+                // A short read drained the socket: with edge-triggered epoll, bytes that arrive
+                // later raise a new edge, so the read that would only say EAGAIN is skipped
+                // (nginx's ngx_unix_recv does the same). It saves one syscall per response.
+                if n < Self.readChunk { return }
             }
         }
     }
