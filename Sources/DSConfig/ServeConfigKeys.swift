@@ -29,6 +29,7 @@ public enum ServeConfigKeys {
         ConfigKey("head-timeout", .duration, .live),
         ConfigKey("idle-timeout", .duration, .live),
         ConfigKey("body-timeout", .duration, .live),
+        ConfigKey("max-body-size", .string, .restart),
         ConfigKey("connect-timeout", .duration, .live),
         ConfigKey("response-timeout", .duration, .live),
         ConfigKey("state-dir", .string, .restart),

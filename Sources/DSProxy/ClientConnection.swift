@@ -18,6 +18,8 @@ final class ClientConnection: EventHandler {
         case readingAdminBody(head: RequestHead, length: Int)
         case awaitingAdmin
         case proxying
+        /// After a 101: bytes both ways between client and replica (`Tunnel`).
+        case tunneling
         /// Flush what is queued in `output`, then close.
         case closing
     }
@@ -27,7 +29,9 @@ final class ClientConnection: EventHandler {
     private unowned let worker: Worker
     /// Request bytes as they arrived; the exchange reads its head and body from here too.
     let input = ByteBuffer(capacity: 8 * 1024)
-    private let output = ByteBuffer(capacity: 1024)
+    /// Our own bytes for the client (error answers, admin answers, a proxied response's head as
+    /// rewritten, 100 Continue); they go out before any body byte relayed after them.
+    let output = ByteBuffer(capacity: 1024)
     private var state = State.readingHead {
         didSet { transitions &+= 1 }
     }
@@ -46,6 +50,8 @@ final class ClientConnection: EventHandler {
         "X-Forwarded-For: \(peer?.host ?? "unknown")\r\nX-Forwarded-Proto: http\r\n\r\n".utf8)
     lazy var forwardedHeaderKeepAlive: [UInt8] = Array(
         "X-Forwarded-For: \(peer?.host ?? "unknown")\r\nX-Forwarded-Proto: http\r\nConnection: keep-alive\r\n\r\n".utf8)
+    lazy var forwardedHeaderUpgrade: [UInt8] = Array(
+        "X-Forwarded-For: \(peer?.host ?? "unknown")\r\nX-Forwarded-Proto: http\r\nConnection: Upgrade\r\n\r\n".utf8)
 
     init(fd: Int32, peer: SocketAddress?, worker: Worker) {
         self.fd = fd
@@ -67,6 +73,8 @@ final class ClientConnection: EventHandler {
 
     /// The exchange with the replica in progress (state == .proxying).
     private(set) var exchange: UpstreamExchange?
+    /// The connection after an upgrade (state == .tunneling).
+    private var tunnel: Tunnel?
 
     /// Makes all the progress possible now, then returns to wait for the next event.
     func drive() {
@@ -78,6 +86,7 @@ final class ClientConnection: EventHandler {
             case .readingAdminBody(let head, let length): progressed = stepAdminBody(head, length)
             case .awaitingAdmin: progressed = flushOutput() && false
             case .proxying: progressed = exchange?.step() ?? false
+            case .tunneling: progressed = tunnel?.step() ?? false
             case .closing:
                 if flushOutput() { close() }
                 progressed = false
@@ -221,6 +230,20 @@ final class ClientConnection: EventHandler {
         case .chunked: bodyLength = .max
         default: bodyLength = 0
         }
+        // RFC 9110 §10.1.1: an expectation other than 100-continue cannot be met (417); a body
+        // over the cap is refused (413). Neither reads the body, so the connection ends if one
+        // was announced.
+        if head.version == .http11 && !head.expectContinue && Self.hasExpectField(head, input.readable) {
+            worker.metrics.count(.badRequest)
+            if bodyLength == 0 { input.consume(head.length) }
+            respond(status: 417, message: "Only the expectation 100-continue is supported", close: bodyLength > 0 || !head.wantsKeepAlive)
+            return
+        }
+        if let cap = worker.config.maxBodyBytes, bodyLength != .max, bodyLength > cap {
+            worker.metrics.count(.badRequest)
+            respond(status: 413, message: "Request body of \(bodyLength) bytes is larger than the limit of \(cap) bytes", close: true)
+            return
+        }
 
         if let admin = worker.admin, admin.isAdminPath(head.path) {
             guard let peer, worker.config.adminAllow.contains(where: { $0.contains(peer) }) else {
@@ -273,6 +296,7 @@ final class ClientConnection: EventHandler {
 
     private func adminReplied(_ response: AdminResponse, close closeAfter: Bool, headOnly: Bool) {
         guard !closed, case .awaitingAdmin = state else { return }
+        let closeAfter = closeAfter || worker.draining
         output.append(ResponseWriter.response(status: response.status, contentType: response.contentType, body: response.body,
                                               close: closeAfter, headOnly: headOnly, extraHeaders: response.extraHeaders))
         state = closeAfter ? .closing : .readingHead
@@ -282,6 +306,7 @@ final class ClientConnection: EventHandler {
     /// Queues one of our own responses. `close` ends the connection after it is sent; a request
     /// body still unread makes that mandatory, since its bytes would be taken for the next head.
     func respond(status: Int, message: String, close: Bool) {
+        let close = close || worker.draining
         output.append(ResponseWriter.failure(status: status, message: message, close: close))
         if close {
             state = .closing
@@ -292,7 +317,7 @@ final class ClientConnection: EventHandler {
     }
 
     /// Writes queued own responses. True when nothing is left to write.
-    private func flushOutput() -> Bool {
+    func flushOutput() -> Bool {
         while !output.isEmpty {
             guard mayWrite else { return false }
             do {
@@ -337,13 +362,51 @@ final class ClientConnection: EventHandler {
     /// The exchange delivered its response; the next request may be read (or the connection ends).
     func exchangeEnded(closeAfter: Bool) {
         exchange = nil
-        state = closeAfter ? .closing : .readingHead
+        state = closeAfter || worker.draining ? .closing : .readingHead
     }
 
     /// The exchange ends with our own error response instead of the replica's.
     func exchangeFailed(status: Int, message: String, close: Bool) {
         exchange = nil
         respond(status: status, message: message, close: close)
+    }
+
+    /// The replica answered 101: from now on bytes go both ways unchanged.
+    func startTunnel(_ upstream: UpstreamConnection) {
+        exchange = nil
+        clientWait = .none
+        let tunnel = Tunnel(client: self, upstream: upstream)
+        upstream.owner = tunnel
+        self.tunnel = tunnel
+        state = .tunneling
+    }
+
+    /// Whether the head has an `Expect` field (any value).
+    static func hasExpectField(_ head: RequestHead, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        for field in head.fields where field.nameEnd - field.nameStart == 6 {
+            var same = true
+            for (k, c) in "expect".utf8.enumerated() where bytes[Int(field.nameStart) + k] | 0x20 != c {
+                same = false
+                break
+            }
+            if same { return true }
+        }
+        return false
+    }
+
+    // MARK: drain
+
+    /// Loop thread only. Graceful stop: an idle connection closes now; one with a request in
+    /// progress finishes it, its response saying `Connection: close`, then closes.
+    func drain() {
+        switch state {
+        case .readingHead where input.isEmpty:
+            if flushOutput() { close() } else { state = .closing }
+        case .tunneling:
+            break // a tunnel ends when either side closes it, or at the drain deadline
+        default:
+            break // `worker.draining` makes the end of this request the end of the connection
+        }
     }
 
     // MARK: teardown
@@ -353,6 +416,8 @@ final class ClientConnection: EventHandler {
         closed = true
         exchange?.abandon()
         exchange = nil
+        tunnel?.abandon()
+        tunnel = nil
         if let timer = clientTimer { worker.loop.cancel(timer) }
         worker.loop.unregister(fd)
         Socket.close(fd)

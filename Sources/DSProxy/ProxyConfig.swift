@@ -26,6 +26,11 @@ public struct ProxyConfig: Sendable {
     public var balanceFactor: Double?
     /// Idle keep-alive connections kept per replica per worker.
     public var maxIdlePerBackend = 64
+    /// Largest request body proxied (413 above it, answered before any body byte is read);
+    /// nil: no limit. A chunked body's size is unknown in advance and is not capped.
+    public var maxBodyBytes: UInt64?
+    /// Graceful stop (SIGTERM): the workers started with this config enroll in it.
+    public var drain: GracefulDrain?
 
     public init(adminAllow: [CIDR]) {
         self.adminAllow = adminAllow

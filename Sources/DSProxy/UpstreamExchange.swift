@@ -47,6 +47,10 @@ final class UpstreamExchange: UpstreamOwner {
     private(set) var readyForClient = 0
     private var responseParseFrom = 0
     private let closeClientAfter: Bool
+    /// The client connection ends after this response (decided with its head, which says so).
+    private var closeAfterResponse = false
+    /// `Expect: 100-continue` was answered by ds-lb itself (see `step`).
+    private var continueSent = false
     private var timer: TimerID?
     /// Set once the exchange has handed the connection back to its client (finished or failed).
     private var ended = false
@@ -147,6 +151,14 @@ final class UpstreamExchange: UpstreamOwner {
         if !headSent {
             guard sendHead(upstream) else { return false }
             progressed = true
+            // RFC 9110 §10.1.1: ds-lb answers `Expect: 100-continue` itself, once the head is on
+            // its way to a replica and the body is wanted. Whatever refuses the request before
+            // that point (417, 413, 503, 502) is answered without reading the body. The
+            // expectation is still forwarded; a 100 from the replica is then dropped.
+            if head.expectContinue && head.version == .http11 && bodyRemaining > 0 && !continueSent {
+                continueSent = true
+                client.output.append(Self.continueLine)
+            }
         }
         if upstream.closed || ended { return false }
         if bodyRemaining > 0 || !upstream.output.isEmpty {
@@ -164,10 +176,13 @@ final class UpstreamExchange: UpstreamOwner {
     private func sendHead(_ upstream: UpstreamConnection) -> Bool {
         guard upstream.mayWrite else { return false }
         let headBytes = client.input.readable
-        let ranges = HopByHop.keptRanges(of: head, in: headBytes)
+        // An upgrade request (Connection: upgrade) keeps its Upgrade field and says so again.
+        let upgrading = head.connection.upgrade
+        let ranges = HopByHop.keptRanges(of: head, in: headBytes, upgrading: upgrading)
         // An HTTP/1.0 client's request goes out asking for keep-alive: the connection to the
         // replica is ours to reuse, whatever the client does with its own.
-        let added = head.version == .http10 ? client.forwardedHeaderKeepAlive : client.forwardedHeader
+        let added = upgrading ? client.forwardedHeaderUpgrade
+            : head.version == .http10 ? client.forwardedHeaderKeepAlive : client.forwardedHeader
         let total = ranges.reduce(0) { $0 + $1.count } + added.count
         let sent: Int
         do {
@@ -287,10 +302,16 @@ final class UpstreamExchange: UpstreamOwner {
 
     // MARK: response
 
-    /// Reads the response and passes its bytes to the client unchanged.
+    /// Reads the response and passes it to the client: the head rewritten (hop-by-hop fields
+    /// out, our own `Connection` in), the body bytes unchanged.
     private func forwardResponse(_ upstream: UpstreamConnection) -> Bool {
         var progressed = false
         while !client.closed && !upstream.closed && !ended {
+            // 0. Our own bytes first: a 100 Continue, the response head as rewritten.
+            if !client.output.isEmpty {
+                guard client.flushOutput() else { return progressed }
+                progressed = true
+            }
             // 1. Write what is ready.
             if readyForClient > 0 {
                 guard client.mayWrite else { return progressed }
@@ -319,7 +340,7 @@ final class UpstreamExchange: UpstreamOwner {
             // 3. Classify bytes already buffered.
             if upstream.input.readableCount > readyForClient {
                 guard classifyResponseBytes(upstream) else { return false }
-                if readyForClient > 0 || isResponseComplete(upstream) { continue }
+                if readyForClient > 0 || !client.output.isEmpty || isResponseComplete(upstream) { continue }
             }
             // 4. Read more from the replica.
             guard upstream.mayRead else { return progressed }
@@ -377,10 +398,17 @@ final class UpstreamExchange: UpstreamOwner {
                 fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
                 return false
             case .complete(let responseHead):
+                responseParseFrom = 0
+                if responseHead.status == 101 {
+                    return switchProtocols(upstream, responseHead)
+                }
                 if responseHead.status >= 100 && responseHead.status < 200 {
-                    // Interim responses (100 Continue) are passed on; the final one follows.
-                    readyForClient += responseHead.length
-                    responseParseFrom = 0
+                    // Interim responses are passed on (a 100 only if ours did not go already);
+                    // the final one follows.
+                    if !(responseHead.status == 100 && continueSent) {
+                        client.output.append(UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<responseHead.length]))
+                    }
+                    upstream.input.consume(responseHead.length)
                     return true
                 }
                 switch Framing.response(responseHead, requestMethod: head.method) {
@@ -391,8 +419,10 @@ final class UpstreamExchange: UpstreamOwner {
                     self.responseHead = responseHead
                     self.framing = framing
                     if case .contentLength(let n) = framing { responseRemaining = n }
-                    readyForClient += responseHead.length
                     if let timer { worker.loop.cancel(timer); self.timer = nil }
+                    closeAfterResponse = closeClientAfter || framing == .untilClose || worker.draining
+                    relayHead(responseHead, from: upstream, connection: closeAfterResponse ? Self.connectionClose
+                              : head.version == .http10 ? Self.connectionKeepAlive : [])
                 }
             }
         }
@@ -421,6 +451,47 @@ final class UpstreamExchange: UpstreamOwner {
             }
         }
         return true
+    }
+
+    static let continueLine: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+    static let connectionClose: [UInt8] = Array("Connection: close\r\n".utf8)
+    static let connectionKeepAlive: [UInt8] = Array("Connection: keep-alive\r\n".utf8)
+    static let connectionUpgrade: [UInt8] = Array("Connection: Upgrade\r\n".utf8)
+
+    /// Moves a response head from the replica's bytes to the client's output without its
+    /// hop-by-hop fields (RFC 9110 §7.6.1), with our own `Connection` field: whether the client
+    /// connection stays open is ours to say, not the replica's.
+    private func relayHead(_ responseHead: ResponseHead, from upstream: UpstreamConnection, connection: [UInt8],
+                           upgrading: Bool = false) {
+        let bytes = upstream.input.readable
+        for range in HopByHop.keptResponseRanges(fields: responseHead.fields, length: responseHead.length, in: bytes,
+                                                 upgrading: upgrading) {
+            client.output.append(UnsafeRawBufferPointer(rebasing: bytes[range]))
+        }
+        client.output.append(connection)
+        client.output.append(Self.crlf)
+        upstream.input.consume(responseHead.length)
+    }
+
+    private static let crlf: [UInt8] = [13, 10]
+
+    /// A 101: the replica switched protocols (RFC 9110 §15.2.2). Only an upgrade the client asked
+    /// for is accepted; the connections then become a tunnel. False after an error reply.
+    private func switchProtocols(_ upstream: UpstreamConnection, _ responseHead: ResponseHead) -> Bool {
+        guard head.connection.upgrade, bodyRemaining == 0 else {
+            fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) switched protocols without being asked to")
+            return false
+        }
+        if let timer { worker.loop.cancel(timer) }
+        timer = nil
+        tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
+        tracked = nil
+        releaseHeadFromInput()
+        relayHead(responseHead, from: upstream, connection: Self.connectionUpgrade, upgrading: true)
+        self.upstream = nil
+        ended = true
+        client.startTunnel(upstream)
+        return false
     }
 
     private func isResponseComplete(_ upstream: UpstreamConnection) -> Bool {
@@ -454,7 +525,7 @@ final class UpstreamExchange: UpstreamOwner {
         self.upstream = nil
         // A replica may answer before reading the whole body; the rest of it would then be taken
         // for the next request, so the connection ends here.
-        let closeAfter = closeClientAfter || framing == .untilClose || bodyRemaining > 0
+        let closeAfter = closeAfterResponse || bodyRemaining > 0
         ended = true
         client.exchangeEnded(closeAfter: closeAfter)
     }

@@ -22,6 +22,9 @@ public final class Worker {
     private var replicaMetrics: [String: ProxyMetrics.Replica] = [:]
     private var listener: Listener?
     private var connections: [ObjectIdentifier: ClientConnection] = [:]
+    /// Set by `drain`: no new connection, none kept open after its request (GracefulDrain).
+    private(set) var draining = false
+    private var drainSignal: GracefulDrain?
 
     init(index: Int, loop: EventLoop, publisher: SnapshotPublisher, config: ProxyConfig, admin: AdminHandler?,
          metrics: ProxyMetrics, onUnreachable: @escaping @Sendable (Backend) -> Void) {
@@ -64,6 +67,11 @@ public final class Worker {
             self.accept(client, peer: peer)
         }
         let loop = self.loop
+        if let drain = config.drain {
+            drainSignal = drain
+            let me = LoopBound(self)
+            drain.enroll { loop.execute { me.value.drain() } }
+        }
         reader.publisher.addWaker { loop.wakeUp() }
         loop.onEachIteration { [unowned self] in
             let before = self.reader.snapshot.generation
@@ -115,7 +123,21 @@ public final class Worker {
     }
 
     func forget(_ connection: ClientConnection) {
-        connections[ObjectIdentifier(connection)] = nil
+        guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
+        if draining { drainSignal?.adjust(-1) }
+    }
+
+    /// Loop thread only. Graceful stop: no more accepting (the listening descriptor stays open:
+    /// under socket activation it belongs to systemd and the next ds-lb), idle connections
+    /// close now, the others after the request in progress. Progress shows in `GracefulDrain`.
+    func drain() {
+        guard !draining else { return }
+        draining = true
+        listener?.stop()
+        pool.closeAll()
+        // This worker counted 1 in the drain's total until now; from now on, its connections.
+        drainSignal?.adjust(connections.count - 1)
+        for connection in Array(connections.values) { connection.drain() }
     }
 
     /// A replica refused or dropped a connection on live traffic.

@@ -100,6 +100,9 @@ struct Serve: ParsableCommand {
     @Option(help: "A request body may pause this long between reads (no total body deadline).")
     var bodyTimeout: String = "30s"
 
+    @Option(help: "Largest request body proxied, in bytes or with a K, M or G suffix (powers of 1024); larger ones get 413 before any body byte is read (off by default).")
+    var maxBodySize: String?
+
     @Option(help: "A replica must accept a connection within this (else the next replica, or 502).")
     var connectTimeout: String = "2s"
 
@@ -238,8 +241,12 @@ struct Serve: ParsableCommand {
         let supervisor = Supervisor(loop: control, driver: replicaDriver, algorithm: algorithm, config: try supervisorConfig(),
                                     workers: workerCount + (listeners.admin == nil ? 0 : 1), logger: logger)
         var workerLoops: [EventLoop] = []
+        let drain = GracefulDrain()
+        var config = ProxyConfig(adminAllow: [])
+        config.drain = drain
+        config.maxBodyBytes = try maxBodySize.map { try ByteSizeText.bytes($0, name: "--max-body-size") }
         let reloader = Reloader(invocation: ServeInvocation.started ?? ServeInvocation.none, supervisor: supervisor,
-                                proxyConfig: try liveProxyConfig(from: ProxyConfig(adminAllow: [])),
+                                proxyConfig: try liveProxyConfig(from: config),
                                 notifier: notifier, logger: logger)
         onSignal = { signal in
             if signal == SIGHUP {
@@ -259,8 +266,14 @@ struct Serve: ParsableCommand {
             }
             do { try GracefulStop.stopAccepting(listeners.http) } catch { logger.error("[!] Could not stop accepting: \(error)") }
             let drainTimeout = reloader.drainTimeout
-            GracefulStop.drain(loop: control, timeout: drainTimeout, inFlight: { supervisor.inFlightRequests }) { left in
-                if left > 0 { logger.warning("[!] Stopping with \(left) requests still in flight after \(DurationText.format(drainTimeout))") }
+            // Each worker closes its idle connections and each other one after its response.
+            drain.begin()
+            GracefulStop.drain(loop: control, timeout: drainTimeout, inFlight: { drain.remaining }) { left in
+                if left > 0 {
+                    logger.warning("[!] Stopping with \(left) client connections still open after \(DurationText.format(drainTimeout))")
+                } else {
+                    logger.info("[i] Drained: every request in flight answered, every client connection closed")
+                }
                 workerLoops.forEach { $0.stop() }
                 control.stop()
             }
