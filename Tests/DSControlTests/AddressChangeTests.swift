@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+import DSBalancer
+import DSHashing
+import DSHTTP1
+import DSReactor
+import DSSystem
+import Logging
+@testable import DSControl
+
+/// A replica whose address a driver learns only after `launch` (a container on a user-defined
+/// network): the supervisor heartbeats the address the driver reports later, brings the replica
+/// up there, and publishes that address in the snapshot the workers route by.
+final class AddressChangeTests: XCTestCase {
+    /// Launches at a placeholder that refuses (port 0) and reports `real` from its second poll on.
+    private final class LateAddressDriver: ReplicaDriver {
+        let name = "late"
+        let canCreate = true
+        let real: UInt16
+        private var launched: Backend?
+        private var polls = 0
+        init(real: UInt16) { self.real = real }
+        func initialBackends() -> [Backend] { [] }
+        func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
+            let backend = Backend(name: replica.name, number: replica.number, host: "127.0.0.1", port: 0)
+            launched = backend
+            return backend
+        }
+        func stop(_ backend: Backend) {}
+        func retire(_ backend: Backend) -> () -> Void { {} }
+        func kill(_ backend: Backend) {}
+        func poll() -> [(Backend, String)] { polls += 1; return [] }
+        func addressChanges() -> [(Backend, Backend)] {
+            guard polls >= 1, let old = launched else { return [] }
+            launched = nil
+            return [(old, Backend(name: old.name, number: old.number, host: "127.0.0.1", port: real))]
+        }
+        func details(of backend: Backend) -> [(String, JSONValue)] { [] }
+        func stopAll() {}
+    }
+
+    /// Answers every connection with 200 (what a heartbeat needs), on a thread of its own.
+    private func heartbeatResponder() throws -> (fd: Int32, port: UInt16) {
+        let fd = try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 16)
+        let port = try Socket.localAddress(fd).port
+        Thread {
+            while true {
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&pfd, 1, 10_000) > 0 else { return }
+                let client = accept(fd, nil, nil)
+                guard client >= 0 else { return }
+                var buffer = [UInt8](repeating: 0, count: 1024)
+                _ = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
+                let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8)
+                _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                close(client)
+            }
+        }.start()
+        return (fd, port)
+    }
+
+    func testTheReplicaIsCheckedAndPublishedAtTheAddressTheDriverReportsLater() throws {
+        let responder = try heartbeatResponder()
+        defer { shutdown(responder.fd, Int32(SHUT_RDWR)) }
+        let loop = try EventLoop()
+        let driver = LateAddressDriver(real: responder.port)
+        var config = SupervisorConfig()
+        config.heartbeatInterval = 200_000_000
+        config.startTimeout = 5_000_000_000  // past it `ready` fires anyway: the assertions tell
+        let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
+                                    logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let ready = expectation(description: "the initial pool is up")
+        try supervisor.bootstrap(replicas: 1) { ready.fulfill() }
+        LoopThread.start(name: "test-control") { loop.run() }
+        defer { loop.stop() }
+        wait(for: [ready], timeout: 10)
+        let snapshot = supervisor.publisher.latest()
+        XCTAssertEqual(snapshot.backends, [Backend(name: "server-1", number: 1, host: "127.0.0.1", port: responder.port)])
+        XCTAssertEqual(snapshot.healthy, [true])
+    }
+}
