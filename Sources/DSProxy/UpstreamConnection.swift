@@ -60,7 +60,12 @@ final class UpstreamConnection: EventHandler {
 /// Per-worker idle keep-alive connections, per replica address. Loop thread only.
 final class UpstreamPool {
     unowned let loop: EventLoop
-    private var idle: [String: [UpstreamConnection]] = [:]
+    /// Per address, a list object: taking and giving mutate its array in place, where an array
+    /// stored in the dictionary itself would be copied by the dictionary's modify accessor.
+    private final class IdleList {
+        var connections: [UpstreamConnection] = []
+    }
+    private var idle: [String: IdleList] = [:]
     private let maxIdlePerBackend: Int
 
     init(loop: EventLoop, maxIdlePerBackend: Int) {
@@ -70,8 +75,8 @@ final class UpstreamPool {
 
     /// An idle connection to `backend`, most recently used first (the warmest one).
     func take(_ backend: Backend) -> UpstreamConnection? {
-        let key = backend.address
-        while let connection = idle[key]?.popLast() {
+        guard let list = idle[backend.address] else { return nil }
+        while let connection = list.connections.popLast() {
             if connection.closed { continue }
             if connection.backend != backend {
                 // Same address, different replica (renamed or restarted elsewhere): never mix them.
@@ -106,20 +111,24 @@ final class UpstreamPool {
             return
         }
         let key = connection.backend.address
-        if idle[key]?.count ?? 0 >= maxIdlePerBackend {
+        let list: IdleList
+        if let existing = idle[key] {
+            list = existing
+        } else {
+            list = IdleList()
+            idle[key] = list
+        }
+        if list.connections.count >= maxIdlePerBackend {
             connection.close()
             return
         }
-        // Appended in place: a copy taken out and stored back would share the array's storage
-        // while appending, and so copy it on every request.
-        idle[key, default: []].append(connection)
+        list.connections.append(connection)
     }
 
     func discard(_ connection: UpstreamConnection) {
         connection.close()
-        if var list = idle[connection.backend.address], let index = list.firstIndex(where: { $0 === connection }) {
-            list.remove(at: index)
-            idle[connection.backend.address] = list
+        if let list = idle[connection.backend.address], let index = list.connections.firstIndex(where: { $0 === connection }) {
+            list.connections.remove(at: index)
         }
     }
 
@@ -127,14 +136,16 @@ final class UpstreamPool {
     func retain(only backends: [Backend]) {
         let live = Set(backends)
         for (key, list) in idle {
-            let (keep, drop) = (list.filter { live.contains($0.backend) }, list.filter { !live.contains($0.backend) })
+            let (keep, drop) = (list.connections.filter { live.contains($0.backend) },
+                                list.connections.filter { !live.contains($0.backend) })
             drop.forEach { $0.close() }
-            idle[key] = keep.isEmpty ? nil : keep
+            list.connections = keep
+            if keep.isEmpty { idle[key] = nil }
         }
     }
 
     func closeAll() {
-        for list in idle.values { list.forEach { $0.close() } }
+        for list in idle.values { list.connections.forEach { $0.close() } }
         idle.removeAll()
     }
 }

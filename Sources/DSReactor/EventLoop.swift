@@ -238,13 +238,21 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// The inbox's other half: tasks are swapped out of the lock into this array, run, and the
+    /// emptied storage is kept for the next swap, so an iteration allocates nothing (a copy
+    /// emptied with `removeAll(keepingCapacity:)` while shared would allocate every time).
+    private var inboxSpare: [@Sendable () -> Void] = []
+
     private func runInbox() {
-        let tasks = inbox.withLock { tasks -> [@Sendable () -> Void] in
-            let taken = tasks
-            tasks.removeAll(keepingCapacity: true)
-            return taken
+        var tasks: [@Sendable () -> Void] = []
+        swap(&tasks, &inboxSpare)
+        inbox.withLock { queued in
+            guard !queued.isEmpty else { return }
+            swap(&queued, &tasks)
         }
         for task in tasks { task() }
+        tasks.removeAll(keepingCapacity: true)
+        swap(&tasks, &inboxSpare)
     }
 
     /// Points the timerfd at the earliest live deadline; a syscall only when that changes.
