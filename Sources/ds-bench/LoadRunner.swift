@@ -31,12 +31,11 @@ enum LoadRunner {
         var finished: UInt64
     }
 
-    static func run(_ plan: LoadPlan, progressBar: Bool, start: UInt64? = nil) throws -> LoadResult {
+    static func run(_ plan: LoadPlan, progressBar: Bool, start: UInt64? = nil, progress: LoadProgress = LoadProgress()) throws -> LoadResult {
         let zipf: ZipfTable? = {
             if case .zipf(let s) = plan.ids { return ZipfTable(exponent: s) }
             return nil
         }()
-        let progress = LoadProgress()
         let outcomes = Locked<[ThreadOutcome?]>(Array(repeating: nil, count: plan.threads))
         let startErrors = Locked<[String]>([])
         let runStart = start ?? Clock.now()

@@ -16,6 +16,8 @@ struct LoadStats: Sendable {
     /// Replies by the replica named in the body (`Hello from Server: X`), in first-seen order.
     var replicaNames: [String] = []
     var replicaCounts: [Int] = []
+    /// Replica name → when it first answered a request sent after `LoadProgress.mark`.
+    var firstReplyAfterMark: [String: UInt64] = [:]
     /// Answers without a replica name (an error body, a non-/home path).
     var unattributed = 0
     /// Per timeline bucket: successes, failures, and successes per replica (by index above).
@@ -64,6 +66,7 @@ struct LoadStats: Sendable {
         latency.add(other.latency)
         for (k, v) in other.statuses { statuses[k, default: 0] += v }
         for (k, v) in other.errors { errors[k, default: 0] += v }
+        for (k, v) in other.firstReplyAfterMark { firstReplyAfterMark[k] = min(v, firstReplyAfterMark[k] ?? v) }
         var map: [Int] = []
         for (name, count) in zip(other.replicaNames, other.replicaCounts) {
             let i = name.utf8.withContiguousStorageIfAvailable { replicaIndex(UnsafeRawBufferPointer($0)) }

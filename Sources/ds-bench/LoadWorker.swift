@@ -6,6 +6,10 @@ import Synchronization
 final class LoadProgress: Sendable {
     let completed = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
+    /// A moment (monotonic ns) another thread marks, e.g. a replica kill: each replica's first
+    /// answer to a request *sent* after it is recorded (`LoadStats.firstReplyAfterMark`). Sent
+    /// after, not completed after, so answers delayed by scheduling do not count.
+    let mark = Atomic<UInt64>(0)
 }
 
 /// One load thread: its epoll loop, its share of the connections and of the requests (or of the
@@ -205,6 +209,10 @@ final class LoadWorker {
         if let replica {
             index = stats.replicaIndex(replica)
             stats.replicaCounts[index!] += 1
+            let mark = progress.mark.load(ordering: .relaxed)
+            if ok, mark > 0, connection.sentAt > mark, stats.firstReplyAfterMark[stats.replicaNames[index!]] == nil {
+                stats.firstReplyAfterMark[stats.replicaNames[index!]] = now
+            }
         } else {
             stats.unattributed += 1
         }
