@@ -56,6 +56,7 @@ let package = Package(
         .testTarget(name: "DSReactorTests", dependencies: ["DSReactor", "DSSystem", "DSHashing"]),
         .testTarget(name: "DSHashingTests", dependencies: ["DSHashing"]),
         .testTarget(name: "DSBalancerTests", dependencies: ["DSBalancer", "DSHashing", "DSSystem"]),
+        .testTarget(name: "DSProxyTests", dependencies: ["DSProxy"]),
         .testTarget(name: "DSControlTests", dependencies: ["DSControl", "DSBalancer", "DSProxy", "DSDocker", "DSDockerTestSupport"]),
         // A fake Docker engine (unix socket) shared by the DSDocker and driver tests.
         .target(name: "DSDockerTestSupport", path: "Tests/DSDockerTestSupport"),

@@ -13,6 +13,7 @@ public enum ServeConfigKeys {
         ConfigKey("replicas", .integer, .restart),
         ConfigKey("backend", .strings, .restart),
         ConfigKey("admin-allow", .list, .live),
+        ConfigKey("admin-token-file", .string, .restart),
         ConfigKey("workers", .integer, .restart),
         ConfigKey("hash", .string, .restart),
         ConfigKey("hash-key", .string, .live),

@@ -173,10 +173,27 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         let (request, reply) = queue.removeFirst()
         busy = true
         execute(request) { [unowned self] response in
+            logAdmin(method: request.method, path: request.path, client: request.client, status: response.status,
+                     reason: response.status >= 400 ? response.body : nil)
             reply(response)
             busy = false
             runNextCommand()
         }
+    }
+
+    /// Any thread. Workers report the admin requests they refused themselves.
+    public func refused(method: String, path: String, client: String, status: Int, reason: String) {
+        logAdmin(method: method, path: path, client: client, status: status, reason: reason)
+    }
+
+    /// One line per admin request with the client's address (issue 9). Reads (GET/HEAD, e.g. a
+    /// metrics scraper) log at debug so they do not drown the heartbeat log; everything that
+    /// changes the pool, and every refusal, at info or above.
+    private func logAdmin(method: String, path: String, client: String, status: Int, reason: String?) {
+        let level: Logger.Level = status >= 400 ? .warning : (method == "GET" || method == "HEAD") ? .debug : .info
+        var line = "[admin] \(method) \(path) from \(client): \(status)"
+        if let reason { line += " \(reason)" }
+        logger.log(level: level, "\(line)", metadata: ["event": "admin", "client": "\(client)", "status": "\(status)"])
     }
 
     private func execute(_ request: AdminRequest, done: @escaping (AdminResponse) -> Void) {

@@ -7,12 +7,15 @@ public struct AdminRequest: Sendable {
     public let path: String
     public let query: String?
     public let body: [UInt8]
+    /// The client's address, for the admin log line.
+    public let client: String
 
-    public init(method: String, path: String, query: String?, body: [UInt8]) {
+    public init(method: String, path: String, query: String?, body: [UInt8], client: String = "unknown") {
         self.method = method
         self.path = path
         self.query = query
         self.body = body
+        self.client = client
     }
 
     /// The first value of query parameter `name`.
@@ -53,4 +56,11 @@ public protocol AdminHandler: Sendable {
     /// Whether `path` is an admin endpoint (checked per request: keep it cheap).
     func isAdminPath(_ path: Substring) -> Bool
     func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void)
+    /// Any thread. An admin request the worker refused itself (allow-list, token, body limit),
+    /// so it is logged like the ones the handler answers.
+    func refused(method: String, path: String, client: String, status: Int, reason: String)
+}
+
+extension AdminHandler {
+    public func refused(method: String, path: String, client: String, status: Int, reason: String) {}
 }

@@ -246,8 +246,21 @@ final class ClientConnection: EventHandler {
         }
 
         if let admin = worker.admin, admin.isAdminPath(head.path) {
+            let client = peer?.host ?? "unknown"
             guard let peer, worker.config.adminAllow.contains(where: { $0.contains(peer) }) else {
-                respond(status: 403, message: "Admin endpoint \(head.path) is not allowed from \(peer?.host ?? "this client")", close: true)
+                let message = "Admin endpoint \(head.path) is not allowed from \(peer?.host ?? "this client")"
+                admin.refused(method: head.method, path: String(head.path), client: client, status: 403, reason: message)
+                respond(status: 403, message: message, close: true)
+                return
+            }
+            if let token = worker.config.adminToken,
+               !token.authorizes(head: UnsafeRawBufferPointer(rebasing: input.readable[0..<head.length])) {
+                let message = "Admin endpoint \(head.path) needs Authorization: Bearer <admin token>"
+                admin.refused(method: head.method, path: String(head.path), client: client, status: 401, reason: "missing or wrong token")
+                output.append(ResponseWriter.failure(status: 401, message: message, close: true,
+                                                     extraHeaders: "WWW-Authenticate: Bearer realm=\"ds-lb admin\"\r\n"))
+                state = .closing
+                input.clear()
                 return
             }
             guard framing != .chunked else {
@@ -269,7 +282,7 @@ final class ClientConnection: EventHandler {
             let body = [UInt8](UnsafeRawBufferPointer(rebasing: input.readable[head.length..<(head.length + length)]))
             input.consume(head.length + length)
             let request = AdminRequest(method: head.method, path: String(head.path),
-                                       query: head.query.map(String.init), body: body)
+                                       query: head.query.map(String.init), body: body, client: peer?.host ?? "unknown")
             let closeAfter = !head.wantsKeepAlive
             let headOnly = head.isHead
             state = .awaitingAdmin

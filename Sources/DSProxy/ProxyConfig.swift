@@ -9,6 +9,8 @@ public struct ProxyConfig: Sendable {
     public var maxAdminBody = 64 * 1024
     /// Who may call the admin endpoints; everyone else gets 403.
     public var adminAllow: [CIDR]
+    /// When set, admin requests must also carry `Authorization: Bearer <token>` (401 without).
+    public var adminToken: AdminToken?
     public var keyExtractor = KeyExtractor.default
     /// A request head must arrive whole within this, from its first byte (slowloris: 408).
     public var headTimeoutNanoseconds: UInt64 = 10_000_000_000

@@ -52,6 +52,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Who may use /rep, /add and /rm: comma-separated CIDR blocks (replaces the default).")
     var adminAllow: String = "127.0.0.0/8,::1/128"
 
+    @Option(help: "File whose first line is a secret (≥16 characters) that admin requests must send as Authorization: Bearer <secret> (off by default).")
+    var adminTokenFile: String?
+
     @Option(help: "Worker threads (default: the number of CPUs).")
     var workers: Int?
 
@@ -220,6 +223,10 @@ struct Serve: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         let (listenAddress, adminAddress) = try addresses()
+        var adminToken: AdminToken?
+        if let adminTokenFile {
+            do { adminToken = try AdminToken.load(path: adminTokenFile) } catch { throw ValidationError("--admin-token-file: \(error)") }
+        }
         let staticBackends = try backends.map(Self.parseBackend)
         if Set(staticBackends.map(\.name)).count != staticBackends.count {
             throw ValidationError("--backend: each replica needs a distinct name")
@@ -243,6 +250,7 @@ struct Serve: ParsableCommand {
         var workerLoops: [EventLoop] = []
         let drain = GracefulDrain()
         var config = ProxyConfig(adminAllow: [])
+        config.adminToken = adminToken
         config.drain = drain
         config.maxBodyBytes = try maxBodySize.map { try ByteSizeText.bytes($0, name: "--max-body-size") }
         let reloader = Reloader(invocation: ServeInvocation.started ?? ServeInvocation.none, supervisor: supervisor,
