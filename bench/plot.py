@@ -11,6 +11,7 @@ by scripts/install-deps.sh). Only the standard library and matplotlib.
 import argparse
 import csv
 import sys
+import textwrap
 
 import matplotlib
 matplotlib.use("Agg")
@@ -30,7 +31,7 @@ def natural(name):
     return (name.rstrip("0123456789"), int(digits) if digits else -1, name)
 
 
-def bars(rows, out, title):
+def bars(rows, out, title, xlabel):
     groups = list(dict.fromkeys(r["group"] for r in rows))
     replicas = sorted(dict.fromkeys(r["replica"] for r in rows), key=natural)
     counts = {(r["group"], r["replica"]): int(r["requests"]) for r in rows}
@@ -50,9 +51,9 @@ def bars(rows, out, title):
             ax.hlines(total / present, i - 0.42, i + 0.42, colors="black", linestyles="dashed", linewidth=1)
     ax.plot([], [], color="black", linestyle="dashed", linewidth=1, label="even share")
     ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels(groups)
+    ax.set_xticklabels([textwrap.fill(g, 14) for g in groups])
     ax.set_ylabel("requests served")
-    ax.set_xlabel("algorithm")
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.margins(y=0.12)
     ax.legend(title="replica", loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -103,18 +104,19 @@ def zoomable(ax, groups, series, key, title, ylabel, markers, colors, fmt):
     cut = None
     if len(ordered) > 1 and ordered[-1] > 3 * max(ordered[0], 1e-9) and ordered[-1] > 0.2 * (1 if ideal else 100):
         normal = [v for v in ordered if v * 3 < ordered[-1]]
-        cut = ideal + (max(normal) if normal else ordered[0]) * 1.4 + (0.005 if ideal else 0.5)
+        # Head room above the fitted groups for the text box listing the off-scale ones.
+        cut = ideal + (max(normal) if normal else ordered[0]) * (1.4 + 0.35 * (len(ordered) - len(normal))) + (0.005 if ideal else 0.5)
     notes = []
     for k, g in enumerate(groups):
         ns = [n for n, _ in series[g]]
         ys = [float(r[key]) for _, r in series[g]]
         if cut is not None and max(ys) > cut:
-            notes.append(f"{g}: " + ", ".join(fmt.format(y) for y in ys) + " (off scale)")
+            notes.append(f"{g} (off scale):\n  " + ", ".join(fmt.format(y) for y in ys))
             continue
         ax.plot(ns, ys, marker=markers[k % len(markers)], color=colors[k % 10], label=g)
     if cut is not None:
         ax.set_ylim(ideal - (cut - ideal) * 0.05, cut)
-        ax.text(0.02, 0.97, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=9,
+        ax.text(0.02, 0.97, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=8.5,
                 bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.7"})
     ax.set_title(title)
     ax.set_ylabel(ylabel)
@@ -157,13 +159,14 @@ def main():
     p.add_argument("png")
     p.add_argument("--title", default="")
     p.add_argument("--events")
+    p.add_argument("--xlabel", default="algorithm")
     p.add_argument("--victim", help="timeline: name of the replica in the victim_rps column")
     a = p.parse_args()
     rows = read(a.csv)
     if not rows:
         sys.exit(f"plot.py: {a.csv} has no rows")
     if a.kind == "bars":
-        bars(rows, a.png, a.title)
+        bars(rows, a.png, a.title, a.xlabel)
     elif a.kind == "lines":
         lines(rows, a.png, a.title)
     else:

@@ -98,23 +98,25 @@ enum A4Analysis {
                     LoadReport.format(addRatio, 3), LoadReport.format(add.collateral * 100, 3))
         }
         let agrees = assignmentMatchesDSHashing()
+        let live = compareWithA1(context, offline: bars)
         try bars.write(to: context.path("a4-bars.csv"))
         try lines.write(to: context.path("a4-lines.csv"))
         try csv.write(to: context.path("a4.csv"))
         try context.plotter.plot("bars", csv: context.path("a4-bars.csv"), png: context.path("a4-bars.png"),
-                                 title: "A-4: N = 3, \(context.requests) random ids, per hash function")
+                                 title: "A-4: N = 3, \(context.requests) random ids, per hash function", extra: ["--xlabel", "hash function / algorithm"])
         try context.plotter.plot("lines", csv: context.path("a4-lines.csv"), png: context.path("a4-lines.png"),
                                  title: "A-4: N = 2…6 per hash function (\(context.requests) random ids per N)")
         let summary = """
             # A-4: hash functions
 
-            The assignment's request slot H(i) = (i² + 2i + 17) mod 512 and virtual-server slot Φ(i, j) = (i² + j² + 2j + 25) mod 512 (K = 9, linear probing, first virtual server clockwise) beside modified slot functions on the same circle and the production algorithms ds-lb ships (the same routing code, run offline on replicas server-1 … server-N). Balance and churn are over all \(allIDs.count) 6-digit ids (no sampling noise); "moved" is the fraction of ids whose replica changed, over the ideal 1/N (remove: each of the 5 replicas in turn, averaged; add: a sixth). "slots used by H" is how many of the circle's slots any request id can land on.
+            The assignment's request slot H(i) = (i² + 2i + 17) mod 512 and virtual-server slot Φ(i, j) = (i² + j² + 2j + 25) mod 512 (K = 9, linear probing, first virtual server clockwise) beside modified slot functions — "H, spaced Φ": the same H with Φ(i, j) = i² + 25 + 56·j, a replica's virtual servers evenly spaced; "Fibonacci H, Φ": both replaced by multiplicative hashing, H(i) = ⌊(i · 2⁶⁴/φ mod 2⁶⁴) / 2⁵⁵⌋ and Φ(i, j) the same of 64·i + j, same M = 512 and K = 9; "xxHash64": H and Φ by xxHash64 on a circle of M = 65536 slots with K = 100 virtual servers each — and the production algorithms ds-lb ships (the same routing code, run offline on replicas server-1 … server-N). Balance and churn are over all \(allIDs.count) 6-digit ids (no sampling noise); "moved" is the fraction of ids whose replica changed, over the ideal 1/N (remove: each of the 5 replicas in turn, averaged; add: a sixth). "slots used by H" is how many of the circle's slots any request id can land on.
 
             \(table.joined(separator: "\n"))
 
-            - H(i) = (i² + 2i + 17) = (i + 1)² + 16 mod 512 can only take the values of a square mod 512 plus 16: the 900,000 ids land on \(assignmentSlots) slots, so most virtual servers never see a request whatever Φ does (compare the spaced-Φ row). A well-mixed H (Fibonacci hashing, xxHash64) reaches every slot; a bigger circle with more virtual servers narrows the spread further, and the production algorithms narrow it to sampling noise.
+            - H(i) = (i² + 2i + 17) = (i + 1)² + 16 mod 512 can only take the values of a square mod 512 plus 16: the 900,000 ids land on \(assignmentSlots) slots, so most virtual servers never see a request whatever Φ does (the "H, spaced Φ" row is no better). A well-mixed H (Fibonacci hashing, xxHash64) reaches every slot; a bigger circle with more virtual servers narrows the spread further, and the production algorithms narrow it to sampling noise.
             - "moved on remove" is ≈ 1 × ideal for every ring-shaped function because, averaged over which replica goes, the keys that must move are exactly the removed replica's; the columns that tell them apart are "on add" (a new replica that gets far less than 1/(N+1) of the keys was placed badly) and "collateral" (keys moved between replicas that stayed: zero for a consistent ring or rendezvous, small but not zero for Maglev's table).
             - Check: the slot-ring model with the assignment's H and Φ routes all \(allIDs.count) ids exactly as DSHashing's `assignment` table ds-lb runs: \(agrees ? "yes" : "NO").
+            \(live.map { "- \($0)" } ?? "")
 
             Charts: `a4-bars.png` (N = 3, the A-1 view), `a4-lines.png` (N = 2…6, the A-2 view); numbers: `a4.csv`, `a4-bars.csv`, `a4-lines.csv`.
             """
@@ -130,6 +132,29 @@ enum A4Analysis {
         var seen = Set<UInt64>()
         for id in allIDs { seen.insert(f.request(id) % UInt64(f.slots)) }
         return "\(seen.count) of \(f.slots)"
+    }
+
+    /// When A-1 ran into the same directory: are its live per-replica counts the offline ones?
+    /// (Same ids, same routing code; a difference would mean ds-lb routes differently.)
+    static func compareWithA1(_ context: AnalysisContext, offline: CSVTable) -> String? {
+        guard let text = try? String(contentsOfFile: context.path("a1.csv"), encoding: .utf8) else { return nil }
+        var liveCounts: [String: String] = [:]
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: ",").map(String.init)
+            if f.count >= 3 { liveCounts[f[0] + "/" + f[1]] = f[2] }
+        }
+        let assignmentName = SlotRing.assignment.name
+        var compared = Set<String>(), differing: [String] = []
+        for row in offline.rows {
+            let group = row[0] == assignmentName ? "assignment" : row[0]
+            guard let live = liveCounts[group + "/" + row[1]] else { continue }
+            compared.insert(group)
+            if live != row[2] { differing.append("\(group) \(row[1]): live \(live), offline \(row[2])") }
+        }
+        guard !compared.isEmpty else { return nil }
+        return differing.isEmpty
+            ? "The N = 3 counts of \(compared.sorted().joined(separator: ", ")) equal A-1's live counts through ds-lb (a1.csv): same ids, same routing."
+            : "The N = 3 counts differ from A-1's live ones: \(differing.joined(separator: "; "))."
     }
 
     /// SlotRing with the assignment's functions must route like DSHashing's Assignment.
