@@ -98,6 +98,15 @@ final class UpstreamExchange: UpstreamOwner {
         let upstream: UpstreamConnection
         if !retried, let pooled = worker.pool.take(backend) {
             upstream = pooled
+            // A request that cannot be retried (a body, or a method that is not idempotent)
+            // must not go on a connection the replica already closed, whose end the loop has
+            // not dispatched yet: one peek tells. (Idempotent ones are retried if it failed.)
+            if (bodyRemaining > 0 || !Self.isIdempotent(head)) && Socket.idleConnectionIsDead(pooled.fd) {
+                pooled.close()
+                retried = true
+                attach(backend)
+                return
+            }
         } else {
             do {
                 upstream = try worker.pool.connect(backend)

@@ -109,6 +109,18 @@ public enum Socket {
         return try nonBlockingSyscall("sendmsg") { Glibc.sendmsg(fd, &message, Int32(MSG_NOSIGNAL)) }
     }
 
+    /// Whether an idle connection can no longer carry a request: the peer closed it (EOF or a
+    /// pending error) or sent bytes nobody asked for. A non-blocking peek; nothing is consumed.
+    public static func idleConnectionIsDead(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        while true {
+            let n = Glibc.recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if n >= 0 { return true }
+            if errno == EINTR { continue }
+            return errno != EAGAIN && errno != EWOULDBLOCK
+        }
+    }
+
     public static func close(_ fd: Int32) {
         // close() must not be retried on EINTR on Linux: the descriptor is already released.
         _ = Glibc.close(fd)

@@ -20,6 +20,8 @@ final class ReplicaConnection: EventHandler {
     private var paused = false
     private var closeAfterFlush = false
     private var closed = false
+    /// After `/ws-echo` switched protocols: every byte that arrives goes back as it came.
+    private var echoingTunnel = false
 
     init(fd: Int32, server: ReplicaServer) {
         self.fd = fd
@@ -56,6 +58,11 @@ final class ReplicaConnection: EventHandler {
 
     private func process() {
         while !closeAfterFlush && !paused {
+            if echoingTunnel {
+                output.append(input.readable)
+                input.consume(input.readableCount)
+                return
+            }
             if bodyToSkip > 0 {
                 let skip = Int(min(UInt64(input.readableCount), bodyToSkip))
                 input.consume(skip)
@@ -131,6 +138,23 @@ final class ReplicaConnection: EventHandler {
                             self.process()
                             self.flush()
                         }
+                    case "/ws-echo" where head.connection.upgrade:
+                        // Test endpoint: a WebSocket-style upgrade (no frames, no handshake key
+                        // check); after the 101 every byte is echoed until the client closes.
+                        bodyToSkip = length
+                        output.append(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".utf8))
+                        echoingTunnel = true
+                    case "/bytes":
+                        // Test endpoint: a response of ?n= bytes (at most 64 MiB), for tests of
+                        // large responses and slow readers.
+                        bodyToSkip = length
+                        let n = head.queryParameter("n").flatMap { Int($0) }.map { min(max($0, 0), 64 << 20) } ?? 0
+                        output.append(ResponseWriter.head(status: 200, contentType: "application/octet-stream",
+                                                          contentLength: UInt64(n), close: !keepAlive))
+                        let pattern = Array("0123456789abcdef".utf8)
+                        var body = [UInt8](repeating: 0, count: n)
+                        for i in 0..<n { body[i] = pattern[i & 15] }
+                        output.append(body)
                     case "/debug/head":
                         // Test endpoint: the request head exactly as received.
                         bodyToSkip = length

@@ -397,6 +397,18 @@ final class HTTPConnection {
 
     /// Bytes received but not consumed by any response (for assertions on stray data).
     var unconsumedBytes: [UInt8] { pending }
+
+    /// Reads exactly `count` raw bytes (what follows a 101, say).
+    func readBytes(count: Int) throws -> [UInt8] {
+        while pending.count < count {
+            if try fill("\(count) raw bytes") == 0 {
+                throw HTTPClientError(kind: .closedByPeer("after \(pending.count) of \(count) raw bytes"))
+            }
+        }
+        let bytes = Array(pending[0..<count])
+        pending.removeFirst(count)
+        return bytes
+    }
 }
 
 /// A keep-alive client that reuses one connection and reconnects only when the server

@@ -1,0 +1,187 @@
+// How bytes flow through ds-lb over time: Expect: 100-continue, an upgraded (WebSocket-style)
+// connection tunnelled both ways, a client that never reads its responses, and the graceful
+// drain on SIGTERM. The replica is ds-server (its /echo, /slow, /bytes and /ws-echo test
+// endpoints).
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+final class ProxyFlowTests: IntegrationTestCase {
+    // MARK: Expect: 100-continue
+
+    func testExpectContinueGets100ThenTheFinalResponse() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1"])
+        let connection = try HTTPConnection(port: lb.port)
+        defer { connection.close() }
+        for round in 0..<2 {
+            // The client sends only the head and waits, as curl does.
+            try connection.send("POST /echo?id=4 HTTP/1.1\r\nHost: lb\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n")
+            let interim = try connection.readResponse()
+            XCTAssertEqual(interim.status, 100, "round \(round): \(interim)")
+            try connection.send("hello world")
+            let final = try connection.readResponse(method: "POST")
+            XCTAssertEqual(final.status, 200, "round \(round): \(final)")
+            XCTAssertEqual(final.bodyString, "hello world")
+        }
+        // Without a body there is nothing to continue: no 100, just the answer.
+        try connection.send("GET /echo?id=4 HTTP/1.1\r\nHost: lb\r\nExpect: 100-continue\r\n\r\n")
+        XCTAssertEqual(try connection.readResponse().status, 200)
+    }
+
+    func testRefusedExpectationsAreAnsweredWithoutReadingTheBody() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--max-body-size", "1K"])
+        // Too large for --max-body-size: 413 at once, no 100, and the connection ends (the body
+        // that may still come cannot be told from a next request).
+        let large = try HTTPConnection(port: lb.port)
+        defer { large.close() }
+        try large.send("POST /echo?id=4 HTTP/1.1\r\nHost: lb\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n")
+        let tooLarge = try large.readResponse()
+        XCTAssertEqual(tooLarge.status, 413, "\(tooLarge)")
+        XCTAssertEqual(tooLarge.jsonStatus, "failure")
+        XCTAssertTrue(large.isClosedByPeer(within: 2))
+
+        // An expectation ds-lb cannot meet: 417 (RFC 9110 §10.1.1).
+        let unknown = try HTTPConnection(port: lb.port)
+        defer { unknown.close() }
+        try unknown.send("POST /echo?id=4 HTTP/1.1\r\nHost: lb\r\nExpect: 200-ok\r\nContent-Length: 10\r\n\r\n")
+        let failed = try unknown.readResponse()
+        XCTAssertEqual(failed.status, 417, "\(failed)")
+        XCTAssertTrue(unknown.isClosedByPeer(within: 2))
+
+        // Within the limit it goes through; a body over the limit without Expect is refused too.
+        let fine = try HTTPConnection(port: lb.port)
+        defer { fine.close() }
+        XCTAssertEqual(try fine.request("POST", "/echo?id=4", body: Array(repeating: 65, count: 1024)).status, 200)
+        let refused = try fine.request("POST", "/echo?id=4", body: Array(repeating: 65, count: 1025))
+        XCTAssertEqual(refused.status, 413)
+        XCTAssertTrue(fine.isClosedByPeer(within: 2))
+    }
+
+    func testBadMaxBodySizeIsAOneLineErrorNamingTheFlag() throws {
+        let process = try launch("ds-lb", ["--listen", "127.0.0.1:0", "--max-body-size", "12Q"])
+        XCTAssertNotNil(process.waitForExit(timeout: 10))
+        var output = process.stderr.allLines.joined(separator: "\n")
+        for _ in 0..<100 where !output.contains("--max-body-size") {
+            usleep(10_000)
+            output = process.stderr.allLines.joined(separator: "\n")
+        }
+        XCTAssertTrue(output.contains("--max-body-size") && output.contains("'12Q'"), output)
+    }
+
+    // MARK: upgrade
+
+    func testUpgradedConnectionTunnelsBytesBothWays() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1"])
+        let connection = try HTTPConnection(port: lb.port)
+        defer { connection.close() }
+        try connection.send("GET /ws-echo?id=2 HTTP/1.1\r\nHost: lb\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        let switched = try connection.readResponse()
+        XCTAssertEqual(switched.status, 101, "\(switched)")
+        XCTAssertEqual(switched.header("Upgrade")?.lowercased(), "websocket", "\(switched)")
+        XCTAssertEqual(switched.header("Connection")?.lowercased(), "upgrade", "\(switched)")
+        // Bytes that are not HTTP at all now go through unchanged, both ways, many times, and
+        // more than any one buffer holds.
+        var rng = SeededRandom(seed: 101)
+        for size in [1, 5, 4096, 300_000] {
+            var message = [UInt8](repeating: 0, count: size)
+            for i in 0..<size { message[i] = UInt8(truncatingIfNeeded: rng.next()) }
+            let sender = Unchecked(connection)
+            let payload = message
+            let sent = DispatchSemaphore(value: 0)
+            Thread { try? sender.value.send(payload); sent.signal() }.start()
+            let echoed = try connection.readBytes(count: size)
+            XCTAssertEqual(sent.wait(timeout: .now() + 10), .success)
+            XCTAssertTrue(echoed == message, "\(size) bytes through the tunnel came back changed")
+        }
+        // The client closes its side: ds-lb closes the tunnel (and the replica's end of it).
+        shutdown(connection.fd, Int32(SHUT_WR))
+        XCTAssertTrue(connection.isClosedByPeer(within: 3))
+    }
+
+    // MARK: a client that never reads
+
+    func testClientThatNeverReadsDoesNotGrowMemory() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--workers", "1"])
+        let baseline = try XCTUnwrap(Self.residentBytes(lb.process.pid))
+        let connection = try HTTPConnection(port: lb.port, timeout: 30)
+        defer { connection.close() }
+        // 64 pipelined requests for 2 MiB each (128 MiB of responses), and nothing read.
+        let response = 2 << 20
+        let request = Array("GET /bytes?n=\(response)&id=9 HTTP/1.1\r\nHost: lb\r\n\r\n".utf8)
+        let count = 64
+        let sender = Unchecked(connection)
+        let sent = DispatchSemaphore(value: 0)
+        Thread {
+            try? sender.value.send(Array([[UInt8]](repeating: request, count: count).joined()))
+            sent.signal()
+        }.start()
+        // Let the pipes fill up, then watch ds-lb's memory while nobody reads.
+        usleep(1_500_000)
+        var peak = 0
+        for _ in 0..<10 {
+            peak = max(peak, Self.residentBytes(lb.process.pid) ?? 0)
+            usleep(100_000)
+        }
+        XCTAssertLessThan(peak - baseline, 32 << 20,
+                          "ds-lb grew by \((peak - baseline) >> 20) MiB for a client that reads nothing (baseline \(baseline >> 20) MiB)")
+        // Reading resumes: every response arrives whole, in order.
+        for i in 0..<count {
+            let answer = try connection.readResponse()
+            XCTAssertEqual(answer.status, 200, "response \(i)")
+            XCTAssertEqual(answer.body.count, response, "response \(i)")
+        }
+        XCTAssertEqual(sent.wait(timeout: .now() + 10), .success)
+    }
+
+    /// VmRSS of `pid` in bytes.
+    static func residentBytes(_ pid: pid_t) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let kib = line.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first.flatMap { Int($0) }
+            return kib.map { $0 * 1024 }
+        }
+        return nil
+    }
+
+    // MARK: drain
+
+    func testSIGTERMDrainsIdleAndInFlightConnectionsThenExits() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--drain-timeout", "10s"])
+        let idle = try HTTPConnection(port: lb.port)
+        defer { idle.close() }
+        XCTAssertEqual(try idle.request("GET", "/home?id=1").status, 200)
+        let busy = try HTTPConnection(port: lb.port, timeout: 10)
+        defer { busy.close() }
+        XCTAssertEqual(try busy.request("GET", "/home?id=1").status, 200)
+        try busy.send("GET /slow?ms=1500&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
+        usleep(300_000)
+        let signalled = Date()
+        XCTAssertTrue(lb.process.send(signal: SIGTERM))
+        // The idle keep-alive connection is closed at once.
+        XCTAssertTrue(idle.isClosedByPeer(within: 1), "an idle connection must be closed when the drain starts")
+        // The request in flight finishes, told that the connection ends with it.
+        let response = try busy.readResponse()
+        XCTAssertEqual(response.status, 200, "\(response)")
+        XCTAssertTrue(response.connectionClose, "the last response of a draining connection says Connection: close: \(response)")
+        XCTAssertTrue(busy.isClosedByPeer(within: 2))
+        XCTAssertEqual(lb.process.waitForExit(timeout: 10), .exited(0))
+        XCTAssertLessThan(Date().timeIntervalSince(signalled), 8, "ds-lb must exit once drained, not at the drain deadline")
+        XCTAssertTrue(lb.process.stderr.allLines.contains { $0.contains("Drained") }, lb.process.outputTail())
+    }
+
+    func testDrainTimeoutCutsARequestThatTakesTooLong() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--drain-timeout", "500ms"])
+        let busy = try HTTPConnection(port: lb.port, timeout: 10)
+        defer { busy.close() }
+        try busy.send("GET /slow?ms=20000&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
+        usleep(300_000)
+        XCTAssertTrue(lb.process.send(signal: SIGTERM))
+        XCTAssertEqual(lb.process.waitForExit(timeout: 10), .exited(0))
+        XCTAssertTrue(busy.isClosedByPeer(within: 2))
+        XCTAssertTrue(lb.process.stderr.allLines.contains { $0.contains("still open after") }, lb.process.outputTail())
+    }
+}

@@ -1,0 +1,148 @@
+// What ds-lb does with a replica's responses, end to end: hop-by-hop fields removed and its own
+// Connection field, invalid framing (502, upstream connection closed), responses without a body
+// (HEAD, 204, 304), close-delimited bodies, and a replica that closes pooled connections.
+// The replica is a ScriptedReplica behind `--driver static`.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+final class ProxyResponseTests: IntegrationTestCase {
+    private func startLoadBalancer(for replica: ScriptedReplica, _ extra: [String] = []) throws -> LoadBalancerUnderTest {
+        try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
+                               "--backend", "s=127.0.0.1:\(replica.port)"] + extra)
+    }
+
+    func testResponseHopByHopFieldsAreRemovedAndConnectionIsOurs() throws {
+        let replica = try ScriptedReplica { _ in
+            .init("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Private, keep-alive\r\nX-Private: secret\r\n"
+                  + "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Kept: yes\r\n\r\nok")
+        }
+        defer { replica.stop() }
+        let lb = try startLoadBalancer(for: replica)
+        let connection = try HTTPConnection(port: lb.port)
+        defer { connection.close() }
+        let response = try connection.request("GET", "/a?id=1")
+        XCTAssertEqual(response.status, 200, "\(response)")
+        XCTAssertEqual(response.bodyString, "ok")
+        XCTAssertEqual(response.header("X-Kept"), "yes", "an end-to-end field must be kept: \(response)")
+        for gone in ["X-Private", "Keep-Alive", "Proxy-Connection", "TE", "Upgrade", "Connection"] {
+            XCTAssertNil(response.header(gone), "hop-by-hop field \(gone) reached the client: \(response)")
+        }
+        // The client asked to close: the response says so and the connection ends.
+        let last = try connection.request("GET", "/a?id=1", headers: [("Connection", "close")])
+        XCTAssertEqual(last.status, 200)
+        XCTAssertTrue(last.connectionClose, "a response on a closing connection must say Connection: close: \(last)")
+        XCTAssertTrue(connection.isClosedByPeer(within: 2))
+
+        // An HTTP/1.0 client that asks for keep-alive is told it got it, and keeps it.
+        let old = try HTTPConnection(port: lb.port)
+        defer { old.close() }
+        for _ in 0..<2 {
+            try old.send("GET /a?id=1 HTTP/1.0\r\nHost: lb\r\nConnection: keep-alive\r\n\r\n")
+            let response = try old.readResponse()
+            XCTAssertEqual(response.status, 200)
+            XCTAssertEqual(response.header("Connection")?.lowercased(), "keep-alive", "\(response)")
+        }
+    }
+
+    func testInvalidResponseFramingIs502AndTheUpstreamConnectionIsClosed() throws {
+        let cases: [(String, String)] = [
+            ("cl-and-te", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            ("two-lengths", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
+            ("bad-length", "HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\nhello"),
+            ("negative-length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"),
+            ("chunked-twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"),
+            ("space-before-colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"),
+            ("bad-status-line", "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok"),
+            ("unasked-101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+        ]
+        let replies = Dictionary(uniqueKeysWithValues: cases)
+        let replica = try ScriptedReplica { request in
+            let name = String(request.target.dropFirst().prefix { $0 != "?" })
+            return .init(replies[name] ?? "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        }
+        defer { replica.stop() }
+        let lb = try startLoadBalancer(for: replica, ["--retries", "0"])
+        for (name, _) in cases {
+            let closedBefore = replica.closedByPeer
+            let connection = try HTTPConnection(port: lb.port)
+            defer { connection.close() }
+            let response = try connection.request("GET", "/\(name)?id=1")
+            XCTAssertEqual(response.status, 502, "\(name): \(response)")
+            XCTAssertEqual(response.jsonStatus, "failure", name)
+            XCTAssertTrue(replica.wait { $0.closedByPeer > closedBefore },
+                          "\(name): ds-lb must close the upstream connection after an invalid response")
+            // The client connection is still good for the next request.
+            XCTAssertEqual(try connection.request("GET", "/unknown?id=1").status, 404, name)
+        }
+    }
+
+    func testResponsesWithoutBodyAndCloseDelimitedBodies() throws {
+        let replica = try ScriptedReplica { request in
+            switch request.target.prefix(while: { $0 != "?" }) {
+            case "/head": return .init("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            case "/204": return .init("HTTP/1.1 204 No Content\r\n\r\n")
+            case "/304": return .init("HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\nETag: \"x\"\r\n\r\n")
+            case "/until-close": return .init("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of this, until the close", close: true)
+            default: return .init("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
+            }
+        }
+        defer { replica.stop() }
+        let lb = try startLoadBalancer(for: replica)
+        let connection = try HTTPConnection(port: lb.port, timeout: 3)
+        defer { connection.close() }
+        // None of these has a body: the next response on the connection must come out whole.
+        let head = try connection.request("HEAD", "/head?id=1")
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.header("Content-Length"), "1000", "HEAD keeps the length of the body it does not send")
+        XCTAssertEqual(try connection.request("GET", "/x?id=1").bodyString, "next")
+        XCTAssertEqual(try connection.request("GET", "/204?id=1").status, 204)
+        XCTAssertEqual(try connection.request("GET", "/x?id=1").bodyString, "next")
+        let notModified = try connection.request("GET", "/304?id=1")
+        XCTAssertEqual(notModified.status, 304)
+        XCTAssertEqual(notModified.header("ETag"), "\"x\"")
+        XCTAssertEqual(try connection.request("GET", "/x?id=1").bodyString, "next")
+        XCTAssertTrue(connection.unconsumedBytes.isEmpty, "stray bytes after bodiless responses")
+
+        // A body delimited by the replica closing: relayed whole, then the client connection
+        // ends too (its end is the only way the client can know the body ended).
+        let response = try connection.request("GET", "/until-close?id=1")
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.bodyString, "all of this, until the close")
+        XCTAssertTrue(response.connectionClose, "\(response)")
+        XCTAssertTrue(connection.isClosedByPeer(within: 2))
+    }
+
+    func testReplicaClosingPooledConnectionsDoesNotFailTheNextRequest() throws {
+        // Every answer is keep-alive as far as HTTP says, but the replica then closes the
+        // connection: at once (ds-lb may not have seen it when the next request comes) or a
+        // little later (the pool sees the close while the connection is idle).
+        let replica = try ScriptedReplica { request in
+            let later = request.target.contains("later")
+            return .init("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close: true, closeDelay: later ? 0.05 : 0)
+        }
+        defer { replica.stop() }
+        let lb = try startLoadBalancer(for: replica, ["--retries", "0"])
+        let connection = try HTTPConnection(port: lb.port)
+        defer { connection.close() }
+        for i in 0..<30 {
+            let target = i % 2 == 0 ? "/now?id=1" : "/later?id=1"
+            let response = try connection.request(i % 3 == 0 ? "POST" : "GET", target, body: i % 3 == 0 ? Array("x".utf8) : nil)
+            XCTAssertEqual(response.status, 200, "request \(i) (\(target)) after the replica closed the pooled connection: \(response)")
+            if i % 2 == 1 { usleep(150_000) }
+        }
+        XCTAssertEqual(replica.requests, 30)
+        // Pipelined: the POST is routed the moment the GET's response is complete, before the
+        // loop has dispatched the replica's close of that connection. A POST with a body cannot
+        // be retried, so it must not be sent on a connection that is already closed.
+        for i in 0..<10 {
+            try connection.send("GET /now?id=1 HTTP/1.1\r\nHost: lb\r\n\r\nPOST /now?id=1 HTTP/1.1\r\nHost: lb\r\nContent-Length: 1\r\n\r\nx")
+            XCTAssertEqual(try connection.readResponse().status, 200, "pipelined GET \(i)")
+            let post = try connection.readResponse(method: "POST")
+            XCTAssertEqual(post.status, 200, "pipelined POST \(i) after the replica closed the pooled connection: \(post)")
+        }
+    }
+}
