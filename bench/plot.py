@@ -5,7 +5,7 @@ by scripts/install-deps.sh). Only the standard library and matplotlib.
 
   plot.py bars     CSV PNG --title T    CSV: group,replica,requests   (A-1, A-4 per function)
   plot.py lines    CSV PNG --title T    CSV: group,n,mean,min,max,max_over_avg,stddev_pct  (A-2, A-4)
-  plot.py timeline CSV PNG --title T --events EVENTS --victim NAME
+  plot.py timeline CSV PNG --title T --events EVENTS --victim NAME [--zoom CSV2]
                                        CSV: t_s,ok_rps,error_rps,victim_rps  EVENTS: kind,label,t_s
 """
 import argparse
@@ -122,12 +122,28 @@ def zoomable(ax, groups, series, key, title, ylabel, markers, colors, fmt):
     ax.set_ylabel(ylabel)
 
 
-def timeline(rows, out, title, events_path, victim):
+def timeline(rows, out, title, events_path, victim, zoom_path):
+    events = read(events_path) if events_path else []
+    if zoom_path:
+        fig, (ax, zx) = plt.subplots(1, 2, figsize=(15, 4.8), gridspec_kw={"width_ratios": [3, 2]})
+    else:
+        fig, ax = plt.subplots(figsize=(12.5, 4.8))
+    draw_timeline(ax, rows, victim, events, "100 ms bins")
+    ax.set_title(title)
+    if zoom_path:
+        draw_timeline(zx, read(zoom_path), victim, events, "10 ms bins")
+        zx.set_title("around the kill (10 ms bins)")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9, bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.11, 1, 1))
+    fig.savefig(out)
+
+
+def draw_timeline(ax, rows, victim, events, bins):
     t = [float(r["t_s"]) for r in rows]
     ok = [float(r["ok_rps"]) for r in rows]
     err = [float(r["error_rps"]) for r in rows]
     step = t[1] - t[0] if len(t) > 1 else 0.1
-    fig, ax = plt.subplots(figsize=(12.5, 4.8))
     # Steps, not lines: a bin's value holds for the whole bin, so a recovery is not drawn early.
     ax.step(t, ok, where="post", color="tab:blue", label="answered (2xx) req/s, all replicas")
     if victim and "victim_rps" in rows[0]:
@@ -135,21 +151,14 @@ def timeline(rows, out, title, events_path, victim):
                 label=f"answered by {victim} req/s")
     ax.bar(t, err, width=step, color="tab:red", alpha=0.8, label="failed req/s", align="edge")
     ax.set_xlabel("time since the load started (s)")
-    ax.set_ylabel("requests per second")
-    ax.set_title(title)
-    top = max(ok + err + [1]) * 1.25
-    ax.set_ylim(0, top)
+    ax.set_ylabel(f"requests per second ({bins})")
+    ax.set_ylim(0, max(ok + err + [1]) * 1.25)
+    ax.set_xlim(t[0], t[-1] + step)
     styles = {"kill": ("black", "solid"), "down": ("tab:red", "dashed"), "restarted": ("tab:orange", "dashdot"),
               "back": ("tab:green", "dotted")}
-    if events_path:
-        events = read(events_path)
-        for i, e in enumerate(events):
-            color, style = styles.get(e["kind"], ("gray", "dashed"))
-            x = float(e["t_s"])
-            ax.axvline(x, color=color, linestyle=style, linewidth=1.6, label=e["label"])
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out)
+    for e in events:
+        color, style = styles.get(e["kind"], ("gray", "dashed"))
+        ax.axvline(float(e["t_s"]), color=color, linestyle=style, linewidth=1.6, label=e["label"])
 
 
 def main():
@@ -160,6 +169,7 @@ def main():
     p.add_argument("--title", default="")
     p.add_argument("--events")
     p.add_argument("--xlabel", default="algorithm")
+    p.add_argument("--zoom", help="timeline: a second CSV (finer bins) drawn beside the first")
     p.add_argument("--victim", help="timeline: name of the replica in the victim_rps column")
     a = p.parse_args()
     rows = read(a.csv)
@@ -170,7 +180,7 @@ def main():
     elif a.kind == "lines":
         lines(rows, a.png, a.title)
     else:
-        timeline(rows, a.png, a.title, a.events, a.victim)
+        timeline(rows, a.png, a.title, a.events, a.victim, a.zoom)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,12 @@ enum A3Analysis {
         }
     }
 
+    private static func timeline10(_ table: inout CSVTable, _ b: Int, _ ok: Int, _ errors: Int, _ victim: Int, _ bucket: UInt64) {
+        let scale = 1e9 / Double(bucket)
+        table.add(LoadReport.format(Double(b) * Double(bucket) / 1e9, 2), LoadReport.format(Double(ok) * scale, 0),
+                  LoadReport.format(Double(errors) * scale, 0), LoadReport.format(Double(victim) * scale, 0))
+    }
+
     /// A ds-lb given by `--url` has no log to read: its `/status` is polled every 5 ms instead
     /// (DOWN: the victim's state leaves UP; restarted: UP again with one more restart).
     private static func pollStatus(_ balancer: Balancer, victim: String, restartsBefore: Int) -> (UInt64?, UInt64?) {
@@ -139,6 +145,16 @@ enum A3Analysis {
                          LoadReport.format(Double(err) * scale, 0), LoadReport.format(Double(vic) * scale, 0))
         }
         try timeline.write(to: context.path("a3-timeline.csv"))
+        // The zoom: 10 ms bins from 300 ms before the kill to 400 ms after the last event.
+        var zoom = CSVTable("t_s", "ok_rps", "error_rps", "victim_rps")
+        let first = max(0, Int((killAt - start) / bucket) - 30)
+        let lastEvent = [down, restarted, back].compactMap { $0 }.max() ?? killAt
+        let last = min(buckets, Int((lastEvent - start) / bucket) + 40)
+        for b in first..<max(first, last) {
+            let vic = victimIndex.map { stats.timelineReplicas[b][$0] } ?? 0
+            timeline10(&zoom, b, stats.timelineOK[b], stats.timelineErrors[b], vic, bucket)
+        }
+        try zoom.write(to: context.path("a3-zoom.csv"))
         func ms(_ t: UInt64?) -> String { t.map { "\(LoadReport.format(Double($0 - killAt) / 1e6, 0)) ms" } ?? "not seen" }
         func at(_ t: UInt64) -> String { LoadReport.format(Double(t - start) / 1e9, 3) }
         var events = CSVTable("kind", "label", "t_s")
@@ -149,7 +165,7 @@ enum A3Analysis {
         try events.write(to: context.path("a3-events.csv"))
         try context.plotter.plot("timeline", csv: context.path("a3-timeline.csv"), png: context.path("a3.png"),
                                  title: "A-3: \(victim) killed under \(Int(rate)) req/s (open loop, 100 ms bins)",
-                                 extra: ["--events", context.path("a3-events.csv"), "--victim", victim])
+                                 extra: ["--events", context.path("a3-events.csv"), "--victim", victim, "--zoom", context.path("a3-zoom.csv")])
         let errors = stats.errors.isEmpty ? "none" : stats.errors.keys.sorted().map { "\($0) \(stats.errors[$0]!)" }.joined(separator: ", ")
         return """
             Open-loop load of \(Int(rate)) `GET /home` req/s with random ids for \(LoadReport.format(seconds, 0)) s over \(context.concurrency) connections; \(victim) (pid \(pid)) SIGKILLed after \(LoadReport.format(killAfter, 1)) s. The log times are when ds-bench read ds-lb's lines (a loaded machine delays that, so they are upper bounds); the recovery time is measured on the load itself.
@@ -160,7 +176,7 @@ enum A3Analysis {
             | `[+] Server \(number) restarted` | \(ms(restarted)) |
             | \(victim) answers again (recovery: its first answer to a request sent after the kill) | \(ms(back)) |
 
-            Requests: \(stats.completed) completed, \(stats.succeeded) succeeded, \(stats.failed) failed (\(errors)); sent at \(LoadReport.format(result.sendRate, 1)) req/s; latency p50 \(LoadReport.format(Double(stats.latency.valueAtPercentile(50)) / 1000, 2)) ms, p99 \(LoadReport.format(Double(stats.latency.valueAtPercentile(99)) / 1000, 2)) ms, max \(LoadReport.format(Double(stats.latency.max) / 1000, 2)) ms (from the intended send times). \(stats.failed == 0 ? "While \(victim) is down its keys go to the next replica in their candidate order (a refused connection is retried there, `--retries`), so no client saw an error." : "Failed requests are those ds-lb could not fail over in time.") Chart: `a3.png`; numbers: `a3-timeline.csv`, `a3-events.csv`, `a3-endpoints.csv`.
+            Requests: \(stats.completed) completed, \(stats.succeeded) succeeded, \(stats.failed) failed (\(errors)); sent at \(LoadReport.format(result.sendRate, 1)) req/s; latency p50 \(LoadReport.format(Double(stats.latency.valueAtPercentile(50)) / 1000, 2)) ms, p99 \(LoadReport.format(Double(stats.latency.valueAtPercentile(99)) / 1000, 2)) ms, max \(LoadReport.format(Double(stats.latency.max) / 1000, 2)) ms (from the intended send times). \(stats.failed == 0 ? "While \(victim) is down its keys go to the next replica in their candidate order (a refused connection is retried there, `--retries`), so no client saw an error." : "Failed requests are those ds-lb could not fail over in time.") Chart: `a3.png`; numbers: `a3-timeline.csv` (100 ms bins), `a3-zoom.csv` (10 ms bins around the kill), `a3-events.csv`, `a3-endpoints.csv`.
             """
     }
 }
