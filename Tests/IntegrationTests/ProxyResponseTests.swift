@@ -116,6 +116,36 @@ final class ProxyResponseTests: IntegrationTestCase {
         XCTAssertTrue(connection.isClosedByPeer(within: 2))
     }
 
+    func testAClientThatDoesNotReadStopsTheRequestsBehindIt() throws {
+        // Responses of 2 MiB; the client pipelines many and reads none. ds-lb must stop: beyond
+        // what the kernel's socket buffers hold (the client's receive buffer, ds-lb's send and
+        // receive buffers, the replica's send buffer), the requests behind are not even sent to
+        // the replica until the client reads.
+        let size = 2 << 20
+        let body = String(repeating: "x", count: size)
+        let replica = try ScriptedReplica { _ in .init("HTTP/1.1 200 OK\r\nContent-Length: \(size)\r\n\r\n" + body) }
+        defer { replica.stop() }
+        let lb = try startLoadBalancer(for: replica)
+        let connection = try HTTPConnection(port: lb.port, timeout: 20)
+        defer { connection.close() }
+        func maximum(_ path: String) -> Int {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).last.flatMap { Int($0) } ?? 0
+        }
+        let kernelBytes = 2 * maximum("/proc/sys/net/ipv4/tcp_rmem") + 2 * maximum("/proc/sys/net/ipv4/tcp_wmem")
+        let bound = kernelBytes / size + 2
+        let count = bound + 8
+        try connection.send(String(repeating: "GET /big?id=1 HTTP/1.1\r\nHost: lb\r\n\r\n", count: count))
+        usleep(1_500_000)
+        XCTAssertLessThanOrEqual(replica.requests, bound,
+                                 "ds-lb kept forwarding requests for a client that reads nothing (socket buffers hold \(kernelBytes >> 20) MiB)")
+        for i in 0..<count {
+            let response = try connection.readResponse()
+            XCTAssertEqual(response.body.count, size, "response \(i)")
+        }
+        XCTAssertEqual(replica.requests, count)
+    }
+
     func testReplicaClosingPooledConnectionsDoesNotFailTheNextRequest() throws {
         // Every answer is keep-alive as far as HTTP says, but the replica then closes the
         // connection: at once (ds-lb may not have seen it when the next request comes) or a
