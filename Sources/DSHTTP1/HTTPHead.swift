@@ -62,11 +62,11 @@ public struct RequestHead: Sendable {
     public var info: RequestHeadInfo
     public var method: String
     public var target: String
-    public var fields: [HeaderField]
+    public var fields: HeaderFieldList
     /// The Transfer-Encoding codings in order, lowercased (all fields joined).
     public var transferCodings: [String]
 
-    init(info: RequestHeadInfo, bytes: UnsafeRawBufferPointer, fields: [HeaderField], transferCodings: [String]) {
+    init(info: RequestHeadInfo, bytes: UnsafeRawBufferPointer, fields: HeaderFieldList, transferCodings: [String]) {
         self.info = info
         method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[info.method]), as: UTF8.self)
         target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[info.target]), as: UTF8.self)

@@ -26,7 +26,7 @@ public struct HeadParser: Sendable {
     /// The result carries the method and target as strings and every field: convenient, and it
     /// allocates; the proxy uses `parseRequestInfo`, which does not.
     public func parseRequest(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHead> {
-        var fields: [HeaderField] = []
+        var fields = HeaderFieldList()
         switch scanRequest(bytes, from: from, onField: { fields.append($0) }) {
         case .incomplete(let resume): return .incomplete(resumeAt: resume)
         case .failed(let error): return .failed(error)

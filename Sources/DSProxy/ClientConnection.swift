@@ -26,9 +26,11 @@ final class ClientConnection: EventHandler {
 
     let fd: Int32
     let peer: SocketAddress?
+    /// The client address as the routing key's last resort (`client-ip`), built once.
+    private lazy var clientKey: [UInt8] = Array((peer?.host ?? "").utf8)
     private unowned let worker: Worker
     /// Request bytes as they arrived; the exchange reads its head and body from here too.
-    let input = ByteBuffer(capacity: 8 * 1024)
+    let input: ByteBuffer
     /// Our own bytes for the client (error answers, admin answers, a proxied response's head as
     /// rewritten, 100 Continue); they go out before any body byte relayed after them.
     let output = ByteBuffer(capacity: 1024)
@@ -57,6 +59,9 @@ final class ClientConnection: EventHandler {
         self.fd = fd
         self.peer = peer
         self.worker = worker
+        // Storage from the worker's pool, given back whenever the connection waits with nothing
+        // buffered: an idle keep-alive connection holds no buffer.
+        input = ByteBuffer(pool: worker.bufferPool)
     }
 
     // MARK: events
@@ -140,6 +145,7 @@ final class ClientConnection: EventHandler {
             // Waiting: for a new request (idle keep-alive), or for the rest of a head, which
             // has one deadline from its first byte however slowly it trickles (slowloris).
             if input.isEmpty {
+                input.releaseStorageIfEmpty()
                 if clientWait != .idle { expectClient(.idle, within: worker.config.idleTimeoutNanoseconds) }
             } else if clientWait != .head {
                 expectClient(.head, within: worker.config.headTimeoutNanoseconds)
@@ -350,8 +356,8 @@ final class ClientConnection: EventHandler {
 
     private func proxy(_ head: RequestHead, bodyLength: UInt64) {
         let snapshot = worker.reader.snapshot
-        var key = worker.config.keyExtractor.key(for: head, headBytes: input.readable, peer: peer)
-        let hashedKey = key.withUTF8 { snapshot.table.key(UnsafeRawBufferPointer($0)) }
+        let hashedKey = worker.config.keyExtractor.hashedKey(for: head.info, headBytes: input.readable, clientKey: clientKey,
+                                                             table: snapshot.table)
         let backend = worker.config.balanceFactor.map { worker.boundedSelect(snapshot, hashedKey: hashedKey, factor: $0) }
             ?? snapshot.select(hashedKey: hashedKey)
         guard let backend else {

@@ -14,7 +14,7 @@ import DSSystem
 /// The client's `input` holds the request: a request without a body keeps its head at the front
 /// of `input` until the response begins, so a reused connection that turns out dead can be
 /// retried on a fresh one.
-final class UpstreamExchange: UpstreamOwner {
+final class UpstreamExchange: UpstreamOwner, TimerTarget {
     private unowned let client: ClientConnection
     private unowned let worker: Worker
     let head: RequestHead
@@ -86,9 +86,7 @@ final class UpstreamExchange: UpstreamOwner {
             upstream.mayWrite = true
             // Connected: the connect deadline gives way to the response deadline.
             if let timer { worker.loop.cancel(timer) }
-            timer = worker.loop.schedule(afterNanoseconds: worker.config.responseTimeoutNanoseconds) { [weak self] in
-                self?.timedOut()
-            }
+            timer = worker.loop.schedule(afterNanoseconds: worker.config.responseTimeoutNanoseconds, target: self)
         }
         client.drive()
     }
@@ -128,11 +126,15 @@ final class UpstreamExchange: UpstreamOwner {
         }
         if let timer { worker.loop.cancel(timer) }
         let timeout = upstream.connected ? worker.config.responseTimeoutNanoseconds : worker.config.connectTimeoutNanoseconds
-        timer = worker.loop.schedule(afterNanoseconds: timeout) { [weak self] in self?.timedOut() }
+        // A timer target, not a closure: nothing allocated per request. Every way the exchange
+        // ends cancels it or sets `ended` first, so a late firing touches nothing.
+        timer = worker.loop.schedule(afterNanoseconds: timeout, target: self)
         // A pooled or already-connected socket gets no new edge-triggered event: count the
         // attach as progress so `drive` goes on to send on it now.
         client.noteProgress()
     }
+
+    func timerFired(_ tag: Int) { timedOut() }
 
     private func timedOut() {
         guard !ended, !client.closed, let upstream else { return }

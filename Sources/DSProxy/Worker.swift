@@ -15,6 +15,8 @@ public final class Worker {
     let parser: HeadParser
     var reader: SnapshotPublisher.Reader
     let pool: UpstreamPool
+    /// Read buffers for this worker's client connections, recycled between them.
+    let bufferPool = BufferPool()
     let admin: AdminHandler?
     private let onUnreachable: @Sendable (Backend) -> Void
     let metrics: ProxyMetrics

@@ -37,9 +37,10 @@ public final class ByteBuffer {
     /// Whether the buffer holds storage now (false for a pooled buffer that was released).
     public var hasStorage: Bool { storage != nil }
 
-    /// Gives the storage back (to the pool when it came from there) if no unread byte is left.
+    /// Gives pooled storage back to the pool if no unread byte is left (a buffer without a pool
+    /// keeps its storage: freeing it would only mean allocating it again for the next request).
     public func releaseStorageIfEmpty() {
-        guard isEmpty, storage != nil else { return }
+        guard pool != nil, isEmpty, storage != nil else { return }
         readerIndex = 0
         writerIndex = 0
         releaseStorage()
