@@ -116,6 +116,28 @@ final class ProxyResponseTests: IntegrationTestCase {
         XCTAssertTrue(connection.isClosedByPeer(within: 2))
     }
 
+    func testInterimResponsesReachHTTP11ClientsOnly() throws {
+        let replica = try ScriptedReplica { _ in
+            .init("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        }
+        defer { replica.stop() }
+        let lb = try startLoadBalancer(for: replica)
+        let modern = try HTTPConnection(port: lb.port)
+        defer { modern.close() }
+        try modern.send("GET /hints?id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
+        let hints = try modern.readResponse()
+        XCTAssertEqual(hints.status, 103, "\(hints)")
+        XCTAssertEqual(hints.header("Link"), "</style.css>; rel=preload")
+        XCTAssertEqual(try modern.readResponse().bodyString, "ok")
+        // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client; it gets the final response only.
+        let old = try HTTPConnection(port: lb.port)
+        defer { old.close() }
+        try old.send("GET /hints?id=1 HTTP/1.0\r\nHost: lb\r\n\r\n")
+        let final = try old.readResponse()
+        XCTAssertEqual(final.status, 200, "\(final)")
+        XCTAssertEqual(final.bodyString, "ok")
+    }
+
     func testAClientThatDoesNotReadStopsTheRequestsBehindIt() throws {
         // Responses of 2 MiB; the client pipelines many and reads none. ds-lb must stop: beyond
         // what the kernel's socket buffers hold (the client's receive buffer, ds-lb's send and
@@ -148,8 +170,9 @@ final class ProxyResponseTests: IntegrationTestCase {
 
     func testReplicaClosingPooledConnectionsDoesNotFailTheNextRequest() throws {
         // Every answer is keep-alive as far as HTTP says, but the replica then closes the
-        // connection: at once (ds-lb may not have seen it when the next request comes) or a
-        // little later (the pool sees the close while the connection is idle).
+        // connection: at once (ds-lb may not have seen the close when the next request comes:
+        // an idempotent request is then sent again on a fresh connection) or a little later
+        // (the pool sees the close while the connection is idle and drops it).
         let replica = try ScriptedReplica { request in
             let later = request.target.contains("later")
             return .init("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close: true, closeDelay: later ? 0.05 : 0)
@@ -158,21 +181,23 @@ final class ProxyResponseTests: IntegrationTestCase {
         let lb = try startLoadBalancer(for: replica, ["--retries", "0"])
         let connection = try HTTPConnection(port: lb.port)
         defer { connection.close() }
-        for i in 0..<30 {
-            let target = i % 2 == 0 ? "/now?id=1" : "/later?id=1"
-            let response = try connection.request(i % 3 == 0 ? "POST" : "GET", target, body: i % 3 == 0 ? Array("x".utf8) : nil)
-            XCTAssertEqual(response.status, 200, "request \(i) (\(target)) after the replica closed the pooled connection: \(response)")
-            if i % 2 == 1 { usleep(150_000) }
-        }
-        XCTAssertEqual(replica.requests, 30)
-        // Pipelined: the POST is routed the moment the GET's response is complete, before the
-        // loop has dispatched the replica's close of that connection. A POST with a body cannot
-        // be retried, so it must not be sent on a connection that is already closed.
         for i in 0..<10 {
-            try connection.send("GET /now?id=1 HTTP/1.1\r\nHost: lb\r\n\r\nPOST /now?id=1 HTTP/1.1\r\nHost: lb\r\nContent-Length: 1\r\n\r\nx")
-            XCTAssertEqual(try connection.readResponse().status, 200, "pipelined GET \(i)")
-            let post = try connection.readResponse(method: "POST")
-            XCTAssertEqual(post.status, 200, "pipelined POST \(i) after the replica closed the pooled connection: \(post)")
+            XCTAssertEqual(try connection.request("GET", "/now?id=1").status, 200, "GET \(i) after an immediate close")
+            XCTAssertEqual(try connection.request("GET", "/later?id=1").status, 200, "GET \(i) after an immediate close")
+            usleep(150_000)
+            // A POST cannot be sent again (RFC 9112 §9.3.1), so it must not meet a connection
+            // whose close was already seen.
+            let post = try connection.request("POST", "/later?id=1", body: Array("x".utf8))
+            XCTAssertEqual(post.status, 200, "POST \(i) after the replica closed the pooled connection: \(post)")
+            usleep(150_000)
         }
+        // Pipelined: the second GET is routed the moment the first response is complete, before
+        // the loop has dispatched the replica's close of that connection.
+        for i in 0..<10 {
+            try connection.send("GET /now?id=1 HTTP/1.1\r\nHost: lb\r\n\r\nGET /now?id=2 HTTP/1.1\r\nHost: lb\r\n\r\n")
+            XCTAssertEqual(try connection.readResponse().status, 200, "pipelined GET \(i)")
+            XCTAssertEqual(try connection.readResponse().status, 200, "second pipelined GET \(i)")
+        }
+        XCTAssertEqual(replica.requests, 50)
     }
 }
