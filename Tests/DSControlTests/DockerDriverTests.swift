@@ -87,6 +87,33 @@ final class DockerDriverTests: XCTestCase {
         }
     }
 
+    /// The control thread never waits on the engine: launch and poll return while the engine
+    /// still holds the create (a driver that waited would never get to open the gate).
+    func testLaunchAndPollDoNotWaitForTheEngine() throws {
+        let gate = DispatchSemaphore(value: 0)
+        let engine = try FakeEngine { request in
+            switch (request.method, request.path) {
+            case ("GET", "/version"): return FakeEngine.json("200 OK", #"{"Version":"20.10.24","ApiVersion":"1.41"}"#)
+            case ("GET", "/containers/json"): return FakeEngine.json("200 OK", "[]")
+            case ("POST", "/containers/create"):
+                _ = gate.wait(timeout: .now() + 20)
+                return FakeEngine.json("201 Created", #"{"Id":"0123456789abcdef"}"#)
+            case ("POST", _): return "HTTP/1.1 204 No Content\r\n\r\n"
+            default: return FakeEngine.json("404 Not Found", #"{"message":"page not found"}"#)
+            }
+        }
+        defer { engine.stop() }
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
+        let backend = try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil)
+        XCTAssertTrue(driver.poll().isEmpty)
+        XCTAssertFalse(engine.requestLines.contains { $0.contains("/start") }, "the create is still held")
+        gate.signal()
+        XCTAssertTrue(driver.waitForEngine())
+        XCTAssertTrue(engine.requestLines.contains("POST /v1.41/containers/0123456789abcdef/start HTTP/1.1"))
+        XCTAssertEqual(driver.details(of: backend).first?.1, .string("0123456789ab"))
+    }
+
     func testAMissingNetworkIsRefusedAtStartInTheEnginesWords() throws {
         let engine = try VersionedEngine(shape: .current)
         defer { engine.stop() }
