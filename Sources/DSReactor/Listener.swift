@@ -5,11 +5,29 @@ import DSSystem
 
 /// Accepts connections on one loop. Several loops may share one listening descriptor: each
 /// registers it with EPOLLEXCLUSIVE so a new connection wakes one worker, not all of them.
+///
+/// Out of descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM), accepting is paused
+/// and retried from a timer (100 ms, doubling to 1 s): the pending connections wait in the
+/// kernel's backlog, established connections keep being served, and the loop does not spin on
+/// an error that only a closed descriptor can clear (issue #9.4; nginx's ngx_event_accept
+/// likewise disables its accept events on EMFILE and re-enables them from a timer). Edges that
+/// arrive while paused are ignored: the timer's accept drains the queue to EAGAIN, which
+/// re-arms the edge.
 public final class Listener: EventHandler {
     public let fd: Int32
     private unowned let loop: EventLoop
     private let onAccept: (Int32, SocketAddress?) -> Void
     private var closed = false
+    private var retry: TimerID?
+    private var pauseNanoseconds: UInt64 = 0
+
+    static let firstPauseNanoseconds: UInt64 = 100_000_000
+    static let longestPauseNanoseconds: UInt64 = 1_000_000_000
+
+    /// How often accepting was paused for lack of descriptors or memory (loop thread only).
+    public private(set) var pauses = 0
+    /// Whether accepting is paused now, waiting for its retry timer (loop thread only).
+    public var isPaused: Bool { retry != nil }
 
     /// Loop thread only. `fd` stays owned by the caller (it may be shared with other loops).
     public init(fd: Int32, loop: EventLoop, onAccept: @escaping (Int32, SocketAddress?) -> Void) throws {
@@ -20,22 +38,47 @@ public final class Listener: EventHandler {
     }
 
     public func handle(_ events: IOEvents) {
+        guard retry == nil else { return }
+        acceptPending()
+    }
+
+    private func acceptPending() {
         while !closed {
             do {
                 switch try Socket.accept(fd) {
                 case .wouldBlock:
+                    pauseNanoseconds = 0
                     return
                 case .done(let (client, peer)):
+                    pauseNanoseconds = 0
                     onAccept(client, peer)
                 }
             } catch let error as SyscallError {
-                // EMFILE/ENFILE/ENOBUFS: out of descriptors or memory. The pending connection
-                // stays queued; the next edge (or a new connection) retries.
-                if error.errno == ECONNABORTED || error.errno == EPROTO { continue }
-                return
+                switch error.errno {
+                case ECONNABORTED, EPROTO, EPERM:
+                    // The one connection is gone (or refused by a firewall rule); the next may not be.
+                    continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    pause()
+                    return
+                default:
+                    // EBADF/EFAULT/EINVAL would be our bug; anything else leaves the queue to the next edge.
+                    return
+                }
             } catch {
                 return
             }
+        }
+    }
+
+    private func pause() {
+        pauses += 1
+        pauseNanoseconds = pauseNanoseconds == 0
+            ? Self.firstPauseNanoseconds : min(pauseNanoseconds * 2, Self.longestPauseNanoseconds)
+        retry = loop.schedule(afterNanoseconds: pauseNanoseconds) { [weak self] in
+            guard let self else { return }
+            self.retry = nil
+            self.acceptPending()
         }
     }
 
@@ -43,6 +86,8 @@ public final class Listener: EventHandler {
     public func stop() {
         guard !closed else { return }
         closed = true
+        if let retry { loop.cancel(retry) }
+        retry = nil
         loop.unregister(fd)
     }
 }

@@ -1,0 +1,79 @@
+@testable import DSReactor
+import DSSystem
+import Foundation
+import Glibc
+import XCTest
+
+/// Issue #9.4: out of descriptors, the listener pauses accepting and retries from a timer (no
+/// spinning on EMFILE), and accepts the waiting connections once descriptors are free again.
+final class ListenerExhaustionTests: XCTestCase {
+    /// Descriptor numbers open in this process now.
+    private func openDescriptors() -> Set<Int32> {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return Set(names.compactMap { Int32($0) })
+    }
+
+    func testPausesOnEMFILEAndRecoversWhenDescriptorsFree() throws {
+        let h = try LoopHarness(name: "emfile-loop")
+        defer { XCTAssertTrue(h.stop()) }
+        let listenFD = try Socket.listen(on: try SocketAddress.parse("127.0.0.1:0"))
+        defer { Socket.close(listenFD) }
+        let bound = try Socket.localAddress(listenFD)
+
+        // Six connections wait in the backlog before anyone accepts.
+        var clients: [Int32] = []
+        for _ in 0..<6 { clients.append(try Socket.connect(to: bound).fd) }
+        let accepted = Locked<[Int32]>([])
+        defer {
+            for fd in clients { Socket.close(fd) }
+            for fd in accepted.get { Socket.close(fd) }
+        }
+
+        // Room for about two more descriptors: the limit sits just above the second lowest free
+        // number (a descriptor is always the lowest free one; listing /proc/self/fd holds one
+        // more while it runs, so it may be three).
+        let open = openDescriptors()
+        let free = (0..<Int32(4096)).lazy.filter { !open.contains($0) }.prefix(2)
+        let limit = rlim_t(Array(free)[1] + 1)
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved), 0)
+        var lowered = saved
+        lowered.rlim_cur = limit
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &lowered), 0)
+        var restored = false
+        func restore() {
+            guard !restored else { return }
+            restored = true
+            XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved), 0)
+        }
+        defer { restore() }
+
+        let listener = Locked<Listener?>(nil)
+        try h.sync {
+            listener.withLock {
+                $0 = try? Listener(fd: listenFD, loop: h.loop) { fd, _ in accepted.withLock { $0.append(fd) } }
+            }
+        }
+        defer { try? h.sync { listener.withLock { $0?.stop(); $0 = nil } } }
+        XCTAssertTrue(waitUntil { try! h.sync { listener.withLock { $0!.isPaused } } }, "accepting never paused")
+        let before = accepted.get.count
+        XCTAssertTrue((2...3).contains(before), "accepted \(before) before EMFILE, expected 2 or 3")
+
+        // At the limit for 1.2 s: a few timed retries (100 ms doubling to 1 s), not a spin.
+        usleep(1_200_000)
+        let (pauses, paused) = try h.sync { listener.withLock { ($0!.pauses, $0!.isPaused) } }
+        XCTAssertEqual(accepted.get.count, before, "accepted while out of descriptors")
+        XCTAssertTrue(paused, "accepting must be paused at the descriptor limit")
+        XCTAssertGreaterThanOrEqual(pauses, 2, "accept must be retried from a timer")
+        XCTAssertLessThanOrEqual(pauses, 10, "accept retried \(pauses) times in 1.2 s: spinning on EMFILE")
+
+        // Descriptors back: the waiting connections are accepted without a new connection's edge.
+        restore()
+        XCTAssertTrue(waitUntil(3) { accepted.get.count == 6 }, "accepted \(accepted.get.count) of 6 after the limit rose")
+        XCTAssertFalse(try h.sync { listener.withLock { $0!.isPaused } })
+
+        // And new connections are accepted on their edge as before.
+        clients.append(try Socket.connect(to: bound).fd)
+        XCTAssertTrue(waitUntil { accepted.get.count == 7 }, "a new connection after recovery was not accepted")
+    }
+}

@@ -1,0 +1,96 @@
+// Issue #9.4, exhaustion: ds-lb run under `ulimit -n 64` and driven to its descriptor limit
+// keeps serving an established keep-alive connection, does not spin on EMFILE (CPU time over
+// one second stays low), and once connections close it accepts the ones that waited in the
+// backlog (the listener's retry timer, not a new connection's edge) and new ones.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+final class DescriptorExhaustionTests: IntegrationTestCase {
+    /// utime + stime of `pid` in clock ticks (/proc/PID/stat fields 14 and 15).
+    private func cpuTicks(_ pid: pid_t) -> UInt64? {
+        guard let bytes = ProcFS.read("/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
+        return user + system
+    }
+
+    private func openDescriptors(_ pid: pid_t) -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    func testAtTheDescriptorLimitServesEstablishedConnectionsWithoutSpinningAndRecovers() throws {
+        let server = try startServer(id: 1)
+        let lbPath = try Binaries.path("ds-lb")
+        let limit = 64
+        // The shell lowers the limit and execs ds-lb: the pid stays the one we watch.
+        let arguments = ["--listen", "127.0.0.1:0", "--driver", "static", "--backend", "a=127.0.0.1:\(server.port)",
+                         "--workers", "1", "--heartbeat-interval", "1h"]
+        let process = try ChildProcess(name: "ds-lb", executable: "/bin/sh",
+                                       arguments: ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", lbPath] + arguments,
+                                       environment: ["STATE_DIRECTORY": try temporaryDirectory()])
+        addTeardownBlock {
+            if let run = self.testRun, run.totalFailureCount > 0 { print("[teardown] ds-lb\n\(process.outputTail(40))") }
+            process.forceStop()
+            process.stopReaders()
+        }
+        let groups = try process.waitForStderrLine(matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#, timeout: startupTimeout)
+        let port = try XCTUnwrap(UInt16(groups[1]))
+        let pid = process.pid
+
+        // An established keep-alive connection (and with it a pooled connection to the replica).
+        let kept = try HTTPConnection(port: port)
+        defer { kept.close() }
+        XCTAssertEqual(try kept.request("GET", "/home?id=1").status, 200)
+
+        // Flood: more connections than ds-lb has descriptors for. They all connect (the kernel
+        // completes the handshake into the backlog); ds-lb accepts until EMFILE.
+        var extra: [HTTPConnection] = []
+        defer { extra.forEach { $0.close() } }
+        for _ in 0..<(limit + 16) { extra.append(try HTTPConnection(port: port)) }
+        // The last one surely waits in the backlog: its request must be answered after recovery.
+        let waiting = extra.removeLast()
+        defer { waiting.close() }
+        try waiting.send("GET /home?id=2 HTTP/1.1\r\nHost: lb\r\n\r\n")
+        XCTAssertTrue(waitUntil(timeout: 5) { self.openDescriptors(pid) >= limit - 1 },
+                      "ds-lb never reached its descriptor limit: \(openDescriptors(pid)) open")
+
+        // At the limit: the established connection is still served...
+        for i in 0..<5 {
+            let response = try kept.request("GET", "/home?id=\(i)")
+            XCTAssertEqual(response.status, 200, "established connection at the descriptor limit: \(response)")
+        }
+        // ...and ds-lb does not spin on accept: under 0.3 s of CPU in a second (a spin is ~1 s).
+        let before = try XCTUnwrap(cpuTicks(pid))
+        usleep(1_000_000)
+        let used = try XCTUnwrap(cpuTicks(pid)) - before
+        let ticksPerSecond = UInt64(sysconf(Int32(_SC_CLK_TCK)))
+        XCTAssertLessThan(used, ticksPerSecond * 3 / 10, "ds-lb used \(used) ticks of CPU in 1 s at its descriptor limit")
+        XCTAssertFalse(waiting.isClosedByPeer(within: 0.2), "the waiting connection must not be answered yet")
+
+        // Descriptors free up: the connection that waited in the backlog is accepted and served
+        // without any new connection arriving, then new connections are served again.
+        extra.forEach { $0.close() }
+        extra.removeAll()
+        let response = try waiting.readResponse()
+        XCTAssertEqual(response.status, 200, "the connection that waited in the backlog: \(response)")
+        let fresh = try HTTPConnection(port: port)
+        defer { fresh.close() }
+        XCTAssertEqual(try fresh.request("GET", "/home?id=3").status, 200)
+        XCTAssertEqual(try kept.request("GET", "/home?id=4").status, 200)
+    }
+}
+
+private func waitUntil(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
