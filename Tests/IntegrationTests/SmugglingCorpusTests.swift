@@ -1,0 +1,280 @@
+// The framing and smuggling corpus end to end (issue #3, Tests): raw bytes to a real ds-lb, one
+// row per rule of "Smuggling defences" and "Limits", in both directions. Each row asserts the
+// exact status ds-lb answers with and that the client connection is closed afterwards; a
+// response row also asserts that ds-lb closed its connection to the replica. The replica is a
+// `FakeReplica` that answers with canned bytes, so invalid responses can be sent at all.
+// DSHTTP1Tests holds the parser's own corpus; this one proves the proxy acts on it.
+// Bare LF: refused with 400 everywhere (DSHTTP1 HeadParser, "Line endings").
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+final class SmugglingCorpusTests: IntegrationTestCase {
+    enum Expect: CustomStringConvertible {
+        /// ds-lb answers with this status, then closes.
+        case status(Int)
+        /// The response head was already relayed when the body turned out to be broken: the
+        /// client gets no complete response and the connection is cut.
+        case cut
+
+        var description: String {
+            switch self {
+            case .status(let s): return "\(s)"
+            case .cut: return "cut"
+            }
+        }
+    }
+
+    struct Case {
+        let name: String
+        /// What the client sends.
+        let request: [UInt8]
+        /// The replica's canned answer (response rows), under `/reply/<slug>`.
+        let reply: [UInt8]?
+        /// The replica closes its side after the reply.
+        var replyThenClose = false
+        let slug: String
+        let expect: Expect
+        let line: UInt
+    }
+
+    /// A request row: `raw` goes to ds-lb as is.
+    static func rq(_ name: String, _ raw: String, _ status: Int, line: UInt = #line) -> Case {
+        Case(name: name, request: Array(raw.utf8), reply: nil, slug: "", expect: .status(status), line: line)
+    }
+
+    static func rq(_ name: String, bytes: [UInt8], _ status: Int, line: UInt = #line) -> Case {
+        Case(name: name, request: bytes, reply: nil, slug: "", expect: .status(status), line: line)
+    }
+
+    /// A chunked request row: a valid head, then `body` as the chunked body.
+    static func chunked(_ name: String, _ body: String, _ status: Int, line: UInt = #line) -> Case {
+        rq(name, "POST /x?id=1 HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\n\r\n" + body, status, line: line)
+    }
+
+    /// A response row: the replica answers `raw` to a well-formed request that asks to close.
+    static func rs(_ name: String, _ raw: String, _ expect: Expect = .status(502), line: UInt = #line) -> Case {
+        rs(name, bytes: Array(raw.utf8), expect, line: line)
+    }
+
+    static func rs(_ name: String, bytes: [UInt8], _ expect: Expect = .status(502), line: UInt = #line) -> Case {
+        let slug = String(name.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) ? Character($0) : "-" })
+        let request = "GET /reply/\(slug)?id=1 HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n"
+        return Case(name: name, request: Array(request.utf8), reply: bytes, slug: slug, expect: expect, line: line)
+    }
+
+    static func closing(_ c: Case) -> Case {
+        var c = c
+        c.replyThenClose = true
+        return c
+    }
+
+    static let get = "GET /x?id=1 HTTP/1.1\r\nHost: lb\r\n"
+    static let post = "POST /x?id=1 HTTP/1.1\r\nHost: lb\r\n"
+    /// A second request hidden in a body: it must never reach the replica.
+    static let smuggled = "GET /smuggled HTTP/1.1\r\nHost: lb\r\n\r\n"
+
+    static let corpus: [Case] = [
+        // MARK: controls (the corpus proves refusals, so first prove acceptance)
+        rq("control: valid GET", "GET /ok?id=1 HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n", 200),
+        rq("control: identical duplicate Content-Length",
+           "POST /ok?id=1 HTTP/1.1\r\nHost: lb\r\nContent-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", 200),
+        rq("control: 100 header fields", "GET /ok?id=1 HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n"
+           + (0..<98).map { "X-F\($0): v\r\n" }.joined() + "\r\n", 200),
+        rs("control: valid response", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", .status(200)),
+
+        // MARK: Content-Length and Transfer-Encoding together
+        rq("CL then TE", post + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, 400),
+        rq("TE then CL", post + "Transfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n" + smuggled, 400),
+        rq("CL 0 and TE", post + "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        rq("lowercase cl and te", post + "content-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        rq("TE gzip,chunked and CL", post + "Transfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400),
+
+        // MARK: transfer codings
+        rq("TE gzip only", post + "Transfer-Encoding: gzip\r\n\r\n" + smuggled, 400),
+        rq("TE chunked, gzip", post + "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400),
+        rq("TE identity", post + "Transfer-Encoding: identity\r\n\r\n", 400),
+        rq("TE chunked twice", post + "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400),
+        rq("TE chunked then gzip in two fields", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        rq("TE xchunked", post + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400),
+        rq("TE chunked with trailing junk", post + "Transfer-Encoding: chunked;q=1\r\n\r\n0\r\n\r\n", 400),
+        rq("TE on HTTP/1.0", "POST /x?id=1 HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        rq("TE empty list element", post + "Transfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", 400),
+        rq("TE empty value", post + "Transfer-Encoding:\r\n\r\n", 400),
+        rq("unknown coding before chunked", post + "Transfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n", 501),
+        rq("unknown coding among known", post + "Transfer-Encoding: gzip, x-custom, chunked\r\n\r\n0\r\n\r\n", 501),
+        rq("unknown coding in its own field", post + "Transfer-Encoding: br\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
+
+        // MARK: Content-Length values
+        rq("CL not a number", post + "Content-Length: abc\r\n\r\n", 400),
+        rq("CL with plus sign", post + "Content-Length: +5\r\n\r\nhello", 400),
+        rq("CL negative", post + "Content-Length: -1\r\n\r\n", 400),
+        rq("CL empty", post + "Content-Length:\r\n\r\n", 400),
+        rq("CL hex", post + "Content-Length: 0x10\r\n\r\n", 400),
+        rq("CL inner space", post + "Content-Length: 1 0\r\n\r\n", 400),
+        rq("CL list", post + "Content-Length: 5, 5\r\n\r\nhello", 400),
+        rq("CL 2^64", post + "Content-Length: 18446744073709551616\r\n\r\n", 400),
+        rq("CL 19 digits", post + "Content-Length: 1000000000000000000\r\n\r\n", 400),
+        rq("CL far past 2^64", post + "Content-Length: 99999999999999999999999999999\r\n\r\n", 400),
+        rq("CL differing", post + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
+        rq("CL differing, second invalid", post + "Content-Length: 5\r\nContent-Length: 5a\r\n\r\nhello", 400),
+        rq("CL with trailing letter", post + "Content-Length: 5x\r\n\r\nhello", 400),
+
+        // MARK: field syntax
+        rq("space before colon", "GET /x?id=1 HTTP/1.1\r\nHost : lb\r\n\r\n", 400),
+        rq("tab before colon in TE", post + "Transfer-Encoding\t: chunked\r\nContent-Length: 5\r\n\r\nhello", 400),
+        rq("space before colon in CL", post + "Content-Length : 5\r\n\r\nhello", 400),
+        rq("obs-fold with space", get + "X-A: b\r\n c\r\n\r\n", 400),
+        rq("obs-fold with tab", get + "X-A: b\r\n\tc\r\n\r\n", 400),
+        rq("obs-fold of TE", post + "Transfer-Encoding: gzip,\r\n chunked\r\n\r\n0\r\n\r\n", 400),
+        rq("first field line folded", "GET /x?id=1 HTTP/1.1\r\n Host: lb\r\n\r\n", 400),
+        rq("bare CR in value", get + "X-A: b\rc\r\n\r\n", 400),
+        rq("bare CR ends a field line", get + "X-A: b\r\r\n\r\n", 400),
+        rq("bare CR in request line", "GET /x\r HTTP/1.1\r\nHost: lb\r\n\r\n", 400),
+        rq("NUL in value", get + "X-A: b\u{0}c\r\n\r\n", 400),
+        rq("NUL in name", get + "X\u{0}A: b\r\n\r\n", 400),
+        rq("NUL in target", "GET /x\u{0}?id=1 HTTP/1.1\r\nHost: lb\r\n\r\n", 400),
+        rq("empty field name", get + ": b\r\n\r\n", 400),
+        rq("non-token field name", get + "X(A): b\r\n\r\n", 400),
+        rq("space inside field name", get + "X A: b\r\n\r\n", 400),
+        rq("non-ASCII field name", get + "X-\u{e9}: b\r\n\r\n", 400),
+        rq("field line without colon", get + "NoColon\r\n\r\n", 400),
+        rq("DEL in value", get + "X-A: b\u{7f}\r\n\r\n", 400),
+
+        // MARK: Host
+        rq("missing Host on HTTP/1.1", "GET /x?id=1 HTTP/1.1\r\nAccept: */*\r\n\r\n", 400),
+        rq("duplicate Host", "GET /x?id=1 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        rq("duplicate identical Host", "GET /x?id=1 HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400),
+        rq("duplicate Host on HTTP/1.0", "GET /x?id=1 HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+
+        // MARK: request line
+        rq("HTTP/2.0 version", "GET /x?id=1 HTTP/2.0\r\nHost: lb\r\n\r\n", 505),
+        rq("lowercase version", "GET /x?id=1 http/1.1\r\nHost: lb\r\n\r\n", 400),
+        rq("space inside target", "GET /a b HTTP/1.1\r\nHost: lb\r\n\r\n", 400),
+        rq("version with trailing space", "GET /x?id=1 HTTP/1.1 \r\nHost: lb\r\n\r\n", 400),
+
+        // MARK: bare LF (refused everywhere, as documented in DSHTTP1's HeadParser)
+        rq("bare LF ends request line", "GET /x?id=1 HTTP/1.1\nHost: lb\r\n\r\n", 400),
+        rq("bare LF between fields", get + "X-A: b\nX-B: c\r\n\r\n", 400),
+        rq("bare LF terminator", "GET /x?id=1 HTTP/1.1\r\nHost: lb\n\n", 400),
+        rq("bare LF hides a TE field", post + "Content-Length: 5\r\nX-A: b\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+
+        // MARK: chunked request bodies
+        chunked("chunk size not hex", "zz\r\nhello\r\n0\r\n\r\n", 400),
+        chunked("chunk size empty", "\r\nhello\r\n0\r\n\r\n", 400),
+        chunked("chunk size with sign", "+5\r\nhello\r\n0\r\n\r\n", 400),
+        chunked("chunk size with 0x", "0x5\r\nhello\r\n0\r\n\r\n", 400),
+        chunked("chunk size 16 hex digits", "ffffffffffffffff\r\nhello\r\n0\r\n\r\n", 400),
+        chunked("chunk size past 2^64", "10000000000000000\r\nhello\r\n0\r\n\r\n", 400),
+        chunked("chunk extension over 4 KiB", "5;" + String(repeating: "e", count: 5000) + "\r\nhello\r\n0\r\n\r\n", 400),
+        chunked("chunk data longer than its size", "5\r\nhello!!\r\n0\r\n\r\n" + smuggled, 400),
+        chunked("bare LF after chunk size", "5\nhello\r\n0\r\n\r\n", 400),
+        chunked("bare CR after chunk size", "5\rhello\r\n0\r\n\r\n", 400),
+        chunked("bare LF in trailer section", "0\r\nX-T: 1\n\r\n", 400),
+        chunked("NUL in chunk extension", "5;a\u{0}b\r\nhello\r\n0\r\n\r\n", 400),
+
+        // MARK: limits
+        rq("head over 64 KiB", get + "X-Big: " + String(repeating: "a", count: 70 * 1024) + "\r\n\r\n", 431),
+        rq("101 header fields", get + (0..<100).map { "X-F\($0): v\r\n" }.joined() + "\r\n", 431),
+        rq("admin body over the 64 KiB cap", "POST /add HTTP/1.1\r\nHost: lb\r\nContent-Type: application/json\r\n"
+           + "Content-Length: 70000\r\n\r\n{\"n\": 1", 413),
+
+        // MARK: responses: framing a replica must not send
+        rs("response CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        rs("response TE and CL", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"),
+        rs("response chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"),
+        rs("response differing CL", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!"),
+        rs("response CL not a number", "HTTP/1.1 200 OK\r\nContent-Length: two\r\n\r\nok"),
+        rs("response CL negative", "HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok"),
+        rs("response CL past 2^64", "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551617\r\n\r\nok"),
+        rs("response space before colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"),
+        rs("response obs-fold", "HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 2\r\n\r\nok"),
+        rs("response bare CR", "HTTP/1.1 200 OK\r\nX-A: b\rc\r\nContent-Length: 2\r\n\r\nok"),
+        rs("response NUL in value", "HTTP/1.1 200 OK\r\nX-A: b\u{0}c\r\nContent-Length: 2\r\n\r\nok"),
+        rs("response bare LF", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok"),
+        rs("response empty field name", "HTTP/1.1 200 OK\r\n: b\r\nContent-Length: 2\r\n\r\nok"),
+        rs("response non-token field name", "HTTP/1.1 200 OK\r\nX[A]: b\r\nContent-Length: 2\r\n\r\nok"),
+        rs("response four-digit status", "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok"),
+        rs("response status below 100", "HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\nok"),
+        rs("response HTTP/2.0", "HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        rs("response not HTTP", "hello world\r\n\r\n"),
+        rs("response head over 64 KiB", "HTTP/1.1 200 OK\r\nX-Big: " + String(repeating: "b", count: 70 * 1024)
+           + "\r\nContent-Length: 2\r\n\r\nok"),
+        rs("response 101 fields", "HTTP/1.1 200 OK\r\n" + (0..<101).map { "X-F\($0): v\r\n" }.joined()
+           + "Content-Length: 2\r\n\r\nok"),
+        closing(rs("response head cut by close", "HTTP/1.1 200 OK\r\nContent-Le")),
+
+        // MARK: responses: broken chunked bodies (the head has gone to the client: cut both ends)
+        rs("response chunk size not hex", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n", .cut),
+        rs("response chunk size past 2^64",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nok\r\n0\r\n\r\n", .cut),
+        rs("response chunk extension over 4 KiB", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;"
+           + String(repeating: "e", count: 5000) + "\r\nok\r\n0\r\n\r\n", .cut),
+        rs("response chunk data longer than its size",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokay\r\n0\r\n\r\n", .cut),
+        rs("response bare LF after chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\r\n0\r\n\r\n", .cut),
+    ]
+
+    /// One ds-lb in front of one fake replica for the whole table: every row runs on its own
+    /// client connection, and each row's outcome is independent of the others'.
+    func testCorpusEndToEnd() throws {
+        XCTAssertGreaterThanOrEqual(Self.corpus.count, 60)
+        XCTAssertEqual(Set(Self.corpus.map(\.name)).count, Self.corpus.count, "case names must be unique")
+        let replica = try FakeReplica()
+        defer { replica.stop() }
+        for c in Self.corpus {
+            if let reply = c.reply { replica.setReply(c.slug, reply, thenClose: c.replyThenClose) }
+        }
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static",
+                                        "--backend", "fake=127.0.0.1:\(replica.port)", "--workers", "2"])
+        for c in Self.corpus {
+            check(c, lb: lb, replica: replica)
+        }
+        XCTAssertFalse(replica.paths.contains { $0.hasPrefix("/smuggled") },
+                       "a request hidden in a refused body reached the replica: \(replica.paths)")
+    }
+
+    private func check(_ c: Case, lb: LoadBalancerUnderTest, replica: FakeReplica) {
+        let connection: HTTPConnection
+        do {
+            connection = try HTTPConnection(port: lb.port)
+        } catch {
+            return XCTFail("\(c.name): connect: \(error)", line: c.line)
+        }
+        defer { connection.close() }
+        // Sent from another thread: ds-lb may answer (and close) before a big request is all
+        // in, and a client that only reads after sending would then never see the answer.
+        let sender = Unchecked(connection)
+        let sent = DispatchSemaphore(value: 0)
+        let request = c.request
+        Thread { _ = try? sender.value.send(request); sent.signal() }.start()
+        defer { _ = sent.wait(timeout: .now() + 10) }
+        switch c.expect {
+        case .status(let status):
+            do {
+                let response = try connection.readResponse()
+                XCTAssertEqual(response.status, status, "\(c.name): \(response)", line: c.line)
+                if status >= 400 {
+                    XCTAssertEqual(response.jsonStatus, "failure", "\(c.name): JSON body \(response)", line: c.line)
+                }
+            } catch {
+                return XCTFail("\(c.name): expected \(status), got \(error)", line: c.line)
+            }
+        case .cut:
+            XCTAssertThrowsError(try connection.readResponse(), "\(c.name): a complete response came", line: c.line)
+        }
+        XCTAssertTrue(connection.isClosedByPeer(within: 3), "\(c.name): the client connection stayed open", line: c.line)
+        XCTAssertTrue(connection.unconsumedBytes.isEmpty,
+                      "\(c.name): bytes after the answer: \(String(decoding: connection.unconsumedBytes, as: UTF8.self).debugDescription)",
+                      line: c.line)
+        var replyIsInvalid = true
+        if case .status(200) = c.expect { replyIsInvalid = false }
+        if c.reply != nil && replyIsInvalid {
+            XCTAssertEqual(replica.waitForClose(of: c.slug), true,
+                           "\(c.name): ds-lb must close its connection to a replica that sent invalid framing", line: c.line)
+        }
+    }
+}
