@@ -7,8 +7,7 @@ enum A1Analysis {
     static func run(_ context: AnalysisContext) throws -> String {
         let algorithms = try context.attachedAlgorithm().map { [$0] } ?? AnalysisContext.algorithms
         var csv = CSVTable("group", "replica", "requests", "status_requests")
-        var table = ["| algorithm | " + (1...3).map { "server-\($0)" }.joined(separator: " | ") + " | total | max/avg | std dev | failed | /status agrees |",
-                     "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        var table: [String] = []
         var notes: [String] = []
         for algorithm in algorithms {
             context.say("A-1: \(algorithm.rawValue), N = 3, \(context.requests) requests")
@@ -17,6 +16,11 @@ enum A1Analysis {
                 csv.add(AnalysisContext.label(algorithm), name, count, run.served[name] ?? 0)
             }
             let s = run.spread
+            if table.isEmpty {
+                // Launched ds-lbs all name their replicas server-1…3; a `--url` one may not.
+                table = ["| algorithm | " + run.replies.map(\.name).joined(separator: " | ") + " | total | max/avg | std dev | failed | /status agrees |",
+                         "|---|" + String(repeating: "---:|", count: run.replies.count + 4) + "---|"]
+            }
             table.append("| \(AnalysisContext.label(algorithm)) | " + run.replies.map { String($0.count) }.joined(separator: " | ")
                          + " | \(s.total) | \(LoadReport.format(s.maxOverAvg, 3)) | \(LoadReport.format(s.stddevPercent, 1)) % | \(run.result.stats.failed) | \(run.agrees ? "yes" : "NO") |")
             if !run.agrees { notes.append("- \(algorithm.rawValue): ds-bench counted \(run.replies), /status \(run.served)") }
@@ -27,7 +31,7 @@ enum A1Analysis {
         let summary = """
             # A-1: load distribution on N = 3
 
-            \(context.requests) `GET /home?id=…` requests with random 6-digit ids (seed \(context.seed), the same ids for every algorithm), \(context.concurrency) keep-alive connections, one fresh ds-lb with 3 local replicas per algorithm. Replies are counted by the replica named in the body; "/status agrees" compares them with the requests ds-lb's `/status` says each replica served during the run.
+            \(context.requests) `GET /home?id=…` requests with random 6-digit ids (seed \(context.seed), the same ids for every algorithm), \(context.concurrency) keep-alive connections, \(context.url.map { "the running ds-lb at \($0) scaled to 3 replicas" } ?? "one fresh ds-lb with 3 local replicas per algorithm"). Replies are counted by the replica named in the body; "/status agrees" compares them with the requests ds-lb's `/status` says each replica served during the run.
 
             \(table.joined(separator: "\n"))
             \(notes.isEmpty ? "" : "\nDisagreements:\n" + notes.joined(separator: "\n") + "\n")

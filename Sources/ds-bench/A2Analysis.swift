@@ -46,7 +46,7 @@ enum A2Analysis {
         let summary = """
             # A-2: scaling from N = 2 to 6
 
-            For each algorithm one ds-lb starts with 2 local replicas and grows by `POST /add` to 6; at each N it serves \(context.requests) `GET /home` requests with the same random 6-digit ids (seed \(context.seed)). Cells: max/avg / standard deviation of the per-replica counts (as % of the mean); the mean load per replica is \(context.requests)/N for every algorithm, so the spread is what differs.
+            \(context.url.map { "The running ds-lb at \($0) is scaled to 2 replicas and grows by `POST /add` to 6 (then back to its size);" } ?? "For each algorithm one ds-lb starts with 2 local replicas and grows by `POST /add` to 6;") at each N it serves \(context.requests) `GET /home` requests with the same random 6-digit ids (seed \(context.seed)). Cells: max/avg / standard deviation of the per-replica counts (as % of the mean); the mean load per replica is \(context.requests)/N for every algorithm, so the spread is what differs.
 
             \(table.joined(separator: "\n"))
 

@@ -168,7 +168,7 @@ enum A3Analysis {
                                  extra: ["--events", context.path("a3-events.csv"), "--victim", victim, "--zoom", context.path("a3-zoom.csv")])
         let errors = stats.errors.isEmpty ? "none" : stats.errors.keys.sorted().map { "\($0) \(stats.errors[$0]!)" }.joined(separator: ", ")
         return """
-            Open-loop load of \(Int(rate)) `GET /home` req/s with random ids for \(LoadReport.format(seconds, 0)) s over \(context.concurrency) connections; \(victim) (pid \(pid)) SIGKILLed after \(LoadReport.format(killAfter, 1)) s. The log times are when ds-bench read ds-lb's lines (a loaded machine delays that, so they are upper bounds); the recovery time is measured on the load itself.
+            Open-loop load of \(Int(rate)) `GET /home` req/s with random ids for \(LoadReport.format(seconds, 0)) s over \(context.concurrency) connections; \(victim) (pid \(pid)) SIGKILLed after \(LoadReport.format(killAfter, 1)) s. \(balancer.hasLog ? "The DOWN and restarted times are when ds-bench read ds-lb's log lines (a loaded machine delays that, so they are upper bounds)" : "ds-bench did not start this ds-lb, so DOWN and restarted are when its `/status` (polled every 5 ms) first showed the replica out of UP and back UP with one more restart"); the recovery time is measured on the load itself.
 
             | event | after the kill |
             |---|---:|

@@ -69,8 +69,8 @@ struct LoadStats: Sendable {
         for (k, v) in other.firstReplyAfterMark { firstReplyAfterMark[k] = min(v, firstReplyAfterMark[k] ?? v) }
         var map: [Int] = []
         for (name, count) in zip(other.replicaNames, other.replicaCounts) {
-            let i = name.utf8.withContiguousStorageIfAvailable { replicaIndex(UnsafeRawBufferPointer($0)) }
-                ?? { var s = name; return s.withUTF8 { replicaIndex(UnsafeRawBufferPointer($0)) } }()
+            var utf8 = name
+            let i = utf8.withUTF8 { replicaIndex(UnsafeRawBufferPointer($0)) }
             replicaCounts[i] += count
             map.append(i)
         }
