@@ -394,7 +394,8 @@ final class ClientConnection: EventHandler {
     func startTunnel(_ upstream: UpstreamConnection) {
         exchange = nil
         clientWait = .none
-        let tunnel = Tunnel(client: self, upstream: upstream)
+        let tunnel = Tunnel(client: self, upstream: upstream, loop: worker.loop,
+                            idleTimeoutNanoseconds: worker.config.idleTimeoutNanoseconds)
         upstream.owner = tunnel
         self.tunnel = tunnel
         state = .tunneling

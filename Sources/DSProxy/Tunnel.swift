@@ -7,15 +7,39 @@ import DSSystem
 /// Backpressure: each direction reads only when its buffer is empty, so a side that does not
 /// read holds at most one read's worth of the other side's bytes (and then the other side's
 /// socket buffers fill, and TCP slows it down).
+///
+/// A tunnel in which no byte moves either way for `--idle-timeout` is closed (as nginx does
+/// with its read timeout): WebSocket peers that want to stay idle longer send pings.
 final class Tunnel: UpstreamOwner {
     private unowned let client: ClientConnection
+    private unowned let loop: EventLoop
     private let upstream: UpstreamConnection
+    private let idleTimeout: UInt64
     private var clientEOF = false
     private var ended = false
+    private var lastActivity = monotonicNanoseconds()
+    private var timer: TimerID?
 
-    init(client: ClientConnection, upstream: UpstreamConnection) {
+    init(client: ClientConnection, upstream: UpstreamConnection, loop: EventLoop, idleTimeoutNanoseconds: UInt64) {
         self.client = client
         self.upstream = upstream
+        self.loop = loop
+        self.idleTimeout = idleTimeoutNanoseconds
+        armIdleTimer(after: idleTimeoutNanoseconds)
+    }
+
+    /// One timer, re-armed lazily: activity only moves `lastActivity`.
+    private func armIdleTimer(after nanoseconds: UInt64) {
+        timer = loop.schedule(afterNanoseconds: nanoseconds) { [weak self] in
+            guard let self, !self.ended else { return }
+            self.timer = nil
+            let idle = monotonicNanoseconds() - self.lastActivity
+            if idle >= self.idleTimeout {
+                self.client.close()
+            } else {
+                self.armIdleTimer(after: self.idleTimeout - idle)
+            }
+        }
     }
 
     func upstreamEvent(_ upstream: UpstreamConnection, _ events: IOEvents) {
@@ -29,6 +53,7 @@ final class Tunnel: UpstreamOwner {
         var progressed = false
         if clientToReplica() { progressed = true }
         if !ended && !client.closed && replicaToClient() { progressed = true }
+        if progressed { lastActivity = monotonicNanoseconds() }
         // Either side closed, and what it sent before has gone on: the tunnel is done.
         if !ended && !client.closed && client.input.isEmpty && clientEOF {
             client.close()
@@ -121,6 +146,7 @@ final class Tunnel: UpstreamOwner {
     func abandon() {
         guard !ended else { return }
         ended = true
+        if let timer { loop.cancel(timer) }
         upstream.close()
     }
 }

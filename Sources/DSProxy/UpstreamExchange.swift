@@ -532,7 +532,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         releaseHeadFromInput()
         let reusable = responseHead?.keepsConnection == true && framing != .untilClose
             && bodyRemaining == 0 && upstream.input.isEmpty
-        if reusable { worker.pool.give(upstream) } else { upstream.close() }
+        if reusable && !worker.draining { worker.pool.give(upstream) } else { upstream.close() }
         self.upstream = nil
         // A replica may answer before reading the whole body; the rest of it would then be taken
         // for the next request, so the connection ends here.

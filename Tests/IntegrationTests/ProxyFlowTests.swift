@@ -102,6 +102,22 @@ final class ProxyFlowTests: IntegrationTestCase {
         XCTAssertTrue(connection.isClosedByPeer(within: 3))
     }
 
+    func testTunnelIsClosedAfterIdleTimeoutOnlyWhenNothingMoves() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--idle-timeout", "400ms"])
+        let connection = try HTTPConnection(port: lb.port)
+        defer { connection.close() }
+        try connection.send("GET /ws-echo?id=2 HTTP/1.1\r\nHost: lb\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        XCTAssertEqual(try connection.readResponse().status, 101)
+        // Bytes every 150 ms for 1.2 s: three idle timeouts long, and still open.
+        for i in 0..<8 {
+            try connection.send([UInt8(i)])
+            XCTAssertEqual(try connection.readBytes(count: 1), [UInt8(i)])
+            usleep(150_000)
+        }
+        // Then silence: closed after the idle timeout.
+        XCTAssertTrue(connection.isClosedByPeer(within: 3), "an idle tunnel must be closed after --idle-timeout")
+    }
+
     // MARK: a client that never reads
 
     func testClientThatNeverReadsDoesNotGrowMemory() throws {
