@@ -237,6 +237,30 @@ final class SmugglingCorpusTests: IntegrationTestCase {
                        "a request hidden in a refused body reached the replica: \(replica.paths)")
     }
 
+    /// A keep-alive client whose request got a 502 for the replica's invalid framing: ds-lb
+    /// closes the replica connection, and the client connection is either closed, as the 502
+    /// says, or stays in step (the next request on it is answered by the replica).
+    func testKeepAliveClientAfterAnInvalidResponseStaysInStep() throws {
+        let replica = try FakeReplica()
+        defer { replica.stop() }
+        replica.setReply("ka", Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!".utf8))
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static",
+                                        "--backend", "fake=127.0.0.1:\(replica.port)"])
+        let connection = try HTTPConnection(port: lb.port)
+        defer { connection.close() }
+        try connection.send("GET /reply/ka?id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
+        let response = try connection.readResponse()
+        assertFailure(response, 502, "differing Content-Length from the replica")
+        XCTAssertEqual(replica.waitForClose(of: "ka"), true, "the replica connection must be closed")
+        if response.connectionClose {
+            XCTAssertTrue(connection.isClosedByPeer(within: 3), "the 502 said close; the connection stayed open")
+        } else {
+            let next = try connection.request("GET", "/ok?id=1")
+            XCTAssertEqual(next.status, 200, "the next request on the kept connection: \(next)")
+            XCTAssertEqual(next.bodyString, "ok")
+        }
+    }
+
     private func check(_ c: Case, lb: LoadBalancerUnderTest, replica: FakeReplica) {
         let connection: HTTPConnection
         do {
