@@ -12,7 +12,7 @@ BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL_SCRATCH ?= .build-install
 
-.PHONY: run test deps build release install systemd-e2e unit-test integration-test tsan-test clean images docker-e2e fuzz fuzz-smoke
+.PHONY: run test deps build release install systemd-e2e unit-test integration-test tsan-test clean images docker-e2e fuzz fuzz-smoke test-sanitize
 
 ## make run: install what is missing, build release, run ds-lb on :5000 with 3 local replicas.
 run: release
@@ -59,6 +59,10 @@ fuzz:
 fuzz-smoke:
 	fuzz/build.sh
 	fuzz/run.sh 25
+
+## make test-sanitize: the whole unit and integration suite under the address, then the thread sanitizer (tests/sanitize.sh).
+test-sanitize: deps
+	tests/sanitize.sh address thread
 
 deps:
 	@scripts/install-deps.sh test
