@@ -77,6 +77,23 @@ final class DSBenchTests: IntegrationTestCase {
         XCTAssertEqual(report["rate"] as? Double, rate)
     }
 
+    /// Open loop measures from the intended send time: 100 req/s on one connection to a server
+    /// that takes 20 ms per answer can only be served at 50/s, so requests queue and wait up to
+    /// about a second. A closed-loop measurement would report ~20 ms (coordinated omission).
+    func testOpenLoopLatencyIncludesTheQueueingDelay() throws {
+        let server = try startServer(id: 3)
+        let run = try bench(["load", "--url", "http://127.0.0.1:\(server.port)/slow?ms=20", "--ids", "fixed",
+                             "--rate", "100", "--requests", "100", "--concurrency", "1", "--json"])
+        XCTAssertEqual(run.status, 0, "ds-bench load failed: \(run.stderr)")
+        let report = json(run.stdout)
+        XCTAssertEqual(report["succeeded"] as? Int, 100, "errors: \(report["errors"] ?? "?")")
+        let latency = report["latency_ms"] as? [String: Double] ?? [:]
+        // The 100th request was due at 0.99 s and cannot be answered before 100 × 20 ms = 2 s.
+        XCTAssertGreaterThan(latency["max"] ?? 0, 900, "latency \(latency)")
+        XCTAssertGreaterThan(latency["p50"] ?? 0, 200, "latency \(latency)")
+        XCTAssertGreaterThanOrEqual(latency["min"] ?? 0, 20, "no answer can beat the server's 20 ms: \(latency)")
+    }
+
     func testErrorsAreCountedByKindAndBadOptionsNamed() throws {
         // A port nobody listens on: every request fails as `connect`, and the run still ends.
         let closed = try startServer(id: 1)
