@@ -12,7 +12,7 @@ BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL_SCRATCH ?= .build-install
 
-.PHONY: run test deps build release install systemd-e2e unit-test integration-test tsan-test clean images docker-e2e fuzz fuzz-smoke test-sanitize
+.PHONY: run test deps build release install systemd-e2e unit-test integration-test tsan-test clean images docker-e2e fuzz fuzz-smoke test-sanitize analyses
 
 ## make run: install what is missing, build release, run ds-lb on :5000 with 3 local replicas.
 run: release
@@ -48,6 +48,12 @@ images:
 ## make docker-e2e: the Docker driver end to end on a real engine (installs and starts one if needed).
 docker-e2e:
 	docker/e2e-test.sh
+
+## make analyses: ds-bench's A-1…A-4 (PNG charts, CSVs, summaries) into bench/results, release build.
+analyses:
+	@scripts/install-deps.sh test
+	$(SWIFT) build -c release
+	.build/release/ds-bench analysis all --out bench/results
 
 ## make fuzz: libFuzzer targets (request and response heads, chunked scanner, admin JSON), FUZZ_SECONDS (600) each, in parallel.
 FUZZ_SECONDS ?= 600
