@@ -106,16 +106,17 @@ public final class Worker {
 
     /// Bounded loads (`--balance-factor`) for the current snapshot, built once per generation:
     /// the decorator and each member's in-flight counter, in the snapshot's member order.
-    private var bounded: (generation: UInt64, table: BoundedLoad, load: [ProxyMetrics.Replica])?
+    /// (A reload may change the factor: it is part of the key.)
+    private var bounded: (generation: UInt64, factor: Double, table: BoundedLoad, load: [ProxyMetrics.Replica])?
 
     /// Loop thread only. The replica for `hashedKey` under bounded loads: the first candidate
     /// whose in-flight requests (over all workers) are under ⌈c × average⌉.
     func boundedSelect(_ snapshot: Snapshot, hashedKey: UInt64, factor: Double) -> Backend? {
-        if bounded?.generation != snapshot.generation {
-            bounded = (snapshot.generation, BoundedLoad(snapshot.table, balanceFactor: factor),
+        if bounded?.generation != snapshot.generation || bounded?.factor != factor {
+            bounded = (snapshot.generation, factor, BoundedLoad(snapshot.table, balanceFactor: factor),
                        snapshot.backends.map { metrics(for: $0) })
         }
-        guard let (_, table, load) = bounded else { return nil }
+        guard let (_, _, table, load) = bounded else { return nil }
         let total = load.reduce(0) { $0 + $1.inFlight }
         guard let choice = table.choose(hashedKey, totalInFlight: total, load: { index in
             snapshot.healthy[index] ? load[index].inFlight : Int.max
