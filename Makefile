@@ -10,6 +10,8 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+# ds-lb reads /etc/ds-lb/ds-lb.toml by default, whatever the PREFIX.
+SYSCONFDIR ?= /etc
 INSTALL_SCRATCH ?= .build-install
 
 .PHONY: run test deps build release install systemd-e2e unit-test integration-test tsan-test clean images docker-e2e fuzz fuzz-smoke test-sanitize analyses
@@ -30,15 +32,19 @@ test: deps
 systemd-e2e:
 	tests/systemd-e2e.sh
 
-## make install: the binaries to $(DESTDIR)$(BINDIR), ds-lb.socket and ds-lb.service to $(DESTDIR)$(UNITDIR).
+## make install: the binaries to $(DESTDIR)$(BINDIR), the units to $(DESTDIR)$(UNITDIR), a commented
+## default configuration to $(DESTDIR)$(SYSCONFDIR)/ds-lb/ds-lb.toml (unless one exists).
 install:
 	@scripts/install-deps.sh build
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(INSTALL_SCRATCH)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
 	install -m 755 $(INSTALL_SCRATCH)/release/ds-lb $(INSTALL_SCRATCH)/release/ds-server $(DESTDIR)$(BINDIR)/
-	install -m 644 systemd/ds-lb.socket $(DESTDIR)$(UNITDIR)/ds-lb.socket
+	install -m 644 systemd/ds-lb.socket systemd/ds-lb-admin.socket $(DESTDIR)$(UNITDIR)/
 	sed 's|/usr/local/bin/|$(BINDIR)/|g' systemd/ds-lb.service >$(DESTDIR)$(UNITDIR)/ds-lb.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/ds-lb.service
+	@# The commented default configuration; an existing one is kept.
+	install -d $(DESTDIR)$(SYSCONFDIR)/ds-lb
+	[ -e $(DESTDIR)$(SYSCONFDIR)/ds-lb/ds-lb.toml ] || { sed 's|/usr/local/bin/|$(BINDIR)/|g' systemd/ds-lb.toml >$(DESTDIR)$(SYSCONFDIR)/ds-lb/ds-lb.toml && chmod 644 $(DESTDIR)$(SYSCONFDIR)/ds-lb/ds-lb.toml; }
 
 ## make images: ds-server:latest and ds-lb:latest FROM scratch, no registry (docker/build-images.sh).
 images:

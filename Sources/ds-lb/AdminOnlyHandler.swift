@@ -12,4 +12,8 @@ struct AdminOnlyHandler: AdminHandler {
     func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void) {
         supervisor.submit(request, reply: reply)
     }
+
+    func refused(method: String, path: String, client: String, status: Int, reason: String) {
+        supervisor.refused(method: method, path: path, client: client, status: status, reason: reason)
+    }
 }

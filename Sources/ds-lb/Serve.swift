@@ -177,14 +177,19 @@ struct Serve: ParsableCommand {
     }
 
     /// `base` with the settings a reload applies to running workers taken from these options
-    /// (ConfigKey.Reload.live): admin allow-list, routing key, retries, bounded loads, timeouts.
+    /// (ConfigKey.Reload.live): admin allow-list and token (re-read from its file, so a reload
+    /// rotates it), routing key, retries, bounded loads, body size cap, timeouts.
     /// The rest of `base` (limits, pool size) stays as the workers started with it.
     func liveProxyConfig(from base: ProxyConfig) throws -> ProxyConfig {
         var config = base
         do {
             config.adminAllow = try adminAllow.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(inSet: " "))) }
         } catch { throw ValidationError("--admin-allow: \(error)") }
+        do {
+            config.adminToken = try adminTokenFile.map { try AdminToken.load(path: $0) }
+        } catch { throw ValidationError("--admin-token-file: \(error)") }
         do { config.keyExtractor = try KeyExtractor(parsing: hashKey) } catch { throw ValidationError("\(error)") }
+        config.maxBodyBytes = try maxBodySize.map { try ByteSizeText.bytes($0, name: "--max-body-size") }
         config.retries = retries
         config.balanceFactor = balanceFactor
         try proxyTimeouts(into: &config)
@@ -223,10 +228,6 @@ struct Serve: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         let (listenAddress, adminAddress) = try addresses()
-        var adminToken: AdminToken?
-        if let adminTokenFile {
-            do { adminToken = try AdminToken.load(path: adminTokenFile) } catch { throw ValidationError("--admin-token-file: \(error)") }
-        }
         let staticBackends = try backends.map(Self.parseBackend)
         if Set(staticBackends.map(\.name)).count != staticBackends.count {
             throw ValidationError("--backend: each replica needs a distinct name")
@@ -250,9 +251,7 @@ struct Serve: ParsableCommand {
         var workerLoops: [EventLoop] = []
         let drain = GracefulDrain()
         var config = ProxyConfig(adminAllow: [])
-        config.adminToken = adminToken
         config.drain = drain
-        config.maxBodyBytes = try maxBodySize.map { try ByteSizeText.bytes($0, name: "--max-body-size") }
         let reloader = Reloader(invocation: ServeInvocation.started ?? ServeInvocation.none, supervisor: supervisor,
                                 proxyConfig: try liveProxyConfig(from: config),
                                 notifier: notifier, logger: logger)

@@ -72,6 +72,21 @@ final class HealthMachineTests: XCTestCase {
         XCTAssertEqual(machine.record(.l7OK), .wentUp)
     }
 
+    func testRetuneKeepsTheCountsAndJudgesTheNextResultByTheNewThresholds() {
+        let refused = CheckResult.l4Connection("refused")
+        var machine = HealthMachine(fall: 2, rise: 1, status: .up)
+        XCTAssertNil(machine.record(refused))
+        machine.retune(fall: 3, rise: 2)
+        XCTAssertEqual(machine.status, .up)
+        XCTAssertEqual(machine.consecutiveFailures, 1, "a reload keeps the count so far")
+        XCTAssertNil(machine.record(refused), "2 failures: under the new fall of 3")
+        XCTAssertEqual(machine.record(refused), .wentDown)
+        XCTAssertNil(machine.record(.l7OK), "1 success: under the new rise of 2")
+        XCTAssertEqual(machine.record(.l7OK), .wentUp)
+        machine.retune(fall: 1, rise: 1)
+        XCTAssertEqual(machine.record(refused), .wentDown, "fall 1: the first failure")
+    }
+
     func testCheckCodesReadLikeHAProxy() {
         XCTAssertEqual(CheckResult.l4Connection("x").code, "L4CON")
         XCTAssertEqual(CheckResult.l4Timeout.code, "L4TOUT")
