@@ -9,8 +9,13 @@ struct LoadStats: Sendable {
     var succeeded = 0
     var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000,
                                      numberOfSignificantValueDigits: .three)
-    /// Answers by status code.
-    var statuses: [Int: Int] = [:]
+    /// Answers by status code (an array indexed by the 3-digit code: no hashing per answer).
+    var statusCounts = [Int](repeating: 0, count: 1000)
+    var statuses: [Int: Int] {
+        var result: [Int: Int] = [:]
+        for (code, count) in statusCounts.enumerated() where count > 0 { result[code] = count }
+        return result
+    }
     /// Failures by kind: `connect`, `closed`, `timeout`, `bad_response`, `http_5xx`, `http_4xx`.
     var errors: [String: Int] = [:]
     /// Replies by the replica named in the body (`Hello from Server: X`), in first-seen order.
@@ -24,6 +29,28 @@ struct LoadStats: Sendable {
     var timelineOK: [Int] = []
     var timelineErrors: [Int] = []
     var timelineReplicas: [[Int]] = []
+
+    /// One answer: status, latency (µs), the replica named in the body, and its timeline bucket.
+    /// One mutating call per answer, so the owner pays one exclusivity check, not one per field.
+    /// Returns the replica's index.
+    @discardableResult
+    mutating func recordAnswer(status: Int, latencyMicros: UInt64, replica: UnsafeRawBufferPointer?, bucket: Int?) -> Int? {
+        latency.record(max(1, latencyMicros))
+        completed += 1
+        statusCounts[status] += 1
+        let ok = (200..<300).contains(status)
+        if ok { succeeded += 1 } else { recordError(status >= 500 ? "http_5xx" : "http_4xx") }
+        var index: Int?
+        if let replica {
+            let i = replicaIndex(replica)
+            replicaCounts[i] += 1
+            index = i
+        } else {
+            unattributed += 1
+        }
+        if let bucket { timelineRecord(bucket: bucket, ok: ok, replica: ok ? index : nil) }
+        return index
+    }
 
     mutating func recordError(_ kind: String) {
         errors[kind, default: 0] += 1
@@ -64,7 +91,7 @@ struct LoadStats: Sendable {
         succeeded += other.succeeded
         unattributed += other.unattributed
         latency.add(other.latency)
-        for (k, v) in other.statuses { statuses[k, default: 0] += v }
+        for (code, count) in other.statusCounts.enumerated() where count > 0 { statusCounts[code] += count }
         for (k, v) in other.errors { errors[k, default: 0] += v }
         for (k, v) in other.firstReplyAfterMark { firstReplyAfterMark[k] = min(v, firstReplyAfterMark[k] ?? v) }
         var map: [Int] = []

@@ -200,24 +200,15 @@ final class LoadWorker {
     func completed(_ connection: LoadConnection, status: Int, replica: UnsafeRawBufferPointer?) {
         inFlight -= 1
         let now = Clock.now()
-        stats.latency.record(max(1, (now - connection.intendedAt) / 1000))
-        stats.completed += 1
-        stats.statuses[status, default: 0] += 1
+        let bucket = plan.timelineBucketNanoseconds.map { Int((now - runStart) / $0) }
+        let index = stats.recordAnswer(status: status, latencyMicros: (now - connection.intendedAt) / 1000,
+                                       replica: replica, bucket: bucket)
         let ok = (200..<300).contains(status)
-        if ok { stats.succeeded += 1 } else { stats.recordError(status >= 500 ? "http_5xx" : "http_4xx") }
-        var index: Int?
-        if let replica {
-            index = stats.replicaIndex(replica)
-            stats.replicaCounts[index!] += 1
+        if let index, ok {
             let mark = progress.mark.load(ordering: .relaxed)
-            if ok, mark > 0, connection.sentAt > mark, stats.firstReplyAfterMark[stats.replicaNames[index!]] == nil {
-                stats.firstReplyAfterMark[stats.replicaNames[index!]] = now
+            if mark > 0, connection.sentAt > mark, stats.firstReplyAfterMark[stats.replicaNames[index]] == nil {
+                stats.firstReplyAfterMark[stats.replicaNames[index]] = now
             }
-        } else {
-            stats.unattributed += 1
-        }
-        if let width = plan.timelineBucketNanoseconds {
-            stats.timelineRecord(bucket: Int((now - runStart) / width), ok: ok, replica: ok ? index : nil)
         }
         progress.completed.add(1, ordering: .relaxed)
         if !ok { progress.failed.add(1, ordering: .relaxed) }
