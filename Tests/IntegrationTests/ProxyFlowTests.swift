@@ -189,6 +189,54 @@ final class ProxyFlowTests: IntegrationTestCase {
         XCTAssertTrue(lb.process.stderr.allLines.contains { $0.contains("Drained") }, lb.process.outputTail())
     }
 
+    func testSIGTERMUnderSocketActivationLeavesTheListeningSocketToTheNextInstance() throws {
+        // The test plays systemd: it owns the listening socket and passes it as fd 3.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(listener, 0)
+        defer { Glibc.close(listener) }
+        var addr = try SocketAddress.ipv4("127.0.0.1", port: 0)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(bound, 0)
+        XCTAssertEqual(Glibc.listen(listener, 64), 0)
+        var local = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) }
+        }
+        let port = UInt16(bigEndian: local.sin_port)
+        // LISTEN_PID must be ds-lb's own pid: a shell sets it to its pid and execs ds-lb.
+        let dslb = try Binaries.path("ds-lb")
+        let process = try launch("/bin/sh", ["-c", "export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\"", dslb,
+                                             "--listen", "127.0.0.1:1", "--replicas", "1"],
+                                 environment: ["STATE_DIRECTORY": try temporaryDirectory()], name: "ds-lb", passing: [listener])
+        _ = try process.waitForStderrLine(matching: "Listening on 127\\.0\\.0\\.1:\(port)", timeout: startupTimeout) { _ in true }
+        let busy = try HTTPConnection(port: port, timeout: 10)
+        defer { busy.close() }
+        XCTAssertEqual(try busy.request("GET", "/home?id=1").status, 200)
+        try busy.send("GET /slow?ms=1000&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
+        usleep(200_000)
+        XCTAssertTrue(process.send(signal: SIGTERM))
+        usleep(200_000)
+        // Draining: a new connection waits in the backlog (for the next ds-lb), it is not refused.
+        let waiting = try HTTPConnection(port: port)
+        defer { waiting.close() }
+        try waiting.send("GET /home?id=5 HTTP/1.1\r\nHost: lb\r\n\r\n")
+        XCTAssertEqual(try busy.readResponse().status, 200, "the request in flight finishes")
+        XCTAssertEqual(process.waitForExit(timeout: 10), .exited(0))
+        // The next instance (here: the test) accepts it, request bytes and all.
+        let accepted = accept(listener, nil, nil)
+        XCTAssertGreaterThanOrEqual(accepted, 0, "the waiting connection must still be in the socket's backlog")
+        defer { Glibc.close(accepted) }
+        var tv = timeval(tv_sec: 2, tv_usec: 0)
+        _ = setsockopt(accepted, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let n = buffer.withUnsafeMutableBytes { recv(accepted, $0.baseAddress, $0.count, 0) }
+        XCTAssertGreaterThan(n, 0)
+        XCTAssertTrue(String(decoding: buffer.prefix(max(n, 0)), as: UTF8.self).hasPrefix("GET /home?id=5 "))
+    }
+
     func testDrainTimeoutCutsARequestThatTakesTooLong() throws {
         let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--drain-timeout", "500ms"])
         let busy = try HTTPConnection(port: lb.port, timeout: 10)

@@ -121,9 +121,10 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Starts `executable` with `arguments`. The environment is this process's, minus
     /// `PORT` and `SERVER_ID` (so the tests' own environment cannot leak into the
-    /// binaries), with `environment` applied on top (nil value = unset).
+    /// binaries), with `environment` applied on top (nil value = unset). `passing` descriptors
+    /// become the child's 3, 4, … (socket activation's LISTEN_FDS layout).
     init(name: String, executable: String, arguments: [String],
-         environment: [String: String?] = [:]) throws {
+         environment: [String: String?] = [:], passing descriptors: [Int32] = []) throws {
         self.name = name
         self.executable = executable
         self.arguments = arguments
@@ -153,6 +154,7 @@ final class ChildProcess: @unchecked Sendable {
         // dup2 clears FD_CLOEXEC on the target, so only fds 0-2 reach the child.
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        for (i, fd) in descriptors.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + i)) }
 
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)

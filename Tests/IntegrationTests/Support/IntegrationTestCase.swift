@@ -96,10 +96,10 @@ class IntegrationTestCase: XCTestCase {
     /// Starts `binary` from the binaries directory; it (and its descendants) are SIGKILLed in
     /// teardown. When the test failed, teardown prints the process's output.
     func launch(_ binary: String, _ arguments: [String], environment: [String: String?] = [:],
-                name: String? = nil) throws -> ChildProcess {
-        let path = try Binaries.path(binary)
+                name: String? = nil, passing descriptors: [Int32] = []) throws -> ChildProcess {
+        let path = binary.hasPrefix("/") ? binary : try Binaries.path(binary)
         let process = try ChildProcess(name: name ?? binary, executable: path, arguments: arguments,
-                                       environment: environment)
+                                       environment: environment, passing: descriptors)
         addTeardownBlock { [unowned self] in
             if let run = testRun, run.totalFailureCount > 0 {
                 print("[teardown] \(process.name) pid \(process.pid), \(process.pollTermination().map { "\($0)" } ?? "running")\n\(process.outputTail(60))")
