@@ -318,8 +318,15 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     private func forwardResponse(_ upstream: UpstreamConnection) -> Bool {
         var progressed = false
         while !client.closed && !upstream.closed && !ended {
-            // 0. Our own bytes first: a 100 Continue, the response head as rewritten.
+            // 0. Our own bytes first: a 100 Continue, the response head as rewritten. Body
+            // bytes already here go along in the same write when they are few (one syscall for
+            // a small response, as when the head was relayed unchanged).
             if !client.output.isEmpty {
+                if readyForClient > 0 && client.output.readableCount + readyForClient <= Self.coalescedWriteLimit {
+                    client.output.append(UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<readyForClient]))
+                    upstream.input.consume(readyForClient)
+                    readyForClient = 0
+                }
                 guard client.flushOutput() else { return progressed }
                 progressed = true
             }
@@ -464,6 +471,9 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         return true
     }
 
+    /// Up to this many bytes of head and body are copied into one write (a copy is cheaper than
+    /// a second syscall).
+    static let coalescedWriteLimit = 16 * 1024
     static let continueLine: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
     static let connectionClose: [UInt8] = Array("Connection: close\r\n".utf8)
     static let connectionKeepAlive: [UInt8] = Array("Connection: keep-alive\r\n".utf8)
