@@ -71,6 +71,49 @@ final class ProxyFlowTests: IntegrationTestCase {
         XCTAssertTrue(output.contains("--max-body-size") && output.contains("'12Q'"), output)
     }
 
+    // MARK: chunked round trips
+
+    /// Property: for random chunk sizes, chunk extensions and trailers, a chunked request body
+    /// reaches the replica as it was sent and the replica's chunked answer (ds-server's /echo
+    /// sends the chunks back as they came) reaches the client byte for byte, trailers included;
+    /// the connection then carries the next request.
+    func testChunkedBodiesWithTrailersRoundTripByteIdentical() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1"])
+        let connection = try HTTPConnection(port: lb.port, timeout: 10)
+        defer { connection.close() }
+        for seed in 1...25 {
+            var rng = SeededRandom(seed: UInt64(seed))
+            var payload: [UInt8] = []
+            for _ in 0..<(1 + Int(rng.next() % 12)) {
+                let size = Int(rng.next() % (seed % 5 == 0 ? 70_000 : 300)) + 1
+                payload += Array(String(size, radix: 16, uppercase: rng.next() % 2 == 0).utf8)
+                if rng.next() % 4 == 0 { payload += Array(";ext=\(rng.next() % 100)".utf8) }
+                payload += [13, 10]
+                payload += (0..<size).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                payload += [13, 10]
+            }
+            payload += Array("0\r\n".utf8)
+            for t in 0..<Int(rng.next() % 3) { payload += Array("X-Trailer-\(t): \(rng.next())\r\n".utf8) }
+            payload += [13, 10]
+            try connection.send("POST /echo?id=6 HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\n\r\n")
+            let sender = Unchecked(connection)
+            let body = payload
+            let sent = DispatchSemaphore(value: 0)
+            Thread { try? sender.value.send(body); sent.signal() }.start()
+            // The response head, then exactly the bytes sent.
+            var head: [UInt8] = []
+            while !(head.count >= 4 && Array(head.suffix(4)) == [13, 10, 13, 10]) { head += try connection.readBytes(count: 1) }
+            let headText = String(decoding: head, as: UTF8.self).lowercased()
+            XCTAssertTrue(headText.hasPrefix("http/1.1 200"), "seed \(seed): \(headText)")
+            XCTAssertTrue(headText.contains("transfer-encoding: chunked"), "seed \(seed): \(headText)")
+            let echoed = try connection.readBytes(count: payload.count)
+            XCTAssertEqual(sent.wait(timeout: .now() + 10), .success)
+            XCTAssertTrue(echoed == payload, "seed \(seed): the chunked body (\(payload.count) bytes) came back changed")
+        }
+        XCTAssertEqual(try connection.request("GET", "/home?id=6").status, 200, "the connection carries the next request")
+        XCTAssertTrue(connection.unconsumedBytes.isEmpty)
+    }
+
     // MARK: upgrade
 
     func testUpgradedConnectionTunnelsBytesBothWays() throws {
