@@ -71,6 +71,19 @@ final class ProxyFlowTests: IntegrationTestCase {
         XCTAssertTrue(output.contains("--max-body-size") && output.contains("'12Q'"), output)
     }
 
+    // MARK: replica deadlines
+
+    func testSlowReplicaGets504AndTheConnectionStaysUsable() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--response-timeout", "300ms"])
+        let connection = try HTTPConnection(port: lb.port, timeout: 10)
+        defer { connection.close() }
+        let response = try connection.request("GET", "/slow?ms=5000&id=1")
+        XCTAssertEqual(response.status, 504, "\(response)")
+        XCTAssertEqual(response.jsonStatus, "failure")
+        // A bodiless request timed out cleanly: the client connection carries the next one.
+        XCTAssertEqual(try connection.request("GET", "/slow?ms=10&id=1").status, 200)
+    }
+
     // MARK: chunked round trips
 
     /// Property: for random chunk sizes, chunk extensions and trailers, a chunked request body
