@@ -205,6 +205,56 @@ in_ct journalctl -u ds-lb EVENT=heartbeat_failed --no-pager -o cat | grep -q "Re
 say "SIGKILL of replica PID $victim: journal has '$line', EVENT=restarted BACKEND=server-$n"
 wait_for 60 all_up || fail "pool not back to 3/3 after the replica restart"
 
+# --- 3b. systemctl reload: a changed heartbeat interval applies; a broken file changes nothing --
+CONF=$ROOT/etc/ds-lb/ds-lb.toml
+[ -f "$CONF" ] || fail "make install put no /etc/ds-lb/ds-lb.toml"
+grep -q '^# heartbeat-interval = "5s"$' "$CONF" || fail "the installed ds-lb.toml is not the commented default"
+cp "$CONF" "$WORK/ds-lb.toml.default"
+status_interval() { curl -sS --max-time 5 "$URL/status" | grep -o '"heartbeat_interval": *"[^"]*"' | sed 's/.*: *"\(.*\)"/\1/'; }
+interval_is() { [ "$(status_interval)" = "$1" ]; }
+MAIN=$(main_pid)
+interval_is 5s || fail "heartbeat interval before the reload: '$(status_interval)'"
+echo 'heartbeat-interval = "1s"' >>"$CONF"
+sctl reload ds-lb.service || fail "systemctl reload ds-lb"
+wait_for 20 interval_is 1s || fail "systemctl reload did not apply heartbeat-interval = \"1s\" (/status: '$(status_interval)')"
+journal | grep -q '^\[i\] Reloaded /etc/ds-lb/ds-lb.toml: applied heartbeat-interval (default) → "1s"; heartbeat interval 1s' \
+  || fail "no '[i] Reloaded ... heartbeat-interval' line in the journal"
+[ "$(main_pid)" = "$MAIN" ] && active || fail "the reload restarted ds-lb"
+say "systemctl reload with heartbeat-interval = \"1s\": applied (/status heartbeat_interval 1s, same PID $MAIN): $(journal | grep '^\[i\] Reloaded' | tail -1)"
+sed -i 's/^heartbeat-interval = "1s"$/heartbeat-interval = "soon"/' "$CONF"
+sctl reload ds-lb.service || fail "systemctl reload ds-lb (broken file)"
+reload_failed() { journal | grep -q '^\[!\] Reload failed, keeping the running configuration: /etc/ds-lb/ds-lb.toml: heartbeat-interval = "soon": invalid duration'; }
+wait_for 20 reload_failed || fail "no '[!] Reload failed ...' line naming the file, key and value in the journal"
+status_says() { sctl status --full ds-lb.service | grep -q 'Status: ".*reload failed, running the previous configuration: /etc/ds-lb/ds-lb.toml: heartbeat-interval = '; }
+wait_for 10 status_says || fail "systemctl status does not say why the reload failed: $(sctl show -p StatusText --value ds-lb.service)"
+[ "$(main_pid)" = "$MAIN" ] && active || fail "a broken file stopped or restarted ds-lb"
+interval_is 1s || fail "a broken file changed the heartbeat interval: '$(status_interval)'"
+curl -sS --max-time 10 "$URL/home?id=12" | grep -q 'Hello from Server' || fail "no answer after the failed reload"
+say "systemctl reload with heartbeat-interval = \"soon\": still active (PID $MAIN), interval 1s, $(sctl show -p StatusText --value ds-lb.service)"
+cp "$WORK/ds-lb.toml.default" "$CONF"
+sctl reload ds-lb.service
+wait_for 20 interval_is 5s || fail "the default file did not bring the 5s interval back"
+no_note() { ! sctl show -p StatusText --value ds-lb.service | grep -q 'reload failed'; }
+wait_for 10 no_note || fail "STATUS= still says the reload failed after a good one"
+
+# --- 3c. the optional admin socket (ds-lb-admin.socket, FileDescriptorName=admin) ---------------
+# systemd refuses to start a socket unit whose service is already running.
+sctl stop ds-lb.service
+sctl start ds-lb-admin.socket
+sctl start ds-lb.service
+admin_up() { curl -sS --max-time 5 "http://127.0.0.1:5001/rep" | grep -q '"replicas"'; }
+wait_for 30 admin_up || fail "no /rep on the admin socket 127.0.0.1:5001"
+journal | grep -q 'Using the admin socket passed by systemd: admin' || fail "ds-lb did not take the socket named admin"
+curl -sS --max-time 5 "http://127.0.0.1:5001/home?id=1" | grep -q "is not an admin endpoint" || fail "the admin socket routed a request"
+curl -sS --max-time 5 "$URL/rep" | grep -q '"replicas"' && fail "the traffic socket still answers /rep with the admin endpoint"
+curl -sS --max-time 10 "$URL/home?id=12" | grep -q 'Hello from Server' || fail "no routed answer with the admin socket on"
+sctl stop ds-lb.service
+sctl stop ds-lb-admin.socket
+sctl start ds-lb.service
+wait_for 60 all_up || fail "not 3/3 after the restart without the admin socket"
+interval_is 5s || fail "/status not back on the traffic socket"
+say "ds-lb-admin.socket: admin endpoints on 127.0.0.1:5001 only (routed paths 404 there, /rep not on :$PORT)"
+
 # --- 4. a request in flight when ds-lb is stopped completes ----------------------------------
 slow_out=$WORK/slow.out
 curl -sS --max-time 30 -o "$slow_out" -w '%{http_code}' "$URL/slow?ms=2000&id=7" >"$WORK/slow.code" 2>"$WORK/slow.err" &
