@@ -153,6 +153,12 @@ class IntegrationTestCase: XCTestCase {
         if environment["STATE_DIRECTORY"] == nil {
             environment["STATE_DIRECTORY"] = try temporaryDirectory()
         }
+        // The default driver is auto: an engine on this machine that has ds-server:latest would
+        // make the replicas containers. These tests are about process replicas (the Docker
+        // driver has its own end-to-end test), so no engine answers here.
+        if environment["DOCKER_HOST"] == nil {
+            environment["DOCKER_HOST"] = "unix:///nonexistent/ds-lb-itest-no-docker.sock"
+        }
         let process = try launch("ds-lb", arguments, environment: environment)
         let groups = try process.waitForStderrLine(matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#,
                                                    timeout: startupTimeout) { groups in
