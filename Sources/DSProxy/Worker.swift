@@ -27,6 +27,8 @@ public final class Worker {
     /// Set by `drain`: no new connection, none kept open after its request (GracefulDrain).
     private(set) var draining = false
     private var drainSignal: GracefulDrain?
+    /// This worker in the group that shares its listening socket (AcceptBalance).
+    private var balance: (group: AcceptBalance, member: AcceptBalance.Member)?
 
     init(index: Int, loop: EventLoop, publisher: SnapshotPublisher, config: ProxyConfig, admin: AdminHandler?,
          metrics: ProxyMetrics, onUnreachable: @escaping @Sendable (Backend) -> Void) {
@@ -69,6 +71,13 @@ public final class Worker {
             self.accept(client, peer: peer)
         }
         let loop = self.loop
+        let group = AcceptBalance.group(for: fd)
+        let me = LoopBound(self)
+        let member = AcceptBalance.Member(index: index) { client, peer in
+            loop.execute { me.value.adopt(client, peer: peer) }
+        }
+        group.join(member)
+        balance = (group, member)
         if let drain = config.drain {
             drainSignal = drain
             let me = LoopBound(self)
@@ -85,10 +94,30 @@ public final class Worker {
     }
 
     private func accept(_ fd: Int32, peer: SocketAddress?) {
+        if let (group, member) = balance {
+            let owner = group.owner(for: member)
+            if owner !== member {
+                owner.adopt(fd, peer)
+                return
+            }
+        }
+        adopt(fd, peer: peer)
+    }
+
+    /// Loop thread only. Serves connection `fd`, accepted here or handed over by another worker
+    /// (counted in the balance already).
+    private func adopt(_ fd: Int32, peer: SocketAddress?) {
+        if draining {
+            // Handed over while this worker began its drain: nothing will serve it here.
+            balance?.member.connections.subtract(1, ordering: .relaxed)
+            Socket.close(fd)
+            return
+        }
         let connection = ClientConnection(fd: fd, peer: peer, worker: self)
         do {
             try loop.register(fd, handler: connection)
         } catch {
+            balance?.member.connections.subtract(1, ordering: .relaxed)
             Socket.close(fd)
             return
         }
@@ -127,6 +156,7 @@ public final class Worker {
 
     func forget(_ connection: ClientConnection) {
         guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
+        balance?.member.connections.subtract(1, ordering: .relaxed)
         if draining { drainSignal?.adjust(-1) }
     }
 

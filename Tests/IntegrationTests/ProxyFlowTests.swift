@@ -71,6 +71,47 @@ final class ProxyFlowTests: IntegrationTestCase {
         XCTAssertTrue(output.contains("--max-body-size") && output.contains("'12Q'"), output)
     }
 
+    // MARK: workers
+
+    func testConnectionsOpenedOneAtATimeSpreadOverTheWorkers() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--workers", "2"])
+        // Connections opened in turn on an idle ds-lb: with EPOLLEXCLUSIVE alone, the first
+        // worker would accept every one of them.
+        let connections = try (0..<40).map { _ in try HTTPConnection(port: lb.port) }
+        defer { connections.forEach { $0.close() } }
+        let before = Self.workerCPUTicks(lb.process.pid)
+        for round in 0..<200 {
+            for connection in connections {
+                try connection.send("GET /home?id=\(round) HTTP/1.1\r\nHost: lb\r\n\r\n")
+            }
+            for connection in connections {
+                XCTAssertEqual(try connection.readResponse().status, 200)
+            }
+        }
+        let after = Self.workerCPUTicks(lb.process.pid)
+        let used = after.mapValues { $0 } .merging(before.mapValues { -$0 }, uniquingKeysWith: +)
+        let total = used.values.reduce(0, +)
+        XCTAssertEqual(Set(used.keys), ["ds-lb-w0", "ds-lb-w1"])
+        for (worker, ticks) in used {
+            XCTAssertGreaterThanOrEqual(ticks * 5, total, "\(worker) did \(ticks) of \(total) CPU ticks of the work: \(used)")
+        }
+    }
+
+    /// CPU time (user + system, in clock ticks) of each worker thread of `pid`, by thread name.
+    static func workerCPUTicks(_ pid: pid_t) -> [String: Int] {
+        var ticks: [String: Int] = [:]
+        for tid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+            guard let name = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/comm", encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines), name.hasPrefix("ds-lb-w"),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // After the name: state is field 0, utime 11, stime 12 (proc(5)).
+            if fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) { ticks[name] = user + system }
+        }
+        return ticks
+    }
+
     // MARK: replica deadlines
 
     func testSlowReplicaGets504AndTheConnectionStaysUsable() throws {
