@@ -35,7 +35,10 @@ public enum Socket {
         }
         switch result {
         case .wouldBlock: return .wouldBlock
-        case .done(let fd): return .done((fd, withUnsafePointer(to: &storage) { SocketAddress(storage: $0) }))
+        case .done(let fd):
+            // Accepted sockets do not inherit TCP_NODELAY from the listener on Linux.
+            if storage.ss_family != sa_family_t(AF_UNIX) { setNoDelay(fd) }
+            return .done((fd, withUnsafePointer(to: &storage) { SocketAddress(storage: $0) }))
         }
     }
 
@@ -43,7 +46,7 @@ public enum Socket {
     /// established (loopback often is); otherwise wait for EPOLLOUT and call `connectResult`.
     public static func connect(to address: SocketAddress) throws -> (fd: Int32, connected: Bool) {
         let fd = try syscall("socket") { cl_socket_nonblocking(address.family, Int32(SOCK_STREAM.rawValue)) }
-        _ = cl_set_int_option(fd, CL_IPPROTO_TCP, CL_TCP_NODELAY, 1)
+        setNoDelay(fd)
         let rc = address.withSockAddr { sa, len in Glibc.connect(fd, sa, len) }
         if rc == 0 { return (fd, true) }
         let err = errno
@@ -87,6 +90,13 @@ public enum Socket {
 
     public static func setNonBlocking(_ fd: Int32) throws {
         _ = try syscall("fcntl(O_NONBLOCK)") { cl_set_nonblocking(fd) }
+    }
+
+    /// Disables Nagle's algorithm. A proxy's writes are whole messages or parts of one; with Nagle
+    /// a response written in two sends waits for the peer's delayed ACK (≈ 40 ms) before its
+    /// second part leaves. Best effort: a socket that refuses it still works.
+    public static func setNoDelay(_ fd: Int32) {
+        _ = cl_set_int_option(fd, CL_IPPROTO_TCP, CL_TCP_NODELAY, 1)
     }
 
     /// Reads into `buffer`; `.done(0)` is end of stream.
