@@ -147,6 +147,9 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         Self.adminPaths.contains(path)
     }
 
+    private static let longestAdminPathLength = adminPaths.map(\.utf8.count).max() ?? 0
+    public var longestAdminPath: Int { Self.longestAdminPathLength }
+
     public func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void) {
         loop.execute { [self] in
             queue.append((request, reply))

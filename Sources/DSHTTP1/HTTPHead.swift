@@ -149,6 +149,11 @@ public struct ResponseHeadInfo: Sendable, Equatable {
     public var contentLength: UInt64?
     public var transferCodings = TransferCodingSummary()
     public var connection = ConnectionTokens()
+    public var fieldCount = 0
+    /// Where the first field line starts (just after the status line's CRLF).
+    public var fieldsStart = 0
+    /// Whether a field is hop-by-hop by its name alone (see `RequestHeadInfo.hasHopByHopField`).
+    public var hasHopByHopField = false
 
     public init(version: HTTPVersion, status: Int, length: Int) {
         self.version = version

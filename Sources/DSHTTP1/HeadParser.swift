@@ -176,6 +176,7 @@ public struct HeadParser: Sendable {
             throw HTTPParseError(400, "Control character in reason phrase")
         }
         var head = ResponseHeadInfo(version: version, status: status, length: end)
+        head.fieldsStart = lineEnd + 2
         var contentLengthSeen = false
         try parseFields(bytes, from: lineEnd + 2, end: end) { (field, name) throws(HTTPParseError) in
             switch name {
@@ -189,10 +190,14 @@ public struct HeadParser: Sendable {
             case .transferEncoding:
                 try Self.summarizeCodings(bytes, field, into: &head.transferCodings)
             case .connection:
+                head.hasHopByHopField = true
                 Self.scanConnection(bytes, field, into: &head.connection)
-            case .host, .expect, .hopByHop, .other:
+            case .hopByHop:
+                head.hasHopByHopField = true
+            case .host, .expect, .other:
                 break
             }
+            head.fieldCount += 1
             onField(field)
         }
         return head

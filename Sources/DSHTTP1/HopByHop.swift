@@ -16,29 +16,47 @@ public enum HopByHop {
     /// any ordinary head: names are compared in place, ignoring case.
     public static func forEachKeptRange(of head: RequestHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool = false,
                                         _ body: (Range<Int>) -> Void) {
-        let end = head.length - 2
-        guard head.hasHopByHopField else { return body(0..<end) }
+        forEachKept(fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
+                    hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading, body)
+    }
+
+    /// The same for a response head (RFC 9110 §7.6.1 applies to both directions): the status
+    /// line and the kept field lines, without the final empty line; `upgrading` for a 101 that
+    /// switches to the Upgrade the client asked for.
+    public static func forEachKeptResponseRange(of head: ResponseHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool,
+                                                _ body: (Range<Int>) -> Void) {
+        forEachKept(fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
+                    hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading, body)
+    }
+
+    static func forEachKept(fieldsStart: Int, length: Int, fieldCount: Int, hasHopByHopField: Bool,
+                            in bytes: UnsafeRawBufferPointer, upgrading: Bool, _ body: (Range<Int>) -> Void) {
+        let end = length - 2
+        guard hasHopByHopField else { return body(0..<end) }
+        func forEachField(_ visit: (HeaderField) -> Bool) {
+            HeaderField.forEach(in: bytes, from: fieldsStart, headLength: length, visit)
+        }
         // Names listed in Connection are hop-by-hop too (§7.6.1). They are looked up by scanning
         // the Connection values again for each field; when that could cost more than a few
         // thousand comparisons (a huge Connection list), a set is built once instead.
         var connectionBytes = 0
-        head.forEachField(in: bytes) { field in
+        forEachField { field in
             if RequestHeadInfo.equalsIgnoringCase(bytes, field.nameRange, "connection") { connectionBytes += field.valueRange.count }
             return true
         }
-        if connectionBytes * head.fieldCount > 16 * 1024 {
+        if connectionBytes * fieldCount > 16 * 1024 {
             var listed: Set<String> = []
-            head.forEachField(in: bytes) { field in
+            forEachField { field in
                 if RequestHeadInfo.equalsIgnoringCase(bytes, field.nameRange, "connection") {
                     forEachToken(bytes, field.valueRange) { listed.insert(lowercased(bytes, $0)) }
                 }
                 return true
             }
-            emit(head, bytes, upgrading, end, isListed: { listed.contains(lowercased(bytes, $0)) }, body)
+            emit(fieldsStart, length, bytes, upgrading, isListed: { listed.contains(lowercased(bytes, $0)) }, body)
         } else {
-            emit(head, bytes, upgrading, end, isListed: { name in
+            emit(fieldsStart, length, bytes, upgrading, isListed: { name in
                 var found = false
-                head.forEachField(in: bytes) { field in
+                forEachField { field in
                     guard RequestHeadInfo.equalsIgnoringCase(bytes, field.nameRange, "connection") else { return true }
                     forEachToken(bytes, field.valueRange) { token in
                         if !found && equalsIgnoringCase(bytes, token, name) { found = true }
@@ -50,11 +68,12 @@ public enum HopByHop {
         }
     }
 
-    private static func emit(_ head: RequestHeadInfo, _ bytes: UnsafeRawBufferPointer, _ upgrading: Bool, _ end: Int,
+    private static func emit(_ fieldsStart: Int, _ length: Int, _ bytes: UnsafeRawBufferPointer, _ upgrading: Bool,
                              isListed: (Range<Int>) -> Bool, _ body: (Range<Int>) -> Void) {
+        let end = length - 2
         var segmentStart = 0
         var dropping: Int?
-        head.forEachField(in: bytes) { field in
+        HeaderField.forEach(in: bytes, from: fieldsStart, headLength: length) { field in
             let lineStart = Int(field.nameStart)
             if dropping != nil {
                 // The previous field was dropped: its line ends where this one starts.

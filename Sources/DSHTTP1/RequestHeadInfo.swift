@@ -95,22 +95,7 @@ public struct RequestHeadInfo: Sendable, Equatable {
 
     /// Calls `body` with each field in order until it returns false.
     public func forEachField(in bytes: UnsafeRawBufferPointer, _ body: (HeaderField) -> Bool) {
-        var lineStart = fieldsStart
-        let end = length - 2
-        while lineStart < end {
-            var cr = lineStart
-            while bytes[cr] != 13 { cr += 1 }
-            var colon = lineStart
-            while bytes[colon] != UInt8(ascii: ":") { colon += 1 }
-            var valueStart = colon + 1
-            while valueStart < cr && (bytes[valueStart] == 32 || bytes[valueStart] == 9) { valueStart += 1 }
-            var valueEnd = cr
-            while valueEnd > valueStart && (bytes[valueEnd - 1] == 32 || bytes[valueEnd - 1] == 9) { valueEnd -= 1 }
-            let field = HeaderField(nameStart: Int32(lineStart), nameEnd: Int32(colon),
-                                    valueStart: Int32(valueStart), valueEnd: Int32(valueEnd))
-            if !body(field) { return }
-            lineStart = cr + 2
-        }
+        HeaderField.forEach(in: bytes, from: fieldsStart, headLength: length, body)
     }
 
     /// The first field whose name equals `name` ignoring ASCII case.
@@ -243,6 +228,29 @@ public struct TransferCodingSummary: Sendable, Equatable {
 }
 
 extension HeaderField {
+    /// Calls `body` with each field line of a head that the parser accepted (`fieldsStart` and
+    /// `headLength` as it reported them) until it returns false: lines are found again, not
+    /// stored, so a head needs no field array.
+    public static func forEach(in bytes: UnsafeRawBufferPointer, from fieldsStart: Int, headLength: Int,
+                               _ body: (HeaderField) -> Bool) {
+        var lineStart = fieldsStart
+        let end = headLength - 2
+        while lineStart < end {
+            var cr = lineStart
+            while bytes[cr] != 13 { cr += 1 }
+            var colon = lineStart
+            while bytes[colon] != UInt8(ascii: ":") { colon += 1 }
+            var valueStart = colon + 1
+            while valueStart < cr && (bytes[valueStart] == 32 || bytes[valueStart] == 9) { valueStart += 1 }
+            var valueEnd = cr
+            while valueEnd > valueStart && (bytes[valueEnd - 1] == 32 || bytes[valueEnd - 1] == 9) { valueEnd -= 1 }
+            let field = HeaderField(nameStart: Int32(lineStart), nameEnd: Int32(colon),
+                                    valueStart: Int32(valueStart), valueEnd: Int32(valueEnd))
+            if !body(field) { return }
+            lineStart = cr + 2
+        }
+    }
+
     public var nameRange: Range<Int> { Int(nameStart)..<Int(nameEnd) }
     public var valueRange: Range<Int> { Int(valueStart)..<Int(valueEnd) }
 }

@@ -55,6 +55,9 @@ public struct AdminResponse: Sendable {
 public protocol AdminHandler: Sendable {
     /// Whether `path` is an admin endpoint (checked per request: keep it cheap).
     func isAdminPath(_ path: Substring) -> Bool
+    /// Bytes in the longest admin path: a longer request path is routed without asking
+    /// `isAdminPath` (and so without making a string of it).
+    var longestAdminPath: Int { get }
     func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void)
     /// Any thread. An admin request the worker refused itself (allow-list, token, body limit),
     /// so it is logged like the ones the handler answers.
@@ -62,5 +65,6 @@ public protocol AdminHandler: Sendable {
 }
 
 extension AdminHandler {
+    public var longestAdminPath: Int { .max }
     public func refused(method: String, path: String, client: String, status: Int, reason: String) {}
 }

@@ -11,7 +11,7 @@ import DSSystem
 ///
 /// Requests on a connection are handled one at a time; pipelined requests wait in `input` and
 /// are answered in order once the current exchange ends.
-final class ClientConnection: EventHandler {
+final class ClientConnection: EventHandler, TimerTarget {
     enum State {
         case readingHead
         /// Waiting for `length` body bytes of an admin request after the head.
@@ -78,6 +78,8 @@ final class ClientConnection: EventHandler {
 
     /// The exchange with the replica in progress (state == .proxying).
     private(set) var exchange: UpstreamExchange?
+    /// The last exchange object, kept for the next request once it has ended.
+    private var spareExchange: UpstreamExchange?
     /// The connection after an upgrade (state == .tunneling).
     private var tunnel: Tunnel?
 
@@ -126,7 +128,8 @@ final class ClientConnection: EventHandler {
     private func stepReadHead() -> Bool {
         if !flushOutput() { return false }
         if !input.isEmpty {
-            switch worker.parser.parseRequest(input.readable, from: parseFrom) {
+            // Byte ranges and facts only: no String, no array (no allocation per request).
+            switch worker.parser.parseRequestInfo(input.readable, from: parseFrom) {
             case .complete(let head):
                 parseFrom = 0
                 begin(head)
@@ -179,9 +182,13 @@ final class ClientConnection: EventHandler {
         }
         if clientTimer == nil {
             clientTimerAt = clientDeadline
-            clientTimer = worker.loop.schedule(afterNanoseconds: nanoseconds) { [weak self] in self?.clientTimerFired() }
+            clientTimer = worker.loop.schedule(afterNanoseconds: nanoseconds, target: self)
         }
     }
+
+    /// The client deadline's timer (a target, not a closure: nothing allocated per re-arm; the
+    /// loop holds the connection until it fires or `close` cancels it).
+    func timerFired(_ tag: Int) { clientTimerFired() }
 
     private func clientTimerFired() {
         clientTimer = nil
@@ -189,7 +196,7 @@ final class ClientConnection: EventHandler {
         let now = monotonicNanoseconds()
         if now < clientDeadline {
             clientTimerAt = clientDeadline
-            clientTimer = worker.loop.schedule(afterNanoseconds: clientDeadline - now) { [weak self] in self?.clientTimerFired() }
+            clientTimer = worker.loop.schedule(afterNanoseconds: clientDeadline - now, target: self)
             return
         }
         switch clientWait {
@@ -217,7 +224,7 @@ final class ClientConnection: EventHandler {
     }
 
     /// Routes a complete head: admin endpoint, or proxied to a replica.
-    private func begin(_ head: RequestHead) {
+    private func begin(_ head: RequestHeadInfo) {
         clientWait = .none
         let framing: BodyFraming
         switch Framing.request(head) {
@@ -251,7 +258,7 @@ final class ClientConnection: EventHandler {
             return
         }
 
-        if let admin = worker.admin, admin.isAdminPath(head.path) {
+        if let admin = worker.admin, let head = adminHead(admin, head) {
             let client = peer?.host ?? "unknown"
             guard let peer, worker.config.adminAllow.contains(where: { $0.contains(peer) }) else {
                 let message = "Admin endpoint \(head.path) is not allowed from \(peer?.host ?? "this client")"
@@ -354,9 +361,21 @@ final class ClientConnection: EventHandler {
 
     // MARK: proxying
 
-    private func proxy(_ head: RequestHead, bodyLength: UInt64) {
+    /// The request as a full `RequestHead` when it is for an admin endpoint, else nil. The path
+    /// is compared without allocating: only a path short enough to be an admin path is made a
+    /// string (a small one), and only an admin request is parsed again into the full form.
+    private func adminHead(_ admin: AdminHandler, _ head: RequestHeadInfo) -> RequestHead? {
+        let bytes = input.readable
+        let path = head.path(in: bytes)
+        guard path.count <= admin.longestAdminPath,
+              admin.isAdminPath(Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[path]), as: UTF8.self))),
+              case .complete(let full) = worker.parser.parseRequest(bytes) else { return nil }
+        return full
+    }
+
+    private func proxy(_ head: RequestHeadInfo, bodyLength: UInt64) {
         let snapshot = worker.reader.snapshot
-        let hashedKey = worker.config.keyExtractor.hashedKey(for: head.info, headBytes: input.readable, clientKey: clientKey,
+        let hashedKey = worker.config.keyExtractor.hashedKey(for: head, headBytes: input.readable, clientKey: clientKey,
                                                              table: snapshot.table)
         let backend = worker.config.balanceFactor.map { worker.boundedSelect(snapshot, hashedKey: hashedKey, factor: $0) }
             ?? snapshot.select(hashedKey: hashedKey)
@@ -367,8 +386,16 @@ final class ClientConnection: EventHandler {
                     close: bodyLength > 0 || !head.wantsKeepAlive)
             return
         }
-        let exchange = UpstreamExchange(client: self, worker: worker, head: head, bodyLength: bodyLength,
+        // The exchange object of the previous request is reused once it has ended.
+        let exchange: UpstreamExchange
+        if let spare = spareExchange, spare.hasEnded {
+            spare.start(head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
+            exchange = spare
+        } else {
+            exchange = UpstreamExchange(client: self, worker: worker, head: head, bodyLength: bodyLength,
                                         snapshot: snapshot, hashedKey: hashedKey)
+            spareExchange = exchange
+        }
         self.exchange = exchange
         state = .proxying
         exchange.attach(backend)
@@ -402,16 +429,8 @@ final class ClientConnection: EventHandler {
     }
 
     /// Whether the head has an `Expect` field (any value).
-    static func hasExpectField(_ head: RequestHead, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        for field in head.fields where field.nameEnd - field.nameStart == 6 {
-            var same = true
-            for (k, c) in "expect".utf8.enumerated() where bytes[Int(field.nameStart) + k] | 0x20 != c {
-                same = false
-                break
-            }
-            if same { return true }
-        }
-        return false
+    static func hasExpectField(_ head: RequestHeadInfo, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        head.firstField(named: "expect", in: bytes) != nil
     }
 
     // MARK: drain
@@ -436,6 +455,7 @@ final class ClientConnection: EventHandler {
         closed = true
         exchange?.abandon()
         exchange = nil
+        spareExchange = nil
         tunnel?.abandon()
         tunnel = nil
         if let timer = clientTimer { worker.loop.cancel(timer) }

@@ -8,8 +8,8 @@ import DSSystem
 
 /// The replica side of one proxied request: gets a connection (pooled or new), sends the head
 /// and body, reads the response and relays it to the client, retries and fails over. Created by
-/// its `ClientConnection` when a request is routed, dropped when the exchange ends. Loop thread
-/// only.
+/// its `ClientConnection` for its first proxied request and reused for the next ones (`start`),
+/// so routing a request allocates nothing. Loop thread only.
 ///
 /// The client's `input` holds the request: a request without a body keeps its head at the front
 /// of `input` until the response begins, so a reused connection that turns out dead can be
@@ -17,12 +17,12 @@ import DSSystem
 final class UpstreamExchange: UpstreamOwner, TimerTarget {
     private unowned let client: ClientConnection
     private unowned let worker: Worker
-    let head: RequestHead
+    private(set) var head: RequestHeadInfo
     private(set) var upstream: UpstreamConnection?
     /// Whether the head has been written upstream, and whether it has left `input`.
     private var headSent = false
     private var headConsumed = false
-    private(set) var bodyRemaining: UInt64
+    private(set) var bodyRemaining: UInt64 = 0
     /// A chunked request body is forwarded as it came; the scanner finds where it ends, and
     /// `chunkReady` counts the bytes at the front of `input` known to belong to it.
     private var requestChunks: ChunkedScanner?
@@ -31,22 +31,22 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     private var retried = false
     /// The snapshot and hashed key the replica was chosen with, for failover to the next
     /// distinct candidate (`--retries`), and the replicas tried so far.
-    private let snapshot: Snapshot
-    private let hashedKey: UInt64
+    private var snapshot: Snapshot
+    private var hashedKey: UInt64 = 0
     private var tried: [String] = []
-    private var failoversLeft: Int
+    private var failoversLeft = 0
     /// The replica this exchange is counted against, and since when.
     private var tracked: ProxyMetrics.Replica?
     private var trackedSince: UInt64 = 0
     private(set) var responseStarted = false
-    private var responseHead: ResponseHead?
+    private var responseHead: ResponseHeadInfo?
     private var framing = BodyFraming.none
     private var responseRemaining: UInt64 = 0
     private var chunked = ChunkedScanner()
     /// Bytes at the front of `upstream.input` that belong to the response and await the client.
     private(set) var readyForClient = 0
     private var responseParseFrom = 0
-    private let closeClientAfter: Bool
+    private var closeClientAfter = false
     /// The client connection ends after this response (decided with its head, which says so).
     private var closeAfterResponse = false
     /// `Expect: 100-continue` was answered by ds-lb itself (see `step`).
@@ -54,19 +54,51 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     private var timer: TimerID?
     /// Set once the exchange has handed the connection back to its client (finished or failed).
     private var ended = false
+    /// Counts `start`s: a timer fired for an earlier request of this reused object is ignored.
+    private var generation = 0
 
-    init(client: ClientConnection, worker: Worker, head: RequestHead, bodyLength: UInt64,
+    init(client: ClientConnection, worker: Worker, head: RequestHeadInfo, bodyLength: UInt64,
          snapshot: Snapshot, hashedKey: UInt64) {
         self.client = client
         self.worker = worker
         self.head = head
-        self.bodyRemaining = bodyLength
-        if bodyLength == .max { requestChunks = ChunkedScanner() }
-        self.closeClientAfter = !head.wantsKeepAlive
+        self.snapshot = snapshot
+        start(head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
+    }
+
+    /// Begins the exchange for a new request: every piece of per-request state is set here.
+    func start(head: RequestHeadInfo, bodyLength: UInt64, snapshot: Snapshot, hashedKey: UInt64) {
+        generation &+= 1
+        self.head = head
+        upstream = nil
+        headSent = false
+        headConsumed = false
+        bodyRemaining = bodyLength
+        requestChunks = bodyLength == .max ? ChunkedScanner() : nil
+        chunkReady = 0
+        retried = false
         self.snapshot = snapshot
         self.hashedKey = hashedKey
-        self.failoversLeft = worker.config.retries
+        tried.removeAll(keepingCapacity: true)
+        failoversLeft = worker.config.retries
+        tracked = nil
+        trackedSince = 0
+        responseStarted = false
+        responseHead = nil
+        framing = .none
+        responseRemaining = 0
+        chunked = ChunkedScanner()
+        readyForClient = 0
+        responseParseFrom = 0
+        closeClientAfter = !head.wantsKeepAlive
+        closeAfterResponse = false
+        continueSent = false
+        timer = nil
+        ended = false
     }
+
+    /// Whether the exchange has ended, so its object may be reused for the next request.
+    var hasEnded: Bool { ended }
 
     /// Whether the request body has been read from the client in full.
     var bodyPending: Bool { bodyRemaining > 0 }
@@ -86,7 +118,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             upstream.mayWrite = true
             // Connected: the connect deadline gives way to the response deadline.
             if let timer { worker.loop.cancel(timer) }
-            timer = worker.loop.schedule(afterNanoseconds: worker.config.responseTimeoutNanoseconds, target: self)
+            timer = worker.loop.schedule(afterNanoseconds: worker.config.responseTimeoutNanoseconds, target: self, tag: generation)
         }
         client.drive()
     }
@@ -128,13 +160,16 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         let timeout = upstream.connected ? worker.config.responseTimeoutNanoseconds : worker.config.connectTimeoutNanoseconds
         // A timer target, not a closure: nothing allocated per request. Every way the exchange
         // ends cancels it or sets `ended` first, so a late firing touches nothing.
-        timer = worker.loop.schedule(afterNanoseconds: timeout, target: self)
+        timer = worker.loop.schedule(afterNanoseconds: timeout, target: self, tag: generation)
         // A pooled or already-connected socket gets no new edge-triggered event: count the
         // attach as progress so `drive` goes on to send on it now.
         client.noteProgress()
     }
 
-    func timerFired(_ tag: Int) { timedOut() }
+    func timerFired(_ tag: Int) {
+        guard tag == generation else { return }
+        timedOut()
+    }
 
     private func timedOut() {
         guard !ended, !client.closed, let upstream else { return }
@@ -189,40 +224,36 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         let headBytes = client.input.readable
         // An upgrade request (Connection: upgrade) keeps its Upgrade field and says so again.
         let upgrading = head.connection.upgrade
-        let ranges = HopByHop.keptRanges(of: head, in: headBytes, upgrading: upgrading)
         // An HTTP/1.0 client's request goes out asking for keep-alive: the connection to the
         // replica is ours to reuse, whatever the client does with its own.
         let added = upgrading ? client.forwardedHeaderUpgrade
             : head.version == .http10 ? client.forwardedHeaderKeepAlive : client.forwardedHeader
-        let total = ranges.reduce(0) { $0 + $1.count } + added.count
+        let iov = worker.iovecs
         let sent: Int
+        var total = 0
         do {
             sent = try added.withUnsafeBytes { extra -> Int in
-                var iov = ranges.map {
-                    iovec(iov_base: UnsafeMutableRawPointer(mutating: headBytes.baseAddress! + $0.lowerBound), iov_len: $0.count)
+                iov.removeAll()
+                HopByHop.forEachKeptRange(of: head, in: headBytes, upgrading: upgrading) {
+                    iov.append(UnsafeRawBufferPointer(rebasing: headBytes[$0]))
                 }
-                iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: extra.baseAddress!), iov_len: extra.count))
-                return try iov.withUnsafeMutableBufferPointer { buffer in
-                    switch try Socket.writev(upstream.fd, buffer) {
-                    case .done(let n): return n
-                    case .wouldBlock: return 0
-                    }
+                iov.append(extra)
+                total = iov.totalLength
+                let n: Int
+                switch try Socket.writev(upstream.fd, iov.buffer) {
+                case .done(let written): n = written
+                case .wouldBlock: n = 0
                 }
+                if n < total {
+                    // Keep what the socket did not take; it goes out before anything else.
+                    upstream.mayWrite = false
+                    iov.forEachRemaining(after: n) { upstream.output.append($0) }
+                }
+                return n
             }
         } catch {
             upstreamFailed(upstream, reason: "\(error)")
             return false
-        }
-        if sent < total {
-            // Keep what the socket did not take; it goes out before anything else.
-            upstream.mayWrite = false
-            var skip = sent
-            for range in ranges {
-                if skip >= range.count { skip -= range.count; continue }
-                upstream.output.append(UnsafeRawBufferPointer(rebasing: headBytes[(range.lowerBound + skip)..<range.upperBound]))
-                skip = 0
-            }
-            added.withUnsafeBytes { upstream.output.append(UnsafeRawBufferPointer(rebasing: $0[skip...])) }
         }
         headSent = true
         if bodyRemaining > 0 || sent < total {
@@ -408,7 +439,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             // The head is parsed from the first byte not yet classified; `responseParseFrom` is
             // relative to that point, which stays put while earlier bytes go to the client.
             let unparsed = UnsafeRawBufferPointer(rebasing: upstream.input.readable[readyForClient...])
-            switch worker.parser.parseResponse(unparsed, from: responseParseFrom) {
+            switch worker.parser.parseResponseInfo(unparsed, from: responseParseFrom) {
             case .incomplete(let resume):
                 responseParseFrom = resume
                 return true
@@ -429,7 +460,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
                     upstream.input.consume(responseHead.length)
                     return true
                 }
-                switch Framing.response(responseHead, requestMethod: head.method) {
+                switch Framing.response(responseHead, requestIsHead: head.isHead) {
                 case .failure(let error):
                     fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
                     return false
@@ -482,12 +513,12 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// Moves a response head from the replica's bytes to the client's output without its
     /// hop-by-hop fields (RFC 9110 §7.6.1), with our own `Connection` field: whether the client
     /// connection stays open is ours to say, not the replica's.
-    private func relayHead(_ responseHead: ResponseHead, from upstream: UpstreamConnection, connection: [UInt8],
+    private func relayHead(_ responseHead: ResponseHeadInfo, from upstream: UpstreamConnection, connection: [UInt8],
                            upgrading: Bool = false) {
         let bytes = upstream.input.readable
-        for range in HopByHop.keptResponseRanges(fields: responseHead.fields, length: responseHead.length, in: bytes,
-                                                 upgrading: upgrading) {
-            client.output.append(UnsafeRawBufferPointer(rebasing: bytes[range]))
+        let output = client.output
+        HopByHop.forEachKeptResponseRange(of: responseHead, in: bytes, upgrading: upgrading) {
+            output.append(UnsafeRawBufferPointer(rebasing: bytes[$0]))
         }
         client.output.append(connection)
         client.output.append(Self.crlf)
@@ -498,7 +529,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// A 101: the replica switched protocols (RFC 9110 §15.2.2). Only an upgrade the client asked
     /// for is accepted; the connections then become a tunnel. False after an error reply.
-    private func switchProtocols(_ upstream: UpstreamConnection, _ responseHead: ResponseHead) -> Bool {
+    private func switchProtocols(_ upstream: UpstreamConnection, _ responseHead: ResponseHeadInfo) -> Bool {
         guard head.connection.upgrade, bodyRemaining == 0 else {
             fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) switched protocols without being asked to")
             return false
@@ -591,11 +622,9 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         return true
     }
 
-    static func isIdempotent(_ head: RequestHead) -> Bool {
-        switch head.method {
-        case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE": return true
-        default: return false
-        }
+    /// RFC 9110 §9.2.2: safe to send again after a connection failure.
+    static func isIdempotent(_ head: RequestHeadInfo) -> Bool {
+        head.methodKind.isIdempotent
     }
 
     /// Ends the exchange with our own error response (nothing of the replica's reached the client).

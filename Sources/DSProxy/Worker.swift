@@ -17,6 +17,8 @@ public final class Worker {
     let pool: UpstreamPool
     /// Read buffers for this worker's client connections, recycled between them.
     let bufferPool = BufferPool()
+    /// The iovec array every request head is gathered into for its writev.
+    let iovecs = IOVecBuffer()
     let admin: AdminHandler?
     private let onUnreachable: @Sendable (Backend) -> Void
     let metrics: ProxyMetrics

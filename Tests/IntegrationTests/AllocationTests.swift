@@ -1,0 +1,57 @@
+// Zero heap allocations per request in steady state (DESIGN.md §2), counted by ds-alloc-count:
+// one ds-lb worker in its own process with malloc wrapped, counting on the worker's thread only.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+final class AllocationTests: XCTestCase {
+    /// The probe to run: $DSLB_ALLOC_COUNT_BIN (e.g. `.build/release/ds-alloc-count`) when set,
+    /// else the one next to the other binaries under test.
+    private func probe() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["DSLB_ALLOC_COUNT_BIN"], !path.isEmpty {
+            guard Binaries.isExecutable(path) else { throw Binaries.NotFound(description: "DSLB_ALLOC_COUNT_BIN=\(path) is not executable") }
+            return path
+        }
+        return try Binaries.path("ds-alloc-count")
+    }
+
+    private func run(_ arguments: [String]) throws -> (allocations: Int, requests: Int, build: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try probe())
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let line = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(process.terminationStatus, 0, line)
+        var fields: [String: String] = [:]
+        for pair in line.split(separator: " ") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            if kv.count == 2 { fields[String(kv[0])] = String(kv[1]) }
+        }
+        guard let allocations = fields["allocations"].flatMap(Int.init), let requests = fields["requests"].flatMap(Int.init),
+              let build = fields["build"] else {
+            throw Binaries.NotFound(description: "unexpected ds-alloc-count output: '\(line)'")
+        }
+        return (allocations, requests, build)
+    }
+
+    func testSmallKeepAliveRequestsAllocateNothingOnTheWorker() throws {
+        for hashKey in ["query:id,client-ip", "header:x-user,cookie:session,path"] {
+            // The warm-up lets the worker's tables (timer heap, dictionaries) reach their size.
+            let result = try run(["--requests", "3000", "--warmup", "6000", "--hash-key", hashKey])
+            XCTAssertEqual(result.requests, 3000)
+            guard result.build == "release" else {
+                throw XCTSkip("ds-alloc-count is a debug build (\(result.allocations) allocations in \(result.requests) requests: unspecialized generic code allocates); run with DSLB_ALLOC_COUNT_BIN=<release build of ds-alloc-count>")
+            }
+            XCTAssertEqual(result.allocations, 0,
+                           "\(result.allocations) heap allocations in \(result.requests) requests with --hash-key \(hashKey)")
+        }
+    }
+}
