@@ -125,6 +125,26 @@ final class ClientConnection: EventHandler, TimerTarget {
         }
     }
 
+    /// Like `readClient`, but moves the bytes into `pipe` (a body being spliced) instead of `input`.
+    func spliceIn(to pipe: SplicePipe, limit: Int) -> ReadOutcome {
+        guard mayRead, !readEOF else { return readEOF ? .eof : .wouldBlock }
+        do {
+            switch try pipe.fill(from: fd, limit: limit) {
+            case .wouldBlock:
+                mayRead = false
+                return .wouldBlock
+            case .done(0):
+                readEOF = true
+                return .eof
+            case .done:
+                return .data
+            }
+        } catch {
+            readEOF = true
+            return .eof
+        }
+    }
+
     private func stepReadHead() -> Bool {
         if !flushOutput() { return false }
         if !input.isEmpty {

@@ -31,6 +31,9 @@ public struct ProxyConfig: Sendable {
     /// Largest request body proxied (413 above it, answered before any body byte is read);
     /// nil: no limit. A chunked body's size is unknown in advance and is not capped.
     public var maxBodyBytes: UInt64?
+    /// Content-Length bodies of at least this many bytes (either direction) move by splice(2)
+    /// through a per-connection pipe instead of through the buffers; nil: never.
+    public var spliceThreshold: UInt64? = 64 * 1024
     /// Graceful stop (SIGTERM): the workers started with this config enroll in it.
     public var drain: GracefulDrain?
 

@@ -56,6 +56,12 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     private var ended = false
     /// Counts `start`s: a timer fired for an earlier request of this reused object is ignored.
     private var generation = 0
+    /// Bodies of at least `config.spliceThreshold` bytes move by splice through these pipes
+    /// (made on first use, kept with the exchange object for the connection's next requests).
+    private var requestPipe: SplicePipe?
+    private var responsePipe: SplicePipe?
+    private var splicingRequest = false
+    private var splicingResponse = false
 
     init(client: ClientConnection, worker: Worker, head: RequestHeadInfo, bodyLength: UInt64,
          snapshot: Snapshot, hashedKey: UInt64) {
@@ -95,6 +101,11 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         continueSent = false
         timer = nil
         ended = false
+        splicingRequest = false
+        splicingResponse = false
+        // A pipe left holding bytes of an exchange that failed is not reused.
+        if (requestPipe?.buffered ?? 0) > 0 { requestPipe = nil }
+        if (responsePipe?.buffered ?? 0) > 0 { responsePipe = nil }
     }
 
     /// Whether the exchange has ended, so its object may be reused for the next request.
@@ -281,6 +292,15 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
                 }
             }
             guard bodyRemaining > 0 else { return progressed }
+            // A large Content-Length body: once what was buffered with the head is sent, the
+            // rest goes socket → pipe → socket without being copied into `input`.
+            if requestChunks == nil, input.isEmpty,
+               splicingRequest || bodyRemaining >= worker.config.spliceThreshold ?? .max,
+               let pipe = requestPipe ?? makePipe() {
+                requestPipe = pipe
+                splicingRequest = true
+                return spliceRequestBody(upstream, pipe) || progressed
+            }
             if input.isEmpty {
                 switch client.readClient() {
                 case .data:
@@ -342,6 +362,98 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         return progressed
     }
 
+    /// Moves the request body from the client socket to the replica's through `pipe`.
+    private func spliceRequestBody(_ upstream: UpstreamConnection, _ pipe: SplicePipe) -> Bool {
+        var progressed = false
+        while !client.closed && !upstream.closed && !ended {
+            if pipe.buffered > 0 {
+                guard upstream.mayWrite else { return progressed }
+                do {
+                    switch try pipe.drain(to: upstream.fd) {
+                    case .wouldBlock:
+                        upstream.mayWrite = false
+                        return progressed
+                    case .done(let n):
+                        bodyRemaining -= UInt64(n)
+                        if bodyRemaining == 0 && client.clientWait == .body { client.clientWait = .none }
+                        progressed = true
+                    }
+                } catch {
+                    upstreamFailed(upstream, reason: "\(error)")
+                    return false
+                }
+                continue
+            }
+            guard bodyRemaining > 0 else { return progressed }
+            switch client.spliceIn(to: pipe, limit: Int(min(bodyRemaining, 1 << 20))) {
+            case .data:
+                client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds)
+                progressed = true
+            case .wouldBlock:
+                if client.clientWait != .body { client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds) }
+                return progressed
+            case .eof:
+                // The client vanished mid-body: the request cannot complete.
+                client.close()
+                return false
+            }
+        }
+        return progressed
+    }
+
+    /// Moves the rest of a Content-Length response body from the replica's socket to the
+    /// client's through `pipe`; `responseRemaining` counts what has not been pulled yet.
+    private func spliceResponseBody(_ upstream: UpstreamConnection, _ pipe: SplicePipe) -> Bool {
+        var progressed = false
+        while !client.closed && !upstream.closed && !ended {
+            if pipe.buffered > 0 {
+                guard client.mayWrite else { return progressed }
+                do {
+                    switch try pipe.drain(to: client.fd) {
+                    case .wouldBlock:
+                        client.mayWrite = false
+                        return progressed
+                    case .done:
+                        progressed = true
+                    }
+                } catch {
+                    client.close()
+                    return false
+                }
+                continue
+            }
+            // Empty pipe and nothing left to pull: `forwardResponse` finishes the exchange.
+            guard responseRemaining > 0 else { return true }
+            guard upstream.mayRead else { return progressed }
+            do {
+                switch try pipe.fill(from: upstream.fd, limit: Int(min(responseRemaining, 1 << 20))) {
+                case .wouldBlock:
+                    upstream.mayRead = false
+                    return progressed
+                case .done(0):
+                    // The replica closed mid-body: the client cannot get a complete response.
+                    upstream.peerClosed = true
+                    upstream.mayRead = false
+                    client.close()
+                    return false
+                case .done(let n):
+                    responseRemaining -= UInt64(n)
+                    progressed = true
+                }
+            } catch {
+                upstream.peerClosed = true
+                client.close()
+                return false
+            }
+        }
+        return progressed
+    }
+
+    /// A pipe for splicing, or nil (then the body goes through the buffers as usual).
+    private func makePipe() -> SplicePipe? {
+        try? SplicePipe()
+    }
+
     // MARK: response
 
     /// Reads the response and passes it to the client: the head rewritten (hop-by-hop fields
@@ -391,7 +503,15 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
                 guard classifyResponseBytes(upstream) else { return false }
                 if readyForClient > 0 || !client.output.isEmpty || isResponseComplete(upstream) { continue }
             }
-            // 4. Read more from the replica.
+            // 4. Read more from the replica: the rest of a large Content-Length body by splice,
+            // once everything buffered has gone to the client.
+            if case .contentLength = framing, readyForClient == 0, upstream.input.isEmpty, client.output.isEmpty,
+               responseRemaining > 0, splicingResponse || responseRemaining >= worker.config.spliceThreshold ?? .max,
+               let pipe = responsePipe ?? makePipe() {
+                responsePipe = pipe
+                splicingResponse = true
+                return spliceResponseBody(upstream, pipe) || progressed
+            }
             guard upstream.mayRead else { return progressed }
             do {
                 switch try upstream.input.read(from: upstream.fd) {
@@ -547,7 +667,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     }
 
     private func isResponseComplete(_ upstream: UpstreamConnection) -> Bool {
-        guard responseHead != nil, readyForClient == 0 else { return false }
+        guard responseHead != nil, readyForClient == 0, (responsePipe?.buffered ?? 0) == 0 else { return false }
         switch framing {
         case .none: return true
         case .contentLength: return responseRemaining == 0

@@ -106,6 +106,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest request body proxied, in bytes or with a K, M or G suffix (powers of 1024); larger ones get 413 before any body byte is read (off by default).")
     var maxBodySize: String?
 
+    @Option(help: "Content-Length bodies of at least this size (bytes, or with a K, M or G suffix) move by splice(2) through a per-connection pipe instead of through buffers, both ways; 0 turns splicing off.")
+    var spliceThreshold: String = "64K"
+
     @Option(help: "A replica must accept a connection within this (else the next replica, or 502).")
     var connectTimeout: String = "2s"
 
@@ -190,6 +193,8 @@ struct Serve: ParsableCommand {
         } catch { throw ValidationError("--admin-token-file: \(error)") }
         do { config.keyExtractor = try KeyExtractor(parsing: hashKey) } catch { throw ValidationError("\(error)") }
         config.maxBodyBytes = try maxBodySize.map { try ByteSizeText.bytes($0, name: "--max-body-size") }
+        let splice = try ByteSizeText.bytes(spliceThreshold, name: "--splice-threshold")
+        config.spliceThreshold = splice == 0 ? nil : splice
         config.retries = retries
         config.balanceFactor = balanceFactor
         try proxyTimeouts(into: &config)

@@ -1,0 +1,57 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import DSSystem
+
+/// A pipe that moves body bytes from one socket to another with splice(2), so they never enter
+/// user space (DESIGN.md §1: "above a size threshold they move by splice through a pipe").
+/// One per direction per connection, made on first use. Loop thread only.
+///
+/// The pipe is filled only when empty: a splice into an empty pipe that would block can only
+/// mean the source socket has nothing to read, which is what edge-triggered readiness needs to
+/// know (a partly full pipe could refuse for lack of slots while the socket still has data, and
+/// the loop would then wait for an EPOLLIN that never comes).
+public final class SplicePipe {
+    private let readFD: Int32
+    private let writeFD: Int32
+    /// Bytes in the pipe, not yet spliced to the destination.
+    public private(set) var buffered = 0
+
+    public init() throws {
+        var fds: [Int32] = [0, 0]
+        _ = try fds.withUnsafeMutableBufferPointer { p in try syscall("pipe2") { cl_pipe2_nonblocking(p.baseAddress!) } }
+        readFD = fds[0]
+        writeFD = fds[1]
+    }
+
+    deinit {
+        Socket.close(readFD)
+        Socket.close(writeFD)
+    }
+
+    /// Moves up to `limit` bytes from socket `source` into the (empty) pipe. `.done(0)` is EOF;
+    /// `.wouldBlock` means the source has nothing to read now.
+    public func fill(from source: Int32, limit: Int) throws -> IOResult<Int> {
+        precondition(buffered == 0, "fill only an empty pipe")
+        let result = try nonBlockingSyscall("splice(socket→pipe)") { cl_splice(source, writeFD, limit) }
+        switch result {
+        case .wouldBlock: return .wouldBlock
+        case .done(let n):
+            buffered += n
+            return .done(n)
+        }
+    }
+
+    /// Moves buffered bytes to socket `destination`. `.wouldBlock`: it cannot take more now.
+    public func drain(to destination: Int32) throws -> IOResult<Int> {
+        guard buffered > 0 else { return .done(0) }
+        let result = try nonBlockingSyscall("splice(pipe→socket)") { cl_splice(readFD, destination, buffered) }
+        switch result {
+        case .wouldBlock: return .wouldBlock
+        case .done(let n):
+            buffered -= n
+            return .done(n)
+        }
+    }
+}
