@@ -245,6 +245,7 @@ final class ClientConnection: EventHandler, TimerTarget {
 
     /// Routes a complete head: admin endpoint, or proxied to a replica.
     private func begin(_ head: RequestHeadInfo) {
+        begun = true
         clientWait = .none
         let framing: BodyFraming
         switch Framing.request(head) {
@@ -457,9 +458,14 @@ final class ClientConnection: EventHandler, TimerTarget {
 
     /// Loop thread only. Graceful stop: an idle connection closes now; one with a request in
     /// progress finishes it, its response saying `Connection: close`, then closes.
+    /// A request head arrived on this connection. A fresh connection's first request may still
+    /// be on its way when the drain starts (accepted, bytes not read yet): it is answered, with
+    /// `Connection: close`, not cut off (which the client sees as an empty reply).
+    private var begun = false
+
     func drain() {
         switch state {
-        case .readingHead where input.isEmpty:
+        case .readingHead where input.isEmpty && begun:
             if flushOutput() { close() } else { state = .closing }
         case .tunneling:
             break // a tunnel ends when either side closes it, or at the drain deadline
