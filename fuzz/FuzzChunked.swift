@@ -1,8 +1,9 @@
-// libFuzzer target: the chunked scanner (DSHTTP1, the data plane's) (issue #9.1).
-// Properties: no crash; the outcome does not depend on how the bytes are split into reads
-// (the same refusal, or the same end of message); `consumed` never exceeds what was offered;
-// and a chunked body built from the input (sizes and extensions taken from its bytes) is
-// accepted and ends exactly at its last byte.
+// libFuzzer target: the chunked scanner (DSHTTP1, the data plane's) and the chunked decoder
+// (DSDocker's, compiled into this binary) (issue #9.1). Properties: no crash; for both, the
+// outcome does not depend on how the bytes are split into reads; `consumed` never exceeds what
+// was offered; whatever the strict scanner accepts the decoder decodes to its end; and a
+// chunked body built from the input (sizes and extensions taken from its bytes) is accepted by
+// the scanner, ends exactly at its last byte, and decodes to the data it was built from.
 
 import DSHTTP1
 
@@ -38,21 +39,41 @@ private func same(_ a: Result<Int?, HTTPParseError>, _ b: Result<Int?, HTTPParse
     }
 }
 
+/// Decodes `bytes` in pieces cut at `cuts`: the data, whether the last chunk came, or the error.
+private func decodeInPieces(_ bytes: UnsafeRawBufferPointer, cuts: [Int]) -> (data: [UInt8], finished: Bool)? {
+    var decoder = ChunkedDecoder()
+    var data: [UInt8] = []
+    var offset = 0
+    for end in cuts + [bytes.count] where end >= offset {
+        do {
+            data += try decoder.feed(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+        } catch {
+            return nil
+        }
+        offset = end
+        if decoder.finished { break }
+    }
+    return (data, decoder.finished)
+}
+
 /// A well-formed chunked body from the input: each byte pair is a chunk size (0-255) and whether
-/// it carries an extension; then a trailer when the last byte is odd.
-private func buildBody(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+/// it carries an extension; then a trailer when the last byte is odd. Also returns its data.
+private func buildBody(_ bytes: UnsafeRawBufferPointer) -> (body: [UInt8], data: [UInt8]) {
     var body: [UInt8] = []
+    var data: [UInt8] = []
     var i = 0
     while i + 1 < bytes.count && body.count < 64 * 1024 {
         let size = Int(bytes[i]) + 1
         body += Array(String(size, radix: 16, uppercase: bytes[i + 1] & 2 != 0).utf8)
         if bytes[i + 1] & 1 != 0 { body += Array(";name=\"v\"".utf8) }
-        body += [13, 10] + [UInt8](repeating: bytes[i + 1], count: size) + [13, 10]
+        let chunk = (0..<size).map { UInt8(truncatingIfNeeded: Int(bytes[i + 1]) &+ $0) }
+        body += [13, 10] + chunk + [13, 10]
+        data += chunk
         i += 2
     }
     body += Array("0\r\n".utf8)
     if let last = bytes.last, last & 1 != 0 { body += Array("X-Trailer: t\r\n".utf8) }
-    return body + [13, 10]
+    return (body + [13, 10], data)
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -65,11 +86,27 @@ public func fuzzChunked(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let byteByByte = scanInPieces(bytes, cuts: Array(0..<min(size, 512)))
     if size <= 512 { require(same(whole, byteByByte), "byte by byte: \(byteByByte) vs whole \(whole)") }
 
-    let body = buildBody(bytes)
+    // The decoder: split-independent, and it decodes to the end whatever the scanner accepts.
+    let decoded = decodeInPieces(bytes, cuts: [])
+    let decodedSplit = decodeInPieces(bytes, cuts: [cut])
+    require(decoded?.data == decodedSplit?.data && decoded?.finished == decodedSplit?.finished,
+            "decoder split at \(cut) differs from whole")
+    if case .success(let end?) = whole {
+        let message = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
+        guard let d = decodeInPieces(message, cuts: []), d.finished else {
+            violated("the scanner accepts \(end) bytes the decoder refuses or does not finish")
+        }
+    }
+
+    let (body, data) = buildBody(bytes)
     body.withUnsafeBytes { built in
-        let result = scanInPieces(built, cuts: [splitPoint(bytes) % max(1, built.count)])
+        let at = splitPoint(bytes) % max(1, built.count)
+        let result = scanInPieces(built, cuts: [at])
         guard case .success(let end) = result, end == built.count else {
             violated("a well-formed body of \(built.count) bytes gave \(result)")
+        }
+        guard let d = decodeInPieces(built, cuts: [at]), d.finished, d.data == data else {
+            violated("a well-formed body of \(built.count) bytes did not decode to its \(data.count) data bytes")
         }
     }
     return 0
