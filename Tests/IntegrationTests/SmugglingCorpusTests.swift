@@ -179,6 +179,8 @@ final class SmugglingCorpusTests: IntegrationTestCase {
         // MARK: limits
         rq("head over 64 KiB", get + "X-Big: " + String(repeating: "a", count: 70 * 1024) + "\r\n\r\n", 431),
         rq("101 header fields", get + (0..<100).map { "X-F\($0): v\r\n" }.joined() + "\r\n", 431),
+        rq("body over --max-body-size", post + "Content-Length: 2000000\r\n\r\n" + String(repeating: "b", count: 1000), 413),
+        rq("body over --max-body-size, 100-continue", post + "Expect: 100-continue\r\nContent-Length: 1048577\r\n\r\n", 413),
         rq("admin body over the 64 KiB cap", "POST /add HTTP/1.1\r\nHost: lb\r\nContent-Type: application/json\r\n"
            + "Content-Length: 70000\r\n\r\n{\"n\": 1", 413),
 
@@ -229,7 +231,8 @@ final class SmugglingCorpusTests: IntegrationTestCase {
             if let reply = c.reply { replica.setReply(c.slug, reply, thenClose: c.replyThenClose) }
         }
         let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static",
-                                        "--backend", "fake=127.0.0.1:\(replica.port)", "--workers", "2"])
+                                        "--backend", "fake=127.0.0.1:\(replica.port)", "--workers", "2",
+                                        "--max-body-size", "1M"])
         for c in Self.corpus {
             check(c, lb: lb, replica: replica)
         }
