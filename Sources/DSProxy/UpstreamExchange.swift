@@ -504,7 +504,11 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
                 if readyForClient > 0 || !client.output.isEmpty || isResponseComplete(upstream) { continue }
             }
             // 4. Read more from the replica: the rest of a large Content-Length body by splice,
-            // once everything buffered has gone to the client.
+            // once everything buffered has gone to the client. Bytes still in the pipe go first
+            // (even when all have been pulled from the replica: no event would come for them).
+            if let pipe = responsePipe, pipe.buffered > 0 {
+                return spliceResponseBody(upstream, pipe) || progressed
+            }
             if case .contentLength = framing, readyForClient == 0, upstream.input.isEmpty, client.output.isEmpty,
                responseRemaining > 0, splicingResponse || responseRemaining >= worker.config.spliceThreshold ?? .max,
                let pipe = responsePipe ?? makePipe() {
