@@ -31,6 +31,7 @@ public enum ServeConfigKeys {
         ConfigKey("idle-timeout", .duration, .live),
         ConfigKey("body-timeout", .duration, .live),
         ConfigKey("max-body-size", .string, .live),
+        ConfigKey("splice-threshold", .string, .live),
         ConfigKey("connect-timeout", .duration, .live),
         ConfigKey("response-timeout", .duration, .live),
         ConfigKey("state-dir", .string, .restart),
