@@ -428,12 +428,14 @@ final class ClientConnection: EventHandler, TimerTarget {
 
     /// The exchange delivered its response; the next request may be read (or the connection ends).
     func exchangeEnded(closeAfter: Bool) {
+        exchange?.releaseSnapshot()
         exchange = nil
         state = closeAfter || worker.draining ? .closing : .readingHead
     }
 
     /// The exchange ends with our own error response instead of the replica's.
     func exchangeFailed(status: Int, message: String, close: Bool) {
+        exchange?.releaseSnapshot()
         exchange = nil
         respond(status: status, message: message, close: close)
     }

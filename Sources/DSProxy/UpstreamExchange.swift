@@ -111,6 +111,15 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// Whether the exchange has ended, so its object may be reused for the next request.
     var hasEnded: Bool { ended }
 
+    /// An empty snapshot to hold while the object waits for its next request, so an idle
+    /// connection does not keep an old snapshot (and its hash table) alive.
+    private static let noSnapshot = Snapshot.empty(algorithm: .rendezvous)
+
+    /// Called by the client once the exchange has ended: lets go of the request's snapshot.
+    func releaseSnapshot() {
+        snapshot = Self.noSnapshot
+    }
+
     /// Whether the request body has been read from the client in full.
     var bodyPending: Bool { bodyRemaining > 0 }
 
