@@ -28,7 +28,9 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
         let server = try startServer(id: 1)
         let lbPath = try Binaries.path("ds-lb")
         let limit = 64
-        // The shell lowers the limit and execs ds-lb: the pid stays the one we watch.
+        // The shell lowers the limit and execs ds-lb: the pid stays the one we watch. Heartbeats
+        // are off (1h): at EMFILE ds-lb's own socket() fails and the heartbeat counts that as
+        // the replica's failure (taking it out of rotation), which is not what this test is about.
         let arguments = ["--listen", "127.0.0.1:0", "--driver", "static", "--backend", "a=127.0.0.1:\(server.port)",
                          "--workers", "1", "--heartbeat-interval", "1h"]
         let process = try ChildProcess(name: "ds-lb", executable: "/bin/sh",
