@@ -13,7 +13,6 @@ TABLES = [
     "Tests/DSHTTP1Tests/HeadParserTests.swift",
     "Tests/DSHTTP1Tests/ResponseFramingTests.swift",
     "Tests/DSHTTP1Tests/ChunkedScannerTests.swift",
-    "Tests/DSHTTP1Tests/FuzzRegressionTests.swift",
     "Tests/IntegrationTests/SmugglingCorpusTests.swift",
     "Tests/DSControlTests/ScaleCommandTests.swift",
     "Tests/IntegrationTests/LoadBalancerAdminTests.swift",
