@@ -33,7 +33,7 @@ final class ClientConnection: EventHandler, TimerTarget {
     let input: ByteBuffer
     /// Our own bytes for the client (error answers, admin answers, a proxied response's head as
     /// rewritten, 100 Continue); they go out before any body byte relayed after them.
-    let output = ByteBuffer(capacity: 1024)
+    let output: ByteBuffer
     private var state = State.readingHead {
         didSet { transitions &+= 1 }
     }
@@ -62,6 +62,7 @@ final class ClientConnection: EventHandler, TimerTarget {
         // Storage from the worker's pool, given back whenever the connection waits with nothing
         // buffered: an idle keep-alive connection holds no buffer.
         input = ByteBuffer(pool: worker.bufferPool)
+        output = ByteBuffer(pool: worker.bufferPool)
     }
 
     // MARK: events
@@ -377,6 +378,8 @@ final class ClientConnection: EventHandler, TimerTarget {
                 return false
             }
         }
+        // Nothing left to write: the storage goes back to the pool until the next answer.
+        output.releaseStorageIfEmpty()
         return true
     }
 
