@@ -13,7 +13,9 @@ protocol UpstreamOwner: AnyObject {
 final class UpstreamConnection: EventHandler {
     let fd: Int32
     let backend: Backend
-    let input = ByteBuffer(capacity: 16 * 1024)
+    /// Response bytes; its storage comes from the worker's pool and goes back while the
+    /// connection sits idle in the upstream pool.
+    let input: ByteBuffer
     /// Request bytes the socket did not take yet (rare: only after a partial write).
     let output = ByteBuffer(capacity: 256)
     var connected: Bool
@@ -34,6 +36,7 @@ final class UpstreamConnection: EventHandler {
         self.connected = connected
         self.mayWrite = connected
         self.pool = pool
+        input = ByteBuffer(pool: pool.buffers)
     }
 
     func handle(_ events: IOEvents) {
@@ -67,10 +70,13 @@ final class UpstreamPool {
     }
     private var idle: [String: IdleList] = [:]
     private let maxIdlePerBackend: Int
+    /// The worker's buffer pool, shared with its client connections.
+    let buffers: BufferPool
 
-    init(loop: EventLoop, maxIdlePerBackend: Int) {
+    init(loop: EventLoop, maxIdlePerBackend: Int, buffers: BufferPool) {
         self.loop = loop
         self.maxIdlePerBackend = maxIdlePerBackend
+        self.buffers = buffers
     }
 
     /// An idle connection to `backend`, most recently used first (the warmest one).
@@ -122,6 +128,7 @@ final class UpstreamPool {
             connection.close()
             return
         }
+        connection.input.releaseStorageIfEmpty()
         list.connections.append(connection)
     }
 

@@ -16,7 +16,7 @@ public final class Worker {
     var reader: SnapshotPublisher.Reader
     let pool: UpstreamPool
     /// Read buffers for this worker's client connections, recycled between them.
-    let bufferPool = BufferPool()
+    let bufferPool: BufferPool
     /// The iovec array every request head is gathered into for its writev.
     let iovecs = IOVecBuffer()
     let admin: AdminHandler?
@@ -40,7 +40,9 @@ public final class Worker {
         self.config = config
         self.parser = HeadParser(limits: config.limits)
         self.reader = SnapshotPublisher.Reader(publisher: publisher, worker: index)
-        self.pool = UpstreamPool(loop: loop, maxIdlePerBackend: config.maxIdlePerBackend)
+        let buffers = BufferPool()
+        self.bufferPool = buffers
+        self.pool = UpstreamPool(loop: loop, maxIdlePerBackend: config.maxIdlePerBackend, buffers: buffers)
         self.admin = admin
         self.onUnreachable = onUnreachable
     }
