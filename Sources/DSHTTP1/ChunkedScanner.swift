@@ -31,8 +31,15 @@ public struct ChunkedScanner: Sendable {
     private var sizeDigits = 0
     private var extensionBytes = 0
     private var isLastChunk = false
+    /// Chunk data declared so far (the sizes of the chunks whose size line has been read).
+    public private(set) var dataBytes: UInt64 = 0
+    /// A body cap (`--max-body-size`): a size line that would take the data past it is refused
+    /// with 413 before any byte of that chunk is passed on.
+    public let maxDataBytes: UInt64?
 
-    public init() {}
+    public init(maxDataBytes: UInt64? = nil) {
+        self.maxDataBytes = maxDataBytes
+    }
 
     public var isDone: Bool {
         if case .done = state { return true }
@@ -91,6 +98,12 @@ public struct ChunkedScanner: Sendable {
                 if size == 0 {
                     state = .trailerLineStart
                 } else {
+                    // Saturating: sixteen chunks of 15 hex digits would overflow a plain sum.
+                    let (sum, overflow) = dataBytes.addingReportingOverflow(size)
+                    dataBytes = overflow ? .max : sum
+                    if let maxDataBytes, dataBytes > maxDataBytes {
+                        throw HTTPParseError(413, "Chunked request body larger than the limit of \(maxDataBytes) bytes")
+                    }
                     state = .data(size)
                     size = 0
                 }

@@ -32,7 +32,8 @@ public struct ProxyConfig: Sendable {
     /// An idle one holds no buffer (its storage goes back to the worker's pool).
     public var maxIdlePerBackend = 512
     /// Largest request body proxied (413 above it, answered before any body byte is read);
-    /// nil: no limit. A chunked body's size is unknown in advance and is not capped.
+    /// nil: no limit. A chunked body is cut off with 413 at the first chunk size line that
+    /// takes it past the limit (its size is not known in advance).
     public var maxBodyBytes: UInt64?
     /// Content-Length bodies of at least this many bytes (either direction) move by splice(2)
     /// through a per-connection pipe instead of through the buffers; nil: never.

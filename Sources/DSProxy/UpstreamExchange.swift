@@ -80,7 +80,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         headSent = false
         headConsumed = false
         bodyRemaining = bodyLength
-        requestChunks = bodyLength == .max ? ChunkedScanner() : nil
+        requestChunks = bodyLength == .max ? ChunkedScanner(maxDataBytes: worker.config.maxBodyBytes) : nil
         chunkReady = 0
         retried = false
         self.snapshot = snapshot
@@ -160,6 +160,11 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         } else {
             do {
                 upstream = try worker.pool.connect(backend)
+            } catch let error as SyscallError where error.isLocalResourceExhaustion {
+                // ds-lb is out of descriptors or memory: no replica is to blame and none would
+                // do better, so no failover and no passive failure report (503, HAProxy's too).
+                fail(status: 503, kind: .localResources, message: "ds-lb cannot open a connection to a replica now: \(error)")
+                return
             } catch {
                 worker.reportUnreachable(backend)
                 if !failOver(from: backend) {

@@ -191,4 +191,26 @@ final class ChunkedScannerTests: XCTestCase {
         var scanner = ChunkedScanner()
         XCTAssertEqual(try scan(&scanner, bytes(text)[...]), .complete(consumed: text.utf8.count))
     }
+
+    /// `maxDataBytes` (--max-body-size for chunked bodies): a body of exactly the cap passes; the
+    /// size line that would pass it is refused with 413 before its data; the count saturates
+    /// instead of overflowing on many huge chunk sizes.
+    func testDataCapRefusesTheSizeLineThatPassesIt() throws {
+        var exact = ChunkedScanner(maxDataBytes: 10)
+        let ok = "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n"
+        XCTAssertEqual(try scan(&exact, bytes(ok)[...]), .complete(consumed: ok.utf8.count))
+        XCTAssertEqual(exact.dataBytes, 10)
+
+        var over = ChunkedScanner(maxDataBytes: 10)
+        let prefix = "5\r\nhello\r\n"
+        XCTAssertEqual(try scan(&over, bytes(prefix)[...]), .needMore)
+        XCTAssertThrowsError(try scan(&over, bytes("6\r\n")[...])) { error in
+            XCTAssertEqual((error as? HTTPParseError)?.status, 413)
+        }
+
+        var huge = ChunkedScanner()
+        let big = String(repeating: "fffffffffffffff\r\n", count: 1)
+        XCTAssertEqual(try scan(&huge, bytes(big)[...]), .needMore)
+        XCTAssertEqual(huge.dataBytes, 0xfff_ffff_ffff_ffff)
+    }
 }

@@ -181,6 +181,9 @@ final class SmugglingCorpusTests: IntegrationTestCase {
         rq("101 header fields", get + (0..<100).map { "X-F\($0): v\r\n" }.joined() + "\r\n", 431),
         rq("body over --max-body-size", post + "Content-Length: 2000000\r\n\r\n" + String(repeating: "b", count: 1000), 413),
         rq("body over --max-body-size, 100-continue", post + "Expect: 100-continue\r\nContent-Length: 1048577\r\n\r\n", 413),
+        chunked("chunked body over --max-body-size in one chunk", "100001\r\nhello", 413),
+        chunked("chunked body over --max-body-size over several chunks",
+                "80000\r\n" + String(repeating: "c", count: 0x80000) + "\r\n80001\r\nhello", 413),
         rq("admin body over the 64 KiB cap", "POST /add HTTP/1.1\r\nHost: lb\r\nContent-Type: application/json\r\n"
            + "Content-Length: 70000\r\n\r\n{\"n\": 1", 413),
 
