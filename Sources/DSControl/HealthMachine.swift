@@ -13,6 +13,9 @@ public enum CheckResult: Sendable, Equatable, CustomStringConvertible {
     case l7Status(Int)
     /// Layer 7: a 2xx answer.
     case l7OK
+    /// No check was made: ds-lb itself was out of descriptors or memory. Says nothing about the
+    /// replica, so it moves no counter.
+    case skipped(String)
 
     public var isSuccess: Bool { self == .l7OK }
 
@@ -25,6 +28,7 @@ public enum CheckResult: Sendable, Equatable, CustomStringConvertible {
         case .l7Response: return "L7RSP"
         case .l7Status: return "L7STS"
         case .l7OK: return "L7OK"
+        case .skipped: return "SKIPPED"
         }
     }
 
@@ -36,6 +40,7 @@ public enum CheckResult: Sendable, Equatable, CustomStringConvertible {
         case .l7Response(let reason): return "L7RSP (\(reason))"
         case .l7Status(let status): return "L7STS (status \(status))"
         case .l7OK: return "L7OK"
+        case .skipped(let reason): return "SKIPPED (\(reason))"
         }
     }
 }
@@ -73,6 +78,7 @@ public struct HealthMachine: Sendable, Equatable {
     /// Records one result and returns the status change it caused, if any.
     public mutating func record(_ result: CheckResult) -> Transition? {
         last = result
+        if case .skipped = result { return nil }
         if result.isSuccess {
             consecutiveSuccesses += 1
             consecutiveFailures = 0

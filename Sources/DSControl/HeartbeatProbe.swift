@@ -40,7 +40,9 @@ final class HeartbeatProbe: EventHandler {
         } catch let error as SyscallError {
             // Deliver on the next turn, never from inside init: the caller expects a later callback.
             let reason = String(cString: strerror(error.errno))
-            loop.schedule(afterNanoseconds: 0) { [weak self] in self?.finish(.l4Connection(reason)) }
+            // Out of descriptors here (socket() failed): the replica is not at fault.
+            let result: CheckResult = error.isLocalResourceExhaustion ? .skipped(reason) : .l4Connection(reason)
+            loop.schedule(afterNanoseconds: 0) { [weak self] in self?.finish(result) }
         } catch {
             loop.schedule(afterNanoseconds: 0) { [weak self] in self?.finish(.l4Connection("\(error)")) }
         }

@@ -58,6 +58,8 @@ public final class ProxyMetrics: Sendable {
         case timeout
         case invalidResponse = "invalid_response"
         case retried
+        /// ds-lb itself was out of descriptors or memory.
+        case localResources = "local_resources"
     }
 
     /// `dslb_<name>_<unit>` with its help text.

@@ -15,6 +15,12 @@ public struct SyscallError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         "\(function): \(String(cString: strerror(errno))) (errno \(errno))"
     }
+
+    /// This process (or the system) ran out of descriptors or memory: a local condition, not
+    /// something the peer did. Callers must not blame the other end for it.
+    public var isLocalResourceExhaustion: Bool {
+        errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM
+    }
 }
 
 /// The outcome of a non-blocking call: a value, or "try again when the fd is ready".

@@ -98,4 +98,16 @@ final class HealthMachineTests: XCTestCase {
         XCTAssertTrue(CheckResult.l7OK.isSuccess)
         XCTAssertFalse(CheckResult.l7Status(204).isSuccess, "the probe maps 2xx to L7OK; a raw status is a failure")
     }
+
+    /// A check that could not be made (ds-lb out of descriptors) moves no counter either way.
+    func testSkippedCheckMovesNothing() {
+        var machine = HealthMachine(fall: 2, rise: 2, status: .up)
+        XCTAssertNil(machine.record(.l4Timeout))
+        for _ in 0..<5 { XCTAssertNil(machine.record(.skipped("Too many open files"))) }
+        XCTAssertEqual(machine.status, .up)
+        XCTAssertEqual(machine.consecutiveFailures, 1)
+        XCTAssertEqual(machine.record(.l4Timeout), .wentDown)
+        XCTAssertEqual(CheckResult.skipped("x").code, "SKIPPED")
+    }
 }
+

@@ -24,15 +24,12 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
-    func testAtTheDescriptorLimitServesEstablishedConnectionsWithoutSpinningAndRecovers() throws {
-        let server = try startServer(id: 1)
+    /// ds-lb with one worker in front of replica `a` (`server`), its descriptor limit lowered
+    /// to `limit` by a shell that then execs it (so the pid is the one we watch).
+    private func startLimitedLoadBalancer(limit: Int, server: ServerUnderTest, extra: [String]) throws -> (ChildProcess, UInt16) {
         let lbPath = try Binaries.path("ds-lb")
-        let limit = 64
-        // The shell lowers the limit and execs ds-lb: the pid stays the one we watch. Heartbeats
-        // are off (1h): at EMFILE ds-lb's own socket() fails and the heartbeat counts that as
-        // the replica's failure (taking it out of rotation), which is not what this test is about.
         let arguments = ["--listen", "127.0.0.1:0", "--driver", "static", "--backend", "a=127.0.0.1:\(server.port)",
-                         "--workers", "1", "--heartbeat-interval", "1h"]
+                         "--workers", "1"] + extra
         let process = try ChildProcess(name: "ds-lb", executable: "/bin/sh",
                                        arguments: ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", lbPath] + arguments,
                                        environment: ["STATE_DIRECTORY": try temporaryDirectory()])
@@ -42,7 +39,15 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
             process.stopReaders()
         }
         let groups = try process.waitForStderrLine(matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#, timeout: startupTimeout)
-        let port = try XCTUnwrap(UInt16(groups[1]))
+        return (process, try XCTUnwrap(UInt16(groups[1])))
+    }
+
+    func testAtTheDescriptorLimitServesEstablishedConnectionsWithoutSpinningAndRecovers() throws {
+        let server = try startServer(id: 1)
+        let limit = 64
+        // Heartbeats are off (1h) so that only the data plane is watched here; the test below
+        // covers heartbeats at the limit.
+        let (process, port) = try startLimitedLoadBalancer(limit: limit, server: server, extra: ["--heartbeat-interval", "1h"])
         let pid = process.pid
 
         // An established keep-alive connection (and with it a pooled connection to the replica).
@@ -85,6 +90,52 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
         defer { fresh.close() }
         XCTAssertEqual(try fresh.request("GET", "/home?id=3").status, 200)
         XCTAssertEqual(try kept.request("GET", "/home?id=4").status, 200)
+    }
+
+    /// At the limit a request that needs a new replica connection gets 503 (ds-lb's own
+    /// shortage, not the replica's fault: no 502, no failover), and heartbeats that cannot get
+    /// a descriptor say nothing about the replica: it stays UP.
+    func testOwnDescriptorShortageIsA503AndDoesNotTakeTheReplicaDown() throws {
+        let server = try startServer(id: 1)
+        let limit = 64
+        let (process, port) = try startLimitedLoadBalancer(limit: limit, server: server,
+                                                           extra: ["--heartbeat-interval", "200ms", "--fall", "1"])
+        let pid = process.pid
+        // Two keep-alive clients sharing the worker's one pooled replica connection.
+        let slow = try HTTPConnection(port: port, timeout: 10)
+        defer { slow.close() }
+        let other = try HTTPConnection(port: port, timeout: 10)
+        defer { other.close() }
+        XCTAssertEqual(try slow.request("GET", "/home?id=1").status, 200)
+        XCTAssertEqual(try other.request("GET", "/home?id=1").status, 200)
+
+        var extra: [HTTPConnection] = []
+        defer { extra.forEach { $0.close() } }
+        for _ in 0..<(limit + 16) { extra.append(try HTTPConnection(port: port)) }
+        XCTAssertTrue(waitUntil(timeout: 5) { self.openDescriptors(pid) >= limit - 1 },
+                      "ds-lb never reached its descriptor limit: \(openDescriptors(pid)) open")
+
+        // `slow` holds the pooled connection; `other` needs a new one, which ds-lb cannot open.
+        try slow.send("GET /slow?ms=1500&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
+        usleep(200_000)
+        let refused = try other.request("GET", "/home?id=2")
+        assertFailure(refused, 503, "a request needing a new replica connection at the descriptor limit")
+        XCTAssertEqual(try slow.readResponse().status, 200, "the request on the pooled connection")
+
+        // Several heartbeat intervals at the limit (fall 1): the replica is still UP.
+        usleep(1_000_000)
+        let status = try other.request("GET", "/status")
+        XCTAssertEqual(status.status, 200, "\(status)")
+        let message = try XCTUnwrap(status.jsonObject?["message"] as? [String: Any], "\(status)")
+        let replicas = try XCTUnwrap(message["replicas"] as? [[String: Any]], "\(status)")
+        XCTAssertEqual(replicas.first?["state"] as? String, "UP", "heartbeats at ds-lb's own descriptor limit: \(status)")
+        XCTAssertFalse(process.stderr.allLines.contains { $0.contains("failed heartbeat") },
+                       "a heartbeat that could not open a socket was blamed on the replica")
+
+        extra.forEach { $0.close() }
+        extra.removeAll()
+        XCTAssertTrue(waitUntil(timeout: 5) { (try? other.request("GET", "/home?id=2").status) == 200 },
+                      "requests needing a new replica connection are served again once descriptors free up")
     }
 }
 
