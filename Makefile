@@ -20,11 +20,18 @@ INSTALL_SCRATCH ?= .build-install
 run: release
 	.build/release/ds-lb --listen $(LISTEN) --replicas $(REPLICAS)
 
-## make test: install what is missing, then the whole suite (unit, integration, thread sanitizer).
+# The unit-test targets (no processes started): what make test also runs under both sanitizers.
+UNIT_TESTS := DSHTTP1Tests|DSReactorTests|DSHashingTests|DSBalancerTests|DSProxyTests|DSControlTests|DSDockerTests|DSConfigTests|DSSystemdTests
+
+## make test: install what is missing, then the whole suite: unit and end-to-end tests (with the
+## zero-allocation check on a release probe), the unit targets under the thread and the address
+## sanitizer, a short run of every fuzz target, Docker and systemd end to end.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
-	$(SWIFT) test --scratch-path .build-tsan --sanitize=thread --filter 'DSBalancerTests|DSReactorTests'
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(INSTALL_SCRATCH) --product ds-alloc-count
+	DSLB_ALLOC_COUNT_BIN=$(INSTALL_SCRATCH)/release/ds-alloc-count $(SWIFT) test --skip-build
+	SANITIZE_FILTER='$(UNIT_TESTS)' tests/sanitize.sh thread address
+	$(MAKE) fuzz-smoke
 	$(MAKE) docker-e2e
 	$(MAKE) systemd-e2e
 
@@ -88,4 +95,4 @@ build:
 	$(SWIFT) build
 
 clean:
-	rm -rf .build .build-tsan $(INSTALL_SCRATCH)
+	rm -rf .build .build-tsan .build-asan .build-fuzz $(INSTALL_SCRATCH)
