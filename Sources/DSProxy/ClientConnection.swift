@@ -170,7 +170,14 @@ final class ClientConnection: EventHandler, TimerTarget {
             // has one deadline from its first byte however slowly it trickles (slowloris).
             if input.isEmpty {
                 input.releaseStorageIfEmpty()
-                if clientWait != .idle { expectClient(.idle, within: worker.config.idleTimeoutNanoseconds) }
+                if !begun {
+                    // A new connection that has sent nothing yet gets the head deadline, not the
+                    // keep-alive one (HAProxy's `timeout http-request`, nginx's
+                    // `client_header_timeout`): silent connections are slowloris too.
+                    if clientWait != .firstByte { expectClient(.firstByte, within: worker.config.headTimeoutNanoseconds) }
+                } else if clientWait != .idle {
+                    expectClient(.idle, within: worker.config.idleTimeoutNanoseconds)
+                }
             } else if clientWait != .head {
                 expectClient(.head, within: worker.config.headTimeoutNanoseconds)
             }
@@ -186,7 +193,7 @@ final class ClientConnection: EventHandler, TimerTarget {
 
     /// What the connection is waiting for from its client, and until when. One timer serves
     /// them all and is re-armed lazily, so moving a deadline costs no timer operation.
-    enum ClientWait { case none, idle, head, body }
+    enum ClientWait { case none, firstByte, idle, head, body }
     var clientWait = ClientWait.none
     private var clientDeadline: UInt64 = 0
     private var clientTimer: TimerID?
@@ -223,7 +230,9 @@ final class ClientConnection: EventHandler, TimerTarget {
         switch clientWait {
         case .none:
             return
-        case .idle:
+        case .idle, .firstByte:
+            // Nothing was asked, so nothing is answered: the connection just ends (as nginx
+            // does; a browser's unused pre-connect is not an error).
             close()
         case .head:
             clientWait = .none

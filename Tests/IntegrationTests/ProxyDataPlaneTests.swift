@@ -80,6 +80,22 @@ final class ProxyDataPlaneTests: IntegrationTestCase {
         XCTAssertTrue(connection.isClosedByPeer(within: 3), "an idle keep-alive connection must be closed after --idle-timeout")
     }
 
+    /// A connection that never sends a byte is held for --head-timeout, not --idle-timeout
+    /// (silent connections are the cheapest slowloris), and closed without an answer.
+    func testSilentNewConnectionIsClosedAfterTheHeadTimeout() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1",
+                                        "--head-timeout", "500ms", "--idle-timeout", "60s"])
+        let silent = try HTTPConnection(port: lb.port)
+        defer { silent.close() }
+        XCTAssertTrue(silent.isClosedByPeer(within: 5), "a silent connection must be closed after --head-timeout")
+        // After its first request a connection is an idle keep-alive one: --idle-timeout applies.
+        let kept = try HTTPConnection(port: lb.port)
+        defer { kept.close() }
+        XCTAssertEqual(try kept.request("GET", "/home?id=1").status, 200)
+        XCTAssertFalse(kept.isClosedByPeer(within: 1.5), "an idle keep-alive connection is closed by --idle-timeout only")
+        XCTAssertEqual(try kept.request("GET", "/home?id=1").status, 200)
+    }
+
     func testStalledBodyGets408() throws {
         let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--body-timeout", "400ms"])
         let connection = try HTTPConnection(port: lb.port)
