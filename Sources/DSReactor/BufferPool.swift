@@ -11,8 +11,11 @@ public final class BufferPool {
     private let maxFree: Int
     private var free: [UnsafeMutableRawPointer] = []
 
-    /// Keeps at most `maxFree` unused buffers; beyond that, returned storage is freed.
-    public init(bufferSize: Int = 16 * 1024, maxFree: Int = 1024) {
+    /// Keeps at most `maxFree` unused buffers; beyond that, returned storage is freed. The
+    /// default (4 MiB of 16 KiB buffers per loop) covers the swings of a few hundred busy
+    /// connections without allocating; a burst of thousands (slowloris cut by the head timeout)
+    /// gives its storage back instead of keeping 16 MiB per loop cached for ever.
+    public init(bufferSize: Int = 16 * 1024, maxFree: Int = 256) {
         self.bufferSize = bufferSize
         self.maxFree = maxFree
         free.reserveCapacity(maxFree)
