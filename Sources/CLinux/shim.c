@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -169,3 +170,4 @@ pid_t cl_spawn(const char *path, char *const argv[], char *const envp[]) {
 }
 
 void cl_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+int cl_malloc_trim(void) { return malloc_trim(0); }

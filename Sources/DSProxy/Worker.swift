@@ -126,6 +126,7 @@ public final class Worker {
             return
         }
         connections[ObjectIdentifier(connection)] = connection
+        peakConnections = max(peakConnections, connections.count)
         // Edge-triggered: bytes that arrived with the connection must be read now.
         connection.handle([.readable, .writable])
     }
@@ -162,6 +163,27 @@ public final class Worker {
         guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
         balance?.member.connections.subtract(1, ordering: .relaxed)
         if draining { drainSignal?.adjust(-1) }
+        if peakConnections >= Self.crowd && connections.count <= peakConnections / 4 && !trimScheduled {
+            scheduleHeapTrim()
+        }
+    }
+
+    /// A crowd of connections (e.g. slowloris) leaves its buffers' pages in glibc's arenas once
+    /// it is gone: after the connection count falls to a quarter of a peak of at least `crowd`,
+    /// the worker gives them back to the kernel, once, a second later (the rest of the crowd is
+    /// usually closing in the same burst). The request path allocates nothing, so the arena
+    /// locks malloc_trim takes do not hold up other workers.
+    static let crowd = 1024
+    private var peakConnections = 0
+    private var trimScheduled = false
+
+    private func scheduleHeapTrim() {
+        trimScheduled = true
+        _ = loop.schedule(afterNanoseconds: 1_000_000_000) { [unowned self] in
+            self.trimScheduled = false
+            self.peakConnections = self.connections.count
+            HeapTrim.releaseFreePages()
+        }
     }
 
     /// Loop thread only. Graceful stop: no more accepting (the listening descriptor stays open:

@@ -76,6 +76,9 @@ pid_t cl_spawn(const char *path, char *const argv[], char *const envp[]);
 
 // Names the calling thread (at most 15 bytes are kept), for `top -H` and gdb.
 void cl_set_thread_name(const char *name);
+/// malloc_trim(0): gives free heap pages of every arena back to the kernel (<malloc.h>, which
+/// Glibc's Swift module does not export).
+int cl_malloc_trim(void);
 
 #ifdef __cplusplus
 }
