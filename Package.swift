@@ -63,7 +63,9 @@ let package = Package(
         .testTarget(name: "DSDockerTests", dependencies: ["DSDocker", "DSDockerTestSupport"]),
         .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
         .testTarget(name: "DSSystemdTests", dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "IntegrationTests", dependencies: []),
+        // fork + exec with PR_SET_PDEATHSIG: no process a test starts outlives the test process.
+        .target(name: "CTestSpawn", path: "Tests/CTestSpawn"),
+        .testTarget(name: "IntegrationTests", dependencies: ["CTestSpawn"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,8 @@
-// Starts a binary as a child process with posix_spawn, captures its stderr and stdout into
-// thread-safe line buffers, and reaps it with waitpid. posix_spawn (rather than Foundation's
-// Process) gives us the PID to signal and sole ownership of waitpid, and lets the child start
-// with default signal dispositions and an empty signal mask, as from a shell.
+// Starts a binary as a child process (fork + exec on SpawnThread), captures its stderr and stdout
+// into thread-safe line buffers, and reaps it with waitpid. Our own spawn (rather than Foundation's
+// Process) gives us the PID to signal and sole ownership of waitpid, lets the child start with
+// default signal dispositions and an empty signal mask, as from a shell, and sets
+// PR_SET_PDEATHSIG, which posix_spawn cannot: no child outlives the test process.
 
 #if canImport(Glibc)
 import Glibc
@@ -140,51 +141,32 @@ final class ChildProcess: @unchecked Sendable {
 
         var errPipe: [Int32] = [-1, -1]
         var outPipe: [Int32] = [-1, -1]
-        // Close-on-exec, so later children do not inherit these pipes (the tests start
-        // processes from one thread at a time, so pipe + fcntl is not racy here).
+        // Close-on-exec, so later children do not inherit these pipes (every child is forked by
+        // SpawnThread, which closes all but the child's own descriptors anyway).
         guard pipe(&errPipe) == 0, pipe(&outPipe) == 0 else {
             throw LaunchError(description: "pipe failed: \(String(cString: strerror(errno)))")
         }
         for fd in errPipe + outPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        // dup2 clears FD_CLOEXEC on the target, so only fds 0-2 reach the child.
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        for (i, fd) in descriptors.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + i)) }
-
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        posix_spawnattr_setsigmask(&attr, &emptyMask)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for sig in 1..<32 where sig != SIGKILL && sig != SIGSTOP {
-            sigaddset(&defaults, Int32(sig))
-        }
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        guard devNull >= 0 else {
+            let why = String(cString: strerror(errno))
+            (errPipe + outPipe).forEach { _ = Glibc.close($0) }
+            throw LaunchError(description: "open /dev/null: \(why)")
         }
 
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, executable, &actions, &attr, argv, envp)
+        // Forked on the spawner thread with PR_SET_PDEATHSIG = SIGKILL: the child dies with this
+        // test process, even when the process is SIGKILLed and no teardown runs.
+        let (child, spawnErrno) = SpawnThread.shared.spawn(
+            path: executable, argv: [executable] + arguments,
+            envp: env.map { "\($0.key)=\($0.value)" },
+            descriptors: [devNull, outPipe[1], errPipe[1]] + descriptors)
+        Glibc.close(devNull)
         Glibc.close(errPipe[1])
         Glibc.close(outPipe[1])
-        guard rc == 0 else {
+        guard child > 0 else {
             Glibc.close(errPipe[0])
             Glibc.close(outPipe[0])
-            throw LaunchError(description: "posix_spawn \(executable): \(String(cString: strerror(rc)))")
+            throw LaunchError(description: "spawn \(executable): \(String(cString: strerror(spawnErrno)))")
         }
         pid = child
         Self.startReader(fd: errPipe[0], into: stderr, label: "\(name)[\(child)] stderr")

@@ -1,6 +1,8 @@
 // The base of the end-to-end tests: starts ds-server and ds-lb as child processes, waits for
 // them to be ready, and stops every process it started (and every replica it saw ds-lb
-// spawn) by PID in teardown, also when the test failed.
+// spawn) by PID in teardown, also when the test failed. Should the test process itself die
+// (SIGKILL, crash), its children die with it: ChildProcess forks them with PR_SET_PDEATHSIG
+// (SpawnThread), and ds-lb does the same for its replicas.
 
 #if canImport(Glibc)
 import Glibc
