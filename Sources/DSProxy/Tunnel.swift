@@ -124,7 +124,7 @@ final class Tunnel: UpstreamOwner {
             }
             guard !upstream.peerClosed, upstream.mayRead else { return progressed }
             do {
-                switch try upstream.input.read(from: upstream.fd) {
+                switch try upstream.read() {
                 case .wouldBlock:
                     upstream.mayRead = false
                     return progressed

@@ -26,6 +26,8 @@ final class UpstreamConnection: EventHandler {
     var mayRead = true
     var mayWrite: Bool
     var peerClosed = false
+    /// The replica's FIN has been reported (EPOLLRDHUP): reads go on until they return 0.
+    private var peerHalfClosed = false
     weak var owner: UpstreamOwner?
     private unowned let pool: UpstreamPool
     private(set) var closed = false
@@ -43,12 +45,22 @@ final class UpstreamConnection: EventHandler {
         if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
             mayRead = true
         }
+        if events.contains(.readHangup) || events.contains(.hangup) { peerHalfClosed = true }
         if events.contains(.writable) { mayWrite = true }
         if let owner {
             owner.upstreamEvent(self, events)
         } else if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
             pool.discard(self)
         }
+    }
+
+    /// Reads response bytes into `input`. After a short read the socket is empty and the next
+    /// bytes raise a new edge, so `mayRead` drops without the read that would return EAGAIN
+    /// (see `ByteBuffer.lastReadWasShort`); not once the replica's FIN was reported.
+    func read() throws -> IOResult<Int> {
+        let result = try input.read(from: fd)
+        if case .done(let n) = result, n > 0, input.lastReadWasShort, !peerHalfClosed { mayRead = false }
+        return result
     }
 
     func close() {

@@ -532,7 +532,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             }
             guard upstream.mayRead else { return progressed }
             do {
-                switch try upstream.input.read(from: upstream.fd) {
+                switch try upstream.read() {
                 case .wouldBlock:
                     upstream.mayRead = false
                     return progressed

@@ -131,11 +131,20 @@ public final class ByteBuffer {
         bytes.withUnsafeBytes { append($0) }
     }
 
+    /// Whether the last `read(from:)` returned fewer bytes than it had room for. On a stream
+    /// socket that means the receive queue was emptied: with edge-triggered epoll the next byte
+    /// raises a new event, so the caller can wait for it instead of paying a read that would
+    /// only say EAGAIN (HAProxy's "cannot receive more" after a short read does the same).
+    public private(set) var lastReadWasShort = false
+
     /// Reads from `fd` into free space (at least `chunk` bytes of it). `.done(0)` is EOF.
     public func read(from fd: Int32, chunk: Int = 16 * 1024) throws -> IOResult<Int> {
         let space = reserve(chunk)
         let result = try Socket.read(fd, into: space)
-        if case .done(let n) = result { writerIndex += n }
+        if case .done(let n) = result {
+            writerIndex += n
+            lastReadWasShort = n < space.count
+        }
         return result
     }
 
