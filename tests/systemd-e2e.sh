@@ -7,14 +7,14 @@
 # The debootstrapped root is cached in $DS_LB_E2E_CACHE (default /var/cache/ds-lb-e2e) and copied
 # for each run, so a run starts from a clean root. Everything started here is stopped by PID on
 # exit, on failure too. Under CI=true a missing prerequisite is a failure, not a skip.
+# Several runs may share a machine (and the container shares the host network): the traffic,
+# admin and FD-store ports are picked free at run time and written into the installed units.
 # No pipefail: `cmd | grep -q` checks would fail on the SIGPIPE grep -q causes by exiting early.
 set -eu
 
 cd "$(dirname "$0")/.."
 REPO=$PWD
 CACHE=${DS_LB_E2E_CACHE:-/var/cache/ds-lb-e2e}
-PORT=5000
-URL="http://127.0.0.1:$PORT"
 INCLUDE=systemd,dbus,libstdc++6,procps
 STARTED=$(date +%s)
 
@@ -34,6 +34,7 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v systemd-nspawn >/dev/null || need+=(systemd-container)
 command -v curl >/dev/null || need+=(curl)
 command -v nsenter >/dev/null || need+=(util-linux)
+command -v flock >/dev/null || need+=(util-linux)
 if ((${#need[@]})); then
   say "installing ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -41,9 +42,31 @@ if ((${#need[@]})); then
     || skip "cannot install ${need[*]}"
 fi
 
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-  fail "something already listens on 127.0.0.1:$PORT (the container shares the host network)"
-fi
+# --- ports: free ones, picked now --------------------------------------------------------------
+# Below the kernel's ephemeral range, so no outgoing connection (nor a test on port 0) holds one
+# by the time the container binds it; not bound by any socket now; and reserved against other
+# runs of this script by a lock file held until this shell exits.
+PORT_LOCKS=${TMPDIR:-/tmp}/ds-lb-e2e-ports
+mkdir -p "$PORT_LOCKS"
+in_use() { awk -v p="$(printf '%04X' "$1")" 'FNR > 1 { split($2, a, ":"); if (a[2] == p) found = 1 } END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; }
+pick_port() {  # pick_port VAR: sets VAR to the port, keeps its lock fd open
+  local lo _hi port fd
+  read -r lo _hi </proc/sys/net/ipv4/ip_local_port_range
+  [ "$lo" -gt 11024 ] || lo=32768
+  for _ in $(seq 1 500); do
+    port=$(( 10000 + RANDOM % (lo - 10000) ))
+    in_use "$port" && continue
+    exec {fd}>"$PORT_LOCKS/$port.lock"
+    if flock -n "$fd" && ! in_use "$port"; then printf -v "$1" %s "$port"; return 0; fi
+    exec {fd}>&-
+  done
+  fail "no free port for $1 after 500 tries"
+}
+pick_port PORT
+pick_port ADMIN_PORT
+pick_port PORT2
+URL="http://127.0.0.1:$PORT"
+say "ports: traffic $PORT, admin $ADMIN_PORT, FD-store run $PORT2 (127.0.0.1)"
 
 # --- the cached Debian 12 root ------------------------------------------------------------
 mirror() {
@@ -94,6 +117,9 @@ if [ ! -e "$BASE/.complete" ]; then
   mkdir -p "$CACHE"
   setsid bash -c '
     base=$1 include=$2 mirror=$3 log=$4
+    # Another run may be building the same cache: wait for it, then use its root.
+    exec 9>"$base.lock"; flock 9
+    [ -e "$base/.complete" ] && exit 0
     for attempt in 1 2 3; do
       rm -rf "$base.tmp"
       if debootstrap --variant=minbase --include="$include" bookworm "$base.tmp" "$mirror" >"$log" 2>&1; then
@@ -119,10 +145,16 @@ cp -a "$BASE" "$ROOT"
 cp -a "$WORK/stage/." "$ROOT/"
 [ -x "$ROOT/usr/local/bin/ds-lb" ] && [ -x "$ROOT/usr/local/bin/ds-server" ] || fail "binaries not installed"
 [ -f "$ROOT/usr/local/lib/systemd/system/ds-lb.service" ] || fail "units not installed"
+UNITS=$ROOT/usr/local/lib/systemd/system
+sed -i "s/^ListenStream=5000\$/ListenStream=$PORT/" "$UNITS/ds-lb.socket"
+sed -i "s/^ListenStream=127\.0\.0\.1:5001\$/ListenStream=127.0.0.1:$ADMIN_PORT/" "$UNITS/ds-lb-admin.socket"
+grep -qx "ListenStream=$PORT" "$UNITS/ds-lb.socket" || fail "ds-lb.socket: no ListenStream=5000 line to move to port $PORT"
+grep -qx "ListenStream=127.0.0.1:$ADMIN_PORT" "$UNITS/ds-lb-admin.socket" \
+  || fail "ds-lb-admin.socket: no ListenStream=127.0.0.1:5001 line to move to port $ADMIN_PORT"
 
 say "boot the container (systemd-nspawn --boot, host network)"
 systemd-nspawn --boot --register=no --keep-unit --console=passive -D "$ROOT" \
-  --machine="ds-lb-e2e-$$" >"$WORK/console.log" 2>&1 &
+  --machine="ds-lb-e2e-$(basename "$WORK" | cut -d. -f2)-$$" >"$WORK/console.log" 2>&1 &
 NSPAWN_PID=$!
 
 # The container's PID 1, seen from the host: the descendant of systemd-nspawn named systemd.
@@ -242,10 +274,10 @@ wait_for 10 no_note || fail "STATUS= still says the reload failed after a good o
 sctl stop ds-lb.service
 sctl start ds-lb-admin.socket
 sctl start ds-lb.service
-admin_up() { curl -sS --max-time 5 "http://127.0.0.1:5001/rep" | grep -q '"replicas"'; }
-wait_for 30 admin_up || fail "no /rep on the admin socket 127.0.0.1:5001"
+admin_up() { curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/rep" | grep -q '"replicas"'; }
+wait_for 30 admin_up || fail "no /rep on the admin socket 127.0.0.1:$ADMIN_PORT"
 journal | grep -q 'Using the admin socket passed by systemd: admin' || fail "ds-lb did not take the socket named admin"
-curl -sS --max-time 5 "http://127.0.0.1:5001/home?id=1" | grep -q "is not an admin endpoint" || fail "the admin socket routed a request"
+curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/home?id=1" | grep -q "is not an admin endpoint" || fail "the admin socket routed a request"
 curl -sS --max-time 5 "$URL/rep" | grep -q '"replicas"' && fail "the traffic socket still answers /rep with the admin endpoint"
 curl -sS --max-time 10 "$URL/home?id=12" | grep -q 'Hello from Server' || fail "no routed answer with the admin socket on"
 sctl stop ds-lb.service
@@ -253,7 +285,7 @@ sctl stop ds-lb-admin.socket
 sctl start ds-lb.service
 wait_for 60 all_up || fail "not 3/3 after the restart without the admin socket"
 interval_is 5s || fail "/status not back on the traffic socket"
-say "ds-lb-admin.socket: admin endpoints on 127.0.0.1:5001 only (routed paths 404 there, /rep not on :$PORT)"
+say "ds-lb-admin.socket: admin endpoints on 127.0.0.1:$ADMIN_PORT only (routed paths 404 there, /rep not on :$PORT)"
 
 # --- 4. a request in flight when ds-lb is stopped completes ----------------------------------
 slow_out=$WORK/slow.out
@@ -324,8 +356,6 @@ fi
 say "systemctl restart under load (4 clients, new connection per request): $total requests, 0 failed, 0 refused, 0 reset; restart job took $restart_ms ms, slowest request $max_ms ms"
 
 # --- 7. no socket unit: ds-lb's own socket survives a restart in the FD store -------------------
-PORT2=5001
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT2") 2>/dev/null; then fail "something already listens on 127.0.0.1:$PORT2"; fi
 in_ct systemd-run --quiet --unit=ds-lb-fdstore -p Type=notify -p FileDescriptorStoreMax=1 -p DynamicUser=yes \
   -p StateDirectory=ds-lb-fdstore -p KillMode=mixed -p TimeoutStopSec=20s \
   /usr/local/bin/ds-lb serve --listen "127.0.0.1:$PORT2" --replicas 2 || fail "systemd-run ds-lb-fdstore"
