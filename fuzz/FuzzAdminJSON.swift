@@ -5,15 +5,14 @@
 
 import Foundation
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzAdminJSON(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let body = Array(UnsafeBufferPointer(start: data, count: size))
+func fuzz(_ bytes: UnsafeRawBufferPointer) {
+    let body = Array(bytes)
     let command: ScaleCommand
     do {
         command = try ScaleCommand.parse(body)
     } catch let error as ScaleCommand.Invalid {
         require(error.message.hasPrefix("<Error> "), "refusal without a message: \(error.message)")
-        return 0
+        return
     } catch {
         violated("parse threw \(type(of: error)), not ScaleCommand.Invalid: \(error)")
     }
@@ -29,5 +28,4 @@ public func fuzzAdminJSON(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     } catch {
         violated("an accepted command, encoded again, is refused: \(command) \(error)")
     }
-    return 0
 }

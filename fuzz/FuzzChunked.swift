@@ -76,9 +76,8 @@ private func buildBody(_ bytes: UnsafeRawBufferPointer) -> (body: [UInt8], data:
     return (body + [13, 10], data)
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzChunked(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+func fuzz(_ bytes: UnsafeRawBufferPointer) {
+    let size = bytes.count
     let whole = scanInPieces(bytes, cuts: [])
     let cut = splitPoint(bytes)
     let split = scanInPieces(bytes, cuts: [cut])
@@ -109,5 +108,4 @@ public func fuzzChunked(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             violated("a well-formed body of \(built.count) bytes did not decode to its \(data.count) data bytes")
         }
     }
-    return 0
 }

@@ -1,9 +1,20 @@
-// Shared by the fuzz targets (compiled into each): a failed property is a crash, so libFuzzer
-// keeps the input that broke it and prints the reason first.
+// Shared by the fuzz targets (compiled into each): the libFuzzer entry point, and the failure
+// path — a failed property is a crash, so libFuzzer keeps the input that broke it and prints the
+// reason first. Each target file defines `fuzz(_:)` with only the properties of its code.
 
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// libFuzzer's entry, one per binary: every target is linked with this file and exactly one
+/// target file, whose `fuzz(_ input: UnsafeRawBufferPointer)` it calls. The view over `data`
+/// does not escape the call: libFuzzer owns the buffer and reuses it for the next input (ASan
+/// sizes it exactly, so a read past `size` is reported, not read).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzerTestOneInput(_ data: UnsafeRawPointer?, _ size: Int) -> CInt {
+    fuzz(UnsafeRawBufferPointer(start: data, count: size))
+    return 0  // libFuzzer reserves every other value
+}
 
 /// Stops the run with `message` on stderr; `abort` (not `fatalError`) so libFuzzer's signal
 /// handler writes the crash file at once without going through Swift's backtracer.

@@ -16,9 +16,11 @@ quiet() { "$@" 2> >(grep -v "Cannot export local symbol" >&2); }
 quiet "$SWIFTC" "${FLAGS[@]}" -module-name DSHTTP1 -emit-library -static -emit-module \
     -emit-module-path "$OUT/lib/DSHTTP1.swiftmodule" -o "$OUT/lib/libDSHTTP1.a" Sources/DSHTTP1/*.swift
 
+# Every target is its own file plus FuzzSupport.swift (the libFuzzer entry, the failure path);
+# the two head targets share their properties in FuzzHeadSupport.swift.
 for target in RequestHead ResponseHead; do
     quiet "$SWIFTC" "${FLAGS[@]}" -module-name "Fuzz$target" -I "$OUT/lib" -L "$OUT/lib" -lDSHTTP1 \
-        fuzz/Fuzz$target.swift fuzz/FuzzSupport.swift -o "$OUT/fuzz-$(echo $target | sed 's/\([a-z]\)\([A-Z]\)/\1-\2/g' | tr A-Z a-z)"
+        fuzz/Fuzz$target.swift fuzz/FuzzHeadSupport.swift fuzz/FuzzSupport.swift -o "$OUT/fuzz-$(echo $target | sed 's/\([a-z]\)\([A-Z]\)/\1-\2/g' | tr A-Z a-z)"
 done
 # DSDocker's decoder (the engine's chunked answers) is two files with no other dependency.
 quiet "$SWIFTC" "${FLAGS[@]}" -module-name FuzzChunked -I "$OUT/lib" -L "$OUT/lib" -lDSHTTP1 \
