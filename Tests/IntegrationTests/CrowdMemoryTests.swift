@@ -46,6 +46,13 @@ final class CrowdMemoryTests: IntegrationTestCase {
         clients.forEach { $0.close() }
         clients.removeAll()
 
+        // Under a sanitizer (tests/sanitize.sh) the allocator is the sanitizer's: it keeps freed
+        // memory (quarantine, its own arenas) and malloc_trim does not reach it, so RSS says
+        // nothing about ds-lb here. The crowd was still cut; the RSS is checked in the plain run.
+        if let sanitizer = ProcessInfo.processInfo.environment["DSLB_SANITIZER"] {
+            XCTAssertEqual(try lb.request("GET", "/home?id=2").status, 200)
+            throw XCTSkip("RSS after the crowd not checked: the \(sanitizer) sanitizer's allocator does not give pages back (the 408 cuts and the answer after them were checked)")
+        }
         // The worker gives the crowd's pages back a moment after it is gone.
         var after = Int.max
         for _ in 0..<30 {

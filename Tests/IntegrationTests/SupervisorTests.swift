@@ -108,8 +108,16 @@ final class SupervisorTests: IntegrationTestCase {
         // Same name, same keys: server 2 serves exactly its old ids again, from a new process.
         let newPID = try XCTUnwrap(lb.replicaPIDsByID()[2], "server 2 was not respawned")
         XCTAssertNotEqual(newPID, victim)
-        let (after, _) = try routeIDs(ids, through: lb, connections: 2)
-        XCTAssertEqual(after, owners, "every id must reach the same replica after the restart")
+        // Polled: a request the new process is too slow to take yet (a sanitized build on a busy
+        // machine) fails over to another replica, which is right but not the owner.
+        var after: [Int: Int] = [:]
+        let deadline = Date().addingTimeInterval(15)
+        repeat {
+            after = try routeIDs(ids, through: lb, connections: 2).owners
+            if after == owners { break }
+            usleep(200_000)
+        } while Date() < deadline
+        XCTAssertEqual(after, owners, "every id must reach the same replica after the restart (within 15 s)")
         assertReplicaState(try lb.request("GET", "/rep"), ["server-1", "server-2", "server-3"], "GET /rep after the restart")
     }
 
@@ -334,11 +342,15 @@ final class SupervisorTests: IntegrationTestCase {
             if let pid = lb.replicaPIDsByID()[3] { _ = kill(pid, SIGKILL) }
             usleep(300_000)
         }
-        let restarts = lb.process.stderr.allLines.filter { $0.contains("[+] Server 3 restarted") }.count
+        // Attempts, whether they came up or were killed during start-up (where a slow, sanitized
+        // ds-server always is when the next kill comes 300 ms later).
+        let attempts = lb.process.stderr.allLines.filter {
+            $0.contains("[+] Server 3 restarted") || $0.contains("Failed to restart server 3")
+        }.count
         // Without damping a restart would follow every kill (~20); backoff (1 s, 2 s, 4 s ...)
         // allows about four in six seconds.
-        XCTAssertLessThanOrEqual(restarts, 5, lb.process.outputTail())
-        XCTAssertGreaterThanOrEqual(restarts, 1, lb.process.outputTail())
+        XCTAssertLessThanOrEqual(attempts, 5, lb.process.outputTail())
+        XCTAssertGreaterThanOrEqual(attempts, 1, lb.process.outputTail())
         XCTAssertTrue(lb.process.isRunning)
     }
 }
