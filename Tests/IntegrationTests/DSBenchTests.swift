@@ -71,8 +71,13 @@ final class DSBenchTests: IntegrationTestCase {
         let report = json(run.stdout)
         let sent = report["sent"] as? Int ?? 0
         let sendRate = report["send_rate_rps"] as? Double ?? 0
-        XCTAssertEqual(Double(sent), rate * seconds, accuracy: rate * seconds * 0.05, "requests sent in \(seconds) s at \(rate)/s")
-        XCTAssertEqual(sendRate, rate, accuracy: rate * 0.05, "measured send rate")
+        // 5 %. Under a sanitizer (tests/sanitize.sh) ds-bench runs several times slower on a
+        // shared machine and its sender can fall behind the schedule: 15 % there, said in the message.
+        let sanitizer = ProcessInfo.processInfo.environment["DSLB_SANITIZER"]
+        let tolerance = sanitizer == nil ? 0.05 : 0.15
+        let why = sanitizer.map { " (±15 % under the \($0) sanitizer, ±5 % otherwise)" } ?? " (±5 %)"
+        XCTAssertEqual(Double(sent), rate * seconds, accuracy: rate * seconds * tolerance, "requests sent in \(seconds) s at \(rate)/s\(why)")
+        XCTAssertEqual(sendRate, rate, accuracy: rate * tolerance, "measured send rate\(why)")
         XCTAssertEqual(report["replicas"] as? [String: Int], ["7": sent], "every reply from the one server")
         XCTAssertEqual(report["rate"] as? Double, rate)
     }
