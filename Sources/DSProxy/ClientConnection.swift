@@ -11,7 +11,7 @@ import DSSystem
 ///
 /// Requests on a connection are handled one at a time; pipelined requests wait in `input` and
 /// are answered in order once the current exchange ends.
-final class ClientConnection: EventHandler, TimerTarget {
+final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     enum State {
         case readingHead
         /// Waiting for `length` body bytes of an admin request after the head.
@@ -35,8 +35,23 @@ final class ClientConnection: EventHandler, TimerTarget {
     /// rewritten, 100 Continue); they go out before any body byte relayed after them.
     let output: ByteBuffer
     private var state = State.readingHead {
-        didSet { transitions &+= 1 }
+        didSet {
+            transitions &+= 1
+            switch state {
+            case .readingHead, .closing, .tunneling:
+                if case .readingHead = oldValue { break }
+                requestEnded()
+            default:
+                break
+            }
+        }
     }
+    /// A request has just ended and nothing has been read since: bytes already in `input` are a
+    /// pipelined request, which waits its turn in the worker's `PipelineQueue`.
+    private var afterRequest = false
+    private var pipelineQueued = false
+    /// This connection's request was started by the `PipelineQueue` and counts in its limit.
+    private var holdsPipelineSlot = false
     /// Counts state changes, so `drive` keeps going after a step that changed state without
     /// moving bytes (an error answer queued from inside the upstream code, say).
     private var transitions = 0
@@ -104,6 +119,9 @@ final class ClientConnection: EventHandler, TimerTarget {
             }
             if transitions != before { progressed = true }
         }
+        // Waiting for a client that does not read its answers is not work in progress: the slot
+        // goes to someone ready, or a few such clients would hold up every pipelined request.
+        if holdsPipelineSlot && !mayWrite { releasePipelineSlot() }
     }
 
     // MARK: reading requests
@@ -149,6 +167,17 @@ final class ClientConnection: EventHandler, TimerTarget {
 
     private func stepReadHead() -> Bool {
         if !flushOutput() { return false }
+        if afterRequest {
+            if input.isEmpty {
+                afterRequest = false
+            } else {
+                if !pipelineQueued {
+                    pipelineQueued = true
+                    worker.pipeline.hold(self)
+                }
+                return false
+            }
+        }
         if !input.isEmpty {
             // Byte ranges and facts only: no String, no array (no allocation per request).
             switch worker.parser.parseRequestInfo(input.readable, from: parseFrom) {
@@ -167,6 +196,8 @@ final class ClientConnection: EventHandler, TimerTarget {
         switch readClient() {
         case .data: return true
         case .wouldBlock:
+            // A pipelined request's head is still incomplete: its slot goes to someone ready.
+            releasePipelineSlot()
             // Waiting: for a new request (idle keep-alive), or for the rest of a head, which
             // has one deadline from its first byte however slowly it trickles (slowloris).
             if input.isEmpty {
@@ -469,6 +500,27 @@ final class ClientConnection: EventHandler, TimerTarget {
         head.firstField(named: "expect", in: bytes) != nil
     }
 
+    // MARK: pipelined requests
+
+    private func requestEnded() {
+        afterRequest = true
+        releasePipelineSlot()
+    }
+
+    private func releasePipelineSlot() {
+        guard holdsPipelineSlot else { return }
+        holdsPipelineSlot = false
+        worker.pipeline.slotReleased()
+    }
+
+    /// The worker's `PipelineQueue` gives this connection its turn (and a slot).
+    func resumePipelined() {
+        pipelineQueued = false
+        afterRequest = false
+        holdsPipelineSlot = true
+        drive()
+    }
+
     // MARK: drain
 
     /// Loop thread only. Graceful stop: an idle connection closes now; one with a request in
@@ -500,6 +552,7 @@ final class ClientConnection: EventHandler, TimerTarget {
         tunnel?.abandon()
         tunnel = nil
         if let timer = clientTimer { worker.loop.cancel(timer) }
+        releasePipelineSlot()
         worker.loop.unregister(fd)
         Socket.close(fd)
         worker.forget(self)

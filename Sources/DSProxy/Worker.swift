@@ -17,6 +17,8 @@ public final class Worker {
     let pool: UpstreamPool
     /// Read buffers for this worker's client connections, recycled between them.
     let bufferPool: BufferPool
+    /// Pipelined requests, started after each iteration's I/O (`PipelineQueue`).
+    let pipeline = PipelineQueue<ClientConnection>(maxInProgress: 8)
     /// The iovec array every request head is gathered into for its writev.
     let iovecs = IOVecBuffer()
     let admin: AdminHandler?
@@ -94,6 +96,7 @@ public final class Worker {
             if self.reader.snapshot.generation != before {
                 self.pool.retain(only: self.reader.snapshot.backends)
             }
+            if self.pipeline.waitingCount > 0 && self.pipeline.run() { self.loop.requestImmediateIteration() }
         }
     }
 

@@ -71,6 +71,8 @@ public final class EventLoop: @unchecked Sendable {
     private let inbox = Locked<[@Sendable () -> Void]>([])
     private let stopRequested = Atomic<Bool>(false)
     private var iterationHooks: [() -> Void] = []
+    /// Set by `requestImmediateIteration`: the next epoll_wait does not block.
+    private var pollOnly = false
 
     /// Reserved epoll data values for the loop's own descriptors.
     private static let wakeToken: UInt64 = UInt64.max
@@ -187,6 +189,12 @@ public final class EventLoop: @unchecked Sendable {
         iterationHooks.append(hook)
     }
 
+    /// Loop thread only. The next iteration polls without blocking: work is pending that no
+    /// descriptor or timer will announce (requests held back for later, say).
+    public func requestImmediateIteration() {
+        pollOnly = true
+    }
+
     // MARK: running
 
     /// Runs the loop on the calling thread until `stop()`.
@@ -196,7 +204,8 @@ public final class EventLoop: @unchecked Sendable {
         defer { events.deallocate() }
         while !stopRequested.load(ordering: .acquiring) {
             armTimer()
-            let count = cl_epoll_wait(epfd, events, Int32(capacity), -1)
+            let count = cl_epoll_wait(epfd, events, Int32(capacity), pollOnly ? 0 : -1)
+            pollOnly = false
             if count < 0 {
                 if errno == EINTR { continue }
                 fatalError("epoll_wait: \(SyscallError(errno: errno, function: "epoll_wait"))")
