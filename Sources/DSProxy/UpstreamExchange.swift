@@ -14,19 +14,24 @@ import DSSystem
 /// The client's `input` holds the request: a request without a body keeps its head at the front
 /// of `input` until the response begins, so a reused connection that turns out dead can be
 /// retried on a fresh one.
+///
+/// This file holds the state, connection handling and endings; the request side is in
+/// UpstreamExchange+Request.swift, the response side in +Response.swift, and the splice(2)
+/// path both body directions share in +Splice.swift. (Their members are module-internal
+/// rather than private only because Swift's `private` stops at the file.)
 final class UpstreamExchange: UpstreamOwner, TimerTarget {
-    private unowned let client: ClientConnection
-    private unowned let worker: Worker
+    unowned let client: ClientConnection
+    unowned let worker: Worker
     private(set) var head: RequestHeadInfo
-    private(set) var upstream: UpstreamConnection?
+    var upstream: UpstreamConnection?
     /// Whether the head has been written upstream, and whether it has left `input`.
-    private var headSent = false
-    private var headConsumed = false
-    private(set) var bodyRemaining: UInt64 = 0
+    var headSent = false
+    var headConsumed = false
+    var bodyRemaining: UInt64 = 0
     /// A chunked request body is forwarded as it came; the scanner finds where it ends, and
     /// `chunkReady` counts the bytes at the front of `input` known to belong to it.
-    private var requestChunks: ChunkedScanner?
-    private var chunkReady = 0
+    var requestChunks: ChunkedScanner?
+    var chunkReady = 0
     /// A reused connection failed and the request went again on a fresh one.
     private var retried = false
     /// The snapshot and hashed key the replica was chosen with, for failover to the next
@@ -36,32 +41,33 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     private var tried: [String] = []
     private var failoversLeft = 0
     /// The replica this exchange is counted against, and since when.
-    private var tracked: ProxyMetrics.Replica?
-    private var trackedSince: UInt64 = 0
-    private(set) var responseStarted = false
-    private var responseHead: ResponseHeadInfo?
-    private var framing = BodyFraming.none
-    private var responseRemaining: UInt64 = 0
-    private var chunked = ChunkedScanner()
+    var tracked: ProxyMetrics.Replica?
+    var trackedSince: UInt64 = 0
+    var responseStarted = false
+    var responseHead: ResponseHeadInfo?
+    var framing = BodyFraming.none
+    var responseRemaining: UInt64 = 0
+    var chunked = ChunkedScanner()
     /// Bytes at the front of `upstream.input` that belong to the response and await the client.
-    private(set) var readyForClient = 0
-    private var responseParseFrom = 0
-    private var closeClientAfter = false
+    var readyForClient = 0
+    var responseParseFrom = 0
+    var closeClientAfter = false
     /// The client connection ends after this response (decided with its head, which says so).
-    private var closeAfterResponse = false
+    var closeAfterResponse = false
     /// `Expect: 100-continue` was answered by ds-lb itself (see `step`).
-    private var continueSent = false
-    private var timer: TimerID?
+    var continueSent = false
+    var timer: TimerID?
     /// Set once the exchange has handed the connection back to its client (finished or failed).
-    private var ended = false
+    var ended = false
     /// Counts `start`s: a timer fired for an earlier request of this reused object is ignored.
     private var generation = 0
-    /// Bodies of at least `config.spliceThreshold` bytes move by splice through these pipes
-    /// (made on first use, kept with the exchange object for the connection's next requests).
-    private var requestPipe: SplicePipe?
-    private var responsePipe: SplicePipe?
-    private var splicingRequest = false
-    private var splicingResponse = false
+    /// Bodies of at least `config.spliceThreshold` bytes, and chunks of chunked bodies whose data
+    /// is that large, move by splice through these pipes (made on first use, kept with the
+    /// exchange object for the connection's next requests). See UpstreamExchange+Splice.swift.
+    var requestPipe: SplicePipe?
+    var responsePipe: SplicePipe?
+    var splicingRequest = false
+    var splicingResponse = false
 
     init(client: ClientConnection, worker: Worker, head: RequestHeadInfo, bodyLength: UInt64,
          snapshot: Snapshot, hashedKey: UInt64) {
@@ -240,470 +246,9 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         return progressed
     }
 
-    // MARK: request
-
-    /// Writes the head as it arrived, minus hop-by-hop fields, plus X-Forwarded-For and
-    /// X-Forwarded-Proto, in one writev (DESIGN.md §1): the kept bytes are never copied.
-    private func sendHead(_ upstream: UpstreamConnection) -> Bool {
-        guard upstream.mayWrite else { return false }
-        let headBytes = client.input.readable
-        // An upgrade request (Connection: upgrade) keeps its Upgrade field and says so again.
-        let upgrading = head.connection.upgrade
-        // An HTTP/1.0 client's request goes out asking for keep-alive: the connection to the
-        // replica is ours to reuse, whatever the client does with its own.
-        let added = upgrading ? client.forwardedHeaderUpgrade
-            : head.version == .http10 ? client.forwardedHeaderKeepAlive : client.forwardedHeader
-        let iov = worker.iovecs
-        let sent: Int
-        var total = 0
-        do {
-            sent = try added.withUnsafeBytes { extra -> Int in
-                iov.removeAll()
-                HopByHop.forEachKeptRange(of: head, in: headBytes, upgrading: upgrading) {
-                    iov.append(UnsafeRawBufferPointer(rebasing: headBytes[$0]))
-                }
-                iov.append(extra)
-                total = iov.totalLength
-                let n: Int
-                switch try Socket.writev(upstream.fd, iov.buffer) {
-                case .done(let written): n = written
-                case .wouldBlock: n = 0
-                }
-                if n < total {
-                    // Keep what the socket did not take; it goes out before anything else.
-                    upstream.mayWrite = false
-                    iov.forEachRemaining(after: n) { upstream.output.append($0) }
-                }
-                return n
-            }
-        } catch {
-            upstreamFailed(upstream, reason: "\(error)")
-            return false
-        }
-        headSent = true
-        if bodyRemaining > 0 || sent < total {
-            client.input.consume(head.length)
-            headConsumed = true
-        }
-        return true
-    }
-
-    /// Streams the request body from the client to the replica; returns whether bytes moved.
-    private func sendBody(_ upstream: UpstreamConnection) -> Bool {
-        let input = client.input
-        var progressed = false
-        while !client.closed && !upstream.closed && !ended {
-            if !upstream.output.isEmpty {
-                guard upstream.mayWrite else { return progressed }
-                do {
-                    switch try upstream.output.write(to: upstream.fd) {
-                    case .wouldBlock: upstream.mayWrite = false; return progressed
-                    case .done: progressed = true; continue
-                    }
-                } catch {
-                    upstreamFailed(upstream, reason: "\(error)")
-                    return false
-                }
-            }
-            guard bodyRemaining > 0 else { return progressed }
-            // A large Content-Length body: once what was buffered with the head is sent, the
-            // rest goes socket → pipe → socket without being copied into `input`.
-            if requestChunks == nil, input.isEmpty,
-               splicingRequest || bodyRemaining >= worker.config.spliceThreshold ?? .max,
-               let pipe = requestPipe ?? makePipe() {
-                requestPipe = pipe
-                splicingRequest = true
-                return spliceRequestBody(upstream, pipe) || progressed
-            }
-            if input.isEmpty {
-                switch client.readClient() {
-                case .data:
-                    client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds)
-                    continue
-                case .wouldBlock:
-                    if client.clientWait != .body { client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds) }
-                    return progressed
-                case .eof:
-                    // The client vanished mid-body: the request cannot complete.
-                    client.close()
-                    return false
-                }
-            }
-            guard upstream.mayWrite else { return progressed }
-            if requestChunks != nil && chunkReady == 0 {
-                do {
-                    switch try requestChunks!.scan(input.readable) {
-                    case .needMore: chunkReady = input.readableCount
-                    case .complete(let consumed): chunkReady = consumed
-                    }
-                } catch let error as HTTPParseError {
-                    // Bad chunked framing: whatever reached the replica is cut off with it.
-                    fail(status: error.status, kind: .badRequest, message: error.message)
-                    return false
-                } catch {
-                    client.close()
-                    return false
-                }
-                if chunkReady == 0 {
-                    // Only the final CRLF of the trailer section was missing and has now come.
-                    if requestChunks!.isDone { bodyRemaining = 0 }
-                    continue
-                }
-            }
-            let chunk = requestChunks != nil
-                ? chunkReady : Int(min(UInt64(input.readableCount), bodyRemaining))
-            do {
-                switch try Socket.write(upstream.fd, UnsafeRawBufferPointer(rebasing: input.readable[0..<chunk])) {
-                case .wouldBlock:
-                    upstream.mayWrite = false
-                    return progressed
-                case .done(let n):
-                    input.consume(n)
-                    if requestChunks != nil {
-                        chunkReady -= n
-                        if chunkReady == 0 && requestChunks!.isDone { bodyRemaining = 0 }
-                    } else {
-                        bodyRemaining -= UInt64(n)
-                    }
-                    if bodyRemaining == 0 && client.clientWait == .body { client.clientWait = .none }
-                    progressed = true
-                }
-            } catch {
-                upstreamFailed(upstream, reason: "\(error)")
-                return false
-            }
-        }
-        return progressed
-    }
-
-    /// Moves the request body from the client socket to the replica's through `pipe`.
-    private func spliceRequestBody(_ upstream: UpstreamConnection, _ pipe: SplicePipe) -> Bool {
-        var progressed = false
-        while !client.closed && !upstream.closed && !ended {
-            if pipe.buffered > 0 {
-                guard upstream.mayWrite else { return progressed }
-                do {
-                    switch try pipe.drain(to: upstream.fd) {
-                    case .wouldBlock:
-                        upstream.mayWrite = false
-                        return progressed
-                    case .done(let n):
-                        bodyRemaining -= UInt64(n)
-                        if bodyRemaining == 0 && client.clientWait == .body { client.clientWait = .none }
-                        progressed = true
-                    }
-                } catch {
-                    upstreamFailed(upstream, reason: "\(error)")
-                    return false
-                }
-                continue
-            }
-            guard bodyRemaining > 0 else { return progressed }
-            switch client.spliceIn(to: pipe, limit: Int(min(bodyRemaining, 1 << 20))) {
-            case .data:
-                client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds)
-                progressed = true
-            case .wouldBlock:
-                if client.clientWait != .body { client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds) }
-                return progressed
-            case .eof:
-                // The client vanished mid-body: the request cannot complete.
-                client.close()
-                return false
-            }
-        }
-        return progressed
-    }
-
-    /// Moves the rest of a Content-Length response body from the replica's socket to the
-    /// client's through `pipe`; `responseRemaining` counts what has not been pulled yet.
-    private func spliceResponseBody(_ upstream: UpstreamConnection, _ pipe: SplicePipe) -> Bool {
-        var progressed = false
-        while !client.closed && !upstream.closed && !ended {
-            if pipe.buffered > 0 {
-                guard client.mayWrite else { return progressed }
-                do {
-                    switch try pipe.drain(to: client.fd) {
-                    case .wouldBlock:
-                        client.mayWrite = false
-                        return progressed
-                    case .done:
-                        progressed = true
-                    }
-                } catch {
-                    client.close()
-                    return false
-                }
-                continue
-            }
-            // Empty pipe and nothing left to pull: `forwardResponse` finishes the exchange.
-            guard responseRemaining > 0 else { return true }
-            guard upstream.mayRead else { return progressed }
-            do {
-                switch try pipe.fill(from: upstream.fd, limit: Int(min(responseRemaining, 1 << 20))) {
-                case .wouldBlock:
-                    upstream.mayRead = false
-                    return progressed
-                case .done(0):
-                    // The replica closed mid-body: the client cannot get a complete response.
-                    upstream.peerClosed = true
-                    upstream.mayRead = false
-                    client.close()
-                    return false
-                case .done(let n):
-                    responseRemaining -= UInt64(n)
-                    progressed = true
-                }
-            } catch {
-                upstream.peerClosed = true
-                client.close()
-                return false
-            }
-        }
-        return progressed
-    }
-
-    /// A pipe for splicing, or nil (then the body goes through the buffers as usual).
-    private func makePipe() -> SplicePipe? {
-        try? SplicePipe()
-    }
-
-    // MARK: response
-
-    /// Reads the response and passes it to the client: the head rewritten (hop-by-hop fields
-    /// out, our own `Connection` in), the body bytes unchanged.
-    private func forwardResponse(_ upstream: UpstreamConnection) -> Bool {
-        var progressed = false
-        while !client.closed && !upstream.closed && !ended {
-            // 0. Our own bytes first: a 100 Continue, the response head as rewritten. Body
-            // bytes already here go along in the same write when they are few (one syscall for
-            // a small response, as when the head was relayed unchanged).
-            if !client.output.isEmpty {
-                if readyForClient > 0 && client.output.readableCount + readyForClient <= Self.coalescedWriteLimit {
-                    client.output.append(UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<readyForClient]))
-                    upstream.input.consume(readyForClient)
-                    readyForClient = 0
-                }
-                guard client.flushOutput() else { return progressed }
-                progressed = true
-            }
-            // 1. Write what is ready.
-            if readyForClient > 0 {
-                guard client.mayWrite else { return progressed }
-                do {
-                    let bytes = UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<readyForClient])
-                    switch try Socket.write(client.fd, bytes) {
-                    case .wouldBlock:
-                        client.mayWrite = false
-                        return progressed
-                    case .done(let n):
-                        upstream.input.consume(n)
-                        readyForClient -= n
-                        progressed = true
-                        continue
-                    }
-                } catch {
-                    client.close()
-                    return false
-                }
-            }
-            // 2. Finished?
-            if isResponseComplete(upstream) {
-                finish(upstream)
-                return true
-            }
-            // 3. Classify bytes already buffered.
-            if upstream.input.readableCount > readyForClient {
-                guard classifyResponseBytes(upstream) else { return false }
-                if readyForClient > 0 || !client.output.isEmpty || isResponseComplete(upstream) { continue }
-            }
-            // 4. Read more from the replica: the rest of a large Content-Length body by splice,
-            // once everything buffered has gone to the client. Bytes still in the pipe go first
-            // (even when all have been pulled from the replica: no event would come for them).
-            if let pipe = responsePipe, pipe.buffered > 0 {
-                return spliceResponseBody(upstream, pipe) || progressed
-            }
-            if case .contentLength = framing, readyForClient == 0, upstream.input.isEmpty, client.output.isEmpty,
-               responseRemaining > 0, splicingResponse || responseRemaining >= worker.config.spliceThreshold ?? .max,
-               let pipe = responsePipe ?? makePipe() {
-                responsePipe = pipe
-                splicingResponse = true
-                return spliceResponseBody(upstream, pipe) || progressed
-            }
-            guard upstream.mayRead else { return progressed }
-            do {
-                switch try upstream.read() {
-                case .wouldBlock:
-                    upstream.mayRead = false
-                    return progressed
-                case .done(0):
-                    upstream.peerClosed = true
-                    upstream.mayRead = false
-                    if responseHead == nil {
-                        if upstream.input.isEmpty {
-                            upstreamFailed(upstream, reason: "connection closed before a response")
-                        } else {
-                            fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an incomplete response head")
-                        }
-                        return false
-                    }
-                    if case .untilClose = framing { continue } // complete once flushed
-                    // The replica closed mid-body: the client cannot get a complete response.
-                    client.close()
-                    return false
-                case .done:
-                    if !responseStarted {
-                        responseStarted = true
-                        releaseHeadFromInput()
-                    }
-                    progressed = true
-                }
-            } catch {
-                upstream.peerClosed = true
-                if responseHead == nil && upstream.input.isEmpty {
-                    upstreamFailed(upstream, reason: "\(error)")
-                } else {
-                    client.close()
-                }
-                return false
-            }
-        }
-        return progressed
-    }
-
-    /// Decides which newly buffered bytes belong to the response. False after an error reply.
-    private func classifyResponseBytes(_ upstream: UpstreamConnection) -> Bool {
-        if responseHead == nil {
-            // The head is parsed from the first byte not yet classified; `responseParseFrom` is
-            // relative to that point, which stays put while earlier bytes go to the client.
-            let unparsed = UnsafeRawBufferPointer(rebasing: upstream.input.readable[readyForClient...])
-            switch worker.parser.parseResponseInfo(unparsed, from: responseParseFrom) {
-            case .incomplete(let resume):
-                responseParseFrom = resume
-                return true
-            case .failed(let error):
-                fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
-                return false
-            case .complete(let responseHead):
-                responseParseFrom = 0
-                if responseHead.status == 101 {
-                    return switchProtocols(upstream, responseHead)
-                }
-                if responseHead.status >= 100 && responseHead.status < 200 {
-                    // Interim responses are passed on (a 100 only if ours did not go already, none
-                    // to an HTTP/1.0 client: RFC 9110 §15.2); the final one follows.
-                    if !(responseHead.status == 100 && continueSent) && head.version == .http11 {
-                        client.output.append(UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<responseHead.length]))
-                    }
-                    upstream.input.consume(responseHead.length)
-                    return true
-                }
-                switch Framing.response(responseHead, requestIsHead: head.isHead) {
-                case .failure(let error):
-                    fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
-                    return false
-                case .success(let framing):
-                    self.responseHead = responseHead
-                    self.framing = framing
-                    if case .contentLength(let n) = framing { responseRemaining = n }
-                    if let timer { worker.loop.cancel(timer); self.timer = nil }
-                    closeAfterResponse = closeClientAfter || framing == .untilClose || worker.draining
-                    relayHead(responseHead, from: upstream, connection: closeAfterResponse ? Self.connectionClose
-                              : head.version == .http10 ? Self.connectionKeepAlive : [])
-                }
-            }
-        }
-        let unclassified = upstream.input.readableCount - readyForClient
-        guard unclassified > 0 else { return true }
-        switch framing {
-        case .none:
-            return true
-        case .contentLength:
-            let take = Int(min(UInt64(unclassified), responseRemaining))
-            responseRemaining -= UInt64(take)
-            readyForClient += take
-        case .untilClose:
-            readyForClient += unclassified
-        case .chunked:
-            let fresh = UnsafeRawBufferPointer(rebasing: upstream.input.readable[readyForClient...])
-            do {
-                switch try chunked.scan(fresh) {
-                case .needMore: readyForClient += unclassified
-                case .complete(let consumed): readyForClient += consumed
-                }
-            } catch {
-                // The head is already on its way to the client: all we can do is cut both ends.
-                client.close()
-                return false
-            }
-        }
-        return true
-    }
-
-    /// Up to this many bytes of head and body are copied into one write (a copy is cheaper than
-    /// a second syscall).
-    static let coalescedWriteLimit = 16 * 1024
-    static let continueLine: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
-    static let connectionClose: [UInt8] = Array("Connection: close\r\n".utf8)
-    static let connectionKeepAlive: [UInt8] = Array("Connection: keep-alive\r\n".utf8)
-    static let connectionUpgrade: [UInt8] = Array("Connection: Upgrade\r\n".utf8)
-
-    /// Moves a response head from the replica's bytes to the client's output without its
-    /// hop-by-hop fields (RFC 9110 §7.6.1), with our own `Connection` field: whether the client
-    /// connection stays open is ours to say, not the replica's.
-    private func relayHead(_ responseHead: ResponseHeadInfo, from upstream: UpstreamConnection, connection: [UInt8],
-                           upgrading: Bool = false) {
-        let bytes = upstream.input.readable
-        let output = client.output
-        HopByHop.forEachKeptResponseRange(of: responseHead, in: bytes, upgrading: upgrading) {
-            output.append(UnsafeRawBufferPointer(rebasing: bytes[$0]))
-        }
-        client.output.append(connection)
-        client.output.append(Self.crlf)
-        upstream.input.consume(responseHead.length)
-    }
-
-    private static let crlf: [UInt8] = [13, 10]
-
-    /// A 101: the replica switched protocols (RFC 9110 §15.2.2). Only an upgrade the client asked
-    /// for is accepted; the connections then become a tunnel. False after an error reply.
-    private func switchProtocols(_ upstream: UpstreamConnection, _ responseHead: ResponseHeadInfo) -> Bool {
-        guard head.connection.upgrade, bodyRemaining == 0 else {
-            fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) switched protocols without being asked to")
-            return false
-        }
-        if let timer { worker.loop.cancel(timer) }
-        timer = nil
-        tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
-        tracked = nil
-        releaseHeadFromInput()
-        relayHead(responseHead, from: upstream, connection: Self.connectionUpgrade, upgrading: true)
-        self.upstream = nil
-        ended = true
-        client.startTunnel(upstream)
-        return false
-    }
-
-    private func isResponseComplete(_ upstream: UpstreamConnection) -> Bool {
-        guard responseHead != nil, readyForClient == 0, (responsePipe?.buffered ?? 0) == 0 else { return false }
-        switch framing {
-        case .none: return true
-        case .contentLength: return responseRemaining == 0
-        case .chunked: return chunked.isDone
-        case .untilClose: return upstream.peerClosed && upstream.input.isEmpty
-        }
-    }
-
-    private func releaseHeadFromInput() {
-        if !headConsumed {
-            client.input.consume(head.length)
-            headConsumed = true
-        }
-    }
-
     // MARK: endings
 
-    private func finish(_ upstream: UpstreamConnection) {
+    func finish(_ upstream: UpstreamConnection) {
         if let timer { worker.loop.cancel(timer) }
         timer = nil
         tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
@@ -721,7 +266,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     }
 
     /// The replica connection failed before the response began.
-    private func upstreamFailed(_ upstream: UpstreamConnection, reason: String) {
+    func upstreamFailed(_ upstream: UpstreamConnection, reason: String) {
         let backend = upstream.backend
         let wasReused = upstream.reused
         let neverConnected = !upstream.connected
@@ -766,7 +311,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     }
 
     /// Ends the exchange with our own error response (nothing of the replica's reached the client).
-    private func fail(status: Int, kind: ProxyMetrics.ErrorKind, message: String) {
+    func fail(status: Int, kind: ProxyMetrics.ErrorKind, message: String) {
         worker.metrics.count(kind)
         if !headConsumed { client.input.consume(head.length) }
         // A body not fully forwarded cannot be told apart from the next request: close.

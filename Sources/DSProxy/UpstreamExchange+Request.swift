@@ -1,0 +1,141 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DSHTTP1
+import DSReactor
+import DSSystem
+
+/// The request side of an exchange: the head as it arrived (plus the proxy's fields), then the
+/// body, client → replica. Loop thread only.
+extension UpstreamExchange {
+    /// Writes the head as it arrived, minus hop-by-hop fields, plus X-Forwarded-For and
+    /// X-Forwarded-Proto, in one writev (DESIGN.md §1): the kept bytes are never copied.
+    func sendHead(_ upstream: UpstreamConnection) -> Bool {
+        guard upstream.mayWrite else { return false }
+        let headBytes = client.input.readable
+        // An upgrade request (Connection: upgrade) keeps its Upgrade field and says so again.
+        let upgrading = head.connection.upgrade
+        // An HTTP/1.0 client's request goes out asking for keep-alive: the connection to the
+        // replica is ours to reuse, whatever the client does with its own.
+        let added = upgrading ? client.forwardedHeaderUpgrade
+            : head.version == .http10 ? client.forwardedHeaderKeepAlive : client.forwardedHeader
+        let iov = worker.iovecs
+        let sent: Int
+        var total = 0
+        do {
+            sent = try added.withUnsafeBytes { extra -> Int in
+                iov.removeAll()
+                HopByHop.forEachKeptRange(of: head, in: headBytes, upgrading: upgrading) {
+                    iov.append(UnsafeRawBufferPointer(rebasing: headBytes[$0]))
+                }
+                iov.append(extra)
+                total = iov.totalLength
+                let n: Int
+                switch try Socket.writev(upstream.fd, iov.buffer) {
+                case .done(let written): n = written
+                case .wouldBlock: n = 0
+                }
+                if n < total {
+                    // Keep what the socket did not take; it goes out before anything else.
+                    upstream.mayWrite = false
+                    iov.forEachRemaining(after: n) { upstream.output.append($0) }
+                }
+                return n
+            }
+        } catch {
+            upstreamFailed(upstream, reason: "\(error)")
+            return false
+        }
+        headSent = true
+        if bodyRemaining > 0 || sent < total {
+            client.input.consume(head.length)
+            headConsumed = true
+        }
+        return true
+    }
+
+    /// Streams the request body from the client to the replica; returns whether bytes moved.
+    /// Bytes buffered in `input` are written from there; the rest of a large Content-Length body,
+    /// or the data of a large chunk, goes by splice (`pumpSpliced`), and the chunk framing around
+    /// it is read and checked here as usual.
+    func sendBody(_ upstream: UpstreamConnection) -> Bool {
+        let input = client.input
+        var progressed = false
+        while !client.closed && !upstream.closed && !ended {
+            if !upstream.output.isEmpty {
+                switch writeToSink(.request, upstream, { try upstream.output.write(to: $0) }) {
+                case .moved: progressed = true; continue
+                case .blocked: return progressed
+                case .failed: return false
+                }
+            }
+            guard bodyRemaining > 0 else { return progressed }
+            if let pipe = pipeToSplice(.request, bufferedBytesLeft: !input.isEmpty) {
+                return pumpSpliced(.request, upstream, pipe) || progressed
+            }
+            if input.isEmpty {
+                switch clientBodyRead(client.readClient()) {
+                case .moved: continue
+                case .blocked: return progressed
+                case .failed: return false
+                }
+            }
+            guard upstream.mayWrite else { return progressed }
+            if requestChunks != nil && chunkReady == 0 {
+                do {
+                    switch try requestChunks!.scan(input.readable) {
+                    case .needMore: chunkReady = input.readableCount
+                    case .complete(let consumed): chunkReady = consumed
+                    }
+                } catch let error as HTTPParseError {
+                    // Bad chunked framing: whatever reached the replica is cut off with it.
+                    fail(status: error.status, kind: .badRequest, message: error.message)
+                    return false
+                } catch {
+                    client.close()
+                    return false
+                }
+                if chunkReady == 0 {
+                    // Only the final CRLF of the trailer section was missing and has now come.
+                    if requestChunks!.isDone { bodyRemaining = 0 }
+                    continue
+                }
+            }
+            let chunk = requestChunks != nil
+                ? chunkReady : Int(min(UInt64(input.readableCount), bodyRemaining))
+            switch writeToSink(.request, upstream, { try Socket.write($0, UnsafeRawBufferPointer(rebasing: input.readable[0..<chunk])) }) {
+            case .blocked: return progressed
+            case .failed: return false
+            case .moved(let n):
+                input.consume(n)
+                if requestChunks != nil {
+                    chunkReady -= n
+                    if chunkReady == 0 && requestChunks!.isDone { bodyRemaining = 0 }
+                } else {
+                    bodyRemaining -= UInt64(n)
+                }
+                if bodyRemaining == 0 && client.clientWait == .body { client.clientWait = .none }
+                progressed = true
+            }
+        }
+        return progressed
+    }
+
+    /// What one read from the client for the body means: more bytes (the body deadline moves
+    /// on), none now (the deadline keeps running), or the end of the client's stream, which
+    /// leaves the request incomplete. Shared by the buffered read and the splice into a pipe.
+    func clientBodyRead(_ outcome: ClientConnection.ReadOutcome) -> BodyStep {
+        switch outcome {
+        case .data:
+            client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds)
+            return .moved(0)
+        case .wouldBlock:
+            if client.clientWait != .body { client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds) }
+            return .blocked
+        case .eof:
+            // The client vanished mid-body: the request cannot complete.
+            client.close()
+            return .failed
+        }
+    }
+}

@@ -1,0 +1,230 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DSHTTP1
+import DSReactor
+import DSSystem
+
+/// The response side of an exchange: the head parsed and relayed (rewritten), the body passed
+/// on unchanged, replica → client, and the 101 that turns the connection into a tunnel. Loop
+/// thread only.
+extension UpstreamExchange {
+    /// Reads the response and passes it to the client: the head rewritten (hop-by-hop fields
+    /// out, our own `Connection` in), the body bytes unchanged.
+    func forwardResponse(_ upstream: UpstreamConnection) -> Bool {
+        var progressed = false
+        while !client.closed && !upstream.closed && !ended {
+            // 0. Our own bytes first: a 100 Continue, the response head as rewritten. Body
+            // bytes already here go along in the same write when they are few (one syscall for
+            // a small response, as when the head was relayed unchanged).
+            if !client.output.isEmpty {
+                if readyForClient > 0 && client.output.readableCount + readyForClient <= Self.coalescedWriteLimit {
+                    client.output.append(UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<readyForClient]))
+                    upstream.input.consume(readyForClient)
+                    readyForClient = 0
+                }
+                guard client.flushOutput() else { return progressed }
+                progressed = true
+            }
+            // 1. Write what is ready.
+            if readyForClient > 0 {
+                let ready = readyForClient
+                switch writeToSink(.response, upstream, { try Socket.write($0, UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<ready])) }) {
+                case .moved(let n):
+                    upstream.input.consume(n)
+                    readyForClient -= n
+                    progressed = true
+                    continue
+                case .blocked: return progressed
+                case .failed: return false
+                }
+            }
+            // 2. Finished?
+            if isResponseComplete(upstream) {
+                finish(upstream)
+                return true
+            }
+            // 3. Classify bytes already buffered.
+            if upstream.input.readableCount > readyForClient {
+                guard classifyResponseBytes(upstream) else { return false }
+                if readyForClient > 0 || !client.output.isEmpty || isResponseComplete(upstream) { continue }
+            }
+            // 4. Read more from the replica: the rest of a large Content-Length body, or a large
+            // chunk's data, by splice once everything buffered has gone to the client. Bytes
+            // still in the pipe go first (even when all have been pulled from the replica: no
+            // event would come for them).
+            let buffered = readyForClient > 0 || !upstream.input.isEmpty || !client.output.isEmpty
+            if let pipe = pipeToSplice(.response, bufferedBytesLeft: buffered) {
+                return pumpSpliced(.response, upstream, pipe) || progressed
+            }
+            guard upstream.mayRead else { return progressed }
+            do {
+                switch try upstream.read() {
+                case .wouldBlock:
+                    upstream.mayRead = false
+                    return progressed
+                case .done(0):
+                    upstream.peerClosed = true
+                    upstream.mayRead = false
+                    if responseHead == nil {
+                        if upstream.input.isEmpty {
+                            upstreamFailed(upstream, reason: "connection closed before a response")
+                        } else {
+                            fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an incomplete response head")
+                        }
+                        return false
+                    }
+                    if case .untilClose = framing { continue } // complete once flushed
+                    // The replica closed mid-body: the client cannot get a complete response.
+                    client.close()
+                    return false
+                case .done:
+                    if !responseStarted {
+                        responseStarted = true
+                        releaseHeadFromInput()
+                    }
+                    progressed = true
+                }
+            } catch {
+                upstream.peerClosed = true
+                if responseHead == nil && upstream.input.isEmpty {
+                    upstreamFailed(upstream, reason: "\(error)")
+                } else {
+                    client.close()
+                }
+                return false
+            }
+        }
+        return progressed
+    }
+
+    /// Decides which newly buffered bytes belong to the response. False after an error reply.
+    private func classifyResponseBytes(_ upstream: UpstreamConnection) -> Bool {
+        if responseHead == nil {
+            // The head is parsed from the first byte not yet classified; `responseParseFrom` is
+            // relative to that point, which stays put while earlier bytes go to the client.
+            let unparsed = UnsafeRawBufferPointer(rebasing: upstream.input.readable[readyForClient...])
+            switch worker.parser.parseResponseInfo(unparsed, from: responseParseFrom) {
+            case .incomplete(let resume):
+                responseParseFrom = resume
+                return true
+            case .failed(let error):
+                fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                return false
+            case .complete(let responseHead):
+                responseParseFrom = 0
+                if responseHead.status == 101 {
+                    return switchProtocols(upstream, responseHead)
+                }
+                if responseHead.status >= 100 && responseHead.status < 200 {
+                    // Interim responses are passed on (a 100 only if ours did not go already, none
+                    // to an HTTP/1.0 client: RFC 9110 §15.2); the final one follows.
+                    if !(responseHead.status == 100 && continueSent) && head.version == .http11 {
+                        client.output.append(UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<responseHead.length]))
+                    }
+                    upstream.input.consume(responseHead.length)
+                    return true
+                }
+                switch Framing.response(responseHead, requestIsHead: head.isHead) {
+                case .failure(let error):
+                    fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                    return false
+                case .success(let framing):
+                    self.responseHead = responseHead
+                    self.framing = framing
+                    if case .contentLength(let n) = framing { responseRemaining = n }
+                    if let timer { worker.loop.cancel(timer); self.timer = nil }
+                    closeAfterResponse = closeClientAfter || framing == .untilClose || worker.draining
+                    relayHead(responseHead, from: upstream, connection: closeAfterResponse ? Self.connectionClose
+                              : head.version == .http10 ? Self.connectionKeepAlive : [])
+                }
+            }
+        }
+        let unclassified = upstream.input.readableCount - readyForClient
+        guard unclassified > 0 else { return true }
+        switch framing {
+        case .none:
+            return true
+        case .contentLength:
+            let take = Int(min(UInt64(unclassified), responseRemaining))
+            responseRemaining -= UInt64(take)
+            readyForClient += take
+        case .untilClose:
+            readyForClient += unclassified
+        case .chunked:
+            let fresh = UnsafeRawBufferPointer(rebasing: upstream.input.readable[readyForClient...])
+            do {
+                switch try chunked.scan(fresh) {
+                case .needMore: readyForClient += unclassified
+                case .complete(let consumed): readyForClient += consumed
+                }
+            } catch {
+                // The head is already on its way to the client: all we can do is cut both ends.
+                client.close()
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Up to this many bytes of head and body are copied into one write (a copy is cheaper than
+    /// a second syscall).
+    static let coalescedWriteLimit = 16 * 1024
+    static let continueLine: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+    static let connectionClose: [UInt8] = Array("Connection: close\r\n".utf8)
+    static let connectionKeepAlive: [UInt8] = Array("Connection: keep-alive\r\n".utf8)
+    static let connectionUpgrade: [UInt8] = Array("Connection: Upgrade\r\n".utf8)
+
+    /// Moves a response head from the replica's bytes to the client's output without its
+    /// hop-by-hop fields (RFC 9110 §7.6.1), with our own `Connection` field: whether the client
+    /// connection stays open is ours to say, not the replica's.
+    private func relayHead(_ responseHead: ResponseHeadInfo, from upstream: UpstreamConnection, connection: [UInt8],
+                           upgrading: Bool = false) {
+        let bytes = upstream.input.readable
+        let output = client.output
+        HopByHop.forEachKeptResponseRange(of: responseHead, in: bytes, upgrading: upgrading) {
+            output.append(UnsafeRawBufferPointer(rebasing: bytes[$0]))
+        }
+        client.output.append(connection)
+        client.output.append(Self.crlf)
+        upstream.input.consume(responseHead.length)
+    }
+
+    private static let crlf: [UInt8] = [13, 10]
+
+    /// A 101: the replica switched protocols (RFC 9110 §15.2.2). Only an upgrade the client asked
+    /// for is accepted; the connections then become a tunnel. False after an error reply.
+    private func switchProtocols(_ upstream: UpstreamConnection, _ responseHead: ResponseHeadInfo) -> Bool {
+        guard head.connection.upgrade, bodyRemaining == 0 else {
+            fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) switched protocols without being asked to")
+            return false
+        }
+        if let timer { worker.loop.cancel(timer) }
+        timer = nil
+        tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
+        tracked = nil
+        releaseHeadFromInput()
+        relayHead(responseHead, from: upstream, connection: Self.connectionUpgrade, upgrading: true)
+        self.upstream = nil
+        ended = true
+        client.startTunnel(upstream)
+        return false
+    }
+
+    private func isResponseComplete(_ upstream: UpstreamConnection) -> Bool {
+        guard responseHead != nil, readyForClient == 0, (responsePipe?.buffered ?? 0) == 0 else { return false }
+        switch framing {
+        case .none: return true
+        case .contentLength: return responseRemaining == 0
+        case .chunked: return chunked.isDone
+        case .untilClose: return upstream.peerClosed && upstream.input.isEmpty
+        }
+    }
+
+    func releaseHeadFromInput() {
+        if !headConsumed {
+            client.input.consume(head.length)
+            headConsumed = true
+        }
+    }
+}

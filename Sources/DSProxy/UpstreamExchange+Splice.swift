@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DSHTTP1
+import DSReactor
+import DSSystem
+
+/// The body path both directions share: the sink a body's bytes are written to (from a buffer
+/// or from a pipe), and the splice(2) pump that moves a body's bytes socket → pipe → socket
+/// without copying them into user space (DESIGN.md §1). Loop thread only.
+///
+/// What splices: the rest of a Content-Length body of at least `config.spliceThreshold` bytes,
+/// once the bytes buffered with its head have gone.
+extension UpstreamExchange {
+    /// Which way a body moves: the request's client → replica, the response's replica → client.
+    enum BodyDirection {
+        case request
+        case response
+    }
+
+    /// What one attempt to move body bytes did: moved some (`n`, where the caller needs it),
+    /// could not now (the side's readiness flag is cleared; an event will come), or ended the
+    /// exchange or connection (the failure is already handled).
+    enum BodyStep {
+        case moved(Int)
+        case blocked
+        case failed
+    }
+
+    /// One write of body bytes to the direction's sink (the replica for a request, the client
+    /// for a response) by `write`, given the sink's descriptor; the sink's readiness and what a
+    /// failed write means are handled here. (The closure does not escape: nothing allocated.)
+    @inline(__always)
+    func writeToSink(_ direction: BodyDirection, _ upstream: UpstreamConnection,
+                     _ write: (Int32) throws -> IOResult<Int>) -> BodyStep {
+        let toReplica = direction == .request
+        guard toReplica ? upstream.mayWrite : client.mayWrite else { return .blocked }
+        do {
+            switch try write(toReplica ? upstream.fd : client.fd) {
+            case .wouldBlock:
+                if toReplica { upstream.mayWrite = false } else { client.mayWrite = false }
+                return .blocked
+            case .done(let n):
+                return .moved(n)
+            }
+        } catch {
+            // A replica that fails mid-request gets the request's usual failure handling; a
+            // client that fails mid-response can only be dropped.
+            if toReplica { upstreamFailed(upstream, reason: "\(error)") } else { client.close() }
+            return .failed
+        }
+    }
+
+    /// The pipe to splice `direction`'s body through now, or nil for the buffered path: the one
+    /// still holding bytes (they go before anything else), else a pipe if nothing is buffered
+    /// (`bufferedBytesLeft`) and enough is left to pull (`spliceBudget`), or a splice of it is
+    /// already under way.
+    func pipeToSplice(_ direction: BodyDirection, bufferedBytesLeft: Bool) -> SplicePipe? {
+        let existing = direction == .request ? requestPipe : responsePipe
+        if let existing, existing.buffered > 0 { return existing }
+        guard !bufferedBytesLeft, let threshold = worker.config.spliceThreshold else { return nil }
+        let budget = spliceBudget(direction)
+        let underWay = direction == .request ? splicingRequest : splicingResponse
+        guard budget > 0, underWay || budget >= threshold, let pipe = existing ?? makePipe() else { return nil }
+        if direction == .request {
+            requestPipe = pipe
+            splicingRequest = true
+        } else {
+            responsePipe = pipe
+            splicingResponse = true
+        }
+        return pipe
+    }
+
+    /// Bytes of `direction`'s body that may be pulled into its (empty) pipe: the rest of a
+    /// Content-Length body.
+    func spliceBudget(_ direction: BodyDirection) -> UInt64 {
+        switch direction {
+        case .request:
+            return requestChunks == nil ? bodyRemaining : 0
+        case .response:
+            if case .contentLength = framing { return responseRemaining }
+            return 0
+        }
+    }
+
+    /// Moves `direction`'s body from its source socket to its sink's through `pipe`: drains the
+    /// pipe, then pulls at most the budget into it, until both are spent (true: the buffered
+    /// path goes on with what follows) or a side blocks
+    /// (whether bytes moved) or fails (false).
+    func pumpSpliced(_ direction: BodyDirection, _ upstream: UpstreamConnection, _ pipe: SplicePipe) -> Bool {
+        var progressed = false
+        while !client.closed && !upstream.closed && !ended {
+            if pipe.buffered > 0 {
+                switch writeToSink(direction, upstream, { try pipe.drain(to: $0) }) {
+                case .moved(let n):
+                    spliced(direction, drained: n)
+                    progressed = true
+                    continue
+                case .blocked: return progressed
+                case .failed: return false
+                }
+            }
+            let budget = spliceBudget(direction)
+            guard budget > 0 else {
+                if direction == .request { splicingRequest = false } else { splicingResponse = false }
+                return true
+            }
+            // The pipe is empty here, so what it holds after a fill is what the fill moved.
+            switch fillPipe(direction, upstream, pipe, limit: Int(min(budget, 1 << 20))) {
+            case .moved:
+                spliced(direction, pulled: UInt64(pipe.buffered))
+                progressed = true
+            case .blocked: return progressed
+            case .failed: return false
+            }
+        }
+        return progressed
+    }
+
+    /// One splice from `direction`'s source socket into the empty `pipe`.
+    private func fillPipe(_ direction: BodyDirection, _ upstream: UpstreamConnection, _ pipe: SplicePipe,
+                          limit: Int) -> BodyStep {
+        if direction == .request { return clientBodyRead(client.spliceIn(to: pipe, limit: limit)) }
+        guard upstream.mayRead else { return .blocked }
+        do {
+            switch try pipe.fill(from: upstream.fd, limit: limit) {
+            case .wouldBlock:
+                upstream.mayRead = false
+                return .blocked
+            case .done(0):
+                // The replica closed mid-body: the client cannot get a complete response.
+                upstream.peerClosed = true
+                upstream.mayRead = false
+                client.close()
+                return .failed
+            case .done(let n):
+                return .moved(n)
+            }
+        } catch {
+            upstream.peerClosed = true
+            client.close()
+            return .failed
+        }
+    }
+
+    /// Counts `n` bytes pulled into the pipe off the Content-Length response's rest. A request counts
+    /// when the bytes reach the replica instead (`bodyRemaining` also says whether the replica
+    /// got the whole body, see `finish`).
+    private func spliced(_ direction: BodyDirection, pulled n: UInt64) {
+        if direction == .response { responseRemaining -= n }
+    }
+
+    /// Counts `n` bytes spliced to the sink.
+    private func spliced(_ direction: BodyDirection, drained n: Int) {
+        guard direction == .request else { return }
+        bodyRemaining -= UInt64(n)
+        if bodyRemaining == 0 && client.clientWait == .body { client.clientWait = .none }
+    }
+
+    /// A pipe for splicing, or nil (then the body goes through the buffers as usual).
+    private func makePipe() -> SplicePipe? {
+        try? SplicePipe()
+    }
+}
