@@ -46,6 +46,25 @@ public struct ChunkedScanner: Sendable {
         return false
     }
 
+    /// Data bytes of the current chunk not yet seen, while the scanner is inside a chunk's data
+    /// (its size line read and checked against `maxDataBytes`); 0 while it reads framing. A
+    /// proxy may pass that many bytes on without scanning them (splice), then `skipData`.
+    public var dataRemaining: UInt64 {
+        if case .data(let remaining) = state { return remaining }
+        return 0
+    }
+
+    /// Accounts for `count` bytes of the current chunk's data that went by without being
+    /// scanned: the scanner goes on as if it had seen them. Never more than `dataRemaining`:
+    /// what follows a chunk's data is framing, which must be scanned.
+    public mutating func skipData(_ count: UInt64) {
+        guard count > 0 else { return }
+        guard case .data(let remaining) = state, count <= remaining else {
+            preconditionFailure("skipData past the current chunk's data")
+        }
+        state = remaining == count ? .dataCR : .data(remaining - count)
+    }
+
     /// Scans `bytes`; returns how much of it is part of the message, or throws on bad framing.
     public mutating func scan(_ bytes: UnsafeRawBufferPointer) throws -> Outcome {
         var i = 0

@@ -35,8 +35,9 @@ public struct ProxyConfig: Sendable {
     /// nil: no limit. A chunked body is cut off with 413 at the first chunk size line that
     /// takes it past the limit (its size is not known in advance).
     public var maxBodyBytes: UInt64?
-    /// Content-Length bodies of at least this many bytes (either direction) move by splice(2)
-    /// through a per-connection pipe instead of through the buffers; nil: never.
+    /// Content-Length bodies of at least this many bytes, and chunks of chunked bodies with at
+    /// least this much data (either direction), move by splice(2) through a per-connection pipe
+    /// instead of through the buffers (chunk framing still goes through them); nil: never.
     public var spliceThreshold: UInt64? = 64 * 1024
     /// Graceful stop (SIGTERM): the workers started with this config enroll in it.
     public var drain: GracefulDrain?

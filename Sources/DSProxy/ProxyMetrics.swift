@@ -70,6 +70,10 @@ public final class ProxyMetrics: Sendable {
     private let replicas = Locked<[String: Replica]>([:])
     private let errors: [ErrorKind: Counter]
     private let boundedMoves: Counter
+    /// Body bytes moved by splice(2) (socket → pipe → socket), per direction: the evidence that
+    /// the zero-copy path ran (tests read it), and how much of the traffic it carries.
+    private let splicedRequestBytes: Counter
+    private let splicedResponseBytes: Counter
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -82,6 +86,10 @@ public final class ProxyMetrics: Sendable {
         self.errors = errors
         boundedMoves = registry.makeCounter(descriptor: ProxyMetrics.name(
             "bounded_load_moved", unit: "total", help: "Requests bounded loads sent past their first-choice replica"))
+        let spliced = ProxyMetrics.name("spliced_body_bytes", unit: "total",
+                                        help: "Body bytes moved by splice(2) without entering user space, by direction")
+        splicedRequestBytes = registry.makeCounter(descriptor: spliced, labels: [("direction", "request")])
+        splicedResponseBytes = registry.makeCounter(descriptor: spliced, labels: [("direction", "response")])
     }
 
     public func countBoundedMove() {
@@ -96,6 +104,11 @@ public final class ProxyMetrics: Sendable {
             all[name] = created
             return created
         }
+    }
+
+    /// Loop thread of any worker (an atomic add, nothing allocated).
+    func countSpliced(request: Bool, bytes: Int) {
+        (request ? splicedRequestBytes : splicedResponseBytes).increment(by: Int64(bytes))
     }
 
     public func count(_ kind: ErrorKind) {

@@ -9,8 +9,13 @@ import DSSystem
 /// or from a pipe), and the splice(2) pump that moves a body's bytes socket → pipe → socket
 /// without copying them into user space (DESIGN.md §1). Loop thread only.
 ///
-/// What splices: the rest of a Content-Length body of at least `config.spliceThreshold` bytes,
-/// once the bytes buffered with its head have gone.
+/// What splices: the rest of a Content-Length body of at least `config.spliceThreshold` bytes
+/// once the bytes buffered with its head have gone, and the data of a chunk of a chunked body
+/// that has at least that many bytes left once everything buffered has gone. The chunk framing
+/// (size lines, extensions, CRLFs, trailers and the `--max-body-size` count, which a size line
+/// is checked against before any byte of its chunk moves) is still read into the buffer and
+/// checked by the `ChunkedScanner`; only the data bytes the scanner already knows to expect
+/// are spliced, exactly that many, and the scanner is told they went by (`skipData`).
 extension UpstreamExchange {
     /// Which way a body moves: the request's client → replica, the response's replica → client.
     enum BodyDirection {
@@ -73,20 +78,25 @@ extension UpstreamExchange {
     }
 
     /// Bytes of `direction`'s body that may be pulled into its (empty) pipe: the rest of a
-    /// Content-Length body.
+    /// Content-Length body, or the rest of the data of the chunk the scanner is in (0 while it
+    /// reads framing).
     func spliceBudget(_ direction: BodyDirection) -> UInt64 {
         switch direction {
         case .request:
-            return requestChunks == nil ? bodyRemaining : 0
+            if let requestChunks { return requestChunks.dataRemaining }
+            return bodyRemaining
         case .response:
-            if case .contentLength = framing { return responseRemaining }
-            return 0
+            switch framing {
+            case .contentLength: return responseRemaining
+            case .chunked: return chunked.dataRemaining
+            case .none, .untilClose: return 0
+            }
         }
     }
 
     /// Moves `direction`'s body from its source socket to its sink's through `pipe`: drains the
     /// pipe, then pulls at most the budget into it, until both are spent (true: the buffered
-    /// path goes on with what follows) or a side blocks
+    /// path goes on with what follows, the next chunk's framing or the end) or a side blocks
     /// (whether bytes moved) or fails (false).
     func pumpSpliced(_ direction: BodyDirection, _ upstream: UpstreamConnection, _ pipe: SplicePipe) -> Bool {
         var progressed = false
@@ -144,16 +154,23 @@ extension UpstreamExchange {
         }
     }
 
-    /// Counts `n` bytes pulled into the pipe off the Content-Length response's rest. A request counts
+    /// Counts `n` bytes pulled into the pipe: off the Content-Length response's rest, or off the
+    /// chunk's data in the scanner (which did not see them). A Content-Length request counts
     /// when the bytes reach the replica instead (`bodyRemaining` also says whether the replica
     /// got the whole body, see `finish`).
     private func spliced(_ direction: BodyDirection, pulled n: UInt64) {
-        if direction == .response { responseRemaining -= n }
+        switch direction {
+        case .request:
+            requestChunks?.skipData(n)
+        case .response:
+            if case .chunked = framing { chunked.skipData(n) } else { responseRemaining -= n }
+        }
     }
 
     /// Counts `n` bytes spliced to the sink.
     private func spliced(_ direction: BodyDirection, drained n: Int) {
-        guard direction == .request else { return }
+        worker.metrics.countSpliced(request: direction == .request, bytes: n)
+        guard direction == .request, requestChunks == nil else { return }
         bodyRemaining -= UInt64(n)
         if bodyRemaining == 0 && client.clientWait == .body { client.clientWait = .none }
     }

@@ -106,7 +106,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest request body proxied, in bytes or with a K, M or G suffix (powers of 1024); larger ones get 413 before any body byte is read (off by default).")
     var maxBodySize: String?
 
-    @Option(help: "Content-Length bodies of at least this size (bytes, or with a K, M or G suffix) move by splice(2) through a per-connection pipe instead of through buffers, both ways; 0 turns splicing off.")
+    @Option(help: "Content-Length bodies, and chunks of chunked bodies, of at least this size (bytes, or with a K, M or G suffix) move by splice(2) through a per-connection pipe instead of through buffers, both ways; 0 turns splicing off.")
     var spliceThreshold: String = "64K"
 
     @Option(help: "A replica must accept a connection within this (else the next replica, or 502).")

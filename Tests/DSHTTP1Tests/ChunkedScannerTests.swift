@@ -97,6 +97,56 @@ final class ChunkedScannerTests: XCTestCase {
         }
     }
 
+    /// Property: a proxy that splices chunk data tells the scanner with `skipData` instead of
+    /// scanning it; skipping any part of any chunk's data (as `dataRemaining` allows) finds the
+    /// message's end at exactly the same byte as scanning everything.
+    func testSkippedDataFindsTheSameEnd() throws {
+        var rng = SplitMix64(seed: 0x5B11CE)
+        for m in 0..<200 {
+            let message = Self.randomMessage(&rng)
+            let stream = message + Self.nextMessage
+            var scanner = ChunkedScanner()
+            var at = 0
+            var end: Int?
+            while end == nil && at < stream.count {
+                if scanner.dataRemaining > 0 && Bool.random(using: &rng) {
+                    let skip = Int.random(in: 1...Int(scanner.dataRemaining), using: &rng)
+                    scanner.skipData(UInt64(skip))
+                    at += skip
+                    continue
+                }
+                let piece = Int.random(in: 1...8, using: &rng)
+                let upTo = min(stream.count, at + piece)
+                switch try scan(&scanner, stream[at..<upTo]) {
+                case .needMore: at = upTo
+                case .complete(let n): end = at + n
+                }
+            }
+            XCTAssertEqual(end, message.count, "message \(m)")
+            XCTAssertTrue(scanner.isDone)
+        }
+    }
+
+    /// `dataRemaining` is the rest of the current chunk's data, 0 outside data; data past the
+    /// declared size (no CRLF where it must be) is still refused after a skip.
+    func testDataRemainingAndSkipThenBadFraming() throws {
+        var scanner = ChunkedScanner()
+        XCTAssertEqual(scanner.dataRemaining, 0)
+        XCTAssertEqual(try scan(&scanner, bytes("a00;x=1\r\nab")[...]), .needMore)
+        XCTAssertEqual(scanner.dataRemaining, 0xa00 - 2)
+        scanner.skipData(0xa00 - 10)
+        XCTAssertEqual(scanner.dataRemaining, 8)
+        scanner.skipData(8)
+        XCTAssertEqual(scanner.dataRemaining, 0)
+        XCTAssertThrowsError(try scan(&scanner, bytes("!!\r\n0\r\n\r\n")[...])) { error in
+            XCTAssertEqual((error as? HTTPParseError)?.status, 400)
+        }
+        var good = ChunkedScanner()
+        XCTAssertEqual(try scan(&good, bytes("3\r\n")[...]), .needMore)
+        good.skipData(3)
+        XCTAssertEqual(try scan(&good, bytes("\r\n0\r\n\r\nGET")[...]), .complete(consumed: 7))
+    }
+
     func testKnownBodies() throws {
         let cases: [(String, Int)] = [
             ("0\r\n\r\n", 5),
