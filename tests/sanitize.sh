@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make test-sanitize (issue #9.6): the whole unit and integration suite under the address
-# sanitizer, then under the thread sanitizer. `swift test --sanitize=X` builds every product
+# make test (thread, then address; so CI) and make test-sanitize (issue #9.6): the whole unit and
+# integration suite under each sanitizer in turn. `swift test --sanitize=X` builds every product
 # with X, so the ds-lb and ds-server the integration tests start run sanitized too; their
 # reports go to files (log_path) because the tests only read those processes' answers, and
 # any report file fails the run. Usage: tests/sanitize.sh [address|thread]... (default: both).
