@@ -120,9 +120,7 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
             + Array("\r\n80000\r\n".utf8) + half + Array("\r\n1\r\nx\r\n0\r\n\r\n".utf8)
         let connection = try HTTPConnection(port: lb.port, timeout: 20)
         defer { connection.close() }
-        let sender = Unchecked(connection)
-        let sent = DispatchSemaphore(value: 0)
-        Thread { try? sender.value.send(body); sent.signal() }.start()
+        let sent = sendInBackground(connection, body)
         let response = try connection.readResponse(method: "POST")
         _ = sent.wait(timeout: .now() + 20)
         assertFailure(response, 413, "a chunked body one byte over --max-body-size, its first 1 MiB spliced")
@@ -171,9 +169,7 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
         let connection = try HTTPConnection(port: port, timeout: 30)
         defer { connection.close() }
         try connection.send("POST /echo?id=5 HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\n\r\n")
-        let sender = Unchecked(connection)
-        let sent = DispatchSemaphore(value: 0)
-        Thread { try? sender.value.send(body); sent.signal() }.start()
+        let sent = sendInBackground(connection, body)
         var head: [UInt8] = []
         while !(head.count >= 4 && Array(head.suffix(4)) == [13, 10, 13, 10]) { head += try connection.readBytes(count: 1) }
         let headText = String(decoding: head, as: UTF8.self).lowercased()
@@ -189,12 +185,24 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
     /// and reads the response.
     private func sendConcurrently(_ connection: HTTPConnection, _ head: String, _ body: [UInt8]) throws -> HTTPResponse {
         try connection.send(head)
-        let sender = Unchecked(connection)
-        let sent = DispatchSemaphore(value: 0)
-        Thread { try? sender.value.send(body); sent.signal() }.start()
+        let sent = sendInBackground(connection, body)
         let response = try connection.readResponse(method: "POST")
         XCTAssertEqual(sent.wait(timeout: .now() + 30), .success)
         return response
+    }
+
+    /// Sends `bytes` from another thread (ds-lb and the replica answer while a large body still
+    /// arrives; a client that only reads after sending could deadlock), then shuts the sending
+    /// side down if asked; the semaphore is signalled when done.
+    private func sendInBackground(_ connection: HTTPConnection, _ bytes: [UInt8], thenShutdown: Bool = false) -> DispatchSemaphore {
+        let sender = Unchecked(connection)
+        let sent = DispatchSemaphore(value: 0)
+        Thread {
+            try? sender.value.send(bytes)
+            if thenShutdown { shutdown(sender.value.fd, Int32(SHUT_WR)) }
+            sent.signal()
+        }.start()
+        return sent
     }
 
     /// How one request ends for the client: "STATUS closed|open", "cut closed" (a response
@@ -202,13 +210,7 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
     private func outcome(_ lb: LoadBalancerUnderTest, request: [UInt8], thenShutdown: Bool = false) throws -> String {
         let connection = try HTTPConnection(port: lb.port, timeout: 10)
         defer { connection.close() }
-        let sender = Unchecked(connection)
-        let sent = DispatchSemaphore(value: 0)
-        Thread {
-            try? sender.value.send(request)
-            if thenShutdown { shutdown(sender.value.fd, Int32(SHUT_WR)) }
-            sent.signal()
-        }.start()
+        let sent = sendInBackground(connection, request, thenShutdown: thenShutdown)
         defer { _ = sent.wait(timeout: .now() + 10) }
         let answer: String
         do {
