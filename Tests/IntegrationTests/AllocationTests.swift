@@ -7,7 +7,7 @@ import Glibc
 import Foundation
 import XCTest
 
-final class AllocationTests: XCTestCase {
+final class AllocationTests: IntegrationTestCase {
     /// The probe to run: $DSLB_ALLOC_COUNT_BIN (e.g. `.build/release/ds-alloc-count`) when set,
     /// else the one next to the other binaries under test.
     private func probe() throws -> String {
@@ -19,17 +19,17 @@ final class AllocationTests: XCTestCase {
     }
 
     private func run(_ arguments: [String]) throws -> (allocations: Int, requests: Int, build: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try probe())
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let line = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertEqual(process.terminationStatus, 0, line)
+        // Started like every other binary under test, so it cannot outlive a killed test process.
+        let process = try launch(try probe(), arguments, name: "ds-alloc-count")
+        let timeout: TimeInterval = 300
+        guard let termination = process.waitForExit(timeout: timeout) else {
+            throw Binaries.NotFound(description: "ds-alloc-count \(arguments.joined(separator: " ")) did not finish in \(timeout) s\n\(process.outputTail())")
+        }
+        // The readers may still be draining the pipes right after exit.
+        let deadline = Date().addingTimeInterval(5)
+        while !(process.stdout.isEOF && process.stderr.isEOF) && Date() < deadline { usleep(10_000) }
+        let line = process.stdout.allLines.joined(separator: " ").trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(termination, .exited(0), "\(line)\n\(process.outputTail())")
         var fields: [String: String] = [:]
         for pair in line.split(separator: " ") {
             let kv = pair.split(separator: "=", maxSplits: 1)
