@@ -1,99 +1,98 @@
 /// Rendezvous hashing over a table of small candidate sets ("rendezvous"): HRW (Thaler &
 /// Ravishankar, "Using name-based mappings to increase hit rates", 1998) restricted, per key, to
-/// the few members that share the key's table cell, so a lookup scores ≈ N/16 members, not N.
+/// the few members that share the key's table cell, so a lookup scores ≈ N/64 members, not N.
 ///
 /// Construction
 /// - Every member has HRW seeds derived from its name (one pair per unit of weight: a member of
 ///   weight w acts as w "virtual members").
-/// - The key space is cut into M cells (2¹⁶ by default), grouped into runs of g = 16 consecutive
-///   cells. In every group each virtual member occupies exactly one cell, chosen by a hash of its
-///   seed and the group number (stratified sampling: exactly M/g cells per member, where an
-///   independent coin per cell would add binomial noise to the share).
-/// - A key goes to its cell ⌊key·M/2⁶⁴⌋ and takes the highest-scoring virtual member in the
-///   smallest aligned block around the cell (1, 2, 4, 8 or 16 cells) that holds anyone; the
-///   16-cell block is the whole group, which holds every member, so a lookup always succeeds.
+/// - The key space is cut into M = 2¹⁷ cells, grouped into C = 2048 runs of g = 64 consecutive
+///   cells. In every group each virtual member occupies exactly one cell (stratified sampling:
+///   exactly C cells per member, where an independent coin per cell would add binomial noise to
+///   the share). The cell is a 6-bit field of a SplitMix64 output of the member's seed; one
+///   output serves 10 consecutive groups.
+/// - A key goes to its cell ⌊key·M/2⁶⁴⌋ and takes the highest-scoring virtual member there; if
+///   the cell is empty, in the smallest aligned block of 8, 16, 32 or 64 cells around it that
+///   holds anyone. The 64-cell block is the whole group, which holds every member, so a lookup
+///   always succeeds.
 ///
-/// Why this is the default (issue 4 targets, measured with `HashAnalysis`, i.e. `ds-lb ring`):
+/// Why this is the default (issue 4 targets, measured with `HashAnalysis`, i.e. `ds-lb ring`;
+/// figures in bench/RESULTS.md):
 /// - Churn is minimal, as for plain HRW and the ring: where a member sits depends only on its own
-///   name, so removing x changes the choice only for keys that chose x, and adding y moves only
-///   keys that y now wins. No collateral moves (Maglev moves ≈ 1.6× the ideal at N = 100).
+///   name, and a key's candidates are the members of the smallest non-empty block of a fixed
+///   nested family (its cell, then 8, 16, 32, 64 cells), so removing x changes the choice only
+///   for keys that chose x, and adding y moves only keys that y now wins. No collateral moves.
 /// - Balance: per-key HRW inside a cell splits the cell evenly; what varies is how crowded each
-///   member's cells are. Stratification keeps that to ≈ 1 % of the share for N ≤ 100 at
-///   M = 2¹⁶ (max/avg ≤ 1.035 over N = 3…100 with 10⁶ keys, sampling noise included). A ring
-///   needs ≈ 10⁴ points per member for the same (σ ≈ 1/√V). M = 2¹⁵ is ≈ 5 ns faster per
-///   lookup but reached 1.046 at N = 70, too close to the 1.05 target.
-/// - Lookup: one record read (the cell's candidate list, with the block fallback precomputed into
-///   it) and ≈ N/16 score evaluations of one multiply each.
-/// - Build: N·M/g placements (0.4 M hashes at N = 100, ≈ 3 ms), one group at a time.
+///   member's cells are, ≈ 1/√(C·min(λ, ~3)) of the share with λ = V/g members per cell. With few
+///   members per group most cells are empty, and a fallback block of at least 8 cells (rather
+///   than 2) spreads an empty stretch over several members instead of one neighbour: with
+///   C = 2048 that is what keeps max/avg ≤ 1.045 over N = 3…100 at 10⁶ keys (seeds 1–5, sampling
+///   noise included; 1.06 with blocks from 2 cells up).
+/// - Lookup: one 4-byte read of `starts`, one short run of the lists (≈ 16 entries at N = 1000)
+///   and that many score evaluations of one multiply each.
+/// - Build: N·C placements (2 M at N = 1000), one hash per member per 10 groups, one group at a
+///   time.
 ///
-/// Large N. The cost grows with N: at N = 1000 a lookup scores ≈ 62 candidates from 8 MB of lists
-/// (≈ 200 ns on the bench machine, against the issue's ×2 bound of 100 ns) and a build makes 4 M
-/// placements (≈ 13 ms against 10 ms; hashing the placements is about half of it). Other
-/// parameters would meet those bounds at N = 1000 (M = 2¹⁷, g = 2⁷: ≈ 80 ns, ≈ 5 ms, table-only
-/// max/avg 1.045) but not the N = 100 balance target (the same table: 1.056), and M and g are part
-/// of the routing contract: choosing them by N would re-place every member whenever a membership
-/// change crossed a threshold, moving nearly every key at exactly that step, the opposite of
-/// minimal disruption. So they stay fixed at what N = 3…100 needs; Maglev stays the O(1) choice
-/// for very large pools that can accept its churn.
+/// Large N, and why these parameters. M, g, the fallback sizes and the placement are part of the
+/// routing contract: choosing them by N would re-place every member whenever a membership change
+/// crossed a threshold, moving nearly every key at exactly that step. So they are fixed, and
+/// chosen to meet the N = 3…100 targets and the N = 1000 bounds at once. The earlier contract
+/// (M = 2¹⁶, g = 16, blocks from 2 cells, one hash per placement) scored ≈ 62 candidates per
+/// lookup at N = 1000 from 8 MB of lists (≈ 200 ns, mostly cache misses on a shared 2-core VM
+/// whose last-level cache holds only a few MB for us) and made 4 M placement hashes per build
+/// (≈ 15 ms). A lookup's cost at large N is set by the table size V·C (the random access to it)
+/// and λ = V/g (the scores); balance at small N needs C·min(λ, ~3) large. g = 64 cuts λ four-fold;
+/// the wider fallback blocks keep small-N balance with half the groups, which halves the table
+/// (4.3 MB at N = 1000) and the build.
 ///
-/// The seeds, M, g, the cell choice and the score function are part of the routing contract: changing
-/// any of them reroutes keys (golden vectors in RendezvousTableTests guard this). The record
-/// layout is not: it is only a representation of the candidate sets.
+/// The seeds, M, g, the fallback block sizes, the placement hash and the score function are
+/// part of the routing contract: changing any of them reroutes keys (golden vectors in
+/// RendezvousTableTests guard this). The list layout is not.
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
 public struct RendezvousTable: ConsistentHash {
     public static let algorithmName = "rendezvous"
 
-    public static let defaultCellCount = 1 << 16
+    public static let defaultCellCount = 1 << 17
     /// log₂ of the cells per group; each virtual member occupies one cell per group.
-    public static let defaultGroupShift = 4
+    public static let defaultGroupShift = 6
+    /// log₂ of the smallest fallback block for a key whose own cell is empty.
+    public static let defaultFallbackShift = 3
+    /// Cell numbers within a group are bytes at build time.
+    public static let maxGroupShift = 8
     public static let maxWeight = 256
-    /// Virtual members are indexed by UInt16 in the records (and UInt16.max marks overflow).
+    /// Virtual members are indexed by UInt16 in the lists.
     public static let maxVirtualMembers = 65535
+    /// Virtual-member count up to which the lists hold bytes.
+    public static let narrowLimit = 255
 
     public let members: [HashMember]
     public let cellCount: Int
     public let groupShift: Int
+    public let fallbackShift: Int
 
     /// Per virtual member v: its HRW seeds at 2v and 2v + 1 (one cache line for both).
     @usableFromInline let seeds: [UInt64]
     /// Per virtual member: the index into `members` it belongs to.
     @usableFromInline let owners: [UInt32]
-    /// Two representations of the same per-cell candidate lists (virtual-member indexes,
-    /// ascending), chosen by size; neither is part of the routing contract.
-    ///
-    /// Narrow (at most 255 virtual members, N ≤ 100 in the issue's range): cell c's record is
-    /// `records8[c·stride ..< (c+1)·stride]`, the candidate count then the indexes as bytes. The
-    /// stride is the smallest power of two that holds all but ≤ 1/256 of the cells (16 bytes at
-    /// N = 100), so a lookup reads one cache line; a fuller cell has the count `overflowMark` and
-    /// its list in `overflowEntries`.
-    ///
-    /// Wide (more virtual members): cell c's list is `entries16[starts[c] ..< starts[c + 1]]`.
-    /// A fixed stride would have to hold the longest lists (≈ 84 entries at N = 1000 for a mean of
-    /// 62.5): 16 MB of mostly padding instead of 8 MB, which cost a cache miss per lookup and
-    /// page faults at build time.
-    @usableFromInline let records8: [UInt8]
-    @usableFromInline let stride: Int
-    /// Overflowing cells, ascending, and where their lists start in `overflowEntries` (one more
-    /// start than cells, so list i is overflowStarts[i] ..< overflowStarts[i + 1]). Narrow only.
-    @usableFromInline let overflowCells: [Int32]
-    @usableFromInline let overflowStarts: [Int32]
-    @usableFromInline let overflowEntries: [UInt16]
-    /// Wide only (empty when narrow).
+    /// Per cell c: where its candidate list starts in `entries8` (at most `narrowLimit` virtual
+    /// members) or `entries16` (more; the other array is empty). A list is its length, then the
+    /// virtual-member indexes, ascending, with the block fallback precomputed into it, so a
+    /// lookup reads `starts` (512 KB, mostly cache-resident) and one short run of entries.
+    /// Empty cells that fall back to the same block share one list. Not part of the routing
+    /// contract: only a representation of the candidate sets.
     @usableFromInline let starts: [UInt32]
+    @usableFromInline let entries8: [UInt8]
     @usableFromInline let entries16: [UInt16]
-
-    /// Virtual-member count up to which the narrow (byte) records are used; 255 is their
-    /// overflow mark.
-    public static let narrowLimit = 255
 
     public init(members: [HashMember]) {
         self.init(members: members, cellCount: RendezvousTable.defaultCellCount)
     }
 
     /// `cellCount` must be a positive multiple of the group size 2^groupShift.
-    public init(members: [HashMember], cellCount: Int, groupShift: Int = RendezvousTable.defaultGroupShift) {
-        precondition(groupShift >= 0 && groupShift < 16, "groupShift out of range")
+    public init(members: [HashMember], cellCount: Int, groupShift: Int = RendezvousTable.defaultGroupShift,
+                fallbackShift: Int = RendezvousTable.defaultFallbackShift) {
+        precondition(groupShift >= 0 && groupShift <= RendezvousTable.maxGroupShift, "groupShift out of range")
+        precondition(fallbackShift >= 1, "fallbackShift out of range")
         precondition(cellCount > 0 && cellCount % (1 << groupShift) == 0,
                      "cellCount must be a positive multiple of the group size")
         precondition(cellCount <= Int(Int32.max), "cellCount out of range")
@@ -101,6 +100,7 @@ public struct RendezvousTable: ConsistentHash {
         self.members = sorted
         self.cellCount = cellCount
         self.groupShift = groupShift
+        self.fallbackShift = fallbackShift
 
         var seeds: [UInt64] = []
         var owners: [UInt32] = []
@@ -117,174 +117,44 @@ public struct RendezvousTable: ConsistentHash {
         self.seeds = seeds
         self.owners = owners
 
-        let lists = RendezvousTable.candidateLists(seeds: seeds, cellCount: cellCount, groupShift: groupShift)
-        guard owners.count <= RendezvousTable.narrowLimit else {
-            starts = lists.starts
-            entries16 = lists.entries
-            records8 = []
-            stride = 0
-            overflowCells = []
-            overflowStarts = []
-            overflowEntries = []
-            return
+        if owners.count <= RendezvousTable.narrowLimit {
+            (starts, entries8) = RendezvousTable.candidateLists(UInt8.self, seeds: seeds, cellCount: cellCount,
+                                                                groupShift: groupShift, fallbackShift: fallbackShift)
+            entries16 = []
+        } else {
+            (starts, entries16) = RendezvousTable.candidateLists(UInt16.self, seeds: seeds, cellCount: cellCount,
+                                                                 groupShift: groupShift, fallbackShift: fallbackShift)
+            entries8 = []
         }
-        starts = []
-        entries16 = []
-
-        // Histogram of list lengths → the stride.
-        var histogram = [Int](repeating: 0, count: owners.count + 1)
-        for c in 0..<cellCount { histogram[lists.count(c)] += 1 }
-        var stride = 8
-        while true {
-            var over = 0
-            for k in histogram.indices where k >= stride { over += histogram[k] }
-            if over <= cellCount / 256 || stride > owners.count { break }
-            stride <<= 1
-        }
-        self.stride = stride
-        var overflowCells: [Int32] = [], overflowStarts: [Int32] = [], overflowEntries: [UInt16] = []
-        var records = [UInt8](repeating: 0, count: cellCount * stride)
-        records.withUnsafeMutableBufferPointer { out in
-            lists.entries.withUnsafeBufferPointer { entries in
-                for c in 0..<cellCount {
-                    let first = Int(lists.starts[c]), end = Int(lists.starts[c + 1])
-                    // A list of 255 (possible with a 256-byte stride) would read as the mark.
-                    if end - first >= stride || end - first >= Int(RendezvousTable.overflowMark) {
-                        out[c * stride] = RendezvousTable.overflowMark
-                        overflowCells.append(Int32(c))
-                        overflowStarts.append(Int32(overflowEntries.count))
-                        overflowEntries.append(contentsOf: entries[first..<end])
-                        continue
-                    }
-                    out[c * stride] = UInt8(end - first)
-                    for (j, v) in entries[first..<end].enumerated() { out[c * stride + 1 + j] = UInt8(v) }
-                }
-            }
-        }
-        overflowStarts.append(Int32(overflowEntries.count))
-        self.records8 = records
-        self.overflowCells = overflowCells
-        self.overflowStarts = overflowStarts
-        self.overflowEntries = overflowEntries
     }
-
-    /// A narrow record's count meaning "the list is in `overflowEntries`".
-    @inlinable static var overflowMark: UInt8 { .max }
 
     static let seedBase: UInt64 = 0x7265_6E64_657A_766F // "rendezvo"
+    @usableFromInline static let golden: UInt64 = 0x9E37_79B9_7F4A_7C15
 
-    /// Per-cell candidate lists over virtual members (build time): cell c's list, ascending, is
-    /// `entries[starts[c] ..< starts[c + 1]]`.
-    struct CandidateLists {
-        var starts: [UInt32]
-        var entries: [UInt16]
-
-        func count(_ c: Int) -> Int { Int(starts[c + 1] &- starts[c]) }
-    }
-
-    /// Occupancy (each virtual member in one cell per group), then for every cell the members of
-    /// the smallest aligned block around it (1, 2, 4, … cells) that is not empty, which is what a
-    /// lookup must choose from. Precomputing the fallback keeps the request path to one list.
-    ///
-    /// One group at a time: every virtual member's cell in the group, a stable counting sort by
-    /// cell (so each cell's list comes out ascending), then the lists in cell order. O(V) per
-    /// group, O(V·M/g) in all, with a working set of one group.
-    static func candidateLists(seeds: [UInt64], cellCount: Int, groupShift: Int) -> CandidateLists {
-        let virtualCount = seeds.count / 2
-        var starts = [UInt32](repeating: 0, count: cellCount + 1)
-        guard virtualCount > 0 else { return CandidateLists(starts: starts, entries: []) }
-        let groupSize = 1 << groupShift
-        let groups = cellCount >> groupShift
-        // Every virtual member appears once per group, plus the copies fallback lists make.
-        var entries: [UInt16] = []
-        entries.reserveCapacity(virtualCount * groups + cellCount)
-        var cellOf = [Int](repeating: 0, count: virtualCount)
-        var byCell = [UInt16](repeating: 0, count: virtualCount)
-        // cellEnd[k]: after the scatter, the end of cell k's members in `byCell` (begin(k) is
-        // cellEnd[k - 1], or 0).
-        var cellEnd = [Int](repeating: 0, count: groupSize + 1)
-        // One group's lists, appended to `entries` at once: at most V entries per cell.
-        var scratch = [UInt16](repeating: 0, count: groupSize * virtualCount)
-        seeds.withUnsafeBufferPointer { seeds in
-        cellOf.withUnsafeMutableBufferPointer { cellOf in
-        byCell.withUnsafeMutableBufferPointer { byCell in
-        cellEnd.withUnsafeMutableBufferPointer { cellEnd in
-        scratch.withUnsafeMutableBufferPointer { scratch in
-        starts.withUnsafeMutableBufferPointer { starts in
-            for group in 0..<groups {
-                // Counting sort of the members by their cell in this group (stable: each cell's
-                // members stay ascending).
-                for k in 0...groupSize { cellEnd[k] = 0 }
-                // Two loops: the hashing has no memory dependences, so it pipelines; the
-                // histogram's read-modify-writes of 16 counters would stall it.
-                for v in 0..<virtualCount {
-                    cellOf[v] = cellInGroup(seeds[2 &* v], group, groupShift)
-                }
-                for v in 0..<virtualCount { cellEnd[cellOf[v] &+ 1] &+= 1 }
-                for k in 0..<groupSize { cellEnd[k &+ 1] &+= cellEnd[k] }
-                for v in 0..<virtualCount {
-                    let c = cellOf[v]
-                    byCell[cellEnd[c]] = UInt16(truncatingIfNeeded: v)
-                    cellEnd[c] &+= 1
-                }
-                func begin(_ k: Int) -> Int { k == 0 ? 0 : cellEnd[k &- 1] }
-
-                let base = entries.count
-                var w = 0
-                for k in 0..<groupSize {
-                    starts[(group << groupShift) | k] = UInt32(truncatingIfNeeded: base &+ w)
-                    if cellEnd[k] > begin(k) {
-                        for j in begin(k)..<cellEnd[k] {
-                            scratch[w] = byCell[j]
-                            w &+= 1
-                        }
-                        continue
-                    }
-                    // Empty: widen to the aligned block of 2, 4, … cells; the whole group holds
-                    // every member, so this ends. The block's members are its cells' lists side
-                    // by side in `byCell`, each ascending: copy, then insertion-sort (short
-                    // lists; empty cells are common only when V is small).
-                    var span = 2
-                    while true {
-                        let first = k & ~(span &- 1)
-                        let from = begin(first), to = cellEnd[first &+ span &- 1]
-                        if to > from {
-                            let start = w
-                            for j in from..<to {
-                                let x = byCell[j]
-                                var i = w
-                                while i > start && scratch[i &- 1] > x {
-                                    scratch[i] = scratch[i &- 1]
-                                    i &-= 1
-                                }
-                                scratch[i] = x
-                                w &+= 1
-                            }
-                            break
-                        }
-                        span <<= 1
-                    }
-                }
-                entries.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<w]))
-            }
-            starts[cellCount] = UInt32(truncatingIfNeeded: entries.count)
-        }
-        }
-        }
-        }
-        }
-        }
-        precondition(entries.count <= Int(UInt32.max), "candidate lists too large")
-        return CandidateLists(starts: starts, entries: entries)
-    }
+    /// Groups whose cells one placement hash decides: ⌊64 / groupShift⌋ bit fields of one output.
+    @inlinable
+    static func groupsPerHash(_ groupShift: Int) -> Int { groupShift == 0 ? 1 : 64 / groupShift }
 
     /// The cell (0 ..< 2^groupShift) a virtual member with first seed `seed` occupies in `group`:
-    /// the top bits of a SplitMix64 output at a counter derived from the seed and the group.
+    /// bit field group mod p (from the top) of the SplitMix64 output at a counter derived from the
+    /// seed and ⌊group / p⌋, p = ⌊64 / groupShift⌋. One hash places a member in p groups.
     @inlinable
     static func cellInGroup(_ seed: UInt64, _ group: Int, _ groupShift: Int) -> Int {
         if groupShift == 0 { return 0 }
-        let x = mix(seed &+ (UInt64(truncatingIfNeeded: group) &+ 1) &* 0x9E37_79B9_7F4A_7C15)
-        return Int(truncatingIfNeeded: x &>> UInt64(64 - groupShift))
+        let p = groupsPerHash(groupShift)
+        return field(placementHash(seed, group / p), group % p, groupShift)
+    }
+
+    @inlinable @inline(__always)
+    static func placementHash(_ seed: UInt64, _ round: Int) -> UInt64 {
+        mix(seed &+ (UInt64(truncatingIfNeeded: round) &+ 1) &* golden)
+    }
+
+    /// Bit field `j` (from the top) of a placement hash: a cell within the group.
+    @inlinable @inline(__always)
+    static func field(_ x: UInt64, _ j: Int, _ groupShift: Int) -> Int {
+        let shift = UInt64(truncatingIfNeeded: 64 &- groupShift &* (j &+ 1))
+        return Int(truncatingIfNeeded: (x &>> shift) & ((1 &<< UInt64(truncatingIfNeeded: groupShift)) &- 1))
     }
 
     /// SplitMix64's output function (Steele, Lea, Flood 2014): a bijective 64-bit finalizer, used
@@ -295,6 +165,110 @@ public struct RendezvousTable: ConsistentHash {
         z = (z ^ (z &>> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z &>> 31)
+    }
+
+    /// The candidate lists (see `starts`). One group at a time, so the working set is one group:
+    /// every virtual member's cell in the group (a bit field of a hash shared by p groups), a
+    /// stable counting sort by cell (each list comes out ascending), then for each empty cell the
+    /// members of the smallest non-empty fallback block around it, found from prefix counts and
+    /// built once per block. O(V) per group plus O(V) per distinct fallback block.
+    static func candidateLists<T: FixedWidthInteger & UnsignedInteger>(
+        _: T.Type, seeds: [UInt64], cellCount: Int, groupShift: Int, fallbackShift: Int
+    ) -> (starts: [UInt32], entries: [T]) {
+        let virtualCount = seeds.count / 2
+        var starts = [UInt32](repeating: 0, count: cellCount)
+        guard virtualCount > 0 else { return (starts, []) }
+        let groupSize = 1 << groupShift
+        let groups = cellCount >> groupShift
+        let minimumSpan = min(groupSize, 1 << min(fallbackShift, 30))
+        let perHash = groupsPerHash(groupShift)
+        var entries: [T] = []
+        // Own lists (V entries and a length per cell) plus, typically, a few fallback lists.
+        entries.reserveCapacity(virtualCount * groups + cellCount + cellCount / 4)
+        var hashes = [UInt64](repeating: 0, count: virtualCount)
+        var cellOf = [UInt8](repeating: 0, count: virtualCount)
+        var counts = [Int](repeating: 0, count: groupSize)
+        // before[k]: members in cells 0 ..< k of the group, so a block's size is one subtraction.
+        var before = [Int](repeating: 0, count: groupSize + 1)
+        var next = [Int](repeating: 0, count: groupSize)
+        // One group's lists: own lists (V entries, a length per cell) and the fallback lists,
+        // whose blocks of one size are disjoint (≤ V entries per size, ≤ one list per cell).
+        var scratch = [T](repeating: 0, count: virtualCount * (groupShift + 2) + 2 * groupSize)
+        seeds.withUnsafeBufferPointer { seeds in
+        hashes.withUnsafeMutableBufferPointer { hashes in
+        cellOf.withUnsafeMutableBufferPointer { cellOf in
+        counts.withUnsafeMutableBufferPointer { counts in
+        before.withUnsafeMutableBufferPointer { before in
+        next.withUnsafeMutableBufferPointer { next in
+        scratch.withUnsafeMutableBufferPointer { scratch in
+        starts.withUnsafeMutableBufferPointer { starts in
+            for group in 0..<groups {
+                let j = group % perHash
+                if j == 0 {
+                    for v in 0..<virtualCount { hashes[v] = placementHash(seeds[2 &* v], group / perHash) }
+                }
+                for k in 0..<groupSize { counts[k] = 0 }
+                // Two loops: the field extraction pipelines; the counters' read-modify-writes
+                // would stall it.
+                for v in 0..<virtualCount { cellOf[v] = UInt8(truncatingIfNeeded: field(hashes[v], j, groupShift)) }
+                for v in 0..<virtualCount { counts[Int(cellOf[v])] &+= 1 }
+                let base = entries.count
+                var w = 0
+                var sum = 0
+                for k in 0..<groupSize {
+                    before[k] = sum
+                    let n = counts[k]
+                    sum &+= n
+                    if n > 0 {
+                        starts[(group << groupShift) | k] = UInt32(truncatingIfNeeded: base &+ w)
+                        scratch[w] = T(truncatingIfNeeded: n)
+                        next[k] = w &+ 1
+                        w &+= n &+ 1
+                    }
+                }
+                before[groupSize] = sum
+                for v in 0..<virtualCount {
+                    let c = Int(cellOf[v])
+                    scratch[next[c]] = T(truncatingIfNeeded: v)
+                    next[c] &+= 1
+                }
+                // Empty cells: the smallest aligned block of minimumSpan, 2·minimumSpan, … cells
+                // that holds anyone (the whole group holds everyone, so this ends). Neighbouring
+                // empty cells usually share the block: its list is built once.
+                var lastFirst = -1, lastSpan = 0, lastStart: UInt32 = 0
+                for k in 0..<groupSize where counts[k] == 0 {
+                    var span = minimumSpan, first = 0, total = 0
+                    while true {
+                        first = k & ~(span &- 1)
+                        total = before[first &+ span] &- before[first]
+                        if total > 0 { break }
+                        span &<<= 1
+                    }
+                    if first != lastFirst || span != lastSpan {
+                        lastFirst = first
+                        lastSpan = span
+                        lastStart = UInt32(truncatingIfNeeded: base &+ w)
+                        scratch[w] = T(truncatingIfNeeded: total)
+                        w &+= 1
+                        for v in 0..<virtualCount where Int(cellOf[v]) &- first < span && Int(cellOf[v]) >= first {
+                            scratch[w] = T(truncatingIfNeeded: v)
+                            w &+= 1
+                        }
+                    }
+                    starts[(group << groupShift) | k] = lastStart
+                }
+                entries.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<w]))
+            }
+        }
+        }
+        }
+        }
+        }
+        }
+        }
+        }
+        precondition(entries.count <= Int(UInt32.max), "candidate lists too large")
+        return (starts, entries)
     }
 
     /// HRW score of a virtual member for a key: wyhash's "mum" mix (Wang Yi), the high and low
@@ -315,39 +289,27 @@ public struct RendezvousTable: ConsistentHash {
     @inlinable
     public func lookup(_ key: UInt64) -> Int? {
         guard !owners.isEmpty else { return nil }
-        let c = cell(key)
+        let start = Int(starts[cell(key)])
         let v: Int = seeds.withUnsafeBufferPointer { seeds in
             if entries16.isEmpty {
-                return records8.withUnsafeBufferPointer { records in
-                    let base = c &* stride
-                    let count = records[base]
-                    if count == RendezvousTable.overflowMark { return overflowChoice(key, c, seeds) }
-                    return RendezvousTable.choose(key, records, base &+ 1, Int(count), seeds)
+                return entries8.withUnsafeBufferPointer { entries in
+                    RendezvousTable.choose(key, entries, start &+ 1, Int(entries[start]), seeds)
                 }
             }
-            return starts.withUnsafeBufferPointer { starts in
-                entries16.withUnsafeBufferPointer { entries in
-                    let first = Int(starts[c])
-                    return RendezvousTable.choose(key, entries, first, Int(starts[c &+ 1]) &- first, seeds)
-                }
+            return entries16.withUnsafeBufferPointer { entries in
+                RendezvousTable.choose(key, entries, start &+ 1, Int(entries[start]), seeds)
             }
         }
         return Int(owners[v])
     }
 
-    /// The rare cell whose list did not fit its record (≤ 1/256 of the cells).
-    @usableFromInline
-    func overflowChoice(_ key: UInt64, _ c: Int, _ seeds: UnsafeBufferPointer<UInt64>) -> Int {
-        var low = 0, high = overflowCells.count
-        while low < high {
-            let mid = (low + high) / 2
-            if Int(overflowCells[mid]) < c { low = mid + 1 } else { high = mid }
+    /// The candidate list of cell `c` as stored (tests compare it with the definition).
+    func storedList(_ c: Int) -> [Int] {
+        let start = Int(starts[c])
+        if entries16.isEmpty {
+            return entries8[(start + 1)..<(start + 1 + Int(entries8[start]))].map { Int($0) }
         }
-        let start = Int(overflowStarts[low])
-        let count = Int(overflowStarts[low + 1]) - start
-        return overflowEntries.withUnsafeBufferPointer {
-            RendezvousTable.choose(key, $0, start, count, seeds)
-        }
+        return entries16[(start + 1)..<(start + 1 + Int(entries16[start]))].map { Int($0) }
     }
 
     /// The highest-scoring of the `count` ≥ 1 candidates at `list[start...]`. One loop over the
@@ -371,8 +333,9 @@ public struct RendezvousTable: ConsistentHash {
     }
 
     /// Preference order = the order lookups would take as the preferred members are removed one by
-    /// one: virtual members by (size of the smallest aligned block holding both the key's cell and
-    /// theirs, ascending; score, descending). The group-sized block holds everyone, so the walk
+    /// one: virtual members by (size of the smallest fallback block holding both the key's cell
+    /// and theirs — the cell itself, else an aligned block of at least 2^fallbackShift cells —
+    /// ascending; score, descending). The group-sized block holds everyone, so the walk
     /// covers all members. Cost O(V) per yielded candidate; failover walks stop after one or two.
     public func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
         let virtualCount = owners.count
@@ -386,7 +349,9 @@ public struct RendezvousTable: ConsistentHash {
                 for v in 0..<virtualCount {
                     scores[v] = RendezvousTable.score(key, seeds[2 * v], seeds[2 * v + 1])
                     let distance = UInt64(RendezvousTable.cellInGroup(seeds[2 * v], group, groupShift) ^ keyOffset)
-                    levels[v] = 64 - distance.leadingZeroBitCount
+                    // Own cell 0, else the fallback block's log₂ size (never below fallbackShift).
+                    let level = 64 - distance.leadingZeroBitCount
+                    levels[v] = level == 0 ? 0 : max(level, fallbackShift)
                 }
                 SeenSet.with(capacity: virtualCount) { taken in
                     SeenSet.with(capacity: n) { yielded in

@@ -98,24 +98,21 @@ final class RendezvousTableTests: XCTestCase {
         }
     }
 
-    /// `lookup` (narrow records including overflowing cells; wide lists past 255 virtual members)
-    /// agrees with the reference order computed from first principles by forEachCandidate.
-    func testLookupMatchesReferenceIncludingOverflowCells() {
-        // N = 110 with 2^12 cells: ≈ 7 candidates per cell, a 16-entry stride, and a few cells
-        // (< 1/256) whose lists overflow it. N = 300 and 1000 use the wide lists. N = 255 with
-        // one-cell groups puts all 255 in every list: a 256-byte stride where a count of 255
-        // must not be mistaken for the overflow mark.
-        for (n, cellCount, groupShift) in [(5, 1 << 10, 4), (110, 1 << 12, 4), (300, 1 << 10, 4),
-                                           (1000, 1 << 12, 4), (255, 16, 0), (40, 1 << 8, 8)] {
-            let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift)
+    /// `lookup` (byte lists up to 255 virtual members, UInt16 lists beyond) agrees with the
+    /// reference order computed from first principles by forEachCandidate, for the default
+    /// contract's shape and for other group and fallback sizes.
+    func testLookupMatchesReference() {
+        // (members, cells, groupShift, fallbackShift): N = 300 and 1000 use UInt16 lists; g = 1
+        // puts everyone in every cell; fallback blocks from 2 cells, from the whole group, and
+        // larger than the group (the whole group).
+        for (n, cellCount, groupShift, fallbackShift) in [(5, 1 << 10, 6, 3), (110, 1 << 12, 6, 3), (300, 1 << 10, 6, 3),
+                                                          (1000, 1 << 12, 6, 3), (255, 16, 0, 3), (40, 1 << 9, 8, 1),
+                                                          (40, 1 << 8, 4, 1), (3, 1 << 9, 6, 6), (7, 1 << 9, 4, 9)] {
+            let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift,
+                                    fallbackShift: fallbackShift)
             XCTAssertEqual(t.entries16.isEmpty, n <= RendezvousTable.narrowLimit)
-            XCTAssertEqual(t.records8.isEmpty, n > RendezvousTable.narrowLimit)
-            var keys = randomKeys(2000, seed: UInt64(n))
-            // Keys inside every overflowing cell: the cell is the key's top log2(M) bits.
-            let shift = UInt64(64 - cellCount.trailingZeroBitCount)
-            for c in t.overflowCells { keys.append(UInt64(c) << shift | 12345) }
-            if n == 110 || n == 255 { XCTAssertFalse(t.overflowCells.isEmpty, "n = \(n) should exercise overflow") }
-            for k in keys {
+            XCTAssertEqual(t.entries8.isEmpty, n > RendezvousTable.narrowLimit)
+            for k in randomKeys(2000, seed: UInt64(n)) {
                 var first: Int?
                 t.forEachCandidate(k) { first = $0; return false }
                 XCTAssertEqual(t.lookup(k), first, "n = \(n), key \(k)")
@@ -123,32 +120,51 @@ final class RendezvousTableTests: XCTestCase {
         }
     }
 
-    /// The candidate lists the table is built from, against a direct reading of the definition
-    /// (each member's cell per group; for an empty cell the smallest non-empty aligned block).
+    /// The stored candidate lists against a direct reading of the definition: each member's cell
+    /// per group; for an empty cell the smallest non-empty aligned block of at least
+    /// 2^fallbackShift cells (at most the group).
     func testCandidateListsFollowTheDefinition() {
-        for (n, cellCount, groupShift) in [(3, 1 << 8, 4), (40, 1 << 8, 4), (300, 1 << 7, 3), (7, 64, 6)] {
-            let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift)
-            let lists = RendezvousTable.candidateLists(seeds: t.seeds, cellCount: cellCount, groupShift: groupShift)
+        for (n, cellCount, groupShift, fallbackShift) in [(3, 1 << 8, 6, 3), (40, 1 << 8, 6, 3), (100, 1 << 9, 6, 3),
+                                                          (300, 1 << 7, 3, 1), (7, 64, 6, 2), (20, 1 << 9, 8, 3)] {
+            let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift,
+                                    fallbackShift: fallbackShift)
             let groupSize = 1 << groupShift
             for c in 0..<cellCount {
                 let group = c >> groupShift, offset = c & (groupSize - 1)
-                var span = 1, expected: [UInt16] = []
-                while expected.isEmpty {
-                    let first = offset & ~(span - 1)
-                    expected = (0..<n).filter { v in
+                func members(_ first: Int, _ span: Int) -> [Int] {
+                    (0..<n).filter { v in
                         let cell = RendezvousTable.cellInGroup(t.seeds[2 * v], group, groupShift)
                         return cell >= first && cell < first + span
-                    }.map { UInt16($0) }
+                    }
+                }
+                var expected = members(offset, 1)
+                var span = min(groupSize, 1 << fallbackShift)
+                while expected.isEmpty {
+                    expected = members(offset & ~(span - 1), span)
                     span <<= 1
                 }
-                let got = Array(lists.entries[Int(lists.starts[c])..<Int(lists.starts[c + 1])])
-                XCTAssertEqual(got, expected, "n = \(n), cell \(c)")
+                XCTAssertEqual(t.storedList(c), expected, "n = \(n), cell \(c)")
             }
         }
     }
 
+    /// One placement hash serves ⌊64 / groupShift⌋ groups, one bit field each: the fields of
+    /// consecutive groups are consecutive slices of the same SplitMix64 output.
+    func testPlacementFieldsComeFromOneHashPerRun() {
+        let seed: UInt64 = 0x1234_5678_9ABC_DEF1
+        let x = RendezvousTable.mix(seed &+ 1 &* 0x9E37_79B9_7F4A_7C15)
+        XCTAssertEqual(RendezvousTable.groupsPerHash(6), 10)
+        for group in 0..<10 {
+            XCTAssertEqual(RendezvousTable.cellInGroup(seed, group, 6), Int((x >> UInt64(58 - 6 * group)) & 63))
+        }
+        let y = RendezvousTable.mix(seed &+ 2 &* 0x9E37_79B9_7F4A_7C15)
+        XCTAssertEqual(RendezvousTable.cellInGroup(seed, 10, 6), Int(y >> 58))
+    }
+
     /// Golden vectors: fixed keys → fixed member names. Generated once with this implementation
-    /// and frozen: a change here means every deployed table would route differently.
+    /// and frozen: a change here means every deployed table would route differently. (Regenerated
+    /// once, for the 2¹⁷-cell contract with 64-cell groups and fallback blocks from 8 cells, which
+    /// replaced the 2¹⁶-cell, 16-cell-group one to meet the N = 1000 bounds of issue 4.)
     func testGoldenVectors() {
         let t = RendezvousTable(members: servers(5))
         let got = ["1", "42", "user-7", "session-abcdef", "100000", "x"].map { t.members[t.lookup(t.key($0))!].name }
@@ -156,8 +172,12 @@ final class RendezvousTableTests: XCTestCase {
         let big = RendezvousTable(members: servers(100))
         let gotBig = ["1", "42", "user-7", "session-abcdef", "100000", "x"].map { big.members[big.lookup(big.key($0))!].name }
         XCTAssertEqual(gotBig, goldenRendezvous100)
+        let huge = RendezvousTable(members: servers(1000))
+        let gotHuge = ["1", "42", "user-7", "session-abcdef", "100000", "x"].map { huge.members[huge.lookup(huge.key($0))!].name }
+        XCTAssertEqual(gotHuge, goldenRendezvous1000)
     }
 }
 
-private let goldenRendezvous = ["server-5", "server-2", "server-1", "server-4", "server-2", "server-3"]
-private let goldenRendezvous100 = ["server-60", "server-38", "server-74", "server-94", "server-71", "server-69"]
+private let goldenRendezvous = ["server-2", "server-4", "server-5", "server-4", "server-2", "server-2"]
+private let goldenRendezvous100 = ["server-50", "server-39", "server-97", "server-62", "server-82", "server-18"]
+private let goldenRendezvous1000 = ["server-872", "server-556", "server-715", "server-529", "server-995", "server-172"]
