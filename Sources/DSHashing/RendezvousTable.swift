@@ -27,8 +27,8 @@
 ///   than 2) spreads an empty stretch over several members instead of one neighbour: with
 ///   C = 2048 that is what keeps max/avg ≤ 1.045 over N = 3…100 at 10⁶ keys (seeds 1–5, sampling
 ///   noise included; 1.06 with blocks from 2 cells up).
-/// - Lookup: one 4-byte read of `starts`, one short run of the lists (≈ 16 entries at N = 1000)
-///   and that many score evaluations of one multiply each.
+/// - Lookup: one 4-byte read of `starts`, one short run of byte-coded lists (≈ 18 bytes for ≈ 16
+///   candidates at N = 1000) and that many score evaluations of one multiply each.
 /// - Build: N·C placements (2 M at N = 1000), one hash per member per 10 groups, one group at a
 ///   time.
 ///
@@ -41,8 +41,8 @@
 /// whose last-level cache holds only a few MB for us) and made 4 M placement hashes per build
 /// (≈ 15 ms). A lookup's cost at large N is set by the table size V·C (the random access to it)
 /// and λ = V/g (the scores); balance at small N needs C·min(λ, ~3) large. g = 64 cuts λ four-fold;
-/// the wider fallback blocks keep small-N balance with half the groups, which halves the table
-/// (4.3 MB at N = 1000) and the build.
+/// the wider fallback blocks keep small-N balance with half the groups, which halves the
+/// placements; gap-coded byte lists make the table 2.7 MB at N = 1000 (`starts` included).
 ///
 /// The seeds, M, g, the fallback block sizes, the placement hash and the score function are
 /// part of the routing contract: changing any of them reroutes keys (golden vectors in
@@ -62,9 +62,6 @@ public struct RendezvousTable: ConsistentHash {
     public static let maxWeight = 256
     /// Virtual members are indexed by UInt16 in the lists.
     public static let maxVirtualMembers = 65535
-    /// Virtual-member count up to which the lists hold bytes.
-    public static let narrowLimit = 255
-
     public let members: [HashMember]
     public let cellCount: Int
     public let groupShift: Int
@@ -74,15 +71,26 @@ public struct RendezvousTable: ConsistentHash {
     @usableFromInline let seeds: [UInt64]
     /// Per virtual member: the index into `members` it belongs to.
     @usableFromInline let owners: [UInt32]
-    /// Per cell c: where its candidate list starts in `entries8` (at most `narrowLimit` virtual
-    /// members) or `entries16` (more; the other array is empty). A list is its length, then the
-    /// virtual-member indexes, ascending, with the block fallback precomputed into it, so a
-    /// lookup reads `starts` (512 KB, mostly cache-resident) and one short run of entries.
-    /// Empty cells that fall back to the same block share one list. Not part of the routing
-    /// contract: only a representation of the candidate sets.
+    /// Virtual-member count up to which the lists hold the indexes themselves (bytes), not gaps.
+    /// It is 254 so that an own list (at most V members) always has a one-byte length.
+    public static let narrowLimit = 254
+
+    /// Per cell c: where its candidate list starts in `lists`. Not part of the routing contract:
+    /// only a representation of the candidate sets, chosen to be small, because at N = 1000 a
+    /// lookup's cost is mostly the cache miss on its list (the cache this runs in is shared).
+    ///
+    /// A list is a length byte L (L < 255: the list has L bytes; 255: a 4-byte little-endian
+    /// length follows), then the virtual-member indexes in ascending order: the indexes
+    /// themselves up to `narrowLimit` virtual members, else gaps: each byte b adds b to the index
+    /// (from −1) and names a candidate, except b = 0, which adds 255 and names none. The gaps
+    /// average 2^groupShift (64) at large N, so a list is about one byte per candidate (≈ 18
+    /// bytes at N = 1000, 2.2 MB of lists in all, where UInt16 indexes took 4.3 MB and, in the
+    /// ring benchmark, which streams 20 MB of key strings past the cache, up to twice the lookup
+    /// time under load). The block fallback is precomputed into the lists: empty cells that fall
+    /// back to the same block share one list, so a lookup reads `starts` (512 KB) and one short
+    /// run.
     @usableFromInline let starts: [UInt32]
-    @usableFromInline let entries8: [UInt8]
-    @usableFromInline let entries16: [UInt16]
+    @usableFromInline let lists: [UInt8]
 
     public init(members: [HashMember]) {
         self.init(members: members, cellCount: RendezvousTable.defaultCellCount)
@@ -117,15 +125,8 @@ public struct RendezvousTable: ConsistentHash {
         self.seeds = seeds
         self.owners = owners
 
-        if owners.count <= RendezvousTable.narrowLimit {
-            (starts, entries8) = RendezvousTable.candidateLists(UInt8.self, seeds: seeds, cellCount: cellCount,
-                                                                groupShift: groupShift, fallbackShift: fallbackShift)
-            entries16 = []
-        } else {
-            (starts, entries16) = RendezvousTable.candidateLists(UInt16.self, seeds: seeds, cellCount: cellCount,
-                                                                 groupShift: groupShift, fallbackShift: fallbackShift)
-            entries8 = []
-        }
+        (starts, lists) = RendezvousTable.candidateLists(seeds: seeds, cellCount: cellCount, groupShift: groupShift,
+                                                         fallbackShift: fallbackShift)
     }
 
     static let seedBase: UInt64 = 0x7265_6E64_657A_766F // "rendezvo"
@@ -169,13 +170,12 @@ public struct RendezvousTable: ConsistentHash {
 
     /// The candidate lists (see `starts`). One group at a time, so the working set is one group:
     /// every virtual member's cell in the group (a bit field of a hash shared by p groups), a
-    /// stable counting sort by cell (each list comes out ascending), then for each empty cell the
-    /// members of the smallest non-empty fallback block around it, found from prefix counts and
-    /// built once per block. O(V) per group, plus O(block members + V/64) per distinct fallback
-    /// block.
-    static func candidateLists<T: FixedWidthInteger & UnsignedInteger>(
-        _: T.Type, seeds: [UInt64], cellCount: Int, groupShift: Int, fallbackShift: Int
-    ) -> (starts: [UInt32], entries: [T]) {
+    /// stable counting sort by cell (each cell's members come out ascending), then the lists in
+    /// cell order; for an empty cell, the members of the smallest non-empty fallback block around
+    /// it (contiguous in the sorted order, merged ascending through a bit set), once per block.
+    /// O(V) per group, plus O(block members + V/64) per distinct fallback block.
+    static func candidateLists(seeds: [UInt64], cellCount: Int, groupShift: Int,
+                               fallbackShift: Int) -> (starts: [UInt32], lists: [UInt8]) {
         let virtualCount = seeds.count / 2
         var starts = [UInt32](repeating: 0, count: cellCount)
         guard virtualCount > 0 else { return (starts, []) }
@@ -183,29 +183,75 @@ public struct RendezvousTable: ConsistentHash {
         let groups = cellCount >> groupShift
         let minimumSpan = min(groupSize, 1 << min(fallbackShift, 30))
         let perHash = groupsPerHash(groupShift)
-        var entries: [T] = []
-        // Own lists (V entries and a length per cell) plus, typically, a few fallback lists.
-        entries.reserveCapacity(virtualCount * groups + cellCount + cellCount / 4)
+        let narrow = virtualCount <= narrowLimit
+        var lists: [UInt8] = []
+        // ≈ one byte per placement and a length byte per cell, plus a few fallback lists.
+        lists.reserveCapacity(virtualCount * groups + cellCount + cellCount / 4)
         var hashes = [UInt64](repeating: 0, count: virtualCount)
         var cellOf = [UInt8](repeating: 0, count: virtualCount)
+        var byCell = [Int](repeating: 0, count: virtualCount)
+        var merged = [Int](repeating: 0, count: virtualCount)
         var counts = [Int](repeating: 0, count: groupSize)
-        // before[k]: members in cells 0 ..< k of the group, so a block's size is one subtraction.
+        // before[k]: members in cells 0 ..< k of the group; after the sort, cell k's members are
+        // byCell[before[k] ..< before[k + 1]], and a block's size is one subtraction.
         var before = [Int](repeating: 0, count: groupSize + 1)
         var next = [Int](repeating: 0, count: groupSize)
         // A bit per virtual member, all clear between uses (merging a fallback block's lists).
         var marks = [UInt64](repeating: 0, count: (virtualCount + 63) >> 6)
-        // One group's lists: own lists (V entries, a length per cell) and the fallback lists,
-        // whose blocks of one size are disjoint (≤ V entries per size, ≤ one list per cell).
-        var scratch = [T](repeating: 0, count: virtualCount * (groupShift + 2) + 2 * groupSize)
+        // One group's encoded lists: every list is ≤ 5 length bytes, one byte per member and
+        // ≤ V/255 + 1 skip bytes; the own lists hold V members in all, and the fallback lists of
+        // one block size are disjoint (≤ V members per size); at most 2 lists per cell.
+        let perList = 6 + virtualCount / 255
+        var scratch = [UInt8](repeating: 0, count: virtualCount * (groupShift + 2) + 2 * groupSize * perList)
         seeds.withUnsafeBufferPointer { seeds in
         hashes.withUnsafeMutableBufferPointer { hashes in
         cellOf.withUnsafeMutableBufferPointer { cellOf in
+        byCell.withUnsafeMutableBufferPointer { byCell in
+        merged.withUnsafeMutableBufferPointer { merged in
         counts.withUnsafeMutableBufferPointer { counts in
         before.withUnsafeMutableBufferPointer { before in
         next.withUnsafeMutableBufferPointer { next in
         marks.withUnsafeMutableBufferPointer { marks in
         scratch.withUnsafeMutableBufferPointer { scratch in
         starts.withUnsafeMutableBufferPointer { starts in
+            var w = 0
+            // Appends the list of the members ids[from ..< to], ascending.
+            func encode(_ ids: UnsafeMutableBufferPointer<Int>, _ from: Int, _ to: Int) {
+                let header = w
+                let long = to &- from >= 255
+                w &+= long ? 5 : 1
+                let first = w
+                if narrow {
+                    for i in from..<to {
+                        scratch[w] = UInt8(truncatingIfNeeded: ids[i])
+                        w &+= 1
+                    }
+                }
+                var previous = -1
+                for i in from..<to where !narrow {
+                    var gap = ids[i] &- previous
+                    previous = ids[i]
+                    while gap > 255 {
+                        scratch[w] = 0
+                        w &+= 1
+                        gap &-= 255
+                    }
+                    scratch[w] = UInt8(truncatingIfNeeded: gap)
+                    w &+= 1
+                }
+                let length = w &- first
+                if !long && length < 255 {
+                    scratch[header] = UInt8(truncatingIfNeeded: length)
+                    return
+                }
+                if !long {
+                    // Skip bytes took a short list past 254 bytes: make room for a long length.
+                    for i in stride(from: w &- 1, through: first, by: -1) { scratch[i &+ 4] = scratch[i] }
+                    w &+= 4
+                }
+                scratch[header] = 255
+                for i in 0..<4 { scratch[header &+ 1 &+ i] = UInt8(truncatingIfNeeded: length &>> (8 &* i)) }
+            }
             for group in 0..<groups {
                 let j = group % perHash
                 if j == 0 {
@@ -216,31 +262,48 @@ public struct RendezvousTable: ConsistentHash {
                 // would stall it.
                 for v in 0..<virtualCount { cellOf[v] = UInt8(truncatingIfNeeded: field(hashes[v], j, groupShift)) }
                 for v in 0..<virtualCount { counts[Int(cellOf[v])] &+= 1 }
-                let base = entries.count
-                var w = 0
                 var sum = 0
                 for k in 0..<groupSize {
                     before[k] = sum
-                    let n = counts[k]
-                    sum &+= n
-                    if n > 0 {
-                        starts[(group << groupShift) | k] = UInt32(truncatingIfNeeded: base &+ w)
-                        scratch[w] = T(truncatingIfNeeded: n)
-                        next[k] = w &+ 1
-                        w &+= n &+ 1
-                    }
+                    next[k] = sum
+                    sum &+= counts[k]
                 }
                 before[groupSize] = sum
                 for v in 0..<virtualCount {
                     let c = Int(cellOf[v])
-                    scratch[next[c]] = T(truncatingIfNeeded: v)
+                    byCell[next[c]] = v
                     next[c] &+= 1
                 }
-                // Empty cells: the smallest aligned block of minimumSpan, 2·minimumSpan, … cells
-                // that holds anyone (the whole group holds everyone, so this ends). Neighbouring
-                // empty cells usually share the block: its list is built once.
+                let base = lists.count
+                w = 0
+                if narrow {
+                    // Own lists straight to their places (a length byte each, then the indexes):
+                    // at N ≤ 100 they hold 1–3 members, and a loop per list would cost more than
+                    // the placements.
+                    for k in 0..<groupSize where counts[k] > 0 {
+                        starts[(group << groupShift) | k] = UInt32(truncatingIfNeeded: base &+ w)
+                        scratch[w] = UInt8(truncatingIfNeeded: counts[k])
+                        next[k] = w &+ 1
+                        w &+= counts[k] &+ 1
+                    }
+                    for v in 0..<virtualCount {
+                        let c = Int(cellOf[v])
+                        scratch[next[c]] = UInt8(truncatingIfNeeded: v)
+                        next[c] &+= 1
+                    }
+                }
                 var lastFirst = -1, lastSpan = 0, lastStart: UInt32 = 0
-                for k in 0..<groupSize where counts[k] == 0 {
+                for k in 0..<groupSize {
+                    let cell = (group << groupShift) | k
+                    if counts[k] > 0 {
+                        if narrow { continue }
+                        starts[cell] = UInt32(truncatingIfNeeded: base &+ w)
+                        encode(byCell, before[k], before[k &+ 1])
+                        continue
+                    }
+                    // Empty: the smallest aligned block of minimumSpan, 2·minimumSpan, … cells that
+                    // holds anyone (the whole group holds everyone, so this ends). Neighbouring
+                    // empty cells usually share the block: its list is built once.
                     var span = minimumSpan, first = 0, total = 0
                     while true {
                         first = k & ~(span &- 1)
@@ -252,30 +315,25 @@ public struct RendezvousTable: ConsistentHash {
                         lastFirst = first
                         lastSpan = span
                         lastStart = UInt32(truncatingIfNeeded: base &+ w)
-                        scratch[w] = T(truncatingIfNeeded: total)
-                        w &+= 1
-                        // The block's cells' own lists, merged in ascending order through a bit
-                        // set: O(members + V/64), where scanning every member's cell was O(V)
-                        // per block and dominated the build at N = 100.
-                        for c in first..<(first &+ span) where counts[c] > 0 {
-                            for i in (next[c] &- counts[c])..<next[c] {
-                                let id = Int(scratch[i])
-                                marks[id &>> 6] |= 1 &<< UInt64(id & 63)
-                            }
+                        for i in before[first]..<before[first &+ span] {
+                            let v = byCell[i]
+                            marks[v &>> 6] |= 1 &<< UInt64(v & 63)
                         }
+                        var n = 0
                         for word in 0..<marks.count where marks[word] != 0 {
                             var x = marks[word]
                             marks[word] = 0
                             while x != 0 {
-                                scratch[w] = T(truncatingIfNeeded: word &<< 6 | x.trailingZeroBitCount)
-                                w &+= 1
+                                merged[n] = word &<< 6 | x.trailingZeroBitCount
+                                n &+= 1
                                 x &= x &- 1
                             }
                         }
+                        encode(merged, 0, n)
                     }
-                    starts[(group << groupShift) | k] = lastStart
+                    starts[cell] = lastStart
                 }
-                entries.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<w]))
+                lists.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<w]))
             }
         }
         }
@@ -286,8 +344,10 @@ public struct RendezvousTable: ConsistentHash {
         }
         }
         }
-        precondition(entries.count <= Int(UInt32.max), "candidate lists too large")
-        return (starts, entries)
+        }
+        }
+        precondition(lists.count <= Int(UInt32.max), "candidate lists too large")
+        return (starts, lists)
     }
 
     /// HRW score of a virtual member for a key: wyhash's "mum" mix (Wang Yi), the high and low
@@ -310,43 +370,87 @@ public struct RendezvousTable: ConsistentHash {
         guard !owners.isEmpty else { return nil }
         let start = Int(starts[cell(key)])
         let v: Int = seeds.withUnsafeBufferPointer { seeds in
-            if entries16.isEmpty {
-                return entries8.withUnsafeBufferPointer { entries in
-                    RendezvousTable.choose(key, entries, start &+ 1, Int(entries[start]), seeds)
+            lists.withUnsafeBufferPointer { lists in
+                let (first, end) = RendezvousTable.bounds(lists, start)
+                if owners.count <= RendezvousTable.narrowLimit {
+                    return RendezvousTable.choose(key, lists, first, end, seeds)
                 }
-            }
-            return entries16.withUnsafeBufferPointer { entries in
-                RendezvousTable.choose(key, entries, start &+ 1, Int(entries[start]), seeds)
+                return RendezvousTable.chooseGapCoded(key, lists, first, end, seeds)
             }
         }
         return Int(owners[v])
     }
 
-    /// The candidate list of cell `c` as stored (tests compare it with the definition).
-    func storedList(_ c: Int) -> [Int] {
-        let start = Int(starts[c])
-        if entries16.isEmpty {
-            return entries8[(start + 1)..<(start + 1 + Int(entries8[start]))].map { Int($0) }
-        }
-        return entries16[(start + 1)..<(start + 1 + Int(entries16[start]))].map { Int($0) }
+    /// Where the gap bytes of the list at `start` begin and end (see `lists`).
+    @inlinable @inline(__always)
+    static func bounds(_ lists: UnsafeBufferPointer<UInt8>, _ start: Int) -> (Int, Int) {
+        let short = Int(lists[start])
+        if short < 255 { return (start &+ 1, start &+ 1 &+ short) }
+        var length = 0
+        for i in 0..<4 { length |= Int(lists[start &+ 1 &+ i]) &<< (8 &* i) }
+        return (start &+ 5, start &+ 5 &+ length)
     }
 
-    /// The highest-scoring of the `count` ≥ 1 candidates at `list[start...]`. One loop over the
-    /// count, branch-free maximum; ties keep the lower index (the earlier member in canonical
-    /// order).
+    /// The candidate list of cell `c` as stored, decoded (tests compare it with the definition).
+    func storedList(_ c: Int) -> [Int] {
+        lists.withUnsafeBufferPointer { lists in
+            let (first, end) = RendezvousTable.bounds(lists, Int(starts[c]))
+            if owners.count <= RendezvousTable.narrowLimit { return lists[first..<end].map { Int($0) } }
+            var out: [Int] = [], v = -1
+            for i in first..<end {
+                v += lists[i] == 0 ? 255 : Int(lists[i])
+                if lists[i] != 0 { out.append(v) }
+            }
+            return out
+        }
+    }
+
+    /// The highest-scoring of the candidates `lists[first ..< end]` (plain byte indexes, at least
+    /// one). One loop, branch-free maximum; ties keep the lower index (the earlier member in
+    /// canonical order).
     @inlinable @inline(__always)
-    static func choose<I: FixedWidthInteger>(_ key: UInt64, _ list: UnsafeBufferPointer<I>, _ start: Int,
-                                             _ count: Int, _ seeds: UnsafeBufferPointer<UInt64>) -> Int {
-        var best = Int(list[start])
+    static func choose(_ key: UInt64, _ lists: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
+                       _ seeds: UnsafeBufferPointer<UInt64>) -> Int {
+        var best = Int(lists[first])
         var bestScore = score(key, seeds[2 &* best], seeds[2 &* best &+ 1])
-        var j = 1
-        while j < count {
-            let v = Int(list[start &+ j])
+        var i = first &+ 1
+        while i < end {
+            let v = Int(lists[i])
             let s = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
             let better = s > bestScore
             bestScore = better ? s : bestScore
             best = better ? v : best
-            j &+= 1
+            i &+= 1
+        }
+        return best
+    }
+
+    /// The highest-scoring candidate of the non-empty gap-coded list `lists[first ..< end]`; ties
+    /// keep the lower index (the earlier member in canonical order). Branch-free after the first
+    /// candidate: a skip byte (0) gets score 0, which cannot beat the first candidate's. Its
+    /// index is still a member's (skips only precede a candidate), so the seed loads are safe.
+    @inlinable @inline(__always)
+    static func chooseGapCoded(_ key: UInt64, _ lists: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
+                               _ seeds: UnsafeBufferPointer<UInt64>) -> Int {
+        var i = first
+        var v = -1
+        while lists[i] == 0 {
+            v &+= 255
+            i &+= 1
+        }
+        v &+= Int(lists[i])
+        i &+= 1
+        var best = v
+        var bestScore = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
+        while i < end {
+            let gap = Int(lists[i])
+            v &+= gap == 0 ? 255 : gap
+            let raw = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
+            let s = gap == 0 ? 0 : raw
+            let better = s > bestScore
+            bestScore = better ? s : bestScore
+            best = better ? v : best
+            i &+= 1
         }
         return best
     }

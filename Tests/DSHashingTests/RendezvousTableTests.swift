@@ -98,7 +98,7 @@ final class RendezvousTableTests: XCTestCase {
         }
     }
 
-    /// `lookup` (byte lists up to 255 virtual members, UInt16 lists beyond) agrees with the
+    /// `lookup` (plain byte lists up to `narrowLimit` virtual members, gap-coded beyond) agrees with the
     /// reference order computed from first principles by forEachCandidate, for the default
     /// contract's shape and for other group and fallback sizes.
     func testLookupMatchesReference() {
@@ -110,8 +110,6 @@ final class RendezvousTableTests: XCTestCase {
                                                           (40, 1 << 8, 4, 1), (3, 1 << 9, 6, 6), (7, 1 << 9, 4, 9)] {
             let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift,
                                     fallbackShift: fallbackShift)
-            XCTAssertEqual(t.entries16.isEmpty, n <= RendezvousTable.narrowLimit)
-            XCTAssertEqual(t.entries8.isEmpty, n > RendezvousTable.narrowLimit)
             for k in randomKeys(2000, seed: UInt64(n)) {
                 var first: Int?
                 t.forEachCandidate(k) { first = $0; return false }
@@ -124,8 +122,10 @@ final class RendezvousTableTests: XCTestCase {
     /// per group; for an empty cell the smallest non-empty aligned block of at least
     /// 2^fallbackShift cells (at most the group).
     func testCandidateListsFollowTheDefinition() {
+        // N = 254 and 255: the last plain and the first gap-coded lists; N = 1500 has gaps past 255.
         for (n, cellCount, groupShift, fallbackShift) in [(3, 1 << 8, 6, 3), (40, 1 << 8, 6, 3), (100, 1 << 9, 6, 3),
-                                                          (300, 1 << 7, 3, 1), (7, 64, 6, 2), (20, 1 << 9, 8, 3)] {
+                                                          (300, 1 << 7, 3, 1), (7, 64, 6, 2), (20, 1 << 9, 8, 3),
+                                                          (254, 1 << 7, 6, 3), (255, 1 << 7, 6, 3), (1500, 1 << 7, 6, 3)] {
             let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift,
                                     fallbackShift: fallbackShift)
             let groupSize = 1 << groupShift
@@ -144,6 +144,38 @@ final class RendezvousTableTests: XCTestCase {
                     span <<= 1
                 }
                 XCTAssertEqual(t.storedList(c), expected, "n = \(n), cell \(c)")
+            }
+        }
+    }
+
+    /// Gap coding at its edges: with 50,000 virtual members in one 256-cell group, lists hold
+    /// ≈ 195 members with gaps around 256, so they need skip bytes, and some lists of fewer than
+    /// 255 members take 255 bytes or more (the 4-byte length); fallback-free one-cell groups give
+    /// lists of every member (long from the start).
+    func testGapCodedListsWithSkipsAndLongLengths() {
+        for (n, cellCount, groupShift) in [(50_000, 256, 8), (600, 4, 0)] {
+            let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift)
+            var byCell = [[Int]](repeating: [], count: 1 << groupShift)
+            for v in 0..<n { byCell[RendezvousTable.cellInGroup(t.seeds[2 * v], 0, groupShift)].append(v) }
+            var skips = 0, longShort = 0
+            t.lists.withUnsafeBufferPointer { lists in
+                for c in 0..<(1 << groupShift) where !byCell[c].isEmpty {
+                    let (first, end) = RendezvousTable.bounds(lists, Int(t.starts[c]))
+                    skips += lists[first..<end].filter { $0 == 0 }.count
+                    if lists[Int(t.starts[c])] == 255 && byCell[c].count < 255 { longShort += 1 }
+                }
+            }
+            for c in 0..<(1 << groupShift) where !byCell[c].isEmpty {
+                XCTAssertEqual(t.storedList(c), byCell[c], "n = \(n), cell \(c)")
+            }
+            if n == 50_000 {
+                XCTAssertGreaterThan(skips, 0)
+                XCTAssertGreaterThan(longShort, 0)
+            }
+            for k in randomKeys(20, seed: UInt64(n)) {
+                var first: Int?
+                t.forEachCandidate(k) { first = $0; return false }
+                XCTAssertEqual(t.lookup(k), first, "n = \(n), key \(k)")
             }
         }
     }
