@@ -346,9 +346,28 @@ public struct RendezvousTable: ConsistentHash {
         }
         }
         }
-        precondition(lists.count <= Int(UInt32.max), "candidate lists too large")
+        precondition(lists.count < Int(inlineFlag), "candidate lists too large")
+        if narrow {
+            // Lists of 1–3 plain indexes go into `starts` itself (see `inlineFlag`); a slot the
+            // list does not fill repeats its first index, which ties with itself and so never
+            // wins.
+            for c in 0..<cellCount {
+                let start = Int(starts[c])
+                let length = Int(lists[start])
+                guard length <= 3 else { continue }
+                let a = UInt32(lists[start + 1])
+                let b = length > 1 ? UInt32(lists[start + 2]) : a
+                let d = length > 2 ? UInt32(lists[start + 3]) : a
+                starts[c] = inlineFlag | a | b << 8 | d << 16
+            }
+        }
         return (starts, lists)
     }
+
+    /// Marks an entry of `starts` that holds its list itself (up to `narrowLimit` virtual members,
+    /// lists of 1–3): the indexes in bits 0–7, 8–15 and 16–23. At N ≤ 100 most cells hold one to
+    /// three members, so most lookups then read `starts` and nothing else.
+    @inlinable static var inlineFlag: UInt32 { 0x8000_0000 }
 
     /// HRW score of a virtual member for a key: wyhash's "mum" mix (Wang Yi), the high and low
     /// halves of the 128-bit product (key ⊕ a)·b folded together. One multiply, and every key
@@ -368,9 +387,11 @@ public struct RendezvousTable: ConsistentHash {
     @inlinable
     public func lookup(_ key: UInt64) -> Int? {
         guard !owners.isEmpty else { return nil }
-        let start = Int(starts[cell(key)])
+        let entry = starts[cell(key)]
+        let start = Int(entry)
         let v: Int = seeds.withUnsafeBufferPointer { seeds in
-            lists.withUnsafeBufferPointer { lists in
+            if entry & RendezvousTable.inlineFlag != 0 { return RendezvousTable.chooseInline(key, entry, seeds) }
+            return lists.withUnsafeBufferPointer { lists in
                 let (first, end) = RendezvousTable.bounds(lists, start)
                 if owners.count <= RendezvousTable.narrowLimit {
                     return RendezvousTable.choose(key, lists, first, end, seeds)
@@ -393,7 +414,12 @@ public struct RendezvousTable: ConsistentHash {
 
     /// The candidate list of cell `c` as stored, decoded (tests compare it with the definition).
     func storedList(_ c: Int) -> [Int] {
-        lists.withUnsafeBufferPointer { lists in
+        let entry = starts[c]
+        if entry & RendezvousTable.inlineFlag != 0 {
+            let ids = [Int(entry & 0xFF), Int(entry >> 8 & 0xFF), Int(entry >> 16 & 0xFF)]
+            return ids.enumerated().filter { $0.offset == 0 || $0.element != ids[0] }.map(\.element)
+        }
+        return lists.withUnsafeBufferPointer { lists in
             let (first, end) = RendezvousTable.bounds(lists, Int(starts[c]))
             if owners.count <= RendezvousTable.narrowLimit { return lists[first..<end].map { Int($0) } }
             var out: [Int] = [], v = -1
@@ -403,6 +429,18 @@ public struct RendezvousTable: ConsistentHash {
             }
             return out
         }
+    }
+
+    /// The highest-scoring of the three candidates of an inline list (see `inlineFlag`); ties keep
+    /// the earlier, which is the lower index.
+    @inlinable @inline(__always)
+    static func chooseInline(_ key: UInt64, _ entry: UInt32, _ seeds: UnsafeBufferPointer<UInt64>) -> Int {
+        let a = Int(entry & 0xFF), b = Int(entry &>> 8 & 0xFF), c = Int(entry &>> 16 & 0xFF)
+        let sa = score(key, seeds[2 &* a], seeds[2 &* a &+ 1])
+        let sb = score(key, seeds[2 &* b], seeds[2 &* b &+ 1])
+        let sc = score(key, seeds[2 &* c], seeds[2 &* c &+ 1])
+        let ab = sb > sa ? b : a, sab = sb > sa ? sb : sa
+        return sc > sab ? c : ab
     }
 
     /// The highest-scoring of the candidates `lists[first ..< end]` (plain byte indexes, at least

@@ -110,6 +110,10 @@ final class RendezvousTableTests: XCTestCase {
                                                           (40, 1 << 8, 4, 1), (3, 1 << 9, 6, 6), (7, 1 << 9, 4, 9)] {
             let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift,
                                     fallbackShift: fallbackShift)
+            // Plain byte lists of 1–3 members live in `starts` itself; both kinds are looked up.
+            if n <= RendezvousTable.narrowLimit {
+                XCTAssertTrue(t.starts.contains { $0 & RendezvousTable.inlineFlag != 0 }, "n = \(n)")
+            }
             for k in randomKeys(2000, seed: UInt64(n)) {
                 var first: Int?
                 t.forEachCandidate(k) { first = $0; return false }
