@@ -277,19 +277,17 @@ public struct RendezvousTable: ConsistentHash {
                 let base = lists.count
                 w = 0
                 if narrow {
-                    // Own lists straight to their places (a length byte each, then the indexes):
-                    // at N ≤ 100 they hold 1–3 members, and a loop per list would cost more than
-                    // the placements.
+                    // Own lists: at N ≤ 100 most hold 1–3 members and go into `starts` itself.
                     for k in 0..<groupSize where counts[k] > 0 {
+                        let n = counts[k], at = before[k]
+                        if n <= 3 {
+                            starts[(group << groupShift) | k] = packed(byCell, at, n)
+                            continue
+                        }
                         starts[(group << groupShift) | k] = UInt32(truncatingIfNeeded: base &+ w)
-                        scratch[w] = UInt8(truncatingIfNeeded: counts[k])
-                        next[k] = w &+ 1
-                        w &+= counts[k] &+ 1
-                    }
-                    for v in 0..<virtualCount {
-                        let c = Int(cellOf[v])
-                        scratch[next[c]] = UInt8(truncatingIfNeeded: v)
-                        next[c] &+= 1
+                        scratch[w] = UInt8(truncatingIfNeeded: n)
+                        for i in 0..<n { scratch[w &+ 1 &+ i] = UInt8(truncatingIfNeeded: byCell[at &+ i]) }
+                        w &+= n &+ 1
                     }
                 }
                 var lastFirst = -1, lastSpan = 0, lastStart: UInt32 = 0
@@ -329,7 +327,11 @@ public struct RendezvousTable: ConsistentHash {
                                 x &= x &- 1
                             }
                         }
-                        encode(merged, 0, n)
+                        if narrow && n <= 3 {
+                            lastStart = packed(merged, 0, n)
+                        } else {
+                            encode(merged, 0, n)
+                        }
                     }
                     starts[cell] = lastStart
                 }
@@ -347,21 +349,18 @@ public struct RendezvousTable: ConsistentHash {
         }
         }
         precondition(lists.count < Int(inlineFlag), "candidate lists too large")
-        if narrow {
-            // Lists of 1–3 plain indexes go into `starts` itself (see `inlineFlag`); a slot the
-            // list does not fill repeats its first index, which ties with itself and so never
-            // wins.
-            for c in 0..<cellCount {
-                let start = Int(starts[c])
-                let length = Int(lists[start])
-                guard length <= 3 else { continue }
-                let a = UInt32(lists[start + 1])
-                let b = length > 1 ? UInt32(lists[start + 2]) : a
-                let d = length > 2 ? UInt32(lists[start + 3]) : a
-                starts[c] = inlineFlag | a | b << 8 | d << 16
-            }
-        }
         return (starts, lists)
+    }
+
+    /// The `starts` entry holding the list ids[at ..< at + n] (1 ≤ n ≤ 3, indexes < 256) itself;
+    /// a slot the list does not fill repeats its first index, which ties with itself and so never
+    /// wins.
+    @inline(__always)
+    static func packed(_ ids: UnsafeMutableBufferPointer<Int>, _ at: Int, _ n: Int) -> UInt32 {
+        let a = UInt32(truncatingIfNeeded: ids[at])
+        let b = n > 1 ? UInt32(truncatingIfNeeded: ids[at &+ 1]) : a
+        let d = n > 2 ? UInt32(truncatingIfNeeded: ids[at &+ 2]) : a
+        return inlineFlag | a | b &<< 8 | d &<< 16
     }
 
     /// Marks an entry of `starts` that holds its list itself (up to `narrowLimit` virtual members,
