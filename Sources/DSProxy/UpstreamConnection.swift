@@ -27,7 +27,7 @@ final class UpstreamConnection: EventHandler {
     var mayWrite: Bool
     var peerClosed = false
     /// The replica's FIN has been reported (EPOLLRDHUP): reads go on until they return 0.
-    private var peerHalfClosed = false
+    private(set) var peerHalfClosed = false
     weak var owner: UpstreamOwner?
     private unowned let pool: UpstreamPool
     private(set) var closed = false
@@ -124,7 +124,10 @@ final class UpstreamPool {
     /// Returns a connection whose exchange ended cleanly.
     func give(_ connection: UpstreamConnection) {
         connection.owner = nil
-        guard !connection.closed, connection.input.isEmpty, connection.output.isEmpty, !connection.peerClosed else {
+        // A FIN reported while the exchange still owned the connection (after its last read) raises
+        // no further edge: pooled, the connection would look alive until a request met its reset.
+        guard !connection.closed, connection.input.isEmpty, connection.output.isEmpty, !connection.peerClosed,
+              !connection.peerHalfClosed else {
             connection.close()
             return
         }

@@ -181,15 +181,23 @@ final class ProxyResponseTests: IntegrationTestCase {
         let lb = try startLoadBalancer(for: replica, ["--retries", "0"])
         let connection = try HTTPConnection(port: lb.port)
         defer { connection.close() }
+        // Waits until the replica has really closed every connection it answered (its thread
+        // sleeps `closeDelay` first, which a loaded machine stretches), then gives ds-lb's loop
+        // 100 ms to see the FIN.
+        func waitForTheReplicasCloses() {
+            let answered = replica.accepted
+            XCTAssertTrue(replica.wait(timeout: 10) { $0.closed >= answered }, "the replica did not close its connections")
+            usleep(100_000)
+        }
         for i in 0..<10 {
             XCTAssertEqual(try connection.request("GET", "/now?id=1").status, 200, "GET \(i) after an immediate close")
             XCTAssertEqual(try connection.request("GET", "/later?id=1").status, 200, "GET \(i) after an immediate close")
-            usleep(150_000)
+            waitForTheReplicasCloses()
             // A POST cannot be sent again (RFC 9112 §9.3.1), so it must not meet a connection
             // whose close was already seen.
             let post = try connection.request("POST", "/later?id=1", body: Array("x".utf8))
             XCTAssertEqual(post.status, 200, "POST \(i) after the replica closed the pooled connection: \(post)")
-            usleep(150_000)
+            waitForTheReplicasCloses()
         }
         // Pipelined: the second GET is routed the moment the first response is complete, before
         // the loop has dispatched the replica's close of that connection.

@@ -92,6 +92,7 @@ class RawTCPReplica: @unchecked Sendable {
     private let lock = NSLock()
     private var connections: [Int32] = []
     private var acceptedCount = 0
+    private var closedCount = 0
     private var stopped = false
 
     /// Listens on 127.0.0.1:0 and starts accepting; every connection's reads time out after
@@ -125,6 +126,8 @@ class RawTCPReplica: @unchecked Sendable {
 
     /// Connections accepted so far (heartbeats included).
     var accepted: Int { lock.withLock { acceptedCount } }
+    /// Connections closed on this side so far (after `serve` returned), heartbeats included.
+    var closed: Int { lock.withLock { closedCount } }
 
     /// What the replica does with one connection, on that connection's own thread; the
     /// connection is closed when it returns. Every subclass overrides it.
@@ -169,5 +172,6 @@ class RawTCPReplica: @unchecked Sendable {
         // Off the list before the close, so `stop()` never shuts down a number reused since.
         lock.withLock { connections.removeAll { $0 == fd } }
         Glibc.close(fd)
+        lock.withLock { closedCount += 1 }
     }
 }
