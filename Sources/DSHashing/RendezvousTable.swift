@@ -22,13 +22,14 @@
 ///   nested family (its cell, then 8, 16, 32, 64 cells), so removing x changes the choice only
 ///   for keys that chose x, and adding y moves only keys that y now wins. No collateral moves.
 /// - Balance: per-key HRW inside a cell splits the cell evenly; what varies is how crowded each
-///   member's cells are, ≈ 1/√(C·min(λ, ~3)) of the share with λ = V/g members per cell. With few
-///   members per group most cells are empty, and a fallback block of at least 8 cells (rather
-///   than 2) spreads an empty stretch over several members instead of one neighbour: with
-///   C = 2048 that is what keeps max/avg ≤ 1.045 over N = 3…100 at 10⁶ keys (seeds 1–5, sampling
-///   noise included; 1.06 with blocks from 2 cells up).
-/// - Lookup: one 4-byte read of `starts`, one short run of byte-coded lists (≈ 18 bytes for ≈ 16
-///   candidates at N = 1000) and that many score evaluations of one multiply each.
+///   member's cells are, roughly 1/√(C·min(λ, ~3)) of the share with λ = V/g members per cell.
+///   With few members per group most cells are empty, and a fallback block of at least 8 cells
+///   (rather than 2) spreads an empty stretch over several members instead of one neighbour: with
+///   C = 2048 that is what keeps max/avg ≤ 1.0441 over every N = 3…100 at 10⁶ keys (seeds 1–5,
+///   sampling noise included; 1.054 over seeds 1–3 with blocks from 2 cells up).
+/// - Lookup: one 4-byte read of `starts` (which holds lists of 1–3 members itself while there
+///   are at most 254 virtual members), else one short run of byte-coded lists (≈ 18 bytes for
+///   ≈ 16 candidates at N = 1000), and that many score evaluations of one multiply each.
 /// - Build: N·C placements (2 M at N = 1000), one hash per member per 10 groups, one group at a
 ///   time.
 ///
@@ -42,7 +43,9 @@
 /// (≈ 15 ms). A lookup's cost at large N is set by the table size V·C (the random access to it)
 /// and λ = V/g (the scores); balance at small N needs C·min(λ, ~3) large. g = 64 cuts λ four-fold;
 /// the wider fallback blocks keep small-N balance with half the groups, which halves the
-/// placements; gap-coded byte lists make the table 2.7 MB at N = 1000 (`starts` included).
+/// placements; gap-coded byte lists make the table 2.7 MB at N = 1000 (`starts` included). In
+/// `ds-lb ring` that gives ≈ 80 ns per lookup and ≈ 6.5 ms per build at N = 1000 (was ≈ 136–206
+/// ns and 12–15 ms), 19–30 ns and ≤ 2.4 ms for N ≤ 100 (was 23–40 ns, ≤ 2.7 ms).
 ///
 /// The seeds, M, g, the fallback block sizes, the placement hash and the score function are
 /// part of the routing contract: changing any of them reroutes keys (golden vectors in
@@ -60,8 +63,12 @@ public struct RendezvousTable: ConsistentHash {
     /// Cell numbers within a group are bytes at build time.
     public static let maxGroupShift = 8
     public static let maxWeight = 256
-    /// Virtual members are indexed by UInt16 in the lists.
+    /// Bounds the table: about a byte per virtual member per group (134 MB of lists here).
     public static let maxVirtualMembers = 65535
+    /// Virtual-member count up to which the lists hold the indexes themselves (bytes), not gaps.
+    /// It is 254 so that an own list (at most V members) always has a one-byte length.
+    public static let narrowLimit = 254
+
     public let members: [HashMember]
     public let cellCount: Int
     public let groupShift: Int
@@ -71,9 +78,6 @@ public struct RendezvousTable: ConsistentHash {
     @usableFromInline let seeds: [UInt64]
     /// Per virtual member: the index into `members` it belongs to.
     @usableFromInline let owners: [UInt32]
-    /// Virtual-member count up to which the lists hold the indexes themselves (bytes), not gaps.
-    /// It is 254 so that an own list (at most V members) always has a one-byte length.
-    public static let narrowLimit = 254
 
     /// Per cell c: where its candidate list starts in `lists`. Not part of the routing contract:
     /// only a representation of the candidate sets, chosen to be small, because at N = 1000 a

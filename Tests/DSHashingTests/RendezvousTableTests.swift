@@ -105,9 +105,9 @@ final class RendezvousTableTests: XCTestCase {
         // (members, cells, groupShift, fallbackShift): N = 300 and 1000 use UInt16 lists; g = 1
         // puts everyone in every cell; fallback blocks from 2 cells, from the whole group, and
         // larger than the group (the whole group).
-        for (n, cellCount, groupShift, fallbackShift) in [(5, 1 << 10, 6, 3), (110, 1 << 12, 6, 3), (300, 1 << 10, 6, 3),
-                                                          (1000, 1 << 12, 6, 3), (255, 16, 0, 3), (40, 1 << 9, 8, 1),
-                                                          (40, 1 << 8, 4, 1), (3, 1 << 9, 6, 6), (7, 1 << 9, 4, 9)] {
+        let shapes = [(5, 1 << 10, 6, 3), (110, 1 << 12, 6, 3), (300, 1 << 10, 6, 3), (1000, 1 << 12, 6, 3),
+                      (255, 16, 0, 3), (40, 1 << 9, 8, 1), (40, 1 << 8, 4, 1), (3, 1 << 9, 6, 6), (7, 1 << 9, 4, 9)]
+        for (n, cellCount, groupShift, fallbackShift) in shapes {
             let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift,
                                     fallbackShift: fallbackShift)
             // Plain byte lists of 1–3 members live in `starts` itself; both kinds are looked up.
@@ -127,9 +127,9 @@ final class RendezvousTableTests: XCTestCase {
     /// 2^fallbackShift cells (at most the group).
     func testCandidateListsFollowTheDefinition() {
         // N = 254 and 255: the last plain and the first gap-coded lists; N = 1500 has gaps past 255.
-        for (n, cellCount, groupShift, fallbackShift) in [(3, 1 << 8, 6, 3), (40, 1 << 8, 6, 3), (100, 1 << 9, 6, 3),
-                                                          (300, 1 << 7, 3, 1), (7, 64, 6, 2), (20, 1 << 9, 8, 3),
-                                                          (254, 1 << 7, 6, 3), (255, 1 << 7, 6, 3), (1500, 1 << 7, 6, 3)] {
+        let shapes = [(3, 1 << 8, 6, 3), (40, 1 << 8, 6, 3), (100, 1 << 9, 6, 3), (300, 1 << 7, 3, 1), (7, 64, 6, 2),
+                      (20, 1 << 9, 8, 3), (254, 1 << 7, 6, 3), (255, 1 << 7, 6, 3), (1500, 1 << 7, 6, 3)]
+        for (n, cellCount, groupShift, fallbackShift) in shapes {
             let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift,
                                     fallbackShift: fallbackShift)
             let groupSize = 1 << groupShift
