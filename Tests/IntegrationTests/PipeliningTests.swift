@@ -1,6 +1,6 @@
 // Pipelined requests end to end. ds-lb holds a pipelined request back until its worker's other
 // I/O of the loop iteration is done (PipelineQueue, issue #9's pipelining non-readers), with a
-// limit of 8 in progress per worker: these tests check that holding back loses, reorders and
+// limit of 2 in progress per worker: these tests check that holding back loses, reorders and
 // mixes up nothing, with far more pipelining connections than slots.
 
 #if canImport(Glibc)
@@ -17,7 +17,7 @@ final class PipeliningTests: IntegrationTestCase {
         let connections = try (0..<connectionCount).map { _ in try HTTPConnection(port: lb.port, timeout: 30) }
         defer { connections.forEach { $0.close() } }
         // Every connection sends its whole pipeline in one write before anyone reads: all 40 are
-        // queued at once, five times the slots of both workers together.
+        // queued at once, ten times the slots of both workers together.
         for (c, connection) in connections.enumerated() {
             var bytes: [UInt8] = []
             for i in 0..<depth {
@@ -46,7 +46,7 @@ final class PipeliningTests: IntegrationTestCase {
     /// Pipelined requests a client does not read must not hold the slots: here 24 connections
     /// each pipeline 64 requests for 256 KiB answers and read nothing. The first answers fit
     /// in the socket buffers, so later ones are pipelined requests that block on a full buffer,
-    /// three times as many as there are slots; a well-behaved pipelining client is still
+    /// twelve times as many as there are slots; a well-behaved pipelining client is still
     /// answered in full.
     func testNonReadingPipelinersDoNotStallOtherPipeliningClients() throws {
         let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--workers", "1"])
