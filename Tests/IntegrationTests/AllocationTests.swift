@@ -12,8 +12,11 @@ final class AllocationTests: IntegrationTestCase {
     /// else the one next to the other binaries under test.
     private func probe() throws -> String {
         if let path = ProcessInfo.processInfo.environment["DSLB_ALLOC_COUNT_BIN"], !path.isEmpty {
-            guard Binaries.isExecutable(path) else { throw Binaries.NotFound(description: "DSLB_ALLOC_COUNT_BIN=\(path) is not executable") }
-            return path
+            // Relative to where the tests were started (make test passes one), not to the
+            // directory of the binaries under test, which `launch` uses for bare names.
+            let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            guard Binaries.isExecutable(absolute) else { throw Binaries.NotFound(description: "DSLB_ALLOC_COUNT_BIN=\(path) is not executable (\(absolute))") }
+            return absolute
         }
         return try Binaries.path("ds-alloc-count")
     }
