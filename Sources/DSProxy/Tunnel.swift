@@ -126,16 +126,13 @@ final class Tunnel: UpstreamOwner {
             do {
                 switch try upstream.read() {
                 case .wouldBlock:
-                    upstream.mayRead = false
                     return progressed
                 case .done(0):
-                    upstream.peerClosed = true
                     return true
                 case .done:
                     progressed = true
                 }
             } catch {
-                upstream.peerClosed = true
                 return true
             }
         }

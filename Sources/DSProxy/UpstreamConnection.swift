@@ -54,13 +54,38 @@ final class UpstreamConnection: EventHandler {
         }
     }
 
-    /// Reads response bytes into `input`. After a short read the socket is empty and the next
-    /// bytes raise a new edge, so `mayRead` drops without the read that would return EAGAIN
-    /// (see `ByteBuffer.lastReadWasShort`); not once the replica's FIN was reported.
+    /// Reads response bytes into `input`, keeping the readiness state: EAGAIN ends the edge, 0
+    /// bytes or an error is the end of the replica's stream (`peerClosed`). After a short read
+    /// the socket is empty and the next bytes raise a new edge, so `mayRead` drops without the
+    /// read that would return EAGAIN (see `ByteBuffer.lastReadWasShort`); not once the
+    /// replica's FIN was reported.
     func read() throws -> IOResult<Int> {
-        let result = try input.read(from: fd)
+        let result = try noting { try input.read(from: fd) }
         if case .done(let n) = result, n > 0, input.lastReadWasShort, !peerHalfClosed { mayRead = false }
         return result
+    }
+
+    /// Like `read`, but moves up to `limit` bytes into `pipe` (a body being spliced).
+    func read(into pipe: SplicePipe, limit: Int) throws -> IOResult<Int> {
+        try noting { try pipe.fill(from: fd, limit: limit) }
+    }
+
+    /// What one read says about the socket, for both kinds of read. (The closure does not
+    /// escape: nothing is allocated per read.)
+    @inline(__always)
+    private func noting(_ read: () throws -> IOResult<Int>) throws -> IOResult<Int> {
+        do {
+            let result = try read()
+            switch result {
+            case .wouldBlock: mayRead = false
+            case .done(0): peerClosed = true; mayRead = false
+            case .done: break
+            }
+            return result
+        } catch {
+            peerClosed = true
+            throw error
+        }
     }
 
     func close() {

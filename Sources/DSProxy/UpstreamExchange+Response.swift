@@ -61,11 +61,8 @@ extension UpstreamExchange {
             do {
                 switch try upstream.read() {
                 case .wouldBlock:
-                    upstream.mayRead = false
                     return progressed
                 case .done(0):
-                    upstream.peerClosed = true
-                    upstream.mayRead = false
                     if responseHead == nil {
                         if upstream.input.isEmpty {
                             upstreamFailed(upstream, reason: "connection closed before a response")
@@ -86,7 +83,6 @@ extension UpstreamExchange {
                     progressed = true
                 }
             } catch {
-                upstream.peerClosed = true
                 if responseHead == nil && upstream.input.isEmpty {
                     upstreamFailed(upstream, reason: "\(error)")
                 } else {

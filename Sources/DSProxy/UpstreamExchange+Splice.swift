@@ -134,21 +134,17 @@ extension UpstreamExchange {
         if direction == .request { return clientBodyRead(client.spliceIn(to: pipe, limit: limit)) }
         guard upstream.mayRead else { return .blocked }
         do {
-            switch try pipe.fill(from: upstream.fd, limit: limit) {
+            switch try upstream.read(into: pipe, limit: limit) {
             case .wouldBlock:
-                upstream.mayRead = false
                 return .blocked
             case .done(0):
                 // The replica closed mid-body: the client cannot get a complete response.
-                upstream.peerClosed = true
-                upstream.mayRead = false
                 client.close()
                 return .failed
             case .done(let n):
                 return .moved(n)
             }
         } catch {
-            upstream.peerClosed = true
             client.close()
             return .failed
         }
