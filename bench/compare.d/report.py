@@ -95,6 +95,13 @@ def load(outdir):
         with open(os.path.join(raw, name), errors="replace") as f:
             text = f.read()
         res = parse_ab(text) if test == "close" else parse_body(text) if test == "body" else parse_wrk(text)
+        cpu = os.path.join(raw, name[:-4] + ".cpu")
+        if test.startswith("c") and os.path.exists(cpu) and res["requests"]:
+            with open(cpu) as f:
+                parts = f.read().split()
+            if len(parts) == 2 and int(parts[1]) > 0:
+                # clock ticks of the proxy (all its threads and worker processes) over the wrk run
+                res["cpu_us"] = int(parts[0]) * 1e6 / int(parts[1]) / res["requests"]
         opens = os.path.join(raw, name[:-4] + ".opens")
         if test == "close" and os.path.exists(opens):
             with open(opens) as f:
@@ -143,6 +150,11 @@ def errors_cell(results):
     if missing:
         parts.append(f"{missing} run(s) failed")
     return ", ".join(parts) if parts else "0"
+
+
+def cpu_cell(results):
+    v = med(r.get("cpu_us") for r in results)
+    return "—" if v is None else f"{v:.1f}"
 
 
 def upstream_cell(results):
@@ -198,8 +210,8 @@ def render(outdir):
 
     out.append(f"### Keep-alive, small response (`GET {meta['path']}`, {meta['duration']} per run)")
     out.append("")
-    out.append("| Proxy | T | wrk -c | req/s (median) | req/s min–max | p50 | p99 | vs HAProxy | vs direct | errors (all rounds) |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    out.append("| Proxy | T | wrk -c | req/s (median) | req/s min–max | p50 | p99 | vs HAProxy | vs direct | CPU µs/request | errors (all rounds) |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for c in conns:
         test = f"c{c}"
         direct = runs.get(("direct", 0, test), [])
@@ -213,7 +225,13 @@ def render(outdir):
             h_rps = med(r["rps"] for r in runs.get(("haproxy", t, test), [])) if t else None
             out.append(f"| {NAMES[target]} | {t or '—'} | {c} | {fmt_rps(rps)} | {spread(rs)} | "
                        f"{fmt_ms(med(r['p50'] for r in rs))} | {fmt_ms(med(r['p99'] for r in rs))} | "
-                       f"{ratio(rps, h_rps) if t else '—'} | {ratio(rps, d_rps) if t else '1.00×'} | {errors_cell(rs)} |")
+                       f"{ratio(rps, h_rps) if t else '—'} | {ratio(rps, d_rps) if t else '1.00×'} | "
+                       f"{cpu_cell(rs)} | {errors_cell(rs)} |")
+    out.append("")
+    out.append("CPU µs/request: the CPU time of the proxy's process (all threads; nginx: its worker processes) over "
+               "the wrk run, from /proc/PID/stat, divided by the requests wrk completed; median over rounds. "
+               "For the direct row it is the replica's. Unlike req/s on this 2-core machine, where wrk, the "
+               "replica and the proxy share the cores, it does not move with the machine's load.")
     out.append("")
 
     out.append(f"### New connection per request (`ab -r -s 5 -n {meta['ab_n']} -c {meta['ab_c']}`, HTTP/1.0, no keep-alive)")
