@@ -84,12 +84,36 @@ def parse_body(text):
     return r
 
 
+def parse_rate(text):
+    """ds-bench load --rate --json: latency from when each request was due, in ms."""
+    r = {"rps": None, "requests": 0, "socket_errors": 0, "non2xx": 0, "error_detail": ""}
+    try:
+        d = json.loads(text.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        r["socket_errors"] = 1
+        r["error_detail"] = "ds-bench: " + " ".join(text.split())[:200]
+        return r
+    lat = d.get("latency_ms", {})
+    r["requests"] = d.get("requests", 0)
+    r["socket_errors"] = d.get("failed", 0)
+    r["rps"] = d.get("send_rate_rps")
+    for k in ("p50", "p99", "p99_9", "max"):
+        r[k] = lat.get(k)  # ms, like parse_wrk
+    return r
+
+
 def load(outdir):
     runs = {}  # (target, threads, test) -> [result per round]
     raw = os.path.join(outdir, "raw")
     for name in sorted(os.listdir(raw)):
         m = re.fullmatch(r"r(\d+)_(.+)_T(\d+)_(c\d+|close|body)\.txt", name)
         if not m:
+            m = re.fullmatch(r"r(\d+)_(.+)_T(\d+)_rate\.json", name)
+            if m:
+                with open(os.path.join(raw, name), errors="replace") as f:
+                    res = parse_rate(f.read())
+                res["round"], res["file"] = int(m.group(1)), name
+                runs.setdefault((m.group(2), int(m.group(3)), "rate"), []).append(res)
             continue
         rnd, target, threads, test = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
         with open(os.path.join(raw, name), errors="replace") as f:
@@ -233,6 +257,30 @@ def render(outdir):
                "For the direct row it is the replica's. Unlike req/s on this 2-core machine, where wrk, the "
                "replica and the proxy share the cores, it does not move with the machine's load.")
     out.append("")
+
+    if any(k[2] == "rate" for k in runs):
+        out.append(f"### Fixed rate, below saturation ({meta['open_rate']:,} requests/s over {meta['open_conns']} keep-alive "
+                   f"connections for {meta['open_duration']}, `ds-bench load --rate`, random ids)")
+        out.append("")
+        out.append("Open loop: each request is due at a fixed time and its latency counts from then, so a stall shows in "
+                   "the requests due during it (no coordinated omission). \"added\" is the proxy's median minus the "
+                   "direct median of the same percentile.")
+        out.append("")
+        out.append("| Proxy | T | p50 | p99 | p99.9 | max | added p50 | added p99 | failed (all rounds) |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        direct = runs.get(("direct", 0, "rate"), [])
+        d50, d99 = med(r.get("p50") for r in direct), med(r.get("p99") for r in direct)
+        for target, t in [("direct", 0)] + [(p, t) for t in threads for p in PROXIES]:
+            rs = runs.get((target, t, "rate"), [])
+            if not rs:
+                continue
+            p50, p99 = med(r.get("p50") for r in rs), med(r.get("p99") for r in rs)
+            add50 = fmt_ms(p50 - d50) if t and p50 is not None and d50 is not None else "—"
+            add99 = fmt_ms(p99 - d99) if t and p99 is not None and d99 is not None else "—"
+            out.append(f"| {NAMES[target]} | {t or '—'} | {fmt_ms(p50)} | {fmt_ms(p99)} | "
+                       f"{fmt_ms(med(r.get('p99_9') for r in rs))} | {fmt_ms(med(r.get('max') for r in rs))} | "
+                       f"{add50} | {add99} | {errors_cell(rs)} |")
+        out.append("")
 
     out.append(f"### New connection per request (`ab -r -s 5 -n {meta['ab_n']} -c {meta['ab_c']}`, HTTP/1.0, no keep-alive)")
     out.append("")
