@@ -32,6 +32,7 @@ public enum ServeConfigKeys {
         ConfigKey("body-timeout", .duration, .live),
         ConfigKey("max-body-size", .string, .live),
         ConfigKey("splice-threshold", .string, .live),
+        ConfigKey("pipeline-slots", .integer, .live),
         ConfigKey("connect-timeout", .duration, .live),
         ConfigKey("response-timeout", .duration, .live),
         ConfigKey("state-dir", .string, .restart),

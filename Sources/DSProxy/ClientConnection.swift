@@ -168,7 +168,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     private func stepReadHead() -> Bool {
         if !flushOutput() { return false }
         if afterRequest {
-            if input.isEmpty {
+            if input.isEmpty || !worker.pipeline.isOn {
+                // Nothing pipelined, or no queue (`--pipeline-slots 0`): served as it arrived.
                 afterRequest = false
             } else {
                 if !pipelineQueued {

@@ -11,9 +11,14 @@
 /// same from its run-queue classes and per-class budgets.) Alone, a pipelining client loses
 /// little: its requests are answered one at a time in order anyway.
 ///
+/// `maxInProgress` is `--pipeline-slots` and follows a reload. 0 turns the queue off: a
+/// connection does not queue (`isOn`) and pipelined requests are served as they arrive, as
+/// before issue #9 (the best pipelined throughput, no protection). Connections still waiting when
+/// a reload turns it off are all started by the next `run`.
+///
 /// Loop thread only.
 final class PipelineQueue<Connection: PipelinedConnection> {
-    let maxInProgress: Int
+    var maxInProgress: Int
     /// FIFO: `waiting[head...]`; the storage is kept between bursts, so queueing allocates
     /// nothing once it has grown.
     private var waiting: [Connection] = []
@@ -26,6 +31,9 @@ final class PipelineQueue<Connection: PipelinedConnection> {
     }
 
     var waitingCount: Int { waiting.count - head }
+
+    /// Whether pipelined requests queue at all (`maxInProgress` > 0).
+    var isOn: Bool { maxInProgress > 0 }
 
     func hold(_ connection: Connection) {
         waiting.append(connection)
@@ -41,7 +49,8 @@ final class PipelineQueue<Connection: PipelinedConnection> {
     /// some still wait with a slot free: the loop should come back without blocking.
     func run() -> Bool {
         let end = waiting.count
-        while inProgress < maxInProgress && head < end {
+        let limit = isOn ? maxInProgress : Int.max
+        while inProgress < limit && head < end {
             let connection = waiting[head]
             head += 1
             guard !connection.closed else { continue }
@@ -55,7 +64,7 @@ final class PipelineQueue<Connection: PipelinedConnection> {
             waiting.removeFirst(head)
             head = 0
         }
-        return head < waiting.count && inProgress < maxInProgress
+        return head < waiting.count && inProgress < limit
     }
 }
 

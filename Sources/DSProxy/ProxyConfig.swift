@@ -31,6 +31,9 @@ public struct ProxyConfig: Sendable {
     /// made ds-lb open a new replica connection for one request in five (bench/RESULTS.md).
     /// An idle one holds no buffer (its storage goes back to the worker's pool).
     public var maxIdlePerBackend = 512
+    /// Pipelined requests each worker runs at a time behind fresh ones (`PipelineQueue`); 0: no
+    /// queue, pipelined requests are served as they arrive. A reload changes it.
+    public var pipelineSlots = 2
     /// Largest request body proxied (413 above it, answered before any body byte is read);
     /// nil: no limit. A chunked body is cut off with 413 at the first chunk size line that
     /// takes it past the limit (its size is not known in advance).

@@ -11,18 +11,21 @@ public final class Worker {
     let index: Int
     /// Replaced by a reload (`WorkerHandle.reconfigure`); read at each use, so the next request,
     /// timer or failover follows it. `limits` and `maxIdlePerBackend` are fixed at start.
-    var config: ProxyConfig
+    var config: ProxyConfig {
+        didSet { pipeline.maxInProgress = config.pipelineSlots }
+    }
     let parser: HeadParser
     var reader: SnapshotPublisher.Reader
     let pool: UpstreamPool
     /// Read buffers for this worker's client connections, recycled between them.
     let bufferPool: BufferPool
     /// Pipelined requests, started after each iteration's I/O (`PipelineQueue`). Two in progress
-    /// per worker: bench/hostile's normal-load p99 under 500 pipelining non-readers was 1.5–7.4 ms
-    /// with 2, 1.6–2.0 ms with 4 (quiet runs only) and 6.9–11.9 ms with 8, against 49–119 ms with
-    /// no queue; the price is pipelined throughput (wrk -c64, 16 deep: 40.3–41.9k req/s with no
-    /// queue, 37.7–39.1k with 8, 32.0–33.4k with 2). bench/RESULTS.md has the runs.
-    let pipeline = PipelineQueue<ClientConnection>(maxInProgress: 2)
+    /// per worker by default (`--pipeline-slots`, 0: no queue): bench/hostile's normal-load p99
+    /// under 500 pipelining non-readers was 1.5–7.4 ms with 2, 1.6–2.0 ms with 4 (quiet runs only)
+    /// and 6.9–11.9 ms with 8, against 49–119 ms with no queue; the price is pipelined throughput
+    /// (wrk -c64, 16 deep: 40.3–41.9k req/s with no queue, 37.7–39.1k with 8, 32.0–33.4k with 2).
+    /// bench/RESULTS.md has the runs.
+    let pipeline: PipelineQueue<ClientConnection>
     /// The iovec array every request head is gathered into for its writev.
     let iovecs = IOVecBuffer()
     let admin: AdminHandler?
@@ -44,6 +47,7 @@ public final class Worker {
         self.index = index
         self.loop = loop
         self.config = config
+        self.pipeline = PipelineQueue(maxInProgress: config.pipelineSlots)
         self.parser = HeadParser(limits: config.limits)
         self.reader = SnapshotPublisher.Reader(publisher: publisher, worker: index)
         let buffers = BufferPool()

@@ -109,6 +109,10 @@ struct Serve: ParsableCommand {
     @Option(help: "Content-Length bodies, and chunks of chunked bodies, of at least this size (bytes, or with a K, M or G suffix) move by splice(2) through a per-connection pipe instead of through buffers, both ways; 0 turns splicing off.")
     var spliceThreshold: String = "64K"
 
+    // Unconditional: `-1` is this option's (out-of-range) value, not an unknown flag.
+    @Option(parsing: .unconditional, help: "Pipelined requests (sent before the previous answer) each worker runs at a time, after fresh ones, so clients that pipeline floods cannot hold up the rest (0...1024). 0 turns the queue off, as 0 does for --splice-threshold: pipelined requests are served as they arrive, as nginx does (the best pipelined throughput, no protection). A reload applies it.")
+    var pipelineSlots: Int = 2
+
     @Option(help: "A replica must accept a connection within this (else the next replica, or 502).")
     var connectTimeout: String = "2s"
 
@@ -152,6 +156,7 @@ struct Serve: ParsableCommand {
         guard (1...100).contains(rise) else { throw ValidationError("--rise must be 1...100, got \(rise)") }
         guard (1...100).contains(maxRestarts) else { throw ValidationError("--max-restarts must be 1...100, got \(maxRestarts)") }
         guard (0...10).contains(retries) else { throw ValidationError("--retries must be 0...10, got \(retries)") }
+        guard (0...1024).contains(pipelineSlots) else { throw ValidationError("--pipeline-slots must be 0...1024, got \(pipelineSlots)") }
         guard SupervisorConfig.OnFailure(rawValue: onFailure) != nil else {
             throw ValidationError("--on-failure: unknown policy '\(onFailure)' (use restart or replace)")
         }
@@ -181,7 +186,8 @@ struct Serve: ParsableCommand {
 
     /// `base` with the settings a reload applies to running workers taken from these options
     /// (ConfigKey.Reload.live): admin allow-list and token (re-read from its file, so a reload
-    /// rotates it), routing key, retries, bounded loads, body size cap, timeouts.
+    /// rotates it), routing key, retries, bounded loads, body size cap, splicing, pipeline slots,
+    /// timeouts.
     /// The rest of `base` (limits, pool size) stays as the workers started with it.
     func liveProxyConfig(from base: ProxyConfig) throws -> ProxyConfig {
         var config = base
@@ -197,6 +203,7 @@ struct Serve: ParsableCommand {
         config.spliceThreshold = splice == 0 ? nil : splice
         config.retries = retries
         config.balanceFactor = balanceFactor
+        config.pipelineSlots = pipelineSlots
         try proxyTimeouts(into: &config)
         return config
     }
