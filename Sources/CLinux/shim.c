@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -15,7 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/timerfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,12 +54,41 @@ int cl_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data) {
 
 int cl_epoll_del(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
 
-int cl_epoll_wait(int epfd, cl_epoll_event *out, int max, int timeout_ms) {
+// epoll_pwait2 (Linux 5.11) takes its timeout as a timespec, so a timer deadline needs no
+// timerfd and is not rounded to milliseconds. Called through syscall(2): glibc only wraps it
+// from 2.35. 441 is its number on every architecture (the syscall table was unified by then).
+#ifndef SYS_epoll_pwait2
+#define SYS_epoll_pwait2 441
+#endif
+
+// Cleared for good once the kernel answers ENOSYS (older than 5.11); tests clear it to cover
+// the fallback. Atomic: every loop thread reads it.
+static int use_pwait2 = 1;
+
+void cl_epoll_use_pwait2(int enabled) { __atomic_store_n(&use_pwait2, enabled, __ATOMIC_RELAXED); }
+
+static int epoll_wait_timeout(int epfd, struct epoll_event *events, int max, int64_t timeout_ns) {
+    if (timeout_ns < 0) return epoll_wait(epfd, events, max, -1);
+    if (timeout_ns == 0) return epoll_wait(epfd, events, max, 0);
+    if (__atomic_load_n(&use_pwait2, __ATOMIC_RELAXED)) {
+        struct timespec ts;
+        ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+        ts.tv_nsec = (long)(timeout_ns % 1000000000);
+        long n = syscall(SYS_epoll_pwait2, epfd, events, max, &ts, NULL, 0);
+        if (n >= 0 || errno != ENOSYS) return (int)n;
+        __atomic_store_n(&use_pwait2, 0, __ATOMIC_RELAXED);
+    }
+    // Milliseconds rounded up: a timer must never be woken for before its deadline.
+    int64_t ms = (timeout_ns + 999999) / 1000000;
+    return epoll_wait(epfd, events, max, ms > INT_MAX ? INT_MAX : (int)ms);
+}
+
+int cl_epoll_wait(int epfd, cl_epoll_event *out, int max, int64_t timeout_ns) {
     // struct epoll_event is packed on x86_64, so it is copied into our unpacked layout rather
     // than handed to Swift directly.
     struct epoll_event events[256];
     if (max > 256) max = 256;
-    int n = epoll_wait(epfd, events, max, timeout_ms);
+    int n = epoll_wait_timeout(epfd, events, max, timeout_ns);
     for (int i = 0; i < n; i++) {
         out[i].events = events[i].events;
         out[i].data = events[i].data.u64;
@@ -79,24 +109,6 @@ int cl_eventfd_drain(int fd) {
     uint64_t value;
     ssize_t n = read(fd, &value, sizeof value);
     return (n == sizeof value || errno == EAGAIN) ? 0 : -1;
-}
-
-int cl_timerfd_create(void) { return timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC); }
-
-int cl_timerfd_arm_abs(int fd, uint64_t deadline_ns) {
-    struct itimerspec spec;
-    memset(&spec, 0, sizeof spec);
-    // A zero it_value would disarm the timer; a deadline already past fires at once.
-    if (deadline_ns == 0) deadline_ns = 1;
-    spec.it_value.tv_sec = (time_t)(deadline_ns / 1000000000ull);
-    spec.it_value.tv_nsec = (long)(deadline_ns % 1000000000ull);
-    return timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL);
-}
-
-int cl_timerfd_disarm(int fd) {
-    struct itimerspec spec;
-    memset(&spec, 0, sizeof spec);
-    return timerfd_settime(fd, 0, &spec, NULL);
 }
 
 uint64_t cl_monotonic_ns(void) {

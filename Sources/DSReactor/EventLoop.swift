@@ -24,15 +24,17 @@ public protocol EventHandler: AnyObject {
     func handle(_ events: IOEvents)
 }
 
-/// An identifier for a scheduled timer, used to cancel it.
 /// An object a timer calls back without a closure (`EventLoop.schedule(afterNanoseconds:target:tag:)`).
 public protocol TimerTarget: AnyObject {
     /// Loop thread only. `tag` is the value given when scheduling.
     func timerFired(_ tag: Int)
 }
 
+/// An identifier for a scheduled timer, used to cancel it.
 public struct TimerID: Hashable, Sendable {
+    /// Unique per scheduling; the slot holds it while the timer is pending.
     fileprivate let value: UInt64
+    fileprivate let slot: Int32
 }
 
 /// One epoll loop on one thread (DESIGN.md §2). Registration, timers and `run` are loop-thread
@@ -46,48 +48,57 @@ public final class EventLoop: @unchecked Sendable {
         let generation: UInt32
     }
 
+    /// A pending timer in the heap. Its action lives in `timerSlots[slot]`, which still holds
+    /// `id` only while the timer is pending: a cancelled entry is told by that check (no
+    /// hashing per schedule, as a dictionary keyed by id would cost).
     private struct TimerEntry {
         let deadline: UInt64
         let id: UInt64
+        let slot: Int32
+    }
+
+    private enum TimerAction {
+        case none
+        case closure(() -> Void)
+        case target(TimerTarget, Int)
+    }
+
+    private struct TimerSlot {
+        /// The pending timer's id; 0 when the slot is free.
+        var id: UInt64
+        var action: TimerAction
     }
 
     private let epfd: Int32
     private let wakeFD: Int32
-    private let timerFD: Int32
     private var registrations: [Registration?] = []
     private var nextGeneration: UInt32 = 1
     private var timerHeap = BinaryHeap<TimerEntry>(areInOrder: { $0.deadline < $1.deadline || ($0.deadline == $1.deadline && $0.id < $1.id) })
-    private enum TimerAction {
-        case closure(() -> Void)
-        case target(TimerTarget, Int)
-    }
-    private var timerCallbacks: [UInt64: TimerAction] = [:]
+    /// Actions of pending timers, indexed by `TimerEntry.slot`; freed slots are reused, so the
+    /// array is as long as the most timers ever pending at once.
+    private var timerSlots: [TimerSlot] = []
+    private var freeTimerSlots: [Int32] = []
     /// Heap entries whose timer was cancelled (lazy deletion); compacted when they outnumber
     /// the live ones, so a timer armed and cancelled per request does not grow the heap for
     /// as long as its deadline.
     private var cancelledInHeap = 0
     private var nextTimerID: UInt64 = 1
-    private var armedDeadline: UInt64 = 0
     private let inbox = Locked<[@Sendable () -> Void]>([])
     private let stopRequested = Atomic<Bool>(false)
     private var iterationHooks: [() -> Void] = []
     /// Set by `requestImmediateIteration`: the next epoll_wait does not block.
     private var pollOnly = false
 
-    /// Reserved epoll data values for the loop's own descriptors.
+    /// Reserved epoll data value for the loop's own eventfd.
     private static let wakeToken: UInt64 = UInt64.max
-    private static let timerToken: UInt64 = UInt64.max - 1
 
     public init() throws {
         epfd = try syscall("epoll_create1") { cl_epoll_create() }
         wakeFD = try syscall("eventfd") { cl_eventfd() }
-        timerFD = try syscall("timerfd_create") { cl_timerfd_create() }
         _ = try syscall("epoll_ctl(eventfd)") { cl_epoll_add(epfd, wakeFD, CL_EPOLLIN | CL_EPOLLET, Self.wakeToken) }
-        _ = try syscall("epoll_ctl(timerfd)") { cl_epoll_add(epfd, timerFD, CL_EPOLLIN | CL_EPOLLET, Self.timerToken) }
     }
 
     deinit {
-        Socket.close(timerFD)
         Socket.close(wakeFD)
         Socket.close(epfd)
     }
@@ -131,11 +142,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs `callback` on this loop after `nanoseconds`.
     @discardableResult
     public func schedule(afterNanoseconds nanoseconds: UInt64, _ callback: @escaping () -> Void) -> TimerID {
-        let id = nextTimerID
-        nextTimerID += 1
-        timerCallbacks[id] = .closure(callback)
-        timerHeap.push(TimerEntry(deadline: cl_monotonic_ns() &+ nanoseconds, id: id))
-        return TimerID(value: id)
+        addTimer(at: cl_monotonic_ns() &+ nanoseconds, .closure(callback))
     }
 
     /// Calls `target.timerFired(tag)` on this loop after `nanoseconds`. Unlike a closure, this
@@ -143,23 +150,59 @@ public final class EventLoop: @unchecked Sendable {
     /// `target` until the timer fires or is cancelled.
     @discardableResult
     public func schedule(afterNanoseconds nanoseconds: UInt64, target: TimerTarget, tag: Int = 0) -> TimerID {
+        addTimer(at: cl_monotonic_ns() &+ nanoseconds, .target(target, tag))
+    }
+
+    /// Calls `target.timerFired(tag)` on this loop once the monotonic clock
+    /// (`monotonicNanoseconds()`) reaches `deadline`; at once (next iteration) if it has.
+    @discardableResult
+    public func schedule(atNanoseconds deadline: UInt64, target: TimerTarget, tag: Int = 0) -> TimerID {
+        addTimer(at: deadline, .target(target, tag))
+    }
+
+    private func addTimer(at deadline: UInt64, _ action: TimerAction) -> TimerID {
         let id = nextTimerID
         nextTimerID += 1
-        timerCallbacks[id] = .target(target, tag)
-        timerHeap.push(TimerEntry(deadline: cl_monotonic_ns() &+ nanoseconds, id: id))
-        return TimerID(value: id)
+        let slot: Int32
+        if let free = freeTimerSlots.popLast() {
+            slot = free
+            timerSlots[Int(slot)] = TimerSlot(id: id, action: action)
+        } else {
+            slot = Int32(timerSlots.count)
+            timerSlots.append(TimerSlot(id: id, action: action))
+        }
+        timerHeap.push(TimerEntry(deadline: deadline, id: id, slot: slot))
+        return TimerID(value: id, slot: slot)
+    }
+
+    /// Empties a pending timer's slot for reuse and returns its action.
+    private func releaseTimerSlot(_ slot: Int32) -> TimerAction {
+        let action = timerSlots[Int(slot)].action
+        timerSlots[Int(slot)] = TimerSlot(id: 0, action: .none)
+        freeTimerSlots.append(slot)
+        return action
+    }
+
+    private func isPending(_ entry: TimerEntry) -> Bool {
+        timerSlots[Int(entry.slot)].id == entry.id
     }
 
     /// Entries in the timer heap, live and cancelled (for tests). Loop thread only.
     var timerHeapCount: Int { timerHeap.count }
 
+    /// For tests: false makes every loop wait with epoll_wait and a millisecond timeout (the
+    /// fallback for kernels without epoll_pwait2); true tries epoll_pwait2 again.
+    static func useEpollPwait2(_ enabled: Bool) { cl_epoll_use_pwait2(enabled ? 1 : 0) }
+
     public func cancel(_ timer: TimerID) {
-        // Lazy deletion: the heap entry stays until it reaches the top and finds no callback,
-        // or until cancelled entries are the majority and are swept out in one pass.
-        guard timerCallbacks.removeValue(forKey: timer.value) != nil else { return }
+        // Lazy deletion: the heap entry stays until it reaches the top and finds its slot moved
+        // on, or until cancelled entries are the majority and are swept out in one pass.
+        guard timer.slot >= 0, Int(timer.slot) < timerSlots.count,
+              timerSlots[Int(timer.slot)].id == timer.value else { return }
+        _ = releaseTimerSlot(timer.slot)
         cancelledInHeap += 1
         if cancelledInHeap > 64 && cancelledInHeap * 2 > timerHeap.count {
-            timerHeap.removeAll { timerCallbacks[$0.id] == nil }
+            timerHeap.removeAll { !isPending($0) }
             cancelledInHeap = 0
         }
     }
@@ -203,8 +246,7 @@ public final class EventLoop: @unchecked Sendable {
         let events = UnsafeMutablePointer<cl_epoll_event>.allocate(capacity: capacity)
         defer { events.deallocate() }
         while !stopRequested.load(ordering: .acquiring) {
-            armTimer()
-            let count = cl_epoll_wait(epfd, events, Int32(capacity), pollOnly ? 0 : -1)
+            let count = cl_epoll_wait(epfd, events, Int32(capacity), waitTimeout())
             pollOnly = false
             if count < 0 {
                 if errno == EINTR { continue }
@@ -215,10 +257,6 @@ public final class EventLoop: @unchecked Sendable {
                 switch event.data {
                 case Self.wakeToken:
                     _ = cl_eventfd_drain(wakeFD)
-                case Self.timerToken:
-                    var expirations: UInt64 = 0
-                    _ = Glibc.read(timerFD, &expirations, 8)
-                    armedDeadline = 0
                 default:
                     let fd = Int(UInt32(truncatingIfNeeded: event.data))
                     let generation = UInt32(truncatingIfNeeded: event.data >> 32)
@@ -239,10 +277,14 @@ public final class EventLoop: @unchecked Sendable {
         let now = cl_monotonic_ns()
         while let top = timerHeap.peek, top.deadline <= now {
             _ = timerHeap.pop()
-            switch timerCallbacks.removeValue(forKey: top.id) {
-            case .closure(let callback)?: callback()
-            case .target(let target, let tag)?: target.timerFired(tag)
-            case nil: cancelledInHeap -= 1
+            guard isPending(top) else {
+                cancelledInHeap -= 1
+                continue
+            }
+            switch releaseTimerSlot(top.slot) {
+            case .closure(let callback): callback()
+            case .target(let target, let tag): target.timerFired(tag)
+            case .none: break
             }
         }
     }
@@ -264,19 +306,19 @@ public final class EventLoop: @unchecked Sendable {
         swap(&tasks, &inboxSpare)
     }
 
-    /// Points the timerfd at the earliest live deadline; a syscall only when that changes.
-    private func armTimer() {
-        while let top = timerHeap.peek, timerCallbacks[top.id] == nil {
+    /// How long the next wait may block, in nanoseconds (negative: until an event): until the
+    /// earliest pending deadline, so the wait's own timeout replaces a timerfd and its
+    /// timerfd_settime each time that deadline changed (once per request when a request's timer
+    /// is cancelled). Cancelled entries on top are dropped first so they do not cut the wait
+    /// short. A wait that ends early fires nothing: `runExpiredTimers` checks the clock.
+    private func waitTimeout() -> Int64 {
+        if pollOnly { return 0 }
+        while let top = timerHeap.peek, !isPending(top) {
             _ = timerHeap.pop()
             cancelledInHeap -= 1
         }
-        guard let top = timerHeap.peek else {
-            if armedDeadline != 0 { _ = cl_timerfd_disarm(timerFD); armedDeadline = 0 }
-            return
-        }
-        if top.deadline != armedDeadline {
-            _ = cl_timerfd_arm_abs(timerFD, top.deadline)
-            armedDeadline = top.deadline
-        }
+        guard let top = timerHeap.peek else { return -1 }
+        let now = cl_monotonic_ns()
+        return top.deadline > now ? Int64(clamping: top.deadline - now) : 0
     }
 }

@@ -104,8 +104,8 @@ final class EventLoopTimerTests: XCTestCase {
         XCTAssertEqual(fired.get, ["c", "b", "e"])
     }
 
-    /// Cancelling the only timer disarms the timerfd; a later timer still fires, and cancelling a
-    /// timer that already fired is harmless.
+    /// Cancelling the only timer leaves the wait without a timeout; a later timer still fires,
+    /// and cancelling a timer that already fired is harmless.
     func testCancelOnlyTimerThenScheduleAnother() throws {
         let h = try LoopHarness()
         defer { XCTAssertTrue(h.stop()) }
@@ -148,7 +148,46 @@ final class EventLoopTimerTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(t[2] - t[1], 15_000_000)
     }
 
-    /// A timer wakes a loop that has nothing else to do (it sleeps in epoll_wait on the timerfd).
+    /// The wait's own timeout replaces a timerfd: delays that are not whole milliseconds, which
+    /// epoll_pwait2 waits for to the nanosecond, never fire early; nor with the epoll_wait
+    /// fallback (kernels before 5.11), whose millisecond timeout is rounded up.
+    func testSubMillisecondDelaysNeverFireEarly() throws {
+        for pwait2 in [true, false] {
+            EventLoop.useEpollPwait2(pwait2)
+            defer { EventLoop.useEpollPwait2(true) }
+            let h = try LoopHarness()
+            defer { XCTAssertTrue(h.stop()) }
+            let delays: [UInt64] = [300_000, 1_500_000, 50_000, 2_700_000, 999_999, 1_000_001, 4_200_000, 10_000]
+            let firings = try fire(delays, on: h)
+            XCTAssertEqual(firings.count, delays.count, "pwait2: \(pwait2)")
+            checkOrderAndBounds(firings)
+        }
+    }
+
+    /// A cancelled timer's slot is reused by the next timer; cancelling the old id again (or a
+    /// fired timer's id) must not cancel the new one.
+    func testStaleTimerIDDoesNotCancelTheTimerReusingItsSlot() throws {
+        let h = try LoopHarness()
+        defer { XCTAssertTrue(h.stop()) }
+        let fired = Locked<[String]>([])
+        let done = DispatchSemaphore(value: 0)
+        let early = try h.sync { h.loop.schedule(afterNanoseconds: 1_000_000) { fired.withLock { $0.append("early") } } }
+        XCTAssertTrue(waitUntil { fired.get == ["early"] })
+        try h.sync {
+            let a = h.loop.schedule(afterNanoseconds: 5_000_000) { fired.withLock { $0.append("a") } }
+            h.loop.cancel(a)
+            h.loop.schedule(afterNanoseconds: 10_000_000) {
+                fired.withLock { $0.append("b") }
+                done.signal()
+            }
+            h.loop.cancel(a)
+            h.loop.cancel(early)
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 5), .success)
+        XCTAssertEqual(fired.get, ["early", "b"])
+    }
+
+    /// A timer wakes a loop that has nothing else to do (it sleeps in the wait until the deadline).
     func testTimerWakesIdleLoop() throws {
         let h = try LoopHarness()
         defer { XCTAssertTrue(h.stop()) }

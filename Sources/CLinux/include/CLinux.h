@@ -1,7 +1,7 @@
 #ifndef DS_CLINUX_H
 #define DS_CLINUX_H
 
-// Linux calls that Glibc's Swift module does not export (epoll, eventfd, timerfd, signalfd,
+// Linux calls that Glibc's Swift module does not export (epoll, eventfd, signalfd,
 // accept4, splice, pipe2, prctl), wrapped as out-of-line functions compiled with _GNU_SOURCE so
 // Swift never needs the GNU feature macros or the C varargs.
 
@@ -33,17 +33,18 @@ int cl_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
 int cl_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
 int cl_epoll_del(int epfd, int fd);
 // Fills `out` (an array of `max` cl_epoll_event) and returns the count, or -1 with errno.
-int cl_epoll_wait(int epfd, cl_epoll_event *out, int max, int timeout_ms);
+// Waits at most `timeout_ns` (negative: no limit), with epoll_pwait2, or where the kernel lacks
+// it, with epoll_wait and the timeout rounded up to whole milliseconds (never shorter).
+int cl_epoll_wait(int epfd, cl_epoll_event *out, int max, int64_t timeout_ns);
+// For tests: 0 makes every wait use the epoll_wait fallback, 1 tries epoll_pwait2 again.
+void cl_epoll_use_pwait2(int enabled);
 
 // eventfd: a non-blocking, close-on-exec counter used for cross-thread wake-ups.
 int cl_eventfd(void);
 int cl_eventfd_signal(int fd);
 int cl_eventfd_drain(int fd);
 
-// timerfd on CLOCK_MONOTONIC, non-blocking; arm at an absolute deadline in nanoseconds.
-int cl_timerfd_create(void);
-int cl_timerfd_arm_abs(int fd, uint64_t deadline_ns);
-int cl_timerfd_disarm(int fd);
+// CLOCK_MONOTONIC in nanoseconds: the clock of the loops' timers.
 uint64_t cl_monotonic_ns(void);
 
 // signalfd for the given signals (which are also blocked in the calling thread).
