@@ -460,6 +460,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         } else {
             exchange = UpstreamExchange(client: self, worker: worker, head: head, bodyLength: bodyLength,
                                         snapshot: snapshot, hashedKey: hashedKey)
+            spareExchange?.retire()
             spareExchange = exchange
         }
         self.exchange = exchange
@@ -549,6 +550,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         closed = true
         exchange?.abandon()
         exchange = nil
+        spareExchange?.retire()
         spareExchange = nil
         tunnel?.abandon()
         tunnel = nil

@@ -129,7 +129,7 @@ extension UpstreamExchange {
                     self.responseHead = responseHead
                     self.framing = framing
                     if case .contentLength(let n) = framing { responseRemaining = n }
-                    if let timer { worker.loop.cancel(timer); self.timer = nil }
+                    deadline.clear()
                     closeAfterResponse = closeClientAfter || framing == .untilClose || worker.draining
                     relayHead(responseHead, from: upstream, connection: closeAfterResponse ? Self.connectionClose
                               : head.version == .http10 ? Self.connectionKeepAlive : [])
@@ -195,8 +195,7 @@ extension UpstreamExchange {
             fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) switched protocols without being asked to")
             return false
         }
-        if let timer { worker.loop.cancel(timer) }
-        timer = nil
+        deadline.clear()
         tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         tracked = nil
         releaseHeadFromInput()

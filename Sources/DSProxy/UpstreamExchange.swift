@@ -56,11 +56,12 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     var closeAfterResponse = false
     /// `Expect: 100-continue` was answered by ds-lb itself (see `step`).
     var continueSent = false
-    var timer: TimerID?
+    /// The connect deadline, then the response head's. Per request it is only set and cleared:
+    /// the loop timer behind it is armed once per deadline period of this (reused) object and
+    /// moved lazily (DeadlineTimer), so the loop's timer heap is not touched per request.
+    var deadline = DeadlineTimer()
     /// Set once the exchange has handed the connection back to its client (finished or failed).
     var ended = false
-    /// Counts `start`s: a timer fired for an earlier request of this reused object is ignored.
-    private var generation = 0
     /// Bodies of at least `config.spliceThreshold` bytes, and chunks of chunked bodies whose data
     /// is that large, move by splice through these pipes (made on first use, kept with the
     /// exchange object for the connection's next requests). See UpstreamExchange+Splice.swift.
@@ -80,7 +81,6 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Begins the exchange for a new request: every piece of per-request state is set here.
     func start(head: RequestHeadInfo, bodyLength: UInt64, snapshot: Snapshot, hashedKey: UInt64) {
-        generation &+= 1
         self.head = head
         upstream = nil
         headSent = false
@@ -105,7 +105,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         closeClientAfter = !head.wantsKeepAlive
         closeAfterResponse = false
         continueSent = false
-        timer = nil
+        deadline.clear()
         ended = false
         splicingRequest = false
         splicingResponse = false
@@ -143,8 +143,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             upstream.connected = true
             upstream.mayWrite = true
             // Connected: the connect deadline gives way to the response deadline.
-            if let timer { worker.loop.cancel(timer) }
-            timer = worker.loop.schedule(afterNanoseconds: worker.config.responseTimeoutNanoseconds, target: self, tag: generation)
+            deadline.set(within: worker.config.responseTimeoutNanoseconds, on: worker.loop, target: self)
         }
         client.drive()
     }
@@ -187,24 +186,28 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             tracked?.begin()
             trackedSince = monotonicNanoseconds()
         }
-        if let timer { worker.loop.cancel(timer) }
         let timeout = upstream.connected ? worker.config.responseTimeoutNanoseconds : worker.config.connectTimeoutNanoseconds
-        // A timer target, not a closure: nothing allocated per request. Every way the exchange
-        // ends cancels it or sets `ended` first, so a late firing touches nothing.
-        timer = worker.loop.schedule(afterNanoseconds: timeout, target: self, tag: generation)
+        // A timer target, not a closure: nothing allocated when the timer is (re-)armed. Every way
+        // the exchange ends clears the deadline, so a later firing finds nothing due.
+        deadline.set(within: timeout, on: worker.loop, target: self)
         // A pooled or already-connected socket gets no new edge-triggered event: count the
         // attach as progress so `drive` goes on to send on it now.
         client.noteProgress()
     }
 
     func timerFired(_ tag: Int) {
-        guard tag == generation else { return }
+        guard deadline.fired(on: worker.loop, target: self) else { return }
         timedOut()
+    }
+
+    /// The client connection is going away: the loop lets go of this object now rather than
+    /// when its armed timer would fire.
+    func retire() {
+        deadline.cancel(on: worker.loop)
     }
 
     private func timedOut() {
         guard !ended, !client.closed, let upstream else { return }
-        timer = nil
         if !upstream.connected {
             let backend = upstream.backend
             worker.reportUnreachable(backend)
@@ -249,8 +252,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     // MARK: endings
 
     func finish(_ upstream: UpstreamConnection) {
-        if let timer { worker.loop.cancel(timer) }
-        timer = nil
+        deadline.clear()
         tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         tracked = nil
         releaseHeadFromInput()
@@ -322,8 +324,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Drops the exchange without an answer of its own: the client is closing, or answers for it.
     func abandon() {
-        if let timer { worker.loop.cancel(timer) }
-        timer = nil
+        deadline.clear()
         tracked?.end(answered: false, nanoseconds: 0)
         tracked = nil
         upstream?.close()

@@ -125,6 +125,23 @@ final class ProxyFlowTests: IntegrationTestCase {
         XCTAssertEqual(try connection.request("GET", "/slow?ms=10&id=1").status, 200)
     }
 
+    /// The response deadline is only stored per request; the timer armed for an earlier request
+    /// on the same client connection goes off during a later one and must re-arm for that
+    /// request's deadline, not answer 504 (and a 504 never comes before the deadline).
+    func testEarlierRequestsTimerDoesNotCutTheNextResponseShort() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--response-timeout", "1s"])
+        let connection = try HTTPConnection(port: lb.port, timeout: 10)
+        defer { connection.close() }
+        XCTAssertEqual(try connection.request("GET", "/slow?ms=1&id=1").status, 200)
+        usleep(600_000)
+        // Armed for the first request, the timer goes off about 400 ms into this one.
+        XCTAssertEqual(try connection.request("GET", "/slow?ms=700&id=1").status, 200)
+        let start = Date()
+        let response = try connection.request("GET", "/slow?ms=5000&id=1")
+        XCTAssertEqual(response.status, 504, "\(response)")
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(start), 1.0, "504 before the response deadline")
+    }
+
     // MARK: chunked round trips
 
     /// Property: for random chunk sizes, chunk extensions and trailers, a chunked request body
