@@ -119,6 +119,22 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertNil(CommandLineFlags.value(of: "config", in: ["--configure", "/a"]))
     }
 
+    /// `pipeline-slots` (`--pipeline-slots`): an integer a reload applies; the range is serve's
+    /// to check, and its message is blamed on the file.
+    func testPipelineSlotsIsALiveIntegerKey() throws {
+        let key = try XCTUnwrap(ServeConfigKeys.key(named: "pipeline-slots"))
+        XCTAssertEqual(key.kind, .integer)
+        XCTAssertEqual(key.reload, .live)
+        XCTAssertEqual(try parse("pipeline-slots = 0").arguments(before: []), ["--pipeline-slots", "0"])
+        XCTAssertEqual(try parse("pipeline-slots = 8").arguments(before: ["--pipeline-slots", "1"]), ["--pipeline-slots", "1"])
+        assertError("pipeline-slots = \"two\"", "\(path): pipeline-slots = \"two\": expected an integer")
+        assertError("pipeline-slots = 1.5", "\(path): pipeline-slots = 1.5: expected an integer")
+        let config = try parse("pipeline-slots = -1")
+        XCTAssertEqual(config.arguments(before: []), ["--pipeline-slots", "-1"])
+        XCTAssertEqual(config.blame("--pipeline-slots must be 0...1024, got -1", commandLine: [])?.description,
+                       "\(path): pipeline-slots = -1: must be 0...1024, got -1")
+    }
+
     func testTheKeyTableHasOneEntryPerName() {
         let names = ServeConfigKeys.all.map(\.name)
         XCTAssertEqual(Set(names).count, names.count)

@@ -81,6 +81,44 @@ final class PipelineQueueTests: XCTestCase {
         XCTAssertEqual(queue.inProgress, 0)
     }
 
+    /// `--pipeline-slots 0`: no queue. Connections do not hold (`isOn` is false); those a reload
+    /// left waiting all start at the next turn, however many are in progress.
+    func testZeroSlotsIsNoQueueAndStartsEveryoneStillWaiting() {
+        let queue = PipelineQueue<Connection>(maxInProgress: 1)
+        XCTAssertTrue(queue.isOn)
+        let log = Connection.Log()
+        (0..<5).map { Connection($0, queue, log) }.forEach(queue.hold)
+        XCTAssertFalse(queue.run())
+        XCTAssertEqual(log.turns, [0])
+        queue.maxInProgress = 0
+        XCTAssertFalse(queue.isOn)
+        XCTAssertFalse(queue.run(), "nothing left to come back for")
+        XCTAssertEqual(log.turns, [0, 1, 2, 3, 4])
+        XCTAssertEqual(queue.inProgress, 5)
+        XCTAssertEqual(queue.waitingCount, 0)
+    }
+
+    /// A reload that raises or lowers the limit applies at the next turn; slots already taken
+    /// stay taken until released.
+    func testAChangedLimitAppliesAtTheNextTurn() {
+        let queue = PipelineQueue<Connection>(maxInProgress: 1)
+        let log = Connection.Log()
+        (0..<6).map { Connection($0, queue, log) }.forEach(queue.hold)
+        _ = queue.run()
+        XCTAssertEqual(log.turns, [0])
+        queue.maxInProgress = 3
+        XCTAssertFalse(queue.run())
+        XCTAssertEqual(log.turns, [0, 1, 2])
+        queue.maxInProgress = 1
+        queue.slotReleased()
+        queue.slotReleased()
+        XCTAssertFalse(queue.run(), "one slot still taken: the lower limit is full")
+        XCTAssertEqual(log.turns, [0, 1, 2])
+        queue.slotReleased()
+        XCTAssertFalse(queue.run())
+        XCTAssertEqual(log.turns, [0, 1, 2, 3])
+    }
+
     /// The storage is reused: a long run of turns does not keep what it has served.
     func testServedEntriesAreDropped() {
         let queue = PipelineQueue<Connection>(maxInProgress: 1)

@@ -113,6 +113,7 @@ final class ServeConfigFileTests: IntegrationTestCase {
         let directory = try temporaryDirectory()
         let cases: [(file: String, expected: String)] = [
             ("fall = 0", "fall = 0: must be 1...100, got 0"),
+            ("pipeline-slots = 5000", "pipeline-slots = 5000: must be 0...1024, got 5000"),
             ("heartbeat-interval = \"soon\"", "heartbeat-interval = \"soon\": invalid duration 'soon' (use e.g. 500ms, 5s, 1m)"),
             ("heartbeat_interval = \"1s\"", "unknown key 'heartbeat_interval' = \"1s\" (did you mean 'heartbeat-interval'?)"),
             ("replicas = \"3\"", "replicas = \"3\": expected an integer"),
@@ -141,6 +142,46 @@ final class ServeConfigFileTests: IntegrationTestCase {
         let cli = try runToExit("ds-lb", ["serve", "--config", directory + "/ok.toml", "--fall", "0"])
         XCTAssertNotEqual(cli.termination, .exited(0))
         XCTAssertEqual(cli.stderr.first, "Error: --fall must be 1...100, got 0")
+    }
+
+    /// `--pipeline-slots` / `pipeline-slots`: default 2, 0...1024 (0: no queue), and a bad
+    /// value stops ds-lb with an error that names it, from the command line or the file.
+    func testPipelineSlotsValuesAndErrors() throws {
+        let options = try serveOptions()
+        XCTAssertEqual(options.first { $0.name == "pipeline-slots" }?.defaultValue, "2")
+        let directory = try temporaryDirectory()
+        let cli: [(value: String, error: String)] = [
+            ("-1", "Error: --pipeline-slots must be 0...1024, got -1"),
+            ("1025", "Error: --pipeline-slots must be 0...1024, got 1025"),
+            ("two", "Error: The value 'two' is invalid for '--pipeline-slots <pipeline-slots>'"),
+            ("99999999999999999999", "Error: The value '99999999999999999999' is invalid for '--pipeline-slots <pipeline-slots>'"),
+        ]
+        for item in cli {
+            let run = try runToExit("ds-lb", ["serve", "--listen", "127.0.0.1:0", "--driver", "process", "--replicas", "0",
+                                              "--pipeline-slots", item.value], environment: ["STATE_DIRECTORY": directory])
+            XCTAssertNotNil(run.termination, "--pipeline-slots \(item.value): ds-lb still runs")
+            XCTAssertNotEqual(run.termination, .exited(0), "--pipeline-slots \(item.value): ds-lb started")
+            XCTAssertEqual(run.stderr.first, item.error, "--pipeline-slots \(item.value)")
+        }
+        let files: [(text: String, output: String)] = [
+            ("pipeline-slots = 0", "OK, 1 key set"),
+            ("pipeline-slots = 1024", "OK, 1 key set"),
+            ("pipeline-slots = -1", "pipeline-slots = -1: must be 0...1024, got -1"),
+            ("pipeline-slots = 1025", "pipeline-slots = 1025: must be 0...1024, got 1025"),
+            ("pipeline-slots = \"2\"", "pipeline-slots = \"2\": expected an integer"),
+        ]
+        for (index, item) in files.enumerated() {
+            let path = "\(directory)/slots-\(index).toml"
+            try item.text.write(toFile: path, atomically: true, encoding: .utf8)
+            let run = try runToExit("ds-lb", ["config", "--config", path])
+            if item.output.hasPrefix("OK") {
+                XCTAssertEqual(run.termination, .exited(0), "\(item.text): \(run.stderr)")
+                XCTAssertEqual(run.stdout.first, "\(path): \(item.output)")
+            } else {
+                XCTAssertNotEqual(run.termination, .exited(0), item.text)
+                XCTAssertEqual(run.stderr.filter { !$0.isEmpty }, ["Error: \(path): \(item.output)"])
+            }
+        }
     }
 
     func testTheCommandLineOverridesTheFile() throws {
