@@ -30,6 +30,8 @@ public final class Snapshot: Sendable {
     public let healthy: [Bool]
     public let table: any ConsistentHash
     public let algorithm: HashAlgorithm
+    /// `table` opened to its concrete type, for the per-request lookups (see HashTable).
+    private let concrete: HashTable
 
     public init(generation: UInt64, backends: [Backend], healthy: [String: Bool] = [:], algorithm: HashAlgorithm) {
         let sorted = backends.sorted { $0.name < $1.name }
@@ -38,6 +40,7 @@ public final class Snapshot: Sendable {
         self.healthy = sorted.map { healthy[$0.name] ?? true }
         self.algorithm = algorithm
         self.table = algorithm.build(sorted.map { HashMember(name: $0.name, number: $0.number) })
+        self.concrete = HashTable(table)
         precondition(table.members.map(\.name) == sorted.map(\.name), "hash table must keep members sorted by name")
     }
 
@@ -47,26 +50,46 @@ public final class Snapshot: Sendable {
 
     public var isEmpty: Bool { backends.isEmpty }
 
+    /// Any thread. `table.key(bytes)`: the request key's bytes as the integer the table is
+    /// indexed by, without going through the existential.
+    public func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        concrete.key(bytes)
+    }
+
     /// Any thread. The first healthy candidate for the key's bytes, or nil when none is up.
     public func select(keyBytes: UnsafeRawBufferPointer) -> Backend? {
-        select(hashedKey: table.key(keyBytes))
+        select(hashedKey: concrete.key(keyBytes))
     }
 
     public func select(hashedKey: UInt64) -> Backend? {
-        select(hashedKey: hashedKey, excluding: [])
+        candidate(hashedKey: hashedKey).map { backends[$0] }
     }
 
     /// The first healthy candidate whose name is not in `excluded` (failover after a replica
     /// refused the connection): the next distinct replica in the table's order for this key.
     public func select(hashedKey: UInt64, excluding excluded: [String]) -> Backend? {
+        candidate(hashedKey: hashedKey, excluding: excluded).map { backends[$0] }
+    }
+
+    /// Any thread. Like `select(hashedKey:)`, as an index into `backends` (the data plane keeps
+    /// per-replica state in arrays indexed like it).
+    public func candidate(hashedKey: UInt64) -> Int? {
+        // The table's preferred member is its first candidate (ConsistentHash's contract): while
+        // it is up, which is nearly always, no walk is needed.
+        if let first = concrete.lookup(hashedKey), healthy[first] { return first }
+        return candidate(hashedKey: hashedKey, excluding: [])
+    }
+
+    /// Any thread. Like `select(hashedKey:excluding:)`, as an index into `backends`.
+    public func candidate(hashedKey: UInt64, excluding excluded: [String]) -> Int? {
         var chosen: Int?
-        table.forEachCandidate(hashedKey) { index in
+        concrete.forEachCandidate(hashedKey) { index in
             if healthy[index] && (excluded.isEmpty || !excluded.contains(backends[index].name)) {
                 chosen = index
                 return false
             }
             return true
         }
-        return chosen.map { backends[$0] }
+        return chosen
     }
 }

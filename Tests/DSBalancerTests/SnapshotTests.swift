@@ -82,6 +82,40 @@ final class SnapshotTests: XCTestCase {
         }
     }
 
+    /// `candidate(hashedKey:)` takes the table's `lookup` while that member is up and walks
+    /// only otherwise (HashTable, opened at build time): it must agree with the plain walk over
+    /// `table` (the existential) for every algorithm, list layout (N = 300 > 254 virtual members
+    /// makes rendezvous gap-code its lists) and health pattern, and so must the key hash.
+    func testCandidateMatchesTheWalkOverTheTable() {
+        var rng = SeededRNG(seed: 23)
+        for algorithm in HashAlgorithm.allCases {
+            for n in [1, 5, 40, 300] {
+                let members = (1...n).map { backend($0) }
+                let down = Set(members.filter { _ in rng.next() % 3 == 0 }.map(\.name))
+                let s = Snapshot(generation: 1, backends: members,
+                                 healthy: Dictionary(uniqueKeysWithValues: down.map { ($0, false) }), algorithm: algorithm)
+                let excluded = Array(members.prefix(2).map(\.name))
+                for key in keys.prefix(150) {
+                    var k = key
+                    let hashed = k.withUTF8 { s.key(UnsafeRawBufferPointer($0)) }
+                    XCTAssertEqual(hashed, s.table.key(key), "\(algorithm) n=\(n) \(key)")
+                    var walked: Int?
+                    var walkedExcluding: Int?
+                    s.table.forEachCandidate(hashed) { index in
+                        guard s.healthy[index] else { return true }
+                        if walked == nil { walked = index }
+                        if !excluded.contains(s.backends[index].name) { walkedExcluding = index; return false }
+                        return true
+                    }
+                    XCTAssertEqual(s.candidate(hashedKey: hashed), walked, "\(algorithm) n=\(n) \(key)")
+                    XCTAssertEqual(s.select(hashedKey: hashed), walked.map { s.backends[$0] }, "\(algorithm) n=\(n)")
+                    XCTAssertEqual(s.candidate(hashedKey: hashed, excluding: excluded), walkedExcluding,
+                                   "\(algorithm) n=\(n) \(key)")
+                }
+            }
+        }
+    }
+
     func testOnlyOneHealthyMemberTakesEverything() {
         let members = (1...4).map { backend($0) }
         for algorithm in HashAlgorithm.allCases {
