@@ -442,10 +442,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     private func proxy(_ head: RequestHeadInfo, bodyLength: UInt64) {
         let snapshot = worker.reader.snapshot
         let hashedKey = worker.config.keyExtractor.hashedKey(for: head, headBytes: input.readable, clientKey: clientKey,
-                                                             table: snapshot.table)
-        let backend = worker.config.balanceFactor.map { worker.boundedSelect(snapshot, hashedKey: hashedKey, factor: $0) }
-            ?? snapshot.select(hashedKey: hashedKey)
-        guard let backend else {
+                                                             snapshot: snapshot)
+        // The replica as its index in `snapshot.backends`: the pool and the metric handles are
+        // arrays indexed like it (no name or address hashed per request).
+        let chosen = worker.config.balanceFactor.map { worker.boundedSelect(snapshot, hashedKey: hashedKey, factor: $0) }
+            ?? snapshot.candidate(hashedKey: hashedKey)
+        guard let chosen else {
             worker.metrics.count(.noReplica)
             input.consume(head.length)
             respond(status: 503, message: snapshot.isEmpty ? "No replica available: the pool is empty" : "No healthy replica available",
@@ -465,7 +467,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         }
         self.exchange = exchange
         state = .proxying
-        exchange.attach(backend)
+        exchange.attach(chosen)
     }
 
     /// Loop thread only. A step that changed something without moving bytes or state (the

@@ -4,7 +4,7 @@ import DSHashing
 import DSSystem
 
 extension KeyExtractor {
-    /// The routing key of a request, hashed by `table` straight from the head's bytes: the first
+    /// The routing key of a request, hashed by `snapshot` straight from the head's bytes: the first
     /// source in the chain that is present. When none is, the client address (so a client
     /// without an id still sticks to one replica). `clientKey` is the client address as text,
     /// kept by the connection so no request builds it again. Nothing here allocates.
@@ -13,28 +13,28 @@ extension KeyExtractor {
     /// sent (not percent-decoded); header names ignoring case; an empty value falls through to
     /// the next source; `path` always answers (the target before `?` and `#`).
     func hashedKey(for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, clientKey: [UInt8],
-                   table: any ConsistentHash) -> UInt64 {
+                   snapshot: Snapshot) -> UInt64 {
         for source in sources {
             switch source {
             case .query(let name):
                 if let value = head.queryParameter(name, in: bytes), !value.isEmpty {
-                    return table.key(UnsafeRawBufferPointer(rebasing: bytes[value]))
+                    return snapshot.key(UnsafeRawBufferPointer(rebasing: bytes[value]))
                 }
             case .header(let name):
                 if let field = head.firstField(named: name, in: bytes), !field.valueRange.isEmpty {
-                    return table.key(UnsafeRawBufferPointer(rebasing: bytes[field.valueRange]))
+                    return snapshot.key(UnsafeRawBufferPointer(rebasing: bytes[field.valueRange]))
                 }
             case .cookie(let name):
                 if let value = head.cookie(name, in: bytes) {
-                    return table.key(UnsafeRawBufferPointer(rebasing: bytes[value]))
+                    return snapshot.key(UnsafeRawBufferPointer(rebasing: bytes[value]))
                 }
             case .path:
-                return table.key(UnsafeRawBufferPointer(rebasing: bytes[head.path(in: bytes)]))
+                return snapshot.key(UnsafeRawBufferPointer(rebasing: bytes[head.path(in: bytes)]))
             case .clientIP:
-                if !clientKey.isEmpty { return clientKey.withUnsafeBytes { table.key($0) } }
+                if !clientKey.isEmpty { return clientKey.withUnsafeBytes { snapshot.key($0) } }
             }
         }
-        return clientKey.withUnsafeBytes { table.key($0) }
+        return clientKey.withUnsafeBytes { snapshot.key($0) }
     }
 
     /// The routing key as text, for logs and tests (allocates; the proxy hashes `hashedKey`).

@@ -30,14 +30,18 @@ final class UpstreamConnection: EventHandler {
     private(set) var peerHalfClosed = false
     weak var owner: UpstreamOwner?
     private unowned let pool: UpstreamPool
+    /// The pool's idle list for `backend`, where `give` puts it back; nil (never pooled) when the
+    /// replica was not in the pool's snapshot when the connection was opened.
+    fileprivate let home: UpstreamPool.IdleList?
     private(set) var closed = false
 
-    init(fd: Int32, backend: Backend, connected: Bool, pool: UpstreamPool) {
+    fileprivate init(fd: Int32, backend: Backend, connected: Bool, pool: UpstreamPool, home: UpstreamPool.IdleList?) {
         self.fd = fd
         self.backend = backend
         self.connected = connected
         self.mayWrite = connected
         self.pool = pool
+        self.home = home
         input = ByteBuffer(pool: pool.buffers)
     }
 
@@ -97,15 +101,30 @@ final class UpstreamConnection: EventHandler {
     }
 }
 
-/// Per-worker idle keep-alive connections, per replica address. Loop thread only.
+/// Per-worker idle keep-alive connections, one list per replica (`Backend` value: name, number,
+/// host and port). Loop thread only.
+///
+/// Lists are found by the replica's index in the snapshot the request was routed with, not by
+/// hashing its address: `follow` lines them up with each new snapshot's `backends` once per
+/// switch, keeping the list of every replica still present (equal `Backend`) and retiring the
+/// others, so a replica re-added under the same name on another port gets a new, empty list. A
+/// connection remembers its list; a retired list takes nothing back.
 final class UpstreamPool {
     unowned let loop: EventLoop
-    /// Per address, a list object: taking and giving mutate its array in place, where an array
-    /// stored in the dictionary itself would be copied by the dictionary's modify accessor.
-    private final class IdleList {
+    /// Taking and giving mutate the array in place, through the one reference.
+    fileprivate final class IdleList {
+        let backend: Backend
         var connections: [UpstreamConnection] = []
+        /// Its replica left the snapshot: connections coming back close instead.
+        var retired = false
+
+        init(_ backend: Backend) { self.backend = backend }
     }
-    private var idle: [String: IdleList] = [:]
+    /// The snapshot `lists` is indexed like, and the same lists by replica (for `follow`, and for
+    /// an exchange still routed with an older snapshot).
+    private var snapshot: Snapshot?
+    private var lists: [IdleList] = []
+    private var byBackend: [Backend: IdleList] = [:]
     private let maxIdlePerBackend: Int
     /// The worker's buffer pool, shared with its client connections.
     let buffers: BufferPool
@@ -116,27 +135,51 @@ final class UpstreamPool {
         self.buffers = buffers
     }
 
-    /// An idle connection to `backend`, most recently used first (the warmest one).
-    func take(_ backend: Backend) -> UpstreamConnection? {
-        guard let list = idle[backend.address] else { return nil }
+    /// Lines the lists up with `snapshot.backends`; idle connections to replicas no longer in it
+    /// are closed. Called by the worker whenever it switches snapshots.
+    func follow(_ snapshot: Snapshot) {
+        guard snapshot !== self.snapshot else { return }
+        var next: [Backend: IdleList] = [:]
+        next.reserveCapacity(snapshot.backends.count)
+        lists = snapshot.backends.map { backend in
+            let list = next[backend] ?? byBackend[backend] ?? IdleList(backend)
+            next[backend] = list
+            return list
+        }
+        for (backend, list) in byBackend where next[backend] == nil {
+            list.retired = true
+            list.connections.forEach { $0.close() }
+            list.connections = []
+        }
+        byBackend = next
+        self.snapshot = snapshot
+    }
+
+    /// The list for `snapshot.backends[index]`: an array read when `snapshot` is the one the pool
+    /// follows (always, but for a request routed just before a switch).
+    private func list(_ index: Int, in snapshot: Snapshot) -> IdleList? {
+        if snapshot === self.snapshot { return lists[index] }
+        return byBackend[snapshot.backends[index]]
+    }
+
+    /// An idle connection to `snapshot.backends[index]`, most recently used first (the warmest).
+    func take(_ index: Int, in snapshot: Snapshot) -> UpstreamConnection? {
+        guard let list = list(index, in: snapshot) else { return nil }
         while let connection = list.connections.popLast() {
             if connection.closed { continue }
-            if connection.backend != backend {
-                // Same address, different replica (renamed or restarted elsewhere): never mix them.
-                connection.close()
-                continue
-            }
             connection.reused = true
             return connection
         }
         return nil
     }
 
-    /// Opens a new connection to `backend`.
-    func connect(_ backend: Backend) throws -> UpstreamConnection {
+    /// Opens a new connection to `snapshot.backends[index]`.
+    func connect(_ index: Int, in snapshot: Snapshot) throws -> UpstreamConnection {
+        let backend = snapshot.backends[index]
         let address = try SocketAddress.parse(backend.address)
         let (fd, connected) = try Socket.connect(to: address)
-        let connection = UpstreamConnection(fd: fd, backend: backend, connected: connected, pool: self)
+        let connection = UpstreamConnection(fd: fd, backend: backend, connected: connected, pool: self,
+                                            home: list(index, in: snapshot))
         do {
             try loop.register(fd, handler: connection)
         } catch {
@@ -152,19 +195,8 @@ final class UpstreamPool {
         // A FIN reported while the exchange still owned the connection (after its last read) raises
         // no further edge: pooled, the connection would look alive until a request met its reset.
         guard !connection.closed, connection.input.isEmpty, connection.output.isEmpty, !connection.peerClosed,
-              !connection.peerHalfClosed else {
-            connection.close()
-            return
-        }
-        let key = connection.backend.address
-        let list: IdleList
-        if let existing = idle[key] {
-            list = existing
-        } else {
-            list = IdleList()
-            idle[key] = list
-        }
-        if list.connections.count >= maxIdlePerBackend {
+              !connection.peerHalfClosed, let list = connection.home, !list.retired,
+              list.connections.count < maxIdlePerBackend else {
             connection.close()
             return
         }
@@ -174,25 +206,15 @@ final class UpstreamPool {
 
     func discard(_ connection: UpstreamConnection) {
         connection.close()
-        if let list = idle[connection.backend.address], let index = list.connections.firstIndex(where: { $0 === connection }) {
+        if let list = connection.home, let index = list.connections.firstIndex(where: { $0 === connection }) {
             list.connections.remove(at: index)
         }
     }
 
-    /// Drops idle connections to replicas no longer in the snapshot.
-    func retain(only backends: [Backend]) {
-        let live = Set(backends)
-        for (key, list) in idle {
-            let (keep, drop) = (list.connections.filter { live.contains($0.backend) },
-                                list.connections.filter { !live.contains($0.backend) })
-            drop.forEach { $0.close() }
-            list.connections = keep
-            if keep.isEmpty { idle[key] = nil }
-        }
-    }
-
     func closeAll() {
-        for list in idle.values { list.connections.forEach { $0.close() } }
-        idle.removeAll()
+        for list in byBackend.values {
+            list.connections.forEach { $0.close() }
+            list.connections = []
+        }
     }
 }

@@ -38,6 +38,9 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// distinct candidate (`--retries`), and the replicas tried so far.
     private var snapshot: Snapshot
     private var hashedKey: UInt64 = 0
+    /// The replica being tried: its index in `snapshot.backends` (the pool's lists and the
+    /// worker's metric handles are found by it).
+    private var backendIndex = 0
     private var tried: [String] = []
     private var failoversLeft = 0
     /// The replica this exchange is counted against, and since when.
@@ -148,10 +151,11 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         client.drive()
     }
 
-    /// Gets a connection to `backend` (pooled or new) for this exchange.
-    func attach(_ backend: Backend) {
+    /// Gets a connection to `snapshot.backends[index]` (pooled or new) for this exchange.
+    func attach(_ index: Int) {
+        backendIndex = index
         let upstream: UpstreamConnection
-        if !retried, let pooled = worker.pool.take(backend) {
+        if !retried, let pooled = worker.pool.take(index, in: snapshot) {
             upstream = pooled
             // A request that cannot be retried (a body, or a method that is not idempotent)
             // must not go on a connection the replica already closed, whose end the loop has
@@ -159,18 +163,19 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             if (bodyRemaining > 0 || !Self.isIdempotent(head)) && Socket.idleConnectionIsDead(pooled.fd) {
                 pooled.close()
                 retried = true
-                attach(backend)
+                attach(index)
                 return
             }
         } else {
             do {
-                upstream = try worker.pool.connect(backend)
+                upstream = try worker.pool.connect(index, in: snapshot)
             } catch let error as SyscallError where error.isLocalResourceExhaustion {
                 // ds-lb is out of descriptors or memory: no replica is to blame and none would
                 // do better, so no failover and no passive failure report (503, HAProxy's too).
                 fail(status: 503, kind: .localResources, message: "ds-lb cannot open a connection to a replica now: \(error)")
                 return
             } catch {
+                let backend = snapshot.backends[index]
                 worker.reportUnreachable(backend)
                 if !failOver(from: backend) {
                     fail(status: 502, kind: .connect, message: "Server \(backend.name) is unreachable: \(error)")
@@ -180,9 +185,9 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         }
         upstream.owner = self
         self.upstream = upstream
-        if tracked == nil || tracked !== worker.metrics(for: backend) {
+        if tracked == nil || tracked !== worker.metrics(index, in: snapshot) {
             tracked?.end(answered: false, nanoseconds: 0)
-            tracked = worker.metrics(for: backend)
+            tracked = worker.metrics(index, in: snapshot)
             tracked?.begin()
             trackedSince = monotonicNanoseconds()
         }
@@ -281,7 +286,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         if wasReused && !retried && resendable {
             retried = true
             headSent = false
-            attach(backend)
+            attach(backendIndex)
             return
         }
         worker.reportUnreachable(backend)
@@ -298,7 +303,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     private func failOver(from backend: Backend) -> Bool {
         tried.append(backend.name)
         guard failoversLeft > 0, !headConsumed,
-              let next = snapshot.select(hashedKey: hashedKey, excluding: tried) else { return false }
+              let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried) else { return false }
         failoversLeft -= 1
         worker.metrics.count(.retried)
         headSent = false

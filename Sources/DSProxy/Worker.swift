@@ -33,6 +33,10 @@ public final class Worker {
     let metrics: ProxyMetrics
     /// This worker's handles to per-replica metrics, so the hot path skips the shared lock.
     private var replicaMetrics: [String: ProxyMetrics.Replica] = [:]
+    /// The same handles for `handlesSnapshot`, indexed like its `backends`, so a request hashes
+    /// no name: rebuilt when the worker switches snapshots.
+    private var handlesSnapshot: Snapshot?
+    private var handles: [ProxyMetrics.Replica] = []
     private var listener: Listener?
     private var connections: [ObjectIdentifier: ClientConnection] = [:]
     /// Set by `drain`: no new connection, none kept open after its request (GracefulDrain).
@@ -55,6 +59,7 @@ public final class Worker {
         self.pool = UpstreamPool(loop: loop, maxIdlePerBackend: config.maxIdlePerBackend, buffers: buffers)
         self.admin = admin
         self.onUnreachable = onUnreachable
+        pool.follow(reader.snapshot)
     }
 
     /// Starts worker `index` on its own thread, accepting on the shared `listenFD`. Returns its
@@ -99,11 +104,8 @@ public final class Worker {
         }
         reader.publisher.addWaker { loop.wakeUp() }
         loop.onEachIteration { [unowned self] in
-            let before = self.reader.snapshot.generation
             self.reader.refresh()
-            if self.reader.snapshot.generation != before {
-                self.pool.retain(only: self.reader.snapshot.backends)
-            }
+            self.pool.follow(self.reader.snapshot)
             if self.pipeline.waitingCount > 0 && self.pipeline.run() { self.loop.requestImmediateIteration() }
         }
     }
@@ -142,6 +144,16 @@ public final class Worker {
         connection.handle([.readable, .writable])
     }
 
+    /// Loop thread only. `metrics(for: snapshot.backends[index])`, from an array while `snapshot`
+    /// is the worker's current one (a request routed just before a switch takes the slow way).
+    func metrics(_ index: Int, in snapshot: Snapshot) -> ProxyMetrics.Replica {
+        if snapshot === handlesSnapshot { return handles[index] }
+        guard snapshot === reader.snapshot else { return metrics(for: snapshot.backends[index]) }
+        handles = snapshot.backends.map { metrics(for: $0) }
+        handlesSnapshot = snapshot
+        return handles[index]
+    }
+
     func metrics(for backend: Backend) -> ProxyMetrics.Replica {
         if let cached = replicaMetrics[backend.name] { return cached }
         let handle = metrics.replica(backend.name)
@@ -154,9 +166,10 @@ public final class Worker {
     /// (A reload may change the factor: it is part of the key.)
     private var bounded: (generation: UInt64, factor: Double, table: BoundedLoad, load: [ProxyMetrics.Replica])?
 
-    /// Loop thread only. The replica for `hashedKey` under bounded loads: the first candidate
-    /// whose in-flight requests (over all workers) are under ⌈c × average⌉.
-    func boundedSelect(_ snapshot: Snapshot, hashedKey: UInt64, factor: Double) -> Backend? {
+    /// Loop thread only. The replica for `hashedKey` under bounded loads (its index in
+    /// `snapshot.backends`): the first candidate whose in-flight requests (over all workers) are
+    /// under ⌈c × average⌉.
+    func boundedSelect(_ snapshot: Snapshot, hashedKey: UInt64, factor: Double) -> Int? {
         if bounded?.generation != snapshot.generation || bounded?.factor != factor {
             bounded = (snapshot.generation, factor, BoundedLoad(snapshot.table, balanceFactor: factor),
                        snapshot.backends.map { metrics(for: $0) })
@@ -167,7 +180,7 @@ public final class Worker {
             snapshot.healthy[index] ? load[index].inFlight : Int.max
         }) else { return nil }
         if choice.rank > 0 { metrics.countBoundedMove() }
-        return snapshot.backends[choice.index]
+        return choice.index
     }
 
     func forget(_ connection: ClientConnection) {
