@@ -12,23 +12,30 @@ import DSSystem
 /// Safety: `storage` is allocated and freed (or taken from and given back to `pool`) only here;
 /// every pointer handed out covers `[readerIndex, writerIndex)` or `[writerIndex, capacity)`, and
 /// callers use it only until their next mutating call (the loop thread owns the buffer, so
-/// nothing else mutates it).
+/// nothing else mutates it). `poolRef` is used without a retain: it is the object `pool` holds
+/// strongly for the buffer's whole life, including its deinit.
 public final class ByteBuffer {
     private var storage: UnsafeMutableRawPointer?
     public private(set) var capacity: Int
     public private(set) var readerIndex = 0
     public private(set) var writerIndex = 0
+    /// Keeps the pool alive as long as this buffer.
     private let pool: BufferPool?
+    /// The same pool, used for taking and giving: uncounted, because `pool` keeps it alive (a
+    /// counted reference cost a retain and a release on every take and give, per request).
+    private let poolRef: Unmanaged<BufferPool>?
 
     public init(capacity: Int = 16 * 1024) {
         self.capacity = max(capacity, 64)
         pool = nil
+        poolRef = nil
         storage = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
     }
 
     /// A buffer whose storage comes from `pool` when first needed.
     public init(pool: BufferPool) {
         self.pool = pool
+        poolRef = Unmanaged.passUnretained(pool)
         capacity = 0
     }
 
@@ -40,7 +47,7 @@ public final class ByteBuffer {
     /// Gives pooled storage back to the pool if no unread byte is left (a buffer without a pool
     /// keeps its storage: freeing it would only mean allocating it again for the next request).
     public func releaseStorageIfEmpty() {
-        guard pool != nil, isEmpty, storage != nil else { return }
+        guard storage != nil, poolRef != nil, isEmpty else { return }
         readerIndex = 0
         writerIndex = 0
         releaseStorage()
@@ -48,9 +55,16 @@ public final class ByteBuffer {
 
     private func releaseStorage() {
         guard let storage else { return }
-        if let pool, capacity == pool.bufferSize { pool.give(storage) } else { storage.deallocate() }
+        giveBack(storage)
         self.storage = nil
         capacity = 0
+    }
+
+    /// Pooled-size storage goes back to the pool, anything else (grown, or no pool) is freed.
+    @inline(__always)
+    private func giveBack(_ storage: UnsafeMutableRawPointer) {
+        if let poolRef, poolRef._withUnsafeGuaranteedRef({ $0.give(storage, capacity: capacity) }) { return }
+        storage.deallocate()
     }
 
     // Never written nor freed: only ever the base of zero-length views.
@@ -81,9 +95,9 @@ public final class ByteBuffer {
     /// Free space after the data, growing (or compacting) so at least `minimum` bytes fit.
     public func reserve(_ minimum: Int) -> UnsafeMutableRawBufferPointer {
         if storage == nil {
-            if let pool, minimum <= pool.bufferSize {
-                storage = pool.take()
-                capacity = pool.bufferSize
+            if let poolRef, let taken = poolRef._withUnsafeGuaranteedRef({ $0.take(minimum) }) {
+                storage = taken.storage
+                capacity = taken.capacity
             } else {
                 capacity = max(minimum, 64)
                 storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
@@ -102,7 +116,7 @@ public final class ByteBuffer {
                 while newCapacity - writerIndex < minimum { newCapacity *= 2 }
                 let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
                 newStorage.copyMemory(from: storage, byteCount: writerIndex)
-                if let pool, capacity == pool.bufferSize { pool.give(storage) } else { storage.deallocate() }
+                giveBack(storage)
                 self.storage = newStorage
                 capacity = newCapacity
             }
