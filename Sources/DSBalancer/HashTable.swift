@@ -5,8 +5,9 @@ import DSHashing
 /// Why not `any ConsistentHash`: calling a method on an existential stored in a class copies the
 /// existential first (the table's value-witness copy, then its destroy), once per request; perf
 /// showed it at ≈ 0.8 % of a worker's CPU. A switch over the concrete types borrows the stored
-/// payload in place, and the algorithms' `@inlinable` lookups inline into the snapshot's.
-/// `other` keeps a table type added to `HashAlgorithm` without a case here working (slowly).
+/// payload in place, and the algorithms' `@inlinable` lookups inline into the snapshot's. No
+/// case may hold an existential: that makes the whole enum address-only, and the switch then
+/// copies it (value witness) just as before. A new `HashAlgorithm` case fails to compile here.
 ///
 /// Thread safety: immutable; every method is any-thread.
 enum HashTable: Sendable {
@@ -14,15 +15,24 @@ enum HashTable: Sendable {
     case ring(Ring)
     case maglev(Maglev)
     case assignment(Assignment)
-    case other(any ConsistentHash)
 
-    init(_ table: any ConsistentHash) {
-        switch table {
-        case let t as RendezvousTable: self = .rendezvous(t)
-        case let t as Ring: self = .ring(t)
-        case let t as Maglev: self = .maglev(t)
-        case let t as Assignment: self = .assignment(t)
-        default: self = .other(table)
+    /// Builds `algorithm`'s table over `members`, as `HashAlgorithm.build` does.
+    init(_ algorithm: HashAlgorithm, members: [HashMember]) {
+        switch algorithm {
+        case .rendezvous: self = .rendezvous(RendezvousTable(members: members))
+        case .ring: self = .ring(Ring(members: members))
+        case .maglev: self = .maglev(Maglev(members: members))
+        case .assignment: self = .assignment(Assignment(members: members))
+        }
+    }
+
+    /// The same table behind the protocol (it shares the storage: nothing is copied).
+    var existential: any ConsistentHash {
+        switch self {
+        case .rendezvous(let t): return t
+        case .ring(let t): return t
+        case .maglev(let t): return t
+        case .assignment(let t): return t
         }
     }
 
@@ -33,7 +43,6 @@ enum HashTable: Sendable {
         case .ring(let t): return t.key(bytes)
         case .maglev(let t): return t.key(bytes)
         case .assignment(let t): return t.key(bytes)
-        case .other(let t): return t.key(bytes)
         }
     }
 
@@ -45,7 +54,6 @@ enum HashTable: Sendable {
         case .ring(let t): return t.lookup(key)
         case .maglev(let t): return t.lookup(key)
         case .assignment(let t): return t.lookup(key)
-        case .other(let t): return t.lookup(key)
         }
     }
 
@@ -55,7 +63,6 @@ enum HashTable: Sendable {
         case .ring(let t): t.forEachCandidate(key, body)
         case .maglev(let t): t.forEachCandidate(key, body)
         case .assignment(let t): t.forEachCandidate(key, body)
-        case .other(let t): t.forEachCandidate(key, body)
         }
     }
 }

@@ -39,8 +39,8 @@ public final class Snapshot: Sendable {
         self.backends = sorted
         self.healthy = sorted.map { healthy[$0.name] ?? true }
         self.algorithm = algorithm
-        self.table = algorithm.build(sorted.map { HashMember(name: $0.name, number: $0.number) })
-        self.concrete = HashTable(table)
+        concrete = HashTable(algorithm, members: sorted.map { HashMember(name: $0.name, number: $0.number) })
+        table = concrete.existential
         precondition(table.members.map(\.name) == sorted.map(\.name), "hash table must keep members sorted by name")
     }
 
