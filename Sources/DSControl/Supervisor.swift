@@ -143,9 +143,21 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
 
     // MARK: AdminHandler (any thread)
 
+    /// Asked for every proxied request whose path is no longer than the longest admin path: the
+    /// UTF-8 bytes are compared with each admin path of the same length, where the Set hashed
+    /// the path (SipHash) and compared strings, ≈ 650 instructions per request under callgrind.
+    /// The answers are the same: nothing but these bytes is canonically equivalent to an admin
+    /// path (no character decomposes to a lowercase ASCII letter or "/").
     public func isAdminPath(_ path: Substring) -> Bool {
-        Self.adminPaths.contains(path)
+        let bytes = path.utf8
+        let count = bytes.count
+        for admin in Self.adminPathBytes where admin.count == count {
+            if admin.elementsEqual(bytes) { return true }
+        }
+        return false
     }
+
+    private static let adminPathBytes = adminPaths.map { Array($0.utf8) }
 
     private static let longestAdminPathLength = adminPaths.map(\.utf8.count).max() ?? 0
     public var longestAdminPath: Int { Self.longestAdminPathLength }
