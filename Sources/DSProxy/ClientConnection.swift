@@ -440,6 +440,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     }
 
     private func proxy(_ head: RequestHeadInfo, bodyLength: UInt64) {
+        let worker = self.worker  // one strong reference, not a checked retain per use
         let snapshot = worker.reader.snapshot
         let hashedKey = worker.config.keyExtractor.hashedKey(for: head, headBytes: input.readable, clientKey: clientKey,
                                                              snapshot: snapshot)

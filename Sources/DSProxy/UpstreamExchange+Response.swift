@@ -12,6 +12,10 @@ extension UpstreamExchange {
     /// Reads the response and passes it to the client: the head rewritten (hop-by-hop fields
     /// out, our own `Connection` in), the body bytes unchanged.
     func forwardResponse(_ upstream: UpstreamConnection) -> Bool {
+        // One strong reference for the whole loop: each use of the unowned property checks the
+        // object and retains it (≈ 17 times per request here, 5 % of a worker's instructions
+        // with the other unowned reads, under callgrind).
+        let client = self.client
         var progressed = false
         while !client.closed && !upstream.closed && !ended {
             // 0. Our own bytes first: a 100 Continue, the response head as rewritten. Body
@@ -96,6 +100,7 @@ extension UpstreamExchange {
 
     /// Decides which newly buffered bytes belong to the response. False after an error reply.
     private func classifyResponseBytes(_ upstream: UpstreamConnection) -> Bool {
+        let (client, worker) = (self.client, self.worker)  // see forwardResponse
         if responseHead == nil {
             // The head is parsed from the first byte not yet classified; `responseParseFrom` is
             // relative to that point, which stays put while earlier bytes go to the client.

@@ -153,6 +153,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Gets a connection to `snapshot.backends[index]` (pooled or new) for this exchange.
     func attach(_ index: Int) {
+        let worker = self.worker  // one strong reference, not a checked retain per use
         backendIndex = index
         let upstream: UpstreamConnection
         if !retried, let pooled = worker.pool.take(index, in: snapshot) {
