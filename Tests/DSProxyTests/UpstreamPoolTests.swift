@@ -85,6 +85,42 @@ final class UpstreamPoolTests: XCTestCase {
         XCTAssertTrue(fresh.closed)
     }
 
+    private final class Owner: UpstreamOwner {
+        func upstreamEvent(_ upstream: UpstreamConnection, _ events: IOEvents) {}
+    }
+
+    /// `owner` is a strong reference (a weak one slows every retain of the exchange): giving the
+    /// connection back, or closing it, must let go of the owner, or exchanges would leak.
+    func testGiveAndCloseLetGoOfTheOwner() throws {
+        let port = try listener()
+        let loop = try EventLoop()
+        let pool = UpstreamPool(loop: loop, maxIdlePerBackend: 1, buffers: BufferPool())
+        defer { pool.closeAll() }
+        let s = snapshot(1, [("server-1", 1, port)])
+        pool.follow(s)
+        let pooled = try pool.connect(0, in: s)
+        let closed = try pool.connect(0, in: s)
+        let overflow = try pool.connect(0, in: s)
+        weak var first: Owner?
+        weak var second: Owner?
+        weak var third: Owner?
+        do {
+            let owners = (Owner(), Owner(), Owner())
+            (first, second, third) = owners
+            pooled.owner = owners.0
+            closed.owner = owners.1
+            overflow.owner = owners.2
+        }
+        XCTAssertNotNil(first, "the connection does not hold its owner")
+        pool.give(pooled)
+        closed.close()
+        pool.give(overflow)  // over maxIdlePerBackend: closed instead
+        XCTAssertTrue(overflow.closed)
+        XCTAssertNil(first, "a connection given back to the pool keeps its owner alive")
+        XCTAssertNil(second, "a closed connection keeps its owner alive")
+        XCTAssertNil(third, "a connection closed by give keeps its owner alive")
+    }
+
     func testAtMostMaxIdlePerReplicaAreKept() throws {
         let port = try listener()
         let loop = try EventLoop()
