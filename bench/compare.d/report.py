@@ -207,6 +207,13 @@ def noise(outdir, runs):
     return worst, loads
 
 
+def build_text(meta):
+    source = meta.get('source', 'working tree')
+    if source.startswith("binaries in "):
+        return f"release {source}"
+    return f"{source}, release, `--scratch-path .build-bench`"
+
+
 def render(outdir):
     with open(os.path.join(outdir, "meta.json")) as f:
         meta = json.load(f)
@@ -220,7 +227,7 @@ def render(outdir):
     out.append("")
     out.append(f"- Machine: {meta['nproc']} CPUs ({meta['cpu']}), {meta['mem']}, kernel {meta['kernel']}; "
                f"load generator, proxy and replica share these CPUs.")
-    out.append(f"- Software: ds-lb {meta['commit']} ({meta.get('source', 'working tree')}, release, `--scratch-path .build-bench`), {meta['haproxy']}, "
+    out.append(f"- Software: ds-lb {meta['commit']} ({build_text(meta)}), {meta['haproxy']}, "
                f"{meta['nginx']}, {meta['wrk']}, {meta['ab']}, Swift {meta['swift']}.")
     out.append(f"- Thread counts T: {', '.join(map(str, threads))} (ds-lb `--workers T`, HAProxy `nbthread T`, "
                f"nginx `worker_processes T`; the replica is ds-server, one event loop).")
