@@ -13,20 +13,10 @@ final class CrowdMemoryTests: IntegrationTestCase {
     func testACrowdCutByTheHeadTimeoutLeavesNoMemoryBehind() throws {
         let crowd = 3000
         // The crowd needs descriptors here and in ds-lb (which inherits this limit).
-        var limit = rlimit()
-        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit), 0)
-        let needed = rlim_t(2 * crowd + 500)
-        guard limit.rlim_max >= needed else {
-            XCTFail("RLIMIT_NOFILE hard limit \(limit.rlim_max) is below the \(needed) this test needs")
-            return
-        }
-        let saved = limit
-        if limit.rlim_cur < needed {
-            limit.rlim_cur = needed
-            XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit), 0)
-        }
-        defer { var restore = saved; _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &restore) }
+        try withOpenFileLimit(atLeast: 2 * crowd + 500) { try crowdLeavesNoMemory(crowd) }
+    }
 
+    private func crowdLeavesNoMemory(_ crowd: Int) throws {
         let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--workers", "1",
                                         "--head-timeout", "1s"])
         XCTAssertEqual(try lb.request("GET", "/home?id=1").status, 200)
@@ -73,19 +63,10 @@ final class CrowdMemoryTests: IntegrationTestCase {
 final class IdleMemoryTests: IntegrationTestCase {
     func testIdleKeepAliveConnectionsCostAtMostFourKiBEach() throws {
         let idle = 2000
-        var limit = rlimit()
-        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit), 0)
-        let needed = rlim_t(2 * idle + 500)
-        guard limit.rlim_max >= needed else {
-            XCTFail("RLIMIT_NOFILE hard limit \(limit.rlim_max) is below the \(needed) this test needs")
-            return
-        }
-        let saved = limit
-        if limit.rlim_cur < needed {
-            limit.rlim_cur = needed
-            XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit), 0)
-        }
-        defer { var restore = saved; _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &restore) }
+        try withOpenFileLimit(atLeast: 2 * idle + 500) { try idleConnectionsCostLittle(idle) }
+    }
+
+    private func idleConnectionsCostLittle(_ idle: Int) throws {
         if let sanitizer = ProcessInfo.processInfo.environment["DSLB_SANITIZER"] {
             throw XCTSkip("RSS not checked under the \(sanitizer) sanitizer: its allocator's memory says nothing about ds-lb's")
         }
@@ -113,4 +94,22 @@ final class IdleMemoryTests: IntegrationTestCase {
         XCTAssertEqual(try clients[0].get("/home?id=0").status, 200)
         XCTAssertEqual(try clients[idle - 1].get("/home?id=1").status, 200)
     }
+}
+
+/// Runs `body` with this process's open-file limit (which ds-lb inherits) raised to at least
+/// `needed`, then puts it back; fails the test when the hard limit does not allow it.
+private func withOpenFileLimit(atLeast needed: Int, _ body: () throws -> Void) throws {
+    var limit = rlimit()
+    XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit), 0)
+    guard limit.rlim_max >= rlim_t(needed) else {
+        XCTFail("RLIMIT_NOFILE hard limit \(limit.rlim_max) is below the \(needed) this test needs")
+        return
+    }
+    let saved = limit
+    if limit.rlim_cur < rlim_t(needed) {
+        limit.rlim_cur = rlim_t(needed)
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit), 0)
+    }
+    defer { var restore = saved; _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &restore) }
+    try body()
 }
