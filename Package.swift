@@ -7,7 +7,7 @@ import PackageDescription
 // compile-time exclusivity diagnostics apply in both.
 let dataPlaneSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
-// Module graph follows DESIGN.md §4: each target depends only on those below it.
+// The module graph (docs/ARCHITECTURE.md §6): each target depends only on those below it.
 let package = Package(
     name: "ds-lb",
     platforms: [.macOS(.v15)],

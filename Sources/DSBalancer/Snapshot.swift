@@ -21,8 +21,8 @@ public struct Backend: Sendable, Hashable {
 }
 
 /// An immutable view of the pool: members sorted by name, the hash table built over them, and
-/// each member's health (DESIGN.md §3). Built by the supervisor, read by every worker without a
-/// lock; the old one is freed when the last worker drops its reference.
+/// each member's health (docs/ARCHITECTURE.md §4). Built by the supervisor, read by every worker
+/// without a lock; the old one is freed when the last worker drops its reference.
 public final class Snapshot: Sendable {
     public let generation: UInt64
     /// Sorted by name; index i here is index i in `table.members`.

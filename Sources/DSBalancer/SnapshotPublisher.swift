@@ -1,9 +1,10 @@
 import DSSystem
 import Synchronization
 
-/// Publishes snapshots to workers (DESIGN.md §3): the supervisor stores a new one under a Mutex
-/// and bumps an atomic generation with release ordering; each worker does one acquiring load per
-/// loop iteration and takes the Mutex only when the generation moved. The hot path is one load.
+/// Publishes snapshots to workers (docs/ARCHITECTURE.md §4): the supervisor stores a new one
+/// under a lock and bumps an atomic generation with release ordering; each worker does one
+/// acquiring load per loop iteration and takes the lock only when the generation moved. The hot
+/// path is one load.
 public final class SnapshotPublisher: Sendable {
     private let current: Locked<Snapshot>
     private let generation: Atomic<UInt64>

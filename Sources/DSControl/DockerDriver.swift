@@ -12,10 +12,10 @@ import Logging
 ///
 /// Threading: the `ReplicaDriver` methods run on the control thread and never block — every
 /// engine call is a non-blocking exchange on the Docker client's own loop (`DockerEngineWorker`),
-/// so a slow engine never delays a heartbeat (DESIGN.md §2). Calls about one container name run
-/// in order (remove the old instance, then create its replacement under the name); calls about
-/// different names run concurrently. Results come back through `worker.shared` and are picked
-/// up by `poll()` and `addressChanges()`.
+/// so a slow engine never delays a heartbeat (docs/ARCHITECTURE.md §5). Calls about one
+/// container name run in order (remove the old instance, then create its replacement under the
+/// name); calls about different names run concurrently. Results come back through
+/// `worker.shared` and are picked up by `poll()` and `addressChanges()`.
 ///
 /// Containers outlive ds-lb: `stopAll` leaves them running and the next start adopts them.
 public final class DockerDriver: ReplicaDriver {

@@ -45,9 +45,10 @@ public enum CheckResult: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A replica's health as a plain value (DESIGN.md §5): it takes check results and says what
-/// changed; the supervisor does the I/O. `fall` consecutive failures take an UP replica DOWN,
-/// `rise` consecutive successes bring a DOWN or STARTING one UP (HAProxy's rise/fall).
+/// A replica's health as a plain value (docs/ARCHITECTURE.md §7): it takes check results and
+/// says what changed; the supervisor does the I/O. `fall` consecutive failures take an UP
+/// replica DOWN, `rise` consecutive successes bring a DOWN or STARTING one UP (HAProxy's
+/// rise/fall).
 public struct HealthMachine: Sendable, Equatable {
     public enum Status: String, Sendable {
         /// Launched, not yet passed `rise` checks: not in rotation.

@@ -162,8 +162,8 @@ extension Supervisor {
         return AdminResponse(status: 200, body: repBody())
     }
 
-    /// Stops removed replicas once every worker runs a snapshot without them (DESIGN.md §3), so
-    /// no new request reaches a replica that is going away.
+    /// Stops removed replicas once every worker runs a snapshot without them, so no new request
+    /// reaches a replica that is going away (docs/ARCHITECTURE.md §4).
     private func stopWhenUnused(_ removed: [Replica], stoppers: [() -> Void], generation target: UInt64, deadline: UInt64) {
         for replica in removed {
             replica.removed = true

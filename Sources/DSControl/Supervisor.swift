@@ -10,7 +10,7 @@ import DSSystem
 import Logging
 import Prometheus
 
-/// Owns membership (DESIGN.md §2): heartbeats, the driver, the admin commands and the snapshots.
+/// Owns membership (docs/ARCHITECTURE.md §5): heartbeats, driver, admin commands, snapshots.
 /// It runs on the control loop; workers reach it only through `submit` and `reportUnreachable`
 /// (which post to that loop) and get their answer through the reply closure.
 ///
@@ -201,7 +201,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         logAdmin(method: method, path: path, client: client, status: status, reason: reason)
     }
 
-    /// One line per admin request with the client's address (issue 9). Reads (GET/HEAD, e.g. a
+    /// One line per admin request with the client's address. Reads (GET/HEAD, e.g. a
     /// metrics scraper) log at debug so they do not drown the heartbeat log; everything that
     /// changes the pool, and every refusal, at info or above.
     private func logAdmin(method: String, path: String, client: String, status: Int, reason: String?) {

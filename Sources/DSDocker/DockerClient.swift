@@ -9,7 +9,7 @@ import DSSystem
 /// A Docker Engine API client over the engine's unix socket (HTTP/1.1, one connection per call,
 /// `Connection: close`), on our own reactor: the client runs one `EventLoop` on a thread of its
 /// own, every call is a non-blocking `EngineConnection` on it, and calls run concurrently. A slow
-/// or silent engine costs a timer, never a blocked thread (DESIGN.md §2).
+/// or silent engine costs a timer, never a blocked thread (docs/ARCHITECTURE.md §2).
 ///
 /// Calls take a completion, called once on the client's loop thread; `wait` turns one into a
 /// blocking call for code that runs before any loop (start-up, tests) — never call it from a

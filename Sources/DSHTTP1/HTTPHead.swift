@@ -28,7 +28,7 @@ public struct HTTPParseError: Error, Sendable, Equatable, CustomStringConvertibl
     public var description: String { "\(status) \(message)" }
 }
 
-/// Limits a parser enforces (DESIGN.md: 64 KiB head, 100 fields, answered with 431).
+/// Limits a parser enforces (by default a 64 KiB head and 100 fields; beyond them, 431).
 public struct HTTPLimits: Sendable {
     public var maxHeadBytes: Int
     public var maxHeaderCount: Int

@@ -1,6 +1,6 @@
 /// A request head as byte ranges into the buffer it was parsed from, plus the facts the proxy
 /// needs, gathered in the parser's one pass. It holds no reference (no String, no array), so
-/// parsing into it allocates nothing: the proxy's per-request path (DESIGN.md §2, "no
+/// parsing into it allocates nothing: the proxy's per-request path (docs/ARCHITECTURE.md §7, "no
 /// allocation per request in steady state"). Field values are found again by re-scanning the
 /// head's lines on demand; the parser has already validated them, and the proxy asks for at
 /// most a few per request.

@@ -3,7 +3,7 @@
 /// new request only while its in-flight count is below ⌈c · average⌉, with
 /// average = (total in-flight + 1) / N; otherwise the request walks on to the table's next
 /// candidate. HAProxy's `hash-balance-factor` and Envoy's `hash_balance_factor` do the same
-/// (anchors.md §2.2); c = 1.25 is HAProxy's lower "reasonable" bound.
+/// (HAProxy's doc/configuration.txt); c = 1.25 is HAProxy's lower "reasonable" bound.
 ///
 /// - Weighted members get a weighted share of the cap: ⌈c · (total + 1) · w / W⌉, W the sum of
 ///   weights (as HAProxy's `chash_server_is_eligible` shares slots by weight). With equal weights

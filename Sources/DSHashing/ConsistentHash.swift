@@ -1,6 +1,7 @@
 /// One replica as the hashing layer sees it. `name` is the stable identity every table derives its
-/// points from (never the list position: anchors.md §3.1); `number` is the replica's integer id
-/// (`server-3` → 3), which only the classic assignment preset uses.
+/// points from (never the list position, which shifts when another member comes or goes);
+/// `number` is the replica's integer id (`server-3` → 3), which only the classic assignment
+/// preset uses.
 public struct HashMember: Sendable, Hashable {
     public var name: String
     public var number: Int

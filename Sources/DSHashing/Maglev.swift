@@ -11,7 +11,7 @@
 /// - Lookup is one multiply and one load: slot = ⌊key · M / 2⁶⁴⌋ (Lemire's fast range reduction,
 ///   no division; it uses the key's high bits, which XXH64 mixes fully).
 ///
-/// Trade-off (anchors.md §2.1): balance is near perfect (every member owns ⌊M/N⌋ or ⌈M/N⌉ slots),
+/// Trade-off: balance is near perfect (every member owns ⌊M/N⌋ or ⌈M/N⌉ slots),
 /// but a membership change also moves some keys between members that stayed: measured 1.6/N
 /// moved instead of 1/N at N = 100 with M = 65537. The paper's rule of thumb is M > 100·N.
 ///

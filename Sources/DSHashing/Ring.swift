@@ -1,12 +1,12 @@
 /// Karger et al.'s consistent-hash ring with virtual nodes, as libketama and nginx's
-/// `hash ... consistent` build it (anchors.md §2.1, §2.2): every member puts
+/// `hash ... consistent` build it: every member puts
 /// `weight × pointsPerWeight` points on a 64-bit circle; a key goes to the owner of the first point
 /// at or after it, clockwise.
 ///
-/// Properties (anchors.md §2.1):
+/// Properties:
 /// - Removing a member moves exactly its own keys and nothing else (zero collateral); adding one
 ///   moves only the keys it takes. That holds because a point's position depends only on its own
-///   member's name, never on the other members or on list order (the §3.1 bug class).
+///   member's name, never on the other members or on list order (the usual bug of hashed upstreams).
 /// - Balance is the weak side: a member's share is a sum of V exponential arcs, so its relative
 ///   standard deviation is ≈ 1/√V. V = 1000 gives ≈ 3 %, i.e. max/avg ≈ 1.07 at N = 100.
 ///
@@ -18,12 +18,12 @@
 public struct Ring: ConsistentHash {
     public static let algorithmName = "ring"
 
-    /// Points per unit of weight. anchors.md §2.4 asks for ≥ 1000 for max/avg near 1.05 at small N
+    /// Points per unit of weight: at least 1000 for max/avg near 1.05 at small N
     /// (libketama and nginx use 160, HAProxy 16, which is why their balance is 1.1–1.7).
     public static let defaultPointsPerWeight = 1000
 
     /// Weights are clamped to 1 ... `maxWeight` so that one huge weight cannot allocate millions of
-    /// points (nginx #191 in anchors.md §3.1) and every member owns at least one point.
+    /// points (nginx's upstream hash has no such clamp) and every member owns at least one point.
     public static let maxWeight = 256
 
     public let members: [HashMember]

@@ -3,10 +3,10 @@
 /// tail of 8-, 4- and 1-byte steps, then the avalanche. Output is identical to the reference
 /// `XXH64()` on little- and big-endian hosts because input words are read as little-endian.
 ///
-/// Why xxHash64: routing must be deterministic across processes and machines (DESIGN.md §5: never
-/// Swift's per-process seeded `Hasher`), well mixed (every output bit depends on every input bit,
-/// so ring points and table slots are uniform), and cheap on short keys (≈ 5–10 ns for a query
-/// parameter). It is also what Envoy's ring hash and Maglev use.
+/// Why xxHash64: routing must be deterministic across processes and machines (never Swift's
+/// per-process seeded `Hasher`: docs/ARCHITECTURE.md §7), well mixed (every output bit depends on
+/// every input bit, so ring points and table slots are uniform), and cheap on short keys (≈ 5–10
+/// ns for a query parameter). It is also what Envoy's ring hash and Maglev use.
 ///
 /// Thread safety: pure functions, any thread.
 public enum XXH64 {

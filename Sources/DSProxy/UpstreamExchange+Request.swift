@@ -9,7 +9,7 @@ import DSSystem
 /// body, client → replica. Loop thread only.
 extension UpstreamExchange {
     /// Writes the head as it arrived, minus hop-by-hop fields, plus X-Forwarded-For and
-    /// X-Forwarded-Proto, in one writev (DESIGN.md §1): the kept bytes are never copied.
+    /// X-Forwarded-Proto, in one writev (docs/ARCHITECTURE.md §3): the kept bytes are never copied.
     func sendHead(_ upstream: UpstreamConnection) -> Bool {
         guard upstream.mayWrite else { return false }
         let headBytes = client.input.readable

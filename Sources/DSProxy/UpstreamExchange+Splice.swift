@@ -7,7 +7,7 @@ import DSSystem
 
 /// The body path both directions share: the sink a body's bytes are written to (from a buffer
 /// or from a pipe), and the splice(2) pump that moves a body's bytes socket → pipe → socket
-/// without copying them into user space (DESIGN.md §1). Loop thread only.
+/// without copying them into user space (docs/ARCHITECTURE.md §3). Loop thread only.
 ///
 /// What splices: the rest of a Content-Length body of at least `config.spliceThreshold` bytes
 /// once the bytes buffered with its head have gone, and the data of a chunk of a chunked body

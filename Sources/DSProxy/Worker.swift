@@ -4,8 +4,8 @@ import DSHTTP1
 import DSReactor
 import DSSystem
 
-/// One worker thread (DESIGN.md §2): its own epoll loop, its client connections, its upstream
-/// pool and its view of the snapshot. Everything here is loop thread only.
+/// One worker thread (docs/ARCHITECTURE.md §2): its own epoll loop, its client connections, its
+/// upstream pool and its view of the snapshot. Everything here is loop thread only.
 public final class Worker {
     public let loop: EventLoop
     let index: Int

@@ -37,8 +37,9 @@ public struct TimerID: Hashable, Sendable {
     fileprivate let slot: Int32
 }
 
-/// One epoll loop on one thread (DESIGN.md §2). Registration, timers and `run` are loop-thread
-/// only; `execute` and `stop` may be called from any thread and wake the loop through an eventfd.
+/// One epoll loop on one thread (docs/ARCHITECTURE.md §2). Registration, timers and `run` are
+/// loop-thread only; `execute` and `stop` may be called from any thread and wake the loop
+/// through an eventfd.
 ///
 /// `@unchecked Sendable`: the only state touched off the loop thread is `inbox` (a Mutex) and the
 /// eventfd (a kernel object); everything else is confined to the thread that calls `run`.
@@ -227,7 +228,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Loop thread only. `hook` runs once per loop iteration, after events and timers (the
-    /// worker's snapshot refresh hangs here: DESIGN.md §3).
+    /// worker's snapshot refresh hangs here: docs/ARCHITECTURE.md §4).
     public func onEachIteration(_ hook: @escaping () -> Void) {
         iterationHooks.append(hook)
     }

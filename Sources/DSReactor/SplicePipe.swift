@@ -5,7 +5,7 @@ import CLinux
 import DSSystem
 
 /// A pipe that moves body bytes from one socket to another with splice(2), so they never enter
-/// user space (DESIGN.md §1: "above a size threshold they move by splice through a pipe").
+/// user space (docs/ARCHITECTURE.md §3: bodies above a size threshold move through a pipe).
 /// One per direction per connection, made on first use. Loop thread only.
 ///
 /// The pipe is filled only when empty: a splice into an empty pipe that would block can only

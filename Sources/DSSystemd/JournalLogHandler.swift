@@ -5,7 +5,7 @@ import CSystemd
 import Logging
 
 /// A swift-log handler that writes structured entries to journald with `sd_journal_sendv`
-/// (issue 7, DESIGN.md §5 "Logs"): `MESSAGE` is the same human line the plain handler prints
+/// (docs/ARCHITECTURE.md §7, "Logs"): `MESSAGE` is the same human line the plain handler prints
 /// (`[!] Server 2 failed heartbeat. Restarting...`), plus `PRIORITY`, `SYSLOG_IDENTIFIER=ds-lb`
 /// and every metadata key as an upper-case field — `EVENT=restarted`, `BACKEND=server-2` — so
 /// `journalctl -u ds-lb EVENT=restarted` finds the entry. Use it only when `isJournalStderr`.

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import CSystemd
 
-/// Sockets passed by systemd (socket activation or the FD store), by name (anchors §4.1).
+/// Sockets passed by systemd (socket activation or the FD store), by name (sd_listen_fds(3)).
 public enum SystemdListeners {
     public struct Passed: Sendable, Equatable {
         /// `FileDescriptorName=` of the socket unit; systemd says `unknown` when none was set.

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import CSystemd
 
-/// The sd_notify protocol (anchors §4.2), through libsystemd. Every call is a no-op when
+/// The sd_notify protocol (sd_notify(3)), through libsystemd. Every call is a no-op when
 /// `NOTIFY_SOCKET` is unset (not run by systemd, or `Type=simple`). Any thread.
 public struct SystemdNotifier: Sendable {
     public init() {}
@@ -33,7 +33,7 @@ public struct SystemdNotifier: Sendable {
 
     public func watchdog() { send("WATCHDOG=1") }
 
-    /// Hands a duplicate of `fd` to systemd's FD store under `name` (anchors §4.3). After a
+    /// Hands a duplicate of `fd` to systemd's FD store under `name` (sd_notify(3)). After a
     /// restart job it comes back through `LISTEN_FDS`/`LISTEN_FDNAMES` like a socket-activated
     /// one, so a socket ds-lb opened itself keeps its backlog across `systemctl restart`. Needs
     /// `FileDescriptorStoreMax=` > 0; otherwise systemd drops it. True when the message went out.

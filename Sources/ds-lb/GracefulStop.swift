@@ -4,9 +4,9 @@ import Glibc
 import DSReactor
 import DSSystem
 
-/// SIGTERM → graceful stop (issue 7): stop accepting, let the requests in flight finish, then
+/// SIGTERM → graceful stop: stop accepting, let the requests in flight finish, then
 /// stop the loops. Under socket activation the listening socket belongs to systemd: it must
-/// neither be closed for everyone nor `shutdown(2)` (anchors §4.1), because connections that
+/// neither be closed for everyone nor `shutdown(2)` (sd_listen_fds(3)), because connections that
 /// arrive while ds-lb restarts wait in its backlog for the next ds-lb.
 enum GracefulStop {
     /// Control thread. Makes descriptor `fd` refer to a fresh listening socket on 127.0.0.1:0

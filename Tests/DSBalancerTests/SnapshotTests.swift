@@ -23,8 +23,8 @@ final class SnapshotTests: XCTestCase {
         }
     }
 
-    /// The same membership in any order gives the same choice for every key (DESIGN.md §3: the
-    /// same table on every ds-lb instance).
+    /// The same membership in any order gives the same choice for every key (the same table on
+    /// every ds-lb instance: docs/ARCHITECTURE.md §4).
     func testSelectionIndependentOfInputOrder() {
         var rng = SeededRNG(seed: 17)
         let members = (1...7).map { backend($0) }

@@ -2,7 +2,7 @@ import DSHTTP1
 import XCTest
 
 /// The request-head corpus: every rule of the strict parser and of `Framing.request`, one row
-/// each, with the exact outcome (DESIGN.md §5: "a framing/smuggling corpus for the parser").
+/// each, with the exact outcome (the framing and smuggling corpus, docs/ARCHITECTURE.md §8).
 final class RequestCorpusTests: XCTestCase {
     /// What a complete head must look like.
     struct Head {

@@ -56,7 +56,7 @@ final class MaglevTests: XCTestCase {
     }
 
     /// Maglev is not minimal-disruption, but the removed member's keys must all move and the
-    /// collateral must stay small (anchors.md §2.1: 1.6 % moved vs 1 % ideal at N = 100).
+    /// collateral must stay small (see Maglev's trade-off).
     func testRemovalChurnIsBounded() {
         let all = servers(50)
         let full = Maglev(members: all)

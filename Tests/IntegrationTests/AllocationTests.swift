@@ -1,5 +1,6 @@
-// Zero heap allocations per request in steady state (DESIGN.md §2), counted by ds-alloc-count:
-// one ds-lb worker in its own process with malloc wrapped, counting on the worker's thread only.
+// Zero heap allocations per request in steady state (docs/ARCHITECTURE.md §7), counted by
+// ds-alloc-count: one ds-lb worker in its own process with malloc wrapped, counting on the
+// worker's thread only.
 
 #if canImport(Glibc)
 import Glibc
