@@ -20,14 +20,14 @@ final class PendingAdd {
         guard !finished, replicas.allSatisfy(\.isUp) else { return }
         finished = true
         supervisor.completeAdd(self)
-        done(AdminResponse(status: 200, body: supervisor.repBody()))
+        done(AdminResponse(status: .ok, body: supervisor.repBody()))
     }
 
     func fail(_ reason: String, supervisor: Supervisor) {
         guard !finished else { return }
         finished = true
         supervisor.abortAdd(self, reason: reason)
-        done(.failure(500, "<Error> Could not add replicas: \(reason)"))
+        done(.failure(.internalServerError, "<Error> Could not add replicas: \(reason)"))
     }
 }
 
@@ -37,27 +37,27 @@ extension Supervisor {
     func add(_ request: AdminRequest, done: @escaping (AdminResponse) -> Void) {
         let command: ScaleCommand
         do { command = try ScaleCommand.parse(request.body) } catch let error as ScaleCommand.Invalid {
-            return done(.failure(400, error.message))
-        } catch { return done(.failure(400, "<Error> Invalid request body")) }
+            return done(.failure(.badRequest, error.message))
+        } catch { return done(.failure(.badRequest, "<Error> Invalid request body")) }
         let hostnames = command.hostnames ?? []
         let n = command.n ?? max(hostnames.count, 1)
-        guard n > 0 else { return done(.failure(400, "<Error> 'n' must be a positive integer, got \(n)")) }
-        guard n <= 1000 else { return done(.failure(400, "<Error> 'n' is too large: at most 1000 replicas per command")) }
+        guard n > 0 else { return done(.failure(.badRequest, "<Error> 'n' must be a positive integer, got \(n)")) }
+        guard n <= 1000 else { return done(.failure(.badRequest, "<Error> 'n' is too large: at most 1000 replicas per command")) }
         guard hostnames.count <= n else {
-            return done(.failure(400, "<Error> Length of hostname list is more than newly added instances"))
+            return done(.failure(.badRequest, "<Error> Length of hostname list is more than newly added instances"))
         }
         var seen = Set<String>()
         for name in hostnames {
             guard ScaleCommand.isValidName(name) else {
-                return done(.failure(400, "<Error> Invalid hostname '\(name)': use letters, digits, '_', '.', '-' (starting with a letter or digit), at most 63 characters"))
+                return done(.failure(.badRequest, "<Error> Invalid hostname '\(name)': use letters, digits, '_', '.', '-' (starting with a letter or digit), at most 63 characters"))
             }
-            guard seen.insert(name).inserted else { return done(.failure(400, "<Error> Hostname '\(name)' is given more than once")) }
+            guard seen.insert(name).inserted else { return done(.failure(.badRequest, "<Error> Hostname '\(name)' is given more than once")) }
             if members.contains(where: { $0.backend.name == name }) {
-                return done(.failure(409, "<Error> Hostname '\(name)' is already in the pool"))
+                return done(.failure(.conflict, "<Error> Hostname '\(name)' is already in the pool"))
             }
         }
         guard driver.canCreate else {
-            return done(.failure(501, "<Error> The \(driver.name) driver cannot start replicas"))
+            return done(.failure(.notImplemented, "<Error> The \(driver.name) driver cannot start replicas"))
         }
         // Names and numbers are chosen before anything starts, so the command is all or nothing.
         var taken = members.map(\.backend)
@@ -80,7 +80,7 @@ extension Supervisor {
             } catch {
                 launched.forEach { driver.kill($0.backend) }
                 logger.error("[!] Failed to add \(specs.map(\.name).joined(separator: ", ")): \(error)")
-                let status = (error as? DriverError)?.isNameConflict == true ? 409 : 500
+                let status = (error as? DriverError)?.isNameConflict == true ? HTTPStatus.conflict : .internalServerError
                 return done(.failure(status, "<Error> Could not start replica \(spec.name): \(error)"))
             }
         }
@@ -120,30 +120,30 @@ extension Supervisor {
     func remove(_ request: AdminRequest) -> AdminResponse {
         var names: [String]
         if let id = request.queryParameter("id") {
-            guard let number = Int(id), number > 0 else { return .failure(400, "<Error> 'id' must be a positive integer, got '\(id)'") }
+            guard let number = Int(id), number > 0 else { return .failure(.badRequest, "<Error> 'id' must be a positive integer, got '\(id)'") }
             guard let replica = members.first(where: { $0.backend.number == number }) else {
-                return .failure(404, "<Error> No replica with id \(number) in the pool")
+                return .failure(.notFound, "<Error> No replica with id \(number) in the pool")
             }
             names = [replica.backend.name]
         } else {
             let command: ScaleCommand
             do { command = try ScaleCommand.parse(request.body) } catch let error as ScaleCommand.Invalid {
-                return .failure(400, error.message)
-            } catch { return .failure(400, "<Error> Invalid request body") }
+                return .failure(.badRequest, error.message)
+            } catch { return .failure(.badRequest, "<Error> Invalid request body") }
             names = command.hostnames ?? []
             let n = command.n ?? max(names.count, 1)
-            guard n > 0 else { return .failure(400, "<Error> 'n' must be a positive integer, got \(n)") }
+            guard n > 0 else { return .failure(.badRequest, "<Error> 'n' must be a positive integer, got \(n)") }
             guard names.count <= n else {
-                return .failure(400, "<Error> Length of hostname list is more than removable instances")
+                return .failure(.badRequest, "<Error> Length of hostname list is more than removable instances")
             }
             guard n <= members.count else {
-                return .failure(400, "<Error> Cannot remove \(n) replicas: the pool has \(members.count)")
+                return .failure(.badRequest, "<Error> Cannot remove \(n) replicas: the pool has \(members.count)")
             }
             var seen = Set<String>()
             for name in names {
-                guard seen.insert(name).inserted else { return .failure(400, "<Error> Hostname '\(name)' is given more than once") }
+                guard seen.insert(name).inserted else { return .failure(.badRequest, "<Error> Hostname '\(name)' is given more than once") }
                 guard members.contains(where: { $0.backend.name == name }) else {
-                    return .failure(404, "<Error> Hostname '\(name)' is not in the pool")
+                    return .failure(.notFound, "<Error> Hostname '\(name)' is not in the pool")
                 }
             }
             var others = members.filter { !seen.contains($0.backend.name) }.map(\.backend.name)
@@ -159,7 +159,7 @@ extension Supervisor {
         stopWhenUnused(removed, stoppers: stoppers, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)
         members.removeAll { names.contains($0.backend.name) }
         persist()
-        return AdminResponse(status: 200, body: repBody())
+        return AdminResponse(status: .ok, body: repBody())
     }
 
     /// Stops removed replicas once every worker runs a snapshot without them, so no new request

@@ -189,7 +189,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         busy = true
         execute(request) { [unowned self] response in
             logAdmin(method: request.method, path: request.path, client: request.client, status: response.status,
-                     reason: response.status >= 400 ? response.body : nil)
+                     reason: response.status.isError ? response.body : nil)
             reply(response)
             busy = false
             runNextCommand()
@@ -197,15 +197,15 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     }
 
     /// Any thread. Workers report the admin requests they refused themselves.
-    public func refused(method: String, path: String, client: String, status: Int, reason: String) {
+    public func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String) {
         logAdmin(method: method, path: path, client: client, status: status, reason: reason)
     }
 
     /// One line per admin request with the client's address. Reads (GET/HEAD, e.g. a
     /// metrics scraper) log at debug so they do not drown the heartbeat log; everything that
     /// changes the pool, and every refusal, at info or above.
-    private func logAdmin(method: String, path: String, client: String, status: Int, reason: String?) {
-        let level: Logger.Level = status >= 400 ? .warning : (method == "GET" || method == "HEAD") ? .debug : .info
+    private func logAdmin(method: String, path: String, client: String, status: HTTPStatus, reason: String?) {
+        let level: Logger.Level = status.isError ? .warning : (method == "GET" || method == "HEAD") ? .debug : .info
         var line = "[admin] \(method) \(path) from \(client): \(status)"
         if let reason { line += " \(reason)" }
         logger.log(level: level, "\(line)", metadata: ["event": "admin", "client": "\(client)", "status": "\(status)"])
@@ -214,23 +214,23 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     private func execute(_ request: AdminRequest, done: @escaping (AdminResponse) -> Void) {
         switch (request.path, request.method) {
         case ("/rep", "GET"), ("/rep", "HEAD"):
-            done(AdminResponse(status: 200, body: repBody()))
+            done(AdminResponse(status: .ok, body: repBody()))
         case ("/status", "GET"), ("/status", "HEAD"):
-            done(AdminResponse(status: 200, body: statusBody()))
+            done(AdminResponse(status: .ok, body: statusBody()))
         case ("/metrics", "GET"), ("/metrics", "HEAD"):
-            done(AdminResponse(status: 200, body: metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
+            done(AdminResponse(status: .ok, body: metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
         case ("/add", "POST"):
             add(request, done: done)
         case ("/rm", "DELETE"):
             done(remove(request))
         case ("/rep", _), ("/status", _), ("/metrics", _):
-            done(.failure(405, "<Error> Method \(request.method) not allowed on \(request.path); use GET", extraHeaders: "Allow: GET\r\n"))
+            done(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on \(request.path); use GET", extraHeaders: "Allow: GET\r\n"))
         case ("/add", _):
-            done(.failure(405, "<Error> Method \(request.method) not allowed on /add; use POST", extraHeaders: "Allow: POST\r\n"))
+            done(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on /add; use POST", extraHeaders: "Allow: POST\r\n"))
         case ("/rm", _):
-            done(.failure(405, "<Error> Method \(request.method) not allowed on /rm; use DELETE", extraHeaders: "Allow: DELETE\r\n"))
+            done(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on /rm; use DELETE", extraHeaders: "Allow: DELETE\r\n"))
         default:
-            done(.failure(404, "<Error> '\(request.path)' is not an admin endpoint"))
+            done(.failure(.notFound, "<Error> '\(request.path)' is not an admin endpoint"))
         }
     }
 

@@ -87,10 +87,10 @@ public struct ChunkedScanner: Sendable {
             case .size:
                 if let digit = Self.hexValue(c) {
                     sizeDigits += 1
-                    guard sizeDigits <= 15 else { throw HTTPParseError(400, "Chunk size too large") }
+                    guard sizeDigits <= 15 else { throw HTTPParseError(.badRequest, "Chunk size too large") }
                     size = size << 4 | UInt64(digit)
                 } else if sizeDigits == 0 {
-                    throw HTTPParseError(400, "Invalid chunk size")
+                    throw HTTPParseError(.badRequest, "Invalid chunk size")
                 } else if c == 13 {
                     state = .sizeLF
                 } else if c == 59 { // ';' starts a chunk extension
@@ -98,20 +98,20 @@ public struct ChunkedScanner: Sendable {
                 } else if c == 32 || c == 9 {
                     state = .sizeDigitsDone
                 } else {
-                    throw HTTPParseError(400, "Invalid chunk size")
+                    throw HTTPParseError(.badRequest, "Invalid chunk size")
                 }
             case .sizeDigitsDone:
                 // BWS before a chunk extension only.
                 if c == 59 { state = .extensionText }
                 else if c == 13 { state = .sizeLF }
-                else if c != 32 && c != 9 { throw HTTPParseError(400, "Invalid chunk size line") }
+                else if c != 32 && c != 9 { throw HTTPParseError(.badRequest, "Invalid chunk size line") }
             case .extensionText:
                 extensionBytes += 1
-                guard extensionBytes <= Self.maxExtensionBytes else { throw HTTPParseError(400, "Chunk extension too long") }
+                guard extensionBytes <= Self.maxExtensionBytes else { throw HTTPParseError(.badRequest, "Chunk extension too long") }
                 if c == 13 { state = .sizeLF }
-                else if c == 10 || c == 0 { throw HTTPParseError(400, "Bad byte in chunk extension") }
+                else if c == 10 || c == 0 { throw HTTPParseError(.badRequest, "Bad byte in chunk extension") }
             case .sizeLF:
-                guard c == 10 else { throw HTTPParseError(400, "Bare CR in chunk size line") }
+                guard c == 10 else { throw HTTPParseError(.badRequest, "Bare CR in chunk size line") }
                 extensionBytes = 0
                 sizeDigits = 0
                 if size == 0 {
@@ -121,31 +121,31 @@ public struct ChunkedScanner: Sendable {
                     let (sum, overflow) = dataBytes.addingReportingOverflow(size)
                     dataBytes = overflow ? .max : sum
                     if let maxDataBytes, dataBytes > maxDataBytes {
-                        throw HTTPParseError(413, "Chunked request body larger than the limit of \(maxDataBytes) bytes")
+                        throw HTTPParseError(.contentTooLarge, "Chunked request body larger than the limit of \(maxDataBytes) bytes")
                     }
                     state = .data(size)
                     size = 0
                 }
             case .dataCR:
-                guard c == 13 else { throw HTTPParseError(400, "Chunk data not followed by CRLF") }
+                guard c == 13 else { throw HTTPParseError(.badRequest, "Chunk data not followed by CRLF") }
                 state = .dataLF
             case .dataLF:
-                guard c == 10 else { throw HTTPParseError(400, "Chunk data not followed by CRLF") }
+                guard c == 10 else { throw HTTPParseError(.badRequest, "Chunk data not followed by CRLF") }
                 state = .size
             case .trailerLineStart:
                 if c == 13 { state = .lastLF }
-                else if c == 10 { throw HTTPParseError(400, "Bare LF in trailer section") }
+                else if c == 10 { throw HTTPParseError(.badRequest, "Bare LF in trailer section") }
                 else { state = .trailerLine }
             case .trailerLine:
                 extensionBytes += 1
-                guard extensionBytes <= 64 * 1024 else { throw HTTPParseError(400, "Trailer section too large") }
+                guard extensionBytes <= 64 * 1024 else { throw HTTPParseError(.badRequest, "Trailer section too large") }
                 if c == 13 { state = .trailerLF }
-                else if c == 10 || c == 0 { throw HTTPParseError(400, "Bad byte in trailer section") }
+                else if c == 10 || c == 0 { throw HTTPParseError(.badRequest, "Bad byte in trailer section") }
             case .trailerLF:
-                guard c == 10 else { throw HTTPParseError(400, "Bare CR in trailer section") }
+                guard c == 10 else { throw HTTPParseError(.badRequest, "Bare CR in trailer section") }
                 state = .trailerLineStart
             case .lastLF:
-                guard c == 10 else { throw HTTPParseError(400, "Bare CR after last chunk") }
+                guard c == 10 else { throw HTTPParseError(.badRequest, "Bare CR after last chunk") }
                 state = .done
                 return .complete(consumed: i)
             case .data, .done:

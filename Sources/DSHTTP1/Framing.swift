@@ -18,25 +18,25 @@ public enum Framing {
             // §6.1: Transfer-Encoding with Content-Length is the classic smuggling shape; refuse
             // it outright (as nginx does) instead of silently preferring one header.
             if head.contentLength != nil {
-                return .failure(HTTPParseError(400, "Both Content-Length and Transfer-Encoding present"))
+                return .failure(HTTPParseError(.badRequest, "Both Content-Length and Transfer-Encoding present"))
             }
             if head.version == .http10 {
-                return .failure(HTTPParseError(400, "Transfer-Encoding in an HTTP/1.0 request"))
+                return .failure(HTTPParseError(.badRequest, "Transfer-Encoding in an HTTP/1.0 request"))
             }
             // §6.3 item 3: chunked must be the final coding of a request, and only once.
             guard codings.lastIsChunked else {
-                return .failure(HTTPParseError(400, "Request transfer coding does not end in chunked"))
+                return .failure(HTTPParseError(.badRequest, "Request transfer coding does not end in chunked"))
             }
             if codings.count > 1 {
                 if codings.chunkedBeforeLast {
-                    return .failure(HTTPParseError(400, "chunked applied more than once"))
+                    return .failure(HTTPParseError(.badRequest, "chunked applied more than once"))
                 }
                 if !codings.allKnown {
-                    return .failure(HTTPParseError(501, "Unknown transfer coding"))
+                    return .failure(HTTPParseError(.notImplemented, "Unknown transfer coding"))
                 }
             }
             guard acceptsChunkedRequests else {
-                return .failure(HTTPParseError(501, "Chunked request bodies are not supported yet"))
+                return .failure(HTTPParseError(.notImplemented, "Chunked request bodies are not supported yet"))
             }
             return .success(.chunked)
         }
@@ -58,11 +58,11 @@ public enum Framing {
         let codings = head.transferCodings
         if !codings.isEmpty {
             if head.contentLength != nil {
-                return .failure(HTTPParseError(502, "Upstream sent both Content-Length and Transfer-Encoding"))
+                return .failure(HTTPParseError(.badGateway, "Upstream sent both Content-Length and Transfer-Encoding"))
             }
             if codings.lastIsChunked {
                 if codings.chunkedBeforeLast {
-                    return .failure(HTTPParseError(502, "Upstream applied chunked twice"))
+                    return .failure(HTTPParseError(.badGateway, "Upstream applied chunked twice"))
                 }
                 return .success(.chunked)
             }

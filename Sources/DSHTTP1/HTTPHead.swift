@@ -17,10 +17,10 @@ public struct HeaderField: Sendable, Equatable {
 /// connection is always closed after such an answer (RFC 9112 §6.3: after a framing error the
 /// receiver cannot know where the next message starts).
 public struct HTTPParseError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let status: Int
+    public let status: HTTPStatus
     public let message: String
 
-    public init(_ status: Int, _ message: String) {
+    public init(_ status: HTTPStatus, _ message: String) {
         self.status = status
         self.message = message
     }

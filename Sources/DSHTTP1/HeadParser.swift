@@ -75,11 +75,11 @@ public struct HeadParser: Sendable {
         // request-line = method SP request-target SP HTTP-version (RFC 9112 §3)
         var i = start
         while i < lineEnd && Self.isTokenChar(bytes[i]) { i += 1 }
-        guard i > start, i < lineEnd, bytes[i] == 32 else { throw HTTPParseError(400, "Malformed request line") }
+        guard i > start, i < lineEnd, bytes[i] == 32 else { throw HTTPParseError(.badRequest, "Malformed request line") }
         let targetStart = i + 1
         var j = targetStart
         while j < lineEnd && bytes[j] > 32 && bytes[j] != 127 { j += 1 }
-        guard j > targetStart, j < lineEnd, bytes[j] == 32 else { throw HTTPParseError(400, "Malformed request target") }
+        guard j > targetStart, j < lineEnd, bytes[j] == 32 else { throw HTTPParseError(.badRequest, "Malformed request target") }
         let version = try Self.parseVersion(bytes, from: j + 1, to: lineEnd)
 
         var head = RequestHeadInfo(method: start..<i, methodKind: HTTPMethodKind.classify(bytes, start..<i),
@@ -90,7 +90,7 @@ public struct HeadParser: Sendable {
             case .contentLength:
                 let value = try Self.parseContentLength(bytes, field)
                 if contentLengthSeen && head.contentLength != value {
-                    throw HTTPParseError(400, "Conflicting Content-Length headers")
+                    throw HTTPParseError(.badRequest, "Conflicting Content-Length headers")
                 }
                 contentLengthSeen = true
                 head.contentLength = value
@@ -112,9 +112,9 @@ public struct HeadParser: Sendable {
             onField(field)
         }
         if version == .http11 {
-            if head.hostCount == 0 { throw HTTPParseError(400, "Missing Host header") }
+            if head.hostCount == 0 { throw HTTPParseError(.badRequest, "Missing Host header") }
         }
-        if head.hostCount > 1 { throw HTTPParseError(400, "Duplicate Host header") }
+        if head.hostCount > 1 { throw HTTPParseError(.badRequest, "Duplicate Host header") }
         return head
     }
 
@@ -162,18 +162,18 @@ public struct HeadParser: Sendable {
                                    onField: (HeaderField) -> Void) throws(HTTPParseError) -> ResponseHeadInfo {
         let lineEnd = try Self.lineEnd(bytes, from: 0, end: end)
         // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4)
-        guard lineEnd >= 12 else { throw HTTPParseError(400, "Malformed status line") }
+        guard lineEnd >= 12 else { throw HTTPParseError(.badRequest, "Malformed status line") }
         let version = try Self.parseVersion(bytes, from: 0, to: 8)
-        guard bytes[8] == 32 else { throw HTTPParseError(400, "Malformed status line") }
+        guard bytes[8] == 32 else { throw HTTPParseError(.badRequest, "Malformed status line") }
         var status = 0
         for k in 9..<12 {
             let c = bytes[k]
-            guard c >= 48 && c <= 57 else { throw HTTPParseError(400, "Malformed status code") }
+            guard c >= 48 && c <= 57 else { throw HTTPParseError(.badRequest, "Malformed status code") }
             status = status * 10 + Int(c - 48)
         }
-        guard status >= 100, lineEnd == 12 || bytes[12] == 32 else { throw HTTPParseError(400, "Malformed status line") }
+        guard status >= 100, lineEnd == 12 || bytes[12] == 32 else { throw HTTPParseError(.badRequest, "Malformed status line") }
         for k in 12..<lineEnd where bytes[k] < 32 && bytes[k] != 9 || bytes[k] == 127 {
-            throw HTTPParseError(400, "Control character in reason phrase")
+            throw HTTPParseError(.badRequest, "Control character in reason phrase")
         }
         var head = ResponseHeadInfo(version: version, status: status, length: end)
         head.fieldsStart = lineEnd + 2
@@ -183,7 +183,7 @@ public struct HeadParser: Sendable {
             case .contentLength:
                 let value = try Self.parseContentLength(bytes, field)
                 if contentLengthSeen && head.contentLength != value {
-                    throw HTTPParseError(400, "Conflicting Content-Length headers")
+                    throw HTTPParseError(.badRequest, "Conflicting Content-Length headers")
                 }
                 contentLengthSeen = true
                 head.contentLength = value
@@ -218,16 +218,16 @@ public struct HeadParser: Sendable {
         let count = bytes.count
         while i < count {
             if bytes[i] == 10 {
-                if i == 0 || bytes[i - 1] != 13 { return .failed(HTTPParseError(400, "Bare LF in message head")) }
+                if i == 0 || bytes[i - 1] != 13 { return .failed(HTTPParseError(.badRequest, "Bare LF in message head")) }
                 // An empty line: CR LF directly after the previous line's CR LF.
                 if i >= 3 && bytes[i - 2] == 10 && bytes[i - 3] == 13 {
-                    if i + 1 > limit { return .failed(HTTPParseError(431, "Request header section too large")) }
+                    if i + 1 > limit { return .failed(HTTPParseError(.requestHeaderFieldsTooLarge, "Request header section too large")) }
                     return .complete(i + 1)
                 }
             }
             i += 1
         }
-        if count > limit { return .failed(HTTPParseError(431, "Request header section too large")) }
+        if count > limit { return .failed(HTTPParseError(.requestHeaderFieldsTooLarge, "Request header section too large")) }
         // Resume a few bytes back so a terminator split across reads is still seen.
         return .incomplete(max(0, count - 3))
     }
@@ -238,28 +238,28 @@ public struct HeadParser: Sendable {
         while i + 1 < end {
             let c = bytes[i]
             if c == 13 {
-                guard bytes[i + 1] == 10 else { throw HTTPParseError(400, "Bare CR in message head") }
+                guard bytes[i + 1] == 10 else { throw HTTPParseError(.badRequest, "Bare CR in message head") }
                 return i
             }
-            if c == 0 { throw HTTPParseError(400, "NUL in message head") }
+            if c == 0 { throw HTTPParseError(.badRequest, "NUL in message head") }
             i += 1
         }
-        throw HTTPParseError(400, "Unterminated line")
+        throw HTTPParseError(.badRequest, "Unterminated line")
     }
 
     static func parseVersion(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) throws(HTTPParseError) -> HTTPVersion {
-        guard to - from == 8 else { throw HTTPParseError(400, "Malformed HTTP version") }
+        guard to - from == 8 else { throw HTTPParseError(.badRequest, "Malformed HTTP version") }
         guard bytes[from] == 72, bytes[from + 1] == 84, bytes[from + 2] == 84, bytes[from + 3] == 80, bytes[from + 4] == 47 else {
-            throw HTTPParseError(400, "Malformed HTTP version") // "HTTP/"
+            throw HTTPParseError(.badRequest, "Malformed HTTP version") // "HTTP/"
         }
         let major = bytes[from + 5], dot = bytes[from + 6], minor = bytes[from + 7]
         guard dot == 46, (48...57).contains(major), (48...57).contains(minor) else {
-            throw HTTPParseError(400, "Malformed HTTP version")
+            throw HTTPParseError(.badRequest, "Malformed HTTP version")
         }
         switch (major, minor) {
         case (49, 49): return .http11
         case (49, 48): return .http10
-        default: throw HTTPParseError(505, "HTTP version not supported")
+        default: throw HTTPParseError(.httpVersionNotSupported, "HTTP version not supported")
         }
     }
 
@@ -277,26 +277,26 @@ public struct HeadParser: Sendable {
             let cr = try Self.lineEnd(bytes, from: lineStart, end: end)
             if cr == lineStart { return } // the empty line
             let first = bytes[lineStart]
-            if first == 32 || first == 9 { throw HTTPParseError(400, "Obsolete line folding in header") }
+            if first == 32 || first == 9 { throw HTTPParseError(.badRequest, "Obsolete line folding in header") }
             var colon = lineStart
             while colon < cr && Self.isTokenChar(bytes[colon]) { colon += 1 }
             guard colon < cr, bytes[colon] == 58 else {
                 if colon < cr && (bytes[colon] == 32 || bytes[colon] == 9) {
-                    throw HTTPParseError(400, "Whitespace before colon in header name")
+                    throw HTTPParseError(.badRequest, "Whitespace before colon in header name")
                 }
-                throw HTTPParseError(400, "Invalid header field name")
+                throw HTTPParseError(.badRequest, "Invalid header field name")
             }
-            guard colon > lineStart else { throw HTTPParseError(400, "Empty header field name") }
+            guard colon > lineStart else { throw HTTPParseError(.badRequest, "Empty header field name") }
             var valueStart = colon + 1
             while valueStart < cr && (bytes[valueStart] == 32 || bytes[valueStart] == 9) { valueStart += 1 }
             var valueEnd = cr
             while valueEnd > valueStart && (bytes[valueEnd - 1] == 32 || bytes[valueEnd - 1] == 9) { valueEnd -= 1 }
             for k in valueStart..<valueEnd {
                 let c = bytes[k]
-                if (c < 32 && c != 9) || c == 127 { throw HTTPParseError(400, "Control character in header value") }
+                if (c < 32 && c != 9) || c == 127 { throw HTTPParseError(.badRequest, "Control character in header value") }
             }
             count += 1
-            if count > limits.maxHeaderCount { throw HTTPParseError(431, "Too many header fields") }
+            if count > limits.maxHeaderCount { throw HTTPParseError(.requestHeaderFieldsTooLarge, "Too many header fields") }
             let field = HeaderField(nameStart: Int32(lineStart), nameEnd: Int32(colon),
                                     valueStart: Int32(valueStart), valueEnd: Int32(valueEnd))
             try onField(field, Self.classify(bytes, lineStart, colon))
@@ -323,12 +323,12 @@ public struct HeadParser: Sendable {
     /// values past 2^63 are refused: each is a known desync vector (HAProxy 6492f1f29).
     static func parseContentLength(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField) throws(HTTPParseError) -> UInt64 {
         let start = Int(field.valueStart), end = Int(field.valueEnd)
-        guard end > start else { throw HTTPParseError(400, "Empty Content-Length") }
-        guard end - start <= 18 else { throw HTTPParseError(400, "Content-Length too large") }
+        guard end > start else { throw HTTPParseError(.badRequest, "Empty Content-Length") }
+        guard end - start <= 18 else { throw HTTPParseError(.badRequest, "Content-Length too large") }
         var value: UInt64 = 0
         for k in start..<end {
             let c = bytes[k]
-            guard c >= 48 && c <= 57 else { throw HTTPParseError(400, "Invalid Content-Length") }
+            guard c >= 48 && c <= 57 else { throw HTTPParseError(.badRequest, "Invalid Content-Length") }
             value = value * 10 + UInt64(c - 48)
         }
         return value
@@ -344,7 +344,7 @@ public struct HeadParser: Sendable {
             var itemEnd = itemStart
             while itemEnd < end && bytes[itemEnd] != 44 { itemEnd += 1 } // ','
             let item = trimmingOWS(bytes, itemStart..<itemEnd)
-            guard !item.isEmpty else { throw HTTPParseError(400, "Empty transfer coding") }
+            guard !item.isEmpty else { throw HTTPParseError(.badRequest, "Empty transfer coding") }
             body(item)
             if itemEnd >= end { return }
             itemStart = itemEnd + 1

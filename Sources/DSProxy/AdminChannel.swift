@@ -31,19 +31,19 @@ public struct AdminRequest: Sendable {
 
 /// The supervisor's answer: a status and a body (JSON unless said otherwise).
 public struct AdminResponse: Sendable {
-    public let status: Int
+    public let status: HTTPStatus
     public let body: String
     public let contentType: String
     public let extraHeaders: String
 
-    public init(status: Int, body: String, contentType: String = "application/json", extraHeaders: String = "") {
+    public init(status: HTTPStatus, body: String, contentType: String = "application/json", extraHeaders: String = "") {
         self.status = status
         self.body = body
         self.contentType = contentType
         self.extraHeaders = extraHeaders
     }
 
-    public static func failure(_ status: Int, _ message: String, extraHeaders: String = "") -> AdminResponse {
+    public static func failure(_ status: HTTPStatus, _ message: String, extraHeaders: String = "") -> AdminResponse {
         AdminResponse(status: status, body: JSON.object(["message": .string(message), "status": .string("failure")]),
                       extraHeaders: extraHeaders)
     }
@@ -61,10 +61,10 @@ public protocol AdminHandler: Sendable {
     func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void)
     /// Any thread. An admin request the worker refused itself (allow-list, token, body limit),
     /// so it is logged like the ones the handler answers.
-    func refused(method: String, path: String, client: String, status: Int, reason: String)
+    func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String)
 }
 
 extension AdminHandler {
     public var longestAdminPath: Int { .max }
-    public func refused(method: String, path: String, client: String, status: Int, reason: String) {}
+    public func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String) {}
 }

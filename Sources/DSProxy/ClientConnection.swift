@@ -270,7 +270,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         case .head:
             clientWait = .none
             worker.metrics.count(.badRequest)
-            respond(status: 408, message: "Request header not received within \(worker.config.headTimeoutNanoseconds / 1_000_000_000) s", close: true)
+            respond(status: .requestTimeout, message: "Request header not received within \(worker.config.headTimeoutNanoseconds / 1_000_000_000) s", close: true)
             drive()
         case .body:
             clientWait = .none
@@ -278,7 +278,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             if case .proxying = state, let exchange, !exchange.responseStarted, exchange.readyForClient == 0 {
                 exchange.abandon()
                 self.exchange = nil
-                respond(status: 408, message: "Request body stalled for \(worker.config.bodyTimeoutNanoseconds / 1_000_000_000) s", close: true)
+                respond(status: .requestTimeout, message: "Request body stalled for \(worker.config.bodyTimeoutNanoseconds / 1_000_000_000) s", close: true)
                 drive()
             } else {
                 close()
@@ -313,12 +313,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         if head.version == .http11 && !head.expectContinue && Self.hasExpectField(head, input.readable) {
             worker.metrics.count(.badRequest)
             if bodyLength == 0 { input.consume(head.length) }
-            respond(status: 417, message: "Only the expectation 100-continue is supported", close: bodyLength > 0 || !head.wantsKeepAlive)
+            respond(status: .expectationFailed, message: "Only the expectation 100-continue is supported", close: bodyLength > 0 || !head.wantsKeepAlive)
             return
         }
         if let cap = worker.config.maxBodyBytes, bodyLength != .max, bodyLength > cap {
             worker.metrics.count(.badRequest)
-            respond(status: 413, message: "Request body of \(bodyLength) bytes is larger than the limit of \(cap) bytes", close: true)
+            respond(status: .contentTooLarge, message: "Request body of \(bodyLength) bytes is larger than the limit of \(cap) bytes", close: true)
             return
         }
 
@@ -326,26 +326,26 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             let client = peer?.host ?? "unknown"
             guard let peer, worker.config.adminAllow.contains(where: { $0.contains(peer) }) else {
                 let message = "Admin endpoint \(head.path) is not allowed from \(peer?.host ?? "this client")"
-                admin.refused(method: head.method, path: String(head.path), client: client, status: 403, reason: message)
-                respond(status: 403, message: message, close: true)
+                admin.refused(method: head.method, path: String(head.path), client: client, status: .forbidden, reason: message)
+                respond(status: .forbidden, message: message, close: true)
                 return
             }
             if let token = worker.config.adminToken,
                !token.authorizes(head: UnsafeRawBufferPointer(rebasing: input.readable[0..<head.length])) {
                 let message = "Admin endpoint \(head.path) needs Authorization: Bearer <admin token>"
-                admin.refused(method: head.method, path: String(head.path), client: client, status: 401, reason: "missing or wrong token")
-                output.append(ResponseWriter.failure(status: 401, message: message, close: true,
+                admin.refused(method: head.method, path: String(head.path), client: client, status: .unauthorized, reason: "missing or wrong token")
+                output.append(ResponseWriter.failure(status: .unauthorized, message: message, close: true,
                                                      extraHeaders: "WWW-Authenticate: Bearer realm=\"ds-lb admin\"\r\n"))
                 state = .closing
                 input.clear()
                 return
             }
             guard framing != .chunked else {
-                respond(status: 411, message: "Admin requests need a Content-Length body, not chunked", close: true)
+                respond(status: .lengthRequired, message: "Admin requests need a Content-Length body, not chunked", close: true)
                 return
             }
             guard bodyLength <= UInt64(worker.config.maxAdminBody) else {
-                respond(status: 413, message: "Admin request body larger than \(worker.config.maxAdminBody) bytes", close: true)
+                respond(status: .contentTooLarge, message: "Admin request body larger than \(worker.config.maxAdminBody) bytes", close: true)
                 return
             }
             state = .readingAdminBody(head: head, length: Int(bodyLength))
@@ -395,7 +395,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// Queues one of our own responses. `close` ends the connection after it is sent; a request
     /// body still unread makes that mandatory, since its bytes would be taken for the next head.
-    func respond(status: Int, message: String, close: Bool) {
+    func respond(status: HTTPStatus, message: String, close: Bool) {
         let close = close || worker.draining
         output.append(ResponseWriter.failure(status: status, message: message, close: close))
         if close {
@@ -451,7 +451,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         guard let chosen else {
             worker.metrics.count(.noReplica)
             input.consume(head.length)
-            respond(status: 503, message: snapshot.isEmpty ? "No replica available: the pool is empty" : "No healthy replica available",
+            respond(status: .serviceUnavailable, message: snapshot.isEmpty ? "No replica available: the pool is empty" : "No healthy replica available",
                     close: bodyLength > 0 || !head.wantsKeepAlive)
             return
         }
@@ -483,7 +483,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     }
 
     /// The exchange ends with our own error response instead of the replica's.
-    func exchangeFailed(status: Int, message: String, close: Bool) {
+    func exchangeFailed(status: HTTPStatus, message: String, close: Bool) {
         exchange?.releaseSnapshot()
         exchange = nil
         respond(status: status, message: message, close: close)

@@ -71,7 +71,7 @@ extension UpstreamExchange {
                         if upstream.input.isEmpty {
                             upstreamFailed(upstream, reason: "connection closed before a response")
                         } else {
-                            fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an incomplete response head")
+                            fail(status: .badGateway, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an incomplete response head")
                         }
                         return false
                     }
@@ -110,7 +110,7 @@ extension UpstreamExchange {
                 responseParseFrom = resume
                 return true
             case .failed(let error):
-                fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                fail(status: .badGateway, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
                 return false
             case .complete(let responseHead):
                 responseParseFrom = 0
@@ -128,7 +128,7 @@ extension UpstreamExchange {
                 }
                 switch Framing.response(responseHead, requestIsHead: head.isHead) {
                 case .failure(let error):
-                    fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                    fail(status: .badGateway, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
                     return false
                 case .success(let framing):
                     self.responseHead = responseHead
@@ -171,7 +171,7 @@ extension UpstreamExchange {
     /// Up to this many bytes of head and body are copied into one write (a copy is cheaper than
     /// a second syscall).
     static let coalescedWriteLimit = 16 * 1024
-    static let continueLine: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+    static let continueLine: [UInt8] = Array("\(HTTPStatus.continue.statusLine)\r\n\r\n".utf8)
     static let connectionClose: [UInt8] = Array("Connection: close\r\n".utf8)
     static let connectionKeepAlive: [UInt8] = Array("Connection: keep-alive\r\n".utf8)
     static let connectionUpgrade: [UInt8] = Array("Connection: Upgrade\r\n".utf8)
@@ -197,7 +197,7 @@ extension UpstreamExchange {
     /// for is accepted; the connections then become a tunnel. False after an error reply.
     private func switchProtocols(_ upstream: UpstreamConnection, _ responseHead: ResponseHeadInfo) -> Bool {
         guard head.connection.upgrade, bodyRemaining == 0 else {
-            fail(status: 502, kind: .invalidResponse, message: "Server \(upstream.backend.name) switched protocols without being asked to")
+            fail(status: .badGateway, kind: .invalidResponse, message: "Server \(upstream.backend.name) switched protocols without being asked to")
             return false
         }
         deadline.clear()

@@ -173,13 +173,13 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             } catch let error as SyscallError where error.isLocalResourceExhaustion {
                 // ds-lb is out of descriptors or memory: no replica is to blame and none would
                 // do better, so no failover and no passive failure report (503, HAProxy's too).
-                fail(status: 503, kind: .localResources, message: "ds-lb cannot open a connection to a replica now: \(error)")
+                fail(status: .serviceUnavailable, kind: .localResources, message: "ds-lb cannot open a connection to a replica now: \(error)")
                 return
             } catch {
                 let backend = snapshot.backends[index]
                 worker.reportUnreachable(backend)
                 if !failOver(from: backend) {
-                    fail(status: 502, kind: .connect, message: "Server \(backend.name) is unreachable: \(error)")
+                    fail(status: .badGateway, kind: .connect, message: "Server \(backend.name) is unreachable: \(error)")
                 }
                 return
             }
@@ -220,10 +220,10 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             upstream.close()
             self.upstream = nil
             if !failOver(from: backend) {
-                fail(status: 502, kind: .connect, message: "Server \(backend.name) did not accept the connection in time")
+                fail(status: .badGateway, kind: .connect, message: "Server \(backend.name) did not accept the connection in time")
             }
         } else if responseHead == nil {
-            fail(status: 504, kind: .timeout, message: "Server \(upstream.backend.name) did not answer in time")
+            fail(status: .gatewayTimeout, kind: .timeout, message: "Server \(upstream.backend.name) did not answer in time")
         } else {
             client.close()
         }
@@ -296,7 +296,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         if resendable && (neverConnected || Self.isIdempotent(head)) && failOver(from: backend) {
             return
         }
-        fail(status: 502, kind: .connect, message: "Server \(backend.name) is unreachable: \(reason)")
+        fail(status: .badGateway, kind: .connect, message: "Server \(backend.name) is unreachable: \(reason)")
     }
 
     /// Moves the exchange to the next distinct healthy candidate for its key. False when the
@@ -319,7 +319,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     }
 
     /// Ends the exchange with our own error response (nothing of the replica's reached the client).
-    func fail(status: Int, kind: ProxyMetrics.ErrorKind, message: String) {
+    func fail(status: HTTPStatus, kind: ProxyMetrics.ErrorKind, message: String) {
         worker.metrics.count(kind)
         if !headConsumed { client.input.consume(head.length) }
         // A body not fully forwarded cannot be told apart from the next request: close.

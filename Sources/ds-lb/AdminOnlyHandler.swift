@@ -1,4 +1,5 @@
 import DSControl
+import DSHTTP1
 import DSProxy
 
 /// The admin socket's handler (`--admin-listen`, or ds-lb.socket's `admin`): every path is the
@@ -13,7 +14,7 @@ struct AdminOnlyHandler: AdminHandler {
         supervisor.submit(request, reply: reply)
     }
 
-    func refused(method: String, path: String, client: String, status: Int, reason: String) {
+    func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String) {
         supervisor.refused(method: method, path: path, client: client, status: status, reason: reason)
     }
 }

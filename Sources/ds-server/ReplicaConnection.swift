@@ -118,11 +118,11 @@ final class ReplicaConnection: EventHandler {
                     switch head.path {
                     case "/echo" where framing == .chunked:
                         // A chunked body comes back chunked, its chunks exactly as they came.
-                        output.append(Array("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\(keepAlive ? "" : "Connection: close\r\n")\r\n".utf8))
+                        output.append(Array("\(HTTPStatus.ok.statusLine)\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\(keepAlive ? "" : "Connection: close\r\n")\r\n".utf8))
                         echoChunks = true
                     case "/echo":
                         // Test endpoint: the request body back, streamed, any size.
-                        output.append(ResponseWriter.head(status: 200, contentType: "application/octet-stream",
+                        output.append(ResponseWriter.head(status: .ok, contentType: "application/octet-stream",
                                                           contentLength: length, close: !keepAlive))
                         bodyToEcho = length
                     case "/slow":
@@ -142,14 +142,14 @@ final class ReplicaConnection: EventHandler {
                         // Test endpoint: a WebSocket-style upgrade (no frames, no handshake key
                         // check); after the 101 every byte is echoed until the client closes.
                         bodyToSkip = length
-                        output.append(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".utf8))
+                        output.append(Array("\(HTTPStatus.switchingProtocols.statusLine)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".utf8))
                         echoingTunnel = true
                     case "/bytes":
                         // Test endpoint: a response of ?n= bytes (at most 64 MiB), for tests of
                         // large responses and slow readers.
                         bodyToSkip = length
                         let n = head.queryParameter("n").flatMap { Int($0) }.map { min(max($0, 0), 64 << 20) } ?? 0
-                        output.append(ResponseWriter.head(status: 200, contentType: "application/octet-stream",
+                        output.append(ResponseWriter.head(status: .ok, contentType: "application/octet-stream",
                                                           contentLength: UInt64(n), close: !keepAlive))
                         let pattern = Array("0123456789abcdef".utf8)
                         var body = [UInt8](repeating: 0, count: n)
@@ -158,7 +158,7 @@ final class ReplicaConnection: EventHandler {
                     case "/debug/head":
                         // Test endpoint: the request head exactly as received.
                         bodyToSkip = length
-                        output.append(ResponseWriter.response(status: 200, contentType: "text/plain",
+                        output.append(ResponseWriter.response(status: .ok, contentType: "text/plain",
                                                               body: String(decoding: headBytes, as: UTF8.self), close: !keepAlive))
                     default:
                         bodyToSkip = length

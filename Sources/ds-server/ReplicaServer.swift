@@ -31,15 +31,15 @@ final class ReplicaServer {
         switch path {
         case "/home" where head.method == "GET" || headOnly:
             let body = JSON.object(["message": .string("Hello from Server: \(id)"), "status": .string("successful")])
-            return ResponseWriter.response(status: 200, body: body, close: close, headOnly: headOnly)
+            return ResponseWriter.response(status: .ok, body: body, close: close, headOnly: headOnly)
         case "/heartbeat" where head.method == "GET" || headOnly:
-            return ResponseWriter.response(status: 200, contentType: nil, body: "", close: close)
+            return ResponseWriter.response(status: .ok, contentType: nil, body: "", close: close)
         default:
             let body = JSON.object([
                 "message": .string("<Error> '\(path)' endpoint does not exist in server replicas"),
                 "status": .string("failure"),
             ])
-            return ResponseWriter.response(status: 400, body: body, close: close, headOnly: headOnly)
+            return ResponseWriter.response(status: .badRequest, body: body, close: close, headOnly: headOnly)
         }
     }
 

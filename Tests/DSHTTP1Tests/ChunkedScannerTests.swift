@@ -139,7 +139,7 @@ final class ChunkedScannerTests: XCTestCase {
         scanner.skipData(8)
         XCTAssertEqual(scanner.dataRemaining, 0)
         XCTAssertThrowsError(try scan(&scanner, bytes("!!\r\n0\r\n\r\n")[...])) { error in
-            XCTAssertEqual((error as? HTTPParseError)?.status, 400)
+            XCTAssertEqual((error as? HTTPParseError)?.status.code, 400)
         }
         var good = ChunkedScanner()
         XCTAssertEqual(try scan(&good, bytes("3\r\n")[...]), .needMore)
@@ -213,7 +213,7 @@ final class ChunkedScannerTests: XCTestCase {
         for (name, text) in Self.invalid {
             var scanner = ChunkedScanner()
             XCTAssertThrowsError(try scan(&scanner, bytes(text)[...]), name) { error in
-                XCTAssertEqual((error as? HTTPParseError)?.status, 400, name)
+                XCTAssertEqual((error as? HTTPParseError)?.status.code, 400, name)
             }
         }
     }
@@ -227,7 +227,7 @@ final class ChunkedScannerTests: XCTestCase {
                 do {
                     _ = try scan(&scanner, [byte][...])
                 } catch {
-                    XCTAssertEqual((error as? HTTPParseError)?.status, 400, name)
+                    XCTAssertEqual((error as? HTTPParseError)?.status.code, 400, name)
                     threw = true
                     break
                 }
@@ -255,7 +255,7 @@ final class ChunkedScannerTests: XCTestCase {
         let prefix = "5\r\nhello\r\n"
         XCTAssertEqual(try scan(&over, bytes(prefix)[...]), .needMore)
         XCTAssertThrowsError(try scan(&over, bytes("6\r\n")[...])) { error in
-            XCTAssertEqual((error as? HTTPParseError)?.status, 413)
+            XCTAssertEqual((error as? HTTPParseError)?.status.code, 413)
         }
 
         var huge = ChunkedScanner()

@@ -26,14 +26,14 @@ final class HeadParserTests: XCTestCase {
         guard case .failed(let error) = parseRequest(head(fieldCount: limit + 1)) else {
             return XCTFail("\(limit + 1) fields must be refused")
         }
-        XCTAssertEqual(error.status, 431)
+        XCTAssertEqual(error.status.code, 431)
     }
 
     func testCustomHeaderCountLimit() {
         let limits = HTTPLimits(maxHeadBytes: 64 * 1024, maxHeaderCount: 3)
         if case .complete = parseRequest(head(fieldCount: 3), limits: limits) {} else { XCTFail("3 fields allowed") }
         guard case .failed(let error) = parseRequest(head(fieldCount: 4), limits: limits) else { return XCTFail() }
-        XCTAssertEqual(error.status, 431)
+        XCTAssertEqual(error.status.code, 431)
     }
 
     func testHeadLargerThanMaxHeadBytesIs431() {
@@ -41,11 +41,11 @@ final class HeadParserTests: XCTestCase {
         XCTAssertEqual(limit, 64 * 1024)
         let big = "GET / HTTP/1.1\r\nHost: lb\r\nX-Big: " + String(repeating: "a", count: limit) + "\r\n\r\n"
         guard case .failed(let error) = parseRequest(big) else { return XCTFail("an oversized complete head") }
-        XCTAssertEqual(error.status, 431)
+        XCTAssertEqual(error.status.code, 431)
         // Still incomplete, but already past the limit: refused without waiting for the end.
         let partial = Array(big.utf8.prefix(limit + 10))
         guard case .failed(let error2) = parseRequest(partial) else { return XCTFail("an oversized partial head") }
-        XCTAssertEqual(error2.status, 431)
+        XCTAssertEqual(error2.status.code, 431)
     }
 
     func testHeadSizeLimitBoundary() {
@@ -59,7 +59,7 @@ final class HeadParserTests: XCTestCase {
         XCTAssertEqual(h.length, limit)
         let over = prefix + String(repeating: "v", count: limit - prefix.utf8.count - suffix.utf8.count + 1) + suffix
         guard case .failed(let error) = parseRequest(over, limits: limits) else { return XCTFail("one byte over") }
-        XCTAssertEqual(error.status, 431)
+        XCTAssertEqual(error.status.code, 431)
         // An incomplete head exactly at the limit waits for more.
         if case .incomplete = parseRequest(Array(over.utf8.prefix(limit)), limits: limits) {} else {
             XCTFail("incomplete at the limit must wait")
@@ -71,7 +71,7 @@ final class HeadParserTests: XCTestCase {
         let big = bytes("GET / HTTP/1.1\r\nHost: lb\r\nX: " + String(repeating: "z", count: 300) + "\r\n\r\n")
         let (result, offered) = parseIncrementally(big, limits: limits)
         guard case .failed(let error) = result else { return XCTFail("expected 431") }
-        XCTAssertEqual(error.status, 431)
+        XCTAssertEqual(error.status.code, 431)
         XCTAssertEqual(offered, 101, "refused as soon as the buffer passes the limit")
     }
 
@@ -219,16 +219,16 @@ final class HeadParserTests: XCTestCase {
         guard case .failed(let error) = parseRequest(flood) else {
             return XCTFail("128 KiB of empty lines must be refused, got \(Summary(parseRequest(flood)))")
         }
-        XCTAssertEqual(error.status, 431)
+        XCTAssertEqual(error.status.code, 431)
         guard case .failed(let error2) = parseRequest(flood + bytes("GET / HTTP/1.1\r\nHost: lb\r\n\r\n")) else {
             return XCTFail("a head after 128 KiB of empty lines must be refused")
         }
-        XCTAssertEqual(error2.status, 431)
+        XCTAssertEqual(error2.status.code, 431)
     }
 
     func testParseErrorDescription() {
-        let error = HTTPParseError(431, "Too many header fields")
+        let error = HTTPParseError(.requestHeaderFieldsTooLarge, "Too many header fields")
         XCTAssertEqual(error.description, "431 Too many header fields")
-        XCTAssertEqual(error, HTTPParseError(431, "Too many header fields"))
+        XCTAssertEqual(error, HTTPParseError(.requestHeaderFieldsTooLarge, "Too many header fields"))
     }
 }

@@ -224,7 +224,7 @@ final class RequestCorpusTests: XCTestCase {
     private func check(_ c: Case, _ result: HeadParseResult<RequestHead>) {
         switch (c.expected, result) {
         case (.failed(let status), .failed(let error)):
-            XCTAssertEqual(error.status, status, "\(c.name): \(error.message)", line: c.line)
+            XCTAssertEqual(error.status.code, status, "\(c.name): \(error.message)", line: c.line)
             XCTAssertFalse(error.message.isEmpty, "\(c.name)", line: c.line)
         case (.complete(let want, let framing), .complete(let head)):
             XCTAssertEqual(head.method, want.method, "\(c.name)", line: c.line)
@@ -244,7 +244,7 @@ final class RequestCorpusTests: XCTestCase {
             case (.body(let expected), .success(let actual)):
                 XCTAssertEqual(actual, expected, "\(c.name)", line: c.line)
             case (.refused(let status), .failure(let error)):
-                XCTAssertEqual(error.status, status, "\(c.name): \(error.message)", line: c.line)
+                XCTAssertEqual(error.status.code, status, "\(c.name): \(error.message)", line: c.line)
             case (let expected, let actual):
                 XCTFail("\(c.name): framing expected \(expected), got \(actual)", line: c.line)
             }

@@ -152,9 +152,9 @@ final class RequestHeadInfoTests: XCTestCase {
             ("chunked", .success(.chunked)),
             ("gzip, chunked", .success(.chunked)),
             ("GZip,Chunked", .success(.chunked)),
-            ("chunked, chunked", .failure(HTTPParseError(400, "chunked applied more than once"))),
-            ("br, chunked", .failure(HTTPParseError(501, "Unknown transfer coding"))),
-            ("chunked, gzip", .failure(HTTPParseError(400, "Request transfer coding does not end in chunked"))),
+            ("chunked, chunked", .failure(HTTPParseError(.badRequest, "chunked applied more than once"))),
+            ("br, chunked", .failure(HTTPParseError(.notImplemented, "Unknown transfer coding"))),
+            ("chunked, gzip", .failure(HTTPParseError(.badRequest, "Request transfer coding does not end in chunked"))),
         ]
         for (codings, want) in cases {
             let raw = Array("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \(codings)\r\n\r\n".utf8)

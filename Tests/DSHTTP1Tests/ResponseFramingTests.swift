@@ -75,7 +75,7 @@ final class ResponseFramingTests: XCTestCase {
             case (.body(let want), .success(let got)):
                 XCTAssertEqual(got, want, k.name, line: k.line)
             case (.refused(let status), .failure(let error)):
-                XCTAssertEqual(error.status, status, "\(k.name): \(error.message)", line: k.line)
+                XCTAssertEqual(error.status.code, status, "\(k.name): \(error.message)", line: k.line)
             case (let want, let got):
                 XCTFail("\(k.name): expected \(want), got \(got)", line: k.line)
             }
@@ -111,7 +111,7 @@ final class ResponseFramingTests: XCTestCase {
                 XCTFail("\(raw.debugDescription) must be refused, got \(parseResponse(raw))")
                 continue
             }
-            XCTAssertGreaterThanOrEqual(error.status, 400, raw.debugDescription)
+            XCTAssertGreaterThanOrEqual(error.status.code, 400, raw.debugDescription)
         }
     }
 

@@ -30,7 +30,7 @@ enum Summary: Equatable, CustomStringConvertible {
     init(_ result: HeadParseResult<RequestHead>) {
         switch result {
         case .incomplete: self = .incomplete
-        case .failed(let error): self = .failed(error.status)
+        case .failed(let error): self = .failed(error.status.code)
         case .complete(let h):
             self = .complete(method: h.method, target: h.target, length: h.length, contentLength: h.contentLength,
                              codings: h.transferCodings, fields: h.fields.count)

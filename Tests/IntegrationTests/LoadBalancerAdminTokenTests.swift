@@ -33,6 +33,7 @@ final class LoadBalancerAdminTokenTests: IntegrationTestCase {
                 defer { connection.close() }
                 let response = try connection.request(method, target, headers: headers)
                 assertFailure(response, 401, "\(method) \(target) with \(what)")
+                XCTAssertEqual(response.reason, "Unauthorized", "\(method) \(target) with \(what): status line")
                 XCTAssertEqual(response.header("WWW-Authenticate")?.hasPrefix("Bearer"), true, "\(what): \(response)")
                 XCTAssertTrue(connection.isClosedByPeer(), "\(method) \(target) with \(what): connection left open after 401")
             }

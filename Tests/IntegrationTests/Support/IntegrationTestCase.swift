@@ -217,6 +217,9 @@ class IntegrationTestCase: XCTestCase {
                        message expected: String? = nil,
                        file: StaticString = #filePath, line: UInt = #line) -> String? {
         XCTAssertEqual(response.status, status, "\(what): status; got \(response)", file: file, line: line)
+        // Every status ds-lb writes carries its RFC reason phrase, never a placeholder.
+        XCTAssertFalse(response.reason.isEmpty || response.reason.hasPrefix("Status "),
+                       "\(what): reason phrase '\(response.reason)'", file: file, line: line)
         guard response.jsonObject != nil else {
             XCTFail("\(what): body is not a JSON object: \(response)", file: file, line: line)
             return nil
