@@ -1,6 +1,6 @@
-/// Where the routing key comes from: a fallback chain such as `query:id,client-ip` (the first
-/// source present wins). Parsed once at start-up; applied per request without allocation when
-/// the key is in the query string.
+/// Where the routing key comes from: a fallback chain such as `query:id,random` (the first
+/// source present wins; when every source misses, the last one named decides, see
+/// `KeyExtraction`). Parsed once at start-up; applied per request without allocation.
 public struct KeyExtractor: Sendable, CustomStringConvertible {
     public enum Source: Sendable, Equatable {
         case query(String)
@@ -8,6 +8,10 @@ public struct KeyExtractor: Sendable, CustomStringConvertible {
         case cookie(String)
         case path
         case clientIP
+        /// A fresh random 6-digit request id (100000...999999) per request, hashed as its
+        /// decimal text like an `?id=` value: keyless requests spread over the pool the way the
+        /// course's clients, which send such ids, spread theirs.
+        case random
     }
 
     public let sources: [Source]
@@ -16,13 +20,16 @@ public struct KeyExtractor: Sendable, CustomStringConvertible {
         public let description: String
     }
 
-    public static let `default` = KeyExtractor(sources: [.query("id"), .clientIP])
+    /// `query:id,random`: a request with an id sticks to its replica, one without spreads (a
+    /// key is what makes a request sticky; `client-ip` would pin all of one client's keyless
+    /// traffic, e.g. a load test's, to one replica).
+    public static let `default` = KeyExtractor(sources: [.query("id"), .random])
 
     public init(sources: [Source]) {
         self.sources = sources
     }
 
-    /// Parses `query:NAME,header:NAME,cookie:NAME,path,client-ip`.
+    /// Parses `query:NAME,header:NAME,cookie:NAME,path,client-ip,random`.
     public init(parsing text: String) throws {
         var sources: [Source] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
@@ -31,7 +38,7 @@ public struct KeyExtractor: Sendable, CustomStringConvertible {
             let kind = pieces[0].lowercased()
             let name = pieces.count > 1 ? String(pieces[1]) : ""
             guard !item.isEmpty else { throw ParseError(description: "--hash-key: empty key source in '\(text)'") }
-            if (kind == "path" || kind == "client-ip") && pieces.count > 1 {
+            if (kind == "path" || kind == "client-ip" || kind == "random") && pieces.count > 1 {
                 throw ParseError(description: "--hash-key: '\(item)' takes no name (use \(kind))")
             }
             switch kind {
@@ -42,8 +49,10 @@ public struct KeyExtractor: Sendable, CustomStringConvertible {
                 sources.append(.path)
             case "client-ip":
                 sources.append(.clientIP)
+            case "random":
+                sources.append(.random)
             default:
-                throw ParseError(description: "--hash-key: unknown key source '\(item)' (use query:NAME, header:NAME, cookie:NAME, path or client-ip)")
+                throw ParseError(description: "--hash-key: unknown key source '\(item)' (use query:NAME, header:NAME, cookie:NAME, path, client-ip or random)")
             }
         }
         self.sources = sources
@@ -57,6 +66,7 @@ public struct KeyExtractor: Sendable, CustomStringConvertible {
             case .cookie(let n): return "cookie:\(n)"
             case .path: return "path"
             case .clientIP: return "client-ip"
+            case .random: return "random"
             }
         }.joined(separator: ",")
     }

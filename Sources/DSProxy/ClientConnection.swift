@@ -26,7 +26,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     let fd: Int32
     let peer: SocketAddress?
-    /// The client address as the routing key's last resort (`client-ip`), built once.
+    /// The client address for the `client-ip` key source, built once.
     private lazy var clientKey: [UInt8] = Array((peer?.host ?? "").utf8)
     private unowned let worker: Worker
     /// Request bytes as they arrived; the exchange reads its head and body from here too.
@@ -443,7 +443,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         let worker = self.worker  // one strong reference, not a checked retain per use
         let snapshot = worker.reader.snapshot
         let hashedKey = worker.config.keyExtractor.hashedKey(for: head, headBytes: input.readable, clientKey: clientKey,
-                                                             snapshot: snapshot)
+                                                             random: &worker.keyRandom, snapshot: snapshot)
         // The replica as its index in `snapshot.backends`: the pool and the metric handles are
         // arrays indexed like it (no name or address hashed per request).
         let chosen = worker.config.balanceFactor.map { worker.boundedSelect(snapshot, hashedKey: hashedKey, factor: $0) }

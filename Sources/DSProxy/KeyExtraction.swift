@@ -4,63 +4,89 @@ import DSHashing
 import DSSystem
 
 extension KeyExtractor {
-    /// The routing key of a request, hashed by `snapshot` straight from the head's bytes: the first
-    /// source in the chain that is present. When none is, the client address (so a client
-    /// without an id still sticks to one replica). `clientKey` is the client address as text,
-    /// kept by the connection so no request builds it again. Nothing here allocates.
-    ///
-    /// Same rules as always: query parameters and cookies compared byte for byte and hashed as
-    /// sent (not percent-decoded); header names ignoring case; an empty value falls through to
-    /// the next source; `path` always answers (the target before `?` and `#`).
-    func hashedKey(for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, clientKey: [UInt8],
-                   snapshot: Snapshot) -> UInt64 {
-        for source in sources {
-            switch source {
-            case .query(let name):
-                if let value = head.queryParameter(name, in: bytes), !value.isEmpty {
-                    return snapshot.key(UnsafeRawBufferPointer(rebasing: bytes[value]))
-                }
-            case .header(let name):
-                if let field = head.firstField(named: name, in: bytes), !field.valueRange.isEmpty {
-                    return snapshot.key(UnsafeRawBufferPointer(rebasing: bytes[field.valueRange]))
-                }
-            case .cookie(let name):
-                if let value = head.cookie(name, in: bytes) {
-                    return snapshot.key(UnsafeRawBufferPointer(rebasing: bytes[value]))
-                }
-            case .path:
-                return snapshot.key(UnsafeRawBufferPointer(rebasing: bytes[head.path(in: bytes)]))
-            case .clientIP:
-                if !clientKey.isEmpty { return clientKey.withUnsafeBytes { snapshot.key($0) } }
-            }
-        }
-        return clientKey.withUnsafeBytes { snapshot.key($0) }
+    /// Where a request's key bytes are: the one answer both `hashedKey` (hot path) and `key`
+    /// (logs, tests) are built on, so the two cannot disagree.
+    enum Resolved: Equatable {
+        /// A range of the head's bytes (empty: the empty key).
+        case head(Range<Int>)
+        /// The client address (`client-ip`).
+        case client
+        /// A `random` request id as six ASCII digits, first digit in the lowest byte.
+        case random(UInt64)
     }
 
-    /// The routing key as text, for logs and tests (allocates; the proxy hashes `hashedKey`).
-    func key(for head: RequestHead, headBytes: UnsafeRawBufferPointer, peer: SocketAddress?) -> String {
+    /// The first source in the chain that answers for this request. Rules: query parameters and
+    /// cookies are compared byte for byte and hashed as sent (not percent-decoded); header names
+    /// ignore case; a missing or empty value falls through to the next source; `path` always
+    /// answers (the target before `?` and `#`); `random` always answers, with a new id;
+    /// `client-ip` answers when the peer has an address. Only the sources named are used: when
+    /// every one misses, the last one named decides, and what a missing source yields is the
+    /// empty value, so the key is the empty string (every such request goes to one replica).
+    func resolve(head: RequestHeadInfo, bytes: UnsafeRawBufferPointer, hasClientKey: Bool,
+                 random: inout SplitMix64) -> Resolved {
         for source in sources {
             switch source {
             case .query(let name):
-                if let value = head.queryParameter(name), !value.isEmpty { return String(value) }
+                if let value = head.queryParameter(name, in: bytes), !value.isEmpty { return .head(value) }
             case .header(let name):
-                if let value = head.fields.first(where: { $0.name(in: headBytes).lowercased() == name })?.value(in: headBytes),
-                   !value.isEmpty {
-                    return value
+                if let field = head.firstField(named: name, in: bytes), !field.valueRange.isEmpty {
+                    return .head(field.valueRange)
                 }
             case .cookie(let name):
-                for field in head.fields where field.name(in: headBytes).lowercased() == "cookie" {
-                    for pair in field.value(in: headBytes).split(separator: ";") {
-                        let parts = pair.split(separator: "=", maxSplits: 1)
-                        if parts.count == 2, parts[0].trimmingCharacters(inSet: " ") == name { return String(parts[1]) }
-                    }
-                }
+                // Never empty: `cookie(_:in:)` skips a pair without a value.
+                if let value = head.cookie(name, in: bytes) { return .head(value) }
             case .path:
-                return String(head.path)
+                return .head(head.path(in: bytes))
             case .clientIP:
-                if let peer { return peer.host }
+                if hasClientKey { return .client }
+            case .random:
+                return .random(Self.randomID(&random))
             }
         }
-        return peer?.host ?? ""
+        return .head(0..<0)
+    }
+
+    /// A request id in 100000...999999, the range the course's clients draw theirs from, as its
+    /// decimal digits packed into the low six bytes (first digit lowest): no buffer to allocate.
+    static func randomID(_ random: inout SplitMix64) -> UInt64 {
+        // Lemire's multiply-shift: uniform enough (bias below 2⁻⁴⁴) without a division.
+        var id = 100_000 + random.next().multipliedFullWidth(by: 900_000).high
+        var packed: UInt64 = 0
+        for position in stride(from: 5, through: 0, by: -1) {
+            packed |= (48 + id % 10) << (8 * UInt64(position))
+            id /= 10
+        }
+        return packed
+    }
+
+    /// The routing key of a request, hashed by `snapshot` straight from the head's bytes (see
+    /// `resolve` for which source wins). `clientKey` is the client address as text, kept by the
+    /// connection so no request builds it again. Nothing here allocates.
+    func hashedKey(for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, clientKey: [UInt8],
+                   random: inout SplitMix64, snapshot: Snapshot) -> UInt64 {
+        switch resolve(head: head, bytes: bytes, hasClientKey: !clientKey.isEmpty, random: &random) {
+        case .head(let range):
+            return snapshot.key(UnsafeRawBufferPointer(rebasing: bytes[range]))
+        case .client:
+            return clientKey.withUnsafeBytes { snapshot.key($0) }
+        case .random(let packed):
+            // Hashed as the id's six digits, exactly as `?id=` with that id would be.
+            return withUnsafeBytes(of: packed.littleEndian) { snapshot.key(UnsafeRawBufferPointer(rebasing: $0[0..<6])) }
+        }
+    }
+
+    /// The routing key as text, for logs and tests (allocates; the proxy hashes `hashedKey`,
+    /// which hashes these very bytes).
+    func key(for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, peer: SocketAddress?,
+             random: inout SplitMix64) -> String {
+        let client = peer?.host ?? ""
+        switch resolve(head: head, bytes: bytes, hasClientKey: !client.isEmpty, random: &random) {
+        case .head(let range):
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        case .client:
+            return client
+        case .random(let packed):
+            return withUnsafeBytes(of: packed.littleEndian) { String(decoding: $0[0..<6], as: UTF8.self) }
+        }
     }
 }

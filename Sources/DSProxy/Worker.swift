@@ -28,6 +28,9 @@ public final class Worker {
     let pipeline: PipelineQueue<ClientConnection>
     /// The iovec array every request head is gathered into for its writev.
     let iovecs = IOVecBuffer()
+    /// Draws the `random` key source's request ids. Seeded apart per worker so two workers do
+    /// not send the same id sequence; the ids need spread, not unpredictability.
+    var keyRandom = SplitMix64(seed: UInt64.random(in: .min ... .max))
     let admin: AdminHandler?
     private let onUnreachable: @Sendable (Backend) -> Void
     let metrics: ProxyMetrics

@@ -31,7 +31,7 @@ func fail(_ message: String) -> Never {
 var requests = 2000
 var warmup = 1000
 var connections = 4
-var hashKey = "query:id,client-ip"
+var hashKey = KeyExtractor.default.description
 var trace = false
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {

@@ -61,8 +61,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Consistent-hash algorithm: \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
     var hash: String = HashAlgorithm.default.rawValue
 
-    @Option(help: "Where the routing key comes from, a fallback chain: query:NAME, header:NAME, cookie:NAME, path, client-ip.")
-    var hashKey: String = "query:id,client-ip"
+    @Option(help: "Where the routing key comes from, a fallback chain: query:NAME, header:NAME, cookie:NAME, path, client-ip, random (a random 6-digit id per request).")
+    var hashKey: String = KeyExtractor.default.description
 
     @Option(help: "Path of the ds-server binary (default: next to ds-lb).")
     var serverBinary: String?

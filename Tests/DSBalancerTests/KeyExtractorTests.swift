@@ -10,6 +10,9 @@ final class KeyExtractorTests: XCTestCase {
             ("cookie:Session", [.cookie("Session")]),
             ("path", [.path]),
             ("client-ip", [.clientIP]),
+            ("random", [.random]),
+            ("query:id,random", [.query("id"), .random]),
+            ("header:x-user,RANDOM", [.header("x-user"), .random]),
             ("QUERY:Id,Header:X-A,Cookie:c,PATH,Client-IP", [.query("Id"), .header("x-a"), .cookie("c"), .path, .clientIP]),
             ("  query:id ,  path  ", [.query("id"), .path]),
             ("query:a:b", [.query("a:b")]),
@@ -37,6 +40,7 @@ final class KeyExtractorTests: XCTestCase {
             ("query:id,,path", "empty key source"),
             ("path:x", "takes no name"),
             ("client-ip:x", "takes no name"),
+            ("random:6", "takes no name"),
             ("body:id", "unknown key source"),
         ]
         for (text, fragment) in cases {
@@ -49,8 +53,8 @@ final class KeyExtractorTests: XCTestCase {
     }
 
     func testDefault() {
-        XCTAssertEqual(KeyExtractor.default.sources, [.query("id"), .clientIP])
-        XCTAssertEqual(KeyExtractor.default.description, "query:id,client-ip")
+        XCTAssertEqual(KeyExtractor.default.sources, [.query("id"), .random])
+        XCTAssertEqual(KeyExtractor.default.description, "query:id,random")
     }
 
     func testTrimmingHelper() {

@@ -51,7 +51,7 @@ final class AllocationTests: IntegrationTestCase {
         if let sanitizer = ProcessInfo.processInfo.environment["DSLB_SANITIZER"] {
             throw XCTSkip("malloc is replaced by the \(sanitizer) sanitizer in this run; make test counts allocations")
         }
-        for hashKey in ["query:id,client-ip", "header:x-user,cookie:session,path"] {
+        for hashKey in ["query:id,random", "query:id,client-ip", "header:x-user,cookie:session,path"] {
             // The warm-up lets the worker's tables (timer heap, dictionaries) reach their size.
             let result = try run(["--requests", "3000", "--warmup", "6000", "--hash-key", hashKey])
             XCTAssertEqual(result.requests, 3000)

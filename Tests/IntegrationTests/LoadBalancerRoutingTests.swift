@@ -31,10 +31,11 @@ final class LoadBalancerRoutingTests: IntegrationTestCase {
         }
     }
 
-    /// Without ?id= the key is the client address: repeated requests from one address,
-    /// over new connections (new source ports), reach one replica.
-    func testRequestWithoutIDIsStickyToClientAddress() throws {
-        let lb = try startLoadBalancer()
+    /// With `--hash-key query:id,client-ip`, a request without ?id= is keyed by the client
+    /// address: repeated requests from one address, over new connections (new source ports),
+    /// reach one replica.
+    func testRequestWithoutIDIsStickyToClientAddressWithClientIPKey() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "3", "--hash-key", "query:id,client-ip"])
         for source in ["127.0.0.1", "127.0.0.5"] {
             var seen = Set<Int>()
             for _ in 0..<6 {

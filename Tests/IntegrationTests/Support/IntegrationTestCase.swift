@@ -188,21 +188,35 @@ class IntegrationTestCase: XCTestCase {
     /// response must be a 200 with that message; any other answer fails the test.
     func routeIDs(_ ids: [Int], through lb: LoadBalancerUnderTest, connections: Int = 4,
                   file: StaticString = #filePath, line: UInt = #line) throws -> (owners: [Int: Int], reconnects: Int) {
+        let (servers, reconnects) = try route(ids.map { "/home?id=\($0)" }, through: lb, connections: connections,
+                                              file: file, line: line)
+        var owners: [Int: Int] = [:]
+        for (id, server) in zip(ids, servers) { owners[id] = server }
+        return (owners, reconnects)
+    }
+
+    /// Sends `GET target` for every target over `connections` keep-alive connections (round
+    /// robin) and returns, per target, the server number from `Hello from Server: N` (nil for
+    /// any other answer, which also fails the test).
+    func route(_ targets: [String], through lb: LoadBalancerUnderTest, connections: Int = 4,
+               file: StaticString = #filePath, line: UInt = #line) throws -> (servers: [Int?], reconnects: Int) {
         let clients = (0..<max(1, connections)).map { _ in lb.client() }
         defer { clients.forEach { $0.close() } }
-        var owners: [Int: Int] = [:]
+        var servers: [Int?] = []
+        servers.reserveCapacity(targets.count)
         var bad: [String] = []
-        for (i, id) in ids.enumerated() {
-            let response = try clients[i % clients.count].get("/home?id=\(id)")
+        for (i, target) in targets.enumerated() {
+            let response = try clients[i % clients.count].get(target)
             if response.status == 200, response.jsonStatus == "successful", let server = response.helloServerID {
-                owners[id] = server
-            } else if bad.count < 5 {
-                bad.append("id \(id): \(response)")
+                servers.append(server)
+            } else {
+                servers.append(nil)
+                if bad.count < 5 { bad.append("\(target): \(response)") }
             }
         }
-        XCTAssertTrue(bad.isEmpty, "routed GET /home?id= did not answer 200 Hello from Server:\n\(bad.joined(separator: "\n"))",
+        XCTAssertTrue(bad.isEmpty, "routed GET did not answer 200 Hello from Server:\n\(bad.joined(separator: "\n"))",
                       file: file, line: line)
-        return (owners, clients.reduce(0) { $0 + $1.reconnects })
+        return (servers, clients.reduce(0) { $0 + $1.reconnects })
     }
 
     /// Counts how many ids each server got.
