@@ -27,8 +27,8 @@ quiet "$SWIFTC" "${FLAGS[@]}" -module-name FuzzChunked -I "$OUT/lib" -L "$OUT/li
     fuzz/FuzzChunked.swift fuzz/FuzzSupport.swift Sources/DSDocker/ChunkedDecoder.swift Sources/DSDocker/DockerError.swift \
     -o "$OUT/fuzz-chunked"
 # ScaleCommand is internal to DSControl, whose other files need the whole data plane: its one
-# file (Foundation only) is compiled into the target.
-quiet "$SWIFTC" "${FLAGS[@]}" -module-name FuzzAdminJSON \
+# file (DSHTTP1's JSON parser only) is compiled into the target.
+quiet "$SWIFTC" "${FLAGS[@]}" -module-name FuzzAdminJSON -I "$OUT/lib" -L "$OUT/lib" -lDSHTTP1 \
     Sources/DSControl/AdminCommand.swift fuzz/FuzzAdminJSON.swift fuzz/FuzzSupport.swift -o "$OUT/fuzz-admin-json"
 
 python3 fuzz/seeds.py "$OUT/seeds"

@@ -1,8 +1,9 @@
-import Foundation
+import DSHTTP1
 
 /// The body of `POST /add` and `DELETE /rm`: `{"n": 2, "hostnames": ["S5", "S4"]}`, both keys
-/// optional. Decoding is strict about types: `"n": "2"`, `"n": true` or `"n": 1.5` are errors.
-struct ScaleCommand: Decodable, Equatable {
+/// optional. Parsing is strict: a key given twice, a key other than these two, `null`, and the
+/// wrong type (`"n": "2"`, `"n": true`, `"n": 1.5`) are errors, so a body means one thing only.
+struct ScaleCommand: Equatable {
     var n: Int?
     var hostnames: [String]?
 
@@ -11,52 +12,96 @@ struct ScaleCommand: Decodable, Equatable {
         self.hostnames = hostnames
     }
 
-    private enum CodingKeys: String, CodingKey { case n, hostnames }
-
-    /// `n` is read as a JSON number first: Foundation reports a fraction or an out-of-range
-    /// integer as "not valid JSON", which would not tell the user what is wrong.
-    init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        hostnames = try container.decodeIfPresent([String].self, forKey: .hostnames)
-        if let value = try container.decodeIfPresent(Double.self, forKey: .n) {
-            guard value == value.rounded(), abs(value) < 1e15 else {
-                throw Invalid(message: "<Error> 'n' must be a positive integer")
-            }
-            n = Int(value)
-        } else {
-            n = nil
-        }
-    }
-
     struct Invalid: Error {
         let message: String
     }
 
-    /// Parses a request body; an empty body means "no parameters", and so does `null` for a key.
-    static func parse(_ body: [UInt8]) throws -> ScaleCommand {
+    private static let shape = "<Error> Request body must be a JSON object like {\"n\": 1, \"hostnames\": [\"S1\"]}"
+
+    /// Parses a request body; an empty body means "no parameters".
+    static func parse(_ body: [UInt8]) throws(Invalid) -> ScaleCommand {
         if body.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) { return ScaleCommand() }
-        do {
-            return try JSONDecoder().decode(ScaleCommand.self, from: Data(body))
-        } catch let error as Invalid {
-            throw error
-        } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
-                DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
-            switch context.codingPath.first?.stringValue {
-            case "n": throw Invalid(message: "<Error> 'n' must be a positive integer")
-            case "hostnames": throw Invalid(message: "<Error> 'hostnames' must be a list of strings")
-            default: throw Invalid(message: "<Error> Request body must be a JSON object like {\"n\": 1, \"hostnames\": [\"S1\"]}")
+        let value: JSONValue
+        do { value = try JSONValue.parse(body) } catch {
+            if case .duplicateKey(let key, _) = error {
+                throw Invalid(message: "<Error> Key '\(quoted(key))' is given more than once")
             }
-        } catch {
             throw Invalid(message: "<Error> Request body is not valid JSON")
         }
+        guard case .object(let pairs) = value else { throw Invalid(message: shape) }
+        var command = ScaleCommand()
+        for (key, item) in pairs {
+            switch key {
+            case "n":
+                switch item {
+                case .int(let n): command.n = n
+                case .double(let n) where n == n.rounded() && abs(n) < 1e15: command.n = Int(n)
+                default: throw Invalid(message: "<Error> 'n' must be a positive integer")
+                }
+            case "hostnames":
+                guard case .array(let items) = item else { throw Invalid(message: "<Error> 'hostnames' must be a list of strings") }
+                command.hostnames = try items.map { item throws(Invalid) in
+                    guard case .string(let name) = item else { throw Invalid(message: "<Error> 'hostnames' must be a list of strings") }
+                    return name
+                }
+            default:
+                throw Invalid(message: "<Error> Unknown key '\(quoted(key))': the body takes only 'n' and 'hostnames'")
+            }
+        }
+        return command
     }
 
-    /// A replica name must also be a valid container name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, ≤ 63 chars.
-    static func isValidName(_ name: String) -> Bool {
+    /// Echoes a key back without letting a huge one fill the answer.
+    private static func quoted(_ key: String) -> String {
+        key.count <= 40 ? key : String(key.prefix(40)) + "..."
+    }
+}
+
+/// The rules for replica names, one place for every way a name enters the pool (`/add`,
+/// `state.json`). A name is also a container name and a host name, so it follows
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 63 characters, and two names that differ only in case
+/// are the same name.
+enum ReplicaName {
+    static func isValid(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
         guard !bytes.isEmpty, bytes.count <= 63 else { return false }
         func alnum(_ c: UInt8) -> Bool { (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) }
         guard alnum(bytes[0]) else { return false }
         return bytes.dropFirst().allSatisfy { alnum($0) || $0 == 95 || $0 == 46 || $0 == 45 }
+    }
+
+    /// What two names are compared by.
+    static func key(_ name: String) -> String { name.lowercased() }
+
+    static func same(_ a: String, _ b: String) -> Bool { key(a) == key(b) }
+
+    enum Problem: Equatable {
+        /// `names[index]` is not a valid name.
+        case invalid(index: Int)
+        /// `names[index]` is the same name as `names[first]`.
+        case repeated(index: Int, first: Int)
+        /// `names[index]` is the same name as `existing`, already in the pool.
+        case taken(index: Int, existing: String)
+
+        var index: Int {
+            switch self {
+            case .invalid(let index), .repeated(let index, _), .taken(let index, _): return index
+            }
+        }
+
+        static let rule = "use letters, digits, '_', '.', '-' (starting with a letter or digit), at most 63 characters"
+    }
+
+    /// The first problem with adding `names` to a pool that holds `existing`, or nil.
+    static func check(_ names: [String], existing: [String]) -> Problem? {
+        let inPool = Dictionary(existing.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
+        var seen: [String: Int] = [:]
+        for (index, name) in names.enumerated() {
+            guard isValid(name) else { return .invalid(index: index) }
+            if let first = seen[key(name)] { return .repeated(index: index, first: first) }
+            seen[key(name)] = index
+            if let existing = inPool[key(name)] { return .taken(index: index, existing: existing) }
+        }
+        return nil
     }
 }

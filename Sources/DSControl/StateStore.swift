@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import DSBalancer
+import DSHTTP1
 import Foundation
 
 /// The desired pool, kept on disk so a restart of ds-lb brings back the same replicas under the
@@ -24,7 +25,7 @@ public struct StateStore: Sendable {
         public var backend: Backend { Backend(name: name, number: id, host: host, port: port) }
     }
 
-    struct File: Codable, Equatable {
+    struct File: Encodable {
         var version: Int
         var driver: String
         var replicas: [Record]
@@ -32,6 +33,11 @@ public struct StateStore: Sendable {
 
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public let description: String
+        /// The errno of the system call that failed, when one did.
+        public var code: Int32 = 0
+
+        /// The disk (or the user's quota) is full: the admin API answers 507 for this.
+        public var isOutOfSpace: Bool { code == ENOSPC || code == EDQUOT }
     }
 
     public let directory: String
@@ -41,29 +47,122 @@ public struct StateStore: Sendable {
         self.directory = directory
     }
 
-    /// The saved pool, or nil when there is none. A file that exists but cannot be read or
-    /// parsed is an error naming the path: silently starting empty would forget the pool.
+    /// The saved pool, or nil when there is none. A file that exists but cannot be read, or
+    /// holds anything `/add` would refuse, is an error naming the file, the entry and the
+    /// problem: silently starting empty would forget the pool, and a bad entry would fail
+    /// later with a message about something else.
     public func load(driver: String) throws -> [Backend]? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Failure(description: "cannot read state file \(path): \(String(cString: strerror(errno)))")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return nil }
+        guard !isDirectory.boolValue else {
+            throw Failure(description: "state file \(path) is a directory, not a file; remove it, or start with --reset-state")
         }
-        let file: File
+        let bytes = try readFile()
+        func corrupt(_ what: String) -> Failure {
+            Failure(description: "state file \(path) is corrupt: \(what); fix or delete it, or start with --reset-state")
+        }
+        let fields: [String: JSONValue]
+        do { fields = try Self.fields(of: JSONValue.parse(bytes), required: ["version", "driver", "replicas"]) } catch let error as JSONParseError {
+            throw corrupt("\(error)")
+        } catch let problem as Problem {
+            throw corrupt(problem.text)
+        }
+        guard case .int(let version)? = fields["version"], version == 1 else {
+            throw Failure(description: "state file \(path) has version \(fields["version"]?.serialized ?? "none"); this ds-lb reads version 1")
+        }
+        guard case .string(let writer)? = fields["driver"] else { throw corrupt("'driver' must be a string") }
+        guard writer == driver else {
+            throw Failure(description: "state file \(path) was written by the \(writer) driver, not \(driver); start with --reset-state to discard it")
+        }
+        guard case .array(let entries)? = fields["replicas"] else { throw corrupt("'replicas' must be a list") }
         do {
-            file = try JSONDecoder().decode(File.self, from: data)
-        } catch {
-            throw Failure(description: "state file \(path) is corrupt (\(Self.reason(error))); fix or delete it, or start with --reset-state")
+            let backends = try entries.enumerated().map { try Self.backend(from: $1, index: $0) }
+            try Self.validate(backends)
+            return backends
+        } catch let problem as Problem {
+            throw corrupt(problem.text)
         }
-        guard file.version == 1 else {
-            throw Failure(description: "state file \(path) has version \(file.version); this ds-lb reads version 1")
-        }
-        guard file.driver == driver else {
-            throw Failure(description: "state file \(path) was written by the \(file.driver) driver, not \(driver); start with --reset-state to discard it")
-        }
-        return file.replicas.map(\.backend)
     }
 
-    /// Writes the pool. Control thread only (it blocks for one fsync).
+    /// A problem with the file's content, said the way `corrupt` frames it.
+    private struct Problem: Error {
+        let text: String
+    }
+
+    private static func fields(of value: JSONValue, required: [String], entry: String = "the file") throws -> [String: JSONValue] {
+        guard case .object(let pairs) = value else { throw Problem(text: "\(entry) must be a JSON object") }
+        let fields = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
+        if let unknown = pairs.map(\.0).first(where: { !required.contains($0) }) {
+            throw Problem(text: "\(entry): unknown key '\(unknown)'")
+        }
+        if let missing = required.first(where: { fields[$0] == nil }) {
+            throw Problem(text: "\(entry): missing '\(missing)'")
+        }
+        return fields
+    }
+
+    private static func backend(from value: JSONValue, index: Int) throws -> Backend {
+        let entry = "replicas[\(index)]"
+        let fields = try fields(of: value, required: ["name", "id", "host", "port"], entry: entry)
+        guard case .string(let name)? = fields["name"] else { throw Problem(text: "\(entry): 'name' must be a string") }
+        let named = "\(entry) (\(name))"
+        guard case .int(let id)? = fields["id"], id > 0 else {
+            throw Problem(text: "\(named): 'id' must be a positive integer, not \(fields["id"]!.serialized)")
+        }
+        guard case .string(let host)? = fields["host"], !host.isEmpty else {
+            throw Problem(text: "\(named): 'host' must be a non-empty string, not \(fields["host"]!.serialized)")
+        }
+        // Port 0: a container whose address was not known yet when the pool was saved.
+        guard case .int(let port)? = fields["port"], (0...65535).contains(port) else {
+            throw Problem(text: "\(named): 'port' must be an integer from 0 to 65535, not \(fields["port"]!.serialized)")
+        }
+        return Backend(name: name, number: id, host: host, port: UInt16(port))
+    }
+
+    /// What `/add` would refuse (names), and what would make two replicas one (ids, addresses).
+    private static func validate(_ backends: [Backend]) throws {
+        func entry(_ index: Int) -> String { "replicas[\(index)] (\(backends[index].name))" }
+        switch ReplicaName.check(backends.map(\.name), existing: []) {
+        case .invalid(let index)?: throw Problem(text: "\(entry(index)): invalid name: \(ReplicaName.Problem.rule)")
+        case .repeated(let index, let first)?:
+            throw Problem(text: "\(entry(index)): the name is already used by \(entry(first)) (names are case-insensitive)")
+        case .taken?, nil: break
+        }
+        var ids: [Int: Int] = [:]
+        var addresses: [String: Int] = [:]
+        for (index, backend) in backends.enumerated() {
+            if let first = ids.updateValue(index, forKey: backend.number) {
+                throw Problem(text: "\(entry(index)): id \(backend.number) is already used by \(entry(first))")
+            }
+            guard backend.port != 0 else { continue }
+            if let first = addresses.updateValue(index, forKey: backend.address) {
+                throw Problem(text: "\(entry(index)): address \(backend.address) is already used by \(entry(first))")
+            }
+        }
+    }
+
+    private func readFile() throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Self.failure("cannot read state file \(path)") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw Self.failure("cannot read state file \(path)") }
+            if count == 0 { return bytes }
+            bytes += chunk[0..<count]
+        }
+    }
+
+    /// The failure of the system call that just returned: read `errno` before anything else runs.
+    private static func failure(_ what: String, code: Int32 = errno) -> Failure {
+        Failure(description: "\(what): \(String(cString: strerror(code)))", code: code)
+    }
+
+    /// Writes the pool. Control thread only (it blocks for one fsync). On any failure the old
+    /// file is untouched and the temporary one is removed.
     public func save(_ backends: [Backend], driver: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -71,15 +170,21 @@ public struct StateStore: Sendable {
         try makeDirectory()
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd)
-        close(fd)
-        guard written == data.count, synced == 0 else {
-            throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(errno)))")
+        guard fd >= 0 else { throw Self.failure("cannot write \(temporary)") }
+        var failure: Failure?
+        var offset = 0
+        while failure == nil && offset < data.count {
+            let written = data.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { failure = Self.failure("cannot write \(temporary)", code: written < 0 ? errno : ENOSPC) }
+            else { offset += written }
         }
-        guard rename(temporary, path) == 0 else {
-            throw Failure(description: "cannot replace \(path): \(String(cString: strerror(errno)))")
+        if failure == nil && fsync(fd) != 0 { failure = Self.failure("cannot write \(temporary)") }
+        if close(fd) != 0 && failure == nil && errno != EINTR { failure = Self.failure("cannot write \(temporary)") }
+        if failure == nil && rename(temporary, path) != 0 { failure = Self.failure("cannot replace \(path)") }
+        if let failure {
+            unlink(temporary)
+            throw failure
         }
         let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dirFD >= 0 {
@@ -100,16 +205,6 @@ public struct StateStore: Sendable {
                                                     attributes: [.posixPermissions: 0o700])
         } catch {
             throw Failure(description: "cannot create state directory \(directory): \(error.localizedDescription)")
-        }
-    }
-
-    private static func reason(_ error: Error) -> String {
-        switch error {
-        case DecodingError.dataCorrupted(let context): return context.debugDescription
-        case DecodingError.keyNotFound(let key, _): return "missing '\(key.stringValue)'"
-        case DecodingError.typeMismatch(_, let context): return "wrong type at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
-        case DecodingError.valueNotFound(_, let context): return "missing value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
-        default: return "\(error)"
         }
     }
 }

@@ -8,8 +8,17 @@ public final class StaticDriver: ReplicaDriver {
     public let canCreate = false
     private let backends: [Backend]
 
+    /// Each backend gets its own number, as a launched replica would (`server-K` is K when
+    /// free): it names the replica in the log ("Server 2 ...") and places it on the ring.
     public init(backends: [Backend]) {
-        self.backends = backends
+        var numbered: [Int: Backend] = [:]
+        let generated = backends.indices.filter { ReplicaName.key(backends[$0].name).hasPrefix("server-") }
+        for index in generated + backends.indices.filter({ !generated.contains($0) }) {
+            let backend = backends[index]
+            let number = Supervisor.numberFor(name: backend.name, taken: Array(numbered.values))
+            numbered[index] = Backend(name: backend.name, number: number, host: backend.host, port: backend.port)
+        }
+        self.backends = backends.indices.map { numbered[$0]! }
     }
 
     public func initialBackends() -> [Backend] { backends }

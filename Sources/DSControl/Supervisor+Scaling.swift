@@ -19,8 +19,7 @@ final class PendingAdd {
     func replicaCameUp(_ replica: Replica, supervisor: Supervisor) {
         guard !finished, replicas.allSatisfy(\.isUp) else { return }
         finished = true
-        supervisor.completeAdd(self)
-        done(AdminResponse(status: .ok, body: supervisor.repBody()))
+        done(supervisor.completeAdd(self))
     }
 
     func fail(_ reason: String, supervisor: Supervisor) {
@@ -36,9 +35,7 @@ extension Supervisor {
     /// pass their first heartbeats and are published — or stops them all and changes nothing.
     func add(_ request: AdminRequest, done: @escaping (AdminResponse) -> Void) {
         let command: ScaleCommand
-        do { command = try ScaleCommand.parse(request.body) } catch let error as ScaleCommand.Invalid {
-            return done(.failure(.badRequest, error.message))
-        } catch { return done(.failure(.badRequest, "<Error> Invalid request body")) }
+        do { command = try ScaleCommand.parse(request.body) } catch { return done(.failure(.badRequest, error.message)) }
         let hostnames = command.hostnames ?? []
         let n = command.n ?? max(hostnames.count, 1)
         guard n > 0 else { return done(.failure(.badRequest, "<Error> 'n' must be a positive integer, got \(n)")) }
@@ -46,15 +43,16 @@ extension Supervisor {
         guard hostnames.count <= n else {
             return done(.failure(.badRequest, "<Error> Length of hostname list is more than newly added instances"))
         }
-        var seen = Set<String>()
-        for name in hostnames {
-            guard ScaleCommand.isValidName(name) else {
-                return done(.failure(.badRequest, "<Error> Invalid hostname '\(name)': use letters, digits, '_', '.', '-' (starting with a letter or digit), at most 63 characters"))
-            }
-            guard seen.insert(name).inserted else { return done(.failure(.badRequest, "<Error> Hostname '\(name)' is given more than once")) }
-            if members.contains(where: { $0.backend.name == name }) {
-                return done(.failure(.conflict, "<Error> Hostname '\(name)' is already in the pool"))
-            }
+        switch ReplicaName.check(hostnames, existing: members.map(\.backend.name)) {
+        case .invalid(let index)?:
+            return done(.failure(.badRequest, "<Error> Invalid hostname '\(hostnames[index])': \(ReplicaName.Problem.rule)"))
+        case .repeated(let index, let first)?:
+            let also = hostnames[first] == hostnames[index] ? "" : " (as '\(hostnames[first])': names are case-insensitive)"
+            return done(.failure(.badRequest, "<Error> Hostname '\(hostnames[index])' is given more than once\(also)"))
+        case .taken(let index, let existing)?:
+            let also = existing == hostnames[index] ? "" : " as '\(existing)' (names are case-insensitive)"
+            return done(.failure(.conflict, "<Error> Hostname '\(hostnames[index])' is already in the pool\(also)"))
+        case nil: break
         }
         guard driver.canCreate else {
             return done(.failure(.notImplemented, "<Error> The \(driver.name) driver cannot start replicas"))
@@ -80,7 +78,7 @@ extension Supervisor {
             } catch {
                 launched.forEach { driver.kill($0.backend) }
                 logger.error("[!] Failed to add \(specs.map(\.name).joined(separator: ", ")): \(error)")
-                let status = (error as? DriverError)?.isNameConflict == true ? HTTPStatus.conflict : .internalServerError
+                let status = (error as? DriverError)?.isNameConflict == true ? 409 : 500
                 return done(.failure(status, "<Error> Could not start replica \(spec.name): \(error)"))
             }
         }
@@ -94,7 +92,14 @@ extension Supervisor {
         for replica in launched { scheduleCheck(replica, after: config.startingInterval) }
     }
 
-    func completeAdd(_ pending: PendingAdd) {
+    /// Saves the pool with the new replicas, then publishes it; when it cannot be saved, the
+    /// new replicas stop and the pool stays as it was (a change a restart would undo is not made).
+    func completeAdd(_ pending: PendingAdd) -> AdminResponse {
+        let pool = members.filter(\.inPool).map(\.backend) + pending.replicas.map(\.backend)
+        if let refusal = saveOrRefuse(pool, change: "add \(pending.replicas.map(\.backend.name).joined(separator: ", "))") {
+            abortAdd(pending, reason: "the pool could not be saved")
+            return refusal
+        }
         if let deadline = pending.deadline { loop.cancel(deadline) }
         pendingAdd = nil
         for replica in pending.replicas {
@@ -102,10 +107,10 @@ extension Supervisor {
             members.append(replica)
         }
         publish()
-        persist()
         for replica in pending.replicas {
             logger.info("[+] Server \(replica.backend.number) added: \(replica.backend.name) at \(replica.backend.address)", metadata: event("added", replica.backend))
         }
+        return AdminResponse(status: .ok, body: repBody())
     }
 
     func abortAdd(_ pending: PendingAdd, reason: String) {
@@ -127,9 +132,7 @@ extension Supervisor {
             names = [replica.backend.name]
         } else {
             let command: ScaleCommand
-            do { command = try ScaleCommand.parse(request.body) } catch let error as ScaleCommand.Invalid {
-                return .failure(.badRequest, error.message)
-            } catch { return .failure(.badRequest, "<Error> Invalid request body") }
+            do { command = try ScaleCommand.parse(request.body) } catch { return .failure(.badRequest, error.message) }
             names = command.hostnames ?? []
             let n = command.n ?? max(names.count, 1)
             guard n > 0 else { return .failure(.badRequest, "<Error> 'n' must be a positive integer, got \(n)") }
@@ -139,18 +142,25 @@ extension Supervisor {
             guard n <= members.count else {
                 return .failure(.badRequest, "<Error> Cannot remove \(n) replicas: the pool has \(members.count)")
             }
+            // Names match members case-insensitively; from here on they are the members' own.
             var seen = Set<String>()
-            for name in names {
-                guard seen.insert(name).inserted else { return .failure(.badRequest, "<Error> Hostname '\(name)' is given more than once") }
-                guard members.contains(where: { $0.backend.name == name }) else {
+            for (index, name) in names.enumerated() {
+                guard seen.insert(ReplicaName.key(name)).inserted else { return .failure(.badRequest, "<Error> Hostname '\(name)' is given more than once") }
+                guard let member = members.first(where: { ReplicaName.same($0.backend.name, name) }) else {
                     return .failure(.notFound, "<Error> Hostname '\(name)' is not in the pool")
                 }
+                names[index] = member.backend.name
             }
-            var others = members.filter { !seen.contains($0.backend.name) }.map(\.backend.name)
+            var others = members.filter { !seen.contains(ReplicaName.key($0.backend.name)) }.map(\.backend.name)
             others.shuffle()
             names += others.prefix(n - names.count)
         }
         let removed = members.filter { names.contains($0.backend.name) }
+        // Saved first: if the smaller pool cannot be saved, nothing is stopped or unpublished.
+        let remaining = members.filter { $0.inPool && !names.contains($0.backend.name) }.map(\.backend)
+        if let refusal = saveOrRefuse(remaining, change: "remove \(removed.map(\.backend.name).joined(separator: ", "))") {
+            return refusal
+        }
         for replica in removed { replica.inPool = false }
         let target = publish()
         for replica in removed { logger.info("[-] Server \(replica.backend.number) removed: \(replica.backend.name)", metadata: event("removed", replica.backend)) }
@@ -158,12 +168,11 @@ extension Supervisor {
         let stoppers = removed.map { driver.retire($0.backend) }
         stopWhenUnused(removed, stoppers: stoppers, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)
         members.removeAll { names.contains($0.backend.name) }
-        persist()
         return AdminResponse(status: .ok, body: repBody())
     }
 
-    /// Stops removed replicas once every worker runs a snapshot without them, so no new request
-    /// reaches a replica that is going away (docs/ARCHITECTURE.md §4).
+    /// Stops removed replicas once every worker runs a snapshot without them (DESIGN.md §3), so
+    /// no new request reaches a replica that is going away.
     private func stopWhenUnused(_ removed: [Replica], stoppers: [() -> Void], generation target: UInt64, deadline: UInt64) {
         for replica in removed {
             replica.removed = true

@@ -301,31 +301,51 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
 
     /// `server-K` with the smallest K that is neither a member's number nor a member's name.
     func nextGeneratedSpec(taken: [Backend]) -> ReplicaSpec {
-        let numbers = Set(taken.map(\.number))
-        let names = Set(taken.map(\.name))
-        var k = 1
-        while numbers.contains(k) || names.contains("server-\(k)") { k += 1 }
+        let k = Self.smallestFreeNumber(taken: taken)
         return ReplicaSpec(name: "server-\(k)", number: k)
     }
 
     /// `server-7` is number 7 when free; any other name gets the smallest free number.
     static func numberFor(name: String, taken: [Backend]) -> Int {
+        let key = ReplicaName.key(name)
+        if key.hasPrefix("server-"), let k = Int(key.dropFirst(7)), k > 0, !taken.contains(where: { $0.number == k }) { return k }
+        return smallestFreeNumber(taken: taken)
+    }
+
+    private static func smallestFreeNumber(taken: [Backend]) -> Int {
         let numbers = Set(taken.map(\.number))
-        if name.hasPrefix("server-"), let k = Int(name.dropFirst(7)), k > 0, !numbers.contains(k) { return k }
+        let names = Set(taken.map { ReplicaName.key($0.name) })
         var k = 1
-        while numbers.contains(k) || taken.contains(where: { $0.name == "server-\(k)" }) { k += 1 }
+        while numbers.contains(k) || names.contains("server-\(k)") { k += 1 }
         return k
     }
 
-    /// Writes the desired pool after a change. A failure is logged, not fatal: the pool in
-    /// memory is still right, only a restart would lose the change.
-    func saveState() throws {
+    /// Writes `pool` (default: the pool as it is) as the desired pool.
+    func saveState(_ pool: [Backend]? = nil) throws {
         guard let stateStore, driver.canCreate else { return }
-        try stateStore.save(members.filter(\.inPool).map(\.backend), driver: driver.name)
+        try stateStore.save(pool ?? members.filter(\.inPool).map(\.backend), driver: driver.name)
     }
 
-    func persist() {
-        do { try saveState() } catch { logger.error("[!] Could not save the pool: \(error)") }
+    /// For an admin command: saves the pool it would make, before anything changes, and returns
+    /// the answer refusing the command when that fails: 507 when the disk is full, else 500.
+    func saveOrRefuse(_ pool: [Backend], change: String) -> AdminResponse? {
+        do {
+            try saveState(pool)
+            return nil
+        } catch {
+            logger.error("[!] Could not save the pool, so did not \(change): \(error)")
+            let full = (error as? StateStore.Failure)?.isOutOfSpace == true
+            return .failure(full ? 507 : 500, "<Error> Could not save the pool, nothing changed: \(error)")
+        }
+    }
+
+    /// Saves a change the supervisor made on its own (a replacement, a new address). It cannot
+    /// be refused, so a failure is logged: the running pool is right, but a restart of ds-lb
+    /// would bring back the last pool saved.
+    func persist(after change: String) {
+        do { try saveState() } catch {
+            logger.error("[!] Could not save the pool after \(change): \(error). ds-lb runs the new pool, but a restart would bring back the last one saved")
+        }
     }
 
     // MARK: heartbeats
@@ -484,7 +504,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             fresh.restarting = true
             members.append(fresh)
             publish()
-            persist()
+            persist(after: "replacing \(replica.backend.name) with \(spec.name)")
             armStartDeadline(fresh)
             scheduleCheck(fresh, after: config.startingInterval)
         } catch {
@@ -509,7 +529,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             guard let replica = members.first(where: { $0.backend == old }) ?? pendingAdd?.replicas.first(where: { $0.backend == old }) else { continue }
             replica.backend = new
             logger.info("[i] Server \(new.number) (\(new.name)) is at \(new.address)")
-            if replica.inPool { publish(); persist() }
+            if replica.inPool { publish(); persist(after: "\(new.name) moved to \(new.address)") }
         }
         for (backend, reason) in driver.poll() {
             guard let replica = members.first(where: { $0.backend == backend }) ?? pendingAdd?.replicas.first(where: { $0.backend == backend }) else { continue }

@@ -389,8 +389,8 @@ struct Serve: ParsableCommand {
         let address: SocketAddress
         do { address = try SocketAddress.parse(String(parts[1])) } catch { throw ValidationError("--backend: \(error)") }
         guard address.port != 0 else { throw ValidationError("--backend: '\(text)' needs a port") }
-        let number = name.hasPrefix("server-") ? Int(name.dropFirst(7)) ?? 0 : 0
-        return Backend(name: name, number: number, host: address.host, port: address.port)
+        // The static driver numbers the backends once it has them all.
+        return Backend(name: name, number: 0, host: address.host, port: address.port)
     }
 
     /// A binary installed next to this one (`swift build` and `make install` put both together).

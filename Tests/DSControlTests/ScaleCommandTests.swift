@@ -1,3 +1,4 @@
+import DSBalancer
 import XCTest
 @testable import DSControl
 
@@ -11,7 +12,8 @@ final class ScaleCommandTests: XCTestCase {
         XCTAssertEqual(try parse(#"{"n": 2, "hostnames": ["S5", "S4"]}"#), ScaleCommand(n: 2, hostnames: ["S5", "S4"]))
         XCTAssertEqual(try parse(#"{"n": 3}"#), ScaleCommand(n: 3, hostnames: nil))
         XCTAssertEqual(try parse(#"{"hostnames": []}"#), ScaleCommand(n: nil, hostnames: []))
-        XCTAssertEqual(try parse(#"{"n": null}"#), ScaleCommand(), "null is the same as absent")
+        XCTAssertEqual(try parse(#"{"n": 2.0}"#), ScaleCommand(n: 2))
+        XCTAssertEqual(try parse(#"{"\u006e": 1}"#), ScaleCommand(n: 1), "keys are compared after unescaping")
     }
 
     func testInvalidBodiesSayWhatIsWrong() {
@@ -25,6 +27,14 @@ final class ScaleCommandTests: XCTestCase {
             (#"{"hostnames": "S1"}"#, "'hostnames' must be a list of strings"),
             (#"{"hostnames": [1, 2]}"#, "'hostnames' must be a list of strings"),
             ("[1, 2]", "JSON object"),
+            (#"{"n": null}"#, "'n' must be a positive integer"),
+            (#"{"hostnames": null}"#, "'hostnames' must be a list of strings"),
+            (#"{"n": 1, "n": 2}"#, "Key 'n' is given more than once"),
+            (#"{"n": 1, "\u006e": 2}"#, "Key 'n' is given more than once"),
+            (#"{"hostnames": ["a"], "hostnames": ["b"]}"#, "Key 'hostnames' is given more than once"),
+            (#"{"n": 1, "force": true}"#, "Unknown key 'force'"),
+            (#"{"N": 1}"#, "Unknown key 'N'"),
+            (#"{"n": 1} x"#, "not valid JSON"),
         ]
         for (body, fragment) in cases {
             XCTAssertThrowsError(try parse(body), body) { error in
@@ -37,11 +47,30 @@ final class ScaleCommandTests: XCTestCase {
 
     func testNamesMustBeContainerNames() {
         for name in ["server-1", "S5", "a", "A_b.c-d", String(repeating: "x", count: 63), "9lives"] {
-            XCTAssertTrue(ScaleCommand.isValidName(name), name)
+            XCTAssertTrue(ReplicaName.isValid(name), name)
         }
-        for name in ["", "-a", "_a", ".a", "a b", "a/b", "ä", String(repeating: "x", count: 64), "a:b"] {
-            XCTAssertFalse(ScaleCommand.isValidName(name), name)
+        for name in ["", "-a", "_a", ".a", "a b", "a/b", "ä", String(repeating: "x", count: 64), "a:b", "../../x"] {
+            XCTAssertFalse(ReplicaName.isValid(name), name)
         }
+    }
+
+    func testNamesAreCaseInsensitive() {
+        XCTAssertEqual(ReplicaName.check(["SERVER-37"], existing: ["server-1", "server-37"]), .taken(index: 0, existing: "server-37"))
+        XCTAssertEqual(ReplicaName.check(["a", "S5", "s5"], existing: []), .repeated(index: 2, first: 1))
+        XCTAssertEqual(ReplicaName.check(["ok", "../../x"], existing: []), .invalid(index: 1))
+        XCTAssertNil(ReplicaName.check(["S6", "server-2"], existing: ["S5", "server-1"]))
+        let taken = [DSBalancerBackend.make("SERVER-3", 1)]
+        XCTAssertEqual(Supervisor.numberFor(name: "Server-7", taken: taken), 7)
+        XCTAssertEqual(Supervisor.numberFor(name: "custom", taken: taken + [DSBalancerBackend.make("x", 2)]), 4,
+                       "server-3 is taken as SERVER-3")
+    }
+
+    /// Static backends were all number 0 ("Server 0" in every log line): each gets its own,
+    /// `server-K` its K, the others the smallest free ones.
+    func testStaticBackendsGetDistinctNumbers() {
+        let given = ["a", "server-1", "b", "server-4"].map { Backend(name: $0, number: 0, host: "127.0.0.1", port: 1) }
+        let numbers = StaticDriver(backends: given).initialBackends().map { "\($0.name)=\($0.number)" }
+        XCTAssertEqual(numbers, ["a=2", "server-1=1", "b=3", "server-4=4"])
     }
 
     func testNumbersForNames() {

@@ -74,4 +74,41 @@ final class JSONTests: XCTestCase {
             XCTAssertEqual(parsed?["status"] as? String, "failure")
         }
     }
+
+    // MARK: parsing
+
+    private func parse(_ text: String) throws(JSONParseError) -> JSONValue { try JSONValue.parse(Array(text.utf8)) }
+
+    func testParsesWhatItWrites() throws {
+        let value = JSONValue.object([
+            ("n", .int(-3)), ("x", .double(1.5)), ("ok", .bool(true)), ("no", .bool(false)), ("z", .null),
+            ("list", .array([.string("a\"b\\c\n\u{1}\u{e9}\u{1F600}"), .array([]), .object([])])),
+        ])
+        XCTAssertEqual(try parse(value.serialized), value)
+        XCTAssertEqual(try parse(" \n[1e3, 0.5, -0, 12345678901234567890]\t"),
+                       .array([.double(1000), .double(0.5), .int(0), .double(1.2345678901234567e19)]))
+        XCTAssertEqual(try parse(#""\ud83d\ude00 \u00e9 \/""#), .string("\u{1F600} \u{e9} /"))
+    }
+
+    /// Foundation keeps the last of two equal keys; a strict reader refuses them, also when
+    /// only the escaped spelling differs.
+    func testDuplicateKeysAreRefused() {
+        XCTAssertThrowsError(try parse(#"{"n": 1, "n": 2}"#)) { XCTAssertEqual($0 as? JSONParseError, .duplicateKey("n", offset: 9)) }
+        XCTAssertThrowsError(try parse(#"{"a": {"n": 1, "\u006e": 2}}"#)) {
+            guard case .duplicateKey("n", _)? = $0 as? JSONParseError else { return XCTFail("\($0)") }
+        }
+        XCTAssertNoThrow(try parse(#"[{"n": 1}, {"n": 2}]"#), "the same key in two objects is fine")
+    }
+
+    func testInvalidTextIsRefused() {
+        let bad = ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "+1", "tru", "nul", "\"a", "\"\\x\"",
+                   "\"\u{1}\"", "\"\\ud800\"", "\"\\udc00\"", "{a: 1}", "{\"a\" 1}", "[1 2]", "1 2", "NaN", "'a'"]
+        for text in bad {
+            XCTAssertThrowsError(try parse(text), text.debugDescription)
+        }
+        XCTAssertThrowsError(try JSONValue.parse([0x22, 0xff, 0x22]), "invalid UTF-8")
+        XCTAssertThrowsError(try parse(String(repeating: "[", count: 100) + String(repeating: "]", count: 100))) {
+            guard case .tooDeep? = $0 as? JSONParseError else { return XCTFail("\($0)") }
+        }
+    }
 }
