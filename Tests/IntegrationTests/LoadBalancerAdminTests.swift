@@ -228,6 +228,21 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
             // Names already in the pool; the valid name before it must not be added either.
             Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["server-2"]]), status: 409),
             Case(method: "POST", target: "/add", body: json(["n": 2, "hostnames": ["fresh-1", "server-3"]]), status: 409),
+            // Names are case-insensitive (they become container and host names).
+            Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["SERVER-2"]]), status: 409,
+                 message: "<Error> Hostname 'SERVER-2' is already in the pool as 'server-2' (names are case-insensitive)"),
+            Case(method: "POST", target: "/add", body: json(["n": 2, "hostnames": ["X", "x"]]), status: 400),
+            Case(method: "DELETE", target: "/rm", body: json(["n": 2, "hostnames": ["server-1", "SERVER-1"]]), status: 400),
+            // A key twice, an unknown key, null: each would mean something else to another parser.
+            Case(method: "POST", target: "/add", body: #"{"n": 1, "n": 2}"#, status: 400,
+                 message: "<Error> Key 'n' is given more than once"),
+            Case(method: "DELETE", target: "/rm", body: #"{"hostnames": ["server-1"], "hostnames": ["server-2"]}"#, status: 400,
+                 message: "<Error> Key 'hostnames' is given more than once"),
+            Case(method: "POST", target: "/add", body: #"{"n": 1, "replicas": 5}"#, status: 400,
+                 message: "<Error> Unknown key 'replicas': the body takes only 'n' and 'hostnames'"),
+            Case(method: "DELETE", target: "/rm", body: #"{"N": 1}"#, status: 400),
+            Case(method: "POST", target: "/add", body: #"{"n": null}"#, status: 400,
+                 message: "<Error> 'n' must be a positive integer"),
             // The same name twice.
             Case(method: "POST", target: "/add", body: json(["n": 2, "hostnames": ["X", "X"]]), status: 400),
             Case(method: "DELETE", target: "/rm", body: json(["n": 2, "hostnames": ["server-1", "server-1"]]), status: 400),
@@ -259,5 +274,86 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
         let (owners, _) = try routeIDs(rng.sixDigitIDs(300), through: lb, connections: 1)
         XCTAssertEqual(Set(distribution(owners).keys), [1, 2, 3], "distribution \(distribution(owners))")
         XCTAssertEqual(lb.replicaPIDsByID(), pidsBefore, "no replica process started or stopped by a failed command")
+    }
+
+    /// /rm finds a replica whatever the case of the name it is given.
+    func testRemoveMatchesNamesCaseInsensitively() throws {
+        let lb = try startLoadBalancer()
+        assertReplicaState(try lb.admin("DELETE", "/rm", json: ["n": 1, "hostnames": ["SERVER-2"]]),
+                           ["server-1", "server-3"], "DELETE /rm {hostnames: [SERVER-2]}")
+    }
+
+    // MARK: a change that cannot be saved is not made
+
+    /// Starts ds-lb with its state on a small tmpfs; returns it and the replica processes.
+    private func startOnTmpfs() throws -> (lb: LoadBalancerUnderTest, stateDir: String, pids: [Int: pid_t]) {
+        let stateDir = try smallTmpfs()
+        let lb = try startLoadBalancer(environment: ["STATE_DIRECTORY": stateDir])
+        assertReplicaState(try lb.request("GET", "/rep"), initial, "GET /rep at start")
+        return (lb, stateDir, lb.replicaPIDsByID())
+    }
+
+    /// The refused command left the pool, its processes and the state file as they were.
+    private func assertNothingChanged(_ lb: LoadBalancerUnderTest, stateDir: String, pids: [Int: pid_t], _ what: String,
+                                      file: StaticString = #filePath, line: UInt = #line) throws {
+        assertReplicaState(try lb.request("GET", "/rep"), initial, "GET /rep after \(what)", file: file, line: line)
+        // A replica an /add started is stopped once its save failed; wait for that.
+        let deadline = Date().addingTimeInterval(10)
+        while lb.replicaPIDsByID() != pids && Date() < deadline { usleep(50_000) }
+        XCTAssertEqual(lb.replicaPIDsByID(), pids, "\(what): no replica started or stopped", file: file, line: line)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stateDir + "/state.json.tmp"),
+                       "\(what): the temporary file must be removed", file: file, line: line)
+        let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stateDir + "/state.json"))) as? [String: Any]
+        let names = (saved?["replicas"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
+        XCTAssertEqual(names, initial, "\(what): state.json still holds the old pool", file: file, line: line)
+    }
+
+    /// Restarts ds-lb on the same state directory: the pool is the one saved.
+    private func assertRestartBringsBackTheInitialPool(_ lb: LoadBalancerUnderTest, stateDir: String) throws {
+        XCTAssertTrue(lb.process.send(signal: SIGTERM))
+        XCTAssertEqual(lb.process.waitForExit(timeout: 10), .exited(0))
+        let again = try startLoadBalancer(environment: ["STATE_DIRECTORY": stateDir])
+        assertReplicaState(try again.request("GET", "/rep"), initial, "GET /rep after a restart of ds-lb")
+    }
+
+    func testFullStateDiskRefusesAddAndRemoveWith507() throws {
+        let (lb, stateDir, pids) = try startOnTmpfs()
+        let filler = try fill(stateDir)
+
+        let added = try lb.admin("POST", "/add", json: ["hostnames": ["S9"]])
+        let message = assertFailure(added, 507, "POST /add with the state disk full") ?? ""
+        XCTAssertTrue(message.hasPrefix("<Error> Could not save the pool, nothing changed: ") && message.contains("No space left on device"), message)
+        try assertNothingChanged(lb, stateDir: stateDir, pids: pids, "POST /add")
+
+        let removed = try lb.admin("DELETE", "/rm", json: ["hostnames": ["server-1"]])
+        assertFailure(removed, 507, "DELETE /rm with the state disk full")
+        try assertNothingChanged(lb, stateDir: stateDir, pids: pids, "DELETE /rm")
+        let routed = try routeIDs(Array(1...300), through: lb, connections: 1).owners
+        XCTAssertEqual(Set(routed.values), [1, 2, 3], "server-1 still serves: \(distribution(routed))")
+
+        // With room again, a change is made and saved.
+        try FileManager.default.removeItem(atPath: filler)
+        assertReplicaState(try lb.admin("DELETE", "/rm", json: ["hostnames": ["server-3"]]), ["server-1", "server-2"], "DELETE /rm")
+        XCTAssertTrue(lb.process.send(signal: SIGTERM))
+        XCTAssertEqual(lb.process.waitForExit(timeout: 10), .exited(0))
+        let again = try startLoadBalancer(environment: ["STATE_DIRECTORY": stateDir])
+        assertReplicaState(try again.request("GET", "/rep"), ["server-1", "server-2"], "GET /rep after a restart of ds-lb")
+    }
+
+    func testReadOnlyStateDirectoryRefusesAddAndRemoveWith500() throws {
+        let (lb, stateDir, pids) = try startOnTmpfs()
+        remount(stateDir, readOnly: true)
+
+        let removed = try lb.admin("DELETE", "/rm?id=1")
+        let message = assertFailure(removed, 500, "DELETE /rm?id=1 with the state directory read-only") ?? ""
+        XCTAssertTrue(message.contains("Read-only file system"), message)
+        try assertNothingChanged(lb, stateDir: stateDir, pids: pids, "DELETE /rm?id=1")
+
+        assertFailure(try lb.admin("POST", "/add", json: ["n": 2]), 500, "POST /add with the state directory read-only")
+        try assertNothingChanged(lb, stateDir: stateDir, pids: pids, "POST /add")
+        try lb.process.waitForStderrLine(matching: #"\[!\] Could not save the pool, so did not add server-4, server-5: .*Read-only file system"#, timeout: 5)
+
+        remount(stateDir, readOnly: false)
+        try assertRestartBringsBackTheInitialPool(lb, stateDir: stateDir)
     }
 }

@@ -70,4 +70,49 @@ final class LoadBalancerLifecycleTests: IntegrationTestCase {
         let alive = ProcFS.waitUntilGone(children, timeout: 5)
         XCTAssertEqual(alive, [], "children alive 5 s after SIGKILL of ds-lb (PR_SET_PDEATHSIG): \(alive.map { ProcFS.describe($0.pid) })")
     }
+
+    /// A hand-edited state file with an entry /add would refuse: ds-lb starts nothing and exits
+    /// non-zero with one line naming the file, the entry and the problem.
+    func testInvalidStateFileEntriesAreRefusedAtStart() throws {
+        func entry(_ name: String, _ id: Int, _ port: Int) -> String {
+            #"{"name": "\#(name)", "id": \#(id), "host": "127.0.0.1", "port": \#(port)}"#
+        }
+        let cases: [([String], String)] = [
+            ([entry("server-1", 1, 20001), entry("server-2", 1, 20002)], "replicas[1] (server-2): id 1 is already used by replicas[0] (server-1)"),
+            ([entry("server-1", 1, 20001), entry("server-2", 2, 20001)], "replicas[1] (server-2): address 127.0.0.1:20001 is already used by replicas[0] (server-1)"),
+            ([entry("../../x", 1, 20001)], "replicas[0] (../../x): invalid name"),
+            ([entry("server-37", 1, 20001), entry("SERVER-37", 2, 20002)], "replicas[1] (SERVER-37): the name is already used by replicas[0] (server-37)"),
+            ([entry("server-1", -5, 70000)], "replicas[0] (server-1): 'id' must be a positive integer, not -5"),
+            ([entry("server-1", 5, 70000)], "replicas[0] (server-1): 'port' must be an integer from 0 to 65535, not 70000"),
+        ]
+        for (entries, problem) in cases {
+            let stateDir = try temporaryDirectory()
+            let path = stateDir + "/state.json"
+            try Data(#"{"version": 1, "driver": "process", "replicas": [\#(entries.joined(separator: ", "))]}"#.utf8)
+                .write(to: URL(fileURLWithPath: path))
+            let process = try launch("ds-lb", ["--listen", "127.0.0.1:0", "--driver", "process"],
+                                     environment: ["STATE_DIRECTORY": stateDir])
+            let ended = process.waitForExit(timeout: 10)
+            XCTAssertNotNil(ended, "ds-lb must refuse to start: \(problem)")
+            XCTAssertNotEqual(ended, .exited(0), problem)
+            let lines = process.stderr.allLines.filter { $0.contains(path) }
+            XCTAssertEqual(lines.count, 1, "one line names \(path): \(process.outputTail())")
+            XCTAssertTrue(lines.first?.contains("state file \(path) is corrupt: \(problem)") ?? false,
+                          "wanted '\(problem)': \(process.outputTail())")
+            XCTAssertEqual(ProcFS.descendants(of: process.pid), [], "no replica was started")
+        }
+    }
+
+    func testADirectoryInPlaceOfTheStateFileIsNamed() throws {
+        let stateDir = try temporaryDirectory()
+        let path = stateDir + "/state.json"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        let process = try launch("ds-lb", ["--listen", "127.0.0.1:0", "--driver", "process"], environment: ["STATE_DIRECTORY": stateDir])
+        let ended = process.waitForExit(timeout: 10)
+        XCTAssertNotNil(ended)
+        XCTAssertNotEqual(ended, .exited(0))
+        let output = process.stderr.allLines.joined(separator: "\n")
+        XCTAssertTrue(output.contains("state file \(path) is a directory, not a file"), output)
+        XCTAssertFalse(output.contains("Success"), output)
+    }
 }

@@ -16,6 +16,9 @@ final class LoadBalancerStaticDriverTests: IntegrationTestCase {
         XCTAssertEqual(ProcFS.children(of: lb.process.pid).map(ProcFS.describe), [],
                        "the static driver spawns no replica")
         assertReplicaState(try lb.request("GET", "/rep"), ["a", "b"], "GET /rep with --backend a=... --backend b=...")
+        // Each backend has its own number in the log (they were all "Server 0").
+        try lb.process.waitForStderrLine(matching: #"\[\+\] Server 1 started: a at "#, timeout: 5)
+        try lb.process.waitForStderrLine(matching: #"\[\+\] Server 2 started: b at "#, timeout: 5)
 
         var rng = SeededRandom(seed: 0xA_B)
         let ids = rng.sixDigitIDs(500)
