@@ -1,0 +1,69 @@
+import DSBalancer
+import DSHTTP1
+import DSProxy
+import DSReactor
+import Foundation
+import Logging
+import XCTest
+@testable import DSControl
+
+/// An admin command whose new pool cannot be saved is refused before it changes anything: a
+/// change a restart of ds-lb would undo is not made.
+final class SaveBeforeChangeTests: XCTestCase {
+    /// Launches at port 0 (the replicas never come up; `/rm` does not need them to) and records
+    /// every replica it is asked to stop.
+    private final class RecordingDriver: ReplicaDriver, @unchecked Sendable {
+        let name = "recording"
+        let canCreate = true
+        var stopped: [String] = []
+        func initialBackends() -> [Backend] { [] }
+        func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
+            Backend(name: replica.name, number: replica.number, host: "127.0.0.1", port: 0)
+        }
+        func stop(_ backend: Backend) { stopped.append(backend.name) }
+        func retire(_ backend: Backend) -> () -> Void { stopped.append(backend.name); return {} }
+        func kill(_ backend: Backend) { stopped.append(backend.name) }
+        func poll() -> [(Backend, String)] { [] }
+        func details(of backend: Backend) -> [(String, JSONValue)] { [] }
+        func stopAll() {}
+    }
+
+    func testRemoveThatCannotBeSavedStopsNothing() throws {
+        // The state directory's parent is a regular file: every save fails.
+        let file = NSTemporaryDirectory() + "/ds-lb-not-a-directory-\(getpid())"
+        XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+
+        let loop = try EventLoop()
+        let driver = RecordingDriver()
+        let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
+                                    logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        try supervisor.bootstrap(replicas: 3) {}
+        supervisor.stateStore = StateStore(directory: file + "/state")
+        let before = supervisor.repBody()
+        let generation = supervisor.publisher.latest().generation
+        LoopThread.start(name: "test-control") { loop.run() }
+        defer { loop.stop() }
+
+        for (path, query, body) in [("/rm", "id=1", ""), ("/rm", nil, #"{"hostnames": ["server-2"]}"#)] {
+            let answered = expectation(description: "answer")
+            nonisolated(unsafe) var response: AdminResponse?
+            supervisor.submit(AdminRequest(method: "DELETE", path: path, query: query, body: Array(body.utf8))) {
+                response = $0
+                answered.fulfill()
+            }
+            wait(for: [answered], timeout: 10)
+            XCTAssertEqual(response?.status, 500, "\(String(describing: response))")
+            XCTAssertTrue(response?.body.contains("Could not save the pool, nothing changed: cannot create state directory") ?? false,
+                          "\(String(describing: response?.body))")
+        }
+        let checked = expectation(description: "state read on the loop")
+        loop.execute {
+            XCTAssertEqual(supervisor.repBody(), before, "the pool is unchanged")
+            XCTAssertEqual(supervisor.publisher.latest().generation, generation, "nothing was published")
+            XCTAssertEqual(driver.stopped, [], "no replica was stopped")
+            checked.fulfill()
+        }
+        wait(for: [checked], timeout: 10)
+    }
+}
