@@ -81,4 +81,22 @@ final class AddressChangeTests: XCTestCase {
         XCTAssertEqual(snapshot.backends, [Backend(name: "server-1", number: 1, host: "127.0.0.1", port: responder.port)])
         XCTAssertEqual(snapshot.healthy, [true])
     }
+
+    /// The supervisor saves a new address by itself; when that fails it cannot refuse anything,
+    /// so the log says what was not saved and what a restart would do.
+    func testAnAddressThatCannotBeSavedIsLoggedAsSuch() throws {
+        let responder = try heartbeatResponder()
+        defer { shutdown(responder.fd, Int32(SHUT_RDWR)) }
+        let loop = try EventLoop()
+        let log = CapturedLog()
+        let supervisor = Supervisor(loop: loop, driver: LateAddressDriver(real: responder.port), algorithm: .ring,
+                                    config: SupervisorConfig(), workers: 1, logger: log.logger)
+        try supervisor.bootstrap(replicas: 1) {}
+        supervisor.stateStore = try unwritableStateStore()
+        LoopThread.start(name: "test-control") { loop.run() }
+        defer { loop.stop() }
+        let expected = "[!] Could not save the pool after server-1 moved to 127.0.0.1:\(responder.port): cannot create state directory"
+        XCTAssertTrue(log.waitFor(expected), "wanted '\(expected)'; the log: \(log.messages)")
+        XCTAssertTrue(log.waitFor("a restart would bring back the last one saved"), "\(log.messages)")
+    }
 }

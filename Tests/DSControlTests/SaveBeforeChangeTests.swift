@@ -29,17 +29,12 @@ final class SaveBeforeChangeTests: XCTestCase {
     }
 
     func testRemoveThatCannotBeSavedStopsNothing() throws {
-        // The state directory's parent is a regular file: every save fails.
-        let file = NSTemporaryDirectory() + "/ds-lb-not-a-directory-\(getpid())"
-        XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
-        defer { try? FileManager.default.removeItem(atPath: file) }
-
         let loop = try EventLoop()
         let driver = RecordingDriver()
         let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
                                     logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         try supervisor.bootstrap(replicas: 3) {}
-        supervisor.stateStore = StateStore(directory: file + "/state")
+        supervisor.stateStore = try unwritableStateStore()
         let before = supervisor.repBody()
         let generation = supervisor.publisher.latest().generation
         LoopThread.start(name: "test-control") { loop.run() }

@@ -1,7 +1,56 @@
 import DSBalancer
+import Foundation
+import Logging
+import XCTest
+@testable import DSControl
 
 enum DSBalancerBackend {
     static func make(_ name: String, _ number: Int) -> Backend {
         Backend(name: name, number: number, host: "127.0.0.1", port: UInt16(20000 + number))
+    }
+}
+
+/// Keeps every message logged through `logger`, for tests of what the log says.
+final class CapturedLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+
+    var messages: [String] { lock.withLock { lines } }
+
+    var logger: Logger { Logger(label: "test") { _ in Handler(log: self) } }
+
+    /// Waits (up to `seconds`) for a message containing `text`.
+    func waitFor(_ text: String, seconds: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if messages.contains(where: { $0.contains(text) }) { return true }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return false
+    }
+
+    private struct Handler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            log.lock.withLock { log.lines.append("\(event.message)") }
+        }
+    }
+}
+
+extension XCTestCase {
+    /// A state store every save to fails, also as root: its directory's parent is a regular file.
+    func unwritableStateStore() throws -> StateStore {
+        let file = NSTemporaryDirectory() + "/ds-lb-not-a-directory-\(getpid())-\(UUID().uuidString)"
+        XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: file) }
+        return StateStore(directory: file + "/state")
     }
 }
