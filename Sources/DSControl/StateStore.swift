@@ -174,6 +174,7 @@ public struct StateStore: Sendable {
         var failure: Failure?
         var offset = 0
         while failure == nil && offset < data.count {
+            // offset < count here, so the buffer is not empty and the pointer stays inside it.
             let written = data.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 && errno == EINTR { continue }
             if written <= 0 { failure = Self.failure("cannot write \(temporary)", code: written < 0 ? errno : ENOSPC) }
