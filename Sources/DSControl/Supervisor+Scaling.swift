@@ -78,7 +78,7 @@ extension Supervisor {
             } catch {
                 launched.forEach { driver.kill($0.backend) }
                 logger.error("[!] Failed to add \(specs.map(\.name).joined(separator: ", ")): \(error)")
-                let status = (error as? DriverError)?.isNameConflict == true ? 409 : 500
+                let status = (error as? DriverError)?.isNameConflict == true ? HTTPStatus.conflict : .internalServerError
                 return done(.failure(status, "<Error> Could not start replica \(spec.name): \(error)"))
             }
         }

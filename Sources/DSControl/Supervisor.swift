@@ -335,7 +335,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         } catch {
             logger.error("[!] Could not save the pool, so did not \(change): \(error)")
             let full = (error as? StateStore.Failure)?.isOutOfSpace == true
-            return .failure(full ? 507 : 500, "<Error> Could not save the pool, nothing changed: \(error)")
+            return .failure(full ? .insufficientStorage : .internalServerError, "<Error> Could not save the pool, nothing changed: \(error)")
         }
     }
 

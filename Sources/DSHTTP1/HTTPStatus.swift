@@ -1,7 +1,8 @@
 /// A status ds-lb or ds-server may write itself: every status RFC 9110 §15 defines (not the
-/// reserved 306 and 418) and the four of RFC 6585. A writer takes this type rather than an `Int`
-/// so a status line without its reason phrase cannot be written: `reasonPhrase` is an
-/// exhaustive switch, and a new case does not compile until it has one.
+/// reserved 306 and 418), the four of RFC 6585, and WebDAV's 507 (RFC 4918), which the admin API
+/// answers when the changed pool cannot be saved for want of space. A writer takes this type
+/// rather than an `Int` so a status line without its reason phrase cannot be written:
+/// `reasonPhrase` is an exhaustive switch, and a new case does not compile until it has one.
 public enum HTTPStatus: Int, CaseIterable, Sendable, CustomStringConvertible {
     case `continue` = 100
     case switchingProtocols = 101
@@ -54,6 +55,7 @@ public enum HTTPStatus: Int, CaseIterable, Sendable, CustomStringConvertible {
     case serviceUnavailable = 503
     case gatewayTimeout = 504
     case httpVersionNotSupported = 505
+    case insufficientStorage = 507
     case networkAuthenticationRequired = 511
 
     /// The three-digit code.
@@ -109,6 +111,7 @@ public enum HTTPStatus: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .serviceUnavailable: return "Service Unavailable"
         case .gatewayTimeout: return "Gateway Timeout"
         case .httpVersionNotSupported: return "HTTP Version Not Supported"
+        case .insufficientStorage: return "Insufficient Storage"
         case .networkAuthenticationRequired: return "Network Authentication Required"
         }
     }

@@ -48,7 +48,7 @@ final class SaveBeforeChangeTests: XCTestCase {
                 answered.fulfill()
             }
             wait(for: [answered], timeout: 10)
-            XCTAssertEqual(response?.status, 500, "\(String(describing: response))")
+            XCTAssertEqual(response?.status, .internalServerError, "\(String(describing: response))")
             XCTAssertTrue(response?.body.contains("Could not save the pool, nothing changed: cannot create state directory") ?? false,
                           "\(String(describing: response?.body))")
         }
