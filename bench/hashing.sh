@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Consistent-hash comparison (issue 4, "Targets"): every algorithm × N ∈ {3, 10, 100, 1000} ×
+# Consistent-hash comparison against the targets: every algorithm × N ∈ {3, 10, 100, 1000} ×
 # {remove 1, add 1}, through `ds-lb ring --json` (HashAnalysis: balance, churn, lookup including
 # key hashing, build). Algorithms are interleaved inside each round, so machine noise (other
 # builds on a shared box) spreads over all of them; each round uses its own seed (1, 2, 3, …: a
@@ -70,7 +70,7 @@ def med(k, field):
     return statistics.median(r[field] for r in runs if (r["algorithm"], r["servers"], r["change"]) == k)
 
 def check(n, ratio, m, lookup, build):
-    # Issue 4: N = 3…100: max/avg ≤ 1.05, churn ≤ 1.15 × ideal, lookup ≤ 50 ns, build ≤ 5 ms.
+    # Targets: N = 3…100: max/avg ≤ 1.05, churn ≤ 1.15 × ideal, lookup ≤ 50 ns, build ≤ 5 ms.
     # N = 1000: lookup and build within the same bounds × 2.
     misses = []
     if n <= 100:

@@ -1,4 +1,4 @@
-// Hostile clients for bench/hostile (issue #9, item 3): one epoll thread, so that 6,000 hostile
+// Hostile clients for bench/hostile: one epoll thread, so that 6,000 hostile
 // connections cost little CPU next to the load they are meant to disturb (the machine has 2
 // shared cores; the Python version in hostile-clients.py lagged by seconds at this scale, which
 // made its cut times meaningless). Runs until SIGTERM/SIGINT (or --seconds), prints a JSON

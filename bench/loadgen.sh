@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ds-bench load vs wrk: does our load generator keep up (issue 8 asks for ≥ 0.8× wrk's req/s)?
+# ds-bench load vs wrk: does our load generator keep up (it should reach ≥ 0.8× wrk's req/s)?
 # Same target, same connections: wrk -t1 -c64 and ds-bench load -t1 -c64 --ids fixed (the URL as
 # wrk sends it), against ds-server directly and through ds-lb (static driver, --workers 1),
 # interleaved (the order alternates per round), medians over the rounds. ds-bench with random ids

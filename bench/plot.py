@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Charts for `ds-bench analysis` (issue 8). ds-bench writes the CSV, then runs this script with
+"""Charts for `ds-bench analysis`. ds-bench writes the CSV, then runs this script with
 the interpreter that has matplotlib (Debian's /usr/bin/python3 with python3-matplotlib, installed
 by scripts/install-deps.sh). Only the standard library and matplotlib.
 

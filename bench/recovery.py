@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Failure recovery timeline (issue: supervisor benchmark).
+"""Failure recovery timeline: the supervisor benchmark.
 
 10 times, each with a fresh release ds-lb and 3 local replicas: SIGKILLs replica 2 and measures
   - detect:  SIGKILL -> "[!] Server 2 failed heartbeat. Restarting..." in ds-lb's log

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Docker driver end to end against a real Docker engine (issue 6):
+# The Docker driver end to end against a real Docker engine:
 #   make images; ds-lb --driver docker; /add ×3 → server-1…3 run; /home answers;
 #   docker stop / kill / rm -f server-2 → "[!] Server 2 failed heartbeat. Restarting..." then
 #   "[+] Server 2 restarted", server-2 runs again and serves; /rm removes its container; /add with

@@ -1,5 +1,5 @@
 // libFuzzer target: the admin body decoding (`ScaleCommand.parse`, DSControl/AdminCommand.swift,
-// compiled into this binary) (issue #9.1). Properties: no crash; every refusal is the typed
+// compiled into this binary). Properties: no crash; every refusal is the typed
 // `Invalid` error with a message (what the admin API answers with 400); and an accepted
 // command encoded again as JSON decodes to the same command.
 

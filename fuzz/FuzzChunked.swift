@@ -1,5 +1,5 @@
 // libFuzzer target: the chunked scanner (DSHTTP1, the data plane's) and the chunked decoder
-// (DSDocker's, compiled into this binary) (issue #9.1). Properties: no crash; for both, the
+// (DSDocker's, compiled into this binary). Properties: no crash; for both, the
 // outcome does not depend on how the bytes are split into reads; `consumed` never exceeds what
 // was offered; whatever the strict scanner accepts the decoder decodes to its end; and a
 // chunked body built from the input (sizes and extensions taken from its bytes) is accepted by

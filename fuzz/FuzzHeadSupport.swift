@@ -1,5 +1,5 @@
 // Shared by the two head targets (compiled into fuzz-request-head and fuzz-response-head): the
-// properties every head parser has, written once over `FuzzedHead` (issue #9.1). Each target
+// properties every head parser has, written once over `FuzzedHead`. Each target
 // says how its kind of head is parsed, what two parses of it must share and its start line.
 //  1. the allocating form and the facts-only form (the one the proxy uses) agree;
 //  2. resuming: a prefix parsed first, then the whole from its `resumeAt`, gives the same

@@ -1,4 +1,4 @@
-// libFuzzer target: the request-head parser and the request framing decision (issue #9.1).
+// libFuzzer target: the request-head parser and the request framing decision.
 // Besides the properties every head parser has (FuzzHeadSupport.swift: no crash, the two forms
 // agree, resuming, the differential re-serialisation), tighter limits never turn a refusal into
 // an acceptance, and accept identically.

@@ -1,4 +1,4 @@
-// libFuzzer target: the response-head parser and the response framing decision (issue #9.1):
+// libFuzzer target: the response-head parser and the response framing decision:
 // the properties every head parser has (FuzzHeadSupport.swift), with the framing decided for
 // both a GET and a HEAD request.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (issue #9.1) into $FUZZ_DIR (default .build-fuzz) with swiftc
+# Builds the libFuzzer targets into $FUZZ_DIR (default .build-fuzz) with swiftc
 # directly: SwiftPM has no fuzzer product type, and `-sanitize=fuzzer,address` must instrument
 # the code under test, not only the entry point. DSHTTP1 is built once as an instrumented static
 # library the targets import, so they see only its public API.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seed corpora for the fuzz targets, taken from the framing test tables (issue #9.1): every
+"""Seed corpora for the fuzz targets, taken from the framing test tables: every
 Swift string literal in them that looks like a request head, a response head, a chunked body
 or an admin JSON body becomes one seed file, so the seeds grow with the tables."""
 import hashlib

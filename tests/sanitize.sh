@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make test (thread, then address; so CI) and make test-sanitize (issue #9.6): the whole unit and
+# make test (thread, then address; so CI) and make test-sanitize: the whole unit and
 # integration suite under each sanitizer in turn. `swift test --sanitize=X` builds every product
 # with X, so the ds-lb and ds-server the integration tests start run sanitized too; their
 # reports go to files (log_path) because the tests only read those processes' answers, and

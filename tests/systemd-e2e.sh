@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end test of ds-lb under a real systemd (issue 7): a Debian 12 root with systemd, booted
+# End-to-end test of ds-lb under a real systemd: a Debian 12 root with systemd, booted
 # with systemd-nspawn on the host network, ds-lb installed into it with `make install`.
 #
 #   tests/systemd-e2e.sh            (root; run by `make test`)

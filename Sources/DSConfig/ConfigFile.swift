@@ -3,7 +3,7 @@ import Glibc
 #endif
 import TOMLKit
 
-/// The configuration file of `ds-lb serve` (issue 7): flat TOML, one key per option, turned into
+/// The configuration file of `ds-lb serve`: flat TOML, one key per option, turned into
 /// the options it stands for so that one parser checks the file and the command line alike.
 /// Command-line options override the file's keys.
 public struct ConfigFile: Sendable, Equatable {

@@ -1,4 +1,4 @@
-/// The classic course preset (issue 4, "assignment"): a 512-slot circle, 9 virtual servers per
+/// The classic course preset ("assignment"): a 512-slot circle, 9 virtual servers per
 /// replica, quadratic slot functions, linear probing, nearest virtual server clockwise.
 ///
 /// - Request slot:        H(i)    = (i² + 2i + 17) mod M, i = the integer request id.
@@ -6,7 +6,7 @@
 ///                        j = 0 … K−1.
 /// - Replicas are placed in ascending `number` (ties by name) and, inside a replica, in ascending
 ///   j; a taken slot is resolved by linear probing (the next slot clockwise). Ascending order is
-///   what makes the golden vectors of the issue come out (replica 2's Φ(2, 0) = 29 collides with
+///   what makes the preset's golden vectors come out (replica 2's Φ(2, 0) = 29 collides with
 ///   replica 1's Φ(1, 1) and probes to 30), and it makes the table a function of the set.
 /// - A request goes to the first virtual server at a slot ≥ H(i), wrapping past M − 1.
 ///
@@ -98,7 +98,7 @@ public struct Assignment: ConsistentHash {
 
     /// Any thread. A decimal request id (`"12345"`, optionally with a leading `+`) is used as is;
     /// anything else (letters, a sign, too many digits for 64 bits, empty) is hashed to an
-    /// integer with XXH64 first, as issue 4 specifies for non-integer keys.
+    /// integer with XXH64 first, as the preset specifies for non-integer keys.
     public func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         Assignment.decimalValue(bytes) ?? XXH64.hash(bytes)
     }

@@ -7,7 +7,7 @@ public enum HashAlgorithm: String, CaseIterable, Sendable {
     case maglev
     case assignment
 
-    /// What ds-lb uses without `--hash`: the one that meets issue 4's targets for N = 3…100
+    /// What ds-lb uses without `--hash`: the one that meets the hashing targets for N = 3…100
     /// (balance ≤ 1.05, churn ≤ 1.15 × ideal, lookup ≤ 50 ns, build ≤ 5 ms); see RendezvousTable.
     public static let `default`: HashAlgorithm = .rendezvous
 

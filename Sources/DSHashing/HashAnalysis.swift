@@ -1,6 +1,6 @@
 /// Offline measurement of a hash algorithm: balance, churn, lookup cost and build cost, on
 /// `server-1 … server-N` and K pseudo-random keys from a seed. It is what `ds-lb ring` prints and
-/// what bench/RESULTS.md records (issue 4, "Targets"), kept here so both use one method.
+/// what bench/RESULTS.md records, kept here so both use one method.
 ///
 /// Method
 /// - Keys: K decimal strings of SplitMix64(seed) outputs (≤ 20 bytes each), packed in one buffer.
@@ -29,7 +29,7 @@ public enum HashAnalysis {
         public var lookupNs: Double
         public var buildMs: Double
 
-        /// The issue's JSON keys, in a stable order, numbers in plain decimal.
+        /// The specified JSON keys, in a stable order, numbers in plain decimal.
         public var json: String {
             func num(_ x: Double?) -> String { x.map { "\($0)" } ?? "null" }
             return "{\"algorithm\":\"\(algorithm)\",\"servers\":\(servers),\"keys\":\(keys),"

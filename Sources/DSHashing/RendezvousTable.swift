@@ -15,7 +15,7 @@
 ///   holds anyone. The 64-cell block is the whole group, which holds every member, so a lookup
 ///   always succeeds.
 ///
-/// Why this is the default (issue 4 targets, measured with `HashAnalysis`, i.e. `ds-lb ring`;
+/// Why this is the default (the hashing targets, measured with `HashAnalysis`, i.e. `ds-lb ring`;
 /// figures in bench/RESULTS.md):
 /// - Churn is minimal, as for plain HRW and the ring: where a member sits depends only on its own
 ///   name, and a key's candidates are the members of the smallest non-empty block of a fixed
@@ -44,8 +44,8 @@
 /// and λ = V/g (the scores); balance at small N needs C·min(λ, ~3) large. g = 64 cuts λ four-fold;
 /// the wider fallback blocks keep small-N balance with half the groups, which halves the
 /// placements; gap-coded byte lists make the table 2.7 MB at N = 1000 (`starts` included). In
-/// `ds-lb ring` that gives ≈ 80 ns per lookup and ≈ 6.5 ms per build at N = 1000 (was ≈ 136–206
-/// ns and 12–15 ms), 19–30 ns and ≤ 2.4 ms for N ≤ 100 (was 23–40 ns, ≤ 2.7 ms).
+/// `ds-lb ring` that gives ≈ 80 ns per lookup and ≈ 6.5 ms per build at N = 1000, 19–30
+/// ns and ≤ 2.4 ms for N ≤ 100.
 ///
 /// The seeds, M, g, the fallback block sizes, the placement hash and the score function are
 /// part of the routing contract: changing any of them reroutes keys (golden vectors in

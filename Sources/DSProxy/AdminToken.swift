@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// The shared secret that admin requests must present as `Authorization: Bearer <token>` when
-/// ds-lb is started with `--admin-token-file` (issue 9: the loopback allow-list alone lets any
+/// ds-lb is started with `--admin-token-file` (the loopback allow-list alone lets any
 /// local user resize the pool).
 ///
 /// Thread safety: immutable; any thread.

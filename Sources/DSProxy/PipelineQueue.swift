@@ -1,4 +1,4 @@
-/// Pipelined requests wait behind fresh ones (issue #9: clients that pipeline thousands of GETs
+/// Pipelined requests wait behind fresh ones (clients that pipeline thousands of GETs
 /// and never read the answers must not take the turn of the normal load).
 ///
 /// A request that was already in the client's buffer when the previous one ended is pipelined:
@@ -12,8 +12,8 @@
 /// little: its requests are answered one at a time in order anyway.
 ///
 /// `maxInProgress` is `--pipeline-slots` and follows a reload. 0 turns the queue off: a
-/// connection does not queue (`isOn`) and pipelined requests are served as they arrive, as
-/// before issue #9 (the best pipelined throughput, no protection). Connections still waiting when
+/// connection does not queue (`isOn`) and pipelined requests are served as they arrive
+/// (the best pipelined throughput, no protection). Connections still waiting when
 /// a reload turns it off are all started by the next `run`.
 ///
 /// Loop thread only.

@@ -9,7 +9,7 @@ import DSSystem
 /// Out of descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM), accepting is paused
 /// and retried from a timer (100 ms, doubling to 1 s): the pending connections wait in the
 /// kernel's backlog, established connections keep being served, and the loop does not spin on
-/// an error that only a closed descriptor can clear (issue #9.4; nginx's ngx_event_accept
+/// an error that only a closed descriptor can clear (nginx's ngx_event_accept
 /// likewise disables its accept events on EMFILE and re-enables them from a timer). Edges that
 /// arrive while paused are ignored: the timer's accept drains the queue to EAGAIN, which
 /// re-arms the edge.

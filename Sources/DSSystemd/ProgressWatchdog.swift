@@ -2,7 +2,7 @@ import DSReactor
 import DSSystem
 import Logging
 
-/// Sends `WATCHDOG=1` only while every loop makes progress (issue 7): a stuck worker or a stuck
+/// Sends `WATCHDOG=1` only while every loop makes progress: a stuck worker or a stuck
 /// control loop (the supervisor's thread) must get ds-lb restarted by systemd, not kept alive by
 /// a timer thread that still runs.
 ///

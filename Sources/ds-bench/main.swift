@@ -1,4 +1,4 @@
-// ds-bench: the load generator and the A-1…A-4 analyses (issue #8). Wiring only.
+// ds-bench: the load generator and the A-1…A-4 analyses. Wiring only.
 import ArgumentParser
 
 struct DSBench: ParsableCommand {

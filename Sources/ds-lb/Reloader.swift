@@ -4,7 +4,7 @@ import DSProxy
 import DSSystemd
 import Logging
 
-/// SIGHUP (`systemctl reload ds-lb`, issue 7): re-reads the configuration file between
+/// SIGHUP (`systemctl reload ds-lb`): re-reads the configuration file between
 /// `RELOADING=1` and `READY=1` (systemd 252 has no `Type=notify-reload`; ExecReload sends the
 /// signal). Live keys go to the supervisor and the workers; a changed key that needs a restart is
 /// logged and kept at its running value; an invalid file changes nothing and says why in the log

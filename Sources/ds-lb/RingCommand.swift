@@ -1,7 +1,7 @@
 import ArgumentParser
 import DSHashing
 
-/// `ds-lb ring`: offline balance, churn, lookup and build figures for one algorithm (issue 4).
+/// `ds-lb ring`: offline balance, churn, lookup and build figures for one algorithm.
 /// Argument parsing only; the measurement is `HashAnalysis.run`, the output `Report.text`/`json`.
 struct RingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,7 +4,7 @@ import Glibc
 import ArgumentParser
 import DSConfig
 
-/// How `ds-lb serve` was started (issue 7): its own command-line arguments, and the configuration
+/// How `ds-lb serve` was started: its own command-line arguments, and the configuration
 /// file they select, read when this value is made. Command-line options override the file.
 struct ServeInvocation: Sendable {
     /// `serve`'s arguments as typed, without `ds-lb` and `serve`.

@@ -144,7 +144,7 @@ final class ResponseWriterTests: XCTestCase {
                            "\(relative) writes a status line by hand; use HTTPStatus")
         }
         XCTAssertGreaterThan(files, 50, "the walk did not find Sources/ at \(sources.path)")
-        // What the issue found written as "Status NNN", and the rest the proxy answers with.
+        // The statuses ds-lb and ds-server answer with: the walk must find each of them.
         for code in [100, 101, 200, 400, 401, 403, 404, 405, 408, 409, 411, 413, 417, 431, 500, 501, 502, 503, 504, 505] {
             XCTAssertTrue(emitted.contains(code), "no source writes \(code) any more: update this list")
         }

@@ -10,7 +10,7 @@ final class AssignmentTests: XCTestCase {
         XCTAssertEqual(Assignment.algorithmName, "assignment")
     }
 
-    /// The golden vectors: virtual-server slots with replicas 1, 2, 3.
+    /// The preset's golden vectors: virtual-server slots with replicas 1, 2, 3.
     func testGoldenVirtualServerSlots() {
         let a = Assignment(members: three)
         XCTAssertEqual(a.slots(of: 0), [26, 29, 34, 41, 50, 61, 74, 89, 106])
@@ -19,7 +19,7 @@ final class AssignmentTests: XCTestCase {
         XCTAssertEqual(a.slots.filter { $0 >= 0 }.count, 27)
     }
 
-    /// The golden vectors: ids 100000…109999 split 8439 / 468 / 1093.
+    /// The preset's golden vectors: ids 100000…109999 split 8439 / 468 / 1093.
     func testGoldenRequestSplit() {
         var rng = SplitMix64(seed: 99)
         let a = Assignment(members: three.shuffled(using: &rng))

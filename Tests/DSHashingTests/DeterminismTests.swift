@@ -1,7 +1,7 @@
 import XCTest
 @testable import DSHashing
 
-/// Issue 4, "Determinism", for every algorithm: a table is a function of the member *set* only.
+/// Determinism, for every algorithm: a table is a function of the member *set* only.
 /// Two processes cannot be compared inside one XCTest process, so the tests rebuild the set from
 /// scratch in other orders (freshly constructed strings and arrays each time, nothing shared
 /// with the first build) and require byte-identical routing; the tables contain nothing

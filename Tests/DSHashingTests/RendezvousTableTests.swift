@@ -200,7 +200,7 @@ final class RendezvousTableTests: XCTestCase {
     /// Golden vectors: fixed keys → fixed member names. Generated once with this implementation
     /// and frozen: a change here means every deployed table would route differently. (Regenerated
     /// once, for the 2¹⁷-cell contract with 64-cell groups and fallback blocks from 8 cells, which
-    /// replaced the 2¹⁶-cell, 16-cell-group one to meet the N = 1000 bounds of issue 4.)
+    /// replaced the 2¹⁶-cell, 16-cell-group one to meet the N = 1000 lookup and build bounds.)
     func testGoldenVectors() {
         let t = RendezvousTable(members: servers(5))
         let got = ["1", "42", "user-7", "session-abcdef", "100000", "x"].map { t.members[t.lookup(t.key($0))!].name }

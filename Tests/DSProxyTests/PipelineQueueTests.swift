@@ -1,8 +1,9 @@
 import XCTest
 @testable import DSProxy
 
-/// The queue that holds pipelined requests behind fresh ones (issue #9's non-reading,
-/// pipelining clients): FIFO order, a limit on requests in progress, one turn per iteration.
+/// The queue that holds pipelined requests behind fresh ones (so that non-reading, pipelining
+/// clients cannot starve the rest): FIFO order, a limit on requests in progress, one turn per
+/// iteration.
 final class PipelineQueueTests: XCTestCase {
     /// Records its turns; `finishAtOnce` releases the slot inside the turn and queues again, as a
     /// connection does whose pipelined request is answered without waiting for a replica.

@@ -4,7 +4,7 @@ import Foundation
 import Glibc
 import XCTest
 
-/// Issue #9.4: out of descriptors, the listener pauses accepting and retries from a timer (no
+/// Out of descriptors, the listener pauses accepting and retries from a timer (no
 /// spinning on EMFILE), and accepts the waiting connections once descriptors are free again.
 final class ListenerExhaustionTests: XCTestCase {
     /// Descriptor numbers open in this process now.

@@ -1,4 +1,4 @@
-// ds-bench (issue 8) end to end: the load generator against a real ds-lb and ds-server, and one
+// ds-bench end to end: the load generator against a real ds-lb and ds-server, and one
 // analysis producing its chart, CSV and summary. Short runs: seconds, not minutes.
 
 #if canImport(Glibc)

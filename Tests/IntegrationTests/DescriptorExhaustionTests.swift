@@ -1,4 +1,4 @@
-// Issue #9.4, exhaustion: ds-lb run under `ulimit -n 64` and driven to its descriptor limit
+// Descriptor exhaustion: ds-lb run under `ulimit -n 64` and driven to its descriptor limit
 // keeps serving an established keep-alive connection, does not spin on EMFILE (CPU time over
 // one second stays low), and once connections close it accepts the ones that waited in the
 // backlog (the listener's retry timer, not a new connection's edge) and new ones.

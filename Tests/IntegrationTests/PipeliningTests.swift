@@ -1,8 +1,9 @@
 // Pipelined requests end to end. ds-lb holds a pipelined request back until its worker's other
-// I/O of the loop iteration is done (PipelineQueue, issue #9's pipelining non-readers), with a
-// limit of 2 in progress per worker (`--pipeline-slots`; 0: no queue): these tests check that
-// holding back loses, reorders and mixes up nothing, with far more pipelining connections than
-// slots, and that the option sets how many pipelined requests reach the replica at once.
+// I/O of the loop iteration is done (PipelineQueue, so pipelining non-readers cannot starve the
+// rest), with a limit of 2 in progress per worker (`--pipeline-slots`; 0: no queue): these tests
+// check that holding back loses, reorders and mixes up nothing, with far more pipelining
+// connections than slots, and that the option sets how many pipelined requests reach the replica
+// at once.
 
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-// Chunked bodies whose chunks are large move their data by splice(2) (issue #3 item 7), the
+// Chunked bodies whose chunks are large move their data by splice(2), the
 // framing around it still read and checked: large-chunk bodies round-trip byte-identical both
 // ways, lying chunk sizes end exactly as in the buffered path (--splice-threshold 0), and
 // --max-body-size still caps a spliced body. That the bytes were spliced is read from ds-lb's

@@ -1,4 +1,4 @@
-// SIGHUP reload of the configuration file (issue 7) and the admin socket, black-box: a changed
+// SIGHUP reload of the configuration file and the admin socket, black-box: a changed
 // live key is applied (seen in /status and in what the workers enforce), a key that needs a
 // restart is logged as such, and a broken file changes nothing and says why.
 

@@ -1,4 +1,4 @@
-// The configuration file of `ds-lb serve` (issue 7), black-box: every serve option has a key
+// The configuration file of `ds-lb serve`, black-box: every serve option has a key
 // (and a commented default in systemd/ds-lb.toml), the file's errors name the file, the key and
 // the value on one line, and command-line options override the file.
 

@@ -1,4 +1,4 @@
-// The framing and smuggling corpus end to end (issue #3, Tests): raw bytes to a real ds-lb, one
+// The framing and smuggling corpus end to end: raw bytes to a real ds-lb, one
 // row per rule of "Smuggling defences" and "Limits", in both directions. Each row asserts the
 // exact status ds-lb answers with and that the client connection is closed afterwards; a
 // response row also asserts that ds-lb closed its connection to the replica. The replica is a
