@@ -22,6 +22,10 @@ final class ReplicaConnection: EventHandler {
     private var closed = false
     /// After `/ws-echo` switched protocols: every byte that arrives goes back as it came.
     private var echoingTunnel = false
+    /// `/bytes` body still to produce. It is made a slice at a time as the socket takes it, so
+    /// a client that asks for 64 MiB and does not read holds one slice here, not 64 MiB; later
+    /// requests wait (answers stay in order).
+    private var bytesToStream: UInt64 = 0
 
     init(fd: Int32, server: ReplicaServer) {
         self.fd = fd
@@ -50,14 +54,18 @@ final class ReplicaConnection: EventHandler {
                 return
             case .done:
                 process()
-                // Pipelining is bounded: stop reading while answers pile up unsent.
-                if output.readableCount > 256 * 1024 { flush(); if output.readableCount > 256 * 1024 { return } }
+                // Pipelining is bounded: stop reading while answers pile up unsent, or while a
+                // /bytes body streams (the requests behind it wait in `input`).
+                if output.readableCount > 256 * 1024 || bytesToStream > 0 {
+                    flush()
+                    if output.readableCount > 256 * 1024 || bytesToStream > 0 { return }
+                }
             }
         }
     }
 
     private func process() {
-        while !closeAfterFlush && !paused {
+        while !closeAfterFlush && !paused && bytesToStream == 0 {
             if echoingTunnel {
                 output.append(input.readable)
                 input.consume(input.readableCount)
@@ -151,10 +159,7 @@ final class ReplicaConnection: EventHandler {
                         let n = head.queryParameter("n").flatMap { Int($0) }.map { min(max($0, 0), 64 << 20) } ?? 0
                         output.append(ResponseWriter.head(status: .ok, contentType: "application/octet-stream",
                                                           contentLength: UInt64(n), close: !keepAlive))
-                        let pattern = Array("0123456789abcdef".utf8)
-                        var body = [UInt8](repeating: 0, count: n)
-                        for i in 0..<n { body[i] = pattern[i & 15] }
-                        output.append(body)
+                        bytesToStream = UInt64(n)
                     case "/debug/head":
                         // Test endpoint: the request head exactly as received.
                         bodyToSkip = length
@@ -171,7 +176,17 @@ final class ReplicaConnection: EventHandler {
     }
 
     private func flush() {
-        while !output.isEmpty {
+        while true {
+            if bytesToStream > 0 && output.readableCount < Self.streamSlice.count {
+                let take = Int(min(UInt64(Self.streamSlice.count), bytesToStream))
+                Self.streamSlice.withUnsafeBytes { output.append(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
+                bytesToStream -= UInt64(take)
+                if bytesToStream == 0 {
+                    // The body is all queued: requests that waited behind it go on.
+                    process()
+                }
+            }
+            if output.isEmpty { break }
             do {
                 guard case .done = try output.write(to: fd) else { return }
             } catch {
@@ -181,6 +196,13 @@ final class ReplicaConnection: EventHandler {
         }
         if closeAfterFlush && !paused { close() }
     }
+
+    /// One slice of the `/bytes` pattern ("0123456789abcdef" repeated). Its length is a multiple
+    /// of 16, so slice after slice continues the pattern where the last one stopped.
+    private static let streamSlice: [UInt8] = {
+        let pattern = Array("0123456789abcdef".utf8)
+        return (0..<(64 * 1024)).map { pattern[$0 & 15] }
+    }()
 
     func close() {
         guard !closed else { return }

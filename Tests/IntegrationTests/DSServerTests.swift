@@ -137,4 +137,44 @@ final class DSServerTests: IntegrationTestCase {
         assertFailure(response, 400, "malformed request line \"BROKEN\"")
         XCTAssertTrue(connection.isClosedByPeer(within: 2), "the connection must be closed after the 400")
     }
+
+    /// `/bytes` streams its body as the socket takes it: clients that ask for 64 MiB and read
+    /// nothing cost the replica a slice each, not 64 MiB each, and its heartbeat still answers.
+    /// A client that reads gets every byte of the pattern, and the next answer on the same
+    /// connection after it.
+    func testLargeBytesResponsesStreamWithBoundedMemory() throws {
+        let server = try startServer(id: 7)
+        XCTAssertEqual(try HTTPConnection(port: server.port).get("/heartbeat").status, 200)
+        let baseline = try XCTUnwrap(ProxyFlowTests.residentBytes(server.process.pid))
+        let readers = 16
+        var idle: [HTTPConnection] = []
+        defer { idle.forEach { $0.close() } }
+        for _ in 0..<readers {
+            let connection = try HTTPConnection(port: server.port, timeout: 30)
+            try connection.send("GET /bytes?n=\(64 << 20) HTTP/1.1\r\nHost: replica\r\n\r\n")
+            idle.append(connection)
+        }
+        // Every request has been taken up once its first bytes arrive.
+        let deadline = Date().addingTimeInterval(30)
+        func unread(_ connection: HTTPConnection) -> Int32 {
+            var count: Int32 = 0
+            _ = ioctl(connection.fd, UInt(FIONREAD), &count)
+            return count
+        }
+        while idle.contains(where: { unread($0) == 0 }) && Date() < deadline { usleep(20_000) }
+        XCTAssertFalse(idle.contains(where: { unread($0) == 0 }), "every /bytes request is being answered")
+        let grown = (ProxyFlowTests.residentBytes(server.process.pid) ?? .max) - baseline
+        XCTAssertLessThan(grown, 32 << 20, "ds-server grew by \(grown >> 20) MiB for \(readers) clients asking for 64 MiB each and reading nothing")
+        XCTAssertEqual(try HTTPConnection(port: server.port, timeout: 10).get("/heartbeat").status, 200)
+
+        // Not a multiple of the slice or of the pattern's 16 bytes.
+        let n = (5 << 20) + 7
+        let reader = try HTTPConnection(port: server.port, timeout: 30)
+        let response = try reader.get("/bytes?n=\(n)")
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.body.count, n)
+        let pattern = Array("0123456789abcdef".utf8)
+        XCTAssertNil(response.body.indices.first { response.body[$0] != pattern[$0 & 15] }, "the body follows the pattern throughout")
+        XCTAssertEqual(try reader.get("/home").helloServerID, 7, "the connection stays usable after a streamed body")
+    }
 }
