@@ -25,6 +25,8 @@ public enum ServeConfigKeys {
         ConfigKey("on-failure", .string, .live),
         ConfigKey("max-restarts", .integer, .live),
         ConfigKey("retries", .integer, .live),
+        ConfigKey("max-fails", .integer, .live),
+        ConfigKey("fail-window", .duration, .live),
         ConfigKey("drain-timeout", .duration, .live),
         ConfigKey("balance-factor", .number, .live),
         ConfigKey("head-timeout", .duration, .live),
@@ -35,6 +37,8 @@ public enum ServeConfigKeys {
         ConfigKey("pipeline-slots", .integer, .live),
         ConfigKey("connect-timeout", .duration, .live),
         ConfigKey("response-timeout", .duration, .live),
+        ConfigKey("upstream-idle-timeout", .duration, .restart),
+        ConfigKey("upstream-max-idle", .integer, .restart),
         ConfigKey("state-dir", .string, .restart),
         ConfigKey("reset-state", .boolean, .restart),
     ]

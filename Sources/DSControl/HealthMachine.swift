@@ -119,6 +119,17 @@ public struct HealthMachine: Sendable, Equatable {
         consecutiveSuccesses = 0
     }
 
+    /// Forces DOWN on evidence from live traffic (passive health: failed requests), not from
+    /// checks: the heartbeat counters start again from zero, so `rise` passing checks bring it
+    /// back and `fall` failing ones say the replica itself is failing.
+    public mutating func markDownPassively() -> Transition? {
+        consecutiveSuccesses = 0
+        consecutiveFailures = 0
+        guard status == .up else { return nil }
+        status = .down
+        return .wentDown
+    }
+
     /// Forces DOWN (the driver saw the replica exit: no need to wait for `fall` checks).
     public mutating func markDown(_ result: CheckResult) -> Transition? {
         last = result

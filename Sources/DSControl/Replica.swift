@@ -23,6 +23,11 @@ final class Replica {
     var startDeadline: TimerID?
     var upSince: UInt64?
     var removed = false
+    /// Out of rotation for failed requests (passive health), not for failed heartbeats.
+    var passiveDown = false
+    /// Its failed-request total (`ProxyMetrics.Replica.failures`) as sampled over the last
+    /// `failWindow`, oldest first.
+    var failureSamples: [(at: UInt64, total: Int)] = []
 
     init(backend: Backend, health: HealthMachine, inPool: Bool) {
         self.backend = backend

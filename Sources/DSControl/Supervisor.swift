@@ -128,6 +128,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self] in self.initialPoolSettled(force: true) }
         initialPoolSettled(force: false)
         loop.schedule(afterNanoseconds: 100_000_000) { [unowned self] in self.pollDriver() }
+        schedulePassiveHealth()
     }
 
     private func initialPoolSettled(force: Bool) {
@@ -262,6 +263,8 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
                 ("failed_restarts", .int(replica.failedRestarts)),
                 ("requests", .int(metrics.replica(replica.backend.name).served)),
                 ("in_flight", .int(metrics.replica(replica.backend.name).inFlight)),
+                ("failed_requests", .int(metrics.replica(replica.backend.name).failures)),
+                ("marked_down", .bool(replica.passiveDown)),
             ]
             return .object(fields)
         }
@@ -381,6 +384,12 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         case .wentDown:
             replicaWentDown(replica, result: result)
         case nil:
+            if replica.passiveDown && replica.health.consecutiveFailures >= config.fall {
+                // Taken out for failed requests, and now its heartbeats fail too: the replica
+                // itself is failing, and is repaired as any other.
+                replica.passiveDown = false
+                replicaWentDown(replica, result: result)
+            }
             if wasStarting || replica.health.status == .down { break }
             if !result.isSuccess {
                 logger.warning("[!] Server \(replica.backend.number) heartbeat failed: \(result) (\(replica.health.consecutiveFailures)/\(config.fall))", metadata: event("heartbeat_missed", replica.backend))
@@ -399,6 +408,8 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
 
     private func replicaCameUp(_ replica: Replica, wasDown: Bool) {
         replica.upSince = monotonicNanoseconds()
+        replica.passiveDown = false
+        replica.failureSamples = []
         if let deadline = replica.startDeadline { loop.cancel(deadline); replica.startDeadline = nil }
         if let pending = replica.repairPending { loop.cancel(pending); replica.repairPending = nil }
         if replica.restarting {
@@ -538,7 +549,8 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
                 pendingAdd?.fail("replica \(backend.name) exited during start-up (\(reason))", supervisor: self)
             } else if replica.restarting || replica.health.status == .starting {
                 restartFailed(replica, reason: "exited during start-up (\(reason))")
-            } else if replica.isUp {
+            } else if replica.isUp || replica.passiveDown {
+                replica.passiveDown = false
                 // The process is gone: no need to wait for `fall` failed heartbeats.
                 if let probe = replica.nextCheck { loop.cancel(probe); replica.nextCheck = nil }
                 replicaWentDown(replica, result: .l4Connection("process exited: \(reason)"))

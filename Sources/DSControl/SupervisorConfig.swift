@@ -26,6 +26,12 @@ public struct SupervisorConfig: Sendable {
     public var stableAfter: UInt64 = 30_000_000_000
     /// How long a removed replica may finish its in-flight requests before it is stopped.
     public var drainTimeout: UInt64 = 10_000_000_000
+    /// Passive health: this many failed requests (invalid responses, refused or dropped
+    /// connections, timeouts) within `failWindow` take a replica out of rotation until its
+    /// heartbeats pass `rise` times (nginx's max_fails/fail_timeout, HAProxy's error-limit).
+    /// 0: off.
+    public var maxFails = 10
+    public var failWindow: UInt64 = 10_000_000_000
 
     public init() {}
 }

@@ -26,11 +26,27 @@ public struct ProxyConfig: Sendable {
     /// Bounded loads (Mirrokni, Thorup, Zadimoghaddam): cap each replica's in-flight requests
     /// at ⌈c × average⌉; nil (the default) routes by the hash alone.
     public var balanceFactor: Double?
-    /// Idle keep-alive connections kept per replica per worker. Enough for every client
-    /// connection of a busy worker to find one: with 64, 256 keep-alive clients on one worker
-    /// made ds-lb open a new replica connection for one request in five (bench/RESULTS.md).
-    /// An idle one holds no buffer (its storage goes back to the worker's pool).
+    /// Idle keep-alive connections kept per replica per worker: this worker's share of
+    /// `--upstream-max-idle` (see `idleShare`). Enough for every client connection of a busy
+    /// worker to find one: with 64, 256 keep-alive clients on one worker made ds-lb open a new
+    /// replica connection for one request in five (bench/RESULTS.md). An idle one holds no
+    /// buffer (its storage goes back to the worker's pool).
     public var maxIdlePerBackend = 512
+    /// An idle replica connection is closed after this (`--upstream-idle-timeout`): well under
+    /// a replica's own keep-alive timeout, so ds-lb, not the replica, ends it (no request meets
+    /// a connection the replica is closing), and so a burst does not leave the replica holding
+    /// descriptors it needs for heartbeats and new clients.
+    public var upstreamIdleTimeoutNanoseconds: UInt64 = 30_000_000_000
+
+    /// Each worker's share of `total` idle connections per replica (`--upstream-max-idle`),
+    /// rounded up. A fixed share rather than one atomic counter per replica shared by the
+    /// workers: the counter would be two contended atomic operations per request on a cache
+    /// line every worker writes, where the pool is otherwise worker-local and lock-free. The
+    /// price is that a busy worker cannot borrow the unused share of an idle one.
+    public static func idleShare(of total: Int, workers: Int) -> Int {
+        let workers = max(1, workers)
+        return (total + workers - 1) / workers
+    }
     /// Pipelined requests each worker runs at a time behind fresh ones (`PipelineQueue`); 0: no
     /// queue, pipelined requests are served as they arrive. A reload changes it.
     public var pipelineSlots = 2

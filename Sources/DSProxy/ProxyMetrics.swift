@@ -15,6 +15,7 @@ public final class ProxyMetrics: Sendable {
         let inFlightGauge: Gauge
         private let servedCount = Atomic<Int>(0)
         private let inFlightCount = Atomic<Int>(0)
+        private let failureCount = Atomic<Int>(0)
 
         init(registry: PrometheusCollectorRegistry, name: String) {
             requests = registry.makeCounter(
@@ -34,6 +35,14 @@ public final class ProxyMetrics: Sendable {
 
         public var served: Int { servedCount.load(ordering: .relaxed) }
         public var inFlight: Int { inFlightCount.load(ordering: .relaxed) }
+        /// Requests the replica failed since it was first seen: invalid responses, refused or
+        /// dropped connections, timeouts (a total: the supervisor takes differences over its
+        /// window, so workers only add, with no lock and no clock read).
+        public var failures: Int { failureCount.load(ordering: .relaxed) }
+
+        func countFailure() {
+            failureCount.add(1, ordering: .relaxed)
+        }
 
         func begin() {
             inFlightCount.add(1, ordering: .relaxed)

@@ -34,6 +34,8 @@ final class UpstreamConnection: EventHandler {
     /// this makes while a request runs ends where the connection leaves its owner: `close`, the
     /// pool's `give`, or a new owner (a tunnel); an owner never ends without one of them.
     var owner: UpstreamOwner?
+    /// The pool's sweep count when the connection went idle (see `UpstreamPool.sweep`).
+    fileprivate var idleSince: UInt64 = 0
     private unowned let pool: UpstreamPool
     /// The pool's idle list for `backend`, where `give` puts it back; nil (never pooled) when the
     /// replica was not in the pool's snapshot when the connection was opened.
@@ -114,7 +116,12 @@ final class UpstreamConnection: EventHandler {
 /// switch, keeping the list of every replica still present (equal `Backend`) and retiring the
 /// others, so a replica re-added under the same name on another port gets a new, empty list. A
 /// connection remembers its list; a retired list takes nothing back.
-final class UpstreamPool {
+///
+/// Idle connections do not last: a sweep every `sweepPeriod` closes those idle for the idle
+/// timeout, and a replica that goes DOWN loses its idle ones at the switch that says so (a
+/// replica at its descriptor limit must not have its last ones held by us; heartbeats need
+/// them). The hot path only stamps a counter on `give`: no clock read, no timer per connection.
+final class UpstreamPool: TimerTarget {
     unowned let loop: EventLoop
     /// Taking and giving mutate the array in place, through the one reference.
     fileprivate final class IdleList {
@@ -122,6 +129,8 @@ final class UpstreamPool {
         var connections: [UpstreamConnection] = []
         /// Its replica left the snapshot: connections coming back close instead.
         var retired = false
+        /// Its replica is DOWN in the snapshot followed: nothing is kept for it.
+        var down = false
 
         init(_ backend: Backend) { self.backend = backend }
     }
@@ -133,11 +142,47 @@ final class UpstreamPool {
     private let maxIdlePerBackend: Int
     /// The worker's buffer pool, shared with its client connections.
     let buffers: BufferPool
+    /// Sweeps so far, and how many sweeps a connection must stay idle through to be closed.
+    private(set) var sweeps: UInt64 = 0
+    private let sweepsToExpire: UInt64
+    let sweepPeriod: UInt64
+    private var sweepTimer: TimerID?
 
-    init(loop: EventLoop, maxIdlePerBackend: Int, buffers: BufferPool) {
+    /// `maxIdlePerBackend` is this worker's share of `--upstream-max-idle`; idle connections
+    /// are closed between `idleTimeout` and 1.25 × `idleTimeout` (less for timeouts over 20 s:
+    /// the sweep runs at least every 5 s) after they were last used.
+    init(loop: EventLoop, maxIdlePerBackend: Int, idleTimeout: UInt64 = 30_000_000_000, buffers: BufferPool) {
         self.loop = loop
         self.maxIdlePerBackend = maxIdlePerBackend
         self.buffers = buffers
+        sweepPeriod = max(1_000_000, min(idleTimeout / 4, 5_000_000_000))
+        // A connection given back between sweeps k and k+1 has been idle for more than
+        // (n - 1) periods at sweep k + n: n - 1 periods must cover the timeout.
+        sweepsToExpire = (idleTimeout + sweepPeriod - 1) / sweepPeriod + 1
+    }
+
+    /// Loop thread only. Sweeps every `sweepPeriod` from now on, until `closeAll`.
+    func startSweeping() {
+        guard sweepTimer == nil else { return }
+        sweepTimer = loop.schedule(afterNanoseconds: sweepPeriod, target: self)
+    }
+
+    func timerFired(_ tag: Int) {
+        sweep()
+        sweepTimer = loop.schedule(afterNanoseconds: sweepPeriod, target: self)
+    }
+
+    /// Closes the connections idle for `sweepsToExpire` sweeps. `give` appends and `take` pops
+    /// from the end, so each list is ordered by when its connections went idle: the expired
+    /// ones are a prefix.
+    func sweep() {
+        sweeps += 1
+        for list in byBackend.values where !list.connections.isEmpty {
+            let expired = list.connections.prefix { sweeps - $0.idleSince >= sweepsToExpire }.count
+            guard expired > 0 else { continue }
+            for connection in list.connections[0..<expired] { connection.close() }
+            list.connections.removeFirst(expired)
+        }
     }
 
     /// Lines the lists up with `snapshot.backends`; idle connections to replicas no longer in it
@@ -150,6 +195,13 @@ final class UpstreamPool {
             let list = next[backend] ?? byBackend[backend] ?? IdleList(backend)
             next[backend] = list
             return list
+        }
+        for (index, list) in lists.enumerated() {
+            list.down = !snapshot.healthy[index]
+            if list.down {
+                list.connections.forEach { $0.close() }
+                list.connections = []
+            }
         }
         for (backend, list) in byBackend where next[backend] == nil {
             list.retired = true
@@ -200,12 +252,13 @@ final class UpstreamPool {
         // A FIN reported while the exchange still owned the connection (after its last read) raises
         // no further edge: pooled, the connection would look alive until a request met its reset.
         guard !connection.closed, connection.input.isEmpty, connection.output.isEmpty, !connection.peerClosed,
-              !connection.peerHalfClosed, let list = connection.home, !list.retired,
+              !connection.peerHalfClosed, let list = connection.home, !list.retired, !list.down,
               list.connections.count < maxIdlePerBackend else {
             connection.close()
             return
         }
         connection.input.releaseStorageIfEmpty()
+        connection.idleSince = sweeps
         list.connections.append(connection)
     }
 
@@ -217,6 +270,8 @@ final class UpstreamPool {
     }
 
     func closeAll() {
+        if let sweepTimer { loop.cancel(sweepTimer) }
+        sweepTimer = nil
         for list in byBackend.values {
             list.connections.forEach { $0.close() }
             list.connections = []

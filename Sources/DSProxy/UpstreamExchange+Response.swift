@@ -71,7 +71,7 @@ extension UpstreamExchange {
                         if upstream.input.isEmpty {
                             upstreamFailed(upstream, reason: "connection closed before a response")
                         } else {
-                            fail(status: .badGateway, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an incomplete response head")
+                            invalidResponse(upstream, message: "Server \(upstream.backend.name) sent an incomplete response head")
                         }
                         return false
                     }
@@ -80,10 +80,9 @@ extension UpstreamExchange {
                     client.close()
                     return false
                 case .done:
-                    if !responseStarted {
-                        responseStarted = true
-                        releaseHeadFromInput()
-                    }
+                    // The request head stays in the client's input until the response head is
+                    // known good: an invalid one may send the request to the next replica.
+                    responseStarted = true
                     progressed = true
                 }
             } catch {
@@ -110,7 +109,7 @@ extension UpstreamExchange {
                 responseParseFrom = resume
                 return true
             case .failed(let error):
-                fail(status: .badGateway, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                invalidResponse(upstream, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
                 return false
             case .complete(let responseHead):
                 responseParseFrom = 0
@@ -122,15 +121,17 @@ extension UpstreamExchange {
                     // to an HTTP/1.0 client: RFC 9110 §15.2); the final one follows.
                     if !(responseHead.status == 100 && continueSent) && head.version == .http11 {
                         client.output.append(UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<responseHead.length]))
+                        interimRelayed = true
                     }
                     upstream.input.consume(responseHead.length)
                     return true
                 }
                 switch Framing.response(responseHead, requestIsHead: head.isHead) {
                 case .failure(let error):
-                    fail(status: .badGateway, kind: .invalidResponse, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                    invalidResponse(upstream, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
                     return false
                 case .success(let framing):
+                    releaseHeadFromInput()
                     self.responseHead = responseHead
                     self.framing = framing
                     if case .contentLength(let n) = framing { responseRemaining = n }

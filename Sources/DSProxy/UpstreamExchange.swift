@@ -48,6 +48,8 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     var trackedSince: UInt64 = 0
     var responseStarted = false
     var responseHead: ResponseHeadInfo?
+    /// An interim (1xx) response went to the client: the response has begun there.
+    var interimRelayed = false
     var framing = BodyFraming.none
     var responseRemaining: UInt64 = 0
     var chunked = ChunkedScanner()
@@ -100,6 +102,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         trackedSince = 0
         responseStarted = false
         responseHead = nil
+        interimRelayed = false
         framing = .none
         responseRemaining = 0
         chunked = ChunkedScanner()
@@ -299,6 +302,24 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         fail(status: .badGateway, kind: .connect, message: "Server \(backend.name) is unreachable: \(reason)")
     }
 
+    /// The replica answered with something that is not a valid response. An idempotent request
+    /// whose head is still at hand (no body) and of which nothing reached the client goes to the
+    /// next replica (`--retries`), as after a dropped connection; otherwise 502.
+    func invalidResponse(_ upstream: UpstreamConnection, message: String) {
+        let backend = upstream.backend
+        if Self.isIdempotent(head) && !headConsumed && !interimRelayed {
+            upstream.close()
+            self.upstream = nil
+            responseStarted = false
+            responseParseFrom = 0
+            if failOver(from: backend) {
+                worker.countFailure(backend)
+                return
+            }
+        }
+        fail(status: 502, kind: .invalidResponse, message: message)
+    }
+
     /// Moves the exchange to the next distinct healthy candidate for its key. False when the
     /// retry budget is spent or no candidate is left.
     private func failOver(from backend: Backend) -> Bool {
@@ -321,6 +342,8 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// Ends the exchange with our own error response (nothing of the replica's reached the client).
     func fail(status: HTTPStatus, kind: ProxyMetrics.ErrorKind, message: String) {
         worker.metrics.count(kind)
+        // Passive health. (Connect failures were counted where they were reported.)
+        if kind == .timeout || kind == .invalidResponse, let upstream { worker.countFailure(upstream.backend) }
         if !headConsumed { client.input.consume(head.length) }
         // A body not fully forwarded cannot be told apart from the next request: close.
         let mustClose = closeClientAfter || bodyRemaining > 0

@@ -10,7 +10,8 @@ public final class Worker {
     public let loop: EventLoop
     let index: Int
     /// Replaced by a reload (`WorkerHandle.reconfigure`); read at each use, so the next request,
-    /// timer or failover follows it. `limits` and `maxIdlePerBackend` are fixed at start.
+    /// timer or failover follows it. `limits`, `maxIdlePerBackend` and
+    /// `upstreamIdleTimeoutNanoseconds` are fixed at start.
     var config: ProxyConfig {
         didSet { pipeline.maxInProgress = config.pipelineSlots }
     }
@@ -59,7 +60,8 @@ public final class Worker {
         self.reader = SnapshotPublisher.Reader(publisher: publisher, worker: index)
         let buffers = BufferPool()
         self.bufferPool = buffers
-        self.pool = UpstreamPool(loop: loop, maxIdlePerBackend: config.maxIdlePerBackend, buffers: buffers)
+        self.pool = UpstreamPool(loop: loop, maxIdlePerBackend: config.maxIdlePerBackend,
+                                 idleTimeout: config.upstreamIdleTimeoutNanoseconds, buffers: buffers)
         self.admin = admin
         self.onUnreachable = onUnreachable
         pool.follow(reader.snapshot)
@@ -106,6 +108,7 @@ public final class Worker {
             drain.enroll { loop.execute { me.value.drain() } }
         }
         reader.publisher.addWaker { loop.wakeUp() }
+        pool.startSweeping()
         loop.onEachIteration { [unowned self] in
             self.reader.refresh()
             self.pool.follow(self.reader.snapshot)
@@ -228,7 +231,13 @@ public final class Worker {
 
     /// A replica refused or dropped a connection on live traffic.
     func reportUnreachable(_ backend: Backend) {
+        countFailure(backend)
         onUnreachable(backend)
+    }
+
+    /// A request the replica failed (passive health: the supervisor reads the counts).
+    func countFailure(_ backend: Backend) {
+        metrics(for: backend).countFailure()
     }
 
     private func shutdown() {

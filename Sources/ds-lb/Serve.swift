@@ -88,6 +88,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Other replicas a request may fail over to when its replica refuses the connection.")
     var retries: Int = 1
 
+    @Option(help: "Failed requests (invalid responses, refused or dropped connections, timeouts) within --fail-window that take a replica out of rotation until its heartbeats pass again (0 turns this off).")
+    var maxFails: Int = 10
+
+    @Option(help: "The window --max-fails counts failed requests in, e.g. 10s.")
+    var failWindow: String = "10s"
+
     @Option(help: "How long a removed replica may finish its in-flight requests before it is stopped.")
     var drainTimeout: String = "10s"
 
@@ -118,6 +124,26 @@ struct Serve: ParsableCommand {
 
     @Option(help: "A replica must start its response within this (else 504).")
     var responseTimeout: String = "30s"
+
+    @Option(help: "Idle keep-alive connections to replicas are closed after this (keep it under the replicas' own keep-alive timeout).")
+    var upstreamIdleTimeout: String = "30s"
+
+    @Option(help: "Idle keep-alive connections kept per replica, over all workers (each worker keeps its share); 0 keeps none.")
+    var upstreamMaxIdle: Int = 512
+
+    /// Pool settings fixed at start: each worker's share of `--upstream-max-idle`, and the idle
+    /// timeout.
+    func upstreamPool(into config: inout ProxyConfig, workers: Int) throws {
+        do {
+            config.upstreamIdleTimeoutNanoseconds = try DurationText.nanoseconds(upstreamIdleTimeout, name: "--upstream-idle-timeout")
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        guard config.upstreamIdleTimeoutNanoseconds >= 1_000_000 else {
+            throw ValidationError("--upstream-idle-timeout: must be at least 1ms")
+        }
+        config.maxIdlePerBackend = ProxyConfig.idleShare(of: upstreamMaxIdle, workers: workers)
+    }
 
     /// The data-plane timeouts, parsed; errors name the flag and the value.
     func proxyTimeouts(into config: inout ProxyConfig) throws {
@@ -156,6 +182,8 @@ struct Serve: ParsableCommand {
         guard (1...100).contains(rise) else { throw ValidationError("--rise must be 1...100, got \(rise)") }
         guard (1...100).contains(maxRestarts) else { throw ValidationError("--max-restarts must be 1...100, got \(maxRestarts)") }
         guard (0...10).contains(retries) else { throw ValidationError("--retries must be 0...10, got \(retries)") }
+        guard (0...100_000).contains(upstreamMaxIdle) else { throw ValidationError("--upstream-max-idle must be 0...100000, got \(upstreamMaxIdle)") }
+        guard (0...1_000_000).contains(maxFails) else { throw ValidationError("--max-fails must be 0...1000000, got \(maxFails)") }
         guard (0...1024).contains(pipelineSlots) else { throw ValidationError("--pipeline-slots must be 0...1024, got \(pipelineSlots)") }
         guard SupervisorConfig.OnFailure(rawValue: onFailure) != nil else {
             throw ValidationError("--on-failure: unknown policy '\(onFailure)' (use restart or replace)")
@@ -166,6 +194,7 @@ struct Serve: ParsableCommand {
         _ = try supervisorConfig()
         var probe = ProxyConfig(adminAllow: [])
         try proxyTimeouts(into: &probe)
+        try upstreamPool(into: &probe, workers: 1)
         guard HashAlgorithm(rawValue: hash) != nil else {
             throw ValidationError("--hash: unknown algorithm '\(hash)' (use \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -214,6 +243,7 @@ struct Serve: ParsableCommand {
             config.heartbeatInterval = try DurationText.nanoseconds(heartbeatInterval, name: "--heartbeat-interval")
             config.heartbeatTimeout = try DurationText.nanoseconds(heartbeatTimeout, name: "--heartbeat-timeout")
             config.drainTimeout = try DurationText.nanoseconds(drainTimeout, name: "--drain-timeout")
+            config.failWindow = try DurationText.nanoseconds(failWindow, name: "--fail-window")
         } catch {
             throw ValidationError("\(error)")
         }
@@ -223,6 +253,10 @@ struct Serve: ParsableCommand {
         guard config.heartbeatTimeout >= 1_000_000 else {
             throw ValidationError("--heartbeat-timeout: '\(heartbeatTimeout)' is too short (at least 1ms)")
         }
+        guard config.failWindow >= 10_000_000 else {
+            throw ValidationError("--fail-window: '\(failWindow)' is too short (at least 10ms)")
+        }
+        config.maxFails = maxFails
         config.fall = fall
         config.rise = rise
         config.onFailure = SupervisorConfig.OnFailure(rawValue: onFailure) ?? .restart
@@ -264,6 +298,7 @@ struct Serve: ParsableCommand {
         let drain = GracefulDrain()
         var config = ProxyConfig(adminAllow: [])
         config.drain = drain
+        try upstreamPool(into: &config, workers: workerCount)
         let reloader = Reloader(invocation: ServeInvocation.started ?? ServeInvocation.none, supervisor: supervisor,
                                 proxyConfig: try liveProxyConfig(from: config),
                                 notifier: notifier, logger: logger)

@@ -137,3 +137,66 @@ final class UpstreamPoolTests: XCTestCase {
         connections.forEach { $0.close() }
     }
 }
+
+/// Idle connections expire by sweeps (no clock read per request) and are dropped for a replica
+/// that is DOWN.
+final class UpstreamPoolExpiryTests: XCTestCase {
+    func testSweepsCloseConnectionsIdleForTheTimeout() throws {
+        let listenFD = try Socket.listen(on: SocketAddress.parse("127.0.0.1:0"))
+        defer { Socket.close(listenFD) }
+        let port = try Socket.localAddress(listenFD).port
+        let loop = try EventLoop()
+        // 400 ms: a sweep every 100 ms, a connection closes at the 5th sweep after it went idle.
+        let pool = UpstreamPool(loop: loop, maxIdlePerBackend: 4, idleTimeout: 400_000_000, buffers: BufferPool())
+        defer { pool.closeAll() }
+        XCTAssertEqual(pool.sweepPeriod, 100_000_000)
+        let snapshot = Snapshot(generation: 1, backends: [Backend(name: "s", number: 1, host: "127.0.0.1", port: port)],
+                                algorithm: .rendezvous)
+        pool.follow(snapshot)
+        let older = try pool.connect(0, in: snapshot)
+        pool.give(older)
+        pool.sweep()
+        pool.sweep()
+        let newer = try pool.connect(0, in: snapshot)
+        pool.give(newer)
+        pool.sweep()
+        pool.sweep()
+        XCTAssertFalse(older.closed, "closed 4 sweeps after it went idle: maybe before the timeout")
+        pool.sweep()
+        XCTAssertTrue(older.closed, "still open 5 sweeps after it went idle")
+        XCTAssertFalse(newer.closed)
+        XCTAssertTrue(pool.take(0, in: snapshot) === newer)
+        // Taken and given back: idle from now.
+        pool.give(newer)
+        for _ in 0..<4 { pool.sweep() }
+        XCTAssertFalse(newer.closed)
+        pool.sweep()
+        XCTAssertTrue(newer.closed)
+        XCTAssertNil(pool.take(0, in: snapshot))
+    }
+
+    func testADownReplicaKeepsNoIdleConnections() throws {
+        let listenFD = try Socket.listen(on: SocketAddress.parse("127.0.0.1:0"))
+        defer { Socket.close(listenFD) }
+        let port = try Socket.localAddress(listenFD).port
+        let loop = try EventLoop()
+        let pool = UpstreamPool(loop: loop, maxIdlePerBackend: 4, buffers: BufferPool())
+        defer { pool.closeAll() }
+        let backend = Backend(name: "s", number: 1, host: "127.0.0.1", port: port)
+        let up = Snapshot(generation: 1, backends: [backend], algorithm: .rendezvous)
+        let down = Snapshot(generation: 2, backends: [backend], healthy: ["s": false], algorithm: .rendezvous)
+        pool.follow(up)
+        let idle = try pool.connect(0, in: up)
+        let busy = try pool.connect(0, in: up)
+        pool.give(idle)
+        pool.follow(down)
+        XCTAssertTrue(idle.closed, "an idle connection to a DOWN replica was kept")
+        // One in use when the replica went DOWN is not kept either when it comes back.
+        pool.give(busy)
+        XCTAssertTrue(busy.closed)
+        pool.follow(Snapshot(generation: 3, backends: [backend], algorithm: .rendezvous))
+        let again = try pool.connect(0, in: up)
+        pool.give(again)
+        XCTAssertFalse(again.closed, "back UP: connections are pooled again")
+    }
+}

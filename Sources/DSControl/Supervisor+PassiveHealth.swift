@@ -1,0 +1,53 @@
+import DSReactor
+import DSSystem
+
+/// Passive health (HAProxy's `observe layer7` + `error-limit`, nginx's `max_fails` /
+/// `fail_timeout`): a replica that passes its heartbeats but fails the requests themselves
+/// (invalid responses, refused or dropped connections, timeouts) leaves the rotation after
+/// `maxFails` of them within `failWindow`, and comes back when `rise` heartbeats pass.
+///
+/// The workers only add to each replica's failure total (an atomic, nothing else on their
+/// path); the supervisor samples the totals ten times per window and compares each with the
+/// oldest sample still inside the window. A replica is so taken out at most a tenth of a
+/// window after its `maxFails`-th failure.
+extension Supervisor {
+    func schedulePassiveHealth() {
+        let period = max(config.failWindow / 10, 1_000_000)
+        loop.schedule(afterNanoseconds: period) { [unowned self] in
+            self.samplePassiveHealth()
+            self.schedulePassiveHealth()
+        }
+    }
+
+    /// Control thread only.
+    func samplePassiveHealth() {
+        let now = monotonicNanoseconds()
+        for replica in members where replica.inPool && !replica.removed {
+            let total = metrics.replica(replica.backend.name).failures
+            guard config.maxFails > 0, replica.isUp else {
+                // Failures seen while it was out (requests routed just before) do not count
+                // once it is back.
+                replica.failureSamples = [(now, total)]
+                continue
+            }
+            replica.failureSamples.removeAll { now - $0.at > config.failWindow }
+            let failed = total - (replica.failureSamples.first?.total ?? total)
+            replica.failureSamples.append((now, total))
+            if failed >= config.maxFails {
+                replica.failureSamples = [(now, total)]
+                markDownPassively(replica, failed: failed)
+            }
+        }
+    }
+
+    /// Its heartbeats go on at the regular interval (not at once: a replica that answers them
+    /// would be back before the failures were over), and the first `rise` passing ones put it
+    /// back.
+    private func markDownPassively(_ replica: Replica, failed: Int) {
+        guard replica.health.markDownPassively() == .wentDown else { return }
+        replica.passiveDown = true
+        replica.upSince = nil
+        publish()
+        logger.warning("[!] Server \(replica.backend.number) marked down: \(failed) errors in \(DurationText.format(config.failWindow)). Out of rotation until its heartbeats pass again", metadata: event("marked_down", replica.backend))
+    }
+}

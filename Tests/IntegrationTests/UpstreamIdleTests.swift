@@ -1,0 +1,71 @@
+// Idle keep-alive connections from ds-lb to a replica do not outlast a burst: they expire
+// after `--upstream-idle-timeout`, and at most `--upstream-max-idle` per replica are kept over
+// all workers. The replica is a ScriptedReplica behind `--driver static` that counts the
+// connections it has open; its answers take a moment, so a burst of clients needs one
+// connection each.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+final class UpstreamIdleTests: IntegrationTestCase {
+    private let burst = 24
+
+    private func slowReplica() throws -> ScriptedReplica {
+        try ScriptedReplica { _ in
+            usleep(300_000)
+            return .init("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        }
+    }
+
+    /// `burst` clients with a request in flight at once, each answered 200.
+    private func sendBurst(to lb: LoadBalancerUnderTest) throws {
+        var clients: [HTTPConnection] = []
+        defer { clients.forEach { $0.close() } }
+        for i in 0..<burst {
+            let client = try HTTPConnection(port: lb.port, timeout: 15)
+            try client.send("GET /home?id=\(i) HTTP/1.1\r\nHost: burst\r\n\r\n")
+            clients.append(client)
+        }
+        for client in clients {
+            let response = try client.readResponse()
+            XCTAssertEqual(response.status, 200, "\(response)")
+        }
+    }
+
+    private func open(_ replica: ScriptedReplica) -> Int { replica.accepted - replica.closed }
+
+    func testIdleReplicaConnectionsExpireAfterTheIdleTimeout() throws {
+        let replica = try slowReplica()
+        defer { replica.stop() }
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
+                                        "--backend", "s=127.0.0.1:\(replica.port)", "--heartbeat-interval", "1m",
+                                        "--upstream-idle-timeout", "300ms"])
+        try sendBurst(to: lb)
+        XCTAssertGreaterThanOrEqual(replica.accepted, burst, "every client of the burst needed its own replica connection")
+        // Nothing uses them any more: all are closed once idle for the timeout.
+        XCTAssertTrue(replica.wait(timeout: 10) { self.open($0) == 0 },
+                      "\(open(replica)) replica connections still open, idle since the burst")
+        // And the next request opens a fresh one.
+        XCTAssertEqual(try lb.request("GET", "/home?id=1").status, 200)
+    }
+
+    func testIdleReplicaConnectionsAreCappedOverAllWorkers() throws {
+        let replica = try slowReplica()
+        defer { replica.stop() }
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "2",
+                                        "--backend", "s=127.0.0.1:\(replica.port)", "--heartbeat-interval", "1m",
+                                        "--upstream-max-idle", "4"])
+        try sendBurst(to: lb)
+        XCTAssertGreaterThanOrEqual(replica.accepted, burst)
+        // Two per worker are kept; the rest are closed as their exchanges end.
+        XCTAssertTrue(replica.wait(timeout: 10) { self.open($0) <= 4 },
+                      "\(open(replica)) idle replica connections kept, over --upstream-max-idle 4")
+        // The ones kept are reused (idle timeout 30 s by default).
+        let accepted = replica.accepted
+        XCTAssertEqual(try lb.request("GET", "/home?id=1").status, 200)
+        XCTAssertEqual(replica.accepted, accepted, "a kept connection serves the next request")
+    }
+}
