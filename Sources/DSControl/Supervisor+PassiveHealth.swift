@@ -30,14 +30,19 @@ extension Supervisor {
                 replica.failureSamples = [(now, total)]
                 continue
             }
+            // (A replica sampled for the first time counts from here: it has just joined.)
             replica.failureSamples.removeAll { now - $0.at > config.failWindow }
             let failed = total - (replica.failureSamples.first?.total ?? total)
             replica.failureSamples.append((now, total))
             if failed >= config.maxFails {
-                replica.failureSamples = [(now, total)]
                 markDownPassively(replica, failed: failed)
             }
         }
+    }
+
+    /// Control thread only. The window starts again from now (a replica back in rotation).
+    func restartFailureWindow(_ replica: Replica) {
+        replica.failureSamples = [(monotonicNanoseconds(), metrics.replica(replica.backend.name).failures)]
     }
 
     /// Its heartbeats go on at the regular interval (not at once: a replica that answers them

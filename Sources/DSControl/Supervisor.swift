@@ -128,6 +128,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self] in self.initialPoolSettled(force: true) }
         initialPoolSettled(force: false)
         loop.schedule(afterNanoseconds: 100_000_000) { [unowned self] in self.pollDriver() }
+        samplePassiveHealth()
         schedulePassiveHealth()
     }
 
@@ -399,6 +400,10 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         switch replica.health.status {
         case .starting: next = config.startingInterval
         case .up: next = replica.health.wantsFastCheck ? min(config.fastInterval, config.heartbeatInterval) : config.heartbeatInterval
+        case .down where replica.passiveDown && replica.health.consecutiveFailures > 0:
+            // Out for failed requests and now failing its heartbeats: confirm quickly, as for an
+            // UP replica, so a replica that is really down is repaired without delay.
+            next = min(config.fastInterval, config.heartbeatInterval)
         case .down: next = replica.repairPending == nil && !replica.restarting ? config.heartbeatInterval : config.startingInterval
         }
         // A replica being restarted is checked by the restart path; one waiting out its backoff is not.
@@ -409,7 +414,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     private func replicaCameUp(_ replica: Replica, wasDown: Bool) {
         replica.upSince = monotonicNanoseconds()
         replica.passiveDown = false
-        replica.failureSamples = []
+        restartFailureWindow(replica)
         if let deadline = replica.startDeadline { loop.cancel(deadline); replica.startDeadline = nil }
         if let pending = replica.repairPending { loop.cancel(pending); replica.repairPending = nil }
         if replica.restarting {

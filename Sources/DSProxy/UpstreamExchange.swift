@@ -312,10 +312,9 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             self.upstream = nil
             responseStarted = false
             responseParseFrom = 0
-            if failOver(from: backend) {
-                worker.countFailure(backend)
-                return
-            }
+            // Counted here: `fail` counts only through the connection, closed now.
+            worker.countFailure(backend)
+            if failOver(from: backend) { return }
         }
         fail(status: 502, kind: .invalidResponse, message: message)
     }

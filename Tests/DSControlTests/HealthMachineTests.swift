@@ -62,6 +62,23 @@ final class HealthMachineTests: XCTestCase {
         XCTAssertEqual(starting.status, .down)
     }
 
+    /// Taken out for failed requests: only an UP replica goes down, its last check result stays,
+    /// and heartbeats count from zero, `rise` passing ones bringing it back.
+    func testMarkDownPassivelyCountsHeartbeatsFromZero() {
+        var machine = HealthMachine(fall: 2, rise: 2, status: .up)
+        XCTAssertNil(machine.record(refused))
+        XCTAssertEqual(machine.markDownPassively(), .wentDown)
+        XCTAssertEqual(machine.status, .down)
+        XCTAssertEqual(machine.consecutiveFailures, 0)
+        XCTAssertEqual(machine.last, refused)
+        XCTAssertNil(machine.markDownPassively(), "already down: no second transition")
+        XCTAssertNil(machine.record(.l7OK))
+        XCTAssertEqual(machine.record(.l7OK), .wentUp)
+        var starting = HealthMachine(fall: 2, rise: 1)
+        XCTAssertNil(starting.markDownPassively(), "not in rotation yet: nothing to take out")
+        XCTAssertEqual(starting.status, .starting)
+    }
+
     func testRestartClearsCounters() {
         var machine = HealthMachine(fall: 1, rise: 2, status: .up)
         _ = machine.record(refused)
