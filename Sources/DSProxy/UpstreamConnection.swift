@@ -185,8 +185,8 @@ final class UpstreamPool: TimerTarget {
         }
     }
 
-    /// Lines the lists up with `snapshot.backends`; idle connections to replicas no longer in it
-    /// are closed. Called by the worker whenever it switches snapshots.
+    /// Lines the lists up with `snapshot.backends`; idle connections to replicas no longer in it,
+    /// or DOWN in it, are closed. Called by the worker whenever it switches snapshots.
     func follow(_ snapshot: Snapshot) {
         guard snapshot !== self.snapshot else { return }
         var next: [Backend: IdleList] = [:]

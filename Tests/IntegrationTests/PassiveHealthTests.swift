@@ -31,6 +31,12 @@ final class PassiveHealthTests: IntegrationTestCase {
         return (broken, good)
     }
 
+    /// ds-lb (one worker) in front of `a` and `b`, with `options`.
+    private func startLoadBalancer(_ a: ScriptedReplica, _ b: ScriptedReplica, _ options: [String]) throws -> LoadBalancerUnderTest {
+        try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
+                               "--backend", "a=127.0.0.1:\(a.port)", "--backend", "b=127.0.0.1:\(b.port)"] + options)
+    }
+
     private func replicaStatus(_ lb: LoadBalancerUnderTest, _ name: String) throws -> [String: Any] {
         let response = try lb.request("GET", "/status")
         let message = try XCTUnwrap(response.jsonObject?["message"] as? [String: Any], "\(response)")
@@ -43,10 +49,8 @@ final class PassiveHealthTests: IntegrationTestCase {
         let (a, b) = try replicas(brokenFirst: broken)
         defer { a.stop(); b.stop() }
         // rise 4 at 1 s: out for at least 3 s once marked down, time enough to look.
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
-                                        "--backend", "a=127.0.0.1:\(a.port)", "--backend", "b=127.0.0.1:\(b.port)",
-                                        "--retries", "0", "--max-fails", "3", "--fail-window", "5s",
-                                        "--heartbeat-interval", "1s", "--rise", "4"])
+        let lb = try startLoadBalancer(a, b, ["--retries", "0", "--max-fails", "3", "--fail-window", "5s",
+                                              "--heartbeat-interval", "1s", "--rise", "4"])
         // With no retry, the ids a owns get 502s, until a is marked down.
         var idsOfA: [Int] = []
         for id in 0..<40 {
@@ -89,9 +93,7 @@ final class PassiveHealthTests: IntegrationTestCase {
         let broken = Switch(true)
         let (a, b) = try replicas(brokenFirst: broken)
         defer { a.stop(); b.stop() }
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
-                                        "--backend", "a=127.0.0.1:\(a.port)", "--backend", "b=127.0.0.1:\(b.port)",
-                                        "--max-fails", "0", "--heartbeat-interval", "1m"])
+        let lb = try startLoadBalancer(a, b, ["--max-fails", "0", "--heartbeat-interval", "1m"])
         var retried = 0
         for id in 0..<40 {
             let before = a.requests
@@ -115,10 +117,8 @@ final class PassiveHealthTests: IntegrationTestCase {
     func testReplicaMarkedDownThatThenFailsItsHeartbeatsIsTreatedAsDown() throws {
         let (a, b) = try replicas(brokenFirst: Switch(true))
         defer { a.stop(); b.stop() }
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
-                                        "--backend", "a=127.0.0.1:\(a.port)", "--backend", "b=127.0.0.1:\(b.port)",
-                                        "--retries", "0", "--max-fails", "3", "--fail-window", "5s",
-                                        "--heartbeat-interval", "1s", "--fall", "2", "--rise", "100"])
+        let lb = try startLoadBalancer(a, b, ["--retries", "0", "--max-fails", "3", "--fail-window", "5s",
+                                              "--heartbeat-interval", "1s", "--fall", "2", "--rise", "100"])
         for id in 0..<40 { _ = try lb.request("GET", "/home?id=\(id)") }
         let marked = try lb.process.waitForStderrLine(matching: #"\[!\] Server ([0-9]+) marked down"#, timeout: 10)
         a.stop()

@@ -35,15 +35,20 @@ final class UpstreamIdleTests: IntegrationTestCase {
         }
     }
 
+    /// ds-lb in front of `replica` alone, with `options`, after a burst through it.
+    private func startBurst(at replica: ScriptedReplica, _ options: [String]) throws -> LoadBalancerUnderTest {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--heartbeat-interval", "1m",
+                                        "--backend", "s=127.0.0.1:\(replica.port)"] + options)
+        try sendBurst(to: lb)
+        return lb
+    }
+
     private func open(_ replica: ScriptedReplica) -> Int { replica.accepted - replica.closed }
 
     func testIdleReplicaConnectionsExpireAfterTheIdleTimeout() throws {
         let replica = try slowReplica()
         defer { replica.stop() }
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
-                                        "--backend", "s=127.0.0.1:\(replica.port)", "--heartbeat-interval", "1m",
-                                        "--upstream-idle-timeout", "300ms"])
-        try sendBurst(to: lb)
+        let lb = try startBurst(at: replica, ["--workers", "1", "--upstream-idle-timeout", "300ms"])
         XCTAssertGreaterThanOrEqual(replica.accepted, burst, "every client of the burst needed its own replica connection")
         // Nothing uses them any more: all are closed once idle for the timeout.
         XCTAssertTrue(replica.wait(timeout: 10) { self.open($0) == 0 },
@@ -55,10 +60,7 @@ final class UpstreamIdleTests: IntegrationTestCase {
     func testIdleReplicaConnectionsAreCappedOverAllWorkers() throws {
         let replica = try slowReplica()
         defer { replica.stop() }
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "2",
-                                        "--backend", "s=127.0.0.1:\(replica.port)", "--heartbeat-interval", "1m",
-                                        "--upstream-max-idle", "4"])
-        try sendBurst(to: lb)
+        let lb = try startBurst(at: replica, ["--workers", "2", "--upstream-max-idle", "4"])
         XCTAssertGreaterThanOrEqual(replica.accepted, burst)
         // Two per worker are kept; the rest are closed as their exchanges end.
         XCTAssertTrue(replica.wait(timeout: 10) { self.open($0) <= 4 },
