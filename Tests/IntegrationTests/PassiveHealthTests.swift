@@ -127,4 +127,21 @@ final class PassiveHealthTests: IntegrationTestCase {
         XCTAssertEqual(status["state"] as? String, "DOWN", "\(status)")
         XCTAssertEqual(status["marked_down"] as? Bool, false, "down for its heartbeats now: \(status)")
     }
+
+    /// Requests that time out count as failures too.
+    func testResponseTimeoutsCountAgainstTheReplica() throws {
+        let slow = try ScriptedReplica { _ in
+            usleep(1_000_000)
+            return .init("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+        }
+        defer { slow.stop() }
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
+                                        "--backend", "s=127.0.0.1:\(slow.port)", "--response-timeout", "50ms",
+                                        "--max-fails", "3", "--fail-window", "10s", "--heartbeat-interval", "1m"])
+        for id in 0..<3 {
+            XCTAssertEqual(try lb.request("GET", "/home?id=\(id)").status, 504)
+        }
+        try lb.process.waitForStderrLine(matching: #"\[!\] Server [0-9]+ marked down: 3 errors in 10s"#, timeout: 10)
+        XCTAssertEqual(try replicaStatus(lb, "s")["failed_requests"] as? Int, 3)
+    }
 }
