@@ -316,7 +316,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             worker.countFailure(backend)
             if failOver(from: backend) { return }
         }
-        fail(status: 502, kind: .invalidResponse, message: message)
+        fail(status: .badGateway, kind: .invalidResponse, message: message)
     }
 
     /// Moves the exchange to the next distinct healthy candidate for its key. False when the
