@@ -58,6 +58,11 @@ public struct KeyExtractor: Sendable, CustomStringConvertible {
         self.sources = sources
     }
 
+    /// The names of the `header:` sources, lowercased.
+    public var headerNames: [String] {
+        sources.compactMap { if case .header(let name) = $0 { return name } else { return nil } }
+    }
+
     public var description: String {
         sources.map { source -> String in
             switch source {

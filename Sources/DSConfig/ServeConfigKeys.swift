@@ -14,6 +14,7 @@ public enum ServeConfigKeys {
         ConfigKey("backend", .strings, .restart),
         ConfigKey("admin-allow", .list, .live),
         ConfigKey("admin-token-file", .string, .live),
+        ConfigKey("trusted-proxies", .list, .live),
         ConfigKey("workers", .integer, .restart),
         ConfigKey("hash", .string, .restart),
         ConfigKey("hash-key", .string, .live),

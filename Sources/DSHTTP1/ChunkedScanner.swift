@@ -17,7 +17,8 @@ public struct ChunkedScanner: Sendable {
         case dataCR
         case dataLF
         case trailerLineStart
-        case trailerLine
+        case trailerName
+        case trailerValue
         case trailerLF
         case lastLF
         case done
@@ -132,15 +133,25 @@ public struct ChunkedScanner: Sendable {
             case .dataLF:
                 guard c == 10 else { throw HTTPParseError(.badRequest, "Chunk data not followed by CRLF") }
                 state = .size
+            // Trailer fields follow the head's field rules (HeadParser.parseFields): a token, a
+            // colon with nothing before it, a value without control characters, no obs-fold. A
+            // laxer reading would let `0\r\n` be followed by a request line taken as a trailer
+            // here and as the next request by a peer that reads it otherwise.
             case .trailerLineStart:
                 if c == 13 { state = .lastLF }
                 else if c == 10 { throw HTTPParseError(.badRequest, "Bare LF in trailer section") }
-                else { state = .trailerLine }
-            case .trailerLine:
-                extensionBytes += 1
-                guard extensionBytes <= 64 * 1024 else { throw HTTPParseError(.badRequest, "Trailer section too large") }
+                else if c == 32 || c == 9 { throw HTTPParseError(.badRequest, "Obsolete line folding in trailer section") }
+                else if HeadParser.isTokenChar(c) { try countTrailerByte(); state = .trailerName }
+                else { throw HTTPParseError(.badRequest, "Invalid trailer field name") }
+            case .trailerName:
+                try countTrailerByte()
+                if c == 58 { state = .trailerValue }
+                else if c == 32 || c == 9 { throw HTTPParseError(.badRequest, "Whitespace before colon in trailer field") }
+                else if !HeadParser.isTokenChar(c) { throw HTTPParseError(.badRequest, "Invalid trailer field name") }
+            case .trailerValue:
+                try countTrailerByte()
                 if c == 13 { state = .trailerLF }
-                else if c == 10 || c == 0 { throw HTTPParseError(.badRequest, "Bad byte in trailer section") }
+                else if (c < 32 && c != 9) || c == 127 { throw HTTPParseError(.badRequest, "Control character in trailer field") }
             case .trailerLF:
                 guard c == 10 else { throw HTTPParseError(.badRequest, "Bare CR in trailer section") }
                 state = .trailerLineStart
@@ -154,6 +165,11 @@ public struct ChunkedScanner: Sendable {
         }
         if case .done = state { return .complete(consumed: i) }
         return .needMore
+    }
+
+    private mutating func countTrailerByte() throws(HTTPParseError) {
+        extensionBytes += 1
+        guard extensionBytes <= 64 * 1024 else { throw HTTPParseError(.badRequest, "Trailer section too large") }
     }
 
     @inline(__always)

@@ -56,6 +56,12 @@ public enum Framing {
             return .success(.none)
         }
         let codings = head.transferCodings
+        // A hop-by-hop list naming the field that frames the body: a proxy that obeyed it would
+        // relay a body without framing (glued to the next response on a kept connection), and
+        // one that ignored it would disagree with whoever did obey. Neither is safe to relay.
+        if head.connection.namesFramingField && (head.contentLength != nil || !codings.isEmpty) {
+            return .failure(HTTPParseError(.badGateway, "Upstream named a framing field (Content-Length or Transfer-Encoding) in Connection"))
+        }
         if !codings.isEmpty {
             if head.contentLength != nil {
                 return .failure(HTTPParseError(.badGateway, "Upstream sent both Content-Length and Transfer-Encoding"))

@@ -53,6 +53,9 @@ public struct ConnectionTokens: Sendable, Equatable {
     public var close = false
     public var keepAlive = false
     public var upgrade = false
+    /// A token names Content-Length or Transfer-Encoding: framing fields are end to end, and a
+    /// response that lists one is refused (`Framing.response`); a request's are kept regardless.
+    public var namesFramingField = false
 }
 
 /// A parsed request head with its method and target as text and every field listed: the
@@ -100,10 +103,19 @@ public struct RequestHead: Sendable {
         set { info.expectContinue = newValue }
     }
 
+    /// The target in origin-form (see `RequestHeadInfo.originTarget`).
+    public var originTarget: Substring {
+        guard info.authority != nil else { return Substring(target) }
+        // The scheme and authority before it are ASCII: the offset is a character boundary.
+        let start = target.utf8.index(target.utf8.startIndex, offsetBy: info.originTarget.lowerBound - info.target.lowerBound)
+        return target[start...]
+    }
+
     /// The target without a fragment (clients should not send one; some do, and nginx drops it).
     private var targetWithoutFragment: Substring {
+        let target = originTarget
         if let hash = target.firstIndex(of: "#") { return target[..<hash] }
-        return Substring(target)
+        return target
     }
 
     /// The target's path (before `?`).

@@ -58,7 +58,11 @@ public struct HeadParser: Sendable {
         // The skipped empty lines count toward the head limit, or a stream of CRLFs would be
         // buffered without bound.
         switch Self.findHeadEnd(bytes, from: max(from, start), limit: limits.maxHeadBytes) {
-        case .incomplete(let resume): return .incomplete(resumeAt: resume)
+        case .incomplete(let resume):
+            if let error = Self.checkCompletedRequestLine(bytes, start: start, scannedFrom: max(from, start)) {
+                return .failed(error)
+            }
+            return .incomplete(resumeAt: resume)
         case .failed(let error): return .failed(error)
         case .complete(let end):
             do {
@@ -69,21 +73,52 @@ public struct HeadParser: Sendable {
         }
     }
 
-    private func parseRequestHead(_ bytes: UnsafeRawBufferPointer, start: Int, end: Int,
-                                  onField: (HeaderField) -> Void) throws(HTTPParseError) -> RequestHeadInfo {
-        let lineEnd = try Self.lineEnd(bytes, from: start, end: end)
-        // request-line = method SP request-target SP HTTP-version (RFC 9112 §3)
+    /// request-line = method SP request-target SP HTTP-version (RFC 9112 §3); `lineEnd` is its CR.
+    static func parseRequestLine(_ bytes: UnsafeRawBufferPointer, start: Int,
+                                 lineEnd: Int) throws(HTTPParseError) -> (method: Range<Int>, target: Range<Int>, version: HTTPVersion) {
         var i = start
-        while i < lineEnd && Self.isTokenChar(bytes[i]) { i += 1 }
+        while i < lineEnd && isTokenChar(bytes[i]) { i += 1 }
         guard i > start, i < lineEnd, bytes[i] == 32 else { throw HTTPParseError(.badRequest, "Malformed request line") }
         let targetStart = i + 1
         var j = targetStart
         while j < lineEnd && bytes[j] > 32 && bytes[j] != 127 { j += 1 }
-        guard j > targetStart, j < lineEnd, bytes[j] == 32 else { throw HTTPParseError(.badRequest, "Malformed request target") }
-        let version = try Self.parseVersion(bytes, from: j + 1, to: lineEnd)
+        guard j > targetStart else { throw HTTPParseError(.badRequest, "Malformed request target") }
+        // `GET /x` alone is HTTP/0.9, which has no head to wait for.
+        guard j < lineEnd else { throw HTTPParseError(.badRequest, "Request line without an HTTP version (HTTP/0.9 is not supported)") }
+        guard bytes[j] == 32 else { throw HTTPParseError(.badRequest, "Malformed request target") }
+        return (start..<i, targetStart..<j, try parseVersion(bytes, from: j + 1, to: lineEnd))
+    }
 
-        var head = RequestHeadInfo(method: start..<i, methodKind: HTTPMethodKind.classify(bytes, start..<i),
-                                   target: targetStart..<j, version: version, length: end, fieldsStart: lineEnd + 2)
+    /// An incomplete head whose request line is already complete is judged on that line now: a
+    /// line no head can follow (HTTP/0.9's `GET /x`, garbage) gets its 400 at once instead of
+    /// after the head deadline. Only when the newly scanned bytes hold a line end, and only the
+    /// line before it is looked at, so a head trickling in is not rescanned.
+    static func checkCompletedRequestLine(_ bytes: UnsafeRawBufferPointer, start: Int, scannedFrom: Int) -> HTTPParseError? {
+        var lf = scannedFrom
+        while lf < bytes.count && bytes[lf] != 10 { lf += 1 }
+        guard lf < bytes.count, lf >= start + 2, bytes[lf - 1] == 13 else { return nil }
+        var lineStart = lf - 1
+        while lineStart > start && bytes[lineStart - 1] != 10 { lineStart -= 1 }
+        guard lineStart == start else { return nil } // a field line: the request line was checked before
+        do {
+            let lineEnd = try lineEnd(bytes, from: start, end: lf + 1)
+            _ = try parseRequestLine(bytes, start: start, lineEnd: lineEnd)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    private func parseRequestHead(_ bytes: UnsafeRawBufferPointer, start: Int, end: Int,
+                                  onField: (HeaderField) -> Void) throws(HTTPParseError) -> RequestHeadInfo {
+        let lineEnd = try Self.lineEnd(bytes, from: start, end: end)
+        let line = try Self.parseRequestLine(bytes, start: start, lineEnd: lineEnd)
+        var head = RequestHeadInfo(method: line.method, methodKind: HTTPMethodKind.classify(bytes, line.method),
+                                   target: line.target, version: line.version, length: end, fieldsStart: lineEnd + 2)
+        if let authority = try Self.absoluteFormAuthority(bytes, line.target) {
+            head.authority = authority
+            head.originTarget = authority.upperBound..<line.target.upperBound
+        }
         var contentLengthSeen = false
         try parseFields(bytes, from: lineEnd + 2, end: end) { (field, name) throws(HTTPParseError) in
             switch name {
@@ -98,6 +133,7 @@ public struct HeadParser: Sendable {
                 try Self.summarizeCodings(bytes, field, into: &head.transferCodings)
             case .host:
                 head.hostCount += 1
+                try Self.validateHost(bytes, field.valueRange)
             case .connection:
                 head.hasHopByHopField = true
                 Self.scanConnection(bytes, field, into: &head.connection)
@@ -105,13 +141,17 @@ public struct HeadParser: Sendable {
                 head.expectContinue = Self.equalsIgnoringCase(bytes, field.valueStart, field.valueEnd, "100-continue")
             case .hopByHop:
                 head.hasHopByHopField = true
+            case .forwardedFor:
+                head.forwarded.hasFor = true
+            case .forwardedProto:
+                head.forwarded.hasProto = true
             case .other:
                 break
             }
             head.fieldCount += 1
             onField(field)
         }
-        if version == .http11 {
+        if line.version == .http11 {
             if head.hostCount == 0 { throw HTTPParseError(.badRequest, "Missing Host header") }
         }
         if head.hostCount > 1 { throw HTTPParseError(.badRequest, "Duplicate Host header") }
@@ -194,7 +234,7 @@ public struct HeadParser: Sendable {
                 Self.scanConnection(bytes, field, into: &head.connection)
             case .hopByHop:
                 head.hasHopByHopField = true
-            case .host, .expect, .other:
+            case .host, .expect, .forwardedFor, .forwardedProto, .other:
                 break
             }
             head.fieldCount += 1
@@ -265,7 +305,7 @@ public struct HeadParser: Sendable {
 
     enum KnownField {
         /// `hopByHop`: Keep-Alive, Proxy-Connection, TE or Upgrade (Connection has its own case).
-        case contentLength, transferEncoding, host, connection, expect, hopByHop, other
+        case contentLength, transferEncoding, host, connection, expect, hopByHop, forwardedFor, forwardedProto, other
     }
 
     /// Parses `field-name ":" OWS field-value OWS CRLF` lines up to the empty line (RFC 9112 §5).
@@ -315,6 +355,8 @@ public struct HeadParser: Sendable {
         case 16 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "proxy-connection"): return .hopByHop
         case 14 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "content-length"): return .contentLength
         case 17 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "transfer-encoding"): return .transferEncoding
+        case 15 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "x-forwarded-for"): return .forwardedFor
+        case 17 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "x-forwarded-proto"): return .forwardedProto
         default: return .other
         }
     }
@@ -375,8 +417,96 @@ public struct HeadParser: Sendable {
             if equalsIgnoringCase(bytes, lo, hi, "close") { tokens.close = true }
             else if equalsIgnoringCase(bytes, lo, hi, "keep-alive") { tokens.keepAlive = true }
             else if equalsIgnoringCase(bytes, lo, hi, "upgrade") { tokens.upgrade = true }
+            else if equalsIgnoringCase(bytes, lo, hi, "content-length") || equalsIgnoringCase(bytes, lo, hi, "transfer-encoding") {
+                tokens.namesFramingField = true
+            }
             itemStart = itemEnd + 1
         }
+    }
+
+    /// Host = uri-host [ ":" port ] (RFC 9112 §3.2, RFC 3986 §3.2.2): a non-empty reg-name or
+    /// IP literal, then digits after a colon. Commas (two Host values joined), userinfo (`@`),
+    /// paths, spaces and the like are refused with 400, as §3.2 asks for an invalid value: a
+    /// replica or a log must never read a different host than the one routed on. An empty value
+    /// is valid in the grammar but names no host; nginx refuses it too.
+    static func validateHost(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) throws(HTTPParseError) {
+        guard !value.isEmpty else { throw HTTPParseError(.badRequest, "Empty Host header") }
+        var i = value.lowerBound
+        if bytes[i] == UInt8(ascii: "[") {
+            // IP-literal: hex digits, ':' and '.' (IPv6, IPv4-mapped), up to ']'.
+            i += 1
+            while i < value.upperBound && bytes[i] != UInt8(ascii: "]") {
+                let c = bytes[i]
+                guard hexValue(c) != nil || c == UInt8(ascii: ":") || c == UInt8(ascii: ".") else {
+                    throw HTTPParseError(.badRequest, "Invalid Host header")
+                }
+                i += 1
+            }
+            guard i < value.upperBound, i > value.lowerBound + 1 else { throw HTTPParseError(.badRequest, "Invalid Host header") }
+            i += 1
+        } else {
+            let hostStart = i
+            while i < value.upperBound && isRegNameChar(bytes[i]) { i += 1 }
+            guard i > hostStart else { throw HTTPParseError(.badRequest, "Invalid Host header") }
+        }
+        if i < value.upperBound {
+            guard bytes[i] == UInt8(ascii: ":") else { throw HTTPParseError(.badRequest, "Invalid Host header") }
+            i += 1
+            guard value.upperBound - i <= 5 else { throw HTTPParseError(.badRequest, "Invalid port in Host header") }
+            while i < value.upperBound {
+                guard bytes[i] >= 48 && bytes[i] <= 57 else { throw HTTPParseError(.badRequest, "Invalid port in Host header") }
+                i += 1
+            }
+        }
+    }
+
+    /// reg-name = *( unreserved / pct-encoded / sub-delims ) (RFC 3986 §3.2.2), without ',' (a
+    /// list of hosts is no host).
+    @inline(__always)
+    static func isRegNameChar(_ c: UInt8) -> Bool {
+        switch c {
+        case 48...57, 65...90, 97...122: return true
+        case 45, 46, 95, 126: return true                          // - . _ ~
+        case 37: return true                                       // % (pct-encoded)
+        case 33, 36, 38, 39, 40, 41, 42, 43, 59, 61: return true   // ! $ & ' ( ) * + ; =
+        default: return false
+        }
+    }
+
+    @inline(__always)
+    static func hexValue(_ c: UInt8) -> UInt8? { ChunkedScanner.hexValue(c) }
+
+    /// The authority of an absolute-form target (`http://host:port/path?query`, RFC 9112 §3.2.2),
+    /// or nil for any other form. Only http and https are proxied; the authority must be a valid
+    /// Host value (no userinfo: RFC 9110 §4.2.4 tells a recipient to treat it as an error).
+    static func absoluteFormAuthority(_ bytes: UnsafeRawBufferPointer, _ target: Range<Int>) throws(HTTPParseError) -> Range<Int>? {
+        // origin-form and asterisk-form, by far the usual, are told by their first byte.
+        let first = bytes[target.lowerBound]
+        guard (first >= 65 && first <= 90) || (first >= 97 && first <= 122) else { return nil }
+        // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then "://" (authority-form, for
+        // CONNECT, has no "//").
+        var i = target.lowerBound + 1
+        while i < target.upperBound, isTokenChar(bytes[i]) && bytes[i] != UInt8(ascii: ":") { i += 1 }
+        guard target.upperBound - i >= 3, bytes[i] == UInt8(ascii: ":"), bytes[i + 1] == UInt8(ascii: "/"),
+              bytes[i + 2] == UInt8(ascii: "/") else { return nil }
+        let scheme = Int32(target.lowerBound), schemeEnd = Int32(i)
+        guard equalsIgnoringCase(bytes, scheme, schemeEnd, "http") || equalsIgnoringCase(bytes, scheme, schemeEnd, "https") else {
+            throw HTTPParseError(.badRequest, "Unsupported scheme in absolute-form request target")
+        }
+        let authorityStart = i + 3
+        var authorityEnd = authorityStart
+        while authorityEnd < target.upperBound {
+            let c = bytes[authorityEnd]
+            if c == UInt8(ascii: "/") || c == UInt8(ascii: "?") || c == UInt8(ascii: "#") { break }
+            authorityEnd += 1
+        }
+        guard authorityEnd > authorityStart else { throw HTTPParseError(.badRequest, "Absolute-form request target without a host") }
+        do {
+            try validateHost(bytes, authorityStart..<authorityEnd)
+        } catch {
+            throw HTTPParseError(.badRequest, "Invalid authority in absolute-form request target")
+        }
+        return authorityStart..<authorityEnd
     }
 
     static func trimmingOWS(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Range<Int> {

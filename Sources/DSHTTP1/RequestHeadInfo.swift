@@ -9,7 +9,15 @@
 public struct RequestHeadInfo: Sendable, Equatable {
     public var method: Range<Int>
     public var methodKind: HTTPMethodKind
+    /// The request-target as sent.
     public var target: Range<Int>
+    /// The target in origin-form (path and query): `target` itself, or for an absolute-form
+    /// target (`http://host/path`) the part after its authority, empty when it has no path ("/").
+    /// Routing reads the path and query from here, and the replica is sent this form.
+    public var originTarget: Range<Int>
+    /// The authority of an absolute-form target: the request's host (RFC 9112 §3.2.2), which
+    /// replaces its Host field on the way to the replica.
+    public var authority: Range<Int>?
     public var version: HTTPVersion
     /// The number of bytes of the head, including the final empty line.
     public var length: Int
@@ -24,12 +32,15 @@ public struct RequestHeadInfo: Sendable, Equatable {
     /// Whether a field is hop-by-hop by its name alone (Connection, Keep-Alive,
     /// Proxy-Connection, TE, Upgrade): when none is, the head is forwarded whole.
     public var hasHopByHopField = false
+    /// Which X-Forwarded-* fields the client sent (the proxy replaces them unless it trusts it).
+    public var forwarded = ForwardedFields()
 
     public init(method: Range<Int>, methodKind: HTTPMethodKind, target: Range<Int>, version: HTTPVersion,
                 length: Int, fieldsStart: Int) {
         self.method = method
         self.methodKind = methodKind
         self.target = target
+        self.originTarget = target
         self.version = version
         self.length = length
         self.fieldsStart = fieldsStart
@@ -49,9 +60,9 @@ public struct RequestHeadInfo: Sendable, Equatable {
 
     /// The target without a fragment (clients should not send one; some do, and nginx drops it).
     public func targetWithoutFragment(in bytes: UnsafeRawBufferPointer) -> Range<Int> {
-        var i = target.lowerBound
-        while i < target.upperBound && bytes[i] != UInt8(ascii: "#") { i += 1 }
-        return target.lowerBound..<i
+        var i = originTarget.lowerBound
+        while i < originTarget.upperBound && bytes[i] != UInt8(ascii: "#") { i += 1 }
+        return originTarget.lowerBound..<i
     }
 
     /// The target's path (before `?`).
@@ -204,6 +215,16 @@ public enum HTTPMethodKind: Sendable, Equatable {
         case .post, .connect, .patch, .other: return false
         }
     }
+}
+
+/// The X-Forwarded-* fields a request carries.
+public struct ForwardedFields: Sendable, Equatable {
+    public var hasFor = false
+    public var hasProto = false
+
+    public init() {}
+
+    public var any: Bool { hasFor || hasProto }
 }
 
 /// The Transfer-Encoding codings of a message, summarised while parsing so the framing decision

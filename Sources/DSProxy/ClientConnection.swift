@@ -63,14 +63,28 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     private var peerHalfClosed = false
     private(set) var closed = false
 
-    /// The headers a proxy adds to every request it forwards; the peer never changes, so this is
-    /// built once per connection.
-    lazy var forwardedHeader: [UInt8] = Array(
-        "X-Forwarded-For: \(peer?.host ?? "unknown")\r\nX-Forwarded-Proto: http\r\n\r\n".utf8)
-    lazy var forwardedHeaderKeepAlive: [UInt8] = Array(
-        "X-Forwarded-For: \(peer?.host ?? "unknown")\r\nX-Forwarded-Proto: http\r\nConnection: keep-alive\r\n\r\n".utf8)
-    lazy var forwardedHeaderUpgrade: [UInt8] = Array(
-        "X-Forwarded-For: \(peer?.host ?? "unknown")\r\nX-Forwarded-Proto: http\r\nConnection: Upgrade\r\n\r\n".utf8)
+    /// The fields a proxy adds to every request it forwards, and the end of the head: X-Forwarded-For
+    /// (and X-Forwarded-Proto unless a trusted proxy sent its own), then `Connection` as the
+    /// request needs it. The peer never changes, so each form is built once per connection.
+    private var forwardedFieldForms: [[UInt8]?] = [nil, nil, nil, nil, nil, nil]
+
+    func forwardedFields(upgrading: Bool, http10: Bool, proto: Bool) -> [UInt8] {
+        let index = (upgrading ? 2 : http10 ? 1 : 0) + (proto ? 0 : 3)
+        if let built = forwardedFieldForms[index] { return built }
+        let connection = upgrading ? "Connection: Upgrade\r\n" : http10 ? "Connection: keep-alive\r\n" : ""
+        let built = Array(("X-Forwarded-For: \(peer?.host ?? "unknown")\r\n" + (proto ? "X-Forwarded-Proto: http\r\n" : "")
+                           + connection + "\r\n").utf8)
+        forwardedFieldForms[index] = built
+        return built
+    }
+
+    /// Whether the client's X-Forwarded-For and X-Forwarded-Proto go on (its address appended):
+    /// only from a proxy in `--trusted-proxies`. Anyone else could put any address first in
+    /// the list a replica reads.
+    func trustsForwardedFields(of head: RequestHeadInfo) -> Bool {
+        guard head.forwarded.any, let peer else { return false }
+        return worker.config.trustedProxies.contains { $0.contains(peer) }
+    }
 
     init(fd: Int32, peer: SocketAddress?, worker: Worker) {
         self.fd = fd

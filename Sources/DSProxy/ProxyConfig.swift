@@ -11,7 +11,17 @@ public struct ProxyConfig: Sendable {
     public var adminAllow: [CIDR]
     /// When set, admin requests must also carry `Authorization: Bearer <token>` (401 without).
     public var adminToken: AdminToken?
-    public var keyExtractor = KeyExtractor.default
+    public var keyExtractor = KeyExtractor.default {
+        didSet { routingFields = keyExtractor.headerNames }
+    }
+    /// The header names the routing key may be read from: a `Connection` list cannot remove
+    /// them from the forwarded head (see `HopByHop.isEndToEnd`).
+    public private(set) var routingFields: [String] = KeyExtractor.default.headerNames
+    /// Clients whose X-Forwarded-For and X-Forwarded-Proto are kept (the client address is
+    /// appended; their X-Forwarded-Proto replaces ds-lb's): proxies in front of ds-lb, like
+    /// nginx's `set_real_ip_from`. Anyone else's are replaced by ds-lb's own, so a replica
+    /// reading the first X-Forwarded-For value reads an address ds-lb saw. Empty by default.
+    public var trustedProxies: [CIDR] = []
     /// A request head must arrive whole within this, from its first byte (slowloris: 408).
     public var headTimeoutNanoseconds: UInt64 = 10_000_000_000
     /// An idle keep-alive client connection is closed after this.

@@ -9,24 +9,28 @@ import DSSystem
 /// body, client → replica. Loop thread only.
 extension UpstreamExchange {
     /// Writes the head as it arrived, minus hop-by-hop fields, plus X-Forwarded-For and
-    /// X-Forwarded-Proto, in one writev (docs/ARCHITECTURE.md §3): the kept bytes are never copied.
+    /// X-Forwarded-Proto, in one writev (docs/ARCHITECTURE.md §3): the kept bytes are never copied. The
+    /// client's own X-Forwarded-* fields are left out unless it is a trusted proxy, and an
+    /// absolute-form target goes out in origin-form with its authority as Host (HopByHop).
     func sendHead(_ upstream: UpstreamConnection) -> Bool {
         guard upstream.mayWrite else { return false }
         let headBytes = client.input.readable
         // An upgrade request (Connection: upgrade) keeps its Upgrade field and says so again.
         let upgrading = head.connection.upgrade
+        let trusted = client.trustsForwardedFields(of: head)
         // An HTTP/1.0 client's request goes out asking for keep-alive: the connection to the
         // replica is ours to reuse, whatever the client does with its own.
-        let added = upgrading ? client.forwardedHeaderUpgrade
-            : head.version == .http10 ? client.forwardedHeaderKeepAlive : client.forwardedHeader
+        let added = client.forwardedFields(upgrading: upgrading, http10: head.version == .http10,
+                                           proto: !(trusted && head.forwarded.hasProto))
         let iov = worker.iovecs
         let sent: Int
         var total = 0
         do {
             sent = try added.withUnsafeBytes { extra -> Int in
                 iov.removeAll()
-                HopByHop.forEachKeptRange(of: head, in: headBytes, upgrading: upgrading) {
-                    iov.append(UnsafeRawBufferPointer(rebasing: headBytes[$0]))
+                HopByHop.forEachForwardedPiece(of: head, in: headBytes, upgrading: upgrading, replaceForwarded: !trusted,
+                                               routingFields: worker.config.routingFields) {
+                    iov.append($0)
                 }
                 iov.append(extra)
                 total = iov.totalLength

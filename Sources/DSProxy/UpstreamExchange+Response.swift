@@ -22,6 +22,8 @@ extension UpstreamExchange {
             // bytes already here go along in the same write when they are few (one syscall for
             // a small response, as when the head was relayed unchanged).
             if !client.output.isEmpty {
+                // From here the relayed head may be on its way: too late to answer 502 instead.
+                headOnlyQueued = false
                 if readyForClient > 0 && client.output.readableCount + readyForClient <= Self.coalescedWriteLimit {
                     client.output.append(UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<readyForClient]))
                     upstream.input.consume(readyForClient)
@@ -161,7 +163,16 @@ extension UpstreamExchange {
                 case .complete(let consumed): readyForClient += consumed
                 }
             } catch {
-                // The head is already on its way to the client: all we can do is cut both ends.
+                let message = "Server \(upstream.backend.name) sent invalid chunked framing: \((error as? HTTPParseError)?.message ?? "\(error)")"
+                if headOnlyQueued {
+                    // Nothing of the response has gone to the client yet: take the relayed head
+                    // back and answer 502, as for an invalid head.
+                    client.output.truncate(toReadable: outputBeforeHead)
+                    fail(status: .badGateway, kind: .invalidResponse, message: message)
+                    return false
+                }
+                // Part of the response is already with the client: all we can do is cut both ends.
+                worker.metrics.count(.invalidResponse)
                 client.close()
                 return false
             }
@@ -184,6 +195,8 @@ extension UpstreamExchange {
                            upgrading: Bool = false) {
         let bytes = upstream.input.readable
         let output = client.output
+        outputBeforeHead = output.readableCount
+        headOnlyQueued = true
         HopByHop.forEachKeptResponseRange(of: responseHead, in: bytes, upgrading: upgrading) {
             output.append(UnsafeRawBufferPointer(rebasing: bytes[$0]))
         }

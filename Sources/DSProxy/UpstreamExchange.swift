@@ -53,6 +53,10 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     var framing = BodyFraming.none
     var responseRemaining: UInt64 = 0
     var chunked = ChunkedScanner()
+    /// The relayed response head waits in `client.output` (after `outputBeforeHead` bytes of
+    /// ours) and nothing of it has been written: a body found broken now can still be a 502.
+    var headOnlyQueued = false
+    var outputBeforeHead = 0
     /// Bytes at the front of `upstream.input` that belong to the response and await the client.
     var readyForClient = 0
     var responseParseFrom = 0
@@ -107,6 +111,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         responseRemaining = 0
         chunked = ChunkedScanner()
         readyForClient = 0
+        headOnlyQueued = false
         responseParseFrom = 0
         closeClientAfter = !head.wantsKeepAlive
         closeAfterResponse = false

@@ -136,6 +136,13 @@ public final class ByteBuffer {
         commit(bytes.count)
     }
 
+    /// Drops bytes from the end so that `count` readable bytes remain (bytes appended and not
+    /// yet written out, taken back).
+    public func truncate(toReadable count: Int) {
+        precondition(count >= 0 && count <= readableCount)
+        writerIndex = readerIndex + count
+    }
+
     public func append(_ string: String) {
         var s = string
         s.withUTF8 { append(UnsafeRawBufferPointer($0)) }

@@ -52,6 +52,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Who may use /rep, /add and /rm: comma-separated CIDR blocks (replaces the default).")
     var adminAllow: String = "127.0.0.0/8,::1/128"
 
+    @Option(help: "Proxies in front of ds-lb whose X-Forwarded-For and X-Forwarded-Proto are kept (the client address appended): comma-separated CIDR blocks. Anyone else's are replaced (default: none).")
+    var trustedProxies: String = ""
+
     @Option(help: "File whose first line is a secret (≥16 characters) that admin requests must send as Authorization: Bearer <secret> (off by default).")
     var adminTokenFile: String?
 
@@ -215,7 +218,7 @@ struct Serve: ParsableCommand {
 
     /// `base` with the settings a reload applies to running workers taken from these options
     /// (ConfigKey.Reload.live): admin allow-list and token (re-read from its file, so a reload
-    /// rotates it), routing key, retries, bounded loads, body size cap, splicing, pipeline slots,
+    /// rotates it), trusted proxies, routing key, retries, bounded loads, body size cap, splicing, pipeline slots,
     /// timeouts.
     /// The rest of `base` (limits, pool size) stays as the workers started with it.
     func liveProxyConfig(from base: ProxyConfig) throws -> ProxyConfig {
@@ -223,6 +226,9 @@ struct Serve: ParsableCommand {
         do {
             config.adminAllow = try adminAllow.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(inSet: " "))) }
         } catch { throw ValidationError("--admin-allow: \(error)") }
+        do {
+            config.trustedProxies = try trustedProxies.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(inSet: " "))) }
+        } catch { throw ValidationError("--trusted-proxies: \(error)") }
         do {
             config.adminToken = try adminTokenFile.map { try AdminToken.load(path: $0) }
         } catch { throw ValidationError("--admin-token-file: \(error)") }

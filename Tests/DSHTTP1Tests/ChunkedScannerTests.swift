@@ -207,7 +207,25 @@ final class ChunkedScannerTests: XCTestCase {
         ("bare CR in trailer", "0\r\nX-T: v\rX\r\n\r\n"),
         ("NUL in trailer", "0\r\nX-T: \u{0}\r\n\r\n"),
         ("trailer section too large", "0\r\nX-T: " + String(repeating: "t", count: 70 * 1024) + "\r\n\r\n"),
+        // Trailer fields follow the head's field rules.
+        ("obs-fold in trailer", "0\r\nX-T: a\r\n b\r\n\r\n"),
+        ("trailer starting with a tab", "0\r\n\tX-T: a\r\n\r\n"),
+        ("space before colon in trailer", "0\r\nX-T : a\r\n\r\n"),
+        ("tab before colon in trailer", "0\r\nX-T\t: a\r\n\r\n"),
+        ("trailer without colon", "0\r\nX-T\r\n\r\n"),
+        ("empty trailer name", "0\r\n: a\r\n\r\n"),
+        ("non-token trailer name", "0\r\nX(T): a\r\n\r\n"),
+        ("control character in trailer value", "0\r\nX-T: \u{1b}\r\n\r\n"),
+        ("DEL in trailer value", "0\r\nX-T: a\u{7f}\r\n\r\n"),
+        ("request line after the last chunk", "0\r\nGET /smuggled HTTP/1.1\r\nHost: lb\r\n\r\n"),
+        ("absolute-form request line after the last chunk", "0\r\nGET http://lb/smuggled HTTP/1.1\r\n\r\n"),
     ]
+
+    func testValidTrailersAreAccepted() throws {
+        let text = "0\r\nX-T: a\tb \u{e9}\r\nX-Empty:\r\nX-!#$%&'*+.^_`|~09az: 1\r\n\r\n"
+        var scanner = ChunkedScanner()
+        XCTAssertEqual(try scan(&scanner, bytes(text)[...]), .complete(consumed: bytes(text).count))
+    }
 
     func testInvalidFramingThrows400() {
         for (name, text) in Self.invalid {

@@ -58,7 +58,14 @@ final class RequestCorpusTests: XCTestCase {
            Head(target: "/q?idx=1", path: "/q", id: nil)),
         ok("no query", "GET /heartbeat HTTP/1.1\r\nHost: lb\r\n\r\n", Head(target: "/heartbeat")),
         ok("absolute-form target", "GET http://lb:5000/home?id=7 HTTP/1.1\r\nHost: lb:5000\r\n\r\n",
-           Head(target: "http://lb:5000/home?id=7", path: "http://lb:5000/home", id: "7")),
+           Head(target: "http://lb:5000/home?id=7", path: "/home", id: "7")),
+        ok("absolute-form target, https, no path", "GET HTTPS://lb?id=8 HTTP/1.1\r\nHost: lb\r\n\r\n",
+           Head(target: "HTTPS://lb?id=8", path: "", id: "8")),
+        ok("authority-form CONNECT", "CONNECT lb:443 HTTP/1.1\r\nHost: lb:443\r\n\r\n",
+           Head(method: "CONNECT", target: "lb:443")),
+        ok("Host with port", "GET / HTTP/1.1\r\nHost: lb.example:8080\r\n\r\n", Head()),
+        ok("Host IPv6 literal with port", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", Head()),
+        ok("Host IPv4 with empty port", "GET / HTTP/1.1\r\nHost: 127.0.0.1:\r\n\r\n", Head()),
         ok("asterisk-form OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: lb\r\n\r\n", Head(method: "OPTIONS", target: "*")),
         ok("POST with Content-Length", "POST /add HTTP/1.1\r\nHost: lb\r\nContent-Length: 27\r\n\r\n",
            Head(method: "POST", target: "/add", contentLength: 27), framing: .body(.contentLength(27))),
@@ -109,6 +116,7 @@ final class RequestCorpusTests: XCTestCase {
         fail("version with trailing space", "GET / HTTP/1.1 \r\nHost: lb\r\n\r\n", 400),
         fail("two-digit major", "GET / HTTP/11.1\r\nHost: lb\r\n\r\n", 400),
         fail("missing version", "GET /\r\nHost: lb\r\n\r\n", 400),
+        fail("HTTP/0.9 request", "GET /x\r\n", 400),
         fail("missing target", "GET  HTTP/1.1\r\nHost: lb\r\n\r\n", 400),
         fail("space inside target", "GET /a b HTTP/1.1\r\nHost: lb\r\n\r\n", 400),
         fail("non-token method", "G(T / HTTP/1.1\r\nHost: lb\r\n\r\n", 400),
@@ -122,6 +130,21 @@ final class RequestCorpusTests: XCTestCase {
         fail("duplicate Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
         fail("duplicate identical Host", "GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400),
         fail("duplicate Host on HTTP/1.0", "GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        fail("empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),
+        fail("empty Host with spaces", "GET / HTTP/1.1\r\nHost:   \r\n\r\n", 400),
+        fail("Host list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400),
+        fail("Host list without space", "GET / HTTP/1.1\r\nHost: a,b\r\n\r\n", 400),
+        fail("Host with userinfo and path", "GET / HTTP/1.1\r\nHost: a@b/c\r\n\r\n", 400),
+        fail("Host with path", "GET / HTTP/1.1\r\nHost: a/c\r\n\r\n", 400),
+        fail("Host with inner space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        fail("Host port not a number", "GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", 400),
+        fail("Host port too long", "GET / HTTP/1.1\r\nHost: a:123456\r\n\r\n", 400),
+        fail("Host only a port", "GET / HTTP/1.1\r\nHost: :80\r\n\r\n", 400),
+        fail("Host IP literal unclosed", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+        fail("empty Host on HTTP/1.0", "GET / HTTP/1.0\r\nHost:\r\n\r\n", 400),
+        fail("absolute-form with userinfo", "GET http://u:p@lb/ HTTP/1.1\r\nHost: lb\r\n\r\n", 400),
+        fail("absolute-form without host", "GET http:///x HTTP/1.1\r\nHost: lb\r\n\r\n", 400),
+        fail("absolute-form with another scheme", "GET ftp://lb/x HTTP/1.1\r\nHost: lb\r\n\r\n", 400),
 
         // MARK: field syntax
         fail("space before colon", "GET / HTTP/1.1\r\nHost : lb\r\n\r\n", 400),
@@ -186,6 +209,20 @@ final class RequestCorpusTests: XCTestCase {
     func testCorpusIsLargeEnough() {
         XCTAssertGreaterThanOrEqual(Self.corpus.count, 40)
         XCTAssertEqual(Set(Self.corpus.map(\.name)).count, Self.corpus.count, "case names must be unique")
+    }
+
+    /// An HTTP/0.9 request (`GET /x` and CRLF, no head after it) or any request line that
+    /// cannot start a head is refused as soon as its line is complete, not after the head
+    /// deadline: the parser does not ask for more bytes.
+    func testInvalidRequestLineFailsBeforeTheHeadIsComplete() {
+        for raw in ["GET /x\r\n", "GET /x\r\nHost: lb\r\n", "GET / HTTP/9.9\r\n", "G(T / HTTP/1.1\r\n"] {
+            let result = bytes(raw).withUnsafeBytes { HeadParser().parseRequestInfo($0) }
+            guard case .failed(let error) = result else { XCTFail("\(raw.debugDescription): \(result)"); continue }
+            XCTAssertGreaterThanOrEqual(error.status, 400, raw.debugDescription)
+        }
+        // A valid request line still waits for the rest of its head.
+        let valid = bytes("GET /x HTTP/1.1\r\nHost: lb\r\n").withUnsafeBytes { HeadParser().parseRequestInfo($0) }
+        guard case .incomplete = valid else { return XCTFail("\(valid)") }
     }
 
     func testCorpusWholeBuffer() {
