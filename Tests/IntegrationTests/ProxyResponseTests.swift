@@ -208,4 +208,78 @@ final class ProxyResponseTests: IntegrationTestCase {
         }
         XCTAssertEqual(replica.requests, 50)
     }
+
+    /// ds-lb's `dslb_errors_total{kind="invalid_response"}`, polled (up to 3 s) until it reaches
+    /// `atLeast`: a worker counts just after it answered.
+    private func invalidResponseErrors(_ lb: LoadBalancerUnderTest, atLeast: Int = 0) throws -> Int {
+        let deadline = Date().addingTimeInterval(3)
+        while true {
+            let metrics = try lb.request("GET", "/metrics").bodyString
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("dslb_errors_total{") && $0.contains("kind=\"invalid_response\"") }
+            let count = line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
+            if count >= atLeast || Date() >= deadline { return count }
+            usleep(20_000)
+        }
+    }
+
+    /// A chunked response whose framing breaks before any of it went to the client (a chunk size
+    /// past 2^64, arriving with the head) is a 502, not an empty reply, and counted.
+    func testBrokenChunkedResponseBeforeAnyByteIs502AndCounted() throws {
+        let replica = try ScriptedReplica { _ in
+            .init("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nok\r\n0\r\n\r\n")
+        }
+        defer { replica.stop() }
+        let lb = try startLoadBalancer(for: replica, ["--retries", "0"])
+        let before = try invalidResponseErrors(lb)
+        let connection = try HTTPConnection(port: lb.port)
+        defer { connection.close() }
+        let closedBefore = replica.closedByPeer
+        let response = try connection.request("GET", "/overflow?id=1")
+        assertFailure(response, 502, "a chunk size past 2^64 from the replica")
+        XCTAssertTrue(replica.wait { $0.closedByPeer > closedBefore }, "the replica connection must be closed")
+        XCTAssertEqual(try invalidResponseErrors(lb, atLeast: before + 1), before + 1)
+    }
+
+    /// A replica that sends its head and a first chunk, then (once the client has them) a chunk
+    /// size that overflows: the client's connection is cut, not left waiting, and it is counted.
+    func testBrokenChunkedResponseAfterPartOfTheBodyCutsTheClientAndIsCounted() throws {
+        let replica = try BreakAfterFirstChunkReplica()
+        defer { replica.stop() }
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
+                                        "--backend", "s=127.0.0.1:\(replica.port)", "--retries", "0"])
+        let before = try invalidResponseErrors(lb)
+        let connection = try HTTPConnection(port: lb.port)
+        defer { connection.close() }
+        try connection.send("GET /partial?id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
+        var received: [UInt8] = []
+        while !String(decoding: received, as: UTF8.self).hasSuffix("\r\n\r\n2\r\nok\r\n") {
+            received += try connection.readBytes(count: 1)
+        }
+        XCTAssertTrue(String(decoding: received, as: UTF8.self).hasPrefix("HTTP/1.1 200 OK\r\n"))
+        replica.sendTheRest.signal()
+        XCTAssertTrue(connection.isClosedByPeer(within: 5), "the client must not wait for a body that cannot complete")
+        XCTAssertEqual(try invalidResponseErrors(lb, atLeast: before + 1), before + 1)
+    }
+}
+
+/// Answers any request with a chunked response's head and first chunk, then, once the test
+/// signals `sendTheRest`, a chunk size line that overflows.
+private final class BreakAfterFirstChunkReplica: RawTCPReplica, @unchecked Sendable {
+    let sendTheRest = DispatchSemaphore(value: 0)
+
+    init() throws { try super.init(receiveTimeout: 10) }
+
+    override func serve(_ connection: Connection) {
+        while let head = connection.readHead() {
+            if head.hasPrefix("GET /heartbeat") {
+                connection.send(Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8))
+                continue
+            }
+            connection.send(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n".utf8))
+            _ = sendTheRest.wait(timeout: .now() + 10)
+            connection.send(Array("10000000000000000\r\nok\r\n0\r\n\r\n".utf8))
+            _ = connection.readUntilEOF()
+            return
+        }
+    }
 }
