@@ -63,7 +63,12 @@ public struct HeadParser: Sendable {
                 return .failed(error)
             }
             return .incomplete(resumeAt: resume)
-        case .failed(let error): return .failed(error)
+        case .failed(let error):
+            // The request line is judged first however the bytes arrived (see
+            // `checkCompletedRequestLine`): the same refusal for a head whole or in pieces.
+            var lf = start
+            while lf < bytes.count && bytes[lf] != 10 { lf += 1 }
+            return .failed(Self.requestLineError(bytes, start: start, lf: lf) ?? error)
         case .complete(let end):
             do {
                 return .complete(try parseRequestHead(bytes, start: start, end: end, onField: onField))
@@ -96,10 +101,17 @@ public struct HeadParser: Sendable {
     static func checkCompletedRequestLine(_ bytes: UnsafeRawBufferPointer, start: Int, scannedFrom: Int) -> HTTPParseError? {
         var lf = scannedFrom
         while lf < bytes.count && bytes[lf] != 10 { lf += 1 }
-        guard lf < bytes.count, lf >= start + 2, bytes[lf - 1] == 13 else { return nil }
+        guard lf < bytes.count, lf >= start + 2 else { return nil }
         var lineStart = lf - 1
         while lineStart > start && bytes[lineStart - 1] != 10 { lineStart -= 1 }
         guard lineStart == start else { return nil } // a field line: the request line was checked before
+        return requestLineError(bytes, start: start, lf: lf)
+    }
+
+    /// Why the request line from `start` to its LF at `lf` is refused, if it is and is complete
+    /// (CRLF-terminated; a bare LF is findHeadEnd's to refuse).
+    static func requestLineError(_ bytes: UnsafeRawBufferPointer, start: Int, lf: Int) -> HTTPParseError? {
+        guard lf < bytes.count, lf >= start + 2, bytes[lf - 1] == 13 else { return nil }
         do {
             let lineEnd = try lineEnd(bytes, from: start, end: lf + 1)
             _ = try parseRequestLine(bytes, start: start, lineEnd: lineEnd)

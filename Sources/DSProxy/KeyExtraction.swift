@@ -29,6 +29,8 @@ extension KeyExtractor {
             case .query(let name):
                 if let value = head.queryParameter(name, in: bytes), !value.isEmpty { return .head(value) }
             case .header(let name):
+                // An absolute-form target's authority is the Host the replica gets (HopByHop).
+                if let authority = head.authority, name == "host" { return .head(authority) }
                 if let field = head.firstField(named: name, in: bytes), !field.valueRange.isEmpty {
                     return .head(field.valueRange)
                 }

@@ -127,4 +127,14 @@ final class KeyExtractionTests: XCTestCase {
         for digit in 1...9 { XCTAssertEqual(Double(firstDigits[digit]), 10_000, accuracy: 500, "first digit \(digit)") }
         for digit in 0...9 { XCTAssertEqual(Double(lastDigits[digit]), 9_000, accuracy: 450, "last digit \(digit)") }
     }
+    /// `header:host` routes an absolute-form request by its target's authority: the Host field
+    /// the replica gets (the client's own Host field is replaced by it on the way).
+    func testHostKeyOfAnAbsoluteFormRequestIsItsAuthority() throws {
+        let snapshot = snapshots[0]
+        let absolute = try keys("header:host", "GET http://b.test:81/x HTTP/1.1\r\nHost: a.test\r\n\r\n", peer: nil, snapshot: snapshot)
+        let origin = try keys("header:host", "GET /x HTTP/1.1\r\nHost: b.test:81\r\n\r\n", peer: nil, snapshot: snapshot)
+        XCTAssertEqual(absolute.text, "b.test:81")
+        XCTAssertEqual(absolute.hashed, origin.hashed)
+        XCTAssertEqual(try keys("header:host", "GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n", peer: nil, snapshot: snapshot).text, "a.test")
+    }
 }
