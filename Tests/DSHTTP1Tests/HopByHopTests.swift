@@ -14,10 +14,10 @@ final class HopByHopTests: XCTestCase {
         }
     }
 
-    func testHeadWithoutHopByHopFieldsIsOneRange() throws {
+    func testHeadWithoutHopByHopFieldsIsOneRange() {
         let text = "GET /a HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n"
         let bytes = Array(text.utf8)
-        try bytes.withUnsafeBytes { raw in
+        bytes.withUnsafeBytes { raw in
             guard case .complete(let head) = HeadParser().parseRequest(raw) else { return XCTFail() }
             XCTAssertEqual(HopByHop.keptRanges(of: head, in: raw), [0..<(bytes.count - 2)], "forwarded as it came")
         }
