@@ -218,14 +218,14 @@ final class RequestCorpusTests: XCTestCase {
         for raw in ["GET /x\r\n", "GET /x\r\nHost: lb\r\n", "GET / HTTP/9.9\r\n", "G(T / HTTP/1.1\r\n"] {
             let result = bytes(raw).withUnsafeBytes { HeadParser().parseRequestInfo($0) }
             guard case .failed(let error) = result else { XCTFail("\(raw.debugDescription): \(result)"); continue }
-            XCTAssertGreaterThanOrEqual(error.status, 400, raw.debugDescription)
+            XCTAssertGreaterThanOrEqual(error.status.code, 400, raw.debugDescription)
         }
         // The request line is judged first however the head arrives: whole, with a bare LF or
         // too many bytes after the line, the refusal is the line's, as when it came alone.
         for raw in ["GET / HTTP/2.0\r\nX-A: b\nc\r\n\r\n", "GET / HTTP/2.0\r\nX-A: " + String(repeating: "b", count: 70_000)] {
             let result = bytes(raw).withUnsafeBytes { HeadParser().parseRequestInfo($0) }
             guard case .failed(let error) = result else { XCTFail("\(result)"); continue }
-            XCTAssertEqual(error.status, 505, error.message)
+            XCTAssertEqual(error.status.code, 505, error.message)
         }
         // A valid request line still waits for the rest of its head.
         let valid = bytes("GET /x HTTP/1.1\r\nHost: lb\r\n").withUnsafeBytes { HeadParser().parseRequestInfo($0) }
