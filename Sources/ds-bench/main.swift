@@ -1,4 +1,4 @@
-// ds-bench: the load generator and the A-1…A-4 analyses. Wiring only.
+// ds-bench: the load generator and the analyses (load distribution, scaling, failure recovery, hash functions). Wiring only.
 import ArgumentParser
 
 struct DSBench: ParsableCommand {

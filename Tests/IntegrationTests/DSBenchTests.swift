@@ -119,11 +119,26 @@ final class DSBenchTests: IntegrationTestCase {
         XCTAssertTrue(badURL.stderr.contains("ftp://x"), "the error names the bad value: \(badURL.stderr)")
     }
 
-    func testAnalysisA1WritesAValidPNGACSVAndASummaryWithConsistentTotals() throws {
+    func testAnalysisNamesAndTheirAliasesAreAcceptedAndAnUnknownOneIsNamed() throws {
+        let out = try temporaryDirectory()
+        // --requests 5 is out of range and checked after the name: an accepted name fails on it
+        // without starting anything, a rejected one fails on the name.
+        for name in ["load-distribution", "scaling", "failure-recovery", "hash-functions", "a1", "a2", "a3", "a4", "all"] {
+            let run = try bench(["analysis", name, "--out", out, "--requests", "5"])
+            XCTAssertNotEqual(run.status, 0, name)
+            XCTAssertTrue(run.stderr.contains("--requests must be"), "'\(name)' is accepted: \(run.stderr)")
+        }
+        let bad = try bench(["analysis", "a5", "--out", out])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("unknown analysis 'a5'"), "the error names the bad value: \(bad.stderr)")
+        XCTAssertTrue(bad.stderr.contains("load-distribution (a1)"), "and lists the names: \(bad.stderr)")
+    }
+
+    func testLoadDistributionAnalysisWritesAValidPNGACSVAndASummaryWithConsistentTotals() throws {
         let out = try temporaryDirectory()
         let requests = 300
-        let run = try bench(["analysis", "a1", "--out", out, "--requests", "\(requests)", "--concurrency", "4"], timeout: 120)
-        XCTAssertEqual(run.status, 0, "ds-bench analysis a1 failed: \(run.stderr)")
+        let run = try bench(["analysis", "load-distribution", "--out", out, "--requests", "\(requests)", "--concurrency", "4"], timeout: 120)
+        XCTAssertEqual(run.status, 0, "ds-bench analysis load-distribution failed: \(run.stderr)")
 
         // PNG: the 8-byte signature, then the IHDR chunk (length 13) with a non-zero size.
         let png = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(out)/a1.png")))

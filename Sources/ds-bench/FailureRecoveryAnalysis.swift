@@ -5,10 +5,10 @@ import DSHashing
 import DSSystem
 import Foundation
 
-/// every endpoint exercised (good and bad input), then a replica SIGKILLed under a steady
-/// open-loop load: a timeline of answered and failed requests with the kill, DOWN, restart and
-/// back-in-service moments, and the detection and recovery times.
-enum A3Analysis {
+/// Failure recovery: every endpoint exercised (good and bad input), then a replica SIGKILLed
+/// under a steady open-loop load: a timeline of answered and failed requests with the kill, DOWN,
+/// restart and back-in-service moments, and the detection and recovery times.
+enum FailureRecoveryAnalysis {
     struct Check {
         let method: String
         let target: String

@@ -1,10 +1,11 @@
 import DSHashing
 import Foundation
 
-/// the assignment's H and Φ beside modified slot functions and the production algorithms,
-/// computed offline (the same routing code, without sockets): balance and churn over every
-/// 6-digit id, and the views (N = 3 bars, N = 2…6 lines) on the ids send.
-enum A4Analysis {
+/// Hash functions: the assignment's H and Φ beside modified slot functions and the
+/// production algorithms, computed offline (the same routing code, without sockets): balance and
+/// churn over every 6-digit id, and the views (N = 3 bars, N = 2…6 lines) on the ids
+/// send.
+enum HashFunctionsAnalysis {
     /// One way of mapping an id to a replica number.
     struct Candidate {
         let name: String
@@ -73,7 +74,7 @@ enum A4Analysis {
             context.say("A-4: \(candidate.name)")
             let three = candidate.route([1, 2, 3])
             for (k, c) in counts(three, [1, 2, 3], sample).enumerated() { bars.add(candidate.name, "server-\(k + 1)", c) }
-            for n in A2Analysis.sizes {
+            for n in ScalingAnalysis.sizes {
                 let s = Spread(counts: counts(candidate.route(Array(1...n)), Array(1...n), sample))
                 lines.add(candidate.name, n, LoadReport.format(s.mean, 1), s.min, s.max, LoadReport.format(s.maxOverAvg, 4),
                           LoadReport.format(s.stddevPercent, 2))

@@ -1,11 +1,11 @@
 import DSHashing
 import Foundation
 
-/// N = 2…6, `requests` requests each, per algorithm: the mean load per replica and the
-/// spread (max/avg, standard deviation). One ds-lb per algorithm, started with 2 replicas and
+/// Scaling: N = 2…6, `requests` requests each, per algorithm: the mean load per replica and
+/// the spread (max/avg, standard deviation). One ds-lb per algorithm, started with 2 replicas and
 /// grown by `POST /add` (the table depends only on the member set, so this routes exactly as a
 /// fresh ds-lb with N replicas would; it also exercises scaling under the analysis).
-enum A2Analysis {
+enum ScalingAnalysis {
     static let sizes = Array(2...6)
 
     static func run(_ context: AnalysisContext) throws -> String {

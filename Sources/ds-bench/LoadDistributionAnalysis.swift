@@ -1,9 +1,10 @@
 import DSHashing
 import Foundation
 
-/// `requests` requests with random 6-digit ids on N = 3, one ds-lb per algorithm (the
-/// assignment preset beside the default): a grouped bar chart of the requests per replica.
-enum A1Analysis {
+/// Load distribution: `requests` requests with random 6-digit ids on N = 3, one ds-lb per
+/// algorithm (the assignment preset beside the default): a grouped bar chart of the requests per
+/// replica.
+enum LoadDistributionAnalysis {
     static func run(_ context: AnalysisContext) throws -> String {
         let algorithms = try context.attachedAlgorithm().map { [$0] } ?? AnalysisContext.algorithms
         var csv = CSVTable("group", "replica", "requests", "status_requests")
