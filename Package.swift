@@ -10,7 +10,6 @@ let dataPlaneSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unc
 // The module graph (docs/ARCHITECTURE.md §6): each target depends only on those below it.
 let package = Package(
     name: "ds-lb",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "ds-lb", targets: ["ds-lb"]),
         .executable(name: "ds-server", targets: ["ds-server"]),
