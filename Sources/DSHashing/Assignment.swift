@@ -20,7 +20,7 @@
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
 public struct Assignment: ConsistentHash {
-    public static let algorithmName = "assignment"
+    public static let algorithm = HashAlgorithm.assignment
 
     /// Slots on the circle.
     public static let slotCount = 512

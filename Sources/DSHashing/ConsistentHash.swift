@@ -25,8 +25,8 @@ public struct HashMember: Sendable, Hashable {
 ///   `lookup` returns); callers stop it by returning false. It is how a down replica is skipped
 ///   and how bounded loads walks on, without rebuilding the table.
 public protocol ConsistentHash: Sendable {
-    /// The name users give to `--hash`.
-    static var algorithmName: String { get }
+    /// Which `HashAlgorithm` this table implements (`HashTable.init` maps the other way).
+    static var algorithm: HashAlgorithm { get }
 
     init(members: [HashMember])
 
@@ -43,6 +43,9 @@ public protocol ConsistentHash: Sendable {
 }
 
 extension ConsistentHash {
+    /// The name users give to `--hash`.
+    public static var algorithmName: String { algorithm.rawValue }
+
     public func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         XXH64.hash(bytes)
     }

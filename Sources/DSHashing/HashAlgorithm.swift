@@ -1,5 +1,10 @@
 /// The algorithms `--hash` can select, by the name users type.
 ///
+/// This file is the one place an algorithm is tied to its name (the raw value, which `--hash`,
+/// the config file's `hash` key, `/rep`'s `algorithm` and the tables' `algorithmName` all use)
+/// and to its table (`HashTable.init`, the only switch over the algorithms); everything else
+/// asks here.
+///
 /// Thread safety: a plain value; `build` returns an immutable table usable from any thread.
 public enum HashAlgorithm: String, CaseIterable, Sendable {
     case rendezvous
@@ -11,24 +16,86 @@ public enum HashAlgorithm: String, CaseIterable, Sendable {
     /// (balance ≤ 1.05, churn ≤ 1.15 × ideal, lookup ≤ 50 ns, build ≤ 5 ms); see RendezvousTable.
     public static let `default`: HashAlgorithm = .rendezvous
 
+    /// Every name `--hash` accepts, in declaration order, for help texts and error messages.
+    public static let names = allCases.map(\.rawValue).joined(separator: ", ")
+
     /// Builds this algorithm's table over `members` (order does not matter). Supervisor thread:
     /// it allocates and may take milliseconds for large memberships.
     public func build(_ members: [HashMember]) -> any ConsistentHash {
-        switch self {
-        case .rendezvous: return RendezvousTable(members: members)
-        case .ring: return Ring(members: members)
-        case .maglev: return Maglev(members: members)
-        case .assignment: return Assignment(members: members)
+        HashTable(self, members: members).existential
+    }
+
+    /// The concrete type, e.g. to read `algorithmName`. An empty table allocates next to nothing.
+    public var type: any ConsistentHash.Type {
+        Swift.type(of: build([]))
+    }
+}
+
+/// A table as its concrete type, opened once when it is built.
+///
+/// Why not `any ConsistentHash` for the data plane: calling a method on an existential stored in
+/// a class copies the existential first (the table's value-witness copy, then its destroy), once
+/// per request; perf showed it at ≈ 0.8 % of a worker's CPU. A switch over the concrete types
+/// borrows the stored payload in place, and the algorithms' `@inlinable` lookups inline into the
+/// caller's (the lookups here are `@inlinable` too, so that holds across modules). No case may
+/// hold an existential: that makes the whole enum address-only, and the switch then copies it
+/// (value witness) just as before. A new `HashAlgorithm` case fails to compile in `init`.
+///
+/// Thread safety: immutable; every method is any-thread.
+public enum HashTable: Sendable {
+    case rendezvous(RendezvousTable)
+    case ring(Ring)
+    case maglev(Maglev)
+    case assignment(Assignment)
+
+    /// Builds `algorithm`'s table over `members` (order does not matter). Supervisor thread.
+    public init(_ algorithm: HashAlgorithm, members: [HashMember]) {
+        switch algorithm {
+        case .rendezvous: self = .rendezvous(RendezvousTable(members: members))
+        case .ring: self = .ring(Ring(members: members))
+        case .maglev: self = .maglev(Maglev(members: members))
+        case .assignment: self = .assignment(Assignment(members: members))
         }
     }
 
-    /// The concrete type, e.g. to read `algorithmName`.
-    public var type: any ConsistentHash.Type {
+    /// The same table behind the protocol (it shares the storage: nothing is copied).
+    public var existential: any ConsistentHash {
         switch self {
-        case .rendezvous: return RendezvousTable.self
-        case .ring: return Ring.self
-        case .maglev: return Maglev.self
-        case .assignment: return Assignment.self
+        case .rendezvous(let t): return t
+        case .ring(let t): return t
+        case .maglev(let t): return t
+        case .assignment(let t): return t
+        }
+    }
+
+    @inlinable @inline(__always)
+    public func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        switch self {
+        case .rendezvous(let t): return t.key(bytes)
+        case .ring(let t): return t.key(bytes)
+        case .maglev(let t): return t.key(bytes)
+        case .assignment(let t): return t.key(bytes)
+        }
+    }
+
+    /// The preferred member (the first `forEachCandidate` yields: the protocol's contract).
+    @inlinable @inline(__always)
+    public func lookup(_ key: UInt64) -> Int? {
+        switch self {
+        case .rendezvous(let t): return t.lookup(key)
+        case .ring(let t): return t.lookup(key)
+        case .maglev(let t): return t.lookup(key)
+        case .assignment(let t): return t.lookup(key)
+        }
+    }
+
+    @inlinable
+    public func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
+        switch self {
+        case .rendezvous(let t): t.forEachCandidate(key, body)
+        case .ring(let t): t.forEachCandidate(key, body)
+        case .maglev(let t): t.forEachCandidate(key, body)
+        case .assignment(let t): t.forEachCandidate(key, body)
         }
     }
 }

@@ -17,7 +17,7 @@
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
 public struct Maglev: ConsistentHash {
-    public static let algorithmName = "maglev"
+    public static let algorithm = HashAlgorithm.maglev
 
     /// Envoy's default table size, the smallest prime above 2¹⁶.
     public static let defaultTableSize = 65537

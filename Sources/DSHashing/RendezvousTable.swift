@@ -53,7 +53,7 @@
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
 public struct RendezvousTable: ConsistentHash {
-    public static let algorithmName = "rendezvous"
+    public static let algorithm = HashAlgorithm.rendezvous
 
     public static let defaultCellCount = 1 << 17
     /// log₂ of the cells per group; each virtual member occupies one cell per group.

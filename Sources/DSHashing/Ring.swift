@@ -16,7 +16,7 @@
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
 public struct Ring: ConsistentHash {
-    public static let algorithmName = "ring"
+    public static let algorithm = HashAlgorithm.ring
 
     /// Points per unit of weight: at least 1000 for max/avg near 1.05 at small N
     /// (libketama and nginx use 160, HAProxy 16, which is why their balance is 1.1–1.7).

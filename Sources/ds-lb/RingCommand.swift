@@ -12,7 +12,7 @@ struct RingCommand: ParsableCommand {
             Build with -c release for meaningful timings.
             """)
 
-    @Option(help: "Consistent-hash algorithm: \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: HashAlgorithm.optionHelp)
     var hash: String = HashAlgorithm.default.rawValue
 
     @Option(help: "Number of servers N.")
@@ -40,9 +40,7 @@ struct RingCommand: ParsableCommand {
     static let maxKeys = 100_000_000
 
     func validate() throws {
-        guard HashAlgorithm(rawValue: hash) != nil else {
-            throw ValidationError("--hash: unknown algorithm '\(hash)' (use \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
+        _ = try HashAlgorithm(option: hash)
         guard servers > 0 && servers <= Self.maxServers else {
             throw ValidationError("--servers must be 1...\(Self.maxServers), got \(servers)")
         }
@@ -61,7 +59,7 @@ struct RingCommand: ParsableCommand {
     }
 
     func run() throws {
-        let report = HashAnalysis.run(algorithm: HashAlgorithm(rawValue: hash)!, servers: servers, keys: keys,
+        let report = HashAnalysis.run(algorithm: try HashAlgorithm(option: hash), servers: servers, keys: keys,
                                       remove: remove ?? 0, add: add ?? 0, seed: seed)
         print(json ? report.json : report.text)
     }

@@ -61,7 +61,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Worker threads (default: the number of CPUs).")
     var workers: Int?
 
-    @Option(help: "Consistent-hash algorithm: \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: HashAlgorithm.optionHelp)
     var hash: String = HashAlgorithm.default.rawValue
 
     @Option(help: "Where the routing key comes from, a fallback chain: query:NAME, header:NAME, cookie:NAME, path, client-ip, random (a random 6-digit id per request).")
@@ -198,9 +198,7 @@ struct Serve: ParsableCommand {
         var probe = ProxyConfig(adminAllow: [])
         try proxyTimeouts(into: &probe)
         try upstreamPool(into: &probe, workers: 1)
-        guard HashAlgorithm(rawValue: hash) != nil else {
-            throw ValidationError("--hash: unknown algorithm '\(hash)' (use \(HashAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
+        _ = try HashAlgorithm(option: hash)
         // Everything run() parses later is checked here too, so a reload refuses a file that
         // would not start.
         _ = try addresses()
@@ -284,7 +282,7 @@ struct Serve: ParsableCommand {
         if Set(staticBackends.map(\.name)).count != staticBackends.count {
             throw ValidationError("--backend: each replica needs a distinct name")
         }
-        let algorithm = HashAlgorithm(rawValue: hash)!
+        let algorithm = try HashAlgorithm(option: hash)
         let workerCount = workers ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
         // The control loop runs on this (main) thread for the life of the process: replicas are
