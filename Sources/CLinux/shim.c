@@ -170,8 +170,22 @@ ssize_t cl_splice(int fd_in, int fd_out, size_t len) {
 pid_t cl_spawn(const char *path, char *const argv[], char *const envp[]) {
     pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid != 0) return pid;
+    if (pid > 0) {
+        // Also from the parent, so the group exists whichever side runs first (EACCES once the
+        // child has exec'd is harmless: it set the group itself before that).
+        setpgid(pid, pid);
+        return pid;
+    }
+    if (pid < 0) return pid;
     // Child: only async-signal-safe calls from here to execve.
+    // Its own group before signals are unblocked, so a Ctrl-C meant for ds-lb that comes from
+    // here on stays ds-lb's.
+    if (setpgid(0, 0) != 0) _exit(127);
+    // An ignored disposition survives execve; the child does no job control of its own.
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    sigaction(SIGTTOU, &ignore, NULL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL); // signalfd users block signals; the child must not inherit that

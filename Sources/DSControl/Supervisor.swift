@@ -93,6 +93,24 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     /// Where the desired pool is kept across restarts (nil: nowhere). Set before `bootstrap`.
     public var stateStore: StateStore?
 
+    /// Set by `beginStopping`: from then on a replica that exits or stops answering is expected
+    /// to (a terminal's Ctrl-C reaches every process of its foreground group, and the replicas
+    /// are stopped next anyway), so nothing is restarted, replaced or reported as a failure.
+    private(set) var stopping = false
+
+    /// Control thread. ds-lb is stopping: no more heartbeats, restarts or replacements. The
+    /// replicas keep serving the requests in flight until `stopAll`.
+    public func beginStopping() {
+        stopping = true
+        for replica in members + (pendingAdd?.replicas ?? []) {
+            for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
+            replica.nextCheck = nil
+            replica.repairPending = nil
+            replica.startDeadline = nil
+            replica.probe = nil
+        }
+    }
+
     /// Control thread, before the loop runs: launches the initial pool — the saved one when
     /// there is one, else `replicas` new ones. `ready` runs on the loop once every initial
     /// replica has passed its first checks (or the start timeout passed).
@@ -357,7 +375,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     func scheduleCheck(_ replica: Replica, after delay: UInt64) {
         if let timer = replica.nextCheck { loop.cancel(timer) }
         replica.nextCheck = loop.schedule(afterNanoseconds: delay) { [unowned self, weak replica] in
-            guard let replica, !replica.removed else { return }
+            guard let replica, !replica.removed, !self.stopping else { return }
             replica.nextCheck = nil
             self.check(replica)
         }
@@ -369,7 +387,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
             [unowned self, weak replica] result, latency in
             guard let replica else { return }
             replica.probe = nil
-            guard !replica.removed else { return }
+            guard !replica.removed, !self.stopping else { return }
             self.checked(replica, result: result, latency: latency)
         }
     }
@@ -434,6 +452,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     func replicaWentDown(_ replica: Replica, result: CheckResult) {
         _ = replica.health.markDown(result)
         publish()
+        guard !stopping else { return }
         guard driver.canCreate else {
             logger.warning("[!] Server \(replica.backend.number) failed heartbeat: \(result). Out of rotation until it answers again", metadata: event("heartbeat_failed", replica.backend))
             return
@@ -463,7 +482,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         if let timer = replica.nextCheck { loop.cancel(timer); replica.nextCheck = nil }
         if let pending = replica.repairPending { loop.cancel(pending) }
         replica.repairPending = loop.schedule(afterNanoseconds: delay) { [unowned self, weak replica] in
-            guard let replica, !replica.removed else { return }
+            guard let replica, !replica.removed, !self.stopping else { return }
             replica.repairPending = nil
             self.restart(replica)
         }
@@ -487,7 +506,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     /// counts as a failed restart (backoff, or replacement). Coming up or failing earlier cancels it.
     private func armStartDeadline(_ replica: Replica) {
         replica.startDeadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak replica] in
-            guard let replica, !replica.removed, !replica.isUp else { return }
+            guard let replica, !replica.removed, !replica.isUp, !self.stopping else { return }
             replica.startDeadline = nil
             self.restartFailed(replica, reason: "no successful heartbeat within \(DurationText.format(self.config.startTimeout)) (last: \(replica.health.last?.description ?? "none"))")
         }
@@ -549,6 +568,12 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         }
         for (backend, reason) in driver.poll() {
             guard let replica = members.first(where: { $0.backend == backend }) ?? pendingAdd?.replicas.first(where: { $0.backend == backend }) else { continue }
+            if stopping {
+                logger.info("[i] Server \(backend.number) (\(backend.name)) exited while ds-lb stops: \(reason)", metadata: event("exited", backend))
+                // Out of rotation for the requests still being drained.
+                if replica.isUp { _ = replica.health.markDown(.l4Connection("process exited: \(reason)")); publish() }
+                continue
+            }
             logger.warning("[!] Server \(backend.number) (\(backend.name)) exited: \(reason)", metadata: event("exited", backend))
             if pendingAdd?.replicas.contains(where: { $0 === replica }) == true {
                 pendingAdd?.fail("replica \(backend.name) exited during start-up (\(reason))", supervisor: self)

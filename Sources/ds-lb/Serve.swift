@@ -313,6 +313,7 @@ struct Serve: ParsableCommand {
             }
             guard !stopping else { return }
             stopping = true
+            supervisor.beginStopping()
             notifier.stopping(status: "Stopping (signal \(signal)): finishing requests in flight")
             logger.info("[i] Received signal \(signal): stopping")
             // Stop accepting (new connections wait in the socket's backlog, which systemd keeps

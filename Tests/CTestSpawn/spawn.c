@@ -15,8 +15,9 @@ enum { max_fds = 64 };
 // multi-threaded, so another thread may have held the malloc lock at fork). On failure the
 // errno goes to `report` (close-on-exec, so a successful execve closes it with nothing written).
 static void child(const char *path, char *const argv[], char *const envp[], const int *fds,
-                  int fd_count, int death_signal, pid_t parent, int report) {
+                  int fd_count, int death_signal, int new_group, pid_t parent, int report) {
     int err;
+    if (new_group && setpgid(0, 0) != 0) goto fail;
     // Move every source above the targets first, so dup2(fds[i], i) cannot overwrite a
     // source that a later target still needs (e.g. fds = {5, 3} → 3 is a source and a target).
     int base = fd_count + 1;
@@ -56,13 +57,15 @@ fail:
 }
 
 pid_t ts_spawn(const char *path, char *const argv[], char *const envp[],
-               const int *fds, int fd_count, int death_signal) {
+               const int *fds, int fd_count, int death_signal, int new_group) {
     if (fd_count < 0 || fd_count > max_fds) { errno = EINVAL; return -1; }
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return -1;
     pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid == 0) child(path, argv, envp, fds, fd_count, death_signal, parent, report[1]);
+    if (pid == 0) child(path, argv, envp, fds, fd_count, death_signal, new_group, parent, report[1]);
+    // From this side too, so the group exists when ts_spawn returns whichever side ran first.
+    if (pid > 0 && new_group) setpgid(pid, pid);
     close(report[1]);
     if (pid < 0) {
         int err = errno;

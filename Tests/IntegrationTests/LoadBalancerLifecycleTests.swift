@@ -60,6 +60,68 @@ final class LoadBalancerLifecycleTests: IntegrationTestCase {
         XCTAssertEqual(alive, [], "children alive after ds-lb's SIGTERM exit: \(alive.map { ProcFS.describe($0.pid) })")
     }
 
+    /// Ctrl-C in the terminal that runs ds-lb: the terminal signals its whole foreground process
+    /// group. The replicas lead groups of their own, so only ds-lb gets it: it stops them itself,
+    /// and neither restarts one nor reports one as failed on the way out.
+    func testSIGINTToTheBalancersProcessGroupStopsItWithoutRestarts() throws {
+        let lb = try startLoadBalancer(ownProcessGroup: true)
+        let children = try replicas(of: lb, count: 3)
+        XCTAssertEqual(ProcFS.stat(lb.process.pid)?.pgrp, lb.process.pid, "the test starts ds-lb as a group leader")
+        for child in children {
+            XCTAssertEqual(ProcFS.stat(child.pid)?.pgrp, child.pid,
+                           "replica \(ProcFS.describe(child.pid)) must lead its own process group, not share ds-lb's")
+        }
+
+        XCTAssertEqual(kill(-lb.process.pid, SIGINT), 0, "kill(-pgid, SIGINT): \(String(cString: strerror(errno)))")
+        let termination = lb.process.waitForExit(timeout: 15)
+        XCTAssertEqual(termination, .exited(0), "ds-lb after SIGINT to its group: \(termination.map { "\($0)" } ?? "still running after 15 s")")
+        let alive = ProcFS.waitUntilGone(children, timeout: 5)
+        XCTAssertEqual(alive, [], "replicas alive after ds-lb's exit: \(alive.map { ProcFS.describe($0.pid) })")
+        let lines = lb.process.stderr.allLines
+        XCTAssertTrue(lines.contains { $0.contains("Received signal \(SIGINT)") }, lb.process.outputTail())
+        let failures = lines.filter { $0.contains("[!]") || $0.contains("Restarting") || $0.contains("restarted") }
+        XCTAssertEqual(failures, [], "a stopping ds-lb must report no failure and restart nothing")
+    }
+
+    /// A replica that exits while ds-lb stops (here: while a request in flight holds the stop
+    /// up) is expected to: it is logged, taken out of rotation, and neither restarted nor
+    /// reported as failed; the request in flight still finishes.
+    func testReplicaExitingWhileTheBalancerStopsIsNotRestarted() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "2", "--drain-timeout", "60s"])
+        _ = try replicas(of: lb, count: 2)
+        let owner = try XCTUnwrap(try lb.request("GET", "/home?id=1").helloServerID, "GET /home?id=1")
+        let victim = owner == 1 ? 2 : 1
+        let victimPID = try XCTUnwrap(lb.replicaPIDsByID()[victim])
+
+        // /echo answers its head at once and its body as the body arrives: the request stays in
+        // flight, and ds-lb's stop waits for it, until the test sends the body.
+        let inFlight = try HTTPConnection(port: lb.port, timeout: 30)
+        defer { inFlight.close() }
+        try inFlight.send("POST /echo?id=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\n")
+        let gauge = "dslb_replica_in_flight_requests{replica=\"server-\(owner)\"} 1"
+        var metrics = ""
+        for _ in 0..<500 {
+            metrics = try lb.request("GET", "/metrics").bodyString
+            if metrics.contains(gauge) { break }
+            usleep(20_000)
+        }
+        XCTAssertTrue(metrics.contains(gauge), "the request never showed as in flight: \(metrics)")
+
+        XCTAssertTrue(lb.process.send(signal: SIGTERM))
+        try lb.process.waitForStderrLine(matching: #"Received signal"#, timeout: 10)
+        XCTAssertEqual(kill(victimPID, SIGINT), 0)
+        try lb.process.waitForStderrLine(matching: #"Server \#(victim) \(server-\#(victim)\) exited"#, timeout: 10)
+
+        try inFlight.send("ping")
+        let response = try inFlight.readResponse(method: "POST")
+        XCTAssertEqual(response.status, 200, "\(response)")
+        XCTAssertEqual(response.bodyString, "ping", "the request in flight is answered by its replica")
+        let termination = lb.process.waitForExit(timeout: 15)
+        XCTAssertEqual(termination, .exited(0), "ds-lb: \(termination.map { "\($0)" } ?? "still running after 15 s")")
+        let failures = lb.process.stderr.allLines.filter { $0.contains("[!]") || $0.contains("Restarting") || $0.contains("restarted") }
+        XCTAssertEqual(failures, [], "a replica that exits while ds-lb stops is neither a failure nor restarted")
+    }
+
     func testSIGKILLOfTheBalancerTakesItsChildrenDown() throws {
         let lb = try startLoadBalancer()
         assertReplicaState(try lb.admin("POST", "/add"), ["server-1", "server-2", "server-3", "server-4"], "POST /add")

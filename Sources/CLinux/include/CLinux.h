@@ -72,6 +72,9 @@ ssize_t cl_splice(int fd_in, int fd_out, size_t len);
 // Process lifetime. `cl_spawn` forks and execs `path` with `argv`/`envp` (NULL-terminated).
 // The child asks the kernel to SIGKILL it when the spawning thread's process dies
 // (PR_SET_PDEATHSIG), and exits at once if that already happened between fork and prctl.
+// The child leads a process group of its own, so signals a terminal sends to its foreground
+// group (Ctrl-C, Ctrl-Z) reach the spawner alone; it ignores SIGTTOU, so its writes to that
+// terminal are not stopped under `stty tostop`.
 // Only async-signal-safe calls run between fork and exec. Returns the pid or -1 with errno.
 pid_t cl_spawn(const char *path, char *const argv[], char *const envp[]);
 

@@ -12,8 +12,10 @@
 // `death_signal` when the thread that called ts_spawn exits (prctl(2): PR_SET_PDEATHSIG follows
 // the forking thread, not the process) — so call it only from a thread that lives as long as
 // the process. Returns the pid once the child has exec'd, or -1 with errno set to why the child
-// could not start (fork, or the execve's own error). fd_count is at most 64.
+// could not start (fork, or the execve's own error). fd_count is at most 64. With `new_group`
+// the child leads a process group of its own (setpgid), so a test can signal that group the
+// way a terminal signals its foreground job without signalling itself.
 pid_t ts_spawn(const char *path, char *const argv[], char *const envp[],
-               const int *fds, int fd_count, int death_signal);
+               const int *fds, int fd_count, int death_signal, int new_group);
 
 #endif

@@ -123,9 +123,11 @@ final class ChildProcess: @unchecked Sendable {
     /// Starts `executable` with `arguments`. The environment is this process's, minus
     /// `PORT` and `SERVER_ID` (so the tests' own environment cannot leak into the
     /// binaries), with `environment` applied on top (nil value = unset). `passing` descriptors
-    /// become the child's 3, 4, … (socket activation's LISTEN_FDS layout).
+    /// become the child's 3, 4, … (socket activation's LISTEN_FDS layout). With
+    /// `ownProcessGroup` the child leads a process group of its own (its pgid is its pid).
     init(name: String, executable: String, arguments: [String],
-         environment: [String: String?] = [:], passing descriptors: [Int32] = []) throws {
+         environment: [String: String?] = [:], passing descriptors: [Int32] = [],
+         ownProcessGroup: Bool = false) throws {
         self.name = name
         self.executable = executable
         self.arguments = arguments
@@ -159,7 +161,7 @@ final class ChildProcess: @unchecked Sendable {
         let (child, spawnErrno) = SpawnThread.shared.spawn(
             path: executable, argv: [executable] + arguments,
             envp: env.map { "\($0.key)=\($0.value)" },
-            descriptors: [devNull, outPipe[1], errPipe[1]] + descriptors)
+            descriptors: [devNull, outPipe[1], errPipe[1]] + descriptors, newGroup: ownProcessGroup)
         Glibc.close(devNull)
         Glibc.close(errPipe[1])
         Glibc.close(outPipe[1])

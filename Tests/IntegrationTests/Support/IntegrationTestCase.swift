@@ -98,10 +98,11 @@ class IntegrationTestCase: XCTestCase {
     /// Starts `binary` from the binaries directory; it (and its descendants) are SIGKILLed in
     /// teardown. When the test failed, teardown prints the process's output.
     func launch(_ binary: String, _ arguments: [String], environment: [String: String?] = [:],
-                name: String? = nil, passing descriptors: [Int32] = []) throws -> ChildProcess {
+                name: String? = nil, passing descriptors: [Int32] = [],
+                ownProcessGroup: Bool = false) throws -> ChildProcess {
         let path = binary.hasPrefix("/") ? binary : try Binaries.path(binary)
         let process = try ChildProcess(name: name ?? binary, executable: path, arguments: arguments,
-                                       environment: environment, passing: descriptors)
+                                       environment: environment, passing: descriptors, ownProcessGroup: ownProcessGroup)
         addTeardownBlock { [unowned self] in
             if let run = testRun, run.totalFailureCount > 0 {
                 print("[teardown] \(process.name) pid \(process.pid), \(process.pollTermination().map { "\($0)" } ?? "running")\n\(process.outputTail(60))")
@@ -146,9 +147,11 @@ class IntegrationTestCase: XCTestCase {
 
     /// Starts `ds-lb` with `arguments` and waits for its own `Listening on 127.0.0.1:PORT`
     /// line (a line whose port ds-lb itself listens on, so a replica's line, should replicas
-    /// share ds-lb's stderr, is not taken for it).
+    /// share ds-lb's stderr, is not taken for it). With `ownProcessGroup`, ds-lb leads a
+    /// process group of its own, as a job a shell starts in a terminal does.
     func startLoadBalancer(_ arguments: [String] = ["--listen", "127.0.0.1:0", "--replicas", "3"],
-                           environment: [String: String?] = [:]) throws -> LoadBalancerUnderTest {
+                           environment: [String: String?] = [:],
+                           ownProcessGroup: Bool = false) throws -> LoadBalancerUnderTest {
         // ds-lb may keep its pool across restarts in $STATE_DIRECTORY (else a system-wide
         // directory): give every ds-lb its own empty one, so no test sees another's pool.
         var environment = environment
@@ -161,7 +164,7 @@ class IntegrationTestCase: XCTestCase {
         if environment["DOCKER_HOST"] == nil {
             environment["DOCKER_HOST"] = "unix:///nonexistent/ds-lb-itest-no-docker.sock"
         }
-        let process = try launch("ds-lb", arguments, environment: environment)
+        let process = try launch("ds-lb", arguments, environment: environment, ownProcessGroup: ownProcessGroup)
         let groups = try process.waitForStderrLine(matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#,
                                                    timeout: startupTimeout) { groups in
             guard let port = UInt16(groups[1]), port != 0 else { return false }

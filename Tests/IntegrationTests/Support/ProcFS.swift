@@ -11,6 +11,8 @@ enum ProcFS {
     struct Stat: Equatable {
         var state: Character
         var ppid: pid_t
+        /// The process group.
+        var pgrp: pid_t
         /// Clock ticks after boot; with the PID it identifies one process across PID reuse.
         var startTime: UInt64
     }
@@ -34,10 +36,10 @@ enum ProcFS {
         // the last ')'.
         guard let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
-        // fields[0] = state (field 3), [1] = ppid (4), [19] = starttime (22).
+        // fields[0] = state (field 3), [1] = ppid (4), [2] = pgrp (5), [19] = starttime (22).
         guard fields.count > 19, let state = fields[0].first, let ppid = pid_t(fields[1]),
-              let start = UInt64(fields[19]) else { return nil }
-        return Stat(state: state, ppid: ppid, startTime: start)
+              let pgrp = pid_t(fields[2]), let start = UInt64(fields[19]) else { return nil }
+        return Stat(state: state, ppid: ppid, pgrp: pgrp, startTime: start)
     }
 
     static func identity(_ pid: pid_t) -> Identity? {

@@ -19,13 +19,15 @@ final class SpawnThread: @unchecked Sendable {
         let argv: [String]
         let envp: [String]
         let descriptors: [Int32]
+        let newGroup: Bool
         var result: (pid: pid_t, errno: Int32)?
 
-        init(path: String, argv: [String], envp: [String], descriptors: [Int32]) {
+        init(path: String, argv: [String], envp: [String], descriptors: [Int32], newGroup: Bool) {
             self.path = path
             self.argv = argv
             self.envp = envp
             self.descriptors = descriptors
+            self.newGroup = newGroup
         }
     }
 
@@ -40,9 +42,11 @@ final class SpawnThread: @unchecked Sendable {
 
     /// Starts `path` with `argv` (argv[0] included) and `envp` ("KEY=value"); the child's
     /// descriptors 0, 1, 2, … are `descriptors`, nothing else. Returns the pid once the child
-    /// has exec'd, or the errno that stopped it. Any thread; blocks until the spawner ran it.
-    func spawn(path: String, argv: [String], envp: [String], descriptors: [Int32]) -> (pid: pid_t, errno: Int32) {
-        let job = Job(path: path, argv: argv, envp: envp, descriptors: descriptors)
+    /// has exec'd, or the errno that stopped it. With `newGroup` the child leads its own
+    /// process group. Any thread; blocks until the spawner ran it.
+    func spawn(path: String, argv: [String], envp: [String], descriptors: [Int32],
+               newGroup: Bool = false) -> (pid: pid_t, errno: Int32) {
+        let job = Job(path: path, argv: argv, envp: envp, descriptors: descriptors, newGroup: newGroup)
         condition.lock()
         defer { condition.unlock() }
         queue.append(job)
@@ -78,7 +82,7 @@ final class SpawnThread: @unchecked Sendable {
             (envp + [nil]).withUnsafeBufferPointer { envBuffer in
                 job.descriptors.withUnsafeBufferPointer { fds in
                     ts_spawn(job.path, argvBuffer.baseAddress, envBuffer.baseAddress,
-                             fds.baseAddress, Int32(fds.count), SIGKILL)
+                             fds.baseAddress, Int32(fds.count), SIGKILL, job.newGroup ? 1 : 0)
                 }
             }
         }
