@@ -188,13 +188,9 @@ extension Supervisor {
             }
             loop.schedule(afterNanoseconds: 10_000_000) { drain() }
         }
-        func attempt() {
-            if publisher.allWorkersReached(target) || monotonicNanoseconds() > deadline {
-                drain()
-                return
-            }
-            loop.schedule(afterNanoseconds: 2_000_000) { attempt() }
+        whenWorkersReach(target, deadline: deadline) { [unowned self] in
+            forgetSeries(of: removed.map(\.backend.name))
+            drain()
         }
-        attempt()
     }
 }

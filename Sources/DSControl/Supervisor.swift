@@ -547,6 +547,29 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the control loop once every worker runs snapshot `target` or a later one
+    /// (or once `deadline` passed, should a worker be stuck).
+    func whenWorkersReach(_ target: UInt64, deadline: UInt64, _ body: @escaping () -> Void) {
+        if publisher.allWorkersReached(target) || monotonicNanoseconds() > deadline {
+            body()
+            return
+        }
+        loop.schedule(afterNanoseconds: 2_000_000) { [unowned self] in whenWorkersReach(target, deadline: deadline, body) }
+    }
+
+    /// Takes the `/metrics` series of replicas that left the pool off the registry, as
+    /// Prometheus expects of targets that are gone. Called once no worker routes to them any
+    /// more, so no late request registers them again; a name back in the pool by then (a quick
+    /// re-add) keeps its series. A restarted replica never leaves the pool and keeps them.
+    func forgetSeries(of names: [String]) {
+        let current = Set(members.filter { !$0.removed }.map(\.backend.name) + (pendingAdd?.replicas.map(\.backend.name) ?? []))
+        for name in names where !current.contains(name) {
+            metrics.forget(name)
+            if let gauge = healthGauges.removeValue(forKey: name) { metrics.registry.unregisterGauge(gauge) }
+            if let counter = restartCounters.removeValue(forKey: name) { metrics.registry.unregisterCounter(counter) }
+        }
+    }
+
     /// Takes a replica out of the supervisor's care: timers cancelled, removed from the list.
     func retire(_ replica: Replica, graceful: Bool) {
         replica.removed = true

@@ -16,6 +16,7 @@ public final class ProxyMetrics: Sendable {
         private let servedCount = Atomic<Int>(0)
         private let inFlightCount = Atomic<Int>(0)
         private let failureCount = Atomic<Int>(0)
+        private let retiredFlag = Atomic<Bool>(false)
 
         init(registry: PrometheusCollectorRegistry, name: String) {
             requests = registry.makeCounter(
@@ -42,6 +43,17 @@ public final class ProxyMetrics: Sendable {
 
         func countFailure() {
             failureCount.add(1, ordering: .relaxed)
+        }
+
+        /// Its series are off `/metrics` (`forget`): it still counts, for whoever holds it, but
+        /// a replica under this name that joins again needs a fresh handle.
+        public var isRetired: Bool { retiredFlag.load(ordering: .relaxed) }
+
+        fileprivate func unregister(from registry: PrometheusCollectorRegistry) {
+            retiredFlag.store(true, ordering: .relaxed)
+            registry.unregisterCounter(requests)
+            registry.unregisterDurationHistogram(latency)
+            registry.unregisterGauge(inFlightGauge)
         }
 
         func begin() {
@@ -112,6 +124,16 @@ public final class ProxyMetrics: Sendable {
             let created = Replica(registry: registry, name: name)
             all[name] = created
             return created
+        }
+    }
+
+    /// Any thread. Takes the replica's series off `/metrics` (it left the pool). Requests still in
+    /// flight on it end on the old handle; the next `replica(name)` registers new series. Under
+    /// the lock of `replica(_:)`, so a handle made at the same moment is not unregistered with
+    /// the old one (the registry hands out the registered series for a known label set).
+    public func forget(_ name: String) {
+        replicas.withLock { all in
+            all.removeValue(forKey: name)?.unregister(from: registry)
         }
     }
 

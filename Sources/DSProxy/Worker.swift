@@ -161,7 +161,13 @@ public final class Worker {
     }
 
     func metrics(for backend: Backend) -> ProxyMetrics.Replica {
-        if let cached = replicaMetrics[backend.name] { return cached }
+        // A handle whose series were dropped (its replica left the pool) is replaced only once
+        // the name is back in the current snapshot: a late request for the departed replica
+        // counts on the old handle rather than bring its series back.
+        if let cached = replicaMetrics[backend.name],
+           !cached.isRetired || !reader.snapshot.backends.contains(where: { $0.name == backend.name }) {
+            return cached
+        }
         let handle = metrics.replica(backend.name)
         replicaMetrics[backend.name] = handle
         return handle

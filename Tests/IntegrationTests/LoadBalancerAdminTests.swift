@@ -175,6 +175,49 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
         }
     }
 
+    /// A replica that leaves the pool takes its `/metrics` series with it; one added again under
+    /// the same name starts new series that count its requests; a restarted one keeps its own.
+    func testRemovedReplicaTakesItsMetricsSeriesWithIt() throws {
+        let lb = try startLoadBalancer()
+        assertReplicaState(try lb.admin("POST", "/add", json: ["hostnames": ["S5"]]), initial + ["S5"], "POST /add S5")
+        var rng = SeededRandom(seed: 45)
+        let ids = rng.sixDigitIDs(400)
+        // S5 is number 4: it answers as Server 4.
+        let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
+        let servedByS5 = ids.filter { owners[$0] == 4 }
+        XCTAssertFalse(servedByS5.isEmpty, "S5 must get some ids; distribution \(distribution(owners))")
+        let series = try lb.metricSeries(ofReplica: "S5")
+        for name in ["dslb_replica_in_flight_requests", "dslb_replica_requests_total", "dslb_replica_up"] {
+            XCTAssertNotNil(series["\(name){replica=\"S5\"}"], "\(name) of S5 before /rm: \(series)")
+        }
+
+        assertReplicaState(try lb.admin("DELETE", "/rm", json: ["hostnames": ["S5"]]), initial, "DELETE /rm S5")
+        var left = try lb.metricSeries(ofReplica: "S5")
+        for _ in 0..<500 where !left.isEmpty {
+            usleep(20_000)
+            left = try lb.metricSeries(ofReplica: "S5")
+        }
+        XCTAssertEqual(left, [:], "S5 left the pool: its series must leave /metrics")
+        XCTAssertEqual(try lb.metricSeries()["dslb_replica_up{replica=\"server-1\"}"], 1, "the others keep theirs")
+
+        // Back under the same name: new series, counting from zero what this S5 answers.
+        assertReplicaState(try lb.admin("POST", "/add", json: ["hostnames": ["S5"]]), initial + ["S5"], "POST /add S5 again")
+        let client = lb.client()
+        for id in servedByS5 { XCTAssertEqual(try client.get("/home?id=\(id)").helloServerID, 4, "id \(id) goes back to S5") }
+        client.close()
+        let again = try lb.metricSeries(ofReplica: "S5")
+        XCTAssertEqual(again["dslb_replica_requests_total{replica=\"S5\"}"], Double(servedByS5.count), "the re-added S5's requests: \(again)")
+        XCTAssertEqual(again["dslb_replica_up{replica=\"S5\"}"], 1)
+
+        // A restart is no departure: server-1 keeps its series and its count.
+        let servedBy1 = try XCTUnwrap(try lb.metricSeries()["dslb_replica_requests_total{replica=\"server-1\"}"])
+        XCTAssertEqual(Glibc.kill(try XCTUnwrap(lb.replicaPIDsByID()[1]), SIGKILL), 0)
+        try lb.process.waitForStderrLine(matching: #"\[\+\] Server 1 restarted"#, timeout: 20)
+        let restarted = try lb.metricSeries(ofReplica: "server-1")
+        XCTAssertEqual(restarted["dslb_replica_requests_total{replica=\"server-1\"}"], servedBy1, "\(restarted)")
+        XCTAssertEqual(restarted["dslb_replica_restarts_total{replica=\"server-1\"}"], 1, "\(restarted)")
+    }
+
     /// With every replica removed a routed request gets 503; adding one brings routing back.
     func testNoReplicaAnswers503UntilOneIsAdded() throws {
         let lb = try startLoadBalancer()

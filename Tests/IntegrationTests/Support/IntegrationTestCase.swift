@@ -56,6 +56,26 @@ struct LoadBalancerUnderTest {
         return state
     }
 
+    /// `GET /metrics` as series → value (`dslb_replica_up{replica="server-1"}` → 1); throws
+    /// when it is not a 200.
+    func metricSeries() throws -> [String: Double] {
+        let response = try request("GET", "/metrics")
+        guard response.status == 200 else {
+            throw ChildProcess.LaunchError(description: "GET /metrics did not answer 200: \(response)")
+        }
+        var series: [String: Double] = [:]
+        for line in response.bodyString.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            series[String(line[..<space])] = value
+        }
+        return series
+    }
+
+    /// The series of `/metrics` labelled `replica="<name>"`.
+    func metricSeries(ofReplica name: String) throws -> [String: Double] {
+        try metricSeries().filter { $0.key.contains("replica=\"\(name)\"") }
+    }
+
     /// ds-lb's child processes that run ds-server, by the N of their `--id N`.
     func replicaPIDsByID() -> [Int: pid_t] {
         var result: [Int: pid_t] = [:]
