@@ -18,6 +18,12 @@ final class Replica {
     var backoff: UInt64 = 0
     /// A restarted instance is waiting to pass its checks.
     var restarting = false
+    /// Started in place of a failed replica (`--on-failure replace`): that replica's name, until
+    /// this one first comes up.
+    var replacing: String?
+    /// Started in place of a failed replica: like a restarted one, it is flapping when it fails
+    /// again soon after it came up.
+    var isReplacement = false
     /// A restart is scheduled (backoff) or in progress.
     var repairPending: TimerID?
     var startDeadline: TimerID?

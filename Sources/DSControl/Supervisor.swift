@@ -321,9 +321,10 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         return generation
     }
 
-    /// `server-K` with the smallest K that is neither a member's number nor a member's name.
-    func nextGeneratedSpec(taken: [Backend]) -> ReplicaSpec {
-        let k = Self.smallestFreeNumber(taken: taken)
+    /// `server-K` with the smallest K that is neither a member's number nor a member's name,
+    /// nor one of `avoiding`.
+    func nextGeneratedSpec(taken: [Backend], avoiding: Set<String> = []) -> ReplicaSpec {
+        let k = Self.smallestFreeNumber(taken: taken, avoiding: avoiding)
         return ReplicaSpec(name: "server-\(k)", number: k)
     }
 
@@ -334,9 +335,9 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         return smallestFreeNumber(taken: taken)
     }
 
-    private static func smallestFreeNumber(taken: [Backend]) -> Int {
+    private static func smallestFreeNumber(taken: [Backend], avoiding: Set<String> = []) -> Int {
         let numbers = Set(taken.map(\.number))
-        let names = Set(taken.map { ReplicaName.key($0.name) })
+        let names = Set(taken.map { ReplicaName.key($0.name) }).union(avoiding.map(ReplicaName.key))
         var k = 1
         while numbers.contains(k) || names.contains("server-\(k)") { k += 1 }
         return k
@@ -435,7 +436,12 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         restartFailureWindow(replica)
         if let deadline = replica.startDeadline { loop.cancel(deadline); replica.startDeadline = nil }
         if let pending = replica.repairPending { loop.cancel(pending); replica.repairPending = nil }
-        if replica.restarting {
+        if replica.restarting, let predecessor = replica.replacing {
+            replica.restarting = false
+            replica.replacing = nil
+            replica.failedRestarts = 0
+            logger.info("[+] Server \(replica.backend.number) started in place of \(predecessor): \(replica.backend.name) at \(replica.backend.address)", metadata: event("started", replica.backend))
+        } else if replica.restarting {
             replica.restarting = false
             replica.restarts += 1
             replica.failedRestarts = 0
@@ -460,14 +466,15 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         let now = monotonicNanoseconds()
         let flapping = replica.upSince.map { now - $0 < config.stableAfter } ?? false
         replica.upSince = nil
-        if flapping && replica.restarts > 0 {
+        let action = repairReplaces(replica) ? "Replacing" : "Restarting"
+        if flapping && (replica.restarts > 0 || replica.isReplacement) {
             let delay = nextBackoff(replica)
-            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. Restarting... (in \(DurationText.format(delay)): it failed again within \(DurationText.format(config.stableAfter)) of its last restart)", metadata: event("heartbeat_failed", replica.backend))
-            scheduleRestart(replica, after: delay)
+            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. \(action)... (in \(DurationText.format(delay)): it failed again within \(DurationText.format(config.stableAfter)) of its last restart)", metadata: event("heartbeat_failed", replica.backend))
+            scheduleRepair(replica, after: delay)
         } else {
             replica.backoff = 0
-            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. Restarting...", metadata: event("heartbeat_failed", replica.backend))
-            scheduleRestart(replica, after: 0)
+            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. \(action)...", metadata: event("heartbeat_failed", replica.backend))
+            scheduleRepair(replica, after: 0)
         }
     }
 
@@ -478,13 +485,20 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         return replica.backoff
     }
 
-    private func scheduleRestart(_ replica: Replica, after delay: UInt64) {
+    /// Whether the next repair of `replica` starts a new replica under a new name (`--on-failure
+    /// replace` once `--max-restarts` restarts failed: at its first failure with 0) rather than
+    /// the same replica again.
+    private func repairReplaces(_ replica: Replica) -> Bool {
+        config.onFailure == .replace && replica.failedRestarts >= config.maxRestarts
+    }
+
+    private func scheduleRepair(_ replica: Replica, after delay: UInt64) {
         if let timer = replica.nextCheck { loop.cancel(timer); replica.nextCheck = nil }
         if let pending = replica.repairPending { loop.cancel(pending) }
         replica.repairPending = loop.schedule(afterNanoseconds: delay) { [unowned self, weak replica] in
             guard let replica, !replica.removed, !self.stopping else { return }
             replica.repairPending = nil
-            self.restart(replica)
+            if self.repairReplaces(replica) { self.replace(replica) } else { self.restart(replica) }
         }
     }
 
@@ -518,34 +532,57 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
         replica.failedRestarts += 1
         _ = replica.health.markDown(.l4Connection("restart failed"))
         logger.error("[!] Failed to restart server \(replica.backend.number): \(reason)", metadata: event("restart_failed", replica.backend))
-        if config.onFailure == .replace && replica.failedRestarts >= config.maxRestarts {
+        // Restarts already waited out their backoff; with no restarts allowed, a replacement
+        // that fails to start waits before the next one, so a broken image is no launch storm.
+        if repairReplaces(replica) && config.maxRestarts > 0 {
             replace(replica)
             return
         }
         let delay = nextBackoff(replica)
-        logger.info("[i] Server \(replica.backend.number): next restart in \(DurationText.format(delay))")
-        scheduleRestart(replica, after: delay)
+        logger.info("[i] Server \(replica.backend.number): next \(repairReplaces(replica) ? "replacement" : "restart") in \(DurationText.format(delay))")
+        scheduleRepair(replica, after: delay)
     }
 
-    /// `--on-failure replace`: gives up on a replica and starts a new one under a new name, so
-    /// the pool keeps its size.
+    /// `--on-failure replace`: gives up on a replica and starts a new one in its place under a
+    /// new generated name (never one replaced before), so the pool keeps its size while the
+    /// failed name leaves `/rep` at once. A launch that fails keeps the failed replica for
+    /// another attempt after the backoff.
     private func replace(_ replica: Replica) {
-        retire(replica, graceful: false)
-        let spec = nextGeneratedSpec(taken: members.map(\.backend) + [replica.backend])
-        logger.warning("[!] Server \(replica.backend.number) failed \(replica.failedRestarts) restarts: replacing it with \(spec.name)", metadata: event("replaced", replica.backend))
+        let old = replica.backend
+        let spec = nextGeneratedSpec(taken: members.map(\.backend) + [old], avoiding: replacedNames.union([old.name]))
+        let backend: Backend
         do {
-            let backend = try driver.launch(spec, previous: nil)
-            let fresh = Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true)
-            fresh.restarting = true
-            members.append(fresh)
-            publish()
-            persist(after: "replacing \(replica.backend.name) with \(spec.name)")
-            armStartDeadline(fresh)
-            scheduleCheck(fresh, after: config.startingInterval)
+            backend = try driver.launch(spec, previous: nil)
         } catch {
-            logger.error("[!] Failed to start replacement \(spec.name): \(error)")
+            let delay = nextBackoff(replica)
+            logger.error("[!] Failed to start \(spec.name) in place of server \(old.number): \(error); next attempt in \(DurationText.format(delay))")
+            scheduleRepair(replica, after: delay)
+            return
+        }
+        let why = replica.failedRestarts > 0 ? "failed \(replica.failedRestarts) restarts: replacing it with" : "is replaced by"
+        logger.warning("[!] Server \(old.number) \(why) \(spec.name)", metadata: event("replaced", old))
+        let position = members.firstIndex { $0 === replica } ?? members.count
+        retire(replica, graceful: false)
+        replacedNames.insert(old.name)
+        let fresh = Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true)
+        fresh.restarting = true
+        fresh.replacing = old.name
+        fresh.isReplacement = true
+        // A replacement that fails soon after it came up backs off from where its predecessor was.
+        fresh.backoff = replica.backoff
+        members.insert(fresh, at: min(position, members.count))
+        let target = publish()
+        persist(after: "replacing \(old.name) with \(spec.name)")
+        armStartDeadline(fresh)
+        scheduleCheck(fresh, after: config.startingInterval)
+        whenWorkersReach(target, deadline: monotonicNanoseconds() + 2_000_000_000) { [unowned self] in
+            forgetSeries(of: [old.name])
         }
     }
+
+    /// Names given up by `replace` in this run: a replacement never takes one, so a name that
+    /// leaves `/rep` because it failed does not come back as someone else.
+    private var replacedNames: Set<String> = []
 
     /// Runs `body` on the control loop once every worker runs snapshot `target` or a later one
     /// (or once `deadline` passed, should a worker be stuck).

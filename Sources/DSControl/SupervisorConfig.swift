@@ -3,7 +3,8 @@ public struct SupervisorConfig: Sendable {
     public enum OnFailure: String, Sendable, CaseIterable {
         /// Restart the replica under the same name, forever, with backoff.
         case restart
-        /// After `maxRestarts` failed restarts, replace it by a new replica with a new name.
+        /// After `maxRestarts` failed restarts, replace it by a new replica with a new name; with
+        /// `maxRestarts` 0, at its first failure.
         case replace
     }
 

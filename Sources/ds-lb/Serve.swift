@@ -82,10 +82,10 @@ struct Serve: ParsableCommand {
     @Option(help: "Consecutive successful heartbeats that put a replica back.")
     var rise: Int = 1
 
-    @Option(help: "What to do with a replica whose restarts keep failing: restart (keep trying, with backoff) or replace (a new replica under a new name after --max-restarts).")
+    @Option(help: "What to do with a failed replica: restart (the same name again, keep trying, with backoff) or replace (a new replica under a new generated name after --max-restarts failed restarts).")
     var onFailure: String = "restart"
 
-    @Option(help: "Failed restarts before --on-failure replace gives up on a replica.")
+    @Option(help: "Failed restarts before --on-failure replace gives up on a replica (0...100); 0 replaces it at its first failure, without restarting it.")
     var maxRestarts: Int = 3
 
     @Option(help: "Other replicas a request may fail over to when its replica refuses the connection.")
@@ -183,7 +183,7 @@ struct Serve: ParsableCommand {
         if driver != "static" && !backends.isEmpty { throw ValidationError("--backend is only used with --driver static") }
         guard (1...100).contains(fall) else { throw ValidationError("--fall must be 1...100, got \(fall)") }
         guard (1...100).contains(rise) else { throw ValidationError("--rise must be 1...100, got \(rise)") }
-        guard (1...100).contains(maxRestarts) else { throw ValidationError("--max-restarts must be 1...100, got \(maxRestarts)") }
+        guard (0...100).contains(maxRestarts) else { throw ValidationError("--max-restarts must be 0...100, got \(maxRestarts)") }
         guard (0...10).contains(retries) else { throw ValidationError("--retries must be 0...10, got \(retries)") }
         guard (0...100_000).contains(upstreamMaxIdle) else { throw ValidationError("--upstream-max-idle must be 0...100000, got \(upstreamMaxIdle)") }
         guard (0...1_000_000).contains(maxFails) else { throw ValidationError("--max-fails must be 0...1000000, got \(maxFails)") }

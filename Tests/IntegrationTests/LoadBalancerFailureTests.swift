@@ -2,6 +2,8 @@
 // 502 JSON (never a hang) while every other id keeps reaching its own replica; with the default
 // `--retries 1` they are served by the next replica for their key instead. Static backends are
 // used so nothing restarts the dead one, and `--fall 100` keeps it in rotation for the test.
+// And the other failure policy: `--on-failure replace --max-restarts 0` replaces a failed
+// replica under a new name instead of restarting it.
 
 #if canImport(Glibc)
 import Glibc
@@ -63,6 +65,65 @@ final class LoadBalancerFailureTests: IntegrationTestCase {
             let response = try client.get("/home?id=\(id)")
             XCTAssertEqual(response.status, 200, "id \(id): \(response)")
             XCTAssertEqual(response.helloServerID, 1, "id \(id) must fail over to the only live replica")
+        }
+    }
+
+    /// `--on-failure replace --max-restarts 0`: a replica that fails is not restarted but
+    /// replaced at its first failure by a new replica under a new generated name, in its place
+    /// in `/rep`; N stays, the failed name and its `/metrics` series are gone, and a later
+    /// replacement never takes a name given up before. Once by exit (SIGKILL), once by
+    /// heartbeats (SIGSTOP: the process lives on, hung).
+    func testReplacePolicyReplacesAFailedReplicaUnderANewName() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "3", "--heartbeat-interval", "500ms",
+                                        "--heartbeat-timeout", "300ms", "--on-failure", "replace", "--max-restarts", "0"])
+        var rng = SeededRandom(seed: 2002)
+        let ids = rng.sixDigitIDs(150)
+        let (before, _) = try routeIDs(ids, through: lb, connections: 2)
+        XCTAssertEqual(Set(before.values), [1, 2, 3])
+        XCTAssertFalse(try lb.metricSeries(ofReplica: "server-2").isEmpty, "server-2 has series before it fails")
+
+        /// Waits for `/rep` to drop `failed`, then checks the pool it lists and that the
+        /// replacement comes up and takes its share of the keys.
+        func replaced(_ failed: String, by expected: [String], newID: Int, how: String) throws {
+            let started = Date()
+            var state = try lb.replicaState()
+            while state.replicas.contains(failed) && Date().timeIntervalSince(started) < 30 {
+                usleep(20_000)
+                state = try lb.replicaState()
+            }
+            print("[\(how)] \(failed) left /rep after \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+            XCTAssertEqual(state.replicas, expected, "\(how): /rep after the replacement")
+            XCTAssertEqual(state.n, 3, "\(how): N is unchanged")
+            try lb.process.waitForStderrLine(matching: #"\[\+\] Server \#(newID) started in place of \#(failed):"#, timeout: 20)
+            let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
+            XCTAssertEqual(Set(owners.values), Set(expected.map { Int($0.dropFirst(7))! }), "\(how): who answers")
+            var gone = try lb.metricSeries(ofReplica: failed)
+            for _ in 0..<250 where !gone.isEmpty {
+                usleep(20_000)
+                gone = try lb.metricSeries(ofReplica: failed)
+            }
+            XCTAssertEqual(gone, [:], "\(how): the series of \(failed) must leave /metrics with it")
+        }
+
+        let exited = try XCTUnwrap(lb.replicaPIDsByID()[2])
+        XCTAssertEqual(Glibc.kill(exited, SIGKILL), 0)
+        try replaced("server-2", by: ["server-1", "server-4", "server-3"], newID: 4, how: "SIGKILL server-2")
+        try lb.process.waitForStderrLine(matching: #"\[!\] Server 2 failed heartbeat\. Replacing\.\.\."#, timeout: 5)
+        try lb.process.waitForStderrLine(matching: #"\[!\] Server 2 is replaced by server-4"#, timeout: 5)
+
+        // Hung, not gone: only heartbeats notice. server-2 is free again but was given up, so
+        // the replacement is server-5.
+        let hung = try XCTUnwrap(lb.replicaPIDsByID()[1])
+        XCTAssertEqual(Glibc.kill(hung, SIGSTOP), 0)
+        try replaced("server-1", by: ["server-5", "server-4", "server-3"], newID: 5, how: "SIGSTOP server-1")
+        try lb.process.waitForStderrLine(matching: #"\[!\] Server 1 is replaced by server-5"#, timeout: 5)
+
+        XCTAssertEqual(Set(lb.replicaPIDsByID().keys), [3, 4, 5], "the failed replicas' processes are gone")
+        let restarts = lb.process.stderr.allLines.filter { $0.contains("Restarting") || $0.contains("Failed to restart") }
+        XCTAssertEqual(restarts, [], "replace at the first failure: nothing is restarted under its old name")
+        let status = try XCTUnwrap(try lb.request("GET", "/status").jsonObject?["message"] as? [String: Any])
+        for replica in try XCTUnwrap(status["replicas"] as? [[String: Any]]) {
+            XCTAssertEqual(replica["restarts"] as? Int, 0, "a replacement is a new replica, not a restart: \(replica)")
         }
     }
 }

@@ -328,7 +328,7 @@ final class SupervisorTests: IntegrationTestCase {
         try lb.process.waitForStderrLine(matching: #"next restart in 2s"#, timeout: 5)
         try lb.process.waitForStderrLine(matching: #"replacing it with server-4"#, timeout: 8)
         try FileManager.default.removeItem(atPath: marker)
-        try lb.process.waitForStderrLine(matching: #"\[\+\] Server 4 restarted"#, timeout: 10)
+        try lb.process.waitForStderrLine(matching: #"\[\+\] Server 4 started in place of server-1"#, timeout: 10)
         let state = try lb.replicaState()
         XCTAssertEqual(state.replicas.sorted(), ["server-2", "server-3", "server-4"], "the pool keeps its size under a new name")
         let restarts = lb.process.stderr.allLines.filter { $0.contains("Failed to restart server 1") }.count
