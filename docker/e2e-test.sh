@@ -5,7 +5,8 @@
 #   "[+] Server 2 restarted", server-2 runs again and serves; /rm removes its container; /add with
 #   hostnames names the containers; a foreign server-9 is left alone and /add of it is refused;
 #   a restarted ds-lb adopts the running containers (none created, none removed); the same from
-#   ds-lb's own image with the Docker socket mounted.
+#   ds-lb's own image with the Docker socket mounted; with --on-failure replace --max-restarts 0,
+#   docker kill server-2 → server-4 takes its place in /rep, server-2 is gone, N unchanged.
 # Installs docker.io when missing and runs a private dockerd (vfs, its own socket and roots, no
 # bridge) so it collides with no other engine or concurrent run, and stops it by
 # PID at the end. Every container uses host networking and 127.0.0.1. Under CI=true a skip fails.
@@ -32,7 +33,7 @@ cleanup() {
   [ -n "$lb_pid" ] && kill "$lb_pid" 2>/dev/null && wait "$lb_pid" 2>/dev/null
   if [ -n "$dockerd_pid" ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     [ -n "$lb_container" ] && docker rm -f "$lb_container" >/dev/null 2>&1
-    ids=$(docker ps -aq --filter "label=ds-lb.pool=$pool"; docker ps -aq --filter "label=ds-lb.pool=$pool-auto")
+    ids=$(for p in "$pool" "$pool-auto" "$pool-replace"; do docker ps -aq --filter "label=ds-lb.pool=$p"; done)
     [ -n "$ids" ] && docker rm -f $ids >/dev/null
     [ -n "$foreign_id" ] && docker rm -f "$foreign_id" >/dev/null 2>&1
   fi
@@ -70,7 +71,7 @@ for _ in $(seq 1 150); do engine_answers && break; kill -0 "$dockerd_pid" 2>/dev
 engine_answers || { tail -20 "$work/dockerd.log" >&2; skip "dockerd did not come up (see its log above)"; }
 export DOCKER_HOST="unix://$sock"
 say "engine: $(curl -s --unix-socket "$sock" http://docker/version | grep -o '"Version":"[^"]*"' | head -1)"
-for name in server-1 server-2 server-3 server-9 alpha beta ds-lb-e2e; do
+for name in server-1 server-2 server-3 server-4 server-9 alpha beta ds-lb-e2e; do
   if docker inspect "$name" >/dev/null 2>&1; then fail "a container named $name already exists; this test needs the name"; fi
 done
 
@@ -219,8 +220,11 @@ docker rm -f $lb_container >/dev/null; lb_container=""
 # Docker when the engine answers and has the image; local processes otherwise; the choice is logged.
 auto_run() { # $1 = image, $2 = expected line; own pool and state, so the main pool is not touched
   local alog="$work/auto.log" apid
+  # Emptied here, not by the background job's redirection, which may run after the wait below
+  # has already read the previous run's "Listening on".
+  : >"$alog"
   "$bin/ds-lb" --image "$1" --pool "$pool-auto" --replicas 1 --listen 127.0.0.1:0 \
-    --state-dir "$work/auto-state-$RANDOM" --heartbeat-interval $interval >"$alog" 2>&1 &
+    --state-dir "$work/auto-state-$RANDOM" --heartbeat-interval $interval >>"$alog" 2>&1 &
   apid=$!
   wait_for 15 grep -q "Listening on" "$alog" || { cat "$alog" >&2; kill $apid; fail "--driver auto did not start"; }
   local aport=$(grep -o 'Listening on 127.0.0.1:[0-9]*' "$alog" | head -1 | cut -d: -f2)
@@ -236,5 +240,35 @@ docker rm -f $(docker ps -aq --filter "label=ds-lb.pool=$pool-auto") >/dev/null
 auto_run ds-lb-e2e-no-such-image:latest "--driver auto: using process"
 # No engine at all (a socket path nobody listens on): processes, without waiting for a timeout.
 DOCKER_HOST="unix://$work/no-engine.sock" auto_run ds-server:latest "--driver auto: using process"
+
+# --- --on-failure replace --max-restarts 0: a killed replica is replaced under a new name ----------
+rlog="$work/replace.log"
+: >"$rlog"
+"$bin/ds-lb" --driver docker --pool "$pool-replace" --replicas 0 --listen 127.0.0.1:0 --state-dir "$work/replace-state" \
+  --heartbeat-interval $interval --heartbeat-timeout 1s --drain-timeout 1s --on-failure replace --max-restarts 0 >>"$rlog" 2>&1 &
+lb_pid=$!
+wait_for 15 grep -q "ds-lb Listening on" "$rlog" || { cat "$rlog" >&2; fail "replace: ds-lb did not start"; }
+port=$(grep -o 'ds-lb Listening on 127.0.0.1:[0-9]*' "$rlog" | head -1 | cut -d: -f2)
+body=$(curl -sf -X POST -d '{"n": 3}' "$(url /add)") || fail "replace: /add n=3 failed: $body"
+echo "$body" | grep -q '"replicas": \["server-1", "server-2", "server-3"\]' || fail "replace: /add answered $body"
+wait_for 5 all_keys_served || fail "replace: not every key is served"
+rep_is() { curl -sf "$(url /rep)" | grep -qF "$1"; }
+t=$(date +%s%N)
+docker kill server-2 >/dev/null
+# The exit is noticed at once (engine events); the replacement is listed as soon as it is made.
+wait_for 10 rep_is '"N": 3, "replicas": ["server-1", "server-4", "server-3"]' \
+  || { curl -s "$(url /rep)" >&2; cat "$rlog" >&2; fail "replace: /rep does not list server-4 in place of server-2"; }
+t_rep=$(( ($(date +%s%N) - t) / 1000000 ))
+wait_for 15 gone server-2 || fail "replace: the killed container server-2 still exists"
+wait_for 20 running server-4 || fail "replace: container server-4 is not running"
+[ "$(docker inspect -f '{{index .Config.Labels "ds-lb.pool"}}' server-4)" = "$pool-replace" ] || fail "replace: server-4 is not in the pool"
+wait_for 20 grep -qF "[+] Server 4 started in place of server-2" "$rlog" || { cat "$rlog" >&2; fail "replace: server-4 did not come up"; }
+t_up=$(( ($(date +%s%N) - t) / 1000000 ))
+wait_for 5 all_keys_served || fail "replace: not every key is served after the replacement"
+grep -qF "[!] Server 2 is replaced by server-4" "$rlog" || fail "replace: no replacement line"
+[ "$(count "Restarting" "$rlog")" -eq 0 ] || { cat "$rlog" >&2; fail "replace: something was restarted"; }
+say "ok: --on-failure replace --max-restarts 0: docker kill server-2 → /rep [server-1, server-4, server-3] after ${t_rep} ms, server-2 gone, server-4 up after ${t_up} ms"
+kill "$lb_pid"; wait "$lb_pid" || true; lb_pid=""
+docker rm -f $(docker ps -aq --filter "label=ds-lb.pool=$pool-replace") >/dev/null
 
 say "PASS"
