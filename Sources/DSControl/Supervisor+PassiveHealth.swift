@@ -21,6 +21,8 @@ extension Supervisor {
 
     /// Control thread only.
     func samplePassiveHealth() {
+        // A stopping ds-lb expects its replicas to fail; it repairs nothing and marks nothing.
+        guard !stopping else { return }
         let now = monotonicNanoseconds()
         for replica in members where replica.inPool && !replica.removed {
             let total = metrics.replica(replica.backend.name).failures

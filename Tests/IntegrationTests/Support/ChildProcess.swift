@@ -67,6 +67,15 @@ final class LineBuffer: @unchecked Sendable {
 
     var isEOF: Bool { condition.lock(); defer { condition.unlock() }; return eof }
 
+    /// Waits until the reader saw the end of the stream or `deadline` passes.
+    @discardableResult
+    func waitForEOF(deadline: Date) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while !eof && Date() < deadline { _ = condition.wait(until: deadline) }
+        return eof
+    }
+
     /// Asks the reader thread to stop even though writers (e.g. orphaned grandchildren that
     /// inherited the pipe) may still hold it open.
     func requestStop() { condition.lock(); stopRequested = true; condition.unlock() }
@@ -226,11 +235,18 @@ final class ChildProcess: @unchecked Sendable {
 
     var isRunning: Bool { pollTermination() == nil }
 
-    /// Waits up to `timeout` seconds for the child to end.
+    /// Waits up to `timeout` seconds for the child to end, then (up to 5 s more) for its
+    /// reader threads to drain what it wrote: the exit can be seen before the last line of its
+    /// output is read, and callers read that output next.
     func waitForExit(timeout: TimeInterval) -> Termination? {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
-            if let t = pollTermination() { return t }
+            if let t = pollTermination() {
+                let drained = Date().addingTimeInterval(5)
+                stdout.waitForEOF(deadline: drained)
+                stderr.waitForEOF(deadline: drained)
+                return t
+            }
             if Date() >= deadline { return nil }
             usleep(10_000)
         }
