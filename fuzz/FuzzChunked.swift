@@ -1,9 +1,9 @@
-// libFuzzer target: the chunked scanner (DSHTTP1, the data plane's) and the chunked decoder
-// (DSDocker's, compiled into this binary). Properties: no crash; for both, the
-// outcome does not depend on how the bytes are split into reads; `consumed` never exceeds what
-// was offered; whatever the strict scanner accepts the decoder decodes to its end; and a
-// chunked body built from the input (sizes and extensions taken from its bytes) is accepted by
-// the scanner, ends exactly at its last byte, and decodes to the data it was built from.
+// libFuzzer target: the chunked scanner (the data plane's) and the decoder built on it (the
+// Docker client's). Properties: no crash; the outcome does not depend on how the bytes are split
+// into reads; `consumed` never exceeds what was offered; the decoder ends the body at the same
+// byte as the scanner and refuses exactly what it refuses; and a chunked body built from the
+// input (sizes and extensions taken from its bytes) is accepted by the scanner, ends exactly at
+// its last byte, and decodes to the data it was built from.
 
 import DSHTTP1
 
@@ -39,21 +39,30 @@ private func same(_ a: Result<Int?, HTTPParseError>, _ b: Result<Int?, HTTPParse
     }
 }
 
-/// Decodes `bytes` in pieces cut at `cuts`: the data, whether the last chunk came, or the error.
-private func decodeInPieces(_ bytes: UnsafeRawBufferPointer, cuts: [Int]) -> (data: [UInt8], finished: Bool)? {
+/// Decodes `bytes` in pieces cut at `cuts`: the end of the message (nil: needs more) or the
+/// error, as `scanInPieces` reports them, and the data decoded.
+private func decodeInPieces(_ bytes: UnsafeRawBufferPointer, cuts: [Int]) -> (end: Result<Int?, HTTPParseError>, data: [UInt8]) {
     var decoder = ChunkedDecoder()
     var data: [UInt8] = []
     var offset = 0
     for end in cuts + [bytes.count] where end >= offset {
+        let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
         do {
-            data += try decoder.feed(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+            switch try decoder.decode(piece, into: &data) {
+            case .needMore:
+                offset = end
+            case .complete(let consumed):
+                require(consumed >= 0 && consumed <= piece.count, "decoder consumed \(consumed) of \(piece.count)")
+                require(decoder.isDone, "decoder complete but not done")
+                return (.success(offset + consumed), data)
+            }
+        } catch let error as HTTPParseError {
+            return (.failure(error), data)
         } catch {
-            return nil
+            violated("decode threw a non-HTTPParseError: \(error)")
         }
-        offset = end
-        if decoder.finished { break }
     }
-    return (data, decoder.finished)
+    return (.success(nil), data)
 }
 
 /// A well-formed chunked body from the input: each byte pair is a chunk size (0-255) and whether
@@ -85,17 +94,12 @@ func fuzz(_ bytes: UnsafeRawBufferPointer) {
     let byteByByte = scanInPieces(bytes, cuts: Array(0..<min(size, 512)))
     if size <= 512 { require(same(whole, byteByByte), "byte by byte: \(byteByByte) vs whole \(whole)") }
 
-    // The decoder: split-independent, and it decodes to the end whatever the scanner accepts.
+    // The decoder: the scanner's end and refusals whatever the reads, and the same data.
     let decoded = decodeInPieces(bytes, cuts: [])
     let decodedSplit = decodeInPieces(bytes, cuts: [cut])
-    require(decoded?.data == decodedSplit?.data && decoded?.finished == decodedSplit?.finished,
-            "decoder split at \(cut) differs from whole")
-    if case .success(let end?) = whole {
-        let message = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
-        guard let d = decodeInPieces(message, cuts: []), d.finished else {
-            violated("the scanner accepts \(end) bytes the decoder refuses or does not finish")
-        }
-    }
+    require(same(decoded.end, whole), "decoder \(decoded.end) vs scanner \(whole)")
+    require(same(decodedSplit.end, whole), "decoder split at \(cut): \(decodedSplit.end) vs scanner \(whole)")
+    if case .success = whole { require(decoded.data == decodedSplit.data, "decoder split at \(cut) decodes other data") }
 
     let (body, data) = buildBody(bytes)
     body.withUnsafeBytes { built in
@@ -104,7 +108,8 @@ func fuzz(_ bytes: UnsafeRawBufferPointer) {
         guard case .success(let end) = result, end == built.count else {
             violated("a well-formed body of \(built.count) bytes gave \(result)")
         }
-        guard let d = decodeInPieces(built, cuts: [at]), d.finished, d.data == data else {
+        let d = decodeInPieces(built, cuts: [at])
+        guard case .success(built.count) = d.end, d.data == data else {
             violated("a well-formed body of \(built.count) bytes did not decode to its \(data.count) data bytes")
         }
     }

@@ -22,10 +22,8 @@ for target in RequestHead ResponseHead; do
     quiet "$SWIFTC" "${FLAGS[@]}" -module-name "Fuzz$target" -I "$OUT/lib" -L "$OUT/lib" -lDSHTTP1 \
         fuzz/Fuzz$target.swift fuzz/FuzzHeadSupport.swift fuzz/FuzzSupport.swift -o "$OUT/fuzz-$(echo $target | sed 's/\([a-z]\)\([A-Z]\)/\1-\2/g' | tr A-Z a-z)"
 done
-# DSDocker's decoder (the engine's chunked answers) is two files with no other dependency.
 quiet "$SWIFTC" "${FLAGS[@]}" -module-name FuzzChunked -I "$OUT/lib" -L "$OUT/lib" -lDSHTTP1 \
-    fuzz/FuzzChunked.swift fuzz/FuzzSupport.swift Sources/DSDocker/ChunkedDecoder.swift Sources/DSDocker/DockerError.swift \
-    -o "$OUT/fuzz-chunked"
+    fuzz/FuzzChunked.swift fuzz/FuzzSupport.swift -o "$OUT/fuzz-chunked"
 # ScaleCommand is internal to DSControl, whose other files need the whole data plane: its one
 # file (DSHTTP1's JSON parser only) is compiled into the target.
 quiet "$SWIFTC" "${FLAGS[@]}" -module-name FuzzAdminJSON -I "$OUT/lib" -L "$OUT/lib" -lDSHTTP1 \

@@ -45,9 +45,26 @@ public struct DockerResponse: Sendable {
             }
             return DockerResponse(status: head.status, body: Array(rest.prefix(Int(length))))
         case .success(.chunked):
-            return DockerResponse(status: head.status, body: try ChunkedDecoder.decodeAll(rest))
+            var decoder = ChunkedDecoder()
+            var body: [UInt8] = []
+            try decoder.decodeEngineBody(rest[...], into: &body)
+            guard decoder.isDone else { throw DockerError.protocolError("chunked body cut short") }
+            return DockerResponse(status: head.status, body: body)
         case .success(.untilClose):
             return DockerResponse(status: head.status, body: rest)
+        }
+    }
+}
+
+extension ChunkedDecoder {
+    /// Decodes the next bytes of an engine's chunked body, its framing errors as ours. The rules
+    /// are the data plane's strict ones (see `ChunkedDecoder`): a real engine's framing is
+    /// well-formed, and what the proxy would refuse is no answer to trust on the control plane.
+    mutating func decodeEngineBody(_ bytes: ArraySlice<UInt8>, into output: inout [UInt8], label: String = "") throws(DockerError) {
+        do {
+            _ = try bytes.withUnsafeBytes { try decode($0, into: &output) }
+        } catch {
+            throw DockerError.protocolError("\(label)malformed chunked body from the engine: \((error as? HTTPParseError)?.message ?? "\(error)")")
         }
     }
 }

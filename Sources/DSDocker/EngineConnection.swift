@@ -199,9 +199,9 @@ final class EngineConnection: EventHandler {
     }
 
     private func receivedBody(_ bytes: ArraySlice<UInt8>) throws {
-        var data: [UInt8]
+        var data: [UInt8] = []
         switch framing {
-        case .chunked: data = try chunks.feed(bytes)
+        case .chunked: try chunks.decodeEngineBody(bytes, into: &data, label: "\(label): ")
         default: data = Array(bytes)
         }
         if streaming {
@@ -215,7 +215,7 @@ final class EngineConnection: EventHandler {
             }
             // The engine's lines are small JSON objects: a runaway one is an error, not unbounded memory.
             if body.count > 1024 * 1024 { return fail(.protocolError("\(label): a line longer than 1 MiB in the stream")) }
-            if chunks.finished { fail(.unreachable("\(label): the engine ended the stream")) }
+            if chunks.isDone { fail(.unreachable("\(label): the engine ended the stream")) }
             return
         }
         if case .contentLength(let length) = framing {
@@ -226,7 +226,7 @@ final class EngineConnection: EventHandler {
         switch framing {
         case .none: complete()
         case .contentLength(let length): if body.count >= Int(length) { complete() }
-        case .chunked: if chunks.finished { complete() }
+        case .chunked: if chunks.isDone { complete() }
         case .untilClose: break
         }
     }

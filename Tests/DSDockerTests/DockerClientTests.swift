@@ -36,6 +36,18 @@ final class DockerClientTests: XCTestCase {
         XCTAssertThrowsError(try DockerResponse.parse(Array(raw.utf8)))
     }
 
+    /// The engine's chunked framing is held to the data plane's rules: junk after a chunk size,
+    /// or a request line where a trailer would be, is a protocol error, not a body.
+    func testMalformedChunkedFramingIsAProtocolError() {
+        for body in ["2x\r\n[]\r\n0\r\n\r\n", "2\r\n[]\r\n0\r\nGET /x HTTP/1.1\r\n\r\n"] {
+            let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+            XCTAssertThrowsError(try DockerResponse.parse(Array(raw.utf8)), body.debugDescription) { error in
+                guard case .protocolError(let reason) = error as? DockerError else { return XCTFail("\(error)") }
+                XCTAssertTrue(reason.hasPrefix("malformed chunked body from the engine: "), reason)
+            }
+        }
+    }
+
     func testEngineMessageIsTheEnginesOwnText() throws {
         let body = "{\"message\":\"Conflict. The container name \\\"/server-9\\\" is already in use\"}"
         let raw = "HTTP/1.1 409 Conflict\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"

@@ -6,31 +6,10 @@ import DSSystem
 final class EventStreamTests: XCTestCase {
     static let die = #"{"status":"die","id":"abc","from":"ds-server:latest","Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{"exitCode":"137","name":"server-2"}},"scope":"local","time":1}"#
 
-    func testChunkedBodyDecodesWhateverTheChunkAndReadBoundaries() throws {
-        let body = Self.die + "\n" + #"{"Type":"network","Action":"connect"}"# + "\n"
-        let bytes = Array(body.utf8)
-        // Two chunks (one with an extension), split mid-line, fed one byte at a time.
-        let cut = 40
-        let wire = Array("\(String(cut, radix: 16));x=1\r\n".utf8) + bytes[..<cut] + Array("\r\n\(String(bytes.count - cut, radix: 16))\r\n".utf8)
-            + bytes[cut...] + Array("\r\n".utf8)
-        var decoder = ChunkedDecoder()
-        var decoded: [UInt8] = []
-        for byte in wire { decoded += try decoder.feed([byte]) }
-        XCTAssertEqual(decoded, bytes)
-        XCTAssertFalse(decoder.finished)
-        _ = try decoder.feed(Array("0\r\n\r\n".utf8))
-        XCTAssertTrue(decoder.finished)
-    }
-
     func testContainerEventsParse() {
         XCTAssertEqual(ContainerEvent.parse(Array(Self.die.utf8)), ContainerEvent(action: "die", id: "abc", name: "server-2"))
         XCTAssertNil(ContainerEvent.parse(Array(#"{"Type":"network","Action":"connect"}"#.utf8)))
         XCTAssertNil(ContainerEvent.parse(Array("not json".utf8)))
-    }
-
-    func testBadChunkSizeIsAnError() {
-        var decoder = ChunkedDecoder()
-        XCTAssertThrowsError(try decoder.feed(Array("zz\r\n".utf8)))
     }
 
     /// API 1.52 dropped the top-level `status`, `id` and `from`: the actor carries what we read.

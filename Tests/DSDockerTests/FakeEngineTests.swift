@@ -52,6 +52,20 @@ final class FakeEngineTests: XCTestCase {
         XCTAssertEqual(engine.requests.last?.json?["Image"] as? String, "x")
     }
 
+    /// A chunked answer whose framing the data plane would refuse fails the call, naming it.
+    func testMalformedChunkedFramingFailsTheCall() throws {
+        let engine = try FakeEngine { request in
+            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
+            return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2 x\r\n[]\r\n0\r\n\r\n"
+        }
+        defer { engine.stop() }
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        XCTAssertThrowsError(try client.listContainers()) { error in
+            guard case .protocolError(let reason) = error as? DockerError else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.hasPrefix("GET /v1.41/containers/json: malformed chunked body from the engine: "), reason)
+        }
+    }
+
     func testASilentEngineTimesOut() throws {
         let engine = try FakeEngine { _ in
             Thread.sleep(forTimeInterval: 1.5)

@@ -11,7 +11,13 @@ final class ChunkedScannerTests: XCTestCase {
     /// A random valid chunked body: chunk sizes in random hex case, optional extensions and BWS,
     /// data that contains CR, LF and "0\r\n\r\n" look-alikes, an optional trailer section.
     static func randomMessage(_ rng: inout SplitMix64) -> [UInt8] {
+        randomBody(&rng).message
+    }
+
+    /// `randomMessage` and the chunk data it carries.
+    static func randomBody(_ rng: inout SplitMix64) -> (message: [UInt8], data: [UInt8]) {
         var out: [UInt8] = []
+        var data: [UInt8] = []
         let chunks = Int.random(in: 0...5, using: &rng)
         for _ in 0..<chunks {
             let size = Bool.random(using: &rng) ? Int.random(in: 1...16, using: &rng) : Int.random(in: 17...300, using: &rng)
@@ -26,7 +32,8 @@ final class ChunkedScannerTests: XCTestCase {
             }
             out += bytes("\r\n")
             let alphabet = bytes("0123456789abcdef\r\n;: ")
-            for _ in 0..<size { out.append(alphabet[Int.random(in: 0..<alphabet.count, using: &rng)]) }
+            for _ in 0..<size { data.append(alphabet[Int.random(in: 0..<alphabet.count, using: &rng)]) }
+            out += data.suffix(size)
             out += bytes("\r\n")
         }
         out += bytes(Int.random(in: 0..<3, using: &rng) == 0 ? "000" : "0")
@@ -36,7 +43,7 @@ final class ChunkedScannerTests: XCTestCase {
             out += bytes("X-Trailer-\(k): value \(Int.random(in: 0...999, using: &rng))\r\n")
         }
         out += bytes("\r\n")
-        return out
+        return (out, data)
     }
 
     private func scan(_ scanner: inout ChunkedScanner, _ part: ArraySlice<UInt8>) throws -> ChunkedScanner.Outcome {
