@@ -68,6 +68,7 @@ let package = Package(
         .target(name: "DSDockerTestSupport", path: "Tests/DSDockerTestSupport"),
         .testTarget(name: "DSDockerTests", dependencies: ["DSDocker", "DSDockerTestSupport"]),
         .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
+        .testTarget(name: "DSSystemTests", dependencies: ["DSSystem"]),
         .testTarget(name: "DSSystemdTests", dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
         // fork + exec with PR_SET_PDEATHSIG: no process a test starts outlives the test process.
         .target(name: "CTestSpawn", path: "Tests/CTestSpawn"),
