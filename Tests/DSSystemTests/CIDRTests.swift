@@ -13,37 +13,32 @@ final class CIDRTests: XCTestCase {
         XCTAssertEqual(block.description, "10.0.0.0/8")
     }
 
+    /// Parses `text` as a block and checks that it holds every address in `inside` and none in
+    /// `outside` (addresses of either family, written without a port).
+    private func assertBlock(_ text: String, contains inside: [String], not outside: [String],
+                             file: StaticString = #filePath, line: UInt = #line) throws {
+        let block = try CIDR(parsing: text)
+        func address(_ host: String) -> SocketAddress { host.contains(":") ? v6(host) : v4(host) }
+        for host in inside { XCTAssertTrue(block.contains(address(host)), "\(text) should hold \(host)", file: file, line: line) }
+        for host in outside { XCTAssertFalse(block.contains(address(host)), "\(text) should not hold \(host)", file: file, line: line) }
+    }
+
     func testIPv4ContainsAtTheEdges() throws {
-        let block = try CIDR(parsing: "10.0.0.0/8")
-        XCTAssertTrue(block.contains(v4("10.0.0.0")))
-        XCTAssertTrue(block.contains(v4("10.255.255.255")))
-        XCTAssertFalse(block.contains(v4("9.255.255.255")))
-        XCTAssertFalse(block.contains(v4("11.0.0.0")))
+        try assertBlock("10.0.0.0/8", contains: ["10.0.0.0", "10.255.255.255"], not: ["9.255.255.255", "11.0.0.0"])
         // The port is not part of the match.
-        XCTAssertTrue(block.contains(.v4(ip: 0x0a00_0001, port: 0)))
+        XCTAssertTrue(try CIDR(parsing: "10.0.0.0/8").contains(.v4(ip: 0x0a00_0001, port: 0)))
     }
 
     func testPrefixNotOnAnOctetBoundary() throws {
-        let block = try CIDR(parsing: "172.16.0.0/12")
-        XCTAssertTrue(block.contains(v4("172.16.0.0")))
-        XCTAssertTrue(block.contains(v4("172.31.255.255")))
-        XCTAssertFalse(block.contains(v4("172.32.0.0")))
-        XCTAssertFalse(block.contains(v4("172.15.255.255")))
-
-        let narrow = try CIDR(parsing: "192.168.1.4/31")
-        XCTAssertTrue(narrow.contains(v4("192.168.1.4")))
-        XCTAssertTrue(narrow.contains(v4("192.168.1.5")))
-        XCTAssertFalse(narrow.contains(v4("192.168.1.3")))
-        XCTAssertFalse(narrow.contains(v4("192.168.1.6")))
+        try assertBlock("172.16.0.0/12", contains: ["172.16.0.0", "172.31.255.255"], not: ["172.32.0.0", "172.15.255.255"])
+        try assertBlock("192.168.1.4/31", contains: ["192.168.1.4", "192.168.1.5"], not: ["192.168.1.3", "192.168.1.6"])
     }
 
     func testAddressWithoutPrefixIsASingleHost() throws {
         let host = try CIDR(parsing: "192.168.1.7")
         XCTAssertEqual(host.prefixLength, 32)
         XCTAssertEqual(host.description, "192.168.1.7/32")
-        XCTAssertTrue(host.contains(v4("192.168.1.7")))
-        XCTAssertFalse(host.contains(v4("192.168.1.6")))
-        XCTAssertFalse(host.contains(v4("192.168.1.8")))
+        try assertBlock("192.168.1.7", contains: ["192.168.1.7"], not: ["192.168.1.6", "192.168.1.8"])
 
         let v6Host = try CIDR(parsing: "::1")
         XCTAssertEqual(v6Host.prefixLength, 128)
@@ -51,44 +46,24 @@ final class CIDRTests: XCTestCase {
     }
 
     func testHostBitsBeyondThePrefixAreIgnored() throws {
-        let block = try CIDR(parsing: "10.1.2.3/8")
-        XCTAssertTrue(block.contains(v4("10.200.0.1")))
-        XCTAssertFalse(block.contains(v4("11.1.2.3")))
+        try assertBlock("10.1.2.3/8", contains: ["10.200.0.1"], not: ["11.1.2.3"])
     }
 
     func testZeroPrefixMatchesEveryAddressOfItsFamilyOnly() throws {
-        let all4 = try CIDR(parsing: "0.0.0.0/0")
-        XCTAssertTrue(all4.contains(v4("0.0.0.0")))
-        XCTAssertTrue(all4.contains(v4("255.255.255.255")))
-        XCTAssertFalse(all4.contains(v6("::1")))
-
-        let all6 = try CIDR(parsing: "::/0")
-        XCTAssertFalse(all6.isV4)
-        XCTAssertTrue(all6.contains(v6("::")))
-        XCTAssertTrue(all6.contains(v6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")))
-        XCTAssertFalse(all6.contains(v4("127.0.0.1")))
+        try assertBlock("0.0.0.0/0", contains: ["0.0.0.0", "255.255.255.255"], not: ["::1", "::"])
+        try assertBlock("::/0", contains: ["::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"], not: ["127.0.0.1", "0.0.0.0"])
+        XCTAssertFalse(try CIDR(parsing: "::/0").isV4)
     }
 
     func testIPv6BlocksContainsAtTheEdges() throws {
-        let loopback = try CIDR(parsing: "::1/128")
-        XCTAssertTrue(loopback.contains(v6("::1")))
-        XCTAssertFalse(loopback.contains(v6("::2")))
-        XCTAssertFalse(loopback.contains(v6("::")))
-        XCTAssertFalse(loopback.contains(v4("127.0.0.1")))
-
+        try assertBlock("::1/128", contains: ["::1"], not: ["::2", "::", "127.0.0.1"])
+        try assertBlock("2001:db8::/32", contains: ["2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"],
+                        not: ["2001:db9::", "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff"])
+        try assertBlock("fe80::/10", contains: ["fe80::", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
+                        not: ["fec0::", "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff"])
         let doc = try CIDR(parsing: "2001:db8::/32")
         XCTAssertEqual(doc.description, "2001:db8::/32")
         XCTAssertEqual(doc.network.count, 16)
-        XCTAssertTrue(doc.contains(v6("2001:db8::")))
-        XCTAssertTrue(doc.contains(v6("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff")))
-        XCTAssertFalse(doc.contains(v6("2001:db9::")))
-        XCTAssertFalse(doc.contains(v6("2001:db7:ffff:ffff:ffff:ffff:ffff:ffff")))
-
-        let linkLocal = try CIDR(parsing: "fe80::/10")
-        XCTAssertTrue(linkLocal.contains(v6("fe80::")))
-        XCTAssertTrue(linkLocal.contains(v6("febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff")))
-        XCTAssertFalse(linkLocal.contains(v6("fec0::")))
-        XCTAssertFalse(linkLocal.contains(v6("fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff")))
     }
 
     func testEqualBlocksAreEqualAndHashTheSame() throws {

@@ -7,21 +7,30 @@ final class LockedTests: XCTestCase {
     private struct Counters {
         var total = 0
         var perThread: [Int]
+        var holders = 0
+        var overlaps = 0
     }
 
     func testIncrementsFromSeveralThreadsAddUp() {
-        let threads = 8, increments = 20_000
+        let threads = 8, increments = 5_000
         let counters = Locked(Counters(perThread: Array(repeating: 0, count: threads)))
         DispatchQueue.concurrentPerform(iterations: threads) { thread in
-            for _ in 0..<increments {
-                // A read-modify-write of two fields: any unsynchronised overlap loses updates.
+            for i in 0..<increments {
                 counters.withLock {
-                    $0.total += 1
+                    if $0.holders != 0 { $0.overlaps += 1 }
+                    $0.holders += 1
+                    let total = $0.total
+                    // Gives up the CPU inside the critical section now and then, so that without
+                    // mutual exclusion another thread would run between this read and the write.
+                    if i % 16 == 0 { sched_yield() }
+                    $0.total = total + 1
                     $0.perThread[thread] += 1
+                    $0.holders -= 1
                 }
             }
         }
         counters.withLock {
+            XCTAssertEqual($0.overlaps, 0)
             XCTAssertEqual($0.total, threads * increments)
             XCTAssertEqual($0.perThread, Array(repeating: increments, count: threads))
         }

@@ -149,6 +149,15 @@ final class SocketTests: XCTestCase {
         XCTAssertFalse(Socket.isListeningStream(fds[0]))
     }
 
+    /// A socket whose address is neither IPv4 nor IPv6 has no SocketAddress: an error, not a crash.
+    func testLocalAddressOfAUnixSocketIsUnsupported() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        defer { Socket.close(fds[0]); Socket.close(fds[1]) }
+        let error = assertSyscallError(try Socket.localAddress(fds[0]), errno: EAFNOSUPPORT)
+        XCTAssertEqual(error?.function, "getsockname")
+    }
+
     func testSetNonBlockingTurnsEmptyReadsIntoWouldBlock() throws {
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(pipe(&fds), 0)
