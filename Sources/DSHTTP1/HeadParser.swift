@@ -4,7 +4,19 @@ public enum HeadParseResult<Head: Sendable>: Sendable {
     case incomplete(resumeAt: Int)
     case complete(Head)
     case failed(HTTPParseError)
+
+    /// The same outcome with a complete head turned into another form.
+    func map<Other: Sendable>(_ transform: (Head) -> Other) -> HeadParseResult<Other> {
+        switch self {
+        case .incomplete(let resume): return .incomplete(resumeAt: resume)
+        case .complete(let head): return .complete(transform(head))
+        case .failed(let error): return .failed(error)
+        }
+    }
 }
+
+extension RequestHeadInfo: HeadParser.FieldFacts {}
+extension ResponseHeadInfo: HeadParser.FieldFacts {}
 
 /// A strict HTTP/1.1 head parser (RFC 9112 §2–§5), pure: it reads bytes and returns values.
 ///
@@ -27,31 +39,21 @@ public struct HeadParser: Sendable {
     /// allocates; the proxy uses `parseRequestInfo`, which does not.
     public func parseRequest(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHead> {
         var fields = HeaderFieldList()
-        switch scanRequest(bytes, from: from, onField: { fields.append($0) }) {
-        case .incomplete(let resume): return .incomplete(resumeAt: resume)
-        case .failed(let error): return .failed(error)
-        case .complete(let info):
-            var codings: [String] = []
-            if !info.transferCodings.isEmpty {
-                for field in fields where Self.classify(bytes, Int(field.nameStart), Int(field.nameEnd)) == .transferEncoding {
-                    // Already validated by the scan: no empty coding is left.
-                    try? Self.forEachCoding(bytes, field) { range in
-                        codings.append(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self).lowercased())
-                    }
-                }
-            }
-            return .complete(RequestHead(info: info, bytes: bytes, fields: fields, transferCodings: codings))
-        }
+        var codings: [String] = []
+        return scanRequest(bytes, from: from) { field, name in
+            fields.append(field)
+            if name == .transferEncoding { Self.appendCodings(bytes, field, to: &codings) }
+        }.map { RequestHead(info: $0, bytes: bytes, fields: fields, transferCodings: codings) }
     }
 
     /// Parses a request head like `parseRequest` (same rules, same errors) into byte ranges and
     /// facts only; allocates nothing. Loop thread code parses every request this way.
     public func parseRequestInfo(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHeadInfo> {
-        scanRequest(bytes, from: from, onField: { _ in })
+        scanRequest(bytes, from: from, onField: { _, _ in })
     }
 
     private func scanRequest(_ bytes: UnsafeRawBufferPointer, from: Int,
-                             onField: (HeaderField) -> Void) -> HeadParseResult<RequestHeadInfo> {
+                             onField: (HeaderField, KnownField) -> Void) -> HeadParseResult<RequestHeadInfo> {
         var start = 0
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
         while start + 1 < bytes.count && bytes[start] == 13 && bytes[start + 1] == 10 { start += 2 }
@@ -122,7 +124,7 @@ public struct HeadParser: Sendable {
     }
 
     private func parseRequestHead(_ bytes: UnsafeRawBufferPointer, start: Int, end: Int,
-                                  onField: (HeaderField) -> Void) throws(HTTPParseError) -> RequestHeadInfo {
+                                  onField: (HeaderField, KnownField) -> Void) throws(HTTPParseError) -> RequestHeadInfo {
         let lineEnd = try Self.lineEnd(bytes, from: start, end: end)
         let line = try Self.parseRequestLine(bytes, start: start, lineEnd: lineEnd)
         var head = RequestHeadInfo(method: line.method, methodKind: HTTPMethodKind.classify(bytes, line.method),
@@ -131,38 +133,21 @@ public struct HeadParser: Sendable {
             head.authority = authority
             head.originTarget = authority.upperBound..<line.target.upperBound
         }
-        var contentLengthSeen = false
-        try parseFields(bytes, from: lineEnd + 2, end: end) { (field, name) throws(HTTPParseError) in
+        try parseFields(bytes, from: lineEnd + 2, end: end, into: &head, requestField: { (field, name, head) throws(HTTPParseError) in
             switch name {
-            case .contentLength:
-                let value = try Self.parseContentLength(bytes, field)
-                if contentLengthSeen && head.contentLength != value {
-                    throw HTTPParseError(.badRequest, "Conflicting Content-Length headers")
-                }
-                contentLengthSeen = true
-                head.contentLength = value
-            case .transferEncoding:
-                try Self.summarizeCodings(bytes, field, into: &head.transferCodings)
             case .host:
                 head.hostCount += 1
                 try Self.validateHost(bytes, field.valueRange)
-            case .connection:
-                head.hasHopByHopField = true
-                Self.scanConnection(bytes, field, into: &head.connection)
             case .expect:
                 head.expectContinue = Self.equalsIgnoringCase(bytes, field.valueStart, field.valueEnd, "100-continue")
-            case .hopByHop:
-                head.hasHopByHopField = true
             case .forwardedFor:
                 head.forwarded.hasFor = true
             case .forwardedProto:
                 head.forwarded.hasProto = true
-            case .other:
-                break
+            case .contentLength, .transferEncoding, .connection, .hopByHop, .other:
+                break // recorded by parseFields, for requests and responses alike
             }
-            head.fieldCount += 1
-            onField(field)
-        }
+        }, onField: onField)
         if line.version == .http11 {
             if head.hostCount == 0 { throw HTTPParseError(.badRequest, "Missing Host header") }
         }
@@ -175,29 +160,20 @@ public struct HeadParser: Sendable {
     /// Parses a response head; like `parseRequest`, it lists every field and allocates.
     public func parseResponse(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<ResponseHead> {
         var fields: [HeaderField] = []
-        switch scanResponse(bytes, from: from, onField: { fields.append($0) }) {
-        case .incomplete(let resume): return .incomplete(resumeAt: resume)
-        case .failed(let error): return .failed(error)
-        case .complete(let info):
-            var codings: [String] = []
-            if !info.transferCodings.isEmpty {
-                for field in fields where Self.classify(bytes, Int(field.nameStart), Int(field.nameEnd)) == .transferEncoding {
-                    try? Self.forEachCoding(bytes, field) { range in
-                        codings.append(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self).lowercased())
-                    }
-                }
-            }
-            return .complete(ResponseHead(info: info, fields: fields, transferCodings: codings))
-        }
+        var codings: [String] = []
+        return scanResponse(bytes, from: from) { field, name in
+            fields.append(field)
+            if name == .transferEncoding { Self.appendCodings(bytes, field, to: &codings) }
+        }.map { ResponseHead(info: $0, fields: fields, transferCodings: codings) }
     }
 
     /// Parses a response head into facts only, allocating nothing (the proxy's response path).
     public func parseResponseInfo(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<ResponseHeadInfo> {
-        scanResponse(bytes, from: from, onField: { _ in })
+        scanResponse(bytes, from: from, onField: { _, _ in })
     }
 
     private func scanResponse(_ bytes: UnsafeRawBufferPointer, from: Int,
-                              onField: (HeaderField) -> Void) -> HeadParseResult<ResponseHeadInfo> {
+                              onField: (HeaderField, KnownField) -> Void) -> HeadParseResult<ResponseHeadInfo> {
         switch Self.findHeadEnd(bytes, from: from, limit: limits.maxHeadBytes) {
         case .incomplete(let resume): return .incomplete(resumeAt: resume)
         case .failed(let error): return .failed(error)
@@ -211,7 +187,7 @@ public struct HeadParser: Sendable {
     }
 
     private func parseResponseHead(_ bytes: UnsafeRawBufferPointer, end: Int,
-                                   onField: (HeaderField) -> Void) throws(HTTPParseError) -> ResponseHeadInfo {
+                                   onField: (HeaderField, KnownField) -> Void) throws(HTTPParseError) -> ResponseHeadInfo {
         let lineEnd = try Self.lineEnd(bytes, from: 0, end: end)
         // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4)
         guard lineEnd >= 12 else { throw HTTPParseError(.badRequest, "Malformed status line") }
@@ -229,29 +205,8 @@ public struct HeadParser: Sendable {
         }
         var head = ResponseHeadInfo(version: version, status: status, length: end)
         head.fieldsStart = lineEnd + 2
-        var contentLengthSeen = false
-        try parseFields(bytes, from: lineEnd + 2, end: end) { (field, name) throws(HTTPParseError) in
-            switch name {
-            case .contentLength:
-                let value = try Self.parseContentLength(bytes, field)
-                if contentLengthSeen && head.contentLength != value {
-                    throw HTTPParseError(.badRequest, "Conflicting Content-Length headers")
-                }
-                contentLengthSeen = true
-                head.contentLength = value
-            case .transferEncoding:
-                try Self.summarizeCodings(bytes, field, into: &head.transferCodings)
-            case .connection:
-                head.hasHopByHopField = true
-                Self.scanConnection(bytes, field, into: &head.connection)
-            case .hopByHop:
-                head.hasHopByHopField = true
-            case .host, .expect, .forwardedFor, .forwardedProto, .other:
-                break
-            }
-            head.fieldCount += 1
-            onField(field)
-        }
+        // Host, Expect and X-Forwarded-* mean nothing to a response's framing: listed, not acted on.
+        try parseFields(bytes, from: lineEnd + 2, end: end, into: &head, requestField: { _, _, _ in }, onField: onField)
         return head
     }
 
@@ -315,16 +270,30 @@ public struct HeadParser: Sendable {
         }
     }
 
+    /// What requests and responses alike gather from their fields (`parseFields`).
+    protocol FieldFacts {
+        var contentLength: UInt64? { get set }
+        var transferCodings: TransferCodingSummary { get set }
+        var connection: ConnectionTokens { get set }
+        var hasHopByHopField: Bool { get set }
+        var fieldCount: Int { get set }
+    }
+
     enum KnownField {
         /// `hopByHop`: Keep-Alive, Proxy-Connection, TE or Upgrade (Connection has its own case).
         case contentLength, transferEncoding, host, connection, expect, hopByHop, forwardedFor, forwardedProto, other
     }
 
-    /// Parses `field-name ":" OWS field-value OWS CRLF` lines up to the empty line (RFC 9112 §5).
-    func parseFields(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int,
-                     _ onField: (HeaderField, KnownField) throws(HTTPParseError) -> Void) throws(HTTPParseError) {
+    /// Parses `field-name ":" OWS field-value OWS CRLF` lines up to the empty line (RFC 9112 §5)
+    /// into `head`. The fields that frame a message or are hop-by-hop mean the same in a request
+    /// and a response, so they are recorded here, for both; `requestField` is given the names
+    /// only a request acts on (Host, Expect, X-Forwarded-*), and `onField` every field once it
+    /// has been accepted (the allocating forms list them there).
+    func parseFields<Head: FieldFacts>(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int, into head: inout Head,
+                                       requestField: (HeaderField, KnownField, inout Head) throws(HTTPParseError) -> Void,
+                                       onField: (HeaderField, KnownField) -> Void) throws(HTTPParseError) {
         var lineStart = from
-        var count = 0
+        var contentLengthSeen = false
         while true {
             let cr = try Self.lineEnd(bytes, from: lineStart, end: end)
             if cr == lineStart { return } // the empty line
@@ -347,11 +316,32 @@ public struct HeadParser: Sendable {
                 let c = bytes[k]
                 if (c < 32 && c != 9) || c == 127 { throw HTTPParseError(.badRequest, "Control character in header value") }
             }
-            count += 1
-            if count > limits.maxHeaderCount { throw HTTPParseError(.requestHeaderFieldsTooLarge, "Too many header fields") }
+            head.fieldCount += 1
+            if head.fieldCount > limits.maxHeaderCount { throw HTTPParseError(.requestHeaderFieldsTooLarge, "Too many header fields") }
             let field = HeaderField(nameStart: Int32(lineStart), nameEnd: Int32(colon),
                                     valueStart: Int32(valueStart), valueEnd: Int32(valueEnd))
-            try onField(field, Self.classify(bytes, lineStart, colon))
+            let name = Self.classify(bytes, lineStart, colon)
+            switch name {
+            case .contentLength:
+                let value = try Self.parseContentLength(bytes, field)
+                if contentLengthSeen && head.contentLength != value {
+                    throw HTTPParseError(.badRequest, "Conflicting Content-Length headers")
+                }
+                contentLengthSeen = true
+                head.contentLength = value
+            case .transferEncoding:
+                try Self.summarizeCodings(bytes, field, into: &head.transferCodings)
+            case .connection:
+                head.hasHopByHopField = true
+                Self.scanConnection(bytes, field, into: &head.connection)
+            case .hopByHop:
+                head.hasHopByHopField = true
+            case .host, .expect, .forwardedFor, .forwardedProto:
+                try requestField(field, name, &head)
+            case .other:
+                break
+            }
+            onField(field, name)
             lineStart = cr + 2
         }
     }
@@ -402,6 +392,14 @@ public struct HeadParser: Sendable {
             body(item)
             if itemEnd >= end { return }
             itemStart = itemEnd + 1
+        }
+    }
+
+    /// The codings of a Transfer-Encoding field the scan has accepted (no empty one is left),
+    /// lowercased: the list the allocating heads carry.
+    static func appendCodings(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField, to codings: inout [String]) {
+        try? forEachCoding(bytes, field) { range in
+            codings.append(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self).lowercased())
         }
     }
 
