@@ -171,7 +171,7 @@ extension Supervisor {
         return AdminResponse(status: .ok, body: repBody())
     }
 
-    /// Stops removed replicas once every worker runs a snapshot without them (DESIGN.md §3), so
+    /// Stops removed replicas once every worker runs a snapshot without them (docs/ARCHITECTURE.md §4), so
     /// no new request reaches a replica that is going away.
     private func stopWhenUnused(_ removed: [Replica], stoppers: [() -> Void], generation target: UInt64, deadline: UInt64) {
         for replica in removed {

@@ -14,7 +14,7 @@ final class ResponseHopByHopTests: XCTestCase {
 
     func testOrdinaryResponseIsOneRangeWithoutTheFinalEmptyLine() throws {
         let text = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\n"
-        try Array(text.utf8).withUnsafeBytes { bytes in
+        Array(text.utf8).withUnsafeBytes { bytes in
             guard case .complete(let head) = HeadParser().parseResponse(bytes) else { return XCTFail() }
             XCTAssertEqual(HopByHop.keptResponseRanges(fields: head.fields, length: head.length, in: bytes, upgrading: false),
                            [0..<(text.utf8.count - 2)])

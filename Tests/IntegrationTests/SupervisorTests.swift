@@ -171,17 +171,26 @@ final class SupervisorTests: IntegrationTestCase {
         let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
         let expected = distribution(owners)
 
-        let metrics = try lb.request("GET", "/metrics")
-        XCTAssertEqual(metrics.status, 200)
-        XCTAssertTrue(metrics.header("Content-Type")?.hasPrefix("text/plain") == true, "\(metrics)")
+        // A request is counted when the worker finishes it, which can come just after the client
+        // has read its answer: wait for the counts to settle rather than read them once.
+        let wanted = Dictionary(uniqueKeysWithValues: expected.map { ("server-\($0.key)", $0.value) })
+        let deadline = Date().addingTimeInterval(10)
+        var metrics = try lb.request("GET", "/metrics")
         var perReplica: [String: Int] = [:]
-        for line in metrics.bodyString.split(separator: "\n") where line.hasPrefix("dslb_replica_requests_total{") {
-            // dslb_replica_requests_total{replica="server-1"} 42
-            let name = line.split(separator: "\"")[1]
-            perReplica[String(name)] = Int(Double(line.split(separator: " ").last!)!)
+        while true {
+            XCTAssertEqual(metrics.status, 200)
+            perReplica = [:]
+            for line in metrics.bodyString.split(separator: "\n") where line.hasPrefix("dslb_replica_requests_total{") {
+                // dslb_replica_requests_total{replica="server-1"} 42
+                let name = line.split(separator: "\"")[1]
+                perReplica[String(name)] = Int(Double(line.split(separator: " ").last!)!)
+            }
+            if perReplica == wanted || Date() >= deadline { break }
+            usleep(20_000)
+            metrics = try lb.request("GET", "/metrics")
         }
-        XCTAssertEqual(perReplica, Dictionary(uniqueKeysWithValues: expected.map { ("server-\($0.key)", $0.value) }),
-                       "Prometheus counters must match the requests sent")
+        XCTAssertTrue(metrics.header("Content-Type")?.hasPrefix("text/plain") == true, "\(metrics)")
+        XCTAssertEqual(perReplica, wanted, "Prometheus counters must match the requests sent")
         for line in ["dslb_replica_up{replica=\"server-1\"} 1", "dslb_pool_replicas 3", "# TYPE dslb_replica_response_seconds histogram"] {
             XCTAssertTrue(metrics.bodyString.contains(line), "missing '\(line)' in /metrics")
         }
