@@ -70,9 +70,10 @@ let package = Package(
         .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
         .testTarget(name: "DSSystemTests", dependencies: ["DSSystem"]),
         .testTarget(name: "DSSystemdTests", dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
-        // fork + exec with PR_SET_PDEATHSIG: no process a test starts outlives the test process.
-        .target(name: "CTestSpawn", path: "Tests/CTestSpawn"),
-        .testTarget(name: "IntegrationTests", dependencies: ["CTestSpawn"]),
+        // Black box: starts ds-lb and ds-server as processes and talks to them over sockets. Its
+        // one project dependency is the C shim's cl_spawn (fork + exec with PR_SET_PDEATHSIG), so
+        // no process a test starts outlives the test process.
+        .testTarget(name: "IntegrationTests", dependencies: ["CLinux"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,32 +168,105 @@ ssize_t cl_splice(int fd_in, int fd_out, size_t len) {
     return splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 }
 
-pid_t cl_spawn(const char *path, char *const argv[], char *const envp[]) {
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid > 0) {
-        // Also from the parent, so the group exists whichever side runs first (EACCES once the
-        // child has exec'd is harmless: it set the group itself before that).
-        setpgid(pid, pid);
-        return pid;
+enum { spawn_max_fds = 64 };
+
+// Child side, between fork and execve. The parent is multi-threaded, and another thread may have
+// held a lock (malloc's, stdio's) at the fork, which in the child stays held forever: so only
+// async-signal-safe calls from here on (signal-safety(7)), no malloc, no stdio. memset is on
+// that list since POSIX.1-2008 TC2; syscall(2) is a bare trap with no lock. On failure the errno
+// goes to `report` when there is one (close-on-exec, so a successful execve closes it with
+// nothing written), and the child exits with 127.
+static void spawn_child(const char *path, char *const argv[], char *const envp[],
+                        const cl_spawn_options *o, pid_t parent, int report) {
+    int err;
+    // Its own group before signals are unblocked, so a Ctrl-C meant for the spawner that comes
+    // from here on stays the spawner's.
+    if (o->new_group && setpgid(0, 0) != 0) goto fail;
+    if (o->fds != NULL) {
+        // Move every source above the targets first, so dup2(fds[i], i) cannot overwrite a
+        // source that a later target still needs (e.g. fds = {5, 3}: 3 is a source and a target).
+        int base = o->fd_count + 1;
+        int moved[spawn_max_fds];
+        if (report >= 0) {
+            report = fcntl(report, F_DUPFD_CLOEXEC, base);
+            if (report < 0) _exit(127);
+        }
+        for (int i = 0; i < o->fd_count; i++) {
+            moved[i] = fcntl(o->fds[i], F_DUPFD, base);
+            if (moved[i] < 0) goto fail;
+        }
+        for (int i = 0; i < o->fd_count; i++) {
+            if (dup2(moved[i], i) < 0) goto fail; // dup2 clears close-on-exec on the target
+        }
+        unsigned first_closed = (unsigned)o->fd_count;
+        if (report >= 0) {
+            if (dup3(report, o->fd_count, O_CLOEXEC) < 0) goto fail;
+            report = o->fd_count;
+            first_closed += 1;
+        }
+        // Nothing else reaches the child: other threads open descriptors without close-on-exec
+        // at any time.
+        if (syscall(SYS_close_range, first_closed, ~0U, 0) != 0) {
+            for (int fd = (int)first_closed; fd < 65536; fd++) close(fd);
+        }
     }
-    if (pid < 0) return pid;
-    // Child: only async-signal-safe calls from here to execve.
-    // Its own group before signals are unblocked, so a Ctrl-C meant for ds-lb that comes from
-    // here on stays ds-lb's.
-    if (setpgid(0, 0) != 0) _exit(127);
-    // An ignored disposition survives execve; the child does no job control of its own.
-    struct sigaction ignore;
-    memset(&ignore, 0, sizeof ignore);
-    ignore.sa_handler = SIG_IGN;
-    sigaction(SIGTTOU, &ignore, NULL);
+    struct sigaction action;
+    if (o->default_signals) {
+        memset(&action, 0, sizeof action);
+        action.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < 32; sig++) {
+            if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &action, NULL);
+        }
+    }
+    if (o->ignore_sigttou) {
+        // An ignored disposition survives execve; the child does no job control of its own.
+        memset(&action, 0, sizeof action);
+        action.sa_handler = SIG_IGN;
+        sigaction(SIGTTOU, &action, NULL);
+    }
     sigset_t none;
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL); // signalfd users block signals; the child must not inherit that
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) _exit(127);
-    if (getppid() != parent) _exit(127); // the parent died before prctl took effect
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (prctl(PR_SET_PDEATHSIG, o->death_signal) != 0) goto fail;
+    // The parent may have died before prctl took effect: then no signal will ever come.
+    if (getppid() != parent) { errno = ESRCH; goto fail; }
     execve(path, argv, envp);
+fail:
+    err = errno;
+    if (report >= 0) (void)!write(report, &err, sizeof err);
     _exit(127);
+}
+
+pid_t cl_spawn(const char *path, char *const argv[], char *const envp[], const cl_spawn_options *o) {
+    if (o->fds != NULL && (o->fd_count < 0 || o->fd_count > spawn_max_fds)) { errno = EINVAL; return -1; }
+    int report[2] = {-1, -1};
+    if (o->report_exec_failure && pipe2(report, O_CLOEXEC) != 0) return -1;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) spawn_child(path, argv, envp, o, parent, report[1]);
+    // Also from the parent, so the group exists when cl_spawn returns whichever side ran first
+    // (EACCES once the child has exec'd is harmless: it set the group itself before that).
+    if (pid > 0 && o->new_group) setpgid(pid, pid);
+    if (report[1] >= 0) close(report[1]);
+    if (pid < 0) {
+        int err = errno;
+        if (report[0] >= 0) close(report[0]);
+        errno = err;
+        return -1;
+    }
+    if (report[0] < 0) return pid;
+    // EOF = the execve succeeded (the pipe closed on exec); 4 bytes = the child's errno.
+    int err = 0;
+    ssize_t n;
+    do { n = read(report[0], &err, sizeof err); } while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (n == (ssize_t)sizeof err) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        errno = err;
+        return -1;
+    }
+    return pid;
 }
 
 void cl_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }

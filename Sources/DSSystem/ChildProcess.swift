@@ -20,7 +20,12 @@ public struct ChildProcess: Sendable {
         }
         let pid = (argv + [nil]).withUnsafeBufferPointer { argvBuffer in
             (envp + [nil]).withUnsafeBufferPointer { envBuffer in
-                cl_spawn(path, argvBuffer.baseAddress, envBuffer.baseAddress)
+                // Descriptors as inherited (ds-lb's own are close-on-exec), signal dispositions
+                // by execve's rule, and a child that cannot exec exits 127 like any failed
+                // replica, so the supervisor handles it.
+                var options = cl_spawn_options(fds: nil, fd_count: 0, death_signal: SIGKILL, new_group: 1,
+                                               default_signals: 0, ignore_sigttou: 1, report_exec_failure: 0)
+                return cl_spawn(path, argvBuffer.baseAddress, envBuffer.baseAddress, &options)
             }
         }
         if pid < 0 { throw SyscallError(errno: errno, function: "fork(\(path))") }

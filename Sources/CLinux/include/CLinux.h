@@ -69,14 +69,40 @@ int cl_set_nonblocking(int fd);
 int cl_pipe2_nonblocking(int fds[2]);
 ssize_t cl_splice(int fd_in, int fd_out, size_t len);
 
-// Process lifetime. `cl_spawn` forks and execs `path` with `argv`/`envp` (NULL-terminated).
-// The child asks the kernel to SIGKILL it when the spawning thread's process dies
-// (PR_SET_PDEATHSIG), and exits at once if that already happened between fork and prctl.
-// The child leads a process group of its own, so signals a terminal sends to its foreground
-// group (Ctrl-C, Ctrl-Z) reach the spawner alone; it ignores SIGTTOU, so its writes to that
-// terminal are not stopped under `stty tostop`.
-// Only async-signal-safe calls run between fork and exec. Returns the pid or -1 with errno.
-pid_t cl_spawn(const char *path, char *const argv[], char *const envp[]);
+// Process lifetime: the one fork + exec of the project (ds-lb's replicas and the integration
+// tests' ds-lb / ds-server children). fork + exec rather than posix_spawn because the child must
+// set PR_SET_PDEATHSIG, which posix_spawn cannot do.
+typedef struct cl_spawn_options {
+    // With `fds` non-NULL the child's descriptors are exactly fds[0..<fd_count] as its 0, 1,
+    // 2, … and every other descriptor is closed (fd_count at most 64); with NULL it keeps the
+    // spawner's descriptors that are not close-on-exec.
+    const int *fds;
+    int fd_count;
+    // Sent by the kernel to the child when the thread that called cl_spawn exits (prctl(2):
+    // PR_SET_PDEATHSIG follows the forking thread, not the process), so call cl_spawn only from
+    // a thread that lives as long as the process. If that thread is already gone by the time
+    // prctl took effect, the child exits (status 127) instead of exec'ing.
+    int death_signal;
+    // The child leads a process group of its own, so signals a terminal sends to its
+    // foreground group (Ctrl-C, Ctrl-Z) reach the spawner alone, or a test can signal the
+    // child's group without signalling itself. The group exists when cl_spawn returns.
+    int new_group;
+    // Signals 1–31 get their default action (as from a shell) rather than execve's rule
+    // (caught ones become default, ignored ones stay ignored).
+    int default_signals;
+    // SIGTTOU is ignored (after default_signals), so the child's writes to the terminal are not
+    // stopped under `stty tostop`.
+    int ignore_sigttou;
+    // cl_spawn returns only once the child has exec'd, and fails with the execve's (or the
+    // child's set-up's) errno if it did not; without it a child that cannot exec exits with
+    // status 127 and cl_spawn returns its pid.
+    int report_exec_failure;
+} cl_spawn_options;
+
+// Forks and execs `path` with `argv` and `envp` (NULL-terminated). The child's signal mask is
+// empty whatever the spawning thread blocks (signalfd users block signals). Only
+// async-signal-safe calls run between fork and exec. Returns the pid or -1 with errno.
+pid_t cl_spawn(const char *path, char *const argv[], char *const envp[], const cl_spawn_options *options);
 
 // Names the calling thread (at most 15 bytes are kept), for `top -H` and gdb.
 void cl_set_thread_name(const char *name);

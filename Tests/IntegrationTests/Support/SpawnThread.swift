@@ -1,4 +1,4 @@
-// The one thread that starts every child process of the tests. A child started by ts_spawn gets
+// The one thread that starts every child process of the tests. A child started by cl_spawn gets
 // SIGKILL from the kernel when the *thread* that forked it exits (PR_SET_PDEATHSIG follows the
 // forking thread, not the process), and XCTest may run a test on any thread, some of which end
 // before the test process does. This thread never ends, so the signal comes exactly when the
@@ -7,7 +7,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CTestSpawn
+import CLinux
 import Foundation
 
 final class SpawnThread: @unchecked Sendable {
@@ -81,8 +81,13 @@ final class SpawnThread: @unchecked Sendable {
         let pid = (argv + [nil]).withUnsafeBufferPointer { argvBuffer in
             (envp + [nil]).withUnsafeBufferPointer { envBuffer in
                 job.descriptors.withUnsafeBufferPointer { fds in
-                    ts_spawn(job.path, argvBuffer.baseAddress, envBuffer.baseAddress,
-                             fds.baseAddress, Int32(fds.count), SIGKILL, job.newGroup ? 1 : 0)
+                    // As from a shell: only the given descriptors, default signal actions; and
+                    // an exec failure is the spawn's error rather than a child exiting 127.
+                    var options = cl_spawn_options(
+                        fds: fds.baseAddress, fd_count: Int32(fds.count), death_signal: SIGKILL,
+                        new_group: job.newGroup ? 1 : 0, default_signals: 1, ignore_sigttou: 0,
+                        report_exec_failure: 1)
+                    return cl_spawn(job.path, argvBuffer.baseAddress, envBuffer.baseAddress, &options)
                 }
             }
         }
