@@ -168,6 +168,8 @@ ssize_t cl_splice(int fd_in, int fd_out, size_t len) {
     return splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 }
 
+int cl_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
 enum { spawn_max_fds = 64 };
 
 // Child side, between fork and execve. The parent is multi-threaded, and another thread may have

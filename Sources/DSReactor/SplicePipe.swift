@@ -24,9 +24,8 @@ public final class SplicePipe {
         readFD = fds[0]
         writeFD = fds[1]
         // A larger pipe moves more per splice pair (the default is 64 KiB); 1 MiB is the usual
-        // unprivileged maximum (/proc/sys/fs/pipe-max-size). F_SETPIPE_SZ (1031) is Linux-only
-        // and not exported by Glibc's module; failure just leaves the default size.
-        _ = fcntl(writeFD, 1031, Int32(Self.preferredSize))
+        // unprivileged maximum (/proc/sys/fs/pipe-max-size); failure just leaves the default size.
+        _ = cl_set_pipe_size(writeFD, Int32(Self.preferredSize))
     }
 
     static let preferredSize = 1 << 20

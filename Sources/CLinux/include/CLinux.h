@@ -68,6 +68,9 @@ int cl_set_nonblocking(int fd);
 // Zero-copy forwarding.
 int cl_pipe2_nonblocking(int fds[2]);
 ssize_t cl_splice(int fd_in, int fd_out, size_t len);
+// fcntl(F_SETPIPE_SZ): F_SETPIPE_SZ is Linux-only and Glibc's Swift module does not export it.
+// Returns the pipe's new capacity, or -1 with errno (EPERM above /proc/sys/fs/pipe-max-size).
+int cl_set_pipe_size(int fd, int size);
 
 // Process lifetime: the one fork + exec of the project (ds-lb's replicas and the integration
 // tests' ds-lb / ds-server children). fork + exec rather than posix_spawn because the child must
