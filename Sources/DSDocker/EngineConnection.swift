@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 import DSHTTP1
 import DSReactor
 import DSSystem
@@ -68,7 +67,7 @@ final class EngineConnection: EventHandler {
 
     /// Loop thread only.
     func start() {
-        connectDeadline = cl_monotonic_ns() &+ Self.nanoseconds(connectTimeout)
+        connectDeadline = monotonicNanoseconds() &+ Self.nanoseconds(connectTimeout)
         timer = loop.schedule(afterNanoseconds: Self.nanoseconds(connectTimeout)) { [self] in
             fail(.timedOut("cannot connect to \(socketPath) within \(connectTimeout)s"))
         }
@@ -93,7 +92,7 @@ final class EngineConnection: EventHandler {
                 try adopt(fd)
             case .busy:
                 // Backlog full: retry until the connect timer fires.
-                guard cl_monotonic_ns() < connectDeadline else { return fail(.unreachable("\(socketPath): the engine accepts no connection")) }
+                guard monotonicNanoseconds() < connectDeadline else { return fail(.unreachable("\(socketPath): the engine accepts no connection")) }
                 loop.schedule(afterNanoseconds: 10_000_000) { [self] in attemptConnect() }
             }
         } catch {

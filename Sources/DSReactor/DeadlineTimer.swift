@@ -1,4 +1,4 @@
-import CLinux
+import DSSystem
 
 /// One owner's deadline, backed by at most one loop timer that is moved lazily: setting a
 /// deadline later than the armed timer, or clearing it, touches no timer at all; the timer, when
@@ -25,7 +25,7 @@ public struct DeadlineTimer {
     /// Sets the deadline `nanoseconds` from now. A timer is scheduled only when none is armed or
     /// the armed one would fire after the new deadline (then it is moved).
     public mutating func set(within nanoseconds: UInt64, on loop: EventLoop, target: TimerTarget, tag: Int = 0) {
-        deadline = cl_monotonic_ns() &+ nanoseconds
+        deadline = monotonicNanoseconds() &+ nanoseconds
         if let armed = timer, deadline < armedAt {
             loop.cancel(armed)
             timer = nil
@@ -44,7 +44,7 @@ public struct DeadlineTimer {
     public mutating func fired(on loop: EventLoop, target: TimerTarget, tag: Int = 0) -> Bool {
         timer = nil
         guard deadline != 0 else { return false }
-        if cl_monotonic_ns() < deadline {
+        if monotonicNanoseconds() < deadline {
             arm(on: loop, target: target, tag: tag)
             return false
         }

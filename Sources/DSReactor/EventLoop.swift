@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 import DSSystem
 import Synchronization
 
@@ -12,11 +11,11 @@ public struct IOEvents: OptionSet, Sendable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    public static let readable = IOEvents(rawValue: CL_EPOLLIN)
-    public static let writable = IOEvents(rawValue: CL_EPOLLOUT)
-    public static let readHangup = IOEvents(rawValue: CL_EPOLLRDHUP)
-    public static let hangup = IOEvents(rawValue: CL_EPOLLHUP)
-    public static let error = IOEvents(rawValue: CL_EPOLLERR)
+    public static let readable = IOEvents(rawValue: Epoll.readable)
+    public static let writable = IOEvents(rawValue: Epoll.writable)
+    public static let readHangup = IOEvents(rawValue: Epoll.readHangup)
+    public static let hangup = IOEvents(rawValue: Epoll.hangup)
+    public static let error = IOEvents(rawValue: Epoll.error)
 }
 
 /// Something that owns a descriptor registered with a loop. Loop thread only.
@@ -94,9 +93,9 @@ public final class EventLoop: @unchecked Sendable {
     private static let wakeToken: UInt64 = UInt64.max
 
     public init() throws {
-        epfd = try syscall("epoll_create1") { cl_epoll_create() }
-        wakeFD = try syscall("eventfd") { cl_eventfd() }
-        _ = try syscall("epoll_ctl(eventfd)") { cl_epoll_add(epfd, wakeFD, CL_EPOLLIN | CL_EPOLLET, Self.wakeToken) }
+        epfd = try syscall("epoll_create1") { Epoll.create() }
+        wakeFD = try syscall("eventfd") { EventFD.create() }
+        _ = try syscall("epoll_ctl(eventfd)") { Epoll.add(epfd, wakeFD, events: Epoll.readable | Epoll.edgeTriggered, data: Self.wakeToken) }
     }
 
     deinit {
@@ -118,11 +117,11 @@ public final class EventLoop: @unchecked Sendable {
         registrations[index] = Registration(handler: handler, generation: generation)
         // EPOLLEXCLUSIVE may only be combined with EPOLLIN/EPOLLOUT/EPOLLET (epoll_ctl(2)).
         let events = exclusive
-            ? CL_EPOLLIN | CL_EPOLLET | CL_EPOLLEXCLUSIVE
-            : CL_EPOLLIN | CL_EPOLLOUT | CL_EPOLLRDHUP | CL_EPOLLET
+            ? Epoll.readable | Epoll.edgeTriggered | Epoll.exclusive
+            : Epoll.readable | Epoll.writable | Epoll.readHangup | Epoll.edgeTriggered
         let data = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
         do {
-            _ = try syscall("epoll_ctl(add)") { cl_epoll_add(epfd, fd, events, data) }
+            _ = try syscall("epoll_ctl(add)") { Epoll.add(epfd, fd, events: events, data: data) }
         } catch {
             registrations[index] = nil
             throw error
@@ -135,7 +134,7 @@ public final class EventLoop: @unchecked Sendable {
         let index = Int(fd)
         guard index < registrations.count, registrations[index] != nil else { return }
         registrations[index] = nil
-        _ = cl_epoll_del(epfd, fd)
+        _ = Epoll.remove(epfd, fd)
     }
 
     // MARK: timers (loop thread only)
@@ -143,7 +142,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs `callback` on this loop after `nanoseconds`.
     @discardableResult
     public func schedule(afterNanoseconds nanoseconds: UInt64, _ callback: @escaping () -> Void) -> TimerID {
-        addTimer(at: cl_monotonic_ns() &+ nanoseconds, .closure(callback))
+        addTimer(at: monotonicNanoseconds() &+ nanoseconds, .closure(callback))
     }
 
     /// Calls `target.timerFired(tag)` on this loop after `nanoseconds`. Unlike a closure, this
@@ -151,7 +150,7 @@ public final class EventLoop: @unchecked Sendable {
     /// `target` until the timer fires or is cancelled.
     @discardableResult
     public func schedule(afterNanoseconds nanoseconds: UInt64, target: TimerTarget, tag: Int = 0) -> TimerID {
-        addTimer(at: cl_monotonic_ns() &+ nanoseconds, .target(target, tag))
+        addTimer(at: monotonicNanoseconds() &+ nanoseconds, .target(target, tag))
     }
 
     /// Calls `target.timerFired(tag)` on this loop once the monotonic clock
@@ -193,7 +192,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// For tests: false makes every loop wait with epoll_wait and a millisecond timeout (the
     /// fallback for kernels without epoll_pwait2); true tries epoll_pwait2 again.
-    static func useEpollPwait2(_ enabled: Bool) { cl_epoll_use_pwait2(enabled ? 1 : 0) }
+    static func useEpollPwait2(_ enabled: Bool) { Epoll.usePwait2(enabled) }
 
     public func cancel(_ timer: TimerID) {
         // Lazy deletion: the heap entry stays until it reaches the top and finds its slot moved
@@ -213,18 +212,18 @@ public final class EventLoop: @unchecked Sendable {
     /// Any thread. Runs `task` on the loop thread soon.
     public func execute(_ task: @escaping @Sendable () -> Void) {
         inbox.withLock { $0.append(task) }
-        _ = cl_eventfd_signal(wakeFD)
+        _ = EventFD.signal(wakeFD)
     }
 
     /// Any thread. Makes the loop run one more iteration (its iteration hooks included) soon.
     public func wakeUp() {
-        _ = cl_eventfd_signal(wakeFD)
+        _ = EventFD.signal(wakeFD)
     }
 
     /// Any thread. Makes `run` return after the current iteration.
     public func stop() {
         stopRequested.store(true, ordering: .releasing)
-        _ = cl_eventfd_signal(wakeFD)
+        _ = EventFD.signal(wakeFD)
     }
 
     /// Loop thread only. `hook` runs once per loop iteration, after events and timers (the
@@ -244,10 +243,10 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs the loop on the calling thread until `stop()`.
     public func run() {
         let capacity = 256
-        let events = UnsafeMutablePointer<cl_epoll_event>.allocate(capacity: capacity)
+        let events = UnsafeMutablePointer<Epoll.Event>.allocate(capacity: capacity)
         defer { events.deallocate() }
         while !stopRequested.load(ordering: .acquiring) {
-            let count = cl_epoll_wait(epfd, events, Int32(capacity), waitTimeout())
+            let count = Epoll.wait(epfd, events, max: Int32(capacity), timeoutNanoseconds: waitTimeout())
             pollOnly = false
             if count < 0 {
                 if errno == EINTR { continue }
@@ -257,7 +256,7 @@ public final class EventLoop: @unchecked Sendable {
                 let event = events[i]
                 switch event.data {
                 case Self.wakeToken:
-                    _ = cl_eventfd_drain(wakeFD)
+                    _ = EventFD.drain(wakeFD)
                 default:
                     let fd = Int(UInt32(truncatingIfNeeded: event.data))
                     let generation = UInt32(truncatingIfNeeded: event.data >> 32)
@@ -275,7 +274,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func runExpiredTimers() {
-        let now = cl_monotonic_ns()
+        let now = monotonicNanoseconds()
         while let top = timerHeap.peek, top.deadline <= now {
             _ = timerHeap.pop()
             guard isPending(top) else {
@@ -319,7 +318,7 @@ public final class EventLoop: @unchecked Sendable {
             cancelledInHeap -= 1
         }
         guard let top = timerHeap.peek else { return -1 }
-        let now = cl_monotonic_ns()
+        let now = monotonicNanoseconds()
         return top.deadline > now ? Int64(clamping: top.deadline - now) : 0
     }
 }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
+import DSSystem
 
 /// Starts threads without Foundation: a worker or the supervisor is one pthread running one loop.
 public enum LoopThread {
@@ -13,7 +13,7 @@ public enum LoopThread {
     /// Starts a detached thread named `name` (visible in `top -H`) that runs `body`.
     public static func start(name: String, _ body: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(Box({
-            name.withCString { cl_set_thread_name($0) }
+            setCurrentThreadName(name)
             body()
         })).toOpaque()
         var thread = pthread_t()

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 import DSSystem
 
 /// Delivers signals as loop events through a signalfd. Create it on the main thread before any
@@ -13,16 +12,14 @@ public final class SignalWatcher: EventHandler {
 
     /// Loop thread only (registers with `loop`).
     public init(signals: [Int32], loop: EventLoop, onSignal: @escaping (Int32) -> Void) throws {
-        fd = try signals.withUnsafeBufferPointer { list in
-            try syscall("signalfd") { cl_signalfd(list.baseAddress, Int32(list.count)) }
-        }
+        fd = try SignalFD.open(signals)
         self.onSignal = onSignal
         try loop.register(fd, handler: self)
     }
 
     public func handle(_ events: IOEvents) {
         while true {
-            let signal = cl_signalfd_read(fd)
+            let signal = SignalFD.read(fd)
             if signal <= 0 { return }
             onSignal(signal)
         }

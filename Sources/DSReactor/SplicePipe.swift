@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 import DSSystem
 
 /// A pipe that moves body bytes from one socket to another with splice(2), so they never enter
@@ -19,13 +18,10 @@ public final class SplicePipe {
     public private(set) var buffered = 0
 
     public init() throws {
-        var fds: [Int32] = [0, 0]
-        _ = try fds.withUnsafeMutableBufferPointer { p in try syscall("pipe2") { cl_pipe2_nonblocking(p.baseAddress!) } }
-        readFD = fds[0]
-        writeFD = fds[1]
+        (readFD, writeFD) = try Splice.makePipe()
         // A larger pipe moves more per splice pair (the default is 64 KiB); 1 MiB is the usual
         // unprivileged maximum (/proc/sys/fs/pipe-max-size); failure just leaves the default size.
-        _ = cl_set_pipe_size(writeFD, Int32(Self.preferredSize))
+        _ = Splice.setPipeSize(writeFD, Int32(Self.preferredSize))
     }
 
     static let preferredSize = 1 << 20
@@ -39,7 +35,7 @@ public final class SplicePipe {
     /// `.wouldBlock` means the source has nothing to read now.
     public func fill(from source: Int32, limit: Int) throws -> IOResult<Int> {
         precondition(buffered == 0, "fill only an empty pipe")
-        let result = try nonBlockingSyscall("splice(socket→pipe)") { cl_splice(source, writeFD, limit) }
+        let result = try nonBlockingSyscall("splice(socket→pipe)") { Splice.splice(from: source, to: writeFD, length: limit) }
         switch result {
         case .wouldBlock: return .wouldBlock
         case .done(let n):
@@ -51,7 +47,7 @@ public final class SplicePipe {
     /// Moves buffered bytes to socket `destination`. `.wouldBlock`: it cannot take more now.
     public func drain(to destination: Int32) throws -> IOResult<Int> {
         guard buffered > 0 else { return .done(0) }
-        let result = try nonBlockingSyscall("splice(pipe→socket)") { cl_splice(readFD, destination, buffered) }
+        let result = try nonBlockingSyscall("splice(pipe→socket)") { Splice.splice(from: readFD, to: destination, length: buffered) }
         switch result {
         case .wouldBlock: return .wouldBlock
         case .done(let n):

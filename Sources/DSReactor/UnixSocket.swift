@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 import DSSystem
 
 /// Client side of a unix stream socket (the Docker engine's API socket), non-blocking, for a loop.
@@ -31,7 +30,7 @@ public enum UnixSocket {
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
         }
-        let fd = try syscall("socket(AF_UNIX)") { cl_socket_nonblocking(AF_UNIX, Int32(SOCK_STREAM.rawValue)) }
+        let fd = try Socket.openStream(family: AF_UNIX)
         // Safe: the pointer is rebound only for the duration of the call, which reads
         // MemoryLayout<sockaddr_un>.size bytes of `address`.
         let rc = withUnsafePointer(to: &address) {

@@ -62,5 +62,5 @@ public struct ChildProcess: Sendable {
 }
 
 /// The current monotonic time in nanoseconds.
-@inline(__always)
+@inlinable @inline(__always)
 public func monotonicNanoseconds() -> UInt64 { cl_monotonic_ns() }

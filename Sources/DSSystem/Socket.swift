@@ -9,7 +9,7 @@ public enum Socket {
     /// Opens a listening TCP socket. `reusePort` lets several sockets (one per worker, or an old
     /// and a new process during a restart) share the address.
     public static func listen(on address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = false) throws -> Int32 {
-        let fd = try syscall("socket") { cl_socket_nonblocking(address.family, Int32(SOCK_STREAM.rawValue)) }
+        let fd = try openStream(family: address.family)
         do {
             _ = try syscall("setsockopt(SO_REUSEADDR)") { cl_set_int_option(fd, CL_SOL_SOCKET, CL_SO_REUSEADDR, 1) }
             if reusePort {
@@ -22,6 +22,13 @@ public enum Socket {
             throw error
         }
         return fd
+    }
+
+    /// A non-blocking, close-on-exec stream socket of `family` (AF_INET, AF_INET6, AF_UNIX).
+    public static func openStream(family: Int32) throws -> Int32 {
+        try syscall(family == AF_UNIX ? "socket(AF_UNIX)" : "socket") {
+            cl_socket_nonblocking(family, Int32(SOCK_STREAM.rawValue))
+        }
     }
 
     /// Accepts one connection, or `.wouldBlock` when the queue is empty.
@@ -45,7 +52,7 @@ public enum Socket {
     /// Starts a non-blocking connect. Returns the fd and whether the connection is already
     /// established (loopback often is); otherwise wait for EPOLLOUT and call `connectResult`.
     public static func connect(to address: SocketAddress) throws -> (fd: Int32, connected: Bool) {
-        let fd = try syscall("socket") { cl_socket_nonblocking(address.family, Int32(SOCK_STREAM.rawValue)) }
+        let fd = try openStream(family: address.family)
         setNoDelay(fd)
         let rc = address.withSockAddr { sa, len in Glibc.connect(fd, sa, len) }
         if rc == 0 { return (fd, true) }
