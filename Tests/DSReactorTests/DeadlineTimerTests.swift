@@ -53,19 +53,20 @@ final class DeadlineTimerTests: XCTestCase {
         let h = try LoopHarness()
         defer { XCTAssertTrue(h.stop()) }
         let owner = Owner(loop: h.loop)
-        let heapAfterFirst = try h.sync { () -> Int in
+        // Both in one loop task, so the first timer is surely still armed when the deadline
+        // moves (a test thread paused between two tasks could let it go off first). The later
+        // deadline is far enough ahead that even a loop thread starved for most of a second
+        // runs the early firing before it.
+        let (heapAfterFirst, moved, heapAfterMove) = try h.sync { () -> (Int, UInt64, Int) in
             owner.deadline.set(within: 20 * Self.ms, on: h.loop, target: owner)
-            return h.loop.timerHeapCount
-        }
-        usleep(5_000)
-        let (moved, heapAfterMove) = try h.sync { () -> (UInt64, Int) in
+            let heapAfterFirst = h.loop.timerHeapCount
             let before = monotonicNanos()
-            owner.deadline.set(within: 80 * Self.ms, on: h.loop, target: owner)
-            return (before, h.loop.timerHeapCount)
+            owner.deadline.set(within: 1_000 * Self.ms, on: h.loop, target: owner)
+            return (heapAfterFirst, before, h.loop.timerHeapCount)
         }
         XCTAssertEqual(heapAfterMove, heapAfterFirst, "moving a deadline later must not schedule a timer")
         XCTAssertTrue(waitUntil { owner.expiries.get.count == 1 })
-        XCTAssertGreaterThanOrEqual(owner.expiries.get[0], moved + 80 * Self.ms, "reported at the old deadline")
+        XCTAssertGreaterThanOrEqual(owner.expiries.get[0], moved + 1_000 * Self.ms, "reported at the old deadline")
         XCTAssertEqual(owner.firings.get, 2, "one early firing that re-armed, one at the deadline")
     }
 
