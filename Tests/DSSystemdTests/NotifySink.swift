@@ -44,16 +44,31 @@ final class NotifySink {
         while !receive(timeoutMilliseconds: 0).isEmpty {}
     }
 
+    /// Waits until `count` messages equal to `message` have arrived, at most `milliseconds`;
+    /// returns how many did (other messages are discarded).
+    func wait(for count: Int, of message: String, milliseconds: Int = 10_000) -> Int {
+        let end = Self.nowMilliseconds() + milliseconds
+        var seen = 0
+        while seen < count {
+            let left = end - Self.nowMilliseconds()
+            guard left > 0 else { break }
+            if receive(timeoutMilliseconds: Int32(left)) == message { seen += 1 }
+        }
+        return seen
+    }
+
+    private static func nowMilliseconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int(now.tv_sec) * 1000 + Int(now.tv_nsec) / 1_000_000
+    }
+
     /// Every message that arrives within `milliseconds`.
     func collect(forMilliseconds milliseconds: Int) -> [String] {
         var messages: [String] = []
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        let end = Int(deadline.tv_sec) * 1000 + Int(deadline.tv_nsec) / 1_000_000 + milliseconds
+        let end = Self.nowMilliseconds() + milliseconds
         while true {
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            let left = end - (Int(now.tv_sec) * 1000 + Int(now.tv_nsec) / 1_000_000)
+            let left = end - Self.nowMilliseconds()
             guard left > 0 else { return messages }
             let message = receive(timeoutMilliseconds: Int32(left))
             if !message.isEmpty { messages.append(message) }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import DSReactor
 import DSSystem
 import Logging
@@ -25,19 +26,24 @@ extension SystemdTests {
                 watchdog.watch(worker)
                 watchdog.start()
             }
-            let running = sink.collect(forMilliseconds: 500).filter { $0 == "WATCHDOG=1" }.count
-            #expect(running >= 2, "expected a ping every 100 ms while both loops run, got \(running) in 500 ms")
+            #expect(sink.wait(for: 2, of: "WATCHDOG=1") == 2, "expected a ping every 100 ms while both loops run")
 
-            // Block the worker loop for 1.5 s: after the tick already under way, no ping.
-            worker.execute { usleep(1_500_000) }
-            usleep(150_000)
-            sink.drain() // pings sent before the block, still queued
-            let blocked = sink.collect(forMilliseconds: 550).filter { $0 == "WATCHDOG=1" }.count
-            #expect(blocked == 0, "pinged \(blocked) times while a worker loop was blocked")
+            // Block the worker loop until released (waited for, not guessed). Probes posted from
+            // then on go unanswered: at most the tick checking a probe posted before the block
+            // still pings.
+            let blocked = DispatchSemaphore(value: 0)
+            let release = DispatchSemaphore(value: 0)
+            defer { release.signal() }
+            worker.execute { blocked.signal(); _ = release.wait(timeout: .now() + 30) }
+            #expect(blocked.wait(timeout: .now() + 10) == .success, "the worker loop never ran the blocking task")
+            let atBlock = try #require(onLoop(control) { watchdog.pings })
+            usleep(600_000) // six ticks in which a watchdog blind to the block would ping
+            let whileBlocked = try #require(onLoop(control) { watchdog.pings })
+            #expect(whileBlocked - atBlock <= 1, "pinged \(whileBlocked - atBlock) times while a worker loop was blocked")
 
-            usleep(1_100_000)
-            let resumed = sink.collect(forMilliseconds: 500).filter { $0 == "WATCHDOG=1" }.count
-            #expect(resumed >= 2, "pings did not resume after the worker loop came back (\(resumed))")
+            sink.drain() // pings from before the block, still queued
+            release.signal()
+            #expect(sink.wait(for: 2, of: "WATCHDOG=1") == 2, "pings did not resume after the worker loop came back")
         }
 
         @Test func noPingWhileTheControlLoopIsBlocked() throws {
@@ -48,12 +54,30 @@ extension SystemdTests {
             let watchdog = ProgressWatchdog(control: control, timeoutNanoseconds: 400_000_000, notifier: SystemdNotifier(),
                                             logger: Logger(label: "test"))
             control.execute { [watchdog] in watchdog.start() }
-            #expect(sink.collect(forMilliseconds: 350).contains("WATCHDOG=1"))
-            control.execute { usleep(1_500_000) }
-            usleep(150_000)
-            sink.drain() // pings sent before the block, still queued
+            #expect(sink.wait(for: 1, of: "WATCHDOG=1") == 1, "no first ping")
+            let entered = DispatchSemaphore(value: 0)
+            let release = DispatchSemaphore(value: 0)
+            defer { release.signal() }
+            control.execute { entered.signal(); _ = release.wait(timeout: .now() + 30) }
+            #expect(entered.wait(timeout: .now() + 10) == .success, "the control loop never ran the blocking task")
+            // Pings sent before the block, still queued; from here on the control thread is ours.
+            sink.drain()
             let blocked = sink.collect(forMilliseconds: 450).filter { $0 == "WATCHDOG=1" }.count
             #expect(blocked == 0, "pinged \(blocked) times while the control loop was blocked")
         }
     }
+}
+
+/// Runs `body` on `loop`'s thread and returns its result, or nil if the loop did not get to it
+/// within 10 s.
+private func onLoop<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () -> T) -> T? {
+    let result = Locked<T?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    loop.execute {
+        let value = body()
+        result.withLock { $0 = value }
+        done.signal()
+    }
+    guard done.wait(timeout: .now() + 10) == .success else { return nil }
+    return result.withLock { $0 }
 }
