@@ -288,7 +288,7 @@ final class ProxyFlowTests: IntegrationTestCase {
         defer { busy.close() }
         XCTAssertEqual(try busy.request("GET", "/home?id=1").status, 200)
         try busy.send("GET /slow?ms=1500&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
-        usleep(300_000)
+        XCTAssertTrue(lb.waitForInFlight(), "the slow request never reached the replica")
         let signalled = Date()
         XCTAssertTrue(lb.process.send(signal: SIGTERM))
         // The idle keep-alive connection is closed at once.
@@ -330,9 +330,14 @@ final class ProxyFlowTests: IntegrationTestCase {
         defer { busy.close() }
         XCTAssertEqual(try busy.request("GET", "/home?id=1").status, 200)
         try busy.send("GET /slow?ms=1000&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
-        usleep(200_000)
+        XCTAssertTrue(LoadBalancerUnderTest(process: process, port: port).waitForInFlight(),
+                      "the slow request never reached the replica")
         XCTAssertTrue(process.send(signal: SIGTERM))
-        usleep(200_000)
+        // ds-lb stops accepting by putting a placeholder over its copy of the socket: once it
+        // no longer holds the port, a new connection can only wait in the backlog.
+        let deadline = Date().addingTimeInterval(10)
+        while ProcFS.listeningPorts(of: process.pid).contains(port) && Date() < deadline { usleep(10_000) }
+        XCTAssertFalse(ProcFS.listeningPorts(of: process.pid).contains(port), "ds-lb kept accepting after SIGTERM")
         // Draining: a new connection waits in the backlog (for the next ds-lb), it is not refused.
         let waiting = try HTTPConnection(port: port)
         defer { waiting.close() }
@@ -356,7 +361,7 @@ final class ProxyFlowTests: IntegrationTestCase {
         let busy = try HTTPConnection(port: lb.port, timeout: 10)
         defer { busy.close() }
         try busy.send("GET /slow?ms=20000&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
-        usleep(300_000)
+        XCTAssertTrue(lb.waitForInFlight(), "the slow request never reached the replica")
         XCTAssertTrue(lb.process.send(signal: SIGTERM))
         XCTAssertEqual(lb.process.waitForExit(timeout: 10), .exited(0))
         XCTAssertTrue(busy.isClosedByPeer(within: 2))

@@ -76,6 +76,19 @@ struct LoadBalancerUnderTest {
         try metricSeries().filter { $0.key.contains("replica=\"\(name)\"") }
     }
 
+    /// Waits until ds-lb has sent at least `count` requests to replicas (to `replica` alone,
+    /// if named) that are not answered yet, as GET /status's `in_flight` says. A test that
+    /// acts on a request "in flight" (a drain, a removal) waits for this, not for a sleep:
+    /// on a loaded machine a request sent 300 ms ago may not have reached the replica.
+    func waitForInFlight(atLeast count: Int = 1, replica: String? = nil, timeout: TimeInterval = 15) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        repeat {
+            if let status = try? request("GET", "/status"), status.inFlight(replica: replica) >= count { return true }
+            usleep(10_000)
+        } while Date() < deadline
+        return false
+    }
+
     /// ds-lb's child processes that run ds-server, by the N of their `--id N`.
     func replicaPIDsByID() -> [Int: pid_t] {
         var result: [Int: pid_t] = [:]

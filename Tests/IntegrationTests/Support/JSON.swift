@@ -32,6 +32,15 @@ extension HTTPResponse {
         return (n, replicas)
     }
 
+    /// GET /status's `in_flight`, summed over the replicas (or of the one named), or -1 when
+    /// the response is not a /status answer.
+    func inFlight(replica name: String? = nil) -> Int {
+        guard status == 200, let message = jsonObject?["message"] as? [String: Any],
+              let replicas = message["replicas"] as? [[String: Any]] else { return -1 }
+        return replicas.filter { name == nil || $0["name"] as? String == name }
+            .reduce(0) { $0 + ($1["in_flight"] as? Int ?? 0) }
+    }
+
     /// The replica number N in `Hello from Server: N`, or nil.
     var helloServerID: Int? {
         guard let message = messageString else { return nil }
