@@ -262,7 +262,7 @@ final class SupervisorTests: IntegrationTestCase {
             }
             done.signal()
         }.start()
-        usleep(300_000)
+        XCTAssertTrue(lb.waitForInFlight(replica: "server-3"), "the slow request never reached server 3")
         let removed = try lb.admin("DELETE", "/rm", json: ["hostnames": ["server-3"]])
         XCTAssertEqual(removed.status, 200, "\(removed)")
         // The semaphore orders the thread's writes to `box` before these reads.
