@@ -117,7 +117,9 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
 
         // `slow` holds the pooled connection; `other` needs a new one, which ds-lb cannot open.
         try slow.send("GET /slow?ms=1500&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
-        usleep(200_000)
+        // Asked on `other` (no new connection can be accepted here); /status needs no replica.
+        XCTAssertTrue(waitUntil(timeout: 15) { (try? other.request("GET", "/status"))?.inFlight() ?? 0 >= 1 },
+                      "the slow request never reached the replica")
         let refused = try other.request("GET", "/home?id=2")
         assertFailure(refused, 503, "a request needing a new replica connection at the descriptor limit")
         XCTAssertEqual(try slow.readResponse().status, 200, "the request on the pooled connection")
