@@ -16,14 +16,15 @@ final class BoundedLoadTests: IntegrationTestCase {
         for i in 0..<count {
             group.enter()
             Thread {
-                // Staggered so each request is in flight when the next one is routed.
-                usleep(UInt32(i) * 100_000)
-                let server = try? HTTPConnection(port: port, timeout: 10).request("GET", "/slow?ms=1200&id=\(id)").helloServerID
+                let server = try? HTTPConnection(port: port, timeout: 20).request("GET", "/slow?ms=3000&id=\(id)").helloServerID
                 box.value.append(server ?? -1)
                 group.leave()
             }.start()
+            // Each request in flight before the next is routed: waited for, since a loaded
+            // machine can take longer than any fixed stagger to get a request to its replica.
+            XCTAssertTrue(lb.waitForInFlight(atLeast: i + 1), "request \(i) never reached a replica")
         }
-        XCTAssertEqual(group.wait(timeout: .now() + 15), .success)
+        XCTAssertEqual(group.wait(timeout: .now() + 30), .success)
         return box.value.values
     }
 
