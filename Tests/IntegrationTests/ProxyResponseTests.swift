@@ -182,12 +182,16 @@ final class ProxyResponseTests: IntegrationTestCase {
         let connection = try HTTPConnection(port: lb.port)
         defer { connection.close() }
         // Waits until the replica has really closed every connection it answered (its thread
-        // sleeps `closeDelay` first, which a loaded machine stretches), then gives ds-lb's loop
-        // 100 ms to see the FIN.
+        // sleeps `closeDelay` first, which a loaded machine stretches), then until ds-lb has
+        // seen the FIN: it closed its end, so none of its sockets to the replica is left in
+        // CLOSE_WAIT.
         func waitForTheReplicasCloses() {
             let answered = replica.accepted
             XCTAssertTrue(replica.wait(timeout: 10) { $0.closed >= answered }, "the replica did not close its connections")
-            usleep(100_000)
+            let pid = lb.process.pid, port = replica.port
+            XCTAssertTrue(replica.wait(timeout: 10) { _ in
+                !ProcFS.tcpSockets(of: pid).contains { $0.remotePort == port && $0.state == "08" }
+            }, "ds-lb did not close the connections the replica closed")
         }
         for i in 0..<10 {
             XCTAssertEqual(try connection.request("GET", "/now?id=1").status, 200, "GET \(i) after an immediate close")

@@ -139,6 +139,12 @@ enum ProcFS {
     /// TCP ports on which `pid` holds a listening IPv4/IPv6 socket: the LISTEN rows of
     /// /proc/net/tcp{,6} whose socket inode is among the process's open fds.
     static func listeningPorts(of pid: pid_t) -> Set<UInt16> {
+        Set(tcpSockets(of: pid).filter { $0.state == "0A" }.map(\.localPort))
+    }
+
+    /// The IPv4/IPv6 TCP sockets `pid` holds: ports and the kernel's state in hex as
+    /// /proc/net/tcp shows it ("0A" LISTEN, "08" CLOSE_WAIT, ...).
+    static func tcpSockets(of pid: pid_t) -> [(localPort: UInt16, remotePort: UInt16, state: String)] {
         var inodes = Set<String>()
         if let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") {
             for fd in fds {
@@ -148,19 +154,20 @@ enum ProcFS {
                 }
             }
         }
-        var ports = Set<UInt16>()
+        var sockets: [(localPort: UInt16, remotePort: UInt16, state: String)] = []
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
             guard let bytes = read(table) else { continue }
             for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n").dropFirst() {
                 let cols = line.split(separator: " ")
                 // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-                guard cols.count > 9, cols[3] == "0A", inodes.contains(String(cols[9])),
-                      let portHex = cols[1].split(separator: ":").last,
-                      let port = UInt16(portHex, radix: 16) else { continue }
-                ports.insert(port)
+                guard cols.count > 9, inodes.contains(String(cols[9])),
+                      let localHex = cols[1].split(separator: ":").last, let localPort = UInt16(localHex, radix: 16),
+                      let remoteHex = cols[2].split(separator: ":").last, let remotePort = UInt16(remoteHex, radix: 16)
+                else { continue }
+                sockets.append((localPort, remotePort, String(cols[3])))
             }
         }
-        return ports
+        return sockets
     }
 
     static func describe(_ pid: pid_t) -> String {
