@@ -222,11 +222,11 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
         return answer + (connection.isClosedByPeer(within: 3) ? " closed" : " open")
     }
 
-    /// ds-lb's spliced-byte counters; with `atLeast`, polled (up to 3 s) until both reach it,
-    /// since a worker counts a splice just after the bytes left.
+    /// ds-lb's spliced-byte counters; with `atLeast`, polled (up to 15 s, for a loaded machine)
+    /// until both reach it, since a worker counts a splice just after the bytes left.
     private func splicedBytes(_ lb: LoadBalancerUnderTest, atLeast: (request: Int, response: Int)? = nil) throws
         -> (request: Int, response: Int) {
-        let deadline = Date().addingTimeInterval(3)
+        let deadline = Date().addingTimeInterval(15)
         while true {
             let metrics = try lb.request("GET", "/metrics").bodyString
             var counts = (request: 0, response: 0)
