@@ -74,8 +74,15 @@ final class AddressChangeTests: XCTestCase {
                                     logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         let ready = expectation(description: "the initial pool is up")
         try supervisor.bootstrap(replicas: 1) { ready.fulfill() }
-        LoopThread.start(name: "test-control") { loop.run() }
-        defer { loop.stop() }
+        let exited = DispatchSemaphore(value: 0)
+        LoopThread.start(name: "test-control") { loop.run(); exited.signal() }
+        defer {
+            // The supervisor's timers hold it unowned, as ds-lb's supervisor lives as long as
+            // its loop: it must outlive the loop thread, which stop() only asks to return.
+            loop.stop()
+            XCTAssertEqual(exited.wait(timeout: .now() + 10), .success, "the control loop did not stop")
+            withExtendedLifetime(supervisor) {}
+        }
         wait(for: [ready], timeout: 10)
         let snapshot = supervisor.publisher.latest()
         XCTAssertEqual(snapshot.backends, [Backend(name: "server-1", number: 1, host: "127.0.0.1", port: responder.port)])
