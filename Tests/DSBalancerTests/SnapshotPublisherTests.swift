@@ -106,6 +106,11 @@ final class SnapshotPublisherTests: XCTestCase {
             let stop = Atomic<Bool>(false)
             let published = Atomic<UInt64>(0)
         }
+        /// A reader's counts so far, for the publisher to tell when there was enough overlap.
+        final class Progress: Sendable {
+            let iterations = Atomic<Int>(0)
+            let switches = Atomic<Int>(0)
+        }
         struct ReaderReport: Sendable {
             var iterations = 0
             var selections = 0
@@ -115,9 +120,10 @@ final class SnapshotPublisherTests: XCTestCase {
 
         let publisher = SnapshotPublisher(initial: build(1), workers: 2)
         let flags = Flags()
+        let progress = [Progress(), Progress()]
         let reports = Shared([ReaderReport(), ReaderReport()])
         let finished = DispatchSemaphore(value: 0)
-        let hardDeadline = Date().addingTimeInterval(10) // no thread outlives this, whatever happens
+        let hardDeadline = Date().addingTimeInterval(40) // no thread outlives this, whatever happens
 
         for worker in 0..<2 {
             let thread = Thread {
@@ -134,6 +140,8 @@ final class SnapshotPublisherTests: XCTestCase {
                     if snap.generation < lastGeneration { problem("generation went back \(lastGeneration) -> \(snap.generation)") }
                     if snap.generation < visible { problem("refresh returned \(snap.generation) after seeing \(visible)") }
                     if snap.generation != lastGeneration { report.switches += 1 }
+                    progress[worker].iterations.store(report.iterations, ordering: .relaxed)
+                    progress[worker].switches.store(report.switches, ordering: .relaxed)
                     lastGeneration = snap.generation
                     let expected = membership(snap.generation).map { "server-\($0)" }.sorted()
                     if snap.backends.map(\.name) != expected {
@@ -168,8 +176,15 @@ final class SnapshotPublisherTests: XCTestCase {
         let publishing = Thread {
             var generation: UInt64 = 1
             flags.published.store(1, ordering: .releasing)
-            let end = Date().addingTimeInterval(1.0)
-            while Date() < end {
+            // At least a second, and on until there was enough to mean anything (publishes, and
+            // reads that saw new snapshots): a starved thread makes less progress per second,
+            // so a time-boxed run alone would fail on a loaded machine.
+            let start = Date()
+            func enough() -> Bool {
+                Date().timeIntervalSince(start) >= 1 && generation > 500
+                    && progress.allSatisfy { $0.iterations.load(ordering: .relaxed) > 200 && $0.switches.load(ordering: .relaxed) > 20 }
+            }
+            while !enough() && Date().timeIntervalSince(start) < 30 {
                 generation += 1
                 publisher.publish(build(generation))
                 flags.published.store(generation, ordering: .releasing)
@@ -183,7 +198,7 @@ final class SnapshotPublisherTests: XCTestCase {
         publishing.start()
 
         for _ in 0..<3 {
-            XCTAssertEqual(finished.wait(timeout: .now() + 15), .success, "a stress thread did not finish")
+            XCTAssertEqual(finished.wait(timeout: .now() + 45), .success, "a stress thread did not finish")
         }
         let published = flags.published.load(ordering: .acquiring)
         XCTAssertGreaterThan(published, 200, "too few publishes to mean anything")
