@@ -291,10 +291,12 @@ final class ChildProcess: @unchecked Sendable {
         var from = 0
         while true {
             let found = stderr.waitForLine(matching: regex, from: from, deadline: deadline) {
-                // After the process ends, allow a moment for its last lines to arrive.
+                // After the process ends its last lines are still in the pipe: the wait ends at
+                // EOF, once they are read. Replicas that inherited the pipe may keep it open
+                // for a while; only then give up, 5 s after the exit.
                 if self.pollTermination() != nil {
                     if exitedAt == nil { exitedAt = Date() }
-                    return Date().timeIntervalSince(exitedAt!) > 0.3
+                    return Date().timeIntervalSince(exitedAt!) > 5
                 }
                 return false
             }
