@@ -116,6 +116,9 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
                       "ds-lb never reached its descriptor limit: \(openDescriptors(pid)) open")
 
         // `slow` holds the pooled connection; `other` needs a new one, which ds-lb cannot open.
+        // The requests before may still count as in flight for a moment: first wait for 0.
+        XCTAssertTrue(waitUntil(timeout: 15) { (try? other.request("GET", "/status"))?.inFlight() == 0 },
+                      "the requests before still count as in flight")
         try slow.send("GET /slow?ms=1500&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
         // Asked on `other` (no new connection can be accepted here); /status needs no replica.
         XCTAssertTrue(waitUntil(timeout: 15) { (try? other.request("GET", "/status"))?.inFlight() ?? 0 >= 1 },

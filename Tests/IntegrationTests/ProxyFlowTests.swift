@@ -287,6 +287,7 @@ final class ProxyFlowTests: IntegrationTestCase {
         let busy = try HTTPConnection(port: lb.port, timeout: 10)
         defer { busy.close() }
         XCTAssertEqual(try busy.request("GET", "/home?id=1").status, 200)
+        XCTAssertTrue(lb.waitForNoneInFlight(), "the requests before still count as in flight")
         try busy.send("GET /slow?ms=1500&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
         XCTAssertTrue(lb.waitForInFlight(), "the slow request never reached the replica")
         let signalled = Date()
@@ -330,9 +331,10 @@ final class ProxyFlowTests: IntegrationTestCase {
         let busy = try HTTPConnection(port: port, timeout: 10)
         defer { busy.close() }
         XCTAssertEqual(try busy.request("GET", "/home?id=1").status, 200)
+        let lb = LoadBalancerUnderTest(process: process, port: port)
+        XCTAssertTrue(lb.waitForNoneInFlight(), "the request before still counts as in flight")
         try busy.send("GET /slow?ms=1000&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
-        XCTAssertTrue(LoadBalancerUnderTest(process: process, port: port).waitForInFlight(),
-                      "the slow request never reached the replica")
+        XCTAssertTrue(lb.waitForInFlight(), "the slow request never reached the replica")
         XCTAssertTrue(process.send(signal: SIGTERM))
         // ds-lb stops accepting by putting a placeholder over its copy of the socket: once it
         // no longer holds the port, a new connection can only wait in the backlog.

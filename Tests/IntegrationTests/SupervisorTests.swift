@@ -250,6 +250,7 @@ final class SupervisorTests: IntegrationTestCase {
         let (owners, _) = try routeIDs(ids, through: lb, connections: 1)
         let id = try XCTUnwrap(ids.first { owners[$0] == 3 }, "no id owned by server 3")
         let port = lb.port
+        XCTAssertTrue(lb.waitForNoneInFlight(), "the routing requests still count as in flight")
         let done = DispatchSemaphore(value: 0)
         let box = Unchecked(ResultBox())
         Thread {

@@ -81,9 +81,21 @@ struct LoadBalancerUnderTest {
     /// acts on a request "in flight" (a drain, a removal) waits for this, not for a sleep:
     /// on a loaded machine a request sent 300 ms ago may not have reached the replica.
     func waitForInFlight(atLeast count: Int = 1, replica: String? = nil, timeout: TimeInterval = 15) -> Bool {
+        waitForInFlight(replica: replica, timeout: timeout) { $0 >= count }
+    }
+
+    /// Waits until no request is in flight. A request whose response the client has already
+    /// read still counts until its worker has finished with the replica's side, so a test that
+    /// made requests waits for this before sending the one whose arrival it then waits for.
+    func waitForNoneInFlight(timeout: TimeInterval = 15) -> Bool {
+        waitForInFlight(timeout: timeout) { $0 == 0 }
+    }
+
+    private func waitForInFlight(replica: String? = nil, timeout: TimeInterval, until condition: (Int) -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         repeat {
-            if let status = try? request("GET", "/status"), status.inFlight(replica: replica) >= count { return true }
+            if let status = try? request("GET", "/status"), status.status == 200,
+               condition(status.inFlight(replica: replica)) { return true }
             usleep(10_000)
         } while Date() < deadline
         return false
