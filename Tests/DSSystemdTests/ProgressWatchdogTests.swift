@@ -31,11 +31,8 @@ extension SystemdTests {
             // Block the worker loop until released (waited for, not guessed). Probes posted from
             // then on go unanswered: at most the tick checking a probe posted before the block
             // still pings.
-            let blocked = DispatchSemaphore(value: 0)
-            let release = DispatchSemaphore(value: 0)
+            let release = try #require(block(worker), "the worker loop never ran the blocking task")
             defer { release.signal() }
-            worker.execute { blocked.signal(); _ = release.wait(timeout: .now() + 30) }
-            #expect(blocked.wait(timeout: .now() + 10) == .success, "the worker loop never ran the blocking task")
             let atBlock = try #require(onLoop(control) { watchdog.pings })
             usleep(600_000) // six ticks in which a watchdog blind to the block would ping
             let whileBlocked = try #require(onLoop(control) { watchdog.pings })
@@ -55,17 +52,23 @@ extension SystemdTests {
                                             logger: Logger(label: "test"))
             control.execute { [watchdog] in watchdog.start() }
             #expect(sink.wait(for: 1, of: "WATCHDOG=1") == 1, "no first ping")
-            let entered = DispatchSemaphore(value: 0)
-            let release = DispatchSemaphore(value: 0)
+            let release = try #require(block(control), "the control loop never ran the blocking task")
             defer { release.signal() }
-            control.execute { entered.signal(); _ = release.wait(timeout: .now() + 30) }
-            #expect(entered.wait(timeout: .now() + 10) == .success, "the control loop never ran the blocking task")
             // Pings sent before the block, still queued; from here on the control thread is ours.
             sink.drain()
             let blocked = sink.collect(forMilliseconds: 450).filter { $0 == "WATCHDOG=1" }.count
             #expect(blocked == 0, "pinged \(blocked) times while the control loop was blocked")
         }
     }
+}
+
+/// Blocks `loop` with a task that waits for the returned semaphore (30 s at most); returns once
+/// the loop runs it, or nil if it did not within 10 s.
+private func block(_ loop: EventLoop) -> DispatchSemaphore? {
+    let entered = DispatchSemaphore(value: 0)
+    let release = DispatchSemaphore(value: 0)
+    loop.execute { entered.signal(); _ = release.wait(timeout: .now() + 30) }
+    return entered.wait(timeout: .now() + 10) == .success ? release : nil
 }
 
 /// Runs `body` on `loop`'s thread and returns its result, or nil if the loop did not get to it
