@@ -74,15 +74,8 @@ final class AddressChangeTests: XCTestCase {
                                     logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         let ready = expectation(description: "the initial pool is up")
         try supervisor.bootstrap(replicas: 1) { ready.fulfill() }
-        let exited = DispatchSemaphore(value: 0)
-        LoopThread.start(name: "test-control") { loop.run(); exited.signal() }
-        defer {
-            // The supervisor's timers hold it unowned, as ds-lb's supervisor lives as long as
-            // its loop: it must outlive the loop thread, which stop() only asks to return.
-            loop.stop()
-            XCTAssertEqual(exited.wait(timeout: .now() + 10), .success, "the control loop did not stop")
-            withExtendedLifetime(supervisor) {}
-        }
+        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        defer { stopLoop() }
         wait(for: [ready], timeout: 10)
         let snapshot = supervisor.publisher.latest()
         XCTAssertEqual(snapshot.backends, [Backend(name: "server-1", number: 1, host: "127.0.0.1", port: responder.port)])
@@ -100,8 +93,8 @@ final class AddressChangeTests: XCTestCase {
                                     config: SupervisorConfig(), workers: 1, logger: log.logger)
         try supervisor.bootstrap(replicas: 1) {}
         supervisor.stateStore = try unwritableStateStore()
-        LoopThread.start(name: "test-control") { loop.run() }
-        defer { loop.stop() }
+        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        defer { stopLoop() }
         let expected = "[!] Could not save the pool after server-1 moved to 127.0.0.1:\(responder.port): cannot create state directory"
         XCTAssertTrue(log.waitFor(expected), "wanted '\(expected)'; the log: \(log.messages)")
         XCTAssertTrue(log.waitFor("a restart would bring back the last one saved"), "\(log.messages)")

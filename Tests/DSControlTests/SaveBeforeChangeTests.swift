@@ -37,8 +37,8 @@ final class SaveBeforeChangeTests: XCTestCase {
         supervisor.stateStore = try unwritableStateStore()
         let before = supervisor.repBody()
         let generation = supervisor.publisher.latest().generation
-        LoopThread.start(name: "test-control") { loop.run() }
-        defer { loop.stop() }
+        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        defer { stopLoop() }
 
         for (path, query, body) in [("/rm", "id=1", ""), ("/rm", nil, #"{"hostnames": ["server-2"]}"#)] {
             let answered = expectation(description: "answer")

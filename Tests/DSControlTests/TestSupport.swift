@@ -1,8 +1,24 @@
 import DSBalancer
+import DSReactor
 import Foundation
 import Logging
 import XCTest
 @testable import DSControl
+
+/// Runs `loop` on a thread of its own and returns what stops it: `stop()` only asks the loop to
+/// return, and the supervisor's timers hold it unowned (in ds-lb it lives as long as its loop),
+/// so the returned closure waits until the loop thread has returned and keeps `supervisor`
+/// alive until then.
+func startControlLoop(_ loop: EventLoop, keeping supervisor: Supervisor,
+                      file: StaticString = #filePath, line: UInt = #line) -> () -> Void {
+    let exited = DispatchSemaphore(value: 0)
+    LoopThread.start(name: "test-control") { loop.run(); exited.signal() }
+    return {
+        loop.stop()
+        XCTAssertEqual(exited.wait(timeout: .now() + 10), .success, "the control loop did not stop", file: file, line: line)
+        withExtendedLifetime(supervisor) {}
+    }
+}
 
 enum DSBalancerBackend {
     static func make(_ name: String, _ number: Int) -> Backend {
