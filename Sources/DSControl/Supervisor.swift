@@ -394,6 +394,10 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     }
 
     private func checked(_ replica: Replica, result: CheckResult, latency: UInt64) {
+        // A repair is decided and its timer armed (which cancelled the next check): the answer
+        // of a probe that was already on its way says nothing about the replica to come. It
+        // may even come from another process that took the port of a ds-server that exited.
+        if replica.repairPending != nil && replica.health.status == .down { return }
         replica.checks += 1
         replica.lastLatency = latency
         let previous = replica.health.status

@@ -1,0 +1,139 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+import DSBalancer
+import DSHTTP1
+import DSReactor
+import DSSystem
+import Logging
+@testable import DSControl
+
+/// A heartbeat already on its way when the supervisor decides on a repair must not undo that
+/// decision. The case that matters: a restarted ds-server exits at once (its port was taken by
+/// another process in the meantime), and the probe sent to that port during start-up is
+/// answered by the other process. Counting that answer would call the replica back up, cancel
+/// its restart and route its keys to a stranger.
+final class InFlightProbeTests: XCTestCase {
+    /// Every launch reports the same address; a launch after the first "exits" as soon as the
+    /// responder holds a probe sent after it, so the probe is in flight when the exit is seen.
+    private final class ExitingDriver: ReplicaDriver, @unchecked Sendable {
+        let name = "exiting"
+        let canCreate = true
+        let port: UInt16
+        let responder: GatedResponder
+        private let lock = NSLock()
+        private var launchCount = 0
+        private var exitPending: Backend?
+        private var heldWhenLaunched = 0
+        private var exitCount = 0
+        init(port: UInt16, responder: GatedResponder) { self.port = port; self.responder = responder }
+
+        var launches: Int { lock.withLock { launchCount } }
+        var exitsReported: Int { lock.withLock { exitCount } }
+        /// Makes the running replica exit at the next poll.
+        func exitNow(_ backend: Backend) { lock.withLock { exitPending = backend } }
+
+        func initialBackends() -> [Backend] { [] }
+        func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
+            let backend = Backend(name: replica.name, number: replica.number, host: "127.0.0.1", port: port)
+            lock.withLock {
+                launchCount += 1
+                if launchCount >= 2 { exitPending = backend; heldWhenLaunched = responder.held }
+            }
+            return backend
+        }
+        func poll() -> [(Backend, String)] {
+            lock.withLock {
+                guard let backend = exitPending else { return [] }
+                // A restarted replica exits only once a probe sent after its launch is held.
+                if launchCount >= 2 && responder.held <= heldWhenLaunched { return [] }
+                exitPending = nil
+                exitCount += 1
+                return [(backend, "exit status 1")]
+            }
+        }
+        func stop(_ backend: Backend) {}
+        func retire(_ backend: Backend) -> () -> Void { {} }
+        func kill(_ backend: Backend) {}
+        func details(of backend: Backend) -> [(String, JSONValue)] { [] }
+        func stopAll() {}
+    }
+
+    /// Answers heartbeats with 200; once `gate()` is called it holds each connection it accepts
+    /// until `release()`.
+    final class GatedResponder: @unchecked Sendable {
+        let fd: Int32
+        let port: UInt16
+        private let condition = NSCondition()
+        private var gated = false
+        private var heldCount = 0
+
+        init() throws {
+            fd = try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 16)
+            port = try Socket.localAddress(fd).port
+            Thread { [self] in serve() }.start()
+        }
+
+        var held: Int { condition.lock(); defer { condition.unlock() }; return heldCount }
+        func gate() { condition.lock(); gated = true; condition.unlock() }
+        func release() { condition.lock(); gated = false; condition.broadcast(); condition.unlock() }
+
+        private func serve() {
+            while true {
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&pfd, 1, 30_000) > 0 else { return }
+                let client = accept(fd, nil, nil)
+                guard client >= 0 else { return }
+                var buffer = [UInt8](repeating: 0, count: 1024)
+                _ = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
+                condition.lock()
+                if gated {
+                    heldCount += 1
+                    while gated { condition.wait() }
+                }
+                condition.unlock()
+                let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8)
+                _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                close(client)
+            }
+        }
+    }
+
+    func testAProbeInFlightWhenTheRestartedReplicaExitedDoesNotCancelItsNextRestart() throws {
+        let responder = try GatedResponder()
+        defer { responder.release(); shutdown(responder.fd, Int32(SHUT_RDWR)) }
+        let driver = ExitingDriver(port: responder.port, responder: responder)
+        var config = SupervisorConfig()
+        config.heartbeatTimeout = 30_000_000_000  // the held probe must not time out first
+        config.startTimeout = 30_000_000_000
+        config.backoffInitial = 200_000_000
+        let loop = try EventLoop()
+        let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
+                                    logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let ready = expectation(description: "the initial pool is up")
+        try supervisor.bootstrap(replicas: 1) { ready.fulfill() }
+        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        defer { stopLoop() }
+        wait(for: [ready], timeout: 10)
+        XCTAssertEqual(supervisor.publisher.latest().healthy, [true])
+
+        // The replica exits; its restart exits too, while the restart's first probe is held.
+        responder.gate()
+        driver.exitNow(supervisor.publisher.latest().backends[0])
+        let deadline = Date().addingTimeInterval(15)
+        while driver.launches < 2 || responder.held == 0 {
+            XCTAssertLessThan(Date(), deadline, "the restart and its probe did not happen")
+            if Date() >= deadline { return }
+            usleep(5_000)
+        }
+        // The restart's exit is reported at the first poll after its probe was held; only then
+        // does the stranger answer. The restart after the backoff must still come.
+        while driver.exitsReported < 2 && Date() < deadline { usleep(5_000) }
+        XCTAssertEqual(driver.exitsReported, 2, "the restarted replica's exit was not reported")
+        responder.release()
+        while driver.launches < 3 && Date() < deadline { usleep(5_000) }
+        XCTAssertGreaterThanOrEqual(driver.launches, 3, "the held probe's answer cancelled the next restart")
+    }
+}
