@@ -42,29 +42,9 @@ final class AddressChangeTests: XCTestCase {
         func stopAll() {}
     }
 
-    /// Answers every connection with 200 (what a heartbeat needs), on a thread of its own.
-    private func heartbeatResponder() throws -> (fd: Int32, port: UInt16) {
-        let fd = try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 16)
-        let port = try Socket.localAddress(fd).port
-        Thread {
-            while true {
-                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                guard poll(&pfd, 1, 10_000) > 0 else { return }
-                let client = accept(fd, nil, nil)
-                guard client >= 0 else { return }
-                var buffer = [UInt8](repeating: 0, count: 1024)
-                _ = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
-                let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8)
-                _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                close(client)
-            }
-        }.start()
-        return (fd, port)
-    }
-
     func testTheReplicaIsCheckedAndPublishedAtTheAddressTheDriverReportsLater() throws {
-        let responder = try heartbeatResponder()
-        defer { shutdown(responder.fd, Int32(SHUT_RDWR)) }
+        let responder = try HeartbeatResponder()
+        defer { responder.stop() }
         let loop = try EventLoop()
         let driver = LateAddressDriver(real: responder.port)
         var config = SupervisorConfig()
@@ -85,8 +65,8 @@ final class AddressChangeTests: XCTestCase {
     /// The supervisor saves a new address by itself; when that fails it cannot refuse anything,
     /// so the log says what was not saved and what a restart would do.
     func testAnAddressThatCannotBeSavedIsLoggedAsSuch() throws {
-        let responder = try heartbeatResponder()
-        defer { shutdown(responder.fd, Int32(SHUT_RDWR)) }
+        let responder = try HeartbeatResponder()
+        defer { responder.stop() }
         let loop = try EventLoop()
         let log = CapturedLog()
         let supervisor = Supervisor(loop: loop, driver: LateAddressDriver(real: responder.port), algorithm: .ring,

@@ -22,13 +22,13 @@ final class InFlightProbeTests: XCTestCase {
         let name = "exiting"
         let canCreate = true
         let port: UInt16
-        let responder: GatedResponder
+        let responder: HeartbeatResponder
         private let lock = NSLock()
         private var launchCount = 0
         private var exitPending: Backend?
         private var heldWhenLaunched = 0
         private var exitCount = 0
-        init(port: UInt16, responder: GatedResponder) { self.port = port; self.responder = responder }
+        init(port: UInt16, responder: HeartbeatResponder) { self.port = port; self.responder = responder }
 
         var launches: Int { lock.withLock { launchCount } }
         var exitsReported: Int { lock.withLock { exitCount } }
@@ -61,49 +61,9 @@ final class InFlightProbeTests: XCTestCase {
         func stopAll() {}
     }
 
-    /// Answers heartbeats with 200; once `gate()` is called it holds each connection it accepts
-    /// until `release()`.
-    final class GatedResponder: @unchecked Sendable {
-        let fd: Int32
-        let port: UInt16
-        private let condition = NSCondition()
-        private var gated = false
-        private var heldCount = 0
-
-        init() throws {
-            fd = try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 16)
-            port = try Socket.localAddress(fd).port
-            Thread { [self] in serve() }.start()
-        }
-
-        var held: Int { condition.lock(); defer { condition.unlock() }; return heldCount }
-        func gate() { condition.lock(); gated = true; condition.unlock() }
-        func release() { condition.lock(); gated = false; condition.broadcast(); condition.unlock() }
-
-        private func serve() {
-            while true {
-                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                guard poll(&pfd, 1, 30_000) > 0 else { return }
-                let client = accept(fd, nil, nil)
-                guard client >= 0 else { return }
-                var buffer = [UInt8](repeating: 0, count: 1024)
-                _ = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
-                condition.lock()
-                if gated {
-                    heldCount += 1
-                    while gated { condition.wait() }
-                }
-                condition.unlock()
-                let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8)
-                _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                close(client)
-            }
-        }
-    }
-
     func testAProbeInFlightWhenTheRestartedReplicaExitedDoesNotCancelItsNextRestart() throws {
-        let responder = try GatedResponder()
-        defer { responder.release(); shutdown(responder.fd, Int32(SHUT_RDWR)) }
+        let responder = try HeartbeatResponder()
+        defer { responder.stop() }
         let driver = ExitingDriver(port: responder.port, responder: responder)
         var config = SupervisorConfig()
         config.heartbeatTimeout = 30_000_000_000  // the held probe must not time out first

@@ -1,5 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import DSBalancer
 import DSReactor
+import DSSystem
 import Foundation
 import Logging
 import XCTest
@@ -68,5 +72,48 @@ extension XCTestCase {
         XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
         addTeardownBlock { try? FileManager.default.removeItem(atPath: file) }
         return StateStore(directory: file + "/state")
+    }
+}
+
+/// A replica as far as heartbeats go: answers every connection with 200 on a thread of its
+/// own. After `gate()` it holds each connection it accepts until `release()`, for tests of a
+/// probe that is still on its way. `stop()` ends it.
+final class HeartbeatResponder: @unchecked Sendable {
+    let fd: Int32
+    let port: UInt16
+    private let condition = NSCondition()
+    private var gated = false
+    private var heldCount = 0
+
+    init() throws {
+        fd = try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 16)
+        port = try Socket.localAddress(fd).port
+        Thread { [self] in serve() }.start()
+    }
+
+    var held: Int { condition.lock(); defer { condition.unlock() }; return heldCount }
+    func gate() { condition.lock(); gated = true; condition.unlock() }
+    func release() { condition.lock(); gated = false; condition.broadcast(); condition.unlock() }
+    /// Releases what it holds and makes its thread return.
+    func stop() { release(); shutdown(fd, Int32(SHUT_RDWR)) }
+
+    private func serve() {
+        while true {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 30_000) > 0 else { return }
+            let client = accept(fd, nil, nil)
+            guard client >= 0 else { return }
+            var buffer = [UInt8](repeating: 0, count: 1024)
+            _ = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
+            condition.lock()
+            if gated {
+                heldCount += 1
+                while gated { condition.wait() }
+            }
+            condition.unlock()
+            let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8)
+            _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            close(client)
+        }
     }
 }
