@@ -199,23 +199,38 @@ public final class Worker {
         guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
         balance?.member.connections.subtract(1, ordering: .relaxed)
         if draining { drainSignal?.adjust(-1) }
-        if peakConnections >= Self.crowd && connections.count <= peakConnections / 4 && !trimScheduled {
+        if trimScheduled {
+            closesSinceTrimArmed += 1
+        } else if peakConnections >= Self.crowd && connections.count <= peakConnections / 4 {
             scheduleHeapTrim()
         }
     }
 
     /// A crowd of connections (e.g. slowloris) leaves its buffers' pages in glibc's arenas once
     /// it is gone: after the connection count falls to a quarter of a peak of at least `crowd`,
-    /// the worker gives them back to the kernel, once, a second later (the rest of the crowd is
-    /// usually closing in the same burst). The request path allocates nothing, so the arena
-    /// locks malloc_trim takes do not hold up other workers.
+    /// the worker gives them back to the kernel once the crowd has stopped leaving (a second
+    /// without a close, so a trim does not run while half the crowd is still freeing its
+    /// buffers; at most `trimPatience` seconds, so steady traffic afterwards cannot put it off
+    /// for ever). The request path allocates nothing, so the arena locks malloc_trim takes do
+    /// not hold up other workers.
     static let crowd = 1024
+    static let trimPatience = 10
     private var peakConnections = 0
     private var trimScheduled = false
+    private var closesSinceTrimArmed = 0
 
     private func scheduleHeapTrim() {
         trimScheduled = true
+        armHeapTrim(waited: 1)
+    }
+
+    private func armHeapTrim(waited: Int) {
+        closesSinceTrimArmed = 0
         _ = loop.schedule(afterNanoseconds: 1_000_000_000) { [unowned self] in
+            if self.closesSinceTrimArmed > 0 && waited < Self.trimPatience {
+                self.armHeapTrim(waited: waited + 1)
+                return
+            }
             self.trimScheduled = false
             self.peakConnections = self.connections.count
             HeapTrim.releaseFreePages()
