@@ -1,8 +1,8 @@
 /// Where the routing key comes from: a fallback chain such as `query:id,random` (the first
 /// source present wins; when every source misses, the last one named decides, see
 /// `KeyExtraction`). Parsed once at start-up; applied per request without allocation.
-public struct KeyExtractor: Sendable, CustomStringConvertible {
-    public enum Source: Sendable, Equatable {
+package struct KeyExtractor: Sendable, CustomStringConvertible {
+    package enum Source: Sendable, Equatable {
         case query(String)
         case header(String)
         case cookie(String)
@@ -14,23 +14,23 @@ public struct KeyExtractor: Sendable, CustomStringConvertible {
         case random
     }
 
-    public let sources: [Source]
+    package let sources: [Source]
 
-    public struct ParseError: Error, CustomStringConvertible {
-        public let description: String
+    package struct ParseError: Error, CustomStringConvertible {
+        package let description: String
     }
 
     /// `query:id,random`: a request with an id sticks to its replica, one without spreads (a
     /// key is what makes a request sticky; `client-ip` would pin all of one client's keyless
     /// traffic, e.g. a load test's, to one replica).
-    public static let `default` = KeyExtractor(sources: [.query("id"), .random])
+    package static let `default` = KeyExtractor(sources: [.query("id"), .random])
 
-    public init(sources: [Source]) {
+    package init(sources: [Source]) {
         self.sources = sources
     }
 
     /// Parses `query:NAME,header:NAME,cookie:NAME,path,client-ip,random`.
-    public init(parsing text: String) throws {
+    package init(parsing text: String) throws {
         var sources: [Source] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let item = part.trimmingCharacters(inSet: " ")
@@ -59,11 +59,11 @@ public struct KeyExtractor: Sendable, CustomStringConvertible {
     }
 
     /// The names of the `header:` sources, lowercased.
-    public var headerNames: [String] {
+    package var headerNames: [String] {
         sources.compactMap { if case .header(let name) = $0 { return name } else { return nil } }
     }
 
-    public var description: String {
+    package var description: String {
         sources.map { source -> String in
             switch source {
             case .query(let n): return "query:\(n)"
@@ -79,7 +79,7 @@ public struct KeyExtractor: Sendable, CustomStringConvertible {
 
 extension Substring {
     /// Trims leading and trailing `character`s.
-    public func trimmingCharacters(inSet character: Character) -> String {
+    fileprivate func trimmingCharacters(inSet character: Character) -> String {
         var s = self
         while s.first == character { s = s.dropFirst() }
         while s.last == character { s = s.dropLast() }

@@ -1,17 +1,17 @@
 import DSHashing
 
 /// A replica as the data plane sees it: a stable name, its number, where to reach it.
-public struct Backend: Sendable, Hashable {
-    public let name: String
-    public let number: Int
-    public let host: String
-    public let port: UInt16
+package struct Backend: Sendable, Hashable {
+    package let name: String
+    package let number: Int
+    package let host: String
+    package let port: UInt16
 
     /// `host:port` (`[host]:port` for IPv6), built once: the upstream pool keys its idle
     /// connections by it on every request.
-    public let address: String
+    package let address: String
 
-    public init(name: String, number: Int, host: String, port: UInt16) {
+    package init(name: String, number: Int, host: String, port: UInt16) {
         self.name = name
         self.number = number
         self.host = host
@@ -23,17 +23,17 @@ public struct Backend: Sendable, Hashable {
 /// An immutable view of the pool: members sorted by name, the hash table built over them, and
 /// each member's health (docs/ARCHITECTURE.md §4). Built by the supervisor, read by every worker
 /// without a lock; the old one is freed when the last worker drops its reference.
-public final class Snapshot: Sendable {
-    public let generation: UInt64
+package final class Snapshot: Sendable {
+    package let generation: UInt64
     /// Sorted by name; index i here is index i in `table.members`.
-    public let backends: [Backend]
-    public let healthy: [Bool]
-    public let table: any ConsistentHash
-    public let algorithm: HashAlgorithm
+    package let backends: [Backend]
+    package let healthy: [Bool]
+    package let table: any ConsistentHash
+    package let algorithm: HashAlgorithm
     /// `table` opened to its concrete type, for the per-request lookups (see HashTable).
     private let concrete: HashTable
 
-    public init(generation: UInt64, backends: [Backend], healthy: [String: Bool] = [:], algorithm: HashAlgorithm) {
+    package init(generation: UInt64, backends: [Backend], healthy: [String: Bool] = [:], algorithm: HashAlgorithm) {
         let sorted = backends.sorted { $0.name < $1.name }
         self.generation = generation
         self.backends = sorted
@@ -44,36 +44,36 @@ public final class Snapshot: Sendable {
         precondition(table.members.map(\.name) == sorted.map(\.name), "hash table must keep members sorted by name")
     }
 
-    public static func empty(algorithm: HashAlgorithm) -> Snapshot {
+    package static func empty(algorithm: HashAlgorithm) -> Snapshot {
         Snapshot(generation: 0, backends: [], algorithm: algorithm)
     }
 
-    public var isEmpty: Bool { backends.isEmpty }
+    package var isEmpty: Bool { backends.isEmpty }
 
     /// Any thread. `table.key(bytes)`: the request key's bytes as the integer the table is
     /// indexed by, without going through the existential.
-    public func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    package func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         concrete.key(bytes)
     }
 
     /// Any thread. The first healthy candidate for the key's bytes, or nil when none is up.
-    public func select(keyBytes: UnsafeRawBufferPointer) -> Backend? {
+    package func select(keyBytes: UnsafeRawBufferPointer) -> Backend? {
         select(hashedKey: concrete.key(keyBytes))
     }
 
-    public func select(hashedKey: UInt64) -> Backend? {
+    package func select(hashedKey: UInt64) -> Backend? {
         candidate(hashedKey: hashedKey).map { backends[$0] }
     }
 
     /// The first healthy candidate whose name is not in `excluded` (failover after a replica
     /// refused the connection): the next distinct replica in the table's order for this key.
-    public func select(hashedKey: UInt64, excluding excluded: [String]) -> Backend? {
+    package func select(hashedKey: UInt64, excluding excluded: [String]) -> Backend? {
         candidate(hashedKey: hashedKey, excluding: excluded).map { backends[$0] }
     }
 
     /// Any thread. Like `select(hashedKey:)`, as an index into `backends` (the data plane keeps
     /// per-replica state in arrays indexed like it).
-    public func candidate(hashedKey: UInt64) -> Int? {
+    package func candidate(hashedKey: UInt64) -> Int? {
         // The table's preferred member is its first candidate (ConsistentHash's contract): while
         // it is up, which is nearly always, no walk is needed.
         if let first = concrete.lookup(hashedKey), healthy[first] { return first }
@@ -81,7 +81,7 @@ public final class Snapshot: Sendable {
     }
 
     /// Any thread. Like `select(hashedKey:excluding:)`, as an index into `backends`.
-    public func candidate(hashedKey: UInt64, excluding excluded: [String]) -> Int? {
+    package func candidate(hashedKey: UInt64, excluding excluded: [String]) -> Int? {
         var chosen: Int?
         concrete.forEachCandidate(hashedKey) { index in
             if healthy[index] && (excluded.isEmpty || !excluded.contains(backends[index].name)) {

@@ -5,7 +5,7 @@ import Synchronization
 /// under a lock and bumps an atomic generation with release ordering; each worker does one
 /// acquiring load per loop iteration and takes the lock only when the generation moved. The hot
 /// path is one load.
-public final class SnapshotPublisher: Sendable {
+package final class SnapshotPublisher: Sendable {
     private let current: Locked<Snapshot>
     private let generation: Atomic<UInt64>
     /// The generation each worker last switched to, so the supervisor can wait for all of them
@@ -15,7 +15,7 @@ public final class SnapshotPublisher: Sendable {
     /// otherwise not look at the generation until its next event.
     private let wakers: Locked<[@Sendable () -> Void]>
 
-    public init(initial: Snapshot, workers: Int) {
+    package init(initial: Snapshot, workers: Int) {
         current = Locked(initial)
         generation = Atomic(initial.generation)
         workerGenerations = Locked([UInt64](repeating: initial.generation, count: workers))
@@ -23,26 +23,26 @@ public final class SnapshotPublisher: Sendable {
     }
 
     /// Any thread. Registers a closure that makes one worker look at the generation soon.
-    public func addWaker(_ wake: @escaping @Sendable () -> Void) {
+    package func addWaker(_ wake: @escaping @Sendable () -> Void) {
         wakers.withLock { $0.append(wake) }
     }
 
     /// Supervisor thread. Publishes `snapshot` (its generation must be newer than the current).
-    public func publish(_ snapshot: Snapshot) {
+    package func publish(_ snapshot: Snapshot) {
         current.withLock { $0 = snapshot }
         generation.store(snapshot.generation, ordering: .releasing)
         for wake in wakers.withLock({ $0 }) { wake() }
     }
 
     /// Any thread. The latest snapshot (takes the Mutex: not for the hot path; use a Reader).
-    public func latest() -> Snapshot {
+    package func latest() -> Snapshot {
         current.withLock { $0 }
     }
 
-    public var currentGeneration: UInt64 { generation.load(ordering: .acquiring) }
+    package var currentGeneration: UInt64 { generation.load(ordering: .acquiring) }
 
     /// Any thread. Whether every worker has switched to `target` or later.
-    public func allWorkersReached(_ target: UInt64) -> Bool {
+    package func allWorkersReached(_ target: UInt64) -> Bool {
         workerGenerations.withLock { $0.allSatisfy { $0 >= target } }
     }
 
@@ -51,12 +51,12 @@ public final class SnapshotPublisher: Sendable {
     }
 
     /// One worker's view: its own strong reference and the generation it saw.
-    public struct Reader {
-        public let publisher: SnapshotPublisher
-        public let worker: Int
-        public private(set) var snapshot: Snapshot
+    package struct Reader {
+        package let publisher: SnapshotPublisher
+        package let worker: Int
+        package private(set) var snapshot: Snapshot
 
-        public init(publisher: SnapshotPublisher, worker: Int) {
+        package init(publisher: SnapshotPublisher, worker: Int) {
             self.publisher = publisher
             self.worker = worker
             self.snapshot = publisher.latest()
@@ -65,7 +65,7 @@ public final class SnapshotPublisher: Sendable {
 
         /// Loop thread only, once per iteration: one acquiring load; re-copies the reference
         /// only when the generation changed.
-        public mutating func refresh() {
+        package mutating func refresh() {
             let seen = publisher.generation.load(ordering: .acquiring)
             if seen != snapshot.generation {
                 snapshot = publisher.latest()

@@ -1,8 +1,8 @@
 /// What the command line says about the configuration: which options it sets (they override the
 /// file) and which file to read.
-public enum CommandLineFlags {
+package enum CommandLineFlags {
     /// Long option names given in `arguments` (`--fall 3` and `--fall=3` both give `fall`).
-    public static func names(in arguments: [String]) -> Set<String> {
+    package static func names(in arguments: [String]) -> Set<String> {
         var names: Set<String> = []
         for argument in arguments {
             if argument == "--" { break }
@@ -13,7 +13,7 @@ public enum CommandLineFlags {
     }
 
     /// The value of `--name VALUE` or `--name=VALUE` (the last one, as the parser takes it).
-    public static func value(of name: String, in arguments: [String]) -> String? {
+    package static func value(of name: String, in arguments: [String]) -> String? {
         var found: String?
         var index = 0
         while index < arguments.count {

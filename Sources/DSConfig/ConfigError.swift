@@ -1,9 +1,9 @@
 /// A configuration file that cannot be used. `description` is one line that names the file, the
 /// key and the value, ready to print after `Error: `.
-public struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
-    public let description: String
+package struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
+    package let description: String
 
-    public init(_ description: String) {
+    package init(_ description: String) {
         self.description = description
     }
 }

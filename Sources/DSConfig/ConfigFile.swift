@@ -6,16 +6,16 @@ import TOMLKit
 /// The configuration file of `ds-lb serve`: flat TOML, one key per option, turned into
 /// the options it stands for so that one parser checks the file and the command line alike.
 /// Command-line options override the file's keys.
-public struct ConfigFile: Sendable, Equatable {
-    public static let defaultPath = "/etc/ds-lb/ds-lb.toml"
+package struct ConfigFile: Sendable, Equatable {
+    package static let defaultPath = "/etc/ds-lb/ds-lb.toml"
 
-    public let path: String
+    package let path: String
     /// In key order.
-    public let settings: [ConfigSetting]
+    package let settings: [ConfigSetting]
 
     /// Parses `text`; `path` is for messages. Throws `ConfigError` naming the file, the key and
     /// the value: unknown keys, values of the wrong TOML type, and TOML syntax errors.
-    public init(path: String, text: String, keys: [ConfigKey] = ServeConfigKeys.all) throws {
+    package init(path: String, text: String, keys: [ConfigKey] = ServeConfigKeys.all) throws {
         self.path = path
         let table: TOMLTable
         do {
@@ -42,29 +42,29 @@ public struct ConfigFile: Sendable, Equatable {
     }
 
     /// Reads and parses the file at `path`.
-    public static func load(path: String, keys: [ConfigKey] = ServeConfigKeys.all) throws -> ConfigFile {
+    package static func load(path: String, keys: [ConfigKey] = ServeConfigKeys.all) throws -> ConfigFile {
         try ConfigFile(path: path, text: try readText(path), keys: keys)
     }
 
     /// Whether a file exists at `path` (a directory or a dangling link is not one).
-    public static func exists(_ path: String) -> Bool {
+    package static func exists(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFDIR
     }
 
-    public subscript(name: String) -> ConfigSetting? {
+    package subscript(name: String) -> ConfigSetting? {
         settings.first { $0.key.name == name }
     }
 
     /// The options to parse: the file's, except those `commandLine` sets, then `commandLine`.
-    public func arguments(before commandLine: [String]) -> [String] {
+    package func arguments(before commandLine: [String]) -> [String] {
         let given = CommandLineFlags.names(in: commandLine)
         return settings.filter { !given.contains($0.key.name) }.flatMap(\.arguments) + commandLine
     }
 
     /// A parse or validation message (`--fall must be 1...100, got 0`) as this file's error when
     /// the first option it names came from the file; nil when it came from the command line.
-    public func blame(_ message: String, commandLine: [String]) -> ConfigError? {
+    package func blame(_ message: String, commandLine: [String]) -> ConfigError? {
         let given = CommandLineFlags.names(in: commandLine)
         for name in Self.optionNames(in: message) {
             if given.contains(name) { return nil }
@@ -81,7 +81,7 @@ public struct ConfigFile: Sendable, Equatable {
 
     /// The keys whose value differs between `old` and `new` (nil: no file), among `keys`,
     /// leaving out those `commandLine` sets (the command line did not change).
-    public static func changes(from old: ConfigFile?, to new: ConfigFile?, keys: [ConfigKey] = ServeConfigKeys.all,
+    package static func changes(from old: ConfigFile?, to new: ConfigFile?, keys: [ConfigKey] = ServeConfigKeys.all,
                                commandLine: [String]) -> [ConfigChange] {
         let given = CommandLineFlags.names(in: commandLine)
         return keys.compactMap { key in

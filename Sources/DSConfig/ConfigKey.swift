@@ -1,8 +1,8 @@
 /// One key of the configuration file: a `serve` option under its long name without the dashes
 /// (`heartbeat-interval` is `--heartbeat-interval`), so the file and the command line read the same.
-public struct ConfigKey: Sendable, Equatable {
+package struct ConfigKey: Sendable, Equatable {
     /// The TOML types a key takes, and how its value becomes command-line arguments.
-    public enum Kind: String, Sendable {
+    package enum Kind: String, Sendable {
         /// A TOML string.
         case string
         /// A TOML string with a unit: `"500ms"`, `"5s"`, `"1m"` (checked by `serve`).
@@ -20,22 +20,22 @@ public struct ConfigKey: Sendable, Equatable {
     }
 
     /// When a changed value takes effect after a reload (SIGHUP).
-    public enum Reload: String, Sendable {
+    package enum Reload: String, Sendable {
         /// At once: the supervisor or the workers take the new value.
         case live
         /// At the next start: the running ds-lb keeps its value and says so.
         case restart
     }
 
-    public let name: String
-    public let kind: Kind
-    public let reload: Reload
+    package let name: String
+    package let kind: Kind
+    package let reload: Reload
 
-    public init(_ name: String, _ kind: Kind, _ reload: Reload) {
+    package init(_ name: String, _ kind: Kind, _ reload: Reload) {
         self.name = name
         self.kind = kind
         self.reload = reload
     }
 
-    public var flag: String { "--" + name }
+    package var flag: String { "--" + name }
 }

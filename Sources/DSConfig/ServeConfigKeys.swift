@@ -2,8 +2,8 @@
 /// ConfigFileTests fails when an option has none). `live` keys are applied by a reload (SIGHUP)
 /// through the supervisor and the workers; `restart` keys shape sockets, threads or the pool
 /// and take effect at the next start.
-public enum ServeConfigKeys {
-    public static let all: [ConfigKey] = [
+package enum ServeConfigKeys {
+    package static let all: [ConfigKey] = [
         ConfigKey("listen", .string, .restart),
         ConfigKey("admin-listen", .string, .restart),
         ConfigKey("driver", .string, .restart),
@@ -45,9 +45,9 @@ public enum ServeConfigKeys {
     ]
 
     /// `serve` options that are not keys: the file's own path.
-    public static let commandLineOnly: Set<String> = ["config"]
+    package static let commandLineOnly: Set<String> = ["config"]
 
-    public static func key(named name: String) -> ConfigKey? {
+    package static func key(named name: String) -> ConfigKey? {
         all.first { $0.name == name }
     }
 }

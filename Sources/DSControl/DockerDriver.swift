@@ -18,9 +18,9 @@ import Logging
 /// `worker.shared` and are picked up by `poll()` and `addressChanges()`.
 ///
 /// Containers outlive ds-lb: `stopAll` leaves them running and the next start adopts them.
-public final class DockerDriver: ReplicaDriver {
-    public let name = "docker"
-    public let canCreate = true
+package final class DockerDriver: ReplicaDriver {
+    package let name = "docker"
+    package let canCreate = true
     private let worker: DockerEngineWorker
     private let logger: Logger
     private let network: String
@@ -43,7 +43,7 @@ public final class DockerDriver: ReplicaDriver {
 
     /// Lists the pool's containers (blocks up to the list's timeout: call before the control
     /// loop runs) and starts following the engine's events.
-    public init(client: DockerClient, image: String, pool: String, network: String = "host", stopGraceSeconds: Int = 5,
+    package init(client: DockerClient, image: String, pool: String, network: String = "host", stopGraceSeconds: Int = 5,
                 logger: Logger) throws {
         self.logger = logger
         self.network = network
@@ -60,9 +60,9 @@ public final class DockerDriver: ReplicaDriver {
         logger.info("[i] Docker engine \(client.engineVersion) (API \(client.apiVersion)) at \(client.socketPath); image \(image), network \(network), pool \(pool): \(adoptable.count) container(s) of the pool found")
     }
 
-    public func initialBackends() -> [Backend] { [] }
+    package func initialBackends() -> [Backend] { [] }
 
-    public func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
+    package func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
         if let existing = live[replica.name] {
             guard existing.reported else { throw DriverError("replica \(replica.name) is already running") }
             kill(existing.backend)
@@ -100,11 +100,11 @@ public final class DockerDriver: ReplicaDriver {
         return backend
     }
 
-    public func stop(_ backend: Backend) {
+    package func stop(_ backend: Backend) {
         retire(backend)()
     }
 
-    public func retire(_ backend: Backend) -> () -> Void {
+    package func retire(_ backend: Backend) -> () -> Void {
         guard let instance = live[backend.name], instance.backend == backend else { return {} }
         live[backend.name] = nil
         let worker = self.worker
@@ -114,7 +114,7 @@ public final class DockerDriver: ReplicaDriver {
         return { worker.enqueue(backend.name) { done in worker.stopAndRemove(token: token, name: backend.name, done: done) } }
     }
 
-    public func kill(_ backend: Backend) {
+    package func kill(_ backend: Backend) {
         guard let instance = live[backend.name], instance.backend == backend else { return }
         live[backend.name] = nil
         let worker = self.worker
@@ -122,7 +122,7 @@ public final class DockerDriver: ReplicaDriver {
         worker.enqueue(backend.name) { done in worker.forceRemove(token: token, name: backend.name, done: done) }
     }
 
-    public func poll() -> [(Backend, String)] {
+    package func poll() -> [(Backend, String)] {
         if !bootstrapped {
             bootstrapped = true
             // Containers of the pool the desired state does not name: removed, so none is orphaned.
@@ -155,7 +155,7 @@ public final class DockerDriver: ReplicaDriver {
         return exited
     }
 
-    public func addressChanges() -> [(Backend, Backend)] {
+    package func addressChanges() -> [(Backend, Backend)] {
         var changes: [(Backend, Backend)] = []
         for found in worker.shared.withLock({ shared -> [DockerEngineWorker.Address] in defer { shared.addresses = [] }; return shared.addresses }) {
             guard var instance = live[found.name], instance.token == found.token else { continue }
@@ -169,7 +169,7 @@ public final class DockerDriver: ReplicaDriver {
         return changes
     }
 
-    public func details(of backend: Backend) -> [(String, JSONValue)] {
+    package func details(of backend: Backend) -> [(String, JSONValue)] {
         guard let instance = live[backend.name],
               let id = worker.shared.withLock({ $0.containerIDs[instance.token] }) else { return [("container", .null)] }
         return [("container", .string(String(id.prefix(12))))]
@@ -177,7 +177,7 @@ public final class DockerDriver: ReplicaDriver {
 
     /// At shutdown: lets pending engine calls finish (up to 30 s) and leaves the containers
     /// running, to be adopted by the next start.
-    public func stopAll() {
+    package func stopAll() {
         if !waitForEngine(seconds: 30) {
             logger.warning("[!] Docker calls still pending at shutdown; leaving them")
         }

@@ -1,12 +1,12 @@
 /// Durations as people write them on a command line or in a config: `500ms`, `5s`, `1m`, `2h`,
 /// also `1.5s` and `250us`. A bare number is refused: `5` could mean seconds or milliseconds.
-public enum DurationText {
-    public struct ParseError: Error, CustomStringConvertible, Sendable {
-        public let description: String
+package enum DurationText {
+    package struct ParseError: Error, CustomStringConvertible, Sendable {
+        package let description: String
     }
 
     /// Parses `text` into nanoseconds; `name` is the flag or key, for the error message.
-    public static func nanoseconds(_ text: String, name: String) throws -> UInt64 {
+    package static func nanoseconds(_ text: String, name: String) throws -> UInt64 {
         let trimmed = text.trimmingCharacters(inSet: " ")
         let units: [(String, Double)] = [("ms", 1e6), ("us", 1e3), ("ns", 1), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
@@ -20,7 +20,7 @@ public enum DurationText {
     }
 
     /// `1500000000` → `1.5s`, for logs and /status.
-    public static func format(_ nanoseconds: UInt64) -> String {
+    package static func format(_ nanoseconds: UInt64) -> String {
         if nanoseconds % 60_000_000_000 == 0 && nanoseconds > 0 { return "\(nanoseconds / 60_000_000_000)m" }
         if nanoseconds >= 1_000_000_000 {
             let seconds = Double(nanoseconds) / 1e9

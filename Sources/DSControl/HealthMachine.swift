@@ -1,6 +1,6 @@
 /// The outcome of one heartbeat, with HAProxy's check codes (src/check.c) so operators can read
 /// them the same way.
-public enum CheckResult: Sendable, Equatable, CustomStringConvertible {
+package enum CheckResult: Sendable, Equatable, CustomStringConvertible {
     /// Layer 4: the connection was refused or reset.
     case l4Connection(String)
     /// Layer 4: the connection did not complete in time.
@@ -17,10 +17,10 @@ public enum CheckResult: Sendable, Equatable, CustomStringConvertible {
     /// replica, so it moves no counter.
     case skipped(String)
 
-    public var isSuccess: Bool { self == .l7OK }
+    package var isSuccess: Bool { self == .l7OK }
 
     /// `L4CON`, `L4TOUT`, `L7TOUT`, `L7RSP`, `L7STS`, `L7OK`.
-    public var code: String {
+    package var code: String {
         switch self {
         case .l4Connection: return "L4CON"
         case .l4Timeout: return "L4TOUT"
@@ -32,7 +32,7 @@ public enum CheckResult: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .l4Connection(let reason): return "L4CON (\(reason))"
         case .l4Timeout: return "L4TOUT (connect timed out)"
@@ -49,27 +49,27 @@ public enum CheckResult: Sendable, Equatable, CustomStringConvertible {
 /// says what changed; the supervisor does the I/O. `fall` consecutive failures take an UP
 /// replica DOWN, `rise` consecutive successes bring a DOWN or STARTING one UP (HAProxy's
 /// rise/fall).
-public struct HealthMachine: Sendable, Equatable {
-    public enum Status: String, Sendable {
+package struct HealthMachine: Sendable, Equatable {
+    package enum Status: String, Sendable {
         /// Launched, not yet passed `rise` checks: not in rotation.
         case starting = "STARTING"
         case up = "UP"
         case down = "DOWN"
     }
 
-    public enum Transition: Sendable, Equatable {
+    package enum Transition: Sendable, Equatable {
         case wentUp
         case wentDown
     }
 
-    public private(set) var fall: Int
-    public private(set) var rise: Int
-    public private(set) var status: Status
-    public private(set) var consecutiveFailures = 0
-    public private(set) var consecutiveSuccesses = 0
-    public private(set) var last: CheckResult?
+    package private(set) var fall: Int
+    package private(set) var rise: Int
+    package private(set) var status: Status
+    package private(set) var consecutiveFailures = 0
+    package private(set) var consecutiveSuccesses = 0
+    package private(set) var last: CheckResult?
 
-    public init(fall: Int, rise: Int, status: Status = .starting) {
+    package init(fall: Int, rise: Int, status: Status = .starting) {
         precondition(fall >= 1 && rise >= 1)
         self.fall = fall
         self.rise = rise
@@ -77,7 +77,7 @@ public struct HealthMachine: Sendable, Equatable {
     }
 
     /// Records one result and returns the status change it caused, if any.
-    public mutating func record(_ result: CheckResult) -> Transition? {
+    package mutating func record(_ result: CheckResult) -> Transition? {
         last = result
         if case .skipped = result { return nil }
         if result.isSuccess {
@@ -100,20 +100,20 @@ public struct HealthMachine: Sendable, Equatable {
 
     /// Whether the next check should come sooner than the regular interval: an UP replica that
     /// just failed (confirm quickly, HAProxy's `fastinter`) or one that is not UP yet.
-    public var wantsFastCheck: Bool {
+    package var wantsFastCheck: Bool {
         (status == .up && consecutiveFailures > 0) || status == .starting
     }
 
     /// New thresholds from a reload. The status and the counts so far stay; the next result is
     /// judged against the new thresholds (HAProxy applies a changed rise/fall the same way).
-    public mutating func retune(fall: Int, rise: Int) {
+    package mutating func retune(fall: Int, rise: Int) {
         precondition(fall >= 1 && rise >= 1)
         self.fall = fall
         self.rise = rise
     }
 
     /// A fresh start after a restart: STARTING, counters cleared.
-    public mutating func restart() {
+    package mutating func restart() {
         status = .starting
         consecutiveFailures = 0
         consecutiveSuccesses = 0
@@ -122,7 +122,7 @@ public struct HealthMachine: Sendable, Equatable {
     /// Forces DOWN on evidence from live traffic (passive health: failed requests), not from
     /// checks: the heartbeat counters start again from zero, so `rise` passing checks bring it
     /// back and `fall` failing ones say the replica itself is failing.
-    public mutating func markDownPassively() -> Transition? {
+    package mutating func markDownPassively() -> Transition? {
         consecutiveSuccesses = 0
         consecutiveFailures = 0
         guard status == .up else { return nil }
@@ -131,7 +131,7 @@ public struct HealthMachine: Sendable, Equatable {
     }
 
     /// Forces DOWN (the driver saw the replica exit: no need to wait for `fall` checks).
-    public mutating func markDown(_ result: CheckResult) -> Transition? {
+    package mutating func markDown(_ result: CheckResult) -> Transition? {
         last = result
         consecutiveSuccesses = 0
         consecutiveFailures = max(consecutiveFailures, fall)

@@ -8,9 +8,9 @@ import DSSystem
 /// Replicas as local `ds-server` children on 127.0.0.1, each on its own port. Children get
 /// PR_SET_PDEATHSIG, so they die with ds-lb even on SIGKILL. Control thread only — and that
 /// thread must live as long as the process, since the death signal follows the forking thread.
-public final class ProcessDriver: ReplicaDriver {
-    public let name = "process"
-    public let canCreate = true
+package final class ProcessDriver: ReplicaDriver {
+    package let name = "process"
+    package let canCreate = true
     private let serverBinary: String
     private let host = "127.0.0.1"
     private let stopGraceNanoseconds: UInt64
@@ -26,14 +26,14 @@ public final class ProcessDriver: ReplicaDriver {
     /// Children asked to stop, kept until reaped so no zombie is left.
     private var stopping: [Child] = []
 
-    public init(serverBinary: String, stopGraceNanoseconds: UInt64 = 5_000_000_000) {
+    package init(serverBinary: String, stopGraceNanoseconds: UInt64 = 5_000_000_000) {
         self.serverBinary = serverBinary
         self.stopGraceNanoseconds = stopGraceNanoseconds
     }
 
-    public func initialBackends() -> [Backend] { [] }
+    package func initialBackends() -> [Backend] { [] }
 
-    public func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
+    package func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
         if children[replica.name] != nil { throw DriverError("replica \(replica.name) is already running") }
         let port = try previous.map(\.port) ?? freePort()
         let process = try ChildProcess.spawn(
@@ -45,11 +45,11 @@ public final class ProcessDriver: ReplicaDriver {
         return backend
     }
 
-    public func stop(_ backend: Backend) {
+    package func stop(_ backend: Backend) {
         retire(backend)()
     }
 
-    public func retire(_ backend: Backend) -> () -> Void {
+    package func retire(_ backend: Backend) -> () -> Void {
         guard let child = children.removeValue(forKey: backend.name) else { return {} }
         // Reaped by poll() from now on, but not reported as an unexpected exit.
         stopping.append(child)
@@ -62,14 +62,14 @@ public final class ProcessDriver: ReplicaDriver {
         }
     }
 
-    public func kill(_ backend: Backend) {
+    package func kill(_ backend: Backend) {
         guard let child = children.removeValue(forKey: backend.name) else { return }
         child.process.signal(SIGKILL)
         var status: Int32 = 0
         _ = waitpid(child.process.pid, &status, 0)
     }
 
-    public func poll() -> [(Backend, String)] {
+    package func poll() -> [(Backend, String)] {
         let now = monotonicNanoseconds()
         stopping.removeAll { child in
             if child.process.reap() != nil { return true }
@@ -85,12 +85,12 @@ public final class ProcessDriver: ReplicaDriver {
         return exited
     }
 
-    public func details(of backend: Backend) -> [(String, JSONValue)] {
+    package func details(of backend: Backend) -> [(String, JSONValue)] {
         guard let child = children[backend.name] else { return [("pid", .null)] }
         return [("pid", .int(Int(child.process.pid)))]
     }
 
-    public func stopAll() {
+    package func stopAll() {
         let all = Array(children.values) + stopping
         children.removeAll()
         stopping.removeAll()

@@ -2,22 +2,22 @@ import DSBalancer
 import DSHTTP1
 
 /// What a replica is to a driver: its stable name and number.
-public struct ReplicaSpec: Sendable, Hashable {
-    public let name: String
-    public let number: Int
+package struct ReplicaSpec: Sendable, Hashable {
+    package let name: String
+    package let number: Int
 
-    public init(name: String, number: Int) {
+    package init(name: String, number: Int) {
         self.name = name
         self.number = number
     }
 }
 
-public struct DriverError: Error, CustomStringConvertible, Sendable {
-    public let description: String
+package struct DriverError: Error, CustomStringConvertible, Sendable {
+    package let description: String
     /// The name is taken by something the driver must not touch (a foreign container): the
     /// admin API answers 409, not 500.
-    public let isNameConflict: Bool
-    public init(_ description: String, isNameConflict: Bool = false) {
+    package let isNameConflict: Bool
+    package init(_ description: String, isNameConflict: Bool = false) {
         self.description = description
         self.isNameConflict = isNameConflict
     }
@@ -25,7 +25,7 @@ public struct DriverError: Error, CustomStringConvertible, Sendable {
 
 /// Runs replicas for the supervisor: local processes, containers, or nothing (static). Control
 /// thread only. No call may block for long: readiness is judged by heartbeats, not by the driver.
-public protocol ReplicaDriver: AnyObject {
+package protocol ReplicaDriver: AnyObject {
     /// The name users give to `--driver`.
     var name: String { get }
     /// Whether `/add` can create replicas and failed ones can be restarted.
@@ -55,5 +55,5 @@ public protocol ReplicaDriver: AnyObject {
 
 extension ReplicaDriver {
     /// Most drivers know the address when they launch.
-    public func addressChanges() -> [(Backend, Backend)] { [] }
+    package func addressChanges() -> [(Backend, Backend)] { [] }
 }

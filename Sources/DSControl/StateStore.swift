@@ -8,21 +8,21 @@ import Foundation
 /// The desired pool, kept on disk so a restart of ds-lb brings back the same replicas under the
 /// same names, numbers and ports (and so the same keys on each). Written after every change,
 /// atomically: temporary file, fsync, rename, fsync of the directory.
-public struct StateStore: Sendable {
-    public struct Record: Codable, Equatable, Sendable {
-        public var name: String
-        public var id: Int
-        public var host: String
-        public var port: UInt16
+package struct StateStore: Sendable {
+    package struct Record: Codable, Equatable, Sendable {
+        package var name: String
+        package var id: Int
+        package var host: String
+        package var port: UInt16
 
-        public init(_ backend: Backend) {
+        package init(_ backend: Backend) {
             name = backend.name
             id = backend.number
             host = backend.host
             port = backend.port
         }
 
-        public var backend: Backend { Backend(name: name, number: id, host: host, port: port) }
+        package var backend: Backend { Backend(name: name, number: id, host: host, port: port) }
     }
 
     struct File: Encodable {
@@ -31,19 +31,19 @@ public struct StateStore: Sendable {
         var replicas: [Record]
     }
 
-    public struct Failure: Error, CustomStringConvertible, Sendable {
-        public let description: String
+    package struct Failure: Error, CustomStringConvertible, Sendable {
+        package let description: String
         /// The errno of the system call that failed, when one did.
-        public var code: Int32 = 0
+        package var code: Int32 = 0
 
         /// The disk (or the user's quota) is full: the admin API answers 507 for this.
-        public var isOutOfSpace: Bool { code == ENOSPC || code == EDQUOT }
+        package var isOutOfSpace: Bool { code == ENOSPC || code == EDQUOT }
     }
 
-    public let directory: String
-    public var path: String { directory + "/state.json" }
+    package let directory: String
+    package var path: String { directory + "/state.json" }
 
-    public init(directory: String) {
+    package init(directory: String) {
         self.directory = directory
     }
 
@@ -51,7 +51,7 @@ public struct StateStore: Sendable {
     /// holds anything `/add` would refuse, is an error naming the file, the entry and the
     /// problem: silently starting empty would forget the pool, and a bad entry would fail
     /// later with a message about something else.
-    public func load(driver: String) throws -> [Backend]? {
+    package func load(driver: String) throws -> [Backend]? {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return nil }
         guard !isDirectory.boolValue else {
@@ -163,7 +163,7 @@ public struct StateStore: Sendable {
 
     /// Writes the pool. Control thread only (it blocks for one fsync). On any failure the old
     /// file is untouched and the temporary one is removed.
-    public func save(_ backends: [Backend], driver: String) throws {
+    package func save(_ backends: [Backend], driver: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(File(version: 1, driver: driver, replicas: backends.map(Record.init)))
@@ -194,7 +194,7 @@ public struct StateStore: Sendable {
         }
     }
 
-    public func reset() throws {
+    package func reset() throws {
         if FileManager.default.fileExists(atPath: path) {
             try FileManager.default.removeItem(atPath: path)
         }

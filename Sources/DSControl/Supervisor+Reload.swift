@@ -7,7 +7,7 @@ extension Supervisor {
     /// for later is brought forward to the new interval, so the change shows at once; fall and
     /// rise judge the next result; the failure policy and the drain timeout apply to the next
     /// failure and the next removal.
-    public func reconfigure(_ new: SupervisorConfig) {
+    package func reconfigure(_ new: SupervisorConfig) {
         let shorter = new.heartbeatInterval < config.heartbeatInterval
         config = new
         for replica in members where !replica.removed {
@@ -20,8 +20,8 @@ extension Supervisor {
     }
 
     /// Control thread only. The heartbeat interval in force (for the reload's log line).
-    public var heartbeatInterval: UInt64 { config.heartbeatInterval }
+    package var heartbeatInterval: UInt64 { config.heartbeatInterval }
 
     /// Control thread only. How long a stop waits for requests in flight.
-    public var drainTimeout: UInt64 { config.drainTimeout }
+    package var drainTimeout: UInt64 { config.drainTimeout }
 }

@@ -16,9 +16,9 @@ import Prometheus
 ///
 /// `@unchecked Sendable`: every mutable property is touched only on `loop`'s thread; the
 /// cross-thread entry points only read immutable state or post to the loop.
-public final class Supervisor: AdminHandler, @unchecked Sendable {
-    public let loop: EventLoop
-    public let publisher: SnapshotPublisher
+package final class Supervisor: AdminHandler, @unchecked Sendable {
+    package let loop: EventLoop
+    package let publisher: SnapshotPublisher
     let driver: ReplicaDriver
     /// Control thread only; a reload replaces it (`reconfigure`).
     var config: SupervisorConfig
@@ -34,16 +34,16 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     private var busy = false
     private var onInitialPoolReady: (() -> Void)?
 
-    public static let adminPaths: Set<Substring> = ["/rep", "/add", "/rm", "/status", "/metrics"]
+    package static let adminPaths: Set<Substring> = ["/rep", "/add", "/rm", "/status", "/metrics"]
 
     /// Shared with the workers: they count requests, the supervisor health and restarts.
-    public let metrics: ProxyMetrics
+    package let metrics: ProxyMetrics
     private let generationGauge: Gauge
     private let poolGauge: Gauge
     private var healthGauges: [String: Gauge] = [:]
     private var restartCounters: [String: Counter] = [:]
 
-    public init(loop: EventLoop, driver: ReplicaDriver, algorithm: HashAlgorithm, config: SupervisorConfig,
+    package init(loop: EventLoop, driver: ReplicaDriver, algorithm: HashAlgorithm, config: SupervisorConfig,
                 workers: Int, logger: Logger) {
         self.loop = loop
         self.driver = driver
@@ -80,18 +80,18 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     }
 
     /// Control thread only. One line for systemd's `STATUS=`: "3/3 replicas up, ring generation 7".
-    public var statusLine: String {
+    package var statusLine: String {
         let pool = members.filter(\.inPool)
         return "\(pool.filter(\.isUp).count)/\(pool.count) replicas up, ring generation \(generation)"
     }
 
     /// Control thread only. Requests forwarded to a replica and not yet answered (graceful stop).
-    public var inFlightRequests: Int {
+    package var inFlightRequests: Int {
         members.reduce(0) { $0 + metrics.replica($1.backend.name).inFlight }
     }
 
     /// Where the desired pool is kept across restarts (nil: nowhere). Set before `bootstrap`.
-    public var stateStore: StateStore?
+    package var stateStore: StateStore?
 
     /// Set by `beginStopping`: from then on a replica that exits or stops answering is expected
     /// to (a terminal's Ctrl-C reaches every process of its foreground group, and the replicas
@@ -100,7 +100,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
 
     /// Control thread. ds-lb is stopping: no more heartbeats, restarts or replacements. The
     /// replicas keep serving the requests in flight until `stopAll`.
-    public func beginStopping() {
+    package func beginStopping() {
         stopping = true
         for replica in members + (pendingAdd?.replicas ?? []) {
             for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
@@ -114,7 +114,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     /// Control thread, before the loop runs: launches the initial pool — the saved one when
     /// there is one, else `replicas` new ones. `ready` runs on the loop once every initial
     /// replica has passed its first checks (or the start timeout passed).
-    public func bootstrap(replicas: Int, ready: @escaping () -> Void) throws {
+    package func bootstrap(replicas: Int, ready: @escaping () -> Void) throws {
         onInitialPoolReady = ready
         // Replicas run by someone else start UP, as HAProxy's servers do: they are presumed to
         // serve until checks say otherwise. Replicas we launch must first pass `rise` checks.
@@ -168,7 +168,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     /// the path (SipHash) and compared strings, ≈ 650 instructions per request under callgrind.
     /// The answers are the same: nothing but these bytes is canonically equivalent to an admin
     /// path (no character decomposes to a lowercase ASCII letter or "/").
-    public func isAdminPath(_ path: Substring) -> Bool {
+    package func isAdminPath(_ path: Substring) -> Bool {
         let bytes = path.utf8
         let count = bytes.count
         for admin in Self.adminPathBytes where admin.count == count {
@@ -180,9 +180,9 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     private static let adminPathBytes = adminPaths.map { Array($0.utf8) }
 
     private static let longestAdminPathLength = adminPaths.map(\.utf8.count).max() ?? 0
-    public var longestAdminPath: Int { Self.longestAdminPathLength }
+    package var longestAdminPath: Int { Self.longestAdminPathLength }
 
-    public func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void) {
+    package func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void) {
         loop.execute { [self] in
             queue.append((request, reply))
             runNextCommand()
@@ -191,7 +191,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
 
     /// Any thread. Passive signal from a worker: a replica refused or dropped a connection on
     /// live traffic. It is checked now instead of at the next interval.
-    public func reportUnreachable(_ backend: Backend) {
+    package func reportUnreachable(_ backend: Backend) {
         loop.execute { [self] in
             // Only the first sign of trouble triggers a check: after that the quick re-checks
             // run on their own timer, so a burst of failing requests is not a burst of probes.
@@ -217,7 +217,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     }
 
     /// Any thread. Workers report the admin requests they refused themselves.
-    public func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String) {
+    package func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String) {
         logAdmin(method: method, path: path, client: client, status: status, reason: reason)
     }
 
@@ -658,7 +658,7 @@ public final class Supervisor: AdminHandler, @unchecked Sendable {
     var pendingAdd: PendingAdd?
 
     /// Control thread, at shutdown.
-    public func stopAll() {
+    package func stopAll() {
         driver.stopAll()
     }
 }

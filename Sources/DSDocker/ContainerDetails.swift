@@ -1,15 +1,15 @@
 /// A container as `GET /containers/{id}/json` shows it: what the driver needs to reach it.
-public struct ContainerDetails: Sendable, Equatable {
-    public let id: String
-    public let running: Bool
+package struct ContainerDetails: Sendable, Equatable {
+    package let id: String
+    package let running: Bool
     /// `HostConfig.NetworkMode`: "host", "bridge", or a network's name.
-    public let networkMode: String
+    package let networkMode: String
     /// Network name → IPv4 address, from `NetworkSettings.Networks` only: the top-level
     /// `NetworkSettings.IPAddress` is the default bridge's (deprecated since API 1.21, empty for
     /// user-defined networks, gone from current engines' answers), so it is never read.
-    public let networks: [String: String]
+    package let networks: [String: String]
 
-    public init(id: String, running: Bool, networkMode: String, networks: [String: String]) {
+    package init(id: String, running: Bool, networkMode: String, networks: [String: String]) {
         self.id = id
         self.running = running
         self.networkMode = networkMode

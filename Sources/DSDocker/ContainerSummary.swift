@@ -1,17 +1,17 @@
 /// A container as `GET /containers/json` lists it.
-public struct ContainerSummary: Sendable, Equatable {
-    public let id: String
+package struct ContainerSummary: Sendable, Equatable {
+    package let id: String
     /// Without the leading "/".
-    public let name: String
-    public let labels: [String: String]
+    package let name: String
+    package let labels: [String: String]
     /// created, running, paused, restarting, removing, exited, dead.
-    public let state: String
+    package let state: String
     /// Human text such as "Exited (137) 2 seconds ago".
-    public let status: String
+    package let status: String
     /// Network name → the container's IPv4 address on it ("" on the host network or while stopped).
-    public let networks: [String: String]
+    package let networks: [String: String]
 
-    public init(id: String, name: String, labels: [String: String], state: String, status: String, networks: [String: String] = [:]) {
+    package init(id: String, name: String, labels: [String: String], state: String, status: String, networks: [String: String] = [:]) {
         self.id = id
         self.name = name
         self.labels = labels
@@ -20,8 +20,8 @@ public struct ContainerSummary: Sendable, Equatable {
         self.networks = networks
     }
 
-    public var isRunning: Bool { state == "running" }
-    public var shortID: String { String(id.prefix(12)) }
+    package var isRunning: Bool { state == "running" }
+    package var shortID: String { String(id.prefix(12)) }
 
     static func parseList(_ value: Any?) throws -> [ContainerSummary] {
         guard let items = value as? [[String: Any]] else { throw DockerError.protocolError("container list is not a JSON array") }

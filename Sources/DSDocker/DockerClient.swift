@@ -14,14 +14,14 @@ import DSSystem
 /// Calls take a completion, called once on the client's loop thread; `wait` turns one into a
 /// blocking call for code that runs before any loop (start-up, tests) — never call it from a
 /// completion. Any thread otherwise; the client's own state is immutable.
-public final class DockerClient: Sendable {
-    public let socketPath: String
+package final class DockerClient: Sendable {
+    package let socketPath: String
     /// The negotiated API version, e.g. "1.41"; every call is sent as `/v<version>/...`.
-    public let apiVersion: String
+    package let apiVersion: String
     /// The engine's own version string (for logs).
-    public let engineVersion: String
+    package let engineVersion: String
     /// Bounds connecting (a missing socket fails at once; a full backlog is retried until then).
-    public let connectTimeout: Double
+    package let connectTimeout: Double
     private let owner: LoopOwner
     private var loop: EventLoop { owner.loop }
 
@@ -29,10 +29,10 @@ public final class DockerClient: Sendable {
     /// is spoken to in this version as long as it still accepts it (docs/version-history: 1.44
     /// moved MacAddress per endpoint and allows several EndpointsConfig entries at create, 1.52
     /// dropped `status`/`id`/`from` from events — none of it changes the fields we send or read).
-    public static let newestKnown = APIVersion(1, 47)
+    package static let newestKnown = APIVersion(1, 47)
 
     /// `DOCKER_HOST=unix:///path` when set, else /var/run/docker.sock.
-    public static func defaultSocketPath() -> String {
+    package static func defaultSocketPath() -> String {
         if let value = getenv("DOCKER_HOST") {
             let host = String(cString: value)
             if host.hasPrefix("unix://") { return String(host.dropFirst(7)) }
@@ -42,7 +42,7 @@ public final class DockerClient: Sendable {
 
     /// Starts the client's loop thread and negotiates the version with an unversioned
     /// `GET /version`. Blocks up to `timeout` (any thread but a loop's).
-    public static func connect(socketPath: String = defaultSocketPath(), timeout: Double = 5,
+    package static func connect(socketPath: String = defaultSocketPath(), timeout: Double = 5,
                                connectTimeout: Double = 2) throws -> DockerClient {
         let loop = try EventLoop()
         LoopThread.start(name: "ds-lb-docker") { loop.run() }
@@ -71,7 +71,7 @@ public final class DockerClient: Sendable {
 
     /// One call: `path` without the version prefix, `body` a JSON-serialisable value. `timeout`
     /// bounds the whole answer. Any thread; `completion` runs on the client's loop thread.
-    public func request(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil, timeout: Double = 10,
+    package func request(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil, timeout: Double = 10,
                         completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
         var target = "/v\(apiVersion)\(path)"
         if !query.isEmpty {
@@ -85,7 +85,7 @@ public final class DockerClient: Sendable {
     }
 
     /// Like `request`, but any status outside `accept` is a failure carrying the engine's message.
-    public func call(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil, timeout: Double = 10,
+    package func call(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil, timeout: Double = 10,
                      accept: Set<Int>, completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
         request(method, path, query: query, body: body, timeout: timeout) { result in
             completion(result.flatMap { response in
@@ -96,14 +96,14 @@ public final class DockerClient: Sendable {
     }
 
     /// Runs `task` on the client's loop thread after `seconds` (retries, backoff). Any thread.
-    public func after(_ seconds: Double, _ task: @escaping @Sendable () -> Void) {
+    package func after(_ seconds: Double, _ task: @escaping @Sendable () -> Void) {
         let loop = self.loop
         loop.execute { loop.schedule(afterNanoseconds: EngineConnection.nanoseconds(seconds), task) }
     }
 
     /// Blocks the calling thread until the call `start` begins has completed. For start-up code
     /// and tests only: never on the client's loop thread (it would wait for itself).
-    public func wait<T: Sendable>(_ start: (@escaping @Sendable (Result<T, DockerError>) -> Void) -> Void) throws -> T {
+    package func wait<T: Sendable>(_ start: (@escaping @Sendable (Result<T, DockerError>) -> Void) -> Void) throws -> T {
         let done = DispatchSemaphore(value: 0)
         let box = Locked<Result<T, DockerError>?>(nil)
         start { result in
@@ -163,7 +163,7 @@ private final class LoopOwner: Sendable {
 }
 
 /// A stream in progress (`/events`): `cancel` closes it without calling its `onEnd`. Any thread.
-public final class StreamHandle: @unchecked Sendable {
+package final class StreamHandle: @unchecked Sendable {
     // @unchecked: `connection` is touched on the loop thread only (attach and cancel both hop there).
     private let loop: EventLoop
     private var connection: EngineConnection?
@@ -176,7 +176,7 @@ public final class StreamHandle: @unchecked Sendable {
         if cancelled { connection.cancel() } else { self.connection = connection }
     }
 
-    public func cancel() {
+    package func cancel() {
         loop.execute { [self] in
             cancelled = true
             connection?.cancel()
@@ -186,27 +186,27 @@ public final class StreamHandle: @unchecked Sendable {
 }
 
 /// An Engine API version, `major.minor`, ordered numerically (1.9 < 1.41).
-public struct APIVersion: Comparable, Sendable, CustomStringConvertible {
-    public let major: Int
-    public let minor: Int
+package struct APIVersion: Comparable, Sendable, CustomStringConvertible {
+    package let major: Int
+    package let minor: Int
 
-    public init(_ major: Int, _ minor: Int) {
+    package init(_ major: Int, _ minor: Int) {
         self.major = major
         self.minor = minor
     }
 
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         let parts = text.split(separator: ".")
         guard parts.count == 2, let major = Int(parts[0]), let minor = Int(parts[1]) else { return nil }
         self.init(major, minor)
     }
 
-    public var description: String { "\(major).\(minor)" }
+    package var description: String { "\(major).\(minor)" }
 
-    public static func < (a: APIVersion, b: APIVersion) -> Bool { (a.major, a.minor) < (b.major, b.minor) }
+    package static func < (a: APIVersion, b: APIVersion) -> Bool { (a.major, a.minor) < (b.major, b.minor) }
 
     /// min(ours, the server's), but never below the server's minimum.
-    public static func negotiate(ours: APIVersion, server: APIVersion, serverMinimum: APIVersion?) -> APIVersion {
+    package static func negotiate(ours: APIVersion, server: APIVersion, serverMinimum: APIVersion?) -> APIVersion {
         let chosen = Swift.min(ours, server)
         if let serverMinimum, chosen < serverMinimum { return serverMinimum }
         return chosen

@@ -1,5 +1,5 @@
 /// What can go wrong talking to the engine. `engine` carries the engine's own message.
-public enum DockerError: Error, CustomStringConvertible, Sendable, Equatable {
+package enum DockerError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The socket is missing or refused, or the engine closed the connection.
     case unreachable(String)
     /// No connection, or no complete answer, within the call's timeout.
@@ -9,7 +9,7 @@ public enum DockerError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The bytes were not the HTTP/JSON we expect.
     case protocolError(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unreachable(let reason): return "Docker engine unreachable: \(reason)"
         case .timedOut(let reason): return "Docker engine timed out: \(reason)"
@@ -18,7 +18,7 @@ public enum DockerError: Error, CustomStringConvertible, Sendable, Equatable {
         }
     }
 
-    public var status: Int? {
+    package var status: Int? {
         if case .engine(let status, _) = self { return status }
         return nil
     }

@@ -1,20 +1,20 @@
 import Foundation
 
 /// One container event from `GET /events`.
-public struct ContainerEvent: Sendable, Equatable {
+package struct ContainerEvent: Sendable, Equatable {
     /// die, stop, kill, oom, destroy, start, create, health_status: healthy, ...
-    public let action: String
-    public let id: String
-    public let name: String
+    package let action: String
+    package let id: String
+    package let name: String
 
-    public init(action: String, id: String, name: String) {
+    package init(action: String, id: String, name: String) {
         self.action = action
         self.id = id
         self.name = name
     }
 
     /// Parses one line of the stream; nil for anything that is not a container event.
-    public static func parse(_ line: [UInt8]) -> ContainerEvent? {
+    package static func parse(_ line: [UInt8]) -> ContainerEvent? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
               (object["Type"] as? String) == "container", let action = object["Action"] as? String else { return nil }
         let actor = object["Actor"] as? [String: Any]
@@ -31,7 +31,7 @@ extension DockerClient {
     /// no answer head within `timeout`). Both run on the client's loop thread. `cancel()` on the
     /// handle ends it without `onEnd`.
     @discardableResult
-    public func followContainerEvents(labels: [String], timeout: Double = 10, onEvent: @escaping @Sendable (ContainerEvent) -> Void,
+    package func followContainerEvents(labels: [String], timeout: Double = 10, onEvent: @escaping @Sendable (ContainerEvent) -> Void,
                                       onEnd: @escaping @Sendable (DockerError) -> Void) -> StreamHandle {
         let filters = (try? JSONSerialization.data(withJSONObject: ["type": ["container"], "label": labels], options: .sortedKeys)) ?? Data()
         let target = "/v\(apiVersion)/events?filters=\(Self.percentEncode(String(decoding: filters, as: UTF8.self)))"

@@ -2,22 +2,22 @@ import DSHTTP1
 import Foundation
 
 /// One answer from the engine: status and the body, de-chunked.
-public struct DockerResponse: Sendable {
-    public let status: Int
-    public let body: [UInt8]
+package struct DockerResponse: Sendable {
+    package let status: Int
+    package let body: [UInt8]
 
-    public init(status: Int, body: [UInt8]) {
+    package init(status: Int, body: [UInt8]) {
         self.status = status
         self.body = body
     }
 
-    public var text: String { String(decoding: body, as: UTF8.self) }
+    package var text: String { String(decoding: body, as: UTF8.self) }
 
     /// The body as JSON (a dictionary or an array), or nil.
-    public var json: Any? { try? JSONSerialization.jsonObject(with: Data(body)) }
+    package var json: Any? { try? JSONSerialization.jsonObject(with: Data(body)) }
 
     /// The engine's own error text: its JSON `{"message": "..."}` when there is one, else the body.
-    public var engineMessage: String {
+    package var engineMessage: String {
         if let object = json as? [String: Any], let message = object["message"] as? String { return message }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         return trimmed.isEmpty ? "HTTP \(status)" : trimmed
@@ -25,7 +25,7 @@ public struct DockerResponse: Sendable {
 
     /// Parses a whole HTTP/1.1 response read until the engine closed the connection (we send
     /// `Connection: close`): the head by our parser, the body by its framing (RFC 9112 §6.3).
-    public static func parse(_ bytes: [UInt8]) throws -> DockerResponse {
+    package static func parse(_ bytes: [UInt8]) throws -> DockerResponse {
         let parsed: HeadParseResult<ResponseHead> = bytes.withUnsafeBytes { HeadParser().parseResponse($0) }
         let head: ResponseHead
         switch parsed {

@@ -13,13 +13,13 @@
 /// `HostConfig.NetworkMode` network; from 1.44 it accepts several, and the container-wide
 /// `Config.MacAddress` moved to each endpoint. We attach exactly one network, named the same in
 /// both places, and set no MAC address, so both shapes accept it.
-public enum ReplicaContainer {
+package enum ReplicaContainer {
     /// The port every replica listens on inside a user-defined network (the image's default PORT).
-    public static let networkPort: UInt16 = 5000
-    public static let loopback = "127.0.0.1"
+    package static let networkPort: UInt16 = 5000
+    package static let loopback = "127.0.0.1"
 
     /// The `POST /containers/create` body for replica `number` of `pool`.
-    public static func createBody(image: String, pool: String, number: Int, port: UInt16, network: String) -> [String: Any] {
+    package static func createBody(image: String, pool: String, number: Int, port: UInt16, network: String) -> [String: Any] {
         let id = String(number)
         let onHost = network == "host"
         let listenPort = onHost ? port : networkPort
@@ -46,7 +46,7 @@ public enum ReplicaContainer {
 
     /// Where a running replica answers: 127.0.0.1 on the host network, else its address on
     /// `network`; nil while it has none (not attached, or not running).
-    public static func host(onNetwork network: String, addresses: [String: String]) -> String? {
+    package static func host(onNetwork network: String, addresses: [String: String]) -> String? {
         if network == "host" { return loopback }
         guard let address = addresses[network], !address.isEmpty else { return nil }
         return address

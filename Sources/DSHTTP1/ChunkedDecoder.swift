@@ -4,18 +4,18 @@
 /// scanner's strict ones: a body the data plane would refuse is never taken as well-formed on
 /// the control plane, and a real engine always sends well-formed framing, so strictness costs
 /// nothing there. The proxy keeps using the scanner directly, which copies nothing.
-public struct ChunkedDecoder: Sendable {
+package struct ChunkedDecoder: Sendable {
     private var scanner = ChunkedScanner()
 
-    public init() {}
+    package init() {}
 
     /// True once the last chunk and the trailer section (read and checked, then dropped) ended.
-    public var isDone: Bool { scanner.isDone }
+    package var isDone: Bool { scanner.isDone }
 
     /// Decodes the next bytes of the body, appending the chunk data they carry to `output`;
     /// returns how many of `bytes` belong to the body, as `ChunkedScanner.scan` does. Throws
     /// the scanner's `HTTPParseError` on bad framing.
-    public mutating func decode(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) throws -> ChunkedScanner.Outcome {
+    package mutating func decode(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) throws -> ChunkedScanner.Outcome {
         var i = 0
         let count = bytes.count
         while i < count {

@@ -1,7 +1,7 @@
 /// Follows chunked framing (RFC 9112 §7.1) over bytes that are forwarded unchanged, to learn
 /// where the message ends. It never rewrites: the bytes go through as they came.
-public struct ChunkedScanner: Sendable {
-    public enum Outcome: Equatable, Sendable {
+package struct ChunkedScanner: Sendable {
+    package enum Outcome: Equatable, Sendable {
         /// All `consumed` bytes belong to the message; more are needed.
         case needMore
         /// The message ended after `consumed` bytes (trailers included).
@@ -25,7 +25,7 @@ public struct ChunkedScanner: Sendable {
     }
 
     /// Longest chunk extension accepted; §7.1.1 asks recipients to limit them.
-    public static let maxExtensionBytes = 4096
+    package static let maxExtensionBytes = 4096
 
     private var state: State = .size
     private var size: UInt64 = 0
@@ -33,16 +33,16 @@ public struct ChunkedScanner: Sendable {
     private var extensionBytes = 0
     private var isLastChunk = false
     /// Chunk data declared so far (the sizes of the chunks whose size line has been read).
-    public private(set) var dataBytes: UInt64 = 0
+    package private(set) var dataBytes: UInt64 = 0
     /// A body cap (`--max-body-size`): a size line that would take the data past it is refused
     /// with 413 before any byte of that chunk is passed on.
-    public let maxDataBytes: UInt64?
+    package let maxDataBytes: UInt64?
 
-    public init(maxDataBytes: UInt64? = nil) {
+    package init(maxDataBytes: UInt64? = nil) {
         self.maxDataBytes = maxDataBytes
     }
 
-    public var isDone: Bool {
+    package var isDone: Bool {
         if case .done = state { return true }
         return false
     }
@@ -50,7 +50,7 @@ public struct ChunkedScanner: Sendable {
     /// Data bytes of the current chunk not yet seen, while the scanner is inside a chunk's data
     /// (its size line read and checked against `maxDataBytes`); 0 while it reads framing. A
     /// proxy may pass that many bytes on without scanning them (splice), then `skipData`.
-    public var dataRemaining: UInt64 {
+    package var dataRemaining: UInt64 {
         if case .data(let remaining) = state { return remaining }
         return 0
     }
@@ -58,7 +58,7 @@ public struct ChunkedScanner: Sendable {
     /// Accounts for `count` bytes of the current chunk's data that went by without being
     /// scanned: the scanner goes on as if it had seen them. Never more than `dataRemaining`:
     /// what follows a chunk's data is framing, which must be scanned.
-    public mutating func skipData(_ count: UInt64) {
+    package mutating func skipData(_ count: UInt64) {
         guard count > 0 else { return }
         guard case .data(let remaining) = state, count <= remaining else {
             preconditionFailure("skipData past the current chunk's data")
@@ -67,7 +67,7 @@ public struct ChunkedScanner: Sendable {
     }
 
     /// Scans `bytes`; returns how much of it is part of the message, or throws on bad framing.
-    public mutating func scan(_ bytes: UnsafeRawBufferPointer) throws -> Outcome {
+    package mutating func scan(_ bytes: UnsafeRawBufferPointer) throws -> Outcome {
         var i = 0
         let count = bytes.count
         while i < count {

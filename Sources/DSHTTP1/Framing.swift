@@ -1,18 +1,18 @@
 /// The one place that decides how a message body is delimited (RFC 9112 §6). Every refusal here
 /// is answered and followed by closing the connection: once framing is in doubt, so is where the
 /// next message starts.
-public enum Framing {
+package enum Framing {
     /// Whether chunked request bodies are accepted (they are forwarded as they came, their end
     /// found by `ChunkedScanner`). With false, they are refused with 501, never mis-framed.
-    public static let acceptsChunkedRequests = true
+    package static let acceptsChunkedRequests = true
 
     /// The body framing of a request.
-    public static func request(_ head: RequestHead) -> Result<BodyFraming, HTTPParseError> {
+    package static func request(_ head: RequestHead) -> Result<BodyFraming, HTTPParseError> {
         request(head.info)
     }
 
     /// The body framing of a request (the one decision; `request(_: RequestHead)` asks it too).
-    public static func request(_ head: RequestHeadInfo) -> Result<BodyFraming, HTTPParseError> {
+    package static func request(_ head: RequestHeadInfo) -> Result<BodyFraming, HTTPParseError> {
         let codings = head.transferCodings
         if !codings.isEmpty {
             // §6.1: Transfer-Encoding with Content-Length is the classic smuggling shape; refuse
@@ -46,12 +46,12 @@ public enum Framing {
 
     /// The body framing of a response to a request with `requestMethod` (§6.3 items 1–7).
     /// A response whose framing is invalid is a 502 for the client and a closed upstream.
-    public static func response(_ head: ResponseHead, requestMethod: String) -> Result<BodyFraming, HTTPParseError> {
+    package static func response(_ head: ResponseHead, requestMethod: String) -> Result<BodyFraming, HTTPParseError> {
         response(head.info, requestIsHead: requestMethod == "HEAD")
     }
 
     /// The body framing of a response (the one decision; the other overload asks it too).
-    public static func response(_ head: ResponseHeadInfo, requestIsHead: Bool) -> Result<BodyFraming, HTTPParseError> {
+    package static func response(_ head: ResponseHeadInfo, requestIsHead: Bool) -> Result<BodyFraming, HTTPParseError> {
         if requestIsHead || (100..<200).contains(head.status) || head.status == 204 || head.status == 304 {
             return .success(.none)
         }

@@ -1,46 +1,46 @@
 /// HTTP/1.x version of a message. Anything other than 1.0 and 1.1 is refused with 505.
-public enum HTTPVersion: Sendable, Equatable {
+package enum HTTPVersion: Sendable, Equatable {
     case http10
     case http11
 }
 
 /// A header field as offsets into the bytes the head was parsed from, so the head can be
 /// forwarded as it arrived and nothing is copied unless someone asks for a value.
-public struct HeaderField: Sendable, Equatable {
-    public let nameStart: Int32
-    public let nameEnd: Int32
-    public let valueStart: Int32
-    public let valueEnd: Int32
+package struct HeaderField: Sendable, Equatable {
+    package let nameStart: Int32
+    package let nameEnd: Int32
+    package let valueStart: Int32
+    package let valueEnd: Int32
 }
 
 /// Why a head was refused: the status to answer with and a message for the JSON body. The
 /// connection is always closed after such an answer (RFC 9112 §6.3: after a framing error the
 /// receiver cannot know where the next message starts).
-public struct HTTPParseError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let status: HTTPStatus
-    public let message: String
+package struct HTTPParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    package let status: HTTPStatus
+    package let message: String
 
-    public init(_ status: HTTPStatus, _ message: String) {
+    package init(_ status: HTTPStatus, _ message: String) {
         self.status = status
         self.message = message
     }
 
-    public var description: String { "\(status) \(message)" }
+    package var description: String { "\(status) \(message)" }
 }
 
 /// Limits a parser enforces (by default a 64 KiB head and 100 fields; beyond them, 431).
-public struct HTTPLimits: Sendable {
-    public var maxHeadBytes: Int
-    public var maxHeaderCount: Int
+package struct HTTPLimits: Sendable {
+    package var maxHeadBytes: Int
+    package var maxHeaderCount: Int
 
-    public init(maxHeadBytes: Int = 64 * 1024, maxHeaderCount: Int = 100) {
+    package init(maxHeadBytes: Int = 64 * 1024, maxHeaderCount: Int = 100) {
         self.maxHeadBytes = maxHeadBytes
         self.maxHeaderCount = maxHeaderCount
     }
 }
 
 /// How a message body is delimited (RFC 9112 §6.3), decided in one place: `BodyFraming`.
-public enum BodyFraming: Sendable, Equatable {
+package enum BodyFraming: Sendable, Equatable {
     case none
     case contentLength(UInt64)
     case chunked
@@ -49,25 +49,25 @@ public enum BodyFraming: Sendable, Equatable {
 }
 
 /// Connection-management facts gathered while parsing, so no one re-scans the fields.
-public struct ConnectionTokens: Sendable, Equatable {
-    public var close = false
-    public var keepAlive = false
-    public var upgrade = false
+package struct ConnectionTokens: Sendable, Equatable {
+    package var close = false
+    package var keepAlive = false
+    package var upgrade = false
     /// A token names Content-Length or Transfer-Encoding: framing fields are end to end, and a
     /// response that lists one is refused (`Framing.response`); a request's are kept regardless.
-    public var namesFramingField = false
+    package var namesFramingField = false
 }
 
 /// A parsed request head with its method and target as text and every field listed: the
 /// convenient form (ds-server, tests, fuzzing). It allocates; the proxy's hot path uses
 /// `RequestHeadInfo`, which this wraps, so both forms follow the same rules.
-public struct RequestHead: Sendable {
-    public var info: RequestHeadInfo
-    public var method: String
-    public var target: String
-    public var fields: HeaderFieldList
+package struct RequestHead: Sendable {
+    package var info: RequestHeadInfo
+    package var method: String
+    package var target: String
+    package var fields: HeaderFieldList
     /// The Transfer-Encoding codings in order, lowercased (all fields joined).
-    public var transferCodings: [String]
+    package var transferCodings: [String]
 
     init(info: RequestHeadInfo, bytes: UnsafeRawBufferPointer, fields: HeaderFieldList, transferCodings: [String]) {
         self.info = info
@@ -77,34 +77,34 @@ public struct RequestHead: Sendable {
         self.transferCodings = transferCodings
     }
 
-    public var version: HTTPVersion {
+    package var version: HTTPVersion {
         get { info.version }
         set { info.version = newValue }
     }
     /// The number of bytes of the head, including the final empty line.
-    public var length: Int {
+    package var length: Int {
         get { info.length }
         set { info.length = newValue }
     }
-    public var contentLength: UInt64? {
+    package var contentLength: UInt64? {
         get { info.contentLength }
         set { info.contentLength = newValue }
     }
-    public var hostCount: Int {
+    package var hostCount: Int {
         get { info.hostCount }
         set { info.hostCount = newValue }
     }
-    public var connection: ConnectionTokens {
+    package var connection: ConnectionTokens {
         get { info.connection }
         set { info.connection = newValue }
     }
-    public var expectContinue: Bool {
+    package var expectContinue: Bool {
         get { info.expectContinue }
         set { info.expectContinue = newValue }
     }
 
     /// The target in origin-form (see `RequestHeadInfo.originTarget`).
-    public var originTarget: Substring {
+    package var originTarget: Substring {
         guard info.authority != nil else { return Substring(target) }
         // The scheme and authority before it are ASCII: the offset is a character boundary.
         let start = target.utf8.index(target.utf8.startIndex, offsetBy: info.originTarget.lowerBound - info.target.lowerBound)
@@ -119,21 +119,21 @@ public struct RequestHead: Sendable {
     }
 
     /// The target's path (before `?`).
-    public var path: Substring {
+    package var path: Substring {
         let t = targetWithoutFragment
         if let q = t.firstIndex(of: "?") { return t[..<q] }
         return t
     }
 
     /// The query string (after `?`, without the fragment), if any.
-    public var query: Substring? {
+    package var query: Substring? {
         let t = targetWithoutFragment
         guard let q = t.firstIndex(of: "?") else { return nil }
         return t[t.index(after: q)...]
     }
 
     /// The first value of query parameter `name` (not percent-decoded: keys are hashed as sent).
-    public func queryParameter(_ name: String) -> Substring? {
+    package func queryParameter(_ name: String) -> Substring? {
         guard let query else { return nil }
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             if let eq = pair.firstIndex(of: "=") {
@@ -146,35 +146,35 @@ public struct RequestHead: Sendable {
     }
 
     /// Whether the connection stays open after this exchange (RFC 9112 §9.3).
-    public var wantsKeepAlive: Bool { info.wantsKeepAlive }
+    package var wantsKeepAlive: Bool { info.wantsKeepAlive }
 
-    public var isHead: Bool { info.isHead }
+    package var isHead: Bool { info.isHead }
 }
 
 /// A parsed response head as facts only (no reference, nothing allocated): what the proxy needs
 /// to frame the body and to decide whether the connection can be reused.
-public struct ResponseHeadInfo: Sendable, Equatable {
-    public var version: HTTPVersion
-    public var status: Int
+package struct ResponseHeadInfo: Sendable, Equatable {
+    package var version: HTTPVersion
+    package var status: Int
     /// The number of bytes of the head, including the final empty line.
-    public var length: Int
-    public var contentLength: UInt64?
-    public var transferCodings = TransferCodingSummary()
-    public var connection = ConnectionTokens()
-    public var fieldCount = 0
+    package var length: Int
+    package var contentLength: UInt64?
+    package var transferCodings = TransferCodingSummary()
+    package var connection = ConnectionTokens()
+    package var fieldCount = 0
     /// Where the first field line starts (just after the status line's CRLF).
-    public var fieldsStart = 0
+    package var fieldsStart = 0
     /// Whether a field is hop-by-hop by its name alone (see `RequestHeadInfo.hasHopByHopField`).
-    public var hasHopByHopField = false
+    package var hasHopByHopField = false
 
-    public init(version: HTTPVersion, status: Int, length: Int) {
+    package init(version: HTTPVersion, status: Int, length: Int) {
         self.version = version
         self.status = status
         self.length = length
     }
 
     /// Whether the server keeps the connection open after this response.
-    public var keepsConnection: Bool {
+    package var keepsConnection: Bool {
         switch version {
         case .http11: return !connection.close
         case .http10: return connection.keepAlive && !connection.close
@@ -183,10 +183,10 @@ public struct ResponseHeadInfo: Sendable, Equatable {
 }
 
 /// A parsed response head with every field listed (the convenient, allocating form).
-public struct ResponseHead: Sendable {
-    public var info: ResponseHeadInfo
-    public var fields: [HeaderField]
-    public var transferCodings: [String]
+package struct ResponseHead: Sendable {
+    package var info: ResponseHeadInfo
+    package var fields: [HeaderField]
+    package var transferCodings: [String]
 
     init(info: ResponseHeadInfo, fields: [HeaderField], transferCodings: [String]) {
         self.info = info
@@ -194,39 +194,39 @@ public struct ResponseHead: Sendable {
         self.transferCodings = transferCodings
     }
 
-    public var version: HTTPVersion {
+    package var version: HTTPVersion {
         get { info.version }
         set { info.version = newValue }
     }
-    public var status: Int {
+    package var status: Int {
         get { info.status }
         set { info.status = newValue }
     }
-    public var length: Int {
+    package var length: Int {
         get { info.length }
         set { info.length = newValue }
     }
-    public var contentLength: UInt64? {
+    package var contentLength: UInt64? {
         get { info.contentLength }
         set { info.contentLength = newValue }
     }
-    public var connection: ConnectionTokens {
+    package var connection: ConnectionTokens {
         get { info.connection }
         set { info.connection = newValue }
     }
 
     /// Whether the server keeps the connection open after this response.
-    public var keepsConnection: Bool { info.keepsConnection }
+    package var keepsConnection: Bool { info.keepsConnection }
 }
 
 extension HeaderField {
     /// The field's name as text.
-    public func name(in bytes: UnsafeRawBufferPointer) -> String {
+    package func name(in bytes: UnsafeRawBufferPointer) -> String {
         String(decoding: UnsafeRawBufferPointer(rebasing: bytes[Int(nameStart)..<Int(nameEnd)]), as: UTF8.self)
     }
 
     /// The field's value as text, without surrounding whitespace.
-    public func value(in bytes: UnsafeRawBufferPointer) -> String {
+    package func value(in bytes: UnsafeRawBufferPointer) -> String {
         String(decoding: UnsafeRawBufferPointer(rebasing: bytes[Int(valueStart)..<Int(valueEnd)]), as: UTF8.self)
     }
 }

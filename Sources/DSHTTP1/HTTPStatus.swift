@@ -3,7 +3,7 @@
 /// answers when the changed pool cannot be saved for want of space. A writer takes this type
 /// rather than an `Int` so a status line without its reason phrase cannot be written:
 /// `reasonPhrase` is an exhaustive switch, and a new case does not compile until it has one.
-public enum HTTPStatus: Int, CaseIterable, Sendable, CustomStringConvertible {
+package enum HTTPStatus: Int, CaseIterable, Sendable, CustomStringConvertible {
     case `continue` = 100
     case switchingProtocols = 101
 
@@ -59,10 +59,10 @@ public enum HTTPStatus: Int, CaseIterable, Sendable, CustomStringConvertible {
     case networkAuthenticationRequired = 511
 
     /// The three-digit code.
-    public var code: Int { rawValue }
+    package var code: Int { rawValue }
 
     /// The reason phrase the RFC gives the status.
-    public var reasonPhrase: String {
+    package var reasonPhrase: String {
         switch self {
         case .continue: return "Continue"
         case .switchingProtocols: return "Switching Protocols"
@@ -117,11 +117,11 @@ public enum HTTPStatus: Int, CaseIterable, Sendable, CustomStringConvertible {
     }
 
     /// `HTTP/1.1 401 Unauthorized`, without the line's CRLF.
-    public var statusLine: String { "HTTP/1.1 \(code) \(reasonPhrase)" }
+    package var statusLine: String { "HTTP/1.1 \(code) \(reasonPhrase)" }
 
     /// Whether the status reports an error (4xx or 5xx).
-    public var isError: Bool { code >= 400 }
+    package var isError: Bool { code >= 400 }
 
     /// The bare code, so logs and messages that interpolate a status read as they did with an `Int`.
-    public var description: String { String(code) }
+    package var description: String { String(code) }
 }

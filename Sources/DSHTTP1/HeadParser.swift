@@ -1,5 +1,5 @@
 /// The outcome of offering buffered bytes to the parser.
-public enum HeadParseResult<Head: Sendable>: Sendable {
+package enum HeadParseResult<Head: Sendable>: Sendable {
     /// No complete head yet; search again from `resumeAt` when more bytes arrive.
     case incomplete(resumeAt: Int)
     case complete(Head)
@@ -24,10 +24,10 @@ extension ResponseHeadInfo: HeadParser.FieldFacts {}
 /// is refused with 400 everywhere, heads and chunked framing alike, because a proxy that reads
 /// LF while its peer reads CRLF is how requests get smuggled (HAProxy 4837e9989). A bare CR, NUL,
 /// obs-fold, whitespace before the colon and empty or non-token names are refused with 400.
-public struct HeadParser: Sendable {
-    public var limits: HTTPLimits
+package struct HeadParser: Sendable {
+    package var limits: HTTPLimits
 
-    public init(limits: HTTPLimits = HTTPLimits()) {
+    package init(limits: HTTPLimits = HTTPLimits()) {
         self.limits = limits
     }
 
@@ -37,7 +37,7 @@ public struct HeadParser: Sendable {
     /// incomplete result (0 the first time), so a head trickling in is not rescanned from the start.
     /// The result carries the method and target as strings and every field: convenient, and it
     /// allocates; the proxy uses `parseRequestInfo`, which does not.
-    public func parseRequest(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHead> {
+    package func parseRequest(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHead> {
         var fields = HeaderFieldList()
         var codings: [String] = []
         return scanRequest(bytes, from: from) { field, name in
@@ -48,7 +48,7 @@ public struct HeadParser: Sendable {
 
     /// Parses a request head like `parseRequest` (same rules, same errors) into byte ranges and
     /// facts only; allocates nothing. Loop thread code parses every request this way.
-    public func parseRequestInfo(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHeadInfo> {
+    package func parseRequestInfo(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHeadInfo> {
         scanRequest(bytes, from: from, onField: { _, _ in })
     }
 
@@ -158,7 +158,7 @@ public struct HeadParser: Sendable {
     // MARK: responses
 
     /// Parses a response head; like `parseRequest`, it lists every field and allocates.
-    public func parseResponse(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<ResponseHead> {
+    package func parseResponse(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<ResponseHead> {
         var fields: [HeaderField] = []
         var codings: [String] = []
         return scanResponse(bytes, from: from) { field, name in
@@ -168,7 +168,7 @@ public struct HeadParser: Sendable {
     }
 
     /// Parses a response head into facts only, allocating nothing (the proxy's response path).
-    public func parseResponseInfo(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<ResponseHeadInfo> {
+    package func parseResponseInfo(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<ResponseHeadInfo> {
         scanResponse(bytes, from: from, onField: { _, _ in })
     }
 

@@ -4,19 +4,19 @@
 /// Safety: `inline` is a tuple of eight `HeaderField`s (trivial 16-byte values); slot `i` is read
 /// and written through its raw bytes at offset `i * stride`, only for `i < min(count, 8)` on reads
 /// and `i == count < 8` on writes, so every access stays inside the tuple.
-public struct HeaderFieldList: RandomAccessCollection, Sendable, Equatable, CustomStringConvertible {
-    public static let inlineCapacity = 8
+package struct HeaderFieldList: RandomAccessCollection, Sendable, Equatable, CustomStringConvertible {
+    package static let inlineCapacity = 8
     private static let zero = HeaderField(nameStart: 0, nameEnd: 0, valueStart: 0, valueEnd: 0)
     private var inline = (zero, zero, zero, zero, zero, zero, zero, zero)
     private var overflow: [HeaderField] = []
-    public private(set) var count = 0
+    package private(set) var count = 0
 
-    public init() {}
+    package init() {}
 
-    public var startIndex: Int { 0 }
-    public var endIndex: Int { count }
+    package var startIndex: Int { 0 }
+    package var endIndex: Int { count }
 
-    public subscript(position: Int) -> HeaderField {
+    package subscript(position: Int) -> HeaderField {
         precondition(position >= 0 && position < count, "field index out of range")
         if position < Self.inlineCapacity {
             return withUnsafeBytes(of: inline) {
@@ -26,7 +26,7 @@ public struct HeaderFieldList: RandomAccessCollection, Sendable, Equatable, Cust
         return overflow[position - Self.inlineCapacity]
     }
 
-    public mutating func append(_ field: HeaderField) {
+    package mutating func append(_ field: HeaderField) {
         if count < Self.inlineCapacity {
             let offset = count * MemoryLayout<HeaderField>.stride
             withUnsafeMutableBytes(of: &inline) { $0.storeBytes(of: field, toByteOffset: offset, as: HeaderField.self) }
@@ -36,9 +36,9 @@ public struct HeaderFieldList: RandomAccessCollection, Sendable, Equatable, Cust
         count += 1
     }
 
-    public static func == (a: HeaderFieldList, b: HeaderFieldList) -> Bool {
+    package static func == (a: HeaderFieldList, b: HeaderFieldList) -> Bool {
         a.elementsEqual(b)
     }
 
-    public var description: String { Array(self).description }
+    package var description: String { Array(self).description }
 }

@@ -6,7 +6,7 @@ extension HopByHop {
     /// final empty line is not included: the proxy adds its own `Connection` field (close,
     /// keep-alive for HTTP/1.0, Upgrade) before it. The same rules as the proxy's
     /// `forEachKeptResponseRange`, collected (this form allocates the result).
-    public static func keptResponseRanges(fields: [HeaderField], length: Int, in bytes: UnsafeRawBufferPointer,
+    package static func keptResponseRanges(fields: [HeaderField], length: Int, in bytes: UnsafeRawBufferPointer,
                                           upgrading: Bool) -> [Range<Int>] {
         var ranges: [Range<Int>] = []
         forEachKept(fieldsStart: fields.first.map { Int($0.nameStart) } ?? length - 2, length: length, fieldCount: fields.count,

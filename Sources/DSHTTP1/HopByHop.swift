@@ -3,10 +3,10 @@
 /// `TE`, `Transfer-Encoding`'s hop-specific companion `Trailer` stays — and `Upgrade` unless the
 /// request is upgrading. The result is byte ranges of the original head, so the kept bytes go
 /// out as they came (by writev), never re-serialised.
-public enum HopByHop {
+package enum HopByHop {
     /// Ranges of `bytes` (the head as parsed into `head`) to forward, in order, covering the
     /// request line and the kept field lines, without the final empty line.
-    public static func keptRanges(of head: RequestHead, in bytes: UnsafeRawBufferPointer, upgrading: Bool = false) -> [Range<Int>] {
+    package static func keptRanges(of head: RequestHead, in bytes: UnsafeRawBufferPointer, upgrading: Bool = false) -> [Range<Int>] {
         var ranges: [Range<Int>] = []
         forEachKeptRange(of: head.info, in: bytes, upgrading: upgrading) { ranges.append($0) }
         return ranges
@@ -14,7 +14,7 @@ public enum HopByHop {
 
     /// Calls `body` with each range `keptRanges` would return, in order, without allocating for
     /// any ordinary head: names are compared in place, ignoring case.
-    public static func forEachKeptRange(of head: RequestHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool = false,
+    package static func forEachKeptRange(of head: RequestHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool = false,
                                         _ body: (Range<Int>) -> Void) {
         forEachKept(fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
                     hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading, body)
@@ -27,7 +27,7 @@ public enum HopByHop {
     /// (the proxy adds its own); `routingFields` are names the routing key is read from, which
     /// a `Connection` list cannot remove either. The pieces point into `bytes` or into static
     /// text; an ordinary head (no hop-by-hop, forwarded or absolute-form part) is one piece.
-    public static func forEachForwardedPiece(of head: RequestHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool,
+    package static func forEachForwardedPiece(of head: RequestHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool,
                                              replaceForwarded: Bool, routingFields: [String] = [],
                                              _ body: (UnsafeRawBufferPointer) -> Void) {
         let dropForwarded = replaceForwarded && head.forwarded.any
@@ -64,7 +64,7 @@ public enum HopByHop {
     /// The same for a response head (RFC 9110 §7.6.1 applies to both directions): the status
     /// line and the kept field lines, without the final empty line; `upgrading` for a 101 that
     /// switches to the Upgrade the client asked for.
-    public static func forEachKeptResponseRange(of head: ResponseHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool,
+    package static func forEachKeptResponseRange(of head: ResponseHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool,
                                                 _ body: (Range<Int>) -> Void) {
         forEachKept(fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
                     hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading, body)

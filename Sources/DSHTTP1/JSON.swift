@@ -1,6 +1,6 @@
 /// A small JSON writer for the bodies ds-lb and ds-server produce. Keys keep the order given, so
 /// answers read like the classic API's (`{"message": ..., "status": ...}`).
-public indirect enum JSONValue: Sendable, Equatable {
+package indirect enum JSONValue: Sendable, Equatable {
     case string(String)
     case int(Int)
     case double(Double)
@@ -9,11 +9,11 @@ public indirect enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     case object([(String, JSONValue)])
 
-    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+    package static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         lhs.serialized == rhs.serialized
     }
 
-    public var serialized: String {
+    package var serialized: String {
         var out = ""
         write(to: &out)
         return out
@@ -46,9 +46,9 @@ public indirect enum JSONValue: Sendable, Equatable {
     }
 }
 
-public enum JSON {
+package enum JSON {
     /// Serialises an object literal in the order written.
-    public static func object(_ pairs: KeyValuePairs<String, JSONValue>) -> String {
+    package static func object(_ pairs: KeyValuePairs<String, JSONValue>) -> String {
         JSONValue.object(pairs.map { ($0.key, $0.value) }).serialized
     }
 
@@ -75,12 +75,12 @@ public enum JSON {
 }
 
 /// Why `JSONValue.parse` refused a text. `offset` is the byte where the problem was seen.
-public enum JSONParseError: Error, Equatable, Sendable, CustomStringConvertible {
+package enum JSONParseError: Error, Equatable, Sendable, CustomStringConvertible {
     case syntax(offset: Int)
     case duplicateKey(String, offset: Int)
     case tooDeep(offset: Int)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .syntax(let offset): return "not valid JSON at byte \(offset)"
         case .duplicateKey(let key, let offset): return "key \"\(key)\" appears twice in one object (byte \(offset))"
@@ -96,7 +96,7 @@ extension JSONValue {
     /// file). Foundation's decoders keep the last of two equal keys, so `{"n":1,"n":2}` would
     /// mean whatever the sender's or a proxy's parser did not; here it is an error. Integers
     /// that fit an `Int` are `.int`, every other number `.double`; strings must be valid UTF-8.
-    public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
+    package static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         parser.skipSpace()
         let value = try parser.value(depth: 0)

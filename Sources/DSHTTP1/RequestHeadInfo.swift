@@ -6,36 +6,36 @@
 /// most a few per request.
 ///
 /// Every method that takes `bytes` expects the same bytes the head was parsed from.
-public struct RequestHeadInfo: Sendable, Equatable {
-    public var method: Range<Int>
-    public var methodKind: HTTPMethodKind
+package struct RequestHeadInfo: Sendable, Equatable {
+    package var method: Range<Int>
+    package var methodKind: HTTPMethodKind
     /// The request-target as sent.
-    public var target: Range<Int>
+    package var target: Range<Int>
     /// The target in origin-form (path and query): `target` itself, or for an absolute-form
     /// target (`http://host/path`) the part after its authority, empty when it has no path ("/").
     /// Routing reads the path and query from here, and the replica is sent this form.
-    public var originTarget: Range<Int>
+    package var originTarget: Range<Int>
     /// The authority of an absolute-form target: the request's host (RFC 9112 §3.2.2), which
     /// replaces its Host field on the way to the replica.
-    public var authority: Range<Int>?
-    public var version: HTTPVersion
+    package var authority: Range<Int>?
+    package var version: HTTPVersion
     /// The number of bytes of the head, including the final empty line.
-    public var length: Int
-    public var contentLength: UInt64?
-    public var transferCodings = TransferCodingSummary()
-    public var hostCount = 0
-    public var connection = ConnectionTokens()
-    public var expectContinue = false
-    public var fieldCount = 0
+    package var length: Int
+    package var contentLength: UInt64?
+    package var transferCodings = TransferCodingSummary()
+    package var hostCount = 0
+    package var connection = ConnectionTokens()
+    package var expectContinue = false
+    package var fieldCount = 0
     /// Where the first field line starts (just after the request line's CRLF).
-    public var fieldsStart: Int
+    package var fieldsStart: Int
     /// Whether a field is hop-by-hop by its name alone (Connection, Keep-Alive,
     /// Proxy-Connection, TE, Upgrade): when none is, the head is forwarded whole.
-    public var hasHopByHopField = false
+    package var hasHopByHopField = false
     /// Which X-Forwarded-* fields the client sent (the proxy replaces them unless it trusts it).
-    public var forwarded = ForwardedFields()
+    package var forwarded = ForwardedFields()
 
-    public init(method: Range<Int>, methodKind: HTTPMethodKind, target: Range<Int>, version: HTTPVersion,
+    package init(method: Range<Int>, methodKind: HTTPMethodKind, target: Range<Int>, version: HTTPVersion,
                 length: Int, fieldsStart: Int) {
         self.method = method
         self.methodKind = methodKind
@@ -47,26 +47,26 @@ public struct RequestHeadInfo: Sendable, Equatable {
     }
 
     /// Whether the connection stays open after this exchange (RFC 9112 §9.3).
-    public var wantsKeepAlive: Bool {
+    package var wantsKeepAlive: Bool {
         switch version {
         case .http11: return !connection.close
         case .http10: return connection.keepAlive && !connection.close
         }
     }
 
-    public var isHead: Bool { methodKind == .head }
+    package var isHead: Bool { methodKind == .head }
 
     // MARK: target
 
     /// The target without a fragment (clients should not send one; some do, and nginx drops it).
-    public func targetWithoutFragment(in bytes: UnsafeRawBufferPointer) -> Range<Int> {
+    package func targetWithoutFragment(in bytes: UnsafeRawBufferPointer) -> Range<Int> {
         var i = originTarget.lowerBound
         while i < originTarget.upperBound && bytes[i] != UInt8(ascii: "#") { i += 1 }
         return originTarget.lowerBound..<i
     }
 
     /// The target's path (before `?`).
-    public func path(in bytes: UnsafeRawBufferPointer) -> Range<Int> {
+    package func path(in bytes: UnsafeRawBufferPointer) -> Range<Int> {
         let t = targetWithoutFragment(in: bytes)
         var i = t.lowerBound
         while i < t.upperBound && bytes[i] != UInt8(ascii: "?") { i += 1 }
@@ -74,7 +74,7 @@ public struct RequestHeadInfo: Sendable, Equatable {
     }
 
     /// The query string (after `?`, without the fragment), if any.
-    public func query(in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+    package func query(in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
         let t = targetWithoutFragment(in: bytes)
         let p = path(in: bytes)
         guard p.upperBound < t.upperBound else { return nil }
@@ -84,7 +84,7 @@ public struct RequestHeadInfo: Sendable, Equatable {
     /// The value of the first query parameter called `name` (compared byte for byte, not
     /// percent-decoded: keys are hashed as sent). Empty pairs (`&&`) are skipped; a parameter
     /// without `=` has an empty value.
-    public func queryParameter(_ name: String, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+    package func queryParameter(_ name: String, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
         guard let query = query(in: bytes) else { return nil }
         var pairStart = query.lowerBound
         while pairStart < query.upperBound {
@@ -105,12 +105,12 @@ public struct RequestHeadInfo: Sendable, Equatable {
     // MARK: fields
 
     /// Calls `body` with each field in order until it returns false.
-    public func forEachField(in bytes: UnsafeRawBufferPointer, _ body: (HeaderField) -> Bool) {
+    package func forEachField(in bytes: UnsafeRawBufferPointer, _ body: (HeaderField) -> Bool) {
         HeaderField.forEach(in: bytes, from: fieldsStart, headLength: length, body)
     }
 
     /// The first field whose name equals `name` ignoring ASCII case.
-    public func firstField(named name: String, in bytes: UnsafeRawBufferPointer) -> HeaderField? {
+    package func firstField(named name: String, in bytes: UnsafeRawBufferPointer) -> HeaderField? {
         var found: HeaderField?
         forEachField(in: bytes) { field in
             if Self.equalsIgnoringCase(bytes, field.nameRange, name) { found = field; return false }
@@ -123,7 +123,7 @@ public struct RequestHeadInfo: Sendable, Equatable {
     /// way the proxy always has): pairs split at `;`, the name trimmed of spaces and compared
     /// byte for byte, the value taken as it is after the first `=` (a pair with an empty name
     /// or value is skipped).
-    public func cookie(_ name: String, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+    package func cookie(_ name: String, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
         var found: Range<Int>?
         forEachField(in: bytes) { field in
             guard Self.equalsIgnoringCase(bytes, field.nameRange, "cookie") else { return true }
@@ -157,7 +157,7 @@ public struct RequestHeadInfo: Sendable, Equatable {
     // MARK: byte comparisons
 
     /// Whether `bytes[range]` is exactly the UTF-8 of `text`.
-    public static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: String) -> Bool {
+    package static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: String) -> Bool {
         var i = range.lowerBound
         for c in text.utf8 {
             guard i < range.upperBound, bytes[i] == c else { return false }
@@ -167,7 +167,7 @@ public struct RequestHeadInfo: Sendable, Equatable {
     }
 
     /// Whether `bytes[range]` equals `text` ignoring ASCII case.
-    public static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: String) -> Bool {
+    package static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: String) -> Bool {
         var i = range.lowerBound
         for c in text.utf8 {
             guard i < range.upperBound, asciiLower(bytes[i]) == asciiLower(c) else { return false }
@@ -182,7 +182,7 @@ public struct RequestHeadInfo: Sendable, Equatable {
 
 /// The request methods the proxy treats specially (HEAD has no response body; RFC 9110 §9.2.2's
 /// idempotent methods may be retried after a connection failure).
-public enum HTTPMethodKind: Sendable, Equatable {
+package enum HTTPMethodKind: Sendable, Equatable {
     case get, head, post, put, delete, options, trace, connect, patch, other
 
     /// Method names are case-sensitive (RFC 9110 §9.1).
@@ -209,7 +209,7 @@ public enum HTTPMethodKind: Sendable, Equatable {
     }
 
     /// RFC 9110 §9.2.2: repeating the request has the same effect as sending it once.
-    public var isIdempotent: Bool {
+    package var isIdempotent: Bool {
         switch self {
         case .get, .head, .options, .trace, .put, .delete: return true
         case .post, .connect, .patch, .other: return false
@@ -218,27 +218,27 @@ public enum HTTPMethodKind: Sendable, Equatable {
 }
 
 /// The X-Forwarded-* fields a request carries.
-public struct ForwardedFields: Sendable, Equatable {
-    public var hasFor = false
-    public var hasProto = false
+package struct ForwardedFields: Sendable, Equatable {
+    package var hasFor = false
+    package var hasProto = false
 
-    public init() {}
+    package init() {}
 
-    public var any: Bool { hasFor || hasProto }
+    package var any: Bool { hasFor || hasProto }
 }
 
 /// The Transfer-Encoding codings of a message, summarised while parsing so the framing decision
 /// needs no list of strings: how many, whether the last is `chunked`, whether `chunked` also
 /// came earlier, and whether every coding is one this proxy knows (RFC 9112 §6.1, §7).
-public struct TransferCodingSummary: Sendable, Equatable {
-    public var count = 0
-    public var lastIsChunked = false
-    public var chunkedBeforeLast = false
-    public var allKnown = true
+package struct TransferCodingSummary: Sendable, Equatable {
+    package var count = 0
+    package var lastIsChunked = false
+    package var chunkedBeforeLast = false
+    package var allKnown = true
 
-    public init() {}
+    package init() {}
 
-    public var isEmpty: Bool { count == 0 }
+    package var isEmpty: Bool { count == 0 }
 
     mutating func add(isChunked: Bool, isKnown: Bool) {
         if lastIsChunked { chunkedBeforeLast = true }
@@ -252,7 +252,7 @@ extension HeaderField {
     /// Calls `body` with each field line of a head that the parser accepted (`fieldsStart` and
     /// `headLength` as it reported them) until it returns false: lines are found again, not
     /// stored, so a head needs no field array.
-    public static func forEach(in bytes: UnsafeRawBufferPointer, from fieldsStart: Int, headLength: Int,
+    package static func forEach(in bytes: UnsafeRawBufferPointer, from fieldsStart: Int, headLength: Int,
                                _ body: (HeaderField) -> Bool) {
         var lineStart = fieldsStart
         let end = headLength - 2
@@ -272,6 +272,6 @@ extension HeaderField {
         }
     }
 
-    public var nameRange: Range<Int> { Int(nameStart)..<Int(nameEnd) }
-    public var valueRange: Range<Int> { Int(valueStart)..<Int(valueEnd) }
+    package var nameRange: Range<Int> { Int(nameStart)..<Int(nameEnd) }
+    package var valueRange: Range<Int> { Int(valueStart)..<Int(valueEnd) }
 }

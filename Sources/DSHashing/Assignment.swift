@@ -19,23 +19,23 @@
 /// any id, including ids whose square overflows 64 bits.
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
-public struct Assignment: ConsistentHash {
-    public static let algorithm = HashAlgorithm.assignment
+package struct Assignment: ConsistentHash {
+    package static let algorithm = HashAlgorithm.assignment
 
     /// Slots on the circle.
-    public static let slotCount = 512
+    package static let slotCount = 512
     /// Virtual servers per replica.
-    public static let virtualServersPerReplica = 9
+    package static let virtualServersPerReplica = 9
 
-    public let members: [HashMember]
+    package let members: [HashMember]
 
     /// `slots[s]` is the index into `members` owning slot s, or `-1` when the slot is free.
-    public let slots: [Int32]
+    package let slots: [Int32]
     /// `successor[s]` is the owner of the first occupied slot ≥ s (wrapping), or -1 if none:
     /// a request lookup is one array read.
     @usableFromInline let successor: [Int32]
 
-    public init(members: [HashMember]) {
+    package init(members: [HashMember]) {
         let sorted = HashMember.canonicalOrder(members)
         self.members = sorted
         let m = Assignment.slotCount
@@ -81,30 +81,30 @@ public struct Assignment: ConsistentHash {
 
     /// Any thread. H(i) = (i² + 2i + 17) mod M.
     @inlinable
-    public static func requestSlot(_ id: UInt64) -> Int {
+    package static func requestSlot(_ id: UInt64) -> Int {
         Int((id &* id &+ 2 &* id &+ 17) & UInt64(slotCount - 1))
     }
 
     /// Any thread. Φ(i, j) = (i² + j² + 2j + 25) mod M, before probing.
-    public static func virtualServerSlot(replica i: Int, j: Int) -> Int {
+    package static func virtualServerSlot(replica i: Int, j: Int) -> Int {
         let i = residue(i), j = residue(j)
         return Int((i &* i &+ j &* j &+ 2 &* j &+ 25) & UInt64(slotCount - 1))
     }
 
     /// Slots held by the member at `index`, ascending.
-    public func slots(of index: Int) -> [Int] {
+    package func slots(of index: Int) -> [Int] {
         slots.indices.filter { slots[$0] == Int32(index) }
     }
 
     /// Any thread. A decimal request id (`"12345"`, optionally with a leading `+`) is used as is;
     /// anything else (letters, a sign, too many digits for 64 bits, empty) is hashed to an
     /// integer with XXH64 first, as the preset specifies for non-integer keys.
-    public func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    package func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         Assignment.decimalValue(bytes) ?? XXH64.hash(bytes)
     }
 
     /// The value of `bytes` if they are an unsigned decimal integer that fits in 64 bits.
-    public static func decimalValue(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
+    package static func decimalValue(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
         var start = 0
         if bytes.count > 1 && bytes[0] == UInt8(ascii: "+") { start = 1 }
         guard bytes.count > start else { return nil }
@@ -121,14 +121,14 @@ public struct Assignment: ConsistentHash {
     }
 
     @inlinable
-    public func lookup(_ key: UInt64) -> Int? {
+    package func lookup(_ key: UInt64) -> Int? {
         let owner = successor[Assignment.requestSlot(key)]
         return owner < 0 ? nil : Int(owner)
     }
 
     /// The owners of the virtual servers clockwise from H(i), each once; then any replica that got
     /// no slot (the circle was full), in member order, so a walk always covers everyone.
-    public func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
+    package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
         let n = members.count
         guard n > 0 else { return }
         SeenSet.with(capacity: n) { seen in

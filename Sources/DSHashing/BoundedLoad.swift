@@ -22,10 +22,10 @@
 ///
 /// Thread safety: immutable; every method is any-thread. The `load` closure is called on the
 /// calling thread only, during the call.
-public struct BoundedLoad: Sendable {
-    public let table: any ConsistentHash
+package struct BoundedLoad: Sendable {
+    package let table: any ConsistentHash
     /// c ≥ 1.
-    public let balanceFactor: Double
+    package let balanceFactor: Double
 
     /// c in millionths, so caps are computed in integers (no floating-point rounding on the
     /// request path, no libm).
@@ -33,9 +33,9 @@ public struct BoundedLoad: Sendable {
     @usableFromInline let weights: [Int]
     @usableFromInline let totalWeight: Int
 
-    public static let maxWeight = 256
+    package static let maxWeight = 256
 
-    public init(_ table: any ConsistentHash, balanceFactor: Double) {
+    package init(_ table: any ConsistentHash, balanceFactor: Double) {
         precondition(balanceFactor >= 1 && balanceFactor <= 1000, "balance factor must be in 1 ... 1000")
         self.table = table
         self.balanceFactor = balanceFactor
@@ -45,11 +45,11 @@ public struct BoundedLoad: Sendable {
     }
 
     /// The members, as in `table`.
-    public var members: [HashMember] { table.members }
+    package var members: [HashMember] { table.members }
 
     /// Any thread. ⌈c · (totalInFlight + 1) · w / W⌉ for the member at `index`.
     @inlinable
-    public func capacity(of index: Int, totalInFlight: Int) -> Int {
+    package func capacity(of index: Int, totalInFlight: Int) -> Int {
         // 128-bit product so no realistic count can overflow: c·10⁶·w ≤ 2.6·10¹¹.
         let scaled = UInt64(factorMicros * weights[index])
         let product = scaled.multipliedFullWidth(by: UInt64(max(0, totalInFlight)) + 1)
@@ -63,14 +63,14 @@ public struct BoundedLoad: Sendable {
 
     /// What `choose` picked: the member index and its rank in the table's preference order
     /// (0 = the unbounded choice). A rank > 0 is the "moved off its first choice" metric.
-    public struct Choice: Sendable, Equatable {
-        public var index: Int
-        public var rank: Int
+    package struct Choice: Sendable, Equatable {
+        package var index: Int
+        package var rank: Int
     }
 
     /// Any thread. The first candidate for `key` whose load is under its cap. `load(i)` is member
     /// i's in-flight count (`Int.max` excludes it); `totalInFlight` is the sum over all members.
-    public func choose(_ key: UInt64, totalInFlight: Int, load: (Int) -> Int) -> Choice? {
+    package func choose(_ key: UInt64, totalInFlight: Int, load: (Int) -> Int) -> Choice? {
         var chosen: Choice?
         var fallback: Choice?
         var fallbackLoad = Int.max
@@ -93,18 +93,18 @@ public struct BoundedLoad: Sendable {
     }
 
     /// Any thread. `choose` with the counts in a buffer indexed like `members`.
-    public func choose(_ key: UInt64, inFlight: UnsafeBufferPointer<Int>, totalInFlight: Int) -> Choice? {
+    package func choose(_ key: UInt64, inFlight: UnsafeBufferPointer<Int>, totalInFlight: Int) -> Choice? {
         precondition(inFlight.count == table.members.count, "one count per member")
         return choose(key, totalInFlight: totalInFlight) { inFlight[$0] }
     }
 
     /// Any thread. The chosen member's index only.
-    public func lookup(_ key: UInt64, totalInFlight: Int, load: (Int) -> Int) -> Int? {
+    package func lookup(_ key: UInt64, totalInFlight: Int, load: (Int) -> Int) -> Int? {
         choose(key, totalInFlight: totalInFlight, load: load)?.index
     }
 
     /// Any thread. The chosen member's index only, counts in a buffer.
-    public func lookup(_ key: UInt64, inFlight: UnsafeBufferPointer<Int>, totalInFlight: Int) -> Int? {
+    package func lookup(_ key: UInt64, inFlight: UnsafeBufferPointer<Int>, totalInFlight: Int) -> Int? {
         choose(key, inFlight: inFlight, totalInFlight: totalInFlight)?.index
     }
 }

@@ -2,12 +2,12 @@
 /// points from (never the list position, which shifts when another member comes or goes);
 /// `number` is the replica's integer id (`server-3` → 3), which only the classic assignment
 /// preset uses.
-public struct HashMember: Sendable, Hashable {
-    public var name: String
-    public var number: Int
-    public var weight: Int
+package struct HashMember: Sendable, Hashable {
+    package var name: String
+    package var number: Int
+    package var weight: Int
 
-    public init(name: String, number: Int, weight: Int = 1) {
+    package init(name: String, number: Int, weight: Int = 1) {
         self.name = name
         self.number = number
         self.weight = weight
@@ -24,7 +24,7 @@ public struct HashMember: Sendable, Hashable {
 /// - `forEachCandidate` yields distinct member indexes in preference order (the first is what
 ///   `lookup` returns); callers stop it by returning false. It is how a down replica is skipped
 ///   and how bounded loads walks on, without rebuilding the table.
-public protocol ConsistentHash: Sendable {
+package protocol ConsistentHash: Sendable {
     /// Which `HashAlgorithm` this table implements (`HashTable.init` maps the other way).
     static var algorithm: HashAlgorithm { get }
 
@@ -44,18 +44,18 @@ public protocol ConsistentHash: Sendable {
 
 extension ConsistentHash {
     /// The name users give to `--hash`.
-    public static var algorithmName: String { algorithm.rawValue }
+    package static var algorithmName: String { algorithm.rawValue }
 
-    public func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    package func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         XXH64.hash(bytes)
     }
 
-    public func key(_ string: String) -> UInt64 {
+    package func key(_ string: String) -> UInt64 {
         var s = string
         return s.withUTF8 { key(UnsafeRawBufferPointer($0)) }
     }
 
-    public func lookup(_ key: UInt64) -> Int? {
+    package func lookup(_ key: UInt64) -> Int? {
         var chosen: Int?
         forEachCandidate(key) { index in
             chosen = index

@@ -6,7 +6,7 @@
 /// asks here.
 ///
 /// Thread safety: a plain value; `build` returns an immutable table usable from any thread.
-public enum HashAlgorithm: String, CaseIterable, Sendable {
+package enum HashAlgorithm: String, CaseIterable, Sendable {
     case rendezvous
     case ring
     case maglev
@@ -14,19 +14,19 @@ public enum HashAlgorithm: String, CaseIterable, Sendable {
 
     /// What ds-lb uses without `--hash`: the one that meets the hashing targets for N = 3…100
     /// (balance ≤ 1.05, churn ≤ 1.15 × ideal, lookup ≤ 50 ns, build ≤ 5 ms); see RendezvousTable.
-    public static let `default`: HashAlgorithm = .rendezvous
+    package static let `default`: HashAlgorithm = .rendezvous
 
     /// Every name `--hash` accepts, in declaration order, for help texts and error messages.
-    public static let names = allCases.map(\.rawValue).joined(separator: ", ")
+    package static let names = allCases.map(\.rawValue).joined(separator: ", ")
 
     /// Builds this algorithm's table over `members` (order does not matter). Supervisor thread:
     /// it allocates and may take milliseconds for large memberships.
-    public func build(_ members: [HashMember]) -> any ConsistentHash {
+    package func build(_ members: [HashMember]) -> any ConsistentHash {
         HashTable(self, members: members).existential
     }
 
     /// The concrete type, e.g. to read `algorithmName`. An empty table allocates next to nothing.
-    public var type: any ConsistentHash.Type {
+    package var type: any ConsistentHash.Type {
         Swift.type(of: build([]))
     }
 }
@@ -42,14 +42,14 @@ public enum HashAlgorithm: String, CaseIterable, Sendable {
 /// (value witness) just as before. A new `HashAlgorithm` case fails to compile in `init`.
 ///
 /// Thread safety: immutable; every method is any-thread.
-public enum HashTable: Sendable {
+package enum HashTable: Sendable {
     case rendezvous(RendezvousTable)
     case ring(Ring)
     case maglev(Maglev)
     case assignment(Assignment)
 
     /// Builds `algorithm`'s table over `members` (order does not matter). Supervisor thread.
-    public init(_ algorithm: HashAlgorithm, members: [HashMember]) {
+    package init(_ algorithm: HashAlgorithm, members: [HashMember]) {
         switch algorithm {
         case .rendezvous: self = .rendezvous(RendezvousTable(members: members))
         case .ring: self = .ring(Ring(members: members))
@@ -59,7 +59,7 @@ public enum HashTable: Sendable {
     }
 
     /// The same table behind the protocol (it shares the storage: nothing is copied).
-    public var existential: any ConsistentHash {
+    package var existential: any ConsistentHash {
         switch self {
         case .rendezvous(let t): return t
         case .ring(let t): return t
@@ -69,7 +69,7 @@ public enum HashTable: Sendable {
     }
 
     @inlinable @inline(__always)
-    public func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    package func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         switch self {
         case .rendezvous(let t): return t.key(bytes)
         case .ring(let t): return t.key(bytes)
@@ -80,7 +80,7 @@ public enum HashTable: Sendable {
 
     /// The preferred member (the first `forEachCandidate` yields: the protocol's contract).
     @inlinable @inline(__always)
-    public func lookup(_ key: UInt64) -> Int? {
+    package func lookup(_ key: UInt64) -> Int? {
         switch self {
         case .rendezvous(let t): return t.lookup(key)
         case .ring(let t): return t.lookup(key)
@@ -90,7 +90,7 @@ public enum HashTable: Sendable {
     }
 
     @inlinable
-    public func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
+    package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
         switch self {
         case .rendezvous(let t): t.forEachCandidate(key, body)
         case .ring(let t): t.forEachCandidate(key, body)

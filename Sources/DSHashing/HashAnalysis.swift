@@ -15,22 +15,22 @@
 ///
 /// Thread safety: any thread; it allocates and takes seconds for large K. Build with -c release
 /// for meaningful timings.
-public enum HashAnalysis {
-    public struct Report: Sendable, Equatable {
-        public var algorithm: String
-        public var servers: Int
-        public var keys: Int
-        public var maxOverAvg: Double
+package enum HashAnalysis {
+    package struct Report: Sendable, Equatable {
+        package var algorithm: String
+        package var servers: Int
+        package var keys: Int
+        package var maxOverAvg: Double
         /// Standard deviation of the members' shares divided by the mean share.
-        public var stddevShare: Double
+        package var stddevShare: Double
         /// nil when neither removal nor addition was asked for.
-        public var movedFraction: Double?
-        public var idealMovedFraction: Double?
-        public var lookupNs: Double
-        public var buildMs: Double
+        package var movedFraction: Double?
+        package var idealMovedFraction: Double?
+        package var lookupNs: Double
+        package var buildMs: Double
 
         /// The specified JSON keys, in a stable order, numbers in plain decimal.
-        public var json: String {
+        package var json: String {
             func num(_ x: Double?) -> String { x.map { "\($0)" } ?? "null" }
             return "{\"algorithm\":\"\(algorithm)\",\"servers\":\(servers),\"keys\":\(keys),"
                 + "\"max_over_avg\":\(num(maxOverAvg)),\"stddev_share\":\(num(stddevShare)),"
@@ -39,7 +39,7 @@ public enum HashAnalysis {
         }
 
         /// The same figures for people, one per line (what `ds-lb ring` prints without --json).
-        public var text: String {
+        package var text: String {
             var lines = [
                 "algorithm     \(algorithm)",
                 "servers       \(servers)",
@@ -76,12 +76,12 @@ public enum HashAnalysis {
     }
 
     /// Packed key strings: bytes plus end offsets.
-    public struct KeySet: Sendable {
-        public let bytes: [UInt8]
-        public let ends: [Int]
-        public var count: Int { ends.count }
+    package struct KeySet: Sendable {
+        package let bytes: [UInt8]
+        package let ends: [Int]
+        package var count: Int { ends.count }
 
-        public init(count: Int, seed: UInt64) {
+        package init(count: Int, seed: UInt64) {
             var rng = SplitMix64(seed: seed)
             var bytes: [UInt8] = []
             bytes.reserveCapacity(count * 20)
@@ -97,7 +97,7 @@ public enum HashAnalysis {
 
         /// Calls `body` with each key's bytes.
         @inlinable
-        public func forEach(_ range: Range<Int>? = nil, _ body: (UnsafeRawBufferPointer) -> Void) {
+        package func forEach(_ range: Range<Int>? = nil, _ body: (UnsafeRawBufferPointer) -> Void) {
             let range = range ?? 0..<ends.count
             bytes.withUnsafeBytes { raw in
                 for i in range {
@@ -108,12 +108,12 @@ public enum HashAnalysis {
         }
     }
 
-    public static func members(_ n: Int, from first: Int = 1) -> [HashMember] {
+    package static func members(_ n: Int, from first: Int = 1) -> [HashMember] {
         (first..<(first + n)).map { HashMember(name: "server-\($0)", number: $0) }
     }
 
     /// Runs the whole analysis. `remove` and `add` are mutually exclusive (remove wins).
-    public static func run(algorithm: HashAlgorithm, servers n: Int, keys count: Int,
+    package static func run(algorithm: HashAlgorithm, servers n: Int, keys count: Int,
                            remove: Int = 0, add: Int = 0, seed: UInt64 = 1) -> Report {
         precondition(n > 0 && count > 0, "need servers and keys")
         let members = members(n)
@@ -169,7 +169,7 @@ public enum HashAnalysis {
     }
 
     /// Median per-key time of `key(_:)` + `lookup` over batches of 1000 keys.
-    public static func lookupNanoseconds(_ table: any ConsistentHash, _ keys: KeySet) -> Double {
+    package static func lookupNanoseconds(_ table: any ConsistentHash, _ keys: KeySet) -> Double {
         let batch = 1000
         let batches = max(1, keys.count / batch)
         var samples: [Double] = []
@@ -189,7 +189,7 @@ public enum HashAnalysis {
     }
 
     /// Median wall time of `algorithm.build(members)`.
-    public static func buildMilliseconds(_ algorithm: HashAlgorithm, _ members: [HashMember]) -> Double {
+    package static func buildMilliseconds(_ algorithm: HashAlgorithm, _ members: [HashMember]) -> Double {
         let clock = ContinuousClock()
         var samples: [Double] = []
         var spent = 0.0

@@ -4,7 +4,7 @@
 /// result is still a function of the set alone. String `<` compares Unicode scalar values,
 /// which does not depend on locale or process.
 extension HashMember {
-    public static func canonicalOrder(_ members: [HashMember]) -> [HashMember] {
+    package static func canonicalOrder(_ members: [HashMember]) -> [HashMember] {
         members.sorted { a, b in
             if a.name != b.name { return a.name < b.name }
             if a.number != b.number { return a.number < b.number }

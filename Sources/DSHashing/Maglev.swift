@@ -16,24 +16,24 @@
 /// moved instead of 1/N at N = 100 with M = 65537. The paper's rule of thumb is M > 100·N.
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
-public struct Maglev: ConsistentHash {
-    public static let algorithm = HashAlgorithm.maglev
+package struct Maglev: ConsistentHash {
+    package static let algorithm = HashAlgorithm.maglev
 
     /// Envoy's default table size, the smallest prime above 2¹⁶.
-    public static let defaultTableSize = 65537
-    public static let maxWeight = 256
+    package static let defaultTableSize = 65537
+    package static let maxWeight = 256
 
-    public let members: [HashMember]
-    public let tableSize: Int
+    package let members: [HashMember]
+    package let tableSize: Int
     /// `table[s]` is the index into `members` owning slot s. Empty when there are no members.
     @usableFromInline let table: [UInt32]
 
-    public init(members: [HashMember]) {
+    package init(members: [HashMember]) {
         self.init(members: members, tableSize: Maglev.defaultTableSize)
     }
 
     /// `tableSize` must be a prime (so every skip walks the whole table).
-    public init(members: [HashMember], tableSize: Int) {
+    package init(members: [HashMember], tableSize: Int) {
         precondition(tableSize >= 2 && Maglev.isPrime(tableSize), "Maglev table size must be a prime")
         let sorted = HashMember.canonicalOrder(members)
         self.members = sorted
@@ -87,7 +87,7 @@ public struct Maglev: ConsistentHash {
     static let skipSeed: UInt64 = 0x6D61_676C_6576_3032   // "maglev02"
 
     /// Trial division; table sizes are at most a few million and this runs once per build.
-    public static func isPrime(_ x: Int) -> Bool {
+    package static func isPrime(_ x: Int) -> Bool {
         if x < 2 { return false }
         if x < 4 { return true }
         if x % 2 == 0 { return false }
@@ -106,7 +106,7 @@ public struct Maglev: ConsistentHash {
     }
 
     @inlinable
-    public func lookup(_ key: UInt64) -> Int? {
+    package func lookup(_ key: UInt64) -> Int? {
         table.isEmpty ? nil : Int(table[slot(key)])
     }
 
@@ -114,7 +114,7 @@ public struct Maglev: ConsistentHash {
     /// Consecutive slots belong to unrelated members (each member's slots are spread by its own
     /// skip), so a down member's keys spread over all the others. Any member left after one full
     /// pass (it owns no slot, possible only with extreme weights) comes last, in member order.
-    public func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
+    package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
         let n = members.count
         guard n > 0 else { return }
         let start = slot(key)

@@ -52,27 +52,27 @@
 /// RendezvousTableTests guard this). The list layout is not.
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
-public struct RendezvousTable: ConsistentHash {
-    public static let algorithm = HashAlgorithm.rendezvous
+package struct RendezvousTable: ConsistentHash {
+    package static let algorithm = HashAlgorithm.rendezvous
 
-    public static let defaultCellCount = 1 << 17
+    package static let defaultCellCount = 1 << 17
     /// log₂ of the cells per group; each virtual member occupies one cell per group.
-    public static let defaultGroupShift = 6
+    package static let defaultGroupShift = 6
     /// log₂ of the smallest fallback block for a key whose own cell is empty.
-    public static let defaultFallbackShift = 3
+    package static let defaultFallbackShift = 3
     /// Cell numbers within a group are bytes at build time.
-    public static let maxGroupShift = 8
-    public static let maxWeight = 256
+    package static let maxGroupShift = 8
+    package static let maxWeight = 256
     /// Bounds the table: about a byte per virtual member per group (134 MB of lists here).
-    public static let maxVirtualMembers = 65535
+    package static let maxVirtualMembers = 65535
     /// Virtual-member count up to which the lists hold the indexes themselves (bytes), not gaps.
     /// It is 254 so that an own list (at most V members) always has a one-byte length.
-    public static let narrowLimit = 254
+    package static let narrowLimit = 254
 
-    public let members: [HashMember]
-    public let cellCount: Int
-    public let groupShift: Int
-    public let fallbackShift: Int
+    package let members: [HashMember]
+    package let cellCount: Int
+    package let groupShift: Int
+    package let fallbackShift: Int
 
     /// Per virtual member v: its HRW seeds at 2v and 2v + 1 (one cache line for both).
     @usableFromInline let seeds: [UInt64]
@@ -96,12 +96,12 @@ public struct RendezvousTable: ConsistentHash {
     @usableFromInline let starts: [UInt32]
     @usableFromInline let lists: [UInt8]
 
-    public init(members: [HashMember]) {
+    package init(members: [HashMember]) {
         self.init(members: members, cellCount: RendezvousTable.defaultCellCount)
     }
 
     /// `cellCount` must be a positive multiple of the group size 2^groupShift.
-    public init(members: [HashMember], cellCount: Int, groupShift: Int = RendezvousTable.defaultGroupShift,
+    package init(members: [HashMember], cellCount: Int, groupShift: Int = RendezvousTable.defaultGroupShift,
                 fallbackShift: Int = RendezvousTable.defaultFallbackShift) {
         precondition(groupShift >= 0 && groupShift <= RendezvousTable.maxGroupShift, "groupShift out of range")
         precondition(fallbackShift >= 1, "fallbackShift out of range")
@@ -388,7 +388,7 @@ public struct RendezvousTable: ConsistentHash {
     }
 
     @inlinable
-    public func lookup(_ key: UInt64) -> Int? {
+    package func lookup(_ key: UInt64) -> Int? {
         guard !owners.isEmpty else { return nil }
         let entry = starts[cell(key)]
         let start = Int(entry)
@@ -501,7 +501,7 @@ public struct RendezvousTable: ConsistentHash {
     /// and theirs — the cell itself, else an aligned block of at least 2^fallbackShift cells —
     /// ascending; score, descending). The group-sized block holds everyone, so the walk
     /// covers all members. Cost O(V) per yielded candidate; failover walks stop after one or two.
-    public func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
+    package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
         let virtualCount = owners.count
         guard virtualCount > 0 else { return }
         let n = members.count

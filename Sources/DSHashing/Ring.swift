@@ -15,19 +15,19 @@
 /// string per point, and raising a weight only adds points (the old ones stay).
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
-public struct Ring: ConsistentHash {
-    public static let algorithm = HashAlgorithm.ring
+package struct Ring: ConsistentHash {
+    package static let algorithm = HashAlgorithm.ring
 
     /// Points per unit of weight: at least 1000 for max/avg near 1.05 at small N
     /// (libketama and nginx use 160, HAProxy 16, which is why their balance is 1.1–1.7).
-    public static let defaultPointsPerWeight = 1000
+    package static let defaultPointsPerWeight = 1000
 
     /// Weights are clamped to 1 ... `maxWeight` so that one huge weight cannot allocate millions of
     /// points (nginx's upstream hash has no such clamp) and every member owns at least one point.
-    public static let maxWeight = 256
+    package static let maxWeight = 256
 
-    public let members: [HashMember]
-    public let pointsPerWeight: Int
+    package let members: [HashMember]
+    package let pointsPerWeight: Int
 
     /// Point positions, ascending. Kept apart from `owners` so the binary search touches only
     /// 8 bytes per probe.
@@ -35,11 +35,11 @@ public struct Ring: ConsistentHash {
     /// `owners[k]` is the index into `members` of the member that owns `points[k]`.
     @usableFromInline let owners: [UInt32]
 
-    public init(members: [HashMember]) {
+    package init(members: [HashMember]) {
         self.init(members: members, pointsPerWeight: Ring.defaultPointsPerWeight)
     }
 
-    public init(members: [HashMember], pointsPerWeight: Int) {
+    package init(members: [HashMember], pointsPerWeight: Int) {
         precondition(pointsPerWeight > 0, "pointsPerWeight must be positive")
         let sorted = HashMember.canonicalOrder(members)
         self.members = sorted
@@ -87,7 +87,7 @@ public struct Ring: ConsistentHash {
     }
 
     @inlinable
-    public func lookup(_ key: UInt64) -> Int? {
+    package func lookup(_ key: UInt64) -> Int? {
         guard !points.isEmpty else { return nil }
         return Int(owners[successor(key)])
     }
@@ -95,7 +95,7 @@ public struct Ring: ConsistentHash {
     /// Walks the circle clockwise from the key's successor, yielding each member the first time
     /// one of its points is met: the ketama/pingora `node_iter` failover order, so a down member
     /// is skipped without a rebuild and its keys spread over its ring neighbours.
-    public func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
+    package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
         let count = points.count
         guard count > 0 else { return }
         let start = successor(key)

@@ -9,7 +9,7 @@
 /// ns for a query parameter). It is also what Envoy's ring hash and Maglev use.
 ///
 /// Thread safety: pure functions, any thread.
-public enum XXH64 {
+package enum XXH64 {
     // The five primes of the specification.
     @usableFromInline static let p1: UInt64 = 0x9E37_79B1_85EB_CA87
     @usableFromInline static let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
@@ -61,7 +61,7 @@ public enum XXH64 {
 
     /// Any thread. The 64-bit xxHash of `bytes` with `seed`.
     @inlinable
-    public static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
+    package static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
         let length = bytes.count
         guard let base = bytes.baseAddress, length > 0 else {
             return avalanche(seed &+ p5)
@@ -112,7 +112,7 @@ public enum XXH64 {
 
     /// Any thread. The 64-bit xxHash of the UTF-8 bytes of `string`.
     @inlinable
-    public static func hash(_ string: String, seed: UInt64 = 0) -> UInt64 {
+    package static func hash(_ string: String, seed: UInt64 = 0) -> UInt64 {
         var s = string
         return s.withUTF8 { hash(UnsafeRawBufferPointer($0), seed: seed) }
     }
@@ -120,7 +120,7 @@ public enum XXH64 {
     /// Any thread. The xxHash64 of the 8 little-endian bytes of `value`, computed without a
     /// buffer. Equal to `hash` over those 8 bytes; tables use it to derive per-slot values.
     @inlinable
-    public static func hash(_ value: UInt64, seed: UInt64 = 0) -> UInt64 {
+    package static func hash(_ value: UInt64, seed: UInt64 = 0) -> UInt64 {
         var h = seed &+ p5 &+ 8
         h ^= round(0, value)
         h = rotl(h, 27) &* p1 &+ p4

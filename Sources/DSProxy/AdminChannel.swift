@@ -2,15 +2,15 @@ import DSHTTP1
 
 /// An admin request as a worker hands it to the supervisor: everything copied out of the
 /// connection's buffers, so it can cross threads.
-public struct AdminRequest: Sendable {
-    public let method: String
-    public let path: String
-    public let query: String?
-    public let body: [UInt8]
+package struct AdminRequest: Sendable {
+    package let method: String
+    package let path: String
+    package let query: String?
+    package let body: [UInt8]
     /// The client's address, for the admin log line.
-    public let client: String
+    package let client: String
 
-    public init(method: String, path: String, query: String?, body: [UInt8], client: String = "unknown") {
+    package init(method: String, path: String, query: String?, body: [UInt8], client: String = "unknown") {
         self.method = method
         self.path = path
         self.query = query
@@ -19,7 +19,7 @@ public struct AdminRequest: Sendable {
     }
 
     /// The first value of query parameter `name`.
-    public func queryParameter(_ name: String) -> String? {
+    package func queryParameter(_ name: String) -> String? {
         guard let query else { return nil }
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -30,20 +30,20 @@ public struct AdminRequest: Sendable {
 }
 
 /// The supervisor's answer: a status and a body (JSON unless said otherwise).
-public struct AdminResponse: Sendable {
-    public let status: HTTPStatus
-    public let body: String
-    public let contentType: String
-    public let extraHeaders: String
+package struct AdminResponse: Sendable {
+    package let status: HTTPStatus
+    package let body: String
+    package let contentType: String
+    package let extraHeaders: String
 
-    public init(status: HTTPStatus, body: String, contentType: String = "application/json", extraHeaders: String = "") {
+    package init(status: HTTPStatus, body: String, contentType: String = "application/json", extraHeaders: String = "") {
         self.status = status
         self.body = body
         self.contentType = contentType
         self.extraHeaders = extraHeaders
     }
 
-    public static func failure(_ status: HTTPStatus, _ message: String, extraHeaders: String = "") -> AdminResponse {
+    package static func failure(_ status: HTTPStatus, _ message: String, extraHeaders: String = "") -> AdminResponse {
         AdminResponse(status: status, body: JSON.object(["message": .string(message), "status": .string("failure")]),
                       extraHeaders: extraHeaders)
     }
@@ -52,7 +52,7 @@ public struct AdminResponse: Sendable {
 /// The supervisor side of the admin API. Workers call `submit` on their own thread; the
 /// implementation answers later through `reply`, from any thread (the worker hops back to its
 /// loop itself). Nothing here may block the calling worker.
-public protocol AdminHandler: Sendable {
+package protocol AdminHandler: Sendable {
     /// Whether `path` is an admin endpoint (checked per request: keep it cheap).
     func isAdminPath(_ path: Substring) -> Bool
     /// Bytes in the longest admin path: a longer request path is routed without asking
@@ -65,6 +65,6 @@ public protocol AdminHandler: Sendable {
 }
 
 extension AdminHandler {
-    public var longestAdminPath: Int { .max }
-    public func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String) {}
+    package var longestAdminPath: Int { .max }
+    package func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String) {}
 }

@@ -7,16 +7,16 @@ import Glibc
 /// local user resize the pool).
 ///
 /// Thread safety: immutable; any thread.
-public struct AdminToken: Sendable, Equatable {
+package struct AdminToken: Sendable, Equatable {
     /// Shortest token accepted: a guessable secret is worse than none because it looks safe.
-    public static let minimumLength = 16
-    public static let maximumLength = 4096
+    package static let minimumLength = 16
+    package static let maximumLength = 4096
 
     let bytes: [UInt8]
 
     /// `text` with surrounding whitespace (the trailing newline of a file) removed. Throws when
     /// the rest is too short, too long or holds bytes a header value cannot carry.
-    public init(_ text: String) throws(AdminTokenError) {
+    package init(_ text: String) throws(AdminTokenError) {
         let trimmed = text.utf8.drop(while: AdminToken.isSpace).reversed().drop(while: AdminToken.isSpace).reversed()
         let bytes = [UInt8](trimmed)
         guard bytes.count >= AdminToken.minimumLength else {
@@ -33,7 +33,7 @@ public struct AdminToken: Sendable, Equatable {
     }
 
     /// Reads the token from the first line of the file at `path`.
-    public static func load(path: String) throws(AdminTokenError) -> AdminToken {
+    package static func load(path: String) throws(AdminTokenError) -> AdminToken {
         guard let file = fopen(path, "r") else {
             throw AdminTokenError("cannot read admin token file \(path): \(String(cString: strerror(errno)))")
         }
@@ -57,7 +57,7 @@ public struct AdminToken: Sendable, Equatable {
     /// scheme is case-insensitive (RFC 9110 §11.1); the comparison of the credential takes the
     /// same time whatever the position of the first differing byte (no early exit), so response
     /// timing does not reveal how much of a guess was right.
-    public func accepts<C: BidirectionalCollection<UInt8>>(authorization value: C) -> Bool {
+    package func accepts<C: BidirectionalCollection<UInt8>>(authorization value: C) -> Bool {
         var rest = value[...]
         while let first = rest.first, AdminToken.isSpace(first) { rest = rest.dropFirst() }
         let scheme = Array("bearer".utf8)
@@ -76,7 +76,7 @@ public struct AdminToken: Sendable, Equatable {
     /// line) carries exactly one `Authorization` field and it holds this token. Scans the lines
     /// itself so it depends on nothing but the validated bytes; admin requests only, never the
     /// proxied path. Two Authorization fields are refused: which one counts would be a guess.
-    public func authorizes(head: UnsafeRawBufferPointer) -> Bool {
+    package func authorizes(head: UnsafeRawBufferPointer) -> Bool {
         let name = Array("authorization".utf8)
         var found: Slice<UnsafeRawBufferPointer>?
         var count = 0
@@ -136,8 +136,8 @@ public struct AdminToken: Sendable, Equatable {
     }
 }
 
-public struct AdminTokenError: Error, Sendable, CustomStringConvertible {
-    public let message: String
+package struct AdminTokenError: Error, Sendable, CustomStringConvertible {
+    package let message: String
     init(_ message: String) { self.message = message }
-    public var description: String { message }
+    package var description: String { message }
 }

@@ -5,7 +5,7 @@ import DSSystem
 /// connections, lets the requests in progress finish (their responses say `Connection: close`)
 /// and closes those connections after them. Whoever stops ds-lb calls `begin()` and watches
 /// `remaining` fall to 0 (or gives up at its deadline and stops the loops). Any thread.
-public final class GracefulDrain: Sendable {
+package final class GracefulDrain: Sendable {
     private struct State {
         var starters: [@Sendable () -> Void] = []
         var started = false
@@ -14,10 +14,10 @@ public final class GracefulDrain: Sendable {
     }
     private let state = Locked(State())
 
-    public init() {}
+    package init() {}
 
     /// Any thread. Tells every worker to drain (once).
-    public func begin() {
+    package func begin() {
         let starters = state.withLock { state -> [@Sendable () -> Void] in
             guard !state.started else { return [] }
             state.started = true
@@ -28,7 +28,7 @@ public final class GracefulDrain: Sendable {
     }
 
     /// Any thread. Client connections still open on the draining workers (0: all done).
-    public var remaining: Int { state.withLock { $0.started ? $0.open : 0 } }
+    package var remaining: Int { state.withLock { $0.started ? $0.open : 0 } }
 
     /// A worker joins; `start` hops to its loop and drains it. A worker that joins after
     /// `begin()` drains at once.

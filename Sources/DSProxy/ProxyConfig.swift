@@ -3,79 +3,79 @@ import DSHTTP1
 import DSSystem
 
 /// Settings every worker shares; immutable after start-up.
-public struct ProxyConfig: Sendable {
-    public var limits = HTTPLimits()
+package struct ProxyConfig: Sendable {
+    package var limits = HTTPLimits()
     /// Largest admin request body accepted (413 above it).
-    public var maxAdminBody = 64 * 1024
+    package var maxAdminBody = 64 * 1024
     /// Who may call the admin endpoints; everyone else gets 403.
-    public var adminAllow: [CIDR]
+    package var adminAllow: [CIDR]
     /// When set, admin requests must also carry `Authorization: Bearer <token>` (401 without).
-    public var adminToken: AdminToken?
-    public var keyExtractor = KeyExtractor.default {
+    package var adminToken: AdminToken?
+    package var keyExtractor = KeyExtractor.default {
         didSet { routingFields = keyExtractor.headerNames }
     }
     /// The header names the routing key may be read from: a `Connection` list cannot remove
     /// them from the forwarded head (see `HopByHop.isEndToEnd`).
-    public private(set) var routingFields: [String] = KeyExtractor.default.headerNames
+    package private(set) var routingFields: [String] = KeyExtractor.default.headerNames
     /// Clients whose X-Forwarded-For and X-Forwarded-Proto are kept (the client address is
     /// appended; their X-Forwarded-Proto replaces ds-lb's): proxies in front of ds-lb, like
     /// nginx's `set_real_ip_from`. Anyone else's are replaced by ds-lb's own, so a replica
     /// reading the first X-Forwarded-For value reads an address ds-lb saw. Empty by default.
-    public var trustedProxies: [CIDR] = []
+    package var trustedProxies: [CIDR] = []
     /// A request head must arrive whole within this, from its first byte (slowloris: 408).
-    public var headTimeoutNanoseconds: UInt64 = 10_000_000_000
+    package var headTimeoutNanoseconds: UInt64 = 10_000_000_000
     /// An idle keep-alive client connection is closed after this.
-    public var idleTimeoutNanoseconds: UInt64 = 60_000_000_000
+    package var idleTimeoutNanoseconds: UInt64 = 60_000_000_000
     /// A request body may pause this long between reads; there is no total body deadline.
-    public var bodyTimeoutNanoseconds: UInt64 = 30_000_000_000
-    public var connectTimeoutNanoseconds: UInt64 = 2_000_000_000
-    public var responseTimeoutNanoseconds: UInt64 = 30_000_000_000
+    package var bodyTimeoutNanoseconds: UInt64 = 30_000_000_000
+    package var connectTimeoutNanoseconds: UInt64 = 2_000_000_000
+    package var responseTimeoutNanoseconds: UInt64 = 30_000_000_000
     /// How many other replicas a request may fail over to when its replica refuses the
     /// connection (or drops it before answering an idempotent request).
-    public var retries = 1
+    package var retries = 1
     /// Bounded loads (Mirrokni, Thorup, Zadimoghaddam): cap each replica's in-flight requests
     /// at ⌈c × average⌉; nil (the default) routes by the hash alone.
-    public var balanceFactor: Double?
+    package var balanceFactor: Double?
     /// Idle keep-alive connections kept per replica per worker: this worker's share of
     /// `--upstream-max-idle` (see `idleShare`). Enough for every client connection of a busy
     /// worker to find one: with 64, 256 keep-alive clients on one worker made ds-lb open a new
     /// replica connection for one request in five (bench/RESULTS.md). An idle one holds no
     /// buffer (its storage goes back to the worker's pool).
-    public var maxIdlePerBackend = 512
+    package var maxIdlePerBackend = 512
     /// An idle replica connection is closed after this (`--upstream-idle-timeout`): well under
     /// a replica's own keep-alive timeout, so ds-lb, not the replica, ends it (no request meets
     /// a connection the replica is closing), and so a burst does not leave the replica holding
     /// descriptors it needs for heartbeats and new clients.
-    public var upstreamIdleTimeoutNanoseconds: UInt64 = 30_000_000_000
+    package var upstreamIdleTimeoutNanoseconds: UInt64 = 30_000_000_000
 
     /// Each worker's share of `total` idle connections per replica (`--upstream-max-idle`),
     /// rounded up. A fixed share rather than one atomic counter per replica shared by the
     /// workers: the counter would be two contended atomic operations per request on a cache
     /// line every worker writes, where the pool is otherwise worker-local and lock-free. The
     /// price is that a busy worker cannot borrow the unused share of an idle one.
-    public static func idleShare(of total: Int, workers: Int) -> Int {
+    package static func idleShare(of total: Int, workers: Int) -> Int {
         let workers = max(1, workers)
         return (total + workers - 1) / workers
     }
     /// Pipelined requests each worker runs at a time behind fresh ones (`PipelineQueue`); 0: no
     /// queue, pipelined requests are served as they arrive. A reload changes it.
-    public var pipelineSlots = 2
+    package var pipelineSlots = 2
     /// Largest request body proxied (413 above it, answered before any body byte is read);
     /// nil: no limit. A chunked body is cut off with 413 at the first chunk size line that
     /// takes it past the limit (its size is not known in advance).
-    public var maxBodyBytes: UInt64?
+    package var maxBodyBytes: UInt64?
     /// Content-Length bodies of at least this many bytes, and chunks of chunked bodies with at
     /// least this much data (either direction), move by splice(2) through a per-connection pipe
     /// instead of through the buffers (chunk framing still goes through them); nil: never.
-    public var spliceThreshold: UInt64? = 64 * 1024
+    package var spliceThreshold: UInt64? = 64 * 1024
     /// Graceful stop (SIGTERM): the workers started with this config enroll in it.
-    public var drain: GracefulDrain?
+    package var drain: GracefulDrain?
 
-    public init(adminAllow: [CIDR]) {
+    package init(adminAllow: [CIDR]) {
         self.adminAllow = adminAllow
     }
 
-    public static func defaultAdminAllow() -> [CIDR] {
+    package static func defaultAdminAllow() -> [CIDR] {
         [try! CIDR(parsing: "127.0.0.0/8"), try! CIDR(parsing: "::1/128")]
     }
 }

@@ -5,13 +5,13 @@ import Synchronization
 /// What the data plane counts, for `/metrics` (Prometheus text format) and `/status`.
 /// Any thread: counters are atomics inside swift-prometheus; workers cache the per-replica
 /// handles so the hot path never takes the registry's lock.
-public final class ProxyMetrics: Sendable {
-    public let registry: PrometheusCollectorRegistry
+package final class ProxyMetrics: Sendable {
+    package let registry: PrometheusCollectorRegistry
 
     /// Per-replica handles: counters for `/metrics`, plain atomics for `/status`.
-    public final class Replica: Sendable {
-        public let requests: Counter
-        public let latency: DurationHistogram
+    package final class Replica: Sendable {
+        package let requests: Counter
+        package let latency: DurationHistogram
         let inFlightGauge: Gauge
         private let servedCount = Atomic<Int>(0)
         private let inFlightCount = Atomic<Int>(0)
@@ -34,12 +34,12 @@ public final class ProxyMetrics: Sendable {
                 labels: [("replica", name)])
         }
 
-        public var served: Int { servedCount.load(ordering: .relaxed) }
-        public var inFlight: Int { inFlightCount.load(ordering: .relaxed) }
+        package var served: Int { servedCount.load(ordering: .relaxed) }
+        package var inFlight: Int { inFlightCount.load(ordering: .relaxed) }
         /// Requests the replica failed since it was first seen: invalid responses, refused or
         /// dropped connections, timeouts (a total: the supervisor takes differences over its
         /// window, so workers only add, with no lock and no clock read).
-        public var failures: Int { failureCount.load(ordering: .relaxed) }
+        package var failures: Int { failureCount.load(ordering: .relaxed) }
 
         func countFailure() {
             failureCount.add(1, ordering: .relaxed)
@@ -47,7 +47,7 @@ public final class ProxyMetrics: Sendable {
 
         /// Its series are off `/metrics` (`forget`): it still counts, for whoever holds it, but
         /// a replica under this name that joins again needs a fresh handle.
-        public var isRetired: Bool { retiredFlag.load(ordering: .relaxed) }
+        package var isRetired: Bool { retiredFlag.load(ordering: .relaxed) }
 
         fileprivate func unregister(from registry: PrometheusCollectorRegistry) {
             retiredFlag.store(true, ordering: .relaxed)
@@ -72,7 +72,7 @@ public final class ProxyMetrics: Sendable {
     }
 
     /// Why a request was not answered by a replica.
-    public enum ErrorKind: String, Sendable, CaseIterable {
+    package enum ErrorKind: String, Sendable, CaseIterable {
         case badRequest = "bad_request"
         case noReplica = "no_replica"
         case connect
@@ -84,7 +84,7 @@ public final class ProxyMetrics: Sendable {
     }
 
     /// `dslb_<name>_<unit>` with its help text.
-    public static func name(_ name: String, unit: String, help: String) -> MetricNameDescriptor {
+    package static func name(_ name: String, unit: String, help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "dslb", metricName: name, unitName: unit, helpText: help)
     }
 
@@ -96,7 +96,7 @@ public final class ProxyMetrics: Sendable {
     private let splicedRequestBytes: Counter
     private let splicedResponseBytes: Counter
 
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         var errors: [ErrorKind: Counter] = [:]
         for kind in ErrorKind.allCases {
@@ -113,12 +113,12 @@ public final class ProxyMetrics: Sendable {
         splicedResponseBytes = registry.makeCounter(descriptor: spliced, labels: [("direction", "response")])
     }
 
-    public func countBoundedMove() {
+    package func countBoundedMove() {
         boundedMoves.increment()
     }
 
     /// Any thread (takes a lock: callers cache the result).
-    public func replica(_ name: String) -> Replica {
+    package func replica(_ name: String) -> Replica {
         replicas.withLock { all in
             if let existing = all[name] { return existing }
             let created = Replica(registry: registry, name: name)
@@ -131,7 +131,7 @@ public final class ProxyMetrics: Sendable {
     /// flight on it end on the old handle; the next `replica(name)` registers new series. Under
     /// the lock of `replica(_:)`, so a handle made at the same moment is not unregistered with
     /// the old one (the registry hands out the registered series for a known label set).
-    public func forget(_ name: String) {
+    package func forget(_ name: String) {
         replicas.withLock { all in
             all.removeValue(forKey: name)?.unregister(from: registry)
         }
@@ -142,12 +142,12 @@ public final class ProxyMetrics: Sendable {
         (request ? splicedRequestBytes : splicedResponseBytes).increment(by: Int64(bytes))
     }
 
-    public func count(_ kind: ErrorKind) {
+    package func count(_ kind: ErrorKind) {
         errors[kind]?.increment()
     }
 
     /// The Prometheus text exposition of everything registered.
-    public func render() -> String {
+    package func render() -> String {
         registry.emitToString()
     }
 }

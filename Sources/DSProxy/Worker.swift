@@ -6,8 +6,8 @@ import DSSystem
 
 /// One worker thread (docs/ARCHITECTURE.md §2): its own epoll loop, its client connections, its
 /// upstream pool and its view of the snapshot. Everything here is loop thread only.
-public final class Worker {
-    public let loop: EventLoop
+package final class Worker {
+    package let loop: EventLoop
     let index: Int
     /// Replaced by a reload (`WorkerHandle.reconfigure`); read at each use, so the next request,
     /// timer or failover follows it. `limits`, `maxIdlePerBackend` and
@@ -69,7 +69,7 @@ public final class Worker {
 
     /// Starts worker `index` on its own thread, accepting on the shared `listenFD`. Returns its
     /// loop (to stop it). Any thread.
-    public static func start(index: Int, listenFD: Int32, publisher: SnapshotPublisher, config: ProxyConfig,
+    package static func start(index: Int, listenFD: Int32, publisher: SnapshotPublisher, config: ProxyConfig,
                              admin: AdminHandler?, metrics: ProxyMetrics,
                              onUnreachable: @escaping @Sendable (Backend) -> Void,
                              handle: WorkerHandle? = nil) throws -> EventLoop {

@@ -6,15 +6,15 @@ import DSReactor
 ///
 /// `@unchecked Sendable`: `loop` is set by `Worker.start` on the starting thread, which is the
 /// thread that calls `reconfigure`; `worker` is set and read only on the worker's loop thread.
-public final class WorkerHandle: @unchecked Sendable {
+package final class WorkerHandle: @unchecked Sendable {
     var loop: EventLoop?
     var worker: Worker?
 
-    public init() {}
+    package init() {}
 
     /// The starting thread only. The worker takes `config` on its next loop iteration; a handle
     /// whose worker has not started yet ignores it (pass the new settings to `start` instead).
-    public func reconfigure(_ config: ProxyConfig) {
+    package func reconfigure(_ config: ProxyConfig) {
         loop?.execute { [self] in worker?.config = config }
     }
 }

@@ -13,8 +13,8 @@
 /// the pool alone until `take` hands one to exactly one `ByteBuffer`, which gives it back (or
 /// frees it) and never touches it again. `slots` has room for `maxFree` and `count` never
 /// exceeds it.
-public final class BufferPool {
-    public let bufferSize: Int
+package final class BufferPool {
+    package let bufferSize: Int
     private let maxFree: Int
     private let slots: UnsafeMutablePointer<UnsafeMutableRawPointer>
     private var count = 0
@@ -23,7 +23,7 @@ public final class BufferPool {
     /// default (4 MiB of 16 KiB buffers per loop) covers the swings of a few hundred busy
     /// connections without allocating; a burst of thousands (slowloris cut by the head timeout)
     /// gives its storage back instead of keeping 16 MiB per loop cached for ever.
-    public init(bufferSize: Int = 16 * 1024, maxFree: Int = 256) {
+    package init(bufferSize: Int = 16 * 1024, maxFree: Int = 256) {
         self.bufferSize = bufferSize
         self.maxFree = max(maxFree, 0)
         slots = .allocate(capacity: max(maxFree, 1))
@@ -35,7 +35,7 @@ public final class BufferPool {
     }
 
     /// Unused buffers held now (for tests and metrics).
-    public var freeCount: Int { count }
+    package var freeCount: Int { count }
 
     /// Storage for a buffer that needs `minimum` bytes, or nil when that is more than the pool's size.
     @inline(__always)

@@ -14,18 +14,18 @@ import DSSystem
 /// callers use it only until their next mutating call (the loop thread owns the buffer, so
 /// nothing else mutates it). `poolRef` is used without a retain: it is the object `pool` holds
 /// strongly for the buffer's whole life, including its deinit.
-public final class ByteBuffer {
+package final class ByteBuffer {
     private var storage: UnsafeMutableRawPointer?
-    public private(set) var capacity: Int
-    public private(set) var readerIndex = 0
-    public private(set) var writerIndex = 0
+    package private(set) var capacity: Int
+    package private(set) var readerIndex = 0
+    package private(set) var writerIndex = 0
     /// Keeps the pool alive as long as this buffer.
     private let pool: BufferPool?
     /// The same pool, used for taking and giving: uncounted, because `pool` keeps it alive (a
     /// counted reference cost a retain and a release on every take and give, per request).
     private let poolRef: Unmanaged<BufferPool>?
 
-    public init(capacity: Int = 16 * 1024) {
+    package init(capacity: Int = 16 * 1024) {
         self.capacity = max(capacity, 64)
         pool = nil
         poolRef = nil
@@ -33,7 +33,7 @@ public final class ByteBuffer {
     }
 
     /// A buffer whose storage comes from `pool` when first needed.
-    public init(pool: BufferPool) {
+    package init(pool: BufferPool) {
         self.pool = pool
         poolRef = Unmanaged.passUnretained(pool)
         capacity = 0
@@ -42,11 +42,11 @@ public final class ByteBuffer {
     deinit { releaseStorage() }
 
     /// Whether the buffer holds storage now (false for a pooled buffer that was released).
-    public var hasStorage: Bool { storage != nil }
+    package var hasStorage: Bool { storage != nil }
 
     /// Gives pooled storage back to the pool if no unread byte is left (a buffer without a pool
     /// keeps its storage: freeing it would only mean allocating it again for the next request).
-    public func releaseStorageIfEmpty() {
+    package func releaseStorageIfEmpty() {
         guard storage != nil, poolRef != nil, isEmpty else { return }
         readerIndex = 0
         writerIndex = 0
@@ -75,25 +75,25 @@ public final class ByteBuffer {
     @inline(__always)
     private var base: UnsafeMutableRawPointer { storage ?? Self.emptyByte }
 
-    public var readableCount: Int { writerIndex - readerIndex }
-    public var isEmpty: Bool { readerIndex == writerIndex }
+    package var readableCount: Int { writerIndex - readerIndex }
+    package var isEmpty: Bool { readerIndex == writerIndex }
 
     /// The unread bytes. Valid until the next mutation.
-    public var readable: UnsafeRawBufferPointer {
+    package var readable: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: base + readerIndex, count: writerIndex - readerIndex)
     }
 
     /// Marks `count` bytes as read; an emptied buffer rewinds so the next read starts at 0.
-    public func consume(_ count: Int) {
+    package func consume(_ count: Int) {
         precondition(count <= readableCount)
         readerIndex += count
         if readerIndex == writerIndex { readerIndex = 0; writerIndex = 0 }
     }
 
-    public func clear() { readerIndex = 0; writerIndex = 0 }
+    package func clear() { readerIndex = 0; writerIndex = 0 }
 
     /// Free space after the data, growing (or compacting) so at least `minimum` bytes fit.
-    public func reserve(_ minimum: Int) -> UnsafeMutableRawBufferPointer {
+    package func reserve(_ minimum: Int) -> UnsafeMutableRawBufferPointer {
         if storage == nil {
             if let poolRef, let taken = poolRef._withUnsafeGuaranteedRef({ $0.take(minimum) }) {
                 storage = taken.storage
@@ -124,12 +124,12 @@ public final class ByteBuffer {
         return UnsafeMutableRawBufferPointer(start: self.storage! + writerIndex, count: capacity - writerIndex)
     }
 
-    public func commit(_ count: Int) {
+    package func commit(_ count: Int) {
         precondition(writerIndex + count <= capacity)
         writerIndex += count
     }
 
-    public func append(_ bytes: UnsafeRawBufferPointer) {
+    package func append(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
         let space = reserve(bytes.count)
         space.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
@@ -138,17 +138,17 @@ public final class ByteBuffer {
 
     /// Drops bytes from the end so that `count` readable bytes remain (bytes appended and not
     /// yet written out, taken back).
-    public func truncate(toReadable count: Int) {
+    package func truncate(toReadable count: Int) {
         precondition(count >= 0 && count <= readableCount)
         writerIndex = readerIndex + count
     }
 
-    public func append(_ string: String) {
+    package func append(_ string: String) {
         var s = string
         s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
-    public func append(_ bytes: [UInt8]) {
+    package func append(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { append($0) }
     }
 
@@ -156,10 +156,10 @@ public final class ByteBuffer {
     /// socket that means the receive queue was emptied: with edge-triggered epoll the next byte
     /// raises a new event, so the caller can wait for it instead of paying a read that would
     /// only say EAGAIN (HAProxy's "cannot receive more" after a short read does the same).
-    public private(set) var lastReadWasShort = false
+    package private(set) var lastReadWasShort = false
 
     /// Reads from `fd` into free space (at least `chunk` bytes of it). `.done(0)` is EOF.
-    public func read(from fd: Int32, chunk: Int = 16 * 1024) throws -> IOResult<Int> {
+    package func read(from fd: Int32, chunk: Int = 16 * 1024) throws -> IOResult<Int> {
         let space = reserve(chunk)
         let result = try Socket.read(fd, into: space)
         if case .done(let n) = result {
@@ -170,7 +170,7 @@ public final class ByteBuffer {
     }
 
     /// Writes unread bytes to `fd`, consuming what was sent.
-    public func write(to fd: Int32, limit: Int = .max) throws -> IOResult<Int> {
+    package func write(to fd: Int32, limit: Int = .max) throws -> IOResult<Int> {
         let bytes = UnsafeRawBufferPointer(start: base + readerIndex, count: min(readableCount, limit))
         let result = try Socket.write(fd, bytes)
         if case .done(let n) = result { consume(n) }

@@ -10,21 +10,21 @@ import DSSystem
 /// The owner (a `TimerTarget`) calls `fired(tag:)` from its `timerFired(_:)` and acts only on
 /// true, and calls `cancel()` when it goes away, so the loop does not hold it until the timer's
 /// deadline.
-public struct DeadlineTimer {
+package struct DeadlineTimer {
     /// The deadline in monotonic nanoseconds (`monotonicNanoseconds()`); 0: none.
-    public private(set) var deadline: UInt64 = 0
+    package private(set) var deadline: UInt64 = 0
     private var timer: TimerID?
     /// When the armed timer fires; never after `deadline` while one is set.
     private var armedAt: UInt64 = 0
 
-    public init() {}
+    package init() {}
 
     /// Whether a loop timer is armed (for tests: one per owner at most).
-    public var isArmed: Bool { timer != nil }
+    package var isArmed: Bool { timer != nil }
 
     /// Sets the deadline `nanoseconds` from now. A timer is scheduled only when none is armed or
     /// the armed one would fire after the new deadline (then it is moved).
-    public mutating func set(within nanoseconds: UInt64, on loop: EventLoop, target: TimerTarget, tag: Int = 0) {
+    package mutating func set(within nanoseconds: UInt64, on loop: EventLoop, target: TimerTarget, tag: Int = 0) {
         deadline = monotonicNanoseconds() &+ nanoseconds
         if let armed = timer, deadline < armedAt {
             loop.cancel(armed)
@@ -34,14 +34,14 @@ public struct DeadlineTimer {
     }
 
     /// No deadline for now; the armed timer stays and finds nothing due when it fires.
-    public mutating func clear() {
+    package mutating func clear() {
         deadline = 0
     }
 
     /// To be called from the target's `timerFired` for this timer's tag. True when the deadline
     /// has passed (it is then cleared); false when there is none, or when it moved later (the
     /// timer is then armed again for it).
-    public mutating func fired(on loop: EventLoop, target: TimerTarget, tag: Int = 0) -> Bool {
+    package mutating func fired(on loop: EventLoop, target: TimerTarget, tag: Int = 0) -> Bool {
         timer = nil
         guard deadline != 0 else { return false }
         if monotonicNanoseconds() < deadline {
@@ -53,7 +53,7 @@ public struct DeadlineTimer {
     }
 
     /// Clears the deadline and cancels the armed timer: the loop lets go of the target.
-    public mutating func cancel(on loop: EventLoop) {
+    package mutating func cancel(on loop: EventLoop) {
         deadline = 0
         if let armed = timer { loop.cancel(armed) }
         timer = nil

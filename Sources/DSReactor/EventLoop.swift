@@ -7,30 +7,30 @@ import Synchronization
 /// What a registered descriptor is told about. Registrations are edge-triggered and always ask
 /// for both directions, so a connection never pays an epoll_ctl to change interest: it keeps its
 /// own "may read / may write" state and acts on the edges (as nginx and HAProxy's ev_epoll do).
-public struct IOEvents: OptionSet, Sendable {
-    public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+package struct IOEvents: OptionSet, Sendable {
+    package let rawValue: UInt32
+    package init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    public static let readable = IOEvents(rawValue: Epoll.readable)
-    public static let writable = IOEvents(rawValue: Epoll.writable)
-    public static let readHangup = IOEvents(rawValue: Epoll.readHangup)
-    public static let hangup = IOEvents(rawValue: Epoll.hangup)
-    public static let error = IOEvents(rawValue: Epoll.error)
+    package static let readable = IOEvents(rawValue: Epoll.readable)
+    package static let writable = IOEvents(rawValue: Epoll.writable)
+    package static let readHangup = IOEvents(rawValue: Epoll.readHangup)
+    package static let hangup = IOEvents(rawValue: Epoll.hangup)
+    package static let error = IOEvents(rawValue: Epoll.error)
 }
 
 /// Something that owns a descriptor registered with a loop. Loop thread only.
-public protocol EventHandler: AnyObject {
+package protocol EventHandler: AnyObject {
     func handle(_ events: IOEvents)
 }
 
 /// An object a timer calls back without a closure (`EventLoop.schedule(afterNanoseconds:target:tag:)`).
-public protocol TimerTarget: AnyObject {
+package protocol TimerTarget: AnyObject {
     /// Loop thread only. `tag` is the value given when scheduling.
     func timerFired(_ tag: Int)
 }
 
 /// An identifier for a scheduled timer, used to cancel it.
-public struct TimerID: Hashable, Sendable {
+package struct TimerID: Hashable, Sendable {
     /// Unique per scheduling; the slot holds it while the timer is pending.
     fileprivate let value: UInt64
     fileprivate let slot: Int32
@@ -42,7 +42,7 @@ public struct TimerID: Hashable, Sendable {
 ///
 /// `@unchecked Sendable`: the only state touched off the loop thread is `inbox` (a Mutex) and the
 /// eventfd (a kernel object); everything else is confined to the thread that calls `run`.
-public final class EventLoop: @unchecked Sendable {
+package final class EventLoop: @unchecked Sendable {
     private struct Registration {
         let handler: EventHandler
         let generation: UInt32
@@ -92,7 +92,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Reserved epoll data value for the loop's own eventfd.
     private static let wakeToken: UInt64 = UInt64.max
 
-    public init() throws {
+    package init() throws {
         epfd = try syscall("epoll_create1") { Epoll.create() }
         wakeFD = try syscall("eventfd") { EventFD.create() }
         _ = try syscall("epoll_ctl(eventfd)") { Epoll.add(epfd, wakeFD, events: Epoll.readable | Epoll.edgeTriggered, data: Self.wakeToken) }
@@ -107,7 +107,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Registers `fd` edge-triggered for reads, writes and peer half-close. `exclusive` sets
     /// EPOLLEXCLUSIVE, for a listener shared by several loops (one wake-up per connection).
-    public func register(_ fd: Int32, handler: EventHandler, exclusive: Bool = false) throws {
+    package func register(_ fd: Int32, handler: EventHandler, exclusive: Bool = false) throws {
         let generation = nextGeneration
         nextGeneration = nextGeneration &+ 1 == 0 ? 1 : nextGeneration &+ 1
         let index = Int(fd)
@@ -130,7 +130,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Forgets `fd`. Call before closing it: events already fetched for it are dropped because
     /// the generation in their data no longer matches.
-    public func unregister(_ fd: Int32) {
+    package func unregister(_ fd: Int32) {
         let index = Int(fd)
         guard index < registrations.count, registrations[index] != nil else { return }
         registrations[index] = nil
@@ -141,7 +141,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs `callback` on this loop after `nanoseconds`.
     @discardableResult
-    public func schedule(afterNanoseconds nanoseconds: UInt64, _ callback: @escaping () -> Void) -> TimerID {
+    package func schedule(afterNanoseconds nanoseconds: UInt64, _ callback: @escaping () -> Void) -> TimerID {
         addTimer(at: monotonicNanoseconds() &+ nanoseconds, .closure(callback))
     }
 
@@ -149,14 +149,14 @@ public final class EventLoop: @unchecked Sendable {
     /// allocates nothing (a per-request deadline costs no heap allocation); the loop holds
     /// `target` until the timer fires or is cancelled.
     @discardableResult
-    public func schedule(afterNanoseconds nanoseconds: UInt64, target: TimerTarget, tag: Int = 0) -> TimerID {
+    package func schedule(afterNanoseconds nanoseconds: UInt64, target: TimerTarget, tag: Int = 0) -> TimerID {
         addTimer(at: monotonicNanoseconds() &+ nanoseconds, .target(target, tag))
     }
 
     /// Calls `target.timerFired(tag)` on this loop once the monotonic clock
     /// (`monotonicNanoseconds()`) reaches `deadline`; at once (next iteration) if it has.
     @discardableResult
-    public func schedule(atNanoseconds deadline: UInt64, target: TimerTarget, tag: Int = 0) -> TimerID {
+    package func schedule(atNanoseconds deadline: UInt64, target: TimerTarget, tag: Int = 0) -> TimerID {
         addTimer(at: deadline, .target(target, tag))
     }
 
@@ -194,7 +194,7 @@ public final class EventLoop: @unchecked Sendable {
     /// fallback for kernels without epoll_pwait2); true tries epoll_pwait2 again.
     static func useEpollPwait2(_ enabled: Bool) { Epoll.usePwait2(enabled) }
 
-    public func cancel(_ timer: TimerID) {
+    package func cancel(_ timer: TimerID) {
         // Lazy deletion: the heap entry stays until it reaches the top and finds its slot moved
         // on, or until cancelled entries are the majority and are swept out in one pass.
         guard timer.slot >= 0, Int(timer.slot) < timerSlots.count,
@@ -210,38 +210,38 @@ public final class EventLoop: @unchecked Sendable {
     // MARK: cross-thread
 
     /// Any thread. Runs `task` on the loop thread soon.
-    public func execute(_ task: @escaping @Sendable () -> Void) {
+    package func execute(_ task: @escaping @Sendable () -> Void) {
         inbox.withLock { $0.append(task) }
         _ = EventFD.signal(wakeFD)
     }
 
     /// Any thread. Makes the loop run one more iteration (its iteration hooks included) soon.
-    public func wakeUp() {
+    package func wakeUp() {
         _ = EventFD.signal(wakeFD)
     }
 
     /// Any thread. Makes `run` return after the current iteration.
-    public func stop() {
+    package func stop() {
         stopRequested.store(true, ordering: .releasing)
         _ = EventFD.signal(wakeFD)
     }
 
     /// Loop thread only. `hook` runs once per loop iteration, after events and timers (the
     /// worker's snapshot refresh hangs here: docs/ARCHITECTURE.md §4).
-    public func onEachIteration(_ hook: @escaping () -> Void) {
+    package func onEachIteration(_ hook: @escaping () -> Void) {
         iterationHooks.append(hook)
     }
 
     /// Loop thread only. The next iteration polls without blocking: work is pending that no
     /// descriptor or timer will announce (requests held back for later, say).
-    public func requestImmediateIteration() {
+    package func requestImmediateIteration() {
         pollOnly = true
     }
 
     // MARK: running
 
     /// Runs the loop on the calling thread until `stop()`.
-    public func run() {
+    package func run() {
         let capacity = 256
         let events = UnsafeMutablePointer<Epoll.Event>.allocate(capacity: capacity)
         defer { events.deallocate() }

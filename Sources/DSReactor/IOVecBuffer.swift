@@ -8,26 +8,26 @@ import Glibc
 /// Safety: `entries` is allocated here with `capacity` slots and grows only here; entries point
 /// into buffers the caller keeps alive and unmodified until its write returns (they are filled
 /// and used within one call, never kept).
-public final class IOVecBuffer {
+package final class IOVecBuffer {
     private var entries: UnsafeMutablePointer<iovec>
     private var capacity: Int
-    public private(set) var count = 0
+    package private(set) var count = 0
     /// Bytes covered by the entries.
-    public private(set) var totalLength = 0
+    package private(set) var totalLength = 0
 
-    public init(capacity: Int = 128) {
+    package init(capacity: Int = 128) {
         self.capacity = max(capacity, 4)
         entries = UnsafeMutablePointer<iovec>.allocate(capacity: self.capacity)
     }
 
     deinit { entries.deallocate() }
 
-    public func removeAll() {
+    package func removeAll() {
         count = 0
         totalLength = 0
     }
 
-    public func append(_ bytes: UnsafeRawBufferPointer) {
+    package func append(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         if count == capacity {
             let grown = UnsafeMutablePointer<iovec>.allocate(capacity: capacity * 2)
@@ -42,11 +42,11 @@ public final class IOVecBuffer {
     }
 
     /// The entries, valid until the next `append` or `removeAll`.
-    public var buffer: UnsafeMutableBufferPointer<iovec> { UnsafeMutableBufferPointer(start: entries, count: count) }
+    package var buffer: UnsafeMutableBufferPointer<iovec> { UnsafeMutableBufferPointer(start: entries, count: count) }
 
     /// Calls `body` with what is left of the entries after the first `skip` bytes (what a short
     /// `writev` did not take), piece by piece.
-    public func forEachRemaining(after skip: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
+    package func forEachRemaining(after skip: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
         var skip = skip
         for i in 0..<count {
             let entry = entries[i]

@@ -13,8 +13,8 @@ import DSSystem
 /// likewise disables its accept events on EMFILE and re-enables them from a timer). Edges that
 /// arrive while paused are ignored: the timer's accept drains the queue to EAGAIN, which
 /// re-arms the edge.
-public final class Listener: EventHandler {
-    public let fd: Int32
+package final class Listener: EventHandler {
+    package let fd: Int32
     private unowned let loop: EventLoop
     private let onAccept: (Int32, SocketAddress?) -> Void
     private var closed = false
@@ -25,19 +25,19 @@ public final class Listener: EventHandler {
     static let longestPauseNanoseconds: UInt64 = 1_000_000_000
 
     /// How often accepting was paused for lack of descriptors or memory (loop thread only).
-    public private(set) var pauses = 0
+    package private(set) var pauses = 0
     /// Whether accepting is paused now, waiting for its retry timer (loop thread only).
-    public var isPaused: Bool { retry != nil }
+    package var isPaused: Bool { retry != nil }
 
     /// Loop thread only. `fd` stays owned by the caller (it may be shared with other loops).
-    public init(fd: Int32, loop: EventLoop, onAccept: @escaping (Int32, SocketAddress?) -> Void) throws {
+    package init(fd: Int32, loop: EventLoop, onAccept: @escaping (Int32, SocketAddress?) -> Void) throws {
         self.fd = fd
         self.loop = loop
         self.onAccept = onAccept
         try loop.register(fd, handler: self, exclusive: true)
     }
 
-    public func handle(_ events: IOEvents) {
+    package func handle(_ events: IOEvents) {
         guard retry == nil else { return }
         acceptPending()
     }
@@ -83,7 +83,7 @@ public final class Listener: EventHandler {
     }
 
     /// Loop thread only. Stops accepting on this loop.
-    public func stop() {
+    package func stop() {
         guard !closed else { return }
         closed = true
         if let retry { loop.cancel(retry) }

@@ -4,14 +4,14 @@ import Glibc
 import DSSystem
 
 /// Starts threads without Foundation: a worker or the supervisor is one pthread running one loop.
-public enum LoopThread {
+package enum LoopThread {
     private final class Box {
         let body: () -> Void
         init(_ body: @escaping () -> Void) { self.body = body }
     }
 
     /// Starts a detached thread named `name` (visible in `top -H`) that runs `body`.
-    public static func start(name: String, _ body: @escaping @Sendable () -> Void) {
+    package static func start(name: String, _ body: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(Box({
             setCurrentThreadName(name)
             body()

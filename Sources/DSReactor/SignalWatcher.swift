@@ -6,18 +6,18 @@ import DSSystem
 /// Delivers signals as loop events through a signalfd. Create it on the main thread before any
 /// other thread starts: the signals are blocked in the creating thread and every thread created
 /// after it inherits that mask, so only the signalfd ever sees them.
-public final class SignalWatcher: EventHandler {
+package final class SignalWatcher: EventHandler {
     private let fd: Int32
     private let onSignal: (Int32) -> Void
 
     /// Loop thread only (registers with `loop`).
-    public init(signals: [Int32], loop: EventLoop, onSignal: @escaping (Int32) -> Void) throws {
+    package init(signals: [Int32], loop: EventLoop, onSignal: @escaping (Int32) -> Void) throws {
         fd = try SignalFD.open(signals)
         self.onSignal = onSignal
         try loop.register(fd, handler: self)
     }
 
-    public func handle(_ events: IOEvents) {
+    package func handle(_ events: IOEvents) {
         while true {
             let signal = SignalFD.read(fd)
             if signal <= 0 { return }

@@ -11,13 +11,13 @@ import DSSystem
 /// mean the source socket has nothing to read, which is what edge-triggered readiness needs to
 /// know (a partly full pipe could refuse for lack of slots while the socket still has data, and
 /// the loop would then wait for an EPOLLIN that never comes).
-public final class SplicePipe {
+package final class SplicePipe {
     private let readFD: Int32
     private let writeFD: Int32
     /// Bytes in the pipe, not yet spliced to the destination.
-    public private(set) var buffered = 0
+    package private(set) var buffered = 0
 
-    public init() throws {
+    package init() throws {
         (readFD, writeFD) = try Splice.makePipe()
         // A larger pipe moves more per splice pair (the default is 64 KiB); 1 MiB is the usual
         // unprivileged maximum (/proc/sys/fs/pipe-max-size); failure just leaves the default size.
@@ -33,7 +33,7 @@ public final class SplicePipe {
 
     /// Moves up to `limit` bytes from socket `source` into the (empty) pipe. `.done(0)` is EOF;
     /// `.wouldBlock` means the source has nothing to read now.
-    public func fill(from source: Int32, limit: Int) throws -> IOResult<Int> {
+    package func fill(from source: Int32, limit: Int) throws -> IOResult<Int> {
         precondition(buffered == 0, "fill only an empty pipe")
         let result = try nonBlockingSyscall("splice(socket→pipe)") { Splice.splice(from: source, to: writeFD, length: limit) }
         switch result {
@@ -45,7 +45,7 @@ public final class SplicePipe {
     }
 
     /// Moves buffered bytes to socket `destination`. `.wouldBlock`: it cannot take more now.
-    public func drain(to destination: Int32) throws -> IOResult<Int> {
+    package func drain(to destination: Int32) throws -> IOResult<Int> {
         guard buffered > 0 else { return .done(0) }
         let result = try nonBlockingSyscall("splice(pipe→socket)") { Splice.splice(from: readFD, to: destination, length: buffered) }
         switch result {

@@ -4,9 +4,9 @@ import Glibc
 import DSSystem
 
 /// Client side of a unix stream socket (the Docker engine's API socket), non-blocking, for a loop.
-public enum UnixSocket {
+package enum UnixSocket {
     /// The outcome of starting a connect.
-    public enum ConnectResult {
+    package enum ConnectResult {
         /// Connected (a unix socket usually is at once).
         case connected(Int32)
         /// Wait for EPOLLOUT, then read `Socket.connectResult`.
@@ -18,7 +18,7 @@ public enum UnixSocket {
 
     /// Starts a non-blocking, close-on-exec connect to `path`. Throws for a missing or refused
     /// socket (ENOENT, ECONNREFUSED, EACCES) or a path that does not fit `sun_path`.
-    public static func connect(path: String) throws -> ConnectResult {
+    package static func connect(path: String) throws -> ConnectResult {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)

@@ -1,10 +1,10 @@
 /// An address block such as `127.0.0.0/8` or `::1/128`, for allow-lists.
-public struct CIDR: Sendable, Hashable, CustomStringConvertible {
-    public let network: [UInt8]
-    public let prefixLength: Int
-    public let isV4: Bool
+package struct CIDR: Sendable, Hashable, CustomStringConvertible {
+    package let network: [UInt8]
+    package let prefixLength: Int
+    package let isV4: Bool
 
-    public init(parsing text: String) throws {
+    package init(parsing text: String) throws {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         let hostText = parts[0]
         if let ip = SocketAddress.parseIPv4(hostText) {
@@ -27,7 +27,7 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public func contains(_ address: SocketAddress) -> Bool {
+    package func contains(_ address: SocketAddress) -> Bool {
         let bytes: [UInt8]
         switch address {
         case .v4(let ip, _):
@@ -47,7 +47,7 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
         return true
     }
 
-    public var description: String {
+    package var description: String {
         let host = isV4
             ? network.map(String.init).joined(separator: ".")
             : SocketAddress.v6(ip: network, port: 0).host

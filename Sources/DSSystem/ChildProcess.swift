@@ -8,10 +8,10 @@ import CLinux
 ///
 /// PR_SET_PDEATHSIG fires when the *thread* that forked exits, so spawn only from a thread that
 /// lives as long as the process (the control thread).
-public struct ChildProcess: Sendable {
-    public let pid: pid_t
+package struct ChildProcess: Sendable {
+    package let pid: pid_t
 
-    public static func spawn(path: String, arguments: [String], environment: [String: String]) throws -> ChildProcess {
+    package static func spawn(path: String, arguments: [String], environment: [String: String]) throws -> ChildProcess {
         let argv = ([path] + arguments).map { strdup($0) }
         let envp = environment.map { strdup("\($0.key)=\($0.value)") }
         defer {
@@ -32,14 +32,14 @@ public struct ChildProcess: Sendable {
         return ChildProcess(pid: pid)
     }
 
-    public init(pid: pid_t) { self.pid = pid }
+    package init(pid: pid_t) { self.pid = pid }
 
-    public func signal(_ sig: Int32) {
+    package func signal(_ sig: Int32) {
         _ = kill(pid, sig)
     }
 
     /// Reaps the child if it has exited; returns its wait status, or nil while it runs.
-    public func reap() -> Int32? {
+    package func reap() -> Int32? {
         var status: Int32 = 0
         let rc = waitpid(pid, &status, WNOHANG)
         if rc == pid { return status }
@@ -48,7 +48,7 @@ public struct ChildProcess: Sendable {
     }
 
     /// Sends SIGTERM, waits up to `grace` nanoseconds, then SIGKILLs and reaps.
-    public func terminate(graceNanoseconds: UInt64 = 2_000_000_000) {
+    package func terminate(graceNanoseconds: UInt64 = 2_000_000_000) {
         signal(SIGTERM)
         let deadline = cl_monotonic_ns() + graceNanoseconds
         while cl_monotonic_ns() < deadline {
@@ -63,4 +63,4 @@ public struct ChildProcess: Sendable {
 
 /// The current monotonic time in nanoseconds.
 @inlinable @inline(__always)
-public func monotonicNanoseconds() -> UInt64 { cl_monotonic_ns() }
+package func monotonicNanoseconds() -> UInt64 { cl_monotonic_ns() }

@@ -4,10 +4,10 @@ import CLinux
 /// its 128 KiB mmap threshold) in its arenas for reuse; after a crowd of thousands of connections
 /// (slowloris cut by the head timeout) has come and gone, that is tens of MiB of RSS that no
 /// one will use again. `malloc_trim(0)` hands whole free pages back (madvise), in every arena.
-public enum HeapTrim {
+package enum HeapTrim {
     /// Any thread. Takes each arena's lock in turn: call it once after a burst, not per event.
     @discardableResult
-    public static func releaseFreePages() -> Bool {
+    package static func releaseFreePages() -> Bool {
         cl_malloc_trim() == 1
     }
 }

@@ -10,74 +10,74 @@ import CLinux
 // inlined, the caller calls the shim directly, exactly as it did before these existed.
 
 /// epoll. Events are plain integers with the kernel's flag values.
-public enum Epoll {
-    public typealias Event = cl_epoll_event
+package enum Epoll {
+    package typealias Event = cl_epoll_event
 
-    @inlinable public static var readable: UInt32 { CL_EPOLLIN }
-    @inlinable public static var writable: UInt32 { CL_EPOLLOUT }
-    @inlinable public static var readHangup: UInt32 { CL_EPOLLRDHUP }
-    @inlinable public static var hangup: UInt32 { CL_EPOLLHUP }
-    @inlinable public static var error: UInt32 { CL_EPOLLERR }
-    @inlinable public static var edgeTriggered: UInt32 { CL_EPOLLET }
-    @inlinable public static var exclusive: UInt32 { CL_EPOLLEXCLUSIVE }
+    @inlinable package static var readable: UInt32 { CL_EPOLLIN }
+    @inlinable package static var writable: UInt32 { CL_EPOLLOUT }
+    @inlinable package static var readHangup: UInt32 { CL_EPOLLRDHUP }
+    @inlinable package static var hangup: UInt32 { CL_EPOLLHUP }
+    @inlinable package static var error: UInt32 { CL_EPOLLERR }
+    @inlinable package static var edgeTriggered: UInt32 { CL_EPOLLET }
+    @inlinable package static var exclusive: UInt32 { CL_EPOLLEXCLUSIVE }
 
     /// A close-on-exec epoll instance, or -1 with errno.
-    @inlinable public static func create() -> Int32 { cl_epoll_create() }
-    @inlinable public static func add(_ epfd: Int32, _ fd: Int32, events: UInt32, data: UInt64) -> Int32 {
+    @inlinable package static func create() -> Int32 { cl_epoll_create() }
+    @inlinable package static func add(_ epfd: Int32, _ fd: Int32, events: UInt32, data: UInt64) -> Int32 {
         cl_epoll_add(epfd, fd, events, data)
     }
-    @inlinable public static func remove(_ epfd: Int32, _ fd: Int32) -> Int32 { cl_epoll_del(epfd, fd) }
+    @inlinable package static func remove(_ epfd: Int32, _ fd: Int32) -> Int32 { cl_epoll_del(epfd, fd) }
     /// Fills `events` (room for `max`) and returns the count, or -1 with errno; waits at most
     /// `timeoutNanoseconds` (negative: no limit), never less.
     @inlinable
-    public static func wait(_ epfd: Int32, _ events: UnsafeMutablePointer<Event>, max: Int32, timeoutNanoseconds: Int64) -> Int32 {
+    package static func wait(_ epfd: Int32, _ events: UnsafeMutablePointer<Event>, max: Int32, timeoutNanoseconds: Int64) -> Int32 {
         cl_epoll_wait(epfd, events, max, timeoutNanoseconds)
     }
     /// For tests: false makes every wait use the epoll_wait fallback, true tries epoll_pwait2 again.
-    public static func usePwait2(_ enabled: Bool) { cl_epoll_use_pwait2(enabled ? 1 : 0) }
+    package static func usePwait2(_ enabled: Bool) { cl_epoll_use_pwait2(enabled ? 1 : 0) }
 }
 
 /// eventfd: a non-blocking, close-on-exec counter for cross-thread wake-ups.
-public enum EventFD {
-    @inlinable public static func create() -> Int32 { cl_eventfd() }
+package enum EventFD {
+    @inlinable package static func create() -> Int32 { cl_eventfd() }
     /// 0, or -1 with errno; a saturated counter counts as signalled.
-    @inlinable public static func signal(_ fd: Int32) -> Int32 { cl_eventfd_signal(fd) }
-    @inlinable public static func drain(_ fd: Int32) -> Int32 { cl_eventfd_drain(fd) }
+    @inlinable package static func signal(_ fd: Int32) -> Int32 { cl_eventfd_signal(fd) }
+    @inlinable package static func drain(_ fd: Int32) -> Int32 { cl_eventfd_drain(fd) }
 }
 
 /// signalfd: signals as readable events.
-public enum SignalFD {
+package enum SignalFD {
     /// A non-blocking signalfd for `signals`, which are also blocked in the calling thread (and
     /// so in every thread it creates afterwards).
-    public static func open(_ signals: [Int32]) throws -> Int32 {
+    package static func open(_ signals: [Int32]) throws -> Int32 {
         try signals.withUnsafeBufferPointer { list in
             try syscall("signalfd") { cl_signalfd(list.baseAddress, Int32(list.count)) }
         }
     }
 
     /// One pending signal's number, 0 when none is pending, -1 on error.
-    public static func read(_ fd: Int32) -> Int32 { cl_signalfd_read(fd) }
+    package static func read(_ fd: Int32) -> Int32 { cl_signalfd_read(fd) }
 }
 
 /// Zero-copy forwarding through a pipe.
-public enum Splice {
+package enum Splice {
     /// A non-blocking, close-on-exec pipe: (read end, write end).
-    @inlinable public static func makePipe() throws -> (read: Int32, write: Int32) {
+    @inlinable package static func makePipe() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [0, 0]
         _ = try fds.withUnsafeMutableBufferPointer { p in try syscall("pipe2") { cl_pipe2_nonblocking(p.baseAddress!) } }
         return (fds[0], fds[1])
     }
 
     /// F_SETPIPE_SZ: the pipe's new capacity, or -1 with errno.
-    @inlinable public static func setPipeSize(_ fd: Int32, _ bytes: Int32) -> Int32 { cl_set_pipe_size(fd, bytes) }
+    @inlinable package static func setPipeSize(_ fd: Int32, _ bytes: Int32) -> Int32 { cl_set_pipe_size(fd, bytes) }
 
     /// splice(2), non-blocking, at most `length` bytes: the count, or -1 with errno.
-    @inlinable public static func splice(from source: Int32, to destination: Int32, length: Int) -> Int {
+    @inlinable package static func splice(from source: Int32, to destination: Int32, length: Int) -> Int {
         cl_splice(source, destination, length)
     }
 }
 
 /// Names the calling thread (at most 15 bytes are kept), for `top -H` and gdb.
-public func setCurrentThreadName(_ name: String) {
+package func setCurrentThreadName(_ name: String) {
     name.withCString { cl_set_thread_name($0) }
 }

@@ -5,10 +5,10 @@ import CLinux
 
 /// Typed wrappers over the socket calls the reactor and the proxy use. Every descriptor these
 /// return is non-blocking and close-on-exec; the caller owns it and closes it with `close`.
-public enum Socket {
+package enum Socket {
     /// Opens a listening TCP socket. `reusePort` lets several sockets (one per worker, or an old
     /// and a new process during a restart) share the address.
-    public static func listen(on address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = false) throws -> Int32 {
+    package static func listen(on address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = false) throws -> Int32 {
         let fd = try openStream(family: address.family)
         do {
             _ = try syscall("setsockopt(SO_REUSEADDR)") { cl_set_int_option(fd, CL_SOL_SOCKET, CL_SO_REUSEADDR, 1) }
@@ -25,14 +25,14 @@ public enum Socket {
     }
 
     /// A non-blocking, close-on-exec stream socket of `family` (AF_INET, AF_INET6, AF_UNIX).
-    public static func openStream(family: Int32) throws -> Int32 {
+    package static func openStream(family: Int32) throws -> Int32 {
         try syscall(family == AF_UNIX ? "socket(AF_UNIX)" : "socket") {
             cl_socket_nonblocking(family, Int32(SOCK_STREAM.rawValue))
         }
     }
 
     /// Accepts one connection, or `.wouldBlock` when the queue is empty.
-    public static func accept(_ listener: Int32) throws -> IOResult<(fd: Int32, peer: SocketAddress?)> {
+    package static func accept(_ listener: Int32) throws -> IOResult<(fd: Int32, peer: SocketAddress?)> {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let result = try withUnsafeMutablePointer(to: &storage) { ptr in
@@ -51,7 +51,7 @@ public enum Socket {
 
     /// Starts a non-blocking connect. Returns the fd and whether the connection is already
     /// established (loopback often is); otherwise wait for EPOLLOUT and call `connectResult`.
-    public static func connect(to address: SocketAddress) throws -> (fd: Int32, connected: Bool) {
+    package static func connect(to address: SocketAddress) throws -> (fd: Int32, connected: Bool) {
         let fd = try openStream(family: address.family)
         setNoDelay(fd)
         let rc = address.withSockAddr { sa, len in Glibc.connect(fd, sa, len) }
@@ -63,14 +63,14 @@ public enum Socket {
     }
 
     /// The outcome of a non-blocking connect once the socket became writable: 0 or an errno.
-    public static func connectResult(_ fd: Int32) -> Int32 {
+    package static func connectResult(_ fd: Int32) -> Int32 {
         var value: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         if getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &length) != 0 { return errno }
         return value
     }
 
-    public static func localAddress(_ fd: Int32) throws -> SocketAddress {
+    package static func localAddress(_ fd: Int32) throws -> SocketAddress {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = try withUnsafeMutablePointer(to: &storage) { ptr in
@@ -85,7 +85,7 @@ public enum Socket {
     }
 
     /// True when `fd` is a listening TCP socket (used to vet an inherited systemd socket).
-    public static func isListeningStream(_ fd: Int32) -> Bool {
+    package static func isListeningStream(_ fd: Int32) -> Bool {
         var type: Int32 = 0
         var accepting: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
@@ -95,31 +95,31 @@ public enum Socket {
         return type == Int32(SOCK_STREAM.rawValue) && accepting != 0
     }
 
-    public static func setNonBlocking(_ fd: Int32) throws {
+    package static func setNonBlocking(_ fd: Int32) throws {
         _ = try syscall("fcntl(O_NONBLOCK)") { cl_set_nonblocking(fd) }
     }
 
     /// Disables Nagle's algorithm. A proxy's writes are whole messages or parts of one; with Nagle
     /// a response written in two sends waits for the peer's delayed ACK (≈ 40 ms) before its
     /// second part leaves. Best effort: a socket that refuses it still works.
-    public static func setNoDelay(_ fd: Int32) {
+    package static func setNoDelay(_ fd: Int32) {
         _ = cl_set_int_option(fd, CL_IPPROTO_TCP, CL_TCP_NODELAY, 1)
     }
 
     /// Reads into `buffer`; `.done(0)` is end of stream.
     @inline(__always)
-    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> IOResult<Int> {
+    package static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws -> IOResult<Int> {
         try nonBlockingSyscall("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
     }
 
     @inline(__always)
-    public static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws -> IOResult<Int> {
+    package static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws -> IOResult<Int> {
         // send with MSG_NOSIGNAL: a peer that went away must be an EPIPE error, not a SIGPIPE.
         try nonBlockingSyscall("send") { Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
     }
 
     /// Gathers several buffers into one send (the request head as it arrived + added headers).
-    public static func writev(_ fd: Int32, _ iov: UnsafeMutableBufferPointer<iovec>) throws -> IOResult<Int> {
+    package static func writev(_ fd: Int32, _ iov: UnsafeMutableBufferPointer<iovec>) throws -> IOResult<Int> {
         var message = msghdr()
         message.msg_iov = iov.baseAddress
         message.msg_iovlen = iov.count
@@ -128,7 +128,7 @@ public enum Socket {
 
     /// Whether an idle connection can no longer carry a request: the peer closed it (EOF or a
     /// pending error) or sent bytes nobody asked for. A non-blocking peek; nothing is consumed.
-    public static func idleConnectionIsDead(_ fd: Int32) -> Bool {
+    package static func idleConnectionIsDead(_ fd: Int32) -> Bool {
         var byte: UInt8 = 0
         while true {
             let n = Glibc.recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
@@ -138,7 +138,7 @@ public enum Socket {
         }
     }
 
-    public static func close(_ fd: Int32) {
+    package static func close(_ fd: Int32) {
         // close() must not be retried on EINTR on Linux: the descriptor is already released.
         _ = Glibc.close(fd)
     }

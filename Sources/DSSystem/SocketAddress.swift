@@ -3,19 +3,19 @@ import Glibc
 #endif
 
 /// An IPv4 or IPv6 socket address, parsed from and printed as `host:port` / `[v6]:port`.
-public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
+package enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     case v4(ip: UInt32, port: UInt16)          // ip in host byte order
     case v6(ip: [UInt8], port: UInt16)         // 16 bytes
 
-    public struct ParseError: Error, CustomStringConvertible, Sendable {
-        public let value: String
-        public let reason: String
-        public var description: String { "invalid address '\(value)': \(reason)" }
+    package struct ParseError: Error, CustomStringConvertible, Sendable {
+        package let value: String
+        package let reason: String
+        package var description: String { "invalid address '\(value)': \(reason)" }
     }
 
     /// Parses `host:port`, `[v6]:port`, or `:port`/`port` (meaning 0.0.0.0). `localhost` is 127.0.0.1;
     /// other names are not resolved: a load balancer's listen and backend addresses are numeric.
-    public static func parse(_ text: String) throws -> SocketAddress {
+    package static func parse(_ text: String) throws -> SocketAddress {
         var host: Substring
         let portText: Substring
         if text.hasPrefix("[") {
@@ -41,25 +41,25 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         throw ParseError(value: text, reason: "'\(host)' is not a numeric IPv4 or IPv6 address")
     }
 
-    public static func parseIPv4(_ text: Substring) -> UInt32? {
+    package static func parseIPv4(_ text: Substring) -> UInt32? {
         var addr = in_addr()
         guard String(text).withCString({ inet_pton(AF_INET, $0, &addr) }) == 1 else { return nil }
         return UInt32(bigEndian: addr.s_addr)
     }
 
-    public static func parseIPv6(_ text: Substring) -> [UInt8]? {
+    package static func parseIPv6(_ text: Substring) -> [UInt8]? {
         var addr = in6_addr()
         guard String(text).withCString({ inet_pton(AF_INET6, $0, &addr) }) == 1 else { return nil }
         return withUnsafeBytes(of: &addr) { Array($0) }
     }
 
-    public var port: UInt16 {
+    package var port: UInt16 {
         switch self {
         case .v4(_, let port), .v6(_, let port): return port
         }
     }
 
-    public var family: Int32 {
+    package var family: Int32 {
         switch self {
         case .v4: return AF_INET
         case .v6: return AF_INET6
@@ -67,7 +67,7 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The address without the port, as text.
-    public var host: String {
+    package var host: String {
         switch self {
         case .v4(let ip, _):
             return "\(ip >> 24).\((ip >> 16) & 0xff).\((ip >> 8) & 0xff).\(ip & 0xff)"
@@ -80,14 +80,14 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .v4: return "\(host):\(port)"
         case .v6: return "[\(host)]:\(port)"
         }
     }
 
-    public func withPort(_ port: UInt16) -> SocketAddress {
+    package func withPort(_ port: UInt16) -> SocketAddress {
         switch self {
         case .v4(let ip, _): return .v4(ip: ip, port: port)
         case .v6(let ip, _): return .v6(ip: ip, port: port)
@@ -95,7 +95,7 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Calls `body` with a sockaddr pointer and its length.
-    public func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) rethrows -> R {
+    package func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) rethrows -> R {
         switch self {
         case .v4(let ip, let port):
             var sin = sockaddr_in()
@@ -121,7 +121,7 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Decodes a sockaddr filled in by the kernel (accept, getsockname).
-    public init?(storage: UnsafePointer<sockaddr_storage>) {
+    package init?(storage: UnsafePointer<sockaddr_storage>) {
         switch Int32(storage.pointee.ss_family) {
         case AF_INET:
             let sin = UnsafeRawPointer(storage).load(as: sockaddr_in.self)
@@ -141,7 +141,7 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var isLoopback: Bool {
+    package var isLoopback: Bool {
         switch self {
         case .v4(let ip, _): return ip >> 24 == 127
         case .v6(let ip, _): return ip == [UInt8](repeating: 0, count: 15) + [1]

@@ -3,28 +3,28 @@ import Glibc
 #endif
 
 /// A failed system call: the errno and the name of the call, so a log line says what failed.
-public struct SyscallError: Error, CustomStringConvertible, Sendable {
-    public let errno: Int32
-    public let function: String
+package struct SyscallError: Error, CustomStringConvertible, Sendable {
+    package let errno: Int32
+    package let function: String
 
-    public init(errno: Int32, function: String) {
+    package init(errno: Int32, function: String) {
         self.errno = errno
         self.function = function
     }
 
-    public var description: String {
+    package var description: String {
         "\(function): \(String(cString: strerror(errno))) (errno \(errno))"
     }
 
     /// This process (or the system) ran out of descriptors or memory: a local condition, not
     /// something the peer did. Callers must not blame the other end for it.
-    public var isLocalResourceExhaustion: Bool {
+    package var isLocalResourceExhaustion: Bool {
         errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM
     }
 }
 
 /// The outcome of a non-blocking call: a value, or "try again when the fd is ready".
-public enum IOResult<T> {
+package enum IOResult<T> {
     case done(T)
     case wouldBlock
 }
@@ -33,7 +33,7 @@ public enum IOResult<T> {
 /// EBADF and EFAULT mean we handed the kernel a closed descriptor or a bad pointer: a bug in the
 /// caller, so it crashes instead of turning into an error someone could swallow.
 @inline(__always)
-public func syscall<T: FixedWidthInteger>(_ function: @autoclosure () -> String, _ body: () -> T) throws -> T {
+package func syscall<T: FixedWidthInteger>(_ function: @autoclosure () -> String, _ body: () -> T) throws -> T {
     while true {
         let result = body()
         if result != -1 { return result }
@@ -46,7 +46,7 @@ public func syscall<T: FixedWidthInteger>(_ function: @autoclosure () -> String,
 
 /// Like `syscall`, but maps EAGAIN/EWOULDBLOCK to `.wouldBlock` for non-blocking descriptors.
 @inline(__always)
-public func nonBlockingSyscall<T: FixedWidthInteger>(_ function: @autoclosure () -> String, _ body: () -> T) throws -> IOResult<T> {
+package func nonBlockingSyscall<T: FixedWidthInteger>(_ function: @autoclosure () -> String, _ body: () -> T) throws -> IOResult<T> {
     while true {
         let result = body()
         if result != -1 { return .done(result) }

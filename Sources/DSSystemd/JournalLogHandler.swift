@@ -9,16 +9,16 @@ import Logging
 /// (`[!] Server 2 failed heartbeat. Restarting...`), plus `PRIORITY`, `SYSLOG_IDENTIFIER=ds-lb`
 /// and every metadata key as an upper-case field — `EVENT=restarted`, `BACKEND=server-2` — so
 /// `journalctl -u ds-lb EVENT=restarted` finds the entry. Use it only when `isJournalStderr`.
-public struct JournalLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level = .info
+package struct JournalLogHandler: LogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level = .info
     private let identifier: String
 
-    public init(label: String, identifier: String = "ds-lb") {
+    package init(label: String, identifier: String = "ds-lb") {
         self.identifier = identifier
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
@@ -26,7 +26,7 @@ public struct JournalLogHandler: LogHandler {
     /// True when stderr is the stream systemd connected to journald: `JOURNAL_STREAM` holds
     /// `device:inode` of that stream (systemd.exec(5)). A redirected stderr (a file, a pipe to
     /// a test) does not match, and keeps plain lines.
-    public static var isJournalStderr: Bool {
+    package static var isJournalStderr: Bool {
         guard let value = getenv("JOURNAL_STREAM") else { return false }
         let parts = String(cString: value).split(separator: ":")
         guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }
@@ -73,7 +73,7 @@ public struct JournalLogHandler: LogHandler {
         return fields
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         let fields = fields(for: event)
         // One buffer for all fields; each iovec is one field, so values may hold newlines.
         var joined: [UInt8] = []

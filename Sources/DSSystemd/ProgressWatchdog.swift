@@ -11,7 +11,7 @@ import Logging
 /// probe in between. Ticks come every quarter of `WatchdogSec=` (sd_watchdog_enabled(3)
 /// recommends at most half), so a loop must be stuck for at least a quarter of it to withhold
 /// one ping and for the whole of it to get the process killed.
-public final class ProgressWatchdog: @unchecked Sendable {
+package final class ProgressWatchdog: @unchecked Sendable {
     private let control: EventLoop
     private let interval: UInt64
     private let notifier: SystemdNotifier
@@ -22,10 +22,10 @@ public final class ProgressWatchdog: @unchecked Sendable {
     private var sent: UInt64 = 0
     private var withheld = false
     /// Pings sent so far (control thread only; for tests and the log).
-    public private(set) var pings = 0
+    package private(set) var pings = 0
 
     /// `@unchecked Sendable`: everything but `answered` (a lock) is touched on `control`'s thread.
-    public init(control: EventLoop, timeoutNanoseconds: UInt64, notifier: SystemdNotifier, logger: Logger) {
+    package init(control: EventLoop, timeoutNanoseconds: UInt64, notifier: SystemdNotifier, logger: Logger) {
         self.control = control
         self.interval = max(timeoutNanoseconds / 4, 1_000_000)
         self.notifier = notifier
@@ -33,12 +33,12 @@ public final class ProgressWatchdog: @unchecked Sendable {
     }
 
     /// Control thread only. Starts ticking (the first ping goes out at once).
-    public func start() {
+    package func start() {
         tick()
     }
 
     /// Control thread only. `loop` must answer probes from the next tick on.
-    public func watch(_ loop: EventLoop) {
+    package func watch(_ loop: EventLoop) {
         workers.append(loop)
         answered.withLock { $0.append(sent) }
     }

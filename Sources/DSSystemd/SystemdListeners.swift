@@ -4,17 +4,17 @@ import Glibc
 import CSystemd
 
 /// Sockets passed by systemd (socket activation or the FD store), by name (sd_listen_fds(3)).
-public enum SystemdListeners {
-    public struct Passed: Sendable, Equatable {
+package enum SystemdListeners {
+    package struct Passed: Sendable, Equatable {
         /// `FileDescriptorName=` of the socket unit; systemd says `unknown` when none was set.
-        public let name: String
-        public let fd: Int32
+        package let name: String
+        package let fd: Int32
     }
 
     /// Takes the descriptors passed to this process, once: `sd_listen_fds_with_names` checks
     /// `LISTEN_PID`, marks them close-on-exec and unsets `LISTEN_*`, so replicas forked later
     /// neither see nor inherit them. Empty when the process was not socket-activated.
-    public static func take() -> [Passed] {
+    package static func take() -> [Passed] {
         var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = nil
         let count = sd_listen_fds_with_names(1, &names)
         guard count > 0 else { return [] }
@@ -32,7 +32,7 @@ public enum SystemdListeners {
 
     /// The socket named `name`; with no named socket at all (`unknown`, e.g.
     /// `systemd-socket-activate` without `--fdname`), the first one.
-    public static func pick(_ passed: [Passed], name: String) -> Passed? {
+    package static func pick(_ passed: [Passed], name: String) -> Passed? {
         if let exact = passed.first(where: { $0.name == name }) { return exact }
         if passed.allSatisfy({ $0.name == "unknown" || $0.name.isEmpty }) { return passed.first }
         return nil

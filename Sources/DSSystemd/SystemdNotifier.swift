@@ -5,54 +5,54 @@ import CSystemd
 
 /// The sd_notify protocol (sd_notify(3)), through libsystemd. Every call is a no-op when
 /// `NOTIFY_SOCKET` is unset (not run by systemd, or `Type=simple`). Any thread.
-public struct SystemdNotifier: Sendable {
-    public init() {}
+package struct SystemdNotifier: Sendable {
+    package init() {}
 
     /// True when systemd listens for our notifications.
-    public var isEnabled: Bool { getenv("NOTIFY_SOCKET") != nil }
+    package var isEnabled: Bool { getenv("NOTIFY_SOCKET") != nil }
 
     /// Startup (or a reload) finished; `status` becomes the `STATUS=` line.
-    public func ready(status: String? = nil) {
+    package func ready(status: String? = nil) {
         send("READY=1" + (status.map { "\nSTATUS=" + Self.oneLine($0) } ?? ""))
     }
 
-    public func status(_ text: String) { send("STATUS=" + Self.oneLine(text)) }
+    package func status(_ text: String) { send("STATUS=" + Self.oneLine(text)) }
 
     /// Shutdown started: systemd shows the unit as deactivating while we drain.
-    public func stopping(status: String? = nil) {
+    package func stopping(status: String? = nil) {
         send("STOPPING=1" + (status.map { "\nSTATUS=" + Self.oneLine($0) } ?? ""))
     }
 
     /// Reload started. systemd ≥ 253 (`Type=notify-reload`) wants the monotonic time with it.
-    public func reloading(status: String? = nil) {
+    package func reloading(status: String? = nil) {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let usec = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
         send("RELOADING=1\nMONOTONIC_USEC=\(usec)" + (status.map { "\nSTATUS=" + Self.oneLine($0) } ?? ""))
     }
 
-    public func watchdog() { send("WATCHDOG=1") }
+    package func watchdog() { send("WATCHDOG=1") }
 
     /// Hands a duplicate of `fd` to systemd's FD store under `name` (sd_notify(3)). After a
     /// restart job it comes back through `LISTEN_FDS`/`LISTEN_FDNAMES` like a socket-activated
     /// one, so a socket ds-lb opened itself keeps its backlog across `systemctl restart`. Needs
     /// `FileDescriptorStoreMax=` > 0; otherwise systemd drops it. True when the message went out.
     @discardableResult
-    public func storeFD(_ fd: Int32, name: String) -> Bool {
+    package func storeFD(_ fd: Int32, name: String) -> Bool {
         guard isEnabled else { return false }
         let fds = [fd]
         return sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=\(name)", fds, 1) > 0
     }
 
     /// `WatchdogSec=` in nanoseconds when the watchdog is on for this process, else nil.
-    public func watchdogTimeout() -> UInt64? {
+    package func watchdogTimeout() -> UInt64? {
         var usec: UInt64 = 0
         guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
         return usec * 1000
     }
 
     /// Sends one datagram. The environment is kept: later messages need `NOTIFY_SOCKET` too.
-    public func send(_ state: String) {
+    package func send(_ state: String) {
         guard isEnabled else { return }
         _ = sd_notify(0, state)
     }

@@ -222,10 +222,10 @@ struct Serve: ParsableCommand {
     func liveProxyConfig(from base: ProxyConfig) throws -> ProxyConfig {
         var config = base
         do {
-            config.adminAllow = try adminAllow.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(inSet: " "))) }
+            config.adminAllow = try adminAllow.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(in: .whitespaces))) }
         } catch { throw ValidationError("--admin-allow: \(error)") }
         do {
-            config.trustedProxies = try trustedProxies.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(inSet: " "))) }
+            config.trustedProxies = try trustedProxies.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(in: .whitespaces))) }
         } catch { throw ValidationError("--trusted-proxies: \(error)") }
         do {
             config.adminToken = try adminTokenFile.map { try AdminToken.load(path: $0) }

@@ -57,8 +57,8 @@ final class KeyExtractorTests: XCTestCase {
         XCTAssertEqual(KeyExtractor.default.description, "query:id,random")
     }
 
-    func testTrimmingHelper() {
-        XCTAssertEqual("  a b  "[...].trimmingCharacters(inSet: " "), "a b")
-        XCTAssertEqual("xxx"[...].trimmingCharacters(inSet: "x"), "")
+    func testSpacesAroundSourcesAreIgnoredButNotInsideNames() throws {
+        XCTAssertEqual(try KeyExtractor(parsing: "  query:id ,  random  ").sources, [.query("id"), .random])
+        XCTAssertEqual(try KeyExtractor(parsing: "header:x user").sources, [.header("x user")])
     }
 }

@@ -6,31 +6,31 @@ import Foundation
 /// A fake Docker engine on a unix socket for tests: each connection is served on a thread of
 /// its own (so a test can hold several calls open at once), answered from `reply(request)`, and
 /// recorded, so the client's and the driver's wire behaviour is checked without Docker.
-public final class FakeEngine: @unchecked Sendable {
-    public struct Request: Sendable {
+package final class FakeEngine: @unchecked Sendable {
+    package struct Request: Sendable {
         /// "GET /v1.41/containers/json?all=1 HTTP/1.1"
-        public let line: String
-        public let body: String
+        package let line: String
+        package let body: String
 
-        public var method: String { String(line.split(separator: " ").first ?? "") }
+        package var method: String { String(line.split(separator: " ").first ?? "") }
         /// The target without the version prefix and the query: "/containers/json".
-        public var path: String {
+        package var path: String {
             var target = String(line.split(separator: " ").dropFirst().first ?? "")
             if let q = target.firstIndex(of: "?") { target = String(target[..<q]) }
             if target.hasPrefix("/v"), let slash = target.dropFirst().firstIndex(of: "/") { target = String(target[slash...]) }
             return target
         }
         /// The body as JSON, or nil.
-        public var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] }
+        package var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] }
     }
 
-    public let path: String
+    package let path: String
     private let fd: Int32
     private let lock = NSLock()
     private var recorded: [Request] = []
     private let reply: @Sendable (Request) -> String
 
-    public init(reply: @escaping @Sendable (Request) -> String) throws {
+    package init(reply: @escaping @Sendable (Request) -> String) throws {
         path = NSTemporaryDirectory() + "/ds-lb-fake-docker-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
         self.reply = reply
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -47,8 +47,8 @@ public final class FakeEngine: @unchecked Sendable {
         thread.start()
     }
 
-    public var requests: [Request] { lock.withLock { recorded } }
-    public var requestLines: [String] { requests.map(\.line) }
+    package var requests: [Request] { lock.withLock { recorded } }
+    package var requestLines: [String] { requests.map(\.line) }
 
     private func acceptLoop() {
         while true {
@@ -91,17 +91,17 @@ public final class FakeEngine: @unchecked Sendable {
 
     /// Wakes the accept loop, which then closes the listener itself: closing it here could let
     /// a later test reuse the descriptor number under the still-running thread.
-    public func stop() {
+    package func stop() {
         shutdown(fd, Int32(SHUT_RDWR))
         unlink(path)
     }
 
     /// An answer with a JSON body and its Content-Length.
-    public static func json(_ status: String, _ body: String) -> String {
+    package static func json(_ status: String, _ body: String) -> String {
         "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
     }
 
-    public static func chunked(_ status: String, _ pieces: [String]) -> String {
+    package static func chunked(_ status: String, _ pieces: [String]) -> String {
         "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
             + pieces.map { "\(String($0.utf8.count, radix: 16))\r\n\($0)\r\n" }.joined() + "0\r\n\r\n"
     }
@@ -113,6 +113,6 @@ public final class FakeEngine: @unchecked Sendable {
     }
 }
 
-public struct FakeEngineError: Error, CustomStringConvertible {
-    public let description: String
+package struct FakeEngineError: Error, CustomStringConvertible {
+    package let description: String
 }

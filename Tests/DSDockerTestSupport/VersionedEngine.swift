@@ -8,18 +8,18 @@ import Foundation
 ///   create; a version below the minimum is refused; inspect and list have only the per-network
 ///   fields (`Networks[NAME].IPAddress`, `DNSNames`).
 /// Containers on a user-defined network get 172.20.0.10, .11, ...
-public final class VersionedEngine: @unchecked Sendable {
-    public enum Shape: Sendable { case v1_41, current }
+package final class VersionedEngine: @unchecked Sendable {
+    package enum Shape: Sendable { case v1_41, current }
 
-    public struct Container {
-        public let id: String
-        public var name: String
-        public let network: String
-        public let ip: String
-        public let labels: [String: String]
-        public var running: Bool
+    package struct Container {
+        package let id: String
+        package var name: String
+        package let network: String
+        package let ip: String
+        package let labels: [String: String]
+        package var running: Bool
 
-        public init(id: String, name: String, network: String, ip: String, labels: [String: String], running: Bool) {
+        package init(id: String, name: String, network: String, ip: String, labels: [String: String], running: Bool) {
             self.id = id
             self.name = name
             self.network = network
@@ -29,24 +29,24 @@ public final class VersionedEngine: @unchecked Sendable {
         }
     }
 
-    public let shape: Shape
+    package let shape: Shape
     private let lock = NSLock()
     private var containers: [Container] = []
     private var nextIP = 10
-    public private(set) var engine: FakeEngine!
+    package private(set) var engine: FakeEngine!
 
-    public init(shape: Shape) throws {
+    package init(shape: Shape) throws {
         self.shape = shape
         // Weak: a driver under test may still reconnect (events) after the test dropped the engine.
         engine = try FakeEngine { [weak self] request in self?.answer(request) ?? "" }
     }
 
-    public var path: String { engine.path }
-    public var all: [Container] { lock.withLock { containers } }
-    public func stop() { engine.stop() }
+    package var path: String { engine.path }
+    package var all: [Container] { lock.withLock { containers } }
+    package func stop() { engine.stop() }
 
     /// Adds a container nobody asked ds-lb for (a foreign one, or one left from an earlier run).
-    public func add(_ container: Container) { lock.withLock { containers.append(container) } }
+    package func add(_ container: Container) { lock.withLock { containers.append(container) } }
 
     private var version: (api: String, min: String, engine: String) {
         shape == .v1_41 ? ("1.41", "1.12", "20.10.24") : ("1.52", "1.44", "29.0.0")

@@ -1,6 +1,6 @@
 import DSHashing
 
-// SplitMix64 comes from DSHashing (public, deterministic).
+// SplitMix64 comes from DSHashing (deterministic).
 
 /// `server-1 ... server-n`, the names the supervisor gives replicas.
 func servers(_ n: Int, from first: Int = 1) -> [HashMember] {
