@@ -273,3 +273,14 @@ pid_t cl_spawn(const char *path, char *const argv[], char *const envp[], const c
 
 void cl_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
 int cl_malloc_trim(void) { return malloc_trim(0); }
+
+int cl_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    // Through syscall(2): glibc's pidfd_open wrapper is newer than some glibcs we build with.
+    // A pidfd is close-on-exec by definition (pidfd_open(2)).
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}

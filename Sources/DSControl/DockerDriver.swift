@@ -1,6 +1,7 @@
 import DSBalancer
 import DSDocker
 import DSHTTP1
+import DSReactor
 import DSSystem
 import Logging
 
@@ -15,10 +16,15 @@ import Logging
 /// so a slow engine never delays a heartbeat (docs/ARCHITECTURE.md §5). Calls about one
 /// container name run in order (remove the old instance, then create its replacement under the
 /// name); calls about different names run concurrently. Results come back through
-/// `worker.shared` and are picked up by `poll()` and `addressChanges()`.
+/// `worker.shared`; the worker then posts to the control loop, where they become `DriverEvent`s.
+/// Which containers still run is asked of the engine at once after an engine event about the
+/// pool, and every half second in case an event was missed (the events stream reconnecting).
 ///
 /// Containers outlive ds-lb: `stopAll` leaves them running and the next start adopts them.
-package final class DockerDriver: ReplicaDriver {
+///
+/// `@unchecked Sendable`: its mutable state is touched on the control loop only; the worker's
+/// threads reach it only by posting to that loop.
+package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
     package let name = "docker"
     package let canCreate = true
     private let worker: DockerEngineWorker
@@ -40,6 +46,9 @@ package final class DockerDriver: ReplicaDriver {
     private var adoptable: [String: ContainerSummary]
     private var bootstrapped = false
     private var lastRefresh: UInt64 = 0
+    private var loop: EventLoop?
+    private var report: (DriverEvent) -> Void = { _ in }
+    private static let refreshInterval: UInt64 = 500_000_000
 
     /// Lists the pool's containers (blocks up to the list's timeout: call before the control
     /// loop runs) and starts following the engine's events.
@@ -58,6 +67,16 @@ package final class DockerDriver: ReplicaDriver {
         worker.shared.withLock { $0.foreignNames = Set(all.filter { !worker.isOurs($0) }.map(\.name)) }
         worker.watchEvents()
         logger.info("[i] Docker engine \(client.engineVersion) (API \(client.apiVersion)) at \(client.socketPath); image \(image), network \(network), pool \(pool): \(adoptable.count) container(s) of the pool found")
+    }
+
+    package func attach(to loop: EventLoop, report: @escaping (DriverEvent) -> Void) {
+        self.loop = loop
+        self.report = report
+        worker.onNews { [weak self] in
+            guard let self else { return }
+            loop.execute { self.takeNews() }
+        }
+        scheduleRefresh()
     }
 
     package func initialBackends() -> [Backend] { [] }
@@ -91,7 +110,7 @@ package final class DockerDriver: ReplicaDriver {
         if network == "host" {
             backend = Backend(name: replica.name, number: replica.number, host: ReplicaContainer.loopback, port: try previous.map(\.port) ?? freePort())
         } else {
-            // Its address on the network is known once it runs (`addressChanges`); until then
+            // Its address on the network is known once it runs (`DriverEvent.addressChanged`); until then
             // heartbeats go to port 0, which refuses at once, and the replica stays starting.
             backend = Backend(name: replica.name, number: replica.number, host: ReplicaContainer.loopback, port: 0)
         }
@@ -122,29 +141,60 @@ package final class DockerDriver: ReplicaDriver {
         worker.enqueue(backend.name) { done in worker.forceRemove(token: token, name: backend.name, done: done) }
     }
 
-    package func poll() -> [(Backend, String)] {
-        if !bootstrapped {
-            bootstrapped = true
-            // Containers of the pool the desired state does not name: removed, so none is orphaned.
-            for (name, container) in adoptable {
-                logger.warning("[!] Removing container \(name) (\(container.shortID), \(container.status)): not in the saved pool")
-                let worker = self.worker
-                worker.enqueue(name) { done in worker.removeUnclaimed(container, done: done) }
-            }
-            adoptable = [:]
+    package func initialPoolLaunched() {
+        guard !bootstrapped else { return }
+        bootstrapped = true
+        // Containers of the pool the desired state does not name: removed, so none is orphaned.
+        for (name, container) in adoptable {
+            logger.warning("[!] Removing container \(name) (\(container.shortID), \(container.status)): not in the saved pool")
+            let worker = self.worker
+            worker.enqueue(name) { done in worker.removeUnclaimed(container, done: done) }
         }
-        var exited: [(Backend, String)] = []
-        for report in worker.shared.withLock({ shared -> [DockerEngineWorker.Report] in defer { shared.reports = [] }; return shared.reports }) {
-            guard var instance = live[report.name], instance.token == report.token, !instance.reported else { continue }
+        adoptable = [:]
+    }
+
+    /// Control loop: turns what the worker found into events about the instances that are
+    /// still current (a late report about an instance already replaced is dropped).
+    private func takeNews() {
+        let (reports, addresses, started) = worker.shared.withLock { shared in
+            defer { shared.reports = []; shared.addresses = []; shared.startedNow = [] }
+            return (shared.reports, shared.addresses, shared.startedNow)
+        }
+        for token in started {
+            guard let instance = live.values.first(where: { $0.token == token }), !instance.reported else { continue }
+            report(.started(instance.backend))
+        }
+        for found in addresses {
+            guard var instance = live[found.name], instance.token == found.token else { continue }
+            let old = instance.backend
+            let new = Backend(name: old.name, number: old.number, host: found.host, port: ReplicaContainer.networkPort)
+            guard new != old else { continue }
+            instance.backend = new
+            live[found.name] = instance
+            report(.addressChanged(from: old, to: new))
+        }
+        for found in reports {
+            guard var instance = live[found.name], instance.token == found.token, !instance.reported else { continue }
             instance.reported = true
-            live[report.name] = instance
-            exited.append((instance.backend, report.reason))
+            live[found.name] = instance
+            report(found.neverRan ? .failed(instance.backend, reason: found.reason) : .exited(instance.backend, reason: found.reason))
         }
-        // Ask the engine which containers still run: at once after an event, else twice a second;
-        // one list at a time.
+        refreshIfDue()
+    }
+
+    private func scheduleRefresh() {
+        loop?.schedule(afterNanoseconds: Self.refreshInterval) { [weak self] in
+            self?.refreshIfDue()
+            self?.scheduleRefresh()
+        }
+    }
+
+    /// Asks the engine which containers still run: at once after an event, else twice a
+    /// second; one list at a time.
+    private func refreshIfDue() {
         let now = monotonicNanoseconds()
         if worker.shared.withLock({ shared in
-            guard !shared.refreshing, shared.eventPending || now - lastRefresh >= 500_000_000 else { return false }
+            guard !shared.refreshing, shared.eventPending || now - lastRefresh >= Self.refreshInterval else { return false }
             shared.refreshing = true
             shared.eventPending = false
             return true
@@ -152,21 +202,6 @@ package final class DockerDriver: ReplicaDriver {
             lastRefresh = now
             worker.refresh(watched: live.values.filter { !$0.reported }.map { ($0.token, $0.backend) })
         }
-        return exited
-    }
-
-    package func addressChanges() -> [(Backend, Backend)] {
-        var changes: [(Backend, Backend)] = []
-        for found in worker.shared.withLock({ shared -> [DockerEngineWorker.Address] in defer { shared.addresses = [] }; return shared.addresses }) {
-            guard var instance = live[found.name], instance.token == found.token else { continue }
-            let old = instance.backend
-            let new = Backend(name: old.name, number: old.number, host: found.host, port: ReplicaContainer.networkPort)
-            guard new != old else { continue }
-            instance.backend = new
-            live[found.name] = instance
-            changes.append((old, new))
-        }
-        return changes
     }
 
     package func details(of backend: Backend) -> [(String, JSONValue)] {

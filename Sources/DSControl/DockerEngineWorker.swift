@@ -17,6 +17,8 @@ final class DockerEngineWorker: Sendable {
         let token: UInt64
         let name: String
         let reason: String
+        /// The container never ran (create, start or inspect failed), rather than stopped.
+        var neverRan = false
     }
 
     /// A container on a user-defined network got its address (from inspect).
@@ -29,6 +31,8 @@ final class DockerEngineWorker: Sendable {
     struct Shared: Sendable {
         var containerIDs: [UInt64: String] = [:]
         var started: Set<UInt64> = []
+        /// Started since the control thread last looked.
+        var startedNow: [UInt64] = []
         var foreignNames: Set<String> = []
         var reports: [Report] = []
         var addresses: [Address] = []
@@ -61,6 +65,8 @@ final class DockerEngineWorker: Sendable {
     let shared = Locked(Shared())
     private let lanes = Locked(Lanes())
     private let eventWatch = Locked(EventWatch())
+    /// Tells the control thread that `shared` has news (set once by the driver's `attach`).
+    private let notify = Locked<(@Sendable () -> Void)?>(nil)
 
     init(client: DockerClient, image: String, pool: String, network: String, stopGrace: Int, logger: Logger) {
         self.client = client
@@ -69,6 +75,15 @@ final class DockerEngineWorker: Sendable {
         self.network = network
         self.stopGrace = stopGrace
         self.logger = logger
+    }
+
+    func onNews(_ body: @escaping @Sendable () -> Void) {
+        notify.withLock { $0 = body }
+    }
+
+    /// Any thread, after `shared` changed in a way the control thread acts on.
+    private func tellControl() {
+        notify.withLock { $0 }?()
     }
 
     func isOurs(_ container: ContainerSummary) -> Bool {
@@ -124,8 +139,8 @@ final class DockerEngineWorker: Sendable {
     // MARK: events
 
     /// Follows `GET /events` for the pool's containers for the life of the process: a container
-    /// that dies, stops, is killed, OOM-killed or removed makes the next `poll()` list the
-    /// containers at once instead of at its next half-second tick. Reconnects with backoff (1 s
+    /// that dies, stops, is killed, OOM-killed or removed makes the driver list the containers
+    /// at once instead of at its next half-second tick. Reconnects with backoff (1 s
     /// doubling to 30 s, timers on the client's loop) and asks for a list after each reconnection.
     func watchEvents() {
         client.followContainerEvents(labels: ["ds-lb.pool=\(pool)"], onEvent: { [self] event in
@@ -134,6 +149,7 @@ final class DockerEngineWorker: Sendable {
             }
             if ["die", "stop", "kill", "oom", "destroy"].contains(event.action) {
                 shared.withLock { $0.eventPending = true }
+                tellControl()
             }
         }, onEnd: { [self] error in
             let (wasFailing, delay) = eventWatch.withLock { watch in
@@ -142,6 +158,7 @@ final class DockerEngineWorker: Sendable {
             }
             if !wasFailing { logger.warning("[!] Docker events: \(error); retrying with backoff") }
             shared.withLock { $0.eventPending = true }
+            tellControl()
             client.after(delay) { [self] in watchEvents() }
         })
     }
@@ -149,7 +166,8 @@ final class DockerEngineWorker: Sendable {
     // MARK: operations (each calls `done` exactly once)
 
     private func report(_ token: UInt64, _ name: String, _ reason: String) {
-        shared.withLock { $0.reports.append(Report(token: token, name: name, reason: reason)) }
+        shared.withLock { $0.reports.append(Report(token: token, name: name, reason: reason, neverRan: true)) }
+        tellControl()
     }
 
     func create(token: UInt64, backend: Backend, done: @escaping @Sendable () -> Void) {
@@ -198,13 +216,18 @@ final class DockerEngineWorker: Sendable {
                 report(token, name, "container \(name) could not start: \(error)")
                 return done()
             }
-            shared.withLock { _ = $0.started.insert(token) }
+            shared.withLock {
+                $0.started.insert(token)
+                $0.startedNow.append(token)
+            }
+            tellControl()
             guard network != "host" else { return done() }
             client.inspectContainer(id) { [self] inspected in
                 switch inspected {
                 case .success(let details):
                     if let host = ReplicaContainer.host(onNetwork: network, addresses: details.networks) {
                         shared.withLock { $0.addresses.append(Address(token: token, name: name, host: host)) }
+                        tellControl()
                     } else {
                         report(token, name, "container \(name) has no address on network \(network) (networks: \(details.networks.keys.sorted().joined(separator: ", ")))")
                     }
@@ -284,6 +307,7 @@ final class DockerEngineWorker: Sendable {
                 }
                 return shared.listFailing
             }
+            tellControl()
             if recovered { logger.info("[i] The Docker engine answers again") }
         }
     }

@@ -1,13 +1,18 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import DSBalancer
 import DSHTTP1
+import DSReactor
 import DSSystem
 
 /// Replicas as local `ds-server` children on 127.0.0.1, each on its own port. Children get
 /// PR_SET_PDEATHSIG, so they die with ds-lb even on SIGKILL. Control thread only — and that
 /// thread must live as long as the process, since the death signal follows the forking thread.
+///
+/// Each child's pidfd is registered on the control loop, so its exit is reaped and reported
+/// in the loop iteration after it happened, not at the next poll.
 package final class ProcessDriver: ReplicaDriver {
     package let name = "process"
     package let canCreate = true
@@ -15,34 +20,99 @@ package final class ProcessDriver: ReplicaDriver {
     private let host = "127.0.0.1"
     private let stopGraceNanoseconds: UInt64
 
-    private struct Child {
+    /// One child and its exit watch. `live` ones are reported when they exit; the others were
+    /// asked to stop and are only reaped, so no zombie is left.
+    private final class Child: EventHandler {
         let backend: Backend
         let process: ChildProcess
-        /// Set once asked to stop: SIGKILL follows at this time.
-        var killAt: UInt64?
+        /// -1 where the kernel has no pidfd_open (before 5.3): the child is then reaped by a timer.
+        let pidfd: Int32
+        var live = true
+        var killTimer: TimerID?
+        weak var driver: ProcessDriver?
+
+        init(backend: Backend, process: ChildProcess, pidfd: Int32, driver: ProcessDriver) {
+            self.backend = backend
+            self.process = process
+            self.pidfd = pidfd
+            self.driver = driver
+        }
+
+        func handle(_ events: IOEvents) { driver?.reap(self) }
     }
 
     private var children: [String: Child] = [:]
-    /// Children asked to stop, kept until reaped so no zombie is left.
+    /// Children asked to stop, kept until reaped.
     private var stopping: [Child] = []
+    private var loop: EventLoop?
+    private var report: (DriverEvent) -> Void = { _ in }
 
     package init(serverBinary: String, stopGraceNanoseconds: UInt64 = 5_000_000_000) {
         self.serverBinary = serverBinary
         self.stopGraceNanoseconds = stopGraceNanoseconds
     }
 
+    package func attach(to loop: EventLoop, report: @escaping (DriverEvent) -> Void) {
+        self.loop = loop
+        self.report = report
+    }
+
     package func initialBackends() -> [Backend] { [] }
 
     package func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
         if children[replica.name] != nil { throw DriverError("replica \(replica.name) is already running") }
+        guard let loop else { throw DriverError("the process driver is not attached to a control loop") }
         let port = try previous.map(\.port) ?? freePort()
         let process = try ChildProcess.spawn(
             path: serverBinary,
             arguments: ["--id", String(replica.number), "--host", host, "--port", String(port)],
             environment: childEnvironment(id: replica.number, port: port))
         let backend = Backend(name: replica.name, number: replica.number, host: host, port: port)
-        children[replica.name] = Child(backend: backend, process: process)
+        // Opened right after the fork: the child is unreaped until this driver waits for it, so
+        // the pid cannot name another process yet.
+        let child = Child(backend: backend, process: process, pidfd: cl_pidfd_open(process.pid), driver: self)
+        children[replica.name] = child
+        if child.pidfd >= 0 {
+            do { try loop.register(child.pidfd, handler: child) } catch { watchByTimer(child) }
+        } else {
+            watchByTimer(child)
+        }
+        // Reported from the loop, not from inside `launch`: the supervisor is not re-entered.
+        loop.schedule(afterNanoseconds: 0) { [weak self] in self?.report(.started(backend)) }
         return backend
+    }
+
+    /// Without a pidfd (an old kernel), a child is looked at every 100 ms instead.
+    private func watchByTimer(_ child: Child) {
+        loop?.schedule(afterNanoseconds: 100_000_000) { [weak self, weak child] in
+            guard let self, let child, self.isWatched(child) else { return }
+            if !self.reap(child) { self.watchByTimer(child) }
+        }
+    }
+
+    private func isWatched(_ child: Child) -> Bool {
+        children[child.backend.name] === child || stopping.contains { $0 === child }
+    }
+
+    /// Reaps `child` if it exited (and reports it if it was live); returns whether it did.
+    @discardableResult
+    private func reap(_ child: Child) -> Bool {
+        guard let status = child.process.reap() else { return false }
+        forget(child)
+        if child.live {
+            report(.exited(child.backend, reason: Self.describe(status)))
+        }
+        return true
+    }
+
+    /// Drops `child` from every list and closes its watch (it was reaped or is being waited for).
+    private func forget(_ child: Child) {
+        if children[child.backend.name] === child { children[child.backend.name] = nil }
+        stopping.removeAll { $0 === child }
+        if let timer = child.killTimer { loop?.cancel(timer); child.killTimer = nil }
+        guard child.pidfd >= 0 else { return }
+        loop?.unregister(child.pidfd)
+        close(child.pidfd)
     }
 
     package func stop(_ backend: Backend) {
@@ -51,38 +121,26 @@ package final class ProcessDriver: ReplicaDriver {
 
     package func retire(_ backend: Backend) -> () -> Void {
         guard let child = children.removeValue(forKey: backend.name) else { return {} }
-        // Reaped by poll() from now on, but not reported as an unexpected exit.
+        // Reaped when it exits from now on, but not reported as an unexpected exit.
+        child.live = false
         stopping.append(child)
-        let pid = child.process.pid
-        return { [weak self] in
-            guard let self else { return }
-            guard let i = self.stopping.firstIndex(where: { $0.process.pid == pid }) else { return }
-            self.stopping[i].process.signal(SIGTERM)
-            self.stopping[i].killAt = monotonicNanoseconds() + self.stopGraceNanoseconds
+        return { [weak self, weak child] in
+            guard let self, let child, self.stopping.contains(where: { $0 === child }) else { return }
+            child.process.signal(SIGTERM)
+            child.killTimer = self.loop?.schedule(afterNanoseconds: self.stopGraceNanoseconds) { [weak child] in
+                child?.killTimer = nil
+                child?.process.signal(SIGKILL)
+            }
         }
     }
 
     package func kill(_ backend: Backend) {
-        guard let child = children.removeValue(forKey: backend.name) else { return }
+        guard let child = children[backend.name] else { return }
+        child.live = false
+        forget(child)
         child.process.signal(SIGKILL)
         var status: Int32 = 0
         _ = waitpid(child.process.pid, &status, 0)
-    }
-
-    package func poll() -> [(Backend, String)] {
-        let now = monotonicNanoseconds()
-        stopping.removeAll { child in
-            if child.process.reap() != nil { return true }
-            if let killAt = child.killAt, now > killAt { child.process.signal(SIGKILL) }
-            return false
-        }
-        var exited: [(Backend, String)] = []
-        for (name, child) in children {
-            guard let status = child.process.reap() else { continue }
-            children[name] = nil
-            exited.append((child.backend, Self.describe(status)))
-        }
-        return exited
     }
 
     package func details(of backend: Backend) -> [(String, JSONValue)] {
@@ -92,8 +150,10 @@ package final class ProcessDriver: ReplicaDriver {
 
     package func stopAll() {
         let all = Array(children.values) + stopping
-        children.removeAll()
-        stopping.removeAll()
+        for child in all {
+            child.live = false
+            forget(child)
+        }
         for child in all { child.process.signal(SIGTERM) }
         for child in all { child.process.terminate(graceNanoseconds: 2_000_000_000) }
     }

@@ -7,7 +7,12 @@ import Foundation
 
 /// The desired pool, kept on disk so a restart of ds-lb brings back the same replicas under the
 /// same names, numbers and ports (and so the same keys on each). Written after every change,
-/// atomically: temporary file, fsync, rename, fsync of the directory.
+/// atomically: temporary file, fsync, rename, fsync of the directory. The file I/O of
+/// `FileStore`, which gives it the `PoolStore` interface.
+///
+/// Format: version 2 is `{"version": 2, "driver": …, "revision": N, "replicas": […]}`; version 1
+/// (no revision, written by earlier ds-lb) still loads, as revision 1, and is rewritten as
+/// version 2 at the next save.
 package struct StateStore: Sendable {
     package struct Record: Codable, Equatable, Sendable {
         package var name: String
@@ -28,8 +33,12 @@ package struct StateStore: Sendable {
     struct File: Encodable {
         var version: Int
         var driver: String
+        var revision: UInt64
         var replicas: [Record]
     }
+
+    /// The version `save` writes.
+    static let currentVersion = 2
 
     package struct Failure: Error, CustomStringConvertible, Sendable {
         package let description: String
@@ -52,6 +61,11 @@ package struct StateStore: Sendable {
     /// problem: silently starting empty would forget the pool, and a bad entry would fail
     /// later with a message about something else.
     package func load(driver: String) throws -> [Backend]? {
+        try loadWithRevision(driver: driver)?.replicas
+    }
+
+    /// The saved pool and its revision, or nil when there is none (`load`'s errors).
+    package func loadWithRevision(driver: String) throws -> (replicas: [Backend], revision: UInt64)? {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return nil }
         guard !isDirectory.boolValue else {
@@ -62,13 +76,24 @@ package struct StateStore: Sendable {
             Failure(description: "state file \(path) is corrupt: \(what); fix or delete it, or start with --reset-state")
         }
         let fields: [String: JSONValue]
-        do { fields = try Self.fields(of: JSONValue.parse(bytes), required: ["version", "driver", "replicas"]) } catch let error as JSONParseError {
-            throw corrupt("\(error)")
-        } catch let problem as Problem {
+        let value: JSONValue
+        do { value = try JSONValue.parse(bytes) } catch { throw corrupt("\(error)") }
+        // The version first: it says which keys the file must have.
+        var version: Int?
+        if case .object(let pairs) = value, case .int(let number)? = pairs.first(where: { $0.0 == "version" })?.1 { version = number }
+        let required = version == 1 ? ["version", "driver", "replicas"] : ["version", "driver", "revision", "replicas"]
+        do { fields = try Self.fields(of: value, required: required) } catch let problem as Problem {
             throw corrupt(problem.text)
         }
-        guard case .int(let version)? = fields["version"], version == 1 else {
-            throw Failure(description: "state file \(path) has version \(fields["version"]?.serialized ?? "none"); this ds-lb reads version 1")
+        guard let version, (1...Self.currentVersion).contains(version) else {
+            throw Failure(description: "state file \(path) has version \(fields["version"]?.serialized ?? "none"); this ds-lb reads versions 1 and 2")
+        }
+        var revision: UInt64 = 1
+        if version >= 2 {
+            guard case .int(let number)? = fields["revision"], number > 0 else {
+                throw corrupt("'revision' must be a positive integer, not \(fields["revision"]!.serialized)")
+            }
+            revision = UInt64(number)
         }
         guard case .string(let writer)? = fields["driver"] else { throw corrupt("'driver' must be a string") }
         guard writer == driver else {
@@ -78,7 +103,7 @@ package struct StateStore: Sendable {
         do {
             let backends = try entries.enumerated().map { try Self.backend(from: $1, index: $0) }
             try Self.validate(backends)
-            return backends
+            return (backends, revision)
         } catch let problem as Problem {
             throw corrupt(problem.text)
         }
@@ -161,12 +186,13 @@ package struct StateStore: Sendable {
         Failure(description: "\(what): \(String(cString: strerror(code)))", code: code)
     }
 
-    /// Writes the pool. Control thread only (it blocks for one fsync). On any failure the old
-    /// file is untouched and the temporary one is removed.
-    package func save(_ backends: [Backend], driver: String) throws {
+    /// Writes the pool as `revision`. Control thread only (it blocks for one fsync). On any
+    /// failure the old file is untouched and the temporary one is removed.
+    package func save(_ backends: [Backend], driver: String, revision: UInt64 = 1) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(File(version: 1, driver: driver, replicas: backends.map(Record.init)))
+        let file = File(version: Self.currentVersion, driver: driver, revision: revision, replicas: backends.map(Record.init))
+        let data = try encoder.encode(file)
         try makeDirectory()
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)

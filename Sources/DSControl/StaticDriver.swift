@@ -1,5 +1,6 @@
 import DSBalancer
 import DSHTTP1
+import DSReactor
 
 /// Replicas run by someone else, given as `--backend NAME=HOST:PORT`. Heartbeats take them out of
 /// rotation and put them back; `/rm` takes them out of the pool; nothing is started or stopped.
@@ -21,6 +22,7 @@ package final class StaticDriver: ReplicaDriver {
         self.backends = backends.indices.map { numbered[$0]! }
     }
 
+    package func attach(to loop: EventLoop, report: @escaping (DriverEvent) -> Void) {}
     package func initialBackends() -> [Backend] { backends }
 
     package func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
@@ -30,7 +32,6 @@ package final class StaticDriver: ReplicaDriver {
     package func stop(_ backend: Backend) {}
     package func retire(_ backend: Backend) -> () -> Void { {} }
     package func kill(_ backend: Backend) {}
-    package func poll() -> [(Backend, String)] { [] }
     package func details(of backend: Backend) -> [(String, JSONValue)] { [] }
     package func stopAll() {}
 }

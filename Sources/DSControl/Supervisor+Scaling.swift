@@ -19,7 +19,7 @@ final class PendingAdd {
     func replicaCameUp(_ replica: Replica, supervisor: Supervisor) {
         guard !finished, replicas.allSatisfy(\.isUp) else { return }
         finished = true
-        done(supervisor.completeAdd(self))
+        supervisor.completeAdd(self, done: done)
     }
 
     func fail(_ reason: String, supervisor: Supervisor) {
@@ -94,13 +94,20 @@ extension Supervisor {
 
     /// Saves the pool with the new replicas, then publishes it; when it cannot be saved, the
     /// new replicas stop and the pool stays as it was (a change a restart would undo is not made).
-    func completeAdd(_ pending: PendingAdd) -> AdminResponse {
-        let pool = members.filter(\.inPool).map(\.backend) + pending.replicas.map(\.backend)
-        if let refusal = saveOrRefuse(pool, change: "add \(pending.replicas.map(\.backend.name).joined(separator: ", "))") {
-            abortAdd(pending, reason: "the pool could not be saved")
-            return refusal
+    func completeAdd(_ pending: PendingAdd, done: @escaping (AdminResponse) -> Void) {
+        if let deadline = pending.deadline { loop.cancel(deadline); pending.deadline = nil }
+        let change = "add \(pending.replicas.map(\.backend.name).joined(separator: ", "))"
+        saveOrRefuse({ [unowned self] in members.filter(\.inPool).map(\.backend) + pending.replicas.map(\.backend) }, change: change) {
+            [unowned self] refusal in
+            if let refusal {
+                abortAdd(pending, reason: "the pool could not be saved")
+                return done(refusal)
+            }
+            done(commitAdd(pending))
         }
-        if let deadline = pending.deadline { loop.cancel(deadline) }
+    }
+
+    private func commitAdd(_ pending: PendingAdd) -> AdminResponse {
         pendingAdd = nil
         for replica in pending.replicas {
             replica.inPool = true
@@ -122,32 +129,32 @@ extension Supervisor {
 
     /// `DELETE /rm`: takes the replicas out of the snapshot at once and stops them once every
     /// worker runs a snapshot without them.
-    func remove(_ request: AdminRequest) -> AdminResponse {
+    func remove(_ request: AdminRequest, done: @escaping (AdminResponse) -> Void) {
         var names: [String]
         if let id = request.queryParameter("id") {
-            guard let number = Int(id), number > 0 else { return .failure(.badRequest, "<Error> 'id' must be a positive integer, got '\(id)'") }
+            guard let number = Int(id), number > 0 else { return done(.failure(.badRequest, "<Error> 'id' must be a positive integer, got '\(id)'")) }
             guard let replica = members.first(where: { $0.backend.number == number }) else {
-                return .failure(.notFound, "<Error> No replica with id \(number) in the pool")
+                return done(.failure(.notFound, "<Error> No replica with id \(number) in the pool"))
             }
             names = [replica.backend.name]
         } else {
             let command: ScaleCommand
-            do { command = try ScaleCommand.parse(request.body) } catch { return .failure(.badRequest, error.message) }
+            do { command = try ScaleCommand.parse(request.body) } catch { return done(.failure(.badRequest, error.message)) }
             names = command.hostnames ?? []
             let n = command.n ?? max(names.count, 1)
-            guard n > 0 else { return .failure(.badRequest, "<Error> 'n' must be a positive integer, got \(n)") }
+            guard n > 0 else { return done(.failure(.badRequest, "<Error> 'n' must be a positive integer, got \(n)")) }
             guard names.count <= n else {
-                return .failure(.badRequest, "<Error> Length of hostname list is more than removable instances")
+                return done(.failure(.badRequest, "<Error> Length of hostname list is more than removable instances"))
             }
             guard n <= members.count else {
-                return .failure(.badRequest, "<Error> Cannot remove \(n) replicas: the pool has \(members.count)")
+                return done(.failure(.badRequest, "<Error> Cannot remove \(n) replicas: the pool has \(members.count)"))
             }
             // Names match members case-insensitively; from here on they are the members' own.
             var seen = Set<String>()
             for (index, name) in names.enumerated() {
-                guard seen.insert(ReplicaName.key(name)).inserted else { return .failure(.badRequest, "<Error> Hostname '\(name)' is given more than once") }
+                guard seen.insert(ReplicaName.key(name)).inserted else { return done(.failure(.badRequest, "<Error> Hostname '\(name)' is given more than once")) }
                 guard let member = members.first(where: { ReplicaName.same($0.backend.name, name) }) else {
-                    return .failure(.notFound, "<Error> Hostname '\(name)' is not in the pool")
+                    return done(.failure(.notFound, "<Error> Hostname '\(name)' is not in the pool"))
                 }
                 names[index] = member.backend.name
             }
@@ -155,19 +162,25 @@ extension Supervisor {
             others.shuffle()
             names += others.prefix(n - names.count)
         }
-        let removed = members.filter { names.contains($0.backend.name) }
+        let chosen = names
+        let removed = members.filter { chosen.contains($0.backend.name) }
         // Saved first: if the smaller pool cannot be saved, nothing is stopped or unpublished.
-        let remaining = members.filter { $0.inPool && !names.contains($0.backend.name) }.map(\.backend)
-        if let refusal = saveOrRefuse(remaining, change: "remove \(removed.map(\.backend.name).joined(separator: ", "))") {
-            return refusal
+        saveOrRefuse({ [unowned self] in members.filter { $0.inPool && !chosen.contains($0.backend.name) }.map(\.backend) },
+                     change: "remove \(removed.map(\.backend.name).joined(separator: ", "))") { [unowned self] refusal in
+            if let refusal { return done(refusal) }
+            done(commitRemove(removed))
         }
+    }
+
+    /// Takes `removed` out of the pool once their removal is saved.
+    private func commitRemove(_ removed: [Replica]) -> AdminResponse {
         for replica in removed { replica.inPool = false }
         let target = publish()
         for replica in removed { logger.info("[-] Server \(replica.backend.number) removed: \(replica.backend.name)", metadata: event("removed", replica.backend)) }
         // The names are free at once (a re-add may reuse them); these instances stop later.
         let stoppers = removed.map { driver.retire($0.backend) }
         stopWhenUnused(removed, stoppers: stoppers, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)
-        members.removeAll { names.contains($0.backend.name) }
+        members.removeAll { member in removed.contains { $0 === member } }
         return AdminResponse(status: .ok, body: repBody())
     }
 

@@ -12,7 +12,8 @@ import Prometheus
 
 /// Owns membership (docs/ARCHITECTURE.md §5): heartbeats, driver, admin commands, snapshots.
 /// It runs on the control loop; workers reach it only through `submit` and `reportUnreachable`
-/// (which post to that loop) and get their answer through the reply closure.
+/// (which post to that loop) and get their answer through the reply closure. The driver reports
+/// to it through `DriverEvent`s and the desired pool is read and written through a `PoolStore`.
 ///
 /// `@unchecked Sendable`: every mutable property is touched only on `loop`'s thread; the
 /// cross-thread entry points only read immutable state or post to the loop.
@@ -55,6 +56,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         generationGauge = metrics.registry.makeGauge(
             descriptor: ProxyMetrics.name("ring", unit: "generation", help: "Generation of the published snapshot"))
         poolGauge = metrics.registry.makeGauge(descriptor: ProxyMetrics.name("pool", unit: "replicas", help: "Replicas in the pool"))
+        driver.attach(to: loop) { [unowned self] event in self.driverReported(event) }
     }
 
     private func healthGauge(_ name: String) -> Gauge {
@@ -91,7 +93,15 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     }
 
     /// Where the desired pool is kept across restarts (nil: nowhere). Set before `bootstrap`.
-    package var stateStore: StateStore?
+    package var poolStore: PoolStore? {
+        didSet { poolStore?.watch { [unowned self] event in self.storeReported(event) } }
+    }
+    /// The store's revision as this ds-lb last read or wrote it: its next write is a
+    /// compare-and-swap against it.
+    private(set) var poolRevision: UInt64 = 0
+    /// Writes to the store run one at a time, in order; each computes its pool when it starts.
+    private var storeWrites: [(pool: () -> [Backend], completion: (Result<UInt64, PoolStoreError>) -> Void)] = []
+    private var storeWriting = false
 
     /// Set by `beginStopping`: from then on a replica that exits or stops answering is expected
     /// to (a terminal's Ctrl-C reaches every process of its foreground group, and the replicas
@@ -121,9 +131,11 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         for backend in driver.initialBackends() {
             members.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise, status: .up), inPool: true))
         }
-        let saved = driver.canCreate ? try stateStore?.load(driver: driver.name) : nil
-        if let saved {
-            logger.info("[i] Restoring \(saved.count) replicas from \(stateStore!.path)")
+        let stored = driver.canCreate ? try poolStore?.load() : nil
+        poolRevision = stored?.revision ?? 0
+        if let stored, stored.revision > 0, let poolStore {
+            let saved = stored.replicas
+            logger.info("[i] Restoring \(saved.count) replicas from \(poolStore.location)")
             for previous in saved {
                 let backend = try driver.launch(ReplicaSpec(name: previous.name, number: previous.number), previous: previous)
                 members.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true))
@@ -142,10 +154,10 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
             armStartDeadline(replica)
         }
         publish()
-        try saveState()
+        try saveInitialPool()
+        driver.initialPoolLaunched()
         loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self] in self.initialPoolSettled(force: true) }
         initialPoolSettled(force: false)
-        loop.schedule(afterNanoseconds: 100_000_000) { [unowned self] in self.pollDriver() }
         samplePassiveHealth()
         schedulePassiveHealth()
     }
@@ -242,7 +254,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         case ("/add", "POST"):
             add(request, done: done)
         case ("/rm", "DELETE"):
-            done(remove(request))
+            remove(request, done: done)
         case ("/rep", _), ("/status", _), ("/metrics", _):
             done(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on \(request.path); use GET", extraHeaders: "Allow: GET\r\n"))
         case ("/add", _):
@@ -343,31 +355,100 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         return k
     }
 
-    /// Writes `pool` (default: the pool as it is) as the desired pool.
-    func saveState(_ pool: [Backend]? = nil) throws {
-        guard let stateStore, driver.canCreate else { return }
-        try stateStore.save(pool ?? members.filter(\.inPool).map(\.backend), driver: driver.name)
+    // MARK: the desired pool
+
+    /// The pool as it runs: what the store must hold.
+    private func runningPool() -> [Backend] { members.filter(\.inPool).map(\.backend) }
+
+    /// Writes the pool `pool()` names (evaluated when the write starts, after the writes queued
+    /// before it) as a compare-and-swap against the revision this ds-lb knows. A lost race
+    /// leaves the store's revision as the known one: the next write (a resent command, a
+    /// retry) is based on it. Without a store, or with a driver that creates nothing, there is
+    /// nothing to write and `completion` succeeds at once.
+    func writePool(_ pool: @escaping () -> [Backend], completion: @escaping (Result<UInt64, PoolStoreError>) -> Void) {
+        guard poolStore != nil, driver.canCreate else { return completion(.success(poolRevision)) }
+        storeWrites.append((pool, completion))
+        startNextWrite()
     }
 
-    /// For an admin command: saves the pool it would make, before anything changes, and returns
-    /// the answer refusing the command when that fails: 507 when the disk is full, else 500.
-    func saveOrRefuse(_ pool: [Backend], change: String) -> AdminResponse? {
-        do {
-            try saveState(pool)
-            return nil
-        } catch {
+    private func startNextWrite() {
+        guard !storeWriting, !storeWrites.isEmpty, let poolStore else { return }
+        let (pool, completion) = storeWrites.removeFirst()
+        storeWriting = true
+        poolStore.write(pool(), ifRevision: poolRevision) { [unowned self] result in
+            switch result {
+            case .success(let revision): poolRevision = revision
+            case .failure(.conflict(_, let current)): poolRevision = current
+            case .failure: break
+            }
+            storeWriting = false
+            completion(result)
+            startNextWrite()
+        }
+    }
+
+    /// Bootstrap: saves the initial pool. A store that answers at once (the file) fails the
+    /// start when it cannot; one that answers later has its failure logged.
+    private func saveInitialPool() throws(PoolStoreError) {
+        var returned = false
+        var failure: PoolStoreError?
+        writePool({ [unowned self] in runningPool() }) { [unowned self] result in
+            guard case .failure(let error) = result else { return }
+            if returned {
+                logger.error("[!] Could not save the initial pool: \(error). A restart would bring back the last one saved")
+            } else {
+                failure = error
+            }
+        }
+        returned = true
+        if let failure { throw failure }
+    }
+
+    /// For an admin command: saves the pool it would make, before anything changes, and hands
+    /// `then` the answer refusing the command when that fails (nil when saved): 507 when the
+    /// store is full, 409 when another writer changed the pool first, else 500.
+    func saveOrRefuse(_ pool: @escaping () -> [Backend], change: String, then: @escaping (AdminResponse?) -> Void) {
+        writePool(pool) { [unowned self] result in
+            guard case .failure(let error) = result else { return then(nil) }
             logger.error("[!] Could not save the pool, so did not \(change): \(error)")
-            let full = (error as? StateStore.Failure)?.isOutOfSpace == true
-            return .failure(full ? .insufficientStorage : .internalServerError, "<Error> Could not save the pool, nothing changed: \(error)")
+            switch error {
+            case .conflict:
+                then(.failure(.conflict, "<Error> Could not save the pool, nothing changed: \(error); send the command again to apply it to the pool as it is now"))
+            case .outOfSpace:
+                then(.failure(.insufficientStorage, "<Error> Could not save the pool, nothing changed: \(error)"))
+            case .failed, .unreachable:
+                then(.failure(.internalServerError, "<Error> Could not save the pool, nothing changed: \(error)"))
+            }
         }
     }
 
     /// Saves a change the supervisor made on its own (a replacement, a new address). It cannot
-    /// be refused, so a failure is logged: the running pool is right, but a restart of ds-lb
-    /// would bring back the last pool saved.
-    func persist(after change: String) {
-        do { try saveState() } catch {
-            logger.error("[!] Could not save the pool after \(change): \(error). ds-lb runs the new pool, but a restart would bring back the last one saved")
+    /// be refused: a lost race is retried once over the store's new revision (the running pool
+    /// is the one to keep), and a failure is logged — the running pool is right, but a restart
+    /// of ds-lb would bring back the last pool saved.
+    func persist(after change: String, retried: Bool = false) {
+        writePool({ [unowned self] in runningPool() }) { [unowned self] result in
+            switch result {
+            case .success:
+                break
+            case .failure(let error) where !retried && error.isConflict:
+                logger.warning("[!] Saving the pool after \(change): \(error); saving the running pool over it")
+                persist(after: change, retried: true)
+            case .failure(let error):
+                logger.error("[!] Could not save the pool after \(change): \(error). ds-lb runs the new pool, but a restart would bring back the last one saved")
+            }
+        }
+    }
+
+    /// A change committed to the store. This ds-lb's own writes are known already; another
+    /// writer's is logged (applying it to the running pool is not done yet): the next write of
+    /// this ds-lb then loses its race and says so.
+    private func storeReported(_ event: PoolStoreEvent) {
+        switch event {
+        case .changed(let pool) where pool.revision > poolRevision:
+            logger.warning("[!] The pool was changed in \(poolStore?.location ?? "the store") by another writer (revision \(pool.revision), \(pool.replicas.count) replicas); ds-lb keeps running its pool")
+        case .changed:
+            break
         }
     }
 
@@ -623,34 +704,45 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         if graceful { driver.stop(replica.backend) } else { driver.kill(replica.backend) }
     }
 
-    private func pollDriver() {
-        for (old, new) in driver.addressChanges() {
-            guard let replica = members.first(where: { $0.backend == old }) ?? pendingAdd?.replicas.first(where: { $0.backend == old }) else { continue }
+    /// What the driver reports, as it happens (on the control loop).
+    private func driverReported(_ event: DriverEvent) {
+        switch event {
+        case .started:
+            // Readiness is judged by heartbeats, not by the driver.
+            break
+        case .addressChanged(let old, let new):
+            guard let replica = member(at: old) else { return }
             replica.backend = new
             logger.info("[i] Server \(new.number) (\(new.name)) is at \(new.address)")
             if replica.inPool { publish(); persist(after: "\(new.name) moved to \(new.address)") }
+        case .exited(let backend, let reason), .failed(let backend, let reason):
+            replicaExited(backend, reason: reason)
         }
-        for (backend, reason) in driver.poll() {
-            guard let replica = members.first(where: { $0.backend == backend }) ?? pendingAdd?.replicas.first(where: { $0.backend == backend }) else { continue }
-            if stopping {
-                logger.info("[i] Server \(backend.number) (\(backend.name)) exited while ds-lb stops: \(reason)", metadata: event("exited", backend))
-                // Out of rotation for the requests still being drained.
-                if replica.isUp { _ = replica.health.markDown(.l4Connection("process exited: \(reason)")); publish() }
-                continue
-            }
-            logger.warning("[!] Server \(backend.number) (\(backend.name)) exited: \(reason)", metadata: event("exited", backend))
-            if pendingAdd?.replicas.contains(where: { $0 === replica }) == true {
-                pendingAdd?.fail("replica \(backend.name) exited during start-up (\(reason))", supervisor: self)
-            } else if replica.restarting || replica.health.status == .starting {
-                restartFailed(replica, reason: "exited during start-up (\(reason))")
-            } else if replica.isUp || replica.passiveDown {
-                replica.passiveDown = false
-                // The process is gone: no need to wait for `fall` failed heartbeats.
-                if let probe = replica.nextCheck { loop.cancel(probe); replica.nextCheck = nil }
-                replicaWentDown(replica, result: .l4Connection("process exited: \(reason)"))
-            }
+    }
+
+    private func member(at backend: Backend) -> Replica? {
+        members.first(where: { $0.backend == backend }) ?? pendingAdd?.replicas.first(where: { $0.backend == backend })
+    }
+
+    private func replicaExited(_ backend: Backend, reason: String) {
+        guard let replica = member(at: backend) else { return }
+        if stopping {
+            logger.info("[i] Server \(backend.number) (\(backend.name)) exited while ds-lb stops: \(reason)", metadata: event("exited", backend))
+            // Out of rotation for the requests still being drained.
+            if replica.isUp { _ = replica.health.markDown(.l4Connection("process exited: \(reason)")); publish() }
+            return
         }
-        loop.schedule(afterNanoseconds: 100_000_000) { [unowned self] in self.pollDriver() }
+        logger.warning("[!] Server \(backend.number) (\(backend.name)) exited: \(reason)", metadata: event("exited", backend))
+        if pendingAdd?.replicas.contains(where: { $0 === replica }) == true {
+            pendingAdd?.fail("replica \(backend.name) exited during start-up (\(reason))", supervisor: self)
+        } else if replica.restarting || replica.health.status == .starting {
+            restartFailed(replica, reason: "exited during start-up (\(reason))")
+        } else if replica.isUp || replica.passiveDown {
+            replica.passiveDown = false
+            // The process is gone: no need to wait for `fall` failed heartbeats.
+            if let probe = replica.nextCheck { loop.cancel(probe); replica.nextCheck = nil }
+            replicaWentDown(replica, result: .l4Connection("process exited: \(reason)"))
+        }
     }
 
     // MARK: scaling (see Supervisor+Scaling.swift)

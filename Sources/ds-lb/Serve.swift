@@ -342,7 +342,7 @@ struct Serve: ParsableCommand {
         if resetState {
             do { try store.reset() } catch { throw ValidationError("--reset-state: cannot remove \(store.path): \(error)") }
         }
-        supervisor.stateStore = store
+        supervisor.poolStore = FileStore(file: store, driver: replicaDriver.name)
         // systemd: WATCHDOG=1 only while every loop makes progress; STATUS= follows the pool
         // (and says when the last reload failed or left a setting for the next restart).
         var watchdog: ProgressWatchdog?
@@ -399,7 +399,7 @@ struct Serve: ParsableCommand {
                 notifier.ready(status: reloader.statusLine)
                 lastStatus = reloader.statusLine
             }
-        } catch let error as StateStore.Failure {
+        } catch let error as PoolStoreError {
             supervisor.stopAll()
             throw Failure(description: "\(error)")
         } catch {

@@ -107,6 +107,10 @@ typedef struct cl_spawn_options {
 // async-signal-safe calls run between fork and exec. Returns the pid or -1 with errno.
 pid_t cl_spawn(const char *path, char *const argv[], char *const envp[], const cl_spawn_options *options);
 
+// pidfd_open(2) (Linux 5.3): a descriptor that polls readable once the child `pid` exited, so an
+// event loop learns of the exit without SIGCHLD or polling. -1 with errno (ENOSYS on older kernels).
+int cl_pidfd_open(pid_t pid);
+
 // Names the calling thread (at most 15 bytes are kept), for `top -H` and gdb.
 void cl_set_thread_name(const char *name);
 /// malloc_trim(0): gives free heap pages of every arena back to the kernel (<malloc.h>, which
