@@ -26,7 +26,7 @@ package struct DriverError: Error, CustomStringConvertible, Sendable {
 
 /// What a driver learned about a replica on its own, after `launch` returned. Posted to the
 /// control loop as it happens: the supervisor never asks.
-package enum DriverEvent: Sendable, Equatable {
+package enum DriverEvent: Sendable, Hashable {
     /// The instance runs (its process or container started) at this address.
     case started(Backend)
     /// The instance ended on its own (a replica that was stopped, retired or killed is not reported).

@@ -15,29 +15,28 @@ import Logging
 /// network): the supervisor heartbeats the address the driver reports later, brings the replica
 /// up there, and publishes that address in the snapshot the workers route by.
 final class AddressChangeTests: XCTestCase {
-    /// Launches at a placeholder that refuses (port 0) and reports `real` from its second poll on.
+    /// Launches at a placeholder that refuses (port 0) and reports `real` a little later.
     private final class LateAddressDriver: ReplicaDriver {
         let name = "late"
         let canCreate = true
         let real: UInt16
-        private var launched: Backend?
-        private var polls = 0
+        private var loop: EventLoop?
+        private var report: (DriverEvent) -> Void = { _ in }
         init(real: UInt16) { self.real = real }
+        func attach(to loop: EventLoop, report: @escaping (DriverEvent) -> Void) {
+            self.loop = loop
+            self.report = report
+        }
         func initialBackends() -> [Backend] { [] }
         func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
             let backend = Backend(name: replica.name, number: replica.number, host: "127.0.0.1", port: 0)
-            launched = backend
+            let real = Backend(name: replica.name, number: replica.number, host: "127.0.0.1", port: self.real)
+            loop?.schedule(afterNanoseconds: 100_000_000) { [self] in report(.addressChanged(from: backend, to: real)) }
             return backend
         }
         func stop(_ backend: Backend) {}
         func retire(_ backend: Backend) -> () -> Void { {} }
         func kill(_ backend: Backend) {}
-        func poll() -> [(Backend, String)] { polls += 1; return [] }
-        func addressChanges() -> [(Backend, Backend)] {
-            guard polls >= 1, let old = launched else { return [] }
-            launched = nil
-            return [(old, Backend(name: old.name, number: old.number, host: "127.0.0.1", port: real))]
-        }
         func details(of backend: Backend) -> [(String, JSONValue)] { [] }
         func stopAll() {}
     }
@@ -72,7 +71,7 @@ final class AddressChangeTests: XCTestCase {
         let supervisor = Supervisor(loop: loop, driver: LateAddressDriver(real: responder.port), algorithm: .ring,
                                     config: SupervisorConfig(), workers: 1, logger: log.logger)
         try supervisor.bootstrap(replicas: 1) {}
-        supervisor.stateStore = try unwritableStateStore()
+        supervisor.poolStore = try unwritablePoolStore()
         let stopLoop = startControlLoop(loop, keeping: supervisor)
         defer { stopLoop() }
         let expected = "[!] Could not save the pool after server-1 moved to 127.0.0.1:\(responder.port): cannot create state directory"

@@ -3,6 +3,8 @@ import XCTest
 import DSBalancer
 import DSDocker
 import DSDockerTestSupport
+import DSReactor
+import DSSystem
 import Logging
 @testable import DSControl
 
@@ -12,32 +14,23 @@ import Logging
 final class DockerDriverTests: XCTestCase {
     private let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 
-    /// Calls poll() and addressChanges() as the supervisor does until `until` says stop.
-    private func drive(_ driver: DockerDriver, seconds: Double = 5, until: ([(Backend, Backend)], [(Backend, String)]) -> Bool) {
-        let deadline = Date().addingTimeInterval(seconds)
-        var changes: [(Backend, Backend)] = []
-        var exits: [(Backend, String)] = []
-        while Date() < deadline {
-            changes += driver.addressChanges()
-            exits += driver.poll()
-            if until(changes, exits) { return }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        XCTFail("gave up after \(seconds)s: changes \(changes), exits \(exits)")
-    }
-
     func testOnAUserNetworkAReplicaIsReachedAtItsAddressFromInspect() throws {
         for shape in [VersionedEngine.Shape.v1_41, .current] {
             let engine = try VersionedEngine(shape: shape)
             defer { engine.stop() }
             let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
             let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "appnet", logger: logger)
-            let launched = try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil)
+            let control = try DriverEventLoop(driver)
+            defer { control.stop() }
+            let launched = try control.sync { try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil) }
             // Not known yet: a placeholder that refuses at once, never a guess.
             XCTAssertEqual(launched.port, 0)
             var found: Backend?
-            drive(driver) { changes, _ in
-                found = changes.first(where: { $0.0 == launched })?.1
+            control.waitFor { events in
+                found = events.lazy.compactMap { event -> Backend? in
+                    guard case .addressChanged(launched, let new) = event else { return nil }
+                    return new
+                }.first
                 return found != nil
             }
             XCTAssertEqual(found, Backend(name: "server-1", number: 1, host: "172.20.0.10", port: 5000), "\(shape)")
@@ -48,7 +41,8 @@ final class DockerDriverTests: XCTestCase {
             XCTAssertEqual(container.labels["ds-lb.pool"], "p")
             XCTAssertEqual(container.labels["ds-lb.id"], "1")
             // The updated backend is the driver's: killing it by that identity removes the container.
-            driver.kill(try XCTUnwrap(found))
+            let current = try XCTUnwrap(found)
+            try control.sync { driver.kill(current) }
             XCTAssertTrue(driver.waitForEngine())
             XCTAssertTrue(engine.all.isEmpty)
         }
@@ -60,8 +54,10 @@ final class DockerDriverTests: XCTestCase {
             defer { engine.stop() }
             let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
             let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
-            let one = try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil)
-            let two = try driver.launch(ReplicaSpec(name: "server-2", number: 2), previous: nil)
+            let control = try DriverEventLoop(driver)
+            defer { control.stop() }
+            let one = try control.sync { try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil) }
+            let two = try control.sync { try driver.launch(ReplicaSpec(name: "server-2", number: 2), previous: nil) }
             XCTAssertEqual(one.host, "127.0.0.1")
             XCTAssertEqual(two.host, "127.0.0.1")
             XCTAssertNotEqual(one.port, 0)
@@ -69,7 +65,11 @@ final class DockerDriverTests: XCTestCase {
             XCTAssertTrue(driver.waitForEngine())
             XCTAssertEqual(Set(engine.all.filter(\.running).map(\.name)), ["server-1", "server-2"])
             XCTAssertEqual(engine.all.first { $0.name == "server-1" }?.labels["ds-lb.port"], String(one.port))
-            XCTAssertTrue(driver.addressChanges().isEmpty)
+            // Both started where `launch` said, and no address changed: the worker posted its news
+            // before the engine went idle, and `sync` runs after what was posted before it.
+            try control.sync {}
+            control.waitFor { $0.count >= 2 }
+            XCTAssertEqual(Set(control.events), [.started(one), .started(two)], "\(shape)")
         }
     }
 
@@ -87,9 +87,9 @@ final class DockerDriverTests: XCTestCase {
         }
     }
 
-    /// The control thread never waits on the engine: launch and poll return while the engine
-    /// still holds the create (a driver that waited would never get to open the gate).
-    func testLaunchAndPollDoNotWaitForTheEngine() throws {
+    /// The control thread never waits on the engine: launch returns while the engine still
+    /// holds the create (a driver that waited would never get to open the gate).
+    func testLaunchDoesNotWaitForTheEngine() throws {
         let gate = DispatchSemaphore(value: 0)
         let engine = try FakeEngine { request in
             switch (request.method, request.path) {
@@ -106,7 +106,6 @@ final class DockerDriverTests: XCTestCase {
         let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
         let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
         let backend = try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil)
-        XCTAssertTrue(driver.poll().isEmpty)
         XCTAssertFalse(engine.requestLines.contains { $0.contains("/start") }, "the create is still held")
         gate.signal()
         XCTAssertTrue(driver.waitForEngine())
@@ -135,5 +134,54 @@ final class DockerDriverTests: XCTestCase {
             XCTAssertTrue(conflict?.description.contains("not managed by ds-lb") == true, "\(error)")
         }
         XCTAssertEqual(engine.all.map(\.name), ["server-9"])
+    }
+}
+
+/// A control loop on a thread of its own for a driver under test: the driver is attached to it,
+/// its calls run on it (`sync`), and the events it reports are kept.
+final class DriverEventLoop: @unchecked Sendable {
+    let loop: EventLoop
+    private let lock = NSLock()
+    private var received: [DriverEvent] = []
+    private let exited = DispatchSemaphore(value: 0)
+    private let driver: ReplicaDriver
+
+    init(_ driver: ReplicaDriver) throws {
+        loop = try EventLoop()
+        self.driver = driver
+        driver.attach(to: loop) { [self] event in lock.withLock { received.append(event) } }
+        let loop = self.loop
+        LoopThread.start(name: "test-control") { [exited] in loop.run(); exited.signal() }
+    }
+
+    var events: [DriverEvent] { lock.withLock { received } }
+
+    /// Runs `body` on the loop and waits for it.
+    func sync<T>(_ body: @escaping () throws -> T) throws -> T {
+        nonisolated(unsafe) var result: Result<T, any Error>?
+        nonisolated(unsafe) let body = body
+        let done = DispatchSemaphore(value: 0)
+        loop.execute {
+            result = Result { try body() }
+            done.signal()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 20), .success, "the control loop did not run the call")
+        return try XCTUnwrap(result).get()
+    }
+
+    /// Waits (up to `seconds`) until `condition` holds for the events reported so far.
+    func waitFor(seconds: Double = 10, file: StaticString = #filePath, line: UInt = #line, _ condition: ([DriverEvent]) -> Bool) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition(events) { return }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        XCTFail("gave up after \(seconds)s: events \(events)", file: file, line: line)
+    }
+
+    func stop() {
+        loop.stop()
+        XCTAssertEqual(exited.wait(timeout: .now() + 10), .success, "the control loop did not stop")
+        withExtendedLifetime(driver) {}
     }
 }

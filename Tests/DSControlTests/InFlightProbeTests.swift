@@ -32,8 +32,18 @@ final class InFlightProbeTests: XCTestCase {
 
         var launches: Int { lock.withLock { launchCount } }
         var exitsReported: Int { lock.withLock { exitCount } }
-        /// Makes the running replica exit at the next poll.
+        /// Makes the running replica exit at the driver's next look.
         func exitNow(_ backend: Backend) { lock.withLock { exitPending = backend } }
+
+        /// Looks every 5 ms whether the replica is to exit now and reports it then, as a real
+        /// driver reports an exit it sees.
+        func attach(to loop: EventLoop, report: @escaping (DriverEvent) -> Void) {
+            func look() {
+                if let backend = exitDue() { report(.exited(backend, reason: "exit status 1")) }
+                loop.schedule(afterNanoseconds: 5_000_000) { look() }
+            }
+            loop.schedule(afterNanoseconds: 5_000_000) { look() }
+        }
 
         func initialBackends() -> [Backend] { [] }
         func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
@@ -44,14 +54,14 @@ final class InFlightProbeTests: XCTestCase {
             }
             return backend
         }
-        func poll() -> [(Backend, String)] {
+        private func exitDue() -> Backend? {
             lock.withLock {
-                guard let backend = exitPending else { return [] }
+                guard let backend = exitPending else { return nil }
                 // A restarted replica exits only once a probe sent after its launch is held.
-                if launchCount >= 2 && responder.held <= heldWhenLaunched { return [] }
+                if launchCount >= 2 && responder.held <= heldWhenLaunched { return nil }
                 exitPending = nil
                 exitCount += 1
-                return [(backend, "exit status 1")]
+                return backend
             }
         }
         func stop(_ backend: Backend) {}
@@ -88,7 +98,7 @@ final class InFlightProbeTests: XCTestCase {
             if Date() >= deadline { return }
             usleep(5_000)
         }
-        // The restart's exit is reported at the first poll after its probe was held; only then
+        // The restart's exit is reported at the driver's first look after its probe was held; only then
         // does the stranger answer. The restart after the backoff must still come.
         while driver.exitsReported < 2 && Date() < deadline { usleep(5_000) }
         XCTAssertEqual(driver.exitsReported, 2, "the restarted replica's exit was not reported")

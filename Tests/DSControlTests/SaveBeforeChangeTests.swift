@@ -16,6 +16,7 @@ final class SaveBeforeChangeTests: XCTestCase {
         let name = "recording"
         let canCreate = true
         var stopped: [String] = []
+        func attach(to loop: EventLoop, report: @escaping (DriverEvent) -> Void) {}
         func initialBackends() -> [Backend] { [] }
         func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
             Backend(name: replica.name, number: replica.number, host: "127.0.0.1", port: 0)
@@ -23,7 +24,6 @@ final class SaveBeforeChangeTests: XCTestCase {
         func stop(_ backend: Backend) { stopped.append(backend.name) }
         func retire(_ backend: Backend) -> () -> Void { stopped.append(backend.name); return {} }
         func kill(_ backend: Backend) { stopped.append(backend.name) }
-        func poll() -> [(Backend, String)] { [] }
         func details(of backend: Backend) -> [(String, JSONValue)] { [] }
         func stopAll() {}
     }
@@ -34,7 +34,7 @@ final class SaveBeforeChangeTests: XCTestCase {
         let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
                                     logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         try supervisor.bootstrap(replicas: 3) {}
-        supervisor.stateStore = try unwritableStateStore()
+        supervisor.poolStore = try unwritablePoolStore()
         let before = supervisor.repBody()
         let generation = supervisor.publisher.latest().generation
         let stopLoop = startControlLoop(loop, keeping: supervisor)

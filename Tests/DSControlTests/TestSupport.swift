@@ -66,12 +66,12 @@ final class CapturedLog: @unchecked Sendable {
 }
 
 extension XCTestCase {
-    /// A state store every save to fails, also as root: its directory's parent is a regular file.
-    func unwritableStateStore() throws -> StateStore {
+    /// A pool store every save to fails, also as root: its directory's parent is a regular file.
+    func unwritablePoolStore() throws -> FileStore {
         let file = NSTemporaryDirectory() + "/ds-lb-not-a-directory-\(getpid())-\(UUID().uuidString)"
         XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
         addTeardownBlock { try? FileManager.default.removeItem(atPath: file) }
-        return StateStore(directory: file + "/state")
+        return FileStore(file: StateStore(directory: file + "/state"), driver: "test")
     }
 }
 
