@@ -78,4 +78,27 @@ final class AddressChangeTests: XCTestCase {
         XCTAssertTrue(log.waitFor(expected), "wanted '\(expected)'; the log: \(log.messages)")
         XCTAssertTrue(log.waitFor("a restart would bring back the last one saved"), "\(log.messages)")
     }
+
+    /// A change the supervisor saves by itself that loses its race is saved again over the
+    /// store's new revision: the running pool is the one to keep.
+    func testAnAddressSavedAfterALostRaceIsSavedAgainOverTheOtherWriter() throws {
+        let responder = try HeartbeatResponder()
+        defer { responder.stop() }
+        let loop = try EventLoop()
+        let log = CapturedLog()
+        let supervisor = Supervisor(loop: loop, driver: LateAddressDriver(real: responder.port), algorithm: .ring,
+                                    config: SupervisorConfig(), workers: 1, logger: log.logger)
+        try supervisor.bootstrap(replicas: 1) {}
+        let store = RacingPoolStore(loop: loop, revision: 7)
+        supervisor.poolStore = store
+        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        defer { stopLoop() }
+        let expected = "[!] Saving the pool after server-1 moved to 127.0.0.1:\(responder.port): the pool was changed by another writer (now at revision 7, this ds-lb had revision 0); saving the running pool over it"
+        XCTAssertTrue(log.waitFor(expected), "wanted '\(expected)'; the log: \(log.messages)")
+        let deadline = Date().addingTimeInterval(10)
+        while store.saved.revision < 8 && Date() < deadline { usleep(5_000) }
+        XCTAssertEqual(store.saved, StoredPool(replicas: [Backend(name: "server-1", number: 1, host: "127.0.0.1", port: responder.port)], revision: 8))
+        XCTAssertEqual(store.writes, 2)
+        XCTAssertFalse(log.messages.contains { $0.contains("Could not save") }, "\(log.messages)")
+    }
 }

@@ -61,4 +61,56 @@ final class SaveBeforeChangeTests: XCTestCase {
         }
         wait(for: [checked], timeout: 10)
     }
+
+    /// Another writer changed the pool since this ds-lb last read it: the command is refused
+    /// with 409 and changes nothing; sent again, it applies over the pool as it is now.
+    func testARemoveThatLostARaceIsRefusedAndAppliesWhenSentAgain() throws {
+        let loop = try EventLoop()
+        let driver = RecordingDriver()
+        let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
+                                    logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        try supervisor.bootstrap(replicas: 3) {}
+        let store = RacingPoolStore(loop: loop, revision: 4)
+        supervisor.poolStore = store
+        let before = supervisor.repBody()
+        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        defer { stopLoop() }
+
+        func remove() -> AdminResponse? {
+            let answered = expectation(description: "answer")
+            nonisolated(unsafe) var response: AdminResponse?
+            supervisor.submit(AdminRequest(method: "DELETE", path: "/rm", query: "id=1", body: [])) {
+                response = $0
+                answered.fulfill()
+            }
+            wait(for: [answered], timeout: 10)
+            return response
+        }
+        func onLoop(_ body: @escaping @Sendable () -> Void) {
+            let done = expectation(description: "on the loop")
+            loop.execute {
+                body()
+                done.fulfill()
+            }
+            wait(for: [done], timeout: 10)
+        }
+
+        let refused = remove()
+        XCTAssertEqual(refused?.status, .conflict, "\(String(describing: refused))")
+        XCTAssertEqual(refused?.body.contains("Could not save the pool, nothing changed: the pool was changed by another writer (now at revision 4, this ds-lb had revision 0); send the command again"), true,
+                       "\(String(describing: refused?.body))")
+        onLoop {
+            XCTAssertEqual(supervisor.repBody(), before, "the pool is unchanged")
+            XCTAssertEqual(driver.stopped, [], "no replica was stopped")
+        }
+        XCTAssertEqual(store.saved.revision, 4)
+
+        let applied = remove()
+        XCTAssertEqual(applied?.status, .ok, "\(String(describing: applied))")
+        XCTAssertEqual(store.saved, StoredPool(replicas: [DSBalancerBackend.port0("server-2", 2), DSBalancerBackend.port0("server-3", 3)], revision: 5))
+        onLoop {
+            XCTAssertEqual(supervisor.poolRevision, 5)
+            XCTAssertEqual(driver.stopped, ["server-1"])
+        }
+    }
 }

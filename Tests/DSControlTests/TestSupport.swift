@@ -28,6 +28,11 @@ enum DSBalancerBackend {
     static func make(_ name: String, _ number: Int) -> Backend {
         Backend(name: name, number: number, host: "127.0.0.1", port: UInt16(20000 + number))
     }
+
+    /// A replica launched where nothing listens (port 0).
+    static func port0(_ name: String, _ number: Int) -> Backend {
+        Backend(name: name, number: number, host: "127.0.0.1", port: 0)
+    }
 }
 
 /// Keeps every message logged through `logger`, for tests of what the log says.
@@ -116,4 +121,41 @@ final class HeartbeatResponder: @unchecked Sendable {
             close(client)
         }
     }
+}
+
+/// A pool store another writer is ahead of: the pool is at `revision` before this ds-lb ever
+/// wrote, so its first write loses the race. Answers like a remote store, on the loop after a
+/// while, never inside `write`. Loop thread only, except `saved` and `writes`.
+final class RacingPoolStore: PoolStore, @unchecked Sendable {
+    let location = "the racing store"
+    private let loop: EventLoop
+    private let lock = NSLock()
+    private var revision: UInt64
+    private var replicas: [Backend] = []
+    private var attempts = 0
+
+    init(loop: EventLoop, revision: UInt64) {
+        self.loop = loop
+        self.revision = revision
+    }
+
+    var saved: StoredPool { lock.withLock { StoredPool(replicas: replicas, revision: revision) } }
+    var writes: Int { lock.withLock { attempts } }
+
+    func load() throws(PoolStoreError) -> StoredPool { saved }
+
+    func write(_ replicas: [Backend], ifRevision: UInt64, completion: @escaping (Result<UInt64, PoolStoreError>) -> Void) {
+        loop.schedule(afterNanoseconds: 20_000_000) { [self] in
+            let result: Result<UInt64, PoolStoreError> = lock.withLock {
+                attempts += 1
+                guard ifRevision == revision else { return .failure(.conflict(expected: ifRevision, current: revision)) }
+                revision += 1
+                self.replicas = replicas
+                return .success(revision)
+            }
+            completion(result)
+        }
+    }
+
+    func watch(_ handler: @escaping (PoolStoreEvent) -> Void) {}
 }
