@@ -104,6 +104,11 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
             }
             live[replica.name] = Instance(token: token, backend: backend)
             logger.info("[i] Adopted container \(replica.name) (\(container.shortID)) at \(backend.address)")
+            // Reported from the loop, not from inside `launch`: the supervisor is not re-entered.
+            loop?.schedule(afterNanoseconds: 0) { [weak self] in
+                guard let self, self.live[replica.name]?.token == token else { return }
+                self.report(.started(backend))
+            }
             return backend
         }
         let backend: Backend

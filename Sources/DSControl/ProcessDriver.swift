@@ -38,7 +38,12 @@ package final class ProcessDriver: ReplicaDriver {
             self.driver = driver
         }
 
-        func handle(_ events: IOEvents) { driver?.reap(self) }
+        func handle(_ events: IOEvents) {
+            // The pidfd is readable once the child exited, so it can be reaped now; should it
+            // not be (the edge is spent either way), the timer keeps looking.
+            guard let driver, !driver.reap(self) else { return }
+            driver.watchByTimer(self)
+        }
     }
 
     private var children: [String: Child] = [:]
