@@ -61,18 +61,24 @@ final class AddressChangeTests: XCTestCase {
         XCTAssertEqual(snapshot.healthy, [true])
     }
 
+    /// Runs a supervisor with one replica whose address comes late, saving to the store `store`
+    /// makes (after the initial pool was saved nowhere); returns what stops it.
+    private func runLateReplica(at port: UInt16, log: CapturedLog, store: (EventLoop) throws -> PoolStore) throws -> () -> Void {
+        let loop = try EventLoop()
+        let supervisor = Supervisor(loop: loop, driver: LateAddressDriver(real: port), algorithm: .ring,
+                                    config: SupervisorConfig(), workers: 1, logger: log.logger)
+        try supervisor.bootstrap(replicas: 1) {}
+        supervisor.poolStore = try store(loop)
+        return startControlLoop(loop, keeping: supervisor)
+    }
+
     /// The supervisor saves a new address by itself; when that fails it cannot refuse anything,
     /// so the log says what was not saved and what a restart would do.
     func testAnAddressThatCannotBeSavedIsLoggedAsSuch() throws {
         let responder = try HeartbeatResponder()
         defer { responder.stop() }
-        let loop = try EventLoop()
         let log = CapturedLog()
-        let supervisor = Supervisor(loop: loop, driver: LateAddressDriver(real: responder.port), algorithm: .ring,
-                                    config: SupervisorConfig(), workers: 1, logger: log.logger)
-        try supervisor.bootstrap(replicas: 1) {}
-        supervisor.poolStore = try unwritablePoolStore()
-        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        let stopLoop = try runLateReplica(at: responder.port, log: log) { _ in try unwritablePoolStore() }
         defer { stopLoop() }
         let expected = "[!] Could not save the pool after server-1 moved to 127.0.0.1:\(responder.port): cannot create state directory"
         XCTAssertTrue(log.waitFor(expected), "wanted '\(expected)'; the log: \(log.messages)")
@@ -84,15 +90,14 @@ final class AddressChangeTests: XCTestCase {
     func testAnAddressSavedAfterALostRaceIsSavedAgainOverTheOtherWriter() throws {
         let responder = try HeartbeatResponder()
         defer { responder.stop() }
-        let loop = try EventLoop()
         let log = CapturedLog()
-        let supervisor = Supervisor(loop: loop, driver: LateAddressDriver(real: responder.port), algorithm: .ring,
-                                    config: SupervisorConfig(), workers: 1, logger: log.logger)
-        try supervisor.bootstrap(replicas: 1) {}
-        let store = RacingPoolStore(loop: loop, revision: 7)
-        supervisor.poolStore = store
-        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        var racing: RacingPoolStore?
+        let stopLoop = try runLateReplica(at: responder.port, log: log) { loop in
+            racing = RacingPoolStore(loop: loop, revision: 7)
+            return racing!
+        }
         defer { stopLoop() }
+        let store = try XCTUnwrap(racing)
         let expected = "[!] Saving the pool after server-1 moved to 127.0.0.1:\(responder.port): the pool was changed by another writer (now at revision 7, this ds-lb had revision 0); saving the running pool over it"
         XCTAssertTrue(log.waitFor(expected), "wanted '\(expected)'; the log: \(log.messages)")
         let deadline = Date().addingTimeInterval(10)

@@ -18,6 +18,17 @@ final class ProcessDriverTests: XCTestCase {
         return path
     }
 
+    /// A process driver of sleepers on a control loop of its own, stopped at the test's end.
+    private func attachedDriver() throws -> (ProcessDriver, DriverEventLoop) {
+        let driver = ProcessDriver(serverBinary: try sleeper(), stopGraceNanoseconds: 1_000_000_000)
+        let control = try DriverEventLoop(driver)
+        addTeardownBlock {
+            _ = try? control.sync { driver.stopAll() }
+            control.stop()
+        }
+        return (driver, control)
+    }
+
     private func childPID(of backend: Backend, in driver: ProcessDriver, control: DriverEventLoop) throws -> pid_t {
         let details = try control.sync { driver.details(of: backend) }
         guard case .int(let pid)? = details.first(where: { $0.0 == "pid" })?.1 else {
@@ -28,12 +39,7 @@ final class ProcessDriverTests: XCTestCase {
     }
 
     func testAChildKilledFromOutsideIsReportedAsExited() throws {
-        let driver = ProcessDriver(serverBinary: try sleeper(), stopGraceNanoseconds: 1_000_000_000)
-        let control = try DriverEventLoop(driver)
-        defer {
-            _ = try? control.sync { driver.stopAll() }
-            control.stop()
-        }
+        let (driver, control) = try attachedDriver()
         let backend = try control.sync { try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil) }
         control.waitFor { $0 == [.started(backend)] }
         let pid = try childPID(of: backend, in: driver, control: control)
@@ -48,12 +54,7 @@ final class ProcessDriverTests: XCTestCase {
 
     /// Instances ds-lb stops or kills itself are not reported: only exits it did not ask for are.
     func testStoppedAndKilledChildrenAreReapedWithoutAReport() throws {
-        let driver = ProcessDriver(serverBinary: try sleeper(), stopGraceNanoseconds: 1_000_000_000)
-        let control = try DriverEventLoop(driver)
-        defer {
-            _ = try? control.sync { driver.stopAll() }
-            control.stop()
-        }
+        let (driver, control) = try attachedDriver()
         let one = try control.sync { try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil) }
         let two = try control.sync { try driver.launch(ReplicaSpec(name: "server-2", number: 2), previous: nil) }
         let three = try control.sync { try driver.launch(ReplicaSpec(name: "server-3", number: 3), previous: nil) }

@@ -28,12 +28,18 @@ final class SaveBeforeChangeTests: XCTestCase {
         func stopAll() {}
     }
 
-    func testRemoveThatCannotBeSavedStopsNothing() throws {
+    /// A supervisor that launched three replicas (saved nowhere), its loop not yet running.
+    private func threeReplicas() throws -> (EventLoop, RecordingDriver, Supervisor) {
         let loop = try EventLoop()
         let driver = RecordingDriver()
         let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
                                     logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         try supervisor.bootstrap(replicas: 3) {}
+        return (loop, driver, supervisor)
+    }
+
+    func testRemoveThatCannotBeSavedStopsNothing() throws {
+        let (loop, driver, supervisor) = try threeReplicas()
         supervisor.poolStore = try unwritablePoolStore()
         let before = supervisor.repBody()
         let generation = supervisor.publisher.latest().generation
@@ -65,11 +71,7 @@ final class SaveBeforeChangeTests: XCTestCase {
     /// Another writer changed the pool since this ds-lb last read it: the command is refused
     /// with 409 and changes nothing; sent again, it applies over the pool as it is now.
     func testARemoveThatLostARaceIsRefusedAndAppliesWhenSentAgain() throws {
-        let loop = try EventLoop()
-        let driver = RecordingDriver()
-        let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
-                                    logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
-        try supervisor.bootstrap(replicas: 3) {}
+        let (loop, driver, supervisor) = try threeReplicas()
         let store = RacingPoolStore(loop: loop, revision: 4)
         supervisor.poolStore = store
         let before = supervisor.repBody()
