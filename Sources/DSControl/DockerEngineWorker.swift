@@ -283,6 +283,9 @@ final class DockerEngineWorker: Sendable {
     /// Lists every container: refreshes the foreign names and reports watched replicas whose
     /// container stopped or vanished (heartbeats would notice too, only later).
     func refresh(watched: [(UInt64, Backend)]) {
+        // Only containers started before the list was asked for: one started while the list
+        // was on its way shows in it as created, not running, and has not exited.
+        let startedBefore = shared.withLock { $0.started }
         client.listContainers { [self] result in
             let all: [ContainerSummary]
             switch result {
@@ -296,7 +299,7 @@ final class DockerEngineWorker: Sendable {
             let recovered = shared.withLock { shared -> Bool in
                 defer { shared.listFailing = false; shared.refreshing = false }
                 shared.foreignNames = Set(all.filter { !isOurs($0) }.map(\.name))
-                for (token, backend) in watched where shared.started.contains(token) {
+                for (token, backend) in watched where shared.started.contains(token) && startedBefore.contains(token) {
                     guard let id = shared.containerIDs[token] else { continue }
                     if let container = byID[id] {
                         if container.isRunning { continue }

@@ -73,6 +73,26 @@ final class DockerDriverTests: XCTestCase {
         }
     }
 
+    /// A container that stops without ds-lb asking is reported as exited, with the engine's
+    /// words; one ds-lb stopped itself is not.
+    func testAContainerStoppedBehindTheDriversBackIsReportedAsExited() throws {
+        let engine = try VersionedEngine(shape: .current)
+        defer { engine.stop() }
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
+        let control = try DriverEventLoop(driver)
+        defer { control.stop() }
+        let one = try control.sync { try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil) }
+        let two = try control.sync { try driver.launch(ReplicaSpec(name: "server-2", number: 2), previous: nil) }
+        control.waitFor { Set($0) == [.started(one), .started(two)] }
+        try control.sync { driver.stop(two) }
+        engine.stopBehindTheDriver("server-1")
+        control.waitFor { $0.count == 3 }
+        XCTAssertEqual(control.events.last, .exited(one, reason: "container exited: Exited (0) 1 second ago"))
+        XCTAssertTrue(driver.waitForEngine())
+        XCTAssertEqual(engine.all.map(\.name), ["server-1"], "the stopped one is removed; the exited one is left to the supervisor")
+    }
+
     func testARunningContainerOfThePoolOnTheNetworkIsAdoptedAtItsAddress() throws {
         for shape in [VersionedEngine.Shape.v1_41, .current] {
             let engine = try VersionedEngine(shape: shape)

@@ -48,6 +48,14 @@ package final class VersionedEngine: @unchecked Sendable {
     /// Adds a container nobody asked ds-lb for (a foreign one, or one left from an earlier run).
     package func add(_ container: Container) { lock.withLock { containers.append(container) } }
 
+    /// Stops a container behind ds-lb's back (`docker stop` from a shell, an OOM kill).
+    package func stopBehindTheDriver(_ name: String) {
+        lock.withLock {
+            guard let index = containers.firstIndex(where: { $0.name == name }) else { return }
+            containers[index].running = false
+        }
+    }
+
     private var version: (api: String, min: String, engine: String) {
         shape == .v1_41 ? ("1.41", "1.12", "20.10.24") : ("1.52", "1.44", "29.0.0")
     }
