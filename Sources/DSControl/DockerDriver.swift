@@ -192,8 +192,7 @@ package final class DockerDriver: ReplicaDriver {
 
     /// Asks the kernel for a free port by binding port 0 (host networking: the container binds it).
     private func freePort() throws -> UInt16 {
-        let fd = try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1)
-        defer { Socket.close(fd) }
-        return try Socket.localAddress(fd).port
+        let fd = FileDescriptor(adopting: try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1))
+        return try Socket.localAddress(fd.rawValue).port
     }
 }

@@ -103,9 +103,8 @@ package final class ProcessDriver: ReplicaDriver {
     /// Asks the kernel for a free port by binding port 0. Another process could take the port
     /// before the child binds it; the child then exits and the supervisor reports it.
     private func freePort() throws -> UInt16 {
-        let fd = try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1)
-        defer { Socket.close(fd) }
-        return try Socket.localAddress(fd).port
+        let fd = FileDescriptor(adopting: try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1))
+        return try Socket.localAddress(fd.rawValue).port
     }
 
     private func childEnvironment(id: Int, port: UInt16) -> [String: String] {

@@ -24,6 +24,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         case closing
     }
 
+    /// The connection's number for system calls; the descriptor is the loop's (registered by
+    /// the worker), closed by `close()`.
     let fd: Int32
     let peer: SocketAddress?
     /// The client address for the `client-ip` key source, built once.
@@ -573,8 +575,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         tunnel = nil
         if let timer = clientTimer { worker.loop.cancel(timer) }
         releasePipelineSlot()
-        worker.loop.unregister(fd)
-        Socket.close(fd)
+        worker.loop.close(fd, of: self)
         worker.forget(self)
     }
 }

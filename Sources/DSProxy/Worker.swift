@@ -98,7 +98,7 @@ package final class Worker {
         let group = AcceptBalance.group(for: fd)
         let me = LoopBound(self)
         let member = AcceptBalance.Member(index: index) { client, peer in
-            loop.execute { me.value.adopt(client, peer: peer) }
+            loop.execute { me.value.adopt(FileDescriptor(adopting: client), peer: peer) }
         }
         group.join(member)
         balance = (group, member)
@@ -116,11 +116,13 @@ package final class Worker {
         }
     }
 
-    private func accept(_ fd: Int32, peer: SocketAddress?) {
+    private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
         if let (group, member) = balance {
             let owner = group.owner(for: member)
             if owner !== member {
-                owner.adopt(fd, peer)
+                // The number crosses to the other worker's thread in an escaping closure, which
+                // cannot carry a noncopyable value; that worker adopts it again on arrival.
+                owner.adopt(fd.release(), peer)
                 return
             }
         }
@@ -129,19 +131,19 @@ package final class Worker {
 
     /// Loop thread only. Serves connection `fd`, accepted here or handed over by another worker
     /// (counted in the balance already).
-    private func adopt(_ fd: Int32, peer: SocketAddress?) {
+    private func adopt(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
         if draining {
             // Handed over while this worker began its drain: nothing will serve it here.
             balance?.member.connections.subtract(1, ordering: .relaxed)
-            Socket.close(fd)
+            fd.close()
             return
         }
-        let connection = ClientConnection(fd: fd, peer: peer, worker: self)
+        let connection = ClientConnection(fd: fd.rawValue, peer: peer, worker: self)
         do {
+            // The loop owns the descriptor from here (it closes it if this fails).
             try loop.register(fd, handler: connection)
         } catch {
             balance?.member.connections.subtract(1, ordering: .relaxed)
-            Socket.close(fd)
             return
         }
         connections[ObjectIdentifier(connection)] = connection

@@ -5,6 +5,7 @@ import DSSystem
 /// One client connection to the replica: reads requests (pipelined ones included), answers them
 /// in order, keeps the connection open unless the client or an error says otherwise.
 final class ReplicaConnection: EventHandler {
+    /// The number for system calls; the descriptor is the loop's, closed by `close()`.
     private let fd: Int32
     private unowned let server: ReplicaServer
     private let input = ByteBuffer(capacity: 4096)
@@ -207,8 +208,7 @@ final class ReplicaConnection: EventHandler {
     func close() {
         guard !closed else { return }
         closed = true
-        server.loop.unregister(fd)
-        Socket.close(fd)
+        server.loop.close(fd, of: self)
         server.forget(self)
     }
 }
