@@ -19,6 +19,12 @@ package enum DurationText {
         throw ParseError(description: "\(name): invalid duration '\(text)' (use e.g. 500ms, 5s, 1m)")
     }
 
+    /// Parses `text` like `nanoseconds(_:name:)`, for a setting another module keeps as a
+    /// `Duration`.
+    package static func duration(_ text: String, name: String) throws -> Duration {
+        .nanoseconds(try nanoseconds(text, name: name))
+    }
+
     /// `1500000000` → `1.5s`, for logs and /status.
     package static func format(_ nanoseconds: UInt64) -> String {
         if nanoseconds % 60_000_000_000 == 0 && nanoseconds > 0 { return "\(nanoseconds / 60_000_000_000)m" }

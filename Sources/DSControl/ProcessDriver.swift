@@ -26,9 +26,9 @@ package final class ProcessDriver: ReplicaDriver {
     /// Children asked to stop, kept until reaped so no zombie is left.
     private var stopping: [Child] = []
 
-    package init(serverBinary: String, stopGraceNanoseconds: UInt64 = 5_000_000_000) {
+    package init(serverBinary: String, stopGrace: Duration = .seconds(5)) {
         self.serverBinary = serverBinary
-        self.stopGraceNanoseconds = stopGraceNanoseconds
+        self.stopGraceNanoseconds = nanoseconds(of: stopGrace)
     }
 
     package func initialBackends() -> [Backend] { [] }
@@ -95,7 +95,7 @@ package final class ProcessDriver: ReplicaDriver {
         children.removeAll()
         stopping.removeAll()
         for child in all { child.process.signal(SIGTERM) }
-        for child in all { child.process.terminate(graceNanoseconds: 2_000_000_000) }
+        for child in all { child.process.terminate(grace: .seconds(2)) }
     }
 
     // MARK: helpers

@@ -186,7 +186,7 @@ extension Supervisor {
                 stoppers.forEach { $0() }
                 return
             }
-            loop.schedule(afterNanoseconds: 10_000_000) { drain() }
+            loop.schedule(after: .milliseconds(10)) { drain() }
         }
         whenWorkersReach(target, deadline: deadline) { [unowned self] in
             forgetSeries(of: removed.map(\.backend.name))

@@ -145,7 +145,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         try saveState()
         loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self] in self.initialPoolSettled(force: true) }
         initialPoolSettled(force: false)
-        loop.schedule(afterNanoseconds: 100_000_000) { [unowned self] in self.pollDriver() }
+        loop.schedule(after: .milliseconds(100)) { [unowned self] in self.pollDriver() }
         samplePassiveHealth()
         schedulePassiveHealth()
     }
@@ -595,7 +595,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
             body()
             return
         }
-        loop.schedule(afterNanoseconds: 2_000_000) { [unowned self] in whenWorkersReach(target, deadline: deadline, body) }
+        loop.schedule(after: .milliseconds(2)) { [unowned self] in whenWorkersReach(target, deadline: deadline, body) }
     }
 
     /// Takes the `/metrics` series of replicas that left the pool off the registry, as
@@ -650,7 +650,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
                 replicaWentDown(replica, result: .l4Connection("process exited: \(reason)"))
             }
         }
-        loop.schedule(afterNanoseconds: 100_000_000) { [unowned self] in self.pollDriver() }
+        loop.schedule(after: .milliseconds(100)) { [unowned self] in self.pollDriver() }
     }
 
     // MARK: scaling (see Supervisor+Scaling.swift)

@@ -10,10 +10,32 @@ package final class Worker {
     package let loop: EventLoop
     let index: Int
     /// Replaced by a reload (`WorkerHandle.reconfigure`); read at each use, so the next request,
-    /// timer or failover follows it. `limits`, `maxIdlePerBackend` and
-    /// `upstreamIdleTimeoutNanoseconds` are fixed at start.
+    /// timer or failover follows it. `limits`, `maxIdlePerBackend` and `upstreamIdleTimeout`
+    /// are fixed at start.
     var config: ProxyConfig {
-        didSet { pipeline.maxInProgress = config.pipelineSlots }
+        didSet {
+            pipeline.maxInProgress = config.pipelineSlots
+            timeouts = Timeouts(config)
+        }
+    }
+    /// `config`'s timeouts in nanoseconds, converted once per configuration: the request path
+    /// adds them to the monotonic clock without a 128-bit `Duration` division per request.
+    private(set) var timeouts: Timeouts
+
+    struct Timeouts {
+        let head: UInt64
+        let idle: UInt64
+        let body: UInt64
+        let connect: UInt64
+        let response: UInt64
+
+        init(_ config: ProxyConfig) {
+            head = nanoseconds(of: config.headTimeout)
+            idle = nanoseconds(of: config.idleTimeout)
+            body = nanoseconds(of: config.bodyTimeout)
+            connect = nanoseconds(of: config.connectTimeout)
+            response = nanoseconds(of: config.responseTimeout)
+        }
     }
     let parser: HeadParser
     var reader: SnapshotPublisher.Reader
@@ -55,13 +77,14 @@ package final class Worker {
         self.index = index
         self.loop = loop
         self.config = config
+        self.timeouts = Timeouts(config)
         self.pipeline = PipelineQueue(maxInProgress: config.pipelineSlots)
         self.parser = HeadParser(limits: config.limits)
         self.reader = SnapshotPublisher.Reader(publisher: publisher, worker: index)
         let buffers = BufferPool()
         self.bufferPool = buffers
         self.pool = UpstreamPool(loop: loop, maxIdlePerBackend: config.maxIdlePerBackend,
-                                 idleTimeout: config.upstreamIdleTimeoutNanoseconds, buffers: buffers)
+                                 idleTimeout: nanoseconds(of: config.upstreamIdleTimeout), buffers: buffers)
         self.admin = admin
         self.onUnreachable = onUnreachable
         pool.follow(reader.snapshot)
@@ -228,7 +251,7 @@ package final class Worker {
 
     private func armHeapTrim(waited: Int) {
         closesSinceTrimArmed = 0
-        _ = loop.schedule(afterNanoseconds: 1_000_000_000) { [unowned self] in
+        _ = loop.schedule(after: .seconds(1)) { [unowned self] in
             if self.closesSinceTrimArmed > 0 && waited < Self.trimPatience {
                 self.armHeapTrim(waited: waited + 1)
                 return

@@ -174,7 +174,14 @@ package final class EventLoop: @unchecked Sendable {
 
     // MARK: timers (loop thread only)
 
-    /// Runs `callback` on this loop after `nanoseconds`.
+    /// Runs `callback` on this loop after `delay`.
+    @discardableResult
+    package func schedule(after delay: Duration, _ callback: @escaping () -> Void) -> TimerID {
+        addTimer(at: monotonicNanoseconds() &+ nanoseconds(of: delay), .closure(callback))
+    }
+
+    /// Runs `callback` on this loop after `nanoseconds`: the integer form, for callers whose own
+    /// deadline arithmetic is in monotonic nanoseconds (no 128-bit Duration division per call).
     @discardableResult
     package func schedule(afterNanoseconds nanoseconds: UInt64, _ callback: @escaping () -> Void) -> TimerID {
         addTimer(at: monotonicNanoseconds() &+ nanoseconds, .closure(callback))
@@ -182,7 +189,8 @@ package final class EventLoop: @unchecked Sendable {
 
     /// Calls `target.timerFired(tag)` on this loop after `nanoseconds`. Unlike a closure, this
     /// allocates nothing (a per-request deadline costs no heap allocation); the loop holds
-    /// `target` until the timer fires or is cancelled.
+    /// `target` until the timer fires or is cancelled. In nanoseconds because it runs per
+    /// request: callers convert their configured `Duration`s once, at set-up.
     @discardableResult
     package func schedule(afterNanoseconds nanoseconds: UInt64, target: TimerTarget, tag: Int = 0) -> TimerID {
         addTimer(at: monotonicNanoseconds() &+ nanoseconds, .target(target, tag))

@@ -140,7 +140,7 @@ final class ReplicaConnection: EventHandler {
                         let ms = head.queryParameter("ms").flatMap { UInt64($0) }.map { min($0, 60_000) } ?? 1000
                         paused = true
                         let response = server.respond(to: head, close: !keepAlive, path: "/home")
-                        server.loop.schedule(afterNanoseconds: ms * 1_000_000) { [weak self] in
+                        server.loop.schedule(after: .milliseconds(ms)) { [weak self] in
                             guard let self, !self.closed else { return }
                             self.output.append(response)
                             self.paused = false
