@@ -1,3 +1,5 @@
+import DSSystem
+
 /// Durations as people write them on a command line or in a config: `500ms`, `5s`, `1m`, `2h`,
 /// also `1.5s` and `250us`. A bare number is refused: `5` could mean seconds or milliseconds.
 package enum DurationText {
@@ -23,6 +25,11 @@ package enum DurationText {
     /// `Duration`.
     package static func duration(_ text: String, name: String) throws -> Duration {
         .nanoseconds(try nanoseconds(text, name: name))
+    }
+
+    /// `.milliseconds(1500)` → `1.5s`, for logs and /status.
+    package static func format(_ duration: Duration) -> String {
+        format(DSSystem.nanoseconds(of: duration))
     }
 
     /// `1500000000` → `1.5s`, for logs and /status.

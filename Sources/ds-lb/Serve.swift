@@ -244,20 +244,20 @@ struct Serve: ParsableCommand {
     func supervisorConfig() throws -> SupervisorConfig {
         var config = SupervisorConfig()
         do {
-            config.heartbeatInterval = try DurationText.nanoseconds(heartbeatInterval, name: "--heartbeat-interval")
-            config.heartbeatTimeout = try DurationText.nanoseconds(heartbeatTimeout, name: "--heartbeat-timeout")
-            config.drainTimeout = try DurationText.nanoseconds(drainTimeout, name: "--drain-timeout")
-            config.failWindow = try DurationText.nanoseconds(failWindow, name: "--fail-window")
+            config.heartbeatInterval = try DurationText.duration(heartbeatInterval, name: "--heartbeat-interval")
+            config.heartbeatTimeout = try DurationText.duration(heartbeatTimeout, name: "--heartbeat-timeout")
+            config.drainTimeout = try DurationText.duration(drainTimeout, name: "--drain-timeout")
+            config.failWindow = try DurationText.duration(failWindow, name: "--fail-window")
         } catch {
             throw ValidationError("\(error)")
         }
-        guard config.heartbeatInterval >= 10_000_000 else {
+        guard config.heartbeatInterval >= .milliseconds(10) else {
             throw ValidationError("--heartbeat-interval: '\(heartbeatInterval)' is too short (at least 10ms)")
         }
-        guard config.heartbeatTimeout >= 1_000_000 else {
+        guard config.heartbeatTimeout >= .milliseconds(1) else {
             throw ValidationError("--heartbeat-timeout: '\(heartbeatTimeout)' is too short (at least 1ms)")
         }
-        guard config.failWindow >= 10_000_000 else {
+        guard config.failWindow >= .milliseconds(10) else {
             throw ValidationError("--fail-window: '\(failWindow)' is too short (at least 10ms)")
         }
         config.maxFails = maxFails
@@ -327,7 +327,7 @@ struct Serve: ParsableCommand {
             let drainTimeout = reloader.drainTimeout
             // Each worker closes its idle connections and each other one after its response.
             drain.begin()
-            GracefulStop.drain(loop: control, timeout: drainTimeout, inFlight: { drain.remaining }) { left in
+            GracefulStop.drain(loop: control, timeout: nanoseconds(of: drainTimeout), inFlight: { drain.remaining }) { left in
                 if left > 0 {
                     logger.warning("[!] Stopping with \(left) client connections still open after \(DurationText.format(drainTimeout))")
                 } else {

@@ -48,8 +48,8 @@ final class AddressChangeTests: XCTestCase {
         let loop = try EventLoop()
         let driver = LateAddressDriver(real: responder.port)
         var config = SupervisorConfig()
-        config.heartbeatInterval = 200_000_000
-        config.startTimeout = 5_000_000_000  // past it `ready` fires anyway: the assertions tell
+        config.heartbeatInterval = .milliseconds(200)
+        config.startTimeout = .seconds(5)  // past it `ready` fires anyway: the assertions tell
         let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
                                     logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         let ready = expectation(description: "the initial pool is up")

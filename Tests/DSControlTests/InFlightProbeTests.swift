@@ -66,9 +66,9 @@ final class InFlightProbeTests: XCTestCase {
         defer { responder.stop() }
         let driver = ExitingDriver(port: responder.port, responder: responder)
         var config = SupervisorConfig()
-        config.heartbeatTimeout = 30_000_000_000  // the held probe must not time out first
-        config.startTimeout = 30_000_000_000
-        config.backoffInitial = 200_000_000
+        config.heartbeatTimeout = .seconds(30)  // the held probe must not time out first
+        config.startTimeout = .seconds(30)
+        config.backoffInitial = .milliseconds(200)
         let loop = try EventLoop()
         let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
                                     logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
