@@ -50,10 +50,7 @@ final class OwnedRegistrationTests: XCTestCase {
     func testFailedRegistrationClosesTheDescriptor() throws {
         let h = try LoopHarness()
         defer { XCTAssertTrue(h.stop()) }
-        var template = Array("/tmp/ds-reactor-test-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        defer { template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) } }
+        let fd = try openRegularFile()
         let handler = RecordingHandler(fd: fd)
         let error = try h.sync { () -> SyscallError? in
             do {
