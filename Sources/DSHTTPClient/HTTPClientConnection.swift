@@ -185,11 +185,11 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
             guard err == 0 else { return fail(.connectFailed(SyscallError(errno: err, function: "connect(\(address))"))) }
             becameConnected()
             guard phase == .busy else { return }
-            readAvailable()
+            readAvailable(events)
         case .busy:
             if written < output.count { flush() }
             guard phase == .busy else { return }
-            readAvailable()
+            readAvailable(events)
         case .idle:
             // An idle connection hears only of its end (the server timed it out) or of bytes
             // nobody asked for: either way it can carry no further request.
@@ -215,7 +215,11 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
         if written == output.count { output = []; written = 0 }
     }
 
-    private func readAvailable() {
+    private func readAvailable(_ events: IOEvents) {
+        // A short read emptied the socket: the next byte, or the peer's FIN, raises a new edge,
+        // so another read would only say EAGAIN. Unless the FIN is already known (then the
+        // next read is the end of input, and no new edge would come for it).
+        let finKnown = events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error)
         while phase == .busy {
             let result: IOResult<Int>
             do { result = try input.read(from: fd, chunk: 16 * 1024) } catch {
@@ -229,6 +233,7 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
                 return complete(peerClosed: true)
             case .done:
                 decodeInput()
+                if input.lastReadWasShort && !finKnown { return }
             }
         }
     }
