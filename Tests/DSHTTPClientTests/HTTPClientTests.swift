@@ -11,18 +11,25 @@ import DSSystem
 /// The shared client on the wire, against `ScriptedServer`: every framing of a body, keep-alive
 /// reuse, a streamed body, and each way an exchange fails.
 final class HTTPClientTests: XCTestCase {
+    /// One exchange of `request` with a server running `script`; nil when no answer came at all.
+    private func exchange(_ request: HTTPClientRequest = .get("/"), timeout: Duration = .seconds(10),
+                          options: HTTPClientOptions = HTTPClientOptions(),
+                          script: @escaping @Sendable (ScriptedServer.Peer) -> Void) throws -> Result<HTTPClientResponse, HTTPClientError> {
+        let server = try ScriptedServer(script: script)
+        defer { server.stop() }
+        let harness = try ClientHarness(address: server.address, options: options)
+        defer { harness.stop() }
+        return try XCTUnwrap(harness.send(request, timeout: timeout))
+    }
+
     func testContentLengthBodyAndTheRequestAsFramed() throws {
         let seen = Locked<(head: String, body: String)?>(nil)
-        let server = try ScriptedServer { peer in
-            seen.withLock { $0 = peer.readRequest() }
-            peer.write("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"id\":\"a\"}\n")
-        }
-        defer { server.stop() }
-        let harness = try ClientHarness(address: server.address)
-        defer { harness.stop() }
         let request = HTTPClientRequest(method: "POST", target: "/v3/kv/put", host: "etcd:2379",
                                         headers: [("Content-Type", "application/json")], body: Array(#"{"key":"a"}"#.utf8), keepAlive: false)
-        let response = try XCTUnwrap(harness.send(request)).get()
+        let response = try exchange(request) { peer in
+            seen.withLock { $0 = peer.readRequest() }
+            peer.write("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"id\":\"a\"}\n")
+        }.get()
         XCTAssertEqual(response.status, 201)
         XCTAssertEqual(response.header("content-type"), "application/json")
         XCTAssertEqual(String(decoding: response.body, as: UTF8.self), "{\"id\":\"a\"}\n")
@@ -32,15 +39,11 @@ final class HTTPClientTests: XCTestCase {
     }
 
     func testChunkedBodyIsDecoded() throws {
-        let server = try ScriptedServer { peer in
+        let response = try exchange { peer in
             _ = peer.readRequest()
             peer.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n")
             peer.write("6\r\n world\r\n0\r\nTrailer: t\r\n\r\n")
-        }
-        defer { server.stop() }
-        let harness = try ClientHarness(address: server.address)
-        defer { harness.stop() }
-        let response = try XCTUnwrap(harness.send(.get("/x"))).get()
+        }.get()
         XCTAssertEqual(String(decoding: response.body, as: UTF8.self), "hello world")
     }
 
@@ -137,7 +140,7 @@ final class HTTPClientTests: XCTestCase {
         let server = try ScriptedServer { peer in
             _ = peer.readRequest()
             peer.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            _ = peer.waitForClose(seconds: 20)
+            peer.waitForClose(seconds: 20)
         }
         defer { server.stop() }
         let harness = try ClientHarness(address: server.address)
@@ -159,27 +162,19 @@ final class HTTPClientTests: XCTestCase {
     }
 
     func testASilentServerTimesOut() throws {
-        let server = try ScriptedServer { peer in
+        let result = try exchange(timeout: .milliseconds(200)) { peer in
             _ = peer.readRequest()
-            _ = peer.waitForClose(seconds: 20)
+            peer.waitForClose(seconds: 20)
         }
-        defer { server.stop() }
-        let harness = try ClientHarness(address: server.address)
-        defer { harness.stop() }
-        let result = try XCTUnwrap(harness.send(.get("/slow"), timeout: .milliseconds(200)))
         guard case .timedOut(headReceived: false)? = result.failure else { return XCTFail("\(result)") }
     }
 
     func testAHeadWithoutItsBodyInTimeIsATimeoutAfterTheHead() throws {
-        let server = try ScriptedServer { peer in
+        let result = try exchange(timeout: .milliseconds(200)) { peer in
             _ = peer.readRequest()
             peer.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
-            _ = peer.waitForClose(seconds: 20)
+            peer.waitForClose(seconds: 20)
         }
-        defer { server.stop() }
-        let harness = try ClientHarness(address: server.address)
-        defer { harness.stop() }
-        let result = try XCTUnwrap(harness.send(.get("/slow"), timeout: .milliseconds(200)))
         guard case .timedOut(headReceived: true)? = result.failure else { return XCTFail("\(result)") }
     }
 
@@ -210,26 +205,18 @@ final class HTTPClientTests: XCTestCase {
     }
 
     func testAMalformedResponseHeadFails() throws {
-        let server = try ScriptedServer { peer in
+        let result = try exchange { peer in
             _ = peer.readRequest()
             peer.write("HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n")
         }
-        defer { server.stop() }
-        let harness = try ClientHarness(address: server.address)
-        defer { harness.stop() }
-        let result = try XCTUnwrap(harness.send(.get("/")))
         guard case .malformedHead? = result.failure else { return XCTFail("\(result)") }
     }
 
     func testABodyCutShortFails() throws {
-        let server = try ScriptedServer { peer in
+        let result = try exchange { peer in
             _ = peer.readRequest()
             peer.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
         }
-        defer { server.stop() }
-        let harness = try ClientHarness(address: server.address)
-        defer { harness.stop() }
-        let result = try XCTUnwrap(harness.send(.get("/")))
         guard case .bodyCutShort(received: 3, expected: 10)? = result.failure else { return XCTFail("\(result)") }
     }
 
@@ -250,14 +237,10 @@ final class HTTPClientTests: XCTestCase {
     }
 
     func testABodyOverTheLimitFails() throws {
-        let server = try ScriptedServer { peer in
+        let result = try exchange(options: HTTPClientOptions(maxBodyBytes: 10)) { peer in
             _ = peer.readRequest()
             peer.write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + String(repeating: "x", count: 100))
         }
-        defer { server.stop() }
-        let harness = try ClientHarness(address: server.address, options: HTTPClientOptions(maxBodyBytes: 10))
-        defer { harness.stop() }
-        let result = try XCTUnwrap(harness.send(.get("/")))
         guard case .bodyTooLarge(limit: 10)? = result.failure else { return XCTFail("\(result)") }
     }
 }

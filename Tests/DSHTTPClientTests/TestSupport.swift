@@ -4,6 +4,7 @@ import Glibc
 import Dispatch
 import Foundation
 import XCTest
+import DSHTTP1
 @testable import DSHTTPClient
 import DSReactor
 import DSSystem
@@ -19,29 +20,30 @@ final class ScriptedServer: @unchecked Sendable {
         init(fd: Int32) { self.fd = fd }
 
         /// The next request's head and body (by Content-Length), or nil when the client closed.
+        /// DSHTTP1's parser reads the head: the client's requests must pass the proxy's rules.
         func readRequest(seconds: Int32 = 10) -> (head: String, body: String)? {
             while true {
-                if let end = Self.headEnd(buffered) {
-                    let head = String(decoding: buffered[..<end], as: UTF8.self)
-                    let length = head.split(separator: "\r\n").compactMap { line -> Int? in
-                        let parts = line.split(separator: ":", maxSplits: 1)
-                        guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
-                        return Int(parts[1].trimmingCharacters(in: .whitespaces))
-                    }.first ?? 0
-                    if buffered.count >= end + 4 + length {
-                        let body = String(decoding: buffered[(end + 4)..<(end + 4 + length)], as: UTF8.self)
-                        buffered.removeFirst(end + 4 + length)
-                        return (head, body)
+                let parsed = buffered.withUnsafeBytes { HeadParser().parseRequest($0) }
+                if case .complete(let head) = parsed {
+                    let end = head.length + Int(head.contentLength ?? 0)
+                    if buffered.count >= end {
+                        // The head without its blank line, as the tests compare it.
+                        let text = String(decoding: buffered[..<(head.length - 4)], as: UTF8.self)
+                        let body = String(decoding: buffered[head.length..<end], as: UTF8.self)
+                        buffered.removeFirst(end)
+                        return (text, body)
                     }
+                } else if case .failed(let error) = parsed {
+                    XCTFail("the client sent a malformed request: \(error)")
+                    return nil
                 }
                 guard readMore(seconds: seconds) else { return nil }
             }
         }
 
-        /// Whether the client closed the connection within `seconds` (reads and drops bytes).
-        func waitForClose(seconds: Int32 = 10) -> Bool {
+        /// Reads and drops bytes until the client closes, or `seconds` pass without a byte.
+        func waitForClose(seconds: Int32 = 10) {
             while readMore(seconds: seconds) {}
-            return true
         }
 
         private func readMore(seconds: Int32) -> Bool {
@@ -57,12 +59,6 @@ final class ScriptedServer: @unchecked Sendable {
         func write(_ text: String) {
             let bytes = Array(text.utf8)
             _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        }
-
-        private static func headEnd(_ bytes: [UInt8]) -> Int? {
-            guard bytes.count >= 4 else { return nil }
-            for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 { return i }
-            return nil
         }
     }
 
