@@ -278,8 +278,10 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
         guard let exchange, let head = decoder.head else { return }
         self.exchange = nil
         cancelTimers()
-        // Bytes past the response were not asked for: the connection's framing is in doubt.
-        if exchange.keepAlive && decoder.keepsConnection && !peerClosed && input.isEmpty && head.framing != .untilClose,
+        // Bytes past the response were not asked for, and a request the server answered before
+        // reading all of it leaves the rest unsent: either way the next message's start is in doubt.
+        if exchange.keepAlive && decoder.keepsConnection && !peerClosed && input.isEmpty && output.isEmpty
+            && head.framing != .untilClose,
            let pool, pool.takeBack(self) {
             phase = .idle
         } else {

@@ -103,6 +103,29 @@ final class HTTPClientTests: XCTestCase {
         XCTAssertEqual(server.accepted.withLock { $0 }, 2)
     }
 
+    /// A server that answers before it has read the request's body: the rest of the body is
+    /// still to be sent, so the connection cannot carry the next request.
+    func testAConnectionAnsweredBeforeItsRequestWasSentIsNotReused() throws {
+        let testDone = DispatchSemaphore(value: 0)
+        let connections = Locked(0)
+        let server = try ScriptedServer { peer in
+            let first = connections.withLock { $0 += 1; return $0 == 1 }
+            _ = peer.readRequest(withBody: !first)
+            peer.write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            // The first connection reads no more: the client's socket buffers fill up.
+            if first { _ = testDone.wait(timeout: .now() + 20) } else { peer.waitForClose() }
+        }
+        defer { server.stop() }
+        defer { testDone.signal() }
+        let harness = try ClientHarness(address: server.address)
+        defer { harness.stop() }
+        // Larger than what loopback socket buffers hold, so the body cannot all be sent.
+        let large = HTTPClientRequest(method: "PUT", target: "/large", host: "test", body: [UInt8](repeating: 120, count: 32 << 20))
+        XCTAssertEqual(try XCTUnwrap(harness.send(large)).get().status, 200)
+        XCTAssertEqual(try XCTUnwrap(harness.send(.get("/next"), timeout: .seconds(5))).get().status, 200)
+        XCTAssertEqual(server.accepted.withLock { $0 }, 2)
+    }
+
     /// The server sends the second chunk only once the client has handed on the first: a client
     /// that waited for the whole body would never see either.
     func testAStreamedBodyArrivesPieceByPiece() throws {

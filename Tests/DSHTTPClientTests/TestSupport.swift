@@ -21,11 +21,12 @@ final class ScriptedServer: @unchecked Sendable {
 
         /// The next request's head and body (by Content-Length), or nil when the client closed.
         /// DSHTTP1's parser reads the head: the client's requests must pass the proxy's rules.
-        func readRequest(seconds: Int32 = 10) -> (head: String, body: String)? {
+        /// `withBody: false` leaves the body unread (a server that answers early).
+        func readRequest(seconds: Int32 = 10, withBody: Bool = true) -> (head: String, body: String)? {
             while true {
                 let parsed = buffered.withUnsafeBytes { HeadParser().parseRequest($0) }
                 if case .complete(let head) = parsed {
-                    let end = head.length + Int(head.contentLength ?? 0)
+                    let end = head.length + (withBody ? Int(head.contentLength ?? 0) : 0)
                     if buffered.count >= end {
                         // The head without its blank line, as the tests compare it.
                         let text = String(decoding: buffered[..<(head.length - 4)], as: UTF8.self)
