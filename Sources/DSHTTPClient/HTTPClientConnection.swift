@@ -56,6 +56,9 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
     private var connectTimer: TimerID?
     private var deadlineTimer: TimerID?
     private var deferredFailure: HTTPClientError?
+    /// Inside `start`: a failure now (a refused connect, a peer that is gone) is delivered on a
+    /// later turn, so no caller is called back from inside its own `send`.
+    private var starting = false
     private var connectDeadline: UInt64 = 0
 
     init(loop: EventLoop, address: HTTPClientAddress, options: HTTPClientOptions) {
@@ -70,11 +73,13 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
     func start(id: UInt64, request: HTTPClientRequest, timeout: UInt64, mode: Mode) {
         precondition(phase == .fresh || phase == .idle, "one exchange at a time")
         exchange = Exchange(id: id, method: request.method, keepAlive: request.keepAlive, timeout: timeout, mode: mode)
+        starting = true
+        defer { starting = false }
         decoder = HTTPResponseDecoder(requestMethod: request.method, limits: options.limits)
         body = []
         written = 0
         do { output = try request.serialized() } catch {
-            return failLater(error)
+            return fail(error)
         }
         if phase == .idle {
             phase = .busy
@@ -106,15 +111,13 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
         case .retryConnect:
             attemptConnect()
         case .deferredFailure:
-            if let error = deferredFailure { fail(error) }
+            if let error = deferredFailure {
+                deferredFailure = nil
+                fail(error)
+            }
         case nil:
             break
         }
-    }
-
-    private func failLater(_ error: HTTPClientError) {
-        deferredFailure = error
-        loop.schedule(afterNanoseconds: 0, target: self, tag: Tag.deferredFailure.rawValue)
     }
 
     // MARK: connecting
@@ -142,7 +145,7 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
                 }
             }
         } catch {
-            failLater(.connectFailed(Self.syscallError(error, "connect(\(address))")))
+            fail(.connectFailed(Self.syscallError(error, "connect(\(address))")))
         }
     }
 
@@ -296,6 +299,13 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
 
     private func fail(_ error: HTTPClientError) {
         guard let exchange else { return }
+        if starting {
+            // The exchange stays until the failure is delivered (or cancelled); the socket goes now.
+            close()
+            deferredFailure = error
+            loop.schedule(afterNanoseconds: 0, target: self, tag: Tag.deferredFailure.rawValue)
+            return
+        }
         self.exchange = nil
         close()
         switch exchange.mode {

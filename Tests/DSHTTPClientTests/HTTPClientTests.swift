@@ -219,11 +219,22 @@ final class HTTPClientTests: XCTestCase {
         XCTAssertEqual(cause.errno, ECONNREFUSED)
     }
 
-    func testAMissingUnixSocketFails() throws {
+    /// The connect fails inside `send`; the completion still comes on a later turn of the loop.
+    func testAMissingUnixSocketFailsAfterSendReturned() throws {
         let harness = try ClientHarness(address: .unix(path: "/nonexistent/ds-lb-test.sock"))
         defer { harness.stop() }
-        let result = try XCTUnwrap(harness.send(.get("/")))
-        guard case .connectFailed(let cause)? = result.failure else { return XCTFail("\(result)") }
+        let result = Locked<Result<HTTPClientResponse, HTTPClientError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let calledBack = harness.withClient { client -> Bool in
+            client.send(.get("/"), timeout: .seconds(5)) { outcome in
+                result.withLock { $0 = outcome }
+                done.signal()
+            }
+            return result.withLock { $0 != nil }
+        }
+        XCTAssertFalse(calledBack, "called back from inside send")
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        guard case .connectFailed(let cause)? = result.withLock({ $0 })?.failure else { return XCTFail("\(String(describing: result.withLock { $0 }))") }
         XCTAssertEqual(cause.errno, ENOENT)
     }
 
