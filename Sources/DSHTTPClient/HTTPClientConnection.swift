@@ -184,6 +184,8 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
     func handle(_ events: IOEvents) {
         switch phase {
         case .connecting:
+            // SO_ERROR reads 0 while the connect is still pending: only these say it ended.
+            guard events.contains(.writable) || events.contains(.error) || events.contains(.hangup) else { return }
             let err = Socket.connectResult(fd)
             guard err == 0 else { return fail(.connectFailed(SyscallError(errno: err, function: "connect(\(address))"))) }
             becameConnected()
