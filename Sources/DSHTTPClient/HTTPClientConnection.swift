@@ -150,9 +150,9 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
     }
 
     private func adopt(_ fd: Int32) throws {
-        self.fd = fd
-        do { try loop.register(fd, handler: self) } catch {
-            Socket.close(fd)
+        // The loop owns the socket from here: `close` unregisters and closes it in one step, and a
+        // failed registration has already closed it.
+        do { self.fd = try loop.register(FileDescriptor(adopting: fd), handler: self) } catch {
             self.fd = -1
             throw error
         }
@@ -328,8 +328,7 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
         cancelTimers()
         phase = .closed
         if fd >= 0 {
-            loop.unregister(fd)
-            Socket.close(fd)
+            loop.close(fd, of: self)
             fd = -1
         }
         input.clear()
