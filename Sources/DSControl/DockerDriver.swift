@@ -105,7 +105,7 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
             live[replica.name] = Instance(token: token, backend: backend)
             logger.info("[i] Adopted container \(replica.name) (\(container.shortID)) at \(backend.address)")
             // Reported from the loop, not from inside `launch`: the supervisor is not re-entered.
-            loop?.schedule(afterNanoseconds: 0) { [weak self] in
+            loop?.schedule(after: .zero) { [weak self] in
                 guard let self, self.live[replica.name]?.token == token else { return }
                 self.report(.started(backend))
             }
@@ -232,8 +232,7 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
 
     /// Asks the kernel for a free port by binding port 0 (host networking: the container binds it).
     private func freePort() throws -> UInt16 {
-        let fd = try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1)
-        defer { Socket.close(fd) }
-        return try Socket.localAddress(fd).port
+        let fd = FileDescriptor(adopting: try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1))
+        return try Socket.localAddress(fd.rawValue).port
     }
 }

@@ -1,3 +1,5 @@
+import DSSystem
+
 /// Durations as people write them on a command line or in a config: `500ms`, `5s`, `1m`, `2h`,
 /// also `1.5s` and `250us`. A bare number is refused: `5` could mean seconds or milliseconds.
 package enum DurationText {
@@ -6,7 +8,7 @@ package enum DurationText {
     }
 
     /// Parses `text` into nanoseconds; `name` is the flag or key, for the error message.
-    package static func nanoseconds(_ text: String, name: String) throws -> UInt64 {
+    static func nanoseconds(_ text: String, name: String) throws -> UInt64 {
         let trimmed = text.trimmingCharacters(inSet: " ")
         let units: [(String, Double)] = [("ms", 1e6), ("us", 1e3), ("ns", 1), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
@@ -19,8 +21,19 @@ package enum DurationText {
         throw ParseError(description: "\(name): invalid duration '\(text)' (use e.g. 500ms, 5s, 1m)")
     }
 
+    /// Parses `text` like `nanoseconds(_:name:)`, for a setting another module keeps as a
+    /// `Duration`.
+    package static func duration(_ text: String, name: String) throws -> Duration {
+        .nanoseconds(try nanoseconds(text, name: name))
+    }
+
+    /// `.milliseconds(1500)` → `1.5s`, for logs and /status.
+    package static func format(_ duration: Duration) -> String {
+        format(DSSystem.nanoseconds(of: duration))
+    }
+
     /// `1500000000` → `1.5s`, for logs and /status.
-    package static func format(_ nanoseconds: UInt64) -> String {
+    static func format(_ nanoseconds: UInt64) -> String {
         if nanoseconds % 60_000_000_000 == 0 && nanoseconds > 0 { return "\(nanoseconds / 60_000_000_000)m" }
         if nanoseconds >= 1_000_000_000 {
             let seconds = Double(nanoseconds) / 1e9

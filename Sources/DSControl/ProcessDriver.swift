@@ -18,23 +18,23 @@ package final class ProcessDriver: ReplicaDriver {
     package let canCreate = true
     private let serverBinary: String
     private let host = "127.0.0.1"
-    private let stopGraceNanoseconds: UInt64
+    private let stopGrace: Duration
 
     /// One child and its exit watch. `live` ones are reported when they exit; the others were
     /// asked to stop and are only reaped, so no zombie is left.
     private final class Child: EventHandler {
         let backend: Backend
         let process: ChildProcess
-        /// -1 where the kernel has no pidfd_open (before 5.3): the child is then reaped by a timer.
-        let pidfd: Int32
+        /// Its pidfd, registered on (and owned by) the control loop; -1 where there is none (a
+        /// kernel before 5.3 has no pidfd_open): the child is then reaped by a timer.
+        var pidfd: Int32 = -1
         var live = true
         var killTimer: TimerID?
         weak var driver: ProcessDriver?
 
-        init(backend: Backend, process: ChildProcess, pidfd: Int32, driver: ProcessDriver) {
+        init(backend: Backend, process: ChildProcess, driver: ProcessDriver) {
             self.backend = backend
             self.process = process
-            self.pidfd = pidfd
             self.driver = driver
         }
 
@@ -52,9 +52,9 @@ package final class ProcessDriver: ReplicaDriver {
     private var loop: EventLoop?
     private var report: (DriverEvent) -> Void = { _ in }
 
-    package init(serverBinary: String, stopGraceNanoseconds: UInt64 = 5_000_000_000) {
+    package init(serverBinary: String, stopGrace: Duration = .seconds(5)) {
         self.serverBinary = serverBinary
-        self.stopGraceNanoseconds = stopGraceNanoseconds
+        self.stopGrace = stopGrace
     }
 
     package func attach(to loop: EventLoop, report: @escaping (DriverEvent) -> Void) {
@@ -73,23 +73,24 @@ package final class ProcessDriver: ReplicaDriver {
             arguments: ["--id", String(replica.number), "--host", host, "--port", String(port)],
             environment: childEnvironment(id: replica.number, port: port))
         let backend = Backend(name: replica.name, number: replica.number, host: host, port: port)
+        let child = Child(backend: backend, process: process, driver: self)
+        children[replica.name] = child
         // Opened right after the fork: the child is unreaped until this driver waits for it, so
         // the pid cannot name another process yet.
-        let child = Child(backend: backend, process: process, pidfd: cl_pidfd_open(process.pid), driver: self)
-        children[replica.name] = child
-        if child.pidfd >= 0 {
-            do { try loop.register(child.pidfd, handler: child) } catch { watchByTimer(child) }
+        let pidfd = cl_pidfd_open(process.pid)
+        if pidfd >= 0, let registered = try? loop.register(FileDescriptor(adopting: pidfd), handler: child) {
+            child.pidfd = registered
         } else {
             watchByTimer(child)
         }
         // Reported from the loop, not from inside `launch`: the supervisor is not re-entered.
-        loop.schedule(afterNanoseconds: 0) { [weak self] in self?.report(.started(backend)) }
+        loop.schedule(after: .zero) { [weak self] in self?.report(.started(backend)) }
         return backend
     }
 
     /// Without a pidfd (an old kernel), a child is looked at every 100 ms instead.
     private func watchByTimer(_ child: Child) {
-        loop?.schedule(afterNanoseconds: 100_000_000) { [weak self, weak child] in
+        loop?.schedule(after: .milliseconds(100)) { [weak self, weak child] in
             guard let self, let child, self.isWatched(child) else { return }
             if !self.reap(child) { self.watchByTimer(child) }
         }
@@ -116,8 +117,8 @@ package final class ProcessDriver: ReplicaDriver {
         stopping.removeAll { $0 === child }
         if let timer = child.killTimer { loop?.cancel(timer); child.killTimer = nil }
         guard child.pidfd >= 0 else { return }
-        loop?.unregister(child.pidfd)
-        close(child.pidfd)
+        loop?.close(child.pidfd, of: child)
+        child.pidfd = -1
     }
 
     package func stop(_ backend: Backend) {
@@ -132,7 +133,7 @@ package final class ProcessDriver: ReplicaDriver {
         return { [weak self, weak child] in
             guard let self, let child, self.stopping.contains(where: { $0 === child }) else { return }
             child.process.signal(SIGTERM)
-            child.killTimer = self.loop?.schedule(afterNanoseconds: self.stopGraceNanoseconds) { [weak child] in
+            child.killTimer = self.loop?.schedule(after: self.stopGrace) { [weak child] in
                 child?.killTimer = nil
                 child?.process.signal(SIGKILL)
             }
@@ -160,7 +161,7 @@ package final class ProcessDriver: ReplicaDriver {
             forget(child)
         }
         for child in all { child.process.signal(SIGTERM) }
-        for child in all { child.process.terminate(graceNanoseconds: 2_000_000_000) }
+        for child in all { child.process.terminate(grace: .seconds(2)) }
     }
 
     // MARK: helpers
@@ -168,9 +169,8 @@ package final class ProcessDriver: ReplicaDriver {
     /// Asks the kernel for a free port by binding port 0. Another process could take the port
     /// before the child binds it; the child then exits and the supervisor reports it.
     private func freePort() throws -> UInt16 {
-        let fd = try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1)
-        defer { Socket.close(fd) }
-        return try Socket.localAddress(fd).port
+        let fd = FileDescriptor(adopting: try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1))
+        return try Socket.localAddress(fd.rawValue).port
     }
 
     private func childEnvironment(id: Int, port: UInt16) -> [String: String] {

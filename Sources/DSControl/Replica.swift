@@ -15,7 +15,7 @@ final class Replica {
     var restarts = 0
     /// Restarts in a row that did not bring it back.
     var failedRestarts = 0
-    var backoff: UInt64 = 0
+    var backoff: Duration = .zero
     /// A restarted instance is waiting to pass its checks.
     var restarting = false
     /// Started in place of a failed replica (`--on-failure replace`): that replica's name, until

@@ -12,8 +12,8 @@ import DSSystem
 /// window after its `maxFails`-th failure.
 extension Supervisor {
     func schedulePassiveHealth() {
-        let period = max(config.failWindow / 10, 1_000_000)
-        loop.schedule(afterNanoseconds: period) { [unowned self] in
+        let period = max(config.failWindow / 10, .milliseconds(1))
+        loop.schedule(after: period) { [unowned self] in
             self.samplePassiveHealth()
             self.schedulePassiveHealth()
         }
@@ -24,6 +24,7 @@ extension Supervisor {
         // A stopping ds-lb expects its replicas to fail; it repairs nothing and marks nothing.
         guard !stopping else { return }
         let now = monotonicNanoseconds()
+        let window = nanoseconds(of: config.failWindow)
         for replica in members where replica.inPool && !replica.removed {
             let total = metrics.replica(replica.backend.name).failures
             guard config.maxFails > 0, replica.isUp else {
@@ -33,7 +34,7 @@ extension Supervisor {
                 continue
             }
             // (A replica sampled for the first time counts from here: it has just joined.)
-            replica.failureSamples.removeAll { now - $0.at > config.failWindow }
+            replica.failureSamples.removeAll { now - $0.at > window }
             let failed = total - (replica.failureSamples.first?.total ?? total)
             replica.failureSamples.append((now, total))
             if failed >= config.maxFails {

@@ -84,7 +84,7 @@ extension Supervisor {
         }
         let pending = PendingAdd(replicas: launched, done: done)
         pendingAdd = pending
-        pending.deadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak pending] in
+        pending.deadline = loop.schedule(after: config.startTimeout) { [unowned self, weak pending] in
             guard let pending else { return }
             let late = pending.replicas.filter { !$0.isUp }.map(\.backend.name)
             pending.fail("\(late.joined(separator: ", ")) did not pass a heartbeat within \(DurationText.format(self.config.startTimeout))", supervisor: self)
@@ -191,7 +191,7 @@ extension Supervisor {
             replica.removed = true
             for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
         }
-        let drainDeadline = monotonicNanoseconds() + config.drainTimeout
+        let drainDeadline = monotonicNanoseconds() + nanoseconds(of: config.drainTimeout)
         let counters = removed.map { metrics.replica($0.backend.name) }
         // Then in-flight requests finish (or --drain-timeout passes) before the replicas stop.
         func drain() {
@@ -199,7 +199,7 @@ extension Supervisor {
                 stoppers.forEach { $0() }
                 return
             }
-            loop.schedule(afterNanoseconds: 10_000_000) { drain() }
+            loop.schedule(after: .milliseconds(10)) { drain() }
         }
         whenWorkersReach(target, deadline: deadline) { [unowned self] in
             forgetSeries(of: removed.map(\.backend.name))

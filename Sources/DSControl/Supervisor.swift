@@ -149,14 +149,14 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         }
         for replica in members {
             logger.info("[+] Server \(replica.backend.number) started: \(replica.backend.name) at \(replica.backend.address)", metadata: event("started", replica.backend))
-            scheduleCheck(replica, after: 0)
+            scheduleCheck(replica, after: .zero)
             guard driver.canCreate else { continue }
             armStartDeadline(replica)
         }
         publish()
         try saveInitialPool()
         driver.initialPoolLaunched()
-        loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self] in self.initialPoolSettled(force: true) }
+        loop.schedule(after: config.startTimeout) { [unowned self] in self.initialPoolSettled(force: true) }
         initialPoolSettled(force: false)
         samplePassiveHealth()
         schedulePassiveHealth()
@@ -209,7 +209,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
             // run on their own timer, so a burst of failing requests is not a burst of probes.
             guard let replica = members.first(where: { $0.backend == backend }), replica.probe == nil, replica.isUp,
                   replica.health.consecutiveFailures == 0 else { return }
-            scheduleCheck(replica, after: 0)
+            scheduleCheck(replica, after: .zero)
         }
     }
 
@@ -454,9 +454,9 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
 
     // MARK: heartbeats
 
-    func scheduleCheck(_ replica: Replica, after delay: UInt64) {
+    func scheduleCheck(_ replica: Replica, after delay: Duration) {
         if let timer = replica.nextCheck { loop.cancel(timer) }
-        replica.nextCheck = loop.schedule(afterNanoseconds: delay) { [unowned self, weak replica] in
+        replica.nextCheck = loop.schedule(after: delay) { [unowned self, weak replica] in
             guard let replica, !replica.removed, !self.stopping else { return }
             replica.nextCheck = nil
             self.check(replica)
@@ -465,7 +465,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
 
     private func check(_ replica: Replica) {
         guard replica.probe == nil else { return }
-        replica.probe = HeartbeatProbe(backend: replica.backend, loop: loop, timeoutNanoseconds: config.heartbeatTimeout) {
+        replica.probe = HeartbeatProbe(backend: replica.backend, loop: loop, timeoutNanoseconds: nanoseconds(of: config.heartbeatTimeout)) {
             [unowned self, weak replica] result, latency in
             guard let replica else { return }
             replica.probe = nil
@@ -500,7 +500,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
                 logger.warning("[!] Server \(replica.backend.number) heartbeat failed: \(result) (\(replica.health.consecutiveFailures)/\(config.fall))", metadata: event("heartbeat_missed", replica.backend))
             }
         }
-        let next: UInt64
+        let next: Duration
         switch replica.health.status {
         case .starting: next = config.startingInterval
         case .up: next = replica.health.wantsFastCheck ? min(config.fastInterval, config.heartbeatInterval) : config.heartbeatInterval
@@ -549,7 +549,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
             return
         }
         let now = monotonicNanoseconds()
-        let flapping = replica.upSince.map { now - $0 < config.stableAfter } ?? false
+        let flapping = replica.upSince.map { now - $0 < nanoseconds(of: config.stableAfter) } ?? false
         replica.upSince = nil
         let action = repairReplaces(replica) ? "Replacing" : "Restarting"
         if flapping && (replica.restarts > 0 || replica.isReplacement) {
@@ -557,16 +557,16 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
             logger.warning("[!] Server \(replica.backend.number) failed heartbeat. \(action)... (in \(DurationText.format(delay)): it failed again within \(DurationText.format(config.stableAfter)) of its last restart)", metadata: event("heartbeat_failed", replica.backend))
             scheduleRepair(replica, after: delay)
         } else {
-            replica.backoff = 0
+            replica.backoff = .zero
             logger.warning("[!] Server \(replica.backend.number) failed heartbeat. \(action)...", metadata: event("heartbeat_failed", replica.backend))
-            scheduleRepair(replica, after: 0)
+            scheduleRepair(replica, after: .zero)
         }
     }
 
     // MARK: repair
 
-    private func nextBackoff(_ replica: Replica) -> UInt64 {
-        replica.backoff = replica.backoff == 0 ? config.backoffInitial : min(config.backoffMax, replica.backoff * 2)
+    private func nextBackoff(_ replica: Replica) -> Duration {
+        replica.backoff = replica.backoff == .zero ? config.backoffInitial : min(config.backoffMax, replica.backoff * 2)
         return replica.backoff
     }
 
@@ -577,10 +577,10 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         config.onFailure == .replace && replica.failedRestarts >= config.maxRestarts
     }
 
-    private func scheduleRepair(_ replica: Replica, after delay: UInt64) {
+    private func scheduleRepair(_ replica: Replica, after delay: Duration) {
         if let timer = replica.nextCheck { loop.cancel(timer); replica.nextCheck = nil }
         if let pending = replica.repairPending { loop.cancel(pending) }
-        replica.repairPending = loop.schedule(afterNanoseconds: delay) { [unowned self, weak replica] in
+        replica.repairPending = loop.schedule(after: delay) { [unowned self, weak replica] in
             guard let replica, !replica.removed, !self.stopping else { return }
             replica.repairPending = nil
             if self.repairReplaces(replica) { self.replace(replica) } else { self.restart(replica) }
@@ -604,7 +604,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     /// Gives a launched replica `startTimeout` to pass its first checks; past that the launch
     /// counts as a failed restart (backoff, or replacement). Coming up or failing earlier cancels it.
     private func armStartDeadline(_ replica: Replica) {
-        replica.startDeadline = loop.schedule(afterNanoseconds: config.startTimeout) { [unowned self, weak replica] in
+        replica.startDeadline = loop.schedule(after: config.startTimeout) { [unowned self, weak replica] in
             guard let replica, !replica.removed, !replica.isUp, !self.stopping else { return }
             replica.startDeadline = nil
             self.restartFailed(replica, reason: "no successful heartbeat within \(DurationText.format(self.config.startTimeout)) (last: \(replica.health.last?.description ?? "none"))")
@@ -676,7 +676,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
             body()
             return
         }
-        loop.schedule(afterNanoseconds: 2_000_000) { [unowned self] in whenWorkersReach(target, deadline: deadline, body) }
+        loop.schedule(after: .milliseconds(2)) { [unowned self] in whenWorkersReach(target, deadline: deadline, body) }
     }
 
     /// Takes the `/metrics` series of replicas that left the pool off the registry, as

@@ -3,12 +3,13 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
+import DSHTTPClient
 import DSReactor
 import DSSystem
 
 /// A Docker Engine API client over the engine's unix socket (HTTP/1.1, one connection per call,
 /// `Connection: close`), on our own reactor: the client runs one `EventLoop` on a thread of its
-/// own, every call is a non-blocking `EngineConnection` on it, and calls run concurrently. A slow
+/// own, every call is a non-blocking `HTTPClient` request on it, and calls run concurrently. A slow
 /// or silent engine costs a timer, never a blocked thread (docs/ARCHITECTURE.md §2).
 ///
 /// Calls take a completion, called once on the client's loop thread; `wait` turns one into a
@@ -98,7 +99,7 @@ package final class DockerClient: Sendable {
     /// Runs `task` on the client's loop thread after `seconds` (retries, backoff). Any thread.
     package func after(_ seconds: Double, _ task: @escaping @Sendable () -> Void) {
         let loop = self.loop
-        loop.execute { loop.schedule(afterNanoseconds: EngineConnection.nanoseconds(seconds), task) }
+        loop.execute { loop.schedule(afterNanoseconds: Duration.seconds(seconds).clientNanoseconds, task) }
     }
 
     /// Blocks the calling thread until the call `start` begins has completed. For start-up code
@@ -118,10 +119,11 @@ package final class DockerClient: Sendable {
 
     func exchange(_ method: String, _ target: String, body: [UInt8]?, timeout: Double,
                   completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
-        let loop = self.loop, path = socketPath, connectTimeout = self.connectTimeout
+        let loop = self.loop, transport = makeTransport(method, target, timeout: timeout)
         loop.execute {
-            EngineConnection(loop: loop, socketPath: path, method: method, target: target, body: body,
-                             timeout: timeout, connectTimeout: connectTimeout, handling: .whole(completion)).start()
+            transport.client(on: loop).send(transport.request(body: body), timeout: .seconds(timeout)) { result in
+                completion(result.map { DockerResponse(status: $0.status, body: $0.body) }.mapError(transport.error))
+            }
         }
     }
 
@@ -129,14 +131,16 @@ package final class DockerClient: Sendable {
     func stream(_ target: String, timeout: Double, onLine: @escaping @Sendable ([UInt8]) -> Void,
                 onEnd: @escaping @Sendable (DockerError) -> Void) -> StreamHandle {
         let handle = StreamHandle(loop: loop)
-        let loop = self.loop, path = socketPath, connectTimeout = self.connectTimeout
+        let loop = self.loop, transport = makeTransport("GET", target, timeout: timeout)
         loop.execute {
-            let connection = EngineConnection(loop: loop, socketPath: path, method: "GET", target: target, body: nil, timeout: timeout,
-                                              connectTimeout: connectTimeout, handling: .lines(onLine: onLine, onEnd: onEnd))
-            handle.attach(connection)
-            connection.start()
+            let reader = EngineStream(transport: transport, onLine: onLine, onEnd: onEnd)
+            handle.attach(reader.start(on: loop))
         }
         return handle
+    }
+
+    private func makeTransport(_ method: String, _ target: String, timeout: Double) -> EngineTransport {
+        EngineTransport(socketPath: socketPath, method: method, target: target, timeout: timeout, connectTimeout: min(connectTimeout, timeout))
     }
 
     /// RFC 3986 §2.3: everything but unreserved characters is percent-encoded.
@@ -164,23 +168,23 @@ private final class LoopOwner: Sendable {
 
 /// A stream in progress (`/events`): `cancel` closes it without calling its `onEnd`. Any thread.
 package final class StreamHandle: @unchecked Sendable {
-    // @unchecked: `connection` is touched on the loop thread only (attach and cancel both hop there).
+    // @unchecked: `exchange` is touched on the loop thread only (attach and cancel both hop there).
     private let loop: EventLoop
-    private var connection: EngineConnection?
+    private var exchange: HTTPClientExchange?
     private var cancelled = false
 
     init(loop: EventLoop) { self.loop = loop }
 
     /// Loop thread only.
-    func attach(_ connection: EngineConnection) {
-        if cancelled { connection.cancel() } else { self.connection = connection }
+    func attach(_ exchange: HTTPClientExchange) {
+        if cancelled { exchange.cancel() } else { self.exchange = exchange }
     }
 
     package func cancel() {
         loop.execute { [self] in
             cancelled = true
-            connection?.cancel()
-            connection = nil
+            exchange?.cancel()
+            exchange = nil
         }
     }
 }

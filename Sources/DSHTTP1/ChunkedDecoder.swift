@@ -1,5 +1,5 @@
 /// De-chunks a body (RFC 9112 §7.1) with `ChunkedScanner`'s rules, for a client that needs the
-/// payload (the Docker engine's chunked answers and its `/events` stream) rather than the
+/// payload (`HTTPClient`: the Docker engine's chunked answers and its `/events` stream) rather than the
 /// proxy's "where does the message end". There is one set of chunked rules in the project, the
 /// scanner's strict ones: a body the data plane would refuse is never taken as well-formed on
 /// the control plane, and a real engine always sends well-formed framing, so strictness costs

@@ -24,6 +24,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         case closing
     }
 
+    /// The connection's number for system calls; the descriptor is the loop's (registered by
+    /// the worker), closed by `close()`.
     let fd: Int32
     let peer: SocketAddress?
     /// The client address for the `client-ip` key source, built once.
@@ -221,12 +223,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
                     // A new connection that has sent nothing yet gets the head deadline, not the
                     // keep-alive one (HAProxy's `timeout http-request`, nginx's
                     // `client_header_timeout`): silent connections are slowloris too.
-                    if clientWait != .firstByte { expectClient(.firstByte, within: worker.config.headTimeoutNanoseconds) }
+                    if clientWait != .firstByte { expectClient(.firstByte, within: worker.timeouts.head) }
                 } else if clientWait != .idle {
-                    expectClient(.idle, within: worker.config.idleTimeoutNanoseconds)
+                    expectClient(.idle, within: worker.timeouts.idle)
                 }
             } else if clientWait != .head {
-                expectClient(.head, within: worker.config.headTimeoutNanoseconds)
+                expectClient(.head, within: worker.timeouts.head)
             }
             return false
         case .eof:
@@ -284,7 +286,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         case .head:
             clientWait = .none
             worker.metrics.count(.badRequest)
-            respond(status: .requestTimeout, message: "Request header not received within \(worker.config.headTimeoutNanoseconds / 1_000_000_000) s", close: true)
+            respond(status: .requestTimeout, message: "Request header not received within \(worker.timeouts.head / 1_000_000_000) s", close: true)
             drive()
         case .body:
             clientWait = .none
@@ -292,7 +294,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             if case .proxying = state, let exchange, !exchange.responseStarted, exchange.readyForClient == 0 {
                 exchange.abandon()
                 self.exchange = nil
-                respond(status: .requestTimeout, message: "Request body stalled for \(worker.config.bodyTimeoutNanoseconds / 1_000_000_000) s", close: true)
+                respond(status: .requestTimeout, message: "Request body stalled for \(worker.timeouts.body / 1_000_000_000) s", close: true)
                 drive()
             } else {
                 close()
@@ -387,10 +389,10 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         }
         switch readClient() {
         case .data:
-            expectClient(.body, within: worker.config.bodyTimeoutNanoseconds)
+            expectClient(.body, within: worker.timeouts.body)
             return true
         case .wouldBlock:
-            if clientWait != .body { expectClient(.body, within: worker.config.bodyTimeoutNanoseconds) }
+            if clientWait != .body { expectClient(.body, within: worker.timeouts.body) }
             return false
         case .eof:
             close()
@@ -508,7 +510,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         exchange = nil
         clientWait = .none
         let tunnel = Tunnel(client: self, upstream: upstream, loop: worker.loop,
-                            idleTimeoutNanoseconds: worker.config.idleTimeoutNanoseconds)
+                            idleTimeoutNanoseconds: worker.timeouts.idle)
         upstream.owner = tunnel
         self.tunnel = tunnel
         state = .tunneling
@@ -573,8 +575,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         tunnel = nil
         if let timer = clientTimer { worker.loop.cancel(timer) }
         releasePipelineSlot()
-        worker.loop.unregister(fd)
-        Socket.close(fd)
+        worker.loop.close(fd, of: self)
         worker.forget(self)
     }
 }

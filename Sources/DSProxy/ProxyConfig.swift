@@ -23,13 +23,13 @@ package struct ProxyConfig: Sendable {
     /// reading the first X-Forwarded-For value reads an address ds-lb saw. Empty by default.
     package var trustedProxies: [CIDR] = []
     /// A request head must arrive whole within this, from its first byte (slowloris: 408).
-    package var headTimeoutNanoseconds: UInt64 = 10_000_000_000
+    package var headTimeout: Duration = .seconds(10)
     /// An idle keep-alive client connection is closed after this.
-    package var idleTimeoutNanoseconds: UInt64 = 60_000_000_000
+    package var idleTimeout: Duration = .seconds(60)
     /// A request body may pause this long between reads; there is no total body deadline.
-    package var bodyTimeoutNanoseconds: UInt64 = 30_000_000_000
-    package var connectTimeoutNanoseconds: UInt64 = 2_000_000_000
-    package var responseTimeoutNanoseconds: UInt64 = 30_000_000_000
+    package var bodyTimeout: Duration = .seconds(30)
+    package var connectTimeout: Duration = .seconds(2)
+    package var responseTimeout: Duration = .seconds(30)
     /// How many other replicas a request may fail over to when its replica refuses the
     /// connection (or drops it before answering an idempotent request).
     package var retries = 1
@@ -46,7 +46,7 @@ package struct ProxyConfig: Sendable {
     /// a replica's own keep-alive timeout, so ds-lb, not the replica, ends it (no request meets
     /// a connection the replica is closing), and so a burst does not leave the replica holding
     /// descriptors it needs for heartbeats and new clients.
-    package var upstreamIdleTimeoutNanoseconds: UInt64 = 30_000_000_000
+    package var upstreamIdleTimeout: Duration = .seconds(30)
 
     /// Each worker's share of `total` idle connections per replica (`--upstream-max-idle`),
     /// rounded up. A fixed share rather than one atomic counter per replica shared by the

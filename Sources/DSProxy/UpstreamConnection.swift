@@ -11,6 +11,8 @@ protocol UpstreamOwner: AnyObject {
 /// events go to that client connection; while idle in the pool, any event means the replica
 /// closed it (or sent bytes nobody asked for), so it is dropped before anyone reuses it.
 final class UpstreamConnection: EventHandler {
+    /// The connection's number for system calls; the descriptor is the loop's (registered by
+    /// the pool), closed by `close()`.
     let fd: Int32
     let backend: Backend
     /// Response bytes; its storage comes from the worker's pool and goes back while the
@@ -103,8 +105,7 @@ final class UpstreamConnection: EventHandler {
         guard !closed else { return }
         closed = true
         owner = nil
-        pool.loop.unregister(fd)
-        Socket.close(fd)
+        pool.loop.close(fd, of: self)
     }
 }
 
@@ -234,15 +235,12 @@ final class UpstreamPool: TimerTarget {
     func connect(_ index: Int, in snapshot: Snapshot) throws -> UpstreamConnection {
         let backend = snapshot.backends[index]
         let address = try SocketAddress.parse(backend.address)
-        let (fd, connected) = try Socket.connect(to: address)
-        let connection = UpstreamConnection(fd: fd, backend: backend, connected: connected, pool: self,
+        let (raw, connected) = try Socket.connect(to: address)
+        let fd = FileDescriptor(adopting: raw)
+        let connection = UpstreamConnection(fd: fd.rawValue, backend: backend, connected: connected, pool: self,
                                             home: list(index, in: snapshot))
-        do {
-            try loop.register(fd, handler: connection)
-        } catch {
-            Socket.close(fd)
-            throw error
-        }
+        // The loop owns the descriptor from here (it closes it if this fails).
+        try loop.register(fd, handler: connection)
         return connection
     }
 

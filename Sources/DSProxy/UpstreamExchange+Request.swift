@@ -131,10 +131,10 @@ extension UpstreamExchange {
     func clientBodyRead(_ outcome: ClientConnection.ReadOutcome) -> BodyStep {
         switch outcome {
         case .data:
-            client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds)
+            client.expectClient(.body, within: worker.timeouts.body)
             return .moved(0)
         case .wouldBlock:
-            if client.clientWait != .body { client.expectClient(.body, within: worker.config.bodyTimeoutNanoseconds) }
+            if client.clientWait != .body { client.expectClient(.body, within: worker.timeouts.body) }
             return .blocked
         case .eof:
             // The client vanished mid-body: the request cannot complete.

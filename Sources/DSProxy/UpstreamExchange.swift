@@ -154,7 +154,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             upstream.connected = true
             upstream.mayWrite = true
             // Connected: the connect deadline gives way to the response deadline.
-            deadline.set(within: worker.config.responseTimeoutNanoseconds, on: worker.loop, target: self)
+            deadline.set(within: worker.timeouts.response, on: worker.loop, target: self)
         }
         client.drive()
     }
@@ -200,7 +200,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             tracked?.begin()
             trackedSince = monotonicNanoseconds()
         }
-        let timeout = upstream.connected ? worker.config.responseTimeoutNanoseconds : worker.config.connectTimeoutNanoseconds
+        let timeout = upstream.connected ? worker.timeouts.response : worker.timeouts.connect
         // A timer target, not a closure: nothing allocated when the timer is (re-)armed. Every way
         // the exchange ends clears the deadline, so a later firing finds nothing due.
         deadline.set(within: timeout, on: worker.loop, target: self)

@@ -10,10 +10,32 @@ package final class Worker {
     package let loop: EventLoop
     let index: Int
     /// Replaced by a reload (`WorkerHandle.reconfigure`); read at each use, so the next request,
-    /// timer or failover follows it. `limits`, `maxIdlePerBackend` and
-    /// `upstreamIdleTimeoutNanoseconds` are fixed at start.
+    /// timer or failover follows it. `limits`, `maxIdlePerBackend` and `upstreamIdleTimeout`
+    /// are fixed at start.
     var config: ProxyConfig {
-        didSet { pipeline.maxInProgress = config.pipelineSlots }
+        didSet {
+            pipeline.maxInProgress = config.pipelineSlots
+            timeouts = Timeouts(config)
+        }
+    }
+    /// `config`'s timeouts in nanoseconds, converted once per configuration: the request path
+    /// adds them to the monotonic clock without a 128-bit `Duration` division per request.
+    private(set) var timeouts: Timeouts
+
+    struct Timeouts {
+        let head: UInt64
+        let idle: UInt64
+        let body: UInt64
+        let connect: UInt64
+        let response: UInt64
+
+        init(_ config: ProxyConfig) {
+            head = nanoseconds(of: config.headTimeout)
+            idle = nanoseconds(of: config.idleTimeout)
+            body = nanoseconds(of: config.bodyTimeout)
+            connect = nanoseconds(of: config.connectTimeout)
+            response = nanoseconds(of: config.responseTimeout)
+        }
     }
     let parser: HeadParser
     var reader: SnapshotPublisher.Reader
@@ -55,13 +77,14 @@ package final class Worker {
         self.index = index
         self.loop = loop
         self.config = config
+        self.timeouts = Timeouts(config)
         self.pipeline = PipelineQueue(maxInProgress: config.pipelineSlots)
         self.parser = HeadParser(limits: config.limits)
         self.reader = SnapshotPublisher.Reader(publisher: publisher, worker: index)
         let buffers = BufferPool()
         self.bufferPool = buffers
         self.pool = UpstreamPool(loop: loop, maxIdlePerBackend: config.maxIdlePerBackend,
-                                 idleTimeout: config.upstreamIdleTimeoutNanoseconds, buffers: buffers)
+                                 idleTimeout: nanoseconds(of: config.upstreamIdleTimeout), buffers: buffers)
         self.admin = admin
         self.onUnreachable = onUnreachable
         pool.follow(reader.snapshot)
@@ -98,7 +121,7 @@ package final class Worker {
         let group = AcceptBalance.group(for: fd)
         let me = LoopBound(self)
         let member = AcceptBalance.Member(index: index) { client, peer in
-            loop.execute { me.value.adopt(client, peer: peer) }
+            loop.execute { me.value.adopt(FileDescriptor(adopting: client), peer: peer) }
         }
         group.join(member)
         balance = (group, member)
@@ -116,11 +139,13 @@ package final class Worker {
         }
     }
 
-    private func accept(_ fd: Int32, peer: SocketAddress?) {
+    private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
         if let (group, member) = balance {
             let owner = group.owner(for: member)
             if owner !== member {
-                owner.adopt(fd, peer)
+                // The number crosses to the other worker's thread in an escaping closure, which
+                // cannot carry a noncopyable value; that worker adopts it again on arrival.
+                owner.adopt(fd.release(), peer)
                 return
             }
         }
@@ -129,19 +154,19 @@ package final class Worker {
 
     /// Loop thread only. Serves connection `fd`, accepted here or handed over by another worker
     /// (counted in the balance already).
-    private func adopt(_ fd: Int32, peer: SocketAddress?) {
+    private func adopt(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
         if draining {
             // Handed over while this worker began its drain: nothing will serve it here.
             balance?.member.connections.subtract(1, ordering: .relaxed)
-            Socket.close(fd)
+            fd.close()
             return
         }
-        let connection = ClientConnection(fd: fd, peer: peer, worker: self)
+        let connection = ClientConnection(fd: fd.rawValue, peer: peer, worker: self)
         do {
+            // The loop owns the descriptor from here (it closes it if this fails).
             try loop.register(fd, handler: connection)
         } catch {
             balance?.member.connections.subtract(1, ordering: .relaxed)
-            Socket.close(fd)
             return
         }
         connections[ObjectIdentifier(connection)] = connection
@@ -226,7 +251,7 @@ package final class Worker {
 
     private func armHeapTrim(waited: Int) {
         closesSinceTrimArmed = 0
-        _ = loop.schedule(afterNanoseconds: 1_000_000_000) { [unowned self] in
+        _ = loop.schedule(after: .seconds(1)) { [unowned self] in
             if self.closesSinceTrimArmed > 0 && waited < Self.trimPatience {
                 self.armHeapTrim(waited: waited + 1)
                 return

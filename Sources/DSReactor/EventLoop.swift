@@ -46,6 +46,8 @@ package final class EventLoop: @unchecked Sendable {
     private struct Registration {
         let handler: EventHandler
         let generation: UInt32
+        /// The loop closes the descriptor when the registration ends.
+        let owned: Bool
     }
 
     /// A pending timer in the heap. Its action lives in `timerSlots[slot]`, which still holds
@@ -69,8 +71,8 @@ package final class EventLoop: @unchecked Sendable {
         var action: TimerAction
     }
 
-    private let epfd: Int32
-    private let wakeFD: Int32
+    private let epfd: FileDescriptor
+    private let wakeFD: FileDescriptor
     private var registrations: [Registration?] = []
     private var nextGeneration: UInt32 = 1
     private var timerHeap = BinaryHeap<TimerEntry>(areInOrder: { $0.deadline < $1.deadline || ($0.deadline == $1.deadline && $0.id < $1.id) })
@@ -93,35 +95,56 @@ package final class EventLoop: @unchecked Sendable {
     private static let wakeToken: UInt64 = UInt64.max
 
     package init() throws {
-        epfd = try syscall("epoll_create1") { Epoll.create() }
-        wakeFD = try syscall("eventfd") { EventFD.create() }
-        _ = try syscall("epoll_ctl(eventfd)") { Epoll.add(epfd, wakeFD, events: Epoll.readable | Epoll.edgeTriggered, data: Self.wakeToken) }
+        epfd = FileDescriptor(adopting: try syscall("epoll_create1") { Epoll.create() })
+        wakeFD = FileDescriptor(adopting: try syscall("eventfd") { EventFD.create() })
+        _ = try syscall("epoll_ctl(eventfd)") {
+            Epoll.add(epfd.rawValue, wakeFD.rawValue, events: Epoll.readable | Epoll.edgeTriggered, data: Self.wakeToken)
+        }
     }
 
     deinit {
-        Socket.close(wakeFD)
-        Socket.close(epfd)
+        // Descriptors still registered to their owner, the loop, die with it; `epfd` and
+        // `wakeFD` close themselves.
+        for (index, registration) in registrations.enumerated() where registration?.owned == true {
+            Socket.close(Int32(index))
+        }
     }
 
     // MARK: descriptors (loop thread only)
 
-    /// Registers `fd` edge-triggered for reads, writes and peer half-close. `exclusive` sets
-    /// EPOLLEXCLUSIVE, for a listener shared by several loops (one wake-up per connection).
+    /// Registers `descriptor` edge-triggered for reads, writes and peer half-close, and takes it
+    /// over: `close(_:of:)` unregisters and closes it in one step, and the loop's deinit closes
+    /// it if it is still registered then. When registering fails, the descriptor is closed.
+    /// Returns its number, for the handler's system calls until it closes.
+    @discardableResult
+    package func register(_ descriptor: consuming FileDescriptor, handler: EventHandler) throws -> Int32 {
+        try add(descriptor.rawValue, handler: handler, exclusive: false, owned: true)
+        return descriptor.release()
+    }
+
+    /// Registers `fd`, which stays the caller's to close (after `unregister`): a listener shared
+    /// by several loops, or a descriptor whose owner has not moved to `FileDescriptor` yet.
+    /// Edge-triggered for reads, writes and peer half-close; `exclusive` sets EPOLLEXCLUSIVE, for
+    /// a listener shared by several loops (one wake-up per connection).
     package func register(_ fd: Int32, handler: EventHandler, exclusive: Bool = false) throws {
+        try add(fd, handler: handler, exclusive: exclusive, owned: false)
+    }
+
+    private func add(_ fd: Int32, handler: EventHandler, exclusive: Bool, owned: Bool) throws {
         let generation = nextGeneration
         nextGeneration = nextGeneration &+ 1 == 0 ? 1 : nextGeneration &+ 1
         let index = Int(fd)
         if index >= registrations.count {
             registrations.append(contentsOf: repeatElement(nil, count: index - registrations.count + 1))
         }
-        registrations[index] = Registration(handler: handler, generation: generation)
+        registrations[index] = Registration(handler: handler, generation: generation, owned: owned)
         // EPOLLEXCLUSIVE may only be combined with EPOLLIN/EPOLLOUT/EPOLLET (epoll_ctl(2)).
         let events = exclusive
             ? Epoll.readable | Epoll.edgeTriggered | Epoll.exclusive
             : Epoll.readable | Epoll.writable | Epoll.readHangup | Epoll.edgeTriggered
         let data = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
         do {
-            _ = try syscall("epoll_ctl(add)") { Epoll.add(epfd, fd, events: events, data: data) }
+            _ = try syscall("epoll_ctl(add)") { Epoll.add(epfd.rawValue, fd, events: events, data: data) }
         } catch {
             registrations[index] = nil
             throw error
@@ -129,17 +152,36 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     /// Forgets `fd`. Call before closing it: events already fetched for it are dropped because
-    /// the generation in their data no longer matches.
+    /// the generation in their data no longer matches. A descriptor the loop owns is closed too
+    /// (nobody else could).
     package func unregister(_ fd: Int32) {
         let index = Int(fd)
-        guard index < registrations.count, registrations[index] != nil else { return }
+        guard index < registrations.count, let registration = registrations[index] else { return }
         registrations[index] = nil
-        _ = Epoll.remove(epfd, fd)
+        _ = Epoll.remove(epfd.rawValue, fd)
+        if registration.owned { Socket.close(fd) }
+    }
+
+    /// Unregisters and closes `fd`, a descriptor the loop took over from `handler`
+    /// (`register(_:handler:)`). Only while `handler` still holds that registration: a second
+    /// close, even one after the kernel reused the number for another connection, does nothing.
+    package func close(_ fd: Int32, of handler: EventHandler) {
+        let index = Int(fd)
+        guard index < registrations.count, let registration = registrations[index],
+              registration.owned, registration.handler === handler else { return }
+        unregister(fd)
     }
 
     // MARK: timers (loop thread only)
 
-    /// Runs `callback` on this loop after `nanoseconds`.
+    /// Runs `callback` on this loop after `delay`.
+    @discardableResult
+    package func schedule(after delay: Duration, _ callback: @escaping () -> Void) -> TimerID {
+        addTimer(at: monotonicNanoseconds() &+ nanoseconds(of: delay), .closure(callback))
+    }
+
+    /// Runs `callback` on this loop after `nanoseconds`: the integer form, for callers whose own
+    /// deadline arithmetic is in monotonic nanoseconds (no 128-bit Duration division per call).
     @discardableResult
     package func schedule(afterNanoseconds nanoseconds: UInt64, _ callback: @escaping () -> Void) -> TimerID {
         addTimer(at: monotonicNanoseconds() &+ nanoseconds, .closure(callback))
@@ -147,7 +189,8 @@ package final class EventLoop: @unchecked Sendable {
 
     /// Calls `target.timerFired(tag)` on this loop after `nanoseconds`. Unlike a closure, this
     /// allocates nothing (a per-request deadline costs no heap allocation); the loop holds
-    /// `target` until the timer fires or is cancelled.
+    /// `target` until the timer fires or is cancelled. In nanoseconds because it runs per
+    /// request: callers convert their configured `Duration`s once, at set-up.
     @discardableResult
     package func schedule(afterNanoseconds nanoseconds: UInt64, target: TimerTarget, tag: Int = 0) -> TimerID {
         addTimer(at: monotonicNanoseconds() &+ nanoseconds, .target(target, tag))
@@ -212,18 +255,18 @@ package final class EventLoop: @unchecked Sendable {
     /// Any thread. Runs `task` on the loop thread soon.
     package func execute(_ task: @escaping @Sendable () -> Void) {
         inbox.withLock { $0.append(task) }
-        _ = EventFD.signal(wakeFD)
+        _ = EventFD.signal(wakeFD.rawValue)
     }
 
     /// Any thread. Makes the loop run one more iteration (its iteration hooks included) soon.
     package func wakeUp() {
-        _ = EventFD.signal(wakeFD)
+        _ = EventFD.signal(wakeFD.rawValue)
     }
 
     /// Any thread. Makes `run` return after the current iteration.
     package func stop() {
         stopRequested.store(true, ordering: .releasing)
-        _ = EventFD.signal(wakeFD)
+        _ = EventFD.signal(wakeFD.rawValue)
     }
 
     /// Loop thread only. `hook` runs once per loop iteration, after events and timers (the
@@ -246,7 +289,7 @@ package final class EventLoop: @unchecked Sendable {
         let events = UnsafeMutablePointer<Epoll.Event>.allocate(capacity: capacity)
         defer { events.deallocate() }
         while !stopRequested.load(ordering: .acquiring) {
-            let count = Epoll.wait(epfd, events, max: Int32(capacity), timeoutNanoseconds: waitTimeout())
+            let count = Epoll.wait(epfd.rawValue, events, max: Int32(capacity), timeoutNanoseconds: waitTimeout())
             pollOnly = false
             if count < 0 {
                 if errno == EINTR { continue }
@@ -256,7 +299,7 @@ package final class EventLoop: @unchecked Sendable {
                 let event = events[i]
                 switch event.data {
                 case Self.wakeToken:
-                    _ = EventFD.drain(wakeFD)
+                    _ = EventFD.drain(wakeFD.rawValue)
                 default:
                     let fd = Int(UInt32(truncatingIfNeeded: event.data))
                     let generation = UInt32(truncatingIfNeeded: event.data >> 32)

@@ -14,9 +14,11 @@ import DSSystem
 /// arrive while paused are ignored: the timer's accept drains the queue to EAGAIN, which
 /// re-arms the edge.
 package final class Listener: EventHandler {
+    /// Raw, not a `FileDescriptor`: the listening socket is shared by every worker's loop (and,
+    /// under systemd, owned by systemd), so no one listener may close it.
     package let fd: Int32
     private unowned let loop: EventLoop
-    private let onAccept: (Int32, SocketAddress?) -> Void
+    private let onAccept: (consuming FileDescriptor, SocketAddress?) -> Void
     private var closed = false
     private var retry: TimerID?
     private var pauseNanoseconds: UInt64 = 0
@@ -29,8 +31,9 @@ package final class Listener: EventHandler {
     /// Whether accepting is paused now, waiting for its retry timer (loop thread only).
     package var isPaused: Bool { retry != nil }
 
-    /// Loop thread only. `fd` stays owned by the caller (it may be shared with other loops).
-    package init(fd: Int32, loop: EventLoop, onAccept: @escaping (Int32, SocketAddress?) -> Void) throws {
+    /// Loop thread only. `fd` stays owned by the caller (it may be shared with other loops);
+    /// each accepted connection is `onAccept`'s, which closes it by letting it go.
+    package init(fd: Int32, loop: EventLoop, onAccept: @escaping (consuming FileDescriptor, SocketAddress?) -> Void) throws {
         self.fd = fd
         self.loop = loop
         self.onAccept = onAccept
@@ -51,7 +54,7 @@ package final class Listener: EventHandler {
                     return
                 case .done(let (client, peer)):
                     pauseNanoseconds = 0
-                    onAccept(client, peer)
+                    onAccept(FileDescriptor(adopting: client), peer)
                 }
             } catch let error as SyscallError {
                 switch error.errno {

@@ -12,9 +12,11 @@ package final class SignalWatcher: EventHandler {
 
     /// Loop thread only (registers with `loop`).
     package init(signals: [Int32], loop: EventLoop, onSignal: @escaping (Int32) -> Void) throws {
-        fd = try SignalFD.open(signals)
+        let descriptor = FileDescriptor(adopting: try SignalFD.open(signals))
+        fd = descriptor.rawValue
         self.onSignal = onSignal
-        try loop.register(fd, handler: self)
+        // The loop owns the signalfd from here: it closes it with itself.
+        try loop.register(descriptor, handler: self)
     }
 
     package func handle(_ events: IOEvents) {

@@ -12,30 +12,27 @@ import DSSystem
 /// know (a partly full pipe could refuse for lack of slots while the socket still has data, and
 /// the loop would then wait for an EPOLLIN that never comes).
 package final class SplicePipe {
-    private let readFD: Int32
-    private let writeFD: Int32
+    private let readEnd: FileDescriptor
+    private let writeEnd: FileDescriptor
     /// Bytes in the pipe, not yet spliced to the destination.
     package private(set) var buffered = 0
 
     package init() throws {
-        (readFD, writeFD) = try Splice.makePipe()
+        let (readFD, writeFD) = try Splice.makePipe()
+        readEnd = FileDescriptor(adopting: readFD)
+        writeEnd = FileDescriptor(adopting: writeFD)
         // A larger pipe moves more per splice pair (the default is 64 KiB); 1 MiB is the usual
         // unprivileged maximum (/proc/sys/fs/pipe-max-size); failure just leaves the default size.
-        _ = Splice.setPipeSize(writeFD, Int32(Self.preferredSize))
+        _ = Splice.setPipeSize(writeEnd.rawValue, Int32(Self.preferredSize))
     }
 
     static let preferredSize = 1 << 20
-
-    deinit {
-        Socket.close(readFD)
-        Socket.close(writeFD)
-    }
 
     /// Moves up to `limit` bytes from socket `source` into the (empty) pipe. `.done(0)` is EOF;
     /// `.wouldBlock` means the source has nothing to read now.
     package func fill(from source: Int32, limit: Int) throws -> IOResult<Int> {
         precondition(buffered == 0, "fill only an empty pipe")
-        let result = try nonBlockingSyscall("splice(socket→pipe)") { Splice.splice(from: source, to: writeFD, length: limit) }
+        let result = try nonBlockingSyscall("splice(socket→pipe)") { Splice.splice(from: source, to: writeEnd.rawValue, length: limit) }
         switch result {
         case .wouldBlock: return .wouldBlock
         case .done(let n):
@@ -47,7 +44,7 @@ package final class SplicePipe {
     /// Moves buffered bytes to socket `destination`. `.wouldBlock`: it cannot take more now.
     package func drain(to destination: Int32) throws -> IOResult<Int> {
         guard buffered > 0 else { return .done(0) }
-        let result = try nonBlockingSyscall("splice(pipe→socket)") { Splice.splice(from: readFD, to: destination, length: buffered) }
+        let result = try nonBlockingSyscall("splice(pipe→socket)") { Splice.splice(from: readEnd.rawValue, to: destination, length: buffered) }
         switch result {
         case .wouldBlock: return .wouldBlock
         case .done(let n):

@@ -47,10 +47,10 @@ package struct ChildProcess: Sendable {
         return nil
     }
 
-    /// Sends SIGTERM, waits up to `grace` nanoseconds, then SIGKILLs and reaps.
-    package func terminate(graceNanoseconds: UInt64 = 2_000_000_000) {
+    /// Sends SIGTERM, waits up to `grace`, then SIGKILLs and reaps.
+    package func terminate(grace: Duration = .seconds(2)) {
         signal(SIGTERM)
-        let deadline = cl_monotonic_ns() + graceNanoseconds
+        let deadline = cl_monotonic_ns() &+ nanoseconds(of: grace)
         while cl_monotonic_ns() < deadline {
             if reap() != nil { return }
             usleep(5_000)
@@ -64,3 +64,15 @@ package struct ChildProcess: Sendable {
 /// The current monotonic time in nanoseconds.
 @inlinable @inline(__always)
 package func monotonicNanoseconds() -> UInt64 { cl_monotonic_ns() }
+
+/// `duration` in whole nanoseconds, for deadline arithmetic on `monotonicNanoseconds()`:
+/// negative is 0, longer than UInt64 holds saturates. Converted once where a duration enters a
+/// module's timers (at set-up, not per request): it divides a 128-bit count of attoseconds.
+package func nanoseconds(of duration: Duration) -> UInt64 {
+    guard duration > .zero else { return 0 }
+    let (seconds, attoseconds) = duration.components
+    let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+    if overflow { return .max }
+    let (total, carry) = whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000))
+    return carry ? .max : total
+}

@@ -4,7 +4,8 @@ import Glibc
 import CLinux
 
 /// Typed wrappers over the socket calls the reactor and the proxy use. Every descriptor these
-/// return is non-blocking and close-on-exec; the caller owns it and closes it with `close`.
+/// return is non-blocking and close-on-exec; the caller owns it, and holds it as a
+/// `FileDescriptor` (or hands it to `EventLoop.register`) unless it must stay shared.
 package enum Socket {
     /// Opens a listening TCP socket. `reusePort` lets several sockets (one per worker, or an old
     /// and a new process during a restart) share the address.

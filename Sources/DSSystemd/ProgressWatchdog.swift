@@ -13,7 +13,7 @@ import Logging
 /// one ping and for the whole of it to get the process killed.
 package final class ProgressWatchdog: @unchecked Sendable {
     private let control: EventLoop
-    private let interval: UInt64
+    private let interval: Duration
     private let notifier: SystemdNotifier
     private let logger: Logger
     private var workers: [EventLoop] = []
@@ -25,9 +25,9 @@ package final class ProgressWatchdog: @unchecked Sendable {
     package private(set) var pings = 0
 
     /// `@unchecked Sendable`: everything but `answered` (a lock) is touched on `control`'s thread.
-    package init(control: EventLoop, timeoutNanoseconds: UInt64, notifier: SystemdNotifier, logger: Logger) {
+    package init(control: EventLoop, timeout: Duration, notifier: SystemdNotifier, logger: Logger) {
         self.control = control
-        self.interval = max(timeoutNanoseconds / 4, 1_000_000)
+        self.interval = max(timeout / 4, .milliseconds(1))
         self.notifier = notifier
         self.logger = logger
     }
@@ -54,7 +54,7 @@ package final class ProgressWatchdog: @unchecked Sendable {
             }
         } else if !withheld {
             withheld = true
-            logger.error("[!] Worker loop \(stuck.map(String.init).joined(separator: ", ")) made no progress for \(interval / 1_000_000) ms: withholding the watchdog ping",
+            logger.error("[!] Worker loop \(stuck.map(String.init).joined(separator: ", ")) made no progress for \(nanoseconds(of: interval) / 1_000_000) ms: withholding the watchdog ping",
                          metadata: ["event": "watchdog_withheld"])
         }
         sent += 1
@@ -62,6 +62,6 @@ package final class ProgressWatchdog: @unchecked Sendable {
         for (index, loop) in workers.enumerated() {
             loop.execute { [answered] in answered.withLock { $0[index] = probe } }
         }
-        control.schedule(afterNanoseconds: interval) { [weak self] in self?.tick() }
+        control.schedule(after: interval) { [weak self] in self?.tick() }
     }
 }

@@ -8,6 +8,8 @@ package enum SystemdListeners {
     package struct Passed: Sendable, Equatable {
         /// `FileDescriptorName=` of the socket unit; systemd says `unknown` when none was set.
         package let name: String
+        /// Raw, not a `FileDescriptor`: the socket is systemd's, kept open for the next ds-lb of
+        /// a restart, and shared by every worker; ds-lb must never close it.
         package let fd: Int32
     }
 

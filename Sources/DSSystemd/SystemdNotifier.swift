@@ -44,11 +44,11 @@ package struct SystemdNotifier: Sendable {
         return sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=\(name)", fds, 1) > 0
     }
 
-    /// `WatchdogSec=` in nanoseconds when the watchdog is on for this process, else nil.
-    package func watchdogTimeout() -> UInt64? {
+    /// `WatchdogSec=` when the watchdog is on for this process, else nil.
+    package func watchdogTimeout() -> Duration? {
         var usec: UInt64 = 0
         guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
-        return usec * 1000
+        return .microseconds(usec)
     }
 
     /// Sends one datagram. The environment is kept: later messages need `NOTIFY_SOCKET` too.

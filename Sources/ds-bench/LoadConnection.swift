@@ -47,12 +47,12 @@ final class LoadConnection: EventHandler {
         connectStartedAt = Clock.now()
         do {
             let (fd, connected) = try Socket.connect(to: worker.plan.target.address)
-            self.fd = fd
-            try worker.loop.register(fd, handler: self)
+            // The loop owns the socket from here (and closes it if registering fails).
+            self.fd = try worker.loop.register(FileDescriptor(adopting: fd), handler: self)
             state = .connecting
             if connected { becameConnected() }
         } catch {
-            if fd >= 0 { Socket.close(fd); fd = -1 }
+            fd = -1
             state = .closed
             worker.connectFailed(self)
         }
@@ -78,8 +78,7 @@ final class LoadConnection: EventHandler {
     /// Abandons the connection (after a timeout, or at the end of the run).
     func close() {
         guard state != .closed else { return }
-        worker.loop.unregister(fd)
-        Socket.close(fd)
+        worker.loop.close(fd, of: self)
         fd = -1
         epoch += 1
         state = .closed

@@ -15,10 +15,9 @@ enum GracefulStop {
     /// real socket — kept open by systemd for the next ds-lb, or closed with our last reference
     /// to it when ds-lb opened the socket itself.
     static func stopAccepting(_ fd: Int32) throws {
-        let placeholder = try Socket.listen(on: SocketAddress.parse("127.0.0.1:0"))
-        defer { Socket.close(placeholder) }
-        try Socket.setNonBlocking(placeholder)
-        guard dup2(placeholder, fd) == fd else { throw SyscallError(errno: errno, function: "dup2") }
+        let placeholder = FileDescriptor(adopting: try Socket.listen(on: SocketAddress.parse("127.0.0.1:0")))
+        try Socket.setNonBlocking(placeholder.rawValue)
+        guard dup2(placeholder.rawValue, fd) == fd else { throw SyscallError(errno: errno, function: "dup2") }
         // dup2 clears close-on-exec; replicas are forked on this same thread, so none can
         // start in between.
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)

@@ -18,7 +18,7 @@ final class Reloader {
     private(set) var proxyConfig: ProxyConfig
     var workers: [WorkerHandle] = []
     /// How long a stop waits for requests in flight (a live key).
-    private(set) var drainTimeout: UInt64
+    private(set) var drainTimeout: Duration
     /// The file whose live keys are in force (restart keys: `invocation.file`, read at start).
     private var current: ConfigFile?
     /// Appended to `STATUS=`: why the last reload failed, or what waits for a restart.

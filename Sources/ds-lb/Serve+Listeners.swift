@@ -7,7 +7,9 @@ import Logging
 extension Serve {
     /// The listening sockets: those systemd passed, by name (`FileDescriptorName=http` and the
     /// optional `admin` in ds-lb.socket; a lone unnamed one is `http`), else ones ds-lb opens on
-    /// `listen` and, when given, `admin`. Before any thread starts.
+    /// `listen` and, when given, `admin`. Before any thread starts. Raw numbers, not
+    /// `FileDescriptor`s: each is shared by every worker's loop and lives as long as the process
+    /// (a passed one is systemd's, one we open also sits in systemd's FD store).
     static func listeningSockets(listen: SocketAddress, admin: SocketAddress?, logger: Logger) throws -> (http: Int32, admin: Int32?) {
         let passed = SystemdListeners.take()
         if !passed.isEmpty {

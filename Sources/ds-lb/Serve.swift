@@ -138,11 +138,11 @@ struct Serve: ParsableCommand {
     /// timeout.
     func upstreamPool(into config: inout ProxyConfig, workers: Int) throws {
         do {
-            config.upstreamIdleTimeoutNanoseconds = try DurationText.nanoseconds(upstreamIdleTimeout, name: "--upstream-idle-timeout")
+            config.upstreamIdleTimeout = try DurationText.duration(upstreamIdleTimeout, name: "--upstream-idle-timeout")
         } catch {
             throw ValidationError("\(error)")
         }
-        guard config.upstreamIdleTimeoutNanoseconds >= 1_000_000 else {
+        guard config.upstreamIdleTimeout >= .milliseconds(1) else {
             throw ValidationError("--upstream-idle-timeout: must be at least 1ms")
         }
         config.maxIdlePerBackend = ProxyConfig.idleShare(of: upstreamMaxIdle, workers: workers)
@@ -151,17 +151,17 @@ struct Serve: ParsableCommand {
     /// The data-plane timeouts, parsed; errors name the flag and the value.
     func proxyTimeouts(into config: inout ProxyConfig) throws {
         do {
-            config.headTimeoutNanoseconds = try DurationText.nanoseconds(headTimeout, name: "--head-timeout")
-            config.idleTimeoutNanoseconds = try DurationText.nanoseconds(idleTimeout, name: "--idle-timeout")
-            config.bodyTimeoutNanoseconds = try DurationText.nanoseconds(bodyTimeout, name: "--body-timeout")
-            config.connectTimeoutNanoseconds = try DurationText.nanoseconds(connectTimeout, name: "--connect-timeout")
-            config.responseTimeoutNanoseconds = try DurationText.nanoseconds(responseTimeout, name: "--response-timeout")
+            config.headTimeout = try DurationText.duration(headTimeout, name: "--head-timeout")
+            config.idleTimeout = try DurationText.duration(idleTimeout, name: "--idle-timeout")
+            config.bodyTimeout = try DurationText.duration(bodyTimeout, name: "--body-timeout")
+            config.connectTimeout = try DurationText.duration(connectTimeout, name: "--connect-timeout")
+            config.responseTimeout = try DurationText.duration(responseTimeout, name: "--response-timeout")
         } catch {
             throw ValidationError("\(error)")
         }
-        for (flag, value) in [("--head-timeout", config.headTimeoutNanoseconds), ("--idle-timeout", config.idleTimeoutNanoseconds),
-                              ("--body-timeout", config.bodyTimeoutNanoseconds), ("--connect-timeout", config.connectTimeoutNanoseconds),
-                              ("--response-timeout", config.responseTimeoutNanoseconds)] where value < 1_000_000 {
+        for (flag, value) in [("--head-timeout", config.headTimeout), ("--idle-timeout", config.idleTimeout),
+                              ("--body-timeout", config.bodyTimeout), ("--connect-timeout", config.connectTimeout),
+                              ("--response-timeout", config.responseTimeout)] where value < .milliseconds(1) {
             throw ValidationError("\(flag): must be at least 1ms")
         }
     }
@@ -244,20 +244,20 @@ struct Serve: ParsableCommand {
     func supervisorConfig() throws -> SupervisorConfig {
         var config = SupervisorConfig()
         do {
-            config.heartbeatInterval = try DurationText.nanoseconds(heartbeatInterval, name: "--heartbeat-interval")
-            config.heartbeatTimeout = try DurationText.nanoseconds(heartbeatTimeout, name: "--heartbeat-timeout")
-            config.drainTimeout = try DurationText.nanoseconds(drainTimeout, name: "--drain-timeout")
-            config.failWindow = try DurationText.nanoseconds(failWindow, name: "--fail-window")
+            config.heartbeatInterval = try DurationText.duration(heartbeatInterval, name: "--heartbeat-interval")
+            config.heartbeatTimeout = try DurationText.duration(heartbeatTimeout, name: "--heartbeat-timeout")
+            config.drainTimeout = try DurationText.duration(drainTimeout, name: "--drain-timeout")
+            config.failWindow = try DurationText.duration(failWindow, name: "--fail-window")
         } catch {
             throw ValidationError("\(error)")
         }
-        guard config.heartbeatInterval >= 10_000_000 else {
+        guard config.heartbeatInterval >= .milliseconds(10) else {
             throw ValidationError("--heartbeat-interval: '\(heartbeatInterval)' is too short (at least 10ms)")
         }
-        guard config.heartbeatTimeout >= 1_000_000 else {
+        guard config.heartbeatTimeout >= .milliseconds(1) else {
             throw ValidationError("--heartbeat-timeout: '\(heartbeatTimeout)' is too short (at least 1ms)")
         }
-        guard config.failWindow >= 10_000_000 else {
+        guard config.failWindow >= .milliseconds(10) else {
             throw ValidationError("--fail-window: '\(failWindow)' is too short (at least 10ms)")
         }
         config.maxFails = maxFails
@@ -327,7 +327,7 @@ struct Serve: ParsableCommand {
             let drainTimeout = reloader.drainTimeout
             // Each worker closes its idle connections and each other one after its response.
             drain.begin()
-            GracefulStop.drain(loop: control, timeout: drainTimeout, inFlight: { drain.remaining }) { left in
+            GracefulStop.drain(loop: control, timeout: nanoseconds(of: drainTimeout), inFlight: { drain.remaining }) { left in
                 if left > 0 {
                     logger.warning("[!] Stopping with \(left) client connections still open after \(DurationText.format(drainTimeout))")
                 } else {
@@ -350,11 +350,11 @@ struct Serve: ParsableCommand {
         if notifier.isEnabled {
             notifier.status(lastStatus)
             if let timeout = notifier.watchdogTimeout() {
-                watchdog = ProgressWatchdog(control: control, timeoutNanoseconds: timeout, notifier: notifier, logger: logger)
+                watchdog = ProgressWatchdog(control: control, timeout: timeout, notifier: notifier, logger: logger)
                 watchdog?.start()
             }
             func refreshStatus() {
-                control.schedule(afterNanoseconds: 1_000_000_000) {
+                control.schedule(after: .seconds(1)) {
                     guard !stopping else { return }
                     let line = reloader.statusLine
                     if line != lastStatus, !workerLoops.isEmpty { lastStatus = line; notifier.status(line) }

@@ -5,6 +5,7 @@ import DSSystem
 /// One client connection to the replica: reads requests (pipelined ones included), answers them
 /// in order, keeps the connection open unless the client or an error says otherwise.
 final class ReplicaConnection: EventHandler {
+    /// The number for system calls; the descriptor is the loop's, closed by `close()`.
     private let fd: Int32
     private unowned let server: ReplicaServer
     private let input = ByteBuffer(capacity: 4096)
@@ -139,7 +140,7 @@ final class ReplicaConnection: EventHandler {
                         let ms = head.queryParameter("ms").flatMap { UInt64($0) }.map { min($0, 60_000) } ?? 1000
                         paused = true
                         let response = server.respond(to: head, close: !keepAlive, path: "/home")
-                        server.loop.schedule(afterNanoseconds: ms * 1_000_000) { [weak self] in
+                        server.loop.schedule(after: .milliseconds(ms)) { [weak self] in
                             guard let self, !self.closed else { return }
                             self.output.append(response)
                             self.paused = false
@@ -207,8 +208,7 @@ final class ReplicaConnection: EventHandler {
     func close() {
         guard !closed else { return }
         closed = true
-        server.loop.unregister(fd)
-        Socket.close(fd)
+        server.loop.close(fd, of: self)
         server.forget(self)
     }
 }

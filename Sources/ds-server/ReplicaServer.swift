@@ -15,13 +15,10 @@ final class ReplicaServer {
         self.id = id
         self.loop = loop
         listener = try Listener(fd: listenFD, loop: loop) { [unowned self] fd, _ in
-            let connection = ReplicaConnection(fd: fd, server: self)
-            do {
-                try self.loop.register(fd, handler: connection)
-                self.connections[ObjectIdentifier(connection)] = connection
-            } catch {
-                Socket.close(fd)
-            }
+            let connection = ReplicaConnection(fd: fd.rawValue, server: self)
+            // The loop owns the descriptor from here (it closes it if this fails).
+            guard (try? self.loop.register(fd, handler: connection)) != nil else { return }
+            self.connections[ObjectIdentifier(connection)] = connection
         }
     }
 

@@ -44,9 +44,9 @@ struct DSServer: ParsableCommand {
         }
 
         let loop = try EventLoop()
-        let listenFD = try Socket.listen(on: address)
-        let bound = try Socket.localAddress(listenFD)
-        let server = try ReplicaServer(id: serverID, listenFD: listenFD, loop: loop)
+        let listenFD = FileDescriptor(adopting: try Socket.listen(on: address))
+        let bound = try Socket.localAddress(listenFD.rawValue)
+        let server = try ReplicaServer(id: serverID, listenFD: listenFD.rawValue, loop: loop)
         _ = try SignalWatcher(signals: [SIGTERM, SIGINT], loop: loop) { _ in
             server.shutdown()
             loop.stop()
@@ -54,7 +54,7 @@ struct DSServer: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         log("Server \(serverID) Listening on \(bound)")
         loop.run()
-        Socket.close(listenFD)
+        listenFD.close()
         log("Server \(serverID) stopped")
     }
 

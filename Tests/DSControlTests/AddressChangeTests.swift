@@ -31,7 +31,7 @@ final class AddressChangeTests: XCTestCase {
         func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
             let backend = Backend(name: replica.name, number: replica.number, host: "127.0.0.1", port: 0)
             let real = Backend(name: replica.name, number: replica.number, host: "127.0.0.1", port: self.real)
-            loop?.schedule(afterNanoseconds: 100_000_000) { [self] in report(.addressChanged(from: backend, to: real)) }
+            loop?.schedule(after: .milliseconds(100)) { [self] in report(.addressChanged(from: backend, to: real)) }
             return backend
         }
         func stop(_ backend: Backend) {}
@@ -47,8 +47,8 @@ final class AddressChangeTests: XCTestCase {
         let loop = try EventLoop()
         let driver = LateAddressDriver(real: responder.port)
         var config = SupervisorConfig()
-        config.heartbeatInterval = 200_000_000
-        config.startTimeout = 5_000_000_000  // past it `ready` fires anyway: the assertions tell
+        config.heartbeatInterval = .milliseconds(200)
+        config.startTimeout = .seconds(5)  // past it `ready` fires anyway: the assertions tell
         let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
                                     logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         let ready = expectation(description: "the initial pool is up")

@@ -28,4 +28,14 @@ final class DurationTextTests: XCTestCase {
         XCTAssertEqual(DurationText.format(500_000_000), "500ms")
         XCTAssertEqual(DurationText.format(120_000_000_000), "2m")
     }
+
+    /// The `Duration` forms other modules' settings use: the same values and the same text.
+    func testDurationForms() throws {
+        XCTAssertEqual(try DurationText.duration("1.5s", name: "--x"), .milliseconds(1500))
+        XCTAssertEqual(try DurationText.duration("250us", name: "--x"), .microseconds(250))
+        XCTAssertThrowsError(try DurationText.duration("5", name: "--drain-timeout"))
+        XCTAssertEqual(DurationText.format(Duration.seconds(5)), "5s")
+        XCTAssertEqual(DurationText.format(Duration.milliseconds(1500)), "1.5s")
+        XCTAssertEqual(DurationText.format(Duration.seconds(120)), "2m")
+    }
 }

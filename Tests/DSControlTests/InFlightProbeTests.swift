@@ -40,9 +40,9 @@ final class InFlightProbeTests: XCTestCase {
         func attach(to loop: EventLoop, report: @escaping (DriverEvent) -> Void) {
             func look() {
                 if let backend = exitDue() { report(.exited(backend, reason: "exit status 1")) }
-                loop.schedule(afterNanoseconds: 5_000_000) { look() }
+                loop.schedule(after: .milliseconds(5)) { look() }
             }
-            loop.schedule(afterNanoseconds: 5_000_000) { look() }
+            loop.schedule(after: .milliseconds(5)) { look() }
         }
 
         func initialBackends() -> [Backend] { [] }
@@ -76,9 +76,9 @@ final class InFlightProbeTests: XCTestCase {
         defer { responder.stop() }
         let driver = ExitingDriver(port: responder.port, responder: responder)
         var config = SupervisorConfig()
-        config.heartbeatTimeout = 30_000_000_000  // the held probe must not time out first
-        config.startTimeout = 30_000_000_000
-        config.backoffInitial = 200_000_000
+        config.heartbeatTimeout = .seconds(30)  // the held probe must not time out first
+        config.startTimeout = .seconds(30)
+        config.backoffInitial = .milliseconds(200)
         let loop = try EventLoop()
         let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
                                     logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })

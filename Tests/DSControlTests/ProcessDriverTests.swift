@@ -20,7 +20,7 @@ final class ProcessDriverTests: XCTestCase {
 
     /// A process driver of sleepers on a control loop of its own, stopped at the test's end.
     private func attachedDriver() throws -> (ProcessDriver, DriverEventLoop) {
-        let driver = ProcessDriver(serverBinary: try sleeper(), stopGraceNanoseconds: 1_000_000_000)
+        let driver = ProcessDriver(serverBinary: try sleeper(), stopGrace: .seconds(1))
         let control = try DriverEventLoop(driver)
         addTeardownBlock {
             _ = try? control.sync { driver.stopAll() }

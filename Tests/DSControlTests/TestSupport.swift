@@ -145,7 +145,7 @@ final class RacingPoolStore: PoolStore, @unchecked Sendable {
     func load() throws(PoolStoreError) -> StoredPool { saved }
 
     func write(_ replicas: [Backend], ifRevision: UInt64, completion: @escaping (Result<UInt64, PoolStoreError>) -> Void) {
-        loop.schedule(afterNanoseconds: 20_000_000) { [self] in
+        loop.schedule(after: .milliseconds(20)) { [self] in
             let result: Result<UInt64, PoolStoreError> = lock.withLock {
                 attempts += 1
                 guard ifRevision == revision else { return .failure(.conflict(expected: ifRevision, current: revision)) }

@@ -218,13 +218,8 @@ final class EventLoopTests: XCTestCase {
     func testRegisterFailureThrows() throws {
         let h = try LoopHarness()
         defer { XCTAssertTrue(h.stop()) }
-        var template = Array("/tmp/ds-reactor-test-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        defer {
-            Socket.close(fd)
-            template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        }
+        let fd = try openRegularFile()
+        defer { Socket.close(fd) }
         let handler = RecordingHandler(fd: fd)
         let error = try h.sync { () -> SyscallError? in
             do {

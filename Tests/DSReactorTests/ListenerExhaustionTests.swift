@@ -68,7 +68,7 @@ final class ListenerExhaustionTests: XCTestCase {
         let listener = Locked<Listener?>(nil)
         try h.sync {
             listener.withLock {
-                $0 = try? Listener(fd: listenFD, loop: h.loop) { fd, _ in accepted.withLock { $0.append(fd) } }
+                $0 = try? Listener(fd: listenFD, loop: h.loop) { fd, _ in let raw = fd.release(); accepted.withLock { $0.append(raw) } }
             }
         }
         defer { try? h.sync { listener.withLock { $0?.stop(); $0 = nil } } }

@@ -21,7 +21,8 @@ final class ListenerTests: XCTestCase {
         let listener = Locked<Listener?>(nil)
         try h.sync {
             let l = try Listener(fd: listenFD, loop: h.loop) { fd, peer in
-                accepted.withLock { $0.append(Accepted(fd: fd, peer: peer)) }
+                let raw = fd.release()
+                accepted.withLock { $0.append(Accepted(fd: raw, peer: peer)) }
             }
             listener.withLock { $0 = l }
         }

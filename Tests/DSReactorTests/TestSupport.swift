@@ -83,6 +83,15 @@ struct UncheckedBox<T>: @unchecked Sendable {
 }
 
 /// A connected AF_UNIX stream pair (EPOLLRDHUP works on it), both ends non-blocking.
+/// A regular file (already unlinked), which epoll refuses with EPERM.
+func openRegularFile() throws -> Int32 {
+    var template = Array("/tmp/ds-reactor-test-XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    guard fd >= 0 else { throw SyscallError(errno: errno, function: "mkstemp") }
+    template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+    return fd
+}
+
 func socketPair() throws -> (Int32, Int32) {
     var fds: [Int32] = [-1, -1]
     guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {

@@ -79,7 +79,7 @@ final class ChildProcessTests: XCTestCase {
 
     func testTerminateStopsAndReapsAChildThatHonoursSIGTERM() throws {
         let child = try ChildProcess.spawn(path: "/bin/sleep", arguments: ["600"], environment: [:])
-        child.terminate(graceNanoseconds: 60_000_000_000)
+        child.terminate(grace: .seconds(60))
         XCTAssertTrue(isReaped(child.pid))
     }
 
@@ -103,7 +103,7 @@ final class ChildProcessTests: XCTestCase {
         }
         let grace: UInt64 = 200_000_000
         let start = monotonicNanoseconds()
-        child.terminate(graceNanoseconds: grace)
+        child.terminate(grace: .nanoseconds(grace))
         XCTAssertGreaterThanOrEqual(monotonicNanoseconds() - start, grace, "killed before the grace ran out")
         XCTAssertTrue(isReaped(child.pid))
     }

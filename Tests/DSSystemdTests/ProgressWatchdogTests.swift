@@ -20,7 +20,7 @@ extension SystemdTests {
             LoopThread.start(name: "test-worker") { worker.run() }
             defer { control.stop(); worker.stop() }
             // WatchdogSec=400ms → a tick every 100 ms.
-            let watchdog = ProgressWatchdog(control: control, timeoutNanoseconds: 400_000_000, notifier: SystemdNotifier(),
+            let watchdog = ProgressWatchdog(control: control, timeout: .milliseconds(400), notifier: SystemdNotifier(),
                                             logger: Logger(label: "test"))
             control.execute { [watchdog] in
                 watchdog.watch(worker)
@@ -48,7 +48,7 @@ extension SystemdTests {
             let control = try EventLoop()
             LoopThread.start(name: "test-control") { control.run() }
             defer { control.stop() }
-            let watchdog = ProgressWatchdog(control: control, timeoutNanoseconds: 400_000_000, notifier: SystemdNotifier(),
+            let watchdog = ProgressWatchdog(control: control, timeout: .milliseconds(400), notifier: SystemdNotifier(),
                                             logger: Logger(label: "test"))
             control.execute { [watchdog] in watchdog.start() }
             #expect(sink.wait(for: 1, of: "WATCHDOG=1") == 1, "no first ping")
