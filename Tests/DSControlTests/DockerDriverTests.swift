@@ -48,16 +48,26 @@ final class DockerDriverTests: XCTestCase {
         }
     }
 
+    /// A fresh engine and a driver on the host network attached to a control loop of its own,
+    /// with server-1 and server-2 launched; the loop and the engine stop at the test's end.
+    private func twoOnTheHostNetwork(_ shape: VersionedEngine.Shape) throws
+        -> (VersionedEngine, DockerDriver, DriverEventLoop, Backend, Backend) {
+        let engine = try VersionedEngine(shape: shape)
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
+        let control = try DriverEventLoop(driver)
+        addTeardownBlock {
+            control.stop()
+            engine.stop()
+        }
+        let one = try control.sync { try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil) }
+        let two = try control.sync { try driver.launch(ReplicaSpec(name: "server-2", number: 2), previous: nil) }
+        return (engine, driver, control, one, two)
+    }
+
     func testOnTheHostNetworkEachReplicaHasItsOwnPortOnLoopbackAtOnce() throws {
         for shape in [VersionedEngine.Shape.v1_41, .current] {
-            let engine = try VersionedEngine(shape: shape)
-            defer { engine.stop() }
-            let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
-            let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
-            let control = try DriverEventLoop(driver)
-            defer { control.stop() }
-            let one = try control.sync { try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil) }
-            let two = try control.sync { try driver.launch(ReplicaSpec(name: "server-2", number: 2), previous: nil) }
+            let (engine, driver, control, one, two) = try twoOnTheHostNetwork(shape)
             XCTAssertEqual(one.host, "127.0.0.1")
             XCTAssertEqual(two.host, "127.0.0.1")
             XCTAssertNotEqual(one.port, 0)
@@ -76,14 +86,7 @@ final class DockerDriverTests: XCTestCase {
     /// A container that stops without ds-lb asking is reported as exited, with the engine's
     /// words; one ds-lb stopped itself is not.
     func testAContainerStoppedBehindTheDriversBackIsReportedAsExited() throws {
-        let engine = try VersionedEngine(shape: .current)
-        defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
-        let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
-        let control = try DriverEventLoop(driver)
-        defer { control.stop() }
-        let one = try control.sync { try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil) }
-        let two = try control.sync { try driver.launch(ReplicaSpec(name: "server-2", number: 2), previous: nil) }
+        let (engine, driver, control, one, two) = try twoOnTheHostNetwork(.current)
         control.waitFor { Set($0) == [.started(one), .started(two)] }
         try control.sync { driver.stop(two) }
         engine.stopBehindTheDriver("server-1")
