@@ -3,8 +3,6 @@ import XCTest
 import DSBalancer
 import DSDocker
 import DSDockerTestSupport
-import DSReactor
-import DSSystem
 import Logging
 @testable import DSControl
 
@@ -157,54 +155,5 @@ final class DockerDriverTests: XCTestCase {
             XCTAssertTrue(conflict?.description.contains("not managed by ds-lb") == true, "\(error)")
         }
         XCTAssertEqual(engine.all.map(\.name), ["server-9"])
-    }
-}
-
-/// A control loop on a thread of its own for a driver under test: the driver is attached to it,
-/// its calls run on it (`sync`), and the events it reports are kept.
-final class DriverEventLoop: @unchecked Sendable {
-    let loop: EventLoop
-    private let lock = NSLock()
-    private var received: [DriverEvent] = []
-    private let exited = DispatchSemaphore(value: 0)
-    private let driver: ReplicaDriver
-
-    init(_ driver: ReplicaDriver) throws {
-        loop = try EventLoop()
-        self.driver = driver
-        driver.attach(to: loop) { [self] event in lock.withLock { received.append(event) } }
-        let loop = self.loop
-        LoopThread.start(name: "test-control") { [exited] in loop.run(); exited.signal() }
-    }
-
-    var events: [DriverEvent] { lock.withLock { received } }
-
-    /// Runs `body` on the loop and waits for it.
-    func sync<T>(_ body: @escaping () throws -> T) throws -> T {
-        nonisolated(unsafe) var result: Result<T, any Error>?
-        nonisolated(unsafe) let body = body
-        let done = DispatchSemaphore(value: 0)
-        loop.execute {
-            result = Result { try body() }
-            done.signal()
-        }
-        XCTAssertEqual(done.wait(timeout: .now() + 20), .success, "the control loop did not run the call")
-        return try XCTUnwrap(result).get()
-    }
-
-    /// Waits (up to `seconds`) until `condition` holds for the events reported so far.
-    func waitFor(seconds: Double = 10, file: StaticString = #filePath, line: UInt = #line, _ condition: ([DriverEvent]) -> Bool) {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition(events) { return }
-            Thread.sleep(forTimeInterval: 0.01)
-        }
-        XCTFail("gave up after \(seconds)s: events \(events)", file: file, line: line)
-    }
-
-    func stop() {
-        loop.stop()
-        XCTAssertEqual(exited.wait(timeout: .now() + 10), .success, "the control loop did not stop")
-        withExtendedLifetime(driver) {}
     }
 }
