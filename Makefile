@@ -27,11 +27,9 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(INSTALL_SCRATCH) --product ds-alloc-count
 	DSLB_ALLOC_COUNT_BIN=$(CURDIR)/$(INSTALL_SCRATCH)/release/ds-alloc-count $(SWIFT) test --skip-build
-	@# The whole suite, end-to-end tests included, under both sanitizers. Measured on this
-	@# 2-core machine while other engineers built on it (so inflated), 3 runs of thread, 2 of address:
-	@# thread 303–487 s of tests (integration targets 115–246 s of it), address 253–325 s (integration
-	@# 240 s): at most about 8 minutes more than the unit targets alone, whose sanitized builds this
-	@# already paid for.
+	@# The whole suite, end-to-end tests included, under both sanitizers: the integration targets
+	@# add only minutes to the unit targets, whose sanitized builds this already paid for
+	@# (timings in bench/RESULTS.md).
 	tests/sanitize.sh thread address
 	$(MAKE) fuzz-smoke
 	$(MAKE) docker-e2e

@@ -1,5 +1,8 @@
 /// HTTP/1.x version of a message. Anything other than 1.0 and 1.1 is refused with 505.
-package enum HTTPVersion: Sendable, Equatable {
+///
+/// Usable from inline so its synthesized `==` inlines in the proxy, which compares versions per
+/// request.
+@usableFromInline package enum HTTPVersion: Sendable, Equatable {
     case http10
     case http11
 }
@@ -40,7 +43,10 @@ package struct HTTPLimits: Sendable {
 }
 
 /// How a message body is delimited (RFC 9112 §6.3), decided in one place: `BodyFraming`.
-package enum BodyFraming: Sendable, Equatable {
+///
+/// Usable from inline so its synthesized `==` inlines in the proxy, which checks the framing per
+/// message.
+@usableFromInline package enum BodyFraming: Sendable, Equatable {
     case none
     case contentLength(UInt64)
     case chunked
@@ -49,9 +55,12 @@ package enum BodyFraming: Sendable, Equatable {
 }
 
 /// Connection-management facts gathered while parsing, so no one re-scans the fields.
-package struct ConnectionTokens: Sendable, Equatable {
-    package var close = false
-    package var keepAlive = false
+///
+/// Usable from inline: the inlinable keep-alive getters of `RequestHeadInfo` and `ResponseHeadInfo`
+/// read it.
+@usableFromInline package struct ConnectionTokens: Sendable, Equatable {
+    @usableFromInline package var close = false
+    @usableFromInline package var keepAlive = false
     package var upgrade = false
     /// A token names Content-Length or Transfer-Encoding: framing fields are end to end, and a
     /// response that lists one is refused (`Framing.response`); a request's are kept regardless.
@@ -153,14 +162,17 @@ package struct RequestHead: Sendable {
 
 /// A parsed response head as facts only (no reference, nothing allocated): what the proxy needs
 /// to frame the body and to decide whether the connection can be reused.
-package struct ResponseHeadInfo: Sendable, Equatable {
-    package var version: HTTPVersion
+///
+/// Usable from inline with an inlinable `keepsConnection`: the proxy asks it per response from
+/// another module.
+@usableFromInline package struct ResponseHeadInfo: Sendable, Equatable {
+    @usableFromInline package var version: HTTPVersion
     package var status: Int
     /// The number of bytes of the head, including the final empty line.
     package var length: Int
     package var contentLength: UInt64?
     package var transferCodings = TransferCodingSummary()
-    package var connection = ConnectionTokens()
+    @usableFromInline package var connection = ConnectionTokens()
     package var fieldCount = 0
     /// Where the first field line starts (just after the status line's CRLF).
     package var fieldsStart = 0
@@ -174,7 +186,7 @@ package struct ResponseHeadInfo: Sendable, Equatable {
     }
 
     /// Whether the server keeps the connection open after this response.
-    package var keepsConnection: Bool {
+    @inlinable package var keepsConnection: Bool {
         switch version {
         case .http11: return !connection.close
         case .http10: return connection.keepAlive && !connection.close

@@ -6,9 +6,12 @@
 /// most a few per request.
 ///
 /// Every method that takes `bytes` expects the same bytes the head was parsed from.
-package struct RequestHeadInfo: Sendable, Equatable {
+///
+/// Usable from inline with inlinable `wantsKeepAlive` and `isHead`: the proxy asks them per request
+/// from another module, where a call would cost more than the test.
+@usableFromInline package struct RequestHeadInfo: Sendable, Equatable {
     package var method: Range<Int>
-    package var methodKind: HTTPMethodKind
+    @usableFromInline package var methodKind: HTTPMethodKind
     /// The request-target as sent.
     package var target: Range<Int>
     /// The target in origin-form (path and query): `target` itself, or for an absolute-form
@@ -18,13 +21,13 @@ package struct RequestHeadInfo: Sendable, Equatable {
     /// The authority of an absolute-form target: the request's host (RFC 9112 §3.2.2), which
     /// replaces its Host field on the way to the replica.
     package var authority: Range<Int>?
-    package var version: HTTPVersion
+    @usableFromInline package var version: HTTPVersion
     /// The number of bytes of the head, including the final empty line.
     package var length: Int
     package var contentLength: UInt64?
     package var transferCodings = TransferCodingSummary()
     package var hostCount = 0
-    package var connection = ConnectionTokens()
+    @usableFromInline package var connection = ConnectionTokens()
     package var expectContinue = false
     package var fieldCount = 0
     /// Where the first field line starts (just after the request line's CRLF).
@@ -33,7 +36,7 @@ package struct RequestHeadInfo: Sendable, Equatable {
     /// Proxy-Connection, TE, Upgrade): when none is, the head is forwarded whole.
     package var hasHopByHopField = false
     /// Which X-Forwarded-* fields the client sent (the proxy replaces them unless it trusts it).
-    package var forwarded = ForwardedFields()
+    @usableFromInline package var forwarded = ForwardedFields()
 
     package init(method: Range<Int>, methodKind: HTTPMethodKind, target: Range<Int>, version: HTTPVersion,
                 length: Int, fieldsStart: Int) {
@@ -47,14 +50,14 @@ package struct RequestHeadInfo: Sendable, Equatable {
     }
 
     /// Whether the connection stays open after this exchange (RFC 9112 §9.3).
-    package var wantsKeepAlive: Bool {
+    @inlinable package var wantsKeepAlive: Bool {
         switch version {
         case .http11: return !connection.close
         case .http10: return connection.keepAlive && !connection.close
         }
     }
 
-    package var isHead: Bool { methodKind == .head }
+    @inlinable package var isHead: Bool { methodKind == .head }
 
     // MARK: target
 
@@ -182,7 +185,10 @@ package struct RequestHeadInfo: Sendable, Equatable {
 
 /// The request methods the proxy treats specially (HEAD has no response body; RFC 9110 §9.2.2's
 /// idempotent methods may be retried after a connection failure).
-package enum HTTPMethodKind: Sendable, Equatable {
+///
+/// Usable from inline with an inlinable `isIdempotent`: the proxy asks it per request from another
+/// module.
+@usableFromInline package enum HTTPMethodKind: Sendable, Equatable {
     case get, head, post, put, delete, options, trace, connect, patch, other
 
     /// Method names are case-sensitive (RFC 9110 §9.1).
@@ -209,7 +215,7 @@ package enum HTTPMethodKind: Sendable, Equatable {
     }
 
     /// RFC 9110 §9.2.2: repeating the request has the same effect as sending it once.
-    package var isIdempotent: Bool {
+    @inlinable package var isIdempotent: Bool {
         switch self {
         case .get, .head, .options, .trace, .put, .delete: return true
         case .post, .connect, .patch, .other: return false
@@ -218,13 +224,15 @@ package enum HTTPMethodKind: Sendable, Equatable {
 }
 
 /// The X-Forwarded-* fields a request carries.
-package struct ForwardedFields: Sendable, Equatable {
-    package var hasFor = false
-    package var hasProto = false
+///
+/// Usable from inline with an inlinable `any`: the proxy asks it per request from another module.
+@usableFromInline package struct ForwardedFields: Sendable, Equatable {
+    @usableFromInline package var hasFor = false
+    @usableFromInline package var hasProto = false
 
     package init() {}
 
-    package var any: Bool { hasFor || hasProto }
+    @inlinable package var any: Bool { hasFor || hasProto }
 }
 
 /// The Transfer-Encoding codings of a message, summarised while parsing so the framing decision

@@ -19,11 +19,15 @@
 /// any id, including ids whose square overflows 64 bits.
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
-package struct Assignment: ConsistentHash {
+///
+/// Usable from inline, like the other tables: `HashTable`'s inlinable lookup reaches into it from
+/// the proxy's module, and a package type's inlinable members are emitted into other modules only
+/// when the type itself is usable from inline.
+@usableFromInline package struct Assignment: ConsistentHash {
     package static let algorithm = HashAlgorithm.assignment
 
     /// Slots on the circle.
-    package static let slotCount = 512
+    @usableFromInline package static let slotCount = 512
     /// Virtual servers per replica.
     package static let virtualServersPerReplica = 9
 
@@ -99,7 +103,7 @@ package struct Assignment: ConsistentHash {
     /// Any thread. A decimal request id (`"12345"`, optionally with a leading `+`) is used as is;
     /// anything else (letters, a sign, too many digits for 64 bits, empty) is hashed to an
     /// integer with XXH64 first, as the preset specifies for non-integer keys.
-    package func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    @usableFromInline package func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         Assignment.decimalValue(bytes) ?? XXH64.hash(bytes)
     }
 
@@ -128,7 +132,7 @@ package struct Assignment: ConsistentHash {
 
     /// The owners of the virtual servers clockwise from H(i), each once; then any replica that got
     /// no slot (the circle was full), in member order, so a walk always covers everyone.
-    package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
+    @usableFromInline package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
         let n = members.count
         guard n > 0 else { return }
         SeenSet.with(capacity: n) { seen in

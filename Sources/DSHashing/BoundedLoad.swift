@@ -22,7 +22,10 @@
 ///
 /// Thread safety: immutable; every method is any-thread. The `load` closure is called on the
 /// calling thread only, during the call.
-package struct BoundedLoad: Sendable {
+///
+/// Usable from inline so that its inlinable `capacity(of:totalInFlight:)` inlines into the
+/// balancer's per-request choice in another module.
+@usableFromInline package struct BoundedLoad: Sendable {
     package let table: any ConsistentHash
     /// c ≥ 1.
     package let balanceFactor: Double

@@ -35,14 +35,14 @@ package enum HashAlgorithm: String, CaseIterable, Sendable {
 ///
 /// Why not `any ConsistentHash` for the data plane: calling a method on an existential stored in
 /// a class copies the existential first (the table's value-witness copy, then its destroy), once
-/// per request; perf showed it at ≈ 0.8 % of a worker's CPU. A switch over the concrete types
-/// borrows the stored payload in place, and the algorithms' `@inlinable` lookups inline into the
-/// caller's (the lookups here are `@inlinable` too, so that holds across modules). No case may
-/// hold an existential: that makes the whole enum address-only, and the switch then copies it
-/// (value witness) just as before. A new `HashAlgorithm` case fails to compile in `init`.
+/// per request. A switch over the concrete types borrows the stored payload in place, and the
+/// algorithms' `@inlinable` lookups inline into the caller's (the lookups here are `@inlinable`
+/// too, and the enum and the tables usable from inline, so that holds across modules). No case
+/// may hold an existential: that makes the whole enum address-only, and the switch then copies it
+/// (value witness) as the existential does. A new `HashAlgorithm` case fails to compile in `init`.
 ///
 /// Thread safety: immutable; every method is any-thread.
-package enum HashTable: Sendable {
+@usableFromInline package enum HashTable: Sendable {
     case rendezvous(RendezvousTable)
     case ring(Ring)
     case maglev(Maglev)
@@ -68,12 +68,13 @@ package enum HashTable: Sendable {
         }
     }
 
+    /// The three tables without a key of their own use `ConsistentHash`'s default, XXH64 of the
+    /// bytes, called here directly: a protocol extension's method cannot be inlined across
+    /// modules while the protocol is package access.
     @inlinable @inline(__always)
     package func key(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         switch self {
-        case .rendezvous(let t): return t.key(bytes)
-        case .ring(let t): return t.key(bytes)
-        case .maglev(let t): return t.key(bytes)
+        case .rendezvous, .ring, .maglev: return XXH64.hash(bytes)
         case .assignment(let t): return t.key(bytes)
         }
     }

@@ -12,11 +12,16 @@
 ///   no division; it uses the key's high bits, which XXH64 mixes fully).
 ///
 /// Trade-off: balance is near perfect (every member owns ⌊M/N⌋ or ⌈M/N⌉ slots),
-/// but a membership change also moves some keys between members that stayed: measured 1.6/N
-/// moved instead of 1/N at N = 100 with M = 65537. The paper's rule of thumb is M > 100·N.
+/// but a membership change also moves some keys between members that stayed, the more the
+/// smaller M is against N (bench/RESULTS.md has the churn per N). The paper's rule of thumb is
+/// M > 100·N.
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
-package struct Maglev: ConsistentHash {
+///
+/// Usable from inline, like the other tables: `HashTable`'s inlinable lookup reaches into it from
+/// the proxy's module, and a package type's inlinable members are emitted into other modules only
+/// when the type itself is usable from inline.
+@usableFromInline package struct Maglev: ConsistentHash {
     package static let algorithm = HashAlgorithm.maglev
 
     /// Envoy's default table size, the smallest prime above 2¹⁶.
@@ -24,7 +29,7 @@ package struct Maglev: ConsistentHash {
     package static let maxWeight = 256
 
     package let members: [HashMember]
-    package let tableSize: Int
+    @usableFromInline package let tableSize: Int
     /// `table[s]` is the index into `members` owning slot s. Empty when there are no members.
     @usableFromInline let table: [UInt32]
 
@@ -114,7 +119,7 @@ package struct Maglev: ConsistentHash {
     /// Consecutive slots belong to unrelated members (each member's slots are spread by its own
     /// skip), so a down member's keys spread over all the others. Any member left after one full
     /// pass (it owns no slot, possible only with extreme weights) comes last, in member order.
-    package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
+    @usableFromInline package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
         let n = members.count
         guard n > 0 else { return }
         let start = slot(key)

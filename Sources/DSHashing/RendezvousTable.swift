@@ -24,9 +24,8 @@
 /// - Balance: per-key HRW inside a cell splits the cell evenly; what varies is how crowded each
 ///   member's cells are, roughly 1/√(C·min(λ, ~3)) of the share with λ = V/g members per cell.
 ///   With few members per group most cells are empty, and a fallback block of at least 8 cells
-///   (rather than 2) spreads an empty stretch over several members instead of one neighbour: with
-///   C = 2048 that is what keeps max/avg ≤ 1.0441 over every N = 3…100 at 10⁶ keys (seeds 1–5,
-///   sampling noise included; 1.054 over seeds 1–3 with blocks from 2 cells up).
+///   (rather than 2) spreads an empty stretch over several members instead of one neighbour:
+///   with C = 2048 that is what keeps every N = 3…100 within the balance target.
 /// - Lookup: one 4-byte read of `starts` (which holds lists of 1–3 members itself while there
 ///   are at most 254 virtual members), else one short run of byte-coded lists (≈ 18 bytes for
 ///   ≈ 16 candidates at N = 1000), and that many score evaluations of one multiply each.
@@ -36,23 +35,25 @@
 /// Large N, and why these parameters. M, g, the fallback sizes and the placement are part of the
 /// routing contract: choosing them by N would re-place every member whenever a membership change
 /// crossed a threshold, moving nearly every key at exactly that step. So they are fixed, and
-/// chosen to meet the N = 3…100 targets and the N = 1000 bounds at once. The earlier contract
-/// (M = 2¹⁶, g = 16, blocks from 2 cells, one hash per placement) scored ≈ 62 candidates per
-/// lookup at N = 1000 from 8 MB of lists (≈ 200 ns, mostly cache misses on a shared 2-core VM
-/// whose last-level cache holds only a few MB for us) and made 4 M placement hashes per build
-/// (≈ 15 ms). A lookup's cost at large N is set by the table size V·C (the random access to it)
-/// and λ = V/g (the scores); balance at small N needs C·min(λ, ~3) large. g = 64 cuts λ four-fold;
-/// the wider fallback blocks keep small-N balance with half the groups, which halves the
-/// placements; gap-coded byte lists make the table 2.7 MB at N = 1000 (`starts` included). In
-/// `ds-lb ring` that gives ≈ 80 ns per lookup and ≈ 6.5 ms per build at N = 1000, 19–30
-/// ns and ≤ 2.4 ms for N ≤ 100.
+/// chosen to meet the N = 3…100 targets and the N = 1000 bounds at once. A lookup's cost at
+/// large N is set by the table size V·C (the random access to it, mostly a cache miss once the
+/// table outgrows the few MB of last-level cache a shared machine leaves us) and λ = V/g (the
+/// scores); balance at small N needs C·min(λ, ~3) large. Hence g = 64, which keeps λ small; the
+/// wider fallback blocks, which keep small-N balance with only 2048 groups and so keep the
+/// placements per build down; one placement hash per member per 10 groups rather than per
+/// placement; and gap-coded byte lists, which make the table 2.7 MB at N = 1000 (`starts`
+/// included).
 ///
 /// The seeds, M, g, the fallback block sizes, the placement hash and the score function are
 /// part of the routing contract: changing any of them reroutes keys (golden vectors in
 /// RendezvousTableTests guard this). The list layout is not.
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
-package struct RendezvousTable: ConsistentHash {
+///
+/// Usable from inline, like the other tables: `HashTable`'s inlinable lookup reaches into it from
+/// the proxy's module, and a package type's inlinable members are emitted into other modules only
+/// when the type itself is usable from inline.
+@usableFromInline package struct RendezvousTable: ConsistentHash {
     package static let algorithm = HashAlgorithm.rendezvous
 
     package static let defaultCellCount = 1 << 17
@@ -67,10 +68,10 @@ package struct RendezvousTable: ConsistentHash {
     package static let maxVirtualMembers = 65535
     /// Virtual-member count up to which the lists hold the indexes themselves (bytes), not gaps.
     /// It is 254 so that an own list (at most V members) always has a one-byte length.
-    package static let narrowLimit = 254
+    @usableFromInline package static let narrowLimit = 254
 
     package let members: [HashMember]
-    package let cellCount: Int
+    @usableFromInline package let cellCount: Int
     package let groupShift: Int
     package let fallbackShift: Int
 
@@ -88,11 +89,10 @@ package struct RendezvousTable: ConsistentHash {
     /// themselves up to `narrowLimit` virtual members, else gaps: each byte b adds b to the index
     /// (from −1) and names a candidate, except b = 0, which adds 255 and names none. The gaps
     /// average 2^groupShift (64) at large N, so a list is about one byte per candidate (≈ 18
-    /// bytes at N = 1000, 2.2 MB of lists in all, where UInt16 indexes took 4.3 MB and, in the
-    /// ring benchmark, which streams 20 MB of key strings past the cache, up to twice the lookup
-    /// time under load). The block fallback is precomputed into the lists: empty cells that fall
-    /// back to the same block share one list, so a lookup reads `starts` (512 KB) and one short
-    /// run.
+    /// bytes at N = 1000, 2.2 MB of lists in all: half of what UInt16 indexes take, and at large
+    /// N a lookup's cost is its cache misses on this table). The block fallback is precomputed
+    /// into the lists: empty cells that fall back to the same block share one list, so a lookup
+    /// reads `starts` (512 KB) and one short run.
     @usableFromInline let starts: [UInt32]
     @usableFromInline let lists: [UInt8]
 
@@ -501,7 +501,7 @@ package struct RendezvousTable: ConsistentHash {
     /// and theirs — the cell itself, else an aligned block of at least 2^fallbackShift cells —
     /// ascending; score, descending). The group-sized block holds everyone, so the walk
     /// covers all members. Cost O(V) per yielded candidate; failover walks stop after one or two.
-    package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
+    @usableFromInline package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
         let virtualCount = owners.count
         guard virtualCount > 0 else { return }
         let n = members.count

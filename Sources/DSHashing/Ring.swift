@@ -15,7 +15,11 @@
 /// string per point, and raising a weight only adds points (the old ones stay).
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
-package struct Ring: ConsistentHash {
+///
+/// Usable from inline, like the other tables: `HashTable`'s inlinable lookup reaches into it from
+/// the proxy's module, and a package type's inlinable members are emitted into other modules only
+/// when the type itself is usable from inline.
+@usableFromInline package struct Ring: ConsistentHash {
     package static let algorithm = HashAlgorithm.ring
 
     /// Points per unit of weight: at least 1000 for max/avg near 1.05 at small N
@@ -95,7 +99,7 @@ package struct Ring: ConsistentHash {
     /// Walks the circle clockwise from the key's successor, yielding each member the first time
     /// one of its points is met: the ketama/pingora `node_iter` failover order, so a down member
     /// is skipped without a rebuild and its keys spread over its ring neighbours.
-    package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
+    @usableFromInline package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
         let count = points.count
         guard count > 0 else { return }
         let start = successor(key)

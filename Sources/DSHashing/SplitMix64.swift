@@ -3,8 +3,11 @@
 /// Not for anything that needs unpredictability.
 ///
 /// Thread safety: a value; each thread uses its own copy.
-package struct SplitMix64: RandomNumberGenerator, Sendable {
-    package var state: UInt64
+///
+/// Usable from inline so that its inlinable `next()` inlines where other modules draw many numbers
+/// in a loop (analyses, tests).
+@usableFromInline package struct SplitMix64: RandomNumberGenerator, Sendable {
+    @usableFromInline package var state: UInt64
 
     package init(seed: UInt64) {
         state = seed

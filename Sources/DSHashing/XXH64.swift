@@ -5,11 +5,15 @@
 ///
 /// Why xxHash64: routing must be deterministic across processes and machines (never Swift's
 /// per-process seeded `Hasher`: docs/ARCHITECTURE.md §7), well mixed (every output bit depends on
-/// every input bit, so ring points and table slots are uniform), and cheap on short keys (≈ 5–10
-/// ns for a query parameter). It is also what Envoy's ring hash and Maglev use.
+/// every input bit, so ring points and table slots are uniform), and cheap on short keys (a query
+/// parameter is a few tail steps and the avalanche). It is also what Envoy's ring hash and
+/// Maglev use.
 ///
 /// Thread safety: pure functions, any thread.
-package enum XXH64 {
+///
+/// Usable from inline so that `hash` inlines and specializes in the modules that hash a request key
+/// per request.
+@usableFromInline package enum XXH64 {
     // The five primes of the specification.
     @usableFromInline static let p1: UInt64 = 0x9E37_79B1_85EB_CA87
     @usableFromInline static let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F

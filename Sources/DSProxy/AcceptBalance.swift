@@ -6,10 +6,9 @@ import Synchronization
 ///
 /// EPOLLEXCLUSIVE wakes the first *idle* worker in the order the workers registered, so when
 /// connections arrive one at a time (an idle ds-lb, a client that opens its connections in
-/// turn) the first worker accepts all of them and the others sit idle (measured: 40
-/// connections, 4,000 requests, worker 1 used no CPU at all). So the worker that accepted a
-/// connection keeps it only when no other worker has at least two fewer; otherwise it hands
-/// the descriptor to the least loaded one through that worker's loop (`EventLoop.execute`).
+/// turn) the first worker accepts all of them and the others sit idle. So the worker that
+/// accepted a connection keeps it only when no other worker has at least two fewer; otherwise it
+/// hands the descriptor to the least loaded one through that worker's loop (`EventLoop.execute`).
 /// This costs one cross-thread wake-up per handed-over connection and nothing per request.
 ///
 /// Workers find their group by the listening descriptor they share (one group per listener

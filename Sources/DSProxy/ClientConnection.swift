@@ -147,7 +147,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     func readClient() -> ReadOutcome {
         let outcome = readFromClient { try input.read(from: fd) }
         // A short read emptied the socket: the next bytes come with a new edge, so skip the read
-        // that would only return EAGAIN (0.75 of 2.75 reads per keep-alive request before). Not
+        // that would only return EAGAIN. Not
         // after RDHUP: the end of the stream raises no further edge, so read on until it shows.
         if outcome == .data, input.lastReadWasShort, !peerHalfClosed { mayRead = false }
         return outcome

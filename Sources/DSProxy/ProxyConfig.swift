@@ -38,8 +38,8 @@ package struct ProxyConfig: Sendable {
     package var balanceFactor: Double?
     /// Idle keep-alive connections kept per replica per worker: this worker's share of
     /// `--upstream-max-idle` (see `idleShare`). Enough for every client connection of a busy
-    /// worker to find one: with 64, 256 keep-alive clients on one worker made ds-lb open a new
-    /// replica connection for one request in five (bench/RESULTS.md). An idle one holds no
+    /// worker to find one: with fewer, hundreds of keep-alive clients on one worker make ds-lb
+    /// open new replica connections for a share of their requests. An idle one holds no
     /// buffer (its storage goes back to the worker's pool).
     package var maxIdlePerBackend = 512
     /// An idle replica connection is closed after this (`--upstream-idle-timeout`): well under

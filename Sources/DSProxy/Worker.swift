@@ -43,11 +43,9 @@ package final class Worker {
     /// Read buffers for this worker's client connections, recycled between them.
     let bufferPool: BufferPool
     /// Pipelined requests, started after each iteration's I/O (`PipelineQueue`). Two in progress
-    /// per worker by default (`--pipeline-slots`, 0: no queue): bench/hostile's normal-load p99
-    /// under 500 pipelining non-readers was 1.5–7.4 ms with 2, 1.6–2.0 ms with 4 (quiet runs only)
-    /// and 6.9–11.9 ms with 8, against 49–119 ms with no queue; the price is pipelined throughput
-    /// (wrk -c64, 16 deep: 40.3–41.9k req/s with no queue, 37.7–39.1k with 8, 32.0–33.4k with 2).
-    /// bench/RESULTS.md has the runs.
+    /// per worker by default (`--pipeline-slots`, 0: no queue): fewer slots keep other clients'
+    /// fresh requests from waiting behind a flood of pipelined ones, more give a pipelining client
+    /// more throughput; bench/RESULTS.md has the figures.
     let pipeline: PipelineQueue<ClientConnection>
     /// The iovec array every request head is gathered into for its writev.
     let iovecs = IOVecBuffer()

@@ -5,9 +5,8 @@
 ///
 /// A proxied request takes and gives back three buffers (the client's request bytes, our
 /// response head, the replica's response bytes), so the list is a fixed array of raw pointers
-/// and a count: taking and giving are a load or a store, inlined into `ByteBuffer`. As an
-/// `Array`, each was a call doing a uniqueness check, plus a retain and a release of the pool
-/// (about 200 instructions a pair, 2 % of a worker's instructions per request).
+/// and a count: taking and giving are a load or a store, inlined into `ByteBuffer`. An `Array`
+/// would make each a call doing a uniqueness check, plus a retain and a release of the pool.
 ///
 /// Safety: `slots[0..<count]` are pointers allocated here with `bufferSize` bytes and owned by
 /// the pool alone until `take` hands one to exactly one `ByteBuffer`, which gives it back (or

@@ -14,11 +14,16 @@ import DSSystem
 /// callers use it only until their next mutating call (the loop thread owns the buffer, so
 /// nothing else mutates it). `poolRef` is used without a retain: it is the object `pool` holds
 /// strongly for the buffer's whole life, including its deinit.
-package final class ByteBuffer {
+///
+/// Usable from inline, with inlinable index accessors and `consume`: the proxy calls them several
+/// times per request from another module, and a package class's inlinable members reach other
+/// modules only when the class itself is usable from inline. `read` and `write` are usable from
+/// inline so that callers inline their default arguments instead of calling for them.
+@usableFromInline package final class ByteBuffer {
     private var storage: UnsafeMutableRawPointer?
     package private(set) var capacity: Int
-    package private(set) var readerIndex = 0
-    package private(set) var writerIndex = 0
+    @usableFromInline package internal(set) var readerIndex = 0
+    @usableFromInline package internal(set) var writerIndex = 0
     /// Keeps the pool alive as long as this buffer.
     private let pool: BufferPool?
     /// The same pool, used for taking and giving: uncounted, because `pool` keeps it alive (a
@@ -75,8 +80,8 @@ package final class ByteBuffer {
     @inline(__always)
     private var base: UnsafeMutableRawPointer { storage ?? Self.emptyByte }
 
-    package var readableCount: Int { writerIndex - readerIndex }
-    package var isEmpty: Bool { readerIndex == writerIndex }
+    @inlinable package var readableCount: Int { writerIndex - readerIndex }
+    @inlinable package var isEmpty: Bool { readerIndex == writerIndex }
 
     /// The unread bytes. Valid until the next mutation.
     package var readable: UnsafeRawBufferPointer {
@@ -84,7 +89,7 @@ package final class ByteBuffer {
     }
 
     /// Marks `count` bytes as read; an emptied buffer rewinds so the next read starts at 0.
-    package func consume(_ count: Int) {
+    @inlinable package func consume(_ count: Int) {
         precondition(count <= readableCount)
         readerIndex += count
         if readerIndex == writerIndex { readerIndex = 0; writerIndex = 0 }
@@ -159,7 +164,7 @@ package final class ByteBuffer {
     package private(set) var lastReadWasShort = false
 
     /// Reads from `fd` into free space (at least `chunk` bytes of it). `.done(0)` is EOF.
-    package func read(from fd: Int32, chunk: Int = 16 * 1024) throws -> IOResult<Int> {
+    @usableFromInline package func read(from fd: Int32, chunk: Int = 16 * 1024) throws -> IOResult<Int> {
         let space = reserve(chunk)
         let result = try Socket.read(fd, into: space)
         if case .done(let n) = result {
@@ -170,7 +175,7 @@ package final class ByteBuffer {
     }
 
     /// Writes unread bytes to `fd`, consuming what was sent.
-    package func write(to fd: Int32, limit: Int = .max) throws -> IOResult<Int> {
+    @usableFromInline package func write(to fd: Int32, limit: Int = .max) throws -> IOResult<Int> {
         let bytes = UnsafeRawBufferPointer(start: base + readerIndex, count: min(readableCount, limit))
         let result = try Socket.write(fd, bytes)
         if case .done(let n) = result { consume(n) }

@@ -10,9 +10,12 @@ import DSSystem
 /// The owner (a `TimerTarget`) calls `fired(tag:)` from its `timerFired(_:)` and acts only on
 /// true, and calls `cancel()` when it goes away, so the loop does not hold it until the timer's
 /// deadline.
-package struct DeadlineTimer {
+///
+/// Usable from inline with an inlinable `clear()`: the proxy clears deadlines on every request from
+/// another module, where a call would cost more than the store.
+@usableFromInline package struct DeadlineTimer {
     /// The deadline in monotonic nanoseconds (`monotonicNanoseconds()`); 0: none.
-    package private(set) var deadline: UInt64 = 0
+    @usableFromInline package internal(set) var deadline: UInt64 = 0
     private var timer: TimerID?
     /// When the armed timer fires; never after `deadline` while one is set.
     private var armedAt: UInt64 = 0
@@ -34,7 +37,7 @@ package struct DeadlineTimer {
     }
 
     /// No deadline for now; the armed timer stays and finds nothing due when it fires.
-    package mutating func clear() {
+    @inlinable package mutating func clear() {
         deadline = 0
     }
 

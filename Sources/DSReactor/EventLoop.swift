@@ -7,9 +7,13 @@ import Synchronization
 /// What a registered descriptor is told about. Registrations are edge-triggered and always ask
 /// for both directions, so a connection never pays an epoll_ctl to change interest: it keeps its
 /// own "may read / may write" state and acts on the edges (as nginx and HAProxy's ev_epoll do).
-package struct IOEvents: OptionSet, Sendable {
-    package let rawValue: UInt32
-    package init(rawValue: UInt32) { self.rawValue = rawValue }
+///
+/// Usable from inline, with an inlinable `init(rawValue:)`: every event a worker handles is tested
+/// with `contains`, and only then can the proxy's module specialize the OptionSet operations
+/// instead of calling them through the conformance.
+@usableFromInline package struct IOEvents: OptionSet, Sendable {
+    @usableFromInline package let rawValue: UInt32
+    @inlinable package init(rawValue: UInt32) { self.rawValue = rawValue }
 
     package static let readable = IOEvents(rawValue: Epoll.readable)
     package static let writable = IOEvents(rawValue: Epoll.writable)

@@ -8,12 +8,15 @@ import Glibc
 /// Safety: `entries` is allocated here with `capacity` slots and grows only here; entries point
 /// into buffers the caller keeps alive and unmodified until its write returns (they are filled
 /// and used within one call, never kept).
-package final class IOVecBuffer {
+///
+/// Usable from inline with an inlinable `removeAll()`: the proxy resets it for every head it
+/// writes, from another module, where a call would cost more than the two stores.
+@usableFromInline package final class IOVecBuffer {
     private var entries: UnsafeMutablePointer<iovec>
     private var capacity: Int
-    package private(set) var count = 0
+    @usableFromInline package internal(set) var count = 0
     /// Bytes covered by the entries.
-    package private(set) var totalLength = 0
+    @usableFromInline package internal(set) var totalLength = 0
 
     package init(capacity: Int = 128) {
         self.capacity = max(capacity, 4)
@@ -22,7 +25,7 @@ package final class IOVecBuffer {
 
     deinit { entries.deallocate() }
 
-    package func removeAll() {
+    @inlinable package func removeAll() {
         count = 0
         totalLength = 0
     }

@@ -10,8 +10,11 @@ import CLinux
 // inlined, the caller calls the shim directly, exactly as it did before these existed.
 
 /// epoll. Events are plain integers with the kernel's flag values.
-package enum Epoll {
-    package typealias Event = cl_epoll_event
+///
+/// Usable from inline, as `EventFD` and `Splice` are: without it a package type's inlinable members
+/// are not emitted into other modules, and the wrappers would be calls again.
+@usableFromInline package enum Epoll {
+    @usableFromInline package typealias Event = cl_epoll_event
 
     @inlinable package static var readable: UInt32 { CL_EPOLLIN }
     @inlinable package static var writable: UInt32 { CL_EPOLLOUT }
@@ -38,7 +41,7 @@ package enum Epoll {
 }
 
 /// eventfd: a non-blocking, close-on-exec counter for cross-thread wake-ups.
-package enum EventFD {
+@usableFromInline package enum EventFD {
     @inlinable package static func create() -> Int32 { cl_eventfd() }
     /// 0, or -1 with errno; a saturated counter counts as signalled.
     @inlinable package static func signal(_ fd: Int32) -> Int32 { cl_eventfd_signal(fd) }
@@ -60,7 +63,7 @@ package enum SignalFD {
 }
 
 /// Zero-copy forwarding through a pipe.
-package enum Splice {
+@usableFromInline package enum Splice {
     /// A non-blocking, close-on-exec pipe: (read end, write end).
     @inlinable package static func makePipe() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [0, 0]

@@ -23,17 +23,20 @@ package struct SyscallError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// The outcome of a non-blocking call: a value, or "try again when the fd is ready".
-package enum IOResult<T> {
+/// The outcome of a non-blocking call: a value, or "try again when the fd is ready". Usable
+/// from inline because `ByteBuffer`'s read and write, whose default arguments callers inline,
+/// return it.
+@usableFromInline package enum IOResult<T> {
     case done(T)
     case wouldBlock
 }
 
 /// Runs a call that reports failure as -1 + errno: retries EINTR, throws `SyscallError` otherwise.
 /// EBADF and EFAULT mean we handed the kernel a closed descriptor or a bad pointer: a bug in the
-/// caller, so it crashes instead of turning into an error someone could swallow.
+/// caller, so it crashes instead of turning into an error someone could swallow. Usable from
+/// inline because the inlinable `Splice.makePipe` calls it.
 @inline(__always)
-package func syscall<T: FixedWidthInteger>(_ function: @autoclosure () -> String, _ body: () -> T) throws -> T {
+@usableFromInline package func syscall<T: FixedWidthInteger>(_ function: @autoclosure () -> String, _ body: () -> T) throws -> T {
     while true {
         let result = body()
         if result != -1 { return result }

@@ -1,7 +1,6 @@
 // A crowd of slow clients (slowloris) cut by the head timeout must not leave ds-lb's memory
 // behind once it is gone: each held a read buffer while it trickled, and glibc keeps freed pages
-// in its arenas unless they are handed back (bench/hostile measured +13 MiB per wave of 6,000
-// before the worker trimmed the heap after a crowd).
+// in its arenas unless they are handed back, which the worker does once a crowd has gone.
 
 #if canImport(Glibc)
 import Glibc
@@ -59,8 +58,8 @@ final class CrowdMemoryTests: IntegrationTestCase {
 
 /// Idle keep-alive client connections hold no buffer: each gives its read buffer and its output
 /// buffer back to the worker's pool when it waits for its next request with nothing buffered
-/// (bench/compare measured 1.6 KiB of RSS per idle connection; the target is at most 4 KiB, where
-/// a connection keeping its two 16 KiB buffers, even with one page of each touched, is over 9).
+/// (the target is at most 4 KiB, where a connection keeping its two 16 KiB buffers, even with one
+/// page of each touched, is over 9).
 final class IdleMemoryTests: IntegrationTestCase {
     func testIdleKeepAliveConnectionsCostAtMostFourKiBEach() throws {
         let idle = 2000
