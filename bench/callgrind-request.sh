@@ -5,6 +5,7 @@
 # against one ds-server; the counters are zeroed after a warm-up and dumped after the measured
 # run, so start-up is not counted. valgrind 3.19 cannot read Swift 6's DWARF 5, so the binary is
 # run from a copy without debug info (the symbol table stays: functions keep their names).
+# ds-lb starts slowly under valgrind on a loaded machine: it gets up to 5 minutes to answer.
 # Prints Ir per request for each round; TOP=n adds the n costliest functions (self cost) per
 # request of the last round.
 # Usage: BIN=.build-rel/release [ROUNDS=3] [TOP=30] [PORT=18491] bench/callgrind-request.sh
@@ -26,7 +27,7 @@ for round in $(seq "$ROUNDS"); do
     --listen "127.0.0.1:$PORT" --driver static --backend "server-1=127.0.0.1:$SPORT" --workers 1 \
     --state-dir "$WORK/state" >"$WORK/lb.log" 2>&1 &
   LB=$!
-  for _ in $(seq 120); do curl --noproxy '*' -s -o /dev/null "$URL" && break; sleep 0.5; done
+  for _ in $(seq 600); do curl --noproxy '*' -s -o /dev/null "$URL" && break; sleep 0.5; done
   nice -n 19 wrk -t2 -c64 -d3 "$URL" >/dev/null 2>&1
   callgrind_control -z "$LB" >/dev/null 2>&1
   nice -n 19 wrk -t2 -c64 -d5 "$URL" >"$WORK/wrk.txt" 2>&1
