@@ -87,6 +87,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     }
 
     init(fd: Int32, peer: SocketAddress?, worker: Worker) {
+        worker.loop.assertInLoop()
         self.fd = fd
         self.peer = peer
         self.worker = worker
@@ -491,6 +492,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The exchange delivered its response; the next request may be read (or the connection ends).
     func exchangeEnded(closeAfter: Bool) {
+        worker.loop.assertInLoop()
         exchange?.releaseSnapshot()
         exchange = nil
         state = closeAfter || worker.draining ? .closing : .readingHead
@@ -498,6 +500,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The exchange ends with our own error response instead of the replica's.
     func exchangeFailed(status: HTTPStatus, message: String, close: Bool) {
+        worker.loop.assertInLoop()
         exchange?.releaseSnapshot()
         exchange = nil
         respond(status: status, message: message, close: close)
@@ -505,6 +508,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The replica answered 101: from now on bytes go both ways unchanged.
     func startTunnel(_ upstream: UpstreamConnection) {
+        worker.loop.assertInLoop()
         exchange = nil
         clientWait = .none
         let tunnel = Tunnel(client: self, upstream: upstream, loop: worker.loop,
@@ -534,6 +538,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The worker's `PipelineQueue` gives this connection its turn (and a slot).
     func resumePipelined() {
+        worker.loop.assertInLoop()
         pipelineQueued = false
         afterRequest = false
         holdsPipelineSlot = true
@@ -542,14 +547,15 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     // MARK: drain
 
-    /// Loop thread only. Graceful stop: an idle connection closes now; one with a request in
-    /// progress finishes it, its response saying `Connection: close`, then closes.
     /// A request head arrived on this connection. A fresh connection's first request may still
     /// be on its way when the drain starts (accepted, bytes not read yet): it is answered, with
     /// `Connection: close`, not cut off (which the client sees as an empty reply).
     private var begun = false
 
+    /// Graceful stop: an idle connection closes now; one with a request in progress finishes
+    /// it, its response saying `Connection: close`, then closes.
     func drain() {
+        worker.loop.assertInLoop()
         switch state {
         case .readingHead where input.isEmpty && begun:
             if flushOutput() { close() } else { state = .closing }
@@ -563,6 +569,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     // MARK: teardown
 
     func close() {
+        worker.loop.assertInLoop()
         guard !closed else { return }
         closed = true
         exchange?.abandon()

@@ -37,11 +37,12 @@ package struct TimerID: Hashable, Sendable {
 }
 
 /// One epoll loop on one thread (docs/ARCHITECTURE.md §2). Registration, timers and `run` are
-/// loop-thread only; `execute` and `stop` may be called from any thread and wake the loop
-/// through an eventfd.
+/// loop-thread only (`assertInLoop`); `execute` and `stop` may be called from any thread and
+/// wake the loop through an eventfd.
 ///
-/// `@unchecked Sendable`: the only state touched off the loop thread is `inbox` (a Mutex) and the
-/// eventfd (a kernel object); everything else is confined to the thread that calls `run`.
+/// `@unchecked Sendable`: the only state touched off the loop thread is `inbox` (a Mutex), the
+/// eventfd (a kernel object) and `runningThread` (an atomic); everything else is confined to the
+/// thread that calls `run`.
 package final class EventLoop: @unchecked Sendable {
     private struct Registration {
         let handler: EventHandler
@@ -88,6 +89,9 @@ package final class EventLoop: @unchecked Sendable {
     private var iterationHooks: [() -> Void] = []
     /// Set by `requestImmediateIteration`: the next epoll_wait does not block.
     private var pollOnly = false
+    /// The thread inside `run` (its pthread_t), 0 while none is. Recorded by `run` rather than
+    /// at `init`: a loop is often made on one thread and run on another (`Worker.start`).
+    private let runningThread = Atomic<UInt>(0)
 
     /// Reserved epoll data value for the loop's own eventfd.
     private static let wakeToken: UInt64 = UInt64.max
@@ -108,6 +112,7 @@ package final class EventLoop: @unchecked Sendable {
     /// Registers `fd` edge-triggered for reads, writes and peer half-close. `exclusive` sets
     /// EPOLLEXCLUSIVE, for a listener shared by several loops (one wake-up per connection).
     package func register(_ fd: Int32, handler: EventHandler, exclusive: Bool = false) throws {
+        assertInLoop()
         let generation = nextGeneration
         nextGeneration = nextGeneration &+ 1 == 0 ? 1 : nextGeneration &+ 1
         let index = Int(fd)
@@ -131,6 +136,7 @@ package final class EventLoop: @unchecked Sendable {
     /// Forgets `fd`. Call before closing it: events already fetched for it are dropped because
     /// the generation in their data no longer matches.
     package func unregister(_ fd: Int32) {
+        assertInLoop()
         let index = Int(fd)
         guard index < registrations.count, registrations[index] != nil else { return }
         registrations[index] = nil
@@ -161,6 +167,7 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     private func addTimer(at deadline: UInt64, _ action: TimerAction) -> TimerID {
+        assertInLoop()
         let id = nextTimerID
         nextTimerID += 1
         let slot: Int32
@@ -195,6 +202,7 @@ package final class EventLoop: @unchecked Sendable {
     static func useEpollPwait2(_ enabled: Bool) { Epoll.usePwait2(enabled) }
 
     package func cancel(_ timer: TimerID) {
+        assertInLoop()
         // Lazy deletion: the heap entry stays until it reaches the top and finds its slot moved
         // on, or until cancelled entries are the majority and are swept out in one pass.
         guard timer.slot >= 0, Int(timer.slot) < timerSlots.count,
@@ -226,22 +234,45 @@ package final class EventLoop: @unchecked Sendable {
         _ = EventFD.signal(wakeFD)
     }
 
-    /// Loop thread only. `hook` runs once per loop iteration, after events and timers (the
-    /// worker's snapshot refresh hangs here: docs/ARCHITECTURE.md §4).
+    /// `hook` runs once per loop iteration, after events and timers (the worker's snapshot
+    /// refresh hangs here: docs/ARCHITECTURE.md §4).
     package func onEachIteration(_ hook: @escaping () -> Void) {
+        assertInLoop()
         iterationHooks.append(hook)
     }
 
-    /// Loop thread only. The next iteration polls without blocking: work is pending that no
-    /// descriptor or timer will announce (requests held back for later, say).
+    /// The next iteration polls without blocking: work is pending that no descriptor or timer
+    /// will announce (requests held back for later, say).
     package func requestImmediateIteration() {
+        assertInLoop()
         pollOnly = true
+    }
+
+    // MARK: thread confinement
+
+    /// Whether the calling thread may touch this loop's loop-thread-only state: it is the thread
+    /// inside `run`, or no thread is (setting up before `run`, tearing down after it, a test
+    /// driving the loop's objects by hand). A cheap load and compare, but meant for assertions.
+    package var isInLoop: Bool {
+        let running = runningThread.load(ordering: .relaxed)
+        return running == 0 || running == UInt(pthread_self())
+    }
+
+    /// Traps in debug builds when called off the loop's thread while the loop runs (as
+    /// swift-nio's `assertInEventLoop`); release builds compile it to nothing, so the data
+    /// plane's entry points check it on every call.
+    @inlinable
+    package func assertInLoop(file: StaticString = #fileID, line: UInt = #line) {
+        assert(isInLoop, "called off the loop's thread", file: file, line: line)
     }
 
     // MARK: running
 
     /// Runs the loop on the calling thread until `stop()`.
     package func run() {
+        let wasRunning = runningThread.exchange(UInt(pthread_self()), ordering: .relaxed)
+        precondition(wasRunning == 0, "EventLoop.run: the loop is already running on another thread")
+        defer { runningThread.store(0, ordering: .relaxed) }
         let capacity = 256
         let events = UnsafeMutablePointer<Epoll.Event>.allocate(capacity: capacity)
         defer { events.deallocate() }

@@ -29,8 +29,9 @@ package final class Listener: EventHandler {
     /// Whether accepting is paused now, waiting for its retry timer (loop thread only).
     package var isPaused: Bool { retry != nil }
 
-    /// Loop thread only. `fd` stays owned by the caller (it may be shared with other loops).
+    /// `fd` stays owned by the caller (it may be shared with other loops).
     package init(fd: Int32, loop: EventLoop, onAccept: @escaping (Int32, SocketAddress?) -> Void) throws {
+        loop.assertInLoop()
         self.fd = fd
         self.loop = loop
         self.onAccept = onAccept
@@ -82,8 +83,9 @@ package final class Listener: EventHandler {
         }
     }
 
-    /// Loop thread only. Stops accepting on this loop.
+    /// Stops accepting on this loop.
     package func stop() {
+        loop.assertInLoop()
         guard !closed else { return }
         closed = true
         if let retry { loop.cancel(retry) }

@@ -10,8 +10,8 @@ package final class SignalWatcher: EventHandler {
     private let fd: Int32
     private let onSignal: (Int32) -> Void
 
-    /// Loop thread only (registers with `loop`).
     package init(signals: [Int32], loop: EventLoop, onSignal: @escaping (Int32) -> Void) throws {
+        loop.assertInLoop()
         fd = try SignalFD.open(signals)
         self.onSignal = onSignal
         try loop.register(fd, handler: self)
