@@ -171,8 +171,8 @@ package final class StreamHandle: @unchecked Sendable {
 
     init(loop: EventLoop) { self.loop = loop }
 
-    /// Loop thread only.
     func attach(_ connection: EngineConnection) {
+        loop.assertInLoop()
         if cancelled { connection.cancel() } else { self.connection = connection }
     }
 

@@ -65,8 +65,8 @@ final class EngineConnection: EventHandler {
         output = Array(text.utf8) + (body ?? [])
     }
 
-    /// Loop thread only.
     func start() {
+        loop.assertInLoop()
         connectDeadline = monotonicNanoseconds() &+ Self.nanoseconds(connectTimeout)
         timer = loop.schedule(afterNanoseconds: Self.nanoseconds(connectTimeout)) { [self] in
             fail(.timedOut("cannot connect to \(socketPath) within \(connectTimeout)s"))
@@ -74,8 +74,9 @@ final class EngineConnection: EventHandler {
         attemptConnect()
     }
 
-    /// Loop thread only. Ends the exchange without calling back (a stream nobody follows).
+    /// Ends the exchange without calling back (a stream nobody follows).
     func cancel() {
+        loop.assertInLoop()
         guard !finished else { return }
         finished = true
         close()
