@@ -20,7 +20,7 @@ extension Supervisor {
     }
 
     func samplePassiveHealth() {
-        loop.assertInLoop()
+        EventLoop.assertOnLoopThread(loop)
         // A stopping ds-lb expects its replicas to fail; it repairs nothing and marks nothing.
         guard !stopping else { return }
         let now = monotonicNanoseconds()
@@ -44,7 +44,7 @@ extension Supervisor {
 
     /// The window starts again from now (a replica back in rotation).
     func restartFailureWindow(_ replica: Replica) {
-        loop.assertInLoop()
+        EventLoop.assertOnLoopThread(loop)
         replica.failureSamples = [(monotonicNanoseconds(), metrics.replica(replica.backend.name).failures)]
     }
 

@@ -21,7 +21,7 @@ final class Tunnel: UpstreamOwner {
     private var timer: TimerID?
 
     init(client: ClientConnection, upstream: UpstreamConnection, loop: EventLoop, idleTimeoutNanoseconds: UInt64) {
-        loop.assertInLoop()
+        EventLoop.assertOnLoopThread(loop)
         self.client = client
         self.upstream = upstream
         self.loop = loop
@@ -142,7 +142,7 @@ final class Tunnel: UpstreamOwner {
 
     /// Closes the replica side (the client is closing).
     func abandon() {
-        loop.assertInLoop()
+        EventLoop.assertOnLoopThread(loop)
         guard !ended else { return }
         ended = true
         if let timer { loop.cancel(timer) }

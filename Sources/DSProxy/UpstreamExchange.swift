@@ -90,7 +90,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Begins the exchange for a new request: every piece of per-request state is set here.
     func start(head: RequestHeadInfo, bodyLength: UInt64, snapshot: Snapshot, hashedKey: UInt64) {
-        worker.loop.assertInLoop()
+        EventLoop.assertOnLoopThread(worker.loop)
         self.head = head
         upstream = nil
         headSent = false
@@ -218,7 +218,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// The client connection is going away: the loop lets go of this object now rather than
     /// when its armed timer would fire.
     func retire() {
-        worker.loop.assertInLoop()
+        EventLoop.assertOnLoopThread(worker.loop)
         deadline.cancel(on: worker.loop)
     }
 
@@ -359,7 +359,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Drops the exchange without an answer of its own: the client is closing, or answers for it.
     func abandon() {
-        worker.loop.assertInLoop()
+        EventLoop.assertOnLoopThread(worker.loop)
         deadline.clear()
         tracked?.end(answered: false, nanoseconds: 0)
         tracked = nil

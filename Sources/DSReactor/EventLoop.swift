@@ -259,11 +259,18 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     /// Traps in debug builds when called off the loop's thread while the loop runs (as
-    /// swift-nio's `assertInEventLoop`); release builds compile it to nothing, so the data
-    /// plane's entry points check it on every call.
+    /// swift-nio's `assertInEventLoop`); release builds compile it to nothing.
     @inlinable
     package func assertInLoop(file: StaticString = #fileID, line: UInt = #line) {
         assert(isInLoop, "called off the loop's thread", file: file, line: line)
+    }
+
+    /// `loop.assertInLoop()` for the loop's other types, whose reference to it costs a load (an
+    /// `unowned` one is checked and retained): `loop` is an autoclosure that only a debug build
+    /// evaluates, so a release build's entry points pay nothing for the check.
+    @inlinable @inline(__always)
+    package static func assertOnLoopThread(_ loop: @autoclosure () -> EventLoop, file: StaticString = #fileID, line: UInt = #line) {
+        assert(loop().isInLoop, "called off the loop's thread", file: file, line: line)
     }
 
     // MARK: running
@@ -353,3 +360,4 @@ package final class EventLoop: @unchecked Sendable {
         return top.deadline > now ? Int64(clamping: top.deadline - now) : 0
     }
 }
+

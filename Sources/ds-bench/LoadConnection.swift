@@ -43,7 +43,7 @@ final class LoadConnection: EventHandler {
     // MARK: driven by the worker
 
     func connect() {
-        worker.loop.assertInLoop()
+        EventLoop.assertOnLoopThread(worker.loop)
         precondition(state == .closed)
         connectStartedAt = Clock.now()
         do {
@@ -61,7 +61,7 @@ final class LoadConnection: EventHandler {
 
     /// Sends one request whose id bytes are written between the template's prefix and suffix.
     func send(prefix: [UInt8], id: UInt64?, suffix: [UInt8], intendedAt: UInt64) {
-        worker.loop.assertInLoop()
+        EventLoop.assertOnLoopThread(worker.loop)
         precondition(state == .idle)
         self.intendedAt = intendedAt
         output.append(prefix)
@@ -79,7 +79,7 @@ final class LoadConnection: EventHandler {
 
     /// Abandons the connection (after a timeout, or at the end of the run).
     func close() {
-        worker.loop.assertInLoop()
+        EventLoop.assertOnLoopThread(worker.loop)
         guard state != .closed else { return }
         worker.loop.unregister(fd)
         Socket.close(fd)

@@ -1,6 +1,7 @@
 import DSConfig
 import DSControl
 import DSProxy
+import DSReactor
 import DSSystemd
 import Logging
 
@@ -40,7 +41,7 @@ final class Reloader {
     }
 
     func reload() {
-        supervisor.loop.assertInLoop()
+        EventLoop.assertOnLoopThread(supervisor.loop)
         let path = CommandLineFlags.value(of: "config", in: invocation.commandLine) ?? ConfigFile.defaultPath
         notifier.reloading(status: "Reloading \(path)")
         logger.info("[i] Received SIGHUP: reloading \(path)", metadata: ["event": "reloading"])
