@@ -20,7 +20,7 @@ extension Supervisor {
     }
 
     func samplePassiveHealth() {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         // A stopping ds-lb expects its replicas to fail; it repairs nothing and marks nothing.
         guard !stopping else { return }
         let now = monotonicNanoseconds()
@@ -44,7 +44,7 @@ extension Supervisor {
 
     /// The window starts again from now (a replica back in rotation).
     func restartFailureWindow(_ replica: Replica) {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         replica.failureSamples = [(monotonicNanoseconds(), metrics.replica(replica.backend.name).failures)]
     }
 

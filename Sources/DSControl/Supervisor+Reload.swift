@@ -8,7 +8,7 @@ extension Supervisor {
     /// result; the failure policy and the drain timeout apply to the next failure and the next
     /// removal.
     package func reconfigure(_ new: SupervisorConfig) {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         let shorter = new.heartbeatInterval < config.heartbeatInterval
         config = new
         for replica in members where !replica.removed {

@@ -81,14 +81,14 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
 
     /// One line for systemd's `STATUS=`: "3/3 replicas up, ring generation 7".
     package var statusLine: String {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         let pool = members.filter(\.inPool)
         return "\(pool.filter(\.isUp).count)/\(pool.count) replicas up, ring generation \(generation)"
     }
 
     /// Requests forwarded to a replica and not yet answered (graceful stop).
     package var inFlightRequests: Int {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         return members.reduce(0) { $0 + metrics.replica($1.backend.name).inFlight }
     }
 
@@ -103,7 +103,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     /// ds-lb is stopping: no more heartbeats, restarts or replacements. The replicas keep
     /// serving the requests in flight until `stopAll`.
     package func beginStopping() {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         stopping = true
         for replica in members + (pendingAdd?.replicas ?? []) {
             for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
@@ -118,7 +118,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     /// `replicas` new ones. `ready` runs on the loop once every initial replica has passed its
     /// first checks (or the start timeout passed).
     package func bootstrap(replicas: Int, ready: @escaping () -> Void) throws {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         onInitialPoolReady = ready
         // Replicas run by someone else start UP, as HAProxy's servers do: they are presumed to
         // serve until checks say otherwise. Replicas we launch must first pass `rise` checks.
@@ -663,7 +663,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
 
     /// At shutdown.
     package func stopAll() {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         driver.stopAll()
     }
 }

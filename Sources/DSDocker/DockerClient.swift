@@ -172,7 +172,7 @@ package final class StreamHandle: @unchecked Sendable {
     init(loop: EventLoop) { self.loop = loop }
 
     func attach(_ connection: EngineConnection) {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         if cancelled { connection.cancel() } else { self.connection = connection }
     }
 

@@ -66,7 +66,7 @@ final class EngineConnection: EventHandler {
     }
 
     func start() {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         connectDeadline = monotonicNanoseconds() &+ Self.nanoseconds(connectTimeout)
         timer = loop.schedule(afterNanoseconds: Self.nanoseconds(connectTimeout)) { [self] in
             fail(.timedOut("cannot connect to \(socketPath) within \(connectTimeout)s"))
@@ -76,7 +76,7 @@ final class EngineConnection: EventHandler {
 
     /// Ends the exchange without calling back (a stream nobody follows).
     func cancel() {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         guard !finished else { return }
         finished = true
         close()

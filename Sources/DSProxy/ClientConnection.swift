@@ -87,7 +87,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     }
 
     init(fd: Int32, peer: SocketAddress?, worker: Worker) {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         self.fd = fd
         self.peer = peer
         self.worker = worker
@@ -492,7 +492,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The exchange delivered its response; the next request may be read (or the connection ends).
     func exchangeEnded(closeAfter: Bool) {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         exchange?.releaseSnapshot()
         exchange = nil
         state = closeAfter || worker.draining ? .closing : .readingHead
@@ -500,7 +500,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The exchange ends with our own error response instead of the replica's.
     func exchangeFailed(status: HTTPStatus, message: String, close: Bool) {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         exchange?.releaseSnapshot()
         exchange = nil
         respond(status: status, message: message, close: close)
@@ -508,7 +508,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The replica answered 101: from now on bytes go both ways unchanged.
     func startTunnel(_ upstream: UpstreamConnection) {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         exchange = nil
         clientWait = .none
         let tunnel = Tunnel(client: self, upstream: upstream, loop: worker.loop,
@@ -538,7 +538,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The worker's `PipelineQueue` gives this connection its turn (and a slot).
     func resumePipelined() {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         pipelineQueued = false
         afterRequest = false
         holdsPipelineSlot = true
@@ -555,7 +555,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     /// Graceful stop: an idle connection closes now; one with a request in progress finishes
     /// it, its response saying `Connection: close`, then closes.
     func drain() {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         switch state {
         case .readingHead where input.isEmpty && begun:
             if flushOutput() { close() } else { state = .closing }
@@ -569,7 +569,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     // MARK: teardown
 
     func close() {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         guard !closed else { return }
         closed = true
         exchange?.abandon()

@@ -21,7 +21,7 @@ final class Tunnel: UpstreamOwner {
     private var timer: TimerID?
 
     init(client: ClientConnection, upstream: UpstreamConnection, loop: EventLoop, idleTimeoutNanoseconds: UInt64) {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         self.client = client
         self.upstream = upstream
         self.loop = loop
@@ -142,7 +142,7 @@ final class Tunnel: UpstreamOwner {
 
     /// Closes the replica side (the client is closing).
     func abandon() {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         guard !ended else { return }
         ended = true
         if let timer { loop.cancel(timer) }

@@ -90,7 +90,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Begins the exchange for a new request: every piece of per-request state is set here.
     func start(head: RequestHeadInfo, bodyLength: UInt64, snapshot: Snapshot, hashedKey: UInt64) {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         self.head = head
         upstream = nil
         headSent = false
@@ -218,7 +218,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// The client connection is going away: the loop lets go of this object now rather than
     /// when its armed timer would fire.
     func retire() {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         deadline.cancel(on: worker.loop)
     }
 
@@ -359,7 +359,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Drops the exchange without an answer of its own: the client is closing, or answers for it.
     func abandon() {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         deadline.clear()
         tracked?.end(answered: false, nanoseconds: 0)
         tracked = nil

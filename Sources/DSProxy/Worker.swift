@@ -128,7 +128,7 @@ package final class Worker {
     /// Serves connection `fd`, accepted here or handed over by another worker (counted in the
     /// balance already).
     private func adopt(_ fd: Int32, peer: SocketAddress?) {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         if draining {
             // Handed over while this worker began its drain: nothing will serve it here.
             balance?.member.connections.subtract(1, ordering: .relaxed)
@@ -152,7 +152,7 @@ package final class Worker {
     /// `metrics(for: snapshot.backends[index])`, from an array while `snapshot` is the worker's
     /// current one (a request routed just before a switch takes the slow way).
     func metrics(_ index: Int, in snapshot: Snapshot) -> ProxyMetrics.Replica {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         if snapshot === handlesSnapshot { return handles[index] }
         guard snapshot === reader.snapshot else { return metrics(for: snapshot.backends[index]) }
         handles = snapshot.backends.map { metrics(for: $0) }
@@ -181,7 +181,7 @@ package final class Worker {
     /// The replica for `hashedKey` under bounded loads (its index in `snapshot.backends`), by
     /// the in-flight requests over all workers (`BoundedSelection`).
     func boundedSelect(_ snapshot: Snapshot, hashedKey: UInt64, factor: Double) -> Int? {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         if bounded?.selection.snapshot !== snapshot || bounded?.selection.balanceFactor != factor {
             bounded = (BoundedSelection(snapshot, balanceFactor: factor), snapshot.backends.map { metrics(for: $0) })
         }
@@ -194,7 +194,7 @@ package final class Worker {
     }
 
     func forget(_ connection: ClientConnection) {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
         balance?.member.connections.subtract(1, ordering: .relaxed)
         if draining { drainSignal?.adjust(-1) }
@@ -240,7 +240,7 @@ package final class Worker {
     /// activation it belongs to systemd and the next ds-lb), idle connections close now, the
     /// others after the request in progress. Progress shows in `GracefulDrain`.
     func drain() {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         guard !draining else { return }
         draining = true
         listener?.stop()

@@ -252,25 +252,20 @@ package final class EventLoop: @unchecked Sendable {
 
     /// Whether the calling thread may touch this loop's loop-thread-only state: it is the thread
     /// inside `run`, or no thread is (setting up before `run`, tearing down after it, a test
-    /// driving the loop's objects by hand). A cheap load and compare, but meant for assertions.
+    /// driving the loop's objects by hand). For debug-build checks at the entry points of
+    /// loop-confined types: `assert(loop.isInLoop)`, which a release build drops without even
+    /// loading `loop` (a helper of ours would stay a call: package declarations are not
+    /// inlined across modules).
     package var isInLoop: Bool {
         let running = runningThread.load(ordering: .relaxed)
         return running == 0 || running == UInt(pthread_self())
     }
 
-    /// Traps in debug builds when called off the loop's thread while the loop runs (as
-    /// swift-nio's `assertInEventLoop`); release builds compile it to nothing.
-    @inlinable
+    /// `assert(isInLoop)`: traps in debug builds when called off the loop's thread while the
+    /// loop runs (as swift-nio's `assertInEventLoop`); nothing in release builds.
+    @inline(__always)
     package func assertInLoop(file: StaticString = #fileID, line: UInt = #line) {
         assert(isInLoop, "called off the loop's thread", file: file, line: line)
-    }
-
-    /// `loop.assertInLoop()` for the loop's other types, whose reference to it costs a load (an
-    /// `unowned` one is checked and retained): `loop` is an autoclosure that only a debug build
-    /// evaluates, so a release build's entry points pay nothing for the check.
-    @inlinable @inline(__always)
-    package static func assertOnLoopThread(_ loop: @autoclosure () -> EventLoop, file: StaticString = #fileID, line: UInt = #line) {
-        assert(loop().isInLoop, "called off the loop's thread", file: file, line: line)
     }
 
     // MARK: running

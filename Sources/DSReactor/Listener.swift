@@ -31,7 +31,7 @@ package final class Listener: EventHandler {
 
     /// `fd` stays owned by the caller (it may be shared with other loops).
     package init(fd: Int32, loop: EventLoop, onAccept: @escaping (Int32, SocketAddress?) -> Void) throws {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         self.fd = fd
         self.loop = loop
         self.onAccept = onAccept
@@ -85,7 +85,7 @@ package final class Listener: EventHandler {
 
     /// Stops accepting on this loop.
     package func stop() {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         guard !closed else { return }
         closed = true
         if let retry { loop.cancel(retry) }

@@ -11,7 +11,7 @@ package final class SignalWatcher: EventHandler {
     private let onSignal: (Int32) -> Void
 
     package init(signals: [Int32], loop: EventLoop, onSignal: @escaping (Int32) -> Void) throws {
-        EventLoop.assertOnLoopThread(loop)
+        assert(loop.isInLoop)
         fd = try SignalFD.open(signals)
         self.onSignal = onSignal
         try loop.register(fd, handler: self)

@@ -34,13 +34,13 @@ package final class ProgressWatchdog: @unchecked Sendable {
 
     /// Starts ticking (the first ping goes out at once).
     package func start() {
-        EventLoop.assertOnLoopThread(control)
+        assert(control.isInLoop)
         tick()
     }
 
     /// `loop` must answer probes from the next tick on.
     package func watch(_ loop: EventLoop) {
-        EventLoop.assertOnLoopThread(control)
+        assert(control.isInLoop)
         workers.append(loop)
         answered.withLock { $0.append(sent) }
     }

@@ -43,7 +43,7 @@ final class LoadConnection: EventHandler {
     // MARK: driven by the worker
 
     func connect() {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         precondition(state == .closed)
         connectStartedAt = Clock.now()
         do {
@@ -61,7 +61,7 @@ final class LoadConnection: EventHandler {
 
     /// Sends one request whose id bytes are written between the template's prefix and suffix.
     func send(prefix: [UInt8], id: UInt64?, suffix: [UInt8], intendedAt: UInt64) {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         precondition(state == .idle)
         self.intendedAt = intendedAt
         output.append(prefix)
@@ -79,7 +79,7 @@ final class LoadConnection: EventHandler {
 
     /// Abandons the connection (after a timeout, or at the end of the run).
     func close() {
-        EventLoop.assertOnLoopThread(worker.loop)
+        assert(worker.loop.isInLoop)
         guard state != .closed else { return }
         worker.loop.unregister(fd)
         Socket.close(fd)

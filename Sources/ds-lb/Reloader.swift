@@ -1,7 +1,6 @@
 import DSConfig
 import DSControl
 import DSProxy
-import DSReactor
 import DSSystemd
 import Logging
 
@@ -41,7 +40,7 @@ final class Reloader {
     }
 
     func reload() {
-        EventLoop.assertOnLoopThread(supervisor.loop)
+        assert(supervisor.loop.isInLoop)
         let path = CommandLineFlags.value(of: "config", in: invocation.commandLine) ?? ConfigFile.defaultPath
         notifier.reloading(status: "Reloading \(path)")
         logger.info("[i] Received SIGHUP: reloading \(path)", metadata: ["event": "reloading"])
