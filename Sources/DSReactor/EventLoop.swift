@@ -254,8 +254,8 @@ package final class EventLoop: @unchecked Sendable {
     /// inside `run`, or no thread is (setting up before `run`, tearing down after it, a test
     /// driving the loop's objects by hand). For debug-build checks at the entry points of
     /// loop-confined types: `assert(loop.isInLoop)`, which a release build drops without even
-    /// loading `loop` (a helper of ours would stay a call: package declarations are not
-    /// inlined across modules).
+    /// loading `loop` (a method for it would stay a call in other modules: members of package
+    /// types are not inlined across modules, `@inlinable` or not).
     package var isInLoop: Bool {
         let running = runningThread.load(ordering: .relaxed)
         return running == 0 || running == UInt(pthread_self())
