@@ -19,8 +19,8 @@ extension Supervisor {
         }
     }
 
-    /// Control thread only.
     func samplePassiveHealth() {
+        assert(loop.isInLoop)
         // A stopping ds-lb expects its replicas to fail; it repairs nothing and marks nothing.
         guard !stopping else { return }
         let now = monotonicNanoseconds()
@@ -43,8 +43,9 @@ extension Supervisor {
         }
     }
 
-    /// Control thread only. The window starts again from now (a replica back in rotation).
+    /// The window starts again from now (a replica back in rotation).
     func restartFailureWindow(_ replica: Replica) {
+        assert(loop.isInLoop)
         replica.failureSamples = [(monotonicNanoseconds(), metrics.replica(replica.backend.name).failures)]
     }
 

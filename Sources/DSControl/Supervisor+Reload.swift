@@ -1,13 +1,14 @@
 import DSReactor
 
 extension Supervisor {
-    /// Control thread only. Settings from a reload (ds-lb's SIGHUP): every field of
-    /// `SupervisorConfig` can change while replicas run. The next heartbeat of each replica uses
-    /// the new interval and timeout — when the interval got shorter, a check already scheduled
-    /// for later is brought forward to the new interval, so the change shows at once; fall and
-    /// rise judge the next result; the failure policy and the drain timeout apply to the next
-    /// failure and the next removal.
+    /// Settings from a reload (ds-lb's SIGHUP): every field of `SupervisorConfig` can change
+    /// while replicas run. The next heartbeat of each replica uses the new interval and
+    /// timeout — when the interval got shorter, a check already scheduled for later is brought
+    /// forward to the new interval, so the change shows at once; fall and rise judge the next
+    /// result; the failure policy and the drain timeout apply to the next failure and the next
+    /// removal.
     package func reconfigure(_ new: SupervisorConfig) {
+        assert(loop.isInLoop)
         let shorter = new.heartbeatInterval < config.heartbeatInterval
         config = new
         for replica in members where !replica.removed {

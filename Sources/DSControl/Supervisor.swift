@@ -81,15 +81,17 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         ["event": .string(name), "backend": .string(backend.name)]
     }
 
-    /// Control thread only. One line for systemd's `STATUS=`: "3/3 replicas up, ring generation 7".
+    /// One line for systemd's `STATUS=`: "3/3 replicas up, ring generation 7".
     package var statusLine: String {
+        assert(loop.isInLoop)
         let pool = members.filter(\.inPool)
         return "\(pool.filter(\.isUp).count)/\(pool.count) replicas up, ring generation \(generation)"
     }
 
-    /// Control thread only. Requests forwarded to a replica and not yet answered (graceful stop).
+    /// Requests forwarded to a replica and not yet answered (graceful stop).
     package var inFlightRequests: Int {
-        members.reduce(0) { $0 + metrics.replica($1.backend.name).inFlight }
+        assert(loop.isInLoop)
+        return members.reduce(0) { $0 + metrics.replica($1.backend.name).inFlight }
     }
 
     /// Where the desired pool is kept across restarts (nil: nowhere). Set before `bootstrap`.
@@ -108,9 +110,10 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     /// are stopped next anyway), so nothing is restarted, replaced or reported as a failure.
     private(set) var stopping = false
 
-    /// Control thread. ds-lb is stopping: no more heartbeats, restarts or replacements. The
-    /// replicas keep serving the requests in flight until `stopAll`.
+    /// ds-lb is stopping: no more heartbeats, restarts or replacements. The replicas keep
+    /// serving the requests in flight until `stopAll`.
     package func beginStopping() {
+        assert(loop.isInLoop)
         stopping = true
         for replica in members + (pendingAdd?.replicas ?? []) {
             for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
@@ -121,10 +124,11 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         }
     }
 
-    /// Control thread, before the loop runs: launches the initial pool — the saved one when
-    /// there is one, else `replicas` new ones. `ready` runs on the loop once every initial
-    /// replica has passed its first checks (or the start timeout passed).
+    /// Before the loop runs: launches the initial pool — the saved one when there is one, else
+    /// `replicas` new ones. `ready` runs on the loop once every initial replica has passed its
+    /// first checks (or the start timeout passed).
     package func bootstrap(replicas: Int, ready: @escaping () -> Void) throws {
+        assert(loop.isInLoop)
         onInitialPoolReady = ready
         // Replicas run by someone else start UP, as HAProxy's servers do: they are presumed to
         // serve until checks say otherwise. Replicas we launch must first pass `rise` checks.
@@ -749,8 +753,9 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
 
     var pendingAdd: PendingAdd?
 
-    /// Control thread, at shutdown.
+    /// At shutdown.
     package func stopAll() {
+        assert(loop.isInLoop)
         driver.stopAll()
     }
 }

@@ -175,8 +175,8 @@ package final class StreamHandle: @unchecked Sendable {
 
     init(loop: EventLoop) { self.loop = loop }
 
-    /// Loop thread only.
     func attach(_ exchange: HTTPClientExchange) {
+        assert(loop.isInLoop)
         if cancelled { exchange.cancel() } else { self.exchange = exchange }
     }
 

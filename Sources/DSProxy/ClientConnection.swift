@@ -89,6 +89,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     }
 
     init(fd: Int32, peer: SocketAddress?, worker: Worker) {
+        assert(worker.loop.isInLoop)
         self.fd = fd
         self.peer = peer
         self.worker = worker
@@ -493,6 +494,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The exchange delivered its response; the next request may be read (or the connection ends).
     func exchangeEnded(closeAfter: Bool) {
+        assert(worker.loop.isInLoop)
         exchange?.releaseSnapshot()
         exchange = nil
         state = closeAfter || worker.draining ? .closing : .readingHead
@@ -500,6 +502,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The exchange ends with our own error response instead of the replica's.
     func exchangeFailed(status: HTTPStatus, message: String, close: Bool) {
+        assert(worker.loop.isInLoop)
         exchange?.releaseSnapshot()
         exchange = nil
         respond(status: status, message: message, close: close)
@@ -507,6 +510,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The replica answered 101: from now on bytes go both ways unchanged.
     func startTunnel(_ upstream: UpstreamConnection) {
+        assert(worker.loop.isInLoop)
         exchange = nil
         clientWait = .none
         let tunnel = Tunnel(client: self, upstream: upstream, loop: worker.loop,
@@ -536,6 +540,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The worker's `PipelineQueue` gives this connection its turn (and a slot).
     func resumePipelined() {
+        assert(worker.loop.isInLoop)
         pipelineQueued = false
         afterRequest = false
         holdsPipelineSlot = true
@@ -544,14 +549,15 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     // MARK: drain
 
-    /// Loop thread only. Graceful stop: an idle connection closes now; one with a request in
-    /// progress finishes it, its response saying `Connection: close`, then closes.
     /// A request head arrived on this connection. A fresh connection's first request may still
     /// be on its way when the drain starts (accepted, bytes not read yet): it is answered, with
     /// `Connection: close`, not cut off (which the client sees as an empty reply).
     private var begun = false
 
+    /// Graceful stop: an idle connection closes now; one with a request in progress finishes
+    /// it, its response saying `Connection: close`, then closes.
     func drain() {
+        assert(worker.loop.isInLoop)
         switch state {
         case .readingHead where input.isEmpty && begun:
             if flushOutput() { close() } else { state = .closing }
@@ -565,6 +571,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     // MARK: teardown
 
     func close() {
+        assert(worker.loop.isInLoop)
         guard !closed else { return }
         closed = true
         exchange?.abandon()

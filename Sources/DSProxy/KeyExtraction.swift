@@ -1,6 +1,5 @@
 import DSBalancer
 import DSHTTP1
-import DSHashing
 import DSSystem
 
 extension KeyExtractor {
@@ -23,7 +22,7 @@ extension KeyExtractor {
     /// every one misses, the last one named decides, and what a missing source yields is the
     /// empty value, so the key is the empty string (every such request goes to one replica).
     func resolve(head: RequestHeadInfo, bytes: UnsafeRawBufferPointer, hasClientKey: Bool,
-                 random: inout SplitMix64) -> Resolved {
+                 random: inout RandomRequestIDs) -> Resolved {
         for source in sources {
             switch source {
             case .query(let name):
@@ -42,30 +41,17 @@ extension KeyExtractor {
             case .clientIP:
                 if hasClientKey { return .client }
             case .random:
-                return .random(Self.randomID(&random))
+                return .random(random.next())
             }
         }
         return .head(0..<0)
-    }
-
-    /// A request id in 100000...999999, the range the course's clients draw theirs from, as its
-    /// decimal digits packed into the low six bytes (first digit lowest): no buffer to allocate.
-    static func randomID(_ random: inout SplitMix64) -> UInt64 {
-        // Lemire's multiply-shift: uniform enough (bias below 2⁻⁴⁴) without a division.
-        var id = 100_000 + random.next().multipliedFullWidth(by: 900_000).high
-        var packed: UInt64 = 0
-        for position in stride(from: 5, through: 0, by: -1) {
-            packed |= (48 + id % 10) << (8 * UInt64(position))
-            id /= 10
-        }
-        return packed
     }
 
     /// The routing key of a request, hashed by `snapshot` straight from the head's bytes (see
     /// `resolve` for which source wins). `clientKey` is the client address as text, kept by the
     /// connection so no request builds it again. Nothing here allocates.
     func hashedKey(for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, clientKey: [UInt8],
-                   random: inout SplitMix64, snapshot: Snapshot) -> UInt64 {
+                   random: inout RandomRequestIDs, snapshot: Snapshot) -> UInt64 {
         switch resolve(head: head, bytes: bytes, hasClientKey: !clientKey.isEmpty, random: &random) {
         case .head(let range):
             return snapshot.key(UnsafeRawBufferPointer(rebasing: bytes[range]))
@@ -80,7 +66,7 @@ extension KeyExtractor {
     /// The routing key as text, for logs and tests (allocates; the proxy hashes `hashedKey`,
     /// which hashes these very bytes).
     func key(for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, peer: SocketAddress?,
-             random: inout SplitMix64) -> String {
+             random: inout RandomRequestIDs) -> String {
         let client = peer?.host ?? ""
         switch resolve(head: head, bytes: bytes, hasClientKey: !client.isEmpty, random: &random) {
         case .head(let range):

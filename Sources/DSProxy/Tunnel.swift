@@ -21,6 +21,7 @@ final class Tunnel: UpstreamOwner {
     private var timer: TimerID?
 
     init(client: ClientConnection, upstream: UpstreamConnection, loop: EventLoop, idleTimeoutNanoseconds: UInt64) {
+        assert(loop.isInLoop)
         self.client = client
         self.upstream = upstream
         self.loop = loop
@@ -141,6 +142,7 @@ final class Tunnel: UpstreamOwner {
 
     /// Closes the replica side (the client is closing).
     func abandon() {
+        assert(loop.isInLoop)
         guard !ended else { return }
         ended = true
         if let timer { loop.cancel(timer) }

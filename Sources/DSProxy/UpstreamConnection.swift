@@ -162,8 +162,9 @@ final class UpstreamPool: TimerTarget {
         sweepsToExpire = (idleTimeout + sweepPeriod - 1) / sweepPeriod + 1
     }
 
-    /// Loop thread only. Sweeps every `sweepPeriod` from now on, until `closeAll`.
+    /// Sweeps every `sweepPeriod` from now on, until `closeAll`.
     func startSweeping() {
+        assert(loop.isInLoop)
         guard sweepTimer == nil else { return }
         sweepTimer = loop.schedule(afterNanoseconds: sweepPeriod, target: self)
     }
@@ -189,6 +190,7 @@ final class UpstreamPool: TimerTarget {
     /// Lines the lists up with `snapshot.backends`; idle connections to replicas no longer in it,
     /// or DOWN in it, are closed. Called by the worker whenever it switches snapshots.
     func follow(_ snapshot: Snapshot) {
+        assert(loop.isInLoop)
         guard snapshot !== self.snapshot else { return }
         var next: [Backend: IdleList] = [:]
         next.reserveCapacity(snapshot.backends.count)
@@ -222,6 +224,7 @@ final class UpstreamPool: TimerTarget {
 
     /// An idle connection to `snapshot.backends[index]`, most recently used first (the warmest).
     func take(_ index: Int, in snapshot: Snapshot) -> UpstreamConnection? {
+        assert(loop.isInLoop)
         guard let list = list(index, in: snapshot) else { return nil }
         while let connection = list.connections.popLast() {
             if connection.closed { continue }
@@ -233,6 +236,7 @@ final class UpstreamPool: TimerTarget {
 
     /// Opens a new connection to `snapshot.backends[index]`.
     func connect(_ index: Int, in snapshot: Snapshot) throws -> UpstreamConnection {
+        assert(loop.isInLoop)
         let backend = snapshot.backends[index]
         let address = try SocketAddress.parse(backend.address)
         let (raw, connected) = try Socket.connect(to: address)
@@ -246,6 +250,7 @@ final class UpstreamPool: TimerTarget {
 
     /// Returns a connection whose exchange ended cleanly.
     func give(_ connection: UpstreamConnection) {
+        assert(loop.isInLoop)
         connection.owner = nil
         // A FIN reported while the exchange still owned the connection (after its last read) raises
         // no further edge: pooled, the connection would look alive until a request met its reset.
@@ -261,6 +266,7 @@ final class UpstreamPool: TimerTarget {
     }
 
     func discard(_ connection: UpstreamConnection) {
+        assert(loop.isInLoop)
         connection.close()
         if let list = connection.home, let index = list.connections.firstIndex(where: { $0 === connection }) {
             list.connections.remove(at: index)
@@ -268,6 +274,7 @@ final class UpstreamPool: TimerTarget {
     }
 
     func closeAll() {
+        assert(loop.isInLoop)
         if let sweepTimer { loop.cancel(sweepTimer) }
         sweepTimer = nil
         for list in byBackend.values {

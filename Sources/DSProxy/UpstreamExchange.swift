@@ -90,6 +90,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Begins the exchange for a new request: every piece of per-request state is set here.
     func start(head: RequestHeadInfo, bodyLength: UInt64, snapshot: Snapshot, hashedKey: UInt64) {
+        assert(worker.loop.isInLoop)
         self.head = head
         upstream = nil
         headSent = false
@@ -217,6 +218,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// The client connection is going away: the loop lets go of this object now rather than
     /// when its armed timer would fire.
     func retire() {
+        assert(worker.loop.isInLoop)
         deadline.cancel(on: worker.loop)
     }
 
@@ -357,6 +359,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Drops the exchange without an answer of its own: the client is closing, or answers for it.
     func abandon() {
+        assert(worker.loop.isInLoop)
         deadline.clear()
         tracked?.end(answered: false, nanoseconds: 0)
         tracked = nil

@@ -1,5 +1,4 @@
 import DSBalancer
-import DSHashing
 import DSHTTP1
 import DSReactor
 import DSSystem
@@ -49,9 +48,8 @@ package final class Worker {
     let pipeline: PipelineQueue<ClientConnection>
     /// The iovec array every request head is gathered into for its writev.
     let iovecs = IOVecBuffer()
-    /// Draws the `random` key source's request ids. Seeded apart per worker so two workers do
-    /// not send the same id sequence; the ids need spread, not unpredictability.
-    var keyRandom = SplitMix64(seed: UInt64.random(in: .min ... .max))
+    /// Draws the `random` key source's request ids, seeded apart per worker.
+    var keyRandom = RandomRequestIDs(seed: UInt64.random(in: .min ... .max))
     let admin: AdminHandler?
     private let onUnreachable: @Sendable (Backend) -> Void
     let metrics: ProxyMetrics
@@ -150,9 +148,10 @@ package final class Worker {
         adopt(fd, peer: peer)
     }
 
-    /// Loop thread only. Serves connection `fd`, accepted here or handed over by another worker
-    /// (counted in the balance already).
+    /// Serves connection `fd`, accepted here or handed over by another worker (counted in the
+    /// balance already).
     private func adopt(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
+        assert(loop.isInLoop)
         if draining {
             // Handed over while this worker began its drain: nothing will serve it here.
             balance?.member.connections.subtract(1, ordering: .relaxed)
@@ -173,9 +172,10 @@ package final class Worker {
         connection.handle([.readable, .writable])
     }
 
-    /// Loop thread only. `metrics(for: snapshot.backends[index])`, from an array while `snapshot`
-    /// is the worker's current one (a request routed just before a switch takes the slow way).
+    /// `metrics(for: snapshot.backends[index])`, from an array while `snapshot` is the worker's
+    /// current one (a request routed just before a switch takes the slow way).
     func metrics(_ index: Int, in snapshot: Snapshot) -> ProxyMetrics.Replica {
+        assert(loop.isInLoop)
         if snapshot === handlesSnapshot { return handles[index] }
         guard snapshot === reader.snapshot else { return metrics(for: snapshot.backends[index]) }
         handles = snapshot.backends.map { metrics(for: $0) }
@@ -196,29 +196,28 @@ package final class Worker {
         return handle
     }
 
-    /// Bounded loads (`--balance-factor`) for the current snapshot, built once per generation:
-    /// the decorator and each member's in-flight counter, in the snapshot's member order.
-    /// (A reload may change the factor: it is part of the key.)
-    private var bounded: (generation: UInt64, factor: Double, table: BoundedLoad, load: [ProxyMetrics.Replica])?
+    /// Bounded loads (`--balance-factor`) for the current snapshot, built once per snapshot,
+    /// and each member's in-flight counter, in the snapshot's member order. (A reload may change
+    /// the factor: it is part of the key.)
+    private var bounded: (selection: BoundedSelection, load: [ProxyMetrics.Replica])?
 
-    /// Loop thread only. The replica for `hashedKey` under bounded loads (its index in
-    /// `snapshot.backends`): the first candidate whose in-flight requests (over all workers) are
-    /// under ⌈c × average⌉.
+    /// The replica for `hashedKey` under bounded loads (its index in `snapshot.backends`), by
+    /// the in-flight requests over all workers (`BoundedSelection`).
     func boundedSelect(_ snapshot: Snapshot, hashedKey: UInt64, factor: Double) -> Int? {
-        if bounded?.generation != snapshot.generation || bounded?.factor != factor {
-            bounded = (snapshot.generation, factor, BoundedLoad(snapshot.table, balanceFactor: factor),
-                       snapshot.backends.map { metrics(for: $0) })
+        assert(loop.isInLoop)
+        if bounded?.selection.snapshot !== snapshot || bounded?.selection.balanceFactor != factor {
+            bounded = (BoundedSelection(snapshot, balanceFactor: factor), snapshot.backends.map { metrics(for: $0) })
         }
-        guard let (_, _, table, load) = bounded else { return nil }
+        guard let (selection, load) = bounded else { return nil }
         let total = load.reduce(0) { $0 + $1.inFlight }
-        guard let choice = table.choose(hashedKey, totalInFlight: total, load: { index in
-            snapshot.healthy[index] ? load[index].inFlight : Int.max
-        }) else { return nil }
+        guard let choice = selection.choose(hashedKey, totalInFlight: total, inFlight: { load[$0].inFlight })
+        else { return nil }
         if choice.rank > 0 { metrics.countBoundedMove() }
         return choice.index
     }
 
     func forget(_ connection: ClientConnection) {
+        assert(loop.isInLoop)
         guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
         balance?.member.connections.subtract(1, ordering: .relaxed)
         if draining { drainSignal?.adjust(-1) }
@@ -260,10 +259,11 @@ package final class Worker {
         }
     }
 
-    /// Loop thread only. Graceful stop: no more accepting (the listening descriptor stays open:
-    /// under socket activation it belongs to systemd and the next ds-lb), idle connections
-    /// close now, the others after the request in progress. Progress shows in `GracefulDrain`.
+    /// Graceful stop: no more accepting (the listening descriptor stays open: under socket
+    /// activation it belongs to systemd and the next ds-lb), idle connections close now, the
+    /// others after the request in progress. Progress shows in `GracefulDrain`.
     func drain() {
+        assert(loop.isInLoop)
         guard !draining else { return }
         draining = true
         listener?.stop()

@@ -41,11 +41,12 @@ package struct TimerID: Hashable, Sendable {
 }
 
 /// One epoll loop on one thread (docs/ARCHITECTURE.md §2). Registration, timers and `run` are
-/// loop-thread only; `execute` and `stop` may be called from any thread and wake the loop
-/// through an eventfd.
+/// loop-thread only (`assertInLoop`); `execute` and `stop` may be called from any thread and
+/// wake the loop through an eventfd.
 ///
-/// `@unchecked Sendable`: the only state touched off the loop thread is `inbox` (a Mutex) and the
-/// eventfd (a kernel object); everything else is confined to the thread that calls `run`.
+/// `@unchecked Sendable`: the only state touched off the loop thread is `inbox` (a Mutex), the
+/// eventfd (a kernel object) and `runningThread` (an atomic); everything else is confined to the
+/// thread that calls `run`.
 package final class EventLoop: @unchecked Sendable {
     private struct Registration {
         let handler: EventHandler
@@ -94,6 +95,9 @@ package final class EventLoop: @unchecked Sendable {
     private var iterationHooks: [() -> Void] = []
     /// Set by `requestImmediateIteration`: the next epoll_wait does not block.
     private var pollOnly = false
+    /// The thread inside `run` (its pthread_t), 0 while none is. Recorded by `run` rather than
+    /// at `init`: a loop is often made on one thread and run on another (`Worker.start`).
+    private let runningThread = Atomic<UInt>(0)
 
     /// Reserved epoll data value for the loop's own eventfd.
     private static let wakeToken: UInt64 = UInt64.max
@@ -135,6 +139,7 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     private func add(_ fd: Int32, handler: EventHandler, exclusive: Bool, owned: Bool) throws {
+        assertInLoop()
         let generation = nextGeneration
         nextGeneration = nextGeneration &+ 1 == 0 ? 1 : nextGeneration &+ 1
         let index = Int(fd)
@@ -159,6 +164,7 @@ package final class EventLoop: @unchecked Sendable {
     /// the generation in their data no longer matches. A descriptor the loop owns is closed too
     /// (nobody else could).
     package func unregister(_ fd: Int32) {
+        assertInLoop()
         let index = Int(fd)
         guard index < registrations.count, let registration = registrations[index] else { return }
         registrations[index] = nil
@@ -208,6 +214,7 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     private func addTimer(at deadline: UInt64, _ action: TimerAction) -> TimerID {
+        assertInLoop()
         let id = nextTimerID
         nextTimerID += 1
         let slot: Int32
@@ -242,6 +249,7 @@ package final class EventLoop: @unchecked Sendable {
     static func useEpollPwait2(_ enabled: Bool) { Epoll.usePwait2(enabled) }
 
     package func cancel(_ timer: TimerID) {
+        assertInLoop()
         // Lazy deletion: the heap entry stays until it reaches the top and finds its slot moved
         // on, or until cancelled entries are the majority and are swept out in one pass.
         guard timer.slot >= 0, Int(timer.slot) < timerSlots.count,
@@ -273,22 +281,47 @@ package final class EventLoop: @unchecked Sendable {
         _ = EventFD.signal(wakeFD.rawValue)
     }
 
-    /// Loop thread only. `hook` runs once per loop iteration, after events and timers (the
-    /// worker's snapshot refresh hangs here: docs/ARCHITECTURE.md §4).
+    /// `hook` runs once per loop iteration, after events and timers (the worker's snapshot
+    /// refresh hangs here: docs/ARCHITECTURE.md §4).
     package func onEachIteration(_ hook: @escaping () -> Void) {
+        assertInLoop()
         iterationHooks.append(hook)
     }
 
-    /// Loop thread only. The next iteration polls without blocking: work is pending that no
-    /// descriptor or timer will announce (requests held back for later, say).
+    /// The next iteration polls without blocking: work is pending that no descriptor or timer
+    /// will announce (requests held back for later, say).
     package func requestImmediateIteration() {
+        assertInLoop()
         pollOnly = true
+    }
+
+    // MARK: thread confinement
+
+    /// Whether the calling thread may touch this loop's loop-thread-only state: it is the thread
+    /// inside `run`, or no thread is (setting up before `run`, tearing down after it, a test
+    /// driving the loop's objects by hand). For debug-build checks at the entry points of
+    /// loop-confined types: `assert(loop.isInLoop)`, which a release build drops without even
+    /// loading `loop` (a method for it would stay a call in other modules: members of package
+    /// types are not inlined across modules, `@inlinable` or not).
+    package var isInLoop: Bool {
+        let running = runningThread.load(ordering: .relaxed)
+        return running == 0 || running == UInt(pthread_self())
+    }
+
+    /// `assert(isInLoop)`: traps in debug builds when called off the loop's thread while the
+    /// loop runs (as swift-nio's `assertInEventLoop`); nothing in release builds.
+    @inline(__always)
+    package func assertInLoop(file: StaticString = #fileID, line: UInt = #line) {
+        assert(isInLoop, "called off the loop's thread", file: file, line: line)
     }
 
     // MARK: running
 
     /// Runs the loop on the calling thread until `stop()`.
     package func run() {
+        let wasRunning = runningThread.exchange(UInt(pthread_self()), ordering: .relaxed)
+        precondition(wasRunning == 0, "EventLoop.run: the loop is already running on another thread")
+        defer { runningThread.store(0, ordering: .relaxed) }
         let capacity = 256
         let events = UnsafeMutablePointer<Epoll.Event>.allocate(capacity: capacity)
         defer { events.deallocate() }
@@ -369,3 +402,4 @@ package final class EventLoop: @unchecked Sendable {
         return top.deadline > now ? Int64(clamping: top.deadline - now) : 0
     }
 }
+

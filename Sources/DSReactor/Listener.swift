@@ -31,9 +31,10 @@ package final class Listener: EventHandler {
     /// Whether accepting is paused now, waiting for its retry timer (loop thread only).
     package var isPaused: Bool { retry != nil }
 
-    /// Loop thread only. `fd` stays owned by the caller (it may be shared with other loops);
-    /// each accepted connection is `onAccept`'s, which closes it by letting it go.
+    /// `fd` stays owned by the caller (it may be shared with other loops); each accepted
+    /// connection is `onAccept`'s, which closes it by letting it go.
     package init(fd: Int32, loop: EventLoop, onAccept: @escaping (consuming FileDescriptor, SocketAddress?) -> Void) throws {
+        assert(loop.isInLoop)
         self.fd = fd
         self.loop = loop
         self.onAccept = onAccept
@@ -85,8 +86,9 @@ package final class Listener: EventHandler {
         }
     }
 
-    /// Loop thread only. Stops accepting on this loop.
+    /// Stops accepting on this loop.
     package func stop() {
+        assert(loop.isInLoop)
         guard !closed else { return }
         closed = true
         if let retry { loop.cancel(retry) }

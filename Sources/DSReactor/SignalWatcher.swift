@@ -10,8 +10,8 @@ package final class SignalWatcher: EventHandler {
     private let fd: Int32
     private let onSignal: (Int32) -> Void
 
-    /// Loop thread only (registers with `loop`).
     package init(signals: [Int32], loop: EventLoop, onSignal: @escaping (Int32) -> Void) throws {
+        assert(loop.isInLoop)
         let descriptor = FileDescriptor(adopting: try SignalFD.open(signals))
         fd = descriptor.rawValue
         self.onSignal = onSignal

@@ -32,13 +32,15 @@ package final class ProgressWatchdog: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Control thread only. Starts ticking (the first ping goes out at once).
+    /// Starts ticking (the first ping goes out at once).
     package func start() {
+        assert(control.isInLoop)
         tick()
     }
 
-    /// Control thread only. `loop` must answer probes from the next tick on.
+    /// `loop` must answer probes from the next tick on.
     package func watch(_ loop: EventLoop) {
+        assert(control.isInLoop)
         workers.append(loop)
         answered.withLock { $0.append(sent) }
     }

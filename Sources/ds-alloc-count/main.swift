@@ -17,7 +17,6 @@ import Glibc
 #endif
 import CAllocCounter
 import DSBalancer
-import DSHashing
 import DSProxy
 import DSReactor
 import DSSystem

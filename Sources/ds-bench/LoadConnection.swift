@@ -43,6 +43,7 @@ final class LoadConnection: EventHandler {
     // MARK: driven by the worker
 
     func connect() {
+        assert(worker.loop.isInLoop)
         precondition(state == .closed)
         connectStartedAt = Clock.now()
         do {
@@ -60,6 +61,7 @@ final class LoadConnection: EventHandler {
 
     /// Sends one request whose id bytes are written between the template's prefix and suffix.
     func send(prefix: [UInt8], id: UInt64?, suffix: [UInt8], intendedAt: UInt64) {
+        assert(worker.loop.isInLoop)
         precondition(state == .idle)
         self.intendedAt = intendedAt
         output.append(prefix)
@@ -77,6 +79,7 @@ final class LoadConnection: EventHandler {
 
     /// Abandons the connection (after a timeout, or at the end of the run).
     func close() {
+        assert(worker.loop.isInLoop)
         guard state != .closed else { return }
         worker.loop.close(fd, of: self)
         fd = -1

@@ -83,8 +83,9 @@ final class LoadWorker {
         for _ in 0..<count { connections.append(LoadConnection(worker: self)) }
     }
 
-    /// Loop thread. Opens the connections and starts the clock.
+    /// Opens the connections and starts the clock.
     func start() {
+        assert(loop.isInLoop)
         for connection in connections { connection.connect() }
         if plan.rate != nil { tick() }
         sweep()
@@ -192,12 +193,14 @@ final class LoadWorker {
     // MARK: called by connections
 
     func connectionIdle(_ connection: LoadConnection) {
+        assert(loop.isInLoop)
         connectFailuresInARow = 0
         idle.append(connection)
         dispatch()
     }
 
     func completed(_ connection: LoadConnection, status: Int, replica: UnsafeRawBufferPointer?) {
+        assert(loop.isInLoop)
         inFlight -= 1
         let now = Clock.now()
         let bucket = plan.timelineBucketNanoseconds.map { Int((now - runStart) / $0) }
@@ -215,6 +218,7 @@ final class LoadWorker {
     }
 
     func failed(_ connection: LoadConnection, kind: String, hadRequest: Bool) {
+        assert(loop.isInLoop)
         idle.removeAll { $0 === connection }
         if hadRequest {
             inFlight -= 1
@@ -224,11 +228,13 @@ final class LoadWorker {
     }
 
     func connectionLost(_ connection: LoadConnection) {
+        assert(loop.isInLoop)
         idle.removeAll { $0 === connection }
         reconnect(connection, after: 0)
     }
 
     func connectFailed(_ connection: LoadConnection) {
+        assert(loop.isInLoop)
         connectFailuresInARow += 1
         // The request that this connection would have carried fails as `connect`: closed loop
         // spends one of its budget, open loop the oldest queued send. So every error is a request.

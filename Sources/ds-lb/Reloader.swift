@@ -40,6 +40,7 @@ final class Reloader {
     }
 
     func reload() {
+        assert(supervisor.loop.isInLoop)
         let path = CommandLineFlags.value(of: "config", in: invocation.commandLine) ?? ConfigFile.defaultPath
         notifier.reloading(status: "Reloading \(path)")
         logger.info("[i] Received SIGHUP: reloading \(path)", metadata: ["event": "reloading"])

@@ -4,7 +4,6 @@ import Glibc
 import Foundation
 import XCTest
 import DSBalancer
-import DSHashing
 import DSHTTP1
 import DSReactor
 import DSSystem

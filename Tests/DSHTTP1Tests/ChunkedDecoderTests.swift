@@ -1,4 +1,4 @@
-import DSHashing
+import DSTestSupport
 import DSHTTP1
 import XCTest
 
@@ -21,7 +21,7 @@ final class ChunkedDecoderTests: XCTestCase {
     /// Property: whole, in three random reads and byte by byte, a body decodes to its data and
     /// ends at its last byte, never taking the next message's bytes.
     func testDecodesTheDataAndEndsExactlyWhateverTheReads() throws {
-        var rng = SplitMix64(seed: 0xDEC0DE)
+        var rng = SeededRandom(seed: 0xDEC0DE)
         for m in 0..<200 {
             let (message, data) = ChunkedScannerTests.randomBody(&rng)
             let stream = message + ChunkedScannerTests.nextMessage

@@ -1,4 +1,4 @@
-import DSHashing
+import DSTestSupport
 import DSHTTP1
 import Foundation
 import XCTest
@@ -52,7 +52,7 @@ final class JSONTests: XCTestCase {
 
     /// Property: any string survives a round trip through an independent JSON parser.
     func testRandomStringsRoundTripThroughFoundation() throws {
-        var rng = SplitMix64(seed: 7)
+        var rng = SeededRandom(seed: 7)
         for _ in 0..<300 {
             var scalars = String.UnicodeScalarView()
             for _ in 0..<Int.random(in: 0...24, using: &rng) {

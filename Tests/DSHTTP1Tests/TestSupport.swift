@@ -1,4 +1,3 @@
-import DSHashing
 import DSHTTP1
 import XCTest
 

@@ -34,8 +34,8 @@ final class KeyExtractionTests: XCTestCase {
                       seed: UInt64 = 7) throws -> (text: String, hashed: UInt64) {
         let extractor = try KeyExtractor(parsing: chain)
         return try withHead(head) { info, raw in
-            var forText = SplitMix64(seed: seed)
-            var forHash = SplitMix64(seed: seed)
+            var forText = RandomRequestIDs(seed: seed)
+            var forHash = RandomRequestIDs(seed: seed)
             let text = extractor.key(for: info, headBytes: raw, peer: peer, random: &forText)
             let clientKey = Array((peer?.host ?? "").utf8)
             let hashed = extractor.hashedKey(for: info, headBytes: raw, clientKey: clientKey, random: &forHash,
@@ -89,7 +89,7 @@ final class KeyExtractionTests: XCTestCase {
     func testRandomIsHashedLikeAnIDParameter() throws {
         let extractor = try KeyExtractor(parsing: "query:id,random")
         let snapshot = snapshots.first { $0.algorithm == .assignment }!
-        var random = SplitMix64(seed: 42)
+        var random = RandomRequestIDs(seed: 42)
         var seen: Set<String> = []
         for _ in 0..<1_000 {
             var replay = random
@@ -108,25 +108,6 @@ final class KeyExtractionTests: XCTestCase {
         XCTAssertGreaterThan(seen.count, 990, "ids repeat far more than 1,000 draws from 900,000 would")
     }
 
-    /// Every id of 100000...999999 is reachable and none outside: the digits are spread evenly.
-    func testRandomIDsCoverTheSixDigitRange() {
-        var random = SplitMix64(seed: 1)
-        var firstDigits = [Int](repeating: 0, count: 10)
-        var lastDigits = [Int](repeating: 0, count: 10)
-        let draws = 90_000
-        for _ in 0..<draws {
-            let packed = KeyExtractor.randomID(&random)
-            let text = withUnsafeBytes(of: packed.littleEndian) { String(decoding: $0[0..<6], as: UTF8.self) }
-            guard let id = Int(text), (100_000...999_999).contains(id) else { return XCTFail("bad id '\(text)'") }
-            XCTAssertEqual(packed >> 48, 0, "bytes beyond the sixth must be zero")
-            firstDigits[id / 100_000] += 1
-            lastDigits[id % 10] += 1
-        }
-        XCTAssertEqual(firstDigits[0], 0)
-        // 10,000 expected per first digit 1-9, 9,000 per last digit; ±5 % is over 5 sigma.
-        for digit in 1...9 { XCTAssertEqual(Double(firstDigits[digit]), 10_000, accuracy: 500, "first digit \(digit)") }
-        for digit in 0...9 { XCTAssertEqual(Double(lastDigits[digit]), 9_000, accuracy: 450, "last digit \(digit)") }
-    }
     /// `header:host` routes an absolute-form request by its target's authority: the Host field
     /// the replica gets (the client's own Host field is replaced by it on the way).
     func testHostKeyOfAnAbsoluteFormRequestIsItsAuthority() throws {

@@ -1,4 +1,4 @@
-import DSHashing
+import DSTestSupport
 import Dispatch
 @testable import DSReactor
 import DSSystem
@@ -35,6 +35,35 @@ final class RecordingHandler: EventHandler, @unchecked Sendable {
 }
 
 final class EventLoopTests: XCTestCase {
+    // MARK: thread confinement
+
+    /// `isInLoop` (what `assertInLoop` checks) holds on the thread inside `run` and on no other
+    /// while the loop runs; with no thread inside `run` (set-up, tear-down) any thread may.
+    func testIsInLoopHoldsOnlyOnTheRunningLoopsThread() throws {
+        let h = try LoopHarness()
+        let other = try LoopHarness(name: "other-loop")
+        defer {
+            XCTAssertTrue(h.stop())
+            XCTAssertTrue(other.stop())
+        }
+        let loop = h.loop
+        // Once a task has run there, `run` has begun on the harness's thread.
+        XCTAssertTrue(try h.sync {
+            loop.assertInLoop()
+            assert(loop.isInLoop)
+            return loop.isInLoop
+        })
+        XCTAssertFalse(loop.isInLoop, "the test thread while the loop runs")
+        XCTAssertFalse(try other.sync { loop.isInLoop }, "another loop's thread")
+        XCTAssertTrue(try other.sync { other.loop.isInLoop })
+        XCTAssertTrue(h.stop())
+        XCTAssertTrue(loop.isInLoop, "after run returned")
+
+        let idle = try EventLoop()
+        XCTAssertTrue(idle.isInLoop, "before run: the thread setting the loop up")
+        XCTAssertTrue(try other.sync { idle.isInLoop })
+    }
+
     // MARK: cross-thread
 
     func testExecuteFromAnotherThreadWakesBlockedLoop() throws {
@@ -52,7 +81,7 @@ final class EventLoopTests: XCTestCase {
         defer { XCTAssertTrue(h.stop()) }
         let loopThread = try h.sync { pthread_self() }
         XCTAssertEqual(pthread_equal(loopThread, pthread_self()), 0)
-        var rng = SplitMix64(seed: 11)
+        var rng = SeededRandom(seed: 11)
         let wrongThread = Locked(0)
         for _ in 0..<200 {
             let ran = DispatchSemaphore(value: 0)

@@ -1,4 +1,4 @@
-import DSHashing
+import DSTestSupport
 @testable import DSReactor
 import DSSystem
 import Glibc
@@ -16,7 +16,7 @@ final class SplicePipeTests: XCTestCase {
             if writerOpen { Socket.close(srcWriter) }
         }
         let pipe = try SplicePipe()
-        var rng = SplitMix64(seed: 7)
+        var rng = SeededRandom(seed: 7)
         let payload = (0..<200_000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         var received: [UInt8] = []
         var sent = 0

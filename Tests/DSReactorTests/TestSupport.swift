@@ -1,4 +1,3 @@
-import DSHashing
 import Dispatch
 @testable import DSReactor
 import DSSystem
