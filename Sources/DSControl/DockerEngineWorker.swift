@@ -159,7 +159,7 @@ final class DockerEngineWorker: Sendable {
             if !wasFailing { logger.warning("[!] Docker events: \(error); retrying with backoff") }
             shared.withLock { $0.eventPending = true }
             tellControl()
-            client.after(delay) { [self] in watchEvents() }
+            client.after(.seconds(delay)) { [self] in watchEvents() }
         })
     }
 
@@ -249,7 +249,7 @@ final class DockerEngineWorker: Sendable {
 
     func stopAndRemove(token: UInt64, name: String, done: @escaping @Sendable () -> Void) {
         guard let id = forget(token) else { return done() }
-        client.stopContainer(id, grace: stopGrace) { [self] stopped in
+        client.stopContainer(id, grace: .seconds(stopGrace)) { [self] stopped in
             if case .failure(let error) = stopped {
                 logger.warning("[!] Could not stop container \(name) (\(id.prefix(12))): \(error)")
             }
