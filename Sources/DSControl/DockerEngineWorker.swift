@@ -60,7 +60,7 @@ final class DockerEngineWorker: Sendable {
     let image: String
     let pool: String
     let network: String
-    let stopGrace: Int
+    let stopGrace: Duration
     let logger: Logger
     let shared = Locked(Shared())
     private let lanes = Locked(Lanes())
@@ -68,7 +68,7 @@ final class DockerEngineWorker: Sendable {
     /// Tells the control thread that `shared` has news (set once by the driver's `attach`).
     private let notify = Locked<(@Sendable () -> Void)?>(nil)
 
-    init(client: DockerClient, image: String, pool: String, network: String, stopGrace: Int, logger: Logger) {
+    init(client: DockerClient, image: String, pool: String, network: String, stopGrace: Duration, logger: Logger) {
         self.client = client
         self.image = image
         self.pool = pool
@@ -249,7 +249,7 @@ final class DockerEngineWorker: Sendable {
 
     func stopAndRemove(token: UInt64, name: String, done: @escaping @Sendable () -> Void) {
         guard let id = forget(token) else { return done() }
-        client.stopContainer(id, grace: .seconds(stopGrace)) { [self] stopped in
+        client.stopContainer(id, grace: stopGrace) { [self] stopped in
             if case .failure(let error) = stopped {
                 logger.warning("[!] Could not stop container \(name) (\(id.prefix(12))): \(error)")
             }
