@@ -4,7 +4,6 @@ import Glibc
 import Foundation
 import DSHTTPClient
 import DSReactor
-import DSSystem
 
 /// A Docker Engine API client over the engine's unix socket (HTTP/1.1, one connection per call,
 /// `Connection: close`), on our own reactor: the client runs one `EventLoop` on a thread of its

@@ -10,6 +10,16 @@ import DSSystem
 /// The client on the wire, against fake engines: negotiation, framing, errors, timeouts,
 /// concurrency, and both API shapes (1.41 and ≥ 1.44) for the calls the driver makes.
 final class FakeEngineTests: XCTestCase {
+    /// An engine that speaks API 1.41 and answers every versioned call with `reply`, and a client
+    /// connected to it; the engine stops at the test's end.
+    private func connected(_ reply: @escaping @Sendable (FakeEngine.Request) -> String) throws -> (FakeEngine, DockerClient) {
+        let engine = try FakeEngine { request in
+            request.line.hasPrefix("GET /version ") ? FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) : reply(request)
+        }
+        addTeardownBlock { engine.stop() }
+        return (engine, try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2)))
+    }
+
     func testNegotiatesWithGetVersionAndPrefixesEveryCall() throws {
         let engine = try FakeEngine { request in
             if request.line.hasPrefix("GET /version ") {
@@ -38,12 +48,9 @@ final class FakeEngineTests: XCTestCase {
     }
 
     func testEngineErrorsCarryTheEnginesMessage() throws {
-        let engine = try FakeEngine { request in
-            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
-            return FakeEngine.json("409 Conflict", #"{"message":"Conflict. The container name \"/server-9\" is already in use by container \"123\"."}"#)
+        let (engine, client) = try connected { _ in
+            FakeEngine.json("409 Conflict", #"{"message":"Conflict. The container name \"/server-9\" is already in use by container \"123\"."}"#)
         }
-        defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         XCTAssertThrowsError(try client.wait { client.createContainer(name: "server-9", config: ["Image": "x"], completion: $0) }) { error in
             XCTAssertEqual(error as? DockerError,
                            .engine(status: 409, message: "Conflict. The container name \"/server-9\" is already in use by container \"123\"."))
@@ -54,12 +61,9 @@ final class FakeEngineTests: XCTestCase {
 
     /// A chunked answer whose framing the data plane would refuse fails the call, naming it.
     func testMalformedChunkedFramingFailsTheCall() throws {
-        let engine = try FakeEngine { request in
-            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
-            return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2 x\r\n[]\r\n0\r\n\r\n"
+        let (_, client) = try connected { _ in
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2 x\r\n[]\r\n0\r\n\r\n"
         }
-        defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         XCTAssertThrowsError(try client.listContainers()) { error in
             guard case .protocolError(let reason) = error as? DockerError else { return XCTFail("\(error)") }
             XCTAssertTrue(reason.hasPrefix("GET /v1.41/containers/json: malformed chunked body from the engine: "), reason)
@@ -78,15 +82,12 @@ final class FakeEngineTests: XCTestCase {
     }
 
     func testASlowAnswerTimesOutAndABodyCutShortIsAnError() throws {
-        let engine = try FakeEngine { request in
-            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
+        let (_, client) = try connected { request in
             if request.path == "/containers/slow/json" {
                 Thread.sleep(forTimeInterval: 1.5)
             }
             return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Id\":"
         }
-        defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         XCTAssertThrowsError(try client.wait { client.inspectContainer("slow", timeout: .milliseconds(300), completion: $0) }) { error in
             guard case DockerError.timedOut(let text) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(text, "GET /v1.41/containers/slow/json: no answer within 0.3s")
@@ -101,14 +102,11 @@ final class FakeEngineTests: XCTestCase {
     /// all three are open at once, which a client doing one call at a time never achieves.
     func testCallsRunConcurrently() throws {
         let open = Locked(0)
-        let engine = try FakeEngine { request in
-            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
+        let (_, client) = try connected { request in
             open.withLock { $0 += 1 }
             for _ in 0..<500 where open.withLock({ $0 }) < 3 { Thread.sleep(forTimeInterval: 0.01) }
             return open.withLock({ $0 }) >= 3 ? "HTTP/1.1 204 No Content\r\n\r\n" : FakeEngine.json("500 Internal Server Error", #"{"message":"alone"}"#)
         }
-        defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         let results = Locked<[Result<Void, DockerError>]>([])
         let done = expectation(description: "three answers")
         done.expectedFulfillmentCount = 3
@@ -124,12 +122,9 @@ final class FakeEngineTests: XCTestCase {
 
     /// The engine counts the grace in whole seconds: a fraction is rounded up, never cut short.
     func testStopAsksForTheGraceInWholeSecondsRoundedUp() throws {
-        let engine = try FakeEngine { request in
-            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
-            return "HTTP/1.1 204 No Content\r\n\r\n"
+        let (engine, client) = try connected { _ in
+            "HTTP/1.1 204 No Content\r\n\r\n"
         }
-        defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         try client.wait { client.stopContainer("a", grace: .milliseconds(1500), completion: $0) }
         XCTAssertEqual(engine.requestLines.last, "POST /v1.41/containers/a/stop?t=2 HTTP/1.1")
         try client.wait { client.stopContainer("b", grace: .seconds(5), completion: $0) }

@@ -43,17 +43,9 @@ final class BlockingHTTPClientTests: XCTestCase {
     }
 
     func testARefusedConnectionFails() throws {
-        // A bound socket that does not listen: connecting to its port is refused, and nobody else can take it meanwhile.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        XCTAssertEqual(withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }, 0)
-        let port = try Socket.localAddress(fd).port
-        let client = try BlockingHTTPClient(address: .tcp(.v4(ip: 0x7f00_0001, port: port)), threadName: "test-blocking")
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let client = try BlockingHTTPClient(address: refusing.address, threadName: "test-blocking")
         XCTAssertThrowsError(try client.send(.get("/"), timeout: .seconds(10))) { error in
             guard case .connectFailed(let cause) = error as? HTTPClientError else { return XCTFail("\(error)") }
             XCTAssertEqual(cause.errno, ECONNREFUSED)
