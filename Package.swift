@@ -52,7 +52,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ds-bench", dependencies: [
-            "DSReactor", "DSSystem", "DSHTTP1", "DSHashing",
+            "DSReactor", "DSSystem", "DSHTTP1", "DSHTTPClient", "DSHashing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),

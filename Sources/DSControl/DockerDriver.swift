@@ -52,11 +52,11 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
 
     /// Lists the pool's containers (blocks up to the list's timeout: call before the control
     /// loop runs) and starts following the engine's events.
-    package init(client: DockerClient, image: String, pool: String, network: String = "host", stopGraceSeconds: Int = 5,
+    package init(client: DockerClient, image: String, pool: String, network: String = "host", stopGrace: Duration = .seconds(5),
                 logger: Logger) throws {
         self.logger = logger
         self.network = network
-        worker = DockerEngineWorker(client: client, image: image, pool: pool, network: network, stopGrace: stopGraceSeconds, logger: logger)
+        worker = DockerEngineWorker(client: client, image: image, pool: pool, network: network, stopGrace: stopGrace, logger: logger)
         if network != "host" {
             // A missing network would fail every create later; say so now, in the engine's words.
             try client.wait { client.inspectNetwork(network, completion: $0) }

@@ -60,7 +60,7 @@ final class DockerEngineWorker: Sendable {
     let image: String
     let pool: String
     let network: String
-    let stopGrace: Int
+    let stopGrace: Duration
     let logger: Logger
     let shared = Locked(Shared())
     private let lanes = Locked(Lanes())
@@ -68,7 +68,7 @@ final class DockerEngineWorker: Sendable {
     /// Tells the control thread that `shared` has news (set once by the driver's `attach`).
     private let notify = Locked<(@Sendable () -> Void)?>(nil)
 
-    init(client: DockerClient, image: String, pool: String, network: String, stopGrace: Int, logger: Logger) {
+    init(client: DockerClient, image: String, pool: String, network: String, stopGrace: Duration, logger: Logger) {
         self.client = client
         self.image = image
         self.pool = pool
@@ -159,7 +159,7 @@ final class DockerEngineWorker: Sendable {
             if !wasFailing { logger.warning("[!] Docker events: \(error); retrying with backoff") }
             shared.withLock { $0.eventPending = true }
             tellControl()
-            client.after(delay) { [self] in watchEvents() }
+            client.after(.seconds(delay)) { [self] in watchEvents() }
         })
     }
 

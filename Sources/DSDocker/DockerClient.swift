@@ -1,16 +1,15 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import Foundation
 import DSHTTPClient
 import DSReactor
-import DSSystem
 
 /// A Docker Engine API client over the engine's unix socket (HTTP/1.1, one connection per call,
 /// `Connection: close`), on our own reactor: the client runs one `EventLoop` on a thread of its
-/// own, every call is a non-blocking `HTTPClient` request on it, and calls run concurrently. A slow
-/// or silent engine costs a timer, never a blocked thread (docs/ARCHITECTURE.md §2).
+/// own (a `BlockingHTTPClient`'s), every call is a non-blocking `HTTPClient` request on it, and
+/// calls run concurrently. A slow or silent engine costs a timer, never a blocked thread
+/// (docs/ARCHITECTURE.md §2).
 ///
 /// Calls take a completion, called once on the client's loop thread; `wait` turns one into a
 /// blocking call for code that runs before any loop (start-up, tests) — never call it from a
@@ -22,9 +21,10 @@ package final class DockerClient: Sendable {
     /// The engine's own version string (for logs).
     package let engineVersion: String
     /// Bounds connecting (a missing socket fails at once; a full backlog is retried until then).
-    package let connectTimeout: Double
-    private let owner: LoopOwner
-    private var loop: EventLoop { owner.loop }
+    package let connectTimeout: Duration
+    /// Owns the loop thread (stopped when the last client on it is gone) and blocks for `wait`.
+    private let blocking: BlockingHTTPClient
+    private var loop: EventLoop { blocking.loop }
 
     /// The newest API version whose behaviour for the calls we make we have read; a newer engine
     /// is spoken to in this version as long as it still accepts it (docs/version-history: 1.44
@@ -43,13 +43,14 @@ package final class DockerClient: Sendable {
 
     /// Starts the client's loop thread and negotiates the version with an unversioned
     /// `GET /version`. Blocks up to `timeout` (any thread but a loop's).
-    package static func connect(socketPath: String = defaultSocketPath(), timeout: Double = 5,
-                               connectTimeout: Double = 2) throws -> DockerClient {
-        let loop = try EventLoop()
-        LoopThread.start(name: "ds-lb-docker") { loop.run() }
-        let owner = LoopOwner(loop)
-        let probe = DockerClient(socketPath: socketPath, apiVersion: "", engineVersion: "", connectTimeout: connectTimeout, owner: owner)
-        let response = try probe.wait { probe.exchange("GET", "/version", body: nil, timeout: timeout, completion: $0) }
+    package static func connect(socketPath: String = defaultSocketPath(), timeout: Duration = .seconds(5),
+                               connectTimeout: Duration = .seconds(2)) throws -> DockerClient {
+        let transport = EngineTransport(socketPath: socketPath, method: "GET", target: "/version", timeout: timeout,
+                                        connectTimeout: min(connectTimeout, timeout))
+        let blocking = try BlockingHTTPClient(address: .unix(path: socketPath), options: transport.options, threadName: "ds-lb-docker")
+        let answer: HTTPClientResponse
+        do { answer = try blocking.send(transport.request(body: nil), timeout: timeout) } catch { throw transport.error(error) }
+        let response = DockerResponse(status: answer.status, body: answer.body)
         guard response.status == 200, let object = response.json as? [String: Any] else {
             throw DockerError.engine(status: response.status, message: response.engineMessage)
         }
@@ -59,21 +60,21 @@ package final class DockerClient: Sendable {
         let minimum = (object["MinAPIVersion"] as? String).flatMap(APIVersion.init)
         let chosen = APIVersion.negotiate(ours: newestKnown, server: server, serverMinimum: minimum)
         return DockerClient(socketPath: socketPath, apiVersion: chosen.description,
-                            engineVersion: object["Version"] as? String ?? "unknown", connectTimeout: connectTimeout, owner: owner)
+                            engineVersion: object["Version"] as? String ?? "unknown", connectTimeout: connectTimeout, blocking: blocking)
     }
 
-    private init(socketPath: String, apiVersion: String, engineVersion: String, connectTimeout: Double, owner: LoopOwner) {
+    private init(socketPath: String, apiVersion: String, engineVersion: String, connectTimeout: Duration, blocking: BlockingHTTPClient) {
         self.socketPath = socketPath
         self.apiVersion = apiVersion
         self.engineVersion = engineVersion
         self.connectTimeout = connectTimeout
-        self.owner = owner
+        self.blocking = blocking
     }
 
     /// One call: `path` without the version prefix, `body` a JSON-serialisable value. `timeout`
     /// bounds the whole answer. Any thread; `completion` runs on the client's loop thread.
-    package func request(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil, timeout: Double = 10,
-                        completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
+    package func request(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil,
+                        timeout: Duration = .seconds(10), completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
         var target = "/v\(apiVersion)\(path)"
         if !query.isEmpty {
             target += "?" + query.map { "\(Self.percentEncode($0.0))=\(Self.percentEncode($0.1))" }.joined(separator: "&")
@@ -86,7 +87,7 @@ package final class DockerClient: Sendable {
     }
 
     /// Like `request`, but any status outside `accept` is a failure carrying the engine's message.
-    package func call(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil, timeout: Double = 10,
+    package func call(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil, timeout: Duration = .seconds(10),
                      accept: Set<Int>, completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
         request(method, path, query: query, body: body, timeout: timeout) { result in
             completion(result.flatMap { response in
@@ -96,39 +97,32 @@ package final class DockerClient: Sendable {
         }
     }
 
-    /// Runs `task` on the client's loop thread after `seconds` (retries, backoff). Any thread.
-    package func after(_ seconds: Double, _ task: @escaping @Sendable () -> Void) {
+    /// Runs `task` on the client's loop thread after `delay` (retries, backoff). Any thread.
+    package func after(_ delay: Duration, _ task: @escaping @Sendable () -> Void) {
         let loop = self.loop
-        loop.execute { loop.schedule(afterNanoseconds: Duration.seconds(seconds).clientNanoseconds, task) }
+        loop.execute { loop.schedule(after: delay, task) }
     }
 
     /// Blocks the calling thread until the call `start` begins has completed. For start-up code
     /// and tests only: never on the client's loop thread (it would wait for itself).
     package func wait<T: Sendable>(_ start: (@escaping @Sendable (Result<T, DockerError>) -> Void) -> Void) throws -> T {
-        let done = DispatchSemaphore(value: 0)
-        let box = Locked<Result<T, DockerError>?>(nil)
-        start { result in
-            box.withLock { $0 = result }
-            done.signal()
-        }
-        done.wait()
-        return try box.withLock { $0! }.get()
+        try blocking.wait(start).get()
     }
 
     // MARK: transport
 
-    func exchange(_ method: String, _ target: String, body: [UInt8]?, timeout: Double,
+    func exchange(_ method: String, _ target: String, body: [UInt8]?, timeout: Duration,
                   completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
         let loop = self.loop, transport = makeTransport(method, target, timeout: timeout)
         loop.execute {
-            transport.client(on: loop).send(transport.request(body: body), timeout: .seconds(timeout)) { result in
+            transport.client(on: loop).send(transport.request(body: body), timeout: timeout) { result in
                 completion(result.map { DockerResponse(status: $0.status, body: $0.body) }.mapError(transport.error))
             }
         }
     }
 
     /// Opens a stream whose 200 body is read line by line (see `followContainerEvents`).
-    func stream(_ target: String, timeout: Double, onLine: @escaping @Sendable ([UInt8]) -> Void,
+    func stream(_ target: String, timeout: Duration, onLine: @escaping @Sendable ([UInt8]) -> Void,
                 onEnd: @escaping @Sendable (DockerError) -> Void) -> StreamHandle {
         let handle = StreamHandle(loop: loop)
         let loop = self.loop, transport = makeTransport("GET", target, timeout: timeout)
@@ -139,7 +133,7 @@ package final class DockerClient: Sendable {
         return handle
     }
 
-    private func makeTransport(_ method: String, _ target: String, timeout: Double) -> EngineTransport {
+    private func makeTransport(_ method: String, _ target: String, timeout: Duration) -> EngineTransport {
         EngineTransport(socketPath: socketPath, method: method, target: target, timeout: timeout, connectTimeout: min(connectTimeout, timeout))
     }
 
@@ -157,13 +151,6 @@ package final class DockerClient: Sendable {
         }
         return out
     }
-}
-
-/// Stops the client's loop thread once the last client on it is gone.
-private final class LoopOwner: Sendable {
-    let loop: EventLoop
-    init(_ loop: EventLoop) { self.loop = loop }
-    deinit { loop.stop() }
 }
 
 /// A stream in progress (`/events`): `cancel` closes it without calling its `onEnd`. Any thread.

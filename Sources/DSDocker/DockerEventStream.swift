@@ -31,7 +31,7 @@ extension DockerClient {
     /// no answer head within `timeout`). Both run on the client's loop thread. `cancel()` on the
     /// handle ends it without `onEnd`.
     @discardableResult
-    package func followContainerEvents(labels: [String], timeout: Double = 10, onEvent: @escaping @Sendable (ContainerEvent) -> Void,
+    package func followContainerEvents(labels: [String], timeout: Duration = .seconds(10), onEvent: @escaping @Sendable (ContainerEvent) -> Void,
                                       onEnd: @escaping @Sendable (DockerError) -> Void) -> StreamHandle {
         let filters = (try? JSONSerialization.data(withJSONObject: ["type": ["container"], "label": labels], options: .sortedKeys)) ?? Data()
         let target = "/v\(apiVersion)/events?filters=\(Self.percentEncode(String(decoding: filters, as: UTF8.self)))"

@@ -9,8 +9,8 @@ struct EngineTransport: Sendable {
     let socketPath: String
     let method: String
     let target: String
-    let timeout: Double
-    let connectTimeout: Double
+    let timeout: Duration
+    let connectTimeout: Duration
 
     static let maxBody = 64 * 1024 * 1024
 
@@ -20,9 +20,10 @@ struct EngineTransport: Sendable {
     /// Loop thread only. A client per call: the engine gets a connection per call, so there is
     /// nothing to pool.
     func client(on loop: EventLoop) -> HTTPClient {
-        HTTPClient(loop: loop, address: .unix(path: socketPath),
-                   options: HTTPClientOptions(maxBodyBytes: Self.maxBody, connectTimeout: .seconds(connectTimeout)))
+        HTTPClient(loop: loop, address: .unix(path: socketPath), options: options)
     }
+
+    var options: HTTPClientOptions { HTTPClientOptions(maxBodyBytes: Self.maxBody, connectTimeout: connectTimeout) }
 
     func request(body: [UInt8]?) -> HTTPClientRequest {
         var headers: [(name: String, value: String)] = [("User-Agent", "ds-lb")]
@@ -33,13 +34,19 @@ struct EngineTransport: Sendable {
     @Sendable func error(_ error: HTTPClientError) -> DockerError {
         switch error {
         case .connectFailed(let cause): return .unreachable("cannot connect to \(socketPath): \(cause)")
-        case .connectTimedOut: return .timedOut("cannot connect to \(socketPath) within \(connectTimeout)s")
-        case .timedOut(let headReceived): return .timedOut("\(label): no \(headReceived ? "complete answer" : "answer") within \(timeout)s")
+        case .connectTimedOut: return .timedOut("cannot connect to \(socketPath) within \(Self.text(connectTimeout))")
+        case .timedOut(let headReceived): return .timedOut("\(label): no \(headReceived ? "complete answer" : "answer") within \(Self.text(timeout))")
         case .sendFailed(let cause): return .unreachable("\(label): sending to \(socketPath): \(cause)")
         case .receiveFailed(let cause): return .unreachable("\(label): reading from \(socketPath): \(cause)")
         case .bodyTooLarge: return .protocolError("\(label): response larger than 64 MiB")
         default: return Self.answerError(error, label: "\(label): ")
         }
+    }
+
+    /// Seconds as a decimal, "2.0s" or "0.3s", as the timeout messages word them.
+    static func text(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        return "\(Double(seconds) + Double(attoseconds) / 1e18)s"
     }
 
     /// The errors an answer itself can carry, as `DockerResponse.parse` reports them too.
@@ -79,7 +86,7 @@ final class EngineStream {
     }
 
     func start(on loop: EventLoop) -> HTTPClientExchange {
-        let exchange = transport.client(on: loop).stream(transport.request(body: nil), timeout: .seconds(transport.timeout),
+        let exchange = transport.client(on: loop).stream(transport.request(body: nil), timeout: transport.timeout,
                                                          onHead: { [self] in head($0) }, onBody: { [self] in body($0) },
                                                          onEnd: { [self] in end($0) })
         self.exchange = exchange

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import DSHTTPClient
 import DSSystem
 import Foundation
 
@@ -18,6 +19,7 @@ final class Balancer: @unchecked Sendable {
     private let stateDir: String?
     /// ds-lb's stderr lines with the monotonic time each was read (ns), for the A-3 timeline.
     private let lines: Locked<[(at: UInt64, text: String)]>
+    private var http: BlockingHTTPClient?
 
     private init(address: SocketAddress, process: Process?, stateDir: String?,
                  lines: Locked<[(at: UInt64, text: String)]> = Locked([])) {
@@ -119,34 +121,32 @@ final class Balancer: @unchecked Sendable {
 
     /// One request on a fresh connection (Connection: close), 10 s timeout.
     func request(_ method: String, _ target: String, body: String? = nil) throws -> Response {
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
-        defer { Glibc.close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        guard address.withSockAddr({ Glibc.connect(fd, $0, $1) }) == 0 else {
-            throw Failure(description: "cannot reach ds-lb at \(address): \(String(cString: strerror(errno)))")
+        let request = HTTPClientRequest(method: method, target: target, host: "\(address)",
+                                        headers: body == nil ? [] : [("Content-Type", "application/json")],
+                                        body: body.map { Array($0.utf8) }, keepAlive: false)
+        let client = try adminClient()
+        let response: HTTPClientResponse
+        do { response = try client.send(request, timeout: .seconds(10)) } catch {
+            switch error {
+            case .connectFailed(let cause): throw Failure(description: "cannot reach ds-lb at \(address): \(String(cString: strerror(cause.errno)))")
+            case .connectTimedOut: throw Failure(description: "cannot reach ds-lb at \(address): connect timed out")
+            case .sendFailed(let cause): throw Failure(description: "cannot send to \(address): \(String(cString: strerror(cause.errno)))")
+            default: throw Failure(description: "no answer from \(address) to \(method) \(target): \(error)")
+            }
         }
-        var text = "\(method) \(target) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n"
-        if let body { text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)" } else { text += "\r\n" }
-        let bytes = Array(text.utf8)
-        guard Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else {
-            throw Failure(description: "cannot send to \(address): \(String(cString: strerror(errno)))")
+        return Response(status: response.status, body: String(decoding: response.body, as: UTF8.self))
+    }
+
+    /// The shared blocking client, started on the first request.
+    private func adminClient() throws -> BlockingHTTPClient {
+        if let http { return http }
+        do {
+            let client = try BlockingHTTPClient(address: .tcp(address), threadName: "ds-bench-admin")
+            http = client
+            return client
+        } catch {
+            throw Failure(description: "cannot start an HTTP client for \(address): \(error)")
         }
-        var response: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = recv(fd, &chunk, chunk.count, 0)
-            if n > 0 { response += chunk[0..<n]; continue }
-            if n == 0 { break }
-            throw Failure(description: "no answer from \(address) to \(method) \(target): \(String(cString: strerror(errno)))")
-        }
-        guard let split = response.indices.dropLast(3).first(where: { response[$0] == 13 && response[$0 + 1] == 10 && response[$0 + 2] == 13 && response[$0 + 3] == 10 }),
-              response.count >= 12, let status = Int(String(decoding: response[9..<12], as: UTF8.self)) else {
-            throw Failure(description: "\(address) sent an incomplete response to \(method) \(target)")
-        }
-        return Response(status: status, body: String(decoding: response[(split + 4)...], as: UTF8.self))
     }
 
     /// `GET /status`'s `message` object.

@@ -42,8 +42,8 @@ extension Serve {
             // Bounded: no socket fails at once, a silent engine after 2 s, so ds-lb without Docker
             // starts with local processes without a noticeable wait.
             do {
-                let client = try DockerClient.connect(timeout: 2, connectTimeout: 1)
-                if try client.imageExists(image, timeout: 2) {
+                let client = try DockerClient.connect(timeout: .seconds(2), connectTimeout: .seconds(1))
+                if try client.imageExists(image, timeout: .seconds(2)) {
                     logger.info("[i] --driver auto: using docker (engine \(client.engineVersion) answers at \(client.socketPath), image \(image) present)")
                     return try DockerDriver(client: client, image: image, pool: pool, network: network, logger: logger)
                 }

@@ -16,7 +16,7 @@ final class DockerDriverTests: XCTestCase {
         for shape in [VersionedEngine.Shape.v1_41, .current] {
             let engine = try VersionedEngine(shape: shape)
             defer { engine.stop() }
-            let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
             let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "appnet", logger: logger)
             let control = try DriverEventLoop(driver)
             defer { control.stop() }
@@ -51,7 +51,7 @@ final class DockerDriverTests: XCTestCase {
     private func twoOnTheHostNetwork(_ shape: VersionedEngine.Shape) throws
         -> (VersionedEngine, DockerDriver, DriverEventLoop, Backend, Backend) {
         let engine = try VersionedEngine(shape: shape)
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
         let control = try DriverEventLoop(driver)
         addTeardownBlock {
@@ -100,7 +100,7 @@ final class DockerDriverTests: XCTestCase {
             defer { engine.stop() }
             engine.add(.init(id: String(repeating: "ab", count: 32), name: "server-3", network: "appnet", ip: "172.20.0.77",
                              labels: ["ds-lb.managed": "true", "ds-lb.pool": "p", "ds-lb.id": "3", "ds-lb.port": "5000"], running: true))
-            let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
             let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "appnet", logger: logger)
             let adopted = try driver.launch(ReplicaSpec(name: "server-3", number: 3), previous: nil)
             XCTAssertEqual(adopted, Backend(name: "server-3", number: 3, host: "172.20.0.77", port: 5000))
@@ -124,7 +124,7 @@ final class DockerDriverTests: XCTestCase {
             }
         }
         defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
         let backend = try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil)
         XCTAssertFalse(engine.requestLines.contains { $0.contains("/start") }, "the create is still held")
@@ -137,7 +137,7 @@ final class DockerDriverTests: XCTestCase {
     func testAMissingNetworkIsRefusedAtStartInTheEnginesWords() throws {
         let engine = try VersionedEngine(shape: .current)
         defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         XCTAssertThrowsError(try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "nope", logger: logger)) { error in
             XCTAssertEqual(error as? DockerError, .engine(status: 404, message: "network nope not found"))
         }
@@ -147,7 +147,7 @@ final class DockerDriverTests: XCTestCase {
         let engine = try VersionedEngine(shape: .current)
         defer { engine.stop() }
         engine.add(.init(id: String(repeating: "cd", count: 32), name: "server-9", network: "host", ip: "", labels: [:], running: true))
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
         XCTAssertThrowsError(try driver.launch(ReplicaSpec(name: "server-9", number: 9), previous: nil)) { error in
             let conflict = error as? DriverError

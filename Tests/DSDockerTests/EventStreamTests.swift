@@ -30,7 +30,7 @@ final class EventStreamTests: XCTestCase {
                 + "b\r\n{\"x\":1234}\n\r\n"
         }
         defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         let events = Locked<[ContainerEvent]>([])
         let ended = expectation(description: "the stream ends")
         let reason = Locked<DockerError?>(nil)
@@ -49,7 +49,7 @@ final class EventStreamTests: XCTestCase {
             return FakeEngine.json("400 Bad Request", #"{"message":"invalid filter 'label'"}"#)
         }
         defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         let ended = expectation(description: "the stream ends")
         let reason = Locked<DockerError?>(nil)
         client.followContainerEvents(labels: ["x"], onEvent: { _ in XCTFail("no events") },

@@ -10,6 +10,16 @@ import DSSystem
 /// The client on the wire, against fake engines: negotiation, framing, errors, timeouts,
 /// concurrency, and both API shapes (1.41 and ≥ 1.44) for the calls the driver makes.
 final class FakeEngineTests: XCTestCase {
+    /// An engine that speaks API 1.41 and answers every versioned call with `reply`, and a client
+    /// connected to it; the engine stops at the test's end.
+    private func connected(_ reply: @escaping @Sendable (FakeEngine.Request) -> String) throws -> (FakeEngine, DockerClient) {
+        let engine = try FakeEngine { request in
+            request.line.hasPrefix("GET /version ") ? FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) : reply(request)
+        }
+        addTeardownBlock { engine.stop() }
+        return (engine, try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2)))
+    }
+
     func testNegotiatesWithGetVersionAndPrefixesEveryCall() throws {
         let engine = try FakeEngine { request in
             if request.line.hasPrefix("GET /version ") {
@@ -21,7 +31,7 @@ final class FakeEngineTests: XCTestCase {
             return FakeEngine.chunked("200 OK", [String(body.prefix(half)), String(body.dropFirst(half))])
         }
         defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         XCTAssertEqual(client.apiVersion, "1.41")
         XCTAssertEqual(client.engineVersion, "20.10.24")
         let list = try client.listContainers(labels: ["ds-lb.pool=p"])
@@ -34,16 +44,13 @@ final class FakeEngineTests: XCTestCase {
     func testANewEngineIsSpokenToInOurNewestVersionAndNeverBelowItsMinimum() throws {
         let engine = try FakeEngine { _ in FakeEngine.json("200 OK", #"{"Version":"29.0.0","ApiVersion":"1.52","MinAPIVersion":"1.44"}"#) }
         defer { engine.stop() }
-        XCTAssertEqual(try DockerClient.connect(socketPath: engine.path, timeout: 2).apiVersion, DockerClient.newestKnown.description)
+        XCTAssertEqual(try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2)).apiVersion, DockerClient.newestKnown.description)
     }
 
     func testEngineErrorsCarryTheEnginesMessage() throws {
-        let engine = try FakeEngine { request in
-            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
-            return FakeEngine.json("409 Conflict", #"{"message":"Conflict. The container name \"/server-9\" is already in use by container \"123\"."}"#)
+        let (engine, client) = try connected { _ in
+            FakeEngine.json("409 Conflict", #"{"message":"Conflict. The container name \"/server-9\" is already in use by container \"123\"."}"#)
         }
-        defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
         XCTAssertThrowsError(try client.wait { client.createContainer(name: "server-9", config: ["Image": "x"], completion: $0) }) { error in
             XCTAssertEqual(error as? DockerError,
                            .engine(status: 409, message: "Conflict. The container name \"/server-9\" is already in use by container \"123\"."))
@@ -54,12 +61,9 @@ final class FakeEngineTests: XCTestCase {
 
     /// A chunked answer whose framing the data plane would refuse fails the call, naming it.
     func testMalformedChunkedFramingFailsTheCall() throws {
-        let engine = try FakeEngine { request in
-            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
-            return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2 x\r\n[]\r\n0\r\n\r\n"
+        let (_, client) = try connected { _ in
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2 x\r\n[]\r\n0\r\n\r\n"
         }
-        defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
         XCTAssertThrowsError(try client.listContainers()) { error in
             guard case .protocolError(let reason) = error as? DockerError else { return XCTFail("\(error)") }
             XCTAssertTrue(reason.hasPrefix("GET /v1.41/containers/json: malformed chunked body from the engine: "), reason)
@@ -72,23 +76,21 @@ final class FakeEngineTests: XCTestCase {
             return ""
         }
         defer { engine.stop() }
-        XCTAssertThrowsError(try DockerClient.connect(socketPath: engine.path, timeout: 0.3)) { error in
+        XCTAssertThrowsError(try DockerClient.connect(socketPath: engine.path, timeout: .milliseconds(300))) { error in
             guard case DockerError.timedOut = error else { return XCTFail("\(error)") }
         }
     }
 
     func testASlowAnswerTimesOutAndABodyCutShortIsAnError() throws {
-        let engine = try FakeEngine { request in
-            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
+        let (_, client) = try connected { request in
             if request.path == "/containers/slow/json" {
                 Thread.sleep(forTimeInterval: 1.5)
             }
             return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Id\":"
         }
-        defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
-        XCTAssertThrowsError(try client.wait { client.inspectContainer("slow", timeout: 0.3, completion: $0) }) { error in
-            guard case DockerError.timedOut = error else { return XCTFail("\(error)") }
+        XCTAssertThrowsError(try client.wait { client.inspectContainer("slow", timeout: .milliseconds(300), completion: $0) }) { error in
+            guard case DockerError.timedOut(let text) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(text, "GET /v1.41/containers/slow/json: no answer within 0.3s")
         }
         XCTAssertThrowsError(try client.wait { client.inspectContainer("cut", completion: $0) }) { error in
             guard case DockerError.protocolError(let text) = error else { return XCTFail("\(error)") }
@@ -100,19 +102,16 @@ final class FakeEngineTests: XCTestCase {
     /// all three are open at once, which a client doing one call at a time never achieves.
     func testCallsRunConcurrently() throws {
         let open = Locked(0)
-        let engine = try FakeEngine { request in
-            if request.line.hasPrefix("GET /version ") { return FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
+        let (_, client) = try connected { request in
             open.withLock { $0 += 1 }
             for _ in 0..<500 where open.withLock({ $0 }) < 3 { Thread.sleep(forTimeInterval: 0.01) }
             return open.withLock({ $0 }) >= 3 ? "HTTP/1.1 204 No Content\r\n\r\n" : FakeEngine.json("500 Internal Server Error", #"{"message":"alone"}"#)
         }
-        defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
         let results = Locked<[Result<Void, DockerError>]>([])
         let done = expectation(description: "three answers")
         done.expectedFulfillmentCount = 3
         for id in ["a", "b", "c"] {
-            client.startContainer(id, timeout: 10) { result in
+            client.startContainer(id, timeout: .seconds(10)) { result in
                 results.withLock { $0.append(result) }
                 done.fulfill()
             }
@@ -121,8 +120,34 @@ final class FakeEngineTests: XCTestCase {
         XCTAssertEqual(results.withLock { $0.filter { if case .success = $0 { return true } else { return false } }.count }, 3)
     }
 
+    /// The engine counts the grace in whole seconds: a fraction is rounded up, never cut short.
+    func testStopAsksForTheGraceInWholeSecondsRoundedUp() throws {
+        let (engine, client) = try connected { _ in
+            "HTTP/1.1 204 No Content\r\n\r\n"
+        }
+        try client.wait { client.stopContainer("a", grace: .milliseconds(1500), completion: $0) }
+        XCTAssertEqual(engine.requestLines.last, "POST /v1.41/containers/a/stop?t=2 HTTP/1.1")
+        try client.wait { client.stopContainer("b", grace: .seconds(5), completion: $0) }
+        XCTAssertEqual(engine.requestLines.last, "POST /v1.41/containers/b/stop?t=5 HTTP/1.1")
+    }
+
+    func testAfterRunsTheTaskOnceItsDelayHasPassed() throws {
+        let engine = try FakeEngine { _ in FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
+        defer { engine.stop() }
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let start = monotonicNanoseconds()
+        let ranAt = Locked<UInt64?>(nil)
+        let ran = expectation(description: "the delayed task ran")
+        client.after(.milliseconds(200)) {
+            ranAt.withLock { $0 = monotonicNanoseconds() }
+            ran.fulfill()
+        }
+        wait(for: [ran], timeout: 10)
+        XCTAssertGreaterThanOrEqual((ranAt.withLock { $0 } ?? 0) &- start, 200_000_000, "ran before its delay")
+    }
+
     func testMissingSocketIsUnreachableAtOnce() {
-        XCTAssertThrowsError(try DockerClient.connect(socketPath: "/nonexistent/docker.sock", timeout: 30, connectTimeout: 30)) { error in
+        XCTAssertThrowsError(try DockerClient.connect(socketPath: "/nonexistent/docker.sock", timeout: .seconds(30), connectTimeout: .seconds(30))) { error in
             guard case DockerError.unreachable(let text) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(text.contains("No such file or directory"), text)
         }
@@ -138,7 +163,7 @@ final class FakeEngineTests: XCTestCase {
         for shape in [VersionedEngine.Shape.v1_41, .current] {
             let engine = try VersionedEngine(shape: shape)
             defer { engine.stop() }
-            let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
             XCTAssertEqual(client.apiVersion, shape == .v1_41 ? "1.41" : "1.47")
             let body = ReplicaContainer.createBody(image: "ds-server:latest", pool: "p", number: 2, port: 0, network: "appnet")
             let id = try client.wait { client.createContainer(name: "server-2", config: body, completion: $0) }
@@ -165,7 +190,7 @@ final class FakeEngineTests: XCTestCase {
         for shape in [VersionedEngine.Shape.v1_41, .current] {
             let engine = try VersionedEngine(shape: shape)
             defer { engine.stop() }
-            let client = try DockerClient.connect(socketPath: engine.path, timeout: 2)
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
             let body = ReplicaContainer.createBody(image: "ds-server:latest", pool: "p", number: 1, port: 41234, network: "host")
             let id = try client.wait { client.createContainer(name: "server-1", config: body, completion: $0) }
             let sent = try XCTUnwrap(engine.engine.requests.last?.json)
@@ -181,7 +206,7 @@ final class FakeEngineTests: XCTestCase {
     func testTheOldShapeRefusesTwoEndpointsAndTheNewOneAnOldVersionWithTheirOwnMessages() throws {
         let old = try VersionedEngine(shape: .v1_41)
         defer { old.stop() }
-        let client = try DockerClient.connect(socketPath: old.path, timeout: 2)
+        let client = try DockerClient.connect(socketPath: old.path, timeout: .seconds(2))
         var body = ReplicaContainer.createBody(image: "i", pool: "p", number: 1, port: 0, network: "a")
         body["NetworkingConfig"] = ["EndpointsConfig": ["a": [String: Any](), "b": [String: Any]()]]
         XCTAssertThrowsError(try client.wait { client.createContainer(name: "x", config: body, completion: $0) }) { error in
@@ -189,8 +214,8 @@ final class FakeEngineTests: XCTestCase {
         }
         let current = try VersionedEngine(shape: .current)
         defer { current.stop() }
-        let raw = try DockerClient.connect(socketPath: current.path, timeout: 2)
-        let refused = try raw.wait { raw.exchange("GET", "/v1.41/containers/json", body: nil, timeout: 2, completion: $0) }
+        let raw = try DockerClient.connect(socketPath: current.path, timeout: .seconds(2))
+        let refused = try raw.wait { raw.exchange("GET", "/v1.41/containers/json", body: nil, timeout: .seconds(2), completion: $0) }
         XCTAssertEqual(refused.status, 400)
         XCTAssertTrue(refused.engineMessage.contains("Minimum supported API version is 1.44"), refused.engineMessage)
     }

@@ -202,17 +202,9 @@ final class HTTPClientTests: XCTestCase {
     }
 
     func testARefusedConnectionFails() throws {
-        // A bound socket that does not listen: connecting to its port is refused, and nobody else can take it meanwhile.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        XCTAssertEqual(withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }, 0)
-        let port = try Socket.localAddress(fd).port
-        let harness = try ClientHarness(address: .tcp(.v4(ip: 0x7f00_0001, port: port)))
+        let refusing = try RefusingPort()
+        defer { refusing.close() }
+        let harness = try ClientHarness(address: refusing.address)
         defer { harness.stop() }
         let result = try XCTUnwrap(harness.send(.get("/")))
         guard case .connectFailed(let cause)? = result.failure else { return XCTFail("\(result)") }

@@ -177,6 +177,31 @@ final class ClientHarness: @unchecked Sendable {
     }
 }
 
+/// A bound socket that does not listen: connecting to its port is refused, and nobody else can
+/// take the port meanwhile. `close()` at the test's end.
+final class RefusingPort {
+    let address: HTTPClientAddress
+    private let fd: Int32
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            Glibc.close(fd)
+            throw SyscallError(errno: errno, function: "bind(127.0.0.1:0)")
+        }
+        self.address = .tcp(.v4(ip: 0x7f00_0001, port: try Socket.localAddress(fd).port))
+    }
+
+    func close() { Glibc.close(fd) }
+}
+
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
