@@ -5,7 +5,7 @@ import DSReactor
 /// a unix socket, with kept-alive connections reused and a streamed mode that hands on a body
 /// as it arrives (`/events`, watches). The data plane's upstream exchanges stay specialised.
 ///
-/// Loop thread only, callbacks included; each request calls back exactly once, never from inside
+/// Loop thread only (asserted in debug builds), callbacks included; each request calls back exactly once, never from inside
 /// `send`/`stream`, unless cancelled. A client holds at most `maxIdleConnections` idle
 /// connections for reuse; dropping the client closes them (requests in flight still finish).
 package final class HTTPClient {
@@ -51,6 +51,7 @@ package final class HTTPClient {
     }
 
     private func start(_ request: HTTPClientRequest, timeout: Duration, mode: HTTPClientConnection.Mode) -> HTTPClientExchange {
+        assert(loop.isInLoop)
         let id = nextID
         nextID += 1
         var connection: HTTPClientConnection?

@@ -71,6 +71,7 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
     var isReusable: Bool { phase == .idle && !Socket.idleConnectionIsDead(fd) }
 
     func start(id: UInt64, request: HTTPClientRequest, timeout: UInt64, mode: Mode) {
+        assert(loop.isInLoop)
         precondition(phase == .fresh || phase == .idle, "one exchange at a time")
         exchange = Exchange(id: id, method: request.method, keepAlive: request.keepAlive, timeout: timeout, mode: mode)
         starting = true
@@ -95,6 +96,7 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
 
     /// Ends the exchange `id` without calling back, and closes the connection.
     func cancel(id: UInt64) {
+        assert(loop.isInLoop)
         guard exchange?.id == id else { return }
         exchange = nil
         close()
@@ -325,6 +327,7 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
 
     /// Closes the socket; the connection is done for good.
     func close() {
+        assert(loop.isInLoop)
         cancelTimers()
         phase = .closed
         if fd >= 0 {
