@@ -9,9 +9,9 @@ package enum ReplicaLifecycle: Sendable, Equatable {
     /// the launch counts as failed (nil: no deadline of its own, e.g. an `/add` has one for the
     /// whole command).
     case starting(deadline: UInt64?)
-    /// A restarted instance, or one started in place of the replica named `replacing`, waiting
-    /// to pass its first checks before `deadline`.
-    case restarting(deadline: UInt64, replacing: String?)
+    /// A restarted instance, or one started in place of a failed replica, waiting to pass its
+    /// first checks before `deadline`.
+    case restarting(deadline: UInt64)
     /// In rotation since `since` (a failure soon after is flapping).
     case up(since: UInt64)
     /// Out of rotation for failed requests (passive health); heartbeats go on and `rise` passing
@@ -55,6 +55,9 @@ package struct ReplicaRecord: Sendable, Equatable {
     /// Started in place of a failed replica: like a restarted one, it is flapping when it fails
     /// again soon after it came up.
     package internal(set) var isReplacement = false
+    /// The failed replica it was started in place of, until it first comes up (restarts that
+    /// fail before that keep it).
+    package internal(set) var replacing: String?
 
     package init(name: String, number: Int, address: String, life: ReplicaLifecycle, health: HealthMachine) {
         self.name = name
@@ -170,9 +173,10 @@ package struct Reconciler: Sendable {
     /// The replica started in place of `predecessor` (after its `replace` action succeeded).
     package func replacement(_ name: String, number: Int, address: String, of predecessor: ReplicaRecord, now: UInt64) -> (ReplicaRecord, [ReconcilerAction]) {
         let deadline = now + nanoseconds(of: config.startTimeout)
-        var record = ReplicaRecord(name: name, number: number, address: address, life: .restarting(deadline: deadline, replacing: predecessor.name),
+        var record = ReplicaRecord(name: name, number: number, address: address, life: .restarting(deadline: deadline),
                                    health: HealthMachine(fall: config.fall, rise: config.rise))
         record.isReplacement = true
+        record.replacing = predecessor.name
         // A replacement that fails soon after it came up backs off from where its predecessor was.
         record.backoff = predecessor.backoff
         return (record, [.startDeadline(at: deadline), .scheduleCheck(at: now + nanoseconds(of: config.startingInterval))])
@@ -192,7 +196,7 @@ package struct Reconciler: Sendable {
             guard !stopping, !record.isUp else { return [] }
             switch record.life {
             case .starting(let deadline?) where deadline == at: break
-            case .restarting(let deadline, _) where deadline == at: break
+            case .restarting(let deadline) where deadline == at: break
             default: return []
             }
             let last = record.health.last?.description ?? "none"
@@ -203,7 +207,7 @@ package struct Reconciler: Sendable {
             actions.append(repairReplaces(record) ? .replace : .restart)
         case .relaunched:
             let deadline = now + nanoseconds(of: config.startTimeout)
-            record.life = .restarting(deadline: deadline, replacing: nil)
+            record.life = .restarting(deadline: deadline)
             record.health.restart()
             actions += [.startDeadline(at: deadline), .scheduleCheck(at: now + nanoseconds(of: config.startingInterval))]
         case .relaunchFailed(let reason):
@@ -281,11 +285,12 @@ package struct Reconciler: Sendable {
         let previous = record.life
         record.life = .up(since: now)
         actions += [.cancelStartDeadline, .cancelRepair]
-        switch previous {
-        case .restarting(_, let predecessor?):
+        switch (previous, record.replacing) {
+        case (.restarting, let predecessor?):
+            record.replacing = nil
             record.failedRestarts = 0
             actions.append(.log(.info, "[+] Server \(record.number) started in place of \(predecessor): \(record.name) at \(record.address)", event: "started"))
-        case .restarting(_, nil):
+        case (.restarting, nil):
             record.restarts += 1
             record.failedRestarts = 0
             actions.append(.countRestart)
