@@ -496,25 +496,15 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
             case .scheduleCheck(let at):
                 scheduleCheck(replica, after: delay(until: at))
             case .cancelCheck:
-                if let timer = replica.nextCheck { loop.cancel(timer); replica.nextCheck = nil }
+                cancel(\.nextCheck, of: replica)
             case .startDeadline(let at):
-                if let timer = replica.startTimer { loop.cancel(timer) }
-                replica.startTimer = loop.schedule(after: delay(until: at)) { [unowned self, weak replica] in
-                    guard let replica else { return }
-                    replica.startTimer = nil
-                    self.apply(.startDeadlinePassed(at: at), to: replica)
-                }
+                arm(\.startTimer, of: replica, after: delay(until: at), reporting: .startDeadlinePassed(at: at))
             case .cancelStartDeadline:
-                if let timer = replica.startTimer { loop.cancel(timer); replica.startTimer = nil }
+                cancel(\.startTimer, of: replica)
             case .scheduleRepair(let at):
-                if let timer = replica.repairTimer { loop.cancel(timer) }
-                replica.repairTimer = loop.schedule(after: delay(until: at)) { [unowned self, weak replica] in
-                    guard let replica else { return }
-                    replica.repairTimer = nil
-                    self.apply(.repairDue(at: at), to: replica)
-                }
+                arm(\.repairTimer, of: replica, after: delay(until: at), reporting: .repairDue(at: at))
             case .cancelRepair:
-                if let timer = replica.repairTimer { loop.cancel(timer); replica.repairTimer = nil }
+                cancel(\.repairTimer, of: replica)
             case .restart:
                 restart(replica)
             case .replace:
@@ -535,6 +525,21 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
                 logger.log(level: level, "\(line)", metadata: name.map { event($0, replica.backend) })
             }
         }
+    }
+
+    /// Arms the replica's timer at `timer` (replacing one armed before), which reports `event`.
+    private func arm(_ timer: ReferenceWritableKeyPath<Replica, TimerID?>, of replica: Replica, after delay: Duration,
+                     reporting event: ReconcilerEvent) {
+        cancel(timer, of: replica)
+        replica[keyPath: timer] = loop.schedule(after: delay) { [unowned self, weak replica] in
+            guard let replica else { return }
+            replica[keyPath: timer] = nil
+            self.apply(event, to: replica)
+        }
+    }
+
+    private func cancel(_ timer: ReferenceWritableKeyPath<Replica, TimerID?>, of replica: Replica) {
+        if let id = replica[keyPath: timer] { loop.cancel(id); replica[keyPath: timer] = nil }
     }
 
     // MARK: repair
@@ -616,10 +621,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     }
 
     func cancelTimers(of replica: Replica) {
-        for timer in [replica.nextCheck, replica.repairTimer, replica.startTimer].compactMap({ $0 }) { loop.cancel(timer) }
-        replica.nextCheck = nil
-        replica.repairTimer = nil
-        replica.startTimer = nil
+        for timer in [\Replica.nextCheck, \.repairTimer, \.startTimer] { cancel(timer, of: replica) }
         replica.probe = nil
     }
 

@@ -100,6 +100,15 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(h.taken, [.scheduleCheck(at: at(h, .milliseconds(100)))])
     }
 
+    func testAnAddedReplicaCountsAsUpOnlyAfterItsFirstPassingHeartbeat() {
+        var h = Harness(forAdd: true)
+        XCTAssertFalse(h.check(refused, times: 2).contains(.cameUp), "the /add is not answered yet")
+        XCTAssertEqual(h.life, .starting(deadline: nil))
+        let up = h.check(.l7OK)
+        XCTAssertEqual(up.filter { $0 == .cameUp || $0 == .publish }, [.publish, .cameUp])
+        XCTAssertEqual(h.life, .up(since: h.now))
+    }
+
     func testAStartingReplicaFailingChecksIsRecheckedQuietly() {
         var h = Harness()
         let actions = h.check(refused, times: 3)
