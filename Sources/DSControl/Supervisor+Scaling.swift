@@ -198,6 +198,7 @@ extension Supervisor {
         func drain() {
             if counters.allSatisfy({ $0.inFlight == 0 }) || monotonicNanoseconds() > drainDeadline {
                 stoppers.forEach { $0() }
+                for replica in removed { apply(.retired, to: replica) }
                 return
             }
             loop.schedule(after: .milliseconds(10)) { drain() }
