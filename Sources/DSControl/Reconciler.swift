@@ -145,7 +145,7 @@ package struct Reconciler: Sendable {
     /// Whether the driver can start replicas (else a failed one only leaves the rotation).
     package let canCreate: Bool
     /// ds-lb is stopping: replicas are expected to fail and nothing is repaired.
-    package var stopping = false
+    package private(set) var stopping = false
 
     package init(config: SupervisorConfig, canCreate: Bool) {
         self.config = config
