@@ -53,10 +53,6 @@ extension Supervisor {
     /// would be back before the failures were over), and the first `rise` passing ones put it
     /// back.
     private func markDownPassively(_ replica: Replica, failed: Int) {
-        guard replica.health.markDownPassively() == .wentDown else { return }
-        replica.passiveDown = true
-        replica.upSince = nil
-        publish()
-        logger.warning("[!] Server \(replica.backend.number) marked down: \(failed) errors in \(DurationText.format(config.failWindow)). Out of rotation until its heartbeats pass again", metadata: event("marked_down", replica.backend))
+        apply(.requestsFailed(failed), to: replica)
     }
 }

@@ -12,7 +12,7 @@ extension Supervisor {
         let shorter = new.heartbeatInterval < config.heartbeatInterval
         config = new
         for replica in members where !replica.removed {
-            replica.health.retune(fall: new.fall, rise: new.rise)
+            replica.record.retune(fall: new.fall, rise: new.rise)
             if shorter, replica.probe == nil, replica.nextCheck != nil, replica.health.status == .up,
                !replica.health.wantsFastCheck {
                 scheduleCheck(replica, after: new.heartbeatInterval)

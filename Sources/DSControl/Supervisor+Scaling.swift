@@ -71,10 +71,14 @@ extension Supervisor {
             specs.append(spec)
         }
         var launched: [Replica] = []
+        var firstActions: [[ReconcilerAction]] = []
+        let now = monotonicNanoseconds()
         for spec in specs {
             do {
                 let backend = try driver.launch(spec, previous: nil)
-                launched.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: false))
+                let (record, actions) = reconciler.launched(backend.name, number: backend.number, address: backend.address, forAdd: true, now: now)
+                launched.append(Replica(backend: backend, record: record, inPool: false))
+                firstActions.append(actions)
             } catch {
                 launched.forEach { driver.kill($0.backend) }
                 logger.error("[!] Failed to add \(specs.map(\.name).joined(separator: ", ")): \(error)")
@@ -89,7 +93,7 @@ extension Supervisor {
             let late = pending.replicas.filter { !$0.isUp }.map(\.backend.name)
             pending.fail("\(late.joined(separator: ", ")) did not pass a heartbeat within \(DurationText.format(self.config.startTimeout))", supervisor: self)
         }
-        for replica in launched { scheduleCheck(replica, after: config.startingInterval) }
+        for (replica, actions) in zip(launched, firstActions) { perform(actions, for: replica, now: now) }
     }
 
     /// Saves the pool with the new replicas, then publishes it; when it cannot be saved, the
@@ -187,16 +191,14 @@ extension Supervisor {
     /// Stops removed replicas once every worker runs a snapshot without them (docs/ARCHITECTURE.md §4), so
     /// no new request reaches a replica that is going away.
     private func stopWhenUnused(_ removed: [Replica], stoppers: [() -> Void], generation target: UInt64, deadline: UInt64) {
-        for replica in removed {
-            replica.removed = true
-            for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
-        }
+        for replica in removed { apply(.removed, to: replica) }
         let drainDeadline = monotonicNanoseconds() + nanoseconds(of: config.drainTimeout)
         let counters = removed.map { metrics.replica($0.backend.name) }
         // Then in-flight requests finish (or --drain-timeout passes) before the replicas stop.
         func drain() {
             if counters.allSatisfy({ $0.inFlight == 0 }) || monotonicNanoseconds() > drainDeadline {
                 stoppers.forEach { $0() }
+                for replica in removed { apply(.retired, to: replica) }
                 return
             }
             loop.schedule(after: .milliseconds(10)) { drain() }

@@ -21,8 +21,13 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     package let loop: EventLoop
     package let publisher: SnapshotPublisher
     let driver: ReplicaDriver
+    /// Decides every replica's lifecycle; the supervisor carries out its actions.
+    var reconciler: Reconciler
     /// Control thread only; a reload replaces it (`reconfigure`).
-    var config: SupervisorConfig
+    var config: SupervisorConfig {
+        get { reconciler.config }
+        set { reconciler.config = newValue }
+    }
     private let algorithm: HashAlgorithm
     let logger: Logger
     private let startedAt = monotonicNanoseconds()
@@ -49,7 +54,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         self.loop = loop
         self.driver = driver
         self.algorithm = algorithm
-        self.config = config
+        self.reconciler = Reconciler(config: config, canCreate: driver.canCreate)
         self.logger = logger
         self.publisher = SnapshotPublisher(initial: .empty(algorithm: algorithm), workers: workers)
         self.metrics = ProxyMetrics()
@@ -108,20 +113,14 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     /// Set by `beginStopping`: from then on a replica that exits or stops answering is expected
     /// to (a terminal's Ctrl-C reaches every process of its foreground group, and the replicas
     /// are stopped next anyway), so nothing is restarted, replaced or reported as a failure.
-    private(set) var stopping = false
+    var stopping: Bool { reconciler.stopping }
 
     /// ds-lb is stopping: no more heartbeats, restarts or replacements. The replicas keep
     /// serving the requests in flight until `stopAll`.
     package func beginStopping() {
         assert(loop.isInLoop)
-        stopping = true
-        for replica in members + (pendingAdd?.replicas ?? []) {
-            for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
-            replica.nextCheck = nil
-            replica.repairPending = nil
-            replica.startDeadline = nil
-            replica.probe = nil
-        }
+        reconciler.beginStopping()
+        for replica in members + (pendingAdd?.replicas ?? []) { cancelTimers(of: replica) }
     }
 
     /// Before the loop runs: launches the initial pool — the saved one when there is one, else
@@ -132,8 +131,15 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         onInitialPoolReady = ready
         // Replicas run by someone else start UP, as HAProxy's servers do: they are presumed to
         // serve until checks say otherwise. Replicas we launch must first pass `rise` checks.
+        var firstActions: [ObjectIdentifier: [ReconcilerAction]] = [:]
+        func add(_ backend: Backend, _ made: (ReplicaRecord, [ReconcilerAction])) {
+            let replica = Replica(backend: backend, record: made.0, inPool: true)
+            members.append(replica)
+            firstActions[ObjectIdentifier(replica)] = made.1
+        }
+        let now = monotonicNanoseconds()
         for backend in driver.initialBackends() {
-            members.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise, status: .up), inPool: true))
+            add(backend, reconciler.adopted(backend.name, number: backend.number, address: backend.address, now: now))
         }
         let stored = driver.canCreate ? try poolStore?.load() : nil
         poolRevision = stored?.revision ?? 0
@@ -142,20 +148,18 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
             logger.info("[i] Restoring \(saved.count) replicas from \(poolStore.location)")
             for previous in saved {
                 let backend = try driver.launch(ReplicaSpec(name: previous.name, number: previous.number), previous: previous)
-                members.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true))
+                add(backend, reconciler.launched(backend.name, number: backend.number, address: backend.address, forAdd: false, now: now))
             }
         } else if driver.canCreate {
             for _ in 0..<replicas {
                 let spec = nextGeneratedSpec(taken: members.map(\.backend))
                 let backend = try driver.launch(spec, previous: nil)
-                members.append(Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true))
+                add(backend, reconciler.launched(backend.name, number: backend.number, address: backend.address, forAdd: false, now: now))
             }
         }
         for replica in members {
             logger.info("[+] Server \(replica.backend.number) started: \(replica.backend.name) at \(replica.backend.address)", metadata: event("started", replica.backend))
-            scheduleCheck(replica, after: .zero)
-            guard driver.canCreate else { continue }
-            armStartDeadline(replica)
+            perform(firstActions[ObjectIdentifier(replica)] ?? [], for: replica, now: now)
         }
         publish()
         try saveInitialPool()
@@ -473,163 +477,83 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
             [unowned self, weak replica] result, latency in
             guard let replica else { return }
             replica.probe = nil
-            guard !replica.removed, !self.stopping else { return }
-            self.checked(replica, result: result, latency: latency)
+            self.apply(.checked(result, latency: latency), to: replica)
         }
     }
 
-    private func checked(_ replica: Replica, result: CheckResult, latency: UInt64) {
-        // A repair is decided and its timer armed (which cancelled the next check): the answer
-        // of a probe that was already on its way says nothing about the replica to come. It
-        // may even come from another process that took the port of a ds-server that exited.
-        if replica.repairPending != nil && replica.health.status == .down { return }
-        replica.checks += 1
-        replica.lastLatency = latency
-        let previous = replica.health.status
-        let wasStarting = previous == .starting
-        switch replica.health.record(result) {
-        case .wentUp:
-            replicaCameUp(replica, wasDown: previous == .down)
-        case .wentDown:
-            replicaWentDown(replica, result: result)
-        case nil:
-            if replica.passiveDown && replica.health.consecutiveFailures >= config.fall {
-                // Taken out for failed requests, and now its heartbeats fail too: the replica
-                // itself is failing, and is repaired as any other.
-                replica.passiveDown = false
-                replicaWentDown(replica, result: result)
-            }
-            if wasStarting || replica.health.status == .down { break }
-            if !result.isSuccess {
-                logger.warning("[!] Server \(replica.backend.number) heartbeat failed: \(result) (\(replica.health.consecutiveFailures)/\(config.fall))", metadata: event("heartbeat_missed", replica.backend))
-            }
-        }
-        let next: Duration
-        switch replica.health.status {
-        case .starting: next = config.startingInterval
-        case .up: next = replica.health.wantsFastCheck ? min(config.fastInterval, config.heartbeatInterval) : config.heartbeatInterval
-        case .down where replica.passiveDown && replica.health.consecutiveFailures > 0:
-            // Out for failed requests and now failing its heartbeats: confirm quickly, as for an
-            // UP replica, so a replica that is really down is repaired without delay.
-            next = min(config.fastInterval, config.heartbeatInterval)
-        case .down: next = replica.repairPending == nil && !replica.restarting ? config.heartbeatInterval : config.startingInterval
-        }
-        // A replica being restarted is checked by the restart path; one waiting out its backoff is not.
-        if replica.health.status == .down && replica.repairPending != nil { return }
-        scheduleCheck(replica, after: next)
-    }
+    // MARK: the reconciler's actions
 
-    private func replicaCameUp(_ replica: Replica, wasDown: Bool) {
-        replica.upSince = monotonicNanoseconds()
-        replica.passiveDown = false
-        restartFailureWindow(replica)
-        if let deadline = replica.startDeadline { loop.cancel(deadline); replica.startDeadline = nil }
-        if let pending = replica.repairPending { loop.cancel(pending); replica.repairPending = nil }
-        if replica.restarting, let predecessor = replica.replacing {
-            replica.restarting = false
-            replica.replacing = nil
-            replica.failedRestarts = 0
-            logger.info("[+] Server \(replica.backend.number) started in place of \(predecessor): \(replica.backend.name) at \(replica.backend.address)", metadata: event("started", replica.backend))
-        } else if replica.restarting {
-            replica.restarting = false
-            replica.restarts += 1
-            replica.failedRestarts = 0
-            countRestart(replica.backend.name)
-            logger.info("[+] Server \(replica.backend.number) restarted", metadata: event("restarted", replica.backend))
-        } else if wasDown {
-            logger.info("[+] Server \(replica.backend.number) is back up", metadata: event("back_up", replica.backend))
-        }
-        pendingAdd?.replicaCameUp(replica, supervisor: self)
-        if replica.inPool { publish() }
-        initialPoolSettled(force: false)
-    }
-
-    func replicaWentDown(_ replica: Replica, result: CheckResult) {
-        _ = replica.health.markDown(result)
-        publish()
-        guard !stopping else { return }
-        guard driver.canCreate else {
-            logger.warning("[!] Server \(replica.backend.number) failed heartbeat: \(result). Out of rotation until it answers again", metadata: event("heartbeat_failed", replica.backend))
-            return
-        }
+    /// Hands `event` to the reconciler and carries out what it decides.
+    func apply(_ event: ReconcilerEvent, to replica: Replica) {
         let now = monotonicNanoseconds()
-        let flapping = replica.upSince.map { now - $0 < nanoseconds(of: config.stableAfter) } ?? false
-        replica.upSince = nil
-        let action = repairReplaces(replica) ? "Replacing" : "Restarting"
-        if flapping && (replica.restarts > 0 || replica.isReplacement) {
-            let delay = nextBackoff(replica)
-            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. \(action)... (in \(DurationText.format(delay)): it failed again within \(DurationText.format(config.stableAfter)) of its last restart)", metadata: event("heartbeat_failed", replica.backend))
-            scheduleRepair(replica, after: delay)
-        } else {
-            replica.backoff = .zero
-            logger.warning("[!] Server \(replica.backend.number) failed heartbeat. \(action)...", metadata: event("heartbeat_failed", replica.backend))
-            scheduleRepair(replica, after: .zero)
+        perform(reconciler.handle(event, for: &replica.record, now: now), for: replica, now: now)
+    }
+
+    func perform(_ actions: [ReconcilerAction], for replica: Replica, now: UInt64) {
+        func delay(until at: UInt64) -> Duration { .nanoseconds(at > now ? at - now : 0) }
+        for action in actions {
+            switch action {
+            case .scheduleCheck(let at):
+                scheduleCheck(replica, after: delay(until: at))
+            case .cancelCheck:
+                cancel(\.nextCheck, of: replica)
+            case .startDeadline(let at):
+                arm(\.startTimer, of: replica, after: delay(until: at), reporting: .startDeadlinePassed(at: at))
+            case .cancelStartDeadline:
+                cancel(\.startTimer, of: replica)
+            case .scheduleRepair(let at):
+                arm(\.repairTimer, of: replica, after: delay(until: at), reporting: .repairDue(at: at))
+            case .cancelRepair:
+                cancel(\.repairTimer, of: replica)
+            case .restart:
+                restart(replica)
+            case .replace:
+                replace(replica)
+            case .retire:
+                retire(replica, graceful: false)
+            case .publish:
+                publish()
+            case .cameUp:
+                restartFailureWindow(replica)
+                pendingAdd?.replicaCameUp(replica, supervisor: self)
+                initialPoolSettled(force: false)
+            case .countRestart:
+                countRestart(replica.backend.name)
+            case .failAdd(let reason):
+                pendingAdd?.fail(reason, supervisor: self)
+            case .log(let level, let line, let name):
+                logger.log(level: level, "\(line)", metadata: name.map { event($0, replica.backend) })
+            }
         }
+    }
+
+    /// Arms the replica's timer at `timer` (replacing one armed before), which reports `event`.
+    private func arm(_ timer: ReferenceWritableKeyPath<Replica, TimerID?>, of replica: Replica, after delay: Duration,
+                     reporting event: ReconcilerEvent) {
+        cancel(timer, of: replica)
+        replica[keyPath: timer] = loop.schedule(after: delay) { [unowned self, weak replica] in
+            guard let replica else { return }
+            replica[keyPath: timer] = nil
+            self.apply(event, to: replica)
+        }
+    }
+
+    private func cancel(_ timer: ReferenceWritableKeyPath<Replica, TimerID?>, of replica: Replica) {
+        if let id = replica[keyPath: timer] { loop.cancel(id); replica[keyPath: timer] = nil }
     }
 
     // MARK: repair
 
-    private func nextBackoff(_ replica: Replica) -> Duration {
-        replica.backoff = replica.backoff == .zero ? config.backoffInitial : min(config.backoffMax, replica.backoff * 2)
-        return replica.backoff
-    }
-
-    /// Whether the next repair of `replica` starts a new replica under a new name (`--on-failure
-    /// replace` once `--max-restarts` restarts failed: at its first failure with 0) rather than
-    /// the same replica again.
-    private func repairReplaces(_ replica: Replica) -> Bool {
-        config.onFailure == .replace && replica.failedRestarts >= config.maxRestarts
-    }
-
-    private func scheduleRepair(_ replica: Replica, after delay: Duration) {
-        if let timer = replica.nextCheck { loop.cancel(timer); replica.nextCheck = nil }
-        if let pending = replica.repairPending { loop.cancel(pending) }
-        replica.repairPending = loop.schedule(after: delay) { [unowned self, weak replica] in
-            guard let replica, !replica.removed, !self.stopping else { return }
-            replica.repairPending = nil
-            if self.repairReplaces(replica) { self.replace(replica) } else { self.restart(replica) }
-        }
-    }
-
+    /// Kills the failed instance and launches it again under its name.
     private func restart(_ replica: Replica) {
         driver.kill(replica.backend)
         do {
             replica.backend = try driver.launch(replica.spec, previous: replica.backend)
         } catch {
-            restartFailed(replica, reason: "\(error)")
+            apply(.relaunchFailed(reason: "\(error)"), to: replica)
             return
         }
-        replica.restarting = true
-        replica.health.restart()
-        armStartDeadline(replica)
-        scheduleCheck(replica, after: config.startingInterval)
-    }
-
-    /// Gives a launched replica `startTimeout` to pass its first checks; past that the launch
-    /// counts as a failed restart (backoff, or replacement). Coming up or failing earlier cancels it.
-    private func armStartDeadline(_ replica: Replica) {
-        replica.startDeadline = loop.schedule(after: config.startTimeout) { [unowned self, weak replica] in
-            guard let replica, !replica.removed, !replica.isUp, !self.stopping else { return }
-            replica.startDeadline = nil
-            self.restartFailed(replica, reason: "no successful heartbeat within \(DurationText.format(self.config.startTimeout)) (last: \(replica.health.last?.description ?? "none"))")
-        }
-    }
-
-    func restartFailed(_ replica: Replica, reason: String) {
-        if let deadline = replica.startDeadline { loop.cancel(deadline); replica.startDeadline = nil }
-        replica.restarting = false
-        replica.failedRestarts += 1
-        _ = replica.health.markDown(.l4Connection("restart failed"))
-        logger.error("[!] Failed to restart server \(replica.backend.number): \(reason)", metadata: event("restart_failed", replica.backend))
-        // Restarts already waited out their backoff; with no restarts allowed, a replacement
-        // that fails to start waits before the next one, so a broken image is no launch storm.
-        if repairReplaces(replica) && config.maxRestarts > 0 {
-            replace(replica)
-            return
-        }
-        let delay = nextBackoff(replica)
-        logger.info("[i] Server \(replica.backend.number): next \(repairReplaces(replica) ? "replacement" : "restart") in \(DurationText.format(delay))")
-        scheduleRepair(replica, after: delay)
+        apply(.relaunched, to: replica)
     }
 
     /// `--on-failure replace`: gives up on a replica and starts a new one in its place under a
@@ -643,27 +567,19 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         do {
             backend = try driver.launch(spec, previous: nil)
         } catch {
-            let delay = nextBackoff(replica)
-            logger.error("[!] Failed to start \(spec.name) in place of server \(old.number): \(error); next attempt in \(DurationText.format(delay))")
-            scheduleRepair(replica, after: delay)
+            apply(.replacementFailed(successor: spec.name, reason: "\(error)"), to: replica)
             return
         }
-        let why = replica.failedRestarts > 0 ? "failed \(replica.failedRestarts) restarts: replacing it with" : "is replaced by"
-        logger.warning("[!] Server \(old.number) \(why) \(spec.name)", metadata: event("replaced", old))
         let position = members.firstIndex { $0 === replica } ?? members.count
-        retire(replica, graceful: false)
+        apply(.replaced(by: spec.name), to: replica)
         replacedNames.insert(old.name)
-        let fresh = Replica(backend: backend, health: HealthMachine(fall: config.fall, rise: config.rise), inPool: true)
-        fresh.restarting = true
-        fresh.replacing = old.name
-        fresh.isReplacement = true
-        // A replacement that fails soon after it came up backs off from where its predecessor was.
-        fresh.backoff = replica.backoff
+        let now = monotonicNanoseconds()
+        let (record, actions) = reconciler.replacement(spec.name, number: spec.number, address: backend.address, of: replica.record, now: now)
+        let fresh = Replica(backend: backend, record: record, inPool: true)
         members.insert(fresh, at: min(position, members.count))
         let target = publish()
         persist(after: "replacing \(old.name) with \(spec.name)")
-        armStartDeadline(fresh)
-        scheduleCheck(fresh, after: config.startingInterval)
+        perform(actions, for: fresh, now: now)
         whenWorkersReach(target, deadline: monotonicNanoseconds() + 2_000_000_000) { [unowned self] in
             forgetSeries(of: [old.name])
         }
@@ -698,14 +614,15 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
 
     /// Takes a replica out of the supervisor's care: timers cancelled, removed from the list.
     func retire(_ replica: Replica, graceful: Bool) {
-        replica.removed = true
-        for timer in [replica.nextCheck, replica.repairPending, replica.startDeadline].compactMap({ $0 }) { loop.cancel(timer) }
-        replica.nextCheck = nil
-        replica.repairPending = nil
-        replica.startDeadline = nil
-        replica.probe = nil
+        _ = reconciler.handle(.retired, for: &replica.record, now: monotonicNanoseconds())
+        cancelTimers(of: replica)
         members.removeAll { $0 === replica }
         if graceful { driver.stop(replica.backend) } else { driver.kill(replica.backend) }
+    }
+
+    func cancelTimers(of replica: Replica) {
+        for timer in [\Replica.nextCheck, \.repairTimer, \.startTimer] { cancel(timer, of: replica) }
+        replica.probe = nil
     }
 
     /// What the driver reports, as it happens (on the control loop).
@@ -730,23 +647,8 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
 
     private func replicaExited(_ backend: Backend, reason: String) {
         guard let replica = member(at: backend) else { return }
-        if stopping {
-            logger.info("[i] Server \(backend.number) (\(backend.name)) exited while ds-lb stops: \(reason)", metadata: event("exited", backend))
-            // Out of rotation for the requests still being drained.
-            if replica.isUp { _ = replica.health.markDown(.l4Connection("process exited: \(reason)")); publish() }
-            return
-        }
-        logger.warning("[!] Server \(backend.number) (\(backend.name)) exited: \(reason)", metadata: event("exited", backend))
-        if pendingAdd?.replicas.contains(where: { $0 === replica }) == true {
-            pendingAdd?.fail("replica \(backend.name) exited during start-up (\(reason))", supervisor: self)
-        } else if replica.restarting || replica.health.status == .starting {
-            restartFailed(replica, reason: "exited during start-up (\(reason))")
-        } else if replica.isUp || replica.passiveDown {
-            replica.passiveDown = false
-            // The process is gone: no need to wait for `fall` failed heartbeats.
-            if let probe = replica.nextCheck { loop.cancel(probe); replica.nextCheck = nil }
-            replicaWentDown(replica, result: .l4Connection("process exited: \(reason)"))
-        }
+        let duringAdd = pendingAdd?.replicas.contains(where: { $0 === replica }) == true
+        apply(.exited(reason: reason, duringAdd: duringAdd), to: replica)
     }
 
     // MARK: scaling (see Supervisor+Scaling.swift)
