@@ -11,6 +11,7 @@ extension Supervisor {
         assert(loop.isInLoop)
         let shorter = new.heartbeatInterval < config.heartbeatInterval
         config = new
+        noteViewChanged()
         for replica in members where !replica.removed {
             replica.health.retune(fall: new.fall, rise: new.rise)
             if shorter, replica.probe == nil, replica.nextCheck != nil, replica.health.status == .up,

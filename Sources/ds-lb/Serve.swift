@@ -370,7 +370,7 @@ struct Serve: ParsableCommand {
         do {
             try supervisor.bootstrap(replicas: driver == "static" ? 0 : replicas) {
                 do {
-                    let admin: AdminHandler? = listeners.admin == nil ? supervisor : nil
+                    let admin: AdminHandler? = listeners.admin == nil ? supervisor.admin : nil
                     for index in 0..<workerCount {
                         let handle = WorkerHandle()
                         workerLoops.append(try Worker.start(index: index, listenFD: listeners.http, publisher: supervisor.publisher,
@@ -381,7 +381,7 @@ struct Serve: ParsableCommand {
                     if let adminFD = listeners.admin {
                         let handle = WorkerHandle()
                         workerLoops.append(try Worker.start(index: workerCount, listenFD: adminFD, publisher: supervisor.publisher,
-                                                            config: reloader.proxyConfig, admin: AdminOnlyHandler(supervisor: supervisor),
+                                                            config: reloader.proxyConfig, admin: AdminOnlyHandler(router: supervisor.admin),
                                                             metrics: supervisor.metrics, onUnreachable: { _ in }, handle: handle))
                         reloader.workers.append(handle)
                         let bound = (try? Socket.localAddress(adminFD))?.description ?? adminListen ?? "the admin socket"
