@@ -42,8 +42,12 @@ let package = Package(
         .target(name: "DSSystemd", dependencies: ["CSystemd", "DSReactor", "DSSystem",
                                                   .product(name: "Logging", package: "swift-log")]),
         .target(name: "DSConfig", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
+        // A whole ds-lb (listeners, workers, control loop, reload, graceful stop) as a library
+        // type, which the executable configures and a test can run in its own process.
+        .target(name: "DSServer", dependencies: ["DSControl", "DSProxy", "DSBalancer", "DSHashing", "DSReactor", "DSSystem", "DSSystemd",
+                                                 .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "ds-lb", dependencies: [
-            "DSControl", "DSDocker", "DSProxy", "DSSystem", "CSystemd", "DSSystemd", "DSConfig",
+            "DSServer", "DSControl", "DSDocker", "DSProxy", "DSSystem", "CSystemd", "DSSystemd", "DSConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -73,6 +77,8 @@ let package = Package(
         .testTarget(name: "DSDockerTests", dependencies: ["DSDocker", "DSDockerTestSupport"]),
         .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
         .testTarget(name: "DSSystemTests", dependencies: ["DSSystem"]),
+        .testTarget(name: "DSServerTests", dependencies: ["DSServer", "DSControl", "DSProxy", "DSBalancer", "DSSystem",
+                                                       .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DSSystemdTests", dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
         // Black box: starts ds-lb and ds-server as processes and talks to them over sockets. Its
         // one project dependency is the C shim's cl_spawn (fork + exec with PR_SET_PDEATHSIG), so

@@ -93,8 +93,11 @@ package final class Supervisor: @unchecked Sendable {
     }
 
     /// Structured fields of a replica event (`EVENT=restarted`, `BACKEND=server-2` in journald).
+    /// Made just before the event's line is written, so it publishes the view first: whoever
+    /// reads the line and then asks `/status` sees the replica as the line describes it.
     func event(_ name: String, _ backend: Backend) -> Logger.Metadata {
-        ["event": .string(name), "backend": .string(backend.name)]
+        publishView()
+        return ["event": .string(name), "backend": .string(backend.name)]
     }
 
     /// One line for systemd's `STATUS=`: "3/3 replicas up, ring generation 7".
