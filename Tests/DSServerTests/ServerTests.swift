@@ -6,6 +6,7 @@ import DSControl
 import DSProxy
 import DSServer
 import DSSystem
+import DSTestSupport
 import Foundation
 import Logging
 import XCTest
@@ -23,7 +24,7 @@ final class ServerTests: XCTestCase {
             proxy: ProxyConfig(adminAllow: [try CIDR(parsing: "127.0.0.0/8")]), replicas: 0, stateDirectory: stateDirectory
         ) { _ in StaticDriver(backends: [Backend(name: "a", number: 0, host: "127.0.0.1", port: replica.port)]) }
         configuration.handlesSignals = false
-        let log = CapturedLines()
+        let log = CapturedLog()
         let server = try Server(configuration: configuration, logger: log.logger)
         let ready = DispatchSemaphore(value: 0)
         server.onReady = { ready.signal() }
@@ -46,9 +47,9 @@ final class ServerTests: XCTestCase {
         server.stop(graceful: true)
         XCTAssertEqual(stopped.wait(timeout: .now() + 30), .success, "the server did not stop")
         XCTAssertNil(runError.withLock { $0 })
-        XCTAssertTrue(log.lines.contains("[i] Asked to stop: stopping"), "\(log.lines)")
-        XCTAssertTrue(log.lines.contains("[i] Drained: every request in flight answered, every client connection closed"), "\(log.lines)")
-        XCTAssertTrue(log.lines.contains("[i] ds-lb stopped"), "\(log.lines)")
+        XCTAssertTrue(log.messages.contains("[i] Asked to stop: stopping"), "\(log.messages)")
+        XCTAssertTrue(log.messages.contains("[i] Drained: every request in flight answered, every client connection closed"), "\(log.messages)")
+        XCTAssertTrue(log.messages.contains("[i] ds-lb stopped"), "\(log.messages)")
         // Released: the port can be listened on again (nothing else holds 127.0.0.1:port).
         let again = try Socket.listen(on: SocketAddress.parse("127.0.0.1:\(port)"))
         Glibc.close(again)
@@ -81,26 +82,6 @@ final class ServerTests: XCTestCase {
             response += buffer[0..<count]
         }
         return String(decoding: response, as: UTF8.self)
-    }
-}
-
-/// Every line logged through `logger`.
-private final class CapturedLines: Sendable {
-    private let captured = Locked<[String]>([])
-    var lines: [String] { captured.withLock { $0 } }
-    var logger: Logger { Logger(label: "test") { _ in Handler(captured: self.captured) } }
-
-    private struct Handler: LogHandler {
-        let captured: Locked<[String]>
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .info
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            captured.withLock { $0.append("\(event.message)") }
-        }
     }
 }
 
