@@ -44,7 +44,8 @@ package final class Supervisor: @unchecked Sendable {
     /// The admin API for a worker: it reads `view` and `metrics` and hands commands to `perform`.
     package var admin: AdminRouter {
         AdminRouter(view: view, metrics: metrics, logger: logger) { [weak self] command, reply in
-            self?.perform(command, reply: reply)
+            guard let self else { return reply(.failure(.serviceUnavailable, "<Error> ds-lb is stopping")) }
+            perform(command, reply: reply)
         }
     }
 
