@@ -12,11 +12,42 @@ import Logging
 import XCTest
 
 /// A whole ds-lb in the test's own process: a `Server` with the static driver in front of a
-/// replica on 127.0.0.1, started, sent a request, stopped gracefully.
+/// replica on 127.0.0.1, started, sent a request, stopped (gracefully, or at once).
 final class ServerTests: XCTestCase {
     func testAServerStartsServesAndStopsGracefullyReleasingItsPort() throws {
         let replica = try Responder(body: "replica a")
         defer { replica.close() }
+        let running = try startServer(replica: replica)
+
+        let proxied = try exchange(port: running.port, "GET /anything?id=7 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        XCTAssertTrue(proxied.hasPrefix("HTTP/1.1 200 "), proxied)
+        XCTAssertTrue(proxied.hasSuffix("\r\n\r\nreplica a"), proxied)
+        let rep = try exchange(port: running.port, "GET /rep HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        XCTAssertTrue(rep.hasSuffix(#"{"message": {"N": 1, "replicas": ["a"]}, "status": "successful"}"#), rep)
+
+        running.server.stop(graceful: true)
+        try running.waitUntilStopped()
+        XCTAssertTrue(running.log.messages.contains("[i] Asked to stop: stopping"), "\(running.log.messages)")
+        XCTAssertTrue(running.log.messages.contains("[i] Drained: every request in flight answered, every client connection closed"),
+                      "\(running.log.messages)")
+        XCTAssertTrue(running.log.messages.contains("[i] ds-lb stopped"), "\(running.log.messages)")
+        try assertFree(running.port)
+    }
+
+    /// Stopped at once (no drain), the server still closes the socket it opened.
+    func testAServerStoppedAtOnceReleasesItsPort() throws {
+        let replica = try Responder(body: "replica a")
+        defer { replica.close() }
+        let running = try startServer(replica: replica)
+        running.server.stop(graceful: false)
+        try running.waitUntilStopped()
+        XCTAssertFalse(running.log.messages.contains { $0.hasPrefix("[i] Drained") }, "\(running.log.messages)")
+        try assertFree(running.port)
+    }
+
+    /// A server on 127.0.0.1:0 in front of `replica` (static driver), its control loop running
+    /// on a thread of the test, its workers accepting.
+    private func startServer(replica: Responder) throws -> RunningServer {
         let stateDirectory = NSTemporaryDirectory() + "/ds-lb-server-test-\(getpid())-\(UUID().uuidString)"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: stateDirectory) }
         var configuration = ServerConfiguration(
@@ -29,31 +60,39 @@ final class ServerTests: XCTestCase {
         let ready = DispatchSemaphore(value: 0)
         server.onReady = { ready.signal() }
         try server.start()
-        let port = try Socket.localAddress(server.listeners.http).port
-        let stopped = DispatchSemaphore(value: 0)
-        let runError = Locked<Error?>(nil)
+        let running = RunningServer(server: server, port: try Socket.localAddress(server.listeners.http).port, log: log)
         Thread {
-            do { try server.run() } catch { runError.withLock { $0 = error } }
-            stopped.signal()
+            do { try server.run() } catch { running.runError.withLock { $0 = error } }
+            running.stopped.signal()
         }.start()
         XCTAssertEqual(ready.wait(timeout: .now() + 30), .success, "the workers never started")
+        return running
+    }
 
-        let proxied = try exchange(port: port, "GET /anything?id=7 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        XCTAssertTrue(proxied.hasPrefix("HTTP/1.1 200 "), proxied)
-        XCTAssertTrue(proxied.hasSuffix("\r\n\r\nreplica a"), proxied)
-        let rep = try exchange(port: port, "GET /rep HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        XCTAssertTrue(rep.hasSuffix(#"{"message": {"N": 1, "replicas": ["a"]}, "status": "successful"}"#), rep)
+    private final class RunningServer: Sendable {
+        let server: Server
+        let port: UInt16
+        let log: CapturedLog
+        let stopped = DispatchSemaphore(value: 0)
+        let runError = Locked<Error?>(nil)
 
-        server.stop(graceful: true)
-        XCTAssertEqual(stopped.wait(timeout: .now() + 30), .success, "the server did not stop")
-        XCTAssertNil(runError.withLock { $0 })
-        XCTAssertTrue(log.messages.contains("[i] Asked to stop: stopping"), "\(log.messages)")
-        XCTAssertTrue(log.messages.contains("[i] Drained: every request in flight answered, every client connection closed"), "\(log.messages)")
-        XCTAssertTrue(log.messages.contains("[i] ds-lb stopped"), "\(log.messages)")
-        // Released: the port can be listened on again (nothing else holds 127.0.0.1:port).
+        init(server: Server, port: UInt16, log: CapturedLog) {
+            self.server = server
+            self.port = port
+            self.log = log
+        }
+
+        /// Waits for `run` to return, and rethrows what it threw.
+        func waitUntilStopped() throws {
+            XCTAssertEqual(stopped.wait(timeout: .now() + 30), .success, "the server did not stop")
+            if let error = runError.withLock({ $0 }) { throw error }
+        }
+    }
+
+    /// Nothing listens on 127.0.0.1:`port` any more: it can be listened on again.
+    private func assertFree(_ port: UInt16) throws {
         let again = try Socket.listen(on: SocketAddress.parse("127.0.0.1:\(port)"))
         Glibc.close(again)
-        withExtendedLifetime(server) {}
     }
 
     /// Sends `request` to 127.0.0.1:`port` and reads until the server closes the connection.
