@@ -11,6 +11,8 @@ extension Supervisor {
         assert(loop.isInLoop)
         let shorter = new.heartbeatInterval < config.heartbeatInterval
         config = new
+        // Before the reload's log line, which a reader may follow with `/status`.
+        publishView()
         for replica in members where !replica.removed {
             replica.record.retune(fall: new.fall, rise: new.rise)
             if shorter, replica.probe == nil, replica.nextCheck != nil, replica.health.status == .up,

@@ -7,11 +7,11 @@ import DSSystem
 /// An `/add` waiting for its new replicas to pass their first heartbeats. Control loop only.
 final class PendingAdd {
     let replicas: [Replica]
-    private let done: (AdminResponse) -> Void
+    private let done: (AdminAnswer) -> Void
     var deadline: TimerID?
     private var finished = false
 
-    init(replicas: [Replica], done: @escaping (AdminResponse) -> Void) {
+    init(replicas: [Replica], done: @escaping (AdminAnswer) -> Void) {
         self.replicas = replicas
         self.done = done
     }
@@ -33,9 +33,7 @@ final class PendingAdd {
 extension Supervisor {
     /// `POST /add`: validates everything, launches the replicas, and answers once all of them
     /// pass their first heartbeats and are published — or stops them all and changes nothing.
-    func add(_ request: AdminRequest, done: @escaping (AdminResponse) -> Void) {
-        let command: ScaleCommand
-        do { command = try ScaleCommand.parse(request.body) } catch { return done(.failure(.badRequest, error.message)) }
+    func add(_ command: ScaleCommand, done: @escaping (AdminAnswer) -> Void) {
         let hostnames = command.hostnames ?? []
         let n = command.n ?? max(hostnames.count, 1)
         guard n > 0 else { return done(.failure(.badRequest, "<Error> 'n' must be a positive integer, got \(n)")) }
@@ -98,7 +96,7 @@ extension Supervisor {
 
     /// Saves the pool with the new replicas, then publishes it; when it cannot be saved, the
     /// new replicas stop and the pool stays as it was (a change a restart would undo is not made).
-    func completeAdd(_ pending: PendingAdd, done: @escaping (AdminResponse) -> Void) {
+    func completeAdd(_ pending: PendingAdd, done: @escaping (AdminAnswer) -> Void) {
         if let deadline = pending.deadline { loop.cancel(deadline); pending.deadline = nil }
         let change = "add \(pending.replicas.map(\.backend.name).joined(separator: ", "))"
         saveOrRefuse({ [unowned self] in members.filter(\.inPool).map(\.backend) + pending.replicas.map(\.backend) }, change: change) {
@@ -111,7 +109,7 @@ extension Supervisor {
         }
     }
 
-    private func commitAdd(_ pending: PendingAdd) -> AdminResponse {
+    private func commitAdd(_ pending: PendingAdd) -> AdminAnswer {
         pendingAdd = nil
         for replica in pending.replicas {
             replica.inPool = true
@@ -121,7 +119,7 @@ extension Supervisor {
         for replica in pending.replicas {
             logger.info("[+] Server \(replica.backend.number) added: \(replica.backend.name) at \(replica.backend.address)", metadata: event("added", replica.backend))
         }
-        return AdminResponse(status: .ok, body: repBody())
+        return .pool(poolNames())
     }
 
     func abortAdd(_ pending: PendingAdd, reason: String) {
@@ -133,40 +131,39 @@ extension Supervisor {
 
     /// `DELETE /rm`: takes the replicas out of the snapshot at once and stops them once every
     /// worker runs a snapshot without them.
-    func remove(_ request: AdminRequest, done: @escaping (AdminResponse) -> Void) {
-        var names: [String]
-        if let id = request.queryParameter("id") {
-            guard let number = Int(id), number > 0 else { return done(.failure(.badRequest, "<Error> 'id' must be a positive integer, got '\(id)'")) }
-            guard let replica = members.first(where: { $0.backend.number == number }) else {
-                return done(.failure(.notFound, "<Error> No replica with id \(number) in the pool"))
-            }
-            names = [replica.backend.name]
-        } else {
-            let command: ScaleCommand
-            do { command = try ScaleCommand.parse(request.body) } catch { return done(.failure(.badRequest, error.message)) }
-            names = command.hostnames ?? []
-            let n = command.n ?? max(names.count, 1)
-            guard n > 0 else { return done(.failure(.badRequest, "<Error> 'n' must be a positive integer, got \(n)")) }
-            guard names.count <= n else {
-                return done(.failure(.badRequest, "<Error> Length of hostname list is more than removable instances"))
-            }
-            guard n <= members.count else {
-                return done(.failure(.badRequest, "<Error> Cannot remove \(n) replicas: the pool has \(members.count)"))
-            }
-            // Names match members case-insensitively; from here on they are the members' own.
-            var seen = Set<String>()
-            for (index, name) in names.enumerated() {
-                guard seen.insert(ReplicaName.key(name)).inserted else { return done(.failure(.badRequest, "<Error> Hostname '\(name)' is given more than once")) }
-                guard let member = members.first(where: { ReplicaName.same($0.backend.name, name) }) else {
-                    return done(.failure(.notFound, "<Error> Hostname '\(name)' is not in the pool"))
-                }
-                names[index] = member.backend.name
-            }
-            var others = members.filter { !seen.contains(ReplicaName.key($0.backend.name)) }.map(\.backend.name)
-            others.shuffle()
-            names += others.prefix(n - names.count)
+    func remove(number: Int, done: @escaping (AdminAnswer) -> Void) {
+        guard let replica = members.first(where: { $0.backend.number == number }) else {
+            return done(.failure(.notFound, "<Error> No replica with id \(number) in the pool"))
         }
-        let chosen = names
+        remove(names: [replica.backend.name], done: done)
+    }
+
+    func remove(_ command: ScaleCommand, done: @escaping (AdminAnswer) -> Void) {
+        var names = command.hostnames ?? []
+        let n = command.n ?? max(names.count, 1)
+        guard n > 0 else { return done(.failure(.badRequest, "<Error> 'n' must be a positive integer, got \(n)")) }
+        guard names.count <= n else {
+            return done(.failure(.badRequest, "<Error> Length of hostname list is more than removable instances"))
+        }
+        guard n <= members.count else {
+            return done(.failure(.badRequest, "<Error> Cannot remove \(n) replicas: the pool has \(members.count)"))
+        }
+        // Names match members case-insensitively; from here on they are the members' own.
+        var seen = Set<String>()
+        for (index, name) in names.enumerated() {
+            guard seen.insert(ReplicaName.key(name)).inserted else { return done(.failure(.badRequest, "<Error> Hostname '\(name)' is given more than once")) }
+            guard let member = members.first(where: { ReplicaName.same($0.backend.name, name) }) else {
+                return done(.failure(.notFound, "<Error> Hostname '\(name)' is not in the pool"))
+            }
+            names[index] = member.backend.name
+        }
+        var others = members.filter { !seen.contains(ReplicaName.key($0.backend.name)) }.map(\.backend.name)
+        others.shuffle()
+        names += others.prefix(n - names.count)
+        remove(names: names, done: done)
+    }
+
+    private func remove(names chosen: [String], done: @escaping (AdminAnswer) -> Void) {
         let removed = members.filter { chosen.contains($0.backend.name) }
         // Saved first: if the smaller pool cannot be saved, nothing is stopped or unpublished.
         saveOrRefuse({ [unowned self] in members.filter { $0.inPool && !chosen.contains($0.backend.name) }.map(\.backend) },
@@ -177,7 +174,7 @@ extension Supervisor {
     }
 
     /// Takes `removed` out of the pool once their removal is saved.
-    private func commitRemove(_ removed: [Replica]) -> AdminResponse {
+    private func commitRemove(_ removed: [Replica]) -> AdminAnswer {
         for replica in removed { replica.inPool = false }
         let target = publish()
         for replica in removed { logger.info("[-] Server \(replica.backend.number) removed: \(replica.backend.name)", metadata: event("removed", replica.backend)) }
@@ -185,7 +182,7 @@ extension Supervisor {
         let stoppers = removed.map { driver.retire($0.backend) }
         stopWhenUnused(removed, stoppers: stoppers, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)
         members.removeAll { member in removed.contains { $0 === member } }
-        return AdminResponse(status: .ok, body: repBody())
+        return .pool(poolNames())
     }
 
     /// Stops removed replicas once every worker runs a snapshot without them (docs/ARCHITECTURE.md §4), so

@@ -11,13 +11,14 @@ import Logging
 import Prometheus
 
 /// Owns membership (docs/ARCHITECTURE.md §5): heartbeats, driver, admin commands, snapshots.
-/// It runs on the control loop; workers reach it only through `submit` and `reportUnreachable`
-/// (which post to that loop) and get their answer through the reply closure. The driver reports
+/// It runs on the control loop; workers reach it only through its `admin` router (whose
+/// commands post to that loop) and `reportUnreachable`, and read what it publishes: the
+/// routing snapshot, the `view` behind `/rep` and `/status`, and the metrics. The driver reports
 /// to it through `DriverEvent`s and the desired pool is read and written through a `PoolStore`.
 ///
 /// `@unchecked Sendable`: every mutable property is touched only on `loop`'s thread; the
 /// cross-thread entry points only read immutable state or post to the loop.
-package final class Supervisor: AdminHandler, @unchecked Sendable {
+package final class Supervisor: @unchecked Sendable {
     package let loop: EventLoop
     package let publisher: SnapshotPublisher
     let driver: ReplicaDriver
@@ -36,11 +37,22 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     private var generation: UInt64 = 0
     private var publishedHealth: [String: Bool] = [:]
     /// Admin commands run one at a time; the others wait here in arrival order.
-    private var queue: [(AdminRequest, @Sendable (AdminResponse) -> Void)] = []
+    private var queue: [(AdminCommand, @Sendable (AdminAnswer) -> Void)] = []
     private var busy = false
     private var onInitialPoolReady: (() -> Void)?
 
-    package static let adminPaths: Set<Substring> = ["/rep", "/add", "/rm", "/status", "/metrics"]
+    /// What `/rep` and `/status` read: republished after every change of the pool or of a
+    /// replica's state (`publishView`), never read back by the control loop.
+    package let view: PublishedView
+    /// A change is waiting to be published in the view at the end of this turn of the loop.
+    private var viewChanged = false
+    /// The admin API for a worker: it reads `view` and `metrics` and hands commands to `perform`.
+    package var admin: AdminRouter {
+        AdminRouter(view: view, metrics: metrics, logger: logger) { [weak self] command, reply in
+            guard let self else { return reply(.failure(.serviceUnavailable, "<Error> ds-lb is stopping")) }
+            perform(command, reply: reply)
+        }
+    }
 
     /// Shared with the workers: they count requests, the supervisor health and restarts.
     package let metrics: ProxyMetrics
@@ -61,7 +73,12 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         generationGauge = metrics.registry.makeGauge(
             descriptor: ProxyMetrics.name("ring", unit: "generation", help: "Generation of the published snapshot"))
         poolGauge = metrics.registry.makeGauge(descriptor: ProxyMetrics.name("pool", unit: "replicas", help: "Replicas in the pool"))
-        driver.attach(to: loop) { [unowned self] event in self.driverReported(event) }
+        view = PublishedView(SupervisorView(generation: 0, algorithm: algorithm.rawValue, driver: driver.name, startedAt: startedAt,
+                                            heartbeatInterval: config.heartbeatInterval, replicas: []))
+        driver.attach(to: loop) { [unowned self] event in
+            self.driverReported(event)
+            self.noteViewChanged()
+        }
     }
 
     private func healthGauge(_ name: String) -> Gauge {
@@ -82,8 +99,11 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     }
 
     /// Structured fields of a replica event (`EVENT=restarted`, `BACKEND=server-2` in journald).
+    /// Made just before the event's line is written, so it publishes the view first: whoever
+    /// reads the line and then asks `/status` sees the replica as the line describes it.
     func event(_ name: String, _ backend: Backend) -> Logger.Metadata {
-        ["event": .string(name), "backend": .string(backend.name)]
+        publishView()
+        return ["event": .string(name), "backend": .string(backend.name)]
     }
 
     /// One line for systemd's `STATUS=`: "3/3 replicas up, ring generation 7".
@@ -181,30 +201,13 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         ready()
     }
 
-    // MARK: AdminHandler (any thread)
+    // MARK: admin commands
 
-    /// Asked for every proxied request whose path is no longer than the longest admin path: the
-    /// UTF-8 bytes are compared with each admin path of the same length, which costs far less
-    /// than hashing the path (SipHash) for a Set and comparing strings.
-    /// The answers are the same: nothing but these bytes is canonically equivalent to an admin
-    /// path (no character decomposes to a lowercase ASCII letter or "/").
-    package func isAdminPath(_ path: Substring) -> Bool {
-        let bytes = path.utf8
-        let count = bytes.count
-        for admin in Self.adminPathBytes where admin.count == count {
-            if admin.elementsEqual(bytes) { return true }
-        }
-        return false
-    }
-
-    private static let adminPathBytes = adminPaths.map { Array($0.utf8) }
-
-    private static let longestAdminPathLength = adminPaths.map(\.utf8.count).max() ?? 0
-    package var longestAdminPath: Int { Self.longestAdminPathLength }
-
-    package func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void) {
+    /// Any thread. Runs `command` on the control loop after the ones before it; `reply` gets
+    /// the answer once the view shows what the command did.
+    func perform(_ command: AdminCommand, reply: @escaping @Sendable (AdminAnswer) -> Void) {
         loop.execute { [self] in
-            queue.append((request, reply))
+            queue.append((command, reply))
             runNextCommand()
         }
     }
@@ -225,98 +228,55 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
 
     private func runNextCommand() {
         guard !busy, !queue.isEmpty else { return }
-        let (request, reply) = queue.removeFirst()
+        let (command, reply) = queue.removeFirst()
         busy = true
-        execute(request) { [unowned self] response in
-            logAdmin(method: request.method, path: request.path, client: request.client, status: response.status,
-                     reason: response.status.isError ? response.body : nil)
-            reply(response)
+        execute(command) { [unowned self] answer in
+            // A client that reads `/rep` or `/status` after this answer sees what it did.
+            publishView()
+            reply(answer)
             busy = false
             runNextCommand()
         }
     }
 
-    /// Any thread. Workers report the admin requests they refused themselves.
-    package func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String) {
-        logAdmin(method: method, path: path, client: client, status: status, reason: reason)
-    }
-
-    /// One line per admin request with the client's address. Reads (GET/HEAD, e.g. a
-    /// metrics scraper) log at debug so they do not drown the heartbeat log; everything that
-    /// changes the pool, and every refusal, at info or above.
-    private func logAdmin(method: String, path: String, client: String, status: HTTPStatus, reason: String?) {
-        let level: Logger.Level = status.isError ? .warning : (method == "GET" || method == "HEAD") ? .debug : .info
-        var line = "[admin] \(method) \(path) from \(client): \(status)"
-        if let reason { line += " \(reason)" }
-        logger.log(level: level, "\(line)", metadata: ["event": "admin", "client": "\(client)", "status": "\(status)"])
-    }
-
-    private func execute(_ request: AdminRequest, done: @escaping (AdminResponse) -> Void) {
-        switch (request.path, request.method) {
-        case ("/rep", "GET"), ("/rep", "HEAD"):
-            done(AdminResponse(status: .ok, body: repBody()))
-        case ("/status", "GET"), ("/status", "HEAD"):
-            done(AdminResponse(status: .ok, body: statusBody()))
-        case ("/metrics", "GET"), ("/metrics", "HEAD"):
-            done(AdminResponse(status: .ok, body: metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
-        case ("/add", "POST"):
-            add(request, done: done)
-        case ("/rm", "DELETE"):
-            remove(request, done: done)
-        case ("/rep", _), ("/status", _), ("/metrics", _):
-            done(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on \(request.path); use GET", extraHeaders: "Allow: GET\r\n"))
-        case ("/add", _):
-            done(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on /add; use POST", extraHeaders: "Allow: POST\r\n"))
-        case ("/rm", _):
-            done(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on /rm; use DELETE", extraHeaders: "Allow: DELETE\r\n"))
-        default:
-            done(.failure(.notFound, "<Error> '\(request.path)' is not an admin endpoint"))
+    private func execute(_ command: AdminCommand, done: @escaping (AdminAnswer) -> Void) {
+        switch command {
+        case .add(let scale): add(scale, done: done)
+        case .removeNumber(let number): remove(number: number, done: done)
+        case .remove(let scale): remove(scale, done: done)
         }
     }
 
-    func repBody() -> String {
-        let pool = members.filter(\.inPool)
-        let message = JSONValue.object([
-            ("N", .int(pool.count)),
-            ("replicas", .array(pool.map { .string($0.backend.name) })),
-        ])
-        return JSONValue.object([("message", message), ("status", .string("successful"))]).serialized
+    /// The pool's names, in order (the body of the answer to `/add` and `/rm`).
+    func poolNames() -> [String] { members.filter(\.inPool).map(\.backend.name) }
+
+    /// Publishes the view now (before an answer, or with a new snapshot).
+    func publishView() {
+        assert(loop.isInLoop)
+        viewChanged = false
+        view.publish(SupervisorView(
+            generation: generation, algorithm: algorithm.rawValue, driver: driver.name, startedAt: startedAt,
+            heartbeatInterval: config.heartbeatInterval,
+            replicas: members.filter(\.inPool).map { replica in
+                SupervisorView.ReplicaView(
+                    name: replica.backend.name, id: replica.backend.number, address: replica.backend.address,
+                    state: replica.health.status.rawValue, details: driver.details(of: replica.backend),
+                    lastCheck: replica.health.last?.description, lastCheckCode: replica.health.last?.code,
+                    lastCheckNanoseconds: replica.lastLatency, checks: replica.checks,
+                    consecutiveFailures: replica.health.consecutiveFailures, restarts: replica.restarts,
+                    failedRestarts: replica.failedRestarts, markedDown: replica.passiveDown,
+                    counters: metrics.replica(replica.backend.name))
+            }))
     }
 
-    private func statusBody() -> String {
-        let replicas: [JSONValue] = members.filter(\.inPool).map { replica in
-            var fields: [(String, JSONValue)] = [
-                ("name", .string(replica.backend.name)),
-                ("id", .int(replica.backend.number)),
-                ("address", .string(replica.backend.address)),
-                ("state", .string(replica.health.status.rawValue)),
-            ]
-            fields += driver.details(of: replica.backend)
-            fields += [
-                ("last_check", replica.health.last.map { .string($0.description) } ?? .null),
-                ("last_check_code", replica.health.last.map { .string($0.code) } ?? .null),
-                ("last_check_ms", .double(Double(replica.lastLatency / 1000) / 1000)),
-                ("checks", .int(replica.checks)),
-                ("consecutive_failures", .int(replica.health.consecutiveFailures)),
-                ("restarts", .int(replica.restarts)),
-                ("failed_restarts", .int(replica.failedRestarts)),
-                ("requests", .int(metrics.replica(replica.backend.name).served)),
-                ("in_flight", .int(metrics.replica(replica.backend.name).inFlight)),
-                ("failed_requests", .int(metrics.replica(replica.backend.name).failures)),
-                ("marked_down", .bool(replica.passiveDown)),
-            ]
-            return .object(fields)
+    /// A replica's state changed: the view is published once at the end of this turn of the
+    /// loop, however many changes the turn makes.
+    func noteViewChanged() {
+        guard !viewChanged else { return }
+        viewChanged = true
+        loop.schedule(after: .zero) { [unowned self] in
+            if viewChanged { publishView() }
         }
-        let message = JSONValue.object([
-            ("generation", .int(Int(generation))),
-            ("algorithm", .string(algorithm.rawValue)),
-            ("driver", .string(driver.name)),
-            ("uptime_s", .double(Double((monotonicNanoseconds() - startedAt) / 1_000_000) / 1000)),
-            ("heartbeat_interval", .string(DurationText.format(config.heartbeatInterval))),
-            ("N", .int(replicas.count)),
-            ("replicas", .array(replicas)),
-        ])
-        return JSONValue.object([("message", message), ("status", .string("successful"))]).serialized
     }
 
     // MARK: membership
@@ -330,6 +290,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         let current = publisher.latest()
         if !force && current.backends == pool.map(\.backend).sorted(by: { $0.name < $1.name }) && health == publishedHealth
             && generation > 0 {
+            noteViewChanged()
             return generation
         }
         generation += 1
@@ -338,6 +299,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
         poolGauge.set(Int64(pool.count))
         for (name, up) in health { healthGauge(name).set(Int64(up ? 1 : 0)) }
         publisher.publish(Snapshot(generation: generation, backends: pool.map(\.backend), healthy: health, algorithm: algorithm))
+        publishView()
         return generation
     }
 
@@ -415,7 +377,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     /// For an admin command: saves the pool it would make, before anything changes, and hands
     /// `then` the answer refusing the command when that fails (nil when saved): 507 when the
     /// store is full, 409 when another writer changed the pool first, else 500.
-    func saveOrRefuse(_ pool: @escaping () -> [Backend], change: String, then: @escaping (AdminResponse?) -> Void) {
+    func saveOrRefuse(_ pool: @escaping () -> [Backend], change: String, then: @escaping (AdminAnswer?) -> Void) {
         writePool(pool) { [unowned self] result in
             guard case .failure(let error) = result else { return then(nil) }
             logger.error("[!] Could not save the pool, so did not \(change): \(error)")
@@ -487,6 +449,7 @@ package final class Supervisor: AdminHandler, @unchecked Sendable {
     func apply(_ event: ReconcilerEvent, to replica: Replica) {
         let now = monotonicNanoseconds()
         perform(reconciler.handle(event, for: &replica.record, now: now), for: replica, now: now)
+        noteViewChanged()
     }
 
     func perform(_ actions: [ReconcilerAction], for replica: Replica, now: UInt64) {

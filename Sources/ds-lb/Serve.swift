@@ -9,6 +9,7 @@ import DSControl
 import DSHashing
 import DSProxy
 import DSReactor
+import DSServer
 import DSSystem
 import DSSystemd
 import Logging
@@ -273,9 +274,7 @@ struct Serve: ParsableCommand {
         // straight to journald; anywhere else, plain lines.
         let journal = JournalLogHandler.isJournalStderr
         LoggingSystem.bootstrap { journal ? JournalLogHandler(label: $0) as any LogHandler : LineLogHandler(label: $0) }
-        let notifier = SystemdNotifier()
         let logger = Logger(label: "ds-lb")
-        signal(SIGPIPE, SIG_IGN)
 
         let (listenAddress, adminAddress) = try addresses()
         let staticBackends = try backends.map(Self.parseBackend)
@@ -284,132 +283,30 @@ struct Serve: ParsableCommand {
         }
         let algorithm = try HashAlgorithm(option: hash)
         let workerCount = workers ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        var proxy = ProxyConfig(adminAllow: [])
+        try upstreamPool(into: &proxy, workers: workerCount)
+        let invocation = ServeInvocation.started ?? ServeInvocation.none
+        var configuration = ServerConfiguration(
+            listen: listenAddress, admin: adminAddress, workers: workerCount, algorithm: algorithm,
+            supervisor: try supervisorConfig(), proxy: try liveProxyConfig(from: proxy),
+            replicas: driver == "static" ? 0 : replicas, stateDirectory: stateDir ?? Self.defaultStateDirectory()
+        ) { logger in try self.makeDriver(staticBackends: staticBackends, logger: logger) }
+        configuration.resetState = resetState
+        configuration.configurationFile = invocation.file?.path
 
         // The control loop runs on this (main) thread for the life of the process: replicas are
-        // forked from it, and PR_SET_PDEATHSIG follows the forking thread. Signals are blocked
-        // here before any other thread exists (the Docker driver starts one), so only the
-        // signalfd sees them.
-        let control = try EventLoop()
-        var onSignal: (Int32) -> Void = { _ in }
-        _ = try SignalWatcher(signals: [SIGTERM, SIGINT, SIGHUP], loop: control) { onSignal($0) }
-        var stopping = false
-        let listeners = try Self.listeningSockets(listen: listenAddress, admin: adminAddress, logger: logger)
-        let replicaDriver = try makeDriver(staticBackends: staticBackends, logger: logger)
-        // The admin socket's worker reads snapshots like the others (it acknowledges generations).
-        let supervisor = Supervisor(loop: control, driver: replicaDriver, algorithm: algorithm, config: try supervisorConfig(),
-                                    workers: workerCount + (listeners.admin == nil ? 0 : 1), logger: logger)
-        var workerLoops: [EventLoop] = []
-        let drain = GracefulDrain()
-        var config = ProxyConfig(adminAllow: [])
-        config.drain = drain
-        try upstreamPool(into: &config, workers: workerCount)
-        let reloader = Reloader(invocation: ServeInvocation.started ?? ServeInvocation.none, supervisor: supervisor,
-                                proxyConfig: try liveProxyConfig(from: config),
-                                notifier: notifier, logger: logger)
-        onSignal = { signal in
-            if signal == SIGHUP {
-                if !stopping { reloader.reload() }
-                return
-            }
-            guard !stopping else { return }
-            stopping = true
-            supervisor.beginStopping()
-            notifier.stopping(status: "Stopping (signal \(signal)): finishing requests in flight")
-            logger.info("[i] Received signal \(signal): stopping")
-            // Stop accepting (new connections wait in the socket's backlog, which systemd keeps
-            // for the next ds-lb), let the requests in flight finish, then stop.
-            guard !workerLoops.isEmpty else {
-                workerLoops.forEach { $0.stop() }
-                control.stop()
-                return
-            }
-            do { try GracefulStop.stopAccepting(listeners.http) } catch { logger.error("[!] Could not stop accepting: \(error)") }
-            let drainTimeout = reloader.drainTimeout
-            // Each worker closes its idle connections and each other one after its response.
-            drain.begin()
-            GracefulStop.drain(loop: control, timeout: nanoseconds(of: drainTimeout), inFlight: { drain.remaining }) { left in
-                if left > 0 {
-                    logger.warning("[!] Stopping with \(left) client connections still open after \(DurationText.format(drainTimeout))")
-                } else {
-                    logger.info("[i] Drained: every request in flight answered, every client connection closed")
-                }
-                workerLoops.forEach { $0.stop() }
-                control.stop()
-            }
-        }
-
-        let store = StateStore(directory: stateDir ?? Self.defaultStateDirectory())
-        if resetState {
-            do { try store.reset() } catch { throw ValidationError("--reset-state: cannot remove \(store.path): \(error)") }
-        }
-        supervisor.poolStore = FileStore(file: store, driver: replicaDriver.name)
-        // systemd: WATCHDOG=1 only while every loop makes progress; STATUS= follows the pool
-        // (and says when the last reload failed or left a setting for the next restart).
-        var watchdog: ProgressWatchdog?
-        var lastStatus = "Starting replicas"
-        if notifier.isEnabled {
-            notifier.status(lastStatus)
-            if let timeout = notifier.watchdogTimeout() {
-                watchdog = ProgressWatchdog(control: control, timeout: timeout, notifier: notifier, logger: logger)
-                watchdog?.start()
-            }
-            func refreshStatus() {
-                control.schedule(after: .seconds(1)) {
-                    guard !stopping else { return }
-                    let line = reloader.statusLine
-                    if line != lastStatus, !workerLoops.isEmpty { lastStatus = line; notifier.status(line) }
-                    refreshStatus()
-                }
-            }
-            refreshStatus()
-        }
-        // Workers start once the initial replicas pass their first heartbeats, so the first
-        // requests do not meet an empty rotation; until then connections wait in the backlog.
-        // With an admin socket, the admin endpoints leave the traffic socket for it.
-        var startError: Error?
+        // forked from it, and PR_SET_PDEATHSIG follows the forking thread.
         do {
-            try supervisor.bootstrap(replicas: driver == "static" ? 0 : replicas) {
-                do {
-                    let admin: AdminHandler? = listeners.admin == nil ? supervisor : nil
-                    for index in 0..<workerCount {
-                        let handle = WorkerHandle()
-                        workerLoops.append(try Worker.start(index: index, listenFD: listeners.http, publisher: supervisor.publisher,
-                                                            config: reloader.proxyConfig, admin: admin, metrics: supervisor.metrics,
-                                                            onUnreachable: { supervisor.reportUnreachable($0) }, handle: handle))
-                        reloader.workers.append(handle)
-                    }
-                    if let adminFD = listeners.admin {
-                        let handle = WorkerHandle()
-                        workerLoops.append(try Worker.start(index: workerCount, listenFD: adminFD, publisher: supervisor.publisher,
-                                                            config: reloader.proxyConfig, admin: AdminOnlyHandler(supervisor: supervisor),
-                                                            metrics: supervisor.metrics, onUnreachable: { _ in }, handle: handle))
-                        reloader.workers.append(handle)
-                        let bound = (try? Socket.localAddress(adminFD))?.description ?? adminListen ?? "the admin socket"
-                        logger.info("[i] Admin endpoints on \(bound) only")
-                    }
-                } catch {
-                    startError = error
-                    control.stop()
-                    return
-                }
-                let bound = (try? Socket.localAddress(listeners.http))?.description ?? listen
-                logger.info("[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(replicaDriver.name), hash: \(algorithm.rawValue), key: \(reloader.proxyConfig.keyExtractor))")
-                if let path = reloader.invocation.file?.path { logger.info("[i] Configuration: \(path) (reload: systemctl reload ds-lb, or SIGHUP)") }
-                workerLoops.forEach { watchdog?.watch($0) }
-                notifier.ready(status: reloader.statusLine)
-                lastStatus = reloader.statusLine
-            }
-        } catch let error as PoolStoreError {
-            supervisor.stopAll()
-            throw Failure(description: "\(error)")
-        } catch {
-            supervisor.stopAll()
-            throw Failure(description: "could not start the initial replicas: \(error)")
+            let server = try Server(configuration: configuration, logger: logger)
+            let reloader = Reloader(invocation: invocation, server: server, logger: logger)
+            server.onReload = { reloader.reload() }
+            try server.start()
+            try withExtendedLifetime(reloader) { try server.run() }
+        } catch ServerError.invalid(let message) {
+            throw ValidationError(message)
+        } catch ServerError.failed(let message) {
+            throw Failure(description: message)
         }
-        control.run()
-        supervisor.stopAll()
-        if let startError { throw startError }
-        logger.info("[i] ds-lb stopped")
     }
 
     /// systemd's `StateDirectory=` (first entry), else /var/lib/ds-lb.

@@ -9,6 +9,7 @@ import DSReactor
 import DSSystem
 import Logging
 @testable import DSControl
+import DSTestSupport
 
 /// A replica whose address a driver learns only after `launch` (a container on a user-defined
 /// network): the supervisor heartbeats the address the driver reports later, brings the replica

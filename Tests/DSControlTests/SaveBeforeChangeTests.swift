@@ -41,7 +41,7 @@ final class SaveBeforeChangeTests: XCTestCase {
     func testRemoveThatCannotBeSavedStopsNothing() throws {
         let (loop, driver, supervisor) = try threeReplicas()
         supervisor.poolStore = try unwritablePoolStore()
-        let before = supervisor.repBody()
+        let before = supervisor.view.latest().poolNames
         let generation = supervisor.publisher.latest().generation
         let stopLoop = startControlLoop(loop, keeping: supervisor)
         defer { stopLoop() }
@@ -49,7 +49,7 @@ final class SaveBeforeChangeTests: XCTestCase {
         for (path, query, body) in [("/rm", "id=1", ""), ("/rm", nil, #"{"hostnames": ["server-2"]}"#)] {
             let answered = expectation(description: "answer")
             nonisolated(unsafe) var response: AdminResponse?
-            supervisor.submit(AdminRequest(method: "DELETE", path: path, query: query, body: Array(body.utf8))) {
+            supervisor.admin.submit(AdminRequest(method: "DELETE", path: path, query: query, body: Array(body.utf8))) {
                 response = $0
                 answered.fulfill()
             }
@@ -60,7 +60,7 @@ final class SaveBeforeChangeTests: XCTestCase {
         }
         let checked = expectation(description: "state read on the loop")
         loop.execute {
-            XCTAssertEqual(supervisor.repBody(), before, "the pool is unchanged")
+            XCTAssertEqual(supervisor.view.latest().poolNames, before, "the pool is unchanged")
             XCTAssertEqual(supervisor.publisher.latest().generation, generation, "nothing was published")
             XCTAssertEqual(driver.stopped, [], "no replica was stopped")
             checked.fulfill()
@@ -74,14 +74,14 @@ final class SaveBeforeChangeTests: XCTestCase {
         let (loop, driver, supervisor) = try threeReplicas()
         let store = RacingPoolStore(loop: loop, revision: 4)
         supervisor.poolStore = store
-        let before = supervisor.repBody()
+        let before = supervisor.view.latest().poolNames
         let stopLoop = startControlLoop(loop, keeping: supervisor)
         defer { stopLoop() }
 
         func remove() -> AdminResponse? {
             let answered = expectation(description: "answer")
             nonisolated(unsafe) var response: AdminResponse?
-            supervisor.submit(AdminRequest(method: "DELETE", path: "/rm", query: "id=1", body: [])) {
+            supervisor.admin.submit(AdminRequest(method: "DELETE", path: "/rm", query: "id=1", body: [])) {
                 response = $0
                 answered.fulfill()
             }
@@ -102,7 +102,7 @@ final class SaveBeforeChangeTests: XCTestCase {
         XCTAssertEqual(refused?.body.contains("Could not save the pool, nothing changed: the pool was changed by another writer (now at revision 4, this ds-lb had revision 0); send the command again"), true,
                        "\(String(describing: refused?.body))")
         onLoop {
-            XCTAssertEqual(supervisor.repBody(), before, "the pool is unchanged")
+            XCTAssertEqual(supervisor.view.latest().poolNames, before, "the pool is unchanged")
             XCTAssertEqual(driver.stopped, [], "no replica was stopped")
         }
         XCTAssertEqual(store.saved.revision, 4)

@@ -8,6 +8,7 @@ import Foundation
 import Logging
 import XCTest
 @testable import DSControl
+import DSTestSupport
 
 /// Runs `loop` on a thread of its own and returns what stops it: `stop()` only asks the loop to
 /// return, and the supervisor's timers hold it unowned (in ds-lb it lives as long as its loop),
@@ -32,41 +33,6 @@ enum DSBalancerBackend {
     /// A replica launched where nothing listens (port 0).
     static func port0(_ name: String, _ number: Int) -> Backend {
         Backend(name: name, number: number, host: "127.0.0.1", port: 0)
-    }
-}
-
-/// Keeps every message logged through `logger`, for tests of what the log says.
-final class CapturedLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
-
-    var messages: [String] { lock.withLock { lines } }
-
-    var logger: Logger { Logger(label: "test") { _ in Handler(log: self) } }
-
-    /// Waits (up to `seconds`) for a message containing `text`.
-    func waitFor(_ text: String, seconds: Double = 10) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if messages.contains(where: { $0.contains(text) }) { return true }
-            Thread.sleep(forTimeInterval: 0.01)
-        }
-        return false
-    }
-
-    private struct Handler: LogHandler {
-        let log: CapturedLog
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            log.lock.withLock { log.lines.append("\(event.message)") }
-        }
     }
 }
 

@@ -1,20 +1,19 @@
-import ArgumentParser
 import DSReactor
 import DSSystem
 import DSSystemd
 import Logging
 
-extension Serve {
-    /// The listening sockets: those systemd passed, by name (`FileDescriptorName=http` and the
+extension Server {
+    /// The listening sockets: those systemd passed (`passed`), by name (`FileDescriptorName=http` and the
     /// optional `admin` in ds-lb.socket; a lone unnamed one is `http`), else ones ds-lb opens on
     /// `listen` and, when given, `admin`. Before any thread starts. Raw numbers, not
     /// `FileDescriptor`s: each is shared by every worker's loop and lives as long as the process
     /// (a passed one is systemd's, one we open also sits in systemd's FD store).
-    static func listeningSockets(listen: SocketAddress, admin: SocketAddress?, logger: Logger) throws -> (http: Int32, admin: Int32?) {
-        let passed = SystemdListeners.take()
+    static func listeningSockets(passed: [SystemdListeners.Passed], listen: SocketAddress, admin: SocketAddress?,
+                                 logger: Logger) throws -> (http: Int32, admin: Int32?) {
         if !passed.isEmpty {
             guard let http = SystemdListeners.pick(passed, name: "http") else {
-                throw ValidationError("systemd passed sockets named \(passed.map(\.name).joined(separator: ", ")), none named 'http' (FileDescriptorName=http)")
+                throw ServerError.invalid("systemd passed sockets named \(passed.map(\.name).joined(separator: ", ")), none named 'http' (FileDescriptorName=http)")
             }
             let httpFD = try checkedPassed(http)
             logger.info("[i] Using the listening socket passed by systemd: \(http.name) (fd \(httpFD), \(passed.count) passed)")
@@ -30,7 +29,7 @@ extension Serve {
 
     private static func checkedPassed(_ socket: SystemdListeners.Passed) throws -> Int32 {
         guard Socket.isListeningStream(socket.fd) else {
-            throw ValidationError("the socket passed by systemd (fd \(socket.fd), \(socket.name)) is not a listening TCP socket")
+            throw ServerError.invalid("the socket passed by systemd (fd \(socket.fd), \(socket.name)) is not a listening TCP socket")
         }
         try Socket.setNonBlocking(socket.fd)
         return socket.fd

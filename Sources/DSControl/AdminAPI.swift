@@ -1,0 +1,177 @@
+import DSHTTP1
+import DSProxy
+import DSSystem
+import Logging
+
+/// A change to the pool an admin request asks for, its body already understood. The control
+/// loop runs these one at a time, in arrival order.
+enum AdminCommand: Sendable {
+    /// `POST /add`.
+    case add(ScaleCommand)
+    /// `DELETE /rm?id=K`.
+    case removeNumber(Int)
+    /// `DELETE /rm` with a body (or none).
+    case remove(ScaleCommand)
+}
+
+/// The control loop's answer to an `AdminCommand`.
+enum AdminAnswer: Sendable {
+    /// Done: the pool is now these replicas (the `/rep` body).
+    case pool([String])
+    /// Refused or failed: nothing changed.
+    case failure(HTTPStatus, String)
+}
+
+/// The admin API's HTTP side (docs/ARCHITECTURE.md §5): it turns a request into a read of the
+/// published view (`/rep`, `/status`, `/metrics`, answered on the calling worker's thread) or
+/// into an `AdminCommand` for the control loop, and the answer into a JSON body with its
+/// status. Every request is logged here, whoever answered it.
+package final class AdminRouter: AdminHandler {
+    package static let paths: Set<Substring> = ["/rep", "/add", "/rm", "/status", "/metrics"]
+
+    private let view: PublishedView
+    private let metrics: ProxyMetrics
+    private let logger: Logger
+    private let perform: @Sendable (AdminCommand, @escaping @Sendable (AdminAnswer) -> Void) -> Void
+
+    init(view: PublishedView, metrics: ProxyMetrics, logger: Logger,
+         perform: @escaping @Sendable (AdminCommand, @escaping @Sendable (AdminAnswer) -> Void) -> Void) {
+        self.view = view
+        self.metrics = metrics
+        self.logger = logger
+        self.perform = perform
+    }
+
+    /// Asked for every proxied request whose path is no longer than the longest admin path: the
+    /// UTF-8 bytes are compared with each admin path of the same length, which costs far less
+    /// than hashing the path (SipHash) for a Set and comparing strings.
+    /// The answers are the same: nothing but these bytes is canonically equivalent to an admin
+    /// path (no character decomposes to a lowercase ASCII letter or "/").
+    package func isAdminPath(_ path: Substring) -> Bool {
+        let bytes = path.utf8
+        let count = bytes.count
+        for admin in Self.pathBytes where admin.count == count {
+            if admin.elementsEqual(bytes) { return true }
+        }
+        return false
+    }
+
+    private static let pathBytes = paths.map { Array($0.utf8) }
+
+    private static let longestPathLength = paths.map(\.utf8.count).max() ?? 0
+    package var longestAdminPath: Int { Self.longestPathLength }
+
+    /// Any thread. Reads are answered at once from the published view; commands go to the
+    /// control loop and are answered when it is done with them.
+    package func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void) {
+        let answer: @Sendable (AdminResponse) -> Void = { [self] response in
+            logAdmin(method: request.method, path: request.path, client: request.client, status: response.status,
+                     reason: response.status.isError ? response.body : nil)
+            reply(response)
+        }
+        switch route(request) {
+        case .answered(let response):
+            answer(response)
+        case .command(let command):
+            perform(command) { answer(Self.response(to: $0)) }
+        }
+    }
+
+    /// Any thread. Workers report the admin requests they refused themselves.
+    package func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String) {
+        logAdmin(method: method, path: path, client: client, status: status, reason: reason)
+    }
+
+    enum Route {
+        case answered(AdminResponse)
+        case command(AdminCommand)
+    }
+
+    func route(_ request: AdminRequest) -> Route {
+        switch (request.path, request.method) {
+        case ("/rep", "GET"), ("/rep", "HEAD"):
+            return .answered(Self.response(to: .pool(view.latest().poolNames)))
+        case ("/status", "GET"), ("/status", "HEAD"):
+            return .answered(AdminResponse(status: .ok, body: Self.statusBody(view.latest())))
+        case ("/metrics", "GET"), ("/metrics", "HEAD"):
+            return .answered(AdminResponse(status: .ok, body: metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
+        case ("/add", "POST"):
+            do { return .command(.add(try ScaleCommand.parse(request.body))) } catch { return .answered(.failure(.badRequest, error.message)) }
+        case ("/rm", "DELETE"):
+            if let id = request.queryParameter("id") {
+                guard let number = Int(id), number > 0 else {
+                    return .answered(.failure(.badRequest, "<Error> 'id' must be a positive integer, got '\(id)'"))
+                }
+                return .command(.removeNumber(number))
+            }
+            do { return .command(.remove(try ScaleCommand.parse(request.body))) } catch { return .answered(.failure(.badRequest, error.message)) }
+        case ("/rep", _), ("/status", _), ("/metrics", _):
+            return .answered(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on \(request.path); use GET", extraHeaders: "Allow: GET\r\n"))
+        case ("/add", _):
+            return .answered(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on /add; use POST", extraHeaders: "Allow: POST\r\n"))
+        case ("/rm", _):
+            return .answered(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on /rm; use DELETE", extraHeaders: "Allow: DELETE\r\n"))
+        default:
+            return .answered(.failure(.notFound, "<Error> '\(request.path)' is not an admin endpoint"))
+        }
+    }
+
+    static func response(to answer: AdminAnswer) -> AdminResponse {
+        switch answer {
+        case .pool(let names):
+            let message = JSONValue.object([
+                ("N", .int(names.count)),
+                ("replicas", .array(names.map { .string($0) })),
+            ])
+            return AdminResponse(status: .ok, body: JSONValue.object([("message", message), ("status", .string("successful"))]).serialized)
+        case .failure(let status, let message):
+            return .failure(status, message)
+        }
+    }
+
+    static func statusBody(_ view: SupervisorView) -> String {
+        let replicas: [JSONValue] = view.replicas.map { replica in
+            var fields: [(String, JSONValue)] = [
+                ("name", .string(replica.name)),
+                ("id", .int(replica.id)),
+                ("address", .string(replica.address)),
+                ("state", .string(replica.state)),
+            ]
+            fields += replica.details
+            fields += [
+                ("last_check", replica.lastCheck.map { .string($0) } ?? .null),
+                ("last_check_code", replica.lastCheckCode.map { .string($0) } ?? .null),
+                ("last_check_ms", .double(Double(replica.lastCheckNanoseconds / 1000) / 1000)),
+                ("checks", .int(replica.checks)),
+                ("consecutive_failures", .int(replica.consecutiveFailures)),
+                ("restarts", .int(replica.restarts)),
+                ("failed_restarts", .int(replica.failedRestarts)),
+                ("requests", .int(replica.counters.served)),
+                ("in_flight", .int(replica.counters.inFlight)),
+                ("failed_requests", .int(replica.counters.failures)),
+                ("marked_down", .bool(replica.markedDown)),
+            ]
+            return .object(fields)
+        }
+        let message = JSONValue.object([
+            ("generation", .int(Int(view.generation))),
+            ("algorithm", .string(view.algorithm)),
+            ("driver", .string(view.driver)),
+            ("uptime_s", .double(Double((monotonicNanoseconds() - view.startedAt) / 1_000_000) / 1000)),
+            ("heartbeat_interval", .string(DurationText.format(view.heartbeatInterval))),
+            ("N", .int(replicas.count)),
+            ("replicas", .array(replicas)),
+        ])
+        return JSONValue.object([("message", message), ("status", .string("successful"))]).serialized
+    }
+
+    /// One line per admin request with the client's address. Reads (GET/HEAD, e.g. a
+    /// metrics scraper) log at debug so they do not drown the heartbeat log; everything that
+    /// changes the pool, and every refusal, at info or above.
+    private func logAdmin(method: String, path: String, client: String, status: HTTPStatus, reason: String?) {
+        let level: Logger.Level = status.isError ? .warning : (method == "GET" || method == "HEAD") ? .debug : .info
+        var line = "[admin] \(method) \(path) from \(client): \(status)"
+        if let reason { line += " \(reason)" }
+        logger.log(level: level, "\(line)", metadata: ["event": "admin", "client": "\(client)", "status": "\(status)"])
+    }
+}

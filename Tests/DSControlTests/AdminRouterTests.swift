@@ -1,0 +1,102 @@
+import DSBalancer
+import DSHTTP1
+import DSProxy
+import DSReactor
+import DSSystem
+import Foundation
+import Logging
+import XCTest
+@testable import DSControl
+
+/// The admin router answers reads from the view the control loop published and refuses bad
+/// requests itself: neither waits for the control loop (which may be busy with a slow `/add`).
+final class AdminRouterTests: XCTestCase {
+    /// Two static replicas, bootstrapped; the control loop is not running.
+    private func twoReplicas() throws -> (EventLoop, Supervisor) {
+        let loop = try EventLoop()
+        let driver = StaticDriver(backends: [DSBalancerBackend.make("server-1", 1), DSBalancerBackend.make("server-2", 2)])
+        let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
+                                    logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        try supervisor.bootstrap(replicas: 0) {}
+        return (loop, supervisor)
+    }
+
+    /// Submits `request` and returns the answer given before `submit` returned (nil if none was).
+    private func answerAtOnce(_ router: AdminRouter, _ method: String, _ path: String, query: String? = nil,
+                              body: String = "") -> AdminResponse? {
+        let answer = Locked<AdminResponse?>(nil)
+        router.submit(AdminRequest(method: method, path: path, query: query, body: Array(body.utf8))) { response in
+            answer.withLock { $0 = response }
+        }
+        return answer.withLock { $0 }
+    }
+
+    func testReadsAreAnsweredFromThePublishedViewWithoutTheControlLoop() throws {
+        let (_, supervisor) = try twoReplicas()
+        let router = supervisor.admin
+
+        let rep = try XCTUnwrap(answerAtOnce(router, "GET", "/rep"), "/rep waited for the control loop")
+        XCTAssertEqual(rep.status, .ok)
+        XCTAssertEqual(rep.body, #"{"message": {"N": 2, "replicas": ["server-1", "server-2"]}, "status": "successful"}"#)
+
+        let status = try XCTUnwrap(answerAtOnce(router, "GET", "/status"), "/status waited for the control loop")
+        XCTAssertEqual(status.status, .ok)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(status.body.utf8)) as? [String: Any])
+        let message = try XCTUnwrap(json["message"] as? [String: Any])
+        XCTAssertEqual(message["generation"] as? Int, Int(supervisor.publisher.latest().generation))
+        XCTAssertEqual(message["driver"] as? String, "static")
+        XCTAssertEqual(message["N"] as? Int, 2)
+        let replicas = try XCTUnwrap(message["replicas"] as? [[String: Any]])
+        XCTAssertEqual(replicas.map { $0["name"] as? String }, ["server-1", "server-2"])
+        XCTAssertEqual(replicas.map { $0["address"] as? String }, ["127.0.0.1:20001", "127.0.0.1:20002"])
+        XCTAssertEqual(replicas.map { $0["state"] as? String }, ["UP", "UP"])
+
+        let metrics = try XCTUnwrap(answerAtOnce(router, "GET", "/metrics"), "/metrics waited for the control loop")
+        XCTAssertEqual(metrics.status, .ok)
+        XCTAssertTrue(metrics.contentType.hasPrefix("text/plain"))
+        XCTAssertTrue(metrics.body.contains("dslb_pool_replicas 2"), metrics.body)
+    }
+
+    func testBadRequestsAreRefusedWithoutTheControlLoop() throws {
+        let (_, supervisor) = try twoReplicas()
+        let router = supervisor.admin
+        let cases: [(String, String, String?, String, HTTPStatus, String, String)] = [
+            ("POST", "/add", nil, "{", .badRequest, "<Error> Request body is not valid JSON", ""),
+            ("POST", "/add", nil, #"{"n": "2"}"#, .badRequest, "<Error> 'n' must be a positive integer", ""),
+            ("DELETE", "/rm", "id=x", "", .badRequest, "<Error> 'id' must be a positive integer, got 'x'", ""),
+            ("DELETE", "/rm", nil, #"{"m": 1}"#, .badRequest, "<Error> Unknown key 'm': the body takes only 'n' and 'hostnames'", ""),
+            ("PUT", "/rep", nil, "", .methodNotAllowed, "<Error> Method PUT not allowed on /rep; use GET", "Allow: GET\r\n"),
+            ("GET", "/add", nil, "", .methodNotAllowed, "<Error> Method GET not allowed on /add; use POST", "Allow: POST\r\n"),
+            ("POST", "/rm", nil, "", .methodNotAllowed, "<Error> Method POST not allowed on /rm; use DELETE", "Allow: DELETE\r\n"),
+            ("GET", "/home", nil, "", .notFound, "<Error> '/home' is not an admin endpoint", ""),
+        ]
+        for (method, path, query, body, status, message, headers) in cases {
+            let response = try XCTUnwrap(answerAtOnce(router, method, path, query: query, body: body), "\(method) \(path) \(body)")
+            XCTAssertEqual(response.status, status, "\(method) \(path) \(body)")
+            XCTAssertEqual(response.body, JSON.object(["message": .string(message), "status": .string("failure")]), "\(method) \(path) \(body)")
+            XCTAssertEqual(response.extraHeaders, headers, "\(method) \(path) \(body)")
+        }
+    }
+
+    /// A command is answered once the view shows what it did: a `/rep` sent right after the
+    /// answer lists the pool the command made.
+    func testTheViewShowsACommandWhenItIsAnswered() throws {
+        let (loop, supervisor) = try twoReplicas()
+        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        defer { stopLoop() }
+        let router = supervisor.admin
+
+        let answered = expectation(description: "answer")
+        let response = Locked<AdminResponse?>(nil)
+        router.submit(AdminRequest(method: "DELETE", path: "/rm", query: "id=1", body: [])) { answer in
+            response.withLock { $0 = answer }
+            answered.fulfill()
+        }
+        wait(for: [answered], timeout: 10)
+        let removed = try XCTUnwrap(response.withLock { $0 })
+        XCTAssertEqual(removed.status, .ok, removed.body)
+        XCTAssertEqual(removed.body, #"{"message": {"N": 1, "replicas": ["server-2"]}, "status": "successful"}"#)
+        XCTAssertEqual(answerAtOnce(router, "GET", "/rep")?.body, removed.body)
+        XCTAssertEqual(supervisor.view.latest().poolNames, ["server-2"])
+    }
+}
