@@ -327,7 +327,7 @@ struct Serve: ParsableCommand {
             let drainTimeout = reloader.drainTimeout
             // Each worker closes its idle connections and each other one after its response.
             drain.begin()
-            GracefulStop.drain(loop: control, timeout: drainTimeout, inFlight: { drain.remaining }) { left in
+            GracefulStop.drain(loop: control, timeout: drainTimeout, inFlight: { drain.remaining }, done: { left in
                 if left > 0 {
                     logger.warning("[!] Stopping with \(left) client connections still open after \(DurationText.format(drainTimeout))")
                 } else {
@@ -335,7 +335,7 @@ struct Serve: ParsableCommand {
                 }
                 workerLoops.forEach { $0.stop() }
                 control.stop()
-            }
+            })
         }
 
         let store = StateStore(directory: stateDir ?? Self.defaultStateDirectory())
