@@ -43,7 +43,7 @@ test: deps
 FORMAT_PATHS := Sources Tests Package.swift
 lint:
 	$(SWIFT) format lint --strict --recursive --parallel $(FORMAT_PATHS) \
-	  || { echo "make lint: the findings above differ from .swift-format; 'make format' rewrites the layout and lists what needs a hand edit (CONTRIBUTING.md)" >&2; exit 1; }
+	  || { echo "make lint: the tree does not match .swift-format (findings above); 'make format' fixes the layout and lists what needs a hand edit (CONTRIBUTING.md)" >&2; exit 1; }
 
 ## make format: swift format format --in-place over the same files, then the lint (scripts/format-tree.sh).
 format:
