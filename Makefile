@@ -14,7 +14,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 INSTALL_SCRATCH ?= .build-install
 
-.PHONY: run test deps build release install systemd-e2e unit-test integration-test tsan-test clean images docker-e2e fuzz fuzz-smoke test-sanitize analyses
+.PHONY: run test lint format deps build release install systemd-e2e unit-test integration-test tsan-test clean images docker-e2e fuzz fuzz-smoke test-sanitize analyses
 
 ## make run: install what is missing, build release, run ds-lb on :5000 with 3 local replicas.
 run: release
@@ -22,8 +22,10 @@ run: release
 
 ## make test: install what is missing, then the whole suite: unit and end-to-end tests (with the
 ## zero-allocation check on a release probe), the whole suite again under the thread and the address
-## sanitizer, a short run of every fuzz target, Docker and systemd end to end.
+## sanitizer, a short run of every fuzz target, Docker and systemd end to end. The format lint
+## runs first: a tree that is not formatted fails in seconds, before the build.
 test: deps
+	@$(MAKE) --no-print-directory lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(INSTALL_SCRATCH) --product ds-alloc-count
 	DSLB_ALLOC_COUNT_BIN=$(CURDIR)/$(INSTALL_SCRATCH)/release/ds-alloc-count $(SWIFT) test --skip-build
@@ -34,6 +36,16 @@ test: deps
 	$(MAKE) fuzz-smoke
 	$(MAKE) docker-e2e
 	$(MAKE) systemd-e2e
+
+## make lint: swift format lint --strict (the rules in .swift-format) over the Swift sources; changes nothing.
+FORMAT_PATHS := Sources Tests Package.swift
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(FORMAT_PATHS) \
+	  || { echo "make lint: the tree does not match .swift-format (findings above); 'make format' fixes the layout and lists what needs a hand edit (CONTRIBUTING.md)" >&2; exit 1; }
+
+## make format: swift format format --in-place over the same files, then the lint (scripts/format-tree.sh).
+format:
+	SWIFT=$(SWIFT) scripts/format-tree.sh
 
 ## make systemd-e2e: ds-lb installed into a Debian 12 root and run by a real systemd (root; see the script).
 systemd-e2e:

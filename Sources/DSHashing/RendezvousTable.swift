@@ -207,6 +207,8 @@
         // one block size are disjoint (≤ V members per size); at most 2 lists per cell.
         let perList = 6 + virtualCount / 255
         var scratch = [UInt8](repeating: 0, count: virtualCount * (groupShift + 2) + 2 * groupSize * perList)
+        // The eleven buffers open as one flat block; swift-format would indent the body eleven levels.
+        // swift-format-ignore
         seeds.withUnsafeBufferPointer { seeds in
         hashes.withUnsafeMutableBufferPointer { hashes in
         cellOf.withUnsafeMutableBufferPointer { cellOf in

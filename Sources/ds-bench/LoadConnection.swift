@@ -258,7 +258,7 @@ final class LoadConnection: EventHandler {
         guard body.count > m else { return nil }
         var i = 0
         while i + m <= body.count {
-            if body[i] == 72 /* H */ {
+            if body[i] == marker[0] {
                 var j = 1
                 while j < m && body[i + j] == marker[j] { j += 1 }
                 if j == m {

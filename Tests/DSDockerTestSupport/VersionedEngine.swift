@@ -9,6 +9,8 @@ import Foundation
 ///   fields (`Networks[NAME].IPAddress`, `DNSNames`).
 /// Containers on a user-defined network get 172.20.0.10, .11, ...
 package final class VersionedEngine: @unchecked Sendable {
+    // v1_41 spells the Docker API version it fakes.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     package enum Shape: Sendable { case v1_41, current }
 
     package struct Container {

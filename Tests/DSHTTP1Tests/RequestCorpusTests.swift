@@ -47,6 +47,8 @@ final class RequestCorpusTests: XCTestCase {
     /// Today chunked requests are refused with 501; once decoding lands they frame as chunked.
     static let chunkedOutcome: FramingOutcome = Framing.acceptsChunkedRequests ? .body(.chunked) : .refused(501)
 
+    // One case per entry, name first, laid out by hand; swift-format would break each call apart.
+    // swift-format-ignore
     static let corpus: [Case] = [
         // MARK: valid requests
         ok("simple GET with id", "GET /home?id=12 HTTP/1.1\r\nHost: lb\r\n\r\n",

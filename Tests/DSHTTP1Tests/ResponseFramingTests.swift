@@ -25,6 +25,8 @@ final class ResponseFramingTests: XCTestCase {
         Case(name: name, raw: raw, method: method, status: status, version: version, keeps: keeps, want: want, line: line)
     }
 
+    // One case per entry, name first, laid out by hand; swift-format would break each call apart.
+    // swift-format-ignore
     static let cases: [Case] = [
         c("Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", status: 200, .body(.contentLength(5))),
         c("Content-Length 0", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", status: 200, .body(.none)),

@@ -77,6 +77,8 @@ final class SmugglingCorpusTests: IntegrationTestCase {
     /// A second request hidden in a body: it must never reach the replica.
     static let smuggled = "GET /smuggled HTTP/1.1\r\nHost: lb\r\n\r\n"
 
+    // One case per entry, name first, laid out by hand; swift-format would break each call apart.
+    // swift-format-ignore
     static let corpus: [Case] = [
         // MARK: controls (the corpus proves refusals, so first prove acceptance)
         rq("control: valid GET", "GET /ok?id=1 HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n", 200),
@@ -262,6 +264,8 @@ final class SmugglingCorpusTests: IntegrationTestCase {
         }
     }
 
+    // One case per entry, laid out by hand; swift-format would break each call apart.
+    // swift-format-ignore
     static let namedFraming: [NamedFraming] = [
         NamedFraming(name: "Connection: content-length", connectionLines: ["content-length"], chunked: false),
         NamedFraming(name: "Connection: CONTENT-LENGTH", connectionLines: ["CONTENT-LENGTH"], chunked: false),
