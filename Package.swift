@@ -32,55 +32,87 @@ let package = Package(
         .target(name: "DSDocker", dependencies: ["DSHTTPClient", "DSHTTP1", "DSReactor", "DSSystem"]),
         .target(name: "DSHashing"),
         .target(name: "DSBalancer", dependencies: ["DSHashing", "DSSystem"], swiftSettings: dataPlaneSettings),
-        .target(name: "DSProxy", dependencies: ["DSReactor", "DSSystem", "DSHTTP1", "DSBalancer",
-                                                .product(name: "Logging", package: "swift-log"),
-                                                .product(name: "Prometheus", package: "swift-prometheus")],
-                swiftSettings: dataPlaneSettings),
-        .target(name: "DSControl", dependencies: ["DSDocker", "DSHTTPClient", "DSProxy", "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSHashing",
-                                                  .product(name: "Logging", package: "swift-log"),
-                                                  .product(name: "Prometheus", package: "swift-prometheus")]),
-        .target(name: "DSSystemd", dependencies: ["CSystemd", "DSReactor", "DSSystem",
-                                                  .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "DSProxy",
+            dependencies: [
+                "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: dataPlaneSettings),
+        .target(
+            name: "DSControl",
+            dependencies: [
+                "DSDocker", "DSHTTPClient", "DSProxy", "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSHashing",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .target(
+            name: "DSSystemd",
+            dependencies: [
+                "CSystemd", "DSReactor", "DSSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(name: "DSConfig", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
         // A whole ds-lb (listeners, workers, control loop, reload, graceful stop) as a library
         // type, which the executable configures and a test can run in its own process.
-        .target(name: "DSServer", dependencies: ["DSControl", "DSProxy", "DSBalancer", "DSHashing", "DSReactor", "DSSystem", "DSSystemd",
-                                                 .product(name: "Logging", package: "swift-log")]),
-        .executableTarget(name: "ds-lb", dependencies: [
-            "DSServer", "DSControl", "DSDocker", "DSProxy", "DSSystem", "CSystemd", "DSSystemd", "DSConfig",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .executableTarget(name: "ds-server", dependencies: [
-            "DSReactor", "DSSystem", "DSHTTP1",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-        .executableTarget(name: "ds-bench", dependencies: [
-            "DSReactor", "DSSystem", "DSHTTP1", "DSHTTPClient", "DSHashing",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Histogram", package: "hdrhistogram-swift"),
-        ]),
+        .target(
+            name: "DSServer",
+            dependencies: [
+                "DSControl", "DSProxy", "DSBalancer", "DSHashing", "DSReactor", "DSSystem", "DSSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "ds-lb",
+            dependencies: [
+                "DSServer", "DSControl", "DSDocker", "DSProxy", "DSSystem", "CSystemd", "DSSystemd", "DSConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "ds-server",
+            dependencies: [
+                "DSReactor", "DSSystem", "DSHTTP1",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "ds-bench",
+            dependencies: [
+                "DSReactor", "DSSystem", "DSHTTP1", "DSHTTPClient", "DSHashing",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]),
         // Counts heap allocations per proxied request (malloc wrappers): only ds-alloc-count links it.
         .target(name: "CAllocCounter"),
-        .executableTarget(name: "ds-alloc-count", dependencies: ["CAllocCounter", "DSProxy", "DSReactor", "DSBalancer", "DSSystem"]),
+        .executableTarget(
+            name: "ds-alloc-count", dependencies: ["CAllocCounter", "DSProxy", "DSReactor", "DSBalancer", "DSSystem"]),
         // Shared by the test targets: a seeded generator, so none depends on DSHashing for one,
         // and a log handler that keeps what was logged.
-        .target(name: "DSTestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/DSTestSupport"),
+        .target(
+            name: "DSTestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/DSTestSupport"),
         .testTarget(name: "DSHTTP1Tests", dependencies: ["DSHTTP1", "DSTestSupport"]),
         .testTarget(name: "DSHTTPClientTests", dependencies: ["DSHTTPClient", "DSHTTP1", "DSReactor", "DSSystem"]),
         .testTarget(name: "DSReactorTests", dependencies: ["DSReactor", "DSSystem", "DSTestSupport"]),
         .testTarget(name: "DSHashingTests", dependencies: ["DSHashing"]),
         .testTarget(name: "DSBalancerTests", dependencies: ["DSBalancer", "DSHashing", "DSSystem"]),
         .testTarget(name: "DSProxyTests", dependencies: ["DSProxy"]),
-        .testTarget(name: "DSControlTests", dependencies: ["DSControl", "DSBalancer", "DSProxy", "DSDocker", "DSDockerTestSupport", "DSTestSupport"]),
+        .testTarget(
+            name: "DSControlTests",
+            dependencies: ["DSControl", "DSBalancer", "DSProxy", "DSDocker", "DSDockerTestSupport", "DSTestSupport"]),
         // A fake Docker engine (unix socket) shared by the DSDocker and driver tests.
         .target(name: "DSDockerTestSupport", path: "Tests/DSDockerTestSupport"),
         .testTarget(name: "DSDockerTests", dependencies: ["DSDocker", "DSDockerTestSupport"]),
         .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
         .testTarget(name: "DSSystemTests", dependencies: ["DSSystem"]),
-        .testTarget(name: "DSServerTests", dependencies: ["DSServer", "DSControl", "DSProxy", "DSBalancer", "DSSystem", "DSTestSupport",
-                                                       .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "DSSystemdTests", dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "DSServerTests",
+            dependencies: [
+                "DSServer", "DSControl", "DSProxy", "DSBalancer", "DSSystem", "DSTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "DSSystemdTests",
+            dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
         // Black box: starts ds-lb and ds-server as processes and talks to them over sockets. Its
         // one project dependency is the C shim's cl_spawn (fork + exec with PR_SET_PDEATHSIG), so
         // no process a test starts outlives the test process.

@@ -52,7 +52,10 @@ package struct KeyExtractor: Sendable, CustomStringConvertible {
             case "random":
                 sources.append(.random)
             default:
-                throw ParseError(description: "--hash-key: unknown key source '\(item)' (use query:NAME, header:NAME, cookie:NAME, path, client-ip or random)")
+                throw ParseError(
+                    description:
+                        "--hash-key: unknown key source '\(item)' (use query:NAME, header:NAME, cookie:NAME, path, client-ip or random)"
+                )
             }
         }
         self.sources = sources

@@ -25,9 +25,13 @@ package struct BoundedSelection: Sendable {
     /// the table's order for the key: above 0, the load moved the request off its first choice.
     package func choose(_ hashedKey: UInt64, totalInFlight: Int, inFlight: (Int) -> Int) -> (index: Int, rank: Int)? {
         let healthy = snapshot.healthy
-        guard let choice = bounded.choose(hashedKey, totalInFlight: totalInFlight, load: { index in
-            healthy[index] ? inFlight(index) : Int.max
-        }) else { return nil }
+        guard
+            let choice = bounded.choose(
+                hashedKey, totalInFlight: totalInFlight,
+                load: { index in
+                    healthy[index] ? inFlight(index) : Int.max
+                })
+        else { return nil }
         return (choice.index, choice.rank)
     }
 }

@@ -1,7 +1,8 @@
+import TOMLKit
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import TOMLKit
 
 /// The configuration file of `ds-lb serve`: flat TOML, one key per option, turned into
 /// the options it stands for so that one parser checks the file and the command line alike.
@@ -21,7 +22,8 @@ package struct ConfigFile: Sendable, Equatable {
         do {
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
-            throw ConfigError("\(path): line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+            throw ConfigError(
+                "\(path): line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
         }
         var settings: [ConfigSetting] = []
         for name in table.keys.sorted() {
@@ -81,8 +83,10 @@ package struct ConfigFile: Sendable, Equatable {
 
     /// The keys whose value differs between `old` and `new` (nil: no file), among `keys`,
     /// leaving out those `commandLine` sets (the command line did not change).
-    package static func changes(from old: ConfigFile?, to new: ConfigFile?, keys: [ConfigKey] = ServeConfigKeys.all,
-                               commandLine: [String]) -> [ConfigChange] {
+    package static func changes(
+        from old: ConfigFile?, to new: ConfigFile?, keys: [ConfigKey] = ServeConfigKeys.all,
+        commandLine: [String]
+    ) -> [ConfigChange] {
         let given = CommandLineFlags.names(in: commandLine)
         return keys.compactMap { key in
             guard !given.contains(key.name) else { return nil }
@@ -105,7 +109,9 @@ package struct ConfigFile: Sendable, Equatable {
             guard let string = value.string else { throw wrongType("a string") }
             arguments = [key.flag, string]
         case .duration:
-            guard let string = value.string else { throw wrongType("a duration as a string with its unit, e.g. \"500ms\", \"5s\", \"1m\"") }
+            guard let string = value.string else {
+                throw wrongType("a duration as a string with its unit, e.g. \"500ms\", \"5s\", \"1m\"")
+            }
             arguments = [key.flag, string]
         case .integer:
             guard let int = value.int else { throw wrongType("an integer") }
@@ -159,7 +165,11 @@ package struct ConfigFile: Sendable, Equatable {
         case .double: return value.double.map { String($0) } ?? "?"
         case .bool: return value.bool.map { $0 ? "true" : "false" } ?? "?"
         case .array: return "[" + (value.array.map { $0.map { render($0) }.joined(separator: ", ") } ?? "") + "]"
-        case .table: return "{" + (value.table.map { table in table.keys.sorted().map { "\($0) = \(table[$0].map(render) ?? "")" }.joined(separator: ", ") } ?? "") + "}"
+        case .table:
+            return "{"
+                + (value.table.map { table in
+                    table.keys.sorted().map { "\($0) = \(table[$0].map(render) ?? "")" }.joined(separator: ", ")
+                } ?? "") + "}"
         default: return value.debugDescription
         }
     }

@@ -34,8 +34,10 @@ package final class AdminRouter: AdminHandler {
     private let logger: Logger
     private let perform: @Sendable (AdminCommand, @escaping @Sendable (AdminAnswer) -> Void) -> Void
 
-    init(view: PublishedView, metrics: ProxyMetrics, logger: Logger,
-         perform: @escaping @Sendable (AdminCommand, @escaping @Sendable (AdminAnswer) -> Void) -> Void) {
+    init(
+        view: PublishedView, metrics: ProxyMetrics, logger: Logger,
+        perform: @escaping @Sendable (AdminCommand, @escaping @Sendable (AdminAnswer) -> Void) -> Void
+    ) {
         self.view = view
         self.metrics = metrics
         self.logger = logger
@@ -65,8 +67,9 @@ package final class AdminRouter: AdminHandler {
     /// control loop and are answered when it is done with them.
     package func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void) {
         let answer: @Sendable (AdminResponse) -> Void = { [self] response in
-            logAdmin(method: request.method, path: request.path, client: request.client, status: response.status,
-                     reason: response.status.isError ? response.body : nil)
+            logAdmin(
+                method: request.method, path: request.path, client: request.client, status: response.status,
+                reason: response.status.isError ? response.body : nil)
             reply(response)
         }
         switch route(request) {
@@ -94,9 +97,12 @@ package final class AdminRouter: AdminHandler {
         case ("/status", "GET"), ("/status", "HEAD"):
             return .answered(AdminResponse(status: .ok, body: Self.statusBody(view.latest())))
         case ("/metrics", "GET"), ("/metrics", "HEAD"):
-            return .answered(AdminResponse(status: .ok, body: metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
+            return .answered(
+                AdminResponse(status: .ok, body: metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
         case ("/add", "POST"):
-            do { return .command(.add(try ScaleCommand.parse(request.body))) } catch { return .answered(.failure(.badRequest, error.message)) }
+            do { return .command(.add(try ScaleCommand.parse(request.body))) } catch {
+                return .answered(.failure(.badRequest, error.message))
+            }
         case ("/rm", "DELETE"):
             if let id = request.queryParameter("id") {
                 guard let number = Int(id), number > 0 else {
@@ -104,13 +110,24 @@ package final class AdminRouter: AdminHandler {
                 }
                 return .command(.removeNumber(number))
             }
-            do { return .command(.remove(try ScaleCommand.parse(request.body))) } catch { return .answered(.failure(.badRequest, error.message)) }
+            do { return .command(.remove(try ScaleCommand.parse(request.body))) } catch {
+                return .answered(.failure(.badRequest, error.message))
+            }
         case ("/rep", _), ("/status", _), ("/metrics", _):
-            return .answered(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on \(request.path); use GET", extraHeaders: "Allow: GET\r\n"))
+            return .answered(
+                .failure(
+                    .methodNotAllowed, "<Error> Method \(request.method) not allowed on \(request.path); use GET",
+                    extraHeaders: "Allow: GET\r\n"))
         case ("/add", _):
-            return .answered(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on /add; use POST", extraHeaders: "Allow: POST\r\n"))
+            return .answered(
+                .failure(
+                    .methodNotAllowed, "<Error> Method \(request.method) not allowed on /add; use POST",
+                    extraHeaders: "Allow: POST\r\n"))
         case ("/rm", _):
-            return .answered(.failure(.methodNotAllowed, "<Error> Method \(request.method) not allowed on /rm; use DELETE", extraHeaders: "Allow: DELETE\r\n"))
+            return .answered(
+                .failure(
+                    .methodNotAllowed, "<Error> Method \(request.method) not allowed on /rm; use DELETE",
+                    extraHeaders: "Allow: DELETE\r\n"))
         default:
             return .answered(.failure(.notFound, "<Error> '\(request.path)' is not an admin endpoint"))
         }
@@ -123,7 +140,8 @@ package final class AdminRouter: AdminHandler {
                 ("N", .int(names.count)),
                 ("replicas", .array(names.map { .string($0) })),
             ])
-            return AdminResponse(status: .ok, body: JSONValue.object([("message", message), ("status", .string("successful"))]).serialized)
+            return AdminResponse(
+                status: .ok, body: JSONValue.object([("message", message), ("status", .string("successful"))]).serialized)
         case .failure(let status, let message):
             return .failure(status, message)
         }

@@ -39,9 +39,13 @@ struct ScaleCommand: Equatable {
                 default: throw Invalid(message: "<Error> 'n' must be a positive integer")
                 }
             case "hostnames":
-                guard case .array(let items) = item else { throw Invalid(message: "<Error> 'hostnames' must be a list of strings") }
+                guard case .array(let items) = item else {
+                    throw Invalid(message: "<Error> 'hostnames' must be a list of strings")
+                }
                 command.hostnames = try items.map { item throws(Invalid) in
-                    guard case .string(let name) = item else { throw Invalid(message: "<Error> 'hostnames' must be a list of strings") }
+                    guard case .string(let name) = item else {
+                        throw Invalid(message: "<Error> 'hostnames' must be a list of strings")
+                    }
                     return name
                 }
             default:

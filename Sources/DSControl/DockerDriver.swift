@@ -52,11 +52,14 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
 
     /// Lists the pool's containers (blocks up to the list's timeout: call before the control
     /// loop runs) and starts following the engine's events.
-    package init(client: DockerClient, image: String, pool: String, network: String = "host", stopGrace: Duration = .seconds(5),
-                logger: Logger) throws {
+    package init(
+        client: DockerClient, image: String, pool: String, network: String = "host", stopGrace: Duration = .seconds(5),
+        logger: Logger
+    ) throws {
         self.logger = logger
         self.network = network
-        worker = DockerEngineWorker(client: client, image: image, pool: pool, network: network, stopGrace: stopGrace, logger: logger)
+        worker = DockerEngineWorker(
+            client: client, image: image, pool: pool, network: network, stopGrace: stopGrace, logger: logger)
         if network != "host" {
             // A missing network would fail every create later; say so now, in the engine's words.
             try client.wait { client.inspectNetwork(network, completion: $0) }
@@ -66,7 +69,9 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
         for container in all where worker.isOurs(container) { adoptable[container.name] = container }
         worker.shared.withLock { $0.foreignNames = Set(all.filter { !worker.isOurs($0) }.map(\.name)) }
         worker.watchEvents()
-        logger.info("[i] Docker engine \(client.engineVersion) (API \(client.apiVersion)) at \(client.socketPath); image \(image), network \(network), pool \(pool): \(adoptable.count) container(s) of the pool found")
+        logger.info(
+            "[i] Docker engine \(client.engineVersion) (API \(client.apiVersion)) at \(client.socketPath); image \(image), network \(network), pool \(pool): \(adoptable.count) container(s) of the pool found"
+        )
     }
 
     package func attach(to loop: EventLoop, report: @escaping (DriverEvent) -> Void) {
@@ -93,9 +98,10 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
         let token = nextToken
         // At start, a running container of the pool with this name and id is adopted, not duplicated.
         if !bootstrapped, let container = adoptable[replica.name], container.isRunning,
-           container.labels["ds-lb.id"] == String(replica.number),
-           let port = container.labels["ds-lb.port"].flatMap({ UInt16($0) }),
-           let host = ReplicaContainer.host(onNetwork: network, addresses: container.networks) {
+            container.labels["ds-lb.id"] == String(replica.number),
+            let port = container.labels["ds-lb.port"].flatMap({ UInt16($0) }),
+            let host = ReplicaContainer.host(onNetwork: network, addresses: container.networks)
+        {
             adoptable[replica.name] = nil
             let backend = Backend(name: replica.name, number: replica.number, host: host, port: port)
             worker.shared.withLock {
@@ -113,7 +119,9 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
         }
         let backend: Backend
         if network == "host" {
-            backend = Backend(name: replica.name, number: replica.number, host: ReplicaContainer.loopback, port: try previous.map(\.port) ?? freePort())
+            backend = Backend(
+                name: replica.name, number: replica.number, host: ReplicaContainer.loopback,
+                port: try previous.map(\.port) ?? freePort())
         } else {
             // Its address on the network is known once it runs (`DriverEvent.addressChanged`); until then
             // heartbeats go to port 0, which refuses at once, and the replica stays starting.
@@ -182,7 +190,9 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
             guard var instance = live[found.name], instance.token == found.token, !instance.reported else { continue }
             instance.reported = true
             live[found.name] = instance
-            report(found.neverRan ? .failed(instance.backend, reason: found.reason) : .exited(instance.backend, reason: found.reason))
+            report(
+                found.neverRan ? .failed(instance.backend, reason: found.reason) : .exited(instance.backend, reason: found.reason)
+            )
         }
         refreshIfDue()
     }
@@ -211,7 +221,8 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
 
     package func details(of backend: Backend) -> [(String, JSONValue)] {
         guard let instance = live[backend.name],
-              let id = worker.shared.withLock({ $0.containerIDs[instance.token] }) else { return [("container", .null)] }
+            let id = worker.shared.withLock({ $0.containerIDs[instance.token] })
+        else { return [("container", .null)] }
         return [("container", .string(String(id.prefix(12))))]
     }
 

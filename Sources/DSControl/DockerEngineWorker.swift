@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
 import DSDocker
 import DSSystem
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The engine side of the Docker driver. Every method starts non-blocking calls on the client's
 /// loop and returns at once; their completions run on that loop thread. What the control thread
@@ -143,24 +144,29 @@ final class DockerEngineWorker: Sendable {
     /// at once instead of at its next half-second tick. Reconnects with backoff (1 s
     /// doubling to 30 s, timers on the client's loop) and asks for a list after each reconnection.
     func watchEvents() {
-        client.followContainerEvents(labels: ["ds-lb.pool=\(pool)"], onEvent: { [self] event in
-            if eventWatch.withLock({ watch in defer { watch = EventWatch() }; return watch.failing }) {
-                logger.info("[i] Following Docker events again")
-            }
-            if ["die", "stop", "kill", "oom", "destroy"].contains(event.action) {
+        client.followContainerEvents(
+            labels: ["ds-lb.pool=\(pool)"],
+            onEvent: { [self] event in
+                if eventWatch.withLock({ watch in
+                    defer { watch = EventWatch() }; return watch.failing
+                }) {
+                    logger.info("[i] Following Docker events again")
+                }
+                if ["die", "stop", "kill", "oom", "destroy"].contains(event.action) {
+                    shared.withLock { $0.eventPending = true }
+                    tellControl()
+                }
+            },
+            onEnd: { [self] error in
+                let (wasFailing, delay) = eventWatch.withLock { watch in
+                    defer { watch.failing = true; watch.backoff = min(watch.backoff * 2, 30) }
+                    return (watch.failing, watch.backoff)
+                }
+                if !wasFailing { logger.warning("[!] Docker events: \(error); retrying with backoff") }
                 shared.withLock { $0.eventPending = true }
                 tellControl()
-            }
-        }, onEnd: { [self] error in
-            let (wasFailing, delay) = eventWatch.withLock { watch in
-                defer { watch.failing = true; watch.backoff = min(watch.backoff * 2, 30) }
-                return (watch.failing, watch.backoff)
-            }
-            if !wasFailing { logger.warning("[!] Docker events: \(error); retrying with backoff") }
-            shared.withLock { $0.eventPending = true }
-            tellControl()
-            client.after(.seconds(delay)) { [self] in watchEvents() }
-        })
+                client.after(.seconds(delay)) { [self] in watchEvents() }
+            })
     }
 
     // MARK: operations (each calls `done` exactly once)
@@ -229,7 +235,10 @@ final class DockerEngineWorker: Sendable {
                         shared.withLock { $0.addresses.append(Address(token: token, name: name, host: host)) }
                         tellControl()
                     } else {
-                        report(token, name, "container \(name) has no address on network \(network) (networks: \(details.networks.keys.sorted().joined(separator: ", ")))")
+                        report(
+                            token, name,
+                            "container \(name) has no address on network \(network) (networks: \(details.networks.keys.sorted().joined(separator: ", ")))"
+                        )
                     }
                 case .failure(let error):
                     report(token, name, "container \(name): inspect failed: \(error)")
@@ -275,7 +284,9 @@ final class DockerEngineWorker: Sendable {
 
     private func remove(_ id: String, name: String, done: @escaping @Sendable () -> Void) {
         client.removeContainer(id, force: true) { [self] result in
-            if case .failure(let error) = result { logger.warning("[!] Could not remove container \(name) (\(id.prefix(12))): \(error)") }
+            if case .failure(let error) = result {
+                logger.warning("[!] Could not remove container \(name) (\(id.prefix(12))): \(error)")
+            }
             done()
         }
     }
@@ -291,7 +302,9 @@ final class DockerEngineWorker: Sendable {
             switch result {
             case .success(let list): all = list
             case .failure(let error):
-                let first = shared.withLock { shared in defer { shared.listFailing = true; shared.refreshing = false }; return !shared.listFailing }
+                let first = shared.withLock { shared in
+                    defer { shared.listFailing = true; shared.refreshing = false }; return !shared.listFailing
+                }
                 if first { logger.warning("[!] Could not list containers: \(error)") }
                 return
             }
@@ -303,9 +316,11 @@ final class DockerEngineWorker: Sendable {
                     guard let id = shared.containerIDs[token] else { continue }
                     if let container = byID[id] {
                         if container.isRunning { continue }
-                        shared.reports.append(Report(token: token, name: backend.name, reason: "container \(container.state): \(container.status)"))
+                        shared.reports.append(
+                            Report(token: token, name: backend.name, reason: "container \(container.state): \(container.status)"))
                     } else {
-                        shared.reports.append(Report(token: token, name: backend.name, reason: "container \(backend.name) was removed"))
+                        shared.reports.append(
+                            Report(token: token, name: backend.name, reason: "container \(backend.name) was removed"))
                     }
                 }
                 return shared.listFailing

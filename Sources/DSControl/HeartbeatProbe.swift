@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
 import DSHTTP1
 import DSHTTPClient
 import DSReactor
 import DSSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One `GET /heartbeat` to one replica, non-blocking on the control loop, with one deadline for
 /// connect + response (a hung replica costs the supervisor nothing but a timer). The answer's
@@ -26,18 +27,20 @@ final class HeartbeatProbe {
             loop.schedule(afterNanoseconds: 0) { [self] in finish(.l4Connection("\(error)")) }
             return
         }
-        let request = HTTPClientRequest(method: "GET", target: "/heartbeat", host: backend.name,
-                                        headers: [("User-Agent", "ds-lb-health")], keepAlive: false)
+        let request = HTTPClientRequest(
+            method: "GET", target: "/heartbeat", host: backend.name,
+            headers: [("User-Agent", "ds-lb-health")], keepAlive: false)
         // The probe lives as long as its exchange (the loop holds the connection, which holds
         // these callbacks), as it did when it owned the socket itself.
         exchange = HTTPClient(loop: loop, address: .tcp(address), options: Self.options)
-            .stream(request, timeout: .nanoseconds(Int64(clamping: timeoutNanoseconds)),
-                    onHead: { [self] head in finish((200..<300).contains(head.status) ? .l7OK : .l7Status(head.status)) },
-                    onBody: { _ in },
-                    onEnd: { [self] result in
-                        // A head ends the probe first: an end is only ever an error here.
-                        if case .failure(let error) = result { finish(Self.result(of: error)) }
-                    })
+            .stream(
+                request, timeout: .nanoseconds(Int64(clamping: timeoutNanoseconds)),
+                onHead: { [self] head in finish((200..<300).contains(head.status) ? .l7OK : .l7Status(head.status)) },
+                onBody: { _ in },
+                onEnd: { [self] result in
+                    // A head ends the probe first: an end is only ever an error here.
+                    if case .failure(let error) = result { finish(Self.result(of: error)) }
+                })
     }
 
     static func result(of error: HTTPClientError) -> CheckResult {
@@ -50,7 +53,8 @@ final class HeartbeatProbe {
         case .timedOut: return .l7Timeout
         case .sendFailed: return .l4Connection("write failed")
         case .receiveFailed(let cause): return .l7Response(String(cString: strerror(cause.errno)))
-        case .malformedHead(let cause), .badFraming(let cause), .malformedChunkedBody(let cause): return .l7Response(cause.message)
+        case .malformedHead(let cause), .badFraming(let cause), .malformedChunkedBody(let cause):
+            return .l7Response(cause.message)
         case .closedBeforeHead: return .l7Response("connection closed before a response")
         case .invalidRequest, .bodyTooLarge, .bodyCutShort: return .l7Response("\(error)")
         }

@@ -1,7 +1,8 @@
+import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Logging
 
 /// One line per event on stderr, message first (`[!] Server 2 ...`), metadata as `KEY=value`.
 /// journald (or the terminal) adds the timestamp; the message stays greppable. The `event` and
@@ -25,7 +26,9 @@ package struct LineLogHandler: LogHandler {
     package func log(event: LogEvent) {
         var text = "\(event.message)"
         let all = event.metadata.map { self.metadata.merging($0) { $1 } } ?? self.metadata
-        for (key, value) in all.sorted(by: { $0.key < $1.key }) where !Self.journalOnly.contains(key) { text += " \(key)=\(value)" }
+        for (key, value) in all.sorted(by: { $0.key < $1.key }) where !Self.journalOnly.contains(key) {
+            text += " \(key)=\(value)"
+        }
         text += "\n"
         // One write per line, so lines from several threads never interleave.
         text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }

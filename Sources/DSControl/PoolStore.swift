@@ -92,7 +92,8 @@ package final class FileStore: PoolStore {
         }
     }
 
-    package func write(_ replicas: [Backend], ifRevision: UInt64, completion: @escaping (Result<UInt64, PoolStoreError>) -> Void) {
+    package func write(_ replicas: [Backend], ifRevision: UInt64, completion: @escaping (Result<UInt64, PoolStoreError>) -> Void)
+    {
         let revision: UInt64
         do {
             let current = try load().revision

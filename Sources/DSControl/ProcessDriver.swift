@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CLinux
 import DSBalancer
 import DSHTTP1
 import DSReactor
 import DSSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Replicas as local `ds-server` children on 127.0.0.1, each on its own port. Children get
 /// PR_SET_PDEATHSIG, so they die with ds-lb even on SIGKILL. Control thread only — and that

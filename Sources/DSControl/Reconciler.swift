@@ -154,9 +154,12 @@ package struct Reconciler: Sendable {
 
     /// A replica ds-lb launched: for the initial pool (checked at once, with a start deadline
     /// of its own) or for an `/add` (whose deadline is the command's).
-    package func launched(_ name: String, number: Int, address: String, forAdd: Bool, now: UInt64) -> (ReplicaRecord, [ReconcilerAction]) {
+    package func launched(
+        _ name: String, number: Int, address: String, forAdd: Bool, now: UInt64
+    ) -> (ReplicaRecord, [ReconcilerAction]) {
         let life = ReplicaLifecycle.starting(deadline: forAdd ? nil : now + nanoseconds(of: config.startTimeout))
-        let record = ReplicaRecord(name: name, number: number, address: address, life: life, health: HealthMachine(fall: config.fall, rise: config.rise))
+        let record = ReplicaRecord(
+            name: name, number: number, address: address, life: life, health: HealthMachine(fall: config.fall, rise: config.rise))
         var actions: [ReconcilerAction] = [.scheduleCheck(at: now + nanoseconds(of: forAdd ? config.startingInterval : .zero))]
         if case .starting(let at?) = life { actions.append(.startDeadline(at: at)) }
         return (record, actions)
@@ -165,16 +168,20 @@ package struct Reconciler: Sendable {
     /// A replica run by someone else (the static driver): presumed to serve until checks say
     /// otherwise, as HAProxy's servers are.
     package func adopted(_ name: String, number: Int, address: String, now: UInt64) -> (ReplicaRecord, [ReconcilerAction]) {
-        let record = ReplicaRecord(name: name, number: number, address: address, life: .up(since: now),
-                                   health: HealthMachine(fall: config.fall, rise: config.rise, status: .up))
+        let record = ReplicaRecord(
+            name: name, number: number, address: address, life: .up(since: now),
+            health: HealthMachine(fall: config.fall, rise: config.rise, status: .up))
         return (record, [.scheduleCheck(at: now)])
     }
 
     /// The replica started in place of `predecessor` (after its `replace` action succeeded).
-    package func replacement(_ name: String, number: Int, address: String, of predecessor: ReplicaRecord, now: UInt64) -> (ReplicaRecord, [ReconcilerAction]) {
+    package func replacement(
+        _ name: String, number: Int, address: String, of predecessor: ReplicaRecord, now: UInt64
+    ) -> (ReplicaRecord, [ReconcilerAction]) {
         let deadline = now + nanoseconds(of: config.startTimeout)
-        var record = ReplicaRecord(name: name, number: number, address: address, life: .restarting(deadline: deadline),
-                                   health: HealthMachine(fall: config.fall, rise: config.rise))
+        var record = ReplicaRecord(
+            name: name, number: number, address: address, life: .restarting(deadline: deadline),
+            health: HealthMachine(fall: config.fall, rise: config.rise))
         record.isReplacement = true
         record.replacing = predecessor.name
         // A replacement that fails soon after it came up backs off from where its predecessor was.
@@ -200,8 +207,9 @@ package struct Reconciler: Sendable {
             default: return []
             }
             let last = record.health.last?.description ?? "none"
-            restartFailed(&record, reason: "no successful heartbeat within \(DurationText.format(config.startTimeout)) (last: \(last))",
-                          now: now, into: &actions)
+            restartFailed(
+                &record, reason: "no successful heartbeat within \(DurationText.format(config.startTimeout)) (last: \(last))",
+                now: now, into: &actions)
         case .repairDue(let at):
             guard !stopping, record.life == .awaitingRepair(at: at) else { return [] }
             actions.append(repairReplaces(record) ? .replace : .restart)
@@ -219,13 +227,21 @@ package struct Reconciler: Sendable {
             actions.append(.retire)
         case .replacementFailed(let successor, let reason):
             let delay = nextBackoff(&record)
-            actions.append(.log(.error, "[!] Failed to start \(successor) in place of server \(record.number): \(reason); next attempt in \(DurationText.format(delay))", event: nil))
+            actions.append(
+                .log(
+                    .error,
+                    "[!] Failed to start \(successor) in place of server \(record.number): \(reason); next attempt in \(DurationText.format(delay))",
+                    event: nil))
             scheduleRepair(&record, after: delay, now: now, into: &actions)
         case .requestsFailed(let failed):
             guard !stopping, record.health.markDownPassively() == .wentDown else { return [] }
             record.life = .markedDown
             actions.append(.publish)
-            actions.append(.log(.warning, "[!] Server \(record.number) marked down: \(failed) errors in \(DurationText.format(config.failWindow)). Out of rotation until its heartbeats pass again", event: "marked_down"))
+            actions.append(
+                .log(
+                    .warning,
+                    "[!] Server \(record.number) marked down: \(failed) errors in \(DurationText.format(config.failWindow)). Out of rotation until its heartbeats pass again",
+                    event: "marked_down"))
         case .removed:
             guard !record.life.isRetired else { return [] }
             record.life = .draining
@@ -242,7 +258,9 @@ package struct Reconciler: Sendable {
 
     // MARK: heartbeats
 
-    private func checked(_ record: inout ReplicaRecord, result: CheckResult, latency: UInt64, now: UInt64, into actions: inout [ReconcilerAction]) {
+    private func checked(
+        _ record: inout ReplicaRecord, result: CheckResult, latency: UInt64, now: UInt64, into actions: inout [ReconcilerAction]
+    ) {
         // A repair is decided and its timer armed (which cancelled the next check): the answer
         // of a probe that was already on its way says nothing about the replica to come. It
         // may even come from another process that took the port of a ds-server that exited.
@@ -263,7 +281,11 @@ package struct Reconciler: Sendable {
             }
             if previous == .starting || record.health.status == .down { break }
             if !result.isSuccess {
-                actions.append(.log(.warning, "[!] Server \(record.number) heartbeat failed: \(result) (\(record.health.consecutiveFailures)/\(config.fall))", event: "heartbeat_missed"))
+                actions.append(
+                    .log(
+                        .warning,
+                        "[!] Server \(record.number) heartbeat failed: \(result) (\(record.health.consecutiveFailures)/\(config.fall))",
+                        event: "heartbeat_missed"))
             }
         }
         // One waiting out its backoff is not checked; its repair checks the new instance.
@@ -271,7 +293,8 @@ package struct Reconciler: Sendable {
         let next: Duration
         switch record.health.status {
         case .starting: next = config.startingInterval
-        case .up: next = record.health.wantsFastCheck ? min(config.fastInterval, config.heartbeatInterval) : config.heartbeatInterval
+        case .up:
+            next = record.health.wantsFastCheck ? min(config.fastInterval, config.heartbeatInterval) : config.heartbeatInterval
         case .down where record.life == .markedDown && record.health.consecutiveFailures > 0:
             // Out for failed requests and now failing its heartbeats: confirm quickly, as for an
             // UP replica, so a replica that is really down is repaired without delay.
@@ -289,7 +312,10 @@ package struct Reconciler: Sendable {
         case (.restarting, let predecessor?):
             record.replacing = nil
             record.failedRestarts = 0
-            actions.append(.log(.info, "[+] Server \(record.number) started in place of \(predecessor): \(record.name) at \(record.address)", event: "started"))
+            actions.append(
+                .log(
+                    .info, "[+] Server \(record.number) started in place of \(predecessor): \(record.name) at \(record.address)",
+                    event: "started"))
         case (.restarting, nil):
             record.restarts += 1
             record.failedRestarts = 0
@@ -301,35 +327,47 @@ package struct Reconciler: Sendable {
         actions += [.publish, .cameUp]
     }
 
-    private func wentDown(_ record: inout ReplicaRecord, result: CheckResult, now: UInt64, into actions: inout [ReconcilerAction]) {
+    private func wentDown(_ record: inout ReplicaRecord, result: CheckResult, now: UInt64, into actions: inout [ReconcilerAction])
+    {
         _ = record.health.markDown(result)
         actions.append(.publish)
         let upSince: UInt64? = if case .up(let since) = record.life { since } else { nil }
         record.life = .down
         guard !stopping else { return }
         guard canCreate else {
-            actions.append(.log(.warning, "[!] Server \(record.number) failed heartbeat: \(result). Out of rotation until it answers again", event: "heartbeat_failed"))
+            actions.append(
+                .log(
+                    .warning, "[!] Server \(record.number) failed heartbeat: \(result). Out of rotation until it answers again",
+                    event: "heartbeat_failed"))
             return
         }
         let flapping = upSince.map { now - $0 < nanoseconds(of: config.stableAfter) } ?? false
         let action = repairReplaces(record) ? "Replacing" : "Restarting"
         if flapping && (record.restarts > 0 || record.isReplacement) {
             let delay = nextBackoff(&record)
-            actions.append(.log(.warning, "[!] Server \(record.number) failed heartbeat. \(action)... (in \(DurationText.format(delay)): it failed again within \(DurationText.format(config.stableAfter)) of its last restart)", event: "heartbeat_failed"))
+            actions.append(
+                .log(
+                    .warning,
+                    "[!] Server \(record.number) failed heartbeat. \(action)... (in \(DurationText.format(delay)): it failed again within \(DurationText.format(config.stableAfter)) of its last restart)",
+                    event: "heartbeat_failed"))
             scheduleRepair(&record, after: delay, now: now, into: &actions)
         } else {
             record.backoff = .zero
-            actions.append(.log(.warning, "[!] Server \(record.number) failed heartbeat. \(action)...", event: "heartbeat_failed"))
+            actions.append(
+                .log(.warning, "[!] Server \(record.number) failed heartbeat. \(action)...", event: "heartbeat_failed"))
             scheduleRepair(&record, after: .zero, now: now, into: &actions)
         }
     }
 
     // MARK: driver reports
 
-    private func exited(_ record: inout ReplicaRecord, reason: String, duringAdd: Bool, now: UInt64, into actions: inout [ReconcilerAction]) {
+    private func exited(
+        _ record: inout ReplicaRecord, reason: String, duringAdd: Bool, now: UInt64, into actions: inout [ReconcilerAction]
+    ) {
         guard !record.life.isRetired else { return }
         if stopping {
-            actions.append(.log(.info, "[i] Server \(record.number) (\(record.name)) exited while ds-lb stops: \(reason)", event: "exited"))
+            actions.append(
+                .log(.info, "[i] Server \(record.number) (\(record.name)) exited while ds-lb stops: \(reason)", event: "exited"))
             // Out of rotation for the requests still being drained.
             if record.isUp {
                 _ = record.health.markDown(.l4Connection("process exited: \(reason)"))
@@ -369,13 +407,16 @@ package struct Reconciler: Sendable {
         config.onFailure == .replace && record.failedRestarts >= config.maxRestarts
     }
 
-    private func scheduleRepair(_ record: inout ReplicaRecord, after delay: Duration, now: UInt64, into actions: inout [ReconcilerAction]) {
+    private func scheduleRepair(
+        _ record: inout ReplicaRecord, after delay: Duration, now: UInt64, into actions: inout [ReconcilerAction]
+    ) {
         let at = now + nanoseconds(of: delay)
         record.life = .awaitingRepair(at: at)
         actions += [.cancelCheck, .scheduleRepair(at: at)]
     }
 
-    private func restartFailed(_ record: inout ReplicaRecord, reason: String, now: UInt64, into actions: inout [ReconcilerAction]) {
+    private func restartFailed(_ record: inout ReplicaRecord, reason: String, now: UInt64, into actions: inout [ReconcilerAction])
+    {
         actions.append(.cancelStartDeadline)
         record.failedRestarts += 1
         _ = record.health.markDown(.l4Connection("restart failed"))
@@ -389,7 +430,11 @@ package struct Reconciler: Sendable {
             return
         }
         let delay = nextBackoff(&record)
-        actions.append(.log(.info, "[i] Server \(record.number): next \(repairReplaces(record) ? "replacement" : "restart") in \(DurationText.format(delay))", event: nil))
+        actions.append(
+            .log(
+                .info,
+                "[i] Server \(record.number): next \(repairReplaces(record) ? "replacement" : "restart") in \(DurationText.format(delay))",
+                event: nil))
         scheduleRepair(&record, after: delay, now: now, into: &actions)
     }
 }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
 import DSHTTP1
 import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The desired pool, kept on disk so a restart of ds-lb brings back the same replicas under the
 /// same names, numbers and ports (and so the same keys on each). Written after every change,
@@ -80,13 +81,18 @@ package struct StateStore: Sendable {
         do { value = try JSONValue.parse(bytes) } catch { throw corrupt("\(error)") }
         // The version first: it says which keys the file must have.
         var version: Int?
-        if case .object(let pairs) = value, case .int(let number)? = pairs.first(where: { $0.0 == "version" })?.1 { version = number }
+        if case .object(let pairs) = value, case .int(let number)? = pairs.first(where: { $0.0 == "version" })?.1 {
+            version = number
+        }
         let required = version == 1 ? ["version", "driver", "replicas"] : ["version", "driver", "revision", "replicas"]
         do { fields = try Self.fields(of: value, required: required) } catch let problem as Problem {
             throw corrupt(problem.text)
         }
         guard let version, (1...Self.currentVersion).contains(version) else {
-            throw Failure(description: "state file \(path) has version \(fields["version"]?.serialized ?? "none"); this ds-lb reads versions 1 and 2")
+            throw Failure(
+                description:
+                    "state file \(path) has version \(fields["version"]?.serialized ?? "none"); this ds-lb reads versions 1 and 2"
+            )
         }
         var revision: UInt64 = 1
         if version >= 2 {
@@ -97,7 +103,10 @@ package struct StateStore: Sendable {
         }
         guard case .string(let writer)? = fields["driver"] else { throw corrupt("'driver' must be a string") }
         guard writer == driver else {
-            throw Failure(description: "state file \(path) was written by the \(writer) driver, not \(driver); start with --reset-state to discard it")
+            throw Failure(
+                description:
+                    "state file \(path) was written by the \(writer) driver, not \(driver); start with --reset-state to discard it"
+            )
         }
         guard case .array(let entries)? = fields["replicas"] else { throw corrupt("'replicas' must be a list") }
         do {
@@ -114,7 +123,8 @@ package struct StateStore: Sendable {
         let text: String
     }
 
-    private static func fields(of value: JSONValue, required: [String], entry: String = "the file") throws -> [String: JSONValue] {
+    private static func fields(of value: JSONValue, required: [String], entry: String = "the file") throws -> [String: JSONValue]
+    {
         guard case .object(let pairs) = value else { throw Problem(text: "\(entry) must be a JSON object") }
         let fields = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
         if let unknown = pairs.map(\.0).first(where: { !required.contains($0) }) {
@@ -203,8 +213,11 @@ package struct StateStore: Sendable {
             // offset < count here, so the buffer is not empty and the pointer stays inside it.
             let written = data.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 && errno == EINTR { continue }
-            if written <= 0 { failure = Self.failure("cannot write \(temporary)", code: written < 0 ? errno : ENOSPC) }
-            else { offset += written }
+            if written <= 0 {
+                failure = Self.failure("cannot write \(temporary)", code: written < 0 ? errno : ENOSPC)
+            } else {
+                offset += written
+            }
         }
         if failure == nil && fsync(fd) != 0 { failure = Self.failure("cannot write \(temporary)") }
         if close(fd) != 0 && failure == nil && errno != EINTR { failure = Self.failure("cannot write \(temporary)") }
@@ -228,8 +241,9 @@ package struct StateStore: Sendable {
 
     private func makeDirectory() throws {
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
         } catch {
             throw Failure(description: "cannot create state directory \(directory): \(error.localizedDescription)")
         }

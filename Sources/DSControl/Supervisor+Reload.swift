@@ -16,7 +16,8 @@ extension Supervisor {
         for replica in members where !replica.removed {
             replica.record.retune(fall: new.fall, rise: new.rise)
             if shorter, replica.probe == nil, replica.nextCheck != nil, replica.health.status == .up,
-               !replica.health.wantsFastCheck {
+                !replica.health.wantsFastCheck
+            {
                 scheduleCheck(replica, after: new.heartbeatInterval)
             }
         }

@@ -74,7 +74,8 @@ extension Supervisor {
         for spec in specs {
             do {
                 let backend = try driver.launch(spec, previous: nil)
-                let (record, actions) = reconciler.launched(backend.name, number: backend.number, address: backend.address, forAdd: true, now: now)
+                let (record, actions) = reconciler.launched(
+                    backend.name, number: backend.number, address: backend.address, forAdd: true, now: now)
                 launched.append(Replica(backend: backend, record: record, inPool: false))
                 firstActions.append(actions)
             } catch {
@@ -89,7 +90,9 @@ extension Supervisor {
         pending.deadline = loop.schedule(after: config.startTimeout) { [unowned self, weak pending] in
             guard let pending else { return }
             let late = pending.replicas.filter { !$0.isUp }.map(\.backend.name)
-            pending.fail("\(late.joined(separator: ", ")) did not pass a heartbeat within \(DurationText.format(self.config.startTimeout))", supervisor: self)
+            pending.fail(
+                "\(late.joined(separator: ", ")) did not pass a heartbeat within \(DurationText.format(self.config.startTimeout))",
+                supervisor: self)
         }
         for (replica, actions) in zip(launched, firstActions) { perform(actions, for: replica, now: now) }
     }
@@ -99,7 +102,8 @@ extension Supervisor {
     func completeAdd(_ pending: PendingAdd, done: @escaping (AdminAnswer) -> Void) {
         if let deadline = pending.deadline { loop.cancel(deadline); pending.deadline = nil }
         let change = "add \(pending.replicas.map(\.backend.name).joined(separator: ", "))"
-        saveOrRefuse({ [unowned self] in members.filter(\.inPool).map(\.backend) + pending.replicas.map(\.backend) }, change: change) {
+        let grown = { [unowned self] in members.filter(\.inPool).map(\.backend) + pending.replicas.map(\.backend) }
+        saveOrRefuse(grown, change: change) {
             [unowned self] refusal in
             if let refusal {
                 abortAdd(pending, reason: "the pool could not be saved")
@@ -117,7 +121,9 @@ extension Supervisor {
         }
         publish()
         for replica in pending.replicas {
-            logger.info("[+] Server \(replica.backend.number) added: \(replica.backend.name) at \(replica.backend.address)", metadata: event("added", replica.backend))
+            logger.info(
+                "[+] Server \(replica.backend.number) added: \(replica.backend.name) at \(replica.backend.address)",
+                metadata: event("added", replica.backend))
         }
         return .pool(poolNames())
     }
@@ -151,7 +157,9 @@ extension Supervisor {
         // Names match members case-insensitively; from here on they are the members' own.
         var seen = Set<String>()
         for (index, name) in names.enumerated() {
-            guard seen.insert(ReplicaName.key(name)).inserted else { return done(.failure(.badRequest, "<Error> Hostname '\(name)' is given more than once")) }
+            guard seen.insert(ReplicaName.key(name)).inserted else {
+                return done(.failure(.badRequest, "<Error> Hostname '\(name)' is given more than once"))
+            }
             guard let member = members.first(where: { ReplicaName.same($0.backend.name, name) }) else {
                 return done(.failure(.notFound, "<Error> Hostname '\(name)' is not in the pool"))
             }
@@ -166,8 +174,8 @@ extension Supervisor {
     private func remove(names chosen: [String], done: @escaping (AdminAnswer) -> Void) {
         let removed = members.filter { chosen.contains($0.backend.name) }
         // Saved first: if the smaller pool cannot be saved, nothing is stopped or unpublished.
-        saveOrRefuse({ [unowned self] in members.filter { $0.inPool && !chosen.contains($0.backend.name) }.map(\.backend) },
-                     change: "remove \(removed.map(\.backend.name).joined(separator: ", "))") { [unowned self] refusal in
+        let shrunk = { [unowned self] in members.filter { $0.inPool && !chosen.contains($0.backend.name) }.map(\.backend) }
+        saveOrRefuse(shrunk, change: "remove \(removed.map(\.backend.name).joined(separator: ", "))") { [unowned self] refusal in
             if let refusal { return done(refusal) }
             done(commitRemove(removed))
         }
@@ -177,7 +185,11 @@ extension Supervisor {
     private func commitRemove(_ removed: [Replica]) -> AdminAnswer {
         for replica in removed { replica.inPool = false }
         let target = publish()
-        for replica in removed { logger.info("[-] Server \(replica.backend.number) removed: \(replica.backend.name)", metadata: event("removed", replica.backend)) }
+        for replica in removed {
+            logger.info(
+                "[-] Server \(replica.backend.number) removed: \(replica.backend.name)",
+                metadata: event("removed", replica.backend))
+        }
         // The names are free at once (a re-add may reuse them); these instances stop later.
         let stoppers = removed.map { driver.retire($0.backend) }
         stopWhenUnused(removed, stoppers: stoppers, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)

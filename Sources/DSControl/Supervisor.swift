@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
-import DSHashing
 import DSHTTP1
+import DSHashing
 import DSProxy
 import DSReactor
 import DSSystem
 import Logging
 import Prometheus
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Owns membership (docs/ARCHITECTURE.md §5): heartbeats, driver, admin commands, snapshots.
 /// It runs on the control loop; workers reach it only through its `admin` router (whose
@@ -61,8 +62,10 @@ package final class Supervisor: @unchecked Sendable {
     private var healthGauges: [String: Gauge] = [:]
     private var restartCounters: [String: Counter] = [:]
 
-    package init(loop: EventLoop, driver: ReplicaDriver, algorithm: HashAlgorithm, config: SupervisorConfig,
-                workers: Int, logger: Logger) {
+    package init(
+        loop: EventLoop, driver: ReplicaDriver, algorithm: HashAlgorithm, config: SupervisorConfig,
+        workers: Int, logger: Logger
+    ) {
         self.loop = loop
         self.driver = driver
         self.algorithm = algorithm
@@ -72,9 +75,12 @@ package final class Supervisor: @unchecked Sendable {
         self.metrics = ProxyMetrics()
         generationGauge = metrics.registry.makeGauge(
             descriptor: ProxyMetrics.name("ring", unit: "generation", help: "Generation of the published snapshot"))
-        poolGauge = metrics.registry.makeGauge(descriptor: ProxyMetrics.name("pool", unit: "replicas", help: "Replicas in the pool"))
-        view = PublishedView(SupervisorView(generation: 0, algorithm: algorithm.rawValue, driver: driver.name, startedAt: startedAt,
-                                            heartbeatInterval: config.heartbeatInterval, replicas: []))
+        poolGauge = metrics.registry.makeGauge(
+            descriptor: ProxyMetrics.name("pool", unit: "replicas", help: "Replicas in the pool"))
+        view = PublishedView(
+            SupervisorView(
+                generation: 0, algorithm: algorithm.rawValue, driver: driver.name, startedAt: startedAt,
+                heartbeatInterval: config.heartbeatInterval, replicas: []))
         driver.attach(to: loop) { [unowned self] event in
             self.driverReported(event)
             self.noteViewChanged()
@@ -91,9 +97,11 @@ package final class Supervisor: @unchecked Sendable {
     }
 
     func countRestart(_ name: String) {
-        let counter = restartCounters[name] ?? metrics.registry.makeCounter(
-            descriptor: ProxyMetrics.name("replica_restarts", unit: "total", help: "Successful restarts of the replica"),
-            labels: [("replica", name)])
+        let counter =
+            restartCounters[name]
+            ?? metrics.registry.makeCounter(
+                descriptor: ProxyMetrics.name("replica_restarts", unit: "total", help: "Successful restarts of the replica"),
+                labels: [("replica", name)])
         restartCounters[name] = counter
         counter.increment()
     }
@@ -168,17 +176,23 @@ package final class Supervisor: @unchecked Sendable {
             logger.info("[i] Restoring \(saved.count) replicas from \(poolStore.location)")
             for previous in saved {
                 let backend = try driver.launch(ReplicaSpec(name: previous.name, number: previous.number), previous: previous)
-                add(backend, reconciler.launched(backend.name, number: backend.number, address: backend.address, forAdd: false, now: now))
+                add(
+                    backend,
+                    reconciler.launched(backend.name, number: backend.number, address: backend.address, forAdd: false, now: now))
             }
         } else if driver.canCreate {
             for _ in 0..<replicas {
                 let spec = nextGeneratedSpec(taken: members.map(\.backend))
                 let backend = try driver.launch(spec, previous: nil)
-                add(backend, reconciler.launched(backend.name, number: backend.number, address: backend.address, forAdd: false, now: now))
+                add(
+                    backend,
+                    reconciler.launched(backend.name, number: backend.number, address: backend.address, forAdd: false, now: now))
             }
         }
         for replica in members {
-            logger.info("[+] Server \(replica.backend.number) started: \(replica.backend.name) at \(replica.backend.address)", metadata: event("started", replica.backend))
+            logger.info(
+                "[+] Server \(replica.backend.number) started: \(replica.backend.name) at \(replica.backend.address)",
+                metadata: event("started", replica.backend))
             perform(firstActions[ObjectIdentifier(replica)] ?? [], for: replica, now: now)
         }
         publish()
@@ -195,7 +209,9 @@ package final class Supervisor: @unchecked Sendable {
         let waiting = members.filter { $0.health.status == .starting }
         guard force || waiting.isEmpty else { return }
         if !waiting.isEmpty {
-            logger.warning("[!] Not yet healthy after \(DurationText.format(config.startTimeout)): \(waiting.map(\.backend.name).joined(separator: ", "))")
+            logger.warning(
+                "[!] Not yet healthy after \(DurationText.format(config.startTimeout)): \(waiting.map(\.backend.name).joined(separator: ", "))"
+            )
         }
         onInitialPoolReady = nil
         ready()
@@ -219,7 +235,8 @@ package final class Supervisor: @unchecked Sendable {
             // Only the first sign of trouble triggers a check: after that the quick re-checks
             // run on their own timer, so a burst of failing requests is not a burst of probes.
             guard let replica = members.first(where: { $0.backend == backend }), replica.probe == nil, replica.isUp,
-                  replica.health.consecutiveFailures == 0 else { return }
+                replica.health.consecutiveFailures == 0
+            else { return }
             scheduleCheck(replica, after: .zero)
         }
     }
@@ -254,19 +271,20 @@ package final class Supervisor: @unchecked Sendable {
     func publishView() {
         assert(loop.isInLoop)
         viewChanged = false
-        view.publish(SupervisorView(
-            generation: generation, algorithm: algorithm.rawValue, driver: driver.name, startedAt: startedAt,
-            heartbeatInterval: config.heartbeatInterval,
-            replicas: members.filter(\.inPool).map { replica in
-                SupervisorView.ReplicaView(
-                    name: replica.backend.name, id: replica.backend.number, address: replica.backend.address,
-                    state: replica.health.status.rawValue, details: driver.details(of: replica.backend),
-                    lastCheck: replica.health.last?.description, lastCheckCode: replica.health.last?.code,
-                    lastCheckNanoseconds: replica.lastLatency, checks: replica.checks,
-                    consecutiveFailures: replica.health.consecutiveFailures, restarts: replica.restarts,
-                    failedRestarts: replica.failedRestarts, markedDown: replica.passiveDown,
-                    counters: metrics.replica(replica.backend.name))
-            }))
+        view.publish(
+            SupervisorView(
+                generation: generation, algorithm: algorithm.rawValue, driver: driver.name, startedAt: startedAt,
+                heartbeatInterval: config.heartbeatInterval,
+                replicas: members.filter(\.inPool).map { replica in
+                    SupervisorView.ReplicaView(
+                        name: replica.backend.name, id: replica.backend.number, address: replica.backend.address,
+                        state: replica.health.status.rawValue, details: driver.details(of: replica.backend),
+                        lastCheck: replica.health.last?.description, lastCheckCode: replica.health.last?.code,
+                        lastCheckNanoseconds: replica.lastLatency, checks: replica.checks,
+                        consecutiveFailures: replica.health.consecutiveFailures, restarts: replica.restarts,
+                        failedRestarts: replica.failedRestarts, markedDown: replica.passiveDown,
+                        counters: metrics.replica(replica.backend.name))
+                }))
     }
 
     /// A replica's state changed: the view is published once at the end of this turn of the
@@ -289,7 +307,8 @@ package final class Supervisor: @unchecked Sendable {
         for replica in pool { health[replica.backend.name] = replica.isUp }
         let current = publisher.latest()
         if !force && current.backends == pool.map(\.backend).sorted(by: { $0.name < $1.name }) && health == publishedHealth
-            && generation > 0 {
+            && generation > 0
+        {
             noteViewChanged()
             return generation
         }
@@ -362,7 +381,8 @@ package final class Supervisor: @unchecked Sendable {
     private func saveInitialPool() throws(PoolStoreError) {
         var returned = false
         var failure: PoolStoreError?
-        writePool({ [unowned self] in runningPool() }) { [unowned self] result in
+        let running = { [unowned self] in runningPool() }
+        writePool(running) { [unowned self] result in
             guard case .failure(let error) = result else { return }
             if returned {
                 logger.error("[!] Could not save the initial pool: \(error). A restart would bring back the last one saved")
@@ -383,7 +403,11 @@ package final class Supervisor: @unchecked Sendable {
             logger.error("[!] Could not save the pool, so did not \(change): \(error)")
             switch error {
             case .conflict:
-                then(.failure(.conflict, "<Error> Could not save the pool, nothing changed: \(error); send the command again to apply it to the pool as it is now"))
+                then(
+                    .failure(
+                        .conflict,
+                        "<Error> Could not save the pool, nothing changed: \(error); send the command again to apply it to the pool as it is now"
+                    ))
             case .outOfSpace:
                 then(.failure(.insufficientStorage, "<Error> Could not save the pool, nothing changed: \(error)"))
             case .failed, .unreachable:
@@ -397,7 +421,8 @@ package final class Supervisor: @unchecked Sendable {
     /// is the one to keep), and a failure is logged — the running pool is right, but a restart
     /// of ds-lb would bring back the last pool saved.
     func persist(after change: String, retried: Bool = false) {
-        writePool({ [unowned self] in runningPool() }) { [unowned self] result in
+        let running = { [unowned self] in runningPool() }
+        writePool(running) { [unowned self] result in
             switch result {
             case .success:
                 break
@@ -405,7 +430,9 @@ package final class Supervisor: @unchecked Sendable {
                 logger.warning("[!] Saving the pool after \(change): \(error); saving the running pool over it")
                 persist(after: change, retried: true)
             case .failure(let error):
-                logger.error("[!] Could not save the pool after \(change): \(error). ds-lb runs the new pool, but a restart would bring back the last one saved")
+                logger.error(
+                    "[!] Could not save the pool after \(change): \(error). ds-lb runs the new pool, but a restart would bring back the last one saved"
+                )
             }
         }
     }
@@ -416,7 +443,9 @@ package final class Supervisor: @unchecked Sendable {
     private func storeReported(_ event: PoolStoreEvent) {
         switch event {
         case .changed(let pool) where pool.revision > poolRevision:
-            logger.warning("[!] The pool was changed in \(poolStore?.location ?? "the store") by another writer (revision \(pool.revision), \(pool.replicas.count) replicas); ds-lb keeps running its pool")
+            logger.warning(
+                "[!] The pool was changed in \(poolStore?.location ?? "the store") by another writer (revision \(pool.revision), \(pool.replicas.count) replicas); ds-lb keeps running its pool"
+            )
         case .changed:
             break
         }
@@ -435,7 +464,9 @@ package final class Supervisor: @unchecked Sendable {
 
     private func check(_ replica: Replica) {
         guard replica.probe == nil else { return }
-        replica.probe = HeartbeatProbe(backend: replica.backend, loop: loop, timeoutNanoseconds: nanoseconds(of: config.heartbeatTimeout)) {
+        replica.probe = HeartbeatProbe(
+            backend: replica.backend, loop: loop, timeoutNanoseconds: nanoseconds(of: config.heartbeatTimeout)
+        ) {
             [unowned self, weak replica] result, latency in
             guard let replica else { return }
             replica.probe = nil
@@ -491,8 +522,10 @@ package final class Supervisor: @unchecked Sendable {
     }
 
     /// Arms the replica's timer at `timer` (replacing one armed before), which reports `event`.
-    private func arm(_ timer: ReferenceWritableKeyPath<Replica, TimerID?>, of replica: Replica, after delay: Duration,
-                     reporting event: ReconcilerEvent) {
+    private func arm(
+        _ timer: ReferenceWritableKeyPath<Replica, TimerID?>, of replica: Replica, after delay: Duration,
+        reporting event: ReconcilerEvent
+    ) {
         cancel(timer, of: replica)
         replica[keyPath: timer] = loop.schedule(after: delay) { [unowned self, weak replica] in
             guard let replica else { return }
@@ -537,7 +570,8 @@ package final class Supervisor: @unchecked Sendable {
         apply(.replaced(by: spec.name), to: replica)
         replacedNames.insert(old.name)
         let now = monotonicNanoseconds()
-        let (record, actions) = reconciler.replacement(spec.name, number: spec.number, address: backend.address, of: replica.record, now: now)
+        let (record, actions) = reconciler.replacement(
+            spec.name, number: spec.number, address: backend.address, of: replica.record, now: now)
         let fresh = Replica(backend: backend, record: record, inPool: true)
         members.insert(fresh, at: min(position, members.count))
         let target = publish()

@@ -22,9 +22,10 @@ package struct ContainerDetails: Sendable, Equatable {
         }
         let state = object["State"] as? [String: Any]
         let hostConfig = object["HostConfig"] as? [String: Any]
-        return ContainerDetails(id: id, running: state?["Running"] as? Bool ?? false,
-                                networkMode: hostConfig?["NetworkMode"] as? String ?? "",
-                                networks: addresses(object["NetworkSettings"]))
+        return ContainerDetails(
+            id: id, running: state?["Running"] as? Bool ?? false,
+            networkMode: hostConfig?["NetworkMode"] as? String ?? "",
+            networks: addresses(object["NetworkSettings"]))
     }
 
     static func addresses(_ settings: Any?) -> [String: String] {

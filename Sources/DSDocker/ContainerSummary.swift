@@ -11,7 +11,9 @@ package struct ContainerSummary: Sendable, Equatable {
     /// Network name → the container's IPv4 address on it ("" on the host network or while stopped).
     package let networks: [String: String]
 
-    package init(id: String, name: String, labels: [String: String], state: String, status: String, networks: [String: String] = [:]) {
+    package init(
+        id: String, name: String, labels: [String: String], state: String, status: String, networks: [String: String] = [:]
+    ) {
         self.id = id
         self.name = name
         self.labels = labels
@@ -29,9 +31,10 @@ package struct ContainerSummary: Sendable, Equatable {
             guard let id = item["Id"] as? String else { return nil }
             let names = (item["Names"] as? [String]) ?? []
             let name = names.first.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 } ?? ""
-            return ContainerSummary(id: id, name: name, labels: item["Labels"] as? [String: String] ?? [:],
-                                    state: item["State"] as? String ?? "", status: item["Status"] as? String ?? "",
-                                    networks: ContainerDetails.addresses(item["NetworkSettings"]))
+            return ContainerSummary(
+                id: id, name: name, labels: item["Labels"] as? [String: String] ?? [:],
+                state: item["State"] as? String ?? "", status: item["Status"] as? String ?? "",
+                networks: ContainerDetails.addresses(item["NetworkSettings"]))
         }
     }
 }

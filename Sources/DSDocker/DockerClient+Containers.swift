@@ -7,26 +7,33 @@ extension DockerClient {
     package typealias Completion<T> = @Sendable (Result<T, DockerError>) -> Void
 
     /// `GET /containers/json?all=1`, optionally filtered by labels (`key=value` or `key`).
-    package func listContainers(labels: [String] = [], timeout: Duration = .seconds(10), completion: @escaping Completion<[ContainerSummary]>) {
+    package func listContainers(
+        labels: [String] = [], timeout: Duration = .seconds(10), completion: @escaping Completion<[ContainerSummary]>
+    ) {
         var query = [("all", "1")]
         if !labels.isEmpty {
             let filters = (try? JSONSerialization.data(withJSONObject: ["label": labels])) ?? Data()
             query.append(("filters", String(decoding: filters, as: UTF8.self)))
         }
         call("GET", "/containers/json", query: query, timeout: timeout, accept: [200]) { result in
-            completion(result.flatMap { response in Result { try ContainerSummary.parseList(response.json) }.mapError(Self.asDockerError) })
+            completion(
+                result.flatMap { response in Result { try ContainerSummary.parseList(response.json) }.mapError(Self.asDockerError)
+                })
         }
     }
 
     /// `POST /containers/create?name=`: the new container's id. A 409 means the name is taken.
-    package func createContainer(name: String, config: [String: Any], timeout: Duration = .seconds(60), completion: @escaping Completion<String>) {
+    package func createContainer(
+        name: String, config: [String: Any], timeout: Duration = .seconds(60), completion: @escaping Completion<String>
+    ) {
         call("POST", "/containers/create", query: [("name", name)], body: config, timeout: timeout, accept: [201]) { result in
-            completion(result.flatMap { response in
-                guard let object = response.json as? [String: Any], let id = object["Id"] as? String else {
-                    return .failure(.protocolError("create answered without an Id"))
-                }
-                return .success(id)
-            })
+            completion(
+                result.flatMap { response in
+                    guard let object = response.json as? [String: Any], let id = object["Id"] as? String else {
+                        return .failure(.protocolError("create answered without an Id"))
+                    }
+                    return .success(id)
+                })
         }
     }
 
@@ -35,9 +42,12 @@ extension DockerClient {
     }
 
     /// `GET /containers/{id}/json`.
-    package func inspectContainer(_ id: String, timeout: Duration = .seconds(10), completion: @escaping Completion<ContainerDetails>) {
+    package func inspectContainer(
+        _ id: String, timeout: Duration = .seconds(10), completion: @escaping Completion<ContainerDetails>
+    ) {
         call("GET", "/containers/\(id)/json", timeout: timeout, accept: [200]) { result in
-            completion(result.flatMap { response in Result { try ContainerDetails.parse(response.json) }.mapError(Self.asDockerError) })
+            completion(
+                result.flatMap { response in Result { try ContainerDetails.parse(response.json) }.mapError(Self.asDockerError) })
         }
     }
 
@@ -46,7 +56,10 @@ extension DockerClient {
     package func stopContainer(_ id: String, grace: Duration, completion: @escaping Completion<Void>) {
         let (seconds, attoseconds) = max(grace, .zero).components
         let wholeSeconds = seconds + (attoseconds > 0 ? 1 : 0)
-        call("POST", "/containers/\(id)/stop", query: [("t", String(wholeSeconds))], timeout: .seconds(wholeSeconds + 10), accept: [204, 304]) {
+        call(
+            "POST", "/containers/\(id)/stop", query: [("t", String(wholeSeconds))], timeout: .seconds(wholeSeconds + 10),
+            accept: [204, 304]
+        ) {
             completion($0.map { _ in })
         }
     }

@@ -1,9 +1,10 @@
+import DSHTTPClient
+import DSReactor
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import DSHTTPClient
-import DSReactor
 
 /// A Docker Engine API client over the engine's unix socket (HTTP/1.1, one connection per call,
 /// `Connection: close`), on our own reactor: the client runs one `EventLoop` on a thread of its
@@ -43,11 +44,15 @@ package final class DockerClient: Sendable {
 
     /// Starts the client's loop thread and negotiates the version with an unversioned
     /// `GET /version`. Blocks up to `timeout` (any thread but a loop's).
-    package static func connect(socketPath: String = defaultSocketPath(), timeout: Duration = .seconds(5),
-                               connectTimeout: Duration = .seconds(2)) throws -> DockerClient {
-        let transport = EngineTransport(socketPath: socketPath, method: "GET", target: "/version", timeout: timeout,
-                                        connectTimeout: min(connectTimeout, timeout))
-        let blocking = try BlockingHTTPClient(address: .unix(path: socketPath), options: transport.options, threadName: "ds-lb-docker")
+    package static func connect(
+        socketPath: String = defaultSocketPath(), timeout: Duration = .seconds(5),
+        connectTimeout: Duration = .seconds(2)
+    ) throws -> DockerClient {
+        let transport = EngineTransport(
+            socketPath: socketPath, method: "GET", target: "/version", timeout: timeout,
+            connectTimeout: min(connectTimeout, timeout))
+        let blocking = try BlockingHTTPClient(
+            address: .unix(path: socketPath), options: transport.options, threadName: "ds-lb-docker")
         let answer: HTTPClientResponse
         do { answer = try blocking.send(transport.request(body: nil), timeout: timeout) } catch { throw transport.error(error) }
         let response = DockerResponse(status: answer.status, body: answer.body)
@@ -59,11 +64,14 @@ package final class DockerClient: Sendable {
         }
         let minimum = (object["MinAPIVersion"] as? String).flatMap(APIVersion.init)
         let chosen = APIVersion.negotiate(ours: newestKnown, server: server, serverMinimum: minimum)
-        return DockerClient(socketPath: socketPath, apiVersion: chosen.description,
-                            engineVersion: object["Version"] as? String ?? "unknown", connectTimeout: connectTimeout, blocking: blocking)
+        return DockerClient(
+            socketPath: socketPath, apiVersion: chosen.description,
+            engineVersion: object["Version"] as? String ?? "unknown", connectTimeout: connectTimeout, blocking: blocking)
     }
 
-    private init(socketPath: String, apiVersion: String, engineVersion: String, connectTimeout: Duration, blocking: BlockingHTTPClient) {
+    private init(
+        socketPath: String, apiVersion: String, engineVersion: String, connectTimeout: Duration, blocking: BlockingHTTPClient
+    ) {
         self.socketPath = socketPath
         self.apiVersion = apiVersion
         self.engineVersion = engineVersion
@@ -73,8 +81,10 @@ package final class DockerClient: Sendable {
 
     /// One call: `path` without the version prefix, `body` a JSON-serialisable value. `timeout`
     /// bounds the whole answer. Any thread; `completion` runs on the client's loop thread.
-    package func request(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil,
-                        timeout: Duration = .seconds(10), completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
+    package func request(
+        _ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil,
+        timeout: Duration = .seconds(10), completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void
+    ) {
         var target = "/v\(apiVersion)\(path)"
         if !query.isEmpty {
             target += "?" + query.map { "\(Self.percentEncode($0.0))=\(Self.percentEncode($0.1))" }.joined(separator: "&")
@@ -87,13 +97,17 @@ package final class DockerClient: Sendable {
     }
 
     /// Like `request`, but any status outside `accept` is a failure carrying the engine's message.
-    package func call(_ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil, timeout: Duration = .seconds(10),
-                     accept: Set<Int>, completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
+    package func call(
+        _ method: String, _ path: String, query: [(String, String)] = [], body: Any? = nil, timeout: Duration = .seconds(10),
+        accept: Set<Int>, completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void
+    ) {
         request(method, path, query: query, body: body, timeout: timeout) { result in
-            completion(result.flatMap { response in
-                accept.contains(response.status) ? .success(response)
-                    : .failure(.engine(status: response.status, message: response.engineMessage))
-            })
+            completion(
+                result.flatMap { response in
+                    accept.contains(response.status)
+                        ? .success(response)
+                        : .failure(.engine(status: response.status, message: response.engineMessage))
+                })
         }
     }
 
@@ -111,8 +125,10 @@ package final class DockerClient: Sendable {
 
     // MARK: transport
 
-    func exchange(_ method: String, _ target: String, body: [UInt8]?, timeout: Duration,
-                  completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void) {
+    func exchange(
+        _ method: String, _ target: String, body: [UInt8]?, timeout: Duration,
+        completion: @escaping @Sendable (Result<DockerResponse, DockerError>) -> Void
+    ) {
         let loop = self.loop, transport = makeTransport(method, target, timeout: timeout)
         loop.execute {
             transport.client(on: loop).send(transport.request(body: body), timeout: timeout) { result in
@@ -122,8 +138,10 @@ package final class DockerClient: Sendable {
     }
 
     /// Opens a stream whose 200 body is read line by line (see `followContainerEvents`).
-    func stream(_ target: String, timeout: Duration, onLine: @escaping @Sendable ([UInt8]) -> Void,
-                onEnd: @escaping @Sendable (DockerError) -> Void) -> StreamHandle {
+    func stream(
+        _ target: String, timeout: Duration, onLine: @escaping @Sendable ([UInt8]) -> Void,
+        onEnd: @escaping @Sendable (DockerError) -> Void
+    ) -> StreamHandle {
         let handle = StreamHandle(loop: loop)
         let loop = self.loop, transport = makeTransport("GET", target, timeout: timeout)
         loop.execute {
@@ -134,7 +152,9 @@ package final class DockerClient: Sendable {
     }
 
     private func makeTransport(_ method: String, _ target: String, timeout: Duration) -> EngineTransport {
-        EngineTransport(socketPath: socketPath, method: method, target: target, timeout: timeout, connectTimeout: min(connectTimeout, timeout))
+        EngineTransport(
+            socketPath: socketPath, method: method, target: target, timeout: timeout, connectTimeout: min(connectTimeout, timeout)
+        )
     }
 
     /// RFC 3986 §2.3: everything but unreserved characters is percent-encoded.
@@ -143,7 +163,7 @@ package final class DockerClient: Sendable {
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             default:
                 out += String(format: "%%%02X", byte)

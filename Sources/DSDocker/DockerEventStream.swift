@@ -16,12 +16,14 @@ package struct ContainerEvent: Sendable, Equatable {
     /// Parses one line of the stream; nil for anything that is not a container event.
     package static func parse(_ line: [UInt8]) -> ContainerEvent? {
         guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-              (object["Type"] as? String) == "container", let action = object["Action"] as? String else { return nil }
+            (object["Type"] as? String) == "container", let action = object["Action"] as? String
+        else { return nil }
         let actor = object["Actor"] as? [String: Any]
         let attributes = actor?["Attributes"] as? [String: String] ?? [:]
         // API 1.52 dropped the old top-level `id`/`status`/`from`; Actor.ID is in every version we speak.
-        return ContainerEvent(action: action, id: actor?["ID"] as? String ?? object["id"] as? String ?? "",
-                              name: attributes["name"] ?? "")
+        return ContainerEvent(
+            action: action, id: actor?["ID"] as? String ?? object["id"] as? String ?? "",
+            name: attributes["name"] ?? "")
     }
 }
 
@@ -31,9 +33,13 @@ extension DockerClient {
     /// no answer head within `timeout`). Both run on the client's loop thread. `cancel()` on the
     /// handle ends it without `onEnd`.
     @discardableResult
-    package func followContainerEvents(labels: [String], timeout: Duration = .seconds(10), onEvent: @escaping @Sendable (ContainerEvent) -> Void,
-                                      onEnd: @escaping @Sendable (DockerError) -> Void) -> StreamHandle {
-        let filters = (try? JSONSerialization.data(withJSONObject: ["type": ["container"], "label": labels], options: .sortedKeys)) ?? Data()
+    package func followContainerEvents(
+        labels: [String], timeout: Duration = .seconds(10), onEvent: @escaping @Sendable (ContainerEvent) -> Void,
+        onEnd: @escaping @Sendable (DockerError) -> Void
+    ) -> StreamHandle {
+        let filters =
+            (try? JSONSerialization.data(withJSONObject: ["type": ["container"], "label": labels], options: .sortedKeys))
+            ?? Data()
         let target = "/v\(apiVersion)/events?filters=\(Self.percentEncode(String(decoding: filters, as: UTF8.self)))"
         return stream(target, timeout: timeout, onLine: { line in ContainerEvent.parse(line).map(onEvent) }, onEnd: onEnd)
     }

@@ -35,7 +35,8 @@ struct EngineTransport: Sendable {
         switch error {
         case .connectFailed(let cause): return .unreachable("cannot connect to \(socketPath): \(cause)")
         case .connectTimedOut: return .timedOut("cannot connect to \(socketPath) within \(Self.text(connectTimeout))")
-        case .timedOut(let headReceived): return .timedOut("\(label): no \(headReceived ? "complete answer" : "answer") within \(Self.text(timeout))")
+        case .timedOut(let headReceived):
+            return .timedOut("\(label): no \(headReceived ? "complete answer" : "answer") within \(Self.text(timeout))")
         case .sendFailed(let cause): return .unreachable("\(label): sending to \(socketPath): \(cause)")
         case .receiveFailed(let cause): return .unreachable("\(label): reading from \(socketPath): \(cause)")
         case .bodyTooLarge: return .protocolError("\(label): response larger than 64 MiB")
@@ -54,9 +55,11 @@ struct EngineTransport: Sendable {
         switch error {
         case .malformedHead(let cause): return .protocolError("\(label)malformed response from the engine: \(cause)")
         case .badFraming(let cause): return .protocolError("\(label)bad response framing from the engine: \(cause)")
-        case .malformedChunkedBody(let cause): return .protocolError("\(label)malformed chunked body from the engine: \(cause.message)")
+        case .malformedChunkedBody(let cause):
+            return .protocolError("\(label)malformed chunked body from the engine: \(cause.message)")
         case .closedBeforeHead: return .protocolError("\(label)the engine closed the connection before a complete response head")
-        case .bodyCutShort(let received, let expected?): return .protocolError("\(label)response body cut short: \(received) of \(expected) bytes")
+        case .bodyCutShort(let received, let expected?):
+            return .protocolError("\(label)response body cut short: \(received) of \(expected) bytes")
         case .bodyCutShort: return .protocolError("\(label)chunked body cut short")
         default: return .protocolError("\(label)\(error)")
         }
@@ -86,9 +89,10 @@ final class EngineStream {
     }
 
     func start(on loop: EventLoop) -> HTTPClientExchange {
-        let exchange = transport.client(on: loop).stream(transport.request(body: nil), timeout: transport.timeout,
-                                                         onHead: { [self] in head($0) }, onBody: { [self] in body($0) },
-                                                         onEnd: { [self] in end($0) })
+        let exchange = transport.client(on: loop).stream(
+            transport.request(body: nil), timeout: transport.timeout,
+            onHead: { [self] in head($0) }, onBody: { [self] in body($0) },
+            onEnd: { [self] in end($0) })
         self.exchange = exchange
         return exchange
     }
@@ -102,7 +106,9 @@ final class EngineStream {
     private func body(_ bytes: [UInt8]) {
         pending += bytes
         guard status == 200 else {
-            if pending.count > EngineTransport.maxBody { finish(.protocolError("\(transport.label): response larger than 64 MiB")) }
+            if pending.count > EngineTransport.maxBody {
+                finish(.protocolError("\(transport.label): response larger than 64 MiB"))
+            }
             return
         }
         while let newline = pending.firstIndex(of: 10) {

@@ -34,8 +34,10 @@ package enum ReplicaContainer {
             "Image": image,
             "Cmd": ["--id", id, "--host", onHost ? loopback : "0.0.0.0", "--port", String(listenPort)],
             "Env": ["SERVER_ID=\(id)", "PORT=\(listenPort)"],
-            "Labels": ["ds-lb.managed": "true", "ds-lb.pool": pool, "ds-lb.id": id, "ds-lb.port": String(listenPort),
-                       "ds-lb.network": network],
+            "Labels": [
+                "ds-lb.managed": "true", "ds-lb.pool": pool, "ds-lb.id": id, "ds-lb.port": String(listenPort),
+                "ds-lb.network": network,
+            ],
             "HostConfig": hostConfig,
         ]
         if !onHost {

@@ -103,14 +103,23 @@ package struct ChunkedScanner: Sendable {
                 }
             case .sizeDigitsDone:
                 // BWS before a chunk extension only.
-                if c == 59 { state = .extensionText }
-                else if c == 13 { state = .sizeLF }
-                else if c != 32 && c != 9 { throw HTTPParseError(.badRequest, "Invalid chunk size line") }
+                if c == 59 {
+                    state = .extensionText
+                } else if c == 13 {
+                    state = .sizeLF
+                } else if c != 32 && c != 9 {
+                    throw HTTPParseError(.badRequest, "Invalid chunk size line")
+                }
             case .extensionText:
                 extensionBytes += 1
-                guard extensionBytes <= Self.maxExtensionBytes else { throw HTTPParseError(.badRequest, "Chunk extension too long") }
-                if c == 13 { state = .sizeLF }
-                else if c == 10 || c == 0 { throw HTTPParseError(.badRequest, "Bad byte in chunk extension") }
+                guard extensionBytes <= Self.maxExtensionBytes else {
+                    throw HTTPParseError(.badRequest, "Chunk extension too long")
+                }
+                if c == 13 {
+                    state = .sizeLF
+                } else if c == 10 || c == 0 {
+                    throw HTTPParseError(.badRequest, "Bad byte in chunk extension")
+                }
             case .sizeLF:
                 guard c == 10 else { throw HTTPParseError(.badRequest, "Bare CR in chunk size line") }
                 extensionBytes = 0
@@ -122,7 +131,8 @@ package struct ChunkedScanner: Sendable {
                     let (sum, overflow) = dataBytes.addingReportingOverflow(size)
                     dataBytes = overflow ? .max : sum
                     if let maxDataBytes, dataBytes > maxDataBytes {
-                        throw HTTPParseError(.contentTooLarge, "Chunked request body larger than the limit of \(maxDataBytes) bytes")
+                        throw HTTPParseError(
+                            .contentTooLarge, "Chunked request body larger than the limit of \(maxDataBytes) bytes")
                     }
                     state = .data(size)
                     size = 0
@@ -138,20 +148,33 @@ package struct ChunkedScanner: Sendable {
             // laxer reading would let `0\r\n` be followed by a request line taken as a trailer
             // here and as the next request by a peer that reads it otherwise.
             case .trailerLineStart:
-                if c == 13 { state = .lastLF }
-                else if c == 10 { throw HTTPParseError(.badRequest, "Bare LF in trailer section") }
-                else if c == 32 || c == 9 { throw HTTPParseError(.badRequest, "Obsolete line folding in trailer section") }
-                else if HeadParser.isTokenChar(c) { try countTrailerByte(); state = .trailerName }
-                else { throw HTTPParseError(.badRequest, "Invalid trailer field name") }
+                if c == 13 {
+                    state = .lastLF
+                } else if c == 10 {
+                    throw HTTPParseError(.badRequest, "Bare LF in trailer section")
+                } else if c == 32 || c == 9 {
+                    throw HTTPParseError(.badRequest, "Obsolete line folding in trailer section")
+                } else if HeadParser.isTokenChar(c) {
+                    try countTrailerByte(); state = .trailerName
+                } else {
+                    throw HTTPParseError(.badRequest, "Invalid trailer field name")
+                }
             case .trailerName:
                 try countTrailerByte()
-                if c == 58 { state = .trailerValue }
-                else if c == 32 || c == 9 { throw HTTPParseError(.badRequest, "Whitespace before colon in trailer field") }
-                else if !HeadParser.isTokenChar(c) { throw HTTPParseError(.badRequest, "Invalid trailer field name") }
+                if c == 58 {
+                    state = .trailerValue
+                } else if c == 32 || c == 9 {
+                    throw HTTPParseError(.badRequest, "Whitespace before colon in trailer field")
+                } else if !HeadParser.isTokenChar(c) {
+                    throw HTTPParseError(.badRequest, "Invalid trailer field name")
+                }
             case .trailerValue:
                 try countTrailerByte()
-                if c == 13 { state = .trailerLF }
-                else if (c < 32 && c != 9) || c == 127 { throw HTTPParseError(.badRequest, "Control character in trailer field") }
+                if c == 13 {
+                    state = .trailerLF
+                } else if (c < 32 && c != 9) || c == 127 {
+                    throw HTTPParseError(.badRequest, "Control character in trailer field")
+                }
             case .trailerLF:
                 guard c == 10 else { throw HTTPParseError(.badRequest, "Bare CR in trailer section") }
                 state = .trailerLineStart

@@ -60,7 +60,8 @@ package enum Framing {
         // relay a body without framing (glued to the next response on a kept connection), and
         // one that ignored it would disagree with whoever did obey. Neither is safe to relay.
         if head.connection.namesFramingField && (head.contentLength != nil || !codings.isEmpty) {
-            return .failure(HTTPParseError(.badGateway, "Upstream named a framing field (Content-Length or Transfer-Encoding) in Connection"))
+            return .failure(
+                HTTPParseError(.badGateway, "Upstream named a framing field (Content-Length or Transfer-Encoding) in Connection"))
         }
         if !codings.isEmpty {
             if head.contentLength != nil {

@@ -52,8 +52,10 @@ package struct HeadParser: Sendable {
         scanRequest(bytes, from: from, onField: { _, _ in })
     }
 
-    private func scanRequest(_ bytes: UnsafeRawBufferPointer, from: Int,
-                             onField: (HeaderField, KnownField) -> Void) -> HeadParseResult<RequestHeadInfo> {
+    private func scanRequest(
+        _ bytes: UnsafeRawBufferPointer, from: Int,
+        onField: (HeaderField, KnownField) -> Void
+    ) -> HeadParseResult<RequestHeadInfo> {
         var start = 0
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
         while start + 1 < bytes.count && bytes[start] == 13 && bytes[start + 1] == 10 { start += 2 }
@@ -81,8 +83,10 @@ package struct HeadParser: Sendable {
     }
 
     /// request-line = method SP request-target SP HTTP-version (RFC 9112 §3); `lineEnd` is its CR.
-    static func parseRequestLine(_ bytes: UnsafeRawBufferPointer, start: Int,
-                                 lineEnd: Int) throws(HTTPParseError) -> (method: Range<Int>, target: Range<Int>, version: HTTPVersion) {
+    static func parseRequestLine(
+        _ bytes: UnsafeRawBufferPointer, start: Int,
+        lineEnd: Int
+    ) throws(HTTPParseError) -> (method: Range<Int>, target: Range<Int>, version: HTTPVersion) {
         var i = start
         while i < lineEnd && isTokenChar(bytes[i]) { i += 1 }
         guard i > start, i < lineEnd, bytes[i] == 32 else { throw HTTPParseError(.badRequest, "Malformed request line") }
@@ -91,7 +95,9 @@ package struct HeadParser: Sendable {
         while j < lineEnd && bytes[j] > 32 && bytes[j] != 127 { j += 1 }
         guard j > targetStart else { throw HTTPParseError(.badRequest, "Malformed request target") }
         // `GET /x` alone is HTTP/0.9, which has no head to wait for.
-        guard j < lineEnd else { throw HTTPParseError(.badRequest, "Request line without an HTTP version (HTTP/0.9 is not supported)") }
+        guard j < lineEnd else {
+            throw HTTPParseError(.badRequest, "Request line without an HTTP version (HTTP/0.9 is not supported)")
+        }
         guard bytes[j] == 32 else { throw HTTPParseError(.badRequest, "Malformed request target") }
         return (start..<i, targetStart..<j, try parseVersion(bytes, from: j + 1, to: lineEnd))
     }
@@ -123,31 +129,36 @@ package struct HeadParser: Sendable {
         }
     }
 
-    private func parseRequestHead(_ bytes: UnsafeRawBufferPointer, start: Int, end: Int,
-                                  onField: (HeaderField, KnownField) -> Void) throws(HTTPParseError) -> RequestHeadInfo {
+    private func parseRequestHead(
+        _ bytes: UnsafeRawBufferPointer, start: Int, end: Int,
+        onField: (HeaderField, KnownField) -> Void
+    ) throws(HTTPParseError) -> RequestHeadInfo {
         let lineEnd = try Self.lineEnd(bytes, from: start, end: end)
         let line = try Self.parseRequestLine(bytes, start: start, lineEnd: lineEnd)
-        var head = RequestHeadInfo(method: line.method, methodKind: HTTPMethodKind.classify(bytes, line.method),
-                                   target: line.target, version: line.version, length: end, fieldsStart: lineEnd + 2)
+        var head = RequestHeadInfo(
+            method: line.method, methodKind: HTTPMethodKind.classify(bytes, line.method),
+            target: line.target, version: line.version, length: end, fieldsStart: lineEnd + 2)
         if let authority = try Self.absoluteFormAuthority(bytes, line.target) {
             head.authority = authority
             head.originTarget = authority.upperBound..<line.target.upperBound
         }
-        try parseFields(bytes, from: lineEnd + 2, end: end, into: &head, requestField: { (field, name, head) throws(HTTPParseError) in
-            switch name {
-            case .host:
-                head.hostCount += 1
-                try Self.validateHost(bytes, field.valueRange)
-            case .expect:
-                head.expectContinue = Self.equalsIgnoringCase(bytes, field.valueStart, field.valueEnd, "100-continue")
-            case .forwardedFor:
-                head.forwarded.hasFor = true
-            case .forwardedProto:
-                head.forwarded.hasProto = true
-            case .contentLength, .transferEncoding, .connection, .hopByHop, .other:
-                break // recorded by parseFields, for requests and responses alike
-            }
-        }, onField: onField)
+        try parseFields(
+            bytes, from: lineEnd + 2, end: end, into: &head,
+            requestField: { (field, name, head) throws(HTTPParseError) in
+                switch name {
+                case .host:
+                    head.hostCount += 1
+                    try Self.validateHost(bytes, field.valueRange)
+                case .expect:
+                    head.expectContinue = Self.equalsIgnoringCase(bytes, field.valueStart, field.valueEnd, "100-continue")
+                case .forwardedFor:
+                    head.forwarded.hasFor = true
+                case .forwardedProto:
+                    head.forwarded.hasProto = true
+                case .contentLength, .transferEncoding, .connection, .hopByHop, .other:
+                    break // recorded by parseFields, for requests and responses alike
+                }
+            }, onField: onField)
         if line.version == .http11 {
             if head.hostCount == 0 { throw HTTPParseError(.badRequest, "Missing Host header") }
         }
@@ -172,8 +183,10 @@ package struct HeadParser: Sendable {
         scanResponse(bytes, from: from, onField: { _, _ in })
     }
 
-    private func scanResponse(_ bytes: UnsafeRawBufferPointer, from: Int,
-                              onField: (HeaderField, KnownField) -> Void) -> HeadParseResult<ResponseHeadInfo> {
+    private func scanResponse(
+        _ bytes: UnsafeRawBufferPointer, from: Int,
+        onField: (HeaderField, KnownField) -> Void
+    ) -> HeadParseResult<ResponseHeadInfo> {
         switch Self.findHeadEnd(bytes, from: from, limit: limits.maxHeadBytes) {
         case .incomplete(let resume): return .incomplete(resumeAt: resume)
         case .failed(let error): return .failed(error)
@@ -186,8 +199,10 @@ package struct HeadParser: Sendable {
         }
     }
 
-    private func parseResponseHead(_ bytes: UnsafeRawBufferPointer, end: Int,
-                                   onField: (HeaderField, KnownField) -> Void) throws(HTTPParseError) -> ResponseHeadInfo {
+    private func parseResponseHead(
+        _ bytes: UnsafeRawBufferPointer, end: Int,
+        onField: (HeaderField, KnownField) -> Void
+    ) throws(HTTPParseError) -> ResponseHeadInfo {
         let lineEnd = try Self.lineEnd(bytes, from: 0, end: end)
         // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4)
         guard lineEnd >= 12 else { throw HTTPParseError(.badRequest, "Malformed status line") }
@@ -228,7 +243,9 @@ package struct HeadParser: Sendable {
                 if i == 0 || bytes[i - 1] != 13 { return .failed(HTTPParseError(.badRequest, "Bare LF in message head")) }
                 // An empty line: CR LF directly after the previous line's CR LF.
                 if i >= 3 && bytes[i - 2] == 10 && bytes[i - 3] == 13 {
-                    if i + 1 > limit { return .failed(HTTPParseError(.requestHeaderFieldsTooLarge, "Request header section too large")) }
+                    if i + 1 > limit {
+                        return .failed(HTTPParseError(.requestHeaderFieldsTooLarge, "Request header section too large"))
+                    }
                     return .complete(i + 1)
                 }
             }
@@ -289,9 +306,11 @@ package struct HeadParser: Sendable {
     /// and a response, so they are recorded here, for both; `requestField` is given the names
     /// only a request acts on (Host, Expect, X-Forwarded-*), and `onField` every field once it
     /// has been accepted (the allocating forms list them there).
-    func parseFields<Head: FieldFacts>(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int, into head: inout Head,
-                                       requestField: (HeaderField, KnownField, inout Head) throws(HTTPParseError) -> Void,
-                                       onField: (HeaderField, KnownField) -> Void) throws(HTTPParseError) {
+    func parseFields<Head: FieldFacts>(
+        _ bytes: UnsafeRawBufferPointer, from: Int, end: Int, into head: inout Head,
+        requestField: (HeaderField, KnownField, inout Head) throws(HTTPParseError) -> Void,
+        onField: (HeaderField, KnownField) -> Void
+    ) throws(HTTPParseError) {
         var lineStart = from
         var contentLengthSeen = false
         while true {
@@ -317,9 +336,12 @@ package struct HeadParser: Sendable {
                 if (c < 32 && c != 9) || c == 127 { throw HTTPParseError(.badRequest, "Control character in header value") }
             }
             head.fieldCount += 1
-            if head.fieldCount > limits.maxHeaderCount { throw HTTPParseError(.requestHeaderFieldsTooLarge, "Too many header fields") }
-            let field = HeaderField(nameStart: Int32(lineStart), nameEnd: Int32(colon),
-                                    valueStart: Int32(valueStart), valueEnd: Int32(valueEnd))
+            if head.fieldCount > limits.maxHeaderCount {
+                throw HTTPParseError(.requestHeaderFieldsTooLarge, "Too many header fields")
+            }
+            let field = HeaderField(
+                nameStart: Int32(lineStart), nameEnd: Int32(colon),
+                valueStart: Int32(valueStart), valueEnd: Int32(valueEnd))
             let name = Self.classify(bytes, lineStart, colon)
             switch name {
             case .contentLength:
@@ -380,8 +402,10 @@ package struct HeadParser: Sendable {
 
     /// Calls `body` with each coding of a Transfer-Encoding field (a comma list, each item
     /// trimmed of OWS); an empty item is refused.
-    static func forEachCoding(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField,
-                              _ body: (Range<Int>) -> Void) throws(HTTPParseError) {
+    static func forEachCoding(
+        _ bytes: UnsafeRawBufferPointer, _ field: HeaderField,
+        _ body: (Range<Int>) -> Void
+    ) throws(HTTPParseError) {
         var itemStart = Int(field.valueStart)
         let end = Int(field.valueEnd)
         while true {
@@ -403,12 +427,15 @@ package struct HeadParser: Sendable {
         }
     }
 
-    static func summarizeCodings(_ bytes: UnsafeRawBufferPointer, _ field: HeaderField,
-                                 into summary: inout TransferCodingSummary) throws(HTTPParseError) {
+    static func summarizeCodings(
+        _ bytes: UnsafeRawBufferPointer, _ field: HeaderField,
+        into summary: inout TransferCodingSummary
+    ) throws(HTTPParseError) {
         try forEachCoding(bytes, field) { range in
             let isChunked = RequestHeadInfo.equalsIgnoringCase(bytes, range, "chunked")
             let (lo, hi) = (Int32(range.lowerBound), Int32(range.upperBound))
-            let known = isChunked || equalsIgnoringCase(bytes, lo, hi, "gzip") || equalsIgnoringCase(bytes, lo, hi, "x-gzip")
+            let known =
+                isChunked || equalsIgnoringCase(bytes, lo, hi, "gzip") || equalsIgnoringCase(bytes, lo, hi, "x-gzip")
                 || equalsIgnoringCase(bytes, lo, hi, "deflate") || equalsIgnoringCase(bytes, lo, hi, "compress")
                 || equalsIgnoringCase(bytes, lo, hi, "x-compress")
             summary.add(isChunked: isChunked, isKnown: known)
@@ -424,10 +451,15 @@ package struct HeadParser: Sendable {
             while itemEnd < end && bytes[itemEnd] != 44 { itemEnd += 1 }
             let item = trimmingOWS(bytes, itemStart..<itemEnd)
             let (lo, hi) = (Int32(item.lowerBound), Int32(item.upperBound))
-            if equalsIgnoringCase(bytes, lo, hi, "close") { tokens.close = true }
-            else if equalsIgnoringCase(bytes, lo, hi, "keep-alive") { tokens.keepAlive = true }
-            else if equalsIgnoringCase(bytes, lo, hi, "upgrade") { tokens.upgrade = true }
-            else if equalsIgnoringCase(bytes, lo, hi, "content-length") || equalsIgnoringCase(bytes, lo, hi, "transfer-encoding") {
+            if equalsIgnoringCase(bytes, lo, hi, "close") {
+                tokens.close = true
+            } else if equalsIgnoringCase(bytes, lo, hi, "keep-alive") {
+                tokens.keepAlive = true
+            } else if equalsIgnoringCase(bytes, lo, hi, "upgrade") {
+                tokens.upgrade = true
+            } else if equalsIgnoringCase(bytes, lo, hi, "content-length")
+                || equalsIgnoringCase(bytes, lo, hi, "transfer-encoding")
+            {
                 tokens.namesFramingField = true
             }
             itemStart = itemEnd + 1
@@ -476,9 +508,9 @@ package struct HeadParser: Sendable {
     static func isRegNameChar(_ c: UInt8) -> Bool {
         switch c {
         case 48...57, 65...90, 97...122: return true
-        case 45, 46, 95, 126: return true                          // - . _ ~
-        case 37: return true                                       // % (pct-encoded)
-        case 33, 36, 38, 39, 40, 41, 42, 43, 59, 61: return true   // ! $ & ' ( ) * + ; =
+        case 45, 46, 95, 126: return true // - . _ ~
+        case 37: return true // % (pct-encoded)
+        case 33, 36, 38, 39, 40, 41, 42, 43, 59, 61: return true // ! $ & ' ( ) * + ; =
         default: return false
         }
     }
@@ -489,7 +521,8 @@ package struct HeadParser: Sendable {
     /// The authority of an absolute-form target (`http://host:port/path?query`, RFC 9112 §3.2.2),
     /// or nil for any other form. Only http and https are proxied; the authority must be a valid
     /// Host value (no userinfo: RFC 9110 §4.2.4 tells a recipient to treat it as an error).
-    static func absoluteFormAuthority(_ bytes: UnsafeRawBufferPointer, _ target: Range<Int>) throws(HTTPParseError) -> Range<Int>? {
+    static func absoluteFormAuthority(_ bytes: UnsafeRawBufferPointer, _ target: Range<Int>) throws(HTTPParseError) -> Range<Int>?
+    {
         // origin-form and asterisk-form, by far the usual, are told by their first byte.
         let first = bytes[target.lowerBound]
         guard (first >= 65 && first <= 90) || (first >= 97 && first <= 122) else { return nil }
@@ -498,7 +531,8 @@ package struct HeadParser: Sendable {
         var i = target.lowerBound + 1
         while i < target.upperBound, isTokenChar(bytes[i]) && bytes[i] != UInt8(ascii: ":") { i += 1 }
         guard target.upperBound - i >= 3, bytes[i] == UInt8(ascii: ":"), bytes[i + 1] == UInt8(ascii: "/"),
-              bytes[i + 2] == UInt8(ascii: "/") else { return nil }
+            bytes[i + 2] == UInt8(ascii: "/")
+        else { return nil }
         let scheme = Int32(target.lowerBound), schemeEnd = Int32(i)
         guard equalsIgnoringCase(bytes, scheme, schemeEnd, "http") || equalsIgnoringCase(bytes, scheme, schemeEnd, "https") else {
             throw HTTPParseError(.badRequest, "Unsupported scheme in absolute-form request target")
@@ -510,7 +544,9 @@ package struct HeadParser: Sendable {
             if c == UInt8(ascii: "/") || c == UInt8(ascii: "?") || c == UInt8(ascii: "#") { break }
             authorityEnd += 1
         }
-        guard authorityEnd > authorityStart else { throw HTTPParseError(.badRequest, "Absolute-form request target without a host") }
+        guard authorityEnd > authorityStart else {
+            throw HTTPParseError(.badRequest, "Absolute-form request target without a host")
+        }
         do {
             try validateHost(bytes, authorityStart..<authorityEnd)
         } catch {
@@ -526,7 +562,9 @@ package struct HeadParser: Sendable {
         return lo..<hi
     }
 
-    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ start: Int32, _ end: Int32, _ lowercase: StaticString) -> Bool {
+    static func equalsIgnoringCase(
+        _ bytes: UnsafeRawBufferPointer, _ start: Int32, _ end: Int32, _ lowercase: StaticString
+    ) -> Bool {
         let length = lowercase.utf8CodeUnitCount
         guard Int(end - start) == length else { return false }
         let expected = lowercase.utf8Start

@@ -6,11 +6,15 @@ extension HopByHop {
     /// final empty line is not included: the proxy adds its own `Connection` field (close,
     /// keep-alive for HTTP/1.0, Upgrade) before it. The same rules as the proxy's
     /// `forEachKeptResponseRange`, collected (this form allocates the result).
-    package static func keptResponseRanges(fields: [HeaderField], length: Int, in bytes: UnsafeRawBufferPointer,
-                                          upgrading: Bool) -> [Range<Int>] {
+    package static func keptResponseRanges(
+        fields: [HeaderField], length: Int, in bytes: UnsafeRawBufferPointer,
+        upgrading: Bool
+    ) -> [Range<Int>] {
         var ranges: [Range<Int>] = []
-        forEachKept(fieldsStart: fields.first.map { Int($0.nameStart) } ?? length - 2, length: length, fieldCount: fields.count,
-                    hasHopByHopField: true, in: bytes, upgrading: upgrading) { ranges.append($0) }
+        forEachKept(
+            fieldsStart: fields.first.map { Int($0.nameStart) } ?? length - 2, length: length, fieldCount: fields.count,
+            hasHopByHopField: true, in: bytes, upgrading: upgrading
+        ) { ranges.append($0) }
         return ranges
     }
 }

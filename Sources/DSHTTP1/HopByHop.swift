@@ -6,7 +6,9 @@
 package enum HopByHop {
     /// Ranges of `bytes` (the head as parsed into `head`) to forward, in order, covering the
     /// request line and the kept field lines, without the final empty line.
-    package static func keptRanges(of head: RequestHead, in bytes: UnsafeRawBufferPointer, upgrading: Bool = false) -> [Range<Int>] {
+    package static func keptRanges(
+        of head: RequestHead, in bytes: UnsafeRawBufferPointer, upgrading: Bool = false
+    ) -> [Range<Int>] {
         var ranges: [Range<Int>] = []
         forEachKeptRange(of: head.info, in: bytes, upgrading: upgrading) { ranges.append($0) }
         return ranges
@@ -14,10 +16,13 @@ package enum HopByHop {
 
     /// Calls `body` with each range `keptRanges` would return, in order, without allocating for
     /// any ordinary head: names are compared in place, ignoring case.
-    package static func forEachKeptRange(of head: RequestHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool = false,
-                                        _ body: (Range<Int>) -> Void) {
-        forEachKept(fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
-                    hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading, body)
+    package static func forEachKeptRange(
+        of head: RequestHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool = false,
+        _ body: (Range<Int>) -> Void
+    ) {
+        forEachKept(
+            fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
+            hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading, body)
     }
 
     /// The bytes of a request head as a proxy sends it on, without the final empty line, in
@@ -27,14 +32,18 @@ package enum HopByHop {
     /// (the proxy adds its own); `routingFields` are names the routing key is read from, which
     /// a `Connection` list cannot remove either. The pieces point into `bytes` or into static
     /// text; an ordinary head (no hop-by-hop, forwarded or absolute-form part) is one piece.
-    package static func forEachForwardedPiece(of head: RequestHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool,
-                                             replaceForwarded: Bool, routingFields: [String] = [],
-                                             _ body: (UnsafeRawBufferPointer) -> Void) {
+    package static func forEachForwardedPiece(
+        of head: RequestHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool,
+        replaceForwarded: Bool, routingFields: [String] = [],
+        _ body: (UnsafeRawBufferPointer) -> Void
+    ) {
         let dropForwarded = replaceForwarded && head.forwarded.any
         guard let authority = head.authority else {
-            forEachKept(fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
-                        hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading,
-                        dropForwarded: dropForwarded, routingFields: routingFields) {
+            forEachKept(
+                fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
+                hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading,
+                dropForwarded: dropForwarded, routingFields: routingFields
+            ) {
                 body(UnsafeRawBufferPointer(rebasing: bytes[$0]))
             }
             return
@@ -45,9 +54,11 @@ package enum HopByHop {
             body(staticBytes("/"))
         }
         body(UnsafeRawBufferPointer(rebasing: bytes[head.originTarget.lowerBound..<head.fieldsStart]))
-        forEachKept(fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
-                    hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading, from: head.fieldsStart,
-                    dropHost: true, dropForwarded: dropForwarded, routingFields: routingFields) {
+        forEachKept(
+            fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
+            hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading, from: head.fieldsStart,
+            dropHost: true, dropForwarded: dropForwarded, routingFields: routingFields
+        ) {
             body(UnsafeRawBufferPointer(rebasing: bytes[$0]))
         }
         body(staticBytes("Host: "))
@@ -64,18 +75,23 @@ package enum HopByHop {
     /// The same for a response head (RFC 9110 §7.6.1 applies to both directions): the status
     /// line and the kept field lines, without the final empty line; `upgrading` for a 101 that
     /// switches to the Upgrade the client asked for.
-    package static func forEachKeptResponseRange(of head: ResponseHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool,
-                                                _ body: (Range<Int>) -> Void) {
-        forEachKept(fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
-                    hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading, body)
+    package static func forEachKeptResponseRange(
+        of head: ResponseHeadInfo, in bytes: UnsafeRawBufferPointer, upgrading: Bool,
+        _ body: (Range<Int>) -> Void
+    ) {
+        forEachKept(
+            fieldsStart: head.fieldsStart, length: head.length, fieldCount: head.fieldCount,
+            hasHopByHopField: head.hasHopByHopField, in: bytes, upgrading: upgrading, body)
     }
 
     /// `from`: where the first range starts (0: the start line is included). `dropHost` and
     /// `dropForwarded` remove those fields too (the proxy writes its own).
-    static func forEachKept(fieldsStart: Int, length: Int, fieldCount: Int, hasHopByHopField: Bool,
-                            in bytes: UnsafeRawBufferPointer, upgrading: Bool, from: Int = 0,
-                            dropHost: Bool = false, dropForwarded: Bool = false, routingFields: [String] = [],
-                            _ body: (Range<Int>) -> Void) {
+    static func forEachKept(
+        fieldsStart: Int, length: Int, fieldCount: Int, hasHopByHopField: Bool,
+        in bytes: UnsafeRawBufferPointer, upgrading: Bool, from: Int = 0,
+        dropHost: Bool = false, dropForwarded: Bool = false, routingFields: [String] = [],
+        _ body: (Range<Int>) -> Void
+    ) {
         let end = length - 2
         guard hasHopByHopField || dropHost || dropForwarded else {
             if end > from { body(from..<end) }
@@ -90,7 +106,9 @@ package enum HopByHop {
         // thousand comparisons (a huge Connection list), a set is built once instead.
         var connectionBytes = 0
         forEachField { field in
-            if RequestHeadInfo.equalsIgnoringCase(bytes, field.nameRange, "connection") { connectionBytes += field.valueRange.count }
+            if RequestHeadInfo.equalsIgnoringCase(bytes, field.nameRange, "connection") {
+                connectionBytes += field.valueRange.count
+            }
             return true
         }
         if connectionBytes * fieldCount > 16 * 1024 {
@@ -103,17 +121,19 @@ package enum HopByHop {
             }
             emit(fieldsStart, length, from, bytes, drops, isListed: { listed.contains(lowercased(bytes, $0)) }, body)
         } else {
-            emit(fieldsStart, length, from, bytes, drops, isListed: { name in
-                var found = false
-                forEachField { field in
-                    guard RequestHeadInfo.equalsIgnoringCase(bytes, field.nameRange, "connection") else { return true }
-                    forEachToken(bytes, field.valueRange) { token in
-                        if !found && equalsIgnoringCase(bytes, token, name) { found = true }
+            emit(
+                fieldsStart, length, from, bytes, drops,
+                isListed: { name in
+                    var found = false
+                    forEachField { field in
+                        guard RequestHeadInfo.equalsIgnoringCase(bytes, field.nameRange, "connection") else { return true }
+                        forEachToken(bytes, field.valueRange) { token in
+                            if !found && equalsIgnoringCase(bytes, token, name) { found = true }
+                        }
+                        return !found
                     }
-                    return !found
-                }
-                return found
-            }, body)
+                    return found
+                }, body)
         }
     }
 
@@ -125,8 +145,10 @@ package enum HopByHop {
         var routingFields: [String]
     }
 
-    private static func emit(_ fieldsStart: Int, _ length: Int, _ from: Int, _ bytes: UnsafeRawBufferPointer, _ drops: Drops,
-                             isListed: (Range<Int>) -> Bool, _ body: (Range<Int>) -> Void) {
+    private static func emit(
+        _ fieldsStart: Int, _ length: Int, _ from: Int, _ bytes: UnsafeRawBufferPointer, _ drops: Drops,
+        isListed: (Range<Int>) -> Bool, _ body: (Range<Int>) -> Void
+    ) {
         let end = length - 2
         var segmentStart = from
         var dropping: Int?
@@ -139,7 +161,8 @@ package enum HopByHop {
             }
             let name = field.nameRange
             let isUpgrade = RequestHeadInfo.equalsIgnoringCase(bytes, name, "upgrade")
-            let drop = isAlwaysRemoved(bytes, name) || (isUpgrade && !drops.upgrading)
+            let drop =
+                isAlwaysRemoved(bytes, name) || (isUpgrade && !drops.upgrading)
                 || (drops.host && RequestHeadInfo.equalsIgnoringCase(bytes, name, "host"))
                 || (drops.forwarded && isForwarded(bytes, name))
                 || (!(drops.upgrading && isUpgrade) && !isEndToEnd(bytes, name, drops.routingFields) && isListed(name))
@@ -180,8 +203,9 @@ package enum HopByHop {
     static func isAlwaysRemoved(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
         switch name.count {
         case 2: return RequestHeadInfo.equalsIgnoringCase(bytes, name, "te")
-        case 10: return RequestHeadInfo.equalsIgnoringCase(bytes, name, "connection")
-            || RequestHeadInfo.equalsIgnoringCase(bytes, name, "keep-alive")
+        case 10:
+            return RequestHeadInfo.equalsIgnoringCase(bytes, name, "connection")
+                || RequestHeadInfo.equalsIgnoringCase(bytes, name, "keep-alive")
         case 16: return RequestHeadInfo.equalsIgnoringCase(bytes, name, "proxy-connection")
         default: return false
         }
@@ -201,7 +225,8 @@ package enum HopByHop {
 
     static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
         guard a.count == b.count else { return false }
-        for k in 0..<a.count where RequestHeadInfo.asciiLower(bytes[a.lowerBound + k]) != RequestHeadInfo.asciiLower(bytes[b.lowerBound + k]) {
+        for k in 0..<a.count
+        where RequestHeadInfo.asciiLower(bytes[a.lowerBound + k]) != RequestHeadInfo.asciiLower(bytes[b.lowerBound + k]) {
             return false
         }
         return true

@@ -38,8 +38,10 @@
     /// Which X-Forwarded-* fields the client sent (the proxy replaces them unless it trusts it).
     @usableFromInline package var forwarded = ForwardedFields()
 
-    package init(method: Range<Int>, methodKind: HTTPMethodKind, target: Range<Int>, version: HTTPVersion,
-                length: Int, fieldsStart: Int) {
+    package init(
+        method: Range<Int>, methodKind: HTTPMethodKind, target: Range<Int>, version: HTTPVersion,
+        length: Int, fieldsStart: Int
+    ) {
         self.method = method
         self.methodKind = methodKind
         self.target = target
@@ -260,8 +262,10 @@ extension HeaderField {
     /// Calls `body` with each field line of a head that the parser accepted (`fieldsStart` and
     /// `headLength` as it reported them) until it returns false: lines are found again, not
     /// stored, so a head needs no field array.
-    package static func forEach(in bytes: UnsafeRawBufferPointer, from fieldsStart: Int, headLength: Int,
-                               _ body: (HeaderField) -> Bool) {
+    package static func forEach(
+        in bytes: UnsafeRawBufferPointer, from fieldsStart: Int, headLength: Int,
+        _ body: (HeaderField) -> Bool
+    ) {
         var lineStart = fieldsStart
         let end = headLength - 2
         while lineStart < end {
@@ -273,8 +277,9 @@ extension HeaderField {
             while valueStart < cr && (bytes[valueStart] == 32 || bytes[valueStart] == 9) { valueStart += 1 }
             var valueEnd = cr
             while valueEnd > valueStart && (bytes[valueEnd - 1] == 32 || bytes[valueEnd - 1] == 9) { valueEnd -= 1 }
-            let field = HeaderField(nameStart: Int32(lineStart), nameEnd: Int32(colon),
-                                    valueStart: Int32(valueStart), valueEnd: Int32(valueEnd))
+            let field = HeaderField(
+                nameStart: Int32(lineStart), nameEnd: Int32(colon),
+                valueStart: Int32(valueStart), valueEnd: Int32(valueEnd))
             if !body(field) { return }
             lineStart = cr + 2
         }

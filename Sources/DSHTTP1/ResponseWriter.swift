@@ -3,8 +3,10 @@
 package enum ResponseWriter {
     /// A complete response with a body. `close` adds `Connection: close`; `headOnly` omits the
     /// body (an answer to HEAD) but keeps its Content-Length.
-    package static func response(status: HTTPStatus, contentType: String? = "application/json", body: String,
-                                close: Bool, headOnly: Bool = false, extraHeaders: String = "") -> [UInt8] {
+    package static func response(
+        status: HTTPStatus, contentType: String? = "application/json", body: String,
+        close: Bool, headOnly: Bool = false, extraHeaders: String = ""
+    ) -> [UInt8] {
         let bodyBytes = Array(body.utf8)
         var text = status.statusLine + "\r\n"
         if let contentType { text += "Content-Type: \(contentType)\r\n" }
@@ -26,7 +28,8 @@ package enum ResponseWriter {
 
     /// `{"message": "...", "status": "failure"}`, the error body every refusal carries.
     package static func failure(status: HTTPStatus, message: String, close: Bool, extraHeaders: String = "") -> [UInt8] {
-        response(status: status, body: JSON.object(["message": .string(message), "status": .string("failure")]),
-                 close: close, extraHeaders: extraHeaders)
+        response(
+            status: status, body: JSON.object(["message": .string(message), "status": .string("failure")]),
+            close: close, extraHeaders: extraHeaders)
     }
 }

@@ -1,9 +1,10 @@
+import DSReactor
+import DSSystem
+import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
-import DSReactor
-import DSSystem
 
 /// The shared `HTTPClient` for code that runs on no loop (a command-line tool, start-up, tests):
 /// it owns an `EventLoop` on a thread of its own, and `send` blocks the calling thread until the

@@ -33,8 +33,10 @@ package final class HTTPClient {
     /// Sends `request` and delivers the whole response, body de-chunked, or the error. `timeout`
     /// bounds the whole exchange (from connected, when `options.connectTimeout` is set).
     @discardableResult
-    package func send(_ request: HTTPClientRequest, timeout: Duration,
-                      completion: @escaping (Result<HTTPClientResponse, HTTPClientError>) -> Void) -> HTTPClientExchange {
+    package func send(
+        _ request: HTTPClientRequest, timeout: Duration,
+        completion: @escaping (Result<HTTPClientResponse, HTTPClientError>) -> Void
+    ) -> HTTPClientExchange {
         start(request, timeout: timeout, mode: .whole(completion))
     }
 
@@ -44,9 +46,11 @@ package final class HTTPClient {
     /// when no head came). `timeout` bounds the head only: a stream then lasts until its end or
     /// `cancel()`.
     @discardableResult
-    package func stream(_ request: HTTPClientRequest, timeout: Duration, onHead: @escaping (HTTPClientResponseHead) -> Void,
-                        onBody: @escaping ([UInt8]) -> Void,
-                        onEnd: @escaping (Result<Void, HTTPClientError>) -> Void) -> HTTPClientExchange {
+    package func stream(
+        _ request: HTTPClientRequest, timeout: Duration, onHead: @escaping (HTTPClientResponseHead) -> Void,
+        onBody: @escaping ([UInt8]) -> Void,
+        onEnd: @escaping (Result<Void, HTTPClientError>) -> Void
+    ) -> HTTPClientExchange {
         start(request, timeout: timeout, mode: .stream(onHead: onHead, onBody: onBody, onEnd: onEnd))
     }
 

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSHTTP1
 import DSReactor
 import DSSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One connection of an `HTTPClient`: connects (TCP or unix), sends a request, decodes its
 /// response with `HTTPResponseDecoder`, and, when both sides keep it, goes back to the client as
@@ -15,7 +16,8 @@ import DSSystem
 final class HTTPClientConnection: EventHandler, TimerTarget {
     enum Mode {
         case whole((Result<HTTPClientResponse, HTTPClientError>) -> Void)
-        case stream(onHead: (HTTPClientResponseHead) -> Void, onBody: ([UInt8]) -> Void, onEnd: (Result<Void, HTTPClientError>) -> Void)
+        case stream(
+            onHead: (HTTPClientResponseHead) -> Void, onBody: ([UInt8]) -> Void, onEnd: (Result<Void, HTTPClientError>) -> Void)
     }
 
     private struct Exchange {
@@ -210,7 +212,9 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
         while phase == .busy && written < output.count {
             let result: IOResult<Int>
             do {
-                result = try output.withUnsafeBytes { raw in try Socket.write(fd, UnsafeRawBufferPointer(rebasing: raw[written...])) }
+                result = try output.withUnsafeBytes { raw in
+                    try Socket.write(fd, UnsafeRawBufferPointer(rebasing: raw[written...]))
+                }
             } catch {
                 return fail(.sendFailed(Self.syscallError(error, "send")))
             }
@@ -289,7 +293,8 @@ final class HTTPClientConnection: EventHandler, TimerTarget {
         // reading all of it leaves the rest unsent: either way the next message's start is in doubt.
         if exchange.keepAlive && decoder.keepsConnection && !peerClosed && input.isEmpty && output.isEmpty
             && head.framing != .untilClose,
-           let pool, pool.takeBack(self) {
+            let pool, pool.takeBack(self)
+        {
             phase = .idle
         } else {
             close()

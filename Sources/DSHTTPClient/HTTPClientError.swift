@@ -35,7 +35,8 @@ package enum HTTPClientError: Error, Sendable, CustomStringConvertible {
         case .invalidRequest(let reason): return "invalid request: \(reason)"
         case .connectFailed(let error): return "cannot connect: \(error)"
         case .connectTimedOut: return "connect timed out"
-        case .timedOut(let headReceived): return headReceived ? "timed out before the body ended" : "timed out waiting for the response"
+        case .timedOut(let headReceived):
+            return headReceived ? "timed out before the body ended" : "timed out waiting for the response"
         case .malformedHead(let error): return "malformed response head: \(error)"
         case .badFraming(let error): return "bad response framing: \(error)"
         case .malformedChunkedBody(let error): return "malformed chunked body: \(error.message)"

@@ -28,8 +28,10 @@ package struct HTTPClientRequest: Sendable {
     /// Keep the connection for the next request (the client's pool) when the server agrees.
     package var keepAlive: Bool
 
-    package init(method: String, target: String, host: String, headers: [(name: String, value: String)] = [],
-                 body: [UInt8]? = nil, keepAlive: Bool = true) {
+    package init(
+        method: String, target: String, host: String, headers: [(name: String, value: String)] = [],
+        body: [UInt8]? = nil, keepAlive: Bool = true
+    ) {
         self.method = method
         self.target = target
         self.host = host
@@ -42,14 +44,18 @@ package struct HTTPClientRequest: Sendable {
 
     /// The bytes on the wire; refuses what would let a caller's text change the framing.
     package func serialized() throws(HTTPClientError) -> [UInt8] {
-        guard !method.isEmpty, method.utf8.allSatisfy(Self.isTokenByte) else { throw .invalidRequest("method '\(method)' is not a token") }
+        guard !method.isEmpty, method.utf8.allSatisfy(Self.isTokenByte) else {
+            throw .invalidRequest("method '\(method)' is not a token")
+        }
         guard target.hasPrefix("/"), target.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else {
             throw .invalidRequest("target '\(target)' is not an origin-form path")
         }
         var text = "\(method) \(target) HTTP/1.1\r\n"
         try Self.appendField("Host", host, to: &text)
         for (name, value) in headers {
-            guard !Self.clientFields.contains(name.lowercased()) else { throw .invalidRequest("field \(name) is set by the client") }
+            guard !Self.clientFields.contains(name.lowercased()) else {
+                throw .invalidRequest("field \(name) is set by the client")
+            }
             try Self.appendField(name, value, to: &text)
         }
         if !keepAlive { text += "Connection: close\r\n" }
@@ -63,7 +69,9 @@ package struct HTTPClientRequest: Sendable {
     }
 
     private static func appendField(_ name: String, _ value: String, to text: inout String) throws(HTTPClientError) {
-        guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else { throw .invalidRequest("field name '\(name)' is not a token") }
+        guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else {
+            throw .invalidRequest("field name '\(name)' is not a token")
+        }
         // Field values may hold visible bytes, spaces and tabs; a CR, LF or NUL would end the field.
         guard value.utf8.allSatisfy({ $0 == 9 || ($0 >= 32 && $0 != 127) }) else {
             throw .invalidRequest("the value of \(name) holds a control character")
@@ -115,8 +123,10 @@ package struct HTTPClientOptions: Sendable {
     /// Kept-alive idle connections held for reuse.
     package var maxIdleConnections: Int
 
-    package init(limits: HTTPLimits = HTTPLimits(), maxBodyBytes: Int = 64 * 1024 * 1024, connectTimeout: Duration? = nil,
-                 maxIdleConnections: Int = 4) {
+    package init(
+        limits: HTTPLimits = HTTPLimits(), maxBodyBytes: Int = 64 * 1024 * 1024, connectTimeout: Duration? = nil,
+        maxIdleConnections: Int = 4
+    ) {
         self.limits = limits
         self.maxBodyBytes = maxBodyBytes
         self.connectTimeout = connectTimeout

@@ -94,8 +94,10 @@ package struct HTTPResponseDecoder {
     }
 
     /// Decodes a whole response read until the peer closed (a test's, or a recorded answer).
-    package static func decodeWhole(_ bytes: [UInt8], requestMethod: String = "GET",
-                                    limits: HTTPLimits = HTTPLimits()) throws(HTTPClientError) -> HTTPClientResponse {
+    package static func decodeWhole(
+        _ bytes: [UInt8], requestMethod: String = "GET",
+        limits: HTTPLimits = HTTPLimits()
+    ) throws(HTTPClientError) -> HTTPClientResponse {
         var decoder = HTTPResponseDecoder(requestMethod: requestMethod, limits: limits)
         var body: [UInt8] = []
         let outcome: Result<Int, HTTPClientError> = bytes.withUnsafeBytes { raw in

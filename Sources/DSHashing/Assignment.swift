@@ -47,8 +47,9 @@
 
         // Placement order: ascending replica number, then name (see the type comment).
         let placement = sorted.indices.sorted { a, b in
-            sorted[a].number != sorted[b].number ? sorted[a].number < sorted[b].number
-                                                 : sorted[a].name < sorted[b].name
+            sorted[a].number != sorted[b].number
+                ? sorted[a].number < sorted[b].number
+                : sorted[a].name < sorted[b].name
         }
         var free = m
         place: for index in placement {

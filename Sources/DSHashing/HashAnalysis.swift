@@ -48,7 +48,8 @@ package enum HashAnalysis {
             ]
             if let moved = movedFraction, let ideal = idealMovedFraction {
                 let ratio = ideal > 0 ? fixed(moved / ideal, 3) : "-"
-                lines.append("moved         \(fixed(moved * 100, 3)) % of keys (ideal \(fixed(ideal * 100, 3)) %, \(ratio) × ideal)")
+                lines.append(
+                    "moved         \(fixed(moved * 100, 3)) % of keys (ideal \(fixed(ideal * 100, 3)) %, \(ratio) × ideal)")
             }
             lines.append("lookup        \(fixed(lookupNs, 1)) ns median, including key hashing")
             lines.append("build         \(fixed(buildMs, 3)) ms median")
@@ -113,8 +114,10 @@ package enum HashAnalysis {
     }
 
     /// Runs the whole analysis. `remove` and `add` are mutually exclusive (remove wins).
-    package static func run(algorithm: HashAlgorithm, servers n: Int, keys count: Int,
-                           remove: Int = 0, add: Int = 0, seed: UInt64 = 1) -> Report {
+    package static func run(
+        algorithm: HashAlgorithm, servers n: Int, keys count: Int,
+        remove: Int = 0, add: Int = 0, seed: UInt64 = 1
+    ) -> Report {
         precondition(n > 0 && count > 0, "need servers and keys")
         let members = members(n)
         let keys = KeySet(count: count, seed: seed)
@@ -162,10 +165,11 @@ package enum HashAnalysis {
             moved = Double(movedCount) / Double(count)
         }
 
-        return Report(algorithm: algorithm.rawValue, servers: n, keys: count,
-                      maxOverAvg: maxOverAvg, stddevShare: stddevShare,
-                      movedFraction: moved, idealMovedFraction: ideal,
-                      lookupNs: lookupNanoseconds(table, keys), buildMs: buildMilliseconds(algorithm, members))
+        return Report(
+            algorithm: algorithm.rawValue, servers: n, keys: count,
+            maxOverAvg: maxOverAvg, stddevShare: stddevShare,
+            movedFraction: moved, idealMovedFraction: ideal,
+            lookupNs: lookupNanoseconds(table, keys), buildMs: buildMilliseconds(algorithm, members))
     }
 
     /// Median per-key time of `key(_:)` + `lookup` over batches of 1000 keys.

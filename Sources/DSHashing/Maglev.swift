@@ -89,7 +89,7 @@
     }
 
     static let offsetSeed: UInt64 = 0x6D61_676C_6576_3031 // "maglev01"
-    static let skipSeed: UInt64 = 0x6D61_676C_6576_3032   // "maglev02"
+    static let skipSeed: UInt64 = 0x6D61_676C_6576_3032 // "maglev02"
 
     /// Trial division; table sizes are at most a few million and this runs once per build.
     package static func isPrime(_ x: Int) -> Bool {

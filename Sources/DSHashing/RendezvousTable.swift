@@ -101,12 +101,15 @@
     }
 
     /// `cellCount` must be a positive multiple of the group size 2^groupShift.
-    package init(members: [HashMember], cellCount: Int, groupShift: Int = RendezvousTable.defaultGroupShift,
-                fallbackShift: Int = RendezvousTable.defaultFallbackShift) {
+    package init(
+        members: [HashMember], cellCount: Int, groupShift: Int = RendezvousTable.defaultGroupShift,
+        fallbackShift: Int = RendezvousTable.defaultFallbackShift
+    ) {
         precondition(groupShift >= 0 && groupShift <= RendezvousTable.maxGroupShift, "groupShift out of range")
         precondition(fallbackShift >= 1, "fallbackShift out of range")
-        precondition(cellCount > 0 && cellCount % (1 << groupShift) == 0,
-                     "cellCount must be a positive multiple of the group size")
+        precondition(
+            cellCount > 0 && cellCount % (1 << groupShift) == 0,
+            "cellCount must be a positive multiple of the group size")
         precondition(cellCount <= Int(Int32.max), "cellCount out of range")
         let sorted = HashMember.canonicalOrder(members)
         self.members = sorted
@@ -129,8 +132,9 @@
         self.seeds = seeds
         self.owners = owners
 
-        (starts, lists) = RendezvousTable.candidateLists(seeds: seeds, cellCount: cellCount, groupShift: groupShift,
-                                                         fallbackShift: fallbackShift)
+        (starts, lists) = RendezvousTable.candidateLists(
+            seeds: seeds, cellCount: cellCount, groupShift: groupShift,
+            fallbackShift: fallbackShift)
     }
 
     static let seedBase: UInt64 = 0x7265_6E64_657A_766F // "rendezvo"
@@ -178,8 +182,10 @@
     /// cell order; for an empty cell, the members of the smallest non-empty fallback block around
     /// it (contiguous in the sorted order, merged ascending through a bit set), once per block.
     /// O(V) per group, plus O(block members + V/64) per distinct fallback block.
-    static func candidateLists(seeds: [UInt64], cellCount: Int, groupShift: Int,
-                               fallbackShift: Int) -> (starts: [UInt32], lists: [UInt8]) {
+    static func candidateLists(
+        seeds: [UInt64], cellCount: Int, groupShift: Int,
+        fallbackShift: Int
+    ) -> (starts: [UInt32], lists: [UInt8]) {
         let virtualCount = seeds.count / 2
         var starts = [UInt32](repeating: 0, count: cellCount)
         guard virtualCount > 0 else { return (starts, []) }
@@ -452,8 +458,10 @@
     /// one). One loop, branch-free maximum; ties keep the lower index (the earlier member in
     /// canonical order).
     @inlinable @inline(__always)
-    static func choose(_ key: UInt64, _ lists: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
-                       _ seeds: UnsafeBufferPointer<UInt64>) -> Int {
+    static func choose(
+        _ key: UInt64, _ lists: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
+        _ seeds: UnsafeBufferPointer<UInt64>
+    ) -> Int {
         var best = Int(lists[first])
         var bestScore = score(key, seeds[2 &* best], seeds[2 &* best &+ 1])
         var i = first &+ 1
@@ -473,8 +481,10 @@
     /// candidate: a skip byte (0) gets score 0, which cannot beat the first candidate's. Its
     /// index is still a member's (skips only precede a candidate), so the seed loads are safe.
     @inlinable @inline(__always)
-    static func chooseGapCoded(_ key: UInt64, _ lists: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
-                               _ seeds: UnsafeBufferPointer<UInt64>) -> Int {
+    static func chooseGapCoded(
+        _ key: UInt64, _ lists: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
+        _ seeds: UnsafeBufferPointer<UInt64>
+    ) -> Int {
         var i = first
         var v = -1
         while lists[i] == 0 {
@@ -526,7 +536,8 @@
                             var best = -1
                             for v in 0..<virtualCount where !taken.contains(v) {
                                 if best < 0 || levels[v] < levels[best]
-                                    || (levels[v] == levels[best] && scores[v] > scores[best]) {
+                                    || (levels[v] == levels[best] && scores[v] > scores[best])
+                                {
                                     best = v
                                 }
                             }

@@ -44,8 +44,9 @@ package struct AdminResponse: Sendable {
     }
 
     package static func failure(_ status: HTTPStatus, _ message: String, extraHeaders: String = "") -> AdminResponse {
-        AdminResponse(status: status, body: JSON.object(["message": .string(message), "status": .string("failure")]),
-                      extraHeaders: extraHeaders)
+        AdminResponse(
+            status: status, body: JSON.object(["message": .string(message), "status": .string("failure")]),
+            extraHeaders: extraHeaders)
     }
 }
 

@@ -20,7 +20,8 @@ package struct AdminToken: Sendable, Equatable {
         let trimmed = text.utf8.drop(while: AdminToken.isSpace).reversed().drop(while: AdminToken.isSpace).reversed()
         let bytes = [UInt8](trimmed)
         guard bytes.count >= AdminToken.minimumLength else {
-            throw AdminTokenError("admin token is \(bytes.count) characters long; at least \(AdminToken.minimumLength) are required")
+            throw AdminTokenError(
+                "admin token is \(bytes.count) characters long; at least \(AdminToken.minimumLength) are required")
         }
         guard bytes.count <= AdminToken.maximumLength else {
             throw AdminTokenError("admin token is longer than \(AdminToken.maximumLength) characters")
@@ -128,7 +129,7 @@ package struct AdminToken: Sendable, Equatable {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
         case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "+"),
-             UInt8(ascii: "/"), UInt8(ascii: "="):
+            UInt8(ascii: "/"), UInt8(ascii: "="):
             return true
         default:
             return false

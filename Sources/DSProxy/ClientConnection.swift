@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
 import DSHTTP1
 import DSReactor
 import DSSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One client connection on one worker: reads request heads, answers admin requests through the
 /// supervisor, and proxies everything else to the replica the snapshot picks. Loop thread only.
@@ -74,8 +75,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         let index = (upgrading ? 2 : http10 ? 1 : 0) + (proto ? 0 : 3)
         if let built = forwardedFieldForms[index] { return built }
         let connection = upgrading ? "Connection: Upgrade\r\n" : http10 ? "Connection: keep-alive\r\n" : ""
-        let built = Array(("X-Forwarded-For: \(peer?.host ?? "unknown")\r\n" + (proto ? "X-Forwarded-Proto: http\r\n" : "")
-                           + connection + "\r\n").utf8)
+        let built = Array(
+            ("X-Forwarded-For: \(peer?.host ?? "unknown")\r\n" + (proto ? "X-Forwarded-Proto: http\r\n" : "")
+                + connection + "\r\n").utf8)
         forwardedFieldForms[index] = built
         return built
     }
@@ -287,7 +289,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         case .head:
             clientWait = .none
             worker.metrics.count(.badRequest)
-            respond(status: .requestTimeout, message: "Request header not received within \(worker.timeouts.head / 1_000_000_000) s", close: true)
+            respond(
+                status: .requestTimeout, message: "Request header not received within \(worker.timeouts.head / 1_000_000_000) s",
+                close: true)
             drive()
         case .body:
             clientWait = .none
@@ -295,7 +299,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             if case .proxying = state, let exchange, !exchange.responseStarted, exchange.readyForClient == 0 {
                 exchange.abandon()
                 self.exchange = nil
-                respond(status: .requestTimeout, message: "Request body stalled for \(worker.timeouts.body / 1_000_000_000) s", close: true)
+                respond(
+                    status: .requestTimeout, message: "Request body stalled for \(worker.timeouts.body / 1_000_000_000) s",
+                    close: true)
                 drive()
             } else {
                 close()
@@ -330,12 +336,16 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         if head.version == .http11 && !head.expectContinue && Self.hasExpectField(head, input.readable) {
             worker.metrics.count(.badRequest)
             if bodyLength == 0 { input.consume(head.length) }
-            respond(status: .expectationFailed, message: "Only the expectation 100-continue is supported", close: bodyLength > 0 || !head.wantsKeepAlive)
+            respond(
+                status: .expectationFailed, message: "Only the expectation 100-continue is supported",
+                close: bodyLength > 0 || !head.wantsKeepAlive)
             return
         }
         if let cap = worker.config.maxBodyBytes, bodyLength != .max, bodyLength > cap {
             worker.metrics.count(.badRequest)
-            respond(status: .contentTooLarge, message: "Request body of \(bodyLength) bytes is larger than the limit of \(cap) bytes", close: true)
+            respond(
+                status: .contentTooLarge, message: "Request body of \(bodyLength) bytes is larger than the limit of \(cap) bytes",
+                close: true)
             return
         }
 
@@ -348,11 +358,16 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
                 return
             }
             if let token = worker.config.adminToken,
-               !token.authorizes(head: UnsafeRawBufferPointer(rebasing: input.readable[0..<head.length])) {
+                !token.authorizes(head: UnsafeRawBufferPointer(rebasing: input.readable[0..<head.length]))
+            {
                 let message = "Admin endpoint \(head.path) needs Authorization: Bearer <admin token>"
-                admin.refused(method: head.method, path: String(head.path), client: client, status: .unauthorized, reason: "missing or wrong token")
-                output.append(ResponseWriter.failure(status: .unauthorized, message: message, close: true,
-                                                     extraHeaders: "WWW-Authenticate: Bearer realm=\"ds-lb admin\"\r\n"))
+                admin.refused(
+                    method: head.method, path: String(head.path), client: client, status: .unauthorized,
+                    reason: "missing or wrong token")
+                output.append(
+                    ResponseWriter.failure(
+                        status: .unauthorized, message: message, close: true,
+                        extraHeaders: "WWW-Authenticate: Bearer realm=\"ds-lb admin\"\r\n"))
                 state = .closing
                 input.clear()
                 return
@@ -362,7 +377,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
                 return
             }
             guard bodyLength <= UInt64(worker.config.maxAdminBody) else {
-                respond(status: .contentTooLarge, message: "Admin request body larger than \(worker.config.maxAdminBody) bytes", close: true)
+                respond(
+                    status: .contentTooLarge, message: "Admin request body larger than \(worker.config.maxAdminBody) bytes",
+                    close: true)
                 return
             }
             state = .readingAdminBody(head: head, length: Int(bodyLength))
@@ -375,8 +392,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         if input.readableCount >= head.length + length {
             let body = [UInt8](UnsafeRawBufferPointer(rebasing: input.readable[head.length..<(head.length + length)]))
             input.consume(head.length + length)
-            let request = AdminRequest(method: head.method, path: String(head.path),
-                                       query: head.query.map(String.init), body: body, client: peer?.host ?? "unknown")
+            let request = AdminRequest(
+                method: head.method, path: String(head.path),
+                query: head.query.map(String.init), body: body, client: peer?.host ?? "unknown")
             let closeAfter = !head.wantsKeepAlive
             let headOnly = head.isHead
             state = .awaitingAdmin
@@ -404,8 +422,10 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     private func adminReplied(_ response: AdminResponse, close closeAfter: Bool, headOnly: Bool) {
         guard !closed, case .awaitingAdmin = state else { return }
         let closeAfter = closeAfter || worker.draining
-        output.append(ResponseWriter.response(status: response.status, contentType: response.contentType, body: response.body,
-                                              close: closeAfter, headOnly: headOnly, extraHeaders: response.extraHeaders))
+        output.append(
+            ResponseWriter.response(
+                status: response.status, contentType: response.contentType, body: response.body,
+                close: closeAfter, headOnly: headOnly, extraHeaders: response.extraHeaders))
         state = closeAfter ? .closing : .readingHead
         drive()
     }
@@ -451,25 +471,30 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         let bytes = input.readable
         let path = head.path(in: bytes)
         guard path.count <= admin.longestAdminPath,
-              admin.isAdminPath(Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[path]), as: UTF8.self))),
-              case .complete(let full) = worker.parser.parseRequest(bytes) else { return nil }
+            admin.isAdminPath(Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[path]), as: UTF8.self))),
+            case .complete(let full) = worker.parser.parseRequest(bytes)
+        else { return nil }
         return full
     }
 
     private func proxy(_ head: RequestHeadInfo, bodyLength: UInt64) {
-        let worker = self.worker  // one strong reference, not a checked retain per use
+        let worker = self.worker // one strong reference, not a checked retain per use
         let snapshot = worker.reader.snapshot
-        let hashedKey = worker.config.keyExtractor.hashedKey(for: head, headBytes: input.readable, clientKey: clientKey,
-                                                             random: &worker.keyRandom, snapshot: snapshot)
+        let hashedKey = worker.config.keyExtractor.hashedKey(
+            for: head, headBytes: input.readable, clientKey: clientKey,
+            random: &worker.keyRandom, snapshot: snapshot)
         // The replica as its index in `snapshot.backends`: the pool and the metric handles are
         // arrays indexed like it (no name or address hashed per request).
-        let chosen = worker.config.balanceFactor.map { worker.boundedSelect(snapshot, hashedKey: hashedKey, factor: $0) }
+        let chosen =
+            worker.config.balanceFactor.map { worker.boundedSelect(snapshot, hashedKey: hashedKey, factor: $0) }
             ?? snapshot.candidate(hashedKey: hashedKey)
         guard let chosen else {
             worker.metrics.count(.noReplica)
             input.consume(head.length)
-            respond(status: .serviceUnavailable, message: snapshot.isEmpty ? "No replica available: the pool is empty" : "No healthy replica available",
-                    close: bodyLength > 0 || !head.wantsKeepAlive)
+            respond(
+                status: .serviceUnavailable,
+                message: snapshot.isEmpty ? "No replica available: the pool is empty" : "No healthy replica available",
+                close: bodyLength > 0 || !head.wantsKeepAlive)
             return
         }
         // The exchange object of the previous request is reused once it has ended.
@@ -478,8 +503,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             spare.start(head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
             exchange = spare
         } else {
-            exchange = UpstreamExchange(client: self, worker: worker, head: head, bodyLength: bodyLength,
-                                        snapshot: snapshot, hashedKey: hashedKey)
+            exchange = UpstreamExchange(
+                client: self, worker: worker, head: head, bodyLength: bodyLength,
+                snapshot: snapshot, hashedKey: hashedKey)
             spareExchange?.retire()
             spareExchange = exchange
         }
@@ -513,8 +539,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         assert(worker.loop.isInLoop)
         exchange = nil
         clientWait = .none
-        let tunnel = Tunnel(client: self, upstream: upstream, loop: worker.loop,
-                            idleTimeoutNanoseconds: worker.timeouts.idle)
+        let tunnel = Tunnel(
+            client: self, upstream: upstream, loop: worker.loop,
+            idleTimeoutNanoseconds: worker.timeouts.idle)
         upstream.owner = tunnel
         self.tunnel = tunnel
         state = .tunneling

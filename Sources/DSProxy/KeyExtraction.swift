@@ -21,8 +21,10 @@ extension KeyExtractor {
     /// `client-ip` answers when the peer has an address. Only the sources named are used: when
     /// every one misses, the last one named decides, and what a missing source yields is the
     /// empty value, so the key is the empty string (every such request goes to one replica).
-    func resolve(head: RequestHeadInfo, bytes: UnsafeRawBufferPointer, hasClientKey: Bool,
-                 random: inout RandomRequestIDs) -> Resolved {
+    func resolve(
+        head: RequestHeadInfo, bytes: UnsafeRawBufferPointer, hasClientKey: Bool,
+        random: inout RandomRequestIDs
+    ) -> Resolved {
         for source in sources {
             switch source {
             case .query(let name):
@@ -50,8 +52,10 @@ extension KeyExtractor {
     /// The routing key of a request, hashed by `snapshot` straight from the head's bytes (see
     /// `resolve` for which source wins). `clientKey` is the client address as text, kept by the
     /// connection so no request builds it again. Nothing here allocates.
-    func hashedKey(for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, clientKey: [UInt8],
-                   random: inout RandomRequestIDs, snapshot: Snapshot) -> UInt64 {
+    func hashedKey(
+        for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, clientKey: [UInt8],
+        random: inout RandomRequestIDs, snapshot: Snapshot
+    ) -> UInt64 {
         switch resolve(head: head, bytes: bytes, hasClientKey: !clientKey.isEmpty, random: &random) {
         case .head(let range):
             return snapshot.key(UnsafeRawBufferPointer(rebasing: bytes[range]))
@@ -65,8 +69,10 @@ extension KeyExtractor {
 
     /// The routing key as text, for logs and tests (allocates; the proxy hashes `hashedKey`,
     /// which hashes these very bytes).
-    func key(for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, peer: SocketAddress?,
-             random: inout RandomRequestIDs) -> String {
+    func key(
+        for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, peer: SocketAddress?,
+        random: inout RandomRequestIDs
+    ) -> String {
         let client = peer?.host ?? ""
         switch resolve(head: head, bytes: bytes, hasClientKey: !client.isEmpty, random: &random) {
         case .head(let range):

@@ -1,5 +1,5 @@
-import Prometheus
 import DSSystem
+import Prometheus
 import Synchronization
 
 /// What the data plane counts, for `/metrics` (Prometheus text format) and `/status`.
@@ -20,17 +20,22 @@ package final class ProxyMetrics: Sendable {
 
         init(registry: PrometheusCollectorRegistry, name: String) {
             requests = registry.makeCounter(
-                descriptor: ProxyMetrics.name("replica_requests", unit: "total", help: "Requests answered by the replica (any status)"),
+                descriptor: ProxyMetrics.name(
+                    "replica_requests", unit: "total", help: "Requests answered by the replica (any status)"),
                 labels: [("replica", name)])
             latency = registry.makeDurationHistogram(
-                descriptor: ProxyMetrics.name("replica_response", unit: "seconds",
-                                              help: "Time from choosing the replica to the end of its response"),
+                descriptor: ProxyMetrics.name(
+                    "replica_response", unit: "seconds",
+                    help: "Time from choosing the replica to the end of its response"),
                 labels: [("replica", name)],
-                buckets: [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
-                          .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
-                          .seconds(2.5), .seconds(5), .seconds(10)])
+                buckets: [
+                    .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                    .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+                    .seconds(2.5), .seconds(5), .seconds(10),
+                ])
             inFlightGauge = registry.makeGauge(
-                descriptor: ProxyMetrics.name("replica_in_flight", unit: "requests", help: "Requests sent to the replica and not yet answered"),
+                descriptor: ProxyMetrics.name(
+                    "replica_in_flight", unit: "requests", help: "Requests sent to the replica and not yet answered"),
                 labels: [("replica", name)])
         }
 
@@ -101,14 +106,17 @@ package final class ProxyMetrics: Sendable {
         var errors: [ErrorKind: Counter] = [:]
         for kind in ErrorKind.allCases {
             errors[kind] = registry.makeCounter(
-                descriptor: ProxyMetrics.name("errors", unit: "total", help: "Requests ds-lb answered itself with an error, or retried, by kind"),
+                descriptor: ProxyMetrics.name(
+                    "errors", unit: "total", help: "Requests ds-lb answered itself with an error, or retried, by kind"),
                 labels: [("kind", kind.rawValue)])
         }
         self.errors = errors
-        boundedMoves = registry.makeCounter(descriptor: ProxyMetrics.name(
-            "bounded_load_moved", unit: "total", help: "Requests bounded loads sent past their first-choice replica"))
-        let spliced = ProxyMetrics.name("spliced_body_bytes", unit: "total",
-                                        help: "Body bytes moved by splice(2) without entering user space, by direction")
+        boundedMoves = registry.makeCounter(
+            descriptor: ProxyMetrics.name(
+                "bounded_load_moved", unit: "total", help: "Requests bounded loads sent past their first-choice replica"))
+        let spliced = ProxyMetrics.name(
+            "spliced_body_bytes", unit: "total",
+            help: "Body bytes moved by splice(2) without entering user space, by direction")
         splicedRequestBytes = registry.makeCounter(descriptor: spliced, labels: [("direction", "request")])
         splicedResponseBytes = registry.makeCounter(descriptor: spliced, labels: [("direction", "response")])
     }

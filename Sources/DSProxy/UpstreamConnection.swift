@@ -62,7 +62,9 @@ final class UpstreamConnection: EventHandler {
         if events.contains(.writable) { mayWrite = true }
         if let owner {
             owner.upstreamEvent(self, events)
-        } else if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) || events.contains(.error) {
+        } else if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup)
+            || events.contains(.error)
+        {
             pool.discard(self)
         }
     }
@@ -241,8 +243,9 @@ final class UpstreamPool: TimerTarget {
         let address = try SocketAddress.parse(backend.address)
         let (raw, connected) = try Socket.connect(to: address)
         let fd = FileDescriptor(adopting: raw)
-        let connection = UpstreamConnection(fd: fd.rawValue, backend: backend, connected: connected, pool: self,
-                                            home: list(index, in: snapshot))
+        let connection = UpstreamConnection(
+            fd: fd.rawValue, backend: backend, connected: connected, pool: self,
+            home: list(index, in: snapshot))
         // The loop owns the descriptor from here (it closes it if this fails).
         try loop.register(fd, handler: connection)
         return connection
@@ -255,8 +258,9 @@ final class UpstreamPool: TimerTarget {
         // A FIN reported while the exchange still owned the connection (after its last read) raises
         // no further edge: pooled, the connection would look alive until a request met its reset.
         guard !connection.closed, connection.input.isEmpty, connection.output.isEmpty, !connection.peerClosed,
-              !connection.peerHalfClosed, let list = connection.home, !list.retired, !list.down,
-              list.connections.count < maxIdlePerBackend else {
+            !connection.peerHalfClosed, let list = connection.home, !list.retired, !list.down,
+            list.connections.count < maxIdlePerBackend
+        else {
             connection.close()
             return
         }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSHTTP1
 import DSReactor
 import DSSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The request side of an exchange: the head as it arrived (plus the proxy's fields), then the
 /// body, client → replica. Loop thread only.
@@ -20,16 +21,19 @@ extension UpstreamExchange {
         let trusted = client.trustsForwardedFields(of: head)
         // An HTTP/1.0 client's request goes out asking for keep-alive: the connection to the
         // replica is ours to reuse, whatever the client does with its own.
-        let added = client.forwardedFields(upgrading: upgrading, http10: head.version == .http10,
-                                           proto: !(trusted && head.forwarded.hasProto))
+        let added = client.forwardedFields(
+            upgrading: upgrading, http10: head.version == .http10,
+            proto: !(trusted && head.forwarded.hasProto))
         let iov = worker.iovecs
         let sent: Int
         var total = 0
         do {
             sent = try added.withUnsafeBytes { extra -> Int in
                 iov.removeAll()
-                HopByHop.forEachForwardedPiece(of: head, in: headBytes, upgrading: upgrading, replaceForwarded: !trusted,
-                                               routingFields: worker.config.routingFields) {
+                HopByHop.forEachForwardedPiece(
+                    of: head, in: headBytes, upgrading: upgrading, replaceForwarded: !trusted,
+                    routingFields: worker.config.routingFields
+                ) {
                     iov.append($0)
                 }
                 iov.append(extra)
@@ -105,9 +109,12 @@ extension UpstreamExchange {
                     continue
                 }
             }
-            let chunk = requestChunks != nil
+            let chunk =
+                requestChunks != nil
                 ? chunkReady : Int(min(UInt64(input.readableCount), bodyRemaining))
-            switch writeToSink(.request, upstream, { try Socket.write($0, UnsafeRawBufferPointer(rebasing: input.readable[0..<chunk])) }) {
+            switch writeToSink(
+                .request, upstream, { try Socket.write($0, UnsafeRawBufferPointer(rebasing: input.readable[0..<chunk])) })
+            {
             case .blocked: return progressed
             case .failed: return false
             case .moved(let n):

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSHTTP1
 import DSReactor
 import DSSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The response side of an exchange: the head parsed and relayed (rewritten), the body passed
 /// on unchanged, replica → client, and the 101 that turns the connection into a tunnel. Loop
@@ -34,7 +35,10 @@ extension UpstreamExchange {
             // 1. Write what is ready.
             if readyForClient > 0 {
                 let ready = readyForClient
-                switch writeToSink(.response, upstream, { try Socket.write($0, UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<ready])) }) {
+                switch writeToSink(
+                    .response, upstream,
+                    { try Socket.write($0, UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<ready])) })
+                {
                 case .moved(let n):
                     upstream.input.consume(n)
                     readyForClient -= n
@@ -100,7 +104,7 @@ extension UpstreamExchange {
 
     /// Decides which newly buffered bytes belong to the response. False after an error reply.
     private func classifyResponseBytes(_ upstream: UpstreamConnection) -> Bool {
-        let (client, worker) = (self.client, self.worker)  // see forwardResponse
+        let (client, worker) = (self.client, self.worker) // see forwardResponse
         if responseHead == nil {
             // The head is parsed from the first byte not yet classified; `responseParseFrom` is
             // relative to that point, which stays put while earlier bytes go to the client.
@@ -129,7 +133,8 @@ extension UpstreamExchange {
                 }
                 switch Framing.response(responseHead, requestIsHead: head.isHead) {
                 case .failure(let error):
-                    invalidResponse(upstream, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                    invalidResponse(
+                        upstream, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
                     return false
                 case .success(let framing):
                     releaseHeadFromInput()
@@ -138,8 +143,11 @@ extension UpstreamExchange {
                     if case .contentLength(let n) = framing { responseRemaining = n }
                     deadline.clear()
                     closeAfterResponse = closeClientAfter || framing == .untilClose || worker.draining
-                    relayHead(responseHead, from: upstream, connection: closeAfterResponse ? Self.connectionClose
-                              : head.version == .http10 ? Self.connectionKeepAlive : [])
+                    relayHead(
+                        responseHead, from: upstream,
+                        connection: closeAfterResponse
+                            ? Self.connectionClose
+                            : head.version == .http10 ? Self.connectionKeepAlive : [])
                 }
             }
         }
@@ -162,7 +170,8 @@ extension UpstreamExchange {
                 case .complete(let consumed): readyForClient += consumed
                 }
             } catch {
-                let message = "Server \(upstream.backend.name) sent invalid chunked framing: \((error as? HTTPParseError)?.message ?? "\(error)")"
+                let message =
+                    "Server \(upstream.backend.name) sent invalid chunked framing: \((error as? HTTPParseError)?.message ?? "\(error)")"
                 if headOnlyQueued {
                     // Nothing of the response has gone to the client yet: take the relayed head
                     // back and answer 502, as for an invalid head.
@@ -190,8 +199,10 @@ extension UpstreamExchange {
     /// Moves a response head from the replica's bytes to the client's output without its
     /// hop-by-hop fields (RFC 9110 §7.6.1), with our own `Connection` field: whether the client
     /// connection stays open is ours to say, not the replica's.
-    private func relayHead(_ responseHead: ResponseHeadInfo, from upstream: UpstreamConnection, connection: [UInt8],
-                           upgrading: Bool = false) {
+    private func relayHead(
+        _ responseHead: ResponseHeadInfo, from upstream: UpstreamConnection, connection: [UInt8],
+        upgrading: Bool = false
+    ) {
         let bytes = upstream.input.readable
         let output = client.output
         outputBeforeHead = output.readableCount
@@ -210,7 +221,9 @@ extension UpstreamExchange {
     /// for is accepted; the connections then become a tunnel. False after an error reply.
     private func switchProtocols(_ upstream: UpstreamConnection, _ responseHead: ResponseHeadInfo) -> Bool {
         guard head.connection.upgrade, bodyRemaining == 0 else {
-            fail(status: .badGateway, kind: .invalidResponse, message: "Server \(upstream.backend.name) switched protocols without being asked to")
+            fail(
+                status: .badGateway, kind: .invalidResponse,
+                message: "Server \(upstream.backend.name) switched protocols without being asked to")
             return false
         }
         deadline.clear()

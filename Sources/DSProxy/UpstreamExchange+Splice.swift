@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSHTTP1
 import DSReactor
 import DSSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The body path both directions share: the sink a body's bytes are written to (from a buffer
 /// or from a pipe), and the splice(2) pump that moves a body's bytes socket → pipe → socket
@@ -36,8 +37,10 @@ extension UpstreamExchange {
     /// for a response) by `write`, given the sink's descriptor; the sink's readiness and what a
     /// failed write means are handled here. (The closure does not escape: nothing allocated.)
     @inline(__always)
-    func writeToSink(_ direction: BodyDirection, _ upstream: UpstreamConnection,
-                     _ write: (Int32) throws -> IOResult<Int>) -> BodyStep {
+    func writeToSink(
+        _ direction: BodyDirection, _ upstream: UpstreamConnection,
+        _ write: (Int32) throws -> IOResult<Int>
+    ) -> BodyStep {
         let toReplica = direction == .request
         guard toReplica ? upstream.mayWrite : client.mayWrite else { return .blocked }
         do {
@@ -129,8 +132,10 @@ extension UpstreamExchange {
     }
 
     /// One splice from `direction`'s source socket into the empty `pipe`.
-    private func fillPipe(_ direction: BodyDirection, _ upstream: UpstreamConnection, _ pipe: SplicePipe,
-                          limit: Int) -> BodyStep {
+    private func fillPipe(
+        _ direction: BodyDirection, _ upstream: UpstreamConnection, _ pipe: SplicePipe,
+        limit: Int
+    ) -> BodyStep {
         if direction == .request { return clientBodyRead(client.spliceIn(to: pipe, limit: limit)) }
         guard upstream.mayRead else { return .blocked }
         do {

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
 import DSHTTP1
 import DSReactor
 import DSSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The replica side of one proxied request: gets a connection (pooled or new), sends the head
 /// and body, reads the response and relays it to the client, retries and fails over. Created by
@@ -79,8 +80,10 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     var splicingRequest = false
     var splicingResponse = false
 
-    init(client: ClientConnection, worker: Worker, head: RequestHeadInfo, bodyLength: UInt64,
-         snapshot: Snapshot, hashedKey: UInt64) {
+    init(
+        client: ClientConnection, worker: Worker, head: RequestHeadInfo, bodyLength: UInt64,
+        snapshot: Snapshot, hashedKey: UInt64
+    ) {
         self.client = client
         self.worker = worker
         self.head = head
@@ -162,7 +165,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Gets a connection to `snapshot.backends[index]` (pooled or new) for this exchange.
     func attach(_ index: Int) {
-        let worker = self.worker  // one strong reference, not a checked retain per use
+        let worker = self.worker // one strong reference, not a checked retain per use
         backendIndex = index
         let upstream: UpstreamConnection
         if !retried, let pooled = worker.pool.take(index, in: snapshot) {
@@ -182,7 +185,9 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             } catch let error as SyscallError where error.isLocalResourceExhaustion {
                 // ds-lb is out of descriptors or memory: no replica is to blame and none would
                 // do better, so no failover and no passive failure report (503, HAProxy's too).
-                fail(status: .serviceUnavailable, kind: .localResources, message: "ds-lb cannot open a connection to a replica now: \(error)")
+                fail(
+                    status: .serviceUnavailable, kind: .localResources,
+                    message: "ds-lb cannot open a connection to a replica now: \(error)")
                 return
             } catch {
                 let backend = snapshot.backends[index]
@@ -272,7 +277,8 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         tracked = nil
         releaseHeadFromInput()
-        let reusable = responseHead?.keepsConnection == true && framing != .untilClose
+        let reusable =
+            responseHead?.keepsConnection == true && framing != .untilClose
             && bodyRemaining == 0 && upstream.input.isEmpty
         if reusable && !worker.draining { worker.pool.give(upstream) } else { upstream.close() }
         self.upstream = nil
@@ -331,7 +337,8 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     private func failOver(from backend: Backend) -> Bool {
         tried.append(backend.name)
         guard failoversLeft > 0, !headConsumed,
-              let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried) else { return false }
+            let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried)
+        else { return false }
         failoversLeft -= 1
         worker.metrics.count(.retried)
         headSent = false

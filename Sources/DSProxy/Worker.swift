@@ -67,8 +67,10 @@ package final class Worker {
     /// This worker in the group that shares its listening socket (AcceptBalance).
     private var balance: (group: AcceptBalance, member: AcceptBalance.Member)?
 
-    init(index: Int, loop: EventLoop, publisher: SnapshotPublisher, config: ProxyConfig, admin: AdminHandler?,
-         metrics: ProxyMetrics, onUnreachable: @escaping @Sendable (Backend) -> Void) {
+    init(
+        index: Int, loop: EventLoop, publisher: SnapshotPublisher, config: ProxyConfig, admin: AdminHandler?,
+        metrics: ProxyMetrics, onUnreachable: @escaping @Sendable (Backend) -> Void
+    ) {
         self.metrics = metrics
         self.index = index
         self.loop = loop
@@ -79,8 +81,9 @@ package final class Worker {
         self.reader = SnapshotPublisher.Reader(publisher: publisher, worker: index)
         let buffers = BufferPool()
         self.bufferPool = buffers
-        self.pool = UpstreamPool(loop: loop, maxIdlePerBackend: config.maxIdlePerBackend,
-                                 idleTimeout: nanoseconds(of: config.upstreamIdleTimeout), buffers: buffers)
+        self.pool = UpstreamPool(
+            loop: loop, maxIdlePerBackend: config.maxIdlePerBackend,
+            idleTimeout: nanoseconds(of: config.upstreamIdleTimeout), buffers: buffers)
         self.admin = admin
         self.onUnreachable = onUnreachable
         pool.follow(reader.snapshot)
@@ -88,15 +91,18 @@ package final class Worker {
 
     /// Starts worker `index` on its own thread, accepting on the shared `listenFD`. Returns its
     /// loop (to stop it). Any thread.
-    package static func start(index: Int, listenFD: Int32, publisher: SnapshotPublisher, config: ProxyConfig,
-                             admin: AdminHandler?, metrics: ProxyMetrics,
-                             onUnreachable: @escaping @Sendable (Backend) -> Void,
-                             handle: WorkerHandle? = nil) throws -> EventLoop {
+    package static func start(
+        index: Int, listenFD: Int32, publisher: SnapshotPublisher, config: ProxyConfig,
+        admin: AdminHandler?, metrics: ProxyMetrics,
+        onUnreachable: @escaping @Sendable (Backend) -> Void,
+        handle: WorkerHandle? = nil
+    ) throws -> EventLoop {
         let loop = try EventLoop()
         handle?.loop = loop
         LoopThread.start(name: "ds-lb-w\(index)") {
-            let worker = Worker(index: index, loop: loop, publisher: publisher, config: config, admin: admin,
-                                metrics: metrics, onUnreachable: onUnreachable)
+            let worker = Worker(
+                index: index, loop: loop, publisher: publisher, config: config, admin: admin,
+                metrics: metrics, onUnreachable: onUnreachable)
             handle?.worker = worker
             do {
                 try worker.listen(on: listenFD)
@@ -188,7 +194,8 @@ package final class Worker {
         // the name is back in the current snapshot: a late request for the departed replica
         // counts on the old handle rather than bring its series back.
         if let cached = replicaMetrics[backend.name],
-           !cached.isRetired || !reader.snapshot.backends.contains(where: { $0.name == backend.name }) {
+            !cached.isRetired || !reader.snapshot.backends.contains(where: { $0.name == backend.name })
+        {
             return cached
         }
         let handle = metrics.replica(backend.name)

@@ -1,7 +1,8 @@
+import DSSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import DSSystem
 
 /// A growable byte buffer with read and write indexes, owned by one connection and reused for
 /// every request on it, so steady-state traffic allocates nothing.

@@ -1,8 +1,9 @@
+import DSSystem
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import DSSystem
-import Synchronization
 
 /// What a registered descriptor is told about. Registrations are edge-triggered and always ask
 /// for both directions, so a connection never pays an epoll_ctl to change interest: it keeps its
@@ -80,7 +81,9 @@ package final class EventLoop: @unchecked Sendable {
     private let wakeFD: FileDescriptor
     private var registrations: [Registration?] = []
     private var nextGeneration: UInt32 = 1
-    private var timerHeap = BinaryHeap<TimerEntry>(areInOrder: { $0.deadline < $1.deadline || ($0.deadline == $1.deadline && $0.id < $1.id) })
+    private var timerHeap = BinaryHeap<TimerEntry>(areInOrder: {
+        $0.deadline < $1.deadline || ($0.deadline == $1.deadline && $0.id < $1.id)
+    })
     /// Actions of pending timers, indexed by `TimerEntry.slot`; freed slots are reused, so the
     /// array is as long as the most timers ever pending at once.
     private var timerSlots: [TimerSlot] = []
@@ -148,7 +151,8 @@ package final class EventLoop: @unchecked Sendable {
         }
         registrations[index] = Registration(handler: handler, generation: generation, owned: owned)
         // EPOLLEXCLUSIVE may only be combined with EPOLLIN/EPOLLOUT/EPOLLET (epoll_ctl(2)).
-        let events = exclusive
+        let events =
+            exclusive
             ? Epoll.readable | Epoll.edgeTriggered | Epoll.exclusive
             : Epoll.readable | Epoll.writable | Epoll.readHangup | Epoll.edgeTriggered
         let data = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
@@ -178,7 +182,8 @@ package final class EventLoop: @unchecked Sendable {
     package func close(_ fd: Int32, of handler: EventHandler) {
         let index = Int(fd)
         guard index < registrations.count, let registration = registrations[index],
-              registration.owned, registration.handler === handler else { return }
+            registration.owned, registration.handler === handler
+        else { return }
         unregister(fd)
     }
 
@@ -253,7 +258,8 @@ package final class EventLoop: @unchecked Sendable {
         // Lazy deletion: the heap entry stays until it reaches the top and finds its slot moved
         // on, or until cancelled entries are the majority and are swept out in one pass.
         guard timer.slot >= 0, Int(timer.slot) < timerSlots.count,
-              timerSlots[Int(timer.slot)].id == timer.value else { return }
+            timerSlots[Int(timer.slot)].id == timer.value
+        else { return }
         _ = releaseTimerSlot(timer.slot)
         cancelledInHeap += 1
         if cancelledInHeap > 64 && cancelledInHeap * 2 > timerHeap.count {
@@ -341,7 +347,8 @@ package final class EventLoop: @unchecked Sendable {
                     let fd = Int(UInt32(truncatingIfNeeded: event.data))
                     let generation = UInt32(truncatingIfNeeded: event.data >> 32)
                     guard fd < registrations.count, let registration = registrations[fd],
-                          registration.generation == generation else { continue }
+                        registration.generation == generation
+                    else { continue }
                     registration.handler.handle(IOEvents(rawValue: event.events))
                 }
             }
@@ -402,4 +409,3 @@ package final class EventLoop: @unchecked Sendable {
         return top.deadline > now ? Int64(clamping: top.deadline - now) : 0
     }
 }
-

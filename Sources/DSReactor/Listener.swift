@@ -1,7 +1,8 @@
+import DSSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import DSSystem
 
 /// Accepts connections on one loop. Several loops may share one listening descriptor: each
 /// registers it with EPOLLEXCLUSIVE so a new connection wakes one worker, not all of them.
@@ -77,7 +78,8 @@ package final class Listener: EventHandler {
 
     private func pause() {
         pauses += 1
-        pauseNanoseconds = pauseNanoseconds == 0
+        pauseNanoseconds =
+            pauseNanoseconds == 0
             ? Self.firstPauseNanoseconds : min(pauseNanoseconds * 2, Self.longestPauseNanoseconds)
         retry = loop.schedule(afterNanoseconds: pauseNanoseconds) { [weak self] in
             guard let self else { return }

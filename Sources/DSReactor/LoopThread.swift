@@ -1,7 +1,8 @@
+import DSSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import DSSystem
 
 /// Starts threads without Foundation: a worker or the supervisor is one pthread running one loop.
 package enum LoopThread {
@@ -12,16 +13,20 @@ package enum LoopThread {
 
     /// Starts a detached thread named `name` (visible in `top -H`) that runs `body`.
     package static func start(name: String, _ body: @escaping @Sendable () -> Void) {
-        let box = Unmanaged.passRetained(Box({
-            setCurrentThreadName(name)
-            body()
-        })).toOpaque()
+        let box = Unmanaged.passRetained(
+            Box({
+                setCurrentThreadName(name)
+                body()
+            })
+        ).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &thread, nil,
+            { raw in
+                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
         precondition(rc == 0, "pthread_create failed: \(rc)")
         pthread_detach(thread)
     }

@@ -1,7 +1,8 @@
+import DSSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import DSSystem
 
 /// Delivers signals as loop events through a signalfd. Create it on the main thread before any
 /// other thread starts: the signals are blocked in the creating thread and every thread created

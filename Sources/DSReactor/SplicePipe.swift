@@ -1,7 +1,8 @@
+import DSSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import DSSystem
 
 /// A pipe that moves body bytes from one socket to another with splice(2), so they never enter
 /// user space (docs/ARCHITECTURE.md §3: bodies above a size threshold move through a pipe).
@@ -32,7 +33,9 @@ package final class SplicePipe {
     /// `.wouldBlock` means the source has nothing to read now.
     package func fill(from source: Int32, limit: Int) throws -> IOResult<Int> {
         precondition(buffered == 0, "fill only an empty pipe")
-        let result = try nonBlockingSyscall("splice(socket→pipe)") { Splice.splice(from: source, to: writeEnd.rawValue, length: limit) }
+        let result = try nonBlockingSyscall("splice(socket→pipe)") {
+            Splice.splice(from: source, to: writeEnd.rawValue, length: limit)
+        }
         switch result {
         case .wouldBlock: return .wouldBlock
         case .done(let n):
@@ -44,7 +47,9 @@ package final class SplicePipe {
     /// Moves buffered bytes to socket `destination`. `.wouldBlock`: it cannot take more now.
     package func drain(to destination: Int32) throws -> IOResult<Int> {
         guard buffered > 0 else { return .done(0) }
-        let result = try nonBlockingSyscall("splice(pipe→socket)") { Splice.splice(from: readEnd.rawValue, to: destination, length: buffered) }
+        let result = try nonBlockingSyscall("splice(pipe→socket)") {
+            Splice.splice(from: readEnd.rawValue, to: destination, length: buffered)
+        }
         switch result {
         case .wouldBlock: return .wouldBlock
         case .done(let n):

@@ -1,7 +1,8 @@
+import DSSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import DSSystem
 
 /// Client side of a unix stream socket (the Docker engine's API socket), non-blocking, for a loop.
 package enum UnixSocket {

@@ -1,8 +1,9 @@
+import DSReactor
+import DSSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import DSReactor
-import DSSystem
 
 /// SIGTERM → graceful stop: stop accepting, let the requests in flight finish, then
 /// stop the loops. Under socket activation the listening socket belongs to systemd: it must
@@ -26,8 +27,10 @@ enum GracefulStop {
     /// Control thread. Calls `done` once `inFlight()` has read 0 on `quietPolls` polls in a
     /// row (a response being written when a poll runs shows as in flight), or after `timeout`
     /// with what is still in flight.
-    static func drain(loop: EventLoop, timeout: UInt64, interval: UInt64 = 50_000_000, quietPolls: Int = 3,
-                      inFlight: @escaping () -> Int, done: @escaping (_ left: Int) -> Void) {
+    static func drain(
+        loop: EventLoop, timeout: UInt64, interval: UInt64 = 50_000_000, quietPolls: Int = 3,
+        inFlight: @escaping () -> Int, done: @escaping (_ left: Int) -> Void
+    ) {
         let deadline = monotonicNanoseconds() + timeout
         var quiet = 0
         func poll() {

@@ -9,11 +9,15 @@ extension Server {
     /// `listen` and, when given, `admin`. Before any thread starts. Raw numbers, not
     /// `FileDescriptor`s: each is shared by every worker's loop and lives as long as the process
     /// (a passed one is systemd's, one we open also sits in systemd's FD store).
-    static func listeningSockets(passed: [SystemdListeners.Passed], listen: SocketAddress, admin: SocketAddress?,
-                                 logger: Logger) throws -> (http: Int32, admin: Int32?) {
+    static func listeningSockets(
+        passed: [SystemdListeners.Passed], listen: SocketAddress, admin: SocketAddress?,
+        logger: Logger
+    ) throws -> (http: Int32, admin: Int32?) {
         if !passed.isEmpty {
             guard let http = SystemdListeners.pick(passed, name: "http") else {
-                throw ServerError.invalid("systemd passed sockets named \(passed.map(\.name).joined(separator: ", ")), none named 'http' (FileDescriptorName=http)")
+                throw ServerError.invalid(
+                    "systemd passed sockets named \(passed.map(\.name).joined(separator: ", ")), none named 'http' (FileDescriptorName=http)"
+                )
             }
             let httpFD = try checkedPassed(http)
             logger.info("[i] Using the listening socket passed by systemd: \(http.name) (fd \(httpFD), \(passed.count) passed)")
@@ -24,12 +28,15 @@ extension Server {
             }
             return (httpFD, try admin.map { try openOwn($0, name: "admin", logger: logger) })
         }
-        return (try openOwn(listen, name: "http", logger: logger), try admin.map { try openOwn($0, name: "admin", logger: logger) })
+        return (
+            try openOwn(listen, name: "http", logger: logger), try admin.map { try openOwn($0, name: "admin", logger: logger) }
+        )
     }
 
     private static func checkedPassed(_ socket: SystemdListeners.Passed) throws -> Int32 {
         guard Socket.isListeningStream(socket.fd) else {
-            throw ServerError.invalid("the socket passed by systemd (fd \(socket.fd), \(socket.name)) is not a listening TCP socket")
+            throw ServerError.invalid(
+                "the socket passed by systemd (fd \(socket.fd), \(socket.name)) is not a listening TCP socket")
         }
         try Socket.setNonBlocking(socket.fd)
         return socket.fd
@@ -40,7 +47,9 @@ extension Server {
         // Under systemd without a socket unit: keep the socket in the FD store, so the next
         // ds-lb of a restart job gets the same socket, with the connections queued meanwhile.
         if SystemdNotifier().storeFD(fd, name: name) {
-            logger.info("[i] Listening socket handed to systemd's FD store as \(name) (kept across restarts when FileDescriptorStoreMax= > 0)")
+            logger.info(
+                "[i] Listening socket handed to systemd's FD store as \(name) (kept across restarts when FileDescriptorStoreMax= > 0)"
+            )
         }
         return fd
     }

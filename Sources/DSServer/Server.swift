@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
 import DSControl
 import DSHashing
@@ -9,6 +6,10 @@ import DSReactor
 import DSSystem
 import DSSystemd
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a `Server` runs: everything `ds-lb serve` takes from its options and file, parsed.
 package struct ServerConfiguration {
@@ -36,9 +37,11 @@ package struct ServerConfiguration {
     /// thread starts: a driver may start threads, which must not receive them.
     package var makeDriver: (Logger) throws -> ReplicaDriver
 
-    package init(listen: SocketAddress, admin: SocketAddress? = nil, workers: Int, algorithm: HashAlgorithm,
-                 supervisor: SupervisorConfig, proxy: ProxyConfig, replicas: Int, stateDirectory: String,
-                 makeDriver: @escaping (Logger) throws -> ReplicaDriver) {
+    package init(
+        listen: SocketAddress, admin: SocketAddress? = nil, workers: Int, algorithm: HashAlgorithm,
+        supervisor: SupervisorConfig, proxy: ProxyConfig, replicas: Int, stateDirectory: String,
+        makeDriver: @escaping (Logger) throws -> ReplicaDriver
+    ) {
         self.listen = listen
         self.admin = admin
         self.workers = workers
@@ -116,11 +119,13 @@ package final class Server: @unchecked Sendable {
         }
         let passed = SystemdListeners.take()
         ownsListeners = passed.isEmpty
-        listeners = try Self.listeningSockets(passed: passed, listen: configuration.listen, admin: configuration.admin, logger: logger)
+        listeners = try Self.listeningSockets(
+            passed: passed, listen: configuration.listen, admin: configuration.admin, logger: logger)
         driver = try configuration.makeDriver(logger)
         // The admin socket's worker reads snapshots like the others (it acknowledges generations).
-        supervisor = Supervisor(loop: loop, driver: driver, algorithm: configuration.algorithm, config: configuration.supervisor,
-                                workers: configuration.workers + (listeners.admin == nil ? 0 : 1), logger: logger)
+        supervisor = Supervisor(
+            loop: loop, driver: driver, algorithm: configuration.algorithm, config: configuration.supervisor,
+            workers: configuration.workers + (listeners.admin == nil ? 0 : 1), logger: logger)
         var proxy = configuration.proxy
         proxy.drain = drain
         proxyConfig = proxy
@@ -130,7 +135,8 @@ package final class Server: @unchecked Sendable {
                 if !stopping { onReload?() }
                 return
             }
-            stopGracefully(reason: "Received signal \(signal)", status: "Stopping (signal \(signal)): finishing requests in flight")
+            stopGracefully(
+                reason: "Received signal \(signal)", status: "Stopping (signal \(signal)): finishing requests in flight")
         }
     }
 
@@ -186,18 +192,23 @@ package final class Server: @unchecked Sendable {
             let admin: AdminHandler? = listeners.admin == nil ? supervisor.admin : nil
             for index in 0..<workerCount {
                 let handle = WorkerHandle()
-                workerLoops.append(try Worker.start(index: index, listenFD: listeners.http, publisher: supervisor.publisher,
-                                                    config: proxyConfig, admin: admin, metrics: supervisor.metrics,
-                                                    onUnreachable: { [supervisor] in supervisor.reportUnreachable($0) }, handle: handle))
+                workerLoops.append(
+                    try Worker.start(
+                        index: index, listenFD: listeners.http, publisher: supervisor.publisher,
+                        config: proxyConfig, admin: admin, metrics: supervisor.metrics,
+                        onUnreachable: { [supervisor] in supervisor.reportUnreachable($0) }, handle: handle))
                 workerHandles.append(handle)
             }
             if let adminFD = listeners.admin {
                 let handle = WorkerHandle()
-                workerLoops.append(try Worker.start(index: workerCount, listenFD: adminFD, publisher: supervisor.publisher,
-                                                    config: proxyConfig, admin: AdminOnlyHandler(router: supervisor.admin),
-                                                    metrics: supervisor.metrics, onUnreachable: { _ in }, handle: handle))
+                workerLoops.append(
+                    try Worker.start(
+                        index: workerCount, listenFD: adminFD, publisher: supervisor.publisher,
+                        config: proxyConfig, admin: AdminOnlyHandler(router: supervisor.admin),
+                        metrics: supervisor.metrics, onUnreachable: { _ in }, handle: handle))
                 workerHandles.append(handle)
-                let bound = (try? Socket.localAddress(adminFD))?.description ?? configuration.admin?.description ?? "the admin socket"
+                let bound =
+                    (try? Socket.localAddress(adminFD))?.description ?? configuration.admin?.description ?? "the admin socket"
                 logger.info("[i] Admin endpoints on \(bound) only")
             }
         } catch {
@@ -206,8 +217,12 @@ package final class Server: @unchecked Sendable {
             return
         }
         let bound = (try? Socket.localAddress(listeners.http))?.description ?? configuration.listen.description
-        logger.info("[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(driver.name), hash: \(configuration.algorithm.rawValue), key: \(proxyConfig.keyExtractor))")
-        if let path = configuration.configurationFile { logger.info("[i] Configuration: \(path) (reload: systemctl reload ds-lb, or SIGHUP)") }
+        logger.info(
+            "[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(driver.name), hash: \(configuration.algorithm.rawValue), key: \(proxyConfig.keyExtractor))"
+        )
+        if let path = configuration.configurationFile {
+            logger.info("[i] Configuration: \(path) (reload: systemctl reload ds-lb, or SIGHUP)")
+        }
         workerLoops.forEach { watchdog?.watch($0) }
         notifier.ready(status: statusLine)
         lastStatus = statusLine
@@ -264,9 +279,12 @@ package final class Server: @unchecked Sendable {
         let drainTimeout = drainTimeout
         // Each worker closes its idle connections and each other one after its response.
         drain.begin()
-        GracefulStop.drain(loop: loop, timeout: nanoseconds(of: drainTimeout), inFlight: { [drain] in drain.remaining }) { [self] left in
+        let inFlight = { [drain] in drain.remaining }
+        GracefulStop.drain(loop: loop, timeout: nanoseconds(of: drainTimeout), inFlight: inFlight) {
+            [self] left in
             if left > 0 {
-                logger.warning("[!] Stopping with \(left) client connections still open after \(DurationText.format(drainTimeout))")
+                logger.warning(
+                    "[!] Stopping with \(left) client connections still open after \(DurationText.format(drainTimeout))")
             } else {
                 logger.info("[i] Drained: every request in flight answered, every client connection closed")
             }

@@ -48,7 +48,8 @@ package struct CIDR: Sendable, Hashable, CustomStringConvertible {
     }
 
     package var description: String {
-        let host = isV4
+        let host =
+            isV4
             ? network.map(String.init).joined(separator: ".")
             : SocketAddress.v6(ip: network, port: 0).host
         return "\(host)/\(prefixLength)"

@@ -1,7 +1,8 @@
+import CLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 
 /// A child process started with `cl_spawn`: it is killed by the kernel if we die (PR_SET_PDEATHSIG),
 /// so no replica outlives ds-lb, even on SIGKILL.
@@ -23,8 +24,9 @@ package struct ChildProcess: Sendable {
                 // Descriptors as inherited (ds-lb's own are close-on-exec), signal dispositions
                 // by execve's rule, and a child that cannot exec exits 127 like any failed
                 // replica, so the supervisor handles it.
-                var options = cl_spawn_options(fds: nil, fd_count: 0, death_signal: SIGKILL, new_group: 1,
-                                               default_signals: 0, ignore_sigttou: 1, report_exec_failure: 0)
+                var options = cl_spawn_options(
+                    fds: nil, fd_count: 0, death_signal: SIGKILL, new_group: 1,
+                    default_signals: 0, ignore_sigttou: 1, report_exec_failure: 0)
                 return cl_spawn(path, argvBuffer.baseAddress, envBuffer.baseAddress, &options)
             }
         }

@@ -1,7 +1,8 @@
+import CLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 
 // The Linux calls the reactor (DSReactor) and the Docker client's connection need, over the C
 // shim, so those modules depend on DSSystem alone. Each wrapper is @inlinable: several run once
@@ -33,7 +34,8 @@ import CLinux
     /// Fills `events` (room for `max`) and returns the count, or -1 with errno; waits at most
     /// `timeoutNanoseconds` (negative: no limit), never less.
     @inlinable
-    package static func wait(_ epfd: Int32, _ events: UnsafeMutablePointer<Event>, max: Int32, timeoutNanoseconds: Int64) -> Int32 {
+    package static func wait(_ epfd: Int32, _ events: UnsafeMutablePointer<Event>, max: Int32, timeoutNanoseconds: Int64) -> Int32
+    {
         cl_epoll_wait(epfd, events, max, timeoutNanoseconds)
     }
     /// For tests: false makes every wait use the epoll_wait fallback, true tries epoll_pwait2 again.

@@ -1,7 +1,8 @@
+import CLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 
 /// Typed wrappers over the socket calls the reactor and the proxy use. Every descriptor these
 /// return is non-blocking and close-on-exec; the caller owns it, and holds it as a

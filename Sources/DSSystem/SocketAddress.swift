@@ -4,8 +4,8 @@ import Glibc
 
 /// An IPv4 or IPv6 socket address, parsed from and printed as `host:port` / `[v6]:port`.
 package enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
-    case v4(ip: UInt32, port: UInt16)          // ip in host byte order
-    case v6(ip: [UInt8], port: UInt16)         // 16 bytes
+    case v4(ip: UInt32, port: UInt16) // ip in host byte order
+    case v6(ip: [UInt8], port: UInt16) // 16 bytes
 
     package struct ParseError: Error, CustomStringConvertible, Sendable {
         package let value: String

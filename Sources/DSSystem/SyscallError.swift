@@ -49,7 +49,9 @@ package struct SyscallError: Error, CustomStringConvertible, Sendable {
 
 /// Like `syscall`, but maps EAGAIN/EWOULDBLOCK to `.wouldBlock` for non-blocking descriptors.
 @inline(__always)
-package func nonBlockingSyscall<T: FixedWidthInteger>(_ function: @autoclosure () -> String, _ body: () -> T) throws -> IOResult<T> {
+package func nonBlockingSyscall<T: FixedWidthInteger>(
+    _ function: @autoclosure () -> String, _ body: () -> T
+) throws -> IOResult<T> {
     while true {
         let result = body()
         if result != -1 { return .done(result) }

@@ -1,8 +1,9 @@
+import CSystemd
+import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CSystemd
-import Logging
 
 /// A swift-log handler that writes structured entries to journald with `sd_journal_sendv`
 /// (docs/ARCHITECTURE.md §7, "Logs"): `MESSAGE` is the same human line the plain handler prints
@@ -84,8 +85,9 @@ package struct JournalLogHandler: LogHandler {
         }
         let result = joined.withUnsafeMutableBytes { raw -> Int32 in
             let iovecs = ranges.map { iovec(iov_base: raw.baseAddress! + $0.offset, iov_len: $0.count) }
-            return sd_journal_sendv_with_location("CODE_FILE=\(event.file)", "CODE_LINE=\(event.line)", event.function,
-                                                  iovecs, Int32(iovecs.count))
+            return sd_journal_sendv_with_location(
+                "CODE_FILE=\(event.file)", "CODE_LINE=\(event.line)", event.function,
+                iovecs, Int32(iovecs.count))
         }
         if result < 0 {
             // journald is gone (e.g. stopped first at shutdown): the line must still go somewhere.

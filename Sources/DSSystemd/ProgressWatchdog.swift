@@ -56,8 +56,9 @@ package final class ProgressWatchdog: @unchecked Sendable {
             }
         } else if !withheld {
             withheld = true
-            logger.error("[!] Worker loop \(stuck.map(String.init).joined(separator: ", ")) made no progress for \(nanoseconds(of: interval) / 1_000_000) ms: withholding the watchdog ping",
-                         metadata: ["event": "watchdog_withheld"])
+            logger.error(
+                "[!] Worker loop \(stuck.map(String.init).joined(separator: ", ")) made no progress for \(nanoseconds(of: interval) / 1_000_000) ms: withholding the watchdog ping",
+                metadata: ["event": "watchdog_withheld"])
         }
         sent += 1
         let probe = sent

@@ -1,7 +1,8 @@
+import CSystemd
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CSystemd
 
 /// Sockets passed by systemd (socket activation or the FD store), by name (sd_listen_fds(3)).
 package enum SystemdListeners {

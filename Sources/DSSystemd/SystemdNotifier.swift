@@ -1,7 +1,8 @@
+import CSystemd
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CSystemd
 
 /// The sd_notify protocol (sd_notify(3)), through libsystemd. Every call is a no-op when
 /// `NOTIFY_SOCKET` is unset (not run by systemd, or `Type=simple`). Any thread.

@@ -12,15 +12,16 @@
 // Usage: ds-alloc-count [--requests N] [--warmup N] [--connections C] [--hash-key SPEC] [--trace]
 // (--trace writes a backtrace of each counted allocation to stderr).
 
-#if canImport(Glibc)
-import Glibc
-#endif
 import CAllocCounter
 import DSBalancer
 import DSProxy
 import DSReactor
 import DSSystem
 import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("ds-alloc-count: \(message)\n".utf8))
@@ -127,14 +128,16 @@ let keyExtractor: KeyExtractor
 do { keyExtractor = try KeyExtractor(parsing: hashKey) } catch { fail("\(error)") }
 var config = ProxyConfig(adminAllow: ProxyConfig.defaultAdminAllow())
 config.keyExtractor = keyExtractor
-let snapshot = Snapshot(generation: 1, backends: [Backend(name: "server-1", number: 1, host: "127.0.0.1", port: replica.port)],
-                        algorithm: .rendezvous)
+let snapshot = Snapshot(
+    generation: 1, backends: [Backend(name: "server-1", number: 1, host: "127.0.0.1", port: replica.port)],
+    algorithm: .rendezvous)
 let publisher = SnapshotPublisher(initial: snapshot, workers: 1)
 let front = listenLoopback()
 let loop: EventLoop
 do {
-    loop = try Worker.start(index: 0, listenFD: front.fd, publisher: publisher, config: config, admin: nil,
-                            metrics: ProxyMetrics(), onUnreachable: { _ in })
+    loop = try Worker.start(
+        index: 0, listenFD: front.fd, publisher: publisher, config: config, admin: nil,
+        metrics: ProxyMetrics(), onUnreachable: { _ in })
 } catch {
     fail("cannot start the worker: \(error)")
 }
@@ -195,6 +198,8 @@ let build = "debug"
 #else
 let build = "release"
 #endif
-print("requests=\(requests) allocations=\(total) per_request=\(String(format: "%.3f", Double(total) / Double(requests))) build=\(build)")
+print(
+    "requests=\(requests) allocations=\(total) per_request=\(String(format: "%.3f", Double(total) / Double(requests))) build=\(build)"
+)
 loop.stop()
 exit(0)

@@ -1,8 +1,9 @@
+import ArgumentParser
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import ArgumentParser
-import Foundation
 
 /// The analyses, named by what they measure. `a1`…`a4`, the course exercises they answer (and the
 /// names of their output files), stay accepted so existing scripts and notes keep working.
@@ -56,7 +57,9 @@ struct AnalysisCommand: ParsableCommand {
     @Option(help: "A running ds-lb to use instead of starting one (http://IP:PORT).")
     var url: String?
 
-    @Option(name: [.customShort("n"), .long], help: "Requests per measurement (load-distribution, scaling, the hash-functions views).")
+    @Option(
+        name: [.customShort("n"), .long], help: "Requests per measurement (load-distribution, scaling, the hash-functions views)."
+    )
     var requests: Int = 10_000
 
     @Option(name: [.customShort("c"), .long], help: "Keep-alive connections of the load.")
@@ -87,11 +90,17 @@ struct AnalysisCommand: ParsableCommand {
         guard Analysis.select(which) != nil else {
             throw ValidationError("unknown analysis '\(which)' (use \(Analysis.usage))")
         }
-        guard requests >= 10 && requests <= 10_000_000 else { throw ValidationError("--requests must be 10...10000000, got \(requests)") }
-        guard concurrency >= 1 && concurrency <= 10_000 else { throw ValidationError("--concurrency must be 1...10000, got \(concurrency)") }
+        guard requests >= 10 && requests <= 10_000_000 else {
+            throw ValidationError("--requests must be 10...10000000, got \(requests)")
+        }
+        guard concurrency >= 1 && concurrency <= 10_000 else {
+            throw ValidationError("--concurrency must be 1...10000, got \(concurrency)")
+        }
         guard rate > 0 && rate <= 1_000_000 else { throw ValidationError("--rate must be > 0 and ≤ 1000000, got \(rate)") }
         guard seconds >= 1 && seconds <= 3600 else { throw ValidationError("--seconds must be 1...3600, got \(seconds)") }
-        guard killAfter > 0 && killAfter < seconds else { throw ValidationError("--kill-after must be between 0 and --seconds (\(seconds)), got \(killAfter)") }
+        guard killAfter > 0 && killAfter < seconds else {
+            throw ValidationError("--kill-after must be between 0 and --seconds (\(seconds)), got \(killAfter)")
+        }
         if let url {
             do { _ = try TargetURL.parse(url) } catch { throw ValidationError("\(error)") }
         }
@@ -100,19 +109,23 @@ struct AnalysisCommand: ParsableCommand {
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let binary = dsLb ?? URL(fileURLWithPath: CommandLine.executablePath).deletingLastPathComponent().appendingPathComponent("ds-lb").path
+        let binary =
+            dsLb
+            ?? URL(fileURLWithPath: CommandLine.executablePath).deletingLastPathComponent().appendingPathComponent("ds-lb").path
         let selected = Analysis.select(which) ?? []
         if url == nil && selected != [.hashFunctions] && !FileManager.default.isExecutableFile(atPath: binary) {
             throw ValidationError("ds-lb not found at \(binary): build it (swift build) or pass --ds-lb")
         }
-        let context = AnalysisContext(outDir: out, url: try url.map(TargetURL.parse), requests: requests, concurrency: concurrency,
-                                      seed: seed, lbBinary: binary, plotter: try Plotter.locate(python: python, script: plotScript))
+        let context = AnalysisContext(
+            outDir: out, url: try url.map(TargetURL.parse), requests: requests, concurrency: concurrency,
+            seed: seed, lbBinary: binary, plotter: try Plotter.locate(python: python, script: plotScript))
         for analysis in selected {
             let summary: String
             switch analysis {
             case .loadDistribution: summary = try LoadDistributionAnalysis.run(context)
             case .scaling: summary = try ScalingAnalysis.run(context)
-            case .failureRecovery: summary = try FailureRecoveryAnalysis.run(context, rate: rate, seconds: seconds, killAfter: killAfter)
+            case .failureRecovery:
+                summary = try FailureRecoveryAnalysis.run(context, rate: rate, seconds: seconds, killAfter: killAfter)
             case .hashFunctions: summary = try HashFunctionsAnalysis.run(context)
             }
             print(summary + "\n")

@@ -15,9 +15,10 @@ struct AnalysisContext {
 
     /// A-1/A-2's algorithms: the default first, then the assignment preset, then the others.
     static var algorithms: [HashAlgorithm] {
-        [HashAlgorithm.default] + HashAlgorithm.allCases.filter { $0 != .default }.sorted {
-            ($0 == .assignment ? 0 : 1, $0.rawValue) < ($1 == .assignment ? 0 : 1, $1.rawValue)
-        }
+        [HashAlgorithm.default]
+            + HashAlgorithm.allCases.filter { $0 != .default }.sorted {
+                ($0 == .assignment ? 0 : 1, $0.rawValue) < ($1 == .assignment ? 0 : 1, $1.rawValue)
+            }
     }
 
     static func label(_ algorithm: HashAlgorithm) -> String {
@@ -33,8 +34,10 @@ struct AnalysisContext {
     /// Runs `body` with a ds-lb at `replicas` replicas. A launched one is stopped afterwards; an
     /// attached one (`--url`) is scaled to `replicas` and scaled back to its old size afterwards.
     /// `algorithm` nil with `--url` means "whatever it runs".
-    func withBalancer<T>(replicas: Int, algorithm: HashAlgorithm, extra: [String] = [],
-                         _ body: (Balancer) throws -> T) throws -> T {
+    func withBalancer<T>(
+        replicas: Int, algorithm: HashAlgorithm, extra: [String] = [],
+        _ body: (Balancer) throws -> T
+    ) throws -> T {
         if let url {
             let balancer = Balancer.attach(url)
             let before = (try balancer.status()["replicas"] as? [Any])?.count ?? replicas
@@ -59,12 +62,15 @@ struct AnalysisContext {
 
     /// The load every distribution analysis sends: `requests` GET /home with random 6-digit ids
     /// from the same seed (so every algorithm sees the same ids), closed loop.
-    func distributionLoad(on balancer: Balancer, timelineBucket: UInt64? = nil, rate: Double? = nil,
-                          duration: UInt64? = nil, start: UInt64? = nil) throws -> LoadResult {
+    func distributionLoad(
+        on balancer: Balancer, timelineBucket: UInt64? = nil, rate: Double? = nil,
+        duration: UInt64? = nil, start: UInt64? = nil
+    ) throws -> LoadResult {
         let target = TargetURL(address: balancer.address, authority: "127.0.0.1:\(balancer.port)", pathAndQuery: "/home")
-        let plan = LoadPlan(target: target, requests: duration == nil ? requests : nil, durationNanoseconds: duration,
-                            concurrency: concurrency, threads: 1, rate: rate, ids: .random6, seed: seed,
-                            timeoutNanoseconds: 10_000_000_000, timelineBucketNanoseconds: timelineBucket)
+        let plan = LoadPlan(
+            target: target, requests: duration == nil ? requests : nil, durationNanoseconds: duration,
+            concurrency: concurrency, threads: 1, rate: rate, ids: .random6, seed: seed,
+            timeoutNanoseconds: 10_000_000_000, timelineBucketNanoseconds: timelineBucket)
         return try LoadRunner.run(plan, progressBar: false, start: start)
     }
 

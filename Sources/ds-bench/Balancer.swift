@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSHTTPClient
 import DSSystem
 import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A ds-lb an analysis talks to: one it started itself (`launch`, with local replicas, stopped by
 /// PID in `stop`), or a running one given by `--url` (`attach`, never stopped). Main thread only,
@@ -21,8 +22,10 @@ final class Balancer: @unchecked Sendable {
     private let lines: Locked<[(at: UInt64, text: String)]>
     private var http: BlockingHTTPClient?
 
-    private init(address: SocketAddress, process: Process?, stateDir: String?,
-                 lines: Locked<[(at: UInt64, text: String)]> = Locked([])) {
+    private init(
+        address: SocketAddress, process: Process?, stateDir: String?,
+        lines: Locked<[(at: UInt64, text: String)]> = Locked([])
+    ) {
         self.address = address
         port = address.port
         self.process = process
@@ -41,8 +44,11 @@ final class Balancer: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--replicas", String(replicas), "--hash", hash,
-                             "--state-dir", stateDir, "--reset-state"] + extra
+        process.arguments =
+            [
+                "serve", "--listen", "127.0.0.1:0", "--replicas", String(replicas), "--hash", hash,
+                "--state-dir", stateDir, "--reset-state",
+            ] + extra
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = FileHandle.nullDevice
@@ -121,16 +127,19 @@ final class Balancer: @unchecked Sendable {
 
     /// One request on a fresh connection (Connection: close), 10 s timeout.
     func request(_ method: String, _ target: String, body: String? = nil) throws -> Response {
-        let request = HTTPClientRequest(method: method, target: target, host: "\(address)",
-                                        headers: body == nil ? [] : [("Content-Type", "application/json")],
-                                        body: body.map { Array($0.utf8) }, keepAlive: false)
+        let request = HTTPClientRequest(
+            method: method, target: target, host: "\(address)",
+            headers: body == nil ? [] : [("Content-Type", "application/json")],
+            body: body.map { Array($0.utf8) }, keepAlive: false)
         let client = try adminClient()
         let response: HTTPClientResponse
         do { response = try client.send(request, timeout: .seconds(10)) } catch {
             switch error {
-            case .connectFailed(let cause): throw Failure(description: "cannot reach ds-lb at \(address): \(String(cString: strerror(cause.errno)))")
+            case .connectFailed(let cause):
+                throw Failure(description: "cannot reach ds-lb at \(address): \(String(cString: strerror(cause.errno)))")
             case .connectTimedOut: throw Failure(description: "cannot reach ds-lb at \(address): connect timed out")
-            case .sendFailed(let cause): throw Failure(description: "cannot send to \(address): \(String(cString: strerror(cause.errno)))")
+            case .sendFailed(let cause):
+                throw Failure(description: "cannot send to \(address): \(String(cString: strerror(cause.errno)))")
             default: throw Failure(description: "no answer from \(address) to \(method) \(target): \(error)")
             }
         }

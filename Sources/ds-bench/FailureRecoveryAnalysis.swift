@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSHashing
 import DSSystem
 import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Failure recovery (A-3): every endpoint exercised (good and bad input), then a replica SIGKILLed
 /// under a steady open-loop load: a timeline of answered and failed requests with the kill, DOWN,
@@ -20,9 +21,12 @@ enum FailureRecoveryAnalysis {
     static let checks: [Check] = [
         Check(method: "GET", target: "/rep", body: nil, expect: 200, why: "the pool: N = 3"),
         Check(method: "GET", target: "/home?id=123456", body: nil, expect: 200, why: "a request routed by its id"),
-        Check(method: "POST", target: "/add", body: #"{"n": 2, "hostnames": ["S5", "S4"]}"#, expect: 200, why: "add two named replicas"),
+        Check(
+            method: "POST", target: "/add", body: #"{"n": 2, "hostnames": ["S5", "S4"]}"#, expect: 200,
+            why: "add two named replicas"),
         Check(method: "GET", target: "/rep", body: nil, expect: 200, why: "N = 5 now"),
-        Check(method: "DELETE", target: "/rm", body: #"{"n": 2, "hostnames": ["S5", "S4"]}"#, expect: 200, why: "remove them again"),
+        Check(
+            method: "DELETE", target: "/rm", body: #"{"n": 2, "hostnames": ["S5", "S4"]}"#, expect: 200, why: "remove them again"),
         Check(method: "POST", target: "/add", body: #"{"n": 1, "hostnames": ["a", "b"]}"#, expect: 400, why: "more names than n"),
         Check(method: "DELETE", target: "/rm", body: #"{"n": 9}"#, expect: 400, why: "more than the pool holds"),
         Check(method: "POST", target: "/add", body: "not json", expect: 400, why: "a body that is not JSON"),
@@ -54,8 +58,9 @@ enum FailureRecoveryAnalysis {
 
     private static func timeline10(_ table: inout CSVTable, _ b: Int, _ ok: Int, _ errors: Int, _ victim: Int, _ bucket: UInt64) {
         let scale = 1e9 / Double(bucket)
-        table.add(LoadReport.format(Double(b) * Double(bucket) / 1e9, 2), LoadReport.format(Double(ok) * scale, 0),
-                  LoadReport.format(Double(errors) * scale, 0), LoadReport.format(Double(victim) * scale, 0))
+        table.add(
+            LoadReport.format(Double(b) * Double(bucket) / 1e9, 2), LoadReport.format(Double(ok) * scale, 0),
+            LoadReport.format(Double(errors) * scale, 0), LoadReport.format(Double(victim) * scale, 0))
     }
 
     /// A ds-lb given by `--url` has no log to read: its `/status` is polled every 5 ms instead
@@ -85,24 +90,31 @@ enum FailureRecoveryAnalysis {
             if ok { passed += 1 }
             let answer = String(response.body.prefix(140)).replacingOccurrences(of: "\n", with: " ")
             csv.add(check.method, check.target, check.body ?? "", check.expect, response.status, ok, answer)
-            let shown = check.target == "/status" ? "(per-replica JSON, see a3-endpoints.csv)" : "`\(answer.replacingOccurrences(of: "|", with: "\\|"))`"
-            table.append("| `\(check.method) \(check.target)` (\(check.why)) | \(check.body.map { "`\($0)`" } ?? "") | \(check.expect) | \(ok ? "" : "**")\(response.status)\(ok ? "" : "**") | \(shown) |")
+            let shown =
+                check.target == "/status"
+                ? "(per-replica JSON, see a3-endpoints.csv)" : "`\(answer.replacingOccurrences(of: "|", with: "\\|"))`"
+            table.append(
+                "| `\(check.method) \(check.target)` (\(check.why)) | \(check.body.map { "`\($0)`" } ?? "") | \(check.expect) | \(ok ? "" : "**")\(response.status)\(ok ? "" : "**") | \(shown) |"
+            )
         }
         try csv.write(to: context.path("a3-endpoints.csv"))
         return "\(passed) of \(checks.count) requests answered with the expected status.\n\n" + table.joined(separator: "\n")
     }
 
-    private static func killUnderLoad(_ context: AnalysisContext, _ balancer: Balancer, rate: Double, seconds: Double,
-                                      killAfter: Double) throws -> String {
+    private static func killUnderLoad(
+        _ context: AnalysisContext, _ balancer: Balancer, rate: Double, seconds: Double,
+        killAfter: Double
+    ) throws -> String {
         let victim = "server-2"
         let bucket: UInt64 = 10_000_000
         let start = Clock.now() + 50_000_000
         let outcome = Locked<Result<LoadResult, Error>?>(nil)
         let progress = LoadProgress()
         let target = TargetURL(address: balancer.address, authority: "127.0.0.1:\(balancer.port)", pathAndQuery: "/home")
-        let plan = LoadPlan(target: target, requests: nil, durationNanoseconds: UInt64(seconds * 1e9), concurrency: context.concurrency,
-                            threads: 1, rate: rate, ids: .random6, seed: context.seed, timeoutNanoseconds: 5_000_000_000,
-                            timelineBucketNanoseconds: bucket)
+        let plan = LoadPlan(
+            target: target, requests: nil, durationNanoseconds: UInt64(seconds * 1e9), concurrency: context.concurrency,
+            threads: 1, rate: rate, ids: .random6, seed: context.seed, timeoutNanoseconds: 5_000_000_000,
+            timelineBucketNanoseconds: bucket)
         Thread.detachNewThread {
             let result = Result { try LoadRunner.run(plan, progressBar: false, start: start, progress: progress) }
             outcome.withLock { $0 = result }
@@ -141,8 +153,9 @@ enum FailureRecoveryAnalysis {
             let err = range.map { stats.timelineErrors[$0] }.reduce(0, +)
             let vic = victimIndex.map { v in range.map { stats.timelineReplicas[$0][v] }.reduce(0, +) } ?? 0
             let scale = 1e9 / Double(bucket) / Double(range.count)
-            timeline.add(LoadReport.format(Double(b) * Double(bucket) / 1e9, 2), LoadReport.format(Double(ok) * scale, 0),
-                         LoadReport.format(Double(err) * scale, 0), LoadReport.format(Double(vic) * scale, 0))
+            timeline.add(
+                LoadReport.format(Double(b) * Double(bucket) / 1e9, 2), LoadReport.format(Double(ok) * scale, 0),
+                LoadReport.format(Double(err) * scale, 0), LoadReport.format(Double(vic) * scale, 0))
         }
         try timeline.write(to: context.path("a3-timeline.csv"))
         // The zoom: 10 ms bins from 300 ms before the kill to 400 ms after the last event.
@@ -163,10 +176,13 @@ enum FailureRecoveryAnalysis {
         if let restarted { events.add("restarted", "restarted (+\(ms(restarted)))", at(restarted)) }
         if let back { events.add("back", "serving its keys again (+\(ms(back)))", at(back)) }
         try events.write(to: context.path("a3-events.csv"))
-        try context.plotter.plot("timeline", csv: context.path("a3-timeline.csv"), png: context.path("a3.png"),
-                                 title: "A-3: \(victim) killed under \(Int(rate)) req/s (open loop, 100 ms bins)",
-                                 extra: ["--events", context.path("a3-events.csv"), "--victim", victim, "--zoom", context.path("a3-zoom.csv")])
-        let errors = stats.errors.isEmpty ? "none" : stats.errors.keys.sorted().map { "\($0) \(stats.errors[$0]!)" }.joined(separator: ", ")
+        try context.plotter.plot(
+            "timeline", csv: context.path("a3-timeline.csv"), png: context.path("a3.png"),
+            title: "A-3: \(victim) killed under \(Int(rate)) req/s (open loop, 100 ms bins)",
+            extra: ["--events", context.path("a3-events.csv"), "--victim", victim, "--zoom", context.path("a3-zoom.csv")])
+        let errors =
+            stats.errors.isEmpty
+            ? "none" : stats.errors.keys.sorted().map { "\($0) \(stats.errors[$0]!)" }.joined(separator: ", ")
         return """
             Open-loop load of \(Int(rate)) `GET /home` req/s with random ids for \(LoadReport.format(seconds, 0)) s over \(context.concurrency) connections; \(victim) (pid \(pid)) SIGKILLed after \(LoadReport.format(killAfter, 1)) s. \(balancer.hasLog ? "The DOWN and restarted times are when ds-bench read ds-lb's log lines (a loaded machine delays that, so they are upper bounds)" : "ds-bench did not start this ds-lb, so DOWN and restarted are when its `/status` (polled every 5 ms) first showed the replica out of UP and back UP with one more restart"); the recovery time is measured on the load itself.
 

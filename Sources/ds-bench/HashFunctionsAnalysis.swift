@@ -48,7 +48,9 @@ enum HashFunctionsAnalysis {
     /// Fractions of `ids` whose owner differs between two routings: all of them, and the
     /// collateral ones (moved between two replicas that are in both memberships; `changed` is the
     /// replica removed or added, which must gain or lose keys).
-    static func moved(_ a: (UInt64) -> Int, _ b: (UInt64) -> Int, changed: Int, _ ids: [UInt64]) -> (all: Double, collateral: Double) {
+    static func moved(
+        _ a: (UInt64) -> Int, _ b: (UInt64) -> Int, changed: Int, _ ids: [UInt64]
+    ) -> (all: Double, collateral: Double) {
         var n = 0, collateral = 0
         for id in ids {
             let x = a(id), y = b(id)
@@ -65,10 +67,13 @@ enum HashFunctionsAnalysis {
         let five = Array(1...5)
         var bars = CSVTable("group", "replica", "requests")
         var lines = CSVTable("group", "n", "mean", "min", "max", "max_over_avg", "stddev_pct")
-        var table = ["| function | slots H can hit | max/avg N = 3 | max/avg N = 5 | std dev N = 5 | moved on remove (N = 5) | collateral | moved on add (5 → 6) | collateral |",
-                     "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        var csv = CSVTable("function", "max_over_avg_n3", "max_over_avg_n5", "stddev_pct_n5", "moved_remove_over_ideal",
-                           "collateral_remove_pct", "moved_add_over_ideal", "collateral_add_pct")
+        var table = [
+            "| function | slots H can hit | max/avg N = 3 | max/avg N = 5 | std dev N = 5 | moved on remove (N = 5) | collateral | moved on add (5 → 6) | collateral |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        var csv = CSVTable(
+            "function", "max_over_avg_n3", "max_over_avg_n5", "stddev_pct_n5", "moved_remove_over_ideal",
+            "collateral_remove_pct", "moved_add_over_ideal", "collateral_add_pct")
         var assignmentSlots = ""
         for candidate in candidates {
             context.say("A-4: \(candidate.name)")
@@ -76,8 +81,9 @@ enum HashFunctionsAnalysis {
             for (k, c) in counts(three, [1, 2, 3], sample).enumerated() { bars.add(candidate.name, "server-\(k + 1)", c) }
             for n in ScalingAnalysis.sizes {
                 let s = Spread(counts: counts(candidate.route(Array(1...n)), Array(1...n), sample))
-                lines.add(candidate.name, n, LoadReport.format(s.mean, 1), s.min, s.max, LoadReport.format(s.maxOverAvg, 4),
-                          LoadReport.format(s.stddevPercent, 2))
+                lines.add(
+                    candidate.name, n, LoadReport.format(s.mean, 1), s.min, s.max, LoadReport.format(s.maxOverAvg, 4),
+                    LoadReport.format(s.stddevPercent, 2))
             }
             let all3 = Spread(counts: counts(three, [1, 2, 3], allIDs))
             let route5 = candidate.route(five)
@@ -93,20 +99,27 @@ enum HashFunctionsAnalysis {
             let addRatio = add.all / (1.0 / 6)
             let slotsUsed = slotsHitByH(candidate)
             if candidate.name == SlotRing.assignment.name { assignmentSlots = slotsUsed }
-            table.append("| \(candidate.name) | \(slotsUsed) | \(LoadReport.format(all3.maxOverAvg, 3)) | \(LoadReport.format(all5.maxOverAvg, 3)) | \(LoadReport.format(all5.stddevPercent, 1)) % | \(LoadReport.format(removeRatio, 2)) × ideal | \(LoadReport.format(removeCollateral * 100, 2)) % | \(LoadReport.format(addRatio, 2)) × ideal | \(LoadReport.format(add.collateral * 100, 2)) % |")
-            csv.add(candidate.name, LoadReport.format(all3.maxOverAvg, 4), LoadReport.format(all5.maxOverAvg, 4),
-                    LoadReport.format(all5.stddevPercent, 2), LoadReport.format(removeRatio, 3), LoadReport.format(removeCollateral * 100, 3),
-                    LoadReport.format(addRatio, 3), LoadReport.format(add.collateral * 100, 3))
+            table.append(
+                "| \(candidate.name) | \(slotsUsed) | \(LoadReport.format(all3.maxOverAvg, 3)) | \(LoadReport.format(all5.maxOverAvg, 3)) | \(LoadReport.format(all5.stddevPercent, 1)) % | \(LoadReport.format(removeRatio, 2)) × ideal | \(LoadReport.format(removeCollateral * 100, 2)) % | \(LoadReport.format(addRatio, 2)) × ideal | \(LoadReport.format(add.collateral * 100, 2)) % |"
+            )
+            csv.add(
+                candidate.name, LoadReport.format(all3.maxOverAvg, 4), LoadReport.format(all5.maxOverAvg, 4),
+                LoadReport.format(all5.stddevPercent, 2), LoadReport.format(removeRatio, 3),
+                LoadReport.format(removeCollateral * 100, 3),
+                LoadReport.format(addRatio, 3), LoadReport.format(add.collateral * 100, 3))
         }
         let agrees = assignmentMatchesDSHashing()
         let live = compareWithA1(context, offline: bars)
         try bars.write(to: context.path("a4-bars.csv"))
         try lines.write(to: context.path("a4-lines.csv"))
         try csv.write(to: context.path("a4.csv"))
-        try context.plotter.plot("bars", csv: context.path("a4-bars.csv"), png: context.path("a4-bars.png"),
-                                 title: "A-4: N = 3, \(context.requests) random ids, per hash function", extra: ["--xlabel", "hash function / algorithm"])
-        try context.plotter.plot("lines", csv: context.path("a4-lines.csv"), png: context.path("a4-lines.png"),
-                                 title: "A-4: N = 2…6 per hash function (\(context.requests) random ids per N)")
+        try context.plotter.plot(
+            "bars", csv: context.path("a4-bars.csv"), png: context.path("a4-bars.png"),
+            title: "A-4: N = 3, \(context.requests) random ids, per hash function",
+            extra: ["--xlabel", "hash function / algorithm"])
+        try context.plotter.plot(
+            "lines", csv: context.path("a4-lines.csv"), png: context.path("a4-lines.png"),
+            title: "A-4: N = 2…6 per hash function (\(context.requests) random ids per N)")
         let summary = """
             # A-4: hash functions
 
@@ -128,7 +141,9 @@ enum HashFunctionsAnalysis {
     /// Distinct slots H maps the 6-digit ids to ("—" for the production algorithms, which have no
     /// request slot).
     static func slotsHitByH(_ candidate: Candidate) -> String {
-        let functions = [SlotRing.assignment, SlotRing.spacedPhi, SlotRing.fibonacci, SlotRing.xxhashLarge].first { $0.name == candidate.name }
+        let functions = [SlotRing.assignment, SlotRing.spacedPhi, SlotRing.fibonacci, SlotRing.xxhashLarge].first {
+            $0.name == candidate.name
+        }
         guard let f = functions else { return "—" }
         var seen = Set<UInt64>()
         for id in allIDs { seen.insert(f.request(id) % UInt64(f.slots)) }

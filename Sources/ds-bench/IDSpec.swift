@@ -1,7 +1,8 @@
+import DSHashing
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import DSHashing
 
 /// How the `id` query parameter of each request is chosen (`--ids`).
 ///

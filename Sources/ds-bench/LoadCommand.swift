@@ -1,7 +1,8 @@
+import ArgumentParser
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import ArgumentParser
 
 /// `ds-bench load`: argument parsing and output only; the run is `LoadRunner`.
 struct LoadCommand: ParsableCommand {
@@ -54,23 +55,34 @@ struct LoadCommand: ParsableCommand {
     func plan() throws -> LoadPlan {
         let target: TargetURL
         do { target = try TargetURL.parse(url) } catch { throw ValidationError("\(error)") }
-        guard concurrency >= 1 && concurrency <= 100_000 else { throw ValidationError("--concurrency must be 1...100000, got \(concurrency)") }
+        guard concurrency >= 1 && concurrency <= 100_000 else {
+            throw ValidationError("--concurrency must be 1...100000, got \(concurrency)")
+        }
         guard threads >= 1 && threads <= 64 else { throw ValidationError("--threads must be 1...64, got \(threads)") }
-        guard threads <= concurrency else { throw ValidationError("--threads \(threads) is more than --concurrency \(concurrency)") }
+        guard threads <= concurrency else {
+            throw ValidationError("--threads \(threads) is more than --concurrency \(concurrency)")
+        }
         if let requests, requests < 1 { throw ValidationError("--requests must be at least 1, got \(requests)") }
         if let rate, !(rate > 0 && rate <= 10_000_000) { throw ValidationError("--rate must be > 0 and ≤ 10000000, got \(rate)") }
         var durationNs: UInt64?
         if let duration {
-            guard let ns = Self.parseDuration(duration), ns > 0 else { throw ValidationError("--duration: '\(duration)' is not a duration like 10s, 500ms or 1m") }
+            guard let ns = Self.parseDuration(duration), ns > 0 else {
+                throw ValidationError("--duration: '\(duration)' is not a duration like 10s, 500ms or 1m")
+            }
             durationNs = ns
         }
-        if requests != nil && durationNs != nil { throw ValidationError("--requests and --duration cannot be combined; give one") }
-        guard let timeoutNs = Self.parseDuration(timeout), timeoutNs > 0 else { throw ValidationError("--timeout: '\(timeout)' is not a duration like 10s or 500ms") }
+        if requests != nil && durationNs != nil {
+            throw ValidationError("--requests and --duration cannot be combined; give one")
+        }
+        guard let timeoutNs = Self.parseDuration(timeout), timeoutNs > 0 else {
+            throw ValidationError("--timeout: '\(timeout)' is not a duration like 10s or 500ms")
+        }
         let idSpec: IDSpec
         do { idSpec = try IDSpec.parse(ids) } catch { throw ValidationError("\(error)") }
-        return LoadPlan(target: target, requests: durationNs == nil ? (requests ?? 10_000) : nil, durationNanoseconds: durationNs,
-                        concurrency: concurrency, threads: threads, rate: rate, ids: idSpec, seed: seed,
-                        timeoutNanoseconds: timeoutNs, timelineBucketNanoseconds: nil)
+        return LoadPlan(
+            target: target, requests: durationNs == nil ? (requests ?? 10_000) : nil, durationNanoseconds: durationNs,
+            concurrency: concurrency, threads: threads, rate: rate, ids: idSpec, seed: seed,
+            timeoutNanoseconds: timeoutNs, timelineBucketNanoseconds: nil)
     }
 
     func run() throws {

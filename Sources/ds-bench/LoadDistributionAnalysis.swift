@@ -19,16 +19,22 @@ enum LoadDistributionAnalysis {
             let s = run.spread
             if table.isEmpty {
                 // Launched ds-lbs all name their replicas server-1…3; a `--url` one may not.
-                table = ["| algorithm | " + run.replies.map(\.name).joined(separator: " | ") + " | total | max/avg | std dev | failed | /status agrees |",
-                         "|---|" + String(repeating: "---:|", count: run.replies.count + 4) + "---|"]
+                table = [
+                    "| algorithm | " + run.replies.map(\.name).joined(separator: " | ")
+                        + " | total | max/avg | std dev | failed | /status agrees |",
+                    "|---|" + String(repeating: "---:|", count: run.replies.count + 4) + "---|",
+                ]
             }
-            table.append("| \(AnalysisContext.label(algorithm)) | " + run.replies.map { String($0.count) }.joined(separator: " | ")
-                         + " | \(s.total) | \(LoadReport.format(s.maxOverAvg, 3)) | \(LoadReport.format(s.stddevPercent, 1)) % | \(run.result.stats.failed) | \(run.agrees ? "yes" : "NO") |")
+            table.append(
+                "| \(AnalysisContext.label(algorithm)) | " + run.replies.map { String($0.count) }.joined(separator: " | ")
+                    + " | \(s.total) | \(LoadReport.format(s.maxOverAvg, 3)) | \(LoadReport.format(s.stddevPercent, 1)) % | \(run.result.stats.failed) | \(run.agrees ? "yes" : "NO") |"
+            )
             if !run.agrees { notes.append("- \(algorithm.rawValue): ds-bench counted \(run.replies), /status \(run.served)") }
         }
         try csv.write(to: context.path("a1.csv"))
-        try context.plotter.plot("bars", csv: context.path("a1.csv"), png: context.path("a1.png"),
-                                 title: "A-1: \(context.requests) requests with random 6-digit ids on N = 3 replicas")
+        try context.plotter.plot(
+            "bars", csv: context.path("a1.csv"), png: context.path("a1.png"),
+            title: "A-1: \(context.requests) requests with random 6-digit ids on N = 3 replicas")
         let summary = """
             # A-1: load distribution on N = 3
 

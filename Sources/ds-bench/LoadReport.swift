@@ -51,12 +51,19 @@ enum LoadReport {
         let s = r.stats
         var lines: [String] = []
         let mode = r.plan.rate.map { "open loop at \(format($0, 0)) req/s" } ?? "closed loop"
-        lines.append("\(r.plan.target)  \(r.plan.threads) thread(s), \(r.plan.concurrency) connection(s), \(mode), ids \(r.plan.ids)")
-        lines.append("  \(s.completed) requests in \(format(r.elapsed, 2)) s: \(format(r.throughput, 0)) req/s, \(s.succeeded) succeeded, \(s.failed) failed")
+        lines.append(
+            "\(r.plan.target)  \(r.plan.threads) thread(s), \(r.plan.concurrency) connection(s), \(mode), ids \(r.plan.ids)")
+        lines.append(
+            "  \(s.completed) requests in \(format(r.elapsed, 2)) s: \(format(r.throughput, 0)) req/s, \(s.succeeded) succeeded, \(s.failed) failed"
+        )
         if r.plan.rate != nil { lines.append("  sent at \(format(r.sendRate, 1)) req/s (target \(format(r.plan.rate!, 1)))") }
         if s.latency.totalCount > 0 {
-            let ps = percentiles.map { "p\($0 == $0.rounded() ? String(Int($0)) : String($0)) \(ms(s.latency.valueAtPercentile($0)))" }.joined(separator: "  ")
-            lines.append("  latency: min \(ms(s.latency.min))  mean \(format(s.latency.mean / 1000, 3)) ms  \(ps)  max \(ms(s.latency.max))")
+            let ps = percentiles.map {
+                "p\($0 == $0.rounded() ? String(Int($0)) : String($0)) \(ms(s.latency.valueAtPercentile($0)))"
+            }.joined(separator: "  ")
+            lines.append(
+                "  latency: min \(ms(s.latency.min))  mean \(format(s.latency.mean / 1000, 3)) ms  \(ps)  max \(ms(s.latency.max))"
+            )
         }
         if !s.replicaNames.isEmpty {
             lines.append("  replies per replica:")

@@ -1,8 +1,9 @@
+import DSReactor
+import DSSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import DSReactor
-import DSSystem
 
 /// The merged outcome of a load run.
 struct LoadResult: Sendable {
@@ -31,7 +32,9 @@ enum LoadRunner {
         var finished: UInt64
     }
 
-    static func run(_ plan: LoadPlan, progressBar: Bool, start: UInt64? = nil, progress: LoadProgress = LoadProgress()) throws -> LoadResult {
+    static func run(
+        _ plan: LoadPlan, progressBar: Bool, start: UInt64? = nil, progress: LoadProgress = LoadProgress()
+    ) throws -> LoadResult {
         let zipf: ZipfTable? = {
             if case .zipf(let s) = plan.ids { return ZipfTable(exponent: s) }
             return nil
@@ -44,19 +47,24 @@ enum LoadRunner {
                 do {
                     let loop = try EventLoop()
                     var worker: LoadWorker?
-                    worker = LoadWorker(plan: plan, thread: thread, runStart: runStart, zipf: zipf,
-                                        progress: progress, loop: loop) { loop.stop() }
+                    worker = LoadWorker(
+                        plan: plan, thread: thread, runStart: runStart, zipf: zipf,
+                        progress: progress, loop: loop
+                    ) { loop.stop() }
                     worker!.start()
                     loop.run()
                     let w = worker!
                     outcomes.withLock {
-                        $0[thread] = ThreadOutcome(stats: w.stats, firstSend: w.firstSendAt, lastSend: w.lastSendAt,
-                                                   sent: w.sent, finished: w.finishedAt)
+                        $0[thread] = ThreadOutcome(
+                            stats: w.stats, firstSend: w.firstSendAt, lastSend: w.lastSendAt,
+                            sent: w.sent, finished: w.finishedAt)
                     }
                     worker = nil
                 } catch {
                     startErrors.withLock { $0.append("\(error)") }
-                    outcomes.withLock { $0[thread] = ThreadOutcome(stats: LoadStats(), firstSend: 0, lastSend: 0, sent: 0, finished: Clock.now()) }
+                    outcomes.withLock {
+                        $0[thread] = ThreadOutcome(stats: LoadStats(), firstSend: 0, lastSend: 0, sent: 0, finished: Clock.now())
+                    }
                 }
             }
         }
@@ -78,8 +86,9 @@ enum LoadRunner {
         let sent = all.map(\.sent).reduce(0, +)
         let end = all.map(\.finished).max() ?? Clock.now()
         let sendSpan = Double(lastSend - firstSend) / 1e9
-        return LoadResult(plan: plan, stats: stats, elapsed: Double(end - runStart) / 1e9, sent: sent,
-                          sendRate: sent > 1 && sendSpan > 0 ? Double(sent - 1) / sendSpan : 0)
+        return LoadResult(
+            plan: plan, stats: stats, elapsed: Double(end - runStart) / 1e9, sent: sent,
+            sendRate: sent > 1 && sendSpan > 0 ? Double(sent - 1) / sendSpan : 0)
     }
 }
 
@@ -100,7 +109,8 @@ struct ProgressBar {
         let filled = Int((min(max(fraction, 0), 1) * Double(width)).rounded(.down))
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         let rate = elapsed > 0 ? Double(completed) / elapsed : 0
-        let line = "\r[\(bar)] \(Int(fraction * 100))%  \(completed) done  \(failed) failed  \(Int(rate)) req/s  \(String(format1: elapsed))s "
+        let line =
+            "\r[\(bar)] \(Int(fraction * 100))%  \(completed) done  \(failed) failed  \(Int(rate)) req/s  \(String(format1: elapsed))s "
         write(line)
     }
 

@@ -7,8 +7,9 @@ struct LoadStats: Sendable {
     var completed = 0
     /// Answered with a 2xx status.
     var succeeded = 0
-    var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000,
-                                     numberOfSignificantValueDigits: .three)
+    var latency = Histogram<UInt64>(
+        lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000,
+        numberOfSignificantValueDigits: .three)
     /// Answers by status code (an array indexed by the 3-digit code: no hashing per answer).
     var statusCounts = [Int](repeating: 0, count: 1000)
     var statuses: [Int: Int] {

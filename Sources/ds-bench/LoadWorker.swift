@@ -52,8 +52,10 @@ final class LoadWorker {
     private var done = false
     private let onDone: () -> Void
 
-    init(plan: LoadPlan, thread: Int, runStart: UInt64, zipf: ZipfTable?, progress: LoadProgress,
-         loop: EventLoop, onDone: @escaping () -> Void) {
+    init(
+        plan: LoadPlan, thread: Int, runStart: UInt64, zipf: ZipfTable?, progress: LoadProgress,
+        loop: EventLoop, onDone: @escaping () -> Void
+    ) {
         self.plan = plan
         self.loop = loop
         self.progress = progress
@@ -204,8 +206,9 @@ final class LoadWorker {
         inFlight -= 1
         let now = Clock.now()
         let bucket = plan.timelineBucketNanoseconds.map { Int((now - runStart) / $0) }
-        let index = stats.recordAnswer(status: status, latencyMicros: (now - connection.intendedAt) / 1000,
-                                       replica: replica, bucket: bucket)
+        let index = stats.recordAnswer(
+            status: status, latencyMicros: (now - connection.intendedAt) / 1000,
+            replica: replica, bucket: bucket)
         let ok = (200..<300).contains(status)
         if let index, ok {
             let mark = progress.mark.load(ordering: .relaxed)

@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// Runs bench/plot.py (matplotlib) on a CSV ds-bench wrote. The interpreter is Debian's
 /// /usr/bin/python3 when it has matplotlib (scripts/install-deps.sh installs python3-matplotlib
@@ -21,7 +22,10 @@ struct Plotter {
         for python in candidates where (try? run([python, "-c", "import matplotlib"])) == 0 {
             return Plotter(python: python, script: script)
         }
-        throw Failure(description: "no Python with matplotlib (tried \(candidates.joined(separator: ", "))): run scripts/install-deps.sh bench (apt python3-matplotlib) or pass --python")
+        throw Failure(
+            description:
+                "no Python with matplotlib (tried \(candidates.joined(separator: ", "))): run scripts/install-deps.sh bench (apt python3-matplotlib) or pass --python"
+        )
     }
 
     /// bench/plot.py next to the source tree the binary was built from (…/.build*/…/ds-bench),
@@ -37,7 +41,9 @@ struct Plotter {
         }
         let local = FileManager.default.currentDirectoryPath + "/bench/plot.py"
         if FileManager.default.fileExists(atPath: local) { return local }
-        throw Failure(description: "bench/plot.py not found (looked at \(tried.first ?? "?") and its parents, and \(local)); pass --plot-script")
+        throw Failure(
+            description:
+                "bench/plot.py not found (looked at \(tried.first ?? "?") and its parents, and \(local)); pass --plot-script")
     }
 
     /// plot.py KIND CSV PNG --title TITLE [extra…]; throws with its stderr when it fails.
@@ -78,7 +84,8 @@ struct CSVTable {
 
     func write(to path: String) throws {
         func quote(_ s: String) -> String {
-            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+                ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
         }
         let text = ([header] + rows).map { $0.map(quote).joined(separator: ",") }.joined(separator: "\n") + "\n"
         try text.write(toFile: path, atomically: true, encoding: .utf8)

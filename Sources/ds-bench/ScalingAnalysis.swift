@@ -12,8 +12,10 @@ enum ScalingAnalysis {
         let algorithms = try context.attachedAlgorithm().map { [$0] } ?? AnalysisContext.algorithms
         var long = CSVTable("group", "n", "replica", "requests", "status_requests")
         var lines = CSVTable("group", "n", "mean", "min", "max", "max_over_avg", "stddev_pct")
-        var table = ["| algorithm | " + sizes.map { "N = \($0)" }.joined(separator: " | ") + " |",
-                     "|---|" + sizes.map { _ in "---:|" }.joined()]
+        var table = [
+            "| algorithm | " + sizes.map { "N = \($0)" }.joined(separator: " | ") + " |",
+            "|---|" + sizes.map { _ in "---:|" }.joined(),
+        ]
         var allAgree = true
         var failed = 0
         for algorithm in algorithms {
@@ -24,7 +26,8 @@ enum ScalingAnalysis {
                     context.say("A-2: \(algorithm.rawValue), N = \(n), \(context.requests) requests")
                     let run = try DistributionRun.measure(context, on: balancer)
                     guard run.replies.count == n else {
-                        throw Balancer.Failure(description: "A-2: expected \(n) replicas, /status lists \(run.replies.map(\.name))")
+                        throw Balancer.Failure(
+                            description: "A-2: expected \(n) replicas, /status lists \(run.replies.map(\.name))")
                     }
                     allAgree = allAgree && run.agrees
                     failed += run.result.stats.failed
@@ -32,8 +35,9 @@ enum ScalingAnalysis {
                         long.add(AnalysisContext.label(algorithm), n, name, count, run.served[name] ?? 0)
                     }
                     let s = run.spread
-                    lines.add(AnalysisContext.label(algorithm), n, LoadReport.format(s.mean, 1), s.min, s.max,
-                              LoadReport.format(s.maxOverAvg, 4), LoadReport.format(s.stddevPercent, 2))
+                    lines.add(
+                        AnalysisContext.label(algorithm), n, LoadReport.format(s.mean, 1), s.min, s.max,
+                        LoadReport.format(s.maxOverAvg, 4), LoadReport.format(s.stddevPercent, 2))
                     cells.append("\(LoadReport.format(s.maxOverAvg, 3)) / \(LoadReport.format(s.stddevPercent, 1)) %")
                 }
             }
@@ -41,8 +45,9 @@ enum ScalingAnalysis {
         }
         try long.write(to: context.path("a2-replicas.csv"))
         try lines.write(to: context.path("a2.csv"))
-        try context.plotter.plot("lines", csv: context.path("a2.csv"), png: context.path("a2.png"),
-                                 title: "A-2: load per replica as N grows (\(context.requests) random ids per N)")
+        try context.plotter.plot(
+            "lines", csv: context.path("a2.csv"), png: context.path("a2.png"),
+            title: "A-2: load per replica as N grows (\(context.requests) random ids per N)")
         let summary = """
             # A-2: scaling from N = 2 to 6
 

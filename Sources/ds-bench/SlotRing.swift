@@ -52,24 +52,28 @@ struct SlotRing {
     // MARK: the functions A-4 compares
 
     /// The assignment: H(i) = i² + 2i + 17, Φ(i, j) = i² + j² + 2j + 25, M = 512, K = 9.
-    static let assignment = Functions(name: "assignment H, Φ", slots: 512, virtualServers: 9,
+    static let assignment = Functions(
+        name: "assignment H, Φ", slots: 512, virtualServers: 9,
         request: { i in i &* i &+ 2 &* i &+ 17 },
         virtualServer: { i, j in i &* i &+ j &* j &+ 2 &* j &+ 25 })
 
     /// The assignment's H, with Φ spacing a replica's K virtual servers ⌊M/K⌋ apart instead of
     /// bunching them after i²: isolates how much of the imbalance is Φ's and how much H's.
-    static let spacedPhi = Functions(name: "H, spaced Φ", slots: 512, virtualServers: 9,
+    static let spacedPhi = Functions(
+        name: "H, spaced Φ", slots: 512, virtualServers: 9,
         request: { i in i &* i &+ 2 &* i &+ 17 },
         virtualServer: { i, j in i &* i &+ 25 &+ j &* (512 / 9) })
 
     /// Same circle, both functions replaced by Fibonacci (multiplicative) hashing: the top bits
     /// of i·2⁶⁴/φ (Knuth 6.4), well spread for consecutive integers.
-    static let fibonacci = Functions(name: "Fibonacci H, Φ", slots: 512, virtualServers: 9,
+    static let fibonacci = Functions(
+        name: "Fibonacci H, Φ", slots: 512, virtualServers: 9,
         request: { i in (i &* 0x9E37_79B9_7F4A_7C15) >> 55 },
         virtualServer: { i, j in ((i &* 64 &+ j) &* 0x9E37_79B9_7F4A_7C15) >> 55 })
 
     /// xxHash64 for both, on a bigger circle with more virtual servers (ketama-like).
-    static let xxhashLarge = Functions(name: "xxHash64, M 65536, K 100", slots: 65536, virtualServers: 100,
+    static let xxhashLarge = Functions(
+        name: "xxHash64, M 65536, K 100", slots: 65536, virtualServers: 100,
         request: { i in XXH64.hash(i) },
         virtualServer: { i, j in XXH64.hash(i << 32 | j, seed: 1) })
 }

@@ -11,7 +11,10 @@ struct ConfigCommand: ParsableCommand {
     @Option(help: "The file to check.")
     var config: String = ConfigFile.defaultPath
 
-    @Flag(help: "List the keys, one JSON object a line: name, TOML type, and whether a reload applies it (live) or it needs a restart.")
+    @Flag(
+        help:
+            "List the keys, one JSON object a line: name, TOML type, and whether a reload applies it (live) or it needs a restart."
+    )
     var keys = false
 
     func run() throws {
@@ -35,7 +38,8 @@ struct ConfigCommand: ParsableCommand {
         let settings = invocation.file?.settings ?? []
         print("\(config): OK, \(settings.count) key\(settings.count == 1 ? "" : "s") set")
         for setting in settings {
-            print("  \(setting.key.name) = \(setting.text)\(setting.key.reload == .restart ? "   (a change needs a restart)" : "")")
+            print(
+                "  \(setting.key.name) = \(setting.text)\(setting.key.reload == .restart ? "   (a change needs a restart)" : "")")
         }
     }
 }

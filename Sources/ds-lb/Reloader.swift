@@ -42,12 +42,14 @@ final class Reloader {
             server.reload(supervisor: supervisorConfig, proxy: proxy)
             current = next.file
             for change in waiting {
-                logger.warning("[!] Reload: \(change) needs a restart (systemctl restart ds-lb); running with the value ds-lb started with",
-                               metadata: ["event": "reload_needs_restart"])
+                logger.warning(
+                    "[!] Reload: \(change) needs a restart (systemctl restart ds-lb); running with the value ds-lb started with",
+                    metadata: ["event": "reload_needs_restart"])
             }
             let summary = live.isEmpty ? "no live setting changed" : "applied " + live.map(\.description).joined(separator: ", ")
-            logger.info("[i] Reloaded \(next.file?.path ?? path): \(summary); heartbeat interval \(DurationText.format(server.supervisor.heartbeatInterval))",
-                        metadata: ["event": "reloaded"])
+            logger.info(
+                "[i] Reloaded \(next.file?.path ?? path): \(summary); heartbeat interval \(DurationText.format(server.supervisor.heartbeatInterval))",
+                metadata: ["event": "reloaded"])
             server.statusNote = waiting.isEmpty ? nil : "restart needed for \(waiting.map(\.key.name).joined(separator: ", "))"
         } catch {
             let reason = "\(error)"

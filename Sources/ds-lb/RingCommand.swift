@@ -59,8 +59,9 @@ struct RingCommand: ParsableCommand {
     }
 
     func run() throws {
-        let report = HashAnalysis.run(algorithm: try HashAlgorithm(option: hash), servers: servers, keys: keys,
-                                      remove: remove ?? 0, add: add ?? 0, seed: seed)
+        let report = HashAnalysis.run(
+            algorithm: try HashAlgorithm(option: hash), servers: servers, keys: keys,
+            remove: remove ?? 0, add: add ?? 0, seed: seed)
         print(json ? report.json : report.text)
     }
 }

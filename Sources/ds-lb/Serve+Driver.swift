@@ -9,10 +9,13 @@ extension Serve {
         // Docker's network names: a letter or digit, then letters, digits, '_', '.', '-'. "none"
         // and "container:<id>" leave no address to reach a replica at.
         guard let first = network.first, first.isASCII && (first.isLetter || first.isNumber), network.count <= 128,
-              network.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }), network != "none" else {
+            network.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }), network != "none"
+        else {
             throw ValidationError("--network: '\(network)' is not usable (use host, or the name of a user-defined network)")
         }
-        guard !pool.isEmpty, pool.count <= 63, pool.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }) else {
+        guard !pool.isEmpty, pool.count <= 63,
+            pool.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) })
+        else {
             throw ValidationError("--pool: '\(pool)' is not a valid name (letters, digits, '_', '.', '-')")
         }
         guard !image.isEmpty else { throw ValidationError("--image must not be empty") }
@@ -32,7 +35,10 @@ extension Serve {
             }
             do {
                 guard try client.imageExists(image) else {
-                    throw Failure(description: "--driver docker: image '\(image)' not found on the engine; build it with `make images` or pass --image")
+                    throw Failure(
+                        description:
+                            "--driver docker: image '\(image)' not found on the engine; build it with `make images` or pass --image"
+                    )
                 }
                 return try DockerDriver(client: client, image: image, pool: pool, network: network, logger: logger)
             } catch let error as Failure { throw error } catch {
@@ -44,7 +50,9 @@ extension Serve {
             do {
                 let client = try DockerClient.connect(timeout: .seconds(2), connectTimeout: .seconds(1))
                 if try client.imageExists(image, timeout: .seconds(2)) {
-                    logger.info("[i] --driver auto: using docker (engine \(client.engineVersion) answers at \(client.socketPath), image \(image) present)")
+                    logger.info(
+                        "[i] --driver auto: using docker (engine \(client.engineVersion) answers at \(client.socketPath), image \(image) present)"
+                    )
                     return try DockerDriver(client: client, image: image, pool: pool, network: network, logger: logger)
                 }
                 logger.info("[i] --driver auto: using process (the Docker engine has no image \(image))")

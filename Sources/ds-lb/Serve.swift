@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ArgumentParser
 import CSystemd
 import DSBalancer
@@ -14,6 +11,10 @@ import DSSystem
 import DSSystemd
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A runtime error: printed as one line (`Error: ...`), without the usage text.
 struct Failure: Error, CustomStringConvertible {
     let description: String
@@ -23,22 +24,34 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the load balancer (the default command).")
 
-    @Option(help: "Configuration file, one key per option, e.g. heartbeat-interval = \"1s\" (default: \(ConfigFile.defaultPath) when it exists). Options given here override it; SIGHUP reloads it.")
+    @Option(
+        help:
+            "Configuration file, one key per option, e.g. heartbeat-interval = \"1s\" (default: \(ConfigFile.defaultPath) when it exists). Options given here override it; SIGHUP reloads it."
+    )
     var config: String?
 
     @Option(help: "Address to listen on (ignored when systemd passes a listening socket).")
     var listen: String = "0.0.0.0:5000"
 
-    @Option(help: "Serve the admin endpoints (/rep /add /rm /status /metrics) on this address only, not on --listen (a socket systemd passes named admin takes its place).")
+    @Option(
+        help:
+            "Serve the admin endpoints (/rep /add /rm /status /metrics) on this address only, not on --listen (a socket systemd passes named admin takes its place)."
+    )
     var adminListen: String?
 
-    @Option(help: "How replicas are run: auto (docker when the engine answers and --image exists, else process; the choice is logged), process (local ds-server children), docker (containers) or static (--backend).")
+    @Option(
+        help:
+            "How replicas are run: auto (docker when the engine answers and --image exists, else process; the choice is logged), process (local ds-server children), docker (containers) or static (--backend)."
+    )
     var driver: String = "auto"
 
     @Option(help: "Image of the replicas (docker driver).")
     var image: String = "ds-server:latest"
 
-    @Option(help: "Network of the replicas (docker driver): host (each replica on its own port on 127.0.0.1) or the name of a user-defined network (replicas reached at their address on it).")
+    @Option(
+        help:
+            "Network of the replicas (docker driver): host (each replica on its own port on 127.0.0.1) or the name of a user-defined network (replicas reached at their address on it)."
+    )
     var network: String = "host"
 
     @Option(help: "Pool name (docker driver): the ds-lb.pool label of the containers this ds-lb manages and adopts.")
@@ -53,10 +66,16 @@ struct Serve: ParsableCommand {
     @Option(help: "Who may use /rep, /add and /rm: comma-separated CIDR blocks (replaces the default).")
     var adminAllow: String = "127.0.0.0/8,::1/128"
 
-    @Option(help: "Proxies in front of ds-lb whose X-Forwarded-For and X-Forwarded-Proto are kept (the client address appended): comma-separated CIDR blocks. Anyone else's are replaced (default: none).")
+    @Option(
+        help:
+            "Proxies in front of ds-lb whose X-Forwarded-For and X-Forwarded-Proto are kept (the client address appended): comma-separated CIDR blocks. Anyone else's are replaced (default: none)."
+    )
     var trustedProxies: String = ""
 
-    @Option(help: "File whose first line is a secret (≥16 characters) that admin requests must send as Authorization: Bearer <secret> (off by default).")
+    @Option(
+        help:
+            "File whose first line is a secret (≥16 characters) that admin requests must send as Authorization: Bearer <secret> (off by default)."
+    )
     var adminTokenFile: String?
 
     @Option(help: "Worker threads (default: the number of CPUs).")
@@ -65,7 +84,10 @@ struct Serve: ParsableCommand {
     @Option(help: HashAlgorithm.optionHelp)
     var hash: String = HashAlgorithm.default.rawValue
 
-    @Option(help: "Where the routing key comes from, a fallback chain: query:NAME, header:NAME, cookie:NAME, path, client-ip, random (a random 6-digit id per request).")
+    @Option(
+        help:
+            "Where the routing key comes from, a fallback chain: query:NAME, header:NAME, cookie:NAME, path, client-ip, random (a random 6-digit id per request)."
+    )
     var hashKey: String = KeyExtractor.default.description
 
     @Option(help: "Path of the ds-server binary (default: next to ds-lb).")
@@ -83,16 +105,25 @@ struct Serve: ParsableCommand {
     @Option(help: "Consecutive successful heartbeats that put a replica back.")
     var rise: Int = 1
 
-    @Option(help: "What to do with a failed replica: restart (the same name again, keep trying, with backoff) or replace (a new replica under a new generated name after --max-restarts failed restarts).")
+    @Option(
+        help:
+            "What to do with a failed replica: restart (the same name again, keep trying, with backoff) or replace (a new replica under a new generated name after --max-restarts failed restarts)."
+    )
     var onFailure: String = "restart"
 
-    @Option(help: "Failed restarts before --on-failure replace gives up on a replica (0...100); 0 replaces it at its first failure, without restarting it.")
+    @Option(
+        help:
+            "Failed restarts before --on-failure replace gives up on a replica (0...100); 0 replaces it at its first failure, without restarting it."
+    )
     var maxRestarts: Int = 3
 
     @Option(help: "Other replicas a request may fail over to when its replica refuses the connection.")
     var retries: Int = 1
 
-    @Option(help: "Failed requests (invalid responses, refused or dropped connections, timeouts) within --fail-window that take a replica out of rotation until its heartbeats pass again (0 turns this off).")
+    @Option(
+        help:
+            "Failed requests (invalid responses, refused or dropped connections, timeouts) within --fail-window that take a replica out of rotation until its heartbeats pass again (0 turns this off)."
+    )
     var maxFails: Int = 10
 
     @Option(help: "The window --max-fails counts failed requests in, e.g. 10s.")
@@ -113,14 +144,24 @@ struct Serve: ParsableCommand {
     @Option(help: "A request body may pause this long between reads (no total body deadline).")
     var bodyTimeout: String = "30s"
 
-    @Option(help: "Largest request body proxied, in bytes or with a K, M or G suffix (powers of 1024); larger ones get 413 before any body byte is read (off by default).")
+    @Option(
+        help:
+            "Largest request body proxied, in bytes or with a K, M or G suffix (powers of 1024); larger ones get 413 before any body byte is read (off by default)."
+    )
     var maxBodySize: String?
 
-    @Option(help: "Content-Length bodies, and chunks of chunked bodies, of at least this size (bytes, or with a K, M or G suffix) move by splice(2) through a per-connection pipe instead of through buffers, both ways; 0 turns splicing off.")
+    @Option(
+        help:
+            "Content-Length bodies, and chunks of chunked bodies, of at least this size (bytes, or with a K, M or G suffix) move by splice(2) through a per-connection pipe instead of through buffers, both ways; 0 turns splicing off."
+    )
     var spliceThreshold: String = "64K"
 
     // Unconditional: `-1` is this option's (out-of-range) value, not an unknown flag.
-    @Option(parsing: .unconditional, help: "Pipelined requests (sent before the previous answer) each worker runs at a time, after fresh ones, so clients that pipeline floods cannot hold up the rest (0...1024). 0 turns the queue off, as 0 does for --splice-threshold: pipelined requests are served as they arrive, as nginx does (the best pipelined throughput, no protection). A reload applies it.")
+    @Option(
+        parsing: .unconditional,
+        help:
+            "Pipelined requests (sent before the previous answer) each worker runs at a time, after fresh ones, so clients that pipeline floods cannot hold up the rest (0...1024). 0 turns the queue off, as 0 does for --splice-threshold: pipelined requests are served as they arrive, as nginx does (the best pipelined throughput, no protection). A reload applies it."
+    )
     var pipelineSlots: Int = 2
 
     @Option(help: "A replica must accept a connection within this (else the next replica, or 502).")
@@ -129,7 +170,9 @@ struct Serve: ParsableCommand {
     @Option(help: "A replica must start its response within this (else 504).")
     var responseTimeout: String = "30s"
 
-    @Option(help: "Idle keep-alive connections to replicas are closed after this (keep it under the replicas' own keep-alive timeout).")
+    @Option(
+        help:
+            "Idle keep-alive connections to replicas are closed after this (keep it under the replicas' own keep-alive timeout).")
     var upstreamIdleTimeout: String = "30s"
 
     @Option(help: "Idle keep-alive connections kept per replica, over all workers (each worker keeps its share); 0 keeps none.")
@@ -160,9 +203,11 @@ struct Serve: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        for (flag, value) in [("--head-timeout", config.headTimeout), ("--idle-timeout", config.idleTimeout),
-                              ("--body-timeout", config.bodyTimeout), ("--connect-timeout", config.connectTimeout),
-                              ("--response-timeout", config.responseTimeout)] where value < .milliseconds(1) {
+        for (flag, value) in [
+            ("--head-timeout", config.headTimeout), ("--idle-timeout", config.idleTimeout),
+            ("--body-timeout", config.bodyTimeout), ("--connect-timeout", config.connectTimeout),
+            ("--response-timeout", config.responseTimeout),
+        ] where value < .milliseconds(1) {
             throw ValidationError("\(flag): must be at least 1ms")
         }
     }
@@ -180,15 +225,23 @@ struct Serve: ParsableCommand {
         try validateDocker()
         guard replicas >= 0 && replicas <= 1000 else { throw ValidationError("--replicas must be 0...1000, got \(replicas)") }
         if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1...256, got \(workers)") }
-        if driver == "static" && backends.isEmpty { throw ValidationError("--driver static needs at least one --backend NAME=HOST:PORT") }
+        if driver == "static" && backends.isEmpty {
+            throw ValidationError("--driver static needs at least one --backend NAME=HOST:PORT")
+        }
         if driver != "static" && !backends.isEmpty { throw ValidationError("--backend is only used with --driver static") }
         guard (1...100).contains(fall) else { throw ValidationError("--fall must be 1...100, got \(fall)") }
         guard (1...100).contains(rise) else { throw ValidationError("--rise must be 1...100, got \(rise)") }
         guard (0...100).contains(maxRestarts) else { throw ValidationError("--max-restarts must be 0...100, got \(maxRestarts)") }
         guard (0...10).contains(retries) else { throw ValidationError("--retries must be 0...10, got \(retries)") }
-        guard (0...100_000).contains(upstreamMaxIdle) else { throw ValidationError("--upstream-max-idle must be 0...100000, got \(upstreamMaxIdle)") }
-        guard (0...1_000_000).contains(maxFails) else { throw ValidationError("--max-fails must be 0...1000000, got \(maxFails)") }
-        guard (0...1024).contains(pipelineSlots) else { throw ValidationError("--pipeline-slots must be 0...1024, got \(pipelineSlots)") }
+        guard (0...100_000).contains(upstreamMaxIdle) else {
+            throw ValidationError("--upstream-max-idle must be 0...100000, got \(upstreamMaxIdle)")
+        }
+        guard (0...1_000_000).contains(maxFails) else {
+            throw ValidationError("--max-fails must be 0...1000000, got \(maxFails)")
+        }
+        guard (0...1024).contains(pipelineSlots) else {
+            throw ValidationError("--pipeline-slots must be 0...1024, got \(pipelineSlots)")
+        }
         guard SupervisorConfig.OnFailure(rawValue: onFailure) != nil else {
             throw ValidationError("--on-failure: unknown policy '\(onFailure)' (use restart or replace)")
         }
@@ -212,7 +265,9 @@ struct Serve: ParsableCommand {
         let listenAddress: SocketAddress
         do { listenAddress = try SocketAddress.parse(listen) } catch { throw ValidationError("--listen: \(error)") }
         guard let adminListen else { return (listenAddress, nil) }
-        do { return (listenAddress, try SocketAddress.parse(adminListen)) } catch { throw ValidationError("--admin-listen: \(error)") }
+        do { return (listenAddress, try SocketAddress.parse(adminListen)) } catch {
+            throw ValidationError("--admin-listen: \(error)")
+        }
     }
 
     /// `base` with the settings a reload applies to running workers taken from these options
@@ -223,10 +278,14 @@ struct Serve: ParsableCommand {
     func liveProxyConfig(from base: ProxyConfig) throws -> ProxyConfig {
         var config = base
         do {
-            config.adminAllow = try adminAllow.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(in: .whitespaces))) }
+            config.adminAllow = try adminAllow.split(separator: ",").map {
+                try CIDR(parsing: String($0.trimmingCharacters(in: .whitespaces)))
+            }
         } catch { throw ValidationError("--admin-allow: \(error)") }
         do {
-            config.trustedProxies = try trustedProxies.split(separator: ",").map { try CIDR(parsing: String($0.trimmingCharacters(in: .whitespaces))) }
+            config.trustedProxies = try trustedProxies.split(separator: ",").map {
+                try CIDR(parsing: String($0.trimmingCharacters(in: .whitespaces)))
+            }
         } catch { throw ValidationError("--trusted-proxies: \(error)") }
         do {
             config.adminToken = try adminTokenFile.map { try AdminToken.load(path: $0) }

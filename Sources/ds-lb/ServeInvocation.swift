@@ -1,8 +1,9 @@
+import ArgumentParser
+import DSConfig
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import ArgumentParser
-import DSConfig
 
 /// How `ds-lb serve` was started: its own command-line arguments, and the configuration
 /// file they select, read when this value is made. Command-line options override the file.

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ArgumentParser
 import DSSystem
 import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `ds-lb status`: `GET /status` of a running ds-lb, printed as a table.
 struct StatusCommand: ParsableCommand {
@@ -26,20 +27,30 @@ struct StatusCommand: ParsableCommand {
             return
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              let message = object["message"] as? [String: Any] else {
-            throw Failure(description: "\(address) did not answer /status with ds-lb's JSON: \(String(decoding: body.prefix(200), as: UTF8.self))")
+            let message = object["message"] as? [String: Any]
+        else {
+            throw Failure(
+                description:
+                    "\(address) did not answer /status with ds-lb's JSON: \(String(decoding: body.prefix(200), as: UTF8.self))")
         }
         let replicas = message["replicas"] as? [[String: Any]] ?? []
-        print("generation \(message["generation"] ?? "?")  algorithm \(message["algorithm"] ?? "?")  driver \(message["driver"] ?? "?")  uptime \(message["uptime_s"] ?? "?")s  replicas \(replicas.count)")
+        print(
+            "generation \(message["generation"] ?? "?")  algorithm \(message["algorithm"] ?? "?")  driver \(message["driver"] ?? "?")  uptime \(message["uptime_s"] ?? "?")s  replicas \(replicas.count)"
+        )
         let columns = ["NAME", "ID", "ADDRESS", "STATE", "PID", "LAST CHECK", "MS", "FAILS", "RESTARTS", "REQUESTS", "IN FLIGHT"]
-        let keys = ["name", "id", "address", "state", "pid", "last_check", "last_check_ms", "consecutive_failures", "restarts", "requests", "in_flight"]
-        let rows = replicas.map { replica in keys.map { key -> String in
-            switch replica[key] {
-            case let value as String: return value
-            case let value as NSNumber: return value.stringValue
-            default: return "-"
+        let keys = [
+            "name", "id", "address", "state", "pid", "last_check", "last_check_ms", "consecutive_failures", "restarts",
+            "requests", "in_flight",
+        ]
+        let rows = replicas.map { replica in
+            keys.map { key -> String in
+                switch replica[key] {
+                case let value as String: return value
+                case let value as NSNumber: return value.stringValue
+                default: return "-"
+                }
             }
-        } }
+        }
         let widths = columns.indices.map { i in ([columns[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0 }
         for row in [columns] + rows {
             print(row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
@@ -68,7 +79,11 @@ struct StatusCommand: ParsableCommand {
             if n == 0 { break }
             throw Failure(description: "no answer from \(address): \(String(cString: strerror(errno)))")
         }
-        guard let split = response.indices.dropLast(3).first(where: { response[$0] == 13 && response[$0 + 1] == 10 && response[$0 + 2] == 13 && response[$0 + 3] == 10 }) else {
+        guard
+            let split = response.indices.dropLast(3).first(where: {
+                response[$0] == 13 && response[$0 + 1] == 10 && response[$0 + 2] == 13 && response[$0 + 3] == 10
+            })
+        else {
             throw Failure(description: "\(address) sent an incomplete response")
         }
         let statusLine = String(decoding: response[..<(response.firstIndex(of: 13) ?? split)], as: UTF8.self)

@@ -127,12 +127,17 @@ final class ReplicaConnection: EventHandler {
                     switch head.path {
                     case "/echo" where framing == .chunked:
                         // A chunked body comes back chunked, its chunks exactly as they came.
-                        output.append(Array("\(HTTPStatus.ok.statusLine)\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\(keepAlive ? "" : "Connection: close\r\n")\r\n".utf8))
+                        output.append(
+                            Array(
+                                "\(HTTPStatus.ok.statusLine)\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\(keepAlive ? "" : "Connection: close\r\n")\r\n"
+                                    .utf8))
                         echoChunks = true
                     case "/echo":
                         // Test endpoint: the request body back, streamed, any size.
-                        output.append(ResponseWriter.head(status: .ok, contentType: "application/octet-stream",
-                                                          contentLength: length, close: !keepAlive))
+                        output.append(
+                            ResponseWriter.head(
+                                status: .ok, contentType: "application/octet-stream",
+                                contentLength: length, close: !keepAlive))
                         bodyToEcho = length
                     case "/slow":
                         // Test endpoint: answers after ?ms= milliseconds (at most 60 s).
@@ -151,21 +156,28 @@ final class ReplicaConnection: EventHandler {
                         // Test endpoint: a WebSocket-style upgrade (no frames, no handshake key
                         // check); after the 101 every byte is echoed until the client closes.
                         bodyToSkip = length
-                        output.append(Array("\(HTTPStatus.switchingProtocols.statusLine)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".utf8))
+                        output.append(
+                            Array(
+                                "\(HTTPStatus.switchingProtocols.statusLine)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                                    .utf8))
                         echoingTunnel = true
                     case "/bytes":
                         // Test endpoint: a response of ?n= bytes (at most 64 MiB), for tests of
                         // large responses and slow readers.
                         bodyToSkip = length
                         let n = head.queryParameter("n").flatMap { Int($0) }.map { min(max($0, 0), 64 << 20) } ?? 0
-                        output.append(ResponseWriter.head(status: .ok, contentType: "application/octet-stream",
-                                                          contentLength: UInt64(n), close: !keepAlive))
+                        output.append(
+                            ResponseWriter.head(
+                                status: .ok, contentType: "application/octet-stream",
+                                contentLength: UInt64(n), close: !keepAlive))
                         bytesToStream = UInt64(n)
                     case "/debug/head":
                         // Test endpoint: the request head exactly as received.
                         bodyToSkip = length
-                        output.append(ResponseWriter.response(status: .ok, contentType: "text/plain",
-                                                              body: String(decoding: headBytes, as: UTF8.self), close: !keepAlive))
+                        output.append(
+                            ResponseWriter.response(
+                                status: .ok, contentType: "text/plain",
+                                body: String(decoding: headBytes, as: UTF8.self), close: !keepAlive))
                     default:
                         bodyToSkip = length
                         output.append(server.respond(to: head, close: !keepAlive))

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ArgumentParser
 import DSReactor
 import DSSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// ds-server: one replica behind ds-lb.
 struct DSServer: ParsableCommand {
@@ -38,7 +39,8 @@ struct DSServer: ParsableCommand {
         }
         let address: SocketAddress
         do {
-            address = try SocketAddress.parse(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(chosenPort)" : "\(host):\(chosenPort)")
+            address = try SocketAddress.parse(
+                host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(chosenPort)" : "\(host):\(chosenPort)")
         } catch {
             throw ValidationError("--host: \(error)")
         }

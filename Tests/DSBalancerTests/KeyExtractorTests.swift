@@ -16,8 +16,10 @@ final class KeyExtractorTests: XCTestCase {
             ("QUERY:Id,Header:X-A,Cookie:c,PATH,Client-IP", [.query("Id"), .header("x-a"), .cookie("c"), .path, .clientIP]),
             ("  query:id ,  path  ", [.query("id"), .path]),
             ("query:a:b", [.query("a:b")]),
-            ("header:x,header:y,query:id,cookie:s,path,client-ip",
-             [.header("x"), .header("y"), .query("id"), .cookie("s"), .path, .clientIP]),
+            (
+                "header:x,header:y,query:id,cookie:s,path,client-ip",
+                [.header("x"), .header("y"), .query("id"), .cookie("s"), .path, .clientIP]
+            ),
         ]
         for (text, sources) in cases {
             let parsed = try KeyExtractor(parsing: text)

@@ -10,7 +10,9 @@ final class SelectionTests: XCTestCase {
     /// The table's order of candidates for `key` (the order bounded loads walk).
     private func order(_ snapshot: Snapshot, _ key: UInt64) -> [Int] {
         var out: [Int] = []
-        snapshot.table.forEachCandidate(key) { out.append($0); return true }
+        snapshot.table.forEachCandidate(key) {
+            out.append($0); return true
+        }
         return out
     }
 

@@ -98,8 +98,9 @@ final class SnapshotPublisherTests: XCTestCase {
             let numbers = membership(generation)
             // Every fourth snapshot has its first member down.
             let healthy = generation % 4 == 0 ? ["server-\(numbers[0])": false] : [:]
-            return Snapshot(generation: generation, backends: numbers.map { backend($0) }, healthy: healthy,
-                            algorithm: algorithm)
+            return Snapshot(
+                generation: generation, backends: numbers.map { backend($0) }, healthy: healthy,
+                algorithm: algorithm)
         }
 
         final class Flags: Sendable {
@@ -137,7 +138,9 @@ final class SnapshotPublisherTests: XCTestCase {
                     reader.refresh()
                     let snap = reader.snapshot
                     report.iterations += 1
-                    if snap.generation < lastGeneration { problem("generation went back \(lastGeneration) -> \(snap.generation)") }
+                    if snap.generation < lastGeneration {
+                        problem("generation went back \(lastGeneration) -> \(snap.generation)")
+                    }
                     if snap.generation < visible { problem("refresh returned \(snap.generation) after seeing \(visible)") }
                     if snap.generation != lastGeneration { report.switches += 1 }
                     progress[worker].iterations.store(report.iterations, ordering: .relaxed)
@@ -148,7 +151,7 @@ final class SnapshotPublisherTests: XCTestCase {
                         problem("generation \(snap.generation) has \(snap.backends.map(\.name)), expected \(expected)")
                     }
                     for _ in 0..<8 {
-                        key = key &* 6364136223846793005 &+ 1442695040888963407
+                        key = key &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
                         var text = String(key >> 40)
                         let chosen = text.withUTF8 { snap.select(keyBytes: UnsafeRawBufferPointer($0)) }
                         report.selections += 1
@@ -163,7 +166,8 @@ final class SnapshotPublisherTests: XCTestCase {
                 // After the last publish a refresh must land on it.
                 reader.refresh()
                 if reader.snapshot.generation != flags.published.load(ordering: .acquiring) {
-                    problem("final refresh at \(reader.snapshot.generation), published \(flags.published.load(ordering: .acquiring))")
+                    problem(
+                        "final refresh at \(reader.snapshot.generation), published \(flags.published.load(ordering: .acquiring))")
                 }
                 let final = report
                 reports.withLock { $0[worker] = final }
@@ -182,7 +186,9 @@ final class SnapshotPublisherTests: XCTestCase {
             let start = Date()
             func enough() -> Bool {
                 Date().timeIntervalSince(start) >= 1 && generation > 500
-                    && progress.allSatisfy { $0.iterations.load(ordering: .relaxed) > 200 && $0.switches.load(ordering: .relaxed) > 20 }
+                    && progress.allSatisfy {
+                        $0.iterations.load(ordering: .relaxed) > 200 && $0.switches.load(ordering: .relaxed) > 20
+                    }
             }
             while !enough() && Date().timeIntervalSince(start) < 30 {
                 generation += 1

@@ -56,8 +56,9 @@ final class SnapshotTests: XCTestCase {
         for algorithm in HashAlgorithm.allCases {
             let all = Snapshot(generation: 1, backends: members, algorithm: algorithm)
             let down: Set<String> = ["server-2", "server-4"]
-            let degraded = Snapshot(generation: 2, backends: members,
-                                    healthy: Dictionary(uniqueKeysWithValues: down.map { ($0, false) }), algorithm: algorithm)
+            let degraded = Snapshot(
+                generation: 2, backends: members,
+                healthy: Dictionary(uniqueKeysWithValues: down.map { ($0, false) }), algorithm: algorithm)
             XCTAssertEqual(degraded.healthy, [true, false, true, false, true])
             var moved = 0
             for key in keys {
@@ -92,8 +93,9 @@ final class SnapshotTests: XCTestCase {
             for n in [1, 5, 40, 300] {
                 let members = (1...n).map { backend($0) }
                 let down = Set(members.filter { _ in rng.next() % 3 == 0 }.map(\.name))
-                let s = Snapshot(generation: 1, backends: members,
-                                 healthy: Dictionary(uniqueKeysWithValues: down.map { ($0, false) }), algorithm: algorithm)
+                let s = Snapshot(
+                    generation: 1, backends: members,
+                    healthy: Dictionary(uniqueKeysWithValues: down.map { ($0, false) }), algorithm: algorithm)
                 let excluded = Array(members.prefix(2).map(\.name))
                 for key in keys.prefix(150) {
                     var k = key
@@ -109,8 +111,9 @@ final class SnapshotTests: XCTestCase {
                     }
                     XCTAssertEqual(s.candidate(hashedKey: hashed), walked, "\(algorithm) n=\(n) \(key)")
                     XCTAssertEqual(s.select(hashedKey: hashed), walked.map { s.backends[$0] }, "\(algorithm) n=\(n)")
-                    XCTAssertEqual(s.candidate(hashedKey: hashed, excluding: excluded), walkedExcluding,
-                                   "\(algorithm) n=\(n) \(key)")
+                    XCTAssertEqual(
+                        s.candidate(hashedKey: hashed, excluding: excluded), walkedExcluding,
+                        "\(algorithm) n=\(n) \(key)")
                 }
             }
         }
@@ -119,8 +122,9 @@ final class SnapshotTests: XCTestCase {
     func testOnlyOneHealthyMemberTakesEverything() {
         let members = (1...4).map { backend($0) }
         for algorithm in HashAlgorithm.allCases {
-            let s = Snapshot(generation: 1, backends: members,
-                             healthy: ["server-1": false, "server-2": false, "server-4": false], algorithm: algorithm)
+            let s = Snapshot(
+                generation: 1, backends: members,
+                healthy: ["server-1": false, "server-2": false, "server-4": false], algorithm: algorithm)
             for key in keys.prefix(200) {
                 XCTAssertEqual(select(s, key)?.name, "server-3", "\(algorithm) \(key)")
             }
@@ -129,8 +133,9 @@ final class SnapshotTests: XCTestCase {
 
     func testAllDownOrEmptyGivesNil() {
         for algorithm in HashAlgorithm.allCases {
-            let down = Snapshot(generation: 1, backends: [backend(1), backend(2)],
-                                healthy: ["server-1": false, "server-2": false], algorithm: algorithm)
+            let down = Snapshot(
+                generation: 1, backends: [backend(1), backend(2)],
+                healthy: ["server-1": false, "server-2": false], algorithm: algorithm)
             let empty = Snapshot.empty(algorithm: algorithm)
             XCTAssertTrue(empty.isEmpty)
             XCTAssertEqual(empty.generation, 0)
@@ -145,8 +150,9 @@ final class SnapshotTests: XCTestCase {
 
     /// Health of names not in the membership is ignored; names missing from the map are healthy.
     func testHealthMapDefaults() {
-        let s = Snapshot(generation: 1, backends: [backend(2), backend(1)], healthy: ["server-9": false, "server-2": false],
-                         algorithm: .default)
+        let s = Snapshot(
+            generation: 1, backends: [backend(2), backend(1)], healthy: ["server-9": false, "server-2": false],
+            algorithm: .default)
         XCTAssertEqual(s.backends.map(\.name), ["server-1", "server-2"])
         XCTAssertEqual(s.healthy, [true, false])
     }

@@ -1,6 +1,6 @@
-import DSSystem
 import DSBalancer
 import DSHashing
+import DSSystem
 
 /// The seeded PRNG these tests replay from: DSHashing's SplitMix64.
 typealias SeededRNG = SplitMix64

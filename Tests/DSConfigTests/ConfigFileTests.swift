@@ -15,7 +15,8 @@ final class ConfigFileTests: XCTestCase {
     }
 
     func testEveryKindBecomesTheOptionsItStandsFor() throws {
-        let config = try parse("""
+        let config = try parse(
+            """
             # comments and blank lines are fine
 
             listen = "127.0.0.1:5000"
@@ -26,15 +27,17 @@ final class ConfigFileTests: XCTestCase {
             admin-allow = ["127.0.0.0/8", "10.0.0.0/8"]
             backend = ["a=127.0.0.1:1", "b=127.0.0.1:2"]
             """)
-        XCTAssertEqual(config.arguments(before: []), [
-            "--admin-allow", "127.0.0.0/8,10.0.0.0/8",
-            "--backend", "a=127.0.0.1:1", "--backend", "b=127.0.0.1:2",
-            "--balance-factor", "1.25",
-            "--fall", "3",
-            "--heartbeat-interval", "1s",
-            "--listen", "127.0.0.1:5000",
-            "--reset-state",
-        ])
+        XCTAssertEqual(
+            config.arguments(before: []),
+            [
+                "--admin-allow", "127.0.0.0/8,10.0.0.0/8",
+                "--backend", "a=127.0.0.1:1", "--backend", "b=127.0.0.1:2",
+                "--balance-factor", "1.25",
+                "--fall", "3",
+                "--heartbeat-interval", "1s",
+                "--listen", "127.0.0.1:5000",
+                "--reset-state",
+            ])
         XCTAssertEqual(config["fall"]?.text, "3")
         XCTAssertEqual(config["backend"]?.text, #"["a=127.0.0.1:1", "b=127.0.0.1:2"]"#)
     }
@@ -51,22 +54,27 @@ final class ConfigFileTests: XCTestCase {
 
     func testTheCommandLineOverridesTheFile() throws {
         let config = try parse("fall = 3\nrise = 2\nbackend = [\"a=127.0.0.1:1\"]\n")
-        XCTAssertEqual(config.arguments(before: ["--fall", "5", "--backend=b=127.0.0.1:2"]),
-                       ["--rise", "2", "--fall", "5", "--backend=b=127.0.0.1:2"])
+        XCTAssertEqual(
+            config.arguments(before: ["--fall", "5", "--backend=b=127.0.0.1:2"]),
+            ["--rise", "2", "--fall", "5", "--backend=b=127.0.0.1:2"])
     }
 
     func testUnknownKeysNameTheKeyTheValueAndTheFile() {
-        assertError("heartbeat_interval = \"1s\"",
-                    "\(path): unknown key 'heartbeat_interval' = \"1s\" (did you mean 'heartbeat-interval'?)")
+        assertError(
+            "heartbeat_interval = \"1s\"",
+            "\(path): unknown key 'heartbeat_interval' = \"1s\" (did you mean 'heartbeat-interval'?)")
         assertError("colour = 3", "\(path): unknown key 'colour' = 3")
-        assertError("[heartbeat]\ninterval = \"1s\"",
-                    "\(path): unknown key 'heartbeat' = {interval = \"1s\"} (there are no sections: every key goes at the top level)")
+        assertError(
+            "[heartbeat]\ninterval = \"1s\"",
+            "\(path): unknown key 'heartbeat' = {interval = \"1s\"} (there are no sections: every key goes at the top level)")
     }
 
     func testValuesOfTheWrongTypeNameTheKeyTheValueAndTheFile() {
         assertError("fall = \"3\"", "\(path): fall = \"3\": expected an integer")
         assertError("fall = 2.5", "\(path): fall = 2.5: expected an integer")
-        assertError("heartbeat-interval = 5", "\(path): heartbeat-interval = 5: expected a duration as a string with its unit, e.g. \"500ms\", \"5s\", \"1m\"")
+        assertError(
+            "heartbeat-interval = 5",
+            "\(path): heartbeat-interval = 5: expected a duration as a string with its unit, e.g. \"500ms\", \"5s\", \"1m\"")
         assertError("listen = 5000", "\(path): listen = 5000: expected a string")
         assertError("reset-state = \"yes\"", "\(path): reset-state = \"yes\": expected true or false")
         assertError("backend = [1, 2]", "\(path): backend = [1, 2]: expected an array of strings")
@@ -91,10 +99,12 @@ final class ConfigFileTests: XCTestCase {
 
     func testAValidationMessageIsBlamedOnTheFileWhenTheFileSetTheOption() throws {
         let config = try parse("fall = 0\nheartbeat-interval = \"soon\"\n")
-        XCTAssertEqual(config.blame("--fall must be 1...100, got 0", commandLine: [])?.description,
-                       "\(path): fall = 0: must be 1...100, got 0")
-        XCTAssertEqual(config.blame("--heartbeat-interval: invalid duration 'soon' (use e.g. 500ms, 5s, 1m)", commandLine: [])?.description,
-                       "\(path): heartbeat-interval = \"soon\": invalid duration 'soon' (use e.g. 500ms, 5s, 1m)")
+        XCTAssertEqual(
+            config.blame("--fall must be 1...100, got 0", commandLine: [])?.description,
+            "\(path): fall = 0: must be 1...100, got 0")
+        XCTAssertEqual(
+            config.blame("--heartbeat-interval: invalid duration 'soon' (use e.g. 500ms, 5s, 1m)", commandLine: [])?.description,
+            "\(path): heartbeat-interval = \"soon\": invalid duration 'soon' (use e.g. 500ms, 5s, 1m)")
         // The command line set it: the message is the command line's.
         XCTAssertNil(config.blame("--fall must be 1...100, got 0", commandLine: ["--fall", "0"]))
         // An option the file does not set.
@@ -131,8 +141,9 @@ final class ConfigFileTests: XCTestCase {
         assertError("pipeline-slots = 1.5", "\(path): pipeline-slots = 1.5: expected an integer")
         let config = try parse("pipeline-slots = -1")
         XCTAssertEqual(config.arguments(before: []), ["--pipeline-slots", "-1"])
-        XCTAssertEqual(config.blame("--pipeline-slots must be 0...1024, got -1", commandLine: [])?.description,
-                       "\(path): pipeline-slots = -1: must be 0...1024, got -1")
+        XCTAssertEqual(
+            config.blame("--pipeline-slots must be 0...1024, got -1", commandLine: [])?.description,
+            "\(path): pipeline-slots = -1: must be 0...1024, got -1")
     }
 
     func testTheKeyTableHasOneEntryPerName() {

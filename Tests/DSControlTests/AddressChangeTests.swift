@@ -1,15 +1,17 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import Foundation
-import XCTest
 import DSBalancer
 import DSHTTP1
 import DSReactor
 import DSSystem
-import Logging
-@testable import DSControl
 import DSTestSupport
+import Foundation
+import Logging
+import XCTest
+
+@testable import DSControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A replica whose address a driver learns only after `launch` (a container on a user-defined
 /// network): the supervisor heartbeats the address the driver reports later, brings the replica
@@ -48,9 +50,10 @@ final class AddressChangeTests: XCTestCase {
         let driver = LateAddressDriver(real: responder.port)
         var config = SupervisorConfig()
         config.heartbeatInterval = .milliseconds(200)
-        config.startTimeout = .seconds(5)  // past it `ready` fires anyway: the assertions tell
-        let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
-                                    logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        config.startTimeout = .seconds(5) // past it `ready` fires anyway: the assertions tell
+        let supervisor = Supervisor(
+            loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
+            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         let ready = expectation(description: "the initial pool is up")
         try supervisor.bootstrap(replicas: 1) { ready.fulfill() }
         let stopLoop = startControlLoop(loop, keeping: supervisor)
@@ -65,8 +68,9 @@ final class AddressChangeTests: XCTestCase {
     /// makes (after the initial pool was saved nowhere); returns what stops it.
     private func runLateReplica(at port: UInt16, log: CapturedLog, store: (EventLoop) throws -> PoolStore) throws -> () -> Void {
         let loop = try EventLoop()
-        let supervisor = Supervisor(loop: loop, driver: LateAddressDriver(real: port), algorithm: .ring,
-                                    config: SupervisorConfig(), workers: 1, logger: log.logger)
+        let supervisor = Supervisor(
+            loop: loop, driver: LateAddressDriver(real: port), algorithm: .ring,
+            config: SupervisorConfig(), workers: 1, logger: log.logger)
         try supervisor.bootstrap(replicas: 1) {}
         supervisor.poolStore = try store(loop)
         return startControlLoop(loop, keeping: supervisor)
@@ -80,7 +84,8 @@ final class AddressChangeTests: XCTestCase {
         let log = CapturedLog()
         let stopLoop = try runLateReplica(at: responder.port, log: log) { _ in try unwritablePoolStore() }
         defer { stopLoop() }
-        let expected = "[!] Could not save the pool after server-1 moved to 127.0.0.1:\(responder.port): cannot create state directory"
+        let expected =
+            "[!] Could not save the pool after server-1 moved to 127.0.0.1:\(responder.port): cannot create state directory"
         XCTAssertTrue(log.waitFor(expected), "wanted '\(expected)'; the log: \(log.messages)")
         XCTAssertTrue(log.waitFor("a restart would bring back the last one saved"), "\(log.messages)")
     }
@@ -98,11 +103,14 @@ final class AddressChangeTests: XCTestCase {
         }
         defer { stopLoop() }
         let store = try XCTUnwrap(racing)
-        let expected = "[!] Saving the pool after server-1 moved to 127.0.0.1:\(responder.port): the pool was changed by another writer (now at revision 7, this ds-lb had revision 0); saving the running pool over it"
+        let expected =
+            "[!] Saving the pool after server-1 moved to 127.0.0.1:\(responder.port): the pool was changed by another writer (now at revision 7, this ds-lb had revision 0); saving the running pool over it"
         XCTAssertTrue(log.waitFor(expected), "wanted '\(expected)'; the log: \(log.messages)")
         let deadline = Date().addingTimeInterval(10)
         while store.saved.revision < 8 && Date() < deadline { usleep(5_000) }
-        XCTAssertEqual(store.saved, StoredPool(replicas: [Backend(name: "server-1", number: 1, host: "127.0.0.1", port: responder.port)], revision: 8))
+        XCTAssertEqual(
+            store.saved,
+            StoredPool(replicas: [Backend(name: "server-1", number: 1, host: "127.0.0.1", port: responder.port)], revision: 8))
         XCTAssertEqual(store.writes, 2)
         XCTAssertFalse(log.messages.contains { $0.contains("Could not save") }, "\(log.messages)")
     }

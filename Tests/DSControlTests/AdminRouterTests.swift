@@ -6,6 +6,7 @@ import DSSystem
 import Foundation
 import Logging
 import XCTest
+
 @testable import DSControl
 
 /// The admin router answers reads from the view the control loop published and refuses bad
@@ -15,15 +16,18 @@ final class AdminRouterTests: XCTestCase {
     private func twoReplicas() throws -> (EventLoop, Supervisor) {
         let loop = try EventLoop()
         let driver = StaticDriver(backends: [DSBalancerBackend.make("server-1", 1), DSBalancerBackend.make("server-2", 2)])
-        let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
-                                    logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let supervisor = Supervisor(
+            loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
+            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         try supervisor.bootstrap(replicas: 0) {}
         return (loop, supervisor)
     }
 
     /// Submits `request` and returns the answer given before `submit` returned (nil if none was).
-    private func answerAtOnce(_ router: AdminRouter, _ method: String, _ path: String, query: String? = nil,
-                              body: String = "") -> AdminResponse? {
+    private func answerAtOnce(
+        _ router: AdminRouter, _ method: String, _ path: String, query: String? = nil,
+        body: String = ""
+    ) -> AdminResponse? {
         let answer = Locked<AdminResponse?>(nil)
         router.submit(AdminRequest(method: method, path: path, query: query, body: Array(body.utf8))) { response in
             answer.withLock { $0 = response }
@@ -64,16 +68,25 @@ final class AdminRouterTests: XCTestCase {
             ("POST", "/add", nil, "{", .badRequest, "<Error> Request body is not valid JSON", ""),
             ("POST", "/add", nil, #"{"n": "2"}"#, .badRequest, "<Error> 'n' must be a positive integer", ""),
             ("DELETE", "/rm", "id=x", "", .badRequest, "<Error> 'id' must be a positive integer, got 'x'", ""),
-            ("DELETE", "/rm", nil, #"{"m": 1}"#, .badRequest, "<Error> Unknown key 'm': the body takes only 'n' and 'hostnames'", ""),
+            (
+                "DELETE", "/rm", nil, #"{"m": 1}"#, .badRequest,
+                "<Error> Unknown key 'm': the body takes only 'n' and 'hostnames'", ""
+            ),
             ("PUT", "/rep", nil, "", .methodNotAllowed, "<Error> Method PUT not allowed on /rep; use GET", "Allow: GET\r\n"),
             ("GET", "/add", nil, "", .methodNotAllowed, "<Error> Method GET not allowed on /add; use POST", "Allow: POST\r\n"),
-            ("POST", "/rm", nil, "", .methodNotAllowed, "<Error> Method POST not allowed on /rm; use DELETE", "Allow: DELETE\r\n"),
+            (
+                "POST", "/rm", nil, "", .methodNotAllowed, "<Error> Method POST not allowed on /rm; use DELETE",
+                "Allow: DELETE\r\n"
+            ),
             ("GET", "/home", nil, "", .notFound, "<Error> '/home' is not an admin endpoint", ""),
         ]
         for (method, path, query, body, status, message, headers) in cases {
-            let response = try XCTUnwrap(answerAtOnce(router, method, path, query: query, body: body), "\(method) \(path) \(body)")
+            let response = try XCTUnwrap(
+                answerAtOnce(router, method, path, query: query, body: body), "\(method) \(path) \(body)")
             XCTAssertEqual(response.status, status, "\(method) \(path) \(body)")
-            XCTAssertEqual(response.body, JSON.object(["message": .string(message), "status": .string("failure")]), "\(method) \(path) \(body)")
+            XCTAssertEqual(
+                response.body, JSON.object(["message": .string(message), "status": .string("failure")]),
+                "\(method) \(path) \(body)")
             XCTAssertEqual(response.extraHeaders, headers, "\(method) \(path) \(body)")
         }
     }

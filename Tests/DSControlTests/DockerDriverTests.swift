@@ -1,9 +1,10 @@
-import Foundation
-import XCTest
 import DSBalancer
 import DSDocker
 import DSDockerTestSupport
+import Foundation
 import Logging
+import XCTest
+
 @testable import DSControl
 
 /// The Docker driver against a fake engine in both API shapes (1.41 and current): where each
@@ -25,10 +26,11 @@ final class DockerDriverTests: XCTestCase {
             XCTAssertEqual(launched.port, 0)
             var found: Backend?
             control.waitFor { events in
-                found = events.lazy.compactMap { event -> Backend? in
-                    guard case .addressChanged(launched, let new) = event else { return nil }
-                    return new
-                }.first
+                found =
+                    events.lazy.compactMap { event -> Backend? in
+                        guard case .addressChanged(launched, let new) = event else { return nil }
+                        return new
+                    }.first
                 return found != nil
             }
             XCTAssertEqual(found, Backend(name: "server-1", number: 1, host: "172.20.0.10", port: 5000), "\(shape)")
@@ -48,8 +50,11 @@ final class DockerDriverTests: XCTestCase {
 
     /// A fresh engine and a driver on the host network attached to a control loop of its own,
     /// with server-1 and server-2 launched; the loop and the engine stop at the test's end.
-    private func twoOnTheHostNetwork(_ shape: VersionedEngine.Shape) throws
-        -> (VersionedEngine, DockerDriver, DriverEventLoop, Backend, Backend) {
+    private func twoOnTheHostNetwork(
+        _ shape: VersionedEngine.Shape
+    ) throws
+        -> (VersionedEngine, DockerDriver, DriverEventLoop, Backend, Backend)
+    {
         let engine = try VersionedEngine(shape: shape)
         let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
@@ -91,15 +96,18 @@ final class DockerDriverTests: XCTestCase {
         control.waitFor { $0.count == 3 }
         XCTAssertEqual(control.events.last, .exited(one, reason: "container exited: Exited (0) 1 second ago"))
         XCTAssertTrue(driver.waitForEngine())
-        XCTAssertEqual(engine.all.map(\.name), ["server-1"], "the stopped one is removed; the exited one is left to the supervisor")
+        XCTAssertEqual(
+            engine.all.map(\.name), ["server-1"], "the stopped one is removed; the exited one is left to the supervisor")
     }
 
     func testARunningContainerOfThePoolOnTheNetworkIsAdoptedAtItsAddress() throws {
         for shape in [VersionedEngine.Shape.v1_41, .current] {
             let engine = try VersionedEngine(shape: shape)
             defer { engine.stop() }
-            engine.add(.init(id: String(repeating: "ab", count: 32), name: "server-3", network: "appnet", ip: "172.20.0.77",
-                             labels: ["ds-lb.managed": "true", "ds-lb.pool": "p", "ds-lb.id": "3", "ds-lb.port": "5000"], running: true))
+            engine.add(
+                .init(
+                    id: String(repeating: "ab", count: 32), name: "server-3", network: "appnet", ip: "172.20.0.77",
+                    labels: ["ds-lb.managed": "true", "ds-lb.pool": "p", "ds-lb.id": "3", "ds-lb.port": "5000"], running: true))
             let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
             let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "appnet", logger: logger)
             let adopted = try driver.launch(ReplicaSpec(name: "server-3", number: 3), previous: nil)
@@ -138,7 +146,9 @@ final class DockerDriverTests: XCTestCase {
         let engine = try VersionedEngine(shape: .current)
         defer { engine.stop() }
         let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
-        XCTAssertThrowsError(try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "nope", logger: logger)) { error in
+        XCTAssertThrowsError(
+            try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "nope", logger: logger)
+        ) { error in
             XCTAssertEqual(error as? DockerError, .engine(status: 404, message: "network nope not found"))
         }
     }
@@ -146,7 +156,8 @@ final class DockerDriverTests: XCTestCase {
     func testAForeignContainerIsAClearConflictAndLeftAlone() throws {
         let engine = try VersionedEngine(shape: .current)
         defer { engine.stop() }
-        engine.add(.init(id: String(repeating: "cd", count: 32), name: "server-9", network: "host", ip: "", labels: [:], running: true))
+        engine.add(
+            .init(id: String(repeating: "cd", count: 32), name: "server-9", network: "host", ip: "", labels: [:], running: true))
         let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
         XCTAssertThrowsError(try driver.launch(ReplicaSpec(name: "server-9", number: 9), previous: nil)) { error in

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DSControl
 
 final class DurationTextTests: XCTestCase {

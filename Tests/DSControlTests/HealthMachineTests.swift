@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DSControl
 
 final class HealthMachineTests: XCTestCase {
@@ -127,4 +128,3 @@ final class HealthMachineTests: XCTestCase {
         XCTAssertEqual(CheckResult.skipped("x").code, "SKIPPED")
     }
 }
-

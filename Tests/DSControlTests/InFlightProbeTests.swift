@@ -1,14 +1,16 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import Foundation
-import XCTest
 import DSBalancer
 import DSHTTP1
 import DSReactor
 import DSSystem
+import Foundation
 import Logging
+import XCTest
+
 @testable import DSControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A heartbeat already on its way when the supervisor decides on a repair must not undo that
 /// decision. The case that matters: a restarted ds-server exits at once (its port was taken by
@@ -76,12 +78,13 @@ final class InFlightProbeTests: XCTestCase {
         defer { responder.stop() }
         let driver = ExitingDriver(port: responder.port, responder: responder)
         var config = SupervisorConfig()
-        config.heartbeatTimeout = .seconds(30)  // the held probe must not time out first
+        config.heartbeatTimeout = .seconds(30) // the held probe must not time out first
         config.startTimeout = .seconds(30)
         config.backoffInitial = .milliseconds(200)
         let loop = try EventLoop()
-        let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
-                                    logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let supervisor = Supervisor(
+            loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
+            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         let ready = expectation(description: "the initial pool is up")
         try supervisor.bootstrap(replicas: 1) { ready.fulfill() }
         let stopLoop = startControlLoop(loop, keeping: supervisor)

@@ -1,10 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
 import Foundation
 import XCTest
+
 @testable import DSControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `FileStore`: the desired pool in state.json with a revision, written by compare-and-swap.
 final class PoolStoreTests: XCTestCase {
@@ -36,7 +38,12 @@ final class PoolStoreTests: XCTestCase {
         XCTAssertEqual(write(store, pool, ifRevision: 0), .success(1))
         XCTAssertEqual(write(store, Array(pool.prefix(2)), ifRevision: 1), .success(2))
         XCTAssertEqual(try store.load(), StoredPool(replicas: Array(pool.prefix(2)), revision: 2))
-        XCTAssertEqual(changes, [.changed(StoredPool(replicas: pool, revision: 1)), .changed(StoredPool(replicas: Array(pool.prefix(2)), revision: 2))])
+        XCTAssertEqual(
+            changes,
+            [
+                .changed(StoredPool(replicas: pool, revision: 1)),
+                .changed(StoredPool(replicas: Array(pool.prefix(2)), revision: 2)),
+            ])
         let fields = try fileFields(store)
         XCTAssertEqual(fields["version"] as? Int, 2)
         XCTAssertEqual(fields["revision"] as? Int, 2)
@@ -72,23 +79,33 @@ final class PoolStoreTests: XCTestCase {
         try Data(#"{"version": 1, "driver": "process", "replicas": [\#(entries.joined(separator: ", "))]}"#.utf8)
             .write(to: URL(fileURLWithPath: store.location))
         XCTAssertEqual(try store.load(), StoredPool(replicas: pool, revision: 1))
-        XCTAssertEqual(write(store, pool, ifRevision: 0), .failure(.conflict(expected: 0, current: 1)), "a version 1 file is a revision")
+        XCTAssertEqual(
+            write(store, pool, ifRevision: 0), .failure(.conflict(expected: 0, current: 1)), "a version 1 file is a revision")
         XCTAssertEqual(write(store, pool, ifRevision: 1), .success(2))
         XCTAssertEqual(try fileFields(store)["version"] as? Int, 2)
         XCTAssertEqual(try store.load(), StoredPool(replicas: pool, revision: 2))
         // Version 1 never had a revision; version 2 must.
-        try Data(#"{"version": 1, "driver": "process", "revision": 3, "replicas": []}"#.utf8).write(to: URL(fileURLWithPath: store.location))
+        try Data(#"{"version": 1, "driver": "process", "revision": 3, "replicas": []}"#.utf8).write(
+            to: URL(fileURLWithPath: store.location))
         XCTAssertThrowsError(try store.load()) { XCTAssertTrue("\($0)".contains("unknown key 'revision'"), "\($0)") }
-        for (revision, problem) in [("0", "'revision' must be a positive integer, not 0"), ("\"7\"", "'revision' must be a positive integer, not \"7\"")] {
-            try Data(#"{"version": 2, "driver": "process", "revision": \#(revision), "replicas": []}"#.utf8).write(to: URL(fileURLWithPath: store.location))
+        for (revision, problem) in [
+            ("0", "'revision' must be a positive integer, not 0"), ("\"7\"", "'revision' must be a positive integer, not \"7\""),
+        ] {
+            try Data(#"{"version": 2, "driver": "process", "revision": \#(revision), "replicas": []}"#.utf8).write(
+                to: URL(fileURLWithPath: store.location))
             XCTAssertThrowsError(try store.load()) { error in
-                XCTAssertEqual(error as? PoolStoreError, .failed("state file \(store.location) is corrupt: \(problem); fix or delete it, or start with --reset-state"))
+                XCTAssertEqual(
+                    error as? PoolStoreError,
+                    .failed("state file \(store.location) is corrupt: \(problem); fix or delete it, or start with --reset-state"))
             }
         }
         try Data(#"{"version": 2, "driver": "process", "replicas": []}"#.utf8).write(to: URL(fileURLWithPath: store.location))
         XCTAssertThrowsError(try store.load()) { XCTAssertTrue("\($0)".contains("missing 'revision'"), "\($0)") }
-        try Data(#"{"version": 3, "driver": "process", "revision": 1, "replicas": []}"#.utf8).write(to: URL(fileURLWithPath: store.location))
-        XCTAssertThrowsError(try store.load()) { XCTAssertTrue("\($0)".contains("has version 3; this ds-lb reads versions 1 and 2"), "\($0)") }
+        try Data(#"{"version": 3, "driver": "process", "revision": 1, "replicas": []}"#.utf8).write(
+            to: URL(fileURLWithPath: store.location))
+        XCTAssertThrowsError(try store.load()) {
+            XCTAssertTrue("\($0)".contains("has version 3; this ds-lb reads versions 1 and 2"), "\($0)")
+        }
     }
 
     /// A write that fails (here the temporary file cannot be created) leaves the file, its

@@ -1,10 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
 import Foundation
 import XCTest
+
 @testable import DSControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The process driver reports what happens to its children as it happens: an exit reaches the
 /// control loop through the child's pidfd, with nobody asking.
@@ -69,6 +71,7 @@ final class ProcessDriverTests: XCTestCase {
         // A later exit still is reported, so the loop has seen the earlier ones by then.
         XCTAssertEqual(kill(try childPID(of: three, in: driver, control: control), SIGKILL), 0)
         control.waitFor(seconds: 30) { $0.count == 4 }
-        XCTAssertEqual(control.events, [.started(one), .started(two), .started(three), .exited(three, reason: "killed by signal 9")])
+        XCTAssertEqual(
+            control.events, [.started(one), .started(two), .started(three), .exited(three, reason: "killed by signal 9")])
     }
 }

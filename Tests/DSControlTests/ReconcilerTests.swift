@@ -1,6 +1,7 @@
 import DSSystem
 import Logging
 import XCTest
+
 @testable import DSControl
 
 /// Every state of `ReplicaLifecycle` and every transition between them, driven by events at
@@ -18,7 +19,8 @@ final class ReconcilerTests: XCTestCase {
 
         init(config: SupervisorConfig = ReconcilerTests.config(), canCreate: Bool = true, forAdd: Bool = false) {
             reconciler = Reconciler(config: config, canCreate: canCreate)
-            let made = canCreate
+            let made =
+                canCreate
                 ? reconciler.launched("server-2", number: 2, address: "127.0.0.1:9002", forAdd: forAdd, now: now)
                 : reconciler.adopted("server-2", number: 2, address: "127.0.0.1:9002", now: now)
             record = made.0
@@ -132,10 +134,12 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(h.send(.startDeadlinePassed(at: deadline - 1)), [], "a stale deadline does nothing")
         h.now = deadline
         let actions = h.send(.startDeadlinePassed(at: deadline))
-        XCTAssertEqual(logs(actions), [
-            "[!] Failed to restart server 2: no successful heartbeat within 10s (last: L4CON (Connection refused))",
-            "[i] Server 2: next restart in 1s",
-        ])
+        XCTAssertEqual(
+            logs(actions),
+            [
+                "[!] Failed to restart server 2: no successful heartbeat within 10s (last: L4CON (Connection refused))",
+                "[i] Server 2: next restart in 1s",
+            ])
         XCTAssertEqual(h.life, .awaitingRepair(at: at(h, .seconds(1))))
         XCTAssertEqual(h.record.failedRestarts, 1)
         XCTAssertEqual(h.record.health.status, .down)
@@ -145,11 +149,13 @@ final class ReconcilerTests: XCTestCase {
     func testAStartingReplicaThatExitsIsAFailedRestart() {
         var h = Harness()
         let actions = h.send(.exited(reason: "exit status 3", duringAdd: false))
-        XCTAssertEqual(logs(actions), [
-            "[!] Server 2 (server-2) exited: exit status 3",
-            "[!] Failed to restart server 2: exited during start-up (exit status 3)",
-            "[i] Server 2: next restart in 1s",
-        ])
+        XCTAssertEqual(
+            logs(actions),
+            [
+                "[!] Server 2 (server-2) exited: exit status 3",
+                "[!] Failed to restart server 2: exited during start-up (exit status 3)",
+                "[i] Server 2: next restart in 1s",
+            ])
         XCTAssertEqual(h.life, .awaitingRepair(at: at(h, .seconds(1))))
     }
 
@@ -181,8 +187,9 @@ final class ReconcilerTests: XCTestCase {
         let actions = h.fail()
         XCTAssertEqual(logs(actions).last, "[!] Server 2 failed heartbeat. Restarting...")
         XCTAssertEqual(events(actions).last, "heartbeat_failed")
-        XCTAssertEqual(Array(actions.suffix(4)).filter { if case .log = $0 { false } else { true } },
-                       [.publish, .cancelCheck, .scheduleRepair(at: h.now)])
+        XCTAssertEqual(
+            Array(actions.suffix(4)).filter { if case .log = $0 { false } else { true } },
+            [.publish, .cancelCheck, .scheduleRepair(at: h.now)])
         XCTAssertEqual(h.life, .awaitingRepair(at: h.now))
         XCTAssertEqual(h.record.health.status, .down)
     }
@@ -252,7 +259,8 @@ final class ReconcilerTests: XCTestCase {
         h.bringUp()
         h.advance(.seconds(60))
         let actions = h.send(.exited(reason: "killed by signal 9", duringAdd: false))
-        XCTAssertEqual(logs(actions), ["[!] Server 2 (server-2) exited: killed by signal 9", "[!] Server 2 failed heartbeat. Restarting..."])
+        XCTAssertEqual(
+            logs(actions), ["[!] Server 2 (server-2) exited: killed by signal 9", "[!] Server 2 failed heartbeat. Restarting..."])
         XCTAssertEqual(actions.first { if case .log = $0 { false } else { true } }, .cancelCheck)
         XCTAssertEqual(h.record.health.last, .l4Connection("process exited: killed by signal 9"))
         XCTAssertEqual(h.life, .awaitingRepair(at: h.now))
@@ -277,12 +285,14 @@ final class ReconcilerTests: XCTestCase {
             h.repair()
             h.check(.l7OK)
         }
-        XCTAssertEqual(delays, [
-            "[!] Server 2 failed heartbeat. Restarting... (in 1s: it failed again within 30s of its last restart)",
-            "[!] Server 2 failed heartbeat. Restarting... (in 2s: it failed again within 30s of its last restart)",
-            "[!] Server 2 failed heartbeat. Restarting... (in 3s: it failed again within 30s of its last restart)",
-            "[!] Server 2 failed heartbeat. Restarting... (in 3s: it failed again within 30s of its last restart)",
-        ])
+        XCTAssertEqual(
+            delays,
+            [
+                "[!] Server 2 failed heartbeat. Restarting... (in 1s: it failed again within 30s of its last restart)",
+                "[!] Server 2 failed heartbeat. Restarting... (in 2s: it failed again within 30s of its last restart)",
+                "[!] Server 2 failed heartbeat. Restarting... (in 3s: it failed again within 30s of its last restart)",
+                "[!] Server 2 failed heartbeat. Restarting... (in 3s: it failed again within 30s of its last restart)",
+            ])
         // Stable for longer than stableAfter: restarted at once, the backoff starts over.
         h.advance(.seconds(31))
         XCTAssertEqual(logs(h.fail()).last, "[!] Server 2 failed heartbeat. Restarting...")
@@ -342,7 +352,8 @@ final class ReconcilerTests: XCTestCase {
         h.fail()
         h.repair()
         h.send(.replacementFailed(successor: "server-4", reason: "busy"))
-        let (record, actions) = h.reconciler.replacement("server-4", number: 4, address: "127.0.0.1:9004", of: h.record, now: h.now)
+        let (record, actions) = h.reconciler.replacement(
+            "server-4", number: 4, address: "127.0.0.1:9004", of: h.record, now: h.now)
         let deadline = at(h, .seconds(10))
         XCTAssertEqual(record.life, .restarting(deadline: deadline))
         XCTAssertEqual(record.replacing, "server-2")
@@ -356,7 +367,9 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertFalse(up.contains(.countRestart))
         // Failing soon after it came up, it is flapping and backs off from its predecessor's.
         fresh.advance(.seconds(1))
-        XCTAssertEqual(logs(fresh.fail()).last, "[!] Server 4 failed heartbeat. Replacing... (in 2s: it failed again within 30s of its last restart)")
+        XCTAssertEqual(
+            logs(fresh.fail()).last,
+            "[!] Server 4 failed heartbeat. Replacing... (in 2s: it failed again within 30s of its last restart)")
     }
 
     func testAReplacementWhoseFirstLaunchFailsStillComesUpInPlaceOfItsPredecessor() {
@@ -365,7 +378,8 @@ final class ReconcilerTests: XCTestCase {
         h.record.failedRestarts = 3
         var fresh = h
         fresh.record = h.reconciler.replacement("server-4", number: 4, address: "127.0.0.1:9004", of: h.record, now: h.now).0
-        XCTAssertEqual(logs(fresh.send(.exited(reason: "exit status 3", duringAdd: false))).last, "[i] Server 4: next restart in 1s")
+        XCTAssertEqual(
+            logs(fresh.send(.exited(reason: "exit status 3", duringAdd: false))).last, "[i] Server 4: next restart in 1s")
         fresh.repair()
         XCTAssertEqual(logs(fresh.check(.l7OK)), ["[+] Server 4 started in place of server-2: server-4 at 127.0.0.1:9004"])
         XCTAssertNil(fresh.record.replacing)
@@ -378,10 +392,18 @@ final class ReconcilerTests: XCTestCase {
         h.bringUp()
         let actions = h.send(.requestsFailed(10))
         XCTAssertEqual(h.life, .markedDown)
-        XCTAssertEqual(actions, [.publish, .log(.warning, "[!] Server 2 marked down: 10 errors in 10s. Out of rotation until its heartbeats pass again", event: "marked_down")])
+        XCTAssertEqual(
+            actions,
+            [
+                .publish,
+                .log(
+                    .warning, "[!] Server 2 marked down: 10 errors in 10s. Out of rotation until its heartbeats pass again",
+                    event: "marked_down"),
+            ])
         XCTAssertEqual(h.send(.requestsFailed(12)), [], "already out")
-        XCTAssertEqual(h.check(.l7OK).filter { if case .log = $0 { true } else { false } },
-                       [.log(.info, "[+] Server 2 is back up", event: "back_up")])
+        XCTAssertEqual(
+            h.check(.l7OK).filter { if case .log = $0 { true } else { false } },
+            [.log(.info, "[+] Server 2 is back up", event: "back_up")])
         XCTAssertEqual(h.life, .up(since: h.now))
     }
 
@@ -398,7 +420,8 @@ final class ReconcilerTests: XCTestCase {
         var h = Harness()
         h.bringUp()
         h.send(.requestsFailed(10))
-        XCTAssertEqual(logs(h.send(.exited(reason: "exit status 1", duringAdd: false))).last, "[!] Server 2 failed heartbeat. Restarting...")
+        XCTAssertEqual(
+            logs(h.send(.exited(reason: "exit status 1", duringAdd: false))).last, "[!] Server 2 failed heartbeat. Restarting...")
     }
 
     // MARK: a driver that creates nothing (down)
@@ -408,7 +431,9 @@ final class ReconcilerTests: XCTestCase {
         XCTAssertEqual(h.life, .up(since: h.now))
         XCTAssertEqual(h.taken, [.scheduleCheck(at: h.now)])
         let actions = h.fail()
-        XCTAssertEqual(logs(actions).last, "[!] Server 2 failed heartbeat: L4CON (Connection refused). Out of rotation until it answers again")
+        XCTAssertEqual(
+            logs(actions).last,
+            "[!] Server 2 failed heartbeat: L4CON (Connection refused). Out of rotation until it answers again")
         XCTAssertEqual(h.life, .down)
         XCTAssertEqual(actions.last, .scheduleCheck(at: at(h, .seconds(5))))
         XCTAssertFalse(actions.contains(.restart))
@@ -424,7 +449,8 @@ final class ReconcilerTests: XCTestCase {
         h.reconciler.beginStopping()
         XCTAssertEqual(h.check(refused), [])
         let actions = h.send(.exited(reason: "interrupted", duringAdd: false))
-        XCTAssertEqual(actions, [.log(.info, "[i] Server 2 (server-2) exited while ds-lb stops: interrupted", event: "exited"), .publish])
+        XCTAssertEqual(
+            actions, [.log(.info, "[i] Server 2 (server-2) exited while ds-lb stops: interrupted", event: "exited"), .publish])
         XCTAssertEqual(h.life, .down)
         XCTAssertEqual(h.send(.requestsFailed(10)), [])
     }

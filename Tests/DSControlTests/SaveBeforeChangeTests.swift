@@ -5,6 +5,7 @@ import DSReactor
 import Foundation
 import Logging
 import XCTest
+
 @testable import DSControl
 
 /// An admin command whose new pool cannot be saved is refused before it changes anything: a
@@ -32,8 +33,9 @@ final class SaveBeforeChangeTests: XCTestCase {
     private func threeReplicas() throws -> (EventLoop, RecordingDriver, Supervisor) {
         let loop = try EventLoop()
         let driver = RecordingDriver()
-        let supervisor = Supervisor(loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
-                                    logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let supervisor = Supervisor(
+            loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
+            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         try supervisor.bootstrap(replicas: 3) {}
         return (loop, driver, supervisor)
     }
@@ -55,8 +57,9 @@ final class SaveBeforeChangeTests: XCTestCase {
             }
             wait(for: [answered], timeout: 10)
             XCTAssertEqual(response?.status, .internalServerError, "\(String(describing: response))")
-            XCTAssertTrue(response?.body.contains("Could not save the pool, nothing changed: cannot create state directory") ?? false,
-                          "\(String(describing: response?.body))")
+            XCTAssertTrue(
+                response?.body.contains("Could not save the pool, nothing changed: cannot create state directory") ?? false,
+                "\(String(describing: response?.body))")
         }
         let checked = expectation(description: "state read on the loop")
         loop.execute {
@@ -99,8 +102,11 @@ final class SaveBeforeChangeTests: XCTestCase {
 
         let refused = remove()
         XCTAssertEqual(refused?.status, .conflict, "\(String(describing: refused))")
-        XCTAssertEqual(refused?.body.contains("Could not save the pool, nothing changed: the pool was changed by another writer (now at revision 4, this ds-lb had revision 0); send the command again"), true,
-                       "\(String(describing: refused?.body))")
+        XCTAssertEqual(
+            refused?.body.contains(
+                "Could not save the pool, nothing changed: the pool was changed by another writer (now at revision 4, this ds-lb had revision 0); send the command again"
+            ), true,
+            "\(String(describing: refused?.body))")
         onLoop {
             XCTAssertEqual(supervisor.view.latest().poolNames, before, "the pool is unchanged")
             XCTAssertEqual(driver.stopped, [], "no replica was stopped")
@@ -109,7 +115,9 @@ final class SaveBeforeChangeTests: XCTestCase {
 
         let applied = remove()
         XCTAssertEqual(applied?.status, .ok, "\(String(describing: applied))")
-        XCTAssertEqual(store.saved, StoredPool(replicas: [DSBalancerBackend.port0("server-2", 2), DSBalancerBackend.port0("server-3", 3)], revision: 5))
+        XCTAssertEqual(
+            store.saved,
+            StoredPool(replicas: [DSBalancerBackend.port0("server-2", 2), DSBalancerBackend.port0("server-3", 3)], revision: 5))
         onLoop {
             XCTAssertEqual(supervisor.poolRevision, 5)
             XCTAssertEqual(driver.stopped, ["server-1"])

@@ -1,5 +1,6 @@
 import DSBalancer
 import XCTest
+
 @testable import DSControl
 
 final class ScaleCommandTests: XCTestCase {
@@ -55,14 +56,16 @@ final class ScaleCommandTests: XCTestCase {
     }
 
     func testNamesAreCaseInsensitive() {
-        XCTAssertEqual(ReplicaName.check(["SERVER-37"], existing: ["server-1", "server-37"]), .taken(index: 0, existing: "server-37"))
+        XCTAssertEqual(
+            ReplicaName.check(["SERVER-37"], existing: ["server-1", "server-37"]), .taken(index: 0, existing: "server-37"))
         XCTAssertEqual(ReplicaName.check(["a", "S5", "s5"], existing: []), .repeated(index: 2, first: 1))
         XCTAssertEqual(ReplicaName.check(["ok", "../../x"], existing: []), .invalid(index: 1))
         XCTAssertNil(ReplicaName.check(["S6", "server-2"], existing: ["S5", "server-1"]))
         let taken = [DSBalancerBackend.make("SERVER-3", 1)]
         XCTAssertEqual(Supervisor.numberFor(name: "Server-7", taken: taken), 7)
-        XCTAssertEqual(Supervisor.numberFor(name: "custom", taken: taken + [DSBalancerBackend.make("x", 2)]), 4,
-                       "server-3 is taken as SERVER-3")
+        XCTAssertEqual(
+            Supervisor.numberFor(name: "custom", taken: taken + [DSBalancerBackend.make("x", 2)]), 4,
+            "server-3 is taken as SERVER-3")
     }
 
     /// Static backends were all number 0 ("Server 0" in every log line): each gets its own,

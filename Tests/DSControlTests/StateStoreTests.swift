@@ -1,10 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
 import Foundation
 import XCTest
+
 @testable import DSControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class StateStoreTests: XCTestCase {
     private var directories: [String] = []
@@ -59,7 +61,8 @@ final class StateStoreTests: XCTestCase {
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: filler))
         XCTAssertThrowsError(try handle.write(contentsOf: Data(count: 1 << 20)), "the tmpfs must fill up")
         try? handle.close()
-        let bigger = pool + (4...40).map { Backend(name: "server-\($0)", number: $0, host: "127.0.0.1", port: UInt16(20000 + $0)) }
+        let bigger =
+            pool + (4...40).map { Backend(name: "server-\($0)", number: $0, host: "127.0.0.1", port: UInt16(20000 + $0)) }
         XCTAssertThrowsError(try store.save(bigger, driver: "process")) { error in
             let failure = error as? StateStore.Failure
             XCTAssertEqual(failure?.isOutOfSpace, true, "\(error)")
@@ -91,9 +94,15 @@ final class StateStoreTests: XCTestCase {
         }
         let cases: [(String, String)] = [
             (file([entry("a", 1, 20001), entry("b", 1, 20002)]), "replicas[1] (b): id 1 is already used by replicas[0] (a)"),
-            (file([entry("a", 1, 20001), entry("b", 2, 20001)]), "replicas[1] (b): address 127.0.0.1:20001 is already used by replicas[0] (a)"),
+            (
+                file([entry("a", 1, 20001), entry("b", 2, 20001)]),
+                "replicas[1] (b): address 127.0.0.1:20001 is already used by replicas[0] (a)"
+            ),
             (file([entry("../../x", 1, 20001)]), "replicas[0] (../../x): invalid name"),
-            (file([entry("S5", 1, 20001), entry("s5", 2, 20002)]), "replicas[1] (s5): the name is already used by replicas[0] (S5)"),
+            (
+                file([entry("S5", 1, 20001), entry("s5", 2, 20002)]),
+                "replicas[1] (s5): the name is already used by replicas[0] (S5)"
+            ),
             (file([entry("a", -5, 70000)]), "replicas[0] (a): 'id' must be a positive integer, not -5"),
             (file([entry("a", 5, 70000)]), "replicas[0] (a): 'port' must be an integer from 0 to 65535, not 70000"),
             (file([entry("a", 5, "\"80\"")]), "replicas[0] (a): 'port' must be an integer from 0 to 65535, not \"80\""),
@@ -113,16 +122,22 @@ final class StateStoreTests: XCTestCase {
                 XCTAssertFalse(message.contains("\n"), "one line: \(message)")
             }
         }
-        try write(file([entry("a", 1, 0), entry("b", 2, 0), entry("c", 3, 8080, host: "172.17.0.2"), entry("d", 4, 8080, host: "172.17.0.3")]), to: store)
-        XCTAssertEqual(try store.load(driver: "process")?.map(\.name), ["a", "b", "c", "d"],
-                       "port 0 (address not yet known) may repeat; one port on two hosts is two addresses")
+        try write(
+            file([
+                entry("a", 1, 0), entry("b", 2, 0), entry("c", 3, 8080, host: "172.17.0.2"),
+                entry("d", 4, 8080, host: "172.17.0.3"),
+            ]), to: store)
+        XCTAssertEqual(
+            try store.load(driver: "process")?.map(\.name), ["a", "b", "c", "d"],
+            "port 0 (address not yet known) may repeat; one port on two hosts is two addresses")
     }
 
     func testADirectoryInPlaceOfTheFileIsNamed() throws {
         let store = StateStore(directory: try temporaryDirectory())
         try FileManager.default.createDirectory(atPath: store.path, withIntermediateDirectories: false)
         XCTAssertThrowsError(try store.load(driver: "process")) { error in
-            XCTAssertEqual("\(error)", "state file \(store.path) is a directory, not a file; remove it, or start with --reset-state")
+            XCTAssertEqual(
+                "\(error)", "state file \(store.path) is a directory, not a file; remove it, or start with --reset-state")
         }
     }
 }

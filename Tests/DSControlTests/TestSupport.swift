@@ -1,23 +1,29 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
 import DSReactor
 import DSSystem
+import DSTestSupport
 import Foundation
 import Logging
 import XCTest
+
 @testable import DSControl
-import DSTestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs `loop` on a thread of its own and returns what stops it: `stop()` only asks the loop to
 /// return, and the supervisor's timers hold it unowned (in ds-lb it lives as long as its loop),
 /// so the returned closure waits until the loop thread has returned and keeps `supervisor`
 /// alive until then.
-func startControlLoop(_ loop: EventLoop, keeping supervisor: Supervisor,
-                      file: StaticString = #filePath, line: UInt = #line) -> () -> Void {
+func startControlLoop(
+    _ loop: EventLoop, keeping supervisor: Supervisor,
+    file: StaticString = #filePath, line: UInt = #line
+) -> () -> Void {
     let exited = DispatchSemaphore(value: 0)
-    LoopThread.start(name: "test-control") { loop.run(); exited.signal() }
+    LoopThread.start(name: "test-control") {
+        loop.run(); exited.signal()
+    }
     return {
         loop.stop()
         XCTAssertEqual(exited.wait(timeout: .now() + 10), .success, "the control loop did not stop", file: file, line: line)
@@ -140,7 +146,9 @@ final class DriverEventLoop: @unchecked Sendable {
         self.driver = driver
         driver.attach(to: loop) { [self] event in lock.withLock { received.append(event) } }
         let loop = self.loop
-        LoopThread.start(name: "test-control") { [exited] in loop.run(); exited.signal() }
+        LoopThread.start(name: "test-control") { [exited] in
+            loop.run(); exited.signal()
+        }
     }
 
     var events: [DriverEvent] { lock.withLock { received } }

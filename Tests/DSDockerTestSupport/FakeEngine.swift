@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// A fake Docker engine on a unix socket for tests: each connection is served on a thread of
 /// its own (so a test can hold several calls open at once), answered from `reply(request)`, and
@@ -74,15 +75,17 @@ package final class FakeEngine: @unchecked Sendable {
         while Self.headEnd(received) == nil { if !readMore() { break } }
         let end = Self.headEnd(received) ?? received.count
         let head = String(decoding: received[..<end], as: UTF8.self)
-        let length = head.split(separator: "\r\n").compactMap { field -> Int? in
-            let parts = field.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
-            return Int(parts[1].trimmingCharacters(in: .whitespaces))
-        }.first ?? 0
+        let length =
+            head.split(separator: "\r\n").compactMap { field -> Int? in
+                let parts = field.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+                return Int(parts[1].trimmingCharacters(in: .whitespaces))
+            }.first ?? 0
         let bodyStart = min(received.count, end + 4)
         while received.count - bodyStart < length { if !readMore() { break } }
-        let request = Request(line: String(head.split(separator: "\r\n").first ?? ""),
-                              body: String(decoding: received[bodyStart...], as: UTF8.self))
+        let request = Request(
+            line: String(head.split(separator: "\r\n").first ?? ""),
+            body: String(decoding: received[bodyStart...], as: UTF8.self))
         lock.withLock { recorded.append(request) }
         let answer = Array(reply(request).utf8)
         _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -108,7 +111,9 @@ package final class FakeEngine: @unchecked Sendable {
 
     private static func headEnd(_ bytes: [UInt8]) -> Int? {
         guard bytes.count >= 4 else { return nil }
-        for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 { return i }
+        for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
+            return i
+        }
         return nil
     }
 }

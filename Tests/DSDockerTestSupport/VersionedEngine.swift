@@ -64,11 +64,17 @@ package final class VersionedEngine: @unchecked Sendable {
 
     private func answer(_ request: FakeEngine.Request) -> String {
         if request.line.hasPrefix("GET /version ") {
-            return FakeEngine.json("200 OK", #"{"Version":"\#(version.engine)","ApiVersion":"\#(version.api)","MinAPIVersion":"\#(version.min)"}"#)
+            return FakeEngine.json(
+                "200 OK", #"{"Version":"\#(version.engine)","ApiVersion":"\#(version.api)","MinAPIVersion":"\#(version.min)"}"#)
         }
         let target = String(request.line.split(separator: " ")[1])
-        if shape == .current, let v = target.split(separator: "/").first, v.hasPrefix("v"), let n = Double(v.dropFirst()), n < 1.44 {
-            return Self.error("400 Bad Request", "client version \(v.dropFirst()) is too old. Minimum supported API version is 1.44, please upgrade your client to a newer version")
+        if shape == .current, let v = target.split(separator: "/").first, v.hasPrefix("v"), let n = Double(v.dropFirst()),
+            n < 1.44
+        {
+            return Self.error(
+                "400 Bad Request",
+                "client version \(v.dropFirst()) is too old. Minimum supported API version is 1.44, please upgrade your client to a newer version"
+            )
         }
         let query = Self.query(target)
         let parts = request.path.split(separator: "/").map(String.init)
@@ -91,7 +97,8 @@ package final class VersionedEngine: @unchecked Sendable {
                 default: return Self.error("404 Not Found", "page not found")
                 }
             case ("GET", "networks", 2):
-                return ["appnet", "host", "bridge"].contains(parts[1]) ? FakeEngine.json("200 OK", Self.text(["Name": parts[1]]))
+                return ["appnet", "host", "bridge"].contains(parts[1])
+                    ? FakeEngine.json("200 OK", Self.text(["Name": parts[1]]))
                     : Self.error("404 Not Found", "network \(parts[1]) not found")
             case ("GET", "images", _):
                 return FakeEngine.json("200 OK", #"{"Id":"sha256:1"}"#)
@@ -111,7 +118,9 @@ package final class VersionedEngine: @unchecked Sendable {
         let endpoints = ((body["NetworkingConfig"] as? [String: Any])?["EndpointsConfig"] as? [String: Any]) ?? [:]
         if shape == .v1_41 {
             if endpoints.count > 1 {
-                return Self.error("400 Bad Request", "Container cannot be connected to network endpoints: \(endpoints.keys.sorted().joined(separator: ", "))")
+                return Self.error(
+                    "400 Bad Request",
+                    "Container cannot be connected to network endpoints: \(endpoints.keys.sorted().joined(separator: ", "))")
             }
             if let key = endpoints.keys.first, key != mode {
                 return Self.error("400 Bad Request", "network \(key) is not the NetworkMode \(mode)")
@@ -123,13 +132,21 @@ package final class VersionedEngine: @unchecked Sendable {
             ip = "172.20.0.\(nextIP)"
             nextIP += 1
         }
-        containers.append(Container(id: id, name: name, network: mode, ip: ip, labels: body["Labels"] as? [String: String] ?? [:], running: false))
+        containers.append(
+            Container(
+                id: id, name: name, network: mode, ip: ip, labels: body["Labels"] as? [String: String] ?? [:], running: false))
         return FakeEngine.json("201 Created", #"{"Id":"\#(id)","Warnings":[]}"#)
     }
 
     private func endpoint(_ c: Container) -> [String: Any] {
-        var endpoint: [String: Any] = ["IPAddress": c.running ? c.ip : "", "Gateway": c.running && !c.ip.isEmpty ? "172.20.0.1" : ""]
-        if shape == .current { endpoint["DNSNames"] = [c.name, String(c.id.prefix(12))] } else { endpoint["Aliases"] = [String(c.id.prefix(12))] }
+        var endpoint: [String: Any] = [
+            "IPAddress": c.running ? c.ip : "", "Gateway": c.running && !c.ip.isEmpty ? "172.20.0.1" : "",
+        ]
+        if shape == .current {
+            endpoint["DNSNames"] = [c.name, String(c.id.prefix(12))]
+        } else {
+            endpoint["Aliases"] = [String(c.id.prefix(12))]
+        }
         return endpoint
     }
 
@@ -141,14 +158,18 @@ package final class VersionedEngine: @unchecked Sendable {
     }
 
     private func summary(_ c: Container) -> [String: Any] {
-        ["Id": c.id, "Names": ["/\(c.name)"], "Labels": c.labels, "State": c.running ? "running" : "exited",
-         "Status": c.running ? "Up 1 second" : "Exited (0) 1 second ago", "HostConfig": ["NetworkMode": c.network],
-         "NetworkSettings": ["Networks": [c.network: endpoint(c)]]]
+        [
+            "Id": c.id, "Names": ["/\(c.name)"], "Labels": c.labels, "State": c.running ? "running" : "exited",
+            "Status": c.running ? "Up 1 second" : "Exited (0) 1 second ago", "HostConfig": ["NetworkMode": c.network],
+            "NetworkSettings": ["Networks": [c.network: endpoint(c)]],
+        ]
     }
 
     private func inspect(_ c: Container) -> [String: Any] {
-        ["Id": c.id, "Name": "/\(c.name)", "State": ["Running": c.running, "Status": c.running ? "running" : "exited"],
-         "HostConfig": ["NetworkMode": c.network], "Config": ["Labels": c.labels], "NetworkSettings": networkSettings(c)]
+        [
+            "Id": c.id, "Name": "/\(c.name)", "State": ["Running": c.running, "Status": c.running ? "running" : "exited"],
+            "HostConfig": ["NetworkMode": c.network], "Config": ["Labels": c.labels], "NetworkSettings": networkSettings(c),
+        ]
     }
 
     static func error(_ status: String, _ message: String) -> String {

@@ -1,15 +1,20 @@
 import XCTest
+
 @testable import DSDocker
 
 final class DockerClientTests: XCTestCase {
     func testNegotiationTakesTheOlderOfOursAndTheServers() {
         let ours = APIVersion(1, 47)
         // Docker 20.10 (this machine): 1.41, minimum 1.12.
-        XCTAssertEqual(APIVersion.negotiate(ours: ours, server: APIVersion(1, 41), serverMinimum: APIVersion(1, 12)).description, "1.41")
+        XCTAssertEqual(
+            APIVersion.negotiate(ours: ours, server: APIVersion(1, 41), serverMinimum: APIVersion(1, 12)).description, "1.41")
         // A newer engine is spoken to in our version.
-        XCTAssertEqual(APIVersion.negotiate(ours: ours, server: APIVersion(1, 52), serverMinimum: APIVersion(1, 24)).description, "1.47")
+        XCTAssertEqual(
+            APIVersion.negotiate(ours: ours, server: APIVersion(1, 52), serverMinimum: APIVersion(1, 24)).description, "1.47")
         // Never below the server's minimum (Docker 29 refuses < 1.44).
-        XCTAssertEqual(APIVersion.negotiate(ours: APIVersion(1, 41), server: APIVersion(1, 52), serverMinimum: APIVersion(1, 44)).description, "1.44")
+        XCTAssertEqual(
+            APIVersion.negotiate(ours: APIVersion(1, 41), server: APIVersion(1, 52), serverMinimum: APIVersion(1, 44))
+                .description, "1.44")
     }
 
     func testVersionsCompareNumerically() {
@@ -26,7 +31,8 @@ final class DockerClientTests: XCTestCase {
     }
 
     func testChunkedResponseIsDecoded() throws {
-        let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n[{\"Id\r\n8\r\n\":\"x\"}]\n\r\n0\r\nTrailer: y\r\n\r\n"
+        let raw =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n[{\"Id\r\n8\r\n\":\"x\"}]\n\r\n0\r\nTrailer: y\r\n\r\n"
         let response = try DockerResponse.parse(Array(raw.utf8))
         XCTAssertEqual(response.text, "[{\"Id\":\"x\"}]\n")
     }
@@ -63,16 +69,26 @@ final class DockerClientTests: XCTestCase {
     }
 
     func testQueryIsPercentEncoded() {
-        XCTAssertEqual(DockerClient.percentEncode("{\"label\":[\"ds-lb.pool=a b\"]}"),
-                       "%7B%22label%22%3A%5B%22ds-lb.pool%3Da%20b%22%5D%7D")
+        XCTAssertEqual(
+            DockerClient.percentEncode("{\"label\":[\"ds-lb.pool=a b\"]}"),
+            "%7B%22label%22%3A%5B%22ds-lb.pool%3Da%20b%22%5D%7D")
     }
 
     func testContainerListParses() throws {
-        let json: [[String: Any]] = [["Id": "0123456789abcdef", "Names": ["/server-1"], "State": "running", "Status": "Up 2 seconds",
-                                      "Labels": ["ds-lb.managed": "true", "ds-lb.pool": "p"]]]
+        let json: [[String: Any]] = [
+            [
+                "Id": "0123456789abcdef", "Names": ["/server-1"], "State": "running", "Status": "Up 2 seconds",
+                "Labels": ["ds-lb.managed": "true", "ds-lb.pool": "p"],
+            ]
+        ]
         let list = try ContainerSummary.parseList(json)
-        XCTAssertEqual(list, [ContainerSummary(id: "0123456789abcdef", name: "server-1", labels: ["ds-lb.managed": "true", "ds-lb.pool": "p"],
-                                               state: "running", status: "Up 2 seconds")])
+        XCTAssertEqual(
+            list,
+            [
+                ContainerSummary(
+                    id: "0123456789abcdef", name: "server-1", labels: ["ds-lb.managed": "true", "ds-lb.pool": "p"],
+                    state: "running", status: "Up 2 seconds")
+            ])
         XCTAssertEqual(list[0].shortID, "0123456789ab")
     }
 }

@@ -1,10 +1,12 @@
-import XCTest
-@testable import DSDocker
 import DSDockerTestSupport
 import DSSystem
+import XCTest
+
+@testable import DSDocker
 
 final class EventStreamTests: XCTestCase {
-    static let die = #"{"status":"die","id":"abc","from":"ds-server:latest","Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{"exitCode":"137","name":"server-2"}},"scope":"local","time":1}"#
+    static let die =
+        #"{"status":"die","id":"abc","from":"ds-server:latest","Type":"container","Action":"die","Actor":{"ID":"abc","Attributes":{"exitCode":"137","name":"server-2"}},"scope":"local","time":1}"#
 
     func testContainerEventsParse() {
         XCTAssertEqual(ContainerEvent.parse(Array(Self.die.utf8)), ContainerEvent(action: "die", id: "abc", name: "server-2"))
@@ -14,7 +16,8 @@ final class EventStreamTests: XCTestCase {
 
     /// API 1.52 dropped the top-level `status`, `id` and `from`: the actor carries what we read.
     func testEventsWithoutTheOldTopLevelFieldsParse() {
-        let line = #"{"Type":"container","Action":"kill","Actor":{"ID":"def","Attributes":{"name":"server-3","signal":"9"}},"scope":"local","time":1,"timeNano":1}"#
+        let line =
+            #"{"Type":"container","Action":"kill","Actor":{"ID":"def","Attributes":{"name":"server-3","signal":"9"}},"scope":"local","time":1,"timeNano":1}"#
         XCTAssertEqual(ContainerEvent.parse(Array(line.utf8)), ContainerEvent(action: "kill", id: "def", name: "server-3"))
     }
 
@@ -34,13 +37,20 @@ final class EventStreamTests: XCTestCase {
         let events = Locked<[ContainerEvent]>([])
         let ended = expectation(description: "the stream ends")
         let reason = Locked<DockerError?>(nil)
-        client.followContainerEvents(labels: ["ds-lb.pool=p"], onEvent: { event in events.withLock { $0.append(event) } },
-                                     onEnd: { error in reason.withLock { $0 = error }; ended.fulfill() })
+        client.followContainerEvents(
+            labels: ["ds-lb.pool=p"], onEvent: { event in events.withLock { $0.append(event) } },
+            onEnd: { error in
+                reason.withLock { $0 = error }; ended.fulfill()
+            })
         wait(for: [ended], timeout: 5)
         XCTAssertEqual(events.withLock { $0 }, [ContainerEvent(action: "die", id: "abc", name: "server-2")])
-        guard case .unreachable = reason.withLock({ $0 }) else { return XCTFail("ended with \(String(describing: reason.withLock { $0 }))") }
-        XCTAssertEqual(engine.requestLines.last,
-                       "GET /v1.41/events?filters=%7B%22label%22%3A%5B%22ds-lb.pool%3Dp%22%5D%2C%22type%22%3A%5B%22container%22%5D%7D HTTP/1.1")
+        guard case .unreachable = reason.withLock({ $0 }) else {
+            return XCTFail("ended with \(String(describing: reason.withLock { $0 }))")
+        }
+        XCTAssertEqual(
+            engine.requestLines.last,
+            "GET /v1.41/events?filters=%7B%22label%22%3A%5B%22ds-lb.pool%3Dp%22%5D%2C%22type%22%3A%5B%22container%22%5D%7D HTTP/1.1"
+        )
     }
 
     func testAnEventsRequestTheEngineRefusesEndsWithItsMessage() throws {
@@ -52,8 +62,11 @@ final class EventStreamTests: XCTestCase {
         let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         let ended = expectation(description: "the stream ends")
         let reason = Locked<DockerError?>(nil)
-        client.followContainerEvents(labels: ["x"], onEvent: { _ in XCTFail("no events") },
-                                     onEnd: { error in reason.withLock { $0 = error }; ended.fulfill() })
+        client.followContainerEvents(
+            labels: ["x"], onEvent: { _ in XCTFail("no events") },
+            onEnd: { error in
+                reason.withLock { $0 = error }; ended.fulfill()
+            })
         wait(for: [ended], timeout: 5)
         XCTAssertEqual(reason.withLock { $0 }, .engine(status: 400, message: "invalid filter 'label'"))
     }

@@ -1,11 +1,13 @@
+import DSDockerTestSupport
+import DSSystem
+import Foundation
+import XCTest
+
+@testable import DSDocker
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
-import DSDockerTestSupport
-import DSSystem
-@testable import DSDocker
 
 /// The client on the wire, against fake engines: negotiation, framing, errors, timeouts,
 /// concurrency, and both API shapes (1.41 and ≥ 1.44) for the calls the driver makes.
@@ -37,23 +39,33 @@ final class FakeEngineTests: XCTestCase {
         let list = try client.listContainers(labels: ["ds-lb.pool=p"])
         XCTAssertEqual(list.map(\.name), ["server-1"])
         XCTAssertEqual(engine.requestLines.first, "GET /version HTTP/1.1")
-        XCTAssertEqual(engine.requestLines.last,
-                       "GET /v1.41/containers/json?all=1&filters=%7B%22label%22%3A%5B%22ds-lb.pool%3Dp%22%5D%7D HTTP/1.1")
+        XCTAssertEqual(
+            engine.requestLines.last,
+            "GET /v1.41/containers/json?all=1&filters=%7B%22label%22%3A%5B%22ds-lb.pool%3Dp%22%5D%7D HTTP/1.1")
     }
 
     func testANewEngineIsSpokenToInOurNewestVersionAndNeverBelowItsMinimum() throws {
-        let engine = try FakeEngine { _ in FakeEngine.json("200 OK", #"{"Version":"29.0.0","ApiVersion":"1.52","MinAPIVersion":"1.44"}"#) }
+        let engine = try FakeEngine { _ in
+            FakeEngine.json("200 OK", #"{"Version":"29.0.0","ApiVersion":"1.52","MinAPIVersion":"1.44"}"#)
+        }
         defer { engine.stop() }
-        XCTAssertEqual(try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2)).apiVersion, DockerClient.newestKnown.description)
+        XCTAssertEqual(
+            try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2)).apiVersion,
+            DockerClient.newestKnown.description)
     }
 
     func testEngineErrorsCarryTheEnginesMessage() throws {
         let (engine, client) = try connected { _ in
-            FakeEngine.json("409 Conflict", #"{"message":"Conflict. The container name \"/server-9\" is already in use by container \"123\"."}"#)
+            FakeEngine.json(
+                "409 Conflict",
+                #"{"message":"Conflict. The container name \"/server-9\" is already in use by container \"123\"."}"#)
         }
-        XCTAssertThrowsError(try client.wait { client.createContainer(name: "server-9", config: ["Image": "x"], completion: $0) }) { error in
-            XCTAssertEqual(error as? DockerError,
-                           .engine(status: 409, message: "Conflict. The container name \"/server-9\" is already in use by container \"123\"."))
+        XCTAssertThrowsError(try client.wait { client.createContainer(name: "server-9", config: ["Image": "x"], completion: $0) })
+        { error in
+            XCTAssertEqual(
+                error as? DockerError,
+                .engine(
+                    status: 409, message: "Conflict. The container name \"/server-9\" is already in use by container \"123\"."))
         }
         XCTAssertEqual(engine.requestLines.last, "POST /v1.41/containers/create?name=server-9 HTTP/1.1")
         XCTAssertEqual(engine.requests.last?.json?["Image"] as? String, "x")
@@ -88,7 +100,8 @@ final class FakeEngineTests: XCTestCase {
             }
             return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Id\":"
         }
-        XCTAssertThrowsError(try client.wait { client.inspectContainer("slow", timeout: .milliseconds(300), completion: $0) }) { error in
+        XCTAssertThrowsError(try client.wait { client.inspectContainer("slow", timeout: .milliseconds(300), completion: $0) }) {
+            error in
             guard case DockerError.timedOut(let text) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(text, "GET /v1.41/containers/slow/json: no answer within 0.3s")
         }
@@ -105,7 +118,8 @@ final class FakeEngineTests: XCTestCase {
         let (_, client) = try connected { request in
             open.withLock { $0 += 1 }
             for _ in 0..<500 where open.withLock({ $0 }) < 3 { Thread.sleep(forTimeInterval: 0.01) }
-            return open.withLock({ $0 }) >= 3 ? "HTTP/1.1 204 No Content\r\n\r\n" : FakeEngine.json("500 Internal Server Error", #"{"message":"alone"}"#)
+            return open.withLock({ $0 }) >= 3
+                ? "HTTP/1.1 204 No Content\r\n\r\n" : FakeEngine.json("500 Internal Server Error", #"{"message":"alone"}"#)
         }
         let results = Locked<[Result<Void, DockerError>]>([])
         let done = expectation(description: "three answers")
@@ -147,7 +161,9 @@ final class FakeEngineTests: XCTestCase {
     }
 
     func testMissingSocketIsUnreachableAtOnce() {
-        XCTAssertThrowsError(try DockerClient.connect(socketPath: "/nonexistent/docker.sock", timeout: .seconds(30), connectTimeout: .seconds(30))) { error in
+        XCTAssertThrowsError(
+            try DockerClient.connect(socketPath: "/nonexistent/docker.sock", timeout: .seconds(30), connectTimeout: .seconds(30))
+        ) { error in
             guard case DockerError.unreachable(let text) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(text.contains("No such file or directory"), text)
         }
@@ -169,7 +185,8 @@ final class FakeEngineTests: XCTestCase {
             let id = try client.wait { client.createContainer(name: "server-2", config: body, completion: $0) }
             let sent = try XCTUnwrap(engine.engine.requests.last?.json)
             XCTAssertEqual((sent["HostConfig"] as? [String: Any])?["NetworkMode"] as? String, "appnet")
-            XCTAssertEqual(((sent["NetworkingConfig"] as? [String: Any])?["EndpointsConfig"] as? [String: Any])?.keys.sorted(), ["appnet"])
+            XCTAssertEqual(
+                ((sent["NetworkingConfig"] as? [String: Any])?["EndpointsConfig"] as? [String: Any])?.keys.sorted(), ["appnet"])
             XCTAssertNil(sent["MacAddress"], "container-wide MacAddress is deprecated from 1.44")
             XCTAssertEqual(sent["Cmd"] as? [String], ["--id", "2", "--host", "0.0.0.0", "--port", "5000"])
             // Before it runs it has no address there.
@@ -210,12 +227,15 @@ final class FakeEngineTests: XCTestCase {
         var body = ReplicaContainer.createBody(image: "i", pool: "p", number: 1, port: 0, network: "a")
         body["NetworkingConfig"] = ["EndpointsConfig": ["a": [String: Any](), "b": [String: Any]()]]
         XCTAssertThrowsError(try client.wait { client.createContainer(name: "x", config: body, completion: $0) }) { error in
-            XCTAssertEqual(error as? DockerError, .engine(status: 400, message: "Container cannot be connected to network endpoints: a, b"))
+            XCTAssertEqual(
+                error as? DockerError, .engine(status: 400, message: "Container cannot be connected to network endpoints: a, b"))
         }
         let current = try VersionedEngine(shape: .current)
         defer { current.stop() }
         let raw = try DockerClient.connect(socketPath: current.path, timeout: .seconds(2))
-        let refused = try raw.wait { raw.exchange("GET", "/v1.41/containers/json", body: nil, timeout: .seconds(2), completion: $0) }
+        let refused = try raw.wait {
+            raw.exchange("GET", "/v1.41/containers/json", body: nil, timeout: .seconds(2), completion: $0)
+        }
         XCTAssertEqual(refused.status, 400)
         XCTAssertTrue(refused.engineMessage.contains("Minimum supported API version is 1.44"), refused.engineMessage)
     }

@@ -1,5 +1,5 @@
-import DSTestSupport
 import DSHTTP1
+import DSTestSupport
 import XCTest
 
 /// ChunkedDecoder: the chunk data of a body, with `ChunkedScanner`'s framing rules and its exact
@@ -48,7 +48,8 @@ final class ChunkedDecoderTests: XCTestCase {
     func testAStreamIsNotDoneUntilItsTrailerSectionEnds() throws {
         let lines = bytes(#"{"Type":"container","Action":"die"}"# + "\n" + #"{"Type":"network","Action":"connect"}"# + "\n")
         let cut = 20
-        let wire = bytes("\(String(cut, radix: 16));x=1\r\n") + lines[..<cut] + bytes("\r\n\(String(lines.count - cut, radix: 16))\r\n")
+        let wire =
+            bytes("\(String(cut, radix: 16));x=1\r\n") + lines[..<cut] + bytes("\r\n\(String(lines.count - cut, radix: 16))\r\n")
             + lines[cut...] + bytes("\r\n")
         var decoder = ChunkedDecoder()
         let (decoded, consumed) = try decode(&decoder, wire.indices.map { wire[$0...$0] })

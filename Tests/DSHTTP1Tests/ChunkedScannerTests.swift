@@ -1,5 +1,5 @@
-import DSTestSupport
 import DSHTTP1
+import DSTestSupport
 import XCTest
 
 /// ChunkedScanner (RFC 9112 §7.1): finds the exact end of a chunked body however the bytes are

@@ -61,7 +61,8 @@ final class HeadParserTests: XCTestCase {
         guard case .failed(let error) = parseRequest(over, limits: limits) else { return XCTFail("one byte over") }
         XCTAssertEqual(error.status.code, 431)
         // An incomplete head exactly at the limit waits for more.
-        if case .incomplete = parseRequest(Array(over.utf8.prefix(limit)), limits: limits) {} else {
+        if case .incomplete = parseRequest(Array(over.utf8.prefix(limit)), limits: limits) {
+        } else {
             XCTFail("incomplete at the limit must wait")
         }
     }
@@ -78,8 +79,10 @@ final class HeadParserTests: XCTestCase {
     // MARK: incremental input
 
     func testIncompleteHeads() {
-        for text in ["", "G", "GET / HTTP/1.1", "GET / HTTP/1.1\r", "GET / HTTP/1.1\r\n", "GET / HTTP/1.1\r\nHost: lb\r\n",
-                     "GET / HTTP/1.1\r\nHost: lb\r\n\r", "\r\n", "\r\n\r\n"] {
+        for text in [
+            "", "G", "GET / HTTP/1.1", "GET / HTTP/1.1\r", "GET / HTTP/1.1\r\n", "GET / HTTP/1.1\r\nHost: lb\r\n",
+            "GET / HTTP/1.1\r\nHost: lb\r\n\r", "\r\n", "\r\n\r\n",
+        ] {
             let raw = bytes(text)
             guard case .incomplete(let resume) = parseRequest(raw) else {
                 XCTFail("'\(text.debugDescription)' must be incomplete")
@@ -91,8 +94,9 @@ final class HeadParserTests: XCTestCase {
     }
 
     func testResumeAtGivesSameResultAsWhole() {
-        let raw = bytes("POST /echo?id=42 HTTP/1.1\r\nHost: lb\r\nContent-Length: 11\r\nX-Long: " +
-                        String(repeating: "q", count: 500) + "\r\n\r\n")
+        let raw = bytes(
+            "POST /echo?id=42 HTTP/1.1\r\nHost: lb\r\nContent-Length: 11\r\nX-Long: " + String(repeating: "q", count: 500)
+                + "\r\n\r\n")
         guard case .complete(let whole) = parseRequest(raw) else { return XCTFail() }
         // Every split point, resuming from the first half's resumeAt.
         for split in 1..<raw.count {

@@ -1,5 +1,5 @@
-import DSTestSupport
 import DSHTTP1
+import DSTestSupport
 import Foundation
 import XCTest
 
@@ -25,14 +25,19 @@ final class JSONTests: XCTestCase {
     }
 
     func testObjectKeepsOrderAndFormatsLikeTheClassicAPI() {
-        XCTAssertEqual(JSON.object(["message": .string("Hello from Server: 3"), "status": .string("successful")]),
-                       "{\"message\": \"Hello from Server: 3\", \"status\": \"successful\"}")
+        XCTAssertEqual(
+            JSON.object(["message": .string("Hello from Server: 3"), "status": .string("successful")]),
+            "{\"message\": \"Hello from Server: 3\", \"status\": \"successful\"}")
         XCTAssertEqual(JSON.object(["z": .int(1), "a": .int(2)]), "{\"z\": 1, \"a\": 2}")
         let rep = JSON.object([
-            "message": .object([("N", .int(3)), ("replicas", .array([.string("server-1"), .string("server-2"), .string("server-3")]))]),
+            "message": .object([
+                ("N", .int(3)), ("replicas", .array([.string("server-1"), .string("server-2"), .string("server-3")])),
+            ]),
             "status": .string("successful"),
         ])
-        XCTAssertEqual(rep, "{\"message\": {\"N\": 3, \"replicas\": [\"server-1\", \"server-2\", \"server-3\"]}, \"status\": \"successful\"}")
+        XCTAssertEqual(
+            rep, "{\"message\": {\"N\": 3, \"replicas\": [\"server-1\", \"server-2\", \"server-3\"]}, \"status\": \"successful\"}"
+        )
     }
 
     func testScalarsAndContainers() {
@@ -85,15 +90,18 @@ final class JSONTests: XCTestCase {
             ("list", .array([.string("a\"b\\c\n\u{1}\u{e9}\u{1F600}"), .array([]), .object([])])),
         ])
         XCTAssertEqual(try parse(value.serialized), value)
-        XCTAssertEqual(try parse(" \n[1e3, 0.5, -0, 12345678901234567890]\t"),
-                       .array([.double(1000), .double(0.5), .int(0), .double(1.2345678901234567e19)]))
+        XCTAssertEqual(
+            try parse(" \n[1e3, 0.5, -0, 12345678901234567890]\t"),
+            .array([.double(1000), .double(0.5), .int(0), .double(1.2345678901234567e19)]))
         XCTAssertEqual(try parse(#""\ud83d\ude00 \u00e9 \/""#), .string("\u{1F600} \u{e9} /"))
     }
 
     /// Foundation keeps the last of two equal keys; a strict reader refuses them, also when
     /// only the escaped spelling differs.
     func testDuplicateKeysAreRefused() {
-        XCTAssertThrowsError(try parse(#"{"n": 1, "n": 2}"#)) { XCTAssertEqual($0 as? JSONParseError, .duplicateKey("n", offset: 9)) }
+        XCTAssertThrowsError(try parse(#"{"n": 1, "n": 2}"#)) {
+            XCTAssertEqual($0 as? JSONParseError, .duplicateKey("n", offset: 9))
+        }
         XCTAssertThrowsError(try parse(#"{"a": {"n": 1, "\u006e": 2}}"#)) {
             guard case .duplicateKey("n", _)? = $0 as? JSONParseError else { return XCTFail("\($0)") }
         }
@@ -101,8 +109,10 @@ final class JSONTests: XCTestCase {
     }
 
     func testInvalidTextIsRefused() {
-        let bad = ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "+1", "tru", "nul", "\"a", "\"\\x\"",
-                   "\"\u{1}\"", "\"\\ud800\"", "\"\\udc00\"", "{a: 1}", "{\"a\" 1}", "[1 2]", "1 2", "NaN", "'a'"]
+        let bad = [
+            "", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "+1", "tru", "nul", "\"a", "\"\\x\"",
+            "\"\u{1}\"", "\"\\ud800\"", "\"\\udc00\"", "{a: 1}", "{\"a\" 1}", "[1 2]", "1 2", "NaN", "'a'",
+        ]
         for text in bad {
             XCTAssertThrowsError(try parse(text), text.debugDescription)
         }

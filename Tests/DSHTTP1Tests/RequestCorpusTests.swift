@@ -8,8 +8,8 @@ final class RequestCorpusTests: XCTestCase {
     struct Head {
         var method = "GET"
         var target = "/"
-        var path: String? = nil          // defaults to the target's part before "?"
-        var id: String? = nil            // queryParameter("id")
+        var path: String? = nil // defaults to the target's part before "?"
+        var id: String? = nil // queryParameter("id")
         var version: HTTPVersion = .http11
         var contentLength: UInt64? = nil
         var codings: [String] = []
@@ -35,8 +35,10 @@ final class RequestCorpusTests: XCTestCase {
         let line: UInt
     }
 
-    static func ok(_ name: String, _ raw: String, _ head: Head = Head(), framing: FramingOutcome = .body(.none),
-                   line: UInt = #line) -> Case {
+    static func ok(
+        _ name: String, _ raw: String, _ head: Head = Head(), framing: FramingOutcome = .body(.none),
+        line: UInt = #line
+    ) -> Case {
         Case(name: name, raw: bytes(raw), expected: .complete(head, framing), line: line)
     }
 

@@ -1,6 +1,7 @@
 import DSTestSupport
-@testable import DSHTTP1
 import XCTest
+
+@testable import DSHTTP1
 
 /// `parseRequestInfo` and the byte-range lookups the proxy routes with agree with the String
 /// forms they replace, on random heads (property tests with a fixed seed) and on the corner
@@ -46,7 +47,8 @@ final class RequestHeadInfoTests: XCTestCase {
         var segmentStart = 0
         for (i, field) in head.fields.enumerated() {
             let name = field.name(in: raw).lowercased()
-            let drop = always.contains(name) || (name == "upgrade" && !upgrading)
+            let drop =
+                always.contains(name) || (name == "upgrade" && !upgrading)
                 || (listed.contains(name) && !(upgrading && name == "upgrade"))
             guard drop else { continue }
             let lineStart = Int(field.nameStart)
@@ -60,8 +62,10 @@ final class RequestHeadInfoTests: XCTestCase {
 
     // MARK: random heads
 
-    static let names = ["Host", "Accept", "X-User", "x-user", "Cookie", "cookie", "Connection", "Keep-Alive", "TE",
-                        "Upgrade", "Proxy-Connection", "X-Hop", "x-hop", "Content-Length", "User-Agent"]
+    static let names = [
+        "Host", "Accept", "X-User", "x-user", "Cookie", "cookie", "Connection", "Keep-Alive", "TE",
+        "Upgrade", "Proxy-Connection", "X-Hop", "x-hop", "Content-Length", "User-Agent",
+    ]
     static let pieces = ["id", "ID", "x", "", "=", "a=b", "id=", "=id", "7", "abc", " ", "  id ", ";", "==", "%41", "é"]
 
     static func randomValue(_ rng: inout SeededRandom, separator: String) -> String {
@@ -80,8 +84,9 @@ final class RequestHeadInfoTests: XCTestCase {
             let value: String
             switch name.lowercased() {
             case "cookie": value = randomValue(&rng, separator: rng.next() % 2 == 0 ? ";" : "; ")
-            case "connection": value = ["close", "keep-alive", "X-Hop", "upgrade", "x-user"].shuffled(using: &rng)
-                .prefix(Int(rng.next() % 3)).joined(separator: rng.next() % 2 == 0 ? "," : " , ")
+            case "connection":
+                value = ["close", "keep-alive", "X-Hop", "upgrade", "x-user"].shuffled(using: &rng)
+                    .prefix(Int(rng.next() % 3)).joined(separator: rng.next() % 2 == 0 ? "," : " , ")
             default: value = randomValue(&rng, separator: "")
             }
             head += "\(name): \(value)\r\n"
@@ -106,18 +111,22 @@ final class RequestHeadInfoTests: XCTestCase {
                 XCTAssertEqual(str(info.path(in: bytes)), String(head.path), text.debugDescription)
                 XCTAssertEqual(str(info.query(in: bytes)), head.query.map(String.init), text.debugDescription)
                 for name in ["id", "ID", "x", "a", "é"] {
-                    XCTAssertEqual(str(info.queryParameter(name, in: bytes)), head.queryParameter(name).map(String.init),
-                                   "query \(name) in \(text.debugDescription)")
-                    XCTAssertEqual(str(info.cookie(name, in: bytes)), Self.referenceCookie(head, bytes, name),
-                                   "cookie \(name) in \(text.debugDescription)")
+                    XCTAssertEqual(
+                        str(info.queryParameter(name, in: bytes)), head.queryParameter(name).map(String.init),
+                        "query \(name) in \(text.debugDescription)")
+                    XCTAssertEqual(
+                        str(info.cookie(name, in: bytes)), Self.referenceCookie(head, bytes, name),
+                        "cookie \(name) in \(text.debugDescription)")
                 }
                 for name in ["x-user", "x-hop", "accept"] {
-                    XCTAssertEqual(str(info.firstField(named: name, in: bytes)?.valueRange), Self.referenceHeader(head, bytes, name),
-                                   "header \(name) in \(text.debugDescription)")
+                    XCTAssertEqual(
+                        str(info.firstField(named: name, in: bytes)?.valueRange), Self.referenceHeader(head, bytes, name),
+                        "header \(name) in \(text.debugDescription)")
                 }
                 for upgrading in [false, true] {
-                    XCTAssertEqual(HopByHop.keptRanges(of: head, in: bytes, upgrading: upgrading),
-                                   Self.referenceKept(head, bytes, upgrading: upgrading), text.debugDescription)
+                    XCTAssertEqual(
+                        HopByHop.keptRanges(of: head, in: bytes, upgrading: upgrading),
+                        Self.referenceKept(head, bytes, upgrading: upgrading), text.debugDescription)
                 }
             }
         }
@@ -135,8 +144,10 @@ final class RequestHeadInfoTests: XCTestCase {
             XCTAssertEqual(info.fieldCount, 3)
             XCTAssertEqual(info.length, raw.count)
             XCTAssertEqual(String(decoding: bytes[info.target], as: UTF8.self), "/x?id=1")
-            let kinds: [(String, HTTPMethodKind, Bool)] = [("GET", .get, true), ("POST", .post, false), ("PUT", .put, true),
-                                                           ("DELETE", .delete, true), ("PATCH", .patch, false), ("get", .other, false)]
+            let kinds: [(String, HTTPMethodKind, Bool)] = [
+                ("GET", .get, true), ("POST", .post, false), ("PUT", .put, true),
+                ("DELETE", .delete, true), ("PATCH", .patch, false), ("get", .other, false),
+            ]
             for (method, kind, idempotent) in kinds {
                 let r = Array("\(method) / HTTP/1.1\r\nHost: a\r\n\r\n".utf8)
                 let parsed = r.withUnsafeBytes { HeadParser().parseRequestInfo($0) }

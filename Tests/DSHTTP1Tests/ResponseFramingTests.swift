@@ -20,8 +20,10 @@ final class ResponseFramingTests: XCTestCase {
         let line: UInt
     }
 
-    static func c(_ name: String, _ raw: String, method: String = "GET", status: Int, version: HTTPVersion = .http11,
-                  keeps: Bool = true, _ want: Want, line: UInt = #line) -> Case {
+    static func c(
+        _ name: String, _ raw: String, method: String = "GET", status: Int, version: HTTPVersion = .http11,
+        keeps: Bool = true, _ want: Want, line: UInt = #line
+    ) -> Case {
         Case(name: name, raw: raw, method: method, status: status, version: version, keeps: keeps, want: want, line: line)
     }
 

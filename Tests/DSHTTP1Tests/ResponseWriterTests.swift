@@ -6,14 +6,18 @@ final class ResponseWriterTests: XCTestCase {
     private func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
     func testExactBytes() {
-        XCTAssertEqual(text(ResponseWriter.response(status: .ok, body: "{\"a\": 1}", close: false)),
-                       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\": 1}")
-        XCTAssertEqual(text(ResponseWriter.response(status: .ok, contentType: nil, body: "", close: false)),
-                       "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        XCTAssertEqual(text(ResponseWriter.response(status: .notFound, contentType: "text/plain", body: "no", close: true)),
-                       "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno")
-        XCTAssertEqual(text(ResponseWriter.response(status: .created, body: "x", close: false, extraHeaders: "X-A: 1\r\nX-B: 2\r\n")),
-                       "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 1\r\nX-A: 1\r\nX-B: 2\r\n\r\nx")
+        XCTAssertEqual(
+            text(ResponseWriter.response(status: .ok, body: "{\"a\": 1}", close: false)),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"a\": 1}")
+        XCTAssertEqual(
+            text(ResponseWriter.response(status: .ok, contentType: nil, body: "", close: false)),
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        XCTAssertEqual(
+            text(ResponseWriter.response(status: .notFound, contentType: "text/plain", body: "no", close: true)),
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno")
+        XCTAssertEqual(
+            text(ResponseWriter.response(status: .created, body: "x", close: false, extraHeaders: "X-A: 1\r\nX-B: 2\r\n")),
+            "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 1\r\nX-A: 1\r\nX-B: 2\r\n\r\nx")
     }
 
     func testContentLengthCountsUTF8Bytes() {
@@ -80,7 +84,8 @@ final class ResponseWriterTests: XCTestCase {
         417: "Expectation Failed", 421: "Misdirected Request", 422: "Unprocessable Content", 426: "Upgrade Required",
         428: "Precondition Required", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
         500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
-        504: "Gateway Timeout", 505: "HTTP Version Not Supported", 507: "Insufficient Storage", 511: "Network Authentication Required",
+        504: "Gateway Timeout", 505: "HTTP Version Not Supported", 507: "Insufficient Storage",
+        511: "Network Authentication Required",
     ]
 
     /// The type covers exactly the RFCs' statuses, and every one is written with its phrase.
@@ -90,9 +95,11 @@ final class ResponseWriterTests: XCTestCase {
             let phrase = Self.rfcPhrases[status.code] ?? "?"
             let expected = "HTTP/1.1 \(status.code) \(phrase)"
             XCTAssertEqual(status.statusLine, expected)
-            for out in [ResponseWriter.response(status: status, body: "", close: false),
-                        ResponseWriter.failure(status: status, message: "m", close: true),
-                        ResponseWriter.head(status: status, contentType: "text/plain", contentLength: 0, close: false)] {
+            for out in [
+                ResponseWriter.response(status: status, body: "", close: false),
+                ResponseWriter.failure(status: status, message: "m", close: true),
+                ResponseWriter.head(status: status, contentType: "text/plain", contentLength: 0, close: false),
+            ] {
                 XCTAssertEqual(text(Array(out.prefix(while: { $0 != 13 }))), expected)
             }
         }
@@ -140,8 +147,9 @@ final class ResponseWriterTests: XCTestCase {
                 guard let status = byName[name] else { continue }
                 emitted.insert(status.code)
             }
-            XCTAssertEqual(handWritten.numberOfMatches(in: source, range: range), 0,
-                           "\(relative) writes a status line by hand; use HTTPStatus")
+            XCTAssertEqual(
+                handWritten.numberOfMatches(in: source, range: range), 0,
+                "\(relative) writes a status line by hand; use HTTPStatus")
         }
         XCTAssertGreaterThan(files, 50, "the walk did not find Sources/ at \(sources.path)")
         // The statuses ds-lb and ds-server answer with: the walk must find each of them.
@@ -150,8 +158,9 @@ final class ResponseWriterTests: XCTestCase {
         }
         for code in emitted.sorted() {
             let status = try XCTUnwrap(HTTPStatus(rawValue: code))
-            XCTAssertEqual(text(Array(ResponseWriter.failure(status: status, message: "m", close: true).prefix(while: { $0 != 13 }))),
-                           "HTTP/1.1 \(code) \(Self.rfcPhrases[code] ?? "?")")
+            XCTAssertEqual(
+                text(Array(ResponseWriter.failure(status: status, message: "m", close: true).prefix(while: { $0 != 13 }))),
+                "HTTP/1.1 \(code) \(Self.rfcPhrases[code] ?? "?")")
         }
     }
 }

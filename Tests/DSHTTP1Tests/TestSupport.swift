@@ -1,7 +1,6 @@
 import DSHTTP1
 import XCTest
 
-
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
 func parseRequest(_ raw: [UInt8], limits: HTTPLimits = HTTPLimits(), from: Int = 0) -> HeadParseResult<RequestHead> {
@@ -31,8 +30,9 @@ enum Summary: Equatable, CustomStringConvertible {
         case .incomplete: self = .incomplete
         case .failed(let error): self = .failed(error.status.code)
         case .complete(let h):
-            self = .complete(method: h.method, target: h.target, length: h.length, contentLength: h.contentLength,
-                             codings: h.transferCodings, fields: h.fields.count)
+            self = .complete(
+                method: h.method, target: h.target, length: h.length, contentLength: h.contentLength,
+                codings: h.transferCodings, fields: h.fields.count)
         }
     }
 

@@ -1,13 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import DSHTTP1
+import DSReactor
+import DSSystem
 import Dispatch
 import Foundation
 import XCTest
-import DSHTTP1
+
 @testable import DSHTTPClient
-import DSReactor
-import DSSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The blocking facade: an answer, each way a blocking call ends without one, calls from
 /// several threads at once, and its loop thread ending with it.
@@ -98,8 +100,10 @@ final class BlockingHTTPClientTests: XCTestCase {
     /// The names of this process's threads.
     private static func threadNames() -> Set<String> {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
-        return Set(tasks.compactMap { task in
-            (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        })
+        return Set(
+            tasks.compactMap { task in
+                (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?.trimmingCharacters(
+                    in: .whitespacesAndNewlines)
+            })
     }
 }

@@ -1,20 +1,24 @@
+import DSHTTP1
+import DSReactor
+import DSSystem
+import Dispatch
+import XCTest
+
+@testable import DSHTTPClient
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
-import XCTest
-import DSHTTP1
-@testable import DSHTTPClient
-import DSReactor
-import DSSystem
 
 /// The shared client on the wire, against `ScriptedServer`: every framing of a body, keep-alive
 /// reuse, a streamed body, and each way an exchange fails.
 final class HTTPClientTests: XCTestCase {
     /// One exchange of `request` with a server running `script`; nil when no answer came at all.
-    private func exchange(_ request: HTTPClientRequest = .get("/"), timeout: Duration = .seconds(10),
-                          options: HTTPClientOptions = HTTPClientOptions(),
-                          script: @escaping @Sendable (ScriptedServer.Peer) -> Void) throws -> Result<HTTPClientResponse, HTTPClientError> {
+    private func exchange(
+        _ request: HTTPClientRequest = .get("/"), timeout: Duration = .seconds(10),
+        options: HTTPClientOptions = HTTPClientOptions(),
+        script: @escaping @Sendable (ScriptedServer.Peer) -> Void
+    ) throws -> Result<HTTPClientResponse, HTTPClientError> {
         let server = try ScriptedServer(script: script)
         defer { server.stop() }
         let harness = try ClientHarness(address: server.address, options: options)
@@ -24,8 +28,9 @@ final class HTTPClientTests: XCTestCase {
 
     func testContentLengthBodyAndTheRequestAsFramed() throws {
         let seen = Locked<(head: String, body: String)?>(nil)
-        let request = HTTPClientRequest(method: "POST", target: "/v3/kv/put", host: "etcd:2379",
-                                        headers: [("Content-Type", "application/json")], body: Array(#"{"key":"a"}"#.utf8), keepAlive: false)
+        let request = HTTPClientRequest(
+            method: "POST", target: "/v3/kv/put", host: "etcd:2379",
+            headers: [("Content-Type", "application/json")], body: Array(#"{"key":"a"}"#.utf8), keepAlive: false)
         let response = try exchange(request) { peer in
             seen.withLock { $0 = peer.readRequest() }
             peer.write("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"id\":\"a\"}\n")
@@ -34,7 +39,10 @@ final class HTTPClientTests: XCTestCase {
         XCTAssertEqual(response.header("content-type"), "application/json")
         XCTAssertEqual(String(decoding: response.body, as: UTF8.self), "{\"id\":\"a\"}\n")
         let request0 = try XCTUnwrap(seen.withLock { $0 })
-        XCTAssertEqual(request0.head, "POST /v3/kv/put HTTP/1.1\r\nHost: etcd:2379\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 11")
+        XCTAssertEqual(
+            request0.head,
+            "POST /v3/kv/put HTTP/1.1\r\nHost: etcd:2379\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 11"
+        )
         XCTAssertEqual(request0.body, #"{"key":"a"}"#)
     }
 
@@ -78,7 +86,9 @@ final class HTTPClientTests: XCTestCase {
             client.send(.get("/one"), timeout: .seconds(10)) { first in
                 bodies.withLock { $0.append((try? first.get()).map { String(decoding: $0.body, as: UTF8.self) } ?? "\(first)") }
                 client.send(.get("/two"), timeout: .seconds(10)) { second in
-                    bodies.withLock { $0.append((try? second.get()).map { String(decoding: $0.body, as: UTF8.self) } ?? "\(second)") }
+                    bodies.withLock {
+                        $0.append((try? second.get()).map { String(decoding: $0.body, as: UTF8.self) } ?? "\(second)")
+                    }
                     done.signal()
                 }
             }
@@ -109,7 +119,9 @@ final class HTTPClientTests: XCTestCase {
         let testDone = DispatchSemaphore(value: 0)
         let connections = Locked(0)
         let server = try ScriptedServer { peer in
-            let first = connections.withLock { $0 += 1; return $0 == 1 }
+            let first = connections.withLock {
+                $0 += 1; return $0 == 1
+            }
             _ = peer.readRequest(withBody: !first)
             peer.write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
             // The first connection reads no more: the client's socket buffers fill up.
@@ -120,7 +132,8 @@ final class HTTPClientTests: XCTestCase {
         let harness = try ClientHarness(address: server.address)
         defer { harness.stop() }
         // Larger than what loopback socket buffers hold, so the body cannot all be sent.
-        let large = HTTPClientRequest(method: "PUT", target: "/large", host: "test", body: [UInt8](repeating: 120, count: 32 << 20))
+        let large = HTTPClientRequest(
+            method: "PUT", target: "/large", host: "test", body: [UInt8](repeating: 120, count: 32 << 20))
         XCTAssertEqual(try XCTUnwrap(harness.send(large)).get().status, 200)
         XCTAssertEqual(try XCTUnwrap(harness.send(.get("/next"), timeout: .seconds(5))).get().status, 200)
         XCTAssertEqual(server.accepted.withLock { $0 }, 2)
@@ -144,13 +157,16 @@ final class HTTPClientTests: XCTestCase {
         let ended = DispatchSemaphore(value: 0)
         let end = Locked<Result<Void, HTTPClientError>?>(nil)
         harness.withClient { client in
-            client.stream(.get("/watch"), timeout: .seconds(10), onHead: { head in status.withLock { $0 = head.status } }, onBody: { bytes in
-                pieces.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
-                if pieces.withLock({ $0.count }) == 1 { firstSeen.signal() }
-            }, onEnd: { result in
-                end.withLock { $0 = result }
-                ended.signal()
-            })
+            client.stream(
+                .get("/watch"), timeout: .seconds(10), onHead: { head in status.withLock { $0 = head.status } },
+                onBody: { bytes in
+                    pieces.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) }
+                    if pieces.withLock({ $0.count }) == 1 { firstSeen.signal() }
+                },
+                onEnd: { result in
+                    end.withLock { $0 = result }
+                    ended.signal()
+                })
         }
         XCTAssertEqual(ended.wait(timeout: .now() + 15), .success)
         XCTAssertEqual(status.withLock { $0 }, 200)
@@ -171,8 +187,10 @@ final class HTTPClientTests: XCTestCase {
         let headSeen = DispatchSemaphore(value: 0)
         let ends = Locked(0)
         let exchange = harness.withClient { client in
-            UncheckedBox(client.stream(.get("/watch"), timeout: .milliseconds(50), onHead: { _ in headSeen.signal() }, onBody: { _ in },
-                                       onEnd: { _ in ends.withLock { $0 += 1 } }))
+            UncheckedBox(
+                client.stream(
+                    .get("/watch"), timeout: .milliseconds(50), onHead: { _ in headSeen.signal() }, onBody: { _ in },
+                    onEnd: { _ in ends.withLock { $0 += 1 } }))
         }
         XCTAssertEqual(headSeen.wait(timeout: .now() + 10), .success)
         // A timer past the head timeout, on the same loop: had the timeout still been armed, it would have fired first.
@@ -226,7 +244,9 @@ final class HTTPClientTests: XCTestCase {
         }
         XCTAssertFalse(calledBack, "called back from inside send")
         XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
-        guard case .connectFailed(let cause)? = result.withLock({ $0 })?.failure else { return XCTFail("\(String(describing: result.withLock { $0 }))") }
+        guard case .connectFailed(let cause)? = result.withLock({ $0 })?.failure else {
+            return XCTFail("\(String(describing: result.withLock { $0 }))")
+        }
         XCTAssertEqual(cause.errno, ENOENT)
     }
 
@@ -274,10 +294,13 @@ final class HTTPClientTests: XCTestCase {
 /// Framing a request and decoding a response, without sockets.
 final class HTTPClientFramingTests: XCTestCase {
     func testARequestWithoutABodyThatExpectsOneSaysItsLength() throws {
-        let bytes = try HTTPClientRequest(method: "POST", target: "/start", host: "docker", headers: [("User-Agent", "ds-lb")],
-                                          keepAlive: false).serialized()
-        XCTAssertEqual(String(decoding: bytes, as: UTF8.self),
-                       "POST /start HTTP/1.1\r\nHost: docker\r\nUser-Agent: ds-lb\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        let bytes = try HTTPClientRequest(
+            method: "POST", target: "/start", host: "docker", headers: [("User-Agent", "ds-lb")],
+            keepAlive: false
+        ).serialized()
+        XCTAssertEqual(
+            String(decoding: bytes, as: UTF8.self),
+            "POST /start HTTP/1.1\r\nHost: docker\r\nUser-Agent: ds-lb\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
     }
 
     func testFieldsThatWouldChangeTheFramingAreRefused() {
@@ -303,7 +326,8 @@ final class HTTPClientFramingTests: XCTestCase {
     }
 
     func testAHeadResponseHasNoBody() throws {
-        let response = try HTTPResponseDecoder.decodeWhole(Array("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".utf8), requestMethod: "HEAD")
+        let response = try HTTPResponseDecoder.decodeWhole(
+            Array("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".utf8), requestMethod: "HEAD")
         XCTAssertEqual(response.body, [])
     }
 }

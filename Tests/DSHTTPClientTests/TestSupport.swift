@@ -1,13 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import DSHTTP1
+import DSReactor
+import DSSystem
 import Dispatch
 import Foundation
 import XCTest
-import DSHTTP1
+
 @testable import DSHTTPClient
-import DSReactor
-import DSSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A server for the client's tests, on 127.0.0.1 or a unix socket in a temporary directory:
 /// each connection is served by `script` on a thread of its own with blocking calls (every read
@@ -82,9 +84,13 @@ final class ScriptedServer: @unchecked Sendable {
             address.sun_family = sa_family_t(AF_UNIX)
             withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: Array(path.utf8)) }
             let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
             }
-            guard bound == 0, listen(listener, 16) == 0 else { throw SyscallError(errno: errno, function: "bind/listen(\(path))") }
+            guard bound == 0, listen(listener, 16) == 0 else {
+                throw SyscallError(errno: errno, function: "bind/listen(\(path))")
+            }
             fd = listener
             self.address = .unix(path: path)
         } else {
@@ -157,7 +163,9 @@ final class ClientHarness: @unchecked Sendable {
     func withClient<T>(_ body: @escaping (HTTPClient) -> T) -> T { onLoop { body(self.client!) } }
 
     /// One whole exchange, waited for (up to `wait` seconds).
-    func send(_ request: HTTPClientRequest, timeout: Duration = .seconds(10), wait: Double = 15) -> Result<HTTPClientResponse, HTTPClientError>? {
+    func send(
+        _ request: HTTPClientRequest, timeout: Duration = .seconds(10), wait: Double = 15
+    ) -> Result<HTTPClientResponse, HTTPClientError>? {
         let result = Locked<Result<HTTPClientResponse, HTTPClientError>?>(nil)
         let done = DispatchSemaphore(value: 0)
         withClient { client in

@@ -1,10 +1,13 @@
 import XCTest
+
 @testable import DSHashing
 
 final class AssignmentTests: XCTestCase {
-    private let three = [HashMember(name: "server-1", number: 1),
-                         HashMember(name: "server-2", number: 2),
-                         HashMember(name: "server-3", number: 3)]
+    private let three = [
+        HashMember(name: "server-1", number: 1),
+        HashMember(name: "server-2", number: 2),
+        HashMember(name: "server-3", number: 3),
+    ]
 
     func testAlgorithmName() {
         XCTAssertEqual(Assignment.algorithmName, "assignment")

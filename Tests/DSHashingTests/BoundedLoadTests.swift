@@ -1,16 +1,21 @@
 import XCTest
+
 @testable import DSHashing
 
 final class BoundedLoadTests: XCTestCase {
     func testCapacityFormula() {
         let b = BoundedLoad(RendezvousTable(members: servers(4)), balanceFactor: 1.25)
-        XCTAssertEqual(b.capacity(of: 0, totalInFlight: 0), 1)     // ⌈1.25 · 1 / 4⌉
-        XCTAssertEqual(b.capacity(of: 0, totalInFlight: 99), 32)   // ⌈1.25 · 100 / 4⌉ = ⌈31.25⌉
-        XCTAssertEqual(b.capacity(of: 0, totalInFlight: 15), 5)    // ⌈1.25 · 16 / 4⌉ = 5 exactly
+        XCTAssertEqual(b.capacity(of: 0, totalInFlight: 0), 1) // ⌈1.25 · 1 / 4⌉
+        XCTAssertEqual(b.capacity(of: 0, totalInFlight: 99), 32) // ⌈1.25 · 100 / 4⌉ = ⌈31.25⌉
+        XCTAssertEqual(b.capacity(of: 0, totalInFlight: 15), 5) // ⌈1.25 · 16 / 4⌉ = 5 exactly
         XCTAssertEqual(b.capacity(of: 3, totalInFlight: 1 << 40), Int((1.25 * Double((1 << 40) + 1) / 4).rounded(.up)))
-        let weighted = BoundedLoad(Ring(members: [HashMember(name: "a", number: 1, weight: 3),
-                                                  HashMember(name: "b", number: 2, weight: 1)], pointsPerWeight: 10),
-                                   balanceFactor: 1.0)
+        let weighted = BoundedLoad(
+            Ring(
+                members: [
+                    HashMember(name: "a", number: 1, weight: 3),
+                    HashMember(name: "b", number: 2, weight: 1),
+                ], pointsPerWeight: 10),
+            balanceFactor: 1.0)
         XCTAssertEqual(weighted.capacity(of: 0, totalInFlight: 7), 6) // 8 · 3/4
         XCTAssertEqual(weighted.capacity(of: 1, totalInFlight: 7), 2) // 8 · 1/4
     }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DSHashing
 
 /// Determinism, for every algorithm: a table is a function of the member *set* only.
@@ -45,7 +46,9 @@ final class DeterminismTests: XCTestCase {
         var rng = SplitMix64(seed: 77)
         return (0..<count).map { _ in
             var names: [String] = []
-            table.forEachCandidate(rng.next()) { names.append(table.members[$0].name); return true }
+            table.forEachCandidate(rng.next()) {
+                names.append(table.members[$0].name); return true
+            }
             return names
         }
     }
@@ -69,8 +72,9 @@ final class DeterminismTests: XCTestCase {
                     XCTAssertEqual(Self.candidateNames(shuffled), Self.candidateNames(ascending), "\(algorithm) candidates")
                 }
                 // Sanity: the routing is not degenerate (everyone who fits gets keys).
-                XCTAssertGreaterThan(Set(reference.split(separator: 0)).count, algorithm == .assignment ? 2 : n / 2,
-                                     "\(algorithm) n=\(n)")
+                XCTAssertGreaterThan(
+                    Set(reference.split(separator: 0)).count, algorithm == .assignment ? 2 : n / 2,
+                    "\(algorithm) n=\(n)")
             }
         }
     }
@@ -91,12 +95,14 @@ final class DeterminismTests: XCTestCase {
                 XCTAssertFalse(owners.contains(victim), "\(algorithm): \(victim) still routed to")
                 // Re-added as a new value (same name, number, weight), at the end of the list.
                 let old = all.first { $0.name == victim }!
-                let back = HashMember(name: String(decoding: Array(victim.utf8), as: UTF8.self),
-                                      number: old.number, weight: old.weight)
+                let back = HashMember(
+                    name: String(decoding: Array(victim.utf8), as: UTF8.self),
+                    number: old.number, weight: old.weight)
                 let readded = algorithm.build(without + [back])
                 XCTAssertTrue(Self.routingBytes(readded) == before, "\(algorithm): \(victim) did not get exactly its keys back")
-                XCTAssertEqual(Self.candidateNames(readded, count: 20), Self.candidateNames(original, count: 20),
-                               "\(algorithm): candidate order after re-adding \(victim)")
+                XCTAssertEqual(
+                    Self.candidateNames(readded, count: 20), Self.candidateNames(original, count: 20),
+                    "\(algorithm): candidate order after re-adding \(victim)")
             }
         }
     }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DSHashing
 
 final class HashAnalysisTests: XCTestCase {
@@ -17,7 +18,11 @@ final class HashAnalysisTests: XCTestCase {
         XCTAssertEqual(a.ends, b.ends)
         var first = ""
         a.forEach(0..<1) { first = String(decoding: $0, as: UTF8.self) }
-        XCTAssertEqual(UInt64(first), { var r = SplitMix64(seed: 9); return r.next() }())
+        XCTAssertEqual(
+            UInt64(first),
+            {
+                var r = SplitMix64(seed: 9); return r.next()
+            }())
     }
 
     /// Small run: the report's figures are the real ones (moved = the removed member's share for
@@ -52,18 +57,21 @@ final class HashAnalysisTests: XCTestCase {
     }
 
     func testTextReport() {
-        let r = HashAnalysis.Report(algorithm: "ring", servers: 10, keys: 1000, maxOverAvg: 1.23456,
-                                    stddevShare: 0.0712, movedFraction: 0.1234, idealMovedFraction: 0.1,
-                                    lookupNs: 41.25, buildMs: 2.5)
-        XCTAssertEqual(r.text.split(separator: "\n").map(String.init), [
-            "algorithm     ring",
-            "servers       10",
-            "keys          1000",
-            "balance       max/avg 1.2346, stddev of share 7.12 % of the mean",
-            "moved         12.340 % of keys (ideal 10.000 %, 1.234 × ideal)",
-            "lookup        41.3 ns median, including key hashing",
-            "build         2.500 ms median",
-        ])
+        let r = HashAnalysis.Report(
+            algorithm: "ring", servers: 10, keys: 1000, maxOverAvg: 1.23456,
+            stddevShare: 0.0712, movedFraction: 0.1234, idealMovedFraction: 0.1,
+            lookupNs: 41.25, buildMs: 2.5)
+        XCTAssertEqual(
+            r.text.split(separator: "\n").map(String.init),
+            [
+                "algorithm     ring",
+                "servers       10",
+                "keys          1000",
+                "balance       max/avg 1.2346, stddev of share 7.12 % of the mean",
+                "moved         12.340 % of keys (ideal 10.000 %, 1.234 × ideal)",
+                "lookup        41.3 ns median, including key hashing",
+                "build         2.500 ms median",
+            ])
         var none = r
         none.movedFraction = nil
         none.idealMovedFraction = nil

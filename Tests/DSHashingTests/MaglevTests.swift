@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DSHashing
 
 final class MaglevTests: XCTestCase {
@@ -39,9 +40,12 @@ final class MaglevTests: XCTestCase {
 
     /// Weight 2 gets twice the slots of weight 1 (to within one round).
     func testWeights() {
-        let t = Maglev(members: [HashMember(name: "a", number: 1, weight: 2),
-                                 HashMember(name: "b", number: 2, weight: 1),
-                                 HashMember(name: "c", number: 3, weight: 1)], tableSize: 10007)
+        let t = Maglev(
+            members: [
+                HashMember(name: "a", number: 1, weight: 2),
+                HashMember(name: "b", number: 2, weight: 1),
+                HashMember(name: "c", number: 3, weight: 1),
+            ], tableSize: 10007)
         var owned = [0, 0, 0]
         for e in t.table { owned[Int(e)] += 1 }
         XCTAssertEqual(Double(owned[0]) / Double(owned[1]), 2.0, accuracy: 0.01)
@@ -66,8 +70,11 @@ final class MaglevTests: XCTestCase {
         for k in keys {
             let before = full.members[full.lookup(k)!].name
             let after = smaller.members[smaller.lookup(k)!].name
-            if before == "server-17" { ownedByRemoved += 1; if after != before { movedOfRemoved += 1 } }
-            else if after != before { collateral += 1 }
+            if before == "server-17" {
+                ownedByRemoved += 1; if after != before { movedOfRemoved += 1 }
+            } else if after != before {
+                collateral += 1
+            }
         }
         XCTAssertEqual(movedOfRemoved, ownedByRemoved)
         let ratio = Double(ownedByRemoved + collateral) / Double(keys.count) / (1.0 / 50)

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DSHashing
 
 final class RendezvousTableTests: XCTestCase {
@@ -71,9 +72,11 @@ final class RendezvousTableTests: XCTestCase {
     }
 
     func testWeightsScaleTheShare() {
-        let t = RendezvousTable(members: [HashMember(name: "big", number: 1, weight: 3),
-                                          HashMember(name: "a", number: 2),
-                                          HashMember(name: "b", number: 3)])
+        let t = RendezvousTable(members: [
+            HashMember(name: "big", number: 1, weight: 3),
+            HashMember(name: "a", number: 2),
+            HashMember(name: "b", number: 3),
+        ])
         let c = counts(t, randomKeys(100_000, seed: 31))
         let big = c[t.members.firstIndex { $0.name == "big" }!]
         XCTAssertEqual(Double(big) / 100_000, 0.6, accuracy: 0.02)
@@ -105,18 +108,23 @@ final class RendezvousTableTests: XCTestCase {
         // (members, cells, groupShift, fallbackShift): N = 300 and 1000 use UInt16 lists; g = 1
         // puts everyone in every cell; fallback blocks from 2 cells, from the whole group, and
         // larger than the group (the whole group).
-        let shapes = [(5, 1 << 10, 6, 3), (110, 1 << 12, 6, 3), (300, 1 << 10, 6, 3), (1000, 1 << 12, 6, 3),
-                      (255, 16, 0, 3), (40, 1 << 9, 8, 1), (40, 1 << 8, 4, 1), (3, 1 << 9, 6, 6), (7, 1 << 9, 4, 9)]
+        let shapes = [
+            (5, 1 << 10, 6, 3), (110, 1 << 12, 6, 3), (300, 1 << 10, 6, 3), (1000, 1 << 12, 6, 3),
+            (255, 16, 0, 3), (40, 1 << 9, 8, 1), (40, 1 << 8, 4, 1), (3, 1 << 9, 6, 6), (7, 1 << 9, 4, 9),
+        ]
         for (n, cellCount, groupShift, fallbackShift) in shapes {
-            let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift,
-                                    fallbackShift: fallbackShift)
+            let t = RendezvousTable(
+                members: servers(n), cellCount: cellCount, groupShift: groupShift,
+                fallbackShift: fallbackShift)
             // Plain byte lists of 1–3 members live in `starts` itself; both kinds are looked up.
             if n <= RendezvousTable.narrowLimit {
                 XCTAssertTrue(t.starts.contains { $0 & RendezvousTable.inlineFlag != 0 }, "n = \(n)")
             }
             for k in randomKeys(2000, seed: UInt64(n)) {
                 var first: Int?
-                t.forEachCandidate(k) { first = $0; return false }
+                t.forEachCandidate(k) {
+                    first = $0; return false
+                }
                 XCTAssertEqual(t.lookup(k), first, "n = \(n), key \(k)")
             }
         }
@@ -127,11 +135,14 @@ final class RendezvousTableTests: XCTestCase {
     /// 2^fallbackShift cells (at most the group).
     func testCandidateListsFollowTheDefinition() {
         // N = 254 and 255: the last plain and the first gap-coded lists; N = 1500 has gaps past 255.
-        let shapes = [(3, 1 << 8, 6, 3), (40, 1 << 8, 6, 3), (100, 1 << 9, 6, 3), (300, 1 << 7, 3, 1), (7, 64, 6, 2),
-                      (20, 1 << 9, 8, 3), (254, 1 << 7, 6, 3), (255, 1 << 7, 6, 3), (1500, 1 << 7, 6, 3)]
+        let shapes = [
+            (3, 1 << 8, 6, 3), (40, 1 << 8, 6, 3), (100, 1 << 9, 6, 3), (300, 1 << 7, 3, 1), (7, 64, 6, 2),
+            (20, 1 << 9, 8, 3), (254, 1 << 7, 6, 3), (255, 1 << 7, 6, 3), (1500, 1 << 7, 6, 3),
+        ]
         for (n, cellCount, groupShift, fallbackShift) in shapes {
-            let t = RendezvousTable(members: servers(n), cellCount: cellCount, groupShift: groupShift,
-                                    fallbackShift: fallbackShift)
+            let t = RendezvousTable(
+                members: servers(n), cellCount: cellCount, groupShift: groupShift,
+                fallbackShift: fallbackShift)
             let groupSize = 1 << groupShift
             for c in 0..<cellCount {
                 let group = c >> groupShift, offset = c & (groupSize - 1)
@@ -178,7 +189,9 @@ final class RendezvousTableTests: XCTestCase {
             }
             for k in randomKeys(20, seed: UInt64(n)) {
                 var first: Int?
-                t.forEachCandidate(k) { first = $0; return false }
+                t.forEachCandidate(k) {
+                    first = $0; return false
+                }
                 XCTAssertEqual(t.lookup(k), first, "n = \(n), key \(k)")
             }
         }

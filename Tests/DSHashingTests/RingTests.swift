@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DSHashing
 
 final class RingTests: XCTestCase {
@@ -21,9 +22,12 @@ final class RingTests: XCTestCase {
     }
 
     func testPointCountFollowsWeight() {
-        let ring = Ring(members: [HashMember(name: "a", number: 1, weight: 3),
-                                  HashMember(name: "b", number: 2, weight: 0)],
-                        pointsPerWeight: 10)
+        let ring = Ring(
+            members: [
+                HashMember(name: "a", number: 1, weight: 3),
+                HashMember(name: "b", number: 2, weight: 0),
+            ],
+            pointsPerWeight: 10)
         XCTAssertEqual(ring.points.count, 40) // weight 0 is clamped to 1
         XCTAssertEqual(ring.owners.filter { $0 == 0 }.count, 30)
         XCTAssertTrue(zip(ring.points, ring.points.dropFirst()).allSatisfy { $0 <= $1 })
@@ -89,7 +93,9 @@ final class RingTests: XCTestCase {
     func testCandidatesStopWhenAsked() {
         let ring = Ring(members: servers(10))
         var seen = 0
-        ring.forEachCandidate(99) { _ in seen += 1; return seen < 3 }
+        ring.forEachCandidate(99) { _ in
+            seen += 1; return seen < 3
+        }
         XCTAssertEqual(seen, 3)
     }
 

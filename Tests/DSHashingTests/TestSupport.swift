@@ -34,7 +34,9 @@ func ownerNames(_ table: some ConsistentHash, _ keys: [UInt64]) -> [String] {
 /// All candidates for `key`, in order.
 func candidates(_ table: some ConsistentHash, _ key: UInt64) -> [Int] {
     var out: [Int] = []
-    table.forEachCandidate(key) { out.append($0); return true }
+    table.forEachCandidate(key) {
+        out.append($0); return true
+    }
     return out
 }
 

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DSHashing
 
 final class XXH64Tests: XCTestCase {
@@ -15,8 +16,9 @@ final class XXH64Tests: XCTestCase {
         XCTAssertEqual(XXH64.hash("Nobody inspects the spammish repetition", seed: 0), 0xFBCE_A83C_8A37_8BF1)
         XCTAssertEqual(XXH64.hash("server-1", seed: 7), 0x205D_81BE_8F9A_4F58)
         XCTAssertEqual(XXH64.hash("abcdefghijklmnopqrstuvwxyz012345", seed: 0), 0xBF2C_D639_B414_3B80)
-        XCTAssertEqual(XXH64.hash("abcdefghijklmnopqrstuvwxyz0123456789", seed: 0x9E37_79B9_7F4A_7C15),
-                       0xF398_96CF_9A49_A16E)
+        XCTAssertEqual(
+            XXH64.hash("abcdefghijklmnopqrstuvwxyz0123456789", seed: 0x9E37_79B9_7F4A_7C15),
+            0xF398_96CF_9A49_A16E)
         XCTAssertEqual(h(Array(0..<100)), 0x6AC1_E580_3216_6597)
         XCTAssertEqual(h(Array(0..<100), seed: 12345), 0x028B_A1AE_2DE4_DE27)
     }

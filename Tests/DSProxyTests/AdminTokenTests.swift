@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DSProxy
 
 final class AdminTokenTests: XCTestCase {
@@ -13,9 +14,11 @@ final class AdminTokenTests: XCTestCase {
 
     func testRefusesOtherSchemesWrongTokensAndPrefixes() throws {
         let token = try AdminToken(secret)
-        for value in ["", "Bearer", "Bearer ", "Basic \(secret)", "Bearer\(secret)", "Bearer \(secret)x",
-                      "Bearer \(secret.dropLast())", "Bearer x\(secret)", "Token \(secret)",
-                      "Bearer \(secret.uppercased())"] {
+        for value in [
+            "", "Bearer", "Bearer ", "Basic \(secret)", "Bearer\(secret)", "Bearer \(secret)x",
+            "Bearer \(secret.dropLast())", "Bearer x\(secret)", "Token \(secret)",
+            "Bearer \(secret.uppercased())",
+        ] {
             XCTAssertFalse(token.accepts(authorization: Array(value.utf8)), "accepted \(value.debugDescription)")
         }
     }

@@ -1,8 +1,9 @@
-import XCTest
 import DSBalancer
-import DSHashing
 import DSHTTP1
+import DSHashing
 import DSSystem
+import XCTest
+
 @testable import DSProxy
 
 /// The key chain as the proxy applies it: `hashedKey` (hot path) and `key` (logs) agree, the
@@ -10,8 +11,9 @@ import DSSystem
 final class KeyExtractionTests: XCTestCase {
     private let peer = try! SocketAddress.parse("127.0.0.7:40000")
     private let snapshots = HashAlgorithm.allCases.map { algorithm in
-        Snapshot(generation: 1, backends: (1...3).map { Backend(name: "server-\($0)", number: $0, host: "127.0.0.1", port: 9000) },
-                 algorithm: algorithm)
+        Snapshot(
+            generation: 1, backends: (1...3).map { Backend(name: "server-\($0)", number: $0, host: "127.0.0.1", port: 9000) },
+            algorithm: algorithm)
     }
 
     /// Parses `head` and hands `body` the head and its bytes.
@@ -30,16 +32,19 @@ final class KeyExtractionTests: XCTestCase {
     }
 
     /// The text `key` gives and the hash `hashedKey` gives, drawing the same random ids.
-    private func keys(_ chain: String, _ head: String, peer: SocketAddress?, snapshot: Snapshot,
-                      seed: UInt64 = 7) throws -> (text: String, hashed: UInt64) {
+    private func keys(
+        _ chain: String, _ head: String, peer: SocketAddress?, snapshot: Snapshot,
+        seed: UInt64 = 7
+    ) throws -> (text: String, hashed: UInt64) {
         let extractor = try KeyExtractor(parsing: chain)
         return try withHead(head) { info, raw in
             var forText = RandomRequestIDs(seed: seed)
             var forHash = RandomRequestIDs(seed: seed)
             let text = extractor.key(for: info, headBytes: raw, peer: peer, random: &forText)
             let clientKey = Array((peer?.host ?? "").utf8)
-            let hashed = extractor.hashedKey(for: info, headBytes: raw, clientKey: clientKey, random: &forHash,
-                                             snapshot: snapshot)
+            let hashed = extractor.hashedKey(
+                for: info, headBytes: raw, clientKey: clientKey, random: &forHash,
+                snapshot: snapshot)
             return (text, hashed)
         }
     }
@@ -47,7 +52,8 @@ final class KeyExtractionTests: XCTestCase {
     func testBothExtractorsAgreeAndUseOnlyTheNamedSources() throws {
         let get = "GET /home HTTP/1.1\r\nHost: a\r\n\r\n"
         let withID = "GET /home?id=123456&x=1 HTTP/1.1\r\nHost: a\r\n\r\n"
-        let withHeaderAndCookie = "GET /p/q?id=&z HTTP/1.1\r\nHost: a\r\nX-User: alice\r\nCookie: a=1; s=xyz\r\nCookie: t=\r\n\r\n"
+        let withHeaderAndCookie =
+            "GET /p/q?id=&z HTTP/1.1\r\nHost: a\r\nX-User: alice\r\nCookie: a=1; s=xyz\r\nCookie: t=\r\n\r\n"
         // (chain, head, peer, expected key text; nil: a random 6-digit id)
         let cases: [(String, String, SocketAddress?, String?)] = [
             ("query:id,random", withID, peer, "123456"),
@@ -112,10 +118,12 @@ final class KeyExtractionTests: XCTestCase {
     /// the replica gets (the client's own Host field is replaced by it on the way).
     func testHostKeyOfAnAbsoluteFormRequestIsItsAuthority() throws {
         let snapshot = snapshots[0]
-        let absolute = try keys("header:host", "GET http://b.test:81/x HTTP/1.1\r\nHost: a.test\r\n\r\n", peer: nil, snapshot: snapshot)
+        let absolute = try keys(
+            "header:host", "GET http://b.test:81/x HTTP/1.1\r\nHost: a.test\r\n\r\n", peer: nil, snapshot: snapshot)
         let origin = try keys("header:host", "GET /x HTTP/1.1\r\nHost: b.test:81\r\n\r\n", peer: nil, snapshot: snapshot)
         XCTAssertEqual(absolute.text, "b.test:81")
         XCTAssertEqual(absolute.hashed, origin.hashed)
-        XCTAssertEqual(try keys("header:host", "GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n", peer: nil, snapshot: snapshot).text, "a.test")
+        XCTAssertEqual(
+            try keys("header:host", "GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n", peer: nil, snapshot: snapshot).text, "a.test")
     }
 }

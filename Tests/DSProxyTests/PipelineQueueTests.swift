@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import DSProxy
 
 /// The queue that holds pipelined requests behind fresh ones (so that non-reading, pipelining

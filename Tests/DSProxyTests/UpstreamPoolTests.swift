@@ -1,7 +1,8 @@
-import XCTest
 import DSBalancer
 import DSReactor
 import DSSystem
+import XCTest
+
 @testable import DSProxy
 
 /// The upstream pool finds idle connections by the replica's index in the snapshot the request
@@ -25,9 +26,10 @@ final class UpstreamPoolTests: XCTestCase {
     }
 
     private func snapshot(_ generation: UInt64, _ members: [(String, Int, UInt16)], down: [String] = []) -> Snapshot {
-        Snapshot(generation: generation,
-                 backends: members.map { Backend(name: $0.0, number: $0.1, host: "127.0.0.1", port: $0.2) },
-                 healthy: Dictionary(uniqueKeysWithValues: down.map { ($0, false) }), algorithm: .rendezvous)
+        Snapshot(
+            generation: generation,
+            backends: members.map { Backend(name: $0.0, number: $0.1, host: "127.0.0.1", port: $0.2) },
+            healthy: Dictionary(uniqueKeysWithValues: down.map { ($0, false) }), algorithm: .rendezvous)
     }
 
     private func index(of name: String, in snapshot: Snapshot) -> Int {
@@ -114,7 +116,7 @@ final class UpstreamPoolTests: XCTestCase {
         XCTAssertNotNil(first, "the connection does not hold its owner")
         pool.give(pooled)
         closed.close()
-        pool.give(overflow)  // over maxIdlePerBackend: closed instead
+        pool.give(overflow) // over maxIdlePerBackend: closed instead
         XCTAssertTrue(overflow.closed)
         XCTAssertNil(first, "a connection given back to the pool keeps its owner alive")
         XCTAssertNil(second, "a closed connection keeps its owner alive")
@@ -150,8 +152,9 @@ final class UpstreamPoolExpiryTests: XCTestCase {
         let pool = UpstreamPool(loop: loop, maxIdlePerBackend: 4, idleTimeout: 400_000_000, buffers: BufferPool())
         defer { pool.closeAll() }
         XCTAssertEqual(pool.sweepPeriod, 100_000_000)
-        let snapshot = Snapshot(generation: 1, backends: [Backend(name: "s", number: 1, host: "127.0.0.1", port: port)],
-                                algorithm: .rendezvous)
+        let snapshot = Snapshot(
+            generation: 1, backends: [Backend(name: "s", number: 1, host: "127.0.0.1", port: port)],
+            algorithm: .rendezvous)
         pool.follow(snapshot)
         let older = try pool.connect(0, in: snapshot)
         pool.give(older)

@@ -1,7 +1,8 @@
-import Dispatch
-@testable import DSReactor
 import DSSystem
+import Dispatch
 import XCTest
+
+@testable import DSReactor
 
 /// Pooled buffers: storage only while bytes are held, recycled between connections; timers that
 /// call an object back instead of a closure; cancelled timers do not pile up in the heap.

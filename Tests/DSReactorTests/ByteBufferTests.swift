@@ -1,6 +1,6 @@
-import DSTestSupport
 import DSReactor
 import DSSystem
+import DSTestSupport
 import Glibc
 import XCTest
 

@@ -1,8 +1,9 @@
-import Dispatch
-@testable import DSReactor
 import DSSystem
+import Dispatch
 import Glibc
 import XCTest
+
+@testable import DSReactor
 
 /// DeadlineTimer: a deadline that is set and cleared per request, with at most one loop timer
 /// behind it that is moved lazily. Lower time bounds are exact (never early); upper ones generous.
@@ -126,9 +127,9 @@ final class DeadlineTimerTests: XCTestCase {
             let before = h.loop.timerHeapCount
             for _ in 0..<2_000 {
                 for owner in owners {
-                    owner.deadline.set(within: 2_000 * Self.ms, on: h.loop, target: owner)   // connect
-                    owner.deadline.set(within: 30_000 * Self.ms, on: h.loop, target: owner)  // response
-                    owner.deadline.clear()                                              // head arrived
+                    owner.deadline.set(within: 2_000 * Self.ms, on: h.loop, target: owner) // connect
+                    owner.deadline.set(within: 30_000 * Self.ms, on: h.loop, target: owner) // response
+                    owner.deadline.clear() // head arrived
                 }
             }
             return (before, h.loop.timerHeapCount)

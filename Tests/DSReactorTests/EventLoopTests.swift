@@ -1,10 +1,11 @@
+import DSSystem
 import DSTestSupport
 import Dispatch
-@testable import DSReactor
-import DSSystem
 import Glibc
 import Synchronization
 import XCTest
+
+@testable import DSReactor
 
 /// Records every event a registered descriptor gets and drains it (registrations are
 /// edge-triggered, so a handler must read until EAGAIN).
@@ -48,11 +49,12 @@ final class EventLoopTests: XCTestCase {
         }
         let loop = h.loop
         // Once a task has run there, `run` has begun on the harness's thread.
-        XCTAssertTrue(try h.sync {
-            loop.assertInLoop()
-            assert(loop.isInLoop)
-            return loop.isInLoop
-        })
+        XCTAssertTrue(
+            try h.sync {
+                loop.assertInLoop()
+                assert(loop.isInLoop)
+                return loop.isInLoop
+            })
         XCTAssertFalse(loop.isInLoop, "the test thread while the loop runs")
         XCTAssertFalse(try other.sync { loop.isInLoop }, "another loop's thread")
         XCTAssertTrue(try other.sync { other.loop.isInLoop })
@@ -135,14 +137,18 @@ final class EventLoopTests: XCTestCase {
         let loop = try EventLoop()
         let ran = Locked<[Int]>([])
         let exited = DispatchSemaphore(value: 0)
-        LoopThread.start(name: "restart-1") { loop.run(); exited.signal() }
+        LoopThread.start(name: "restart-1") {
+            loop.run(); exited.signal()
+        }
         usleep(20_000)
         for k in 0..<10 { loop.execute { ran.withLock { $0.append(k) } } }
         loop.stop()
         XCTAssertEqual(exited.wait(timeout: .now() + 5), .success)
         XCTAssertEqual(ran.get, Array(0..<10))
 
-        LoopThread.start(name: "restart-2") { loop.run(); exited.signal() }
+        LoopThread.start(name: "restart-2") {
+            loop.run(); exited.signal()
+        }
         let again = DispatchSemaphore(value: 0)
         loop.execute { again.signal() }
         XCTAssertEqual(again.wait(timeout: .now() + 5), .success, "a stopped loop must run again")
@@ -153,7 +159,9 @@ final class EventLoopTests: XCTestCase {
     func testStopFromInsideTheLoop() throws {
         let loop = try EventLoop()
         let exited = DispatchSemaphore(value: 0)
-        LoopThread.start(name: "self-stop") { loop.run(); exited.signal() }
+        LoopThread.start(name: "self-stop") {
+            loop.run(); exited.signal()
+        }
         loop.execute { loop.stop() }
         XCTAssertEqual(exited.wait(timeout: .now() + 5), .success)
     }

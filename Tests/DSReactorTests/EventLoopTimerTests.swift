@@ -1,9 +1,10 @@
+import DSSystem
 import DSTestSupport
 import Dispatch
-@testable import DSReactor
 import Glibc
-import DSSystem
 import XCTest
+
+@testable import DSReactor
 
 /// Timers: deadline order, never early, cancel. Lower bounds are exact (a timer must not fire
 /// before its delay); upper bounds are generous (the machine may be loaded).
@@ -11,8 +12,8 @@ final class EventLoopTimerTests: XCTestCase {
     struct Firing {
         let label: Int
         let delay: UInt64
-        let before: UInt64   // monotonic time just before schedule()
-        let after: UInt64    // just after: the real deadline is in [before, after] + delay
+        let before: UInt64 // monotonic time just before schedule()
+        let after: UInt64 // just after: the real deadline is in [before, after] + delay
         let fired: UInt64
     }
 
@@ -48,9 +49,10 @@ final class EventLoopTimerTests: XCTestCase {
         // Deadline order: if i fired before j, i's earliest possible deadline is not after j's latest.
         for (i, a) in firings.enumerated() {
             for b in firings[(i + 1)...] {
-                XCTAssertLessThanOrEqual(a.before + a.delay, b.after + b.delay,
-                                         "timer \(a.label) (\(a.delay) ns) fired before \(b.label) (\(b.delay) ns)",
-                                         file: file, line: line)
+                XCTAssertLessThanOrEqual(
+                    a.before + a.delay, b.after + b.delay,
+                    "timer \(a.label) (\(a.delay) ns) fired before \(b.label) (\(b.delay) ns)",
+                    file: file, line: line)
             }
         }
     }
@@ -88,9 +90,9 @@ final class EventLoopTimerTests: XCTestCase {
         let done = DispatchSemaphore(value: 0)
         try h.sync {
             let a = h.loop.schedule(afterNanoseconds: 30 * ms) { fired.withLock { $0.append("a") } }
-            h.loop.cancel(a)                                  // cancelled at once
+            h.loop.cancel(a) // cancelled at once
             let d = h.loop.schedule(afterNanoseconds: 40 * ms) { fired.withLock { $0.append("d") } }
-            h.loop.schedule(afterNanoseconds: 10 * ms) {      // cancels d from inside a callback
+            h.loop.schedule(afterNanoseconds: 10 * ms) { // cancels d from inside a callback
                 fired.withLock { $0.append("c") }
                 h.loop.cancel(d)
             }
@@ -121,7 +123,9 @@ final class EventLoopTimerTests: XCTestCase {
             }
         }
         XCTAssertEqual(done.wait(timeout: .now() + 5), .success)
-        try h.sync { h.loop.cancel(second); h.loop.cancel(first) }
+        try h.sync {
+            h.loop.cancel(second); h.loop.cancel(first)
+        }
         XCTAssertEqual(fired.get, ["second"])
         XCTAssertNotEqual(first, second)
     }

@@ -1,8 +1,9 @@
-@testable import DSReactor
 import DSSystem
 import Foundation
 import Glibc
 import XCTest
+
+@testable import DSReactor
 
 /// Out of descriptors, the listener pauses accepting and retries from a timer (no
 /// spinning on EMFILE), and accepts the waiting connections once descriptors are free again.
@@ -68,10 +69,18 @@ final class ListenerExhaustionTests: XCTestCase {
         let listener = Locked<Listener?>(nil)
         try h.sync {
             listener.withLock {
-                $0 = try? Listener(fd: listenFD, loop: h.loop) { fd, _ in let raw = fd.release(); accepted.withLock { $0.append(raw) } }
+                $0 = try? Listener(fd: listenFD, loop: h.loop) { fd, _ in
+                    let raw = fd.release(); accepted.withLock { $0.append(raw) }
+                }
             }
         }
-        defer { try? h.sync { listener.withLock { $0?.stop(); $0 = nil } } }
+        defer {
+            try? h.sync {
+                listener.withLock {
+                    $0?.stop(); $0 = nil
+                }
+            }
+        }
         XCTAssertTrue(waitUntil { try! h.sync { listener.withLock { $0!.isPaused } } }, "accepting never paused")
         let before = accepted.get.count
         XCTAssertTrue((1...3).contains(before), "accepted \(before) before EMFILE, expected about 2")

@@ -1,8 +1,9 @@
-import Dispatch
-@testable import DSReactor
 import DSSystem
+import Dispatch
 import Glibc
 import XCTest
+
+@testable import DSReactor
 
 final class ListenerTests: XCTestCase {
     struct Accepted { let fd: Int32; let peer: SocketAddress? }
@@ -56,7 +57,11 @@ final class ListenerTests: XCTestCase {
         XCTAssertEqual(peers, locals)
 
         // Stopped: connections queue in the kernel but are not accepted.
-        try h.sync { listener.withLock { $0?.stop(); $0?.stop() } }
+        try h.sync {
+            listener.withLock {
+                $0?.stop(); $0?.stop()
+            }
+        }
         clients.append(try Socket.connect(to: bound).fd)
         usleep(100_000)
         try h.sync {}

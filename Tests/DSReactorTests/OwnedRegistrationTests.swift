@@ -1,7 +1,8 @@
-@testable import DSReactor
 import DSSystem
 import Glibc
 import XCTest
+
+@testable import DSReactor
 
 /// Descriptors the loop owns (`register(_: FileDescriptor, handler:)`): one `close(_:of:)`
 /// unregisters and closes them, once.

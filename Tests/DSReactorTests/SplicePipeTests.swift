@@ -1,8 +1,9 @@
-import DSTestSupport
-@testable import DSReactor
 import DSSystem
+import DSTestSupport
 import Glibc
 import XCTest
+
+@testable import DSReactor
 
 /// SplicePipe: bytes go socket → pipe → socket unchanged; "would block" into an empty pipe means
 /// the source is empty; a closed source reads as EOF; limits are honoured.

@@ -1,9 +1,9 @@
-import Dispatch
-@testable import DSReactor
 import DSSystem
+import Dispatch
 import Glibc
 import XCTest
 
+@testable import DSReactor
 
 /// CLOCK_MONOTONIC, the clock the loop's timers use.
 func monotonicNanos() -> UInt64 {

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DSBalancer
 import DSControl
 import DSProxy
@@ -10,6 +7,10 @@ import DSTestSupport
 import Foundation
 import Logging
 import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A whole ds-lb in the test's own process: a `Server` with the static driver in front of a
 /// replica on 127.0.0.1, started, sent a request, stopped (gracefully, or at once).
@@ -28,8 +29,9 @@ final class ServerTests: XCTestCase {
         running.server.stop(graceful: true)
         try running.waitUntilStopped()
         XCTAssertTrue(running.log.messages.contains("[i] Asked to stop: stopping"), "\(running.log.messages)")
-        XCTAssertTrue(running.log.messages.contains("[i] Drained: every request in flight answered, every client connection closed"),
-                      "\(running.log.messages)")
+        XCTAssertTrue(
+            running.log.messages.contains("[i] Drained: every request in flight answered, every client connection closed"),
+            "\(running.log.messages)")
         XCTAssertTrue(running.log.messages.contains("[i] ds-lb stopped"), "\(running.log.messages)")
         try assertFree(running.port)
     }
@@ -111,7 +113,9 @@ final class ServerTests: XCTestCase {
         }
         guard connected == 0 else { throw SyscallError(errno: errno, function: "connect") }
         let bytes = Array(request.utf8)
-        guard send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { throw SyscallError(errno: errno, function: "send") }
+        guard send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else {
+            throw SyscallError(errno: errno, function: "send")
+        }
         var response: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {

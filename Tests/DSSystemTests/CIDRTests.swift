@@ -15,12 +15,16 @@ final class CIDRTests: XCTestCase {
 
     /// Parses `text` as a block and checks that it holds every address in `inside` and none in
     /// `outside` (addresses of either family, written without a port).
-    private func assertBlock(_ text: String, contains inside: [String], not outside: [String],
-                             file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertBlock(
+        _ text: String, contains inside: [String], not outside: [String],
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let block = try CIDR(parsing: text)
         func address(_ host: String) -> SocketAddress { host.contains(":") ? v6(host) : v4(host) }
         for host in inside { XCTAssertTrue(block.contains(address(host)), "\(text) should hold \(host)", file: file, line: line) }
-        for host in outside { XCTAssertFalse(block.contains(address(host)), "\(text) should not hold \(host)", file: file, line: line) }
+        for host in outside {
+            XCTAssertFalse(block.contains(address(host)), "\(text) should not hold \(host)", file: file, line: line)
+        }
     }
 
     func testIPv4ContainsAtTheEdges() throws {
@@ -57,10 +61,12 @@ final class CIDRTests: XCTestCase {
 
     func testIPv6BlocksContainsAtTheEdges() throws {
         try assertBlock("::1/128", contains: ["::1"], not: ["::2", "::", "127.0.0.1"])
-        try assertBlock("2001:db8::/32", contains: ["2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"],
-                        not: ["2001:db9::", "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff"])
-        try assertBlock("fe80::/10", contains: ["fe80::", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
-                        not: ["fec0::", "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff"])
+        try assertBlock(
+            "2001:db8::/32", contains: ["2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"],
+            not: ["2001:db9::", "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff"])
+        try assertBlock(
+            "fe80::/10", contains: ["fe80::", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
+            not: ["fec0::", "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff"])
         let doc = try CIDR(parsing: "2001:db8::/32")
         XCTAssertEqual(doc.description, "2001:db8::/32")
         XCTAssertEqual(doc.network.count, 16)

@@ -50,9 +50,10 @@ final class ChildProcessTests: XCTestCase {
     }
 
     func testArgumentsArePassedAsGiven() throws {
-        let child = try ChildProcess.spawn(path: "/bin/sh",
-                                           arguments: ["-c", "test \"$0|$1|$2\" = 'name|a b|' || exit 9", "name", "a b", ""],
-                                           environment: [:])
+        let child = try ChildProcess.spawn(
+            path: "/bin/sh",
+            arguments: ["-c", "test \"$0|$1|$2\" = 'name|a b|' || exit 9", "name", "a b", ""],
+            environment: [:])
         XCTAssertEqual(exitCode(exitStatus(child)), 0)
     }
 

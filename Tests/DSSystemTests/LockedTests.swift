@@ -1,5 +1,5 @@
-import Dispatch
 import DSSystem
+import Dispatch
 import Glibc
 import XCTest
 
@@ -38,7 +38,10 @@ final class LockedTests: XCTestCase {
 
     func testReturnsTheBodysResult() {
         let locked = Locked([1, 2, 3])
-        XCTAssertEqual(locked.withLock { values -> Int in values.append(4); return values.count }, 4)
+        XCTAssertEqual(
+            locked.withLock { values -> Int in
+                values.append(4); return values.count
+            }, 4)
         XCTAssertEqual(locked.withLock { $0 }, [1, 2, 3, 4])
     }
 
@@ -46,10 +49,12 @@ final class LockedTests: XCTestCase {
 
     func testAThrowingBodyRethrowsKeepsItsChangesAndUnlocks() {
         let locked = Locked(0)
-        XCTAssertThrowsError(try locked.withLock { value -> Void in
-            value = 1
-            throw Refused()
-        }) { XCTAssertTrue($0 is Refused) }
+        XCTAssertThrowsError(
+            try locked.withLock { value -> Void in
+                value = 1
+                throw Refused()
+            }
+        ) { XCTAssertTrue($0 is Refused) }
         // Another thread must be able to take the lock now.
         let done = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {

@@ -53,7 +53,9 @@ final class SocketAddressTests: XCTestCase {
 
     func testBadPortIsRejected() {
         let reason = "port must be a number from 0 to 65535"
-        for text in ["127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1: 80", "[::1]:99999", "[::1]:", ""] {
+        for text in [
+            "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1: 80", "[::1]:99999", "[::1]:", "",
+        ] {
             assertThrows(try SocketAddress.parse(text), text: "invalid address '\(text)': \(reason)")
         }
     }
@@ -65,12 +67,15 @@ final class SocketAddressTests: XCTestCase {
     }
 
     func testNamesAndBadAddressesAreRejected() {
-        assertThrows(try SocketAddress.parse("example.com:80"),
-                     text: "invalid address 'example.com:80': 'example.com' is not a numeric IPv4 or IPv6 address")
-        assertThrows(try SocketAddress.parse("10.0.0.256:80"),
-                     text: "invalid address '10.0.0.256:80': '10.0.0.256' is not a numeric IPv4 or IPv6 address")
-        assertThrows(try SocketAddress.parse("[fe80::1%eth0]:80"),
-                     text: "invalid address '[fe80::1%eth0]:80': 'fe80::1%eth0' is not a numeric IPv4 or IPv6 address")
+        assertThrows(
+            try SocketAddress.parse("example.com:80"),
+            text: "invalid address 'example.com:80': 'example.com' is not a numeric IPv4 or IPv6 address")
+        assertThrows(
+            try SocketAddress.parse("10.0.0.256:80"),
+            text: "invalid address '10.0.0.256:80': '10.0.0.256' is not a numeric IPv4 or IPv6 address")
+        assertThrows(
+            try SocketAddress.parse("[fe80::1%eth0]:80"),
+            text: "invalid address '[fe80::1%eth0]:80': 'fe80::1%eth0' is not a numeric IPv4 or IPv6 address")
     }
 
     func testNumericParsersRejectJunk() {

@@ -64,8 +64,10 @@ final class SocketTests: XCTestCase {
         let first = Array("head ".utf8), second = Array("body".utf8)
         let sent = try first.withUnsafeBytes { a in
             try second.withUnsafeBytes { b in
-                var iov = [iovec(iov_base: UnsafeMutableRawPointer(mutating: a.baseAddress), iov_len: a.count),
-                           iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress), iov_len: b.count)]
+                var iov = [
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: a.baseAddress), iov_len: a.count),
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress), iov_len: b.count),
+                ]
                 return try iov.withUnsafeMutableBufferPointer { try Socket.writev(server, $0) }
             }
         }

@@ -8,8 +8,9 @@ final class SyscallErrorTests: XCTestCase {
         XCTAssertEqual(error.errno, ENOENT)
         XCTAssertEqual(error.function, "open(/nowhere)")
         XCTAssertEqual(error.description, "open(/nowhere): No such file or directory (errno \(ENOENT))")
-        XCTAssertEqual(String(describing: SyscallError(errno: EADDRINUSE, function: "bind(127.0.0.1:80)")),
-                       "bind(127.0.0.1:80): Address already in use (errno \(EADDRINUSE))")
+        XCTAssertEqual(
+            String(describing: SyscallError(errno: EADDRINUSE, function: "bind(127.0.0.1:80)")),
+            "bind(127.0.0.1:80): Address already in use (errno \(EADDRINUSE))")
     }
 
     func testLocalResourceExhaustion() {
@@ -23,13 +24,20 @@ final class SyscallErrorTests: XCTestCase {
 
     func testSyscallReturnsSuccessWithoutBuildingTheName() throws {
         var named = false
-        let result = try syscall({ named = true; return "f" }()) { Int32(7) }
+        let result = try syscall(
+            {
+                named = true; return "f"
+            }()
+        ) { Int32(7) }
         XCTAssertEqual(result, 7)
         XCTAssertFalse(named, "the function name is only needed for an error")
     }
 
     func testSyscallThrowsTheErrno() {
-        let error = assertSyscallError(try syscall("open") { () -> Int32 in errno = ENOENT; return -1 }, errno: ENOENT)
+        let error = assertSyscallError(
+            try syscall("open") { () -> Int32 in
+                errno = ENOENT; return -1
+            }, errno: ENOENT)
         XCTAssertEqual(error?.function, "open")
     }
 
@@ -45,8 +53,16 @@ final class SyscallErrorTests: XCTestCase {
     }
 
     func testNonBlockingSyscallMapsEAGAINToWouldBlock() throws {
-        XCTAssertTrue(isWouldBlock(try nonBlockingSyscall("read") { () -> Int in errno = EAGAIN; return -1 }))
-        XCTAssertTrue(isWouldBlock(try nonBlockingSyscall("read") { () -> Int in errno = EWOULDBLOCK; return -1 }))
+        XCTAssertTrue(
+            isWouldBlock(
+                try nonBlockingSyscall("read") { () -> Int in
+                    errno = EAGAIN; return -1
+                }))
+        XCTAssertTrue(
+            isWouldBlock(
+                try nonBlockingSyscall("read") { () -> Int in
+                    errno = EWOULDBLOCK; return -1
+                }))
         guard case .done(0) = try nonBlockingSyscall("read", { Int(0) }) else { return XCTFail("0 is a result") }
     }
 
@@ -59,7 +75,10 @@ final class SyscallErrorTests: XCTestCase {
         }
         guard case .done(5) = result else { return XCTFail("expected .done(5)") }
         XCTAssertEqual(calls, 2)
-        let error = assertSyscallError(try nonBlockingSyscall("recv") { () -> Int in errno = ECONNRESET; return -1 }, errno: ECONNRESET)
+        let error = assertSyscallError(
+            try nonBlockingSyscall("recv") { () -> Int in
+                errno = ECONNRESET; return -1
+            }, errno: ECONNRESET)
         XCTAssertEqual(error?.function, "recv")
     }
 }

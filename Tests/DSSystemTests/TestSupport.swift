@@ -67,8 +67,10 @@ func openDescriptorCount() -> Int {
 }
 
 /// Asserts that `expression` throws an error whose text is exactly `text`.
-func assertThrows<T>(_ expression: @autoclosure () throws -> T, text: String,
-                     file: StaticString = #filePath, line: UInt = #line) {
+func assertThrows<T>(
+    _ expression: @autoclosure () throws -> T, text: String,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertThrowsError(try expression(), file: file, line: line) { error in
         XCTAssertEqual(String(describing: error), text, file: file, line: line)
     }
@@ -76,8 +78,10 @@ func assertThrows<T>(_ expression: @autoclosure () throws -> T, text: String,
 
 /// Asserts that `expression` throws a `SyscallError` with `errno`, and returns it.
 @discardableResult
-func assertSyscallError<T>(_ expression: @autoclosure () throws -> T, errno expected: Int32,
-                           file: StaticString = #filePath, line: UInt = #line) -> SyscallError? {
+func assertSyscallError<T>(
+    _ expression: @autoclosure () throws -> T, errno expected: Int32,
+    file: StaticString = #filePath, line: UInt = #line
+) -> SyscallError? {
     do {
         _ = try expression()
         XCTFail("no error thrown", file: file, line: line)

@@ -1,12 +1,14 @@
+import DSReactor
+import DSSystem
+import Dispatch
+import Logging
+import Testing
+
+@testable import DSSystemd
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
-import DSReactor
-import DSSystem
-import Logging
-import Testing
-@testable import DSSystemd
 
 extension SystemdTests {
     /// The watchdog with real loops on real threads: it pings while they run and stops pinging
@@ -20,8 +22,9 @@ extension SystemdTests {
             LoopThread.start(name: "test-worker") { worker.run() }
             defer { control.stop(); worker.stop() }
             // WatchdogSec=400ms → a tick every 100 ms.
-            let watchdog = ProgressWatchdog(control: control, timeout: .milliseconds(400), notifier: SystemdNotifier(),
-                                            logger: Logger(label: "test"))
+            let watchdog = ProgressWatchdog(
+                control: control, timeout: .milliseconds(400), notifier: SystemdNotifier(),
+                logger: Logger(label: "test"))
             control.execute { [watchdog] in
                 watchdog.watch(worker)
                 watchdog.start()
@@ -48,8 +51,9 @@ extension SystemdTests {
             let control = try EventLoop()
             LoopThread.start(name: "test-control") { control.run() }
             defer { control.stop() }
-            let watchdog = ProgressWatchdog(control: control, timeout: .milliseconds(400), notifier: SystemdNotifier(),
-                                            logger: Logger(label: "test"))
+            let watchdog = ProgressWatchdog(
+                control: control, timeout: .milliseconds(400), notifier: SystemdNotifier(),
+                logger: Logger(label: "test"))
             control.execute { [watchdog] in watchdog.start() }
             #expect(sink.wait(for: 1, of: "WATCHDOG=1") == 1, "no first ping")
             let release = try #require(block(control), "the control loop never ran the blocking task")
@@ -67,7 +71,9 @@ extension SystemdTests {
 private func block(_ loop: EventLoop) -> DispatchSemaphore? {
     let entered = DispatchSemaphore(value: 0)
     let release = DispatchSemaphore(value: 0)
-    loop.execute { entered.signal(); _ = release.wait(timeout: .now() + 30) }
+    loop.execute {
+        entered.signal(); _ = release.wait(timeout: .now() + 30)
+    }
     return entered.wait(timeout: .now() + 10) == .success ? release : nil
 }
 

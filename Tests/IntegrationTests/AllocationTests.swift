@@ -2,11 +2,12 @@
 // ds-alloc-count: one ds-lb worker in its own process with malloc wrapped, counting on the
 // worker's thread only.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class AllocationTests: IntegrationTestCase {
     /// The probe to run: $DSLB_ALLOC_COUNT_BIN (e.g. `.build/release/ds-alloc-count`) when set,
@@ -16,7 +17,9 @@ final class AllocationTests: IntegrationTestCase {
             // Relative to where the tests were started (make test passes one), not to the
             // directory of the binaries under test, which `launch` uses for bare names.
             let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-            guard Binaries.isExecutable(absolute) else { throw Binaries.NotFound(description: "DSLB_ALLOC_COUNT_BIN=\(path) is not executable (\(absolute))") }
+            guard Binaries.isExecutable(absolute) else {
+                throw Binaries.NotFound(description: "DSLB_ALLOC_COUNT_BIN=\(path) is not executable (\(absolute))")
+            }
             return absolute
         }
         return try Binaries.path("ds-alloc-count")
@@ -27,7 +30,9 @@ final class AllocationTests: IntegrationTestCase {
         let process = try launch(try probe(), arguments, name: "ds-alloc-count")
         let timeout: TimeInterval = 300
         guard let termination = process.waitForExit(timeout: timeout) else {
-            throw Binaries.NotFound(description: "ds-alloc-count \(arguments.joined(separator: " ")) did not finish in \(timeout) s\n\(process.outputTail())")
+            throw Binaries.NotFound(
+                description:
+                    "ds-alloc-count \(arguments.joined(separator: " ")) did not finish in \(timeout) s\n\(process.outputTail())")
         }
         // The readers may still be draining the pipes right after exit.
         let deadline = Date().addingTimeInterval(5)
@@ -40,7 +45,8 @@ final class AllocationTests: IntegrationTestCase {
             if kv.count == 2 { fields[String(kv[0])] = String(kv[1]) }
         }
         guard let allocations = fields["allocations"].flatMap(Int.init), let requests = fields["requests"].flatMap(Int.init),
-              let build = fields["build"] else {
+            let build = fields["build"]
+        else {
             throw Binaries.NotFound(description: "unexpected ds-alloc-count output: '\(line)'")
         }
         return (allocations, requests, build)
@@ -56,13 +62,15 @@ final class AllocationTests: IntegrationTestCase {
             let result = try run(["--requests", "3000", "--warmup", "6000", "--hash-key", hashKey])
             XCTAssertEqual(result.requests, 3000)
             guard result.build == "release" else {
-                let why = "ds-alloc-count is a debug build (\(result.allocations) allocations in \(result.requests) requests: unspecialized generic code allocates); run with DSLB_ALLOC_COUNT_BIN=<release build of ds-alloc-count>, as make test does"
+                let why =
+                    "ds-alloc-count is a debug build (\(result.allocations) allocations in \(result.requests) requests: unspecialized generic code allocates); run with DSLB_ALLOC_COUNT_BIN=<release build of ds-alloc-count>, as make test does"
                 // CI runs make test, which passes a release probe: a skip there would hide the check.
                 if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(why); return }
                 throw XCTSkip(why)
             }
-            XCTAssertEqual(result.allocations, 0,
-                           "\(result.allocations) heap allocations in \(result.requests) requests with --hash-key \(hashKey)")
+            XCTAssertEqual(
+                result.allocations, 0,
+                "\(result.allocations) heap allocations in \(result.requests) requests with --hash-key \(hashKey)")
         }
     }
 }

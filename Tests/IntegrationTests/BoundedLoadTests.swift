@@ -1,11 +1,12 @@
 // Bounded loads (--balance-factor): concurrent requests for one hot key spill to the next
 // replicas once their first choice holds more than its share; without the flag they all stay.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class BoundedLoadTests: IntegrationTestCase {
     /// Sends `count` concurrent `/slow` requests for one id and returns the servers that answered.

@@ -2,11 +2,12 @@
 // behind once it is gone: each held a read buffer while it trickled, and glibc keeps freed pages
 // in its arenas unless they are handed back, which the worker does once a crowd has gone.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class CrowdMemoryTests: IntegrationTestCase {
     func testACrowdCutByTheHeadTimeoutLeavesNoMemoryBehind() throws {
@@ -16,8 +17,10 @@ final class CrowdMemoryTests: IntegrationTestCase {
     }
 
     private func crowdLeavesNoMemory(_ crowd: Int) throws {
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--workers", "1",
-                                        "--head-timeout", "1s"])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--replicas", "1", "--workers", "1",
+            "--head-timeout", "1s",
+        ])
         XCTAssertEqual(try lb.request("GET", "/home?id=1").status, 200)
         usleep(300_000)
         let before = try XCTUnwrap(ProxyFlowTests.residentBytes(lb.process.pid))
@@ -40,7 +43,9 @@ final class CrowdMemoryTests: IntegrationTestCase {
         // nothing about ds-lb here. The crowd was still cut; the RSS is checked in the plain run.
         if let sanitizer = ProcessInfo.processInfo.environment["DSLB_SANITIZER"] {
             XCTAssertEqual(try lb.request("GET", "/home?id=2").status, 200)
-            throw XCTSkip("RSS after the crowd not checked: the \(sanitizer) sanitizer's allocator does not give pages back (the 408 cuts and the answer after them were checked)")
+            throw XCTSkip(
+                "RSS after the crowd not checked: the \(sanitizer) sanitizer's allocator does not give pages back (the 408 cuts and the answer after them were checked)"
+            )
         }
         // The worker gives the crowd's pages back a second after its last close (at most ten
         // seconds after the first): wait for that, with room for a loaded machine.
@@ -50,8 +55,9 @@ final class CrowdMemoryTests: IntegrationTestCase {
             after = ProxyFlowTests.residentBytes(lb.process.pid) ?? .max
             if after - before < 8 << 20 { break }
         }
-        XCTAssertLessThan(after - before, 8 << 20,
-                          "RSS \(before >> 10) KiB before the crowd, \(after >> 10) KiB after it was gone")
+        XCTAssertLessThan(
+            after - before, 8 << 20,
+            "RSS \(before >> 10) KiB before the crowd, \(after >> 10) KiB after it was gone")
         XCTAssertEqual(try lb.request("GET", "/home?id=2").status, 200)
     }
 }
@@ -88,8 +94,9 @@ final class IdleMemoryTests: IntegrationTestCase {
         usleep(500_000)
         let after = try XCTUnwrap(ProxyFlowTests.residentBytes(lb.process.pid))
         let perConnection = max(after - before, 0) / idle
-        XCTAssertLessThanOrEqual(perConnection, 4096,
-                                 "RSS grew by \((after - before) >> 10) KiB for \(idle) idle connections (\(perConnection) bytes each)")
+        XCTAssertLessThanOrEqual(
+            perConnection, 4096,
+            "RSS grew by \((after - before) >> 10) KiB for \(idle) idle connections (\(perConnection) bytes each)")
         // They are still open and served.
         XCTAssertEqual(try clients[0].get("/home?id=0").status, 200)
         XCTAssertEqual(try clients[idle - 1].get("/home?id=1").status, 200)

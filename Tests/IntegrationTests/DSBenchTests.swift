@@ -1,15 +1,18 @@
 // ds-bench end to end: the load generator against a real ds-lb and ds-server, and one
 // analysis producing its chart, CSV and summary. Short runs: seconds, not minutes.
 
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 final class DSBenchTests: IntegrationTestCase {
     /// Runs ds-bench with `arguments` to completion; returns its exit status and stdout.
-    private func bench(_ arguments: [String], timeout: TimeInterval = 60) throws -> (status: Int32, stdout: String, stderr: String) {
+    private func bench(
+        _ arguments: [String], timeout: TimeInterval = 60
+    ) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = try launch("ds-bench", arguments)
         guard let termination = process.waitForExit(timeout: timeout) else {
             XCTFail("ds-bench \(arguments.joined(separator: " ")) did not finish in \(timeout) s\n\(process.outputTail())")
@@ -18,7 +21,9 @@ final class DSBenchTests: IntegrationTestCase {
         // The readers may still be draining the pipes right after exit.
         let deadline = Date().addingTimeInterval(5)
         while !(process.stdout.isEOF && process.stderr.isEOF) && Date() < deadline { usleep(10_000) }
-        let code: Int32 = { if case .exited(let c) = termination { return c }; return -1 }()
+        let code: Int32 = {
+            if case .exited(let c) = termination { return c }; return -1
+        }()
         return (code, process.stdout.allLines.joined(separator: "\n"), process.stderr.allLines.joined(separator: "\n"))
     }
 
@@ -45,8 +50,10 @@ final class DSBenchTests: IntegrationTestCase {
     func testLoadCountsPerReplicaSumToTheRequestsAndMatchStatus() throws {
         let lb = try startLoadBalancer()
         let requests = 3000
-        let run = try bench(["load", "--url", "http://127.0.0.1:\(lb.port)/home", "--requests", "\(requests)",
-                             "--concurrency", "8", "--threads", "2", "--json"])
+        let run = try bench([
+            "load", "--url", "http://127.0.0.1:\(lb.port)/home", "--requests", "\(requests)",
+            "--concurrency", "8", "--threads", "2", "--json",
+        ])
         XCTAssertEqual(run.status, 0, "ds-bench load failed: \(run.stderr)")
         let report = json(run.stdout)
         XCTAssertEqual(report["requests"] as? Int, requests)
@@ -57,7 +64,9 @@ final class DSBenchTests: IntegrationTestCase {
         XCTAssertEqual(replicas.values.reduce(0, +), requests, "replies per replica: \(replicas)")
         XCTAssertEqual(try servedByID(lb), replicas, "ds-bench's counts vs ds-lb's /status")
         let latency = report["latency_ms"] as? [String: Double] ?? [:]
-        for key in ["min", "p50", "p90", "p99", "p99_9", "max"] { XCTAssertNotNil(latency[key], "latency_ms.\(key) in \(latency)") }
+        for key in ["min", "p50", "p90", "p99", "p99_9", "max"] {
+            XCTAssertNotNil(latency[key], "latency_ms.\(key) in \(latency)")
+        }
         XCTAssertLessThanOrEqual(latency["p50"] ?? 1, latency["p99"] ?? 0)
         XCTAssertEqual(report["statuses"] as? [String: Int], ["200": requests])
     }
@@ -65,8 +74,10 @@ final class DSBenchTests: IntegrationTestCase {
     func testFixedRateIsHeldWithinFivePercent() throws {
         let server = try startServer(id: 7)
         let rate = 400.0, seconds = 2.0
-        let run = try bench(["load", "--url", "http://127.0.0.1:\(server.port)/home", "--rate", "\(Int(rate))",
-                             "--duration", "\(Int(seconds))s", "--concurrency", "4", "--ids", "sequential", "--json"])
+        let run = try bench([
+            "load", "--url", "http://127.0.0.1:\(server.port)/home", "--rate", "\(Int(rate))",
+            "--duration", "\(Int(seconds))s", "--concurrency", "4", "--ids", "sequential", "--json",
+        ])
         XCTAssertEqual(run.status, 0, "ds-bench load failed: \(run.stderr)")
         let report = json(run.stdout)
         let sent = report["sent"] as? Int ?? 0
@@ -76,7 +87,9 @@ final class DSBenchTests: IntegrationTestCase {
         let sanitizer = ProcessInfo.processInfo.environment["DSLB_SANITIZER"]
         let tolerance = sanitizer == nil ? 0.05 : 0.15
         let why = sanitizer.map { " (±15 % under the \($0) sanitizer, ±5 % otherwise)" } ?? " (±5 %)"
-        XCTAssertEqual(Double(sent), rate * seconds, accuracy: rate * seconds * tolerance, "requests sent in \(seconds) s at \(rate)/s\(why)")
+        XCTAssertEqual(
+            Double(sent), rate * seconds, accuracy: rate * seconds * tolerance, "requests sent in \(seconds) s at \(rate)/s\(why)"
+        )
         XCTAssertEqual(sendRate, rate, accuracy: rate * tolerance, "measured send rate\(why)")
         XCTAssertEqual(report["replicas"] as? [String: Int], ["7": sent], "every reply from the one server")
         XCTAssertEqual(report["rate"] as? Double, rate)
@@ -87,8 +100,10 @@ final class DSBenchTests: IntegrationTestCase {
     /// about a second. A closed-loop measurement would report ~20 ms (coordinated omission).
     func testOpenLoopLatencyIncludesTheQueueingDelay() throws {
         let server = try startServer(id: 3)
-        let run = try bench(["load", "--url", "http://127.0.0.1:\(server.port)/slow?ms=20", "--ids", "fixed",
-                             "--rate", "100", "--requests", "100", "--concurrency", "1", "--json"])
+        let run = try bench([
+            "load", "--url", "http://127.0.0.1:\(server.port)/slow?ms=20", "--ids", "fixed",
+            "--rate", "100", "--requests", "100", "--concurrency", "1", "--json",
+        ])
         XCTAssertEqual(run.status, 0, "ds-bench load failed: \(run.stderr)")
         let report = json(run.stdout)
         XCTAssertEqual(report["succeeded"] as? Int, 100, "errors: \(report["errors"] ?? "?")")
@@ -105,7 +120,9 @@ final class DSBenchTests: IntegrationTestCase {
         let port = closed.port
         closed.process.forceStop()
         _ = closed.process.waitForExit(timeout: 5)
-        let run = try bench(["load", "--url", "http://127.0.0.1:\(port)/home", "--requests", "20", "--concurrency", "2", "--json"])
+        let run = try bench([
+            "load", "--url", "http://127.0.0.1:\(port)/home", "--requests", "20", "--concurrency", "2", "--json",
+        ])
         XCTAssertEqual(run.status, 0, run.stderr)
         let report = json(run.stdout)
         XCTAssertEqual(report["requests"] as? Int, 20)
@@ -137,7 +154,8 @@ final class DSBenchTests: IntegrationTestCase {
     func testLoadDistributionAnalysisWritesAValidPNGACSVAndASummaryWithConsistentTotals() throws {
         let out = try temporaryDirectory()
         let requests = 300
-        let run = try bench(["analysis", "load-distribution", "--out", out, "--requests", "\(requests)", "--concurrency", "4"], timeout: 120)
+        let run = try bench(
+            ["analysis", "load-distribution", "--out", out, "--requests", "\(requests)", "--concurrency", "4"], timeout: 120)
         XCTAssertEqual(run.status, 0, "ds-bench analysis load-distribution failed: \(run.stderr)")
 
         // PNG: the 8-byte signature, then the IHDR chunk (length 13) with a non-zero size.
@@ -150,7 +168,9 @@ final class DSBenchTests: IntegrationTestCase {
         XCTAssertGreaterThan(be32(20), 100, "height")
 
         // CSV: every algorithm's replicas add up to the requests, and ds-lb's /status agrees.
-        let csv = try String(contentsOfFile: "\(out)/a1.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        let csv = try String(contentsOfFile: "\(out)/a1.csv", encoding: .utf8).split(separator: "\n").map {
+            $0.split(separator: ",").map(String.init)
+        }
         XCTAssertEqual(csv.first, ["group", "replica", "requests", "status_requests"])
         var totals: [String: Int] = [:]
         for row in csv.dropFirst() {

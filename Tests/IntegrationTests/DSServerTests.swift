@@ -2,11 +2,12 @@
 // environment, keep-alive, pipelining, the 400 answers that close the connection, and a
 // clean exit on SIGTERM.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class DSServerTests: IntegrationTestCase {
     func testHomeAnswersGreetingAsJSON() throws {
@@ -14,8 +15,9 @@ final class DSServerTests: IntegrationTestCase {
         let connection = try HTTPConnection(port: server.port)
         let response = try connection.get("/home")
         XCTAssertEqual(response.status, 200, "\(response)")
-        XCTAssertEqual(response.header("Content-Type")?.lowercased().hasPrefix("application/json"), true,
-                       "Content-Type: \(response.header("Content-Type") ?? "missing")")
+        XCTAssertEqual(
+            response.header("Content-Type")?.lowercased().hasPrefix("application/json"), true,
+            "Content-Type: \(response.header("Content-Type") ?? "missing")")
         let json = try XCTUnwrap(response.jsonObject, "body is not a JSON object: \(response)")
         XCTAssertEqual(json["message"] as? String, "Hello from Server: 7")
         XCTAssertEqual(json["status"] as? String, "successful")
@@ -35,8 +37,9 @@ final class DSServerTests: IntegrationTestCase {
         let server = try startServer(id: 7)
         let connection = try HTTPConnection(port: server.port)
         let response = try connection.get("/foo")
-        assertFailure(response, 400, "GET /foo",
-                      message: "<Error> '/foo' endpoint does not exist in server replicas")
+        assertFailure(
+            response, 400, "GET /foo",
+            message: "<Error> '/foo' endpoint does not exist in server replicas")
         // A 400 for an unknown endpoint is an ordinary answer: the connection stays usable.
         let next = try connection.get("/home")
         XCTAssertEqual(next.status, 200, "GET /home after the 400 on the same connection: \(next)")
@@ -44,8 +47,9 @@ final class DSServerTests: IntegrationTestCase {
 
     func testIDAndPortFromEnvironment() throws {
         let port = try SocketAddress.freeLoopbackPort()
-        let server = try startServer(["--host", "127.0.0.1"],
-                                     environment: ["SERVER_ID": "11", "PORT": "\(port)"], name: "ds-server-env")
+        let server = try startServer(
+            ["--host", "127.0.0.1"],
+            environment: ["SERVER_ID": "11", "PORT": "\(port)"], name: "ds-server-env")
         XCTAssertEqual(server.port, port, "ds-server must listen on $PORT")
         let response = try HTTPConnection(port: port).get("/home")
         XCTAssertEqual(response.status, 200, "\(response)")
@@ -78,20 +82,23 @@ final class DSServerTests: IntegrationTestCase {
         let server = try startServer(id: 7)
         let connection = try HTTPConnection(port: server.port)
         // Three requests in one write.
-        try connection.send(HTTPConnection.requestBytes("GET", "/home")
-                            + HTTPConnection.requestBytes("GET", "/foo")
-                            + HTTPConnection.requestBytes("GET", "/heartbeat"))
+        try connection.send(
+            HTTPConnection.requestBytes("GET", "/home")
+                + HTTPConnection.requestBytes("GET", "/foo")
+                + HTTPConnection.requestBytes("GET", "/heartbeat"))
         let first = try connection.readResponse()
         let second = try connection.readResponse()
         let third = try connection.readResponse()
         XCTAssertEqual(first.status, 200, "1st: \(first)")
         XCTAssertEqual(first.messageString, "Hello from Server: 7", "1st: \(first)")
-        assertFailure(second, 400, "2nd (GET /foo)",
-                      message: "<Error> '/foo' endpoint does not exist in server replicas")
+        assertFailure(
+            second, 400, "2nd (GET /foo)",
+            message: "<Error> '/foo' endpoint does not exist in server replicas")
         XCTAssertEqual(third.status, 200, "3rd: \(third)")
         XCTAssertTrue(third.body.isEmpty, "3rd (GET /heartbeat): \(third)")
-        XCTAssertTrue(connection.unconsumedBytes.isEmpty,
-                      "bytes after the 3rd response: \(String(decoding: connection.unconsumedBytes, as: UTF8.self).debugDescription)")
+        XCTAssertTrue(
+            connection.unconsumedBytes.isEmpty,
+            "bytes after the 3rd response: \(String(decoding: connection.unconsumedBytes, as: UTF8.self).debugDescription)")
         // And the connection still works afterwards.
         XCTAssertEqual(try connection.get("/home").status, 200)
     }
@@ -103,8 +110,9 @@ final class DSServerTests: IntegrationTestCase {
         XCTAssertEqual(try idle.get("/home").status, 200)
         XCTAssertTrue(server.process.send(signal: SIGTERM))
         let termination = server.process.waitForExit(timeout: 5)
-        XCTAssertEqual(termination, .exited(0),
-                       "after SIGTERM ds-server must exit with status 0 within 5 s; got \(termination.map { "\($0)" } ?? "still running")")
+        XCTAssertEqual(
+            termination, .exited(0),
+            "after SIGTERM ds-server must exit with status 0 within 5 s; got \(termination.map { "\($0)" } ?? "still running")")
         XCTAssertTrue(idle.isClosedByPeer(within: 1), "the idle client connection is closed")
     }
 
@@ -113,17 +121,19 @@ final class DSServerTests: IntegrationTestCase {
     func testChunkedBodiesAreFramedAndEchoed() throws {
         let server = try startServer(id: 7)
         let connection = try HTTPConnection(port: server.port)
-        try connection.send(HTTPConnection.requestBytes(
-            "POST", "/echo", headers: [("Transfer-Encoding", "chunked")],
-            body: Array("5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n".utf8)))
+        try connection.send(
+            HTTPConnection.requestBytes(
+                "POST", "/echo", headers: [("Transfer-Encoding", "chunked")],
+                body: Array("5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n".utf8)))
         let echoed = try connection.readResponse(method: "POST")
         XCTAssertEqual(echoed.status, 200)
         XCTAssertEqual(echoed.bodyString, "hello world", "\(echoed)")
         XCTAssertEqual(try connection.get("/home").helloServerID, 7, "the connection stays usable after a chunked body")
 
         let bad = try HTTPConnection(port: server.port)
-        try bad.send(HTTPConnection.requestBytes(
-            "POST", "/home", headers: [("Transfer-Encoding", "chunked")], body: Array("zz\r\nhello\r\n0\r\n\r\n".utf8)))
+        try bad.send(
+            HTTPConnection.requestBytes(
+                "POST", "/home", headers: [("Transfer-Encoding", "chunked")], body: Array("zz\r\nhello\r\n0\r\n\r\n".utf8)))
         let response = try bad.readResponse()
         XCTAssertEqual(response.status, 400, "\(response)")
         XCTAssertTrue(bad.isClosedByPeer(within: 2), "the connection must be closed after bad chunked framing")
@@ -164,7 +174,9 @@ final class DSServerTests: IntegrationTestCase {
         while idle.contains(where: { unread($0) == 0 }) && Date() < deadline { usleep(20_000) }
         XCTAssertFalse(idle.contains(where: { unread($0) == 0 }), "every /bytes request is being answered")
         let grown = (ProxyFlowTests.residentBytes(server.process.pid) ?? .max) - baseline
-        XCTAssertLessThan(grown, 32 << 20, "ds-server grew by \(grown >> 20) MiB for \(readers) clients asking for 64 MiB each and reading nothing")
+        XCTAssertLessThan(
+            grown, 32 << 20,
+            "ds-server grew by \(grown >> 20) MiB for \(readers) clients asking for 64 MiB each and reading nothing")
         XCTAssertEqual(try HTTPConnection(port: server.port, timeout: 10).get("/heartbeat").status, 200)
 
         // Not a multiple of the slice or of the pattern's 16 bytes.
@@ -174,7 +186,8 @@ final class DSServerTests: IntegrationTestCase {
         XCTAssertEqual(response.status, 200)
         XCTAssertEqual(response.body.count, n)
         let pattern = Array("0123456789abcdef".utf8)
-        XCTAssertNil(response.body.indices.first { response.body[$0] != pattern[$0 & 15] }, "the body follows the pattern throughout")
+        XCTAssertNil(
+            response.body.indices.first { response.body[$0] != pattern[$0 & 15] }, "the body follows the pattern throughout")
         XCTAssertEqual(try reader.get("/home").helloServerID, 7, "the connection stays usable after a streamed body")
     }
 }

@@ -3,11 +3,12 @@
 // one second stays low), and once connections close it accepts the ones that waited in the
 // backlog (the listener's retry timer, not a new connection's edge) and new ones.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class DescriptorExhaustionTests: IntegrationTestCase {
     /// utime + stime of `pid` in clock ticks (/proc/PID/stat fields 14 and 15).
@@ -28,11 +29,15 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
     /// to `limit` by a shell that then execs it (so the pid is the one we watch).
     private func startLimitedLoadBalancer(limit: Int, server: ServerUnderTest, extra: [String]) throws -> (ChildProcess, UInt16) {
         let lbPath = try Binaries.path("ds-lb")
-        let arguments = ["--listen", "127.0.0.1:0", "--driver", "static", "--backend", "a=127.0.0.1:\(server.port)",
-                         "--workers", "1"] + extra
-        let process = try ChildProcess(name: "ds-lb", executable: "/bin/sh",
-                                       arguments: ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", lbPath] + arguments,
-                                       environment: ["STATE_DIRECTORY": try temporaryDirectory()])
+        let arguments =
+            [
+                "--listen", "127.0.0.1:0", "--driver", "static", "--backend", "a=127.0.0.1:\(server.port)",
+                "--workers", "1",
+            ] + extra
+        let process = try ChildProcess(
+            name: "ds-lb", executable: "/bin/sh",
+            arguments: ["-c", "ulimit -n \(limit) && exec \"$0\" \"$@\"", lbPath] + arguments,
+            environment: ["STATE_DIRECTORY": try temporaryDirectory()])
         addTeardownBlock {
             if let run = self.testRun, run.totalFailureCount > 0 { print("[teardown] ds-lb\n\(process.outputTail(40))") }
             process.forceStop()
@@ -64,8 +69,9 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
         let waiting = extra.removeLast()
         defer { waiting.close() }
         try waiting.send("GET /home?id=2 HTTP/1.1\r\nHost: lb\r\n\r\n")
-        XCTAssertTrue(waitUntil(timeout: 5) { self.openDescriptors(pid) >= limit - 1 },
-                      "ds-lb never reached its descriptor limit: \(openDescriptors(pid)) open")
+        XCTAssertTrue(
+            waitUntil(timeout: 5) { self.openDescriptors(pid) >= limit - 1 },
+            "ds-lb never reached its descriptor limit: \(openDescriptors(pid)) open")
 
         // At the limit: the established connection is still served...
         for i in 0..<5 {
@@ -97,8 +103,9 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
     private func fillDescriptors(of pid: pid_t, port: UInt16, limit: Int) throws -> [HTTPConnection] {
         var extra: [HTTPConnection] = []
         for _ in 0..<(limit + 16) { extra.append(try HTTPConnection(port: port)) }
-        XCTAssertTrue(waitUntil(timeout: 5) { self.openDescriptors(pid) >= limit - 1 },
-                      "ds-lb never reached its descriptor limit: \(openDescriptors(pid)) open")
+        XCTAssertTrue(
+            waitUntil(timeout: 5) { self.openDescriptors(pid) >= limit - 1 },
+            "ds-lb never reached its descriptor limit: \(openDescriptors(pid)) open")
         return extra
     }
 
@@ -123,14 +130,16 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
 
         // `slow` holds the pooled connection; `other` needs a new one, which ds-lb cannot open.
         // The requests before may still count as in flight for a moment: first wait for 0.
-        XCTAssertTrue(waitUntil(timeout: 15) { (try? other.request("GET", "/status"))?.inFlight() == 0 },
-                      "the requests before still count as in flight")
+        XCTAssertTrue(
+            waitUntil(timeout: 15) { (try? other.request("GET", "/status"))?.inFlight() == 0 },
+            "the requests before still count as in flight")
         // So slow that it is still running whenever the machine gets to the next request: were
         // it answered first, the pooled connection would be free for `other` again.
         try slow.send("GET /slow?ms=60000&id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
         // Asked on `other` (no new connection can be accepted here); /status needs no replica.
-        XCTAssertTrue(waitUntil(timeout: 15) { (try? other.request("GET", "/status"))?.inFlight() ?? 0 >= 1 },
-                      "the slow request never reached the replica")
+        XCTAssertTrue(
+            waitUntil(timeout: 15) { (try? other.request("GET", "/status"))?.inFlight() ?? 0 >= 1 },
+            "the slow request never reached the replica")
         // A descriptor ds-lb gives back for a moment (on a loaded machine the moments are longer)
         // lets the request open its replica connection after all, and then 200 is the right
         // answer. So: top the queue up, ask again, and expect a 503 within a few tries; any
@@ -147,8 +156,9 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
 
         extra.forEach { $0.close() }
         extra.removeAll()
-        XCTAssertTrue(waitUntil(timeout: 5) { (try? other.request("GET", "/home?id=2").status) == 200 },
-                      "requests needing a new replica connection are served again once descriptors free up")
+        XCTAssertTrue(
+            waitUntil(timeout: 5) { (try? other.request("GET", "/home?id=2").status) == 200 },
+            "requests needing a new replica connection are served again once descriptors free up")
     }
 
     /// Heartbeats that cannot get a descriptor say nothing about the replica: with `--fall 1`
@@ -157,8 +167,9 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
     func testHeartbeatsAtTheDescriptorLimitDoNotTakeTheReplicaDown() throws {
         let server = try startServer(id: 1)
         let limit = 64
-        let (process, port) = try startLimitedLoadBalancer(limit: limit, server: server,
-                                                           extra: ["--heartbeat-interval", "200ms", "--fall", "1"])
+        let (process, port) = try startLimitedLoadBalancer(
+            limit: limit, server: server,
+            extra: ["--heartbeat-interval", "200ms", "--fall", "1"])
         let other = try HTTPConnection(port: port, timeout: 10)
         defer { other.close() }
         func replica() throws -> [String: Any] {
@@ -175,11 +186,13 @@ final class DescriptorExhaustionTests: IntegrationTestCase {
         // Wait for three heartbeats made at the limit (asked on `other`: no new connection can
         // be accepted now), not for a time that a slow machine might not fill with heartbeats.
         let before = try XCTUnwrap(try replica()["checks"] as? Int)
-        XCTAssertTrue(waitUntil(timeout: 30) { ((try? replica()["checks"] as? Int) ?? 0) >= before + 3 },
-                      "no heartbeats at the limit")
+        XCTAssertTrue(
+            waitUntil(timeout: 30) { ((try? replica()["checks"] as? Int) ?? 0) >= before + 3 },
+            "no heartbeats at the limit")
         XCTAssertEqual(try replica()["state"] as? String, "UP", "heartbeats at ds-lb's own descriptor limit")
-        XCTAssertFalse(process.stderr.allLines.contains { $0.contains("failed heartbeat") },
-                       "a heartbeat that could not open a socket was blamed on the replica")
+        XCTAssertFalse(
+            process.stderr.allLines.contains { $0.contains("failed heartbeat") },
+            "a heartbeat that could not open a socket was blamed on the replica")
     }
 }
 

@@ -28,8 +28,10 @@ final class ForwardedHeadTests: IntegrationTestCase {
 
     func testClientForwardedFieldsAreReplaced() throws {
         let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1"])
-        let head = try received(lb, "GET /debug/head?id=1 HTTP/1.1\r\nHost: lb\r\nX-Forwarded-For: 6.6.6.6\r\n"
-                                + "x-forwarded-proto: https\r\nX-Forwarded-For: 7.7.7.7\r\n\r\n")
+        let head = try received(
+            lb,
+            "GET /debug/head?id=1 HTTP/1.1\r\nHost: lb\r\nX-Forwarded-For: 6.6.6.6\r\n"
+                + "x-forwarded-proto: https\r\nX-Forwarded-For: 7.7.7.7\r\n\r\n")
         XCTAssertFalse(head.contains("6.6.6.6") || head.contains("7.7.7.7"), "a client's X-Forwarded-For went on: \(head)")
         XCTAssertFalse(head.lowercased().contains("https"), "a client's X-Forwarded-Proto went on: \(head)")
         XCTAssertEqual(head.lowercased().components(separatedBy: "x-forwarded-for:").count, 2, head)
@@ -37,12 +39,18 @@ final class ForwardedHeadTests: IntegrationTestCase {
     }
 
     func testTrustedProxyForwardedFieldsAreKeptAndAppendedTo() throws {
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--trusted-proxies", "10.0.0.0/8, 127.0.0.0/8"])
-        let head = try received(lb, "GET /debug/head?id=1 HTTP/1.1\r\nHost: lb\r\nX-Forwarded-For: 6.6.6.6\r\n"
-                                + "X-Forwarded-Proto: https\r\n\r\n")
-        XCTAssertTrue(head.contains("\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 127.0.0.1\r\n"),
-                      "the proxy's fields first, then the address ds-lb saw: \(head)")
-        XCTAssertFalse(head.contains("X-Forwarded-Proto: http\r\n"), "ds-lb's own X-Forwarded-Proto would contradict the proxy's: \(head)")
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--replicas", "1", "--trusted-proxies", "10.0.0.0/8, 127.0.0.0/8",
+        ])
+        let head = try received(
+            lb,
+            "GET /debug/head?id=1 HTTP/1.1\r\nHost: lb\r\nX-Forwarded-For: 6.6.6.6\r\n"
+                + "X-Forwarded-Proto: https\r\n\r\n")
+        XCTAssertTrue(
+            head.contains("\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 127.0.0.1\r\n"),
+            "the proxy's fields first, then the address ds-lb saw: \(head)")
+        XCTAssertFalse(
+            head.contains("X-Forwarded-Proto: http\r\n"), "ds-lb's own X-Forwarded-Proto would contradict the proxy's: \(head)")
         // Without fields of its own, the trusted client gets ds-lb's, as anyone.
         let plain = try received(lb, "GET /debug/head?id=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
         XCTAssertTrue(plain.contains("X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n"), plain)
@@ -57,7 +65,9 @@ final class ForwardedHeadTests: IntegrationTestCase {
 
     func testAnInvalidTrustedProxiesValueIsRefused() throws {
         let process = try launch("ds-lb", ["--listen", "127.0.0.1:0", "--replicas", "1", "--trusted-proxies", "10.0.0.0/99"])
-        XCTAssertNoThrow(try process.waitForStderrLine(matching: "--trusted-proxies: .*99", timeout: 10), "a one-line error naming the option and the bad value")
+        XCTAssertNoThrow(
+            try process.waitForStderrLine(matching: "--trusted-proxies: .*99", timeout: 10),
+            "a one-line error naming the option and the bad value")
         XCTAssertNotNil(process.waitForExit(timeout: 10), "ds-lb must refuse to start")
     }
 }

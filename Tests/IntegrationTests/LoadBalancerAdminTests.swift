@@ -1,11 +1,12 @@
 // ds-lb's admin API (/rep, /add, /rm): the state it reports, how commands change the pool
 // and the routing, every error answer, and that a failed command changes nothing.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class LoadBalancerAdminTests: IntegrationTestCase {
     let initial = ["server-1", "server-2", "server-3"]
@@ -35,12 +36,16 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
 
         let (after, _) = try routeIDs(ids, through: lb, connections: 2)
         let toNew = ids.filter { after[$0] == 4 }
-        XCTAssertFalse(toNew.isEmpty, "after adding server-4 some ids must move to it (Hello from Server: 4); distribution \(distribution(after))")
+        XCTAssertFalse(
+            toNew.isEmpty,
+            "after adding server-4 some ids must move to it (Hello from Server: 4); distribution \(distribution(after))")
         // Consistent hashing: ids that did not move to the new replica stay where they were.
         // A ring moves none; allow a little for table-based algorithms (Maglev).
         let shuffled = ids.filter { after[$0] != 4 && after[$0] != before[$0] }
-        XCTAssertLessThanOrEqual(shuffled.count, ids.count / 20,
-                                 "\(shuffled.count) of \(ids.count) ids moved between the old replicas: \(shuffled.prefix(10).map { "\($0): \(before[$0] ?? -1) → \(after[$0] ?? -1)" })")
+        XCTAssertLessThanOrEqual(
+            shuffled.count, ids.count / 20,
+            "\(shuffled.count) of \(ids.count) ids moved between the old replicas: \(shuffled.prefix(10).map { "\($0): \(before[$0] ?? -1) → \(after[$0] ?? -1)" })"
+        )
     }
 
     /// Given hostnames are used first, then generated names; a 63-character name is valid.
@@ -59,20 +64,23 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
         let ids = lb.replicaPIDsByID()
         let otherIDs = Set(ids.keys).subtracting(k.map { [$0] } ?? [])
         let smallestFreeID = (1...).first { !otherIDs.contains($0) }!
-        XCTAssertTrue(k == 4 || k == smallestFreeID,
-                      "generated name \(generated): expected server-4 or server-\(smallestFreeID) (members' --id: \(ids.keys.sorted()))")
+        XCTAssertTrue(
+            k == 4 || k == smallestFreeID,
+            "generated name \(generated): expected server-4 or server-\(smallestFreeID) (members' --id: \(ids.keys.sorted()))")
         XCTAssertEqual(ids.count, 6, "six ds-server children with distinct --id: \(ids.keys.sorted())")
         let current = state.replicas
 
-        let longName = "a" + String(repeating: "b_.-9", count: 12) + "z"  // 62 chars
+        let longName = "a" + String(repeating: "b_.-9", count: 12) + "z" // 62 chars
         let name63 = longName + "Q"
         XCTAssertEqual(name63.count, 63)
-        assertReplicaState(try lb.admin("POST", "/add", json: ["n": 1, "hostnames": [name63]]),
-                           current + [name63], "POST /add with a 63-character name")
+        assertReplicaState(
+            try lb.admin("POST", "/add", json: ["n": 1, "hostnames": [name63]]),
+            current + [name63], "POST /add with a 63-character name")
 
         // The classic form with n == count of hostnames.
-        assertReplicaState(try lb.admin("POST", "/add", json: ["n": 2, "hostnames": ["S7", "S6"]]),
-                           current + [name63, "S7", "S6"], "POST /add {n: 2, hostnames: [S7, S6]}")
+        assertReplicaState(
+            try lb.admin("POST", "/add", json: ["n": 2, "hostnames": ["S7", "S6"]]),
+            current + [name63, "S7", "S6"], "POST /add {n: 2, hostnames: [S7, S6]}")
 
         // Every replica, whatever its name, answers routed requests.
         var rng = SeededRandom(seed: 8)
@@ -102,20 +110,24 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
         let (after, _) = try routeIDs(ids, through: lb, connections: 2)
         XCTAssertEqual(Set(distribution(after).keys), [1, 3], "after removing server-2: distribution \(distribution(after))")
         let moved = ids.filter { before[$0] != 2 && after[$0] != before[$0] }
-        XCTAssertLessThanOrEqual(moved.count, ids.count / 20,
-                                 "\(moved.count) ids of server-1/server-3 moved: \(moved.prefix(10).map { "\($0): \(before[$0] ?? -1) → \(after[$0] ?? -1)" })")
+        XCTAssertLessThanOrEqual(
+            moved.count, ids.count / 20,
+            "\(moved.count) ids of server-1/server-3 moved: \(moved.prefix(10).map { "\($0): \(before[$0] ?? -1) → \(after[$0] ?? -1)" })"
+        )
 
         if let pid2 = pids[2], let identity = ProcFS.identity(pid2) {
-            XCTAssertEqual(ProcFS.waitUntilGone([identity], timeout: 5), [],
-                           "the removed replica's process must stop: \(ProcFS.describe(pid2))")
+            XCTAssertEqual(
+                ProcFS.waitUntilGone([identity], timeout: 5), [],
+                "the removed replica's process must stop: \(ProcFS.describe(pid2))")
         }
     }
 
     /// Named replicas go first, then random others up to n.
     func testRemoveNamedReplicasThenRandomOnes() throws {
         let lb = try startLoadBalancer()
-        assertReplicaState(try lb.admin("POST", "/add", json: ["n": 1, "hostnames": ["S5"]]),
-                           initial + ["S5"], "POST /add {n: 1, hostnames: [S5]}")
+        assertReplicaState(
+            try lb.admin("POST", "/add", json: ["n": 1, "hostnames": ["S5"]]),
+            initial + ["S5"], "POST /add {n: 1, hostnames: [S5]}")
         let response = try lb.admin("DELETE", "/rm", json: ["n": 2, "hostnames": ["S5"]])
         XCTAssertEqual(response.status, 200, "DELETE /rm {n: 2, hostnames: [S5]}: \(response)")
         let state = try XCTUnwrap(response.replicaState, "DELETE /rm answer not in the /rep format: \(response)")
@@ -128,8 +140,9 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
 
         // The classic single-name form.
         let remaining = state.replicas
-        assertReplicaState(try lb.admin("DELETE", "/rm", json: ["n": 1, "hostnames": [remaining[0]]]),
-                           [remaining[1]], "DELETE /rm {n: 1, hostnames: [\(remaining[0])]}")
+        assertReplicaState(
+            try lb.admin("DELETE", "/rm", json: ["n": 1, "hostnames": [remaining[0]]]),
+            [remaining[1]], "DELETE /rm {n: 1, hostnames: [\(remaining[0])]}")
     }
 
     /// Generated names take the smallest unused number: after removing server-2, /add makes
@@ -137,10 +150,13 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
     func testGeneratedNameReusesTheSmallestFreeNumber() throws {
         let lb = try startLoadBalancer()
         assertReplicaState(try lb.admin("DELETE", "/rm?id=2"), ["server-1", "server-3"], "DELETE /rm?id=2")
-        assertReplicaState(try lb.admin("POST", "/add"), ["server-1", "server-3", "server-2"], "POST /add after removing server-2")
+        assertReplicaState(
+            try lb.admin("POST", "/add"), ["server-1", "server-3", "server-2"], "POST /add after removing server-2")
         var rng = SeededRandom(seed: 22)
         let (owners, _) = try routeIDs(rng.sixDigitIDs(600), through: lb, connections: 2)
-        XCTAssertEqual(Set(distribution(owners).keys), [1, 2, 3], "the new server-2 answers as Server 2; distribution \(distribution(owners))")
+        XCTAssertEqual(
+            Set(distribution(owners).keys), [1, 2, 3],
+            "the new server-2 answers as Server 2; distribution \(distribution(owners))")
     }
 
     /// Removing replicas and at once adding ones that get the same names: the removed
@@ -167,8 +183,9 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
             let alive = ProcFS.waitUntilGone(removed, timeout: 4)
             XCTAssertEqual(alive, [], "round \(round): removed replicas still running: \(alive.map { ProcFS.describe($0.pid) })")
             let byID = lb.replicaPIDsByID()
-            XCTAssertEqual(Set(byID.keys), [1, 2, 3],
-                           "round \(round): children after the re-add: \(ProcFS.children(of: lb.process.pid).map(ProcFS.describe))")
+            XCTAssertEqual(
+                Set(byID.keys), [1, 2, 3],
+                "round \(round): children after the re-add: \(ProcFS.children(of: lb.process.pid).map(ProcFS.describe))")
             let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
             XCTAssertEqual(Set(distribution(owners).keys), [1, 2, 3], "round \(round): distribution \(distribution(owners))")
             if !alive.isEmpty || Set(owners.values) != [1, 2, 3] { break }
@@ -206,7 +223,9 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
         for id in servedByS5 { XCTAssertEqual(try client.get("/home?id=\(id)").helloServerID, 4, "id \(id) goes back to S5") }
         client.close()
         let again = try lb.metricSeries(ofReplica: "S5")
-        XCTAssertEqual(again["dslb_replica_requests_total{replica=\"S5\"}"], Double(servedByS5.count), "the re-added S5's requests: \(again)")
+        XCTAssertEqual(
+            again["dslb_replica_requests_total{replica=\"S5\"}"], Double(servedByS5.count), "the re-added S5's requests: \(again)"
+        )
         XCTAssertEqual(again["dslb_replica_up{replica=\"S5\"}"], 1)
 
         // A restart is no departure: server-1 keeps its series and its count.
@@ -246,10 +265,12 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
         }
         func json(_ value: Any) -> String { String(decoding: JSON.bytes(value), as: UTF8.self) }
         let cases: [Case] = [
-            Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["A", "B"]]), status: 400,
-                 message: "<Error> Length of hostname list is more than newly added instances"),
-            Case(method: "DELETE", target: "/rm", body: json(["n": 1, "hostnames": ["server-1", "server-2"]]), status: 400,
-                 message: "<Error> Length of hostname list is more than removable instances"),
+            Case(
+                method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["A", "B"]]), status: 400,
+                message: "<Error> Length of hostname list is more than newly added instances"),
+            Case(
+                method: "DELETE", target: "/rm", body: json(["n": 1, "hostnames": ["server-1", "server-2"]]), status: 400,
+                message: "<Error> Length of hostname list is more than removable instances"),
             // Invalid JSON.
             Case(method: "POST", target: "/add", body: #"{"n": "#, status: 400),
             Case(method: "DELETE", target: "/rm", body: "not json", status: 400),
@@ -272,20 +293,25 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
             Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["server-2"]]), status: 409),
             Case(method: "POST", target: "/add", body: json(["n": 2, "hostnames": ["fresh-1", "server-3"]]), status: 409),
             // Names are case-insensitive (they become container and host names).
-            Case(method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["SERVER-2"]]), status: 409,
-                 message: "<Error> Hostname 'SERVER-2' is already in the pool as 'server-2' (names are case-insensitive)"),
+            Case(
+                method: "POST", target: "/add", body: json(["n": 1, "hostnames": ["SERVER-2"]]), status: 409,
+                message: "<Error> Hostname 'SERVER-2' is already in the pool as 'server-2' (names are case-insensitive)"),
             Case(method: "POST", target: "/add", body: json(["n": 2, "hostnames": ["X", "x"]]), status: 400),
             Case(method: "DELETE", target: "/rm", body: json(["n": 2, "hostnames": ["server-1", "SERVER-1"]]), status: 400),
             // A key twice, an unknown key, null: each would mean something else to another parser.
-            Case(method: "POST", target: "/add", body: #"{"n": 1, "n": 2}"#, status: 400,
-                 message: "<Error> Key 'n' is given more than once"),
-            Case(method: "DELETE", target: "/rm", body: #"{"hostnames": ["server-1"], "hostnames": ["server-2"]}"#, status: 400,
-                 message: "<Error> Key 'hostnames' is given more than once"),
-            Case(method: "POST", target: "/add", body: #"{"n": 1, "replicas": 5}"#, status: 400,
-                 message: "<Error> Unknown key 'replicas': the body takes only 'n' and 'hostnames'"),
+            Case(
+                method: "POST", target: "/add", body: #"{"n": 1, "n": 2}"#, status: 400,
+                message: "<Error> Key 'n' is given more than once"),
+            Case(
+                method: "DELETE", target: "/rm", body: #"{"hostnames": ["server-1"], "hostnames": ["server-2"]}"#, status: 400,
+                message: "<Error> Key 'hostnames' is given more than once"),
+            Case(
+                method: "POST", target: "/add", body: #"{"n": 1, "replicas": 5}"#, status: 400,
+                message: "<Error> Unknown key 'replicas': the body takes only 'n' and 'hostnames'"),
             Case(method: "DELETE", target: "/rm", body: #"{"N": 1}"#, status: 400),
-            Case(method: "POST", target: "/add", body: #"{"n": null}"#, status: 400,
-                 message: "<Error> 'n' must be a positive integer"),
+            Case(
+                method: "POST", target: "/add", body: #"{"n": null}"#, status: 400,
+                message: "<Error> 'n' must be a positive integer"),
             // The same name twice.
             Case(method: "POST", target: "/add", body: json(["n": 2, "hostnames": ["X", "X"]]), status: 400),
             Case(method: "DELETE", target: "/rm", body: json(["n": 2, "hostnames": ["server-1", "server-1"]]), status: 400),
@@ -322,8 +348,9 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
     /// /rm finds a replica whatever the case of the name it is given.
     func testRemoveMatchesNamesCaseInsensitively() throws {
         let lb = try startLoadBalancer()
-        assertReplicaState(try lb.admin("DELETE", "/rm", json: ["n": 1, "hostnames": ["SERVER-2"]]),
-                           ["server-1", "server-3"], "DELETE /rm {hostnames: [SERVER-2]}")
+        assertReplicaState(
+            try lb.admin("DELETE", "/rm", json: ["n": 1, "hostnames": ["SERVER-2"]]),
+            ["server-1", "server-3"], "DELETE /rm {hostnames: [SERVER-2]}")
     }
 
     // MARK: a change that cannot be saved is not made
@@ -337,16 +364,21 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
     }
 
     /// The refused command left the pool, its processes and the state file as they were.
-    private func assertNothingChanged(_ lb: LoadBalancerUnderTest, stateDir: String, pids: [Int: pid_t], _ what: String,
-                                      file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertNothingChanged(
+        _ lb: LoadBalancerUnderTest, stateDir: String, pids: [Int: pid_t], _ what: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         assertReplicaState(try lb.request("GET", "/rep"), initial, "GET /rep after \(what)", file: file, line: line)
         // A replica an /add started is stopped once its save failed; wait for that.
         let deadline = Date().addingTimeInterval(10)
         while lb.replicaPIDsByID() != pids && Date() < deadline { usleep(50_000) }
         XCTAssertEqual(lb.replicaPIDsByID(), pids, "\(what): no replica started or stopped", file: file, line: line)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: stateDir + "/state.json.tmp"),
-                       "\(what): the temporary file must be removed", file: file, line: line)
-        let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stateDir + "/state.json"))) as? [String: Any]
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: stateDir + "/state.json.tmp"),
+            "\(what): the temporary file must be removed", file: file, line: line)
+        let saved =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stateDir + "/state.json")))
+            as? [String: Any]
         let names = (saved?["replicas"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
         XCTAssertEqual(names, initial, "\(what): state.json still holds the old pool", file: file, line: line)
     }
@@ -365,7 +397,9 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
 
         let added = try lb.admin("POST", "/add", json: ["hostnames": ["S9"]])
         let message = assertFailure(added, 507, "POST /add with the state disk full") ?? ""
-        XCTAssertTrue(message.hasPrefix("<Error> Could not save the pool, nothing changed: ") && message.contains("No space left on device"), message)
+        XCTAssertTrue(
+            message.hasPrefix("<Error> Could not save the pool, nothing changed: ")
+                && message.contains("No space left on device"), message)
         try assertNothingChanged(lb, stateDir: stateDir, pids: pids, "POST /add")
 
         let removed = try lb.admin("DELETE", "/rm", json: ["hostnames": ["server-1"]])
@@ -376,7 +410,8 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
 
         // With room again, a change is made and saved.
         try FileManager.default.removeItem(atPath: filler)
-        assertReplicaState(try lb.admin("DELETE", "/rm", json: ["hostnames": ["server-3"]]), ["server-1", "server-2"], "DELETE /rm")
+        assertReplicaState(
+            try lb.admin("DELETE", "/rm", json: ["hostnames": ["server-3"]]), ["server-1", "server-2"], "DELETE /rm")
         XCTAssertTrue(lb.process.send(signal: SIGTERM))
         XCTAssertEqual(lb.process.waitForExit(timeout: 10), .exited(0))
         let again = try startLoadBalancer(environment: ["STATE_DIRECTORY": stateDir])
@@ -394,7 +429,8 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
 
         assertFailure(try lb.admin("POST", "/add", json: ["n": 2]), 500, "POST /add with the state directory read-only")
         try assertNothingChanged(lb, stateDir: stateDir, pids: pids, "POST /add")
-        try lb.process.waitForStderrLine(matching: #"\[!\] Could not save the pool, so did not add server-4, server-5: .*Read-only file system"#, timeout: 5)
+        try lb.process.waitForStderrLine(
+            matching: #"\[!\] Could not save the pool, so did not add server-4, server-5: .*Read-only file system"#, timeout: 5)
 
         remount(stateDir, readOnly: false)
         try assertRestartBringsBackTheInitialPool(lb, stateDir: stateDir)

@@ -2,11 +2,12 @@
 // traffic does not. Every admin request is logged with the client's address, and a burst of
 // admin requests does not hold up routed traffic.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class LoadBalancerAdminTokenTests: IntegrationTestCase {
     let secret = "Zm9vYmFyLWFkbWluLXRva2VuLTIwMjY="
@@ -18,8 +19,10 @@ final class LoadBalancerAdminTokenTests: IntegrationTestCase {
     }
 
     func testAdminNeedsTheBearerTokenAndRoutingDoesNot() throws {
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "2",
-                                        "--admin-token-file", try tokenFile(secret + "\n")])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--replicas", "2",
+            "--admin-token-file", try tokenFile(secret + "\n"),
+        ])
         let cases: [(String, [(String, String)])] = [
             ("no Authorization", []),
             ("wrong token", [("Authorization", "Bearer \(secret.dropLast())x")]),
@@ -42,10 +45,12 @@ final class LoadBalancerAdminTokenTests: IntegrationTestCase {
         let good = [("Authorization", "Bearer \(secret)")]
         let client = lb.client()
         assertReplicaState(try client.request("GET", "/rep", headers: good), ["server-1", "server-2"], "GET /rep with the token")
-        assertReplicaState(try client.request("POST", "/add", headers: good), ["server-1", "server-2", "server-3"],
-                           "POST /add with the token")
-        assertReplicaState(try client.request("GET", "/rep", headers: [("authorization", "bearer \(secret)")]),
-                           ["server-1", "server-2", "server-3"], "scheme and field name in lower case")
+        assertReplicaState(
+            try client.request("POST", "/add", headers: good), ["server-1", "server-2", "server-3"],
+            "POST /add with the token")
+        assertReplicaState(
+            try client.request("GET", "/rep", headers: [("authorization", "bearer \(secret)")]),
+            ["server-1", "server-2", "server-3"], "scheme and field name in lower case")
 
         // Routed requests need no token.
         let routed = try lb.client().get("/home?id=12")
@@ -60,19 +65,23 @@ final class LoadBalancerAdminTokenTests: IntegrationTestCase {
     func testAWeakOrMissingTokenFileStopsStartUpWithAOneLineError() throws {
         for (contents, expected) in [("short\n", "at least 16"), ("has spaces in the middle of it\n", "b64token")] {
             let path = try tokenFile(contents)
-            let process = try launch("ds-lb", ["serve", "--listen", "127.0.0.1:0", "--replicas", "1", "--admin-token-file", path],
-                                     environment: ["STATE_DIRECTORY": try temporaryDirectory()])
-            try process.waitForStderrLine(matching: "--admin-token-file: \(NSRegularExpression.escapedPattern(for: path)): .*\(expected)",
-                                          timeout: 10)
+            let process = try launch(
+                "ds-lb", ["serve", "--listen", "127.0.0.1:0", "--replicas", "1", "--admin-token-file", path],
+                environment: ["STATE_DIRECTORY": try temporaryDirectory()])
+            try process.waitForStderrLine(
+                matching: "--admin-token-file: \(NSRegularExpression.escapedPattern(for: path)): .*\(expected)",
+                timeout: 10)
             let termination = process.waitForExit(timeout: 10)
             XCTAssertNotNil(termination, "ds-lb must exit with \(contents.debugDescription)")
             XCTAssertNotEqual(termination, .exited(0), "ds-lb must refuse to start with \(contents.debugDescription)")
         }
         let missing = try temporaryDirectory() + "/no-such-token"
-        let process = try launch("ds-lb", ["serve", "--listen", "127.0.0.1:0", "--replicas", "1", "--admin-token-file", missing],
-                                 environment: ["STATE_DIRECTORY": try temporaryDirectory()])
-        try process.waitForStderrLine(matching: "--admin-token-file: cannot read admin token file \(NSRegularExpression.escapedPattern(for: missing))",
-                                      timeout: 10)
+        let process = try launch(
+            "ds-lb", ["serve", "--listen", "127.0.0.1:0", "--replicas", "1", "--admin-token-file", missing],
+            environment: ["STATE_DIRECTORY": try temporaryDirectory()])
+        try process.waitForStderrLine(
+            matching: "--admin-token-file: cannot read admin token file \(NSRegularExpression.escapedPattern(for: missing))",
+            timeout: 10)
         let termination = process.waitForExit(timeout: 10)
         XCTAssertNotNil(termination)
         XCTAssertNotEqual(termination, .exited(0))
@@ -91,7 +100,8 @@ final class LoadBalancerAdminTokenTests: IntegrationTestCase {
                     guard let connection = try? HTTPConnection(port: lb.port) else { continue }
                     let response: HTTPResponse?
                     if t % 4 == 0 {
-                        response = try? connection.request("POST", "/add", body: [UInt8](repeating: UInt8(ascii: "x"), count: 70_000))
+                        response = try? connection.request(
+                            "POST", "/add", body: [UInt8](repeating: UInt8(ascii: "x"), count: 70_000))
                     } else {
                         response = try? connection.request("GET", t % 2 == 0 ? "/rep" : "/status")
                     }

@@ -5,19 +5,22 @@
 // And the other failure policy: `--on-failure replace --max-restarts 0` replaces a failed
 // replica under a new name instead of restarting it.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class LoadBalancerFailureTests: IntegrationTestCase {
     private func startPair(retries: Int) throws -> (LoadBalancerUnderTest, ServerUnderTest, ServerUnderTest) {
         let a = try startServer(id: 1)
         let b = try startServer(id: 2)
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static",
-                                        "--backend", "server-1=127.0.0.1:\(a.port)", "--backend", "server-2=127.0.0.1:\(b.port)",
-                                        "--retries", "\(retries)", "--fall", "100", "--heartbeat-interval", "1m"])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--driver", "static",
+            "--backend", "server-1=127.0.0.1:\(a.port)", "--backend", "server-2=127.0.0.1:\(b.port)",
+            "--retries", "\(retries)", "--fall", "100", "--heartbeat-interval", "1m",
+        ])
         return (lb, a, b)
     }
 
@@ -45,10 +48,15 @@ final class LoadBalancerFailureTests: IntegrationTestCase {
                     failures.append("id \(id) (owned by the killed server 2): expected 502 JSON failure, got \(response)")
                 }
             } else if response.status != 200 || response.helloServerID != owners[id] {
-                failures.append("id \(id) (owned by server \(owners[id] ?? -1)): expected 200 Hello from Server: \(owners[id] ?? -1), got \(response)")
+                failures.append(
+                    "id \(id) (owned by server \(owners[id] ?? -1)): expected 200 Hello from Server: \(owners[id] ?? -1), got \(response)"
+                )
             }
         }
-        XCTAssertTrue(failures.isEmpty, "\(failures.count) of \(ids.count) answers wrong after SIGKILL of replica 2:\n\(failures.prefix(8).joined(separator: "\n"))")
+        XCTAssertTrue(
+            failures.isEmpty,
+            "\(failures.count) of \(ids.count) answers wrong after SIGKILL of replica 2:\n\(failures.prefix(8).joined(separator: "\n"))"
+        )
         XCTAssertTrue(lb.process.isRunning, "ds-lb must survive a replica's death")
         assertReplicaState(try lb.request("GET", "/rep"), ["server-1", "server-2"], "GET /rep after the kill")
     }
@@ -74,8 +82,10 @@ final class LoadBalancerFailureTests: IntegrationTestCase {
     /// replacement never takes a name given up before. Once by exit (SIGKILL), once by
     /// heartbeats (SIGSTOP: the process lives on, hung).
     func testReplacePolicyReplacesAFailedReplicaUnderANewName() throws {
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "3", "--heartbeat-interval", "500ms",
-                                        "--heartbeat-timeout", "300ms", "--on-failure", "replace", "--max-restarts", "0"])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--replicas", "3", "--heartbeat-interval", "500ms",
+            "--heartbeat-timeout", "300ms", "--on-failure", "replace", "--max-restarts", "0",
+        ])
         var rng = SeededRandom(seed: 2002)
         let ids = rng.sixDigitIDs(150)
         let (before, _) = try routeIDs(ids, through: lb, connections: 2)

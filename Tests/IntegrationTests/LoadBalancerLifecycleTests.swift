@@ -1,20 +1,24 @@
 // ds-lb's children: what it spawns, and that none outlives it (SIGTERM or SIGKILL).
 
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 final class LoadBalancerLifecycleTests: IntegrationTestCase {
     /// Records ds-lb's replica processes (also for teardown) and checks there are `count`.
-    private func replicas(of lb: LoadBalancerUnderTest, count: Int,
-                          file: StaticString = #filePath, line: UInt = #line) throws -> [ProcFS.Identity] {
+    private func replicas(
+        of lb: LoadBalancerUnderTest, count: Int,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> [ProcFS.Identity] {
         let children = ProcFS.descendants(of: lb.process.pid)
         recordStrays(children)
         let identities = children.compactMap(ProcFS.identity)
-        XCTAssertEqual(identities.count, count, "ds-lb's descendants: \(children.map(ProcFS.describe))",
-                       file: file, line: line)
+        XCTAssertEqual(
+            identities.count, count, "ds-lb's descendants: \(children.map(ProcFS.describe))",
+            file: file, line: line)
         return identities
     }
 
@@ -24,7 +28,8 @@ final class LoadBalancerLifecycleTests: IntegrationTestCase {
         let lb = try startLoadBalancer()
         let expectedExe = URL(fileURLWithPath: try Binaries.path("ds-server")).resolvingSymlinksInPath().path
         let byID = lb.replicaPIDsByID()
-        XCTAssertEqual(Set(byID.keys), [1, 2, 3], "children by --id: \(ProcFS.children(of: lb.process.pid).map(ProcFS.describe))")
+        XCTAssertEqual(
+            Set(byID.keys), [1, 2, 3], "children by --id: \(ProcFS.children(of: lb.process.pid).map(ProcFS.describe))")
         for (id, pid) in byID.sorted(by: { $0.key < $1.key }) {
             let argv = ProcFS.cmdline(pid) ?? []
             XCTAssertEqual(ProcFS.executablePath(pid), expectedExe, "replica \(id) runs \(argv)")
@@ -55,7 +60,8 @@ final class LoadBalancerLifecycleTests: IntegrationTestCase {
 
         XCTAssertTrue(lb.process.send(signal: SIGTERM))
         let termination = lb.process.waitForExit(timeout: 10)
-        XCTAssertEqual(termination, .exited(0), "ds-lb after SIGTERM: \(termination.map { "\($0)" } ?? "still running after 10 s")")
+        XCTAssertEqual(
+            termination, .exited(0), "ds-lb after SIGTERM: \(termination.map { "\($0)" } ?? "still running after 10 s")")
         let alive = ProcFS.waitUntilGone(children, timeout: 5)
         XCTAssertEqual(alive, [], "children alive after ds-lb's SIGTERM exit: \(alive.map { ProcFS.describe($0.pid) })")
     }
@@ -68,13 +74,16 @@ final class LoadBalancerLifecycleTests: IntegrationTestCase {
         let children = try replicas(of: lb, count: 3)
         XCTAssertEqual(ProcFS.stat(lb.process.pid)?.pgrp, lb.process.pid, "the test starts ds-lb as a group leader")
         for child in children {
-            XCTAssertEqual(ProcFS.stat(child.pid)?.pgrp, child.pid,
-                           "replica \(ProcFS.describe(child.pid)) must lead its own process group, not share ds-lb's")
+            XCTAssertEqual(
+                ProcFS.stat(child.pid)?.pgrp, child.pid,
+                "replica \(ProcFS.describe(child.pid)) must lead its own process group, not share ds-lb's")
         }
 
         XCTAssertEqual(kill(-lb.process.pid, SIGINT), 0, "kill(-pgid, SIGINT): \(String(cString: strerror(errno)))")
         let termination = lb.process.waitForExit(timeout: 15)
-        XCTAssertEqual(termination, .exited(0), "ds-lb after SIGINT to its group: \(termination.map { "\($0)" } ?? "still running after 15 s")")
+        XCTAssertEqual(
+            termination, .exited(0),
+            "ds-lb after SIGINT to its group: \(termination.map { "\($0)" } ?? "still running after 15 s")")
         let alive = ProcFS.waitUntilGone(children, timeout: 5)
         XCTAssertEqual(alive, [], "replicas alive after ds-lb's exit: \(alive.map { ProcFS.describe($0.pid) })")
         let lines = lb.process.stderr.allLines
@@ -118,7 +127,9 @@ final class LoadBalancerLifecycleTests: IntegrationTestCase {
         XCTAssertEqual(response.bodyString, "ping", "the request in flight is answered by its replica")
         let termination = lb.process.waitForExit(timeout: 15)
         XCTAssertEqual(termination, .exited(0), "ds-lb: \(termination.map { "\($0)" } ?? "still running after 15 s")")
-        let failures = lb.process.stderr.allLines.filter { $0.contains("[!]") || $0.contains("Restarting") || $0.contains("restarted") }
+        let failures = lb.process.stderr.allLines.filter {
+            $0.contains("[!]") || $0.contains("Restarting") || $0.contains("restarted")
+        }
         XCTAssertEqual(failures, [], "a replica that exits while ds-lb stops is neither a failure nor restarted")
     }
 
@@ -130,7 +141,8 @@ final class LoadBalancerLifecycleTests: IntegrationTestCase {
         XCTAssertTrue(lb.process.send(signal: SIGKILL))
         XCTAssertEqual(lb.process.waitForExit(timeout: 5), .signaled(SIGKILL))
         let alive = ProcFS.waitUntilGone(children, timeout: 5)
-        XCTAssertEqual(alive, [], "children alive 5 s after SIGKILL of ds-lb (PR_SET_PDEATHSIG): \(alive.map { ProcFS.describe($0.pid) })")
+        XCTAssertEqual(
+            alive, [], "children alive 5 s after SIGKILL of ds-lb (PR_SET_PDEATHSIG): \(alive.map { ProcFS.describe($0.pid) })")
     }
 
     /// A hand-edited state file with an entry /add would refuse: ds-lb starts nothing and exits
@@ -140,10 +152,19 @@ final class LoadBalancerLifecycleTests: IntegrationTestCase {
             #"{"name": "\#(name)", "id": \#(id), "host": "127.0.0.1", "port": \#(port)}"#
         }
         let cases: [([String], String)] = [
-            ([entry("server-1", 1, 20001), entry("server-2", 1, 20002)], "replicas[1] (server-2): id 1 is already used by replicas[0] (server-1)"),
-            ([entry("server-1", 1, 20001), entry("server-2", 2, 20001)], "replicas[1] (server-2): address 127.0.0.1:20001 is already used by replicas[0] (server-1)"),
+            (
+                [entry("server-1", 1, 20001), entry("server-2", 1, 20002)],
+                "replicas[1] (server-2): id 1 is already used by replicas[0] (server-1)"
+            ),
+            (
+                [entry("server-1", 1, 20001), entry("server-2", 2, 20001)],
+                "replicas[1] (server-2): address 127.0.0.1:20001 is already used by replicas[0] (server-1)"
+            ),
             ([entry("../../x", 1, 20001)], "replicas[0] (../../x): invalid name"),
-            ([entry("server-37", 1, 20001), entry("SERVER-37", 2, 20002)], "replicas[1] (SERVER-37): the name is already used by replicas[0] (server-37)"),
+            (
+                [entry("server-37", 1, 20001), entry("SERVER-37", 2, 20002)],
+                "replicas[1] (SERVER-37): the name is already used by replicas[0] (server-37)"
+            ),
             ([entry("server-1", -5, 70000)], "replicas[0] (server-1): 'id' must be a positive integer, not -5"),
             ([entry("server-1", 5, 70000)], "replicas[0] (server-1): 'port' must be an integer from 0 to 65535, not 70000"),
         ]
@@ -152,15 +173,17 @@ final class LoadBalancerLifecycleTests: IntegrationTestCase {
             let path = stateDir + "/state.json"
             try Data(#"{"version": 1, "driver": "process", "replicas": [\#(entries.joined(separator: ", "))]}"#.utf8)
                 .write(to: URL(fileURLWithPath: path))
-            let process = try launch("ds-lb", ["--listen", "127.0.0.1:0", "--driver", "process"],
-                                     environment: ["STATE_DIRECTORY": stateDir])
+            let process = try launch(
+                "ds-lb", ["--listen", "127.0.0.1:0", "--driver", "process"],
+                environment: ["STATE_DIRECTORY": stateDir])
             let ended = process.waitForExit(timeout: 10)
             XCTAssertNotNil(ended, "ds-lb must refuse to start: \(problem)")
             XCTAssertNotEqual(ended, .exited(0), problem)
             let lines = process.stderr.allLines.filter { $0.contains(path) }
             XCTAssertEqual(lines.count, 1, "one line names \(path): \(process.outputTail())")
-            XCTAssertTrue(lines.first?.contains("state file \(path) is corrupt: \(problem)") ?? false,
-                          "wanted '\(problem)': \(process.outputTail())")
+            XCTAssertTrue(
+                lines.first?.contains("state file \(path) is corrupt: \(problem)") ?? false,
+                "wanted '\(problem)': \(process.outputTail())")
             XCTAssertEqual(ProcFS.descendants(of: process.pid), [], "no replica was started")
         }
     }
@@ -169,7 +192,8 @@ final class LoadBalancerLifecycleTests: IntegrationTestCase {
         let stateDir = try temporaryDirectory()
         let path = stateDir + "/state.json"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-        let process = try launch("ds-lb", ["--listen", "127.0.0.1:0", "--driver", "process"], environment: ["STATE_DIRECTORY": stateDir])
+        let process = try launch(
+            "ds-lb", ["--listen", "127.0.0.1:0", "--driver", "process"], environment: ["STATE_DIRECTORY": stateDir])
         let ended = process.waitForExit(timeout: 10)
         XCTAssertNotNil(ended)
         XCTAssertNotEqual(ended, .exited(0))

@@ -1,11 +1,12 @@
 // ds-lb with three process replicas: routing by consistent hash of ?id=, keep-alive to
 // clients, forwarding of any non-admin path, `ds-lb serve`, and chunked request bodies.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class LoadBalancerRoutingTests: IntegrationTestCase {
     /// 3,000 random 6-digit ids over 4 keep-alive connections reach all three replicas; a
@@ -26,8 +27,10 @@ final class LoadBalancerRoutingTests: IntegrationTestCase {
         for round in 1...2 {
             let (again, _) = try routeIDs(sample, through: lb, connections: 3)
             let moved = sample.filter { again[$0] != owners[$0] }
-            XCTAssertTrue(moved.isEmpty,
-                          "round \(round): ids answered by another replica than before: \(moved.prefix(10).map { "\($0): \(owners[$0] ?? -1) → \(again[$0] ?? -1)" })")
+            XCTAssertTrue(
+                moved.isEmpty,
+                "round \(round): ids answered by another replica than before: \(moved.prefix(10).map { "\($0): \(owners[$0] ?? -1) → \(again[$0] ?? -1)" })"
+            )
         }
     }
 
@@ -53,8 +56,9 @@ final class LoadBalancerRoutingTests: IntegrationTestCase {
         let lb = try startLoadBalancer()
         let client = lb.client()
         let unknown = try client.get("/foo?id=123456")
-        assertFailure(unknown, 400, "GET /foo?id=123456 through ds-lb",
-                      message: "<Error> '/foo' endpoint does not exist in server replicas")
+        assertFailure(
+            unknown, 400, "GET /foo?id=123456 through ds-lb",
+            message: "<Error> '/foo' endpoint does not exist in server replicas")
         let heartbeat = try client.get("/heartbeat?id=123456")
         XCTAssertEqual(heartbeat.status, 200, "GET /heartbeat?id=123456 through ds-lb: \(heartbeat)")
         XCTAssertTrue(heartbeat.body.isEmpty, "\(heartbeat)")
@@ -90,16 +94,18 @@ final class LoadBalancerRoutingTests: IntegrationTestCase {
             expected += chunk
         }
         payload += Array("0\r\nX-Checksum: none\r\n\r\n".utf8)
-        try connection.send(HTTPConnection.requestBytes(
-            "POST", "/echo?id=1", headers: [("Transfer-Encoding", "chunked")], body: payload))
+        try connection.send(
+            HTTPConnection.requestBytes(
+                "POST", "/echo?id=1", headers: [("Transfer-Encoding", "chunked")], body: payload))
         let response = try connection.readResponse(method: "POST")
         XCTAssertEqual(response.status, 200, "\(response)")
         XCTAssertTrue(response.body == expected, "the chunked body must arrive byte-identical")
         XCTAssertEqual(try connection.get("/home?id=1").status, 200, "the connection stays usable")
 
         let bad = try HTTPConnection(port: lb.port)
-        try bad.send(HTTPConnection.requestBytes(
-            "POST", "/home?id=1", headers: [("Transfer-Encoding", "chunked")], body: Array("zz\r\nhello\r\n0\r\n\r\n".utf8)))
+        try bad.send(
+            HTTPConnection.requestBytes(
+                "POST", "/home?id=1", headers: [("Transfer-Encoding", "chunked")], body: Array("zz\r\nhello\r\n0\r\n\r\n".utf8)))
         let refused = try bad.readResponse()
         assertFailure(refused, 400, "POST with an invalid chunk size through ds-lb")
         XCTAssertTrue(bad.isClosedByPeer(within: 2), "ds-lb must close the connection after bad chunk framing")

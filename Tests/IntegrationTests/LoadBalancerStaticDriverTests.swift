@@ -1,20 +1,24 @@
 // `--driver static`: ds-lb routes to replicas run by someone else (here: by the test).
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class LoadBalancerStaticDriverTests: IntegrationTestCase {
     func testStaticBackendsReceiveRoutedTraffic() throws {
         let a = try startServer(id: 1)
         let b = try startServer(id: 2)
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static",
-                                        "--backend", "a=127.0.0.1:\(a.port)",
-                                        "--backend", "b=127.0.0.1:\(b.port)"])
-        XCTAssertEqual(ProcFS.children(of: lb.process.pid).map(ProcFS.describe), [],
-                       "the static driver spawns no replica")
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--driver", "static",
+            "--backend", "a=127.0.0.1:\(a.port)",
+            "--backend", "b=127.0.0.1:\(b.port)",
+        ])
+        XCTAssertEqual(
+            ProcFS.children(of: lb.process.pid).map(ProcFS.describe), [],
+            "the static driver spawns no replica")
         assertReplicaState(try lb.request("GET", "/rep"), ["a", "b"], "GET /rep with --backend a=... --backend b=...")
         // Each backend has its own number in the log (they were all "Server 0").
         try lb.process.waitForStderrLine(matching: #"\[\+\] Server 1 started: a at "#, timeout: 5)

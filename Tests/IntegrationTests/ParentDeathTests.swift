@@ -3,11 +3,12 @@
 // ds-server and ds-lb (with replicas) the way every test does, kills the helper, and checks by
 // PID and start time in /proc that all of them are gone.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class ParentDeathTests: IntegrationTestCase {
     /// Set in the helper's environment: run as the helper instead of as the test.
@@ -23,9 +24,10 @@ final class ParentDeathTests: IntegrationTestCase {
             XCTFail("cannot read /proc/self/exe")
             return
         }
-        let helper = try launch(xctest, [Self.testName],
-                                environment: [Self.helperVariable: "1", "DSLB_BIN_DIR": try Binaries.directory()],
-                                name: "helper")
+        let helper = try launch(
+            xctest, [Self.testName],
+            environment: [Self.helperVariable: "1", "DSLB_BIN_DIR": try Binaries.directory()],
+            name: "helper")
         let groups = try helper.waitForStderrLine(
             matching: #"^parent-death-helper: server ([0-9]+) lb ([0-9]+) replicas ([0-9 ]+)$"#,
             timeout: 3 * startupTimeout)
@@ -36,7 +38,8 @@ final class ParentDeathTests: IntegrationTestCase {
         // Teardown kills whatever survives, so a failure here leaves nothing behind either.
         recordStrays(pids)
         let identities = pids.compactMap(ProcFS.identity)
-        XCTAssertEqual(identities.count, pids.count, "every reported process runs before the helper is killed: \(pids.map(ProcFS.describe))")
+        XCTAssertEqual(
+            identities.count, pids.count, "every reported process runs before the helper is killed: \(pids.map(ProcFS.describe))")
         // The server was spawned from a thread the helper let end first: that thread's end must not
         // have killed it (the death signal follows the forking thread, hence SpawnThread).
         XCTAssertTrue(identities.allSatisfy { !ProcFS.isGone($0) }, "alive before the kill: \(pids.map(ProcFS.describe))")
@@ -44,7 +47,9 @@ final class ParentDeathTests: IntegrationTestCase {
         XCTAssertTrue(helper.send(signal: SIGKILL))
         XCTAssertEqual(helper.waitForExit(timeout: 10), .signaled(SIGKILL))
         let survivors = ProcFS.waitUntilGone(identities, timeout: 10)
-        XCTAssertEqual(survivors, [], "still running 10 s after the test process was SIGKILLed: \(survivors.map { ProcFS.describe($0.pid) })")
+        XCTAssertEqual(
+            survivors, [], "still running 10 s after the test process was SIGKILLed: \(survivors.map { ProcFS.describe($0.pid) })"
+        )
     }
 
     /// The helper: starts a ds-server from a short-lived thread and a ds-lb with two process
@@ -55,8 +60,9 @@ final class ParentDeathTests: IntegrationTestCase {
         let started = DispatchSemaphore(value: 0)
         let thread = Thread {
             box.result = Result {
-                try ChildProcess(name: "ds-server-1", executable: serverPath,
-                                 arguments: ["--id", "1", "--host", "127.0.0.1", "--port", "0"])
+                try ChildProcess(
+                    name: "ds-server-1", executable: serverPath,
+                    arguments: ["--id", "1", "--host", "127.0.0.1", "--port", "0"])
             }
             started.signal()
         }
@@ -78,7 +84,8 @@ final class ParentDeathTests: IntegrationTestCase {
             replicas = lb.replicaPIDsByID()
         }
         XCTAssertEqual(replicas.count, 2, "ds-lb's replicas")
-        let line = "parent-death-helper: server \(server.pid) lb \(lb.process.pid) replicas \(replicas.values.sorted().map(String.init).joined(separator: " "))\n"
+        let line =
+            "parent-death-helper: server \(server.pid) lb \(lb.process.pid) replicas \(replicas.values.sorted().map(String.init).joined(separator: " "))\n"
         FileHandle.standardError.write(Data(line.utf8))
         // The parent kills us now; should it not, end rather than linger.
         sleep(120)

@@ -3,11 +3,12 @@
 // put it back; an idempotent request that met an invalid response goes to the next replica.
 // The replicas are ScriptedReplicas behind `--driver static` (their /heartbeat always passes).
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class PassiveHealthTests: IntegrationTestCase {
     /// Whether the scripted replica answers validly; flipped by the test.
@@ -32,9 +33,14 @@ final class PassiveHealthTests: IntegrationTestCase {
     }
 
     /// ds-lb (one worker) in front of `a` and `b`, with `options`.
-    private func startLoadBalancer(_ a: ScriptedReplica, _ b: ScriptedReplica, _ options: [String]) throws -> LoadBalancerUnderTest {
-        try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
-                               "--backend", "a=127.0.0.1:\(a.port)", "--backend", "b=127.0.0.1:\(b.port)"] + options)
+    private func startLoadBalancer(
+        _ a: ScriptedReplica, _ b: ScriptedReplica, _ options: [String]
+    ) throws -> LoadBalancerUnderTest {
+        try startLoadBalancer(
+            [
+                "--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
+                "--backend", "a=127.0.0.1:\(a.port)", "--backend", "b=127.0.0.1:\(b.port)",
+            ] + options)
     }
 
     private func replicaStatus(_ lb: LoadBalancerUnderTest, _ name: String) throws -> [String: Any] {
@@ -49,8 +55,12 @@ final class PassiveHealthTests: IntegrationTestCase {
         let (a, b) = try replicas(brokenFirst: broken)
         defer { a.stop(); b.stop() }
         // rise 4 at 1 s: out for at least 3 s once marked down, time enough to look.
-        let lb = try startLoadBalancer(a, b, ["--retries", "0", "--max-fails", "3", "--fail-window", "5s",
-                                              "--heartbeat-interval", "1s", "--rise", "4"])
+        let lb = try startLoadBalancer(
+            a, b,
+            [
+                "--retries", "0", "--max-fails", "3", "--fail-window", "5s",
+                "--heartbeat-interval", "1s", "--rise", "4",
+            ])
         // With no retry, the ids a owns get 502s, until a is marked down.
         var idsOfA: [Int] = []
         for id in 0..<40 {
@@ -58,7 +68,8 @@ final class PassiveHealthTests: IntegrationTestCase {
             if response.status == 502 { idsOfA.append(id) } else { XCTAssertEqual(response.bodyString, "good", "\(response)") }
         }
         XCTAssertGreaterThanOrEqual(idsOfA.count, 3, "a owns too few of the ids to fail 3 times")
-        let marked = try lb.process.waitForStderrLine(matching: #"\[!\] Server ([0-9]+) marked down: ([0-9]+) errors in 5s"#, timeout: 10)
+        let marked = try lb.process.waitForStderrLine(
+            matching: #"\[!\] Server ([0-9]+) marked down: ([0-9]+) errors in 5s"#, timeout: 10)
         XCTAssertGreaterThanOrEqual(Int(marked[2]) ?? 0, 3, marked[0])
         let status = try replicaStatus(lb, "a")
         XCTAssertEqual(status["state"] as? String, "DOWN", "\(status)")
@@ -117,8 +128,12 @@ final class PassiveHealthTests: IntegrationTestCase {
     func testReplicaMarkedDownThatThenFailsItsHeartbeatsIsTreatedAsDown() throws {
         let (a, b) = try replicas(brokenFirst: Switch(true))
         defer { a.stop(); b.stop() }
-        let lb = try startLoadBalancer(a, b, ["--retries", "0", "--max-fails", "3", "--fail-window", "5s",
-                                              "--heartbeat-interval", "1s", "--fall", "2", "--rise", "100"])
+        let lb = try startLoadBalancer(
+            a, b,
+            [
+                "--retries", "0", "--max-fails", "3", "--fail-window", "5s",
+                "--heartbeat-interval", "1s", "--fall", "2", "--rise", "100",
+            ])
         for id in 0..<40 { _ = try lb.request("GET", "/home?id=\(id)") }
         let marked = try lb.process.waitForStderrLine(matching: #"\[!\] Server ([0-9]+) marked down"#, timeout: 10)
         a.stop()
@@ -135,9 +150,11 @@ final class PassiveHealthTests: IntegrationTestCase {
             return .init("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
         }
         defer { slow.stop() }
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
-                                        "--backend", "s=127.0.0.1:\(slow.port)", "--response-timeout", "50ms",
-                                        "--max-fails", "3", "--fail-window", "10s", "--heartbeat-interval", "1m"])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
+            "--backend", "s=127.0.0.1:\(slow.port)", "--response-timeout", "50ms",
+            "--max-fails", "3", "--fail-window", "10s", "--heartbeat-interval", "1m",
+        ])
         for id in 0..<3 {
             XCTAssertEqual(try lb.request("GET", "/home?id=\(id)").status, 504)
         }

@@ -5,11 +5,12 @@
 // connections than slots, and that the option sets how many pipelined requests reach the replica
 // at once.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class PipeliningTests: IntegrationTestCase {
     func testManyPipeliningConnectionsGetEveryAnswerInOrder() throws {
@@ -24,7 +25,9 @@ final class PipeliningTests: IntegrationTestCase {
             var bytes: [UInt8] = []
             for i in 0..<depth {
                 let body = "connection \(c) request \(i)"
-                bytes += Array("POST /echo?id=\(c * depth + i) HTTP/1.1\r\nHost: lb\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+                bytes += Array(
+                    "POST /echo?id=\(c * depth + i) HTTP/1.1\r\nHost: lb\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                        .utf8)
             }
             try connection.send(bytes)
         }
@@ -53,8 +56,10 @@ final class PipeliningTests: IntegrationTestCase {
             let replica = try Self.gatedReplica(gate)
             defer { replica.stop() }
             defer { gate.open() }
-            let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
-                                            "--backend", "s=127.0.0.1:\(replica.port)", "--pipeline-slots", "\(slots)"])
+            let lb = try startLoadBalancer([
+                "--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
+                "--backend", "s=127.0.0.1:\(replica.port)", "--pipeline-slots", "\(slots)",
+            ])
             try heldAtOnce(lb, gate, expected: expected, "--pipeline-slots \(slots)")
         }
     }
@@ -75,7 +80,8 @@ final class PipeliningTests: IntegrationTestCase {
         for (old, new, expected) in [("1", "0", 3), ("0", "2", 2)] {
             try (base + "pipeline-slots = \(new)\n").write(toFile: path, atomically: true, encoding: .utf8)
             XCTAssertTrue(lb.process.send(signal: SIGHUP))
-            try lb.process.waitForStderrLine(matching: #"^\[i\] Reloaded .*: applied pipeline-slots "# + old + " → " + new + ";", timeout: 10)
+            try lb.process.waitForStderrLine(
+                matching: #"^\[i\] Reloaded .*: applied pipeline-slots "# + old + " → " + new + ";", timeout: 10)
             gate.close()
             try heldAtOnce(lb, gate, expected: expected, "reloaded to pipeline-slots = \(new)")
         }
@@ -92,14 +98,18 @@ final class PipeliningTests: IntegrationTestCase {
     /// Three new clients each send a fresh request and a pipelined one in one write; the fresh
     /// ones are answered, and `expected` pipelined ones (no more) reach the gated replica. Then
     /// the gate opens and every client gets both answers, in order.
-    func heldAtOnce(_ lb: LoadBalancerUnderTest, _ gate: Gate, expected: Int, _ label: String,
-                    file: StaticString = #filePath, line: UInt = #line) throws {
+    func heldAtOnce(
+        _ lb: LoadBalancerUnderTest, _ gate: Gate, expected: Int, _ label: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let clients = try (0..<3).map { _ in try HTTPConnection(port: lb.port, timeout: 20) }
         defer { clients.forEach { $0.close() } }
         for (c, client) in clients.enumerated() {
             try client.send("GET /fresh?id=\(c) HTTP/1.1\r\nHost: lb\r\n\r\nGET /held?id=\(c) HTTP/1.1\r\nHost: lb\r\n\r\n")
         }
-        XCTAssertTrue(gate.waitUntilHeld(expected, timeout: 10), "\(label): \(gate.held) held, expected \(expected)", file: file, line: line)
+        XCTAssertTrue(
+            gate.waitUntilHeld(expected, timeout: 10), "\(label): \(gate.held) held, expected \(expected)", file: file, line: line
+        )
         // Time for a request beyond the limit to arrive, were it let through.
         usleep(300_000)
         XCTAssertEqual(gate.held, expected, label, file: file, line: line)

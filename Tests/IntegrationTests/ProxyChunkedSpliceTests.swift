@@ -4,11 +4,12 @@
 // --max-body-size still caps a spliced body. That the bytes were spliced is read from ds-lb's
 // own counter, dslb_spliced_body_bytes_total{direction=...} on /metrics.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class ProxyChunkedSpliceTests: IntegrationTestCase {
     // MARK: round trips
@@ -36,7 +37,8 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
         let body = (0..<(1 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         let connection = try HTTPConnection(port: lb.port, timeout: 30)
         defer { connection.close() }
-        let response = try sendConcurrently(connection, "POST /echo?id=2 HTTP/1.1\r\nHost: lb\r\nContent-Length: \(body.count)\r\n\r\n", body)
+        let response = try sendConcurrently(
+            connection, "POST /echo?id=2 HTTP/1.1\r\nHost: lb\r\nContent-Length: \(body.count)\r\n\r\n", body)
         XCTAssertEqual(response.status, 200)
         XCTAssertTrue(response.body == body, "the Content-Length body came back changed")
         let afterLength = try splicedBytes(lb, atLeast: (after.request + body.count / 2, after.response + body.count / 2))
@@ -75,8 +77,10 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
             defer { replica.stop() }
             replica.setReply("short-\(threshold)", Array(responseHead.utf8) + data[0..<300_000], thenClose: true)
             replica.setReply("long-\(threshold)", Array(responseHead.utf8) + data + Array("\r\n0\r\n\r\n".utf8))
-            let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static",
-                                            "--backend", "fake=127.0.0.1:\(replica.port)", "--splice-threshold", threshold])
+            let lb = try startLoadBalancer([
+                "--listen", "127.0.0.1:0", "--driver", "static",
+                "--backend", "fake=127.0.0.1:\(replica.port)", "--splice-threshold", threshold,
+            ])
             let post = "POST /sink?id=1 HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n"
             var seen: [String] = []
             // A request chunk with 7 bytes more than its size.
@@ -86,9 +90,11 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
             seen.append(try outcome(lb, request: Array(post.utf8) + data[0..<300_000], thenShutdown: true))
             // The same two lies from the replica.
             for name in ["short", "long"] {
-                seen.append(try outcome(lb, request: Array("GET /reply/\(name)-\(threshold)?id=1 HTTP/1.1\r\nHost: lb\r\n\r\n".utf8)))
-                XCTAssertEqual(replica.waitForClose(of: "\(name)-\(threshold)"), true,
-                               "threshold \(threshold), response \(name): ds-lb must close the replica connection")
+                seen.append(
+                    try outcome(lb, request: Array("GET /reply/\(name)-\(threshold)?id=1 HTTP/1.1\r\nHost: lb\r\n\r\n".utf8)))
+                XCTAssertEqual(
+                    replica.waitForClose(of: "\(name)-\(threshold)"), true,
+                    "threshold \(threshold), response \(name): ds-lb must close the replica connection")
             }
             let spliced = try splicedBytes(lb)
             if threshold == "0" {
@@ -112,11 +118,14 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
     func testMaxBodySizeCapsASplicedChunkedBody() throws {
         let replica = try FakeReplica()
         defer { replica.stop() }
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static",
-                                        "--backend", "fake=127.0.0.1:\(replica.port)", "--max-body-size", "1M"])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--driver", "static",
+            "--backend", "fake=127.0.0.1:\(replica.port)", "--max-body-size", "1M",
+        ])
         var rng = SeededRandom(seed: 10)
         let half = (0..<0x80000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        let body = Array("POST /sink?id=1 HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\n\r\n80000\r\n".utf8) + half
+        let body =
+            Array("POST /sink?id=1 HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\n\r\n80000\r\n".utf8) + half
             + Array("\r\n80000\r\n".utf8) + half + Array("\r\n1\r\nx\r\n0\r\n\r\n".utf8)
         let connection = try HTTPConnection(port: lb.port, timeout: 20)
         defer { connection.close() }
@@ -194,7 +203,8 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
     /// Sends `bytes` from another thread (ds-lb and the replica answer while a large body still
     /// arrives; a client that only reads after sending could deadlock), then shuts the sending
     /// side down if asked; the semaphore is signalled when done.
-    private func sendInBackground(_ connection: HTTPConnection, _ bytes: [UInt8], thenShutdown: Bool = false) -> DispatchSemaphore {
+    private func sendInBackground(_ connection: HTTPConnection, _ bytes: [UInt8], thenShutdown: Bool = false) -> DispatchSemaphore
+    {
         let sender = Unchecked(connection)
         let sent = DispatchSemaphore(value: 0)
         Thread {
@@ -217,15 +227,22 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
             let response = try connection.readResponse()
             answer = "\(response.status)"
         } catch let error as HTTPClientError {
-            if case .closedByPeer(let what) = error.kind, what.hasPrefix("before") { answer = "no answer" } else { answer = "cut" }
+            if case .closedByPeer(let what) = error.kind, what.hasPrefix("before") {
+                answer = "no answer"
+            } else {
+                answer = "cut"
+            }
         }
         return answer + (connection.isClosedByPeer(within: 3) ? " closed" : " open")
     }
 
     /// ds-lb's spliced-byte counters; with `atLeast`, polled (up to 15 s, for a loaded machine)
     /// until both reach it, since a worker counts a splice just after the bytes left.
-    private func splicedBytes(_ lb: LoadBalancerUnderTest, atLeast: (request: Int, response: Int)? = nil) throws
-        -> (request: Int, response: Int) {
+    private func splicedBytes(
+        _ lb: LoadBalancerUnderTest, atLeast: (request: Int, response: Int)? = nil
+    ) throws
+        -> (request: Int, response: Int)
+    {
         let deadline = Date().addingTimeInterval(15)
         while true {
             let metrics = try lb.request("GET", "/metrics").bodyString
@@ -236,7 +253,8 @@ final class ProxyChunkedSpliceTests: IntegrationTestCase {
                 if line.contains("direction=\"response\"") { counts.response = value }
             }
             guard let atLeast, counts.request < atLeast.request || counts.response < atLeast.response,
-                  Date() < deadline else { return counts }
+                Date() < deadline
+            else { return counts }
             usleep(20_000)
         }
     }

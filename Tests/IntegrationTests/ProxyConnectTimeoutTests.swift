@@ -2,11 +2,12 @@
 // queue is full, so the kernel drops our SYNs) is given up on after the timeout; the request
 // fails over to the next replica (--retries 1) or gets a 502 (--retries 0).
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class ProxyConnectTimeoutTests: IntegrationTestCase {
     func testAReplicaThatNeverAcceptsIsFailedOverAfterTheConnectTimeout() throws {
@@ -14,9 +15,11 @@ final class ProxyConnectTimeoutTests: IntegrationTestCase {
         let b = try startServer(id: 2)
         // Long heartbeats: the replica stays in the ring for the whole test, so only the data
         // plane's connect timeout decides.
-        let common = ["--listen", "127.0.0.1:0", "--driver", "static",
-                      "--backend", "a=127.0.0.1:\(a.port)", "--backend", "b=127.0.0.1:\(b.port)",
-                      "--connect-timeout", "300ms", "--heartbeat-interval", "60s", "--heartbeat-timeout", "30s"]
+        let common = [
+            "--listen", "127.0.0.1:0", "--driver", "static",
+            "--backend", "a=127.0.0.1:\(a.port)", "--backend", "b=127.0.0.1:\(b.port)",
+            "--connect-timeout", "300ms", "--heartbeat-interval", "60s", "--heartbeat-timeout", "30s",
+        ]
         let failingOver = try startLoadBalancer(common + ["--retries", "1"])
         let strict = try startLoadBalancer(common + ["--retries", "0"])
 
@@ -64,16 +67,19 @@ private final class BlackHole {
         guard listen(listener, 0) == 0 else { throw HTTPClientError(kind: .syscall(function: "listen", errno: errno)) }
         // Fill the queue: connect until one connect stays pending.
         for _ in 0..<8 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            let fd = socket(
+                AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             guard fd >= 0 else { throw HTTPClientError(kind: .syscall(function: "socket", errno: errno)) }
             fds.append(fd)
             rc = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             if rc == 0 { continue }
             guard errno == EINPROGRESS else { throw HTTPClientError(kind: .syscall(function: "connect", errno: errno)) }
             var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            if poll(&pfd, 1, 500) == 0 { return }   // still pending after 0.5 s: the queue is full
+            if poll(&pfd, 1, 500) == 0 { return } // still pending after 0.5 s: the queue is full
         }
         throw HTTPClientError(kind: .syscall(function: "connect (the accept queue never filled)", errno: 0))
     }

@@ -1,21 +1,24 @@
 // The data plane's HTTP behaviour end to end: what reaches the replica (hop-by-hop fields
 // removed, X-Forwarded-* added), large bodies both ways, and the client deadlines.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class ProxyDataPlaneTests: IntegrationTestCase {
     func testForwardedHeadDropsHopByHopFieldsAndAddsForwardedFor() throws {
         let lb = try startLoadBalancer()
         let connection = try HTTPConnection(port: lb.port)
         defer { connection.close() }
-        let response = try connection.request("GET", "/debug/head?id=7", headers: [
-            ("Connection", "X-Secret"), ("X-Secret", "s"), ("Keep-Alive", "timeout=5"), ("TE", "trailers"),
-            ("Proxy-Connection", "keep-alive"), ("X-Kept", "yes"),
-        ])
+        let response = try connection.request(
+            "GET", "/debug/head?id=7",
+            headers: [
+                ("Connection", "X-Secret"), ("X-Secret", "s"), ("Keep-Alive", "timeout=5"), ("TE", "trailers"),
+                ("Proxy-Connection", "keep-alive"), ("X-Kept", "yes"),
+            ])
         XCTAssertEqual(response.status, 200, "\(response)")
         let received = response.bodyString.lowercased()
         for gone in ["x-secret", "keep-alive", "\r\nte:", "proxy-connection", "\r\nconnection:"] {
@@ -44,7 +47,9 @@ final class ProxyDataPlaneTests: IntegrationTestCase {
         let sender = Unchecked(connection)
         let sent = DispatchSemaphore(value: 0)
         let payload = body
-        Thread { try? sender.value.send(payload); sent.signal() }.start()
+        Thread {
+            try? sender.value.send(payload); sent.signal()
+        }.start()
         let response = try connection.readResponse(method: "POST")
         XCTAssertEqual(sent.wait(timeout: .now() + 60), .success)
         XCTAssertEqual(response.status, 200)
@@ -83,8 +88,10 @@ final class ProxyDataPlaneTests: IntegrationTestCase {
     /// A connection that never sends a byte is held for --head-timeout, not --idle-timeout
     /// (silent connections are the cheapest slowloris), and closed without an answer.
     func testSilentNewConnectionIsClosedAfterTheHeadTimeout() throws {
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1",
-                                        "--head-timeout", "500ms", "--idle-timeout", "60s"])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--replicas", "1",
+            "--head-timeout", "500ms", "--idle-timeout", "60s",
+        ])
         let silent = try HTTPConnection(port: lb.port)
         defer { silent.close() }
         XCTAssertTrue(silent.isClosedByPeer(within: 5), "a silent connection must be closed after --head-timeout")

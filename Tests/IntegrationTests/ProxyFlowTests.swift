@@ -3,11 +3,12 @@
 // drain on SIGTERM. The replica is ds-server (its /echo, /slow, /bytes and /ws-echo test
 // endpoints).
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class ProxyFlowTests: IntegrationTestCase {
     // MARK: Expect: 100-continue
@@ -89,7 +90,7 @@ final class ProxyFlowTests: IntegrationTestCase {
             }
         }
         let after = Self.workerCPUTicks(lb.process.pid)
-        let used = after.mapValues { $0 } .merging(before.mapValues { -$0 }, uniquingKeysWith: +)
+        let used = after.mapValues { $0 }.merging(before.mapValues { -$0 }, uniquingKeysWith: +)
         let total = used.values.reduce(0, +)
         XCTAssertEqual(Set(used.keys), ["ds-lb-w0", "ds-lb-w1"])
         for (worker, ticks) in used {
@@ -101,10 +102,12 @@ final class ProxyFlowTests: IntegrationTestCase {
     static func workerCPUTicks(_ pid: pid_t) -> [String: Int] {
         var ticks: [String: Int] = [:]
         for tid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
-            guard let name = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/comm", encoding: .utf8)
+            guard
+                let name = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/comm", encoding: .utf8)
                     .trimmingCharacters(in: .whitespacesAndNewlines), name.hasPrefix("ds-lb-w"),
-                  let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
+                let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             // After the name: state is field 0, utime 11, stime 12 (proc(5)).
             if fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) { ticks[name] = user + system }
@@ -170,7 +173,9 @@ final class ProxyFlowTests: IntegrationTestCase {
             let sender = Unchecked(connection)
             let body = payload
             let sent = DispatchSemaphore(value: 0)
-            Thread { try? sender.value.send(body); sent.signal() }.start()
+            Thread {
+                try? sender.value.send(body); sent.signal()
+            }.start()
             // The response head, then exactly the bytes sent.
             var head: [UInt8] = []
             while !(head.count >= 4 && Array(head.suffix(4)) == [13, 10, 13, 10]) { head += try connection.readBytes(count: 1) }
@@ -191,8 +196,9 @@ final class ProxyFlowTests: IntegrationTestCase {
         let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1"])
         let connection = try HTTPConnection(port: lb.port)
         defer { connection.close() }
-        try connection.send("GET /ws-echo?id=2 HTTP/1.1\r\nHost: lb\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        try connection.send(
+            "GET /ws-echo?id=2 HTTP/1.1\r\nHost: lb\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         let switched = try connection.readResponse()
         XCTAssertEqual(switched.status, 101, "\(switched)")
         XCTAssertEqual(switched.header("Upgrade")?.lowercased(), "websocket", "\(switched)")
@@ -206,7 +212,9 @@ final class ProxyFlowTests: IntegrationTestCase {
             let sender = Unchecked(connection)
             let payload = message
             let sent = DispatchSemaphore(value: 0)
-            Thread { try? sender.value.send(payload); sent.signal() }.start()
+            Thread {
+                try? sender.value.send(payload); sent.signal()
+            }.start()
             let echoed = try connection.readBytes(count: size)
             XCTAssertEqual(sent.wait(timeout: .now() + 10), .success)
             XCTAssertTrue(echoed == message, "\(size) bytes through the tunnel came back changed")
@@ -256,8 +264,9 @@ final class ProxyFlowTests: IntegrationTestCase {
             peak = max(peak, Self.residentBytes(lb.process.pid) ?? 0)
             usleep(100_000)
         }
-        XCTAssertLessThan(peak - baseline, 32 << 20,
-                          "ds-lb grew by \((peak - baseline) >> 20) MiB for a client that reads nothing (baseline \(baseline >> 20) MiB)")
+        XCTAssertLessThan(
+            peak - baseline, 32 << 20,
+            "ds-lb grew by \((peak - baseline) >> 20) MiB for a client that reads nothing (baseline \(baseline >> 20) MiB)")
         // Reading resumes: every response arrives whole, in order.
         for i in 0..<count {
             let answer = try connection.readResponse()
@@ -324,9 +333,13 @@ final class ProxyFlowTests: IntegrationTestCase {
         let port = UInt16(bigEndian: local.sin_port)
         // LISTEN_PID must be ds-lb's own pid: a shell sets it to its pid and execs ds-lb.
         let dslb = try Binaries.path("ds-lb")
-        let process = try launch("/bin/sh", ["-c", "export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\"", dslb,
-                                             "--listen", "127.0.0.1:1", "--replicas", "1"],
-                                 environment: ["STATE_DIRECTORY": try temporaryDirectory()], name: "ds-lb", passing: [listener])
+        let process = try launch(
+            "/bin/sh",
+            [
+                "-c", "export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\"", dslb,
+                "--listen", "127.0.0.1:1", "--replicas", "1",
+            ],
+            environment: ["STATE_DIRECTORY": try temporaryDirectory()], name: "ds-lb", passing: [listener])
         _ = try process.waitForStderrLine(matching: "Listening on 127\\.0\\.0\\.1:\(port)", timeout: startupTimeout) { _ in true }
         let busy = try HTTPConnection(port: port, timeout: 10)
         defer { busy.close() }

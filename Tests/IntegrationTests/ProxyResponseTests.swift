@@ -3,22 +3,28 @@
 // (HEAD, 204, 304), close-delimited bodies, and a replica that closes pooled connections.
 // The replica is a ScriptedReplica behind `--driver static`.
 
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 final class ProxyResponseTests: IntegrationTestCase {
     private func startLoadBalancer(for replica: ScriptedReplica, _ extra: [String] = []) throws -> LoadBalancerUnderTest {
-        try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
-                               "--backend", "s=127.0.0.1:\(replica.port)"] + extra)
+        try startLoadBalancer(
+            [
+                "--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
+                "--backend", "s=127.0.0.1:\(replica.port)",
+            ] + extra)
     }
 
     func testResponseHopByHopFieldsAreRemovedAndConnectionIsOurs() throws {
         let replica = try ScriptedReplica { _ in
-            .init("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Private, keep-alive\r\nX-Private: secret\r\n"
-                  + "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Kept: yes\r\n\r\nok")
+            .init(
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Private, keep-alive\r\nX-Private: secret\r\n"
+                    + "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Kept: yes\r\n\r\nok"
+            )
         }
         defer { replica.stop() }
         let lb = try startLoadBalancer(for: replica)
@@ -73,8 +79,9 @@ final class ProxyResponseTests: IntegrationTestCase {
             let response = try connection.request("GET", "/\(name)?id=1")
             XCTAssertEqual(response.status, 502, "\(name): \(response)")
             XCTAssertEqual(response.jsonStatus, "failure", name)
-            XCTAssertTrue(replica.wait { $0.closedByPeer > closedBefore },
-                          "\(name): ds-lb must close the upstream connection after an invalid response")
+            XCTAssertTrue(
+                replica.wait { $0.closedByPeer > closedBefore },
+                "\(name): ds-lb must close the upstream connection after an invalid response")
             // The client connection is still good for the next request.
             XCTAssertEqual(try connection.request("GET", "/unknown?id=1").status, 404, name)
         }
@@ -86,7 +93,8 @@ final class ProxyResponseTests: IntegrationTestCase {
             case "/head": return .init("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
             case "/204": return .init("HTTP/1.1 204 No Content\r\n\r\n")
             case "/304": return .init("HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\nETag: \"x\"\r\n\r\n")
-            case "/until-close": return .init("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of this, until the close", close: true)
+            case "/until-close":
+                return .init("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of this, until the close", close: true)
             default: return .init("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
             }
         }
@@ -118,7 +126,9 @@ final class ProxyResponseTests: IntegrationTestCase {
 
     func testInterimResponsesReachHTTP11ClientsOnly() throws {
         let replica = try ScriptedReplica { _ in
-            .init("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .init(
+                "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            )
         }
         defer { replica.stop() }
         let lb = try startLoadBalancer(for: replica)
@@ -159,8 +169,9 @@ final class ProxyResponseTests: IntegrationTestCase {
         let count = bound + 8
         try connection.send(String(repeating: "GET /big?id=1 HTTP/1.1\r\nHost: lb\r\n\r\n", count: count))
         usleep(1_500_000)
-        XCTAssertLessThanOrEqual(replica.requests, bound,
-                                 "ds-lb kept forwarding requests for a client that reads nothing (socket buffers hold \(kernelBytes >> 20) MiB)")
+        XCTAssertLessThanOrEqual(
+            replica.requests, bound,
+            "ds-lb kept forwarding requests for a client that reads nothing (socket buffers hold \(kernelBytes >> 20) MiB)")
         for i in 0..<count {
             let response = try connection.readResponse()
             XCTAssertEqual(response.body.count, size, "response \(i)")
@@ -189,9 +200,10 @@ final class ProxyResponseTests: IntegrationTestCase {
             let answered = replica.accepted
             XCTAssertTrue(replica.wait(timeout: 10) { $0.closed >= answered }, "the replica did not close its connections")
             let pid = lb.process.pid, port = replica.port
-            XCTAssertTrue(replica.wait(timeout: 10) { _ in
-                !ProcFS.tcpSockets(of: pid).contains { $0.remotePort == port && $0.state == "08" }
-            }, "ds-lb did not close the connections the replica closed")
+            XCTAssertTrue(
+                replica.wait(timeout: 10) { _ in
+                    !ProcFS.tcpSockets(of: pid).contains { $0.remotePort == port && $0.state == "08" }
+                }, "ds-lb did not close the connections the replica closed")
         }
         for i in 0..<10 {
             XCTAssertEqual(try connection.request("GET", "/now?id=1").status, 200, "GET \(i) after an immediate close")
@@ -219,7 +231,9 @@ final class ProxyResponseTests: IntegrationTestCase {
         let deadline = Date().addingTimeInterval(3)
         while true {
             let metrics = try lb.request("GET", "/metrics").bodyString
-            let line = metrics.split(separator: "\n").first { $0.hasPrefix("dslb_errors_total{") && $0.contains("kind=\"invalid_response\"") }
+            let line = metrics.split(separator: "\n").first {
+                $0.hasPrefix("dslb_errors_total{") && $0.contains("kind=\"invalid_response\"")
+            }
             let count = line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
             if count >= atLeast || Date() >= deadline { return count }
             usleep(20_000)
@@ -249,8 +263,10 @@ final class ProxyResponseTests: IntegrationTestCase {
     func testBrokenChunkedResponseAfterPartOfTheBodyCutsTheClientAndIsCounted() throws {
         let replica = try BreakAfterFirstChunkReplica()
         defer { replica.stop() }
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
-                                        "--backend", "s=127.0.0.1:\(replica.port)", "--retries", "0"])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
+            "--backend", "s=127.0.0.1:\(replica.port)", "--retries", "0",
+        ])
         let before = try invalidResponseErrors(lb)
         let connection = try HTTPConnection(port: lb.port)
         defer { connection.close() }

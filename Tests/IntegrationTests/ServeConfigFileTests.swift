@@ -2,16 +2,19 @@
 // (and a commented default in systemd/ds-lb.toml), the file's errors name the file, the key and
 // the value on one line, and command-line options override the file.
 
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 final class ServeConfigFileTests: IntegrationTestCase {
     /// Runs a binary to its end; its exit and output lines.
-    func runToExit(_ binary: String, _ arguments: [String], environment: [String: String?] = [:],
-                   timeout: TimeInterval = 30) throws -> (termination: Termination?, stdout: [String], stderr: [String]) {
+    func runToExit(
+        _ binary: String, _ arguments: [String], environment: [String: String?] = [:],
+        timeout: TimeInterval = 30
+    ) throws -> (termination: Termination?, stdout: [String], stderr: [String]) {
         let process = try launch(binary, arguments, environment: environment)
         let termination = process.waitForExit(timeout: timeout)
         let deadline = Date().addingTimeInterval(2)
@@ -44,7 +47,8 @@ final class ServeConfigFileTests: IntegrationTestCase {
         for line in run.stdout where !line.isEmpty {
             let object = JSON.object(from: Array(line.utf8))
             guard let name = object?["name"] as? String, let type = object?["type"] as? String,
-                  let reload = object?["reload"] as? String else {
+                let reload = object?["reload"] as? String
+            else {
                 XCTFail("not a key line: \(line)")
                 continue
             }
@@ -60,8 +64,10 @@ final class ServeConfigFileTests: IntegrationTestCase {
     func testEveryServeOptionHasAConfigKey() throws {
         let options = Set(try serveOptions().map(\.name)).subtracting(["config"])
         let keys = Set(try configKeys().keys)
-        XCTAssertEqual(options.subtracting(keys).sorted(), [],
-                       "serve options without a key in the configuration file: add them to Sources/DSConfig/ServeConfigKeys.swift and systemd/ds-lb.toml")
+        XCTAssertEqual(
+            options.subtracting(keys).sorted(), [],
+            "serve options without a key in the configuration file: add them to Sources/DSConfig/ServeConfigKeys.swift and systemd/ds-lb.toml"
+        )
         XCTAssertEqual(keys.subtracting(options).sorted(), [], "keys for options serve does not have")
     }
 
@@ -98,14 +104,17 @@ final class ServeConfigFileTests: IntegrationTestCase {
         try "0123456789abcdef0123456789abcdef\n".write(toFile: directory + "/token", atomically: true, encoding: .utf8)
         let uncommented = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
             guard line.hasPrefix("# "), !line.hasPrefix("# backend"),
-                  let name = line.dropFirst(2).split(separator: "=").first?.trimmingCharacters(in: .whitespaces),
-                  commented[name] != nil else { return String(line) }
+                let name = line.dropFirst(2).split(separator: "=").first?.trimmingCharacters(in: .whitespaces),
+                commented[name] != nil
+            else { return String(line) }
             if name == "admin-token-file" { return "admin-token-file = \"\(directory)/token\"" }
             return String(line.dropFirst(2))
         }.joined(separator: "\n")
         try uncommented.write(toFile: directory + "/all.toml", atomically: true, encoding: .utf8)
         let check = try runToExit("ds-lb", ["config", "--config", directory + "/all.toml"])
-        XCTAssertEqual(check.termination, .exited(0), "ds-lb config on the uncommented default file:\n\(check.stderr.joined(separator: "\n"))")
+        XCTAssertEqual(
+            check.termination, .exited(0),
+            "ds-lb config on the uncommented default file:\n\(check.stderr.joined(separator: "\n"))")
         XCTAssertEqual(check.stdout.first, "\(directory)/all.toml: OK, \(commented.count - 1) keys set")
     }
 
@@ -124,19 +133,22 @@ final class ServeConfigFileTests: IntegrationTestCase {
         for (index, item) in cases.enumerated() {
             let path = "\(directory)/bad-\(index).toml"
             try item.file.write(toFile: path, atomically: true, encoding: .utf8)
-            let run = try runToExit("ds-lb", ["serve", "--config", path, "--listen", "127.0.0.1:0", "--driver", "process", "--replicas", "0"],
-                                    environment: ["STATE_DIRECTORY": directory])
+            let run = try runToExit(
+                "ds-lb", ["serve", "--config", path, "--listen", "127.0.0.1:0", "--driver", "process", "--replicas", "0"],
+                environment: ["STATE_DIRECTORY": directory])
             XCTAssertNotEqual(run.termination, .exited(0), "\(item.file): ds-lb started")
             XCTAssertNotNil(run.termination, "\(item.file): ds-lb still runs")
             let errors = run.stderr.filter { !$0.isEmpty }
             XCTAssertEqual(errors.count, 1, "\(item.file): one line expected, got \(errors)")
-            XCTAssertTrue(errors.first?.hasPrefix("Error: \(path): \(item.expected)") == true,
-                          "\(item.file): got \(errors), expected 'Error: \(path): \(item.expected)...'")
+            XCTAssertTrue(
+                errors.first?.hasPrefix("Error: \(path): \(item.expected)") == true,
+                "\(item.file): got \(errors), expected 'Error: \(path): \(item.expected)...'")
         }
         // An explicit --config that does not exist is an error, not a silent default.
         let missing = try runToExit("ds-lb", ["serve", "--config", directory + "/missing.toml", "--listen", "127.0.0.1:0"])
         XCTAssertNotEqual(missing.termination, .exited(0))
-        XCTAssertEqual(missing.stderr.filter { !$0.isEmpty }, ["Error: \(directory)/missing.toml: cannot read: No such file or directory"])
+        XCTAssertEqual(
+            missing.stderr.filter { !$0.isEmpty }, ["Error: \(directory)/missing.toml: cannot read: No such file or directory"])
         // A bad value given on the command line is the command line's error, as before.
         try "fall = 3".write(toFile: directory + "/ok.toml", atomically: true, encoding: .utf8)
         let cli = try runToExit("ds-lb", ["serve", "--config", directory + "/ok.toml", "--fall", "0"])
@@ -154,11 +166,18 @@ final class ServeConfigFileTests: IntegrationTestCase {
             ("-1", "Error: --pipeline-slots must be 0...1024, got -1"),
             ("1025", "Error: --pipeline-slots must be 0...1024, got 1025"),
             ("two", "Error: The value 'two' is invalid for '--pipeline-slots <pipeline-slots>'"),
-            ("99999999999999999999", "Error: The value '99999999999999999999' is invalid for '--pipeline-slots <pipeline-slots>'"),
+            (
+                "99999999999999999999",
+                "Error: The value '99999999999999999999' is invalid for '--pipeline-slots <pipeline-slots>'"
+            ),
         ]
         for item in cli {
-            let run = try runToExit("ds-lb", ["serve", "--listen", "127.0.0.1:0", "--driver", "process", "--replicas", "0",
-                                              "--pipeline-slots", item.value], environment: ["STATE_DIRECTORY": directory])
+            let run = try runToExit(
+                "ds-lb",
+                [
+                    "serve", "--listen", "127.0.0.1:0", "--driver", "process", "--replicas", "0",
+                    "--pipeline-slots", item.value,
+                ], environment: ["STATE_DIRECTORY": directory])
             XCTAssertNotNil(run.termination, "--pipeline-slots \(item.value): ds-lb still runs")
             XCTAssertNotEqual(run.termination, .exited(0), "--pipeline-slots \(item.value): ds-lb started")
             XCTAssertEqual(run.stderr.first, item.error, "--pipeline-slots \(item.value)")
@@ -188,11 +207,11 @@ final class ServeConfigFileTests: IntegrationTestCase {
         let directory = try temporaryDirectory()
         let path = directory + "/ds-lb.toml"
         try """
-            listen = "127.0.0.1:0"
-            driver = "process"
-            replicas = 1
-            heartbeat-interval = "7s"
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        listen = "127.0.0.1:0"
+        driver = "process"
+        replicas = 1
+        heartbeat-interval = "7s"
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         let lb = try startLoadBalancer(["--config", path, "--replicas", "2"])
         XCTAssertEqual(try lb.replicaState().replicas, ["server-1", "server-2"], "--replicas 2 overrides replicas = 1")
         let status = try lb.request("GET", "/status")

@@ -6,11 +6,12 @@
 // DSHTTP1Tests holds the parser's own corpus; this one proves the proxy acts on it.
 // Bare LF: refused with 400 everywhere (DSHTTP1 HeadParser, "Line endings").
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class SmugglingCorpusTests: IntegrationTestCase {
     enum Expect: CustomStringConvertible {
@@ -258,7 +259,9 @@ final class SmugglingCorpusTests: IntegrationTestCase {
         /// `startLine`, the Connection lines, the framing field, then `body` framed by it.
         func message(startLine: String, body: String) -> String {
             let fields = connectionLines.map { "Connection: \($0)\r\n" }.joined()
-            let framed = chunked ? "Transfer-Encoding: chunked\r\n\r\n" + String(body.utf8.count, radix: 16) + "\r\n" + body + "\r\n0\r\n\r\n"
+            let framed =
+                chunked
+                ? "Transfer-Encoding: chunked\r\n\r\n" + String(body.utf8.count, radix: 16) + "\r\n" + body + "\r\n0\r\n\r\n"
                 : "Content-Length: \(body.utf8.count)\r\n\r\n" + body
             return startLine + "\r\n" + (startLine.hasPrefix("HTTP/") ? "" : "Host: lb\r\n") + fields + framed
         }
@@ -294,13 +297,15 @@ final class SmugglingCorpusTests: IntegrationTestCase {
             defer { victim.close() }
             let response = try victim.request("GET", "/home?id=1")
             XCTAssertEqual(response.status, 200, "\(framing.name): \(response)")
-            XCTAssertFalse(response.bodyString.contains("smuggled"),
-                           "\(framing.name): another client got the answer to the hidden request: \(response.bodyString)")
+            XCTAssertFalse(
+                response.bodyString.contains("smuggled"),
+                "\(framing.name): another client got the answer to the hidden request: \(response.bodyString)")
         }
         // `Connection: host` cannot take the Host field away either.
         let connection = try HTTPConnection(port: lb.port)
         defer { connection.close() }
-        let seen = try connection.request("GET", "/debug/head?id=1", headers: [("Connection", "host, cookie"), ("Cookie", "a=1")])
+        let seen = try connection.request(
+            "GET", "/debug/head?id=1", headers: [("Connection", "host, cookie"), ("Cookie", "a=1")])
         XCTAssertEqual(seen.status, 200, "\(seen)")
         XCTAssertTrue(seen.bodyString.lowercased().contains("\r\nhost: "), seen.bodyString)
         XCTAssertTrue(seen.bodyString.contains("\r\nCookie: a=1\r\n"), seen.bodyString)
@@ -316,14 +321,17 @@ final class SmugglingCorpusTests: IntegrationTestCase {
         for c in Self.corpus {
             if let reply = c.reply { replica.setReply(c.slug, reply, thenClose: c.replyThenClose) }
         }
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static",
-                                        "--backend", "fake=127.0.0.1:\(replica.port)", "--workers", "2",
-                                        "--max-body-size", "1M"])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--driver", "static",
+            "--backend", "fake=127.0.0.1:\(replica.port)", "--workers", "2",
+            "--max-body-size", "1M",
+        ])
         for c in Self.corpus {
             check(c, lb: lb, replica: replica)
         }
-        XCTAssertFalse(replica.paths.contains { $0.hasPrefix("/smuggled") },
-                       "a request hidden in a refused body reached the replica: \(replica.paths)")
+        XCTAssertFalse(
+            replica.paths.contains { $0.hasPrefix("/smuggled") },
+            "a request hidden in a refused body reached the replica: \(replica.paths)")
     }
 
     /// A keep-alive client whose request got a 502 for the replica's invalid framing: ds-lb
@@ -334,12 +342,18 @@ final class SmugglingCorpusTests: IntegrationTestCase {
         defer { replica.stop() }
         var replies = [("ka", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!")]
         for (i, framing) in Self.namedFraming.enumerated() {
-            replies.append(("named\(i)", framing.message(startLine: "HTTP/1.1 200 OK", body: "ok")
-                            + "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"))
+            replies.append(
+                (
+                    "named\(i)",
+                    framing.message(startLine: "HTTP/1.1 200 OK", body: "ok")
+                        + "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
+                ))
         }
         for (slug, reply) in replies { replica.setReply(slug, Array(reply.utf8)) }
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
-                                        "--backend", "fake=127.0.0.1:\(replica.port)"])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--driver", "static", "--workers", "1",
+            "--backend", "fake=127.0.0.1:\(replica.port)",
+        ])
         for (slug, _) in replies {
             let connection = try HTTPConnection(port: lb.port)
             defer { connection.close() }
@@ -376,7 +390,9 @@ final class SmugglingCorpusTests: IntegrationTestCase {
         let sender = Unchecked(connection)
         let sent = DispatchSemaphore(value: 0)
         let request = c.request
-        Thread { _ = try? sender.value.send(request); sent.signal() }.start()
+        Thread {
+            _ = try? sender.value.send(request); sent.signal()
+        }.start()
         defer { _ = sent.wait(timeout: .now() + 10) }
         switch c.expect {
         case .status(let status):
@@ -393,14 +409,16 @@ final class SmugglingCorpusTests: IntegrationTestCase {
             XCTAssertThrowsError(try connection.readResponse(), "\(c.name): a complete response came", line: c.line)
         }
         XCTAssertTrue(connection.isClosedByPeer(within: 3), "\(c.name): the client connection stayed open", line: c.line)
-        XCTAssertTrue(connection.unconsumedBytes.isEmpty,
-                      "\(c.name): bytes after the answer: \(String(decoding: connection.unconsumedBytes, as: UTF8.self).debugDescription)",
-                      line: c.line)
+        XCTAssertTrue(
+            connection.unconsumedBytes.isEmpty,
+            "\(c.name): bytes after the answer: \(String(decoding: connection.unconsumedBytes, as: UTF8.self).debugDescription)",
+            line: c.line)
         var replyIsInvalid = true
         if case .status(200) = c.expect { replyIsInvalid = false }
         if c.reply != nil && replyIsInvalid {
-            XCTAssertEqual(replica.waitForClose(of: c.slug), true,
-                           "\(c.name): ds-lb must close its connection to a replica that sent invalid framing", line: c.line)
+            XCTAssertEqual(
+                replica.waitForClose(of: c.slug), true,
+                "\(c.name): ds-lb must close its connection to a replica that sent invalid framing", line: c.line)
         }
     }
 }

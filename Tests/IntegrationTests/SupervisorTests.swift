@@ -1,11 +1,12 @@
 // The supervisor end to end: replicas that die or hang are noticed, taken out of rotation,
 // restarted and put back while a load runs; the pool survives a restart of ds-lb itself.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 /// A steady keep-alive load of `GET /home?id=` over fixed ids on its own threads, counting
 /// every answer that is not a 200 from a replica.
@@ -92,7 +93,8 @@ final class SupervisorTests: IntegrationTestCase {
         let killedAt = Date()
         XCTAssertEqual(kill(victim, SIGKILL), 0)
         // Interval + timeout + 0.5 s is the bound; the process driver notices the exit sooner.
-        try lb.process.waitForStderrLine(matching: #"\[!\] Server 2 failed heartbeat\. Restarting\.\.\."#, timeout: 1 + 2 + 0.5 + 1)
+        try lb.process.waitForStderrLine(
+            matching: #"\[!\] Server 2 failed heartbeat\. Restarting\.\.\."#, timeout: 1 + 2 + 0.5 + 1)
         let detected = Date().timeIntervalSince(killedAt)
         try lb.process.waitForStderrLine(matching: #"\[\+\] Server 2 restarted"#, timeout: 10)
         usleep(500_000)
@@ -100,7 +102,10 @@ final class SupervisorTests: IntegrationTestCase {
 
         XCTAssertLessThan(detected, 3.5, "DOWN must be noticed within interval + timeout + 0.5 s")
         XCTAssertGreaterThan(sent, 50, "the load must have run")
-        XCTAssertTrue(failures.isEmpty, "\(failures.count) of \(sent) requests failed:\n\(failures.prefix(5).joined(separator: "\n"))\n\(lb.process.outputTail())")
+        XCTAssertTrue(
+            failures.isEmpty,
+            "\(failures.count) of \(sent) requests failed:\n\(failures.prefix(5).joined(separator: "\n"))\n\(lb.process.outputTail())"
+        )
         let lines = lb.process.stderr.allLines
         let down = try XCTUnwrap(index(of: #"\[!\] Server 2 failed heartbeat\. Restarting\.\.\."#, in: lines))
         XCTAssertNotNil(index(of: #"\[\+\] Server 2 restarted"#, in: lines, after: down + 1), "restarted must follow failed")
@@ -122,8 +127,10 @@ final class SupervisorTests: IntegrationTestCase {
     }
 
     func testHungReplicaIsDetectedByTimeoutAndReplaced() throws {
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "3",
-                                        "--heartbeat-interval", "500ms", "--heartbeat-timeout", "300ms"])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--replicas", "3",
+            "--heartbeat-interval", "500ms", "--heartbeat-timeout", "300ms",
+        ])
         let victim = try XCTUnwrap(lb.replicaPIDsByID()[1])
         let identity = try XCTUnwrap(ProcFS.identity(victim))
         XCTAssertEqual(kill(victim, SIGSTOP), 0)
@@ -191,7 +198,9 @@ final class SupervisorTests: IntegrationTestCase {
         }
         XCTAssertTrue(metrics.header("Content-Type")?.hasPrefix("text/plain") == true, "\(metrics)")
         XCTAssertEqual(perReplica, wanted, "Prometheus counters must match the requests sent")
-        for line in ["dslb_replica_up{replica=\"server-1\"} 1", "dslb_pool_replicas 3", "# TYPE dslb_replica_response_seconds histogram"] {
+        for line in [
+            "dslb_replica_up{replica=\"server-1\"} 1", "dslb_pool_replicas 3", "# TYPE dslb_replica_response_seconds histogram",
+        ] {
             XCTAssertTrue(metrics.bodyString.contains(line), "missing '\(line)' in /metrics")
         }
 
@@ -236,7 +245,9 @@ final class SupervisorTests: IntegrationTestCase {
         }
         let (sent, failures) = load.stop()
         XCTAssertGreaterThan(sent, 50)
-        XCTAssertTrue(failures.isEmpty, "\(failures.count) of \(sent) requests failed while scaling:\n\(failures.prefix(5).joined(separator: "\n"))")
+        XCTAssertTrue(
+            failures.isEmpty,
+            "\(failures.count) of \(sent) requests failed while scaling:\n\(failures.prefix(5).joined(separator: "\n"))")
         // A removed replica is stopped once its in-flight requests drained: asynchronously, and
         // slower under a sanitizer.
         for _ in 0..<200 where lb.replicaPIDsByID().count != 3 { usleep(50_000) }
@@ -328,8 +339,10 @@ final class SupervisorTests: IntegrationTestCase {
         let server = try Binaries.path("ds-server")
         try Data("#!/bin/sh\n[ -e \(marker) ] && exit 3\nexec \(server) \"$@\"\n".utf8).write(to: URL(fileURLWithPath: script))
         XCTAssertEqual(chmod(script, 0o755), 0)
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "3", "--server-binary", script,
-                                        "--heartbeat-interval", "500ms", "--on-failure", "replace", "--max-restarts", "3"])
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--replicas", "3", "--server-binary", script,
+            "--heartbeat-interval", "500ms", "--on-failure", "replace", "--max-restarts", "3",
+        ])
         XCTAssertTrue(FileManager.default.createFile(atPath: marker, contents: nil))
         let victim = try XCTUnwrap(lb.replicaPIDsByID()[1])
         XCTAssertEqual(kill(victim, SIGKILL), 0)

@@ -4,11 +4,12 @@
 // connections it has open; its answers take a moment, so a burst of clients needs one
 // connection each.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 final class UpstreamIdleTests: IntegrationTestCase {
     private let burst = 24
@@ -37,8 +38,11 @@ final class UpstreamIdleTests: IntegrationTestCase {
 
     /// ds-lb in front of `replica` alone, with `options`, after a burst through it.
     private func startBurst(at replica: ScriptedReplica, _ options: [String]) throws -> LoadBalancerUnderTest {
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--driver", "static", "--heartbeat-interval", "1m",
-                                        "--backend", "s=127.0.0.1:\(replica.port)"] + options)
+        let lb = try startLoadBalancer(
+            [
+                "--listen", "127.0.0.1:0", "--driver", "static", "--heartbeat-interval", "1m",
+                "--backend", "s=127.0.0.1:\(replica.port)",
+            ] + options)
         try sendBurst(to: lb)
         return lb
     }
@@ -52,8 +56,9 @@ final class UpstreamIdleTests: IntegrationTestCase {
         // Each answer takes 300 ms: nearly every client of the burst needs its own connection.
         XCTAssertGreaterThan(replica.accepted, burst / 2, "replica connections opened for the burst")
         // Nothing uses them any more: all are closed once idle for the timeout.
-        XCTAssertTrue(replica.wait(timeout: 10) { self.open($0) == 0 },
-                      "\(open(replica)) replica connections still open, idle since the burst")
+        XCTAssertTrue(
+            replica.wait(timeout: 10) { self.open($0) == 0 },
+            "\(open(replica)) replica connections still open, idle since the burst")
         // And the next request opens a fresh one.
         XCTAssertEqual(try lb.request("GET", "/home?id=1").status, 200)
     }
@@ -64,8 +69,9 @@ final class UpstreamIdleTests: IntegrationTestCase {
         let lb = try startBurst(at: replica, ["--workers", "2", "--upstream-max-idle", "4"])
         XCTAssertGreaterThan(replica.accepted, burst / 2, "replica connections opened for the burst")
         // Two per worker are kept; the rest are closed as their exchanges end.
-        XCTAssertTrue(replica.wait(timeout: 10) { self.open($0) <= 4 },
-                      "\(open(replica)) idle replica connections kept, over --upstream-max-idle 4")
+        XCTAssertTrue(
+            replica.wait(timeout: 10) { self.open($0) <= 4 },
+            "\(open(replica)) idle replica connections kept, over --upstream-max-idle 4")
         // The ones kept are reused (idle timeout 30 s by default).
         let accepted = replica.accepted
         XCTAssertEqual(try lb.request("GET", "/home?id=1").status, 200)

@@ -2,10 +2,11 @@
 // running test executable (`swift test` on Linux runs `<scratch>/<triple>/debug/
 // <package>PackageTests.xctest`, next to `ds-lb` and `ds-server`).
 
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 enum Binaries {
     struct NotFound: Error, CustomStringConvertible {
@@ -38,13 +39,16 @@ enum Binaries {
         for (dir, _) in candidates where isExecutable("\(dir)/ds-lb") && isExecutable("\(dir)/ds-server") {
             return dir
         }
-        let looked = candidates.map { "  \($0.dir) (from \($0.source)): ds-lb \(isExecutable("\($0.dir)/ds-lb") ? "found" : "missing"), ds-server \(isExecutable("\($0.dir)/ds-server") ? "found" : "missing")" }
-            .joined(separator: "\n")
-        throw NotFound(description: """
-            The ds-lb and ds-server binaries were not found. Build them first (`swift build`; \
-            `swift test` builds them too) or set DSLB_BIN_DIR to the directory that holds them. Looked in:
-            \(looked)
-            """)
+        let looked = candidates.map {
+            "  \($0.dir) (from \($0.source)): ds-lb \(isExecutable("\($0.dir)/ds-lb") ? "found" : "missing"), ds-server \(isExecutable("\($0.dir)/ds-server") ? "found" : "missing")"
+        }
+        .joined(separator: "\n")
+        throw NotFound(
+            description: """
+                The ds-lb and ds-server binaries were not found. Build them first (`swift build`; \
+                `swift test` builds them too) or set DSLB_BIN_DIR to the directory that holds them. Looked in:
+                \(looked)
+                """)
     }
 
     static func path(_ name: String) throws -> String {

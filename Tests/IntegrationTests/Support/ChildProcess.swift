@@ -4,10 +4,11 @@
 // default signal dispositions and an empty signal mask, as from a shell, and sets
 // PR_SET_PDEATHSIG, which posix_spawn cannot: no child outlives the test process.
 
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// How a child ended.
 enum Termination: Equatable, CustomStringConvertible {
@@ -86,8 +87,10 @@ final class LineBuffer: @unchecked Sendable {
     /// Waits until a line from index `from` on matches `regex` or `deadline` passes; returns
     /// the index of the line and the capture groups (group 0 = the whole match). `giveUp`
     /// is polled so a caller can stop early (e.g. the process exited).
-    func waitForLine(matching regex: NSRegularExpression, from: Int = 0, deadline: Date,
-                     giveUp: () -> Bool) -> (index: Int, groups: [String])? {
+    func waitForLine(
+        matching regex: NSRegularExpression, from: Int = 0, deadline: Date,
+        giveUp: () -> Bool
+    ) -> (index: Int, groups: [String])? {
         var next = from
         condition.lock()
         defer { condition.unlock() }
@@ -134,9 +137,11 @@ final class ChildProcess: @unchecked Sendable {
     /// binaries), with `environment` applied on top (nil value = unset). `passing` descriptors
     /// become the child's 3, 4, … (socket activation's LISTEN_FDS layout). With
     /// `ownProcessGroup` the child leads a process group of its own (its pgid is its pid).
-    init(name: String, executable: String, arguments: [String],
-         environment: [String: String?] = [:], passing descriptors: [Int32] = [],
-         ownProcessGroup: Bool = false) throws {
+    init(
+        name: String, executable: String, arguments: [String],
+        environment: [String: String?] = [:], passing descriptors: [Int32] = [],
+        ownProcessGroup: Bool = false
+    ) throws {
         self.name = name
         self.executable = executable
         self.arguments = arguments
@@ -200,9 +205,11 @@ final class ChildProcess: @unchecked Sendable {
                     buffer.append(chunk[0..<n])
                     if verbose {
                         let text = String(decoding: chunk[0..<n], as: UTF8.self)
-                        FileHandle.standardError.write(Data(text.split(separator: "\n", omittingEmptySubsequences: false)
-                            .dropLast(text.hasSuffix("\n") ? 1 : 0)
-                            .map { "[\(label)] \($0)\n" }.joined().utf8))
+                        FileHandle.standardError.write(
+                            Data(
+                                text.split(separator: "\n", omittingEmptySubsequences: false)
+                                    .dropLast(text.hasSuffix("\n") ? 1 : 0)
+                                    .map { "[\(label)] \($0)\n" }.joined().utf8))
                     }
                 } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
                     break
@@ -283,8 +290,10 @@ final class ChildProcess: @unchecked Sendable {
     /// lines it rejects are skipped); returns its capture groups (0 = the whole match).
     /// Throws with the captured output when the time runs out or the process exits.
     @discardableResult
-    func waitForStderrLine(matching pattern: String, timeout: TimeInterval,
-                           accept: ([String]) -> Bool = { _ in true }) throws -> [String] {
+    func waitForStderrLine(
+        matching pattern: String, timeout: TimeInterval,
+        accept: ([String]) -> Bool = { _ in true }
+    ) throws -> [String] {
         let regex = try NSRegularExpression(pattern: pattern)
         let deadline = Date().addingTimeInterval(timeout)
         var exitedAt: Date?
@@ -305,13 +314,15 @@ final class ChildProcess: @unchecked Sendable {
             from = found.index + 1
         }
         let ended = stderr.isEOF ? waitForExit(timeout: 1) : pollTermination()
-        let why = ended.map { "the process \($0)" }
+        let why =
+            ended.map { "the process \($0)" }
             ?? (stderr.isEOF ? "its stderr was closed" : "\(timeout)s passed")
-        throw LaunchError(description: """
-            \(name) (pid \(pid)): no stderr line matching /\(pattern)/ before \(why).
-            command: \(([executable] + arguments).joined(separator: " "))
-            \(outputTail())
-            """)
+        throw LaunchError(
+            description: """
+                \(name) (pid \(pid)): no stderr line matching /\(pattern)/ before \(why).
+                command: \(([executable] + arguments).joined(separator: " "))
+                \(outputTail())
+                """)
     }
 
     /// The last lines of both streams, for failure messages.

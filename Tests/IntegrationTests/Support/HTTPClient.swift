@@ -2,10 +2,11 @@
 // boxes. Every socket has SO_RCVTIMEO/SO_SNDTIMEO, so no test can hang on a silent peer.
 // Not thread-safe: one connection belongs to one test thread.
 
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// What went wrong talking to a server. The description says which step and what was seen.
 struct HTTPClientError: Error, CustomStringConvertible {
@@ -19,13 +20,13 @@ struct HTTPClientError: Error, CustomStringConvertible {
 
     var description: String {
         switch kind {
-        case let .syscall(function, err):
+        case .syscall(let function, let err):
             return "\(function) failed: \(String(cString: strerror(err))) (errno \(err))"
-        case let .timeout(what):
+        case .timeout(let what):
             return "timed out \(what)"
-        case let .closedByPeer(what):
+        case .closedByPeer(let what):
             return "connection closed by peer \(what)"
-        case let .malformed(what):
+        case .malformed(let what):
             return "malformed response: \(what)"
         }
     }
@@ -121,8 +122,10 @@ final class HTTPConnection {
 
     /// Connects to `host:port`. When `sourceAddress` is given the socket is bound to it
     /// (port 0) first, so the server sees that client address (e.g. 127.0.0.3).
-    init(host: String = "127.0.0.1", port: UInt16, sourceAddress: String? = nil,
-         timeout: TimeInterval = 5) throws {
+    init(
+        host: String = "127.0.0.1", port: UInt16, sourceAddress: String? = nil,
+        timeout: TimeInterval = 5
+    ) throws {
         self.host = host
         self.port = port
         self.sourceAddress = sourceAddress
@@ -177,7 +180,8 @@ final class HTTPConnection {
         var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
         let size = socklen_t(MemoryLayout<timeval>.size)
         guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, size) == 0,
-              setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, size) == 0 else {
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, size) == 0
+        else {
             throw HTTPClientError(kind: .syscall(function: "setsockopt(SO_RCVTIMEO/SO_SNDTIMEO)", errno: errno))
         }
     }
@@ -206,8 +210,10 @@ final class HTTPConnection {
 
     /// Builds the bytes of one request. A `Host` header and, when there is a body,
     /// `Content-Length` are added unless given in `headers`.
-    static func requestBytes(_ method: String, _ target: String, headers: [(String, String)] = [],
-                             body: [UInt8]? = nil) -> [UInt8] {
+    static func requestBytes(
+        _ method: String, _ target: String, headers: [(String, String)] = [],
+        body: [UInt8]? = nil
+    ) -> [UInt8] {
         var head = "\(method) \(target) HTTP/1.1\r\n"
         let names = Set(headers.map { $0.0.lowercased() })
         if !names.contains("host") { head += "Host: 127.0.0.1\r\n" }
@@ -220,14 +226,18 @@ final class HTTPConnection {
     }
 
     /// Sends one request and reads its response.
-    func request(_ method: String, _ target: String, headers: [(String, String)] = [],
-                 body: [UInt8]? = nil) throws -> HTTPResponse {
+    func request(
+        _ method: String, _ target: String, headers: [(String, String)] = [],
+        body: [UInt8]? = nil
+    ) throws -> HTTPResponse {
         try send(Self.requestBytes(method, target, headers: headers, body: body))
         return try readResponse(method: method)
     }
 
-    func request(_ method: String, _ target: String, headers: [(String, String)] = [],
-                 body: String) throws -> HTTPResponse {
+    func request(
+        _ method: String, _ target: String, headers: [(String, String)] = [],
+        body: String
+    ) throws -> HTTPResponse {
         try request(method, target, headers: headers, body: Array(body.utf8))
     }
 
@@ -280,9 +290,11 @@ final class HTTPConnection {
             }
             let wasEmpty = pending.isEmpty
             if try fill("a response head") == 0 {
-                throw HTTPClientError(kind: .closedByPeer(wasEmpty
-                    ? "before any response byte"
-                    : "in the middle of a response head: \(String(decoding: pending, as: UTF8.self).debugDescription)"))
+                throw HTTPClientError(
+                    kind: .closedByPeer(
+                        wasEmpty
+                            ? "before any response byte"
+                            : "in the middle of a response head: \(String(decoding: pending, as: UTF8.self).debugDescription)"))
             }
         }
         let headBytes = Array(pending[0..<headEndIndex!])
@@ -300,8 +312,11 @@ final class HTTPConnection {
             guard let colon = line.firstIndex(of: ":") else {
                 throw HTTPClientError(kind: .malformed("bad header line \(line.debugDescription)"))
             }
-            headers.append((String(line[..<colon]),
-                            line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+            headers.append(
+                (
+                    String(line[..<colon]),
+                    line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                ))
         }
         var response = HTTPResponse(status: status, reason: reason, headers: headers, body: [])
 
@@ -319,8 +334,9 @@ final class HTTPConnection {
             }
             while pending.count < length {
                 if try fill("\(length) body bytes (status \(status))") == 0 {
-                    throw HTTPClientError(kind: .closedByPeer(
-                        "after \(pending.count) of \(length) body bytes (status \(status))"))
+                    throw HTTPClientError(
+                        kind: .closedByPeer(
+                            "after \(pending.count) of \(length) body bytes (status \(status))"))
                 }
             }
             response.body = Array(pending[0..<length])
@@ -357,7 +373,7 @@ final class HTTPConnection {
                 throw HTTPClientError(kind: .malformed("bad chunk size \(sizeLine.debugDescription)"))
             }
             if size == 0 {
-                while try !readLine().isEmpty {}  // trailers
+                while try !readLine().isEmpty {} // trailers
                 return body
             }
             while pending.count < size + 2 {
@@ -437,8 +453,10 @@ final class KeepAliveClient {
         return c
     }
 
-    func request(_ method: String, _ target: String, headers: [(String, String)] = [],
-                 body: [UInt8]? = nil) throws -> HTTPResponse {
+    func request(
+        _ method: String, _ target: String, headers: [(String, String)] = [],
+        body: [UInt8]? = nil
+    ) throws -> HTTPResponse {
         let c = try connected()
         let response: HTTPResponse
         do {

@@ -4,11 +4,12 @@
 // (SIGKILL, crash), its children die with it: ChildProcess forks them with PR_SET_PDEATHSIG
 // (SpawnThread), and ds-lb does the same for its replicas.
 
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 /// A running ds-server started by a test.
 struct ServerUnderTest {
@@ -27,22 +28,28 @@ struct LoadBalancerUnderTest {
     }
 
     /// One request on a fresh connection.
-    func request(_ method: String, _ target: String, body: [UInt8]? = nil,
-                 source: String? = nil) throws -> HTTPResponse {
+    func request(
+        _ method: String, _ target: String, body: [UInt8]? = nil,
+        source: String? = nil
+    ) throws -> HTTPResponse {
         let connection = try HTTPConnection(port: port, sourceAddress: source)
         defer { connection.close() }
         return try connection.request(method, target, body: body)
     }
 
     /// An admin command with a JSON body built from `json` (nil = no body).
-    func admin(_ method: String, _ target: String, json: Any? = nil,
-               source: String? = nil) throws -> HTTPResponse {
+    func admin(
+        _ method: String, _ target: String, json: Any? = nil,
+        source: String? = nil
+    ) throws -> HTTPResponse {
         try request(method, target, body: json.map(JSON.bytes), source: source)
     }
 
     /// An admin command with a raw body (for invalid JSON).
-    func admin(_ method: String, _ target: String, rawBody: String,
-               source: String? = nil) throws -> HTTPResponse {
+    func admin(
+        _ method: String, _ target: String, rawBody: String,
+        source: String? = nil
+    ) throws -> HTTPResponse {
         try request(method, target, body: Array(rawBody.utf8), source: source)
     }
 
@@ -50,7 +57,8 @@ struct LoadBalancerUnderTest {
     func replicaState(source: String? = nil) throws -> (n: Int, replicas: [String]) {
         let response = try request("GET", "/rep", source: source)
         guard response.status == 200, response.jsonStatus == "successful",
-              let state = response.replicaState else {
+            let state = response.replicaState
+        else {
             throw ChildProcess.LaunchError(description: "GET /rep did not answer 200 in the /rep format: \(response)")
         }
         return state
@@ -95,7 +103,10 @@ struct LoadBalancerUnderTest {
         let deadline = Date().addingTimeInterval(timeout)
         repeat {
             if let status = try? request("GET", "/status"), status.status == 200,
-               condition(status.inFlight(replica: replica)) { return true }
+                condition(status.inFlight(replica: replica))
+            {
+                return true
+            }
             usleep(10_000)
         } while Date() < deadline
         return false
@@ -142,15 +153,20 @@ class IntegrationTestCase: XCTestCase {
 
     /// Starts `binary` from the binaries directory; it (and its descendants) are SIGKILLed in
     /// teardown. When the test failed, teardown prints the process's output.
-    func launch(_ binary: String, _ arguments: [String], environment: [String: String?] = [:],
-                name: String? = nil, passing descriptors: [Int32] = [],
-                ownProcessGroup: Bool = false) throws -> ChildProcess {
+    func launch(
+        _ binary: String, _ arguments: [String], environment: [String: String?] = [:],
+        name: String? = nil, passing descriptors: [Int32] = [],
+        ownProcessGroup: Bool = false
+    ) throws -> ChildProcess {
         let path = binary.hasPrefix("/") ? binary : try Binaries.path(binary)
-        let process = try ChildProcess(name: name ?? binary, executable: path, arguments: arguments,
-                                       environment: environment, passing: descriptors, ownProcessGroup: ownProcessGroup)
+        let process = try ChildProcess(
+            name: name ?? binary, executable: path, arguments: arguments,
+            environment: environment, passing: descriptors, ownProcessGroup: ownProcessGroup)
         addTeardownBlock { [unowned self] in
             if let run = testRun, run.totalFailureCount > 0 {
-                print("[teardown] \(process.name) pid \(process.pid), \(process.pollTermination().map { "\($0)" } ?? "running")\n\(process.outputTail(60))")
+                print(
+                    "[teardown] \(process.name) pid \(process.pid), \(process.pollTermination().map { "\($0)" } ?? "running")\n\(process.outputTail(60))"
+                )
             }
             let descendants = ProcFS.descendants(of: process.pid).compactMap(ProcFS.identity)
             process.forceStop()
@@ -174,11 +190,14 @@ class IntegrationTestCase: XCTestCase {
     }
 
     /// Starts `ds-server` with `arguments` and waits for `Listening on 127.0.0.1:PORT`.
-    func startServer(_ arguments: [String], environment: [String: String?] = [:],
-                     name: String = "ds-server") throws -> ServerUnderTest {
+    func startServer(
+        _ arguments: [String], environment: [String: String?] = [:],
+        name: String = "ds-server"
+    ) throws -> ServerUnderTest {
         let process = try launch("ds-server", arguments, environment: environment, name: name)
-        let groups = try process.waitForStderrLine(matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#,
-                                                   timeout: startupTimeout)
+        let groups = try process.waitForStderrLine(
+            matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#,
+            timeout: startupTimeout)
         guard let port = UInt16(groups[1]), port != 0 else {
             throw ChildProcess.LaunchError(description: "\(name) printed an invalid port: \(groups[0])")
         }
@@ -194,9 +213,11 @@ class IntegrationTestCase: XCTestCase {
     /// line (a line whose port ds-lb itself listens on, so a replica's line, should replicas
     /// share ds-lb's stderr, is not taken for it). With `ownProcessGroup`, ds-lb leads a
     /// process group of its own, as a job a shell starts in a terminal does.
-    func startLoadBalancer(_ arguments: [String] = ["--listen", "127.0.0.1:0", "--replicas", "3"],
-                           environment: [String: String?] = [:],
-                           ownProcessGroup: Bool = false) throws -> LoadBalancerUnderTest {
+    func startLoadBalancer(
+        _ arguments: [String] = ["--listen", "127.0.0.1:0", "--replicas", "3"],
+        environment: [String: String?] = [:],
+        ownProcessGroup: Bool = false
+    ) throws -> LoadBalancerUnderTest {
         // ds-lb may keep its pool across restarts in $STATE_DIRECTORY (else a system-wide
         // directory): give every ds-lb its own empty one, so no test sees another's pool.
         var environment = environment
@@ -210,8 +231,10 @@ class IntegrationTestCase: XCTestCase {
             environment["DOCKER_HOST"] = "unix:///nonexistent/ds-lb-itest-no-docker.sock"
         }
         let process = try launch("ds-lb", arguments, environment: environment, ownProcessGroup: ownProcessGroup)
-        let groups = try process.waitForStderrLine(matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#,
-                                                   timeout: startupTimeout) { groups in
+        let groups = try process.waitForStderrLine(
+            matching: #"Listening on 127\.0\.0\.1:([0-9]+)"#,
+            timeout: startupTimeout
+        ) { groups in
             guard let port = UInt16(groups[1]), port != 0 else { return false }
             // A replica's line (replicas may share ds-lb's stderr): skip it at once.
             for child in ProcFS.descendants(of: process.pid)
@@ -234,10 +257,13 @@ class IntegrationTestCase: XCTestCase {
     /// Routes `GET /home?id=<id>` for every id over `connections` keep-alive connections
     /// (round robin) and returns id → server number from `Hello from Server: N`. Every
     /// response must be a 200 with that message; any other answer fails the test.
-    func routeIDs(_ ids: [Int], through lb: LoadBalancerUnderTest, connections: Int = 4,
-                  file: StaticString = #filePath, line: UInt = #line) throws -> (owners: [Int: Int], reconnects: Int) {
-        let (servers, reconnects) = try route(ids.map { "/home?id=\($0)" }, through: lb, connections: connections,
-                                              file: file, line: line)
+    func routeIDs(
+        _ ids: [Int], through lb: LoadBalancerUnderTest, connections: Int = 4,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> (owners: [Int: Int], reconnects: Int) {
+        let (servers, reconnects) = try route(
+            ids.map { "/home?id=\($0)" }, through: lb, connections: connections,
+            file: file, line: line)
         var owners: [Int: Int] = [:]
         for (id, server) in zip(ids, servers) { owners[id] = server }
         return (owners, reconnects)
@@ -246,8 +272,10 @@ class IntegrationTestCase: XCTestCase {
     /// Sends `GET target` for every target over `connections` keep-alive connections (round
     /// robin) and returns, per target, the server number from `Hello from Server: N` (nil for
     /// any other answer, which also fails the test).
-    func route(_ targets: [String], through lb: LoadBalancerUnderTest, connections: Int = 4,
-               file: StaticString = #filePath, line: UInt = #line) throws -> (servers: [Int?], reconnects: Int) {
+    func route(
+        _ targets: [String], through lb: LoadBalancerUnderTest, connections: Int = 4,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> (servers: [Int?], reconnects: Int) {
         let clients = (0..<max(1, connections)).map { _ in lb.client() }
         defer { clients.forEach { $0.close() } }
         var servers: [Int?] = []
@@ -262,8 +290,9 @@ class IntegrationTestCase: XCTestCase {
                 if bad.count < 5 { bad.append("\(target): \(response)") }
             }
         }
-        XCTAssertTrue(bad.isEmpty, "routed GET did not answer 200 Hello from Server:\n\(bad.joined(separator: "\n"))",
-                      file: file, line: line)
+        XCTAssertTrue(
+            bad.isEmpty, "routed GET did not answer 200 Hello from Server:\n\(bad.joined(separator: "\n"))",
+            file: file, line: line)
         return (servers, clients.reduce(0) { $0 + $1.reconnects })
     }
 
@@ -275,21 +304,25 @@ class IntegrationTestCase: XCTestCase {
     /// Asserts the response is `status` with a JSON `{"message": <non-empty string>,
     /// "status": "failure"}` body; returns the message.
     @discardableResult
-    func assertFailure(_ response: HTTPResponse, _ status: Int, _ what: String,
-                       message expected: String? = nil,
-                       file: StaticString = #filePath, line: UInt = #line) -> String? {
+    func assertFailure(
+        _ response: HTTPResponse, _ status: Int, _ what: String,
+        message expected: String? = nil,
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> String? {
         XCTAssertEqual(response.status, status, "\(what): status; got \(response)", file: file, line: line)
         // Every status ds-lb writes carries its RFC reason phrase, never a placeholder.
-        XCTAssertFalse(response.reason.isEmpty || response.reason.hasPrefix("Status "),
-                       "\(what): reason phrase '\(response.reason)'", file: file, line: line)
+        XCTAssertFalse(
+            response.reason.isEmpty || response.reason.hasPrefix("Status "),
+            "\(what): reason phrase '\(response.reason)'", file: file, line: line)
         guard response.jsonObject != nil else {
             XCTFail("\(what): body is not a JSON object: \(response)", file: file, line: line)
             return nil
         }
         XCTAssertEqual(response.jsonStatus, "failure", "\(what): JSON status; got \(response)", file: file, line: line)
         let message = response.messageString
-        XCTAssertFalse((message ?? "").isEmpty, "\(what): JSON message must be a non-empty string; got \(response)",
-                       file: file, line: line)
+        XCTAssertFalse(
+            (message ?? "").isEmpty, "\(what): JSON message must be a non-empty string; got \(response)",
+            file: file, line: line)
         if let expected {
             XCTAssertEqual(message, expected, "\(what): message", file: file, line: line)
         }
@@ -298,13 +331,16 @@ class IntegrationTestCase: XCTestCase {
 
     /// Asserts a 200 in the /rep format with exactly `replicas`; returns true when it matched.
     @discardableResult
-    func assertReplicaState(_ response: HTTPResponse, _ replicas: [String], _ what: String,
-                            file: StaticString = #filePath, line: UInt = #line) -> Bool {
+    func assertReplicaState(
+        _ response: HTTPResponse, _ replicas: [String], _ what: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> Bool {
         XCTAssertEqual(response.status, 200, "\(what): status; got \(response)", file: file, line: line)
         XCTAssertEqual(response.jsonStatus, "successful", "\(what): JSON status; got \(response)", file: file, line: line)
         guard let state = response.replicaState else {
-            XCTFail("\(what): body not in the /rep format {\"message\": {\"N\": n, \"replicas\": [...]}, ...}: \(response)",
-                    file: file, line: line)
+            XCTFail(
+                "\(what): body not in the /rep format {\"message\": {\"N\": n, \"replicas\": [...]}, ...}: \(response)",
+                file: file, line: line)
             return false
         }
         XCTAssertEqual(state.replicas, replicas, "\(what): replicas", file: file, line: line)

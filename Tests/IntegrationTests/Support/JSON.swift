@@ -27,7 +27,8 @@ extension HTTPResponse {
     /// The `/rep` payload: `{"message": {"N": n, "replicas": [...]}, "status": "successful"}`.
     var replicaState: (n: Int, replicas: [String])? {
         guard let message = jsonObject?["message"] as? [String: Any],
-              let replicas = message["replicas"] as? [String] else { return nil }
+            let replicas = message["replicas"] as? [String]
+        else { return nil }
         guard let n = message["N"] as? Int else { return nil }
         return (n, replicas)
     }
@@ -36,7 +37,8 @@ extension HTTPResponse {
     /// the response is not a /status answer.
     func inFlight(replica name: String? = nil) -> Int {
         guard status == 200, let message = jsonObject?["message"] as? [String: Any],
-              let replicas = message["replicas"] as? [[String: Any]] else { return -1 }
+            let replicas = message["replicas"] as? [[String: Any]]
+        else { return -1 }
         return replicas.filter { name == nil || $0["name"] as? String == name }
             .reduce(0) { $0 + ($1["in_flight"] as? Int ?? 0) }
     }

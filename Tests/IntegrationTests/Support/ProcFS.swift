@@ -1,10 +1,11 @@
 // Reading /proc: a process's children, its command line, environment and state. Used to find
 // the replicas ds-lb spawned and to check that none outlives it.
 
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 enum ProcFS {
     /// Fields of /proc/<pid>/stat that the tests use (proc(5)).
@@ -38,7 +39,8 @@ enum ProcFS {
         let fields = text[text.index(after: close)...].split(separator: " ")
         // fields[0] = state (field 3), [1] = ppid (4), [2] = pgrp (5), [19] = starttime (22).
         guard fields.count > 19, let state = fields[0].first, let ppid = pid_t(fields[1]),
-              let pgrp = pid_t(fields[2]), let start = UInt64(fields[19]) else { return nil }
+            let pgrp = pid_t(fields[2]), let start = UInt64(fields[19])
+        else { return nil }
         return Stat(state: state, ppid: ppid, pgrp: pgrp, startTime: start)
     }
 
@@ -149,7 +151,8 @@ enum ProcFS {
         if let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") {
             for fd in fds {
                 if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
-                   link.hasPrefix("socket:[") {
+                    link.hasPrefix("socket:[")
+                {
                     inodes.insert(String(link.dropFirst("socket:[".count).dropLast()))
                 }
             }
@@ -161,8 +164,8 @@ enum ProcFS {
                 let cols = line.split(separator: " ")
                 // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
                 guard cols.count > 9, inodes.contains(String(cols[9])),
-                      let localHex = cols[1].split(separator: ":").last, let localPort = UInt16(localHex, radix: 16),
-                      let remoteHex = cols[2].split(separator: ":").last, let remotePort = UInt16(remoteHex, radix: 16)
+                    let localHex = cols[1].split(separator: ":").last, let localPort = UInt16(localHex, radix: 16),
+                    let remoteHex = cols[2].split(separator: ":").last, let remotePort = UInt16(remoteHex, radix: 16)
                 else { continue }
                 sockets.append((localPort, remotePort, String(cols[3])))
             }

@@ -5,10 +5,11 @@
 // down, which ends those threads. Sockets carry SO_RCVTIMEO so no thread can hang for ever.
 // Its threads only touch the connection list under the lock.
 
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 class RawTCPReplica: @unchecked Sendable {
     /// One accepted connection, used by the one thread that serves it; closed when `serve` returns.

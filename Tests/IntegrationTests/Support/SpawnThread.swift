@@ -4,11 +4,12 @@
 // before the test process does. This thread never ends, so the signal comes exactly when the
 // test process dies: by SIGKILL, a crash or a normal exit.
 
+import CLinux
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
-import Foundation
 
 final class SpawnThread: @unchecked Sendable {
     static let shared = SpawnThread()
@@ -44,8 +45,10 @@ final class SpawnThread: @unchecked Sendable {
     /// descriptors 0, 1, 2, … are `descriptors`, nothing else. Returns the pid once the child
     /// has exec'd, or the errno that stopped it. With `newGroup` the child leads its own
     /// process group. Any thread; blocks until the spawner ran it.
-    func spawn(path: String, argv: [String], envp: [String], descriptors: [Int32],
-               newGroup: Bool = false) -> (pid: pid_t, errno: Int32) {
+    func spawn(
+        path: String, argv: [String], envp: [String], descriptors: [Int32],
+        newGroup: Bool = false
+    ) -> (pid: pid_t, errno: Int32) {
         let job = Job(path: path, argv: argv, envp: envp, descriptors: descriptors, newGroup: newGroup)
         condition.lock()
         defer { condition.unlock() }

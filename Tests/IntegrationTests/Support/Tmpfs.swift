@@ -1,8 +1,9 @@
+import Foundation
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import XCTest
 
 /// A small tmpfs of a test's own, for a state directory that fills up or turns read-only.
 /// Mounting needs root (these tests run as root on the test machine; elsewhere they skip).
@@ -34,7 +35,9 @@ extension IntegrationTestCase {
         while true {
             let written = chunk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if written > 0 { continue }
-            guard errno == ENOSPC else { throw ChildProcess.LaunchError(description: "write \(path): \(String(cString: strerror(errno)))") }
+            guard errno == ENOSPC else {
+                throw ChildProcess.LaunchError(description: "write \(path): \(String(cString: strerror(errno)))")
+            }
             return path
         }
     }
