@@ -16,7 +16,7 @@ package final class StaticDriver: ReplicaDriver {
         let generated = backends.indices.filter { ReplicaName.key(backends[$0].name).hasPrefix("server-") }
         for index in generated + backends.indices.filter({ !generated.contains($0) }) {
             let backend = backends[index]
-            let number = Supervisor.numberFor(name: backend.name, taken: Array(numbered.values))
+            let number = PoolReconciler.numberFor(name: backend.name, taken: Array(numbered.values))
             numbered[index] = Backend(name: backend.name, number: number, host: backend.host, port: backend.port)
         }
         self.backends = backends.indices.map { numbered[$0]! }

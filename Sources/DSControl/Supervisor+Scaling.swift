@@ -4,29 +4,40 @@ import DSProxy
 import DSReactor
 import DSSystem
 
-/// An `/add` waiting for its new replicas to pass their first heartbeats. Control loop only.
+/// An `/add` waiting for its new replicas to pass their first heartbeats (`AddWait` decides
+/// when it completes or is given up). Control loop only.
 final class PendingAdd {
     let replicas: [Replica]
     private let done: (AdminAnswer) -> Void
+    var wait: AddWait
     var deadline: TimerID?
-    private var finished = false
 
-    init(replicas: [Replica], done: @escaping (AdminAnswer) -> Void) {
+    init(replicas: [Replica], wait: AddWait, done: @escaping (AdminAnswer) -> Void) {
         self.replicas = replicas
+        self.wait = wait
         self.done = done
     }
 
+    private var up: Set<String> { Set(replicas.filter(\.isUp).map(\.backend.name)) }
+
     func replicaCameUp(_ replica: Replica, supervisor: Supervisor) {
-        guard !finished, replicas.allSatisfy(\.isUp) else { return }
-        finished = true
+        guard wait.cameUp(up: up) else { return }
         supervisor.completeAdd(self, done: done)
     }
 
+    func deadlinePassed(now: UInt64, supervisor: Supervisor) {
+        guard let reason = wait.deadlinePassed(now: now, up: up, startTimeout: supervisor.config.startTimeout) else { return }
+        abort(reason, supervisor: supervisor)
+    }
+
     func fail(_ reason: String, supervisor: Supervisor) {
-        guard !finished else { return }
-        finished = true
+        guard let reason = wait.fail(reason) else { return }
+        abort(reason, supervisor: supervisor)
+    }
+
+    private func abort(_ reason: String, supervisor: Supervisor) {
         supervisor.abortAdd(self, reason: reason)
-        done(.failure(.internalServerError, "<Error> Could not add replicas: \(reason)"))
+        done(AddWait.failure(reason).answer)
     }
 }
 
@@ -34,39 +45,12 @@ extension Supervisor {
     /// `POST /add`: validates everything, launches the replicas, and answers once all of them
     /// pass their first heartbeats and are published — or stops them all and changes nothing.
     func add(_ command: ScaleCommand, done: @escaping (AdminAnswer) -> Void) {
-        let hostnames = command.hostnames ?? []
-        let n = command.n ?? max(hostnames.count, 1)
-        guard n > 0 else { return done(.failure(.badRequest, "<Error> 'n' must be a positive integer, got \(n)")) }
-        guard n <= 1000 else { return done(.failure(.badRequest, "<Error> 'n' is too large: at most 1000 replicas per command")) }
-        guard hostnames.count <= n else {
-            return done(.failure(.badRequest, "<Error> Length of hostname list is more than newly added instances"))
-        }
-        switch ReplicaName.check(hostnames, existing: members.map(\.backend.name)) {
-        case .invalid(let index)?:
-            return done(.failure(.badRequest, "<Error> Invalid hostname '\(hostnames[index])': \(ReplicaName.Problem.rule)"))
-        case .repeated(let index, let first)?:
-            let also = hostnames[first] == hostnames[index] ? "" : " (as '\(hostnames[first])': names are case-insensitive)"
-            return done(.failure(.badRequest, "<Error> Hostname '\(hostnames[index])' is given more than once\(also)"))
-        case .taken(let index, let existing)?:
-            let also = existing == hostnames[index] ? "" : " as '\(existing)' (names are case-insensitive)"
-            return done(.failure(.conflict, "<Error> Hostname '\(hostnames[index])' is already in the pool\(also)"))
-        case nil: break
-        }
-        guard driver.canCreate else {
-            return done(.failure(.notImplemented, "<Error> The \(driver.name) driver cannot start replicas"))
-        }
-        // Names and numbers are chosen before anything starts, so the command is all or nothing.
-        var taken = members.map(\.backend)
-        var specs: [ReplicaSpec] = []
-        for name in hostnames {
-            let spec = ReplicaSpec(name: name, number: Self.numberFor(name: name, taken: taken))
-            taken.append(Backend(name: spec.name, number: spec.number, host: "", port: 0))
-            specs.append(spec)
-        }
-        while specs.count < n {
-            let spec = nextGeneratedSpec(taken: taken)
-            taken.append(Backend(name: spec.name, number: spec.number, host: "", port: 0))
-            specs.append(spec)
+        let specs: [ReplicaSpec]
+        switch PoolReconciler.planAdd(
+            command, members: members.map(\.backend), canCreate: driver.canCreate, driverName: driver.name)
+        {
+        case .success(let planned): specs = planned
+        case .failure(let refusal): return done(refusal.answer)
         }
         var launched: [Replica] = []
         var firstActions: [[ReconcilerAction]] = []
@@ -80,19 +64,17 @@ extension Supervisor {
                 firstActions.append(actions)
             } catch {
                 launched.forEach { driver.kill($0.backend) }
-                logger.error("[!] Failed to add \(specs.map(\.name).joined(separator: ", ")): \(error)")
-                let status = (error as? DriverError)?.isNameConflict == true ? HTTPStatus.conflict : .internalServerError
-                return done(.failure(status, "<Error> Could not start replica \(spec.name): \(error)"))
+                let (line, refusal) = PoolReconciler.addLaunchFailed(spec, of: specs, error: error)
+                logger.error("\(line)")
+                return done(refusal.answer)
             }
         }
-        let pending = PendingAdd(replicas: launched, done: done)
+        let wait = AddWait(names: launched.map(\.backend.name), deadline: now + nanoseconds(of: config.startTimeout))
+        let pending = PendingAdd(replicas: launched, wait: wait, done: done)
         pendingAdd = pending
         pending.deadline = loop.schedule(after: config.startTimeout) { [unowned self, weak pending] in
-            guard let pending else { return }
-            let late = pending.replicas.filter { !$0.isUp }.map(\.backend.name)
-            pending.fail(
-                "\(late.joined(separator: ", ")) did not pass a heartbeat within \(DurationText.format(self.config.startTimeout))",
-                supervisor: self)
+            // The timer fires at or after the deadline; the wait is judged at the deadline itself.
+            pending?.deadlinePassed(now: max(monotonicNanoseconds(), wait.deadline), supervisor: self)
         }
         for (replica, actions) in zip(launched, firstActions) { perform(actions, for: replica, now: now) }
     }
@@ -138,37 +120,17 @@ extension Supervisor {
     /// `DELETE /rm`: takes the replicas out of the snapshot at once and stops them once every
     /// worker runs a snapshot without them.
     func remove(number: Int, done: @escaping (AdminAnswer) -> Void) {
-        guard let replica = members.first(where: { $0.backend.number == number }) else {
-            return done(.failure(.notFound, "<Error> No replica with id \(number) in the pool"))
+        switch PoolReconciler.planRemove(number: number, members: members.map(\.backend)) {
+        case .success(let names): remove(names: names, done: done)
+        case .failure(let refusal): done(refusal.answer)
         }
-        remove(names: [replica.backend.name], done: done)
     }
 
     func remove(_ command: ScaleCommand, done: @escaping (AdminAnswer) -> Void) {
-        var names = command.hostnames ?? []
-        let n = command.n ?? max(names.count, 1)
-        guard n > 0 else { return done(.failure(.badRequest, "<Error> 'n' must be a positive integer, got \(n)")) }
-        guard names.count <= n else {
-            return done(.failure(.badRequest, "<Error> Length of hostname list is more than removable instances"))
+        switch PoolReconciler.planRemove(command, members: members.map(\.backend.name)) {
+        case .success(let names): remove(names: names, done: done)
+        case .failure(let refusal): done(refusal.answer)
         }
-        guard n <= members.count else {
-            return done(.failure(.badRequest, "<Error> Cannot remove \(n) replicas: the pool has \(members.count)"))
-        }
-        // Names match members case-insensitively; from here on they are the members' own.
-        var seen = Set<String>()
-        for (index, name) in names.enumerated() {
-            guard seen.insert(ReplicaName.key(name)).inserted else {
-                return done(.failure(.badRequest, "<Error> Hostname '\(name)' is given more than once"))
-            }
-            guard let member = members.first(where: { ReplicaName.same($0.backend.name, name) }) else {
-                return done(.failure(.notFound, "<Error> Hostname '\(name)' is not in the pool"))
-            }
-            names[index] = member.backend.name
-        }
-        var others = members.filter { !seen.contains(ReplicaName.key($0.backend.name)) }.map(\.backend.name)
-        others.shuffle()
-        names += others.prefix(n - names.count)
-        remove(names: names, done: done)
     }
 
     private func remove(names chosen: [String], done: @escaping (AdminAnswer) -> Void) {
@@ -205,7 +167,8 @@ extension Supervisor {
         let counters = removed.map { metrics.replica($0.backend.name) }
         // Then in-flight requests finish (or --drain-timeout passes) before the replicas stop.
         func drain() {
-            if counters.allSatisfy({ $0.inFlight == 0 }) || monotonicNanoseconds() > drainDeadline {
+            if PoolReconciler.drainOver(inFlight: counters.map(\.inFlight), now: monotonicNanoseconds(), deadline: drainDeadline)
+            {
                 stoppers.forEach { $0() }
                 for replica in removed { apply(.retired, to: replica) }
                 return

@@ -131,11 +131,13 @@ package final class Supervisor: @unchecked Sendable {
     package var poolStore: PoolStore? {
         didSet { poolStore?.watch { [unowned self] event in self.storeReported(event) } }
     }
-    /// The store's revision as this ds-lb last read or wrote it: its next write is a
-    /// compare-and-swap against it.
-    private(set) var poolRevision: UInt64 = 0
+    /// Decides the pool-level policies (names, refusals, bootstrap, store writes); the
+    /// supervisor carries out its answers.
+    var poolReconciler = PoolReconciler()
+    /// The store's revision as this ds-lb last read or wrote it.
+    var poolRevision: UInt64 { poolReconciler.revision }
     /// Writes to the store run one at a time, in order; each computes its pool when it starts.
-    private var storeWrites: [(pool: () -> [Backend], completion: (Result<UInt64, PoolStoreError>) -> Void)] = []
+    private var storeWrites: [(pool: () -> [Backend], purpose: PoolWritePurpose, then: ([PoolWriteAction]) -> Void)] = []
     private var storeWriting = false
 
     /// Set by `beginStopping`: from then on a replica that exits or stops answering is expected
@@ -166,23 +168,24 @@ package final class Supervisor: @unchecked Sendable {
             firstActions[ObjectIdentifier(replica)] = made.1
         }
         let now = monotonicNanoseconds()
-        for backend in driver.initialBackends() {
-            add(backend, reconciler.adopted(backend.name, number: backend.number, address: backend.address, now: now))
-        }
+        let adopted = driver.initialBackends()
         let stored = driver.canCreate ? try poolStore?.load() : nil
-        poolRevision = stored?.revision ?? 0
-        if let stored, stored.revision > 0, let poolStore {
-            let saved = stored.replicas
-            logger.info("[i] Restoring \(saved.count) replicas from \(poolStore.location)")
-            for previous in saved {
+        poolReconciler.loaded(stored)
+        let steps = PoolReconciler.bootstrap(
+            adopted: adopted, stored: stored, canCreate: driver.canCreate, replicas: replicas)
+        if let stored, let poolStore, steps.contains(where: { if case .restore = $0 { true } else { false } }) {
+            logger.info("[i] Restoring \(stored.replicas.count) replicas from \(poolStore.location)")
+        }
+        for step in steps {
+            switch step {
+            case .adopt(let backend):
+                add(backend, reconciler.adopted(backend.name, number: backend.number, address: backend.address, now: now))
+            case .restore(let previous):
                 let backend = try driver.launch(ReplicaSpec(name: previous.name, number: previous.number), previous: previous)
                 add(
                     backend,
                     reconciler.launched(backend.name, number: backend.number, address: backend.address, forAdd: false, now: now))
-            }
-        } else if driver.canCreate {
-            for _ in 0..<replicas {
-                let spec = nextGeneratedSpec(taken: members.map(\.backend))
+            case .launch(let spec):
                 let backend = try driver.launch(spec, previous: nil)
                 add(
                     backend,
@@ -322,27 +325,11 @@ package final class Supervisor: @unchecked Sendable {
         return generation
     }
 
-    /// `server-K` with the smallest K that is neither a member's number nor a member's name,
-    /// nor one of `avoiding`.
     func nextGeneratedSpec(taken: [Backend], avoiding: Set<String> = []) -> ReplicaSpec {
-        let k = Self.smallestFreeNumber(taken: taken, avoiding: avoiding)
-        return ReplicaSpec(name: "server-\(k)", number: k)
+        PoolReconciler.nextGeneratedSpec(taken: taken, avoiding: avoiding)
     }
 
-    /// `server-7` is number 7 when free; any other name gets the smallest free number.
-    static func numberFor(name: String, taken: [Backend]) -> Int {
-        let key = ReplicaName.key(name)
-        if key.hasPrefix("server-"), let k = Int(key.dropFirst(7)), k > 0, !taken.contains(where: { $0.number == k }) { return k }
-        return smallestFreeNumber(taken: taken)
-    }
-
-    private static func smallestFreeNumber(taken: [Backend], avoiding: Set<String> = []) -> Int {
-        let numbers = Set(taken.map(\.number))
-        let names = Set(taken.map { ReplicaName.key($0.name) }).union(avoiding.map(ReplicaName.key))
-        var k = 1
-        while numbers.contains(k) || names.contains("server-\(k)") { k += 1 }
-        return k
-    }
+    static func numberFor(name: String, taken: [Backend]) -> Int { PoolReconciler.numberFor(name: name, taken: taken) }
 
     // MARK: the desired pool
 
@@ -350,30 +337,32 @@ package final class Supervisor: @unchecked Sendable {
     private func runningPool() -> [Backend] { members.filter(\.inPool).map(\.backend) }
 
     /// Writes the pool `pool()` names (evaluated when the write starts, after the writes queued
-    /// before it) as a compare-and-swap against the revision this ds-lb knows. A lost race
-    /// leaves the store's revision as the known one: the next write (a resent command, a
-    /// retry) is based on it. Without a store, or with a driver that creates nothing, there is
-    /// nothing to write and `completion` succeeds at once.
-    func writePool(_ pool: @escaping () -> [Backend], completion: @escaping (Result<UInt64, PoolStoreError>) -> Void) {
-        guard poolStore != nil, driver.canCreate else { return completion(.success(poolRevision)) }
-        storeWrites.append((pool, completion))
+    /// before it) as a compare-and-swap against the revision this ds-lb knows, and hands `then`
+    /// what the pool reconciler makes of the outcome for `purpose`. Without a store, or with a
+    /// driver that creates nothing, there is nothing to write and `then` proceeds at once.
+    func writePool(
+        _ pool: @escaping () -> [Backend], for purpose: PoolWritePurpose, then: @escaping ([PoolWriteAction]) -> Void
+    ) {
+        guard poolStore != nil, driver.canCreate else { return then([.proceed]) }
+        storeWrites.append((pool, purpose, then))
         startNextWrite()
     }
 
     private func startNextWrite() {
         guard !storeWriting, !storeWrites.isEmpty, let poolStore else { return }
-        let (pool, completion) = storeWrites.removeFirst()
+        let (pool, purpose, then) = storeWrites.removeFirst()
         storeWriting = true
         poolStore.write(pool(), ifRevision: poolRevision) { [unowned self] result in
-            switch result {
-            case .success(let revision): poolRevision = revision
-            case .failure(.conflict(_, let current)): poolRevision = current
-            case .failure: break
-            }
+            let actions = poolReconciler.written(result, for: purpose)
             storeWriting = false
-            completion(result)
+            then(actions)
             startNextWrite()
         }
+    }
+
+    /// Writes the log lines among `actions`.
+    private func log(_ actions: [PoolWriteAction]) {
+        for case .log(let level, let line) in actions { logger.log(level: level, "\(line)") }
     }
 
     /// Bootstrap: saves the initial pool. A store that answers at once (the file) fails the
@@ -382,12 +371,9 @@ package final class Supervisor: @unchecked Sendable {
         var returned = false
         var failure: PoolStoreError?
         let running = { [unowned self] in runningPool() }
-        writePool(running) { [unowned self] result in
-            guard case .failure(let error) = result else { return }
-            if returned {
-                logger.error("[!] Could not save the initial pool: \(error). A restart would bring back the last one saved")
-            } else {
-                failure = error
+        writePool(running, for: .initialPool) { [unowned self] actions in
+            for case .failStart(let error) in actions {
+                if returned { log(actions) } else { failure = error }
             }
         }
         returned = true
@@ -395,60 +381,29 @@ package final class Supervisor: @unchecked Sendable {
     }
 
     /// For an admin command: saves the pool it would make, before anything changes, and hands
-    /// `then` the answer refusing the command when that fails (nil when saved): 507 when the
-    /// store is full, 409 when another writer changed the pool first, else 500.
+    /// `then` the answer refusing the command when that fails (nil when saved).
     func saveOrRefuse(_ pool: @escaping () -> [Backend], change: String, then: @escaping (AdminAnswer?) -> Void) {
-        writePool(pool) { [unowned self] result in
-            guard case .failure(let error) = result else { return then(nil) }
-            logger.error("[!] Could not save the pool, so did not \(change): \(error)")
-            switch error {
-            case .conflict:
-                then(
-                    .failure(
-                        .conflict,
-                        "<Error> Could not save the pool, nothing changed: \(error); send the command again to apply it to the pool as it is now"
-                    ))
-            case .outOfSpace:
-                then(.failure(.insufficientStorage, "<Error> Could not save the pool, nothing changed: \(error)"))
-            case .failed, .unreachable:
-                then(.failure(.internalServerError, "<Error> Could not save the pool, nothing changed: \(error)"))
-            }
+        writePool(pool, for: .command(change: change)) { [unowned self] actions in
+            log(actions)
+            for case .refuse(let refusal) in actions { return then(refusal.answer) }
+            then(nil)
         }
     }
 
     /// Saves a change the supervisor made on its own (a replacement, a new address). It cannot
     /// be refused: a lost race is retried once over the store's new revision (the running pool
-    /// is the one to keep), and a failure is logged — the running pool is right, but a restart
-    /// of ds-lb would bring back the last pool saved.
+    /// is the one to keep), and a failure is logged.
     func persist(after change: String, retried: Bool = false) {
         let running = { [unowned self] in runningPool() }
-        writePool(running) { [unowned self] result in
-            switch result {
-            case .success:
-                break
-            case .failure(let error) where !retried && error.isConflict:
-                logger.warning("[!] Saving the pool after \(change): \(error); saving the running pool over it")
-                persist(after: change, retried: true)
-            case .failure(let error):
-                logger.error(
-                    "[!] Could not save the pool after \(change): \(error). ds-lb runs the new pool, but a restart would bring back the last one saved"
-                )
-            }
+        writePool(running, for: .ownChange(change: change, retried: retried)) { [unowned self] actions in
+            log(actions)
+            if actions.contains(.retry) { persist(after: change, retried: true) }
         }
     }
 
-    /// A change committed to the store. This ds-lb's own writes are known already; another
-    /// writer's is logged (applying it to the running pool is not done yet): the next write of
-    /// this ds-lb then loses its race and says so.
+    /// A change committed to the store (another writer's is logged).
     private func storeReported(_ event: PoolStoreEvent) {
-        switch event {
-        case .changed(let pool) where pool.revision > poolRevision:
-            logger.warning(
-                "[!] The pool was changed in \(poolStore?.location ?? "the store") by another writer (revision \(pool.revision), \(pool.replicas.count) replicas); ds-lb keeps running its pool"
-            )
-        case .changed:
-            break
-        }
+        log(poolReconciler.storeChanged(event, location: poolStore?.location ?? "the store"))
     }
 
     // MARK: heartbeats
