@@ -15,7 +15,7 @@ extension Supervisor {
         publishView()
         for replica in members where !replica.removed {
             replica.record.retune(fall: new.fall, rise: new.rise)
-            if shorter, replica.probe == nil, replica.nextCheck != nil, replica.health.status == .up,
+            if shorter, !heartbeats.isChecking(replica), heartbeats.hasScheduledCheck(replica), replica.health.status == .up,
                 !replica.health.wantsFastCheck
             {
                 scheduleCheck(replica, after: new.heartbeatInterval)

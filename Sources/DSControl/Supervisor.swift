@@ -237,7 +237,7 @@ package final class Supervisor: @unchecked Sendable {
         loop.execute { [self] in
             // Only the first sign of trouble triggers a check: after that the quick re-checks
             // run on their own timer, so a burst of failing requests is not a burst of probes.
-            guard let replica = members.first(where: { $0.backend == backend }), replica.probe == nil, replica.isUp,
+            guard let replica = members.first(where: { $0.backend == backend }), !heartbeats.isChecking(replica), replica.isUp,
                 replica.health.consecutiveFailures == 0
             else { return }
             scheduleCheck(replica, after: .zero)
@@ -408,26 +408,13 @@ package final class Supervisor: @unchecked Sendable {
 
     // MARK: heartbeats
 
-    func scheduleCheck(_ replica: Replica, after delay: Duration) {
-        if let timer = replica.nextCheck { loop.cancel(timer) }
-        replica.nextCheck = loop.schedule(after: delay) { [unowned self, weak replica] in
-            guard let replica, !replica.removed, !self.stopping else { return }
-            replica.nextCheck = nil
-            self.check(replica)
-        }
-    }
+    /// Keeps each replica's next check and probe; its results come back to the reconciler.
+    lazy var heartbeats = HeartbeatScheduler(
+        loop: loop, timeout: { [unowned self] in config.heartbeatTimeout },
+        shouldCheck: { [unowned self] replica in !replica.removed && !stopping },
+        report: { [unowned self] replica, result, latency in apply(.checked(result, latency: latency), to: replica) })
 
-    private func check(_ replica: Replica) {
-        guard replica.probe == nil else { return }
-        replica.probe = HeartbeatProbe(
-            backend: replica.backend, loop: loop, timeoutNanoseconds: nanoseconds(of: config.heartbeatTimeout)
-        ) {
-            [unowned self, weak replica] result, latency in
-            guard let replica else { return }
-            replica.probe = nil
-            self.apply(.checked(result, latency: latency), to: replica)
-        }
-    }
+    func scheduleCheck(_ replica: Replica, after delay: Duration) { heartbeats.schedule(replica, after: delay) }
 
     // MARK: the reconciler's actions
 
@@ -445,7 +432,7 @@ package final class Supervisor: @unchecked Sendable {
             case .scheduleCheck(let at):
                 scheduleCheck(replica, after: delay(until: at))
             case .cancelCheck:
-                cancel(\.nextCheck, of: replica)
+                heartbeats.cancelNext(replica)
             case .startDeadline(let at):
                 arm(\.startTimer, of: replica, after: delay(until: at), reporting: .startDeadlinePassed(at: at))
             case .cancelStartDeadline:
@@ -573,8 +560,8 @@ package final class Supervisor: @unchecked Sendable {
     }
 
     func cancelTimers(of replica: Replica) {
-        for timer in [\Replica.nextCheck, \.repairTimer, \.startTimer] { cancel(timer, of: replica) }
-        replica.probe = nil
+        for timer in [\Replica.repairTimer, \.startTimer] { cancel(timer, of: replica) }
+        heartbeats.stop(replica)
     }
 
     /// What the driver reports, as it happens (on the control loop).
