@@ -33,17 +33,7 @@ final class HeartbeatSchedulerTests: XCTestCase {
 
         var reports: [String] { lock.withLock { reported } }
 
-        func sync<T>(_ body: @escaping () throws -> T) throws -> T {
-            nonisolated(unsafe) var result: Result<T, any Error>?
-            nonisolated(unsafe) let body = body
-            let done = DispatchSemaphore(value: 0)
-            loop.execute {
-                result = Result { try body() }
-                done.signal()
-            }
-            XCTAssertEqual(done.wait(timeout: .now() + 20), .success, "the control loop did not run the call")
-            return try XCTUnwrap(result).get()
-        }
+        func sync<T>(_ body: @escaping () throws -> T) throws -> T { try runOnLoop(loop, body) }
 
         /// Waits (up to 20 s) until `name` was reported.
         func waitForReport(of name: String, file: StaticString = #filePath, line: UInt = #line) {

@@ -132,6 +132,19 @@ final class RacingPoolStore: PoolStore, @unchecked Sendable {
     func watch(_ handler: @escaping (PoolStoreEvent) -> Void) {}
 }
 
+/// Runs `body` on `loop` (running on another thread) and waits for it.
+func runOnLoop<T>(_ loop: EventLoop, _ body: @escaping () throws -> T) throws -> T {
+    nonisolated(unsafe) var result: Result<T, any Error>?
+    nonisolated(unsafe) let body = body
+    let done = DispatchSemaphore(value: 0)
+    loop.execute {
+        result = Result { try body() }
+        done.signal()
+    }
+    XCTAssertEqual(done.wait(timeout: .now() + 20), .success, "the control loop did not run the call")
+    return try XCTUnwrap(result).get()
+}
+
 /// A control loop on a thread of its own for a driver under test: the driver is attached to it,
 /// its calls run on it (`sync`), and the events it reports are kept.
 final class DriverEventLoop: @unchecked Sendable {
@@ -154,17 +167,7 @@ final class DriverEventLoop: @unchecked Sendable {
     var events: [DriverEvent] { lock.withLock { received } }
 
     /// Runs `body` on the loop and waits for it.
-    func sync<T>(_ body: @escaping () throws -> T) throws -> T {
-        nonisolated(unsafe) var result: Result<T, any Error>?
-        nonisolated(unsafe) let body = body
-        let done = DispatchSemaphore(value: 0)
-        loop.execute {
-            result = Result { try body() }
-            done.signal()
-        }
-        XCTAssertEqual(done.wait(timeout: .now() + 20), .success, "the control loop did not run the call")
-        return try XCTUnwrap(result).get()
-    }
+    func sync<T>(_ body: @escaping () throws -> T) throws -> T { try runOnLoop(loop, body) }
 
     /// Waits (up to `seconds`) until `condition` holds for the events reported so far.
     func waitFor(seconds: Double = 10, file: StaticString = #filePath, line: UInt = #line, _ condition: ([DriverEvent]) -> Bool) {
