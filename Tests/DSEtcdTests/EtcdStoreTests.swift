@@ -1,0 +1,141 @@
+import DSBalancer
+import DSControl
+import DSEtcd
+import DSSystem
+import Foundation
+import XCTest
+
+final class EtcdStoreTests: XCTestCase {
+    private func replicas(_ names: String...) -> [Backend] {
+        names.enumerated().map { Backend(name: $1, number: $0 + 1, host: "127.0.0.1", port: UInt16(9001 + $0)) }
+    }
+
+    /// A store on `loop`, made and loaded there (`load` blocks on a thread of its own).
+    private func store(
+        _ loop: TestLoop, _ cluster: EtcdCluster, pool: String = "p", timeout: Duration = .seconds(5)
+    ) throws -> LoopRef<EtcdStore> {
+        try loop.keep {
+            try EtcdStore(loop: loop.loop, endpoints: cluster.endpoints, pool: pool, driver: "process", timeout: timeout)
+        }
+    }
+
+    /// Starts a write on the loop and waits for its completion.
+    private func write(
+        _ loop: TestLoop, _ store: LoopRef<EtcdStore>, _ backends: [Backend], ifRevision: UInt64
+    ) -> Result<UInt64, PoolStoreError> {
+        let outcome = Locked<Result<UInt64, PoolStoreError>?>(nil)
+        let done = expectation(description: "write completed")
+        loop.sync {
+            store.value.write(backends, ifRevision: ifRevision) { result in
+                outcome.withLock { $0 = result }
+                done.fulfill()
+            }
+        }
+        wait(for: [done], timeout: 20)
+        return outcome.withLock { $0 } ?? .failure(.failed("no completion"))
+    }
+
+    func testAWrittenPoolLoadsBackAtEtcdsRevisionInTheStateFileFormat() throws {
+        let cluster = try EtcdCluster()
+        defer { cluster.stopAll() }
+        let loop = try TestLoop()
+        defer { loop.stop() }
+        let store = try store(loop, cluster)
+        XCTAssertEqual(try store.value.load(), StoredPool(replicas: [], revision: 0))
+        let revision = try write(loop, store, replicas("a", "b"), ifRevision: 0).get()
+
+        let raw = try BlockingEtcdClient(endpoints: cluster.endpoints).range(Array("/ds-lb/p/pool".utf8)).kvs
+        XCTAssertEqual(raw.first.map { UInt64($0.modRevision) }, revision)
+        let document = try StateStore.decode(raw.first?.value ?? [], driver: "process", source: "test")
+        XCTAssertEqual(document.replicas, replicas("a", "b"))
+
+        let other = try self.store(loop, cluster)
+        XCTAssertEqual(try other.value.load(), StoredPool(replicas: replicas("a", "b"), revision: revision))
+        // Another pool's key is another pool.
+        XCTAssertEqual(try self.store(loop, cluster, pool: "q").value.load().revision, 0)
+    }
+
+    func testOfTwoWritersRacingFromTheSameRevisionOneWinsAndTheOtherGetsAConflict() throws {
+        let cluster = try EtcdCluster()
+        defer { cluster.stopAll() }
+        let loop = try TestLoop()
+        defer { loop.stop() }
+        let first = try store(loop, cluster)
+        let second = try store(loop, cluster)
+        let base = try write(loop, first, replicas("a"), ifRevision: 0).get()
+        XCTAssertEqual(try first.value.load().revision, base)
+        XCTAssertEqual(try second.value.load().revision, base)
+
+        // Both writes are sent before either answers.
+        let outcomes = Locked<[String: Result<UInt64, PoolStoreError>]>([:])
+        let done = expectation(description: "both writes completed")
+        done.expectedFulfillmentCount = 2
+        loop.sync {
+            for (name, store, pool) in [("first", first, self.replicas("a", "b")), ("second", second, self.replicas("a", "c"))] {
+                store.value.write(pool, ifRevision: base) { result in
+                    outcomes.withLock { $0[name] = result }
+                    done.fulfill()
+                }
+            }
+        }
+        wait(for: [done], timeout: 20)
+        let results = outcomes.withLock { $0 }
+        let winners = results.compactMap { name, result in (try? result.get()).map { (name, $0) } }
+        XCTAssertEqual(winners.count, 1, "\(results)")
+        guard let (winner, revision) = winners.first, let loser = results.first(where: { $0.key != winner }) else { return }
+        XCTAssertEqual(loser.value, .failure(.conflict(expected: base, current: revision)))
+        let expected = winner == "first" ? replicas("a", "b") : replicas("a", "c")
+        XCTAssertEqual(try first.value.load(), StoredPool(replicas: expected, revision: revision))
+    }
+
+    func testTheWatchReportsAWriteByAnotherStore() throws {
+        let cluster = try EtcdCluster()
+        defer { cluster.stopAll() }
+        let loop = try TestLoop()
+        defer { loop.stop() }
+        let watcher = try store(loop, cluster)
+        let writer = try store(loop, cluster)
+        _ = try watcher.value.load()
+        let events = Locked<[PoolStoreEvent]>([])
+        let changed = expectation(description: "change reported")
+        loop.sync {
+            watcher.value.watch { event in
+                events.withLock { $0.append(event) }
+                changed.fulfill()
+            }
+        }
+        let revision = try write(loop, writer, replicas("x"), ifRevision: 0).get()
+        wait(for: [changed], timeout: 20)
+        XCTAssertEqual(events.withLock { $0 }, [.changed(StoredPool(replicas: replicas("x"), revision: revision))])
+        // The watcher can write on from what it was told.
+        XCTAssertNoThrow(try write(loop, watcher, replicas("x", "y"), ifRevision: revision).get())
+    }
+
+    func testAClusterThatIsDownIsUnreachableForLoadAndWrite() throws {
+        let cluster = try EtcdCluster()
+        let loop = try TestLoop()
+        defer { loop.stop() }
+        let store = try store(loop, cluster, timeout: .seconds(1))
+        cluster.stopAll()
+        XCTAssertThrowsError(try store.value.load()) { error in
+            guard case .unreachable = error as? PoolStoreError else { return XCTFail("not unreachable: \(error)") }
+        }
+        guard case .failure(.unreachable) = write(loop, store, replicas("a"), ifRevision: 0) else {
+            return XCTFail("a write to a stopped cluster is not unreachable")
+        }
+    }
+
+    func testABadPoolNameIsRefused() throws {
+        let loop = try TestLoop()
+        defer { loop.stop() }
+        let endpoint = try EtcdEndpoint("http://127.0.0.1:2379")
+        for name in ["", "a/b", "..", "ä"] {
+            XCTAssertThrowsError(
+                try loop.keep { try EtcdStore(loop: loop.loop, endpoints: [endpoint], pool: name, driver: "process") }
+            ) {
+                guard case .failed(let text) = $0 as? PoolStoreError else { return XCTFail("pool '\(name)': \($0)") }
+                XCTAssertTrue(text.contains("invalid pool name '\(name)'"), text)
+            }
+        }
+    }
+}
