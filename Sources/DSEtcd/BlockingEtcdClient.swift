@@ -6,12 +6,13 @@ import DSReactor
 /// answer. Any thread but that loop's.
 package final class BlockingEtcdClient: Sendable {
     private let thread: BlockingHTTPClient
-    private let slot: EtcdClientSlot
+    private let slot: LoopLocal<EtcdClient>
 
     package init(endpoints: [EtcdEndpoint], timeout: Duration = .seconds(5), threadName: String = "ds-lb-etcd") throws {
         precondition(!endpoints.isEmpty, "BlockingEtcdClient needs at least one endpoint")
         thread = try BlockingHTTPClient(address: .tcp(endpoints[0].address), threadName: threadName)
-        slot = EtcdClientSlot(loop: thread.loop, endpoints: endpoints, timeout: timeout)
+        let loop = thread.loop
+        slot = LoopLocal(loop: loop) { EtcdClient(loop: loop, endpoints: endpoints, timeout: timeout) }
     }
 
     deinit {
@@ -22,14 +23,14 @@ package final class BlockingEtcdClient: Sendable {
     package func range(_ key: [UInt8], rangeEnd: [UInt8]? = nil) throws(EtcdError) -> (kvs: [EtcdKeyValue], revision: Int64) {
         let slot = self.slot
         return try thread.wait { done in
-            slot.loop.execute { slot.client().range(key, rangeEnd: rangeEnd) { done(Sendably($0)) } }
+            slot.loop.execute { slot.value().range(key, rangeEnd: rangeEnd) { done(Sendably($0)) } }
         }.value.get()
     }
 
     package func put(_ key: [UInt8], value: [UInt8], lease: Int64 = 0) throws(EtcdError) -> Int64 {
         let slot = self.slot
         return try thread.wait { done in
-            slot.loop.execute { slot.client().put(key, value: value, lease: lease) { done($0) } }
+            slot.loop.execute { slot.value().put(key, value: value, lease: lease) { done($0) } }
         }.get()
     }
 
@@ -38,21 +39,21 @@ package final class BlockingEtcdClient: Sendable {
     ) throws(EtcdError) -> EtcdTxnResult {
         let slot = self.slot
         return try thread.wait { done in
-            slot.loop.execute { slot.client().txn(compare: compare, success: success, failure: failure) { done($0) } }
+            slot.loop.execute { slot.value().txn(compare: compare, success: success, failure: failure) { done($0) } }
         }.get()
     }
 
     package func grantLease(ttl: Int64) throws(EtcdError) -> (id: Int64, ttl: Int64) {
         let slot = self.slot
         return try thread.wait { done in
-            slot.loop.execute { slot.client().grantLease(ttl: ttl) { done(Sendably($0)) } }
+            slot.loop.execute { slot.value().grantLease(ttl: ttl) { done(Sendably($0)) } }
         }.value.get()
     }
 
     package func keepAlive(lease id: Int64) throws(EtcdError) -> Int64 {
         let slot = self.slot
         return try thread.wait { done in
-            slot.loop.execute { slot.client().keepAlive(lease: id) { done($0) } }
+            slot.loop.execute { slot.value().keepAlive(lease: id) { done($0) } }
         }.get()
     }
 }
@@ -61,30 +62,4 @@ package final class BlockingEtcdClient: Sendable {
 private struct Sendably<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
-}
-
-/// The `EtcdClient` of a `BlockingEtcdClient`, made on first use.
-///
-/// `@unchecked Sendable`: `current` is created, used and dropped on the loop thread only; the
-/// other fields are immutable.
-private final class EtcdClientSlot: @unchecked Sendable {
-    let loop: EventLoop
-    private let endpoints: [EtcdEndpoint]
-    private let timeout: Duration
-    private var current: EtcdClient?
-
-    init(loop: EventLoop, endpoints: [EtcdEndpoint], timeout: Duration) {
-        self.loop = loop
-        self.endpoints = endpoints
-        self.timeout = timeout
-    }
-
-    func client() -> EtcdClient {
-        if let current { return current }
-        let made = EtcdClient(loop: loop, endpoints: endpoints, timeout: timeout)
-        current = made
-        return made
-    }
-
-    func drop() { current = nil }
 }

@@ -64,6 +64,8 @@ package final class EtcdWatch {
     private func reopen() {
         exchange?.cancel()
         exchange = nil
+        // What is left of the old stream is not read: the new one starts at `nextRevision`.
+        pending = []
         guard !ended, retry == nil, let client else { return }
         retry = client.loop.schedule(after: retryDelay) { [weak self] in
             self?.retry = nil

@@ -106,17 +106,35 @@ final class EtcdClientTests: XCTestCase {
         loop.sync { watch.value.cancel() }
     }
 
-    func testACallFailsOverToTheNextMemberWhenTheFirstIsDown() throws {
+    func testCallsAndAWatchFailOverToTheNextMemberWhenTheFirstIsDown() throws {
         let cluster = try EtcdCluster(size: 3)
         defer { cluster.stopAll() }
         let client = try BlockingEtcdClient(endpoints: cluster.endpoints, timeout: .seconds(10))
-        _ = try client.put(bytes("/f"), value: bytes("before"))
+        let start = try client.put(bytes("/f"), value: bytes("before")) + 1
+        // The watch's stream is on the first member, the one about to go.
+        let loop = try TestLoop()
+        defer { loop.stop() }
+        let seen = Locked<[[UInt8]]>([])
+        let reported = expectation(description: "the change made after the failover")
+        let watching = try loop.keep { EtcdClient(loop: loop.loop, endpoints: cluster.endpoints) }
+        let watch = try loop.keep {
+            watching.value.watch(
+                Array("/f".utf8), startRevision: start,
+                onEvents: { events, _ in
+                    for case .put(let kv) in events { seen.withLock { $0.append(kv.value) } }
+                    reported.fulfill()
+                },
+                onEnd: { XCTFail("the watch ended: \($0)") })
+        }
         cluster.stop(0)
         // Two of three members remain: a quorum, so the cluster serves through them.
         let written = try client.put(bytes("/f"), value: bytes("after"))
         let read = try client.range(bytes("/f"))
         XCTAssertEqual(read.kvs.first?.value, bytes("after"))
         XCTAssertEqual(read.kvs.first?.modRevision, written)
+        wait(for: [reported], timeout: 20)
+        XCTAssertEqual(seen.withLock { $0 }, [bytes("after")])
+        loop.sync { watch.value.cancel() }
     }
 
     func testAClusterThatDoesNotAnswerIsUnreachableWithinTheDeadline() throws {
