@@ -104,7 +104,8 @@ let package = Package(
         .target(name: "DSDockerTestSupport", path: "Tests/DSDockerTestSupport"),
         .testTarget(name: "DSDockerTests", dependencies: ["DSDocker", "DSDockerTestSupport"]),
         // Against real etcd members (etcd-server), started and stopped by the tests.
-        .testTarget(name: "DSEtcdTests", dependencies: ["DSEtcd", "DSControl", "DSBalancer", "DSReactor", "DSSystem"]),
+        .testTarget(
+            name: "DSEtcdTests", dependencies: ["DSEtcd", "DSControl", "DSBalancer", "DSHTTPClient", "DSReactor", "DSSystem"]),
         .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
         .testTarget(name: "DSSystemTests", dependencies: ["DSSystem"]),
         .testTarget(

@@ -1,6 +1,7 @@
 import DSBalancer
 import DSControl
 import DSEtcd
+import DSHTTPClient
 import DSSystem
 import Foundation
 import XCTest
@@ -109,6 +110,79 @@ final class EtcdStoreTests: XCTestCase {
         XCTAssertEqual(events.withLock { $0 }, [.changed(StoredPool(replicas: replicas("x"), revision: revision))])
         // The watcher can write on from what it was told.
         XCTAssertNoThrow(try write(loop, watcher, replicas("x", "y"), ifRevision: revision).get())
+    }
+
+    func testAPoolDeletedByHandIsReportedEmptyAndWrittenAgainFromTheDeleteRevision() throws {
+        let cluster = try EtcdCluster()
+        defer { cluster.stopAll() }
+        let loop = try TestLoop()
+        defer { loop.stop() }
+        let store = try store(loop, cluster)
+        _ = try store.value.load()
+        let written = try write(loop, store, replicas("a"), ifRevision: 0).get()
+        let events = Locked<[PoolStoreEvent]>([])
+        let deleted = expectation(description: "the delete reported")
+        loop.sync {
+            store.value.watch { event in
+                if events.withLock({
+                    $0.append(event); return $0.count
+                }) == 2 {
+                    deleted.fulfill()
+                }
+            }
+        }
+        // As `etcdctl del /ds-lb/p/pool` would.
+        let removed = try BlockingEtcdClient(endpoints: cluster.endpoints).txn(
+            compare: [], success: [.delete(key: Array(EtcdStore.key(pool: "p").utf8))])
+        wait(for: [deleted], timeout: 20)
+        XCTAssertEqual(events.withLock { $0.last }, .changed(StoredPool(replicas: [], revision: UInt64(removed.revision))))
+        XCTAssertGreaterThan(UInt64(removed.revision), written)
+        let again = try write(loop, store, replicas("b"), ifRevision: UInt64(removed.revision)).get()
+        XCTAssertEqual(try store.value.load(), StoredPool(replicas: replicas("b"), revision: again))
+    }
+
+    func testAWatchFromACompactedRevisionReadsThePoolAgainAndWatchesOn() throws {
+        let cluster = try EtcdCluster()
+        defer { cluster.stopAll() }
+        let loop = try TestLoop()
+        defer { loop.stop() }
+        let watcher = try store(loop, cluster)
+        let writer = try store(loop, cluster)
+        _ = try watcher.value.load()
+        let first = try write(loop, writer, replicas("a"), ifRevision: 0).get()
+        let second = try write(loop, writer, replicas("a", "b"), ifRevision: first).get()
+        // etcd forgets the history before `second`: the watcher's next revision is gone.
+        let http = try BlockingHTTPClient(address: .tcp(cluster.members[0].endpoint.address), threadName: "etcd-compact")
+        let compacted = try http.send(
+            HTTPClientRequest(
+                method: "POST", target: "/v3/kv/compaction", host: cluster.members[0].endpoint.host,
+                body: Array("{\"revision\": \"\(second)\"}".utf8)),
+            timeout: .seconds(10))
+        XCTAssertEqual(compacted.status, 200)
+
+        let events = Locked<[PoolStoreEvent]>([])
+        let reread = expectation(description: "the pool read again")
+        let next = expectation(description: "the next write")
+        loop.sync {
+            watcher.value.watch { event in
+                switch events.withLock({
+                    $0.append(event); return $0.count
+                }) {
+                case 1: reread.fulfill()
+                case 2: next.fulfill()
+                default: break
+                }
+            }
+        }
+        wait(for: [reread], timeout: 20)
+        let third = try write(loop, writer, replicas("a", "b", "c"), ifRevision: second).get()
+        wait(for: [next], timeout: 20)
+        XCTAssertEqual(
+            events.withLock { $0 },
+            [
+                .changed(StoredPool(replicas: replicas("a", "b"), revision: second)),
+                .changed(StoredPool(replicas: replicas("a", "b", "c"), revision: third)),
+            ])
     }
 
     func testAClusterThatIsDownIsUnreachableForLoadAndWrite() throws {
