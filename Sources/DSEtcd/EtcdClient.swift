@@ -209,8 +209,8 @@ package final class EtcdClient {
         let endpoint = endpoints[index]
         let request = HTTPClientRequest(
             method: "POST", target: path, host: endpoint.host, headers: [("Content-Type", "application/json")], body: bytes)
-        clients[index].send(request, timeout: .nanoseconds(Int64(min(share, UInt64(Int64.max))))) { [weak self] result in
-            guard let self else { return }
+        // The exchange holds the client until it answers, so every call completes.
+        clients[index].send(request, timeout: .nanoseconds(Int64(min(share, UInt64(Int64.max))))) { result in
             let next = { (error: String) in
                 self.attempt(
                     path, bytes, idempotent: idempotent, index: (index + 1) % self.clients.count, tried: tried + 1,
@@ -230,8 +230,11 @@ package final class EtcdClient {
                 guard response.status == 200 else {
                     let code = json.flatMap { Self.int64($0["code"]) }.map(Int.init) ?? 0
                     let message = json?["message"] as? String ?? "HTTP \(response.status)"
-                    // UNAVAILABLE: this member cannot serve (no leader, stopping); another may.
-                    if code == 14 && (idempotent || message.contains("no leader")) { return next(message) }
+                    // UNAVAILABLE, or a 5xx from no gRPC method: this member cannot serve (no
+                    // leader, stopping); another may. A write refused for want of a leader was
+                    // not applied, so it may go on too.
+                    let memberDown = code == 14 || (code == 0 && response.status >= 500)
+                    if memberDown && (idempotent || message.contains("no leader")) { return next(message) }
                     return completion(.failure(.failed(code: code, message: message)))
                 }
                 guard let json else {

@@ -137,6 +137,40 @@ final class EtcdClientTests: XCTestCase {
         loop.sync { watch.value.cancel() }
     }
 
+    func testAMemberWithoutALeaderIsPassedOverAndARefusalIsTyped() throws {
+        let cluster = try EtcdCluster()
+        defer { cluster.stopAll() }
+        // What a member cut off from its cluster answers.
+        let leaderless = try AnsweringListener(
+            status: "503 Service Unavailable",
+            body: #"{"error":"etcdserver: no leader","message":"etcdserver: no leader","code":14}"#)
+        defer { leaderless.close() }
+        let client = try BlockingEtcdClient(
+            endpoints: [try EtcdEndpoint("http://127.0.0.1:\(leaderless.port)")] + cluster.endpoints, timeout: .seconds(10))
+        let written = try client.put(bytes("/l"), value: bytes("v"))
+        XCTAssertEqual(try client.range(bytes("/l")).kvs.first?.modRevision, written)
+        XCTAssertGreaterThanOrEqual(leaderless.answered.withLock { $0 }, 1)
+
+        // A member answering with no gRPC code at all (a proxy in front of it, say): reads go on.
+        let broken = try AnsweringListener(status: "502 Bad Gateway", body: "{}")
+        defer { broken.close() }
+        let reader = try BlockingEtcdClient(
+            endpoints: [try EtcdEndpoint("http://127.0.0.1:\(broken.port)")] + cluster.endpoints, timeout: .seconds(10))
+        XCTAssertEqual(try reader.range(bytes("/l")).kvs.first?.modRevision, written)
+        XCTAssertGreaterThanOrEqual(broken.answered.withLock { $0 }, 1)
+
+        // A request etcd refuses is its answer: no other member is asked.
+        let refusing = try AnsweringListener(
+            status: "400 Bad Request",
+            body: #"{"error":"etcdserver: key is not provided","message":"etcdserver: key is not provided","code":3}"#)
+        defer { refusing.close() }
+        let strict = try BlockingEtcdClient(
+            endpoints: [try EtcdEndpoint("http://127.0.0.1:\(refusing.port)")] + cluster.endpoints, timeout: .seconds(10))
+        XCTAssertThrowsError(try strict.range(bytes("/l"))) { error in
+            XCTAssertEqual(error as? EtcdError, .failed(code: 3, message: "etcdserver: key is not provided"))
+        }
+    }
+
     func testAClusterThatDoesNotAnswerIsUnreachableWithinTheDeadline() throws {
         // One endpoint accepts connections but never answers (a hung member), the other refuses.
         let silent = try SilentListener()
@@ -193,4 +227,38 @@ final class SilentListener {
     }
 
     func close() { _ = Glibc.close(fd) }
+}
+
+/// A TCP listener on 127.0.0.1 that answers every request with `status` and `body`, on a thread
+/// of its own, and counts the answers.
+final class AnsweringListener: @unchecked Sendable {
+    let port: UInt16
+    let answered = Locked(0)
+    private let listener: SilentListener
+
+    init(status: String, body: String) throws {
+        listener = try SilentListener()
+        port = listener.port
+        let fd = listener.fd
+        let answered = self.answered
+        let response = Array(
+            "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+                .utf8)
+        Thread.detachNewThread {
+            while true {
+                let connection = accept(fd, nil, nil)
+                guard connection >= 0 else { return }
+                // The request's head and its small body arrive together; the answer does not depend on them.
+                var pfd = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
+                var scratch = [UInt8](repeating: 0, count: 65536)
+                if poll(&pfd, 1, 5000) > 0 { _ = scratch.withUnsafeMutableBytes { read(connection, $0.baseAddress, $0.count) } }
+                _ = response.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                answered.withLock { $0 += 1 }
+                _ = Glibc.close(connection)
+            }
+        }
+    }
+
+    /// Closing the listening socket ends the thread's accept.
+    func close() { _ = shutdown(listener.fd, Int32(SHUT_RDWR)); listener.close() }
 }
