@@ -7,6 +7,19 @@ import Foundation
 import XCTest
 
 final class EtcdStoreTests: XCTestCase {
+    private var cluster: EtcdCluster!
+    private var loop: TestLoop!
+
+    override func setUpWithError() throws {
+        cluster = try EtcdCluster()
+        loop = try TestLoop()
+    }
+
+    override func tearDown() {
+        loop?.stop()
+        cluster?.stopAll()
+    }
+
     private func replicas(_ names: String...) -> [Backend] {
         names.enumerated().map { Backend(name: $1, number: $0 + 1, host: "127.0.0.1", port: UInt16(9001 + $0)) }
     }
@@ -36,11 +49,14 @@ final class EtcdStoreTests: XCTestCase {
         return outcome.withLock { $0 } ?? .failure(.failed("no completion"))
     }
 
+    /// Starts `store`'s watch; what it reports is collected.
+    private func watch(_ store: LoopRef<EtcdStore>) -> ReportedEvents {
+        let reported = ReportedEvents()
+        loop.sync { store.value.watch { event in reported.events.withLock { $0.append(event) } } }
+        return reported
+    }
+
     func testAWrittenPoolLoadsBackAtEtcdsRevisionInTheStateFileFormat() throws {
-        let cluster = try EtcdCluster()
-        defer { cluster.stopAll() }
-        let loop = try TestLoop()
-        defer { loop.stop() }
         let store = try store(loop, cluster)
         XCTAssertEqual(try store.value.load(), StoredPool(replicas: [], revision: 0))
         let revision = try write(loop, store, replicas("a", "b"), ifRevision: 0).get()
@@ -57,10 +73,6 @@ final class EtcdStoreTests: XCTestCase {
     }
 
     func testOfTwoWritersRacingFromTheSameRevisionOneWinsAndTheOtherGetsAConflict() throws {
-        let cluster = try EtcdCluster()
-        defer { cluster.stopAll() }
-        let loop = try TestLoop()
-        defer { loop.stop() }
         let first = try store(loop, cluster)
         let second = try store(loop, cluster)
         let base = try write(loop, first, replicas("a"), ifRevision: 0).get()
@@ -90,62 +102,31 @@ final class EtcdStoreTests: XCTestCase {
     }
 
     func testTheWatchReportsAWriteByAnotherStore() throws {
-        let cluster = try EtcdCluster()
-        defer { cluster.stopAll() }
-        let loop = try TestLoop()
-        defer { loop.stop() }
         let watcher = try store(loop, cluster)
         let writer = try store(loop, cluster)
         _ = try watcher.value.load()
-        let events = Locked<[PoolStoreEvent]>([])
-        let changed = expectation(description: "change reported")
-        loop.sync {
-            watcher.value.watch { event in
-                events.withLock { $0.append(event) }
-                changed.fulfill()
-            }
-        }
+        let reported = watch(watcher)
         let revision = try write(loop, writer, replicas("x"), ifRevision: 0).get()
-        wait(for: [changed], timeout: 20)
-        XCTAssertEqual(events.withLock { $0 }, [.changed(StoredPool(replicas: replicas("x"), revision: revision))])
+        XCTAssertEqual(reported.waitFor(1), [.changed(StoredPool(replicas: replicas("x"), revision: revision))])
         // The watcher can write on from what it was told.
         XCTAssertNoThrow(try write(loop, watcher, replicas("x", "y"), ifRevision: revision).get())
     }
 
     func testAPoolDeletedByHandIsReportedEmptyAndWrittenAgainFromTheDeleteRevision() throws {
-        let cluster = try EtcdCluster()
-        defer { cluster.stopAll() }
-        let loop = try TestLoop()
-        defer { loop.stop() }
         let store = try store(loop, cluster)
         _ = try store.value.load()
         let written = try write(loop, store, replicas("a"), ifRevision: 0).get()
-        let events = Locked<[PoolStoreEvent]>([])
-        let deleted = expectation(description: "the delete reported")
-        loop.sync {
-            store.value.watch { event in
-                if events.withLock({
-                    $0.append(event); return $0.count
-                }) == 2 {
-                    deleted.fulfill()
-                }
-            }
-        }
+        let reported = watch(store)
         // As `etcdctl del /ds-lb/p/pool` would.
         let removed = try BlockingEtcdClient(endpoints: cluster.endpoints).txn(
             compare: [], success: [.delete(key: Array(EtcdStore.key(pool: "p").utf8))])
-        wait(for: [deleted], timeout: 20)
-        XCTAssertEqual(events.withLock { $0.last }, .changed(StoredPool(replicas: [], revision: UInt64(removed.revision))))
+        XCTAssertEqual(reported.waitFor(2).last, .changed(StoredPool(replicas: [], revision: UInt64(removed.revision))))
         XCTAssertGreaterThan(UInt64(removed.revision), written)
         let again = try write(loop, store, replicas("b"), ifRevision: UInt64(removed.revision)).get()
         XCTAssertEqual(try store.value.load(), StoredPool(replicas: replicas("b"), revision: again))
     }
 
     func testAWatchFromACompactedRevisionReadsThePoolAgainAndWatchesOn() throws {
-        let cluster = try EtcdCluster()
-        defer { cluster.stopAll() }
-        let loop = try TestLoop()
-        defer { loop.stop() }
         let watcher = try store(loop, cluster)
         let writer = try store(loop, cluster)
         _ = try watcher.value.load()
@@ -160,35 +141,13 @@ final class EtcdStoreTests: XCTestCase {
             timeout: .seconds(10))
         XCTAssertEqual(compacted.status, 200)
 
-        let events = Locked<[PoolStoreEvent]>([])
-        let reread = expectation(description: "the pool read again")
-        let next = expectation(description: "the next write")
-        loop.sync {
-            watcher.value.watch { event in
-                switch events.withLock({
-                    $0.append(event); return $0.count
-                }) {
-                case 1: reread.fulfill()
-                case 2: next.fulfill()
-                default: break
-                }
-            }
-        }
-        wait(for: [reread], timeout: 20)
+        let reported = watch(watcher)
+        XCTAssertEqual(reported.waitFor(1), [.changed(StoredPool(replicas: replicas("a", "b"), revision: second))])
         let third = try write(loop, writer, replicas("a", "b", "c"), ifRevision: second).get()
-        wait(for: [next], timeout: 20)
-        XCTAssertEqual(
-            events.withLock { $0 },
-            [
-                .changed(StoredPool(replicas: replicas("a", "b"), revision: second)),
-                .changed(StoredPool(replicas: replicas("a", "b", "c"), revision: third)),
-            ])
+        XCTAssertEqual(reported.waitFor(2).last, .changed(StoredPool(replicas: replicas("a", "b", "c"), revision: third)))
     }
 
     func testAClusterThatIsDownIsUnreachableForLoadAndWrite() throws {
-        let cluster = try EtcdCluster()
-        let loop = try TestLoop()
-        defer { loop.stop() }
         let store = try store(loop, cluster, timeout: .seconds(1))
         cluster.stopAll()
         XCTAssertThrowsError(try store.value.load()) { error in
@@ -200,9 +159,8 @@ final class EtcdStoreTests: XCTestCase {
     }
 
     func testABadPoolNameIsRefused() throws {
-        let loop = try TestLoop()
-        defer { loop.stop() }
         let endpoint = try EtcdEndpoint("http://127.0.0.1:2379")
+        let loop: TestLoop = self.loop
         for name in ["", "a/b", "..", "ä"] {
             XCTAssertThrowsError(
                 try loop.keep { try EtcdStore(loop: loop.loop, endpoints: [endpoint], pool: name, driver: "process") }
@@ -211,5 +169,21 @@ final class EtcdStoreTests: XCTestCase {
                 XCTAssertTrue(text.contains("invalid pool name '\(name)'"), text)
             }
         }
+    }
+}
+
+/// The events a store's watch reported (on the loop), read by the test.
+final class ReportedEvents: Sendable {
+    let events = Locked<[PoolStoreEvent]>([])
+
+    /// Polls until `count` events came, or 20 s passed: all that came.
+    func waitFor(_ count: Int) -> [PoolStoreEvent] {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let seen = events.withLock { $0 }
+            if seen.count >= count { return seen }
+            usleep(10_000)
+        }
+        return events.withLock { $0 }
     }
 }
