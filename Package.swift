@@ -30,6 +30,7 @@ let package = Package(
         .target(name: "DSHTTP1", swiftSettings: dataPlaneSettings),
         .target(name: "DSHTTPClient", dependencies: ["DSHTTP1", "DSReactor", "DSSystem"]),
         .target(name: "DSDocker", dependencies: ["DSHTTPClient", "DSHTTP1", "DSReactor", "DSSystem"]),
+        .target(name: "DSEtcd", dependencies: ["DSHTTPClient", "DSReactor", "DSSystem"]),
         .target(name: "DSHashing"),
         .target(name: "DSBalancer", dependencies: ["DSHashing", "DSSystem"], swiftSettings: dataPlaneSettings),
         .target(
@@ -43,7 +44,7 @@ let package = Package(
         .target(
             name: "DSControl",
             dependencies: [
-                "DSDocker", "DSHTTPClient", "DSProxy", "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSHashing",
+                "DSDocker", "DSEtcd", "DSHTTPClient", "DSProxy", "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSHashing",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
@@ -102,6 +103,9 @@ let package = Package(
         // A fake Docker engine (unix socket) shared by the DSDocker and driver tests.
         .target(name: "DSDockerTestSupport", path: "Tests/DSDockerTestSupport"),
         .testTarget(name: "DSDockerTests", dependencies: ["DSDocker", "DSDockerTestSupport"]),
+        // Against real etcd members (etcd-server), started and stopped by the tests.
+        .testTarget(
+            name: "DSEtcdTests", dependencies: ["DSEtcd", "DSControl", "DSBalancer", "DSHTTPClient", "DSReactor", "DSSystem"]),
         .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
         .testTarget(name: "DSSystemTests", dependencies: ["DSSystem"]),
         .testTarget(

@@ -8,7 +8,8 @@ packages=(pkg-config libsystemd-dev)
 case "$profile" in
   build) ;;
   # python3-matplotlib: ds-bench analysis draws its charts with bench/plot.py under /usr/bin/python3.
-  test) packages+=(curl python3-matplotlib) ;;
+  # etcd-server: the DSEtcd tests start real etcd members on 127.0.0.1 ports.
+  test) packages+=(curl python3-matplotlib etcd-server) ;;
   bench) packages+=(curl wrk apache2-utils haproxy nginx python3-matplotlib) ;;
   *) echo "install-deps: unknown profile '$profile' (use build, test or bench)" >&2; exit 2 ;;
 esac

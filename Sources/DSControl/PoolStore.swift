@@ -46,7 +46,7 @@ package enum PoolStoreEvent: Sendable, Equatable {
     case changed(StoredPool)
 }
 
-/// Where the desired pool is kept: a file today, a remote key-value store (etcd) next. The
+/// Where the desired pool is kept: a file (`FileStore`) or etcd (`EtcdStore`). The
 /// interface is the remote one — every write may be slow, may fail, and may lose to another
 /// writer — so the supervisor is written for that, and a local store just answers at once.
 ///

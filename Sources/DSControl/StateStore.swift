@@ -72,9 +72,15 @@ package struct StateStore: Sendable {
         guard !isDirectory.boolValue else {
             throw Failure(description: "state file \(path) is a directory, not a file; remove it, or start with --reset-state")
         }
-        let bytes = try readFile()
+        return try Self.decode(try readFile(), driver: driver, source: "state file \(path)")
+    }
+
+    /// The pool in a document of `save`'s format (a file's, or an etcd key's: `source` names it
+    /// in errors) and the document's revision; `load`'s errors.
+    package static func decode(_ bytes: [UInt8], driver: String, source: String) throws -> (replicas: [Backend], revision: UInt64)
+    {
         func corrupt(_ what: String) -> Failure {
-            Failure(description: "state file \(path) is corrupt: \(what); fix or delete it, or start with --reset-state")
+            Failure(description: "\(source) is corrupt: \(what); fix or delete it, or start with --reset-state")
         }
         let fields: [String: JSONValue]
         let value: JSONValue
@@ -91,7 +97,7 @@ package struct StateStore: Sendable {
         guard let version, (1...Self.currentVersion).contains(version) else {
             throw Failure(
                 description:
-                    "state file \(path) has version \(fields["version"]?.serialized ?? "none"); this ds-lb reads versions 1 and 2"
+                    "\(source) has version \(fields["version"]?.serialized ?? "none"); this ds-lb reads versions 1 and 2"
             )
         }
         var revision: UInt64 = 1
@@ -105,7 +111,7 @@ package struct StateStore: Sendable {
         guard writer == driver else {
             throw Failure(
                 description:
-                    "state file \(path) was written by the \(writer) driver, not \(driver); start with --reset-state to discard it"
+                    "\(source) was written by the \(writer) driver, not \(driver); start with --reset-state to discard it"
             )
         }
         guard case .array(let entries)? = fields["replicas"] else { throw corrupt("'replicas' must be a list") }
@@ -199,10 +205,7 @@ package struct StateStore: Sendable {
     /// Writes the pool as `revision`. Control thread only (it blocks for one fsync). On any
     /// failure the old file is untouched and the temporary one is removed.
     package func save(_ backends: [Backend], driver: String, revision: UInt64 = 1) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let file = File(version: Self.currentVersion, driver: driver, revision: revision, replicas: backends.map(Record.init))
-        let data = try encoder.encode(file)
+        let data = try Self.encode(backends, driver: driver, revision: revision)
         try makeDirectory()
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -231,6 +234,14 @@ package struct StateStore: Sendable {
             _ = fsync(dirFD)
             close(dirFD)
         }
+    }
+
+    /// The document `save` writes (and `decode` reads).
+    package static func encode(_ backends: [Backend], driver: String, revision: UInt64) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let file = File(version: currentVersion, driver: driver, revision: revision, replicas: backends.map(Record.init))
+        return try encoder.encode(file)
     }
 
     package func reset() throws {

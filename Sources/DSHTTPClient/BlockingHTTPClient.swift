@@ -17,7 +17,7 @@ package final class BlockingHTTPClient: Sendable {
     /// The client's loop: callers may run asynchronous work of their own on it.
     package let loop: EventLoop
     package let address: HTTPClientAddress
-    private let slot: ClientSlot
+    private let slot: LoopLocal<HTTPClient>
     private let loopThread = Locked<pthread_t?>(nil)
 
     /// Starts the loop on a thread named `threadName` (visible in `top -H`; 15 characters at most).
@@ -25,7 +25,7 @@ package final class BlockingHTTPClient: Sendable {
         let loop = try EventLoop()
         self.loop = loop
         self.address = address
-        slot = ClientSlot(loop: loop, address: address, options: options)
+        slot = LoopLocal(loop: loop) { HTTPClient(loop: loop, address: address, options: options) }
         let loopThread = self.loopThread
         LoopThread.start(name: threadName) {
             loopThread.withLock { $0 = pthread_self() }
@@ -47,7 +47,7 @@ package final class BlockingHTTPClient: Sendable {
     package func send(_ request: HTTPClientRequest, timeout: Duration) throws(HTTPClientError) -> HTTPClientResponse {
         let slot = self.slot
         return try wait { done in
-            slot.loop.execute { slot.client().send(request, timeout: timeout, completion: done) }
+            slot.loop.execute { slot.value().send(request, timeout: timeout, completion: done) }
         }.get()
     }
 
@@ -71,30 +71,31 @@ package final class BlockingHTTPClient: Sendable {
     }
 }
 
-/// The `HTTPClient` of a `BlockingHTTPClient`, made on first use.
+/// An object of a loop's that code on other threads reaches through `loop.execute`: made on
+/// first use, on the loop, and dropped there (the `HTTPClient` of a `BlockingHTTPClient`, the
+/// etcd client of a blocking one).
 ///
-/// `@unchecked Sendable`: `client` is created, used and dropped on the loop thread only; the
-/// other fields are immutable.
-private final class ClientSlot: @unchecked Sendable {
-    let loop: EventLoop
-    private let address: HTTPClientAddress
-    private let options: HTTPClientOptions
-    private var current: HTTPClient?
+/// `@unchecked Sendable`: `current` is created, used and dropped on the loop thread only; the
+/// other fields are immutable and Sendable.
+package final class LoopLocal<Value: AnyObject>: @unchecked Sendable {
+    package let loop: EventLoop
+    private let make: @Sendable () -> Value
+    private var current: Value?
 
-    init(loop: EventLoop, address: HTTPClientAddress, options: HTTPClientOptions) {
+    package init(loop: EventLoop, make: @escaping @Sendable () -> Value) {
         self.loop = loop
-        self.address = address
-        self.options = options
+        self.make = make
     }
 
     /// Loop thread only.
-    func client() -> HTTPClient {
+    package func value() -> Value {
+        assert(loop.isInLoop)
         if let current { return current }
-        let made = HTTPClient(loop: loop, address: address, options: options)
+        let made = make()
         current = made
         return made
     }
 
     /// Loop thread only.
-    func drop() { current = nil }
+    package func drop() { current = nil }
 }

@@ -1,0 +1,184 @@
+import DSEtcd
+import DSReactor
+import DSSystem
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real etcd members (Debian's etcd-server) on free 127.0.0.1 ports, in a temporary directory:
+/// started by a test, ready once every member answers a read, stopped by PID.
+final class EtcdCluster {
+    struct Member {
+        let name: String
+        let clientPort: UInt16
+        let peerPort: UInt16
+        var process: ChildProcess?
+        var endpoint: EtcdEndpoint { try! EtcdEndpoint("http://127.0.0.1:\(clientPort)") }
+    }
+
+    let directory: String
+    private(set) var members: [Member] = []
+
+    var endpoints: [EtcdEndpoint] { members.map(\.endpoint) }
+
+    /// Starts `size` members forming one cluster and waits until each serves reads.
+    init(size: Int = 1) throws {
+        let etcd = "/usr/bin/etcd"
+        guard FileManager.default.isExecutableFile(atPath: etcd) else {
+            throw EtcdClusterError("\(etcd) is not installed: scripts/install-deps.sh test installs etcd-server")
+        }
+        directory = NSTemporaryDirectory() + "ds-lb-etcd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let ports = try Self.freePorts(2 * size)
+        for index in 0..<size {
+            members.append(Member(name: "m\(index)", clientPort: ports[2 * index], peerPort: ports[2 * index + 1]))
+        }
+        let initial = members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
+        do {
+            for index in members.indices {
+                let member = members[index]
+                let client = "http://127.0.0.1:\(member.clientPort)"
+                let peer = "http://127.0.0.1:\(member.peerPort)"
+                members[index].process = try ChildProcess.spawn(
+                    path: etcd,
+                    arguments: [
+                        "--name", member.name, "--data-dir", "\(directory)/\(member.name).etcd",
+                        "--listen-client-urls", client, "--advertise-client-urls", client,
+                        "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                        "--initial-cluster", initial, "--initial-cluster-state", "new",
+                        "--initial-cluster-token", "ds-lb-test-\(getpid())",
+                        "--logger", "zap", "--log-outputs", "\(directory)/\(member.name).log",
+                    ],
+                    environment: ["PATH": "/usr/bin:/bin"])
+            }
+            for index in members.indices { try waitUntilServing(index) }
+        } catch {
+            stopAll()
+            throw error
+        }
+    }
+
+    deinit { stopAll() }
+
+    /// Polls a read on member `index` until it answers (it has joined and there is a leader).
+    func waitUntilServing(_ index: Int, seconds: Double = 30) throws {
+        let client = try BlockingEtcdClient(endpoints: [members[index].endpoint], timeout: .seconds(1))
+        let deadline = Date().addingTimeInterval(seconds)
+        var last: EtcdError?
+        while Date() < deadline {
+            if let status = members[index].process?.reap() {
+                throw EtcdClusterError("etcd \(members[index].name) exited (status \(status)): \(log(index))")
+            }
+            do {
+                _ = try client.range(Array("/ready".utf8))
+                return
+            } catch {
+                last = error
+                usleep(50_000)
+            }
+        }
+        throw EtcdClusterError(
+            "etcd \(members[index].name) not serving after \(seconds) s (\(String(describing: last))): \(log(index))")
+    }
+
+    /// Kills member `index` (SIGKILL: as a crash) and reaps it.
+    func stop(_ index: Int) {
+        guard let process = members[index].process else { return }
+        process.signal(SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(process.pid, &status, 0)
+        members[index].process = nil
+    }
+
+    func stopAll() {
+        for index in members.indices { stop(index) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func log(_ index: Int) -> String {
+        let text = (try? String(contentsOfFile: "\(directory)/\(members[index].name).log", encoding: .utf8)) ?? ""
+        return String(text.suffix(2000))
+    }
+
+    /// Ports the kernel hands out for 127.0.0.1, all held open together so they differ.
+    static func freePorts(_ count: Int) throws -> [UInt16] {
+        var fds: [Int32] = []
+        defer { fds.forEach { close($0) } }
+        var ports: [UInt16] = []
+        for _ in 0..<count {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw EtcdClusterError("socket: errno \(errno)") }
+            fds.append(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                    bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
+                }
+            }
+            guard bound else { throw EtcdClusterError("bind: errno \(errno)") }
+            ports.append(UInt16(bigEndian: address.sin_port))
+        }
+        return ports
+    }
+}
+
+struct EtcdClusterError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A value handed to the loop thread and back: the tests touch it on one thread at a time
+/// (the loop's, or the test's while the loop waits for nothing of it).
+final class LoopBound<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// An object of the loop's, held by a test that must never drop it (the loop does, in `stop`).
+final class LoopRef<T: AnyObject>: @unchecked Sendable {
+    unowned let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// An `EventLoop` on a thread of its own for a test; `stop()` drops what it keeps, on the loop
+/// (loop objects are released where they live), and ends it.
+final class TestLoop: @unchecked Sendable {
+    let loop: EventLoop
+    private var kept: [AnyObject] = []
+
+    init() throws {
+        loop = try EventLoop()
+        let loop = self.loop
+        LoopThread.start(name: "etcd-test-loop") { loop.run() }
+    }
+
+    /// Runs `body` on the loop and waits for it.
+    func sync<T>(_ body: @escaping () -> T) -> T {
+        let box = LoopBound<T?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let work = LoopBound(body)
+        loop.execute {
+            box.value = work.value()
+            done.signal()
+        }
+        done.wait()
+        return box.value!
+    }
+
+    /// Makes an object on the loop and keeps it there until `stop`.
+    func keep<T: AnyObject>(_ make: @escaping () throws -> T) throws -> LoopRef<T> {
+        let made = try sync { Result { try make() } }.get()
+        sync { self.kept.append(made) }
+        return LoopRef(made)
+    }
+
+    func stop() {
+        sync { self.kept.removeAll() }
+        loop.stop()
+    }
+}
