@@ -90,12 +90,14 @@ package final class Worker {
     }
 
     /// Starts worker `index` on its own thread, accepting on the shared `listenFD`. Returns its
-    /// loop (to stop it). Any thread.
+    /// loop (to stop it). `onExit` runs on the worker's thread once it has stopped and let go of
+    /// `listenFD`: only then may the starter close it (the number could otherwise be reused
+    /// under a worker still starting). Any thread.
     package static func start(
         index: Int, listenFD: Int32, publisher: SnapshotPublisher, config: ProxyConfig,
         admin: AdminHandler?, metrics: ProxyMetrics,
         onUnreachable: @escaping @Sendable (Backend) -> Void,
-        handle: WorkerHandle? = nil
+        handle: WorkerHandle? = nil, onExit: (@Sendable () -> Void)? = nil
     ) throws -> EventLoop {
         let loop = try EventLoop()
         handle?.loop = loop
@@ -111,6 +113,7 @@ package final class Worker {
             }
             loop.run()
             worker.shutdown()
+            onExit?()
         }
         return loop
     }

@@ -5,6 +5,7 @@ import DSProxy
 import DSReactor
 import DSSystem
 import DSSystemd
+import Dispatch
 import Logging
 
 #if canImport(Glibc)
@@ -93,6 +94,9 @@ package final class Server: @unchecked Sendable {
     /// How long a stop waits for requests in flight (a live setting).
     package private(set) var drainTimeout: Duration
     private var workerLoops: [EventLoop] = []
+    /// Entered per worker started, left when its thread has stopped (`run` waits for it before
+    /// closing the sockets the workers listen on).
+    private let workersRunning = DispatchGroup()
     private var workerHandles: [WorkerHandle] = []
     private var watchdog: ProgressWatchdog?
     private var lastStatus = "Starting replicas"
@@ -192,26 +196,32 @@ package final class Server: @unchecked Sendable {
             let admin: AdminHandler? = listeners.admin == nil ? supervisor.admin : nil
             for index in 0..<workerCount {
                 let handle = WorkerHandle()
+                workersRunning.enter()
                 workerLoops.append(
                     try Worker.start(
                         index: index, listenFD: listeners.http, publisher: supervisor.publisher,
                         config: proxyConfig, admin: admin, metrics: supervisor.metrics,
-                        onUnreachable: { [supervisor] in supervisor.reportUnreachable($0) }, handle: handle))
+                        onUnreachable: { [supervisor] in supervisor.reportUnreachable($0) }, handle: handle,
+                        onExit: { [workersRunning] in workersRunning.leave() }))
                 workerHandles.append(handle)
             }
             if let adminFD = listeners.admin {
                 let handle = WorkerHandle()
+                workersRunning.enter()
                 workerLoops.append(
                     try Worker.start(
                         index: workerCount, listenFD: adminFD, publisher: supervisor.publisher,
                         config: proxyConfig, admin: AdminOnlyHandler(router: supervisor.admin),
-                        metrics: supervisor.metrics, onUnreachable: { _ in }, handle: handle))
+                        metrics: supervisor.metrics, onUnreachable: { _ in }, handle: handle,
+                        onExit: { [workersRunning] in workersRunning.leave() }))
                 workerHandles.append(handle)
                 let bound =
                     (try? Socket.localAddress(adminFD))?.description ?? configuration.admin?.description ?? "the admin socket"
                 logger.info("[i] Admin endpoints on \(bound) only")
             }
         } catch {
+            // The worker whose start threw never ran: it has nothing to leave.
+            workersRunning.leave()
             startError = error
             loop.stop()
             return
@@ -235,6 +245,8 @@ package final class Server: @unchecked Sendable {
     package func run() throws {
         loop.run()
         supervisor.stopAll()
+        workerLoops.forEach { $0.stop() }
+        workersRunning.wait()
         if ownsListeners {
             close(listeners.http)
             if let admin = listeners.admin { close(admin) }

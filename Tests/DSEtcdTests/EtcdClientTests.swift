@@ -127,7 +127,10 @@ final class EtcdClientTests: XCTestCase {
                 onEnd: { XCTFail("the watch ended: \($0)") })
         }
         cluster.stop(0)
-        // Two of three members remain: a quorum, so the cluster serves through them.
+        // Two of three members remain: a quorum, so the cluster serves through them once it has
+        // a leader. The killed member may have been the leader, and a write sent during the
+        // election may time out (etcd cannot say whether it will apply): wait for the election.
+        try cluster.waitUntilServing(1)
         let written = try client.put(bytes("/f"), value: bytes("after"))
         let read = try client.range(bytes("/f"))
         XCTAssertEqual(read.kvs.first?.value, bytes("after"))
@@ -252,8 +255,9 @@ final class AnsweringListener: @unchecked Sendable {
                 var pfd = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
                 var scratch = [UInt8](repeating: 0, count: 65536)
                 if poll(&pfd, 1, 5000) > 0 { _ = scratch.withUnsafeMutableBytes { read(connection, $0.baseAddress, $0.count) } }
-                _ = response.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                // Counted before the answer leaves: the client may act on it at once.
                 answered.withLock { $0 += 1 }
+                _ = response.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 _ = Glibc.close(connection)
             }
         }
