@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFTC=${SWIFTC:-$(command -v swiftc || echo /opt/swift/usr/bin/swiftc)}
 OUT=${FUZZ_DIR:-.build-fuzz}
-FLAGS=(-O -sanitize=fuzzer,address -parse-as-library -swift-version 6)
+# One package name for the library and the targets: DSHTTP1 declares its API `package`.
+FLAGS=(-O -sanitize=fuzzer,address -parse-as-library -swift-version 6 -package-name ds_lb)
 mkdir -p "$OUT/lib"
 
 # The gold linker warns once per ASan helper symbol; only real errors are worth showing.
