@@ -133,10 +133,11 @@ package final class EventLoop: @unchecked Sendable {
         return descriptor.release()
     }
 
-    /// Registers `fd`, which stays the caller's to close (after `unregister`): a listener shared
-    /// by several loops, or a descriptor whose owner has not moved to `FileDescriptor` yet.
-    /// Edge-triggered for reads, writes and peer half-close; `exclusive` sets EPOLLEXCLUSIVE, for
-    /// a listener shared by several loops (one wake-up per connection).
+    /// Registers `fd`, which stays the caller's to close (after `unregister`): only a listening
+    /// socket shared by several loops (and owned by systemd under socket activation) needs this;
+    /// every other descriptor is handed over as a `FileDescriptor`. `exclusive` sets
+    /// EPOLLEXCLUSIVE (one wake-up per connection); without it, edge-triggered reads, writes and
+    /// peer half-close.
     package func register(_ fd: Int32, handler: EventHandler, exclusive: Bool = false) throws {
         try add(fd, handler: handler, exclusive: exclusive, owned: false)
     }

@@ -18,7 +18,7 @@ import Glibc
 /// up there, and publishes that address in the snapshot the workers route by.
 final class AddressChangeTests: XCTestCase {
     /// Launches at a placeholder that refuses (port 0) and reports `real` a little later.
-    private final class LateAddressDriver: ReplicaDriver {
+    private final class LateAddressDriver: NothingToStopDriver {
         let name = "late"
         let canCreate = true
         let real: UInt16
@@ -36,11 +36,6 @@ final class AddressChangeTests: XCTestCase {
             loop?.schedule(after: .milliseconds(100)) { [self] in report(.addressChanged(from: backend, to: real)) }
             return backend
         }
-        func stop(_ backend: Backend) {}
-        func retire(_ backend: Backend) -> () -> Void { {} }
-        func kill(_ backend: Backend) {}
-        func details(of backend: Backend) -> [(String, JSONValue)] { [] }
-        func stopAll() {}
     }
 
     func testTheReplicaIsCheckedAndPublishedAtTheAddressTheDriverReportsLater() throws {

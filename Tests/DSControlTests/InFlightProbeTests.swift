@@ -20,7 +20,7 @@ import Glibc
 final class InFlightProbeTests: XCTestCase {
     /// Every launch reports the same address; a launch after the first "exits" as soon as the
     /// responder holds a probe sent after it, so the probe is in flight when the exit is seen.
-    private final class ExitingDriver: ReplicaDriver, @unchecked Sendable {
+    private final class ExitingDriver: NothingToStopDriver, @unchecked Sendable {
         let name = "exiting"
         let canCreate = true
         let port: UInt16
@@ -66,11 +66,6 @@ final class InFlightProbeTests: XCTestCase {
                 return backend
             }
         }
-        func stop(_ backend: Backend) {}
-        func retire(_ backend: Backend) -> () -> Void { {} }
-        func kill(_ backend: Backend) {}
-        func details(of backend: Backend) -> [(String, JSONValue)] { [] }
-        func stopAll() {}
     }
 
     func testAProbeInFlightWhenTheRestartedReplicaExitedDoesNotCancelItsNextRestart() throws {

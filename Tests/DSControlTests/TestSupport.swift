@@ -1,4 +1,5 @@
 import DSBalancer
+import DSHTTP1
 import DSReactor
 import DSSystem
 import DSTestSupport
@@ -184,4 +185,16 @@ final class DriverEventLoop: @unchecked Sendable {
         XCTAssertEqual(exited.wait(timeout: .now() + 10), .success, "the control loop did not stop")
         withExtendedLifetime(driver) {}
     }
+}
+
+/// A fake driver whose replicas are not its to stop (a responder the test owns answers for
+/// them): every stopping call does nothing and a replica has no details.
+protocol NothingToStopDriver: ReplicaDriver {}
+
+extension NothingToStopDriver {
+    func stop(_ backend: Backend) {}
+    func retire(_ backend: Backend) -> () -> Void { {} }
+    func kill(_ backend: Backend) {}
+    func details(of backend: Backend) -> [(String, JSONValue)] { [] }
+    func stopAll() {}
 }
