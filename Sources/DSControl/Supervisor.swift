@@ -325,12 +325,6 @@ package final class Supervisor: @unchecked Sendable {
         return generation
     }
 
-    func nextGeneratedSpec(taken: [Backend], avoiding: Set<String> = []) -> ReplicaSpec {
-        PoolReconciler.nextGeneratedSpec(taken: taken, avoiding: avoiding)
-    }
-
-    static func numberFor(name: String, taken: [Backend]) -> Int { PoolReconciler.numberFor(name: name, taken: taken) }
-
     // MARK: the desired pool
 
     /// The pool as it runs: what the store must hold.
@@ -500,7 +494,8 @@ package final class Supervisor: @unchecked Sendable {
     /// another attempt after the backoff.
     private func replace(_ replica: Replica) {
         let old = replica.backend
-        let spec = nextGeneratedSpec(taken: members.map(\.backend) + [old], avoiding: replacedNames.union([old.name]))
+        let spec = PoolReconciler.nextGeneratedSpec(
+            taken: members.map(\.backend) + [old], avoiding: replacedNames.union([old.name]))
         let backend: Backend
         do {
             backend = try driver.launch(spec, previous: nil)

@@ -62,9 +62,9 @@ final class ScaleCommandTests: XCTestCase {
         XCTAssertEqual(ReplicaName.check(["ok", "../../x"], existing: []), .invalid(index: 1))
         XCTAssertNil(ReplicaName.check(["S6", "server-2"], existing: ["S5", "server-1"]))
         let taken = [DSBalancerBackend.make("SERVER-3", 1)]
-        XCTAssertEqual(Supervisor.numberFor(name: "Server-7", taken: taken), 7)
+        XCTAssertEqual(PoolReconciler.numberFor(name: "Server-7", taken: taken), 7)
         XCTAssertEqual(
-            Supervisor.numberFor(name: "custom", taken: taken + [DSBalancerBackend.make("x", 2)]), 4,
+            PoolReconciler.numberFor(name: "custom", taken: taken + [DSBalancerBackend.make("x", 2)]), 4,
             "server-3 is taken as SERVER-3")
     }
 
@@ -78,8 +78,8 @@ final class ScaleCommandTests: XCTestCase {
 
     func testNumbersForNames() {
         let taken = [DSBalancerBackend.make("server-1", 1), DSBalancerBackend.make("S5", 2)]
-        XCTAssertEqual(Supervisor.numberFor(name: "server-7", taken: taken), 7)
-        XCTAssertEqual(Supervisor.numberFor(name: "server-1", taken: taken), 3, "server-1's number is taken")
-        XCTAssertEqual(Supervisor.numberFor(name: "custom", taken: taken), 3)
+        XCTAssertEqual(PoolReconciler.numberFor(name: "server-7", taken: taken), 7)
+        XCTAssertEqual(PoolReconciler.numberFor(name: "server-1", taken: taken), 3, "server-1's number is taken")
+        XCTAssertEqual(PoolReconciler.numberFor(name: "custom", taken: taken), 3)
     }
 }
