@@ -103,9 +103,9 @@ extension Supervisor {
         }
         publish()
         for replica in pending.replicas {
-            logger.info(
-                "[+] Server \(replica.backend.number) added: \(replica.backend.name) at \(replica.backend.address)",
-                metadata: event("added", replica.backend))
+            logEvent(
+                .info, "[+] Server \(replica.backend.number) added: \(replica.backend.name) at \(replica.backend.address)",
+                "added", replica.backend)
         }
         return .pool(poolNames())
     }
@@ -148,9 +148,7 @@ extension Supervisor {
         for replica in removed { replica.inPool = false }
         let target = publish()
         for replica in removed {
-            logger.info(
-                "[-] Server \(replica.backend.number) removed: \(replica.backend.name)",
-                metadata: event("removed", replica.backend))
+            logEvent(.info, "[-] Server \(replica.backend.number) removed: \(replica.backend.name)", "removed", replica.backend)
         }
         // The names are free at once (a re-add may reuse them); these instances stop later.
         let stoppers = removed.map { driver.retire($0.backend) }

@@ -106,12 +106,12 @@ package final class Supervisor: @unchecked Sendable {
         counter.increment()
     }
 
-    /// Structured fields of a replica event (`EVENT=restarted`, `BACKEND=server-2` in journald).
-    /// Made just before the event's line is written, so it publishes the view first: whoever
-    /// reads the line and then asks `/status` sees the replica as the line describes it.
-    func event(_ name: String, _ backend: Backend) -> Logger.Metadata {
+    /// Writes a replica event's line with its structured fields (`EVENT=restarted`,
+    /// `BACKEND=server-2` in journald), publishing the view first: whoever reads the line and
+    /// then asks `/status` sees the replica as the line describes it.
+    func logEvent(_ level: Logger.Level, _ line: String, _ name: String, _ backend: Backend) {
         publishView()
-        return ["event": .string(name), "backend": .string(backend.name)]
+        logger.log(level: level, "\(line)", metadata: ["event": .string(name), "backend": .string(backend.name)])
     }
 
     /// One line for systemd's `STATUS=`: "3/3 replicas up, ring generation 7".
@@ -193,9 +193,9 @@ package final class Supervisor: @unchecked Sendable {
             }
         }
         for replica in members {
-            logger.info(
-                "[+] Server \(replica.backend.number) started: \(replica.backend.name) at \(replica.backend.address)",
-                metadata: event("started", replica.backend))
+            logEvent(
+                .info, "[+] Server \(replica.backend.number) started: \(replica.backend.name) at \(replica.backend.address)",
+                "started", replica.backend)
             perform(firstActions[ObjectIdentifier(replica)] ?? [], for: replica, now: now)
         }
         publish()
@@ -452,7 +452,7 @@ package final class Supervisor: @unchecked Sendable {
             case .failAdd(let reason):
                 pendingAdd?.fail(reason, supervisor: self)
             case .log(let level, let line, let name):
-                logger.log(level: level, "\(line)", metadata: name.map { event($0, replica.backend) })
+                if let name { logEvent(level, line, name, replica.backend) } else { logger.log(level: level, "\(line)") }
             }
         }
     }
