@@ -75,12 +75,13 @@ final class EngineStream {
     private let onEnd: (DockerError) -> Void
     private var status = 0
     private var framing = BodyFraming.none
-    private var pending: [UInt8] = []
+    /// The answer's body when it is not a 200 (the engine's error message).
+    private var errorBody: [UInt8] = []
+    private var lines = StreamLines()
     private var exchange: HTTPClientExchange?
     private var ended = false
 
     /// The engine's lines are small JSON objects: a runaway one is an error, not unbounded memory.
-    static let maxLine = 1024 * 1024
 
     init(transport: EngineTransport, onLine: @escaping ([UInt8]) -> Void, onEnd: @escaping (DockerError) -> Void) {
         self.transport = transport
@@ -104,20 +105,19 @@ final class EngineStream {
     }
 
     private func body(_ bytes: [UInt8]) {
-        pending += bytes
         guard status == 200 else {
-            if pending.count > EngineTransport.maxBody {
+            errorBody += bytes
+            if errorBody.count > EngineTransport.maxBody {
                 finish(.protocolError("\(transport.label): response larger than 64 MiB"))
             }
             return
         }
-        while let newline = pending.firstIndex(of: 10) {
-            let line = Array(pending[..<newline])
-            pending.removeSubrange(...newline)
+        lines.append(bytes)
+        while let line = lines.next() {
             onLine(line)
             if ended { return }
         }
-        if pending.count > Self.maxLine { finish(.protocolError("\(transport.label): a line longer than 1 MiB in the stream")) }
+        if lines.isOverlong { finish(.protocolError("\(transport.label): a line longer than 1 MiB in the stream")) }
     }
 
     private func end(_ result: Result<Void, HTTPClientError>) {
@@ -125,7 +125,7 @@ final class EngineStream {
         case .success where status == 200:
             finish(.unreachable("\(transport.label): the engine \(framing == .untilClose ? "closed" : "ended") the stream"))
         case .success:
-            finish(.engine(status: status, message: DockerResponse(status: status, body: pending).engineMessage))
+            finish(.engine(status: status, message: DockerResponse(status: status, body: errorBody).engineMessage))
         case .failure(.bodyCutShort) where status == 200:
             finish(.unreachable("\(transport.label): the engine closed the stream"))
         case .failure(let error):

@@ -14,7 +14,8 @@ package final class EtcdWatch {
     package private(set) var nextRevision: Int64
     private var memberIndex: Int?
     private var exchange: HTTPClientExchange?
-    private var pending: [UInt8] = []
+    /// One watch message may batch many events (etcd sends what a revision range holds at once).
+    private var lines = StreamLines(maxLine: 16 * 1024 * 1024)
     private var retry: TimerID?
     private var ended = false
     /// A reopened stream waits this long first, so a cluster that is down is not hammered.
@@ -51,7 +52,7 @@ package final class EtcdWatch {
         let request = HTTPClientRequest(
             method: "POST", target: "/v3/watch", host: member.endpoint.host, headers: [("Content-Type", "application/json")],
             body: Array(body))
-        pending = []
+        lines.removeAll()
         exchange = member.client.stream(
             request, timeout: client.timeout,
             onHead: { [weak self] head in
@@ -65,7 +66,7 @@ package final class EtcdWatch {
         exchange?.cancel()
         exchange = nil
         // What is left of the old stream is not read: the new one starts at `nextRevision`.
-        pending = []
+        lines.removeAll()
         guard !ended, retry == nil, let client else { return }
         retry = client.loop.schedule(after: retryDelay) { [weak self] in
             self?.retry = nil
@@ -74,14 +75,14 @@ package final class EtcdWatch {
     }
 
     private func received(_ bytes: [UInt8]) {
-        pending += bytes
+        lines.append(bytes)
         // JSON escapes every newline inside a string: a raw one ends a message.
-        while !ended, let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-            let line = Array(pending[..<newline])
-            pending.removeSubrange(...newline)
+        while !ended, let line = lines.next() {
             guard !line.allSatisfy({ $0 == 32 || $0 == 13 }) else { continue }
             handle(line)
         }
+        // A message that never ends is no watch message: start again elsewhere.
+        if !ended && lines.isOverlong { reopen() }
     }
 
     private func handle(_ line: [UInt8]) {
