@@ -23,6 +23,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         case tunneling
         /// Flush what is queued in `output`, then close.
         case closing
+        /// Writing an admin answer without end (`/events`) as its producer sends it.
+        case streaming
     }
 
     /// The connection's number for system calls; the descriptor is the loop's (registered by
@@ -41,7 +43,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         didSet {
             transitions &+= 1
             switch state {
-            case .readingHead, .closing, .tunneling:
+            case .readingHead, .closing, .tunneling, .streaming:
                 if case .readingHead = oldValue { break }
                 requestEnded()
             default:
@@ -120,6 +122,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     private var spareExchange: UpstreamExchange?
     /// The connection after an upgrade (state == .tunneling).
     private var tunnel: Tunnel?
+    /// The streamed admin answer being written (state == .streaming).
+    var sink: StreamSink?
 
     /// Makes all the progress possible now, then returns to wait for the next event.
     func drive() {
@@ -132,6 +136,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             case .awaitingAdmin: progressed = flushOutput() && false
             case .proxying: progressed = exchange?.step() ?? false
             case .tunneling: progressed = tunnel?.step() ?? false
+            case .streaming: progressed = stepStream()
             case .closing:
                 if flushOutput() { close() }
                 progressed = false
@@ -357,7 +362,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
                 respond(status: .forbidden, message: message, close: true)
                 return
             }
-            if let token = worker.config.adminToken,
+            if let token = worker.config.adminToken, admin.needsToken(head.path),
                 !token.authorizes(head: UnsafeRawBufferPointer(rebasing: input.readable[0..<head.length]))
             {
                 let message = "Admin endpoint \(head.path) needs Authorization: Bearer <admin token>"
@@ -421,6 +426,13 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     private func adminReplied(_ response: AdminResponse, close closeAfter: Bool, headOnly: Bool) {
         guard !closed, case .awaitingAdmin = state else { return }
+        if let stream = response.stream, response.status == .ok, !headOnly {
+            output.append(StreamSink.head(contentType: response.contentType))
+            state = .streaming
+            attachStream(stream, loop: worker.loop, draining: worker.draining)
+            drive()
+            return
+        }
         let closeAfter = closeAfter || worker.draining
         output.append(
             ResponseWriter.response(
@@ -590,6 +602,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             if flushOutput() { close() } else { state = .closing }
         case .tunneling:
             break // a tunnel ends when either side closes it, or at the drain deadline
+        case .streaming:
+            sink?.close() // what was sent goes out, then the connection closes
         default:
             break // `worker.draining` makes the end of this request the end of the connection
         }
@@ -607,6 +621,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         spareExchange = nil
         tunnel?.abandon()
         tunnel = nil
+        sink?.close()
+        sink = nil
         if let timer = clientTimer { worker.loop.cancel(timer) }
         releasePipelineSlot()
         worker.loop.close(fd, of: self)
