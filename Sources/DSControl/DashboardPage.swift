@@ -51,7 +51,8 @@ enum DashboardPage {
         tr[data-state="DOWN"] td { background: #ffebe9; }
         .swatch { display: inline-block; width: .7rem; height: .7rem; border-radius: 2px; margin-right: .35rem; vertical-align: -1px; }
         .muted { color: var(--muted); }
-        svg.spark { display: block; }
+        svg.spark { display: block; flex: none; }
+        .rps { display: flex; align-items: center; gap: .4rem; }
         button, input { font: inherit; }
         button { cursor: pointer; border: 1px solid var(--line); background: #f6f8fa; border-radius: 6px; padding: .25rem .7rem; color: var(--text); }
         button.danger { color: var(--down); }
@@ -414,7 +415,7 @@ enum DashboardPage {
             row.name.append(row.swatch, el('span', {}, replica.name));
             row.spark = el('span', {});
             row.rpsText = el('span', { className: 'muted' });
-            row.rps.append(row.spark, row.rpsText);
+            row.rps.append(el('div', { className: 'rps' }, row.spark, row.rpsText));
             const remove = el('button', { type: 'button', className: 'danger', textContent: 'Remove' });
             remove.setAttribute('aria-label', 'Remove ' + replica.name);
             remove.addEventListener('click', () => confirmRemove(replica.name, Number(row.tr.dataset.id)));
@@ -434,7 +435,7 @@ enum DashboardPage {
             row.id.textContent = replica.id;
             row.badge.dataset.state = state;
             row.badge.textContent = replica.marked_down ? 'DOWN (passive)' : state;
-            row.check.textContent = replica.last_check ? replica.last_check + (replica.last_check_code ? ' (' + replica.last_check_code + ')' : '') : '–';
+            row.check.textContent = replica.last_check || '–';
             row.latency.textContent = replica.checks > 0 ? fmt.ms(replica.last_check_ms) : '–';
             row.restarts.textContent = replica.restarts + (replica.failed_restarts ? ' (' + replica.failed_restarts + ' failed)' : '');
             const values = rates(replica.name);
@@ -472,7 +473,11 @@ enum DashboardPage {
             keyspaceLoading = generation;
             try {
               const keyspace = await api('GET', '/keyspace');
-              if (model.keyspace) model.previousShares = new Map(model.keyspace.replicas.map((r) => [r.name, r.share]));
+              // The change shown is the last change of membership (a health change moves no share).
+              const names = (k) => k.replicas.map((r) => r.name).join(',');
+              if (model.keyspace && names(model.keyspace) !== names(keyspace)) {
+                model.previousShares = new Map(model.keyspace.replicas.map((r) => [r.name, r.share]));
+              }
               model.keyspace = keyspace;
               model.keyspaceGeneration = keyspace.generation;
               renderKeyspace();

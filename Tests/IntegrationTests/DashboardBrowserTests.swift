@@ -151,6 +151,32 @@ final class DashboardBrowserTests: IntegrationTestCase {
             """, describe: "return document.getElementById('action-message').textContent;")
     }
 
+    func testThePageReconnectsAndResynchronisesWhenTheStreamDrops() throws {
+        let state = try temporaryDirectory()
+        let first = try startLoadBalancer(
+            ["--listen", "127.0.0.1:0", "--replicas", "3"], environment: ["STATE_DIRECTORY": state])
+        let browser = try startBrowser()
+        try browser.open("http://127.0.0.1:\(first.port)/dashboard")
+        try waitForPool(browser, count: 3)
+        let pids = try browser.execute("return window.dsDashboard.status.replicas.map((r) => r.pid);") as? [Int] ?? []
+        XCTAssertEqual(pids.count, 3)
+
+        // ds-lb stops (its graceful stop ends the stream): the page says so.
+        XCTAssertTrue(first.process.send(signal: SIGTERM))
+        XCTAssertEqual(first.process.waitForExit(timeout: 20), .exited(0))
+        try browser.waitFor("the page no longer live", timeout: 10, "return window.dsDashboard.live === false;")
+
+        // A new ds-lb on the same port, with the saved pool: the page comes back by itself and
+        // shows the new processes (resynchronised, not the counters it had).
+        _ = try startLoadBalancer(
+            ["--listen", "127.0.0.1:\(first.port)"], environment: ["STATE_DIRECTORY": state])
+        try waitForPool(browser, count: 3, timeout: 30)
+        try browser.waitFor(
+            "new pids shown", timeout: 10,
+            "return window.dsDashboard.status.replicas.every((r) => !arguments[0].includes(r.pid));", [pids],
+            describe: "return JSON.stringify(window.dsDashboard.status.replicas.map((r) => r.pid));")
+    }
+
     func testThePageAsksForTheTokenAndRefusesAWrongOne() throws {
         let secret = "ZGFzaGJvYXJkLWFkbWluLXRva2VuLTIwMjY="
         let tokenFile = try temporaryDirectory() + "/admin-token"
