@@ -473,6 +473,7 @@ enum DashboardPage {
             keyspaceLoading = generation;
             try {
               const keyspace = await api('GET', '/keyspace');
+              if (keyspace.generation < model.keyspaceGeneration) return; // an answer overtaken by a newer one
               // The change shown is the last change of membership (a health change moves no share).
               const names = (k) => k.replicas.map((r) => r.name).join(',');
               if (model.keyspace && names(model.keyspace) !== names(keyspace)) {
