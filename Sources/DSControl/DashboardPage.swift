@@ -387,6 +387,8 @@ enum DashboardPage {
           function renderReplicas(status) {
             const body = document.querySelector('#replicas tbody');
             const seen = new Set();
+            // Rows are moved only when the order changed: moving a row would take the focus off its button.
+            let next = body.firstChild;
             for (const replica of status.replicas) {
               seen.add(replica.name);
               let row = rows.get(replica.name);
@@ -394,7 +396,8 @@ enum DashboardPage {
                 row = makeRow(replica);
                 rows.set(replica.name, row);
               }
-              body.append(row.tr); // keeps /status order; moving a row keeps its button's focus
+              if (row.tr === next) next = next.nextSibling;
+              else body.insertBefore(row.tr, next);
               updateRow(row, replica);
             }
             for (const [name, row] of rows) if (!seen.has(name)) { row.tr.remove(); rows.delete(name); }

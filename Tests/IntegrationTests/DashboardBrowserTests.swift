@@ -131,9 +131,21 @@ final class DashboardBrowserTests: IntegrationTestCase {
         assertReplicaState(
             try lb.request("GET", "/rep"), ["server-1", "server-2", "server-3", "server-4"], "/rep after the page's add")
 
-        // Remove it again, through the confirmation dialog.
-        try browser.click("#replicas tr[data-replica=\"server-4\"] button")
+        // Remove it again, from the keyboard: Enter on its Remove button asks for confirmation,
+        // Escape cancels (focus back on the button, nothing removed), Enter again and confirm.
+        try browser.execute("document.querySelector('#replicas tr[data-replica=\"server-4\"] button').focus();")
+        try browser.press("\u{E007}")
         try browser.waitFor("the confirmation dialog", timeout: 5, "return document.getElementById('confirm-dialog').open;")
+        try browser.press("\u{E00C}")
+        try browser.waitFor(
+            "the dialog closed by Escape, focus back on Remove", timeout: 5,
+            """
+            return !document.getElementById('confirm-dialog').open
+                && document.activeElement.getAttribute('aria-label') === 'Remove server-4';
+            """)
+        XCTAssertEqual(try lb.replicaState().n, 4, "Escape removed nothing")
+        try browser.press("\u{E007}")
+        try browser.waitFor("the confirmation dialog again", timeout: 5, "return document.getElementById('confirm-dialog').open;")
         try browser.click("#confirm-remove")
         try waitForPool(browser, count: 3)
         assertReplicaState(try lb.request("GET", "/rep"), ["server-1", "server-2", "server-3"], "/rep after the page's remove")
