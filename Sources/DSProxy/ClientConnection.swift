@@ -432,7 +432,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// Answers the request with our own error, counted under its kind.
     func refuse(_ error: ProxyError, close: Bool) {
-        worker.metrics.count(error.kind)
+        worker.counters.count(error.kind)
         respond(status: error.status, message: error.message, close: close)
     }
 

@@ -180,7 +180,7 @@ extension UpstreamExchange {
                     return false
                 }
                 // Part of the response is already with the client: all we can do is cut both ends.
-                worker.metrics.count(error.kind)
+                worker.counters.count(error.kind)
                 client.close()
                 return false
             }

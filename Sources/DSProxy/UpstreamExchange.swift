@@ -45,7 +45,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     private var tried: [String] = []
     private var failoversLeft = 0
     /// The replica this exchange is counted against, and since when.
-    var tracked: ProxyMetrics.Replica?
+    var tracked: ProxyMetrics.Shard?
     var trackedSince: UInt64 = 0
     var responseStarted = false
     var responseHead: ResponseHeadInfo?
@@ -343,7 +343,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried)
         else { return false }
         failoversLeft -= 1
-        worker.metrics.count(.retried)
+        worker.counters.count(.retried)
         headSent = false
         retried = false
         attach(next)
@@ -357,7 +357,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Ends the exchange with our own error response (nothing of the replica's reached the client).
     func fail(_ error: ProxyError) {
-        worker.metrics.count(error.kind)
+        worker.counters.count(error.kind)
         // Passive health. (Connect failures were counted where they were reported.)
         if error.kind == .timeout || error.kind == .invalidResponse, let upstream { worker.countFailure(upstream.backend) }
         if !headConsumed { client.input.consume(head.length) }
