@@ -23,7 +23,9 @@ package final class ProxyMetrics: Sendable {
     fileprivate typealias Buckets = InlineArray<14, Atomic<Int>>
 
     /// One worker's counts for one replica. Written by that worker's loop thread only (hence
-    /// `add`: a load and a store, no atomic read-modify-write); read by any thread.
+    /// `add`: a load and a store, no atomic read-modify-write); read by any thread. Made on that
+    /// thread (from its own malloc arena), and padded, so no other worker's counters share its
+    /// cache lines.
     package final class Shard: Sendable {
         fileprivate let inFlight = Atomic<Int>(0)
         fileprivate let served = Atomic<Int>(0)
@@ -33,6 +35,7 @@ package final class ProxyMetrics: Sendable {
         fileprivate let buckets = Buckets { _ in Atomic(0) }
         /// The next shard of the same replica (readers walk the chain without a lock).
         fileprivate let next = Atomic<Unmanaged<Shard>?>(nil)
+        private let padding = CacheLinePadding()
 
         func begin() {
             add(1, to: inFlight)
@@ -121,12 +124,14 @@ package final class ProxyMetrics: Sendable {
         }
     }
 
-    /// One worker's counts that are not per replica. Written by that worker's loop thread only.
+    /// One worker's counts that are not per replica. Written by that worker's loop thread only;
+    /// made on it (`Worker.init`) and padded, like `Shard`.
     package final class WorkerCounters: Sendable {
         fileprivate let errors = InlineArray<7, Atomic<Int>> { _ in Atomic(0) }
         fileprivate let boundedMoves = Atomic<Int>(0)
         fileprivate let splicedRequestBytes = Atomic<Int>(0)
         fileprivate let splicedResponseBytes = Atomic<Int>(0)
+        private let padding = CacheLinePadding()
 
         func count(_ kind: ErrorKind) {
             add(1, to: errors[kind.ordinal])
@@ -265,6 +270,12 @@ package final class ProxyMetrics: Sendable {
         }
         return value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: "\\n")
     }
+}
+
+/// A cache line's worth of bytes after a worker's counters: whatever the allocator puts next
+/// cannot share a line with them.
+private struct CacheLinePadding: Sendable {
+    let bytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
 }
 
 /// `counter += amount` for a counter with one writer: a relaxed load and store, which on x86 and
