@@ -211,8 +211,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
                 begin(head)
                 return true
             case .failed(let error):
-                worker.metrics.count(.badRequest)
-                respond(status: error.status, message: error.message, close: true)
+                refuse(.badRequest(error), close: true)
                 return true
             case .incomplete(let resume):
                 parseFrom = resume
@@ -293,10 +292,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             close()
         case .head:
             clientWait = .none
-            worker.metrics.count(.badRequest)
-            respond(
-                status: .requestTimeout, message: "Request header not received within \(worker.timeouts.head / 1_000_000_000) s",
-                close: true)
+            refuse(.headTimeout(seconds: worker.timeouts.head / 1_000_000_000), close: true)
             drive()
         case .body:
             clientWait = .none
@@ -304,9 +300,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             if case .proxying = state, let exchange, !exchange.responseStarted, exchange.readyForClient == 0 {
                 exchange.abandon()
                 self.exchange = nil
-                respond(
-                    status: .requestTimeout, message: "Request body stalled for \(worker.timeouts.body / 1_000_000_000) s",
-                    close: true)
+                refuse(.bodyStalled(seconds: worker.timeouts.body / 1_000_000_000), close: true)
                 drive()
             } else {
                 close()
@@ -321,8 +315,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         let framing: BodyFraming
         switch Framing.request(head) {
         case .failure(let error):
-            worker.metrics.count(.badRequest)
-            respond(status: error.status, message: error.message, close: true)
+            refuse(.badRequest(error), close: true)
             return
         case .success(let decided):
             framing = decided
@@ -339,18 +332,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         // over the cap is refused (413). Neither reads the body, so the connection ends if one
         // was announced.
         if head.version == .http11 && !head.expectContinue && Self.hasExpectField(head, input.readable) {
-            worker.metrics.count(.badRequest)
             if bodyLength == 0 { input.consume(head.length) }
-            respond(
-                status: .expectationFailed, message: "Only the expectation 100-continue is supported",
-                close: bodyLength > 0 || !head.wantsKeepAlive)
+            refuse(.unsupportedExpectation, close: bodyLength > 0 || !head.wantsKeepAlive)
             return
         }
         if let cap = worker.config.maxBodyBytes, bodyLength != .max, bodyLength > cap {
-            worker.metrics.count(.badRequest)
-            respond(
-                status: .contentTooLarge, message: "Request body of \(bodyLength) bytes is larger than the limit of \(cap) bytes",
-                close: true)
+            refuse(.bodyTooLarge(length: bodyLength, limit: cap), close: true)
             return
         }
 
@@ -455,6 +442,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         }
     }
 
+    /// Answers the request with our own error, counted under its kind.
+    func refuse(_ error: ProxyError, close: Bool) {
+        worker.counters.count(error.kind)
+        respond(status: error.status, message: error.message, close: close)
+    }
+
     /// Writes queued own responses. True when nothing is left to write.
     func flushOutput() -> Bool {
         while !output.isEmpty {
@@ -501,12 +494,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             worker.config.balanceFactor.map { worker.boundedSelect(snapshot, hashedKey: hashedKey, factor: $0) }
             ?? snapshot.candidate(hashedKey: hashedKey)
         guard let chosen else {
-            worker.metrics.count(.noReplica)
             input.consume(head.length)
-            respond(
-                status: .serviceUnavailable,
-                message: snapshot.isEmpty ? "No replica available: the pool is empty" : "No healthy replica available",
-                close: bodyLength > 0 || !head.wantsKeepAlive)
+            refuse(.noReplica(poolEmpty: snapshot.isEmpty), close: bodyLength > 0 || !head.wantsKeepAlive)
             return
         }
         // The exchange object of the previous request is reused once it has ended.
@@ -539,11 +528,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     }
 
     /// The exchange ends with our own error response instead of the replica's.
-    func exchangeFailed(status: HTTPStatus, message: String, close: Bool) {
+    /// (`fail` counted it already.)
+    func exchangeFailed(_ error: ProxyError, close: Bool) {
         assert(worker.loop.isInLoop)
         exchange?.releaseSnapshot()
         exchange = nil
-        respond(status: status, message: message, close: close)
+        respond(status: error.status, message: error.message, close: close)
     }
 
     /// The replica answered 101: from now on bytes go both ways unchanged.
