@@ -307,7 +307,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             neverConnected
             ? .connectFailed(replica: backend.name, reason: reason)
             : .connectionLost(replica: backend.name, reason: reason)
-        if resendable { failOverOrFail(error, from: backend) } else { fail(error) }
+        if resendable { failOverOrFail(error, from: backend, refused: neverConnected) } else { fail(error) }
     }
 
     /// The replica answered with something that is not a valid response. An idempotent request
@@ -330,19 +330,23 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Sends the request to the next replica if the error allows it (and the budget and the
     /// request do), else ends the exchange with the error.
-    private func failOverOrFail(_ error: ProxyError, from backend: Backend) {
-        if error.retry.allows(idempotent: Self.isIdempotent(head)) && failOver(from: backend) { return }
+    private func failOverOrFail(_ error: ProxyError, from backend: Backend, refused: Bool = false) {
+        if error.retry.allows(idempotent: Self.isIdempotent(head)) && failOver(from: backend, refused: refused) { return }
         fail(error)
     }
 
     /// Moves the exchange to the next distinct healthy candidate for its key. False when the
-    /// retry budget is spent or no candidate is left.
-    private func failOver(from backend: Backend) -> Bool {
+    /// retry budget is spent or no candidate is left. A connection the replica refused costs
+    /// nothing of the budget (as nginx's `proxy_next_upstream error` tries every server): it
+    /// failed at once and nothing was sent, and when a host dies its replicas all refuse, so a
+    /// key whose next replicas were on that host would otherwise fail while others are up.
+    /// `tried` grows by one each time, so the walk ends after every replica was tried once.
+    private func failOver(from backend: Backend, refused: Bool = false) -> Bool {
         tried.append(backend.name)
         guard failoversLeft > 0, !headConsumed,
             let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried)
         else { return false }
-        failoversLeft -= 1
+        if !refused { failoversLeft -= 1 }
         worker.counters.count(.retried)
         headSent = false
         retried = false

@@ -117,7 +117,10 @@ struct Serve: ParsableCommand {
     )
     var maxRestarts: Int = 3
 
-    @Option(help: "Other replicas a request may fail over to when its replica refuses the connection.")
+    @Option(
+        help:
+            "Other replicas an idempotent request may fail over to after a timeout, a dropped connection or an invalid response (0: none). Refused connections do not count: the request tries each replica at most once."
+    )
     var retries: Int = 1
 
     @Option(

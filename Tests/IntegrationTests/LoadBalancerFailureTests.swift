@@ -76,6 +76,29 @@ final class LoadBalancerFailureTests: IntegrationTestCase {
         }
     }
 
+    /// A refused connection costs nothing of `--retries`: with two of three replicas dead (a host
+    /// that went down with both), the keys whose next replicas were both on it still reach the
+    /// live one with `--retries 1`.
+    func testRefusedConnectionsDoNotSpendTheRetryBudget() throws {
+        let servers = try (1...3).map { try startServer(id: $0) }
+        var arguments = ["--listen", "127.0.0.1:0", "--driver", "static", "--retries", "1", "--fall", "100"]
+        arguments += ["--heartbeat-interval", "1m"]
+        for (index, server) in servers.enumerated() {
+            arguments += ["--backend", "server-\(index + 1)=127.0.0.1:\(server.port)"]
+        }
+        let lb = try startLoadBalancer(arguments)
+        var rng = SeededRandom(seed: 504)
+        let ids = rng.sixDigitIDs(300)
+        try kill(servers[1])
+        try kill(servers[2])
+        let client = lb.client()
+        for id in ids {
+            let response = try client.get("/home?id=\(id)")
+            XCTAssertEqual(response.status, 200, "id \(id): \(response)")
+            XCTAssertEqual(response.helloServerID, 1, "id \(id) must reach the only live replica")
+        }
+    }
+
     /// `--on-failure replace --max-restarts 0`: a replica that fails is not restarted but
     /// replaced at its first failure by a new replica under a new generated name, in its place
     /// in `/rep`; N stays, the failed name and its `/metrics` series are gone, and a later
