@@ -1,22 +1,42 @@
 import DSHashing
 
-/// A replica as the data plane sees it: a stable name, its number, where to reach it.
+/// A replica as the data plane sees it: a stable name, its number, where to reach it, and its
+/// weight in the hash table.
+///
+/// Equality and hashing leave `weight` out: they say "the same running instance", which the
+/// supervisor and the drivers match events by, and a live weight change must not turn a
+/// replica into a stranger to its driver. Code that must notice a weight change compares
+/// `weight` as well (the supervisor's republish check does).
 package struct Backend: Sendable, Hashable {
     package let name: String
     package let number: Int
     package let host: String
     package let port: UInt16
+    /// 0 ... `HashMember.maxWeight`; 0 takes no new keys. The assignment preset ignores it.
+    package var weight: Int
 
     /// `host:port` (`[host]:port` for IPv6), built once: the upstream pool keys its idle
     /// connections by it on every request.
     package let address: String
 
-    package init(name: String, number: Int, host: String, port: UInt16) {
+    package init(name: String, number: Int, host: String, port: UInt16, weight: Int = 1) {
         self.name = name
         self.number = number
         self.host = host
         self.port = port
+        self.weight = weight
         address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    package static func == (a: Backend, b: Backend) -> Bool {
+        a.name == b.name && a.number == b.number && a.host == b.host && a.port == b.port
+    }
+
+    package func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        hasher.combine(number)
+        hasher.combine(host)
+        hasher.combine(port)
     }
 }
 
@@ -39,7 +59,11 @@ package final class Snapshot: Sendable {
         self.backends = sorted
         self.healthy = sorted.map { healthy[$0.name] ?? true }
         self.algorithm = algorithm
-        concrete = HashTable(algorithm, members: sorted.map { HashMember(name: $0.name, number: $0.number) })
+        // The assignment preset is the course's fixed formula: weights are not part of it (and
+        // bounded loads over it then share caps equally too).
+        let weighted = algorithm != .assignment
+        concrete = HashTable(
+            algorithm, members: sorted.map { HashMember(name: $0.name, number: $0.number, weight: weighted ? $0.weight : 1) })
         table = concrete.existential
         precondition(table.members.map(\.name) == sorted.map(\.name), "hash table must keep members sorted by name")
     }

@@ -12,6 +12,8 @@ enum AdminCommand: Sendable {
     case removeNumber(Int)
     /// `DELETE /rm` with a body (or none).
     case remove(ScaleCommand)
+    /// `PATCH /weight` (or `POST /weight`).
+    case reweight(ScaleCommand)
 }
 
 /// The control loop's answer to an `AdminCommand`.
@@ -28,7 +30,7 @@ enum AdminAnswer: Sendable {
 /// status. Every request is logged here, whoever answered it.
 package final class AdminRouter: AdminHandler {
     package static let paths: Set<Substring> = [
-        "/rep", "/add", "/rm", "/status", "/metrics", "/dashboard", "/events", "/keyspace",
+        "/rep", "/add", "/rm", "/status", "/metrics", "/dashboard", "/events", "/keyspace", "/weight",
     ]
 
     private let view: PublishedView
@@ -119,6 +121,15 @@ package final class AdminRouter: AdminHandler {
             do { return .command(.remove(try ScaleCommand.parse(request.body))) } catch {
                 return .answered(.failure(.badRequest, error.message))
             }
+        case ("/weight", "PATCH"), ("/weight", "POST"):
+            do { return .command(.reweight(try ScaleCommand.parse(request.body))) } catch {
+                return .answered(.failure(.badRequest, error.message))
+            }
+        case ("/weight", _):
+            return .answered(
+                .failure(
+                    .methodNotAllowed, "<Error> Method \(request.method) not allowed on /weight; use PATCH or POST",
+                    extraHeaders: "Allow: PATCH, POST\r\n"))
         case ("/rep", _), ("/status", _), ("/metrics", _):
             return .answered(
                 .failure(
@@ -160,6 +171,7 @@ package final class AdminRouter: AdminHandler {
                 ("id", .int(replica.id)),
                 ("address", .string(replica.address)),
                 ("state", .string(replica.state)),
+                ("weight", .int(replica.weight)),
             ]
             fields += replica.details
             fields += [

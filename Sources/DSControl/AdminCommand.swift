@@ -1,15 +1,20 @@
 import DSHTTP1
+import DSHashing
 
-/// The body of `POST /add` and `DELETE /rm`: `{"n": 2, "hostnames": ["S5", "S4"]}`, both keys
-/// optional. Parsing is strict: a key given twice, a key other than these two, `null`, and the
-/// wrong type (`"n": "2"`, `"n": true`, `"n": 1.5`) are errors, so a body means one thing only.
+/// The body of `POST /add`, `DELETE /rm` and `PATCH /weight`: `{"n": 2, "hostnames": ["S5",
+/// "S4"], "weight": 3}`, every key optional here (which command takes which is the planner's
+/// call). Parsing is strict: a key given twice, any other key, `null`, and the wrong type
+/// (`"n": "2"`, `"n": true`, `"n": 1.5`) are errors, so a body means one thing only.
 struct ScaleCommand: Equatable {
     var n: Int?
     var hostnames: [String]?
+    /// Its range is checked by `PoolReconciler`, which also knows the pool's total.
+    var weight: Int?
 
-    init(n: Int? = nil, hostnames: [String]? = nil) {
+    init(n: Int? = nil, hostnames: [String]? = nil, weight: Int? = nil) {
         self.n = n
         self.hostnames = hostnames
+        self.weight = weight
     }
 
     struct Invalid: Error {
@@ -38,6 +43,12 @@ struct ScaleCommand: Equatable {
                 case .double(let n) where n == n.rounded() && abs(n) < 1e15: command.n = Int(n)
                 default: throw Invalid(message: "<Error> 'n' must be a positive integer")
                 }
+            case "weight":
+                switch item {
+                case .int(let weight): command.weight = weight
+                case .double(let weight) where weight == weight.rounded() && abs(weight) < 1e15: command.weight = Int(weight)
+                default: throw Invalid(message: "<Error> 'weight' must be an integer from 0 to \(HashMember.maxWeight)")
+                }
             case "hostnames":
                 guard case .array(let items) = item else {
                     throw Invalid(message: "<Error> 'hostnames' must be a list of strings")
@@ -49,7 +60,7 @@ struct ScaleCommand: Equatable {
                     return name
                 }
             default:
-                throw Invalid(message: "<Error> Unknown key '\(quoted(key))': the body takes only 'n' and 'hostnames'")
+                throw Invalid(message: "<Error> Unknown key '\(quoted(key))': the body takes only 'n', 'hostnames' and 'weight'")
             }
         }
         return command

@@ -1,5 +1,6 @@
 import DSBalancer
 import DSHTTP1
+import DSHashing
 import Logging
 
 /// An admin command refused, or given up, with the answer it gets.
@@ -162,6 +163,11 @@ struct PoolReconciler {
         guard hostnames.count <= n else {
             return .failure(Refusal(.badRequest, "<Error> Length of hostname list is more than newly added instances"))
         }
+        if let weight = command.weight {
+            if let refusal = checkWeight(weight) ?? checkTotal(members.map(\.weight) + Array(repeating: weight, count: n)) {
+                return .failure(refusal)
+            }
+        }
         switch ReplicaName.check(hostnames, existing: members.map(\.name)) {
         case .invalid(let index)?:
             return .failure(Refusal(.badRequest, "<Error> Invalid hostname '\(hostnames[index])': \(ReplicaName.Problem.rule)"))
@@ -217,6 +223,9 @@ struct PoolReconciler {
     ) -> Result<[String], Refusal> {
         var names = command.hostnames ?? []
         let n = command.n ?? max(names.count, 1)
+        guard command.weight == nil else {
+            return .failure(Refusal(.badRequest, "<Error> /rm takes no 'weight'; change weights with PATCH /weight"))
+        }
         guard n > 0 else { return .failure(Refusal(.badRequest, "<Error> 'n' must be a positive integer, got \(n)")) }
         guard names.count <= n else {
             return .failure(Refusal(.badRequest, "<Error> Length of hostname list is more than removable instances"))
@@ -237,6 +246,60 @@ struct PoolReconciler {
         }
         let others = shuffle(members.filter { !seen.contains(ReplicaName.key($0)) })
         return .success(names + others.prefix(n - names.count))
+    }
+
+    // MARK: weights
+
+    /// `PATCH /weight`: the members' names (their own spelling, in the command's order) that get
+    /// `command.weight`, or why it is refused. Only the named replicas' keys move.
+    static func planWeight(_ command: ScaleCommand, members: [Backend]) -> Result<(names: [String], weight: Int), Refusal> {
+        let shape = "a JSON object like {\"hostnames\": [\"S1\"], \"weight\": 2}"
+        guard command.n == nil else {
+            return .failure(Refusal(.badRequest, "<Error> /weight takes no 'n': name the replicas in 'hostnames'"))
+        }
+        guard let weight = command.weight else {
+            return .failure(Refusal(.badRequest, "<Error> 'weight' is missing: the body must be \(shape)"))
+        }
+        guard let hostnames = command.hostnames, !hostnames.isEmpty else {
+            return .failure(Refusal(.badRequest, "<Error> 'hostnames' is missing or empty: the body must be \(shape)"))
+        }
+        if let refusal = checkWeight(weight) { return .failure(refusal) }
+        var seen = Set<String>()
+        var names: [String] = []
+        for name in hostnames {
+            guard seen.insert(ReplicaName.key(name)).inserted else {
+                return .failure(Refusal(.badRequest, "<Error> Hostname '\(name)' is given more than once"))
+            }
+            guard let member = members.first(where: { ReplicaName.same($0.name, name) }) else {
+                return .failure(Refusal(.notFound, "<Error> Hostname '\(name)' is not in the pool"))
+            }
+            names.append(member.name)
+        }
+        if let refusal = checkTotal(members.map { seen.contains(ReplicaName.key($0.name)) ? weight : $0.weight }) {
+            return .failure(refusal)
+        }
+        return .success((names, weight))
+    }
+
+    /// A weight the admin API refuses, or nil: 0 (no new keys) ... `HashMember.maxWeight`.
+    static func checkWeight(_ weight: Int) -> Refusal? {
+        guard (0...HashMember.maxWeight).contains(weight) else {
+            return Refusal(.badRequest, "<Error> 'weight' must be an integer from 0 to \(HashMember.maxWeight), got \(weight)")
+        }
+        return nil
+    }
+
+    /// The pool's weights would add up to more than the rendezvous table builds members for
+    /// (beyond it the table scales every weight down, so shares would no longer be exact).
+    static func checkTotal(_ weights: [Int]) -> Refusal? {
+        let total = weights.reduce(0, +)
+        guard total <= RendezvousTable.maxVirtualMembers else {
+            return Refusal(
+                .badRequest,
+                "<Error> The pool's weights would add up to \(total), more than \(RendezvousTable.maxVirtualMembers); use smaller weights"
+            )
+        }
+        return nil
     }
 
     /// Removed replicas stop once their requests in flight finished, or at the drain deadline.

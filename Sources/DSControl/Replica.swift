@@ -6,7 +6,16 @@ import DSReactor
 /// reconciler's `record`. Control loop only.
 final class Replica {
     var backend: Backend {
-        didSet { record.address = backend.address }
+        didSet {
+            record.address = backend.address
+            // A driver hands back a new instance (a restart, a new address) at weight 1: the
+            // weight belongs to the pool, not to the instance, so it stays.
+            backend.weight = weight
+        }
+    }
+    /// Its weight in the hash table (`/add`'s `weight`, `PATCH /weight`, the saved pool).
+    var weight: Int {
+        didSet { backend.weight = weight }
     }
     var record: ReplicaRecord
     /// Listed by `/rep` and part of the snapshot (false while an `/add` waits for it).
@@ -19,7 +28,10 @@ final class Replica {
     /// `failWindow`, oldest first.
     var failureSamples: [(at: UInt64, total: Int)] = []
 
-    init(backend: Backend, record: ReplicaRecord, inPool: Bool) {
+    init(backend: Backend, record: ReplicaRecord, inPool: Bool, weight: Int? = nil) {
+        self.weight = weight ?? backend.weight
+        var backend = backend
+        backend.weight = self.weight
         self.backend = backend
         self.record = record
         self.inPool = inPool

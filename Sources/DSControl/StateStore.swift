@@ -1,5 +1,6 @@
 import DSBalancer
 import DSHTTP1
+import DSHashing
 import Foundation
 
 #if canImport(Glibc)
@@ -13,22 +14,26 @@ import Glibc
 ///
 /// Format: version 2 is `{"version": 2, "driver": …, "revision": N, "replicas": […]}`; version 1
 /// (no revision, written by earlier ds-lb) still loads, as revision 1, and is rewritten as
-/// version 2 at the next save.
+/// version 2 at the next save. A replica's `weight` is optional in both: absent means 1, and it
+/// is written only when it is not 1, so a pool without weights is the document it always was.
 package struct StateStore: Sendable {
     package struct Record: Codable, Equatable, Sendable {
         package var name: String
         package var id: Int
         package var host: String
         package var port: UInt16
+        /// nil: 1 (left out of the document).
+        package var weight: Int?
 
         package init(_ backend: Backend) {
             name = backend.name
             id = backend.number
             host = backend.host
             port = backend.port
+            weight = backend.weight == 1 ? nil : backend.weight
         }
 
-        package var backend: Backend { Backend(name: name, number: id, host: host, port: port) }
+        package var backend: Backend { Backend(name: name, number: id, host: host, port: port, weight: weight ?? 1) }
     }
 
     struct File: Encodable {
@@ -129,11 +134,12 @@ package struct StateStore: Sendable {
         let text: String
     }
 
-    private static func fields(of value: JSONValue, required: [String], entry: String = "the file") throws -> [String: JSONValue]
-    {
+    private static func fields(
+        of value: JSONValue, required: [String], optional: [String] = [], entry: String = "the file"
+    ) throws -> [String: JSONValue] {
         guard case .object(let pairs) = value else { throw Problem(text: "\(entry) must be a JSON object") }
         let fields = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
-        if let unknown = pairs.map(\.0).first(where: { !required.contains($0) }) {
+        if let unknown = pairs.map(\.0).first(where: { !required.contains($0) && !optional.contains($0) }) {
             throw Problem(text: "\(entry): unknown key '\(unknown)'")
         }
         if let missing = required.first(where: { fields[$0] == nil }) {
@@ -144,7 +150,7 @@ package struct StateStore: Sendable {
 
     private static func backend(from value: JSONValue, index: Int) throws -> Backend {
         let entry = "replicas[\(index)]"
-        let fields = try fields(of: value, required: ["name", "id", "host", "port"], entry: entry)
+        let fields = try fields(of: value, required: ["name", "id", "host", "port"], optional: ["weight"], entry: entry)
         guard case .string(let name)? = fields["name"] else { throw Problem(text: "\(entry): 'name' must be a string") }
         let named = "\(entry) (\(name))"
         guard case .int(let id)? = fields["id"], id > 0 else {
@@ -157,7 +163,15 @@ package struct StateStore: Sendable {
         guard case .int(let port)? = fields["port"], (0...65535).contains(port) else {
             throw Problem(text: "\(named): 'port' must be an integer from 0 to 65535, not \(fields["port"]!.serialized)")
         }
-        return Backend(name: name, number: id, host: host, port: UInt16(port))
+        var weight = 1
+        if let given = fields["weight"] {
+            guard case .int(let number) = given, PoolReconciler.checkWeight(number) == nil else {
+                throw Problem(
+                    text: "\(named): 'weight' must be an integer from 0 to \(HashMember.maxWeight), not \(given.serialized)")
+            }
+            weight = number
+        }
+        return Backend(name: name, number: id, host: host, port: UInt16(port), weight: weight)
     }
 
     /// What `/add` would refuse (names), and what would make two replicas one (ids, addresses).
@@ -168,6 +182,9 @@ package struct StateStore: Sendable {
         case .repeated(let index, let first)?:
             throw Problem(text: "\(entry(index)): the name is already used by \(entry(first)) (names are case-insensitive)")
         case .taken?, nil: break
+        }
+        if let refusal = PoolReconciler.checkTotal(backends.map(\.weight)) {
+            throw Problem(text: String(refusal.message.trimmingPrefix("<Error> ")))
         }
         var ids: [Int: Int] = [:]
         var addresses: [String: Int] = [:]

@@ -17,7 +17,8 @@ package final class StaticDriver: ReplicaDriver {
         for index in generated + backends.indices.filter({ !generated.contains($0) }) {
             let backend = backends[index]
             let number = PoolReconciler.numberFor(name: backend.name, taken: Array(numbered.values))
-            numbered[index] = Backend(name: backend.name, number: number, host: backend.host, port: backend.port)
+            numbered[index] = Backend(
+                name: backend.name, number: number, host: backend.host, port: backend.port, weight: backend.weight)
         }
         self.backends = backends.indices.map { numbered[$0]! }
     }

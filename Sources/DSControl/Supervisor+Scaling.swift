@@ -60,7 +60,7 @@ extension Supervisor {
                 let backend = try driver.launch(spec, previous: nil)
                 let (record, actions) = reconciler.launched(
                     backend.name, number: backend.number, address: backend.address, forAdd: true, now: now)
-                launched.append(Replica(backend: backend, record: record, inPool: false))
+                launched.append(Replica(backend: backend, record: record, inPool: false, weight: command.weight ?? 1))
                 firstActions.append(actions)
             } catch {
                 launched.forEach { driver.kill($0.backend) }
@@ -115,6 +115,38 @@ extension Supervisor {
         pendingAdd = nil
         for replica in pending.replicas { retire(replica, graceful: false) }
         logger.error("[!] Failed to add \(pending.replicas.map(\.backend.name).joined(separator: ", ")): \(reason)")
+    }
+
+    /// `PATCH /weight`: saves the pool with the named replicas at the new weight, then publishes
+    /// it. Keys move only to or from those replicas (every table keeps churn minimal); at 0 a
+    /// replica takes no new keys but keeps its heartbeats and finishes what is in flight.
+    func reweight(_ command: ScaleCommand, done: @escaping (AdminAnswer) -> Void) {
+        let names: [String]
+        let weight: Int
+        switch PoolReconciler.planWeight(command, members: members.filter(\.inPool).map(\.backend)) {
+        case .success(let plan): (names, weight) = plan
+        case .failure(let refusal): return done(refusal.answer)
+        }
+        let reweighted = { [unowned self] in
+            members.filter(\.inPool).map { replica in
+                var backend = replica.backend
+                if names.contains(backend.name) { backend.weight = weight }
+                return backend
+            }
+        }
+        saveOrRefuse(reweighted, change: "set the weight of \(names.joined(separator: ", ")) to \(weight)") {
+            [unowned self] refusal in
+            if let refusal { return done(refusal) }
+            let changed = members.filter { $0.inPool && names.contains($0.backend.name) }
+            for replica in changed { replica.weight = weight }
+            publish()
+            for replica in changed {
+                logEvent(
+                    .info, "[~] Server \(replica.backend.number) (\(replica.backend.name)) now has weight \(weight)", "weight",
+                    replica.backend)
+            }
+            done(.pool(poolNames()))
+        }
     }
 
     /// `DELETE /rm`: takes the replicas out of the snapshot at once and stops them once every

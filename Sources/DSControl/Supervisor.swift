@@ -185,7 +185,8 @@ package final class Supervisor: @unchecked Sendable {
             case .adopt(let backend):
                 add(backend, reconciler.adopted(backend.name, number: backend.number, address: backend.address, now: now))
             case .restore(let previous):
-                let backend = try driver.launch(ReplicaSpec(name: previous.name, number: previous.number), previous: previous)
+                var backend = try driver.launch(ReplicaSpec(name: previous.name, number: previous.number), previous: previous)
+                backend.weight = previous.weight
                 add(
                     backend,
                     reconciler.launched(backend.name, number: backend.number, address: backend.address, forAdd: false, now: now))
@@ -268,6 +269,7 @@ package final class Supervisor: @unchecked Sendable {
         case .add(let scale): add(scale, done: done)
         case .removeNumber(let number): remove(number: number, done: done)
         case .remove(let scale): remove(scale, done: done)
+        case .reweight(let scale): reweight(scale, done: done)
         }
     }
 
@@ -289,7 +291,7 @@ package final class Supervisor: @unchecked Sendable {
                         lastCheck: replica.health.last?.description, lastCheckCode: replica.health.last?.code,
                         lastCheckNanoseconds: replica.lastLatency, checks: replica.checks,
                         consecutiveFailures: replica.health.consecutiveFailures, restarts: replica.restarts,
-                        failedRestarts: replica.failedRestarts, markedDown: replica.passiveDown,
+                        failedRestarts: replica.failedRestarts, markedDown: replica.passiveDown, weight: replica.weight,
                         counters: metrics.replica(replica.backend.name))
                 }))
     }
@@ -313,8 +315,10 @@ package final class Supervisor: @unchecked Sendable {
         var health: [String: Bool] = [:]
         for replica in pool { health[replica.backend.name] = replica.isUp }
         let current = publisher.latest()
-        if !force && current.backends == pool.map(\.backend).sorted(by: { $0.name < $1.name }) && health == publishedHealth
-            && generation > 0
+        let sorted = pool.map(\.backend).sorted(by: { $0.name < $1.name })
+        // Backend's == leaves weights out (it names an instance): a weight change is a change too.
+        if !force && current.backends == sorted && current.backends.map(\.weight) == sorted.map(\.weight)
+            && health == publishedHealth && generation > 0
         {
             noteViewChanged()
             return generation
@@ -513,7 +517,7 @@ package final class Supervisor: @unchecked Sendable {
         let now = monotonicNanoseconds()
         let (record, actions) = reconciler.replacement(
             spec.name, number: spec.number, address: backend.address, of: replica.record, now: now)
-        let fresh = Replica(backend: backend, record: record, inPool: true)
+        let fresh = Replica(backend: backend, record: record, inPool: true, weight: replica.weight)
         members.insert(fresh, at: min(position, members.count))
         let target = publish()
         persist(after: "replacing \(old.name) with \(spec.name)")

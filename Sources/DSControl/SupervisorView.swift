@@ -21,6 +21,9 @@ package struct SupervisorView: Sendable {
         let restarts: Int
         let failedRestarts: Int
         let markedDown: Bool
+        /// Its weight in the hash table (shown by `/status`, never by `/rep`). Defaulted so a
+        /// view built without weights (a pool that has none) shows 1.
+        var weight: Int = 1
         /// The data plane's live counters: read when a request renders the view, so requests
         /// served since it was published count. The handle is taken on the control loop, so a
         /// read never registers the series of a replica that has left the pool again.

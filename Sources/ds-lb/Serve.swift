@@ -60,7 +60,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Replicas to start with (process driver).")
     var replicas: Int = 3
 
-    @Option(name: .customLong("backend"), help: "A replica run by someone else, NAME=HOST:PORT (static driver; repeatable).")
+    @Option(
+        name: .customLong("backend"),
+        help: "A replica run by someone else, NAME=HOST:PORT[,weight=W] (static driver; repeatable; W 0-256, default 1).")
     var backends: [String] = []
 
     @Option(help: "Who may use /rep, /add and /rm: comma-separated CIDR blocks (replaces the default).")
@@ -379,17 +381,27 @@ struct Serve: ParsableCommand {
         return "/var/lib/ds-lb"
     }
 
+    /// `NAME=HOST:PORT`, optionally followed by `,weight=W` (no address has a comma in it).
     static func parseBackend(_ text: String) throws -> Backend {
         let parts = text.split(separator: "=", maxSplits: 1)
         guard parts.count == 2, !parts[0].isEmpty else {
-            throw ValidationError("--backend: expected NAME=HOST:PORT, got '\(text)'")
+            throw ValidationError("--backend: expected NAME=HOST:PORT[,weight=W], got '\(text)'")
         }
         let name = String(parts[0])
+        let fields = parts[1].split(separator: ",", omittingEmptySubsequences: false)
+        var weight = 1
+        for option in fields.dropFirst() {
+            guard option.hasPrefix("weight="), let w = Int(option.dropFirst(7)), (0...HashMember.maxWeight).contains(w) else {
+                throw ValidationError(
+                    "--backend: '\(option)' in '\(text)' is not weight=W with W an integer from 0 to \(HashMember.maxWeight)")
+            }
+            weight = w
+        }
         let address: SocketAddress
-        do { address = try SocketAddress.parse(String(parts[1])) } catch { throw ValidationError("--backend: \(error)") }
+        do { address = try SocketAddress.parse(String(fields[0])) } catch { throw ValidationError("--backend: \(error)") }
         guard address.port != 0 else { throw ValidationError("--backend: '\(text)' needs a port") }
         // The static driver numbers the backends once it has them all.
-        return Backend(name: name, number: 0, host: address.host, port: address.port)
+        return Backend(name: name, number: 0, host: address.host, port: address.port, weight: weight)
     }
 
     /// A binary installed next to this one (`swift build` and `make install` put both together).

@@ -43,6 +43,23 @@ final class SelectionTests: XCTestCase {
         }
     }
 
+    /// Caps follow weights: with 8 in flight on weights 1/3 (c = 1.25), the weight-1 replica's
+    /// cap is ⌈1.25 × 9 / 4⌉ = 3 and the weight-3 one's ⌈1.25 × 9 × 3 / 4⌉ = 9.
+    func testCapsAreProportionalToWeight() {
+        let light = Backend(name: "a", number: 1, host: "127.0.0.1", port: 20001, weight: 1)
+        let heavy = Backend(name: "b", number: 2, host: "127.0.0.1", port: 20002, weight: 3)
+        for algorithm in HashAlgorithm.allCases where algorithm != .assignment {
+            let snapshot = Snapshot(generation: 1, backends: [light, heavy], algorithm: algorithm)
+            let selection = BoundedSelection(snapshot, balanceFactor: 1.25)
+            for key in keys {
+                let first = order(snapshot, key)[0]
+                // 3 on the light one is at its cap; 5 on the heavy one is under its 9.
+                let choice = selection.choose(key, totalInFlight: 8) { $0 == 0 ? 3 : 5 }
+                XCTAssertEqual(choice?.index, 1, "\(algorithm), first choice \(first)")
+            }
+        }
+    }
+
     /// A down replica takes nothing however idle it is; nothing up, no choice.
     func testDownReplicasAreLeftOut() {
         for algorithm in HashAlgorithm.allCases {

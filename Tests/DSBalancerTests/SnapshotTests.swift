@@ -10,6 +10,31 @@ final class SnapshotTests: XCTestCase {
         XCTAssertEqual(Backend(name: "b", number: 2, host: "::1", port: 8080).address, "[::1]:8080")
     }
 
+    /// The snapshot's table takes the backends' weights: a weight-0 replica gets no key, a
+    /// weight-4 one about 4/7 of them beside three at 1 (the assignment preset ignores weights).
+    /// Equality leaves weights out: it names the instance.
+    func testTheTableHonoursWeights() {
+        let weights = [1, 0, 4, 1, 1]
+        let input = weights.enumerated().map { i, w in
+            Backend(name: "server-\(i + 1)", number: i + 1, host: "127.0.0.1", port: UInt16(20001 + i), weight: w)
+        }
+        XCTAssertEqual(input[0], Backend(name: "server-1", number: 1, host: "127.0.0.1", port: 20001, weight: 9))
+        let ids = (0..<20_000).map { String(100_000 + $0 * 37) }
+        for algorithm in HashAlgorithm.allCases {
+            let s = Snapshot(generation: 1, backends: input, algorithm: algorithm)
+            XCTAssertEqual(s.table.members.map(\.weight), algorithm == .assignment ? [1, 1, 1, 1, 1] : weights, "\(algorithm)")
+            var counts = [Int](repeating: 0, count: input.count)
+            for id in ids {
+                let index = Array(id.utf8).withUnsafeBytes { s.select(keyBytes: $0) }.flatMap { b in s.backends.firstIndex(of: b)
+                }
+                counts[index!] += 1
+            }
+            if algorithm == .assignment { continue }
+            XCTAssertEqual(counts[1], 0, "\(algorithm): weight 0 takes no key; \(counts)")
+            XCTAssertEqual(Double(counts[2]) / Double(ids.count), 4.0 / 7.0, accuracy: 0.03, "\(algorithm): \(counts)")
+        }
+    }
+
     func testMembersAreSortedByName() {
         for algorithm in HashAlgorithm.allCases {
             let input = [backend(3), backend(1, name: "zeta"), backend(10), backend(2), backend(7, name: "alpha")]

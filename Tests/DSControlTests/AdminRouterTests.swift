@@ -70,7 +70,7 @@ final class AdminRouterTests: XCTestCase {
             ("DELETE", "/rm", "id=x", "", .badRequest, "<Error> 'id' must be a positive integer, got 'x'", ""),
             (
                 "DELETE", "/rm", nil, #"{"m": 1}"#, .badRequest,
-                "<Error> Unknown key 'm': the body takes only 'n' and 'hostnames'", ""
+                "<Error> Unknown key 'm': the body takes only 'n', 'hostnames' and 'weight'", ""
             ),
             ("PUT", "/rep", nil, "", .methodNotAllowed, "<Error> Method PUT not allowed on /rep; use GET", "Allow: GET\r\n"),
             ("GET", "/add", nil, "", .methodNotAllowed, "<Error> Method GET not allowed on /add; use POST", "Allow: POST\r\n"),
@@ -111,5 +111,68 @@ final class AdminRouterTests: XCTestCase {
         XCTAssertEqual(removed.body, #"{"message": {"N": 1, "replicas": ["server-2"]}, "status": "successful"}"#)
         XCTAssertEqual(answerAtOnce(router, "GET", "/rep")?.body, removed.body)
         XCTAssertEqual(supervisor.view.latest().poolNames, ["server-2"])
+    }
+
+    /// Submits `request` and waits for its answer (the control loop must be running).
+    private func answer(_ router: AdminRouter, _ method: String, _ path: String, body: String) throws -> AdminResponse {
+        let answered = expectation(description: "\(method) \(path) \(body)")
+        let response = Locked<AdminResponse?>(nil)
+        router.submit(AdminRequest(method: method, path: path, query: nil, body: Array(body.utf8))) { answer in
+            response.withLock { $0 = answer }
+            answered.fulfill()
+        }
+        wait(for: [answered], timeout: 10)
+        return try XCTUnwrap(response.withLock { $0 })
+    }
+
+    /// `PATCH /weight` publishes a snapshot whose table has the new weight, `/status` shows it,
+    /// `/rep` does not change; bad weights and unknown names change nothing.
+    func testWeightChangesPublishANewSnapshot() throws {
+        let (loop, supervisor) = try twoReplicas()
+        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        defer { stopLoop() }
+        let router = supervisor.admin
+        let rep = answerAtOnce(router, "GET", "/rep")?.body
+        let before = supervisor.publisher.latest().generation
+
+        let changed = try answer(router, "PATCH", "/weight", body: #"{"hostnames": ["server-2"], "weight": 3}"#)
+        XCTAssertEqual(changed.status, .ok, changed.body)
+        let snapshot = supervisor.publisher.latest()
+        XCTAssertGreaterThan(snapshot.generation, before)
+        XCTAssertEqual(snapshot.table.members.map(\.weight), [1, 3])
+        XCTAssertEqual(answerAtOnce(router, "GET", "/rep")?.body, rep, "/rep shows names only")
+        let status = try XCTUnwrap(answerAtOnce(router, "GET", "/status")?.body)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any])
+        let replicas = try XCTUnwrap((json["message"] as? [String: Any])?["replicas"] as? [[String: Any]])
+        XCTAssertEqual(replicas.map { $0["weight"] as? Int }, [1, 3], status)
+
+        let posted = try answer(router, "POST", "/weight", body: #"{"hostnames": ["server-1"], "weight": 0}"#)
+        XCTAssertEqual(posted.status, .ok, posted.body)
+        XCTAssertEqual(supervisor.publisher.latest().table.members.map(\.weight), [0, 3])
+
+        let generation = supervisor.publisher.latest().generation
+        let refused: [(String, HTTPStatus, String)] = [
+            (
+                #"{"hostnames": ["server-1"], "weight": -1}"#, .badRequest,
+                "<Error> 'weight' must be an integer from 0 to 256, got -1"
+            ),
+            (
+                #"{"hostnames": ["server-1"], "weight": 257}"#, .badRequest,
+                "<Error> 'weight' must be an integer from 0 to 256, got 257"
+            ),
+            (#"{"hostnames": ["server-1"], "weight": "x"}"#, .badRequest, "<Error> 'weight' must be an integer from 0 to 256"),
+            (#"{"hostnames": ["server-1"], "weight": null}"#, .badRequest, "<Error> 'weight' must be an integer from 0 to 256"),
+            (#"{"hostnames": ["nope"], "weight": 2}"#, .notFound, "<Error> Hostname 'nope' is not in the pool"),
+        ]
+        for (body, status, message) in refused {
+            let response = try answer(router, "PATCH", "/weight", body: body)
+            XCTAssertEqual(response.status, status, body)
+            XCTAssertEqual(response.body, JSON.object(["message": .string(message), "status": .string("failure")]), body)
+        }
+        XCTAssertEqual(supervisor.publisher.latest().generation, generation, "a refused change publishes nothing")
+        XCTAssertEqual(supervisor.publisher.latest().table.members.map(\.weight), [0, 3])
+        let wrongMethod = try XCTUnwrap(answerAtOnce(router, "GET", "/weight"))
+        XCTAssertEqual(wrongMethod.status, .methodNotAllowed)
+        XCTAssertEqual(wrongMethod.extraHeaders, "Allow: PATCH, POST\r\n")
     }
 }

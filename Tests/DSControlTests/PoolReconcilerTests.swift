@@ -1,5 +1,6 @@
 import DSBalancer
 import DSHTTP1
+import DSHashing
 import DSSystem
 import Logging
 import XCTest
@@ -248,5 +249,84 @@ final class PoolReconcilerTests: XCTestCase {
                     "[!] The pool was changed in state.json by another writer (revision 5, 0 replicas); ds-lb keeps running its pool"
                 )
             ])
+    }
+
+    // MARK: weights
+
+    private static let weighted = [
+        Backend(name: "big", number: 1, host: "127.0.0.1", port: 20001, weight: 4),
+        Backend(name: "server-2", number: 2, host: "127.0.0.1", port: 20002),
+    ]
+
+    func testWeightChangeNamesMembersInTheirOwnSpelling() throws {
+        let plan = try PoolReconciler.planWeight(ScaleCommand(hostnames: ["BIG"], weight: 0), members: Self.weighted).get()
+        XCTAssertEqual(plan.names, ["big"])
+        XCTAssertEqual(plan.weight, 0)
+        let both = try PoolReconciler.planWeight(
+            ScaleCommand(hostnames: ["server-2", "big"], weight: 256), members: Self.weighted
+        ).get()
+        XCTAssertEqual(both.names, ["server-2", "big"])
+    }
+
+    func testBadWeightChangesAreRefused() {
+        let cases: [(ScaleCommand, HTTPStatus, String)] = [
+            (ScaleCommand(hostnames: ["big"], weight: -1), .badRequest, "'weight' must be an integer from 0 to 256, got -1"),
+            (ScaleCommand(hostnames: ["big"], weight: 257), .badRequest, "'weight' must be an integer from 0 to 256, got 257"),
+            (ScaleCommand(hostnames: ["big"]), .badRequest, "'weight' is missing"),
+            (ScaleCommand(weight: 2), .badRequest, "'hostnames' is missing or empty"),
+            (ScaleCommand(hostnames: [], weight: 2), .badRequest, "'hostnames' is missing or empty"),
+            (ScaleCommand(n: 1, hostnames: ["big"], weight: 2), .badRequest, "/weight takes no 'n'"),
+            (ScaleCommand(hostnames: ["big", "Big"], weight: 2), .badRequest, "Hostname 'Big' is given more than once"),
+            (ScaleCommand(hostnames: ["small"], weight: 2), .notFound, "Hostname 'small' is not in the pool"),
+        ]
+        for (command, status, fragment) in cases {
+            guard case .failure(let refusal) = PoolReconciler.planWeight(command, members: Self.weighted) else {
+                XCTFail("\(command) was accepted")
+                continue
+            }
+            XCTAssertEqual(refusal.status, status, "\(command)")
+            XCTAssertTrue(refusal.message.hasPrefix("<Error> ") && refusal.message.contains(fragment), refusal.message)
+        }
+    }
+
+    /// The rendezvous table builds one virtual member per unit of weight: a pool beyond its
+    /// limit is refused rather than silently scaled.
+    func testTheWeightsOfThePoolAreBoundedByTheRendezvousTable() {
+        let limit = RendezvousTable.maxVirtualMembers
+        // 257 × 255 is the limit exactly.
+        let many = (1...257).map { Backend(name: "s\($0)", number: $0, host: "127.0.0.1", port: UInt16(20000 + $0), weight: 255) }
+        XCTAssertEqual(many.reduce(0) { $0 + $1.weight }, limit)
+        XCTAssertNotNil(try? PoolReconciler.planWeight(ScaleCommand(hostnames: ["s1"], weight: 255), members: many).get())
+        guard case .failure(let refusal) = PoolReconciler.planWeight(ScaleCommand(hostnames: ["s1"], weight: 256), members: many)
+        else { return XCTFail("a total over \(limit) was accepted") }
+        XCTAssertEqual(refusal.status, .badRequest)
+        XCTAssertTrue(refusal.message.contains("more than \(limit)"), refusal.message)
+        XCTAssertNotNil(
+            try? PoolReconciler.planAdd(ScaleCommand(n: 1, weight: 0), members: many, canCreate: true, driverName: "process")
+                .get())
+        guard
+            case .failure(let added) = PoolReconciler.planAdd(
+                ScaleCommand(n: 1, weight: 1), members: many, canCreate: true, driverName: "process")
+        else { return XCTFail("an /add over \(limit) was accepted") }
+        XCTAssertTrue(added.message.contains("more than \(limit)"), added.message)
+    }
+
+    func testAddChecksItsWeightAndRemoveTakesNone() {
+        for weight in [-1, 257] {
+            guard
+                case .failure(let refusal) = PoolReconciler.planAdd(
+                    ScaleCommand(n: 1, weight: weight), members: Self.weighted, canCreate: true, driverName: "process")
+            else { XCTFail("/add with weight \(weight) was accepted"); continue }
+            XCTAssertEqual(refusal.status, .badRequest)
+            XCTAssertEqual(refusal.message, "<Error> 'weight' must be an integer from 0 to 256, got \(weight)")
+        }
+        XCTAssertEqual(
+            try PoolReconciler.planAdd(
+                ScaleCommand(n: 1, weight: 0), members: Self.weighted, canCreate: true, driverName: "process"
+            ).get().map(\.name), ["server-3"])
+        guard case .failure(let refusal) = PoolReconciler.planRemove(ScaleCommand(n: 1, weight: 2), members: ["big"]) else {
+            return XCTFail("/rm with a weight was accepted")
+        }
+        XCTAssertEqual(refusal.status, .badRequest)
     }
 }

@@ -46,6 +46,19 @@ final class ScaleCommandTests: XCTestCase {
         }
     }
 
+    func testWeightIsAnIntegerAndItsTypeIsChecked() throws {
+        XCTAssertEqual(try parse(#"{"hostnames": ["big"], "weight": 2}"#), ScaleCommand(hostnames: ["big"], weight: 2))
+        XCTAssertEqual(try parse(#"{"weight": 4.0}"#), ScaleCommand(weight: 4))
+        // The range is the planner's (it also knows the pool's total): parsing keeps the value.
+        XCTAssertEqual(try parse(#"{"weight": -1}"#), ScaleCommand(weight: -1))
+        for body in [#"{"weight": "x"}"#, #"{"weight": null}"#, #"{"weight": 1.5}"#, #"{"weight": true}"#, #"{"weight": [2]}"#] {
+            XCTAssertThrowsError(try parse(body), body) { error in
+                XCTAssertEqual(
+                    (error as? ScaleCommand.Invalid)?.message, "<Error> 'weight' must be an integer from 0 to 256", body)
+            }
+        }
+    }
+
     func testNamesMustBeContainerNames() {
         for name in ["server-1", "S5", "a", "A_b.c-d", String(repeating: "x", count: 63), "9lives"] {
             XCTAssertTrue(ReplicaName.isValid(name), name)

@@ -52,6 +52,40 @@ final class StateStoreTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: store.path + ".tmp"))
     }
 
+    /// Weights are kept (also through the etcd store, which writes the same document); a pool
+    /// without weights is written as before, and a document without them loads at weight 1.
+    func testWeightsRoundTripAndADocumentWithoutThemLoadsAtWeightOne() throws {
+        let weighted = [
+            Backend(name: "big", number: 1, host: "127.0.0.1", port: 20001, weight: 4),
+            Backend(name: "drained", number: 2, host: "127.0.0.1", port: 20002, weight: 0),
+            Backend(name: "server-3", number: 3, host: "127.0.0.1", port: 20003),
+        ]
+        let store = StateStore(directory: try temporaryDirectory() + "/state")
+        try store.save(weighted, driver: "process", revision: 5)
+        let loaded = try XCTUnwrap(try store.loadWithRevision(driver: "process"))
+        XCTAssertEqual(loaded.replicas.map(\.weight), [4, 0, 1])
+        XCTAssertEqual(loaded.revision, 5)
+        let document = try String(contentsOfFile: store.path, encoding: .utf8)
+        XCTAssertEqual(document.components(separatedBy: "\"weight\"").count - 1, 2, "weight 1 is left out: \(document)")
+
+        let plain = try StateStore.encode(pool, driver: "process", revision: 1)
+        XCTAssertFalse(String(decoding: plain, as: UTF8.self).contains("weight"))
+        for version in [1, 2] {
+            let revision = version == 1 ? "" : #""revision": 3, "#
+            let old =
+                #"{"version": \#(version), \#(revision)"driver": "process", "replicas": [{"name": "server-1", "id": 1, "host": "127.0.0.1", "port": 20001}]}"#
+            let replicas = try StateStore.decode(Array(old.utf8), driver: "process", source: "test").replicas
+            XCTAssertEqual(replicas.map(\.weight), [1], old)
+        }
+        for bad in ["-1", "257", #""x""#, "null", "1.5"] {
+            let text =
+                #"{"version": 2, "revision": 1, "driver": "process", "replicas": [{"name": "s", "id": 1, "host": "h", "port": 1, "weight": \#(bad)}]}"#
+            XCTAssertThrowsError(try StateStore.decode(Array(text.utf8), driver: "process", source: "test"), bad) { error in
+                XCTAssertTrue("\(error)".contains("'weight' must be an integer from 0 to 256"), "\(error)")
+            }
+        }
+    }
+
     /// A full disk: the save fails with ENOSPC, the old file is intact, no temporary file is left.
     func testFullDiskKeepsTheOldFileAndLeavesNoTemporaryFile() throws {
         let store = StateStore(directory: try tmpfs())
@@ -107,7 +141,7 @@ final class StateStoreTests: XCTestCase {
             (file([entry("a", 5, 70000)]), "replicas[0] (a): 'port' must be an integer from 0 to 65535, not 70000"),
             (file([entry("a", 5, "\"80\"")]), "replicas[0] (a): 'port' must be an integer from 0 to 65535, not \"80\""),
             (file([entry("a", 1, 20001, host: "")]), "replicas[0] (a): 'host' must be a non-empty string"),
-            (file([#"{"name": "a", "id": 1, "host": "h", "port": 1, "weight": 2}"#]), "replicas[0]: unknown key 'weight'"),
+            (file([#"{"name": "a", "id": 1, "host": "h", "port": 1, "colour": 2}"#]), "replicas[0]: unknown key 'colour'"),
             (file([#"{"name": "a", "id": 1, "port": 1}"#]), "replicas[0]: missing 'host'"),
             (#"{"version": 1, "driver": "process", "replicas": [], "replicas": []}"#, "key \"replicas\" appears twice"),
             (#"{"version": 1, "driver": "proc"#, "not valid JSON at byte"),

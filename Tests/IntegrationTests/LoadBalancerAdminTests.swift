@@ -307,7 +307,7 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
                 message: "<Error> Key 'hostnames' is given more than once"),
             Case(
                 method: "POST", target: "/add", body: #"{"n": 1, "replicas": 5}"#, status: 400,
-                message: "<Error> Unknown key 'replicas': the body takes only 'n' and 'hostnames'"),
+                message: "<Error> Unknown key 'replicas': the body takes only 'n', 'hostnames' and 'weight'"),
             Case(method: "DELETE", target: "/rm", body: #"{"N": 1}"#, status: 400),
             Case(
                 method: "POST", target: "/add", body: #"{"n": null}"#, status: 400,
