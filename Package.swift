@@ -86,7 +86,8 @@ let package = Package(
         // Counts heap allocations per proxied request (malloc wrappers): only ds-alloc-count links it.
         .target(name: "CAllocCounter"),
         .executableTarget(
-            name: "ds-alloc-count", dependencies: ["CAllocCounter", "DSProxy", "DSReactor", "DSBalancer", "DSSystem"]),
+            name: "ds-alloc-count",
+            dependencies: ["CAllocCounter", "DSProxy", "DSReactor", "DSBalancer", "DSHashing", "DSSystem"]),
         // Shared by the test targets: a seeded generator, so none depends on DSHashing for one,
         // and a log handler that keeps what was logged.
         .target(

@@ -3,7 +3,9 @@
 the interpreter that has matplotlib (Debian's /usr/bin/python3 with python3-matplotlib, installed
 by scripts/install-deps.sh). Only the standard library and matplotlib.
 
-  plot.py bars     CSV PNG --title T    CSV: group,replica,requests   (A-1, A-4 per function)
+  plot.py bars     CSV PNG --title T    CSV: group,replica,requests[,expected]   (A-1, A-2 weighted,
+                                       A-4 per function; with `expected`, each bar's target is drawn
+                                       instead of the even share)
   plot.py lines    CSV PNG --title T    CSV: group,n,mean,min,max,max_over_avg,stddev_pct  (A-2, A-4)
   plot.py timeline CSV PNG --title T --events EVENTS --victim NAME [--zoom CSV2]
                                        CSV: t_s,ok_rps,error_rps,victim_rps  EVENTS: kind,label,t_s
@@ -35,6 +37,7 @@ def bars(rows, out, title, xlabel):
     groups = list(dict.fromkeys(r["group"] for r in rows))
     replicas = sorted(dict.fromkeys(r["replica"] for r in rows), key=natural)
     counts = {(r["group"], r["replica"]): int(r["requests"]) for r in rows}
+    expected = {(r["group"], r["replica"]): float(r["expected"]) for r in rows if r.get("expected")}
     width = 0.8 / max(len(replicas), 1)
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(groups) + 3), 4.8))
     colors = plt.cm.tab10.colors
@@ -44,12 +47,18 @@ def bars(rows, out, title, xlabel):
         b = ax.bar(xs, ys, width * 0.95, label=rep, color=colors[j % len(colors)])
         if len(groups) * len(replicas) <= 24:
             ax.bar_label(b, labels=[str(y) for y in ys], fontsize=8, padding=2)
-    for i, g in enumerate(groups):
+        for x, g in zip(xs, groups):
+            if (g, rep) in expected:
+                ax.hlines(expected[(g, rep)], x - width / 2, x + width / 2, colors="black", linestyles="dashed", linewidth=1)
+    if expected:
+        ax.plot([], [], color="black", linestyle="dashed", linewidth=1, label="weight's share")
+    for i, g in enumerate(groups if not expected else []):
         total = sum(counts.get((g, rep), 0) for rep in replicas)
         present = sum(1 for rep in replicas if (g, rep) in counts)
         if present:
             ax.hlines(total / present, i - 0.42, i + 0.42, colors="black", linestyles="dashed", linewidth=1)
-    ax.plot([], [], color="black", linestyle="dashed", linewidth=1, label="even share")
+    if not expected:
+        ax.plot([], [], color="black", linestyle="dashed", linewidth=1, label="even share")
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([textwrap.fill(g, 14) for g in groups])
     ax.set_ylabel("requests served")

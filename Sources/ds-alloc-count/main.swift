@@ -9,11 +9,13 @@
 // `requests=N allocations=K per_request=K/N build=release|debug`.
 // IntegrationTests/AllocationTests runs it and expects zero from a release build.
 //
-// Usage: ds-alloc-count [--requests N] [--warmup N] [--connections C] [--hash-key SPEC] [--trace]
+// Usage: ds-alloc-count [--requests N] [--warmup N] [--connections C] [--hash-key SPEC]
+//        [--weights W1,W2,...] [--balance-factor C] [--trace]
 // (--trace writes a backtrace of each counted allocation to stderr).
 
 import CAllocCounter
 import DSBalancer
+import DSHashing
 import DSProxy
 import DSReactor
 import DSSystem
@@ -33,6 +35,8 @@ var warmup = 1000
 var connections = 4
 var hashKey = KeyExtractor.default.description
 var trace = false
+var weights = [1]
+var balanceFactor: Double?
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     func value() -> String {
@@ -50,7 +54,21 @@ while let argument = arguments.popFirst() {
     case "--connections": connections = number()
     case "--hash-key": hashKey = value()
     case "--trace": trace = true
-    default: fail("unknown argument '\(argument)' (use --requests, --warmup, --connections, --hash-key, --trace)")
+    case "--weights":
+        let v = value()
+        let parsed = v.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+        guard !parsed.isEmpty, parsed.allSatisfy({ $0.map { (1...HashMember.maxWeight).contains($0) } ?? false }) else {
+            fail("--weights: '\(v)' is not a list of integers 1...\(HashMember.maxWeight)")
+        }
+        weights = parsed.compactMap { $0 }
+    case "--balance-factor":
+        let v = value()
+        guard let c = Double(v), c >= 1, c <= 1000 else { fail("--balance-factor: '\(v)' is not a number 1...1000") }
+        balanceFactor = c
+    default:
+        fail(
+            "unknown argument '\(argument)' (use --requests, --warmup, --connections, --hash-key, --weights, --balance-factor, --trace)"
+        )
     }
 }
 
@@ -128,8 +146,14 @@ let keyExtractor: KeyExtractor
 do { keyExtractor = try KeyExtractor(parsing: hashKey) } catch { fail("\(error)") }
 var config = ProxyConfig(adminAllow: ProxyConfig.defaultAdminAllow())
 config.keyExtractor = keyExtractor
+config.balanceFactor = balanceFactor
+// With --weights, one member per weight, all served by the one replica: the weighted table and
+// the weight-proportional caps are what the requests go through.
 let snapshot = Snapshot(
-    generation: 1, backends: [Backend(name: "server-1", number: 1, host: "127.0.0.1", port: replica.port)],
+    generation: 1,
+    backends: weights.enumerated().map { index, weight in
+        Backend(name: "server-\(index + 1)", number: index + 1, host: "127.0.0.1", port: replica.port, weight: weight)
+    },
     algorithm: .rendezvous)
 let publisher = SnapshotPublisher(initial: snapshot, workers: 1)
 let front = listenLoopback()

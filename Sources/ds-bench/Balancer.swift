@@ -175,6 +175,12 @@ final class Balancer: @unchecked Sendable {
         return result
     }
 
+    /// `PATCH /weight` of one replica.
+    func setWeight(_ weight: Int, of name: String) throws {
+        let r = try request("PATCH", "/weight", body: "{\"hostnames\": [\"\(name)\"], \"weight\": \(weight)}")
+        guard r.status == 200 else { throw Failure(description: "PATCH /weight answered \(r.status): \(r.body)") }
+    }
+
     /// Scales the pool to `n` by `/add` (new names) or `/rm` of the named replicas.
     func scale(to n: Int) throws {
         let names = try status()["replicas"] as? [[String: Any]] ?? []

@@ -57,9 +57,14 @@ final class AllocationTests: IntegrationTestCase {
         if let sanitizer = ProcessInfo.processInfo.environment["DSLB_SANITIZER"] {
             throw XCTSkip("malloc is replaced by the \(sanitizer) sanitizer in this run; make test counts allocations")
         }
-        for hashKey in ["query:id,random", "query:id,client-ip", "header:x-user,cookie:session,path"] {
+        // The last run goes through a weighted table and weight-proportional bounded-load caps.
+        let runs: [(hashKey: String, extra: [String])] = [
+            ("query:id,random", []), ("query:id,client-ip", []), ("header:x-user,cookie:session,path", []),
+            ("query:id,random", ["--weights", "1,1,2,4", "--balance-factor", "1.25"]),
+        ]
+        for (hashKey, extra) in runs {
             // The warm-up lets the worker's tables (timer heap, dictionaries) reach their size.
-            let result = try run(["--requests", "3000", "--warmup", "6000", "--hash-key", hashKey])
+            let result = try run(["--requests", "3000", "--warmup", "6000", "--hash-key", hashKey] + extra)
             XCTAssertEqual(result.requests, 3000)
             guard result.build == "release" else {
                 let why =
@@ -70,7 +75,8 @@ final class AllocationTests: IntegrationTestCase {
             }
             XCTAssertEqual(
                 result.allocations, 0,
-                "\(result.allocations) heap allocations in \(result.requests) requests with --hash-key \(hashKey)")
+                "\(result.allocations) heap allocations in \(result.requests) requests with --hash-key \(hashKey) \(extra.joined(separator: " "))"
+            )
         }
     }
 }

@@ -268,27 +268,14 @@ final class SupervisorTests: IntegrationTestCase {
         let ids = rng.sixDigitIDs(60)
         let (owners, _) = try routeIDs(ids, through: lb, connections: 1)
         let id = try XCTUnwrap(ids.first { owners[$0] == 3 }, "no id owned by server 3")
-        let port = lb.port
         XCTAssertTrue(lb.waitForNoneInFlight(), "the routing requests still count as in flight")
-        let done = DispatchSemaphore(value: 0)
-        let box = Unchecked(ResultBox())
-        Thread {
-            do {
-                let connection = try HTTPConnection(port: port, timeout: 10)
-                box.value.response = try connection.request("GET", "/slow?ms=1500&id=\(id)")
-                connection.close()
-            } catch {
-                box.value.error = error
-            }
-            done.signal()
-        }.start()
+        let slow = lb.getInBackground("/slow?ms=1500&id=\(id)", timeout: 10)
         XCTAssertTrue(lb.waitForInFlight(replica: "server-3"), "the slow request never reached server 3")
         let removed = try lb.admin("DELETE", "/rm", json: ["hostnames": ["server-3"]])
         XCTAssertEqual(removed.status, 200, "\(removed)")
-        // The semaphore orders the thread's writes to `box` before these reads.
-        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
-        let answer = box.value.response
-        let failure = box.value.error
+        let result = try XCTUnwrap(slow(), "the slow request was not answered")
+        let answer = result.response
+        let failure = result.error
         XCTAssertNil(failure, "the in-flight request failed: \(String(describing: failure))")
         XCTAssertEqual(answer?.status, 200, "\(String(describing: answer))")
         XCTAssertEqual(answer?.helloServerID, 3, "it is answered by the replica it was sent to")
@@ -384,9 +371,4 @@ final class SupervisorTests: IntegrationTestCase {
         XCTAssertGreaterThanOrEqual(attempts, 1, lb.process.outputTail())
         XCTAssertTrue(lb.process.isRunning)
     }
-}
-
-final class ResultBox: @unchecked Sendable {
-    var response: HTTPResponse?
-    var error: Error?
 }

@@ -71,19 +71,7 @@ final class WeightTests: IntegrationTestCase {
         let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
         let id = try XCTUnwrap(ids.first { owners[$0] == 3 }, "no id owned by server 3")
         XCTAssertTrue(lb.waitForNoneInFlight(), "the routing requests still count as in flight")
-        let port = lb.port
-        let done = DispatchSemaphore(value: 0)
-        let box = Unchecked(ResultBox())
-        Thread {
-            do {
-                let connection = try HTTPConnection(port: port, timeout: 20)
-                box.value.response = try connection.request("GET", "/slow?ms=3000&id=\(id)")
-                connection.close()
-            } catch {
-                box.value.error = error
-            }
-            done.signal()
-        }.start()
+        let slow = lb.getInBackground("/slow?ms=3000&id=\(id)")
         XCTAssertTrue(lb.waitForInFlight(replica: "server-3"), "the slow request never reached server 3")
 
         let drained = try lb.admin("PATCH", "/weight", json: ["hostnames": ["server-3"], "weight": 0])
@@ -93,10 +81,10 @@ final class WeightTests: IntegrationTestCase {
         for id in ids where owners[id] != 3 {
             XCTAssertEqual(after[id], owners[id], "id \(id) moved though it was not on server 3")
         }
-        XCTAssertEqual(done.wait(timeout: .now() + 20), .success)
-        XCTAssertNil(box.value.error, "the in-flight request failed: \(String(describing: box.value.error))")
-        XCTAssertEqual(box.value.response?.status, 200, "\(String(describing: box.value.response))")
-        XCTAssertEqual(box.value.response?.helloServerID, 3, "it is answered by the replica it was sent to")
+        let result = try XCTUnwrap(slow(), "the slow request was not answered")
+        XCTAssertNil(result.error, "the in-flight request failed: \(String(describing: result.error))")
+        XCTAssertEqual(result.response?.status, 200, "\(String(describing: result.response))")
+        XCTAssertEqual(result.response?.helloServerID, 3, "it is answered by the replica it was sent to")
         XCTAssertEqual(try weights(lb), ["server-1": 1, "server-2": 1, "server-3": 0])
         let status = try lb.request("GET", "/status").bodyString
         XCTAssertTrue(status.contains(#""name": "server-3""#) && !status.contains(#""state": "DOWN""#), status)
