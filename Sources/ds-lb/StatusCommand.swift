@@ -37,9 +37,11 @@ struct StatusCommand: ParsableCommand {
         print(
             "generation \(message["generation"] ?? "?")  algorithm \(message["algorithm"] ?? "?")  driver \(message["driver"] ?? "?")  uptime \(message["uptime_s"] ?? "?")s  replicas \(replicas.count)"
         )
-        let columns = ["NAME", "ID", "ADDRESS", "STATE", "PID", "LAST CHECK", "MS", "FAILS", "RESTARTS", "REQUESTS", "IN FLIGHT"]
+        let columns = [
+            "NAME", "ID", "ADDRESS", "STATE", "WEIGHT", "PID", "LAST CHECK", "MS", "FAILS", "RESTARTS", "REQUESTS", "IN FLIGHT",
+        ]
         let keys = [
-            "name", "id", "address", "state", "pid", "last_check", "last_check_ms", "consecutive_failures", "restarts",
+            "name", "id", "address", "state", "weight", "pid", "last_check", "last_check_ms", "consecutive_failures", "restarts",
             "requests", "in_flight",
         ]
         let rows = replicas.map { replica in

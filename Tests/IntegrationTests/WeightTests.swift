@@ -37,6 +37,17 @@ final class WeightTests: IntegrationTestCase {
         ])
         XCTAssertEqual(try weights(lb), ["big": 4, "b": 1, "c": 1, "d": 1])
         assertReplicaState(try lb.request("GET", "/rep"), ["big", "b", "c", "d"], "/rep lists names only")
+        // `ds-lb status` has a WEIGHT column after STATE.
+        let cli = try launch("ds-lb", ["status", "--address", "127.0.0.1:\(lb.port)"])
+        XCTAssertNotNil(cli.waitForExit(timeout: 10))
+        var table = cli.stdout.allLines
+        for _ in 0..<200 where table.count < 6 {
+            usleep(10_000)
+            table = cli.stdout.allLines
+        }
+        let fields = table.map { $0.split(separator: " ").map(String.init) }
+        XCTAssertTrue(fields.contains { Array($0.prefix(5)) == ["NAME", "ID", "ADDRESS", "STATE", "WEIGHT"] }, "\(table)")
+        XCTAssertTrue(fields.contains { $0.first == "big" && $0.count > 4 && $0[4] == "4" }, "\(table)")
 
         var rng = SeededRandom(seed: 0x3E16_4700)
         let ids = rng.sixDigitIDs(10_000)
