@@ -59,6 +59,16 @@ final class EtcdStoreTests: EtcdLoopTestCase {
         XCTAssertEqual(try self.store(loop, cluster, pool: "q").value.load().revision, 0)
     }
 
+    /// Weights travel in the document (Backend's == leaves them out, so they are compared here).
+    func testWeightsAreKeptInThePool() throws {
+        let store = try store(loop, cluster)
+        var pool = replicas("big", "b", "drained")
+        pool[0].weight = 4
+        pool[2].weight = 0
+        _ = try write(loop, store, pool, ifRevision: 0).get()
+        XCTAssertEqual(try self.store(loop, cluster).value.load().replicas.map(\.weight), [4, 1, 0])
+    }
+
     func testOfTwoWritersRacingFromTheSameRevisionOneWinsAndTheOtherGetsAConflict() throws {
         let first = try store(loop, cluster)
         let second = try store(loop, cluster)
