@@ -18,6 +18,8 @@ final class ClusterMode {
     var nodes: [String: ClusterNodeRecord] = [:]
     var waits: [ClusterAddWait] = []
     var reportScheduled = false
+    /// The reports last given to the membership, by name.
+    var sentReports: [String: ReplicaReport] = [:]
     /// The seeding write of `--replicas` has not answered yet.
     var seeding = false
     /// Why etcd does not answer (nil while it does).
@@ -111,8 +113,9 @@ extension Supervisor {
         guard let cluster, !stopping else { return }
         switch event {
         case .changed(let view):
+            let before = cluster.nodes
             noteNodes(view, cluster: cluster)
-            converge(view, cluster: cluster)
+            converge(view, cluster: cluster, nodesBefore: before)
             for wait in cluster.waits where wait.satisfied(by: view) { finish(wait, .pool(wait.pool), cluster: cluster) }
             publish()
             initialPoolSettled(force: false)
@@ -137,6 +140,11 @@ extension Supervisor {
                 "[!] Cluster store unavailable: \(reason); routing with the last view, admin writes answer 503",
                 metadata: ["event": "store_down"])
             noteViewChanged()
+        case .refused(let reason):
+            logger.critical("[!] Cannot join the cluster: \(reason)")
+            for replica in members { cancelTimers(of: replica); driver.kill(replica.backend) }
+            members.removeAll()
+            onClusterRefused?(reason)
         case .storeUp:
             cluster.storeProblem = nil
             cluster.storeUpGauge.set(Int64(1))
@@ -145,24 +153,16 @@ extension Supervisor {
         }
     }
 
+    /// The membership logs nodes joining and leaving; the supervisor keeps the gauges.
     private func noteNodes(_ view: ClusterView, cluster: ClusterMode) {
-        let (joined, lost) = ClusterReconciler.nodeChanges(from: cluster.nodes, to: view.nodes)
         cluster.nodes = view.nodes
         cluster.nodesGauge.set(Int64(view.nodes.count))
         cluster.revisionGauge.set(view.revision)
-        for name in joined {
-            logger.info(
-                "[i] Node \(name) joined at \(view.nodes[name]?.address ?? "?")",
-                metadata: ["event": "node_joined", "node": .string(name)])
-        }
-        for name in lost {
-            logger.warning("[!] Node \(name) left or lost its lease", metadata: ["event": "node_lost", "node": .string(name)])
-        }
     }
 
     /// Runs what placement gives this node: starts the replicas placed here, drains those that
     /// left the pool, hands off those placed elsewhere now.
-    private func converge(_ view: ClusterView, cluster: ClusterMode) {
+    private func converge(_ view: ClusterView, cluster: ClusterMode, nodesBefore: [String: ClusterNodeRecord] = [:]) {
         let running = Set(members.filter { !$0.removed }.map(\.backend.name))
         let plan = ClusterReconciler.place(
             view: view, node: cluster.nodeName, running: running, handingOff: Set(cluster.handingOff.keys))
@@ -180,12 +180,16 @@ extension Supervisor {
         let gone = members.filter { plan.remove.contains($0.backend.name) && !$0.removed }
         for replica in gone { cluster.handingOff[replica.backend.name] = nil }
         if !gone.isEmpty { takeOut(gone, announce: true) }
-        for entry in plan.launch { launchPlaced(entry, view: view, now: now) }
+        for entry in plan.launch {
+            let before = Placement.owner(of: entry.name, among: nodesBefore.keys)
+            launchPlaced(entry, from: before ?? view.reports[entry.name]?.node, now: now)
+        }
         endHandOffs()
         scheduleReport()
     }
 
-    private func launchPlaced(_ entry: Backend, view: ClusterView, now: UInt64) {
+    /// `from`: the node it was placed on before (nil: none, or this one).
+    private func launchPlaced(_ entry: Backend, from: String?, now: UInt64) {
         guard let cluster else { return }
         let spec = ReplicaSpec(name: entry.name, number: entry.number)
         // A port is only worth keeping on the host it was on.
@@ -204,10 +208,10 @@ extension Supervisor {
             backend.name, number: backend.number, address: backend.address, forAdd: false, now: now)
         let replica = Replica(backend: backend, record: record, inPool: true)
         members.append(replica)
-        if let report = view.reports[entry.name], report.node != cluster.nodeName {
+        if let from, from != cluster.nodeName {
             logEvent(
                 .info,
-                "[+] Server \(backend.number) (\(backend.name)) moved here from node \(report.node), at \(backend.address)",
+                "[+] Server \(backend.number) (\(backend.name)) moved here from node \(from), at \(backend.address)",
                 "replica_moved", backend)
         } else {
             logEvent(.info, "[+] Server \(backend.number) started: \(backend.name) at \(backend.address)", "started", backend)
@@ -241,7 +245,7 @@ extension Supervisor {
     }
 
     private func localReports(_ cluster: ClusterMode) -> [ReplicaReport] {
-        members.filter { $0.inPool && !$0.removed && cluster.handingOff[$0.backend.name] == nil }.map { replica in
+        let reports = members.filter { $0.inPool && !$0.removed && cluster.handingOff[$0.backend.name] == nil }.map { replica in
             ReplicaReport(
                 name: replica.backend.name, id: replica.backend.number, node: cluster.nodeName, host: replica.backend.host,
                 port: replica.backend.port, state: Self.reportedState(replica), restarts: replica.restarts,
@@ -249,6 +253,8 @@ extension Supervisor {
                 consecutiveFailures: replica.health.consecutiveFailures, lastCheck: replica.health.last?.description,
                 lastCheckCode: replica.health.last?.code, lastCheckNanoseconds: replica.lastLatency)
         }
+        cluster.sentReports = ClusterReconciler.quieted(reports, sent: cluster.sentReports)
+        return reports.compactMap { cluster.sentReports[$0.name] }
     }
 
     /// `up` only when it takes requests (a replica marked down by passive health does not).

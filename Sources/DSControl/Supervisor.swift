@@ -44,6 +44,9 @@ package final class Supervisor: @unchecked Sendable {
     /// Cluster mode (`joinCluster`): the pool is etcd's and placed over the live nodes; `members`
     /// are the replicas this node runs.
     var cluster: ClusterMode?
+    /// Cluster mode: the node cannot be part of the cluster (its name is another live node's);
+    /// ds-lb is to stop with this reason.
+    package var onClusterRefused: ((String) -> Void)?
 
     /// What `/rep` and `/status` read: republished after every change of the pool or of a
     /// replica's state (`publishView`), never read back by the control loop.

@@ -151,6 +151,13 @@ package final class Server: @unchecked Sendable {
         proxy.drain = drain
         proxyConfig = proxy
         drainTimeout = configuration.supervisor.drainTimeout
+        supervisor.onClusterRefused = { [unowned self] reason in
+            guard !stopping else { return }
+            stopping = true
+            supervisor.beginStopping()
+            startError = ServerError.failed(reason)
+            stopLoops()
+        }
         onSignal = { [unowned self] signal in
             if signal == SIGHUP {
                 if !stopping { onReload?() }

@@ -41,11 +41,11 @@ extension Serve {
             throw ValidationError(
                 "--on-failure replace is not supported with --etcd (a cluster restarts failed replicas under their name)")
         }
-        guard Self.isClusterName(pool) else {
+        guard EtcdStore.isValidName(pool) else {
             throw ValidationError("--pool: '\(pool)' is not a valid name with --etcd (1 to 64 letters, digits, '.', '_' or '-')")
         }
         let name = nodeName ?? Self.hostName()
-        guard Self.isClusterName(name) else {
+        guard EtcdStore.isValidName(name) else {
             if nodeName == nil {
                 throw ValidationError("--node-name: the host name '\(name)' is not a valid node name; pass --node-name")
             }
@@ -78,12 +78,6 @@ extension Serve {
         return listenHost == "0.0.0.0" || listenHost == "::" || listenHost.isEmpty ? "127.0.0.1" : listenHost
     }
 
-    /// etcd key segments: no escaping needed, and never "." or "..".
-    static func isClusterName(_ name: String) -> Bool {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        return !name.isEmpty && name.count <= 64 && name.allSatisfy(allowed.contains) && name != "." && name != ".."
-    }
-
     static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
@@ -100,8 +94,11 @@ extension Serve {
             makeStore: { loop, driver in
                 try EtcdStore(loop: loop, endpoints: options.endpoints, pool: options.pool, driver: driver)
             },
-            makeMembership: { _, _, _ in
-                throw Failure(description: "MEMBERSHIP-PLACEHOLDER")
+            makeMembership: { loop, driver, logger in
+                try EtcdClusterMembership(
+                    loop: loop, endpoints: options.endpoints, pool: options.pool, driver: driver,
+                    nodeName: options.nodeName, advertiseAddress: options.advertiseAddress, leaseTTL: options.nodeLease,
+                    logger: logger)
             })
     }
 }

@@ -135,11 +135,24 @@ enum ClusterReconciler {
         return .milliseconds(1 + Int(unit * Double(ceiling)))
     }
 
-    /// The nodes that joined and those that left between two views.
-    static func nodeChanges(
-        from old: [String: ClusterNodeRecord], to new: [String: ClusterNodeRecord]
-    ) -> (joined: [String], lost: [String]) {
-        (new.keys.filter { old[$0] == nil }.sorted(), old.keys.filter { new[$0] == nil }.sorted())
+    /// The reports to give the membership, by name: each of `reports`, except that one whose
+    /// only change since it was `sent` is its check count and latency stays as sent. Every
+    /// heartbeat changes those two; written each time, they would make one etcd write per
+    /// replica per heartbeat and wake every node's watch. They go out with the changes that
+    /// matter (state, restarts, the check's verdict, the address).
+    static func quieted(_ reports: [ReplicaReport], sent: [String: ReplicaReport]) -> [String: ReplicaReport] {
+        var kept: [String: ReplicaReport] = [:]
+        for report in reports {
+            if let previous = sent[report.name] {
+                var current = report
+                current.checks = previous.checks
+                current.lastCheckNanoseconds = previous.lastCheckNanoseconds
+                kept[report.name] = current == previous ? previous : report
+            } else {
+                kept[report.name] = report
+            }
+        }
+        return kept
     }
 
     /// The pool's replicas placed on `node` in `view`, in pool order.
