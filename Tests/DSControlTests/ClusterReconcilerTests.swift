@@ -23,7 +23,9 @@ final class ClusterReconcilerTests: XCTestCase {
             reports: Dictionary(uniqueKeysWithValues: reports.map { ($0.name, $0) }), revision: 42)
     }
 
-    private static func report(_ name: String, _ id: Int, on node: String, state: String = "up", port: UInt16 = 7000)
+    private static func report(
+        _ name: String, _ id: Int, on node: String, state: String = "up", port: UInt16 = 7000
+    )
         -> ReplicaReport
     {
         ReplicaReport(name: name, id: id, node: node, host: "10.0.0.\(node.dropFirst())", port: port, state: state)
@@ -75,8 +77,8 @@ final class ClusterReconcilerTests: XCTestCase {
     func testAViewWithoutThisNodeOrWithoutAPoolChangesNothing() {
         let running: Set<String> = ["server-1", "server-2"]
         for view in [
-            Self.view(nodes: ["n2"], pool: Self.pool(4)),  // fenced, or not registered yet
-            Self.view(nodes: ["n1", "n2"], pool: nil),  // the pool key unreadable
+            Self.view(nodes: ["n2"], pool: Self.pool(4)), // fenced, or not registered yet
+            Self.view(nodes: ["n1", "n2"], pool: nil), // the pool key unreadable
         ] {
             XCTAssertEqual(ClusterReconciler.place(view: view, node: "n1", running: running, handingOff: []), PlacementPlan())
         }
@@ -92,7 +94,8 @@ final class ClusterReconcilerTests: XCTestCase {
         XCTAssertFalse(
             ClusterReconciler.handOffDone(
                 "server-1",
-                view: Self.view(nodes: ["n1", "n2"], pool: pool, reports: [Self.report("server-1", 1, on: "n2", state: "starting")]),
+                view: Self.view(
+                    nodes: ["n1", "n2"], pool: pool, reports: [Self.report("server-1", 1, on: "n2", state: "starting")]),
                 node: "n1"))
         XCTAssertTrue(
             ClusterReconciler.handOffDone(
@@ -148,7 +151,7 @@ final class ClusterReconcilerTests: XCTestCase {
     func testAnAddIsPlannedAgainstThePoolReadAndWritesItWhole() throws {
         let view = Self.view(nodes: ["n1", "n2"], pool: nil)
         var pool = Self.pool(3).replicas
-        pool.remove(at: 1)  // server-2 was removed: its id is free again
+        pool.remove(at: 1) // server-2 was removed: its id is free again
         let plan = try ClusterReconciler.planAdd(
             ScaleCommand(n: 2, hostnames: ["web"]), pool: pool, view: view, fallbackHost: "10.0.0.1", canCreate: true,
             driverName: "process"
