@@ -1,0 +1,113 @@
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Two ds-lb nodes (`--etcd`) on one real etcd member, all on 127.0.0.1: one pool through
+/// both, the same routing through both, and a killed node's replicas re-placed on the other.
+/// (The three-host tests in network namespaces are ClusterTests.)
+final class ClusterModeTests: IntegrationTestCase {
+    /// Starts an etcd member on free 127.0.0.1 ports (stopped by PID in teardown) and waits
+    /// until it serves reads; returns its client URL.
+    private func startEtcd() throws -> String {
+        guard access("/usr/bin/etcd", X_OK) == 0 else {
+            throw XCTSkip("/usr/bin/etcd is missing: scripts/install-deps.sh test installs etcd-server")
+        }
+        let directory = try temporaryDirectory()
+        let client = try SocketAddress.freeLoopbackPort()
+        let peer = try SocketAddress.freeLoopbackPort()
+        let etcd = try launch(
+            "/usr/bin/etcd",
+            [
+                "--name", "m0", "--data-dir", "\(directory)/m0.etcd",
+                "--listen-client-urls", "http://127.0.0.1:\(client)", "--advertise-client-urls", "http://127.0.0.1:\(client)",
+                "--listen-peer-urls", "http://127.0.0.1:\(peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peer)",
+                "--initial-cluster", "m0=http://127.0.0.1:\(peer)", "--logger", "zap", "--log-outputs", "\(directory)/etcd.log",
+            ], name: "etcd")
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let ended = etcd.pollTermination() { throw ChildProcess.LaunchError(description: "etcd \(ended)") }
+            if let connection = try? HTTPConnection(port: client, timeout: 2) {
+                defer { connection.close() }
+                if let response = try? connection.request("POST", "/v3/kv/range", body: #"{"key": "L3JlYWR5"}"#),
+                    response.status == 200
+                {
+                    return "http://127.0.0.1:\(client)"
+                }
+            }
+            usleep(100_000)
+        }
+        throw ChildProcess.LaunchError(description: "etcd does not serve reads after 30 s")
+    }
+
+    private func startNode(_ name: String, etcd: String, replicas: Int) throws -> LoadBalancerUnderTest {
+        try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--etcd", etcd, "--node-name", name, "--replicas", "\(replicas)",
+            "--node-lease", "2s", "--heartbeat-interval", "200ms", "--workers", "2",
+        ])
+    }
+
+    /// `/status` through `lb`: each replica's (name, state, node), in pool order.
+    private func replicas(_ lb: LoadBalancerUnderTest) -> [(name: String, state: String, node: String)]? {
+        guard let response = try? lb.request("GET", "/status"), response.status == 200,
+            let message = response.jsonObject?["message"] as? [String: Any],
+            let replicas = message["replicas"] as? [[String: Any]]
+        else { return nil }
+        return replicas.map { ($0["name"] as? String ?? "", $0["state"] as? String ?? "", $0["node"] as? String ?? "") }
+    }
+
+    /// Polls until `condition` holds (generous deadline: a loaded machine is slow).
+    private func waitUntil(
+        _ what: String, seconds: TimeInterval = 30, file: StaticString = #filePath, line: UInt = #line,
+        _ condition: () -> Bool
+    ) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return }
+            usleep(50_000)
+        }
+        XCTFail("gave up waiting until \(what)", file: file, line: line)
+    }
+
+    private func allUp(_ lb: LoadBalancerUnderTest, count: Int) -> Bool {
+        guard let replicas = replicas(lb) else { return false }
+        return replicas.count == count && replicas.allSatisfy { $0.state == "UP" }
+    }
+
+    func testTwoNodesShareOnePoolRouteAlikeAndTakeOverAKilledNodesReplicas() throws {
+        let etcd = try startEtcd()
+        let n1 = try startNode("n1", etcd: etcd, replicas: 3)
+        let n2 = try startNode("n2", etcd: etcd, replicas: 3)
+        waitUntil("both nodes see 3 replicas up") { allUp(n1, count: 3) && allUp(n2, count: 3) }
+
+        // An /add through n1 is listed through n2, and the answer is the pool as committed.
+        let added = try n1.admin("POST", "/add", json: ["n": 3])
+        XCTAssertEqual(added.status, 200, added.bodyString)
+        XCTAssertEqual(added.replicaState?.n, 6)
+        waitUntil("n2 lists what n1 added, all up") { allUp(n2, count: 6) }
+        XCTAssertEqual(try n2.replicaState().replicas, try n1.replicaState().replicas)
+        let placed = try XCTUnwrap(replicas(n1))
+        XCTAssertEqual(Set(placed.map(\.node)), ["n1", "n2"], "the pool is spread over both nodes: \(placed)")
+
+        // A key reaches the same replica through either node.
+        let ids = Array(1...300)
+        let through1 = try routeIDs(ids, through: n1).owners
+        let through2 = try routeIDs(ids, through: n2).owners
+        XCTAssertEqual(through1, through2)
+        XCTAssertEqual(Set(through1.values).count, 6, "every replica gets keys")
+
+        // n2 dies (its replicas with it): n1 starts them, under the same names and ids.
+        let n2Replicas = Set(placed.filter { $0.node == "n2" }.map(\.name))
+        XCTAssertTrue(n2.process.send(signal: SIGKILL))
+        _ = n2.process.waitForExit(timeout: 10)
+        waitUntil("n1 runs all 6 replicas after n2's lease expired") {
+            guard let now = replicas(n1) else { return false }
+            return now.count == 6 && now.allSatisfy { $0.state == "UP" && $0.node == "n1" }
+        }
+        XCTAssertEqual(Set(try XCTUnwrap(replicas(n1)).map(\.name)), Set(placed.map(\.name)))
+        XCTAssertFalse(n2Replicas.isEmpty)
+        XCTAssertEqual(try routeIDs(ids, through: n1).owners, through1, "the keys are back on their replicas (same ids)")
+    }
+}
