@@ -111,3 +111,48 @@ final class ClusterModeTests: IntegrationTestCase {
         XCTAssertEqual(try routeIDs(ids, through: n1).owners, through1, "the keys are back on their replicas (same ids)")
     }
 }
+
+extension ServeConfigFileTests {
+    /// The cluster options' errors: one line naming the option and the value, before anything
+    /// starts (no etcd is needed to refuse them).
+    func testClusterOptionErrorsNameTheBadValue() throws {
+        let directory = try temporaryDirectory()
+        let etcd = ["--etcd", "http://127.0.0.1:1"]
+        let cases: [(arguments: [String], error: String)] = [
+            (
+                etcd + ["--node-name", "n/1"],
+                "Error: --node-name: 'n/1' is not a valid name (1 to 64 letters, digits, '.', '_' or '-')"
+            ),
+            (etcd + ["--node-name", "n1", "--node-lease", "1s"], "Error: --node-lease: '1s' must be whole seconds, at least 2s"),
+            (
+                etcd + ["--node-name", "n1", "--node-lease", "2500ms"],
+                "Error: --node-lease: '2500ms' must be whole seconds, at least 2s"
+            ),
+            (
+                etcd + ["--node-name", "n1", "--pool", ".."],
+                "Error: --pool: '..' is not a valid name with --etcd (1 to 64 letters, digits, '.', '_' or '-')"
+            ),
+            (
+                etcd + ["--node-name", "n1", "--advertise-address", "0.0.0.0"],
+                "Error: --advertise-address: '0.0.0.0' is not an IP address other hosts can reach"
+            ),
+            (
+                etcd + ["--node-name", "n1", "--driver", "static", "--backend", "a=127.0.0.1:9"],
+                "Error: --etcd: the static driver's --backend replicas cannot be placed over nodes (use --driver process or docker)"
+            ),
+            (
+                etcd + ["--node-name", "n1", "--on-failure", "replace"],
+                "Error: --on-failure replace is not supported with --etcd (a cluster restarts failed replicas under their name)"
+            ),
+            (["--node-name", "n1"], "Error: --node-name is only used with --etcd"),
+        ]
+        for item in cases {
+            let run = try runToExit(
+                "ds-lb", ["serve", "--listen", "127.0.0.1:0", "--replicas", "0"] + item.arguments,
+                environment: ["STATE_DIRECTORY": directory])
+            XCTAssertNotNil(run.termination, "\(item.arguments): ds-lb still runs")
+            XCTAssertNotEqual(run.termination, .exited(0), "\(item.arguments): ds-lb started")
+            XCTAssertEqual(run.stderr.first, item.error, "\(item.arguments)")
+        }
+    }
+}
