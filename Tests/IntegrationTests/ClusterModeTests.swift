@@ -91,6 +91,24 @@ final class ClusterModeTests: IntegrationTestCase {
         let placed = try XCTUnwrap(replicas(n1))
         XCTAssertEqual(Set(placed.map(\.node)), ["n1", "n2"], "the pool is spread over both nodes: \(placed)")
 
+        // `/status` and `ds-lb status` show the nodes and where each replica runs.
+        let cli = try launch("ds-lb", ["status", "--address", "127.0.0.1:\(n2.port)"])
+        XCTAssertNotNil(cli.waitForExit(timeout: 10))
+        var table = cli.stdout.allLines
+        for _ in 0..<200 where !table.contains(where: { $0.hasPrefix("n2 ") }) {
+            usleep(10_000)
+            table = cli.stdout.allLines
+        }
+        XCTAssertTrue(table.contains { $0.hasPrefix("cluster node n2  etcd up") }, "\(table)")
+        for node in ["n1", "n2"] {
+            let mine = placed.filter { $0.node == node }.map(\.name)
+            XCTAssertTrue(
+                table.contains {
+                    $0.hasPrefix("\(node) ") && $0.contains(" live ")
+                        && $0.trimmingCharacters(in: .whitespaces).hasSuffix(mine.joined(separator: ","))
+                }, "\(table)")
+        }
+
         // A key reaches the same replica through either node.
         let ids = Array(1...300)
         let through1 = try routeIDs(ids, through: n1).owners
