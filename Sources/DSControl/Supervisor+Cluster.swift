@@ -20,6 +20,8 @@ final class ClusterMode {
     var reportScheduled = false
     /// The reports last given to the membership, by name.
     var sentReports: [String: ReplicaReport] = [:]
+    /// The first placement was made (the driver's leftovers are gone from then on).
+    var placedOnce = false
     /// The seeding write of `--replicas` has not answered yet.
     var seeding = false
     /// Why etcd does not answer (nil while it does).
@@ -183,6 +185,12 @@ extension Supervisor {
         for entry in plan.launch {
             let before = Placement.owner(of: entry.name, among: nodesBefore.keys)
             launchPlaced(entry, from: before ?? view.reports[entry.name]?.node, now: now)
+        }
+        if !cluster.placedOnce, view.nodes[cluster.nodeName] != nil, view.pool != nil {
+            // What the driver found at start (a container left running) and placement did not
+            // give this node goes, as after a bootstrap on one machine.
+            cluster.placedOnce = true
+            driver.initialPoolLaunched()
         }
         endHandOffs()
         scheduleReport()
