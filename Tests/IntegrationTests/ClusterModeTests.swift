@@ -109,6 +109,11 @@ final class ClusterModeTests: IntegrationTestCase {
                 }, "\(table)")
         }
 
+        let metrics = try n1.metricSeries()
+        XCTAssertEqual(metrics["dslb_cluster_nodes"], 2)
+        XCTAssertEqual(metrics["dslb_cluster_store_up"], 1)
+        XCTAssertGreaterThan(metrics["dslb_cluster_revision"] ?? 0, 1)
+
         // A key reaches the same replica through either node.
         let ids = Array(1...300)
         let through1 = try routeIDs(ids, through: n1).owners
