@@ -18,6 +18,10 @@ final class ClusterMode {
     var nodes: [String: ClusterNodeRecord] = [:]
     var waits: [ClusterAddWait] = []
     var reportScheduled = false
+    /// Remote replicas found unreachable from here while reported up, with that report.
+    var suspects: [String: ReplicaReport] = [:]
+    /// Remote replicas being probed from here.
+    var probes: [String: HeartbeatProbe] = [:]
     /// The reports last given to the membership, by name.
     var sentReports: [String: ReplicaReport] = [:]
     /// The first placement was made (the driver's leftovers are gone from then on).
@@ -115,6 +119,7 @@ extension Supervisor {
         guard let cluster, !stopping else { return }
         switch event {
         case .changed(let view):
+            cluster.suspects = ClusterReconciler.stillSuspect(cluster.suspects, view: view)
             let before = cluster.nodes
             noteNodes(view, cluster: cluster)
             converge(view, cluster: cluster, nodesBefore: before)
@@ -282,7 +287,8 @@ extension Supervisor {
 
     /// What cluster mode routes by (the same on every node that has the same view).
     func clusterRouting(_ cluster: ClusterMode) -> (backends: [Backend], healthy: [String: Bool]) {
-        ClusterReconciler.routing(view: cluster.view, node: cluster.nodeName, local: localRouting())
+        ClusterReconciler.routing(
+            view: cluster.view, node: cluster.nodeName, local: localRouting(), suspects: Set(cluster.suspects.keys))
     }
 
     /// `/rep` and `/status` in cluster mode: the pool in etcd's order, each replica as the node
@@ -328,6 +334,51 @@ extension Supervisor {
     func clusterStatusLine(_ cluster: ClusterMode) -> String {
         let store = cluster.storeProblem == nil ? "etcd up" : "etcd unavailable"
         return "cluster node \(cluster.nodeName) of \(cluster.view.nodes.count), \(store)"
+    }
+
+    // MARK: remote replicas
+
+    /// A worker could not reach `backend`, which another node runs and reports up: its node may
+    /// have died, its lease not expired yet. Nothing is restarted from here (it is not this
+    /// node's); a heartbeat from here decides whether this node routes around it until its
+    /// report changes, so its keys go to the next replica at once instead of after the lease.
+    func remoteUnreachable(_ backend: Backend, cluster: ClusterMode) {
+        let name = backend.name
+        guard let report = cluster.view.reports[name], report.node != cluster.nodeName, report.isUp,
+            report.host == backend.host, report.port == backend.port, cluster.suspects[name] == nil,
+            cluster.probes[name] == nil
+        else { return }
+        probeRemote(report, cluster: cluster)
+    }
+
+    private func probeRemote(_ report: ReplicaReport, cluster: ClusterMode) {
+        let name = report.name
+        cluster.probes[name] = HeartbeatProbe(
+            backend: report.backend, loop: loop, timeoutNanoseconds: nanoseconds(of: config.heartbeatTimeout)
+        ) { [unowned self] result, _ in
+            cluster.probes[name] = nil
+            guard !stopping, cluster.view.reports[name] == report else { return }
+            let wasSuspect = cluster.suspects[name] != nil
+            if result.isSuccess {
+                cluster.suspects[name] = nil
+            } else {
+                cluster.suspects[name] = report
+                if !wasSuspect {
+                    logger.warning(
+                        "[!] Server \(report.id) (\(name)) on node \(report.node) is unreachable from here (\(result)); routing around it until its node reports it again"
+                    )
+                    // Its node may be gone with all its replicas: check them now rather than at
+                    // each one's next failed request.
+                    for other in cluster.view.reports.values where other.node == report.node && other.name != name {
+                        remoteUnreachable(other.backend, cluster: cluster)
+                    }
+                }
+                loop.schedule(after: config.heartbeatInterval) { [unowned self] in
+                    if cluster.suspects[name] == report, cluster.probes[name] == nil { probeRemote(report, cluster: cluster) }
+                }
+            }
+            if wasSuspect != (cluster.suspects[name] != nil) { publish() }
+        }
     }
 
     // MARK: admin commands

@@ -262,9 +262,11 @@ package final class Supervisor: @unchecked Sendable {
         loop.execute { [self] in
             // Only the first sign of trouble triggers a check: after that the quick re-checks
             // run on their own timer, so a burst of failing requests is not a burst of probes.
-            guard let replica = members.first(where: { $0.backend == backend }), !heartbeats.isChecking(replica), replica.isUp,
-                replica.health.consecutiveFailures == 0
-            else { return }
+            guard let replica = members.first(where: { $0.backend == backend }) else {
+                if let cluster { remoteUnreachable(backend, cluster: cluster) }
+                return
+            }
+            guard !heartbeats.isChecking(replica), replica.isUp, replica.health.consecutiveFailures == 0 else { return }
             scheduleCheck(replica, after: .zero)
         }
     }

@@ -146,6 +146,22 @@ final class ClusterReconcilerTests: XCTestCase {
         XCTAssertEqual(moved.backends.map(\.address), ["10.0.0.2:7200"])
     }
 
+    func testARemoteReplicaFoundUnreachableIsRoutedAroundUntilItsReportChanges() {
+        let up = Self.report("server-1", 1, on: "n2", port: 7001)
+        let view = Self.view(nodes: ["n1", "n2"], pool: Self.pool(2), reports: [up, Self.report("server-2", 2, on: "n2")])
+        let routing = ClusterReconciler.routing(view: view, node: "n1", local: [:], suspects: ["server-1"])
+        XCTAssertEqual(routing.healthy, ["server-1": false, "server-2": true])
+        XCTAssertEqual(routing.backends.map(\.name), ["server-1", "server-2"], "kept in, so no other key moves")
+
+        XCTAssertEqual(ClusterReconciler.stillSuspect(["server-1": up], view: view), ["server-1": up])
+        var restarted = up
+        restarted.restarts = 1
+        for reports in [[restarted], []] {
+            let changed = Self.view(nodes: ["n1", "n2"], pool: Self.pool(2), reports: reports)
+            XCTAssertEqual(ClusterReconciler.stillSuspect(["server-1": up], view: changed), [:])
+        }
+    }
+
     // MARK: admin writes
 
     func testAnAddIsPlannedAgainstThePoolReadAndWritesItWhole() throws {

@@ -9,6 +9,10 @@ import XCTest
 
 @testable import DSControl
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The supervisor in cluster mode, two nodes on one control loop over an in-memory cluster
 /// (`FakeCluster`: a pool with compare-and-swap writes, node registrations, reports and views
 /// pushed to every node, as etcd and `EtcdClusterMembership` provide them). Replicas are a
@@ -337,6 +341,44 @@ final class ClusterSupervisorTests: XCTestCase {
             AdminRouter.statusBody(nodes[0].supervisor.view.latest()).contains(#""store": "down""#), "/status says so")
         try onLoop { nodes[0].membership.deliver(.storeUp) }
         XCTAssertEqual(send(nodes[0], "POST", "/add")?.status, .ok)
+    }
+
+    /// A replica another node reports up but that refuses connections (its node died, its lease
+    /// not expired yet): once a worker reports it unreachable, this node routes around it, and
+    /// restarts nothing; a new report from its node ends that.
+    func testARemoteReplicaThatRefusesIsRoutedAroundAndNothingIsRestarted() throws {
+        let nodes = try nodes(["n1"], replicas: 0)
+        let listener = try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1)
+        let closed = try Socket.localAddress(listener).port
+        close(listener)
+        // A name placement gives to n9, which runs it (in this test, nobody does).
+        let id = try XCTUnwrap((1...100).first { Placement.owner(of: "server-\($0)", among: ["n1", "n9"]) == "n9" })
+        let remote = ReplicaReport(name: "server-\(id)", id: id, node: "n9", host: "127.0.0.1", port: closed, state: "up")
+        try onLoop { [cluster] in
+            let cluster = cluster!
+            cluster.nodes["n9"] = ClusterNodeRecord(name: "n9", address: "127.0.0.1", lease: 9)
+            cluster.pool = StoredPool(replicas: [remote.backend], revision: 5)
+            cluster.reports[remote.name] = remote
+            cluster.changed()
+        }
+        try waitUntil("n1 routes to n9's replica") {
+            let snapshot = nodes[0].supervisor.publisher.latest()
+            return snapshot.backends == [remote.backend] && snapshot.healthy == [true]
+        }
+        nodes[0].supervisor.reportUnreachable(remote.backend)
+        try waitUntil("n1 routes around it") { nodes[0].supervisor.publisher.latest().healthy == [false] }
+        try onLoop {
+            XCTAssertEqual(nodes[0].driver.launched, [], "nothing started here")
+            XCTAssertEqual(nodes[0].driver.killed, [])
+        }
+        try onLoop { [cluster] in
+            var restarted = remote
+            restarted.port = self.responder.port
+            restarted.restarts = 1
+            cluster!.reports[remote.name] = restarted
+            cluster!.changed()
+        }
+        try waitUntil("its new report puts it back") { nodes[0].supervisor.publisher.latest().healthy == [true] }
     }
 
     func testARemoveThroughOneNodeStopsTheReplicaOnTheNodeThatRunsIt() throws {

@@ -52,6 +52,12 @@ enum ClusterReconciler {
         return plan
     }
 
+    /// Suspects whose report is still the one they were found unreachable under (a new report:
+    /// restarted, moved, or gone with its node's lease, says more than the old suspicion).
+    static func stillSuspect(_ suspects: [String: ReplicaReport], view: ClusterView) -> [String: ReplicaReport] {
+        suspects.filter { view.reports[$0.key] == $0.value }
+    }
+
     /// A replica handed off may stop once its new owner reports it up, or once it left the pool.
     static func handOffDone(_ name: String, view: ClusterView, node: String) -> Bool {
         guard let pool = view.pool, pool.replicas.contains(where: { $0.name == name }) else { return true }
@@ -69,9 +75,12 @@ enum ClusterReconciler {
     /// healthy when its report says up. A replica this node runs is taken as it runs here (its
     /// report is this node's own, or not written yet). One with no report (its node died, it
     /// has not started yet) stays in, unhealthy, at its last known address: its keys then go to
-    /// the next replica in each key's order without reshuffling the others'.
-    static func routing(view: ClusterView, node: String, local: [String: Local]) -> (backends: [Backend], healthy: [String: Bool])
-    {
+    /// the next replica in each key's order without reshuffling the others'. `suspects`: remote
+    /// replicas this node found unreachable although reported up (their node died and its lease
+    /// has not expired yet): routed around here until their report changes.
+    static func routing(
+        view: ClusterView, node: String, local: [String: Local], suspects: Set<String> = []
+    ) -> (backends: [Backend], healthy: [String: Bool]) {
         var backends: [Backend] = []
         var healthy: [String: Bool] = [:]
         for replica in view.pool?.replicas ?? [] {
@@ -82,7 +91,7 @@ enum ClusterReconciler {
             } else if let report {
                 // The pool's id wins: a report left from before a re-add must not change the key order.
                 backends.append(Backend(name: replica.name, number: replica.number, host: report.host, port: report.port))
-                healthy[replica.name] = report.isUp
+                healthy[replica.name] = report.isUp && !suspects.contains(replica.name)
             } else {
                 backends.append(replica)
                 healthy[replica.name] = false
