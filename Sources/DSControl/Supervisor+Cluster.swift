@@ -28,6 +28,8 @@ final class ClusterMode {
     var placedOnce = false
     /// The seeding write of `--replicas` has not answered yet.
     var seeding = false
+    /// A seeding write was made (won or lost): the pool exists, so readiness waits for it.
+    var seeded = false
     /// Why etcd does not answer (nil while it does).
     var storeProblem: String?
     let nodesGauge: Gauge
@@ -95,6 +97,7 @@ extension Supervisor {
                 return Backend(name: spec.name, number: spec.number, host: cluster.membership.advertiseAddress, port: 0)
             }
             cluster.seeding = true
+            cluster.seeded = true
             cluster.store.write(seed, ifRevision: 0) { [unowned self] result in
                 cluster.seeding = false
                 switch result {
@@ -112,8 +115,11 @@ extension Supervisor {
     }
 
     /// Ready once the node is registered, the seeding write answered and the replicas placed
-    /// here passed their first checks.
-    func clusterSettled(_ cluster: ClusterMode) -> Bool { cluster.registered && !cluster.seeding }
+    /// here (the pool's first placement) passed their first checks; with no pool in etcd and
+    /// none seeded, once registered.
+    func clusterSettled(_ cluster: ClusterMode) -> Bool {
+        cluster.registered && !cluster.seeding && (cluster.placedOnce || (!cluster.seeded && cluster.view.pool == nil))
+    }
 
     private func clusterReported(_ event: ClusterMembershipEvent) {
         guard let cluster, !stopping else { return }

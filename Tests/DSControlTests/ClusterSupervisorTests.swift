@@ -185,7 +185,8 @@ final class ClusterSupervisorTests: XCTestCase {
     }
 
     /// Nodes `names` on one loop, bootstrapped with `--replicas replicas` each.
-    private func nodes(_ names: [String], replicas: Int) throws -> [Node] {
+    /// `ready`: what each node's bootstrap calls once that node is ready.
+    private func nodes(_ names: [String], replicas: Int, ready: @escaping (Node) -> Void = { _ in }) throws -> [Node] {
         cluster = FakeCluster(loop: loop)
         var config = SupervisorConfig()
         config.heartbeatInterval = .milliseconds(200)
@@ -203,7 +204,7 @@ final class ClusterSupervisorTests: XCTestCase {
         for node in made {
             try runOnLoop(loop) { [cluster] in
                 node.supervisor.joinCluster(node.membership, store: FakeStore(cluster!))
-                try node.supervisor.bootstrap(replicas: replicas) {}
+                try node.supervisor.bootstrap(replicas: replicas) { ready(node) }
             }
         }
         return made
@@ -259,6 +260,18 @@ final class ClusterSupervisorTests: XCTestCase {
             XCTAssertEqual(Set(nodes[0].driver.launched.map(\.name)).intersection(nodes[1].driver.launched.map(\.name)), [])
             XCTAssertEqual(nodes[0].supervisor.view.latest().poolNames, nodes[1].supervisor.view.latest().poolNames)
         }
+    }
+
+    /// Ready (sd_notify READY, the workers start) once the seeded pool is placed and the
+    /// replicas placed here passed their first checks, not as soon as the node registered.
+    func testANodeIsReadyOnceTheReplicasPlacedOnItAreUp() throws {
+        let readiness = Locked<[Bool]>([])
+        _ = try nodes(["n1"], replicas: 3) { node in
+            let snapshot = node.supervisor.publisher.latest()
+            readiness.withLock { $0.append(snapshot.backends.count == 3 && snapshot.healthy.allSatisfy { $0 }) }
+        }
+        try waitUntil("n1 is ready") { !readiness.withLock { $0 }.isEmpty }
+        XCTAssertEqual(readiness.withLock { $0 }, [true], "ready with its 3 replicas up, once")
     }
 
     func testConcurrentAddsThroughBothNodesAllSucceedWithDistinctNamesAndIds() throws {
