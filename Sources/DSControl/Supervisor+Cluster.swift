@@ -443,9 +443,14 @@ extension Supervisor {
         }
     }
 
+    /// etcd not answering, or refusing (no leader, no quorum): 503, as while the membership
+    /// says the store is down. A write that got no answer may still have committed: the view
+    /// then shows it.
     private func storeFailure(_ error: PoolStoreError) -> AdminAnswer {
-        if case .unreachable(let reason) = error { return Self.storeUnavailable(reason) }
-        return PoolReconciler.refusal(error).answer
+        switch error {
+        case .unreachable(let reason), .failed(let reason): Self.storeUnavailable(reason)
+        case .conflict, .outOfSpace: PoolReconciler.refusal(error).answer
+        }
     }
 
     /// The write committed: `/rm` answers now (the owners drain and stop the replicas), `/add`

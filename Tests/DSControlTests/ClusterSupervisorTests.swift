@@ -27,6 +27,8 @@ final class ClusterSupervisorTests: XCTestCase {
         var reports: [String: ReplicaReport] = [:]
         var memberships: [FakeMembership] = []
         var lostRaces = 0
+        /// Every read and write fails with this (etcd down before the membership noticed).
+        var failure: PoolStoreError?
         private var broadcasting = false
 
         init(loop: EventLoop) { self.loop = loop }
@@ -110,6 +112,7 @@ final class ClusterSupervisorTests: XCTestCase {
 
         func read(completion: @escaping (Result<StoredPool, PoolStoreError>) -> Void) {
             cluster.loop.schedule(after: .microseconds(Int.random(in: 0...3000))) { [cluster] in
+                if let failure = cluster.failure { return completion(.failure(failure)) }
                 completion(.success(cluster.pool ?? StoredPool(replicas: [], revision: 0)))
             }
         }
@@ -354,6 +357,15 @@ final class ClusterSupervisorTests: XCTestCase {
             AdminRouter.statusBody(nodes[0].supervisor.view.latest()).contains(#""store": "down""#), "/status says so")
         try onLoop { nodes[0].membership.deliver(.storeUp) }
         XCTAssertEqual(send(nodes[0], "POST", "/add")?.status, .ok)
+
+        // etcd fails before the membership noticed: the same answer.
+        for failure in [PoolStoreError.unreachable("etcd unreachable: no member answered"), .failed("etcdserver: no leader")] {
+            try onLoop { [cluster] in cluster!.failure = failure }
+            let response = send(nodes[1], "POST", "/add")
+            XCTAssertEqual(response?.status, .serviceUnavailable)
+            XCTAssertEqual(
+                response?.body, #"{"message": "<Error> cluster store unavailable: \#(failure)", "status": "failure"}"#)
+        }
     }
 
     /// A replica another node reports up but that refuses connections (its node died, its lease
