@@ -42,10 +42,10 @@ final class ClusterModeTests: IntegrationTestCase {
         throw ChildProcess.LaunchError(description: "etcd does not serve reads after 30 s")
     }
 
-    private func startNode(_ name: String, etcd: String, replicas: Int) throws -> LoadBalancerUnderTest {
+    private func startNode(_ name: String, etcd: String, replicas: Int, lease: String = "2s") throws -> LoadBalancerUnderTest {
         try startLoadBalancer([
             "--listen", "127.0.0.1:0", "--etcd", etcd, "--node-name", name, "--replicas", "\(replicas)",
-            "--node-lease", "2s", "--heartbeat-interval", "200ms", "--workers", "2",
+            "--node-lease", lease, "--heartbeat-interval", "200ms", "--workers", "2",
         ])
     }
 
@@ -132,6 +132,28 @@ final class ClusterModeTests: IntegrationTestCase {
         XCTAssertEqual(Set(try XCTUnwrap(replicas(n1)).map(\.name)), Set(placed.map(\.name)))
         XCTAssertFalse(n2Replicas.isEmpty)
         XCTAssertEqual(try routeIDs(ids, through: n1).owners, through1, "the keys are back on their replicas (same ids)")
+    }
+}
+
+extension ClusterModeTests {
+    /// A node stopped with SIGTERM leaves the cluster (its lease revoked) before its replicas
+    /// stop: the other node takes them over at once, long before the lease would expire.
+    func testANodeThatStopsHandsItsReplicasOverWithoutWaitingForItsLease() throws {
+        let etcd = try startEtcd()
+        let n1 = try startNode("n1", etcd: etcd, replicas: 6, lease: "60s")
+        let n2 = try startNode("n2", etcd: etcd, replicas: 6, lease: "60s")
+        waitUntil("both nodes see 6 replicas up on both nodes") {
+            guard let now = replicas(n1), allUp(n2, count: 6) else { return false }
+            return now.count == 6 && now.allSatisfy { $0.state == "UP" } && Set(now.map(\.node)) == ["n1", "n2"]
+        }
+        let stoppedAt = Date()
+        XCTAssertTrue(n2.process.send(signal: SIGTERM))
+        XCTAssertEqual(n2.process.waitForExit(timeout: 30), .exited(0))
+        waitUntil("n1 runs all 6 replicas", seconds: 30) {
+            guard let now = replicas(n1) else { return false }
+            return now.count == 6 && now.allSatisfy { $0.state == "UP" && $0.node == "n1" }
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(stoppedAt), 30, "taken over before the 60 s lease could expire")
     }
 }
 
