@@ -2,6 +2,7 @@ import DSEtcd
 import DSReactor
 import DSSystem
 import Foundation
+import XCTest
 
 #if canImport(Glibc)
 import Glibc
@@ -191,5 +192,21 @@ final class TestLoop: @unchecked Sendable {
     func stop() {
         sync { self.kept.removeAll() }
         loop.stop()
+    }
+}
+
+/// A test case with one etcd member and one loop, both new for each test and stopped after it.
+class EtcdLoopTestCase: XCTestCase {
+    var cluster: EtcdCluster!
+    var loop: TestLoop!
+
+    override func setUpWithError() throws {
+        cluster = try EtcdCluster()
+        loop = try TestLoop()
+    }
+
+    override func tearDown() {
+        loop?.stop()
+        cluster?.stopAll()
     }
 }

@@ -6,20 +6,7 @@ import DSTestSupport
 import Foundation
 import XCTest
 
-final class EtcdClusterMembershipTests: XCTestCase {
-    private var cluster: EtcdCluster!
-    private var loop: TestLoop!
-
-    override func setUpWithError() throws {
-        cluster = try EtcdCluster()
-        loop = try TestLoop()
-    }
-
-    override func tearDown() {
-        loop?.stop()
-        cluster?.stopAll()
-    }
-
+final class EtcdClusterMembershipTests: EtcdLoopTestCase {
     /// One node's membership, what it reported and what it logged.
     private struct Node {
         let membership: LoopRef<EtcdClusterMembership>
@@ -87,11 +74,15 @@ final class EtcdClusterMembershipTests: XCTestCase {
             n1.events.wait { $0.lastView?.pool == StoredPool(replicas: pool, revision: UInt64(revision)) }, "\(n1.events.all)")
     }
 
-    func testABurstOfReportsIsOneWriteOfTheLastList() throws {
+    func testABurstOfReportsIsOneWriteOfTheLastListAndAnUnchangedReportIsNotWrittenAgain() throws {
         let n1 = try node("n1")
         XCTAssertNotNil(n1.events.wait { $0.lastView?.nodes["n1"] != nil })
         loop.sync { for checks in 1...10 { n1.membership.value.report([self.report("r1", on: "n1", checks: checks)]) } }
         XCTAssertNotNil(n1.events.wait { $0.lastView?.reports["r1"]?.checks == 10 }, "\(n1.events.all)")
+        XCTAssertEqual(try raw().range(key("/ds-lb/p/replicas/r1")).kvs.first?.version, 1)
+        // An unchanged report is not written again with the changed ones.
+        report(n1, [report("r1", on: "n1", checks: 10), report("r2", on: "n1")])
+        XCTAssertNotNil(n1.events.wait { $0.lastView?.reports["r2"] != nil }, "\(n1.events.all)")
         XCTAssertEqual(try raw().range(key("/ds-lb/p/replicas/r1")).kvs.first?.version, 1)
     }
 
@@ -137,7 +128,7 @@ final class EtcdClusterMembershipTests: XCTestCase {
     }
 
     func testALostLeaseFencesFirstThenRegistersAgainUnderANewLeaseAndReportsAgain() throws {
-        let n1 = try node("n1", ttl: .seconds(2))
+        let n1 = try node("n1", ttl: .seconds(5))
         let n2 = try node("n2", ttl: .seconds(30))
         let r1 = report("r1", on: "n1")
         report(n1, [r1])
@@ -167,7 +158,8 @@ final class EtcdClusterMembershipTests: XCTestCase {
     }
 
     func testANameAnotherLiveNodeHoldsIsRefusedAfterOneTTL() throws {
-        let n1 = try node("n1", ttl: .seconds(2))
+        // Long enough that only the twin's own TTL of waiting can end this test.
+        let n1 = try node("n1", ttl: .seconds(30))
         XCTAssertNotNil(n1.events.wait { $0.lastView?.nodes["n1"] != nil })
         let held = lease(n1)
         let twin = try node("n1", ttl: .seconds(2))

@@ -476,15 +476,11 @@ package final class EtcdClusterMembership: ClusterMembership {
             } else if key.hasPrefix(nodesPrefix) {
                 let name = String(key.dropFirst(nodesPrefix.count))
                 view.nodes[name] = nil
-                let record = try JSONDecoder().decode(ClusterNodeRecord.self, from: Data(kv.value))
-                guard record.name == name else { throw ClusterMembershipError("it names node '\(record.name)'") }
-                view.nodes[name] = record
+                view.nodes[name] = try Self.record(kv, named: name, \ClusterNodeRecord.name)
             } else if key.hasPrefix(replicasPrefix) {
                 let name = String(key.dropFirst(replicasPrefix.count))
                 view.reports[name] = nil
-                let report = try JSONDecoder().decode(ReplicaReport.self, from: Data(kv.value))
-                guard report.name == name else { throw ClusterMembershipError("it names replica '\(report.name)'") }
-                view.reports[name] = report
+                view.reports[name] = try Self.record(kv, named: name, \ReplicaReport.name)
             } else {
                 return
             }
@@ -494,6 +490,18 @@ package final class EtcdClusterMembership: ClusterMembership {
                 logger.warning("[!] Skipping unreadable cluster record \(key) (revision \(kv.modRevision)): \(error)")
             }
         }
+    }
+
+    /// The JSON record in `kv`, which must carry the name its key ends with: a record copied
+    /// under another key by hand would otherwise stand for two nodes or replicas.
+    private static func record<Record: Decodable>(
+        _ kv: EtcdKeyValue, named name: String, _ nameOf: KeyPath<Record, String>
+    ) throws -> Record {
+        let record = try JSONDecoder().decode(Record.self, from: Data(kv.value))
+        guard record[keyPath: nameOf] == name else {
+            throw ClusterMembershipError("it is named '\(record[keyPath: nameOf])'")
+        }
+        return record
     }
 
     private func delete(_ kv: EtcdKeyValue, from view: inout ClusterView) {
