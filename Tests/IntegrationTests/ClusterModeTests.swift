@@ -71,9 +71,19 @@ final class ClusterModeTests: IntegrationTestCase {
         XCTFail("gave up waiting until \(what)", file: file, line: line)
     }
 
+    /// `count` replicas up through `lb`, each run by the node placement gives it (no hand-off
+    /// under way).
     private func allUp(_ lb: LoadBalancerUnderTest, count: Int) -> Bool {
-        guard let replicas = replicas(lb) else { return false }
-        return replicas.count == count && replicas.allSatisfy { $0.state == "UP" }
+        guard let replicas = replicas(lb), replicas.count == count, replicas.allSatisfy({ $0.state == "UP" }),
+            let response = try? lb.request("GET", "/status"),
+            let message = response.jsonObject?["message"] as? [String: Any],
+            let nodes = (message["cluster"] as? [String: Any])?["nodes"] as? [[String: Any]]
+        else { return false }
+        var placedOn: [String: String] = [:]
+        for node in nodes {
+            for name in node["replicas"] as? [String] ?? [] { placedOn[name] = node["name"] as? String }
+        }
+        return replicas.allSatisfy { placedOn[$0.name] == $0.node }
     }
 
     func testTwoNodesShareOnePoolRouteAlikeAndTakeOverAKilledNodesReplicas() throws {
@@ -86,7 +96,7 @@ final class ClusterModeTests: IntegrationTestCase {
         let added = try n1.admin("POST", "/add", json: ["n": 3])
         XCTAssertEqual(added.status, 200, added.bodyString)
         XCTAssertEqual(added.replicaState?.n, 6)
-        waitUntil("n2 lists what n1 added, all up") { allUp(n2, count: 6) }
+        waitUntil("n2 lists what n1 added, all up") { allUp(n2, count: 6) && allUp(n1, count: 6) }
         XCTAssertEqual(try n2.replicaState().replicas, try n1.replicaState().replicas)
         let placed = try XCTUnwrap(replicas(n1))
         XCTAssertEqual(Set(placed.map(\.node)), ["n1", "n2"], "the pool is spread over both nodes: \(placed)")
