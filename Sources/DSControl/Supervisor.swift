@@ -581,7 +581,10 @@ package final class Supervisor: @unchecked Sendable {
     /// more, so no late request registers them again; a name back in the pool by then (a quick
     /// re-add) keeps its series. A restarted replica never leaves the pool and keeps them.
     func forgetSeries(of names: [String]) {
-        let current = Set(members.filter { !$0.removed }.map(\.backend.name) + (pendingAdd?.replicas.map(\.backend.name) ?? []))
+        // In a cluster a replica that left this node (handed off) is still routed to, elsewhere.
+        let current = Set(
+            members.filter { !$0.removed }.map(\.backend.name) + (pendingAdd?.replicas.map(\.backend.name) ?? [])
+                + (cluster?.view.pool?.replicas.map(\.name) ?? []))
         for name in names where !current.contains(name) {
             metrics.forget(name)
             if let gauge = healthGauges.removeValue(forKey: name) { metrics.registry.unregisterGauge(gauge) }

@@ -340,11 +340,14 @@ final class ClusterSupervisorTests: XCTestCase {
             XCTAssertEqual(nodes[0].driver.runs, [])
         }
         try waitUntil("n2 runs the whole pool") { nodes[1].driver.runs.count == 8 }
+        let series = try onLoop { share.map { nodes[1].supervisor.metrics.replica($0) } }
         try onLoop { nodes[0].membership.register() }
         try waitUntil("n1 took its share back and n2 handed it over") {
             nodes[0].driver.runs == share && nodes[1].driver.runs.count == 8 - share.count
         }
         try waitUntil("n2 stopped what it handed back") { Set(nodes[1].driver.stopped) == share }
+        // Still routed to (on n1): their /metrics series stay, their counts go on.
+        XCTAssertEqual(series.filter(\.isRetired).count, 0)
         try waitUntil("both route to 8 up") { self.allRouteTheSame(nodes, count: 8) }
     }
 
