@@ -22,6 +22,8 @@ final class ClusterMode {
     var suspects: [String: ReplicaReport] = [:]
     /// Remote replicas being probed from here.
     var probes: [String: HeartbeatProbe] = [:]
+    /// The pool's names in the last view.
+    var poolNames: Set<String> = []
     /// The reports last given to the membership, by name.
     var sentReports: [String: ReplicaReport] = [:]
     /// The first placement was made (the driver's leftovers are gone from then on).
@@ -130,7 +132,17 @@ extension Supervisor {
             noteNodes(view, cluster: cluster)
             converge(view, cluster: cluster, nodesBefore: before)
             for wait in cluster.waits where wait.satisfied(by: view) { finish(wait, .pool(wait.pool), cluster: cluster) }
-            publish()
+            let target = publish()
+            // Replicas that left the pool, wherever they ran, leave this node's /metrics too
+            // once no worker routes to them.
+            let names = Set(view.pool?.replicas.map(\.name) ?? [])
+            let left = cluster.poolNames.subtracting(names)
+            cluster.poolNames = names
+            if !left.isEmpty {
+                whenWorkersReach(target, deadline: monotonicNanoseconds() + 2_000_000_000) { [unowned self] in
+                    forgetSeries(of: left.sorted())
+                }
+            }
             initialPoolSettled(force: false)
         case .fenced(let reason):
             let names = members.map(\.backend.name)

@@ -429,6 +429,10 @@ final class ClusterSupervisorTests: XCTestCase {
         XCTAssertFalse(response?.body.contains("\"\(victim)\"") ?? true, "the answer is the pool without it")
         try waitUntil("n1 stopped \(victim)") { nodes[0].driver.stopped.contains(victim) }
         try waitUntil("both route to the 5 left") { self.allRouteTheSame(nodes, count: 5) }
+        // n2 never ran it, but routed to it: its series leave n2's /metrics too.
+        try waitUntil("\(victim)'s series left n2's /metrics") {
+            !nodes[1].supervisor.metrics.render().contains("replica=\"\(victim)\"")
+        }
         try onLoop {
             XCTAssertEqual(nodes[0].supervisor.view.latest().poolNames, nodes[1].supervisor.view.latest().poolNames)
             XCTAssertFalse(nodes[0].supervisor.view.latest().poolNames.contains(victim))
