@@ -16,7 +16,7 @@ final class ClusterMode {
     var handingOff: [String: (owner: String, deadline: UInt64)] = [:]
     /// The nodes of the last view (for node_joined / node_lost lines).
     var nodes: [String: ClusterNodeRecord] = [:]
-    var waits: [ClusterAddWait] = []
+    var waits: [ClusterWriteWait] = []
     var reportScheduled = false
     /// Remote replicas found unreachable from here while reported up, with that report.
     var suspects: [String: ReplicaReport] = [:]
@@ -56,23 +56,30 @@ final class ClusterMode {
     var registered: Bool { view.nodes[nodeName] != nil }
 }
 
-/// An `/add` whose pool write committed, waiting for its replicas to be reported up by their
-/// owners (whichever nodes they are).
-final class ClusterAddWait {
+/// An admin write that committed, waiting for this node's view to reach it (so a `/rep`
+/// through this node after the answer shows it) and, for an `/add`, for its replicas to be
+/// reported up by the nodes they are placed on.
+final class ClusterWriteWait {
+    /// The etcd revision the write committed at.
+    let revision: UInt64
+    /// The replicas it added.
     let names: [String]
     /// The pool as the write committed it (the answer's body).
     let pool: [String]
     let done: (AdminAnswer) -> Void
     var timer: TimerID?
 
-    init(names: [String], pool: [String], done: @escaping (AdminAnswer) -> Void) {
+    init(revision: UInt64, names: [String], pool: [String], done: @escaping (AdminAnswer) -> Void) {
+        self.revision = revision
         self.names = names
         self.pool = pool
         self.done = done
     }
 
-    /// Every replica is up somewhere, or left the pool since.
+    /// The view shows the write, and every replica it added is up somewhere (or left the pool
+    /// since).
     func satisfied(by view: ClusterView) -> Bool {
+        guard view.revision >= Int64(clamping: revision) else { return false }
         let inPool = Set(view.pool?.replicas.map(\.name) ?? [])
         return names.allSatisfy { view.reports[$0]?.isUp == true || !inPool.contains($0) }
     }
@@ -438,8 +445,8 @@ extension Supervisor {
             }
             cluster.store.write(plan.pool, ifRevision: pool.revision) { [unowned self] result in
                 switch result {
-                case .success:
-                    committed(plan, cluster: cluster, done: done)
+                case .success(let revision):
+                    committed(plan, at: revision, cluster: cluster, done: done)
                 case .failure(.conflict(let expected, let current)):
                     guard let delay = ClusterReconciler.retryDelay(afterAttempt: attempt, unit: Double.random(in: 0..<1)) else {
                         logger.error("[!] Gave up an admin write after \(attempt) lost races to other nodes' writes")
@@ -465,14 +472,16 @@ extension Supervisor {
         }
     }
 
-    /// The write committed: `/rm` answers now (the owners drain and stop the replicas), `/add`
-    /// once every new replica is reported up, or at the start timeout.
-    private func committed(_ plan: ClusterWritePlan, cluster: ClusterMode, done: @escaping (AdminAnswer) -> Void) {
+    /// The write committed: `/rm` answers once this node's view shows it (the nodes running the
+    /// replicas drain and stop them), `/add` once every new replica is reported up too, or at
+    /// the start timeout (an `/rm` then answers anyway: it committed).
+    private func committed(
+        _ plan: ClusterWritePlan, at revision: UInt64, cluster: ClusterMode, done: @escaping (AdminAnswer) -> Void
+    ) {
         let names = plan.pool.map(\.name)
         if !plan.removed.isEmpty { logger.info("[-] Removed from the cluster's pool: \(plan.removed.joined(separator: ", "))") }
-        guard !plan.added.isEmpty else { return done(.pool(names)) }
-        logger.info("[+] Added to the cluster's pool: \(plan.added.joined(separator: ", "))")
-        let wait = ClusterAddWait(names: plan.added, pool: names, done: done)
+        if !plan.added.isEmpty { logger.info("[+] Added to the cluster's pool: \(plan.added.joined(separator: ", "))") }
+        let wait = ClusterWriteWait(revision: revision, names: plan.added, pool: names, done: done)
         if wait.satisfied(by: cluster.view) { return done(.pool(names)) }
         cluster.waits.append(wait)
         let timeout = config.startTimeout
@@ -480,6 +489,7 @@ extension Supervisor {
             guard let wait, let cluster = self.cluster else { return }
             wait.timer = nil
             let late = wait.names.filter { cluster.view.reports[$0]?.isUp != true }
+            guard !late.isEmpty else { return finish(wait, .pool(wait.pool), cluster: cluster) }
             finish(
                 wait,
                 .failure(
@@ -489,7 +499,7 @@ extension Supervisor {
         }
     }
 
-    private func finish(_ wait: ClusterAddWait, _ answer: AdminAnswer, cluster: ClusterMode) {
+    private func finish(_ wait: ClusterWriteWait, _ answer: AdminAnswer, cluster: ClusterMode) {
         guard cluster.waits.contains(where: { $0 === wait }) else { return }
         cluster.waits.removeAll { $0 === wait }
         if let timer = wait.timer { loop.cancel(timer) }

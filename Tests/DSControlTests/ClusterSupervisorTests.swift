@@ -285,6 +285,26 @@ final class ClusterSupervisorTests: XCTestCase {
         XCTAssertEqual(readiness.withLock { $0 }, [true], "ready with its 3 replicas up, once")
     }
 
+    /// `/add` answers once its replicas are reported up (by whichever node runs them) and `/rm`
+    /// once the node's view shows the removal: a `/rep` right after either answer shows it.
+    func testAddAndRemoveAnswerOnceTheNodesViewShowsThem() throws {
+        let nodes = try nodes(["n1", "n2"], replicas: 1)
+        try waitUntil("both nodes settled with 1 replica up") { self.settled(nodes, count: 1) }
+        let added = send(nodes[0], "POST", "/add", body: #"{"n": 2}"#)
+        XCTAssertEqual(added?.status, .ok)
+        try onLoop { [cluster] in
+            for name in ["server-2", "server-3"] {
+                XCTAssertEqual(cluster!.reports[name]?.isUp, true, "\(name) is up when /add answers")
+            }
+            XCTAssertEqual(nodes[0].supervisor.view.latest().poolNames, ["server-1", "server-2", "server-3"])
+        }
+        let removed = send(nodes[1], "DELETE", "/rm", body: #"{"hostnames": ["server-2"]}"#)
+        XCTAssertEqual(removed?.status, .ok)
+        XCTAssertEqual(
+            removed?.body, #"{"message": {"N": 2, "replicas": ["server-1", "server-3"]}, "status": "successful"}"#)
+        try onLoop { XCTAssertEqual(nodes[1].supervisor.view.latest().poolNames, ["server-1", "server-3"]) }
+    }
+
     func testConcurrentAddsThroughBothNodesAllSucceedWithDistinctNamesAndIds() throws {
         let nodes = try nodes(["n1", "n2"], replicas: 2)
         try waitUntil("both nodes settled with 2 replicas up") { self.settled(nodes, count: 2) }
