@@ -365,44 +365,46 @@ extension Supervisor {
 
     /// A worker could not reach `backend`, which another node runs and reports up: its node may
     /// have died, its lease not expired yet. Nothing is restarted from here (it is not this
-    /// node's); a heartbeat from here decides whether this node routes around it until its
-    /// report changes, so its keys go to the next replica at once instead of after the lease.
+    /// node's). A refused or dropped connection is evidence enough to route around it at once
+    /// (its keys go to their next replica); a heartbeat from here then decides whether it stays
+    /// out until its report changes, and, when it fails, the same node's other replicas are
+    /// taken out and checked too: a dead node's keys move within a probe, not after its lease.
     func remoteUnreachable(_ backend: Backend, cluster: ClusterMode) {
         let name = backend.name
         guard let report = cluster.view.reports[name], report.node != cluster.nodeName, report.isUp,
             report.host == backend.host, report.port == backend.port, cluster.suspects[name] == nil,
             cluster.probes[name] == nil
         else { return }
-        probeRemote(report, cluster: cluster)
+        cluster.suspects[name] = report
+        publish()
+        probeRemote(report, cluster: cluster, first: true)
     }
 
-    private func probeRemote(_ report: ReplicaReport, cluster: ClusterMode) {
+    private func probeRemote(_ report: ReplicaReport, cluster: ClusterMode, first: Bool) {
         let name = report.name
         cluster.probes[name] = HeartbeatProbe(
             backend: report.backend, loop: loop, timeoutNanoseconds: nanoseconds(of: config.heartbeatTimeout)
         ) { [unowned self] result, _ in
             cluster.probes[name] = nil
-            guard !stopping, cluster.view.reports[name] == report else { return }
-            let wasSuspect = cluster.suspects[name] != nil
+            guard !stopping, cluster.suspects[name] == report else { return }
             if result.isSuccess {
                 cluster.suspects[name] = nil
-            } else {
-                cluster.suspects[name] = report
-                if !wasSuspect {
-                    logger.warning(
-                        "[!] Server \(report.id) (\(name)) on node \(report.node) is unreachable from here (\(result)); routing around it until its node reports it again"
-                    )
-                    // Its node may be gone with all its replicas: check them now rather than at
-                    // each one's next failed request.
-                    for other in cluster.view.reports.values where other.node == report.node && other.name != name {
-                        remoteUnreachable(other.backend, cluster: cluster)
-                    }
-                }
-                loop.schedule(after: config.heartbeatInterval) { [unowned self] in
-                    if cluster.suspects[name] == report, cluster.probes[name] == nil { probeRemote(report, cluster: cluster) }
+                publish()
+                return
+            }
+            if first {
+                logger.warning(
+                    "[!] Server \(report.id) (\(name)) on node \(report.node) is unreachable from here (\(result)); routing around it until its node reports it again"
+                )
+                for other in cluster.view.reports.values where other.node == report.node && other.name != name {
+                    remoteUnreachable(other.backend, cluster: cluster)
                 }
             }
-            if wasSuspect != (cluster.suspects[name] != nil) { publish() }
+            loop.schedule(after: config.heartbeatInterval) { [unowned self] in
+                if cluster.suspects[name] == report, cluster.probes[name] == nil {
+                    probeRemote(report, cluster: cluster, first: false)
+                }
+            }
         }
     }
 
