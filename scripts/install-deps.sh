@@ -9,7 +9,8 @@ case "$profile" in
   build) ;;
   # python3-matplotlib: ds-bench analysis draws its charts with bench/plot.py under /usr/bin/python3.
   # etcd-server: the DSEtcd tests start real etcd members on 127.0.0.1 ports.
-  test) packages+=(curl python3-matplotlib etcd-server) ;;
+  # chromium, chromium-driver: the dashboard tests drive a headless browser over WebDriver.
+  test) packages+=(curl python3-matplotlib etcd-server chromium chromium-driver) ;;
   bench) packages+=(curl wrk apache2-utils haproxy nginx python3-matplotlib) ;;
   *) echo "install-deps: unknown profile '$profile' (use build, test or bench)" >&2; exit 2 ;;
 esac

@@ -36,7 +36,7 @@
     @usableFromInline let weights: [Int]
     @usableFromInline let totalWeight: Int
 
-    package static let maxWeight = 256
+    package static let maxWeight = HashMember.maxWeight
 
     package init(_ table: any ConsistentHash, balanceFactor: Double) {
         precondition(balanceFactor >= 1 && balanceFactor <= 1000, "balance factor must be in 1 ... 1000")
@@ -53,6 +53,8 @@
     /// Any thread. ⌈c · (totalInFlight + 1) · w / W⌉ for the member at `index`.
     @inlinable
     package func capacity(of index: Int, totalInFlight: Int) -> Int {
+        // Every member at weight 0: none takes keys (the tables yield none either).
+        guard totalWeight > 0 else { return 0 }
         // 128-bit product so no realistic count can overflow: c·10⁶·w ≤ 2.6·10¹¹.
         let scaled = UInt64(factorMicros * weights[index])
         let product = scaled.multipliedFullWidth(by: UInt64(max(0, totalInFlight)) + 1)

@@ -4,13 +4,18 @@
 ///
 /// Method
 /// - Keys: K decimal strings of SplitMix64(seed) outputs (≤ 20 bytes each), packed in one buffer.
-/// - Balance: each key's owner after `key(_:)` + `lookup`; max/avg of the per-member counts and
-///   the standard deviation of the shares divided by the mean share (coefficient of variation).
-///   With K = 10⁶ even a perfect algorithm shows sampling noise (≈ 1.024 max/avg at N = 100).
+/// - Balance: each key's owner after `key(_:)` + `lookup`; every member's count over its
+///   expected count K · w / W (w its weight, W the sum; K / N with equal weights): the maximum of
+///   these ratios (max/avg) and their standard deviation (the coefficient of variation of the
+///   shares). With K = 10⁶ even a perfect algorithm shows sampling noise (≈ 1.024 max/avg at
+///   N = 100). With weights, every member's share against its weight's share.
 /// - Churn: the fraction of keys whose owner *name* differs after removing R members (chosen by
-///   the seed) or adding A members (`server-N+1 …`); ideal is R/N or A/(N+A).
-/// - Lookup: key hashing plus `lookup`, through `any ConsistentHash` as the proxy calls it, timed
-///   in batches of 1000 keys; the median batch divided by 1000.
+///   the seed), adding A members (`server-N+1 …`, weight 1) or changing one member's weight; the
+///   ideal is the share that has to move (R/N, A/(N+A), or how much the member's weight share
+///   changed). Collateral: keys that moved although neither their old nor their new owner was
+///   removed, added or reweighted (0 for an algorithm with minimal churn).
+/// - Lookup: key hashing plus `lookup`, through `HashTable` as the proxy calls it, timed in
+///   batches of 1000 keys; the median batch divided by 1000.
 /// - Build: median wall time of repeated builds (at least 3, up to ~0.5 s of building).
 ///
 /// Thread safety: any thread; it allocates and takes seconds for large K. Build with -c release
@@ -28,6 +33,28 @@ package enum HashAnalysis {
         package var idealMovedFraction: Double?
         package var lookupNs: Double
         package var buildMs: Double
+        /// nil unless there was a change: moved keys between members the change did not touch.
+        package var collateralFraction: Double? = nil
+        /// Per member, only for a weighted run (`weights` given).
+        package var replicas: [Share]? = nil
+
+        /// One member's measured share against its weight's share.
+        package struct Share: Sendable, Equatable {
+            package var name: String
+            package var weight: Int
+            package var share: Double
+            package var expectedShare: Double
+
+            /// share / expected − 1; 0 for a weight-0 member that took nothing, +∞ if it took keys.
+            package var deviation: Double {
+                expectedShare > 0 ? share / expectedShare - 1 : (share > 0 ? .infinity : 0)
+            }
+        }
+
+        /// The largest |share / weight's share − 1| over the members (nil unless weighted).
+        package var maxShareDeviation: Double? {
+            replicas?.map { abs($0.deviation) }.max()
+        }
 
         /// The specified JSON keys, in a stable order, numbers in plain decimal.
         package var json: String {
@@ -35,7 +62,16 @@ package enum HashAnalysis {
             return "{\"algorithm\":\"\(algorithm)\",\"servers\":\(servers),\"keys\":\(keys),"
                 + "\"max_over_avg\":\(num(maxOverAvg)),\"stddev_share\":\(num(stddevShare)),"
                 + "\"moved_fraction\":\(num(movedFraction)),\"ideal_moved_fraction\":\(num(idealMovedFraction)),"
-                + "\"lookup_ns\":\(num(lookupNs)),\"build_ms\":\(num(buildMs))}"
+                + "\"lookup_ns\":\(num(lookupNs)),\"build_ms\":\(num(buildMs))"
+                + (collateralFraction.map { ",\"collateral_fraction\":\($0)" } ?? "")
+                + (maxShareDeviation.map { ",\"max_share_deviation\":\(num($0))" } ?? "")
+                + (replicas.map { list in
+                    ",\"replicas\":["
+                        + list.map {
+                            "{\"name\":\"\($0.name)\",\"weight\":\($0.weight),\"share\":\($0.share),"
+                                + "\"expected_share\":\($0.expectedShare)}"
+                        }.joined(separator: ",") + "]"
+                } ?? "") + "}"
         }
 
         /// The same figures for people, one per line (what `ds-lb ring` prints without --json).
@@ -50,6 +86,19 @@ package enum HashAnalysis {
                 let ratio = ideal > 0 ? fixed(moved / ideal, 3) : "-"
                 lines.append(
                     "moved         \(fixed(moved * 100, 3)) % of keys (ideal \(fixed(ideal * 100, 3)) %, \(ratio) × ideal)")
+            }
+            if let collateral = collateralFraction {
+                lines.append("collateral    \(fixed(collateral * 100, 3)) % of keys moved between replicas the change left alone")
+            }
+            if let replicas, let worst = maxShareDeviation {
+                lines.append("weighted      every share within \(fixed(worst * 100, 2)) % of its weight's share")
+                for r in replicas {
+                    let deviation =
+                        r.deviation.isFinite ? (r.deviation >= 0 ? "+" : "") + fixed(r.deviation * 100, 2) + " %" : "takes keys"
+                    lines.append(
+                        "  \(r.name)  weight \(r.weight)  share \(fixed(r.share * 100, 3)) %  weight's share \(fixed(r.expectedShare * 100, 3)) %  \(deviation)"
+                    )
+                }
             }
             lines.append("lookup        \(fixed(lookupNs, 1)) ns median, including key hashing")
             lines.append("build         \(fixed(buildMs, 3)) ms median")
@@ -113,17 +162,43 @@ package enum HashAnalysis {
         (first..<(first + n)).map { HashMember(name: "server-\($0)", number: $0) }
     }
 
+    /// The membership change whose churn `run` measures.
+    package enum Change: Sendable, Equatable {
+        /// R members chosen by the seed leave.
+        case remove(Int)
+        /// A members `server-N+1 …` of weight 1 join.
+        case add(Int)
+        /// The member at this index (`server-index+1`) gets this weight.
+        case reweight(Int, weight: Int)
+    }
+
     /// Runs the whole analysis. `remove` and `add` are mutually exclusive (remove wins).
     package static func run(
         algorithm: HashAlgorithm, servers n: Int, keys count: Int,
         remove: Int = 0, add: Int = 0, seed: UInt64 = 1
     ) -> Report {
-        precondition(n > 0 && count > 0, "need servers and keys")
-        let members = members(n)
-        let keys = KeySet(count: count, seed: seed)
-        let table = algorithm.build(members)
+        let change: Change? = remove > 0 ? .remove(remove) : add > 0 ? .add(add) : nil
+        return run(algorithm: algorithm, servers: n, keys: count, weights: nil, change: change, seed: seed)
+    }
 
-        // Balance.
+    /// Runs the whole analysis on `server-1 … server-N` with `weights` (one per server, 0 ... 256,
+    /// at least one above 0; nil: all 1, and no per-member shares in the report).
+    package static func run(
+        algorithm: HashAlgorithm, servers n: Int, keys count: Int, weights: [Int]?,
+        change: Change?, seed: UInt64 = 1
+    ) -> Report {
+        precondition(n > 0 && count > 0, "need servers and keys")
+        precondition(weights == nil || weights!.count == n, "one weight per server")
+        var members = members(n)
+        if let weights {
+            for i in 0..<n { members[i].weight = weights[i] }
+        }
+        precondition(members.contains { $0.weight > 0 }, "need a member of weight > 0")
+        let keys = KeySet(count: count, seed: seed)
+        let table = HashTable(algorithm, members: members)
+        let sorted = table.existential.members
+
+        // Balance: counts per member against its weight's share.
         var owners = [Int32](repeating: 0, count: count)
         var perMember = [Int](repeating: 0, count: n)
         var i = 0
@@ -133,47 +208,120 @@ package enum HashAnalysis {
             perMember[owner] += 1
             i += 1
         }
-        let mean = Double(count) / Double(n)
-        let maxOverAvg = Double(perMember.max()!) / mean
+        let weightOf = sorted.map { weight(of: $0, algorithm) }
+        let totalWeight = Double(weightOf.reduce(0, +))
+        var ratios: [Double] = []
+        var shares: [Report.Share] = []
+        for (index, member) in sorted.enumerated() {
+            let expected = Double(weightOf[index]) / totalWeight
+            let share = Double(perMember[index]) / Double(count)
+            shares.append(Report.Share(name: member.name, weight: weightOf[index], share: share, expectedShare: expected))
+            if expected > 0 { ratios.append(share / expected) }
+        }
+        let maxOverAvg = ratios.max()!
         var sumSquares = 0.0
-        for c in perMember { sumSquares += (Double(c) - mean) * (Double(c) - mean) }
-        let stddevShare = squareRoot(sumSquares / Double(n)) / mean
+        for r in ratios { sumSquares += (r - 1) * (r - 1) }
+        let stddevShare = squareRoot(sumSquares / Double(ratios.count))
 
         // Churn, compared by member name.
         var moved: Double?
         var ideal: Double?
-        if remove > 0 || add > 0 {
-            var changed: [HashMember]
-            if remove > 0 {
-                precondition(remove < n, "cannot remove every server")
+        var collateral: Double?
+        if let change {
+            var changed = members
+            // Names whose keys may move: the removed, added or reweighted members.
+            var touched: Set<String> = []
+            switch change {
+            case .remove(let r):
+                precondition(r > 0 && r < n, "cannot remove every server")
                 var rng = SplitMix64(seed: seed ^ 0x5EED)
                 changed = members.shuffled(using: &rng)
-                changed.removeLast(remove)
-                ideal = Double(remove) / Double(n)
-            } else {
-                changed = members + HashAnalysis.members(add, from: n + 1)
-                ideal = Double(add) / Double(n + add)
+                let gone = changed.suffix(r)
+                changed.removeLast(r)
+                touched = Set(gone.map(\.name))
+                ideal = gone.reduce(0.0) { $0 + Double(weight(of: $1, algorithm)) } / totalWeight
+            case .add(let a):
+                precondition(a > 0, "add at least one server")
+                let added = HashAnalysis.members(a, from: n + 1)
+                changed = members + added
+                touched = Set(added.map(\.name))
+                ideal = Double(a) / (totalWeight + Double(a))
+            case .reweight(let index, let w):
+                precondition(index >= 0 && index < n, "reweight an existing server")
+                let before = Double(weight(of: members[index], algorithm)) / totalWeight
+                changed[index].weight = w
+                let newTotal = changed.reduce(0.0) { $0 + Double(weight(of: $1, algorithm)) }
+                precondition(newTotal > 0, "need a member of weight > 0")
+                let after = Double(weight(of: changed[index], algorithm)) / newTotal
+                touched = [members[index].name]
+                ideal = abs(after - before)
             }
-            let other = algorithm.build(changed)
+            let other = HashTable(algorithm, members: changed)
+            let otherMembers = other.existential.members
             var movedCount = 0
+            var collateralCount = 0
             i = 0
             keys.forEach { bytes in
-                let after = other.members[other.lookup(other.key(bytes))!].name
-                if after != table.members[Int(owners[i])].name { movedCount += 1 }
+                // nil: only members of weight 0 are left (a removal can do that); every key moves.
+                let after = other.lookup(other.key(bytes)).map { otherMembers[$0].name } ?? ""
+                let before = sorted[Int(owners[i])].name
+                if after != before {
+                    movedCount += 1
+                    if !touched.contains(after) && !touched.contains(before) { collateralCount += 1 }
+                }
                 i += 1
             }
             moved = Double(movedCount) / Double(count)
+            collateral = Double(collateralCount) / Double(count)
         }
 
         return Report(
             algorithm: algorithm.rawValue, servers: n, keys: count,
             maxOverAvg: maxOverAvg, stddevShare: stddevShare,
             movedFraction: moved, idealMovedFraction: ideal,
-            lookupNs: lookupNanoseconds(table, keys), buildMs: buildMilliseconds(algorithm, members))
+            lookupNs: lookupNanoseconds(table, keys), buildMs: buildMilliseconds(algorithm, members),
+            collateralFraction: collateral, replicas: weights == nil ? nil : shares)
+    }
+
+    /// A bad `ds-lb ring` weight option, as one line naming the bad value.
+    package struct OptionError: Error, Equatable {
+        package var message: String
+    }
+
+    /// `--weights`: comma-separated integers 0 ... `HashMember.maxWeight`.
+    package static func parseWeights(_ text: String) throws(OptionError) -> [Int] {
+        var weights: [Int] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            weights.append(try parseWeight(part, option: "--weights"))
+        }
+        return weights
+    }
+
+    /// `--reweight server-i=W` → (i − 1, W), i in 1 ... `servers`.
+    package static func parseReweight(_ text: String, servers: Int) throws(OptionError) -> (index: Int, weight: Int) {
+        let parts = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[0].hasPrefix("server-"), let i = Int(parts[0].dropFirst("server-".count)),
+            (1...max(1, servers)).contains(i)
+        else {
+            throw OptionError(message: "--reweight: '\(text)' is not server-i=W with i in 1...\(servers)")
+        }
+        return (i - 1, try parseWeight(parts[1], option: "--reweight"))
+    }
+
+    static func parseWeight(_ text: Substring, option: String) throws(OptionError) -> Int {
+        guard let w = Int(text), (0...HashMember.maxWeight).contains(w) else {
+            throw OptionError(message: "\(option): weight '\(text)' is not an integer 0...\(HashMember.maxWeight)")
+        }
+        return w
+    }
+
+    /// The weight a table gives `member` (the assignment preset ignores weights).
+    static func weight(of member: HashMember, _ algorithm: HashAlgorithm) -> Int {
+        algorithm == .assignment ? 1 : HashMember.clampedWeight(member.weight, max: HashMember.maxWeight)
     }
 
     /// Median per-key time of `key(_:)` + `lookup` over batches of 1000 keys.
-    package static func lookupNanoseconds(_ table: any ConsistentHash, _ keys: KeySet) -> Double {
+    package static func lookupNanoseconds(_ table: HashTable, _ keys: KeySet) -> Double {
         let batch = 1000
         let batches = max(1, keys.count / batch)
         var samples: [Double] = []

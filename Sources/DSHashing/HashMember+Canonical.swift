@@ -12,10 +12,16 @@ extension HashMember {
         }
     }
 
-    /// Weight used for building tables: at least 1 (every member is reachable, so a failover
-    /// walk covers the whole membership) and at most `max` (bounds memory and build time).
+    /// Weight used for building tables: 0 ... `max`. Weight 0 is a drained replica: the weighted
+    /// tables give it no keys and never yield it as a candidate, so failover and bounded loads
+    /// do not send it new keys either (what is in flight is the data plane's business). A
+    /// negative weight (a caller bug; the admin API rejects it) counts as 0. The upper bound
+    /// bounds memory and build time.
     @inlinable
     static func clampedWeight(_ weight: Int, max maximum: Int) -> Int {
-        Swift.min(Swift.max(weight, 1), maximum)
+        Swift.min(Swift.max(weight, 0), maximum)
     }
+
+    /// The largest weight a replica may have (the admin API and `ds-lb ring` reject more).
+    package static let maxWeight = 256
 }

@@ -26,12 +26,14 @@
 
     /// Envoy's default table size, the smallest prime above 2¹⁶.
     package static let defaultTableSize = 65537
-    package static let maxWeight = 256
+    package static let maxWeight = HashMember.maxWeight
 
     package let members: [HashMember]
     @usableFromInline package let tableSize: Int
     /// `table[s]` is the index into `members` owning slot s. Empty when there are no members.
     @usableFromInline let table: [UInt32]
+    /// Members of weight > 0, the only ones that take turns and the only candidates.
+    let reachable: Int
 
     package init(members: [HashMember]) {
         self.init(members: members, tableSize: Maglev.defaultTableSize)
@@ -44,13 +46,14 @@
         self.members = sorted
         self.tableSize = tableSize
         let n = sorted.count
-        guard n > 0 else {
+        let weights = sorted.map { HashMember.clampedWeight($0.weight, max: Maglev.maxWeight) }
+        reachable = weights.filter { $0 > 0 }.count
+        let maxWeight = weights.max() ?? 0
+        guard maxWeight > 0 else {
             table = []
             return
         }
         let m = tableSize
-        let weights = sorted.map { HashMember.clampedWeight($0.weight, max: Maglev.maxWeight) }
-        let maxWeight = weights.max()!
         var offset = [Int](repeating: 0, count: n)
         var skip = [Int](repeating: 0, count: n)
         var next = [Int](repeating: 0, count: n) // position in the member's permutation (as a slot)
@@ -68,7 +71,8 @@
             while true {
                 round += 1
                 for i in 0..<n {
-                    // Proportional schedule: weight w takes ⌊r·w/w_max⌋ − ⌊(r−1)·w/w_max⌋ turns.
+                    // Proportional schedule: weight w takes ⌊r·w/w_max⌋ − ⌊(r−1)·w/w_max⌋ turns
+                    // (none for weight 0).
                     let w = weights[i]
                     if w != maxWeight && (round * w) / maxWeight == ((round - 1) * w) / maxWeight { continue }
                     var s = next[i]
@@ -119,12 +123,13 @@
     /// Consecutive slots belong to unrelated members (each member's slots are spread by its own
     /// skip), so a down member's keys spread over all the others. Any member left after one full
     /// pass (it owns no slot, possible only with extreme weights) comes last, in member order.
+    /// Members of weight 0 are never yielded.
     @usableFromInline package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
         let n = members.count
-        guard n > 0 else { return }
+        guard !table.isEmpty else { return }
         let start = slot(key)
         let first = Int(table[start])
-        guard body(first), n > 1 else { return }
+        guard body(first), reachable > 1 else { return }
         SeenSet.with(capacity: n) { seen in
             seen.insert(first)
             var yielded = 1
@@ -136,10 +141,10 @@
                 if seen.insert(owner) {
                     guard body(owner) else { return }
                     yielded += 1
-                    if yielded == n { return }
+                    if yielded == reachable { return }
                 }
             }
-            for index in 0..<n where seen.insert(index) {
+            for index in 0..<n where members[index].weight > 0 && seen.insert(index) {
                 guard body(index) else { return }
             }
         }

@@ -4,7 +4,8 @@
 ///
 /// Construction
 /// - Every member has HRW seeds derived from its name (one pair per unit of weight: a member of
-///   weight w acts as w "virtual members").
+///   weight w acts as w "virtual members"; weight 0 has none, so it takes no keys and is never a
+///   candidate).
 /// - The key space is cut into M = 2¹⁷ cells, grouped into C = 2048 runs of g = 64 consecutive
 ///   cells. In every group each virtual member occupies exactly one cell (stratified sampling:
 ///   exactly C cells per member, where an independent coin per cell would add binomial noise to
@@ -44,6 +45,22 @@
 /// placement; and gap-coded byte lists, which make the table 2.7 MB at N = 1000 (`starts`
 /// included).
 ///
+/// Weights: virtual members rather than one weighted score per member (HRW's −w / ln h). In this
+/// table a member's share is set by how many cells it occupies, not by the scores: most cells at
+/// small N hold one member, which takes the cell whatever its score, and an empty stretch falls
+/// back to whoever sits in its block. A weighted score would split only the shared cells by
+/// weight. Occupancy in proportion to weight is what virtual members give, and with the same
+/// guarantees: raising a weight adds virtual members (they take keys only for their member),
+/// lowering it removes some (only their keys move), so a weight change moves keys only to or
+/// from that member. The unweighted lookup is untouched (weight 1 is one virtual member), and a
+/// lookup stays a scan of one cell's short list without a logarithm or a division.
+///
+/// The virtual members are bounded by `maxVirtualMembers` (memory and build time grow with
+/// them: about 2 KB of lists and 2,048 placements each). A membership whose weights add up to
+/// more has every non-zero weight scaled down to ⌊w · maxVirtualMembers / W⌋ (at least 1), which
+/// keeps the shares but not the minimal churn of a weight change in that range (e.g. 1,000
+/// replicas averaging a weight above 65).
+///
 /// The seeds, M, g, the fallback block sizes, the placement hash and the score function are
 /// part of the routing contract: changing any of them reroutes keys (golden vectors in
 /// RendezvousTableTests guard this). The list layout is not.
@@ -63,7 +80,7 @@
     package static let defaultFallbackShift = 3
     /// Cell numbers within a group are bytes at build time.
     package static let maxGroupShift = 8
-    package static let maxWeight = 256
+    package static let maxWeight = HashMember.maxWeight
     /// Bounds the table: about a byte per virtual member per group (134 MB of lists here).
     package static let maxVirtualMembers = 65535
     /// Virtual-member count up to which the lists hold the indexes themselves (bytes), not gaps.
@@ -119,22 +136,31 @@
 
         var seeds: [UInt64] = []
         var owners: [UInt32] = []
+        let weights = RendezvousTable.virtualCounts(sorted.map(\.weight))
         for (index, member) in sorted.enumerated() {
-            let w = HashMember.clampedWeight(member.weight, max: RendezvousTable.maxWeight)
-            for t in 0..<UInt64(w) {
+            for t in 0..<UInt64(weights[index]) {
                 seeds.append(XXH64.hash(member.name, seed: RendezvousTable.seedBase &+ 2 &* t))
                 // Odd, so the multiply in `score` is a bijection of its other operand.
                 seeds.append(XXH64.hash(member.name, seed: RendezvousTable.seedBase &+ 2 &* t &+ 1) | 1)
                 owners.append(UInt32(index))
             }
         }
-        precondition(owners.count <= RendezvousTable.maxVirtualMembers, "too many members × weight")
+        precondition(owners.count <= RendezvousTable.maxVirtualMembers, "more members of weight > 0 than maxVirtualMembers")
         self.seeds = seeds
         self.owners = owners
 
         (starts, lists) = RendezvousTable.candidateLists(
             seeds: seeds, cellCount: cellCount, groupShift: groupShift,
             fallbackShift: fallbackShift)
+    }
+
+    /// Virtual members per member: the clamped weights, scaled down when they add up to more
+    /// than `maxVirtualMembers` (see the type's comment).
+    static func virtualCounts(_ weights: [Int]) -> [Int] {
+        let clamped = weights.map { HashMember.clampedWeight($0, max: RendezvousTable.maxWeight) }
+        let total = clamped.reduce(0, +)
+        guard total > maxVirtualMembers else { return clamped }
+        return clamped.map { $0 == 0 ? 0 : max(1, $0 * maxVirtualMembers / total) }
     }
 
     static let seedBase: UInt64 = 0x7265_6E64_657A_766F // "rendezvo"

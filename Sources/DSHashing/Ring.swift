@@ -26,9 +26,10 @@
     /// (libketama and nginx use 160, HAProxy 16, which is why their balance is 1.1–1.7).
     package static let defaultPointsPerWeight = 1000
 
-    /// Weights are clamped to 1 ... `maxWeight` so that one huge weight cannot allocate millions of
-    /// points (nginx's upstream hash has no such clamp) and every member owns at least one point.
-    package static let maxWeight = 256
+    /// Weights are clamped to 0 ... `maxWeight` so that one huge weight cannot allocate millions of
+    /// points (nginx's upstream hash has no such clamp). A member of weight 0 owns no point, so
+    /// neither lookups nor candidate walks ever reach it.
+    package static let maxWeight = HashMember.maxWeight
 
     package let members: [HashMember]
     package let pointsPerWeight: Int
@@ -38,6 +39,8 @@
     @usableFromInline let points: [UInt64]
     /// `owners[k]` is the index into `members` of the member that owns `points[k]`.
     @usableFromInline let owners: [UInt32]
+    /// Members that own points (weight > 0): where a candidate walk can stop early.
+    let reachable: Int
 
     package init(members: [HashMember]) {
         self.init(members: members, pointsPerWeight: Ring.defaultPointsPerWeight)
@@ -50,7 +53,13 @@
         self.pointsPerWeight = pointsPerWeight
 
         var total = 0
-        for m in sorted { total += HashMember.clampedWeight(m.weight, max: Ring.maxWeight) * pointsPerWeight }
+        var reachable = 0
+        for m in sorted {
+            let w = HashMember.clampedWeight(m.weight, max: Ring.maxWeight)
+            total += w * pointsPerWeight
+            if w > 0 { reachable += 1 }
+        }
+        self.reachable = reachable
         // Build (position, owner) pairs, then sort by position; ties (a 64-bit collision, ≈ never)
         // break by owner index so the result still depends only on the member set.
         var pairs: [(UInt64, UInt32)] = []
@@ -106,10 +115,10 @@
         let first = Int(owners[start])
         guard body(first) else { return }
         let n = members.count
-        if n == 1 { return }
+        if reachable == 1 { return }
         SeenSet.with(capacity: n) { seen in
             seen.insert(first)
-            var remaining = n - 1
+            var remaining = reachable - 1
             var k = start
             for _ in 1..<count {
                 k += 1

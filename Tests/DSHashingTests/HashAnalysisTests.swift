@@ -56,6 +56,66 @@ final class HashAnalysisTests: XCTestCase {
         XCTAssertEqual(added.movedFraction!, 0.25, accuracy: 0.02)
     }
 
+    /// `ds-lb ring --weights … --reweight …`: every member's share against its weight's share,
+    /// and the churn of the weight change with its collateral (none for rendezvous).
+    func testWeightedRunReportsSharesAndReweightChurn() {
+        let r = HashAnalysis.run(
+            algorithm: .rendezvous, servers: 4, keys: 40_000, weights: [1, 1, 2, 4],
+            change: .reweight(0, weight: 4), seed: 2)
+        let replicas = try! XCTUnwrap(r.replicas)
+        XCTAssertEqual(replicas.map(\.name), ["server-1", "server-2", "server-3", "server-4"])
+        XCTAssertEqual(replicas.map(\.weight), [1, 1, 2, 4])
+        XCTAssertEqual(replicas.map(\.expectedShare), [0.125, 0.125, 0.25, 0.5])
+        for s in replicas { XCTAssertEqual(s.share, s.expectedShare, accuracy: s.expectedShare * 0.05, s.name) }
+        XCTAssertEqual(r.maxShareDeviation!, replicas.map { abs($0.share / $0.expectedShare - 1) }.max()!)
+        XCTAssertEqual(r.maxOverAvg, replicas.map { $0.share / $0.expectedShare }.max()!)
+        // server-1 goes from 1/8 to 4/11 of the keys.
+        XCTAssertEqual(r.idealMovedFraction!, 4.0 / 11 - 1.0 / 8, accuracy: 1e-12)
+        XCTAssertEqual(r.movedFraction!, r.idealMovedFraction!, accuracy: 0.01)
+        XCTAssertEqual(r.collateralFraction, 0)
+        XCTAssertTrue(r.json.contains("\"collateral_fraction\":0.0,\"max_share_deviation\":"))
+        XCTAssertTrue(r.json.contains("\"replicas\":[{\"name\":\"server-1\",\"weight\":1,\"share\":"))
+        XCTAssertTrue(r.text.contains("collateral    0.000 % of keys moved between replicas the change left alone"))
+        XCTAssertTrue(r.text.contains("  server-4  weight 4  share "))
+
+        // Weight 0: no keys, and its share's deviation is 0 (not counted in max/avg).
+        let drained = HashAnalysis.run(algorithm: .maglev, servers: 3, keys: 9_000, weights: [0, 1, 1], change: nil)
+        XCTAssertEqual(drained.replicas![0].share, 0)
+        XCTAssertEqual(drained.replicas![0].deviation, 0)
+        XCTAssertNil(drained.collateralFraction)
+        XCTAssertLessThan(drained.maxOverAvg, 1.05)
+
+        // Removal in a weighted run: the ideal is the removed weight's share.
+        let removed = HashAnalysis.run(
+            algorithm: .ring, servers: 3, keys: 9_000, weights: [2, 1, 1], change: .remove(1), seed: 3)
+        XCTAssertTrue([0.25, 0.5].contains(removed.idealMovedFraction!))
+        XCTAssertEqual(removed.collateralFraction, 0)
+    }
+
+    /// Bad weights are one-line errors naming the value (what `ds-lb ring` prints).
+    func testWeightOptionErrors() {
+        XCTAssertEqual(try HashAnalysis.parseWeights("1,2,4,0,256"), [1, 2, 4, 0, 256])
+        for (text, bad) in [("1,-1", "-1"), ("257", "257"), ("1,x", "x"), ("1,,2", ""), ("1.5", "1.5")] {
+            XCTAssertThrowsError(try HashAnalysis.parseWeights(text)) { error in
+                XCTAssertEqual(
+                    (error as? HashAnalysis.OptionError)?.message,
+                    "--weights: weight '\(bad)' is not an integer 0...256")
+            }
+        }
+        XCTAssertTrue(try HashAnalysis.parseReweight("server-3=7", servers: 4) == (2, 7))
+        for text in ["server-5=1", "server-0=1", "s3=1", "server-3", "server-x=2"] {
+            XCTAssertThrowsError(try HashAnalysis.parseReweight(text, servers: 4)) { error in
+                XCTAssertEqual(
+                    (error as? HashAnalysis.OptionError)?.message,
+                    "--reweight: '\(text)' is not server-i=W with i in 1...4")
+            }
+        }
+        XCTAssertThrowsError(try HashAnalysis.parseReweight("server-2=257", servers: 4)) { error in
+            XCTAssertEqual(
+                (error as? HashAnalysis.OptionError)?.message, "--reweight: weight '257' is not an integer 0...256")
+        }
+    }
+
     func testTextReport() {
         let r = HashAnalysis.Report(
             algorithm: "ring", servers: 10, keys: 1000, maxOverAvg: 1.23456,

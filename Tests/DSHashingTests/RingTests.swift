@@ -28,7 +28,7 @@ final class RingTests: XCTestCase {
                 HashMember(name: "b", number: 2, weight: 0),
             ],
             pointsPerWeight: 10)
-        XCTAssertEqual(ring.points.count, 40) // weight 0 is clamped to 1
+        XCTAssertEqual(ring.points.count, 30) // weight 0 owns no point
         XCTAssertEqual(ring.owners.filter { $0 == 0 }.count, 30)
         XCTAssertTrue(zip(ring.points, ring.points.dropFirst()).allSatisfy { $0 <= $1 })
     }
