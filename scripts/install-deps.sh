@@ -8,8 +8,9 @@ packages=(pkg-config libsystemd-dev)
 case "$profile" in
   build) ;;
   # python3-matplotlib: ds-bench analysis draws its charts with bench/plot.py under /usr/bin/python3.
-  # etcd-server: the DSEtcd tests start real etcd members on 127.0.0.1 ports.
-  test) packages+=(curl python3-matplotlib etcd-server) ;;
+  # etcd-server: the DSEtcd tests start real etcd members on 127.0.0.1 ports; iproute2: the
+  # cluster tests put three etcd members and ds-lb nodes in network namespaces (ip netns).
+  test) packages+=(curl python3-matplotlib etcd-server iproute2) ;;
   bench) packages+=(curl wrk apache2-utils haproxy nginx python3-matplotlib) ;;
   *) echo "install-deps: unknown profile '$profile' (use build, test or bench)" >&2; exit 2 ;;
 esac
