@@ -248,6 +248,17 @@ final class ClusterTests: XCTestCase {
                 answer.messageString?.hasPrefix("<Error> cluster store unavailable: ") == true,
                 "n\(index + 1): message of \(answer)")
         }
+        // /status says so once the node's own calls to etcd (its lease's keep-alive) fail too.
+        for index in cluster.hosts.indices {
+            var store: [String: Any]?
+            while Date().timeIntervalSince(stopped) < 30 {
+                store = cluster.status(index)?["cluster"] as? [String: Any]
+                if let state = store?["store"] as? String, state != "up" { break }
+                usleep(100_000)
+            }
+            XCTAssertNotEqual(store?["store"] as? String, "up", "n\(index + 1): /status with etcd down: \(store ?? [:])")
+            XCTAssertFalse((store?["store_problem"] as? String ?? "").isEmpty, "n\(index + 1): /status says why")
+        }
         // Routing goes on well past the lease TTL: no node stops its replicas for want of etcd.
         let during = load.requests
         while Date().timeIntervalSince(stopped) < Double(3 * cluster.leaseSeconds) { usleep(100_000) }

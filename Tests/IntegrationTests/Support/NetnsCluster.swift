@@ -366,8 +366,9 @@ final class NetnsCluster: @unchecked Sendable {
     // MARK: Convergence
 
     /// Why the cluster has not converged, or nil when it has: every node (of `nodes`) runs and
-    /// answers `/rep` with the same pool and `/status` with every replica of it up, and each
-    /// replica of the pool runs exactly once across the hosts.
+    /// answers `/rep` with the same pool and `/status` with every replica of it up, etcd up and
+    /// exactly those nodes live; each replica of the pool runs exactly once across the hosts,
+    /// on the node `/status` names.
     func divergence(nodes: [Int]? = nil) -> String? {
         let indices = nodes ?? Array(hosts.indices)
         var pools: [String: [String]] = [:]
@@ -380,6 +381,7 @@ final class NetnsCluster: @unchecked Sendable {
             return "the nodes list different pools: \(pools)"
         }
         var ids: Set<Int>?
+        var placements: [Int: String] = [:]
         for index in indices {
             guard let status = status(index), let replicas = status["replicas"] as? [[String: Any]] else {
                 return "node \(hosts[index].nodeName) does not answer /status"
@@ -392,16 +394,33 @@ final class NetnsCluster: @unchecked Sendable {
             if !down.isEmpty {
                 return "node \(hosts[index].nodeName): not up: \(down.map { "\($0["name"] ?? "?")=\($0["state"] ?? "?")" })"
             }
-            if let nodes = status["nodes"] as? [Any], nodes.count != indices.count {
-                return "node \(hosts[index].nodeName): /status lists \(nodes.count) nodes, not \(indices.count)"
+            guard let cluster = status["cluster"] as? [String: Any], let nodes = cluster["nodes"] as? [[String: Any]] else {
+                return "node \(hosts[index].nodeName): /status has no cluster.nodes"
+            }
+            if cluster["store"] as? String != "up" {
+                return "node \(hosts[index].nodeName): store \(cluster["store"] ?? "?") (\(cluster["store_problem"] ?? ""))"
+            }
+            let live = nodes.filter { $0["state"] as? String == "live" }.compactMap { $0["name"] as? String }
+            if live.sorted() != indices.map({ hosts[$0].nodeName }) {
+                return "node \(hosts[index].nodeName): /status lists the live nodes \(live.sorted())"
             }
             let statusIDs = Set(replicas.compactMap { $0["id"] as? Int })
             if let ids, ids != statusIDs { return "the nodes' /status ids differ: \(ids) and \(statusIDs)" }
             ids = statusIDs
+            placements = Dictionary(
+                replicas.compactMap { replica in
+                    (replica["id"] as? Int).map { ($0, replica["node"] as? String ?? "none") }
+                }, uniquingKeysWith: { first, _ in first })
         }
         let running = replicaProcesses()
-        for id in (ids ?? []).sorted() where running[id]?.count != 1 {
-            return "replica id \(id) runs \(running[id]?.count ?? 0) times (hosts \(running[id] ?? []))"
+        for id in (ids ?? []).sorted() {
+            guard let running = running[id], running.count == 1 else {
+                return "replica id \(id) runs \(running[id]?.count ?? 0) times (hosts \(running[id] ?? []))"
+            }
+            // Where it runs is where /status says it does.
+            if placements[id] != hosts[running[0]].nodeName {
+                return "replica id \(id) runs on \(hosts[running[0]].nodeName), /status says \(placements[id] ?? "nowhere")"
+            }
         }
         let extra = Set(running.keys).subtracting(ids ?? [])
         if !extra.isEmpty { return "replicas not in the pool still run: ids \(extra.sorted())" }
