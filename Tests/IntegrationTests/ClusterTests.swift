@@ -126,7 +126,8 @@ final class ClusterTests: XCTestCase {
 
     func testKilledNodesReplicasServeAgainOnTheOthersWithinTheLeaseWithoutFailedRequests() throws {
         let victim = 1
-        let owned = try ensureReplicas(on: victim)
+        // Two or more, so some keys have both their first and their second replica on it.
+        let owned = try ensureReplicas(on: victim, atLeast: 2)
         let keys = try keys(servedBy: owned)
         let load = LoadLoop(cluster: cluster, nodes: [0, 2], keys: Array(0..<500) + Array(keys.values))
         defer { load.stop() }
@@ -285,16 +286,16 @@ final class ClusterTests: XCTestCase {
     // MARK: Helpers
 
     /// The ids of the replicas node `index` runs, adding replicas through another node until
-    /// placement gives it one.
-    private func ensureReplicas(on index: Int) throws -> Set<Int> {
+    /// placement gives it `atLeast`.
+    private func ensureReplicas(on index: Int, atLeast count: Int = 1) throws -> Set<Int> {
         for _ in 0..<12 {
             let owned = Set(cluster.replicaProcesses().filter { $0.value == [index] }.keys)
-            if !owned.isEmpty { return owned }
+            if owned.count >= count { return owned }
             let response = try cluster.request((index + 1) % cluster.hosts.count, "POST", "/add", timeout: 10)
             XCTAssertEqual(response.status, 200, "POST /add: \(response)")
             try cluster.waitUntilConverged()
         }
-        throw ClusterFixtureError("placement gave n\(index + 1) no replica after 12 adds")
+        throw ClusterFixtureError("placement gave n\(index + 1) fewer than \(count) replicas after 12 adds")
     }
 
     /// For each replica id, one `?id=` key that n1 routes to it.
