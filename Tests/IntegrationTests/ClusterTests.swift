@@ -163,7 +163,7 @@ final class ClusterTests: XCTestCase {
             "[cluster] n2 killed: its replicas \(owned.sorted()) served again after \(elapsed) s (lease \(cluster.leaseSeconds) s)"
         )
         XCTAssertLessThanOrEqual(elapsed, (Double(cluster.leaseSeconds) + 2) * slack, "served again after lease TTL + 2 s")
-        XCTAssertEqual(load.failures, [], "failed requests at n1 and n3 (of \(load.requests))")
+        XCTAssertEqual(load.failures, [], "failed requests at n1 and n3 (\(load.tally))")
         try cluster.restore()
     }
 
@@ -223,7 +223,7 @@ final class ClusterTests: XCTestCase {
         let elapsed = try XCTUnwrap(added, "POST /add never worked again after the leader was killed: \(last)")
         print("[cluster] etcd leader e\(victim + 1) killed: POST /add works again after \(elapsed) s")
         XCTAssertLessThanOrEqual(elapsed, 10 * slack, "POST /add works again within 10 s")
-        XCTAssertEqual(load.failures, [], "failed requests (of \(load.requests))")
+        XCTAssertEqual(load.failures, [], "failed requests (\(load.tally))")
         try cluster.restore()
     }
 
@@ -265,7 +265,7 @@ final class ClusterTests: XCTestCase {
         while Date().timeIntervalSince(stopped) < Double(3 * cluster.leaseSeconds) { usleep(100_000) }
         try load.waitForRequests(during + 200)
         load.stop()
-        XCTAssertEqual(load.failures, [], "failed requests while etcd was down (of \(load.requests))")
+        XCTAssertEqual(load.failures, [], "failed requests while etcd was down (\(load.tally))")
         for index in cluster.hosts.indices {
             XCTAssertEqual(cluster.pool(index), before, "n\(index + 1) still routes by the pool it had")
         }
@@ -320,7 +320,7 @@ final class ClusterTests: XCTestCase {
 /// Clients sending idempotent `GET /home?id=` in a loop to some nodes, two keep-alive
 /// connections per node, counting answers; any answer but 200 Hello from Server is a failure.
 final class LoadLoop: @unchecked Sendable {
-    private let state = Locked<(requests: Int, failures: [String], stop: Bool)>((0, [], false))
+    private let state = Locked<(requests: Int, failed: Int, failures: [String], stop: Bool)>((0, 0, [], false))
     private let finished = DispatchGroup()
 
     init(cluster: NetnsCluster, nodes: [Int], keys: [Int]) {
@@ -347,7 +347,9 @@ final class LoadLoop: @unchecked Sendable {
                         }
                         state.update { state in
                             state.requests += 1
-                            if let failure, state.failures.count < 10 { state.failures.append(failure) }
+                            guard let failure else { return }
+                            state.failed += 1
+                            if state.failures.count < 10 { state.failures.append(failure) }
                         }
                     }
                 }
@@ -358,7 +360,10 @@ final class LoadLoop: @unchecked Sendable {
     }
 
     var requests: Int { state.value.requests }
+    /// The first ten failures.
     var failures: [String] { state.value.failures }
+    /// "N failed of M".
+    var tally: String { "\(state.value.failed) failed of \(state.value.requests)" }
 
     /// Waits until `count` requests were answered in all (throws after 60 s: the load is stuck).
     func waitForRequests(_ count: Int) throws {
