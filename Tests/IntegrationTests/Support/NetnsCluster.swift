@@ -74,10 +74,10 @@ final class NetnsCluster: @unchecked Sendable {
         binaries = try Binaries.directory()
         let tag = "dslb\(getpid())"
         bridge = "\(tag)br"
-        Self.removeLeftovers(ip: ip)
+        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        Self.removeLeftovers(ip: ip, base: base)
         subnet = try Self.unusedTestNet(ip: ip)
         bridgeAddress = "\(subnet).254"
-        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         directory = "\(base)/ds-lb-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for index in 1...count {
@@ -113,10 +113,10 @@ final class NetnsCluster: @unchecked Sendable {
         )
     }
 
-    /// Namespaces and bridges of fixtures whose test process is gone (it was killed before its
-    /// teardown ran): their processes died with it, the network objects did not.
-    private static func removeLeftovers(ip: String) {
-        let pattern = try! NSRegularExpression(pattern: #"^dslb([0-9]+)(h[0-9]+|br)$"#)
+    /// Namespaces, bridges and directories of fixtures whose test process is gone (it was
+    /// killed before its teardown ran): their processes died with it, the rest did not.
+    private static func removeLeftovers(ip: String, base: String) {
+        let pattern = try! NSRegularExpression(pattern: #"^(?:dslb|ds-lb-cluster-)([0-9]+)(h[0-9]+|br|-[0-9]+)$"#)
         func ownerIsGone(_ name: String) -> Bool {
             guard let match = pattern.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)),
                 let range = Range(match.range(at: 1), in: name), let pid = pid_t(name[range])
@@ -132,6 +132,9 @@ final class NetnsCluster: @unchecked Sendable {
             .compactMap { $0.split(separator: ":").dropFirst().first?.trimmingCharacters(in: .whitespaces) }
         for link in links where ownerIsGone(link) {
             _ = try? capture(ip, ["link", "delete", link])
+        }
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] where ownerIsGone(entry) {
+            try? FileManager.default.removeItem(atPath: "\(base)/\(entry)")
         }
     }
 
