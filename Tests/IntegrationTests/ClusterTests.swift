@@ -182,8 +182,10 @@ final class ClusterTests: XCTestCase {
         }
         XCTAssertTrue(doubled, "n3's replicas \(owned) were not started elsewhere while it was paused\n\(cluster.logs())")
         cluster.signalNode(paused, SIGCONT)
+        let resumed = Date()
         // Fenced, it stops them, registers again and takes back exactly its share.
         try cluster.waitUntilConverged(timeout: 30 * slack)
+        print("[cluster] n3 resumed: each replica runs once again after \(Date().timeIntervalSince(resumed)) s")
         let running = cluster.replicaProcesses()
         for id in owned {
             XCTAssertEqual(running[id], [paused], "replica \(id) runs once, on n3 again")
@@ -270,9 +272,11 @@ final class ClusterTests: XCTestCase {
             XCTAssertEqual(cluster.pool(index), before, "n\(index + 1) still routes by the pool it had")
         }
 
+        let restarted = Date()
         for index in cluster.hosts.indices { try cluster.startEtcd(index) }
         for index in cluster.hosts.indices { try cluster.waitUntilEtcdServes(index) }
         try cluster.waitUntilConverged(timeout: 30 * slack)
+        print("[cluster] etcd restarted: the nodes converged after \(Date().timeIntervalSince(restarted)) s")
         XCTAssertEqual(cluster.pool(0)?.sorted(), before.sorted(), "the refused writes changed nothing")
         let response = try cluster.request(2, "POST", "/add", timeout: 10)
         XCTAssertEqual(response.status, 200, "POST /add through n3 once etcd is back: \(response)")
