@@ -105,7 +105,8 @@ let package = Package(
         .testTarget(name: "DSDockerTests", dependencies: ["DSDocker", "DSDockerTestSupport"]),
         // Against real etcd members (etcd-server), started and stopped by the tests.
         .testTarget(
-            name: "DSEtcdTests", dependencies: ["DSEtcd", "DSControl", "DSBalancer", "DSHTTPClient", "DSReactor", "DSSystem"]),
+            name: "DSEtcdTests",
+            dependencies: ["DSEtcd", "DSControl", "DSBalancer", "DSHTTPClient", "DSReactor", "DSSystem", "DSTestSupport"]),
         .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
         .testTarget(name: "DSSystemTests", dependencies: ["DSSystem"]),
         .testTarget(

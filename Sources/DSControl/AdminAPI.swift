@@ -27,20 +27,25 @@ enum AdminAnswer: Sendable {
 /// into an `AdminCommand` for the control loop, and the answer into a JSON body with its
 /// status. Every request is logged here, whoever answered it.
 package final class AdminRouter: AdminHandler {
-    package static let paths: Set<Substring> = ["/rep", "/add", "/rm", "/status", "/metrics"]
+    package static let paths: Set<Substring> = [
+        "/rep", "/add", "/rm", "/status", "/metrics", "/dashboard", "/events", "/keyspace",
+    ]
 
     private let view: PublishedView
     private let metrics: ProxyMetrics
     private let logger: Logger
     private let perform: @Sendable (AdminCommand, @escaping @Sendable (AdminAnswer) -> Void) -> Void
+    /// `/dashboard`, `/events` and `/keyspace` (nil: those paths answer 404).
+    let dashboard: Dashboard?
 
     init(
-        view: PublishedView, metrics: ProxyMetrics, logger: Logger,
+        view: PublishedView, metrics: ProxyMetrics, logger: Logger, dashboard: Dashboard? = nil,
         perform: @escaping @Sendable (AdminCommand, @escaping @Sendable (AdminAnswer) -> Void) -> Void
     ) {
         self.view = view
         self.metrics = metrics
         self.logger = logger
+        self.dashboard = dashboard
         self.perform = perform
     }
 
@@ -91,6 +96,7 @@ package final class AdminRouter: AdminHandler {
     }
 
     func route(_ request: AdminRequest) -> Route {
+        if let answered = dashboardRoute(request) { return .answered(answered) }
         switch (request.path, request.method) {
         case ("/rep", "GET"), ("/rep", "HEAD"):
             return .answered(Self.response(to: .pool(view.latest().poolNames)))

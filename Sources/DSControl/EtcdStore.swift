@@ -36,8 +36,7 @@ package final class EtcdStore: PoolStore {
     )
         throws(PoolStoreError)
     {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        guard !pool.isEmpty, pool.count <= 64, pool.allSatisfy(allowed.contains), pool != ".", pool != ".." else {
+        guard Self.isValidName(pool) else {
             throw .failed("invalid pool name '\(pool)': use 1 to 64 letters, digits, '.', '_' or '-'")
         }
         self.endpoints = endpoints
@@ -49,6 +48,13 @@ package final class EtcdStore: PoolStore {
     }
 
     deinit { watcher?.cancel() }
+
+    /// Whether `name` can be one segment of an etcd key as it is (a pool's, a node's): 1 to 64
+    /// letters, digits, '.', '_' or '-', so it needs no escaping and never reads as a path.
+    package static func isValidName(_ name: String) -> Bool {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        return !name.isEmpty && name.count <= 64 && name.allSatisfy(allowed.contains) && name != "." && name != ".."
+    }
 
     /// The etcd key of `pool`'s document.
     package static func key(pool: String) -> String { "/ds-lb/\(pool)/pool" }

@@ -49,7 +49,7 @@ package final class Supervisor: @unchecked Sendable {
     private var viewChanged = false
     /// The admin API for a worker: it reads `view` and `metrics` and hands commands to `perform`.
     package var admin: AdminRouter {
-        AdminRouter(view: view, metrics: metrics, logger: logger) { [weak self] command, reply in
+        AdminRouter(view: view, metrics: metrics, logger: logger, dashboard: dashboard) { [weak self] command, reply in
             guard let self else { return reply(.failure(.serviceUnavailable, "<Error> ds-lb is stopping")) }
             perform(command, reply: reply)
         }
@@ -57,6 +57,8 @@ package final class Supervisor: @unchecked Sendable {
 
     /// Shared with the workers: they count requests, the supervisor health and restarts.
     package let metrics: ProxyMetrics
+    /// The dashboard's event stream and key space shares; every `logEvent` goes to its subscribers.
+    package let dashboard: Dashboard
     private let generationGauge: Gauge
     private let poolGauge: Gauge
     private var healthGauges: [String: Gauge] = [:]
@@ -81,6 +83,7 @@ package final class Supervisor: @unchecked Sendable {
             SupervisorView(
                 generation: 0, algorithm: algorithm.rawValue, driver: driver.name, startedAt: startedAt,
                 heartbeatInterval: config.heartbeatInterval, replicas: []))
+        dashboard = Dashboard(loop: loop, view: view, publisher: publisher, metrics: metrics)
         driver.attach(to: loop) { [unowned self] event in
             self.driverReported(event)
             self.noteViewChanged()
@@ -112,6 +115,7 @@ package final class Supervisor: @unchecked Sendable {
     func logEvent(_ level: Logger.Level, _ line: String, _ name: String, _ backend: Backend) {
         publishView()
         logger.log(level: level, "\(line)", metadata: ["event": .string(name), "backend": .string(backend.name)])
+        dashboard.publish(event: name, line: line, backend: backend.name)
     }
 
     /// One line for systemd's `STATUS=`: "3/3 replicas up, ring generation 7".

@@ -56,6 +56,13 @@ package final class BlockingEtcdClient: Sendable {
             slot.loop.execute { slot.value().keepAlive(lease: id) { done($0) } }
         }.get()
     }
+
+    package func revokeLease(_ id: Int64) throws(EtcdError) {
+        let slot = self.slot
+        try thread.wait { done in
+            slot.loop.execute { slot.value().revokeLease(id) { done($0) } }
+        }.get()
+    }
 }
 
 /// A tuple result crossing from the loop thread to the waiting one: its parts are all Sendable.

@@ -154,6 +154,21 @@ package final class EtcdClient {
         }
     }
 
+    /// Ends lease `id` now: every key under it is deleted at once, where expiry would wait out the
+    /// TTL. A lease already gone counts as revoked, since what the caller wanted holds.
+    package func revokeLease(_ id: Int64, completion: @escaping (Result<Void, EtcdError>) -> Void) {
+        // Revoking twice ends the lease once, so a retry on another member is harmless.
+        call("/v3/lease/revoke", ["ID": String(id)], idempotent: true) { result in
+            switch result {
+            case .success, .failure(.failed(code: Self.notFound, _)): completion(.success(()))
+            case .failure(let error): completion(.failure(error))
+            }
+        }
+    }
+
+    /// gRPC's NOT_FOUND: etcd's answer about a lease it does not have.
+    package static let notFound = 5
+
     // MARK: watch
 
     /// Reports every change to [key, rangeEnd) from `startRevision` on, in order, with the

@@ -35,12 +35,18 @@ package struct AdminResponse: Sendable {
     package let body: String
     package let contentType: String
     package let extraHeaders: String
+    /// A body without end that follows the head (server-sent events) instead of `body`.
+    package let stream: (any ResponseStream)?
 
-    package init(status: HTTPStatus, body: String, contentType: String = "application/json", extraHeaders: String = "") {
+    package init(
+        status: HTTPStatus, body: String, contentType: String = "application/json", extraHeaders: String = "",
+        stream: (any ResponseStream)? = nil
+    ) {
         self.status = status
         self.body = body
         self.contentType = contentType
         self.extraHeaders = extraHeaders
+        self.stream = stream
     }
 
     package static func failure(_ status: HTTPStatus, _ message: String, extraHeaders: String = "") -> AdminResponse {
@@ -60,6 +66,9 @@ package protocol AdminHandler: Sendable {
     /// `isAdminPath` (and so without making a string of it).
     var longestAdminPath: Int { get }
     func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void)
+    /// Whether `path` needs the admin token (when one is configured). A page a browser opens
+    /// by its address cannot send one; what it then asks for can.
+    func needsToken(_ path: Substring) -> Bool
     /// Any thread. An admin request the worker refused itself (allow-list, token, body limit),
     /// so it is logged like the ones the handler answers.
     func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String)
@@ -67,5 +76,6 @@ package protocol AdminHandler: Sendable {
 
 extension AdminHandler {
     package var longestAdminPath: Int { .max }
+    package func needsToken(_ path: Substring) -> Bool { true }
     package func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String) {}
 }

@@ -23,6 +23,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         case tunneling
         /// Flush what is queued in `output`, then close.
         case closing
+        /// Writing an admin answer without end (`/events`) as its producer sends it.
+        case streaming
     }
 
     /// The connection's number for system calls; the descriptor is the loop's (registered by
@@ -41,7 +43,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         didSet {
             transitions &+= 1
             switch state {
-            case .readingHead, .closing, .tunneling:
+            case .readingHead, .closing, .tunneling, .streaming:
                 if case .readingHead = oldValue { break }
                 requestEnded()
             default:
@@ -120,6 +122,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     private var spareExchange: UpstreamExchange?
     /// The connection after an upgrade (state == .tunneling).
     private var tunnel: Tunnel?
+    /// The streamed admin answer being written (state == .streaming).
+    var sink: StreamSink?
 
     /// Makes all the progress possible now, then returns to wait for the next event.
     func drive() {
@@ -132,6 +136,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             case .awaitingAdmin: progressed = flushOutput() && false
             case .proxying: progressed = exchange?.step() ?? false
             case .tunneling: progressed = tunnel?.step() ?? false
+            case .streaming: progressed = stepStream()
             case .closing:
                 if flushOutput() { close() }
                 progressed = false
@@ -206,8 +211,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
                 begin(head)
                 return true
             case .failed(let error):
-                worker.metrics.count(.badRequest)
-                respond(status: error.status, message: error.message, close: true)
+                refuse(.badRequest(error), close: true)
                 return true
             case .incomplete(let resume):
                 parseFrom = resume
@@ -288,10 +292,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             close()
         case .head:
             clientWait = .none
-            worker.metrics.count(.badRequest)
-            respond(
-                status: .requestTimeout, message: "Request header not received within \(worker.timeouts.head / 1_000_000_000) s",
-                close: true)
+            refuse(.headTimeout(seconds: worker.timeouts.head / 1_000_000_000), close: true)
             drive()
         case .body:
             clientWait = .none
@@ -299,9 +300,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             if case .proxying = state, let exchange, !exchange.responseStarted, exchange.readyForClient == 0 {
                 exchange.abandon()
                 self.exchange = nil
-                respond(
-                    status: .requestTimeout, message: "Request body stalled for \(worker.timeouts.body / 1_000_000_000) s",
-                    close: true)
+                refuse(.bodyStalled(seconds: worker.timeouts.body / 1_000_000_000), close: true)
                 drive()
             } else {
                 close()
@@ -316,8 +315,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         let framing: BodyFraming
         switch Framing.request(head) {
         case .failure(let error):
-            worker.metrics.count(.badRequest)
-            respond(status: error.status, message: error.message, close: true)
+            refuse(.badRequest(error), close: true)
             return
         case .success(let decided):
             framing = decided
@@ -334,18 +332,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         // over the cap is refused (413). Neither reads the body, so the connection ends if one
         // was announced.
         if head.version == .http11 && !head.expectContinue && Self.hasExpectField(head, input.readable) {
-            worker.metrics.count(.badRequest)
             if bodyLength == 0 { input.consume(head.length) }
-            respond(
-                status: .expectationFailed, message: "Only the expectation 100-continue is supported",
-                close: bodyLength > 0 || !head.wantsKeepAlive)
+            refuse(.unsupportedExpectation, close: bodyLength > 0 || !head.wantsKeepAlive)
             return
         }
         if let cap = worker.config.maxBodyBytes, bodyLength != .max, bodyLength > cap {
-            worker.metrics.count(.badRequest)
-            respond(
-                status: .contentTooLarge, message: "Request body of \(bodyLength) bytes is larger than the limit of \(cap) bytes",
-                close: true)
+            refuse(.bodyTooLarge(length: bodyLength, limit: cap), close: true)
             return
         }
 
@@ -357,7 +349,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
                 respond(status: .forbidden, message: message, close: true)
                 return
             }
-            if let token = worker.config.adminToken,
+            if let token = worker.config.adminToken, admin.needsToken(head.path),
                 !token.authorizes(head: UnsafeRawBufferPointer(rebasing: input.readable[0..<head.length]))
             {
                 let message = "Admin endpoint \(head.path) needs Authorization: Bearer <admin token>"
@@ -421,6 +413,13 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     private func adminReplied(_ response: AdminResponse, close closeAfter: Bool, headOnly: Bool) {
         guard !closed, case .awaitingAdmin = state else { return }
+        if let stream = response.stream, response.status == .ok, !headOnly {
+            output.append(StreamSink.head(contentType: response.contentType))
+            state = .streaming
+            attachStream(stream, loop: worker.loop, draining: worker.draining)
+            drive()
+            return
+        }
         let closeAfter = closeAfter || worker.draining
         output.append(
             ResponseWriter.response(
@@ -441,6 +440,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         } else {
             state = .readingHead
         }
+    }
+
+    /// Answers the request with our own error, counted under its kind.
+    func refuse(_ error: ProxyError, close: Bool) {
+        worker.counters.count(error.kind)
+        respond(status: error.status, message: error.message, close: close)
     }
 
     /// Writes queued own responses. True when nothing is left to write.
@@ -489,12 +494,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             worker.config.balanceFactor.map { worker.boundedSelect(snapshot, hashedKey: hashedKey, factor: $0) }
             ?? snapshot.candidate(hashedKey: hashedKey)
         guard let chosen else {
-            worker.metrics.count(.noReplica)
             input.consume(head.length)
-            respond(
-                status: .serviceUnavailable,
-                message: snapshot.isEmpty ? "No replica available: the pool is empty" : "No healthy replica available",
-                close: bodyLength > 0 || !head.wantsKeepAlive)
+            refuse(.noReplica(poolEmpty: snapshot.isEmpty), close: bodyLength > 0 || !head.wantsKeepAlive)
             return
         }
         // The exchange object of the previous request is reused once it has ended.
@@ -527,11 +528,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     }
 
     /// The exchange ends with our own error response instead of the replica's.
-    func exchangeFailed(status: HTTPStatus, message: String, close: Bool) {
+    /// (`fail` counted it already.)
+    func exchangeFailed(_ error: ProxyError, close: Bool) {
         assert(worker.loop.isInLoop)
         exchange?.releaseSnapshot()
         exchange = nil
-        respond(status: status, message: message, close: close)
+        respond(status: error.status, message: error.message, close: close)
     }
 
     /// The replica answered 101: from now on bytes go both ways unchanged.
@@ -590,6 +592,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             if flushOutput() { close() } else { state = .closing }
         case .tunneling:
             break // a tunnel ends when either side closes it, or at the drain deadline
+        case .streaming:
+            sink?.close() // what was sent goes out, then the connection closes
         default:
             break // `worker.draining` makes the end of this request the end of the connection
         }
@@ -607,6 +611,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         spareExchange = nil
         tunnel?.abandon()
         tunnel = nil
+        sink?.close()
+        sink = nil
         if let timer = clientTimer { worker.loop.cancel(timer) }
         releasePipelineSlot()
         worker.loop.close(fd, of: self)

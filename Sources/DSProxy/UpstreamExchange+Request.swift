@@ -97,7 +97,7 @@ extension UpstreamExchange {
                     }
                 } catch let error as HTTPParseError {
                     // Bad chunked framing: whatever reached the replica is cut off with it.
-                    fail(status: error.status, kind: .badRequest, message: error.message)
+                    fail(.badRequest(error))
                     return false
                 } catch {
                     client.close()

@@ -76,7 +76,7 @@ extension UpstreamExchange {
                         if upstream.input.isEmpty {
                             upstreamFailed(upstream, reason: "connection closed before a response")
                         } else {
-                            invalidResponse(upstream, message: "Server \(upstream.backend.name) sent an incomplete response head")
+                            invalidResponse(upstream, .incompleteHead)
                         }
                         return false
                     }
@@ -114,7 +114,7 @@ extension UpstreamExchange {
                 responseParseFrom = resume
                 return true
             case .failed(let error):
-                invalidResponse(upstream, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                invalidResponse(upstream, .invalidHead(error.message))
                 return false
             case .complete(let responseHead):
                 responseParseFrom = 0
@@ -133,8 +133,7 @@ extension UpstreamExchange {
                 }
                 switch Framing.response(responseHead, requestIsHead: head.isHead) {
                 case .failure(let error):
-                    invalidResponse(
-                        upstream, message: "Server \(upstream.backend.name) sent an invalid response: \(error.message)")
+                    invalidResponse(upstream, .invalidHead(error.message))
                     return false
                 case .success(let framing):
                     releaseHeadFromInput()
@@ -170,17 +169,18 @@ extension UpstreamExchange {
                 case .complete(let consumed): readyForClient += consumed
                 }
             } catch {
-                let message =
-                    "Server \(upstream.backend.name) sent invalid chunked framing: \((error as? HTTPParseError)?.message ?? "\(error)")"
+                let error = ProxyError.invalidResponse(
+                    replica: upstream.backend.name,
+                    .invalidChunkedFraming((error as? HTTPParseError)?.message ?? "\(error)"))
                 if headOnlyQueued {
                     // Nothing of the response has gone to the client yet: take the relayed head
                     // back and answer 502, as for an invalid head.
                     client.output.truncate(toReadable: outputBeforeHead)
-                    fail(status: .badGateway, kind: .invalidResponse, message: message)
+                    fail(error)
                     return false
                 }
                 // Part of the response is already with the client: all we can do is cut both ends.
-                worker.metrics.count(.invalidResponse)
+                worker.counters.count(error.kind)
                 client.close()
                 return false
             }
@@ -221,9 +221,7 @@ extension UpstreamExchange {
     /// for is accepted; the connections then become a tunnel. False after an error reply.
     private func switchProtocols(_ upstream: UpstreamConnection, _ responseHead: ResponseHeadInfo) -> Bool {
         guard head.connection.upgrade, bodyRemaining == 0 else {
-            fail(
-                status: .badGateway, kind: .invalidResponse,
-                message: "Server \(upstream.backend.name) switched protocols without being asked to")
+            invalidResponse(upstream, .unrequestedUpgrade)
             return false
         }
         deadline.clear()

@@ -170,7 +170,7 @@ extension UpstreamExchange {
 
     /// Counts `n` bytes spliced to the sink.
     private func spliced(_ direction: BodyDirection, drained n: Int) {
-        worker.metrics.countSpliced(request: direction == .request, bytes: n)
+        worker.counters.countSpliced(request: direction == .request, bytes: n)
         guard direction == .request, requestChunks == nil else { return }
         bodyRemaining -= UInt64(n)
         if bodyRemaining == 0 && client.clientWait == .body { client.clientWait = .none }

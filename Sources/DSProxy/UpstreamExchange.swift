@@ -45,7 +45,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     private var tried: [String] = []
     private var failoversLeft = 0
     /// The replica this exchange is counted against, and since when.
-    var tracked: ProxyMetrics.Replica?
+    var tracked: ProxyMetrics.Shard?
     var trackedSince: UInt64 = 0
     var responseStarted = false
     var responseHead: ResponseHeadInfo?
@@ -185,16 +185,12 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             } catch let error as SyscallError where error.isLocalResourceExhaustion {
                 // ds-lb is out of descriptors or memory: no replica is to blame and none would
                 // do better, so no failover and no passive failure report (503, HAProxy's too).
-                fail(
-                    status: .serviceUnavailable, kind: .localResources,
-                    message: "ds-lb cannot open a connection to a replica now: \(error)")
+                fail(.localResources(reason: "\(error)"))
                 return
             } catch {
                 let backend = snapshot.backends[index]
                 worker.reportUnreachable(backend)
-                if !failOver(from: backend) {
-                    fail(status: .badGateway, kind: .connect, message: "Server \(backend.name) is unreachable: \(error)")
-                }
+                failOverOrFail(.connectFailed(replica: backend.name, reason: "\(error)"), from: backend)
                 return
             }
         }
@@ -234,11 +230,9 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             worker.reportUnreachable(backend)
             upstream.close()
             self.upstream = nil
-            if !failOver(from: backend) {
-                fail(status: .badGateway, kind: .connect, message: "Server \(backend.name) did not accept the connection in time")
-            }
+            failOverOrFail(.connectTimeout(replica: backend.name), from: backend)
         } else if responseHead == nil {
-            fail(status: .gatewayTimeout, kind: .timeout, message: "Server \(upstream.backend.name) did not answer in time")
+            failOverOrFail(.responseTimeout(replica: upstream.backend.name), from: upstream.backend)
         } else {
             client.close()
         }
@@ -308,19 +302,21 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         }
         worker.reportUnreachable(backend)
         // Another replica, if nothing was sent (connect failed) or the method is idempotent
-        // (RFC 9110 §9.2.2: safe to repeat after a connection failure).
-        if resendable && (neverConnected || Self.isIdempotent(head)) && failOver(from: backend) {
-            return
-        }
-        fail(status: .badGateway, kind: .connect, message: "Server \(backend.name) is unreachable: \(reason)")
+        // (the error's retry verdict).
+        let error: ProxyError =
+            neverConnected
+            ? .connectFailed(replica: backend.name, reason: reason)
+            : .connectionLost(replica: backend.name, reason: reason)
+        if resendable { failOverOrFail(error, from: backend) } else { fail(error) }
     }
 
     /// The replica answered with something that is not a valid response. An idempotent request
     /// whose head is still at hand (no body) and of which nothing reached the client goes to the
     /// next replica (`--retries`), as after a dropped connection; otherwise 502.
-    func invalidResponse(_ upstream: UpstreamConnection, message: String) {
+    func invalidResponse(_ upstream: UpstreamConnection, _ what: ProxyError.InvalidResponse) {
         let backend = upstream.backend
-        if Self.isIdempotent(head) && !headConsumed && !interimRelayed {
+        let error = ProxyError.invalidResponse(replica: backend.name, what)
+        if error.retry.allows(idempotent: Self.isIdempotent(head)) && !headConsumed && !interimRelayed {
             upstream.close()
             self.upstream = nil
             responseStarted = false
@@ -329,7 +325,14 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             worker.countFailure(backend)
             if failOver(from: backend) { return }
         }
-        fail(status: .badGateway, kind: .invalidResponse, message: message)
+        fail(error)
+    }
+
+    /// Sends the request to the next replica if the error allows it (and the budget and the
+    /// request do), else ends the exchange with the error.
+    private func failOverOrFail(_ error: ProxyError, from backend: Backend) {
+        if error.retry.allows(idempotent: Self.isIdempotent(head)) && failOver(from: backend) { return }
+        fail(error)
     }
 
     /// Moves the exchange to the next distinct healthy candidate for its key. False when the
@@ -340,7 +343,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried)
         else { return false }
         failoversLeft -= 1
-        worker.metrics.count(.retried)
+        worker.counters.count(.retried)
         headSent = false
         retried = false
         attach(next)
@@ -353,15 +356,15 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     }
 
     /// Ends the exchange with our own error response (nothing of the replica's reached the client).
-    func fail(status: HTTPStatus, kind: ProxyMetrics.ErrorKind, message: String) {
-        worker.metrics.count(kind)
+    func fail(_ error: ProxyError) {
+        worker.counters.count(error.kind)
         // Passive health. (Connect failures were counted where they were reported.)
-        if kind == .timeout || kind == .invalidResponse, let upstream { worker.countFailure(upstream.backend) }
+        if error.kind == .timeout || error.kind == .invalidResponse, let upstream { worker.countFailure(upstream.backend) }
         if !headConsumed { client.input.consume(head.length) }
         // A body not fully forwarded cannot be told apart from the next request: close.
         let mustClose = closeClientAfter || bodyRemaining > 0
         abandon()
-        client.exchangeFailed(status: status, message: message, close: mustClose)
+        client.exchangeFailed(error, close: mustClose)
     }
 
     /// Drops the exchange without an answer of its own: the client is closing, or answers for it.

@@ -53,12 +53,15 @@ package final class Worker {
     let admin: AdminHandler?
     private let onUnreachable: @Sendable (Backend) -> Void
     let metrics: ProxyMetrics
-    /// This worker's handles to per-replica metrics, so the hot path skips the shared lock.
-    private var replicaMetrics: [String: ProxyMetrics.Replica] = [:]
-    /// The same handles for `handlesSnapshot`, indexed like its `backends`, so a request hashes
-    /// no name: rebuilt when the worker switches snapshots.
+    /// This worker's own counters (it alone writes them; readers sum over the workers).
+    let counters: ProxyMetrics.WorkerCounters
+    /// Per replica, the shared handle and this worker's shard of it, so the hot path skips the
+    /// shared lock and writes only its own memory.
+    private var replicaMetrics: [String: (replica: ProxyMetrics.Replica, shard: ProxyMetrics.Shard)] = [:]
+    /// The shards for `handlesSnapshot`, indexed like its `backends`, so a request hashes no
+    /// name: rebuilt when the worker switches snapshots.
     private var handlesSnapshot: Snapshot?
-    private var handles: [ProxyMetrics.Replica] = []
+    private var handles: [ProxyMetrics.Shard] = []
     private var listener: Listener?
     private var connections: [ObjectIdentifier: ClientConnection] = [:]
     /// Set by `drain`: no new connection, none kept open after its request (GracefulDrain).
@@ -72,6 +75,7 @@ package final class Worker {
         metrics: ProxyMetrics, onUnreachable: @escaping @Sendable (Backend) -> Void
     ) {
         self.metrics = metrics
+        self.counters = metrics.makeWorkerCounters()
         self.index = index
         self.loop = loop
         self.config = config
@@ -183,7 +187,7 @@ package final class Worker {
 
     /// `metrics(for: snapshot.backends[index])`, from an array while `snapshot` is the worker's
     /// current one (a request routed just before a switch takes the slow way).
-    func metrics(_ index: Int, in snapshot: Snapshot) -> ProxyMetrics.Replica {
+    func metrics(_ index: Int, in snapshot: Snapshot) -> ProxyMetrics.Shard {
         assert(loop.isInLoop)
         if snapshot === handlesSnapshot { return handles[index] }
         guard snapshot === reader.snapshot else { return metrics(for: snapshot.backends[index]) }
@@ -192,16 +196,21 @@ package final class Worker {
         return handles[index]
     }
 
-    func metrics(for backend: Backend) -> ProxyMetrics.Replica {
+    func metrics(for backend: Backend) -> ProxyMetrics.Shard {
+        replicaHandle(for: backend).shard
+    }
+
+    private func replicaHandle(for backend: Backend) -> (replica: ProxyMetrics.Replica, shard: ProxyMetrics.Shard) {
         // A handle whose series were dropped (its replica left the pool) is replaced only once
         // the name is back in the current snapshot: a late request for the departed replica
         // counts on the old handle rather than bring its series back.
         if let cached = replicaMetrics[backend.name],
-            !cached.isRetired || !reader.snapshot.backends.contains(where: { $0.name == backend.name })
+            !cached.replica.isRetired || !reader.snapshot.backends.contains(where: { $0.name == backend.name })
         {
             return cached
         }
-        let handle = metrics.replica(backend.name)
+        let replica = metrics.replica(backend.name)
+        let handle = (replica: replica, shard: replica.makeShard())
         replicaMetrics[backend.name] = handle
         return handle
     }
@@ -216,13 +225,15 @@ package final class Worker {
     func boundedSelect(_ snapshot: Snapshot, hashedKey: UInt64, factor: Double) -> Int? {
         assert(loop.isInLoop)
         if bounded?.selection.snapshot !== snapshot || bounded?.selection.balanceFactor != factor {
-            bounded = (BoundedSelection(snapshot, balanceFactor: factor), snapshot.backends.map { metrics(for: $0) })
+            bounded = (
+                BoundedSelection(snapshot, balanceFactor: factor), snapshot.backends.map { replicaHandle(for: $0).replica }
+            )
         }
         guard let (selection, load) = bounded else { return nil }
         let total = load.reduce(0) { $0 + $1.inFlight }
         guard let choice = selection.choose(hashedKey, totalInFlight: total, inFlight: { load[$0].inFlight })
         else { return nil }
-        if choice.rank > 0 { metrics.countBoundedMove() }
+        if choice.rank > 0 { counters.countBoundedMove() }
         return choice.index
     }
 

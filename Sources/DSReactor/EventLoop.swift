@@ -230,6 +230,10 @@ package final class EventLoop: @unchecked Sendable {
         } else {
             slot = Int32(timerSlots.count)
             timerSlots.append(TimerSlot(id: id, action: action))
+            // The free list never holds more than there are slots: given their capacity now, it
+            // never reallocates when a dip in pending timers frees more slots than ever before
+            // (which would be an allocation on the request path long after warm-up).
+            if freeTimerSlots.capacity < timerSlots.capacity { freeTimerSlots.reserveCapacity(timerSlots.capacity) }
         }
         timerHeap.push(TimerEntry(deadline: deadline, id: id, slot: slot))
         return TimerID(value: id, slot: slot)

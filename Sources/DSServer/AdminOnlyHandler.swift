@@ -10,6 +10,8 @@ struct AdminOnlyHandler: AdminHandler {
 
     func isAdminPath(_ path: Substring) -> Bool { true }
 
+    func needsToken(_ path: Substring) -> Bool { router.needsToken(path) }
+
     func submit(_ request: AdminRequest, reply: @escaping @Sendable (AdminResponse) -> Void) {
         router.submit(request, reply: reply)
     }

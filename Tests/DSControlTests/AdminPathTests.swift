@@ -20,12 +20,12 @@ final class AdminPathTests: XCTestCase {
         }
         let others: [Substring] = [
             "", "/", "/re", "/repp", "/Rep", "/REP", "/rm/", "/status/", "/metric", "/metricz",
-            "/home", "rep", "//rep", "/ad", "/add ", "/st\u{e4}tus", "/r\u{0301}m",
+            "/home", "rep", "//rep", "/ad", "/add ", "/st\u{e4}tus", "/r\u{0301}m", "/dashboards", "/event", "/Events",
         ]
         for path in others {
             XCTAssertEqual(supervisor.admin.isAdminPath(path), AdminRouter.paths.contains(path), "\(path)")
             XCTAssertFalse(supervisor.admin.isAdminPath(path), "\(path)")
         }
-        XCTAssertEqual(supervisor.admin.longestAdminPath, "/metrics".utf8.count)
+        XCTAssertEqual(supervisor.admin.longestAdminPath, "/dashboard".utf8.count)
     }
 }

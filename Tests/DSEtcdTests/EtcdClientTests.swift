@@ -71,6 +71,18 @@ final class EtcdClientTests: XCTestCase {
         XCTAssertEqual(try client.keepAlive(lease: lease.id &+ 12345), 0)
     }
 
+    func testARevokedLeaseTakesItsKeysAtOnceAndRevokingItAgainIsNoError() throws {
+        let cluster = try EtcdCluster()
+        defer { cluster.stopAll() }
+        let client = try BlockingEtcdClient(endpoints: cluster.endpoints)
+        let lease = try client.grantLease(ttl: 60)
+        _ = try client.put(bytes("/held"), value: bytes("x"), lease: lease.id)
+        try client.revokeLease(lease.id)
+        XCTAssertEqual(try client.range(bytes("/held")).kvs, [])
+        XCTAssertEqual(try client.keepAlive(lease: lease.id), 0)
+        XCTAssertNoThrow(try client.revokeLease(lease.id))
+    }
+
     func testAWatchReportsChangesMadeByAnotherClientInOrder() throws {
         let cluster = try EtcdCluster()
         defer { cluster.stopAll() }

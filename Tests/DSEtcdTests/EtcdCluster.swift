@@ -2,6 +2,7 @@ import DSEtcd
 import DSReactor
 import DSSystem
 import Foundation
+import XCTest
 
 #if canImport(Glibc)
 import Glibc
@@ -20,6 +21,7 @@ final class EtcdCluster {
 
     let directory: String
     private(set) var members: [Member] = []
+    private var initialCluster = ""
 
     var endpoints: [EtcdEndpoint] { members.map(\.endpoint) }
 
@@ -35,24 +37,9 @@ final class EtcdCluster {
         for index in 0..<size {
             members.append(Member(name: "m\(index)", clientPort: ports[2 * index], peerPort: ports[2 * index + 1]))
         }
-        let initial = members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
+        initialCluster = members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
         do {
-            for index in members.indices {
-                let member = members[index]
-                let client = "http://127.0.0.1:\(member.clientPort)"
-                let peer = "http://127.0.0.1:\(member.peerPort)"
-                members[index].process = try ChildProcess.spawn(
-                    path: etcd,
-                    arguments: [
-                        "--name", member.name, "--data-dir", "\(directory)/\(member.name).etcd",
-                        "--listen-client-urls", client, "--advertise-client-urls", client,
-                        "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                        "--initial-cluster", initial, "--initial-cluster-state", "new",
-                        "--initial-cluster-token", "ds-lb-test-\(getpid())",
-                        "--logger", "zap", "--log-outputs", "\(directory)/\(member.name).log",
-                    ],
-                    environment: ["PATH": "/usr/bin:/bin"])
-            }
+            for index in members.indices { try spawn(index) }
             for index in members.indices { try waitUntilServing(index) }
         } catch {
             stopAll()
@@ -81,6 +68,31 @@ final class EtcdCluster {
         }
         throw EtcdClusterError(
             "etcd \(members[index].name) not serving after \(seconds) s (\(String(describing: last))): \(log(index))")
+    }
+
+    /// Starts member `index` again after `stop`, on its ports and data: it rejoins with what it
+    /// had, leases included. Waits until it serves.
+    func restart(_ index: Int) throws {
+        precondition(members[index].process == nil, "etcd \(members[index].name) is running")
+        try spawn(index)
+        try waitUntilServing(index)
+    }
+
+    private func spawn(_ index: Int) throws {
+        let member = members[index]
+        let client = "http://127.0.0.1:\(member.clientPort)"
+        let peer = "http://127.0.0.1:\(member.peerPort)"
+        members[index].process = try ChildProcess.spawn(
+            path: "/usr/bin/etcd",
+            arguments: [
+                "--name", member.name, "--data-dir", "\(directory)/\(member.name).etcd",
+                "--listen-client-urls", client, "--advertise-client-urls", client,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", initialCluster, "--initial-cluster-state", "new",
+                "--initial-cluster-token", "ds-lb-test-\(getpid())",
+                "--logger", "zap", "--log-outputs", "\(directory)/\(member.name).log",
+            ],
+            environment: ["PATH": "/usr/bin:/bin"])
     }
 
     /// Kills member `index` (SIGKILL: as a crash) and reaps it.
@@ -180,5 +192,21 @@ final class TestLoop: @unchecked Sendable {
     func stop() {
         sync { self.kept.removeAll() }
         loop.stop()
+    }
+}
+
+/// A test case with one etcd member and one loop, both new for each test and stopped after it.
+class EtcdLoopTestCase: XCTestCase {
+    var cluster: EtcdCluster!
+    var loop: TestLoop!
+
+    override func setUpWithError() throws {
+        cluster = try EtcdCluster()
+        loop = try TestLoop()
+    }
+
+    override func tearDown() {
+        loop?.stop()
+        cluster?.stopAll()
     }
 }

@@ -6,20 +6,7 @@ import DSSystem
 import Foundation
 import XCTest
 
-final class EtcdStoreTests: XCTestCase {
-    private var cluster: EtcdCluster!
-    private var loop: TestLoop!
-
-    override func setUpWithError() throws {
-        cluster = try EtcdCluster()
-        loop = try TestLoop()
-    }
-
-    override func tearDown() {
-        loop?.stop()
-        cluster?.stopAll()
-    }
-
+final class EtcdStoreTests: EtcdLoopTestCase {
     private func replicas(_ names: String...) -> [Backend] {
         names.enumerated().map { Backend(name: $1, number: $0 + 1, host: "127.0.0.1", port: UInt16(9001 + $0)) }
     }

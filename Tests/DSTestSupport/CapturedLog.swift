@@ -5,10 +5,14 @@ import Logging
 package final class CapturedLog: @unchecked Sendable {
     private let lock = NSLock()
     private var lines: [String] = []
+    private var eventNames: [String] = []
 
     package init() {}
 
     package var messages: [String] { lock.withLock { lines } }
+
+    /// The `event` metadata of the messages that had one (`node_joined`, …), in order.
+    package var events: [String] { lock.withLock { eventNames } }
 
     package var logger: Logger { Logger(label: "test") { _ in Handler(log: self) } }
 
@@ -33,7 +37,10 @@ package final class CapturedLog: @unchecked Sendable {
         }
 
         func log(event: LogEvent) {
-            log.lock.withLock { log.lines.append("\(event.message)") }
+            log.lock.withLock {
+                log.lines.append("\(event.message)")
+                if case .string(let name)? = event.metadata?["event"] { log.eventNames.append(name) }
+            }
         }
     }
 }

@@ -112,6 +112,8 @@ final class ProxyDataPlaneTests: IntegrationTestCase {
         let response = try connection.readResponse()
         XCTAssertEqual(response.status, 408, "\(response)")
         XCTAssertTrue(connection.isClosedByPeer(within: 2))
+        // Counted like the head timeout's 408 (counted before the answer is queued).
+        XCTAssertEqual(try lb.metricSeries()["dslb_errors_total{kind=\"bad_request\"}"], 1)
     }
 
     func testBadDurationIsAOneLineErrorNamingTheFlag() throws {

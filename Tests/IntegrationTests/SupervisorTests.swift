@@ -171,11 +171,14 @@ final class SupervisorTests: IntegrationTestCase {
         XCTAssertEqual(denied.status, 200, "loopback is allowed by default")
     }
 
+    /// Two workers, each counting its own requests: what `/metrics` and `/status` show is their
+    /// exact sum.
     func testMetricsAndStatusCountTheRequestsSent() throws {
-        let lb = try startLoadBalancer()
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "3", "--workers", "2"])
         var rng = SeededRandom(seed: 13)
-        let ids = rng.sixDigitIDs(120)
-        let (owners, _) = try routeIDs(ids, through: lb, connections: 2)
+        let ids = rng.sixDigitIDs(400)
+        // Enough connections that both workers get some.
+        let (owners, _) = try routeIDs(ids, through: lb, connections: 8)
         let expected = distribution(owners)
 
         // A request is counted when the worker finishes it, which can come just after the client
@@ -184,20 +187,25 @@ final class SupervisorTests: IntegrationTestCase {
         let deadline = Date().addingTimeInterval(10)
         var metrics = try lb.request("GET", "/metrics")
         var perReplica: [String: Int] = [:]
+        var histogramCounts: [String: Int] = [:]
         while true {
             XCTAssertEqual(metrics.status, 200)
             perReplica = [:]
-            for line in metrics.bodyString.split(separator: "\n") where line.hasPrefix("dslb_replica_requests_total{") {
+            histogramCounts = [:]
+            for line in metrics.bodyString.split(separator: "\n") {
                 // dslb_replica_requests_total{replica="server-1"} 42
-                let name = line.split(separator: "\"")[1]
-                perReplica[String(name)] = Int(Double(line.split(separator: " ").last!)!)
+                let name = line.split(separator: "\"").dropFirst().first.map(String.init) ?? ""
+                let value = Double(line.split(separator: " ").last!).map { Int($0) }
+                if line.hasPrefix("dslb_replica_requests_total{") { perReplica[name] = value }
+                if line.hasPrefix("dslb_replica_response_seconds_count{") { histogramCounts[name] = value }
             }
-            if perReplica == wanted || Date() >= deadline { break }
+            if (perReplica == wanted && histogramCounts == wanted) || Date() >= deadline { break }
             usleep(20_000)
             metrics = try lb.request("GET", "/metrics")
         }
         XCTAssertTrue(metrics.header("Content-Type")?.hasPrefix("text/plain") == true, "\(metrics)")
         XCTAssertEqual(perReplica, wanted, "Prometheus counters must match the requests sent")
+        XCTAssertEqual(histogramCounts, wanted, "the response-time histogram counts every answered request once")
         for line in [
             "dslb_replica_up{replica=\"server-1\"} 1", "dslb_pool_replicas 3", "# TYPE dslb_replica_response_seconds histogram",
         ] {

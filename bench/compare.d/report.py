@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Turns the raw output of one bench/compare run into the `## Proxy comparison` Markdown section.
+"""Turns the raw output of one bench/compare run into the `## Proxy comparison` Markdown section
+(`## Proxy comparison, fast backend` for a run with `--fast-backend`).
 
 Usage: report.py OUTDIR [--update RESULTS.md]
 
@@ -16,6 +17,19 @@ import statistics
 import sys
 
 SECTION = "## Proxy comparison"
+FAST_SECTION = "## Proxy comparison, fast backend"
+
+
+def fast_backend(meta):
+    """Whether the run had nginx as the backend instead of ds-server (`--fast-backend`)."""
+    return meta.get("backend", "ds-server") == "nginx"
+
+
+def replica_text(meta):
+    if fast_backend(meta):
+        return (f"one nginx answering `/home` with ds-server's JSON ({meta.get('backend_workers', 1)} worker, "
+                f"`bench/compare.d/nginx-backend.conf.in`: the fast backend, so the proxy is the bottleneck)")
+    return "one ds-server replica"
 PROXIES = ["ds-lb", "haproxy", "nginx"]
 NAMES = {"ds-lb": "ds-lb", "haproxy": "HAProxy", "nginx": "nginx", "direct": "direct (no proxy)"}
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -234,8 +248,8 @@ def render(outdir):
     runs = load(outdir)
     threads = meta["threads"]
     conns = meta["conns"]
-    out = [SECTION, ""]
-    out.append(f"Measured by `bench/compare` on {meta['date']}: one ds-server replica behind each proxy in turn, "
+    out = [FAST_SECTION if fast_backend(meta) else SECTION, ""]
+    out.append(f"Measured by `bench/compare` on {meta['date']}: {replica_text(meta)} behind each proxy in turn, "
                f"{meta['rounds']} interleaved rounds (each round visits every proxy and thread count once, "
                f"the order rotated from round to round), medians over the rounds. Ratios are ratios of medians.")
     out.append("")
@@ -244,7 +258,8 @@ def render(outdir):
     out.append(f"- Software: ds-lb {meta['commit']} ({build_text(meta)}), {meta['haproxy']}, "
                f"{meta['nginx']}, {meta['wrk']}, {meta['ab']}, Swift {meta['swift']}.")
     out.append(f"- Thread counts T: {', '.join(map(str, threads))} (ds-lb `--workers T`, HAProxy `nbthread T`, "
-               f"nginx `worker_processes T`; the replica is ds-server, one event loop).")
+               f"nginx `worker_processes T`; the replica is "
+               f"{'the fast backend' if fast_backend(meta) else 'ds-server, one event loop'}).")
     out.append("")
     out.append("Commands (ports are free loopback ports picked at run time; configs in `bench/compare.d/`):")
     out.append("")
@@ -412,13 +427,16 @@ def render(outdir):
     out.append(f"- Noise: the machine has {meta['nproc']} shared CPUs and wrk/ab, the proxy and the replica all run on "
                "them, so the load generator competes with the proxy for CPU; with T equal to the CPU count the "
                "proxy's threads are oversubscribed. Absolute numbers are far below what these proxies do on "
-               "dedicated cores. The direct baseline is bounded by the single-threaded ds-server." + spread_text)
+               "dedicated cores. The direct baseline is bounded by the "
+               + ("nginx backend." if fast_backend(meta) else "single-threaded ds-server.") + spread_text)
     out.append("- All three proxies do the same work per request: parse, pick the replica by hashing `?id=`, add "
                "`X-Forwarded-For`/`X-Forwarded-Proto`, reuse a keep-alive upstream connection; access logs off.")
     skipped = os.path.join(outdir, "body-skipped")
     if os.path.exists(skipped) and open(skipped).read().strip() == "no-echo":
         out.append("- Not measured: large-body throughput (issue 3) — the ds-server that was built has no `POST /echo` "
                    "endpoint, so no replica accepts and returns a large body; `bench/compare` runs the test once it has.")
+    elif os.path.exists(skipped) and open(skipped).read().strip() == "fast-backend":
+        out.append("- Large-body test not run: the fast backend has no `POST /echo`.")
     elif os.path.exists(skipped):
         out.append("- Large-body test not run (`--no-body`).")
     else:
@@ -437,9 +455,10 @@ def render(outdir):
 
 
 def update(path, section):
+    title = section.splitlines()[0]
     text = open(path).read() if os.path.exists(path) else ""
     lines = text.splitlines(keepends=True)
-    start = next((i for i, l in enumerate(lines) if l.rstrip() == SECTION), None)
+    start = next((i for i, l in enumerate(lines) if l.rstrip() == title), None)
     if start is None:
         if text and not text.endswith("\n"):
             text += "\n"

@@ -150,6 +150,10 @@ package enum ClusterMembershipEvent: Sendable, Equatable {
     case storeDown(reason: String)
     /// etcd answers again (a `changed` with the current view follows).
     case storeUp
+    /// Another live node holds this node's name (it kept its lease past one TTL of waiting): two
+    /// nodes of one name would run the same replicas, so this one never joins. The membership
+    /// has stopped; the node should exit with `reason`.
+    case refused(reason: String)
 }
 
 /// This node's presence in the cluster: its registration under a lease kept alive, the watch
