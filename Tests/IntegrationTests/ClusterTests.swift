@@ -53,7 +53,7 @@ final class ClusterTests: XCTestCase {
             let elapsed = try XCTUnwrap(seen[index], "n\(index + 1) never listed \(added)\n\(cluster.logs())")
             XCTAssertLessThanOrEqual(elapsed, 1 * slack, "n\(index + 1) listed \(added) after \(elapsed) s")
         }
-        try cluster.waitUntilConverged()
+        try cluster.waitUntilConverged(timeout: 30 * slack)
     }
 
     func testTwentyConcurrentAddsSpreadOverTheNodesMakeTwentyDistinctReplicas() throws {
@@ -65,7 +65,7 @@ final class ClusterTests: XCTestCase {
             statuses.update { $0.append(status) }
         }
         XCTAssertEqual(statuses.value, Array(repeating: 200, count: 20), "statuses of the 20 POST /add")
-        try cluster.waitUntilConverged(timeout: 60)
+        try cluster.waitUntilConverged(timeout: 60 * slack)
         let after = try XCTUnwrap(cluster.pool(0))
         XCTAssertEqual(after.count, before.count + 20, "pool after 20 adds: \(after)")
         XCTAssertEqual(Set(after.map { $0.lowercased() }).count, after.count, "names are distinct: \(after)")
@@ -79,7 +79,7 @@ final class ClusterTests: XCTestCase {
         let added = Array(Set(after).subtracting(before))
         let removed = try cluster.request(1, "DELETE", "/rm", json: ["n": added.count, "hostnames": added], timeout: 30)
         XCTAssertEqual(removed.status, 200, "DELETE /rm of the added replicas: \(removed)")
-        try cluster.waitUntilConverged(timeout: 60)
+        try cluster.waitUntilConverged(timeout: 60 * slack)
     }
 
     // MARK: Routing
@@ -297,7 +297,7 @@ final class ClusterTests: XCTestCase {
             if owned.count >= count { return owned }
             let response = try cluster.request((index + 1) % cluster.hosts.count, "POST", "/add", timeout: 10)
             XCTAssertEqual(response.status, 200, "POST /add: \(response)")
-            try cluster.waitUntilConverged()
+            try cluster.waitUntilConverged(timeout: 30 * slack)
         }
         throw ClusterFixtureError("placement gave n\(index + 1) fewer than \(count) replicas after 12 adds")
     }
