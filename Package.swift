@@ -66,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "ds-lb",
             dependencies: [
-                "DSServer", "DSControl", "DSDocker", "DSProxy", "DSSystem", "CSystemd", "DSSystemd", "DSConfig",
+                "DSServer", "DSControl", "DSDocker", "DSEtcd", "DSProxy", "DSSystem", "CSystemd", "DSSystemd", "DSConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

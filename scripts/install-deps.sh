@@ -8,9 +8,10 @@ packages=(pkg-config libsystemd-dev)
 case "$profile" in
   build) ;;
   # python3-matplotlib: ds-bench analysis draws its charts with bench/plot.py under /usr/bin/python3.
-  # etcd-server: the DSEtcd tests start real etcd members on 127.0.0.1 ports.
+  # etcd-server: the DSEtcd tests start real etcd members on 127.0.0.1 ports; iproute2: the
+  # cluster tests put three etcd members and ds-lb nodes in network namespaces (ip netns).
   # chromium, chromium-driver: the dashboard tests drive a headless browser over WebDriver.
-  test) packages+=(curl python3-matplotlib etcd-server chromium chromium-driver) ;;
+  test) packages+=(curl python3-matplotlib etcd-server iproute2 chromium chromium-driver) ;;
   bench) packages+=(curl wrk apache2-utils haproxy nginx python3-matplotlib) ;;
   *) echo "install-deps: unknown profile '$profile' (use build, test or bench)" >&2; exit 2 ;;
 esac

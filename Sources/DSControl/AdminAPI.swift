@@ -187,9 +187,10 @@ package final class AdminRouter: AdminHandler {
                 ("failed_requests", .int(replica.counters.failures)),
                 ("marked_down", .bool(replica.markedDown)),
             ]
+            if let node = replica.node { fields.append(("node", .string(node))) }
             return .object(fields)
         }
-        let message = JSONValue.object([
+        var message: [(String, JSONValue)] = [
             ("generation", .int(Int(view.generation))),
             ("algorithm", .string(view.algorithm)),
             ("driver", .string(view.driver)),
@@ -197,8 +198,31 @@ package final class AdminRouter: AdminHandler {
             ("heartbeat_interval", .string(DurationText.format(view.heartbeatInterval))),
             ("N", .int(replicas.count)),
             ("replicas", .array(replicas)),
+        ]
+        if let cluster = view.cluster { message.append(("cluster", clusterBody(cluster))) }
+        return JSONValue.object([("message", .object(message)), ("status", .string("successful"))]).serialized
+    }
+
+    private static func clusterBody(_ cluster: SupervisorView.ClusterStatus) -> JSONValue {
+        .object([
+            ("node", .string(cluster.node)),
+            ("store", .string(cluster.storeUp ? "up" : "down")),
+            ("store_problem", cluster.storeProblem.map { .string($0) } ?? .null),
+            ("revision", .int(Int(cluster.revision))),
+            (
+                "nodes",
+                .array(
+                    cluster.nodes.map { node in
+                        .object([
+                            ("name", .string(node.name)),
+                            ("address", .string(node.address)),
+                            ("lease", .int(Int(node.lease))),
+                            ("state", .string(node.state)),
+                            ("replicas", .array(node.replicas.map { .string($0) })),
+                        ])
+                    })
+            ),
         ])
-        return JSONValue.object([("message", message), ("status", .string("successful"))]).serialized
     }
 
     /// One line per admin request with the client's address. Reads (GET/HEAD, e.g. a

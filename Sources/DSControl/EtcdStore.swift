@@ -104,6 +104,16 @@ package final class EtcdStore: PoolStore {
         }
     }
 
+    package func read(completion: @escaping (Result<StoredPool, PoolStoreError>) -> Void) {
+        client.range(key) { [weak self] result in
+            guard let self else { return completion(.failure(.unreachable("ds-lb is stopping"))) }
+            switch result {
+            case .success(let answer): completion(Result { () throws(PoolStoreError) in try self.stored(answer.kvs.first) })
+            case .failure(let error): completion(.failure(Self.storeError(error)))
+            }
+        }
+    }
+
     package func watch(_ handler: @escaping (PoolStoreEvent) -> Void) {
         self.handler = handler
         startWatch()

@@ -61,9 +61,19 @@ package protocol PoolStore: AnyObject {
     /// runs on the control loop with the new revision or why not; a local store runs it before
     /// `write` returns, a remote one later.
     func write(_ replicas: [Backend], ifRevision: UInt64, completion: @escaping (Result<UInt64, PoolStoreError>) -> Void)
+    /// On the control loop: the pool as the store holds it now (a cluster's admin write plans
+    /// against it). `completion` runs on the control loop, at once for a local store.
+    func read(completion: @escaping (Result<StoredPool, PoolStoreError>) -> Void)
     /// Control thread, once: every change committed from now on reaches `handler` on the
     /// control loop.
     func watch(_ handler: @escaping (PoolStoreEvent) -> Void)
+}
+
+extension PoolStore {
+    /// A local store answers at once.
+    package func read(completion: @escaping (Result<StoredPool, PoolStoreError>) -> Void) {
+        completion(Result { () throws(PoolStoreError) in try load() })
+    }
 }
 
 /// The pool in `state.json` (`StateStore` does the file's I/O). The revision is the file's:

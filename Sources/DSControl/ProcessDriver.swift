@@ -8,7 +8,8 @@ import DSSystem
 import Glibc
 #endif
 
-/// Replicas as local `ds-server` children on 127.0.0.1, each on its own port. Children get
+/// Replicas as local `ds-server` children on 127.0.0.1 (in cluster mode, on the node's
+/// advertise address, so other hosts reach them), each on its own port. Children get
 /// PR_SET_PDEATHSIG, so they die with ds-lb even on SIGKILL. Control thread only — and that
 /// thread must live as long as the process, since the death signal follows the forking thread.
 ///
@@ -18,7 +19,7 @@ package final class ProcessDriver: ReplicaDriver {
     package let name = "process"
     package let canCreate = true
     private let serverBinary: String
-    private let host = "127.0.0.1"
+    private let host: String
     private let stopGrace: Duration
 
     /// One child and its exit watch. `live` ones are reported when they exit; the others were
@@ -53,8 +54,9 @@ package final class ProcessDriver: ReplicaDriver {
     private var loop: EventLoop?
     private var report: (DriverEvent) -> Void = { _ in }
 
-    package init(serverBinary: String, stopGrace: Duration = .seconds(5)) {
+    package init(serverBinary: String, host: String = "127.0.0.1", stopGrace: Duration = .seconds(5)) {
         self.serverBinary = serverBinary
+        self.host = host
         self.stopGrace = stopGrace
     }
 
@@ -170,7 +172,8 @@ package final class ProcessDriver: ReplicaDriver {
     /// Asks the kernel for a free port by binding port 0. Another process could take the port
     /// before the child binds it; the child then exits and the supervisor reports it.
     private func freePort() throws -> UInt16 {
-        let fd = FileDescriptor(adopting: try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1))
+        let any = try SocketAddress.parse(host.contains(":") ? "[\(host)]:0" : "\(host):0")
+        let fd = FileDescriptor(adopting: try Socket.listen(on: any, backlog: 1))
         return try Socket.localAddress(fd.rawValue).port
     }
 

@@ -177,16 +177,22 @@ extension Supervisor {
 
     /// Takes `removed` out of the pool once their removal is saved.
     private func commitRemove(_ removed: [Replica]) -> AdminAnswer {
+        takeOut(removed, announce: true)
+        return .pool(poolNames())
+    }
+
+    /// Takes `removed` out of the snapshot now and stops them once no worker routes to them and
+    /// their requests in flight finished (a removal, or a replica handed off to another node).
+    func takeOut(_ removed: [Replica], announce: Bool) {
         for replica in removed { replica.inPool = false }
         let target = publish()
-        for replica in removed {
+        for replica in removed where announce {
             logEvent(.info, "[-] Server \(replica.backend.number) removed: \(replica.backend.name)", "removed", replica.backend)
         }
         // The names are free at once (a re-add may reuse them); these instances stop later.
         let stoppers = removed.map { driver.retire($0.backend) }
         stopWhenUnused(removed, stoppers: stoppers, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)
         members.removeAll { member in removed.contains { $0 === member } }
-        return .pool(poolNames())
     }
 
     /// Stops removed replicas once every worker runs a snapshot without them (docs/ARCHITECTURE.md §4), so

@@ -41,6 +41,12 @@ package final class Supervisor: @unchecked Sendable {
     private var queue: [(AdminCommand, @Sendable (AdminAnswer) -> Void)] = []
     private var busy = false
     private var onInitialPoolReady: (() -> Void)?
+    /// Cluster mode (`joinCluster`): the pool is etcd's and placed over the live nodes; `members`
+    /// are the replicas this node runs.
+    var cluster: ClusterMode?
+    /// Cluster mode: the node cannot be part of the cluster (its name is another live node's);
+    /// ds-lb is to stop with this reason.
+    package var onClusterRefused: ((String) -> Void)?
 
     /// What `/rep` and `/status` read: republished after every change of the pool or of a
     /// replica's state (`publishView`), never read back by the control loop.
@@ -121,6 +127,11 @@ package final class Supervisor: @unchecked Sendable {
     /// One line for systemd's `STATUS=`: "3/3 replicas up, ring generation 7".
     package var statusLine: String {
         assert(loop.isInLoop)
+        if let cluster {
+            let healthy = clusterRouting(cluster).healthy
+            return
+                "\(healthy.values.filter { $0 }.count)/\(healthy.count) replicas up, ring generation \(generation); \(clusterStatusLine(cluster))"
+        }
         let pool = members.filter(\.inPool)
         return "\(pool.filter(\.isUp).count)/\(pool.count) replicas up, ring generation \(generation)"
     }
@@ -163,6 +174,14 @@ package final class Supervisor: @unchecked Sendable {
     package func bootstrap(replicas: Int, ready: @escaping () -> Void) throws {
         assert(loop.isInLoop)
         onInitialPoolReady = ready
+        if let cluster {
+            try clusterBootstrap(cluster, replicas: replicas)
+            publish()
+            loop.schedule(after: config.startTimeout) { [unowned self] in self.initialPoolSettled(force: true) }
+            samplePassiveHealth()
+            schedulePassiveHealth()
+            return
+        }
         // Replicas run by someone else start UP, as HAProxy's servers do: they are presumed to
         // serve until checks say otherwise. Replicas we launch must first pass `rise` checks.
         var firstActions: [ObjectIdentifier: [ReconcilerAction]] = [:]
@@ -212,10 +231,10 @@ package final class Supervisor: @unchecked Sendable {
         schedulePassiveHealth()
     }
 
-    private func initialPoolSettled(force: Bool) {
+    func initialPoolSettled(force: Bool) {
         guard let ready = onInitialPoolReady else { return }
         let waiting = members.filter { $0.health.status == .starting }
-        guard force || waiting.isEmpty else { return }
+        guard force || (waiting.isEmpty && cluster.map(clusterSettled) != false) else { return }
         if !waiting.isEmpty {
             logger.warning(
                 "[!] Not yet healthy after \(DurationText.format(config.startTimeout)): \(waiting.map(\.backend.name).joined(separator: ", "))"
@@ -231,6 +250,12 @@ package final class Supervisor: @unchecked Sendable {
     /// the answer once the view shows what the command did.
     func perform(_ command: AdminCommand, reply: @escaping @Sendable (AdminAnswer) -> Void) {
         loop.execute { [self] in
+            if let cluster {
+                return clusterExecute(command, cluster: cluster) { [unowned self] answer in
+                    publishView()
+                    reply(answer)
+                }
+            }
             queue.append((command, reply))
             runNextCommand()
         }
@@ -242,9 +267,11 @@ package final class Supervisor: @unchecked Sendable {
         loop.execute { [self] in
             // Only the first sign of trouble triggers a check: after that the quick re-checks
             // run on their own timer, so a burst of failing requests is not a burst of probes.
-            guard let replica = members.first(where: { $0.backend == backend }), !heartbeats.isChecking(replica), replica.isUp,
-                replica.health.consecutiveFailures == 0
-            else { return }
+            guard let replica = members.first(where: { $0.backend == backend }) else {
+                if let cluster { remoteUnreachable(backend, cluster: cluster) }
+                return
+            }
+            guard !heartbeats.isChecking(replica), replica.isUp, replica.health.consecutiveFailures == 0 else { return }
             scheduleCheck(replica, after: .zero)
         }
     }
@@ -274,7 +301,10 @@ package final class Supervisor: @unchecked Sendable {
     }
 
     /// The pool's names, in order (the body of the answer to `/add` and `/rm`).
-    func poolNames() -> [String] { members.filter(\.inPool).map(\.backend.name) }
+    func poolNames() -> [String] {
+        if let cluster { return cluster.view.pool?.replicas.map(\.name) ?? [] }
+        return members.filter(\.inPool).map(\.backend.name)
+    }
 
     /// Publishes the view now (before an answer, or with a new snapshot).
     func publishView() {
@@ -284,21 +314,26 @@ package final class Supervisor: @unchecked Sendable {
             SupervisorView(
                 generation: generation, algorithm: algorithm.rawValue, driver: driver.name, startedAt: startedAt,
                 heartbeatInterval: config.heartbeatInterval,
-                replicas: members.filter(\.inPool).map { replica in
-                    SupervisorView.ReplicaView(
-                        name: replica.backend.name, id: replica.backend.number, address: replica.backend.address,
-                        state: replica.health.status.rawValue, details: driver.details(of: replica.backend),
-                        lastCheck: replica.health.last?.description, lastCheckCode: replica.health.last?.code,
-                        lastCheckNanoseconds: replica.lastLatency, checks: replica.checks,
-                        consecutiveFailures: replica.health.consecutiveFailures, restarts: replica.restarts,
-                        failedRestarts: replica.failedRestarts, markedDown: replica.passiveDown, weight: replica.weight,
-                        counters: metrics.replica(replica.backend.name))
-                }))
+                replicas: cluster.map(clusterReplicaViews) ?? members.filter(\.inPool).map { replicaView($0) },
+                cluster: cluster.map(clusterStatus)))
+    }
+
+    /// A replica this ds-lb runs, as `/status` shows it.
+    func replicaView(_ replica: Replica, node: String? = nil) -> SupervisorView.ReplicaView {
+        SupervisorView.ReplicaView(
+            name: replica.backend.name, id: replica.backend.number, address: replica.backend.address,
+            state: replica.health.status.rawValue, details: driver.details(of: replica.backend),
+            lastCheck: replica.health.last?.description, lastCheckCode: replica.health.last?.code,
+            lastCheckNanoseconds: replica.lastLatency, checks: replica.checks,
+            consecutiveFailures: replica.health.consecutiveFailures, restarts: replica.restarts,
+            failedRestarts: replica.failedRestarts, markedDown: replica.passiveDown, weight: replica.weight,
+            counters: metrics.replica(replica.backend.name), node: node)
     }
 
     /// A replica's state changed: the view is published once at the end of this turn of the
     /// loop, however many changes the turn makes.
     func noteViewChanged() {
+        scheduleReport()
         guard !viewChanged else { return }
         viewChanged = true
         loop.schedule(after: .zero) { [unowned self] in
@@ -311,11 +346,17 @@ package final class Supervisor: @unchecked Sendable {
     /// Publishes the pool with its current health, when either changed.
     @discardableResult
     func publish(force: Bool = false) -> UInt64 {
-        let pool = members.filter(\.inPool)
+        var backends: [Backend]
         var health: [String: Bool] = [:]
-        for replica in pool { health[replica.backend.name] = replica.isUp }
+        if let cluster {
+            (backends, health) = clusterRouting(cluster)
+        } else {
+            let pool = members.filter(\.inPool)
+            backends = pool.map(\.backend)
+            for replica in pool { health[replica.backend.name] = replica.isUp }
+        }
         let current = publisher.latest()
-        let sorted = pool.map(\.backend).sorted(by: { $0.name < $1.name })
+        let sorted = backends.sorted(by: { $0.name < $1.name })
         // Backend's == leaves weights out (it names an instance): a weight change is a change too.
         if !force && current.backends == sorted && current.backends.map(\.weight) == sorted.map(\.weight)
             && health == publishedHealth && generation > 0
@@ -326,9 +367,9 @@ package final class Supervisor: @unchecked Sendable {
         generation += 1
         publishedHealth = health
         generationGauge.set(Int64(generation))
-        poolGauge.set(Int64(pool.count))
+        poolGauge.set(Int64(backends.count))
         for (name, up) in health { healthGauge(name).set(Int64(up ? 1 : 0)) }
-        publisher.publish(Snapshot(generation: generation, backends: pool.map(\.backend), healthy: health, algorithm: algorithm))
+        publisher.publish(Snapshot(generation: generation, backends: backends, healthy: health, algorithm: algorithm))
         publishView()
         return generation
     }
@@ -396,6 +437,8 @@ package final class Supervisor: @unchecked Sendable {
     /// be refused: a lost race is retried once over the store's new revision (the running pool
     /// is the one to keep), and a failure is logged.
     func persist(after change: String, retried: Bool = false) {
+        // A cluster's pool holds names and ids; where each replica runs is in its node's report.
+        guard cluster == nil else { return }
         let running = { [unowned self] in runningPool() }
         writePool(running, for: .ownChange(change: change, retried: retried)) { [unowned self] actions in
             log(actions)
@@ -546,7 +589,10 @@ package final class Supervisor: @unchecked Sendable {
     /// more, so no late request registers them again; a name back in the pool by then (a quick
     /// re-add) keeps its series. A restarted replica never leaves the pool and keeps them.
     func forgetSeries(of names: [String]) {
-        let current = Set(members.filter { !$0.removed }.map(\.backend.name) + (pendingAdd?.replicas.map(\.backend.name) ?? []))
+        // In a cluster a replica that left this node (handed off) is still routed to, elsewhere.
+        let current = Set(
+            members.filter { !$0.removed }.map(\.backend.name) + (pendingAdd?.replicas.map(\.backend.name) ?? [])
+                + (cluster?.view.pool?.replicas.map(\.name) ?? []))
         for name in names where !current.contains(name) {
             metrics.forget(name)
             if let gauge = healthGauges.removeValue(forKey: name) { metrics.registry.unregisterGauge(gauge) }

@@ -28,6 +28,29 @@ package struct SupervisorView: Sendable {
         /// served since it was published count. The handle is taken on the control loop, so a
         /// read never registers the series of a replica that has left the pool again.
         let counters: ProxyMetrics.Replica
+        /// The node that runs it (cluster mode).
+        var node: String? = nil
+    }
+
+    /// Cluster mode: this node, the store and the live nodes.
+    package struct ClusterStatus: Sendable {
+        package struct Node: Sendable {
+            let name: String
+            let address: String
+            let lease: Int64
+            /// `live` (its lease holds), or, for this node only, `unregistered` (not in the view
+            /// yet, or its lease was lost and it registers again).
+            let state: String
+            /// The pool's replicas placed on it.
+            let replicas: [String]
+        }
+
+        let node: String
+        let storeUp: Bool
+        /// Why the store is down (nil while it answers).
+        let storeProblem: String?
+        let revision: Int64
+        let nodes: [Node]
     }
 
     package let generation: UInt64
@@ -38,6 +61,8 @@ package struct SupervisorView: Sendable {
     let heartbeatInterval: Duration
     /// The replicas in the pool, in order of addition (the order `/rep` lists them in).
     let replicas: [ReplicaView]
+    /// Cluster mode only.
+    var cluster: ClusterStatus? = nil
 
     package var poolNames: [String] { replicas.map(\.name) }
 }

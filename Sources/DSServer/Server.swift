@@ -37,6 +37,8 @@ package struct ServerConfiguration {
     /// Makes the replica driver. Called once the signals are blocked and before any other
     /// thread starts: a driver may start threads, which must not receive them.
     package var makeDriver: (Logger) throws -> ReplicaDriver
+    /// Cluster mode (`--etcd`): the pool is kept in etcd and placed over the live nodes.
+    package var cluster: ClusterSetup?
 
     package init(
         listen: SocketAddress, admin: SocketAddress? = nil, workers: Int, algorithm: HashAlgorithm,
@@ -52,6 +54,21 @@ package struct ServerConfiguration {
         self.replicas = replicas
         self.stateDirectory = stateDirectory
         self.makeDriver = makeDriver
+    }
+}
+
+/// How a server joins a cluster: it makes its pool store and membership on the control loop.
+package struct ClusterSetup {
+    /// Each gets the control loop and the driver's name (the pool document names its driver).
+    package var makeStore: (EventLoop, String) throws -> PoolStore
+    package var makeMembership: (EventLoop, String, Logger) throws -> ClusterMembership
+
+    package init(
+        makeStore: @escaping (EventLoop, String) throws -> PoolStore,
+        makeMembership: @escaping (EventLoop, String, Logger) throws -> ClusterMembership
+    ) {
+        self.makeStore = makeStore
+        self.makeMembership = makeMembership
     }
 }
 
@@ -134,6 +151,13 @@ package final class Server: @unchecked Sendable {
         proxy.drain = drain
         proxyConfig = proxy
         drainTimeout = configuration.supervisor.drainTimeout
+        supervisor.onClusterRefused = { [unowned self] reason in
+            guard !stopping else { return }
+            stopping = true
+            supervisor.beginStopping()
+            startError = ServerError.failed(reason)
+            stopLoops()
+        }
         onSignal = { [unowned self] signal in
             if signal == SIGHUP {
                 if !stopping { onReload?() }
@@ -156,7 +180,16 @@ package final class Server: @unchecked Sendable {
         if configuration.resetState {
             do { try store.reset() } catch { throw ServerError.invalid("--reset-state: cannot remove \(store.path): \(error)") }
         }
-        supervisor.poolStore = FileStore(file: store, driver: driver.name)
+        if let cluster = configuration.cluster {
+            do {
+                supervisor.joinCluster(
+                    try cluster.makeMembership(loop, driver.name, logger), store: try cluster.makeStore(loop, driver.name))
+            } catch {
+                throw ServerError.failed("cannot join the cluster: \(error)")
+            }
+        } else {
+            supervisor.poolStore = FileStore(file: store, driver: driver.name)
+        }
         // systemd: WATCHDOG=1 only while every loop makes progress; STATUS= follows the pool
         // (and says when the last reload failed or left a setting for the next restart).
         if notifier.isEnabled {
@@ -304,8 +337,11 @@ package final class Server: @unchecked Sendable {
         }
     }
 
+    /// Leaves the cluster first (other nodes take the replicas over at once), then stops.
     private func stopLoops() {
-        workerLoops.forEach { $0.stop() }
-        loop.stop()
+        supervisor.leaveCluster { [self] in
+            workerLoops.forEach { $0.stop() }
+            loop.stop()
+        }
     }
 }

@@ -21,6 +21,13 @@ extension Serve {
         guard !image.isEmpty else { throw ValidationError("--image must not be empty") }
     }
 
+    /// Local ds-server children, on the advertise address in cluster mode.
+    private func processDriver() throws -> ProcessDriver {
+        ProcessDriver(
+            serverBinary: try serverBinary ?? Self.siblingBinary("ds-server"),
+            host: try clusterOptions()?.advertiseAddress ?? "127.0.0.1")
+    }
+
     /// The driver `--driver` asks for. `auto` picks docker when the engine answers and has the
     /// image, else local processes, and says which and why. Blocks briefly (engine calls): call
     /// before the control loop runs.
@@ -59,9 +66,9 @@ extension Serve {
             } catch {
                 logger.info("[i] --driver auto: using process (\(error))")
             }
-            return ProcessDriver(serverBinary: try serverBinary ?? Self.siblingBinary("ds-server"))
+            return try processDriver()
         default:
-            return ProcessDriver(serverBinary: try serverBinary ?? Self.siblingBinary("ds-server"))
+            return try processDriver()
         }
     }
 }

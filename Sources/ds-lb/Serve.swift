@@ -54,8 +54,32 @@ struct Serve: ParsableCommand {
     )
     var network: String = "host"
 
-    @Option(help: "Pool name (docker driver): the ds-lb.pool label of the containers this ds-lb manages and adopts.")
+    @Option(
+        help:
+            "Pool name: the ds-lb.pool label of the containers this ds-lb manages and adopts (docker driver), and the pool's etcd prefix /ds-lb/<pool>/ (--etcd)."
+    )
     var pool: String = "default"
+
+    @Option(
+        help:
+            "Cluster mode: etcd endpoints, comma-separated (http://h1:2379,http://h2:2379). The pool is kept in etcd and its replicas placed over the live ds-lb nodes; without it, one machine and the state file."
+    )
+    var etcd: String?
+
+    @Option(help: "Cluster mode: this node's name, unique in the cluster (default: the host name).")
+    var nodeName: String?
+
+    @Option(
+        help:
+            "Cluster mode: the address other hosts reach this node's replicas at; they listen on it (default: the --listen host, or 127.0.0.1 when that is 0.0.0.0 or ::)."
+    )
+    var advertiseAddress: String?
+
+    @Option(
+        help:
+            "Cluster mode: the TTL of this node's lease in etcd, whole seconds, at least 2s: how long after this node stops other nodes take its replicas over."
+    )
+    var nodeLease: String = "5s"
 
     @Option(help: "Replicas to start with (process driver).")
     var replicas: Int = 3
@@ -228,6 +252,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--driver: unknown driver '\(driver)' (use process, docker, auto or static)")
         }
         try validateDocker()
+        _ = try clusterOptions()
         guard replicas >= 0 && replicas <= 1000 else { throw ValidationError("--replicas must be 0...1000, got \(replicas)") }
         if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1...256, got \(workers)") }
         if driver == "static" && backends.isEmpty {
@@ -356,6 +381,7 @@ struct Serve: ParsableCommand {
             replicas: driver == "static" ? 0 : replicas, stateDirectory: stateDir ?? Self.defaultStateDirectory()
         ) { logger in try self.makeDriver(staticBackends: staticBackends, logger: logger) }
         configuration.resetState = resetState
+        configuration.cluster = try clusterSetup(logger: logger)
         configuration.configurationFile = invocation.file?.path
 
         // The control loop runs on this (main) thread for the life of the process: replicas are

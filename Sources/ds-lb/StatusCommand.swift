@@ -37,22 +37,46 @@ struct StatusCommand: ParsableCommand {
         print(
             "generation \(message["generation"] ?? "?")  algorithm \(message["algorithm"] ?? "?")  driver \(message["driver"] ?? "?")  uptime \(message["uptime_s"] ?? "?")s  replicas \(replicas.count)"
         )
-        let columns = [
+        let cluster = message["cluster"] as? [String: Any]
+        var columns = [
             "NAME", "ID", "ADDRESS", "STATE", "WEIGHT", "PID", "LAST CHECK", "MS", "FAILS", "RESTARTS", "REQUESTS", "IN FLIGHT",
         ]
-        let keys = [
+        var keys = [
             "name", "id", "address", "state", "weight", "pid", "last_check", "last_check_ms", "consecutive_failures", "restarts",
             "requests", "in_flight",
         ]
-        let rows = replicas.map { replica in
-            keys.map { key -> String in
-                switch replica[key] {
-                case let value as String: return value
-                case let value as NSNumber: return value.stringValue
-                default: return "-"
-                }
-            }
+        if cluster != nil {
+            columns.insert("NODE", at: 4)
+            keys.insert("node", at: 4)
         }
+        Self.printTable(columns: columns, rows: replicas.map { replica in keys.map { Self.cell(replica[$0]) } })
+        guard let cluster else { return }
+        let nodes = cluster["nodes"] as? [[String: Any]] ?? []
+        let store = cluster["store"] as? String ?? "?"
+        let problem = (cluster["store_problem"] as? String).map { " (\($0))" } ?? ""
+        print("")
+        print(
+            "cluster node \(cluster["node"] ?? "?")  etcd \(store)\(problem)  revision \(cluster["revision"] ?? "?")  nodes \(nodes.count)"
+        )
+        Self.printTable(
+            columns: ["NODE", "ADDRESS", "STATE", "REPLICAS"],
+            rows: nodes.map { node in
+                [
+                    Self.cell(node["name"]), Self.cell(node["address"]), Self.cell(node["state"]),
+                    (node["replicas"] as? [String] ?? []).joined(separator: ","),
+                ]
+            })
+    }
+
+    private static func cell(_ value: Any?) -> String {
+        switch value {
+        case let value as String: return value
+        case let value as NSNumber: return value.stringValue
+        default: return "-"
+        }
+    }
+
+    private static func printTable(columns: [String], rows: [[String]]) {
         let widths = columns.indices.map { i in ([columns[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0 }
         for row in [columns] + rows {
             print(row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))

@@ -75,3 +75,35 @@ final class ProcessDriverTests: XCTestCase {
             control.events, [.started(one), .started(two), .started(three), .exited(three, reason: "killed by signal 9")])
     }
 }
+
+extension ProcessDriverTests {
+    /// In cluster mode replicas listen on the node's advertise address, so other hosts reach
+    /// them: the driver's host is the backend's and the child's `--host`.
+    func testReplicasListenOnTheDriversHost() throws {
+        let arguments = NSTemporaryDirectory() + "/ds-lb-arguments-\(getpid())-\(UUID().uuidString)"
+        let script = arguments + ".sh"
+        try Data("#!/bin/sh\necho \"$@\" > \(arguments)\nexec sleep 300\n".utf8).write(to: URL(fileURLWithPath: script))
+        XCTAssertEqual(chmod(script, 0o755), 0)
+        addTeardownBlock {
+            try? FileManager.default.removeItem(atPath: script)
+            try? FileManager.default.removeItem(atPath: arguments)
+        }
+        let driver = ProcessDriver(serverBinary: script, host: "127.0.0.2", stopGrace: .seconds(1))
+        let control = try DriverEventLoop(driver)
+        defer {
+            _ = try? control.sync { driver.stopAll() }
+            control.stop()
+        }
+        let backend = try control.sync { try driver.launch(ReplicaSpec(name: "server-3", number: 3), previous: nil) }
+        XCTAssertEqual(backend.host, "127.0.0.2")
+        XCTAssertNotEqual(backend.port, 0)
+        let deadline = Date().addingTimeInterval(20)
+        var written = ""
+        while Date() < deadline {
+            written = (try? String(contentsOfFile: arguments, encoding: .utf8)) ?? ""
+            if written.hasSuffix("\n") { break }
+            usleep(10_000)
+        }
+        XCTAssertEqual(written, "--id 3 --host 127.0.0.2 --port \(backend.port)\n")
+    }
+}

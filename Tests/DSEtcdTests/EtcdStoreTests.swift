@@ -184,3 +184,29 @@ final class ReportedEvents: Sendable {
         return events.withLock { $0 }
     }
 }
+
+extension EtcdStoreTests {
+    /// `read` (on the loop, what a cluster's admin write plans against) gets the pool another
+    /// writer committed, at its revision, and a write against that revision wins.
+    func testReadGetsThePoolAsEtcdHoldsItNowAndAWriteAgainstItsRevisionWins() throws {
+        let mine = try store(loop, cluster)
+        let other = try store(loop, cluster)
+        let read = { (store: LoopRef<EtcdStore>) -> Result<StoredPool, PoolStoreError>? in
+            let outcome = Locked<Result<StoredPool, PoolStoreError>?>(nil)
+            let done = self.expectation(description: "read completed")
+            self.loop.sync {
+                store.value.read { result in
+                    outcome.withLock { $0 = result }
+                    done.fulfill()
+                }
+            }
+            self.wait(for: [done], timeout: 20)
+            return outcome.withLock { $0 }
+        }
+        XCTAssertEqual(try read(mine)?.get(), StoredPool(replicas: [], revision: 0))
+        let revision = try write(loop, other, replicas("a", "b"), ifRevision: 0).get()
+        let current = try XCTUnwrap(read(mine)).get()
+        XCTAssertEqual(current, StoredPool(replicas: replicas("a", "b"), revision: revision))
+        XCTAssertNoThrow(try write(loop, mine, replicas("a", "b", "c"), ifRevision: current.revision).get())
+    }
+}

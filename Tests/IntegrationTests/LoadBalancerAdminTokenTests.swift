@@ -123,12 +123,3 @@ final class LoadBalancerAdminTokenTests: IntegrationTestCase {
         XCTAssertEqual(try lb.replicaState().n, 3, "oversized /add bodies changed the pool")
     }
 }
-
-/// A value shared between test threads.
-private final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Value
-    init(_ value: Value) { stored = value }
-    var value: Value { lock.lock(); defer { lock.unlock() }; return stored }
-    func update(_ body: (inout Value) -> Void) { lock.lock(); body(&stored); lock.unlock() }
-}

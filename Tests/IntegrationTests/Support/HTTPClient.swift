@@ -431,6 +431,7 @@ final class HTTPConnection {
 /// closed it (after `Connection: close`, or a close before the next response started).
 /// `reconnects` counts those, so tests can assert real keep-alive.
 final class KeepAliveClient {
+    let host: String
     let port: UInt16
     let sourceAddress: String?
     let timeout: TimeInterval
@@ -438,7 +439,8 @@ final class KeepAliveClient {
     private(set) var reconnects = 0
     private(set) var connectionsOpened = 0
 
-    init(port: UInt16, sourceAddress: String? = nil, timeout: TimeInterval = 5) {
+    init(host: String = "127.0.0.1", port: UInt16, sourceAddress: String? = nil, timeout: TimeInterval = 5) {
+        self.host = host
         self.port = port
         self.sourceAddress = sourceAddress
         self.timeout = timeout
@@ -447,7 +449,7 @@ final class KeepAliveClient {
     private func connected() throws -> HTTPConnection {
         if let c = connection, !c.isClosed { return c }
         if connection != nil { reconnects += 1 }
-        let c = try HTTPConnection(port: port, sourceAddress: sourceAddress, timeout: timeout)
+        let c = try HTTPConnection(host: host, port: port, sourceAddress: sourceAddress, timeout: timeout)
         connectionsOpened += 1
         connection = c
         return c
