@@ -326,7 +326,9 @@ extension Supervisor {
             if local[entry.name] != nil, report == nil || report?.node == cluster.nodeName || report?.isUp == false,
                 let replica = members.first(where: { $0.backend.name == entry.name && $0.inPool && !$0.removed })
             {
-                return replicaView(replica, node: cluster.nodeName)
+                var local = replicaView(replica, node: cluster.nodeName)
+                local.weight = entry.weight
+                return local
             }
             return SupervisorView.ReplicaView(
                 name: entry.name, id: entry.number, address: report.map { "\($0.host):\($0.port)" } ?? entry.address,
@@ -334,7 +336,7 @@ extension Supervisor {
                 lastCheckCode: report?.lastCheckCode, lastCheckNanoseconds: report?.lastCheckNanoseconds ?? 0,
                 checks: report?.checks ?? 0, consecutiveFailures: report?.consecutiveFailures ?? 0,
                 restarts: report?.restarts ?? 0, failedRestarts: report?.failedRestarts ?? 0, markedDown: false,
-                counters: metrics.replica(entry.name), node: report?.node ?? view.owner(of: entry.name))
+                weight: entry.weight, counters: metrics.replica(entry.name), node: report?.node ?? view.owner(of: entry.name))
         }
     }
 
@@ -418,8 +420,6 @@ extension Supervisor {
         clusterWrite(command, attempt: 1, cluster: cluster, done: done)
     }
 
-    private static let weightsRefused = Refusal(.notImplemented, "<Error> Weights are not supported in cluster mode yet")
-
     static func storeUnavailable(_ reason: String) -> AdminAnswer {
         .failure(.serviceUnavailable, "<Error> cluster store unavailable: \(reason)")
     }
@@ -435,9 +435,7 @@ extension Supervisor {
             }
             let planned: Result<ClusterWritePlan, Refusal>
             switch command {
-            // Cluster routing builds its snapshot from the nodes' reports, which carry no weight yet.
-            case .add(let scale) where scale.weight != nil: planned = .failure(Self.weightsRefused)
-            case .reweight: planned = .failure(Self.weightsRefused)
+            case .reweight(let scale): planned = ClusterReconciler.planWeight(scale, pool: pool.replicas)
             case .add(let scale):
                 planned = ClusterReconciler.planAdd(
                     scale, pool: pool.replicas, view: cluster.view, fallbackHost: cluster.membership.advertiseAddress,

@@ -307,19 +307,33 @@ final class ClusterSupervisorTests: XCTestCase {
 
     /// Weights are not routed by in cluster mode yet: a command that sets one is refused, and
     /// changes nothing, rather than being half applied.
-    func testWeightCommandsAreRefusedInClusterMode() throws {
-        let nodes = try nodes(["n1", "n2"], replicas: 1)
-        try waitUntil("both nodes settled with 1 replica up") { self.settled(nodes, count: 1) }
-        let refused = "<Error> Weights are not supported in cluster mode yet"
-        for (method, path, body) in [
-            ("PATCH", "/weight", #"{"hostnames": ["server-1"], "weight": 2}"#), ("POST", "/add", #"{"n": 1, "weight": 2}"#),
-        ] {
-            let answer = send(nodes[0], method, path, body: body)
-            XCTAssertEqual(answer?.status, .notImplemented, "\(method) \(path)")
-            XCTAssertEqual(
-                answer?.body, JSON.object(["message": .string(refused), "status": .string("failure")]), "\(method) \(path)")
+    /// Weights travel in the pool: a change through one node, and an `/add` with a weight
+    /// through the other, reach both nodes' snapshots and `/status`, whichever node runs the
+    /// replica.
+    func testWeightsWrittenThroughEitherNodeReachEveryNodesSnapshot() throws {
+        let nodes = try nodes(["n1", "n2"], replicas: 2)
+        try waitUntil("both nodes settled with 2 replicas up") { self.settled(nodes, count: 2) }
+        // The published snapshot is read on any thread (the workers do).
+        func weights(_ node: Int) -> [String: Int] {
+            Dictionary(uniqueKeysWithValues: nodes[node].supervisor.publisher.latest().backends.map { ($0.name, $0.weight) })
         }
-        try onLoop { XCTAssertEqual(nodes[0].supervisor.view.latest().poolNames, ["server-1"]) }
+        let changed = send(nodes[0], "PATCH", "/weight", body: #"{"hostnames": ["server-1"], "weight": 4}"#)
+        XCTAssertEqual(changed?.status, .ok, "\(String(describing: changed))")
+        try waitUntil("both snapshots weigh server-1 at 4") {
+            (0..<2).allSatisfy { weights($0) == ["server-1": 4, "server-2": 1] }
+        }
+        let added = send(nodes[1], "POST", "/add", body: #"{"n": 1, "hostnames": ["big"], "weight": 3}"#)
+        XCTAssertEqual(added?.status, .ok, "\(String(describing: added))")
+        try waitUntil("both snapshots have big at 3") {
+            (0..<2).allSatisfy { weights($0) == ["server-1": 4, "server-2": 1, "big": 3] }
+        }
+        for node in nodes {
+            let shown = Dictionary(
+                uniqueKeysWithValues: node.supervisor.view.latest().replicas.map { ($0.name, $0.weight) })
+            XCTAssertEqual(shown, ["server-1": 4, "server-2": 1, "big": 3], "/status weights")
+        }
+        let refused = send(nodes[0], "PATCH", "/weight", body: #"{"hostnames": ["server-2"], "weight": 257}"#)
+        XCTAssertEqual(refused?.status, .badRequest)
     }
 
     func testConcurrentAddsThroughBothNodesAllSucceedWithDistinctNamesAndIds() throws {

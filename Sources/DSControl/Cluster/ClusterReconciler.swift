@@ -85,12 +85,17 @@ enum ClusterReconciler {
         var healthy: [String: Bool] = [:]
         for replica in view.pool?.replicas ?? [] {
             let report = view.reports[replica.name]
+            // The pool's id and weight win: a report (or a local instance) from before a re-add or
+            // a weight change must not change the key order.
             if let mine = local[replica.name], report == nil || report?.node == node || report?.isUp == false {
-                backends.append(mine.backend)
+                var backend = mine.backend
+                backend.weight = replica.weight
+                backends.append(backend)
                 healthy[replica.name] = mine.up
             } else if let report {
-                // The pool's id wins: a report left from before a re-add must not change the key order.
-                backends.append(Backend(name: replica.name, number: replica.number, host: report.host, port: report.port))
+                backends.append(
+                    Backend(
+                        name: replica.name, number: replica.number, host: report.host, port: report.port, weight: replica.weight))
                 healthy[replica.name] = report.isUp && !suspects.contains(replica.name)
             } else {
                 backends.append(replica)
@@ -109,9 +114,23 @@ enum ClusterReconciler {
         PoolReconciler.planAdd(command, members: pool, canCreate: canCreate, driverName: driverName).map { specs in
             let added = specs.map { spec in
                 let host = view.owner(of: spec.name).flatMap { view.nodes[$0]?.address } ?? fallbackHost
-                return Backend(name: spec.name, number: spec.number, host: host, port: 0)
+                return Backend(name: spec.name, number: spec.number, host: host, port: 0, weight: command.weight ?? 1)
             }
             return ClusterWritePlan(pool: pool + added, added: added.map(\.name))
+        }
+    }
+
+    /// `PATCH /weight` against the pool as read: the same pool with the named replicas' weight
+    /// changed (every node's next snapshot moves keys only to or from them).
+    static func planWeight(_ command: ScaleCommand, pool: [Backend]) -> Result<ClusterWritePlan, Refusal> {
+        PoolReconciler.planWeight(command, members: pool).map { change in
+            let named = Set(change.names)
+            return ClusterWritePlan(
+                pool: pool.map { entry in
+                    var entry = entry
+                    if named.contains(entry.name) { entry.weight = change.weight }
+                    return entry
+                })
         }
     }
 
