@@ -33,8 +33,8 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// `chunkReady` counts the bytes at the front of `input` known to belong to it.
     var requestChunks: ChunkedScanner?
     var chunkReady = 0
-    /// A reused connection failed and the request went again on a fresh one.
-    private var retried = false
+    /// Retries on a fresh connection and failovers so far (`ReplicaAttempts`).
+    private var attempts = ReplicaAttempts()
     /// The snapshot and hashed key the replica was chosen with, for failover to the next
     /// distinct candidate (`--retries`), and the replicas tried so far.
     private var snapshot: Snapshot
@@ -43,7 +43,6 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// worker's metric handles are found by it).
     private var backendIndex = 0
     private var tried: [String] = []
-    private var failoversLeft = 0
     /// The replica this exchange is counted against, and since when.
     var tracked: ProxyMetrics.Shard?
     var trackedSince: UInt64 = 0
@@ -101,11 +100,10 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         bodyRemaining = bodyLength
         requestChunks = bodyLength == .max ? ChunkedScanner(maxDataBytes: worker.config.maxBodyBytes) : nil
         chunkReady = 0
-        retried = false
+        attempts.begin(failovers: worker.config.retries)
         self.snapshot = snapshot
         self.hashedKey = hashedKey
         tried.removeAll(keepingCapacity: true)
-        failoversLeft = worker.config.retries
         tracked = nil
         trackedSince = 0
         responseStarted = false
@@ -168,14 +166,14 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         let worker = self.worker // one strong reference, not a checked retain per use
         backendIndex = index
         let upstream: UpstreamConnection
-        if !retried, let pooled = worker.pool.take(index, in: snapshot) {
+        if attempts.mayUsePooled, let pooled = worker.pool.take(index, in: snapshot) {
             upstream = pooled
             // A request that cannot be retried (a body, or a method that is not idempotent)
             // must not go on a connection the replica already closed, whose end the loop has
             // not dispatched yet: one peek tells. (Idempotent ones are retried if it failed.)
             if (bodyRemaining > 0 || !Self.isIdempotent(head)) && Socket.idleConnectionIsDead(pooled.fd) {
                 pooled.close()
-                retried = true
+                attempts.pooledConnectionDead()
                 attach(index)
                 return
             }
@@ -293,21 +291,22 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         // The request can go again only if nothing of the response arrived and its head is still
         // in `input` (no body, so nothing was consumed).
         let resendable = !responseStarted && !headConsumed
-        // A pooled connection the replica had already closed: once more on a fresh one.
-        if wasReused && !retried && resendable {
-            retried = true
-            headSent = false
-            attach(backendIndex)
-            return
-        }
-        worker.reportUnreachable(backend)
         // Another replica, if nothing was sent (connect failed) or the method is idempotent
         // (the error's retry verdict).
         let error: ProxyError =
             neverConnected
             ? .connectFailed(replica: backend.name, reason: reason)
             : .connectionLost(replica: backend.name, reason: reason)
-        if resendable { failOverOrFail(error, from: backend) } else { fail(error) }
+        let next = attempts.failed(
+            reused: wasReused, resendable: resendable, retryAllowed: error.retry.allows(idempotent: Self.isIdempotent(head)))
+        if next == .againOnFreshConnection {
+            headSent = false
+            attach(backendIndex)
+            return
+        }
+        worker.reportUnreachable(backend)
+        if next == .nextReplica && failOver(from: backend) { return }
+        fail(error)
     }
 
     /// The replica answered with something that is not a valid response. An idempotent request
@@ -316,7 +315,10 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     func invalidResponse(_ upstream: UpstreamConnection, _ what: ProxyError.InvalidResponse) {
         let backend = upstream.backend
         let error = ProxyError.invalidResponse(replica: backend.name, what)
-        if error.retry.allows(idempotent: Self.isIdempotent(head)) && !headConsumed && !interimRelayed {
+        let next = attempts.failed(
+            reused: false, resendable: !headConsumed && !interimRelayed,
+            retryAllowed: error.retry.allows(idempotent: Self.isIdempotent(head)))
+        if next == .nextReplica {
             upstream.close()
             self.upstream = nil
             responseStarted = false
@@ -331,21 +333,20 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// Sends the request to the next replica if the error allows it (and the budget and the
     /// request do), else ends the exchange with the error.
     private func failOverOrFail(_ error: ProxyError, from backend: Backend) {
-        if error.retry.allows(idempotent: Self.isIdempotent(head)) && failOver(from: backend) { return }
+        let next = attempts.failed(
+            reused: false, resendable: !headConsumed, retryAllowed: error.retry.allows(idempotent: Self.isIdempotent(head)))
+        if next == .nextReplica && failOver(from: backend) { return }
         fail(error)
     }
 
-    /// Moves the exchange to the next distinct healthy candidate for its key. False when the
-    /// retry budget is spent or no candidate is left.
+    /// Moves the exchange to the next distinct healthy candidate for its key (`attempts` has
+    /// allowed it). False when no candidate is left.
     private func failOver(from backend: Backend) -> Bool {
         tried.append(backend.name)
-        guard failoversLeft > 0, !headConsumed,
-            let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried)
-        else { return false }
-        failoversLeft -= 1
+        guard let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried) else { return false }
+        attempts.failedOver()
         worker.counters.count(.retried)
         headSent = false
-        retried = false
         attach(next)
         return true
     }
