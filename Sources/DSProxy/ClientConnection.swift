@@ -291,31 +291,14 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     private func begin(_ head: RequestHeadInfo) {
         handle(.headParsed)
         let framing: BodyFraming
-        switch Framing.request(head) {
-        case .failure(let error):
-            refuse(.badRequest(error), close: true)
-            return
-        case .success(let decided):
-            framing = decided
-        }
-        // A chunked body's length is unknown until its last chunk: `UInt64.max` keeps every
-        // "body still pending" rule in force until the scanner sees the end.
         let bodyLength: UInt64
-        switch framing {
-        case .contentLength(let length): bodyLength = length
-        case .chunked: bodyLength = .max
-        default: bodyLength = 0
-        }
-        // RFC 9110 §10.1.1: an expectation other than 100-continue cannot be met (417); a body
-        // over the cap is refused (413). Neither reads the body, so the connection ends if one
-        // was announced.
-        if head.version == .http11 && !head.expectContinue && Self.hasExpectField(head, input.readable) {
-            if bodyLength == 0 { input.consume(head.length) }
-            refuse(.unsupportedExpectation, close: bodyLength > 0 || !head.wantsKeepAlive)
-            return
-        }
-        if let cap = worker.config.maxBodyBytes, bodyLength != .max, bodyLength > cap {
-            refuse(.bodyTooLarge(length: bodyLength, limit: cap), close: true)
+        switch ClientMachine.admit(head, in: input.readable, maxBodyBytes: worker.config.maxBodyBytes) {
+        case .proceed(let decided, let length):
+            framing = decided
+            bodyLength = length
+        case .refuse(let error, let close, let consumeHead):
+            if consumeHead { input.consume(head.length) }
+            refuse(error, close: close)
             return
         }
 
@@ -561,11 +544,6 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         upstream.owner = tunnel
         self.tunnel = tunnel
         handle(.upgraded)
-    }
-
-    /// Whether the head has an `Expect` field (any value).
-    static func hasExpectField(_ head: RequestHeadInfo, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        head.firstField(named: "expect", in: bytes) != nil
     }
 
     // MARK: pipelined requests

@@ -1,3 +1,5 @@
+import DSHTTP1
+
 /// The lifecycle of one client connection as a plain value: which state it is in, which
 /// deadline runs, where it stands with the pipeline queue and the drain, and what each event
 /// makes the connection do next. `ClientConnection` is its I/O shell: it performs the actions
@@ -315,5 +317,47 @@ struct ClientMachine {
             return []
         }
         return releaseSlotIfHeld()
+    }
+}
+
+extension ClientMachine {
+    /// What a complete request head gets before any byte of its body is read.
+    enum Admission: Equatable {
+        /// Routed on: its framing, and its body length (`UInt64.max` for chunked: unknown
+        /// until the last chunk, which keeps every "body still pending" rule in force).
+        case proceed(framing: BodyFraming, bodyLength: UInt64)
+        /// Answered with `error`. `close`: a body was announced and is not read, so its bytes
+        /// cannot be told from the next head. `consumeHead`: the connection goes on after the
+        /// head (no body).
+        case refuse(ProxyError, close: Bool, consumeHead: Bool)
+    }
+
+    /// The framing (`Framing.request`: 400 for every smuggling shape), then RFC 9110 §10.1.1
+    /// (an expectation other than 100-continue cannot be met: 417), then the body cap
+    /// (`maxBodyBytes`: 413). `bytes` holds the head (its `Expect` field is looked for only when
+    /// the parser did not already find 100-continue).
+    @inline(__always)
+    static func admit(_ head: RequestHeadInfo, in bytes: UnsafeRawBufferPointer, maxBodyBytes: UInt64?) -> Admission {
+        let framing: BodyFraming
+        switch Framing.request(head) {
+        case .failure(let error):
+            return .refuse(.badRequest(error), close: true, consumeHead: false)
+        case .success(let decided):
+            framing = decided
+        }
+        let bodyLength: UInt64
+        switch framing {
+        case .contentLength(let length): bodyLength = length
+        case .chunked: bodyLength = .max
+        default: bodyLength = 0
+        }
+        if head.version == .http11 && !head.expectContinue && head.firstField(named: "expect", in: bytes) != nil {
+            return .refuse(
+                .unsupportedExpectation, close: bodyLength > 0 || !head.wantsKeepAlive, consumeHead: bodyLength == 0)
+        }
+        if let cap = maxBodyBytes, bodyLength != .max, bodyLength > cap {
+            return .refuse(.bodyTooLarge(length: bodyLength, limit: cap), close: true, consumeHead: false)
+        }
+        return .proceed(framing: framing, bodyLength: bodyLength)
     }
 }
