@@ -122,9 +122,9 @@ extension UpstreamExchange {
                     return switchProtocols(upstream, responseHead)
                 }
                 if responseHead.status >= 100 && responseHead.status < 200 {
-                    // Interim responses are passed on (a 100 only if ours did not go already, none
-                    // to an HTTP/1.0 client: RFC 9110 §15.2); the final one follows.
-                    if !(responseHead.status == 100 && continueSent) && head.version == .http11 {
+                    // Interim responses are passed on (`ContinueExpectation` says which); the
+                    // final one follows.
+                    if expectation.relaysInterim(status: responseHead.status, clientHTTP11: head.version == .http11) {
                         client.output.append(UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<responseHead.length]))
                         interimRelayed = true
                     }

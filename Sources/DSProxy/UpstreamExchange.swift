@@ -63,8 +63,8 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     var closeClientAfter = false
     /// The client connection ends after this response (decided with its head, which says so).
     var closeAfterResponse = false
-    /// `Expect: 100-continue` was answered by ds-lb itself (see `step`).
-    var continueSent = false
+    /// `Expect: 100-continue`, answered by ds-lb itself (`ContinueExpectation`).
+    var expectation = ContinueExpectation()
     /// The connect deadline, then the response head's. Per request it is only set and cleared:
     /// the loop timer behind it is armed once per deadline period of this (reused) object and
     /// moved lazily (DeadlineTimer), so the loop's timer heap is not touched per request.
@@ -117,7 +117,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         responseParseFrom = 0
         closeClientAfter = !head.wantsKeepAlive
         closeAfterResponse = false
-        continueSent = false
+        expectation.reset()
         deadline.clear()
         ended = false
         splicingRequest = false
@@ -244,12 +244,11 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         if !headSent {
             guard sendHead(upstream) else { return false }
             progressed = true
-            // RFC 9110 §10.1.1: ds-lb answers `Expect: 100-continue` itself, once the head is on
-            // its way to a replica and the body is wanted. Whatever refuses the request before
-            // that point (417, 413, 503, 502) is answered without reading the body. The
-            // expectation is still forwarded; a 100 from the replica is then dropped.
-            if head.expectContinue && head.version == .http11 && bodyRemaining > 0 && !continueSent {
-                continueSent = true
+            // Whatever refused the request before this point (417, 413, 503, 502) answered
+            // without reading the body.
+            if expectation.headSent(
+                expectsContinue: head.expectContinue, clientHTTP11: head.version == .http11, bodyPending: bodyRemaining > 0)
+            {
                 client.output.append(Self.continueLine)
             }
         }
