@@ -141,7 +141,8 @@ extension UpstreamExchange {
                     self.framing = framing
                     if case .contentLength(let n) = framing { responseRemaining = n }
                     deadline.clear()
-                    closeAfterResponse = closeClientAfter || framing == .untilClose || worker.draining
+                    closeAfterResponse = ExchangeEnding.closesClient(
+                        clientAsked: closeClientAfter, framing: framing, draining: worker.draining)
                     relayHead(
                         responseHead, from: upstream,
                         connection: closeAfterResponse
@@ -220,7 +221,7 @@ extension UpstreamExchange {
     /// A 101: the replica switched protocols (RFC 9110 §15.2.2). Only an upgrade the client asked
     /// for is accepted; the connections then become a tunnel. False after an error reply.
     private func switchProtocols(_ upstream: UpstreamConnection, _ responseHead: ResponseHeadInfo) -> Bool {
-        guard head.connection.upgrade, bodyRemaining == 0 else {
+        guard ExchangeEnding.acceptsUpgrade(requested: head.connection.upgrade, requestBodyLeft: bodyRemaining > 0) else {
             invalidResponse(upstream, .unrequestedUpgrade)
             return false
         }

@@ -268,14 +268,12 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         tracked = nil
         releaseHeadFromInput()
-        let reusable =
-            responseHead?.keepsConnection == true && framing != .untilClose
-            && bodyRemaining == 0 && upstream.input.isEmpty
-        if reusable && !worker.draining { worker.pool.give(upstream) } else { upstream.close() }
+        let reusable = ExchangeEnding.replicaReusable(
+            keptByReplica: responseHead?.keepsConnection == true, framing: framing, requestBodyLeft: bodyRemaining > 0,
+            bytesAfterResponse: !upstream.input.isEmpty, draining: worker.draining)
+        if reusable { worker.pool.give(upstream) } else { upstream.close() }
         self.upstream = nil
-        // A replica may answer before reading the whole body; the rest of it would then be taken
-        // for the next request, so the connection ends here.
-        let closeAfter = closeAfterResponse || bodyRemaining > 0
+        let closeAfter = ExchangeEnding.closesClientAtEnd(decided: closeAfterResponse, requestBodyLeft: bodyRemaining > 0)
         ended = true
         client.exchangeEnded(closeAfter: closeAfter)
     }
