@@ -13,20 +13,6 @@ import Glibc
 /// Requests on a connection are handled one at a time; pipelined requests wait in `input` and
 /// are answered in order once the current exchange ends.
 final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
-    enum State {
-        case readingHead
-        /// Waiting for `length` body bytes of an admin request after the head.
-        case readingAdminBody(head: RequestHead, length: Int)
-        case awaitingAdmin
-        case proxying
-        /// After a 101: bytes both ways between client and replica (`Tunnel`).
-        case tunneling
-        /// Flush what is queued in `output`, then close.
-        case closing
-        /// Writing an admin answer without end (`/events`) as its producer sends it.
-        case streaming
-    }
-
     /// The connection's number for system calls; the descriptor is the loop's (registered by
     /// the worker), closed by `close()`.
     let fd: Int32
@@ -39,30 +25,17 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     /// Our own bytes for the client (error answers, admin answers, a proxied response's head as
     /// rewritten, 100 Continue); they go out before any body byte relayed after them.
     let output: ByteBuffer
-    private var state = State.readingHead {
-        didSet {
-            transitions &+= 1
-            switch state {
-            case .readingHead, .closing, .tunneling, .streaming:
-                if case .readingHead = oldValue { break }
-                requestEnded()
-            default:
-                break
-            }
-        }
-    }
-    /// A request has just ended and nothing has been read since: bytes already in `input` are a
-    /// pipelined request, which waits its turn in the worker's `PipelineQueue`.
-    private var afterRequest = false
-    private var pipelineQueued = false
-    /// This connection's request was started by the `PipelineQueue` and counts in its limit.
-    private var holdsPipelineSlot = false
-    /// Counts state changes, so `drive` keeps going after a step that changed state without
-    /// moving bytes (an error answer queued from inside the upstream code, say).
-    private var transitions = 0
+    /// The connection's lifecycle: state, client deadline, pipeline slot, drain (`ClientMachine`).
+    /// Every change of it goes through `handle(_:)` below.
+    private var machine = ClientMachine()
+    /// Counts steps that changed something without moving bytes or state, so `drive` keeps
+    /// going after them (the exchange attached a connection).
+    private var progressMarks = 0
     private var parseFrom = 0
     private var mayRead = true
-    var mayWrite = true
+    /// The client's socket takes bytes: cleared by a write that would block, set by the next
+    /// writable edge. Only this object writes it (`writeToClient`).
+    private(set) var mayWrite = true
     private var readEOF = false
     /// The client's FIN has been reported (EPOLLRDHUP).
     private var peerHalfClosed = false
@@ -129,10 +102,10 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     func drive() {
         var progressed = true
         while progressed && !closed {
-            let before = transitions
-            switch state {
+            let before = machine.transitions &+ progressMarks
+            switch machine.state {
             case .readingHead: progressed = stepReadHead()
-            case .readingAdminBody(let head, let length): progressed = stepAdminBody(head, length)
+            case .readingAdminBody(let length): progressed = stepAdminBody(length)
             case .awaitingAdmin: progressed = flushOutput() && false
             case .proxying: progressed = exchange?.step() ?? false
             case .tunneling: progressed = tunnel?.step() ?? false
@@ -140,12 +113,30 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             case .closing:
                 if flushOutput() { close() }
                 progressed = false
+            case .closed:
+                progressed = false
             }
-            if transitions != before { progressed = true }
+            if machine.transitions &+ progressMarks != before { progressed = true }
         }
-        // Waiting for a client that does not read its answers is not work in progress: the slot
-        // goes to someone ready, or a few such clients would hold up every pipelined request.
-        if holdsPipelineSlot && !mayWrite { releasePipelineSlot() }
+        if machine.holdsSlot && !mayWrite { perform(machine.handle(.writeBlocked)) }
+    }
+
+    /// Feeds `event` to the machine and performs what it asks for.
+    @inline(__always)
+    private func handle(_ event: ClientMachine.Event) {
+        perform(machine.handle(event))
+    }
+
+    /// The I/O side of the machine's actions. (Closing, refusing and flushing are done by the
+    /// callers that know what to write first.)
+    @inline(__always)
+    private func perform(_ actions: ClientMachine.Actions) {
+        if actions.flags.isEmpty && actions.arm == nil && actions.refuse == nil { return }
+        if actions.contains(.releaseSlot) { worker.pipeline.slotReleased() }
+        if actions.contains(.queueForTurn) { worker.pipeline.hold(self) }
+        if actions.contains(.releaseInput) { input.releaseStorageIfEmpty() }
+        if actions.contains(.clearInput) { input.clear() }
+        if let wait = actions.arm { armClientDeadline(for: wait) }
     }
 
     // MARK: reading requests
@@ -191,17 +182,10 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     private func stepReadHead() -> Bool {
         if !flushOutput() { return false }
-        if afterRequest {
-            if input.isEmpty || !worker.pipeline.isOn {
-                // Nothing pipelined, or no queue (`--pipeline-slots 0`): served as it arrived.
-                afterRequest = false
-            } else {
-                if !pipelineQueued {
-                    pipelineQueued = true
-                    worker.pipeline.hold(self)
-                }
-                return false
-            }
+        let actions = machine.handle(.headWanted(buffered: !input.isEmpty, pipelineOn: worker.pipeline.isOn))
+        guard actions.contains(.readHead) else {
+            perform(actions)
+            return false
         }
         if !input.isEmpty {
             // Byte ranges and facts only: no String, no array (no allocation per request).
@@ -220,23 +204,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         switch readClient() {
         case .data: return true
         case .wouldBlock:
-            // A pipelined request's head is still incomplete: its slot goes to someone ready.
-            releasePipelineSlot()
-            // Waiting: for a new request (idle keep-alive), or for the rest of a head, which
-            // has one deadline from its first byte however slowly it trickles (slowloris).
-            if input.isEmpty {
-                input.releaseStorageIfEmpty()
-                if !begun {
-                    // A new connection that has sent nothing yet gets the head deadline, not the
-                    // keep-alive one (HAProxy's `timeout http-request`, nginx's
-                    // `client_header_timeout`): silent connections are slowloris too.
-                    if clientWait != .firstByte { expectClient(.firstByte, within: worker.timeouts.head) }
-                } else if clientWait != .idle {
-                    expectClient(.idle, within: worker.timeouts.idle)
-                }
-            } else if clientWait != .head {
-                expectClient(.head, within: worker.timeouts.head)
-            }
+            // Waiting: for a new request (idle keep-alive), or for the rest of a head (HAProxy's
+            // `timeout http-request`, nginx's `client_header_timeout`).
+            handle(.headQuiet(buffered: !input.isEmpty))
             return false
         case .eof:
             // The client is done. A partial head left behind is dropped with the connection.
@@ -247,16 +217,20 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     // MARK: client deadlines
 
-    /// What the connection is waiting for from its client, and until when. One timer serves
-    /// them all and is re-armed lazily, so moving a deadline costs no timer operation.
-    enum ClientWait { case none, firstByte, idle, head, body }
-    var clientWait = ClientWait.none
+    /// The client deadline the machine's wait stands for. One timer serves them all and is
+    /// re-armed lazily, so moving a deadline costs no timer operation.
     private var clientDeadline: UInt64 = 0
     private var clientTimer: TimerID?
     private var clientTimerAt: UInt64 = 0
 
-    func expectClient(_ wait: ClientWait, within nanoseconds: UInt64) {
-        clientWait = wait
+    private func armClientDeadline(for wait: ClientMachine.Wait) {
+        let nanoseconds: UInt64
+        switch wait {
+        case .none: return
+        case .firstByte, .head: nanoseconds = worker.timeouts.head
+        case .idle: nanoseconds = worker.timeouts.idle
+        case .body: nanoseconds = worker.timeouts.body
+        }
         clientDeadline = monotonicNanoseconds() + nanoseconds
         // A later deadline waits for the armed timer to fire and re-arm; an earlier one (the
         // head deadline replacing the idle one) needs the timer moved.
@@ -270,74 +244,61 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         }
     }
 
+    /// Request body bytes arrived: the body deadline moves on.
+    func requestBodyRead() { handle(.bodyBytes) }
+
+    /// A read for body bytes would block: the body deadline runs (it is not moved).
+    func requestBodyQuiet() { handle(.bodyQuiet) }
+
+    /// The request body has all gone to the replica: no body deadline any more.
+    func requestBodyComplete() { handle(.bodyComplete) }
+
     /// The client deadline's timer (a target, not a closure: nothing allocated per re-arm; the
     /// loop holds the connection until it fires or `close` cancels it).
     func timerFired(_ tag: Int) { clientTimerFired() }
 
     private func clientTimerFired() {
         clientTimer = nil
-        guard !closed, clientWait != .none else { return }
+        guard !closed, machine.wait != .none else { return }
         let now = monotonicNanoseconds()
         if now < clientDeadline {
             clientTimerAt = clientDeadline
             clientTimer = worker.loop.schedule(afterNanoseconds: clientDeadline - now, target: self)
             return
         }
-        switch clientWait {
-        case .none:
-            return
-        case .idle, .firstByte:
-            // Nothing was asked, so nothing is answered: the connection just ends (as nginx
-            // does; a browser's unused pre-connect is not an error).
+        let answerable = exchange.map { !$0.responseStarted && $0.readyForClient == 0 } ?? false
+        let actions = machine.handle(.deadlineExpired(exchangeAnswerable: answerable))
+        if actions.contains(.close) {
             close()
-        case .head:
-            clientWait = .none
-            refuse(.headTimeout(seconds: worker.timeouts.head / 1_000_000_000), close: true)
-            drive()
-        case .body:
-            clientWait = .none
-            // A request body that stopped arriving: nothing sensible can reach the replica.
-            if case .proxying = state, let exchange, !exchange.responseStarted, exchange.readyForClient == 0 {
-                exchange.abandon()
-                self.exchange = nil
-                refuse(.bodyStalled(seconds: worker.timeouts.body / 1_000_000_000), close: true)
-                drive()
-            } else {
-                close()
-            }
+            return
         }
+        if actions.contains(.abandonExchange) {
+            exchange?.abandon()
+            exchange = nil
+        }
+        switch actions.refuse {
+        case .headTimeout?:
+            answer(.headTimeout(seconds: worker.timeouts.head / 1_000_000_000), actions)
+        case .bodyStalled?:
+            answer(.bodyStalled(seconds: worker.timeouts.body / 1_000_000_000), actions)
+        case nil:
+            return
+        }
+        drive()
     }
 
     /// Routes a complete head: admin endpoint, or proxied to a replica.
     private func begin(_ head: RequestHeadInfo) {
-        begun = true
-        clientWait = .none
+        handle(.headParsed)
         let framing: BodyFraming
-        switch Framing.request(head) {
-        case .failure(let error):
-            refuse(.badRequest(error), close: true)
-            return
-        case .success(let decided):
-            framing = decided
-        }
-        // A chunked body's length is unknown until its last chunk: `UInt64.max` keeps every
-        // "body still pending" rule in force until the scanner sees the end.
         let bodyLength: UInt64
-        switch framing {
-        case .contentLength(let length): bodyLength = length
-        case .chunked: bodyLength = .max
-        default: bodyLength = 0
-        }
-        // RFC 9110 §10.1.1: an expectation other than 100-continue cannot be met (417); a body
-        // over the cap is refused (413). Neither reads the body, so the connection ends if one
-        // was announced.
-        if head.version == .http11 && !head.expectContinue && Self.hasExpectField(head, input.readable) {
-            if bodyLength == 0 { input.consume(head.length) }
-            refuse(.unsupportedExpectation, close: bodyLength > 0 || !head.wantsKeepAlive)
-            return
-        }
-        if let cap = worker.config.maxBodyBytes, bodyLength != .max, bodyLength > cap {
-            refuse(.bodyTooLarge(length: bodyLength, limit: cap), close: true)
+        switch ClientMachine.admit(head, in: input.readable, maxBodyBytes: worker.config.maxBodyBytes) {
+        case .proceed(let decided, let length):
+            framing = decided
+            bodyLength = length
+        case .refuse(let error, let close, let consumeHead):
+            if consumeHead { input.consume(head.length) }
+            refuse(error, close: close)
             return
         }
 
@@ -360,8 +321,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
                     ResponseWriter.failure(
                         status: .unauthorized, message: message, close: true,
                         extraHeaders: "WWW-Authenticate: Bearer realm=\"ds-lb admin\"\r\n"))
-                state = .closing
-                input.clear()
+                handle(.answered(close: true))
                 return
             }
             guard framing != .chunked else {
@@ -374,13 +334,21 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
                     close: true)
                 return
             }
-            state = .readingAdminBody(head: head, length: Int(bodyLength))
+            adminRequestHead = head
+            handle(.adminRequest(length: Int(bodyLength)))
             return
         }
         proxy(head, bodyLength: bodyLength)
     }
 
-    private func stepAdminBody(_ head: RequestHead, _ length: Int) -> Bool {
+    /// The head of the admin request whose body is being read (`.readingAdminBody`).
+    private var adminRequestHead: RequestHead?
+
+    private func stepAdminBody(_ length: Int) -> Bool {
+        guard let head = adminRequestHead else {
+            close()
+            return false
+        }
         if input.readableCount >= head.length + length {
             let body = [UInt8](UnsafeRawBufferPointer(rebasing: input.readable[head.length..<(head.length + length)]))
             input.consume(head.length + length)
@@ -389,8 +357,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
                 query: head.query.map(String.init), body: body, client: peer?.host ?? "unknown")
             let closeAfter = !head.wantsKeepAlive
             let headOnly = head.isHead
-            state = .awaitingAdmin
-            clientWait = .none
+            adminRequestHead = nil
+            handle(.adminSubmitted)
             let loop = worker.loop
             let me = LoopBound(self)
             worker.admin?.submit(request) { response in
@@ -400,10 +368,10 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         }
         switch readClient() {
         case .data:
-            expectClient(.body, within: worker.timeouts.body)
+            handle(.bodyBytes)
             return true
         case .wouldBlock:
-            if clientWait != .body { expectClient(.body, within: worker.timeouts.body) }
+            handle(.bodyQuiet)
             return false
         case .eof:
             close()
@@ -412,40 +380,70 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     }
 
     private func adminReplied(_ response: AdminResponse, close closeAfter: Bool, headOnly: Bool) {
-        guard !closed, case .awaitingAdmin = state else { return }
+        guard !closed, case .awaitingAdmin = machine.state else { return }
         if let stream = response.stream, response.status == .ok, !headOnly {
+            let actions = machine.handle(.adminAnswered(stream: true, close: closeAfter))
+            perform(actions)
             output.append(StreamSink.head(contentType: response.contentType))
-            state = .streaming
-            attachStream(stream, loop: worker.loop, draining: worker.draining)
+            attachStream(stream, loop: worker.loop, draining: actions.contains(.endStream))
             drive()
             return
         }
-        let closeAfter = closeAfter || worker.draining
+        let actions = machine.handle(.adminAnswered(stream: false, close: closeAfter))
+        perform(actions)
         output.append(
             ResponseWriter.response(
                 status: response.status, contentType: response.contentType, body: response.body,
-                close: closeAfter, headOnly: headOnly, extraHeaders: response.extraHeaders))
-        state = closeAfter ? .closing : .readingHead
+                close: actions.contains(.closeWhenFlushed), headOnly: headOnly, extraHeaders: response.extraHeaders))
         drive()
     }
 
     /// Queues one of our own responses. `close` ends the connection after it is sent; a request
     /// body still unread makes that mandatory, since its bytes would be taken for the next head.
     func respond(status: HTTPStatus, message: String, close: Bool) {
-        let close = close || worker.draining
-        output.append(ResponseWriter.failure(status: status, message: message, close: close))
-        if close {
-            state = .closing
-            input.clear()
-        } else {
-            state = .readingHead
-        }
+        let actions = machine.handle(.answered(close: close))
+        perform(actions)
+        output.append(ResponseWriter.failure(status: status, message: message, close: actions.contains(.closeWhenFlushed)))
+    }
+
+    /// Queues the answer to a deadline that passed; the machine is already closing for it.
+    private func answer(_ error: ProxyError, _ actions: ClientMachine.Actions) {
+        worker.counters.count(error.kind)
+        perform(actions)
+        output.append(ResponseWriter.failure(status: error.status, message: error.message, close: true))
     }
 
     /// Answers the request with our own error, counted under its kind.
     func refuse(_ error: ProxyError, close: Bool) {
         worker.counters.count(error.kind)
         respond(status: error.status, message: error.message, close: close)
+    }
+
+    /// What one write to the client did.
+    enum WriteOutcome {
+        case wrote(Int)
+        case blocked
+        case failed
+    }
+
+    /// One write to the client's socket by `write`, given its descriptor, for the exchange and
+    /// the tunnel relaying bytes: EAGAIN ends the writability edge, an error ends the
+    /// connection. (The closure does not escape: nothing is allocated per write.)
+    @inline(__always)
+    func writeToClient(_ write: (Int32) throws -> IOResult<Int>) -> WriteOutcome {
+        guard mayWrite else { return .blocked }
+        do {
+            switch try write(fd) {
+            case .wouldBlock:
+                mayWrite = false
+                return .blocked
+            case .done(let n):
+                return .wrote(n)
+            }
+        } catch {
+            close()
+            return .failed
+        }
     }
 
     /// Writes queued own responses. True when nothing is left to write.
@@ -511,20 +509,20 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             spareExchange = exchange
         }
         self.exchange = exchange
-        state = .proxying
+        handle(.proxyStarted)
         exchange.attach(chosen)
     }
 
     /// Loop thread only. A step that changed something without moving bytes or state (the
     /// exchange attached a connection) still counts as progress for `drive`.
-    func noteProgress() { transitions &+= 1 }
+    func noteProgress() { progressMarks &+= 1 }
 
     /// The exchange delivered its response; the next request may be read (or the connection ends).
     func exchangeEnded(closeAfter: Bool) {
         assert(worker.loop.isInLoop)
         exchange?.releaseSnapshot()
         exchange = nil
-        state = closeAfter || worker.draining ? .closing : .readingHead
+        handle(.exchangeEnded(close: closeAfter))
     }
 
     /// The exchange ends with our own error response instead of the replica's.
@@ -540,63 +538,33 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     func startTunnel(_ upstream: UpstreamConnection) {
         assert(worker.loop.isInLoop)
         exchange = nil
-        clientWait = .none
         let tunnel = Tunnel(
             client: self, upstream: upstream, loop: worker.loop,
             idleTimeoutNanoseconds: worker.timeouts.idle)
         upstream.owner = tunnel
         self.tunnel = tunnel
-        state = .tunneling
-    }
-
-    /// Whether the head has an `Expect` field (any value).
-    static func hasExpectField(_ head: RequestHeadInfo, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        head.firstField(named: "expect", in: bytes) != nil
+        handle(.upgraded)
     }
 
     // MARK: pipelined requests
 
-    private func requestEnded() {
-        afterRequest = true
-        releasePipelineSlot()
-    }
-
-    private func releasePipelineSlot() {
-        guard holdsPipelineSlot else { return }
-        holdsPipelineSlot = false
-        worker.pipeline.slotReleased()
-    }
-
     /// The worker's `PipelineQueue` gives this connection its turn (and a slot).
     func resumePipelined() {
         assert(worker.loop.isInLoop)
-        pipelineQueued = false
-        afterRequest = false
-        holdsPipelineSlot = true
+        handle(.pipelineTurn)
         drive()
     }
 
     // MARK: drain
 
-    /// A request head arrived on this connection. A fresh connection's first request may still
-    /// be on its way when the drain starts (accepted, bytes not read yet): it is answered, with
-    /// `Connection: close`, not cut off (which the client sees as an empty reply).
-    private var begun = false
-
     /// Graceful stop: an idle connection closes now; one with a request in progress finishes
     /// it, its response saying `Connection: close`, then closes.
     func drain() {
         assert(worker.loop.isInLoop)
-        switch state {
-        case .readingHead where input.isEmpty && begun:
-            if flushOutput() { close() } else { state = .closing }
-        case .tunneling:
-            break // a tunnel ends when either side closes it, or at the drain deadline
-        case .streaming:
-            sink?.close() // what was sent goes out, then the connection closes
-        default:
-            break // `worker.draining` makes the end of this request the end of the connection
-        }
+        let actions = machine.handle(.drain(buffered: !input.isEmpty))
+        perform(actions)
+        if actions.contains(.endStream) { sink?.close() }
+        if actions.contains(.closeWhenFlushed) && flushOutput() { close() }
     }
 
     // MARK: teardown
@@ -614,7 +582,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         sink?.close()
         sink = nil
         if let timer = clientTimer { worker.loop.cancel(timer) }
-        releasePipelineSlot()
+        handle(.closed)
         worker.loop.close(fd, of: self)
         worker.forget(self)
     }

@@ -107,19 +107,12 @@ final class Tunnel: UpstreamOwner {
                 progressed = true
             }
             if !upstream.input.isEmpty {
-                guard client.mayWrite else { return progressed }
-                do {
-                    switch try Socket.write(client.fd, upstream.input.readable) {
-                    case .wouldBlock:
-                        client.mayWrite = false
-                        return progressed
-                    case .done(let n):
-                        upstream.input.consume(n)
-                        progressed = true
-                    }
-                } catch {
-                    client.close()
-                    return false
+                switch client.writeToClient({ try Socket.write($0, upstream.input.readable) }) {
+                case .wrote(let n):
+                    upstream.input.consume(n)
+                    progressed = true
+                case .blocked: return progressed
+                case .failed: return false
                 }
                 continue
             }

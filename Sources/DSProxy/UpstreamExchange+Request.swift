@@ -125,7 +125,7 @@ extension UpstreamExchange {
                 } else {
                     bodyRemaining -= UInt64(n)
                 }
-                if bodyRemaining == 0 && client.clientWait == .body { client.clientWait = .none }
+                if bodyRemaining == 0 { client.requestBodyComplete() }
                 progressed = true
             }
         }
@@ -138,10 +138,10 @@ extension UpstreamExchange {
     func clientBodyRead(_ outcome: ClientConnection.ReadOutcome) -> BodyStep {
         switch outcome {
         case .data:
-            client.expectClient(.body, within: worker.timeouts.body)
+            client.requestBodyRead()
             return .moved(0)
         case .wouldBlock:
-            if client.clientWait != .body { client.expectClient(.body, within: worker.timeouts.body) }
+            client.requestBodyQuiet()
             return .blocked
         case .eof:
             // The client vanished mid-body: the request cannot complete.

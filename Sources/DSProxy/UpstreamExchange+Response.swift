@@ -122,9 +122,9 @@ extension UpstreamExchange {
                     return switchProtocols(upstream, responseHead)
                 }
                 if responseHead.status >= 100 && responseHead.status < 200 {
-                    // Interim responses are passed on (a 100 only if ours did not go already, none
-                    // to an HTTP/1.0 client: RFC 9110 §15.2); the final one follows.
-                    if !(responseHead.status == 100 && continueSent) && head.version == .http11 {
+                    // Interim responses are passed on (`ContinueExpectation` says which); the
+                    // final one follows.
+                    if expectation.relaysInterim(status: responseHead.status, clientHTTP11: head.version == .http11) {
                         client.output.append(UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<responseHead.length]))
                         interimRelayed = true
                     }
@@ -141,7 +141,8 @@ extension UpstreamExchange {
                     self.framing = framing
                     if case .contentLength(let n) = framing { responseRemaining = n }
                     deadline.clear()
-                    closeAfterResponse = closeClientAfter || framing == .untilClose || worker.draining
+                    closeAfterResponse = ExchangeEnding.closesClient(
+                        clientAsked: closeClientAfter, framing: framing, draining: worker.draining)
                     relayHead(
                         responseHead, from: upstream,
                         connection: closeAfterResponse
@@ -220,7 +221,7 @@ extension UpstreamExchange {
     /// A 101: the replica switched protocols (RFC 9110 §15.2.2). Only an upgrade the client asked
     /// for is accepted; the connections then become a tunnel. False after an error reply.
     private func switchProtocols(_ upstream: UpstreamConnection, _ responseHead: ResponseHeadInfo) -> Bool {
-        guard head.connection.upgrade, bodyRemaining == 0 else {
+        guard ExchangeEnding.acceptsUpgrade(requested: head.connection.upgrade, requestBodyLeft: bodyRemaining > 0) else {
             invalidResponse(upstream, .unrequestedUpgrade)
             return false
         }

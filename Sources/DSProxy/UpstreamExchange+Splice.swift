@@ -41,20 +41,26 @@ extension UpstreamExchange {
         _ direction: BodyDirection, _ upstream: UpstreamConnection,
         _ write: (Int32) throws -> IOResult<Int>
     ) -> BodyStep {
-        let toReplica = direction == .request
-        guard toReplica ? upstream.mayWrite : client.mayWrite else { return .blocked }
+        guard direction == .request else {
+            // A client that fails mid-response can only be dropped (`writeToClient` does).
+            switch client.writeToClient(write) {
+            case .wrote(let n): return .moved(n)
+            case .blocked: return .blocked
+            case .failed: return .failed
+            }
+        }
+        guard upstream.mayWrite else { return .blocked }
         do {
-            switch try write(toReplica ? upstream.fd : client.fd) {
+            switch try write(upstream.fd) {
             case .wouldBlock:
-                if toReplica { upstream.mayWrite = false } else { client.mayWrite = false }
+                upstream.mayWrite = false
                 return .blocked
             case .done(let n):
                 return .moved(n)
             }
         } catch {
-            // A replica that fails mid-request gets the request's usual failure handling; a
-            // client that fails mid-response can only be dropped.
-            if toReplica { upstreamFailed(upstream, reason: "\(error)") } else { client.close() }
+            // A replica that fails mid-request gets the request's usual failure handling.
+            upstreamFailed(upstream, reason: "\(error)")
             return .failed
         }
     }
@@ -173,7 +179,7 @@ extension UpstreamExchange {
         worker.counters.countSpliced(request: direction == .request, bytes: n)
         guard direction == .request, requestChunks == nil else { return }
         bodyRemaining -= UInt64(n)
-        if bodyRemaining == 0 && client.clientWait == .body { client.clientWait = .none }
+        if bodyRemaining == 0 { client.requestBodyComplete() }
     }
 
     /// A pipe for splicing, or nil (then the body goes through the buffers as usual).

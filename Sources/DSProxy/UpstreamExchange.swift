@@ -33,8 +33,8 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// `chunkReady` counts the bytes at the front of `input` known to belong to it.
     var requestChunks: ChunkedScanner?
     var chunkReady = 0
-    /// A reused connection failed and the request went again on a fresh one.
-    private var retried = false
+    /// Retries on a fresh connection and failovers so far (`ReplicaAttempts`).
+    private var attempts = ReplicaAttempts()
     /// The snapshot and hashed key the replica was chosen with, for failover to the next
     /// distinct candidate (`--retries`), and the replicas tried so far.
     private var snapshot: Snapshot
@@ -43,7 +43,6 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// worker's metric handles are found by it).
     private var backendIndex = 0
     private var tried: [String] = []
-    private var failoversLeft = 0
     /// The replica this exchange is counted against, and since when.
     var tracked: ProxyMetrics.Shard?
     var trackedSince: UInt64 = 0
@@ -64,8 +63,8 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     var closeClientAfter = false
     /// The client connection ends after this response (decided with its head, which says so).
     var closeAfterResponse = false
-    /// `Expect: 100-continue` was answered by ds-lb itself (see `step`).
-    var continueSent = false
+    /// `Expect: 100-continue`, answered by ds-lb itself (`ContinueExpectation`).
+    var expectation = ContinueExpectation()
     /// The connect deadline, then the response head's. Per request it is only set and cleared:
     /// the loop timer behind it is armed once per deadline period of this (reused) object and
     /// moved lazily (DeadlineTimer), so the loop's timer heap is not touched per request.
@@ -101,11 +100,10 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         bodyRemaining = bodyLength
         requestChunks = bodyLength == .max ? ChunkedScanner(maxDataBytes: worker.config.maxBodyBytes) : nil
         chunkReady = 0
-        retried = false
+        attempts.begin(failovers: worker.config.retries)
         self.snapshot = snapshot
         self.hashedKey = hashedKey
         tried.removeAll(keepingCapacity: true)
-        failoversLeft = worker.config.retries
         tracked = nil
         trackedSince = 0
         responseStarted = false
@@ -119,7 +117,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         responseParseFrom = 0
         closeClientAfter = !head.wantsKeepAlive
         closeAfterResponse = false
-        continueSent = false
+        expectation.reset()
         deadline.clear()
         ended = false
         splicingRequest = false
@@ -168,14 +166,14 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         let worker = self.worker // one strong reference, not a checked retain per use
         backendIndex = index
         let upstream: UpstreamConnection
-        if !retried, let pooled = worker.pool.take(index, in: snapshot) {
+        if attempts.mayUsePooled, let pooled = worker.pool.take(index, in: snapshot) {
             upstream = pooled
             // A request that cannot be retried (a body, or a method that is not idempotent)
             // must not go on a connection the replica already closed, whose end the loop has
             // not dispatched yet: one peek tells. (Idempotent ones are retried if it failed.)
             if (bodyRemaining > 0 || !Self.isIdempotent(head)) && Socket.idleConnectionIsDead(pooled.fd) {
                 pooled.close()
-                retried = true
+                attempts.pooledConnectionDead()
                 attach(index)
                 return
             }
@@ -246,12 +244,11 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         if !headSent {
             guard sendHead(upstream) else { return false }
             progressed = true
-            // RFC 9110 §10.1.1: ds-lb answers `Expect: 100-continue` itself, once the head is on
-            // its way to a replica and the body is wanted. Whatever refuses the request before
-            // that point (417, 413, 503, 502) is answered without reading the body. The
-            // expectation is still forwarded; a 100 from the replica is then dropped.
-            if head.expectContinue && head.version == .http11 && bodyRemaining > 0 && !continueSent {
-                continueSent = true
+            // Whatever refused the request before this point (417, 413, 503, 502) answered
+            // without reading the body.
+            if expectation.headSent(
+                expectsContinue: head.expectContinue, clientHTTP11: head.version == .http11, bodyPending: bodyRemaining > 0)
+            {
                 client.output.append(Self.continueLine)
             }
         }
@@ -271,14 +268,12 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         tracked = nil
         releaseHeadFromInput()
-        let reusable =
-            responseHead?.keepsConnection == true && framing != .untilClose
-            && bodyRemaining == 0 && upstream.input.isEmpty
-        if reusable && !worker.draining { worker.pool.give(upstream) } else { upstream.close() }
+        let reusable = ExchangeEnding.replicaReusable(
+            keptByReplica: responseHead?.keepsConnection == true, framing: framing, requestBodyLeft: bodyRemaining > 0,
+            bytesAfterResponse: !upstream.input.isEmpty, draining: worker.draining)
+        if reusable { worker.pool.give(upstream) } else { upstream.close() }
         self.upstream = nil
-        // A replica may answer before reading the whole body; the rest of it would then be taken
-        // for the next request, so the connection ends here.
-        let closeAfter = closeAfterResponse || bodyRemaining > 0
+        let closeAfter = ExchangeEnding.closesClientAtEnd(decided: closeAfterResponse, requestBodyLeft: bodyRemaining > 0)
         ended = true
         client.exchangeEnded(closeAfter: closeAfter)
     }
@@ -293,21 +288,22 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         // The request can go again only if nothing of the response arrived and its head is still
         // in `input` (no body, so nothing was consumed).
         let resendable = !responseStarted && !headConsumed
-        // A pooled connection the replica had already closed: once more on a fresh one.
-        if wasReused && !retried && resendable {
-            retried = true
-            headSent = false
-            attach(backendIndex)
-            return
-        }
-        worker.reportUnreachable(backend)
         // Another replica, if nothing was sent (connect failed) or the method is idempotent
         // (the error's retry verdict).
         let error: ProxyError =
             neverConnected
             ? .connectFailed(replica: backend.name, reason: reason)
             : .connectionLost(replica: backend.name, reason: reason)
-        if resendable { failOverOrFail(error, from: backend, refused: neverConnected) } else { fail(error) }
+        let next = attempts.failed(
+            reused: wasReused, resendable: resendable, retryAllowed: error.retry.allows(idempotent: Self.isIdempotent(head)))
+        if next == .againOnFreshConnection {
+            headSent = false
+            attach(backendIndex)
+            return
+        }
+        worker.reportUnreachable(backend)
+        if next == .nextReplica && failOver(from: backend, refused: neverConnected) { return }
+        fail(error)
     }
 
     /// The replica answered with something that is not a valid response. An idempotent request
@@ -316,7 +312,10 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     func invalidResponse(_ upstream: UpstreamConnection, _ what: ProxyError.InvalidResponse) {
         let backend = upstream.backend
         let error = ProxyError.invalidResponse(replica: backend.name, what)
-        if error.retry.allows(idempotent: Self.isIdempotent(head)) && !headConsumed && !interimRelayed {
+        let next = attempts.failed(
+            reused: false, resendable: !headConsumed && !interimRelayed,
+            retryAllowed: error.retry.allows(idempotent: Self.isIdempotent(head)))
+        if next == .nextReplica {
             upstream.close()
             self.upstream = nil
             responseStarted = false
@@ -330,26 +329,22 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     /// Sends the request to the next replica if the error allows it (and the budget and the
     /// request do), else ends the exchange with the error.
-    private func failOverOrFail(_ error: ProxyError, from backend: Backend, refused: Bool = false) {
-        if error.retry.allows(idempotent: Self.isIdempotent(head)) && failOver(from: backend, refused: refused) { return }
+    private func failOverOrFail(_ error: ProxyError, from backend: Backend) {
+        let next = attempts.failed(
+            reused: false, resendable: !headConsumed, retryAllowed: error.retry.allows(idempotent: Self.isIdempotent(head)))
+        if next == .nextReplica && failOver(from: backend) { return }
         fail(error)
     }
 
-    /// Moves the exchange to the next distinct healthy candidate for its key. False when the
-    /// retry budget is spent or no candidate is left. A connection the replica refused costs
-    /// nothing of the budget (as nginx's `proxy_next_upstream error` tries every server): it
-    /// failed at once and nothing was sent, and when a host dies its replicas all refuse, so a
-    /// key whose next replicas were on that host would otherwise fail while others are up.
-    /// `tried` grows by one each time, so the walk ends after every replica was tried once.
+    /// Moves the exchange to the next distinct healthy candidate for its key (`attempts` has
+    /// allowed it). False when no candidate is left. `refused`: the replica refused the
+    /// connection (see `ReplicaAttempts.failedOver`).
     private func failOver(from backend: Backend, refused: Bool = false) -> Bool {
         tried.append(backend.name)
-        guard failoversLeft > 0, !headConsumed,
-            let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried)
-        else { return false }
-        if !refused { failoversLeft -= 1 }
+        guard let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried) else { return false }
+        attempts.failedOver(refused: refused)
         worker.counters.count(.retried)
         headSent = false
-        retried = false
         attach(next)
         return true
     }
