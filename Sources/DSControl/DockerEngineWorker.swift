@@ -61,6 +61,10 @@ final class DockerEngineWorker: Sendable {
     let image: String
     let pool: String
     let network: String
+    /// Where replicas listen on the host network: the node's advertise address in cluster mode.
+    let host: String
+    /// The cluster node this driver runs for (nil on one machine).
+    let node: String?
     let stopGrace: Duration
     let logger: Logger
     let shared = Locked(Shared())
@@ -69,11 +73,16 @@ final class DockerEngineWorker: Sendable {
     /// Tells the control thread that `shared` has news (set once by the driver's `attach`).
     private let notify = Locked<(@Sendable () -> Void)?>(nil)
 
-    init(client: DockerClient, image: String, pool: String, network: String, stopGrace: Duration, logger: Logger) {
+    init(
+        client: DockerClient, image: String, pool: String, network: String, host: String, node: String?, stopGrace: Duration,
+        logger: Logger
+    ) {
         self.client = client
         self.image = image
         self.pool = pool
         self.network = network
+        self.host = host
+        self.node = node
         self.stopGrace = stopGrace
         self.logger = logger
     }
@@ -87,8 +96,14 @@ final class DockerEngineWorker: Sendable {
         notify.withLock { $0 }?()
     }
 
+    /// This node's container: adopted at start, removed when the pool does not name it.
     func isOurs(_ container: ContainerSummary) -> Bool {
-        container.labels["ds-lb.managed"] == "true" && container.labels["ds-lb.pool"] == pool
+        ReplicaContainer.isOwned(container.labels, pool: pool, node: node)
+    }
+
+    /// Of the pool, on any node: not foreign, and replaced when a create finds it in the way.
+    func isOfPool(_ container: ContainerSummary) -> Bool {
+        ReplicaContainer.isOfPool(container.labels, pool: pool)
     }
 
     static func foreignMessage(_ name: String, pool: String) -> String {
@@ -179,7 +194,8 @@ final class DockerEngineWorker: Sendable {
     func create(token: UInt64, backend: Backend, done: @escaping @Sendable () -> Void) {
         // Built where it is sent: a JSON dictionary is not Sendable.
         let config: @Sendable () -> [String: Any] = { [self] in
-            ReplicaContainer.createBody(image: image, pool: pool, number: backend.number, port: backend.port, network: network)
+            ReplicaContainer.createBody(
+                image: image, pool: pool, number: backend.number, port: backend.port, network: network, host: host, node: node)
         }
         let name = backend.name
         let failed: @Sendable (Any) -> Void = { [self] error in
@@ -192,9 +208,11 @@ final class DockerEngineWorker: Sendable {
                 start(token: token, name: name, id: id, done: done)
             case .failure(let error) where error.status == 409:
                 // The name is taken: a leftover of this pool is replaced, anyone else's is left alone.
+                // Another node's too: on an engine shared by nodes it is this replica's stale
+                // instance (its node died or no longer owns it), and the replica is placed here now.
                 client.listContainers { [self] listed in
                     guard case .success(let all) = listed else { return failed(error) }
-                    guard let existing = all.first(where: { $0.name == name }), isOurs(existing) else {
+                    guard let existing = all.first(where: { $0.name == name }), isOfPool(existing) else {
                         shared.withLock { _ = $0.foreignNames.insert(name) }
                         return failed(Self.foreignMessage(name, pool: pool))
                     }
@@ -311,7 +329,7 @@ final class DockerEngineWorker: Sendable {
             let byID = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             let recovered = shared.withLock { shared -> Bool in
                 defer { shared.listFailing = false; shared.refreshing = false }
-                shared.foreignNames = Set(all.filter { !isOurs($0) }.map(\.name))
+                shared.foreignNames = Set(all.filter { !isOfPool($0) }.map(\.name))
                 for (token, backend) in watched where shared.started.contains(token) && startedBefore.contains(token) {
                     guard let id = shared.containerIDs[token] else { continue }
                     if let container = byID[id] {

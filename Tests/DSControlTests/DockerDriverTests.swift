@@ -167,4 +167,59 @@ final class DockerDriverTests: XCTestCase {
         }
         XCTAssertEqual(engine.all.map(\.name), ["server-9"])
     }
+
+    // MARK: cluster mode (two nodes on one engine, as on one test machine)
+
+    private func container(_ name: String, id: Int, node: String?, byte: String) -> VersionedEngine.Container {
+        var labels = ["ds-lb.managed": "true", "ds-lb.pool": "p", "ds-lb.id": String(id), "ds-lb.port": "4100\(id)"]
+        labels["ds-lb.node"] = node
+        return .init(id: String(repeating: byte, count: 32), name: name, network: "host", ip: "", labels: labels, running: true)
+    }
+
+    /// A node adopts its own running container and, once its pool is launched, removes only its
+    /// own unclaimed ones: the other node's (and a one-machine ds-lb's) are left alone.
+    func testANodeAdoptsAndCleansUpOnlyItsOwnContainers() throws {
+        let engine = try VersionedEngine(shape: .current)
+        defer { engine.stop() }
+        engine.add(container("server-1", id: 1, node: "n1", byte: "a1"))
+        engine.add(container("server-2", id: 2, node: "n2", byte: "a2"))
+        engine.add(container("server-3", id: 3, node: "n2", byte: "a3"))
+        engine.add(container("server-4", id: 4, node: nil, byte: "a4"))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let driver = try DockerDriver(
+            client: client, image: "ds-server:latest", pool: "p", host: "127.0.0.1", node: "n2", logger: logger)
+        let control = try DriverEventLoop(driver)
+        defer { control.stop() }
+        let adopted = try control.sync { try driver.launch(ReplicaSpec(name: "server-2", number: 2), previous: nil) }
+        XCTAssertEqual(adopted, Backend(name: "server-2", number: 2, host: "127.0.0.1", port: 41002))
+        try control.sync { driver.initialPoolLaunched() }
+        XCTAssertTrue(driver.waitForEngine())
+        XCTAssertEqual(
+            engine.all.map(\.name).sorted(), ["server-1", "server-2", "server-4"], "only n2's unclaimed server-3 is removed")
+    }
+
+    /// A replica re-placed from a dead node on the same engine: its name is the replica's, so the
+    /// create meets the dead node's container, replaces it, and labels the new one with this node;
+    /// on the host network it listens on this node's advertise address.
+    func testAReplicaTakenOverFromAnotherNodeReplacesItsContainerUnderTheSameName() throws {
+        let engine = try VersionedEngine(shape: .current)
+        defer { engine.stop() }
+        engine.add(container("server-1", id: 1, node: "n1", byte: "b1"))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let driver = try DockerDriver(
+            client: client, image: "ds-server:latest", pool: "p", host: "127.0.0.2", node: "n2", logger: logger)
+        let control = try DriverEventLoop(driver)
+        defer { control.stop() }
+        try control.sync { driver.initialPoolLaunched() }
+        let launched = try control.sync { try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil) }
+        XCTAssertEqual(launched.host, "127.0.0.2")
+        control.waitFor { $0.contains(.started(launched)) }
+        XCTAssertTrue(driver.waitForEngine())
+        let now = try XCTUnwrap(engine.all.first { $0.name == "server-1" })
+        XCTAssertEqual(engine.all.count, 1)
+        XCTAssertEqual(now.labels["ds-lb.node"], "n2")
+        XCTAssertEqual(now.labels["ds-lb.host"], "127.0.0.2")
+        XCTAssertNotEqual(now.id, String(repeating: "b1", count: 32))
+        XCTAssertTrue(now.running)
+    }
 }
