@@ -7,8 +7,8 @@ import Logging
 
 /// Replicas as Docker containers, named after the replica and labelled `ds-lb.managed=true`,
 /// `ds-lb.pool=<pool>`, `ds-lb.id=<n>`, `ds-lb.port=<port>`, and in cluster mode
-/// `ds-lb.node=<node>`. A container without our labels is never touched; at start a node adopts
-/// (and cleans up) only its own node's containers. `--network host` puts each replica on its own
+/// `ds-lb.node=<node>` and the name `<replica>.<node>` (see `ReplicaContainer`). A container
+/// without our labels (in cluster mode, our node's) is never touched. `--network host` puts each replica on its own
 /// port on the listen host (127.0.0.1, or the node's advertise address in cluster mode); any other
 /// network name attaches it to that user-defined network, where it is reached at the address
 /// inspect reports once it runs (see `ReplicaContainer`).
@@ -74,7 +74,7 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
         let all = try client.listContainers()
         adoptable = [:]
         for container in all where worker.isOurs(container) { adoptable[container.name] = container }
-        worker.shared.withLock { $0.foreignNames = Set(all.filter { !worker.isOfPool($0) }.map(\.name)) }
+        worker.shared.withLock { $0.foreignNames = Set(all.filter { !worker.isOurs($0) }.map(\.name)) }
         worker.watchEvents()
         let whose = node.map { "pool \(pool), node \($0)" } ?? "pool \(pool)"
         logger.info(
@@ -99,27 +99,28 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
             guard existing.reported else { throw DriverError("replica \(replica.name) is already running") }
             kill(existing.backend)
         }
-        if worker.shared.withLock({ $0.foreignNames.contains(replica.name) }) {
-            throw DriverError(DockerEngineWorker.foreignMessage(replica.name, pool: worker.pool), isNameConflict: true)
+        let containerName = worker.containerName(replica.name)
+        if worker.shared.withLock({ $0.foreignNames.contains(containerName) }) {
+            throw DriverError(DockerEngineWorker.foreignMessage(containerName, pool: worker.pool), isNameConflict: true)
         }
         nextToken += 1
         let token = nextToken
         // At start, a running container of the pool with this name and id is adopted, not duplicated.
-        if !bootstrapped, let container = adoptable[replica.name], container.isRunning,
+        if !bootstrapped, let container = adoptable[containerName], container.isRunning,
             container.labels["ds-lb.id"] == String(replica.number),
             let port = container.labels["ds-lb.port"].flatMap({ UInt16($0) }),
             // On the host network, only where it still listens (the advertise address may have changed).
             network != "host" || (container.labels["ds-lb.host"] ?? ReplicaContainer.loopback) == host,
             let address = ReplicaContainer.host(onNetwork: network, addresses: container.networks, listenHost: host)
         {
-            adoptable[replica.name] = nil
+            adoptable[containerName] = nil
             let backend = Backend(name: replica.name, number: replica.number, host: address, port: port)
             worker.shared.withLock {
                 $0.containerIDs[token] = container.id
                 $0.started.insert(token)
             }
             live[replica.name] = Instance(token: token, backend: backend)
-            logger.info("[i] Adopted container \(replica.name) (\(container.shortID)) at \(backend.address)")
+            logger.info("[i] Adopted container \(containerName) (\(container.shortID)) at \(backend.address)")
             // Reported from the loop, not from inside `launch`: the supervisor is not re-entered.
             loop?.schedule(after: .zero) { [weak self] in
                 guard let self, self.live[replica.name]?.token == token else { return }
@@ -170,7 +171,9 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
         for (name, container) in adoptable {
             logger.warning("[!] Removing container \(name) (\(container.shortID), \(container.status)): not in the saved pool")
             let worker = self.worker
-            worker.enqueue(name) { done in worker.removeUnclaimed(container, done: done) }
+            // In the replica's lane: placement may hand this node that replica later.
+            let replica = ReplicaContainer.replicaName(ofContainer: name, node: worker.node)
+            worker.enqueue(replica) { done in worker.removeUnclaimed(container, done: done) }
         }
         adoptable = [:]
     }

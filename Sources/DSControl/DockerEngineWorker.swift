@@ -96,14 +96,14 @@ final class DockerEngineWorker: Sendable {
         notify.withLock { $0 }?()
     }
 
-    /// This node's container: adopted at start, removed when the pool does not name it.
+    /// This node's container of the pool (see `ReplicaContainer.isOwned`).
     func isOurs(_ container: ContainerSummary) -> Bool {
         ReplicaContainer.isOwned(container.labels, pool: pool, node: node)
     }
 
-    /// Of the pool, on any node: not foreign, and replaced when a create finds it in the way.
-    func isOfPool(_ container: ContainerSummary) -> Bool {
-        ReplicaContainer.isOfPool(container.labels, pool: pool)
+    /// The container of replica `name` on this node.
+    func containerName(_ name: String) -> String {
+        ReplicaContainer.containerName(name, node: node)
     }
 
     static func foreignMessage(_ name: String, pool: String) -> String {
@@ -198,27 +198,26 @@ final class DockerEngineWorker: Sendable {
                 image: image, pool: pool, number: backend.number, port: backend.port, network: network, host: host, node: node)
         }
         let name = backend.name
+        let containerName = containerName(name)
         let failed: @Sendable (Any) -> Void = { [self] error in
             report(token, name, "container \(name) could not start: \(error)")
             done()
         }
-        client.createContainer(name: name, config: config()) { [self] result in
+        client.createContainer(name: containerName, config: config()) { [self] result in
             switch result {
             case .success(let id):
                 start(token: token, name: name, id: id, done: done)
             case .failure(let error) where error.status == 409:
                 // The name is taken: a leftover of this pool is replaced, anyone else's is left alone.
-                // Another node's too: on an engine shared by nodes it is this replica's stale
-                // instance (its node died or no longer owns it), and the replica is placed here now.
                 client.listContainers { [self] listed in
                     guard case .success(let all) = listed else { return failed(error) }
-                    guard let existing = all.first(where: { $0.name == name }), isOfPool(existing) else {
-                        shared.withLock { _ = $0.foreignNames.insert(name) }
-                        return failed(Self.foreignMessage(name, pool: pool))
+                    guard let existing = all.first(where: { $0.name == containerName }), isOurs(existing) else {
+                        shared.withLock { _ = $0.foreignNames.insert(containerName) }
+                        return failed(Self.foreignMessage(containerName, pool: pool))
                     }
                     client.removeContainer(existing.id, force: true) { [self] removed in
                         if case .failure(let error) = removed { return failed(error) }
-                        client.createContainer(name: name, config: config()) { [self] created in
+                        client.createContainer(name: containerName, config: config()) { [self] created in
                             switch created {
                             case .success(let id): start(token: token, name: name, id: id, done: done)
                             case .failure(let error): failed(error)
@@ -268,7 +267,7 @@ final class DockerEngineWorker: Sendable {
 
     func rename(token: UInt64, name: String, done: @escaping @Sendable () -> Void) {
         guard let id = shared.withLock({ $0.containerIDs[token] }) else { return done() }
-        client.renameContainer(id, to: "\(name)-retired-\(id.prefix(12))") { [self] result in
+        client.renameContainer(id, to: "\(containerName(name))-retired-\(id.prefix(12))") { [self] result in
             if case .failure(let error) = result { logger.warning("[!] Could not rename retired container \(name): \(error)") }
             done()
         }
@@ -329,7 +328,7 @@ final class DockerEngineWorker: Sendable {
             let byID = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             let recovered = shared.withLock { shared -> Bool in
                 defer { shared.listFailing = false; shared.refreshing = false }
-                shared.foreignNames = Set(all.filter { !isOfPool($0) }.map(\.name))
+                shared.foreignNames = Set(all.filter { !isOurs($0) }.map(\.name))
                 for (token, backend) in watched where shared.started.contains(token) && startedBefore.contains(token) {
                     guard let id = shared.containerIDs[token] else { continue }
                     if let container = byID[id] {

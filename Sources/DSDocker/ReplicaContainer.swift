@@ -15,9 +15,13 @@
 /// `Config.MacAddress` moved to each endpoint. We attach exactly one network, named the same in
 /// both places, and set no MAC address, so both shapes accept it.
 ///
-/// Cluster mode: every container also carries `ds-lb.node=<node>`, and a node adopts and cleans
-/// up only the containers of its pool labelled with its own name, so nodes sharing one engine
-/// (a test on one machine) never take or remove each other's replicas at start.
+/// Cluster mode: every container also carries `ds-lb.node=<node>` and is named
+/// `<replica>.<node>`, and a node adopts, replaces and cleans up only the containers of its pool
+/// labelled with its own name. The node is in the name because nodes may share one engine (a test
+/// on one machine), and while a replica moves, the node taking it over starts its copy before the
+/// node giving it up stops its own: under one name the second create would meet the first copy
+/// and have to remove it while it still serves. The replica keeps its name (`server-3`) in the
+/// pool and in routing; only its container's name says where it runs.
 package enum ReplicaContainer {
     /// The port every replica listens on inside a user-defined network (the image's default PORT).
     package static let networkPort: UInt16 = 5000
@@ -66,15 +70,21 @@ package enum ReplicaContainer {
         return address
     }
 
-    /// A container of `pool`, whichever node runs it: its name is a replica's, so a create that
-    /// finds it in the way replaces it (the replica is placed here now) instead of refusing.
-    package static func isOfPool(_ labels: [String: String], pool: String) -> Bool {
-        labels["ds-lb.managed"] == "true" && labels["ds-lb.pool"] == pool
+    /// The container of replica `name` on `node`: the replica's own name on one machine.
+    package static func containerName(_ name: String, node: String?) -> String {
+        node.map { "\(name).\($0)" } ?? name
     }
 
-    /// A container this node adopts at start and removes when the pool does not name it: of
-    /// `pool` and labelled with `node` (unlabelled when nil, i.e. not in cluster mode).
+    /// The replica a container of `node` runs, from the container's name.
+    package static func replicaName(ofContainer name: String, node: String?) -> String {
+        guard let node, name.hasSuffix(".\(node)") else { return name }
+        return String(name.dropLast(node.count + 1))
+    }
+
+    /// A container this node adopts, replaces and removes when the pool does not name it: of
+    /// `pool` and labelled with `node` (unlabelled when nil, i.e. not in cluster mode); any
+    /// other container is left alone.
     package static func isOwned(_ labels: [String: String], pool: String, node: String?) -> Bool {
-        isOfPool(labels, pool: pool) && labels["ds-lb.node"] == node
+        labels["ds-lb.managed"] == "true" && labels["ds-lb.pool"] == pool && labels["ds-lb.node"] == node
     }
 }

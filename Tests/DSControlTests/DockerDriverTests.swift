@@ -170,9 +170,11 @@ final class DockerDriverTests: XCTestCase {
 
     // MARK: cluster mode (two nodes on one engine, as on one test machine)
 
-    private func container(_ name: String, id: Int, node: String?, byte: String) -> VersionedEngine.Container {
+    /// Replica `server-<id>`'s container as `node` (nil: a one-machine ds-lb) leaves it.
+    private func container(id: Int, node: String?, byte: String) -> VersionedEngine.Container {
         var labels = ["ds-lb.managed": "true", "ds-lb.pool": "p", "ds-lb.id": String(id), "ds-lb.port": "4100\(id)"]
         labels["ds-lb.node"] = node
+        let name = ReplicaContainer.containerName("server-\(id)", node: node)
         return .init(id: String(repeating: byte, count: 32), name: name, network: "host", ip: "", labels: labels, running: true)
     }
 
@@ -181,10 +183,10 @@ final class DockerDriverTests: XCTestCase {
     func testANodeAdoptsAndCleansUpOnlyItsOwnContainers() throws {
         let engine = try VersionedEngine(shape: .current)
         defer { engine.stop() }
-        engine.add(container("server-1", id: 1, node: "n1", byte: "a1"))
-        engine.add(container("server-2", id: 2, node: "n2", byte: "a2"))
-        engine.add(container("server-3", id: 3, node: "n2", byte: "a3"))
-        engine.add(container("server-4", id: 4, node: nil, byte: "a4"))
+        engine.add(container(id: 1, node: "n1", byte: "a1"))
+        engine.add(container(id: 2, node: "n2", byte: "a2"))
+        engine.add(container(id: 3, node: "n2", byte: "a3"))
+        engine.add(container(id: 4, node: nil, byte: "a4"))
         let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         let driver = try DockerDriver(
             client: client, image: "ds-server:latest", pool: "p", host: "127.0.0.1", node: "n2", logger: logger)
@@ -195,16 +197,17 @@ final class DockerDriverTests: XCTestCase {
         try control.sync { driver.initialPoolLaunched() }
         XCTAssertTrue(driver.waitForEngine())
         XCTAssertEqual(
-            engine.all.map(\.name).sorted(), ["server-1", "server-2", "server-4"], "only n2's unclaimed server-3 is removed")
+            engine.all.map(\.name).sorted(), ["server-1.n1", "server-2.n2", "server-4"], "only n2's unclaimed server-3 is removed"
+        )
     }
 
-    /// A replica re-placed from a dead node on the same engine: its name is the replica's, so the
-    /// create meets the dead node's container, replaces it, and labels the new one with this node;
-    /// on the host network it listens on this node's advertise address.
-    func testAReplicaTakenOverFromAnotherNodeReplacesItsContainerUnderTheSameName() throws {
+    /// A replica that moves to n2 while n1's copy still runs on the same engine: n2 starts its own
+    /// container beside it, labelled n2 and, on the host network, listening on n2's advertise
+    /// address; n1's is left to n1.
+    func testAReplicaTakenOverFromAnotherNodeOnTheSameEngineGetsItsOwnContainer() throws {
         let engine = try VersionedEngine(shape: .current)
         defer { engine.stop() }
-        engine.add(container("server-1", id: 1, node: "n1", byte: "b1"))
+        engine.add(container(id: 1, node: "n1", byte: "b1"))
         let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
         let driver = try DockerDriver(
             client: client, image: "ds-server:latest", pool: "p", host: "127.0.0.2", node: "n2", logger: logger)
@@ -215,11 +218,11 @@ final class DockerDriverTests: XCTestCase {
         XCTAssertEqual(launched.host, "127.0.0.2")
         control.waitFor { $0.contains(.started(launched)) }
         XCTAssertTrue(driver.waitForEngine())
-        let now = try XCTUnwrap(engine.all.first { $0.name == "server-1" })
-        XCTAssertEqual(engine.all.count, 1)
+        XCTAssertEqual(launched.name, "server-1")
+        let now = try XCTUnwrap(engine.all.first { $0.name == "server-1.n2" })
         XCTAssertEqual(now.labels["ds-lb.node"], "n2")
         XCTAssertEqual(now.labels["ds-lb.host"], "127.0.0.2")
-        XCTAssertNotEqual(now.id, String(repeating: "b1", count: 32))
         XCTAssertTrue(now.running)
+        XCTAssertEqual(engine.all.filter(\.running).map(\.name).sorted(), ["server-1.n1", "server-1.n2"])
     }
 }

@@ -36,7 +36,16 @@ final class ReplicaContainerTests: XCTestCase {
         XCTAssertFalse(ReplicaContainer.isOwned(single, pool: "p", node: "n1"))
         XCTAssertTrue(ReplicaContainer.isOwned(single, pool: "p", node: nil))
         XCTAssertFalse(ReplicaContainer.isOwned(n1, pool: "q", node: "n1"))
-        XCTAssertTrue(ReplicaContainer.isOfPool(n1, pool: "p"))
-        XCTAssertFalse(ReplicaContainer.isOfPool(["ds-lb.pool": "p"], pool: "p"))
+        XCTAssertFalse(ReplicaContainer.isOwned(["ds-lb.pool": "p", "ds-lb.node": "n1"], pool: "p", node: "n1"))
+    }
+
+    /// One replica has a container per node that runs it, so two nodes on one engine never meet
+    /// each other's under the same name; the replica's name is read back from it.
+    func testAContainerIsNamedAfterItsReplicaAndInClusterModeItsNode() {
+        XCTAssertEqual(ReplicaContainer.containerName("server-3", node: nil), "server-3")
+        XCTAssertEqual(ReplicaContainer.containerName("server-3", node: "n1"), "server-3.n1")
+        XCTAssertEqual(ReplicaContainer.replicaName(ofContainer: "server-3.n1", node: "n1"), "server-3")
+        XCTAssertEqual(ReplicaContainer.replicaName(ofContainer: "alpha.b.n1", node: "n1"), "alpha.b")
+        XCTAssertEqual(ReplicaContainer.replicaName(ofContainer: "server-3", node: nil), "server-3")
     }
 }
