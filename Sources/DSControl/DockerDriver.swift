@@ -8,10 +8,10 @@ import Logging
 /// Replicas as Docker containers, named after the replica and labelled `ds-lb.managed=true`,
 /// `ds-lb.pool=<pool>`, `ds-lb.id=<n>`, `ds-lb.port=<port>`, and in cluster mode
 /// `ds-lb.node=<node>` and the name `<replica>.<node>` (see `ReplicaContainer`). A container
-/// without our labels (in cluster mode, our node's) is never touched. `--network host` puts each replica on its own
-/// port on the listen host (127.0.0.1, or the node's advertise address in cluster mode); any other
-/// network name attaches it to that user-defined network, where it is reached at the address
-/// inspect reports once it runs (see `ReplicaContainer`).
+/// without our labels (in cluster mode, our node's) is never touched. `--network host` puts each
+/// replica on its own port on the listen host (127.0.0.1, or the node's advertise address in
+/// cluster mode); any other network name attaches it to that user-defined network, where it is
+/// reached at the address inspect reports once it runs.
 ///
 /// Threading: the `ReplicaDriver` methods run on the control thread and never block — every
 /// engine call is a non-blocking exchange on the Docker client's own loop (`DockerEngineWorker`),
