@@ -608,6 +608,10 @@ enum DashboardPage {
             $('confirm-cancel').focus();
           }
           confirmDialog.addEventListener('close', async () => {
+            // `close` is dispatched after the dialog closed, as a task of its own: Escape and
+            // then Enter on Remove at once can open the dialog again first. That event belongs
+            // to the earlier opening and must not take the new one's removal.
+            if (confirmDialog.open) return;
             const removal = pendingRemoval;
             pendingRemoval = null;
             if (!removal) return;

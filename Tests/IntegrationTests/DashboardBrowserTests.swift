@@ -163,6 +163,24 @@ final class DashboardBrowserTests: IntegrationTestCase {
             """, describe: "return document.getElementById('action-message').textContent;")
     }
 
+    /// The dialog's `close` event comes after the dialog closed, as a task of its own: a
+    /// cancel followed at once by a new Remove must leave the new removal to the new opening.
+    func testACancelFollowedAtOnceByRemoveStillRemoves() throws {
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "3"])
+        let browser = try startBrowser()
+        try browser.open("http://127.0.0.1:\(lb.port)/dashboard")
+        try waitForPool(browser, count: 3)
+        let remove = "document.querySelector('#replicas tr[data-replica=\"server-3\"] button')"
+        try browser.execute("\(remove).click();")
+        try browser.waitFor("the confirmation dialog", timeout: 5, "return document.getElementById('confirm-dialog').open;")
+        // One script, so the cancel's close event is still queued when the dialog opens again.
+        try browser.execute("document.getElementById('confirm-dialog').close('cancel'); \(remove).click();")
+        try browser.waitFor("the dialog open again", timeout: 5, "return document.getElementById('confirm-dialog').open;")
+        try browser.click("#confirm-remove")
+        try waitForPool(browser, count: 2)
+        assertReplicaState(try lb.request("GET", "/rep"), ["server-1", "server-2"], "/rep after cancel, remove, confirm")
+    }
+
     /// In cluster mode the page lists the nodes and the replicas each runs.
     func testThePageShowsTheClusterNodesAndWhatRunsOnEach() throws {
         let etcd = try startEtcdMember()
