@@ -1,4 +1,5 @@
 import DSHTTP1
+import Foundation
 import XCTest
 
 @testable import DSProxy
@@ -189,6 +190,20 @@ final class SmugglingCorpusMachineTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// The rows here are the end-to-end corpus's, name for name and in its order: a row added
+    /// there and not here fails this test.
+    func testTheRowsAreTheEndToEndCorpusRequestRows() throws {
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../IntegrationTests/SmugglingCorpusTests.swift")
+        let text = try String(contentsOf: source, encoding: .utf8)
+        let names = text.split(separator: "\n").compactMap { line -> String? in
+            let trimmed = line.drop { $0 == " " }
+            guard let prefix = ["rq(\"", "chunked(\""].first(where: { trimmed.hasPrefix($0) }) else { return nil }
+            return String(trimmed.dropFirst(prefix.count).prefix { $0 != "\"" })
+        }
+        XCTAssertEqual(names, Self.corpus.map(\.name))
     }
 
     func testEveryRequestRowGetsItsStatus() {
