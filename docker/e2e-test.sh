@@ -6,7 +6,10 @@
 #   hostnames names the containers; a foreign server-9 is left alone and /add of it is refused;
 #   a restarted ds-lb adopts the running containers (none created, none removed); the same from
 #   ds-lb's own image with the Docker socket mounted; with --on-failure replace --max-restarts 0,
-#   docker kill server-2 → server-4 takes its place in /rep, server-2 is gone, N unchanged.
+#   docker kill server-2 → server-4 takes its place in /rep, server-2 is gone, N unchanged;
+#   cluster mode on one engine: one etcd member, nodes n1 and n2 (--driver docker --etcd), the
+#   replicas spread over both, each container named and labelled with the node that runs it and
+#   listening on its address; kill -9 of n1's ds-lb → n2 runs every replica under the same names.
 # Installs docker.io when missing and runs a private dockerd (vfs, its own socket and roots, no
 # bridge) so it collides with no other engine or concurrent run, and stops it by
 # PID at the end. Every container uses host networking and 127.0.0.1. Under CI=true a skip fails.
@@ -27,13 +30,17 @@ dockerd_pid=""
 lb_pid=""
 foreign_id=""
 lb_container=""
+etcd_pid=""
+n1_pid=""
+n2_pid=""
 
 cleanup() {
   set +e
   [ -n "$lb_pid" ] && kill "$lb_pid" 2>/dev/null && wait "$lb_pid" 2>/dev/null
+  for p in "$n1_pid" "$n2_pid" "$etcd_pid"; do [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   if [ -n "$dockerd_pid" ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     [ -n "$lb_container" ] && docker rm -f "$lb_container" >/dev/null 2>&1
-    ids=$(for p in "$pool" "$pool-auto" "$pool-replace"; do docker ps -aq --filter "label=ds-lb.pool=$p"; done)
+    ids=$(for p in "$pool" "$pool-auto" "$pool-replace" "$pool-cluster"; do docker ps -aq --filter "label=ds-lb.pool=$p"; done)
     [ -n "$ids" ] && docker rm -f $ids >/dev/null
     [ -n "$foreign_id" ] && docker rm -f "$foreign_id" >/dev/null 2>&1
   fi
@@ -270,5 +277,71 @@ grep -qF "[!] Server 2 is replaced by server-4" "$rlog" || fail "replace: no rep
 say "ok: --on-failure replace --max-restarts 0: docker kill server-2 → /rep [server-1, server-4, server-3] after ${t_rep} ms, server-2 gone, server-4 up after ${t_up} ms"
 kill "$lb_pid"; wait "$lb_pid" || true; lb_pid=""
 docker rm -f $(docker ps -aq --filter "label=ds-lb.pool=$pool-replace") >/dev/null
+
+# --- cluster mode: two nodes on one engine ----------------------------------------------------------
+# One etcd member on free loopback ports; node n1 advertises 127.0.0.1 and n2 127.0.0.2 (their
+# --listen hosts), as two hosts would their own addresses: a replica moving between them gets a
+# port of its own on the new address, even while the old copy still listens.
+cpool="$pool-cluster"
+read -r etcd_client etcd_peer < <(python3 -c 'import socket
+s=[socket.socket() for _ in range(2)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(*[x.getsockname()[1] for x in s])')
+/usr/bin/etcd --name e2e --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$etcd_client" \
+  --advertise-client-urls "http://127.0.0.1:$etcd_client" --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" --initial-cluster "e2e=http://127.0.0.1:$etcd_peer" \
+  >"$work/etcd.log" 2>&1 &
+etcd_pid=$!
+wait_for 20 curl -sf "http://127.0.0.1:$etcd_client/health" || { tail -20 "$work/etcd.log" >&2; fail "cluster: etcd did not come up"; }
+start_node() { # $1 = node name, $2 = its address; sets node_pid and node_port
+  local nlog="$work/$1.log"
+  "$bin/ds-lb" --driver docker --pool "$cpool" --replicas 4 --listen "$2:0" --etcd "http://127.0.0.1:$etcd_client" \
+    --node-name "$1" --node-lease 2s --heartbeat-interval $interval --heartbeat-timeout 1s --drain-timeout 1s >"$nlog" 2>&1 &
+  node_pid=$!
+  wait_for 20 grep -q "Listening on" "$nlog" || { cat "$nlog" >&2; fail "cluster: node $1 did not start"; }
+  node_port=$(grep -o "Listening on $2:[0-9]*" "$nlog" | head -1 | cut -d: -f2)
+}
+start_node n1 127.0.0.1; n1_pid=$node_pid
+start_node n2 127.0.0.2; n2_pid=$node_pid; n2_port=$node_port
+url() { echo "http://127.0.0.2:$n2_port$1"; }
+# "<replica> <node>" for each running container of the pool (named <replica>.<node>, labelled
+# with the node), sorted; a name whose suffix is not its label's node is printed whole.
+placed() {
+  docker ps --filter "label=ds-lb.pool=$cpool" --format '{{.Names}} {{.Label "ds-lb.node"}}' \
+    | awk '{ n = $1; sub("[.]" $2 "$", "", n); print n, $2 }' | sort
+}
+status_nodes() {
+  curl -sf "$(url /status)" | python3 -c 'import json,sys
+print("\n".join(sorted(r["name"] + " " + r.get("node", "") for r in json.load(sys.stdin)["message"]["replicas"] if r["state"] == "UP")))'
+}
+# The pool's 4 replicas up, over both nodes, each container labelled with the node /status names.
+spread_matches() {
+  local now; now=$(placed)
+  [ "$(echo "$now" | wc -l)" -eq 4 ] && echo "$now" | grep -q ' n1$' && echo "$now" | grep -q ' n2$' || return 1
+  [ "$(status_nodes)" = "$now" ]
+}
+wait_for 60 spread_matches || { placed >&2; status_nodes >&2; cat "$work/n1.log" "$work/n2.log" >&2; fail "cluster: the 4 replicas are not up over n1 and n2 as labelled"; }
+before=$(placed)
+while read -r replica node; do
+  addr=127.0.0.1; [ "$node" = n2 ] && addr=127.0.0.2
+  docker inspect -f '{{index .Config.Labels "ds-lb.host"}} {{join .Config.Cmd " "}}' "$replica.$node" | grep -q "^$addr .*--host $addr " \
+    || fail "cluster: $replica.$node does not listen on $node's advertise address $addr"
+done <<<"$before"
+wait_for 10 all_keys_served || fail "cluster: not every key is served through n2"
+say "ok: cluster on one engine: $(echo "$before" | tr '\n' ',' | sed 's/,$//') (replica node), as /status says, each on its node's address"
+t=$(date +%s%N)
+kill -9 "$n1_pid"; wait "$n1_pid" 2>/dev/null || true; n1_pid=""
+# n1's containers outlive its ds-lb (left to n1's next start); n2 runs every replica itself.
+all_on_n2() {
+  [ "$(placed | grep ' n2$')" = "$(echo "$before" | cut -d' ' -f1 | sed 's/$/ n2/')" ] || return 1
+  [ "$(status_nodes)" = "$(echo "$before" | cut -d' ' -f1 | sed 's/$/ n2/')" ]
+}
+wait_for 30 all_on_n2 || { placed >&2; status_nodes >&2; cat "$work/n2.log" >&2; fail "cluster: n2 did not take over n1's replicas under the same names"; }
+t_over=$(( ($(date +%s%N) - t) / 1000000 ))
+wait_for 10 all_keys_served || fail "cluster: not every key is served after the take-over"
+say "ok: cluster: kill -9 of n1's ds-lb → n2 runs all 4 under the same names, up after ${t_over} ms (lease 2s)"
+kill "$n2_pid"; wait "$n2_pid" || true; n2_pid=""
+kill "$etcd_pid"; wait "$etcd_pid" || true; etcd_pid=""
+docker rm -f $(docker ps -aq --filter "label=ds-lb.pool=$cpool") >/dev/null
 
 say "PASS"

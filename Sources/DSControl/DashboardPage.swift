@@ -453,11 +453,15 @@ enum DashboardPage {
           }
 
           function renderNodes(status) {
-            const nodes = Array.isArray(status.nodes) ? status.nodes : null;
+            // Cluster mode: /status has a `cluster` object (this node, etcd's state, the nodes).
+            const cluster = status.cluster && typeof status.cluster === 'object' ? status.cluster : null;
+            const nodes = cluster && Array.isArray(cluster.nodes) ? cluster.nodes : null;
             $('nodes').hidden = !nodes;
             if (!nodes) return;
             const list = $('nodes-list');
-            list.replaceChildren();
+            list.replaceChildren(el('p', { className: 'muted' },
+              'this node ' + cluster.node + ' · etcd ' + cluster.store + ' · revision ' + cluster.revision
+              + (cluster.store_problem ? ' · ' + cluster.store_problem : '')));
             for (const node of nodes) {
               const name = node.name || node.id || node.node || '?';
               const fields = Object.entries(node).filter(([k, v]) => typeof v !== 'object' && k !== 'name');

@@ -6,10 +6,12 @@ import DSSystem
 import Logging
 
 /// Replicas as Docker containers, named after the replica and labelled `ds-lb.managed=true`,
-/// `ds-lb.pool=<pool>`, `ds-lb.id=<n>`, `ds-lb.port=<port>`. A container without our labels is
-/// never touched. `--network host` puts each replica on its own port on 127.0.0.1; any other
-/// network name attaches it to that user-defined network, where it is reached at the address
-/// inspect reports once it runs (see `ReplicaContainer`).
+/// `ds-lb.pool=<pool>`, `ds-lb.id=<n>`, `ds-lb.port=<port>`, and in cluster mode
+/// `ds-lb.node=<node>` and the name `<replica>.<node>` (see `ReplicaContainer`). A container
+/// without our labels (in cluster mode, our node's) is never touched. `--network host` puts each
+/// replica on its own port on the listen host (127.0.0.1, or the node's advertise address in
+/// cluster mode); any other network name attaches it to that user-defined network, where it is
+/// reached at the address inspect reports once it runs.
 ///
 /// Threading: the `ReplicaDriver` methods run on the control thread and never block — every
 /// engine call is a non-blocking exchange on the Docker client's own loop (`DockerEngineWorker`),
@@ -30,6 +32,7 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
     private let worker: DockerEngineWorker
     private let logger: Logger
     private let network: String
+    private let host: String
 
     /// One launched (or adopted) container, known by a token that is never reused, so a late
     /// report about an instance that was already replaced is recognised and dropped.
@@ -52,14 +55,18 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
 
     /// Lists the pool's containers (blocks up to the list's timeout: call before the control
     /// loop runs) and starts following the engine's events.
+    /// `host`: where replicas listen on the host network (the advertise address in cluster mode);
+    /// `node`: the cluster node whose containers these are (nil on one machine).
     package init(
-        client: DockerClient, image: String, pool: String, network: String = "host", stopGrace: Duration = .seconds(5),
-        logger: Logger
+        client: DockerClient, image: String, pool: String, network: String = "host",
+        host: String = ReplicaContainer.loopback, node: String? = nil, stopGrace: Duration = .seconds(5), logger: Logger
     ) throws {
         self.logger = logger
         self.network = network
+        self.host = host
         worker = DockerEngineWorker(
-            client: client, image: image, pool: pool, network: network, stopGrace: stopGrace, logger: logger)
+            client: client, image: image, pool: pool, network: network, host: host, node: node, stopGrace: stopGrace,
+            logger: logger)
         if network != "host" {
             // A missing network would fail every create later; say so now, in the engine's words.
             try client.wait { client.inspectNetwork(network, completion: $0) }
@@ -69,8 +76,9 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
         for container in all where worker.isOurs(container) { adoptable[container.name] = container }
         worker.shared.withLock { $0.foreignNames = Set(all.filter { !worker.isOurs($0) }.map(\.name)) }
         worker.watchEvents()
+        let whose = node.map { "pool \(pool), node \($0)" } ?? "pool \(pool)"
         logger.info(
-            "[i] Docker engine \(client.engineVersion) (API \(client.apiVersion)) at \(client.socketPath); image \(image), network \(network), pool \(pool): \(adoptable.count) container(s) of the pool found"
+            "[i] Docker engine \(client.engineVersion) (API \(client.apiVersion)) at \(client.socketPath); image \(image), network \(network), \(whose): \(adoptable.count) container(s) found"
         )
     }
 
@@ -91,25 +99,28 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
             guard existing.reported else { throw DriverError("replica \(replica.name) is already running") }
             kill(existing.backend)
         }
-        if worker.shared.withLock({ $0.foreignNames.contains(replica.name) }) {
-            throw DriverError(DockerEngineWorker.foreignMessage(replica.name, pool: worker.pool), isNameConflict: true)
+        let containerName = worker.containerName(replica.name)
+        if worker.shared.withLock({ $0.foreignNames.contains(containerName) }) {
+            throw DriverError(DockerEngineWorker.foreignMessage(containerName, pool: worker.pool), isNameConflict: true)
         }
         nextToken += 1
         let token = nextToken
         // At start, a running container of the pool with this name and id is adopted, not duplicated.
-        if !bootstrapped, let container = adoptable[replica.name], container.isRunning,
+        if !bootstrapped, let container = adoptable[containerName], container.isRunning,
             container.labels["ds-lb.id"] == String(replica.number),
             let port = container.labels["ds-lb.port"].flatMap({ UInt16($0) }),
-            let host = ReplicaContainer.host(onNetwork: network, addresses: container.networks)
+            // On the host network, only where it still listens (the advertise address may have changed).
+            network != "host" || (container.labels["ds-lb.host"] ?? ReplicaContainer.loopback) == host,
+            let address = ReplicaContainer.host(onNetwork: network, addresses: container.networks, listenHost: host)
         {
-            adoptable[replica.name] = nil
-            let backend = Backend(name: replica.name, number: replica.number, host: host, port: port)
+            adoptable[containerName] = nil
+            let backend = Backend(name: replica.name, number: replica.number, host: address, port: port)
             worker.shared.withLock {
                 $0.containerIDs[token] = container.id
                 $0.started.insert(token)
             }
             live[replica.name] = Instance(token: token, backend: backend)
-            logger.info("[i] Adopted container \(replica.name) (\(container.shortID)) at \(backend.address)")
+            logger.info("[i] Adopted container \(containerName) (\(container.shortID)) at \(backend.address)")
             // Reported from the loop, not from inside `launch`: the supervisor is not re-entered.
             loop?.schedule(after: .zero) { [weak self] in
                 guard let self, self.live[replica.name]?.token == token else { return }
@@ -120,8 +131,7 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
         let backend: Backend
         if network == "host" {
             backend = Backend(
-                name: replica.name, number: replica.number, host: ReplicaContainer.loopback,
-                port: try previous.map(\.port) ?? freePort())
+                name: replica.name, number: replica.number, host: host, port: try previous.map(\.port) ?? freePort())
         } else {
             // Its address on the network is known once it runs (`DriverEvent.addressChanged`); until then
             // heartbeats go to port 0, which refuses at once, and the replica stays starting.
@@ -161,7 +171,9 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
         for (name, container) in adoptable {
             logger.warning("[!] Removing container \(name) (\(container.shortID), \(container.status)): not in the saved pool")
             let worker = self.worker
-            worker.enqueue(name) { done in worker.removeUnclaimed(container, done: done) }
+            // In the replica's lane: placement may hand this node that replica later.
+            let replica = ReplicaContainer.replicaName(ofContainer: name, node: worker.node)
+            worker.enqueue(replica) { done in worker.removeUnclaimed(container, done: done) }
         }
         adoptable = [:]
     }
@@ -241,9 +253,11 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
         worker.waitUntilIdle(seconds: seconds)
     }
 
-    /// Asks the kernel for a free port by binding port 0 (host networking: the container binds it).
+    /// Asks the kernel for a free port on the listen host by binding port 0 (host networking:
+    /// the container binds it).
     private func freePort() throws -> UInt16 {
-        let fd = FileDescriptor(adopting: try Socket.listen(on: .v4(ip: 0x7f00_0001, port: 0), backlog: 1))
+        let any = try SocketAddress.parse(host.contains(":") ? "[\(host)]:0" : "\(host):0")
+        let fd = FileDescriptor(adopting: try Socket.listen(on: any, backlog: 1))
         return try Socket.localAddress(fd.rawValue).port
     }
 }

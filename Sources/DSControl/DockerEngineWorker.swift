@@ -61,6 +61,10 @@ final class DockerEngineWorker: Sendable {
     let image: String
     let pool: String
     let network: String
+    /// Where replicas listen on the host network: the node's advertise address in cluster mode.
+    let host: String
+    /// The cluster node this driver runs for (nil on one machine).
+    let node: String?
     let stopGrace: Duration
     let logger: Logger
     let shared = Locked(Shared())
@@ -69,11 +73,16 @@ final class DockerEngineWorker: Sendable {
     /// Tells the control thread that `shared` has news (set once by the driver's `attach`).
     private let notify = Locked<(@Sendable () -> Void)?>(nil)
 
-    init(client: DockerClient, image: String, pool: String, network: String, stopGrace: Duration, logger: Logger) {
+    init(
+        client: DockerClient, image: String, pool: String, network: String, host: String, node: String?, stopGrace: Duration,
+        logger: Logger
+    ) {
         self.client = client
         self.image = image
         self.pool = pool
         self.network = network
+        self.host = host
+        self.node = node
         self.stopGrace = stopGrace
         self.logger = logger
     }
@@ -87,8 +96,14 @@ final class DockerEngineWorker: Sendable {
         notify.withLock { $0 }?()
     }
 
+    /// This node's container of the pool (see `ReplicaContainer.isOwned`).
     func isOurs(_ container: ContainerSummary) -> Bool {
-        container.labels["ds-lb.managed"] == "true" && container.labels["ds-lb.pool"] == pool
+        ReplicaContainer.isOwned(container.labels, pool: pool, node: node)
+    }
+
+    /// The container of replica `name` on this node.
+    func containerName(_ name: String) -> String {
+        ReplicaContainer.containerName(name, node: node)
     }
 
     static func foreignMessage(_ name: String, pool: String) -> String {
@@ -179,14 +194,16 @@ final class DockerEngineWorker: Sendable {
     func create(token: UInt64, backend: Backend, done: @escaping @Sendable () -> Void) {
         // Built where it is sent: a JSON dictionary is not Sendable.
         let config: @Sendable () -> [String: Any] = { [self] in
-            ReplicaContainer.createBody(image: image, pool: pool, number: backend.number, port: backend.port, network: network)
+            ReplicaContainer.createBody(
+                image: image, pool: pool, number: backend.number, port: backend.port, network: network, host: host, node: node)
         }
         let name = backend.name
+        let containerName = containerName(name)
         let failed: @Sendable (Any) -> Void = { [self] error in
             report(token, name, "container \(name) could not start: \(error)")
             done()
         }
-        client.createContainer(name: name, config: config()) { [self] result in
+        client.createContainer(name: containerName, config: config()) { [self] result in
             switch result {
             case .success(let id):
                 start(token: token, name: name, id: id, done: done)
@@ -194,13 +211,13 @@ final class DockerEngineWorker: Sendable {
                 // The name is taken: a leftover of this pool is replaced, anyone else's is left alone.
                 client.listContainers { [self] listed in
                     guard case .success(let all) = listed else { return failed(error) }
-                    guard let existing = all.first(where: { $0.name == name }), isOurs(existing) else {
-                        shared.withLock { _ = $0.foreignNames.insert(name) }
-                        return failed(Self.foreignMessage(name, pool: pool))
+                    guard let existing = all.first(where: { $0.name == containerName }), isOurs(existing) else {
+                        shared.withLock { _ = $0.foreignNames.insert(containerName) }
+                        return failed(Self.foreignMessage(containerName, pool: pool))
                     }
                     client.removeContainer(existing.id, force: true) { [self] removed in
                         if case .failure(let error) = removed { return failed(error) }
-                        client.createContainer(name: name, config: config()) { [self] created in
+                        client.createContainer(name: containerName, config: config()) { [self] created in
                             switch created {
                             case .success(let id): start(token: token, name: name, id: id, done: done)
                             case .failure(let error): failed(error)
@@ -250,7 +267,7 @@ final class DockerEngineWorker: Sendable {
 
     func rename(token: UInt64, name: String, done: @escaping @Sendable () -> Void) {
         guard let id = shared.withLock({ $0.containerIDs[token] }) else { return done() }
-        client.renameContainer(id, to: "\(name)-retired-\(id.prefix(12))") { [self] result in
+        client.renameContainer(id, to: "\(containerName(name))-retired-\(id.prefix(12))") { [self] result in
             if case .failure(let error) = result { logger.warning("[!] Could not rename retired container \(name): \(error)") }
             done()
         }

@@ -28,6 +28,15 @@ extension Serve {
             host: try clusterOptions()?.advertiseAddress ?? "127.0.0.1")
     }
 
+    /// Containers on this host's engine; in cluster mode labelled with the node and, on the host
+    /// network, listening on the advertise address.
+    private func dockerDriver(client: DockerClient, logger: Logger) throws -> DockerDriver {
+        let cluster = try clusterOptions()
+        return try DockerDriver(
+            client: client, image: image, pool: pool, network: network,
+            host: cluster?.advertiseAddress ?? ReplicaContainer.loopback, node: cluster?.nodeName, logger: logger)
+    }
+
     /// The driver `--driver` asks for. `auto` picks docker when the engine answers and has the
     /// image, else local processes, and says which and why. Blocks briefly (engine calls): call
     /// before the control loop runs.
@@ -47,7 +56,7 @@ extension Serve {
                             "--driver docker: image '\(image)' not found on the engine; build it with `make images` or pass --image"
                     )
                 }
-                return try DockerDriver(client: client, image: image, pool: pool, network: network, logger: logger)
+                return try dockerDriver(client: client, logger: logger)
             } catch let error as Failure { throw error } catch {
                 throw Failure(description: "--driver docker: \(error)")
             }
@@ -60,7 +69,7 @@ extension Serve {
                     logger.info(
                         "[i] --driver auto: using docker (engine \(client.engineVersion) answers at \(client.socketPath), image \(image) present)"
                     )
-                    return try DockerDriver(client: client, image: image, pool: pool, network: network, logger: logger)
+                    return try dockerDriver(client: client, logger: logger)
                 }
                 logger.info("[i] --driver auto: using process (the Docker engine has no image \(image))")
             } catch {

@@ -167,4 +167,62 @@ final class DockerDriverTests: XCTestCase {
         }
         XCTAssertEqual(engine.all.map(\.name), ["server-9"])
     }
+
+    // MARK: cluster mode (two nodes on one engine, as on one test machine)
+
+    /// Replica `server-<id>`'s container as `node` (nil: a one-machine ds-lb) leaves it.
+    private func container(id: Int, node: String?, byte: String) -> VersionedEngine.Container {
+        var labels = ["ds-lb.managed": "true", "ds-lb.pool": "p", "ds-lb.id": String(id), "ds-lb.port": "4100\(id)"]
+        labels["ds-lb.node"] = node
+        let name = ReplicaContainer.containerName("server-\(id)", node: node)
+        return .init(id: String(repeating: byte, count: 32), name: name, network: "host", ip: "", labels: labels, running: true)
+    }
+
+    /// A node adopts its own running container and, once its pool is launched, removes only its
+    /// own unclaimed ones: the other node's (and a one-machine ds-lb's) are left alone.
+    func testANodeAdoptsAndCleansUpOnlyItsOwnContainers() throws {
+        let engine = try VersionedEngine(shape: .current)
+        defer { engine.stop() }
+        engine.add(container(id: 1, node: "n1", byte: "a1"))
+        engine.add(container(id: 2, node: "n2", byte: "a2"))
+        engine.add(container(id: 3, node: "n2", byte: "a3"))
+        engine.add(container(id: 4, node: nil, byte: "a4"))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let driver = try DockerDriver(
+            client: client, image: "ds-server:latest", pool: "p", host: "127.0.0.1", node: "n2", logger: logger)
+        let control = try DriverEventLoop(driver)
+        defer { control.stop() }
+        let adopted = try control.sync { try driver.launch(ReplicaSpec(name: "server-2", number: 2), previous: nil) }
+        XCTAssertEqual(adopted, Backend(name: "server-2", number: 2, host: "127.0.0.1", port: 41002))
+        try control.sync { driver.initialPoolLaunched() }
+        XCTAssertTrue(driver.waitForEngine())
+        XCTAssertEqual(
+            engine.all.map(\.name).sorted(), ["server-1.n1", "server-2.n2", "server-4"], "only n2's unclaimed server-3 is removed"
+        )
+    }
+
+    /// A replica that moves to n2 while n1's copy still runs on the same engine: n2 starts its own
+    /// container beside it, labelled n2 and, on the host network, listening on n2's advertise
+    /// address; n1's is left to n1.
+    func testAReplicaTakenOverFromAnotherNodeOnTheSameEngineGetsItsOwnContainer() throws {
+        let engine = try VersionedEngine(shape: .current)
+        defer { engine.stop() }
+        engine.add(container(id: 1, node: "n1", byte: "b1"))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let driver = try DockerDriver(
+            client: client, image: "ds-server:latest", pool: "p", host: "127.0.0.2", node: "n2", logger: logger)
+        let control = try DriverEventLoop(driver)
+        defer { control.stop() }
+        try control.sync { driver.initialPoolLaunched() }
+        let launched = try control.sync { try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil) }
+        XCTAssertEqual(launched.host, "127.0.0.2")
+        control.waitFor { $0.contains(.started(launched)) }
+        XCTAssertTrue(driver.waitForEngine())
+        XCTAssertEqual(launched.name, "server-1")
+        let now = try XCTUnwrap(engine.all.first { $0.name == "server-1.n2" })
+        XCTAssertEqual(now.labels["ds-lb.node"], "n2")
+        XCTAssertEqual(now.labels["ds-lb.host"], "127.0.0.2")
+        XCTAssertTrue(now.running)
+        XCTAssertEqual(engine.all.filter(\.running).map(\.name).sorted(), ["server-1.n1", "server-1.n2"])
+    }
 }

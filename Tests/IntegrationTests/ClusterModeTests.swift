@@ -9,39 +9,6 @@ import Glibc
 /// both, the same routing through both, and a killed node's replicas re-placed on the other.
 /// (The three-host tests in network namespaces are ClusterTests.)
 final class ClusterModeTests: IntegrationTestCase {
-    /// Starts an etcd member on free 127.0.0.1 ports (stopped by PID in teardown) and waits
-    /// until it serves reads; returns its client URL.
-    private func startEtcd() throws -> String {
-        guard access("/usr/bin/etcd", X_OK) == 0 else {
-            throw XCTSkip("/usr/bin/etcd is missing: scripts/install-deps.sh test installs etcd-server")
-        }
-        let directory = try temporaryDirectory()
-        let client = try SocketAddress.freeLoopbackPort()
-        let peer = try SocketAddress.freeLoopbackPort()
-        let etcd = try launch(
-            "/usr/bin/etcd",
-            [
-                "--name", "m0", "--data-dir", "\(directory)/m0.etcd",
-                "--listen-client-urls", "http://127.0.0.1:\(client)", "--advertise-client-urls", "http://127.0.0.1:\(client)",
-                "--listen-peer-urls", "http://127.0.0.1:\(peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peer)",
-                "--initial-cluster", "m0=http://127.0.0.1:\(peer)", "--logger", "zap", "--log-outputs", "\(directory)/etcd.log",
-            ], name: "etcd")
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if let ended = etcd.pollTermination() { throw ChildProcess.LaunchError(description: "etcd \(ended)") }
-            if let connection = try? HTTPConnection(port: client, timeout: 2) {
-                defer { connection.close() }
-                if let response = try? connection.request("POST", "/v3/kv/range", body: #"{"key": "L3JlYWR5"}"#),
-                    response.status == 200
-                {
-                    return "http://127.0.0.1:\(client)"
-                }
-            }
-            usleep(100_000)
-        }
-        throw ChildProcess.LaunchError(description: "etcd does not serve reads after 30 s")
-    }
-
     private func startNode(_ name: String, etcd: String, replicas: Int, lease: String = "2s") throws -> LoadBalancerUnderTest {
         try startLoadBalancer([
             "--listen", "127.0.0.1:0", "--etcd", etcd, "--node-name", name, "--replicas", "\(replicas)",
@@ -87,7 +54,7 @@ final class ClusterModeTests: IntegrationTestCase {
     }
 
     func testTwoNodesShareOnePoolRouteAlikeAndTakeOverAKilledNodesReplicas() throws {
-        let etcd = try startEtcd()
+        let etcd = try startEtcdMember()
         let n1 = try startNode("n1", etcd: etcd, replicas: 3)
         let n2 = try startNode("n2", etcd: etcd, replicas: 3)
         waitUntil("both nodes see 3 replicas up") { allUp(n1, count: 3) && allUp(n2, count: 3) }
@@ -149,7 +116,7 @@ extension ClusterModeTests {
     /// A node stopped with SIGTERM leaves the cluster (its lease revoked) before its replicas
     /// stop: the other node takes them over at once, long before the lease would expire.
     func testANodeThatStopsHandsItsReplicasOverWithoutWaitingForItsLease() throws {
-        let etcd = try startEtcd()
+        let etcd = try startEtcdMember()
         let n1 = try startNode("n1", etcd: etcd, replicas: 6, lease: "60s")
         let n2 = try startNode("n2", etcd: etcd, replicas: 6, lease: "60s")
         waitUntil("both nodes see 6 replicas up on both nodes") {

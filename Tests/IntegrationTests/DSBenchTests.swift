@@ -62,7 +62,14 @@ final class DSBenchTests: IntegrationTestCase {
         let replicas = report["replicas"] as? [String: Int] ?? [:]
         XCTAssertEqual(Set(replicas.keys), ["1", "2", "3"], "replies per replica: \(replicas)")
         XCTAssertEqual(replicas.values.reduce(0, +), requests, "replies per replica: \(replicas)")
-        XCTAssertEqual(try servedByID(lb), replicas, "ds-bench's counts vs ds-lb's /status")
+        // A worker counts a request once it has written the last bytes of its answer, which can
+        // come just after ds-bench read them: wait for the counts to settle.
+        var served = try servedByID(lb)
+        for _ in 0..<250 where served != replicas {
+            usleep(20_000)
+            served = try servedByID(lb)
+        }
+        XCTAssertEqual(served, replicas, "ds-bench's counts vs ds-lb's /status")
         let latency = report["latency_ms"] as? [String: Double] ?? [:]
         for key in ["min", "p50", "p90", "p99", "p99_9", "max"] {
             XCTAssertNotNil(latency[key], "latency_ms.\(key) in \(latency)")

@@ -163,6 +163,29 @@ final class DashboardBrowserTests: IntegrationTestCase {
             """, describe: "return document.getElementById('action-message').textContent;")
     }
 
+    /// In cluster mode the page lists the nodes and the replicas each runs.
+    func testThePageShowsTheClusterNodesAndWhatRunsOnEach() throws {
+        let etcd = try startEtcdMember()
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--etcd", etcd, "--node-name", "n1", "--replicas", "2", "--node-lease", "2s",
+            "--heartbeat-interval", "\(Int(heartbeat * 1000))ms",
+        ])
+        let browser = try startBrowser()
+        try browser.open("http://127.0.0.1:\(lb.port)/dashboard")
+        try waitForPool(browser, count: 2)
+        try browser.waitFor(
+            "the nodes section lists n1 with server-1 and server-2, and etcd up", timeout: 10,
+            """
+            const section = document.getElementById('nodes');
+            const text = document.getElementById('nodes-list').textContent;
+            return !section.hidden && text.includes('n1') && text.includes('server-1') && text.includes('server-2')
+                && text.includes('etcd up');
+            """,
+            describe:
+                "return document.getElementById('nodes').hidden + ' | ' + document.getElementById('nodes-list').textContent;")
+        try assertNoConsoleErrors(browser, "cluster mode")
+    }
+
     func testThePageReconnectsAndResynchronisesWhenTheStreamDrops() throws {
         let state = try temporaryDirectory()
         let first = try startLoadBalancer(
