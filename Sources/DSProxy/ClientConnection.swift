@@ -324,14 +324,10 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
                 handle(.answered(close: true))
                 return
             }
-            guard framing != .chunked else {
-                respond(status: .lengthRequired, message: "Admin requests need a Content-Length body, not chunked", close: true)
-                return
-            }
-            guard bodyLength <= UInt64(worker.config.maxAdminBody) else {
-                respond(
-                    status: .contentTooLarge, message: "Admin request body larger than \(worker.config.maxAdminBody) bytes",
-                    close: true)
+            if let refusal = ClientMachine.admitAdmin(
+                framing: framing, bodyLength: bodyLength, maxBody: worker.config.maxAdminBody)
+            {
+                respond(status: refusal.status, message: refusal.message, close: true)
                 return
             }
             adminRequestHead = head

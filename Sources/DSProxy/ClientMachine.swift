@@ -360,4 +360,12 @@ extension ClientMachine {
         }
         return .proceed(framing: framing, bodyLength: bodyLength)
     }
+
+    /// What an admin request admitted by `admit` still cannot have: a chunked body (the
+    /// supervisor takes whole bodies: 411) or one over `maxBody` (413). Nil: its body is read.
+    static func admitAdmin(framing: BodyFraming, bodyLength: UInt64, maxBody: Int) -> (status: HTTPStatus, message: String)? {
+        if framing == .chunked { return (.lengthRequired, "Admin requests need a Content-Length body, not chunked") }
+        if bodyLength > UInt64(maxBody) { return (.contentTooLarge, "Admin request body larger than \(maxBody) bytes") }
+        return nil
+    }
 }

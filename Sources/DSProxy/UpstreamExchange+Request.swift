@@ -54,7 +54,7 @@ extension UpstreamExchange {
             upstreamFailed(upstream, reason: "\(error)")
             return false
         }
-        headSent = true
+        _ = machine.handle(.headSent)
         if bodyRemaining > 0 || sent < total {
             client.input.consume(head.length)
             headConsumed = true

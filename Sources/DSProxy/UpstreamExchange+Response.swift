@@ -72,7 +72,7 @@ extension UpstreamExchange {
                 case .wouldBlock:
                     return progressed
                 case .done(0):
-                    if responseHead == nil {
+                    if !machine.responding {
                         if upstream.input.isEmpty {
                             upstreamFailed(upstream, reason: "connection closed before a response")
                         } else {
@@ -91,7 +91,7 @@ extension UpstreamExchange {
                     progressed = true
                 }
             } catch {
-                if responseHead == nil && upstream.input.isEmpty {
+                if !machine.responding && upstream.input.isEmpty {
                     upstreamFailed(upstream, reason: "\(error)")
                 } else {
                     client.close()
@@ -105,7 +105,7 @@ extension UpstreamExchange {
     /// Decides which newly buffered bytes belong to the response. False after an error reply.
     private func classifyResponseBytes(_ upstream: UpstreamConnection) -> Bool {
         let (client, worker) = (self.client, self.worker) // see forwardResponse
-        if responseHead == nil {
+        if !machine.responding {
             // The head is parsed from the first byte not yet classified; `responseParseFrom` is
             // relative to that point, which stays put while earlier bytes go to the client.
             let unparsed = UnsafeRawBufferPointer(rebasing: upstream.input.readable[readyForClient...])
@@ -137,10 +137,7 @@ extension UpstreamExchange {
                     return false
                 case .success(let framing):
                     releaseHeadFromInput()
-                    self.responseHead = responseHead
-                    self.framing = framing
-                    if case .contentLength(let n) = framing { responseRemaining = n }
-                    deadline.clear()
+                    perform(machine.handle(.responseHead(framing: framing, keepsConnection: responseHead.keepsConnection)))
                     closeAfterResponse = ExchangeEnding.closesClient(
                         clientAsked: closeClientAfter, framing: framing, draining: worker.draining)
                     relayHead(
@@ -157,8 +154,8 @@ extension UpstreamExchange {
         case .none:
             return true
         case .contentLength:
-            let take = Int(min(UInt64(unclassified), responseRemaining))
-            responseRemaining -= UInt64(take)
+            let take = Int(min(UInt64(unclassified), machine.responseRemaining))
+            machine.responseBodyMoved(UInt64(take))
             readyForClient += take
         case .untilClose:
             readyForClient += unclassified
@@ -225,22 +222,21 @@ extension UpstreamExchange {
             invalidResponse(upstream, .unrequestedUpgrade)
             return false
         }
-        deadline.clear()
         tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         tracked = nil
         releaseHeadFromInput()
         relayHead(responseHead, from: upstream, connection: Self.connectionUpgrade, upgrading: true)
         self.upstream = nil
-        ended = true
+        perform(machine.handle(.end))
         client.startTunnel(upstream)
         return false
     }
 
     private func isResponseComplete(_ upstream: UpstreamConnection) -> Bool {
-        guard responseHead != nil, readyForClient == 0, (responsePipe?.buffered ?? 0) == 0 else { return false }
+        guard machine.responding, readyForClient == 0, (responsePipe?.buffered ?? 0) == 0 else { return false }
         switch framing {
         case .none: return true
-        case .contentLength: return responseRemaining == 0
+        case .contentLength: return machine.responseRemaining == 0
         case .chunked: return chunked.isDone
         case .untilClose: return upstream.peerClosed && upstream.input.isEmpty
         }

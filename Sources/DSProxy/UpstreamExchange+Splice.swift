@@ -96,7 +96,7 @@ extension UpstreamExchange {
             return bodyRemaining
         case .response:
             switch framing {
-            case .contentLength: return responseRemaining
+            case .contentLength: return machine.responseRemaining
             case .chunked: return chunked.dataRemaining
             case .none, .untilClose: return 0
             }
@@ -170,7 +170,7 @@ extension UpstreamExchange {
         case .request:
             requestChunks?.skipData(n)
         case .response:
-            if case .chunked = framing { chunked.skipData(n) } else { responseRemaining -= n }
+            if case .chunked = framing { chunked.skipData(n) } else { machine.responseBodyMoved(n) }
         }
     }
 

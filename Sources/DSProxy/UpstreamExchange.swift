@@ -25,8 +25,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     unowned let worker: Worker
     private(set) var head: RequestHeadInfo
     var upstream: UpstreamConnection?
-    /// Whether the head has been written upstream, and whether it has left `input`.
-    var headSent = false
+    /// Whether the head has left `input` (written upstream, with a body behind it or partly).
     var headConsumed = false
     var bodyRemaining: UInt64 = 0
     /// A chunked request body is forwarded as it came; the scanner finds where it ends, and
@@ -47,11 +46,8 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     var tracked: ProxyMetrics.Shard?
     var trackedSince: UInt64 = 0
     var responseStarted = false
-    var responseHead: ResponseHeadInfo?
     /// An interim (1xx) response went to the client: the response has begun there.
     var interimRelayed = false
-    var framing = BodyFraming.none
-    var responseRemaining: UInt64 = 0
     var chunked = ChunkedScanner()
     /// The relayed response head waits in `client.output` (after `outputBeforeHead` bytes of
     /// ours) and nothing of it has been written: a body found broken now can still be a 502.
@@ -65,12 +61,15 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     var closeAfterResponse = false
     /// `Expect: 100-continue`, answered by ds-lb itself (`ContinueExpectation`).
     var expectation = ContinueExpectation()
-    /// The connect deadline, then the response head's. Per request it is only set and cleared:
-    /// the loop timer behind it is armed once per deadline period of this (reused) object and
-    /// moved lazily (DeadlineTimer), so the loop's timer heap is not touched per request.
+    /// The exchange's phase (connecting, sending, awaiting the response, streaming it, ended),
+    /// the response's framing and which deadline runs: `ExchangeMachine`. This object performs
+    /// what it says.
+    var machine = ExchangeMachine()
+    /// The deadline the machine asks for (connect, then response head). Per request it is only
+    /// set and cleared: the loop timer behind it is armed once per deadline period of this
+    /// (reused) object and moved lazily (DeadlineTimer), so the loop's timer heap is not
+    /// touched per request.
     var deadline = DeadlineTimer()
-    /// Set once the exchange has handed the connection back to its client (finished or failed).
-    var ended = false
     /// Bodies of at least `config.spliceThreshold` bytes, and chunks of chunked bodies whose data
     /// is that large, move by splice through these pipes (made on first use, kept with the
     /// exchange object for the connection's next requests). See UpstreamExchange+Splice.swift.
@@ -95,7 +94,6 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         assert(worker.loop.isInLoop)
         self.head = head
         upstream = nil
-        headSent = false
         headConsumed = false
         bodyRemaining = bodyLength
         requestChunks = bodyLength == .max ? ChunkedScanner(maxDataBytes: worker.config.maxBodyBytes) : nil
@@ -107,10 +105,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         tracked = nil
         trackedSince = 0
         responseStarted = false
-        responseHead = nil
         interimRelayed = false
-        framing = .none
-        responseRemaining = 0
         chunked = ChunkedScanner()
         readyForClient = 0
         headOnlyQueued = false
@@ -118,8 +113,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         closeClientAfter = !head.wantsKeepAlive
         closeAfterResponse = false
         expectation.reset()
-        deadline.clear()
-        ended = false
+        perform(machine.handle(.begin))
         splicingRequest = false
         splicingResponse = false
         // A pipe left holding bytes of an exchange that failed is not reused.
@@ -128,7 +122,40 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     }
 
     /// Whether the exchange has ended, so its object may be reused for the next request.
-    var hasEnded: Bool { ended }
+    var hasEnded: Bool { machine.hasEnded }
+
+    /// Set once the exchange has handed the connection back to its client (finished, failed or
+    /// turned into a tunnel).
+    var ended: Bool { machine.hasEnded }
+
+    /// The response's framing, from its head on (`.none` before).
+    var framing: BodyFraming { machine.framing }
+
+    /// Performs what the machine asks for after an event: the deadline, or what one that passed means.
+    func perform(_ action: ExchangeMachine.Action) {
+        switch action {
+        case .none:
+            return
+        case .arm(.connect):
+            // A timer target, not a closure: nothing allocated when the timer is (re-)armed.
+            // Every way the exchange ends clears the deadline, so a later firing finds nothing due.
+            deadline.set(within: worker.timeouts.connect, on: worker.loop, target: self)
+        case .arm(.response):
+            deadline.set(within: worker.timeouts.response, on: worker.loop, target: self)
+        case .clearDeadline:
+            deadline.clear()
+        case .connectTimedOut:
+            guard let upstream else { return }
+            let backend = upstream.backend
+            worker.reportUnreachable(backend)
+            upstream.close()
+            self.upstream = nil
+            failOverOrFail(.connectTimeout(replica: backend.name), from: backend)
+        case .responseTimedOut:
+            guard let upstream else { return }
+            failOverOrFail(.responseTimeout(replica: upstream.backend.name), from: upstream.backend)
+        }
+    }
 
     /// An empty snapshot to hold while the object waits for its next request, so an idle
     /// connection does not keep an old snapshot (and its hash table) alive.
@@ -156,7 +183,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             upstream.connected = true
             upstream.mayWrite = true
             // Connected: the connect deadline gives way to the response deadline.
-            deadline.set(within: worker.timeouts.response, on: worker.loop, target: self)
+            perform(machine.handle(.connected))
         }
         client.drive()
     }
@@ -200,10 +227,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             tracked?.begin()
             trackedSince = monotonicNanoseconds()
         }
-        let timeout = upstream.connected ? worker.timeouts.response : worker.timeouts.connect
-        // A timer target, not a closure: nothing allocated when the timer is (re-)armed. Every way
-        // the exchange ends clears the deadline, so a later firing finds nothing due.
-        deadline.set(within: timeout, on: worker.loop, target: self)
+        perform(machine.handle(.attached(connected: upstream.connected)))
         // A pooled or already-connected socket gets no new edge-triggered event: count the
         // attach as progress so `drive` goes on to send on it now.
         client.noteProgress()
@@ -222,18 +246,8 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     }
 
     private func timedOut() {
-        guard !ended, !client.closed, let upstream else { return }
-        if !upstream.connected {
-            let backend = upstream.backend
-            worker.reportUnreachable(backend)
-            upstream.close()
-            self.upstream = nil
-            failOverOrFail(.connectTimeout(replica: backend.name), from: backend)
-        } else if responseHead == nil {
-            failOverOrFail(.responseTimeout(replica: upstream.backend.name), from: upstream.backend)
-        } else {
-            client.close()
-        }
+        guard !client.closed, upstream != nil else { return }
+        perform(machine.handle(.deadlineExpired))
         client.drive()
     }
 
@@ -241,7 +255,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     func step() -> Bool {
         guard !ended, let upstream, upstream.connected else { return false }
         var progressed = false
-        if !headSent {
+        if machine.headPending {
             guard sendHead(upstream) else { return false }
             progressed = true
             // Whatever refused the request before this point (417, 413, 503, 502) answered
@@ -264,17 +278,16 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     // MARK: endings
 
     func finish(_ upstream: UpstreamConnection) {
-        deadline.clear()
         tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         tracked = nil
         releaseHeadFromInput()
         let reusable = ExchangeEnding.replicaReusable(
-            keptByReplica: responseHead?.keepsConnection == true, framing: framing, requestBodyLeft: bodyRemaining > 0,
+            keptByReplica: machine.replicaKeepsConnection, framing: framing, requestBodyLeft: bodyRemaining > 0,
             bytesAfterResponse: !upstream.input.isEmpty, draining: worker.draining)
         if reusable { worker.pool.give(upstream) } else { upstream.close() }
         self.upstream = nil
         let closeAfter = ExchangeEnding.closesClientAtEnd(decided: closeAfterResponse, requestBodyLeft: bodyRemaining > 0)
-        ended = true
+        perform(machine.handle(.end))
         client.exchangeEnded(closeAfter: closeAfter)
     }
 
@@ -297,7 +310,6 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         let next = attempts.failed(
             reused: wasReused, resendable: resendable, retryAllowed: error.retry.allows(idempotent: Self.isIdempotent(head)))
         if next == .againOnFreshConnection {
-            headSent = false
             attach(backendIndex)
             return
         }
@@ -344,7 +356,6 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         guard let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried) else { return false }
         attempts.failedOver(refused: refused)
         worker.counters.count(.retried)
-        headSent = false
         attach(next)
         return true
     }
@@ -369,11 +380,10 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     /// Drops the exchange without an answer of its own: the client is closing, or answers for it.
     func abandon() {
         assert(worker.loop.isInLoop)
-        deadline.clear()
+        perform(machine.handle(.end))
         tracked?.end(answered: false, nanoseconds: 0)
         tracked = nil
         upstream?.close()
         upstream = nil
-        ended = true
     }
 }
