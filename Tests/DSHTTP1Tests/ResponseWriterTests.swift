@@ -123,9 +123,10 @@ final class ResponseWriterTests: XCTestCase {
         XCTAssertEqual(Set(byName.values.map(\.code)), Set(HTTPStatus.allCases.map(\.code)))
         // Status positions: a writer's `status:` argument, an HTTPParseError, an admin `.failure`
         // or the pool reconciler's `Refusal`, the type named outright, or a `return` of a
-        // derived status (`ProxyError.status`); swift-format may break the line before the case.
+        // derived status, alone or first in a tuple (`ProxyError.status`, `ClientMachine`'s
+        // verdicts); swift-format may break the line before the case.
         let use = try NSRegularExpression(
-            pattern: #"(?:status:|HTTPParseError\(|\.failure\(|Refusal\(|HTTPStatus|return)\s*\.`?([a-zA-Z]+)`?"#)
+            pattern: #"(?:status:|HTTPParseError\(|\.failure\(|Refusal\(|HTTPStatus|return\s*\(?)\s*\.`?([a-zA-Z]+)`?"#)
         let handWritten = try NSRegularExpression(pattern: #""HTTP/1\.[01] [0-9]"#)
         var emitted: Set<Int> = []
         var files = 0
