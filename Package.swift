@@ -92,12 +92,15 @@ let package = Package(
         // and a log handler that keeps what was logged.
         .target(
             name: "DSTestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/DSTestSupport"),
+        // The framing and smuggling corpus's request rows: data only, so the black-box
+        // integration tests can share it with the data plane's unit tests.
+        .target(name: "SmugglingCorpus", path: "Tests/SmugglingCorpus"),
         .testTarget(name: "DSHTTP1Tests", dependencies: ["DSHTTP1", "DSTestSupport"]),
         .testTarget(name: "DSHTTPClientTests", dependencies: ["DSHTTPClient", "DSHTTP1", "DSReactor", "DSSystem"]),
         .testTarget(name: "DSReactorTests", dependencies: ["DSReactor", "DSSystem", "DSTestSupport"]),
         .testTarget(name: "DSHashingTests", dependencies: ["DSHashing"]),
         .testTarget(name: "DSBalancerTests", dependencies: ["DSBalancer", "DSHashing", "DSSystem"]),
-        .testTarget(name: "DSProxyTests", dependencies: ["DSProxy"]),
+        .testTarget(name: "DSProxyTests", dependencies: ["DSProxy", "SmugglingCorpus"]),
         .testTarget(
             name: "DSControlTests",
             dependencies: ["DSControl", "DSBalancer", "DSProxy", "DSDocker", "DSDockerTestSupport", "DSTestSupport"]),
@@ -120,9 +123,9 @@ let package = Package(
             name: "DSSystemdTests",
             dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
         // Black box: starts ds-lb and ds-server as processes and talks to them over sockets. Its
-        // one project dependency is the C shim's cl_spawn (fork + exec with PR_SET_PDEATHSIG), so
-        // no process a test starts outlives the test process.
-        .testTarget(name: "IntegrationTests", dependencies: ["CLinux"]),
+        // project dependencies are the C shim's cl_spawn (fork + exec with PR_SET_PDEATHSIG), so
+        // no process a test starts outlives the test process, and the corpus's data.
+        .testTarget(name: "IntegrationTests", dependencies: ["CLinux", "SmugglingCorpus"]),
     ],
     swiftLanguageModes: [.v6]
 )
