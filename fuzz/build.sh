@@ -27,7 +27,10 @@ quiet "$SWIFTC" "${FLAGS[@]}" -module-name FuzzChunked -I "$OUT/lib" -L "$OUT/li
     fuzz/FuzzChunked.swift fuzz/FuzzSupport.swift -o "$OUT/fuzz-chunked"
 # ScaleCommand is internal to DSControl, whose other files need the whole data plane: its one
 # file (DSHTTP1's JSON parser only) is compiled into the target.
-quiet "$SWIFTC" "${FLAGS[@]}" -module-name FuzzAdminJSON -I "$OUT/lib" -L "$OUT/lib" -lDSHTTP1 \
+# The admin body parser names the weight bound DSHashing keeps.
+quiet "$SWIFTC" "${FLAGS[@]}" -module-name DSHashing -emit-library -static -emit-module \
+    -emit-module-path "$OUT/lib/DSHashing.swiftmodule" -o "$OUT/lib/libDSHashing.a" Sources/DSHashing/*.swift
+quiet "$SWIFTC" "${FLAGS[@]}" -module-name FuzzAdminJSON -I "$OUT/lib" -L "$OUT/lib" -lDSHTTP1 -lDSHashing \
     Sources/DSControl/AdminCommand.swift fuzz/FuzzAdminJSON.swift fuzz/FuzzSupport.swift -o "$OUT/fuzz-admin-json"
 
 python3 fuzz/seeds.py "$OUT/seeds"
