@@ -18,6 +18,7 @@ func fuzz(_ bytes: UnsafeRawBufferPointer) {
     var object: [String: Any] = [:]
     if let n = command.n { object["n"] = n }
     if let names = command.hostnames { object["hostnames"] = names }
+    if let weight = command.weight { object["weight"] = weight }
     guard let encoded = try? JSONSerialization.data(withJSONObject: object) else {
         violated("an accepted command cannot be encoded again: \(command)")
     }
