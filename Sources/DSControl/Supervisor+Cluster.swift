@@ -187,6 +187,14 @@ extension Supervisor {
 
     /// The membership logs nodes joining and leaving; the supervisor keeps the gauges.
     private func noteNodes(_ view: ClusterView, cluster: ClusterMode) {
+        // The membership writes the log lines; the dashboard's stream gets the events here.
+        for name in view.nodes.keys.sorted() where cluster.nodes[name] == nil {
+            let address = view.nodes[name]?.address ?? "?"
+            dashboard.publish(event: "node_joined", line: "[i] Node \(name) joined the cluster (at \(address))", backend: "")
+        }
+        for name in cluster.nodes.keys.sorted() where view.nodes[name] == nil {
+            dashboard.publish(event: "node_lost", line: "[!] Node \(name) left the cluster", backend: "")
+        }
         cluster.nodes = view.nodes
         cluster.nodesGauge.set(Int64(view.nodes.count))
         cluster.revisionGauge.set(view.revision)

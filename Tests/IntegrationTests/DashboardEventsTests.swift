@@ -55,6 +55,27 @@ final class DashboardEventsTests: IntegrationTestCase {
         assertFailure(try lb.request("POST", "/events"), 405, "POST /events")
     }
 
+    /// In cluster mode the stream carries the nodes joining and leaving.
+    func testTheStreamCarriesNodesJoiningAndLeavingTheCluster() throws {
+        let etcd = try startEtcdMember()
+        func node(_ name: String) throws -> LoadBalancerUnderTest {
+            try startLoadBalancer([
+                "--listen", "127.0.0.1:0", "--etcd", etcd, "--node-name", name, "--replicas", "1", "--node-lease", "2s",
+            ])
+        }
+        let n1 = try node("n1")
+        let stream = try HTTPConnection(port: n1.port)
+        defer { stream.close() }
+        try stream.send(HTTPConnection.requestBytes("GET", "/events"))
+        _ = try readStream(stream, until: "event: counters")
+        let n2 = try node("n2")
+        let joined = try readStream(stream, until: "Node n2 joined the cluster", timeout: 20)
+        XCTAssertTrue(joined.contains("event: replica\ndata: {\"type\": \"node_joined\""), joined)
+        XCTAssertTrue(n2.process.send(signal: SIGKILL))
+        let lost = try readStream(stream, until: "Node n2 left the cluster", timeout: 20)
+        XCTAssertTrue(lost.contains("\"type\": \"node_lost\""), lost)
+    }
+
     func testKeyspaceGivesEachReplicasShareOfTheKeys() throws {
         let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "4", "--hash", "ring"])
         let response = try lb.request("GET", "/keyspace")
