@@ -331,7 +331,7 @@ extension Supervisor {
         let local = localRouting()
         return (view.pool?.replicas ?? []).map { entry in
             let report = view.reports[entry.name]
-            if local[entry.name] != nil, report == nil || report?.node == cluster.nodeName || report?.isUp == false,
+            if local[entry.name] != nil, ClusterReconciler.shownAsLocal(report, node: cluster.nodeName),
                 let replica = members.first(where: { $0.backend.name == entry.name && $0.inPool && !$0.removed })
             {
                 var local = replicaView(replica, node: cluster.nodeName)

@@ -87,7 +87,7 @@ enum ClusterReconciler {
             let report = view.reports[replica.name]
             // The pool's id and weight win: a report (or a local instance) from before a re-add or
             // a weight change must not change the key order.
-            if let mine = local[replica.name], report == nil || report?.node == node || report?.isUp == false {
+            if let mine = local[replica.name], shownAsLocal(report, node: node) {
                 var backend = mine.backend
                 backend.weight = replica.weight
                 backends.append(backend)
@@ -103,6 +103,12 @@ enum ClusterReconciler {
             }
         }
         return (backends.sorted { $0.name < $1.name }, healthy)
+    }
+
+    /// Whether a replica this node runs is routed to and shown as it runs here: unless another
+    /// node reports it up (it was handed over, and that node's instance now serves its keys).
+    static func shownAsLocal(_ report: ReplicaReport?, node: String) -> Bool {
+        report == nil || report?.node == node || report?.isUp == false
     }
 
     /// `POST /add` against the pool as read: the pool with the new replicas appended. New ones
