@@ -77,6 +77,10 @@ final class HashAnalysisTests: XCTestCase {
         XCTAssertTrue(r.json.contains("\"replicas\":[{\"name\":\"server-1\",\"weight\":1,\"share\":"))
         XCTAssertTrue(r.text.contains("collateral    0.000 % of keys moved between replicas the change left alone"))
         XCTAssertTrue(r.text.contains("  server-4  weight 4  share "))
+        // Key sampling alone: the smallest share, 1/8 of 40,000 keys, varies by √(7/8 / 5000).
+        XCTAssertEqual(r.samplingSigma!, (0.875 / 5000).squareRoot(), accuracy: 1e-12)
+        XCTAssertTrue(r.json.contains(",\"sampling_sigma\":0.0132"))
+        XCTAssertTrue(r.text.contains("sampling      ±1.32 % (1σ) on the smallest share from the keys alone"))
 
         // Weight 0: no keys, and its share's deviation is 0 (not counted in max/avg).
         let drained = HashAnalysis.run(algorithm: .maglev, servers: 3, keys: 9_000, weights: [0, 1, 1], change: nil)
@@ -136,6 +140,7 @@ final class HashAnalysisTests: XCTestCase {
         none.movedFraction = nil
         none.idealMovedFraction = nil
         XCTAssertFalse(none.text.contains("moved"))
+        XCTAssertNil(r.samplingSigma, "unweighted runs give no per-replica shares")
         XCTAssertTrue(none.json.contains("\"moved_fraction\":null,\"ideal_moved_fraction\":null"))
     }
 
