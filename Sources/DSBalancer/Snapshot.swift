@@ -52,20 +52,43 @@ package final class Snapshot: Sendable {
     package let algorithm: HashAlgorithm
     /// `table` opened to its concrete type, for the per-request lookups (see HashTable).
     private let concrete: HashTable
+    /// The generation of the snapshot that built `table` (older than `generation` when the table
+    /// was carried over from a snapshot with the same members).
+    package let tableGeneration: UInt64
 
-    package init(generation: UInt64, backends: [Backend], healthy: [String: Bool] = [:], algorithm: HashAlgorithm) {
+    /// `previous`: the snapshot this one replaces. When its members, their weights and the
+    /// algorithm are the same — a health change, the most frequent event — its table is shared
+    /// rather than built again (a build at N = 1,000 costs milliseconds of the control thread;
+    /// the table depends on the members alone, and health is applied at lookup time).
+    package init(
+        generation: UInt64, backends: [Backend], healthy: [String: Bool] = [:], algorithm: HashAlgorithm,
+        previous: Snapshot? = nil
+    ) {
         let sorted = backends.sorted { $0.name < $1.name }
         self.generation = generation
         self.backends = sorted
         self.healthy = sorted.map { healthy[$0.name] ?? true }
         self.algorithm = algorithm
-        // The assignment preset is the course's fixed formula: weights are not part of it (and
-        // bounded loads over it then share caps equally too).
-        let weighted = algorithm != .assignment
-        concrete = HashTable(
-            algorithm, members: sorted.map { HashMember(name: $0.name, number: $0.number, weight: weighted ? $0.weight : 1) })
+        if let previous, previous.sameTable(algorithm: algorithm, sorted: sorted) {
+            concrete = previous.concrete
+            tableGeneration = previous.tableGeneration
+        } else {
+            tableGeneration = generation
+            // The assignment preset is the course's fixed formula: weights are not part of it (and
+            // bounded loads over it then share caps equally too).
+            let weighted = algorithm != .assignment
+            concrete = HashTable(
+                algorithm,
+                members: sorted.map { HashMember(name: $0.name, number: $0.number, weight: weighted ? $0.weight : 1) })
+        }
         table = concrete.existential
         precondition(table.members.map(\.name) == sorted.map(\.name), "hash table must keep members sorted by name")
+    }
+
+    /// Whether a table over `sorted` with `algorithm` would be this one's: the same algorithm,
+    /// the same members (Backend's == names an instance) and the same weights.
+    private func sameTable(algorithm: HashAlgorithm, sorted: [Backend]) -> Bool {
+        algorithm == self.algorithm && sorted == backends && sorted.map(\.weight) == backends.map(\.weight)
     }
 
     package static func empty(algorithm: HashAlgorithm) -> Snapshot {

@@ -369,7 +369,8 @@ package final class Supervisor: @unchecked Sendable {
         generationGauge.set(Int64(generation))
         poolGauge.set(Int64(backends.count))
         for (name, up) in health { healthGauge(name).set(Int64(up ? 1 : 0)) }
-        publisher.publish(Snapshot(generation: generation, backends: backends, healthy: health, algorithm: algorithm))
+        publisher.publish(
+            Snapshot(generation: generation, backends: backends, healthy: health, algorithm: algorithm, previous: current))
         publishView()
         return generation
     }

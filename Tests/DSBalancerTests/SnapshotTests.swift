@@ -35,6 +35,35 @@ final class SnapshotTests: XCTestCase {
         }
     }
 
+    /// A health change keeps the table (built once per membership), and routes as a fresh build
+    /// would; a change of members, of a weight or of the algorithm builds a new one.
+    func testAHealthChangeReusesThePreviousTable() {
+        let pool = (1...5).map { backend($0) }
+        for algorithm in HashAlgorithm.allCases {
+            let first = Snapshot(generation: 1, backends: pool, algorithm: algorithm)
+            XCTAssertEqual(first.tableGeneration, 1)
+            let down = ["server-2": false]
+            let second = Snapshot(generation: 2, backends: pool.reversed(), healthy: down, algorithm: algorithm, previous: first)
+            XCTAssertEqual(second.tableGeneration, 1, "\(algorithm): same members, same table")
+            let fresh = Snapshot(generation: 2, backends: pool, healthy: down, algorithm: algorithm)
+            for key in keys {
+                let bytes = Array(key.utf8)
+                XCTAssertEqual(
+                    bytes.withUnsafeBytes { second.select(keyBytes: $0) }, bytes.withUnsafeBytes { fresh.select(keyBytes: $0) },
+                    "\(algorithm) \(key)")
+            }
+            var reweighted = pool
+            reweighted[0].weight = 3
+            XCTAssertEqual(
+                Snapshot(generation: 3, backends: reweighted, algorithm: algorithm, previous: second).tableGeneration, 3)
+            XCTAssertEqual(
+                Snapshot(generation: 3, backends: Array(pool.dropLast()), algorithm: algorithm, previous: second).tableGeneration,
+                3)
+            let other = HashAlgorithm.allCases.first { $0 != algorithm }!
+            XCTAssertEqual(Snapshot(generation: 3, backends: pool, algorithm: other, previous: second).tableGeneration, 3)
+        }
+    }
+
     func testMembersAreSortedByName() {
         for algorithm in HashAlgorithm.allCases {
             let input = [backend(3), backend(1, name: "zeta"), backend(10), backend(2), backend(7, name: "alpha")]
