@@ -25,6 +25,7 @@ let package = Package(
     targets: [
         .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .target(name: "DSSystem", dependencies: ["CLinux"]),
         .target(name: "DSReactor", dependencies: ["DSSystem"], swiftSettings: dataPlaneSettings),
         .target(name: "DSHTTP1", swiftSettings: dataPlaneSettings),
@@ -32,11 +33,13 @@ let package = Package(
         .target(name: "DSDocker", dependencies: ["DSHTTPClient", "DSHTTP1", "DSReactor", "DSSystem"]),
         .target(name: "DSEtcd", dependencies: ["DSHTTPClient", "DSReactor", "DSSystem"]),
         .target(name: "DSHashing"),
+        // TLS termination: OpenSSL's contexts and sessions, all of its unsafe pointer code.
+        .target(name: "DSTLS", dependencies: ["COpenSSL", "DSSystem"]),
         .target(name: "DSBalancer", dependencies: ["DSHashing", "DSSystem"], swiftSettings: dataPlaneSettings),
         .target(
             name: "DSProxy",
             dependencies: [
-                "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer",
+                "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSTLS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -112,6 +115,7 @@ let package = Package(
             name: "DSEtcdTests",
             dependencies: ["DSEtcd", "DSControl", "DSBalancer", "DSHTTPClient", "DSReactor", "DSSystem", "DSTestSupport"]),
         .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
+        .testTarget(name: "DSTLSTests", dependencies: ["DSTLS", "COpenSSL", "DSSystem"]),
         .testTarget(name: "DSSystemTests", dependencies: ["DSSystem"]),
         .testTarget(
             name: "DSServerTests",
