@@ -63,13 +63,14 @@ let package = Package(
         .target(
             name: "DSServer",
             dependencies: [
-                "DSControl", "DSProxy", "DSBalancer", "DSHashing", "DSReactor", "DSSystem", "DSSystemd",
+                "DSControl", "DSProxy", "DSBalancer", "DSHashing", "DSReactor", "DSSystem", "DSSystemd", "DSTLS",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "ds-lb",
             dependencies: [
                 "DSServer", "DSControl", "DSDocker", "DSEtcd", "DSProxy", "DSSystem", "CSystemd", "DSSystemd", "DSConfig",
+                "DSTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -128,8 +129,9 @@ let package = Package(
             dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
         // Black box: starts ds-lb and ds-server as processes and talks to them over sockets. Its
         // project dependencies are the C shim's cl_spawn (fork + exec with PR_SET_PDEATHSIG), so
-        // no process a test starts outlives the test process, and the corpus's data.
-        .testTarget(name: "IntegrationTests", dependencies: ["CLinux", "SmugglingCorpus"]),
+        // no process a test starts outlives the test process, the corpus's data, and OpenSSL
+        // for a TLS client that sends raw bytes.
+        .testTarget(name: "IntegrationTests", dependencies: ["CLinux", "SmugglingCorpus", "COpenSSL"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -33,7 +33,7 @@ extension Server {
         )
     }
 
-    private static func checkedPassed(_ socket: SystemdListeners.Passed) throws -> Int32 {
+    static func checkedPassed(_ socket: SystemdListeners.Passed) throws -> Int32 {
         guard Socket.isListeningStream(socket.fd) else {
             throw ServerError.invalid(
                 "the socket passed by systemd (fd \(socket.fd), \(socket.name)) is not a listening TCP socket")
@@ -42,7 +42,7 @@ extension Server {
         return socket.fd
     }
 
-    private static func openOwn(_ address: SocketAddress, name: String, logger: Logger) throws -> Int32 {
+    static func openOwn(_ address: SocketAddress, name: String, logger: Logger) throws -> Int32 {
         let fd = try Socket.listen(on: address)
         // Under systemd without a socket unit: keep the socket in the FD store, so the next
         // ds-lb of a restart job gets the same socket, with the connections queued meanwhile.

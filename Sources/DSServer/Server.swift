@@ -18,6 +18,9 @@ package struct ServerConfiguration {
     package var listen: SocketAddress
     /// `--admin-listen`.
     package var admin: SocketAddress?
+    /// `--tls-listen` (systemd's socket named `https` takes its place); its connections need
+    /// `proxy.tls`.
+    package var tlsListen: SocketAddress?
     package var workers: Int
     package var algorithm: HashAlgorithm
     package var supervisor: SupervisorConfig
@@ -103,6 +106,9 @@ package final class Server: @unchecked Sendable {
     package let driver: ReplicaDriver
     /// The listening sockets (systemd's, or our own).
     package let listeners: (http: Int32, admin: Int32?)
+    /// The TLS listening socket (systemd's `https`, or our own on `--tls-listen`), if any.
+    package let tlsListener: Int32?
+    private let ownsTLSListener: Bool
     private let ownsListeners: Bool
     private var signals: SignalWatcher?
     private let drain = GracefulDrain()
@@ -142,6 +148,11 @@ package final class Server: @unchecked Sendable {
         ownsListeners = passed.isEmpty
         listeners = try Self.listeningSockets(
             passed: passed, listen: configuration.listen, admin: configuration.admin, logger: logger)
+        (tlsListener, ownsTLSListener) = try Self.tlsListeningSocket(
+            passed: passed, listen: configuration.tlsListen, logger: logger)
+        if tlsListener != nil && configuration.proxy.tls == nil {
+            throw ServerError.invalid("a TLS listener needs --tls-cert and --tls-key")
+        }
         driver = try configuration.makeDriver(logger)
         // The admin socket's worker reads snapshots like the others (it acknowledges generations).
         supervisor = Supervisor(
@@ -232,7 +243,7 @@ package final class Server: @unchecked Sendable {
                 workersRunning.enter()
                 workerLoops.append(
                     try Worker.start(
-                        index: index, listenFD: listeners.http, publisher: supervisor.publisher,
+                        index: index, listenFD: listeners.http, tlsListenFD: tlsListener, publisher: supervisor.publisher,
                         config: proxyConfig, admin: admin, metrics: supervisor.metrics,
                         onUnreachable: { [supervisor] in supervisor.reportUnreachable($0) }, handle: handle,
                         onExit: { [workersRunning] in workersRunning.leave() }))
@@ -263,6 +274,7 @@ package final class Server: @unchecked Sendable {
         logger.info(
             "[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(driver.name), hash: \(configuration.algorithm.rawValue), key: \(proxyConfig.keyExtractor))"
         )
+        if let tlsListener { logTLS(tlsListener) }
         if let path = configuration.configurationFile {
             logger.info("[i] Configuration: \(path) (reload: systemctl reload ds-lb, or SIGHUP)")
         }
@@ -284,6 +296,7 @@ package final class Server: @unchecked Sendable {
             close(listeners.http)
             if let admin = listeners.admin { close(admin) }
         }
+        if ownsTLSListener, let tlsListener { close(tlsListener) }
         if let startError { throw startError }
         logger.info("[i] ds-lb stopped")
     }
@@ -320,7 +333,10 @@ package final class Server: @unchecked Sendable {
         // Stop accepting (new connections wait in the socket's backlog, which systemd keeps
         // for the next ds-lb), let the requests in flight finish, then stop.
         guard !workerLoops.isEmpty else { return stopLoops() }
-        do { try GracefulStop.stopAccepting(listeners.http) } catch { logger.error("[!] Could not stop accepting: \(error)") }
+        do {
+            try GracefulStop.stopAccepting(listeners.http)
+            if let tlsListener { try GracefulStop.stopAccepting(tlsListener) }
+        } catch { logger.error("[!] Could not stop accepting: \(error)") }
         let drainTimeout = drainTimeout
         // Each worker closes its idle connections and each other one after its response.
         drain.begin()

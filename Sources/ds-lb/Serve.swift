@@ -41,6 +41,31 @@ struct Serve: ParsableCommand {
 
     @Option(
         help:
+            "Also accept HTTPS on this address (TLS terminated here, then the same proxying as --listen); needs --tls-cert and --tls-key. A socket systemd passes named https takes its place."
+    )
+    var tlsListen: String?
+
+    @Option(
+        name: .customLong("tls-cert"),
+        help:
+            "A PEM certificate for --tls-listen, its chain after it (RSA or ECDSA); repeatable, each with its --tls-key in the same order. Chosen by SNI (exact or *. names); the first is the default. A reload loads them again."
+    )
+    var tlsCerts: [String] = []
+
+    @Option(name: .customLong("tls-key"), help: "The PEM private key of the --tls-cert given in the same position.")
+    var tlsKeys: [String] = []
+
+    @Option(
+        help:
+            "OpenSSL cipher list for TLS 1.2 (TLS 1.3 keeps OpenSSL's AEAD suites; default: ECDHE with AES-GCM or ChaCha20-Poly1305)."
+    )
+    var tlsCiphers: String?
+
+    @Option(help: "A TLS handshake must be done within this after the connection is accepted.")
+    var tlsHandshakeTimeout: String = "10s"
+
+    @Option(
+        help:
             "How replicas are run: auto (docker when the engine answers and --image exists, else process; the choice is logged), process (local ds-server children), docker (containers) or static (--backend)."
     )
     var driver: String = "auto"
@@ -286,11 +311,12 @@ struct Serve: ParsableCommand {
         // Everything run() parses later is checked here too, so a reload refuses a file that
         // would not start.
         _ = try addresses()
+        _ = try tlsAddress()
         _ = try liveProxyConfig(from: ProxyConfig(adminAllow: []))
         for backend in backends { _ = try Self.parseBackend(backend) }
     }
 
-    /// `--listen` and `--admin-listen`, parsed.
+    /// `--listen`, `--admin-listen` and `--tls-listen`, parsed.
     func addresses() throws -> (listen: SocketAddress, admin: SocketAddress?) {
         let listenAddress: SocketAddress
         do { listenAddress = try SocketAddress.parse(listen) } catch { throw ValidationError("--listen: \(error)") }
@@ -328,6 +354,7 @@ struct Serve: ParsableCommand {
         config.balanceFactor = balanceFactor
         config.pipelineSlots = pipelineSlots
         try proxyTimeouts(into: &config)
+        try tlsSettings(into: &config)
         return config
     }
 
@@ -381,6 +408,7 @@ struct Serve: ParsableCommand {
             replicas: driver == "static" ? 0 : replicas, stateDirectory: stateDir ?? Self.defaultStateDirectory()
         ) { logger in try self.makeDriver(staticBackends: staticBackends, logger: logger) }
         configuration.resetState = resetState
+        configuration.tlsListen = try tlsAddress()
         configuration.cluster = try clusterSetup(logger: logger)
         configuration.configurationFile = invocation.file?.path
 
