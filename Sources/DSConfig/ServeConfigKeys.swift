@@ -11,6 +11,7 @@ package enum ServeConfigKeys {
         ConfigKey("tls-key", .strings, .live),
         ConfigKey("tls-ciphers", .string, .live),
         ConfigKey("tls-handshake-timeout", .duration, .live),
+        ConfigKey("redirect-http", .boolean, .live),
         ConfigKey("driver", .string, .restart),
         ConfigKey("image", .string, .restart),
         ConfigKey("network", .string, .restart),

@@ -346,6 +346,10 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             handle(.adminRequest(length: Int(bodyLength)))
             return
         }
+        if worker.config.redirectHTTP && tls == nil {
+            redirectToHTTPS(head, bodyLength: bodyLength, port: worker.config.httpsPort)
+            return
+        }
         proxy(head, bodyLength: bodyLength)
     }
 
@@ -408,10 +412,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// Queues one of our own responses. `close` ends the connection after it is sent; a request
     /// body still unread makes that mandatory, since its bytes would be taken for the next head.
-    func respond(status: HTTPStatus, message: String, close: Bool) {
+    func respond(status: HTTPStatus, message: String, close: Bool, extraHeaders: String = "") {
         let actions = machine.handle(.answered(close: close))
         perform(actions)
-        output.append(ResponseWriter.failure(status: status, message: message, close: actions.contains(.closeWhenFlushed)))
+        output.append(
+            ResponseWriter.failure(
+                status: status, message: message, close: actions.contains(.closeWhenFlushed), extraHeaders: extraHeaders))
     }
 
     /// Queues the answer to a deadline that passed; the machine is already closing for it.

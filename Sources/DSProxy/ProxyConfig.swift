@@ -79,6 +79,10 @@ package struct ProxyConfig: Sendable {
     /// flood of clients that never finish theirs cannot hold the worker's descriptors and CPU
     /// for long, and established connections never wait behind them.
     package var tlsMaxHandshakes = 256
+    /// `--redirect-http`: requests on the plain listener (admin endpoints excepted) are answered
+    /// 308 to the same URL over https, on `httpsPort` (set by the server from its TLS listener).
+    package var redirectHTTP = false
+    package var httpsPort: UInt16 = 443
     /// Graceful stop (SIGTERM): the workers started with this config enroll in it.
     package var drain: GracefulDrain?
 

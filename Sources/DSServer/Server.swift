@@ -160,6 +160,10 @@ package final class Server: @unchecked Sendable {
             workers: configuration.workers + (listeners.admin == nil ? 0 : 1), logger: logger)
         var proxy = configuration.proxy
         proxy.drain = drain
+        if let tlsListener, let port = try? Socket.localAddress(tlsListener).port { proxy.httpsPort = port }
+        if proxy.redirectHTTP && tlsListener == nil {
+            throw ServerError.invalid("--redirect-http needs a TLS listener (--tls-listen)")
+        }
         proxyConfig = proxy
         drainTimeout = configuration.supervisor.drainTimeout
         supervisor.onClusterRefused = { [unowned self] reason in

@@ -27,6 +27,7 @@ extension Serve {
             throw ValidationError(
                 "--tls-cert and --tls-key come in pairs: got \(tlsCerts.count) certificates and \(tlsKeys.count) keys")
         }
+        config.redirectHTTP = redirectHTTP
         guard !tlsCerts.isEmpty else {
             config.tls = nil
             return

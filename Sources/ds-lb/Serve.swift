@@ -64,6 +64,11 @@ struct Serve: ParsableCommand {
     @Option(help: "A TLS handshake must be done within this after the connection is accepted.")
     var tlsHandshakeTimeout: String = "10s"
 
+    @Flag(
+        name: .customLong("redirect-http"),
+        help: "Answer requests on --listen (admin endpoints excepted) with 308 to the same URL over https (needs --tls-listen).")
+    var redirectHTTP = false
+
     @Option(
         help:
             "How replicas are run: auto (docker when the engine answers and --image exists, else process; the choice is logged), process (local ds-server children), docker (containers) or static (--backend)."

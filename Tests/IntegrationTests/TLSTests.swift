@@ -234,4 +234,22 @@ final class TLSTests: IntegrationTestCase {
         }
         XCTAssertFalse(replica.paths.contains { $0.hasPrefix("/smuggled") }, "\(replica.paths)")
     }
+
+    func testRedirectHTTPAnswers308ToTheSameURLOverHTTPS() throws {
+        let tls = try startTLS(["--redirect-http"])
+        let connection = try HTTPConnection(port: tls.lb.port)
+        defer { connection.close() }
+        let moved = try connection.request("GET", "/home?id=7", headers: [("Host", "a.test:\(tls.lb.port)")])
+        XCTAssertEqual(moved.status, 308, "\(moved)")
+        XCTAssertEqual(moved.header("Location"), "https://a.test:\(tls.port)/home?id=7")
+        // The connection stays for the next request; one with a body ends after the answer.
+        let posted = try connection.request("POST", "/echo?id=1", headers: [("Host", "a.test")], body: Array("hello".utf8))
+        XCTAssertEqual(posted.status, 308, "\(posted)")
+        XCTAssertEqual(posted.header("Location"), "https://a.test:\(tls.port)/echo?id=1")
+        XCTAssertTrue(connection.isClosedByPeer(within: 5))
+        // Admin endpoints stay on the plain listener; TLS requests are proxied.
+        XCTAssertEqual(try tls.lb.request("GET", "/rep").status, 200)
+        let served = try curl(tls, "a.test", "/home?id=8", ca: tls.a.cert)
+        XCTAssertEqual(served.status, 200, "\(served)")
+    }
 }
