@@ -21,9 +21,11 @@ static inline void ds_ctx_set_modes(SSL_CTX *ctx) {
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
 
-/* Renegotiation only costs the server CPU and has no use for HTTP/1.1; compression is CRIME. */
+/* Renegotiation only costs the server CPU and has no use for HTTP/1.1; compression is CRIME;
+   the server's cipher order wins, so a client cannot steer a TLS 1.2 handshake to the weakest
+   suite both support. */
 static inline void ds_ctx_set_hardening(SSL_CTX *ctx) {
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 }
 
 static inline void ds_ctx_set_servername_callback(SSL_CTX *ctx, int (*cb)(SSL *, int *, void *), void *arg) {

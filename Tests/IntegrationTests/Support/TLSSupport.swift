@@ -60,6 +60,46 @@ extension IntegrationTestCase {
     }
 }
 
+extension IntegrationTestCase {
+    /// A CA (`ca.crt`) and a leaf it signed for localhost and 127.0.0.1, as a server on the
+    /// internet would have one: the leaf's file holds the chain (leaf, then CA), with CRL and
+    /// OCSP addresses and server-auth key usage, valid for 200 days.
+    func makeCASignedCertificate(in directory: String) throws -> (leaf: TestCertificate, ca: String) {
+        let ca = "\(directory)/ca.crt"
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        try """
+        subjectAltName=DNS:localhost,IP:127.0.0.1
+        crlDistributionPoints=URI:http://127.0.0.1:9/ca.crl
+        authorityInfoAccess=OCSP;URI:http://127.0.0.1:9/ocsp
+        basicConstraints=critical,CA:FALSE
+        keyUsage=critical,digitalSignature
+        extendedKeyUsage=serverAuth
+
+        """.write(toFile: "\(directory)/leaf.ext", atomically: true, encoding: .utf8)
+        for step in [
+            ["req", "-x509"] + ec + ["-keyout", "\(directory)/ca.key", "-out", ca, "-days", "365", "-subj", "/CN=ds-lb test CA"],
+            ["req", "-new"] + ec + [
+                "-keyout", "\(directory)/leaf.key", "-out", "\(directory)/leaf.csr", "-subj", "/CN=localhost",
+            ],
+            [
+                "x509", "-req", "-in", "\(directory)/leaf.csr", "-CA", ca, "-CAkey", "\(directory)/ca.key", "-CAcreateserial",
+                "-days", "200", "-extfile", "\(directory)/leaf.ext", "-out", "\(directory)/leaf-only.crt",
+            ],
+        ] {
+            let run = try runTool("/usr/bin/openssl", step)
+            guard run.status == .exited(0) else {
+                throw ChildProcess.LaunchError(
+                    description: "openssl \(step.joined(separator: " ")): \(run.stderr.joined(separator: "\n"))")
+            }
+        }
+        let chain =
+            try String(contentsOfFile: "\(directory)/leaf-only.crt", encoding: .utf8)
+            + String(contentsOfFile: ca, encoding: .utf8)
+        try chain.write(toFile: "\(directory)/leaf.crt", atomically: true, encoding: .utf8)
+        return (TestCertificate(cert: "\(directory)/leaf.crt", key: "\(directory)/leaf.key"), ca)
+    }
+}
+
 /// A blocking TLS client over one TCP connection to 127.0.0.1, for tests that send raw bytes
 /// through TLS (curl only sends well-formed requests). Verifies the server against `caFile`.
 final class TLSTestConnection {
