@@ -252,4 +252,23 @@ final class TLSTests: IntegrationTestCase {
         let served = try curl(tls, "a.test", "/home?id=8", ca: tls.a.cert)
         XCTAssertEqual(served.status, 200, "\(served)")
     }
+
+    /// The record path is probed once and logged once. Without kernel TLS (this kernel has no
+    /// CONFIG_TLS) the SSL_read/SSL_write path is the one every other test here runs; the
+    /// kernel-TLS path can only run where the kernel has it, and is skipped visibly elsewhere.
+    func testTheRecordPathIsLoggedOnceAndLargeBodiesTakeIt() throws {
+        let tls = try startTLS()
+        let line = try tls.lb.process.waitForStderrLine(matching: #"^\[i\] TLS records: (.*)$"#, timeout: 20)[1]
+        let body = tls.directory + "/zeros.bin"
+        XCTAssertTrue(FileManager.default.createFile(atPath: body, contents: Data(count: 3_000_000)))
+        let out = tls.directory + "/out.bin"
+        let echo = try curl(tls, "a.test", "/echo?id=1", ca: tls.a.cert, ["--data-binary", "@\(body)", "-o", out])
+        XCTAssertEqual(echo.status, 200, "\(echo)")
+        XCTAssertEqual(FileManager.default.contents(atPath: out)?.count, 3_000_000)
+        XCTAssertEqual(tls.lb.process.stderr.allLines.filter { $0.hasPrefix("[i] TLS records: ") }.count, 1, "logged once")
+        guard line.hasPrefix("kernel TLS") else {
+            XCTAssertTrue(line.hasPrefix("SSL_read/SSL_write, no kernel TLS (TCP_ULP tls: "), line)
+            throw XCTSkip("this kernel has no kernel TLS (\(line)): only the SSL_read/SSL_write path can run here")
+        }
+    }
 }
