@@ -262,12 +262,22 @@ final class TLSTests: IntegrationTestCase {
         let body = tls.directory + "/zeros.bin"
         XCTAssertTrue(FileManager.default.createFile(atPath: body, contents: Data(count: 3_000_000)))
         let out = tls.directory + "/out.bin"
+        func spliced() throws -> Double {
+            try tls.lb.metricSeries().filter { $0.key.hasPrefix("dslb_spliced_body_bytes_total") }.values.reduce(0, +)
+        }
+        let splicedBefore = try spliced()
         let echo = try curl(tls, "a.test", "/echo?id=1", ca: tls.a.cert, ["--data-binary", "@\(body)", "-o", out])
         XCTAssertEqual(echo.status, 200, "\(echo)")
         XCTAssertEqual(FileManager.default.contents(atPath: out)?.count, 3_000_000)
         XCTAssertEqual(tls.lb.process.stderr.allLines.filter { $0.hasPrefix("[i] TLS records: ") }.count, 1, "logged once")
         guard line.hasPrefix("kernel TLS") else {
             XCTAssertTrue(line.hasPrefix("SSL_read/SSL_write, no kernel TLS (TCP_ULP tls: "), line)
+            // Without kernel TLS nothing of a TLS client's bodies may be spliced (it would be
+            // plain bytes on an encrypted stream); the same body in the clear is.
+            XCTAssertEqual(try spliced(), splicedBefore, "a TLS body went through splice")
+            let plain = try tls.lb.request("POST", "/echo?id=1", body: [UInt8](repeating: 0, count: 1_000_000))
+            XCTAssertEqual(plain.body.count, 1_000_000)
+            XCTAssertGreaterThan(try spliced(), splicedBefore, "the plain body did not splice: the check above proves nothing")
             throw XCTSkip("this kernel has no kernel TLS (\(line)): only the SSL_read/SSL_write path can run here")
         }
     }
