@@ -6,6 +6,10 @@ import DSTLS
 /// and hands a connection whose handshake is done to a `ClientConnection`, which serves it as
 /// any other (the same machine; only its reads and writes go through TLS). Loop thread only.
 ///
+/// Connections are spread over the workers as plain ones are (`AcceptBalance`, a group of its
+/// own for the TLS listener): a connection counts for its worker from the accept, handshake
+/// included, until it closes.
+///
 /// Handshakes in progress are kept oldest first. Each must finish within
 /// `--tls-handshake-timeout` of its accept; beyond `tlsMaxHandshakes` at a time, a new one
 /// drops the oldest. So clients that open connections and never finish their handshake cost a
@@ -20,12 +24,28 @@ final class TLSAcceptor: TimerTarget {
     private(set) var inProgress = 0
     private var timer: TimerID?
     private var timerAt: UInt64 = 0
+    /// This worker in the group that shares the TLS listening socket.
+    private var balance: (group: AcceptBalance, member: AcceptBalance.Member)?
 
     init(worker: Worker, fd: Int32) throws {
         self.worker = worker
         listener = try Listener(fd: fd, loop: worker.loop) { [unowned self] client, peer in
             self.accept(client, peer: peer)
         }
+        let loop = worker.loop
+        let group = AcceptBalance.group(for: fd)
+        let me = LoopBound(self)
+        let member = AcceptBalance.Member(index: worker.index) { client, peer in
+            loop.execute { me.value.start(FileDescriptor(adopting: client), peer: peer) }
+        }
+        group.join(member)
+        balance = (group, member)
+    }
+
+    /// A TLS connection of this worker closed (its handshake failed, or the client connection
+    /// it became ended).
+    func connectionEnded() {
+        balance?.member.connections.subtract(1, ordering: .relaxed)
     }
 
     /// Stops accepting and drops the handshakes in progress (graceful stop, shutdown).
@@ -38,9 +58,24 @@ final class TLSAcceptor: TimerTarget {
     }
 
     private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
-        guard !worker.draining, let context = worker.config.tls, let session = TLSSession(context: context, fd: fd.rawValue)
+        if let (group, member) = balance {
+            let owner = group.owner(for: member)
+            if owner !== member {
+                // Across threads in an escaping closure: the other worker adopts the number again.
+                owner.adopt(fd.release(), peer)
+                return
+            }
+        }
+        start(fd, peer: peer)
+    }
+
+    /// Begins the handshake of a connection accepted here or handed over (counted already).
+    private func start(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
+        guard !worker.draining, listener != nil, let context = worker.config.tls,
+            let session = TLSSession(context: context, fd: fd.rawValue)
         else {
             fd.close()
+            connectionEnded()
             return
         }
         if inProgress >= max(1, worker.config.tlsMaxHandshakes), let victim = oldest { drop(victim) }
@@ -50,6 +85,7 @@ final class TLSAcceptor: TimerTarget {
             // The loop owns the descriptor from here (it closes it if this fails).
             try worker.loop.register(fd, handler: handshake)
         } catch {
+            connectionEnded()
             return
         }
         append(handshake)
@@ -61,7 +97,10 @@ final class TLSAcceptor: TimerTarget {
     func established(_ handshake: TLSHandshake) {
         unlink(handshake)
         let connection = ClientConnection(fd: handshake.fd, peer: handshake.peer, worker: worker, tls: handshake.session)
-        guard worker.loop.transfer(handshake.fd, from: handshake, to: connection) else { return }
+        guard worker.loop.transfer(handshake.fd, from: handshake, to: connection) else {
+            connectionEnded()
+            return
+        }
         worker.adoptRegistered(connection)
     }
 
@@ -69,6 +108,7 @@ final class TLSAcceptor: TimerTarget {
     func drop(_ handshake: TLSHandshake) {
         unlink(handshake)
         worker.loop.close(handshake.fd, of: handshake)
+        connectionEnded()
     }
 
     // MARK: deadlines

@@ -191,10 +191,9 @@ package final class Worker {
     }
 
     /// Serves `connection`, whose descriptor the loop already delivers to it (a finished TLS
-    /// handshake): counted and driven like an accepted one.
+    /// handshake, counted in the TLS listener's balance since its accept).
     func adoptRegistered(_ connection: ClientConnection) {
         assert(loop.isInLoop)
-        balance?.member.connections.add(1, ordering: .relaxed)
         connections[ObjectIdentifier(connection)] = connection
         peakConnections = max(peakConnections, connections.count)
         connection.handle([.readable, .writable])
@@ -255,7 +254,11 @@ package final class Worker {
     func forget(_ connection: ClientConnection) {
         assert(loop.isInLoop)
         guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
-        balance?.member.connections.subtract(1, ordering: .relaxed)
+        if connection.tls != nil {
+            tlsAcceptor?.connectionEnded()
+        } else {
+            balance?.member.connections.subtract(1, ordering: .relaxed)
+        }
         if draining { drainSignal?.adjust(-1) }
         if trimScheduled {
             closesSinceTrimArmed += 1

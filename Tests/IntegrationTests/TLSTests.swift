@@ -135,6 +135,27 @@ final class TLSTests: IntegrationTestCase {
         XCTAssertLessThan(closed, 300, "the deadline is 60 s: only the cap may have closed them")
     }
 
+    /// TLS connections are spread over the workers like plain ones: 400 silent clients on two
+    /// workers stay under each worker's cap of 256 handshakes, so none is dropped (on one
+    /// worker, 144 would be).
+    func testTLSConnectionsAreSpreadOverTheWorkers() throws {
+        let tls = try startTLS(["--workers", "2", "--tls-handshake-timeout", "60s"])
+        var stalled: [HTTPConnection] = []
+        defer { stalled.forEach { $0.close() } }
+        // One at a time, as clients of an idle ds-lb arrive: EPOLLEXCLUSIVE then wakes the
+        // same idle worker for each (the pause only shapes the arrivals; the assertion holds
+        // however they interleave).
+        for _ in 0..<400 {
+            stalled.append(try HTTPConnection(port: tls.port))
+            usleep(2000)
+        }
+        let served = try curl(tls, "a.test", "/home?id=4", ca: tls.a.cert)
+        XCTAssertEqual(served.status, 200, "\(served)")
+        var closed = 0
+        for connection in stalled where connection.isClosedByPeer(within: 0.01) { closed += 1 }
+        XCTAssertEqual(closed, 0, "handshakes were dropped: the connections were not spread over the workers")
+    }
+
     func testBadCertificateFilesStopTheStartWithOneLine() throws {
         let directory = try temporaryDirectory()
         let good = try makeCertificate(in: directory, "good", names: ["a.test"])
