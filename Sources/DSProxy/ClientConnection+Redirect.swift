@@ -10,8 +10,12 @@ extension ClientConnection {
         let bytes = input.readable
         let hostRange = head.authority ?? head.firstField(named: "host", in: bytes)?.valueRange
         var host = hostRange.map { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0]), as: UTF8.self) } ?? ""
-        if host.isEmpty { host = (try? Socket.localAddress(fd))?.host ?? "localhost" }
-        host = Self.withoutPort(host)
+        if host.isEmpty {
+            let local = (try? Socket.localAddress(fd))?.host ?? "localhost"
+            host = local.contains(":") ? "[\(local)]" : local
+        } else {
+            host = Self.withoutPort(host)
+        }
         let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[head.originTarget]), as: UTF8.self)
         let location = "https://\(host)\(port == 443 ? "" : ":\(port)")\(target.isEmpty ? "/" : target)"
         let keepAlive = head.wantsKeepAlive
