@@ -14,8 +14,8 @@ import Glibc
 
 /// What a `Server` runs: everything `ds-lb serve` takes from its options and file, parsed.
 package struct ServerConfiguration {
-    /// `--listen` (unused when systemd passes the sockets).
-    package var listen: SocketAddress
+    /// `--listen` (unused when systemd passes the sockets); nil (`--listen none`): HTTPS only.
+    package var listen: SocketAddress?
     /// `--admin-listen`.
     package var admin: SocketAddress?
     /// `--tls-listen` (systemd's socket named `https` takes its place); its connections need
@@ -44,7 +44,7 @@ package struct ServerConfiguration {
     package var cluster: ClusterSetup?
 
     package init(
-        listen: SocketAddress, admin: SocketAddress? = nil, workers: Int, algorithm: HashAlgorithm,
+        listen: SocketAddress?, admin: SocketAddress? = nil, workers: Int, algorithm: HashAlgorithm,
         supervisor: SupervisorConfig, proxy: ProxyConfig, replicas: Int, stateDirectory: String,
         makeDriver: @escaping (Logger) throws -> ReplicaDriver
     ) {
@@ -105,7 +105,7 @@ package final class Server: @unchecked Sendable {
     package let supervisor: Supervisor
     package let driver: ReplicaDriver
     /// The listening sockets (systemd's, or our own).
-    package let listeners: (http: Int32, admin: Int32?)
+    package let listeners: (http: Int32?, admin: Int32?)
     /// The TLS listening socket (systemd's `https`, or our own on `--tls-listen`), if any.
     package let tlsListener: Int32?
     private let ownsTLSListener: Bool
@@ -150,6 +150,9 @@ package final class Server: @unchecked Sendable {
             passed: passed, listen: configuration.listen, admin: configuration.admin, logger: logger)
         (tlsListener, ownsTLSListener) = try Self.tlsListeningSocket(
             passed: passed, listen: configuration.tlsListen, logger: logger)
+        if listeners.http == nil && tlsListener == nil {
+            throw ServerError.invalid("no listener: --listen none needs --tls-listen (or a socket named https)")
+        }
         if tlsListener != nil && configuration.proxy.tls == nil {
             throw ServerError.invalid("a TLS listener needs --tls-cert and --tls-key")
         }
@@ -274,7 +277,9 @@ package final class Server: @unchecked Sendable {
             loop.stop()
             return
         }
-        let bound = (try? Socket.localAddress(listeners.http))?.description ?? configuration.listen.description
+        let bound =
+            (listeners.http ?? tlsListener).flatMap { try? Socket.localAddress($0) }?.description
+            ?? configuration.listen?.description ?? "https only"
         logger.info(
             "[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(driver.name), hash: \(configuration.algorithm.rawValue), key: \(proxyConfig.keyExtractor))"
         )
@@ -297,7 +302,7 @@ package final class Server: @unchecked Sendable {
         workerLoops.forEach { $0.stop() }
         workersRunning.wait()
         if ownsListeners {
-            close(listeners.http)
+            if let http = listeners.http { close(http) }
             if let admin = listeners.admin { close(admin) }
         }
         if ownsTLSListener, let tlsListener { close(tlsListener) }
@@ -338,7 +343,7 @@ package final class Server: @unchecked Sendable {
         // for the next ds-lb), let the requests in flight finish, then stop.
         guard !workerLoops.isEmpty else { return stopLoops() }
         do {
-            try GracefulStop.stopAccepting(listeners.http)
+            if let http = listeners.http { try GracefulStop.stopAccepting(http) }
             if let tlsListener { try GracefulStop.stopAccepting(tlsListener) }
         } catch { logger.error("[!] Could not stop accepting: \(error)") }
         let drainTimeout = drainTimeout

@@ -30,7 +30,7 @@ struct Serve: ParsableCommand {
     )
     var config: String?
 
-    @Option(help: "Address to listen on (ignored when systemd passes a listening socket).")
+    @Option(help: "Address to listen on (ignored when systemd passes a listening socket); none: HTTPS only (--tls-listen).")
     var listen: String = "0.0.0.0:5000"
 
     @Option(
@@ -321,10 +321,14 @@ struct Serve: ParsableCommand {
         for backend in backends { _ = try Self.parseBackend(backend) }
     }
 
-    /// `--listen`, `--admin-listen` and `--tls-listen`, parsed.
-    func addresses() throws -> (listen: SocketAddress, admin: SocketAddress?) {
-        let listenAddress: SocketAddress
-        do { listenAddress = try SocketAddress.parse(listen) } catch { throw ValidationError("--listen: \(error)") }
+    /// `--listen` (nil for `none`: HTTPS only) and `--admin-listen`, parsed.
+    func addresses() throws -> (listen: SocketAddress?, admin: SocketAddress?) {
+        var listenAddress: SocketAddress?
+        if listen == "none" {
+            guard tlsListen != nil else { throw ValidationError("--listen none needs --tls-listen") }
+        } else {
+            do { listenAddress = try SocketAddress.parse(listen) } catch { throw ValidationError("--listen: \(error)") }
+        }
         guard let adminListen else { return (listenAddress, nil) }
         do { return (listenAddress, try SocketAddress.parse(adminListen)) } catch {
             throw ValidationError("--admin-listen: \(error)")

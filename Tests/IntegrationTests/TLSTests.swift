@@ -302,4 +302,67 @@ final class TLSTests: IntegrationTestCase {
             throw XCTSkip("this kernel has no kernel TLS (\(line)): only the SSL_read/SSL_write path can run here")
         }
     }
+
+    /// `--listen none`: HTTPS instead of plain HTTP, admin endpoints included.
+    func testHTTPSOnlyWithListenNone() throws {
+        let directory = try temporaryDirectory()
+        let a = try makeCertificate(in: directory, "a", names: ["a.test"])
+        let lb = try startLoadBalancer([
+            "--listen", "none", "--tls-listen", "127.0.0.1:0", "--tls-cert", a.cert, "--tls-key", a.key, "--replicas", "1",
+        ])
+        let port = UInt16(try lb.process.waitForStderrLine(matching: #"^\[i\] TLS on 127\.0\.0\.1:([0-9]+) "#, timeout: 20)[1])!
+        XCTAssertEqual(lb.port, port, "the one listener is the TLS one")
+        XCTAssertEqual(ProcFS.listeningPorts(of: lb.process.pid).count, 1, "a plain listener was opened")
+        let connection = try TLSTestConnection(port: port, serverName: "a.test", caFile: a.cert)
+        defer { connection.close() }
+        try connection.send("GET /home?id=1 HTTP/1.1\r\nHost: a.test\r\n\r\nGET /rep HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        XCTAssertEqual(connection.readResponse()?.status, 200)
+        XCTAssertEqual(connection.readResponse()?.status, 200, "admin endpoints are served over TLS then")
+        let refused = try runTool(try Binaries.path("ds-lb"), ["serve", "--listen", "none", "--replicas", "0"])
+        XCTAssertTrue(refused.stderr.joined().contains("--listen none needs --tls-listen"), "\(refused.stderr)")
+    }
+
+    /// Socket activation: the test plays systemd and passes two sockets, `http` and `https`;
+    /// ds-lb terminates TLS on the one named https.
+    func testSocketActivationPassesTheHTTPSSocketByName() throws {
+        func listeningSocket() throws -> (fd: Int32, port: UInt16) {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var address = try SocketAddress.ipv4("127.0.0.1", port: 0)
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let ok = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, length) == 0 && Glibc.listen(fd, 64) == 0 && getsockname(fd, $0, &length) == 0
+                }
+            }
+            guard fd >= 0, ok else { throw ChildProcess.LaunchError(description: "listening socket") }
+            return (fd, UInt16(bigEndian: address.sin_port))
+        }
+        let http = try listeningSocket()
+        let https = try listeningSocket()
+        defer {
+            Glibc.close(http.fd)
+            Glibc.close(https.fd)
+        }
+        let directory = try temporaryDirectory()
+        let a = try makeCertificate(in: directory, "a", names: ["a.test"])
+        // LISTEN_PID must be ds-lb's own pid: a shell sets it to its pid and execs ds-lb.
+        let process = try launch(
+            "/bin/sh",
+            [
+                "-c", "export LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=http:https; exec \"$0\" \"$@\"",
+                try Binaries.path("ds-lb"), "--listen", "127.0.0.1:1", "--tls-cert", a.cert, "--tls-key", a.key,
+                "--replicas", "1",
+            ],
+            environment: ["STATE_DIRECTORY": directory, "DOCKER_HOST": "unix:///nonexistent/ds-lb-itest-no-docker.sock"],
+            name: "ds-lb", passing: [http.fd, https.fd])
+        try process.waitForStderrLine(matching: #"^\[i\] Using the TLS socket passed by systemd: https"#, timeout: 20)
+        try process.waitForStderrLine(matching: #"^\[i\] TLS on 127\.0\.0\.1:\#(https.port) "#, timeout: 20)
+        let connection = try TLSTestConnection(port: https.port, serverName: "a.test", caFile: a.cert)
+        defer { connection.close() }
+        try connection.send("GET /home?id=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        XCTAssertEqual(connection.readResponse()?.status, 200)
+        let plain = try HTTPConnection(port: http.port)
+        defer { plain.close() }
+        XCTAssertEqual(try plain.request("GET", "/home?id=1").status, 200)
+    }
 }
