@@ -58,13 +58,9 @@ final class TLSAcceptor: TimerTarget {
     }
 
     private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
-        if let (group, member) = balance {
-            let owner = group.owner(for: member)
-            if owner !== member {
-                // Across threads in an escaping closure: the other worker adopts the number again.
-                owner.adopt(fd.release(), peer)
-                return
-            }
+        if let (group, member) = balance, let other = group.handOver(from: member) {
+            other.adopt(fd.release(), peer)
+            return
         }
         start(fd, peer: peer)
     }

@@ -154,14 +154,9 @@ package final class Worker {
     }
 
     private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
-        if let (group, member) = balance {
-            let owner = group.owner(for: member)
-            if owner !== member {
-                // The number crosses to the other worker's thread in an escaping closure, which
-                // cannot carry a noncopyable value; that worker adopts it again on arrival.
-                owner.adopt(fd.release(), peer)
-                return
-            }
+        if let (group, member) = balance, let other = group.handOver(from: member) {
+            other.adopt(fd.release(), peer)
+            return
         }
         adopt(fd, peer: peer)
     }
