@@ -58,7 +58,7 @@ install:
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(INSTALL_SCRATCH)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
 	install -m 755 $(INSTALL_SCRATCH)/release/ds-lb $(INSTALL_SCRATCH)/release/ds-server $(DESTDIR)$(BINDIR)/
-	install -m 644 systemd/ds-lb.socket systemd/ds-lb-admin.socket $(DESTDIR)$(UNITDIR)/
+	install -m 644 systemd/ds-lb.socket systemd/ds-lb-admin.socket systemd/ds-lb-https.socket $(DESTDIR)$(UNITDIR)/
 	sed 's|/usr/local/bin/|$(BINDIR)/|g' systemd/ds-lb.service >$(DESTDIR)$(UNITDIR)/ds-lb.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/ds-lb.service
 	@# The commented default configuration; an existing one is kept.

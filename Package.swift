@@ -25,6 +25,7 @@ let package = Package(
     targets: [
         .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .target(name: "DSSystem", dependencies: ["CLinux"]),
         .target(name: "DSReactor", dependencies: ["DSSystem"], swiftSettings: dataPlaneSettings),
         .target(name: "DSHTTP1", swiftSettings: dataPlaneSettings),
@@ -32,11 +33,13 @@ let package = Package(
         .target(name: "DSDocker", dependencies: ["DSHTTPClient", "DSHTTP1", "DSReactor", "DSSystem"]),
         .target(name: "DSEtcd", dependencies: ["DSHTTPClient", "DSReactor", "DSSystem"]),
         .target(name: "DSHashing"),
+        // TLS termination: OpenSSL's contexts and sessions, all of its unsafe pointer code.
+        .target(name: "DSTLS", dependencies: ["COpenSSL", "DSSystem"]),
         .target(name: "DSBalancer", dependencies: ["DSHashing", "DSSystem"], swiftSettings: dataPlaneSettings),
         .target(
             name: "DSProxy",
             dependencies: [
-                "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer",
+                "DSReactor", "DSSystem", "DSHTTP1", "DSBalancer", "DSTLS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -60,13 +63,14 @@ let package = Package(
         .target(
             name: "DSServer",
             dependencies: [
-                "DSControl", "DSProxy", "DSBalancer", "DSHashing", "DSReactor", "DSSystem", "DSSystemd",
+                "DSControl", "DSProxy", "DSBalancer", "DSHashing", "DSReactor", "DSSystem", "DSSystemd", "DSTLS",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "ds-lb",
             dependencies: [
                 "DSServer", "DSControl", "DSDocker", "DSEtcd", "DSProxy", "DSSystem", "CSystemd", "DSSystemd", "DSConfig",
+                "DSTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -112,6 +116,7 @@ let package = Package(
             name: "DSEtcdTests",
             dependencies: ["DSEtcd", "DSControl", "DSBalancer", "DSHTTPClient", "DSReactor", "DSSystem", "DSTestSupport"]),
         .testTarget(name: "DSConfigTests", dependencies: ["DSConfig"]),
+        .testTarget(name: "DSTLSTests", dependencies: ["DSTLS", "COpenSSL", "DSSystem"]),
         .testTarget(name: "DSSystemTests", dependencies: ["DSSystem"]),
         .testTarget(
             name: "DSServerTests",
@@ -124,8 +129,9 @@ let package = Package(
             dependencies: ["DSSystemd", "DSReactor", "DSSystem", .product(name: "Logging", package: "swift-log")]),
         // Black box: starts ds-lb and ds-server as processes and talks to them over sockets. Its
         // project dependencies are the C shim's cl_spawn (fork + exec with PR_SET_PDEATHSIG), so
-        // no process a test starts outlives the test process, and the corpus's data.
-        .testTarget(name: "IntegrationTests", dependencies: ["CLinux", "SmugglingCorpus"]),
+        // no process a test starts outlives the test process, the corpus's data, and OpenSSL
+        // for a TLS client that sends raw bytes.
+        .testTarget(name: "IntegrationTests", dependencies: ["CLinux", "SmugglingCorpus", "COpenSSL"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,14 +4,17 @@
 set -euo pipefail
 profile=${1:-build}
 
-packages=(pkg-config libsystemd-dev)
+# libssl-dev: OpenSSL 3 for TLS termination (the COpenSSL system library, pkg-config openssl).
+packages=(pkg-config libsystemd-dev libssl-dev)
 case "$profile" in
   build) ;;
   # python3-matplotlib: ds-bench analysis draws its charts with bench/plot.py under /usr/bin/python3.
   # etcd-server: the DSEtcd tests start real etcd members on 127.0.0.1 ports; iproute2: the
   # cluster tests put three etcd members and ds-lb nodes in network namespaces (ip netns).
   # chromium, chromium-driver: the dashboard tests drive a headless browser over WebDriver.
-  test) packages+=(curl python3-matplotlib etcd-server iproute2 chromium chromium-driver) ;;
+  # openssl, testssl.sh: the TLS tests make their certificates with openssl req, talk to ds-lb
+  # with s_client, and run testssl against it (TestSSLTests).
+  test) packages+=(curl python3-matplotlib etcd-server iproute2 chromium chromium-driver openssl testssl.sh) ;;
   bench) packages+=(curl wrk apache2-utils haproxy nginx python3-matplotlib) ;;
   *) echo "install-deps: unknown profile '$profile' (use build, test or bench)" >&2; exit 2 ;;
 esac

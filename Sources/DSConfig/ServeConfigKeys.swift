@@ -6,6 +6,12 @@ package enum ServeConfigKeys {
     package static let all: [ConfigKey] = [
         ConfigKey("listen", .string, .restart),
         ConfigKey("admin-listen", .string, .restart),
+        ConfigKey("tls-listen", .string, .restart),
+        ConfigKey("tls-cert", .strings, .live),
+        ConfigKey("tls-key", .strings, .live),
+        ConfigKey("tls-ciphers", .string, .live),
+        ConfigKey("tls-handshake-timeout", .duration, .live),
+        ConfigKey("redirect-http", .boolean, .live),
         ConfigKey("driver", .string, .restart),
         ConfigKey("image", .string, .restart),
         ConfigKey("network", .string, .restart),

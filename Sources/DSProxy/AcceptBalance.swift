@@ -57,4 +57,13 @@ final class AcceptBalance: Sendable {
         best.connections.add(1, ordering: .relaxed)
         return best
     }
+
+    /// The member a connection `member` just accepted goes to, or nil when `member` keeps it
+    /// (counted for the one that serves it either way). The descriptor crosses to the other
+    /// worker's thread in an escaping closure, which cannot carry a noncopyable value: callers
+    /// hand over its number (`adopt`), and that worker adopts it again on arrival.
+    func handOver(from member: Member) -> Member? {
+        let owner = owner(for: member)
+        return owner === member ? nil : owner
+    }
 }

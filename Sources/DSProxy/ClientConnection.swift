@@ -2,6 +2,7 @@ import DSBalancer
 import DSHTTP1
 import DSReactor
 import DSSystem
+import DSTLS
 
 #if canImport(Glibc)
 import Glibc
@@ -40,6 +41,13 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     /// The client's FIN has been reported (EPOLLRDHUP).
     private var peerHalfClosed = false
     private(set) var closed = false
+    /// The TLS stream over `fd` when the client came through the TLS listener: every read and
+    /// write to the client goes through it.
+    let tls: ClientTLS?
+
+    /// Whether body bytes may be spliced to and from the client's socket (not through TLS
+    /// unless the kernel does the records).
+    var canSplice: Bool { tls?.canSplice ?? true }
 
     /// The fields a proxy adds to every request it forwards, and the end of the head: X-Forwarded-For
     /// (and X-Forwarded-Proto unless a trusted proxy sent its own), then `Connection` as the
@@ -51,7 +59,8 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         if let built = forwardedFieldForms[index] { return built }
         let connection = upgrading ? "Connection: Upgrade\r\n" : http10 ? "Connection: keep-alive\r\n" : ""
         let built = Array(
-            ("X-Forwarded-For: \(peer?.host ?? "unknown")\r\n" + (proto ? "X-Forwarded-Proto: http\r\n" : "")
+            ("X-Forwarded-For: \(peer?.host ?? "unknown")\r\n"
+                + (proto ? (tls == nil ? "X-Forwarded-Proto: http\r\n" : "X-Forwarded-Proto: https\r\n") : "")
                 + connection + "\r\n").utf8)
         forwardedFieldForms[index] = built
         return built
@@ -65,11 +74,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         return worker.config.trustedProxies.contains { $0.contains(peer) }
     }
 
-    init(fd: Int32, peer: SocketAddress?, worker: Worker) {
+    init(fd: Int32, peer: SocketAddress?, worker: Worker, tls: TLSSession? = nil) {
         assert(worker.loop.isInLoop)
         self.fd = fd
         self.peer = peer
         self.worker = worker
+        self.tls = tls.map(ClientTLS.init)
         // Storage from the worker's pool, given back whenever the connection waits with nothing
         // buffered: an idle keep-alive connection holds no buffer.
         input = ByteBuffer(pool: worker.bufferPool)
@@ -86,6 +96,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         if events.contains(.readable) || events.contains(.readHangup) { mayRead = true }
         if events.contains(.readHangup) { peerHalfClosed = true }
         if events.contains(.writable) { mayWrite = true }
+        tls?.wake(events, mayRead: &mayRead, mayWrite: &mayWrite)
         drive()
     }
 
@@ -144,6 +155,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     enum ReadOutcome { case data, wouldBlock, eof }
 
     func readClient() -> ReadOutcome {
+        if let tls { return readFromClient { try tls.read(into: input) } }
         let outcome = readFromClient { try input.read(from: fd) }
         // A short read emptied the socket: the next bytes come with a new edge, so skip the read
         // that would only return EAGAIN. Not
@@ -334,6 +346,10 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             handle(.adminRequest(length: Int(bodyLength)))
             return
         }
+        if worker.config.redirectHTTP && tls == nil {
+            redirectToHTTPS(head, bodyLength: bodyLength, port: worker.config.httpsPort)
+            return
+        }
         proxy(head, bodyLength: bodyLength)
     }
 
@@ -396,10 +412,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// Queues one of our own responses. `close` ends the connection after it is sent; a request
     /// body still unread makes that mandatory, since its bytes would be taken for the next head.
-    func respond(status: HTTPStatus, message: String, close: Bool) {
+    func respond(status: HTTPStatus, message: String, close: Bool, extraHeaders: String = "") {
         let actions = machine.handle(.answered(close: close))
         perform(actions)
-        output.append(ResponseWriter.failure(status: status, message: message, close: actions.contains(.closeWhenFlushed)))
+        output.append(
+            ResponseWriter.failure(
+                status: status, message: message, close: actions.contains(.closeWhenFlushed), extraHeaders: extraHeaders))
     }
 
     /// Queues the answer to a deadline that passed; the machine is already closing for it.
@@ -442,12 +460,20 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         }
     }
 
+    /// Writes `bytes` (the front of a buffer that consumes what was written) to the client, in
+    /// the clear or through TLS.
+    @inline(__always)
+    func writeBytesToClient(_ bytes: UnsafeRawBufferPointer) -> WriteOutcome {
+        if let tls { return writeToClient { _ in try tls.write(bytes) } }
+        return writeToClient { try Socket.write($0, bytes) }
+    }
+
     /// Writes queued own responses. True when nothing is left to write.
     func flushOutput() -> Bool {
         while !output.isEmpty {
             guard mayWrite else { return false }
             do {
-                if case .wouldBlock = try output.write(to: fd) {
+                if case .wouldBlock = try (tls.map { try $0.write(from: output) } ?? output.write(to: fd)) {
                     mayWrite = false
                     return false
                 }
@@ -579,6 +605,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         sink = nil
         if let timer = clientTimer { worker.loop.cancel(timer) }
         handle(.closed)
+        tls?.session.shutdown()
         worker.loop.close(fd, of: self)
         worker.forget(self)
     }

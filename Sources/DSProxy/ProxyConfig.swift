@@ -1,6 +1,7 @@
 import DSBalancer
 import DSHTTP1
 import DSSystem
+import DSTLS
 
 /// Settings every worker shares; immutable after start-up.
 package struct ProxyConfig: Sendable {
@@ -68,6 +69,20 @@ package struct ProxyConfig: Sendable {
     /// least this much data (either direction), move by splice(2) through a per-connection pipe
     /// instead of through the buffers (chunk framing still goes through them); nil: never.
     package var spliceThreshold: UInt64? = 64 * 1024
+    /// The certificates new connections on the TLS listener get (`--tls-cert`/`--tls-key`); a
+    /// reload replaces it, and connections already open keep the one they began with. Nil: no
+    /// TLS listener, or one whose connections are closed unanswered.
+    package var tls: TLSServerContext?
+    /// A TLS handshake must be done within this from the accept (`--tls-handshake-timeout`).
+    package var tlsHandshakeTimeout: Duration = .seconds(10)
+    /// TLS handshakes each worker runs at a time; a new one beyond it drops the oldest, so a
+    /// flood of clients that never finish theirs cannot hold the worker's descriptors and CPU
+    /// for long, and established connections never wait behind them.
+    package var tlsMaxHandshakes = 256
+    /// `--redirect-http`: requests on the plain listener (admin endpoints excepted) are answered
+    /// 308 to the same URL over https, on `httpsPort` (set by the server from its TLS listener).
+    package var redirectHTTP = false
+    package var httpsPort: UInt16 = 443
     /// Graceful stop (SIGTERM): the workers started with this config enroll in it.
     package var drain: GracefulDrain?
 

@@ -107,7 +107,7 @@ final class Tunnel: UpstreamOwner {
                 progressed = true
             }
             if !upstream.input.isEmpty {
-                switch client.writeToClient({ try Socket.write($0, upstream.input.readable) }) {
+                switch client.writeBytesToClient(upstream.input.readable) {
                 case .wrote(let n):
                     upstream.input.consume(n)
                     progressed = true

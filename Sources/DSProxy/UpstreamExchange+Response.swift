@@ -34,12 +34,9 @@ extension UpstreamExchange {
             }
             // 1. Write what is ready.
             if readyForClient > 0 {
-                let ready = readyForClient
-                switch writeToSink(
-                    .response, upstream,
-                    { try Socket.write($0, UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<ready])) })
-                {
-                case .moved(let n):
+                // A client that fails mid-response can only be dropped (`writeToClient` does).
+                switch client.writeBytesToClient(UnsafeRawBufferPointer(rebasing: upstream.input.readable[0..<readyForClient])) {
+                case .wrote(let n):
                     upstream.input.consume(n)
                     readyForClient -= n
                     progressed = true

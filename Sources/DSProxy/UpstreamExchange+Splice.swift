@@ -72,7 +72,7 @@ extension UpstreamExchange {
     func pipeToSplice(_ direction: BodyDirection, bufferedBytesLeft: Bool) -> SplicePipe? {
         let existing = direction == .request ? requestPipe : responsePipe
         if let existing, existing.buffered > 0 { return existing }
-        guard !bufferedBytesLeft, let threshold = worker.config.spliceThreshold else { return nil }
+        guard !bufferedBytesLeft, client.canSplice, let threshold = worker.config.spliceThreshold else { return nil }
         let budget = spliceBudget(direction)
         let underWay = direction == .request ? splicingRequest : splicingResponse
         guard budget > 0, underWay || budget >= threshold, let pipe = existing ?? makePipe() else { return nil }

@@ -63,6 +63,8 @@ package final class Worker {
     private var handlesSnapshot: Snapshot?
     private var handles: [ProxyMetrics.Shard] = []
     private var listener: Listener?
+    /// The TLS listener's side: accepting and handshakes in progress (`--tls-listen`).
+    private var tlsAcceptor: TLSAcceptor?
     private var connections: [ObjectIdentifier: ClientConnection] = [:]
     /// Set by `drain`: no new connection, none kept open after its request (GracefulDrain).
     private(set) var draining = false
@@ -98,7 +100,7 @@ package final class Worker {
     /// `listenFD`: only then may the starter close it (the number could otherwise be reused
     /// under a worker still starting). Any thread.
     package static func start(
-        index: Int, listenFD: Int32, publisher: SnapshotPublisher, config: ProxyConfig,
+        index: Int, listenFD: Int32?, tlsListenFD: Int32? = nil, publisher: SnapshotPublisher, config: ProxyConfig,
         admin: AdminHandler?, metrics: ProxyMetrics,
         onUnreachable: @escaping @Sendable (Backend) -> Void,
         handle: WorkerHandle? = nil, onExit: (@Sendable () -> Void)? = nil
@@ -111,7 +113,7 @@ package final class Worker {
                 metrics: metrics, onUnreachable: onUnreachable)
             handle?.worker = worker
             do {
-                try worker.listen(on: listenFD)
+                try worker.listen(on: listenFD, tls: tlsListenFD)
             } catch {
                 fatalError("worker \(index): cannot watch the listening socket: \(error)")
             }
@@ -122,18 +124,21 @@ package final class Worker {
         return loop
     }
 
-    private func listen(on fd: Int32) throws {
-        listener = try Listener(fd: fd, loop: loop) { [unowned self] client, peer in
-            self.accept(client, peer: peer)
-        }
+    private func listen(on fd: Int32?, tls tlsFD: Int32?) throws {
         let loop = self.loop
-        let group = AcceptBalance.group(for: fd)
-        let me = LoopBound(self)
-        let member = AcceptBalance.Member(index: index) { client, peer in
-            loop.execute { me.value.adopt(FileDescriptor(adopting: client), peer: peer) }
+        if let fd {
+            listener = try Listener(fd: fd, loop: loop) { [unowned self] client, peer in
+                self.accept(client, peer: peer)
+            }
+            let group = AcceptBalance.group(for: fd)
+            let me = LoopBound(self)
+            let member = AcceptBalance.Member(index: index) { client, peer in
+                loop.execute { me.value.adopt(FileDescriptor(adopting: client), peer: peer) }
+            }
+            group.join(member)
+            balance = (group, member)
         }
-        group.join(member)
-        balance = (group, member)
+        if let tlsFD { tlsAcceptor = try TLSAcceptor(worker: self, fd: tlsFD) }
         if let drain = config.drain {
             drainSignal = drain
             let me = LoopBound(self)
@@ -149,14 +154,9 @@ package final class Worker {
     }
 
     private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
-        if let (group, member) = balance {
-            let owner = group.owner(for: member)
-            if owner !== member {
-                // The number crosses to the other worker's thread in an escaping closure, which
-                // cannot carry a noncopyable value; that worker adopts it again on arrival.
-                owner.adopt(fd.release(), peer)
-                return
-            }
+        if let (group, member) = balance, let other = group.handOver(from: member) {
+            other.adopt(fd.release(), peer)
+            return
         }
         adopt(fd, peer: peer)
     }
@@ -182,6 +182,15 @@ package final class Worker {
         connections[ObjectIdentifier(connection)] = connection
         peakConnections = max(peakConnections, connections.count)
         // Edge-triggered: bytes that arrived with the connection must be read now.
+        connection.handle([.readable, .writable])
+    }
+
+    /// Serves `connection`, whose descriptor the loop already delivers to it (a finished TLS
+    /// handshake, counted in the TLS listener's balance since its accept).
+    func adoptRegistered(_ connection: ClientConnection) {
+        assert(loop.isInLoop)
+        connections[ObjectIdentifier(connection)] = connection
+        peakConnections = max(peakConnections, connections.count)
         connection.handle([.readable, .writable])
     }
 
@@ -240,7 +249,11 @@ package final class Worker {
     func forget(_ connection: ClientConnection) {
         assert(loop.isInLoop)
         guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
-        balance?.member.connections.subtract(1, ordering: .relaxed)
+        if connection.tls != nil {
+            tlsAcceptor?.connectionEnded()
+        } else {
+            balance?.member.connections.subtract(1, ordering: .relaxed)
+        }
         if draining { drainSignal?.adjust(-1) }
         if trimScheduled {
             closesSinceTrimArmed += 1
@@ -288,6 +301,7 @@ package final class Worker {
         guard !draining else { return }
         draining = true
         listener?.stop()
+        tlsAcceptor?.stop()
         pool.closeAll()
         // This worker counted 1 in the drain's total until now; from now on, its connections.
         drainSignal?.adjust(connections.count - 1)
@@ -307,6 +321,7 @@ package final class Worker {
 
     private func shutdown() {
         listener?.stop()
+        tlsAcceptor?.stop()
         for connection in Array(connections.values) { connection.close() }
         pool.closeAll()
     }

@@ -188,6 +188,20 @@ package final class EventLoop: @unchecked Sendable {
         unregister(fd)
     }
 
+    /// Hands `fd`'s registration from `old` to `new`: the descriptor stays registered (and the
+    /// loop's to close), and its events go to `new` from now on. For a connection that changes
+    /// hands without a new epoll registration (a finished TLS handshake becomes a client
+    /// connection). False, and nothing changes, unless `old` holds the registration.
+    package func transfer(_ fd: Int32, from old: EventHandler, to new: EventHandler) -> Bool {
+        assertInLoop()
+        let index = Int(fd)
+        guard index < registrations.count, let registration = registrations[index], registration.handler === old else {
+            return false
+        }
+        registrations[index] = Registration(handler: new, generation: registration.generation, owned: registration.owned)
+        return true
+    }
+
     // MARK: timers (loop thread only)
 
     /// Runs `callback` on this loop after `delay`.

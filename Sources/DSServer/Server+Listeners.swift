@@ -10,11 +10,16 @@ extension Server {
     /// `FileDescriptor`s: each is shared by every worker's loop and lives as long as the process
     /// (a passed one is systemd's, one we open also sits in systemd's FD store).
     static func listeningSockets(
-        passed: [SystemdListeners.Passed], listen: SocketAddress, admin: SocketAddress?,
+        passed: [SystemdListeners.Passed], listen: SocketAddress?, admin: SocketAddress?,
         logger: Logger
-    ) throws -> (http: Int32, admin: Int32?) {
+    ) throws -> (http: Int32?, admin: Int32?) {
         if !passed.isEmpty {
             guard let http = SystemdListeners.pick(passed, name: "http") else {
+                // HTTPS only: systemd passed the https socket and no plain one.
+                if passed.contains(where: { $0.name == "https" }) {
+                    let adminFD = try passed.first { $0.name == "admin" }.map(checkedPassed)
+                    return (nil, try adminFD ?? admin.map { try openOwn($0, name: "admin", logger: logger) })
+                }
                 throw ServerError.invalid(
                     "systemd passed sockets named \(passed.map(\.name).joined(separator: ", ")), none named 'http' (FileDescriptorName=http)"
                 )
@@ -29,11 +34,12 @@ extension Server {
             return (httpFD, try admin.map { try openOwn($0, name: "admin", logger: logger) })
         }
         return (
-            try openOwn(listen, name: "http", logger: logger), try admin.map { try openOwn($0, name: "admin", logger: logger) }
+            try listen.map { try openOwn($0, name: "http", logger: logger) },
+            try admin.map { try openOwn($0, name: "admin", logger: logger) }
         )
     }
 
-    private static func checkedPassed(_ socket: SystemdListeners.Passed) throws -> Int32 {
+    static func checkedPassed(_ socket: SystemdListeners.Passed) throws -> Int32 {
         guard Socket.isListeningStream(socket.fd) else {
             throw ServerError.invalid(
                 "the socket passed by systemd (fd \(socket.fd), \(socket.name)) is not a listening TCP socket")
@@ -42,7 +48,7 @@ extension Server {
         return socket.fd
     }
 
-    private static func openOwn(_ address: SocketAddress, name: String, logger: Logger) throws -> Int32 {
+    static func openOwn(_ address: SocketAddress, name: String, logger: Logger) throws -> Int32 {
         let fd = try Socket.listen(on: address)
         // Under systemd without a socket unit: keep the socket in the FD store, so the next
         // ds-lb of a restart job gets the same socket, with the connections queued meanwhile.

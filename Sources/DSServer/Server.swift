@@ -14,10 +14,13 @@ import Glibc
 
 /// What a `Server` runs: everything `ds-lb serve` takes from its options and file, parsed.
 package struct ServerConfiguration {
-    /// `--listen` (unused when systemd passes the sockets).
-    package var listen: SocketAddress
+    /// `--listen` (unused when systemd passes the sockets); nil (`--listen none`): HTTPS only.
+    package var listen: SocketAddress?
     /// `--admin-listen`.
     package var admin: SocketAddress?
+    /// `--tls-listen` (systemd's socket named `https` takes its place); its connections need
+    /// `proxy.tls`.
+    package var tlsListen: SocketAddress?
     package var workers: Int
     package var algorithm: HashAlgorithm
     package var supervisor: SupervisorConfig
@@ -41,7 +44,7 @@ package struct ServerConfiguration {
     package var cluster: ClusterSetup?
 
     package init(
-        listen: SocketAddress, admin: SocketAddress? = nil, workers: Int, algorithm: HashAlgorithm,
+        listen: SocketAddress?, admin: SocketAddress? = nil, workers: Int, algorithm: HashAlgorithm,
         supervisor: SupervisorConfig, proxy: ProxyConfig, replicas: Int, stateDirectory: String,
         makeDriver: @escaping (Logger) throws -> ReplicaDriver
     ) {
@@ -102,7 +105,10 @@ package final class Server: @unchecked Sendable {
     package let supervisor: Supervisor
     package let driver: ReplicaDriver
     /// The listening sockets (systemd's, or our own).
-    package let listeners: (http: Int32, admin: Int32?)
+    package let listeners: (http: Int32?, admin: Int32?)
+    /// The TLS listening socket (systemd's `https`, or our own on `--tls-listen`), if any.
+    package let tlsListener: Int32?
+    private let ownsTLSListener: Bool
     private let ownsListeners: Bool
     private var signals: SignalWatcher?
     private let drain = GracefulDrain()
@@ -142,6 +148,14 @@ package final class Server: @unchecked Sendable {
         ownsListeners = passed.isEmpty
         listeners = try Self.listeningSockets(
             passed: passed, listen: configuration.listen, admin: configuration.admin, logger: logger)
+        (tlsListener, ownsTLSListener) = try Self.tlsListeningSocket(
+            passed: passed, listen: configuration.tlsListen, logger: logger)
+        if listeners.http == nil && tlsListener == nil {
+            throw ServerError.invalid("no listener: --listen none needs --tls-listen (or a socket named https)")
+        }
+        if tlsListener != nil && configuration.proxy.tls == nil {
+            throw ServerError.invalid("a TLS listener needs --tls-cert and --tls-key")
+        }
         driver = try configuration.makeDriver(logger)
         // The admin socket's worker reads snapshots like the others (it acknowledges generations).
         supervisor = Supervisor(
@@ -149,6 +163,10 @@ package final class Server: @unchecked Sendable {
             workers: configuration.workers + (listeners.admin == nil ? 0 : 1), logger: logger)
         var proxy = configuration.proxy
         proxy.drain = drain
+        if let tlsListener, let port = try? Socket.localAddress(tlsListener).port { proxy.httpsPort = port }
+        if proxy.redirectHTTP && tlsListener == nil {
+            throw ServerError.invalid("--redirect-http needs a TLS listener (--tls-listen)")
+        }
         proxyConfig = proxy
         drainTimeout = configuration.supervisor.drainTimeout
         supervisor.onClusterRefused = { [unowned self] reason in
@@ -232,7 +250,7 @@ package final class Server: @unchecked Sendable {
                 workersRunning.enter()
                 workerLoops.append(
                     try Worker.start(
-                        index: index, listenFD: listeners.http, publisher: supervisor.publisher,
+                        index: index, listenFD: listeners.http, tlsListenFD: tlsListener, publisher: supervisor.publisher,
                         config: proxyConfig, admin: admin, metrics: supervisor.metrics,
                         onUnreachable: { [supervisor] in supervisor.reportUnreachable($0) }, handle: handle,
                         onExit: { [workersRunning] in workersRunning.leave() }))
@@ -259,10 +277,13 @@ package final class Server: @unchecked Sendable {
             loop.stop()
             return
         }
-        let bound = (try? Socket.localAddress(listeners.http))?.description ?? configuration.listen.description
+        let bound =
+            (listeners.http ?? tlsListener).flatMap { try? Socket.localAddress($0) }?.description
+            ?? configuration.listen?.description ?? "https only"
         logger.info(
             "[i] ds-lb Listening on \(bound) (workers: \(workerCount), driver: \(driver.name), hash: \(configuration.algorithm.rawValue), key: \(proxyConfig.keyExtractor))"
         )
+        if let tlsListener { logTLS(tlsListener) }
         if let path = configuration.configurationFile {
             logger.info("[i] Configuration: \(path) (reload: systemctl reload ds-lb, or SIGHUP)")
         }
@@ -281,9 +302,10 @@ package final class Server: @unchecked Sendable {
         workerLoops.forEach { $0.stop() }
         workersRunning.wait()
         if ownsListeners {
-            close(listeners.http)
+            if let http = listeners.http { close(http) }
             if let admin = listeners.admin { close(admin) }
         }
+        if ownsTLSListener, let tlsListener { close(tlsListener) }
         if let startError { throw startError }
         logger.info("[i] ds-lb stopped")
     }
@@ -320,7 +342,10 @@ package final class Server: @unchecked Sendable {
         // Stop accepting (new connections wait in the socket's backlog, which systemd keeps
         // for the next ds-lb), let the requests in flight finish, then stop.
         guard !workerLoops.isEmpty else { return stopLoops() }
-        do { try GracefulStop.stopAccepting(listeners.http) } catch { logger.error("[!] Could not stop accepting: \(error)") }
+        do {
+            if let http = listeners.http { try GracefulStop.stopAccepting(http) }
+            if let tlsListener { try GracefulStop.stopAccepting(tlsListener) }
+        } catch { logger.error("[!] Could not stop accepting: \(error)") }
         let drainTimeout = drainTimeout
         // Each worker closes its idle connections and each other one after its response.
         drain.begin()

@@ -74,7 +74,8 @@ extension Serve {
             return host
         }
         let listenHost: String
-        do { listenHost = try SocketAddress.parse(listen).host } catch { throw ValidationError("--listen: \(error)") }
+        let source = listen == "none" ? tlsListen ?? listen : listen
+        do { listenHost = try SocketAddress.parse(source).host } catch { throw ValidationError("--listen: \(error)") }
         return listenHost == "0.0.0.0" || listenHost == "::" || listenHost.isEmpty ? "127.0.0.1" : listenHost
     }
 

@@ -30,7 +30,7 @@ struct Serve: ParsableCommand {
     )
     var config: String?
 
-    @Option(help: "Address to listen on (ignored when systemd passes a listening socket).")
+    @Option(help: "Address to listen on (ignored when systemd passes a listening socket); none: HTTPS only (--tls-listen).")
     var listen: String = "0.0.0.0:5000"
 
     @Option(
@@ -38,6 +38,36 @@ struct Serve: ParsableCommand {
             "Serve the admin endpoints (/rep /add /rm /status /metrics) on this address only, not on --listen (a socket systemd passes named admin takes its place)."
     )
     var adminListen: String?
+
+    @Option(
+        help:
+            "Also accept HTTPS on this address (TLS terminated here, then the same proxying as --listen); needs --tls-cert and --tls-key. A socket systemd passes named https takes its place."
+    )
+    var tlsListen: String?
+
+    @Option(
+        name: .customLong("tls-cert"),
+        help:
+            "A PEM certificate for --tls-listen, its chain after it (RSA or ECDSA); repeatable, each with its --tls-key in the same order. Chosen by SNI (exact or *. names); the first is the default. A reload loads them again."
+    )
+    var tlsCerts: [String] = []
+
+    @Option(name: .customLong("tls-key"), help: "The PEM private key of the --tls-cert given in the same position.")
+    var tlsKeys: [String] = []
+
+    @Option(
+        help:
+            "OpenSSL cipher list for TLS 1.2 (TLS 1.3 keeps OpenSSL's AEAD suites; default: ECDHE with AES-GCM or ChaCha20-Poly1305)."
+    )
+    var tlsCiphers: String?
+
+    @Option(help: "A TLS handshake must be done within this after the connection is accepted.")
+    var tlsHandshakeTimeout: String = "10s"
+
+    @Flag(
+        name: .customLong("redirect-http"),
+        help: "Answer requests on --listen (admin endpoints excepted) with 308 to the same URL over https (needs --tls-listen).")
+    var redirectHTTP = false
 
     @Option(
         help:
@@ -286,14 +316,19 @@ struct Serve: ParsableCommand {
         // Everything run() parses later is checked here too, so a reload refuses a file that
         // would not start.
         _ = try addresses()
+        _ = try tlsAddress()
         _ = try liveProxyConfig(from: ProxyConfig(adminAllow: []))
         for backend in backends { _ = try Self.parseBackend(backend) }
     }
 
-    /// `--listen` and `--admin-listen`, parsed.
-    func addresses() throws -> (listen: SocketAddress, admin: SocketAddress?) {
-        let listenAddress: SocketAddress
-        do { listenAddress = try SocketAddress.parse(listen) } catch { throw ValidationError("--listen: \(error)") }
+    /// `--listen` (nil for `none`: HTTPS only) and `--admin-listen`, parsed.
+    func addresses() throws -> (listen: SocketAddress?, admin: SocketAddress?) {
+        var listenAddress: SocketAddress?
+        if listen == "none" {
+            guard tlsListen != nil else { throw ValidationError("--listen none needs --tls-listen") }
+        } else {
+            do { listenAddress = try SocketAddress.parse(listen) } catch { throw ValidationError("--listen: \(error)") }
+        }
         guard let adminListen else { return (listenAddress, nil) }
         do { return (listenAddress, try SocketAddress.parse(adminListen)) } catch {
             throw ValidationError("--admin-listen: \(error)")
@@ -328,6 +363,7 @@ struct Serve: ParsableCommand {
         config.balanceFactor = balanceFactor
         config.pipelineSlots = pipelineSlots
         try proxyTimeouts(into: &config)
+        try tlsSettings(into: &config)
         return config
     }
 
@@ -381,6 +417,7 @@ struct Serve: ParsableCommand {
             replicas: driver == "static" ? 0 : replicas, stateDirectory: stateDir ?? Self.defaultStateDirectory()
         ) { logger in try self.makeDriver(staticBackends: staticBackends, logger: logger) }
         configuration.resetState = resetState
+        configuration.tlsListen = try tlsAddress()
         configuration.cluster = try clusterSetup(logger: logger)
         configuration.configurationFile = invocation.file?.path
 

@@ -62,7 +62,8 @@ final class ServerTests: XCTestCase {
         let ready = DispatchSemaphore(value: 0)
         server.onReady = { ready.signal() }
         try server.start()
-        let running = RunningServer(server: server, port: try Socket.localAddress(server.listeners.http).port, log: log)
+        let running = RunningServer(
+            server: server, port: try Socket.localAddress(XCTUnwrap(server.listeners.http)).port, log: log)
         Thread {
             do { try server.run() } catch { running.runError.withLock { $0 = error } }
             running.stopped.signal()

@@ -99,15 +99,18 @@ final class ServeConfigFileTests: IntegrationTestCase {
             XCTAssertEqual(value, expected, "systemd/ds-lb.toml: '# \(name) = ...' is not serve's default")
         }
         // Uncommented (all but the static driver's backends), the file is one serve accepts; the
-        // admin token file it names must exist, so it points at one made here.
+        // admin token file and the certificate it names must exist, so it points at ones made here.
         let directory = try temporaryDirectory()
         try "0123456789abcdef0123456789abcdef\n".write(toFile: directory + "/token", atomically: true, encoding: .utf8)
+        let certificate = try makeCertificate(in: directory, "tls", names: ["example.com"])
         let uncommented = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
             guard line.hasPrefix("# "), !line.hasPrefix("# backend"),
                 let name = line.dropFirst(2).split(separator: "=").first?.trimmingCharacters(in: .whitespaces),
                 commented[name] != nil
             else { return String(line) }
             if name == "admin-token-file" { return "admin-token-file = \"\(directory)/token\"" }
+            if name == "tls-cert" { return "tls-cert = [\"\(certificate.cert)\"]" }
+            if name == "tls-key" { return "tls-key = [\"\(certificate.key)\"]" }
             return String(line.dropFirst(2))
         }.joined(separator: "\n")
         try uncommented.write(toFile: directory + "/all.toml", atomically: true, encoding: .utf8)

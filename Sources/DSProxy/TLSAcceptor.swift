@@ -1,0 +1,199 @@
+import DSReactor
+import DSSystem
+import DSTLS
+
+/// A worker's TLS listener: accepts, runs each handshake without blocking on the worker's loop,
+/// and hands a connection whose handshake is done to a `ClientConnection`, which serves it as
+/// any other (the same machine; only its reads and writes go through TLS). Loop thread only.
+///
+/// Connections are spread over the workers as plain ones are (`AcceptBalance`, a group of its
+/// own for the TLS listener): a connection counts for its worker from the accept, handshake
+/// included, until it closes.
+///
+/// Handshakes in progress are kept oldest first. Each must finish within
+/// `--tls-handshake-timeout` of its accept; beyond `tlsMaxHandshakes` at a time, a new one
+/// drops the oldest. So clients that open connections and never finish their handshake cost a
+/// bounded number of descriptors and never hold up established connections, and a client that
+/// does handshake gets its turn at once.
+final class TLSAcceptor: TimerTarget {
+    private unowned let worker: Worker
+    private var listener: Listener?
+    /// Handshakes in progress, oldest first (a list through the handshakes themselves).
+    private var oldest: TLSHandshake?
+    private var newest: TLSHandshake?
+    private(set) var inProgress = 0
+    private var timer: TimerID?
+    private var timerAt: UInt64 = 0
+    /// This worker in the group that shares the TLS listening socket.
+    private var balance: (group: AcceptBalance, member: AcceptBalance.Member)?
+
+    init(worker: Worker, fd: Int32) throws {
+        self.worker = worker
+        listener = try Listener(fd: fd, loop: worker.loop) { [unowned self] client, peer in
+            self.accept(client, peer: peer)
+        }
+        let loop = worker.loop
+        let group = AcceptBalance.group(for: fd)
+        let me = LoopBound(self)
+        let member = AcceptBalance.Member(index: worker.index) { client, peer in
+            loop.execute { me.value.start(FileDescriptor(adopting: client), peer: peer) }
+        }
+        group.join(member)
+        balance = (group, member)
+    }
+
+    /// A TLS connection of this worker closed (its handshake failed, or the client connection
+    /// it became ended).
+    func connectionEnded() {
+        balance?.member.connections.subtract(1, ordering: .relaxed)
+    }
+
+    /// Stops accepting and drops the handshakes in progress (graceful stop, shutdown).
+    func stop() {
+        listener?.stop()
+        listener = nil
+        while let handshake = oldest { drop(handshake) }
+        if let timer { worker.loop.cancel(timer) }
+        timer = nil
+    }
+
+    private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
+        if let (group, member) = balance, let other = group.handOver(from: member) {
+            other.adopt(fd.release(), peer)
+            return
+        }
+        start(fd, peer: peer)
+    }
+
+    /// Begins the handshake of a connection accepted here or handed over (counted already).
+    private func start(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
+        guard !worker.draining, listener != nil, let context = worker.config.tls,
+            let session = TLSSession(context: context, fd: fd.rawValue)
+        else {
+            fd.close()
+            connectionEnded()
+            return
+        }
+        if inProgress >= max(1, worker.config.tlsMaxHandshakes), let victim = oldest { drop(victim) }
+        let deadline = monotonicNanoseconds() + nanoseconds(of: worker.config.tlsHandshakeTimeout)
+        let handshake = TLSHandshake(fd: fd.rawValue, peer: peer, session: session, deadline: deadline, acceptor: self)
+        do {
+            // The loop owns the descriptor from here (it closes it if this fails).
+            try worker.loop.register(fd, handler: handshake)
+        } catch {
+            connectionEnded()
+            return
+        }
+        append(handshake)
+        armTimer(for: deadline)
+        handshake.step()
+    }
+
+    /// The handshake is done: the connection is served from now on.
+    func established(_ handshake: TLSHandshake) {
+        unlink(handshake)
+        let connection = ClientConnection(fd: handshake.fd, peer: handshake.peer, worker: worker, tls: handshake.session)
+        guard worker.loop.transfer(handshake.fd, from: handshake, to: connection) else {
+            connectionEnded()
+            return
+        }
+        worker.adoptRegistered(connection)
+    }
+
+    /// The handshake failed, timed out or was dropped for a newer one: the connection closes.
+    func drop(_ handshake: TLSHandshake) {
+        unlink(handshake)
+        worker.loop.close(handshake.fd, of: handshake)
+        connectionEnded()
+    }
+
+    // MARK: deadlines
+
+    private func armTimer(for deadline: UInt64) {
+        if timer != nil && timerAt <= deadline { return }
+        if let timer { worker.loop.cancel(timer) }
+        timerAt = deadline
+        let now = monotonicNanoseconds()
+        timer = worker.loop.schedule(afterNanoseconds: deadline > now ? deadline - now : 0, target: self)
+    }
+
+    func timerFired(_ tag: Int) {
+        timer = nil
+        let now = monotonicNanoseconds()
+        // Deadlines are set at the accept from one timeout, so the oldest expires first (a
+        // reload that shortens the timeout only makes later ones earlier: checked below too).
+        var next: UInt64 = .max
+        var cursor = oldest
+        while let handshake = cursor {
+            cursor = handshake.newer
+            if handshake.deadline <= now {
+                drop(handshake)
+            } else {
+                next = min(next, handshake.deadline)
+            }
+        }
+        if next != .max { armTimer(for: next) }
+    }
+
+    // MARK: the list
+
+    private func append(_ handshake: TLSHandshake) {
+        handshake.older = newest
+        newest?.newer = handshake
+        newest = handshake
+        if oldest == nil { oldest = handshake }
+        handshake.listed = true
+        inProgress += 1
+    }
+
+    private func unlink(_ handshake: TLSHandshake) {
+        guard handshake.listed else { return }
+        handshake.listed = false
+        handshake.older?.newer = handshake.newer
+        handshake.newer?.older = handshake.older
+        if oldest === handshake { oldest = handshake.newer }
+        if newest === handshake { newest = handshake.older }
+        handshake.older = nil
+        handshake.newer = nil
+        inProgress -= 1
+    }
+}
+
+/// One TLS handshake in progress on a worker's loop. Both readiness edges are registered
+/// (edge-triggered), so whichever of WANT_READ / WANT_WRITE OpenSSL reported, the event it
+/// waits for runs `step` again.
+final class TLSHandshake: EventHandler {
+    let fd: Int32
+    let peer: SocketAddress?
+    let session: TLSSession
+    let deadline: UInt64
+    private unowned let acceptor: TLSAcceptor
+    fileprivate weak var older: TLSHandshake?
+    fileprivate var newer: TLSHandshake?
+    fileprivate var listed = false
+
+    init(fd: Int32, peer: SocketAddress?, session: TLSSession, deadline: UInt64, acceptor: TLSAcceptor) {
+        self.fd = fd
+        self.peer = peer
+        self.session = session
+        self.deadline = deadline
+        self.acceptor = acceptor
+    }
+
+    func handle(_ events: IOEvents) {
+        guard listed else { return }
+        if events.contains(.error) || events.contains(.hangup) {
+            acceptor.drop(self)
+            return
+        }
+        step()
+    }
+
+    func step() {
+        switch session.handshake() {
+        case .done: acceptor.established(self)
+        case .wantRead, .wantWrite: return
+        case .closed, .failed: acceptor.drop(self)
+        }
+    }
+}
