@@ -317,8 +317,9 @@ def render(outdir):
 
     out.append(f"### Keep-alive{' over TLS' if tls else ''}, small response (`GET {meta['path']}`, {meta['duration']} per run)")
     out.append("")
-    out.append("| Proxy | T | wrk -c | req/s (median) | req/s min–max | p50 | p99 | vs HAProxy | vs direct | CPU µs/request | errors (all rounds) |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    vs_direct = "" if tls else " vs direct |"
+    out.append(f"| Proxy | T | wrk -c | req/s (median) | req/s min–max | p50 | p99 | vs HAProxy |{vs_direct} CPU µs/request | errors (all rounds) |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|" + ("" if tls else "---|"))
     for c in conns:
         test = f"c{c}"
         direct = runs.get(("direct", 0, test), [])
@@ -332,12 +333,12 @@ def render(outdir):
             h_rps = med(r["rps"] for r in runs.get(("haproxy", t, test), [])) if t else None
             out.append(f"| {NAMES[target]} | {t or '—'} | {c} | {fmt_rps(rps)} | {spread(rs)} | "
                        f"{fmt_ms(med(r['p50'] for r in rs))} | {fmt_ms(med(r['p99'] for r in rs))} | "
-                       f"{ratio(rps, h_rps) if t else '—'} | {ratio(rps, d_rps) if t else '1.00×'} | "
+                       f"{ratio(rps, h_rps) if t else '—'} |{'' if tls else ' ' + (ratio(rps, d_rps) if t else '1.00×') + ' |'} "
                        f"{cpu_cell(rs)} | {errors_cell(rs)} |")
     out.append("")
     if tls:
-        out.append("vs direct: — in a TLS run (the replica speaks plain HTTP only; compare with the plain "
-                   "`## Proxy comparison` section, measured in another run).")
+        out.append("No direct row: the replica speaks plain HTTP only (the plain figures are in `## Proxy comparison`, "
+                   "another run).")
         out.append("")
     out.append("CPU µs/request: the CPU time of the proxy's process (all threads; nginx: its worker processes) over "
                "the wrk run, from /proc/PID/stat, divided by the requests wrk completed; median over rounds. "
@@ -382,21 +383,25 @@ def render(outdir):
     return "\n".join(out)
 
 
+def table_rows(meta, runs, test):
+    """(target, T, results, median, HAProxy's median at that T) for each row of one test's table:
+    direct first (when it was measured), then each thread count's proxies."""
+    for target, t in [("direct", 0)] + [(p, t) for t in meta["threads"] for p in PROXIES]:
+        rs = runs.get((target, t, test), [])
+        if rs:
+            h_rps = med(r["rps"] for r in runs.get(("haproxy", t, test), [])) if t else None
+            yield target, t, rs, med(r["rps"] for r in rs), h_rps
+
+
 def handshake_table(meta, runs):
     out = [f"### Full TLS handshakes (`ab -r -s 5 -n {meta['hs_n']} -c {meta['hs_c']}` over https: a new connection, "
            "a full TLS 1.3 handshake and one `GET` per request, never a resumed session)", ""]
     out.append("| Proxy | T | handshakes/s (median) | min–max | p99 | vs HAProxy | CPU µs/handshake | ab's suite | failed (all rounds) |")
     out.append("|---|---|---|---|---|---|---|---|---|")
-    for t in meta["threads"]:
-        for target in PROXIES:
-            rs = runs.get((target, t, "close"), [])
-            if not rs:
-                continue
-            rps = med(r["rps"] for r in rs)
-            h_rps = med(r["rps"] for r in runs.get(("haproxy", t, "close"), []))
-            seen = sorted({r["tls"] for r in rs if r.get("tls")})
-            out.append(f"| {NAMES[target]} | {t} | {fmt_rps(rps)} | {spread(rs)} | {fmt_ms(med(r.get('p99') for r in rs))} | "
-                       f"{ratio(rps, h_rps)} | {cpu_cell(rs)} | {', '.join(seen) or '—'} | {errors_cell(rs)} |")
+    for target, t, rs, rps, h_rps in table_rows(meta, runs, "close"):
+        seen = sorted({" ".join(r["tls"].split(",")[:2]) for r in rs if r.get("tls")})
+        out.append(f"| {NAMES[target]} | {t} | {fmt_rps(rps)} | {spread(rs)} | {fmt_ms(med(r.get('p99') for r in rs))} | "
+                   f"{ratio(rps, h_rps)} | {cpu_cell(rs)} | {', '.join(seen) or '—'} | {errors_cell(rs)} |")
     out.append("")
     out.append("CPU µs/handshake: the proxy's CPU time over the ab run (as for the keep-alive rows) divided by the "
                "requests ab completed, each one full handshake plus a small proxied request. ab is a single process "
@@ -408,7 +413,6 @@ def handshake_table(meta, runs):
 
 
 def close_table(meta, runs):
-    threads = meta["threads"]
     out = []
     out.append(f"### New connection per request (`ab -r -s 5 -n {meta['ab_n']} -c {meta['ab_c']}`, HTTP/1.0, no keep-alive)")
     out.append("")
@@ -416,12 +420,7 @@ def close_table(meta, runs):
     out.append("|---|---|---|---|---|---|---|---|")
     direct = runs.get(("direct", 0, "close"), [])
     d_rps = med(r["rps"] for r in direct)
-    for target, t in [("direct", 0)] + [(p, t) for t in threads for p in PROXIES]:
-        rs = runs.get((target, t, "close"), [])
-        if not rs:
-            continue
-        rps = med(r["rps"] for r in rs)
-        h_rps = med(r["rps"] for r in runs.get(("haproxy", t, "close"), [])) if t else None
+    for target, t, rs, rps, h_rps in table_rows(meta, runs, "close"):
         out.append(f"| {NAMES[target]} | {t or '—'} | {fmt_rps(rps)} | {spread(rs)} | "
                    f"{ratio(rps, h_rps) if t else '—'} | {ratio(rps, d_rps) if t else '1.00×'} | "
                    f"{upstream_cell(rs) if t else '—'} | {errors_cell(rs)} |")
@@ -434,25 +433,21 @@ def close_table(meta, runs):
 
 
 def body_table(meta, runs):
-    threads = meta["threads"]
     tls = meta.get("tls", False)
     out = []
     out.append(f"### Large body{' over TLS' if tls else ''} ({meta['body_mib']} MiB up and the same {meta['body_mib']} MiB back through `POST /echo`, curl, {meta.get('body_runs', 1)} in a row per visit: the median of each visit, then the median over the rounds; min–max over every transfer)")
     out.append("")
-    out.append("| Proxy | T | MiB/s each way (median) | min–max | vs HAProxy | vs direct | failed (all rounds) |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("| Proxy | T | MiB/s each way (median) | min–max | vs HAProxy |" + ("" if tls else " vs direct |")
+               + " failed (all rounds) |")
+    out.append("|---|---|---|---|---|---|" + ("" if tls else "---|"))
     direct = runs.get(("direct", 0, "body"), [])
     d_rps = med(r["rps"] for r in direct)
-    for target, t in [("direct", 0)] + [(p, t) for t in threads for p in PROXIES]:
-        rs = runs.get((target, t, "body"), [])
-        if not rs:
-            continue
-        rps = med(r["rps"] for r in rs)
-        h_rps = med(r["rps"] for r in runs.get(("haproxy", t, "body"), [])) if t else None
+    for target, t, rs, rps, h_rps in table_rows(meta, runs, "body"):
         vals = [v for r in rs for v in r.get("runs", [r["rps"]]) if v is not None]
         rng = f"{min(vals):,.0f}–{max(vals):,.0f}" if len(vals) > 1 else "—"
         out.append(f"| {NAMES[target]} | {t or '—'} | {fmt_rps(rps)} | {rng} | "
-                   f"{ratio(rps, h_rps) if t else '—'} | {ratio(rps, d_rps) if t else '1.00×'} | {errors_cell(rs)} |")
+                   f"{ratio(rps, h_rps) if t else '—'} |{'' if tls else ' ' + (ratio(rps, d_rps) if t else '1.00×') + ' |'} "
+                   f"{errors_cell(rs)} |")
     out.append("")
     return out
 
@@ -552,8 +547,8 @@ def notes(meta, outdir, runs):
     out.append(f"- Noise: the machine has {meta['nproc']} shared CPUs and wrk/ab, the proxy and the replica all run on "
                "them, so the load generator competes with the proxy for CPU; with T equal to the CPU count the "
                "proxy's threads are oversubscribed. Absolute numbers are far below what these proxies do on "
-               "dedicated cores. "
-               + ("" if tls else "The direct baseline is bounded by the "
+               "dedicated cores."
+               + ("" if tls else " The direct baseline is bounded by the "
                   + ("nginx backend." if fast_backend(meta) else "single-threaded ds-server."))
                + spread_text)
     out.append("- All three proxies do the same work per request: parse, pick the replica by hashing `?id=`, add "
@@ -585,7 +580,10 @@ def notes(meta, outdir, runs):
                    f"{meta.get('body_runs', 1)} transfer(s) per visit. With a proxy in the path three processes "
                    "(curl, the proxy, the replica) are busy on the 2 CPUs against two without one, and the replica "
                    "alone swings by 3× and more from one transfer to the next, so the ratio to direct is the "
-                   "noisiest figure here.")
+                   "noisiest figure here." if not tls else
+                   "alone swings by 3× and more from one transfer to the next. Over TLS the client leg goes through "
+                   "AES-GCM both ways in curl and in the proxy (ds-lb: `SSL_read`/`SSL_write` where the kernel has no "
+                   "kTLS, see its log line above), the replica leg stays plain.")
     out.append(f"- Raw wrk/ab outputs and proxy logs of this run: `{meta['outdir_rel']}/` (not committed).")
     out.append("")
     return out
