@@ -605,11 +605,10 @@ def notes(meta, outdir, runs):
                    "5–110 MB until `proxy_read_timeout` in every try (`proxy_request_buffering` off and on). "
                    f"{meta.get('body_runs', 1)} transfer(s) per visit. With a proxy in the path three processes "
                    "(curl, the proxy, the replica) are busy on the 2 CPUs against two without one, and the replica "
-                   "alone swings by 3× and more from one transfer to the next, so the ratio to direct is the "
-                   "noisiest figure here." if not tls else
-                   "alone swings by 3× and more from one transfer to the next. Over TLS the client leg goes through "
-                   "AES-GCM both ways in curl and in the proxy (ds-lb: `SSL_read`/`SSL_write` where the kernel has no "
-                   "kTLS, see its log line above), the replica leg stays plain.")
+                   "alone swings by 3× and more from one transfer to the next"
+                   + (". Over TLS the client leg goes through AES-GCM both ways in curl and in the proxy (ds-lb: "
+                      "`SSL_read`/`SSL_write` where the kernel has no kTLS, see its log line above), the replica leg "
+                      "stays plain." if tls else ", so the ratio to direct is the noisiest figure here."))
     out.append(f"- Raw wrk/ab outputs and proxy logs of this run: `{meta['outdir_rel']}/` (not committed).")
     out.append("")
     return out
