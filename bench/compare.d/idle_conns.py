@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """RSS growth per idle keep-alive client connection (bench/compare).
 
-Usage: idle_conns.py HOST PORT PID [COUNT]
+Usage: idle_conns.py [--tls] HOST PORT PID [COUNT]
 
 Warms the proxy up with a few requests, reads VmRSS of PID and all its descendants, opens COUNT
 (default 10000) client connections, sends one keep-alive GET /home?id=12345 on each and reads
 the whole response, so every connection has been through a full request and now sits idle in
 keep-alive. Waits 2 s, reads VmRSS again, checks how many connections are still open, closes
-them all and prints one JSON line. Loopback only; standard library only.
+them all and prints one JSON line. With --tls every connection is a TLS connection (full
+handshake, certificate not verified: the run made it itself; protocol and suite are whatever
+OPENSSL_CONF pins) and the JSON also names the negotiated protocol and cipher. Loopback only;
+standard library only.
 """
 import json
 import os
 import socket
+import ssl
 import sys
 import time
 
@@ -70,13 +74,36 @@ def exchange(sock):
     return status
 
 
+def connector(tls):
+    """A function opening one client connection, plain or TLS."""
+    if not tls:
+        return lambda host, port: socket.create_connection((host, port), timeout=5)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+
+    def connect(host, port):
+        raw = socket.create_connection((host, port), timeout=5)
+        try:
+            return context.wrap_socket(raw, server_hostname="localhost")
+        except BaseException:
+            raw.close()
+            raise
+    return connect
+
+
 def main():
-    host, port, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    count = int(sys.argv[4]) if len(sys.argv) > 4 else 10000
+    args = sys.argv[1:]
+    tls = "--tls" in args
+    args = [a for a in args if a != "--tls"]
+    host, port, pid = args[0], int(args[1]), int(args[2])
+    count = int(args[3]) if len(args) > 3 else 10000
+    connect = connector(tls)
 
     # Warm-up: a few connections, 50 requests each, then closed.
     for _ in range(4):
-        with socket.create_connection((host, port), timeout=5) as s:
+        with connect(host, port) as s:
             for _ in range(50):
                 exchange(s)
     time.sleep(1)
@@ -86,7 +113,7 @@ def main():
     started = time.monotonic()
     for _ in range(count):
         try:
-            s = socket.create_connection((host, port), timeout=5)
+            s = connect(host, port)
         except OSError:
             errors += 1
             continue
@@ -98,6 +125,7 @@ def main():
             errors += 1
             s.close()
     opened_in = time.monotonic() - started
+    negotiated = {"tls": f"{socks[0].version()} {socks[0].cipher()[0]}"} if tls and socks else {}
     time.sleep(2)
     after = rss_kib(pid)
 
@@ -106,7 +134,7 @@ def main():
         s.setblocking(False)
         try:
             still_open += s.recv(1) != b""  # b"" = closed by the proxy; data would be odd
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError):
             still_open += 1
         except OSError:
             pass
@@ -114,7 +142,7 @@ def main():
         s.close()
 
     held = len(socks)
-    print(json.dumps({
+    print(json.dumps({**negotiated,
         "connections": held, "still_open": still_open, "errors": errors, "non2xx": non2xx,
         "rss_before_kib": before, "rss_after_kib": after,
         "per_conn_bytes": round((after - before) * 1024 / held) if held else None,

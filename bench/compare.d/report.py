@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Turns the raw output of one bench/compare run into the `## Proxy comparison` Markdown section
-(`## Proxy comparison, fast backend` for a run with `--fast-backend`).
+(`## Proxy comparison, fast backend` for a run with `--fast-backend`; `## Proxy comparison, TLS`
+and `## Proxy comparison, TLS, fast backend` for runs with `--tls`).
 
 Usage: report.py OUTDIR [--update RESULTS.md]
 
 OUTDIR holds meta.json (machine, versions, settings, commands), raw/ (one wrk or ab output per
 round, target, thread count and test: r<round>_<target>_T<threads>_<test>.txt, T0 = direct),
-rss/ (idle_conns.py JSON per target and thread count) and events.log (crashes, restarts).
+rss/ (idle_conns.py JSON per target and thread count) and events.log (crashes, restarts). A --tls
+run has the same files over https (close = ab's full handshakes, with a .cpu file) plus one
+openssl s_client output per visit (r<round>_<target>_T<threads>_suite.txt).
 Prints the section; with --update also replaces that section of RESULTS.md (or appends it),
 leaving every other section untouched. Standard library only.
 """
@@ -18,6 +21,10 @@ import sys
 
 SECTION = "## Proxy comparison"
 FAST_SECTION = "## Proxy comparison, fast backend"
+
+
+def section_title(meta):
+    return SECTION + (", TLS" if meta.get("tls") else "") + (", fast backend" if fast_backend(meta) else "")
 
 
 def fast_backend(meta):
@@ -72,8 +79,38 @@ def parse_ab(text):
                 r["error_detail"] = "Failed requests: %d %s" % (r["socket_errors"], d.group(1).strip())
     if m := re.search(r"Non-2xx responses:\s+(\d+)", text):
         r["non2xx"] = int(m.group(1))
+    if m := re.search(r"^\s+99%\s+(\d+)", text, re.M):
+        r["p99"] = float(m.group(1))  # ms, whole milliseconds in ab's table
+    if m := re.search(r"SSL/TLS Protocol:\s+(\S+)", text):
+        r["tls"] = m.group(1)
+    # ab counts a connection whose handshake failed as neither complete nor failed; count it here.
+    if hs := text.count("SSL handshake failed"):
+        r["socket_errors"] += hs
+        r["error_detail"] = (r["error_detail"] + "; " if r["error_detail"] else "") + f"{hs} TLS handshakes failed"
     if r["rps"] is None:  # ab gave up (it prints why on stderr, captured in the same file)
         r["error_detail"] = " / ".join(l.strip() for l in text.splitlines() if "apr_" in l or "rror" in l)[:300]
+    return r
+
+
+def parse_ab_runs(text):
+    """ab output, or (--tls) the outputs of several ab processes run at once, each after a
+    `=== ab K of N ===` line: their requests added up over the longest one's time, errors added
+    up, the worst p99."""
+    parts = [t for t in re.split(r"^=== ab \d+ of \d+ ===$", text, flags=re.M) if t.strip()]
+    if len(parts) < 2:
+        return parse_ab(text)
+    rs = [parse_ab(t) for t in parts]
+    times = [float(m.group(1)) for t in parts if (m := re.search(r"Time taken for tests:\s+([\d.]+)", t))]
+    r = {"requests": sum(x["requests"] for x in rs), "socket_errors": sum(x["socket_errors"] for x in rs),
+         "non2xx": sum(x["non2xx"] for x in rs),
+         "error_detail": "; ".join(f"ab {i + 1}: {x['error_detail']}" for i, x in enumerate(rs) if x["error_detail"])}
+    complete = all(x["rps"] is not None for x in rs) and len(times) == len(rs) and max(times) > 0
+    r["rps"] = r["requests"] / max(times) if complete else None
+    p99 = [x["p99"] for x in rs if x.get("p99") is not None]
+    r["p99"] = max(p99) if p99 else None
+    tls = [x["tls"] for x in rs if x.get("tls")]
+    if tls:
+        r["tls"] = tls[0]
     return r
 
 
@@ -130,6 +167,26 @@ def parse_rate(text):
     return r
 
 
+def parse_suite(text):
+    """openssl s_client output: `TLSv1.3 TLS_AES_128_GCM_SHA256, X25519`, or why there is none."""
+    m = re.search(r"^New, (\S+), Cipher is (\S+)", text, re.M)
+    if not m or m.group(2) == "(NONE)":
+        return "no handshake: " + " ".join(text.split())[-120:]
+    key = re.search(r"^Server Temp Key: ([^,\n]+)", text, re.M)
+    return f"{m.group(1)} {m.group(2)}" + (f", {key.group(1)}" if key else "")
+
+
+def load_suites(outdir):
+    """(target, threads) -> set of what openssl s_client negotiated on each visit (--tls runs)."""
+    suites = {}
+    raw = os.path.join(outdir, "raw")
+    for name in sorted(os.listdir(raw)):
+        if m := re.fullmatch(r"r(\d+)_(.+)_T(\d+)_suite\.txt", name):
+            with open(os.path.join(raw, name), errors="replace") as f:
+                suites.setdefault((m.group(2), int(m.group(3))), set()).add(parse_suite(f.read()))
+    return suites
+
+
 def load(outdir):
     runs = {}  # (target, threads, test) -> [result per round]
     raw = os.path.join(outdir, "raw")
@@ -146,13 +203,14 @@ def load(outdir):
         rnd, target, threads, test = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
         with open(os.path.join(raw, name), errors="replace") as f:
             text = f.read()
-        res = parse_ab(text) if test == "close" else parse_body(text) if test == "body" else parse_wrk(text)
+        res = parse_ab_runs(text) if test == "close" else parse_body(text) if test == "body" else parse_wrk(text)
         cpu = os.path.join(raw, name[:-4] + ".cpu")
-        if test.startswith("c") and os.path.exists(cpu) and res["requests"]:
+        if (test.startswith("c") or test == "close") and os.path.exists(cpu) and res["requests"]:
             with open(cpu) as f:
                 parts = f.read().split()
             if len(parts) == 2 and int(parts[1]) > 0:
-                # clock ticks of the proxy (all its threads and worker processes) over the wrk run
+                # clock ticks of the proxy (all its threads and worker processes) over the wrk
+                # run (--tls: also over the ab run, per handshake)
                 res["cpu_us"] = int(parts[0]) * 1e6 / int(parts[1]) / res["requests"]
         opens = os.path.join(raw, name[:-4] + ".opens")
         if test == "close" and os.path.exists(opens):
@@ -248,8 +306,13 @@ def render(outdir):
     runs = load(outdir)
     threads = meta["threads"]
     conns = meta["conns"]
-    out = [FAST_SECTION if fast_backend(meta) else SECTION, ""]
-    out.append(f"Measured by `bench/compare` on {meta['date']}: {replica_text(meta)} behind each proxy in turn, "
+    tls = meta.get("tls", False)
+    out = [section_title(meta), ""]
+    if meta.get("quick"):
+        out.append(f"**Smoke run (`--quick`), not a measurement**: 1 short round on a loaded machine (load average "
+                   f"{meta.get('loadavg_end', '?')} at the end of the run); it only shows that every step works.")
+        out.append("")
+    out.append(f"Measured by `bench/compare{' --tls' if tls else ''}` on {meta['date']}: {replica_text(meta)} behind each proxy in turn, "
                f"{meta['rounds']} interleaved rounds (each round visits every proxy and thread count once, "
                f"the order rotated from round to round), medians over the rounds. Ratios are ratios of medians.")
     out.append("")
@@ -260,6 +323,12 @@ def render(outdir):
     out.append(f"- Thread counts T: {', '.join(map(str, threads))} (ds-lb `--workers T`, HAProxy `nbthread T`, "
                f"nginx `worker_processes T`; the replica is "
                f"{'the fast backend' if fast_backend(meta) else 'ds-server, one event loop'}).")
+    suites = load_suites(outdir) if tls else {}
+    if tls:
+        seen = sorted(set().union(*suites.values())) if suites else ["not checked"]
+        out.append(f"- TLS: one ECDSA P-256 certificate (`openssl req`) on all three proxies, TLS 1.3 only, suite "
+                   f"`{meta['tls_suite']}` and group X25519 pinned on the proxies and the clients ({meta.get('openssl', 'OpenSSL')}); "
+                   f"negotiated (`openssl s_client`, every visit): {'; '.join(seen)}. The replica leg is plain HTTP.")
     out.append("")
     out.append("Commands (ports are free loopback ports picked at run time; configs in `bench/compare.d/`):")
     out.append("")
@@ -268,10 +337,11 @@ def render(outdir):
     out.append("```")
     out.append("")
 
-    out.append(f"### Keep-alive, small response (`GET {meta['path']}`, {meta['duration']} per run)")
+    out.append(f"### Keep-alive{' over TLS' if tls else ''}, small response (`GET {meta['path']}`, {meta['duration']} per run)")
     out.append("")
-    out.append("| Proxy | T | wrk -c | req/s (median) | req/s min–max | p50 | p99 | vs HAProxy | vs direct | CPU µs/request | errors (all rounds) |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    vs_direct = "" if tls else " vs direct |"
+    out.append(f"| Proxy | T | wrk -c | req/s (median) | req/s min–max | p50 | p99 | vs HAProxy |{vs_direct} CPU µs/request | errors (all rounds) |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|" + ("" if tls else "---|"))
     for c in conns:
         test = f"c{c}"
         direct = runs.get(("direct", 0, test), [])
@@ -285,9 +355,13 @@ def render(outdir):
             h_rps = med(r["rps"] for r in runs.get(("haproxy", t, test), [])) if t else None
             out.append(f"| {NAMES[target]} | {t or '—'} | {c} | {fmt_rps(rps)} | {spread(rs)} | "
                        f"{fmt_ms(med(r['p50'] for r in rs))} | {fmt_ms(med(r['p99'] for r in rs))} | "
-                       f"{ratio(rps, h_rps) if t else '—'} | {ratio(rps, d_rps) if t else '1.00×'} | "
+                       f"{ratio(rps, h_rps) if t else '—'} |{'' if tls else ' ' + (ratio(rps, d_rps) if t else '1.00×') + ' |'} "
                        f"{cpu_cell(rs)} | {errors_cell(rs)} |")
     out.append("")
+    if tls:
+        out.append("No direct row: the replica speaks plain HTTP only (the plain figures are in `## Proxy comparison`, "
+                   "another run).")
+        out.append("")
     out.append("CPU µs/request: the CPU time of the proxy's process (all threads; nginx: its worker processes) over "
                "the wrk run, from /proc/PID/stat, divided by the requests wrk completed; median over rounds. "
                "For the direct row it is the replica's. Unlike req/s on this 2-core machine, where wrk, the "
@@ -318,18 +392,61 @@ def render(outdir):
                        f"{add50} | {add99} | {errors_cell(rs)} |")
         out.append("")
 
+    if tls:
+        out.extend(handshake_table(meta, runs))
+    else:
+        out.extend(close_table(meta, runs))
+
+    if any(k[2] == "body" for k in runs):
+        out.extend(body_table(meta, runs))
+    out.extend(rss_table(meta, outdir, threads))
+    out.extend(problems(outdir, runs))
+    out.extend(notes(meta, outdir, runs))
+    return "\n".join(out)
+
+
+def table_rows(meta, runs, test):
+    """(target, T, results, median, HAProxy's median at that T) for each row of one test's table:
+    direct first (when it was measured), then each thread count's proxies."""
+    for target, t in [("direct", 0)] + [(p, t) for t in meta["threads"] for p in PROXIES]:
+        rs = runs.get((target, t, test), [])
+        if rs:
+            h_rps = med(r["rps"] for r in runs.get(("haproxy", t, test), [])) if t else None
+            yield target, t, rs, med(r["rps"] for r in rs), h_rps
+
+
+def handshake_table(meta, runs):
+    k = meta.get("hs_clients", 1)
+    ab = f"`ab -r -s 5 -n {meta['hs_n'] // k} -c {meta['hs_c'] // k}` over https" + (f", {k} at once" if k > 1 else "")
+    out = [f"### Full TLS handshakes ({ab}: a new connection, a full TLS 1.3 handshake and one `GET` per request, "
+           "never a resumed session)", ""]
+    out.append("| Proxy | T | handshakes/s (median) | min–max | p99 | vs HAProxy | CPU µs/handshake | ab's suite | failed (all rounds) |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for target, t, rs, rps, h_rps in table_rows(meta, runs, "close"):
+        seen = sorted({" ".join(r["tls"].split(",")[:2]) for r in rs if r.get("tls")})
+        out.append(f"| {NAMES[target]} | {t} | {fmt_rps(rps)} | {spread(rs)} | {fmt_ms(med(r.get('p99') for r in rs))} | "
+                   f"{ratio(rps, h_rps)} | {cpu_cell(rs)} | {', '.join(seen) or '—'} | {errors_cell(rs)} |")
+    out.append("")
+    out.append("handshakes/s: the requests of all ab processes over the longest one's time. CPU µs/handshake: the "
+               "proxy's CPU time over the ab runs (as for the keep-alive rows) divided by the requests completed, each "
+               "one full handshake plus a small proxied request. The client's half of a handshake (X25519 key share, "
+               "verifying the ECDSA signature) costs more CPU than the proxy's, and the clients share the CPUs with "
+               "the proxy, so handshakes/s moves with the proxy's cost only in part; the CPU per handshake is the "
+               "proxy's own figure. p99: the worst of the ab processes' whole-millisecond p99s. ab, not wrk: wrk "
+               "reconnects with `SSL_clear`, which keeps the session, so its new connections resume.")
+    out.append("")
+    return out
+
+
+def close_table(meta, runs):
+    out = []
     out.append(f"### New connection per request (`ab -r -s 5 -n {meta['ab_n']} -c {meta['ab_c']}`, HTTP/1.0, no keep-alive)")
     out.append("")
     out.append("| Proxy | T | connections/s (median) | min–max | vs HAProxy | vs direct | new upstream connections per request | failed (all rounds) |")
     out.append("|---|---|---|---|---|---|---|---|")
     direct = runs.get(("direct", 0, "close"), [])
     d_rps = med(r["rps"] for r in direct)
-    for target, t in [("direct", 0)] + [(p, t) for t in threads for p in PROXIES]:
-        rs = runs.get((target, t, "close"), [])
-        if not rs:
-            continue
-        rps = med(r["rps"] for r in rs)
-        h_rps = med(r["rps"] for r in runs.get(("haproxy", t, "close"), [])) if t else None
+    for target, t, rs, rps, h_rps in table_rows(meta, runs, "close"):
         out.append(f"| {NAMES[target]} | {t or '—'} | {fmt_rps(rps)} | {spread(rs)} | "
                    f"{ratio(rps, h_rps) if t else '—'} | {ratio(rps, d_rps) if t else '1.00×'} | "
                    f"{upstream_cell(rs) if t else '—'} | {errors_cell(rs)} |")
@@ -338,26 +455,31 @@ def render(outdir):
                "minus ab's own connections, divided by the requests (median over rounds): 0 means the proxy reused "
                "its keep-alive connections to the replica, 1 means it opened one per request.")
     out.append("")
+    return out
 
-    if any(k[2] == "body" for k in runs):
-        out.append(f"### Large body ({meta['body_mib']} MiB up and the same {meta['body_mib']} MiB back through `POST /echo`, curl, {meta.get('body_runs', 1)} in a row per visit: the median of each visit, then the median over the rounds; min–max over every transfer)")
-        out.append("")
-        out.append("| Proxy | T | MiB/s each way (median) | min–max | vs HAProxy | vs direct | failed (all rounds) |")
-        out.append("|---|---|---|---|---|---|---|")
-        direct = runs.get(("direct", 0, "body"), [])
-        d_rps = med(r["rps"] for r in direct)
-        for target, t in [("direct", 0)] + [(p, t) for t in threads for p in PROXIES]:
-            rs = runs.get((target, t, "body"), [])
-            if not rs:
-                continue
-            rps = med(r["rps"] for r in rs)
-            h_rps = med(r["rps"] for r in runs.get(("haproxy", t, "body"), [])) if t else None
-            vals = [v for r in rs for v in r.get("runs", [r["rps"]]) if v is not None]
-            rng = f"{min(vals):,.0f}–{max(vals):,.0f}" if len(vals) > 1 else "—"
-            out.append(f"| {NAMES[target]} | {t or '—'} | {fmt_rps(rps)} | {rng} | "
-                       f"{ratio(rps, h_rps) if t else '—'} | {ratio(rps, d_rps) if t else '1.00×'} | {errors_cell(rs)} |")
-        out.append("")
 
+def body_table(meta, runs):
+    tls = meta.get("tls", False)
+    out = []
+    out.append(f"### Large body{' over TLS' if tls else ''} ({meta['body_mib']} MiB up and the same {meta['body_mib']} MiB back through `POST /echo`, curl, {meta.get('body_runs', 1)} in a row per visit: the median of each visit, then the median over the rounds; min–max over every transfer)")
+    out.append("")
+    out.append("| Proxy | T | MiB/s each way (median) | min–max | vs HAProxy |" + ("" if tls else " vs direct |")
+               + " failed (all rounds) |")
+    out.append("|---|---|---|---|---|---|" + ("" if tls else "---|"))
+    direct = runs.get(("direct", 0, "body"), [])
+    d_rps = med(r["rps"] for r in direct)
+    for target, t, rs, rps, h_rps in table_rows(meta, runs, "body"):
+        vals = [v for r in rs for v in r.get("runs", [r["rps"]]) if v is not None]
+        rng = f"{min(vals):,.0f}–{max(vals):,.0f}" if len(vals) > 1 else "—"
+        out.append(f"| {NAMES[target]} | {t or '—'} | {fmt_rps(rps)} | {rng} | "
+                   f"{ratio(rps, h_rps) if t else '—'} |{'' if tls else ' ' + (ratio(rps, d_rps) if t else '1.00×') + ' |'} "
+                   f"{errors_cell(rs)} |")
+    out.append("")
+    return out
+
+
+def rss_table(meta, outdir, threads):
+    out = []
     rss_dir = os.path.join(outdir, "rss")
     rss_rows = []
     if os.path.isdir(rss_dir):
@@ -372,7 +494,7 @@ def render(outdir):
                     except (ValueError, IndexError):
                         rss_rows.append((p, t, {"failed": text[-200:]}))
     if rss_rows:
-        out.append(f"### Memory: RSS growth for {meta['rss_conns']:,} idle keep-alive client connections")
+        out.append(f"### Memory: RSS growth for {meta['rss_conns']:,} idle keep-alive{' TLS' if meta.get('tls') else ''} client connections")
         out.append("")
         out.append("Each connection first completes one `GET` (so it has been through a full request), then sits idle; "
                    "VmRSS of the proxy (nginx: master plus workers) is read after a warm-up and again 2 s after the "
@@ -390,7 +512,11 @@ def render(outdir):
                        f"{r['rss_before_kib'] / 1024:.1f} MiB | {r['rss_after_kib'] / 1024:.1f} MiB | "
                        f"{'—' if per is None else f'{per / 1024:.2f} KiB'} |")
         out.append("")
+    return out
 
+
+def problems(outdir, runs):
+    out = []
     events = os.path.join(outdir, "events.log")
     if os.path.exists(events) and os.path.getsize(events):
         out.append("### Problems observed during the run")
@@ -411,7 +537,27 @@ def render(outdir):
         out.append("")
         out.extend(detail)
         out.append("")
+    return out
 
+
+def tls_path_lines(outdir):
+    """What ds-lb logged once about its TLS data path (kernel TLS or SSL_read/SSL_write)."""
+    logs, seen = os.path.join(outdir, "logs"), []
+    for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
+        if "ds-lb" not in name:
+            continue
+        with open(os.path.join(logs, name), errors="replace") as f:
+            for line in f:
+                if re.search(r"kernel TLS|kTLS|TCP_ULP", line):
+                    text = re.sub(r"^\S+Z\s+", "", line.strip())[:200]
+                    if text not in seen:
+                        seen.append(text)
+    return seen[:2]
+
+
+def notes(meta, outdir, runs):
+    tls = meta.get("tls", False)
+    out = []
     out.append("Notes:")
     out.append("")
     worst, loads = noise(outdir, runs)
@@ -427,10 +573,22 @@ def render(outdir):
     out.append(f"- Noise: the machine has {meta['nproc']} shared CPUs and wrk/ab, the proxy and the replica all run on "
                "them, so the load generator competes with the proxy for CPU; with T equal to the CPU count the "
                "proxy's threads are oversubscribed. Absolute numbers are far below what these proxies do on "
-               "dedicated cores. The direct baseline is bounded by the "
-               + ("nginx backend." if fast_backend(meta) else "single-threaded ds-server.") + spread_text)
+               "dedicated cores."
+               + ("" if tls else " The direct baseline is bounded by the "
+                  + ("nginx backend." if fast_backend(meta) else "single-threaded ds-server."))
+               + spread_text)
     out.append("- All three proxies do the same work per request: parse, pick the replica by hashing `?id=`, add "
                "`X-Forwarded-For`/`X-Forwarded-Proto`, reuse a keep-alive upstream connection; access logs off.")
+    if tls:
+        out.append(f"- TLS: ds-lb's `--tls-ciphers` only covers TLS 1.2, so `{meta['tls_suite']}` is pinned through an "
+                   "OPENSSL_CONF file (`system_default`: `MinProtocol = TLSv1.3`, `Ciphersuites`, `Groups = X25519`) that "
+                   "ds-lb and every client (wrk, ab, curl, openssl, Python) read at start-up; HAProxy (`ssl-min-ver "
+                   "TLSv1.3 ciphersuites`) and nginx (`ssl_protocols TLSv1.3; ssl_conf_command Ciphersuites`) pin it in "
+                   "their configs. A TLS 1.3 server can only choose a suite the client offers, so the client pin alone "
+                   "already makes it the same on all three; the negotiated suite is checked on every visit (above). "
+                   "Each proxy keeps its defaults otherwise (session tickets on, ALPN http/1.1).")
+        for line in tls_path_lines(outdir):
+            out.append(f"- ds-lb's log on its TLS path: `{line}`")
     skipped = os.path.join(outdir, "body-skipped")
     if os.path.exists(skipped) and open(skipped).read().strip() == "no-echo":
         out.append("- Not measured: large-body throughput (issue 3) — the ds-server that was built has no `POST /echo` "
@@ -447,11 +605,13 @@ def render(outdir):
                    "5–110 MB until `proxy_read_timeout` in every try (`proxy_request_buffering` off and on). "
                    f"{meta.get('body_runs', 1)} transfer(s) per visit. With a proxy in the path three processes "
                    "(curl, the proxy, the replica) are busy on the 2 CPUs against two without one, and the replica "
-                   "alone swings by 3× and more from one transfer to the next, so the ratio to direct is the "
-                   "noisiest figure here.")
+                   "alone swings by 3× and more from one transfer to the next"
+                   + (". Over TLS the client leg goes through AES-GCM both ways in curl and in the proxy (ds-lb: "
+                      "`SSL_read`/`SSL_write` where the kernel has no kTLS, see its log line above), the replica leg "
+                      "stays plain." if tls else ", so the ratio to direct is the noisiest figure here."))
     out.append(f"- Raw wrk/ab outputs and proxy logs of this run: `{meta['outdir_rel']}/` (not committed).")
     out.append("")
-    return "\n".join(out)
+    return out
 
 
 def update(path, section):
