@@ -12,12 +12,16 @@ import XCTest
 /// The admin router answers reads from the view the control loop published and refuses bad
 /// requests itself: neither waits for the control loop (which may be busy with a slow `/add`).
 final class AdminRouterTests: XCTestCase {
-    /// Two static replicas, bootstrapped; the control loop is not running.
+    /// Two static replicas, bootstrapped; the control loop is not running. Nothing listens at
+    /// their addresses, so their checks fail from the start; `fall` keeps them UP regardless,
+    /// or they would go DOWN (a snapshot published each) a fast interval into the test.
     private func twoReplicas() throws -> (EventLoop, Supervisor) {
         let loop = try EventLoop()
         let driver = StaticDriver(backends: [DSBalancerBackend.make("server-1", 1), DSBalancerBackend.make("server-2", 2)])
+        var config = SupervisorConfig()
+        config.fall = 1_000
         let supervisor = Supervisor(
-            loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
+            loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
             logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         try supervisor.bootstrap(replicas: 0) {}
         return (loop, supervisor)

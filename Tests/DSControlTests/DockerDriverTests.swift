@@ -12,12 +12,15 @@ import XCTest
 /// addresses here are the fake engine's and nothing connects to them.
 final class DockerDriverTests: XCTestCase {
     private let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+    /// How long the client waits for the fake engine's answer. No test here is about the engine
+    /// being slow, and the fake engine's threads share a loaded machine: a deadline, not a pace.
+    private static let engineTimeout: Duration = .seconds(30)
 
     func testOnAUserNetworkAReplicaIsReachedAtItsAddressFromInspect() throws {
         for shape in [VersionedEngine.Shape.v1_41, .current] {
             let engine = try VersionedEngine(shape: shape)
             defer { engine.stop() }
-            let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: Self.engineTimeout)
             let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "appnet", logger: logger)
             let control = try DriverEventLoop(driver)
             defer { control.stop() }
@@ -56,7 +59,7 @@ final class DockerDriverTests: XCTestCase {
         -> (VersionedEngine, DockerDriver, DriverEventLoop, Backend, Backend)
     {
         let engine = try VersionedEngine(shape: shape)
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: Self.engineTimeout)
         let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
         let control = try DriverEventLoop(driver)
         addTeardownBlock {
@@ -108,7 +111,7 @@ final class DockerDriverTests: XCTestCase {
                 .init(
                     id: String(repeating: "ab", count: 32), name: "server-3", network: "appnet", ip: "172.20.0.77",
                     labels: ["ds-lb.managed": "true", "ds-lb.pool": "p", "ds-lb.id": "3", "ds-lb.port": "5000"], running: true))
-            let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: Self.engineTimeout)
             let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "appnet", logger: logger)
             let adopted = try driver.launch(ReplicaSpec(name: "server-3", number: 3), previous: nil)
             XCTAssertEqual(adopted, Backend(name: "server-3", number: 3, host: "172.20.0.77", port: 5000))
@@ -132,7 +135,7 @@ final class DockerDriverTests: XCTestCase {
             }
         }
         defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: Self.engineTimeout)
         let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
         let backend = try driver.launch(ReplicaSpec(name: "server-1", number: 1), previous: nil)
         XCTAssertFalse(engine.requestLines.contains { $0.contains("/start") }, "the create is still held")
@@ -145,7 +148,7 @@ final class DockerDriverTests: XCTestCase {
     func testAMissingNetworkIsRefusedAtStartInTheEnginesWords() throws {
         let engine = try VersionedEngine(shape: .current)
         defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: Self.engineTimeout)
         XCTAssertThrowsError(
             try DockerDriver(client: client, image: "ds-server:latest", pool: "p", network: "nope", logger: logger)
         ) { error in
@@ -158,7 +161,7 @@ final class DockerDriverTests: XCTestCase {
         defer { engine.stop() }
         engine.add(
             .init(id: String(repeating: "cd", count: 32), name: "server-9", network: "host", ip: "", labels: [:], running: true))
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: Self.engineTimeout)
         let driver = try DockerDriver(client: client, image: "ds-server:latest", pool: "p", logger: logger)
         XCTAssertThrowsError(try driver.launch(ReplicaSpec(name: "server-9", number: 9), previous: nil)) { error in
             let conflict = error as? DriverError
@@ -187,7 +190,7 @@ final class DockerDriverTests: XCTestCase {
         engine.add(container(id: 2, node: "n2", byte: "a2"))
         engine.add(container(id: 3, node: "n2", byte: "a3"))
         engine.add(container(id: 4, node: nil, byte: "a4"))
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: Self.engineTimeout)
         let driver = try DockerDriver(
             client: client, image: "ds-server:latest", pool: "p", host: "127.0.0.1", node: "n2", logger: logger)
         let control = try DriverEventLoop(driver)
@@ -208,7 +211,7 @@ final class DockerDriverTests: XCTestCase {
         let engine = try VersionedEngine(shape: .current)
         defer { engine.stop() }
         engine.add(container(id: 1, node: "n1", byte: "b1"))
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: Self.engineTimeout)
         let driver = try DockerDriver(
             client: client, image: "ds-server:latest", pool: "p", host: "127.0.0.2", node: "n2", logger: logger)
         let control = try DriverEventLoop(driver)

@@ -1,7 +1,9 @@
 // A replica that dies while ds-lb keeps it in rotation: with `--retries 0` the ids it owned get
 // 502 JSON (never a hang) while every other id keeps reaching its own replica; with the default
 // `--retries 1` they are served by the next replica for their key instead. Static backends are
-// used so nothing restarts the dead one, and `--fall 100` keeps it in rotation for the test.
+// used so nothing restarts the dead one, and `--fall 100` with `--max-fails 0` keeps it in
+// rotation for the test (its failures would otherwise take it out, passive health, at whatever
+// moment the supervisor samples them: part of the way through the ids).
 // And the other failure policy: `--on-failure replace --max-restarts 0` replaces a failed
 // replica under a new name instead of restarting it.
 
@@ -19,7 +21,7 @@ final class LoadBalancerFailureTests: IntegrationTestCase {
         let lb = try startLoadBalancer([
             "--listen", "127.0.0.1:0", "--driver", "static",
             "--backend", "server-1=127.0.0.1:\(a.port)", "--backend", "server-2=127.0.0.1:\(b.port)",
-            "--retries", "\(retries)", "--fall", "100", "--heartbeat-interval", "1m",
+            "--retries", "\(retries)", "--fall", "100", "--max-fails", "0", "--heartbeat-interval", "1m",
         ])
         return (lb, a, b)
     }
@@ -81,7 +83,7 @@ final class LoadBalancerFailureTests: IntegrationTestCase {
     /// live one with `--retries 1`.
     func testRefusedConnectionsDoNotSpendTheRetryBudget() throws {
         let servers = try (1...3).map { try startServer(id: $0) }
-        var arguments = ["--listen", "127.0.0.1:0", "--driver", "static", "--retries", "1", "--fall", "100"]
+        var arguments = ["--listen", "127.0.0.1:0", "--driver", "static", "--retries", "1", "--fall", "100", "--max-fails", "0"]
         arguments += ["--heartbeat-interval", "1m"]
         for (index, server) in servers.enumerated() {
             arguments += ["--backend", "server-\(index + 1)=127.0.0.1:\(server.port)"]

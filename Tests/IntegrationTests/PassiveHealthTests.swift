@@ -143,6 +143,27 @@ final class PassiveHealthTests: IntegrationTestCase {
         XCTAssertEqual(status["marked_down"] as? Bool, false, "down for its heartbeats now: \(status)")
     }
 
+    /// Refused connections count as failures too, even those a request fails over from for free;
+    /// `--fall 100` keeps its heartbeats from taking it out first.
+    func testRefusedConnectionsCountAgainstTheReplica() throws {
+        let (a, b) = try replicas(brokenFirst: Switch(false))
+        defer { b.stop() }
+        a.stop()
+        let lb = try startLoadBalancer(
+            a, b,
+            [
+                "--retries", "1", "--max-fails", "3", "--fail-window", "10s",
+                "--heartbeat-interval", "1m", "--fall", "100",
+            ])
+        for id in 0..<40 {
+            XCTAssertEqual(try lb.request("GET", "/home?id=\(id)").bodyString, "good", "id \(id) fails over to b")
+        }
+        try lb.process.waitForStderrLine(matching: #"\[!\] Server [0-9]+ marked down: [0-9]+ errors in 10s"#, timeout: 10)
+        let status = try replicaStatus(lb, "a")
+        XCTAssertGreaterThanOrEqual(status["failed_requests"] as? Int ?? 0, 3, "\(status)")
+        XCTAssertEqual(status["marked_down"] as? Bool, true, "\(status)")
+    }
+
     /// Requests that time out count as failures too.
     func testResponseTimeoutsCountAgainstTheReplica() throws {
         let slow = try ScriptedReplica { _ in
