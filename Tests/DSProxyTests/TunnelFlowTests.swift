@@ -43,20 +43,16 @@ final class TunnelFlowTests: XCTestCase {
                 moves.append(move)
                 switch move {
                 case .readClient:
-                    if let bytes = take(&client) {
-                        clientBuffer += bytes
-                    } else if client.ended {
-                        flow.clientEOF()
-                    } else {
-                        sides.clientReadable = false
+                    switch read(&client, into: &clientBuffer) {
+                    case .bytes: break
+                    case .end: flow.clientEOF()
+                    case .wouldBlock: sides.clientReadable = false
                     }
                 case .readReplica:
-                    if let bytes = take(&replica) {
-                        replicaBuffer += bytes
-                    } else if replica.ended {
-                        flow.replicaEOF()
-                    } else {
-                        sides.replicaReadable = false
+                    switch read(&replica, into: &replicaBuffer) {
+                    case .bytes: break
+                    case .end: flow.replicaEOF()
+                    case .wouldBlock: sides.replicaReadable = false
                     }
                 case .writeToReplica:
                     if !write(&clientBuffer, to: &replica) { sides.replicaWritable = false }
@@ -72,11 +68,15 @@ final class TunnelFlowTests: XCTestCase {
             return .wait
         }
 
-        private func take(_ peer: inout Peer) -> [UInt8]? {
-            guard !peer.unread.isEmpty else { return nil }
-            let bytes = Array(peer.unread.prefix(readSize))
+        enum Read { case bytes, end, wouldBlock }
+
+        /// One read of at most `readSize` bytes from `peer` into `buffer`.
+        private func read(_ peer: inout Peer, into buffer: inout [UInt8]) -> Read {
+            guard !peer.unread.isEmpty else { return peer.ended ? .end : .wouldBlock }
+            let bytes = peer.unread.prefix(readSize)
+            buffer += bytes
             peer.unread.removeFirst(bytes.count)
-            return bytes
+            return .bytes
         }
 
         /// False when the peer takes nothing (the write would block).
