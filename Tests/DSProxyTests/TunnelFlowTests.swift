@@ -89,6 +89,17 @@ final class TunnelFlowTests: XCTestCase {
             return true
         }
 
+        /// A writable edge: the client takes everything from now on.
+        mutating func clientReadsAgain() {
+            client.room = .max
+            sides.clientWritable = true
+        }
+
+        mutating func replicaReadsAgain() {
+            replica.room = .max
+            sides.replicaWritable = true
+        }
+
         /// A readiness edge: the client's socket has bytes (or its end) to read.
         mutating func clientSends(_ text: String, end: Bool = false) {
             client.unread += Array(text.utf8)
@@ -132,8 +143,7 @@ final class TunnelFlowTests: XCTestCase {
         XCTAssertEqual(sim.run(), .wait, "the replica takes 3 bytes: the rest waits, and so does the end")
         XCTAssertEqual(sim.replica.received, Array("goo".utf8))
         XCTAssertFalse(sim.flow.clientEnded, "the client's end is not read while its bytes wait")
-        sim.replica.room = .max
-        sim.sides.replicaWritable = true
+        sim.replicaReadsAgain()
         XCTAssertEqual(sim.run(), .close)
         XCTAssertEqual(String(decoding: sim.replica.received, as: UTF8.self), "goodbye")
         XCTAssertTrue(sim.flow.clientEnded)
@@ -145,8 +155,7 @@ final class TunnelFlowTests: XCTestCase {
         sim.client.room = 4
         XCTAssertEqual(sim.run(), .wait, "the client has not taken everything yet")
         XCTAssertEqual(sim.client.received, Array("last".utf8))
-        sim.client.room = .max
-        sim.sides.clientWritable = true
+        sim.clientReadsAgain()
         XCTAssertEqual(sim.run(), .close)
         XCTAssertEqual(String(decoding: sim.client.received, as: UTF8.self), "last words")
         XCTAssertTrue(sim.flow.replicaEnded)
@@ -160,8 +169,7 @@ final class TunnelFlowTests: XCTestCase {
         sim.sides.clientWritable = true
         XCTAssertEqual(sim.run(), .wait, "our bytes wait for the client, and so does the replica's end")
         XCTAssertFalse(sim.flow.replicaEnded)
-        sim.client.room = .max
-        sim.sides.clientWritable = true
+        sim.clientReadsAgain()
         XCTAssertEqual(sim.run(), .close)
         XCTAssertEqual(String(decoding: sim.client.received, as: UTF8.self), "HTTP/1.1 101 Switching Protocols\r\n\r\n")
     }
@@ -186,8 +194,7 @@ final class TunnelFlowTests: XCTestCase {
         XCTAssertEqual(sim.replica.unread.count, 100 - sim.readSize, "the rest stays in the replica's socket")
         XCTAssertEqual(sim.moves.filter { $0 == .readReplica }.count, 1)
         // The client reads again: everything flows.
-        sim.client.room = .max
-        sim.sides.clientWritable = true
+        sim.clientReadsAgain()
         XCTAssertEqual(sim.run(), .wait)
         XCTAssertEqual(sim.client.received.count, 100)
     }
@@ -203,8 +210,7 @@ final class TunnelFlowTests: XCTestCase {
         XCTAssertEqual(
             String(decoding: sim.client.received, as: UTF8.self), "still talking",
             "the other direction goes on while this one is blocked")
-        sim.replica.room = .max
-        sim.sides.replicaWritable = true
+        sim.replicaReadsAgain()
         XCTAssertEqual(sim.run(), .wait)
         XCTAssertEqual(sim.replica.received.count, 50)
     }
