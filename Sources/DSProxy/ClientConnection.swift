@@ -12,7 +12,7 @@ import Glibc
 ///
 /// Requests on a connection are handled one at a time; pipelined requests wait in `input` and
 /// are answered in order once the current exchange ends.
-final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, UpstreamOwner {
+final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, ExchangeOwner {
     /// The connection's number for system calls; the descriptor is the loop's (registered by
     /// the worker), closed by `close()`.
     let fd: Int32
@@ -92,7 +92,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Up
 
     /// The exchange with the replica in progress (state == .proxying).
     private(set) var exchange: UpstreamExchange?
-    /// The last exchange object, kept for the next request once it has ended.
+    /// The last exchange object, kept for the next request once it has ended, until the
+    /// connection waits with nothing buffered in a crowd (`Worker.crowded`) or closes: then it
+    /// goes to the worker's shelf.
     private var spareExchange: UpstreamExchange?
     /// The connection after an upgrade (state == .tunneling).
     private var tunnel: Tunnel?
@@ -135,7 +137,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Up
         if actions.flags.isEmpty && actions.arm == nil && actions.refuse == nil { return }
         if actions.contains(.releaseSlot) { worker.pipeline.slotReleased() }
         if actions.contains(.queueForTurn) { worker.pipeline.hold(self) }
-        if actions.contains(.releaseInput) { input.releaseStorageIfEmpty() }
+        if actions.contains(.releaseInput) {
+            // Waiting for a request with nothing buffered: an idle connection holds no buffer,
+            // and in a crowd no exchange.
+            input.releaseStorageIfEmpty()
+            if worker.crowded { shelveSpareExchange() }
+        }
         if actions.contains(.clearInput) { input.clear() }
         if let wait = actions.arm { armClientDeadline(for: wait) }
     }
@@ -246,20 +253,21 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Up
     }
 
     /// The connection's timers (a target, not a closure: nothing allocated per re-arm; the
-    /// loop holds the connection until they fire or `close` cancels them): the client deadline,
-    /// the exchange's deadline (`UpstreamExchange.timerTag`) and the tunnel's idle one.
+    /// loop holds the connection until they fire or `close` cancels them): the client deadline
+    /// and the tunnel's idle one (`Tunnel.timerTag`).
     func timerFired(_ tag: Int) {
-        switch tag {
-        case UpstreamExchange.timerTag:
-            // The timer is the newest exchange object's (the one in progress, or the spare).
-            guard let outcome = spareExchange?.deadlineFired() else { return }
-            act(on: outcome)
-            drive()
-        case Tunnel.timerTag:
+        if tag == Tunnel.timerTag {
             if tunnel?.idleTimerFired() == true { close() }
-        default:
-            clientTimerFired()
+            return
         }
+        clientTimerFired()
+    }
+
+    /// The exchange's deadline passed (a connect or response timeout): `outcome` is what it led to.
+    func exchangeDeadlinePassed(_ outcome: ExchangeOutcome) {
+        guard !closed else { return }
+        act(on: outcome)
+        drive()
     }
 
     private func clientTimerFired() {
@@ -499,16 +507,15 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Up
         }
         // The exchange object of the previous request is reused once it has ended.
         let exchange: UpstreamExchange
-        if let spare = spareExchange, spare.hasEnded {
-            spare.start(head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
+        if let spare = spareExchange ?? worker.spareExchanges.take(), spare.hasEnded {
+            spare.start(for: self, head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
             exchange = spare
         } else {
             exchange = UpstreamExchange(
                 owner: self, worker: worker, head: head, bodyLength: bodyLength,
                 snapshot: snapshot, hashedKey: hashedKey)
-            spareExchange?.retire()
-            spareExchange = exchange
         }
+        spareExchange = exchange
         self.exchange = exchange
         handle(.proxyStarted)
         act(on: exchange.attach(chosen))
@@ -624,12 +631,20 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Up
     /// connection is already this object's: its events come here, for the tunnel.)
     private func startTunnel(_ upstream: UpstreamConnection) {
         assert(worker.loop.isInLoop)
+        exchange?.releaseSnapshot()
         exchange = nil
         let tunnel = Tunnel(
             owner: self, upstream: upstream, loop: worker.loop,
             idleTimeoutNanoseconds: worker.timeouts.idle)
         self.tunnel = tunnel
         handle(.upgraded)
+    }
+
+    /// Puts the ended exchange object on the worker's shelf for any connection's next request.
+    private func shelveSpareExchange() {
+        guard let spare = spareExchange, exchange == nil, spare.hasEnded else { return }
+        spareExchange = nil
+        worker.spareExchanges.keep(spare)
     }
 
     // MARK: pipelined requests
@@ -660,9 +675,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Up
         guard !closed else { return }
         closed = true
         exchange?.abandon()
+        exchange?.releaseSnapshot()
         exchange = nil
-        spareExchange?.retire()
-        spareExchange = nil
+        shelveSpareExchange()
         tunnel?.abandon()
         tunnel = nil
         sink?.close()

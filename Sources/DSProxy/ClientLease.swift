@@ -53,6 +53,13 @@ struct ClientLease {
     }
 }
 
+/// The client connection as its exchange sees it between the connection's calls: the replica
+/// socket's events go to it (`UpstreamOwner`), and a deadline of the exchange that passed is
+/// reported to it with what it means (the connection acts on it and goes on).
+protocol ExchangeOwner: UpstreamOwner {
+    func exchangeDeadlinePassed(_ outcome: ExchangeOutcome)
+}
+
 /// How a call to an exchange left it, for its client connection to act on.
 enum ExchangeOutcome {
     /// The exchange goes on (or nothing happened that the connection must act on).

@@ -12,11 +12,12 @@ import Glibc
 /// its `ClientConnection` for its first proxied request and reused for the next ones (`start`),
 /// so routing a request allocates nothing. Loop thread only.
 ///
-/// The exchange never touches its client connection: the connection calls it (`attach`,
-/// `step`, and the replica socket's and the deadline's events, which reach the connection
-/// first) and acts on what each call returns (`ExchangeOutcome`, `ExchangeStep`). For a step
-/// the connection lends its buffers and socket writes (`ClientLease`); the client's socket is
-/// read by the connection when the step asks for body bytes.
+/// The exchange never touches its client connection's state: the connection calls it
+/// (`attach`, `step`, and the replica socket's events, which reach the connection first) and
+/// acts on what each call returns (`ExchangeOutcome`, `ExchangeStep`); a deadline of the
+/// exchange's own that passes is reported to it the same way (`ExchangeOwner`). For a step the
+/// connection lends its buffers and socket writes (`ClientLease`); the client's socket is read
+/// by the connection when the step asks for body bytes.
 ///
 /// The client's `input` holds the request: a request without a body keeps its head at the front
 /// of `input` until the response begins, so a reused connection that turns out dead can be
@@ -26,12 +27,12 @@ import Glibc
 /// UpstreamExchange+Request.swift, the response side in +Response.swift, and the splice(2)
 /// path both body directions share in +Splice.swift. (Their members are module-internal
 /// rather than private only because Swift's `private` stops at the file.)
-final class UpstreamExchange {
-    /// Where the replica socket's events and the deadline's timer go: the client connection,
-    /// which hands them to this object (`upstreamEvent`, `deadlineFired`). `unowned(unsafe)`:
-    /// only the connection holds the exchange (its `exchange` and `spareExchange`), so the
-    /// connection is alive whenever the exchange runs, and no reference count is checked per use.
-    private unowned(unsafe) let owner: UpstreamOwner & TimerTarget
+final class UpstreamExchange: TimerTarget {
+    /// The client connection the exchange works for (nil on the worker's shelf): the replica
+    /// socket's events go to it, and a deadline that passed is reported to it. `unowned(unsafe)`:
+    /// a connection lets go of its exchange (to the shelf, `SpareExchanges`) before it goes, so
+    /// the owner is alive whenever the exchange runs, and no reference count is checked per use.
+    private unowned(unsafe) var owner: ExchangeOwner?
     unowned let worker: Worker
     private(set) var head: RequestHeadInfo
     var upstream: UpstreamConnection?
@@ -96,23 +97,23 @@ final class UpstreamExchange {
     /// connected socket gets no new edge-triggered event to start sending on it).
     var attachedDuringCall = false
 
-    /// The timer tag of the exchange's deadline, for the owner's `timerFired`.
-    static let timerTag = 1
-
     init(
-        owner: UpstreamOwner & TimerTarget, worker: Worker, head: RequestHeadInfo, bodyLength: UInt64,
+        owner: ExchangeOwner, worker: Worker, head: RequestHeadInfo, bodyLength: UInt64,
         snapshot: Snapshot, hashedKey: UInt64
     ) {
-        self.owner = owner
         self.worker = worker
         self.head = head
         self.snapshot = snapshot
-        start(head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
+        start(for: owner, head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
     }
 
-    /// Begins the exchange for a new request: every piece of per-request state is set here.
-    func start(head: RequestHeadInfo, bodyLength: UInt64, snapshot: Snapshot, hashedKey: UInt64) {
+    /// Begins the exchange for a new request of `owner`'s: every piece of per-request state is
+    /// set here.
+    func start(
+        for owner: ExchangeOwner, head: RequestHeadInfo, bodyLength: UInt64, snapshot: Snapshot, hashedKey: UInt64
+    ) {
         assert(worker.loop.isInLoop)
+        self.owner = owner
         self.head = head
         upstream = nil
         headConsumed = false
@@ -160,9 +161,9 @@ final class UpstreamExchange {
         case .arm(.connect):
             // A timer target, not a closure: nothing allocated when the timer is (re-)armed.
             // Every way the exchange ends clears the deadline, so a later firing finds nothing due.
-            deadline.set(within: worker.timeouts.connect, on: worker.loop, target: owner, tag: Self.timerTag)
+            deadline.set(within: worker.timeouts.connect, on: worker.loop, target: self)
         case .arm(.response):
-            deadline.set(within: worker.timeouts.response, on: worker.loop, target: owner, tag: Self.timerTag)
+            deadline.set(within: worker.timeouts.response, on: worker.loop, target: self)
         case .clearDeadline:
             deadline.clear()
         case .connectTimedOut:
@@ -195,6 +196,8 @@ final class UpstreamExchange {
     /// Hands the outcome of the call that is returning to the connection, and resets it.
     @inline(__always)
     private func takeOutcome() -> ExchangeOutcome {
+        // The usual case without copying (and destroying) the enum's payload.
+        if case .goingOn = outcome { return .goingOn }
         let taken = outcome
         outcome = .goingOn
         return taken
@@ -272,18 +275,26 @@ final class UpstreamExchange {
         attachedDuringCall = true
     }
 
-    /// The owner's timer with `timerTag` fired: what the deadline that passed means, or nil
-    /// when none has (the timer was early for a moved deadline, or the exchange is over).
-    func deadlineFired() -> ExchangeOutcome? {
-        guard deadline.fired(on: worker.loop, target: owner, tag: Self.timerTag) else { return nil }
-        guard !ended, upstream != nil else { return nil }
+    /// The deadline's timer (the exchange's own target, so an exchange on the shelf keeps its
+    /// armed timer and moves to another connection without touching the loop's timers). A
+    /// deadline that passed is reported to the owner with what it means.
+    func timerFired(_ tag: Int) {
+        guard deadline.fired(on: worker.loop, target: self) else { return }
+        guard !ended, upstream != nil, let owner else { return }
         perform(machine.handle(.deadlineExpired))
         attachedDuringCall = false
-        return takeOutcome()
+        owner.exchangeDeadlinePassed(takeOutcome())
     }
 
-    /// The client connection is going away: the loop lets go of this object now rather than
-    /// when its armed timer would fire.
+    /// The exchange goes to the worker's shelf (ended, its snapshot already let go): it works
+    /// for no connection until a connection takes it for its next request.
+    func shelve() {
+        assert(hasEnded)
+        owner = nil
+    }
+
+    /// The exchange is dropped (the shelf is full): the loop lets go of this object now rather
+    /// than when its armed timer would fire.
     func retire() {
         assert(worker.loop.isInLoop)
         deadline.cancel(on: worker.loop)
@@ -292,10 +303,11 @@ final class UpstreamExchange {
     /// One round of moving bytes with the client's buffers and socket writes lent: request to
     /// the replica, response to the client.
     func step(_ client: ClientLease) -> ExchangeStep {
-        bodyWant = nil
         let progressed = moveBytes(client) || attachedDuringCall
         attachedDuringCall = false
-        return ExchangeStep(progressed: progressed, wants: bodyWant, outcome: takeOutcome())
+        guard let wants = bodyWant else { return ExchangeStep(progressed: progressed, wants: nil, outcome: takeOutcome()) }
+        bodyWant = nil
+        return ExchangeStep(progressed: progressed, wants: wants, outcome: takeOutcome())
     }
 
     private func moveBytes(_ client: ClientLease) -> Bool {
@@ -446,5 +458,37 @@ final class UpstreamExchange {
         tracked = nil
         upstream?.close()
         upstream = nil
+    }
+}
+
+/// Ended exchange objects waiting for a connection's next proxied request, one shelf per
+/// worker. A connection that closes, or that waits for a request with nothing buffered (an
+/// idle keep-alive one) while the worker has more connections than `limit`, puts its exchange
+/// here, so a crowd of idle connections holds none, and takes one back for its next request:
+/// routing a request still allocates nothing once the shelf holds as many exchanges as requests
+/// run at once. At most `limit` are kept; beyond that they are let go.
+struct SpareExchanges {
+    static let limit = 256
+    private var shelf: [UpstreamExchange] = []
+
+    init() {
+        // Room for the whole shelf now: putting an exchange back never grows the array.
+        shelf.reserveCapacity(Self.limit)
+    }
+
+    var count: Int { shelf.count }
+
+    mutating func take() -> UpstreamExchange? {
+        shelf.popLast()
+    }
+
+    /// Keeps `exchange` (ended) for another connection, or lets it go when the shelf is full.
+    mutating func keep(_ exchange: UpstreamExchange) {
+        guard shelf.count < Self.limit else {
+            exchange.retire()
+            return
+        }
+        exchange.shelve()
+        shelf.append(exchange)
     }
 }
