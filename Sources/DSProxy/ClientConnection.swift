@@ -13,7 +13,7 @@ import Glibc
 ///
 /// Requests on a connection are handled one at a time; pipelined requests wait in `input` and
 /// are answered in order once the current exchange ends.
-final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
+final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, ExchangeOwner {
     /// The connection's number for system calls; the descriptor is the loop's (registered by
     /// the worker), closed by `close()`.
     let fd: Int32
@@ -21,19 +21,20 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     /// The client address for the `client-ip` key source, built once.
     private lazy var clientKey: [UInt8] = Array((peer?.host ?? "").utf8)
     private unowned let worker: Worker
-    /// Request bytes as they arrived; the exchange reads its head and body from here too.
+    /// Request bytes as they arrived; lent to the exchange (and the tunnel) for each step
+    /// (`ClientLease`), which read the request's head and body from here.
     let input: ByteBuffer
-    /// Our own bytes for the client (error answers, admin answers, a proxied response's head as
-    /// rewritten, 100 Continue); they go out before any body byte relayed after them.
+    /// Our own bytes for the client (error answers, admin answers, and, queued by the exchange
+    /// through the lease, a proxied response's head as rewritten and 100 Continue); they go out
+    /// before any body byte relayed after them.
     let output: ByteBuffer
     /// The connection's lifecycle: state, client deadline, pipeline slot, drain (`ClientMachine`).
     /// Every change of it goes through `handle(_:)` below.
     private var machine = ClientMachine()
-    /// Counts steps that changed something without moving bytes or state, so `drive` keeps
-    /// going after them (the exchange attached a connection).
-    private var progressMarks = 0
     private var parseFrom = 0
-    private var mayRead = true
+    /// The client's socket may have bytes: cleared by a read that would block (or came up
+    /// short), set by the next readable edge. Only this object reads the socket.
+    private(set) var mayRead = true
     /// The client's socket takes bytes: cleared by a write that would block, set by the next
     /// writable edge. Only this object writes it (`writeToClient`).
     private(set) var mayWrite = true
@@ -102,7 +103,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The exchange with the replica in progress (state == .proxying).
     private(set) var exchange: UpstreamExchange?
-    /// The last exchange object, kept for the next request once it has ended.
+    /// The last exchange object, kept for the next request once it has ended, until the
+    /// connection waits with nothing buffered in a crowd (`Worker.crowded`) or closes: then it
+    /// goes to the worker's shelf.
     private var spareExchange: UpstreamExchange?
     /// The connection after an upgrade (state == .tunneling).
     private var tunnel: Tunnel?
@@ -113,13 +116,13 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
     func drive() {
         var progressed = true
         while progressed && !closed {
-            let before = machine.transitions &+ progressMarks
+            let before = machine.transitions
             switch machine.state {
             case .readingHead: progressed = stepReadHead()
             case .readingAdminBody(let length): progressed = stepAdminBody(length)
             case .awaitingAdmin: progressed = flushOutput() && false
-            case .proxying: progressed = exchange?.step() ?? false
-            case .tunneling: progressed = tunnel?.step() ?? false
+            case .proxying: progressed = stepExchange()
+            case .tunneling: progressed = stepTunnel()
             case .streaming: progressed = stepStream()
             case .closing:
                 if flushOutput() { close() }
@@ -127,7 +130,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
             case .closed:
                 progressed = false
             }
-            if machine.transitions &+ progressMarks != before { progressed = true }
+            if machine.transitions != before { progressed = true }
         }
         if machine.holdsSlot && !mayWrite { perform(machine.handle(.writeBlocked)) }
     }
@@ -145,7 +148,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         if actions.flags.isEmpty && actions.arm == nil && actions.refuse == nil { return }
         if actions.contains(.releaseSlot) { worker.pipeline.slotReleased() }
         if actions.contains(.queueForTurn) { worker.pipeline.hold(self) }
-        if actions.contains(.releaseInput) { input.releaseStorageIfEmpty() }
+        if actions.contains(.releaseInput) {
+            // Waiting for a request with nothing buffered: an idle connection holds no buffer,
+            // and in a crowd no exchange.
+            input.releaseStorageIfEmpty()
+            if worker.crowded { shelveSpareExchange() }
+        }
         if actions.contains(.clearInput) { input.clear() }
         if let wait = actions.arm { armClientDeadline(for: wait) }
     }
@@ -256,18 +264,23 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         }
     }
 
-    /// Request body bytes arrived: the body deadline moves on.
-    func requestBodyRead() { handle(.bodyBytes) }
+    /// The connection's timers (a target, not a closure: nothing allocated per re-arm; the
+    /// loop holds the connection until they fire or `close` cancels them): the client deadline
+    /// and the tunnel's idle one (`Tunnel.timerTag`).
+    func timerFired(_ tag: Int) {
+        if tag == Tunnel.timerTag {
+            if tunnel?.idleTimerFired() == true { close() }
+            return
+        }
+        clientTimerFired()
+    }
 
-    /// A read for body bytes would block: the body deadline runs (it is not moved).
-    func requestBodyQuiet() { handle(.bodyQuiet) }
-
-    /// The request body has all gone to the replica: no body deadline any more.
-    func requestBodyComplete() { handle(.bodyComplete) }
-
-    /// The client deadline's timer (a target, not a closure: nothing allocated per re-arm; the
-    /// loop holds the connection until it fires or `close` cancels it).
-    func timerFired(_ tag: Int) { clientTimerFired() }
+    /// The exchange's deadline passed (a connect or response timeout): `outcome` is what it led to.
+    func exchangeDeadlinePassed(_ outcome: ExchangeOutcome) {
+        guard !closed else { return }
+        act(on: outcome)
+        drive()
+    }
 
     private func clientTimerFired() {
         clientTimer = nil
@@ -520,27 +533,111 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         }
         // The exchange object of the previous request is reused once it has ended.
         let exchange: UpstreamExchange
-        if let spare = spareExchange, spare.hasEnded {
-            spare.start(head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
+        if let spare = spareExchange ?? worker.spareExchanges.take(), spare.hasEnded {
+            spare.start(for: self, head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
             exchange = spare
         } else {
             exchange = UpstreamExchange(
-                client: self, worker: worker, head: head, bodyLength: bodyLength,
+                owner: self, worker: worker, head: head, bodyLength: bodyLength,
                 snapshot: snapshot, hashedKey: hashedKey)
-            spareExchange?.retire()
-            spareExchange = exchange
         }
+        spareExchange = exchange
         self.exchange = exchange
         handle(.proxyStarted)
-        exchange.attach(chosen)
+        act(on: exchange.attach(chosen))
     }
 
-    /// Loop thread only. A step that changed something without moving bytes or state (the
-    /// exchange attached a connection) still counts as progress for `drive`.
-    func noteProgress() { progressMarks &+= 1 }
+    /// One step of the exchange with the buffers and socket writes lent, then what it asks
+    /// for: the body's deadline events, the client bytes its request body waits for, and how
+    /// it ended if it did.
+    private func stepExchange() -> Bool {
+        guard let exchange else { return false }
+        let bodyWasPending = exchange.bodyPending
+        let step = exchange.step(ClientLease(self))
+        if closed { return false }
+        // The request body has all gone to the replica: no body deadline any more.
+        if bodyWasPending && !exchange.bodyPending { handle(.bodyComplete) }
+        if case .goingOn = step.outcome {
+        } else {
+            act(on: step.outcome)
+            return true
+        }
+        guard let want = step.wants else { return step.progressed }
+        let read: ReadOutcome
+        switch want {
+        case .read:
+            read = readClient()
+        case .splice(let pipe, let limit):
+            read = spliceIn(to: pipe, limit: limit)
+            if read == .data { exchange.requestBodySpliced(pipe.buffered) }
+        }
+        switch read {
+        case .data:
+            // The body deadline moves on.
+            handle(.bodyBytes)
+            return true
+        case .wouldBlock:
+            // The body deadline runs (it is not moved).
+            handle(.bodyQuiet)
+            return step.progressed
+        case .eof:
+            // The client vanished mid-body: the request cannot complete.
+            close()
+            return false
+        }
+    }
+
+    /// One step of the tunnel with the buffers and socket writes lent, then the read it asks for.
+    private func stepTunnel() -> Bool {
+        guard let tunnel else { return false }
+        let step = tunnel.step(ClientLease(self))
+        if closed { return false }
+        if step.close {
+            close()
+            return false
+        }
+        guard step.wantsClientBytes else { return step.progressed }
+        switch readClient() {
+        case .data:
+            return true
+        case .wouldBlock:
+            return step.progressed
+        case .eof:
+            tunnel.clientEnded()
+            return true
+        }
+    }
+
+    /// An event of the replica's socket, while an exchange or a tunnel uses it.
+    func upstreamEvent(_ upstream: UpstreamConnection, _ events: IOEvents) {
+        if tunnel != nil {
+            drive()
+            return
+        }
+        guard let outcome = exchange?.upstreamEvent(upstream, events) else { return }
+        act(on: outcome)
+        drive()
+    }
+
+    /// Performs what an exchange call ended in.
+    private func act(on outcome: ExchangeOutcome) {
+        switch outcome {
+        case .goingOn:
+            return
+        case .ended(let closeClient):
+            exchangeEnded(closeAfter: closeClient)
+        case .failed(let error, let closeClient, let unreadHead):
+            if unreadHead > 0 { input.consume(unreadHead) }
+            exchangeFailed(error, close: closeClient)
+        case .upgraded(let upstream):
+            startTunnel(upstream)
+        case .closeClient:
+            close()
+        }
+    }
 
     /// The exchange delivered its response; the next request may be read (or the connection ends).
-    func exchangeEnded(closeAfter: Bool) {
+    private func exchangeEnded(closeAfter: Bool) {
         assert(worker.loop.isInLoop)
         exchange?.releaseSnapshot()
         exchange = nil
@@ -549,23 +646,31 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
 
     /// The exchange ends with our own error response instead of the replica's.
     /// (`fail` counted it already.)
-    func exchangeFailed(_ error: ProxyError, close: Bool) {
+    private func exchangeFailed(_ error: ProxyError, close: Bool) {
         assert(worker.loop.isInLoop)
         exchange?.releaseSnapshot()
         exchange = nil
         respond(status: error.status, message: error.message, close: close)
     }
 
-    /// The replica answered 101: from now on bytes go both ways unchanged.
-    func startTunnel(_ upstream: UpstreamConnection) {
+    /// The replica answered 101: from now on bytes go both ways unchanged. (The replica's
+    /// connection is already this object's: its events come here, for the tunnel.)
+    private func startTunnel(_ upstream: UpstreamConnection) {
         assert(worker.loop.isInLoop)
+        exchange?.releaseSnapshot()
         exchange = nil
         let tunnel = Tunnel(
-            client: self, upstream: upstream, loop: worker.loop,
+            owner: self, upstream: upstream, loop: worker.loop,
             idleTimeoutNanoseconds: worker.timeouts.idle)
-        upstream.owner = tunnel
         self.tunnel = tunnel
         handle(.upgraded)
+    }
+
+    /// Puts the ended exchange object on the worker's shelf for any connection's next request.
+    private func shelveSpareExchange() {
+        guard let spare = spareExchange, exchange == nil, spare.hasEnded else { return }
+        spareExchange = nil
+        worker.spareExchanges.keep(spare)
     }
 
     // MARK: pipelined requests
@@ -596,9 +701,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection {
         guard !closed else { return }
         closed = true
         exchange?.abandon()
+        exchange?.releaseSnapshot()
         exchange = nil
-        spareExchange?.retire()
-        spareExchange = nil
+        shelveSpareExchange()
         tunnel?.abandon()
         tunnel = nil
         sink?.close()

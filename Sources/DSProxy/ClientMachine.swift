@@ -25,7 +25,7 @@ struct ClientMachine {
         case body
     }
 
-    enum State {
+    enum State: Equatable {
         /// Between requests or in a head. `afterRequest`: a request has just ended and nothing
         /// has been read since, so bytes already buffered are a pipelined request, which waits
         /// its turn in the worker's `PipelineQueue` (`queued` once it is there).

@@ -13,7 +13,7 @@ extension UpstreamExchange {
     /// X-Forwarded-Proto, in one writev (docs/ARCHITECTURE.md §3): the kept bytes are never copied. The
     /// client's own X-Forwarded-* fields are left out unless it is a trusted proxy, and an
     /// absolute-form target goes out in origin-form with its authority as Host (HopByHop).
-    func sendHead(_ upstream: UpstreamConnection) -> Bool {
+    func sendHead(_ upstream: UpstreamConnection, _ client: ClientLease) -> Bool {
         guard upstream.mayWrite else { return false }
         let headBytes = client.input.readable
         // An upgrade request (Connection: upgrade) keeps its Upgrade field and says so again.
@@ -65,28 +65,26 @@ extension UpstreamExchange {
     /// Streams the request body from the client to the replica; returns whether bytes moved.
     /// Bytes buffered in `input` are written from there; the rest of a large Content-Length body,
     /// or the data of a large chunk, goes by splice (`pumpSpliced`), and the chunk framing around
-    /// it is read and checked here as usual.
-    func sendBody(_ upstream: UpstreamConnection) -> Bool {
+    /// it is read and checked here as usual. When the body waits for client bytes, `bodyWant`
+    /// says so and the connection reads them after the step.
+    func sendBody(_ upstream: UpstreamConnection, _ client: ClientLease) -> Bool {
         let input = client.input
         var progressed = false
         while !client.closed && !upstream.closed && !ended {
             if !upstream.output.isEmpty {
-                switch writeToSink(.request, upstream, { try upstream.output.write(to: $0) }) {
+                switch writeToSink(.request, upstream, client, { try upstream.output.write(to: $0) }) {
                 case .moved: progressed = true; continue
                 case .blocked: return progressed
                 case .failed: return false
                 }
             }
             guard bodyRemaining > 0 else { return progressed }
-            if let pipe = pipeToSplice(.request, bufferedBytesLeft: !input.isEmpty) {
-                return pumpSpliced(.request, upstream, pipe) || progressed
+            if let pipe = pipeToSplice(.request, bufferedBytesLeft: !input.isEmpty, client) {
+                return pumpSpliced(.request, upstream, pipe, client) || progressed
             }
             if input.isEmpty {
-                switch clientBodyRead(client.readClient()) {
-                case .moved: continue
-                case .blocked: return progressed
-                case .failed: return false
-                }
+                bodyWant = .read
+                return progressed
             }
             guard upstream.mayWrite else { return progressed }
             if requestChunks != nil && chunkReady == 0 {
@@ -100,7 +98,7 @@ extension UpstreamExchange {
                     fail(.badRequest(error))
                     return false
                 } catch {
-                    client.close()
+                    cutClient()
                     return false
                 }
                 if chunkReady == 0 {
@@ -113,7 +111,7 @@ extension UpstreamExchange {
                 requestChunks != nil
                 ? chunkReady : Int(min(UInt64(input.readableCount), bodyRemaining))
             switch writeToSink(
-                .request, upstream, { try Socket.write($0, UnsafeRawBufferPointer(rebasing: input.readable[0..<chunk])) })
+                .request, upstream, client, { try Socket.write($0, UnsafeRawBufferPointer(rebasing: input.readable[0..<chunk])) })
             {
             case .blocked: return progressed
             case .failed: return false
@@ -125,28 +123,9 @@ extension UpstreamExchange {
                 } else {
                     bodyRemaining -= UInt64(n)
                 }
-                if bodyRemaining == 0 { client.requestBodyComplete() }
                 progressed = true
             }
         }
         return progressed
-    }
-
-    /// What one read from the client for the body means: more bytes (the body deadline moves
-    /// on), none now (the deadline keeps running), or the end of the client's stream, which
-    /// leaves the request incomplete. Shared by the buffered read and the splice into a pipe.
-    func clientBodyRead(_ outcome: ClientConnection.ReadOutcome) -> BodyStep {
-        switch outcome {
-        case .data:
-            client.requestBodyRead()
-            return .moved(0)
-        case .wouldBlock:
-            client.requestBodyQuiet()
-            return .blocked
-        case .eof:
-            // The client vanished mid-body: the request cannot complete.
-            client.close()
-            return .failed
-        }
     }
 }

@@ -12,10 +12,7 @@ import Glibc
 extension UpstreamExchange {
     /// Reads the response and passes it to the client: the head rewritten (hop-by-hop fields
     /// out, our own `Connection` in), the body bytes unchanged.
-    func forwardResponse(_ upstream: UpstreamConnection) -> Bool {
-        // One strong reference for the whole loop: each use of the unowned property checks the
-        // object and retains it, and the loop below uses it many times per request.
-        let client = self.client
+    func forwardResponse(_ upstream: UpstreamConnection, _ client: ClientLease) -> Bool {
         var progressed = false
         while !client.closed && !upstream.closed && !ended {
             // 0. Our own bytes first: a 100 Continue, the response head as rewritten. Body
@@ -47,12 +44,12 @@ extension UpstreamExchange {
             }
             // 2. Finished?
             if isResponseComplete(upstream) {
-                finish(upstream)
+                finish(upstream, client)
                 return true
             }
             // 3. Classify bytes already buffered.
             if upstream.input.readableCount > readyForClient {
-                guard classifyResponseBytes(upstream) else { return false }
+                guard classifyResponseBytes(upstream, client) else { return false }
                 if readyForClient > 0 || !client.output.isEmpty || isResponseComplete(upstream) { continue }
             }
             // 4. Read more from the replica: the rest of a large Content-Length body, or a large
@@ -60,8 +57,8 @@ extension UpstreamExchange {
             // still in the pipe go first (even when all have been pulled from the replica: no
             // event would come for them).
             let buffered = readyForClient > 0 || !upstream.input.isEmpty || !client.output.isEmpty
-            if let pipe = pipeToSplice(.response, bufferedBytesLeft: buffered) {
-                return pumpSpliced(.response, upstream, pipe) || progressed
+            if let pipe = pipeToSplice(.response, bufferedBytesLeft: buffered, client) {
+                return pumpSpliced(.response, upstream, pipe, client) || progressed
             }
             guard upstream.mayRead else { return progressed }
             do {
@@ -79,7 +76,7 @@ extension UpstreamExchange {
                     }
                     if case .untilClose = framing { continue } // complete once flushed
                     // The replica closed mid-body: the client cannot get a complete response.
-                    client.close()
+                    cutClient()
                     return false
                 case .done:
                     // The request head stays in the client's input until the response head is
@@ -91,7 +88,7 @@ extension UpstreamExchange {
                 if !machine.responding && upstream.input.isEmpty {
                     upstreamFailed(upstream, reason: "\(error)")
                 } else {
-                    client.close()
+                    cutClient()
                 }
                 return false
             }
@@ -100,8 +97,8 @@ extension UpstreamExchange {
     }
 
     /// Decides which newly buffered bytes belong to the response. False after an error reply.
-    private func classifyResponseBytes(_ upstream: UpstreamConnection) -> Bool {
-        let (client, worker) = (self.client, self.worker) // see forwardResponse
+    private func classifyResponseBytes(_ upstream: UpstreamConnection, _ client: ClientLease) -> Bool {
+        let worker = self.worker // one strong reference, not a checked retain per use
         if !machine.responding {
             // The head is parsed from the first byte not yet classified; `responseParseFrom` is
             // relative to that point, which stays put while earlier bytes go to the client.
@@ -116,7 +113,7 @@ extension UpstreamExchange {
             case .complete(let responseHead):
                 responseParseFrom = 0
                 if responseHead.status == 101 {
-                    return switchProtocols(upstream, responseHead)
+                    return switchProtocols(upstream, responseHead, client)
                 }
                 if responseHead.status >= 100 && responseHead.status < 200 {
                     // Interim responses are passed on (`ContinueExpectation` says which); the
@@ -133,12 +130,12 @@ extension UpstreamExchange {
                     invalidResponse(upstream, .invalidHead(error.message))
                     return false
                 case .success(let framing):
-                    releaseHeadFromInput()
+                    releaseHeadFromInput(client)
                     perform(machine.handle(.responseHead(framing: framing, keepsConnection: responseHead.keepsConnection)))
                     closeAfterResponse = ExchangeEnding.closesClient(
                         clientAsked: closeClientAfter, framing: framing, draining: worker.draining)
                     relayHead(
-                        responseHead, from: upstream,
+                        responseHead, from: upstream, to: client,
                         connection: closeAfterResponse
                             ? Self.connectionClose
                             : head.version == .http10 ? Self.connectionKeepAlive : [])
@@ -176,7 +173,7 @@ extension UpstreamExchange {
                 }
                 // Part of the response is already with the client: all we can do is cut both ends.
                 worker.counters.count(error.kind)
-                client.close()
+                cutClient()
                 return false
             }
         }
@@ -195,8 +192,8 @@ extension UpstreamExchange {
     /// hop-by-hop fields (RFC 9110 §7.6.1), with our own `Connection` field: whether the client
     /// connection stays open is ours to say, not the replica's.
     private func relayHead(
-        _ responseHead: ResponseHeadInfo, from upstream: UpstreamConnection, connection: [UInt8],
-        upgrading: Bool = false
+        _ responseHead: ResponseHeadInfo, from upstream: UpstreamConnection, to client: ClientLease,
+        connection: [UInt8], upgrading: Bool = false
     ) {
         let bytes = upstream.input.readable
         let output = client.output
@@ -214,18 +211,20 @@ extension UpstreamExchange {
 
     /// A 101: the replica switched protocols (RFC 9110 §15.2.2). Only an upgrade the client asked
     /// for is accepted; the connections then become a tunnel. False after an error reply.
-    private func switchProtocols(_ upstream: UpstreamConnection, _ responseHead: ResponseHeadInfo) -> Bool {
+    private func switchProtocols(
+        _ upstream: UpstreamConnection, _ responseHead: ResponseHeadInfo, _ client: ClientLease
+    ) -> Bool {
         guard ExchangeEnding.acceptsUpgrade(requested: head.connection.upgrade, requestBodyLeft: bodyRemaining > 0) else {
             invalidResponse(upstream, .unrequestedUpgrade)
             return false
         }
         tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         tracked = nil
-        releaseHeadFromInput()
-        relayHead(responseHead, from: upstream, connection: Self.connectionUpgrade, upgrading: true)
+        releaseHeadFromInput(client)
+        relayHead(responseHead, from: upstream, to: client, connection: Self.connectionUpgrade, upgrading: true)
         self.upstream = nil
         perform(machine.handle(.end))
-        client.startTunnel(upstream)
+        outcome = .upgraded(upstream)
         return false
     }
 
@@ -239,7 +238,7 @@ extension UpstreamExchange {
         }
     }
 
-    func releaseHeadFromInput() {
+    func releaseHeadFromInput(_ client: ClientLease) {
         if !headConsumed {
             client.input.consume(head.length)
             headConsumed = true

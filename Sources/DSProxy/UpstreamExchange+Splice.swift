@@ -38,7 +38,7 @@ extension UpstreamExchange {
     /// failed write means are handled here. (The closure does not escape: nothing allocated.)
     @inline(__always)
     func writeToSink(
-        _ direction: BodyDirection, _ upstream: UpstreamConnection,
+        _ direction: BodyDirection, _ upstream: UpstreamConnection, _ client: ClientLease,
         _ write: (Int32) throws -> IOResult<Int>
     ) -> BodyStep {
         guard direction == .request else {
@@ -69,7 +69,7 @@ extension UpstreamExchange {
     /// still holding bytes (they go before anything else), else a pipe if nothing is buffered
     /// (`bufferedBytesLeft`) and enough is left to pull (`spliceBudget`), or a splice of it is
     /// already under way.
-    func pipeToSplice(_ direction: BodyDirection, bufferedBytesLeft: Bool) -> SplicePipe? {
+    func pipeToSplice(_ direction: BodyDirection, bufferedBytesLeft: Bool, _ client: ClientLease) -> SplicePipe? {
         let existing = direction == .request ? requestPipe : responsePipe
         if let existing, existing.buffered > 0 { return existing }
         guard !bufferedBytesLeft, client.canSplice, let threshold = worker.config.spliceThreshold else { return nil }
@@ -107,11 +107,13 @@ extension UpstreamExchange {
     /// pipe, then pulls at most the budget into it, until both are spent (true: the buffered
     /// path goes on with what follows, the next chunk's framing or the end) or a side blocks
     /// (whether bytes moved) or fails (false).
-    func pumpSpliced(_ direction: BodyDirection, _ upstream: UpstreamConnection, _ pipe: SplicePipe) -> Bool {
+    func pumpSpliced(
+        _ direction: BodyDirection, _ upstream: UpstreamConnection, _ pipe: SplicePipe, _ client: ClientLease
+    ) -> Bool {
         var progressed = false
         while !client.closed && !upstream.closed && !ended {
             if pipe.buffered > 0 {
-                switch writeToSink(direction, upstream, { try pipe.drain(to: $0) }) {
+                switch writeToSink(direction, upstream, client, { try pipe.drain(to: $0) }) {
                 case .moved(let n):
                     spliced(direction, drained: n)
                     progressed = true
@@ -125,8 +127,15 @@ extension UpstreamExchange {
                 if direction == .request { splicingRequest = false } else { splicingResponse = false }
                 return true
             }
+            let limit = Int(min(budget, 1 << 20))
+            if direction == .request {
+                // The client's socket is the connection's to read: it fills the pipe after the
+                // step and reports what came (`requestBodySpliced`).
+                bodyWant = .splice(pipe, limit: limit)
+                return progressed
+            }
             // The pipe is empty here, so what it holds after a fill is what the fill moved.
-            switch fillPipe(direction, upstream, pipe, limit: Int(min(budget, 1 << 20))) {
+            switch fillPipe(upstream, pipe, limit: limit) {
             case .moved:
                 spliced(direction, pulled: UInt64(pipe.buffered))
                 progressed = true
@@ -137,12 +146,8 @@ extension UpstreamExchange {
         return progressed
     }
 
-    /// One splice from `direction`'s source socket into the empty `pipe`.
-    private func fillPipe(
-        _ direction: BodyDirection, _ upstream: UpstreamConnection, _ pipe: SplicePipe,
-        limit: Int
-    ) -> BodyStep {
-        if direction == .request { return clientBodyRead(client.spliceIn(to: pipe, limit: limit)) }
+    /// One splice from the replica's socket into the empty `pipe` (a response body).
+    private func fillPipe(_ upstream: UpstreamConnection, _ pipe: SplicePipe, limit: Int) -> BodyStep {
         guard upstream.mayRead else { return .blocked }
         do {
             switch try upstream.read(into: pipe, limit: limit) {
@@ -150,13 +155,13 @@ extension UpstreamExchange {
                 return .blocked
             case .done(0):
                 // The replica closed mid-body: the client cannot get a complete response.
-                client.close()
+                cutClient()
                 return .failed
             case .done(let n):
                 return .moved(n)
             }
         } catch {
-            client.close()
+            cutClient()
             return .failed
         }
     }
@@ -165,7 +170,7 @@ extension UpstreamExchange {
     /// chunk's data in the scanner (which did not see them). A Content-Length request counts
     /// when the bytes reach the replica instead (`bodyRemaining` also says whether the replica
     /// got the whole body, see `finish`).
-    private func spliced(_ direction: BodyDirection, pulled n: UInt64) {
+    func spliced(_ direction: BodyDirection, pulled n: UInt64) {
         switch direction {
         case .request:
             requestChunks?.skipData(n)
@@ -179,7 +184,6 @@ extension UpstreamExchange {
         worker.counters.countSpliced(request: direction == .request, bytes: n)
         guard direction == .request, requestChunks == nil else { return }
         bodyRemaining -= UInt64(n)
-        if bodyRemaining == 0 { client.requestBodyComplete() }
     }
 
     /// A pipe for splicing, or nil (then the body goes through the buffers as usual).

@@ -12,6 +12,13 @@ import Glibc
 /// its `ClientConnection` for its first proxied request and reused for the next ones (`start`),
 /// so routing a request allocates nothing. Loop thread only.
 ///
+/// The exchange never touches its client connection's state: the connection calls it
+/// (`attach`, `step`, and the replica socket's events, which reach the connection first) and
+/// acts on what each call returns (`ExchangeOutcome`, `ExchangeStep`); a deadline of the
+/// exchange's own that passes is reported to it the same way (`ExchangeOwner`). For a step the
+/// connection lends its buffers and socket writes (`ClientLease`); the client's socket is read
+/// by the connection when the step asks for body bytes.
+///
 /// The client's `input` holds the request: a request without a body keeps its head at the front
 /// of `input` until the response begins, so a reused connection that turns out dead can be
 /// retried on a fresh one.
@@ -20,8 +27,12 @@ import Glibc
 /// UpstreamExchange+Request.swift, the response side in +Response.swift, and the splice(2)
 /// path both body directions share in +Splice.swift. (Their members are module-internal
 /// rather than private only because Swift's `private` stops at the file.)
-final class UpstreamExchange: UpstreamOwner, TimerTarget {
-    unowned let client: ClientConnection
+final class UpstreamExchange: TimerTarget {
+    /// The client connection the exchange works for (nil on the worker's shelf): the replica
+    /// socket's events go to it, and a deadline that passed is reported to it. `unowned(unsafe)`:
+    /// a connection lets go of its exchange (to the shelf, `SpareExchanges`) before it goes, so
+    /// the owner is alive whenever the exchange runs, and no reference count is checked per use.
+    private unowned(unsafe) var owner: ExchangeOwner?
     unowned let worker: Worker
     private(set) var head: RequestHeadInfo
     var upstream: UpstreamConnection?
@@ -77,21 +88,32 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
     var responsePipe: SplicePipe?
     var splicingRequest = false
     var splicingResponse = false
+    /// How the call in progress ended for the client (`fail`, `finish`, a 101, a cut), handed to
+    /// the connection when the call returns (`takeOutcome`).
+    var outcome = ExchangeOutcome.goingOn
+    /// The request body waits for client bytes (set by a step, returned with it).
+    var bodyWant: ExchangeStep.BodyWant?
+    /// A connection was attached during the call: the connection steps again (a pooled or
+    /// connected socket gets no new edge-triggered event to start sending on it).
+    var attachedDuringCall = false
 
     init(
-        client: ClientConnection, worker: Worker, head: RequestHeadInfo, bodyLength: UInt64,
+        owner: ExchangeOwner, worker: Worker, head: RequestHeadInfo, bodyLength: UInt64,
         snapshot: Snapshot, hashedKey: UInt64
     ) {
-        self.client = client
         self.worker = worker
         self.head = head
         self.snapshot = snapshot
-        start(head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
+        start(for: owner, head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
     }
 
-    /// Begins the exchange for a new request: every piece of per-request state is set here.
-    func start(head: RequestHeadInfo, bodyLength: UInt64, snapshot: Snapshot, hashedKey: UInt64) {
+    /// Begins the exchange for a new request of `owner`'s: every piece of per-request state is
+    /// set here.
+    func start(
+        for owner: ExchangeOwner, head: RequestHeadInfo, bodyLength: UInt64, snapshot: Snapshot, hashedKey: UInt64
+    ) {
         assert(worker.loop.isInLoop)
+        self.owner = owner
         self.head = head
         upstream = nil
         headConsumed = false
@@ -171,25 +193,45 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
 
     // MARK: events
 
-    func upstreamEvent(_ upstream: UpstreamConnection, _ events: IOEvents) {
-        guard upstream === self.upstream, !ended else { return }
+    /// Hands the outcome of the call that is returning to the connection, and resets it.
+    @inline(__always)
+    private func takeOutcome() -> ExchangeOutcome {
+        // The usual case without copying (and destroying) the enum's payload.
+        if case .goingOn = outcome { return .goingOn }
+        let taken = outcome
+        outcome = .goingOn
+        return taken
+    }
+
+    /// An event of the replica's socket (the connection, its owner, passes it on and steps the
+    /// exchange afterwards). Nil when the event is not for the exchange in progress.
+    func upstreamEvent(_ upstream: UpstreamConnection, _ events: IOEvents) -> ExchangeOutcome? {
+        guard upstream === self.upstream, !ended else { return nil }
         if !upstream.connected && (events.contains(.writable) || events.contains(.error) || events.contains(.hangup)) {
             let err = Socket.connectResult(upstream.fd)
             if err != 0 {
                 upstreamFailed(upstream, reason: String(cString: strerror(err)))
-                client.drive()
-                return
+                attachedDuringCall = false
+                return takeOutcome()
             }
             upstream.connected = true
             upstream.mayWrite = true
             // Connected: the connect deadline gives way to the response deadline.
             perform(machine.handle(.connected))
         }
-        client.drive()
+        return .goingOn
+    }
+
+    /// Gets a connection to `snapshot.backends[index]` (pooled or new) for the request `start`
+    /// began: its first attempt.
+    func attach(_ index: Int) -> ExchangeOutcome {
+        attachTo(index)
+        attachedDuringCall = false
+        return takeOutcome()
     }
 
     /// Gets a connection to `snapshot.backends[index]` (pooled or new) for this exchange.
-    func attach(_ index: Int) {
+    private func attachTo(_ index: Int) {
         let worker = self.worker // one strong reference, not a checked retain per use
         backendIndex = index
         let upstream: UpstreamConnection
@@ -201,7 +243,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             if (bodyRemaining > 0 || !Self.isIdempotent(head)) && Socket.idleConnectionIsDead(pooled.fd) {
                 pooled.close()
                 attempts.pooledConnectionDead()
-                attach(index)
+                attachTo(index)
                 return
             }
         } else {
@@ -219,7 +261,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
                 return
             }
         }
-        upstream.owner = self
+        upstream.owner = owner
         self.upstream = upstream
         if tracked == nil || tracked !== worker.metrics(index, in: snapshot) {
             tracked?.end(answered: false, nanoseconds: 0)
@@ -228,35 +270,51 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
             trackedSince = monotonicNanoseconds()
         }
         perform(machine.handle(.attached(connected: upstream.connected)))
-        // A pooled or already-connected socket gets no new edge-triggered event: count the
-        // attach as progress so `drive` goes on to send on it now.
-        client.noteProgress()
+        // A pooled or already-connected socket gets no new edge-triggered event: the step
+        // counts the attach as progress so the connection goes on to send on it now.
+        attachedDuringCall = true
     }
 
+    /// The deadline's timer (the exchange's own target, so an exchange on the shelf keeps its
+    /// armed timer and moves to another connection without touching the loop's timers). A
+    /// deadline that passed is reported to the owner with what it means.
     func timerFired(_ tag: Int) {
         guard deadline.fired(on: worker.loop, target: self) else { return }
-        timedOut()
+        guard !ended, upstream != nil, let owner else { return }
+        perform(machine.handle(.deadlineExpired))
+        attachedDuringCall = false
+        owner.exchangeDeadlinePassed(takeOutcome())
     }
 
-    /// The client connection is going away: the loop lets go of this object now rather than
-    /// when its armed timer would fire.
+    /// The exchange goes to the worker's shelf (ended, its snapshot already let go): it works
+    /// for no connection until a connection takes it for its next request.
+    func shelve() {
+        assert(hasEnded)
+        owner = nil
+    }
+
+    /// The exchange is dropped (the shelf is full): the loop lets go of this object now rather
+    /// than when its armed timer would fire.
     func retire() {
         assert(worker.loop.isInLoop)
         deadline.cancel(on: worker.loop)
     }
 
-    private func timedOut() {
-        guard !client.closed, upstream != nil else { return }
-        perform(machine.handle(.deadlineExpired))
-        client.drive()
+    /// One round of moving bytes with the client's buffers and socket writes lent: request to
+    /// the replica, response to the client.
+    func step(_ client: ClientLease) -> ExchangeStep {
+        let progressed = moveBytes(client) || attachedDuringCall
+        attachedDuringCall = false
+        guard let wants = bodyWant else { return ExchangeStep(progressed: progressed, wants: nil, outcome: takeOutcome()) }
+        bodyWant = nil
+        return ExchangeStep(progressed: progressed, wants: wants, outcome: takeOutcome())
     }
 
-    /// One round of moving bytes: request to the replica, response to the client.
-    func step() -> Bool {
+    private func moveBytes(_ client: ClientLease) -> Bool {
         guard !ended, let upstream, upstream.connected else { return false }
         var progressed = false
         if machine.headPending {
-            guard sendHead(upstream) else { return false }
+            guard sendHead(upstream, client) else { return false }
             progressed = true
             // Whatever refused the request before this point (417, 413, 503, 502) answered
             // without reading the body.
@@ -268,19 +326,25 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         }
         if upstream.closed || ended { return false }
         if bodyRemaining > 0 || !upstream.output.isEmpty {
-            if sendBody(upstream) { progressed = true }
+            if sendBody(upstream, client) { progressed = true }
             if client.closed || upstream.closed || ended { return false }
         }
-        if forwardResponse(upstream) { progressed = true }
+        if forwardResponse(upstream, client) { progressed = true }
         return progressed
+    }
+
+    /// The connection spliced `n` bytes of the request body into the pipe the step asked it to
+    /// (`ExchangeStep.BodyWant.splice`).
+    func requestBodySpliced(_ n: Int) {
+        spliced(.request, pulled: UInt64(n))
     }
 
     // MARK: endings
 
-    func finish(_ upstream: UpstreamConnection) {
+    func finish(_ upstream: UpstreamConnection, _ client: ClientLease) {
         tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         tracked = nil
-        releaseHeadFromInput()
+        releaseHeadFromInput(client)
         let reusable = ExchangeEnding.replicaReusable(
             keptByReplica: machine.replicaKeepsConnection, framing: framing, requestBodyLeft: bodyRemaining > 0,
             bytesAfterResponse: !upstream.input.isEmpty, draining: worker.draining)
@@ -288,7 +352,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         self.upstream = nil
         let closeAfter = ExchangeEnding.closesClientAtEnd(decided: closeAfterResponse, requestBodyLeft: bodyRemaining > 0)
         perform(machine.handle(.end))
-        client.exchangeEnded(closeAfter: closeAfter)
+        outcome = .ended(closeClient: closeAfter)
     }
 
     /// The replica connection failed before the response began.
@@ -310,7 +374,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         let next = attempts.failed(
             reused: wasReused, resendable: resendable, retryAllowed: error.retry.allows(idempotent: Self.isIdempotent(head)))
         if next == .againOnFreshConnection {
-            attach(backendIndex)
+            attachTo(backendIndex)
             return
         }
         worker.reportUnreachable(backend)
@@ -356,7 +420,7 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         guard let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried) else { return false }
         attempts.failedOver(refused: refused)
         worker.counters.count(.retried)
-        attach(next)
+        attachTo(next)
         return true
     }
 
@@ -370,11 +434,20 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         worker.counters.count(error.kind)
         // Passive health. (Connect failures were counted where they were reported.)
         if error.kind == .timeout || error.kind == .invalidResponse, let upstream { worker.countFailure(upstream.backend) }
-        if !headConsumed { client.input.consume(head.length) }
+        // The client drops the head still in its input before our answer.
+        let unreadHead = headConsumed ? 0 : head.length
+        headConsumed = true
         // A body not fully forwarded cannot be told apart from the next request: close.
         let mustClose = closeClientAfter || bodyRemaining > 0
         abandon()
-        client.exchangeFailed(error, close: mustClose)
+        outcome = .failed(error, closeClient: mustClose, unreadHead: unreadHead)
+    }
+
+    /// The response cannot be completed: the client connection is to be cut (the replica's
+    /// connection goes now).
+    func cutClient() {
+        abandon()
+        outcome = .closeClient
     }
 
     /// Drops the exchange without an answer of its own: the client is closing, or answers for it.
@@ -385,5 +458,37 @@ final class UpstreamExchange: UpstreamOwner, TimerTarget {
         tracked = nil
         upstream?.close()
         upstream = nil
+    }
+}
+
+/// Ended exchange objects waiting for a connection's next proxied request, one shelf per
+/// worker. A connection that closes, or that waits for a request with nothing buffered (an
+/// idle keep-alive one) while the worker has more connections than `limit`, puts its exchange
+/// here, so a crowd of idle connections holds none, and takes one back for its next request:
+/// routing a request still allocates nothing once the shelf holds as many exchanges as requests
+/// run at once. At most `limit` are kept; beyond that they are let go.
+struct SpareExchanges {
+    static let limit = 256
+    private var shelf: [UpstreamExchange] = []
+
+    init() {
+        // Room for the whole shelf now: putting an exchange back never grows the array.
+        shelf.reserveCapacity(Self.limit)
+    }
+
+    var count: Int { shelf.count }
+
+    mutating func take() -> UpstreamExchange? {
+        shelf.popLast()
+    }
+
+    /// Keeps `exchange` (ended) for another connection, or lets it go when the shelf is full.
+    mutating func keep(_ exchange: UpstreamExchange) {
+        guard shelf.count < Self.limit else {
+            exchange.retire()
+            return
+        }
+        exchange.shelve()
+        shelf.append(exchange)
     }
 }

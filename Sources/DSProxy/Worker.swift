@@ -48,6 +48,14 @@ package final class Worker {
     let pipeline: PipelineQueue<ClientConnection>
     /// The iovec array every request head is gathered into for its writev.
     let iovecs = IOVecBuffer()
+    /// Ended exchange objects between a connection's requests (`SpareExchanges`).
+    var spareExchanges = SpareExchanges()
+
+    /// Whether this worker has more client connections than its shelf of exchanges holds: then
+    /// an idle connection puts its exchange on the shelf rather than keep it (with fewer, the
+    /// spares the connections keep are no more than a full shelf would hold, and keeping them
+    /// costs nothing per request).
+    var crowded: Bool { connections.count > SpareExchanges.limit }
     /// Draws the `random` key source's request ids, seeded apart per worker.
     var keyRandom = RandomRequestIDs(seed: UInt64.random(in: .min ... .max))
     let admin: AdminHandler?

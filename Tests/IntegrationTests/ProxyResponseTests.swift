@@ -1,6 +1,8 @@
 // What ds-lb does with a replica's responses, end to end: hop-by-hop fields removed and its own
-// Connection field, invalid framing (502, upstream connection closed), responses without a body
-// (HEAD, 204, 304), close-delimited bodies, and a replica that closes pooled connections.
+// Connection field, responses without a body (HEAD, 204, 304), close-delimited bodies, broken
+// chunked bodies, and a replica that closes pooled connections. Invalid response framing (502,
+// upstream connection closed) is the corpus's: ResponseCorpus, run end to end by
+// SmugglingCorpusTests and without sockets by DSProxyTests.ResponseCorpusMachineTests.
 // The replica is a ScriptedReplica behind `--driver static`.
 
 import Foundation
@@ -51,39 +53,6 @@ final class ProxyResponseTests: IntegrationTestCase {
             let response = try old.readResponse()
             XCTAssertEqual(response.status, 200)
             XCTAssertEqual(response.header("Connection")?.lowercased(), "keep-alive", "\(response)")
-        }
-    }
-
-    func testInvalidResponseFramingIs502AndTheUpstreamConnectionIsClosed() throws {
-        let cases: [(String, String)] = [
-            ("cl-and-te", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-            ("two-lengths", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
-            ("bad-length", "HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\nhello"),
-            ("negative-length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"),
-            ("chunked-twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"),
-            ("space-before-colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"),
-            ("bad-status-line", "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok"),
-            ("unasked-101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
-        ]
-        let replies = Dictionary(uniqueKeysWithValues: cases)
-        let replica = try ScriptedReplica { request in
-            let name = String(request.target.dropFirst().prefix { $0 != "?" })
-            return .init(replies[name] ?? "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-        }
-        defer { replica.stop() }
-        let lb = try startLoadBalancer(for: replica, ["--retries", "0"])
-        for (name, _) in cases {
-            let closedBefore = replica.closedByPeer
-            let connection = try HTTPConnection(port: lb.port)
-            defer { connection.close() }
-            let response = try connection.request("GET", "/\(name)?id=1")
-            XCTAssertEqual(response.status, 502, "\(name): \(response)")
-            XCTAssertEqual(response.jsonStatus, "failure", name)
-            XCTAssertTrue(
-                replica.wait { $0.closedByPeer > closedBefore },
-                "\(name): ds-lb must close the upstream connection after an invalid response")
-            // The client connection is still good for the next request.
-            XCTAssertEqual(try connection.request("GET", "/unknown?id=1").status, 404, name)
         }
     }
 

@@ -54,12 +54,6 @@ final class SmugglingCorpusTests: IntegrationTestCase {
         return Case(name: name, request: Array(request.utf8), reply: bytes, slug: slug, expect: expect, line: line)
     }
 
-    static func closing(_ c: Case) -> Case {
-        var c = c
-        c.replyThenClose = true
-        return c
-    }
-
     // One case per entry, name first, laid out by hand; swift-format would break each call apart.
     // swift-format-ignore
     static let corpus: [Case] =
@@ -67,89 +61,12 @@ final class SmugglingCorpusTests: IntegrationTestCase {
             Case(name: $0.name, request: $0.request, reply: nil, slug: "", expect: .status($0.status), line: $0.line)
         } + responses
 
-    // One case per entry, name first, laid out by hand; swift-format would break each call apart.
-    // swift-format-ignore
-    static let responses: [Case] = [
-        rs("control: valid response", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", .status(200)),
-
-        // MARK: responses: framing a replica must not send
-        rs("response CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-        rs("response TE and CL", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"),
-        rs("response chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"),
-        rs("response differing CL", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!"),
-        rs("response CL not a number", "HTTP/1.1 200 OK\r\nContent-Length: two\r\n\r\nok"),
-        rs("response CL negative", "HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok"),
-        rs("response CL past 2^64", "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551617\r\n\r\nok"),
-        rs("response space before colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"),
-        rs("response obs-fold", "HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 2\r\n\r\nok"),
-        rs("response bare CR", "HTTP/1.1 200 OK\r\nX-A: b\rc\r\nContent-Length: 2\r\n\r\nok"),
-        rs("response NUL in value", "HTTP/1.1 200 OK\r\nX-A: b\u{0}c\r\nContent-Length: 2\r\n\r\nok"),
-        rs("response bare LF", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok"),
-        rs("response empty field name", "HTTP/1.1 200 OK\r\n: b\r\nContent-Length: 2\r\n\r\nok"),
-        rs("response non-token field name", "HTTP/1.1 200 OK\r\nX[A]: b\r\nContent-Length: 2\r\n\r\nok"),
-        rs("response four-digit status", "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok"),
-        rs("response status below 100", "HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\nok"),
-        rs("response HTTP/2.0", "HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok"),
-        rs("response not HTTP", "hello world\r\n\r\n"),
-        rs("response head over 64 KiB", "HTTP/1.1 200 OK\r\nX-Big: " + String(repeating: "b", count: 70 * 1024)
-           + "\r\nContent-Length: 2\r\n\r\nok"),
-        rs("response 101 fields", "HTTP/1.1 200 OK\r\n" + (0..<101).map { "X-F\($0): v\r\n" }.joined()
-           + "Content-Length: 2\r\n\r\nok"),
-        closing(rs("response head cut by close", "HTTP/1.1 200 OK\r\nContent-Le")),
-
-        // MARK: responses: broken chunked bodies. The replica sends each in one write, so ds-lb
-        // finds the break before any byte of the response went to the client: 502, not an empty
-        // reply (a break after part of the body cuts both ends: ProxyResponseTests).
-        rs("response chunk size not hex", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n"),
-        rs("response chunk size past 2^64",
-           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nok\r\n0\r\n\r\n"),
-        rs("response chunk extension over 4 KiB", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;"
-           + String(repeating: "e", count: 5000) + "\r\nok\r\n0\r\n\r\n"),
-        rs("response chunk data longer than its size",
-           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokay\r\n0\r\n\r\n"),
-        rs("response bare LF after chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\r\n0\r\n\r\n"),
-        rs("response obs-fold in trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: a\r\n b\r\n\r\n"),
-        rs("response space before colon in trailer",
-           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T : a\r\n\r\n"),
-        rs("response status line as trailer",
-           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
-    ] + namedFraming.map { framing in
-        // The replica names its framing field in Connection, a second response glued after.
-        rs("response: " + framing.name, framing.message(startLine: "HTTP/1.1 200 OK", body: "ok")
-           + "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
+    /// The response rows (`ResponseCorpus`), each under its own `/reply/<slug>` of the fake replica.
+    static let responses: [Case] = ResponseCorpus.rows.map { row in
+        var c = rs(row.name, bytes: row.response, .status(row.status), line: row.line)
+        c.replyThenClose = row.thenClose
+        return c
     }
-
-    /// A framing field named in a hop-by-hop list (`Connection`): a proxy that obeyed the list
-    /// would send the body on without its framing. Each shape is sent by a client (ds-lb keeps
-    /// the field: `testFramingNamedInConnectionIsKeptOnTheRequestSide`) and by a replica (ds-lb
-    /// answers 502 and closes the replica connection: the `response: ` rows of the corpus).
-    struct NamedFraming {
-        let name: String
-        let connectionLines: [String]
-        let chunked: Bool
-
-        /// `startLine`, the Connection lines, the framing field, then `body` framed by it.
-        func message(startLine: String, body: String) -> String {
-            let fields = connectionLines.map { "Connection: \($0)\r\n" }.joined()
-            let framed =
-                chunked
-                ? "Transfer-Encoding: chunked\r\n\r\n" + String(body.utf8.count, radix: 16) + "\r\n" + body + "\r\n0\r\n\r\n"
-                : "Content-Length: \(body.utf8.count)\r\n\r\n" + body
-            return startLine + "\r\n" + (startLine.hasPrefix("HTTP/") ? "" : "Host: lb\r\n") + fields + framed
-        }
-    }
-
-    // One case per entry, laid out by hand; swift-format would break each call apart.
-    // swift-format-ignore
-    static let namedFraming: [NamedFraming] = [
-        NamedFraming(name: "Connection: content-length", connectionLines: ["content-length"], chunked: false),
-        NamedFraming(name: "Connection: CONTENT-LENGTH", connectionLines: ["CONTENT-LENGTH"], chunked: false),
-        NamedFraming(name: "Connection: close, Content-Length", connectionLines: ["close, Content-Length"], chunked: false),
-        NamedFraming(name: "a second Connection line names Content-Length", connectionLines: ["keep-alive", "Content-Length"],
-                     chunked: false),
-        NamedFraming(name: "Connection: transfer-encoding", connectionLines: ["transfer-encoding"], chunked: true),
-        NamedFraming(name: "Connection: Transfer-Encoding, Host", connectionLines: ["Transfer-Encoding, Host"], chunked: true),
-    ]
 
     /// The request side of `namedFraming`, against a real replica (ds-server, which frames bodies
     /// as it should): the body reaches it as the body, and no request hidden in it is answered,
@@ -158,7 +75,7 @@ final class SmugglingCorpusTests: IntegrationTestCase {
     func testFramingNamedInConnectionIsKeptOnTheRequestSide() throws {
         let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--workers", "1"])
         let hidden = "GET /debug/head?smuggled=1 HTTP/1.1\r\nHost: lb\r\n\r\n"
-        for framing in Self.namedFraming {
+        for framing in ResponseCorpus.namedFraming {
             let attacker = try HTTPConnection(port: lb.port)
             defer { attacker.close() }
             try attacker.send(framing.message(startLine: "POST /echo?id=1 HTTP/1.1", body: hidden))
@@ -215,7 +132,7 @@ final class SmugglingCorpusTests: IntegrationTestCase {
         let replica = try FakeReplica()
         defer { replica.stop() }
         var replies = [("ka", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!")]
-        for (i, framing) in Self.namedFraming.enumerated() {
+        for (i, framing) in ResponseCorpus.namedFraming.enumerated() {
             replies.append(
                 (
                     "named\(i)",
