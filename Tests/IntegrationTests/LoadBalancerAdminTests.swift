@@ -117,7 +117,7 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
 
         if let pid2 = pids[2], let identity = ProcFS.identity(pid2) {
             XCTAssertEqual(
-                ProcFS.waitUntilGone([identity], timeout: 5), [],
+                ProcFS.waitUntilGone([identity], timeout: 15), [],
                 "the removed replica's process must stop: \(ProcFS.describe(pid2))")
         }
     }
@@ -180,7 +180,7 @@ final class LoadBalancerAdminTests: IntegrationTestCase {
                 assertReplicaState(try lb.admin("POST", "/add", json: ["n": 3]), expected, "round \(round): POST /add {n: 3}")
             }
             let removed = round == 1 ? old.filter { ProcFS.argument(after: "--id", of: $0.pid) == "1" } : old
-            let alive = ProcFS.waitUntilGone(removed, timeout: 4)
+            let alive = ProcFS.waitUntilGone(removed, timeout: 15)
             XCTAssertEqual(alive, [], "round \(round): removed replicas still running: \(alive.map { ProcFS.describe($0.pid) })")
             let byID = lb.replicaPIDsByID()
             XCTAssertEqual(
