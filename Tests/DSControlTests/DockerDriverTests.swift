@@ -12,9 +12,8 @@ import XCTest
 /// addresses here are the fake engine's and nothing connects to them.
 final class DockerDriverTests: XCTestCase {
     private let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-    /// How long the client waits for the fake engine's answer. No test here is about the engine
-    /// being slow, and the fake engine's threads share a loaded machine: a deadline, not a pace.
-    private static let engineTimeout: Duration = .seconds(30)
+    /// No test here is about the engine being slow.
+    private static let engineTimeout = FakeEngine.answerDeadline
 
     func testOnAUserNetworkAReplicaIsReachedAtItsAddressFromInspect() throws {
         for shape in [VersionedEngine.Shape.v1_41, .current] {

@@ -25,6 +25,10 @@ package final class FakeEngine: @unchecked Sendable {
         package var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] }
     }
 
+    /// How long a client waits for this engine's answer in tests not about a slow engine: the
+    /// engine answers from its own threads, which a loaded machine may not run for a while.
+    package static let answerDeadline: Duration = .seconds(30)
+
     package let path: String
     private let fd: Int32
     private let lock = NSLock()

@@ -33,7 +33,7 @@ final class EventStreamTests: XCTestCase {
                 + "b\r\n{\"x\":1234}\n\r\n"
         }
         defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: FakeEngine.answerDeadline)
         let events = Locked<[ContainerEvent]>([])
         let ended = expectation(description: "the stream ends")
         let reason = Locked<DockerError?>(nil)
@@ -42,7 +42,7 @@ final class EventStreamTests: XCTestCase {
             onEnd: { error in
                 reason.withLock { $0 = error }; ended.fulfill()
             })
-        wait(for: [ended], timeout: 5)
+        wait(for: [ended], timeout: 60)
         XCTAssertEqual(events.withLock { $0 }, [ContainerEvent(action: "die", id: "abc", name: "server-2")])
         guard case .unreachable = reason.withLock({ $0 }) else {
             return XCTFail("ended with \(String(describing: reason.withLock { $0 }))")
@@ -59,7 +59,7 @@ final class EventStreamTests: XCTestCase {
             return FakeEngine.json("400 Bad Request", #"{"message":"invalid filter 'label'"}"#)
         }
         defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: FakeEngine.answerDeadline)
         let ended = expectation(description: "the stream ends")
         let reason = Locked<DockerError?>(nil)
         client.followContainerEvents(
@@ -67,7 +67,7 @@ final class EventStreamTests: XCTestCase {
             onEnd: { error in
                 reason.withLock { $0 = error }; ended.fulfill()
             })
-        wait(for: [ended], timeout: 5)
+        wait(for: [ended], timeout: 60)
         XCTAssertEqual(reason.withLock { $0 }, .engine(status: 400, message: "invalid filter 'label'"))
     }
 }

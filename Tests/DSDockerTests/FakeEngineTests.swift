@@ -19,7 +19,7 @@ final class FakeEngineTests: XCTestCase {
             request.line.hasPrefix("GET /version ") ? FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) : reply(request)
         }
         addTeardownBlock { engine.stop() }
-        return (engine, try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2)))
+        return (engine, try DockerClient.connect(socketPath: engine.path, timeout: FakeEngine.answerDeadline))
     }
 
     func testNegotiatesWithGetVersionAndPrefixesEveryCall() throws {
@@ -33,7 +33,7 @@ final class FakeEngineTests: XCTestCase {
             return FakeEngine.chunked("200 OK", [String(body.prefix(half)), String(body.dropFirst(half))])
         }
         defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: FakeEngine.answerDeadline)
         XCTAssertEqual(client.apiVersion, "1.41")
         XCTAssertEqual(client.engineVersion, "20.10.24")
         let list = try client.listContainers(labels: ["ds-lb.pool=p"])
@@ -50,7 +50,7 @@ final class FakeEngineTests: XCTestCase {
         }
         defer { engine.stop() }
         XCTAssertEqual(
-            try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2)).apiVersion,
+            try DockerClient.connect(socketPath: engine.path, timeout: FakeEngine.answerDeadline).apiVersion,
             DockerClient.newestKnown.description)
     }
 
@@ -83,20 +83,27 @@ final class FakeEngineTests: XCTestCase {
     }
 
     func testASilentEngineTimesOut() throws {
+        // Silent until the client gave up, however late its timer fires on a loaded machine.
+        let gate = DispatchSemaphore(value: 0)
         let engine = try FakeEngine { _ in
-            Thread.sleep(forTimeInterval: 1.5)
+            _ = gate.wait(timeout: .now() + 60)
             return ""
         }
-        defer { engine.stop() }
+        defer {
+            gate.signal()
+            engine.stop()
+        }
         XCTAssertThrowsError(try DockerClient.connect(socketPath: engine.path, timeout: .milliseconds(300))) { error in
             guard case DockerError.timedOut = error else { return XCTFail("\(error)") }
         }
     }
 
     func testASlowAnswerTimesOutAndABodyCutShortIsAnError() throws {
+        let gate = DispatchSemaphore(value: 0)
+        defer { gate.signal() }
         let (_, client) = try connected { request in
             if request.path == "/containers/slow/json" {
-                Thread.sleep(forTimeInterval: 1.5)
+                _ = gate.wait(timeout: .now() + 60)
             }
             return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"Id\":"
         }
@@ -117,7 +124,7 @@ final class FakeEngineTests: XCTestCase {
         let open = Locked(0)
         let (_, client) = try connected { request in
             open.withLock { $0 += 1 }
-            for _ in 0..<500 where open.withLock({ $0 }) < 3 { Thread.sleep(forTimeInterval: 0.01) }
+            for _ in 0..<3000 where open.withLock({ $0 }) < 3 { Thread.sleep(forTimeInterval: 0.01) }
             return open.withLock({ $0 }) >= 3
                 ? "HTTP/1.1 204 No Content\r\n\r\n" : FakeEngine.json("500 Internal Server Error", #"{"message":"alone"}"#)
         }
@@ -125,12 +132,12 @@ final class FakeEngineTests: XCTestCase {
         let done = expectation(description: "three answers")
         done.expectedFulfillmentCount = 3
         for id in ["a", "b", "c"] {
-            client.startContainer(id, timeout: .seconds(10)) { result in
+            client.startContainer(id, timeout: FakeEngine.answerDeadline) { result in
                 results.withLock { $0.append(result) }
                 done.fulfill()
             }
         }
-        wait(for: [done], timeout: 15)
+        wait(for: [done], timeout: 60)
         XCTAssertEqual(results.withLock { $0.filter { if case .success = $0 { return true } else { return false } }.count }, 3)
     }
 
@@ -148,7 +155,7 @@ final class FakeEngineTests: XCTestCase {
     func testAfterRunsTheTaskOnceItsDelayHasPassed() throws {
         let engine = try FakeEngine { _ in FakeEngine.json("200 OK", #"{"ApiVersion":"1.41"}"#) }
         defer { engine.stop() }
-        let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+        let client = try DockerClient.connect(socketPath: engine.path, timeout: FakeEngine.answerDeadline)
         let start = monotonicNanoseconds()
         let ranAt = Locked<UInt64?>(nil)
         let ran = expectation(description: "the delayed task ran")
@@ -179,7 +186,7 @@ final class FakeEngineTests: XCTestCase {
         for shape in [VersionedEngine.Shape.v1_41, .current] {
             let engine = try VersionedEngine(shape: shape)
             defer { engine.stop() }
-            let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: FakeEngine.answerDeadline)
             XCTAssertEqual(client.apiVersion, shape == .v1_41 ? "1.41" : "1.47")
             let body = ReplicaContainer.createBody(image: "ds-server:latest", pool: "p", number: 2, port: 0, network: "appnet")
             let id = try client.wait { client.createContainer(name: "server-2", config: body, completion: $0) }
@@ -207,7 +214,7 @@ final class FakeEngineTests: XCTestCase {
         for shape in [VersionedEngine.Shape.v1_41, .current] {
             let engine = try VersionedEngine(shape: shape)
             defer { engine.stop() }
-            let client = try DockerClient.connect(socketPath: engine.path, timeout: .seconds(2))
+            let client = try DockerClient.connect(socketPath: engine.path, timeout: FakeEngine.answerDeadline)
             let body = ReplicaContainer.createBody(image: "ds-server:latest", pool: "p", number: 1, port: 41234, network: "host")
             let id = try client.wait { client.createContainer(name: "server-1", config: body, completion: $0) }
             let sent = try XCTUnwrap(engine.engine.requests.last?.json)
@@ -223,7 +230,7 @@ final class FakeEngineTests: XCTestCase {
     func testTheOldShapeRefusesTwoEndpointsAndTheNewOneAnOldVersionWithTheirOwnMessages() throws {
         let old = try VersionedEngine(shape: .v1_41)
         defer { old.stop() }
-        let client = try DockerClient.connect(socketPath: old.path, timeout: .seconds(2))
+        let client = try DockerClient.connect(socketPath: old.path, timeout: FakeEngine.answerDeadline)
         var body = ReplicaContainer.createBody(image: "i", pool: "p", number: 1, port: 0, network: "a")
         body["NetworkingConfig"] = ["EndpointsConfig": ["a": [String: Any](), "b": [String: Any]()]]
         XCTAssertThrowsError(try client.wait { client.createContainer(name: "x", config: body, completion: $0) }) { error in
@@ -232,9 +239,9 @@ final class FakeEngineTests: XCTestCase {
         }
         let current = try VersionedEngine(shape: .current)
         defer { current.stop() }
-        let raw = try DockerClient.connect(socketPath: current.path, timeout: .seconds(2))
+        let raw = try DockerClient.connect(socketPath: current.path, timeout: FakeEngine.answerDeadline)
         let refused = try raw.wait {
-            raw.exchange("GET", "/v1.41/containers/json", body: nil, timeout: .seconds(2), completion: $0)
+            raw.exchange("GET", "/v1.41/containers/json", body: nil, timeout: FakeEngine.answerDeadline, completion: $0)
         }
         XCTAssertEqual(refused.status, 400)
         XCTAssertTrue(refused.engineMessage.contains("Minimum supported API version is 1.44"), refused.engineMessage)

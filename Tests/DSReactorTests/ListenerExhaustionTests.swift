@@ -81,25 +81,32 @@ final class ListenerExhaustionTests: XCTestCase {
                 }
             }
         }
-        XCTAssertTrue(waitUntil { try! h.sync { listener.withLock { $0!.isPaused } } }, "accepting never paused")
+        XCTAssertTrue(waitUntil(30) { try! h.sync { listener.withLock { $0!.isPaused } } }, "accepting never paused")
         let before = accepted.get.count
         XCTAssertTrue((1...3).contains(before), "accepted \(before) before EMFILE, expected about 2")
 
-        // At the limit for 1.2 s: a few timed retries (100 ms doubling to 1 s), not a spin.
-        usleep(1_200_000)
-        let (pauses, paused) = try h.sync { listener.withLock { ($0!.pauses, $0!.isPaused) } }
+        // At the limit: accept is retried from a timer (100 ms doubling to 1 s), not in a spin.
+        // Two more pauses after this point take two timer periods, the second at least 200 ms
+        // (the first may have been armed before now); a spinning loop would count them at once.
+        // Timers never fire early, so a slow machine can only make the wait longer.
+        let seen = try h.sync { listener.withLock { $0!.pauses } }
+        let seenAt = monotonicNanos()
+        XCTAssertTrue(
+            waitUntil(30) { ((try? h.sync { listener.withLock { $0!.pauses } }) ?? 0) >= seen + 2 },
+            "accept must be retried from a timer")
+        let retriedAfter = monotonicNanos() - seenAt
+        let paused = try h.sync { listener.withLock { $0!.isPaused } }
         XCTAssertEqual(accepted.get.count, before, "accepted while out of descriptors")
         XCTAssertTrue(paused, "accepting must be paused at the descriptor limit")
-        XCTAssertGreaterThanOrEqual(pauses, 2, "accept must be retried from a timer")
-        XCTAssertLessThanOrEqual(pauses, 10, "accept retried \(pauses) times in 1.2 s: spinning on EMFILE")
+        XCTAssertGreaterThanOrEqual(retriedAfter, 150_000_000, "two retries within \(retriedAfter) ns: spinning on EMFILE")
 
         // Descriptors back: the waiting connections are accepted without a new connection's edge.
         restore()
-        XCTAssertTrue(waitUntil(3) { accepted.get.count == 6 }, "accepted \(accepted.get.count) of 6 after the limit rose")
-        XCTAssertTrue(waitUntil(3) { !(try! h.sync { listener.withLock { $0!.isPaused } }) }, "accepting stayed paused")
+        XCTAssertTrue(waitUntil(30) { accepted.get.count == 6 }, "accepted \(accepted.get.count) of 6 after the limit rose")
+        XCTAssertTrue(waitUntil(30) { !(try! h.sync { listener.withLock { $0!.isPaused } }) }, "accepting stayed paused")
 
         // And new connections are accepted on their edge as before.
         clients.append(try Socket.connect(to: bound).fd)
-        XCTAssertTrue(waitUntil { accepted.get.count == 7 }, "a new connection after recovery was not accepted")
+        XCTAssertTrue(waitUntil(30) { accepted.get.count == 7 }, "a new connection after recovery was not accepted")
     }
 }

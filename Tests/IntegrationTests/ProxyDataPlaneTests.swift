@@ -60,21 +60,26 @@ final class ProxyDataPlaneTests: IntegrationTestCase {
     }
 
     func testSlowHeadGets408AndIsClosed() throws {
-        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--head-timeout", "500ms"])
+        let lb = try startLoadBalancer(["--listen", "127.0.0.1:0", "--replicas", "1", "--head-timeout", "2s"])
         let connection = try HTTPConnection(port: lb.port)
         defer { connection.close() }
-        let started = Date()
         try connection.send("GET /home?id=1 HTTP/1.1\r\nHost: x\r\n")
-        // Trickle a byte now and then: the deadline counts from the first byte, not the last.
-        for _ in 0..<3 {
-            usleep(200_000)
-            try? connection.send("X")
+        // Trickle a byte every 50 ms until the answer comes: the deadline counts from the first
+        // byte, so it comes although the head keeps growing; a deadline counted from the last
+        // byte would never pass, and the trickle would run out first. Nothing is sent once the
+        // answer is there (a byte after ds-lb's close would reset the connection).
+        let trickleEnds = Date().addingTimeInterval(30)
+        var answered = false
+        while !answered && Date() < trickleEnds {
+            var pfd = pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0)
+            answered = poll(&pfd, 1, 50) > 0
+            if !answered { try? connection.send("X") }
         }
+        XCTAssertTrue(answered, "no answer while the head kept trickling in: the head deadline restarts with every byte")
         let response = try connection.readResponse()
         XCTAssertEqual(response.status, 408, "\(response)")
         XCTAssertEqual(response.jsonStatus, "failure")
-        XCTAssertLessThan(Date().timeIntervalSince(started), 3)
-        XCTAssertTrue(connection.isClosedByPeer(within: 2))
+        XCTAssertTrue(connection.isClosedByPeer(within: 10))
     }
 
     func testIdleKeepAliveConnectionIsClosed() throws {
@@ -82,7 +87,7 @@ final class ProxyDataPlaneTests: IntegrationTestCase {
         let connection = try HTTPConnection(port: lb.port)
         defer { connection.close() }
         XCTAssertEqual(try connection.request("GET", "/home?id=1").status, 200)
-        XCTAssertTrue(connection.isClosedByPeer(within: 3), "an idle keep-alive connection must be closed after --idle-timeout")
+        XCTAssertTrue(connection.isClosedByPeer(within: 10), "an idle keep-alive connection must be closed after --idle-timeout")
     }
 
     /// A connection that never sends a byte is held for --head-timeout, not --idle-timeout
@@ -94,7 +99,7 @@ final class ProxyDataPlaneTests: IntegrationTestCase {
         ])
         let silent = try HTTPConnection(port: lb.port)
         defer { silent.close() }
-        XCTAssertTrue(silent.isClosedByPeer(within: 5), "a silent connection must be closed after --head-timeout")
+        XCTAssertTrue(silent.isClosedByPeer(within: 20), "a silent connection must be closed after --head-timeout")
         // After its first request a connection is an idle keep-alive one: --idle-timeout applies.
         let kept = try HTTPConnection(port: lb.port)
         defer { kept.close() }
@@ -111,7 +116,7 @@ final class ProxyDataPlaneTests: IntegrationTestCase {
         try connection.send("POST /slow?ms=5000&id=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
         let response = try connection.readResponse()
         XCTAssertEqual(response.status, 408, "\(response)")
-        XCTAssertTrue(connection.isClosedByPeer(within: 2))
+        XCTAssertTrue(connection.isClosedByPeer(within: 10))
         // Counted like the head timeout's 408 (counted before the answer is queued).
         XCTAssertEqual(try lb.metricSeries()["dslb_errors_total{kind=\"bad_request\"}"], 1)
     }

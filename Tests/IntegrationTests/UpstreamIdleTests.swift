@@ -13,10 +13,14 @@ import Glibc
 
 final class UpstreamIdleTests: IntegrationTestCase {
     private let burst = 24
+    private let gate = PipeliningTests.Gate()
 
+    /// Holds every request of the burst until the whole burst is in, so that each client needs
+    /// a replica connection of its own however slowly the burst arrives.
     private func slowReplica() throws -> ScriptedReplica {
-        try ScriptedReplica { _ in
-            usleep(300_000)
+        let gate = self.gate
+        return try ScriptedReplica { _ in
+            gate.pass()
             return .init("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         }
     }
@@ -30,6 +34,8 @@ final class UpstreamIdleTests: IntegrationTestCase {
             try client.send("GET /home?id=\(i) HTTP/1.1\r\nHost: burst\r\n\r\n")
             clients.append(client)
         }
+        XCTAssertTrue(gate.waitUntilHeld(burst, timeout: 30), "\(gate.held) of \(burst) requests reached the replica at once")
+        gate.open()
         for client in clients {
             let response = try client.readResponse()
             XCTAssertEqual(response.status, 200, "\(response)")
@@ -53,7 +59,7 @@ final class UpstreamIdleTests: IntegrationTestCase {
         let replica = try slowReplica()
         defer { replica.stop() }
         let lb = try startBurst(at: replica, ["--workers", "1", "--upstream-idle-timeout", "300ms"])
-        // Each answer takes 300 ms: nearly every client of the burst needs its own connection.
+        // Every client of the burst was held at the replica at once, each on its own connection.
         XCTAssertGreaterThan(replica.accepted, burst / 2, "replica connections opened for the burst")
         // Nothing uses them any more: all are closed once idle for the timeout.
         XCTAssertTrue(
