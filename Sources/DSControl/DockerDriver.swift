@@ -131,7 +131,8 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
         let backend: Backend
         if network == "host" {
             backend = Backend(
-                name: replica.name, number: replica.number, host: host, port: try previous.map(\.port) ?? freePort())
+                name: replica.name, number: replica.number, host: host,
+                port: try previous.map(\.port) ?? freePort(on: host, avoiding: Set(live.values.map(\.backend.port))))
         } else {
             // Its address on the network is known once it runs (`DriverEvent.addressChanged`); until then
             // heartbeats go to port 0, which refuses at once, and the replica stays starting.
@@ -251,13 +252,5 @@ package final class DockerDriver: ReplicaDriver, @unchecked Sendable {
     /// Waits until no engine call is queued or running (tests; shutdown uses it too).
     func waitForEngine(seconds: Double = 5) -> Bool {
         worker.waitUntilIdle(seconds: seconds)
-    }
-
-    /// Asks the kernel for a free port on the listen host by binding port 0 (host networking:
-    /// the container binds it).
-    private func freePort() throws -> UInt16 {
-        let any = try SocketAddress.parse(host.contains(":") ? "[\(host)]:0" : "\(host):0")
-        let fd = FileDescriptor(adopting: try Socket.listen(on: any, backlog: 1))
-        return try Socket.localAddress(fd.rawValue).port
     }
 }

@@ -70,7 +70,7 @@ package final class ProcessDriver: ReplicaDriver {
     package func launch(_ replica: ReplicaSpec, previous: Backend?) throws -> Backend {
         if children[replica.name] != nil { throw DriverError("replica \(replica.name) is already running") }
         guard let loop else { throw DriverError("the process driver is not attached to a control loop") }
-        let port = try previous.map(\.port) ?? freePort()
+        let port = try previous.map(\.port) ?? freePort(on: host, avoiding: Set(children.values.map(\.backend.port)))
         let process = try ChildProcess.spawn(
             path: serverBinary,
             arguments: ["--id", String(replica.number), "--host", host, "--port", String(port)],
@@ -168,14 +168,6 @@ package final class ProcessDriver: ReplicaDriver {
     }
 
     // MARK: helpers
-
-    /// Asks the kernel for a free port by binding port 0. Another process could take the port
-    /// before the child binds it; the child then exits and the supervisor reports it.
-    private func freePort() throws -> UInt16 {
-        let any = try SocketAddress.parse(host.contains(":") ? "[\(host)]:0" : "\(host):0")
-        let fd = FileDescriptor(adopting: try Socket.listen(on: any, backlog: 1))
-        return try Socket.localAddress(fd.rawValue).port
-    }
 
     private func childEnvironment(id: Int, port: UInt16) -> [String: String] {
         var environment: [String: String] = [:]
