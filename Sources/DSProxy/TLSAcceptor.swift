@@ -74,7 +74,8 @@ final class TLSAcceptor: TimerTarget {
             connectionEnded()
             return
         }
-        if inProgress >= max(1, worker.config.tlsMaxHandshakes), let victim = oldest { drop(victim) }
+        // `while`: a reload may have lowered the cap below what is in progress.
+        while inProgress >= max(1, worker.config.tlsMaxHandshakes), let victim = oldest { drop(victim) }
         let deadline = monotonicNanoseconds() + nanoseconds(of: worker.config.tlsHandshakeTimeout)
         let handshake = TLSHandshake(fd: fd.rawValue, peer: peer, session: session, deadline: deadline, acceptor: self)
         do {
