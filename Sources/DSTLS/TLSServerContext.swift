@@ -93,10 +93,13 @@ package final class TLSServerContext: @unchecked Sendable {
         for context in contexts { SSL_CTX_free(context) }
     }
 
-    /// The certificate for `serverName` (lowercase): its exact name, else a wildcard one level
-    /// up (`*.example.com` covers `a.example.com`, not `example.com` nor `a.b.example.com`),
-    /// else the default.
-    package func certificateIndex(for serverName: String) -> Int {
+    /// The certificate for `serverName`: its exact name, else a wildcard one level up
+    /// (`*.example.com` covers `a.example.com`, not `example.com` nor `a.b.example.com`), else
+    /// the default. DNS names match without regard to case, and a fully qualified name's final
+    /// dot (`example.com.`) names the same host.
+    package func certificateIndex(for name: String) -> Int {
+        var serverName = name.lowercased()
+        if serverName.hasSuffix(".") { serverName.removeLast() }
         if let index = exact[serverName] { return index }
         if let dot = serverName.firstIndex(of: "."), let index = wildcard[String(serverName[serverName.index(after: dot)...])] {
             return index
@@ -244,7 +247,7 @@ private let serverNameCallback: @convention(c) (OpaquePointer?, UnsafeMutablePoi
             return SSL_TLSEXT_ERR_OK
         }
         let context = Unmanaged<TLSServerContext>.fromOpaque(arg).takeUnretainedValue()
-        let index = context.certificateIndex(for: String(cString: name).lowercased())
+        let index = context.certificateIndex(for: String(cString: name))
         if index != 0 { _ = SSL_set_SSL_CTX(ssl, context.contexts[index]) }
         return SSL_TLSEXT_ERR_OK
     }

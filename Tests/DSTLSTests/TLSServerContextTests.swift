@@ -34,6 +34,13 @@ final class TLSServerContextTests: XCTestCase {
         XCTAssertEqual(context.certificateIndex(for: "wild.test"), 0, "a wildcard covers one label, not the bare name")
         XCTAssertEqual(context.certificateIndex(for: "a.b.wild.test"), 0, "nor two labels")
         XCTAssertEqual(context.certificateIndex(for: "unknown.test"), 0)
+        // DNS names: any case, and the root's trailing dot.
+        XCTAssertEqual(context.certificateIndex(for: "X.WILD.Test"), 1)
+        XCTAssertEqual(context.certificateIndex(for: "x.wild.test."), 1)
+        XCTAssertEqual(context.certificateIndex(for: "WWW.A.TEST."), 0)
+        XCTAssertEqual(context.certificateIndex(for: "x.wild.test.."), 0, "one dot only")
+        XCTAssertEqual(context.certificateIndex(for: "."), 0)
+        XCTAssertEqual(context.certificateIndex(for: ""), 0)
     }
 
     func testLoadErrorsNameTheFileAndTheReason() throws {
