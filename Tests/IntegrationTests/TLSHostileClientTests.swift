@@ -153,4 +153,59 @@ extension TLSTests {
             issuer, ["-servername", "a.test", "-cert", client.cert, "-key", client.key], input: request)
         XCTAssertTrue(withCertificate.contains("Hello from Server"), withCertificate)
     }
+
+    /// 2,000 TLS connections abandoned in every state (before the ClientHello, in the middle
+    /// of it, right after the handshake, in the middle of a request head or body, none with
+    /// close_notify) leave ds-lb with the descriptors it had before. 500 handshakes left half
+    /// done at once, under a cap that keeps them all, do not stop a normal client either.
+    func testAbandonedTLSConnectionsReleaseEveryDescriptor() throws {
+        // No idle replica connections kept: every descriptor an exchange opens must close.
+        let tls = try startTLS([
+            "--workers", "2", "--tls-handshake-timeout", "60s", "--tls-max-handshakes", "1000", "--upstream-max-idle", "0",
+        ])
+        let pid = tls.lb.process.pid
+        func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
+        func wait(_ what: String, until condition: (Int) -> Bool) {
+            let deadline = Date().addingTimeInterval(60)
+            var count = descriptors()
+            while !condition(count) && Date() < deadline {
+                usleep(20_000)
+                count = descriptors()
+            }
+            XCTAssertTrue(condition(count), "\(what): ds-lb has \(count) descriptors")
+        }
+        let warm = try curl(tls, "a.test", "/home?id=1", ca: tls.a.cert)
+        XCTAssertEqual(warm.status, 200, "\(warm)")
+        let baseline = descriptors()
+        XCTAssertGreaterThan(baseline, 0)
+
+        // 500 silent, 500 with the first 20 bytes of a ClientHello: all held at once.
+        var pending: [HTTPConnection] = []
+        for index in 0..<1000 {
+            let client = try HTTPConnection(port: tls.port)
+            if index >= 500 { try client.send(Array(rawClientHello(version: 0x0303).prefix(20))) }
+            pending.append(client)
+        }
+        wait("1000 handshakes in progress", until: { $0 >= baseline + 1000 })
+        let served = try curl(tls, "a.test", "/home?id=2", ca: tls.a.cert)
+        XCTAssertEqual(served.status, 200, "a normal client behind 500 half-done handshakes: \(served)")
+        pending.forEach { $0.close() }
+        pending = []
+        wait("after the abandoned handshakes", until: { $0 == baseline })
+
+        // 1000 that finish the handshake and leave: at once, mid-head, mid-body.
+        for index in 0..<1000 {
+            let client = try TLSTestConnection(port: tls.port, serverName: "a.test", caFile: tls.a.cert)
+            switch index % 3 {
+            case 1: try client.send("GET /home?id=\(index) HTTP/1.1\r\nHost: a.te")
+            case 2: try client.send("POST /echo?id=\(index) HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5000\r\n\r\nxxxx")
+            default: break
+            }
+            client.close() // no close_notify
+        }
+        wait("after the abandoned connections", until: { $0 == baseline })
+        let after = try curl(tls, "a.test", "/home?id=3", ca: tls.a.cert)
+        XCTAssertEqual(after.status, 200, "\(after)")
+        wait("after the last request", until: { $0 == baseline })
+    }
 }
