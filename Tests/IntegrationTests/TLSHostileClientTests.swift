@@ -165,6 +165,8 @@ extension TLSTests {
         ])
         let pid = tls.lb.process.pid
         func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
+        let baseline = descriptors()
+        XCTAssertGreaterThan(baseline, 0)
         func wait(_ what: String, until condition: (Int) -> Bool) {
             let deadline = Date().addingTimeInterval(60)
             var count = descriptors()
@@ -172,12 +174,11 @@ extension TLSTests {
                 usleep(20_000)
                 count = descriptors()
             }
-            XCTAssertTrue(condition(count), "\(what): ds-lb has \(count) descriptors")
+            XCTAssertTrue(condition(count), "\(what): ds-lb (pid \(pid)) has \(count) descriptors, \(baseline) before")
         }
         let warm = try curl(tls, "a.test", "/home?id=1", ca: tls.a.cert)
         XCTAssertEqual(warm.status, 200, "\(warm)")
-        let baseline = descriptors()
-        XCTAssertGreaterThan(baseline, 0)
+        wait("after one request", until: { $0 == baseline })
 
         // 500 silent, 500 with the first 20 bytes of a ClientHello: all held at once.
         var pending: [HTTPConnection] = []
