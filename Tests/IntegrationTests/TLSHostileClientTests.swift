@@ -141,10 +141,8 @@ extension TLSTests {
         let other = try startTLS()
         let request = "GET /home?id=1 HTTP/1.1\\r\\nHost: a.test\\r\\nConnection: close\\r\\n\\r\\n"
         for version in ["-tls1_2", "-tls1_3"] {
-            let session = issuer.directory + "/session\(version).pem"
-            let first = try sClient(issuer, ["-servername", "a.test", version, "-sess_out", session], input: request)
+            let (first, second) = try offerSession(from: issuer, to: other, version)
             XCTAssertTrue(first.contains("\nNew, TLSv1."), first)
-            let second = try sClient(other, ["-servername", "a.test", version, "-sess_in", session], input: request)
             XCTAssertTrue(second.contains("\nNew, TLSv1."), "\(version): \(second)")
             XCTAssertTrue(second.contains("Hello from Server"), "\(version): \(second)")
         }
