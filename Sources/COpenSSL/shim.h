@@ -28,6 +28,17 @@ static inline void ds_ctx_set_hardening(SSL_CTX *ctx) {
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 }
 
+/* How many TLS 1.3 suites the context offers (SSL_CTX_set_ciphersuites skips names it does not
+   know, so this is how an unknown one is told apart). */
+static inline int ds_ctx_tls13_suite_count(SSL_CTX *ctx) {
+    STACK_OF(SSL_CIPHER) *ciphers = SSL_CTX_get_ciphers(ctx);
+    int count = 0;
+    for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); i++) {
+        if (strcmp(SSL_CIPHER_get_version(sk_SSL_CIPHER_value(ciphers, i)), "TLSv1.3") == 0) count++;
+    }
+    return count;
+}
+
 static inline void ds_ctx_set_servername_callback(SSL_CTX *ctx, int (*cb)(SSL *, int *, void *), void *arg) {
     SSL_CTX_set_tlsext_servername_callback(ctx, cb);
     SSL_CTX_set_tlsext_servername_arg(ctx, arg);

@@ -75,7 +75,7 @@ package struct ProxyConfig: Sendable {
     package var tls: TLSServerContext?
     /// A TLS handshake must be done within this from the accept (`--tls-handshake-timeout`).
     package var tlsHandshakeTimeout: Duration = .seconds(10)
-    /// TLS handshakes each worker runs at a time; a new one beyond it drops the oldest, so a
+    /// TLS handshakes each worker runs at a time (`--tls-max-handshakes`); a new one beyond it drops the oldest, so a
     /// flood of clients that never finish theirs cannot hold the worker's descriptors and CPU
     /// for long, and established connections never wait behind them.
     package var tlsMaxHandshakes = 256

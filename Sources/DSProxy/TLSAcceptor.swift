@@ -1,6 +1,11 @@
+import DSHTTP1
 import DSReactor
 import DSSystem
 import DSTLS
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A worker's TLS listener: accepts, runs each handshake without blocking on the worker's loop,
 /// and hands a connection whose handshake is done to a `ClientConnection`, which serves it as
@@ -74,7 +79,8 @@ final class TLSAcceptor: TimerTarget {
             connectionEnded()
             return
         }
-        if inProgress >= max(1, worker.config.tlsMaxHandshakes), let victim = oldest { drop(victim) }
+        // `while`: a reload may have lowered the cap below what is in progress.
+        while inProgress >= max(1, worker.config.tlsMaxHandshakes), let victim = oldest { drop(victim) }
         let deadline = monotonicNanoseconds() + nanoseconds(of: worker.config.tlsHandshakeTimeout)
         let handshake = TLSHandshake(fd: fd.rawValue, peer: peer, session: session, deadline: deadline, acceptor: self)
         do {
@@ -180,6 +186,17 @@ final class TLSHandshake: EventHandler {
         self.acceptor = acceptor
     }
 
+    /// What the first byte the client sent said: not seen yet, a TLS record, or plain HTTP
+    /// (answered with 400, then drained until the client closes or the deadline).
+    private var first = FirstByte.unseen
+
+    private enum FirstByte { case unseen, tls, plainHTTP }
+
+    /// The answer to plain HTTP on the TLS port, as nginx gives one: the person who typed
+    /// http:// for an https port reads why, instead of a reset connection.
+    static let plainHTTPAnswer = ResponseWriter.failure(
+        status: .badRequest, message: "A plain HTTP request was sent to the HTTPS port: use https://", close: true)
+
     func handle(_ events: IOEvents) {
         guard listed else { return }
         if events.contains(.error) || events.contains(.hangup) {
@@ -190,10 +207,62 @@ final class TLSHandshake: EventHandler {
     }
 
     func step() {
+        if first == .unseen {
+            first = classify()
+            if first == .unseen { return }
+        }
+        if first == .plainHTTP {
+            drainPlain()
+            return
+        }
         switch session.handshake() {
         case .done: acceptor.established(self)
         case .wantRead, .wantWrite: return
         case .closed, .failed: acceptor.drop(self)
+        }
+    }
+
+    /// Looks at the first byte without taking it. A TLS 1.2/1.3 client starts with a handshake
+    /// record (0x16); an old SSLv2-framed hello (high bit set) is left to OpenSSL to refuse.
+    /// An uppercase letter is an HTTP method: OpenSSL would only know after five bytes, and
+    /// not at all for most methods, so a plain client that sends less would wait for the
+    /// handshake deadline. Anything else is not TLS: closed at once.
+    private func classify() -> FirstByte {
+        var byte: UInt8 = 0
+        var n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        while n < 0 && errno == EINTR { n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) }
+        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return .unseen }
+        guard n == 1 else {
+            acceptor.drop(self)
+            return .unseen
+        }
+        switch byte {
+        case 0x16, 0x80...0xFF: return .tls
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            Self.plainHTTPAnswer.withUnsafeBytes { answer in
+                // Small enough for an empty socket buffer; a client that fills its own
+                // receive window before reading a byte only loses the explanation.
+                _ = send(fd, answer.baseAddress, answer.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            Glibc.shutdown(fd, Int32(SHUT_WR))
+            drainPlain()
+            return .plainHTTP
+        default:
+            acceptor.drop(self)
+            return .unseen
+        }
+    }
+
+    /// Reads and discards the plain request until the client closes: closing with unread
+    /// bytes would reset the connection, and the reset can destroy the answer before the
+    /// client reads it. Bounded by the handshake deadline and the cap, as a handshake is.
+    private func drainPlain() {
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        while listed {
+            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n > 0 || (n < 0 && errno == EINTR) { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            acceptor.drop(self)
         }
     }
 }

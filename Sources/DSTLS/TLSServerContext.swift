@@ -42,19 +42,23 @@ package final class TLSServerContext: @unchecked Sendable {
     private let exact: [String: Int]
     private let wildcard: [String: Int]
     package let ciphers: String
+    /// The TLS 1.3 suites, as given; nil: OpenSSL's.
+    package let ciphersuites: String?
 
-    /// Loads `certificates` (at least one). `ciphers`: an OpenSSL cipher list for TLS 1.2.
+    /// Loads `certificates` (at least one). `ciphers`: an OpenSSL cipher list for TLS 1.2;
+    /// `ciphersuites`: TLS 1.3 suite names, `:`-separated (SSL_CTX_set_ciphersuites(3)).
     /// `kernelTLS`: let OpenSSL hand the record layer to the kernel when it can.
     package init(
-        certificates: [TLSCertificateFiles], ciphers: String? = nil, kernelTLS: Bool = false
+        certificates: [TLSCertificateFiles], ciphers: String? = nil, ciphersuites: String? = nil, kernelTLS: Bool = false
     ) throws {
         precondition(!certificates.isEmpty, "a TLS context needs a certificate")
         let ciphers = ciphers ?? Self.defaultCiphers
+        if let ciphersuites { try Self.checkSuites(ciphersuites) }
         var contexts: [OpaquePointer] = []
         var names: [[String]] = []
         do {
             for files in certificates {
-                let context = try Self.makeContext(ciphers: ciphers, kernelTLS: kernelTLS)
+                let context = try Self.makeContext(ciphers: ciphers, ciphersuites: ciphersuites, kernelTLS: kernelTLS)
                 contexts.append(context)
                 names.append(try Self.load(files, into: context))
             }
@@ -80,6 +84,7 @@ package final class TLSServerContext: @unchecked Sendable {
         self.exact = exact
         self.wildcard = wildcard
         self.ciphers = ciphers
+        self.ciphersuites = ciphersuites
         let me = Unmanaged.passUnretained(self).toOpaque()
         for context in contexts { ds_ctx_set_servername_callback(context, serverNameCallback, me) }
     }
@@ -88,10 +93,13 @@ package final class TLSServerContext: @unchecked Sendable {
         for context in contexts { SSL_CTX_free(context) }
     }
 
-    /// The certificate for `serverName` (lowercase): its exact name, else a wildcard one level
-    /// up (`*.example.com` covers `a.example.com`, not `example.com` nor `a.b.example.com`),
-    /// else the default.
-    package func certificateIndex(for serverName: String) -> Int {
+    /// The certificate for `serverName`: its exact name, else a wildcard one level up
+    /// (`*.example.com` covers `a.example.com`, not `example.com` nor `a.b.example.com`), else
+    /// the default. DNS names match without regard to case, and a fully qualified name's final
+    /// dot (`example.com.`) names the same host.
+    package func certificateIndex(for name: String) -> Int {
+        var serverName = name.lowercased()
+        if serverName.hasSuffix(".") { serverName.removeLast() }
         if let index = exact[serverName] { return index }
         if let dot = serverName.firstIndex(of: "."), let index = wildcard[String(serverName[serverName.index(after: dot)...])] {
             return index
@@ -99,7 +107,29 @@ package final class TLSServerContext: @unchecked Sendable {
         return 0
     }
 
-    private static func makeContext(ciphers: String, kernelTLS: Bool) throws -> OpaquePointer {
+    /// Every name in `list` must be a TLS 1.3 suite OpenSSL has: it would skip an unknown one
+    /// silently (a typo would drop a suite the operator meant to offer, or TLS 1.3 altogether).
+    package static func checkSuites(_ list: String) throws {
+        let names = list.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard let probe = SSL_CTX_new(TLS_server_method()) else {
+            throw TLSLoadError(file: "TLS", reason: "cannot make an OpenSSL context: \(openSSLError())")
+        }
+        defer { SSL_CTX_free(probe) }
+        for name in names {
+            guard !name.isEmpty else {
+                throw TLSLoadError(file: "--tls-ciphersuites", reason: "empty suite name in '\(list)'")
+            }
+            ERR_clear_error()
+            guard SSL_CTX_set_ciphersuites(probe, name) == 1, ds_ctx_tls13_suite_count(probe) == 1 else {
+                ERR_clear_error()
+                throw TLSLoadError(
+                    file: "--tls-ciphersuites",
+                    reason: "unknown TLS 1.3 suite '\(name)' (e.g. TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256)")
+            }
+        }
+    }
+
+    private static func makeContext(ciphers: String, ciphersuites: String?, kernelTLS: Bool) throws -> OpaquePointer {
         guard let context = SSL_CTX_new(TLS_server_method()) else {
             throw TLSLoadError(file: "TLS", reason: "cannot make an OpenSSL context: \(openSSLError())")
         }
@@ -110,6 +140,10 @@ package final class TLSServerContext: @unchecked Sendable {
         guard SSL_CTX_set_cipher_list(context, ciphers) == 1 else {
             SSL_CTX_free(context)
             throw TLSLoadError(file: "--tls-ciphers", reason: "no usable cipher in '\(ciphers)'")
+        }
+        if let ciphersuites, SSL_CTX_set_ciphersuites(context, ciphersuites) != 1 {
+            SSL_CTX_free(context)
+            throw TLSLoadError(file: "--tls-ciphersuites", reason: "no usable suite in '\(ciphersuites)'")
         }
         ds_ctx_set_modes(context)
         ds_ctx_set_hardening(context)
@@ -213,7 +247,7 @@ private let serverNameCallback: @convention(c) (OpaquePointer?, UnsafeMutablePoi
             return SSL_TLSEXT_ERR_OK
         }
         let context = Unmanaged<TLSServerContext>.fromOpaque(arg).takeUnretainedValue()
-        let index = context.certificateIndex(for: String(cString: name).lowercased())
+        let index = context.certificateIndex(for: String(cString: name))
         if index != 0 { _ = SSL_set_SSL_CTX(ssl, context.contexts[index]) }
         return SSL_TLSEXT_ERR_OK
     }

@@ -93,6 +93,12 @@ package final class TLSSession {
         return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
     }
 
+    /// The negotiated cipher in OpenSSL's name ("TLS_AES_128_GCM_SHA256"), or nil before one is.
+    package var cipher: String? {
+        guard let cipher = SSL_get_current_cipher(ssl), let name = SSL_CIPHER_get_name(cipher) else { return nil }
+        return String(cString: name)
+    }
+
     /// "TLSv1.3", "TLSv1.2".
     package var version: String { String(cString: SSL_get_version(ssl)) }
 

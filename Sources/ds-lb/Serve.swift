@@ -61,6 +61,20 @@ struct Serve: ParsableCommand {
     )
     var tlsCiphers: String?
 
+    @Option(
+        help:
+            "TLS 1.3 suites, ':'-separated, in OpenSSL's names (e.g. TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256; default: OpenSSL's). A reload applies it to new connections."
+    )
+    var tlsCiphersuites: String?
+
+    // Unconditional: `-5` is this option's (out-of-range) value, not an unknown flag.
+    @Option(
+        parsing: .unconditional,
+        help:
+            "TLS handshakes each worker runs at a time; one more drops the oldest, so a flood of clients that never finish theirs cannot starve established connections."
+    )
+    var tlsMaxHandshakes: Int = 256
+
     @Option(help: "A TLS handshake must be done within this after the connection is accepted.")
     var tlsHandshakeTimeout: String = "10s"
 

@@ -34,6 +34,13 @@ final class TLSServerContextTests: XCTestCase {
         XCTAssertEqual(context.certificateIndex(for: "wild.test"), 0, "a wildcard covers one label, not the bare name")
         XCTAssertEqual(context.certificateIndex(for: "a.b.wild.test"), 0, "nor two labels")
         XCTAssertEqual(context.certificateIndex(for: "unknown.test"), 0)
+        // DNS names: any case, and the root's trailing dot.
+        XCTAssertEqual(context.certificateIndex(for: "X.WILD.Test"), 1)
+        XCTAssertEqual(context.certificateIndex(for: "x.wild.test."), 1)
+        XCTAssertEqual(context.certificateIndex(for: "WWW.A.TEST."), 0)
+        XCTAssertEqual(context.certificateIndex(for: "x.wild.test.."), 0, "one dot only")
+        XCTAssertEqual(context.certificateIndex(for: "."), 0)
+        XCTAssertEqual(context.certificateIndex(for: ""), 0)
     }
 
     func testLoadErrorsNameTheFileAndTheReason() throws {
@@ -65,6 +72,29 @@ final class TLSServerContextTests: XCTestCase {
         XCTAssertThrowsError(
             try TLSServerContext(certificates: [TLSCertificateFiles(certificate: good.cert, key: good.key)], ciphers: "NOPE")
         ) { XCTAssertTrue("\($0)".contains("--tls-ciphers"), "\($0)") }
+    }
+
+    func testCiphersuitesPinTheTLS13SuiteAndAnUnknownNameIsRefusedByName() throws {
+        let good = try certificates.make("good", names: ["a.test"])
+        let files = [TLSCertificateFiles(certificate: good.cert, key: good.key)]
+        for suite in ["TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_256_GCM_SHA384"] {
+            let context = try TLSServerContext(certificates: files, ciphersuites: suite)
+            let pair = try TLSPair(context: context, caFile: good.cert, serverName: "a.test", version: ds_tls1_3_version())
+            defer { pair.close() }
+            try pair.handshake()
+            XCTAssertEqual(pair.server.cipher, suite)
+        }
+        for (list, bad) in [
+            ("TLS_AES_999", "TLS_AES_999"), ("TLS_AES_128_GCM_SHA256:nope", "nope"),
+            ("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256"),
+        ] {
+            XCTAssertThrowsError(try TLSServerContext(certificates: files, ciphersuites: list)) {
+                XCTAssertTrue("\($0)".hasPrefix("--tls-ciphersuites: unknown TLS 1.3 suite '\(bad)'"), "\($0)")
+            }
+        }
+        XCTAssertThrowsError(try TLSServerContext(certificates: files, ciphersuites: "")) {
+            XCTAssertTrue("\($0)".hasPrefix("--tls-ciphersuites: empty suite name"), "\($0)")
+        }
     }
 
     // MARK: handshakes

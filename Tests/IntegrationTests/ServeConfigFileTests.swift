@@ -130,6 +130,12 @@ final class ServeConfigFileTests: IntegrationTestCase {
             ("heartbeat_interval = \"1s\"", "unknown key 'heartbeat_interval' = \"1s\" (did you mean 'heartbeat-interval'?)"),
             ("replicas = \"3\"", "replicas = \"3\": expected an integer"),
             ("hash = \"sha1\"", "hash = \"sha1\": unknown algorithm 'sha1'"),
+            ("tls-max-handshakes = 0", "tls-max-handshakes = 0: must be at least 1, got 0"),
+            ("tls-max-handshakes = -5", "tls-max-handshakes = -5: must be at least 1, got -5"),
+            (
+                "tls-ciphersuites = \"TLS_AES_128_GCM_SHA256:TLS_BOGUS\"",
+                "tls-ciphersuites = \"TLS_AES_128_GCM_SHA256:TLS_BOGUS\": unknown TLS 1.3 suite 'TLS_BOGUS'"
+            ),
             ("admin-listen = \"nowhere\"", "admin-listen = \"nowhere\": "),
             ("fall = ", "line 1, column "),
         ]

@@ -100,6 +100,65 @@ final class TLSReloadTests: IntegrationTestCase {
         XCTAssertGreaterThan(served.value, 0)
     }
 
+    /// The TLS 1.3 suites and the handshake cap come from the file like the certificates: a
+    /// reload applies them to new connections.
+    func testReloadAppliesTheCiphersuitesAndTheHandshakeCap() throws {
+        let directory = try temporaryDirectory()
+        let certificate = try makeCertificate(in: directory, "a", names: ["a.test"])
+        let path = directory + "/ds-lb.toml"
+        func write(suite: String, cap: Int) throws {
+            try """
+            listen = "127.0.0.1:0"
+            tls-listen = "127.0.0.1:0"
+            tls-cert = ["\(certificate.cert)"]
+            tls-key = ["\(certificate.key)"]
+            tls-ciphersuites = "\(suite)"
+            tls-max-handshakes = \(cap)
+            tls-handshake-timeout = "60s"
+            driver = "process"
+            replicas = 1
+            workers = 1
+
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        try write(suite: "TLS_AES_256_GCM_SHA384", cap: 256)
+        let lb = try startLoadBalancer(["--config", path])
+        let port = UInt16(try lb.process.waitForStderrLine(matching: #"^\[i\] TLS on 127\.0\.0\.1:([0-9]+) "#, timeout: 20)[1])!
+        func negotiated() throws -> String {
+            let run = try runTool(
+                "/bin/sh",
+                ["-c", "/usr/bin/openssl s_client -connect 127.0.0.1:\(port) -tls1_3 -servername a.test </dev/null 2>&1"])
+            return run.stdout.first { $0.contains("Cipher is") } ?? run.stdout.joined(separator: "\n")
+        }
+        let before = try negotiated()
+        XCTAssertTrue(before.contains("TLS_AES_256_GCM_SHA384"), before)
+
+        try write(suite: "TLS_CHACHA20_POLY1305_SHA256", cap: 10)
+        XCTAssertTrue(lb.process.send(signal: SIGHUP))
+        try lb.process.waitForStderrLine(matching: #"^\[i\] Reloaded "#, timeout: 10)
+        // The worker takes the new configuration on its loop: poll.
+        var suite = ""
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            suite = try negotiated()
+            if suite.contains("TLS_CHACHA20_POLY1305_SHA256") { break }
+            usleep(20_000)
+        }
+        XCTAssertTrue(suite.contains("TLS_CHACHA20_POLY1305_SHA256"), suite)
+
+        // 40 clients that never send a ClientHello against a cap of 10: the 30 oldest go (the
+        // deadline is a minute away), and a client that handshakes is served.
+        var stalled: [HTTPConnection] = []
+        defer { stalled.forEach { $0.close() } }
+        for _ in 0..<40 { stalled.append(try HTTPConnection(port: port)) }
+        let served = try TLSTestConnection(port: port, serverName: "a.test", caFile: certificate.cert)
+        defer { served.close() }
+        try served.send("GET /home?id=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        XCTAssertEqual(served.readResponse()?.status, 200)
+        let closed = stalled.prefix(30).filter { $0.isClosedByPeer(within: 10) }.count
+        XCTAssertEqual(closed, 30, "the reloaded cap of 10 did not drop the oldest handshakes")
+    }
+
     private func copy(_ certificate: TestCertificate, to live: (cert: String, key: String)) throws {
         for (from, to) in [(certificate.cert, live.cert), (certificate.key, live.key)] {
             try? FileManager.default.removeItem(atPath: to + ".tmp")

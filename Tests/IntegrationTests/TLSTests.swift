@@ -92,15 +92,24 @@ final class TLSTests: IntegrationTestCase {
         XCTAssertTrue(tls12.contains("Protocol  : TLSv1.2"), tls12)
     }
 
+    /// A request with s_client to `issuer`, its session saved, then one to `resumer` offering
+    /// that session: both outputs. `version`: `-tls1_2` or `-tls1_3`.
+    func offerSession(
+        from issuer: TLSLoadBalancer, to resumer: TLSLoadBalancer, _ version: String
+    ) throws -> (first: String, second: String) {
+        let request = "GET /home?id=1 HTTP/1.1\\r\\nHost: a.test\\r\\nConnection: close\\r\\n\\r\\n"
+        let session = issuer.directory + "/session\(version).pem"
+        let first = try sClient(issuer, ["-servername", "a.test", version, "-sess_out", session], input: request)
+        let second = try sClient(resumer, ["-servername", "a.test", version, "-sess_in", session], input: request)
+        return (first, second)
+    }
+
     func testSessionsResumeWithTLS12AndTLS13() throws {
         let tls = try startTLS()
-        let request = "GET /home?id=1 HTTP/1.1\\r\\nHost: a.test\\r\\nConnection: close\\r\\n\\r\\n"
         for version in ["-tls1_2", "-tls1_3"] {
-            let session = tls.directory + "/session\(version).pem"
-            let first = try sClient(tls, ["-servername", "a.test", version, "-sess_out", session], input: request)
+            let (first, second) = try offerSession(from: tls, to: tls, version)
             XCTAssertTrue(first.contains("\nNew, TLSv1."), first)
             XCTAssertTrue(first.contains("Hello from Server"), first)
-            let second = try sClient(tls, ["-servername", "a.test", version, "-sess_in", session], input: request)
             XCTAssertTrue(second.contains("\nReused, TLSv1."), "\(version): \(second)")
             XCTAssertTrue(second.contains("Hello from Server"), second)
         }

@@ -580,12 +580,12 @@ def notes(meta, outdir, runs):
     out.append("- All three proxies do the same work per request: parse, pick the replica by hashing `?id=`, add "
                "`X-Forwarded-For`/`X-Forwarded-Proto`, reuse a keep-alive upstream connection; access logs off.")
     if tls:
-        out.append(f"- TLS: ds-lb's `--tls-ciphers` only covers TLS 1.2, so `{meta['tls_suite']}` is pinned through an "
-                   "OPENSSL_CONF file (`system_default`: `MinProtocol = TLSv1.3`, `Ciphersuites`, `Groups = X25519`) that "
-                   "ds-lb and every client (wrk, ab, curl, openssl, Python) read at start-up; HAProxy (`ssl-min-ver "
-                   "TLSv1.3 ciphersuites`) and nginx (`ssl_protocols TLSv1.3; ssl_conf_command Ciphersuites`) pin it in "
-                   "their configs. A TLS 1.3 server can only choose a suite the client offers, so the client pin alone "
-                   "already makes it the same on all three; the negotiated suite is checked on every visit (above). "
+        out.append(f"- TLS: `{meta['tls_suite']}` is pinned by each proxy's own setting: ds-lb `--tls-ciphersuites` "
+                   "(ds-lb runs without the clients' OPENSSL_CONF), HAProxy `ssl-min-ver TLSv1.3 ciphersuites`, nginx "
+                   "`ssl_protocols TLSv1.3; ssl_conf_command Ciphersuites`; and on every client (wrk, ab, curl, openssl, "
+                   "Python) by an OPENSSL_CONF file (`system_default`: `MinProtocol = TLSv1.3`, `Ciphersuites`, "
+                   "`Groups = X25519`). A TLS 1.3 server can only choose a suite the client offers, so the client pin "
+                   "alone already makes it the same on all three; the negotiated suite is checked on every visit (above). "
                    "Each proxy keeps its defaults otherwise (session tickets on, ALPN http/1.1).")
         for line in tls_path_lines(outdir):
             out.append(f"- ds-lb's log on its TLS path: `{line}`")

@@ -163,6 +163,19 @@ final class TLSTestConnection {
         return received
     }
 
+    /// Whether the server ends the stream (close_notify, EOF or a reset) before the receive
+    /// timeout given at `init`; what it sends meanwhile is read and dropped.
+    func isClosedByPeer() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = SSL_read(ssl, &chunk, Int32(chunk.count))
+            if n > 0 { continue }
+            let code = SSL_get_error(ssl, n)
+            if code == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK) { return false }
+            return true
+        }
+    }
+
     /// Reads one response whose body has a Content-Length (or none): status and body.
     func readResponse() -> (status: Int, head: String, body: [UInt8])? {
         var bytes: [UInt8] = []
@@ -184,4 +197,21 @@ final class TLSTestConnection {
             bytes += chunk[0..<Int(n)]
         }
     }
+}
+
+/// A ClientHello built by hand, for offers OpenSSL's client no longer makes: a protocol
+/// version below TLS 1.2 (SSLv3 is 0x0300), a server name no library would send (over 255
+/// bytes, a NUL inside).
+func rawClientHello(version: UInt16, serverName: [UInt8]? = nil) -> [UInt8] {
+    func u16(_ n: Int) -> [UInt8] { [UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] }
+    var body = u16(Int(version)) + (0..<32).map { UInt8($0) } + [0]
+    body += u16(4) + [0xC0, 0x2F, 0x00, 0x2F] + [1, 0]
+    if let serverName {
+        let entry = [0] + u16(serverName.count) + serverName
+        let list = u16(entry.count) + entry
+        let extensions = [0, 0] + u16(list.count) + list
+        body += u16(extensions.count) + extensions
+    }
+    let handshake = [1, 0] + u16(body.count) + body
+    return [0x16] + u16(Int(min(version, 0x0301))) + u16(handshake.count) + handshake
 }
