@@ -208,7 +208,7 @@ struct PoolReconciler {
         )
     }
 
-    /// `DELETE /rm/<id>`: the name of the replica with that id.
+    /// `DELETE /rm?id=<number>`: the name of the replica with that number.
     static func planRemove(number: Int, members: [Backend]) -> Result<[String], Refusal> {
         guard let member = members.first(where: { $0.number == number }) else {
             return .failure(Refusal(.notFound, "<Error> No replica with id \(number) in the pool"))

@@ -1,6 +1,7 @@
 // The configuration file of `ds-lb serve`, black-box: every serve option has a key
 // (and a commented default in systemd/ds-lb.toml), the file's errors name the file, the key and
-// the value on one line, and command-line options override the file.
+// the value on one line, command-line options override the file, and README lists every option
+// with its default.
 
 import Foundation
 import XCTest
@@ -24,7 +25,14 @@ final class ServeConfigFileTests: IntegrationTestCase {
 
     /// `ds-lb serve`'s options by long name (without `--help`), from its own help dump.
     func serveOptions() throws -> [(name: String, defaultValue: String?)] {
-        let run = try runToExit("ds-lb", ["serve", "--experimental-dump-help"])
+        let options = try options(of: "serve")
+        XCTAssertGreaterThan(options.count, 20, "the help dump lists too few options: \(options)")
+        return options
+    }
+
+    /// A `ds-lb` subcommand's options by long name (without `--help`), from its own help dump.
+    func options(of subcommand: String) throws -> [(name: String, defaultValue: String?)] {
+        let run = try runToExit("ds-lb", [subcommand, "--experimental-dump-help"])
         XCTAssertEqual(run.termination, .exited(0), run.stderr.joined(separator: "\n"))
         let json = try JSONSerialization.jsonObject(with: Data(run.stdout.joined(separator: "\n").utf8)) as? [String: Any]
         let arguments = (json?["command"] as? [String: Any])?["arguments"] as? [[String: Any]] ?? []
@@ -35,7 +43,6 @@ final class ServeConfigFileTests: IntegrationTestCase {
             guard let name = names.first?["name"] as? String, name != "help" else { continue }
             options.append((name, argument["defaultValue"] as? String))
         }
-        XCTAssertGreaterThan(options.count, 20, "the help dump lists too few options: \(options)")
         return options
     }
 
@@ -69,6 +76,49 @@ final class ServeConfigFileTests: IntegrationTestCase {
             "serve options without a key in the configuration file: add them to Sources/DSConfig/ServeConfigKeys.swift and systemd/ds-lb.toml"
         )
         XCTAssertEqual(keys.subtracting(options).sorted(), [], "keys for options serve does not have")
+    }
+
+    /// README's Options table has one row per serve option, `| `--name ...` | default | reload |
+    /// what |`, and nothing else: a new option, a changed default or a key that moved between
+    /// live and restart fails here until README says so. The other subcommands' options must
+    /// at least be named.
+    func testTheReadmeListsEveryOptionWithItsDefault() throws {
+        let readme = try String(contentsOfFile: Self.repositoryRoot + "/README.md", encoding: .utf8)
+        var rows: [String: (defaultValue: String, reload: String)] = [:]
+        for line in readme.split(separator: "\n") where line.hasPrefix("| `--") {
+            // `\|` inside a cell is an escaped bar (`auto\|process`), not a column.
+            let cells = line.replacingOccurrences(of: "\\|", with: "/").split(separator: "|").map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+            guard cells.count == 4 else {
+                XCTFail("README option row without 4 columns: \(line)")
+                continue
+            }
+            let name = String(cells[0].dropFirst(3).prefix { $0 != " " && $0 != "`" })
+            XCTAssertNil(rows[name], "README lists --\(name) twice")
+            rows[name] = (cells[1], cells[2])
+        }
+        let keys = try configKeys()
+        let serve = try serveOptions()
+        XCTAssertEqual(
+            Set(rows.keys).subtracting(serve.map(\.name)).sorted(), [], "README lists options serve does not have")
+        for (name, defaultValue) in serve {
+            guard let row = rows[name] else {
+                XCTFail("README's Options table has no row for --\(name)")
+                continue
+            }
+            if let defaultValue {
+                XCTAssertTrue(
+                    row.defaultValue.contains("`\(defaultValue)`"),
+                    "README: --\(name)'s default is `\(defaultValue)`, the table says \(row.defaultValue)")
+            }
+            XCTAssertEqual(row.reload, keys[name]?.reload ?? "—", "README: whether a reload applies --\(name)")
+        }
+        for subcommand in ["ring", "status", "config"] {
+            for (name, _) in try options(of: subcommand) {
+                XCTAssertTrue(readme.contains("--\(name)"), "README does not mention ds-lb \(subcommand) --\(name)")
+            }
+        }
     }
 
     func testTheDefaultFileListsEveryKeyWithItsDefaultAndServeAcceptsThem() throws {
