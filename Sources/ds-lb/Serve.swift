@@ -35,7 +35,7 @@ struct Serve: ParsableCommand {
 
     @Option(
         help:
-            "Serve the admin endpoints (/rep /add /rm /status /metrics) on this address only, not on --listen (a socket systemd passes named admin takes its place)."
+            "Serve the admin endpoints (/rep /add /rm /weight /status /metrics /dashboard /events /keyspace) on this address only, not on --listen (a socket systemd passes named admin takes its place)."
     )
     var adminListen: String?
 
@@ -125,7 +125,7 @@ struct Serve: ParsableCommand {
     )
     var nodeLease: String = "5s"
 
-    @Option(help: "Replicas to start with (process driver).")
+    @Option(help: "Replicas to start with (process and Docker drivers).")
     var replicas: Int = 3
 
     @Option(
@@ -133,7 +133,10 @@ struct Serve: ParsableCommand {
         help: "A replica run by someone else, NAME=HOST:PORT[,weight=W] (static driver; repeatable; W 0-256, default 1).")
     var backends: [String] = []
 
-    @Option(help: "Who may use /rep, /add and /rm: comma-separated CIDR blocks (replaces the default).")
+    @Option(
+        help:
+            "Who may use the admin endpoints (/rep, /add, /rm, /weight, /status, /metrics, the dashboard): comma-separated CIDR blocks (replaces the default)."
+    )
     var adminAllow: String = "127.0.0.0/8,::1/128"
 
     @Option(
