@@ -285,11 +285,27 @@ package final class Supervisor: @unchecked Sendable {
         execute(command) { [unowned self] answer in
             // A client that reads `/rep` or `/status` after this answer sees what it did.
             publishView()
-            reply(answer)
-            busy = false
-            runNextCommand()
+            // And a request it sends after the answer is routed by the new pool on every worker
+            // (never to a replica it removed): the answer waits, on the loop, for each worker to
+            // switch to the snapshot the command published. A stuck worker only delays it.
+            let target = publisher.currentGeneration
+            let started = monotonicNanoseconds()
+            whenWorkersReach(target, deadline: started + Self.commandSwitchTimeout) { [unowned self] in
+                if !publisher.allWorkersReached(target) {
+                    logger.warning(
+                        "[!] Not every worker switched to ring generation \(target) within \(Self.commandSwitchTimeout / 1_000_000_000) s; answering the command anyway"
+                    )
+                }
+                reply(answer)
+                busy = false
+                runNextCommand()
+            }
         }
     }
+
+    /// How long an admin command's answer waits for the workers to take its snapshot. A worker
+    /// switches within one turn of its loop, so this only bounds a stuck one.
+    static let commandSwitchTimeout: UInt64 = 5_000_000_000
 
     private func execute(_ command: AdminCommand, done: @escaping (AdminAnswer) -> Void) {
         switch command {
