@@ -253,7 +253,7 @@ package final class Supervisor: @unchecked Sendable {
             if let cluster {
                 return clusterExecute(command, cluster: cluster) { [unowned self] answer in
                     publishView()
-                    reply(answer)
+                    whenWorkersRouteByTheLatestSnapshot { reply(answer) }
                 }
             }
             queue.append((command, reply))
@@ -285,21 +285,28 @@ package final class Supervisor: @unchecked Sendable {
         execute(command) { [unowned self] answer in
             // A client that reads `/rep` or `/status` after this answer sees what it did.
             publishView()
-            // And a request it sends after the answer is routed by the new pool on every worker
-            // (never to a replica it removed): the answer waits, on the loop, for each worker to
-            // switch to the snapshot the command published. A stuck worker only delays it.
-            let target = publisher.currentGeneration
-            let started = monotonicNanoseconds()
-            whenWorkersReach(target, deadline: started + Self.commandSwitchTimeout) { [unowned self] in
-                if !publisher.allWorkersReached(target) {
-                    logger.warning(
-                        "[!] Not every worker switched to ring generation \(target) within \(Self.commandSwitchTimeout / 1_000_000_000) s; answering the command anyway"
-                    )
-                }
+            whenWorkersRouteByTheLatestSnapshot { [unowned self] in
                 reply(answer)
                 busy = false
                 runNextCommand()
             }
+        }
+    }
+
+    /// Runs `answer` once every worker runs a snapshot of the pool as it is now, so a request its
+    /// client sends after a command's answer is routed by the new pool (never to a replica it
+    /// removed). It waits on the loop, never blocking it; a stuck worker only delays it, for at
+    /// most `commandSwitchTimeout`. Publishes first: in cluster mode a write can be answered from
+    /// the membership's view before the change of that view reached the supervisor.
+    private func whenWorkersRouteByTheLatestSnapshot(_ answer: @escaping () -> Void) {
+        let target = publish()
+        whenWorkersReach(target, deadline: monotonicNanoseconds() + Self.commandSwitchTimeout) { [unowned self] in
+            if !publisher.allWorkersReached(target) {
+                logger.warning(
+                    "[!] Not every worker switched to ring generation \(target) within \(Self.commandSwitchTimeout / 1_000_000_000) s; answering the command anyway"
+                )
+            }
+            answer()
         }
     }
 

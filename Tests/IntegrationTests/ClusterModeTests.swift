@@ -178,3 +178,35 @@ extension ServeConfigFileTests {
         }
     }
 }
+
+extension ClusterModeTests {
+    /// In cluster mode too, /rm answers once every worker of the node routes without the removed
+    /// replica, and /add once they route to the added one (many workers on few cores make a
+    /// worker that has not yet switched likely when the answer does not wait for them).
+    func testARequestRightAfterRemoveThroughANodeNeverReachesTheRemovedReplica() throws {
+        let etcd = try startEtcdMember()
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--etcd", etcd, "--node-name", "n1", "--replicas", "3",
+            "--heartbeat-interval", "200ms", "--workers", "16",
+        ])
+        waitUntil("3 replicas up") { allUp(lb, count: 3) }
+        var rng = SeededRandom(seed: 7)
+        let (owners, _) = try routeIDs(rng.sixDigitIDs(300), through: lb, connections: 2)
+        let id = try XCTUnwrap(owners.first { $0.value == 2 }?.key, "some id reaches server 2: \(distribution(owners))")
+        let clients = (0..<32).map { _ in lb.client() }
+        defer { clients.forEach { $0.close() } }
+        for round in 1...20 {
+            for client in clients { XCTAssertEqual(try client.get("/home?id=\(id)").helloServerID, 2, "round \(round)") }
+            let removed = try lb.admin("DELETE", "/rm", json: ["hostnames": ["server-2"]])
+            XCTAssertEqual(removed.status, 200, "round \(round): \(removed)")
+            for (index, client) in clients.enumerated() {
+                let response = try client.get("/home?id=\(id)")
+                XCTAssertEqual(response.status, 200, "round \(round), connection \(index): \(response)")
+                XCTAssertNotEqual(
+                    response.helloServerID, 2, "round \(round), connection \(index): routed to the removed server-2")
+            }
+            let added = try lb.admin("POST", "/add", json: ["hostnames": ["server-2"]])
+            XCTAssertEqual(added.status, 200, "round \(round): \(added)")
+        }
+    }
+}
