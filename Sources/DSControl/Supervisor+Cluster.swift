@@ -90,7 +90,9 @@ extension Supervisor {
     /// nodes. Before `bootstrap`, instead of setting `poolStore`.
     package func joinCluster(_ membership: ClusterMembership, store: PoolStore) {
         assert(loop.isInLoop)
-        cluster = ClusterMode(membership: membership, store: store, metrics: metrics.registry)
+        let mode = ClusterMode(membership: membership, store: store, metrics: metrics.registry)
+        cluster = mode
+        poolSource = mode
     }
 
     /// Bootstrap in cluster mode: seeds the pool with `replicas` new ones when etcd has none
