@@ -90,7 +90,9 @@ extension Supervisor {
     /// nodes. Before `bootstrap`, instead of setting `poolStore`.
     package func joinCluster(_ membership: ClusterMembership, store: PoolStore) {
         assert(loop.isInLoop)
-        cluster = ClusterMode(membership: membership, store: store, metrics: metrics.registry)
+        let mode = ClusterMode(membership: membership, store: store, metrics: metrics.registry)
+        cluster = mode
+        poolSource = mode
     }
 
     /// Bootstrap in cluster mode: seeds the pool with `replicas` new ones when etcd has none
@@ -138,8 +140,9 @@ extension Supervisor {
             let before = cluster.nodes
             noteNodes(view, cluster: cluster)
             converge(view, cluster: cluster, nodesBefore: before)
-            for wait in cluster.waits where wait.satisfied(by: view) { finish(wait, .pool(wait.pool), cluster: cluster) }
+            // Published before the waits finish: an answer waits for the workers to take it.
             let target = publish()
+            for wait in cluster.waits where wait.satisfied(by: view) { finish(wait, .pool(wait.pool), cluster: cluster) }
             // Replicas that left the pool, wherever they ran, leave this node's /metrics too
             // once no worker routes to them.
             let names = Set(view.pool?.replicas.map(\.name) ?? [])

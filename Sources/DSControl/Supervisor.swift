@@ -44,6 +44,8 @@ package final class Supervisor: @unchecked Sendable {
     /// Cluster mode (`joinCluster`): the pool is etcd's and placed over the live nodes; `members`
     /// are the replicas this node runs.
     var cluster: ClusterMode?
+    /// Where the pool comes from and admin commands go: `cluster` once joined, else this node's own.
+    var poolSource: any PoolSource = LocalPool()
     /// Cluster mode: the node cannot be part of the cluster (its name is another live node's);
     /// ds-lb is to stop with this reason.
     package var onClusterRefused: ((String) -> Void)?
@@ -127,13 +129,7 @@ package final class Supervisor: @unchecked Sendable {
     /// One line for systemd's `STATUS=`: "3/3 replicas up, ring generation 7".
     package var statusLine: String {
         assert(loop.isInLoop)
-        if let cluster {
-            let healthy = clusterRouting(cluster).healthy
-            return
-                "\(healthy.values.filter { $0 }.count)/\(healthy.count) replicas up, ring generation \(generation); \(clusterStatusLine(cluster))"
-        }
-        let pool = members.filter(\.inPool)
-        return "\(pool.filter(\.isUp).count)/\(pool.count) replicas up, ring generation \(generation)"
+        return poolSource.statusLine(self, generation: generation)
     }
 
     /// Requests forwarded to a replica and not yet answered (graceful stop).
@@ -174,14 +170,20 @@ package final class Supervisor: @unchecked Sendable {
     package func bootstrap(replicas: Int, ready: @escaping () -> Void) throws {
         assert(loop.isInLoop)
         onInitialPoolReady = ready
-        if let cluster {
-            try clusterBootstrap(cluster, replicas: replicas)
-            publish()
-            loop.schedule(after: config.startTimeout) { [unowned self] in self.initialPoolSettled(force: true) }
-            samplePassiveHealth()
-            schedulePassiveHealth()
-            return
-        }
+        try poolSource.bootstrap(self, replicas: replicas)
+    }
+
+    /// Cluster mode's bootstrap: placement launches what the view gives this node.
+    func bootstrapCluster(_ cluster: ClusterMode, replicas: Int) throws {
+        try clusterBootstrap(cluster, replicas: replicas)
+        publish()
+        loop.schedule(after: config.startTimeout) { [unowned self] in self.initialPoolSettled(force: true) }
+        samplePassiveHealth()
+        schedulePassiveHealth()
+    }
+
+    /// One ds-lb's bootstrap: adopts, restores or launches its replicas.
+    func bootstrapLocalPool(replicas: Int) throws {
         // Replicas run by someone else start UP, as HAProxy's servers do: they are presumed to
         // serve until checks say otherwise. Replicas we launch must first pass `rise` checks.
         var firstActions: [ObjectIdentifier: [ReconcilerAction]] = [:]
@@ -234,7 +236,7 @@ package final class Supervisor: @unchecked Sendable {
     func initialPoolSettled(force: Bool) {
         guard let ready = onInitialPoolReady else { return }
         let waiting = members.filter { $0.health.status == .starting }
-        guard force || (waiting.isEmpty && cluster.map(clusterSettled) != false) else { return }
+        guard force || (waiting.isEmpty && poolSource.initialPoolSettled(self)) else { return }
         if !waiting.isEmpty {
             logger.warning(
                 "[!] Not yet healthy after \(DurationText.format(config.startTimeout)): \(waiting.map(\.backend.name).joined(separator: ", "))"
@@ -249,15 +251,20 @@ package final class Supervisor: @unchecked Sendable {
     /// Any thread. Runs `command` on the control loop after the ones before it; `reply` gets
     /// the answer once the view shows what the command did.
     func perform(_ command: AdminCommand, reply: @escaping @Sendable (AdminAnswer) -> Void) {
-        loop.execute { [self] in
-            if let cluster {
-                return clusterExecute(command, cluster: cluster) { [unowned self] answer in
-                    publishView()
-                    reply(answer)
-                }
-            }
-            queue.append((command, reply))
-            runNextCommand()
+        loop.execute { [self] in poolSource.perform(command, on: self, reply: reply) }
+    }
+
+    /// One ds-lb's commands run one at a time, in order.
+    func enqueue(_ command: AdminCommand, reply: @escaping @Sendable (AdminAnswer) -> Void) {
+        queue.append((command, reply))
+        runNextCommand()
+    }
+
+    /// A cluster's commands are not queued: each one's write is atomic in etcd.
+    func clusterPerform(_ command: AdminCommand, cluster: ClusterMode, reply: @escaping @Sendable (AdminAnswer) -> Void) {
+        clusterExecute(command, cluster: cluster) { [unowned self] answer in
+            publishView()
+            whenWorkersRouteByTheLatestSnapshot { reply(answer) }
         }
     }
 
@@ -268,8 +275,7 @@ package final class Supervisor: @unchecked Sendable {
             // Only the first sign of trouble triggers a check: after that the quick re-checks
             // run on their own timer, so a burst of failing requests is not a burst of probes.
             guard let replica = members.first(where: { $0.backend == backend }) else {
-                if let cluster { remoteUnreachable(backend, cluster: cluster) }
-                return
+                return poolSource.unreachableElsewhere(backend, supervisor: self)
             }
             guard !heartbeats.isChecking(replica), replica.isUp, replica.health.consecutiveFailures == 0 else { return }
             scheduleCheck(replica, after: .zero)
@@ -285,11 +291,34 @@ package final class Supervisor: @unchecked Sendable {
         execute(command) { [unowned self] answer in
             // A client that reads `/rep` or `/status` after this answer sees what it did.
             publishView()
-            reply(answer)
-            busy = false
-            runNextCommand()
+            whenWorkersRouteByTheLatestSnapshot { [unowned self] in
+                reply(answer)
+                busy = false
+                runNextCommand()
+            }
         }
     }
+
+    /// Runs `answer` once every worker runs a snapshot of the pool as it is now, so a request its
+    /// client sends after a command's answer is routed by the new pool (never to a replica it
+    /// removed). It waits on the loop, never blocking it; a stuck worker only delays it, for at
+    /// most `commandSwitchTimeout`. Publishes first: in cluster mode a write can be answered from
+    /// the membership's view before the change of that view reached the supervisor.
+    private func whenWorkersRouteByTheLatestSnapshot(_ answer: @escaping () -> Void) {
+        let target = publish()
+        whenWorkersReach(target, deadline: monotonicNanoseconds() + Self.commandSwitchTimeout) { [unowned self] in
+            if !publisher.allWorkersReached(target) {
+                logger.warning(
+                    "[!] Not every worker switched to ring generation \(target) within \(Self.commandSwitchTimeout / 1_000_000_000) s; answering the command anyway"
+                )
+            }
+            answer()
+        }
+    }
+
+    /// How long an admin command's answer waits for the workers to take its snapshot. A worker
+    /// switches within one turn of its loop, so this only bounds a stuck one.
+    static let commandSwitchTimeout: UInt64 = 5_000_000_000
 
     private func execute(_ command: AdminCommand, done: @escaping (AdminAnswer) -> Void) {
         switch command {
@@ -302,8 +331,7 @@ package final class Supervisor: @unchecked Sendable {
 
     /// The pool's names, in order (the body of the answer to `/add` and `/rm`).
     func poolNames() -> [String] {
-        if let cluster { return cluster.view.pool?.replicas.map(\.name) ?? [] }
-        return members.filter(\.inPool).map(\.backend.name)
+        poolSource.poolNames(self)
     }
 
     /// Publishes the view now (before an answer, or with a new snapshot).
@@ -314,8 +342,7 @@ package final class Supervisor: @unchecked Sendable {
             SupervisorView(
                 generation: generation, algorithm: algorithm.rawValue, driver: driver.name, startedAt: startedAt,
                 heartbeatInterval: config.heartbeatInterval,
-                replicas: cluster.map(clusterReplicaViews) ?? members.filter(\.inPool).map { replicaView($0) },
-                cluster: cluster.map(clusterStatus)))
+                replicas: poolSource.replicaViews(self), cluster: poolSource.clusterStatus(self)))
     }
 
     /// A replica this ds-lb runs, as `/status` shows it.
@@ -346,15 +373,7 @@ package final class Supervisor: @unchecked Sendable {
     /// Publishes the pool with its current health, when either changed.
     @discardableResult
     func publish(force: Bool = false) -> UInt64 {
-        var backends: [Backend]
-        var health: [String: Bool] = [:]
-        if let cluster {
-            (backends, health) = clusterRouting(cluster)
-        } else {
-            let pool = members.filter(\.inPool)
-            backends = pool.map(\.backend)
-            for replica in pool { health[replica.backend.name] = replica.isUp }
-        }
+        let (backends, health) = poolSource.routing(self)
         let current = publisher.latest()
         let sorted = backends.sorted(by: { $0.name < $1.name })
         // Backend's == leaves weights out (it names an instance): a weight change is a change too.
@@ -438,8 +457,7 @@ package final class Supervisor: @unchecked Sendable {
     /// be refused: a lost race is retried once over the store's new revision (the running pool
     /// is the one to keep), and a failure is logged.
     func persist(after change: String, retried: Bool = false) {
-        // A cluster's pool holds names and ids; where each replica runs is in its node's report.
-        guard cluster == nil else { return }
+        guard poolSource.savesOwnChanges else { return }
         let running = { [unowned self] in runningPool() }
         writePool(running, for: .ownChange(change: change, retried: retried)) { [unowned self] actions in
             log(actions)
@@ -590,10 +608,9 @@ package final class Supervisor: @unchecked Sendable {
     /// more, so no late request registers them again; a name back in the pool by then (a quick
     /// re-add) keeps its series. A restarted replica never leaves the pool and keeps them.
     func forgetSeries(of names: [String]) {
-        // In a cluster a replica that left this node (handed off) is still routed to, elsewhere.
         let current = Set(
             members.filter { !$0.removed }.map(\.backend.name) + (pendingAdd?.replicas.map(\.backend.name) ?? [])
-                + (cluster?.view.pool?.replicas.map(\.name) ?? []))
+                + poolSource.namesRoutedElsewhere(self))
         for name in names where !current.contains(name) {
             metrics.forget(name)
             if let gauge = healthGauges.removeValue(forKey: name) { metrics.registry.unregisterGauge(gauge) }

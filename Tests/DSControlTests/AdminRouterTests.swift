@@ -3,6 +3,7 @@ import DSHTTP1
 import DSProxy
 import DSReactor
 import DSSystem
+import DSTestSupport
 import Foundation
 import Logging
 import XCTest
@@ -21,7 +22,7 @@ final class AdminRouterTests: XCTestCase {
         var config = SupervisorConfig()
         config.fall = 1_000
         let supervisor = Supervisor(
-            loop: loop, driver: driver, algorithm: .ring, config: config, workers: 1,
+            loop: loop, driver: driver, algorithm: .ring, config: config, workers: 0,
             logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         try supervisor.bootstrap(replicas: 0) {}
         return (loop, supervisor)
@@ -178,5 +179,55 @@ final class AdminRouterTests: XCTestCase {
         let wrongMethod = try XCTUnwrap(answerAtOnce(router, "GET", "/weight"))
         XCTAssertEqual(wrongMethod.status, .methodNotAllowed)
         XCTAssertEqual(wrongMethod.extraHeaders, "Allow: PATCH, POST\r\n")
+    }
+
+    /// A command answers once every worker runs the snapshot it published (a request sent after
+    /// the answer is routed by the new pool); a worker that never switches holds the answer up
+    /// only for the cap, after which it comes with a warning.
+    func testACommandAnswersOnceEveryWorkerTookItsSnapshot() throws {
+        let log = CapturedLog()
+        let loop = try EventLoop()
+        let driver = StaticDriver(backends: [DSBalancerBackend.make("server-1", 1), DSBalancerBackend.make("server-2", 2)])
+        var config = SupervisorConfig()
+        config.fall = 1_000
+        let supervisor = Supervisor(
+            loop: loop, driver: driver, algorithm: .ring, config: config, workers: 2, logger: log.logger)
+        try supervisor.bootstrap(replicas: 0) {}
+        var workers = (0..<2).map { SnapshotPublisher.Reader(publisher: supervisor.publisher, worker: $0) }
+        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        defer { stopLoop() }
+
+        func submit(weight: Int) -> Locked<AdminResponse?> {
+            let answer = Locked<AdminResponse?>(nil)
+            let body = #"{"hostnames": ["server-2"], "weight": \#(weight)}"#
+            supervisor.admin.submit(AdminRequest(method: "PATCH", path: "/weight", query: nil, body: Array(body.utf8))) {
+                response in answer.withLock { $0 = response }
+            }
+            return answer
+        }
+        func waitFor(_ answer: Locked<AdminResponse?>, seconds: Double) -> AdminResponse? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if let response = answer.withLock({ $0 }) { return response }
+                usleep(1_000)
+            }
+            return nil
+        }
+
+        let before = supervisor.publisher.currentGeneration
+        let first = submit(weight: 3)
+        let deadline = Date().addingTimeInterval(10)
+        while supervisor.publisher.currentGeneration == before && Date() < deadline { usleep(1_000) }
+        XCTAssertGreaterThan(supervisor.publisher.currentGeneration, before, "PATCH /weight published nothing")
+        workers[0].refresh()
+        XCTAssertNil(waitFor(first, seconds: 0.1), "answered while worker 1 still ran the old snapshot")
+        workers[1].refresh()
+        XCTAssertEqual(waitFor(first, seconds: 10)?.status, .ok, "no answer once both workers switched")
+        XCTAssertFalse(log.messages.contains { $0.contains("Not every worker") }, "\(log.messages)")
+
+        // Worker 1 never switches again: the answer still comes, after the cap, and says so.
+        let second = submit(weight: 2)
+        XCTAssertEqual(waitFor(second, seconds: 60)?.status, .ok, "no answer after the cap")
+        XCTAssertTrue(log.waitFor("Not every worker switched"), "\(log.messages)")
     }
 }

@@ -197,7 +197,7 @@ final class ClusterSupervisorTests: XCTestCase {
         let made = names.map { name in
             let driver = RecordingDriver(port: responder.port)
             let supervisor = Supervisor(
-                loop: loop, driver: driver, algorithm: .rendezvous, config: config, workers: 1,
+                loop: loop, driver: driver, algorithm: .rendezvous, config: config, workers: 0,
                 logger: Logger(label: name) { _ in SwiftLogNoOpLogHandler() })
             return Node(supervisor: supervisor, driver: driver, membership: FakeMembership(name, cluster: cluster))
         }

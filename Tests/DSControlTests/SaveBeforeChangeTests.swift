@@ -34,7 +34,7 @@ final class SaveBeforeChangeTests: XCTestCase {
         let loop = try EventLoop()
         let driver = RecordingDriver()
         let supervisor = Supervisor(
-            loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 1,
+            loop: loop, driver: driver, algorithm: .ring, config: SupervisorConfig(), workers: 0,
             logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         try supervisor.bootstrap(replicas: 3) {}
         return (loop, driver, supervisor)

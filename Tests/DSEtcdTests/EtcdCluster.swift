@@ -1,6 +1,7 @@
 import DSEtcd
 import DSReactor
 import DSSystem
+import DSTestSupport
 import Foundation
 import XCTest
 
@@ -27,10 +28,7 @@ final class EtcdCluster {
 
     /// Starts `size` members forming one cluster and waits until each serves reads.
     init(size: Int = 1) throws {
-        let etcd = "/usr/bin/etcd"
-        guard FileManager.default.isExecutableFile(atPath: etcd) else {
-            throw EtcdClusterError("\(etcd) is not installed: scripts/install-deps.sh test installs etcd-server")
-        }
+        guard EtcdMemberCommand.isInstalled else { throw EtcdClusterError(EtcdMemberCommand.missing) }
         directory = NSTemporaryDirectory() + "ds-lb-etcd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let ports = try Self.freePorts(2 * size)
@@ -83,15 +81,10 @@ final class EtcdCluster {
         let client = "http://127.0.0.1:\(member.clientPort)"
         let peer = "http://127.0.0.1:\(member.peerPort)"
         members[index].process = try ChildProcess.spawn(
-            path: "/usr/bin/etcd",
-            arguments: [
-                "--name", member.name, "--data-dir", "\(directory)/\(member.name).etcd",
-                "--listen-client-urls", client, "--advertise-client-urls", client,
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", initialCluster, "--initial-cluster-state", "new",
-                "--initial-cluster-token", "ds-lb-test-\(getpid())",
-                "--logger", "zap", "--log-outputs", "\(directory)/\(member.name).log",
-            ],
+            path: EtcdMemberCommand.executable,
+            arguments: EtcdMemberCommand.arguments(
+                name: member.name, directory: directory, clientURL: client, peerURL: peer,
+                initialCluster: initialCluster, token: "ds-lb-test-\(getpid())"),
             environment: ["PATH": "/usr/bin:/bin"])
     }
 
@@ -110,8 +103,7 @@ final class EtcdCluster {
     }
 
     private func log(_ index: Int) -> String {
-        let text = (try? String(contentsOfFile: "\(directory)/\(members[index].name).log", encoding: .utf8)) ?? ""
-        return String(text.suffix(2000))
+        EtcdMemberCommand.log(of: members[index].name, in: directory)
     }
 
     /// Ports the kernel hands out for 127.0.0.1, all held open together so they differ.

@@ -178,3 +178,24 @@ extension ServeConfigFileTests {
         }
     }
 }
+
+extension ClusterModeTests {
+    /// In cluster mode too, /rm answers once every worker of the node routes without the removed
+    /// replica, and /add once they route to the added one (many workers on few cores make a
+    /// worker that has not yet switched likely when the answer does not wait for them).
+    func testARequestRightAfterRemoveThroughANodeNeverReachesTheRemovedReplica() throws {
+        let etcd = try startEtcdMember()
+        let lb = try startLoadBalancer([
+            "--listen", "127.0.0.1:0", "--etcd", etcd, "--node-name", "n1", "--replicas", "3",
+            "--heartbeat-interval", "200ms", "--workers", "16",
+        ])
+        waitUntil("3 replicas up") { allUp(lb, count: 3) }
+        try assertRequestsRightAfterRemoveAvoidServer2(lb, rounds: 20) { round in
+            let removed = try lb.admin("DELETE", "/rm", json: ["hostnames": ["server-2"]])
+            XCTAssertEqual(removed.status, 200, "round \(round): \(removed)")
+        } add: { round in
+            let added = try lb.admin("POST", "/add", json: ["hostnames": ["server-2"]])
+            XCTAssertEqual(added.status, 200, "round \(round): \(added)")
+        }
+    }
+}

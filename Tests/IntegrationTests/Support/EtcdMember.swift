@@ -1,3 +1,4 @@
+import DSTestSupport
 import Foundation
 import XCTest
 
@@ -9,29 +10,26 @@ extension IntegrationTestCase {
     /// Starts an etcd member on free 127.0.0.1 ports (stopped by PID in teardown) and waits
     /// until it serves reads; returns its client URL.
     func startEtcdMember() throws -> String {
-        guard access("/usr/bin/etcd", X_OK) == 0 else {
-            throw XCTSkip("/usr/bin/etcd is missing: scripts/install-deps.sh test installs etcd-server")
-        }
+        guard EtcdMemberCommand.isInstalled else { throw XCTSkip(EtcdMemberCommand.missing) }
         let directory = try temporaryDirectory()
-        let client = try SocketAddress.freeLoopbackPort()
-        let peer = try SocketAddress.freeLoopbackPort()
+        let clientPort = try SocketAddress.freeLoopbackPort()
+        let client = "http://127.0.0.1:\(clientPort)"
+        let peer = "http://127.0.0.1:\(try SocketAddress.freeLoopbackPort())"
         let etcd = try launch(
-            "/usr/bin/etcd",
-            [
-                "--name", "m0", "--data-dir", "\(directory)/m0.etcd",
-                "--listen-client-urls", "http://127.0.0.1:\(client)", "--advertise-client-urls", "http://127.0.0.1:\(client)",
-                "--listen-peer-urls", "http://127.0.0.1:\(peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peer)",
-                "--initial-cluster", "m0=http://127.0.0.1:\(peer)", "--logger", "zap", "--log-outputs", "\(directory)/etcd.log",
-            ], name: "etcd")
+            EtcdMemberCommand.executable,
+            EtcdMemberCommand.arguments(
+                name: "m0", directory: directory, clientURL: client, peerURL: peer, initialCluster: "m0=\(peer)",
+                token: "ds-lb-test-\(getpid())"),
+            name: "etcd")
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if let ended = etcd.pollTermination() { throw ChildProcess.LaunchError(description: "etcd \(ended)") }
-            if let connection = try? HTTPConnection(port: client, timeout: 2) {
+            if let connection = try? HTTPConnection(port: clientPort, timeout: 2) {
                 defer { connection.close() }
                 if let response = try? connection.request("POST", "/v3/kv/range", body: #"{"key": "L3JlYWR5"}"#),
                     response.status == 200
                 {
-                    return "http://127.0.0.1:\(client)"
+                    return client
                 }
             }
             usleep(100_000)

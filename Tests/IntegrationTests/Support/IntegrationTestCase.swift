@@ -296,6 +296,36 @@ class IntegrationTestCase: XCTestCase {
         return (servers, clients.reduce(0) { $0 + $1.reconnects })
     }
 
+    /// `rounds` times: `remove` takes server-2 out, then a request for one of its keys on each
+    /// of 32 keep-alive connections (spread over the workers by the kernel's accept balance)
+    /// must reach another replica; `add` brings server-2 back, and the next round's requests
+    /// must reach it again. A worker still routing by the old pool after an answer fails this.
+    func assertRequestsRightAfterRemoveAvoidServer2(
+        _ lb: LoadBalancerUnderTest, rounds: Int, remove: (Int) throws -> Void, add: (Int) throws -> Void,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        var rng = SeededRandom(seed: 7)
+        let (owners, _) = try routeIDs(rng.sixDigitIDs(300), through: lb, connections: 2, file: file, line: line)
+        let id = try XCTUnwrap(
+            owners.first { $0.value == 2 }?.key, "some id reaches server 2: \(distribution(owners))", file: file, line: line)
+        let clients = (0..<32).map { _ in lb.client() }
+        defer { clients.forEach { $0.close() } }
+        for round in 1...rounds {
+            for client in clients {
+                XCTAssertEqual(try client.get("/home?id=\(id)").helloServerID, 2, "round \(round)", file: file, line: line)
+            }
+            try remove(round)
+            for (index, client) in clients.enumerated() {
+                let response = try client.get("/home?id=\(id)")
+                XCTAssertEqual(response.status, 200, "round \(round), connection \(index): \(response)", file: file, line: line)
+                XCTAssertNotEqual(
+                    response.helloServerID, 2, "round \(round), connection \(index): routed to the removed server-2",
+                    file: file, line: line)
+            }
+            try add(round)
+        }
+    }
+
     /// Counts how many ids each server got.
     func distribution(_ owners: [Int: Int]) -> [Int: Int] {
         owners.values.reduce(into: [:]) { $0[$1, default: 0] += 1 }

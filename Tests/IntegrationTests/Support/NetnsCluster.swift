@@ -6,6 +6,7 @@
 // the ds-lb's own, stopped by that PID. `shutdown()` (also from deinit) removes everything:
 // processes, namespaces, bridge, the firewall rule, the temporary directory.
 
+import DSTestSupport
 import Foundation
 
 #if canImport(Glibc)
@@ -65,9 +66,7 @@ final class NetnsCluster: @unchecked Sendable {
         guard let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first(where: Binaries.isExecutable) else {
             throw ClusterFixtureError("the cluster tests need `ip` (iproute2): scripts/install-deps.sh test installs it")
         }
-        guard access("/usr/bin/etcd", X_OK) == 0 else {
-            throw ClusterFixtureError("/usr/bin/etcd is missing: scripts/install-deps.sh test installs etcd-server")
-        }
+        guard EtcdMemberCommand.isInstalled else { throw ClusterFixtureError(EtcdMemberCommand.missing) }
         self.ip = ip
         self.leaseSeconds = leaseSeconds
         self.initialReplicas = replicas
@@ -171,15 +170,10 @@ final class NetnsCluster: @unchecked Sendable {
         let initial = hosts.map { "\($0.etcdName)=http://\($0.address):\(Self.etcdPeerPort)" }.joined(separator: ",")
         hosts[index].etcd = try ChildProcess(
             name: "etcd-\(host.etcdName)", executable: ip,
-            arguments: [
-                "netns", "exec", host.namespace, "/usr/bin/etcd",
-                "--name", host.etcdName, "--data-dir", "\(directory)/\(host.etcdName).etcd",
-                "--listen-client-urls", client, "--advertise-client-urls", client,
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", initial, "--initial-cluster-state", newCluster ? "new" : "existing",
-                "--initial-cluster-token", "ds-lb-cluster-\(getpid())",
-                "--logger", "zap", "--log-outputs", "\(directory)/\(host.etcdName).log",
-            ])
+            arguments: ["netns", "exec", host.namespace, EtcdMemberCommand.executable]
+                + EtcdMemberCommand.arguments(
+                    name: host.etcdName, directory: directory, clientURL: client, peerURL: peer, initialCluster: initial,
+                    newCluster: newCluster, token: "ds-lb-cluster-\(getpid())"))
     }
 
     /// Polls a (linearizable) read on member `index` until it answers: it has joined and there
@@ -249,8 +243,7 @@ final class NetnsCluster: @unchecked Sendable {
     }
 
     private func etcdLog(_ index: Int) -> String {
-        let text = (try? String(contentsOfFile: "\(directory)/\(hosts[index].etcdName).log", encoding: .utf8)) ?? ""
-        return String(text.suffix(3000))
+        EtcdMemberCommand.log(of: hosts[index].etcdName, in: directory, limit: 3000)
     }
 
     static func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
