@@ -364,53 +364,30 @@
         (incremental?.oldLists ?? []).withUnsafeBufferPointer { oldLists in
         (incremental?.oldOccupied ?? []).withUnsafeBufferPointer { oldOccupied in
             var w = 0
-            // Appends the list of the members ids[from ..< to], ascending. The write position
-            // lives in a local while the bytes go out: a byte store may alias anything, so the
-            // captured `w` and `scratch` would otherwise be reloaded after every byte.
             func encode(_ ids: UnsafeMutableBufferPointer<Int>, _ from: Int, _ to: Int) {
-                let out = scratch
-                let header = w
-                let long = to &- from >= 255
-                var at = w &+ (long ? 5 : 1)
-                let first = at
-                if narrow {
-                    for i in from..<to {
-                        out[at] = UInt8(truncatingIfNeeded: ids[i])
-                        at &+= 1
-                    }
-                }
-                var previous = -1
-                for i in from..<to where !narrow {
-                    var gap = ids[i] &- previous
-                    previous = ids[i]
-                    while gap > 255 {
-                        out[at] = 0
-                        at &+= 1
-                        gap &-= 255
-                    }
-                    out[at] = UInt8(truncatingIfNeeded: gap)
-                    at &+= 1
-                }
-                let length = at &- first
-                if !long && length < 255 {
-                    out[header] = UInt8(truncatingIfNeeded: length)
-                    w = at
-                    return
-                }
-                if !long {
-                    // Skip bytes took a short list past 254 bytes: make room for a long length.
-                    for i in stride(from: at &- 1, through: first, by: -1) { out[i &+ 4] = out[i] }
-                    at &+= 4
-                }
-                out[header] = 255
-                for i in 0..<4 { out[header &+ 1 &+ i] = UInt8(truncatingIfNeeded: length &>> (8 &* i)) }
-                w = at
+                w = encodeList(ids, from, to, narrow: narrow, into: scratch, at: w)
             }
             for group in 0..<groups {
                 let j = group % perHash
                 if let incremental {
+                    if j == 0 {
+                        for i in 0..<incremental.inserted {
+                            hashes[i] = placementHash(seeds[2 &* (incremental.at &+ i)], group / perHash)
+                        }
+                    }
+                    if groupShift == 6 && oldOccupied[group] == ~0,
+                        let end = copiedGroup(
+                            group, j, incremental, groupShift: groupShift, base: lists.count,
+                            oldStarts: oldStarts, oldLists: oldLists, hashes: hashes, cellOf: cellOf,
+                            counts: counts, next: next, byCell: byCell, merged: merged, out: scratch,
+                            starts: starts)
+                    {
+                        occupied[group] = ~0
+                        lists.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<end]))
+                        continue
+                    }
                     fromPrevious(
-                        group, j, incremental, groupShift: groupShift, perHash: perHash, seeds: seeds,
+                        group, j, incremental, groupShift: groupShift,
                         oldStarts: oldStarts, oldLists: oldLists, oldOccupied: oldOccupied,
                         hashes: hashes, cellOf: cellOf, counts: counts, next: next, before: before,
                         byCell: byCell, merged: merged)
@@ -519,6 +496,52 @@
         return (starts, lists, occupied)
     }
 
+    /// Writes the list of the members ids[from ..< to] (ascending) at out[w...] and returns its
+    /// end (see `lists` for the format). A function of its arguments alone: as a closure over the
+    /// builder's write position, the position was reloaded and stored around every byte (a byte
+    /// store may alias it).
+    @inline(__always)
+    static func encodeList(
+        _ ids: UnsafeMutableBufferPointer<Int>, _ from: Int, _ to: Int, narrow: Bool,
+        into out: UnsafeMutableBufferPointer<UInt8>, at w: Int
+    ) -> Int {
+        let header = w
+        let long = to &- from >= 255
+        var at = w &+ (long ? 5 : 1)
+        let first = at
+        if narrow {
+            for i in from..<to {
+                out[at] = UInt8(truncatingIfNeeded: ids[i])
+                at &+= 1
+            }
+        }
+        var previous = -1
+        for i in from..<to where !narrow {
+            var gap = ids[i] &- previous
+            previous = ids[i]
+            while gap > 255 {
+                out[at] = 0
+                at &+= 1
+                gap &-= 255
+            }
+            out[at] = UInt8(truncatingIfNeeded: gap)
+            at &+= 1
+        }
+        let length = at &- first
+        if !long && length < 255 {
+            out[header] = UInt8(truncatingIfNeeded: length)
+            return at
+        }
+        if !long {
+            // Skip bytes took a short list past 254 bytes: make room for a long length.
+            for i in stride(from: at &- 1, through: first, by: -1) { out[i &+ 4] = out[i] }
+            at &+= 4
+        }
+        out[header] = 255
+        for i in 0..<4 { out[header &+ 1 &+ i] = UInt8(truncatingIfNeeded: length &>> (8 &* i)) }
+        return at
+    }
+
     /// Fills counts, before and byCell with the group's members by cell from the previous table
     /// (see `Incremental`): its own lists of the group, renumbered past the changed run, with the
     /// inserted virtual members merged in at their cells (counting-sorted into `merged`, which is
@@ -529,8 +552,8 @@
     /// captures with the fresh path made the optimizer slow one path or the other down.
     @inline(never)
     static func fromPrevious(
-        _ group: Int, _ j: Int, _ plan: Incremental, groupShift: Int, perHash: Int,
-        seeds: UnsafeBufferPointer<UInt64>, oldStarts: UnsafeBufferPointer<UInt32>,
+        _ group: Int, _ j: Int, _ plan: Incremental, groupShift: Int,
+        oldStarts: UnsafeBufferPointer<UInt32>,
         oldLists: UnsafeBufferPointer<UInt8>, oldOccupied: UnsafeBufferPointer<UInt64>,
         hashes: UnsafeMutableBufferPointer<UInt64>, cellOf: UnsafeMutableBufferPointer<UInt8>,
         counts: UnsafeMutableBufferPointer<Int>, next: UnsafeMutableBufferPointer<Int>,
@@ -538,13 +561,33 @@
         merged: UnsafeMutableBufferPointer<Int>
     ) {
         let groupSize = 1 << groupShift
-        let at = plan.at, removed = plan.removed, inserted = plan.inserted
-        let shift = inserted &- removed
-        if j == 0 {
-            for i in 0..<inserted { hashes[i] = placementHash(seeds[2 &* (at &+ i)], group / perHash) }
+        sortInserted(
+            group, j, plan, groupShift: groupShift, hashes: hashes, cellOf: cellOf, counts: counts, next: next, merged: merged)
+        var n = 0
+        for k in 0..<groupSize {
+            before[k] = n
+            let cell = (group << groupShift) | k
+            let own = oldOccupied[cell &>> 6] &>> UInt64(cell & 63) & 1 != 0
+            n = mergedList(
+                own ? Int(oldStarts[cell]) : -1, plan, oldLists: oldLists, inserted: merged,
+                next[k] &- counts[k], next[k], into: byCell, at: n)
+            counts[k] = n &- before[k]
         }
+        before[groupSize] = n
+    }
+
+    /// The inserted virtual members by their cell in `group`: cell k's are
+    /// merged[next[k] − counts[k] ..< next[k]], ascending. `hashes` holds their placement hashes
+    /// for this run of groups.
+    static func sortInserted(
+        _ group: Int, _ j: Int, _ plan: Incremental, groupShift: Int,
+        hashes: UnsafeMutableBufferPointer<UInt64>, cellOf: UnsafeMutableBufferPointer<UInt8>,
+        counts: UnsafeMutableBufferPointer<Int>, next: UnsafeMutableBufferPointer<Int>,
+        merged: UnsafeMutableBufferPointer<Int>
+    ) {
+        let groupSize = 1 << groupShift
         for k in 0..<groupSize { counts[k] = 0 }
-        for i in 0..<inserted {
+        for i in 0..<plan.inserted {
             cellOf[i] = UInt8(truncatingIfNeeded: field(hashes[i], j, groupShift))
             counts[Int(cellOf[i])] &+= 1
         }
@@ -553,48 +596,115 @@
             next[k] = sum
             sum &+= counts[k]
         }
-        for i in 0..<inserted {
+        for i in 0..<plan.inserted {
             let c = Int(cellOf[i])
-            merged[next[c]] = at &+ i
+            merged[next[c]] = plan.at &+ i
             next[c] &+= 1
         }
-        var n = 0
-        for k in 0..<groupSize {
-            before[k] = n
-            let cell = (group << groupShift) | k
-            var from = next[k] &- counts[k]
-            let to = next[k]
-            if oldOccupied[cell &>> 6] &>> UInt64(cell & 63) & 1 != 0 {
-                let (first, end) = bounds(oldLists, Int(oldStarts[cell]))
-                var v = -1
-                for i in first..<end {
-                    let b = Int(oldLists[i])
-                    v &+= b == 0 ? 255 : b
-                    if b == 0 { continue }
-                    if v < at {
-                        byCell[n] = v
-                        n &+= 1
-                        continue
-                    }
-                    while from < to {
-                        byCell[n] = merged[from]
-                        n &+= 1
-                        from &+= 1
-                    }
-                    if v >= at &+ removed {
-                        byCell[n] = v &+ shift
-                        n &+= 1
-                    }
+    }
+
+    /// Writes a cell's new members to ids[n...] and returns the new end: the previous table's own
+    /// list at `start` (−1: the cell had none) renumbered past the changed run, without the
+    /// removed virtual members, with inserted[from ..< to] (ascending, all within the run)
+    /// merged in.
+    @inline(__always)
+    static func mergedList(
+        _ start: Int, _ plan: Incremental, oldLists: UnsafeBufferPointer<UInt8>,
+        inserted: UnsafeMutableBufferPointer<Int>, _ from: Int, _ to: Int,
+        into ids: UnsafeMutableBufferPointer<Int>, at n: Int
+    ) -> Int {
+        let at = plan.at, removed = plan.removed
+        let shift = plan.inserted &- removed
+        var n = n, from = from
+        if start >= 0 {
+            let (first, end) = bounds(oldLists, start)
+            var v = -1
+            for i in first..<end {
+                let b = Int(oldLists[i])
+                v &+= b == 0 ? 255 : b
+                if b == 0 { continue }
+                if v < at {
+                    ids[n] = v
+                    n &+= 1
+                    continue
+                }
+                while from < to {
+                    ids[n] = inserted[from]
+                    n &+= 1
+                    from &+= 1
+                }
+                if v >= at &+ removed {
+                    ids[n] = v &+ shift
+                    n &+= 1
                 }
             }
-            while from < to {
-                byCell[n] = merged[from]
-                n &+= 1
-                from &+= 1
-            }
-            counts[k] = n &- before[k]
         }
-        before[groupSize] = n
+        while from < to {
+            ids[n] = inserted[from]
+            n &+= 1
+            from &+= 1
+        }
+        return n
+    }
+
+    /// A group of the derived table written directly from the previous table's bytes, when every
+    /// cell of the group had members of its own (at N = 1000 all do): a cell the change does not
+    /// touch keeps its list's bytes except the one gap that crosses the changed run, which grows
+    /// or shrinks by the change in virtual members; any other cell is decoded, merged and
+    /// encoded. The bytes are those `candidateLists` writes for the same members (no fallback
+    /// lists: every cell is own), at out[0...], with `starts` pointing at base + offset. Returns
+    /// the bytes written, or nil when a cell lost its last member (then the group needs
+    /// fallback lists: the caller takes the general path).
+    @inline(never)
+    static func copiedGroup(
+        _ group: Int, _ j: Int, _ plan: Incremental, groupShift: Int, base: Int,
+        oldStarts: UnsafeBufferPointer<UInt32>, oldLists: UnsafeBufferPointer<UInt8>,
+        hashes: UnsafeMutableBufferPointer<UInt64>, cellOf: UnsafeMutableBufferPointer<UInt8>,
+        counts: UnsafeMutableBufferPointer<Int>, next: UnsafeMutableBufferPointer<Int>,
+        byCell: UnsafeMutableBufferPointer<Int>, merged: UnsafeMutableBufferPointer<Int>,
+        out: UnsafeMutableBufferPointer<UInt8>, starts: UnsafeMutableBufferPointer<UInt32>
+    ) -> Int? {
+        let groupSize = 1 << groupShift
+        let at = plan.at, removed = plan.removed
+        let shift = plan.inserted &- removed
+        sortInserted(
+            group, j, plan, groupShift: groupShift, hashes: hashes, cellOf: cellOf, counts: counts, next: next, merged: merged)
+        var w = 0
+        for k in 0..<groupSize {
+            let cell = (group << groupShift) | k
+            let start = Int(oldStarts[cell])
+            let header = Int(oldLists[start])
+            starts[cell] = UInt32(truncatingIfNeeded: base &+ w)
+            if counts[k] == 0 && header < 255 {
+                // Copy the list; patch the gap of its first index at or past the run if it stays
+                // one byte.
+                let end = start &+ 1 &+ header
+                _ = UnsafeMutableBufferPointer(rebasing: out[w..<(w &+ 1 &+ header)]).update(
+                    fromContentsOf: UnsafeBufferPointer(rebasing: oldLists[start..<end]))
+                var i = start &+ 1, v = -1, copied = true
+                while i < end {
+                    let b = Int(oldLists[i])
+                    v &+= b == 0 ? 255 : b
+                    if b == 0 || v < at {
+                        i &+= 1
+                        continue
+                    }
+                    let patched = b &+ shift
+                    if v < at &+ removed || patched < 1 || patched > 255 { copied = false }
+                    out[w &+ (i &- start)] = UInt8(truncatingIfNeeded: patched)
+                    break
+                }
+                if copied {
+                    w &+= 1 &+ header
+                    continue
+                }
+            }
+            let n = mergedList(
+                start, plan, oldLists: oldLists, inserted: merged, next[k] &- counts[k], next[k], into: byCell, at: 0)
+            if n == 0 { return nil }
+            w = encodeList(byCell, 0, n, narrow: false, into: out, at: w)
+        }
+        return w
     }
 
     /// The `starts` entry holding the list ids[at ..< at + n] (1 ≤ n ≤ 3, indexes < 256) itself;
