@@ -59,7 +59,9 @@ package final class Snapshot: Sendable {
     /// `previous`: the snapshot this one replaces. When its members, their weights and the
     /// algorithm are the same — a health change, the most frequent event — its table is shared
     /// rather than built again (a build at N = 1,000 costs milliseconds of the control thread;
-    /// the table depends on the members alone, and health is applied at lookup time).
+    /// the table depends on the members alone, and health is applied at lookup time). When they
+    /// differ, the new table is still derived from the old one where the algorithm can (one
+    /// replica added, removed or reweighted: see `HashTable.init`).
     package init(
         generation: UInt64, backends: [Backend], healthy: [String: Bool] = [:], algorithm: HashAlgorithm,
         previous: Snapshot? = nil
@@ -79,7 +81,8 @@ package final class Snapshot: Sendable {
             let weighted = algorithm != .assignment
             concrete = HashTable(
                 algorithm,
-                members: sorted.map { HashMember(name: $0.name, number: $0.number, weight: weighted ? $0.weight : 1) })
+                members: sorted.map { HashMember(name: $0.name, number: $0.number, weight: weighted ? $0.weight : 1) },
+                previous: previous?.concrete)
         }
         table = concrete.existential
         precondition(table.members.map(\.name) == sorted.map(\.name), "hash table must keep members sorted by name")

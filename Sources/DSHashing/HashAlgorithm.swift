@@ -49,9 +49,18 @@ package enum HashAlgorithm: String, CaseIterable, Sendable {
     case assignment(Assignment)
 
     /// Builds `algorithm`'s table over `members` (order does not matter). Supervisor thread.
-    package init(_ algorithm: HashAlgorithm, members: [HashMember]) {
+    ///
+    /// `previous`: the table this one replaces, if any. A rendezvous table is then derived from
+    /// it when only a member or a weight changed (the same table, built in a fraction of the time:
+    /// see `RendezvousTable.init(members:previous:)`); the other algorithms build afresh.
+    package init(_ algorithm: HashAlgorithm, members: [HashMember], previous: HashTable? = nil) {
         switch algorithm {
-        case .rendezvous: self = .rendezvous(RendezvousTable(members: members))
+        case .rendezvous:
+            if case .rendezvous(let old) = previous {
+                self = .rendezvous(RendezvousTable(members: members, previous: old))
+            } else {
+                self = .rendezvous(RendezvousTable(members: members))
+            }
         case .ring: self = .ring(Ring(members: members))
         case .maglev: self = .maglev(Maglev(members: members))
         case .assignment: self = .assignment(Assignment(members: members))

@@ -19,7 +19,10 @@
 ///   ±2.1 % from sampling alone.
 /// - Lookup: key hashing plus `lookup`, through `HashTable` as the proxy calls it, timed in
 ///   batches of 1000 keys; the median batch divided by 1000.
-/// - Build: median wall time of repeated builds (at least 3, up to ~0.5 s of building).
+/// - Build: median wall time of repeated builds (at least 3, up to ~0.5 s of building), fresh:
+///   every member placed. Rebuild (rendezvous, with a change): the same for the changed table
+///   derived from the first, as the control plane builds it when a replica comes, goes or is
+///   reweighted.
 ///
 /// Thread safety: any thread; it allocates and takes seconds for large K. Build with -c release
 /// for meaningful timings.
@@ -36,6 +39,9 @@ package enum HashAnalysis {
         package var idealMovedFraction: Double?
         package var lookupNs: Double
         package var buildMs: Double
+        /// The changed table built from the first one (`HashTable.init(previous:)`), median ms;
+        /// nil without a change or for an algorithm that always builds afresh.
+        package var rebuildMs: Double? = nil
         /// nil unless there was a change: moved keys between members the change did not touch.
         package var collateralFraction: Double? = nil
         /// Per member, only for a weighted run (`weights` given).
@@ -75,6 +81,7 @@ package enum HashAnalysis {
                 + "\"max_over_avg\":\(num(maxOverAvg)),\"stddev_share\":\(num(stddevShare)),"
                 + "\"moved_fraction\":\(num(movedFraction)),\"ideal_moved_fraction\":\(num(idealMovedFraction)),"
                 + "\"lookup_ns\":\(num(lookupNs)),\"build_ms\":\(num(buildMs))"
+                + (rebuildMs.map { ",\"rebuild_ms\":\($0)" } ?? "")
                 + (collateralFraction.map { ",\"collateral_fraction\":\($0)" } ?? "")
                 + (maxShareDeviation.map { ",\"max_share_deviation\":\(num($0))" } ?? "")
                 + (samplingSigma.map { ",\"sampling_sigma\":\(num($0))" } ?? "")
@@ -117,7 +124,10 @@ package enum HashAnalysis {
                 }
             }
             lines.append("lookup        \(fixed(lookupNs, 1)) ns median, including key hashing")
-            lines.append("build         \(fixed(buildMs, 3)) ms median")
+            lines.append("build         \(fixed(buildMs, 3)) ms median, fresh (every member placed)")
+            if let rebuildMs {
+                lines.append("rebuild       \(fixed(rebuildMs, 3)) ms median, the changed table derived from the first")
+            }
             return lines.joined(separator: "\n")
         }
     }
@@ -243,6 +253,7 @@ package enum HashAnalysis {
         var moved: Double?
         var ideal: Double?
         var collateral: Double?
+        var rebuild: Double?
         if let change {
             var changed = members
             // Names whose keys may move: the removed, added or reweighted members.
@@ -272,7 +283,12 @@ package enum HashAnalysis {
                 touched = [members[index].name]
                 ideal = abs(after - before)
             }
-            let other = HashTable(algorithm, members: changed)
+            let other = HashTable(algorithm, members: changed, previous: table)
+            if algorithm == .rendezvous {
+                rebuild = buildMilliseconds {
+                    blackHole(HashTable(algorithm, members: changed, previous: table).existential.members.count)
+                }
+            }
             let otherMembers = other.existential.members
             var movedCount = 0
             var collateralCount = 0
@@ -296,7 +312,7 @@ package enum HashAnalysis {
             maxOverAvg: maxOverAvg, stddevShare: stddevShare,
             movedFraction: moved, idealMovedFraction: ideal,
             lookupNs: lookupNanoseconds(table, keys), buildMs: buildMilliseconds(algorithm, members),
-            collateralFraction: collateral, replicas: weights == nil ? nil : shares)
+            rebuildMs: rebuild, collateralFraction: collateral, replicas: weights == nil ? nil : shares)
     }
 
     /// A bad `ds-lb ring` weight option, as one line naming the bad value.
@@ -358,14 +374,18 @@ package enum HashAnalysis {
 
     /// Median wall time of `algorithm.build(members)`.
     package static func buildMilliseconds(_ algorithm: HashAlgorithm, _ members: [HashMember]) -> Double {
+        buildMilliseconds { blackHole(algorithm.build(members).members.count) }
+    }
+
+    /// Median wall time of `build` (at least 3 runs, up to ~0.5 s of them).
+    static func buildMilliseconds(_ build: () -> Void) -> Double {
         let clock = ContinuousClock()
         var samples: [Double] = []
         var spent = 0.0
         while samples.count < 3 || (spent < 500 && samples.count < 25) {
             let start = clock.now
-            let table = algorithm.build(members)
+            build()
             let ms = nanoseconds(clock.now - start) / 1e6
-            blackHole(table.members.count)
             samples.append(ms)
             spent += ms
         }

@@ -31,7 +31,10 @@
 ///   are at most 254 virtual members), else one short run of byte-coded lists (≈ 18 bytes for
 ///   ≈ 16 candidates at N = 1000), and that many score evaluations of one multiply each.
 /// - Build: N·C placements (2 M at N = 1000), one hash per member per 10 groups, one group at a
-///   time.
+///   time. When one member comes, goes or changes weight, `init(members:previous:)` places only
+///   that member and reads everyone else's cells back from the previous table; the list
+///   encoding, a pass over every list either way, is the same, so it saves the placement and
+///   sorting but not the writing of the table.
 ///
 /// Large N, and why these parameters. M, g, the fallback sizes and the placement are part of the
 /// routing contract: choosing them by N would re-place every member whenever a membership change
@@ -112,9 +115,28 @@
     /// reads `starts` (512 KB) and one short run.
     @usableFromInline let starts: [UInt32]
     @usableFromInline let lists: [UInt8]
+    /// Bit c set: cell c has members of its own (its list is not a fallback block's). Lets a
+    /// table be derived from this one without placing every member again (`Incremental`).
+    let occupied: [UInt64]
 
     package init(members: [HashMember]) {
         self.init(members: members, cellCount: RendezvousTable.defaultCellCount)
+    }
+
+    /// The same table as `init(members:)`, derived from `previous` when that is cheaper: when the
+    /// member sets differ in one contiguous run of the canonical order (one member added, removed
+    /// or reweighted, or a few next to each other) and both have more than `narrowLimit` virtual
+    /// members, only the changed members are placed and every other member's cells are read
+    /// back from `previous`'s lists. The result is the table a fresh build gives, byte for byte
+    /// (RendezvousTableTests compare them); anything else is a fresh build.
+    package init(members: [HashMember], previous: RendezvousTable?) {
+        guard let previous, let plan = Incremental(previous: previous, members: members) else {
+            self.init(members: members)
+            return
+        }
+        self.init(
+            sorted: plan.sorted, cellCount: previous.cellCount, groupShift: previous.groupShift,
+            fallbackShift: previous.fallbackShift, seeds: plan.seeds, owners: plan.owners, incremental: plan)
     }
 
     /// `cellCount` must be a positive multiple of the group size 2^groupShift.
@@ -129,29 +151,109 @@
             "cellCount must be a positive multiple of the group size")
         precondition(cellCount <= Int(Int32.max), "cellCount out of range")
         let sorted = HashMember.canonicalOrder(members)
-        self.members = sorted
-        self.cellCount = cellCount
-        self.groupShift = groupShift
-        self.fallbackShift = fallbackShift
-
         var seeds: [UInt64] = []
         var owners: [UInt32] = []
         let weights = RendezvousTable.virtualCounts(sorted.map(\.weight))
         for (index, member) in sorted.enumerated() {
-            for t in 0..<UInt64(weights[index]) {
-                seeds.append(XXH64.hash(member.name, seed: RendezvousTable.seedBase &+ 2 &* t))
-                // Odd, so the multiply in `score` is a bijection of its other operand.
-                seeds.append(XXH64.hash(member.name, seed: RendezvousTable.seedBase &+ 2 &* t &+ 1) | 1)
-                owners.append(UInt32(index))
-            }
+            RendezvousTable.appendSeeds(of: member, count: weights[index], to: &seeds)
+            for _ in 0..<weights[index] { owners.append(UInt32(index)) }
         }
         precondition(owners.count <= RendezvousTable.maxVirtualMembers, "more members of weight > 0 than maxVirtualMembers")
+        self.init(
+            sorted: sorted, cellCount: cellCount, groupShift: groupShift, fallbackShift: fallbackShift,
+            seeds: seeds, owners: owners, incremental: nil)
+    }
+
+    private init(
+        sorted: [HashMember], cellCount: Int, groupShift: Int, fallbackShift: Int, seeds: [UInt64],
+        owners: [UInt32], incremental: Incremental?
+    ) {
+        self.members = sorted
+        self.cellCount = cellCount
+        self.groupShift = groupShift
+        self.fallbackShift = fallbackShift
         self.seeds = seeds
         self.owners = owners
-
-        (starts, lists) = RendezvousTable.candidateLists(
+        (starts, lists, occupied) = RendezvousTable.candidateLists(
             seeds: seeds, cellCount: cellCount, groupShift: groupShift,
-            fallbackShift: fallbackShift)
+            fallbackShift: fallbackShift, incremental: incremental)
+    }
+
+    /// The HRW seed pairs of `member`'s first `count` virtual members (they depend on its name
+    /// alone, so raising a weight keeps the existing ones).
+    static func appendSeeds(of member: HashMember, count: Int, to seeds: inout [UInt64]) {
+        for t in 0..<UInt64(count) {
+            seeds.append(XXH64.hash(member.name, seed: RendezvousTable.seedBase &+ 2 &* t))
+            // Odd, so the multiply in `score` is a bijection of its other operand.
+            seeds.append(XXH64.hash(member.name, seed: RendezvousTable.seedBase &+ 2 &* t &+ 1) | 1)
+        }
+    }
+
+    /// How a table is derived from the previous one: the virtual members `previous` had at
+    /// `at ..< at + removed` are replaced by `inserted` new ones at `at ..< at + inserted`; the
+    /// others keep their seeds and cells, and their indexes shift by `inserted − removed` past
+    /// the run.
+    struct Incremental {
+        let sorted: [HashMember]
+        let seeds: [UInt64]
+        let owners: [UInt32]
+        let at: Int
+        let removed: Int
+        let inserted: Int
+        let oldStarts: [UInt32]
+        let oldLists: [UInt8]
+        let oldOccupied: [UInt64]
+
+        /// nil when a fresh build is needed or cheaper: other parameters, a narrow table on either
+        /// side (its lists hold indexes, not gaps, and it builds in a few milliseconds anyway),
+        /// scaled weights (every member's virtual count may change), or more than a quarter of
+        /// the virtual members changing.
+        init?(previous: RendezvousTable, members: [HashMember]) {
+            guard previous.cellCount == RendezvousTable.defaultCellCount,
+                previous.groupShift == RendezvousTable.defaultGroupShift,
+                previous.fallbackShift == RendezvousTable.defaultFallbackShift
+            else { return nil }
+            let sorted = HashMember.canonicalOrder(members)
+            let old = previous.members
+            func count(_ m: HashMember) -> Int { HashMember.clampedWeight(m.weight, max: RendezvousTable.maxWeight) }
+            let oldTotal = old.reduce(0) { $0 + count($1) }
+            let newTotal = sorted.reduce(0) { $0 + count($1) }
+            guard oldTotal == previous.owners.count, oldTotal <= RendezvousTable.maxVirtualMembers,
+                newTotal <= RendezvousTable.maxVirtualMembers,
+                oldTotal > RendezvousTable.narrowLimit, newTotal > RendezvousTable.narrowLimit
+            else { return nil }
+            var prefix = 0
+            while prefix < old.count && prefix < sorted.count && old[prefix] == sorted[prefix] { prefix += 1 }
+            var suffix = 0
+            while suffix < old.count - prefix && suffix < sorted.count - prefix
+                && old[old.count - 1 - suffix] == sorted[sorted.count - 1 - suffix]
+            {
+                suffix += 1
+            }
+            let at = old[..<prefix].reduce(0) { $0 + count($1) }
+            let removed = old[prefix..<(old.count - suffix)].reduce(0) { $0 + count($1) }
+            let middle = sorted[prefix..<(sorted.count - suffix)]
+            let inserted = middle.reduce(0) { $0 + count($1) }
+            guard (removed + inserted) * 4 <= newTotal else { return nil }
+            var seeds = Array(previous.seeds[..<(2 * at)])
+            seeds.reserveCapacity(2 * newTotal)
+            for member in middle { RendezvousTable.appendSeeds(of: member, count: count(member), to: &seeds) }
+            seeds.append(contentsOf: previous.seeds[(2 * (at + removed))...])
+            var owners: [UInt32] = []
+            owners.reserveCapacity(newTotal)
+            for (index, member) in sorted.enumerated() {
+                for _ in 0..<count(member) { owners.append(UInt32(index)) }
+            }
+            self.sorted = sorted
+            self.seeds = seeds
+            self.owners = owners
+            self.at = at
+            self.removed = removed
+            self.inserted = inserted
+            self.oldStarts = previous.starts
+            self.oldLists = previous.lists
+            self.oldOccupied = previous.occupied
+        }
     }
 
     /// Virtual members per member: the clamped weights, scaled down when they add up to more
@@ -208,13 +310,18 @@
     /// cell order; for an empty cell, the members of the smallest non-empty fallback block around
     /// it (contiguous in the sorted order, merged ascending through a bit set), once per block.
     /// O(V) per group, plus O(block members + V/64) per distinct fallback block.
+    ///
+    /// With `incremental`, a group's members by cell come from the previous table's lists of that
+    /// group instead (decoded, renumbered, the changed members merged in at their cells): the same
+    /// input to the same list encoding, so the same bytes.
     static func candidateLists(
         seeds: [UInt64], cellCount: Int, groupShift: Int,
-        fallbackShift: Int
-    ) -> (starts: [UInt32], lists: [UInt8]) {
+        fallbackShift: Int, incremental: Incremental?
+    ) -> (starts: [UInt32], lists: [UInt8], occupied: [UInt64]) {
         let virtualCount = seeds.count / 2
         var starts = [UInt32](repeating: 0, count: cellCount)
-        guard virtualCount > 0 else { return (starts, []) }
+        var occupied = [UInt64](repeating: 0, count: (cellCount + 63) >> 6)
+        guard virtualCount > 0 else { return (starts, [], occupied) }
         let groupSize = 1 << groupShift
         let groups = cellCount >> groupShift
         let minimumSpan = min(groupSize, 1 << min(fallbackShift, 30))
@@ -239,7 +346,7 @@
         // one block size are disjoint (≤ V members per size); at most 2 lists per cell.
         let perList = 6 + virtualCount / 255
         var scratch = [UInt8](repeating: 0, count: virtualCount * (groupShift + 2) + 2 * groupSize * perList)
-        // The eleven buffers open as one flat block; swift-format would indent the body eleven levels.
+        // The fifteen buffers open as one flat block; swift-format would indent the body fifteen levels.
         // swift-format-ignore
         seeds.withUnsafeBufferPointer { seeds in
         hashes.withUnsafeMutableBufferPointer { hashes in
@@ -252,65 +359,59 @@
         marks.withUnsafeMutableBufferPointer { marks in
         scratch.withUnsafeMutableBufferPointer { scratch in
         starts.withUnsafeMutableBufferPointer { starts in
+        occupied.withUnsafeMutableBufferPointer { occupied in
+        (incremental?.oldStarts ?? []).withUnsafeBufferPointer { oldStarts in
+        (incremental?.oldLists ?? []).withUnsafeBufferPointer { oldLists in
+        (incremental?.oldOccupied ?? []).withUnsafeBufferPointer { oldOccupied in
             var w = 0
-            // Appends the list of the members ids[from ..< to], ascending.
             func encode(_ ids: UnsafeMutableBufferPointer<Int>, _ from: Int, _ to: Int) {
-                let header = w
-                let long = to &- from >= 255
-                w &+= long ? 5 : 1
-                let first = w
-                if narrow {
-                    for i in from..<to {
-                        scratch[w] = UInt8(truncatingIfNeeded: ids[i])
-                        w &+= 1
-                    }
-                }
-                var previous = -1
-                for i in from..<to where !narrow {
-                    var gap = ids[i] &- previous
-                    previous = ids[i]
-                    while gap > 255 {
-                        scratch[w] = 0
-                        w &+= 1
-                        gap &-= 255
-                    }
-                    scratch[w] = UInt8(truncatingIfNeeded: gap)
-                    w &+= 1
-                }
-                let length = w &- first
-                if !long && length < 255 {
-                    scratch[header] = UInt8(truncatingIfNeeded: length)
-                    return
-                }
-                if !long {
-                    // Skip bytes took a short list past 254 bytes: make room for a long length.
-                    for i in stride(from: w &- 1, through: first, by: -1) { scratch[i &+ 4] = scratch[i] }
-                    w &+= 4
-                }
-                scratch[header] = 255
-                for i in 0..<4 { scratch[header &+ 1 &+ i] = UInt8(truncatingIfNeeded: length &>> (8 &* i)) }
+                w = encodeList(ids, from, to, narrow: narrow, into: scratch, at: w)
             }
             for group in 0..<groups {
                 let j = group % perHash
-                if j == 0 {
-                    for v in 0..<virtualCount { hashes[v] = placementHash(seeds[2 &* v], group / perHash) }
-                }
-                for k in 0..<groupSize { counts[k] = 0 }
-                // Two loops: the field extraction pipelines; the counters' read-modify-writes
-                // would stall it.
-                for v in 0..<virtualCount { cellOf[v] = UInt8(truncatingIfNeeded: field(hashes[v], j, groupShift)) }
-                for v in 0..<virtualCount { counts[Int(cellOf[v])] &+= 1 }
-                var sum = 0
-                for k in 0..<groupSize {
-                    before[k] = sum
-                    next[k] = sum
-                    sum &+= counts[k]
-                }
-                before[groupSize] = sum
-                for v in 0..<virtualCount {
-                    let c = Int(cellOf[v])
-                    byCell[next[c]] = v
-                    next[c] &+= 1
+                if let incremental {
+                    if j == 0 {
+                        for i in 0..<incremental.inserted {
+                            hashes[i] = placementHash(seeds[2 &* (incremental.at &+ i)], group / perHash)
+                        }
+                    }
+                    if groupShift == 6 && oldOccupied[group] == ~0,
+                        let end = copiedGroup(
+                            group, j, incremental, groupShift: groupShift, base: lists.count,
+                            oldStarts: oldStarts, oldLists: oldLists, hashes: hashes, cellOf: cellOf,
+                            counts: counts, next: next, byCell: byCell, merged: merged, out: scratch,
+                            starts: starts)
+                    {
+                        occupied[group] = ~0
+                        lists.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<end]))
+                        continue
+                    }
+                    fromPrevious(
+                        group, j, incremental, groupShift: groupShift,
+                        oldStarts: oldStarts, oldLists: oldLists, oldOccupied: oldOccupied,
+                        hashes: hashes, cellOf: cellOf, counts: counts, next: next, before: before,
+                        byCell: byCell, merged: merged)
+                } else {
+                    if j == 0 {
+                        for v in 0..<virtualCount { hashes[v] = placementHash(seeds[2 &* v], group / perHash) }
+                    }
+                    for k in 0..<groupSize { counts[k] = 0 }
+                    // Two loops: the field extraction pipelines; the counters' read-modify-writes
+                    // would stall it.
+                    for v in 0..<virtualCount { cellOf[v] = UInt8(truncatingIfNeeded: field(hashes[v], j, groupShift)) }
+                    for v in 0..<virtualCount { counts[Int(cellOf[v])] &+= 1 }
+                    var sum = 0
+                    for k in 0..<groupSize {
+                        before[k] = sum
+                        next[k] = sum
+                        sum &+= counts[k]
+                    }
+                    before[groupSize] = sum
+                    for v in 0..<virtualCount {
+                        let c = Int(cellOf[v])
+                        byCell[next[c]] = v
+                        next[c] &+= 1
+                    }
                 }
                 let base = lists.count
                 w = 0
@@ -332,6 +433,7 @@
                 for k in 0..<groupSize {
                     let cell = (group << groupShift) | k
                     if counts[k] > 0 {
+                        occupied[cell &>> 6] |= 1 &<< UInt64(cell & 63)
                         if narrow { continue }
                         starts[cell] = UInt32(truncatingIfNeeded: base &+ w)
                         encode(byCell, before[k], before[k &+ 1])
@@ -386,8 +488,223 @@
         }
         }
         }
+        }
+        }
+        }
+        }
         precondition(lists.count < Int(inlineFlag), "candidate lists too large")
-        return (starts, lists)
+        return (starts, lists, occupied)
+    }
+
+    /// Writes the list of the members ids[from ..< to] (ascending) at out[w...] and returns its
+    /// end (see `lists` for the format). A function of its arguments alone: as a closure over the
+    /// builder's write position, the position was reloaded and stored around every byte (a byte
+    /// store may alias it).
+    @inline(__always)
+    static func encodeList(
+        _ ids: UnsafeMutableBufferPointer<Int>, _ from: Int, _ to: Int, narrow: Bool,
+        into out: UnsafeMutableBufferPointer<UInt8>, at w: Int
+    ) -> Int {
+        let header = w
+        let long = to &- from >= 255
+        var at = w &+ (long ? 5 : 1)
+        let first = at
+        if narrow {
+            for i in from..<to {
+                out[at] = UInt8(truncatingIfNeeded: ids[i])
+                at &+= 1
+            }
+        }
+        var previous = -1
+        for i in from..<to where !narrow {
+            var gap = ids[i] &- previous
+            previous = ids[i]
+            while gap > 255 {
+                out[at] = 0
+                at &+= 1
+                gap &-= 255
+            }
+            out[at] = UInt8(truncatingIfNeeded: gap)
+            at &+= 1
+        }
+        let length = at &- first
+        if !long && length < 255 {
+            out[header] = UInt8(truncatingIfNeeded: length)
+            return at
+        }
+        if !long {
+            // Skip bytes took a short list past 254 bytes: make room for a long length.
+            for i in stride(from: at &- 1, through: first, by: -1) { out[i &+ 4] = out[i] }
+            at &+= 4
+        }
+        out[header] = 255
+        for i in 0..<4 { out[header &+ 1 &+ i] = UInt8(truncatingIfNeeded: length &>> (8 &* i)) }
+        return at
+    }
+
+    /// Fills counts, before and byCell with the group's members by cell from the previous table
+    /// (see `Incremental`): its own lists of the group, renumbered past the changed run, with the
+    /// inserted virtual members merged in at their cells (counting-sorted into `merged`, which is
+    /// free until the fallback lists). The lists are ascending and the inserted indexes fall
+    /// between the kept ones, so the result is ascending too.
+    ///
+    /// A separate function rather than a closure in `candidateLists`: sharing that closure's
+    /// captures with the fresh path made the optimizer slow one path or the other down.
+    @inline(never)
+    static func fromPrevious(
+        _ group: Int, _ j: Int, _ plan: Incremental, groupShift: Int,
+        oldStarts: UnsafeBufferPointer<UInt32>,
+        oldLists: UnsafeBufferPointer<UInt8>, oldOccupied: UnsafeBufferPointer<UInt64>,
+        hashes: UnsafeMutableBufferPointer<UInt64>, cellOf: UnsafeMutableBufferPointer<UInt8>,
+        counts: UnsafeMutableBufferPointer<Int>, next: UnsafeMutableBufferPointer<Int>,
+        before: UnsafeMutableBufferPointer<Int>, byCell: UnsafeMutableBufferPointer<Int>,
+        merged: UnsafeMutableBufferPointer<Int>
+    ) {
+        let groupSize = 1 << groupShift
+        sortInserted(
+            group, j, plan, groupShift: groupShift, hashes: hashes, cellOf: cellOf, counts: counts, next: next, merged: merged)
+        var n = 0
+        for k in 0..<groupSize {
+            before[k] = n
+            let cell = (group << groupShift) | k
+            let own = oldOccupied[cell &>> 6] &>> UInt64(cell & 63) & 1 != 0
+            n = mergedList(
+                own ? Int(oldStarts[cell]) : -1, plan, oldLists: oldLists, inserted: merged,
+                next[k] &- counts[k], next[k], into: byCell, at: n)
+            counts[k] = n &- before[k]
+        }
+        before[groupSize] = n
+    }
+
+    /// The inserted virtual members by their cell in `group`: cell k's are
+    /// merged[next[k] − counts[k] ..< next[k]], ascending. `hashes` holds their placement hashes
+    /// for this run of groups.
+    static func sortInserted(
+        _ group: Int, _ j: Int, _ plan: Incremental, groupShift: Int,
+        hashes: UnsafeMutableBufferPointer<UInt64>, cellOf: UnsafeMutableBufferPointer<UInt8>,
+        counts: UnsafeMutableBufferPointer<Int>, next: UnsafeMutableBufferPointer<Int>,
+        merged: UnsafeMutableBufferPointer<Int>
+    ) {
+        let groupSize = 1 << groupShift
+        for k in 0..<groupSize { counts[k] = 0 }
+        for i in 0..<plan.inserted {
+            cellOf[i] = UInt8(truncatingIfNeeded: field(hashes[i], j, groupShift))
+            counts[Int(cellOf[i])] &+= 1
+        }
+        var sum = 0
+        for k in 0..<groupSize {
+            next[k] = sum
+            sum &+= counts[k]
+        }
+        for i in 0..<plan.inserted {
+            let c = Int(cellOf[i])
+            merged[next[c]] = plan.at &+ i
+            next[c] &+= 1
+        }
+    }
+
+    /// Writes a cell's new members to ids[n...] and returns the new end: the previous table's own
+    /// list at `start` (−1: the cell had none) renumbered past the changed run, without the
+    /// removed virtual members, with inserted[from ..< to] (ascending, all within the run)
+    /// merged in.
+    @inline(__always)
+    static func mergedList(
+        _ start: Int, _ plan: Incremental, oldLists: UnsafeBufferPointer<UInt8>,
+        inserted: UnsafeMutableBufferPointer<Int>, _ from: Int, _ to: Int,
+        into ids: UnsafeMutableBufferPointer<Int>, at n: Int
+    ) -> Int {
+        let at = plan.at, removed = plan.removed
+        let shift = plan.inserted &- removed
+        var n = n, from = from
+        if start >= 0 {
+            let (first, end) = bounds(oldLists, start)
+            var v = -1
+            for i in first..<end {
+                let b = Int(oldLists[i])
+                v &+= b == 0 ? 255 : b
+                if b == 0 { continue }
+                if v < at {
+                    ids[n] = v
+                    n &+= 1
+                    continue
+                }
+                while from < to {
+                    ids[n] = inserted[from]
+                    n &+= 1
+                    from &+= 1
+                }
+                if v >= at &+ removed {
+                    ids[n] = v &+ shift
+                    n &+= 1
+                }
+            }
+        }
+        while from < to {
+            ids[n] = inserted[from]
+            n &+= 1
+            from &+= 1
+        }
+        return n
+    }
+
+    /// A group of the derived table written directly from the previous table's bytes, when every
+    /// cell of the group had members of its own (at N = 1000 all do): a cell the change does not
+    /// touch keeps its list's bytes except the one gap that crosses the changed run, which grows
+    /// or shrinks by the change in virtual members; any other cell is decoded, merged and
+    /// encoded. The bytes are those `candidateLists` writes for the same members (no fallback
+    /// lists: every cell is own), at out[0...], with `starts` pointing at base + offset. Returns
+    /// the bytes written, or nil when a cell lost its last member (then the group needs
+    /// fallback lists: the caller takes the general path).
+    @inline(never)
+    static func copiedGroup(
+        _ group: Int, _ j: Int, _ plan: Incremental, groupShift: Int, base: Int,
+        oldStarts: UnsafeBufferPointer<UInt32>, oldLists: UnsafeBufferPointer<UInt8>,
+        hashes: UnsafeMutableBufferPointer<UInt64>, cellOf: UnsafeMutableBufferPointer<UInt8>,
+        counts: UnsafeMutableBufferPointer<Int>, next: UnsafeMutableBufferPointer<Int>,
+        byCell: UnsafeMutableBufferPointer<Int>, merged: UnsafeMutableBufferPointer<Int>,
+        out: UnsafeMutableBufferPointer<UInt8>, starts: UnsafeMutableBufferPointer<UInt32>
+    ) -> Int? {
+        let groupSize = 1 << groupShift
+        let at = plan.at, removed = plan.removed
+        let shift = plan.inserted &- removed
+        sortInserted(
+            group, j, plan, groupShift: groupShift, hashes: hashes, cellOf: cellOf, counts: counts, next: next, merged: merged)
+        var w = 0
+        for k in 0..<groupSize {
+            let cell = (group << groupShift) | k
+            let start = Int(oldStarts[cell])
+            let header = Int(oldLists[start])
+            starts[cell] = UInt32(truncatingIfNeeded: base &+ w)
+            if counts[k] == 0 && header < 255 {
+                // Copy the list; patch the gap of its first index at or past the run if it stays
+                // one byte.
+                let end = start &+ 1 &+ header
+                _ = UnsafeMutableBufferPointer(rebasing: out[w..<(w &+ 1 &+ header)]).update(
+                    fromContentsOf: UnsafeBufferPointer(rebasing: oldLists[start..<end]))
+                var i = start &+ 1, v = -1, copied = true
+                while i < end {
+                    let b = Int(oldLists[i])
+                    v &+= b == 0 ? 255 : b
+                    if b == 0 || v < at {
+                        i &+= 1
+                        continue
+                    }
+                    let patched = b &+ shift
+                    if v < at &+ removed || patched < 1 || patched > 255 { copied = false }
+                    out[w &+ (i &- start)] = UInt8(truncatingIfNeeded: patched)
+                    break
+                }
+                if copied {
+                    w &+= 1 &+ header
+                    continue
+                }
+            }
+            let n = mergedList(
+                start, plan, oldLists: oldLists, inserted: merged, next[k] &- counts[k], next[k], into: byCell, at: 0)
+            if n == 0 { return nil }
+            w = encodeList(byCell, 0, n, narrow: false, into: out, at: w)
+        }
+        return w
     }
 
     /// The `starts` entry holding the list ids[at ..< at + n] (1 ≤ n ≤ 3, indexes < 256) itself;

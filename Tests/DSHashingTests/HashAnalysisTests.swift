@@ -37,12 +37,14 @@ final class HashAnalysisTests: XCTestCase {
         XCTAssertGreaterThan(r.stddevShare, 0)
         XCTAssertGreaterThan(r.lookupNs, 0)
         XCTAssertGreaterThan(r.buildMs, 0)
+        XCTAssertGreaterThan(r.rebuildMs ?? 0, 0, "rendezvous reports the rebuild from the first table")
         let added = HashAnalysis.run(algorithm: .ring, servers: 4, keys: 20_000, add: 1, seed: 4)
         XCTAssertEqual(added.idealMovedFraction, 0.2)
         XCTAssertTrue(added.json.hasPrefix("{\"algorithm\":\"ring\",\"servers\":4,\"keys\":20000,\"max_over_avg\":"))
         XCTAssertTrue(added.json.contains("\"ideal_moved_fraction\":0.2,"))
         let none = HashAnalysis.run(algorithm: .maglev, servers: 3, keys: 1000)
         XCTAssertNil(none.movedFraction)
+        XCTAssertNil(added.rebuildMs, "the ring always builds afresh")
         XCTAssertTrue(none.json.contains("\"moved_fraction\":null"))
     }
 
@@ -134,8 +136,15 @@ final class HashAnalysisTests: XCTestCase {
                 "balance       max/avg 1.2346, stddev of share 7.12 % of the mean",
                 "moved         12.340 % of keys (ideal 10.000 %, 1.234 × ideal)",
                 "lookup        41.3 ns median, including key hashing",
-                "build         2.500 ms median",
+                "build         2.500 ms median, fresh (every member placed)",
             ])
+        var rebuilt = r
+        rebuilt.rebuildMs = 0.75
+        XCTAssertEqual(
+            rebuilt.text.split(separator: "\n").last,
+            "rebuild       0.750 ms median, the changed table derived from the first")
+        XCTAssertTrue(rebuilt.json.hasSuffix("\"build_ms\":2.5,\"rebuild_ms\":0.75}"))
+        XCTAssertFalse(r.json.contains("rebuild_ms"))
         var none = r
         none.movedFraction = nil
         none.idealMovedFraction = nil
