@@ -557,8 +557,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
         if closed { return false }
         // The request body has all gone to the replica: no body deadline any more.
         if bodyWasPending && !exchange.bodyPending { handle(.bodyComplete) }
-        if case .goingOn = step.outcome {
-        } else {
+        guard case .goingOn = step.outcome else {
             act(on: step.outcome)
             return true
         }
