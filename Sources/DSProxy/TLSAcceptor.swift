@@ -22,57 +22,38 @@ import Glibc
 /// does handshake gets its turn at once.
 final class TLSAcceptor: TimerTarget {
     private unowned let worker: Worker
-    private var listener: Listener?
+    /// Accepting, and this worker's count in the group that shares the TLS listening socket.
+    private var listener: BalancedListener?
     /// Handshakes in progress, oldest first (a list through the handshakes themselves).
     private var oldest: TLSHandshake?
     private var newest: TLSHandshake?
     private(set) var inProgress = 0
     private var timer: TimerID?
     private var timerAt: UInt64 = 0
-    /// This worker in the group that shares the TLS listening socket.
-    private var balance: (group: AcceptBalance, member: AcceptBalance.Member)?
 
     init(worker: Worker, fd: Int32) throws {
         self.worker = worker
-        listener = try Listener(fd: fd, loop: worker.loop) { [unowned self] client, peer in
-            self.accept(client, peer: peer)
+        listener = try BalancedListener(fd: fd, loop: worker.loop, worker: worker.index) { [unowned self] client, peer in
+            self.start(client, peer: peer)
         }
-        let loop = worker.loop
-        let group = AcceptBalance.group(for: fd)
-        let me = LoopBound(self)
-        let member = AcceptBalance.Member(index: worker.index) { client, peer in
-            loop.execute { me.value.start(FileDescriptor(adopting: client), peer: peer) }
-        }
-        group.join(member)
-        balance = (group, member)
     }
 
-    /// A TLS connection of this worker closed (its handshake failed, or the client connection
-    /// it became ended).
-    func connectionEnded() {
-        balance?.member.connections.subtract(1, ordering: .relaxed)
+    /// A connection whose handshake failed or was dropped: it no longer counts for this worker.
+    private func connectionEnded() {
+        listener?.connectionEnded()
     }
 
     /// Stops accepting and drops the handshakes in progress (graceful stop, shutdown).
     func stop() {
         listener?.stop()
-        listener = nil
         while let handshake = oldest { drop(handshake) }
         if let timer { worker.loop.cancel(timer) }
         timer = nil
     }
 
-    private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
-        if let (group, member) = balance, let other = group.handOver(from: member) {
-            other.adopt(fd.release(), peer)
-            return
-        }
-        start(fd, peer: peer)
-    }
-
     /// Begins the handshake of a connection accepted here or handed over (counted already).
     private func start(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
-        guard !worker.draining, listener != nil, let context = worker.config.tls,
+        guard !worker.draining, listener?.isListening == true, let context = worker.config.tls,
             let session = TLSSession(context: context, fd: fd.rawValue)
         else {
             fd.close()
@@ -98,12 +79,13 @@ final class TLSAcceptor: TimerTarget {
     /// The handshake is done: the connection is served from now on.
     func established(_ handshake: TLSHandshake) {
         unlink(handshake)
+        guard let listener else { preconditionFailure("a TLS acceptor accepts only through its listener") }
         let connection = ClientConnection(fd: handshake.fd, peer: handshake.peer, worker: worker, tls: handshake.session)
         guard worker.loop.transfer(handshake.fd, from: handshake, to: connection) else {
             connectionEnded()
             return
         }
-        worker.adoptRegistered(connection)
+        worker.serve(connection, countedIn: listener)
     }
 
     /// The handshake failed, timed out or was dropped for a newer one: the connection closes.
