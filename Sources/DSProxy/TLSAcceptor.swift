@@ -81,10 +81,13 @@ final class TLSAcceptor: TimerTarget {
         unlink(handshake)
         guard let listener else { preconditionFailure("a TLS acceptor accepts only through its listener") }
         let connection = ClientConnection(fd: handshake.fd, peer: handshake.peer, worker: worker, tls: handshake.session)
-        guard worker.loop.transfer(handshake.fd, from: handshake, to: connection) else {
-            connectionEnded()
-            return
-        }
+        // Cannot fail: a handshake steps only while it is listed (`handle` checks, `start` steps
+        // it right after registering it), and the one way it gives up its registration is
+        // `drop`, which unlists it first. Were it to fail, the descriptor would be another
+        // handler's (or a reused number), so closing it here would be the bug; the SSL goes
+        // with the last reference to the session either way.
+        let moved = worker.loop.transfer(handshake.fd, from: handshake, to: connection)
+        precondition(moved, "a listed TLS handshake holds its descriptor's registration")
         worker.serve(connection, countedIn: listener)
     }
 
