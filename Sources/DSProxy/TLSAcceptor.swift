@@ -3,10 +3,6 @@ import DSReactor
 import DSSystem
 import DSTLS
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A worker's TLS listener: accepts, runs each handshake without blocking on the worker's loop,
 /// and hands a connection whose handshake is done to a `ClientConnection`, which serves it as
 /// any other (the same machine; only its reads and writes go through TLS). Loop thread only.
@@ -30,12 +26,22 @@ final class TLSAcceptor: TimerTarget {
     private(set) var inProgress = 0
     private var timer: TimerID?
     private var timerAt: UInt64 = 0
+    /// Where the plain HTTP sent to this port is read and dropped, one buffer for all the
+    /// connections: it is only written during `discard`, on this loop, and never read.
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
 
     init(worker: Worker, fd: Int32) throws {
         self.worker = worker
         listener = try BalancedListener(fd: fd, loop: worker.loop, worker: worker.index) { [unowned self] client, peer in
             self.start(client, peer: peer)
         }
+    }
+
+    deinit { scratch.deallocate() }
+
+    /// Reads bytes of `fd` only to drop them (`TLSHandshake.drainPlain`).
+    func discard(from fd: Int32) throws -> IOResult<Int> {
+        try Socket.read(fd, into: scratch)
     }
 
     /// A connection whose handshake failed or was dropped: it no longer counts for this worker.
@@ -213,26 +219,22 @@ final class TLSHandshake: EventHandler {
     /// not at all for most methods, so a plain client that sends less would wait for the
     /// handshake deadline. Anything else is not TLS: closed at once.
     private func classify() -> FirstByte {
-        var byte: UInt8 = 0
-        var n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-        while n < 0 && errno == EINTR { n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) }
-        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return .unseen }
-        guard n == 1 else {
-            acceptor.drop(self)
-            return .unseen
-        }
-        switch byte {
-        case 0x16, 0x80...0xFF: return .tls
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"):
+        let peeked: IOResult<UInt8?>
+        do { peeked = try Socket.peekByte(fd) } catch { peeked = .done(nil) }
+        guard case .done(let first) = peeked else { return .unseen }
+        switch first {
+        case (0x16)?, (0x80...0xFF)?: return .tls
+        case (UInt8(ascii: "A")...UInt8(ascii: "Z"))?:
             Self.plainHTTPAnswer.withUnsafeBytes { answer in
                 // Small enough for an empty socket buffer; a client that fills its own
                 // receive window before reading a byte only loses the explanation.
-                _ = send(fd, answer.baseAddress, answer.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                _ = try? Socket.write(fd, answer)
             }
-            Glibc.shutdown(fd, Int32(SHUT_WR))
+            Socket.shutdownWrite(fd)
             drainPlain()
             return .plainHTTP
         default:
+            // Not TLS, the end of the stream, or a socket error.
             acceptor.drop(self)
             return .unseen
         }
@@ -242,12 +244,16 @@ final class TLSHandshake: EventHandler {
     /// bytes would reset the connection, and the reset can destroy the answer before the
     /// client reads it. Bounded by the handshake deadline and the cap, as a handshake is.
     private func drainPlain() {
-        var scratch = [UInt8](repeating: 0, count: 4096)
         while listed {
-            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n > 0 || (n < 0 && errno == EINTR) { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-            acceptor.drop(self)
+            do {
+                switch try acceptor.discard(from: fd) {
+                case .wouldBlock: return
+                case .done(0): acceptor.drop(self)
+                case .done: continue
+                }
+            } catch {
+                acceptor.drop(self)
+            }
         }
     }
 }
