@@ -44,6 +44,10 @@ package final class TLSServerContext: @unchecked Sendable {
     package let ciphers: String
     /// The TLS 1.3 suites, as given; nil: OpenSSL's.
     package let ciphersuites: String?
+    /// Whether OpenSSL reads ahead (all the socket holds, not one record at a time): only
+    /// without kTLS, whose receive side OpenSSL does not enable over read-ahead bytes and
+    /// whose reads return one record however much is queued.
+    let readAhead: Bool
 
     /// Loads `certificates` (at least one). `ciphers`: an OpenSSL cipher list for TLS 1.2;
     /// `ciphersuites`: TLS 1.3 suite names, `:`-separated (SSL_CTX_set_ciphersuites(3)).
@@ -85,6 +89,7 @@ package final class TLSServerContext: @unchecked Sendable {
         self.wildcard = wildcard
         self.ciphers = ciphers
         self.ciphersuites = ciphersuites
+        readAhead = !kernelTLS
         let me = Unmanaged.passUnretained(self).toOpaque()
         for context in contexts { ds_ctx_set_servername_callback(context, serverNameCallback, me) }
     }
@@ -145,7 +150,7 @@ package final class TLSServerContext: @unchecked Sendable {
             SSL_CTX_free(context)
             throw TLSLoadError.option("--tls-ciphersuites", reason: "no usable suite in '\(ciphersuites)'")
         }
-        ds_ctx_set_modes(context)
+        ds_ctx_set_modes(context, kernelTLS ? 0 : 1)
         ds_ctx_set_hardening(context)
         _ = ds_ctx_set_ktls(context, kernelTLS ? 1 : 0)
         ds_ctx_set_server_session_cache(context)

@@ -26,6 +26,10 @@ package final class TLSSession {
     package private(set) var handshakeDone = false
     private var shutDown = false
 
+    /// Whether the socket BIO's last read returned fewer bytes than it asked for (its read
+    /// callback writes it); stays 0 without read-ahead, where reads ask for exact lengths.
+    private let lastReadShort: UnsafeMutablePointer<Int32>
+
     package init?(context: TLSServerContext, fd: Int32) {
         guard let ssl = SSL_new(context.contexts[0]) else { return nil }
         guard SSL_set_fd(ssl, fd) == 1 else {
@@ -35,9 +39,23 @@ package final class TLSSession {
         SSL_set_accept_state(ssl)
         self.ssl = ssl
         self.context = context
+        lastReadShort = .allocate(capacity: 1)
+        lastReadShort.initialize(to: 0)
+        // The BIO writes through the pointer only during this session's SSL calls, and the
+        // BIO is freed with `ssl` before the pointer is.
+        if context.readAhead { ds_ssl_note_short_reads(ssl, lastReadShort) }
     }
 
-    deinit { SSL_free(ssl) }
+    deinit {
+        SSL_free(ssl)
+        lastReadShort.deallocate()
+    }
+
+    /// Whether the socket was empty after the last read that brought bytes, and OpenSSL holds
+    /// none it has not handed out: then nothing more can be read before the socket's next
+    /// readable edge (with read-ahead a read asks for all the buffer's room, so a short one
+    /// took everything the socket held).
+    package var drainedSocket: Bool { lastReadShort.pointee != 0 && SSL_has_pending(ssl) == 0 }
 
     /// One step of the handshake: `.done(0)` once it is complete.
     package func handshake() -> TLSResult {
