@@ -17,8 +17,31 @@ static inline int ds_ctx_set_protocols(SSL_CTX *ctx) {
     return SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) && SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
 }
 
-static inline void ds_ctx_set_modes(SSL_CTX *ctx) {
+/* read_ahead: one recv takes whatever the socket holds (up to the record buffer) instead of
+   a 5-byte header and then the record's body, two syscalls per record. */
+static inline void ds_ctx_set_modes(SSL_CTX *ctx, int read_ahead) {
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, read_ahead);
+}
+
+/* Called by the socket BIO around each of its calls: after a read, notes in the int the
+   callback argument points to whether the read came back with fewer bytes than it asked for.
+   With read_ahead a read asks for all the record buffer's free space, so a short one emptied
+   the socket (an edge-triggered reader then waits for the next edge). */
+static inline long ds_bio_note_short_reads(BIO *bio, int oper, const char *argp, size_t len, int argi, long argl,
+                                           int ret, size_t *processed) {
+    (void)argp; (void)argi; (void)argl;
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+        *(int *)BIO_get_callback_arg(bio) = ret > 0 && processed != NULL && *processed < len;
+    }
+    return ret;
+}
+
+/* Makes `ssl`'s socket BIO (SSL_set_fd's) keep `*short_read` up to date. */
+static inline void ds_ssl_note_short_reads(SSL *ssl, int *short_read) {
+    BIO *bio = SSL_get_rbio(ssl);
+    BIO_set_callback_arg(bio, (char *)short_read);
+    BIO_set_callback_ex(bio, ds_bio_note_short_reads);
 }
 
 /* Renegotiation only costs the server CPU and has no use for HTTP/1.1; compression is CRIME;

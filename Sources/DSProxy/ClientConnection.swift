@@ -163,12 +163,19 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
     enum ReadOutcome { case data, wouldBlock, eof }
 
     func readClient() -> ReadOutcome {
-        if let tls { return readFromClient { try tls.read(into: input) } }
-        let outcome = readFromClient { try input.read(from: fd) }
+        let outcome: ReadOutcome
+        let drained: Bool
+        if let tls {
+            outcome = readFromClient { try tls.read(into: input) }
+            drained = outcome == .data && tls.drainedSocket
+        } else {
+            outcome = readFromClient { try input.read(from: fd) }
+            drained = outcome == .data && input.lastReadWasShort
+        }
         // A short read emptied the socket: the next bytes come with a new edge, so skip the read
         // that would only return EAGAIN. Not
         // after RDHUP: the end of the stream raises no further edge, so read on until it shows.
-        if outcome == .data, input.lastReadWasShort, !peerHalfClosed { mayRead = false }
+        if drained, !peerHalfClosed { mayRead = false }
         return outcome
     }
 
@@ -557,8 +564,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
         if closed { return false }
         // The request body has all gone to the replica: no body deadline any more.
         if bodyWasPending && !exchange.bodyPending { handle(.bodyComplete) }
-        if case .goingOn = step.outcome {
-        } else {
+        guard case .goingOn = step.outcome else {
             act(on: step.outcome)
             return true
         }

@@ -56,6 +56,10 @@ final class ClientTLS {
         }
     }
 
+    /// After a read that brought bytes: whether the socket is known to be empty, so the next
+    /// read would only report `wouldBlock` (new bytes raise a new readable edge).
+    var drainedSocket: Bool { session.drainedSocket }
+
     /// Encrypts and sends the front of `bytes`. After `wouldBlock` the same bytes must come
     /// first in the next call (the connection's buffers only consume what was written).
     func write(_ bytes: UnsafeRawBufferPointer) throws -> IOResult<Int> {

@@ -3,10 +3,6 @@ import DSReactor
 import DSSystem
 import DSTLS
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A worker's TLS listener: accepts, runs each handshake without blocking on the worker's loop,
 /// and hands a connection whose handshake is done to a `ClientConnection`, which serves it as
 /// any other (the same machine; only its reads and writes go through TLS). Loop thread only.
@@ -22,57 +18,48 @@ import Glibc
 /// does handshake gets its turn at once.
 final class TLSAcceptor: TimerTarget {
     private unowned let worker: Worker
-    private var listener: Listener?
+    /// Accepting, and this worker's count in the group that shares the TLS listening socket.
+    private var listener: BalancedListener?
     /// Handshakes in progress, oldest first (a list through the handshakes themselves).
     private var oldest: TLSHandshake?
     private var newest: TLSHandshake?
     private(set) var inProgress = 0
     private var timer: TimerID?
     private var timerAt: UInt64 = 0
-    /// This worker in the group that shares the TLS listening socket.
-    private var balance: (group: AcceptBalance, member: AcceptBalance.Member)?
+    /// Where the plain HTTP sent to this port is read and dropped, one buffer for all the
+    /// connections: it is only written during `discard`, on this loop, and never read.
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
 
     init(worker: Worker, fd: Int32) throws {
         self.worker = worker
-        listener = try Listener(fd: fd, loop: worker.loop) { [unowned self] client, peer in
-            self.accept(client, peer: peer)
+        listener = try BalancedListener(fd: fd, loop: worker.loop, worker: worker.index) { [unowned self] client, peer in
+            self.start(client, peer: peer)
         }
-        let loop = worker.loop
-        let group = AcceptBalance.group(for: fd)
-        let me = LoopBound(self)
-        let member = AcceptBalance.Member(index: worker.index) { client, peer in
-            loop.execute { me.value.start(FileDescriptor(adopting: client), peer: peer) }
-        }
-        group.join(member)
-        balance = (group, member)
     }
 
-    /// A TLS connection of this worker closed (its handshake failed, or the client connection
-    /// it became ended).
-    func connectionEnded() {
-        balance?.member.connections.subtract(1, ordering: .relaxed)
+    deinit { scratch.deallocate() }
+
+    /// Reads bytes of `fd` only to drop them (`TLSHandshake.drainPlain`).
+    func discard(from fd: Int32) throws -> IOResult<Int> {
+        try Socket.read(fd, into: scratch)
+    }
+
+    /// A connection whose handshake failed or was dropped: it no longer counts for this worker.
+    private func connectionEnded() {
+        listener?.connectionEnded()
     }
 
     /// Stops accepting and drops the handshakes in progress (graceful stop, shutdown).
     func stop() {
         listener?.stop()
-        listener = nil
         while let handshake = oldest { drop(handshake) }
         if let timer { worker.loop.cancel(timer) }
         timer = nil
     }
 
-    private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
-        if let (group, member) = balance, let other = group.handOver(from: member) {
-            other.adopt(fd.release(), peer)
-            return
-        }
-        start(fd, peer: peer)
-    }
-
     /// Begins the handshake of a connection accepted here or handed over (counted already).
     private func start(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
-        guard !worker.draining, listener != nil, let context = worker.config.tls,
+        guard !worker.draining, listener?.isListening == true, let context = worker.config.tls,
             let session = TLSSession(context: context, fd: fd.rawValue)
         else {
             fd.close()
@@ -98,12 +85,16 @@ final class TLSAcceptor: TimerTarget {
     /// The handshake is done: the connection is served from now on.
     func established(_ handshake: TLSHandshake) {
         unlink(handshake)
+        guard let listener else { preconditionFailure("a TLS acceptor accepts only through its listener") }
         let connection = ClientConnection(fd: handshake.fd, peer: handshake.peer, worker: worker, tls: handshake.session)
-        guard worker.loop.transfer(handshake.fd, from: handshake, to: connection) else {
-            connectionEnded()
-            return
-        }
-        worker.adoptRegistered(connection)
+        // Cannot fail: a handshake steps only while it is listed (`handle` checks, `start` steps
+        // it right after registering it), and the one way it gives up its registration is
+        // `drop`, which unlists it first. Were it to fail, the descriptor would be another
+        // handler's (or a reused number), so closing it here would be the bug; the SSL goes
+        // with the last reference to the session either way.
+        let moved = worker.loop.transfer(handshake.fd, from: handshake, to: connection)
+        precondition(moved, "a listed TLS handshake holds its descriptor's registration")
+        worker.serve(connection, countedIn: listener)
     }
 
     /// The handshake failed, timed out or was dropped for a newer one: the connection closes.
@@ -228,26 +219,22 @@ final class TLSHandshake: EventHandler {
     /// not at all for most methods, so a plain client that sends less would wait for the
     /// handshake deadline. Anything else is not TLS: closed at once.
     private func classify() -> FirstByte {
-        var byte: UInt8 = 0
-        var n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-        while n < 0 && errno == EINTR { n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) }
-        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return .unseen }
-        guard n == 1 else {
-            acceptor.drop(self)
-            return .unseen
-        }
-        switch byte {
-        case 0x16, 0x80...0xFF: return .tls
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"):
+        let peeked: IOResult<UInt8?>
+        do { peeked = try Socket.peekByte(fd) } catch { peeked = .done(nil) }
+        guard case .done(let first) = peeked else { return .unseen }
+        switch first {
+        case (0x16)?, (0x80...0xFF)?: return .tls
+        case (UInt8(ascii: "A")...UInt8(ascii: "Z"))?:
             Self.plainHTTPAnswer.withUnsafeBytes { answer in
                 // Small enough for an empty socket buffer; a client that fills its own
                 // receive window before reading a byte only loses the explanation.
-                _ = send(fd, answer.baseAddress, answer.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                _ = try? Socket.write(fd, answer)
             }
-            Glibc.shutdown(fd, Int32(SHUT_WR))
+            Socket.shutdownWrite(fd)
             drainPlain()
             return .plainHTTP
         default:
+            // Not TLS, the end of the stream, or a socket error.
             acceptor.drop(self)
             return .unseen
         }
@@ -257,12 +244,16 @@ final class TLSHandshake: EventHandler {
     /// bytes would reset the connection, and the reset can destroy the answer before the
     /// client reads it. Bounded by the handshake deadline and the cap, as a handshake is.
     private func drainPlain() {
-        var scratch = [UInt8](repeating: 0, count: 4096)
         while listed {
-            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n > 0 || (n < 0 && errno == EINTR) { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-            acceptor.drop(self)
+            do {
+                switch try acceptor.discard(from: fd) {
+                case .wouldBlock: return
+                case .done(0): acceptor.drop(self)
+                case .done: continue
+                }
+            } catch {
+                acceptor.drop(self)
+            }
         }
     }
 }

@@ -70,15 +70,14 @@ package final class Worker {
     /// name: rebuilt when the worker switches snapshots.
     private var handlesSnapshot: Snapshot?
     private var handles: [ProxyMetrics.Shard] = []
-    private var listener: Listener?
+    private var listener: BalancedListener?
     /// The TLS listener's side: accepting and handshakes in progress (`--tls-listen`).
     private var tlsAcceptor: TLSAcceptor?
-    private var connections: [ObjectIdentifier: ClientConnection] = [:]
+    /// Each connection served, with the listener whose balance it counts in.
+    private var connections: [ObjectIdentifier: (connection: ClientConnection, listener: BalancedListener)] = [:]
     /// Set by `drain`: no new connection, none kept open after its request (GracefulDrain).
     private(set) var draining = false
     private var drainSignal: GracefulDrain?
-    /// This worker in the group that shares its listening socket (AcceptBalance).
-    private var balance: (group: AcceptBalance, member: AcceptBalance.Member)?
 
     init(
         index: Int, loop: EventLoop, publisher: SnapshotPublisher, config: ProxyConfig, admin: AdminHandler?,
@@ -135,16 +134,9 @@ package final class Worker {
     private func listen(on fd: Int32?, tls tlsFD: Int32?) throws {
         let loop = self.loop
         if let fd {
-            listener = try Listener(fd: fd, loop: loop) { [unowned self] client, peer in
-                self.accept(client, peer: peer)
+            listener = try BalancedListener(fd: fd, loop: loop, worker: index) { [unowned self] client, peer in
+                self.adopt(client, peer: peer)
             }
-            let group = AcceptBalance.group(for: fd)
-            let me = LoopBound(self)
-            let member = AcceptBalance.Member(index: index) { client, peer in
-                loop.execute { me.value.adopt(FileDescriptor(adopting: client), peer: peer) }
-            }
-            group.join(member)
-            balance = (group, member)
         }
         if let tlsFD { tlsAcceptor = try TLSAcceptor(worker: self, fd: tlsFD) }
         if let drain = config.drain {
@@ -161,21 +153,18 @@ package final class Worker {
         }
     }
 
-    private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
-        if let (group, member) = balance, let other = group.handOver(from: member) {
-            other.adopt(fd.release(), peer)
-            return
-        }
-        adopt(fd, peer: peer)
-    }
-
-    /// Serves connection `fd`, accepted here or handed over by another worker (counted in the
-    /// balance already).
+    /// Serves plain connection `fd`, accepted here or handed over by another worker (counted in
+    /// the plain listener's balance already).
     private func adopt(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
         assert(loop.isInLoop)
+        guard let listener else {
+            // Only the plain listener calls this, so it is set; a descriptor is never leaked.
+            fd.close()
+            return
+        }
         if draining {
             // Handed over while this worker began its drain: nothing will serve it here.
-            balance?.member.connections.subtract(1, ordering: .relaxed)
+            listener.connectionEnded()
             fd.close()
             return
         }
@@ -184,21 +173,19 @@ package final class Worker {
             // The loop owns the descriptor from here (it closes it if this fails).
             try loop.register(fd, handler: connection)
         } catch {
-            balance?.member.connections.subtract(1, ordering: .relaxed)
+            listener.connectionEnded()
             return
         }
-        connections[ObjectIdentifier(connection)] = connection
-        peakConnections = max(peakConnections, connections.count)
-        // Edge-triggered: bytes that arrived with the connection must be read now.
-        connection.handle([.readable, .writable])
+        serve(connection, countedIn: listener)
     }
 
-    /// Serves `connection`, whose descriptor the loop already delivers to it (a finished TLS
-    /// handshake, counted in the TLS listener's balance since its accept).
-    func adoptRegistered(_ connection: ClientConnection) {
+    /// Serves `connection`, whose descriptor the loop already delivers to it: a plain one just
+    /// registered, or a finished TLS handshake. It counts in `listener`'s balance until it closes.
+    func serve(_ connection: ClientConnection, countedIn listener: BalancedListener) {
         assert(loop.isInLoop)
-        connections[ObjectIdentifier(connection)] = connection
+        connections[ObjectIdentifier(connection)] = (connection, listener)
         peakConnections = max(peakConnections, connections.count)
+        // Edge-triggered: bytes that arrived with the connection must be read now.
         connection.handle([.readable, .writable])
     }
 
@@ -256,12 +243,8 @@ package final class Worker {
 
     func forget(_ connection: ClientConnection) {
         assert(loop.isInLoop)
-        guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
-        if connection.tls != nil {
-            tlsAcceptor?.connectionEnded()
-        } else {
-            balance?.member.connections.subtract(1, ordering: .relaxed)
-        }
+        guard let served = connections.removeValue(forKey: ObjectIdentifier(connection)) else { return }
+        served.listener.connectionEnded()
         if draining { drainSignal?.adjust(-1) }
         if trimScheduled {
             closesSinceTrimArmed += 1
@@ -313,7 +296,7 @@ package final class Worker {
         pool.closeAll()
         // This worker counted 1 in the drain's total until now; from now on, its connections.
         drainSignal?.adjust(connections.count - 1)
-        for connection in Array(connections.values) { connection.drain() }
+        for served in Array(connections.values) { served.connection.drain() }
     }
 
     /// A replica refused or dropped a connection on live traffic.
@@ -330,7 +313,7 @@ package final class Worker {
     private func shutdown() {
         listener?.stop()
         tlsAcceptor?.stop()
-        for connection in Array(connections.values) { connection.close() }
+        for served in Array(connections.values) { served.connection.close() }
         pool.closeAll()
     }
 }

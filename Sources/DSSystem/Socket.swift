@@ -120,6 +120,22 @@ package enum Socket {
         try nonBlockingSyscall("send") { Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
     }
 
+    /// The next byte the peer sent, left in the socket for the next read; `.done(nil)` at the
+    /// end of the stream.
+    package static func peekByte(_ fd: Int32) throws -> IOResult<UInt8?> {
+        var byte: UInt8 = 0
+        switch try nonBlockingSyscall("recv(MSG_PEEK)", { Glibc.recv(fd, &byte, 1, Int32(MSG_PEEK)) }) {
+        case .wouldBlock: return .wouldBlock
+        case .done(let n): return .done(n == 1 ? byte : nil)
+        }
+    }
+
+    /// Ends the sending direction (FIN); reading goes on. Best effort: a peer that is gone
+    /// already needs no FIN.
+    package static func shutdownWrite(_ fd: Int32) {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
     /// Gathers several buffers into one send (the request head as it arrived + added headers).
     package static func writev(_ fd: Int32, _ iov: UnsafeMutableBufferPointer<iovec>) throws -> IOResult<Int> {
         var message = msghdr()

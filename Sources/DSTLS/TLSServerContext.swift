@@ -44,6 +44,10 @@ package final class TLSServerContext: @unchecked Sendable {
     package let ciphers: String
     /// The TLS 1.3 suites, as given; nil: OpenSSL's.
     package let ciphersuites: String?
+    /// Whether OpenSSL reads ahead (all the socket holds, not one record at a time): only
+    /// without kTLS, whose receive side OpenSSL does not enable over read-ahead bytes and
+    /// whose reads return one record however much is queued.
+    let readAhead: Bool
 
     /// Loads `certificates` (at least one). `ciphers`: an OpenSSL cipher list for TLS 1.2;
     /// `ciphersuites`: TLS 1.3 suite names, `:`-separated (SSL_CTX_set_ciphersuites(3)).
@@ -85,6 +89,7 @@ package final class TLSServerContext: @unchecked Sendable {
         self.wildcard = wildcard
         self.ciphers = ciphers
         self.ciphersuites = ciphersuites
+        readAhead = !kernelTLS
         let me = Unmanaged.passUnretained(self).toOpaque()
         for context in contexts { ds_ctx_set_servername_callback(context, serverNameCallback, me) }
     }
@@ -112,18 +117,18 @@ package final class TLSServerContext: @unchecked Sendable {
     package static func checkSuites(_ list: String) throws {
         let names = list.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         guard let probe = SSL_CTX_new(TLS_server_method()) else {
-            throw TLSLoadError(file: "TLS", reason: "cannot make an OpenSSL context: \(openSSLError())")
+            throw TLSLoadError.library(reason: "cannot make an OpenSSL context: \(openSSLError())")
         }
         defer { SSL_CTX_free(probe) }
         for name in names {
             guard !name.isEmpty else {
-                throw TLSLoadError(file: "--tls-ciphersuites", reason: "empty suite name in '\(list)'")
+                throw TLSLoadError.option("--tls-ciphersuites", reason: "empty suite name in '\(list)'")
             }
             ERR_clear_error()
             guard SSL_CTX_set_ciphersuites(probe, name) == 1, ds_ctx_tls13_suite_count(probe) == 1 else {
                 ERR_clear_error()
-                throw TLSLoadError(
-                    file: "--tls-ciphersuites",
+                throw TLSLoadError.option(
+                    "--tls-ciphersuites",
                     reason: "unknown TLS 1.3 suite '\(name)' (e.g. TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256)")
             }
         }
@@ -131,21 +136,21 @@ package final class TLSServerContext: @unchecked Sendable {
 
     private static func makeContext(ciphers: String, ciphersuites: String?, kernelTLS: Bool) throws -> OpaquePointer {
         guard let context = SSL_CTX_new(TLS_server_method()) else {
-            throw TLSLoadError(file: "TLS", reason: "cannot make an OpenSSL context: \(openSSLError())")
+            throw TLSLoadError.library(reason: "cannot make an OpenSSL context: \(openSSLError())")
         }
         guard ds_ctx_set_protocols(context) == 1 else {
             SSL_CTX_free(context)
-            throw TLSLoadError(file: "TLS", reason: "cannot limit the protocols to TLS 1.2 and 1.3: \(openSSLError())")
+            throw TLSLoadError.library(reason: "cannot limit the protocols to TLS 1.2 and 1.3: \(openSSLError())")
         }
         guard SSL_CTX_set_cipher_list(context, ciphers) == 1 else {
             SSL_CTX_free(context)
-            throw TLSLoadError(file: "--tls-ciphers", reason: "no usable cipher in '\(ciphers)'")
+            throw TLSLoadError.option("--tls-ciphers", reason: "no usable cipher in '\(ciphers)'")
         }
         if let ciphersuites, SSL_CTX_set_ciphersuites(context, ciphersuites) != 1 {
             SSL_CTX_free(context)
-            throw TLSLoadError(file: "--tls-ciphersuites", reason: "no usable suite in '\(ciphersuites)'")
+            throw TLSLoadError.option("--tls-ciphersuites", reason: "no usable suite in '\(ciphersuites)'")
         }
-        ds_ctx_set_modes(context)
+        ds_ctx_set_modes(context, kernelTLS ? 0 : 1)
         ds_ctx_set_hardening(context)
         _ = ds_ctx_set_ktls(context, kernelTLS ? 1 : 0)
         ds_ctx_set_server_session_cache(context)
@@ -162,41 +167,41 @@ package final class TLSServerContext: @unchecked Sendable {
         try checkReadable(files.key)
         ERR_clear_error()
         guard SSL_CTX_use_certificate_chain_file(context, files.certificate) == 1 else {
-            throw TLSLoadError(file: files.certificate, reason: "not a PEM certificate chain (\(openSSLError()))")
+            throw TLSLoadError.file(files.certificate, reason: "not a PEM certificate chain (\(openSSLError()))")
         }
         guard SSL_CTX_use_PrivateKey_file(context, files.key, SSL_FILETYPE_PEM) == 1 else {
             let reason = openSSLError()
             if reason.contains("values mismatch") || reason.contains("key values mismatch") {
-                throw TLSLoadError(file: files.key, reason: "key does not match the certificate \(files.certificate)")
+                throw TLSLoadError.file(files.key, reason: "key does not match the certificate \(files.certificate)")
             }
-            throw TLSLoadError(file: files.key, reason: "not a PEM private key (\(reason))")
+            throw TLSLoadError.file(files.key, reason: "not a PEM private key (\(reason))")
         }
         guard SSL_CTX_check_private_key(context) == 1 else {
-            throw TLSLoadError(file: files.key, reason: "key does not match the certificate \(files.certificate)")
+            throw TLSLoadError.file(files.key, reason: "key does not match the certificate \(files.certificate)")
         }
         guard let leaf = SSL_CTX_get0_certificate(context) else {
-            throw TLSLoadError(file: files.certificate, reason: "no certificate in the file")
+            throw TLSLoadError.file(files.certificate, reason: "no certificate in the file")
         }
         if X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0 {
-            throw TLSLoadError(file: files.certificate, reason: "expired (not after \(asn1Time(X509_get0_notAfter(leaf))))")
+            throw TLSLoadError.file(files.certificate, reason: "expired (not after \(asn1Time(X509_get0_notAfter(leaf))))")
         }
         if X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0 {
-            throw TLSLoadError(
-                file: files.certificate, reason: "not valid yet (not before \(asn1Time(X509_get0_notBefore(leaf))))")
+            throw TLSLoadError.file(
+                files.certificate, reason: "not valid yet (not before \(asn1Time(X509_get0_notBefore(leaf))))")
         }
         return certificateNames(leaf)
     }
 
     private static func checkReadable(_ path: String) throws {
         if access(path, F_OK) != 0 {
-            throw TLSLoadError(file: path, reason: "missing (\(String(cString: strerror(errno))))")
+            throw TLSLoadError.file(path, reason: "missing (\(String(cString: strerror(errno))))")
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw TLSLoadError(file: path, reason: "unreadable (\(String(cString: strerror(errno))))") }
+        if fd < 0 { throw TLSLoadError.file(path, reason: "unreadable (\(String(cString: strerror(errno))))") }
         var info = stat()
         let isDirectory = fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
         close(fd)
-        if isDirectory { throw TLSLoadError(file: path, reason: "unreadable (a directory)") }
+        if isDirectory { throw TLSLoadError.file(path, reason: "unreadable (a directory)") }
     }
 
     /// The DNS names in the certificate's subjectAltName, lowercased; its CN when it has none.

@@ -26,6 +26,10 @@ package final class TLSSession {
     package private(set) var handshakeDone = false
     private var shutDown = false
 
+    /// Whether the socket BIO's last read returned fewer bytes than it asked for (its read
+    /// callback writes it); stays 0 without read-ahead, where reads ask for exact lengths.
+    private let lastReadShort: UnsafeMutablePointer<Int32>
+
     package init?(context: TLSServerContext, fd: Int32) {
         guard let ssl = SSL_new(context.contexts[0]) else { return nil }
         guard SSL_set_fd(ssl, fd) == 1 else {
@@ -35,14 +39,28 @@ package final class TLSSession {
         SSL_set_accept_state(ssl)
         self.ssl = ssl
         self.context = context
+        lastReadShort = .allocate(capacity: 1)
+        lastReadShort.initialize(to: 0)
+        // The BIO writes through the pointer only during this session's SSL calls, and the
+        // BIO is freed with `ssl` before the pointer is.
+        if context.readAhead { ds_ssl_note_short_reads(ssl, lastReadShort) }
     }
 
-    deinit { SSL_free(ssl) }
+    deinit {
+        SSL_free(ssl)
+        lastReadShort.deallocate()
+    }
+
+    /// Whether the socket was empty after the last read that brought bytes, and OpenSSL holds
+    /// none it has not handed out: then nothing more can be read before the socket's next
+    /// readable edge (with read-ahead a read asks for all the buffer's room, so a short one
+    /// took everything the socket held).
+    package var drainedSocket: Bool { lastReadShort.pointee != 0 && SSL_has_pending(ssl) == 0 }
 
     /// One step of the handshake: `.done(0)` once it is complete.
     package func handshake() -> TLSResult {
         if handshakeDone { return .done(0) }
-        ERR_clear_error()
+        clearErrors()
         let result = SSL_do_handshake(ssl)
         if result == 1 {
             handshakeDone = true
@@ -54,7 +72,7 @@ package final class TLSSession {
     /// Decrypts into `buffer`: `.done(n)` with n > 0, or why nothing came.
     package func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSResult {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return .done(0) }
-        ERR_clear_error()
+        clearErrors()
         var n = 0
         if SSL_read_ex(ssl, base, buffer.count, &n) == 1 { return .done(n) }
         return outcome(of: 0)
@@ -64,7 +82,7 @@ package final class TLSSession {
     /// After `wantRead`/`wantWrite`, call again with the same bytes at the front.
     package func write(_ bytes: UnsafeRawBufferPointer) -> TLSResult {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return .done(0) }
-        ERR_clear_error()
+        clearErrors()
         var n = 0
         if SSL_write_ex(ssl, base, bytes.count, &n) == 1 { return .done(n) }
         return outcome(of: 0)
@@ -101,6 +119,14 @@ package final class TLSSession {
 
     /// "TLSv1.3", "TLSv1.2".
     package var version: String { String(cString: SSL_get_version(ssl)) }
+
+    /// SSL_get_error reads the thread's error queue, which must be empty before each call.
+    /// Looking costs a fraction of clearing its sixteen slots, and it is almost always empty
+    /// (every failure path here drains it).
+    @inline(__always)
+    private func clearErrors() {
+        if ERR_peek_error() != 0 { ERR_clear_error() }
+    }
 
     private func outcome(of result: Int32) -> TLSResult {
         let code = SSL_get_error(ssl, result)

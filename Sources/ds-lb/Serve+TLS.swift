@@ -42,11 +42,9 @@ extension Serve {
             config.tls = try TLSServerContext(
                 certificates: zip(tlsCerts, tlsKeys).map { TLSCertificateFiles(certificate: $0, key: $1) },
                 ciphers: tlsCiphers, ciphersuites: tlsCiphersuites, kernelTLS: KernelTLS.probe.available)
-        } catch let error as TLSLoadError where error.file.hasPrefix("--") {
-            // An option's value, not a file: the error names the option alone, so a config
-            // file's error points at its key.
-            throw ValidationError("\(error)")
         } catch {
+            // An option's error names the option alone, so a config file's error points at its key.
+            if case TLSLoadError.option = error { throw ValidationError("\(error)") }
             throw ValidationError("TLS: \(error)")
         }
     }

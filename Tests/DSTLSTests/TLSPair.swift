@@ -149,6 +149,14 @@ final class TLSPair {
         return received
     }
 
+    /// Sends each of `messages` as its own record (all queued in the socket before the server
+    /// reads any).
+    func clientWritesRecords(_ messages: [[UInt8]]) throws {
+        for message in messages where SSL_write(client, message, Int32(message.count)) != Int32(message.count) {
+            throw TLSTestError(description: "client write")
+        }
+    }
+
     /// What the client's read returns once the server has shut down: 0 for close_notify.
     func clientReadAfterShutdown() -> Int32 {
         var byte: UInt8 = 0

@@ -132,12 +132,23 @@ final class TLSServerContextTests: XCTestCase {
         XCTAssertEqual(tls12.server.version, "TLSv1.2")
     }
 
-    func testBytesBothWaysAndCloseNotify() throws {
+    /// A pair with one ECDSA certificate for a.test, its handshake done.
+    private func handshakenPair() throws -> TLSPair {
         let a = try certificates.make("a", names: ["a.test"], ecdsa: true)
         let context = try TLSServerContext(certificates: [TLSCertificateFiles(certificate: a.cert, key: a.key)])
         let pair = try TLSPair(context: context, caFile: a.cert, serverName: "a.test")
+        do {
+            try pair.handshake()
+        } catch {
+            pair.close()
+            throw error
+        }
+        return pair
+    }
+
+    func testBytesBothWaysAndCloseNotify() throws {
+        let pair = try handshakenPair()
         defer { pair.close() }
-        try pair.handshake()
         // More than a record and more than the socket buffer: writes must come back wantWrite
         // and go on once the client reads.
         let message = [UInt8]((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
@@ -147,6 +158,30 @@ final class TLSServerContextTests: XCTestCase {
         XCTAssertEqual(try pair.clientToServer(request), request)
         pair.server.shutdown()
         XCTAssertEqual(pair.clientReadAfterShutdown(), 0, "close_notify reached the client")
+    }
+
+    /// One recv takes every queued record (read-ahead), and the session tells a read that left
+    /// the socket empty from one that left records in OpenSSL's buffer: the connection skips
+    /// the read that would only get EAGAIN after the first, never after the second.
+    func testReadsAheadAndSaysWhenTheSocketIsEmpty() throws {
+        let pair = try handshakenPair()
+        defer { pair.close() }
+        let first = Array("GET /1 HTTP/1.1\r\n\r\n".utf8)
+        let second = Array("GET /2 HTTP/1.1\r\n\r\n".utf8)
+        try pair.clientWritesRecords([first, second])
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        func read() -> [UInt8]? {
+            guard case .done(let n) = buffer.withUnsafeMutableBytes({ pair.server.read(into: $0) }) else { return nil }
+            return Array(buffer[0..<n])
+        }
+        XCTAssertEqual(read(), first)
+        XCTAssertFalse(pair.server.drainedSocket, "the second record is buffered: more to read without a new edge")
+        XCTAssertEqual(read(), second)
+        XCTAssertTrue(pair.server.drainedSocket, "one short recv took both records")
+        XCTAssertEqual(buffer.withUnsafeMutableBytes { pair.server.read(into: $0) }, .wantRead)
+        try pair.clientWritesRecords([first])
+        XCTAssertEqual(read(), first)
+        XCTAssertTrue(pair.server.drainedSocket)
     }
 
     func testSessionTicketsResumeAndRotatedKeysStillOpenThem() throws {

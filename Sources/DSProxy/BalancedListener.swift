@@ -1,0 +1,53 @@
+import DSReactor
+import DSSystem
+
+/// A worker's side of a listening socket every worker shares: it accepts, and keeps each
+/// connection or hands it to a worker with fewer (`AcceptBalance`). `serve` receives every
+/// connection this worker is to serve, accepted here or handed over, already counted for it;
+/// `connectionEnded` uncounts one when it closes. Loop thread only (a hand-over arrives through
+/// the loop's `execute`).
+final class BalancedListener {
+    private let serve: (consuming FileDescriptor, SocketAddress?) -> Void
+    private var listener: Listener?
+    private var balance: (group: AcceptBalance, member: AcceptBalance.Member)?
+
+    /// Whether connections are still accepted here (not after `stop`).
+    var isListening: Bool { listener != nil }
+
+    init(
+        fd: Int32, loop: EventLoop, worker index: Int, serve: @escaping (consuming FileDescriptor, SocketAddress?) -> Void
+    )
+        throws
+    {
+        self.serve = serve
+        listener = try Listener(fd: fd, loop: loop) { [unowned self] client, peer in
+            self.accept(client, peer: peer)
+        }
+        let group = AcceptBalance.group(for: fd)
+        let me = LoopBound(self)
+        let member = AcceptBalance.Member(index: index) { client, peer in
+            loop.execute { me.value.serve(FileDescriptor(adopting: client), peer) }
+        }
+        group.join(member)
+        balance = (group, member)
+    }
+
+    /// A connection `serve` received has closed (or was never served).
+    func connectionEnded() {
+        balance?.member.connections.subtract(1, ordering: .relaxed)
+    }
+
+    /// Stops accepting on this worker (the descriptor stays open: it is shared).
+    func stop() {
+        listener?.stop()
+        listener = nil
+    }
+
+    private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
+        if let (group, member) = balance, let other = group.handOver(from: member) {
+            other.adopt(fd.release(), peer)
+            return
+        }
+        serve(fd, peer)
+    }
+}
