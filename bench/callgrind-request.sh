@@ -10,6 +10,7 @@
 # request of the last round.
 # Usage: BIN=.build-rel/release [ROUNDS=3] [TOP=30] [PORT=18491] bench/callgrind-request.sh
 set -u
+. "$(dirname "$0")/callgrind-summary.sh"
 BIN=${BIN:-.build/release}
 ROUNDS=${ROUNDS:-3}
 TOP=${TOP:-0}
@@ -35,14 +36,6 @@ for round in $(seq "$ROUNDS"); do
   kill "$LB"; wait "$LB" 2>/dev/null; LB=
   requests=$(grep -oE '^ *[0-9]+ requests in' "$WORK/wrk.txt" | grep -oE '[0-9]+')
   dump=$(ls "$WORK"/cg.out.* | head -1)
-  ir=$(grep -E '^(summary|totals):' "$dump" | head -1 | awk '{print $2}')
-  echo "round $round: $requests requests, $ir instructions, $((ir / requests)) per request"
-  if [ "$round" = "$ROUNDS" ] && [ "$TOP" -gt 0 ]; then
-    callgrind_annotate --inclusive=no --threshold=100 "$dump" 2>/dev/null \
-      | awk -v n="$requests" -v top="$TOP" '/^ *[0-9,]+ +\( *[0-9.]+%\) +[^ ]/ && !/PROGRAM TOTALS/ {
-          c = $1; gsub(",", "", c); sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, ""); sub(/ \[.*/, "")
-          if ($0 ~ /clone|start_thread|LoopThread|WorkerC5start/) next
-          if (shown++ < top) printf "%8.1f  %s\n", c / n, substr($0, 1, 150) }'
-  fi
+  callgrind_summary "$dump" "$requests" "$round" "$ROUNDS" "$TOP"
   rm -f "$WORK"/cg.out*
 done

@@ -22,6 +22,7 @@ SPORT=$((PORT - 10))
 TPORT=$((PORT + 1))
 SUITE=TLS_AES_128_GCM_SHA256
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/callgrind-summary.sh"
 WORK=$(mktemp -d)
 LB=; SRV=
 trap 'kill $LB $SRV 2>/dev/null; rm -rf "$WORK"' EXIT
@@ -71,15 +72,7 @@ for round in $(seq "$ROUNDS"); do
     "callgrind_control -z $LB >/dev/null" "callgrind_control -d $LB >/dev/null"
   kill "$LB"; wait "$LB" 2>/dev/null; LB=
   dump=$(ls "$WORK"/cg.out.* | head -1)
-  ir=$(grep -E '^(summary|totals):' "$dump" | head -1 | awk '{print $2}')
-  echo "round $round: $N requests, $ir instructions, $((ir / N)) per request"
-  if [ "$round" = "$ROUNDS" ] && [ "$TOP" -gt 0 ]; then
-    callgrind_annotate --inclusive=no --threshold=100 "$dump" 2>/dev/null \
-      | awk -v n="$N" -v top="$TOP" '/^ *[0-9,]+ +\( *[0-9.]+%\) +[^ ]/ && !/PROGRAM TOTALS/ {
-          c = $1; gsub(",", "", c); sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, ""); sub(/ \[.*/, "")
-          if ($0 ~ /clone|start_thread|LoopThread|WorkerC5start|libc_start|below main|:main$/) next
-          if (shown++ < top) printf "%8.1f  %s\n", c / n, substr($0, 1, 150) }'
-  fi
+  callgrind_summary "$dump" "$N" "$round" "$ROUNDS" "$TOP"
   rm -f "$WORK"/cg.out*
 done
 
