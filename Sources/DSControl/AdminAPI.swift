@@ -116,6 +116,12 @@ package final class AdminRouter: AdminHandler {
                 guard let number = Int(id), number > 0 else {
                     return .answered(.failure(.badRequest, "<Error> 'id' must be a positive integer, got '\(id)'"))
                 }
+                // Two ways of naming what to remove, and they may disagree: refuse rather than
+                // pick one silently.
+                guard request.body.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) else {
+                    return .answered(
+                        .failure(.badRequest, "<Error> Name the replica either as ?id= or in the body, not both"))
+                }
                 return .command(.removeNumber(number))
             }
             do { return .command(.remove(try ScaleCommand.parse(request.body))) } catch {

@@ -74,6 +74,10 @@ final class AdminRouterTests: XCTestCase {
             ("POST", "/add", nil, #"{"n": "2"}"#, .badRequest, "<Error> 'n' must be a positive integer", ""),
             ("DELETE", "/rm", "id=x", "", .badRequest, "<Error> 'id' must be a positive integer, got 'x'", ""),
             (
+                "DELETE", "/rm", "id=1", #"{"n": 1}"#, .badRequest,
+                "<Error> Name the replica either as ?id= or in the body, not both", ""
+            ),
+            (
                 "DELETE", "/rm", nil, #"{"m": 1}"#, .badRequest,
                 "<Error> Unknown key 'm': the body takes only 'n', 'hostnames' and 'weight'", ""
             ),
