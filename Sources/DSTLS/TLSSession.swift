@@ -26,8 +26,9 @@ package final class TLSSession {
     package private(set) var handshakeDone = false
     private var shutDown = false
 
-    /// Whether the socket BIO's last read returned fewer bytes than it asked for (its read
-    /// callback writes it); stays 0 without read-ahead, where reads ask for exact lengths.
+    /// Whether the socket BIO's read during the last `read` returned fewer bytes than it asked
+    /// for (its read callback writes it); 0 when that `read` made no recv, and always without
+    /// read-ahead, where reads ask for exact lengths.
     private let lastReadShort: UnsafeMutablePointer<Int32>
 
     package init?(context: TLSServerContext, fd: Int32) {
@@ -51,10 +52,10 @@ package final class TLSSession {
         lastReadShort.deallocate()
     }
 
-    /// Whether the socket was empty after the last read that brought bytes, and OpenSSL holds
-    /// none it has not handed out: then nothing more can be read before the socket's next
-    /// readable edge (with read-ahead a read asks for all the buffer's room, so a short one
-    /// took everything the socket held).
+    /// Whether the last `read`, which brought bytes, emptied the socket with its own recv and
+    /// OpenSSL holds none it has not handed out: then nothing more can be read before the
+    /// socket's next readable edge (with read-ahead a recv asks for all the buffer's room, so a
+    /// short one took everything the socket held).
     package var drainedSocket: Bool { lastReadShort.pointee != 0 && SSL_has_pending(ssl) == 0 }
 
     /// One step of the handshake: `.done(0)` once it is complete.
@@ -73,6 +74,9 @@ package final class TLSSession {
     package func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSResult {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return .done(0) }
         clearErrors()
+        // A read served from OpenSSL's buffer makes no recv: a short recv before it says nothing
+        // about bytes that arrived since, whose edge may already have been taken.
+        lastReadShort.pointee = 0
         var n = 0
         if SSL_read_ex(ssl, base, buffer.count, &n) == 1 { return .done(n) }
         return outcome(of: 0)
