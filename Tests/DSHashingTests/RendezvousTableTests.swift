@@ -234,6 +234,50 @@ final class RendezvousTableTests: XCTestCase {
         XCTAssertGreaterThan(skips, 0)
     }
 
+    /// The derivation's edge cases, each against a fresh build: the change at either end of the
+    /// canonical order, a duplicate name, a number change alone, weight 0 coming and going, a
+    /// weight raised by many virtual members at once, and the narrow limit crossed both ways.
+    func testIncrementalRebuildEdgeCasesEqualFreshBuild() {
+        let base = servers(300)
+        var duplicate = base
+        duplicate.append(HashMember(name: "server-150", number: 999))
+        var renumbered = base
+        renumbered[10].number = 1000
+        var zero = base
+        zero[40].weight = 0
+        var heavy = base
+        heavy[200].weight = 40
+        var drained = base
+        drained.insert(HashMember(name: "server-0", number: 0, weight: 0), at: 0)
+        let cases: [(String, [HashMember], [HashMember], derived: Bool)] = [
+            ("first removed", base, Array(base.dropFirst()), true),
+            ("last removed", base, Array(base.dropLast()), true),
+            ("first added", Array(base.dropFirst()), base, true),
+            ("duplicate name added", base, duplicate, true),
+            ("duplicate name removed", duplicate, base, true),
+            ("number changed", base, renumbered, true),
+            ("weight to 0", base, zero, true),
+            ("weight from 0", zero, base, true),
+            ("a weight-0 member added", base, drained, true),
+            ("weight 1 to 40", base, heavy, true),
+            ("weight 40 to 1", heavy, base, true),
+            ("down to the narrow limit", servers(255), servers(254), false),
+            ("up past the narrow limit", servers(254), servers(255), false),
+        ]
+        for (name, before, after, derived) in cases {
+            let previous = RendezvousTable(members: before)
+            XCTAssertEqual(RendezvousTable.Incremental(previous: previous, members: after) != nil, derived, name)
+            let fresh = RendezvousTable(members: after)
+            let incremental = RendezvousTable(members: after, previous: previous)
+            XCTAssertTrue(incremental.members == fresh.members, "members, \(name)")
+            XCTAssertTrue(incremental.seeds == fresh.seeds, "seeds, \(name)")
+            XCTAssertTrue(incremental.owners == fresh.owners, "owners, \(name)")
+            XCTAssertTrue(incremental.starts == fresh.starts, "starts, \(name)")
+            XCTAssertTrue(incremental.lists == fresh.lists, "lists, \(name)")
+            XCTAssertTrue(incremental.occupied == fresh.occupied, "occupied, \(name)")
+        }
+    }
+
     /// One placement hash serves ⌊64 / groupShift⌋ groups, one bit field each: the fields of
     /// consecutive groups are consecutive slices of the same SplitMix64 output.
     func testPlacementFieldsComeFromOneHashPerRun() {
