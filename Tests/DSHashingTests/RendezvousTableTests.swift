@@ -218,15 +218,7 @@ final class RendezvousTableTests: XCTestCase {
             }
             members.shuffle(using: &rng)
             if RendezvousTable.Incremental(previous: table, members: members) != nil { derived += 1 }
-            let fresh = RendezvousTable(members: members)
-            let incremental = RendezvousTable(members: members, previous: table)
-            XCTAssertTrue(incremental.members == fresh.members, "members, step \(step)")
-            XCTAssertTrue(incremental.seeds == fresh.seeds, "seeds, step \(step)")
-            XCTAssertTrue(incremental.owners == fresh.owners, "owners, step \(step)")
-            XCTAssertTrue(incremental.starts == fresh.starts, "starts, step \(step)")
-            XCTAssertTrue(incremental.lists == fresh.lists, "lists, step \(step)")
-            XCTAssertTrue(incremental.occupied == fresh.occupied, "occupied, step \(step)")
-            table = incremental
+            table = assertDerivedEqualsFresh(members, previous: table, "step \(step)")
         }
         XCTAssertGreaterThan(derived, 24)
         // Skip bytes (gaps over 255) occur in these lists, so the derivation decodes them too.
@@ -267,15 +259,25 @@ final class RendezvousTableTests: XCTestCase {
         for (name, before, after, derived) in cases {
             let previous = RendezvousTable(members: before)
             XCTAssertEqual(RendezvousTable.Incremental(previous: previous, members: after) != nil, derived, name)
-            let fresh = RendezvousTable(members: after)
-            let incremental = RendezvousTable(members: after, previous: previous)
-            XCTAssertTrue(incremental.members == fresh.members, "members, \(name)")
-            XCTAssertTrue(incremental.seeds == fresh.seeds, "seeds, \(name)")
-            XCTAssertTrue(incremental.owners == fresh.owners, "owners, \(name)")
-            XCTAssertTrue(incremental.starts == fresh.starts, "starts, \(name)")
-            XCTAssertTrue(incremental.lists == fresh.lists, "lists, \(name)")
-            XCTAssertTrue(incremental.occupied == fresh.occupied, "occupied, \(name)")
+            assertDerivedEqualsFresh(after, previous: previous, name)
         }
+    }
+
+    /// The table derived from `previous` over `members`, checked byte for byte against a fresh
+    /// build.
+    @discardableResult
+    private func assertDerivedEqualsFresh(
+        _ members: [HashMember], previous: RendezvousTable, _ context: String, line: UInt = #line
+    ) -> RendezvousTable {
+        let fresh = RendezvousTable(members: members)
+        let derived = RendezvousTable(members: members, previous: previous)
+        XCTAssertTrue(derived.members == fresh.members, "members, \(context)", line: line)
+        XCTAssertTrue(derived.seeds == fresh.seeds, "seeds, \(context)", line: line)
+        XCTAssertTrue(derived.owners == fresh.owners, "owners, \(context)", line: line)
+        XCTAssertTrue(derived.starts == fresh.starts, "starts, \(context)", line: line)
+        XCTAssertTrue(derived.lists == fresh.lists, "lists, \(context)", line: line)
+        XCTAssertTrue(derived.occupied == fresh.occupied, "occupied, \(context)", line: line)
+        return derived
     }
 
     /// One placement hash serves ⌊64 / groupShift⌋ groups, one bit field each: the fields of

@@ -160,6 +160,16 @@ final class TLSServerContextTests: XCTestCase {
         XCTAssertEqual(pair.clientReadAfterShutdown(), 0, "close_notify reached the client")
     }
 
+    /// A small request, one record when the client sends it alone.
+    private func request(_ number: Int) -> [UInt8] { Array("GET /\(number) HTTP/1.1\r\n\r\n".utf8) }
+
+    /// What one server read returns, nil when it brings no bytes.
+    private func serverRead(_ pair: TLSPair) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        guard case .done(let n) = buffer.withUnsafeMutableBytes({ pair.server.read(into: $0) }) else { return nil }
+        return Array(buffer[0..<n])
+    }
+
     /// One recv takes every queued record (read-ahead), and the session tells a read whose recv
     /// emptied the socket from one that left records in OpenSSL's buffer: the connection skips
     /// the read that would only get EAGAIN after the first, never after the second (nor after
@@ -167,18 +177,15 @@ final class TLSServerContextTests: XCTestCase {
     func testReadsAheadAndSaysWhenTheSocketIsEmpty() throws {
         let pair = try handshakenPair()
         defer { pair.close() }
-        let first = Array("GET /1 HTTP/1.1\r\n\r\n".utf8)
-        let second = Array("GET /2 HTTP/1.1\r\n\r\n".utf8)
+        let first = request(1)
+        let second = request(2)
         try pair.clientWritesRecords([first, second])
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        func read() -> [UInt8]? {
-            guard case .done(let n) = buffer.withUnsafeMutableBytes({ pair.server.read(into: $0) }) else { return nil }
-            return Array(buffer[0..<n])
-        }
+        func read() -> [UInt8]? { serverRead(pair) }
         XCTAssertEqual(read(), first)
         XCTAssertFalse(pair.server.drainedSocket, "the second record is buffered: more to read without a new edge")
         XCTAssertEqual(read(), second)
         XCTAssertFalse(pair.server.drainedSocket, "served from the buffer: no recv looked at the socket")
+        var buffer = [UInt8](repeating: 0, count: 16384)
         XCTAssertEqual(buffer.withUnsafeMutableBytes { pair.server.read(into: $0) }, .wantRead)
         try pair.clientWritesRecords([first])
         XCTAssertEqual(read(), first)
@@ -191,15 +198,11 @@ final class TLSServerContextTests: XCTestCase {
     func testAReadFromTheBufferDoesNotSayTheSocketIsEmpty() throws {
         let pair = try handshakenPair()
         defer { pair.close() }
-        let first = Array("GET /1 HTTP/1.1\r\n\r\n".utf8)
-        let second = Array("GET /2 HTTP/1.1\r\n\r\n".utf8)
-        let third = Array("GET /3 HTTP/1.1\r\n\r\n".utf8)
+        let first = request(1)
+        let second = request(2)
+        let third = request(3)
         try pair.clientWritesRecords([first, second])
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        func read() -> [UInt8]? {
-            guard case .done(let n) = buffer.withUnsafeMutableBytes({ pair.server.read(into: $0) }) else { return nil }
-            return Array(buffer[0..<n])
-        }
+        func read() -> [UInt8]? { serverRead(pair) }
         XCTAssertEqual(read(), first)
         try pair.clientWritesRecords([third])
         XCTAssertEqual(read(), second)
