@@ -151,6 +151,20 @@ final class TLSTestConnection {
 
     func send(_ text: String) throws { try send(Array(text.utf8)) }
 
+    /// Sends each of `messages` as its own TLS record, all in one TCP segment (corked), so one
+    /// recv of the server takes them all.
+    func sendRecordsTogether(_ messages: [String]) throws {
+        // TCP_CORK (netinet/tcp.h), which Glibc's module does not export.
+        let cork: Int32 = 3
+        var on: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), cork, &on, socklen_t(MemoryLayout<Int32>.size))
+        defer {
+            var off: Int32 = 0
+            setsockopt(fd, Int32(IPPROTO_TCP), cork, &off, socklen_t(MemoryLayout<Int32>.size))
+        }
+        for message in messages { try send(message) }
+    }
+
     /// Reads until `done` says the bytes are enough, or the stream ends (nil on a timeout).
     func read(until done: ([UInt8]) -> Bool = { _ in false }) -> [UInt8] {
         var received: [UInt8] = []
