@@ -172,8 +172,9 @@ package final class EtcdClient {
     // MARK: watch
 
     /// Reports every change to [key, rangeEnd) from `startRevision` on, in order, with the
-    /// revision the events bring the watcher to. A broken stream is reopened, on the next member,
-    /// from the revision after the last one reported, so nothing is missed or repeated; `onEnd`
+    /// revision the events bring the watcher to. A broken stream (a member that stopped, or lost
+    /// its leader: see `headers`) is reopened, on the next member, from the revision after the
+    /// last one reported, so nothing is missed or repeated; `onEnd`
     /// runs only when etcd cancels the watch for good (its history compacted past what the
     /// watcher needs: read again, then watch from there).
     package func watch(
@@ -223,7 +224,7 @@ package final class EtcdClient {
         let share = (deadline - now) / UInt64(untried)
         let endpoint = endpoints[index]
         let request = HTTPClientRequest(
-            method: "POST", target: path, host: endpoint.host, headers: [("Content-Type", "application/json")], body: bytes)
+            method: "POST", target: path, host: endpoint.host, headers: Self.headers, body: bytes)
         // The exchange holds the client until it answers, so every call completes.
         clients[index].send(request, timeout: .nanoseconds(Int64(min(share, UInt64(Int64.max))))) { result in
             let next = { (error: String) in
@@ -260,6 +261,14 @@ package final class EtcdClient {
             }
         }
     }
+
+    /// The headers of every call and watch. `Grpc-Metadata-Hasleader: true` is etcd's "require
+    /// leader" option (the gateway passes `Grpc-Metadata-` headers on as gRPC metadata): a member
+    /// cut off from its cluster refuses a call at once ("etcdserver: no leader", UNAVAILABLE)
+    /// where it would hold it until its own request timeout, and ends a watch stream with that
+    /// error a few election timeouts after it lost its leader, where it would keep it open and
+    /// silent while the others go on writing.
+    static let headers = [("Content-Type", "application/json"), ("Grpc-Metadata-Hasleader", "true")]
 
     // MARK: JSON
 

@@ -50,8 +50,7 @@ package final class EtcdWatch {
         if let rangeEnd { create["range_end"] = EtcdClient.base64(rangeEnd) }
         guard let body = try? JSONSerialization.data(withJSONObject: ["create_request": create]) else { return }
         let request = HTTPClientRequest(
-            method: "POST", target: "/v3/watch", host: member.endpoint.host, headers: [("Content-Type", "application/json")],
-            body: Array(body))
+            method: "POST", target: "/v3/watch", host: member.endpoint.host, headers: EtcdClient.headers, body: Array(body))
         lines.removeAll()
         exchange = member.client.stream(
             request, timeout: client.timeout,
@@ -89,7 +88,9 @@ package final class EtcdWatch {
         guard let message = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
             let result = message["result"] as? [String: Any]
         else {
-            // An "error" message (the member is going away) or garbage: start again elsewhere.
+            // An "error" message (the member is going away, or has had no leader for a few
+            // election timeouts: `{"error":{"grpc_code":14,...,"message":"etcdserver: no leader"}}`,
+            // then the body ends) or garbage: start again elsewhere.
             return reopen()
         }
         if let compacted = EtcdClient.int64(result["compact_revision"]), compacted > 0 {

@@ -152,6 +152,54 @@ final class EtcdClientTests: XCTestCase {
         loop.sync { watch.value.cancel() }
     }
 
+    func testAWatchAndCallsOnAMemberCutOffFromItsClusterMoveToAMemberWithALeader() throws {
+        guard getuid() == 0 else { throw XCTSkip("a partition needs iptables rules: run as root") }
+        // Member 0 runs as nobody, so the firewall can tell its packets apart.
+        let cluster = try EtcdCluster(size: 3, users: [0: 65534])
+        defer { cluster.stopAll() }
+        let writer = try BlockingEtcdClient(endpoints: [cluster.endpoints[1]], timeout: .seconds(10))
+        let start = try writer.put(bytes("/p"), value: bytes("before")) + 1
+        let loop = try TestLoop()
+        defer { loop.stop() }
+        let seen = Locked<[[UInt8]]>([])
+        let open = expectation(description: "a change made before the partition")
+        let after = expectation(description: "the change made through another member during the partition")
+        let watching = try loop.keep { EtcdClient(loop: loop.loop, endpoints: cluster.endpoints) }
+        // The stream is on member 0, the first listed.
+        let watch = try loop.keep {
+            watching.value.watch(
+                Array("/p".utf8), startRevision: start,
+                onEvents: { events, _ in
+                    for case .put(let kv) in events {
+                        seen.withLock { $0.append(kv.value) }
+                        if kv.value == Array("open".utf8) { open.fulfill() }
+                        if kv.value == Array("after".utf8) { after.fulfill() }
+                    }
+                },
+                onEnd: { XCTFail("the watch ended: \($0)") })
+        }
+        _ = try writer.put(bytes("/p"), value: bytes("open"))
+        wait(for: [open], timeout: 20)
+
+        let partition = try EtcdPartition(cluster: cluster, member: 0)
+        defer { partition.heal() }
+        // Members 1 and 2 are a quorum: once they have a leader (member 0 may have been it),
+        // they take writes while member 0 keeps its streams open and hears nothing.
+        try cluster.waitUntilServing(1, seconds: 60)
+        _ = try writer.put(bytes("/p"), value: bytes("after"))
+        // etcd ends a require-leader watch a few election timeouts after its member lost the
+        // leader; then the stream is reopened on the next member.
+        wait(for: [after], timeout: 60)
+        XCTAssertEqual(seen.withLock { $0 }, [bytes("open"), bytes("after")])
+
+        // Member 0 has no leader now: it refuses a write at once, which then goes to the next
+        // member, where it would hold the write past the call's share of the deadline.
+        let through = try BlockingEtcdClient(endpoints: cluster.endpoints, timeout: .seconds(10))
+        let written = try through.put(bytes("/p2"), value: bytes("w"))
+        XCTAssertEqual(try writer.range(bytes("/p2")).kvs.first?.modRevision, written)
+        loop.sync { watch.value.cancel() }
+    }
+
     func testAMemberWithoutALeaderIsPassedOverAndARefusalIsTyped() throws {
         let cluster = try EtcdCluster()
         defer { cluster.stopAll() }

@@ -16,6 +16,8 @@ final class EtcdCluster {
         let name: String
         let clientPort: UInt16
         let peerPort: UInt16
+        /// The user the member runs as; nil: ours.
+        let user: uid_t?
         var process: ChildProcess?
         var endpoint: EtcdEndpoint { try! EtcdEndpoint("http://127.0.0.1:\(clientPort)") }
     }
@@ -26,14 +28,20 @@ final class EtcdCluster {
 
     var endpoints: [EtcdEndpoint] { members.map(\.endpoint) }
 
-    /// Starts `size` members forming one cluster and waits until each serves reads.
-    init(size: Int = 1) throws {
+    /// Where `setpriv` (util-linux) is: it runs a member as another user, then execs etcd.
+    static let setpriv = "/usr/bin/setpriv"
+
+    /// Starts `size` members forming one cluster and waits until each serves reads. The members
+    /// in `users` run as the user given (as root only): the firewall tells their packets apart
+    /// by owner (`EtcdPartition`), since every member's connections come from 127.0.0.1.
+    init(size: Int = 1, users: [Int: uid_t] = [:]) throws {
         guard EtcdMemberCommand.isInstalled else { throw EtcdClusterError(EtcdMemberCommand.missing) }
         directory = NSTemporaryDirectory() + "ds-lb-etcd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let ports = try Self.freePorts(2 * size)
         for index in 0..<size {
-            members.append(Member(name: "m\(index)", clientPort: ports[2 * index], peerPort: ports[2 * index + 1]))
+            members.append(
+                Member(name: "m\(index)", clientPort: ports[2 * index], peerPort: ports[2 * index + 1], user: users[index]))
         }
         initialCluster = members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
         do {
@@ -80,11 +88,37 @@ final class EtcdCluster {
         let member = members[index]
         let client = "http://127.0.0.1:\(member.clientPort)"
         let peer = "http://127.0.0.1:\(member.peerPort)"
+        let arguments = EtcdMemberCommand.arguments(
+            name: member.name, directory: directory, clientURL: client, peerURL: peer,
+            initialCluster: initialCluster, token: "ds-lb-test-\(getpid())")
+        guard let user = member.user else {
+            members[index].process = try ChildProcess.spawn(
+                path: EtcdMemberCommand.executable, arguments: arguments, environment: ["PATH": "/usr/bin:/bin"])
+            return
+        }
+        guard access(Self.setpriv, X_OK) == 0 else {
+            throw EtcdClusterError("\(Self.setpriv) is missing (util-linux): it runs a member as another user")
+        }
+        // The member writes its data directory and log as that user.
+        for path in ["\(directory)/\(member.name).etcd", "\(directory)/\(member.name).log"] {
+            if !FileManager.default.fileExists(atPath: path) {
+                let made =
+                    path.hasSuffix(".log")
+                    ? FileManager.default.createFile(atPath: path, contents: nil)
+                    : (try? FileManager.default.createDirectory(
+                        atPath: path, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])) != nil
+                guard made else { throw EtcdClusterError("cannot create \(path)") }
+            }
+            guard chown(path, user, user) == 0 else { throw EtcdClusterError("chown \(path): errno \(errno)") }
+        }
+        // setpriv execs, so the PID is etcd's; a change of user clears the parent-death signal,
+        // which `--pdeathsig` sets again.
         members[index].process = try ChildProcess.spawn(
-            path: EtcdMemberCommand.executable,
-            arguments: EtcdMemberCommand.arguments(
-                name: member.name, directory: directory, clientURL: client, peerURL: peer,
-                initialCluster: initialCluster, token: "ds-lb-test-\(getpid())"),
+            path: Self.setpriv,
+            arguments: [
+                "--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--pdeathsig", "KILL", EtcdMemberCommand.executable,
+            ]
+                + arguments,
             environment: ["PATH": "/usr/bin:/bin"])
     }
 
