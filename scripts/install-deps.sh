@@ -14,7 +14,9 @@ case "$profile" in
   # chromium, chromium-driver: the dashboard tests drive a headless browser over WebDriver.
   # openssl, testssl.sh: the TLS tests make their certificates with openssl req, talk to ds-lb
   # with s_client, and run testssl against it (TestSSLTests).
-  test) packages+=(curl python3-matplotlib etcd-server iproute2 chromium chromium-driver openssl testssl.sh) ;;
+  # iptables, util-linux (setpriv): an etcd test cuts one member off from its peers by the
+  # owner of its connections (EtcdPartition).
+  test) packages+=(curl python3-matplotlib etcd-server iproute2 chromium chromium-driver openssl testssl.sh iptables util-linux) ;;
   bench) packages+=(curl wrk apache2-utils haproxy nginx python3-matplotlib) ;;
   *) echo "install-deps: unknown profile '$profile' (use build, test or bench)" >&2; exit 2 ;;
 esac
