@@ -29,19 +29,33 @@ final class AcceptBalance: Sendable {
     private let members = Locked<[Member]>([])
     private static let groups = Locked<[Int32: AcceptBalance]>([:])
 
-    /// The group of the workers accepting on `listenFD`.
-    static func group(for listenFD: Int32) -> AcceptBalance {
+    /// Puts `member` in the group of the workers accepting on `listenFD` and returns that group.
+    /// Looked up and joined under one lock, so a group its last member is leaving is never joined.
+    static func join(_ member: Member, listening listenFD: Int32) -> AcceptBalance {
         groups.withLock { groups in
-            if let group = groups[listenFD] { return group }
-            let group = AcceptBalance()
+            let group = groups[listenFD] ?? AcceptBalance()
             groups[listenFD] = group
+            group.members.withLock { $0.append(member) }
             return group
         }
     }
 
-    func join(_ member: Member) {
-        members.withLock { $0.append(member) }
+    /// `member`'s worker stopped accepting on `listenFD`: it is handed nothing more. The last
+    /// member to leave takes the group out of the registry, so a listener opened later on the same
+    /// descriptor number (workers started again in one process) starts a group of its own rather
+    /// than joining workers that are gone.
+    func leave(_ member: Member, listening listenFD: Int32) {
+        Self.groups.withLock { groups in
+            let empty = members.withLock { members in
+                members.removeAll { $0 === member }
+                return members.isEmpty
+            }
+            if empty, groups[listenFD] === self { groups[listenFD] = nil }
+        }
     }
+
+    /// The members now in the group (tests).
+    var memberCount: Int { members.withLock { $0.count } }
 
     /// Called by `member` on its own loop with a connection it just accepted: the member that
     /// should own it (counted already). Another member is chosen only when it has at least two

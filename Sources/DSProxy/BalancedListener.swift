@@ -10,6 +10,7 @@ final class BalancedListener {
     private let serve: (consuming FileDescriptor, SocketAddress?) -> Void
     private var listener: Listener?
     private var balance: (group: AcceptBalance, member: AcceptBalance.Member)?
+    private let listenFD: Int32
 
     /// Whether connections are still accepted here (not after `stop`).
     var isListening: Bool { listener != nil }
@@ -20,16 +21,15 @@ final class BalancedListener {
         throws
     {
         self.serve = serve
+        listenFD = fd
         listener = try Listener(fd: fd, loop: loop) { [unowned self] client, peer in
             self.accept(client, peer: peer)
         }
-        let group = AcceptBalance.group(for: fd)
         let me = LoopBound(self)
         let member = AcceptBalance.Member(index: index) { client, peer in
             loop.execute { me.value.serve(FileDescriptor(adopting: client), peer) }
         }
-        group.join(member)
-        balance = (group, member)
+        balance = (AcceptBalance.join(member, listening: fd), member)
     }
 
     /// A connection `serve` received has closed (or was never served).
@@ -41,6 +41,7 @@ final class BalancedListener {
     func stop() {
         listener?.stop()
         listener = nil
+        if let (group, member) = balance { group.leave(member, listening: listenFD) }
     }
 
     private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
