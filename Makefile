@@ -28,6 +28,10 @@ test: deps
 	@$(MAKE) --no-print-directory lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(INSTALL_SCRATCH) --product ds-alloc-count
+	@# The sanitized builds start now, at the lowest CPU priority, on what the suite below leaves
+	@# idle (it mostly waits on the processes it starts); tests/sanitize.sh then finds them done,
+	@# or waits on SwiftPM's lock of their build directory until they are.
+	mkdir -p .build && (SANITIZE_BUILD_ONLY=1 nice -n 19 tests/sanitize.sh thread address >.build/sanitize-prebuild.log 2>&1 &)
 	DSLB_ALLOC_COUNT_BIN=$(CURDIR)/$(INSTALL_SCRATCH)/release/ds-alloc-count $(SWIFT) test --skip-build
 	@# The whole suite, end-to-end tests included, under both sanitizers: the integration targets
 	@# add only minutes to the unit targets, whose sanitized builds this already paid for

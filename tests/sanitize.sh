@@ -22,7 +22,8 @@
 # nothing to find in its tests and skips them; the address sanitizer runs them (the tables are
 # pointer code) except DeterminismTests, which rebuilds the same tables in other orders to
 # compare routing, a property no sanitizer checks.
-# Setting SANITIZE_SKIP replaces all of these, for both sanitizers.
+# Setting SANITIZE_SKIP replaces all of these, for both sanitizers. SANITIZE_BUILD_ONLY=1 builds
+# and runs nothing.
 common_skip='IntegrationTests\.(DashboardBrowserTests|ClusterTests|TestSSLTests|KeylessRoutingTests|DSBenchTests)/|DSEtcdTests\.EtcdClusterMembershipTests/'
 declare -A kind_skip=(
     [thread]="$common_skip|DSHashingTests\."
@@ -43,6 +44,12 @@ for kind in "${KINDS[@]}"; do
         thread) scratch=.build-tsan ;;
         *) echo "tests/sanitize.sh: unknown sanitizer '$kind' (address or thread)" >&2; exit 2 ;;
     esac
+    build() { "$SWIFT" build --build-tests --sanitize="$kind" --scratch-path "$scratch"; }
+    # SANITIZE_BUILD_ONLY=1: the builds alone (make test starts them early, see the Makefile).
+    if [[ -n ${SANITIZE_BUILD_ONLY:-} ]]; then
+        build || status=1
+        continue
+    fi
     reports=$PWD/$scratch/sanitizer-reports
     rm -rf "$reports" && mkdir -p "$reports"
     # LeakSanitizer stays off: the Swift runtime's metadata caches live until exit by design.
@@ -52,7 +59,7 @@ for kind in "${KINDS[@]}"; do
     export DSLB_SANITIZER=$kind
     skip=${SANITIZE_SKIP-${kind_skip[$kind]}}
     started=$(date +%s)
-    "$SWIFT" build --build-tests --sanitize="$kind" --scratch-path "$scratch" || { status=1; continue; }
+    build || { status=1; continue; }
     built=$(date +%s)
     "$SWIFT" test --skip-build --sanitize="$kind" --scratch-path "$scratch" ${SANITIZE_FILTER:+--filter "$SANITIZE_FILTER"} \
         ${skip:+--skip "$skip"} || status=1
