@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -272,6 +273,26 @@ pid_t cl_spawn(const char *path, char *const argv[], char *const envp[], const c
 }
 
 void cl_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+int cl_allowed_cpu(int nth) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    int count = CPU_COUNT(&set);
+    if (count == 0) return -1;
+    int wanted = nth % count;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, &set) && wanted-- == 0) return cpu;
+    }
+    return -1;
+}
+
+int cl_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    // sched_setaffinity(0) is the calling thread (a Linux thread is a task with its own mask).
+    return sched_setaffinity(0, sizeof set, &set);
+}
 int cl_malloc_trim(void) { return malloc_trim(0); }
 
 int cl_pidfd_open(pid_t pid) {

@@ -28,6 +28,7 @@ package enum ServeConfigKeys {
         ConfigKey("admin-token-file", .string, .live),
         ConfigKey("trusted-proxies", .list, .live),
         ConfigKey("workers", .integer, .restart),
+        ConfigKey("cpu-affinity", .string, .restart),
         ConfigKey("hash", .string, .restart),
         ConfigKey("hash-key", .string, .live),
         ConfigKey("server-binary", .string, .restart),

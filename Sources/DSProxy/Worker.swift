@@ -105,16 +105,21 @@ package final class Worker {
     /// Starts worker `index` on its own thread, accepting on the shared `listenFD`. Returns its
     /// loop (to stop it). `onExit` runs on the worker's thread once it has stopped and let go of
     /// `listenFD`: only then may the starter close it (the number could otherwise be reused
-    /// under a worker still starting). Any thread.
+    /// under a worker still starting). `cpu`: the one CPU the thread may run on (`onPinFailure`
+    /// hears when the kernel refuses; the worker then runs unpinned). Any thread.
     package static func start(
         index: Int, listenFD: Int32?, tlsListenFD: Int32? = nil, publisher: SnapshotPublisher, config: ProxyConfig,
         admin: AdminHandler?, metrics: ProxyMetrics,
         onUnreachable: @escaping @Sendable (Backend) -> Void,
-        handle: WorkerHandle? = nil, onExit: (@Sendable () -> Void)? = nil
+        handle: WorkerHandle? = nil, cpu: Int? = nil, onPinFailure: (@Sendable (SyscallError) -> Void)? = nil,
+        onExit: (@Sendable () -> Void)? = nil
     ) throws -> EventLoop {
         let loop = try EventLoop()
         handle?.loop = loop
         LoopThread.start(name: "ds-lb-w\(index)") {
+            if let cpu {
+                do throws(SyscallError) { try pinCurrentThread(to: cpu) } catch { onPinFailure?(error) }
+            }
             let worker = Worker(
                 index: index, loop: loop, publisher: publisher, config: config, admin: admin,
                 metrics: metrics, onUnreachable: onUnreachable)

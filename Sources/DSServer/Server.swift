@@ -22,6 +22,9 @@ package struct ServerConfiguration {
     /// `proxy.tls`.
     package var tlsListen: SocketAddress?
     package var workers: Int
+    /// `--cpu-affinity auto`: worker i runs only on the i-th CPU ds-lb may use (wrapping around),
+    /// so a worker is never moved between CPUs the load generator and the replicas also use.
+    package var pinWorkers = false
     package var algorithm: HashAlgorithm
     package var supervisor: SupervisorConfig
     /// The workers' settings (the server adds its graceful drain).
@@ -245,6 +248,11 @@ package final class Server: @unchecked Sendable {
         let workerCount = configuration.workers
         do {
             let admin: AdminHandler? = listeners.admin == nil ? supervisor.admin : nil
+            let cpus = configuration.pinWorkers ? (0..<workerCount).map { allowedCPU($0) } : []
+            if configuration.pinWorkers {
+                let map = cpus.enumerated().map { "w\($0.offset) on CPU \($0.element.map(String.init) ?? "?")" }
+                logger.info("[i] Workers pinned (--cpu-affinity auto): \(map.joined(separator: ", "))")
+            }
             for index in 0..<workerCount {
                 let handle = WorkerHandle()
                 workersRunning.enter()
@@ -253,6 +261,8 @@ package final class Server: @unchecked Sendable {
                         index: index, listenFD: listeners.http, tlsListenFD: tlsListener, publisher: supervisor.publisher,
                         config: proxyConfig, admin: admin, metrics: supervisor.metrics,
                         onUnreachable: { [supervisor] in supervisor.reportUnreachable($0) }, handle: handle,
+                        cpu: configuration.pinWorkers ? cpus[index] : nil,
+                        onPinFailure: { [logger] error in logger.warning("[!] Worker \(index) not pinned: \(error)") },
                         onExit: { [workersRunning] in workersRunning.leave() }))
                 workerHandles.append(handle)
             }

@@ -86,3 +86,17 @@ package enum SignalFD {
 package func setCurrentThreadName(_ name: String) {
     name.withCString { cl_set_thread_name($0) }
 }
+
+/// The `nth` (from 0, wrapping around) of the CPUs the calling thread may run on: where
+/// `--cpu-affinity auto` puts worker `nth`. Nil when the mask cannot be read.
+package func allowedCPU(_ nth: Int) -> Int? {
+    let cpu = cl_allowed_cpu(Int32(truncatingIfNeeded: nth))
+    return cpu < 0 ? nil : Int(cpu)
+}
+
+/// Pins the calling thread to `cpu`.
+package func pinCurrentThread(to cpu: Int) throws(SyscallError) {
+    guard cl_pin_current_thread(Int32(truncatingIfNeeded: cpu)) == 0 else {
+        throw SyscallError(errno: errno, function: "sched_setaffinity(CPU \(cpu))")
+    }
+}

@@ -154,6 +154,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Worker threads (default: the number of CPUs).")
     var workers: Int?
 
+    @Option(
+        help:
+            "Pin worker threads to CPUs: none, or auto (worker i on the i-th CPU ds-lb may use, wrapping around; for a machine the workers share with other busy processes)."
+    )
+    var cpuAffinity: String = "none"
+
     @Option(help: HashAlgorithm.optionHelp)
     var hash: String = HashAlgorithm.default.rawValue
 
@@ -302,6 +308,9 @@ struct Serve: ParsableCommand {
         _ = try clusterOptions()
         guard replicas >= 0 && replicas <= 1000 else { throw ValidationError("--replicas must be 0...1000, got \(replicas)") }
         if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be 1...256, got \(workers)") }
+        guard ["none", "auto"].contains(cpuAffinity) else {
+            throw ValidationError("--cpu-affinity must be none or auto, got '\(cpuAffinity)'")
+        }
         if driver == "static" && backends.isEmpty {
             throw ValidationError("--driver static needs at least one --backend NAME=HOST:PORT")
         }
@@ -434,6 +443,7 @@ struct Serve: ParsableCommand {
             replicas: driver == "static" ? 0 : replicas, stateDirectory: stateDir ?? Self.defaultStateDirectory()
         ) { logger in try self.makeDriver(staticBackends: staticBackends, logger: logger) }
         configuration.resetState = resetState
+        configuration.pinWorkers = cpuAffinity == "auto"
         configuration.tlsListen = try tlsAddress()
         configuration.cluster = try clusterSetup(logger: logger)
         configuration.configurationFile = invocation.file?.path

@@ -215,6 +215,17 @@ final class ServeConfigFileTests: IntegrationTestCase {
         XCTAssertEqual(cli.stderr.first, "Error: --fall must be 1...100, got 0")
     }
 
+    /// `--cpu-affinity`: none or auto; anything else stops ds-lb naming the value.
+    func testABadCPUAffinityStopsDSLBNamingIt() throws {
+        let run = try runToExit(
+            "ds-lb",
+            ["serve", "--listen", "127.0.0.1:0", "--driver", "process", "--replicas", "0", "--cpu-affinity", "all"],
+            environment: ["STATE_DIRECTORY": try temporaryDirectory()])
+        XCTAssertNotNil(run.termination, "ds-lb still runs")
+        XCTAssertNotEqual(run.termination, .exited(0), "ds-lb started")
+        XCTAssertEqual(run.stderr.first, "Error: --cpu-affinity must be none or auto, got 'all'")
+    }
+
     /// `--pipeline-slots` / `pipeline-slots`: default 2, 0...1024 (0: no queue), and a bad
     /// value stops ds-lb with an error that names it, from the command line or the file.
     func testPipelineSlotsValuesAndErrors() throws {

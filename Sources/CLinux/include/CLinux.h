@@ -113,6 +113,10 @@ int cl_pidfd_open(pid_t pid);
 
 // Names the calling thread (at most 15 bytes are kept), for `top -H` and gdb.
 void cl_set_thread_name(const char *name);
+/// The nth CPU (counting from 0, wrapping around) this thread may run on, or -1 with errno.
+int cl_allowed_cpu(int nth);
+/// Pins the calling thread to `cpu`: 0, or -1 with errno.
+int cl_pin_current_thread(int cpu);
 /// malloc_trim(0): gives free heap pages of every arena back to the kernel (<malloc.h>, which
 /// Glibc's Swift module does not export).
 int cl_malloc_trim(void);
