@@ -90,9 +90,7 @@ extension Supervisor {
     /// nodes. Before `bootstrap`, instead of setting `poolStore`.
     package func joinCluster(_ membership: ClusterMembership, store: PoolStore) {
         assert(loop.isInLoop)
-        let mode = ClusterMode(membership: membership, store: store, metrics: metrics.registry)
-        cluster = mode
-        poolSource = mode
+        cluster = ClusterMode(membership: membership, store: store, metrics: metrics.registry)
     }
 
     /// Bootstrap in cluster mode: seeds the pool with `replicas` new ones when etcd has none

@@ -45,7 +45,8 @@ package final class Supervisor: @unchecked Sendable {
     /// are the replicas this node runs.
     var cluster: ClusterMode?
     /// Where the pool comes from and admin commands go: `cluster` once joined, else this node's own.
-    var poolSource: any PoolSource = LocalPool()
+    var poolSource: any PoolSource { cluster ?? localPool }
+    private let localPool = LocalPool()
     /// Cluster mode: the node cannot be part of the cluster (its name is another live node's);
     /// ds-lb is to stop with this reason.
     package var onClusterRefused: ((String) -> Void)?
