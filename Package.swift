@@ -131,7 +131,7 @@ let package = Package(
         // project dependencies are the C shim's cl_spawn (fork + exec with PR_SET_PDEATHSIG), so
         // no process a test starts outlives the test process, the corpus's data, and OpenSSL
         // for a TLS client that sends raw bytes.
-        .testTarget(name: "IntegrationTests", dependencies: ["CLinux", "SmugglingCorpus", "COpenSSL"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["CLinux", "SmugglingCorpus", "COpenSSL", "DSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
