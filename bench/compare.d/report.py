@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns the raw output of one bench/compare run into the `## Proxy comparison` Markdown section
 (`## Proxy comparison, fast backend` for a run with `--fast-backend`; `## Proxy comparison, TLS`
-and `## Proxy comparison, TLS, fast backend` for runs with `--tls`).
+and `## Proxy comparison, TLS, fast backend` for runs with `--tls`; `, pinned` at the end of any
+of these for a run with `--pin`, whose workers were pinned to CPUs).
 
 Usage: report.py OUTDIR [--update RESULTS.md]
 
@@ -9,7 +10,9 @@ OUTDIR holds meta.json (machine, versions, settings, commands), raw/ (one wrk or
 round, target, thread count and test: r<round>_<target>_T<threads>_<test>.txt, T0 = direct),
 rss/ (idle_conns.py JSON per target and thread count) and events.log (crashes, restarts). A --tls
 run has the same files over https (close = ab's full handshakes, with a .cpu file) plus one
-openssl s_client output per visit (r<round>_<target>_T<threads>_suite.txt).
+openssl s_client output per visit (r<round>_<target>_T<threads>_suite.txt). A --pin run has
+pinning.log: per proxy start, the CPU each worker was allowed (`<logname> <target> T=<T>
+<worker>=<cpu> ...`).
 Prints the section; with --update also replaces that section of RESULTS.md (or appends it),
 leaving every other section untouched. Standard library only.
 """
@@ -24,7 +27,46 @@ FAST_SECTION = "## Proxy comparison, fast backend"
 
 
 def section_title(meta):
-    return SECTION + (", TLS" if meta.get("tls") else "") + (", fast backend" if fast_backend(meta) else "")
+    return (SECTION + (", TLS" if meta.get("tls") else "") + (", fast backend" if fast_backend(meta) else "")
+            + (", pinned" if pinned(meta) else ""))
+
+
+def pinned(meta):
+    """Whether each proxy's workers were pinned to CPUs (`--pin`)."""
+    return meta.get("cpu_affinity", "none") == "auto"
+
+
+def command_line(meta):
+    return "bench/compare" + "".join(flag for flag, on in [
+        (" --tls", meta.get("tls")), (" --fast-backend", fast_backend(meta)), (" --pin", pinned(meta))] if on)
+
+
+def load_pinning(outdir):
+    """(target, threads) -> the sets of CPUs its workers were each allowed, one per start (--pin)."""
+    seen = {}
+    path = os.path.join(outdir, "pinning.log")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2].startswith("T="):
+                    cpus = " ".join(sorted((w.split("=", 1)[1] for w in parts[3:]), key=int))
+                    seen.setdefault((parts[1], int(parts[2][2:])), set()).add(cpus)
+    return seen
+
+
+def pinning_text(meta, outdir):
+    if not pinned(meta):
+        return ("- CPU pinning: none (every proxy's workers, wrk and the replica may run on any CPU; "
+                "`bench/compare --pin` pins the proxies' workers).")
+    seen = load_pinning(outdir)
+    checked = "; ".join(f"{NAMES[p]} T={t}: CPU {' / '.join(sorted(seen[(p, t)]))}"
+                        for t in meta["threads"] for p in PROXIES if (p, t) in seen) or "nothing recorded"
+    return (f"- **CPU pinning (`--pin`)**: worker i of every proxy on the i-th CPU the run may use "
+            f"({meta.get('allowed_cpus', '?')}): ds-lb `--cpu-affinity auto`, HAProxy `cpu-map auto:1/1-T` with those "
+            f"T CPUs (T=1: `cpu-map 1/all`), nginx `worker_cpu_affinity auto` with a mask of them. After every start "
+            f"each worker thread (nginx: worker process) was read from `/proc/PID/task/*/status`: one CPU each, all "
+            f"different ({checked}). wrk, ab, curl, ds-bench and the replica are not pinned.")
 
 
 def fast_backend(meta):
@@ -312,7 +354,7 @@ def render(outdir):
         out.append(f"**Smoke run (`--quick`), not a measurement**: 1 short round on a loaded machine (load average "
                    f"{meta.get('loadavg_end', '?')} at the end of the run); it only shows that every step works.")
         out.append("")
-    out.append(f"Measured by `bench/compare{' --tls' if tls else ''}` on {meta['date']}: {replica_text(meta)} behind each proxy in turn, "
+    out.append(f"Measured by `{command_line(meta)}` on {meta['date']}: {replica_text(meta)} behind each proxy in turn, "
                f"{meta['rounds']} interleaved rounds (each round visits every proxy and thread count once, "
                f"the order rotated from round to round), medians over the rounds. Ratios are ratios of medians.")
     out.append("")
@@ -323,6 +365,7 @@ def render(outdir):
     out.append(f"- Thread counts T: {', '.join(map(str, threads))} (ds-lb `--workers T`, HAProxy `nbthread T`, "
                f"nginx `worker_processes T`; the replica is "
                f"{'the fast backend' if fast_backend(meta) else 'ds-server, one event loop'}).")
+    out.append(pinning_text(meta, outdir))
     suites = load_suites(outdir) if tls else {}
     if tls:
         seen = sorted(set().union(*suites.values())) if suites else ["not checked"]
