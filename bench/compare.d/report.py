@@ -60,7 +60,7 @@ def pinning_text(meta, outdir):
         return ("- CPU pinning: none (every proxy's workers, wrk and the replica may run on any CPU; "
                 "`bench/compare --pin` pins the proxies' workers).")
     seen = load_pinning(outdir)
-    checked = "; ".join(f"{NAMES[p]} T={t}: CPU {' / '.join(sorted(seen[(p, t)]))}"
+    checked = "; ".join(f"{NAMES[p]} T={t}: CPU{'s' if t > 1 else ''} {' / '.join(sorted(c.replace(' ', ', ') for c in seen[(p, t)]))}"
                         for t in meta["threads"] for p in PROXIES if (p, t) in seen) or "nothing recorded"
     return (f"- **CPU pinning (`--pin`)**: worker i of every proxy on the i-th CPU the run may use "
             f"({meta.get('allowed_cpus', '?')}): ds-lb `--cpu-affinity auto`, HAProxy `cpu-map auto:1/1-T` with those "
