@@ -139,8 +139,8 @@ package final class Worker {
     private func listen(on fd: Int32?, tls tlsFD: Int32?) throws {
         let loop = self.loop
         if let fd {
-            listener = try BalancedListener(fd: fd, loop: loop, worker: index) { [unowned self] client, peer in
-                self.adopt(client, peer: peer)
+            listener = try BalancedListener(fd: fd, loop: loop, worker: index) { [unowned self] listener, client, peer in
+                self.adopt(client, peer: peer, countedIn: listener)
             }
         }
         if let tlsFD { tlsAcceptor = try TLSAcceptor(worker: self, fd: tlsFD) }
@@ -159,14 +159,9 @@ package final class Worker {
     }
 
     /// Serves plain connection `fd`, accepted here or handed over by another worker (counted in
-    /// the plain listener's balance already).
-    private func adopt(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
+    /// `listener`'s balance already).
+    private func adopt(_ fd: consuming FileDescriptor, peer: SocketAddress?, countedIn listener: BalancedListener) {
         assert(loop.isInLoop)
-        guard let listener else {
-            // Only the plain listener calls this, so it is set; a descriptor is never leaked.
-            fd.close()
-            return
-        }
         if draining {
             // Handed over while this worker began its drain: nothing will serve it here.
             listener.connectionEnded()
