@@ -310,10 +310,13 @@ package final class Worker {
         metrics(for: backend).countFailure()
     }
 
+    /// The loop has ended: the worker lets go of its connections and stops counting among the
+    /// workers the supervisor waits for to take a new snapshot.
     private func shutdown() {
         listener?.stop()
         tlsAcceptor?.stop()
         for served in Array(connections.values) { served.connection.close() }
         pool.closeAll()
+        reader.leave()
     }
 }
