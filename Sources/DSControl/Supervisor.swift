@@ -133,12 +133,6 @@ package final class Supervisor: @unchecked Sendable {
         return poolSource.statusLine(self, generation: generation)
     }
 
-    /// Requests forwarded to a replica and not yet answered (graceful stop).
-    package var inFlightRequests: Int {
-        assert(loop.isInLoop)
-        return members.reduce(0) { $0 + metrics.replica($1.backend.name).inFlight }
-    }
-
     /// Where the desired pool is kept across restarts (nil: nowhere). Set before `bootstrap`.
     package var poolStore: PoolStore? {
         didSet { poolStore?.watch { [unowned self] event in self.storeReported(event) } }
