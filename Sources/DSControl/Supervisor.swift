@@ -315,6 +315,11 @@ package final class Supervisor: @unchecked Sendable {
     /// switches within one turn of its loop, so this only bounds a stuck one.
     static let commandSwitchTimeout: UInt64 = 5_000_000_000
 
+    /// How long a replica that left the pool (removed, replaced, or gone from the cluster's pool)
+    /// waits for the workers to take the snapshot without it before it is stopped and its
+    /// `/metrics` series are dropped: like `commandSwitchTimeout`, it only bounds a stuck worker.
+    static let removalSwitchTimeout: UInt64 = 2_000_000_000
+
     private func execute(_ command: AdminCommand, done: @escaping (AdminAnswer) -> Void) {
         switch command {
         case .add(let scale): add(scale, done: done)
@@ -579,7 +584,7 @@ package final class Supervisor: @unchecked Sendable {
         let target = publish()
         persist(after: "replacing \(old.name) with \(spec.name)")
         perform(actions, for: fresh, now: now)
-        whenWorkersReach(target, deadline: monotonicNanoseconds() + 2_000_000_000) { [unowned self] in
+        whenWorkersReach(target, deadline: monotonicNanoseconds() + Self.removalSwitchTimeout) { [unowned self] in
             forgetSeries(of: [old.name])
         }
     }
