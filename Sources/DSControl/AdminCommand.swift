@@ -38,17 +38,13 @@ struct ScaleCommand: Equatable {
         for (key, item) in pairs {
             switch key {
             case "n":
-                switch item {
-                case .int(let n): command.n = n
-                case .double(let n) where n == n.rounded() && abs(n) < 1e15: command.n = Int(n)
-                default: throw Invalid(message: "<Error> 'n' must be a positive integer")
-                }
+                guard let n = integer(item) else { throw Invalid(message: "<Error> 'n' must be a positive integer") }
+                command.n = n
             case "weight":
-                switch item {
-                case .int(let weight): command.weight = weight
-                case .double(let weight) where weight == weight.rounded() && abs(weight) < 1e15: command.weight = Int(weight)
-                default: throw Invalid(message: "<Error> 'weight' must be an integer from 0 to \(HashMember.maxWeight)")
+                guard let weight = integer(item) else {
+                    throw Invalid(message: "<Error> 'weight' must be an integer from 0 to \(HashMember.maxWeight)")
                 }
+                command.weight = weight
             case "hostnames":
                 guard case .array(let items) = item else {
                     throw Invalid(message: "<Error> 'hostnames' must be a list of strings")
@@ -64,6 +60,16 @@ struct ScaleCommand: Equatable {
             }
         }
         return command
+    }
+
+    /// A whole number, also written with a zero fraction (`2.0`); nil for any other value. The
+    /// range is the planner's to check.
+    private static func integer(_ item: JSONValue) -> Int? {
+        switch item {
+        case .int(let value): return value
+        case .double(let value) where value == value.rounded() && abs(value) < 1e15: return Int(value)
+        default: return nil
+        }
     }
 
     /// Echoes a key back without letting a huge one fill the answer.
