@@ -118,7 +118,7 @@ package final class AdminRouter: AdminHandler {
                 }
                 // Two ways of naming what to remove, and they may disagree: refuse rather than
                 // pick one silently.
-                guard request.body.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) else {
+                guard ScaleCommand.isBlank(request.body) else {
                     return .answered(
                         .failure(.badRequest, "<Error> Name the replica either as ?id= or in the body, not both"))
                 }

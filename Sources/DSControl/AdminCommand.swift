@@ -23,9 +23,14 @@ struct ScaleCommand: Equatable {
 
     private static let shape = "<Error> Request body must be a JSON object like {\"n\": 1, \"hostnames\": [\"S1\"]}"
 
-    /// Parses a request body; an empty body means "no parameters".
+    /// Whether `body` says nothing: empty, or JSON white space only.
+    static func isBlank(_ body: [UInt8]) -> Bool {
+        body.allSatisfy { $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }
+    }
+
+    /// Parses a request body; a blank body means "no parameters".
     static func parse(_ body: [UInt8]) throws(Invalid) -> ScaleCommand {
-        if body.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) { return ScaleCommand() }
+        if isBlank(body) { return ScaleCommand() }
         let value: JSONValue
         do { value = try JSONValue.parse(body) } catch {
             if case .duplicateKey(let key, _) = error {
