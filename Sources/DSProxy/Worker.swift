@@ -70,6 +70,7 @@ package final class Worker {
     /// name: rebuilt when the worker switches snapshots.
     private var handlesSnapshot: Snapshot?
     private var handles: [ProxyMetrics.Shard] = []
+    /// The plain listener's side (nil: https only, `--listen none`).
     private var listener: BalancedListener?
     /// The TLS listener's side: accepting and handshakes in progress (`--tls-listen`).
     private var tlsAcceptor: TLSAcceptor?
