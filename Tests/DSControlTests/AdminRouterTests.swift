@@ -13,17 +13,19 @@ import XCTest
 /// The admin router answers reads from the view the control loop published and refuses bad
 /// requests itself: neither waits for the control loop (which may be busy with a slow `/add`).
 final class AdminRouterTests: XCTestCase {
-    /// Two static replicas, bootstrapped; the control loop is not running. Nothing listens at
-    /// their addresses, so their checks fail from the start; `fall` keeps them UP regardless,
-    /// or they would go DOWN (a snapshot published each) a fast interval into the test.
-    private func twoReplicas() throws -> (EventLoop, Supervisor) {
+    /// Two static replicas, bootstrapped, for `workers` workers; the control loop is not running.
+    /// Nothing listens at their addresses, so their checks fail from the start; `fall` keeps
+    /// them UP regardless, or they would go DOWN (a snapshot published each) a fast interval
+    /// into the test.
+    private func twoReplicas(
+        workers: Int = 0, logger: Logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+    ) throws -> (EventLoop, Supervisor) {
         let loop = try EventLoop()
         let driver = StaticDriver(backends: [DSBalancerBackend.make("server-1", 1), DSBalancerBackend.make("server-2", 2)])
         var config = SupervisorConfig()
         config.fall = 1_000
         let supervisor = Supervisor(
-            loop: loop, driver: driver, algorithm: .ring, config: config, workers: 0,
-            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+            loop: loop, driver: driver, algorithm: .ring, config: config, workers: workers, logger: logger)
         try supervisor.bootstrap(replicas: 0) {}
         return (loop, supervisor)
     }
@@ -210,13 +212,7 @@ final class AdminRouterTests: XCTestCase {
     /// only for the cap, after which it comes with a warning.
     func testACommandAnswersOnceEveryWorkerTookItsSnapshot() throws {
         let log = CapturedLog()
-        let loop = try EventLoop()
-        let driver = StaticDriver(backends: [DSBalancerBackend.make("server-1", 1), DSBalancerBackend.make("server-2", 2)])
-        var config = SupervisorConfig()
-        config.fall = 1_000
-        let supervisor = Supervisor(
-            loop: loop, driver: driver, algorithm: .ring, config: config, workers: 2, logger: log.logger)
-        try supervisor.bootstrap(replicas: 0) {}
+        let (loop, supervisor) = try twoReplicas(workers: 2, logger: log.logger)
         var workers = (0..<2).map { SnapshotPublisher.Reader(publisher: supervisor.publisher, worker: $0) }
         let stopLoop = startControlLoop(loop, keeping: supervisor)
         defer { stopLoop() }
@@ -242,13 +238,7 @@ final class AdminRouterTests: XCTestCase {
     /// took its snapshot, without waiting out the cap (and warning) for the one that is gone.
     func testACommandDoesNotWaitForAWorkerWhoseLoopEnded() throws {
         let log = CapturedLog()
-        let loop = try EventLoop()
-        let driver = StaticDriver(backends: [DSBalancerBackend.make("server-1", 1), DSBalancerBackend.make("server-2", 2)])
-        var config = SupervisorConfig()
-        config.fall = 1_000
-        let supervisor = Supervisor(
-            loop: loop, driver: driver, algorithm: .ring, config: config, workers: 2, logger: log.logger)
-        try supervisor.bootstrap(replicas: 0) {}
+        let (loop, supervisor) = try twoReplicas(workers: 2, logger: log.logger)
         let stopLoop = startControlLoop(loop, keeping: supervisor)
         defer { stopLoop() }
 
