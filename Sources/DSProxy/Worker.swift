@@ -229,12 +229,15 @@ package final class Worker {
     /// the in-flight requests over all workers (`BoundedSelection`).
     func boundedSelect(_ snapshot: Snapshot, hashedKey: UInt64, factor: Double) -> Int? {
         assert(loop.isInLoop)
-        if bounded?.selection.snapshot !== snapshot || bounded?.selection.balanceFactor != factor {
-            bounded = (
+        let selection: BoundedSelection, load: [ProxyMetrics.Replica]
+        if let bounded, bounded.selection.snapshot === snapshot, bounded.selection.balanceFactor == factor {
+            (selection, load) = bounded
+        } else {
+            (selection, load) = (
                 BoundedSelection(snapshot, balanceFactor: factor), snapshot.backends.map { replicaHandle(for: $0).replica }
             )
+            bounded = (selection, load)
         }
-        guard let (selection, load) = bounded else { return nil }
         let total = load.reduce(0) { $0 + $1.inFlight }
         guard let choice = selection.choose(hashedKey, totalInFlight: total, inFlight: { load[$0].inFlight })
         else { return nil }
