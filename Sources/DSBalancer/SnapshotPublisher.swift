@@ -9,7 +9,8 @@ package final class SnapshotPublisher: Sendable {
     private let current: Locked<Snapshot>
     private let generation: Atomic<UInt64>
     /// The generation each worker last switched to, so the supervisor can wait for all of them
-    /// before stopping a replica it removed. Written only on a switch (rare), hence a Mutex.
+    /// before stopping a replica it removed (`.max` once the worker left: it routes nothing, so
+    /// there is nothing to wait for). Written only on a switch (rare), hence a Mutex.
     private let workerGenerations: Locked<[UInt64]>
     /// Wakes each worker's loop after a publish: an idle worker sleeps in epoll_wait and would
     /// otherwise not look at the generation until its next event.
@@ -71,6 +72,13 @@ package final class SnapshotPublisher: Sendable {
                 snapshot = publisher.latest()
                 publisher.acknowledge(worker: worker, generation: snapshot.generation)
             }
+        }
+
+        /// The worker's loop has ended: it routes nothing any more, so waiting for it to switch
+        /// (an admin command's answer, a removed replica's stop) would only run into the cap.
+        /// A reader made again for the same worker counts it again.
+        package func leave() {
+            publisher.acknowledge(worker: worker, generation: .max)
         }
     }
 }

@@ -118,7 +118,7 @@ package final class AdminRouter: AdminHandler {
                 }
                 // Two ways of naming what to remove, and they may disagree: refuse rather than
                 // pick one silently.
-                guard request.body.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) else {
+                guard ScaleCommand.isBlank(request.body) else {
                     return .answered(
                         .failure(.badRequest, "<Error> Name the replica either as ?id= or in the body, not both"))
                 }
@@ -131,29 +131,22 @@ package final class AdminRouter: AdminHandler {
             do { return .command(.reweight(try ScaleCommand.parse(request.body))) } catch {
                 return .answered(.failure(.badRequest, error.message))
             }
-        case ("/weight", _):
-            return .answered(
-                .failure(
-                    .methodNotAllowed, "<Error> Method \(request.method) not allowed on /weight; use PATCH or POST",
-                    extraHeaders: "Allow: PATCH, POST\r\n"))
-        case ("/rep", _), ("/status", _), ("/metrics", _):
-            return .answered(
-                .failure(
-                    .methodNotAllowed, "<Error> Method \(request.method) not allowed on \(request.path); use GET",
-                    extraHeaders: "Allow: GET\r\n"))
-        case ("/add", _):
-            return .answered(
-                .failure(
-                    .methodNotAllowed, "<Error> Method \(request.method) not allowed on /add; use POST",
-                    extraHeaders: "Allow: POST\r\n"))
-        case ("/rm", _):
-            return .answered(
-                .failure(
-                    .methodNotAllowed, "<Error> Method \(request.method) not allowed on /rm; use DELETE",
-                    extraHeaders: "Allow: DELETE\r\n"))
+        case ("/weight", _): return Self.notAllowed(request, use: ["PATCH", "POST"])
+        case ("/rep", _), ("/status", _), ("/metrics", _): return Self.notAllowed(request, use: ["GET"])
+        case ("/add", _): return Self.notAllowed(request, use: ["POST"])
+        case ("/rm", _): return Self.notAllowed(request, use: ["DELETE"])
         default:
             return .answered(.failure(.notFound, "<Error> '\(request.path)' is not an admin endpoint"))
         }
+    }
+
+    /// 405 for `request`, naming the methods its path takes in the message and in `Allow`.
+    private static func notAllowed(_ request: AdminRequest, use methods: [String]) -> Route {
+        .answered(
+            .failure(
+                .methodNotAllowed,
+                "<Error> Method \(request.method) not allowed on \(request.path); use \(methods.joined(separator: " or "))",
+                extraHeaders: "Allow: \(methods.joined(separator: ", "))\r\n"))
     }
 
     static func response(to answer: AdminAnswer) -> AdminResponse {

@@ -23,9 +23,14 @@ struct ScaleCommand: Equatable {
 
     private static let shape = "<Error> Request body must be a JSON object like {\"n\": 1, \"hostnames\": [\"S1\"]}"
 
-    /// Parses a request body; an empty body means "no parameters".
+    /// Whether `body` says nothing: empty, or JSON white space only.
+    static func isBlank(_ body: [UInt8]) -> Bool {
+        body.allSatisfy { $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }
+    }
+
+    /// Parses a request body; a blank body means "no parameters".
     static func parse(_ body: [UInt8]) throws(Invalid) -> ScaleCommand {
-        if body.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) { return ScaleCommand() }
+        if isBlank(body) { return ScaleCommand() }
         let value: JSONValue
         do { value = try JSONValue.parse(body) } catch {
             if case .duplicateKey(let key, _) = error {
@@ -38,17 +43,13 @@ struct ScaleCommand: Equatable {
         for (key, item) in pairs {
             switch key {
             case "n":
-                switch item {
-                case .int(let n): command.n = n
-                case .double(let n) where n == n.rounded() && abs(n) < 1e15: command.n = Int(n)
-                default: throw Invalid(message: "<Error> 'n' must be a positive integer")
-                }
+                guard let n = integer(item) else { throw Invalid(message: "<Error> 'n' must be a positive integer") }
+                command.n = n
             case "weight":
-                switch item {
-                case .int(let weight): command.weight = weight
-                case .double(let weight) where weight == weight.rounded() && abs(weight) < 1e15: command.weight = Int(weight)
-                default: throw Invalid(message: "<Error> 'weight' must be an integer from 0 to \(HashMember.maxWeight)")
+                guard let weight = integer(item) else {
+                    throw Invalid(message: "<Error> 'weight' must be an integer from 0 to \(HashMember.maxWeight)")
                 }
+                command.weight = weight
             case "hostnames":
                 guard case .array(let items) = item else {
                     throw Invalid(message: "<Error> 'hostnames' must be a list of strings")
@@ -64,6 +65,16 @@ struct ScaleCommand: Equatable {
             }
         }
         return command
+    }
+
+    /// A whole number, also written with a zero fraction (`2.0`); nil for any other value. The
+    /// range is the planner's to check.
+    private static func integer(_ item: JSONValue) -> Int? {
+        switch item {
+        case .int(let value): return value
+        case .double(let value) where value == value.rounded() && abs(value) < 1e15: return Int(value)
+        default: return nil
+        }
     }
 
     /// Echoes a key back without letting a huge one fill the answer.

@@ -97,9 +97,6 @@ package final class Dashboard: ResponseStream {
         if gone { state.withLock { $0.subscribers.removeAll { $0.isClosed } } }
     }
 
-    /// Subscribers still listening (tests, and the bound on what a tick costs).
-    package var subscriberCount: Int { state.withLock { $0.subscribers.count } }
-
     /// `/status`'s view, the errors by kind and each replica's response-time histogram
     /// (cumulative counts per bucket bound, for the page to take percentiles over its window).
     func countersJSON() -> String {

@@ -147,7 +147,7 @@ extension Supervisor {
             let left = cluster.poolNames.subtracting(names)
             cluster.poolNames = names
             if !left.isEmpty {
-                whenWorkersReach(target, deadline: monotonicNanoseconds() + 2_000_000_000) { [unowned self] in
+                whenWorkersReach(target, deadline: monotonicNanoseconds() + Self.removalSwitchTimeout) { [unowned self] in
                     forgetSeries(of: left.sorted())
                 }
             }

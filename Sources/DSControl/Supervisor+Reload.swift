@@ -25,7 +25,4 @@ extension Supervisor {
 
     /// Control thread only. The heartbeat interval in force (for the reload's log line).
     package var heartbeatInterval: Duration { config.heartbeatInterval }
-
-    /// Control thread only. How long a stop waits for requests in flight.
-    package var drainTimeout: Duration { config.drainTimeout }
 }

@@ -191,7 +191,8 @@ extension Supervisor {
         }
         // The names are free at once (a re-add may reuse them); these instances stop later.
         let stoppers = removed.map { driver.retire($0.backend) }
-        stopWhenUnused(removed, stoppers: stoppers, generation: target, deadline: monotonicNanoseconds() + 2_000_000_000)
+        stopWhenUnused(
+            removed, stoppers: stoppers, generation: target, deadline: monotonicNanoseconds() + Self.removalSwitchTimeout)
         members.removeAll { member in removed.contains { $0 === member } }
     }
 

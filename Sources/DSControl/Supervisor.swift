@@ -133,12 +133,6 @@ package final class Supervisor: @unchecked Sendable {
         return poolSource.statusLine(self, generation: generation)
     }
 
-    /// Requests forwarded to a replica and not yet answered (graceful stop).
-    package var inFlightRequests: Int {
-        assert(loop.isInLoop)
-        return members.reduce(0) { $0 + metrics.replica($1.backend.name).inFlight }
-    }
-
     /// Where the desired pool is kept across restarts (nil: nowhere). Set before `bootstrap`.
     package var poolStore: PoolStore? {
         didSet { poolStore?.watch { [unowned self] event in self.storeReported(event) } }
@@ -320,6 +314,11 @@ package final class Supervisor: @unchecked Sendable {
     /// How long an admin command's answer waits for the workers to take its snapshot. A worker
     /// switches within one turn of its loop, so this only bounds a stuck one.
     static let commandSwitchTimeout: UInt64 = 5_000_000_000
+
+    /// How long a replica that left the pool (removed, replaced, or gone from the cluster's pool)
+    /// waits for the workers to take the snapshot without it before it is stopped and its
+    /// `/metrics` series are dropped: like `commandSwitchTimeout`, it only bounds a stuck worker.
+    static let removalSwitchTimeout: UInt64 = 2_000_000_000
 
     private func execute(_ command: AdminCommand, done: @escaping (AdminAnswer) -> Void) {
         switch command {
@@ -585,7 +584,7 @@ package final class Supervisor: @unchecked Sendable {
         let target = publish()
         persist(after: "replacing \(old.name) with \(spec.name)")
         perform(actions, for: fresh, now: now)
-        whenWorkersReach(target, deadline: monotonicNanoseconds() + 2_000_000_000) { [unowned self] in
+        whenWorkersReach(target, deadline: monotonicNanoseconds() + Self.removalSwitchTimeout) { [unowned self] in
             forgetSeries(of: [old.name])
         }
     }

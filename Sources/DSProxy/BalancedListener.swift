@@ -3,11 +3,12 @@ import DSSystem
 
 /// A worker's side of a listening socket every worker shares: it accepts, and keeps each
 /// connection or hands it to a worker with fewer (`AcceptBalance`). `serve` receives every
-/// connection this worker is to serve, accepted here or handed over, already counted for it;
-/// `connectionEnded` uncounts one when it closes. Loop thread only (a hand-over arrives through
+/// connection this worker is to serve, accepted here or handed over, already counted for it,
+/// with the listener it counts in (whose `connectionEnded` uncounts it when it closes): the
+/// owner's closure is made before the listener exists, so it cannot capture it. Loop thread only (a hand-over arrives through
 /// the loop's `execute`).
 final class BalancedListener {
-    private let serve: (consuming FileDescriptor, SocketAddress?) -> Void
+    private let serve: (BalancedListener, consuming FileDescriptor, SocketAddress?) -> Void
     private var listener: Listener?
     private var balance: (group: AcceptBalance, member: AcceptBalance.Member)?
     private let listenFD: Int32
@@ -16,7 +17,8 @@ final class BalancedListener {
     var isListening: Bool { listener != nil }
 
     init(
-        fd: Int32, loop: EventLoop, worker index: Int, serve: @escaping (consuming FileDescriptor, SocketAddress?) -> Void
+        fd: Int32, loop: EventLoop, worker index: Int,
+        serve: @escaping (BalancedListener, consuming FileDescriptor, SocketAddress?) -> Void
     )
         throws
     {
@@ -27,7 +29,7 @@ final class BalancedListener {
         }
         let me = LoopBound(self)
         let member = AcceptBalance.Member(index: index) { client, peer in
-            loop.execute { me.value.serve(FileDescriptor(adopting: client), peer) }
+            loop.execute { me.value.serve(me.value, FileDescriptor(adopting: client), peer) }
         }
         balance = (AcceptBalance.join(member, listening: fd), member)
     }
@@ -49,6 +51,6 @@ final class BalancedListener {
             other.adopt(fd.release(), peer)
             return
         }
-        serve(fd, peer)
+        serve(self, fd, peer)
     }
 }

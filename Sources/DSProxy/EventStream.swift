@@ -24,8 +24,6 @@ package final class StreamSink: Sendable {
         /// A wake-up is on its way to the loop: further writes only add bytes.
         var woken = false
         var closed = false
-        /// Closed because the client fell behind (the worker ends the connection).
-        var overflowed = false
     }
 
     private let state = Locked(State())
@@ -46,7 +44,6 @@ package final class StreamSink: Sendable {
             guard !state.closed else { return (false, false) }
             if state.pending.count + bytes.count > limit {
                 state.closed = true
-                state.overflowed = true
                 state.pending = []
             } else {
                 state.pending += bytes

@@ -3,7 +3,8 @@ import DSHTTP1
 import DSSystem
 import DSTLS
 
-/// Settings every worker shares; immutable after start-up.
+/// Settings every worker shares. A reload hands each running worker a new value
+/// (`WorkerHandle.reconfigure`); what a worker takes only at start is listed at `Worker.config`.
 package struct ProxyConfig: Sendable {
     package var limits = HTTPLimits()
     /// Largest admin request body accepted (413 above it).

@@ -10,16 +10,36 @@ import DSTLS
 /// Connections are spread over the workers as plain ones are (`AcceptBalance`, a group of its
 /// own for the TLS listener): a connection counts for its worker from the accept, handshake
 /// included, until it closes.
-///
-/// Handshakes in progress are kept oldest first. Each must finish within
+final class TLSAcceptor {
+    /// Accepting, and this worker's count in the group that shares the TLS listening socket.
+    private let listener: BalancedListener
+    private let handshakes: TLSHandshakes
+
+    init(worker: Worker, fd: Int32) throws {
+        // The listener's closure holds the handshakes, which exist before it, rather than this
+        // acceptor, which cannot be captured before its `listener` is set.
+        let handshakes = TLSHandshakes(worker: worker)
+        self.handshakes = handshakes
+        listener = try BalancedListener(fd: fd, loop: worker.loop, worker: worker.index) {
+            [unowned handshakes] listener, client, peer in
+            handshakes.start(client, peer: peer, countedIn: listener)
+        }
+    }
+
+    /// Stops accepting and drops the handshakes in progress (graceful stop, shutdown).
+    func stop() {
+        listener.stop()
+        handshakes.dropAll()
+    }
+}
+
+/// A worker's TLS handshakes in progress, kept oldest first. Each must finish within
 /// `--tls-handshake-timeout` of its accept; beyond `tlsMaxHandshakes` at a time, a new one
 /// drops the oldest. So clients that open connections and never finish their handshake cost a
 /// bounded number of descriptors and never hold up established connections, and a client that
-/// does handshake gets its turn at once.
-final class TLSAcceptor: TimerTarget {
+/// does handshake gets its turn at once. Loop thread only.
+final class TLSHandshakes: TimerTarget {
     private unowned let worker: Worker
-    /// Accepting, and this worker's count in the group that shares the TLS listening socket.
-    private var listener: BalancedListener?
     /// Handshakes in progress, oldest first (a list through the handshakes themselves).
     private var oldest: TLSHandshake?
     private var newest: TLSHandshake?
@@ -30,11 +50,8 @@ final class TLSAcceptor: TimerTarget {
     /// connections: it is only written during `discard`, on this loop, and never read.
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
 
-    init(worker: Worker, fd: Int32) throws {
+    init(worker: Worker) {
         self.worker = worker
-        listener = try BalancedListener(fd: fd, loop: worker.loop, worker: worker.index) { [unowned self] client, peer in
-            self.start(client, peer: peer)
-        }
     }
 
     deinit { scratch.deallocate() }
@@ -44,37 +61,32 @@ final class TLSAcceptor: TimerTarget {
         try Socket.read(fd, into: scratch)
     }
 
-    /// A connection whose handshake failed or was dropped: it no longer counts for this worker.
-    private func connectionEnded() {
-        listener?.connectionEnded()
-    }
-
-    /// Stops accepting and drops the handshakes in progress (graceful stop, shutdown).
-    func stop() {
-        listener?.stop()
+    /// Drops the handshakes in progress (the listener stopped accepting).
+    func dropAll() {
         while let handshake = oldest { drop(handshake) }
         if let timer { worker.loop.cancel(timer) }
         timer = nil
     }
 
-    /// Begins the handshake of a connection accepted here or handed over (counted already).
-    private func start(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
-        guard !worker.draining, listener?.isListening == true, let context = worker.config.tls,
+    /// Begins the handshake of a connection accepted or handed over, counted in `listener`.
+    func start(_ fd: consuming FileDescriptor, peer: SocketAddress?, countedIn listener: BalancedListener) {
+        guard !worker.draining, listener.isListening, let context = worker.config.tls,
             let session = TLSSession(context: context, fd: fd.rawValue)
         else {
             fd.close()
-            connectionEnded()
+            listener.connectionEnded()
             return
         }
         // `while`: a reload may have lowered the cap below what is in progress.
         while inProgress >= max(1, worker.config.tlsMaxHandshakes), let victim = oldest { drop(victim) }
         let deadline = monotonicNanoseconds() + nanoseconds(of: worker.config.tlsHandshakeTimeout)
-        let handshake = TLSHandshake(fd: fd.rawValue, peer: peer, session: session, deadline: deadline, acceptor: self)
+        let handshake = TLSHandshake(
+            fd: fd.rawValue, peer: peer, session: session, deadline: deadline, listener: listener, handshakes: self)
         do {
             // The loop owns the descriptor from here (it closes it if this fails).
             try worker.loop.register(fd, handler: handshake)
         } catch {
-            connectionEnded()
+            listener.connectionEnded()
             return
         }
         append(handshake)
@@ -85,7 +97,6 @@ final class TLSAcceptor: TimerTarget {
     /// The handshake is done: the connection is served from now on.
     func established(_ handshake: TLSHandshake) {
         unlink(handshake)
-        guard let listener else { preconditionFailure("a TLS acceptor accepts only through its listener") }
         let connection = ClientConnection(fd: handshake.fd, peer: handshake.peer, worker: worker, tls: handshake.session)
         // Cannot fail: a handshake steps only while it is listed (`handle` checks, `start` steps
         // it right after registering it), and the one way it gives up its registration is
@@ -94,14 +105,15 @@ final class TLSAcceptor: TimerTarget {
         // with the last reference to the session either way.
         let moved = worker.loop.transfer(handshake.fd, from: handshake, to: connection)
         precondition(moved, "a listed TLS handshake holds its descriptor's registration")
-        worker.serve(connection, countedIn: listener)
+        worker.serve(connection, countedIn: handshake.listener)
     }
 
-    /// The handshake failed, timed out or was dropped for a newer one: the connection closes.
+    /// The handshake failed, timed out or was dropped for a newer one: the connection closes
+    /// and no longer counts for this worker.
     func drop(_ handshake: TLSHandshake) {
         unlink(handshake)
         worker.loop.close(handshake.fd, of: handshake)
-        connectionEnded()
+        handshake.listener.connectionEnded()
     }
 
     // MARK: deadlines
@@ -164,17 +176,23 @@ final class TLSHandshake: EventHandler {
     let peer: SocketAddress?
     let session: TLSSession
     let deadline: UInt64
-    private unowned let acceptor: TLSAcceptor
+    /// The listener whose balance the connection counts in.
+    let listener: BalancedListener
+    private unowned let handshakes: TLSHandshakes
     fileprivate weak var older: TLSHandshake?
     fileprivate var newer: TLSHandshake?
     fileprivate var listed = false
 
-    init(fd: Int32, peer: SocketAddress?, session: TLSSession, deadline: UInt64, acceptor: TLSAcceptor) {
+    init(
+        fd: Int32, peer: SocketAddress?, session: TLSSession, deadline: UInt64, listener: BalancedListener,
+        handshakes: TLSHandshakes
+    ) {
         self.fd = fd
         self.peer = peer
         self.session = session
         self.deadline = deadline
-        self.acceptor = acceptor
+        self.listener = listener
+        self.handshakes = handshakes
     }
 
     /// What the first byte the client sent said: not seen yet, a TLS record, or plain HTTP
@@ -191,7 +209,7 @@ final class TLSHandshake: EventHandler {
     func handle(_ events: IOEvents) {
         guard listed else { return }
         if events.contains(.error) || events.contains(.hangup) {
-            acceptor.drop(self)
+            handshakes.drop(self)
             return
         }
         step()
@@ -207,9 +225,9 @@ final class TLSHandshake: EventHandler {
             return
         }
         switch session.handshake() {
-        case .done: acceptor.established(self)
+        case .done: handshakes.established(self)
         case .wantRead, .wantWrite: return
-        case .closed, .failed: acceptor.drop(self)
+        case .closed, .failed: handshakes.drop(self)
         }
     }
 
@@ -235,7 +253,7 @@ final class TLSHandshake: EventHandler {
             return .plainHTTP
         default:
             // Not TLS, the end of the stream, or a socket error.
-            acceptor.drop(self)
+            handshakes.drop(self)
             return .unseen
         }
     }
@@ -246,13 +264,13 @@ final class TLSHandshake: EventHandler {
     private func drainPlain() {
         while listed {
             do {
-                switch try acceptor.discard(from: fd) {
+                switch try handshakes.discard(from: fd) {
                 case .wouldBlock: return
-                case .done(0): acceptor.drop(self)
+                case .done(0): handshakes.drop(self)
                 case .done: continue
                 }
             } catch {
-                acceptor.drop(self)
+                handshakes.drop(self)
             }
         }
     }

@@ -70,6 +70,7 @@ package final class Worker {
     /// name: rebuilt when the worker switches snapshots.
     private var handlesSnapshot: Snapshot?
     private var handles: [ProxyMetrics.Shard] = []
+    /// The plain listener's side (nil: https only, `--listen none`).
     private var listener: BalancedListener?
     /// The TLS listener's side: accepting and handshakes in progress (`--tls-listen`).
     private var tlsAcceptor: TLSAcceptor?
@@ -139,8 +140,8 @@ package final class Worker {
     private func listen(on fd: Int32?, tls tlsFD: Int32?) throws {
         let loop = self.loop
         if let fd {
-            listener = try BalancedListener(fd: fd, loop: loop, worker: index) { [unowned self] client, peer in
-                self.adopt(client, peer: peer)
+            listener = try BalancedListener(fd: fd, loop: loop, worker: index) { [unowned self] listener, client, peer in
+                self.adopt(client, peer: peer, countedIn: listener)
             }
         }
         if let tlsFD { tlsAcceptor = try TLSAcceptor(worker: self, fd: tlsFD) }
@@ -159,14 +160,9 @@ package final class Worker {
     }
 
     /// Serves plain connection `fd`, accepted here or handed over by another worker (counted in
-    /// the plain listener's balance already).
-    private func adopt(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
+    /// `listener`'s balance already).
+    private func adopt(_ fd: consuming FileDescriptor, peer: SocketAddress?, countedIn listener: BalancedListener) {
         assert(loop.isInLoop)
-        guard let listener else {
-            // Only the plain listener calls this, so it is set; a descriptor is never leaked.
-            fd.close()
-            return
-        }
         if draining {
             // Handed over while this worker began its drain: nothing will serve it here.
             listener.connectionEnded()
@@ -233,12 +229,15 @@ package final class Worker {
     /// the in-flight requests over all workers (`BoundedSelection`).
     func boundedSelect(_ snapshot: Snapshot, hashedKey: UInt64, factor: Double) -> Int? {
         assert(loop.isInLoop)
-        if bounded?.selection.snapshot !== snapshot || bounded?.selection.balanceFactor != factor {
-            bounded = (
+        let selection: BoundedSelection, load: [ProxyMetrics.Replica]
+        if let bounded, bounded.selection.snapshot === snapshot, bounded.selection.balanceFactor == factor {
+            (selection, load) = bounded
+        } else {
+            (selection, load) = (
                 BoundedSelection(snapshot, balanceFactor: factor), snapshot.backends.map { replicaHandle(for: $0).replica }
             )
+            bounded = (selection, load)
         }
-        guard let (selection, load) = bounded else { return nil }
         let total = load.reduce(0) { $0 + $1.inFlight }
         guard let choice = selection.choose(hashedKey, totalInFlight: total, inFlight: { load[$0].inFlight })
         else { return nil }
@@ -315,10 +314,13 @@ package final class Worker {
         metrics(for: backend).countFailure()
     }
 
+    /// The loop has ended: the worker lets go of its connections and stops counting among the
+    /// workers the supervisor waits for to take a new snapshot.
     private func shutdown() {
         listener?.stop()
         tlsAcceptor?.stop()
         for served in Array(connections.values) { served.connection.close() }
         pool.closeAll()
+        reader.leave()
     }
 }

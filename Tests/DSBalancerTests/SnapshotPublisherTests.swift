@@ -61,6 +61,25 @@ final class SnapshotPublisherTests: XCTestCase {
         XCTAssertTrue(publisher.allWorkersReached(3))
     }
 
+    /// A worker whose loop ended is not waited for; one started again for the same index is.
+    func testAWorkerThatLeftIsNotWaitedFor() {
+        let publisher = SnapshotPublisher(initial: snapshot(1, [1]), workers: 2)
+        var live = SnapshotPublisher.Reader(publisher: publisher, worker: 0)
+        let gone = SnapshotPublisher.Reader(publisher: publisher, worker: 1)
+        publisher.publish(snapshot(2, [1, 2]))
+        live.refresh()
+        XCTAssertFalse(publisher.allWorkersReached(2), "worker 1 has not switched and has not left")
+        gone.leave()
+        XCTAssertTrue(publisher.allWorkersReached(2))
+        publisher.publish(snapshot(3, [2]))
+        XCTAssertFalse(publisher.allWorkersReached(3), "worker 0 has not switched")
+        live.refresh()
+        XCTAssertTrue(publisher.allWorkersReached(3))
+        _ = SnapshotPublisher.Reader(publisher: publisher, worker: 1)
+        publisher.publish(snapshot(4, [1]))
+        XCTAssertFalse(publisher.allWorkersReached(4), "a reader made again counts again")
+    }
+
     func testReaderWithOutOfRangeWorkerIsIgnoredByAcknowledgements() {
         let publisher = SnapshotPublisher(initial: snapshot(1, [1]), workers: 1)
         var stray = SnapshotPublisher.Reader(publisher: publisher, worker: 5)

@@ -13,17 +13,19 @@ import XCTest
 /// The admin router answers reads from the view the control loop published and refuses bad
 /// requests itself: neither waits for the control loop (which may be busy with a slow `/add`).
 final class AdminRouterTests: XCTestCase {
-    /// Two static replicas, bootstrapped; the control loop is not running. Nothing listens at
-    /// their addresses, so their checks fail from the start; `fall` keeps them UP regardless,
-    /// or they would go DOWN (a snapshot published each) a fast interval into the test.
-    private func twoReplicas() throws -> (EventLoop, Supervisor) {
+    /// Two static replicas, bootstrapped, for `workers` workers; the control loop is not running.
+    /// Nothing listens at their addresses, so their checks fail from the start; `fall` keeps
+    /// them UP regardless, or they would go DOWN (a snapshot published each) a fast interval
+    /// into the test.
+    private func twoReplicas(
+        workers: Int = 0, logger: Logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+    ) throws -> (EventLoop, Supervisor) {
         let loop = try EventLoop()
         let driver = StaticDriver(backends: [DSBalancerBackend.make("server-1", 1), DSBalancerBackend.make("server-2", 2)])
         var config = SupervisorConfig()
         config.fall = 1_000
         let supervisor = Supervisor(
-            loop: loop, driver: driver, algorithm: .ring, config: config, workers: 0,
-            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+            loop: loop, driver: driver, algorithm: .ring, config: config, workers: workers, logger: logger)
         try supervisor.bootstrap(replicas: 0) {}
         return (loop, supervisor)
     }
@@ -185,41 +187,38 @@ final class AdminRouterTests: XCTestCase {
         XCTAssertEqual(wrongMethod.extraHeaders, "Allow: PATCH, POST\r\n")
     }
 
+    /// Sends `PATCH /weight` for server-2; the answer lands in the returned box.
+    private func submitWeight(_ weight: Int, to supervisor: Supervisor) -> Locked<AdminResponse?> {
+        let answer = Locked<AdminResponse?>(nil)
+        let body = #"{"hostnames": ["server-2"], "weight": \#(weight)}"#
+        supervisor.admin.submit(AdminRequest(method: "PATCH", path: "/weight", query: nil, body: Array(body.utf8))) {
+            response in answer.withLock { $0 = response }
+        }
+        return answer
+    }
+
+    /// The answer in `answer` once there is one, or nil after `seconds`.
+    private func waitFor(_ answer: Locked<AdminResponse?>, seconds: Double) -> AdminResponse? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let response = answer.withLock({ $0 }) { return response }
+            usleep(1_000)
+        }
+        return nil
+    }
+
     /// A command answers once every worker runs the snapshot it published (a request sent after
     /// the answer is routed by the new pool); a worker that never switches holds the answer up
     /// only for the cap, after which it comes with a warning.
     func testACommandAnswersOnceEveryWorkerTookItsSnapshot() throws {
         let log = CapturedLog()
-        let loop = try EventLoop()
-        let driver = StaticDriver(backends: [DSBalancerBackend.make("server-1", 1), DSBalancerBackend.make("server-2", 2)])
-        var config = SupervisorConfig()
-        config.fall = 1_000
-        let supervisor = Supervisor(
-            loop: loop, driver: driver, algorithm: .ring, config: config, workers: 2, logger: log.logger)
-        try supervisor.bootstrap(replicas: 0) {}
+        let (loop, supervisor) = try twoReplicas(workers: 2, logger: log.logger)
         var workers = (0..<2).map { SnapshotPublisher.Reader(publisher: supervisor.publisher, worker: $0) }
         let stopLoop = startControlLoop(loop, keeping: supervisor)
         defer { stopLoop() }
 
-        func submit(weight: Int) -> Locked<AdminResponse?> {
-            let answer = Locked<AdminResponse?>(nil)
-            let body = #"{"hostnames": ["server-2"], "weight": \#(weight)}"#
-            supervisor.admin.submit(AdminRequest(method: "PATCH", path: "/weight", query: nil, body: Array(body.utf8))) {
-                response in answer.withLock { $0 = response }
-            }
-            return answer
-        }
-        func waitFor(_ answer: Locked<AdminResponse?>, seconds: Double) -> AdminResponse? {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if let response = answer.withLock({ $0 }) { return response }
-                usleep(1_000)
-            }
-            return nil
-        }
-
         let before = supervisor.publisher.currentGeneration
-        let first = submit(weight: 3)
+        let first = submitWeight(3, to: supervisor)
         let deadline = Date().addingTimeInterval(10)
         while supervisor.publisher.currentGeneration == before && Date() < deadline { usleep(1_000) }
         XCTAssertGreaterThan(supervisor.publisher.currentGeneration, before, "PATCH /weight published nothing")
@@ -230,8 +229,39 @@ final class AdminRouterTests: XCTestCase {
         XCTAssertFalse(log.messages.contains { $0.contains("Not every worker") }, "\(log.messages)")
 
         // Worker 1 never switches again: the answer still comes, after the cap, and says so.
-        let second = submit(weight: 2)
+        let second = submitWeight(2, to: supervisor)
         XCTAssertEqual(waitFor(second, seconds: 60)?.status, .ok, "no answer after the cap")
         XCTAssertTrue(log.waitFor("Not every worker switched"), "\(log.messages)")
+    }
+
+    /// A worker whose loop has ended routes nothing: a command answers once the live workers
+    /// took its snapshot, without waiting out the cap (and warning) for the one that is gone.
+    func testACommandDoesNotWaitForAWorkerWhoseLoopEnded() throws {
+        let log = CapturedLog()
+        let (loop, supervisor) = try twoReplicas(workers: 2, logger: log.logger)
+        let stopLoop = startControlLoop(loop, keeping: supervisor)
+        defer { stopLoop() }
+
+        let exited = DispatchSemaphore(value: 0)
+        func startWorker(_ index: Int) throws -> EventLoop {
+            try Worker.start(
+                index: index, listenFD: nil, publisher: supervisor.publisher,
+                config: ProxyConfig(adminAllow: ProxyConfig.defaultAdminAllow()), admin: nil, metrics: supervisor.metrics,
+                onUnreachable: { _ in }, onExit: { exited.signal() })
+        }
+        let live = try startWorker(0)
+        defer {
+            live.stop()
+            XCTAssertEqual(exited.wait(timeout: .now() + 20), .success, "worker 0's loop did not end")
+        }
+        let ended = try startWorker(1)
+        ended.stop()
+        XCTAssertEqual(exited.wait(timeout: .now() + 20), .success, "worker 1's loop did not end")
+
+        let answer = submitWeight(3, to: supervisor)
+        // Waits well past the cap: what tells a wait for the ended worker is the warning, not the time.
+        XCTAssertEqual(waitFor(answer, seconds: 60)?.status, .ok, "no answer")
+        XCTAssertFalse(log.messages.contains { $0.contains("Not every worker") }, "waited for the ended worker: \(log.messages)")
+        XCTAssertEqual(supervisor.publisher.latest().table.members.map(\.weight), [1, 3])
     }
 }

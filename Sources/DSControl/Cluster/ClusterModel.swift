@@ -58,7 +58,8 @@ package struct ReplicaReport: Sendable, Equatable, Codable {
     /// `host:port`, reachable from the other hosts.
     package var host: String
     package var port: UInt16
-    /// `HealthStatus` raw value (`starting`, `up`, `down`…): only `up` takes requests.
+    /// `up`, `starting` or `down`, as the node that runs it reports it (`Supervisor.reportedState`,
+    /// not a `HealthMachine.Status` raw value): only `up` takes requests.
     package var state: String
     package var restarts: Int
     package var failedRestarts: Int
