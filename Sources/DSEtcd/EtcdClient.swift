@@ -79,7 +79,7 @@ package final class EtcdClient {
         call("/v3/kv/range", body, idempotent: true) { result in
             completion(
                 result.flatMap { json in
-                    Result { () throws(EtcdError) in (try Self.keyValues(json["kvs"]), try Self.headerRevision(json)) }
+                    Result { () throws(EtcdError) in try Self.rangeAnswer(json) }
                 })
         }
     }
@@ -131,8 +131,9 @@ package final class EtcdClient {
                 result.flatMap { json in
                     Result { () throws(EtcdError) in
                         if let error = json["error"] as? String, !error.isEmpty { throw .failed(code: 0, message: error) }
-                        guard let id = Self.int64(json["ID"]), id != 0 else { throw .malformedResponse("no lease ID in \(json)") }
-                        return (id, Self.int64(json["TTL"]) ?? 0)
+                        let id = try Self.count(json, "ID")
+                        guard id != 0 else { throw .malformedResponse("no lease ID in \(json)") }
+                        return (id, try Self.count(json, "TTL"))
                     }
                 })
         }
@@ -148,7 +149,7 @@ package final class EtcdClient {
                         guard let answer = json["result"] as? [String: Any] else {
                             throw .malformedResponse("no result in the keep-alive answer \(json)")
                         }
-                        return Self.int64(answer["TTL"]) ?? 0
+                        return try Self.count(answer, "TTL")
                     }
                 })
         }
@@ -278,16 +279,34 @@ package final class EtcdClient {
     static func int64(_ value: Any?) -> Int64? {
         switch value {
         case let text as String: Int64(text)
-        case let number as NSNumber: number.int64Value
+        case let number as NSNumber: Int64(exactly: number)
         default: nil
         }
     }
 
+    /// A revision, version, lease ID or TTL: `json[field]`, 0 when left out. Every one of them is
+    /// a count etcd never makes negative, and callers add one to it (the next revision, the next
+    /// version) or hold it as a UInt64, so anything else — a negative or non-numeric value, or
+    /// one at or past Int64.max — is an answer no etcd sends, refused here with the field and
+    /// value named rather than trapping later in a caller's arithmetic.
+    static func count(_ json: [String: Any], _ field: String) throws(EtcdError) -> Int64 {
+        guard let value = json[field] else { return 0 }
+        guard let count = int64(value), count >= 0, count < Int64.max else {
+            throw .malformedResponse("\(field) \(value) is not a count from 0 to \(Int64.max - 1)")
+        }
+        return count
+    }
+
     static func headerRevision(_ json: [String: Any]) throws(EtcdError) -> Int64 {
-        guard let header = json["header"] as? [String: Any], let revision = int64(header["revision"]) else {
+        guard let header = json["header"] as? [String: Any], header["revision"] != nil else {
             throw .malformedResponse("no header revision in \(json)")
         }
-        return revision
+        return try count(header, "revision")
+    }
+
+    /// A `/v3/kv/range` answer: its keys and the store's revision.
+    static func rangeAnswer(_ json: [String: Any]) throws(EtcdError) -> (kvs: [EtcdKeyValue], revision: Int64) {
+        (try keyValues(json["kvs"]), try headerRevision(json))
     }
 
     static func keyValue(_ value: Any?) throws(EtcdError) -> EtcdKeyValue {
@@ -300,8 +319,8 @@ package final class EtcdClient {
             bytes = Array(data)
         }
         return EtcdKeyValue(
-            key: Array(key), value: bytes, createRevision: int64(json["create_revision"]) ?? 0,
-            modRevision: int64(json["mod_revision"]) ?? 0, version: int64(json["version"]) ?? 0, lease: int64(json["lease"]) ?? 0)
+            key: Array(key), value: bytes, createRevision: try count(json, "create_revision"),
+            modRevision: try count(json, "mod_revision"), version: try count(json, "version"), lease: try count(json, "lease"))
     }
 
     static func keyValues(_ value: Any?) throws(EtcdError) -> [EtcdKeyValue] {

@@ -93,7 +93,9 @@ package final class EtcdWatch {
             // then the body ends) or garbage: start again elsewhere.
             return reopen()
         }
-        if let compacted = EtcdClient.int64(result["compact_revision"]), compacted > 0 {
+        // A compact revision no etcd sends is garbage like any other: start again elsewhere.
+        guard let compacted = try? EtcdClient.count(result, "compact_revision") else { return reopen() }
+        if compacted > 0 {
             cancel()
             return onEnd(.compacted(revision: compacted))
         }
