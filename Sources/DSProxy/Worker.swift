@@ -2,6 +2,15 @@ import DSBalancer
 import DSHTTP1
 import DSReactor
 import DSSystem
+import Dispatch
+
+/// A worker that could not watch a listening socket (`Worker.start`): it never served.
+package struct WorkerStartError: Error, CustomStringConvertible {
+    package let worker: Int
+    package let reason: any Error
+
+    package var description: String { "worker \(worker) cannot watch its listening socket: \(reason)" }
+}
 
 /// One worker thread (docs/ARCHITECTURE.md §2): its own epoll loop, its client connections, its
 /// upstream pool and its view of the snapshot. Everything here is loop thread only.
@@ -103,11 +112,13 @@ package final class Worker {
         pool.follow(reader.snapshot)
     }
 
-    /// Starts worker `index` on its own thread, accepting on the shared `listenFD`. Returns its
-    /// loop (to stop it). `onExit` runs on the worker's thread once it has stopped and let go of
-    /// `listenFD`: only then may the starter close it (the number could otherwise be reused
-    /// under a worker still starting). `cpu`: the one CPU the thread may run on (`onPinFailure`
-    /// hears when the kernel refuses; the worker then runs unpinned). Any thread.
+    /// Starts worker `index` on its own thread, accepting on the shared `listenFD`, and returns
+    /// once the worker watches its listening sockets: its loop (to stop it). When the worker
+    /// cannot watch them it throws `WorkerStartError` after the worker let go of them again, and
+    /// `onExit` never runs. Else `onExit` runs on the worker's thread once it has stopped and let
+    /// go of `listenFD`: only then may the starter close it (the number could otherwise be
+    /// reused under a worker still starting). `cpu`: the one CPU the thread may run on
+    /// (`onPinFailure` hears when the kernel refuses; the worker then runs unpinned). Any thread.
     package static func start(
         index: Int, listenFD: Int32?, tlsListenFD: Int32? = nil, publisher: SnapshotPublisher, config: ProxyConfig,
         admin: AdminHandler?, metrics: ProxyMetrics,
@@ -117,6 +128,10 @@ package final class Worker {
     ) throws -> EventLoop {
         let loop = try EventLoop()
         handle?.loop = loop
+        // The thread's answer: nil once it watches its sockets, else why it cannot. The starter
+        // waits for it, so a server never reports ready with a worker that does not accept.
+        let started = DispatchSemaphore(value: 0)
+        let failure = Locked<WorkerStartError?>(nil)
         LoopThread.start(name: "ds-lb-w\(index)") {
             if let cpu {
                 do throws(SyscallError) { try pinCurrentThread(to: cpu) } catch { onPinFailure?(error) }
@@ -128,12 +143,20 @@ package final class Worker {
             do {
                 try worker.listen(on: listenFD, tls: tlsListenFD)
             } catch {
-                fatalError("worker \(index): cannot watch the listening socket: \(error)")
+                // Lets go of the sockets it did watch before the starter hears, for the same
+                // reason `onExit` waits.
+                worker.shutdown()
+                failure.withLock { $0 = WorkerStartError(worker: index, reason: error) }
+                started.signal()
+                return
             }
+            started.signal()
             loop.run()
             worker.shutdown()
             onExit?()
         }
+        started.wait()
+        if let error = failure.withLock({ $0 }) { throw error }
         return loop
     }
 

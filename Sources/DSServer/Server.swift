@@ -283,7 +283,8 @@ package final class Server: @unchecked Sendable {
         } catch {
             // The worker whose start threw never ran: it has nothing to leave.
             workersRunning.leave()
-            startError = error
+            // Readiness was not signalled: the server stops with this one-line reason.
+            startError = ServerError.failed("cannot start the workers: \(error)")
             loop.stop()
             return
         }
