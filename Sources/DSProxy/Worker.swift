@@ -87,7 +87,7 @@ package final class Worker {
     private var connections: [ObjectIdentifier: (connection: ClientConnection, listener: BalancedListener)] = [:]
     /// Set by `drain`: no new connection, none kept open after its request (GracefulDrain).
     private(set) var draining = false
-    private var drainSignal: GracefulDrain?
+    private var drainSignal: (drain: GracefulDrain, id: Int)?
 
     init(
         index: Int, loop: EventLoop, publisher: SnapshotPublisher, config: ProxyConfig, admin: AdminHandler?,
@@ -169,9 +169,8 @@ package final class Worker {
         }
         if let tlsFD { tlsAcceptor = try TLSAcceptor(worker: self, fd: tlsFD) }
         if let drain = config.drain {
-            drainSignal = drain
             let me = LoopBound(self)
-            drain.enroll { loop.execute { me.value.drain() } }
+            drainSignal = (drain, drain.enroll { loop.execute { me.value.drain() } })
         }
         reader.publisher.addWaker { loop.wakeUp() }
         pool.startSweeping()
@@ -272,7 +271,7 @@ package final class Worker {
         assert(loop.isInLoop)
         guard let served = connections.removeValue(forKey: ObjectIdentifier(connection)) else { return }
         served.listener.connectionEnded()
-        if draining { drainSignal?.adjust(-1) }
+        if draining { drainSignal?.drain.adjust(-1) }
         if trimScheduled {
             closesSinceTrimArmed += 1
         } else if peakConnections >= Self.crowd && connections.count <= peakConnections / 4 {
@@ -322,7 +321,7 @@ package final class Worker {
         tlsAcceptor?.stop()
         pool.closeAll()
         // This worker counted 1 in the drain's total until now; from now on, its connections.
-        drainSignal?.adjust(connections.count - 1)
+        drainSignal?.drain.adjust(connections.count - 1)
         for served in Array(connections.values) { served.connection.drain() }
     }
 
@@ -338,12 +337,14 @@ package final class Worker {
     }
 
     /// The loop has ended: the worker lets go of its connections and stops counting among the
-    /// workers the supervisor waits for to take a new snapshot.
+    /// workers the supervisor waits for to take a new snapshot, and among those a graceful stop
+    /// waits for to drain (its drain, hopping to this loop, would never run).
     private func shutdown() {
         listener?.stop()
         tlsAcceptor?.stop()
         for served in Array(connections.values) { served.connection.close() }
         pool.closeAll()
         reader.leave()
+        if let (drain, id) = drainSignal { drain.withdraw(id, counted: draining ? connections.count : 1) }
     }
 }
