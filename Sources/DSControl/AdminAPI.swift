@@ -112,7 +112,12 @@ package final class AdminRouter: AdminHandler {
                 return .answered(.failure(.badRequest, error.message))
             }
         case ("/rm", "DELETE"):
-            if let id = request.queryParameter("id") {
+            let id: String?
+            do { id = try request.queryParameter("id") } catch {
+                return .answered(
+                    .failure(.badRequest, "<Error> Query parameter '\(error.name)' has a malformed percent-escape"))
+            }
+            if let id {
                 guard let number = Int(id), number > 0 else {
                     return .answered(.failure(.badRequest, "<Error> 'id' must be a positive integer, got '\(id)'"))
                 }

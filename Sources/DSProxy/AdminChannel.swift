@@ -18,15 +18,60 @@ package struct AdminRequest: Sendable {
         self.client = client
     }
 
-    /// The first value of query parameter `name`.
-    package func queryParameter(_ name: String) -> String? {
+    /// The first value of query parameter `name`, names and values percent-decoded (RFC 3986
+    /// §2.1), so `?id=%31` is `?id=1`. A `+` stays a plus: it means a space only in HTML form
+    /// bodies, and the data plane reads it as a plus too (it hashes its keys as sent). A `%` not
+    /// followed by two hex digits, in the value or in a name read before it, is refused.
+    package func queryParameter(_ name: String) throws(MalformedQueryParameter) -> String? {
         guard let query else { return nil }
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if parts[0] == name { return parts.count > 1 ? String(parts[1]) : "" }
+            guard let decodedName = Self.percentDecoded(parts[0]) else {
+                throw MalformedQueryParameter(name: String(parts[0]))
+            }
+            guard decodedName == name else { continue }
+            guard parts.count > 1 else { return "" }
+            guard let value = Self.percentDecoded(parts[1]) else { throw MalformedQueryParameter(name: name) }
+            return value
         }
         return nil
     }
+
+    /// `text` with each `%XX` replaced by byte XX; nil when a `%` lacks its two hex digits.
+    static func percentDecoded(_ text: Substring) -> String? {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
+        func hex(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        let bytes = Array(text.utf8)
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            guard bytes[index] == UInt8(ascii: "%") else {
+                decoded.append(bytes[index])
+                index += 1
+                continue
+            }
+            guard index + 2 < bytes.count, let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2]) else {
+                return nil
+            }
+            decoded.append(high << 4 | low)
+            index += 3
+        }
+        return String(decoding: decoded, as: UTF8.self)
+    }
+}
+
+/// A query parameter with a `%` not followed by two hex digits (`AdminRequest.queryParameter`).
+package struct MalformedQueryParameter: Error, Equatable {
+    /// The parameter's name as sent.
+    package let name: String
 }
 
 /// The supervisor's answer: a status and a body (JSON unless said otherwise).

@@ -75,6 +75,14 @@ final class AdminRouterTests: XCTestCase {
             ("POST", "/add", nil, "{", .badRequest, "<Error> Request body is not valid JSON", ""),
             ("POST", "/add", nil, #"{"n": "2"}"#, .badRequest, "<Error> 'n' must be a positive integer", ""),
             ("DELETE", "/rm", "id=x", "", .badRequest, "<Error> 'id' must be a positive integer, got 'x'", ""),
+            ("DELETE", "/rm", "id=%G1", "", .badRequest, "<Error> Query parameter 'id' has a malformed percent-escape", ""),
+            ("DELETE", "/rm", "id=%3", "", .badRequest, "<Error> Query parameter 'id' has a malformed percent-escape", ""),
+            ("DELETE", "/rm", "i%d=1", "", .badRequest, "<Error> Query parameter 'i%d' has a malformed percent-escape", ""),
+            // Names are decoded too: "%69d" is "id".
+            ("DELETE", "/rm", "%69d=x", "", .badRequest, "<Error> 'id' must be a positive integer, got 'x'", ""),
+            // A plus is a plus (not a space), as in the data plane's keys.
+            ("DELETE", "/rm", "id=1+1", "", .badRequest, "<Error> 'id' must be a positive integer, got '1+1'", ""),
+            ("DELETE", "/rm", "id=%20", "", .badRequest, "<Error> 'id' must be a positive integer, got ' '", ""),
             (
                 "DELETE", "/rm", "id=1", #"{"n": 1}"#, .badRequest,
                 "<Error> Name the replica either as ?id= or in the body, not both", ""
@@ -112,7 +120,8 @@ final class AdminRouterTests: XCTestCase {
 
         let answered = expectation(description: "answer")
         let response = Locked<AdminResponse?>(nil)
-        router.submit(AdminRequest(method: "DELETE", path: "/rm", query: "id=1", body: [])) { answer in
+        // Percent-decoded: "%31" is "1".
+        router.submit(AdminRequest(method: "DELETE", path: "/rm", query: "id=%31", body: [])) { answer in
             response.withLock { $0 = answer }
             answered.fulfill()
         }
