@@ -129,28 +129,18 @@ package final class EtcdClient {
         call("/v3/lease/grant", ["TTL": String(ttl)], idempotent: false) { result in
             completion(
                 result.flatMap { json in
-                    Result { () throws(EtcdError) in
-                        if let error = json["error"] as? String, !error.isEmpty { throw .failed(code: 0, message: error) }
-                        let id = try Self.count(json, "ID")
-                        guard id != 0 else { throw .malformedResponse("no lease ID in \(json)") }
-                        return (id, try Self.count(json, "TTL"))
-                    }
+                    Result { () throws(EtcdError) in try Self.grantAnswer(json) }
                 })
         }
     }
 
-    /// Renews lease `id` once: the TTL it has again, 0 when the lease is gone (expired or revoked).
+    /// Renews lease `id` once: the TTL it has again, 0 or less when the lease is gone (expired or revoked).
     package func keepAlive(lease id: Int64, completion: @escaping (Result<Int64, EtcdError>) -> Void) {
         // A stream in gRPC; through the gateway one request gets one answer and the body ends.
         call("/v3/lease/keepalive", ["ID": String(id)], idempotent: true) { result in
             completion(
                 result.flatMap { json in
-                    Result { () throws(EtcdError) in
-                        guard let answer = json["result"] as? [String: Any] else {
-                            throw .malformedResponse("no result in the keep-alive answer \(json)")
-                        }
-                        return try Self.count(answer, "TTL")
-                    }
+                    Result { () throws(EtcdError) in try Self.keepAliveAnswer(json) }
                 })
         }
     }
@@ -284,11 +274,11 @@ package final class EtcdClient {
         }
     }
 
-    /// A revision, version, lease ID or TTL: `json[field]`, 0 when left out. Every one of them is
-    /// a count etcd never makes negative, and callers add one to it (the next revision, the next
-    /// version) or hold it as a UInt64, so anything else — a negative or non-numeric value, or
-    /// one at or past Int64.max — is an answer no etcd sends, refused here with the field and
-    /// value named rather than trapping later in a caller's arithmetic.
+    /// A revision or version: `json[field]`, 0 when left out. Each is a count etcd never makes
+    /// negative, and callers add one to it (the next revision, the next version) or hold it as a
+    /// UInt64, so anything else — a negative or non-numeric value, or one at or past Int64.max —
+    /// is an answer no etcd sends, refused here with the field and value named rather than
+    /// trapping later in a caller's arithmetic.
     static func count(_ json: [String: Any], _ field: String) throws(EtcdError) -> Int64 {
         guard let value = json[field] else { return 0 }
         guard let count = int64(value), count >= 0, count < Int64.max else {
@@ -297,11 +287,37 @@ package final class EtcdClient {
         return count
     }
 
+    /// A lease ID or TTL: `json[field]`, 0 when left out, any int64 else. Neither is a count: a
+    /// lease ID is a name (etcd grants the one a client asks for, negative or Int64.max too, and
+    /// keys carry it), and a TTL of 0 or less says the lease is gone (LeaseTimeToLive's -1).
+    /// Only a value that is no int64 at all is refused.
+    static func integer(_ json: [String: Any], _ field: String) throws(EtcdError) -> Int64 {
+        guard let value = json[field] else { return 0 }
+        guard let integer = int64(value) else { throw .malformedResponse("\(field) \(value) is not an int64") }
+        return integer
+    }
+
     static func headerRevision(_ json: [String: Any]) throws(EtcdError) -> Int64 {
         guard let header = json["header"] as? [String: Any], header["revision"] != nil else {
             throw .malformedResponse("no header revision in \(json)")
         }
         return try count(header, "revision")
+    }
+
+    /// A `/v3/lease/grant` answer: the lease's ID and TTL.
+    static func grantAnswer(_ json: [String: Any]) throws(EtcdError) -> (id: Int64, ttl: Int64) {
+        if let error = json["error"] as? String, !error.isEmpty { throw .failed(code: 0, message: error) }
+        let id = try integer(json, "ID")
+        guard id != 0 else { throw .malformedResponse("no lease ID in \(json)") }
+        return (id, try integer(json, "TTL"))
+    }
+
+    /// A `/v3/lease/keepalive` answer: the TTL the lease has again, 0 or less when it is gone.
+    static func keepAliveAnswer(_ json: [String: Any]) throws(EtcdError) -> Int64 {
+        guard let answer = json["result"] as? [String: Any] else {
+            throw .malformedResponse("no result in the keep-alive answer \(json)")
+        }
+        return try integer(answer, "TTL")
     }
 
     /// A `/v3/kv/range` answer: its keys and the store's revision.
@@ -320,7 +336,7 @@ package final class EtcdClient {
         }
         return EtcdKeyValue(
             key: Array(key), value: bytes, createRevision: try count(json, "create_revision"),
-            modRevision: try count(json, "mod_revision"), version: try count(json, "version"), lease: try count(json, "lease"))
+            modRevision: try count(json, "mod_revision"), version: try count(json, "version"), lease: try integer(json, "lease"))
     }
 
     static func keyValues(_ value: Any?) throws(EtcdError) -> [EtcdKeyValue] {

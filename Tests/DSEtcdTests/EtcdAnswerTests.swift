@@ -59,11 +59,34 @@ final class EtcdAnswerTests: XCTestCase {
     }
 
     func testOtherCountsAreCheckedTheSameWay() throws {
-        for field in ["create_revision", "version", "lease"] {
+        for field in ["create_revision", "version"] {
             let answer = try json(#"{"header": {"revision": "5"}, "kvs": [{"key": "YQ==", "\#(field)": "-2"}]}"#)
             assertMalformed(answer, naming: [field, "-2"])
         }
-        XCTAssertThrowsError(try EtcdClient.count(try json(#"{"TTL": "-1"}"#), "TTL"))
-        XCTAssertThrowsError(try EtcdClient.count(try json(#"{"ID": "-7"}"#), "ID"))
+        assertMalformed(try json(#"{"header": {"revision": "5"}, "kvs": [{"key": "YQ==", "lease": "1.5"}]}"#), naming: ["lease"])
+        XCTAssertThrowsError(try EtcdClient.keepAliveAnswer(try json(#"{"result": {"TTL": "ten"}}"#)))
+        XCTAssertThrowsError(try EtcdClient.grantAnswer(try json(#"{"ID": "seven", "TTL": "10"}"#)))
+    }
+
+    /// A lease ID is a name, not a count: etcd 3.4 grants the ID a client asks for, negative or
+    /// Int64.max too (`/v3/lease/grant {"ID": "-5"}` answers `"ID": "-5"`), and a key put under
+    /// it carries it in every range answer.
+    func testALeaseIDIsAnyInt64() throws {
+        for id in ["-5", "9223372036854775807"] {
+            let answer = try EtcdClient.rangeAnswer(
+                try json(#"{"header": {"revision": "3"}, "kvs": [{"key": "YQ==", "lease": "\#(id)"}]}"#))
+            XCTAssertEqual(answer.kvs.map(\.lease), [Int64(id)])
+            let granted = try EtcdClient.grantAnswer(try json(#"{"ID": "\#(id)", "TTL": "60"}"#))
+            XCTAssertEqual(granted.id, Int64(id))
+        }
+    }
+
+    /// A TTL of 0 or less says the lease is gone (LeaseTimeToLive answers -1 for one): the
+    /// membership fences on it, where a malformed answer would only be retried.
+    func testAKeepAliveTTLBelowZeroSaysTheLeaseIsGone() throws {
+        XCTAssertEqual(try EtcdClient.keepAliveAnswer(try json(#"{"result": {"TTL": "-1"}}"#)), -1)
+        // etcd 3.4's answer for a revoked lease leaves the TTL out.
+        XCTAssertEqual(try EtcdClient.keepAliveAnswer(try json(#"{"result": {"ID": "12345"}}"#)), 0)
+        XCTAssertEqual(try EtcdClient.keepAliveAnswer(try json(#"{"result": {"TTL": "60"}}"#)), 60)
     }
 }
