@@ -114,8 +114,7 @@ package final class AdminRouter: AdminHandler {
         case ("/rm", "DELETE"):
             let id: String?
             do { id = try request.queryParameter("id") } catch {
-                return .answered(
-                    .failure(.badRequest, "<Error> Query parameter '\(error.name)' has a malformed percent-escape"))
+                return .answered(.failure(.badRequest, error.message))
             }
             if let id {
                 guard let number = Int(id), number > 0 else {

@@ -18,23 +18,32 @@ package struct AdminRequest: Sendable {
         self.client = client
     }
 
-    /// The first value of query parameter `name`, names and values percent-decoded (RFC 3986
-    /// §2.1), so `?id=%31` is `?id=1`. A `+` stays a plus: it means a space only in HTML form
-    /// bodies, and the data plane reads it as a plus too (it hashes its keys as sent). A `%` not
-    /// followed by two hex digits, in the value or in a name read before it, is refused.
+    /// The value of query parameter `name`, names and values percent-decoded (RFC 3986 §2.1), so
+    /// `?id=%31` is `?id=1`. A `+` stays a plus: it means a space only in HTML form bodies, and
+    /// the data plane reads it as a plus too (it hashes its keys as sent). Refused: a `%` not
+    /// followed by two hex digits in any name (it may be `name`) or in `name`'s value, and
+    /// `name` given more than once (`?id=1&id=2`, or `?id=1&%69d=2`), which would otherwise pick
+    /// one of two values silently, as a body's repeated key is refused.
     package func queryParameter(_ name: String) throws(MalformedQueryParameter) -> String? {
         guard let query else { return nil }
+        var found: String?
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard let decodedName = Self.percentDecoded(parts[0]) else {
-                throw MalformedQueryParameter(name: String(parts[0]))
+                throw MalformedQueryParameter(name: String(parts[0]), problem: .malformedEscape)
             }
             guard decodedName == name else { continue }
-            guard parts.count > 1 else { return "" }
-            guard let value = Self.percentDecoded(parts[1]) else { throw MalformedQueryParameter(name: name) }
-            return value
+            guard found == nil else { throw MalformedQueryParameter(name: name, problem: .repeated) }
+            guard parts.count > 1 else {
+                found = ""
+                continue
+            }
+            guard let value = Self.percentDecoded(parts[1]) else {
+                throw MalformedQueryParameter(name: name, problem: .malformedEscape)
+            }
+            found = value
         }
-        return nil
+        return found
     }
 
     /// `text` with each `%XX` replaced by byte XX; nil when a `%` lacks its two hex digits.
@@ -68,10 +77,26 @@ package struct AdminRequest: Sendable {
     }
 }
 
-/// A query parameter with a `%` not followed by two hex digits (`AdminRequest.queryParameter`).
+/// A query parameter `AdminRequest.queryParameter` refuses.
 package struct MalformedQueryParameter: Error, Equatable {
-    /// The parameter's name as sent.
+    package enum Problem: Sendable, Equatable {
+        /// A `%` not followed by two hex digits.
+        case malformedEscape
+        /// The parameter is given more than once.
+        case repeated
+    }
+
+    /// The parameter's name as sent (decoded for `repeated`).
     package let name: String
+    package let problem: Problem
+
+    /// The 400 answer's message.
+    package var message: String {
+        switch problem {
+        case .malformedEscape: "<Error> Query parameter '\(name)' has a malformed percent-escape"
+        case .repeated: "<Error> Query parameter '\(name)' is given more than once"
+        }
+    }
 }
 
 /// The supervisor's answer: a status and a body (JSON unless said otherwise).

@@ -83,6 +83,12 @@ final class AdminRouterTests: XCTestCase {
             // A plus is a plus (not a space), as in the data plane's keys.
             ("DELETE", "/rm", "id=1+1", "", .badRequest, "<Error> 'id' must be a positive integer, got '1+1'", ""),
             ("DELETE", "/rm", "id=%20", "", .badRequest, "<Error> 'id' must be a positive integer, got ' '", ""),
+            // Given twice, even with the same value or once under another spelling: which to remove?
+            ("DELETE", "/rm", "id=1&id=2", "", .badRequest, "<Error> Query parameter 'id' is given more than once", ""),
+            ("DELETE", "/rm", "id=1&%69d=1", "", .badRequest, "<Error> Query parameter 'id' is given more than once", ""),
+            ("DELETE", "/rm", "id&id=2", "", .badRequest, "<Error> Query parameter 'id' is given more than once", ""),
+            // A malformed name after the id may name it too.
+            ("DELETE", "/rm", "id=1&i%d=2", "", .badRequest, "<Error> Query parameter 'i%d' has a malformed percent-escape", ""),
             (
                 "DELETE", "/rm", "id=1", #"{"n": 1}"#, .badRequest,
                 "<Error> Name the replica either as ?id= or in the body, not both", ""
