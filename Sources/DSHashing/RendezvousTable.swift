@@ -115,6 +115,17 @@
     /// reads `starts` (512 KB) and one short run.
     @usableFromInline let starts: [UInt32]
     @usableFromInline let lists: [UInt8]
+    /// The wide lists again, laid out for the lookup (nil when the table has none, see
+    /// `lineShift`): cell c's list sits in 64-byte line c >> lineShift, with the lists of the
+    /// other cells of that line, so a lookup reads one cache line where `starts` and `lists` take
+    /// two dependent reads. A line holds 2^lineShift lists: header bytes h₀ … h_P (P =
+    /// 2^lineShift), list k at bytes h_k ..< h_{k+1} of the line; h₀ = 0 marks a line whose lists
+    /// did not fit, which the lookup reads from `starts` and `lists`. The list bytes are those of
+    /// `lists` (gaps, 0 a skip).
+    @usableFromInline let lines: [UInt8]
+    /// log₂ of the cells per line, or −1: no lines (narrow tables, and lists too long to share a
+    /// line).
+    @usableFromInline let lineShift: Int
     /// Bit c set: cell c has members of its own (its list is not a fallback block's). Lets a
     /// table be derived from this one without placing every member again (`Incremental`).
     let occupied: [UInt64]
@@ -174,9 +185,11 @@
         self.fallbackShift = fallbackShift
         self.seeds = seeds
         self.owners = owners
-        (starts, lists, occupied) = RendezvousTable.candidateLists(
+        let lineShift = RendezvousTable.lineShift(virtualCount: owners.count, groupShift: groupShift)
+        self.lineShift = lineShift ?? -1
+        (starts, lists, occupied, lines) = RendezvousTable.candidateLists(
             seeds: seeds, cellCount: cellCount, groupShift: groupShift,
-            fallbackShift: fallbackShift, incremental: incremental)
+            fallbackShift: fallbackShift, lineShift: lineShift, incremental: incremental)
     }
 
     /// The HRW seed pairs of `member`'s first `count` virtual members (they depend on its name
@@ -316,12 +329,13 @@
     /// input to the same list encoding, so the same bytes.
     static func candidateLists(
         seeds: [UInt64], cellCount: Int, groupShift: Int,
-        fallbackShift: Int, incremental: Incremental?
-    ) -> (starts: [UInt32], lists: [UInt8], occupied: [UInt64]) {
+        fallbackShift: Int, lineShift: Int?, incremental: Incremental?
+    ) -> (starts: [UInt32], lists: [UInt8], occupied: [UInt64], lines: [UInt8]) {
         let virtualCount = seeds.count / 2
         var starts = [UInt32](repeating: 0, count: cellCount)
         var occupied = [UInt64](repeating: 0, count: (cellCount + 63) >> 6)
-        guard virtualCount > 0 else { return (starts, [], occupied) }
+        guard virtualCount > 0 else { return (starts, [], occupied, []) }
+        var lines = [UInt8](repeating: 0, count: lineShift.map { (cellCount >> $0) << 6 } ?? 0)
         let groupSize = 1 << groupShift
         let groups = cellCount >> groupShift
         let minimumSpan = min(groupSize, 1 << min(fallbackShift, 30))
@@ -363,6 +377,7 @@
         (incremental?.oldStarts ?? []).withUnsafeBufferPointer { oldStarts in
         (incremental?.oldLists ?? []).withUnsafeBufferPointer { oldLists in
         (incremental?.oldOccupied ?? []).withUnsafeBufferPointer { oldOccupied in
+        lines.withUnsafeMutableBufferPointer { lines in
             var w = 0
             func encode(_ ids: UnsafeMutableBufferPointer<Int>, _ from: Int, _ to: Int) {
                 w = encodeList(ids, from, to, narrow: narrow, into: scratch, at: w)
@@ -383,6 +398,11 @@
                             starts: starts)
                     {
                         occupied[group] = ~0
+                        if let lineShift {
+                            packLines(
+                                group, groupShift: groupShift, lineShift: lineShift, base: lists.count,
+                                scratch: scratch, starts: starts, lines: lines)
+                        }
                         lists.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<end]))
                         continue
                     }
@@ -475,6 +495,11 @@
                     }
                     starts[cell] = lastStart
                 }
+                if let lineShift {
+                    packLines(
+                        group, groupShift: groupShift, lineShift: lineShift, base: base, scratch: scratch,
+                        starts: starts, lines: lines)
+                }
                 lists.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<w]))
             }
         }
@@ -492,8 +517,53 @@
         }
         }
         }
+        }
         precondition(lists.count < Int(inlineFlag), "candidate lists too large")
-        return (starts, lists, occupied)
+        return (starts, lists, occupied, lines)
+    }
+
+    /// Cells per line (log₂) for `lines`: 2 while two lists of ≈ V/64 bytes (plus skips and a
+    /// header) fit a line nearly always, 1 while one does; nil past that (the lists need more
+    /// than a line anyway, and a lookup is bound by its candidates) and for narrow tables (their
+    /// short lists sit in `starts` itself). Not part of the routing contract.
+    static func lineShift(virtualCount: Int, groupShift: Int) -> Int? {
+        guard virtualCount > narrowLimit, groupShift == defaultGroupShift else { return nil }
+        if virtualCount <= 1200 { return 1 }
+        if virtualCount <= 2600 { return 0 }
+        return nil
+    }
+
+    /// Writes the lines of `group` (see `lines`) from its lists, which are scratch[0...] with
+    /// `starts` pointing at base + offset: a copy of each list's gap bytes. A line whose lists
+    /// do not fit stays all zero.
+    @inline(__always)
+    static func packLines(
+        _ group: Int, groupShift: Int, lineShift: Int, base: Int, scratch: UnsafeMutableBufferPointer<UInt8>,
+        starts: UnsafeMutableBufferPointer<UInt32>, lines: UnsafeMutableBufferPointer<UInt8>
+    ) {
+        let perLine = 1 &<< lineShift
+        var cell = group &<< groupShift
+        let endCell = cell &+ (1 &<< groupShift)
+        while cell < endCell {
+            var total = perLine &+ 1
+            for k in 0..<perLine {
+                // A long list's length byte is 255, which alone overflows the line.
+                total &+= Int(scratch[Int(starts[cell &+ k]) &- base])
+            }
+            if total <= 64 {
+                let out = (cell &>> lineShift) &<< 6
+                var w = perLine &+ 1
+                for k in 0..<perLine {
+                    let start = Int(starts[cell &+ k]) &- base
+                    let length = Int(scratch[start])
+                    lines[out &+ k] = UInt8(truncatingIfNeeded: w)
+                    for i in 0..<length { lines[out &+ w &+ i] = scratch[start &+ 1 &+ i] }
+                    w &+= length
+                }
+                lines[out &+ perLine] = UInt8(truncatingIfNeeded: w)
+            }
+            cell &+= perLine
+        }
     }
 
     /// Writes the list of the members ids[from ..< to] (ascending) at out[w...] and returns its
@@ -741,7 +811,20 @@
     @inlinable
     package func lookup(_ key: UInt64) -> Int? {
         guard !owners.isEmpty else { return nil }
-        let entry = starts[cell(key)]
+        let c = cell(key)
+        if lineShift >= 0 {
+            let v = lines.withUnsafeBufferPointer { lines in
+                let at = (c &>> lineShift) &<< 6 | (c & ((1 &<< lineShift) &- 1))
+                let first = Int(lines[at])
+                if first == 0 { return -1 }
+                let line = at & ~63
+                return seeds.withUnsafeBufferPointer { seeds in
+                    RendezvousTable.chooseLine(key, lines, line &+ first, line &+ Int(lines[at &+ 1]), seeds)
+                }
+            }
+            if v >= 0 { return Int(owners[v]) }
+        }
+        let entry = starts[c]
         let start = Int(entry)
         let v: Int = seeds.withUnsafeBufferPointer { seeds in
             if entry & RendezvousTable.inlineFlag != 0 { return RendezvousTable.chooseInline(key, entry, seeds) }
@@ -847,6 +930,46 @@
             bestScore = better ? s : bestScore
             best = better ? v : best
             i &+= 1
+        }
+        return best
+    }
+
+    /// The highest-scoring candidate of the non-empty gap-coded list `lines[first ..< end]`; ties
+    /// keep the lower index. The same choice as `chooseGapCoded`, in fewer instructions per
+    /// candidate, which is what a lookup at N = 1000 spends most of its time on: a skip byte
+    /// (rare: a gap over 255) is a predictable branch rather than a select in every step, and
+    /// the list is walked by pointer. Safe: `first ..< end` lies inside `lines` (a line's
+    /// header bytes are at most 64), and the indexes it decodes are virtual members', below
+    /// `seeds.count / 2`.
+    @inlinable @inline(__always)
+    static func chooseLine(
+        _ key: UInt64, _ lines: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
+        _ seeds: UnsafeBufferPointer<UInt64>
+    ) -> Int {
+        guard let bytes = lines.baseAddress, let seeds = seeds.baseAddress else { return -1 }
+        var p = bytes + first
+        let stop = bytes + end
+        var v = -1
+        while p.pointee == 0 {
+            v &+= 255
+            p += 1
+        }
+        v &+= Int(p.pointee)
+        p += 1
+        var best = v
+        var bestScore = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
+        while p < stop {
+            let b = Int(p.pointee)
+            p += 1
+            if b == 0 {
+                v &+= 255
+                continue
+            }
+            v &+= b
+            let s = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
+            let better = s > bestScore
+            bestScore = better ? s : bestScore
+            best = better ? v : best
         }
         return best
     }
