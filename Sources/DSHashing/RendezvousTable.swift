@@ -28,13 +28,16 @@
 ///   (rather than 2) spreads an empty stretch over several members instead of one neighbour:
 ///   with C = 2048 that is what keeps every N = 3…100 within the balance target.
 /// - Lookup: one 4-byte read of `starts` (which holds lists of 1–3 members itself while there
-///   are at most 254 virtual members), else one short run of byte-coded lists (≈ 18 bytes for
-///   ≈ 16 candidates at N = 1000), and that many score evaluations of one multiply each.
+///   are at most 254 virtual members), else one 64-byte line of `lines` holding the cell's
+///   byte-coded list (≈ 16 bytes for ≈ 16 candidates at N = 1000, two cells to a line), and
+///   that many score evaluations of one multiply each. At N = 1000 the time goes to the key's
+///   hash, the one cache miss on the line, and the scores (the 128-bit multiply alone takes
+///   two cycles per candidate, and the running maximum with its index a few more).
 /// - Build: N·C placements (2 M at N = 1000), one hash per member per 10 groups, one group at a
 ///   time. When one member comes, goes or changes weight, `init(members:previous:)` places only
 ///   that member and reads everyone else's cells back from the previous table; the list
-///   encoding, a pass over every list either way, is the same, so it saves the placement and
-///   sorting but not the writing of the table.
+///   encoding and the copy into `lines`, a pass over every list either way, are the same, so
+///   it saves the placement and sorting but not the writing of the table.
 ///
 /// Large N, and why these parameters. M, g, the fallback sizes and the placement are part of the
 /// routing contract: choosing them by N would re-place every member whenever a membership change
@@ -46,7 +49,8 @@
 /// wider fallback blocks, which keep small-N balance with only 2048 groups and so keep the
 /// placements per build down; one placement hash per member per 10 groups rather than per
 /// placement; and gap-coded byte lists, which make the table 2.7 MB at N = 1000 (`starts`
-/// included).
+/// included), plus the same lists again in 4 MB of cache-line-aligned `lines`, which the
+/// lookup reads instead (one cache miss where `starts` then `lists` were two dependent ones).
 ///
 /// Weights: virtual members rather than one weighted score per member (HRW's −w / ln h). In this
 /// table a member's share is set by how many cells it occupies, not by the scores: most cells at
@@ -66,7 +70,7 @@
 ///
 /// The seeds, M, g, the fallback block sizes, the placement hash and the score function are
 /// part of the routing contract: changing any of them reroutes keys (golden vectors in
-/// RendezvousTableTests guard this). The list layout is not.
+/// RendezvousTableTests guard this). The list layout (`starts`, `lists`, `lines`) is not.
 ///
 /// Thread safety: immutable after `init`; every method is any-thread.
 ///
@@ -101,8 +105,9 @@
     @usableFromInline let owners: [UInt32]
 
     /// Per cell c: where its candidate list starts in `lists`. Not part of the routing contract:
-    /// only a representation of the candidate sets, chosen to be small, because at N = 1000 a
-    /// lookup's cost is mostly the cache miss on its list (the cache this runs in is shared).
+    /// only a representation of the candidate sets, chosen to be small. `starts` and `lists` are
+    /// what a table is derived from (`Incremental`), and what a lookup reads where `lines` has
+    /// no copy of the list.
     ///
     /// A list is a length byte L (L < 255: the list has L bytes; 255: a 4-byte little-endian
     /// length follows), then the virtual-member indexes in ascending order: the indexes
@@ -110,12 +115,13 @@
     /// (from −1) and names a candidate, except b = 0, which adds 255 and names none. The gaps
     /// average 2^groupShift (64) at large N, so a list is about one byte per candidate (≈ 18
     /// bytes at N = 1000, 2.2 MB of lists in all: half of what UInt16 indexes take, and at large
-    /// N a lookup's cost is its cache misses on this table). The block fallback is precomputed
-    /// into the lists: empty cells that fall back to the same block share one list, so a lookup
-    /// reads `starts` (512 KB) and one short run.
+    /// N the table is larger than the cache a shared machine leaves it). The block fallback is
+    /// precomputed into the lists: empty cells that fall back to the same block share one list,
+    /// so a lookup reads `starts` (512 KB) and one short run, or, for a wide table, the
+    /// list's copy in `lines`.
     @usableFromInline let starts: [UInt32]
     @usableFromInline let lists: [UInt8]
-    /// The wide lists again, laid out for the lookup (nil when the table has none, see
+    /// The wide lists again, laid out for the lookup (empty when the table has none, see
     /// `lineShift`): cell c's list sits in 64-byte line c >> lineShift, with the lists of the
     /// other cells of that line, so a lookup reads one cache line where `starts` and `lists` take
     /// two dependent reads. A line holds 2^lineShift lists: header bytes h₀ … h_P (P =
@@ -126,6 +132,12 @@
     /// log₂ of the cells per line, or −1: no lines (narrow tables, and lists too long to share a
     /// line).
     @usableFromInline let lineShift: Int
+    /// Where line 0 starts in `lines`: the first index whose address is a multiple of 64, so that
+    /// every line is one cache line (an array's elements start 32 bytes into a 16-byte-aligned
+    /// allocation; unaligned, most lines would span two, and the list after the header byte
+    /// would often be a second, dependent miss). The array is never mutated after the build, so
+    /// its storage, and the alignment, stay put; were it moved, lookups would only be slower.
+    @usableFromInline let lineOffset: Int
     /// Bit c set: cell c has members of its own (its list is not a fallback block's). Lets a
     /// table be derived from this one without placing every member again (`Incremental`).
     let occupied: [UInt64]
@@ -187,7 +199,7 @@
         self.owners = owners
         let lineShift = RendezvousTable.lineShift(virtualCount: owners.count, groupShift: groupShift)
         self.lineShift = lineShift ?? -1
-        (starts, lists, occupied, lines) = RendezvousTable.candidateLists(
+        (starts, lists, occupied, lines, lineOffset) = RendezvousTable.candidateLists(
             seeds: seeds, cellCount: cellCount, groupShift: groupShift,
             fallbackShift: fallbackShift, lineShift: lineShift, incremental: incremental)
     }
@@ -330,12 +342,14 @@
     static func candidateLists(
         seeds: [UInt64], cellCount: Int, groupShift: Int,
         fallbackShift: Int, lineShift: Int?, incremental: Incremental?
-    ) -> (starts: [UInt32], lists: [UInt8], occupied: [UInt64], lines: [UInt8]) {
+    ) -> (starts: [UInt32], lists: [UInt8], occupied: [UInt64], lines: [UInt8], lineOffset: Int) {
         let virtualCount = seeds.count / 2
         var starts = [UInt32](repeating: 0, count: cellCount)
         var occupied = [UInt64](repeating: 0, count: (cellCount + 63) >> 6)
-        guard virtualCount > 0 else { return (starts, [], occupied, []) }
-        var lines = [UInt8](repeating: 0, count: lineShift.map { (cellCount >> $0) << 6 } ?? 0)
+        guard virtualCount > 0 else { return (starts, [], occupied, [], 0) }
+        // 63 bytes more, to start line 0 at a multiple of 64 (see `lineOffset`).
+        var lines = [UInt8](repeating: 0, count: lineShift.map { (cellCount >> $0) << 6 + 63 } ?? 0)
+        var lineOffset = 0
         let groupSize = 1 << groupShift
         let groups = cellCount >> groupShift
         let minimumSpan = min(groupSize, 1 << min(fallbackShift, 30))
@@ -377,7 +391,10 @@
         (incremental?.oldStarts ?? []).withUnsafeBufferPointer { oldStarts in
         (incremental?.oldLists ?? []).withUnsafeBufferPointer { oldLists in
         (incremental?.oldOccupied ?? []).withUnsafeBufferPointer { oldOccupied in
-        lines.withUnsafeMutableBufferPointer { lines in
+        lines.withUnsafeMutableBufferPointer { allLines in
+            lineOffset = allLines.baseAddress.map { Int(bitPattern: $0) } ?? 0
+            lineOffset = (0 &- lineOffset) & 63
+            let lines = UnsafeMutableBufferPointer(rebasing: allLines[lineOffset...])
             var w = 0
             func encode(_ ids: UnsafeMutableBufferPointer<Int>, _ from: Int, _ to: Int) {
                 w = encodeList(ids, from, to, narrow: narrow, into: scratch, at: w)
@@ -519,7 +536,7 @@
         }
         }
         precondition(lists.count < Int(inlineFlag), "candidate lists too large")
-        return (starts, lists, occupied, lines)
+        return (starts, lists, occupied, lines, lineOffset)
     }
 
     /// Cells per line (log₂) for `lines`: 2 while two lists of ≈ V/64 bytes (plus skips and a
@@ -814,10 +831,10 @@
         let c = cell(key)
         if lineShift >= 0 {
             let v = lines.withUnsafeBufferPointer { lines in
-                let at = (c &>> lineShift) &<< 6 | (c & ((1 &<< lineShift) &- 1))
+                let line = lineOffset &+ (c &>> lineShift) &<< 6
+                let at = line &+ (c & ((1 &<< lineShift) &- 1))
                 let first = Int(lines[at])
                 if first == 0 { return -1 }
-                let line = at & ~63
                 return seeds.withUnsafeBufferPointer { seeds in
                     RendezvousTable.chooseLine(key, lines, line &+ first, line &+ Int(lines[at &+ 1]), seeds)
                 }

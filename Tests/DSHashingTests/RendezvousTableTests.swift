@@ -210,11 +210,12 @@ final class RendezvousTableTests: XCTestCase {
                 XCTAssertTrue(t.lines.isEmpty, "n = \(n)")
                 continue
             }
-            XCTAssertEqual(t.lines.count, (t.cellCount >> shift) * 64, "n = \(n)")
+            XCTAssertEqual(t.lines.count, (t.cellCount >> shift) * 64 + 63, "n = \(n)")
+            t.lines.withUnsafeBufferPointer { XCTAssertEqual(Int(bitPattern: $0.baseAddress! + t.lineOffset) % 64, 0) }
             var escaped = 0
             for c in 0..<t.cellCount {
-                let at = (c >> shift) << 6 | (c & ((1 << shift) - 1))
-                let line = at & ~63
+                let line = t.lineOffset + (c >> shift) << 6
+                let at = line + (c & ((1 << shift) - 1))
                 guard t.lines[at] != 0 else {
                     XCTAssertTrue(t.lines[line..<(line + 64)].allSatisfy { $0 == 0 }, "n = \(n), cell \(c)")
                     escaped += 1
