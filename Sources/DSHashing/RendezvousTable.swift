@@ -103,6 +103,11 @@
     @usableFromInline let seeds: [UInt64]
     /// Per virtual member: the index into `members` it belongs to.
     @usableFromInline let owners: [UInt32]
+    /// `seeds` split in two, per virtual member v its first and second seed (empty without
+    /// `lines`): the lookup over `lines` then addresses a seed as base + 8v, which x86 does in
+    /// the load itself, where 16v took an extra instruction per candidate.
+    @usableFromInline let firstSeeds: [UInt64]
+    @usableFromInline let secondSeeds: [UInt64]
 
     /// Per cell c: where its candidate list starts in `lists`. Not part of the routing contract:
     /// only a representation of the candidate sets, chosen to be small. `starts` and `lists` are
@@ -199,6 +204,9 @@
         self.owners = owners
         let lineShift = RendezvousTable.lineShift(virtualCount: owners.count, groupShift: groupShift)
         self.lineShift = lineShift ?? -1
+        let split = lineShift == nil ? 0 : owners.count
+        firstSeeds = (0..<split).map { seeds[2 &* $0] }
+        secondSeeds = (0..<split).map { seeds[2 &* $0 &+ 1] }
         (starts, lists, occupied, lines, lineOffset) = RendezvousTable.candidateLists(
             seeds: seeds, cellCount: cellCount, groupShift: groupShift,
             fallbackShift: fallbackShift, lineShift: lineShift, incremental: incremental)
@@ -825,7 +833,7 @@
         Int(truncatingIfNeeded: key.multipliedFullWidth(by: UInt64(cellCount)).high)
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     package func lookup(_ key: UInt64) -> Int? {
         guard !owners.isEmpty else { return nil }
         let c = cell(key)
@@ -835,8 +843,10 @@
                 let at = line &+ (c & ((1 &<< lineShift) &- 1))
                 let first = Int(lines[at])
                 if first == 0 { return -1 }
-                return seeds.withUnsafeBufferPointer { seeds in
-                    RendezvousTable.chooseLine(key, lines, line &+ first, line &+ Int(lines[at &+ 1]), seeds)
+                return firstSeeds.withUnsafeBufferPointer { a in
+                    secondSeeds.withUnsafeBufferPointer { b in
+                        RendezvousTable.chooseLine(key, lines, line &+ first, line &+ Int(lines[at &+ 1]), a, b)
+                    }
                 }
             }
             if v >= 0 { return Int(owners[v]) }
@@ -953,37 +963,41 @@
 
     /// The highest-scoring candidate of the non-empty gap-coded list `lines[first ..< end]`; ties
     /// keep the lower index. The same choice as `chooseGapCoded`, in fewer instructions per
-    /// candidate, which is what a lookup at N = 1000 spends most of its time on: a skip byte
-    /// (rare: a gap over 255) is a predictable branch rather than a select in every step, and
-    /// the list is walked by pointer. Safe: `first ..< end` lies inside `lines` (a line's
-    /// header bytes are at most 64), and the indexes it decodes are virtual members', below
-    /// `seeds.count / 2`.
+    /// candidate, which is what a lookup at N = 1000 spends most of its time on: skip bytes
+    /// (rare: a gap over 255) are taken in an inner loop, not by a select in every step, so
+    /// the step is one branch, and the seeds come from `firstSeeds` and `secondSeeds`. Safe:
+    /// `first ..< end` lies inside `lines` (the line's own header bytes say so), every skip
+    /// byte precedes a candidate's byte in the list, and the indexes decoded are virtual
+    /// members', below the count of `a` and `b`.
     @inlinable @inline(__always)
     static func chooseLine(
         _ key: UInt64, _ lines: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
-        _ seeds: UnsafeBufferPointer<UInt64>
+        _ a: UnsafeBufferPointer<UInt64>, _ b: UnsafeBufferPointer<UInt64>
     ) -> Int {
-        guard let bytes = lines.baseAddress, let seeds = seeds.baseAddress else { return -1 }
+        guard let bytes = lines.baseAddress, let a = a.baseAddress, let b = b.baseAddress else { return -1 }
         var p = bytes + first
         let stop = bytes + end
         var v = -1
-        while p.pointee == 0 {
+        var gap = Int(p.pointee)
+        p += 1
+        while gap == 0 {
             v &+= 255
+            gap = Int(p.pointee)
             p += 1
         }
-        v &+= Int(p.pointee)
-        p += 1
+        v &+= gap
         var best = v
-        var bestScore = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
+        var bestScore = score(key, a[v], b[v])
         while p < stop {
-            let b = Int(p.pointee)
+            var gap = Int(p.pointee)
             p += 1
-            if b == 0 {
+            while gap == 0 {
                 v &+= 255
-                continue
+                gap = Int(p.pointee)
+                p += 1
             }
-            v &+= b
-            let s = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
+            v &+= gap
+            let s = score(key, a[v], b[v])
             let better = s > bestScore
             bestScore = better ? s : bestScore
             best = better ? v : best
