@@ -355,9 +355,18 @@
         var starts = [UInt32](repeating: 0, count: cellCount)
         var occupied = [UInt64](repeating: 0, count: (cellCount + 63) >> 6)
         guard virtualCount > 0 else { return (starts, [], occupied, [], 0) }
-        // 63 bytes more, to start line 0 at a multiple of 64 (see `lineOffset`).
-        var lines = [UInt8](repeating: 0, count: lineShift.map { (cellCount >> $0) << 6 + 63 } ?? 0)
+        // 63 bytes more, to start line 0 at a multiple of 64 (see `lineOffset`). Not zeroed
+        // first: `packLines` writes every line whole, once (a zeroing pass would write the
+        // 4 MB twice, and the second pass would miss the cache on every line).
+        let lineCount = lineShift.map { cellCount >> $0 } ?? 0
         var lineOffset = 0
+        var lines = [UInt8](unsafeUninitializedCapacity: lineCount == 0 ? 0 : lineCount << 6 + 63) { buffer, count in
+            guard let base = buffer.baseAddress else { return }
+            lineOffset = (0 &- Int(bitPattern: base)) & 63
+            UnsafeMutableBufferPointer(rebasing: buffer[..<lineOffset]).initialize(repeating: 0)
+            UnsafeMutableBufferPointer(rebasing: buffer[(lineOffset + lineCount << 6)...]).initialize(repeating: 0)
+            count = buffer.count
+        }
         let groupSize = 1 << groupShift
         let groups = cellCount >> groupShift
         let minimumSpan = min(groupSize, 1 << min(fallbackShift, 30))
@@ -381,7 +390,11 @@
         // ≤ V/255 + 1 skip bytes; the own lists hold V members in all, and the fallback lists of
         // one block size are disjoint (≤ V members per size); at most 2 lists per cell.
         let perList = 6 + virtualCount / 255
-        var scratch = [UInt8](repeating: 0, count: virtualCount * (groupShift + 2) + 2 * groupSize * perList)
+        // After them, one group's lines, assembled in cache before they are copied out whole, and
+        // 32 bytes that `copyList` may write zeros to past the last line.
+        let stageBytes = lineShift.map { (groupSize >> $0) << 6 } ?? 0
+        var scratch = [UInt8](
+            repeating: 0, count: virtualCount * (groupShift + 2) + 2 * groupSize * perList + stageBytes + 32)
         // The fifteen buffers open as one flat block; swift-format would indent the body fifteen levels.
         // swift-format-ignore
         seeds.withUnsafeBufferPointer { seeds in
@@ -400,9 +413,8 @@
         (incremental?.oldLists ?? []).withUnsafeBufferPointer { oldLists in
         (incremental?.oldOccupied ?? []).withUnsafeBufferPointer { oldOccupied in
         lines.withUnsafeMutableBufferPointer { allLines in
-            lineOffset = allLines.baseAddress.map { Int(bitPattern: $0) } ?? 0
-            lineOffset = (0 &- lineOffset) & 63
             let lines = UnsafeMutableBufferPointer(rebasing: allLines[lineOffset...])
+            let stage = UnsafeMutableBufferPointer(rebasing: scratch[(scratch.count - stageBytes - 32)...])
             var w = 0
             func encode(_ ids: UnsafeMutableBufferPointer<Int>, _ from: Int, _ to: Int) {
                 w = encodeList(ids, from, to, narrow: narrow, into: scratch, at: w)
@@ -426,7 +438,7 @@
                         if let lineShift {
                             packLines(
                                 group, groupShift: groupShift, lineShift: lineShift, base: lists.count,
-                                scratch: scratch, starts: starts, lines: lines)
+                                scratch: scratch, starts: starts, stage: stage, lines: lines)
                         }
                         lists.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<end]))
                         continue
@@ -523,7 +535,7 @@
                 if let lineShift {
                     packLines(
                         group, groupShift: groupShift, lineShift: lineShift, base: base, scratch: scratch,
-                        starts: starts, lines: lines)
+                        starts: starts, stage: stage, lines: lines)
                 }
                 lists.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<w]))
             }
@@ -559,35 +571,85 @@
     }
 
     /// Writes the lines of `group` (see `lines`) from its lists, which are scratch[0...] with
-    /// `starts` pointing at base + offset: a copy of each list's gap bytes. A line whose lists
-    /// do not fit stays all zero.
+    /// `starts` pointing at base + offset: a copy of each list's gap bytes; a line whose lists do
+    /// not fit is all zero. The group's lines are contiguous: they are assembled in `stage`
+    /// and copied out in one piece.
     @inline(__always)
     static func packLines(
         _ group: Int, groupShift: Int, lineShift: Int, base: Int, scratch: UnsafeMutableBufferPointer<UInt8>,
-        starts: UnsafeMutableBufferPointer<UInt32>, lines: UnsafeMutableBufferPointer<UInt8>
+        starts: UnsafeMutableBufferPointer<UInt32>, stage: UnsafeMutableBufferPointer<UInt8>,
+        lines: UnsafeMutableBufferPointer<UInt8>
     ) {
         let perLine = 1 &<< lineShift
-        var cell = group &<< groupShift
-        let endCell = cell &+ (1 &<< groupShift)
-        while cell < endCell {
+        let firstCell = group &<< groupShift
+        let lineBytes = ((1 &<< groupShift) &>> lineShift) &<< 6
+        stage.update(repeating: 0)
+        for line in 0..<((1 &<< groupShift) &>> lineShift) {
+            let cell = firstCell &+ line &<< lineShift
             var total = perLine &+ 1
             for k in 0..<perLine {
                 // A long list's length byte is 255, which alone overflows the line.
                 total &+= Int(scratch[Int(starts[cell &+ k]) &- base])
             }
-            if total <= 64 {
-                let out = (cell &>> lineShift) &<< 6
-                var w = perLine &+ 1
-                for k in 0..<perLine {
-                    let start = Int(starts[cell &+ k]) &- base
-                    let length = Int(scratch[start])
-                    lines[out &+ k] = UInt8(truncatingIfNeeded: w)
-                    for i in 0..<length { lines[out &+ w &+ i] = scratch[start &+ 1 &+ i] }
-                    w &+= length
-                }
-                lines[out &+ perLine] = UInt8(truncatingIfNeeded: w)
+            guard total <= 64 else { continue }
+            let out = line &<< 6
+            var w = perLine &+ 1
+            for k in 0..<perLine {
+                let start = Int(starts[cell &+ k]) &- base
+                let length = Int(scratch[start])
+                stage[out &+ k] = UInt8(truncatingIfNeeded: w)
+                copyList(from: scratch, start &+ 1, to: stage, out &+ w, length)
+                w &+= length
             }
-            cell &+= perLine
+            stage[out &+ perLine] = UInt8(truncatingIfNeeded: w)
+        }
+        copyBytes(from: stage, 0, to: lines, (firstCell &>> lineShift) &<< 6, lineBytes)
+    }
+
+    /// out[to ..< to + count] = bytes[from ..< from + count] for a list of up to 61 bytes, and
+    /// zeros up to out[to + 32] where the list is shorter: four masked 8-byte words whatever
+    /// the length, where a loop by length took a mispredicted branch or two per list (most of
+    /// the cost of `packLines`). Safe: the callers leave 32 bytes of room after both ranges
+    /// (`scratch` has the stage after the lists, the stage 32 bytes after its last line), and
+    /// the zeros land where `packLines` writes later or not at all.
+    @inline(__always)
+    static func copyList(
+        from bytes: UnsafeMutableBufferPointer<UInt8>, _ from: Int, to out: UnsafeMutableBufferPointer<UInt8>,
+        _ to: Int, _ count: Int
+    ) {
+        guard let source = bytes.baseAddress, let target = out.baseAddress else { return }
+        let src = UnsafeRawPointer(source + from), dst = UnsafeMutableRawPointer(target + to)
+        for j in 0..<4 {
+            let left = count &- 8 &* j
+            let partial = (1 &<< UInt64(truncatingIfNeeded: 8 &* (left & 7))) &- 1
+            let mask: UInt64 = left >= 8 ? ~0 : left <= 0 ? 0 : partial
+            let word = src.loadUnaligned(fromByteOffset: 8 &* j, as: UInt64.self)
+            dst.storeBytes(of: word & mask, toByteOffset: 8 &* j, as: UInt64.self)
+        }
+        if count > 32 {
+            copyBytes(from: bytes, from &+ 32, to: out, to &+ 32, count &- 32)
+        }
+    }
+
+    /// out[to ..< to + count] = bytes[from ..< from + count], eight bytes a step: a byte at a time,
+    /// the copy into `lines` took longer than the rest of a table's derivation. Safe: both
+    /// ranges lie inside their buffers (the callers' bounds), and every read and write is
+    /// inside them.
+    @inline(__always)
+    static func copyBytes(
+        from bytes: UnsafeMutableBufferPointer<UInt8>, _ from: Int, to out: UnsafeMutableBufferPointer<UInt8>,
+        _ to: Int, _ count: Int
+    ) {
+        guard count > 0, let source = bytes.baseAddress, let target = out.baseAddress else { return }
+        let src = UnsafeRawPointer(source + from), dst = UnsafeMutableRawPointer(target + to)
+        var i = 0
+        while i &+ 8 <= count {
+            dst.storeBytes(of: src.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: i, as: UInt64.self)
+            i &+= 8
+        }
+        while i < count {
+            dst.storeBytes(of: src.load(fromByteOffset: i, as: UInt8.self), toByteOffset: i, as: UInt8.self)
+            i &+= 1
         }
     }
 
