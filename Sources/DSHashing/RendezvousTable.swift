@@ -573,8 +573,9 @@
     /// Writes the lines of `group` (see `lines`) from its lists, which are scratch[0...] with
     /// `starts` pointing at base + offset: a copy of each list's gap bytes; a line whose lists do
     /// not fit is all zero. The group's lines are contiguous: they are assembled in `stage`
-    /// and copied out in one piece.
-    @inline(__always)
+    /// and copied out in one piece. Not inlined: in `candidateLists`' closures, twice, it made
+    /// the optimizer leave those closures uninlined, and the whole build half as fast again.
+    @inline(never)
     static func packLines(
         _ group: Int, groupShift: Int, lineShift: Int, base: Int, scratch: UnsafeMutableBufferPointer<UInt8>,
         starts: UnsafeMutableBufferPointer<UInt32>, stage: UnsafeMutableBufferPointer<UInt8>,
