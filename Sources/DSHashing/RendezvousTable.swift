@@ -1041,6 +1041,23 @@
         var p = bytes + first
         let stop = bytes + end
         var v = -1
+        nextCandidate(&p, &v)
+        var best = v
+        var bestScore = score(key, a[v], b[v])
+        while p < stop {
+            nextCandidate(&p, &v)
+            let s = score(key, a[v], b[v])
+            let better = s > bestScore
+            bestScore = better ? s : bestScore
+            best = better ? v : best
+        }
+        return best
+    }
+
+    /// Reads the skip bytes and the candidate byte at `p` (see `lists`), adding their gaps to `v`
+    /// and moving `p` past them.
+    @inlinable @inline(__always)
+    static func nextCandidate(_ p: inout UnsafePointer<UInt8>, _ v: inout Int) {
         var gap = Int(p.pointee)
         p += 1
         while gap == 0 {
@@ -1049,23 +1066,6 @@
             p += 1
         }
         v &+= gap
-        var best = v
-        var bestScore = score(key, a[v], b[v])
-        while p < stop {
-            var gap = Int(p.pointee)
-            p += 1
-            while gap == 0 {
-                v &+= 255
-                gap = Int(p.pointee)
-                p += 1
-            }
-            v &+= gap
-            let s = score(key, a[v], b[v])
-            let better = s > bestScore
-            bestScore = better ? s : bestScore
-            best = better ? v : best
-        }
-        return best
     }
 
     /// Preference order = the order lookups would take as the preferred members are removed one by
