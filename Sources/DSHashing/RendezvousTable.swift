@@ -1027,8 +1027,8 @@
     /// The highest-scoring candidate of the non-empty gap-coded list `lines[first ..< end]`; ties
     /// keep the lower index. The same choice as `chooseGapCoded`, in fewer instructions per
     /// candidate, which is what a lookup at N = 1000 spends most of its time on: skip bytes
-    /// (rare: a gap over 255) are taken in an inner loop, not by a select in every step, so
-    /// the step is one branch, and the seeds come from `firstSeeds` and `secondSeeds`. Safe:
+    /// (rare: a gap over 255) are taken in an inner loop whose test is predictable, not by a
+    /// select in every step, and the seeds come from `firstSeeds` and `secondSeeds`. Safe:
     /// `first ..< end` lies inside `lines` (the line's own header bytes say so), every skip
     /// byte precedes a candidate's byte in the list, and the indexes decoded are virtual
     /// members', below the count of `a` and `b`.

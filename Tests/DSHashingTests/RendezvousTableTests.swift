@@ -237,6 +237,27 @@ final class RendezvousTableTests: XCTestCase {
         XCTAssertGreaterThan(escapedAtLargest, 0)
     }
 
+    /// A table derived from the previous one has the fresh build's lines (they are copied from the
+    /// same lists), whatever alignment each array's storage gave its first line.
+    func testDerivedTableHasTheFreshLines() {
+        let base = servers(300)
+        var heavier = base
+        heavier[7].weight = 3
+        var without = base
+        without.remove(at: 150)
+        for (before, after) in [(base, base + servers(1, from: 301)), (base, without), (base, heavier)] {
+            let previous = RendezvousTable(members: before)
+            XCTAssertNotNil(RendezvousTable.Incremental(previous: previous, members: after))
+            let derived = RendezvousTable(members: after, previous: previous)
+            let fresh = RendezvousTable(members: after)
+            XCTAssertEqual(derived.lineShift, 1)
+            let count = (fresh.cellCount >> fresh.lineShift) << 6
+            XCTAssertTrue(
+                derived.lines[derived.lineOffset..<(derived.lineOffset + count)]
+                    .elementsEqual(fresh.lines[fresh.lineOffset..<(fresh.lineOffset + count)]))
+        }
+    }
+
     /// A table derived from the previous one (one member added, removed or reweighted, as the
     /// control plane rebuilds) is the fresh build's, byte for byte, over a random sequence of
     /// changes; a weight of 0 and weights up to 8 included, and the narrow limit crossed (there
