@@ -197,6 +197,67 @@ final class RendezvousTableTests: XCTestCase {
         }
     }
 
+    /// The lookup's lines (see `RendezvousTable.lines`) hold each cell's stored list, byte for
+    /// byte, or are all zero (the lookup then reads `starts` and `lists`); the lookup through
+    /// them, and through the fallback, is the reference's. N = 300 and 1000 share a line between
+    /// two cells, 2000 and 2600 give a cell a line of its own, and at 2600 a few lists do not fit.
+    func testLinesHoldTheListsAndLookUpAsTheReference() {
+        var escapedAtLargest = 0
+        for (n, shift) in [(300, 1), (1000, 1), (2000, 0), (2600, 0), (2601, -1), (254, -1)] {
+            let t = RendezvousTable(members: servers(n), cellCount: 1 << 12)
+            XCTAssertEqual(t.lineShift, shift, "n = \(n)")
+            guard shift >= 0 else {
+                XCTAssertTrue(t.lines.isEmpty, "n = \(n)")
+                continue
+            }
+            XCTAssertEqual(t.lines.count, (t.cellCount >> shift) * 64 + 63, "n = \(n)")
+            t.lines.withUnsafeBufferPointer { XCTAssertEqual(Int(bitPattern: $0.baseAddress! + t.lineOffset) % 64, 0) }
+            var escaped = 0
+            for c in 0..<t.cellCount {
+                let line = t.lineOffset + (c >> shift) << 6
+                let at = line + (c & ((1 << shift) - 1))
+                guard t.lines[at] != 0 else {
+                    XCTAssertTrue(t.lines[line..<(line + 64)].allSatisfy { $0 == 0 }, "n = \(n), cell \(c)")
+                    escaped += 1
+                    continue
+                }
+                let start = Int(t.starts[c])
+                let stored = t.lists[(start + 1)..<(start + 1 + Int(t.lists[start]))]
+                XCTAssertEqual(Array(t.lines[(line + Int(t.lines[at]))..<(line + Int(t.lines[at + 1]))]), Array(stored))
+            }
+            if n == 2600 { escapedAtLargest = escaped } else { XCTAssertEqual(escaped, 0, "n = \(n)") }
+            for k in randomKeys(3000, seed: UInt64(n)) {
+                var first: Int?
+                t.forEachCandidate(k) {
+                    first = $0; return false
+                }
+                XCTAssertEqual(t.lookup(k), first, "n = \(n), key \(k)")
+            }
+        }
+        XCTAssertGreaterThan(escapedAtLargest, 0)
+    }
+
+    /// A table derived from the previous one has the fresh build's lines (they are copied from the
+    /// same lists), whatever alignment each array's storage gave its first line.
+    func testDerivedTableHasTheFreshLines() {
+        let base = servers(300)
+        var heavier = base
+        heavier[7].weight = 3
+        var without = base
+        without.remove(at: 150)
+        for (before, after) in [(base, base + servers(1, from: 301)), (base, without), (base, heavier)] {
+            let previous = RendezvousTable(members: before)
+            XCTAssertNotNil(RendezvousTable.Incremental(previous: previous, members: after))
+            let derived = RendezvousTable(members: after, previous: previous)
+            let fresh = RendezvousTable(members: after)
+            XCTAssertEqual(derived.lineShift, 1)
+            let count = (fresh.cellCount >> fresh.lineShift) << 6
+            XCTAssertTrue(
+                derived.lines[derived.lineOffset..<(derived.lineOffset + count)]
+                    .elementsEqual(fresh.lines[fresh.lineOffset..<(fresh.lineOffset + count)]))
+        }
+    }
+
     /// A table derived from the previous one (one member added, removed or reweighted, as the
     /// control plane rebuilds) is the fresh build's, byte for byte, over a random sequence of
     /// changes; a weight of 0 and weights up to 8 included, and the narrow limit crossed (there
