@@ -174,9 +174,13 @@ package final class Worker {
         }
         reader.publisher.addWaker { loop.wakeUp() }
         pool.startSweeping()
-        loop.onEachIteration { [unowned self] in
+        // Before the events: a request that comes back from the same wait as the wake-up of a
+        // publish is routed by the new snapshot (a health change the admin API already shows).
+        loop.onEachPoll { [unowned self] in
             self.reader.refresh()
             self.pool.follow(self.reader.snapshot)
+        }
+        loop.onEachIteration { [unowned self] in
             if self.pipeline.waitingCount > 0 && self.pipeline.run() { self.loop.requestImmediateIteration() }
         }
     }

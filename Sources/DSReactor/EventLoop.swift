@@ -96,6 +96,7 @@ package final class EventLoop: @unchecked Sendable {
     private let inbox = Locked<[@Sendable () -> Void]>([])
     private let stopRequested = Atomic<Bool>(false)
     private var iterationHooks: [() -> Void] = []
+    private var pollHooks: [() -> Void] = []
     /// Set by `requestImmediateIteration`: the next epoll_wait does not block.
     private var pollOnly = false
     /// The thread inside `run` (its pthread_t), 0 while none is. Recorded by `run` rather than
@@ -306,11 +307,20 @@ package final class EventLoop: @unchecked Sendable {
         _ = EventFD.signal(wakeFD.rawValue)
     }
 
-    /// `hook` runs once per loop iteration, after events and timers (the worker's snapshot
-    /// refresh hangs here: docs/ARCHITECTURE.md §4).
+    /// `hook` runs once per loop iteration, after events and timers.
     package func onEachIteration(_ hook: @escaping () -> Void) {
         assertInLoop()
         iterationHooks.append(hook)
+    }
+
+    /// `hook` runs each time the wait returns, before the events it returned are handled. The
+    /// worker's snapshot refresh hangs here (docs/ARCHITECTURE.md §4): whatever another thread
+    /// stored before the data of an event was sent is seen by that event's handler, so a request
+    /// sent after a snapshot was published is routed by it even when the wake-up and the request
+    /// come back from the same wait.
+    package func onEachPoll(_ hook: @escaping () -> Void) {
+        assertInLoop()
+        pollHooks.append(hook)
     }
 
     /// The next iteration polls without blocking: work is pending that no descriptor or timer
@@ -357,6 +367,7 @@ package final class EventLoop: @unchecked Sendable {
                 if errno == EINTR { continue }
                 fatalError("epoll_wait: \(SyscallError(errno: errno, function: "epoll_wait"))")
             }
+            for hook in pollHooks { hook() }
             for i in 0..<Int(count) {
                 let event = events[i]
                 switch event.data {

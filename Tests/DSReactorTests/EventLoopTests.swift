@@ -184,6 +184,44 @@ final class EventLoopTests: XCTestCase {
 
     // MARK: descriptors
 
+    /// What another thread stored before sending the bytes of an event is what the poll hooks
+    /// hand that event's handler (the worker's snapshot refresh relies on it): a hook run after
+    /// the events would still hold the value from before, as the loop was idle when it changed.
+    func testPollHooksRunBeforeTheEventsOfTheSameWait() throws {
+        let h = try LoopHarness()
+        defer { XCTAssertTrue(h.stop()) }
+        let (mine, peer) = try socketPair()
+        defer { Socket.close(mine); Socket.close(peer) }
+        let published = Atomic<Int>(0)
+        let seenByHandler = Locked<[Int]>([])
+        final class Follower: EventHandler, @unchecked Sendable {
+            let fd: Int32
+            var seen = 0
+            let record: (Int) -> Void
+            init(fd: Int32, record: @escaping (Int) -> Void) {
+                self.fd = fd
+                self.record = record
+            }
+            func handle(_ ev: IOEvents) {
+                guard ev.contains(.readable) else { return }
+                var byte: UInt8 = 0
+                while Glibc.read(fd, &byte, 1) == 1 { record(seen) }
+            }
+        }
+        let follower = Follower(fd: mine) { value in seenByHandler.withLock { $0.append(value) } }
+        try h.sync {
+            try h.loop.register(mine, handler: follower)
+            h.loop.onEachPoll { follower.seen = published.load(ordering: .acquiring) }
+        }
+        try h.sync {} // the registration's writable edge and its iteration are behind us
+        for round in 1...20 {
+            published.store(round, ordering: .releasing)
+            writeAll(peer, [UInt8(round)])
+            XCTAssertTrue(waitUntil { seenByHandler.get.count == round }, "round \(round): no readable event")
+        }
+        XCTAssertEqual(seenByHandler.get, Array(1...20), "a handler saw a value older than its event")
+    }
+
     func testRegisteredSocketGetsReadableEventsAndUnregisterStopsThem() throws {
         let h = try LoopHarness()
         defer { XCTAssertTrue(h.stop()) }
