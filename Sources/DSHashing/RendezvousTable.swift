@@ -361,7 +361,9 @@
         let lineCount = lineShift.map { cellCount >> $0 } ?? 0
         var lineOffset = 0
         var lines = [UInt8](unsafeUninitializedCapacity: lineCount == 0 ? 0 : lineCount << 6 + 63) { buffer, count in
-            guard let base = buffer.baseAddress else { return }
+            // No lines: the buffer may be the shared empty storage, whose address says nothing
+            // (an offset from it would slice past the end of an empty buffer).
+            guard lineCount > 0, let base = buffer.baseAddress else { return }
             lineOffset = (0 &- Int(bitPattern: base)) & 63
             UnsafeMutableBufferPointer(rebasing: buffer[..<lineOffset]).initialize(repeating: 0)
             UnsafeMutableBufferPointer(rebasing: buffer[(lineOffset + lineCount << 6)...]).initialize(repeating: 0)
