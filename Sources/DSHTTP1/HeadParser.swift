@@ -239,6 +239,16 @@ package struct HeadParser: Sendable {
         var i = max(from, 0)
         let count = bytes.count
         while i < count {
+            // Most bytes of a head are not LF: eight at a time are skipped, and a word that holds
+            // one jumps straight to its first (the lowest flagged byte is exact).
+            if i + 8 <= count {
+                let lf = Self.bytesEqual(Self.word(bytes, at: i), 10)
+                if lf == 0 {
+                    i += 8
+                    continue
+                }
+                i += lf.trailingZeroBitCount >> 3
+            }
             if bytes[i] == 10 {
                 if i == 0 || bytes[i - 1] != 13 { return .failed(HTTPParseError(.badRequest, "Bare LF in message head")) }
                 // An empty line: CR LF directly after the previous line's CR LF.
@@ -260,6 +270,17 @@ package struct HeadParser: Sendable {
     static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int) throws(HTTPParseError) -> Int {
         var i = from
         while i + 1 < end {
+            // A CR or a NUL is a byte below 14: eight bytes with none are skipped at once, and a
+            // word with one jumps to its first (a tab or LF there is stepped over byte by byte).
+            if i + 8 <= end {
+                let low = Self.bytesBelow(Self.word(bytes, at: i), 14)
+                if low == 0 {
+                    i += 8
+                    continue
+                }
+                i += low.trailingZeroBitCount >> 3
+                if i + 1 >= end { break }
+            }
             let c = bytes[i]
             if c == 13 {
                 guard bytes[i + 1] == 10 else { throw HTTPParseError(.badRequest, "Bare CR in message head") }
@@ -269,6 +290,27 @@ package struct HeadParser: Sendable {
             i += 1
         }
         throw HTTPParseError(.badRequest, "Unterminated line")
+    }
+
+    /// The eight bytes at `offset`, the byte at `offset` lowest. Callers check `offset + 8` is
+    /// within `bytes`; the load is unaligned because a head's lines start anywhere.
+    @inline(__always)
+    static func word(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
+        UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    /// The high bit of each byte of `word` below `limit` (at most 128) is set, above the lowest
+    /// such byte possibly others too (a borrow runs upward): zero exactly when there is none,
+    /// and the lowest set bit is always exact.
+    @inline(__always)
+    static func bytesBelow(_ word: UInt64, _ limit: UInt8) -> UInt64 {
+        (word &- 0x0101_0101_0101_0101 &* UInt64(limit)) & ~word & 0x8080_8080_8080_8080
+    }
+
+    /// Like `bytesBelow`, for the bytes of `word` equal to `value`.
+    @inline(__always)
+    static func bytesEqual(_ word: UInt64, _ value: UInt8) -> UInt64 {
+        bytesBelow(word ^ (0x0101_0101_0101_0101 &* UInt64(value)), 1)
     }
 
     static func parseVersion(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) throws(HTTPParseError) -> HTTPVersion {
@@ -331,9 +373,20 @@ package struct HeadParser: Sendable {
             while valueStart < cr && (bytes[valueStart] == 32 || bytes[valueStart] == 9) { valueStart += 1 }
             var valueEnd = cr
             while valueEnd > valueStart && (bytes[valueEnd - 1] == 32 || bytes[valueEnd - 1] == 9) { valueEnd -= 1 }
-            for k in valueStart..<valueEnd {
+            var k = valueStart
+            while k < valueEnd {
+                // Values are mostly visible ASCII: eight bytes without a control byte (below 32,
+                // or DEL) are passed at once; a word with one (a tab, usually) goes byte by byte.
+                if k + 8 <= valueEnd {
+                    let w = Self.word(bytes, at: k)
+                    if Self.bytesBelow(w, 32) | Self.bytesEqual(w, 127) == 0 {
+                        k += 8
+                        continue
+                    }
+                }
                 let c = bytes[k]
                 if (c < 32 && c != 9) || c == 127 { throw HTTPParseError(.badRequest, "Control character in header value") }
+                k += 1
             }
             head.fieldCount += 1
             if head.fieldCount > limits.maxHeaderCount {
