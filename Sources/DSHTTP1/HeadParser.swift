@@ -239,16 +239,9 @@ package struct HeadParser: Sendable {
         var i = max(from, 0)
         let count = bytes.count
         while i < count {
-            // Most bytes of a head are not LF: eight at a time are skipped, and a word that holds
-            // one jumps straight to its first (the lowest flagged byte is exact).
-            if i + 8 <= count {
-                let lf = Self.bytesEqual(Self.word(bytes, at: i), 10)
-                if lf == 0 {
-                    i += 8
-                    continue
-                }
-                i += lf.trailingZeroBitCount >> 3
-            }
+            // Most bytes of a head are not LF.
+            i = Self.skipWords(bytes, from: i, end: count) { Self.bytesEqual($0, 10) }
+            if i == count { break }
             if bytes[i] == 10 {
                 if i == 0 || bytes[i - 1] != 13 { return .failed(HTTPParseError(.badRequest, "Bare LF in message head")) }
                 // An empty line: CR LF directly after the previous line's CR LF.
@@ -270,17 +263,9 @@ package struct HeadParser: Sendable {
     static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int) throws(HTTPParseError) -> Int {
         var i = from
         while i + 1 < end {
-            // A CR or a NUL is a byte below 14: eight bytes with none are skipped at once, and a
-            // word with one jumps to its first (a tab or LF there is stepped over byte by byte).
-            if i + 8 <= end {
-                let low = Self.bytesBelow(Self.word(bytes, at: i), 14)
-                if low == 0 {
-                    i += 8
-                    continue
-                }
-                i += low.trailingZeroBitCount >> 3
-                if i + 1 >= end { break }
-            }
+            // A CR or a NUL is a byte below 14 (a tab or LF stopped at is stepped over).
+            i = Self.skipWords(bytes, from: i, end: end) { Self.bytesBelow($0, 14) }
+            if i + 1 >= end { break }
             let c = bytes[i]
             if c == 13 {
                 guard bytes[i + 1] == 10 else { throw HTTPParseError(.badRequest, "Bare CR in message head") }
@@ -290,6 +275,24 @@ package struct HeadParser: Sendable {
             i += 1
         }
         throw HTTPParseError(.badRequest, "Unterminated line")
+    }
+
+    /// The offset of the first byte from `start` that `flagged` marks, or where fewer than eight
+    /// bytes are left before `end` (the caller goes on byte by byte): the byte scans pass a word
+    /// without a flagged byte at once, and jump to a word's first flagged one (the lowest set
+    /// bit is exact, see `bytesBelow`).
+    @inline(__always)
+    static func skipWords(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, end: Int,
+        _ flagged: (UInt64) -> UInt64
+    ) -> Int {
+        var i = start
+        while i + 8 <= end {
+            let flags = flagged(word(bytes, at: i))
+            if flags != 0 { return i + flags.trailingZeroBitCount >> 3 }
+            i += 8
+        }
+        return i
     }
 
     /// The eight bytes at `offset`, the byte at `offset` lowest. Callers check `offset + 8` is
@@ -375,15 +378,10 @@ package struct HeadParser: Sendable {
             while valueEnd > valueStart && (bytes[valueEnd - 1] == 32 || bytes[valueEnd - 1] == 9) { valueEnd -= 1 }
             var k = valueStart
             while k < valueEnd {
-                // Values are mostly visible ASCII: eight bytes without a control byte (below 32,
-                // or DEL) are passed at once; a word with one (a tab, usually) goes byte by byte.
-                if k + 8 <= valueEnd {
-                    let w = Self.word(bytes, at: k)
-                    if Self.bytesBelow(w, 32) | Self.bytesEqual(w, 127) == 0 {
-                        k += 8
-                        continue
-                    }
-                }
+                // Values are mostly visible ASCII: control bytes are those below 32, and DEL (a
+                // tab stopped at is stepped over).
+                k = Self.skipWords(bytes, from: k, end: valueEnd) { Self.bytesBelow($0, 32) | Self.bytesEqual($0, 127) }
+                if k == valueEnd { break }
                 let c = bytes[k]
                 if (c < 32 && c != 9) || c == 127 { throw HTTPParseError(.badRequest, "Control character in header value") }
                 k += 1
