@@ -150,6 +150,7 @@ package struct HeadParser: Sendable {
                     head.hostCount += 1
                     try Self.validateHost(bytes, field.valueRange)
                 case .expect:
+                    head.hasExpect = true
                     head.expectContinue = Self.equalsIgnoringCase(bytes, field.valueStart, field.valueEnd, "100-continue")
                 case .forwardedFor:
                     head.forwarded.hasFor = true

@@ -29,6 +29,8 @@
     package var hostCount = 0
     @usableFromInline package var connection = ConnectionTokens()
     package var expectContinue = false
+    /// Whether any Expect field came (`expectContinue` says what the last one asked).
+    package var hasExpect = false
     package var fieldCount = 0
     /// Where the first field line starts (just after the request line's CRLF).
     package var fieldsStart: Int
