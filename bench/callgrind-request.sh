@@ -8,13 +8,15 @@
 # ds-lb starts slowly under valgrind on a loaded machine: it gets up to 5 minutes to answer.
 # Prints Ir per request for each round; TOP=n adds the n costliest functions (self cost) per
 # request of the last round.
-# Usage: BIN=.build-rel/release [ROUNDS=3] [TOP=30] [PORT=18491] bench/callgrind-request.sh
+# HASH picks `--hash` (default: ds-lb's own default).
+# Usage: BIN=.build-rel/release [ROUNDS=3] [TOP=30] [PORT=18491] [HASH=ring] bench/callgrind-request.sh
 set -u
 . "$(dirname "$0")/callgrind-summary.sh"
 BIN=${BIN:-.build/release}
 ROUNDS=${ROUNDS:-3}
 TOP=${TOP:-0}
 PORT=${PORT:-18491}
+HASH_FLAG=(); [ -n "${HASH:-}" ] && HASH_FLAG=(--hash "$HASH")
 SPORT=$((PORT - 10))
 WORK=$(mktemp -d)
 LB=; SRV=
@@ -25,7 +27,7 @@ SRV=$!
 URL="http://127.0.0.1:$PORT/home?id=12345"
 for round in $(seq "$ROUNDS"); do
   nice -n 19 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" "$WORK/ds-lb" serve \
-    --listen "127.0.0.1:$PORT" --driver static --backend "server-1=127.0.0.1:$SPORT" --workers 1 \
+    --listen "127.0.0.1:$PORT" --driver static --backend "server-1=127.0.0.1:$SPORT" --workers 1 "${HASH_FLAG[@]}" \
     --state-dir "$WORK/state" >"$WORK/lb.log" 2>&1 &
   LB=$!
   for _ in $(seq 600); do curl --noproxy '*' -s -o /dev/null "$URL" && break; sleep 0.5; done

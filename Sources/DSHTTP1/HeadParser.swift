@@ -150,6 +150,7 @@ package struct HeadParser: Sendable {
                     head.hostCount += 1
                     try Self.validateHost(bytes, field.valueRange)
                 case .expect:
+                    head.hasExpect = true
                     head.expectContinue = Self.equalsIgnoringCase(bytes, field.valueStart, field.valueEnd, "100-continue")
                 case .forwardedFor:
                     head.forwarded.hasFor = true
@@ -239,6 +240,9 @@ package struct HeadParser: Sendable {
         var i = max(from, 0)
         let count = bytes.count
         while i < count {
+            // Most bytes of a head are not LF.
+            i = Self.skipWords(bytes, from: i, end: count) { Self.bytesEqual($0, 10) }
+            if i == count { break }
             if bytes[i] == 10 {
                 if i == 0 || bytes[i - 1] != 13 { return .failed(HTTPParseError(.badRequest, "Bare LF in message head")) }
                 // An empty line: CR LF directly after the previous line's CR LF.
@@ -260,6 +264,9 @@ package struct HeadParser: Sendable {
     static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int, end: Int) throws(HTTPParseError) -> Int {
         var i = from
         while i + 1 < end {
+            // A CR or a NUL is a byte below 14 (a tab or LF stopped at is stepped over).
+            i = Self.skipWords(bytes, from: i, end: end) { Self.bytesBelow($0, 14) }
+            if i + 1 >= end { break }
             let c = bytes[i]
             if c == 13 {
                 guard bytes[i + 1] == 10 else { throw HTTPParseError(.badRequest, "Bare CR in message head") }
@@ -269,6 +276,45 @@ package struct HeadParser: Sendable {
             i += 1
         }
         throw HTTPParseError(.badRequest, "Unterminated line")
+    }
+
+    /// The offset of the first byte from `start` that `flagged` marks, or where fewer than eight
+    /// bytes are left before `end` (the caller goes on byte by byte): the byte scans pass a word
+    /// without a flagged byte at once, and jump to a word's first flagged one (the lowest set
+    /// bit is exact, see `bytesBelow`).
+    @inline(__always)
+    static func skipWords(
+        _ bytes: UnsafeRawBufferPointer, from start: Int, end: Int,
+        _ flagged: (UInt64) -> UInt64
+    ) -> Int {
+        var i = start
+        while i + 8 <= end {
+            let flags = flagged(word(bytes, at: i))
+            if flags != 0 { return i + flags.trailingZeroBitCount >> 3 }
+            i += 8
+        }
+        return i
+    }
+
+    /// The eight bytes at `offset`, the byte at `offset` lowest. Callers check `offset + 8` is
+    /// within `bytes`; the load is unaligned because a head's lines start anywhere.
+    @inline(__always)
+    static func word(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
+        UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    /// The high bit of each byte of `word` below `limit` (at most 128) is set, above the lowest
+    /// such byte possibly others too (a borrow runs upward): zero exactly when there is none,
+    /// and the lowest set bit is always exact.
+    @inline(__always)
+    static func bytesBelow(_ word: UInt64, _ limit: UInt8) -> UInt64 {
+        (word &- 0x0101_0101_0101_0101 &* UInt64(limit)) & ~word & 0x8080_8080_8080_8080
+    }
+
+    /// Like `bytesBelow`, for the bytes of `word` equal to `value`.
+    @inline(__always)
+    static func bytesEqual(_ word: UInt64, _ value: UInt8) -> UInt64 {
+        bytesBelow(word ^ (0x0101_0101_0101_0101 &* UInt64(value)), 1)
     }
 
     static func parseVersion(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) throws(HTTPParseError) -> HTTPVersion {
@@ -331,9 +377,15 @@ package struct HeadParser: Sendable {
             while valueStart < cr && (bytes[valueStart] == 32 || bytes[valueStart] == 9) { valueStart += 1 }
             var valueEnd = cr
             while valueEnd > valueStart && (bytes[valueEnd - 1] == 32 || bytes[valueEnd - 1] == 9) { valueEnd -= 1 }
-            for k in valueStart..<valueEnd {
+            var k = valueStart
+            while k < valueEnd {
+                // Values are mostly visible ASCII: control bytes are those below 32, and DEL (a
+                // tab stopped at is stepped over).
+                k = Self.skipWords(bytes, from: k, end: valueEnd) { Self.bytesBelow($0, 32) | Self.bytesEqual($0, 127) }
+                if k == valueEnd { break }
                 let c = bytes[k]
                 if (c < 32 && c != 9) || c == 127 { throw HTTPParseError(.badRequest, "Control character in header value") }
+                k += 1
             }
             head.fieldCount += 1
             if head.fieldCount > limits.maxHeaderCount {

@@ -29,6 +29,8 @@
     package var hostCount = 0
     @usableFromInline package var connection = ConnectionTokens()
     package var expectContinue = false
+    /// Whether any Expect field came (`expectContinue` says what the last one asked).
+    package var hasExpect = false
     package var fieldCount = 0
     /// Where the first field line starts (just after the request line's CRLF).
     package var fieldsStart: Int
@@ -163,6 +165,15 @@
 
     /// Whether `bytes[range]` is exactly the UTF-8 of `text`.
     package static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: String) -> Bool {
+        // Stepping a String's UTF-8 view checks its representation at every byte; its bytes as
+        // one buffer (a literal's, a native string's, or a small one's copied to the stack) are
+        // compared by a plain loop, after the lengths.
+        let contiguous = text.utf8.withContiguousStorageIfAvailable { expected -> Bool in
+            guard expected.count == range.count else { return false }
+            for k in 0..<expected.count where bytes[range.lowerBound + k] != expected[k] { return false }
+            return true
+        }
+        if let contiguous { return contiguous }
         var i = range.lowerBound
         for c in text.utf8 {
             guard i < range.upperBound, bytes[i] == c else { return false }
@@ -173,6 +184,15 @@
 
     /// Whether `bytes[range]` equals `text` ignoring ASCII case.
     package static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: String) -> Bool {
+        // As in `equals`: one buffer when the string has it, the view's iterator otherwise.
+        let contiguous = text.utf8.withContiguousStorageIfAvailable { expected -> Bool in
+            guard expected.count == range.count else { return false }
+            for k in 0..<expected.count where asciiLower(bytes[range.lowerBound + k]) != asciiLower(expected[k]) {
+                return false
+            }
+            return true
+        }
+        if let contiguous { return contiguous }
         var i = range.lowerBound
         for c in text.utf8 {
             guard i < range.upperBound, asciiLower(bytes[i]) == asciiLower(c) else { return false }

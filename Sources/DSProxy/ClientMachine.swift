@@ -351,7 +351,7 @@ extension ClientMachine {
         case .chunked: bodyLength = .max
         default: bodyLength = 0
         }
-        if head.version == .http11 && !head.expectContinue && head.firstField(named: "expect", in: bytes) != nil {
+        if head.version == .http11 && !head.expectContinue && head.hasExpect {
             return .refuse(
                 .unsupportedExpectation, close: bodyLength > 0 || !head.wantsKeepAlive, consumeHead: bodyLength == 0)
         }

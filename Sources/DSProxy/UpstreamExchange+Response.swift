@@ -98,7 +98,6 @@ extension UpstreamExchange {
 
     /// Decides which newly buffered bytes belong to the response. False after an error reply.
     private func classifyResponseBytes(_ upstream: UpstreamConnection, _ client: ClientLease) -> Bool {
-        let worker = self.worker // one strong reference, not a checked retain per use
         if !machine.responding {
             // The head is parsed from the first byte not yet classified; `responseParseFrom` is
             // relative to that point, which stays put while earlier bytes go to the client.

@@ -33,7 +33,9 @@ final class UpstreamExchange: TimerTarget {
     /// a connection lets go of its exchange (to the shelf, `SpareExchanges`) before it goes, so
     /// the owner is alive whenever the exchange runs, and no reference count is checked per use.
     private unowned(unsafe) var owner: ExchangeOwner?
-    unowned let worker: Worker
+    /// `unowned(unsafe)`, as the client connection's: an exchange belongs to a connection of
+    /// the worker or to the worker's shelf, so the worker is alive whenever the exchange runs.
+    unowned(unsafe) let worker: Worker
     private(set) var head: RequestHeadInfo
     var upstream: UpstreamConnection?
     /// Whether the head has left `input` (written upstream, with a body behind it or partly).
@@ -232,7 +234,6 @@ final class UpstreamExchange: TimerTarget {
 
     /// Gets a connection to `snapshot.backends[index]` (pooled or new) for this exchange.
     private func attachTo(_ index: Int) {
-        let worker = self.worker // one strong reference, not a checked retain per use
         backendIndex = index
         let upstream: UpstreamConnection
         if attempts.mayUsePooled, let pooled = worker.pool.take(index, in: snapshot) {

@@ -165,6 +165,50 @@ final class HeadParserTests: XCTestCase {
         XCTAssertEqual(b.length, second.count)
     }
 
+    // MARK: bytes the scans stop at
+
+    /// The head is scanned several bytes at a time: a forbidden byte is refused with its own
+    /// error at every offset of a long field line, and a tab, allowed, is kept at every offset.
+    func testForbiddenByteIsRefusedAtEveryOffsetOfALine() {
+        let name = Array("X-Long-Field-Name".utf8), value = Array("abcdefghijklmnopqrstuvwxyz0123".utf8)
+        func head(_ name: [UInt8], _ value: [UInt8]) -> [UInt8] {
+            bytes("GET /home?id=12345 HTTP/1.1\r\nHost: lb\r\n") + name + bytes(": ") + value + bytes("\r\nAccept: */*\r\n\r\n")
+        }
+        let refusals: [(byte: UInt8, message: String)] = [
+            (0, "NUL in message head"), (13, "Bare CR in message head"), (10, "Bare LF in message head"),
+            (1, "Control character in header value"), (31, "Control character in header value"),
+            (127, "Control character in header value"),
+        ]
+        for (byte, message) in refusals {
+            for k in value.indices {
+                var bad = value
+                bad[k] = byte
+                guard case .failed(let error) = parseRequest(head(name, bad)) else {
+                    XCTFail("byte \(byte) at value offset \(k) accepted")
+                    continue
+                }
+                XCTAssertEqual(error, HTTPParseError(.badRequest, message), "byte \(byte) at value offset \(k)")
+            }
+        }
+        for k in name.indices {
+            var bad = name
+            bad[k] = 0
+            guard case .failed(let error) = parseRequest(head(bad, value)) else {
+                return XCTFail("NUL at name offset \(k) accepted")
+            }
+            XCTAssertEqual(error, HTTPParseError(.badRequest, "NUL in message head"), "NUL at name offset \(k)")
+        }
+        for k in 1..<(value.count - 1) {
+            var tabbed = value
+            tabbed[k] = 9
+            let raw = head(name, tabbed)
+            guard case .complete(let parsed) = parseRequest(raw) else { return XCTFail("tab at value offset \(k) refused") }
+            raw.withUnsafeBytes { buffer in
+                XCTAssertEqual(parsed.fields.map { $0.value(in: buffer) }[1], String(decoding: tabbed, as: UTF8.self))
+            }
+        }
+    }
+
     // MARK: accessors
 
     func testFieldOffsetsAndAccessors() {

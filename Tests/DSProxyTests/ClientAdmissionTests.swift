@@ -59,6 +59,11 @@ final class ClientAdmissionTests: XCTestCase {
         XCTAssertEqual(verdict("GET /x?id=1 HTTP/1.1\r\nHost: lb\r\nExpect: foo\r\n\r\n"), "417 keep consume")
         XCTAssertEqual(
             verdict("GET /x?id=1 HTTP/1.1\r\nHost: lb\r\nExpect: foo\r\nConnection: close\r\n\r\n"), "417 close consume")
+        // Two Expect fields: the last decides whether it is 100-continue, any other is refused.
+        XCTAssertEqual(
+            verdict(Self.post + "Expect: 100-continue\r\nExpect: foo\r\nContent-Length: 2\r\n\r\nhi"), "417 close")
+        XCTAssertEqual(
+            verdict(Self.post + "Expect: foo\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"), "proceed 2")
         // HTTP/1.0 has no expectations: the field is ignored.
         XCTAssertEqual(verdict("GET /x?id=1 HTTP/1.0\r\nHost: lb\r\nExpect: foo\r\n\r\n"), "proceed 0")
     }
