@@ -176,13 +176,20 @@ package final class Worker {
         pool.startSweeping()
         // Before the events: a request that comes back from the same wait as the wake-up of a
         // publish is routed by the new snapshot (a health change the admin API already shows).
-        loop.onEachPoll { [unowned self] in
-            self.reader.refresh()
-            self.pool.follow(self.reader.snapshot)
-        }
+        // And after them: a publish made while the events ran may have had its wake-up drained
+        // with an earlier one in this batch, and the next wait would sleep on the old snapshot.
+        loop.onEachPoll { [unowned self] in self.followTheLatestSnapshot() }
         loop.onEachIteration { [unowned self] in
+            self.followTheLatestSnapshot()
             if self.pipeline.waitingCount > 0 && self.pipeline.run() { self.loop.requestImmediateIteration() }
         }
+    }
+
+    /// One acquiring load when nothing was published; else the new snapshot and the idle pool
+    /// lined up with it.
+    private func followTheLatestSnapshot() {
+        reader.refresh()
+        pool.follow(reader.snapshot)
     }
 
     /// Serves plain connection `fd`, accepted here or handed over by another worker (counted in
