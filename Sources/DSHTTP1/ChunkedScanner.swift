@@ -195,8 +195,9 @@ package struct ChunkedScanner: Sendable {
         guard extensionBytes <= 64 * 1024 else { throw HTTPParseError(.badRequest, "Trailer section too large") }
     }
 
+    /// The value of one hex digit, nil for any other byte (chunk sizes, percent-escapes).
     @inline(__always)
-    static func hexValue(_ c: UInt8) -> UInt8? {
+    package static func hexValue(_ c: UInt8) -> UInt8? {
         switch c {
         case 48...57: return c - 48
         case 65...70: return c - 55

@@ -49,14 +49,6 @@ package struct AdminRequest: Sendable {
     /// `text` with each `%XX` replaced by byte XX; nil when a `%` lacks its two hex digits.
     static func percentDecoded(_ text: Substring) -> String? {
         guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
-        func hex(_ byte: UInt8) -> UInt8? {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-            default: nil
-            }
-        }
         let bytes = Array(text.utf8)
         var decoded: [UInt8] = []
         decoded.reserveCapacity(bytes.count)
@@ -67,7 +59,9 @@ package struct AdminRequest: Sendable {
                 index += 1
                 continue
             }
-            guard index + 2 < bytes.count, let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2]) else {
+            guard index + 2 < bytes.count, let high = ChunkedScanner.hexValue(bytes[index + 1]),
+                let low = ChunkedScanner.hexValue(bytes[index + 2])
+            else {
                 return nil
             }
             decoded.append(high << 4 | low)
