@@ -328,7 +328,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
         handle(.headParsed)
         let framing: BodyFraming
         let bodyLength: UInt64
-        switch ClientMachine.admit(head, in: input.readable, maxBodyBytes: worker.config.maxBodyBytes) {
+        switch ClientMachine.admit(head, maxBodyBytes: worker.config.maxBodyBytes) {
         case .proceed(let decided, let length):
             framing = decided
             bodyLength = length

@@ -334,10 +334,9 @@ extension ClientMachine {
 
     /// The framing (`Framing.request`: 400 for every smuggling shape), then RFC 9110 §10.1.1
     /// (an expectation other than 100-continue cannot be met: 417), then the body cap
-    /// (`maxBodyBytes`: 413). `bytes` holds the head (its `Expect` field is looked for only when
-    /// the parser did not already find 100-continue).
+    /// (`maxBodyBytes`: 413).
     @inline(__always)
-    static func admit(_ head: RequestHeadInfo, in bytes: UnsafeRawBufferPointer, maxBodyBytes: UInt64?) -> Admission {
+    static func admit(_ head: RequestHeadInfo, maxBodyBytes: UInt64?) -> Admission {
         let framing: BodyFraming
         switch Framing.request(head) {
         case .failure(let error):

@@ -19,7 +19,7 @@ final class ClientAdmissionTests: XCTestCase {
             case .incomplete: return "incomplete"
             case .failed(let error): return "\(error.status.code) close" // refused by the parser
             case .complete(let head):
-                switch ClientMachine.admit(head, in: buffer, maxBodyBytes: maxBody) {
+                switch ClientMachine.admit(head, maxBodyBytes: maxBody) {
                 case .proceed(_, let length): return "proceed \(length == .max ? "chunked" : "\(length)")"
                 case .refuse(let error, let close, let consume):
                     return "\(error.status.code) \(close ? "close" : "keep")\(consume ? " consume" : "")"

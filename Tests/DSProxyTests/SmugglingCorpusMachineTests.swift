@@ -28,7 +28,7 @@ final class SmugglingCorpusMachineTests: XCTestCase {
             case .failed(let error): return ProxyError.badRequest(error).status.code
             case .complete(let complete): head = complete
             }
-            switch ClientMachine.admit(head, in: buffer, maxBodyBytes: Self.maxBody) {
+            switch ClientMachine.admit(head, maxBodyBytes: Self.maxBody) {
             case .refuse(let error, _, _):
                 return error.status.code
             case .proceed(let framing, let length):
