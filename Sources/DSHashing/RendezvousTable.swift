@@ -609,7 +609,7 @@
         copyBytes(from: stage, 0, to: lines, (firstCell &>> lineShift) &<< 6, lineBytes)
     }
 
-    /// out[to ..< to + count] = bytes[from ..< from + count] for a list of up to 61 bytes, and
+    /// out[to ..< to + count] = bytes[from ..< from + count] for a list of up to 62 bytes, and
     /// zeros up to out[to + 32] where the list is shorter: four masked 8-byte words whatever
     /// the length, where a loop by length took a mispredicted branch or two per list (most of
     /// the cost of `packLines`). Safe: the callers leave 32 bytes of room after both ranges
