@@ -165,37 +165,31 @@
 
     /// Whether `bytes[range]` is exactly the UTF-8 of `text`.
     package static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: String) -> Bool {
-        // Stepping a String's UTF-8 view checks its representation at every byte; its bytes as
-        // one buffer (a literal's, a native string's, or a small one's copied to the stack) are
-        // compared by a plain loop, after the lengths.
-        let contiguous = text.utf8.withContiguousStorageIfAvailable { expected -> Bool in
-            guard expected.count == range.count else { return false }
-            for k in 0..<expected.count where bytes[range.lowerBound + k] != expected[k] { return false }
-            return true
-        }
-        if let contiguous { return contiguous }
-        var i = range.lowerBound
-        for c in text.utf8 {
-            guard i < range.upperBound, bytes[i] == c else { return false }
-            i += 1
-        }
-        return i == range.upperBound
+        matches(bytes, range, text) { $0 == $1 }
     }
 
     /// Whether `bytes[range]` equals `text` ignoring ASCII case.
     package static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: String) -> Bool {
-        // As in `equals`: one buffer when the string has it, the view's iterator otherwise.
+        matches(bytes, range, text) { asciiLower($0) == asciiLower($1) }
+    }
+
+    /// Whether `bytes[range]` and `text`'s UTF-8 have the same length and `same` holds byte by
+    /// byte. Stepping a String's UTF-8 view checks its representation at every byte; its bytes as
+    /// one buffer (a literal's, a native string's, or a small one's copied to the stack) are
+    /// compared by a plain loop, after the lengths; the view's iterator only when there is none.
+    @inline(__always)
+    static func matches(
+        _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: String, _ same: (UInt8, UInt8) -> Bool
+    ) -> Bool {
         let contiguous = text.utf8.withContiguousStorageIfAvailable { expected -> Bool in
             guard expected.count == range.count else { return false }
-            for k in 0..<expected.count where asciiLower(bytes[range.lowerBound + k]) != asciiLower(expected[k]) {
-                return false
-            }
+            for k in 0..<expected.count where !same(bytes[range.lowerBound + k], expected[k]) { return false }
             return true
         }
         if let contiguous { return contiguous }
         var i = range.lowerBound
         for c in text.utf8 {
-            guard i < range.upperBound, asciiLower(bytes[i]) == asciiLower(c) else { return false }
+            guard i < range.upperBound, same(bytes[i], c) else { return false }
             i += 1
         }
         return i == range.upperBound
