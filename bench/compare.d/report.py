@@ -2,7 +2,8 @@
 """Turns the raw output of one bench/compare run into the `## Proxy comparison` Markdown section
 (`## Proxy comparison, fast backend` for a run with `--fast-backend`; `## Proxy comparison, TLS`
 and `## Proxy comparison, TLS, fast backend` for runs with `--tls`; `, pinned` at the end of any
-of these for a run with `--pin`, whose workers were pinned to CPUs).
+of these for a run with `--pin`, whose workers were pinned to CPUs; `, pinned, isolated` for
+`--isolate`, where the replica and the clients ran on the other CPUs).
 
 Usage: report.py OUTDIR [--update RESULTS.md]
 
@@ -28,7 +29,7 @@ FAST_SECTION = "## Proxy comparison, fast backend"
 
 def section_title(meta):
     return (SECTION + (", TLS" if meta.get("tls") else "") + (", fast backend" if fast_backend(meta) else "")
-            + (", pinned" if pinned(meta) else ""))
+            + (", pinned" if pinned(meta) else "") + (", isolated" if isolated(meta) else ""))
 
 
 def pinned(meta):
@@ -36,9 +37,15 @@ def pinned(meta):
     return meta.get("cpu_affinity", "none") == "auto"
 
 
+def isolated(meta):
+    """Whether the replica and the clients ran on CPUs of their own (`--isolate`)."""
+    return bool(meta.get("client_cpus"))
+
+
 def command_line(meta):
     return "bench/compare" + "".join(flag for flag, on in [
-        (" --tls", meta.get("tls")), (" --fast-backend", fast_backend(meta)), (" --pin", pinned(meta))] if on)
+        (" --tls", meta.get("tls")), (" --fast-backend", fast_backend(meta)), (" --pin", pinned(meta) and not isolated(meta)),
+        (" --isolate", isolated(meta))] if on)
 
 
 def load_pinning(outdir):
@@ -66,7 +73,12 @@ def pinning_text(meta, outdir):
             f"({meta.get('allowed_cpus', '?')}): ds-lb `--cpu-affinity auto`, HAProxy `cpu-map auto:1/1-T` with those "
             f"T CPUs (T=1: `cpu-map 1/all`), nginx `worker_cpu_affinity auto` with a mask of them. After every start "
             f"each worker thread (nginx: worker process) was read from `/proc/PID/task/*/status`: one CPU each, all "
-            f"different ({checked}). wrk, ab, curl, ds-bench and the replica are not pinned.")
+            f"different ({checked}). "
+            + (f"**Isolated (`--isolate`)**: the replica, wrk, ab, curl, ds-bench and the idle-connection client "
+               f"ran on CPU{'s' if ',' in meta['client_cpus'] or '-' in meta['client_cpus'] else ''} "
+               f"{meta['client_cpus']} only (taskset; the replica's threads checked in /proc), so each proxy's "
+               f"workers had their CPUs to themselves."
+               if isolated(meta) else "wrk, ab, curl, ds-bench and the replica are not pinned."))
 
 
 def fast_backend(meta):
