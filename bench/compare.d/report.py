@@ -371,7 +371,9 @@ def render(outdir):
                f"the order rotated from round to round), medians over the rounds. Ratios are ratios of medians.")
     out.append("")
     out.append(f"- Machine: {meta['nproc']} CPUs ({meta['cpu']}), {meta['mem']}, kernel {meta['kernel']}; "
-               f"load generator, proxy and replica share these CPUs.")
+               + (f"the proxy's workers on CPUs of their own, the load generator and the replica on CPU"
+                  f"{'s' if ',' in meta['client_cpus'] or '-' in meta['client_cpus'] else ''} {meta['client_cpus']}."
+                  if isolated(meta) else "load generator, proxy and replica share these CPUs."))
     out.append(f"- Software: ds-lb {meta['commit']} ({build_text(meta)}), {meta['haproxy']}, "
                f"{meta['nginx']}, {meta['wrk']}, {meta['ab']}, Swift {meta['swift']}.")
     out.append(f"- Thread counts T: {', '.join(map(str, threads))} (ds-lb `--workers T`, HAProxy `nbthread T`, "
@@ -625,10 +627,14 @@ def notes(meta, outdir, runs):
     if loads:
         spread_text += (f" The 1-minute load average at the start of each visit was {min(loads):.1f}–{max(loads):.1f} "
                         f"(other work on the machine adds to the noise).")
-    out.append(f"- Noise: the machine has {meta['nproc']} shared CPUs and wrk/ab, the proxy and the replica all run on "
-               "them, so the load generator competes with the proxy for CPU; with T equal to the CPU count the "
-               "proxy's threads are oversubscribed. Absolute numbers are far below what these proxies do on "
-               "dedicated cores."
+    out.append((f"- Noise: the proxy's workers had their CPUs to themselves, but wrk/ab and the replica shared "
+                f"the rest ({meta['client_cpus']}), so the load generator and the replica compete with each other; "
+                "other processes of the machine still run anywhere."
+                if isolated(meta) else
+                f"- Noise: the machine has {meta['nproc']} shared CPUs and wrk/ab, the proxy and the replica all run on "
+                "them, so the load generator competes with the proxy for CPU; with T equal to the CPU count the "
+                "proxy's threads are oversubscribed.")
+               + " Absolute numbers are far below what these proxies do on dedicated cores."
                + ("" if tls else " The direct baseline is bounded by the "
                   + ("nginx backend." if fast_backend(meta) else "single-threaded ds-server."))
                + spread_text)
