@@ -249,7 +249,7 @@ package final class Server: @unchecked Sendable {
         do {
             let admin: AdminHandler? = listeners.admin == nil ? supervisor.admin : nil
             let cpus = configuration.pinWorkers ? (0..<workerCount).map { allowedCPU($0) } : []
-            if configuration.pinWorkers {
+            if !cpus.isEmpty {
                 let map = cpus.enumerated().map { "w\($0.offset) on CPU \($0.element.map(String.init) ?? "?")" }
                 logger.info("[i] Workers pinned (--cpu-affinity auto): \(map.joined(separator: ", "))")
             }
@@ -261,7 +261,7 @@ package final class Server: @unchecked Sendable {
                         index: index, listenFD: listeners.http, tlsListenFD: tlsListener, publisher: supervisor.publisher,
                         config: proxyConfig, admin: admin, metrics: supervisor.metrics,
                         onUnreachable: { [supervisor] in supervisor.reportUnreachable($0) }, handle: handle,
-                        cpu: configuration.pinWorkers ? cpus[index] : nil,
+                        cpu: cpus.isEmpty ? nil : cpus[index],
                         onPinFailure: { [logger] error in logger.warning("[!] Worker \(index) not pinned: \(error)") },
                         onExit: { [workersRunning] in workersRunning.leave() }))
                 workerHandles.append(handle)
