@@ -1,5 +1,6 @@
 import DSBalancer
 import DSProxy
+import DSReactor
 import DSSystem
 import Foundation
 import XCTest
@@ -35,5 +36,38 @@ final class WorkerStartTests: XCTestCase {
         }
         // A worker that never served has no loop to stop: its exit hook is not for the starter.
         XCTAssertFalse(exited.withLock { $0 })
+    }
+
+    /// Workers launched together answer together: when some cannot watch their listening
+    /// sockets, the first of them is named and the ones that could are stopped again (their
+    /// exit hooks run), so the starter is left with no worker running.
+    func testWhenSomeOfSeveralWorkersCannotStartTheOthersAreStoppedAgain() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ds-lb-workers-start-\(getpid())").path
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data()))
+        defer { unlink(path) }
+        let file = open(path, O_RDONLY | O_CLOEXEC)
+        XCTAssertGreaterThanOrEqual(file, 0)
+        defer { close(file) }
+        let publisher = SnapshotPublisher(initial: Snapshot(generation: 0, backends: [], algorithm: .rendezvous), workers: 4)
+        let exits = (0..<4).map { _ in DispatchSemaphore(value: 0) }
+        // Workers 1 and 3 are given the file (epoll refuses it), 0 and 2 no socket at all.
+        let launches = try (0..<4).map { index in
+            Worker.launch(
+                on: try EventLoop(), index: index, listenFD: index % 2 == 1 ? file : nil, publisher: publisher,
+                config: ProxyConfig(adminAllow: ProxyConfig.defaultAdminAllow()), admin: nil, metrics: ProxyMetrics(),
+                onUnreachable: { _ in }, onExit: { exits[index].signal() })
+        }
+
+        XCTAssertThrowsError(try Worker.waitForAll(launches)) { error in
+            guard let error = error as? WorkerStartError else { return XCTFail("\(error) is not a WorkerStartError") }
+            XCTAssertEqual(error.worker, 1, "not the first worker that failed")
+            XCTAssertEqual((error.reason as? SyscallError)?.errno, EPERM, "\(error.reason)")
+        }
+        XCTAssertEqual(exits[0].wait(timeout: .now() + 20), .success, "worker 0 still runs")
+        XCTAssertEqual(exits[2].wait(timeout: .now() + 20), .success, "worker 2 still runs")
+        XCTAssertEqual(launches.map { $0.answer()?.worker }, [nil, 1, nil, 3])
+        // The workers that never ran have no exit hook to run.
+        XCTAssertEqual(exits[1].wait(timeout: .now()), .timedOut)
+        XCTAssertEqual(exits[3].wait(timeout: .now()), .timedOut)
     }
 }
