@@ -27,9 +27,16 @@ final class BalancedListener {
         listener = try Listener(fd: fd, loop: loop) { [unowned self] client, peer in
             self.accept(client, peer: peer)
         }
-        let me = LoopBound(self)
+        // Weakly: this listener holds its member, and a member holding it back would keep both,
+        // and the loop the member's closure captures, once the worker has ended.
+        let target = Target()
+        target.listener = self
         let member = AcceptBalance.Member(index: index) { client, peer in
-            loop.execute { me.value.serve(me.value, FileDescriptor(adopting: client), peer) }
+            loop.execute {
+                // Handed over as this worker's loop ended: nothing will serve it here.
+                guard let listener = target.listener else { return Socket.close(client) }
+                listener.serve(listener, FileDescriptor(adopting: client), peer)
+            }
         }
         balance = (AcceptBalance.join(member, listening: fd), member)
     }
@@ -44,6 +51,12 @@ final class BalancedListener {
         listener?.stop()
         listener = nil
         if let (group, member) = balance { group.leave(member, listening: listenFD) }
+    }
+
+    /// Where a connection handed over by another worker goes. Loop thread only: set before the
+    /// member joins, read in the hand-over's task on this listener's loop.
+    private final class Target: @unchecked Sendable {
+        weak var listener: BalancedListener?
     }
 
     private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {

@@ -70,4 +70,31 @@ final class WorkerStartTests: XCTestCase {
         XCTAssertEqual(exits[1].wait(timeout: .now()), .timedOut)
         XCTAssertEqual(exits[3].wait(timeout: .now()), .timedOut)
     }
+
+    /// An ended worker's loop (its epoll and eventfd descriptors with it) is freed once its
+    /// starter lets go of it: what the worker left with those that outlive it (the publisher's
+    /// wake-ups, its listening socket's group, the drain) does not hold it, and a publish after
+    /// that wakes nothing.
+    func testAnEndedWorkersLoopIsFreedOnceItsStarterLetsGo() throws {
+        let listenFD = try Socket.listen(on: try SocketAddress.parse("127.0.0.1:0"))
+        defer { Socket.close(listenFD) }
+        let publisher = SnapshotPublisher(initial: Snapshot(generation: 0, backends: [], algorithm: .rendezvous), workers: 1)
+        var config = ProxyConfig(adminAllow: ProxyConfig.defaultAdminAllow())
+        config.drain = GracefulDrain()
+        let exited = DispatchSemaphore(value: 0)
+        weak var ended: EventLoop?
+        do {
+            let loop = try Worker.start(
+                index: 0, listenFD: listenFD, publisher: publisher, config: config, admin: nil, metrics: ProxyMetrics(),
+                onUnreachable: { _ in }, onExit: { exited.signal() })
+            ended = loop
+            loop.stop()
+        }
+        XCTAssertEqual(exited.wait(timeout: .now() + 20), .success, "the worker's loop did not end")
+        // The worker's thread lets go of the loop as it ends, just after `onExit`.
+        let deadline = DispatchTime.now() + 20
+        while ended != nil && DispatchTime.now() < deadline { usleep(1_000) }
+        XCTAssertNil(ended, "the ended worker's loop is still held")
+        publisher.publish(Snapshot(generation: 1, backends: [], algorithm: .rendezvous))
+    }
 }
