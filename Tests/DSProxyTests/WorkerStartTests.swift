@@ -10,14 +10,19 @@ import Glibc
 #endif
 
 final class WorkerStartTests: XCTestCase {
+    /// An open regular file, already unlinked: epoll refuses it (EPERM).
+    private static func regularFile() throws -> Int32 {
+        var template = Array("/tmp/ds-lb-worker-start-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw SyscallError(errno: errno, function: "mkstemp") }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        return fd
+    }
+
     /// epoll refuses a regular file (EPERM), so a worker given one as its listening socket
     /// cannot watch it: the starter hears why, with the worker named, and nothing traps.
     func testAWorkerThatCannotWatchItsListeningSocketReportsItToTheStarter() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ds-lb-worker-start-\(getpid())").path
-        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data()))
-        defer { unlink(path) }
-        let file = open(path, O_RDONLY | O_CLOEXEC)
-        XCTAssertGreaterThanOrEqual(file, 0)
+        let file = try Self.regularFile()
         defer { close(file) }
         let publisher = SnapshotPublisher(initial: Snapshot(generation: 0, backends: [], algorithm: .rendezvous), workers: 4)
         let exited = Locked(false)
@@ -42,11 +47,7 @@ final class WorkerStartTests: XCTestCase {
     /// sockets, the first of them is named and the ones that could are stopped again (their
     /// exit hooks run), so the starter is left with no worker running.
     func testWhenSomeOfSeveralWorkersCannotStartTheOthersAreStoppedAgain() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ds-lb-workers-start-\(getpid())").path
-        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data()))
-        defer { unlink(path) }
-        let file = open(path, O_RDONLY | O_CLOEXEC)
-        XCTAssertGreaterThanOrEqual(file, 0)
+        let file = try Self.regularFile()
         defer { close(file) }
         let publisher = SnapshotPublisher(initial: Snapshot(generation: 0, backends: [], algorithm: .rendezvous), workers: 4)
         let exits = (0..<4).map { _ in DispatchSemaphore(value: 0) }
