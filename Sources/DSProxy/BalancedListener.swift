@@ -10,7 +10,8 @@ import DSSystem
 final class BalancedListener {
     private let serve: (BalancedListener, consuming FileDescriptor, SocketAddress?) -> Void
     private var listener: Listener?
-    private var balance: (group: AcceptBalance, member: AcceptBalance.Member)?
+    private let group: AcceptBalance
+    private let member: AcceptBalance.Member
     private let listenFD: Int32
 
     /// Whether connections are still accepted here (not after `stop`).
@@ -24,30 +25,47 @@ final class BalancedListener {
     {
         self.serve = serve
         listenFD = fd
-        listener = try Listener(fd: fd, loop: loop) { [unowned self] client, peer in
-            self.accept(client, peer: peer)
+        // The socket's handler and the group's member are made before this listener exists, so
+        // they reach it through `target`. Weakly: this listener holds its member, and a member
+        // holding it back would keep both, and the loop the member's closure captures, once the
+        // worker has ended.
+        let target = Target()
+        listener = try Listener(fd: fd, loop: loop) { client, peer in
+            // Gone only if dropped without `stop`: the connection closes.
+            guard let listener = target.listener else { return }
+            listener.accept(client, peer: peer)
         }
-        let me = LoopBound(self)
-        let member = AcceptBalance.Member(index: index) { client, peer in
-            loop.execute { me.value.serve(me.value, FileDescriptor(adopting: client), peer) }
+        member = AcceptBalance.Member(index: index) { client, peer in
+            loop.execute {
+                // Handed over as this worker's loop ended: nothing will serve it here.
+                guard let listener = target.listener else { return Socket.close(client) }
+                listener.serve(listener, FileDescriptor(adopting: client), peer)
+            }
         }
-        balance = (AcceptBalance.join(member, listening: fd), member)
+        group = AcceptBalance.join(member, listening: fd)
+        target.listener = self
     }
 
     /// A connection `serve` received has closed (or was never served).
     func connectionEnded() {
-        balance?.member.connections.subtract(1, ordering: .relaxed)
+        member.connections.subtract(1, ordering: .relaxed)
     }
 
     /// Stops accepting on this worker (the descriptor stays open: it is shared).
     func stop() {
         listener?.stop()
         listener = nil
-        if let (group, member) = balance { group.leave(member, listening: listenFD) }
+        group.leave(member, listening: listenFD)
+    }
+
+    /// This listener, for its socket's handler and its member. Loop thread only: set at the end
+    /// of `init`, read in the handler and in a hand-over's task, both on this listener's loop.
+    private final class Target: @unchecked Sendable {
+        weak var listener: BalancedListener?
     }
 
     private func accept(_ fd: consuming FileDescriptor, peer: SocketAddress?) {
-        if let (group, member) = balance, let other = group.handOver(from: member) {
+        if let other = group.handOver(from: member) {
             other.adopt(fd.release(), peer)
             return
         }

@@ -126,12 +126,50 @@ package final class Worker {
         handle: WorkerHandle? = nil, cpu: Int? = nil, onPinFailure: (@Sendable (SyscallError) -> Void)? = nil,
         onExit: (@Sendable () -> Void)? = nil
     ) throws -> EventLoop {
-        let loop = try EventLoop()
+        let launch = launch(
+            on: try EventLoop(), index: index, listenFD: listenFD, tlsListenFD: tlsListenFD, publisher: publisher,
+            config: config, admin: admin, metrics: metrics, onUnreachable: onUnreachable, handle: handle, cpu: cpu,
+            onPinFailure: onPinFailure, onExit: onExit)
+        if let failure = launch.answer() { throw failure }
+        return launch.loop
+    }
+
+    /// A worker whose thread `launch` started: it answers once it watches its listening sockets,
+    /// or once it knows it cannot and has let go of them again.
+    package final class Launch: Sendable {
+        package let loop: EventLoop
+        private let answered = DispatchSemaphore(value: 0)
+        private let failure = Locked<WorkerStartError?>(nil)
+
+        fileprivate init(loop: EventLoop) { self.loop = loop }
+
+        fileprivate func give(_ failure: WorkerStartError?) {
+            self.failure.withLock { $0 = failure }
+            answered.signal()
+        }
+
+        /// Waits for the worker's answer: nil once it watches its listening sockets, else why it
+        /// cannot. Asked again, the same answer at once.
+        package func answer() -> WorkerStartError? {
+            answered.wait()
+            answered.signal()
+            return failure.withLock { $0 }
+        }
+    }
+
+    /// `start` without the wait: the worker's thread runs on `loop` and sets up while the caller
+    /// starts the others; `waitForAll` (or `Launch.answer`) hears how it went. Any thread.
+    package static func launch(
+        on loop: EventLoop, index: Int, listenFD: Int32?, tlsListenFD: Int32? = nil, publisher: SnapshotPublisher,
+        config: ProxyConfig, admin: AdminHandler?, metrics: ProxyMetrics,
+        onUnreachable: @escaping @Sendable (Backend) -> Void,
+        handle: WorkerHandle? = nil, cpu: Int? = nil, onPinFailure: (@Sendable (SyscallError) -> Void)? = nil,
+        onExit: (@Sendable () -> Void)? = nil
+    ) -> Launch {
         handle?.loop = loop
-        // The thread's answer: nil once it watches its sockets, else why it cannot. The starter
-        // waits for it, so a server never reports ready with a worker that does not accept.
-        let started = DispatchSemaphore(value: 0)
-        let failure = Locked<WorkerStartError?>(nil)
+        // The starter waits for the answer, so a server never reports ready with a worker that
+        // does not accept.
+        let launch = Launch(loop: loop)
         LoopThread.start(name: "ds-lb-w\(index)") {
             if let cpu {
                 do throws(SyscallError) { try pinCurrentThread(to: cpu) } catch { onPinFailure?(error) }
@@ -146,18 +184,27 @@ package final class Worker {
                 // Lets go of the sockets it did watch before the starter hears, for the same
                 // reason `onExit` waits.
                 worker.shutdown()
-                failure.withLock { $0 = WorkerStartError(worker: index, reason: error) }
-                started.signal()
+                launch.give(WorkerStartError(worker: index, reason: error))
                 return
             }
-            started.signal()
+            launch.give(nil)
             loop.run()
             worker.shutdown()
             onExit?()
         }
-        started.wait()
-        if let error = failure.withLock({ $0 }) { throw error }
-        return loop
+        return launch
+    }
+
+    /// Waits for the answers of workers launched together (their threads set up side by side,
+    /// not one after another) and returns their loops. When any cannot watch its sockets, the
+    /// others are stopped again (each runs its `onExit` once it let go of its sockets, as any
+    /// stopped worker) and the failure of the first in `launches` is thrown: the caller has
+    /// every worker running or none. Any thread.
+    package static func waitForAll(_ launches: [Launch]) throws(WorkerStartError) -> [EventLoop] {
+        let failures = launches.compactMap { $0.answer() }
+        guard let first = failures.first else { return launches.map(\.loop) }
+        for launch in launches where launch.answer() == nil { launch.loop.stop() }
+        throw first
     }
 
     private func listen(on fd: Int32?, tls tlsFD: Int32?) throws {
@@ -172,7 +219,9 @@ package final class Worker {
             let me = LoopBound(self)
             drainSignal = (drain, drain.enroll { loop.execute { me.value.drain() } })
         }
-        reader.publisher.addWaker { loop.wakeUp() }
+        // Weak: the publisher outlives the worker, and would keep an ended loop (its epoll and
+        // eventfd descriptors) for as long.
+        reader.publisher.addWaker { [weak loop] in loop?.wakeUp() }
         pool.startSweeping()
         // Before the events: a request that comes back from the same wait as the wake-up of a
         // publish is routed by the new snapshot (a health change the admin API already shows).

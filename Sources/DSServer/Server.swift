@@ -246,47 +246,57 @@ package final class Server: @unchecked Sendable {
     /// With an admin socket, the admin endpoints leave the traffic socket for it.
     private func startWorkers() {
         let workerCount = configuration.workers
+        var launches: [Worker.Launch] = []
         do {
             let admin: AdminHandler? = listeners.admin == nil ? supervisor.admin : nil
             let cpus = configuration.pinWorkers ? (0..<workerCount).map { allowedCPU($0) } : []
-            if configuration.pinWorkers {
+            if !cpus.isEmpty {
                 let map = cpus.enumerated().map { "w\($0.offset) on CPU \($0.element.map(String.init) ?? "?")" }
                 logger.info("[i] Workers pinned (--cpu-affinity auto): \(map.joined(separator: ", "))")
             }
+            // Every loop is made before any thread starts: when one cannot be, nothing runs yet.
+            let loops = try (0..<workerCount + (listeners.admin == nil ? 0 : 1)).map { _ in try EventLoop() }
+            var handles: [WorkerHandle] = []
             for index in 0..<workerCount {
                 let handle = WorkerHandle()
                 workersRunning.enter()
-                workerLoops.append(
-                    try Worker.start(
-                        index: index, listenFD: listeners.http, tlsListenFD: tlsListener, publisher: supervisor.publisher,
-                        config: proxyConfig, admin: admin, metrics: supervisor.metrics,
+                launches.append(
+                    Worker.launch(
+                        on: loops[index], index: index, listenFD: listeners.http, tlsListenFD: tlsListener,
+                        publisher: supervisor.publisher, config: proxyConfig, admin: admin, metrics: supervisor.metrics,
                         onUnreachable: { [supervisor] in supervisor.reportUnreachable($0) }, handle: handle,
-                        cpu: configuration.pinWorkers ? cpus[index] : nil,
+                        cpu: cpus.isEmpty ? nil : cpus[index],
                         onPinFailure: { [logger] error in logger.warning("[!] Worker \(index) not pinned: \(error)") },
                         onExit: { [workersRunning] in workersRunning.leave() }))
-                workerHandles.append(handle)
+                handles.append(handle)
             }
             if let adminFD = listeners.admin {
                 let handle = WorkerHandle()
                 workersRunning.enter()
-                workerLoops.append(
-                    try Worker.start(
-                        index: workerCount, listenFD: adminFD, publisher: supervisor.publisher,
+                launches.append(
+                    Worker.launch(
+                        on: loops[workerCount], index: workerCount, listenFD: adminFD, publisher: supervisor.publisher,
                         config: proxyConfig, admin: AdminOnlyHandler(router: supervisor.admin),
                         metrics: supervisor.metrics, onUnreachable: { _ in }, handle: handle,
                         onExit: { [workersRunning] in workersRunning.leave() }))
-                workerHandles.append(handle)
-                let bound =
-                    (try? Socket.localAddress(adminFD))?.description ?? configuration.admin?.description ?? "the admin socket"
-                logger.info("[i] Admin endpoints on \(bound) only")
+                handles.append(handle)
             }
+            // The threads set up side by side; only now is each one's answer awaited.
+            workerLoops = try Worker.waitForAll(launches)
+            workerHandles = handles
         } catch {
-            // The worker whose start threw never ran: it has nothing to leave.
-            workersRunning.leave()
+            // A worker that could not start never ran: it has nothing to leave. The others were
+            // stopped again and leave as they end, before `run` closes the sockets.
+            for launch in launches where launch.answer() != nil { workersRunning.leave() }
             // Readiness was not signalled: the server stops with this one-line reason.
             startError = ServerError.failed("cannot start the workers: \(error)")
             loop.stop()
             return
+        }
+        if let adminFD = listeners.admin {
+            let bound =
+                (try? Socket.localAddress(adminFD))?.description ?? configuration.admin?.description ?? "the admin socket"
+            logger.info("[i] Admin endpoints on \(bound) only")
         }
         let bound =
             (listeners.http ?? tlsListener).flatMap { try? Socket.localAddress($0) }?.description

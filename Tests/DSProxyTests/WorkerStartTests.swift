@@ -1,5 +1,6 @@
 import DSBalancer
 import DSProxy
+import DSReactor
 import DSSystem
 import Foundation
 import XCTest
@@ -9,14 +10,19 @@ import Glibc
 #endif
 
 final class WorkerStartTests: XCTestCase {
+    /// An open regular file, already unlinked: epoll refuses it (EPERM).
+    private static func regularFile() throws -> Int32 {
+        var template = Array("/tmp/ds-lb-worker-start-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw SyscallError(errno: errno, function: "mkstemp") }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        return fd
+    }
+
     /// epoll refuses a regular file (EPERM), so a worker given one as its listening socket
     /// cannot watch it: the starter hears why, with the worker named, and nothing traps.
     func testAWorkerThatCannotWatchItsListeningSocketReportsItToTheStarter() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ds-lb-worker-start-\(getpid())").path
-        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data()))
-        defer { unlink(path) }
-        let file = open(path, O_RDONLY | O_CLOEXEC)
-        XCTAssertGreaterThanOrEqual(file, 0)
+        let file = try Self.regularFile()
         defer { close(file) }
         let publisher = SnapshotPublisher(initial: Snapshot(generation: 0, backends: [], algorithm: .rendezvous), workers: 4)
         let exited = Locked(false)
@@ -35,5 +41,61 @@ final class WorkerStartTests: XCTestCase {
         }
         // A worker that never served has no loop to stop: its exit hook is not for the starter.
         XCTAssertFalse(exited.withLock { $0 })
+    }
+
+    /// Workers launched together answer together: when some cannot watch their listening
+    /// sockets, the first of them is named and the ones that could are stopped again (their
+    /// exit hooks run), so the starter is left with no worker running.
+    func testWhenSomeOfSeveralWorkersCannotStartTheOthersAreStoppedAgain() throws {
+        let file = try Self.regularFile()
+        defer { close(file) }
+        let publisher = SnapshotPublisher(initial: Snapshot(generation: 0, backends: [], algorithm: .rendezvous), workers: 4)
+        let exits = (0..<4).map { _ in DispatchSemaphore(value: 0) }
+        // Workers 1 and 3 are given the file (epoll refuses it), 0 and 2 no socket at all.
+        let launches = try (0..<4).map { index in
+            Worker.launch(
+                on: try EventLoop(), index: index, listenFD: index % 2 == 1 ? file : nil, publisher: publisher,
+                config: ProxyConfig(adminAllow: ProxyConfig.defaultAdminAllow()), admin: nil, metrics: ProxyMetrics(),
+                onUnreachable: { _ in }, onExit: { exits[index].signal() })
+        }
+
+        XCTAssertThrowsError(try Worker.waitForAll(launches)) { error in
+            guard let error = error as? WorkerStartError else { return XCTFail("\(error) is not a WorkerStartError") }
+            XCTAssertEqual(error.worker, 1, "not the first worker that failed")
+            XCTAssertEqual((error.reason as? SyscallError)?.errno, EPERM, "\(error.reason)")
+        }
+        XCTAssertEqual(exits[0].wait(timeout: .now() + 20), .success, "worker 0 still runs")
+        XCTAssertEqual(exits[2].wait(timeout: .now() + 20), .success, "worker 2 still runs")
+        XCTAssertEqual(launches.map { $0.answer()?.worker }, [nil, 1, nil, 3])
+        // The workers that never ran have no exit hook to run.
+        XCTAssertEqual(exits[1].wait(timeout: .now()), .timedOut)
+        XCTAssertEqual(exits[3].wait(timeout: .now()), .timedOut)
+    }
+
+    /// An ended worker's loop (its epoll and eventfd descriptors with it) is freed once its
+    /// starter lets go of it: what the worker left with those that outlive it (the publisher's
+    /// wake-ups, its listening socket's group, the drain) does not hold it, and a publish after
+    /// that wakes nothing.
+    func testAnEndedWorkersLoopIsFreedOnceItsStarterLetsGo() throws {
+        let listenFD = try Socket.listen(on: try SocketAddress.parse("127.0.0.1:0"))
+        defer { Socket.close(listenFD) }
+        let publisher = SnapshotPublisher(initial: Snapshot(generation: 0, backends: [], algorithm: .rendezvous), workers: 1)
+        var config = ProxyConfig(adminAllow: ProxyConfig.defaultAdminAllow())
+        config.drain = GracefulDrain()
+        let exited = DispatchSemaphore(value: 0)
+        weak var ended: EventLoop?
+        do {
+            let loop = try Worker.start(
+                index: 0, listenFD: listenFD, publisher: publisher, config: config, admin: nil, metrics: ProxyMetrics(),
+                onUnreachable: { _ in }, onExit: { exited.signal() })
+            ended = loop
+            loop.stop()
+        }
+        XCTAssertEqual(exited.wait(timeout: .now() + 20), .success, "the worker's loop did not end")
+        // The worker's thread lets go of the loop as it ends, just after `onExit`.
+        let deadline = DispatchTime.now() + 20
+        while ended != nil && DispatchTime.now() < deadline { usleep(1_000) }
+        XCTAssertNil(ended, "the ended worker's loop is still held")
+        publisher.publish(Snapshot(generation: 1, backends: [], algorithm: .rendezvous))
     }
 }

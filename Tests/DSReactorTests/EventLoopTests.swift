@@ -222,6 +222,63 @@ final class EventLoopTests: XCTestCase {
         XCTAssertEqual(seenByHandler.get, Array(1...20), "a handler saw a value older than its event")
     }
 
+    /// A value stored by an event's handler, which then wakes the loop as a publisher does, is
+    /// seen by the iteration hooks of that same wait. The wake token already in the batch
+    /// (after the handler's event) drains the handler's wake-up with it, since one read empties
+    /// the eventfd: the next wait would sleep, so only a hook after the events sees the value
+    /// before the next event or timer (the worker's second snapshot refresh relies on it).
+    func testIterationHooksSeeWhatTheEventsOfTheSameWaitStored() throws {
+        let loop = try EventLoop()
+        let (mine, peer) = try socketPair()
+        defer { Socket.close(mine); Socket.close(peer) }
+        final class Publisher: EventHandler, @unchecked Sendable {
+            let fd: Int32
+            unowned let loop: EventLoop
+            let published = Atomic<Int>(0)
+            init(fd: Int32, loop: EventLoop) {
+                self.fd = fd
+                self.loop = loop
+            }
+            func handle(_ ev: IOEvents) {
+                guard ev.contains(.readable) else { return }
+                var byte: UInt8 = 0
+                while Glibc.read(fd, &byte, 1) == 1 {}
+                published.store(1, ordering: .releasing)
+                loop.wakeUp()
+            }
+        }
+        let publisher = Publisher(fd: mine, loop: loop)
+        var iterations = 0
+        var seen = 0
+        var seenAtTheEndOfTheFirstWait: Int?
+        // Set up on this thread before `run`, so that the first wait returns the socket's event
+        // and, after it, the wake token: the socket is readable and the eventfd signalled before
+        // the loop waits, in that order.
+        try loop.register(mine, handler: publisher)
+        writeAll(peer, [1])
+        loop.wakeUp()
+        loop.onEachPoll {
+            iterations += 1
+            seen = publisher.published.load(ordering: .acquiring)
+        }
+        loop.onEachIteration { [unowned loop] in
+            seen = publisher.published.load(ordering: .acquiring)
+            if iterations == 1 { seenAtTheEndOfTheFirstWait = seen }
+            loop.stop()
+        }
+        // Without iteration hooks nothing would stop the loop: end it after a generous wait.
+        let finished = DispatchSemaphore(value: 0)
+        let watchdog = DispatchSemaphore(value: 0)
+        LoopThread.start(name: "test-watchdog") {
+            if finished.wait(timeout: .now() + 10) == .timedOut { loop.stop() }
+            watchdog.signal()
+        }
+        loop.run()
+        finished.signal()
+        XCTAssertEqual(watchdog.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(seenAtTheEndOfTheFirstWait, 1, "the iteration hooks missed what the events stored")
+    }
+
     func testRegisteredSocketGetsReadableEventsAndUnregisterStopsThem() throws {
         let h = try LoopHarness()
         defer { XCTAssertTrue(h.stop()) }
