@@ -3,8 +3,8 @@ import Synchronization
 
 /// Publishes snapshots to workers (docs/ARCHITECTURE.md §4): the supervisor stores a new one
 /// under a lock and bumps an atomic generation with release ordering; each worker does one
-/// acquiring load per loop iteration and takes the lock only when the generation moved. The hot
-/// path is one load.
+/// acquiring load when its wait returns and one after the events it returned, and takes the lock
+/// only when the generation moved. The hot path is one load.
 package final class SnapshotPublisher: Sendable {
     private let current: Locked<Snapshot>
     private let generation: Atomic<UInt64>
@@ -64,8 +64,8 @@ package final class SnapshotPublisher: Sendable {
             publisher.acknowledge(worker: worker, generation: snapshot.generation)
         }
 
-        /// Loop thread only, once per iteration: one acquiring load; re-copies the reference
-        /// only when the generation changed.
+        /// Loop thread only, before and after each batch of events: one acquiring load;
+        /// re-copies the reference only when the generation changed.
         package mutating func refresh() {
             let seen = publisher.generation.load(ordering: .acquiring)
             if seen != snapshot.generation {

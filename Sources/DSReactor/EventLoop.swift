@@ -307,7 +307,7 @@ package final class EventLoop: @unchecked Sendable {
         _ = EventFD.signal(wakeFD.rawValue)
     }
 
-    /// `hook` runs once per loop iteration, after events and timers.
+    /// `hook` runs once per loop iteration, after the events, the timers and the inbox.
     package func onEachIteration(_ hook: @escaping () -> Void) {
         assertInLoop()
         iterationHooks.append(hook)
