@@ -28,9 +28,10 @@
 ///   (rather than 2) spreads an empty stretch over several members instead of one neighbour:
 ///   with C = 2048 that is what keeps every N = 3…100 within the balance target.
 /// - Lookup: one 4-byte read of `starts` (which holds lists of 1–3 members itself while there
-///   are at most 254 virtual members), else one 64-byte line of `lines` holding the cell's
-///   byte-coded list (≈ 16 bytes for ≈ 16 candidates at N = 1000, two cells to a line), and
-///   that many score evaluations of one multiply each. At N = 1000 the time goes to the key's
+///   are at most 254 virtual members), else, up to 2,600 virtual members, one 64-byte line of
+///   `lines` holding the cell's byte-coded list (≈ 16 bytes for ≈ 16 candidates at N = 1000,
+///   two cells to a line; past 2,600, `starts` then the list in `lists`), and that many score
+///   evaluations of one multiply each. At N = 1000 the time goes to the key's
 ///   hash, the one cache miss on the line, and the scores (the 128-bit multiply alone takes
 ///   two cycles per candidate, and the running maximum with its index a few more).
 /// - Build: N·C placements (2 M at N = 1000), one hash per member per 10 groups, one group at a
