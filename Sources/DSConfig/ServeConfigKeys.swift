@@ -1,5 +1,5 @@
 /// The keys of /etc/ds-lb/ds-lb.toml: one per `ds-lb serve` option (IntegrationTests'
-/// ConfigFileTests fails when an option has none). `live` keys are applied by a reload (SIGHUP)
+/// ServeConfigFileTests fails when an option has none). `live` keys are applied by a reload (SIGHUP)
 /// through the supervisor and the workers; `restart` keys shape sockets, threads or the pool
 /// and take effect at the next start.
 package enum ServeConfigKeys {
