@@ -4,7 +4,7 @@ import DSReactor
 import DSSystem
 import Dispatch
 
-/// A worker that could not watch a listening socket (`Worker.start`): it never served.
+/// A worker that could not watch a listening socket (`Worker.start`, `Worker.waitForAll`): it never served.
 package struct WorkerStartError: Error, CustomStringConvertible {
     package let worker: Int
     package let reason: any Error

@@ -4,7 +4,7 @@ import DSReactor
 /// to the worker's own loop, so `Worker.config` stays loop-thread-only and the request path reads
 /// it without a lock or an atomic.
 ///
-/// `@unchecked Sendable`: `loop` is set by `Worker.start` on the starting thread, which is the
+/// `@unchecked Sendable`: `loop` is set by `Worker.launch` on the starting thread, which is the
 /// thread that calls `reconfigure`; `worker` is set and read only on the worker's loop thread.
 package final class WorkerHandle: @unchecked Sendable {
     var loop: EventLoop?
