@@ -146,11 +146,15 @@ package final class AdminRouter: AdminHandler {
 
     /// 405 for `request`, naming the methods its path takes in the message and in `Allow`.
     private static func notAllowed(_ request: AdminRequest, use methods: [String]) -> Route {
-        .answered(
-            .failure(
-                .methodNotAllowed,
-                "<Error> Method \(request.method) not allowed on \(request.path); use \(methods.joined(separator: " or "))",
-                extraHeaders: "Allow: \(methods.joined(separator: ", "))\r\n"))
+        .answered(methodNotAllowed(request, use: methods))
+    }
+
+    /// The 405 answer itself, for the routes that answer without a `Route`.
+    static func methodNotAllowed(_ request: AdminRequest, use methods: [String]) -> AdminResponse {
+        .failure(
+            .methodNotAllowed,
+            "<Error> Method \(request.method) not allowed on \(request.path); use \(methods.joined(separator: " or "))",
+            extraHeaders: "Allow: \(methods.joined(separator: ", "))\r\n")
     }
 
     static func response(to answer: AdminAnswer) -> AdminResponse {

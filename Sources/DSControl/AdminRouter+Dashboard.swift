@@ -16,9 +16,7 @@ extension AdminRouter {
             return .failure(.notFound, "<Error> '\(request.path)' is not an admin endpoint")
         }
         guard request.method == "GET" || request.method == "HEAD" else {
-            return .failure(
-                .methodNotAllowed, "<Error> Method \(request.method) not allowed on \(request.path); use GET",
-                extraHeaders: "Allow: GET\r\n")
+            return Self.methodNotAllowed(request, use: ["GET"])
         }
         switch request.path {
         case "/dashboard":
