@@ -48,17 +48,15 @@ final class TLSHandshakes: TimerTarget {
     private var timerAt: UInt64 = 0
     /// Where the plain HTTP sent to this port is read and dropped, one buffer for all the
     /// connections: it is only written during `discard`, on this loop, and never read.
-    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
+    private var scratch = [UInt8](repeating: 0, count: 4096)
 
     init(worker: Worker) {
         self.worker = worker
     }
 
-    deinit { scratch.deallocate() }
-
     /// Reads bytes of `fd` only to drop them (`TLSHandshake.drainPlain`).
     func discard(from fd: Int32) throws -> IOResult<Int> {
-        try Socket.read(fd, into: scratch)
+        try scratch.withUnsafeMutableBytes { try Socket.read(fd, into: $0) }
     }
 
     /// Drops the handshakes in progress (the listener stopped accepting).
