@@ -211,7 +211,7 @@ struct Serve: ParsableCommand {
     @Option(help: "The window --max-fails counts failed requests in, e.g. 10s.")
     var failWindow: String = "10s"
 
-    @Option(help: "How long a removed replica may finish its in-flight requests before it is stopped.")
+    @Option(help: "How long a removed replica, or a stopping ds-lb, may finish its in-flight requests.")
     var drainTimeout: String = "10s"
 
     @Option(help: "Bounded loads: cap each replica's in-flight requests at ceil(factor × average), e.g. 1.25 (off by default).")
