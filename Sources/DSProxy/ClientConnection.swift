@@ -367,7 +367,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
                 respond(status: refusal.status, message: refusal.message, close: true)
                 return
             }
-            adminRequestHead = head
+            adminRequest = AdminRequestHead(head)
             handle(.adminRequest(length: Int(bodyLength)))
             return
         }
@@ -378,11 +378,13 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
         proxy(head, bodyLength: bodyLength)
     }
 
-    /// The head of the admin request whose body is being read (`.readingAdminBody`).
-    private var adminRequestHead: RequestHead?
+    /// The head of the admin request whose body is being read (`.readingAdminBody`), boxed: a
+    /// `RequestHead` is several hundred bytes (its inline field list), which every connection
+    /// would carry while idle for the rare one that reads an admin body.
+    private var adminRequest: AdminRequestHead?
 
     private func stepAdminBody(_ length: Int) -> Bool {
-        guard let head = adminRequestHead else {
+        guard let head = adminRequest?.head else {
             close()
             return false
         }
@@ -394,7 +396,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
                 query: head.query.map(String.init), body: body, client: peer?.host ?? "unknown")
             let closeAfter = !head.wantsKeepAlive
             let headOnly = head.isHead
-            adminRequestHead = nil
+            adminRequest = nil
             handle(.adminSubmitted)
             let loop = worker.loop
             let me = LoopBound(self)
@@ -724,6 +726,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
         worker.loop.close(fd, of: self)
         worker.forget(self)
     }
+}
+
+/// An admin request's head while its body is read (`ClientConnection.adminRequest`).
+private final class AdminRequestHead {
+    let head: RequestHead
+    init(_ head: RequestHead) { self.head = head }
 }
 
 /// Carries a loop-confined object through a `@Sendable` closure that is only ever run on that
