@@ -18,8 +18,6 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
     /// the worker), closed by `close()`.
     let fd: Int32
     let peer: SocketAddress?
-    /// The client address for the `client-ip` key source, built once.
-    private lazy var clientKey: [UInt8] = Array((peer?.host ?? "").utf8)
     /// `unowned(unsafe)`: the worker outlives its connections (it holds them, runs their loop
     /// and closes them in `shutdown` before its thread lets go of it), so it is alive whenever
     /// the connection runs; a checked `unowned` paid an atomic retain and release per use,
@@ -54,21 +52,24 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
     /// unless the kernel does the records).
     var canSplice: Bool { tls?.canSplice ?? true }
 
-    /// The fields a proxy adds to every request it forwards, and the end of the head: X-Forwarded-For
-    /// (and X-Forwarded-Proto unless a trusted proxy sent its own), then `Connection` as the
-    /// request needs it. The peer never changes, so each form is built once per connection.
-    private var forwardedFieldForms: [[UInt8]?] = [nil, nil, nil, nil, nil, nil]
+    /// The fields a proxy adds to every request it forwards, and the end of the head, as the
+    /// last request needed them (`ForwardedFieldForm`); built at the first request.
+    private var forwardedForm = ForwardedFieldForm()
 
     func forwardedFields(upgrading: Bool, http10: Bool, proto: Bool) -> [UInt8] {
-        let index = (upgrading ? 2 : http10 ? 1 : 0) + (proto ? 0 : 3)
-        if let built = forwardedFieldForms[index] { return built }
-        let connection = upgrading ? "Connection: Upgrade\r\n" : http10 ? "Connection: keep-alive\r\n" : ""
-        let built = Array(
-            ("X-Forwarded-For: \(peer?.host ?? "unknown")\r\n"
-                + (proto ? (tls == nil ? "X-Forwarded-Proto: http\r\n" : "X-Forwarded-Proto: https\r\n") : "")
-                + connection + "\r\n").utf8)
-        forwardedFieldForms[index] = built
-        return built
+        let kind = ForwardedFieldForm.Kind(upgrading: upgrading, http10: http10, proto: proto)
+        if forwardedForm.kind != kind { forwardedForm.build(kind, peer: peer, https: tls != nil) }
+        return forwardedForm.bytes
+    }
+
+    /// The client address for the `client-ip` key source, kept in the forwarded fields' form
+    /// (built for a plain request if no request built it yet).
+    private var clientKey: ArraySlice<UInt8> {
+        if !forwardedForm.isBuilt {
+            forwardedForm.build(
+                ForwardedFieldForm.Kind(upgrading: false, http10: false, proto: true), peer: peer, https: tls != nil)
+        }
+        return forwardedForm.clientKey
     }
 
     /// Whether the client's X-Forwarded-For and X-Forwarded-Proto go on (its address appended):
@@ -366,7 +367,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
                 respond(status: refusal.status, message: refusal.message, close: true)
                 return
             }
-            adminRequestHead = head
+            adminRequest = AdminRequestHead(head)
             handle(.adminRequest(length: Int(bodyLength)))
             return
         }
@@ -377,11 +378,13 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
         proxy(head, bodyLength: bodyLength)
     }
 
-    /// The head of the admin request whose body is being read (`.readingAdminBody`).
-    private var adminRequestHead: RequestHead?
+    /// The head of the admin request whose body is being read (`.readingAdminBody`), boxed: a
+    /// `RequestHead` is several hundred bytes (its inline field list), which every connection
+    /// would carry while idle for the rare one that reads an admin body.
+    private var adminRequest: AdminRequestHead?
 
     private func stepAdminBody(_ length: Int) -> Bool {
-        guard let head = adminRequestHead else {
+        guard let head = adminRequest?.head else {
             close()
             return false
         }
@@ -393,7 +396,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
                 query: head.query.map(String.init), body: body, client: peer?.host ?? "unknown")
             let closeAfter = !head.wantsKeepAlive
             let headOnly = head.isHead
-            adminRequestHead = nil
+            adminRequest = nil
             handle(.adminSubmitted)
             let loop = worker.loop
             let me = LoopBound(self)
@@ -723,6 +726,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
         worker.loop.close(fd, of: self)
         worker.forget(self)
     }
+}
+
+/// An admin request's head while its body is read (`ClientConnection.adminRequest`).
+private final class AdminRequestHead {
+    let head: RequestHead
+    init(_ head: RequestHead) { self.head = head }
 }
 
 /// Carries a loop-confined object through a `@Sendable` closure that is only ever run on that

@@ -53,7 +53,7 @@ extension KeyExtractor {
     /// `resolve` for which source wins). `clientKey` is the client address as text, kept by the
     /// connection so no request builds it again. Nothing here allocates.
     func hashedKey(
-        for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, clientKey: [UInt8],
+        for head: RequestHeadInfo, headBytes bytes: UnsafeRawBufferPointer, clientKey: ArraySlice<UInt8>,
         random: inout RandomRequestIDs, snapshot: Snapshot
     ) -> UInt64 {
         switch resolve(head: head, bytes: bytes, hasClientKey: !clientKey.isEmpty, random: &random) {

@@ -43,7 +43,7 @@ final class KeyExtractionTests: XCTestCase {
             let text = extractor.key(for: info, headBytes: raw, peer: peer, random: &forText)
             let clientKey = Array((peer?.host ?? "").utf8)
             let hashed = extractor.hashedKey(
-                for: info, headBytes: raw, clientKey: clientKey, random: &forHash,
+                for: info, headBytes: raw, clientKey: clientKey[...], random: &forHash,
                 snapshot: snapshot)
             return (text, hashed)
         }
