@@ -142,6 +142,7 @@ package struct HeadParser: Sendable {
             head.authority = authority
             head.originTarget = authority.upperBound..<line.target.upperBound
         }
+        head.locatePathAndQuery(in: bytes)
         try parseFields(
             bytes, from: lineEnd + 2, end: end, into: &head,
             requestField: { (field, name, head) throws(HTTPParseError) in
