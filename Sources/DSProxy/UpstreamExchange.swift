@@ -234,6 +234,10 @@ final class UpstreamExchange: TimerTarget {
 
     /// Gets a connection to `snapshot.backends[index]` (pooled or new) for this exchange.
     private func attachTo(_ index: Int) {
+        // Held in locals for the whole call: each read of the properties for a call (the pool's
+        // `take`, the metrics look-up) was retained and released around that call.
+        let worker = self.worker
+        let snapshot = self.snapshot
         backendIndex = index
         let upstream: UpstreamConnection
         if attempts.mayUsePooled, let pooled = worker.pool.take(index, in: snapshot) {
