@@ -347,8 +347,7 @@ final class UpstreamExchange: TimerTarget {
     // MARK: endings
 
     func finish(_ upstream: UpstreamConnection, _ client: ClientLease) {
-        tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
-        tracked = nil
+        tracked.take()?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         releaseHeadFromInput(client)
         let reusable = ExchangeEnding.replicaReusable(
             keptByReplica: machine.replicaKeepsConnection, framing: framing, requestBodyLeft: bodyRemaining > 0,
@@ -459,8 +458,7 @@ final class UpstreamExchange: TimerTarget {
     func abandon() {
         assert(worker.loop.isInLoop)
         perform(machine.handle(.end))
-        tracked?.end(answered: false, nanoseconds: 0)
-        tracked = nil
+        tracked.take()?.end(answered: false, nanoseconds: 0)
         upstream?.close()
         upstream = nil
     }
