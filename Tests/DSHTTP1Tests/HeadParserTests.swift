@@ -29,6 +29,62 @@ final class HeadParserTests: XCTestCase {
         XCTAssertEqual(error.status.code, 431)
     }
 
+    /// The parser notes where the lines end while it looks for the head's end, and takes the
+    /// lines from those notes: only the first 64, only when it scanned the head from its first
+    /// line, and only lines before a byte it refuses. Every field reads the same around that
+    /// count, whole and one byte at a time, for requests and responses.
+    func testFieldsAroundTheNotedLineCountReadTheSame() {
+        for fieldCount in [1, 61, 62, 63, 64, 65, 66, 100] {
+            let raw = bytes(head(fieldCount: fieldCount))
+            for (reading, result) in [("whole", parseRequest(raw)), ("byte by byte", parseIncrementally(raw).0)] {
+                guard case .complete(let h) = result else {
+                    XCTFail("\(fieldCount) fields \(reading): \(Summary(result))")
+                    continue
+                }
+                raw.withUnsafeBytes { buffer in
+                    XCTAssertEqual(h.fields.map { $0.name(in: buffer) }, ["Host"] + (1..<fieldCount).map { "X-Field-\($0)" })
+                    XCTAssertEqual(h.fields.map { $0.value(in: buffer) }, ["lb"] + (1..<fieldCount).map { "\($0)" })
+                }
+            }
+            let response = bytes(
+                "HTTP/1.1 200 OK\r\n" + (0..<fieldCount).map { "X-Field-\($0): \($0)\r\n" }.joined() + "\r\n")
+            guard case .complete(let r) = parseResponse(response) else { return XCTFail("response with \(fieldCount) fields") }
+            response.withUnsafeBytes { buffer in
+                XCTAssertEqual(r.fields.map { $0.value(in: buffer) }, (0..<fieldCount).map { "\($0)" })
+            }
+        }
+    }
+
+    /// A NUL or a bare CR is refused on any line, before or past the noted ones, and the first
+    /// bad line decides the error, as when each line is scanned as it is parsed.
+    func testRefusedByteOnAnyLineAndTheFirstBadLineDecides() {
+        for line in [1, 2, 3, 62, 63, 64, 65, 80] {
+            for (byte, message) in [(UInt8(0), "NUL in message head"), (13, "Bare CR in message head")] {
+                var raw = bytes(head(fieldCount: 90))
+                // The value of field `line` (the request line is line 0, Host line 1).
+                let marker = bytes(line == 1 ? "Host: l" : "X-Field-\(line - 1): ")
+                guard let at = raw.firstRange(of: marker)?.upperBound else { return XCTFail("no field \(line)") }
+                raw[at] = byte
+                guard case .failed(let error) = parseRequest(raw) else {
+                    XCTFail("byte \(byte) on line \(line) accepted")
+                    continue
+                }
+                XCTAssertEqual(error, HTTPParseError(.badRequest, message), "byte \(byte) on line \(line)")
+            }
+        }
+        let badName = "Bad Name: x\r\n", bareCR = "X-CR: a\rb\r\n"
+        for (lines, message) in [
+            ([badName, "A: 1\r\n", bareCR], "Whitespace before colon in header name"),
+            ([bareCR, "A: 1\r\n", badName], "Bare CR in message head"),
+        ] {
+            guard case .failed(let error) = parseRequest("GET / HTTP/1.1\r\nHost: lb\r\n" + lines.joined() + "\r\n") else {
+                XCTFail("\(lines) accepted")
+                continue
+            }
+            XCTAssertEqual(error, HTTPParseError(.badRequest, message), "\(lines)")
+        }
+    }
+
     func testCustomHeaderCountLimit() {
         let limits = HTTPLimits(maxHeadBytes: 64 * 1024, maxHeaderCount: 3)
         if case .complete = parseRequest(head(fieldCount: 3), limits: limits) {} else { XCTFail("3 fields allowed") }
