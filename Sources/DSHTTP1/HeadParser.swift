@@ -529,19 +529,53 @@ package struct HeadParser: Sendable {
         }
     }
 
+    /// Whether the field name `bytes[start..<end]` is `lowercase` (letters and `-` only),
+    /// ignoring ASCII case, by words rather than bytes: the bytes of a name are tchars, and of
+    /// those only a letter's two cases give that letter once 0x20 is set in them, and only `-`
+    /// gives `-` (`parseFields` has checked the name before it is classified).
+    @inline(__always)
+    static func nameIs(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, _ lowercase: StaticString) -> Bool {
+        let length = lowercase.utf8CodeUnitCount
+        guard end - start == length else { return false }
+        let expected = UnsafeRawPointer(lowercase.utf8Start)
+        if length >= 8 {
+            // Word by word; the last one overlaps the one before when the length is not a
+            // multiple of eight (all its bytes are within the name).
+            var k = 0
+            while true {
+                let at = min(k, length - 8)
+                let fold = word(bytes, at: start + at) | 0x2020_2020_2020_2020
+                guard fold == UInt64(littleEndian: expected.loadUnaligned(fromByteOffset: at, as: UInt64.self)) else {
+                    return false
+                }
+                if at == length - 8 { return true }
+                k += 8
+            }
+        }
+        if length >= 4 {
+            // Two (overlapping) four-byte halves.
+            let last = length - 4
+            let first = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: start, as: UInt32.self)) | 0x2020_2020
+            let final = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: start + last, as: UInt32.self)) | 0x2020_2020
+            return first == UInt32(littleEndian: expected.loadUnaligned(as: UInt32.self))
+                && final == UInt32(littleEndian: expected.loadUnaligned(fromByteOffset: last, as: UInt32.self))
+        }
+        return equalsIgnoringCase(bytes, Int32(start), Int32(end), lowercase)
+    }
+
     static func classify(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> KnownField {
         switch end - start {
-        case 2 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "te"): return .hopByHop
-        case 4 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "host"): return .host
-        case 6 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "expect"): return .expect
-        case 7 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "upgrade"): return .hopByHop
-        case 10 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "connection"): return .connection
-        case 10 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "keep-alive"): return .hopByHop
-        case 16 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "proxy-connection"): return .hopByHop
-        case 14 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "content-length"): return .contentLength
-        case 17 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "transfer-encoding"): return .transferEncoding
-        case 15 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "x-forwarded-for"): return .forwardedFor
-        case 17 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "x-forwarded-proto"): return .forwardedProto
+        case 2 where nameIs(bytes, start, end, "te"): return .hopByHop
+        case 4 where nameIs(bytes, start, end, "host"): return .host
+        case 6 where nameIs(bytes, start, end, "expect"): return .expect
+        case 7 where nameIs(bytes, start, end, "upgrade"): return .hopByHop
+        case 10 where nameIs(bytes, start, end, "connection"): return .connection
+        case 10 where nameIs(bytes, start, end, "keep-alive"): return .hopByHop
+        case 16 where nameIs(bytes, start, end, "proxy-connection"): return .hopByHop
+        case 14 where nameIs(bytes, start, end, "content-length"): return .contentLength
+        case 17 where nameIs(bytes, start, end, "transfer-encoding"): return .transferEncoding
+        case 15 where nameIs(bytes, start, end, "x-forwarded-for"): return .forwardedFor
+        case 17 where nameIs(bytes, start, end, "x-forwarded-proto"): return .forwardedProto
         default: return .other
         }
     }

@@ -85,6 +85,45 @@ final class HeadParserTests: XCTestCase {
         }
     }
 
+    /// Field names the parser acts on are recognized in any ASCII case, and a name one other
+    /// tchar away is not (the names are compared by words with the case bit set: `^` and `~`,
+    /// `_` and DEL differ by that bit too).
+    func testKnownFieldNamesInAnyCaseAndNoNameOneByteAway() {
+        let known: [(name: String, value: String, acted: (RequestHeadInfo) -> Bool)] = [
+            ("te", "trailers", { $0.hasHopByHopField }), ("host", "lb", { $0.hostCount == 1 }),
+            ("expect", "100-continue", { $0.hasExpect }), ("upgrade", "websocket", { $0.hasHopByHopField }),
+            ("connection", "close", { $0.connection.close }), ("keep-alive", "timeout=5", { $0.hasHopByHopField }),
+            ("proxy-connection", "x", { $0.hasHopByHopField }), ("content-length", "5", { $0.contentLength == 5 }),
+            ("transfer-encoding", "chunked", { $0.transferCodings.count == 1 }),
+            ("x-forwarded-for", "10.0.0.1", { $0.forwarded.hasFor }), ("x-forwarded-proto", "https", { $0.forwarded.hasProto }),
+        ]
+        func info(_ name: [UInt8], _ value: String) -> RequestHeadInfo? {
+            let raw = bytes("GET / HTTP/1.0\r\n") + name + bytes(": \(value)\r\n\r\n")
+            return raw.withUnsafeBytes { buffer in
+                guard case .complete(let head) = HeadParser().parseRequestInfo(buffer) else { return nil }
+                return head
+            }
+        }
+        let tchars = Array("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+        for (name, value, acted) in known {
+            let lower = Array(name.utf8)
+            func upper(_ c: UInt8) -> UInt8 { (97...122).contains(c) ? c - 32 : c }
+            let mixed = lower.indices.map { $0 % 2 == 0 ? upper(lower[$0]) : lower[$0] }
+            for spelling in [lower, lower.map(upper), mixed] {
+                guard let head = info(spelling, value) else { return XCTFail("\(name) refused") }
+                XCTAssertTrue(acted(head), String(decoding: spelling, as: UTF8.self))
+            }
+            for k in lower.indices {
+                for c in tchars where c != lower[k] && c != upper(lower[k]) {
+                    var near = lower
+                    near[k] = c
+                    guard let head = info(near, value) else { continue }
+                    XCTAssertFalse(acted(head), "\(String(decoding: near, as: UTF8.self)) taken for \(name)")
+                }
+            }
+        }
+    }
+
     func testCustomHeaderCountLimit() {
         let limits = HTTPLimits(maxHeadBytes: 64 * 1024, maxHeaderCount: 3)
         if case .complete = parseRequest(head(fieldCount: 3), limits: limits) {} else { XCTFail("3 fields allowed") }
