@@ -60,8 +60,18 @@ package struct HeadParser: Sendable {
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
         while start + 1 < bytes.count && bytes[start] == 13 && bytes[start + 1] == 10 { start += 2 }
         // The skipped empty lines count toward the head limit, or a stream of CRLFs would be
-        // buffered without bound.
-        switch Self.findHeadEnd(bytes, from: max(from, start), limit: limits.maxHeadBytes) {
+        // buffered without bound. The line ends are noted only by a scan from the request line
+        // on (`LineEnds`).
+        return Self.withLineEnds(noting: from <= start) { lines in
+            scanRequest(bytes, from: from, start: start, lines: &lines, onField: onField)
+        }
+    }
+
+    private func scanRequest(
+        _ bytes: UnsafeRawBufferPointer, from: Int, start: Int, lines: inout LineEnds,
+        onField: (HeaderField, KnownField) -> Void
+    ) -> HeadParseResult<RequestHeadInfo> {
+        switch Self.findHeadEnd(bytes, from: max(from, start), limit: limits.maxHeadBytes, lines: &lines) {
         case .incomplete(let resume):
             if let error = Self.checkCompletedRequestLine(bytes, start: start, scannedFrom: max(from, start)) {
                 return .failed(error)
@@ -75,7 +85,7 @@ package struct HeadParser: Sendable {
             return .failed(Self.requestLineError(bytes, start: start, lf: lf) ?? error)
         case .complete(let end):
             do {
-                return .complete(try parseRequestHead(bytes, start: start, end: end, onField: onField))
+                return .complete(try parseRequestHead(bytes, start: start, end: end, lines: &lines, onField: onField))
             } catch {
                 return .failed(error)
             }
@@ -130,10 +140,10 @@ package struct HeadParser: Sendable {
     }
 
     private func parseRequestHead(
-        _ bytes: UnsafeRawBufferPointer, start: Int, end: Int,
+        _ bytes: UnsafeRawBufferPointer, start: Int, end: Int, lines: inout LineEnds,
         onField: (HeaderField, KnownField) -> Void
     ) throws(HTTPParseError) -> RequestHeadInfo {
-        let lineEnd = try Self.lineEnd(bytes, from: start, end: end)
+        let lineEnd = try Self.nextLineEnd(bytes, from: start, end: end, &lines)
         let line = try Self.parseRequestLine(bytes, start: start, lineEnd: lineEnd)
         var head = RequestHeadInfo(
             method: line.method, methodKind: HTTPMethodKind.classify(bytes, line.method),
@@ -142,8 +152,9 @@ package struct HeadParser: Sendable {
             head.authority = authority
             head.originTarget = authority.upperBound..<line.target.upperBound
         }
+        head.locatePathAndQuery(in: bytes)
         try parseFields(
-            bytes, from: lineEnd + 2, end: end, into: &head,
+            bytes, from: lineEnd + 2, end: end, lines: &lines, into: &head,
             requestField: { (field, name, head) throws(HTTPParseError) in
                 switch name {
                 case .host:
@@ -188,23 +199,25 @@ package struct HeadParser: Sendable {
         _ bytes: UnsafeRawBufferPointer, from: Int,
         onField: (HeaderField, KnownField) -> Void
     ) -> HeadParseResult<ResponseHeadInfo> {
-        switch Self.findHeadEnd(bytes, from: from, limit: limits.maxHeadBytes) {
-        case .incomplete(let resume): return .incomplete(resumeAt: resume)
-        case .failed(let error): return .failed(error)
-        case .complete(let end):
-            do {
-                return .complete(try parseResponseHead(bytes, end: end, onField: onField))
-            } catch {
-                return .failed(error)
+        Self.withLineEnds(noting: from == 0) { lines in
+            switch Self.findHeadEnd(bytes, from: from, limit: limits.maxHeadBytes, lines: &lines) {
+            case .incomplete(let resume): return .incomplete(resumeAt: resume)
+            case .failed(let error): return .failed(error)
+            case .complete(let end):
+                do throws(HTTPParseError) {
+                    return .complete(try parseResponseHead(bytes, end: end, lines: &lines, onField: onField))
+                } catch {
+                    return .failed(error)
+                }
             }
         }
     }
 
     private func parseResponseHead(
-        _ bytes: UnsafeRawBufferPointer, end: Int,
+        _ bytes: UnsafeRawBufferPointer, end: Int, lines: inout LineEnds,
         onField: (HeaderField, KnownField) -> Void
     ) throws(HTTPParseError) -> ResponseHeadInfo {
-        let lineEnd = try Self.lineEnd(bytes, from: 0, end: end)
+        let lineEnd = try Self.nextLineEnd(bytes, from: 0, end: end, &lines)
         // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4)
         guard lineEnd >= 12 else { throw HTTPParseError(.badRequest, "Malformed status line") }
         let version = try Self.parseVersion(bytes, from: 0, to: 8)
@@ -222,7 +235,8 @@ package struct HeadParser: Sendable {
         var head = ResponseHeadInfo(version: version, status: status, length: end)
         head.fieldsStart = lineEnd + 2
         // Host, Expect and X-Forwarded-* mean nothing to a response's framing: listed, not acted on.
-        try parseFields(bytes, from: lineEnd + 2, end: end, into: &head, requestField: { _, _, _ in }, onField: onField)
+        try parseFields(
+            bytes, from: lineEnd + 2, end: end, lines: &lines, into: &head, requestField: { _, _, _ in }, onField: onField)
         return head
     }
 
@@ -235,29 +249,124 @@ package struct HeadParser: Sendable {
     }
 
     /// Finds the end of the head (just past the empty line). Fails fast on a bare LF and on a
-    /// head longer than `limit`.
-    static func findHeadEnd(_ bytes: UnsafeRawBufferPointer, from: Int, limit: Int) -> FindResult {
+    /// head longer than `limit`. On the way it notes in `lines` each line's end, and the first
+    /// byte `lineEnd` would refuse (a NUL, a CR not followed by LF), for `nextLineEnd`.
+    static func findHeadEnd(_ bytes: UnsafeRawBufferPointer, from: Int, limit: Int, lines: inout LineEnds) -> FindResult {
         var i = max(from, 0)
         let count = bytes.count
         while i < count {
-            // Most bytes of a head are not LF.
-            i = Self.skipWords(bytes, from: i, end: count) { Self.bytesEqual($0, 10) }
+            // Most bytes of a head are not below 14. The scan stops at each line's CR and takes
+            // its LF with it; at a NUL or a bare CR, which `lineEnd` refuses (noted); and at a
+            // bare LF (a tab stopped at is stepped over).
+            i = Self.skipWords(bytes, from: i, end: count) { Self.bytesBelow($0, 14) }
             if i == count { break }
-            if bytes[i] == 10 {
-                if i == 0 || bytes[i - 1] != 13 { return .failed(HTTPParseError(.badRequest, "Bare LF in message head")) }
-                // An empty line: CR LF directly after the previous line's CR LF.
-                if i >= 3 && bytes[i - 2] == 10 && bytes[i - 3] == 13 {
-                    if i + 1 > limit {
-                        return .failed(HTTPParseError(.requestHeaderFieldsTooLarge, "Request header section too large"))
-                    }
-                    return .complete(i + 1)
+            let c = bytes[i]
+            if c == 13 {
+                if i + 1 == count { break }
+                if bytes[i + 1] != 10 {
+                    lines.refused(at: i)
+                    i += 1
+                    continue
                 }
+                i += 1
+            } else if c != 10 {
+                if c == 0 { lines.refused(at: i) }
+                i += 1
+                continue
+            }
+            // An LF.
+            if i == 0 || bytes[i - 1] != 13 { return .failed(HTTPParseError(.badRequest, "Bare LF in message head")) }
+            lines.append(i)
+            // An empty line: CR LF directly after the previous line's CR LF.
+            if i >= 3 && bytes[i - 2] == 10 && bytes[i - 3] == 13 {
+                if i + 1 > limit {
+                    return .failed(HTTPParseError(.requestHeaderFieldsTooLarge, "Request header section too large"))
+                }
+                return .complete(i + 1)
             }
             i += 1
         }
         if count > limit { return .failed(HTTPParseError(.requestHeaderFieldsTooLarge, "Request header section too large")) }
         // Resume a few bytes back so a terminator split across reads is still seen.
         return .incomplete(max(0, count - 3))
+    }
+
+    /// The index of the CR ending the line that starts at `from`, the next line of the head
+    /// `findHeadEnd` noted in `lines`: its LF's index less one when it ends before the first
+    /// byte refused, else found by `lineEnd` (which throws what it refuses). Lines are asked
+    /// for in order, from the head's first.
+    @inline(__always)
+    static func nextLineEnd(
+        _ bytes: UnsafeRawBufferPointer, from: Int, end: Int, _ lines: inout LineEnds
+    ) throws(HTTPParseError) -> Int {
+        if let lf = lines.next() {
+            assert(lf > from && lf < end && bytes[lf - 1] == 13, "noted line ends out of step")
+            return lf - 1
+        }
+        return try lineEnd(bytes, from: from, end: end)
+    }
+
+    /// Runs `body` with `LineEnds` whose storage is on the stack (no allocation), taking notes
+    /// only when `noting` (the head is scanned from its first line).
+    @inline(__always)
+    static func withLineEnds<R>(noting: Bool, _ body: (inout LineEnds) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: LineEnds.capacity) { storage in
+            var lines = LineEnds(storage: storage, noting: noting)
+            return body(&lines)
+        }
+    }
+
+    /// Where the lines of a head end, noted by `findHeadEnd` in its one pass over the head so
+    /// that parsing the lines does not scan the bytes again for their ends (`nextLineEnd`).
+    /// Only a scan from the head's first line notes them (a head that came in pieces was
+    /// scanned in pieces: its lines are found by `lineEnd` as they are parsed), and only the
+    /// first `capacity` (a longer head's further lines are found by `lineEnd` too).
+    struct LineEnds {
+        static let capacity = 64
+        /// Stack storage from `withLineEnds`, alive for the whole parse that uses this value
+        /// (it is never stored beyond it); indices below `count` are initialized.
+        private let storage: UnsafeMutableBufferPointer<Int32>
+        private var count = 0
+        private var taken = 0
+        private var noting: Bool
+        /// The first NUL or bare CR: a line ending after it is left to `lineEnd`, which
+        /// throws the same error for it as without the notes.
+        private var firstRefused = Int.max
+
+        init(storage: UnsafeMutableBufferPointer<Int32>, noting: Bool) {
+            self.storage = storage
+            self.noting = noting
+        }
+
+        @inline(__always)
+        mutating func append(_ lf: Int) {
+            guard noting else { return }
+            guard count < storage.count else {
+                noting = false
+                return
+            }
+            storage[count] = Int32(truncatingIfNeeded: lf)
+            count += 1
+        }
+
+        @inline(__always)
+        mutating func refused(at index: Int) {
+            if index < firstRefused { firstRefused = index }
+        }
+
+        /// The LF of the next line, or nil when it is to be found by a scan (and so are all the
+        /// following ones).
+        @inline(__always)
+        mutating func next() -> Int? {
+            guard taken < count else { return nil }
+            let lf = Int(storage[taken])
+            guard lf < firstRefused else {
+                count = 0
+                return nil
+            }
+            taken += 1
+            return lf
+        }
     }
 
     /// The index of the CR ending the line that starts at `from`.
@@ -353,14 +462,14 @@ package struct HeadParser: Sendable {
     /// only a request acts on (Host, Expect, X-Forwarded-*), and `onField` every field once it
     /// has been accepted (the allocating forms list them there).
     func parseFields<Head: FieldFacts>(
-        _ bytes: UnsafeRawBufferPointer, from: Int, end: Int, into head: inout Head,
+        _ bytes: UnsafeRawBufferPointer, from: Int, end: Int, lines: inout LineEnds, into head: inout Head,
         requestField: (HeaderField, KnownField, inout Head) throws(HTTPParseError) -> Void,
         onField: (HeaderField, KnownField) -> Void
     ) throws(HTTPParseError) {
         var lineStart = from
         var contentLengthSeen = false
         while true {
-            let cr = try Self.lineEnd(bytes, from: lineStart, end: end)
+            let cr = try Self.nextLineEnd(bytes, from: lineStart, end: end, &lines)
             if cr == lineStart { return } // the empty line
             let first = bytes[lineStart]
             if first == 32 || first == 9 { throw HTTPParseError(.badRequest, "Obsolete line folding in header") }
@@ -420,19 +529,53 @@ package struct HeadParser: Sendable {
         }
     }
 
+    /// Whether the field name `bytes[start..<end]` is `lowercase` (letters and `-` only),
+    /// ignoring ASCII case, by words rather than bytes: the bytes of a name are tchars, and of
+    /// those only a letter's two cases give that letter once 0x20 is set in them, and only `-`
+    /// gives `-` (`parseFields` has checked the name before it is classified).
+    @inline(__always)
+    static func nameIs(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, _ lowercase: StaticString) -> Bool {
+        let length = lowercase.utf8CodeUnitCount
+        guard end - start == length else { return false }
+        let expected = UnsafeRawPointer(lowercase.utf8Start)
+        if length >= 8 {
+            // Word by word; the last one overlaps the one before when the length is not a
+            // multiple of eight (all its bytes are within the name).
+            var k = 0
+            while true {
+                let at = min(k, length - 8)
+                let fold = word(bytes, at: start + at) | 0x2020_2020_2020_2020
+                guard fold == UInt64(littleEndian: expected.loadUnaligned(fromByteOffset: at, as: UInt64.self)) else {
+                    return false
+                }
+                if at == length - 8 { return true }
+                k += 8
+            }
+        }
+        if length >= 4 {
+            // Two (overlapping) four-byte halves.
+            let last = length - 4
+            let first = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: start, as: UInt32.self)) | 0x2020_2020
+            let final = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: start + last, as: UInt32.self)) | 0x2020_2020
+            return first == UInt32(littleEndian: expected.loadUnaligned(as: UInt32.self))
+                && final == UInt32(littleEndian: expected.loadUnaligned(fromByteOffset: last, as: UInt32.self))
+        }
+        return equalsIgnoringCase(bytes, Int32(start), Int32(end), lowercase)
+    }
+
     static func classify(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> KnownField {
         switch end - start {
-        case 2 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "te"): return .hopByHop
-        case 4 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "host"): return .host
-        case 6 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "expect"): return .expect
-        case 7 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "upgrade"): return .hopByHop
-        case 10 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "connection"): return .connection
-        case 10 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "keep-alive"): return .hopByHop
-        case 16 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "proxy-connection"): return .hopByHop
-        case 14 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "content-length"): return .contentLength
-        case 17 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "transfer-encoding"): return .transferEncoding
-        case 15 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "x-forwarded-for"): return .forwardedFor
-        case 17 where equalsIgnoringCase(bytes, Int32(start), Int32(end), "x-forwarded-proto"): return .forwardedProto
+        case 2 where nameIs(bytes, start, end, "te"): return .hopByHop
+        case 4 where nameIs(bytes, start, end, "host"): return .host
+        case 6 where nameIs(bytes, start, end, "expect"): return .expect
+        case 7 where nameIs(bytes, start, end, "upgrade"): return .hopByHop
+        case 10 where nameIs(bytes, start, end, "connection"): return .connection
+        case 10 where nameIs(bytes, start, end, "keep-alive"): return .hopByHop
+        case 16 where nameIs(bytes, start, end, "proxy-connection"): return .hopByHop
+        case 14 where nameIs(bytes, start, end, "content-length"): return .contentLength
+        case 17 where nameIs(bytes, start, end, "transfer-encoding"): return .transferEncoding
+        case 15 where nameIs(bytes, start, end, "x-forwarded-for"): return .forwardedFor
+        case 17 where nameIs(bytes, start, end, "x-forwarded-proto"): return .forwardedProto
         default: return .other
         }
     }

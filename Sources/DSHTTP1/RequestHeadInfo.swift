@@ -21,6 +21,11 @@
     /// The authority of an absolute-form target: the request's host (RFC 9112 §3.2.2), which
     /// replaces its Host field on the way to the replica.
     package var authority: Range<Int>?
+    /// `originTarget`'s path (before `?` and `#`) and query (after `?`, before `#`; nil without
+    /// `?`), found by the parser in one scan (`locatePathAndQuery`): the admin route check and
+    /// the routing key both read them, and neither scans the target again.
+    package var pathRange: Range<Int>
+    package var queryRange: Range<Int>?
     @usableFromInline package var version: HTTPVersion
     /// The number of bytes of the head, including the final empty line.
     package var length: Int
@@ -48,6 +53,7 @@
         self.methodKind = methodKind
         self.target = target
         self.originTarget = target
+        self.pathRange = target
         self.version = version
         self.length = length
         self.fieldsStart = fieldsStart
@@ -65,28 +71,31 @@
 
     // MARK: target
 
+    /// Finds `pathRange` and `queryRange` in `originTarget` (set first).
+    mutating func locatePathAndQuery(in bytes: UnsafeRawBufferPointer) {
+        let end = originTarget.upperBound
+        var i = originTarget.lowerBound
+        while i < end && bytes[i] != UInt8(ascii: "?") && bytes[i] != UInt8(ascii: "#") { i += 1 }
+        pathRange = originTarget.lowerBound..<i
+        guard i < end, bytes[i] == UInt8(ascii: "?") else {
+            queryRange = nil
+            return
+        }
+        var j = i + 1
+        while j < end && bytes[j] != UInt8(ascii: "#") { j += 1 }
+        queryRange = (i + 1)..<j
+    }
+
     /// The target without a fragment (clients should not send one; some do, and nginx drops it).
     package func targetWithoutFragment(in bytes: UnsafeRawBufferPointer) -> Range<Int> {
-        var i = originTarget.lowerBound
-        while i < originTarget.upperBound && bytes[i] != UInt8(ascii: "#") { i += 1 }
-        return originTarget.lowerBound..<i
+        originTarget.lowerBound..<(queryRange?.upperBound ?? pathRange.upperBound)
     }
 
     /// The target's path (before `?`).
-    package func path(in bytes: UnsafeRawBufferPointer) -> Range<Int> {
-        let t = targetWithoutFragment(in: bytes)
-        var i = t.lowerBound
-        while i < t.upperBound && bytes[i] != UInt8(ascii: "?") { i += 1 }
-        return t.lowerBound..<i
-    }
+    package func path(in bytes: UnsafeRawBufferPointer) -> Range<Int> { pathRange }
 
     /// The query string (after `?`, without the fragment), if any.
-    package func query(in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
-        let t = targetWithoutFragment(in: bytes)
-        let p = path(in: bytes)
-        guard p.upperBound < t.upperBound else { return nil }
-        return (p.upperBound + 1)..<t.upperBound
-    }
+    package func query(in bytes: UnsafeRawBufferPointer) -> Range<Int>? { queryRange }
 
     /// The value of the first query parameter called `name` (compared byte for byte, not
     /// percent-decoded: keys are hashed as sent). Empty pairs (`&&`) are skipped; a parameter

@@ -546,7 +546,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
         }
         // The exchange object of the previous request is reused once it has ended.
         let exchange: UpstreamExchange
-        if let spare = spareExchange ?? worker.spareExchanges.take(), spare.hasEnded {
+        if let spare = spareExchange.take() ?? worker.spareExchanges.take(), spare.hasEnded {
             spare.start(for: self, head: head, bodyLength: bodyLength, snapshot: snapshot, hashedKey: hashedKey)
             exchange = spare
         } else {
@@ -651,8 +651,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
     /// The exchange delivered its response; the next request may be read (or the connection ends).
     private func exchangeEnded(closeAfter: Bool) {
         assert(worker.loop.isInLoop)
-        exchange?.releaseSnapshot()
-        exchange = nil
+        // Moved out of the property, not copied from it and then cleared (a retain and a
+        // release more), here and where an exchange ends otherwise.
+        exchange.take()?.releaseSnapshot()
         handle(.exchangeEnded(close: closeAfter))
     }
 
@@ -660,8 +661,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
     /// (`fail` counted it already.)
     private func exchangeFailed(_ error: ProxyError, close: Bool) {
         assert(worker.loop.isInLoop)
-        exchange?.releaseSnapshot()
-        exchange = nil
+        exchange.take()?.releaseSnapshot()
         respond(status: error.status, message: error.message, close: close)
     }
 
@@ -669,8 +669,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
     /// connection is already this object's: its events come here, for the tunnel.)
     private func startTunnel(_ upstream: UpstreamConnection) {
         assert(worker.loop.isInLoop)
-        exchange?.releaseSnapshot()
-        exchange = nil
+        exchange.take()?.releaseSnapshot()
         let tunnel = Tunnel(
             owner: self, upstream: upstream, loop: worker.loop,
             idleTimeoutNanoseconds: worker.timeouts.idle)

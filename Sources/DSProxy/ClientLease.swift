@@ -9,18 +9,24 @@ import DSSystem
 /// client's socket, changes the connection's state or closes it: what it needs of those, it
 /// returns (`ExchangeStep`, `TunnelStep`) and the connection performs.
 ///
-/// The references are `unowned(unsafe)`: a lease lives only for the duration of a call the
-/// connection makes (it is never stored), during which the connection and its buffers are
-/// alive; no reference count is touched per call.
+/// The lease holds the connection strongly and is passed borrowed: a use of the connection's
+/// buffers (its `let` references) inside the call is then a use of borrowed values, and only
+/// making the lease retains (and releases) the connection. (`unowned(unsafe)` references had
+/// to be made strong again, with a retain and a release, at each use that spans a call.)
 struct ClientLease {
-    unowned(unsafe) let input: ByteBuffer
-    unowned(unsafe) let output: ByteBuffer
-    private unowned(unsafe) let connection: ClientConnection
+    private let connection: ClientConnection
 
+    @inline(__always)
     init(_ connection: ClientConnection) {
         self.connection = connection
-        input = connection.input
-        output = connection.output
+    }
+
+    var input: ByteBuffer {
+        @inline(__always) get { connection.input }
+    }
+
+    var output: ByteBuffer {
+        @inline(__always) get { connection.output }
     }
 
     /// The connection has closed during the call (a write to its socket failed).

@@ -15,6 +15,9 @@ extension UpstreamExchange {
     /// absolute-form target goes out in origin-form with its authority as Host (HopByHop).
     func sendHead(_ upstream: UpstreamConnection, _ client: ClientLease) -> Bool {
         guard upstream.mayWrite else { return false }
+        // One copy of the (large) head for the calls below: each call given the property would
+        // be given a copy of its own, since a call could change it.
+        let head = self.head
         let headBytes = client.input.readable
         // An upgrade request (Connection: upgrade) keeps its Upgrade field and says so again.
         let upgrading = head.connection.upgrade

@@ -217,8 +217,7 @@ extension UpstreamExchange {
             invalidResponse(upstream, .unrequestedUpgrade)
             return false
         }
-        tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
-        tracked = nil
+        tracked.take()?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         releaseHeadFromInput(client)
         relayHead(responseHead, from: upstream, to: client, connection: Self.connectionUpgrade, upgrading: true)
         self.upstream = nil

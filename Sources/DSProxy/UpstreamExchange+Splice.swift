@@ -70,12 +70,15 @@ extension UpstreamExchange {
     /// (`bufferedBytesLeft`) and enough is left to pull (`spliceBudget`), or a splice of it is
     /// already under way.
     func pipeToSplice(_ direction: BodyDirection, bufferedBytesLeft: Bool, _ client: ClientLease) -> SplicePipe? {
-        let existing = direction == .request ? requestPipe : responsePipe
-        if let existing, existing.buffered > 0 { return existing }
+        // The pipe is read from its property at each step rather than held in a local across
+        // the checks: the usual answer, nil, then costs no retain and release of it.
+        if pipeBuffered(direction) > 0 { return direction == .request ? requestPipe : responsePipe }
         guard !bufferedBytesLeft, client.canSplice, let threshold = worker.config.spliceThreshold else { return nil }
         let budget = spliceBudget(direction)
         let underWay = direction == .request ? splicingRequest : splicingResponse
-        guard budget > 0, underWay || budget >= threshold, let pipe = existing ?? makePipe() else { return nil }
+        guard budget > 0, underWay || budget >= threshold,
+            let pipe = (direction == .request ? requestPipe : responsePipe) ?? makePipe()
+        else { return nil }
         if direction == .request {
             requestPipe = pipe
             splicingRequest = true
@@ -84,6 +87,15 @@ extension UpstreamExchange {
             splicingResponse = true
         }
         return pipe
+    }
+
+    /// The bytes `direction`'s pipe holds (0 without a pipe).
+    @inline(__always)
+    func pipeBuffered(_ direction: BodyDirection) -> Int {
+        switch direction {
+        case .request: return requestPipe?.buffered ?? 0
+        case .response: return responsePipe?.buffered ?? 0
+        }
     }
 
     /// Bytes of `direction`'s body that may be pulled into its (empty) pipe: the rest of a

@@ -234,6 +234,10 @@ final class UpstreamExchange: TimerTarget {
 
     /// Gets a connection to `snapshot.backends[index]` (pooled or new) for this exchange.
     private func attachTo(_ index: Int) {
+        // Held in locals for the whole call: each read of the properties for a call (the pool's
+        // `take`, the metrics look-up) was retained and released around that call.
+        let worker = self.worker
+        let snapshot = self.snapshot
         backendIndex = index
         let upstream: UpstreamConnection
         if attempts.mayUsePooled, let pooled = worker.pool.take(index, in: snapshot) {
@@ -343,8 +347,7 @@ final class UpstreamExchange: TimerTarget {
     // MARK: endings
 
     func finish(_ upstream: UpstreamConnection, _ client: ClientLease) {
-        tracked?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
-        tracked = nil
+        tracked.take()?.end(answered: true, nanoseconds: monotonicNanoseconds() - trackedSince)
         releaseHeadFromInput(client)
         let reusable = ExchangeEnding.replicaReusable(
             keptByReplica: machine.replicaKeepsConnection, framing: framing, requestBodyLeft: bodyRemaining > 0,
@@ -455,8 +458,7 @@ final class UpstreamExchange: TimerTarget {
     func abandon() {
         assert(worker.loop.isInLoop)
         perform(machine.handle(.end))
-        tracked?.end(answered: false, nanoseconds: 0)
-        tracked = nil
+        tracked.take()?.end(answered: false, nanoseconds: 0)
         upstream?.close()
         upstream = nil
     }

@@ -29,6 +29,101 @@ final class HeadParserTests: XCTestCase {
         XCTAssertEqual(error.status.code, 431)
     }
 
+    /// The parser notes where the lines end while it looks for the head's end, and takes the
+    /// lines from those notes: only the first 64, only when it scanned the head from its first
+    /// line, and only lines before a byte it refuses. Every field reads the same around that
+    /// count, whole and one byte at a time, for requests and responses.
+    func testFieldsAroundTheNotedLineCountReadTheSame() {
+        for fieldCount in [1, 61, 62, 63, 64, 65, 66, 100] {
+            let raw = bytes(head(fieldCount: fieldCount))
+            for (reading, result) in [("whole", parseRequest(raw)), ("byte by byte", parseIncrementally(raw).0)] {
+                guard case .complete(let h) = result else {
+                    XCTFail("\(fieldCount) fields \(reading): \(Summary(result))")
+                    continue
+                }
+                raw.withUnsafeBytes { buffer in
+                    XCTAssertEqual(h.fields.map { $0.name(in: buffer) }, ["Host"] + (1..<fieldCount).map { "X-Field-\($0)" })
+                    XCTAssertEqual(h.fields.map { $0.value(in: buffer) }, ["lb"] + (1..<fieldCount).map { "\($0)" })
+                }
+            }
+            let response = bytes(
+                "HTTP/1.1 200 OK\r\n" + (0..<fieldCount).map { "X-Field-\($0): \($0)\r\n" }.joined() + "\r\n")
+            guard case .complete(let r) = parseResponse(response) else { return XCTFail("response with \(fieldCount) fields") }
+            response.withUnsafeBytes { buffer in
+                XCTAssertEqual(r.fields.map { $0.value(in: buffer) }, (0..<fieldCount).map { "\($0)" })
+            }
+        }
+    }
+
+    /// A NUL or a bare CR is refused on any line, before or past the noted ones, and the first
+    /// bad line decides the error, as when each line is scanned as it is parsed.
+    func testRefusedByteOnAnyLineAndTheFirstBadLineDecides() {
+        for line in [1, 2, 3, 62, 63, 64, 65, 80] {
+            for (byte, message) in [(UInt8(0), "NUL in message head"), (13, "Bare CR in message head")] {
+                var raw = bytes(head(fieldCount: 90))
+                // The value of field `line` (the request line is line 0, Host line 1).
+                let marker = bytes(line == 1 ? "Host: l" : "X-Field-\(line - 1): ")
+                guard let at = raw.firstRange(of: marker)?.upperBound else { return XCTFail("no field \(line)") }
+                raw[at] = byte
+                guard case .failed(let error) = parseRequest(raw) else {
+                    XCTFail("byte \(byte) on line \(line) accepted")
+                    continue
+                }
+                XCTAssertEqual(error, HTTPParseError(.badRequest, message), "byte \(byte) on line \(line)")
+            }
+        }
+        let badName = "Bad Name: x\r\n", bareCR = "X-CR: a\rb\r\n"
+        for (lines, message) in [
+            ([badName, "A: 1\r\n", bareCR], "Whitespace before colon in header name"),
+            ([bareCR, "A: 1\r\n", badName], "Bare CR in message head"),
+        ] {
+            guard case .failed(let error) = parseRequest("GET / HTTP/1.1\r\nHost: lb\r\n" + lines.joined() + "\r\n") else {
+                XCTFail("\(lines) accepted")
+                continue
+            }
+            XCTAssertEqual(error, HTTPParseError(.badRequest, message), "\(lines)")
+        }
+    }
+
+    /// Field names the parser acts on are recognized in any ASCII case, and a name one other
+    /// tchar away is not (the names are compared by words with the case bit set: `^` and `~`,
+    /// `_` and DEL differ by that bit too).
+    func testKnownFieldNamesInAnyCaseAndNoNameOneByteAway() {
+        let known: [(name: String, value: String, acted: (RequestHeadInfo) -> Bool)] = [
+            ("te", "trailers", { $0.hasHopByHopField }), ("host", "lb", { $0.hostCount == 1 }),
+            ("expect", "100-continue", { $0.hasExpect }), ("upgrade", "websocket", { $0.hasHopByHopField }),
+            ("connection", "close", { $0.connection.close }), ("keep-alive", "timeout=5", { $0.hasHopByHopField }),
+            ("proxy-connection", "x", { $0.hasHopByHopField }), ("content-length", "5", { $0.contentLength == 5 }),
+            ("transfer-encoding", "chunked", { $0.transferCodings.count == 1 }),
+            ("x-forwarded-for", "10.0.0.1", { $0.forwarded.hasFor }), ("x-forwarded-proto", "https", { $0.forwarded.hasProto }),
+        ]
+        func info(_ name: [UInt8], _ value: String) -> RequestHeadInfo? {
+            let raw = bytes("GET / HTTP/1.0\r\n") + name + bytes(": \(value)\r\n\r\n")
+            return raw.withUnsafeBytes { buffer in
+                guard case .complete(let head) = HeadParser().parseRequestInfo(buffer) else { return nil }
+                return head
+            }
+        }
+        let tchars = Array("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+        for (name, value, acted) in known {
+            let lower = Array(name.utf8)
+            func upper(_ c: UInt8) -> UInt8 { (97...122).contains(c) ? c - 32 : c }
+            let mixed = lower.indices.map { $0 % 2 == 0 ? upper(lower[$0]) : lower[$0] }
+            for spelling in [lower, lower.map(upper), mixed] {
+                guard let head = info(spelling, value) else { return XCTFail("\(name) refused") }
+                XCTAssertTrue(acted(head), String(decoding: spelling, as: UTF8.self))
+            }
+            for k in lower.indices {
+                for c in tchars where c != lower[k] && c != upper(lower[k]) {
+                    var near = lower
+                    near[k] = c
+                    guard let head = info(near, value) else { continue }
+                    XCTAssertFalse(acted(head), "\(String(decoding: near, as: UTF8.self)) taken for \(name)")
+                }
+            }
+        }
+    }
+
     func testCustomHeaderCountLimit() {
         let limits = HTTPLimits(maxHeadBytes: 64 * 1024, maxHeaderCount: 3)
         if case .complete = parseRequest(head(fieldCount: 3), limits: limits) {} else { XCTFail("3 fields allowed") }
