@@ -712,10 +712,19 @@
         let firstSlot = (b &<< groupShift) &<< slotShift
         // before[k]: bytes in the slots of cells 0 ..< k, so a block is empty when its two ends
         // are equal (a non-empty list has a candidate's byte).
-        var sum = 0
+        // The cells with members of their own set their bits in `occupied` a word at a time: one
+        // read-modify-write of the same word per cell would chain the cells' iterations.
+        var sum = 0, own: UInt64 = 0
         for k in 0..<groupSize {
             before[k] = sum
-            sum &+= position[k] &- (firstSlot | k &<< slotShift) &- 1
+            let length = position[k] &- (firstSlot | k &<< slotShift) &- 1
+            sum &+= length
+            let cell = (group &<< groupShift) | k
+            own |= (length > 0 ? 1 : 0) &<< UInt64(cell & 63)
+            if cell & 63 == 63 || k == groupSize &- 1 {
+                occupied[cell &>> 6] |= own
+                own = 0
+            }
         }
         before[groupSize] = sum
         let minimumSpan = min(groupSize, 1 << min(fallbackShift, 30))
@@ -725,12 +734,13 @@
             let cell = (group &<< groupShift) | k
             let length = before[k &+ 1] &- before[k]
             if length > 0 {
-                occupied[cell &>> 6] |= 1 &<< UInt64(cell & 63)
                 starts[cell] = UInt32(truncatingIfNeeded: base &+ w)
                 let slot = firstSlot | k &<< slotShift
                 if length < 31 {
-                    slots[slot] = UInt8(truncatingIfNeeded: length)
-                    copyWords(from: slots, slot, to: out, w)
+                    // The length byte goes into the first word copied (the slot's first byte is
+                    // 0): stored into the slot, it would be read back at once by a wider load,
+                    // which waits for the store to reach the cache.
+                    copyWords(from: slots, slot, to: out, w, adding: UInt64(truncatingIfNeeded: length).littleEndian)
                     w &+= length &+ 1
                 } else if length < 255 {
                     slots[slot] = UInt8(truncatingIfNeeded: length)
@@ -801,7 +811,7 @@
                 let slot = firstSlot | k &<< slotShift
                 stage[at &+ k &- first] = UInt8(truncatingIfNeeded: x)
                 if length <= 32 && slotShift > 5 {
-                    copyWords(from: slots, slot &+ 1, to: stage, at &+ x)
+                    copyWords(from: slots, slot &+ 1, to: stage, at &+ x, adding: 0)
                 } else {
                     copyList(from: slots, slot &+ 1, to: stage, at &+ x, length)
                 }
@@ -813,16 +823,19 @@
         return w
     }
 
-    /// out[to ..< to + 32] = bytes[from ..< from + 32]: a short list and the zeros after it in its
-    /// slot (see `appendRun`), where `copyList` masks the words. Safe: the callers read inside a
-    /// slot or the 32 bytes after the last, and write where `copyList` may.
+    /// out[to ..< to + 32] = bytes[from ..< from + 32], with `adding` or-ed into the first eight
+    /// bytes: a short list and the zeros after it in its slot (see `appendRun`), where
+    /// `copyList` masks the words. Safe: the callers read inside a slot, and write where
+    /// `copyList` may.
     @inline(__always)
     static func copyWords(
-        from bytes: UnsafeMutableBufferPointer<UInt8>, _ from: Int, to out: UnsafeMutableBufferPointer<UInt8>, _ to: Int
+        from bytes: UnsafeMutableBufferPointer<UInt8>, _ from: Int, to out: UnsafeMutableBufferPointer<UInt8>, _ to: Int,
+        adding: UInt64
     ) {
         guard let source = bytes.baseAddress, let target = out.baseAddress else { return }
         let src = UnsafeRawPointer(source + from), dst = UnsafeMutableRawPointer(target + to)
-        for j in 0..<4 {
+        dst.storeBytes(of: src.loadUnaligned(as: UInt64.self) | adding, as: UInt64.self)
+        for j in 1..<4 {
             dst.storeBytes(
                 of: src.loadUnaligned(fromByteOffset: 8 &* j, as: UInt64.self), toByteOffset: 8 &* j, as: UInt64.self)
         }
