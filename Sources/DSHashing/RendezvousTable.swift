@@ -33,11 +33,14 @@
 ///   that many score evaluations of one multiply each. At N = 1000 the time goes to the key's
 ///   hash, the one cache miss on the line, and the scores (the 128-bit multiply alone takes
 ///   two cycles per candidate, and the running maximum with its index a few more).
-/// - Build: N·C placements (2 M at N = 1000), one hash per member per 10 groups, one group at a
-///   time. When one member comes, goes or changes weight, `init(members:previous:)` places only
-///   that member and reads everyone else's cells back from the previous table; the list
-///   encoding and the copy into `lines`, a pass over every list either way, are the same, so
-///   it saves the placement and sorting but not the writing of the table.
+/// - Build: N·C placements (2 M at N = 1000), one hash per member per 10 groups. A fresh table
+///   with gap-coded lists appends each member's gap byte to its cell's slot as the members come
+///   in index order, so the lists come out sorted and encoded without a sort, the 10 groups of
+///   one hash in one pass, then packs each group's slots into its lists and lines; narrow
+///   tables counting-sort one group at a time. When one member comes, goes or changes weight,
+///   `init(members:previous:)` places only that member and reads everyone else's cells back
+///   from the previous table; the copy into `lists` and `lines`, a pass over every list either
+///   way, is the same, so it saves the placement but not the writing of the table.
 ///
 /// Large N, and why these parameters. M, g, the fallback sizes and the placement are part of the
 /// routing contract: choosing them by N would re-place every member whenever a membership change
@@ -347,8 +350,8 @@
 
     /// The candidate lists (see `starts`). One group at a time, so the working set is one group:
     /// every virtual member's cell in the group (a bit field of a hash shared by p groups), a
-    /// stable counting sort by cell (each cell's members come out ascending), then the lists in
-    /// cell order; for an empty cell, the members of the smallest non-empty fallback block around
+    /// stable counting sort by cell (each cell's members come out ascending; a fresh wide table
+    /// appends to per-cell slots instead, see `appendRun`), then the lists in cell order; for an empty cell, the members of the smallest non-empty fallback block around
     /// it (contiguous in the sorted order, merged ascending through a bit set), once per block.
     /// O(V) per group, plus O(block members + V/64) per distinct fallback block.
     ///
@@ -476,22 +479,14 @@
                     if j == 0 {
                         for v in 0..<virtualCount { hashes[v] = placementHash(seeds[2 &* v], group / perHash) }
                     }
-                    if !narrow {
-                        let b = j % run
-                        if b == 0 {
-                            overflow = appendRun(
-                                j, min(run, perHash - j, groups - group), groupShift: groupShift, slotShift: slotShift,
-                                hashes: hashes, slots: slots, state: state)
-                        }
-                        if overflow & (1 &<< UInt64(b)) == 0 {
-                            let end = packedGroup(
-                                group, b, groupShift: groupShift, fallbackShift: fallbackShift, slotShift: slotShift,
-                                base: lists.count, slots: slots, state: state, before: before, merged: merged,
-                                marks: marks, out: scratch, starts: starts, occupied: occupied, lineShift: lineShift,
-                                stage: stage, lines: lines)
-                            lists.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<end]))
-                            continue
-                        }
+                    if !narrow
+                        && appendedGroup(
+                            group, j, run: run, groups: groups, groupShift: groupShift, fallbackShift: fallbackShift,
+                            slotShift: slotShift, lineShift: lineShift, overflow: &overflow, lists: &lists,
+                            hashes: hashes, slots: slots, state: state, before: before, merged: merged, marks: marks,
+                            scratch: scratch, starts: starts, occupied: occupied, stage: stage, lines: lines)
+                    {
+                        continue
                     }
                     for k in 0..<groupSize { counts[k] = 0 }
                     // Two loops: the field extraction pipelines; the counters' read-modify-writes
@@ -613,6 +608,36 @@
         var shift = 5
         while 1 << shift < bytes { shift += 1 }
         return shift
+    }
+
+    /// A group of a fresh wide table from the slots (`appendRun` at the start of each run of
+    /// groups, then `packedGroup`), its lists appended to `lists`; false when the group's slots
+    /// overflowed (the caller then counting-sorts it). A function rather than code in
+    /// `candidateLists`' loop: there it slowed the narrow tables' counting sort down (the
+    /// optimizer compiled the shared loop differently).
+    @inline(never)
+    static func appendedGroup(
+        _ group: Int, _ j: Int, run: Int, groups: Int, groupShift: Int, fallbackShift: Int, slotShift: Int,
+        lineShift: Int?, overflow: inout UInt64, lists: inout [UInt8], hashes: UnsafeMutableBufferPointer<UInt64>,
+        slots: UnsafeMutableBufferPointer<UInt8>, state: UnsafeMutableBufferPointer<Int>,
+        before: UnsafeMutableBufferPointer<Int>, merged: UnsafeMutableBufferPointer<Int>,
+        marks: UnsafeMutableBufferPointer<UInt64>, scratch: UnsafeMutableBufferPointer<UInt8>,
+        starts: UnsafeMutableBufferPointer<UInt32>, occupied: UnsafeMutableBufferPointer<UInt64>,
+        stage: UnsafeMutableBufferPointer<UInt8>, lines: UnsafeMutableBufferPointer<UInt8>
+    ) -> Bool {
+        let b = j % run
+        if b == 0 {
+            overflow = appendRun(
+                j, min(run, groupsPerHash(groupShift) - j, groups - group), groupShift: groupShift,
+                slotShift: slotShift, hashes: hashes, slots: slots, state: state)
+        }
+        guard overflow & (1 &<< UInt64(b)) == 0 else { return false }
+        let end = packedGroup(
+            group, b, groupShift: groupShift, fallbackShift: fallbackShift, slotShift: slotShift, base: lists.count,
+            slots: slots, state: state, before: before, merged: merged, marks: marks, out: scratch, starts: starts,
+            occupied: occupied, lineShift: lineShift, stage: stage, lines: lines)
+        lists.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<end]))
+        return true
     }
 
     /// Groups whose slots one `appendRun` fills: the slots of a run of groups stay in the first
