@@ -550,16 +550,7 @@
                             let v = byCell[i]
                             marks[v &>> 6] |= 1 &<< UInt64(v & 63)
                         }
-                        var n = 0
-                        for word in 0..<marks.count where marks[word] != 0 {
-                            var x = marks[word]
-                            marks[word] = 0
-                            while x != 0 {
-                                merged[n] = word &<< 6 | x.trailingZeroBitCount
-                                n &+= 1
-                                x &= x &- 1
-                            }
-                        }
+                        let n = drainedMarks(marks, into: merged)
                         if narrow && n <= 3 {
                             lastStart = packed(merged, 0, n)
                         } else {
@@ -799,17 +790,7 @@
                         if b != 0 { marks[v &>> 6] |= 1 &<< UInt64(v & 63) }
                     }
                 }
-                var n = 0
-                for word in 0..<marks.count where marks[word] != 0 {
-                    var x = marks[word]
-                    marks[word] = 0
-                    while x != 0 {
-                        merged[n] = word &<< 6 | x.trailingZeroBitCount
-                        n &+= 1
-                        x &= x &- 1
-                    }
-                }
-                w = encodeList(merged, 0, n, narrow: false, into: out, at: w)
+                w = encodeList(merged, 0, drainedMarks(marks, into: merged), narrow: false, into: out, at: w)
             }
             starts[cell] = lastStart
         }
@@ -864,6 +845,25 @@
             dst.storeBytes(
                 of: src.loadUnaligned(fromByteOffset: 8 &* j, as: UInt64.self), toByteOffset: 8 &* j, as: UInt64.self)
         }
+    }
+
+    /// Writes the members whose bits are set in `marks` to merged[0...] in ascending order, clears
+    /// the bits, and returns how many there were (a fallback block's members, merged).
+    @inline(__always)
+    static func drainedMarks(
+        _ marks: UnsafeMutableBufferPointer<UInt64>, into merged: UnsafeMutableBufferPointer<Int>
+    ) -> Int {
+        var n = 0
+        for word in 0..<marks.count where marks[word] != 0 {
+            var x = marks[word]
+            marks[word] = 0
+            while x != 0 {
+                merged[n] = word &<< 6 | x.trailingZeroBitCount
+                n &+= 1
+                x &= x &- 1
+            }
+        }
+        return n
     }
 
     /// Cells per line (log₂) for `lines`: 2 while two lists of ≈ V/64 bytes (plus skips and a
