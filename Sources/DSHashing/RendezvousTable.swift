@@ -34,11 +34,14 @@
 ///   evaluations of one multiply each. At N = 1000 the time goes to the key's
 ///   hash, the one cache miss on the line, and the scores (the 128-bit multiply alone takes
 ///   two cycles per candidate, and the running maximum with its index a few more).
-/// - Build: N·C placements (2 M at N = 1000), one hash per member per 10 groups, one group at a
-///   time. When one member comes, goes or changes weight, `init(members:previous:)` places only
-///   that member and reads everyone else's cells back from the previous table; the list
-///   encoding and the copy into `lines`, a pass over every list either way, are the same, so
-///   it saves the placement and sorting but not the writing of the table.
+/// - Build: N·C placements (2 M at N = 1000), one hash per member per 10 groups. A fresh table
+///   with gap-coded lists appends each member's gap byte to its cell's slot as the members come
+///   in index order, so the lists come out sorted and encoded without a sort, the 10 groups of
+///   one hash in one pass, then packs each group's slots into its lists and lines; narrow
+///   tables counting-sort one group at a time. When one member comes, goes or changes weight,
+///   `init(members:previous:)` places only that member and reads everyone else's cells back
+///   from the previous table; the copy into `lists` and `lines`, a pass over every list either
+///   way, is the same, so it saves the placement but not the writing of the table.
 ///
 /// Large N, and why these parameters. M, g, the fallback sizes and the placement are part of the
 /// routing contract: choosing them by N would re-place every member whenever a membership change
@@ -173,6 +176,14 @@
         members: [HashMember], cellCount: Int, groupShift: Int = RendezvousTable.defaultGroupShift,
         fallbackShift: Int = RendezvousTable.defaultFallbackShift
     ) {
+        self.init(
+            members: members, cellCount: cellCount, groupShift: groupShift, fallbackShift: fallbackShift,
+            slotShift: nil)
+    }
+
+    /// `slotShift` (≥ 5) replaces `slotShift(virtualCount:groupShift:)` for a wide table's fresh
+    /// build: tests give it slots small enough to overflow, which must give the same table.
+    init(members: [HashMember], cellCount: Int, groupShift: Int, fallbackShift: Int, slotShift: Int?) {
         precondition(groupShift >= 0 && groupShift <= RendezvousTable.maxGroupShift, "groupShift out of range")
         precondition(fallbackShift >= 1, "fallbackShift out of range")
         precondition(
@@ -190,12 +201,12 @@
         precondition(owners.count <= RendezvousTable.maxVirtualMembers, "more members of weight > 0 than maxVirtualMembers")
         self.init(
             sorted: sorted, cellCount: cellCount, groupShift: groupShift, fallbackShift: fallbackShift,
-            seeds: seeds, owners: owners, incremental: nil)
+            seeds: seeds, owners: owners, incremental: nil, slotShift: slotShift)
     }
 
     private init(
         sorted: [HashMember], cellCount: Int, groupShift: Int, fallbackShift: Int, seeds: [UInt64],
-        owners: [UInt32], incremental: Incremental?
+        owners: [UInt32], incremental: Incremental?, slotShift: Int? = nil
     ) {
         self.members = sorted
         self.cellCount = cellCount
@@ -210,7 +221,7 @@
         secondSeeds = (0..<split).map { seeds[2 &* $0 &+ 1] }
         (starts, lists, occupied, lines, lineOffset) = RendezvousTable.candidateLists(
             seeds: seeds, cellCount: cellCount, groupShift: groupShift,
-            fallbackShift: fallbackShift, lineShift: lineShift, incremental: incremental)
+            fallbackShift: fallbackShift, lineShift: lineShift, incremental: incremental, slotShift: slotShift)
     }
 
     /// The HRW seed pairs of `member`'s first `count` virtual members (they depend on its name
@@ -340,8 +351,8 @@
 
     /// The candidate lists (see `starts`). One group at a time, so the working set is one group:
     /// every virtual member's cell in the group (a bit field of a hash shared by p groups), a
-    /// stable counting sort by cell (each cell's members come out ascending), then the lists in
-    /// cell order; for an empty cell, the members of the smallest non-empty fallback block around
+    /// stable counting sort by cell (each cell's members come out ascending; a fresh wide table
+    /// appends to per-cell slots instead, see `appendRun`), then the lists in cell order; for an empty cell, the members of the smallest non-empty fallback block around
     /// it (contiguous in the sorted order, merged ascending through a bit set), once per block.
     /// O(V) per group, plus O(block members + V/64) per distinct fallback block.
     ///
@@ -350,7 +361,7 @@
     /// input to the same list encoding, so the same bytes.
     static func candidateLists(
         seeds: [UInt64], cellCount: Int, groupShift: Int,
-        fallbackShift: Int, lineShift: Int?, incremental: Incremental?
+        fallbackShift: Int, lineShift: Int?, incremental: Incremental?, slotShift: Int? = nil
     ) -> (starts: [UInt32], lists: [UInt8], occupied: [UInt64], lines: [UInt8], lineOffset: Int) {
         let virtualCount = seeds.count / 2
         var starts = [UInt32](repeating: 0, count: cellCount)
@@ -396,9 +407,20 @@
         // After them, one group's lines, assembled in cache before they are copied out whole, and
         // 32 bytes that `copyList` may write zeros to past the last line.
         let stageBytes = lineShift.map { (groupSize >> $0) << 6 } ?? 0
+        // Then, for a wide table, a slot per cell that `appendedGroup` writes the group's lists
+        // into as the members come, and after them room for the longest list to run past the
+        // last slot's start, and 32 bytes that `copyList` may read past that.
+        let slotShift =
+            narrow ? 0 : max(5, slotShift ?? RendezvousTable.slotShift(virtualCount: virtualCount, groupShift: groupShift))
+        let run = narrow ? 0 : RendezvousTable.runGroups(groupShift: groupShift, slotShift: slotShift)
+        let slotBytes = narrow ? 0 : (run << groupShift) << slotShift + virtualCount + virtualCount / 255 + 40
+        // appendRun's state: per slot, where its next byte goes.
+        var state = [Int](repeating: 0, count: run << groupShift)
+        var overflow: UInt64 = 0
         var scratch = [UInt8](
-            repeating: 0, count: virtualCount * (groupShift + 2) + 2 * groupSize * perList + stageBytes + 32)
-        // The fifteen buffers open as one flat block; swift-format would indent the body fifteen levels.
+            repeating: 0,
+            count: virtualCount * (groupShift + 2) + 2 * groupSize * perList + stageBytes + 32 + slotBytes)
+        // The sixteen buffers open as one flat block; swift-format would indent the body sixteen levels.
         // swift-format-ignore
         seeds.withUnsafeBufferPointer { seeds in
         hashes.withUnsafeMutableBufferPointer { hashes in
@@ -409,6 +431,7 @@
         before.withUnsafeMutableBufferPointer { before in
         next.withUnsafeMutableBufferPointer { next in
         marks.withUnsafeMutableBufferPointer { marks in
+        state.withUnsafeMutableBufferPointer { state in
         scratch.withUnsafeMutableBufferPointer { scratch in
         starts.withUnsafeMutableBufferPointer { starts in
         occupied.withUnsafeMutableBufferPointer { occupied in
@@ -417,7 +440,9 @@
         (incremental?.oldOccupied ?? []).withUnsafeBufferPointer { oldOccupied in
         lines.withUnsafeMutableBufferPointer { allLines in
             let lines = UnsafeMutableBufferPointer(rebasing: allLines[lineOffset...])
-            let stage = UnsafeMutableBufferPointer(rebasing: scratch[(scratch.count - stageBytes - 32)...])
+            let slots = UnsafeMutableBufferPointer(rebasing: scratch[(scratch.count - slotBytes)...])
+            let stageEnd = scratch.count - slotBytes
+            let stage = UnsafeMutableBufferPointer(rebasing: scratch[(stageEnd - stageBytes - 32)..<stageEnd])
             var w = 0
             func encode(_ ids: UnsafeMutableBufferPointer<Int>, _ from: Int, _ to: Int) {
                 w = encodeList(ids, from, to, narrow: narrow, into: scratch, at: w)
@@ -454,6 +479,15 @@
                 } else {
                     if j == 0 {
                         for v in 0..<virtualCount { hashes[v] = placementHash(seeds[2 &* v], group / perHash) }
+                    }
+                    if !narrow
+                        && appendedGroup(
+                            group, j, run: run, groups: groups, groupShift: groupShift, fallbackShift: fallbackShift,
+                            slotShift: slotShift, lineShift: lineShift, overflow: &overflow, lists: &lists,
+                            hashes: hashes, slots: slots, state: state, before: before, merged: merged, marks: marks,
+                            scratch: scratch, starts: starts, occupied: occupied, stage: stage, lines: lines)
+                    {
+                        continue
                     }
                     for k in 0..<groupSize { counts[k] = 0 }
                     // Two loops: the field extraction pipelines; the counters' read-modify-writes
@@ -517,16 +551,7 @@
                             let v = byCell[i]
                             marks[v &>> 6] |= 1 &<< UInt64(v & 63)
                         }
-                        var n = 0
-                        for word in 0..<marks.count where marks[word] != 0 {
-                            var x = marks[word]
-                            marks[word] = 0
-                            while x != 0 {
-                                merged[n] = word &<< 6 | x.trailingZeroBitCount
-                                n &+= 1
-                                x &= x &- 1
-                            }
-                        }
+                        let n = drainedMarks(marks, into: merged)
                         if narrow && n <= 3 {
                             lastStart = packed(merged, 0, n)
                         } else {
@@ -558,8 +583,288 @@
         }
         }
         }
+        }
         precondition(lists.count < Int(inlineFlag), "candidate lists too large")
         return (starts, lists, occupied, lines, lineOffset)
+    }
+
+    /// log₂ of the bytes of one cell's slot in `appendedGroup`: room for the length byte, the
+    /// cell's expected members plus 7 standard deviations (λ = V / 2^groupShift members a cell,
+    /// binomial), and every skip byte a list can hold (at most one per 255 of index range), so a
+    /// slot overflows practically never; when one does, the group takes the counting sort.
+    static func slotShift(virtualCount: Int, groupShift: Int) -> Int {
+        let lambda = virtualCount >> groupShift
+        var root = 1
+        while root * root < lambda { root += 1 }
+        let bytes = 1 + lambda + 7 * root + virtualCount / 255 + 8
+        var shift = 5
+        while 1 << shift < bytes { shift += 1 }
+        return shift
+    }
+
+    /// A group of a fresh wide table from the slots (`appendRun` at the start of each run of
+    /// groups, then `packedGroup`), its lists appended to `lists`; false when the group's slots
+    /// overflowed (the caller then counting-sorts it). A function rather than code in
+    /// `candidateLists`' loop: there it slowed the narrow tables' counting sort down (the
+    /// optimizer compiled the shared loop differently).
+    @inline(never)
+    static func appendedGroup(
+        _ group: Int, _ j: Int, run: Int, groups: Int, groupShift: Int, fallbackShift: Int, slotShift: Int,
+        lineShift: Int?, overflow: inout UInt64, lists: inout [UInt8], hashes: UnsafeMutableBufferPointer<UInt64>,
+        slots: UnsafeMutableBufferPointer<UInt8>, state: UnsafeMutableBufferPointer<Int>,
+        before: UnsafeMutableBufferPointer<Int>, merged: UnsafeMutableBufferPointer<Int>,
+        marks: UnsafeMutableBufferPointer<UInt64>, scratch: UnsafeMutableBufferPointer<UInt8>,
+        starts: UnsafeMutableBufferPointer<UInt32>, occupied: UnsafeMutableBufferPointer<UInt64>,
+        stage: UnsafeMutableBufferPointer<UInt8>, lines: UnsafeMutableBufferPointer<UInt8>
+    ) -> Bool {
+        let b = j % run
+        if b == 0 {
+            overflow = appendRun(
+                j, min(run, groupsPerHash(groupShift) - j, groups - group), groupShift: groupShift,
+                slotShift: slotShift, hashes: hashes, slots: slots, state: state)
+        }
+        guard overflow & (1 &<< UInt64(b)) == 0 else { return false }
+        let end = packedGroup(
+            group, b, groupShift: groupShift, fallbackShift: fallbackShift, slotShift: slotShift, base: lists.count,
+            slots: slots, state: state, before: before, merged: merged, marks: marks, out: scratch, starts: starts,
+            occupied: occupied, lineShift: lineShift, stage: stage, lines: lines)
+        lists.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<end]))
+        return true
+    }
+
+    /// Groups whose slots one `appendRun` fills: the slots of a run of groups stay in the first
+    /// levels of cache (about 32 KB of them), at most the groups of one placement hash.
+    static func runGroups(groupShift: Int, slotShift: Int) -> Int {
+        max(1, min(groupsPerHash(groupShift), (48 << 10) >> (groupShift + slotShift)))
+    }
+
+    /// The own lists of groups j0 ..< j0 + count of the current placement hash (`hashes`), of a
+    /// fresh wide table, gap-coded as `encodeList` writes them after the counting sort, with the
+    /// sort and the encoding fused: the members come in index order, so appending each one's gap
+    /// to its cell's slot leaves every list sorted and encoded. Cell k of the run's group b has
+    /// slot i = b·2^groupShift + k, at slots[i << slotShift ...]: a length byte (written by
+    /// `packedGroup`), then the gaps; afterwards state[i] is where its next byte would go. One pass over the members serves the whole run: one hash
+    /// read per member, and a cell's next write is rarely still in flight when it is read again.
+    /// Returns a bit per group whose lists outgrew a slot (that group is counting-sorted instead).
+    /// Safe: `slots` holds the run's slots of 2^slotShift ≥ 32 bytes, then V + V/255 + 2 bytes for
+    /// a list running on past the last slot's start (a list outgrowing its slot runs on into the
+    /// next ones, which is found after the pass, so the pass tests only for skip bytes), then 32
+    /// for `copyList`'s reads; `hashes` has a hash per virtual member, `state` an entry per slot.
+    @inline(never)
+    static func appendRun(
+        _ j0: Int, _ count: Int, groupShift: Int, slotShift: Int, hashes: UnsafeMutableBufferPointer<UInt64>,
+        slots: UnsafeMutableBufferPointer<UInt8>, state: UnsafeMutableBufferPointer<Int>
+    ) -> UInt64 {
+        if groupShift == defaultGroupShift {
+            return appendRun(
+                j0, count, defaultGroupShift, slotShift: slotShift, hashes: hashes, slots: slots, state: state)
+        }
+        return appendRun(j0, count, groupShift, slotShift: slotShift, hashes: hashes, slots: slots, state: state)
+    }
+
+    /// `appendRun`'s body, inlined twice: with the default group size a constant, the fields are
+    /// constant shifts.
+    @inline(__always)
+    static func appendRun(
+        _ j0: Int, _ count: Int, _ groupShift: Int, slotShift: Int, hashes: UnsafeMutableBufferPointer<UInt64>,
+        slots: UnsafeMutableBufferPointer<UInt8>, state: UnsafeMutableBufferPointer<Int>
+    ) -> UInt64 {
+        let groupSize = 1 &<< groupShift
+        let n = count &<< groupShift
+        let cellMask = UInt64(truncatingIfNeeded: groupSize &- 1)
+        let top = UInt64(truncatingIfNeeded: 64 &- groupShift), step = UInt64(truncatingIfNeeded: groupShift)
+        let skip = UInt64(truncatingIfNeeded: groupShift &* j0)
+        // One word per slot, one store: where its next byte goes, above 16 bits holding its last
+        // member + 1 (0: none yet; V ≤ 65535).
+        for i in 0..<n { state[i] = (i &<< slotShift &+ 1) &<< 16 }
+        // Zero past every list, so that `packedGroup` copies a short list as 32 bytes of its slot.
+        UnsafeMutableBufferPointer(rebasing: slots[..<(n &<< slotShift)]).update(repeating: 0)
+        for v in 0..<hashes.count {
+            // Field j0 + b of the hash is the top field after b + j0 shifts (see `field`).
+            var h = hashes[v] &<< skip
+            var row = 0
+            for _ in 0..<count {
+                let i = row | Int(truncatingIfNeeded: (h &>> top) & cellMask)
+                h &<<= step
+                row &+= groupSize
+                let word = state[i]
+                var at = word &>> 16
+                var gap = v &+ 1 &- (word & 0xFFFF)
+                while gap > 255 {
+                    slots[at] = 0
+                    at &+= 1
+                    gap &-= 255
+                }
+                slots[at] = UInt8(truncatingIfNeeded: gap)
+                state[i] = (at &+ 1) &<< 16 | (v &+ 1)
+            }
+        }
+        var overflow: UInt64 = 0
+        for i in 0..<n {
+            state[i] &>>= 16
+            if state[i] > (i &+ 1) &<< slotShift { overflow |= 1 &<< UInt64(truncatingIfNeeded: i &>> groupShift) }
+        }
+        return overflow
+    }
+
+    /// Packs the slots of group b of the run `appendRun` filled into out[0...] in cell order, as
+    /// `candidateLists` writes a group's lists (length bytes, and the fallback lists of empty
+    /// cells), with `starts` pointing at base + offset, and the group's lines, as `packLines`
+    /// writes them (from the slots when every list is a slot's); returns the bytes written.
+    /// Safe: the buffers are `appendRun`'s, `before` has 2^groupShift + 1 entries, `marks` V
+    /// bits, `merged` V entries, out has room for a group's lists and 32 bytes after them, and
+    /// `stage` is `packLines`'.
+    @inline(never)
+    static func packedGroup(
+        _ group: Int, _ b: Int, groupShift: Int, fallbackShift: Int, slotShift: Int, base: Int,
+        slots: UnsafeMutableBufferPointer<UInt8>, state: UnsafeMutableBufferPointer<Int>,
+        before: UnsafeMutableBufferPointer<Int>, merged: UnsafeMutableBufferPointer<Int>,
+        marks: UnsafeMutableBufferPointer<UInt64>, out: UnsafeMutableBufferPointer<UInt8>,
+        starts: UnsafeMutableBufferPointer<UInt32>, occupied: UnsafeMutableBufferPointer<UInt64>, lineShift: Int?,
+        stage: UnsafeMutableBufferPointer<UInt8>, lines: UnsafeMutableBufferPointer<UInt8>
+    ) -> Int {
+        let groupSize = 1 &<< groupShift
+        // Cell k's slot is slot b·2^groupShift + k; its next byte's index is position[k].
+        let position = UnsafeMutableBufferPointer(rebasing: state[(b &<< groupShift)...])
+        let firstSlot = (b &<< groupShift) &<< slotShift
+        // before[k]: bytes in the slots of cells 0 ..< k, so a block is empty when its two ends
+        // are equal (a non-empty list has a candidate's byte).
+        // The cells with members of their own set their bits in `occupied` a word at a time: one
+        // read-modify-write of the same word per cell would chain the cells' iterations.
+        var sum = 0, own: UInt64 = 0
+        for k in 0..<groupSize {
+            before[k] = sum
+            let length = position[k] &- (firstSlot | k &<< slotShift) &- 1
+            sum &+= length
+            let cell = (group &<< groupShift) | k
+            own |= (length > 0 ? 1 : 0) &<< UInt64(cell & 63)
+            if cell & 63 == 63 || k == groupSize &- 1 {
+                occupied[cell &>> 6] |= own
+                own = 0
+            }
+        }
+        before[groupSize] = sum
+        let minimumSpan = min(groupSize, 1 << min(fallbackShift, 30))
+        var w = 0
+        var lastFirst = -1, lastSpan = 0, lastStart: UInt32 = 0
+        for k in 0..<groupSize {
+            let cell = (group &<< groupShift) | k
+            let length = before[k &+ 1] &- before[k]
+            if length > 0 {
+                starts[cell] = UInt32(truncatingIfNeeded: base &+ w)
+                let slot = firstSlot | k &<< slotShift
+                if length < 31 {
+                    // The length byte goes into the first word copied (the slot's first byte is
+                    // 0): stored into the slot, it would be read back at once by a wider load,
+                    // which waits for the store to reach the cache.
+                    copyWords(from: slots, slot, to: out, w, adding: UInt64(truncatingIfNeeded: length).littleEndian)
+                    w &+= length &+ 1
+                } else if length < 255 {
+                    slots[slot] = UInt8(truncatingIfNeeded: length)
+                    copyList(from: slots, slot, to: out, w, length &+ 1)
+                    w &+= length &+ 1
+                } else {
+                    out[w] = 255
+                    for i in 0..<4 { out[w &+ 1 &+ i] = UInt8(truncatingIfNeeded: length &>> (8 &* i)) }
+                    copyBytes(from: slots, slot &+ 1, to: out, w &+ 5, length)
+                    w &+= length &+ 5
+                }
+                continue
+            }
+            // Empty: the smallest aligned block of minimumSpan, 2·minimumSpan, … cells that holds
+            // anyone, its members merged from the cells' slots (as `candidateLists` does).
+            var span = minimumSpan, first = 0
+            while true {
+                first = k & ~(span &- 1)
+                if before[first &+ span] != before[first] { break }
+                span &<<= 1
+            }
+            if first != lastFirst || span != lastSpan {
+                lastFirst = first
+                lastSpan = span
+                lastStart = UInt32(truncatingIfNeeded: base &+ w)
+                for c in first..<(first &+ span) {
+                    var v = -1
+                    for i in ((firstSlot | c &<< slotShift) &+ 1)..<position[c] {
+                        let b = Int(slots[i])
+                        v &+= b == 0 ? 255 : b
+                        if b != 0 { marks[v &>> 6] |= 1 &<< UInt64(v & 63) }
+                    }
+                }
+                w = encodeList(merged, 0, drainedMarks(marks, into: merged), narrow: false, into: out, at: w)
+            }
+            starts[cell] = lastStart
+        }
+        guard let lineShift else { return w }
+        if lastFirst >= 0 {
+            // Fallback lists are in `out` only.
+            packLines(
+                group, groupShift: groupShift, lineShift: lineShift, base: base, scratch: out, starts: starts,
+                stage: stage, lines: lines)
+            return w
+        }
+        // Every list is its slot's: the lines as `packLines` writes them, from the slots.
+        let perLine = 1 &<< lineShift
+        stage.update(repeating: 0)
+        for line in 0..<(groupSize &>> lineShift) {
+            let first = line &<< lineShift
+            var total = perLine &+ 1
+            for k in first..<(first &+ perLine) { total &+= before[k &+ 1] &- before[k] }
+            guard total <= 64 else { continue }
+            let at = line &<< 6
+            var x = perLine &+ 1
+            for k in first..<(first &+ perLine) {
+                let length = before[k &+ 1] &- before[k]
+                let slot = firstSlot | k &<< slotShift
+                stage[at &+ k &- first] = UInt8(truncatingIfNeeded: x)
+                if length <= 32 && slotShift > 5 {
+                    copyWords(from: slots, slot &+ 1, to: stage, at &+ x, adding: 0)
+                } else {
+                    copyList(from: slots, slot &+ 1, to: stage, at &+ x, length)
+                }
+                x &+= length
+            }
+            stage[at &+ perLine] = UInt8(truncatingIfNeeded: x)
+        }
+        copyBytes(from: stage, 0, to: lines, ((group &<< groupShift) &>> lineShift) &<< 6, (groupSize &>> lineShift) &<< 6)
+        return w
+    }
+
+    /// out[to ..< to + 32] = bytes[from ..< from + 32], with `adding` or-ed into the first eight
+    /// bytes: a short list and the zeros after it in its slot (see `appendRun`), where
+    /// `copyList` masks the words. Safe: the callers read inside a slot, and write where
+    /// `copyList` may.
+    @inline(__always)
+    static func copyWords(
+        from bytes: UnsafeMutableBufferPointer<UInt8>, _ from: Int, to out: UnsafeMutableBufferPointer<UInt8>, _ to: Int,
+        adding: UInt64
+    ) {
+        guard let source = bytes.baseAddress, let target = out.baseAddress else { return }
+        let src = UnsafeRawPointer(source + from), dst = UnsafeMutableRawPointer(target + to)
+        dst.storeBytes(of: src.loadUnaligned(as: UInt64.self) | adding, as: UInt64.self)
+        for j in 1..<4 {
+            dst.storeBytes(
+                of: src.loadUnaligned(fromByteOffset: 8 &* j, as: UInt64.self), toByteOffset: 8 &* j, as: UInt64.self)
+        }
+    }
+
+    /// Writes the members whose bits are set in `marks` to merged[0...] in ascending order, clears
+    /// the bits, and returns how many there were (a fallback block's members, merged).
+    @inline(__always)
+    static func drainedMarks(
+        _ marks: UnsafeMutableBufferPointer<UInt64>, into merged: UnsafeMutableBufferPointer<Int>
+    ) -> Int {
+        var n = 0
+        for word in 0..<marks.count where marks[word] != 0 {
+            var x = marks[word]
+            marks[word] = 0
+            while x != 0 {
+                merged[n] = word &<< 6 | x.trailingZeroBitCount
+                n &+= 1
+                x &= x &- 1
+            }
+        }
+        return n
     }
 
     /// Cells per line (log₂) for `lines`: 2 while two lists of ≈ V/64 bytes (plus skips and a

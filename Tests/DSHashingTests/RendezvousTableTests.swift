@@ -197,6 +197,29 @@ final class RendezvousTableTests: XCTestCase {
         }
     }
 
+    /// A fresh wide table whose cells outgrow their build slots (see
+    /// `RendezvousTable.appendedGroup`) is the table built with roomy slots, byte for byte: the
+    /// groups with a full slot are counting-sorted instead. At 3000 virtual members every group
+    /// overflows 31-byte slots, at 1500 some do; fallback lists at 300 (empty cells).
+    func testOverflowingBuildSlotsGiveTheSameTable() {
+        for (n, cellCount) in [(3000, 1 << 10), (1500, 1 << 12), (300, 1 << 12)] {
+            let roomy = RendezvousTable(members: servers(n), cellCount: cellCount)
+            let small = RendezvousTable(
+                members: servers(n), cellCount: cellCount, groupShift: RendezvousTable.defaultGroupShift,
+                fallbackShift: RendezvousTable.defaultFallbackShift, slotShift: 5)
+            XCTAssertTrue(small.starts == roomy.starts, "starts, n = \(n)")
+            XCTAssertTrue(small.lists == roomy.lists, "lists, n = \(n)")
+            XCTAssertTrue(small.occupied == roomy.occupied, "occupied, n = \(n)")
+            XCTAssertEqual(small.lineShift, roomy.lineShift, "n = \(n)")
+            if roomy.lineShift >= 0 {
+                let count = (roomy.cellCount >> roomy.lineShift) << 6
+                XCTAssertTrue(
+                    small.lines[small.lineOffset..<(small.lineOffset + count)]
+                        .elementsEqual(roomy.lines[roomy.lineOffset..<(roomy.lineOffset + count)]), "n = \(n)")
+            }
+        }
+    }
+
     /// The lookup's lines (see `RendezvousTable.lines`) hold each cell's stored list, byte for
     /// byte, or are all zero (the lookup then reads `starts` and `lists`); the lookup through
     /// them, and through the fallback, is the reference's. N = 300 and 1000 share a line between
