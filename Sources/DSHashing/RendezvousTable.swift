@@ -352,8 +352,9 @@
     /// The candidate lists (see `starts`). One group at a time, so the working set is one group:
     /// every virtual member's cell in the group (a bit field of a hash shared by p groups), a
     /// stable counting sort by cell (each cell's members come out ascending; a fresh wide table
-    /// appends to per-cell slots instead, see `appendRun`), then the lists in cell order; for an empty cell, the members of the smallest non-empty fallback block around
-    /// it (contiguous in the sorted order, merged ascending through a bit set), once per block.
+    /// appends to per-cell slots instead, see `appendRun`), then the lists in cell order; for an
+    /// empty cell, the members of the smallest non-empty fallback block around it (contiguous in
+    /// the sorted order, merged ascending through a bit set), once per block.
     /// O(V) per group, plus O(block members + V/64) per distinct fallback block.
     ///
     /// With `incremental`, a group's members by cell come from the previous table's lists of that
