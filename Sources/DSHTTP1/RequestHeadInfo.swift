@@ -91,17 +91,11 @@
         originTarget.lowerBound..<(queryRange?.upperBound ?? pathRange.upperBound)
     }
 
-    /// The target's path (before `?`).
-    package func path(in bytes: UnsafeRawBufferPointer) -> Range<Int> { pathRange }
-
-    /// The query string (after `?`, without the fragment), if any.
-    package func query(in bytes: UnsafeRawBufferPointer) -> Range<Int>? { queryRange }
-
     /// The value of the first query parameter called `name` (compared byte for byte, not
     /// percent-decoded: keys are hashed as sent). Empty pairs (`&&`) are skipped; a parameter
     /// without `=` has an empty value.
     package func queryParameter(_ name: String, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
-        guard let query = query(in: bytes) else { return nil }
+        guard let query = queryRange else { return nil }
         var pairStart = query.lowerBound
         while pairStart < query.upperBound {
             var pairEnd = pairStart

@@ -521,7 +521,7 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
     /// string (a small one), and only an admin request is parsed again into the full form.
     private func adminHead(_ admin: AdminHandler, _ head: RequestHeadInfo) -> RequestHead? {
         let bytes = input.readable
-        let path = head.path(in: bytes)
+        let path = head.pathRange
         guard path.count <= admin.longestAdminPath,
             admin.isAdminPath(Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[path]), as: UTF8.self))),
             case .complete(let full) = worker.parser.parseRequest(bytes)

@@ -39,7 +39,7 @@ extension KeyExtractor {
                 // Never empty: `cookie(_:in:)` skips a pair without a value.
                 if let value = head.cookie(name, in: bytes) { return .head(value) }
             case .path:
-                return .head(head.path(in: bytes))
+                return .head(head.pathRange)
             case .clientIP:
                 if hasClientKey { return .client }
             case .random:

@@ -32,7 +32,7 @@ final class SmugglingCorpusMachineTests: XCTestCase {
             case .refuse(let error, _, _):
                 return error.status.code
             case .proceed(let framing, let length):
-                let path = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[head.path(in: buffer)]), as: UTF8.self)
+                let path = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[head.pathRange]), as: UTF8.self)
                 if Self.adminPaths.contains(path) {
                     let refusal = ClientMachine.admitAdmin(
                         framing: framing, bodyLength: length, maxBody: ProxyConfig(adminAllow: []).maxAdminBody)
