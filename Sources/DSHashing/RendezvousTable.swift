@@ -644,8 +644,9 @@
     /// sort and the encoding fused: the members come in index order, so appending each one's gap
     /// to its cell's slot leaves every list sorted and encoded. Cell k of the run's group b has
     /// slot i = b·2^groupShift + k, at slots[i << slotShift ...]: a length byte (written by
-    /// `packedGroup`), then the gaps; afterwards state[i] is where its next byte would go. One pass over the members serves the whole run: one hash
-    /// read per member, and a cell's next write is rarely still in flight when it is read again.
+    /// `packedGroup`), then the gaps; afterwards state[i] is where its next byte would go. One
+    /// pass over the members serves the whole run: one hash read per member, and a cell's next
+    /// write is rarely still in flight when it is read again.
     /// Returns a bit per group whose lists outgrew a slot (that group is counting-sorted instead).
     /// Safe: `slots` holds the run's slots of 2^slotShift ≥ 32 bytes, then V + V/255 + 2 bytes for
     /// a list running on past the last slot's start (a list outgrowing its slot runs on into the
