@@ -1,0 +1,242 @@
+/// How a `RendezvousTable` is read: a key's cell, its candidates' scores and the preference
+/// order for failover. See RendezvousTable.swift for the layout these functions read.
+extension RendezvousTable {
+    /// Marks an entry of `starts` that holds its list itself (up to `narrowLimit` virtual members,
+    /// lists of 1–3): the indexes in bits 0–7, 8–15 and 16–23. At N ≤ 100 most cells hold one to
+    /// three members, so most lookups then read `starts` and nothing else.
+    @inlinable static var inlineFlag: UInt32 { 0x8000_0000 }
+
+    /// HRW score of a virtual member for a key: wyhash's "mum" mix (Wang Yi), the high and low
+    /// halves of the 128-bit product (key ⊕ a)·b folded together. One multiply, and every key
+    /// bit reaches the result, including the high bits that already chose the cell.
+    @inlinable @inline(__always)
+    static func score(_ key: UInt64, _ a: UInt64, _ b: UInt64) -> UInt64 {
+        let p = (key ^ a).multipliedFullWidth(by: b)
+        return p.high ^ p.low
+    }
+
+    /// The key's cell, ⌊key·M/2⁶⁴⌋ (Lemire's fast range reduction).
+    @inlinable @inline(__always)
+    func cell(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: key.multipliedFullWidth(by: UInt64(cellCount)).high)
+    }
+
+    @inlinable @inline(__always)
+    package func lookup(_ key: UInt64) -> Int? {
+        guard !owners.isEmpty else { return nil }
+        let c = cell(key)
+        if lineShift >= 0 {
+            let v = lines.withUnsafeBufferPointer { lines in
+                let line = lineOffset &+ (c &>> lineShift) &<< 6
+                let at = line &+ (c & ((1 &<< lineShift) &- 1))
+                let first = Int(lines[at])
+                if first == 0 { return -1 }
+                return firstSeeds.withUnsafeBufferPointer { a in
+                    secondSeeds.withUnsafeBufferPointer { b in
+                        RendezvousTable.chooseLine(key, lines, line &+ first, line &+ Int(lines[at &+ 1]), a, b)
+                    }
+                }
+            }
+            if v >= 0 { return Int(owners[v]) }
+        }
+        let entry = starts[c]
+        let start = Int(entry)
+        let v: Int = seeds.withUnsafeBufferPointer { seeds in
+            if entry & RendezvousTable.inlineFlag != 0 { return RendezvousTable.chooseInline(key, entry, seeds) }
+            return lists.withUnsafeBufferPointer { lists in
+                let (first, end) = RendezvousTable.bounds(lists, start)
+                if owners.count <= RendezvousTable.narrowLimit {
+                    return RendezvousTable.choose(key, lists, first, end, seeds)
+                }
+                return RendezvousTable.chooseGapCoded(key, lists, first, end, seeds)
+            }
+        }
+        return Int(owners[v])
+    }
+
+    /// Where the gap bytes of the list at `start` begin and end (see `lists`).
+    @inlinable @inline(__always)
+    static func bounds(_ lists: UnsafeBufferPointer<UInt8>, _ start: Int) -> (Int, Int) {
+        let short = Int(lists[start])
+        if short < 255 { return (start &+ 1, start &+ 1 &+ short) }
+        var length = 0
+        for i in 0..<4 { length |= Int(lists[start &+ 1 &+ i]) &<< (8 &* i) }
+        return (start &+ 5, start &+ 5 &+ length)
+    }
+
+    /// The candidate list of cell `c` as stored, decoded (tests compare it with the definition).
+    func storedList(_ c: Int) -> [Int] {
+        let entry = starts[c]
+        if entry & RendezvousTable.inlineFlag != 0 {
+            let ids = [Int(entry & 0xFF), Int(entry >> 8 & 0xFF), Int(entry >> 16 & 0xFF)]
+            return ids.enumerated().filter { $0.offset == 0 || $0.element != ids[0] }.map(\.element)
+        }
+        return lists.withUnsafeBufferPointer { lists in
+            let (first, end) = RendezvousTable.bounds(lists, Int(starts[c]))
+            if owners.count <= RendezvousTable.narrowLimit { return lists[first..<end].map { Int($0) } }
+            var out: [Int] = [], v = -1
+            for i in first..<end {
+                v += lists[i] == 0 ? 255 : Int(lists[i])
+                if lists[i] != 0 { out.append(v) }
+            }
+            return out
+        }
+    }
+
+    /// The highest-scoring of the three candidates of an inline list (see `inlineFlag`); ties keep
+    /// the earlier, which is the lower index.
+    @inlinable @inline(__always)
+    static func chooseInline(_ key: UInt64, _ entry: UInt32, _ seeds: UnsafeBufferPointer<UInt64>) -> Int {
+        let a = Int(entry & 0xFF), b = Int(entry &>> 8 & 0xFF), c = Int(entry &>> 16 & 0xFF)
+        let sa = score(key, seeds[2 &* a], seeds[2 &* a &+ 1])
+        let sb = score(key, seeds[2 &* b], seeds[2 &* b &+ 1])
+        let sc = score(key, seeds[2 &* c], seeds[2 &* c &+ 1])
+        let ab = sb > sa ? b : a, sab = sb > sa ? sb : sa
+        return sc > sab ? c : ab
+    }
+
+    /// The highest-scoring of the candidates `lists[first ..< end]` (plain byte indexes, at least
+    /// one). One loop, branch-free maximum; ties keep the lower index (the earlier member in
+    /// canonical order).
+    @inlinable @inline(__always)
+    static func choose(
+        _ key: UInt64, _ lists: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
+        _ seeds: UnsafeBufferPointer<UInt64>
+    ) -> Int {
+        var best = Int(lists[first])
+        var bestScore = score(key, seeds[2 &* best], seeds[2 &* best &+ 1])
+        var i = first &+ 1
+        while i < end {
+            let v = Int(lists[i])
+            let s = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
+            let better = s > bestScore
+            bestScore = better ? s : bestScore
+            best = better ? v : best
+            i &+= 1
+        }
+        return best
+    }
+
+    /// The highest-scoring candidate of the non-empty gap-coded list `lists[first ..< end]`; ties
+    /// keep the lower index (the earlier member in canonical order). Branch-free after the first
+    /// candidate: a skip byte (0) gets score 0, which cannot beat the first candidate's. Its
+    /// index is still a member's (skips only precede a candidate), so the seed loads are safe.
+    @inlinable @inline(__always)
+    static func chooseGapCoded(
+        _ key: UInt64, _ lists: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
+        _ seeds: UnsafeBufferPointer<UInt64>
+    ) -> Int {
+        var i = first
+        var v = -1
+        while lists[i] == 0 {
+            v &+= 255
+            i &+= 1
+        }
+        v &+= Int(lists[i])
+        i &+= 1
+        var best = v
+        var bestScore = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
+        while i < end {
+            let gap = Int(lists[i])
+            v &+= gap == 0 ? 255 : gap
+            let raw = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
+            let s = gap == 0 ? 0 : raw
+            let better = s > bestScore
+            bestScore = better ? s : bestScore
+            best = better ? v : best
+            i &+= 1
+        }
+        return best
+    }
+
+    /// The highest-scoring candidate of the non-empty gap-coded list `lines[first ..< end]`; ties
+    /// keep the lower index. The same choice as `chooseGapCoded`, in fewer instructions per
+    /// candidate, which is what a lookup at N = 1000 spends most of its time on: skip bytes
+    /// (rare: a gap over 255) are taken in an inner loop whose test is predictable, not by a
+    /// select in every step, and the seeds come from `firstSeeds` and `secondSeeds`. Safe:
+    /// `first ..< end` lies inside `lines` (the line's own header bytes say so), every skip
+    /// byte precedes a candidate's byte in the list, and the indexes decoded are virtual
+    /// members', below the count of `a` and `b`.
+    @inlinable @inline(__always)
+    static func chooseLine(
+        _ key: UInt64, _ lines: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
+        _ a: UnsafeBufferPointer<UInt64>, _ b: UnsafeBufferPointer<UInt64>
+    ) -> Int {
+        guard let bytes = lines.baseAddress, let a = a.baseAddress, let b = b.baseAddress else { return -1 }
+        var p = bytes + first
+        let stop = bytes + end
+        var v = -1
+        nextCandidate(&p, &v)
+        var best = v
+        var bestScore = score(key, a[v], b[v])
+        while p < stop {
+            nextCandidate(&p, &v)
+            let s = score(key, a[v], b[v])
+            let better = s > bestScore
+            bestScore = better ? s : bestScore
+            best = better ? v : best
+        }
+        return best
+    }
+
+    /// Reads the skip bytes and the candidate byte at `p` (see `lists`), adding their gaps to `v`
+    /// and moving `p` past them.
+    @inlinable @inline(__always)
+    static func nextCandidate(_ p: inout UnsafePointer<UInt8>, _ v: inout Int) {
+        var gap = Int(p.pointee)
+        p += 1
+        while gap == 0 {
+            v &+= 255
+            gap = Int(p.pointee)
+            p += 1
+        }
+        v &+= gap
+    }
+
+    /// Preference order = the order lookups would take as the preferred members are removed one by
+    /// one: virtual members by (size of the smallest fallback block holding both the key's cell
+    /// and theirs — the cell itself, else an aligned block of at least 2^fallbackShift cells —
+    /// ascending; score, descending). The group-sized block holds everyone, so the walk
+    /// covers all members. Cost O(V) per yielded candidate; failover walks stop after one or two.
+    @usableFromInline package func forEachCandidate(_ key: UInt64, _ body: (Int) -> Bool) {
+        let virtualCount = owners.count
+        guard virtualCount > 0 else { return }
+        let n = members.count
+        let c = cell(key)
+        let group = c >> groupShift
+        let keyOffset = c & ((1 << groupShift) - 1)
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: virtualCount) { scores in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: virtualCount) { levels in
+                for v in 0..<virtualCount {
+                    scores[v] = RendezvousTable.score(key, seeds[2 * v], seeds[2 * v + 1])
+                    let distance = UInt64(RendezvousTable.cellInGroup(seeds[2 * v], group, groupShift) ^ keyOffset)
+                    // Own cell 0, else the fallback block's log₂ size (never below fallbackShift).
+                    let level = 64 - distance.leadingZeroBitCount
+                    levels[v] = level == 0 ? 0 : max(level, fallbackShift)
+                }
+                SeenSet.with(capacity: virtualCount) { taken in
+                    SeenSet.with(capacity: n) { yielded in
+                        var remaining = n
+                        while remaining > 0 {
+                            var best = -1
+                            for v in 0..<virtualCount where !taken.contains(v) {
+                                if best < 0 || levels[v] < levels[best]
+                                    || (levels[v] == levels[best] && scores[v] > scores[best])
+                                {
+                                    best = v
+                                }
+                            }
+                            if best < 0 { return }
+                            taken.insert(best)
+                            let owner = Int(owners[best])
+                            if yielded.insert(owner) {
+                                guard body(owner) else { return }
+                                remaining -= 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
