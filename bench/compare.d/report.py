@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Turns the raw output of one bench/compare run into the `## Proxy comparison` Markdown section
-(`## Proxy comparison, fast backend` for a run with `--fast-backend`; `## Proxy comparison, TLS`
+(`## Proxy comparison, fast backend` for a run with `--fast-backend`, `..., static backend` for
+`--static-backend`; `## Proxy comparison, TLS`
 and `## Proxy comparison, TLS, fast backend` for runs with `--tls`; `, pinned` at the end of any
 of these for a run with `--pin`, whose workers were pinned to CPUs; `, pinned, isolated` for
 `--isolate`, where the replica and the clients ran on the other CPUs).
@@ -28,7 +29,7 @@ FAST_SECTION = "## Proxy comparison, fast backend"
 
 
 def section_title(meta):
-    return (SECTION + (", TLS" if meta.get("tls") else "") + (", fast backend" if fast_backend(meta) else "")
+    return (SECTION + (", TLS" if meta.get("tls") else "") + (", static backend" if static_backend(meta) else ", fast backend" if fast_backend(meta) else "")
             + (", pinned" if pinned(meta) else "") + (", isolated" if isolated(meta) else ""))
 
 
@@ -44,7 +45,8 @@ def isolated(meta):
 
 def command_line(meta):
     return "bench/compare" + "".join(flag for flag, on in [
-        (" --tls", meta.get("tls")), (" --fast-backend", fast_backend(meta)), (" --pin", pinned(meta) and not isolated(meta)),
+        (" --tls", meta.get("tls")), (" --fast-backend", fast_backend(meta) and not static_backend(meta)),
+        (" --static-backend", static_backend(meta)), (" --pin", pinned(meta) and not isolated(meta)),
         (" --isolate", isolated(meta))] if on)
 
 
@@ -82,11 +84,19 @@ def pinning_text(meta, outdir):
 
 
 def fast_backend(meta):
-    """Whether the run had nginx as the backend instead of ds-server (`--fast-backend`)."""
-    return meta.get("backend", "ds-server") == "nginx"
+    """Whether the run had a fast backend instead of ds-server (`--fast-backend`, `--static-backend`)."""
+    return meta.get("backend", "ds-server") in ("nginx", "static")
+
+
+def static_backend(meta):
+    """Whether the fast backend was bench/compare.d/static-backend.c (`--static-backend`)."""
+    return meta.get("backend") == "static"
 
 
 def replica_text(meta):
+    if static_backend(meta):
+        return ("one `bench/compare.d/static-backend.c` answering `/home` with ds-server's JSON (one epoll loop: "
+                "the leanest replica, so that the proxy, not the CPU the replica shares with wrk, is the bottleneck)")
     if fast_backend(meta):
         return (f"one nginx answering `/home` with ds-server's JSON ({meta.get('backend_workers', 1)} worker, "
                 f"`bench/compare.d/nginx-backend.conf.in`: the fast backend, so the proxy is the bottleneck)")
@@ -636,7 +646,7 @@ def notes(meta, outdir, runs):
                 "proxy's threads are oversubscribed.")
                + " Absolute numbers are far below what these proxies do on dedicated cores."
                + ("" if tls else " The direct baseline is bounded by the "
-                  + ("nginx backend." if fast_backend(meta) else "single-threaded ds-server."))
+                  + ("static backend." if static_backend(meta) else "nginx backend." if fast_backend(meta) else "single-threaded ds-server."))
                + spread_text)
     out.append("- All three proxies do the same work per request: parse, pick the replica by hashing `?id=`, add "
                "`X-Forwarded-For`/`X-Forwarded-Proto`, reuse a keep-alive upstream connection; access logs off.")
