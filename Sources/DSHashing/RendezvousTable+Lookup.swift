@@ -172,11 +172,10 @@ extension RendezvousTable {
     /// not by a select in every step, and the seeds come from `firstSeeds` and `secondSeeds`.
     ///
     /// The loop counts bytes from 0 rather than walking a pointer to the list's end: the list's
-    /// place comes from the line, the one cache miss, and a pointer started there would resolve
-    /// the loop's exit, which no predictor gets right for lists of varying length, only after a
-    /// chain of one add per byte behind the miss. A count from 0 is ready before the line comes,
-    /// so the exit resolves as soon as the line's header bytes do, and the next request's work
-    /// can start while this one's scores are still being computed.
+    /// place comes from the line, the one cache miss, and a pointer started there puts a chain
+    /// of one add per byte between the miss and the loop's exit, which no predictor gets right
+    /// for lists of varying length. A count from 0 is ready before the line comes, so the exit
+    /// resolves with the line's header bytes.
     ///
     /// Safe: every skip byte precedes a candidate's byte in the list, and the indexes decoded are
     /// virtual members', below the count of `a` and `b`.
