@@ -172,13 +172,25 @@ package enum HashAnalysis {
         }
 
         /// Calls `body` with each key's bytes.
+        ///
+        /// Without index arithmetic or bounds checks per key: `lookupNanoseconds` times this loop,
+        /// and the proxy hands the table a key it already has as a buffer. Safe: `range` is
+        /// checked once, and `ends` ascends from a first key's end above 0 (a key is a number's
+        /// decimal digits) to `bytes.count`, so every key lies inside `bytes`.
         @inlinable
         package func forEach(_ range: Range<Int>? = nil, _ body: (UnsafeRawBufferPointer) -> Void) {
             let range = range ?? 0..<ends.count
+            precondition(range.lowerBound >= 0 && range.upperBound <= ends.count, "key range out of bounds")
+            guard !range.isEmpty else { return }
             bytes.withUnsafeBytes { raw in
-                for i in range {
-                    let start = i == 0 ? 0 : ends[i - 1]
-                    body(UnsafeRawBufferPointer(rebasing: raw[start..<ends[i]]))
+                ends.withUnsafeBufferPointer { ends in
+                    let base = raw.baseAddress.unsafelyUnwrapped
+                    var start = range.lowerBound == 0 ? 0 : ends[range.lowerBound &- 1]
+                    for i in range {
+                        let end = ends[i]
+                        body(UnsafeRawBufferPointer(start: base + start, count: end &- start))
+                        start = end
+                    }
                 }
             }
         }

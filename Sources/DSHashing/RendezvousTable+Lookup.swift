@@ -15,30 +15,23 @@ extension RendezvousTable {
         return p.high ^ p.low
     }
 
-    /// The key's cell, ⌊key·M/2⁶⁴⌋ (Lemire's fast range reduction).
+    /// The key's cell, ⌊key·M/2⁶⁴⌋ (Lemire's fast range reduction; for M a power of two, the
+    /// key's top log₂ M bits).
     @inlinable @inline(__always)
     func cell(_ key: UInt64) -> Int {
-        Int(truncatingIfNeeded: key.multipliedFullWidth(by: UInt64(cellCount)).high)
+        if cellShift != 0 { return Int(truncatingIfNeeded: key &>> UInt64(truncatingIfNeeded: cellShift)) }
+        return Int(truncatingIfNeeded: key.multipliedFullWidth(by: UInt64(cellCount)).high)
     }
 
     @inlinable @inline(__always)
     package func lookup(_ key: UInt64) -> Int? {
-        guard !owners.isEmpty else { return nil }
         let c = cell(key)
         if lineShift >= 0 {
-            let v = lines.withUnsafeBufferPointer { lines in
-                let line = lineOffset &+ (c &>> lineShift) &<< 6
-                let at = line &+ (c & ((1 &<< lineShift) &- 1))
-                let first = Int(lines[at])
-                if first == 0 { return -1 }
-                return firstSeeds.withUnsafeBufferPointer { a in
-                    secondSeeds.withUnsafeBufferPointer { b in
-                        RendezvousTable.chooseLine(key, lines, line &+ first, line &+ Int(lines[at &+ 1]), a, b)
-                    }
-                }
-            }
-            if v >= 0 { return Int(owners[v]) }
+            // A table with lines has members (see `lineShift`), and `chooseLine` returns one.
+            let v = lineLookup(key, c)
+            if v >= 0 { return owners.withUnsafeBufferPointer { Int($0[v]) } }
         }
+        guard !owners.isEmpty else { return nil }
         let entry = starts[c]
         let start = Int(entry)
         let v: Int = seeds.withUnsafeBufferPointer { seeds in
@@ -149,28 +142,63 @@ extension RendezvousTable {
         return best
     }
 
-    /// The highest-scoring candidate of the non-empty gap-coded list `lines[first ..< end]`; ties
-    /// keep the lower index. The same choice as `chooseGapCoded`, in fewer instructions per
-    /// candidate, which is what a lookup at N = 1000 spends most of its time on: skip bytes
-    /// (rare: a gap over 255) are taken in an inner loop whose test is predictable, not by a
-    /// select in every step, and the seeds come from `firstSeeds` and `secondSeeds`. Safe:
-    /// `first ..< end` lies inside `lines` (the line's own header bytes say so), every skip
-    /// byte precedes a candidate's byte in the list, and the indexes decoded are virtual
-    /// members', below the count of `a` and `b`.
+    /// The virtual member cell `c` chooses from its line, or −1 when the line holds no lists (see
+    /// `lines`; only with `lineShift` ≥ 0).
+    ///
+    /// Safe: a table has lines only with more than `narrowLimit` virtual members, so `lines`,
+    /// `firstSeeds` and `secondSeeds` are non-empty; the line and its header bytes lie inside
+    /// `lines` (`lineOffset` and the size the build gives it), and so does the list they name.
+    @inlinable @inline(__always)
+    func lineLookup(_ key: UInt64, _ c: Int) -> Int {
+        lines.withUnsafeBufferPointer { lines in
+            firstSeeds.withUnsafeBufferPointer { a in
+                secondSeeds.withUnsafeBufferPointer { b in
+                    let line = lines.baseAddress.unsafelyUnwrapped + (lineOffset &+ (c &>> lineShift) &<< 6)
+                    let at = c & ((1 &<< lineShift) &- 1)
+                    let first = Int(line[at])
+                    if first == 0 { return -1 }
+                    return RendezvousTable.chooseLine(
+                        key, line + first, Int(line[at &+ 1]) &- first, a.baseAddress.unsafelyUnwrapped,
+                        b.baseAddress.unsafelyUnwrapped)
+                }
+            }
+        }
+    }
+
+    /// The highest-scoring candidate of the non-empty gap-coded list of `count` bytes at `list`
+    /// (see `lists`); ties keep the lower index. The same choice as `chooseGapCoded`, in fewer
+    /// instructions per candidate, which is what a lookup at N = 1000 spends most of its time on:
+    /// skip bytes (rare: a gap over 255) are taken by a branch that is predictably not taken,
+    /// not by a select in every step, and the seeds come from `firstSeeds` and `secondSeeds`.
+    ///
+    /// The loop counts bytes from 0 rather than walking a pointer to the list's end: the list's
+    /// place comes from the line, the one cache miss, and a pointer started there puts a chain
+    /// of one add per byte between the miss and the loop's exit, which no predictor gets right
+    /// for lists of varying length. A count from 0 is ready before the line comes, so the exit
+    /// resolves with the line's header bytes.
+    ///
+    /// Safe: every skip byte precedes a candidate's byte in the list, and the indexes decoded are
+    /// virtual members', below the count of `a` and `b`.
     @inlinable @inline(__always)
     static func chooseLine(
-        _ key: UInt64, _ lines: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
-        _ a: UnsafeBufferPointer<UInt64>, _ b: UnsafeBufferPointer<UInt64>
+        _ key: UInt64, _ list: UnsafePointer<UInt8>, _ count: Int, _ a: UnsafePointer<UInt64>,
+        _ b: UnsafePointer<UInt64>
     ) -> Int {
-        guard let bytes = lines.baseAddress, let a = a.baseAddress, let b = b.baseAddress else { return -1 }
-        var p = bytes + first
-        let stop = bytes + end
+        var p = list
         var v = -1
         nextCandidate(&p, &v)
         var best = v
         var bestScore = score(key, a[v], b[v])
-        while p < stop {
-            nextCandidate(&p, &v)
+        let n = count &- (p - list)
+        var k = 0
+        while k < n {
+            let gap = Int(p[k])
+            k &+= 1
+            if gap == 0 {
+                v &+= 255
+                continue
+            }
+            v &+= gap
             let s = score(key, a[v], b[v])
             let better = s > bestScore
             bestScore = better ? s : bestScore

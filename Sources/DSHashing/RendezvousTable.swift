@@ -100,6 +100,9 @@
 
     package let members: [HashMember]
     @usableFromInline package let cellCount: Int
+    /// 64 − log₂ `cellCount` when that is a power of two above 1, else 0: a key's cell is then its
+    /// top bits, one shift where the range reduction takes a multiply (the same cell either way).
+    @usableFromInline let cellShift: Int
     package let groupShift: Int
     package let fallbackShift: Int
 
@@ -210,6 +213,7 @@
     ) {
         self.members = sorted
         self.cellCount = cellCount
+        cellShift = cellCount > 1 && cellCount & (cellCount &- 1) == 0 ? cellCount.leadingZeroBitCount &+ 1 : 0
         self.groupShift = groupShift
         self.fallbackShift = fallbackShift
         self.seeds = seeds

@@ -64,54 +64,70 @@
     }
 
     /// Any thread. The 64-bit xxHash of `bytes` with `seed`.
-    @inlinable
+    ///
+    /// Always inlined: a request key is hashed once per request, right before the table lookup
+    /// that needs the result, and as a call the hash paid for saving and restoring registers and
+    /// the lookup could not start its table read any earlier. Inputs of 32 bytes or more take
+    /// the stripe loop out of line.
+    @inlinable @inline(__always)
     package static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
         let length = bytes.count
         guard let base = bytes.baseAddress, length > 0 else {
             return avalanche(seed &+ p5)
         }
+        // Offsets stay below `length`, a buffer's count, so the wrapping arithmetic never wraps.
         var offset = 0
         var h: UInt64
         if length >= 32 {
-            var v1 = seed &+ p1 &+ p2
-            var v2 = seed &+ p2
-            var v3 = seed
-            var v4 = seed &- p1
-            let limit = length - 32
-            repeat {
-                v1 = round(v1, read64(base, offset))
-                v2 = round(v2, read64(base, offset + 8))
-                v3 = round(v3, read64(base, offset + 16))
-                v4 = round(v4, read64(base, offset + 24))
-                offset += 32
-            } while offset <= limit
-            h = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
-            h = mergeRound(h, v1)
-            h = mergeRound(h, v2)
-            h = mergeRound(h, v3)
-            h = mergeRound(h, v4)
+            h = stripes(base, length, seed)
+            offset = length & ~31
         } else {
             h = seed &+ p5
         }
         h = h &+ UInt64(truncatingIfNeeded: length)
 
         // Tail: 8-byte words, then one 4-byte word, then single bytes (spec step 5).
-        while offset + 8 <= length {
+        while offset &+ 8 <= length {
             h ^= round(0, read64(base, offset))
             h = rotl(h, 27) &* p1 &+ p4
-            offset += 8
+            offset &+= 8
         }
-        if offset + 4 <= length {
+        if offset &+ 4 <= length {
             h ^= read32(base, offset) &* p1
             h = rotl(h, 23) &* p2 &+ p3
-            offset += 4
+            offset &+= 4
         }
         while offset < length {
             h ^= UInt64(base.load(fromByteOffset: offset, as: UInt8.self)) &* p5
             h = rotl(h, 11) &* p1
-            offset += 1
+            offset &+= 1
         }
         return avalanche(h)
+    }
+
+    /// The 32-byte stripes of an input of at least 32 bytes, merged (spec steps 1–4, without the
+    /// length): every whole stripe, `length & ~31` bytes.
+    @usableFromInline @inline(never)
+    static func stripes(_ base: UnsafeRawPointer, _ length: Int, _ seed: UInt64) -> UInt64 {
+        var v1 = seed &+ p1 &+ p2
+        var v2 = seed &+ p2
+        var v3 = seed
+        var v4 = seed &- p1
+        var offset = 0
+        let limit = length &- 32
+        repeat {
+            v1 = round(v1, read64(base, offset))
+            v2 = round(v2, read64(base, offset &+ 8))
+            v3 = round(v3, read64(base, offset &+ 16))
+            v4 = round(v4, read64(base, offset &+ 24))
+            offset &+= 32
+        } while offset <= limit
+        var h = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
+        h = mergeRound(h, v1)
+        h = mergeRound(h, v2)
+        h = mergeRound(h, v3)
+        h = mergeRound(h, v4)
+        return h
     }
 
     /// Any thread. The 64-bit xxHash of the UTF-8 bytes of `string`.

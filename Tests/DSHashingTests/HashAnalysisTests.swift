@@ -25,6 +25,22 @@ final class HashAnalysisTests: XCTestCase {
             }())
     }
 
+    /// `forEach` yields every key of the range, in order, as the seed's decimal numbers: from the
+    /// start, from the middle (its first key starts at the previous key's end) and empty.
+    func testKeySetForEachYieldsEachKeyOfTheRange() {
+        let keys = HashAnalysis.KeySet(count: 50, seed: 3)
+        var rng = SplitMix64(seed: 3)
+        let expected = (0..<50).map { _ in String(rng.next()) }
+        for range in [0..<50, 0..<1, 17..<31, 49..<50, 20..<20] {
+            var got: [String] = []
+            keys.forEach(range) { got.append(String(decoding: $0, as: UTF8.self)) }
+            XCTAssertEqual(got, Array(expected[range]), "range \(range)")
+        }
+        var all: [String] = []
+        keys.forEach { all.append(String(decoding: $0, as: UTF8.self)) }
+        XCTAssertEqual(all, expected)
+    }
+
     /// Small run: the report's figures are the real ones (moved = the removed member's share for
     /// a minimal-disruption algorithm; ideal = R/N).
     func testRunReportsBalanceAndChurn() {

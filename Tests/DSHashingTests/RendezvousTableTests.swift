@@ -130,6 +130,43 @@ final class RendezvousTableTests: XCTestCase {
         }
     }
 
+    /// The cell is ⌊key·M/2⁶⁴⌋ for every M: the top bits of the key when M is a power of two,
+    /// the multiply otherwise (and for M = 1).
+    func testCellIsTheRangeReduction() {
+        let keys = randomKeys(2000, seed: 11) + [0, 1, UInt64.max, UInt64.max >> 1, 1 << 63, 0xFFFF_8000_0000_0000]
+        for (cellCount, groupShift, shifts) in [
+            (RendezvousTable.defaultCellCount, 6, true), (1 << 12, 6, true), (64, 6, true), (2, 0, true),
+            (3 << 10, 6, false), (192, 6, false), (1, 0, false),
+        ] {
+            let t = RendezvousTable(members: servers(5), cellCount: cellCount, groupShift: groupShift)
+            XCTAssertEqual(t.cellShift != 0, shifts, "M = \(cellCount)")
+            for k in keys {
+                XCTAssertEqual(t.cell(k), Int(k.multipliedFullWidth(by: UInt64(cellCount)).high), "M = \(cellCount), key \(k)")
+            }
+        }
+    }
+
+    /// The lookup through lines at the default contract's shape (2¹⁷ cells, whose keys' cells
+    /// are their top bits) and with a cell count that is no power of two (the multiply), at
+    /// N = 1000, where lists hold skip bytes: the reference's choice for every key.
+    func testLineLookupAtDefaultShapeMatchesReference() {
+        for cellCount in [RendezvousTable.defaultCellCount, 3 << 10] {
+            let t = RendezvousTable(members: servers(1000), cellCount: cellCount)
+            XCTAssertEqual(t.lineShift, 1)
+            var skips = 0
+            for k in randomKeys(3000, seed: UInt64(cellCount)) {
+                var first: Int?
+                t.forEachCandidate(k) {
+                    first = $0; return false
+                }
+                XCTAssertEqual(t.lookup(k), first, "M = \(cellCount), key \(k)")
+                let start = Int(t.starts[t.cell(k)])
+                if t.lists[(start + 1)..<(start + 1 + Int(t.lists[start]))].contains(0) { skips += 1 }
+            }
+            XCTAssertGreaterThan(skips, 100, "lists with a skip byte are looked up")
+        }
+    }
+
     /// The stored candidate lists against a direct reading of the definition: each member's cell
     /// per group; for an empty cell the smallest non-empty aligned block of at least
     /// 2^fallbackShift cells (at most the group).
