@@ -300,7 +300,8 @@ extension RendezvousTable {
     /// `packedGroup`), then the gaps; afterwards state[i] is where its next byte would go. One
     /// pass over the members serves the whole run: one hash read per member, and a cell's next
     /// write is rarely still in flight when it is read again.
-    /// Returns a bit per group whose lists outgrew a slot (that group is counting-sorted instead).
+    /// Returns a bit per group that a list outgrowing its slot wrote into: its own, and the next
+    /// when the group's last cell ran on (those groups are counting-sorted instead).
     /// Safe: `slots` holds the run's slots of 2^slotShift ≥ 32 bytes, then V + V/255 + 2 bytes for
     /// a list running on past the last slot's start (a list outgrowing its slot runs on into the
     /// next ones, which is found after the pass, so the pass tests only for skip bytes), then 32
@@ -343,21 +344,30 @@ extension RendezvousTable {
                 h &<<= step
                 row &+= groupSize
                 let word = state[i]
-                var at = word &>> 16
-                var gap = v &+ 1 &- (word & 0xFFFF)
-                while gap > 255 {
-                    slots[at] = 0
-                    at &+= 1
-                    gap &-= 255
+                let gap = v &+ 1 &- (word & 0xFFFF)
+                if gap > 255 {
+                    // The slot's skip bytes are already zero: only the position moves past them.
+                    // (A loop of zero stores here became a call to memset.)
+                    let skips = (gap &- 1) / 255
+                    let at = word &>> 16 &+ skips
+                    slots[at] = UInt8(truncatingIfNeeded: gap &- 255 &* skips)
+                    state[i] = (at &+ 1) &<< 16 | (v &+ 1)
+                    continue
                 }
-                slots[at] = UInt8(truncatingIfNeeded: gap)
-                state[i] = (at &+ 1) &<< 16 | (v &+ 1)
+                slots[word &>> 16] = UInt8(truncatingIfNeeded: gap)
+                // The next position and the last member + 1 (the old one + gap) in one add.
+                state[i] = word &+ gap &+ 0x10000
             }
         }
         var overflow: UInt64 = 0
         for i in 0..<n {
             state[i] &>>= 16
-            if state[i] > (i &+ 1) &<< slotShift { overflow |= 1 &<< UInt64(truncatingIfNeeded: i &>> groupShift) }
+            // A list past its slot's end ran on into the next slots, which may be the next
+            // group's: every group it reached is wrong.
+            if state[i] > (i &+ 1) &<< slotShift {
+                let last = min(((state[i] &- 1) &>> slotShift) &>> groupShift, count &- 1)
+                for b in (i &>> groupShift)...last { overflow |= 1 &<< UInt64(truncatingIfNeeded: b) }
+            }
         }
         return overflow
     }
@@ -459,6 +469,17 @@ extension RendezvousTable {
             return w
         }
         // Every list is its slot's: the lines as `packLines` writes them, from the slots.
+        let lineBytes = (groupSize &>> lineShift) &<< 6
+        let firstLine = ((group &<< groupShift) &>> lineShift) &<< 6
+        if lineShift == 1 && slotShift >= 6 && firstLine &+ lineBytes &+ 3 <= lines.count,
+            let source = slots.baseAddress.map(UnsafeRawPointer.init),
+            let target = lines.baseAddress.map(UnsafeMutableRawPointer.init)
+        {
+            directLines(
+                source + firstSlot, slotShift: slotShift, cells: groupSize, before: before,
+                into: target + firstLine)
+            return w
+        }
         let perLine = 1 &<< lineShift
         stage.update(repeating: 0)
         for line in 0..<(groupSize &>> lineShift) {
@@ -483,6 +504,59 @@ extension RendezvousTable {
         }
         copyBytes(from: stage, 0, to: lines, ((group &<< groupShift) &>> lineShift) &<< 6, (groupSize &>> lineShift) &<< 6)
         return w
+    }
+
+    /// The lines of two cells each (`lineShift` 1) of a group whose every list is its slot's,
+    /// written straight into `lines`: per line, the zeros of its second half, the header, and
+    /// each list as the first 32 bytes after its slot's length byte (the list and the zeros
+    /// after it), the second list over the zeros the first one's copy leaves. Seven stores a
+    /// line where assembling it in `stage` and copying it out took over twenty. The second
+    /// list's copy may run up to 3 bytes into the next line, which is written after this one.
+    /// Safe: the slots are `appendRun`'s (2^slotShift ≥ 64 bytes, so 33 bytes from the slot's
+    /// start stay in it, zero past the list), `before` holds `cells` + 1 byte counts, and `line`
+    /// has room for `cells` / 2 lines and 3 bytes.
+    @inline(__always)
+    static func directLines(
+        _ slots: UnsafeRawPointer, slotShift: Int, cells: Int, before: UnsafeMutableBufferPointer<Int>,
+        into line: UnsafeMutableRawPointer
+    ) {
+        let zero = SIMD16<UInt8>()
+        var line = line
+        for k in stride(from: 0, to: cells, by: 2) {
+            let a = before[k &+ 1] &- before[k], b = before[k &+ 2] &- before[k &+ 1]
+            line.storeBytes(of: zero, toByteOffset: 32, as: SIMD16<UInt8>.self)
+            line.storeBytes(of: zero, toByteOffset: 48, as: SIMD16<UInt8>.self)
+            if a &+ b <= 61 && a <= 32 && b <= 32 {
+                line.storeBytes(
+                    of: UInt32(truncatingIfNeeded: 3 | (3 &+ a) &<< 8 | (3 &+ a &+ b) &<< 16), as: UInt32.self)
+                let first = slots + (k &<< slotShift &+ 1), second = slots + ((k &+ 1) &<< slotShift &+ 1)
+                let a0 = first.loadUnaligned(as: SIMD16<UInt8>.self)
+                let a1 = first.loadUnaligned(fromByteOffset: 16, as: SIMD16<UInt8>.self)
+                line.storeBytes(of: a0, toByteOffset: 3, as: SIMD16<UInt8>.self)
+                line.storeBytes(of: a1, toByteOffset: 19, as: SIMD16<UInt8>.self)
+                let b0 = second.loadUnaligned(as: SIMD16<UInt8>.self)
+                let b1 = second.loadUnaligned(fromByteOffset: 16, as: SIMD16<UInt8>.self)
+                line.storeBytes(of: b0, toByteOffset: 3 &+ a, as: SIMD16<UInt8>.self)
+                line.storeBytes(of: b1, toByteOffset: 19 &+ a, as: SIMD16<UInt8>.self)
+            } else {
+                line.storeBytes(of: zero, as: SIMD16<UInt8>.self)
+                line.storeBytes(of: zero, toByteOffset: 16, as: SIMD16<UInt8>.self)
+                if a &+ b <= 61 {
+                    // A list over 32 bytes: byte by byte, within the line.
+                    line.storeBytes(
+                        of: UInt32(truncatingIfNeeded: 3 | (3 &+ a) &<< 8 | (3 &+ a &+ b) &<< 16), as: UInt32.self)
+                    let first = slots + (k &<< slotShift &+ 1), second = slots + ((k &+ 1) &<< slotShift &+ 1)
+                    for i in 0..<a {
+                        line.storeBytes(of: first.load(fromByteOffset: i, as: UInt8.self), toByteOffset: 3 &+ i, as: UInt8.self)
+                    }
+                    for i in 0..<b {
+                        line.storeBytes(
+                            of: second.load(fromByteOffset: i, as: UInt8.self), toByteOffset: 3 &+ a &+ i, as: UInt8.self)
+                    }
+                }
+            }
+            line += 64
+        }
     }
 
     /// out[to ..< to + 32] = bytes[from ..< from + 32], with `adding` or-ed into the first eight

@@ -237,9 +237,10 @@ final class RendezvousTableTests: XCTestCase {
     /// A fresh wide table whose cells outgrow their build slots (see
     /// `RendezvousTable.appendedGroup`) is the table built with roomy slots, byte for byte: the
     /// groups with a full slot are counting-sorted instead. At 3000 virtual members every group
-    /// overflows 31-byte slots, at 1500 some do; fallback lists at 300 (empty cells).
+    /// overflows 31-byte slots, at 1500 some do; fallback lists at 300 (empty cells). At 1200 a
+    /// group's last cell runs on into the next group's first slot: both groups are sorted.
     func testOverflowingBuildSlotsGiveTheSameTable() {
-        for (n, cellCount) in [(3000, 1 << 10), (1500, 1 << 12), (300, 1 << 12)] {
+        for (n, cellCount) in [(3000, 1 << 10), (1500, 1 << 12), (1200, 1 << 10), (300, 1 << 12)] {
             let roomy = RendezvousTable(members: servers(n), cellCount: cellCount)
             let small = RendezvousTable(
                 members: servers(n), cellCount: cellCount, groupShift: RendezvousTable.defaultGroupShift,
