@@ -65,6 +65,15 @@ package final class AdminRouter: AdminHandler {
         return false
     }
 
+    /// The same comparison straight on the request's bytes.
+    package func isAdminPath(bytes path: UnsafeRawBufferPointer) -> Bool {
+        let count = path.count
+        for admin in Self.pathBytes where admin.count == count {
+            if admin.elementsEqual(path) { return true }
+        }
+        return false
+    }
+
     private static let pathBytes = paths.map { Array($0.utf8) }
 
     private static let longestPathLength = paths.map(\.utf8.count).max() ?? 0
