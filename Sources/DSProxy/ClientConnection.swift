@@ -221,8 +221,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
         }
         if !input.isEmpty {
             // Byte ranges and facts only: no String, no array (no allocation per request).
-            switch worker.parser.parseRequestInfo(input.readable, from: parseFrom) {
-            case .complete(let head):
+            var head = RequestHeadInfo()
+            switch worker.parser.parseRequestInfo(input.readable, from: parseFrom, into: &head) {
+            case .complete:
                 parseFrom = 0
                 begin(head)
                 return true
