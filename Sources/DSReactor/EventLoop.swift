@@ -11,16 +11,18 @@ import Glibc
 ///
 /// Usable from inline, with an inlinable `init(rawValue:)`: every event a worker handles is tested
 /// with `contains`, and only then can the proxy's module specialize the OptionSet operations
-/// instead of calling them through the conformance.
+/// instead of calling them through the conformance. The events are inlinable constants, not
+/// stored statics: another module reached a `static let` through its addressor and a
+/// `swift_once` check, several times per event handled.
 @usableFromInline package struct IOEvents: OptionSet, Sendable {
     @usableFromInline package let rawValue: UInt32
     @inlinable package init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    package static let readable = IOEvents(rawValue: Epoll.readable)
-    package static let writable = IOEvents(rawValue: Epoll.writable)
-    package static let readHangup = IOEvents(rawValue: Epoll.readHangup)
-    package static let hangup = IOEvents(rawValue: Epoll.hangup)
-    package static let error = IOEvents(rawValue: Epoll.error)
+    @inlinable package static var readable: IOEvents { IOEvents(rawValue: Epoll.readable) }
+    @inlinable package static var writable: IOEvents { IOEvents(rawValue: Epoll.writable) }
+    @inlinable package static var readHangup: IOEvents { IOEvents(rawValue: Epoll.readHangup) }
+    @inlinable package static var hangup: IOEvents { IOEvents(rawValue: Epoll.hangup) }
+    @inlinable package static var error: IOEvents { IOEvents(rawValue: Epoll.error) }
 }
 
 /// Something that owns a descriptor registered with a loop. Loop thread only.
