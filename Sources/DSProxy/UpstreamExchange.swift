@@ -49,7 +49,9 @@ final class UpstreamExchange: TimerTarget {
     private var attempts = ReplicaAttempts()
     /// The snapshot and hashed key the replica was chosen with, for failover to the next
     /// distinct candidate (`--retries`), and the replicas tried so far.
-    private var snapshot: Snapshot
+    /// Nil between requests (`releaseSnapshot`), so an idle connection does not keep an old
+    /// snapshot (and its hash table) alive.
+    private var snapshot: Snapshot?
     private var hashedKey: UInt64 = 0
     /// The replica being tried: its index in `snapshot.backends` (the pool's lists and the
     /// worker's metric handles are found by it).
@@ -181,13 +183,9 @@ final class UpstreamExchange: TimerTarget {
         }
     }
 
-    /// An empty snapshot to hold while the object waits for its next request, so an idle
-    /// connection does not keep an old snapshot (and its hash table) alive.
-    private static let noSnapshot = Snapshot.empty(algorithm: .rendezvous)
-
     /// Called by the client once the exchange has ended: lets go of the request's snapshot.
     func releaseSnapshot() {
-        snapshot = Self.noSnapshot
+        snapshot = nil
     }
 
     /// Whether the request body has been read from the client in full.
@@ -237,7 +235,11 @@ final class UpstreamExchange: TimerTarget {
         // Held in locals for the whole call: each read of the properties for a call (the pool's
         // `take`, the metrics look-up) was retained and released around that call.
         let worker = self.worker
-        let snapshot = self.snapshot
+        // Set from `start` until the exchange ends: only an exchange that has ended is without.
+        guard let snapshot = self.snapshot else {
+            fail(.noReplica(poolEmpty: false))
+            return
+        }
         backendIndex = index
         let upstream: UpstreamConnection
         if attempts.mayUsePooled, let pooled = worker.pool.take(index, in: snapshot) {
@@ -421,7 +423,7 @@ final class UpstreamExchange: TimerTarget {
     /// connection (see `ReplicaAttempts.failedOver`).
     private func failOver(from backend: Backend, refused: Bool = false) -> Bool {
         tried.append(backend.name)
-        guard let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried) else { return false }
+        guard let next = snapshot?.candidate(hashedKey: hashedKey, excluding: tried) else { return false }
         attempts.failedOver(refused: refused)
         worker.counters.count(.retried)
         attachTo(next)
