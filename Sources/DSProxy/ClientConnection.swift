@@ -18,11 +18,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
     /// the worker), closed by `close()`.
     let fd: Int32
     let peer: SocketAddress?
-    /// `unowned(unsafe)`: the worker outlives its connections (it holds them, runs their loop
-    /// and closes them in `shutdown` before its thread lets go of it), so it is alive whenever
-    /// the connection runs; a checked `unowned` paid an atomic retain and release per use,
-    /// several times per request.
-    private unowned(unsafe) let worker: Worker
+    /// Strong: a `let` of the connection's own, which every use borrows without a reference
+    /// count (`unowned(unsafe)` needed a retain and a release around each use that spans a call,
+    /// a checked `unowned` an atomic pair per use). The cycle with the worker's table of
+    /// connections ends where every connection ends, in `close` (`worker.forget`); the worker
+    /// closes all of them in `shutdown`.
+    private let worker: Worker
     /// Request bytes as they arrived; lent to the exchange (and the tunnel) for each step
     /// (`ClientLease`), which read the request's head and body from here.
     let input: ByteBuffer
