@@ -33,9 +33,11 @@ final class UpstreamExchange: TimerTarget {
     /// a connection lets go of its exchange (to the shelf, `SpareExchanges`) before it goes, so
     /// the owner is alive whenever the exchange runs, and no reference count is checked per use.
     private unowned(unsafe) var owner: ExchangeOwner?
-    /// `unowned(unsafe)`, as the client connection's: an exchange belongs to a connection of
-    /// the worker or to the worker's shelf, so the worker is alive whenever the exchange runs.
-    unowned(unsafe) let worker: Worker
+    /// Strong: a `let` of the exchange's own, which every use borrows without a reference count
+    /// (`unowned(unsafe)` needed a retain and a release around each use that spans a call). The
+    /// cycles this makes end when the worker shuts down: its connections close, their exchanges
+    /// go to its shelf, and the shelf lets go of them (`SpareExchanges.retireAll`).
+    let worker: Worker
     private(set) var head: RequestHeadInfo
     var upstream: UpstreamConnection?
     /// Whether the head has left `input` (written upstream, with a body behind it or partly).
@@ -482,6 +484,12 @@ struct SpareExchanges {
     }
 
     var count: Int { shelf.count }
+
+    /// Lets go of every exchange on the shelf (the worker is shutting down).
+    mutating func retireAll() {
+        for exchange in shelf { exchange.retire() }
+        shelf.removeAll()
+    }
 
     mutating func take() -> UpstreamExchange? {
         shelf.popLast()

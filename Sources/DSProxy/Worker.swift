@@ -403,6 +403,8 @@ package final class Worker {
         listener?.stop()
         tlsAcceptor?.stop()
         for served in Array(connections.values) { served.connection.close() }
+        // After the connections, which put their exchanges here as they close.
+        spareExchanges.retireAll()
         pool.closeAll()
         reader.leave()
         if let (drain, id) = drainSignal { drain.withdraw(id, counted: draining ? connections.count : 1) }
