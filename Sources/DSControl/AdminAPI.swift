@@ -59,16 +59,35 @@ package final class AdminRouter: AdminHandler {
     package func isAdminPath(_ path: Substring) -> Bool {
         let bytes = path.utf8
         let count = bytes.count
-        for admin in Self.pathBytes where admin.count == count {
+        guard hasAdminPath(ofLength: count) else { return false }
+        for admin in pathBytes where admin.count == count {
             if admin.elementsEqual(bytes) { return true }
         }
         return false
     }
 
-    private static let pathBytes = paths.map { Array($0.utf8) }
+    /// The same comparison straight on the request's bytes.
+    package func isAdminPath(bytes path: UnsafeRawBufferPointer) -> Bool {
+        let count = path.count
+        guard hasAdminPath(ofLength: count) else { return false }
+        for admin in pathBytes where admin.count == count {
+            if admin.elementsEqual(path) { return true }
+        }
+        return false
+    }
 
-    private static let longestPathLength = paths.map(\.utf8.count).max() ?? 0
-    package var longestAdminPath: Int { Self.longestPathLength }
+    /// Most short proxied paths have a length no admin path has: one bit test answers for them.
+    @inline(__always)
+    private func hasAdminPath(ofLength count: Int) -> Bool {
+        count < 64 && adminPathLengths & (1 << UInt64(count)) != 0
+    }
+
+    // Instance constants rather than statics: a static is reached through a `swift_once` check,
+    // and these are asked for every proxied request with a short path.
+    private let pathBytes = AdminRouter.paths.map { Array($0.utf8) }
+    /// Bit n is set when an admin path is n bytes long (every one is shorter than 64).
+    private let adminPathLengths = AdminRouter.paths.reduce(UInt64(0)) { $0 | 1 << UInt64($1.utf8.count) }
+    package let longestAdminPath = AdminRouter.paths.map(\.utf8.count).max() ?? 0
 
     /// Any thread. Reads are answered at once from the published view; commands go to the
     /// control loop and are answered when it is done with them.

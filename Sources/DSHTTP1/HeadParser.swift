@@ -40,22 +40,34 @@ package struct HeadParser: Sendable {
     package func parseRequest(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHead> {
         var fields = HeaderFieldList()
         var codings: [String] = []
-        return scanRequest(bytes, from: from) { field, name in
+        var head = RequestHeadInfo()
+        return scanRequest(bytes, from: from, into: &head) { field, name in
             fields.append(field)
             if name == .transferEncoding { Self.appendCodings(bytes, field, to: &codings) }
-        }.map { RequestHead(info: $0, bytes: bytes, fields: fields, transferCodings: codings) }
+        }.map { RequestHead(info: head, bytes: bytes, fields: fields, transferCodings: codings) }
     }
 
     /// Parses a request head like `parseRequest` (same rules, same errors) into byte ranges and
-    /// facts only; allocates nothing. Loop thread code parses every request this way.
+    /// facts only; allocates nothing.
     package func parseRequestInfo(_ bytes: UnsafeRawBufferPointer, from: Int = 0) -> HeadParseResult<RequestHeadInfo> {
-        scanRequest(bytes, from: from, onField: { _, _ in })
+        var head = RequestHeadInfo()
+        return parseRequestInfo(bytes, from: from, into: &head).map { head }
+    }
+
+    /// `parseRequestInfo` with the head written into `head` (what it holds after any outcome but
+    /// `.complete` is unspecified). Loop thread code parses every request this way: the head (a
+    /// couple of hundred bytes) is written once, where the caller keeps it, instead of being
+    /// copied out of each call's result on its way up.
+    package func parseRequestInfo(
+        _ bytes: UnsafeRawBufferPointer, from: Int = 0, into head: inout RequestHeadInfo
+    ) -> HeadParseResult<Void> {
+        scanRequest(bytes, from: from, into: &head, onField: { _, _ in })
     }
 
     private func scanRequest(
-        _ bytes: UnsafeRawBufferPointer, from: Int,
+        _ bytes: UnsafeRawBufferPointer, from: Int, into head: inout RequestHeadInfo,
         onField: (HeaderField, KnownField) -> Void
-    ) -> HeadParseResult<RequestHeadInfo> {
+    ) -> HeadParseResult<Void> {
         var start = 0
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
         while start + 1 < bytes.count && bytes[start] == 13 && bytes[start + 1] == 10 { start += 2 }
@@ -63,14 +75,14 @@ package struct HeadParser: Sendable {
         // buffered without bound. The line ends are noted only by a scan from the request line
         // on (`LineEnds`).
         return Self.withLineEnds(noting: from <= start) { lines in
-            scanRequest(bytes, from: from, start: start, lines: &lines, onField: onField)
+            scanRequest(bytes, from: from, start: start, lines: &lines, into: &head, onField: onField)
         }
     }
 
     private func scanRequest(
         _ bytes: UnsafeRawBufferPointer, from: Int, start: Int, lines: inout LineEnds,
-        onField: (HeaderField, KnownField) -> Void
-    ) -> HeadParseResult<RequestHeadInfo> {
+        into head: inout RequestHeadInfo, onField: (HeaderField, KnownField) -> Void
+    ) -> HeadParseResult<Void> {
         switch Self.findHeadEnd(bytes, from: max(from, start), limit: limits.maxHeadBytes, lines: &lines) {
         case .incomplete(let resume):
             if let error = Self.checkCompletedRequestLine(bytes, start: start, scannedFrom: max(from, start)) {
@@ -85,7 +97,8 @@ package struct HeadParser: Sendable {
             return .failed(Self.requestLineError(bytes, start: start, lf: lf) ?? error)
         case .complete(let end):
             do {
-                return .complete(try parseRequestHead(bytes, start: start, end: end, lines: &lines, onField: onField))
+                try parseRequestHead(bytes, start: start, end: end, lines: &lines, into: &head, onField: onField)
+                return .complete(())
             } catch {
                 return .failed(error)
             }
@@ -141,11 +154,11 @@ package struct HeadParser: Sendable {
 
     private func parseRequestHead(
         _ bytes: UnsafeRawBufferPointer, start: Int, end: Int, lines: inout LineEnds,
-        onField: (HeaderField, KnownField) -> Void
-    ) throws(HTTPParseError) -> RequestHeadInfo {
+        into head: inout RequestHeadInfo, onField: (HeaderField, KnownField) -> Void
+    ) throws(HTTPParseError) {
         let lineEnd = try Self.nextLineEnd(bytes, from: start, end: end, &lines)
         let line = try Self.parseRequestLine(bytes, start: start, lineEnd: lineEnd)
-        var head = RequestHeadInfo(
+        head = RequestHeadInfo(
             method: line.method, methodKind: HTTPMethodKind.classify(bytes, line.method),
             target: line.target, version: line.version, length: end, fieldsStart: lineEnd + 2)
         if let authority = try Self.absoluteFormAuthority(bytes, line.target) {
@@ -175,7 +188,6 @@ package struct HeadParser: Sendable {
             if head.hostCount == 0 { throw HTTPParseError(.badRequest, "Missing Host header") }
         }
         if head.hostCount > 1 { throw HTTPParseError(.badRequest, "Duplicate Host header") }
-        return head
     }
 
     // MARK: responses

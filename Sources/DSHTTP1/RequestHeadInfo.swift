@@ -59,6 +59,12 @@
         self.fieldsStart = fieldsStart
     }
 
+    /// A placeholder for a parse to write into (`HeadParser.parseRequestInfo(_:from:into:)`):
+    /// an empty GET with no fields.
+    package init() {
+        self.init(method: 0..<0, methodKind: .get, target: 0..<0, version: .http11, length: 0, fieldsStart: 0)
+    }
+
     /// Whether the connection stays open after this exchange (RFC 9112 §9.3).
     @inlinable package var wantsKeepAlive: Bool {
         switch version {

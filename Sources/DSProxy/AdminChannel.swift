@@ -126,6 +126,8 @@ package struct AdminResponse: Sendable {
 package protocol AdminHandler: Sendable {
     /// Whether `path` is an admin endpoint (checked per request: keep it cheap).
     func isAdminPath(_ path: Substring) -> Bool
+    /// The same for a path's bytes as they came (UTF-8), the form the worker asks with.
+    func isAdminPath(bytes path: UnsafeRawBufferPointer) -> Bool
     /// Bytes in the longest admin path: a longer request path is routed without asking
     /// `isAdminPath` (and so without making a string of it).
     var longestAdminPath: Int { get }
@@ -140,6 +142,9 @@ package protocol AdminHandler: Sendable {
 
 extension AdminHandler {
     package var longestAdminPath: Int { .max }
+    package func isAdminPath(bytes path: UnsafeRawBufferPointer) -> Bool {
+        isAdminPath(Substring(String(decoding: path, as: UTF8.self)))
+    }
     package func needsToken(_ path: Substring) -> Bool { true }
     package func refused(method: String, path: String, client: String, status: HTTPStatus, reason: String) {}
 }

@@ -18,11 +18,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
     /// the worker), closed by `close()`.
     let fd: Int32
     let peer: SocketAddress?
-    /// `unowned(unsafe)`: the worker outlives its connections (it holds them, runs their loop
-    /// and closes them in `shutdown` before its thread lets go of it), so it is alive whenever
-    /// the connection runs; a checked `unowned` paid an atomic retain and release per use,
-    /// several times per request.
-    private unowned(unsafe) let worker: Worker
+    /// Strong: a `let` of the connection's own, which every use borrows without a reference
+    /// count (`unowned(unsafe)` needed a retain and a release around each use that spans a call,
+    /// a checked `unowned` an atomic pair per use). The cycle with the worker's table of
+    /// connections ends where every connection ends, in `close` (`worker.forget`); the worker
+    /// closes all of them in `shutdown`.
+    private let worker: Worker
     /// Request bytes as they arrived; lent to the exchange (and the tunnel) for each step
     /// (`ClientLease`), which read the request's head and body from here.
     let input: ByteBuffer
@@ -221,8 +222,9 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
         }
         if !input.isEmpty {
             // Byte ranges and facts only: no String, no array (no allocation per request).
-            switch worker.parser.parseRequestInfo(input.readable, from: parseFrom) {
-            case .complete(let head):
+            var head = RequestHeadInfo()
+            switch worker.parser.parseRequestInfo(input.readable, from: parseFrom, into: &head) {
+            case .complete:
                 parseFrom = 0
                 begin(head)
                 return true
@@ -339,36 +341,11 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
             return
         }
 
-        if let admin = worker.admin, let head = adminHead(admin, head) {
-            let client = peer?.host ?? "unknown"
-            guard let peer, worker.config.adminAllow.contains(where: { $0.contains(peer) }) else {
-                let message = "Admin endpoint \(head.path) is not allowed from \(peer?.host ?? "this client")"
-                admin.refused(method: head.method, path: String(head.path), client: client, status: .forbidden, reason: message)
-                respond(status: .forbidden, message: message, close: true)
-                return
-            }
-            if let token = worker.config.adminToken, admin.needsToken(head.path),
-                !token.authorizes(head: UnsafeRawBufferPointer(rebasing: input.readable[0..<head.length]))
-            {
-                let message = "Admin endpoint \(head.path) needs Authorization: Bearer <admin token>"
-                admin.refused(
-                    method: head.method, path: String(head.path), client: client, status: .unauthorized,
-                    reason: "missing or wrong token")
-                output.append(
-                    ResponseWriter.failure(
-                        status: .unauthorized, message: message, close: true,
-                        extraHeaders: "WWW-Authenticate: Bearer realm=\"ds-lb admin\"\r\n"))
-                handle(.answered(close: true))
-                return
-            }
-            if let refusal = ClientMachine.admitAdmin(
-                framing: framing, bodyLength: bodyLength, maxBody: worker.config.maxAdminBody)
-            {
-                respond(status: refusal.status, message: refusal.message, close: true)
-                return
-            }
-            adminRequest = AdminRequestHead(head)
-            handle(.adminRequest(length: Int(bodyLength)))
+        // Only a request for an admin path is parsed again, into the full form, in a call of its
+        // own: that form's several hundred bytes stay out of this frame for every other request.
+        if let admin = worker.admin, isAdminRequest(admin, head),
+            beginAdmin(admin, framing: framing, bodyLength: bodyLength)
+        {
             return
         }
         if worker.config.redirectHTTP && tls == nil {
@@ -376,6 +353,44 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
             return
         }
         proxy(head, bodyLength: bodyLength)
+    }
+
+    /// Answers or starts reading the admin request at the front of `input` (`isAdminRequest`
+    /// said it is one). False when its head does not parse into the full form after all: it is
+    /// then proxied like any other.
+    @inline(never)
+    private func beginAdmin(_ admin: AdminHandler, framing: BodyFraming, bodyLength: UInt64) -> Bool {
+        guard case .complete(let head) = worker.parser.parseRequest(input.readable) else { return false }
+        let client = peer?.host ?? "unknown"
+        guard let peer, worker.config.adminAllow.contains(where: { $0.contains(peer) }) else {
+            let message = "Admin endpoint \(head.path) is not allowed from \(peer?.host ?? "this client")"
+            admin.refused(method: head.method, path: String(head.path), client: client, status: .forbidden, reason: message)
+            respond(status: .forbidden, message: message, close: true)
+            return true
+        }
+        if let token = worker.config.adminToken, admin.needsToken(head.path),
+            !token.authorizes(head: UnsafeRawBufferPointer(rebasing: input.readable[0..<head.length]))
+        {
+            let message = "Admin endpoint \(head.path) needs Authorization: Bearer <admin token>"
+            admin.refused(
+                method: head.method, path: String(head.path), client: client, status: .unauthorized,
+                reason: "missing or wrong token")
+            output.append(
+                ResponseWriter.failure(
+                    status: .unauthorized, message: message, close: true,
+                    extraHeaders: "WWW-Authenticate: Bearer realm=\"ds-lb admin\"\r\n"))
+            handle(.answered(close: true))
+            return true
+        }
+        if let refusal = ClientMachine.admitAdmin(
+            framing: framing, bodyLength: bodyLength, maxBody: worker.config.maxAdminBody)
+        {
+            respond(status: refusal.status, message: refusal.message, close: true)
+            return true
+        }
+        adminRequest = AdminRequestHead(head)
+        handle(.adminRequest(length: Int(bodyLength)))
+        return true
     }
 
     /// The head of the admin request whose body is being read (`.readingAdminBody`), boxed: a
@@ -516,17 +531,12 @@ final class ClientConnection: EventHandler, TimerTarget, PipelinedConnection, Ex
 
     // MARK: proxying
 
-    /// The request as a full `RequestHead` when it is for an admin endpoint, else nil. The path
-    /// is compared without allocating: only a path short enough to be an admin path is made a
-    /// string (a small one), and only an admin request is parsed again into the full form.
-    private func adminHead(_ admin: AdminHandler, _ head: RequestHeadInfo) -> RequestHead? {
-        let bytes = input.readable
+    /// Whether the request is for an admin endpoint: its path's bytes compared in place (no
+    /// string made of them), and only when it is short enough to be one.
+    private func isAdminRequest(_ admin: AdminHandler, _ head: RequestHeadInfo) -> Bool {
         let path = head.pathRange
-        guard path.count <= admin.longestAdminPath,
-            admin.isAdminPath(Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[path]), as: UTF8.self))),
-            case .complete(let full) = worker.parser.parseRequest(bytes)
-        else { return nil }
-        return full
+        return path.count <= admin.longestAdminPath
+            && admin.isAdminPath(bytes: UnsafeRawBufferPointer(rebasing: input.readable[path]))
     }
 
     private func proxy(_ head: RequestHeadInfo, bodyLength: UInt64) {

@@ -35,6 +35,9 @@ package final class ProxyMetrics: Sendable {
         fileprivate let buckets = Buckets { _ in Atomic(0) }
         /// The next shard of the same replica (readers walk the chain without a lock).
         fileprivate let next = Atomic<Unmanaged<Shard>?>(nil)
+        /// `ProxyMetrics.bucketBounds`, held here: the static is reached through a `swift_once`
+        /// check, and `end` reads the bounds for every request.
+        private let bucketBounds = ProxyMetrics.bucketBounds
         private let padding = CacheLinePadding()
 
         func begin() {
@@ -47,7 +50,7 @@ package final class ProxyMetrics: Sendable {
             add(1, to: served)
             add(Int(clamping: nanoseconds), to: latencyNanoseconds)
             var bucket = 0
-            let bounds = ProxyMetrics.bucketBounds
+            let bounds = bucketBounds
             while bucket < bounds.count && nanoseconds > bounds[bucket] { bucket += 1 }
             add(1, to: buckets[bucket])
         }

@@ -33,9 +33,11 @@ final class UpstreamExchange: TimerTarget {
     /// a connection lets go of its exchange (to the shelf, `SpareExchanges`) before it goes, so
     /// the owner is alive whenever the exchange runs, and no reference count is checked per use.
     private unowned(unsafe) var owner: ExchangeOwner?
-    /// `unowned(unsafe)`, as the client connection's: an exchange belongs to a connection of
-    /// the worker or to the worker's shelf, so the worker is alive whenever the exchange runs.
-    unowned(unsafe) let worker: Worker
+    /// Strong: a `let` of the exchange's own, which every use borrows without a reference count
+    /// (`unowned(unsafe)` needed a retain and a release around each use that spans a call). The
+    /// cycles this makes end when the worker shuts down: its connections close, their exchanges
+    /// go to its shelf, and the shelf lets go of them (`SpareExchanges.retireAll`).
+    let worker: Worker
     private(set) var head: RequestHeadInfo
     var upstream: UpstreamConnection?
     /// Whether the head has left `input` (written upstream, with a body behind it or partly).
@@ -49,7 +51,9 @@ final class UpstreamExchange: TimerTarget {
     private var attempts = ReplicaAttempts()
     /// The snapshot and hashed key the replica was chosen with, for failover to the next
     /// distinct candidate (`--retries`), and the replicas tried so far.
-    private var snapshot: Snapshot
+    /// Nil between requests (`releaseSnapshot`), so an idle connection does not keep an old
+    /// snapshot (and its hash table) alive.
+    private var snapshot: Snapshot?
     private var hashedKey: UInt64 = 0
     /// The replica being tried: its index in `snapshot.backends` (the pool's lists and the
     /// worker's metric handles are found by it).
@@ -181,13 +185,9 @@ final class UpstreamExchange: TimerTarget {
         }
     }
 
-    /// An empty snapshot to hold while the object waits for its next request, so an idle
-    /// connection does not keep an old snapshot (and its hash table) alive.
-    private static let noSnapshot = Snapshot.empty(algorithm: .rendezvous)
-
     /// Called by the client once the exchange has ended: lets go of the request's snapshot.
     func releaseSnapshot() {
-        snapshot = Self.noSnapshot
+        snapshot = nil
     }
 
     /// Whether the request body has been read from the client in full.
@@ -237,7 +237,11 @@ final class UpstreamExchange: TimerTarget {
         // Held in locals for the whole call: each read of the properties for a call (the pool's
         // `take`, the metrics look-up) was retained and released around that call.
         let worker = self.worker
-        let snapshot = self.snapshot
+        // Set from `start` until the exchange ends: only an exchange that has ended is without.
+        guard let snapshot = self.snapshot else {
+            fail(.noReplica(poolEmpty: false))
+            return
+        }
         backendIndex = index
         let upstream: UpstreamConnection
         if attempts.mayUsePooled, let pooled = worker.pool.take(index, in: snapshot) {
@@ -421,7 +425,7 @@ final class UpstreamExchange: TimerTarget {
     /// connection (see `ReplicaAttempts.failedOver`).
     private func failOver(from backend: Backend, refused: Bool = false) -> Bool {
         tried.append(backend.name)
-        guard let next = snapshot.candidate(hashedKey: hashedKey, excluding: tried) else { return false }
+        guard let next = snapshot?.candidate(hashedKey: hashedKey, excluding: tried) else { return false }
         attempts.failedOver(refused: refused)
         worker.counters.count(.retried)
         attachTo(next)
@@ -480,6 +484,12 @@ struct SpareExchanges {
     }
 
     var count: Int { shelf.count }
+
+    /// Lets go of every exchange on the shelf (the worker is shutting down).
+    mutating func retireAll() {
+        for exchange in shelf { exchange.retire() }
+        shelf.removeAll()
+    }
 
     mutating func take() -> UpstreamExchange? {
         shelf.popLast()

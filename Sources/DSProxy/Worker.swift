@@ -219,9 +219,9 @@ package final class Worker {
             let me = LoopBound(self)
             drainSignal = (drain, drain.enroll { loop.execute { me.value.drain() } })
         }
-        // Weak: the publisher outlives the worker, and would keep an ended loop (its epoll and
-        // eventfd descriptors) for as long.
-        reader.publisher.addWaker { [weak loop] in loop?.wakeUp() }
+        // Weak: the publisher outlives the worker, and would keep an ended loop's eventfd for
+        // as long. To the loop's waker, not the loop: see `EventLoop.waker`.
+        reader.publisher.addWaker { [weak waker = loop.waker] in waker?.wakeUp() }
         pool.startSweeping()
         // Before the events: a request that comes back from the same wait as the wake-up of a
         // publish is routed by the new snapshot (a health change the admin API already shows).
@@ -403,6 +403,8 @@ package final class Worker {
         listener?.stop()
         tlsAcceptor?.stop()
         for served in Array(connections.values) { served.connection.close() }
+        // After the connections, which put their exchanges here as they close.
+        spareExchanges.retireAll()
         pool.closeAll()
         reader.leave()
         if let (drain, id) = drainSignal { drain.withdraw(id, counted: draining ? connections.count : 1) }

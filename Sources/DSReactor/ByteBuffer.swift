@@ -21,7 +21,8 @@ import Glibc
 /// modules only when the class itself is usable from inline. `read` and `write` are usable from
 /// inline so that callers inline their default arguments instead of calling for them.
 @usableFromInline package final class ByteBuffer {
-    private var storage: UnsafeMutableRawPointer?
+    /// Usable from inline for `readable` only; set only by this file.
+    @usableFromInline var storage: UnsafeMutableRawPointer?
     package private(set) var capacity: Int
     @usableFromInline package internal(set) var readerIndex = 0
     @usableFromInline package internal(set) var writerIndex = 0
@@ -84,8 +85,15 @@ import Glibc
     @inlinable package var readableCount: Int { writerIndex - readerIndex }
     @inlinable package var isEmpty: Bool { readerIndex == writerIndex }
 
-    /// The unread bytes. Valid until the next mutation.
-    package var readable: UnsafeRawBufferPointer {
+    /// The unread bytes. Valid until the next mutation. Inlinable: the proxy asks for them
+    /// several times per request from another module.
+    @inlinable package var readable: UnsafeRawBufferPointer {
+        guard let storage else { return readableWithoutStorage }
+        return UnsafeRawBufferPointer(start: storage + readerIndex, count: writerIndex - readerIndex)
+    }
+
+    /// `readable` of a buffer that holds no storage: zero bytes at the never-written dummy.
+    @usableFromInline var readableWithoutStorage: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: base + readerIndex, count: writerIndex - readerIndex)
     }
 

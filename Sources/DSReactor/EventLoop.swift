@@ -11,16 +11,18 @@ import Glibc
 ///
 /// Usable from inline, with an inlinable `init(rawValue:)`: every event a worker handles is tested
 /// with `contains`, and only then can the proxy's module specialize the OptionSet operations
-/// instead of calling them through the conformance.
+/// instead of calling them through the conformance. The events are inlinable constants, not
+/// stored statics: another module reached a `static let` through its addressor and a
+/// `swift_once` check, several times per event handled.
 @usableFromInline package struct IOEvents: OptionSet, Sendable {
     @usableFromInline package let rawValue: UInt32
     @inlinable package init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    package static let readable = IOEvents(rawValue: Epoll.readable)
-    package static let writable = IOEvents(rawValue: Epoll.writable)
-    package static let readHangup = IOEvents(rawValue: Epoll.readHangup)
-    package static let hangup = IOEvents(rawValue: Epoll.hangup)
-    package static let error = IOEvents(rawValue: Epoll.error)
+    @inlinable package static var readable: IOEvents { IOEvents(rawValue: Epoll.readable) }
+    @inlinable package static var writable: IOEvents { IOEvents(rawValue: Epoll.writable) }
+    @inlinable package static var readHangup: IOEvents { IOEvents(rawValue: Epoll.readHangup) }
+    @inlinable package static var hangup: IOEvents { IOEvents(rawValue: Epoll.hangup) }
+    @inlinable package static var error: IOEvents { IOEvents(rawValue: Epoll.error) }
 }
 
 /// Something that owns a descriptor registered with a loop. Loop thread only.
@@ -78,7 +80,12 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     private let epfd: FileDescriptor
-    private let wakeFD: FileDescriptor
+    /// The loop's eventfd, in an object of its own that the loop alone holds strongly: a
+    /// thread that may outlive the loop (`SnapshotPublisher`'s wakers) keeps a weak reference
+    /// to it rather than to the loop. A weak reference gives its object a side table, which
+    /// makes every retain and release of that object take the slow path (several times the
+    /// instructions); the loop is retained and released on the request path, the waker never.
+    package let waker: LoopWaker
     private var registrations: [Registration?] = []
     private var nextGeneration: UInt32 = 1
     private var timerHeap = BinaryHeap<TimerEntry>(areInOrder: {
@@ -108,15 +115,16 @@ package final class EventLoop: @unchecked Sendable {
 
     package init() throws {
         epfd = FileDescriptor(adopting: try syscall("epoll_create1") { Epoll.create() })
-        wakeFD = FileDescriptor(adopting: try syscall("eventfd") { EventFD.create() })
+        let waker = LoopWaker(FileDescriptor(adopting: try syscall("eventfd") { EventFD.create() }))
+        self.waker = waker
         _ = try syscall("epoll_ctl(eventfd)") {
-            Epoll.add(epfd.rawValue, wakeFD.rawValue, events: Epoll.readable | Epoll.edgeTriggered, data: Self.wakeToken)
+            Epoll.add(epfd.rawValue, waker.fd.rawValue, events: Epoll.readable | Epoll.edgeTriggered, data: Self.wakeToken)
         }
     }
 
     deinit {
         // Descriptors still registered to their owner, the loop, die with it; `epfd` and
-        // `wakeFD` close themselves.
+        // the waker's eventfd close themselves.
         for (index, registration) in registrations.enumerated() where registration?.owned == true {
             Socket.close(Int32(index))
         }
@@ -293,18 +301,18 @@ package final class EventLoop: @unchecked Sendable {
     /// Any thread. Runs `task` on the loop thread soon.
     package func execute(_ task: @escaping @Sendable () -> Void) {
         inbox.withLock { $0.append(task) }
-        _ = EventFD.signal(wakeFD.rawValue)
+        waker.wakeUp()
     }
 
     /// Any thread. Makes the loop run one more iteration (its iteration hooks included) soon.
     package func wakeUp() {
-        _ = EventFD.signal(wakeFD.rawValue)
+        waker.wakeUp()
     }
 
     /// Any thread. Makes `run` return after the current iteration.
     package func stop() {
         stopRequested.store(true, ordering: .releasing)
-        _ = EventFD.signal(wakeFD.rawValue)
+        waker.wakeUp()
     }
 
     /// `hook` runs once per loop iteration, after the events, the timers and the inbox.
@@ -372,7 +380,7 @@ package final class EventLoop: @unchecked Sendable {
                 let event = events[i]
                 switch event.data {
                 case Self.wakeToken:
-                    _ = EventFD.drain(wakeFD.rawValue)
+                    _ = EventFD.drain(waker.fd.rawValue)
                 default:
                     let fd = Int(UInt32(truncatingIfNeeded: event.data))
                     let generation = UInt32(truncatingIfNeeded: event.data >> 32)
@@ -437,5 +445,20 @@ package final class EventLoop: @unchecked Sendable {
         guard let top = timerHeap.peek else { return -1 }
         let now = monotonicNanoseconds()
         return top.deadline > now ? Int64(clamping: top.deadline - now) : 0
+    }
+}
+
+/// A loop's eventfd (`EventLoop.waker`): signalled to make the loop run one more iteration soon,
+/// from any thread; closed when the loop lets go of it.
+package final class LoopWaker: Sendable {
+    let fd: FileDescriptor
+
+    init(_ fd: consuming FileDescriptor) {
+        self.fd = fd
+    }
+
+    /// Any thread. Makes the loop run one more iteration (its iteration hooks included) soon.
+    package func wakeUp() {
+        _ = EventFD.signal(fd.rawValue)
     }
 }

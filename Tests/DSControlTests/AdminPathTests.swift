@@ -17,6 +17,7 @@ final class AdminPathTests: XCTestCase {
             XCTAssertTrue(supervisor.admin.isAdminPath(path), "\(path)")
             // A slice of a longer string (the proxy passes the path's own bytes).
             XCTAssertTrue(supervisor.admin.isAdminPath(("x" + path + "?a=1").dropFirst().prefix(path.count)), "\(path)")
+            XCTAssertTrue(isAdminPathBytes(supervisor.admin, path), "\(path)")
         }
         let others: [Substring] = [
             "", "/", "/re", "/repp", "/Rep", "/REP", "/rm/", "/status/", "/metric", "/metricz",
@@ -25,7 +26,13 @@ final class AdminPathTests: XCTestCase {
         for path in others {
             XCTAssertEqual(supervisor.admin.isAdminPath(path), AdminRouter.paths.contains(path), "\(path)")
             XCTAssertFalse(supervisor.admin.isAdminPath(path), "\(path)")
+            XCTAssertFalse(isAdminPathBytes(supervisor.admin, path), "\(path)")
         }
         XCTAssertEqual(supervisor.admin.longestAdminPath, "/dashboard".utf8.count)
+    }
+
+    /// `isAdminPath(bytes:)`, which the worker asks with the path's bytes in its input buffer.
+    private func isAdminPathBytes(_ router: AdminRouter, _ path: Substring) -> Bool {
+        Array(path.utf8).withUnsafeBytes { router.isAdminPath(bytes: $0) }
     }
 }

@@ -97,6 +97,9 @@ final class RequestHeadInfoTests: XCTestCase {
     func testInfoLookupsMatchTheStringRulesOnRandomHeads() {
         var rng = SeededRandom(seed: 0xD5_1B)
         var checked = 0
+        // The proxy's form, parsing into a head it keeps: the same head, whatever the last one
+        // written into it held.
+        var reused = RequestHeadInfo()
         for _ in 0..<3000 {
             let text = Self.randomHead(&rng)
             let raw = Array(text.utf8)
@@ -106,6 +109,10 @@ final class RequestHeadInfoTests: XCTestCase {
                     return XCTFail("parseRequestInfo refused what parseRequest accepted: \(text.debugDescription)")
                 }
                 XCTAssertEqual(info, head.info, text.debugDescription)
+                guard case .complete = HeadParser().parseRequestInfo(bytes, into: &reused) else {
+                    return XCTFail("parseRequestInfo(into:) refused what parseRequest accepted: \(text.debugDescription)")
+                }
+                XCTAssertEqual(reused, info, text.debugDescription)
                 checked += 1
                 func str(_ r: Range<Int>?) -> String? { r.map { String(decoding: bytes[$0], as: UTF8.self) } }
                 XCTAssertEqual(str(info.pathRange), String(head.path), text.debugDescription)

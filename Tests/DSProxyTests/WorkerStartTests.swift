@@ -98,4 +98,90 @@ final class WorkerStartTests: XCTestCase {
         XCTAssertNil(ended, "the ended worker's loop is still held")
         publisher.publish(Snapshot(generation: 1, backends: [], algorithm: .rendezvous))
     }
+
+    /// The same once the worker has proxied a request on a connection still open when it stops:
+    /// the connection's exchange (which holds the worker, and whose deadline timer the loop
+    /// holds) is let go of with the worker's shelf, so neither keeps the worker and its loop.
+    func testAWorkerThatProxiedARequestFreesItsLoopWhenItEnds() throws {
+        let replicaFD = try Socket.listen(on: try SocketAddress.parse("127.0.0.1:0"))
+        defer { Socket.close(replicaFD) }
+        let listenFD = try Socket.listen(on: try SocketAddress.parse("127.0.0.1:0"))
+        defer { Socket.close(listenFD) }
+        let backend = Backend(name: "r1", number: 1, host: "127.0.0.1", port: try Socket.localAddress(replicaFD).port)
+        let publisher = SnapshotPublisher(
+            initial: Snapshot(generation: 0, backends: [backend], algorithm: .rendezvous), workers: 1)
+        let replicaDone = DispatchSemaphore(value: 0)
+        let replicaServed = DispatchSemaphore(value: 0)
+        // The replica answers one request and keeps its connection open until the test ends.
+        DispatchQueue.global().async {
+            var served: Int32 = -1
+            defer {
+                replicaDone.wait()
+                if served >= 0 { Socket.close(served) }
+            }
+            guard Self.waitReadable(replicaFD), case .done(let accepted)? = try? Socket.accept(replicaFD) else { return }
+            served = accepted.fd
+            guard Self.readUntil(served, contains: "\r\n\r\n") != nil else { return }
+            _ = Self.writeAll(served, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            replicaServed.signal()
+        }
+        defer { replicaDone.signal() }
+
+        let exited = DispatchSemaphore(value: 0)
+        weak var ended: EventLoop?
+        let client: Int32
+        do {
+            let loop = try Worker.start(
+                index: 0, listenFD: listenFD, publisher: publisher,
+                config: ProxyConfig(adminAllow: ProxyConfig.defaultAdminAllow()), admin: nil, metrics: ProxyMetrics(),
+                onUnreachable: { _ in }, onExit: { exited.signal() })
+            ended = loop
+            client = try Socket.connect(to: try Socket.localAddress(listenFD)).fd
+            XCTAssertTrue(Self.writeAll(client, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"))
+            let response = Self.readUntil(client, contains: "ok")
+            XCTAssertNotNil(response, "no proxied response")
+            XCTAssertEqual(replicaServed.wait(timeout: .now() + 20), .success)
+            loop.stop()
+        }
+        defer { Socket.close(client) }
+        XCTAssertEqual(exited.wait(timeout: .now() + 20), .success, "the worker's loop did not end")
+        let deadline = DispatchTime.now() + 20
+        while ended != nil && DispatchTime.now() < deadline { usleep(1_000) }
+        XCTAssertNil(ended, "the ended worker's loop is still held")
+    }
+
+    /// Waits until `fd` (non-blocking) has bytes or a connection to accept; false after 20 s.
+    private static func waitReadable(_ fd: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 20_000) == 1
+    }
+
+    /// Reads `fd` (non-blocking) until what came contains `text`; nil on EOF, error or 20 s
+    /// without bytes.
+    private static func readUntil(_ fd: Int32, contains text: String) -> String? {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while !String(decoding: received, as: UTF8.self).contains(text) {
+            guard waitReadable(fd) else { return nil }
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EAGAIN { continue }
+            guard n > 0 else { return nil }
+            received += chunk[0..<n]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    /// Writes all of `text` to `fd` (non-blocking; a few bytes to a fresh socket).
+    private static func writeAll(_ fd: Int32, _ text: String) -> Bool {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            guard poll(&entry, 1, 20_000) == 1 else { return false }
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EAGAIN { continue }
+            guard n > 0 else { return false }
+            bytes = bytes.dropFirst(n)
+        }
+        return true
+    }
 }
