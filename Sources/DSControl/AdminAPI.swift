@@ -57,17 +57,16 @@ package final class AdminRouter: AdminHandler {
     /// The answers are the same: nothing but these bytes is canonically equivalent to an admin
     /// path (no character decomposes to a lowercase ASCII letter or "/").
     package func isAdminPath(_ path: Substring) -> Bool {
-        let bytes = path.utf8
-        let count = bytes.count
-        guard hasAdminPath(ofLength: count) else { return false }
-        for admin in pathBytes where admin.count == count {
-            if admin.elementsEqual(bytes) { return true }
-        }
-        return false
+        isAdminPath(utf8: path.utf8)
     }
 
     /// The same comparison straight on the request's bytes.
     package func isAdminPath(bytes path: UnsafeRawBufferPointer) -> Bool {
+        isAdminPath(utf8: path)
+    }
+
+    @inline(__always)
+    private func isAdminPath<Bytes: Collection<UInt8>>(utf8 path: Bytes) -> Bool {
         let count = path.count
         guard hasAdminPath(ofLength: count) else { return false }
         for admin in pathBytes where admin.count == count {
