@@ -16,7 +16,9 @@ openssl s_client output per visit (r<round>_<target>_T<threads>_suite.txt). A --
 pinning.log: per proxy start, the CPU each worker was allowed (`<logname> <target> T=<T>
 <worker>=<cpu> ...`).
 Prints the section; with --update also replaces that section of RESULTS.md (or appends it),
-leaving every other section untouched. Standard library only.
+leaving every other section untouched. Within the section, a line KEEP_MARKER and everything
+after it (hand-written notes on earlier runs) survive the rewrite: they follow the new report.
+Standard library only.
 """
 import json
 import os
@@ -685,6 +687,9 @@ def notes(meta, outdir, runs):
     return out
 
 
+KEEP_MARKER = "<!-- report.py keeps the notes below this line when it rewrites the section -->"
+
+
 def update(path, section):
     title = section.splitlines()[0]
     text = open(path).read() if os.path.exists(path) else ""
@@ -696,6 +701,10 @@ def update(path, section):
         new = text + ("\n" if text else "") + section
     else:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        kept = next((i for i in range(start + 1, end) if lines[i].rstrip() == KEEP_MARKER), end)
+        kept_notes = "".join(lines[kept:end]).rstrip("\n")
+        if kept_notes:
+            section = section.rstrip("\n") + "\n\n" + kept_notes + "\n"
         tail = "".join(lines[end:])
         new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
     with open(path, "w") as f:
