@@ -86,6 +86,10 @@ package struct RequestHead: Sendable {
         self.transferCodings = transferCodings
     }
 
+    // The facts of `info`, forwarded by hand. A `@dynamicMemberLookup` subscript over key paths
+    // would say it in four lines, but other modules (ds-server per request, ds-bench per
+    // response) then call `swift_getKeyPath` and a generic subscript on every read: the key
+    // paths are not folded across modules, even with the subscript inlinable.
     package var version: HTTPVersion {
         get { info.version }
         set { info.version = newValue }
