@@ -39,9 +39,9 @@ extension RendezvousTable {
             return lists.withUnsafeBufferPointer { lists in
                 let (first, end) = RendezvousTable.bounds(lists, start)
                 if owners.count <= RendezvousTable.narrowLimit {
-                    return RendezvousTable.choose(key, lists, first, end, seeds)
+                    return RendezvousTable.choose(key, lists, first, end, seeds, gapCoded: false)
                 }
-                return RendezvousTable.chooseGapCoded(key, lists, first, end, seeds)
+                return RendezvousTable.choose(key, lists, first, end, seeds, gapCoded: true)
             }
         }
         return Int(owners[v])
@@ -88,52 +88,39 @@ extension RendezvousTable {
         return sc > sab ? c : ab
     }
 
-    /// The highest-scoring of the candidates `lists[first ..< end]` (plain byte indexes, at least
-    /// one). One loop, branch-free maximum; ties keep the lower index (the earlier member in
-    /// canonical order).
+    /// The highest-scoring candidate of the non-empty list `lists[first ..< end]`; ties keep the
+    /// lower index (the earlier member in canonical order). `gapCoded` says how the bytes name
+    /// candidates (see `lists`): false, each byte is an index; true, each byte is a gap, 0 a skip.
+    /// Callers pass a literal, so the inlined copy keeps only its own decoding.
+    ///
+    /// Branch-free after the first candidate: a skip byte gets score 0, which cannot beat the
+    /// first candidate's. Its index is still a member's (skips only precede a candidate), so the
+    /// seed loads are safe.
     @inlinable @inline(__always)
     static func choose(
         _ key: UInt64, _ lists: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
-        _ seeds: UnsafeBufferPointer<UInt64>
-    ) -> Int {
-        var best = Int(lists[first])
-        var bestScore = score(key, seeds[2 &* best], seeds[2 &* best &+ 1])
-        var i = first &+ 1
-        while i < end {
-            let v = Int(lists[i])
-            let s = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
-            let better = s > bestScore
-            bestScore = better ? s : bestScore
-            best = better ? v : best
-            i &+= 1
-        }
-        return best
-    }
-
-    /// The highest-scoring candidate of the non-empty gap-coded list `lists[first ..< end]`; ties
-    /// keep the lower index (the earlier member in canonical order). Branch-free after the first
-    /// candidate: a skip byte (0) gets score 0, which cannot beat the first candidate's. Its
-    /// index is still a member's (skips only precede a candidate), so the seed loads are safe.
-    @inlinable @inline(__always)
-    static func chooseGapCoded(
-        _ key: UInt64, _ lists: UnsafeBufferPointer<UInt8>, _ first: Int, _ end: Int,
-        _ seeds: UnsafeBufferPointer<UInt64>
+        _ seeds: UnsafeBufferPointer<UInt64>, gapCoded: Bool
     ) -> Int {
         var i = first
         var v = -1
-        while lists[i] == 0 {
-            v &+= 255
-            i &+= 1
+        if gapCoded {
+            while lists[i] == 0 {
+                v &+= 255
+                i &+= 1
+            }
+            v &+= Int(lists[i])
+        } else {
+            v = Int(lists[i])
         }
-        v &+= Int(lists[i])
         i &+= 1
         var best = v
         var bestScore = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
         while i < end {
-            let gap = Int(lists[i])
-            v &+= gap == 0 ? 255 : gap
+            let byte = Int(lists[i])
+            let skip = gapCoded && byte == 0
+            if gapCoded { v &+= skip ? 255 : byte } else { v = byte }
             let raw = score(key, seeds[2 &* v], seeds[2 &* v &+ 1])
-            let s = gap == 0 ? 0 : raw
+            let s = skip ? 0 : raw
             let better = s > bestScore
             bestScore = better ? s : bestScore
             best = better ? v : best
@@ -166,7 +153,7 @@ extension RendezvousTable {
     }
 
     /// The highest-scoring candidate of the non-empty gap-coded list of `count` bytes at `list`
-    /// (see `lists`); ties keep the lower index. The same choice as `chooseGapCoded`, in fewer
+    /// (see `lists`); ties keep the lower index. The same choice as `choose(…, gapCoded: true)`, in fewer
     /// instructions per candidate, which is what a lookup at N = 1000 spends most of its time on:
     /// skip bytes (rare: a gap over 255) are taken by a branch that is predictably not taken,
     /// not by a select in every step, and the seeds come from `firstSeeds` and `secondSeeds`.
