@@ -153,10 +153,11 @@ extension RendezvousTable {
     }
 
     /// The highest-scoring candidate of the non-empty gap-coded list of `count` bytes at `list`
-    /// (see `lists`); ties keep the lower index. The same choice as `choose(…, gapCoded: true)`, in fewer
-    /// instructions per candidate, which is what a lookup at N = 1000 spends most of its time on:
-    /// skip bytes (rare: a gap over 255) are taken by a branch that is predictably not taken,
-    /// not by a select in every step, and the seeds come from `firstSeeds` and `secondSeeds`.
+    /// (see `lists`); ties keep the lower index. The same choice as `choose(…, gapCoded: true)`,
+    /// in fewer instructions per candidate, which is what a lookup at N = 1000 spends most of its
+    /// time on: skip bytes (rare: a gap over 255) are taken by a branch that is predictably not
+    /// taken, not by a select in every step, and the seeds come from `firstSeeds` and
+    /// `secondSeeds`.
     ///
     /// The loop counts bytes from 0 rather than walking a pointer to the list's end: the list's
     /// place comes from the line, the one cache miss, and a pointer started there puts a chain
